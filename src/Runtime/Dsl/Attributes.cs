@@ -1,0 +1,88 @@
+namespace KernelDsl;
+
+/// <summary>
+/// Declares an int8 GEMM tile kernel: <c>C[M×N] = A[M×K] · B</c> on <c>mma.sync</c> m16n8k32.
+/// Put it on a <c>static partial class</c>; the generator adds the CUDA source and a typed <c>Launch</c>.
+/// </summary>
+[AttributeUsage(AttributeTargets.Class | AttributeTargets.Struct, Inherited = false)]
+public sealed class Int8GemmAttribute : Attribute
+{
+    /// <summary>Rows of C per thread block.</summary>
+    public int BlockM { get; set; } = 128;
+    /// <summary>Columns of C per thread block.</summary>
+    public int BlockN { get; set; } = 128;
+    /// <summary>Depth of one pipeline stage, in elements of k.</summary>
+    public int BlockK { get; set; } = 64;
+    /// <summary>Warps per block.</summary>
+    public int Warps { get; set; } = 8;
+    /// <summary>Warps along M; 0 lets the generator choose (the most square warp tile).</summary>
+    public int WarpsM { get; set; }
+    /// <summary>Shared-memory pipeline stages.</summary>
+    public int Stages { get; set; } = 3;
+    /// <summary>How B is stored.</summary>
+    public GemmLayout Layout { get; set; } = GemmLayout.TN;
+    /// <summary>What the kernel writes.</summary>
+    public GemmOutput Output { get; set; } = GemmOutput.S32;
+    /// <summary>Architectures the variant must compile for.</summary>
+    public Sm[] Targets { get; set; } = [Sm.Sm80, Sm.Sm90];
+}
+
+/// <summary>
+/// Declares the quantization kernels for one operand: f16/bf16 <c>[B, H, S, D]</c> (any strides but the last) into int8.
+/// </summary>
+[AttributeUsage(AttributeTargets.Class | AttributeTargets.Struct, Inherited = false)]
+public sealed class QuantizeAttribute : Attribute
+{
+    /// <summary>Input element: <see cref="Element.F16"/> or <see cref="Element.BF16"/>.</summary>
+    public Element Input { get; set; } = Element.F16;
+    /// <summary>Which values share a scale.</summary>
+    public QuantGranularity Granularity { get; set; } = QuantGranularity.PerRowBlock;
+    /// <summary>Tokens per scale for <see cref="QuantGranularity.PerRowBlock"/>.</summary>
+    public int BlockRows { get; set; } = 128;
+    /// <summary>Channels (the head dimension).</summary>
+    public int HeadDim { get; set; } = 128;
+    /// <summary>Subtract the per-(batch, head) channel mean over tokens first (K smoothing).</summary>
+    public bool SubtractChannelMean { get; set; }
+    /// <summary>Write the output [B, H, D, S] (tokens contiguous, padded to <see cref="TransposePad"/>) instead of [B, H, S, D].</summary>
+    public bool Transposed { get; set; }
+    /// <summary>Token order of a transposed output.</summary>
+    public TokenOrder TransposedOrder { get; set; } = TokenOrder.Pi;
+    /// <summary>Token padding of a transposed output.</summary>
+    public int TransposePad { get; set; } = 64;
+    /// <summary>Threads per block.</summary>
+    public int Threads { get; set; } = 256;
+    /// <summary>Architectures the variant must compile for.</summary>
+    public Sm[] Targets { get; set; } = [Sm.Sm80, Sm.Sm90];
+}
+
+/// <summary>
+/// A tile of one operand in shared memory with CuTe's <c>Swizzle(B, M, S)</c>: on an element offset,
+/// bits [M+S, M+S+B) are XORed into bits [M, M+B).
+/// </summary>
+[AttributeUsage(AttributeTargets.Class | AttributeTargets.Struct, AllowMultiple = true, Inherited = false)]
+public sealed class SmemLayoutAttribute(Operand operand, Element element, int swizzleBits, int swizzleBase, int swizzleShift) : Attribute
+{
+    public Operand Operand { get; } = operand;
+    public Element Element { get; } = element;
+    /// <summary>B: how many bits are XORed.</summary>
+    public int SwizzleBits { get; } = swizzleBits;
+    /// <summary>M: the lowest bit XORed; 2^M elements stay together (16 bytes for int8 means M = 4).</summary>
+    public int SwizzleBase { get; } = swizzleBase;
+    /// <summary>S: the distance from the bits read to the bits XORed.</summary>
+    public int SwizzleShift { get; } = swizzleShift;
+}
+
+/// <summary>A copy atom for one operand: global → shared, or shared → registers; the atom's kind says which.</summary>
+[AttributeUsage(AttributeTargets.Class | AttributeTargets.Struct, AllowMultiple = true, Inherited = false)]
+public sealed class CopyAtomAttribute(Operand operand, CopyAtoms atom) : Attribute
+{
+    public Operand Operand { get; } = operand;
+    public CopyAtoms Atom { get; } = atom;
+}
+
+/// <summary>The MMA atom every warp issues.</summary>
+[AttributeUsage(AttributeTargets.Class | AttributeTargets.Struct, Inherited = false)]
+public sealed class MmaAtomAttribute(MmaAtoms atom) : Attribute
+{
+    public MmaAtoms Atom { get; } = atom;
+}
