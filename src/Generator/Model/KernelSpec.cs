@@ -1,0 +1,82 @@
+using KernelDsl.Generator.Helpers;
+
+namespace KernelDsl.Generator.Model;
+
+/// <summary>
+/// One declared kernel variant: pure values, no Roslyn types, so it caches by value and the
+/// validators and emitters can be tested without a compilation.
+/// </summary>
+public abstract record KernelSpec
+{
+    public required TypeDeclaration Type { get; init; }
+    public required EquatableArray<Sm> Targets { get; init; }
+    public required EquatableArray<SmemLayoutSpec> SmemLayouts { get; init; }
+    public required EquatableArray<CopyAtomSpec> CopyAtoms { get; init; }
+    /// <summary>Null when the declaration names none.</summary>
+    public required MmaAtomKind? Mma { get; init; }
+
+    /// <summary>The family's name for messages ("Int8Gemm").</summary>
+    public abstract string Family { get; }
+
+    /// <summary>The kernel symbol prefix: "kdsl_" plus the declaring type.</summary>
+    public string KernelPrefix => "kdsl_" + Type.Symbol;
+
+    public SmemLayoutSpec? LayoutOf(Operand operand)
+    {
+        foreach (var layout in SmemLayouts)
+        {
+            if (layout.Operand == operand)
+            {
+                return layout;
+            }
+        }
+        return null;
+    }
+
+    /// <summary>The declared atom for <paramref name="operand"/> moving data the given way, or null.</summary>
+    public CopyAtomKind? CopyAtomOf(Operand operand, CopyDirection direction)
+    {
+        foreach (var atom in CopyAtoms)
+        {
+            if (atom.Operand == operand && Atoms.CopyAtom.Get(atom.Atom).Direction == direction)
+            {
+                return atom.Atom;
+            }
+        }
+        return null;
+    }
+}
+
+/// <summary>An int8 GEMM tile kernel: C[M×N] = A[M×K]·B on m16n8k32.</summary>
+public sealed record GemmSpec : KernelSpec
+{
+    public required int BlockM { get; init; }
+    public required int BlockN { get; init; }
+    public required int BlockK { get; init; }
+    public required int Warps { get; init; }
+    /// <summary>0 when the declaration leaves it to the generator.</summary>
+    public required int WarpsM { get; init; }
+    public required int Stages { get; init; }
+    public required GemmLayout Layout { get; init; }
+    public required GemmOutput Output { get; init; }
+
+    public override string Family => "Int8Gemm";
+}
+
+/// <summary>Quantization of an f16/bf16 [B, H, S, D] tensor into int8 with scales.</summary>
+public sealed record QuantizeSpec : KernelSpec
+{
+    public required Element Input { get; init; }
+    public required QuantGranularity Granularity { get; init; }
+    public required int BlockRows { get; init; }
+    public required int HeadDim { get; init; }
+    public required bool SubtractChannelMean { get; init; }
+    public required bool Transposed { get; init; }
+    public required TokenOrder TransposedOrder { get; init; }
+    public required int TransposePad { get; init; }
+    public required int Threads { get; init; }
+
+    public override string Family => "Quantize";
+}
+
+public enum CopyDirection { GlobalToShared, SharedToRegisters, RegistersToShared }

@@ -1,0 +1,37 @@
+using KernelDsl.Generator.Helpers;
+
+namespace KernelDsl.Generator.Model;
+
+/// <summary>Where generated members go: the declaring type and the types around it, as text.</summary>
+/// <param name="Namespace">Empty for the global namespace.</param>
+/// <param name="Name">The declaring type's name.</param>
+/// <param name="Keyword">"class", "struct" or "record".</param>
+/// <param name="IsStatic">Whether the declaration is static (the generated part must match).</param>
+/// <param name="ContainingTypes">Outer types, outermost first, each as "keyword Name".</param>
+public sealed record TypeDeclaration(
+    string Namespace,
+    string Name,
+    string Keyword,
+    bool IsStatic,
+    EquatableArray<string> ContainingTypes)
+{
+    public string FullName => (Namespace.Length == 0 ? "" : Namespace + ".") +
+        string.Concat(System.Linq.Enumerable.Select(ContainingTypes, c => c.Substring(c.IndexOf(' ') + 1) + ".")) + Name;
+
+    /// <summary>A C identifier derived from the full name, for kernel symbols.</summary>
+    public string Symbol
+    {
+        get
+        {
+            var chars = FullName.ToCharArray();
+            for (var i = 0; i < chars.Length; i++)
+            {
+                if (!char.IsLetterOrDigit(chars[i]))
+                {
+                    chars[i] = '_';
+                }
+            }
+            return new string(chars);
+        }
+    }
+}
