@@ -1,0 +1,76 @@
+using System.Globalization;
+using KernelDsl.Launching;
+using KernelDsl.Native;
+
+namespace KernelDsl;
+
+/// <summary>A kernel function resolved in a loaded module, with the entry point it was generated from.</summary>
+internal sealed record LoadedFunction(nint Handle, KernelEntryPoint Entry);
+
+/// <summary>
+/// The CUmodules loaded into one device's primary context, keyed by module definition instance (generated code
+/// keeps one per variant), so a launch after the first costs two dictionary lookups and no hashing of source.
+/// </summary>
+internal sealed unsafe class LoadedModules(CudaDevice device) : IDisposable
+{
+    private readonly OnceByKey<KernelModuleDefinition, LoadedModule> _modules = new(ReferenceEqualityComparer.Instance);
+
+    public LoadedFunction Function(KernelModuleDefinition module, string entryPoint)
+    {
+        var entry = module.EntryPoint(entryPoint);
+        return _modules.GetOrCreate(module, Load, out _).Function(entry);
+    }
+
+    public void Dispose()
+    {
+        foreach (var module in _modules.Created)
+        {
+            _ = CudaApi.cuModuleUnload(module.Handle);
+        }
+        _modules.Clear();
+    }
+
+    private LoadedModule Load(KernelModuleDefinition module)
+    {
+        var arch = KernelTarget.Select(module, device.ComputeCapability, device.Name);
+        var image = device.Modules.GetOrCompile(NvrtcRequest.ForModule(module, arch));
+        device.MakeCurrent();
+        nint handle;
+        fixed (byte* cubin = image.Cubin.Span)
+        {
+            CudaException.Check(CudaApi.cuModuleLoadData(out handle, cubin),
+                string.Create(CultureInfo.InvariantCulture, $"Loading the {arch} cubin of '{module.Name}' ({image.Cubin.Length} bytes) on device {device.Ordinal}"));
+        }
+        return new LoadedModule(device, module.Name, handle);
+    }
+}
+
+/// <summary>One loaded CUmodule and the functions resolved from it so far.</summary>
+internal sealed class LoadedModule(CudaDevice device, string variant, nint handle)
+{
+    // Above this, a kernel must opt in to more dynamic shared memory (CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES).
+    private const int DefaultDynamicSharedMemoryLimit = 48 * 1024;
+
+    private readonly OnceByKey<string, LoadedFunction> _functions = new(StringComparer.Ordinal);
+
+    public nint Handle => handle;
+
+    public LoadedFunction Function(KernelEntryPoint entry) => _functions.GetOrCreate(entry.Name, _ => Resolve(entry), out _);
+
+    private LoadedFunction Resolve(KernelEntryPoint entry)
+    {
+        device.MakeCurrent();
+        CudaException.Check(CudaApi.cuModuleGetFunction(out var function, handle, entry.Name), $"Finding kernel '{entry.Name}' in '{variant}'");
+        if (entry.SharedMemoryBytes > DefaultDynamicSharedMemoryLimit)
+        {
+            if (entry.SharedMemoryBytes > device.MaxSharedMemoryPerBlockOptin)
+            {
+                throw new NotSupportedException(string.Create(CultureInfo.InvariantCulture,
+                    $"Kernel '{entry.Name}' of '{variant}' needs {entry.SharedMemoryBytes} bytes of dynamic shared memory per block; {device.Name} allows at most {device.MaxSharedMemoryPerBlockOptin}."));
+            }
+            CudaException.Check(CudaApi.cuFuncSetAttribute(function, CuFunctionAttribute.MaxDynamicSharedSizeBytes, entry.SharedMemoryBytes),
+                string.Create(CultureInfo.InvariantCulture, $"Allowing kernel '{entry.Name}' of '{variant}' {entry.SharedMemoryBytes} bytes of dynamic shared memory"));
+        }
+        return new LoadedFunction(function, entry);
+    }
+}
