@@ -7,7 +7,7 @@ namespace KernelDsl.Generator.Model;
 /// <param name="Name">The declaring type's name.</param>
 /// <param name="Keyword">"class", "struct" or "record".</param>
 /// <param name="IsStatic">Whether the declaration is static (the generated part must match).</param>
-/// <param name="ContainingTypes">Outer types, outermost first, each as "keyword Name".</param>
+/// <param name="ContainingTypes">Outer types, outermost first, each as its partial declaration ("static partial class Outer").</param>
 public sealed record TypeDeclaration(
     string Namespace,
     string Name,
@@ -16,7 +16,7 @@ public sealed record TypeDeclaration(
     EquatableArray<string> ContainingTypes)
 {
     public string FullName => (Namespace.Length == 0 ? "" : Namespace + ".") +
-        string.Concat(System.Linq.Enumerable.Select(ContainingTypes, c => c.Substring(c.IndexOf(' ') + 1) + ".")) + Name;
+        string.Concat(System.Linq.Enumerable.Select(ContainingTypes, c => c.Substring(c.LastIndexOf(' ') + 1) + ".")) + Name;
 
     /// <summary>A C identifier derived from the full name, for kernel symbols.</summary>
     public string Symbol

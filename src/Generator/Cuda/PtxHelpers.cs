@@ -1,0 +1,188 @@
+using System.Collections.Generic;
+using System.Linq;
+using KernelDsl.Generator.Atoms;
+using KernelDsl.Generator.Helpers;
+using KernelDsl.Generator.Model;
+
+namespace KernelDsl.Generator.Cuda;
+
+/// <summary>The device helpers a kernel may need; each atom asks for its own.</summary>
+public enum PtxHelper
+{
+    IntMath,
+    SharedAddress,
+    CpAsync,
+    LdgSts,
+    Ldsm,
+    LdsmTrans,
+    Prmt,
+    Movmatrix,
+    F16Convert,
+    Bf16Convert,
+    WarpReduce,
+}
+
+/// <summary>
+/// Writes inline-PTX helpers. The generated CUDA includes no toolkit header (NVRTC without the CUDA headers
+/// must compile it), so every conversion and matrix instruction is spelled out here, once.
+/// </summary>
+public static class PtxHelpers
+{
+    public static IEnumerable<PtxHelper> For(CopyAtomKind atom) => atom switch
+    {
+        CopyAtomKind.CpAsync16 => [PtxHelper.SharedAddress, PtxHelper.CpAsync],
+        CopyAtomKind.LdgSts16 => [PtxHelper.SharedAddress, PtxHelper.LdgSts],
+        CopyAtomKind.Ldsm or CopyAtomKind.LdsmPretransposed => [PtxHelper.SharedAddress, PtxHelper.Ldsm],
+        CopyAtomKind.LdsmTrans => [PtxHelper.SharedAddress, PtxHelper.LdsmTrans],
+        CopyAtomKind.LdsmTransPrmt => [PtxHelper.SharedAddress, PtxHelper.LdsmTrans, PtxHelper.Prmt],
+        CopyAtomKind.LdsmPrmtMovmatrix => [PtxHelper.SharedAddress, PtxHelper.Ldsm, PtxHelper.Prmt, PtxHelper.Movmatrix],
+        _ => [],
+    };
+
+    public static void Write(CodeWriter w, IEnumerable<PtxHelper> helpers, IEnumerable<MmaAtom> mmas)
+    {
+        w.Line($"// ---- PTX helpers ----");
+        foreach (var helper in helpers.Distinct().OrderBy(h => h))
+        {
+            Write(w, helper);
+        }
+        foreach (var mma in mmas.Distinct())
+        {
+            WriteMma(w, mma);
+        }
+    }
+
+    private static void Write(CodeWriter w, PtxHelper helper)
+    {
+        switch (helper)
+        {
+            case PtxHelper.IntMath:
+                w.Raw("""
+                    static __device__ __forceinline__ int kdsl_min(int a, int b) { return a < b ? a : b; }
+                    static __device__ __forceinline__ int kdsl_max(int a, int b) { return a > b ? a : b; }
+                    """);
+                break;
+            case PtxHelper.SharedAddress:
+                w.Raw("""
+                    // A generic pointer into shared memory as the 32-bit shared-window address PTX wants.
+                    static __device__ __forceinline__ u32 kdsl_smem(const void* p)
+                    {
+                        u32 a;
+                        asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(a) : "l"(p));
+                        return a;
+                    }
+                    """);
+                break;
+            case PtxHelper.CpAsync:
+                w.Raw("""
+                    // cp.async.cg 16 bytes (sm_80, PTX 7.0); bytes past src_bytes are zero-filled, so tails need no branch.
+                    static __device__ __forceinline__ void kdsl_cp_async_16(u32 dst, const void* src, int src_bytes)
+                    {
+                        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" :: "r"(dst), "l"(src), "r"(src_bytes) : "memory");
+                    }
+                    static __device__ __forceinline__ void kdsl_cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+                    template <int N> static __device__ __forceinline__ void kdsl_cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" :: "n"(N) : "memory"); }
+                    """);
+                break;
+            case PtxHelper.LdgSts:
+                w.Raw("""
+                    // 16 bytes global → registers → shared; a partial chunk is read byte by byte and zero-filled.
+                    static __device__ __forceinline__ void kdsl_ldg_sts_16(u32 dst, const void* src, int src_bytes)
+                    {
+                        u32 v0 = 0, v1 = 0, v2 = 0, v3 = 0;
+                        if (src_bytes == 16) {
+                            asm volatile("ld.global.v4.u32 {%0,%1,%2,%3}, [%4];\n" : "=r"(v0), "=r"(v1), "=r"(v2), "=r"(v3) : "l"(src));
+                        } else {
+                            u32 w[4] = {0, 0, 0, 0};
+                            for (int i = 0; i < src_bytes; ++i) w[i >> 2] |= (u32)((const u8*)src)[i] << (8 * (i & 3));
+                            v0 = w[0]; v1 = w[1]; v2 = w[2]; v3 = w[3];
+                        }
+                        asm volatile("st.shared.v4.u32 [%0], {%1,%2,%3,%4};\n" :: "r"(dst), "r"(v0), "r"(v1), "r"(v2), "r"(v3) : "memory");
+                    }
+                    """);
+                break;
+            case PtxHelper.Ldsm:
+                w.Raw("""
+                    // ldmatrix x4 (sm_75, PTX 6.5): lanes 8q..8q+7 address the rows of matrix q; register q gets row lane/4, bytes 4(lane%4)...
+                    static __device__ __forceinline__ void kdsl_ldsm_x4(u32& r0, u32& r1, u32& r2, u32& r3, u32 addr)
+                    {
+                        asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n" : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3) : "r"(addr));
+                    }
+                    """);
+                break;
+            case PtxHelper.LdsmTrans:
+                w.Raw("""
+                    // ldmatrix x4 .trans: transposes 16-bit elements, so each register holds two rows of one byte pair.
+                    static __device__ __forceinline__ void kdsl_ldsm_x4_trans(u32& r0, u32& r1, u32& r2, u32& r3, u32 addr)
+                    {
+                        asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n" : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3) : "r"(addr));
+                    }
+                    """);
+                break;
+            case PtxHelper.Prmt:
+                w.Raw("""
+                    // prmt.b32: result byte i is byte (selector nibble i) of b:a.
+                    static __device__ __forceinline__ u32 kdsl_prmt(u32 a, u32 b, u32 selector)
+                    {
+                        u32 d;
+                        asm("prmt.b32 %0, %1, %2, %3;\n" : "=r"(d) : "r"(a), "r"(b), "r"(selector));
+                        return d;
+                    }
+                    """);
+                break;
+            case PtxHelper.Movmatrix:
+                w.Raw("""
+                    // movmatrix (sm_75, PTX 7.8): the warp's 8×8 matrix of 16-bit elements, transposed in registers.
+                    static __device__ __forceinline__ u32 kdsl_movm_trans(u32 x)
+                    {
+                        u32 y;
+                        asm volatile("movmatrix.sync.aligned.m8n8.trans.b16 %0, %1;\n" : "=r"(y) : "r"(x));
+                        return y;
+                    }
+                    """);
+                break;
+            case PtxHelper.F16Convert:
+                w.Raw("""
+                    static __device__ __forceinline__ u16 kdsl_f32_to_f16(float x) { u16 h; asm("cvt.rn.f16.f32 %0, %1;\n" : "=h"(h) : "f"(x)); return h; }
+                    static __device__ __forceinline__ float kdsl_f16_to_f32(u16 h) { float x; asm("cvt.f32.f16 %0, %1;\n" : "=f"(x) : "h"(h)); return x; }
+                    """);
+                break;
+            case PtxHelper.Bf16Convert:
+                w.Raw("""
+                    static __device__ __forceinline__ float kdsl_bf16_to_f32(u16 h) { return __uint_as_float((u32)h << 16); }
+                    """);
+                break;
+            case PtxHelper.WarpReduce:
+                w.Raw("""
+                    static __device__ __forceinline__ float kdsl_warp_max(float x)
+                    {
+                        for (int o = 16; o > 0; o >>= 1) x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, o));
+                        return x;
+                    }
+                    static __device__ __forceinline__ float kdsl_warp_sum(float x)
+                    {
+                        for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
+                        return x;
+                    }
+                    """);
+                break;
+        }
+    }
+
+    private static void WriteMma(CodeWriter w, MmaAtom mma)
+    {
+        if (mma.IsWarpgroup)
+        {
+            return;
+        }
+        var cType = mma.CElement == Element.F32 ? "float" : "int";
+        var cReg = mma.CElement == Element.F32 ? "f" : "r";
+        w.Line($"// {mma.Ptx} (sm_{mma.MinSm}, PTX {mma.MinPtxIsa / 10}.{mma.MinPtxIsa % 10}): D = A·B + D in place.");
+        w.Block($"static __device__ __forceinline__ void kdsl_{mma.HelperName}({cType} (&d)[4], u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1)", () =>
+        {
+            w.Line($"asm volatile(\"{mma.Ptx} {{%0,%1,%2,%3}}, {{%4,%5,%6,%7}}, {{%8,%9}}, {{%0,%1,%2,%3}};\\n\"");
+            w.Line($"    : \"+{cReg}\"(d[0]), \"+{cReg}\"(d[1]), \"+{cReg}\"(d[2]), \"+{cReg}\"(d[3])");
+            w.Line($"    : \"r\"(a0), \"r\"(a1), \"r\"(a2), \"r\"(a3), \"r\"(b0), \"r\"(b1));");
+        });
+    }
+}

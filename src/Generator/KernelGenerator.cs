@@ -1,0 +1,96 @@
+using System.Collections.Immutable;
+using System.Linq;
+using KernelDsl.Generator.Cuda;
+using KernelDsl.Generator.Helpers;
+using KernelDsl.Generator.Launchers;
+using KernelDsl.Generator.Model;
+using KernelDsl.Generator.Parsing;
+using Microsoft.CodeAnalysis;
+
+namespace KernelDsl.Generator;
+
+/// <summary>One generated file.</summary>
+public sealed record GeneratedSource(string HintName, string Text);
+
+/// <summary>
+/// The incremental generator: attributes → spec (+ diagnostics) → CUDA text and typed C# launcher.
+/// Diagnostics are reported from their own step; emission sees only valid specs, so a change that only moves
+/// a diagnostic re-emits nothing, and a comment anywhere leaves every step cached.
+/// </summary>
+[Generator(LanguageNames.CSharp)]
+public sealed class KernelGenerator : IIncrementalGenerator
+{
+    public void Initialize(IncrementalGeneratorInitializationContext context)
+    {
+        var gemm = context.SyntaxProvider
+            .ForAttributeWithMetadataName(DeclarationReader.GemmAttribute, DeclarationReader.IsTypeDeclaration,
+                (c, ct) => DeclarationReader.Read(c, DeclarationReader.GemmAttribute, ct))
+            .WithTrackingName(TrackingNames.GemmDeclarations);
+        var quantize = context.SyntaxProvider
+            .ForAttributeWithMetadataName(DeclarationReader.QuantizeAttribute, DeclarationReader.IsTypeDeclaration,
+                (c, ct) => DeclarationReader.Read(c, DeclarationReader.QuantizeAttribute, ct))
+            .WithTrackingName(TrackingNames.QuantizeDeclarations);
+
+        var gemmSpecs = Register(context, gemm);
+        var quantizeSpecs = Register(context, quantize);
+
+        var registry = gemmSpecs.Collect().Combine(quantizeSpecs.Collect())
+            .Select((pair, _) => pair.Left.Concat(pair.Right).Select(s => s.Type.FullName).OrderBy(n => n, System.StringComparer.Ordinal).ToEquatableArray())
+            .WithTrackingName(TrackingNames.Registry);
+        context.RegisterSourceOutput(registry, (ctx, names) =>
+        {
+            if (!names.IsEmpty)
+            {
+                ctx.AddSource(RegistryWriter.HintName, RegistryWriter.Write(names));
+            }
+        });
+    }
+
+    private static IncrementalValuesProvider<KernelSpec> Register(IncrementalGeneratorInitializationContext context, IncrementalValuesProvider<DeclarationResult> results)
+    {
+        var diagnostics = results.Select((r, _) => r.Diagnostics).WithTrackingName(TrackingNames.Diagnostics);
+        context.RegisterSourceOutput(diagnostics, (ctx, list) =>
+        {
+            foreach (var diagnostic in list)
+            {
+                ctx.ReportDiagnostic(diagnostic.ToDiagnostic());
+            }
+        });
+
+        var specs = results.Where(r => r.CanEmit).Select((r, _) => r.Spec!).WithTrackingName(TrackingNames.ValidSpecs);
+        var sources = specs.Select((spec, _) => Emit(spec)).WithTrackingName(TrackingNames.EmittedSources);
+        context.RegisterSourceOutput(sources, (ctx, files) =>
+        {
+            foreach (var file in files)
+            {
+                ctx.AddSource(file.HintName, file.Text);
+            }
+        });
+        return specs;
+    }
+
+    /// <summary>Spec → generated files: the CUDA module constant and the launcher.</summary>
+    public static EquatableArray<GeneratedSource> Emit(KernelSpec spec)
+    {
+        var hint = spec.Type.FullName;
+        switch (spec)
+        {
+            case GemmSpec gemm:
+                var plan = GemmPlan.Create(gemm);
+                return new[]
+                {
+                    new GeneratedSource(hint + ".cu.g.cs", CudaSourceWriter.Write(spec, GemmEmitter.Emit(plan))),
+                    new GeneratedSource(hint + ".g.cs", GemmLauncherWriter.Write(plan)),
+                }.ToEquatableArray();
+            default:
+                return EquatableArray<GeneratedSource>.Empty;
+        }
+    }
+
+    /// <summary>The CUDA text of a spec alone, for tests and tools.</summary>
+    public static string EmitCuda(KernelSpec spec) => spec switch
+    {
+        GemmSpec gemm => GemmEmitter.Emit(GemmPlan.Create(gemm)),
+        _ => "",
+    };
+}

@@ -1,0 +1,208 @@
+using System;
+using System.Collections.Generic;
+using System.Collections.Immutable;
+using System.Linq;
+using System.Threading;
+using KernelDsl.Generator.Diagnostics;
+using KernelDsl.Generator.Helpers;
+using KernelDsl.Generator.Model;
+using KernelDsl.Generator.Validation;
+using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.CSharp;
+using Microsoft.CodeAnalysis.CSharp.Syntax;
+
+namespace KernelDsl.Generator.Parsing;
+
+/// <summary>
+/// Reads an attributed type into a <see cref="KernelSpec"/> and validates it. This is the only place Roslyn
+/// symbols are touched; what leaves is values.
+/// </summary>
+public static class DeclarationReader
+{
+    public const string GemmAttribute = "KernelDsl.Int8GemmAttribute";
+    public const string QuantizeAttribute = "KernelDsl.QuantizeAttribute";
+    private const string SmemLayoutAttribute = "KernelDsl.SmemLayoutAttribute";
+    private const string CopyAtomAttribute = "KernelDsl.CopyAtomAttribute";
+    private const string MmaAtomAttribute = "KernelDsl.MmaAtomAttribute";
+
+    private static readonly string[] FamilyAttributes = [GemmAttribute, QuantizeAttribute];
+
+    /// <summary>The generator's defaults, which a test keeps equal to the attributes' property initializers.</summary>
+    public static readonly ImmutableArray<Sm> DefaultTargets = [Sm.Sm80, Sm.Sm90];
+
+    public static bool IsTypeDeclaration(SyntaxNode node, CancellationToken _) => node is TypeDeclarationSyntax;
+
+    public static DeclarationResult Read(GeneratorAttributeSyntaxContext context, string familyAttribute, CancellationToken cancellationToken)
+    {
+        var symbol = (INamedTypeSymbol)context.TargetSymbol;
+        var syntax = (TypeDeclarationSyntax)context.TargetNode;
+        var typeLocation = LocationInfo.From(syntax);
+        var attributes = symbol.GetAttributes();
+        cancellationToken.ThrowIfCancellationRequested();
+
+        var notPartial = NonPartialPart(syntax);
+        if (notPartial is not null)
+        {
+            return Failed(Rules.NotPartial, typeLocation, symbol.Name, notPartial);
+        }
+        var families = FamilyAttributes.Where(f => attributes.Any(a => NameOf(a) == f)).ToArray();
+        if (families.Length > 1)
+        {
+            // Both families' readers see this type; only the first reports it.
+            return familyAttribute == families[0]
+                ? Failed(Rules.TwoFamilies, typeLocation, symbol.Name, Short(families[0]), Short(families[1]))
+                : new DeclarationResult(null, EquatableArray<DiagnosticInfo>.Empty);
+        }
+
+        var family = attributes.First(a => NameOf(a) == familyAttribute);
+        var layouts = attributes.Where(a => NameOf(a) == SmemLayoutAttribute).ToArray();
+        var atoms = attributes.Where(a => NameOf(a) == CopyAtomAttribute).ToArray();
+        var mma = attributes.FirstOrDefault(a => NameOf(a) == MmaAtomAttribute);
+        var findings = new List<Finding>();
+
+        var type = Describe(symbol, syntax);
+        var targets = ReadTargets(family, findings);
+        var smemLayouts = layouts.Select((a, i) => new SmemLayoutSpec(
+            Enum<Operand>(a.ConstructorArguments[0], findings, new FindingTarget(TargetKind.SmemLayout, i), "SmemLayout.Operand"),
+            Enum<Element>(a.ConstructorArguments[1], findings, new FindingTarget(TargetKind.SmemLayout, i), "SmemLayout.Element"),
+            new Swizzle((int)a.ConstructorArguments[2].Value!, (int)a.ConstructorArguments[3].Value!, (int)a.ConstructorArguments[4].Value!))).ToEquatableArray();
+        var copyAtoms = atoms.Select((a, i) => new CopyAtomSpec(
+            Enum<Operand>(a.ConstructorArguments[0], findings, new FindingTarget(TargetKind.CopyAtom, i), "CopyAtom.Operand"),
+            Enum<CopyAtomKind>(a.ConstructorArguments[1], findings, new FindingTarget(TargetKind.CopyAtom, i), "CopyAtom.Atom"))).ToEquatableArray();
+        MmaAtomKind? mmaKind = mma is null ? null : Enum<MmaAtomKind>(mma.ConstructorArguments[0], findings, FindingTarget.Mma, "MmaAtom.Atom");
+
+        KernelSpec? spec = null;
+        if (findings.Count == 0)
+        {
+            var named = new NamedArguments(family, findings);
+            spec = familyAttribute == GemmAttribute
+                ? new GemmSpec
+                {
+                    Type = type, Targets = targets, SmemLayouts = smemLayouts, CopyAtoms = copyAtoms, Mma = mmaKind,
+                    BlockM = named.Int("BlockM", 128), BlockN = named.Int("BlockN", 128), BlockK = named.Int("BlockK", 64),
+                    Warps = named.Int("Warps", 8), WarpsM = named.Int("WarpsM", 0), Stages = named.Int("Stages", 3),
+                    Layout = named.Enum("Layout", GemmLayout.TN), Output = named.Enum("Output", GemmOutput.S32),
+                }
+                : new QuantizeSpec
+                {
+                    Type = type, Targets = targets, SmemLayouts = smemLayouts, CopyAtoms = copyAtoms, Mma = mmaKind,
+                    Input = named.Enum("Input", Element.F16), Granularity = named.Enum("Granularity", QuantGranularity.PerRowBlock),
+                    BlockRows = named.Int("BlockRows", 128), HeadDim = named.Int("HeadDim", 128),
+                    SubtractChannelMean = named.Bool("SubtractChannelMean", false), Transposed = named.Bool("Transposed", false),
+                    TransposedOrder = named.Enum("TransposedOrder", TokenOrder.Pi), TransposePad = named.Int("TransposePad", 64),
+                    Threads = named.Int("Threads", 256),
+                };
+            cancellationToken.ThrowIfCancellationRequested();
+            if (findings.Count == 0)
+            {
+                findings.AddRange(spec switch
+                {
+                    GemmSpec gemm => GemmValidator.Validate(gemm),
+                    QuantizeSpec quantize => QuantizeValidator.Validate(quantize),
+                    _ => ImmutableArray<Finding>.Empty,
+                });
+            }
+        }
+
+        LocationInfo? Where(FindingTarget target) => target.Kind switch
+        {
+            TargetKind.Family => LocationInfo.From(family.ApplicationSyntaxReference?.GetSyntax(cancellationToken)),
+            TargetKind.SmemLayout => LocationInfo.From(layouts[target.Index].ApplicationSyntaxReference?.GetSyntax(cancellationToken)),
+            TargetKind.CopyAtom => LocationInfo.From(atoms[target.Index].ApplicationSyntaxReference?.GetSyntax(cancellationToken)),
+            TargetKind.Mma => LocationInfo.From((mma ?? family).ApplicationSyntaxReference?.GetSyntax(cancellationToken)),
+            _ => typeLocation,
+        };
+        var diagnostics = findings.Select(f => new DiagnosticInfo(f.Rule, Where(f.Target), f.Arguments)).ToEquatableArray();
+        return new DeclarationResult(spec, diagnostics);
+    }
+
+    private static string? NameOf(AttributeData attribute) => attribute.AttributeClass?.ToDisplayString();
+
+    private static string Short(string attribute) => attribute.Substring(attribute.LastIndexOf('.') + 1).Replace("Attribute", "");
+
+    private static DeclarationResult Failed(Rule rule, LocationInfo? location, params string[] arguments) =>
+        new(null, new[] { new DiagnosticInfo(rule, location, arguments.ToEquatableArray()) }.ToEquatableArray());
+
+    /// <summary>The first of the type and its containing types that is not declared partial, described for the message.</summary>
+    private static string? NonPartialPart(TypeDeclarationSyntax syntax)
+    {
+        for (SyntaxNode? node = syntax; node is TypeDeclarationSyntax type; node = node.Parent)
+        {
+            if (!type.Modifiers.Any(SyntaxKind.PartialKeyword))
+            {
+                return type == syntax ? "the type" : $"its containing type '{type.Identifier.Text}'";
+            }
+        }
+        return null;
+    }
+
+    private static TypeDeclaration Describe(INamedTypeSymbol symbol, TypeDeclarationSyntax syntax)
+    {
+        var containing = new List<string>();
+        for (var outer = symbol.ContainingType; outer is not null; outer = outer.ContainingType)
+        {
+            containing.Insert(0, (outer.IsStatic ? "static " : "") + "partial " + Keyword(outer) + " " + outer.Name);
+        }
+        return new TypeDeclaration(
+            symbol.ContainingNamespace.IsGlobalNamespace ? "" : symbol.ContainingNamespace.ToDisplayString(),
+            symbol.Name,
+            Keyword(symbol),
+            symbol.IsStatic,
+            containing.ToEquatableArray());
+    }
+
+    private static string Keyword(INamedTypeSymbol type) => (type.IsRecord, type.TypeKind) switch
+    {
+        (true, TypeKind.Struct) => "record struct",
+        (true, _) => "record",
+        (_, TypeKind.Struct) => "struct",
+        (_, TypeKind.Interface) => "interface",
+        _ => "class",
+    };
+
+    private static EquatableArray<Sm> ReadTargets(AttributeData family, List<Finding> findings)
+    {
+        foreach (var pair in family.NamedArguments)
+        {
+            if (pair.Key == "Targets" && !pair.Value.IsNull)
+            {
+                return pair.Value.Values.Select(v => Enum<Sm>(v, findings, FindingTarget.Family, "Targets")).ToEquatableArray();
+            }
+        }
+        return DefaultTargets.ToEquatableArray();
+    }
+
+    private static T Enum<T>(TypedConstant constant, List<Finding> findings, FindingTarget target, string name) where T : struct, Enum
+    {
+        var value = constant.Value is int i ? i : -1;
+        if (!System.Enum.IsDefined(typeof(T), value))
+        {
+            findings.Add(Finding.Of(Rules.InvalidParameter, target, name, value, $"it is not a defined {typeof(T).Name} value"));
+            return default;
+        }
+        return (T)(object)value;
+    }
+
+    /// <summary>Named attribute arguments with the attribute's defaults.</summary>
+    private sealed class NamedArguments(AttributeData attribute, List<Finding> findings)
+    {
+        private TypedConstant? Find(string name)
+        {
+            foreach (var pair in attribute.NamedArguments)
+            {
+                if (pair.Key == name)
+                {
+                    return pair.Value;
+                }
+            }
+            return null;
+        }
+
+        public int Int(string name, int fallback) => Find(name)?.Value is int value ? value : fallback;
+
+        public bool Bool(string name, bool fallback) => Find(name)?.Value is bool value ? value : fallback;
+
+        public T Enum<T>(string name, T fallback) where T : struct, Enum =>
+            Find(name) is { } constant ? DeclarationReader.Enum<T>(constant, findings, FindingTarget.Family, name) : fallback;
+    }
+}

@@ -1,0 +1,12 @@
+namespace KernelDsl.Generator;
+
+/// <summary>Names of the generator's pipeline steps, for incrementality tests and diagnostics tooling.</summary>
+public static class TrackingNames
+{
+    public const string GemmDeclarations = "KernelDsl.GemmDeclarations";
+    public const string QuantizeDeclarations = "KernelDsl.QuantizeDeclarations";
+    public const string Diagnostics = "KernelDsl.Diagnostics";
+    public const string ValidSpecs = "KernelDsl.ValidSpecs";
+    public const string EmittedSources = "KernelDsl.EmittedSources";
+    public const string Registry = "KernelDsl.Registry";
+}

@@ -1,0 +1,68 @@
+namespace KernelDsl.Generator.Validation;
+
+public enum RuleSeverity { Error, Warning }
+
+/// <summary>A build-time rule with a stable id. Ids are never reused or renumbered.</summary>
+public sealed record Rule(string Id, string Title, string Message, RuleSeverity Severity = RuleSeverity.Error);
+
+/// <summary>
+/// Every KDSL diagnostic, in one place. KDSL00xx: declarations; KDSL01xx: swizzles and layouts;
+/// KDSL02xx: resources; KDSL03xx: tiles; KDSL04xx: atoms and targets; KDSL05xx: fragment composition.
+/// </summary>
+public static class Rules
+{
+    public static readonly Rule NotPartial = new("KDSL0001", "Kernel declarations must be partial",
+        "'{0}' declares a kernel but {1} is not partial: add 'partial' so the generator can add the kernel's members");
+
+    public static readonly Rule TwoFamilies = new("KDSL0002", "One kernel family per type",
+        "'{0}' declares both [{1}] and [{2}]: declare each kernel on its own type");
+
+    public static readonly Rule InvalidParameter = new("KDSL0003", "Invalid kernel parameter",
+        "{0} = {1} is invalid: {2}");
+
+    public static readonly Rule MissingLayout = new("KDSL0004", "Missing shared-memory layout",
+        "'{0}' stages operand {1} in shared memory but declares no [SmemLayout(Operand.{1}, ...)] for it");
+
+    public static readonly Rule Duplicate = new("KDSL0005", "Duplicate declaration",
+        "'{0}' declares {1} for operand {2} more than once");
+
+    public static readonly Rule UnknownOperand = new("KDSL0006", "Operand not in this family",
+        "{0} has no operand {1}; its operands are {2}");
+
+    public static readonly Rule MissingAtom = new("KDSL0007", "Missing copy or MMA atom",
+        "'{0}' declares no {1}");
+
+    public static readonly Rule SwizzleBreaksChunks = new("KDSL0101", "Swizzle breaks 16-byte chunks",
+        "{0} on {1} keeps only 2^{2} elements ({3} bytes) together, but cp.async and ldmatrix move 16-byte chunks: use M = {4} for {1}, e.g. {5}");
+
+    public static readonly Rule SwizzleSpan = new("KDSL0102", "Swizzle does not tile the layout",
+        "{0} permutes blocks of {1} bytes, but the {2} tile is {3} bytes per stage: the tile must be a whole number of swizzle blocks");
+
+    public static readonly Rule BankConflicts = new("KDSL0103", "Shared-memory bank conflicts",
+        "ldmatrix of operand {0} ({1}-byte rows, {2}) has {3}-way bank conflicts; {4}", RuleSeverity.Warning);
+
+    public static readonly Rule LayoutElement = new("KDSL0104", "Layout element does not match the MMA",
+        "the [SmemLayout] of operand {0} holds {1}, but {2} reads {3} for it");
+
+    public static readonly Rule SharedMemoryLimit = new("KDSL0201", "Shared memory over the target's limit",
+        "'{0}' needs {1} bytes of shared memory per block ({2}), but {3} allows at most {4}: use fewer stages or smaller tiles");
+
+    public static readonly Rule TileNotDivisible = new("KDSL0301", "Tile not divisible by the atom or warp layout",
+        "{0}");
+
+    public static readonly Rule AtomTargetMismatch = new("KDSL0401", "Atom not available on a target",
+        "{0} ({1}) needs {2}, but '{3}' targets {4}");
+
+    public static readonly Rule AtomNotForFamily = new("KDSL0402", "Atom not usable here",
+        "{0} cannot be used for {1}: {2}");
+
+    public static readonly Rule FragmentMismatch = new("KDSL0501", "Copy atom does not feed the MMA",
+        "copy atom {0} for operand {1} does not deliver the fragment {2} consumes: {3}");
+
+    public static readonly Rule[] All =
+    [
+        NotPartial, TwoFamilies, InvalidParameter, MissingLayout, Duplicate, UnknownOperand, MissingAtom,
+        SwizzleBreaksChunks, SwizzleSpan, BankConflicts, LayoutElement, SharedMemoryLimit, TileNotDivisible,
+        AtomTargetMismatch, AtomNotForFamily, FragmentMismatch,
+    ];
+}
