@@ -43,11 +43,17 @@ public sealed unsafe class CudaStream : IDisposable
         var function = Device.Function(module, entryPoint);
         var entry = function.Entry;
         Device.MakeCurrent();
-        arguments.WithPointers(parameters => CudaException.Check(
-            CudaApi.cuLaunchKernel(function.Handle, grid.X, grid.Y, grid.Z, (uint)entry.ThreadsPerBlock, 1, 1,
-                (uint)entry.SharedMemoryBytes, _handle, parameters, 0),
-            string.Create(CultureInfo.InvariantCulture,
-                $"Launching '{entry.Name}' of '{module.Name}' with grid ({grid.X}, {grid.Y}, {grid.Z}), {entry.ThreadsPerBlock} threads per block and {entry.SharedMemoryBytes} bytes of dynamic shared memory")));
+        var result = CuResult.Success;
+        arguments.WithPointers(parameters => result = CudaApi.cuLaunchKernel(
+            function.Handle, grid.X, grid.Y, grid.Z, (uint)entry.ThreadsPerBlock, 1, 1, (uint)entry.SharedMemoryBytes, _handle, parameters, 0));
+        if (result != CuResult.Success)
+        {
+            // Built only on failure: launches are the hot path.
+            throw new CudaException(result,
+                string.Create(CultureInfo.InvariantCulture,
+                    $"Launching '{entry.Name}' of '{module.Name}' with grid ({grid.X}, {grid.Y}, {grid.Z}), {entry.ThreadsPerBlock} threads per block and {entry.SharedMemoryBytes} bytes of dynamic shared memory"),
+                function.DescribeResources());
+        }
     }
 
     /// <summary>Queues a copy of <paramref name="source"/> to the start of <paramref name="destination"/>.</summary>

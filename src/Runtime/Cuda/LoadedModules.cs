@@ -5,7 +5,17 @@ using KernelDsl.Native;
 namespace KernelDsl;
 
 /// <summary>A kernel function resolved in a loaded module, with the entry point it was generated from.</summary>
-internal sealed record LoadedFunction(nint Handle, KernelEntryPoint Entry);
+internal sealed record LoadedFunction(nint Handle, KernelEntryPoint Entry)
+{
+    /// <summary>What the compiled kernel needs per block, for launch failures such as too many resources requested.</summary>
+    public string DescribeResources() => string.Create(CultureInfo.InvariantCulture,
+        $"The compiled kernel uses {Attribute(CuFunctionAttribute.NumRegs)} registers per thread, {Attribute(CuFunctionAttribute.SharedSizeBytes)} bytes of static shared memory and {Attribute(CuFunctionAttribute.LocalSizeBytes)} bytes of local memory per thread, and allows at most {Attribute(CuFunctionAttribute.MaxThreadsPerBlock)} threads per block.");
+
+    private string Attribute(CuFunctionAttribute attribute) =>
+        CudaApi.cuFuncGetAttribute(out var value, attribute, Handle) == CuResult.Success
+            ? value.ToString(CultureInfo.InvariantCulture)
+            : "?";
+}
 
 /// <summary>
 /// The CUmodules loaded into one device's primary context, keyed by module definition instance (generated code
