@@ -1,0 +1,176 @@
+using KernelDsl.Launching;
+
+namespace KernelDsl.Runtime.Tests;
+
+/// <summary>Device, buffers, streams and launches on a real GPU; skipped on machines without one.</summary>
+public class GpuRuntimeTests
+{
+    private static readonly KernelModuleDefinition Saxpy = new()
+    {
+        Name = "Tests.Saxpy",
+        CudaSource = """
+            extern "C" __global__ void __launch_bounds__(256) saxpy(const float* x, float* y, int n, float a)
+            {
+                int i = blockIdx.x * blockDim.x + threadIdx.x;
+                if (i < n) y[i] = a * x[i] + y[i];
+            }
+            """,
+        EntryPoints = [new KernelEntryPoint("saxpy", 256, 0)],
+        Targets = ["sm_80", "sm_90"],
+        MinimumSm = 80,
+    };
+
+    // 100 KiB of dynamic shared memory: more than the 48 KiB a kernel gets without opting in.
+    private const int BigSharedBytes = 100 * 1024;
+
+    private static readonly KernelModuleDefinition BigShared = new()
+    {
+        Name = "Tests.BigShared",
+        CudaSource = """
+            extern "C" __global__ void __launch_bounds__(256) reverse_sum(int* out)
+            {
+                extern __shared__ int tile[];
+                const int n = 100 * 1024 / 4;
+                for (int i = threadIdx.x; i < n; i += blockDim.x) tile[i] = i;
+                __syncthreads();
+                int sum = 0;
+                for (int i = threadIdx.x; i < n; i += blockDim.x) sum += tile[n - 1 - i];
+                atomicAdd(out, sum);
+            }
+            """,
+        EntryPoints = [new KernelEntryPoint("reverse_sum", 256, BigSharedBytes)],
+        Targets = ["sm_80", "sm_90"],
+        MinimumSm = 80,
+    };
+
+    [Fact]
+    public void The_device_reports_plausible_properties()
+    {
+        using var device = Gpu.OpenOrSkip();
+
+        Assert.True(device.ComputeCapability >= 50);
+        Assert.Equal($"sm_{device.ComputeCapability}", device.ArchName);
+        Assert.True(device.SmCount > 0);
+        Assert.True(device.L2CacheBytes > 0);
+        Assert.True(device.MaxSharedMemoryPerBlockOptin >= device.SharedMemoryPerBlock);
+        Assert.InRange(device.FreeMemoryBytes, 1, device.TotalMemoryBytes);
+        Assert.False(string.IsNullOrWhiteSpace(device.Name));
+    }
+
+    [Fact]
+    public void Buffers_round_trip_and_can_be_poisoned()
+    {
+        using var device = Gpu.OpenOrSkip();
+        var data = Enumerable.Range(0, 1000).Select(i => i * 3 - 7).ToArray();
+        using var buffer = device.Upload<int>(data);
+
+        Assert.Equal(data, buffer.ToArray());
+        Assert.Equal(4000, buffer.SizeInBytes);
+        buffer.FillBytes(0xFF);
+        Assert.All(buffer.ToArray(), value => Assert.Equal(-1, value));
+        buffer.CopyFrom(data.AsSpan(0, 10));
+        var prefix = new int[10];
+        buffer.CopyTo(prefix);
+        Assert.Equal(data[..10], prefix);
+    }
+
+    [Fact]
+    public void Bad_allocations_and_disposed_buffers_fail_clearly()
+    {
+        using var device = Gpu.OpenOrSkip();
+
+        Assert.Throws<ArgumentOutOfRangeException>("length", () => device.Allocate<float>(0));
+        var tooMuch = Assert.Throws<CudaException>(() => device.Allocate<byte>(device.TotalMemoryBytes * 4));
+        Assert.Equal(CuResult.OutOfMemory, tooMuch.Result);
+        Assert.Equal("CUDA_ERROR_OUT_OF_MEMORY", tooMuch.ResultName);
+        Assert.Contains($"Asked for {device.TotalMemoryBytes * 4} bytes", tooMuch.Message);
+        Assert.Contains($"of {device.TotalMemoryBytes} bytes free", tooMuch.Message);
+        var buffer = device.Allocate<float>(16);
+        buffer.Dispose();
+        Assert.Throws<ObjectDisposedException>(() => buffer.DevicePointer);
+        Assert.Throws<ObjectDisposedException>(() => buffer.ToArray());
+        Assert.Equal("q", Assert.Throws<ObjectDisposedException>(() => LaunchGuard.Buffer(buffer, "q")).ObjectName);
+    }
+
+    [Fact]
+    public void A_launch_computes_on_the_stream_and_compiles_its_module_once()
+    {
+        using var device = Gpu.OpenOrSkip();
+        using var stream = device.CreateStream();
+        const int N = 1000;
+        var x = Enumerable.Range(0, N).Select(i => (float)i).ToArray();
+        var y = Enumerable.Range(0, N).Select(i => 1.0f - i).ToArray();
+        using var dx = device.Allocate<float>(N);
+        using var dy = device.Allocate<float>(N);
+        stream.CopyToDevice(dx, x);
+        stream.CopyToDevice(dy, y);
+
+        using var start = stream.Record();
+        for (var launch = 0; launch < 2; launch++)
+        {
+            stream.Launch(Saxpy, "saxpy", Dim3.Of((N + 255) / 256), new KernelArguments().Add(dx).Add(dy).Add(N).Add(0.5f));
+        }
+        using var end = stream.Record();
+        var result = new float[N];
+        stream.CopyToHost(dy, result);
+        stream.Synchronize();
+
+        Assert.Equal(Enumerable.Range(0, N).Select(i => 1.0f - i + 2 * 0.5f * i), result);
+        Assert.True(end.ElapsedMilliseconds(start) >= 0);
+        var stats = device.Modules.Statistics;
+        Assert.Equal(1, stats.Compilations + stats.DiskHits);
+    }
+
+    [Fact]
+    public void A_kernel_with_more_than_48_KiB_of_dynamic_shared_memory_opts_in_and_runs()
+    {
+        using var device = Gpu.OpenOrSkip();
+        if (device.MaxSharedMemoryPerBlockOptin < BigSharedBytes)
+        {
+            Assert.Skip($"{device.Name} allows only {device.MaxSharedMemoryPerBlockOptin} bytes of shared memory per block.");
+        }
+        using var stream = device.CreateStream();
+        using var output = device.Upload<int>([0]);
+
+        stream.Launch(BigShared, "reverse_sum", Dim3.Of(1), new KernelArguments().Add(output));
+        stream.Synchronize();
+
+        const int n = BigSharedBytes / 4;
+        Assert.Equal(n * (n - 1) / 2, output.ToArray()[0]);
+    }
+
+    [Fact]
+    public void A_module_needing_a_newer_sm_is_refused_before_compiling()
+    {
+        using var device = Gpu.OpenOrSkip();
+        using var stream = device.CreateStream();
+        using var buffer = device.Allocate<float>(1);
+        var future = Saxpy with { Name = "Tests.Future", MinimumSm = 1000 };
+
+        var error = Assert.Throws<NotSupportedException>(() =>
+            stream.Launch(future, "saxpy", Dim3.Of(1), new KernelArguments().Add(buffer).Add(buffer).Add(1).Add(1.0f)));
+
+        Assert.Contains("Tests.Future", error.Message);
+        Assert.Contains(device.ArchName, error.Message);
+    }
+
+    [Fact]
+    public void Threads_can_share_one_device()
+    {
+        using var device = Gpu.OpenOrSkip();
+
+        Parallel.For(0, 8, new ParallelOptions { MaxDegreeOfParallelism = 8 }, worker =>
+        {
+            using var stream = device.CreateStream();
+            var x = Enumerable.Range(0, 512).Select(i => (float)(i + worker)).ToArray();
+            using var dx = device.Upload<float>(x);
+            using var dy = device.Allocate<float>(x.Length);
+            dy.FillBytes(0);
+            stream.Launch(Saxpy, "saxpy", Dim3.Of(2), new KernelArguments().Add(dx).Add(dy).Add(x.Length).Add(2.0f));
+            var y = new float[x.Length];
+            stream.CopyToHost(dy, y);
+            stream.Synchronize();
+            Assert.Equal(x.Select(value => 2 * value), y);
+        });
+    }
+}
