@@ -47,6 +47,21 @@ public class PtxasLogParserTests
     }
 
     [Fact]
+    public void Properties_printed_before_their_entry_line_still_count()
+    {
+        const string log = """
+            ptxas info    : Function properties for late
+            ptxas         .     48 bytes stack frame, 40 bytes spill stores, 44 bytes spill loads
+            ptxas info    : Compiling entry function 'late' for 'sm_90'
+            ptxas info    : Used 255 registers
+            """;
+
+        var kernel = Assert.Single(PtxasLogParser.Parse(log));
+
+        Assert.Equal(new PtxasKernelReport("late", "sm_90", 255, 48, 40, 44, 0, 0), kernel);
+    }
+
+    [Fact]
     public void A_log_without_a_ptxas_report_has_no_kernels()
     {
         Assert.Empty(PtxasLogParser.Parse(""));

@@ -17,46 +17,43 @@ internal static partial class PtxasLogParser
 {
     public static IReadOnlyList<PtxasKernelReport> Parse(string log)
     {
-        var reports = new List<PtxasKernelReport>();
-        var byName = new Dictionary<string, int>(StringComparer.Ordinal);
-        int? current = null;
-        int? properties = null;
+        var entries = new List<(string Name, string Arch)>();
+        // Keyed by function name, and joined with the entries at the end, so the order in which a ptxas release
+        // prints the blocks cannot make a spill go unseen.
+        var frames = new Dictionary<string, (int Stack, int Stores, int Loads)>(StringComparer.Ordinal);
+        var usage = new Dictionary<string, (int Registers, int Shared, int Constant)>(StringComparer.Ordinal);
+        string? current = null;
+        string? properties = null;
         foreach (var line in log.AsSpan().EnumerateLines())
         {
             var text = line.ToString();
             if (EntryLine().Match(text) is { Success: true } entry)
             {
-                var report = new PtxasKernelReport(entry.Groups["name"].Value, entry.Groups["arch"].Value, 0, 0, 0, 0, 0, 0);
-                current = byName[report.Name] = reports.Count;
-                reports.Add(report);
+                current = entry.Groups["name"].Value;
+                entries.Add((current, entry.Groups["arch"].Value));
             }
             else if (PropertiesLine().Match(text) is { Success: true } header)
             {
-                // Non-entry (device) functions get properties too; only entries are reported.
-                properties = byName.TryGetValue(header.Groups["name"].Value, out var index) ? index : null;
+                properties = header.Groups["name"].Value;
             }
-            else if (StackLine().Match(text) is { Success: true } stack && properties is { } target)
+            else if (StackLine().Match(text) is { Success: true } stack && properties is not null)
             {
-                reports[target] = reports[target] with
-                {
-                    StackFrameBytes = Number(stack, "stack"),
-                    SpillStoreBytes = Number(stack, "stores"),
-                    SpillLoadBytes = Number(stack, "loads"),
-                };
+                frames[properties] = (Number(stack, "stack"), Number(stack, "stores"), Number(stack, "loads"));
                 properties = null;
             }
-            else if (UsedLine().Match(text) is { Success: true } used && current is { } owner)
+            else if (UsedLine().Match(text) is { Success: true } used && current is not null)
             {
                 var rest = used.Groups["rest"].Value;
-                reports[owner] = reports[owner] with
-                {
-                    Registers = Number(used, "registers"),
-                    SharedMemoryBytes = Item(SharedItem(), rest),
-                    ConstantMemoryBytes = Item(ConstantItem(), rest),
-                };
+                usage[current] = (Number(used, "registers"), Item(SharedItem(), rest), Item(ConstantItem(), rest));
             }
         }
-        return reports;
+        // Device (non-entry) functions have properties too; only entries are reported.
+        return entries.Select(entry =>
+        {
+            var frame = frames.GetValueOrDefault(entry.Name);
+            var use = usage.GetValueOrDefault(entry.Name);
+            return new PtxasKernelReport(entry.Name, entry.Arch, use.Registers, frame.Stack, frame.Stores, frame.Loads, use.Shared, use.Constant);
+        }).ToList();
     }
 
     private static int Number(Match match, string group) => int.Parse(match.Groups[group].ValueSpan, NumberStyles.None, CultureInfo.InvariantCulture);
