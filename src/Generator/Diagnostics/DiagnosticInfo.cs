@@ -18,9 +18,11 @@ public sealed record LocationInfo(string FilePath, TextSpan Span, LinePositionSp
         {
             return null;
         }
-        var location = node.GetLocation();
-        return location.SourceTree is null ? null : new LocationInfo(location.SourceTree.FilePath, location.SourceSpan, location.GetLineSpan().Span);
+        return From(node.GetLocation());
     }
+
+    public static LocationInfo? From(Location location) =>
+        location.SourceTree is null ? null : new LocationInfo(location.SourceTree.FilePath, location.SourceSpan, location.GetLineSpan().Span);
 }
 
 /// <summary>A diagnostic as values: rule, where, message arguments.</summary>

@@ -36,7 +36,7 @@ public static class DeclarationReader
     {
         var symbol = (INamedTypeSymbol)context.TargetSymbol;
         var syntax = (TypeDeclarationSyntax)context.TargetNode;
-        var typeLocation = LocationInfo.From(syntax);
+        var typeLocation = LocationInfo.From(syntax.Identifier.GetLocation());
         var attributes = symbol.GetAttributes();
         cancellationToken.ThrowIfCancellationRequested();
 

@@ -1,10 +1,96 @@
+using System.Collections.Generic;
 using System.Collections.Immutable;
 using KernelDsl.Generator.Model;
 
 namespace KernelDsl.Generator.Validation;
 
-/// <summary>The Quantize family's rules.</summary>
+/// <summary>
+/// The Quantize family's rules: its can_implement, checked at build time. The kernels read 8 channels (16 bytes
+/// of f16/bf16) per load and stage nothing through declared shared-memory layouts, so layouts and atoms are errors
+/// here rather than silently ignored.
+/// </summary>
 public static class QuantizeValidator
 {
-    public static ImmutableArray<Finding> Validate(QuantizeSpec spec) => ImmutableArray<Finding>.Empty;
+    /// <summary>The head dims the attention kernels are built for; each is a multiple of 16, so int8 rows are whole 16-byte chunks.</summary>
+    public static readonly ImmutableArray<int> HeadDims = [64, 96, 128, 256];
+
+    public const int MinThreads = 64;
+    public const int MaxThreads = 1024;
+    public const int MaxBlockRows = 1024;
+    public const int MaxTransposePad = 1024;
+
+    public static ImmutableArray<Finding> Validate(QuantizeSpec spec)
+    {
+        var findings = new List<Finding>();
+        CheckParameters(findings, spec);
+        CheckTransposition(findings, spec);
+        CheckNothingStaged(findings, spec);
+        return findings.ToImmutableArray();
+    }
+
+    private static void Bad(List<Finding> findings, string name, object value, string rule) =>
+        findings.Add(Finding.Of(Rules.InvalidParameter, FindingTarget.Family, "Quantize." + name, value, rule));
+
+    private static void CheckParameters(List<Finding> findings, QuantizeSpec spec)
+    {
+        if (spec.Input is not (Element.F16 or Element.BF16))
+        {
+            Bad(findings, nameof(spec.Input), spec.Input, "the quantize kernels read f16 or bf16 (Element.F16 or Element.BF16)");
+        }
+        if (!HeadDims.Contains(spec.HeadDim))
+        {
+            var why = spec.HeadDim % 16 != 0 ? $"it is not a multiple of 16; " : "";
+            Bad(findings, nameof(spec.HeadDim), spec.HeadDim, why + "use 64, 96, 128 or 256 (the attention head dims; 16-byte int8 rows, 8 channels per load)");
+        }
+        if (spec.BlockRows < 16 || spec.BlockRows > MaxBlockRows || spec.BlockRows % 16 != 0)
+        {
+            Bad(findings, nameof(spec.BlockRows), spec.BlockRows, $"use a multiple of 16 from 16 to {MaxBlockRows} (attention tiles and π groups are 16 tokens)");
+        }
+        if (!DeclarationRules.IsPowerOfTwo(spec.Threads) || spec.Threads < MinThreads || spec.Threads > MaxThreads)
+        {
+            Bad(findings, nameof(spec.Threads), spec.Threads, $"use a power of two from {MinThreads} to {MaxThreads} threads per block");
+        }
+        if (spec.Targets.IsEmpty)
+        {
+            Bad(findings, nameof(spec.Targets), "[]", "name at least one architecture");
+        }
+    }
+
+    private static void CheckTransposition(List<Finding> findings, QuantizeSpec spec)
+    {
+        if (!spec.Transposed)
+        {
+            return;
+        }
+        if (spec.TransposePad < 16 || spec.TransposePad > MaxTransposePad || spec.TransposePad % 16 != 0)
+        {
+            var why = spec.TransposedOrder == TokenOrder.Pi
+                ? "π order permutes whole 16-token groups and rows are stored in 16-byte chunks"
+                : "rows are stored in 16-byte chunks";
+            Bad(findings, nameof(spec.TransposePad), spec.TransposePad, $"use a multiple of 16 from 16 to {MaxTransposePad}: {why}");
+        }
+        if (spec.Granularity == QuantGranularity.PerRowBlock)
+        {
+            Bad(findings, nameof(spec.Granularity), spec.Granularity,
+                "a transposed output is V for P·V, whose tokens are the MMA's k dimension and whose scale the epilogue applies per channel: use QuantGranularity.PerChannel, or Transposed = false");
+        }
+    }
+
+    private static void CheckNothingStaged(List<Finding> findings, QuantizeSpec spec)
+    {
+        for (var i = 0; i < spec.SmemLayouts.Count; i++)
+        {
+            findings.Add(Finding.Of(Rules.UnknownOperand, new FindingTarget(TargetKind.SmemLayout, i), spec.Family, spec.SmemLayouts[i].Operand,
+                "none: it stages no operand through a declared shared-memory layout, so remove the [SmemLayout]"));
+        }
+        const string noAtoms = "the quantize kernels move data with plain 16-byte loads and stores and multiply nothing; remove the attribute";
+        for (var i = 0; i < spec.CopyAtoms.Count; i++)
+        {
+            findings.Add(Finding.Of(Rules.AtomNotForFamily, new FindingTarget(TargetKind.CopyAtom, i), spec.CopyAtoms[i].Atom, spec.Family, noAtoms));
+        }
+        if (spec.Mma is { } mma)
+        {
+            findings.Add(Finding.Of(Rules.AtomNotForFamily, FindingTarget.Mma, mma, spec.Family, noAtoms));
+        }
+    }
 }

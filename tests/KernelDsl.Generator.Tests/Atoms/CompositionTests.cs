@@ -2,7 +2,7 @@ using KernelDsl.Generator.Atoms;
 using KernelDsl.Generator.Helpers;
 using KernelDsl.Generator.Model;
 
-namespace KernelDsl.Generator.Tests.Atoms;
+namespace GeneratorTests.Atoms;
 
 /// <summary>
 /// Each V strategy composed with the m16n8k32 B fragment and an A fragment in natural or π k order:

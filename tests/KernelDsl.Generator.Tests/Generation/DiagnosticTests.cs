@@ -1,0 +1,240 @@
+using GeneratorTests.Infrastructure;
+using Microsoft.CodeAnalysis;
+
+namespace GeneratorTests.Generation;
+
+/// <summary>Every KDSL diagnostic, raised by a real declaration through the generator, pointing at the right attribute.</summary>
+public class DiagnosticTests
+{
+    /// <summary>A valid Recipe A GEMM; each test breaks one thing.</summary>
+    private const string Valid = """
+        using KernelDsl;
+        namespace Users;
+        [Int8Gemm(BlockM = 64, BlockN = 64, BlockK = 64, Warps = 4, Stages = 2, Layout = GemmLayout.NN)]
+        [SmemLayout(Operand.A, Element.S8, 2, 4, 3)]
+        [SmemLayout(Operand.B, Element.S8, 2, 4, 4)]
+        [CopyAtom(Operand.A, CopyAtoms.Ldsm)]
+        [CopyAtom(Operand.B, CopyAtoms.LdsmTransPrmt)]
+        [MmaAtom(MmaAtoms.M16N8K32_S32S8S8)]
+        public static partial class Gemm;
+        """;
+
+    private static readonly Dictionary<Diagnostic, string> Sources = [];
+
+    private static Diagnostic Single(string source, string id, bool allowOthersOfSameId = false)
+    {
+        var run = GeneratorHarness.RunGenerator(source);
+        var matching = run.GeneratorDiagnostics.Where(d => d.Id == id).ToList();
+        Assert.True(matching.Count == 1 || (allowOthersOfSameId && matching.Count > 0),
+            $"expected one {id}, got: {string.Join(" | ", run.GeneratorDiagnostics.Select(d => d.ToString()))}");
+        lock (Sources)
+        {
+            Sources[matching[0]] = source;
+        }
+        return matching[0];
+    }
+
+    /// <summary>The source line the diagnostic points at.</summary>
+    private static string LineOf(Diagnostic diagnostic)
+    {
+        string source;
+        lock (Sources)
+        {
+            source = Sources[diagnostic];
+        }
+        return source.Split('\n')[diagnostic.Location.GetLineSpan().StartLinePosition.Line];
+    }
+
+    [Fact]
+    public void The_valid_declaration_is_clean_and_compiles()
+    {
+        var run = GeneratorHarness.RunGenerator(Valid);
+        Assert.Empty(run.GeneratorDiagnostics);
+        Assert.Empty(run.CompilationErrors);
+        Assert.Contains(run.Sources, s => s.HintName == "Users.Gemm.g.cs");
+    }
+
+    [Fact]
+    public void KDSL0001_not_partial()
+    {
+        var d = Single(Valid.Replace("public static partial class Gemm;", "public static class Gemm { }"), "KDSL0001");
+        Assert.Contains("add 'partial'", d.GetMessage());
+        Assert.Contains("class Gemm", LineOf(d));
+    }
+
+    [Fact]
+    public void KDSL0001_containing_type_not_partial()
+    {
+        var source = Valid.Replace("[Int8Gemm", "public static class Outer {\n[Int8Gemm").Replace("public static partial class Gemm;", "public static partial class Gemm { } }");
+        var d = Single(source, "KDSL0001");
+        Assert.Contains("containing type 'Outer'", d.GetMessage());
+    }
+
+    [Fact]
+    public void KDSL0002_two_families()
+    {
+        var d = Single(Valid.Replace("[MmaAtom", "[Quantize]\n[MmaAtom"), "KDSL0002");
+        Assert.Contains("[Int8Gemm] and [Quantize]", d.GetMessage());
+    }
+
+    [Fact]
+    public void KDSL0003_invalid_parameter()
+    {
+        var d = Single(Valid.Replace("Warps = 4", "Warps = 3"), "KDSL0003");
+        Assert.Contains("Int8Gemm.Warps = 3", d.GetMessage());
+        Assert.Contains("[Int8Gemm(", LineOf(d));
+    }
+
+    [Fact]
+    public void KDSL0003_undefined_enum_value()
+    {
+        var d = Single(Valid.Replace("CopyAtoms.LdsmTransPrmt", "(CopyAtoms)42"), "KDSL0003");
+        Assert.Contains("not a defined CopyAtomKind", d.GetMessage());
+    }
+
+    [Fact]
+    public void KDSL0004_missing_layout()
+    {
+        var d = Single(Valid.Replace("[SmemLayout(Operand.B, Element.S8, 2, 4, 4)]", ""), "KDSL0004");
+        Assert.Contains("Operand.B", d.GetMessage());
+    }
+
+    [Fact]
+    public void KDSL0005_duplicate()
+    {
+        var d = Single(Valid.Replace("[CopyAtom(Operand.A, CopyAtoms.Ldsm)]", "[CopyAtom(Operand.A, CopyAtoms.Ldsm)]\n[CopyAtom(Operand.A, CopyAtoms.LdsmTrans)]"), "KDSL0005");
+        Assert.Contains("LdsmTrans", LineOf(d));
+    }
+
+    [Fact]
+    public void KDSL0006_operand_not_in_family()
+    {
+        var d = Single(Valid.Replace("[CopyAtom(Operand.A, CopyAtoms.Ldsm)]", "[CopyAtom(Operand.A, CopyAtoms.Ldsm)]\n[CopyAtom(Operand.V, CopyAtoms.Ldsm)]"), "KDSL0006");
+        Assert.Contains("no operand V", d.GetMessage());
+    }
+
+    [Fact]
+    public void KDSL0007_missing_atom()
+    {
+        var d = Single(Valid.Replace("[MmaAtom(MmaAtoms.M16N8K32_S32S8S8)]", ""), "KDSL0007");
+        Assert.Contains("[MmaAtom]", d.GetMessage());
+    }
+
+    [Fact]
+    public void KDSL0101_fp16_swizzle_on_int8_breaks_16_byte_chunks()
+    {
+        var d = Single(Valid.Replace("[SmemLayout(Operand.A, Element.S8, 2, 4, 3)]", "[SmemLayout(Operand.A, Element.S8, 3, 3, 3)]"), "KDSL0101");
+        Assert.Contains("Swizzle(3,3,3)", d.GetMessage());
+        Assert.Contains("use M = 4", d.GetMessage());
+        Assert.Contains("Operand.A", LineOf(d));
+    }
+
+    [Fact]
+    public void KDSL0102_swizzle_larger_than_the_tile()
+    {
+        var d = Single(Valid.Replace("[SmemLayout(Operand.A, Element.S8, 2, 4, 3)]", "[SmemLayout(Operand.A, Element.S8, 3, 4, 7)]"), "KDSL0102");
+        Assert.Contains("16384 bytes", d.GetMessage());
+    }
+
+    [Fact]
+    public void KDSL0103_bank_conflicts_are_a_warning_with_advice()
+    {
+        var d = Single(Valid.Replace("[SmemLayout(Operand.A, Element.S8, 2, 4, 3)]", "[SmemLayout(Operand.A, Element.S8, 0, 4, 3)]"), "KDSL0103");
+        Assert.Equal(DiagnosticSeverity.Warning, d.Severity);
+        Assert.Contains("4-way", d.GetMessage());
+        Assert.Contains("Swizzle(2,4,3) brings it to 1-way", d.GetMessage());
+    }
+
+    [Fact]
+    public void KDSL0104_layout_element_differs_from_the_MMA()
+    {
+        var d = Single(Valid.Replace("[SmemLayout(Operand.B, Element.S8, 2, 4, 4)]", "[SmemLayout(Operand.B, Element.U8, 2, 4, 4)]"), "KDSL0104");
+        Assert.Contains("holds U8", d.GetMessage());
+    }
+
+    [Fact]
+    public void KDSL0201_shared_memory_over_the_limit()
+    {
+        var source = Valid.Replace("BlockM = 64, BlockN = 64, BlockK = 64, Warps = 4, Stages = 2", "BlockM = 256, BlockN = 256, BlockK = 128, Warps = 8, Stages = 4");
+        var d = Single(source, "KDSL0201");
+        Assert.Contains("262144 bytes", d.GetMessage());
+        Assert.Contains("sm_80 allows at most 166912", d.GetMessage());
+    }
+
+    [Fact]
+    public void KDSL0301_tile_not_divisible()
+    {
+        var d = Single(Valid.Replace("BlockK = 64", "BlockK = 48"), "KDSL0301", allowOthersOfSameId: true);
+        Assert.Contains("BlockK = 48", d.GetMessage());
+    }
+
+    [Fact]
+    public void KDSL0401_movmatrix_below_sm75_and_ptx()
+    {
+        var source = Valid.Replace("Layout = GemmLayout.NN)", "Layout = GemmLayout.NN, Targets = new[] { Sm.Sm75 })").Replace("CopyAtoms.LdsmTransPrmt", "CopyAtoms.LdsmPrmtMovmatrix");
+        var run = GeneratorHarness.RunGenerator(source);
+        // mma.sync m16n8k32 needs sm_80; movmatrix itself is fine on sm_75.
+        var d = Assert.Single(run.GeneratorDiagnostics, x => x.Id == "KDSL0401");
+        Assert.Contains("needs sm_80", d.GetMessage());
+    }
+
+    [Fact]
+    public void KDSL0401_wgmma_needs_sm90a()
+    {
+        var d = Single(Valid.Replace("M16N8K32_S32S8S8", "Wgmma_M64N64K32_S32S8S8"), "KDSL0401");
+        Assert.Contains("sm_90a", d.GetMessage());
+        Assert.Contains("[MmaAtom", LineOf(d));
+    }
+
+    [Fact]
+    public void KDSL0401_e4m3_below_sm89()
+    {
+        var d = Single(Valid.Replace("M16N8K32_S32S8S8", "M16N8K32_F32E4M3E4M3"), "KDSL0401");
+        Assert.Contains("needs sm_89", d.GetMessage());
+    }
+
+    [Fact]
+    public void KDSL0401_stmatrix_below_sm90()
+    {
+        var d = Single(Valid.Replace("[CopyAtom(Operand.A, CopyAtoms.Ldsm)]", "[CopyAtom(Operand.A, CopyAtoms.Ldsm)]\n[CopyAtom(Operand.B, CopyAtoms.Stmatrix)]"), "KDSL0401");
+        Assert.Contains("needs sm_90", d.GetMessage());
+    }
+
+    [Fact]
+    public void KDSL0402_plain_loads_cannot_feed_a_multistage_pipeline()
+    {
+        var d = Single(Valid.Replace("[CopyAtom(Operand.A, CopyAtoms.Ldsm)]", "[CopyAtom(Operand.A, CopyAtoms.Ldsm)]\n[CopyAtom(Operand.A, CopyAtoms.LdgSts16)]"), "KDSL0402");
+        Assert.Contains("use CpAsync16 or Stages = 1", d.GetMessage());
+    }
+
+    [Fact]
+    public void KDSL0501_ldmatrix_trans_alone_cannot_feed_int8_V()
+    {
+        var d = Single(Valid.Replace("CopyAtoms.LdsmTransPrmt", "CopyAtoms.LdsmTrans"), "KDSL0501");
+        Assert.Contains("does not deliver the fragment", d.GetMessage());
+        Assert.Contains("must hold k=", d.GetMessage());
+        Assert.Contains("LdsmTrans", LineOf(d));
+    }
+
+    [Fact]
+    public void KDSL0501_plain_ldmatrix_on_an_n_major_B()
+    {
+        var d = Single(Valid.Replace("CopyAtoms.LdsmTransPrmt", "CopyAtoms.Ldsm"), "KDSL0501");
+        Assert.Contains("stored k × n", d.GetMessage());
+    }
+
+    [Fact]
+    public void KDSL0501_in_kernel_transpose_on_a_k_major_B()
+    {
+        var d = Single(Valid.Replace("Layout = GemmLayout.NN", "Layout = GemmLayout.TN"), "KDSL0501");
+        Assert.Contains("stored n × k", d.GetMessage());
+    }
+
+    [Fact]
+    public void Every_rule_has_a_test_here_or_in_the_validator_tests()
+    {
+        var tested = typeof(DiagnosticTests).GetMethods().Where(m => m.Name.StartsWith("KDSL", StringComparison.Ordinal)).Select(m => m.Name[..8]).ToHashSet();
+        var untested = KernelDsl.Generator.Validation.Rules.All.Select(r => r.Id).Where(id => !tested.Contains(id)).ToList();
+        Assert.Empty(untested);
+    }
+}

@@ -1,0 +1,73 @@
+using System.Runtime.CompilerServices;
+using GeneratorTests.Infrastructure;
+
+namespace GeneratorTests.Generation;
+
+/// <summary>
+/// The generated CUDA (as a .cu file) and C# launcher of every variant the repository declares, reviewed like code.
+/// The declarations are read from the source tree, so a new variant gets a snapshot the first time it runs.
+/// </summary>
+public class SnapshotTests
+{
+    private static string RepositoryRoot([CallerFilePath] string path = "") =>
+        Path.GetFullPath(Path.Combine(Path.GetDirectoryName(path)!, "..", "..", ".."));
+
+    /// <summary>Every .cs file under src/Attention and samples that declares a kernel family.</summary>
+    public static TheoryData<string> DeclarationFiles()
+    {
+        var root = RepositoryRoot();
+        var data = new TheoryData<string>();
+        foreach (var folder in new[] { "src/Attention", "samples" })
+        {
+            foreach (var file in Directory.EnumerateFiles(Path.Combine(root, folder), "*.cs", SearchOption.AllDirectories).Order(StringComparer.Ordinal))
+            {
+                if (file.Contains($"{Path.DirectorySeparatorChar}obj{Path.DirectorySeparatorChar}", StringComparison.Ordinal))
+                {
+                    continue;
+                }
+                var text = File.ReadAllText(file);
+                if (text.Contains("[Int8Gemm(", StringComparison.Ordinal) || text.Contains("[Quantize(", StringComparison.Ordinal))
+                {
+                    data.Add(Path.GetRelativePath(root, file).Replace('\\', '/'));
+                }
+            }
+        }
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(DeclarationFiles))]
+    public void Generated_CUDA_and_launchers_match_their_snapshots(string declarationFile)
+    {
+        var run = GeneratorHarness.RunGenerator(File.ReadAllText(Path.Combine(RepositoryRoot(), declarationFile)));
+        Assert.Empty(run.GeneratorDiagnostics.Where(d => d.Severity == Microsoft.CodeAnalysis.DiagnosticSeverity.Error));
+        Assert.Empty(run.CompilationErrors);
+        var sources = run.Sources.Where(s => s.HintName != "KernelDsl.DeclaredKernels.g.cs").ToList();
+        Assert.NotEmpty(sources);
+        var failures = new List<string>();
+        foreach (var source in sources)
+        {
+            var text = source.SourceText.ToString();
+            var name = source.HintName.Replace(".g.cs", "", StringComparison.Ordinal);
+            if (name.EndsWith(".cu", StringComparison.Ordinal))
+            {
+                failures.Add(Snapshot.Check(RawStringContent(text), name[..^3], "cu") ?? "");
+            }
+            else
+            {
+                failures.Add(Snapshot.Check(text, name, "cs") ?? "");
+            }
+        }
+        Assert.Equal("", string.Join("\n", failures.Where(f => f.Length > 0)));
+    }
+
+    /// <summary>The text of the one raw string literal in a generated .cu.g.cs file, dedented.</summary>
+    public static string RawStringContent(string generated)
+    {
+        var lines = generated.Split('\n');
+        var open = Array.FindIndex(lines, l => l.TrimEnd().EndsWith("= \"\"\"", StringComparison.Ordinal) || l.TrimEnd().EndsWith("\"\"\"\"", StringComparison.Ordinal));
+        var close = Array.FindLastIndex(lines, l => l.TrimStart().StartsWith("\"\"\"", StringComparison.Ordinal));
+        var indent = lines[close].Length - lines[close].TrimStart().Length;
+        return string.Join("\n", lines[(open + 1)..close].Select(l => l.Length >= indent ? l[indent..] : l.TrimStart())) + "\n";
+    }
+}
