@@ -1,0 +1,61 @@
+using GeneratorTests.Infrastructure;
+using KernelDsl.Generator.Model;
+using KernelDsl.Generator.Parsing;
+
+namespace GeneratorTests.Generation;
+
+/// <summary>The generator's mirror of the public vocabulary cannot drift from the attributes users write.</summary>
+public class VocabularyMirrorTests
+{
+    [Theory]
+    [InlineData(typeof(KernelDsl.Element), typeof(Element))]
+    [InlineData(typeof(KernelDsl.Operand), typeof(Operand))]
+    [InlineData(typeof(KernelDsl.Sm), typeof(Sm))]
+    [InlineData(typeof(KernelDsl.CopyAtoms), typeof(CopyAtomKind))]
+    [InlineData(typeof(KernelDsl.MmaAtoms), typeof(MmaAtomKind))]
+    [InlineData(typeof(KernelDsl.GemmLayout), typeof(GemmLayout))]
+    [InlineData(typeof(KernelDsl.GemmOutput), typeof(GemmOutput))]
+    [InlineData(typeof(KernelDsl.QuantGranularity), typeof(QuantGranularity))]
+    [InlineData(typeof(KernelDsl.TokenOrder), typeof(TokenOrder))]
+    public void Enums_match_by_name_and_value(Type runtime, Type mirror)
+    {
+        static IEnumerable<(string, int)> Members(Type t) => Enum.GetNames(t).Select(n => (n, (int)Enum.Parse(t, n)));
+        Assert.Equal(Members(runtime), Members(mirror));
+    }
+
+    [Fact]
+    public void Gemm_defaults_match_the_attribute()
+    {
+        var attribute = new KernelDsl.Int8GemmAttribute();
+        var run = GeneratorHarness.RunGenerator("""
+            using KernelDsl;
+            [Int8Gemm]
+            [SmemLayout(Operand.A, Element.S8, 2, 4, 3)]
+            [SmemLayout(Operand.B, Element.S8, 3, 4, 3)]
+            [CopyAtom(Operand.A, CopyAtoms.Ldsm)]
+            [CopyAtom(Operand.B, CopyAtoms.Ldsm)]
+            [MmaAtom(MmaAtoms.M16N8K32_S32S8S8)]
+            public static partial class Defaults;
+            """);
+        var spec = (GemmSpec)run.Result.Results.Single().TrackedSteps[KernelDsl.Generator.TrackingNames.ValidSpecs].Single().Outputs.Single().Value;
+        Assert.Equal((attribute.BlockM, attribute.BlockN, attribute.BlockK, attribute.Warps, attribute.WarpsM, attribute.Stages), (spec.BlockM, spec.BlockN, spec.BlockK, spec.Warps, spec.WarpsM, spec.Stages));
+        Assert.Equal((int)attribute.Layout, (int)spec.Layout);
+        Assert.Equal((int)attribute.Output, (int)spec.Output);
+        Assert.Equal(attribute.Targets.Select(t => (int)t), spec.Targets.Select(t => (int)t));
+        Assert.Equal(attribute.Targets.Select(t => (int)t), DeclarationReader.DefaultTargets.Select(t => (int)t));
+    }
+
+    [Fact]
+    public void Quantize_defaults_match_the_attribute()
+    {
+        var attribute = new KernelDsl.QuantizeAttribute();
+        var run = GeneratorHarness.RunGenerator("using KernelDsl;\n[Quantize]\npublic static partial class Q;\n");
+        var step = run.Result.Results.Single().TrackedSteps[KernelDsl.Generator.TrackingNames.QuantizeDeclarations].Single().Outputs.Single().Value;
+        var spec = (QuantizeSpec)((DeclarationResult)step).Spec!;
+        Assert.Equal((int)attribute.Input, (int)spec.Input);
+        Assert.Equal((int)attribute.Granularity, (int)spec.Granularity);
+        Assert.Equal((attribute.BlockRows, attribute.HeadDim, attribute.SubtractChannelMean, attribute.Transposed, attribute.TransposePad, attribute.Threads),
+            (spec.BlockRows, spec.HeadDim, spec.SubtractChannelMean, spec.Transposed, spec.TransposePad, spec.Threads));
+        Assert.Equal((int)attribute.TransposedOrder, (int)spec.TransposedOrder);
+    }
+}
