@@ -82,6 +82,13 @@ public sealed class KernelGenerator : IIncrementalGenerator
                     new GeneratedSource(hint + ".cu.g.cs", CudaSourceWriter.Write(spec, GemmEmitter.Emit(plan))),
                     new GeneratedSource(hint + ".g.cs", GemmLauncherWriter.Write(plan)),
                 }.ToEquatableArray();
+            case QuantizeSpec quantize:
+                var quantizePlan = new QuantizePlan(quantize);
+                return new[]
+                {
+                    new GeneratedSource(hint + ".cu.g.cs", CudaSourceWriter.Write(spec, QuantizeEmitter.Emit(quantizePlan))),
+                    new GeneratedSource(hint + ".g.cs", QuantizeLauncherWriter.Write(quantizePlan)),
+                }.ToEquatableArray();
             default:
                 return EquatableArray<GeneratedSource>.Empty;
         }
@@ -91,6 +98,7 @@ public sealed class KernelGenerator : IIncrementalGenerator
     public static string EmitCuda(KernelSpec spec) => spec switch
     {
         GemmSpec gemm => GemmEmitter.Emit(GemmPlan.Create(gemm)),
+        QuantizeSpec quantize => QuantizeEmitter.Emit(new QuantizePlan(quantize)),
         _ => "",
     };
 }

@@ -1,0 +1,38 @@
+namespace KernelDsl.Attention.Quantization;
+
+// Step 1 of INT8 attention (DESIGN.md): Q per block of BlockM rows with softmax scale · log2 e folded in through the
+// launch's scaleMultiplier, K smoothed (channel mean subtracted) then per block of BlockN rows, V per channel, plain or
+// transposed in π order for Recipe C (V_TRANSPOSE.md). Each variant is generated like any user's declaration.
+
+/// <summary>Q, f16, D = 128: one scale per 128 tokens.</summary>
+[Quantize(Input = Element.F16, Granularity = QuantGranularity.PerRowBlock, BlockRows = 128, HeadDim = 128)]
+public static partial class QuantizeQBlock128D128;
+
+/// <summary>K, f16, D = 128: channel mean subtracted, one scale per 64 tokens.</summary>
+[Quantize(Input = Element.F16, Granularity = QuantGranularity.PerRowBlock, BlockRows = 64, HeadDim = 128, SubtractChannelMean = true)]
+public static partial class QuantizeKSmoothBlock64D128;
+
+/// <summary>V, f16, D = 128: one scale per channel, [B][H][S][D] output.</summary>
+[Quantize(Input = Element.F16, Granularity = QuantGranularity.PerChannel, BlockRows = 128, HeadDim = 128)]
+public static partial class QuantizeVChannelD128;
+
+/// <summary>V, f16, D = 128: one scale per channel, written [B][H][D][S_pad] in π order for plain-ldmatrix P·V (Recipe C).</summary>
+[Quantize(Input = Element.F16, Granularity = QuantGranularity.PerChannel, BlockRows = 128, HeadDim = 128,
+    Transposed = true, TransposedOrder = TokenOrder.Pi, TransposePad = 64)]
+public static partial class QuantizeVChannelPiD128;
+
+/// <summary>Q, bf16, D = 128: one scale per 128 tokens.</summary>
+[Quantize(Input = Element.BF16, Granularity = QuantGranularity.PerRowBlock, BlockRows = 128, HeadDim = 128)]
+public static partial class QuantizeQBlock128D128Bf16;
+
+/// <summary>K, bf16, D = 128: channel mean subtracted, one scale per 64 tokens.</summary>
+[Quantize(Input = Element.BF16, Granularity = QuantGranularity.PerRowBlock, BlockRows = 64, HeadDim = 128, SubtractChannelMean = true)]
+public static partial class QuantizeKSmoothBlock64D128Bf16;
+
+/// <summary>Q, f16, D = 64: one scale per 128 tokens.</summary>
+[Quantize(Input = Element.F16, Granularity = QuantGranularity.PerRowBlock, BlockRows = 128, HeadDim = 64)]
+public static partial class QuantizeQBlock128D64;
+
+/// <summary>K, f16, D = 64: channel mean subtracted, one scale per 64 tokens.</summary>
+[Quantize(Input = Element.F16, Granularity = QuantGranularity.PerRowBlock, BlockRows = 64, HeadDim = 64, SubtractChannelMean = true)]
+public static partial class QuantizeKSmoothBlock64D64;

@@ -1,0 +1,365 @@
+using System.Linq;
+using KernelDsl.Generator.Helpers;
+using KernelDsl.Generator.Model;
+
+namespace KernelDsl.Generator.Cuda;
+
+/// <summary>
+/// Writes the Quantize family's kernels from its plan, one method per kernel. Every number that shapes the
+/// arithmetic (head dim, block rows, threads, slices, token order) is baked into the text, so the CPU reference can
+/// repeat the same float32 operations in the same order.
+/// </summary>
+public sealed class QuantizeKernelWriter(QuantizePlan plan)
+{
+    private readonly QuantizeSpec _spec = plan.Spec;
+
+    private const string InputParameters = "const u16* __restrict__ x, long long stride_b, long long stride_h, long long stride_s, int heads, int S";
+
+    private string MeanParameter => _spec.SubtractChannelMean ? "const float* __restrict__ mean, " : "";
+
+    private string Convert => _spec.Input == Element.BF16 ? "kdsl_bf16_to_f32" : "kdsl_f16_to_f32";
+
+    /// <summary>The value a channel's statistics and quantization see: (x − mean) · multiplier, rounded once per step.</summary>
+    private string Prep(string x, string mean) => _spec.SubtractChannelMean
+        ? $"kdsl_prep({x}, {mean}, scale_multiplier)"
+        : $"kdsl_prep({x}, scale_multiplier)";
+
+    public void WriteHelpers(CodeWriter w)
+    {
+        w.Line($"// ---- Quantize helpers ----");
+        w.Line($"// One token's 8 channels: a 16-byte read-only load (16-byte alignment of x and of every stride is a launch precondition).");
+        w.Raw("""
+            static __device__ __forceinline__ void kdsl_ld16(const void* p, u32 (&w)[4])
+            {
+                asm("ld.global.nc.v4.u32 {%0,%1,%2,%3}, [%4];\n" : "=r"(w[0]), "=r"(w[1]), "=r"(w[2]), "=r"(w[3]) : "l"(p));
+            }
+            """);
+        if (plan.Transposed)
+        {
+            w.Line($"// 16 int8 positions of one channel row (out 16-byte aligned and s_pad a multiple of 16: launch preconditions).");
+            w.Raw("""
+                static __device__ __forceinline__ void kdsl_st16(void* p, u32 a, u32 b, u32 c, u32 d)
+                {
+                    asm volatile("st.global.v4.u32 [%0], {%1,%2,%3,%4};\n" :: "l"(p), "r"(a), "r"(b), "r"(c), "r"(d) : "memory");
+                }
+                """);
+        }
+        else
+        {
+            w.Line($"// 8 int8 channels of one token (out 8-byte aligned: a launch precondition).");
+            w.Raw("""
+                static __device__ __forceinline__ void kdsl_st8(void* p, u32 a, u32 b)
+                {
+                    asm volatile("st.global.v2.u32 [%0], {%1,%2};\n" :: "l"(p), "r"(a), "r"(b) : "memory");
+                }
+                """);
+        }
+        w.Block($"static __device__ __forceinline__ void kdsl_unpack8(const u32 (&w)[4], float (&v)[8])", () =>
+        {
+            w.Line($"#pragma unroll");
+            w.Line($"for (int i = 0; i < 4; ++i) {{ v[2 * i] = {Convert}((u16)(w[i] & 0xffffu)); v[2 * i + 1] = {Convert}((u16)(w[i] >> 16)); }}");
+        });
+        w.Line($"// Explicitly rounded steps (no FMA contraction, IEEE division) so the CPU reference reproduces every bit.");
+        if (_spec.SubtractChannelMean)
+        {
+            w.Line($"static __device__ __forceinline__ float kdsl_prep(float x, float mean, float mul) {{ return __fmul_rn(__fsub_rn(x, mean), mul); }}");
+        }
+        else
+        {
+            w.Line($"static __device__ __forceinline__ float kdsl_prep(float x, float mul) {{ return __fmul_rn(x, mul); }}");
+        }
+        w.Raw("""
+            // scale = absmax / 127. A block (or channel) whose absmax is 0, or so small that absmax / 127 underflows to 0,
+            // gets scale 1: every q is then 0 and q · scale stays finite.
+            static __device__ __forceinline__ float kdsl_scale_of(float absmax)
+            {
+                const float s = __fdiv_rn(absmax, 127.0f);
+                return s == 0.0f ? 1.0f : s;
+            }
+            // q = round half to even (cvt.rni) of v / scale, clamped to [-127, 127] so the range is symmetric (no -128).
+            // NaN and Inf: fmaxf ignores NaN, so a NaN never raises absmax, and cvt turns NaN into 0: a NaN quantizes to 0.
+            // An Inf makes absmax and scale Inf: the Inf itself becomes Inf/Inf = NaN -> 0, and every finite value of its
+            // block (or channel) becomes 0. With SubtractChannelMean a NaN or Inf also poisons its channel's mean.
+            static __device__ __forceinline__ int kdsl_quant(float v, float scale)
+            {
+                return kdsl_max(-127, kdsl_min(127, __float2int_rn(__fdiv_rn(v, scale))));
+            }
+            static __device__ __forceinline__ u32 kdsl_byte(int q, int shift) { return (u32)(u8)(s8)q << shift; }
+            """);
+    }
+
+    /// <summary>Per (batch, head, channel) mean over all S tokens, in a fixed order.</summary>
+    public void WriteChannelMean(CodeWriter w)
+    {
+        var d = plan.HeadDim;
+        w.Line($"// Channel mean (K smoothing): one block per (batch, head). Thread t sums chunk t % {plan.ChunksPerRow} (8 channels) of tokens");
+        w.Line($"// t / {plan.ChunksPerRow}, + {plan.Slices}, + {2 * plan.Slices}, ... in float32 in token order; the {plan.Slices} slice sums are then added in slice");
+        w.Line($"// order. The order is fixed, so the result is deterministic and the CPU reference repeats it bit for bit.");
+        w.Line($"extern \"C\" __global__ void __launch_bounds__({plan.Threads})");
+        w.Block($"{plan.Symbol(QuantizePlan.ChannelMean)}({InputParameters}, float* __restrict__ mean)", () =>
+        {
+            w.Line($"__shared__ float partial[{plan.Slices}][{d}];");
+            w.Line($"const int bh = blockIdx.x, b = bh / heads, h = bh % heads;");
+            w.Line($"const u16* const xs = x + b * stride_b + h * stride_h;");
+            w.Line($"const int chunk = threadIdx.x % {plan.ChunksPerRow}, slice = threadIdx.x / {plan.ChunksPerRow};");
+            w.Block($"if (slice < {plan.Slices})", () =>
+            {
+                w.Line($"float sum[8] = {{0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f}};");
+                w.Block($"for (int s = slice; s < S; s += {plan.Slices})", () =>
+                {
+                    w.Line($"u32 raw[4];");
+                    w.Line($"float v[8];");
+                    w.Line($"kdsl_ld16(xs + s * stride_s + chunk * 8, raw);");
+                    w.Line($"kdsl_unpack8(raw, v);");
+                    w.Line($"#pragma unroll");
+                    w.Line($"for (int j = 0; j < 8; ++j) sum[j] = __fadd_rn(sum[j], v[j]);");
+                });
+                w.Line($"#pragma unroll");
+                w.Line($"for (int j = 0; j < 8; ++j) partial[slice][chunk * 8 + j] = sum[j];");
+            });
+            w.Line($"__syncthreads();");
+            w.Block($"for (int c = threadIdx.x; c < {d}; c += {plan.Threads})", () =>
+            {
+                w.Line($"float total = 0.0f;");
+                w.Line($"for (int i = 0; i < {plan.Slices}; ++i) total = __fadd_rn(total, partial[i][c]);");
+                w.Line($"mean[(long long)bh * {d} + c] = __fdiv_rn(total, (float)S);");
+            });
+        });
+    }
+
+    public void WriteClearScales(CodeWriter w)
+    {
+        w.Line($"// Per-channel absmax is gathered with atomicMax, which needs a zeroed start.");
+        w.Line($"extern \"C\" __global__ void __launch_bounds__({plan.Threads})");
+        w.Block($"{plan.Symbol(QuantizePlan.ClearScales)}(float* __restrict__ scales, int count)", () =>
+        {
+            w.Line($"const int i = blockIdx.x * {plan.Threads} + threadIdx.x;");
+            w.Line($"if (i < count) scales[i] = 0.0f;");
+        });
+    }
+
+    /// <summary>PerChannel pass 1: absmax per (batch, head, channel) over all tokens, tile by tile, with atomics.</summary>
+    public void WriteChannelAbsmax(CodeWriter w)
+    {
+        var d = plan.HeadDim;
+        w.Line($"// Per-channel absmax: one block per (batch·head, tile of {_spec.BlockRows} tokens). absmax is non-negative (or +Inf), and such floats");
+        w.Line($"// order like their bit patterns as ints, so atomicMax on the bits is an exact, order-free float max.");
+        w.Line($"extern \"C\" __global__ void __launch_bounds__({plan.Threads})");
+        w.Block($"{plan.Symbol(QuantizePlan.ChannelAbsmax)}({InputParameters}, {MeanParameter}float scale_multiplier, float* __restrict__ scales)", () =>
+        {
+            w.Line($"__shared__ int block_max[{d}];");
+            w.Line($"for (int c = threadIdx.x; c < {d}; c += {plan.Threads}) block_max[c] = 0;");
+            w.Line($"__syncthreads();");
+            WriteTileOrigin(w, "S");
+            w.Line($"const int rows = kdsl_min({_spec.BlockRows}, S - s0);");
+            w.Line($"const int chunk = threadIdx.x % {plan.ChunksPerRow}, slice = threadIdx.x / {plan.ChunksPerRow};");
+            w.Block($"if (slice < {plan.Slices})", () =>
+            {
+                WriteMeanLoad(w, "chunk * 8");
+                w.Line($"float amax[8] = {{0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f}};");
+                w.Block($"for (int r = slice; r < rows; r += {plan.Slices})", () =>
+                {
+                    w.Line($"u32 raw[4];");
+                    w.Line($"float v[8];");
+                    w.Line($"kdsl_ld16(xs + (s0 + r) * stride_s + chunk * 8, raw);");
+                    w.Line($"kdsl_unpack8(raw, v);");
+                    w.Line($"#pragma unroll");
+                    w.Line($"for (int j = 0; j < 8; ++j) amax[j] = fmaxf(amax[j], fabsf({Prep("v[j]", "m[j]")}));");
+                });
+                w.Line($"#pragma unroll");
+                w.Line($"for (int j = 0; j < 8; ++j) atomicMax(&block_max[chunk * 8 + j], __float_as_int(amax[j]));");
+            });
+            w.Line($"__syncthreads();");
+            w.Line($"for (int c = threadIdx.x; c < {d}; c += {plan.Threads}) atomicMax((int*)scales + (long long)bh * {d} + c, block_max[c]);");
+        });
+    }
+
+    public void WriteChannelScale(CodeWriter w)
+    {
+        w.Line($"// Per-channel absmax → scale, in place, once every tile has contributed.");
+        w.Line($"extern \"C\" __global__ void __launch_bounds__({plan.Threads})");
+        w.Block($"{plan.Symbol(QuantizePlan.ChannelScale)}(float* __restrict__ scales, int count)", () =>
+        {
+            w.Line($"const int i = blockIdx.x * {plan.Threads} + threadIdx.x;");
+            w.Line($"if (i < count) scales[i] = kdsl_scale_of(scales[i]);");
+        });
+    }
+
+    public void WriteQuantize(CodeWriter w)
+    {
+        if (!plan.PerChannel)
+        {
+            WriteRowBlockQuantize(w);
+        }
+        else if (plan.Transposed)
+        {
+            WriteTransposedQuantize(w);
+        }
+        else
+        {
+            WriteChannelQuantize(w);
+        }
+    }
+
+    private void WriteTileOrigin(CodeWriter w, string extent)
+    {
+        w.Line($"const int tiles = ({extent} + {_spec.BlockRows - 1}) / {_spec.BlockRows};");
+        w.Line($"const int bh = blockIdx.x / tiles, tile = blockIdx.x % tiles;");
+        w.Line($"const int b = bh / heads, h = bh % heads;");
+        w.Line($"const u16* const xs = x + b * stride_b + h * stride_h;");
+        w.Line($"const int s0 = tile * {_spec.BlockRows};");
+    }
+
+    private void WriteMeanLoad(CodeWriter w, string channel)
+    {
+        if (_spec.SubtractChannelMean)
+        {
+            w.Line($"float m[8];");
+            w.Line($"#pragma unroll");
+            w.Line($"for (int j = 0; j < 8; ++j) m[j] = mean[(long long)bh * {plan.HeadDim} + {channel} + j];");
+        }
+    }
+
+    private void WriteRowBlockQuantize(CodeWriter w)
+    {
+        var d = plan.HeadDim;
+        var cpr = plan.ChunksPerRow;
+        var cpt = plan.ChunksPerThread;
+        w.Line($"// PerRowBlock: one block per (batch·head, tile of {_spec.BlockRows} tokens), one scale per tile: absmax over the tile's");
+        w.Line($"// (x{(_spec.SubtractChannelMean ? " − mean" : "")}) · scale_multiplier (how attention folds softmax scale · log2 e into Q), then");
+        w.Line($"// q = rne(v / scale) into [B][H][S][{d}] int8. Thread t handles chunks t, t + {plan.Threads}, ... ({cpt} per thread) of the");
+        var keep = plan.CachesTile
+            ? $"they stay in registers ({4 * cpt} of them) between the two passes."
+            : "the tile is read twice (the second time from cache) rather than held in registers.";
+        w.Line($"// tile's {_spec.BlockRows}×{cpr} 16-byte chunks; {keep}");
+        w.Line($"extern \"C\" __global__ void __launch_bounds__({plan.Threads})");
+        w.Block($"{plan.Symbol(QuantizePlan.Quantize)}({InputParameters}, {MeanParameter}float scale_multiplier, s8* __restrict__ out, float* __restrict__ scales)", () =>
+        {
+            w.Line($"__shared__ float warp_max[{plan.Warps}];");
+            WriteTileOrigin(w, "S");
+            w.Line($"const int rows = kdsl_min({_spec.BlockRows}, S - s0);");
+            w.Line($"const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;");
+            if (plan.CachesTile)
+            {
+                w.Line($"u32 tile_raw[{cpt}][4];");
+            }
+            w.Line($"float amax = 0.0f;");
+            w.Line($"#pragma unroll");
+            w.Block($"for (int i = 0; i < {cpt}; ++i)", () =>
+            {
+                w.Line($"const int e = threadIdx.x + i * {plan.Threads};");
+                w.Line($"const int r = e / {cpr}, chunk = e % {cpr};");
+                w.Block($"if (r < rows)", () =>
+                {
+                    var raw = plan.CachesTile ? "tile_raw[i]" : "raw";
+                    if (!plan.CachesTile)
+                    {
+                        w.Line($"u32 raw[4];");
+                    }
+                    w.Line($"float v[8];");
+                    w.Line($"kdsl_ld16(xs + (s0 + r) * stride_s + chunk * 8, {raw});");
+                    w.Line($"kdsl_unpack8({raw}, v);");
+                    WriteMeanLoad(w, "chunk * 8");
+                    w.Line($"#pragma unroll");
+                    w.Line($"for (int j = 0; j < 8; ++j) amax = fmaxf(amax, fabsf({Prep("v[j]", "m[j]")}));");
+                });
+            });
+            w.Line($"// Block absmax: a warp butterfly, then the {plan.Warps} warp maxima through shared memory (max is exact in any order).");
+            w.Line($"amax = kdsl_warp_max(amax);");
+            w.Line($"if (lane == 0) warp_max[warp] = amax;");
+            w.Line($"__syncthreads();");
+            w.Line($"amax = warp_max[0];");
+            w.Line($"#pragma unroll");
+            w.Line($"for (int i = 1; i < {plan.Warps}; ++i) amax = fmaxf(amax, warp_max[i]);");
+            w.Line($"const float scale = kdsl_scale_of(amax);");
+            w.Line($"if (threadIdx.x == 0) scales[(long long)bh * tiles + tile] = scale;");
+            w.Line($"#pragma unroll");
+            w.Block($"for (int i = 0; i < {cpt}; ++i)", () =>
+            {
+                w.Line($"const int e = threadIdx.x + i * {plan.Threads};");
+                w.Line($"const int r = e / {cpr}, chunk = e % {cpr};");
+                w.Line($"if (r >= rows) continue;");
+                var raw = plan.CachesTile ? "tile_raw[i]" : "raw";
+                if (!plan.CachesTile)
+                {
+                    w.Line($"u32 raw[4];");
+                    w.Line($"kdsl_ld16(xs + (s0 + r) * stride_s + chunk * 8, raw);");
+                }
+                w.Line($"float v[8];");
+                w.Line($"kdsl_unpack8({raw}, v);");
+                WriteMeanLoad(w, "chunk * 8");
+                WriteQuantizeStore8(w, "scale", $"out + ((long long)bh * S + s0 + r) * {d} + chunk * 8");
+            });
+        });
+    }
+
+    private void WriteQuantizeStore8(CodeWriter w, string scale, string address)
+    {
+        w.Line($"u32 lo = 0, hi = 0;");
+        w.Line($"#pragma unroll");
+        w.Line($"for (int j = 0; j < 4; ++j) lo |= kdsl_byte(kdsl_quant({Prep("v[j]", "m[j]")}, {scale}), 8 * j);");
+        w.Line($"#pragma unroll");
+        w.Line($"for (int j = 4; j < 8; ++j) hi |= kdsl_byte(kdsl_quant({Prep("v[j]", "m[j]")}, {scale}), 8 * (j - 4));");
+        w.Line($"kdsl_st8({address}, lo, hi);");
+    }
+
+    private void WriteChannelQuantize(CodeWriter w)
+    {
+        var d = plan.HeadDim;
+        var cpr = plan.ChunksPerRow;
+        w.Line($"// PerChannel, [B][H][S][{d}] output: one block per (batch·head, tile of {_spec.BlockRows} tokens), each thread one 8-channel chunk");
+        w.Line($"// of one token at a time, with the per-channel scales the absmax and scale kernels left in `scales`.");
+        w.Line($"extern \"C\" __global__ void __launch_bounds__({plan.Threads})");
+        w.Block($"{plan.Symbol(QuantizePlan.Quantize)}({InputParameters}, {MeanParameter}float scale_multiplier, s8* __restrict__ out, const float* __restrict__ scales)", () =>
+        {
+            WriteTileOrigin(w, "S");
+            w.Line($"const int rows = kdsl_min({_spec.BlockRows}, S - s0);");
+            w.Block($"for (int e = threadIdx.x; e < rows * {cpr}; e += {plan.Threads})", () =>
+            {
+                w.Line($"const int r = e / {cpr}, chunk = e % {cpr};");
+                w.Line($"u32 raw[4];");
+                w.Line($"float v[8];");
+                w.Line($"kdsl_ld16(xs + (s0 + r) * stride_s + chunk * 8, raw);");
+                w.Line($"kdsl_unpack8(raw, v);");
+                WriteMeanLoad(w, "chunk * 8");
+                w.Line($"const float* const sc = scales + (long long)bh * {d} + chunk * 8;");
+                WriteQuantizeStore8(w, "sc[j]", $"out + ((long long)bh * S + s0 + r) * {d} + chunk * 8");
+            });
+        });
+    }
+
+    private void WriteTransposedQuantize(CodeWriter w)
+    {
+        var d = plan.HeadDim;
+        var order = plan.StoredOrder;
+        var groups = _spec.BlockRows / QuantizePlan.GroupTokens;
+        w.Line($"// PerChannel, transposed: out is [B][H][{d}][s_pad], s_pad = S rounded up to {_spec.TransposePad}. Within each 16-token group,");
+        var why = _spec.TransposedOrder == TokenOrder.Pi ? ": the order P leaves the S accumulators in, so P·V loads B with plain ldmatrix)." : ").";
+        w.Line($"// stored position p holds token [{string.Join(", ", order)}][p] ({_spec.TransposedOrder} order{why}");
+        w.Line($"// One block per (batch·head, {_spec.BlockRows} positions); a thread takes one (channel, 16-position group), reads its 16 tokens");
+        w.Line($"// (consecutive threads read consecutive channels of one token) and writes 16 bytes. Positions of tokens >= S are zero.");
+        w.Line($"extern \"C\" __global__ void __launch_bounds__({plan.Threads})");
+        w.Block($"{plan.Symbol(QuantizePlan.Quantize)}({InputParameters}, {MeanParameter}float scale_multiplier, s8* __restrict__ out, const float* __restrict__ scales, int s_pad)", () =>
+        {
+            WriteTileOrigin(w, "s_pad");
+            w.Block($"for (int e = threadIdx.x; e < {groups * d}; e += {plan.Threads})", () =>
+            {
+                w.Line($"const int c = e % {d}, p0 = s0 + (e / {d}) * 16;");
+                w.Line($"if (p0 >= s_pad) break;  // s_pad is a multiple of 16 and p0 only grows");
+                w.Line($"const float scale = scales[(long long)bh * {d} + c];");
+                if (_spec.SubtractChannelMean)
+                {
+                    w.Line($"const float mc = mean[(long long)bh * {d} + c];");
+                }
+                w.Line($"const u16* const col = xs + c;");
+                w.Line($"u32 packed[4] = {{0u, 0u, 0u, 0u}};");
+                for (var p = 0; p < QuantizePlan.GroupTokens; p++)
+                {
+                    var token = order[p];
+                    w.Line($"if (p0 + {token} < S) packed[{p / 4}] |= kdsl_byte(kdsl_quant({Prep($"{Convert}(col[(p0 + {token}) * stride_s])", "mc")}, scale), {8 * (p % 4)});  // position {p} <- token {token}");
+                }
+                w.Line($"kdsl_st16(out + ((long long)bh * {d} + c) * s_pad + p0, packed[0], packed[1], packed[2], packed[3]);");
+            });
+        });
+    }
+}

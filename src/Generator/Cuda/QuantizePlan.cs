@@ -1,0 +1,90 @@
+using System.Collections.Generic;
+using KernelDsl.Generator.Atoms;
+using KernelDsl.Generator.Model;
+
+namespace KernelDsl.Generator.Cuda;
+
+/// <summary>One entry point of a Quantize module, in launch order.</summary>
+/// <param name="ConstantName">The launcher's constant for its symbol.</param>
+/// <param name="Suffix">Appended to the kernel prefix.</param>
+public sealed record QuantizeKernel(string ConstantName, string Suffix);
+
+/// <summary>
+/// Everything a Quantize variant derives from its declaration: the thread → (token, channel chunk) mapping, the
+/// summation order of the channel mean, the kernels and their launch order. Emitter and launcher both read this,
+/// so no number is computed twice.
+/// </summary>
+public sealed record QuantizePlan(QuantizeSpec Spec)
+{
+    /// <summary>Channels per thread per load: 8 × 2 bytes = one 16-byte load of f16/bf16.</summary>
+    public const int ChunkChannels = 8;
+
+    /// <summary>The 16-token group of a transposed output.</summary>
+    public const int GroupTokens = 16;
+
+    public static readonly QuantizeKernel ChannelMean = new("ChannelMeanKernelName", "_channel_mean");
+    public static readonly QuantizeKernel ClearScales = new("ClearScalesKernelName", "_clear_scales");
+    public static readonly QuantizeKernel ChannelAbsmax = new("ChannelAbsmaxKernelName", "_channel_absmax");
+    public static readonly QuantizeKernel ChannelScale = new("ChannelScaleKernelName", "_channel_scale");
+    public static readonly QuantizeKernel Quantize = new("KernelName", "_quantize");
+
+    public int Threads => Spec.Threads;
+    public int HeadDim => Spec.HeadDim;
+    public bool PerChannel => Spec.Granularity == QuantGranularity.PerChannel;
+    public bool Transposed => Spec.Transposed;
+
+    /// <summary>16-byte chunks in one token's row of channels.</summary>
+    public int ChunksPerRow => Spec.HeadDim / ChunkChannels;
+
+    /// <summary>
+    /// Token slices of the statistics kernels: thread t reads chunk t % ChunksPerRow of tokens
+    /// t / ChunksPerRow, + Slices, + 2·Slices, ... Threads past Slices·ChunksPerRow idle.
+    /// The channel mean adds each slice in token order, then the slices in slice order.
+    /// </summary>
+    public int Slices => System.Math.Max(1, Spec.Threads / ChunksPerRow);
+
+    /// <summary>Chunks of one PerRowBlock tile per thread.</summary>
+    public int ChunksPerThread => (Spec.BlockRows * ChunksPerRow + Spec.Threads - 1) / Spec.Threads;
+
+    /// <summary>Whether the PerRowBlock kernel keeps its tile in registers between the absmax and the quantize pass (at most 32 registers) rather than reading it twice.</summary>
+    public bool CachesTile => !PerChannel && ChunksPerThread <= 8;
+
+    public int Warps => Spec.Threads / 32;
+
+    /// <summary>Position p of a transposed row holds token 16·(p / 16) + StoredOrder[p % 16] (FragmentComposition's π for TokenOrder.Pi).</summary>
+    public IReadOnlyList<int> StoredOrder
+    {
+        get
+        {
+            var order = new int[GroupTokens];
+            for (var p = 0; p < GroupTokens; p++)
+            {
+                order[p] = FragmentComposition.Token(Spec.TransposedOrder, p);
+            }
+            return order;
+        }
+    }
+
+    /// <summary>The kernels this variant launches, in order.</summary>
+    public IReadOnlyList<QuantizeKernel> Kernels
+    {
+        get
+        {
+            var kernels = new List<QuantizeKernel>();
+            if (Spec.SubtractChannelMean)
+            {
+                kernels.Add(ChannelMean);
+            }
+            if (PerChannel)
+            {
+                kernels.Add(ClearScales);
+                kernels.Add(ChannelAbsmax);
+                kernels.Add(ChannelScale);
+            }
+            kernels.Add(Quantize);
+            return kernels;
+        }
+    }
+
+    public string Symbol(QuantizeKernel kernel) => Spec.KernelPrefix + kernel.Suffix;
+}

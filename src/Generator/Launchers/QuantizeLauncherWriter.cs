@@ -1,0 +1,180 @@
+using System.Collections.Generic;
+using System.Linq;
+using KernelDsl.Generator.Cuda;
+using KernelDsl.Generator.Helpers;
+using KernelDsl.Generator.Model;
+
+namespace KernelDsl.Generator.Launchers;
+
+/// <summary>The Quantize launcher: sizes of every output, typed arguments checked before anything is queued, kernels in order.</summary>
+public static class QuantizeLauncherWriter
+{
+    private const string Guard = ModuleWriter.Launching + ".LaunchGuard";
+    private const string Buffer = "global::KernelDsl.DeviceBuffer";
+
+    public static string Write(QuantizePlan plan)
+    {
+        var spec = plan.Spec;
+        var entries = plan.Kernels
+            .OrderBy(k => k == QuantizePlan.Quantize ? 0 : 1)
+            .Select(k => new EntryPointInfo(k.ConstantName, plan.Symbol(k), plan.Threads, 0))
+            .ToList();
+        var constants = new List<(string, int, string)>
+        {
+            ("HeadDim", spec.HeadDim, "Channels per token (the head dimension)."),
+            ("BlockRows", spec.BlockRows, plan.PerChannel
+                ? "Tokens per block of the absmax and quantize kernels."
+                : "Tokens that share one scale (one block each)."),
+        };
+        if (spec.Transposed)
+        {
+            constants.Add(("TransposePad", spec.TransposePad, "The transposed output's token count is padded to a multiple of this, with zeros."));
+        }
+        if (spec.SubtractChannelMean)
+        {
+            constants.Add(("MeanSlices", plan.Slices, "The channel mean adds tokens s ≡ j (mod MeanSlices) in token order for each slice j, then the slices in order: the CPU reference repeats this order."));
+        }
+        return CSharpFile.Write(spec.Type, w =>
+        {
+            ModuleWriter.Write(w, spec, entries, constants);
+            w.Line();
+            WriteSizes(w, plan);
+            w.Line();
+            WriteLaunch(w, plan);
+        });
+    }
+
+    private static string InputType(QuantizeSpec spec) => spec.Input == Element.BF16 ? $"{Buffer}<ushort>" : $"{Buffer}<global::System.Half>";
+
+    private static void WriteSizes(CodeWriter w, QuantizePlan plan)
+    {
+        var spec = plan.Spec;
+        if (spec.Transposed)
+        {
+            w.Line($"/// <summary>Tokens of the transposed output: <paramref name=\"tokens\"/> rounded up to <see cref=\"TransposePad\"/>.</summary>");
+            w.Line($"public static int PaddedTokens(int tokens) => (int)(((long)tokens + TransposePad - 1) / TransposePad * TransposePad);");
+            w.Line();
+            w.Line($"/// <summary>Position p of the 16-token group at 16·g holds token 16·g + StoredTokenOrder[p] ({spec.TransposedOrder} order).</summary>");
+            w.Line($"public static global::System.ReadOnlySpan<byte> StoredTokenOrder => [{string.Join(", ", plan.StoredOrder)}];");
+            w.Line();
+            w.Line($"/// <summary>The token stored at <paramref name=\"position\"/> of a transposed channel row.</summary>");
+            w.Line($"public static int TokenAtPosition(int position) => (position & ~15) + StoredTokenOrder[position & 15];");
+            w.Line();
+            w.Line($"/// <summary>Elements of <c>output</c>: [batch][heads][HeadDim][PaddedTokens(tokens)].</summary>");
+            w.Line($"public static long OutputLength(int batch, int heads, int tokens) => (long)batch * heads * HeadDim * PaddedTokens(tokens);");
+        }
+        else
+        {
+            w.Line($"/// <summary>Elements of <c>output</c>: [batch][heads][tokens][HeadDim].</summary>");
+            w.Line($"public static long OutputLength(int batch, int heads, int tokens) => (long)batch * heads * tokens * HeadDim;");
+        }
+        w.Line();
+        if (plan.PerChannel)
+        {
+            w.Line($"/// <summary>Elements of <c>scales</c>: one per (batch, head, channel), [batch·heads][HeadDim].</summary>");
+            w.Line($"public static long ScaleCount(int batch, int heads, int tokens) => (long)batch * heads * HeadDim;");
+        }
+        else
+        {
+            w.Line($"/// <summary>Elements of <c>scales</c>: one per (batch, head, tile of BlockRows tokens), [batch·heads][ceil(tokens / BlockRows)].</summary>");
+            w.Line($"public static long ScaleCount(int batch, int heads, int tokens) => (long)batch * heads * TilesPerHead(tokens);");
+            w.Line();
+            w.Line($"/// <summary>Scales per (batch, head): ceil(tokens / BlockRows).</summary>");
+            w.Line($"public static long TilesPerHead(int tokens) => ((long)tokens + BlockRows - 1) / BlockRows;");
+        }
+        if (spec.SubtractChannelMean)
+        {
+            w.Line();
+            w.Line($"/// <summary>Elements of <c>channelMean</c>: [batch·heads][HeadDim] float32.</summary>");
+            w.Line($"public static long ChannelMeanLength(int batch, int heads) => (long)batch * heads * HeadDim;");
+        }
+    }
+
+    private static void WriteLaunch(CodeWriter w, QuantizePlan plan)
+    {
+        var spec = plan.Spec;
+        var input = InputType(spec);
+        var mean = spec.SubtractChannelMean ? $", {Buffer}<float> channelMean" : "";
+        var meanArg = spec.SubtractChannelMean ? ", channelMean" : "";
+        var tail = $"{Buffer}<sbyte> output, {Buffer}<float> scales{mean}, float scaleMultiplier = 1f";
+        var tailArgs = $"output, scales{meanArg}, scaleMultiplier";
+        var element = spec.Input == Element.BF16
+            ? "bf16 bit patterns (the upper 16 bits of a float32; .NET has no bfloat16 type, so the buffer is typed <c>ushort</c>)"
+            : "f16";
+
+        w.Line($"/// <summary>Dense [batch][heads][tokens][HeadDim] input (BHSD). See the strided overload.</summary>");
+        w.Line($"public static void Launch(global::KernelDsl.CudaStream stream, {input} x, int batch, int heads, int tokens, {tail})");
+        w.Line($"    => Launch(stream, x, (long)heads * tokens * HeadDim, (long)tokens * HeadDim, HeadDim, batch, heads, tokens, {tailArgs});");
+        w.Line();
+        w.Line($"/// <summary>");
+        w.Line($"/// Quantizes x, {element} [batch, heads, tokens, HeadDim] at element strides (strideB, strideH, strideS) with channels");
+        w.Line($"/// contiguous (BHSD and BSHD are both just strides), into int8 <paramref name=\"output\"/> ({(spec.Transposed ? $"[batch][heads][HeadDim][PaddedTokens(tokens)], tokens in {spec.TransposedOrder} order, padding zero" : "[batch][heads][tokens][HeadDim]")})");
+        w.Line($"/// and float <paramref name=\"scales\"/> (<see cref=\"ScaleCount\"/>): v = {(spec.SubtractChannelMean ? "(x − mean[channel])" : "x")} · scaleMultiplier, scale = absmax(v) / 127");
+        w.Line($"/// over {(plan.PerChannel ? "each channel of each (batch, head)" : "each tile of BlockRows tokens of each (batch, head)")} (1 where absmax is 0), q = round-half-even(v / scale) clamped to ±127.");
+        if (spec.SubtractChannelMean)
+        {
+            w.Line($"/// <paramref name=\"channelMean\"/> receives the float32 mean of each (batch, head, channel) over all tokens, which attention adds back through the LSE.");
+        }
+        var poison = spec.SubtractChannelMean ? "; either also poisons its channel's mean." : ".";
+        w.Line($"/// NaN and Inf: a NaN never raises absmax and quantizes to 0; an Inf makes its {(plan.PerChannel ? "channel's" : "tile's")} scale Inf and every value there 0{poison}");
+        w.Line($"/// Strides must be multiples of 8 and x 16-byte aligned (each thread reads 8 channels as one 16-byte load); output must be {(spec.Transposed ? 16 : 8)}-byte aligned.");
+        w.Line($"/// </summary>");
+        w.Block($"public static void Launch(global::KernelDsl.CudaStream stream, {input} x, long strideB, long strideH, long strideS, int batch, int heads, int tokens, {tail})", () =>
+        {
+            w.Line($"{Guard}.Stream(stream, nameof(stream));");
+            w.Line($"{Guard}.Buffer(x, nameof(x));");
+            w.Line($"{Guard}.Buffer(output, nameof(output));");
+            w.Line($"{Guard}.Buffer(scales, nameof(scales));");
+            if (spec.SubtractChannelMean)
+            {
+                w.Line($"{Guard}.Buffer(channelMean, nameof(channelMean));");
+            }
+            w.Line($"{Guard}.Positive(batch, nameof(batch));");
+            w.Line($"{Guard}.Positive(heads, nameof(heads));");
+            w.Line($"{Guard}.Positive(tokens, nameof(tokens));");
+            foreach (var stride in new[] { "strideB", "strideH", "strideS" })
+            {
+                w.Line($"{Guard}.AtLeast({stride}, HeadDim, nameof({stride}), \"HeadDim: a token's channels are contiguous and rows must not overlap\");");
+                w.Line($"{Guard}.MultipleOf({stride}, 8, nameof({stride}), \"each thread reads 8 channels as one 16-byte load\");");
+            }
+            w.Line($"{Guard}.Aligned(x, 16, nameof(x));");
+            w.Line($"{Guard}.Aligned(output, {(spec.Transposed ? 16 : 8)}, nameof(output));");
+            w.Line($"{Guard}.Holds(x, (batch - 1) * strideB + (heads - 1) * strideH + (tokens - 1) * strideS + HeadDim, nameof(x), $\"x [{{batch}}, {{heads}}, {{tokens}}, {{HeadDim}}] at strides ({{strideB}}, {{strideH}}, {{strideS}})\");");
+            var outShape = spec.Transposed ? "[{batch}][{heads}][{HeadDim}][{PaddedTokens(tokens)}]" : "[{batch}][{heads}][{tokens}][{HeadDim}]";
+            w.Line($"{Guard}.Holds(output, OutputLength(batch, heads, tokens), nameof(output), $\"int8 {outShape}\");");
+            w.Line($"{Guard}.Holds(scales, ScaleCount(batch, heads, tokens), nameof(scales), {(plan.PerChannel ? "\"one scale per (batch, head, channel)\"" : "$\"one scale per (batch, head, tile of {BlockRows} tokens)\"")});");
+            if (spec.SubtractChannelMean)
+            {
+                w.Line($"{Guard}.Holds(channelMean, ChannelMeanLength(batch, heads), nameof(channelMean), \"one mean per (batch, head, channel)\");");
+            }
+            w.Line($"var heads64 = (long)batch * heads;");
+            w.Line($"{Guard}.Fits(heads64 * HeadDim, \"batch · heads · HeadDim\");");
+            var extent = spec.Transposed ? "PaddedTokens(tokens)" : "tokens";
+            if (spec.Transposed)
+            {
+                w.Line($"{Guard}.Fits((long)tokens + TransposePad, nameof(tokens));");
+            }
+            w.Line($"var blocks = heads64 * (({extent} + BlockRows - 1L) / BlockRows);");
+            w.Line($"{Guard}.Fits(blocks, \"batch · heads · tiles (the grid)\");");
+            w.Line();
+            w.Line($"// Each launch gets its own parameter block, starting with the input tensor.");
+            w.Line($"{ModuleWriter.Launching}.KernelArguments Input() => new {ModuleWriter.Launching}.KernelArguments().Add(x).Add(strideB).Add(strideH).Add(strideS).Add(heads).Add(tokens);");
+            if (spec.SubtractChannelMean)
+            {
+                w.Line($"// The mean first: every later kernel subtracts it.");
+                w.Line($"stream.Launch(Module, ChannelMeanKernelName, {ModuleWriter.Launching}.Dim3.Of(heads64), Input().Add(channelMean));");
+            }
+            var meanAdd = spec.SubtractChannelMean ? ".Add(channelMean)" : "";
+            if (plan.PerChannel)
+            {
+                w.Line($"var count = (int)(heads64 * HeadDim);");
+                w.Line($"var scaleGrid = {ModuleWriter.Launching}.Dim3.Of((count + ThreadsPerBlock - 1) / ThreadsPerBlock);");
+                w.Line($"stream.Launch(Module, ClearScalesKernelName, scaleGrid, new {ModuleWriter.Launching}.KernelArguments().Add(scales).Add(count));");
+                w.Line($"stream.Launch(Module, ChannelAbsmaxKernelName, {ModuleWriter.Launching}.Dim3.Of(heads64 * ((tokens + BlockRows - 1L) / BlockRows)), Input(){meanAdd}.Add(scaleMultiplier).Add(scales));");
+                w.Line($"stream.Launch(Module, ChannelScaleKernelName, scaleGrid, new {ModuleWriter.Launching}.KernelArguments().Add(scales).Add(count));");
+            }
+            var padArg = spec.Transposed ? ".Add(PaddedTokens(tokens))" : "";
+            w.Line($"stream.Launch(Module, KernelName, {ModuleWriter.Launching}.Dim3.Of(blocks), Input(){meanAdd}.Add(scaleMultiplier).Add(output).Add(scales){padArg});");
+        });
+    }
+}
