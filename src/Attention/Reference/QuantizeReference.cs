@@ -1,0 +1,213 @@
+namespace KernelDsl.Attention.Reference;
+
+/// <summary>
+/// What a Quantize variant does, as data: the declaration's parameters plus the two numbers the generated launcher
+/// exposes (<c>MeanSlices</c>, <c>StoredTokenOrder</c>), so the reference follows the kernel's arithmetic exactly.
+/// </summary>
+public sealed record QuantizeOptions
+{
+    public required int HeadDim { get; init; }
+    public required QuantGranularity Granularity { get; init; }
+    /// <summary>Tokens per scale (PerRowBlock).</summary>
+    public required int BlockRows { get; init; }
+    public bool SubtractChannelMean { get; init; }
+    /// <summary>The generated <c>MeanSlices</c>: the channel mean's summation order depends on it.</summary>
+    public int MeanSlices { get; init; } = 1;
+    public bool Transposed { get; init; }
+    public int TransposePad { get; init; } = 64;
+    /// <summary>The generated <c>StoredTokenOrder</c> (16 entries) of a transposed variant; null is natural order.</summary>
+    public IReadOnlyList<int>? StoredTokenOrder { get; init; }
+}
+
+/// <summary>The reference's outputs, laid out as the kernels write them.</summary>
+/// <param name="Output">int8 [B][H][S][D], or [B][H][D][S_pad] when transposed.</param>
+/// <param name="Scales">[B·H][tiles] (PerRowBlock) or [B·H][D] (PerChannel).</param>
+/// <param name="ChannelMean">[B·H][D] when the mean is subtracted, else null.</param>
+/// <param name="PaddedTokens">Tokens per channel row of a transposed output (S otherwise).</param>
+public sealed record QuantizeResult(sbyte[] Output, float[] Scales, float[]? ChannelMean, int PaddedTokens);
+
+/// <summary>
+/// The Quantize kernels' algorithm on the CPU, in float32 with every operation rounded as the generated CUDA rounds it
+/// (__fsub_rn, __fmul_rn, __fdiv_rn, __fadd_rn in the same order, cvt.rni half-to-even), so a GPU result can be compared
+/// element for element:
+/// v = (x − mean[c]) · multiplier (or x · multiplier), scale = absmax(v) / 127 (1 when that is 0),
+/// q = clamp(rne(v / scale), −127, 127). NaN: ignored by absmax (CUDA's fmaxf), quantized to 0 (cvt's NaN → 0);
+/// Inf: makes its scale Inf and its block or channel 0.
+/// </summary>
+public static class QuantizeReference
+{
+    public static float F16ToSingle(ushort bits) => (float)BitConverter.UInt16BitsToHalf(bits);
+
+    public static float Bf16ToSingle(ushort bits) => BitConverter.Int32BitsToSingle(bits << 16);
+
+    /// <summary>CUDA's fmaxf: a NaN operand loses to the other one (.NET's MathF.Max would return the NaN).</summary>
+    public static float CudaMax(float a, float b) => float.IsNaN(a) ? b : float.IsNaN(b) ? a : MathF.Max(a, b);
+
+    /// <summary>The kernels' kdsl_scale_of.</summary>
+    public static float ScaleOf(float absmax)
+    {
+        var scale = absmax / 127f;
+        return scale == 0f ? 1f : scale;
+    }
+
+    /// <summary>The kernels' kdsl_quant: round half to even, NaN → 0, saturate to ±127.</summary>
+    public static sbyte Quant(float v, float scale)
+    {
+        var ratio = v / scale;
+        if (float.IsNaN(ratio))
+        {
+            return 0;
+        }
+        return (sbyte)Math.Clamp(MathF.Round(ratio, MidpointRounding.ToEven), -127f, 127f);
+    }
+
+    public static int PaddedTokens(int tokens, int pad) => (tokens + pad - 1) / pad * pad;
+
+    public static QuantizeResult Quantize(ReadOnlySpan<ushort> x, Element input, long strideB, long strideH, long strideS,
+        int batch, int heads, int tokens, float scaleMultiplier, QuantizeOptions options)
+    {
+        if (input is not (Element.F16 or Element.BF16))
+        {
+            throw new ArgumentException("The quantize kernels read f16 or bf16.", nameof(input));
+        }
+        var d = options.HeadDim;
+        var bhCount = batch * heads;
+        var values = new float[(long)bhCount * tokens * d];
+        for (var b = 0; b < batch; b++)
+        {
+            for (var h = 0; h < heads; h++)
+            {
+                for (var s = 0; s < tokens; s++)
+                {
+                    var source = b * strideB + h * strideH + s * strideS;
+                    var target = ((long)(b * heads + h) * tokens + s) * d;
+                    for (var c = 0; c < d; c++)
+                    {
+                        var bits = x[(int)(source + c)];
+                        values[target + c] = input == Element.BF16 ? Bf16ToSingle(bits) : F16ToSingle(bits);
+                    }
+                }
+            }
+        }
+
+        var mean = options.SubtractChannelMean ? ChannelMean(values, bhCount, tokens, d, options.MeanSlices) : null;
+        float Prep(int bh, int s, int c)
+        {
+            var value = values[((long)bh * tokens + s) * d + c];
+            return mean is null ? value * scaleMultiplier : (value - mean[bh * d + c]) * scaleMultiplier;
+        }
+
+        var padded = options.Transposed ? PaddedTokens(tokens, options.TransposePad) : tokens;
+        var output = new sbyte[(long)bhCount * d * padded];
+        float[] scales;
+        if (options.Granularity == QuantGranularity.PerRowBlock)
+        {
+            var tiles = (tokens + options.BlockRows - 1) / options.BlockRows;
+            scales = new float[bhCount * tiles];
+            for (var bh = 0; bh < bhCount; bh++)
+            {
+                for (var tile = 0; tile < tiles; tile++)
+                {
+                    var s0 = tile * options.BlockRows;
+                    var s1 = Math.Min(tokens, s0 + options.BlockRows);
+                    var absmax = 0f;
+                    for (var s = s0; s < s1; s++)
+                    {
+                        for (var c = 0; c < d; c++)
+                        {
+                            absmax = CudaMax(absmax, MathF.Abs(Prep(bh, s, c)));
+                        }
+                    }
+                    var scale = ScaleOf(absmax);
+                    scales[bh * tiles + tile] = scale;
+                    for (var s = s0; s < s1; s++)
+                    {
+                        for (var c = 0; c < d; c++)
+                        {
+                            Store(output, options, bh, s, c, tokens, padded, Quant(Prep(bh, s, c), scale));
+                        }
+                    }
+                }
+            }
+        }
+        else
+        {
+            scales = new float[bhCount * d];
+            for (var bh = 0; bh < bhCount; bh++)
+            {
+                for (var c = 0; c < d; c++)
+                {
+                    var absmax = 0f;
+                    for (var s = 0; s < tokens; s++)
+                    {
+                        absmax = CudaMax(absmax, MathF.Abs(Prep(bh, s, c)));
+                    }
+                    var scale = ScaleOf(absmax);
+                    scales[bh * d + c] = scale;
+                    for (var s = 0; s < tokens; s++)
+                    {
+                        Store(output, options, bh, s, c, tokens, padded, Quant(Prep(bh, s, c), scale));
+                    }
+                }
+            }
+        }
+        return new QuantizeResult(output, scales, mean, padded);
+    }
+
+    /// <summary>The kernels' channel mean: slice j sums tokens j, j + slices, ... in order; the slice sums are added in order; then one division.</summary>
+    private static float[] ChannelMean(float[] values, int bhCount, int tokens, int d, int slices)
+    {
+        var mean = new float[bhCount * d];
+        var partial = new float[slices];
+        for (var bh = 0; bh < bhCount; bh++)
+        {
+            for (var c = 0; c < d; c++)
+            {
+                for (var j = 0; j < slices; j++)
+                {
+                    var sum = 0f;
+                    for (var s = j; s < tokens; s += slices)
+                    {
+                        sum += values[((long)bh * tokens + s) * d + c];
+                    }
+                    partial[j] = sum;
+                }
+                var total = 0f;
+                for (var j = 0; j < slices; j++)
+                {
+                    total += partial[j];
+                }
+                mean[bh * d + c] = total / tokens;
+            }
+        }
+        return mean;
+    }
+
+    private static void Store(sbyte[] output, QuantizeOptions options, int bh, int s, int c, int tokens, int padded, sbyte q)
+    {
+        var d = options.HeadDim;
+        if (!options.Transposed)
+        {
+            output[((long)bh * tokens + s) * d + c] = q;
+            return;
+        }
+        output[((long)bh * d + c) * padded + PositionOf(s, options.StoredTokenOrder)] = q;
+    }
+
+    /// <summary>The stored position of <paramref name="token"/>: the inverse of position → 16·(p / 16) + order[p % 16].</summary>
+    public static int PositionOf(int token, IReadOnlyList<int>? order)
+    {
+        if (order is null)
+        {
+            return token;
+        }
+        for (var p = 0; p < 16; p++)
+        {
+            if (order[p] == (token & 15))
+            {
+                return (token & ~15) + p;
+            }
+        }
+        throw new ArgumentException("The stored token order must be a permutation of 0..15.", nameof(order));
+    }
+}
