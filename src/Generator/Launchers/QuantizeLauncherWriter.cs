@@ -147,14 +147,14 @@ public static class QuantizeLauncherWriter
             {
                 w.Line($"{Guard}.Holds(channelMean, ChannelMeanLength(batch, heads), nameof(channelMean), \"one mean per (batch, head, channel)\");");
             }
-            w.Line($"var heads64 = (long)batch * heads;");
-            w.Line($"{Guard}.Fits(heads64 * HeadDim, \"batch · heads · HeadDim\");");
+            w.Line($"var batchHeads = (long)batch * heads;");
+            w.Line($"{Guard}.Fits(batchHeads * HeadDim, \"batch · heads · HeadDim\");");
             var extent = spec.Transposed ? "PaddedTokens(tokens)" : "tokens";
             if (spec.Transposed)
             {
                 w.Line($"{Guard}.Fits((long)tokens + TransposePad, nameof(tokens));");
             }
-            w.Line($"var blocks = heads64 * (({extent} + BlockRows - 1L) / BlockRows);");
+            w.Line($"var blocks = batchHeads * (({extent} + BlockRows - 1L) / BlockRows);");
             w.Line($"{Guard}.Fits(blocks, \"batch · heads · tiles (the grid)\");");
             w.Line();
             w.Line($"// Each launch gets its own parameter block, starting with the input tensor.");
@@ -162,15 +162,15 @@ public static class QuantizeLauncherWriter
             if (spec.SubtractChannelMean)
             {
                 w.Line($"// The mean first: every later kernel subtracts it.");
-                w.Line($"stream.Launch(Module, ChannelMeanKernelName, {ModuleWriter.Launching}.Dim3.Of(heads64), Input().Add(channelMean));");
+                w.Line($"stream.Launch(Module, ChannelMeanKernelName, {ModuleWriter.Launching}.Dim3.Of(batchHeads), Input().Add(channelMean));");
             }
             var meanAdd = spec.SubtractChannelMean ? ".Add(channelMean)" : "";
             if (plan.PerChannel)
             {
-                w.Line($"var count = (int)(heads64 * HeadDim);");
+                w.Line($"var count = (int)(batchHeads * HeadDim);");
                 w.Line($"var scaleGrid = {ModuleWriter.Launching}.Dim3.Of((count + ThreadsPerBlock - 1) / ThreadsPerBlock);");
                 w.Line($"stream.Launch(Module, ClearScalesKernelName, scaleGrid, new {ModuleWriter.Launching}.KernelArguments().Add(scales).Add(count));");
-                w.Line($"stream.Launch(Module, ChannelAbsmaxKernelName, {ModuleWriter.Launching}.Dim3.Of(heads64 * ((tokens + BlockRows - 1L) / BlockRows)), Input(){meanAdd}.Add(scaleMultiplier).Add(scales));");
+                w.Line($"stream.Launch(Module, ChannelAbsmaxKernelName, {ModuleWriter.Launching}.Dim3.Of(batchHeads * ((tokens + BlockRows - 1L) / BlockRows)), Input(){meanAdd}.Add(scaleMultiplier).Add(scales));");
                 w.Line($"stream.Launch(Module, ChannelScaleKernelName, scaleGrid, new {ModuleWriter.Launching}.KernelArguments().Add(scales).Add(count));");
             }
             var padArg = spec.Transposed ? ".Add(PaddedTokens(tokens))" : "";
