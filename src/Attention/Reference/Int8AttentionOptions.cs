@@ -1,0 +1,56 @@
+namespace KernelDsl.Attention.Reference;
+
+/// <summary>How P·V is computed after the int8 Q·Kᵀ and the online softmax.</summary>
+public enum PvMode
+{
+    /// <summary>P quantized to u8 as rne(p·255), V s8 per channel: u8·s8 MMAs.</summary>
+    U8 = 0,
+    /// <summary>P quantized to s8 as rne(p·127) (0..127), V s8 per channel: s8·s8 MMAs.</summary>
+    S8 = 1,
+    /// <summary>The accuracy mode ("F16PV"): P rounded to the input's 16-bit type, V left unquantized, f32 accumulation.</summary>
+    F16 = 2,
+}
+
+/// <summary>The kernel parameters the int8 reference's numbers depend on.</summary>
+public sealed record Int8AttentionOptions
+{
+    /// <summary>Query rows per Q scale (the kernel's BlockM, or rows per warp when Q is scaled per warp).</summary>
+    public required int BlockM { get; init; }
+    /// <summary>Keys per K scale and per online-softmax step (the kernel's BlockN).</summary>
+    public required int BlockN { get; init; }
+    public PvMode Pv { get; init; } = PvMode.U8;
+    /// <summary>The K quantize variant's generated <c>MeanSlices</c>: the float32 channel mean depends on its summation order.</summary>
+    public int KMeanSlices { get; init; } = 1;
+
+    /// <summary>The scale P's integer codes carry: 255 (u8), 127 (s8), 1 (f16).</summary>
+    public float PScale => Pv switch
+    {
+        PvMode.U8 => 255f,
+        PvMode.S8 => 127f,
+        _ => 1f,
+    };
+
+    public void Validate()
+    {
+        Positive(BlockM, nameof(BlockM));
+        Positive(BlockN, nameof(BlockN));
+        Positive(KMeanSlices, nameof(KMeanSlices));
+        if (!Enum.IsDefined(Pv))
+        {
+            throw new ArgumentException($"Pv must be U8, S8 or F16, got {Pv}.", nameof(Pv));
+        }
+        // O_blk = Σ P8·v8 must stay exact in int32 and in the float32 it is converted to.
+        if ((long)255 * 127 * BlockN >= 1 << 24)
+        {
+            throw new ArgumentException($"BlockN ({BlockN}) must keep 255·127·BlockN below 2^24 so float(O_blk) is exact.", nameof(BlockN));
+        }
+    }
+
+    private static void Positive(int value, string name)
+    {
+        if (value <= 0)
+        {
+            throw new ArgumentException($"{name} must be positive, got {value}.", name);
+        }
+    }
+}
