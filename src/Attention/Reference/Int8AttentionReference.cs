@@ -31,7 +31,9 @@ public sealed record Int8AttentionResult(ushort[] Output, Element OutputElement,
 /// <item>l = fma(α, l, ΣP8) and O = fma(α, O, O_blk): one rounding each (a kernel writes __fmaf_rn to match).</item>
 /// <item>out = (O·vScale[c]) / l in float32, rounded to the input's type (f16 or bf16) to nearest even.</item>
 /// <item>LSE = (m + log2(l / P scale))·ln 2 + (qScale / log₂e)·Σ_d q8[d]·mean[d], the sum a sequential float32 fma
-/// chain over d. The K-smoothing term uses Q's codes, not Q itself, because that is what the kernel holds in registers.</item>
+/// chain over d. The K-smoothing term uses Q's codes, not Q itself, because that is what the kernel holds in registers;
+/// it carries Q's rounding times |mean| (with channel offsets of ±20, LSE off by ~0.3 against ~0.01 were it computed
+/// from f16 Q, e.g. by the Q quantize kernel once K's mean is known).</item>
 /// <item>F16 P·V: p rounded to the input's type (f16 or bf16), l = fma(α, l, Σp) with Σp summed in key order,
 /// O = α·O then each product p·v (exact in float32) added in key order, out = O / l, LSE with P scale 1.</item>
 /// </list>
