@@ -31,11 +31,17 @@ public sealed class KernelGenerator : IIncrementalGenerator
                 (c, ct) => DeclarationReader.Read(c, DeclarationReader.QuantizeAttribute, ct))
             .WithTrackingName(TrackingNames.QuantizeDeclarations);
 
+        var attention = context.SyntaxProvider
+            .ForAttributeWithMetadataName(DeclarationReader.AttentionAttribute, DeclarationReader.IsTypeDeclaration,
+                (c, ct) => DeclarationReader.Read(c, DeclarationReader.AttentionAttribute, ct))
+            .WithTrackingName(TrackingNames.AttentionDeclarations);
+
         var gemmSpecs = Register(context, gemm);
         var quantizeSpecs = Register(context, quantize);
+        var attentionSpecs = Register(context, attention);
 
-        var registry = gemmSpecs.Collect().Combine(quantizeSpecs.Collect())
-            .Select((pair, _) => pair.Left.Concat(pair.Right).Select(s => s.Type.FullName).OrderBy(n => n, System.StringComparer.Ordinal).ToEquatableArray())
+        var registry = gemmSpecs.Collect().Combine(quantizeSpecs.Collect()).Combine(attentionSpecs.Collect())
+            .Select((pair, _) => pair.Left.Left.Concat(pair.Left.Right).Concat(pair.Right).Select(s => s.Type.FullName).OrderBy(n => n, System.StringComparer.Ordinal).ToEquatableArray())
             .WithTrackingName(TrackingNames.Registry);
         context.RegisterSourceOutput(registry, (ctx, names) =>
         {
@@ -73,25 +79,18 @@ public sealed class KernelGenerator : IIncrementalGenerator
     public static EquatableArray<GeneratedSource> Emit(KernelSpec spec)
     {
         var hint = spec.Type.FullName;
-        switch (spec)
+        var launcher = spec switch
         {
-            case GemmSpec gemm:
-                var plan = GemmPlan.Create(gemm);
-                return new[]
-                {
-                    new GeneratedSource(hint + ".cu.g.cs", CudaSourceWriter.Write(spec, GemmEmitter.Emit(plan))),
-                    new GeneratedSource(hint + ".g.cs", GemmLauncherWriter.Write(plan)),
-                }.ToEquatableArray();
-            case QuantizeSpec quantize:
-                var quantizePlan = new QuantizePlan(quantize);
-                return new[]
-                {
-                    new GeneratedSource(hint + ".cu.g.cs", CudaSourceWriter.Write(spec, QuantizeEmitter.Emit(quantizePlan))),
-                    new GeneratedSource(hint + ".g.cs", QuantizeLauncherWriter.Write(quantizePlan)),
-                }.ToEquatableArray();
-            default:
-                return EquatableArray<GeneratedSource>.Empty;
-        }
+            GemmSpec gemm => GemmLauncherWriter.Write(GemmPlan.Create(gemm)),
+            QuantizeSpec quantize => QuantizeLauncherWriter.Write(new QuantizePlan(quantize)),
+            AttentionSpec attention => AttentionLauncherWriter.Write(new AttentionPlan(attention)),
+            _ => throw new System.ArgumentException("Unknown kernel family " + spec.Family, nameof(spec)),
+        };
+        return new[]
+        {
+            new GeneratedSource(hint + ".cu.g.cs", CudaSourceWriter.Write(spec, EmitCuda(spec))),
+            new GeneratedSource(hint + ".g.cs", launcher),
+        }.ToEquatableArray();
     }
 
     /// <summary>The CUDA text of a spec alone, for tests and tools.</summary>
@@ -99,6 +98,7 @@ public sealed class KernelGenerator : IIncrementalGenerator
     {
         GemmSpec gemm => GemmEmitter.Emit(GemmPlan.Create(gemm)),
         QuantizeSpec quantize => QuantizeEmitter.Emit(new QuantizePlan(quantize)),
-        _ => "",
+        AttentionSpec attention => AttentionEmitter.Emit(new AttentionPlan(attention)),
+        _ => throw new System.ArgumentException("Unknown kernel family " + spec.Family, nameof(spec)),
     };
 }

@@ -22,10 +22,10 @@ public enum OperandStorage
 /// </summary>
 public sealed class CopyAtom
 {
-    private readonly Func<OperandStorage, TokenOrder, LdmatrixProgram?> _program;
+    private readonly Func<OperandStorage, TokenOrder, int, LdmatrixProgram?> _program;
 
     private CopyAtom(CopyAtomKind kind, CopyDirection direction, int minSm, int minPtxIsa, string instructions,
-        Func<OperandStorage, TokenOrder, LdmatrixProgram?> program)
+        Func<OperandStorage, TokenOrder, int, LdmatrixProgram?> program)
     {
         Kind = kind;
         Direction = direction;
@@ -48,7 +48,7 @@ public sealed class CopyAtom
     /// hold tokens in <paramref name="order"/>; null when the atom cannot read that storage at all.
     /// Whether the program really delivers the fragment is not assumed: validation simulates it.
     /// </summary>
-    public LdmatrixProgram? ProgramFor(OperandStorage storage, TokenOrder order) => _program(storage, order);
+    public LdmatrixProgram? ProgramFor(OperandStorage storage, TokenOrder order, int elementBytes = 1) => _program(storage, order, elementBytes);
 
     public static CopyAtom Get(CopyAtomKind kind) => kind switch
     {
@@ -79,6 +79,10 @@ public sealed class CopyAtom
     private static readonly LdmatrixProgram LdsmB = new("ldsm_b", false, 16, 2,
         Bits((1, 0), (2, 0), (4, 0), (0, 1), (8, 0)), Ops(), Tiles([0, 1], [2, 3]));
 
+    // 16-bit k × n (f16 V): ldmatrix.trans is the right tool; matrices (k 0-7, n 0-7), (k 8-15, n 0-7), then n 8-15.
+    private static readonly LdmatrixProgram LdsmTrans16 = new("ldsm_trans_16", true, 16, 2,
+        Bits((1, 0), (2, 0), (4, 0), (8, 0), (0, 1)), Ops(), Tiles([0, 1], [2, 3]));
+
     // The naive try on int8 k × n: ldmatrix.trans moves 16-bit pairs, so each register holds two channels.
     private static readonly LdmatrixProgram LdsmTransNaive = new("ldsm_trans", true, 32, 1,
         Bits((1, 0), (2, 0), (4, 0), (8, 0), (16, 0)), Ops(), Tiles([0, 1], [2, 3]));
@@ -105,14 +109,14 @@ public sealed class CopyAtom
         Tiles([8, 9], [10, 11]));
 
     private static readonly CopyAtom CpAsync16 = new(CopyAtomKind.CpAsync16, CopyDirection.GlobalToShared, 80, 70,
-        "cp.async.cg.shared.global 16", (_, _) => null);
+        "cp.async.cg.shared.global 16", (_, _, _) => null);
 
     private static readonly CopyAtom LdgSts16 = new(CopyAtomKind.LdgSts16, CopyDirection.GlobalToShared, 0, 0,
-        "ld.global.v4 + st.shared.v4", (_, _) => null);
+        "ld.global.v4 + st.shared.v4", (_, _, _) => null);
 
     private static readonly CopyAtom Ldsm = new(CopyAtomKind.Ldsm, CopyDirection.SharedToRegisters, 75, 65,
         "ldmatrix.sync.aligned.m8n8.x4.shared.b16",
-        (storage, order) => order != TokenOrder.Natural ? null : storage switch
+        (storage, order, _) => order != TokenOrder.Natural ? null : storage switch
         {
             OperandStorage.MK => LdsmA,
             OperandStorage.NK => LdsmB,
@@ -121,21 +125,21 @@ public sealed class CopyAtom
 
     private static readonly CopyAtom LdsmTrans = new(CopyAtomKind.LdsmTrans, CopyDirection.SharedToRegisters, 75, 65,
         "ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16",
-        (storage, _) => storage == OperandStorage.MK ? null : LdsmTransNaive);
+        (storage, _, bytes) => storage == OperandStorage.MK ? null : bytes == 2 ? LdsmTrans16 : LdsmTransNaive);
 
     private static readonly CopyAtom LdsmTransPrmt = new(CopyAtomKind.LdsmTransPrmt, CopyDirection.SharedToRegisters, 75, 65,
         "ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 + prmt.b32",
-        (storage, order) => storage == OperandStorage.MK ? null : TransPrmt(order));
+        (storage, order, _) => storage == OperandStorage.MK ? null : TransPrmt(order));
 
     private static readonly CopyAtom LdsmPrmtMovmatrix = new(CopyAtomKind.LdsmPrmtMovmatrix, CopyDirection.SharedToRegisters, 75, 78,
         "ldmatrix.sync.aligned.m8n8.x4.shared.b16 + prmt.b32 + movmatrix.sync.aligned.m8n8.trans.b16",
-        (storage, order) => storage == OperandStorage.MK ? null : PrmtMovmatrix(order));
+        (storage, order, _) => storage == OperandStorage.MK ? null : PrmtMovmatrix(order));
 
     // Recipe C: the operand was rewritten n × k (tokens in the order asked) by a kernel beforehand, so a plain ldmatrix feeds the MMA.
     private static readonly CopyAtom LdsmPretransposed = new(CopyAtomKind.LdsmPretransposed, CopyDirection.SharedToRegisters, 75, 65,
         "ldmatrix.sync.aligned.m8n8.x4.shared.b16 (operand transposed beforehand)",
-        (storage, _) => storage == OperandStorage.MK ? null : LdsmB);
+        (storage, _, _) => storage == OperandStorage.MK ? null : LdsmB);
 
     private static readonly CopyAtom Stmatrix = new(CopyAtomKind.Stmatrix, CopyDirection.RegistersToShared, 90, 78,
-        "stmatrix.sync.aligned.m8n8.x4.shared.b16", (_, _) => null);
+        "stmatrix.sync.aligned.m8n8.x4.shared.b16", (_, _, _) => null);
 }

@@ -57,12 +57,53 @@ public static class FragmentComposition
     /// <summary>Composes an A program; on success <see cref="Composition.KOrder"/>[slot] is the k each MMA k slot holds.</summary>
     public static Composition ComposeA(MmaAtom mma, LdmatrixProgram program, TokenOrder storedOrder = TokenOrder.Natural)
     {
-        var errors = new List<string>();
         var delivered = FragmentSimulator.Run(program, (r, c) => Label(OperandStorage.MK, mma.AElement, storedOrder, r, c));
         if (delivered.Length != 1 || delivered[0][0].Length != mma.ARegisters)
         {
             return Fail($"{program.Name} delivers {delivered.Length} fragment(s) of {delivered[0][0].Length} registers; {mma.Ptx} takes one A fragment of {mma.ARegisters}.");
         }
+        return ComposeA(mma, delivered[0]);
+    }
+
+    /// <summary>
+    /// Where the P·V MMA's A register <c>reg</c>, element <c>e</c> comes from when P is packed straight out of the
+    /// Q·Kᵀ accumulators, as in FlashAttention: (S tile within the k step, accumulator register). The emitter packs
+    /// with this table, and <see cref="ComposeAFromAccumulators"/> checks it.
+    /// </summary>
+    public static (int Tile, int Accumulator) PackingOf(MmaAtom pv, int reg, int element)
+    {
+        var perReg = 4 / pv.AElement.SizeInBytes();
+        // 8-bit: a_r = [S(2(r>>1)).c(2(r&1)), .c(2(r&1)+1), S(2(r>>1)+1).c.., ..]; 16-bit: a_r = [S(r>>1).c(2(r&1)), .c(2(r&1)+1)].
+        return perReg == 4
+            ? (2 * (reg >> 1) + (element >> 1), 2 * (reg & 1) + (element & 1))
+            : (reg >> 1, 2 * (reg & 1) + element);
+    }
+
+    /// <summary>Composes P packed from the Q·Kᵀ accumulators (<see cref="PackingOf"/>) as the P·V MMA's A; KOrder says which key each k slot holds.</summary>
+    public static Composition ComposeAFromAccumulators(MmaAtom qk, MmaAtom pv)
+    {
+        var size = pv.AElement.SizeInBytes();
+        var delivered = new ByteLabel[32][][];
+        for (var lane = 0; lane < 32; lane++)
+        {
+            delivered[lane] = new ByteLabel[pv.ARegisters][];
+            for (var reg = 0; reg < pv.ARegisters; reg++)
+            {
+                delivered[lane][reg] = new ByteLabel[4];
+                for (var b = 0; b < 4; b++)
+                {
+                    var (tile, accumulator) = PackingOf(pv, reg, b / size);
+                    var c = qk.C(lane, accumulator);
+                    delivered[lane][reg][b] = new ByteLabel(c.Row, tile * qk.N + c.Col, b % size);
+                }
+            }
+        }
+        return ComposeA(pv, delivered);
+    }
+
+    private static Composition ComposeA(MmaAtom mma, ByteLabel[][][] delivered)
+    {
+        var errors = new List<string>();
         var size = mma.AElement.SizeInBytes();
         var kOrder = Enumerable.Repeat(-1, mma.K).ToArray();
         for (var lane = 0; lane < 32; lane++)
@@ -72,7 +113,7 @@ public static class FragmentComposition
                 for (var b = 0; b < 4; b++)
                 {
                     var want = mma.A(lane, reg, b);
-                    var got = delivered[0][lane][reg][b];
+                    var got = delivered[lane][reg][b];
                     if (got.Row != want.Row || got.Byte != b % size)
                     {
                         Add(errors, $"lane {lane} a{reg} byte {b} holds A{got} but {mma.Ptx} wants row {want.Row}" + (size > 1 ? $" byte {b % size}" : "") + ".");

@@ -20,6 +20,7 @@ public enum PtxHelper
     F16Convert,
     Bf16Convert,
     WarpReduce,
+    SoftmaxMath,
 }
 
 /// <summary>
@@ -150,6 +151,17 @@ public static class PtxHelpers
             case PtxHelper.Bf16Convert:
                 w.Raw("""
                     static __device__ __forceinline__ float kdsl_bf16_to_f32(u16 h) { return __uint_as_float((u32)h << 16); }
+                    """);
+                break;
+            case PtxHelper.SoftmaxMath:
+                w.Raw("""
+                    #define KDSL_INF __int_as_float(0x7f800000)
+                    // ex2/lg2.approx: the SFU instructions FlashAttention's exp2 softmax is built on.
+                    static __device__ __forceinline__ float kdsl_exp2(float x) { float y; asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x)); return y; }
+                    static __device__ __forceinline__ float kdsl_log2(float x) { float y; asm("lg2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x)); return y; }
+                    // Round to nearest even, as an unsigned integer (P in [0, 255] after scaling).
+                    static __device__ __forceinline__ u32 kdsl_f32_to_u32_rn(float x) { u32 y; asm("cvt.rni.u32.f32 %0, %1;\n" : "=r"(y) : "f"(x)); return y; }
+                    static __device__ __forceinline__ u16 kdsl_f32_to_bf16(float x) { u16 h; asm("cvt.rn.bf16.f32 %0, %1;\n" : "=h"(h) : "f"(x)); return h; }
                     """);
                 break;
             case PtxHelper.WarpReduce:

@@ -12,8 +12,10 @@ public abstract record KernelSpec
     public required EquatableArray<Sm> Targets { get; init; }
     public required EquatableArray<SmemLayoutSpec> SmemLayouts { get; init; }
     public required EquatableArray<CopyAtomSpec> CopyAtoms { get; init; }
-    /// <summary>Null when the declaration names none.</summary>
+    /// <summary>The main product's MMA (a GEMM's, attention's Q·Kᵀ); null when the declaration names none.</summary>
     public required MmaAtomKind? Mma { get; init; }
+    /// <summary>Attention's P·V MMA; null when none is declared.</summary>
+    public MmaAtomKind? PvMma { get; init; }
 
     /// <summary>The family's name for messages ("Int8Gemm").</summary>
     public abstract string Family { get; }
@@ -77,6 +79,21 @@ public sealed record QuantizeSpec : KernelSpec
     public required int Threads { get; init; }
 
     public override string Family => "Quantize";
+}
+
+/// <summary>INT8 FlashAttention forward: Q·Kᵀ on int8 MMAs, online softmax, P·V per the P·V MMA atom.</summary>
+public sealed record AttentionSpec : KernelSpec
+{
+    public required int HeadDim { get; init; }
+    public required int BlockM { get; init; }
+    public required int BlockN { get; init; }
+    public required int Warps { get; init; }
+    public required int Stages { get; init; }
+    public required bool Causal { get; init; }
+    public required Element Output { get; init; }
+    public required bool Lse { get; init; }
+
+    public override string Family => "FlashAttentionForward";
 }
 
 public enum CopyDirection { GlobalToShared, SharedToRegisters, RegistersToShared }

@@ -31,6 +31,8 @@ public enum MmaAtomKind
     Wgmma_M64N64K32_S32S8S8 = 4,
 }
 
+public enum MmaProduct { Main = 0, PV = 1 }
+
 public enum GemmLayout { TN = 0, NN = 1 }
 
 public enum GemmOutput { S32 = 0, F16Scaled = 1 }

@@ -21,11 +21,12 @@ public static class DeclarationReader
 {
     public const string GemmAttribute = "KernelDsl.Int8GemmAttribute";
     public const string QuantizeAttribute = "KernelDsl.QuantizeAttribute";
+    public const string AttentionAttribute = "KernelDsl.FlashAttentionForwardAttribute";
     private const string SmemLayoutAttribute = "KernelDsl.SmemLayoutAttribute";
     private const string CopyAtomAttribute = "KernelDsl.CopyAtomAttribute";
     private const string MmaAtomAttribute = "KernelDsl.MmaAtomAttribute";
 
-    private static readonly string[] FamilyAttributes = [GemmAttribute, QuantizeAttribute];
+    private static readonly string[] FamilyAttributes = [GemmAttribute, QuantizeAttribute, AttentionAttribute];
 
     /// <summary>The generator's defaults, which a test keeps equal to the attributes' property initializers.</summary>
     public static readonly ImmutableArray<Sm> DefaultTargets = [Sm.Sm80, Sm.Sm90];
@@ -57,8 +58,22 @@ public static class DeclarationReader
         var family = attributes.First(a => NameOf(a) == familyAttribute);
         var layouts = attributes.Where(a => NameOf(a) == SmemLayoutAttribute).ToArray();
         var atoms = attributes.Where(a => NameOf(a) == CopyAtomAttribute).ToArray();
-        var mma = attributes.FirstOrDefault(a => NameOf(a) == MmaAtomAttribute);
+        var mmaAttributes = attributes.Where(a => NameOf(a) == MmaAtomAttribute).ToArray();
         var findings = new List<Finding>();
+        // Index 0: the main product's atom, 1: P·V's (FindingTarget.Mma / PvMma point at them).
+        var mmaByProduct = new AttributeData?[2];
+        foreach (var attribute in mmaAttributes)
+        {
+            var product = new NamedArguments(attribute, findings).Enum("Product", MmaProduct.Main);
+            var slot = product == MmaProduct.PV ? 1 : 0;
+            if (mmaByProduct[slot] is not null)
+            {
+                findings.Add(Finding.Of(Rules.Duplicate, new FindingTarget(TargetKind.Mma, slot), symbol.Name, "[MmaAtom]", product == MmaProduct.PV ? "product PV" : "the main product"));
+            }
+            mmaByProduct[slot] ??= attribute;
+        }
+        var mma = mmaByProduct[0];
+        var pvMma = mmaByProduct[1];
 
         var type = Describe(symbol, syntax);
         var targets = ReadTargets(family, findings);
@@ -70,28 +85,38 @@ public static class DeclarationReader
             Enum<Operand>(a.ConstructorArguments[0], findings, new FindingTarget(TargetKind.CopyAtom, i), "CopyAtom.Operand"),
             Enum<CopyAtomKind>(a.ConstructorArguments[1], findings, new FindingTarget(TargetKind.CopyAtom, i), "CopyAtom.Atom"))).ToEquatableArray();
         MmaAtomKind? mmaKind = mma is null ? null : Enum<MmaAtomKind>(mma.ConstructorArguments[0], findings, FindingTarget.Mma, "MmaAtom.Atom");
+        MmaAtomKind? pvMmaKind = pvMma is null ? null : Enum<MmaAtomKind>(pvMma.ConstructorArguments[0], findings, FindingTarget.PvMma, "MmaAtom.Atom");
 
         KernelSpec? spec = null;
         if (findings.Count == 0)
         {
             var named = new NamedArguments(family, findings);
-            spec = familyAttribute == GemmAttribute
-                ? new GemmSpec
+            spec = familyAttribute switch
+            {
+                GemmAttribute => new GemmSpec
                 {
-                    Type = type, Targets = targets, SmemLayouts = smemLayouts, CopyAtoms = copyAtoms, Mma = mmaKind,
+                    Type = type, Targets = targets, SmemLayouts = smemLayouts, CopyAtoms = copyAtoms, Mma = mmaKind, PvMma = pvMmaKind,
                     BlockM = named.Int("BlockM", 128), BlockN = named.Int("BlockN", 128), BlockK = named.Int("BlockK", 64),
                     Warps = named.Int("Warps", 8), WarpsM = named.Int("WarpsM", 0), Stages = named.Int("Stages", 3),
                     Layout = named.Enum("Layout", GemmLayout.TN), Output = named.Enum("Output", GemmOutput.S32),
-                }
-                : new QuantizeSpec
+                },
+                AttentionAttribute => new AttentionSpec
                 {
-                    Type = type, Targets = targets, SmemLayouts = smemLayouts, CopyAtoms = copyAtoms, Mma = mmaKind,
+                    Type = type, Targets = targets, SmemLayouts = smemLayouts, CopyAtoms = copyAtoms, Mma = mmaKind, PvMma = pvMmaKind,
+                    HeadDim = named.Int("HeadDim", 128), BlockM = named.Int("BlockM", 128), BlockN = named.Int("BlockN", 64),
+                    Warps = named.Int("Warps", 8), Stages = named.Int("Stages", 2), Causal = named.Bool("Causal", false),
+                    Output = named.Enum("Output", Element.F16), Lse = named.Bool("Lse", true),
+                },
+                _ => new QuantizeSpec
+                {
+                    Type = type, Targets = targets, SmemLayouts = smemLayouts, CopyAtoms = copyAtoms, Mma = mmaKind, PvMma = pvMmaKind,
                     Input = named.Enum("Input", Element.F16), Granularity = named.Enum("Granularity", QuantGranularity.PerRowBlock),
                     BlockRows = named.Int("BlockRows", 128), HeadDim = named.Int("HeadDim", 128),
                     SubtractChannelMean = named.Bool("SubtractChannelMean", false), Transposed = named.Bool("Transposed", false),
                     TransposedOrder = named.Enum("TransposedOrder", TokenOrder.Pi), TransposePad = named.Int("TransposePad", 64),
                     Threads = named.Int("Threads", 256),
-                };
+                },
+            };
             cancellationToken.ThrowIfCancellationRequested();
             if (findings.Count == 0)
             {
@@ -99,6 +124,7 @@ public static class DeclarationReader
                 {
                     GemmSpec gemm => GemmValidator.Validate(gemm),
                     QuantizeSpec quantize => QuantizeValidator.Validate(quantize),
+                    AttentionSpec attention => AttentionValidator.Validate(attention),
                     _ => ImmutableArray<Finding>.Empty,
                 });
             }
@@ -109,7 +135,7 @@ public static class DeclarationReader
             TargetKind.Family => LocationInfo.From(family.ApplicationSyntaxReference?.GetSyntax(cancellationToken)),
             TargetKind.SmemLayout => LocationInfo.From(layouts[target.Index].ApplicationSyntaxReference?.GetSyntax(cancellationToken)),
             TargetKind.CopyAtom => LocationInfo.From(atoms[target.Index].ApplicationSyntaxReference?.GetSyntax(cancellationToken)),
-            TargetKind.Mma => LocationInfo.From((mma ?? family).ApplicationSyntaxReference?.GetSyntax(cancellationToken)),
+            TargetKind.Mma => LocationInfo.From((mmaByProduct[target.Index] ?? family).ApplicationSyntaxReference?.GetSyntax(cancellationToken)),
             _ => typeLocation,
         };
         var diagnostics = findings.Select(f => new DiagnosticInfo(f.Rule, Where(f.Target), f.Arguments)).ToEquatableArray();

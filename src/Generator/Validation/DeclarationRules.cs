@@ -63,10 +63,13 @@ public static class DeclarationRules
             var atom = CopyAtom.Get(spec.CopyAtoms[i].Atom);
             CheckAtom(findings, spec, new FindingTarget(TargetKind.CopyAtom, i), atom.Kind.ToString(), atom.Instructions, atom.MinSm);
         }
-        if (spec.Mma is { } mmaKind)
+        foreach (var (kind, target) in new[] { (spec.Mma, FindingTarget.Mma), (spec.PvMma, FindingTarget.PvMma) })
         {
-            var mma = MmaAtom.Get(mmaKind);
-            CheckAtom(findings, spec, FindingTarget.Mma, mma.Kind.ToString(), mma.Ptx, mma.MinSm);
+            if (kind is { } mmaKind)
+            {
+                var mma = MmaAtom.Get(mmaKind);
+                CheckAtom(findings, spec, target, mma.Kind.ToString(), mma.Ptx, mma.MinSm);
+            }
         }
     }
 

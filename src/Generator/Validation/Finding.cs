@@ -11,6 +11,7 @@ public readonly record struct FindingTarget(TargetKind Kind, int Index = 0)
     public static readonly FindingTarget Type = new(TargetKind.Type);
     public static readonly FindingTarget Family = new(TargetKind.Family);
     public static readonly FindingTarget Mma = new(TargetKind.Mma);
+    public static readonly FindingTarget PvMma = new(TargetKind.Mma, 1);
 }
 
 /// <summary>A broken rule: pure data, turned into a Roslyn diagnostic at the generator's edge.</summary>

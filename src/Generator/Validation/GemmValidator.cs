@@ -112,6 +112,10 @@ public static class GemmValidator
             findings.Add(Finding.Of(Rules.AtomNotForFamily, FindingTarget.Mma, spec.Mma, "Int8Gemm",
                 plan.Mma.IsWarpgroup ? "it is a warp-group wgmma; this family issues mma.sync per warp" : "the family multiplies s8 × s8 operands"));
         }
+        if (spec.PvMma is not null)
+        {
+            findings.Add(Finding.Of(Rules.AtomNotForFamily, FindingTarget.PvMma, spec.PvMma, "Int8Gemm", "a GEMM has one product: drop Product = MmaProduct.PV"));
+        }
         foreach (var operand in Operands)
         {
             if (spec.CopyAtomOf(operand, CopyDirection.SharedToRegisters) is null)

@@ -88,9 +88,12 @@ public static class QuantizeValidator
         {
             findings.Add(Finding.Of(Rules.AtomNotForFamily, new FindingTarget(TargetKind.CopyAtom, i), spec.CopyAtoms[i].Atom, spec.Family, noAtoms));
         }
-        if (spec.Mma is { } mma)
+        foreach (var (kind, target) in new[] { (spec.Mma, FindingTarget.Mma), (spec.PvMma, FindingTarget.PvMma) })
         {
-            findings.Add(Finding.Of(Rules.AtomNotForFamily, FindingTarget.Mma, mma, spec.Family, noAtoms));
+            if (kind is { } mma)
+            {
+                findings.Add(Finding.Of(Rules.AtomNotForFamily, target, mma, spec.Family, noAtoms));
+            }
         }
     }
 }

@@ -80,9 +80,39 @@ public sealed class CopyAtomAttribute(Operand operand, CopyAtoms atom) : Attribu
     public CopyAtoms Atom { get; } = atom;
 }
 
-/// <summary>The MMA atom every warp issues.</summary>
-[AttributeUsage(AttributeTargets.Class | AttributeTargets.Struct, Inherited = false)]
+/// <summary>An MMA atom every warp issues, for one product of the kernel.</summary>
+[AttributeUsage(AttributeTargets.Class | AttributeTargets.Struct, AllowMultiple = true, Inherited = false)]
 public sealed class MmaAtomAttribute(MmaAtoms atom) : Attribute
 {
     public MmaAtoms Atom { get; } = atom;
+    /// <summary>Which product it computes: the main one (Q·Kᵀ in attention) or P·V.</summary>
+    public MmaProduct Product { get; set; } = MmaProduct.Main;
+}
+
+/// <summary>
+/// Declares an INT8 FlashAttention forward kernel: S = Q·Kᵀ on int8 MMAs, online softmax in exp2, P quantized
+/// (u8 or s8) or kept f16 per the P·V MMA atom, O = P·V, V fed by its declared copy atom.
+/// Inputs are the quantize kernels' outputs: Q and K int8 per block of rows, V int8 per channel.
+/// </summary>
+[AttributeUsage(AttributeTargets.Class | AttributeTargets.Struct, Inherited = false)]
+public sealed class FlashAttentionForwardAttribute : Attribute
+{
+    /// <summary>Channels per head.</summary>
+    public int HeadDim { get; set; } = 128;
+    /// <summary>Query rows per block (and per Q scale).</summary>
+    public int BlockM { get; set; } = 128;
+    /// <summary>Keys per main-loop step (and per K scale).</summary>
+    public int BlockN { get; set; } = 64;
+    /// <summary>Warps per block; each owns 16 query rows, so BlockM = 16 · Warps.</summary>
+    public int Warps { get; set; } = 8;
+    /// <summary>K/V shared-memory stages.</summary>
+    public int Stages { get; set; } = 2;
+    /// <summary>Causal masking, bottom-right aligned when query and key lengths differ.</summary>
+    public bool Causal { get; set; }
+    /// <summary>Output element: F16 or BF16.</summary>
+    public Element Output { get; set; } = Element.F16;
+    /// <summary>Write the log-sum-exp (natural log, float32) per query row.</summary>
+    public bool Lse { get; set; } = true;
+    /// <summary>Architectures the variant must compile for.</summary>
+    public Sm[] Targets { get; set; } = [Sm.Sm80, Sm.Sm90];
 }

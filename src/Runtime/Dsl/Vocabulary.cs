@@ -109,3 +109,12 @@ public enum TokenOrder
     /// <summary>Within each 16-token group: 0,1,8,9,2,3,10,11,4,5,12,13,6,7,14,15 — the order the S accumulators deliver P in (V_TRANSPOSE.md).</summary>
     Pi = 1,
 }
+
+/// <summary>Which product of a kernel an MMA atom computes.</summary>
+public enum MmaProduct
+{
+    /// <summary>The kernel's only product (a GEMM), or attention's Q·Kᵀ.</summary>
+    Main = 0,
+    /// <summary>Attention's P·V.</summary>
+    PV = 1,
+}

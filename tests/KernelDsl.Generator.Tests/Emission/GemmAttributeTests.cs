@@ -98,9 +98,9 @@ public class GemmAttributeTests
     public void Tile_sizes_change_loads_fragments_and_shared_memory()
     {
         var baseline = Cuda(Baseline);
-        var smaller = Cuda(Baseline with { BlockM = 64, BlockN = 64, BlockK = 32 });
+        var smaller = Cuda(Baseline with { BlockM = 64, BlockN = 64, BlockK = 32, Warps = 4 });
         Assert.Contains("int acc[4][4][4];", baseline);
-        Assert.Contains("int acc[2][2][4];", smaller);
+        Assert.Contains("int acc[2][4][4];", smaller);
         Assert.Contains("for (int kk = 0; kk < 2; ++kk)", baseline);
         Assert.Contains("for (int kk = 0; kk < 1; ++kk)", smaller);
         Assert.Contains("49152 bytes of shared memory", baseline);

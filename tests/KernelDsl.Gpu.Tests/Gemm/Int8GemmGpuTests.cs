@@ -108,9 +108,11 @@ public class Int8GemmGpuTests
         using var a = device.Allocate<sbyte>(64 * 64);
         using var b = device.Allocate<sbyte>(64 * 64);
         using var c = device.Allocate<int>(64 * 64);
+        using var smallC = device.Allocate<int>(64 * 63);
         Assert.Equal("m", Assert.Throws<ArgumentOutOfRangeException>(() => Int8GemmTN.Launch(stream, a, b, c, 0, 64, 64)).ParamName);
         Assert.Equal("lda", Assert.Throws<ArgumentException>(() => Int8GemmTN.Launch(stream, a, b, c, 64, 64, 40, 40, 48, 64)).ParamName);
-        Assert.Equal("c", Assert.Throws<ArgumentException>(() => Int8GemmTN.Launch(stream, a, b, c, 65, 64, 64)).ParamName);
+        Assert.Equal("c", Assert.Throws<ArgumentException>(() => Int8GemmTN.Launch(stream, a, b, smallC, 64, 64, 64)).ParamName);
+        Assert.Equal("ldc", Assert.Throws<ArgumentOutOfRangeException>(() => Int8GemmTN.Launch(stream, a, b, c, 64, 64, 64, 64, 64, 63)).ParamName);
         using var disposed = device.Allocate<sbyte>(64 * 64);
         disposed.Dispose();
         Assert.Equal("b", Assert.Throws<ObjectDisposedException>(() => Int8GemmNNMovmatrix.Launch(stream, a, disposed, c, 64, 64, 64)).ObjectName);

@@ -1,0 +1,89 @@
+namespace KernelDsl.Attention.FlashAttention;
+
+// INT8 FlashAttention forward, declared with the same attributes a user writes. Q·Kᵀ runs on s8 MMAs; P·V on
+// u8·s8 with V fed by each strategy of V_TRANSPOSE.md, or in f16 (the accuracy mode). P leaves the S accumulators
+// in π key order, so every V atom is asked for π order — and the build checks, by simulation, that it delivers it.
+
+/// <summary>D = 128, Recipe A: ldmatrix.x4.trans + prmt on int8 V.</summary>
+[FlashAttentionForward(HeadDim = 128, BlockM = 128, BlockN = 64, Warps = 8, Stages = 2)]
+[SmemLayout(Operand.Q, Element.S8, 3, 4, 3)]
+[SmemLayout(Operand.K, Element.S8, 3, 4, 3)]
+[SmemLayout(Operand.V, Element.S8, 3, 4, 3)]
+[CopyAtom(Operand.Q, CopyAtoms.Ldsm)]
+[CopyAtom(Operand.K, CopyAtoms.Ldsm)]
+[CopyAtom(Operand.V, CopyAtoms.LdsmTransPrmt)]
+[MmaAtom(MmaAtoms.M16N8K32_S32S8S8)]
+[MmaAtom(MmaAtoms.M16N8K32_S32U8S8, Product = MmaProduct.PV)]
+public static partial class Int8AttentionD128TransPrmt;
+
+/// <summary>D = 128, Recipe B: ldmatrix + prmt + movmatrix on int8 V.</summary>
+[FlashAttentionForward(HeadDim = 128, BlockM = 128, BlockN = 64, Warps = 8, Stages = 2)]
+[SmemLayout(Operand.Q, Element.S8, 3, 4, 3)]
+[SmemLayout(Operand.K, Element.S8, 3, 4, 3)]
+[SmemLayout(Operand.V, Element.S8, 3, 4, 4)] // Recipe B's π rows pair up under Swizzle(3,4,3); S = 4 separates them
+[CopyAtom(Operand.Q, CopyAtoms.Ldsm)]
+[CopyAtom(Operand.K, CopyAtoms.Ldsm)]
+[CopyAtom(Operand.V, CopyAtoms.LdsmPrmtMovmatrix)]
+[MmaAtom(MmaAtoms.M16N8K32_S32S8S8)]
+[MmaAtom(MmaAtoms.M16N8K32_S32U8S8, Product = MmaProduct.PV)]
+public static partial class Int8AttentionD128Movmatrix;
+
+/// <summary>D = 128, Recipe C: V transposed to [D][S] in π order by its quantize kernel, then plain ldmatrix.</summary>
+[FlashAttentionForward(HeadDim = 128, BlockM = 128, BlockN = 64, Warps = 8, Stages = 2)]
+[SmemLayout(Operand.Q, Element.S8, 3, 4, 3)]
+[SmemLayout(Operand.K, Element.S8, 3, 4, 3)]
+[SmemLayout(Operand.V, Element.S8, 2, 4, 3)]
+[CopyAtom(Operand.Q, CopyAtoms.Ldsm)]
+[CopyAtom(Operand.K, CopyAtoms.Ldsm)]
+[CopyAtom(Operand.V, CopyAtoms.LdsmPretransposed)]
+[MmaAtom(MmaAtoms.M16N8K32_S32S8S8)]
+[MmaAtom(MmaAtoms.M16N8K32_S32U8S8, Product = MmaProduct.PV)]
+public static partial class Int8AttentionD128Pretransposed;
+
+/// <summary>D = 128, accuracy mode: int8 Q·Kᵀ, f16 P·V with the f16 V through ldmatrix.trans.</summary>
+[FlashAttentionForward(HeadDim = 128, BlockM = 128, BlockN = 64, Warps = 8, Stages = 2)]
+[SmemLayout(Operand.Q, Element.S8, 3, 4, 3)]
+[SmemLayout(Operand.K, Element.S8, 3, 4, 3)]
+[SmemLayout(Operand.V, Element.F16, 3, 3, 4)] // 256-byte f16 rows: XOR the row bits, not a chunk bit
+[CopyAtom(Operand.Q, CopyAtoms.Ldsm)]
+[CopyAtom(Operand.K, CopyAtoms.Ldsm)]
+[CopyAtom(Operand.V, CopyAtoms.LdsmTrans)]
+[MmaAtom(MmaAtoms.M16N8K32_S32S8S8)]
+[MmaAtom(MmaAtoms.M16N8K16_F32F16F16, Product = MmaProduct.PV)]
+public static partial class Int8AttentionD128F16PV;
+
+/// <summary>D = 128, causal, Recipe A.</summary>
+[FlashAttentionForward(HeadDim = 128, BlockM = 128, BlockN = 64, Warps = 8, Stages = 2, Causal = true)]
+[SmemLayout(Operand.Q, Element.S8, 3, 4, 3)]
+[SmemLayout(Operand.K, Element.S8, 3, 4, 3)]
+[SmemLayout(Operand.V, Element.S8, 3, 4, 3)]
+[CopyAtom(Operand.Q, CopyAtoms.Ldsm)]
+[CopyAtom(Operand.K, CopyAtoms.Ldsm)]
+[CopyAtom(Operand.V, CopyAtoms.LdsmTransPrmt)]
+[MmaAtom(MmaAtoms.M16N8K32_S32S8S8)]
+[MmaAtom(MmaAtoms.M16N8K32_S32U8S8, Product = MmaProduct.PV)]
+public static partial class Int8AttentionD128CausalTransPrmt;
+
+/// <summary>D = 64, Recipe A.</summary>
+[FlashAttentionForward(HeadDim = 64, BlockM = 128, BlockN = 64, Warps = 8, Stages = 2)]
+[SmemLayout(Operand.Q, Element.S8, 2, 4, 3)]
+[SmemLayout(Operand.K, Element.S8, 2, 4, 3)]
+[SmemLayout(Operand.V, Element.S8, 2, 4, 3)]
+[CopyAtom(Operand.Q, CopyAtoms.Ldsm)]
+[CopyAtom(Operand.K, CopyAtoms.Ldsm)]
+[CopyAtom(Operand.V, CopyAtoms.LdsmTransPrmt)]
+[MmaAtom(MmaAtoms.M16N8K32_S32S8S8)]
+[MmaAtom(MmaAtoms.M16N8K32_S32U8S8, Product = MmaProduct.PV)]
+public static partial class Int8AttentionD64TransPrmt;
+
+/// <summary>D = 64, causal, Recipe A.</summary>
+[FlashAttentionForward(HeadDim = 64, BlockM = 128, BlockN = 64, Warps = 8, Stages = 2, Causal = true)]
+[SmemLayout(Operand.Q, Element.S8, 2, 4, 3)]
+[SmemLayout(Operand.K, Element.S8, 2, 4, 3)]
+[SmemLayout(Operand.V, Element.S8, 2, 4, 3)]
+[CopyAtom(Operand.Q, CopyAtoms.Ldsm)]
+[CopyAtom(Operand.K, CopyAtoms.Ldsm)]
+[CopyAtom(Operand.V, CopyAtoms.LdsmTransPrmt)]
+[MmaAtom(MmaAtoms.M16N8K32_S32S8S8)]
+[MmaAtom(MmaAtoms.M16N8K32_S32U8S8, Product = MmaProduct.PV)]
+public static partial class Int8AttentionD64CausalTransPrmt;

@@ -1,0 +1,44 @@
+using System.Linq;
+using KernelDsl.Generator.Atoms;
+using KernelDsl.Generator.Helpers;
+using KernelDsl.Generator.Model;
+
+namespace KernelDsl.Generator.Cuda;
+
+/// <summary>FlashAttentionForward spec → CUDA module text: prelude, PTX helpers, layouts, loaders, kernel.</summary>
+public static class AttentionEmitter
+{
+    public static string Emit(AttentionPlan plan)
+    {
+        var spec = plan.Spec;
+        var q = plan.ComposeQ();
+        var v = plan.ComposeV(plan.ComposeP());
+        _ = q;
+        var kernel = new AttentionKernelWriter(plan, v);
+        var w = new CodeWriter();
+        var vAtom = plan.VAtom!.Value;
+        CudaPrelude.Write(w, spec,
+            $"INT8 FlashAttention forward, head dim {spec.HeadDim}{(spec.Causal ? ", causal (bottom-right aligned)" : "")}: S = Q·Kᵀ on {plan.Qk.Ptx},",
+            $"online softmax in exp2, P {(plan.F16Pv ? "kept f16" : $"quantized to {plan.Pv.AElement.CudaName()} (×{plan.PScale})")}, O = P·V on {plan.Pv.Ptx}.",
+            $"Block {spec.BlockM} query rows × {spec.BlockN} keys per step, {spec.Warps} warps (16 rows each), {spec.Stages} K/V stage(s), {plan.SharedMemoryBytes} bytes of shared memory.",
+            $"V: {vAtom} ({CopyAtom.Get(vAtom).Instructions}), P in {plan.POrder} key order.");
+
+        var helpers = new[] { PtxHelper.IntMath, PtxHelper.SoftmaxMath, PtxHelper.F16Convert }
+            .Concat(PtxHelpers.For(CopyAtomKind.CpAsync16));
+        foreach (var atom in spec.CopyAtoms)
+        {
+            helpers = helpers.Concat(PtxHelpers.For(atom.Atom));
+        }
+        PtxHelpers.Write(w, helpers, [plan.Qk, plan.Pv]);
+        w.Line();
+        w.Line($"// ---- Shared-memory layouts ----");
+        LayoutWriter.Write(w, spec.LayoutOf(Operand.Q)!, spec.BlockM, spec.HeadDim);
+        LayoutWriter.Write(w, spec.LayoutOf(Operand.K)!, spec.BlockN, spec.HeadDim);
+        LayoutWriter.Write(w, spec.LayoutOf(Operand.V)!, plan.VRows, plan.VRowBytes);
+        w.Line();
+        kernel.WriteLoaders(w);
+        w.Line();
+        kernel.WriteKernel(w);
+        return w.ToString();
+    }
+}

@@ -1,0 +1,386 @@
+using System.Linq;
+using KernelDsl.Generator.Atoms;
+using KernelDsl.Generator.Helpers;
+using KernelDsl.Generator.Model;
+
+namespace KernelDsl.Generator.Cuda;
+
+/// <summary>
+/// Writes the INT8 FlashAttention forward kernel from its plan, one method per section: tile loader, prologue,
+/// S = Q·Kᵀ, online softmax with P quantization, P·V through the declared V atom, epilogue.
+/// </summary>
+public sealed class AttentionKernelWriter(AttentionPlan plan, Composition v)
+{
+    private readonly AttentionSpec _spec = plan.Spec;
+    private CodeWriter _w = null!;
+
+    public string KernelName => _spec.KernelPrefix;
+
+    private string VType => plan.F16Pv ? "u16" : "s8";
+
+    public void WriteLoaders(CodeWriter w)
+    {
+        _w = w;
+        var s = _spec;
+        var d = s.HeadDim;
+        w.Line($"// Global → shared with cp.async 16. Rows past the tensor's end are zero-filled, so tails need no branch in the math.");
+        WriteRowLoader("kdsl_load_q", Operand.Q, s.BlockM, d, "valid_rows", "(long long)" + d);
+        WriteRowLoader("kdsl_load_k", Operand.K, s.BlockN, d, "valid_rows", "(long long)" + d);
+        if (plan.PretransposedV)
+        {
+            w.Line($"// Recipe C: V was written [D][S_pad] in π order by its quantize kernel; a tile is {d} channel rows × {s.BlockN} tokens.");
+            w.Block($"static __device__ __forceinline__ void kdsl_load_v(u8* dst, const u8* src, int token0, long long ld, int tid)", () =>
+            {
+                w.Line($"#pragma unroll");
+                w.Block($"for (int i = 0; i < {plan.VStageBytes / 16 / plan.Threads}; ++i)", () =>
+                {
+                    w.Line($"const int c = tid + i * {plan.Threads};");
+                    w.Line($"const int row = c / {s.BlockN / 16}, col = (c % {s.BlockN / 16}) * 16;");
+                    w.Line($"const int bytes = token0 + col < ld ? 16 : 0;");
+                    w.Line($"kdsl_cp_async_16(kdsl_smem(dst + {LayoutWriter.FunctionName(Operand.V)}(row, col)), bytes > 0 ? src + row * ld + token0 + col : src, bytes);");
+                });
+            });
+        }
+        else
+        {
+            WriteRowLoader("kdsl_load_v", Operand.V, s.BlockN, d * plan.VBytes, "valid_rows", $"ld * {plan.VBytes}", "long long ld");
+        }
+        w.Line($"// One K/V block: keys [block·{s.BlockN}, block·{s.BlockN} + {s.BlockN}).");
+        w.Block($"static __device__ __forceinline__ void kdsl_load_kv(u8* sk, u8* sv, const u8* k_src, const u8* v_src, int block, int seq_k, long long v_ld, int tid)", () =>
+        {
+            w.Line($"const int key0 = block * {s.BlockN};");
+            w.Line($"kdsl_load_k(sk, k_src + (long long)key0 * {d}, seq_k - key0, tid);");
+            if (plan.PretransposedV)
+            {
+                w.Line($"kdsl_load_v(sv, v_src, key0, v_ld, tid);");
+            }
+            else
+            {
+                w.Line($"kdsl_load_v(sv, v_src + (long long)key0 * v_ld * {plan.VBytes}, seq_k - key0, v_ld, tid);");
+            }
+        });
+    }
+
+    /// <summary>A loader of <paramref name="rows"/> rows of <paramref name="rowBytes"/> bytes into <paramref name="operand"/>'s swizzled tile.</summary>
+    private void WriteRowLoader(string name, Operand operand, int rows, int rowBytes, string validRows, string sourceLd, string? extra = null)
+    {
+        var chunks = rows * rowBytes / 16;
+        _w.Block($"static __device__ __forceinline__ void {name}(u8* dst, const u8* src, int {validRows}, {(extra is null ? "" : extra + ", ")}int tid)", () =>
+        {
+            _w.Line($"#pragma unroll");
+            _w.Block($"for (int i = 0; i < {chunks / plan.Threads}; ++i)", () =>
+            {
+                _w.Line($"const int c = tid + i * {plan.Threads};");
+                _w.Line($"const int row = c / {rowBytes / 16}, col = (c % {rowBytes / 16}) * 16;");
+                _w.Line($"const int bytes = row < {validRows} ? 16 : 0;");
+                _w.Line($"kdsl_cp_async_16(kdsl_smem(dst + {LayoutWriter.FunctionName(operand)}(row, col)), bytes > 0 ? src + row * {sourceLd} + col : src, bytes);");
+            });
+        });
+    }
+
+    public void WriteKernel(CodeWriter w)
+    {
+        _w = w;
+        var s = _spec;
+        var d = s.HeadDim;
+        // One block per SM is the design point: let ptxas use up to 255 registers rather than aim for two blocks.
+        w.Line($"extern \"C\" __global__ void __launch_bounds__({plan.Threads}, 1)");
+        w.Line($"{KernelName}(const s8* __restrict__ Q, const s8* __restrict__ K, const {VType}* __restrict__ V,");
+        w.Line($"    const float* __restrict__ q_scale, const float* __restrict__ k_scale, const float* __restrict__ v_scale, const float* __restrict__ k_mean,");
+        w.Line($"    u16* __restrict__ O, float* __restrict__ lse, int heads_q, int heads_kv, int seq_q, int seq_k,");
+        w.Line($"    long long v_stride_b, long long v_stride_h, long long v_ld, long long o_stride_b, long long o_stride_h, long long o_stride_s)");
+        w.Raw("{");
+        w.Indent();
+        WritePrologue();
+        WriteMainLoop();
+        WriteEpilogue();
+        w.Outdent();
+        w.Raw("}");
+    }
+
+    private void WritePrologue()
+    {
+        var s = _spec;
+        var d = s.HeadDim;
+        _w.Line($"extern __shared__ __align__(128) u8 kdsl_shared[];");
+        _w.Line($"u8* const sq = kdsl_shared;                                   // Q: {s.BlockM}×{d} bytes");
+        _w.Line($"u8* const sk = kdsl_shared + {plan.QStageBytes};                // K: {s.Stages} × {plan.KStageBytes} bytes");
+        _w.Line($"u8* const sv = kdsl_shared + {plan.QStageBytes + s.Stages * plan.KStageBytes};  // V: {s.Stages} × {plan.VStageBytes} bytes");
+        _w.Line($"const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;");
+        _w.Line($"const int b = blockIdx.z, h = blockIdx.y, hk = h / (heads_q / heads_kv);  // GQA: heads_q / heads_kv query heads share a KV head");
+        _w.Line($"const long long bh = (long long)b * heads_q + h, bhk = (long long)b * heads_kv + hk;");
+        _w.Line($"const int m0 = blockIdx.x * {s.BlockM};");
+        _w.Line($"const int q_tiles = (seq_q + {s.BlockM - 1}) / {s.BlockM}, k_tiles = (seq_k + {s.BlockN - 1}) / {s.BlockN};");
+        if (s.Causal)
+        {
+            _w.Line($"// Causal, bottom-right aligned: row i sees keys j <= i + (seq_k - seq_q); later blocks are never visited.");
+            _w.Line($"const int last_key = m0 + {s.BlockM - 1} + (seq_k - seq_q);");
+            _w.Line($"const int n_blocks = last_key < 0 ? 0 : kdsl_min(k_tiles, last_key / {s.BlockN} + 1);");
+        }
+        else
+        {
+            _w.Line($"const int n_blocks = k_tiles;");
+        }
+        _w.Line($"const u8* const q_src = (const u8*)(Q + (bh * seq_q + m0) * {d});");
+        _w.Line($"const u8* const k_src = (const u8*)(K + bhk * seq_k * {d});");
+        _w.Line($"const u8* const v_src = (const u8*)(V + b * v_stride_b + hk * v_stride_h);");
+        CopyProgramWriter.WriteLaneOffsets(_w, plan.QProgram!, "q");
+        CopyProgramWriter.WriteLaneOffsets(_w, plan.KProgram!, "k");
+        CopyProgramWriter.WriteLaneOffsets(_w, plan.VProgram!, "v");
+        _w.Line();
+        _w.Line($"kdsl_load_q(sq, q_src, seq_q - m0, tid);");
+        _w.Line($"#pragma unroll");
+        _w.Block($"for (int st = 0; st < {s.Stages - 1}; ++st)", () =>
+        {
+            _w.Line($"if (st < n_blocks) kdsl_load_kv(sk + st * {plan.KStageBytes}, sv + st * {plan.VStageBytes}, k_src, v_src, st, seq_k, v_ld, tid);");
+            _w.Line($"kdsl_cp_async_commit();");
+        });
+        if (s.Stages == 1)
+        {
+            _w.Line($"kdsl_cp_async_commit();");
+        }
+        _w.Line();
+        _w.Line($"// Per thread: rows g and g+8 of this warp's 16; m = running max (log2 domain), l = partial row sum of P.");
+        _w.Line($"float row_max[2] = {{-KDSL_INF, -KDSL_INF}}, row_sum[2] = {{0.f, 0.f}};");
+        _w.Line($"float o[{plan.OTiles}][4];");
+        _w.Line($"#pragma unroll");
+        _w.Line($"for (int i = 0; i < {plan.OTiles}; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;");
+        _w.Line($"const float q_sc = q_scale[bh * q_tiles + blockIdx.x];");
+        _w.Line();
+    }
+
+    private void WriteMainLoop()
+    {
+        var s = _spec;
+        var stages = s.Stages;
+        _w.Block($"for (int j = 0; j < n_blocks; ++j)", () =>
+        {
+            if (stages == 1)
+            {
+                _w.Line($"kdsl_load_kv(sk, sv, k_src, v_src, j, seq_k, v_ld, tid);");
+                _w.Line($"kdsl_cp_async_commit();");
+                _w.Line($"kdsl_cp_async_wait<0>();");
+                _w.Line($"__syncthreads();");
+            }
+            else
+            {
+                _w.Line($"kdsl_cp_async_wait<{stages - 2}>();  // K/V block j (and Q) have landed");
+                _w.Line($"__syncthreads();                // ...for every thread; stage (j - 1) % {stages} is free again");
+                _w.Line($"if (j + {stages - 1} < n_blocks) kdsl_load_kv(sk + (j + {stages - 1}) % {stages} * {plan.KStageBytes}, sv + (j + {stages - 1}) % {stages} * {plan.VStageBytes}, k_src, v_src, j + {stages - 1}, seq_k, v_ld, tid);");
+                _w.Line($"kdsl_cp_async_commit();");
+            }
+            _w.Line($"const u8* const k_stage = sk + {(stages == 1 ? "0" : $"j % {stages} * {plan.KStageBytes}")};");
+            _w.Line($"const u8* const v_stage = sv + {(stages == 1 ? "0" : $"j % {stages} * {plan.VStageBytes}")};");
+            WriteScores();
+            WriteSoftmax();
+            WriteProductPV();
+            if (stages == 1)
+            {
+                _w.Line($"__syncthreads();");
+            }
+        });
+    }
+
+    private void WriteScores()
+    {
+        var s = _spec;
+        var k = plan.KProgram!;
+        _w.Line($"// S = Q·Kᵀ on {plan.Qk.Ptx}: tile jt holds keys 8jt..8jt+7 of the block.");
+        _w.Line($"int sacc[{plan.STiles}][4];");
+        _w.Line($"#pragma unroll");
+        _w.Line($"for (int i = 0; i < {plan.STiles}; ++i) sacc[i][0] = sacc[i][1] = sacc[i][2] = sacc[i][3] = 0;");
+        _w.Line($"#pragma unroll");
+        _w.Block($"for (int kk = 0; kk < {plan.QkSteps}; ++kk)", () =>
+        {
+            // Q's fragments are re-read from shared memory each block: ldmatrix is cheap, registers are not.
+            _w.Line($"u32 qf[4];");
+            _w.Line($"kdsl_ldsm_x4(qf[0], qf[1], qf[2], qf[3], kdsl_smem(sq + {LayoutWriter.FunctionName(Operand.Q)}(warp * 16 + q_row, kk * 32 + q_chunk * 16)));");
+            _w.Line($"#pragma unroll");
+            _w.Block($"for (int ni = 0; ni < {s.BlockN / 16}; ++ni)", () =>
+            {
+                CopyProgramWriter.WriteLoad(_w, k, "kr", $"kdsl_smem(k_stage + {LayoutWriter.FunctionName(Operand.K)}(ni * 16 + k_row, kk * 32 + k_chunk * 16))");
+                for (var tile = 0; tile < k.Fragments.Count; tile++)
+                {
+                    _w.Line($"kdsl_{plan.Qk.HelperName}(sacc[ni * 2 + {tile}], qf[0], qf[1], qf[2], qf[3], kr{k.Fragments[tile][0]}, kr{k.Fragments[tile][1]});");
+                }
+            });
+        });
+    }
+
+    private void WriteSoftmax()
+    {
+        var s = _spec;
+        _w.Line($"// Online softmax in the log2 domain (softmax scale · log2 e is folded into q_scale).");
+        _w.Line($"const float sc = q_sc * k_scale[bhk * k_tiles + j];");
+        _w.Line($"float x[{plan.STiles}][4];");
+        _w.Line($"float block_max[2] = {{-KDSL_INF, -KDSL_INF}};");
+        _w.Line($"#pragma unroll");
+        _w.Block($"for (int jt = 0; jt < {plan.STiles}; ++jt)", () =>
+        {
+            _w.Line($"#pragma unroll");
+            _w.Block($"for (int r = 0; r < 4; ++r)", () =>
+            {
+                _w.Line($"const int key = j * {s.BlockN} + jt * 8 + 2 * t + (r & 1);");
+                var mask = s.Causal ? $"key >= seq_k || key > m0 + warp * 16 + g + 8 * (r >> 1) + (seq_k - seq_q)" : "key >= seq_k";
+                _w.Line($"x[jt][r] = ({mask}) ? -KDSL_INF : (float)sacc[jt][r] * sc;");
+                _w.Line($"block_max[r >> 1] = fmaxf(block_max[r >> 1], x[jt][r]);");
+            });
+        });
+        _w.Line($"float alpha[2], base[2];");
+        _w.Line($"#pragma unroll");
+        _w.Block($"for (int hh = 0; hh < 2; ++hh)", () =>
+        {
+            _w.Line($"block_max[hh] = fmaxf(block_max[hh], __shfl_xor_sync(0xffffffffu, block_max[hh], 1));");
+            _w.Line($"block_max[hh] = fmaxf(block_max[hh], __shfl_xor_sync(0xffffffffu, block_max[hh], 2));");
+            _w.Line($"const float new_max = fmaxf(row_max[hh], block_max[hh]);");
+            _w.Line($"base[hh] = new_max == -KDSL_INF ? 0.f : new_max;  // a fully masked row so far: keep exp2 finite");
+            _w.Line($"alpha[hh] = kdsl_exp2(row_max[hh] - base[hh]);");
+            _w.Line($"row_max[hh] = new_max;");
+            _w.Line($"row_sum[hh] *= alpha[hh];");
+        });
+        _w.Line($"#pragma unroll");
+        _w.Line($"for (int i = 0; i < {plan.OTiles}; ++i) {{ o[i][0] *= alpha[0]; o[i][1] *= alpha[0]; o[i][2] *= alpha[1]; o[i][3] *= alpha[1]; }}");
+        if (plan.F16Pv)
+        {
+            _w.Line($"// P stays f16 (accuracy mode); the row sum adds the f16-rounded values the MMA sees.");
+            _w.Line($"u16 p[{plan.STiles}][4];");
+            _w.Line($"#pragma unroll");
+            _w.Line($"for (int jt = 0; jt < {plan.STiles}; ++jt)");
+            _w.Line($"    #pragma unroll");
+            _w.Line($"    for (int r = 0; r < 4; ++r) {{ p[jt][r] = kdsl_f32_to_f16(kdsl_exp2(x[jt][r] - base[r >> 1])); row_sum[r >> 1] += kdsl_f16_to_f32(p[jt][r]); }}");
+        }
+        else
+        {
+            _w.Line($"// P in [0, 1] quantized to {plan.Pv.AElement.CudaName()} (×{plan.PScale}, round to nearest even); the row sum adds the quantized values.");
+            _w.Line($"u32 p[{plan.STiles}][4];");
+            _w.Line($"#pragma unroll");
+            _w.Line($"for (int jt = 0; jt < {plan.STiles}; ++jt)");
+            _w.Line($"    #pragma unroll");
+            _w.Line($"    for (int r = 0; r < 4; ++r) {{ p[jt][r] = kdsl_f32_to_u32_rn(kdsl_exp2(x[jt][r] - base[r >> 1]) * {plan.PScale}.f); row_sum[r >> 1] += (float)p[jt][r]; }}");
+        }
+    }
+
+    private void WriteProductPV()
+    {
+        var s = _spec;
+        var pv = plan.Pv;
+        var vp = plan.VProgram!;
+        var elementsPerReg = 4 / pv.AElement.SizeInBytes();
+        var sTilesPerStep = pv.K / plan.Qk.N;
+        _w.Line($"// O += P·V on {pv.Ptx}; V through {plan.VAtom} ({vp.Name}), P packed from the S accumulators in {plan.POrder} key order.");
+        _w.Line($"u32 pa[{plan.PvSteps}][4];");
+        _w.Line($"#pragma unroll");
+        _w.Block($"for (int kk = 0; kk < {plan.PvSteps}; ++kk)", () =>
+        {
+            for (var reg = 0; reg < pv.ARegisters; reg++)
+            {
+                var parts = Enumerable.Range(0, elementsPerReg).Select(e =>
+                {
+                    var (tile, accumulator) = FragmentComposition.PackingOf(pv, reg, e);
+                    var value = $"p[kk * {sTilesPerStep} + {tile}][{accumulator}]";
+                    return elementsPerReg == 4 ? (e == 0 ? value : $"({value} << {8 * e})") : (e == 0 ? $"(u32){value}" : $"((u32){value} << 16)");
+                });
+                _w.Line($"pa[kk][{reg}] = {string.Join(" | ", parts)};");
+            }
+        });
+        // Channels outer, keys inner: only one 16-channel slice of the block's product is live at a time.
+        _w.Line($"#pragma unroll");
+        _w.Block($"for (int ci = 0; ci < {s.HeadDim / 16}; ++ci)", () =>
+        {
+            if (!plan.F16Pv)
+            {
+                _w.Line($"int ob[2][4] = {{{{0, 0, 0, 0}}, {{0, 0, 0, 0}}}};  // fresh int32 per KV block: {plan.PScale}·127·{s.BlockN} stays far below 2^31");
+            }
+            _w.Line($"#pragma unroll");
+            _w.Block($"for (int kk = 0; kk < {plan.PvSteps}; ++kk)", () =>
+            {
+                var address = plan.PretransposedV
+                    ? $"kdsl_smem(v_stage + {LayoutWriter.FunctionName(Operand.V)}(ci * 16 + v_row, kk * {pv.K} + v_chunk * 16))"
+                    : $"kdsl_smem(v_stage + {LayoutWriter.FunctionName(Operand.V)}(kk * {pv.K} + v_row, (ci * 16 + v_chunk * {16 / plan.VBytes}) * {plan.VBytes}))";
+                CopyProgramWriter.WriteLoad(_w, vp, "vr", address);
+                for (var tile = 0; tile < vp.Fragments.Count; tile++)
+                {
+                    var target = plan.F16Pv ? $"o[ci * 2 + {tile}]" : $"ob[{tile}]";
+                    _w.Line($"kdsl_{pv.HelperName}({target}, pa[kk][0], pa[kk][1], pa[kk][2], pa[kk][3], vr{vp.Fragments[tile][0]}, vr{vp.Fragments[tile][1]});");
+                }
+            });
+            if (!plan.F16Pv)
+            {
+                _w.Line($"#pragma unroll");
+                _w.Line($"for (int jt = 0; jt < 2; ++jt) {{ o[ci * 2 + jt][0] += (float)ob[jt][0]; o[ci * 2 + jt][1] += (float)ob[jt][1]; o[ci * 2 + jt][2] += (float)ob[jt][2]; o[ci * 2 + jt][3] += (float)ob[jt][3]; }}");
+            }
+        });
+    }
+
+    private void WriteEpilogue()
+    {
+        var s = _spec;
+        var channels = v.Channels!;
+        var d = s.HeadDim;
+        _w.Line();
+        _w.Line($"// Epilogue. Row sums were partial per thread: reduce over the quad, then O · v_scale / l.");
+        _w.Line($"#pragma unroll");
+        _w.Block($"for (int hh = 0; hh < 2; ++hh)", () =>
+        {
+            _w.Line($"row_sum[hh] += __shfl_xor_sync(0xffffffffu, row_sum[hh], 1);");
+            _w.Line($"row_sum[hh] += __shfl_xor_sync(0xffffffffu, row_sum[hh], 2);");
+        });
+        _w.Line($"// Accumulator column 2t + i of tile 2ci + jt is channel 16ci + {channels.TileOffsets[0]}/{channels.TileOffsets[1]}[jt] + {channels.PairStride}t + {channels.OddStride}i.");
+        _w.Line($"#pragma unroll");
+        _w.Block($"for (int hh = 0; hh < 2; ++hh)", () =>
+        {
+            _w.Line($"const int row = m0 + warp * 16 + g + 8 * hh;");
+            _w.Line($"if (row >= seq_q) continue;");
+            _w.Line($"const float inv_l = row_sum[hh] > 0.f ? 1.f / row_sum[hh] : 0.f;  // no visible key: output 0");
+            _w.Line($"u16* const out = O + b * o_stride_b + h * o_stride_h + row * o_stride_s;");
+            _w.Line($"#pragma unroll");
+            _w.Block($"for (int ci = 0; ci < {d / 16}; ++ci)", () =>
+            {
+                _w.Line($"#pragma unroll");
+                _w.Block($"for (int jt = 0; jt < 2; ++jt)", () =>
+                {
+                    _w.Line($"#pragma unroll");
+                    _w.Block($"for (int i = 0; i < 2; ++i)", () =>
+                    {
+                        _w.Line($"const int c = ci * 16 + (jt ? {channels.TileOffsets[1]} : {channels.TileOffsets[0]}) + {channels.PairStride} * t + {channels.OddStride} * i;");
+                        var scale = plan.F16Pv ? "" : " * v_scale[bhk * " + d + " + c]";
+                        var convert = s.Output == Element.BF16 ? "kdsl_f32_to_bf16" : "kdsl_f32_to_f16";
+                        _w.Line($"out[c] = {convert}(o[ci * 2 + jt][2 * hh + i]{scale} * inv_l);");
+                    });
+                });
+            });
+        });
+        if (s.Lse)
+        {
+            WriteLse();
+        }
+    }
+
+    private void WriteLse()
+    {
+        var d = _spec.HeadDim;
+        _w.Line($"// LSE (natural log). Smoothing removed q·mean(K) from every score of a row; add it back: σ·q·mean ≈ (q_scale / log2 e)·Σ q8·mean.");
+        _w.Block($"if (lse != 0)", () =>
+        {
+            _w.Line($"#pragma unroll");
+            _w.Block($"for (int hh = 0; hh < 2; ++hh)", () =>
+            {
+                _w.Line($"const int local = warp * 16 + g + 8 * hh;");
+                _w.Line($"float corr = 0.f;");
+                _w.Block($"if (k_mean != 0)", () =>
+                {
+                    _w.Line($"for (int c = t; c < {d}; c += 4) corr += (float)(s8)sq[{LayoutWriter.FunctionName(Operand.Q)}(local, c)] * k_mean[bhk * {d} + c];");
+                });
+                _w.Line($"corr += __shfl_xor_sync(0xffffffffu, corr, 1);");
+                _w.Line($"corr += __shfl_xor_sync(0xffffffffu, corr, 2);");
+                _w.Line($"const int row = m0 + local;");
+                _w.Block($"if (t == 0 && row < seq_q)", () =>
+                {
+                    _w.Line($"lse[bh * seq_q + row] = row_sum[hh] > 0.f");
+                    _w.Line($"    ? (row_max[hh] + kdsl_log2(row_sum[hh] / {plan.PScale}.f)) * 0.69314718f + corr * q_sc * 0.69314718f");
+                    _w.Line($"    : -KDSL_INF;");
+                });
+            });
+        });
+    }
+}

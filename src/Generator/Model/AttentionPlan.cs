@@ -1,0 +1,61 @@
+using KernelDsl.Generator.Atoms;
+
+namespace KernelDsl.Generator.Model;
+
+/// <summary>
+/// What an attention variant derives from its declaration: the two MMAs, the V strategy and its storage, the
+/// order P leaves the S accumulators in, tile byte sizes, and the compositions that validation checks and the
+/// emitter follows.
+/// </summary>
+public sealed record AttentionPlan(AttentionSpec Spec)
+{
+    public const int ChunkBytes = 16;
+
+    public MmaAtom Qk => MmaAtom.Get(Spec.Mma ?? MmaAtomKind.M16N8K32_S32S8S8);
+    public MmaAtom Pv => MmaAtom.Get(Spec.PvMma ?? MmaAtomKind.M16N8K32_S32U8S8);
+
+    /// <summary>The accuracy mode: P stays f16 and V is the f16 input (no V quantization).</summary>
+    public bool F16Pv => Pv.AElement == Element.F16;
+    /// <summary>The fixed scale P is quantized with: 255 for u8, 127 for s8, 1 for f16.</summary>
+    public int PScale => Pv.AElement switch { Element.U8 => 255, Element.S8 => 127, _ => 1 };
+
+    public int Threads => Spec.Warps * 32;
+    public Element VElement => F16Pv ? Element.F16 : Element.S8;
+    public int VBytes => VElement.SizeInBytes();
+
+    public CopyAtomKind? VAtom => Spec.CopyAtomOf(Operand.V, CopyDirection.SharedToRegisters);
+    public bool PretransposedV => VAtom == CopyAtomKind.LdsmPretransposed;
+    public OperandStorage VStorage => PretransposedV ? OperandStorage.NK : OperandStorage.KN;
+    /// <summary>A pre-transposed V is written π-ordered by the quantize kernel (Recipe C).</summary>
+    public TokenOrder VStoredOrder => PretransposedV ? TokenOrder.Pi : TokenOrder.Natural;
+
+    public int QStageBytes => Spec.BlockM * Spec.HeadDim;
+    public int KStageBytes => Spec.BlockN * Spec.HeadDim;
+    public int VRows => PretransposedV ? Spec.HeadDim : Spec.BlockN;
+    public int VRowBytes => PretransposedV ? Spec.BlockN : Spec.HeadDim * VBytes;
+    public int VStageBytes => VRows * VRowBytes;
+    public int SharedMemoryBytes => QStageBytes + Spec.Stages * (KStageBytes + VStageBytes);
+
+    public int QkSteps => Spec.HeadDim / Qk.K;
+    public int STiles => Spec.BlockN / Qk.N;
+    public int PvSteps => Spec.BlockN / Pv.K;
+    public int OTiles => Spec.HeadDim / Pv.N;
+
+    public LdmatrixProgram? QProgram => Spec.CopyAtomOf(Operand.Q, CopyDirection.SharedToRegisters) is { } atom
+        ? CopyAtom.Get(atom).ProgramFor(OperandStorage.MK, TokenOrder.Natural) : null;
+
+    public LdmatrixProgram? KProgram => Spec.CopyAtomOf(Operand.K, CopyDirection.SharedToRegisters) is { } atom
+        ? CopyAtom.Get(atom).ProgramFor(OperandStorage.NK, TokenOrder.Natural) : null;
+
+    /// <summary>V's program, asked for the k order P arrives in.</summary>
+    public LdmatrixProgram? VProgram => VAtom is { } atom
+        ? CopyAtom.Get(atom).ProgramFor(VStorage, POrder, VBytes) : null;
+
+    /// <summary>π for 8-bit P (four S columns per register), natural for f16 P.</summary>
+    public TokenOrder POrder => Pv.AElement.SizeInBytes() == 1 ? TokenOrder.Pi : TokenOrder.Natural;
+
+    public Composition ComposeQ() => FragmentComposition.ComposeA(Qk, QProgram!);
+    public Composition ComposeK(Composition q) => FragmentComposition.ComposeB(Qk, KProgram!, OperandStorage.NK, TokenOrder.Natural, q.KOrder);
+    public Composition ComposeP() => FragmentComposition.ComposeAFromAccumulators(Qk, Pv);
+    public Composition ComposeV(Composition p) => FragmentComposition.ComposeB(Pv, VProgram!, VStorage, VStoredOrder, p.KOrder);
+}

@@ -1,0 +1,197 @@
+using System.Collections.Generic;
+using System.Collections.Immutable;
+using System.Linq;
+using KernelDsl.Generator.Atoms;
+using KernelDsl.Generator.Model;
+
+namespace KernelDsl.Generator.Validation;
+
+/// <summary>The FlashAttentionForward family's rules.</summary>
+public static class AttentionValidator
+{
+    private static readonly Operand[] Operands = [Operand.Q, Operand.K, Operand.V];
+
+    public static ImmutableArray<Finding> Validate(AttentionSpec spec)
+    {
+        var findings = new List<Finding>();
+        CheckParameters(findings, spec);
+        DeclarationRules.CheckOperands(findings, spec, Operands, Operands);
+        DeclarationRules.CheckTargets(findings, spec);
+        CheckAtoms(findings, spec);
+        if (HasErrors(findings))
+        {
+            return findings.ToImmutableArray();
+        }
+        var plan = new AttentionPlan(spec);
+        CheckTiles(findings, plan);
+        CheckElements(findings, plan);
+        if (HasErrors(findings))
+        {
+            return findings.ToImmutableArray();
+        }
+        LayoutRules.Check(findings, spec, Operand.Q, spec.BlockM, spec.HeadDim, plan.QProgram);
+        LayoutRules.Check(findings, spec, Operand.K, spec.BlockN, spec.HeadDim, plan.KProgram);
+        LayoutRules.Check(findings, spec, Operand.V, plan.VRows, plan.VRowBytes, plan.VProgram);
+        DeclarationRules.CheckSharedMemory(findings, spec, plan.SharedMemoryBytes,
+            $"Q {plan.QStageBytes} bytes + {spec.Stages} stages × (K {plan.KStageBytes} + V {plan.VStageBytes} bytes)");
+        if (!HasErrors(findings))
+        {
+            CheckComposition(findings, plan);
+        }
+        return findings.ToImmutableArray();
+    }
+
+    private static bool HasErrors(List<Finding> findings) => findings.Any(f => f.Rule.Severity == RuleSeverity.Error);
+
+    private static void CheckParameters(List<Finding> findings, AttentionSpec spec)
+    {
+        void Bad(string name, object value, string rule) => findings.Add(Finding.Of(Rules.InvalidParameter, FindingTarget.Family, "FlashAttentionForward." + name, value, rule));
+
+        if (spec.HeadDim is not (64 or 96 or 128))
+        {
+            Bad(nameof(spec.HeadDim), spec.HeadDim, "supported head dims are 64, 96 and 128 (256 does not fit the registers of this mma.sync kernel)");
+        }
+        if (!DeclarationRules.IsPowerOfTwo(spec.Warps) || spec.Warps > 16)
+        {
+            Bad(nameof(spec.Warps), spec.Warps, "use 1, 2, 4, 8 or 16 warps");
+        }
+        if (spec.Stages < 1 || spec.Stages > 4)
+        {
+            Bad(nameof(spec.Stages), spec.Stages, "use 1 to 4 K/V stages");
+        }
+        if (spec.BlockN < 32 || spec.BlockN > 256)
+        {
+            Bad(nameof(spec.BlockN), spec.BlockN, "use 32 to 256 keys per step");
+        }
+        if (spec.Output is not (Element.F16 or Element.BF16))
+        {
+            Bad(nameof(spec.Output), spec.Output, "the output is F16 or BF16");
+        }
+    }
+
+    private static void CheckAtoms(List<Finding> findings, AttentionSpec spec)
+    {
+        if (spec.Mma is null)
+        {
+            findings.Add(Finding.Of(Rules.MissingAtom, FindingTarget.Family, spec.Type.Name, "[MmaAtom] for Q·Kᵀ"));
+        }
+        else if (spec.Mma != MmaAtomKind.M16N8K32_S32S8S8)
+        {
+            findings.Add(Finding.Of(Rules.AtomNotForFamily, FindingTarget.Mma, spec.Mma, "Q·Kᵀ", "Q and K are int8: use M16N8K32_S32S8S8"));
+        }
+        if (spec.PvMma is null)
+        {
+            findings.Add(Finding.Of(Rules.MissingAtom, FindingTarget.Family, spec.Type.Name, "[MmaAtom(..., Product = MmaProduct.PV)] for P·V"));
+        }
+        else if (spec.PvMma is not (MmaAtomKind.M16N8K32_S32U8S8 or MmaAtomKind.M16N8K32_S32S8S8 or MmaAtomKind.M16N8K16_F32F16F16))
+        {
+            findings.Add(Finding.Of(Rules.AtomNotForFamily, FindingTarget.PvMma, spec.PvMma, "P·V", "P·V runs u8·s8 or s8·s8 into int32, or f16 into f32"));
+        }
+        foreach (var operand in Operands)
+        {
+            if (spec.CopyAtomOf(operand, CopyDirection.SharedToRegisters) is null)
+            {
+                findings.Add(Finding.Of(Rules.MissingAtom, FindingTarget.Family, spec.Type.Name, $"shared → register [CopyAtom] for operand {operand}"));
+            }
+        }
+        for (var i = 0; i < spec.CopyAtoms.Count; i++)
+        {
+            var declared = spec.CopyAtoms[i];
+            var target = new FindingTarget(TargetKind.CopyAtom, i);
+            if (CopyAtom.Get(declared.Atom).Direction == CopyDirection.RegistersToShared)
+            {
+                findings.Add(Finding.Of(Rules.AtomNotForFamily, target, declared.Atom, "this mma.sync kernel", "it writes no operand back to shared memory (stmatrix belongs to the wgmma path)"));
+            }
+            else if (declared.Atom == CopyAtomKind.LdgSts16)
+            {
+                findings.Add(Finding.Of(Rules.AtomNotForFamily, target, declared.Atom, "attention", "K and V stream through a cp.async pipeline: use CpAsync16"));
+            }
+            else if (declared.Atom == CopyAtomKind.LdsmPretransposed && (declared.Operand != Operand.V || spec.PvMma == MmaAtomKind.M16N8K16_F32F16F16))
+            {
+                findings.Add(Finding.Of(Rules.AtomNotForFamily, target, declared.Atom, $"operand {declared.Operand}", "only int8 V is transposed beforehand (by its quantize kernel)"));
+            }
+        }
+    }
+
+    private static void CheckTiles(List<Finding> findings, AttentionPlan plan)
+    {
+        var spec = plan.Spec;
+        void Tile(string message) => findings.Add(Finding.Of(Rules.TileNotDivisible, FindingTarget.Family, message));
+        if (spec.BlockM != 16 * spec.Warps)
+        {
+            Tile($"BlockM = {spec.BlockM} must be 16 × Warps ({16 * spec.Warps}): each warp owns 16 query rows of the m16 MMA");
+        }
+        if (spec.BlockN % plan.Pv.K != 0 || spec.BlockN % 16 != 0)
+        {
+            Tile($"BlockN = {spec.BlockN} must be a multiple of the P·V MMA's k ({plan.Pv.K}) and of 16 (one K copy covers 16 keys)");
+        }
+        foreach (var (name, bytes) in new[] { ("Q", plan.QStageBytes), ("K", plan.KStageBytes), ("V", plan.VStageBytes) })
+        {
+            if (bytes / AttentionPlan.ChunkBytes % plan.Threads != 0)
+            {
+                Tile($"the {name} tile ({bytes} bytes) does not split into 16-byte chunks evenly over {plan.Threads} threads");
+            }
+        }
+    }
+
+    private static void CheckElements(List<Finding> findings, AttentionPlan plan)
+    {
+        foreach (var (operand, element, reader) in new[] { (Operand.Q, Element.S8, plan.Qk.Ptx), (Operand.K, Element.S8, plan.Qk.Ptx), (Operand.V, plan.VElement, plan.Pv.Ptx) })
+        {
+            var index = LayoutRules.IndexOf(plan.Spec, operand);
+            if (plan.Spec.SmemLayouts[index].Element != element)
+            {
+                findings.Add(Finding.Of(Rules.LayoutElement, new FindingTarget(TargetKind.SmemLayout, index), operand, plan.Spec.SmemLayouts[index].Element, reader, element));
+            }
+        }
+    }
+
+    private static void CheckComposition(List<Finding> findings, AttentionPlan plan)
+    {
+        var spec = plan.Spec;
+        FindingTarget AtomOf(Operand operand)
+        {
+            for (var i = 0; i < spec.CopyAtoms.Count; i++)
+            {
+                if (spec.CopyAtoms[i].Operand == operand && CopyAtom.Get(spec.CopyAtoms[i].Atom).Direction == CopyDirection.SharedToRegisters)
+                {
+                    return new FindingTarget(TargetKind.CopyAtom, i);
+                }
+            }
+            return FindingTarget.Family;
+        }
+        void Mismatch(Operand operand, string consumer, string why) =>
+            findings.Add(Finding.Of(Rules.FragmentMismatch, AtomOf(operand), spec.CopyAtomOf(operand, CopyDirection.SharedToRegisters)!, operand, consumer, why));
+
+        if (plan.QProgram is null || plan.KProgram is null || plan.VProgram is null)
+        {
+            var operand = plan.QProgram is null ? Operand.Q : plan.KProgram is null ? Operand.K : Operand.V;
+            Mismatch(operand, operand == Operand.V ? plan.Pv.Ptx : plan.Qk.Ptx, "it cannot read that operand's shared-memory layout");
+            return;
+        }
+        var q = plan.ComposeQ();
+        if (!q.Succeeded)
+        {
+            Mismatch(Operand.Q, plan.Qk.Ptx, string.Join(" ", q.Errors));
+            return;
+        }
+        var k = plan.ComposeK(q);
+        if (!k.Succeeded)
+        {
+            Mismatch(Operand.K, plan.Qk.Ptx, string.Join(" ", k.Errors));
+            return;
+        }
+        // P is packed by S tile, so S tile j must hold keys 8j..8j+7 in order.
+        if (k.Channels!.TileOffsets[0] != 0 || k.Channels.TileOffsets[1] != plan.Qk.N || k.Channels.PairStride != 2 || k.Channels.OddStride != 1)
+        {
+            Mismatch(Operand.K, plan.Qk.Ptx, "its S accumulator columns are not keys in order, which P's packing needs");
+            return;
+        }
+        var p = plan.ComposeP();
+        var v = plan.ComposeV(p);
+        if (!v.Succeeded)
+        {
+            Mismatch(Operand.V, plan.Pv.Ptx, $"P leaves the S accumulators in {plan.POrder} key order; " + string.Join(" ", v.Errors));
+        }
+    }
+}
