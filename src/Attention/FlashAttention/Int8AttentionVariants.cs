@@ -87,3 +87,63 @@ public static partial class Int8AttentionD64TransPrmt;
 [MmaAtom(MmaAtoms.M16N8K32_S32S8S8)]
 [MmaAtom(MmaAtoms.M16N8K32_S32U8S8, Product = MmaProduct.PV)]
 public static partial class Int8AttentionD64CausalTransPrmt;
+
+/// <summary>D = 128, causal, Recipe B.</summary>
+[FlashAttentionForward(HeadDim = 128, BlockM = 128, BlockN = 64, Warps = 8, Stages = 2, Causal = true)]
+[SmemLayout(Operand.Q, Element.S8, 3, 4, 3)]
+[SmemLayout(Operand.K, Element.S8, 3, 4, 3)]
+[SmemLayout(Operand.V, Element.S8, 3, 4, 4)]
+[CopyAtom(Operand.Q, CopyAtoms.Ldsm)]
+[CopyAtom(Operand.K, CopyAtoms.Ldsm)]
+[CopyAtom(Operand.V, CopyAtoms.LdsmPrmtMovmatrix)]
+[MmaAtom(MmaAtoms.M16N8K32_S32S8S8)]
+[MmaAtom(MmaAtoms.M16N8K32_S32U8S8, Product = MmaProduct.PV)]
+public static partial class Int8AttentionD128CausalMovmatrix;
+
+/// <summary>D = 128, causal, Recipe C.</summary>
+[FlashAttentionForward(HeadDim = 128, BlockM = 128, BlockN = 64, Warps = 8, Stages = 2, Causal = true)]
+[SmemLayout(Operand.Q, Element.S8, 3, 4, 3)]
+[SmemLayout(Operand.K, Element.S8, 3, 4, 3)]
+[SmemLayout(Operand.V, Element.S8, 2, 4, 3)]
+[CopyAtom(Operand.Q, CopyAtoms.Ldsm)]
+[CopyAtom(Operand.K, CopyAtoms.Ldsm)]
+[CopyAtom(Operand.V, CopyAtoms.LdsmPretransposed)]
+[MmaAtom(MmaAtoms.M16N8K32_S32S8S8)]
+[MmaAtom(MmaAtoms.M16N8K32_S32U8S8, Product = MmaProduct.PV)]
+public static partial class Int8AttentionD128CausalPretransposed;
+
+/// <summary>D = 128, causal, accuracy mode.</summary>
+[FlashAttentionForward(HeadDim = 128, BlockM = 128, BlockN = 64, Warps = 8, Stages = 2, Causal = true)]
+[SmemLayout(Operand.Q, Element.S8, 3, 4, 3)]
+[SmemLayout(Operand.K, Element.S8, 3, 4, 3)]
+[SmemLayout(Operand.V, Element.F16, 3, 3, 4)]
+[CopyAtom(Operand.Q, CopyAtoms.Ldsm)]
+[CopyAtom(Operand.K, CopyAtoms.Ldsm)]
+[CopyAtom(Operand.V, CopyAtoms.LdsmTrans)]
+[MmaAtom(MmaAtoms.M16N8K32_S32S8S8)]
+[MmaAtom(MmaAtoms.M16N8K16_F32F16F16, Product = MmaProduct.PV)]
+public static partial class Int8AttentionD128CausalF16PV;
+
+/// <summary>D = 64, accuracy mode.</summary>
+[FlashAttentionForward(HeadDim = 64, BlockM = 128, BlockN = 64, Warps = 8, Stages = 2)]
+[SmemLayout(Operand.Q, Element.S8, 2, 4, 3)]
+[SmemLayout(Operand.K, Element.S8, 2, 4, 3)]
+[SmemLayout(Operand.V, Element.F16, 3, 3, 3)]
+[CopyAtom(Operand.Q, CopyAtoms.Ldsm)]
+[CopyAtom(Operand.K, CopyAtoms.Ldsm)]
+[CopyAtom(Operand.V, CopyAtoms.LdsmTrans)]
+[MmaAtom(MmaAtoms.M16N8K32_S32S8S8)]
+[MmaAtom(MmaAtoms.M16N8K16_F32F16F16, Product = MmaProduct.PV)]
+public static partial class Int8AttentionD64F16PV;
+
+/// <summary>D = 64, causal, accuracy mode.</summary>
+[FlashAttentionForward(HeadDim = 64, BlockM = 128, BlockN = 64, Warps = 8, Stages = 2, Causal = true)]
+[SmemLayout(Operand.Q, Element.S8, 2, 4, 3)]
+[SmemLayout(Operand.K, Element.S8, 2, 4, 3)]
+[SmemLayout(Operand.V, Element.F16, 3, 3, 3)]
+[CopyAtom(Operand.Q, CopyAtoms.Ldsm)]
+[CopyAtom(Operand.K, CopyAtoms.Ldsm)]
+[CopyAtom(Operand.V, CopyAtoms.LdsmTrans)]
+[MmaAtom(MmaAtoms.M16N8K32_S32S8S8)]
+[MmaAtom(MmaAtoms.M16N8K16_F32F16F16, Product = MmaProduct.PV)]
+public static partial class Int8AttentionD64CausalF16PV;

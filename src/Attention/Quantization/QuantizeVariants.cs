@@ -36,3 +36,7 @@ public static partial class QuantizeQBlock128D64;
 /// <summary>K, f16, D = 64: channel mean subtracted, one scale per 64 tokens.</summary>
 [Quantize(Input = Element.F16, Granularity = QuantGranularity.PerRowBlock, BlockRows = 64, HeadDim = 64, SubtractChannelMean = true)]
 public static partial class QuantizeKSmoothBlock64D64;
+
+/// <summary>V, f16, D = 64: one scale per channel, [B][H][S][D] output.</summary>
+[Quantize(Input = Element.F16, Granularity = QuantGranularity.PerChannel, BlockRows = 128, HeadDim = 64)]
+public static partial class QuantizeVChannelD64;

@@ -1,0 +1,74 @@
+namespace KernelDsl.Attention.FlashAttention;
+
+/// <summary>The shape every attention entry point agrees on, checked once.</summary>
+internal readonly record struct AttentionDims(int Batch, int HeadsQ, int HeadsKv, int SeqQ, int SeqK, int HeadDim);
+
+/// <summary>Checks Q, K, V, O (and LSE) before anything reaches the GPU; every message names the argument and the rule.</summary>
+internal static class AttentionArguments
+{
+    public static AttentionDims Check(TensorView<Half> q, TensorView<Half> k, TensorView<Half> v, TensorView<Half> o, DeviceBuffer<float>? lse)
+    {
+        Rank4(q, nameof(q));
+        Rank4(k, nameof(k));
+        Rank4(v, nameof(v));
+        Rank4(o, nameof(o));
+        var (b, hq, sq, d) = ((int)q.Shape[0], (int)q.Shape[1], (int)q.Shape[2], (int)q.Shape[3]);
+        var (hkv, sk) = ((int)k.Shape[1], (int)k.Shape[2]);
+        if (!Int8Attention.HeadDims.Contains(d))
+        {
+            throw new ArgumentException($"q's head dim is {d}; declared variants support {string.Join(", ", Int8Attention.HeadDims)}.", nameof(q));
+        }
+        Same(k, nameof(k), [b, hkv, sk, d], "[B, Hkv, Sk, D] with B and D equal to q's");
+        Same(v, nameof(v), [b, hkv, sk, d], "k's shape");
+        Same(o, nameof(o), [b, hq, sq, d], "q's shape");
+        if (hq % hkv != 0)
+        {
+            throw new ArgumentException($"q has {hq} heads and k {hkv}: the query heads must be a whole multiple of the KV heads (GQA).", nameof(k));
+        }
+        if (lse is not null)
+        {
+            Launching.LaunchGuard.Buffer(lse, nameof(lse));
+            Launching.LaunchGuard.Holds(lse, (long)b * hq * sq, nameof(lse), "[B][Hq][Sq]");
+        }
+        return new AttentionDims(b, hq, hkv, sq, sk, d);
+    }
+
+    private static void Rank4(TensorView<Half> view, string name)
+    {
+        if (view.Buffer is null)
+        {
+            throw new ArgumentNullException(name, $"'{name}' has no device buffer.");
+        }
+        Launching.LaunchGuard.Buffer(view.Buffer, name);
+        if (view.Rank != 4)
+        {
+            throw new ArgumentException($"'{name}' must be a rank-4 [B, H, S, D] view; it has rank {view.Rank}.", name);
+        }
+        for (var i = 0; i < 4; i++)
+        {
+            if (view.Shape[i] < 1)
+            {
+                throw new ArgumentException($"'{name}' dimension {i} is {view.Shape[i]}; every dimension must be at least 1.", name);
+            }
+            if (view.Shape[i] > int.MaxValue)
+            {
+                throw new ArgumentException($"'{name}' dimension {i} is {view.Shape[i]}; it must fit in a 32-bit int.", name);
+            }
+        }
+        for (var i = 0; i < 3; i++)
+        {
+            if (view.Strides[i] % 8 != 0)
+            {
+                throw new ArgumentException($"'{name}' stride {i} is {view.Strides[i]} elements; strides must be multiples of 8 so rows stay 16-byte aligned.", name);
+            }
+        }
+    }
+
+    private static void Same(TensorView<Half> view, string name, long[] shape, string rule)
+    {
+        if (!view.Shape.SequenceEqual(shape))
+        {
+            throw new ArgumentException($"'{name}' has shape [{string.Join(", ", view.Shape)}] but must be [{string.Join(", ", shape)}] ({rule}).", name);
+        }
+    }
+}

@@ -1,0 +1,126 @@
+using KernelDsl.Attention.Quantization;
+
+namespace KernelDsl.Attention.FlashAttention;
+
+/// <summary>Choices for <see cref="Int8Attention.Forward"/>.</summary>
+public sealed record AttentionOptions
+{
+    /// <summary>Causal masking, bottom-right aligned when the query and key lengths differ (FlashAttention 2).</summary>
+    public bool Causal { get; init; }
+    public PvPrecision Pv { get; init; } = PvPrecision.U8;
+    public VStrategy V { get; init; } = VStrategy.TransPrmt;
+    /// <summary>The softmax scale; 1/√D when null.</summary>
+    public float? SoftmaxScale { get; init; }
+}
+
+/// <summary>
+/// INT8 attention forward on the GPU: quantizes Q, K (smoothed) and V on the stream, picks the declared variant for the
+/// shape, mode and GPU, and launches it. Scratch buffers are kept and reused between calls; dispose to free them.
+/// Tensors are [B, H, S, D] views whose last stride is 1 (BHSD and BSHD are just strides).
+/// </summary>
+public sealed class Int8Attention(CudaDevice device) : IDisposable
+{
+    private readonly Dictionary<string, IDisposable> _scratch = [];
+
+    /// <summary>The head dims some declared variant supports.</summary>
+    public static IReadOnlyList<int> HeadDims { get; } = AttentionVariant.All.Select(v => v.HeadDim).Distinct().Order().ToArray();
+
+    /// <summary>O = softmax(σ·Q·Kᵀ [+ causal mask])·V; <paramref name="lse"/> (natural log, [B][Hq][Sq]) is optional.</summary>
+    public void Forward(CudaStream stream, TensorView<Half> q, TensorView<Half> k, TensorView<Half> v, TensorView<Half> o,
+        AttentionOptions options, DeviceBuffer<float>? lse = null)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        ArgumentNullException.ThrowIfNull(options);
+        var shape = AttentionArguments.Check(q, k, v, o, lse);
+        var variant = Select(shape.HeadDim, options);
+        var scale = options.SoftmaxScale ?? 1f / MathF.Sqrt(shape.HeadDim);
+        if (!(scale > 0f) || float.IsInfinity(scale))
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), scale, "options.SoftmaxScale must be a finite positive number.");
+        }
+        var (b, hq, hkv, sq, sk, d) = (shape.Batch, shape.HeadsQ, shape.HeadsKv, shape.SeqQ, shape.SeqK, shape.HeadDim);
+        var quantizers = Quantizers.For(d);
+
+        var q8 = Scratch<sbyte>("q8", (long)b * hq * sq * d);
+        var qScale = Scratch<float>("qScale", (long)b * hq * ((sq + AttentionVariant.BlockM - 1) / AttentionVariant.BlockM));
+        var k8 = Scratch<sbyte>("k8", (long)b * hkv * sk * d);
+        var kScale = Scratch<float>("kScale", (long)b * hkv * ((sk + AttentionVariant.BlockN - 1) / AttentionVariant.BlockN));
+        var kMean = Scratch<float>("kMean", (long)b * hkv * d);
+        // Softmax scale · log2 e goes into Q's scale, so the kernel's softmax runs on exp2.
+        quantizers.Q(stream, q.Buffer, q.Strides[0], q.Strides[1], q.Strides[2], b, hq, sq, q8, qScale, scale * 1.44269504f);
+        quantizers.K(stream, k.Buffer, k.Strides[0], k.Strides[1], k.Strides[2], b, hkv, sk, k8, kScale, kMean, 1f);
+
+        DeviceBuffer<sbyte>? v8 = null;
+        DeviceBuffer<float>? vScale = null;
+        long vStrideB, vStrideH, vLd;
+        if (variant.Pv == PvPrecision.F16)
+        {
+            (vStrideB, vStrideH, vLd) = (v.Strides[0], v.Strides[1], v.Strides[2]);
+        }
+        else if (variant.V == VStrategy.Pretransposed)
+        {
+            var padded = QuantizeVChannelPiD128.PaddedTokens(sk);
+            v8 = Scratch<sbyte>("v8", QuantizeVChannelPiD128.OutputLength(b, hkv, sk));
+            vScale = Scratch<float>("vScale", (long)b * hkv * d);
+            QuantizeVChannelPiD128.Launch(stream, v.Buffer, v.Strides[0], v.Strides[1], v.Strides[2], b, hkv, sk, v8, vScale);
+            (vStrideB, vStrideH, vLd) = ((long)hkv * d * padded, (long)d * padded, padded);
+        }
+        else
+        {
+            v8 = Scratch<sbyte>("v8", (long)b * hkv * sk * d);
+            vScale = Scratch<float>("vScale", (long)b * hkv * d);
+            quantizers.V(stream, v.Buffer, v.Strides[0], v.Strides[1], v.Strides[2], b, hkv, sk, v8, vScale, 1f);
+            (vStrideB, vStrideH, vLd) = ((long)hkv * sk * d, (long)sk * d, d);
+        }
+
+        variant.Launch(new AttentionLaunch(stream, q8, k8, v8, variant.Pv == PvPrecision.F16 ? v.Buffer : null, qScale, kScale, vScale, kMean,
+            o.Buffer, lse, b, hq, hkv, sq, sk, vStrideB, vStrideH, vLd, o.Strides[0], o.Strides[1], o.Strides[2]));
+    }
+
+    /// <summary>The declared variant for a head dim and options, or a clear error listing what is declared.</summary>
+    internal static AttentionVariant Select(int headDim, AttentionOptions options)
+    {
+        var match = AttentionVariant.All.FirstOrDefault(v => v.HeadDim == headDim && v.Causal == options.Causal && v.Pv == options.Pv && (v.Pv == PvPrecision.F16 || v.V == options.V));
+        if (match is null)
+        {
+            var declared = string.Join(", ", AttentionVariant.All.Select(v => $"D={v.HeadDim}{(v.Causal ? " causal" : "")} {v.Pv}{(v.Pv == PvPrecision.U8 ? " " + v.V : "")}"));
+            throw new ArgumentException($"No attention variant is declared for head dim {headDim} with {options}. Declared: {declared}.", nameof(options));
+        }
+        return match;
+    }
+
+    private DeviceBuffer<T> Scratch<T>(string name, long length) where T : unmanaged
+    {
+        if (_scratch.TryGetValue(name, out var existing) && existing is DeviceBuffer<T> buffer && buffer.Length >= length)
+        {
+            return buffer;
+        }
+        existing?.Dispose();
+        var fresh = device.Allocate<T>(Math.Max(length, 1));
+        _scratch[name] = fresh;
+        return fresh;
+    }
+
+    public void Dispose()
+    {
+        foreach (var buffer in _scratch.Values)
+        {
+            buffer.Dispose();
+        }
+        _scratch.Clear();
+    }
+
+    /// <summary>The quantize variants matching a head dim and the attention tiles (Q per BlockM rows, K per BlockN).</summary>
+    private sealed record Quantizers(
+        Action<CudaStream, DeviceBuffer<Half>, long, long, long, int, int, int, DeviceBuffer<sbyte>, DeviceBuffer<float>, float> Q,
+        Action<CudaStream, DeviceBuffer<Half>, long, long, long, int, int, int, DeviceBuffer<sbyte>, DeviceBuffer<float>, DeviceBuffer<float>, float> K,
+        Action<CudaStream, DeviceBuffer<Half>, long, long, long, int, int, int, DeviceBuffer<sbyte>, DeviceBuffer<float>, float> V)
+    {
+        public static Quantizers For(int headDim) => headDim switch
+        {
+            128 => new(QuantizeQBlock128D128.Launch, QuantizeKSmoothBlock64D128.Launch, QuantizeVChannelD128.Launch),
+            64 => new(QuantizeQBlock128D64.Launch, QuantizeKSmoothBlock64D64.Launch, QuantizeVChannelD64.Launch),
+            _ => throw new ArgumentException($"No quantize kernels are declared for head dim {headDim}.", nameof(headDim)),
+        };
+    }
+}

@@ -1,0 +1,165 @@
+using KernelDsl;
+using KernelDsl.Attention.FlashAttention;
+using KernelDsl.Attention.Reference;
+using KernelDsl.Runtime.Tests;
+
+namespace GpuTests.Attention;
+
+/// <summary>
+/// Every declared attention variant through <see cref="Int8Attention.Forward"/> on the GPU, against the float64
+/// reference: relative L2 and cosine of O, max error of the LSE. Inputs are fresh Gaussian or structured; O is
+/// poisoned with NaN first, so a row the kernel never writes fails.
+/// </summary>
+public class Int8AttentionGpuTests(ITestOutputHelper output)
+{
+    private const ushort NaNBits = 0x7E00;
+
+    public static TheoryData<int, bool, PvPrecision, VStrategy> Variants()
+    {
+        var data = new TheoryData<int, bool, PvPrecision, VStrategy>();
+        foreach (var v in AttentionVariant.All)
+        {
+            data.Add(v.HeadDim, v.Causal, v.Pv, v.V);
+        }
+        return data;
+    }
+
+    private sealed record Run(double[] Output, float[] Lse, Float64AttentionResult Reference, ErrorReport Error, double LseMaxAbs);
+
+    private static Half[] Gaussian(Random random, int length, float scale = 1f, Func<int, float>? offset = null)
+    {
+        var values = new Half[length];
+        for (var i = 0; i < length; i++)
+        {
+            var u1 = 1.0 - random.NextDouble();
+            var u2 = random.NextDouble();
+            var z = Math.Sqrt(-2.0 * Math.Log(u1)) * Math.Cos(2 * Math.PI * u2);
+            values[i] = (Half)(z * scale + (offset?.Invoke(i) ?? 0f));
+        }
+        return values;
+    }
+
+    private Run Forward(CudaDevice device, AttentionShape shape, AttentionOptions options, Half[] q, Half[] k, Half[] v, bool reference = true)
+    {
+        using var stream = device.CreateStream();
+        using var attention = new Int8Attention(device);
+        using var dq = device.Upload<Half>(q);
+        using var dk = device.Upload<Half>(k);
+        using var dv = device.Upload<Half>(v);
+        using var dout = device.Allocate<Half>(q.Length);
+        using var dlse = device.Allocate<float>(shape.LseElements);
+        dout.FillBytes(0x7E); // 0x7E7E is a NaN in f16
+        dlse.FillBytes(0x7F);
+        var qs = shape.QStrides;
+        var kvs = shape.KvStrides;
+        TensorView<Half> View(DeviceBuffer<Half> buffer, int heads, int tokens, TensorStrides s) =>
+            new(buffer, [shape.Batch, heads, tokens, shape.HeadDim], [s.Batch, s.Head, s.Token, 1]);
+        attention.Forward(stream, View(dq, shape.HeadsQ, shape.TokensQ, qs), View(dk, shape.HeadsKv, shape.TokensKv, kvs),
+            View(dv, shape.HeadsKv, shape.TokensKv, kvs), View(dout, shape.HeadsQ, shape.TokensQ, qs), options, dlse);
+        stream.Synchronize();
+        var o = dout.ToArray().Select(h => (double)h).ToArray();
+        var lse = dlse.ToArray();
+        if (!reference)
+        {
+            return new Run(o, lse, null!, default, 0);
+        }
+        var expected = Float64Attention.Forward(shape, q, k, v);
+        var error = ErrorMetrics.Compare(o, expected.Output);
+        var lseMax = 0.0;
+        for (var i = 0; i < lse.Length; i++)
+        {
+            lseMax = double.IsNegativeInfinity(expected.Lse[i])
+                ? (float.IsNegativeInfinity(lse[i]) ? lseMax : double.PositiveInfinity)
+                : Math.Max(lseMax, Math.Abs(lse[i] - expected.Lse[i]));
+        }
+        return new Run(o, lse, expected, error, lseMax);
+    }
+
+    [Theory]
+    [MemberData(nameof(Variants))]
+    public void Variant_matches_float64_attention_on_gaussian_and_structured_inputs(int headDim, bool causal, PvPrecision pv, VStrategy strategy)
+    {
+        using var device = Gpu.OpenOrSkip();
+        var seed = Environment.TickCount;
+        var random = new Random(seed);
+        var options = new AttentionOptions { Causal = causal, Pv = pv, V = strategy };
+        var bar = pv == PvPrecision.F16 ? 1.5e-2 : 3e-2;
+        (string Name, AttentionShape Shape, float QScale, bool Offsets)[] cases =
+        [
+            ("gaussian", new AttentionShape(1, 2, 2, 300, 300, headDim, causal), 1f, false),
+            ("GQA 4:1, Sq<Sk, BSHD", new AttentionShape(2, 4, 1, 17, 200, headDim, causal, layout: TensorLayout.BSHD), 1f, false),
+            ("Sq>Sk", new AttentionShape(1, 2, 1, 150, 70, headDim, causal), 1f, false),
+            ("length 1", new AttentionShape(1, 1, 1, 1, 1, headDim, causal), 1f, false),
+            ("K offsets", new AttentionShape(1, 2, 1, 129, 257, headDim, causal), 1f, true),
+            ("peaky Q×4", new AttentionShape(1, 2, 2, 64, 191, headDim, causal), 4f, false),
+        ];
+        foreach (var (name, shape, qScale, offsets) in cases)
+        {
+            var q = Gaussian(random, shape.QElements, qScale);
+            var k = Gaussian(random, shape.KvElements, 1f, offsets ? i => (i % headDim % 7 - 3) * 8f : null);
+            var v = Gaussian(random, shape.KvElements);
+            var run = Forward(device, shape, options, q, k, v);
+            output.WriteLine($"{name,-22} rel L2 {run.Error.RelativeL2:E2}  cosine {run.Error.Cosine:F6}  LSE max |Δ| {run.LseMaxAbs:E2}");
+            Assert.True(run.Error.RelativeL2 <= (name == "peaky Q×4" ? 2 * bar : bar), $"seed {seed}, {name}: relative L2 {run.Error.RelativeL2} over the bar");
+            Assert.True(run.Error.Cosine >= 0.999, $"seed {seed}, {name}: cosine {run.Error.Cosine}");
+            // The LSE inherits int8 Q·Kᵀ's relative error, which grows with the scores (peaky Q) and with what
+            // smoothing removed (the int8 q·mean correction): the CPU int8 reference shows the same sizes.
+            var lseBar = offsets ? 1.0 : qScale > 1f ? 0.3 : 0.1;
+            Assert.True(run.LseMaxAbs <= lseBar, $"seed {seed}, {name}: LSE off by {run.LseMaxAbs}");
+        }
+    }
+
+    /// <summary>One small GQA shape with tails and three KV blocks, for the sanitizers.</summary>
+    internal void Small(int headDim, bool causal, PvPrecision pv, VStrategy strategy)
+    {
+        using var device = Gpu.OpenOrSkip();
+        var random = new Random(Environment.TickCount);
+        var shape = new AttentionShape(1, 2, 1, 70, 150, headDim, causal);
+        var run = Forward(device, shape, new AttentionOptions { Causal = causal, Pv = pv, V = strategy },
+            Gaussian(random, shape.QElements), Gaussian(random, shape.KvElements), Gaussian(random, shape.KvElements));
+        Assert.True(run.Error.Cosine >= 0.999, $"D={headDim} causal={causal} {pv} {strategy}: cosine {run.Error.Cosine}");
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void The_bars_at_D128_S4096_and_the_V_strategies_agree_bit_for_bit(bool causal)
+    {
+        using var device = Gpu.OpenOrSkip();
+        var seed = Environment.TickCount;
+        var random = new Random(seed);
+        var shape = new AttentionShape(1, 2, 2, 4096, 4096, 128, causal);
+        var q = Gaussian(random, shape.QElements);
+        var k = Gaussian(random, shape.KvElements);
+        var v = Gaussian(random, shape.KvElements);
+        var f16 = Forward(device, shape, new AttentionOptions { Causal = causal, Pv = PvPrecision.F16 }, q, k, v);
+        var transPrmt = Forward(device, shape, new AttentionOptions { Causal = causal, V = VStrategy.TransPrmt }, q, k, v);
+        var movmatrix = Forward(device, shape, new AttentionOptions { Causal = causal, V = VStrategy.Movmatrix }, q, k, v, reference: false);
+        var pretransposed = Forward(device, shape, new AttentionOptions { Causal = causal, V = VStrategy.Pretransposed }, q, k, v, reference: false);
+        output.WriteLine($"D=128 S=4096{(causal ? " causal" : "")}: f16 P·V rel L2 {f16.Error.RelativeL2:E3} cos {f16.Error.Cosine:F6}; u8 P·V rel L2 {transPrmt.Error.RelativeL2:E3} cos {transPrmt.Error.Cosine:F6}");
+        Assert.True(f16.Error.RelativeL2 <= 1.5e-2, $"seed {seed}: f16 P·V relative L2 {f16.Error.RelativeL2}");
+        Assert.True(transPrmt.Error.RelativeL2 <= 3e-2, $"seed {seed}: u8 P·V relative L2 {transPrmt.Error.RelativeL2}");
+        Assert.True(transPrmt.Error.Cosine >= 0.999, $"seed {seed}: u8 P·V cosine {transPrmt.Error.Cosine}");
+        // The three V strategies feed identical bytes to identical int32 MMAs: their outputs are the same bits.
+        Assert.Equal(transPrmt.Output, movmatrix.Output);
+        Assert.Equal(transPrmt.Output, pretransposed.Output);
+    }
+
+    [Fact]
+    public void Bad_inputs_are_refused_before_launch_naming_the_argument()
+    {
+        using var device = Gpu.OpenOrSkip();
+        using var stream = device.CreateStream();
+        using var attention = new Int8Attention(device);
+        using var buffer = device.Allocate<Half>(4 * 3 * 64 * 128);
+        TensorView<Half> View(int b, int h, int s, int d) => TensorView<Half>.Contiguous(buffer, b, h, s, d);
+        var options = new AttentionOptions();
+        Assert.Equal("q", Assert.Throws<ArgumentException>(() => attention.Forward(stream, View(1, 2, 64, 96), View(1, 2, 64, 96), View(1, 2, 64, 96), View(1, 2, 64, 96), options)).ParamName);
+        Assert.Equal("k", Assert.Throws<ArgumentException>(() => attention.Forward(stream, View(1, 3, 64, 128), View(1, 2, 64, 128), View(1, 2, 64, 128), View(1, 3, 64, 128), options)).ParamName);
+        Assert.Equal("v", Assert.Throws<ArgumentException>(() => attention.Forward(stream, View(1, 2, 64, 128), View(1, 2, 64, 128), View(1, 2, 32, 128), View(1, 2, 64, 128), options)).ParamName);
+        Assert.Equal("o", Assert.Throws<ArgumentException>(() => attention.Forward(stream, View(1, 2, 64, 128), View(1, 2, 64, 128), View(1, 2, 64, 128), View(1, 2, 63, 128), options)).ParamName);
+        Assert.Equal("options", Assert.Throws<ArgumentException>(() => attention.Forward(stream, View(1, 2, 64, 64), View(1, 2, 64, 64), View(1, 2, 64, 64), View(1, 2, 64, 64), new AttentionOptions { V = VStrategy.Movmatrix })).ParamName);
+        using var lse = device.Allocate<float>(10);
+        Assert.Equal("lse", Assert.Throws<ArgumentException>(() => attention.Forward(stream, View(1, 2, 64, 128), View(1, 2, 64, 128), View(1, 2, 64, 128), View(1, 2, 64, 128), options, lse)).ParamName);
+    }
+}

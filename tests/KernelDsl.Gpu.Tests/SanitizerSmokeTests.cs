@@ -1,0 +1,42 @@
+using GpuTests.Attention;
+using GpuTests.Gemm;
+using GpuTests.Quantization;
+using KernelDsl.Attention.FlashAttention;
+
+namespace GpuTests;
+
+/// <summary>
+/// Every declared kernel once, at small shapes that still cross every tail and pipeline path (several KV blocks,
+/// several k tiles, partial tiles). compute-sanitizer racecheck and synccheck run this class: they slow shared-memory
+/// kernels by orders of magnitude, so the full suite runs under memcheck only.
+/// </summary>
+public class SanitizerSmokeTests(ITestOutputHelper output)
+{
+    [Fact]
+    public void Every_gemm_variant_once()
+    {
+        foreach (var variant in new[] { "TN", "NNTransPrmt", "NNMovmatrix", "NNPretransposed", "NNScaledF16" })
+        {
+            new Int8GemmGpuTests().Variant_equals_the_exact_cpu_product(variant, 70, 40, 200);
+        }
+    }
+
+    [Fact]
+    public void Every_quantize_variant_once()
+    {
+        foreach (var name in new[] { "QBlock128D128", "KSmoothBlock64D128", "VChannelD128", "VChannelPiD128", "QBlock128D128Bf16", "KSmoothBlock64D128Bf16", "QBlock128D64", "KSmoothBlock64D64" })
+        {
+            new QuantizeGpuTests().Variant_matches_the_cpu_reference_bit_for_bit(name, 1, 2, 150, true, true);
+        }
+    }
+
+    [Fact]
+    public void Every_attention_variant_once()
+    {
+        var tests = new Int8AttentionGpuTests(output);
+        foreach (var v in AttentionVariant.All)
+        {
+            tests.Small(v.HeadDim, v.Causal, v.Pv, v.V);
+        }
+    }
+}
