@@ -36,12 +36,19 @@ public sealed class KernelGenerator : IIncrementalGenerator
                 (c, ct) => DeclarationReader.Read(c, DeclarationReader.AttentionAttribute, ct))
             .WithTrackingName(TrackingNames.AttentionDeclarations);
 
+        var merge = context.SyntaxProvider
+            .ForAttributeWithMetadataName(DeclarationReader.LseMergeAttribute, DeclarationReader.IsTypeDeclaration,
+                (c, ct) => DeclarationReader.Read(c, DeclarationReader.LseMergeAttribute, ct))
+            .WithTrackingName(TrackingNames.LseMergeDeclarations);
+
         var gemmSpecs = Register(context, gemm);
         var quantizeSpecs = Register(context, quantize);
         var attentionSpecs = Register(context, attention);
+        var mergeSpecs = Register(context, merge);
 
-        var registry = gemmSpecs.Collect().Combine(quantizeSpecs.Collect()).Combine(attentionSpecs.Collect())
-            .Select((pair, _) => pair.Left.Left.Concat(pair.Left.Right).Concat(pair.Right).Select(s => s.Type.FullName).OrderBy(n => n, System.StringComparer.Ordinal).ToEquatableArray())
+        var registry = gemmSpecs.Collect().Combine(quantizeSpecs.Collect()).Combine(attentionSpecs.Collect()).Combine(mergeSpecs.Collect())
+            .Select((all, _) => all.Left.Left.Left.Concat(all.Left.Left.Right).Concat(all.Left.Right).Concat(all.Right)
+                .Select(s => s.Type.FullName).OrderBy(n => n, System.StringComparer.Ordinal).ToEquatableArray())
             .WithTrackingName(TrackingNames.Registry);
         context.RegisterSourceOutput(registry, (ctx, names) =>
         {
@@ -84,6 +91,7 @@ public sealed class KernelGenerator : IIncrementalGenerator
             GemmSpec gemm => GemmLauncherWriter.Write(GemmPlan.Create(gemm)),
             QuantizeSpec quantize => QuantizeLauncherWriter.Write(new QuantizePlan(quantize)),
             AttentionSpec attention => AttentionLauncherWriter.Write(new AttentionPlan(attention)),
+            LseMergeSpec merge => LseMergeWriter.WriteLauncher(merge),
             _ => throw new System.ArgumentException("Unknown kernel family " + spec.Family, nameof(spec)),
         };
         return new[]
@@ -99,6 +107,7 @@ public sealed class KernelGenerator : IIncrementalGenerator
         GemmSpec gemm => GemmEmitter.Emit(GemmPlan.Create(gemm)),
         QuantizeSpec quantize => QuantizeEmitter.Emit(new QuantizePlan(quantize)),
         AttentionSpec attention => AttentionEmitter.Emit(new AttentionPlan(attention)),
+        LseMergeSpec merge => LseMergeWriter.WriteCuda(merge),
         _ => throw new System.ArgumentException("Unknown kernel family " + spec.Family, nameof(spec)),
     };
 }

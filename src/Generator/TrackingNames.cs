@@ -6,6 +6,7 @@ public static class TrackingNames
     public const string GemmDeclarations = "KernelDsl.GemmDeclarations";
     public const string QuantizeDeclarations = "KernelDsl.QuantizeDeclarations";
     public const string AttentionDeclarations = "KernelDsl.AttentionDeclarations";
+    public const string LseMergeDeclarations = "KernelDsl.LseMergeDeclarations";
     public const string Diagnostics = "KernelDsl.Diagnostics";
     public const string ValidSpecs = "KernelDsl.ValidSpecs";
     public const string EmittedSources = "KernelDsl.EmittedSources";

@@ -38,5 +38,6 @@ public class SanitizerSmokeTests(ITestOutputHelper output)
         {
             tests.Small(v.HeadDim, v.Causal, v.Pv, v.V);
         }
+        tests.Split_kv_partials_merged_by_their_lse_match_full_attention(64);
     }
 }

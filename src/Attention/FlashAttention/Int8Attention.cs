@@ -77,6 +77,21 @@ public sealed class Int8Attention(CudaDevice device) : IDisposable
             o.Buffer, lse, b, hq, hkv, sq, sk, vStrideB, vStrideH, vLd, o.Strides[0], o.Strides[1], o.Strides[2]));
     }
 
+    /// <summary>
+    /// Combines partial results over disjoint key ranges (split-KV, context parallelism) by their LSE:
+    /// <paramref name="partialO"/> is [partials][rows][headDim] f16, <paramref name="partialLse"/> [partials][rows], rows = B·H·S.
+    /// </summary>
+    public static void Merge(CudaStream stream, int headDim, DeviceBuffer<Half> partialO, DeviceBuffer<float> partialLse, int partials, long rows,
+        DeviceBuffer<Half> o, DeviceBuffer<float> lse)
+    {
+        switch (headDim)
+        {
+            case 128: LseMergeD128.Launch(stream, partialO, partialLse, partials, rows, o, lse); break;
+            case 64: LseMergeD64.Launch(stream, partialO, partialLse, partials, rows, o, lse); break;
+            default: throw new ArgumentException($"No merge kernel is declared for head dim {headDim}; declared: 64, 128.", nameof(headDim));
+        }
+    }
+
     /// <summary>The declared variant for a head dim and options, or a clear error listing what is declared.</summary>
     internal static AttentionVariant Select(int headDim, AttentionOptions options)
     {

@@ -96,4 +96,13 @@ public sealed record AttentionSpec : KernelSpec
     public override string Family => "FlashAttentionForward";
 }
 
+/// <summary>The split-KV merge of partial attention outputs by their LSE.</summary>
+public sealed record LseMergeSpec : KernelSpec
+{
+    public required int HeadDim { get; init; }
+    public required int Threads { get; init; }
+
+    public override string Family => "LseMerge";
+}
+
 public enum CopyDirection { GlobalToShared, SharedToRegisters, RegistersToShared }

@@ -22,11 +22,13 @@ public static class DeclarationReader
     public const string GemmAttribute = "KernelDsl.Int8GemmAttribute";
     public const string QuantizeAttribute = "KernelDsl.QuantizeAttribute";
     public const string AttentionAttribute = "KernelDsl.FlashAttentionForwardAttribute";
+    public const string LseMergeAttribute = "KernelDsl.LseMergeAttribute";
     private const string SmemLayoutAttribute = "KernelDsl.SmemLayoutAttribute";
     private const string CopyAtomAttribute = "KernelDsl.CopyAtomAttribute";
     private const string MmaAtomAttribute = "KernelDsl.MmaAtomAttribute";
 
-    private static readonly string[] FamilyAttributes = [GemmAttribute, QuantizeAttribute, AttentionAttribute];
+    /// <summary>Every family attribute's full name.</summary>
+    public static readonly string[] FamilyAttributes = [GemmAttribute, QuantizeAttribute, AttentionAttribute, LseMergeAttribute];
 
     /// <summary>The generator's defaults, which a test keeps equal to the attributes' property initializers.</summary>
     public static readonly ImmutableArray<Sm> DefaultTargets = [Sm.Sm80, Sm.Sm90];
@@ -107,6 +109,11 @@ public static class DeclarationReader
                     Warps = named.Int("Warps", 8), Stages = named.Int("Stages", 2), Causal = named.Bool("Causal", false),
                     Output = named.Enum("Output", Element.F16), Lse = named.Bool("Lse", true),
                 },
+                LseMergeAttribute => new LseMergeSpec
+                {
+                    Type = type, Targets = targets, SmemLayouts = smemLayouts, CopyAtoms = copyAtoms, Mma = mmaKind, PvMma = pvMmaKind,
+                    HeadDim = named.Int("HeadDim", 128), Threads = named.Int("Threads", 128),
+                },
                 _ => new QuantizeSpec
                 {
                     Type = type, Targets = targets, SmemLayouts = smemLayouts, CopyAtoms = copyAtoms, Mma = mmaKind, PvMma = pvMmaKind,
@@ -125,6 +132,7 @@ public static class DeclarationReader
                     GemmSpec gemm => GemmValidator.Validate(gemm),
                     QuantizeSpec quantize => QuantizeValidator.Validate(quantize),
                     AttentionSpec attention => AttentionValidator.Validate(attention),
+                    LseMergeSpec merge => LseMergeValidator.Validate(merge),
                     _ => ImmutableArray<Finding>.Empty,
                 });
             }

@@ -107,4 +107,25 @@ public static class DeclarationRules
     };
 
     public static bool IsPowerOfTwo(int value) => value > 0 && (value & (value - 1)) == 0;
+
+    /// <summary>For families that stage nothing through declared layouts and issue no atoms: every such attribute is a finding.</summary>
+    public static void CheckNothingStaged(List<Finding> findings, KernelSpec spec, string why)
+    {
+        for (var i = 0; i < spec.SmemLayouts.Count; i++)
+        {
+            findings.Add(Finding.Of(Rules.UnknownOperand, new FindingTarget(TargetKind.SmemLayout, i), spec.Family, spec.SmemLayouts[i].Operand,
+                "none: it stages no operand through a declared shared-memory layout, so remove the [SmemLayout]"));
+        }
+        for (var i = 0; i < spec.CopyAtoms.Count; i++)
+        {
+            findings.Add(Finding.Of(Rules.AtomNotForFamily, new FindingTarget(TargetKind.CopyAtom, i), spec.CopyAtoms[i].Atom, spec.Family, why));
+        }
+        foreach (var (kind, target) in new[] { (spec.Mma, FindingTarget.Mma), (spec.PvMma, FindingTarget.PvMma) })
+        {
+            if (kind is { } mma)
+            {
+                findings.Add(Finding.Of(Rules.AtomNotForFamily, target, mma, spec.Family, why));
+            }
+        }
+    }
 }

@@ -24,7 +24,7 @@ public static class QuantizeValidator
         var findings = new List<Finding>();
         CheckParameters(findings, spec);
         CheckTransposition(findings, spec);
-        CheckNothingStaged(findings, spec);
+        DeclarationRules.CheckNothingStaged(findings, spec, "the quantize kernels move data with plain 16-byte loads and stores and multiply nothing; remove the attribute");
         return findings.ToImmutableArray();
     }
 
@@ -73,27 +73,6 @@ public static class QuantizeValidator
         {
             Bad(findings, nameof(spec.Granularity), spec.Granularity,
                 "a transposed output is V for P·V, whose tokens are the MMA's k dimension and whose scale the epilogue applies per channel: use QuantGranularity.PerChannel, or Transposed = false");
-        }
-    }
-
-    private static void CheckNothingStaged(List<Finding> findings, QuantizeSpec spec)
-    {
-        for (var i = 0; i < spec.SmemLayouts.Count; i++)
-        {
-            findings.Add(Finding.Of(Rules.UnknownOperand, new FindingTarget(TargetKind.SmemLayout, i), spec.Family, spec.SmemLayouts[i].Operand,
-                "none: it stages no operand through a declared shared-memory layout, so remove the [SmemLayout]"));
-        }
-        const string noAtoms = "the quantize kernels move data with plain 16-byte loads and stores and multiply nothing; remove the attribute";
-        for (var i = 0; i < spec.CopyAtoms.Count; i++)
-        {
-            findings.Add(Finding.Of(Rules.AtomNotForFamily, new FindingTarget(TargetKind.CopyAtom, i), spec.CopyAtoms[i].Atom, spec.Family, noAtoms));
-        }
-        foreach (var (kind, target) in new[] { (spec.Mma, FindingTarget.Mma), (spec.PvMma, FindingTarget.PvMma) })
-        {
-            if (kind is { } mma)
-            {
-                findings.Add(Finding.Of(Rules.AtomNotForFamily, target, mma, spec.Family, noAtoms));
-            }
         }
     }
 }

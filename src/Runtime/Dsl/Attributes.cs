@@ -116,3 +116,18 @@ public sealed class FlashAttentionForwardAttribute : Attribute
     /// <summary>Architectures the variant must compile for.</summary>
     public Sm[] Targets { get; set; } = [Sm.Sm80, Sm.Sm90];
 }
+
+/// <summary>
+/// Declares the split-KV merge: partial attention outputs over disjoint key ranges, each with its LSE, combined into
+/// the output over all keys: lse = log Σ exp(lse_i), O = Σ exp(lse_i − lse)·O_i. For split-KV and context parallelism.
+/// </summary>
+[AttributeUsage(AttributeTargets.Class | AttributeTargets.Struct, Inherited = false)]
+public sealed class LseMergeAttribute : Attribute
+{
+    /// <summary>Channels per head.</summary>
+    public int HeadDim { get; set; } = 128;
+    /// <summary>Threads per block; each warp merges one query row at a time.</summary>
+    public int Threads { get; set; } = 128;
+    /// <summary>Architectures the variant must compile for.</summary>
+    public Sm[] Targets { get; set; } = [Sm.Sm80, Sm.Sm90];
+}

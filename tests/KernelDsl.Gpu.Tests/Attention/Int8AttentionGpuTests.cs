@@ -89,6 +89,7 @@ public class Int8AttentionGpuTests(ITestOutputHelper output)
             ("gaussian", new AttentionShape(1, 2, 2, 300, 300, headDim, causal), 1f, false),
             ("GQA 4:1, Sq<Sk, BSHD", new AttentionShape(2, 4, 1, 17, 200, headDim, causal, layout: TensorLayout.BSHD), 1f, false),
             ("Sq>Sk", new AttentionShape(1, 2, 1, 150, 70, headDim, causal), 1f, false),
+            ("length 17", new AttentionShape(1, 1, 1, 17, 17, headDim, causal), 1f, false),
             ("length 1", new AttentionShape(1, 1, 1, 1, 1, headDim, causal), 1f, false),
             ("K offsets", new AttentionShape(1, 2, 1, 129, 257, headDim, causal), 1f, true),
             ("peaky Q×4", new AttentionShape(1, 2, 2, 64, 191, headDim, causal), 4f, false),
@@ -107,6 +108,54 @@ public class Int8AttentionGpuTests(ITestOutputHelper output)
             var lseBar = offsets ? 1.0 : qScale > 1f ? 0.3 : 0.1;
             Assert.True(run.LseMaxAbs <= lseBar, $"seed {seed}, {name}: LSE off by {run.LseMaxAbs}");
         }
+    }
+
+    [Theory]
+    [InlineData(128)]
+    [InlineData(64)]
+    public void Split_kv_partials_merged_by_their_lse_match_full_attention(int headDim)
+    {
+        using var device = Gpu.OpenOrSkip();
+        var seed = Environment.TickCount;
+        var random = new Random(seed);
+        var full = new AttentionShape(2, 2, 1, 200, 300, headDim);
+        var q = Gaussian(random, full.QElements);
+        var k = Gaussian(random, full.KvElements);
+        var v = Gaussian(random, full.KvElements);
+        // Two disjoint key ranges, [0, 128) and [128, 300), each attended to on its own.
+        (int Start, int Count)[] ranges = [(0, 128), (128, 172)];
+        var partialO = new List<Half>();
+        var partialLse = new List<float>();
+        foreach (var (start, count) in ranges)
+        {
+            var part = new AttentionShape(2, 2, 1, 200, count, headDim);
+            Half[] Slice(Half[] x)
+            {
+                var slice = new Half[part.KvElements];
+                for (var bh = 0; bh < 2; bh++)
+                {
+                    Array.Copy(x, (bh * 300 + start) * headDim, slice, bh * count * headDim, count * headDim);
+                }
+                return slice;
+            }
+            var run = Forward(device, part, new AttentionOptions(), q, Slice(k), Slice(v), reference: false);
+            partialO.AddRange(run.Output.Select(x => (Half)x));
+            partialLse.AddRange(run.Lse);
+        }
+        using var stream = device.CreateStream();
+        using var dPartialO = device.Upload<Half>(partialO.ToArray());
+        using var dPartialLse = device.Upload<float>(partialLse.ToArray());
+        using var o = device.Allocate<Half>(full.QElements);
+        using var lse = device.Allocate<float>(full.LseElements);
+        o.FillBytes(0x7E);
+        Int8Attention.Merge(stream, headDim, dPartialO, dPartialLse, ranges.Length, full.LseElements, o, lse);
+        stream.Synchronize();
+        var expected = Float64Attention.Forward(full, q, k, v);
+        var error = ErrorMetrics.Compare(o.ToArray().Select(x => (double)x).ToArray(), expected.Output);
+        var lseError = lse.ToArray().Select((x, i) => Math.Abs(x - expected.Lse[i])).Max();
+        output.WriteLine($"D={headDim} merged over 2 key ranges: rel L2 {error.RelativeL2:E2} cosine {error.Cosine:F6} LSE max |Δ| {lseError:E2}");
+        Assert.True(error.RelativeL2 <= 3e-2 && error.Cosine >= 0.999, $"seed {seed}: merged output rel L2 {error.RelativeL2}, cosine {error.Cosine}");
+        Assert.True(lseError <= 0.1, $"seed {seed}: merged LSE off by {lseError}");
     }
 
     /// <summary>One small GQA shape with tails and three KV blocks, for the sanitizers.</summary>
@@ -143,6 +192,19 @@ public class Int8AttentionGpuTests(ITestOutputHelper output)
         // The three V strategies feed identical bytes to identical int32 MMAs: their outputs are the same bits.
         Assert.Equal(transPrmt.Output, movmatrix.Output);
         Assert.Equal(transPrmt.Output, pretransposed.Output);
+    }
+
+    [Fact]
+    public void Length_4097_crosses_every_tile_boundary()
+    {
+        using var device = Gpu.OpenOrSkip();
+        var seed = Environment.TickCount;
+        var random = new Random(seed);
+        var shape = new AttentionShape(1, 1, 1, 4097, 4097, 128, causal: true);
+        var run = Forward(device, shape, new AttentionOptions { Causal = true }, Gaussian(random, shape.QElements), Gaussian(random, shape.KvElements), Gaussian(random, shape.KvElements));
+        output.WriteLine($"D=128 S=4097 causal u8: rel L2 {run.Error.RelativeL2:E2} cosine {run.Error.Cosine:F6} LSE max |Δ| {run.LseMaxAbs:E2}");
+        Assert.True(run.Error.RelativeL2 <= 3e-2 && run.Error.Cosine >= 0.999, $"seed {seed}: rel L2 {run.Error.RelativeL2}, cosine {run.Error.Cosine}");
+        Assert.True(run.LseMaxAbs <= 0.1, $"seed {seed}: LSE off by {run.LseMaxAbs}");
     }
 
     [Fact]

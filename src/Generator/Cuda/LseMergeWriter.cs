@@ -1,0 +1,86 @@
+using KernelDsl.Generator.Helpers;
+using KernelDsl.Generator.Launchers;
+using KernelDsl.Generator.Model;
+
+namespace KernelDsl.Generator.Cuda;
+
+/// <summary>The LseMerge family: its CUDA module and its launcher.</summary>
+public static class LseMergeWriter
+{
+    private const string Guard = ModuleWriter.Launching + ".LaunchGuard";
+
+    public static string WriteCuda(LseMergeSpec spec)
+    {
+        var w = new CodeWriter();
+        var d = spec.HeadDim;
+        var warps = spec.Threads / 32;
+        CudaPrelude.Write(w, spec,
+            $"Split-KV merge, head dim {d}: lse = log Σ exp(lse_i), O = Σ exp(lse_i − lse)·O_i over the partials; one warp per query row.",
+            "A partial whose LSE is −∞ saw no key and weighs nothing; a row no partial saw gets O = 0 and LSE = −∞.");
+        PtxHelpers.Write(w, [PtxHelper.F16Convert, PtxHelper.SoftmaxMath], []);
+        w.Line();
+        w.Line($"extern \"C\" __global__ void __launch_bounds__({spec.Threads})");
+        w.Block($"{spec.KernelPrefix}(const u16* __restrict__ partial_o, const float* __restrict__ partial_lse, u16* __restrict__ O, float* __restrict__ lse, int partials, long long rows)", () =>
+        {
+            w.Line($"const int lane = threadIdx.x & 31;");
+            w.Line($"const long long row = (long long)blockIdx.x * {warps} + (threadIdx.x >> 5);");
+            w.Line($"if (row >= rows) return;");
+            w.Line($"float m = -KDSL_INF;");
+            w.Line($"for (int p = 0; p < partials; ++p) m = fmaxf(m, partial_lse[p * rows + row]);");
+            w.Line($"// Weights relative to the largest LSE, so nothing overflows; in exp2 with log2 e folded in.");
+            w.Line($"float sum = 0.f;");
+            w.Line($"if (m != -KDSL_INF)");
+            w.Line($"    for (int p = 0; p < partials; ++p) sum += kdsl_exp2((partial_lse[p * rows + row] - m) * 1.44269504f);");
+            w.Line($"const float inv_sum = sum > 0.f ? 1.f / sum : 0.f;");
+            w.Line($"#pragma unroll");
+            w.Block($"for (int c = lane * 8; c < {d}; c += 256)", () =>
+            {
+                w.Line($"float acc[8] = {{0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f}};");
+                w.Block($"for (int p = 0; p < partials && sum > 0.f; ++p)", () =>
+                {
+                    w.Line($"const float weight = kdsl_exp2((partial_lse[p * rows + row] - m) * 1.44269504f) * inv_sum;");
+                    w.Line($"if (weight == 0.f) continue;  // also skips a −∞ partial, whose O may be anything");
+                    w.Line($"u32 x[4];");
+                    w.Line($"asm volatile(\"ld.global.v4.u32 {{%0,%1,%2,%3}}, [%4];\\n\" : \"=r\"(x[0]), \"=r\"(x[1]), \"=r\"(x[2]), \"=r\"(x[3]) : \"l\"(partial_o + (p * rows + row) * {d} + c));");
+                    w.Line($"#pragma unroll");
+                    w.Line($"for (int i = 0; i < 8; ++i) acc[i] += weight * kdsl_f16_to_f32((u16)(x[i >> 1] >> (16 * (i & 1))));");
+                });
+                w.Line($"u32 y[4];");
+                w.Line($"#pragma unroll");
+                w.Line($"for (int i = 0; i < 4; ++i) y[i] = (u32)kdsl_f32_to_f16(acc[2 * i]) | ((u32)kdsl_f32_to_f16(acc[2 * i + 1]) << 16);");
+                w.Line($"asm volatile(\"st.global.v4.u32 [%0], {{%1,%2,%3,%4}};\\n\" :: \"l\"(O + row * {d} + c), \"r\"(y[0]), \"r\"(y[1]), \"r\"(y[2]), \"r\"(y[3]) : \"memory\");");
+            });
+            w.Line($"if (lane == 0) lse[row] = sum > 0.f ? m + kdsl_log2(sum) * 0.69314718f : -KDSL_INF;");
+        });
+        return w.ToString();
+    }
+
+    public static string WriteLauncher(LseMergeSpec spec) => CSharpFile.Write(spec.Type, w =>
+    {
+        ModuleWriter.Write(w, spec, [new EntryPointInfo("KernelName", spec.KernelPrefix, spec.Threads, 0)],
+            [("HeadDim", spec.HeadDim, "Channels per head.")]);
+        w.Line();
+        w.Line($"/// <summary>");
+        w.Line($"/// Merges <paramref name=\"partials\"/> partial results over disjoint key ranges: <paramref name=\"partialO\"/> is [partials][rows][HeadDim]");
+        w.Line($"/// f16 and <paramref name=\"partialLse\"/> [partials][rows] (natural log), rows = B·H·S; writes O [rows][HeadDim] and LSE [rows].");
+        w.Line($"/// </summary>");
+        w.Block($"public static void Launch(global::KernelDsl.CudaStream stream, global::KernelDsl.DeviceBuffer<global::System.Half> partialO, global::KernelDsl.DeviceBuffer<float> partialLse, int partials, long rows, global::KernelDsl.DeviceBuffer<global::System.Half> o, global::KernelDsl.DeviceBuffer<float> lse)", () =>
+        {
+            w.Line($"{Guard}.Stream(stream, nameof(stream));");
+            foreach (var buffer in new[] { "partialO", "partialLse", "o", "lse" })
+            {
+                w.Line($"{Guard}.Buffer({buffer}, nameof({buffer}));");
+            }
+            w.Line($"{Guard}.Positive(partials, nameof(partials));");
+            w.Line($"{Guard}.Positive(rows, nameof(rows));");
+            w.Line($"{Guard}.Holds(partialO, partials * rows * HeadDim, nameof(partialO), \"[partials][rows][HeadDim]\");");
+            w.Line($"{Guard}.Holds(partialLse, partials * rows, nameof(partialLse), \"[partials][rows]\");");
+            w.Line($"{Guard}.Holds(o, rows * HeadDim, nameof(o), \"[rows][HeadDim]\");");
+            w.Line($"{Guard}.Holds(lse, rows, nameof(lse), \"[rows]\");");
+            w.Line($"{Guard}.Aligned(partialO, 16, nameof(partialO));");
+            w.Line($"{Guard}.Aligned(o, 16, nameof(o));");
+            w.Line($"var arguments = new {ModuleWriter.Launching}.KernelArguments().Add(partialO).Add(partialLse).Add(o).Add(lse).Add(partials).Add(rows);");
+            w.Line($"stream.Launch(Module, KernelName, {ModuleWriter.Launching}.Dim3.Of((rows + {spec.Threads / 32 - 1}) / {spec.Threads / 32}), arguments);");
+        });
+    });
+}
