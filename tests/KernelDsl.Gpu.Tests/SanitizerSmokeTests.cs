@@ -24,7 +24,7 @@ public class SanitizerSmokeTests(ITestOutputHelper output)
     [Fact]
     public void Every_quantize_variant_once()
     {
-        foreach (var name in new[] { "QBlock128D128", "KSmoothBlock64D128", "VChannelD128", "VChannelPiD128", "QBlock128D128Bf16", "KSmoothBlock64D128Bf16", "QBlock128D64", "KSmoothBlock64D64" })
+        foreach (var name in new[] { "QBlock128D128", "KSmoothBlock64D128", "VChannelD128", "VChannelPiD128", "QBlock128D128Bf16", "KSmoothBlock64D128Bf16", "QBlock128D64", "KSmoothBlock64D64", "VChannelD64", "QBlock128D64Bf16", "KSmoothBlock64D64Bf16", "VChannelD128Bf16", "VChannelD64Bf16" })
         {
             new QuantizeGpuTests().Variant_matches_the_cpu_reference_bit_for_bit(name, 1, 2, 150, true, true);
         }
@@ -36,7 +36,7 @@ public class SanitizerSmokeTests(ITestOutputHelper output)
         var tests = new Int8AttentionGpuTests(output);
         foreach (var v in AttentionVariant.All)
         {
-            tests.Small(v.HeadDim, v.Causal, v.Pv, v.V);
+            tests.Small(v.Input, v.HeadDim, v.Causal, v.Pv, v.V);
         }
         tests.Split_kv_partials_merged_by_their_lse_match_full_attention(64);
     }

@@ -6,7 +6,7 @@ internal readonly record struct AttentionDims(int Batch, int HeadsQ, int HeadsKv
 /// <summary>Checks Q, K, V, O (and LSE) before anything reaches the GPU; every message names the argument and the rule.</summary>
 internal static class AttentionArguments
 {
-    public static AttentionDims Check(TensorView<Half> q, TensorView<Half> k, TensorView<Half> v, TensorView<Half> o, DeviceBuffer<float>? lse)
+    public static AttentionDims Check<T>(TensorView<T> q, TensorView<T> k, TensorView<T> v, TensorView<T> o, DeviceBuffer<float>? lse) where T : unmanaged
     {
         Rank4(q, nameof(q));
         Rank4(k, nameof(k));
@@ -33,7 +33,7 @@ internal static class AttentionArguments
         return new AttentionDims(b, hq, hkv, sq, sk, d);
     }
 
-    private static void Rank4(TensorView<Half> view, string name)
+    private static void Rank4<T>(TensorView<T> view, string name) where T : unmanaged
     {
         if (view.Buffer is null)
         {
@@ -64,7 +64,7 @@ internal static class AttentionArguments
         }
     }
 
-    private static void Same(TensorView<Half> view, string name, long[] shape, string rule)
+    private static void Same<T>(TensorView<T> view, string name, long[] shape, string rule) where T : unmanaged
     {
         if (!view.Shape.SequenceEqual(shape))
         {

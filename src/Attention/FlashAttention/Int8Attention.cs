@@ -8,6 +8,7 @@ public sealed record AttentionOptions
     /// <summary>Causal masking, bottom-right aligned when the query and key lengths differ (FlashAttention 2).</summary>
     public bool Causal { get; init; }
     public PvPrecision Pv { get; init; } = PvPrecision.U8;
+    /// <summary>How V reaches the P·V MMA (int8 modes).</summary>
     public VStrategy V { get; init; } = VStrategy.TransPrmt;
     /// <summary>The softmax scale; 1/√D when null.</summary>
     public float? SoftmaxScale { get; init; }
@@ -25,21 +26,28 @@ public sealed class Int8Attention(CudaDevice device) : IDisposable
     /// <summary>The head dims some declared variant supports.</summary>
     public static IReadOnlyList<int> HeadDims { get; } = AttentionVariant.All.Select(v => v.HeadDim).Distinct().Order().ToArray();
 
-    /// <summary>O = softmax(σ·Q·Kᵀ [+ causal mask])·V; <paramref name="lse"/> (natural log, [B][Hq][Sq]) is optional.</summary>
+    /// <summary>O = softmax(σ·Q·Kᵀ [+ causal mask])·V for f16 tensors; <paramref name="lse"/> (natural log, [B][Hq][Sq]) is optional.</summary>
     public void Forward(CudaStream stream, TensorView<Half> q, TensorView<Half> k, TensorView<Half> v, TensorView<Half> o,
-        AttentionOptions options, DeviceBuffer<float>? lse = null)
+        AttentionOptions options, DeviceBuffer<float>? lse = null) => Run(stream, q, k, v, o, options, lse);
+
+    /// <summary>The same for bf16 tensors, given as their raw 16-bit patterns (.NET has no bf16 type).</summary>
+    public void ForwardBf16(CudaStream stream, TensorView<ushort> q, TensorView<ushort> k, TensorView<ushort> v, TensorView<ushort> o,
+        AttentionOptions options, DeviceBuffer<float>? lse = null) => Run(stream, q, k, v, o, options, lse);
+
+    private void Run<T>(CudaStream stream, TensorView<T> q, TensorView<T> k, TensorView<T> v, TensorView<T> o,
+        AttentionOptions options, DeviceBuffer<float>? lse) where T : unmanaged
     {
         ArgumentNullException.ThrowIfNull(stream);
         ArgumentNullException.ThrowIfNull(options);
         var shape = AttentionArguments.Check(q, k, v, o, lse);
-        var variant = Select(shape.HeadDim, options);
+        var variant = Select(typeof(T) == typeof(Half) ? Element.F16 : Element.BF16, shape.HeadDim, options);
         var scale = options.SoftmaxScale ?? 1f / MathF.Sqrt(shape.HeadDim);
         if (!(scale > 0f) || float.IsInfinity(scale))
         {
             throw new ArgumentOutOfRangeException(nameof(options), scale, "options.SoftmaxScale must be a finite positive number.");
         }
         var (b, hq, hkv, sq, sk, d) = (shape.Batch, shape.HeadsQ, shape.HeadsKv, shape.SeqQ, shape.SeqK, shape.HeadDim);
-        var quantizers = Quantizers.For(d);
+        var quantizers = Quantizers<T>.For(d);
 
         var q8 = Scratch<sbyte>("q8", (long)b * hq * sq * d);
         var qScale = Scratch<float>("qScale", (long)b * hq * ((sq + AttentionVariant.BlockM - 1) / AttentionVariant.BlockM));
@@ -53,16 +61,17 @@ public sealed class Int8Attention(CudaDevice device) : IDisposable
         DeviceBuffer<sbyte>? v8 = null;
         DeviceBuffer<float>? vScale = null;
         long vStrideB, vStrideH, vLd;
-        if (variant.Pv == PvPrecision.F16)
+        if (variant.Pv == PvPrecision.Float16)
         {
             (vStrideB, vStrideH, vLd) = (v.Strides[0], v.Strides[1], v.Strides[2]);
         }
         else if (variant.V == VStrategy.Pretransposed)
         {
+            // Recipe C: [B][Hkv][D][S_pad], tokens π-ordered within 16-token groups.
             var padded = QuantizeVChannelPiD128.PaddedTokens(sk);
-            v8 = Scratch<sbyte>("v8", QuantizeVChannelPiD128.OutputLength(b, hkv, sk));
+            v8 = Scratch<sbyte>("v8", (long)b * hkv * d * padded);
             vScale = Scratch<float>("vScale", (long)b * hkv * d);
-            QuantizeVChannelPiD128.Launch(stream, v.Buffer, v.Strides[0], v.Strides[1], v.Strides[2], b, hkv, sk, v8, vScale);
+            quantizers.VPi!(stream, v.Buffer, v.Strides[0], v.Strides[1], v.Strides[2], b, hkv, sk, v8, vScale, 1f);
             (vStrideB, vStrideH, vLd) = ((long)hkv * d * padded, (long)d * padded, padded);
         }
         else
@@ -73,7 +82,7 @@ public sealed class Int8Attention(CudaDevice device) : IDisposable
             (vStrideB, vStrideH, vLd) = ((long)hkv * sk * d, (long)sk * d, d);
         }
 
-        variant.Launch(new AttentionLaunch(stream, q8, k8, v8, variant.Pv == PvPrecision.F16 ? v.Buffer : null, qScale, kScale, vScale, kMean,
+        variant.Launch(new AttentionLaunch<T>(stream, q8, k8, v8, variant.Pv == PvPrecision.Float16 ? v.Buffer : null, qScale, kScale, vScale, kMean,
             o.Buffer, lse, b, hq, hkv, sq, sk, vStrideB, vStrideH, vLd, o.Strides[0], o.Strides[1], o.Strides[2]));
     }
 
@@ -93,13 +102,14 @@ public sealed class Int8Attention(CudaDevice device) : IDisposable
     }
 
     /// <summary>The declared variant for a head dim and options, or a clear error listing what is declared.</summary>
-    internal static AttentionVariant Select(int headDim, AttentionOptions options)
+    internal static AttentionVariant Select(Element input, int headDim, AttentionOptions options)
     {
-        var match = AttentionVariant.All.FirstOrDefault(v => v.HeadDim == headDim && v.Causal == options.Causal && v.Pv == options.Pv && (v.Pv == PvPrecision.F16 || v.V == options.V));
+        var match = AttentionVariant.All.FirstOrDefault(v => v.Input == input && v.HeadDim == headDim && v.Causal == options.Causal && v.Pv == options.Pv
+            && (v.Pv == PvPrecision.Float16 || v.V == options.V));
         if (match is null)
         {
-            var declared = string.Join(", ", AttentionVariant.All.Select(v => $"D={v.HeadDim}{(v.Causal ? " causal" : "")} {v.Pv}{(v.Pv == PvPrecision.U8 ? " " + v.V : "")}"));
-            throw new ArgumentException($"No attention variant is declared for head dim {headDim} with {options}. Declared: {declared}.", nameof(options));
+            var declared = string.Join(", ", AttentionVariant.All.Select(v => $"{v.Input} D={v.HeadDim}{(v.Causal ? " causal" : "")} {v.Pv}{(v.Pv == PvPrecision.U8 ? " " + v.V : "")}"));
+            throw new ArgumentException($"No attention variant is declared for {input} head dim {headDim} with {options}. Declared: {declared}.", nameof(options));
         }
         return match;
     }
@@ -123,19 +133,5 @@ public sealed class Int8Attention(CudaDevice device) : IDisposable
             buffer.Dispose();
         }
         _scratch.Clear();
-    }
-
-    /// <summary>The quantize variants matching a head dim and the attention tiles (Q per BlockM rows, K per BlockN).</summary>
-    private sealed record Quantizers(
-        Action<CudaStream, DeviceBuffer<Half>, long, long, long, int, int, int, DeviceBuffer<sbyte>, DeviceBuffer<float>, float> Q,
-        Action<CudaStream, DeviceBuffer<Half>, long, long, long, int, int, int, DeviceBuffer<sbyte>, DeviceBuffer<float>, DeviceBuffer<float>, float> K,
-        Action<CudaStream, DeviceBuffer<Half>, long, long, long, int, int, int, DeviceBuffer<sbyte>, DeviceBuffer<float>, float> V)
-    {
-        public static Quantizers For(int headDim) => headDim switch
-        {
-            128 => new(QuantizeQBlock128D128.Launch, QuantizeKSmoothBlock64D128.Launch, QuantizeVChannelD128.Launch),
-            64 => new(QuantizeQBlock128D64.Launch, QuantizeKSmoothBlock64D64.Launch, QuantizeVChannelD64.Launch),
-            _ => throw new ArgumentException($"No quantize kernels are declared for head dim {headDim}.", nameof(headDim)),
-        };
     }
 }

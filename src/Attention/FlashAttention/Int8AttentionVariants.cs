@@ -147,3 +147,101 @@ public static partial class Int8AttentionD64F16PV;
 [MmaAtom(MmaAtoms.M16N8K32_S32S8S8)]
 [MmaAtom(MmaAtoms.M16N8K16_F32F16F16, Product = MmaProduct.PV)]
 public static partial class Int8AttentionD64CausalF16PV;
+
+// bf16 inputs and output: the same kernels with bf16 conversions; the accuracy mode runs P·V on bf16 MMAs.
+
+/// <summary>D = 128, Recipe A, bf16 in and out.</summary>
+[FlashAttentionForward(HeadDim = 128, BlockM = 128, BlockN = 64, Warps = 8, Stages = 2, Output = Element.BF16)]
+[SmemLayout(Operand.Q, Element.S8, 3, 4, 3)]
+[SmemLayout(Operand.K, Element.S8, 3, 4, 3)]
+[SmemLayout(Operand.V, Element.S8, 3, 4, 3)]
+[CopyAtom(Operand.Q, CopyAtoms.Ldsm)]
+[CopyAtom(Operand.K, CopyAtoms.Ldsm)]
+[CopyAtom(Operand.V, CopyAtoms.LdsmTransPrmt)]
+[MmaAtom(MmaAtoms.M16N8K32_S32S8S8)]
+[MmaAtom(MmaAtoms.M16N8K32_S32U8S8, Product = MmaProduct.PV)]
+public static partial class Int8AttentionD128TransPrmtBf16;
+
+/// <summary>D = 128, accuracy mode on bf16 MMAs, bf16 in and out.</summary>
+[FlashAttentionForward(HeadDim = 128, BlockM = 128, BlockN = 64, Warps = 8, Stages = 2, Output = Element.BF16)]
+[SmemLayout(Operand.Q, Element.S8, 3, 4, 3)]
+[SmemLayout(Operand.K, Element.S8, 3, 4, 3)]
+[SmemLayout(Operand.V, Element.BF16, 3, 3, 4)]
+[CopyAtom(Operand.Q, CopyAtoms.Ldsm)]
+[CopyAtom(Operand.K, CopyAtoms.Ldsm)]
+[CopyAtom(Operand.V, CopyAtoms.LdsmTrans)]
+[MmaAtom(MmaAtoms.M16N8K32_S32S8S8)]
+[MmaAtom(MmaAtoms.M16N8K16_F32BF16BF16, Product = MmaProduct.PV)]
+public static partial class Int8AttentionD128Bf16PV;
+
+/// <summary>D = 128, causal, Recipe A, bf16 in and out.</summary>
+[FlashAttentionForward(HeadDim = 128, BlockM = 128, BlockN = 64, Warps = 8, Stages = 2, Causal = true, Output = Element.BF16)]
+[SmemLayout(Operand.Q, Element.S8, 3, 4, 3)]
+[SmemLayout(Operand.K, Element.S8, 3, 4, 3)]
+[SmemLayout(Operand.V, Element.S8, 3, 4, 3)]
+[CopyAtom(Operand.Q, CopyAtoms.Ldsm)]
+[CopyAtom(Operand.K, CopyAtoms.Ldsm)]
+[CopyAtom(Operand.V, CopyAtoms.LdsmTransPrmt)]
+[MmaAtom(MmaAtoms.M16N8K32_S32S8S8)]
+[MmaAtom(MmaAtoms.M16N8K32_S32U8S8, Product = MmaProduct.PV)]
+public static partial class Int8AttentionD128CausalTransPrmtBf16;
+
+/// <summary>D = 128, causal, accuracy mode on bf16 MMAs, bf16 in and out.</summary>
+[FlashAttentionForward(HeadDim = 128, BlockM = 128, BlockN = 64, Warps = 8, Stages = 2, Causal = true, Output = Element.BF16)]
+[SmemLayout(Operand.Q, Element.S8, 3, 4, 3)]
+[SmemLayout(Operand.K, Element.S8, 3, 4, 3)]
+[SmemLayout(Operand.V, Element.BF16, 3, 3, 4)]
+[CopyAtom(Operand.Q, CopyAtoms.Ldsm)]
+[CopyAtom(Operand.K, CopyAtoms.Ldsm)]
+[CopyAtom(Operand.V, CopyAtoms.LdsmTrans)]
+[MmaAtom(MmaAtoms.M16N8K32_S32S8S8)]
+[MmaAtom(MmaAtoms.M16N8K16_F32BF16BF16, Product = MmaProduct.PV)]
+public static partial class Int8AttentionD128CausalBf16PV;
+
+/// <summary>D = 64, Recipe A, bf16 in and out.</summary>
+[FlashAttentionForward(HeadDim = 64, BlockM = 128, BlockN = 64, Warps = 8, Stages = 2, Output = Element.BF16)]
+[SmemLayout(Operand.Q, Element.S8, 2, 4, 3)]
+[SmemLayout(Operand.K, Element.S8, 2, 4, 3)]
+[SmemLayout(Operand.V, Element.S8, 2, 4, 3)]
+[CopyAtom(Operand.Q, CopyAtoms.Ldsm)]
+[CopyAtom(Operand.K, CopyAtoms.Ldsm)]
+[CopyAtom(Operand.V, CopyAtoms.LdsmTransPrmt)]
+[MmaAtom(MmaAtoms.M16N8K32_S32S8S8)]
+[MmaAtom(MmaAtoms.M16N8K32_S32U8S8, Product = MmaProduct.PV)]
+public static partial class Int8AttentionD64TransPrmtBf16;
+
+/// <summary>D = 64, accuracy mode on bf16 MMAs, bf16 in and out.</summary>
+[FlashAttentionForward(HeadDim = 64, BlockM = 128, BlockN = 64, Warps = 8, Stages = 2, Output = Element.BF16)]
+[SmemLayout(Operand.Q, Element.S8, 2, 4, 3)]
+[SmemLayout(Operand.K, Element.S8, 2, 4, 3)]
+[SmemLayout(Operand.V, Element.BF16, 3, 3, 3)]
+[CopyAtom(Operand.Q, CopyAtoms.Ldsm)]
+[CopyAtom(Operand.K, CopyAtoms.Ldsm)]
+[CopyAtom(Operand.V, CopyAtoms.LdsmTrans)]
+[MmaAtom(MmaAtoms.M16N8K32_S32S8S8)]
+[MmaAtom(MmaAtoms.M16N8K16_F32BF16BF16, Product = MmaProduct.PV)]
+public static partial class Int8AttentionD64Bf16PV;
+
+/// <summary>D = 64, causal, Recipe A, bf16 in and out.</summary>
+[FlashAttentionForward(HeadDim = 64, BlockM = 128, BlockN = 64, Warps = 8, Stages = 2, Causal = true, Output = Element.BF16)]
+[SmemLayout(Operand.Q, Element.S8, 2, 4, 3)]
+[SmemLayout(Operand.K, Element.S8, 2, 4, 3)]
+[SmemLayout(Operand.V, Element.S8, 2, 4, 3)]
+[CopyAtom(Operand.Q, CopyAtoms.Ldsm)]
+[CopyAtom(Operand.K, CopyAtoms.Ldsm)]
+[CopyAtom(Operand.V, CopyAtoms.LdsmTransPrmt)]
+[MmaAtom(MmaAtoms.M16N8K32_S32S8S8)]
+[MmaAtom(MmaAtoms.M16N8K32_S32U8S8, Product = MmaProduct.PV)]
+public static partial class Int8AttentionD64CausalTransPrmtBf16;
+
+/// <summary>D = 64, causal, accuracy mode on bf16 MMAs, bf16 in and out.</summary>
+[FlashAttentionForward(HeadDim = 64, BlockM = 128, BlockN = 64, Warps = 8, Stages = 2, Causal = true, Output = Element.BF16)]
+[SmemLayout(Operand.Q, Element.S8, 2, 4, 3)]
+[SmemLayout(Operand.K, Element.S8, 2, 4, 3)]
+[SmemLayout(Operand.V, Element.BF16, 3, 3, 3)]
+[CopyAtom(Operand.Q, CopyAtoms.Ldsm)]
+[CopyAtom(Operand.K, CopyAtoms.Ldsm)]
+[CopyAtom(Operand.V, CopyAtoms.LdsmTrans)]
+[MmaAtom(MmaAtoms.M16N8K32_S32S8S8)]
+[MmaAtom(MmaAtoms.M16N8K16_F32BF16BF16, Product = MmaProduct.PV)]
+public static partial class Int8AttentionD64CausalBf16PV;

@@ -40,3 +40,19 @@ public static partial class QuantizeKSmoothBlock64D64;
 /// <summary>V, f16, D = 64: one scale per channel, [B][H][S][D] output.</summary>
 [Quantize(Input = Element.F16, Granularity = QuantGranularity.PerChannel, BlockRows = 128, HeadDim = 64)]
 public static partial class QuantizeVChannelD64;
+
+/// <summary>Q, bf16, D = 64: one scale per 128 tokens.</summary>
+[Quantize(Input = Element.BF16, Granularity = QuantGranularity.PerRowBlock, BlockRows = 128, HeadDim = 64)]
+public static partial class QuantizeQBlock128D64Bf16;
+
+/// <summary>K, bf16, D = 64: channel mean subtracted, one scale per 64 tokens.</summary>
+[Quantize(Input = Element.BF16, Granularity = QuantGranularity.PerRowBlock, BlockRows = 64, HeadDim = 64, SubtractChannelMean = true)]
+public static partial class QuantizeKSmoothBlock64D64Bf16;
+
+/// <summary>V, bf16, D = 128: one scale per channel.</summary>
+[Quantize(Input = Element.BF16, Granularity = QuantGranularity.PerChannel, BlockRows = 128, HeadDim = 128)]
+public static partial class QuantizeVChannelD128Bf16;
+
+/// <summary>V, bf16, D = 64: one scale per channel.</summary>
+[Quantize(Input = Element.BF16, Granularity = QuantGranularity.PerChannel, BlockRows = 128, HeadDim = 64)]
+public static partial class QuantizeVChannelD64Bf16;

@@ -80,6 +80,7 @@ public sealed class MmaAtom
         MmaAtomKind.M16N8K16_F32F16F16 => F32F16F16,
         MmaAtomKind.M16N8K32_F32E4M3E4M3 => F32E4M3,
         MmaAtomKind.Wgmma_M64N64K32_S32S8S8 => WgmmaS8,
+        MmaAtomKind.M16N8K16_F32BF16BF16 => F32Bf16Bf16,
         _ => throw new ArgumentOutOfRangeException(nameof(kind)),
     };
 
@@ -91,6 +92,9 @@ public sealed class MmaAtom
 
     private static readonly MmaAtom F32F16F16 = new(MmaAtomKind.M16N8K16_F32F16F16,
         "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32", 80, 70, 16, 8, 16, Element.F16, Element.F16, Element.F32, false, "mma_m16n8k16_f32f16f16");
+
+    private static readonly MmaAtom F32Bf16Bf16 = new(MmaAtomKind.M16N8K16_F32BF16BF16,
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32", 80, 70, 16, 8, 16, Element.BF16, Element.BF16, Element.F32, false, "mma_m16n8k16_f32bf16bf16");
 
     private static readonly MmaAtom F32E4M3 = new(MmaAtomKind.M16N8K32_F32E4M3E4M3,
         "mma.sync.aligned.m16n8k32.row.col.f32.e4m3.e4m3.f32", 89, 84, 16, 8, 32, Element.E4M3, Element.E4M3, Element.F32, false, "mma_m16n8k32_f32e4m3e4m3");

@@ -19,11 +19,11 @@ public static class AttentionEmitter
         var vAtom = plan.VAtom!.Value;
         CudaPrelude.Write(w, spec,
             $"INT8 FlashAttention forward, head dim {spec.HeadDim}{(spec.Causal ? ", causal (bottom-right aligned)" : "")}: S = Q·Kᵀ on {plan.Qk.Ptx},",
-            $"online softmax in exp2, P {(plan.F16Pv ? "kept f16" : $"quantized to {plan.Pv.AElement.CudaName()} (×{plan.PScale})")}, O = P·V on {plan.Pv.Ptx}.",
+            $"online softmax in exp2, P {(plan.F16Pv ? $"kept {plan.Pv.AElement.CudaName()}" : $"quantized to {plan.Pv.AElement.CudaName()} (×{plan.PScale})")}, O = P·V on {plan.Pv.Ptx}.",
             $"Block {spec.BlockM} query rows × {spec.BlockN} keys per step, {spec.Warps} warps (16 rows each), {spec.Stages} K/V stage(s), {plan.SharedMemoryBytes} bytes of shared memory.",
             $"V: {vAtom} ({CopyAtom.Get(vAtom).Instructions}), P in {plan.POrder} key order.");
 
-        var helpers = new[] { PtxHelper.IntMath, PtxHelper.SoftmaxMath, PtxHelper.F16Convert }
+        var helpers = new[] { PtxHelper.IntMath, PtxHelper.SoftmaxMath, PtxHelper.F16Convert, PtxHelper.Bf16Convert }
             .Concat(PtxHelpers.For(CopyAtomKind.CpAsync16));
         foreach (var atom in spec.CopyAtoms)
         {

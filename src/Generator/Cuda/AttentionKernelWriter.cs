@@ -242,12 +242,13 @@ public sealed class AttentionKernelWriter(AttentionPlan plan, Composition v)
         _w.Line($"for (int i = 0; i < {plan.OTiles}; ++i) {{ o[i][0] *= alpha[0]; o[i][1] *= alpha[0]; o[i][2] *= alpha[1]; o[i][3] *= alpha[1]; }}");
         if (plan.F16Pv)
         {
-            _w.Line($"// P stays f16 (accuracy mode); the row sum adds the f16-rounded values the MMA sees.");
+            var (toHalf, fromHalf) = plan.Pv.AElement == Element.BF16 ? ("kdsl_f32_to_bf16", "kdsl_bf16_to_f32") : ("kdsl_f32_to_f16", "kdsl_f16_to_f32");
+            _w.Line($"// P stays {plan.Pv.AElement.CudaName()} (accuracy mode); the row sum adds the rounded values the MMA sees.");
             _w.Line($"u16 p[{plan.STiles}][4];");
             _w.Line($"#pragma unroll");
             _w.Line($"for (int jt = 0; jt < {plan.STiles}; ++jt)");
             _w.Line($"    #pragma unroll");
-            _w.Line($"    for (int r = 0; r < 4; ++r) {{ p[jt][r] = kdsl_f32_to_f16(kdsl_exp2(x[jt][r] - base[r >> 1])); row_sum[r >> 1] += kdsl_f16_to_f32(p[jt][r]); }}");
+            _w.Line($"    for (int r = 0; r < 4; ++r) {{ p[jt][r] = {toHalf}(kdsl_exp2(x[jt][r] - base[r >> 1])); row_sum[r >> 1] += {fromHalf}(p[jt][r]); }}");
         }
         else
         {

@@ -25,7 +25,7 @@ public static class AttentionLauncherWriter
             ]);
             w.Line($"/// <summary>Causal masking, bottom-right aligned.</summary>");
             w.Line($"public const bool Causal = {(spec.Causal ? "true" : "false")};");
-            w.Line($"/// <summary>P·V runs on f16 P and the f16 V input (the accuracy mode); otherwise V is int8.</summary>");
+            w.Line($"/// <summary>P·V runs on 16-bit float P and the V input (the accuracy mode); otherwise V is int8.</summary>");
             w.Line($"public const bool F16PV = {(plan.F16Pv ? "true" : "false")};");
             w.Line($"/// <summary>V arrives transposed [B][H][D][S_pad] in π order (Recipe C).</summary>");
             w.Line($"public const bool PretransposedV = {(plan.PretransposedV ? "true" : "false")};");
@@ -37,12 +37,12 @@ public static class AttentionLauncherWriter
     private static void WriteLaunch(CodeWriter w, AttentionPlan plan)
     {
         var spec = plan.Spec;
-        var vType = plan.F16Pv ? "global::System.Half" : "sbyte";
+        var vType = !plan.F16Pv ? "sbyte" : plan.VElement == Element.BF16 ? "ushort" : "global::System.Half";
         var oType = spec.Output == Element.BF16 ? "ushort" : "global::System.Half";
         var vScale = plan.F16Pv ? "" : "global::KernelDsl.DeviceBuffer<float> vScale, ";
         w.Line($"/// <summary>");
         w.Line($"/// O = softmax(Q·Kᵀ)·V for int8 Q [B][Hq][Sq][D] and K [B][Hkv][Sk][D] (contiguous, from the quantize kernels) with");
-        w.Line($"/// per-block scales (Q's with softmax scale · log2 e folded in), V {(plan.F16Pv ? "f16 with element strides vStrideB/vStrideH and row stride vLd" : plan.PretransposedV ? "int8 [B][Hkv][D][vLd] (vLd = padded tokens)" : "int8 with strides vStrideB/vStrideH and row stride vLd")},");
+        w.Line($"/// per-block scales (Q's with softmax scale · log2 e folded in), V {(plan.F16Pv ? $"{plan.VElement.CudaName()} with element strides vStrideB/vStrideH and row stride vLd" : plan.PretransposedV ? "int8 [B][Hkv][D][vLd] (vLd = padded tokens)" : "int8 with strides vStrideB/vStrideH and row stride vLd")},");
         w.Line($"/// O {(spec.Output == Element.BF16 ? "bf16 (raw bits)" : "f16")} with element strides. <paramref name=\"kMean\"/> (K's channel mean) corrects the LSE for smoothing; <paramref name=\"lse\"/> [B][Hq][Sq] may be null.");
         w.Line($"/// </summary>");
         w.Block($"public static void Launch(global::KernelDsl.CudaStream stream, global::KernelDsl.DeviceBuffer<sbyte> q, global::KernelDsl.DeviceBuffer<sbyte> k, global::KernelDsl.DeviceBuffer<{vType}> v, global::KernelDsl.DeviceBuffer<float> qScale, global::KernelDsl.DeviceBuffer<float> kScale, {vScale}global::KernelDsl.DeviceBuffer<float>? kMean, global::KernelDsl.DeviceBuffer<{oType}> o, global::KernelDsl.DeviceBuffer<float>? lse, int batch, int headsQ, int headsKv, int seqQ, int seqK, long vStrideB, long vStrideH, long vLd, long oStrideB, long oStrideH, long oStrideS)", () =>

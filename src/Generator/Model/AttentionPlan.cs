@@ -14,13 +14,13 @@ public sealed record AttentionPlan(AttentionSpec Spec)
     public MmaAtom Qk => MmaAtom.Get(Spec.Mma ?? MmaAtomKind.M16N8K32_S32S8S8);
     public MmaAtom Pv => MmaAtom.Get(Spec.PvMma ?? MmaAtomKind.M16N8K32_S32U8S8);
 
-    /// <summary>The accuracy mode: P stays f16 and V is the f16 input (no V quantization).</summary>
-    public bool F16Pv => Pv.AElement == Element.F16;
+    /// <summary>The accuracy mode: P stays a 16-bit float (f16 or bf16, as V is) and V is the input (no V quantization).</summary>
+    public bool F16Pv => Pv.AElement is Element.F16 or Element.BF16;
     /// <summary>The fixed scale P is quantized with: 255 for u8, 127 for s8, 1 for f16.</summary>
     public int PScale => Pv.AElement switch { Element.U8 => 255, Element.S8 => 127, _ => 1 };
 
     public int Threads => Spec.Warps * 32;
-    public Element VElement => F16Pv ? Element.F16 : Element.S8;
+    public Element VElement => F16Pv ? Pv.BElement : Element.S8;
     public int VBytes => VElement.SizeInBytes();
 
     public CopyAtomKind? VAtom => Spec.CopyAtomOf(Operand.V, CopyDirection.SharedToRegisters);

@@ -29,6 +29,7 @@ public enum MmaAtomKind
     M16N8K16_F32F16F16 = 2,
     M16N8K32_F32E4M3E4M3 = 3,
     Wgmma_M64N64K32_S32S8S8 = 4,
+    M16N8K16_F32BF16BF16 = 5,
 }
 
 public enum MmaProduct { Main = 0, PV = 1 }

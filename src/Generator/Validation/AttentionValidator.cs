@@ -83,9 +83,9 @@ public static class AttentionValidator
         {
             findings.Add(Finding.Of(Rules.MissingAtom, FindingTarget.Family, spec.Type.Name, "[MmaAtom(..., Product = MmaProduct.PV)] for P·V"));
         }
-        else if (spec.PvMma is not (MmaAtomKind.M16N8K32_S32U8S8 or MmaAtomKind.M16N8K32_S32S8S8 or MmaAtomKind.M16N8K16_F32F16F16))
+        else if (spec.PvMma is not (MmaAtomKind.M16N8K32_S32U8S8 or MmaAtomKind.M16N8K32_S32S8S8 or MmaAtomKind.M16N8K16_F32F16F16 or MmaAtomKind.M16N8K16_F32BF16BF16))
         {
-            findings.Add(Finding.Of(Rules.AtomNotForFamily, FindingTarget.PvMma, spec.PvMma, "P·V", "P·V runs u8·s8 or s8·s8 into int32, or f16 into f32"));
+            findings.Add(Finding.Of(Rules.AtomNotForFamily, FindingTarget.PvMma, spec.PvMma, "P·V", "P·V runs u8·s8 or s8·s8 into int32, or f16/bf16 into f32"));
         }
         foreach (var operand in Operands)
         {
@@ -106,7 +106,7 @@ public static class AttentionValidator
             {
                 findings.Add(Finding.Of(Rules.AtomNotForFamily, target, declared.Atom, "attention", "K and V stream through a cp.async pipeline: use CpAsync16"));
             }
-            else if (declared.Atom == CopyAtomKind.LdsmPretransposed && (declared.Operand != Operand.V || spec.PvMma == MmaAtomKind.M16N8K16_F32F16F16))
+            else if (declared.Atom == CopyAtomKind.LdsmPretransposed && (declared.Operand != Operand.V || spec.PvMma is MmaAtomKind.M16N8K16_F32F16F16 or MmaAtomKind.M16N8K16_F32BF16BF16))
             {
                 findings.Add(Finding.Of(Rules.AtomNotForFamily, target, declared.Atom, $"operand {declared.Operand}", "only int8 V is transposed beforehand (by its quantize kernel)"));
             }

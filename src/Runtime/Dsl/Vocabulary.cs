@@ -72,6 +72,8 @@ public enum MmaAtoms
     M16N8K32_F32E4M3E4M3 = 3,
     /// <summary><c>wgmma.mma_async.m64n64k32.s32.s8.s8</c> (sm_90a).</summary>
     Wgmma_M64N64K32_S32S8S8 = 4,
+    /// <summary><c>mma.sync.m16n8k16.row.col.f32.bf16.bf16.f32</c> (sm_80).</summary>
+    M16N8K16_F32BF16BF16 = 5,
 }
 
 /// <summary>How the GEMM's B operand is stored.</summary>

@@ -14,12 +14,12 @@ public class Int8AttentionGpuTests(ITestOutputHelper output)
 {
     private const ushort NaNBits = 0x7E00;
 
-    public static TheoryData<int, bool, PvPrecision, VStrategy> Variants()
+    public static TheoryData<Element, int, bool, PvPrecision, VStrategy> Variants()
     {
-        var data = new TheoryData<int, bool, PvPrecision, VStrategy>();
+        var data = new TheoryData<Element, int, bool, PvPrecision, VStrategy>();
         foreach (var v in AttentionVariant.All)
         {
-            data.Add(v.HeadDim, v.Causal, v.Pv, v.V);
+            data.Add(v.Input, v.HeadDim, v.Causal, v.Pv, v.V);
         }
         return data;
     }
@@ -37,6 +37,44 @@ public class Int8AttentionGpuTests(ITestOutputHelper output)
             values[i] = (Half)(z * scale + (offset?.Invoke(i) ?? 0f));
         }
         return values;
+    }
+
+    /// <summary>The bf16 path: the same values rounded to bf16, through ForwardBf16, against float64 on the bf16 inputs.</summary>
+    private Run ForwardBf16(CudaDevice device, AttentionShape shape, AttentionOptions options, Half[] q16, Half[] k16, Half[] v16)
+    {
+        static ushort[] Bits(Half[] x) => x.Select(h => AttentionTensors.SingleToBf16((float)h)).ToArray();
+        var (q, k, v) = (Bits(q16), Bits(k16), Bits(v16));
+        using var stream = device.CreateStream();
+        using var attention = new Int8Attention(device);
+        using var dq = device.Upload<ushort>(q);
+        using var dk = device.Upload<ushort>(k);
+        using var dv = device.Upload<ushort>(v);
+        using var dout = device.Allocate<ushort>(q.Length);
+        using var dlse = device.Allocate<float>(shape.LseElements);
+        dout.FillBytes(0xFF); // 0xFFFF is a NaN in bf16
+        var qs = shape.QStrides;
+        var kvs = shape.KvStrides;
+        TensorView<ushort> View(DeviceBuffer<ushort> buffer, int heads, int tokens, TensorStrides st) =>
+            new(buffer, [shape.Batch, heads, tokens, shape.HeadDim], [st.Batch, st.Head, st.Token, 1]);
+        attention.ForwardBf16(stream, View(dq, shape.HeadsQ, shape.TokensQ, qs), View(dk, shape.HeadsKv, shape.TokensKv, kvs),
+            View(dv, shape.HeadsKv, shape.TokensKv, kvs), View(dout, shape.HeadsQ, shape.TokensQ, qs), options, dlse);
+        stream.Synchronize();
+        var o = dout.ToArray().Select(x => (double)BitConverter.Int32BitsToSingle(x << 16)).ToArray();
+        var expected = Float64Attention.Forward(shape, q, k, v, Element.BF16);
+        return Compare(o, dlse.ToArray(), expected);
+    }
+
+    private static Run Compare(double[] o, float[] lse, Float64AttentionResult expected)
+    {
+        var error = ErrorMetrics.Compare(o, expected.Output);
+        var lseMax = 0.0;
+        for (var i = 0; i < lse.Length; i++)
+        {
+            lseMax = double.IsNegativeInfinity(expected.Lse[i])
+                ? (float.IsNegativeInfinity(lse[i]) ? lseMax : double.PositiveInfinity)
+                : Math.Max(lseMax, Math.Abs(lse[i] - expected.Lse[i]));
+        }
+        return new Run(o, lse, expected, error, lseMax);
     }
 
     private Run Forward(CudaDevice device, AttentionShape shape, AttentionOptions options, Half[] q, Half[] k, Half[] v, bool reference = true)
@@ -63,27 +101,19 @@ public class Int8AttentionGpuTests(ITestOutputHelper output)
         {
             return new Run(o, lse, null!, default, 0);
         }
-        var expected = Float64Attention.Forward(shape, q, k, v);
-        var error = ErrorMetrics.Compare(o, expected.Output);
-        var lseMax = 0.0;
-        for (var i = 0; i < lse.Length; i++)
-        {
-            lseMax = double.IsNegativeInfinity(expected.Lse[i])
-                ? (float.IsNegativeInfinity(lse[i]) ? lseMax : double.PositiveInfinity)
-                : Math.Max(lseMax, Math.Abs(lse[i] - expected.Lse[i]));
-        }
-        return new Run(o, lse, expected, error, lseMax);
+        return Compare(o, lse, Float64Attention.Forward(shape, q, k, v));
     }
 
     [Theory]
     [MemberData(nameof(Variants))]
-    public void Variant_matches_float64_attention_on_gaussian_and_structured_inputs(int headDim, bool causal, PvPrecision pv, VStrategy strategy)
+    public void Variant_matches_float64_attention_on_gaussian_and_structured_inputs(Element input, int headDim, bool causal, PvPrecision pv, VStrategy strategy)
     {
         using var device = Gpu.OpenOrSkip();
         var seed = Environment.TickCount;
         var random = new Random(seed);
         var options = new AttentionOptions { Causal = causal, Pv = pv, V = strategy };
-        var bar = pv == PvPrecision.F16 ? 1.5e-2 : 3e-2;
+        // Issue 4's bars are for f16 inputs; bf16 keeps 8 mantissa bits, so its 16-bit P·V mode gets the u8 bar.
+        var bar = pv == PvPrecision.Float16 && input == Element.F16 ? 1.5e-2 : 3e-2;
         (string Name, AttentionShape Shape, float QScale, bool Offsets)[] cases =
         [
             ("gaussian", new AttentionShape(1, 2, 2, 300, 300, headDim, causal), 1f, false),
@@ -99,8 +129,8 @@ public class Int8AttentionGpuTests(ITestOutputHelper output)
             var q = Gaussian(random, shape.QElements, qScale);
             var k = Gaussian(random, shape.KvElements, 1f, offsets ? i => (i % headDim % 7 - 3) * 8f : null);
             var v = Gaussian(random, shape.KvElements);
-            var run = Forward(device, shape, options, q, k, v);
-            output.WriteLine($"{name,-22} rel L2 {run.Error.RelativeL2:E2}  cosine {run.Error.Cosine:F6}  LSE max |Δ| {run.LseMaxAbs:E2}");
+            var run = input == Element.BF16 ? ForwardBf16(device, shape, options, q, k, v) : Forward(device, shape, options, q, k, v);
+            output.WriteLine($"{input} {name,-22} rel L2 {run.Error.RelativeL2:E2}  cosine {run.Error.Cosine:F6}  LSE max |Δ| {run.LseMaxAbs:E2}");
             Assert.True(run.Error.RelativeL2 <= (name == "peaky Q×4" ? 2 * bar : bar), $"seed {seed}, {name}: relative L2 {run.Error.RelativeL2} over the bar");
             Assert.True(run.Error.Cosine >= 0.999, $"seed {seed}, {name}: cosine {run.Error.Cosine}");
             // The LSE inherits int8 Q·Kᵀ's relative error, which grows with the scores (peaky Q) and with what
@@ -159,13 +189,14 @@ public class Int8AttentionGpuTests(ITestOutputHelper output)
     }
 
     /// <summary>One small GQA shape with tails and three KV blocks, for the sanitizers.</summary>
-    internal void Small(int headDim, bool causal, PvPrecision pv, VStrategy strategy)
+    internal void Small(Element input, int headDim, bool causal, PvPrecision pv, VStrategy strategy)
     {
         using var device = Gpu.OpenOrSkip();
         var random = new Random(Environment.TickCount);
         var shape = new AttentionShape(1, 2, 1, 70, 150, headDim, causal);
-        var run = Forward(device, shape, new AttentionOptions { Causal = causal, Pv = pv, V = strategy },
-            Gaussian(random, shape.QElements), Gaussian(random, shape.KvElements), Gaussian(random, shape.KvElements));
+        var (q, k, v) = (Gaussian(random, shape.QElements), Gaussian(random, shape.KvElements), Gaussian(random, shape.KvElements));
+        var options = new AttentionOptions { Causal = causal, Pv = pv, V = strategy };
+        var run = input == Element.BF16 ? ForwardBf16(device, shape, options, q, k, v) : Forward(device, shape, options, q, k, v);
         Assert.True(run.Error.Cosine >= 0.999, $"D={headDim} causal={causal} {pv} {strategy}: cosine {run.Error.Cosine}");
     }
 
@@ -181,7 +212,7 @@ public class Int8AttentionGpuTests(ITestOutputHelper output)
         var q = Gaussian(random, shape.QElements);
         var k = Gaussian(random, shape.KvElements);
         var v = Gaussian(random, shape.KvElements);
-        var f16 = Forward(device, shape, new AttentionOptions { Causal = causal, Pv = PvPrecision.F16 }, q, k, v);
+        var f16 = Forward(device, shape, new AttentionOptions { Causal = causal, Pv = PvPrecision.Float16 }, q, k, v);
         var transPrmt = Forward(device, shape, new AttentionOptions { Causal = causal, V = VStrategy.TransPrmt }, q, k, v);
         var movmatrix = Forward(device, shape, new AttentionOptions { Causal = causal, V = VStrategy.Movmatrix }, q, k, v, reference: false);
         var pretransposed = Forward(device, shape, new AttentionOptions { Causal = causal, V = VStrategy.Pretransposed }, q, k, v, reference: false);

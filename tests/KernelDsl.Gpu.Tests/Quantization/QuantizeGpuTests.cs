@@ -57,6 +57,21 @@ public class QuantizeGpuTests
         new("KSmoothBlock64D64", Element.F16, Options(64, QuantGranularity.PerRowBlock, 64) with { SubtractChannelMean = true, MeanSlices = QuantizeKSmoothBlock64D64.MeanSlices },
             true, (s, x, sb, sh, ss, b, h, t, o, sc, mean, mul) => WithInput<Half>(s, x, dx => QuantizeKSmoothBlock64D64.Launch(s, dx, sb, sh, ss, b, h, t, o, sc, mean!, mul)),
             QuantizeKSmoothBlock64D64.OutputLength, QuantizeKSmoothBlock64D64.ScaleCount),
+        new("VChannelD64", Element.F16, Options(64, QuantGranularity.PerChannel, 128),
+            false, (s, x, sb, sh, ss, b, h, t, o, sc, _, mul) => WithInput<Half>(s, x, dx => QuantizeVChannelD64.Launch(s, dx, sb, sh, ss, b, h, t, o, sc, mul)),
+            QuantizeVChannelD64.OutputLength, QuantizeVChannelD64.ScaleCount),
+        new("QBlock128D64Bf16", Element.BF16, Options(64, QuantGranularity.PerRowBlock, 128),
+            false, (s, x, sb, sh, ss, b, h, t, o, sc, _, mul) => WithInput<ushort>(s, x, dx => QuantizeQBlock128D64Bf16.Launch(s, dx, sb, sh, ss, b, h, t, o, sc, mul)),
+            QuantizeQBlock128D64Bf16.OutputLength, QuantizeQBlock128D64Bf16.ScaleCount),
+        new("KSmoothBlock64D64Bf16", Element.BF16, Options(64, QuantGranularity.PerRowBlock, 64) with { SubtractChannelMean = true, MeanSlices = QuantizeKSmoothBlock64D64Bf16.MeanSlices },
+            true, (s, x, sb, sh, ss, b, h, t, o, sc, mean, mul) => WithInput<ushort>(s, x, dx => QuantizeKSmoothBlock64D64Bf16.Launch(s, dx, sb, sh, ss, b, h, t, o, sc, mean!, mul)),
+            QuantizeKSmoothBlock64D64Bf16.OutputLength, QuantizeKSmoothBlock64D64Bf16.ScaleCount),
+        new("VChannelD128Bf16", Element.BF16, Options(128, QuantGranularity.PerChannel, 128),
+            false, (s, x, sb, sh, ss, b, h, t, o, sc, _, mul) => WithInput<ushort>(s, x, dx => QuantizeVChannelD128Bf16.Launch(s, dx, sb, sh, ss, b, h, t, o, sc, mul)),
+            QuantizeVChannelD128Bf16.OutputLength, QuantizeVChannelD128Bf16.ScaleCount),
+        new("VChannelD64Bf16", Element.BF16, Options(64, QuantGranularity.PerChannel, 128),
+            false, (s, x, sb, sh, ss, b, h, t, o, sc, _, mul) => WithInput<ushort>(s, x, dx => QuantizeVChannelD64Bf16.Launch(s, dx, sb, sh, ss, b, h, t, o, sc, mul)),
+            QuantizeVChannelD64Bf16.OutputLength, QuantizeVChannelD64Bf16.ScaleCount),
     ];
 
     private static QuantizeOptions Options(int headDim, QuantGranularity granularity, int blockRows) =>

@@ -38,7 +38,7 @@ static partial class Int8AttentionD128Movmatrix
     };
     /// <summary>Causal masking, bottom-right aligned.</summary>
     public const bool Causal = false;
-    /// <summary>P·V runs on f16 P and the f16 V input (the accuracy mode); otherwise V is int8.</summary>
+    /// <summary>P·V runs on 16-bit float P and the V input (the accuracy mode); otherwise V is int8.</summary>
     public const bool F16PV = false;
     /// <summary>V arrives transposed [B][H][D][S_pad] in π order (Recipe C).</summary>
     public const bool PretransposedV = false;

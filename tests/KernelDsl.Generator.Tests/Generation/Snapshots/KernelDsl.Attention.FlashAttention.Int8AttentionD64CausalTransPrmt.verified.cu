@@ -45,6 +45,7 @@ static __device__ __forceinline__ u32 kdsl_prmt(u32 a, u32 b, u32 selector)
 }
 static __device__ __forceinline__ u16 kdsl_f32_to_f16(float x) { u16 h; asm("cvt.rn.f16.f32 %0, %1;\n" : "=h"(h) : "f"(x)); return h; }
 static __device__ __forceinline__ float kdsl_f16_to_f32(u16 h) { float x; asm("cvt.f32.f16 %0, %1;\n" : "=f"(x) : "h"(h)); return x; }
+static __device__ __forceinline__ float kdsl_bf16_to_f32(u16 h) { return __uint_as_float((u32)h << 16); }
 #define KDSL_INF __int_as_float(0x7f800000)
 // ex2/lg2.approx: the SFU instructions FlashAttention's exp2 softmax is built on.
 static __device__ __forceinline__ float kdsl_exp2(float x) { float y; asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x)); return y; }

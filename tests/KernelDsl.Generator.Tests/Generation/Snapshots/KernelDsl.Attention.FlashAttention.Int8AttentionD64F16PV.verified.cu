@@ -38,6 +38,7 @@ static __device__ __forceinline__ void kdsl_ldsm_x4_trans(u32& r0, u32& r1, u32&
 }
 static __device__ __forceinline__ u16 kdsl_f32_to_f16(float x) { u16 h; asm("cvt.rn.f16.f32 %0, %1;\n" : "=h"(h) : "f"(x)); return h; }
 static __device__ __forceinline__ float kdsl_f16_to_f32(u16 h) { float x; asm("cvt.f32.f16 %0, %1;\n" : "=f"(x) : "h"(h)); return x; }
+static __device__ __forceinline__ float kdsl_bf16_to_f32(u16 h) { return __uint_as_float((u32)h << 16); }
 #define KDSL_INF __int_as_float(0x7f800000)
 // ex2/lg2.approx: the SFU instructions FlashAttention's exp2 softmax is built on.
 static __device__ __forceinline__ float kdsl_exp2(float x) { float y; asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x)); return y; }
@@ -218,7 +219,7 @@ kdsl_KernelDsl_Attention_FlashAttention_Int8AttentionD64F16PV(const s8* __restri
         }
         #pragma unroll
         for (int i = 0; i < 8; ++i) { o[i][0] *= alpha[0]; o[i][1] *= alpha[0]; o[i][2] *= alpha[1]; o[i][3] *= alpha[1]; }
-        // P stays f16 (accuracy mode); the row sum adds the f16-rounded values the MMA sees.
+        // P stays f16 (accuracy mode); the row sum adds the rounded values the MMA sees.
         u16 p[8][4];
         #pragma unroll
         for (int jt = 0; jt < 8; ++jt)
