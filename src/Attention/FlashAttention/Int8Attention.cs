@@ -37,6 +37,14 @@ public sealed class Int8Attention(CudaDevice device) : IDisposable
     private void Run<T>(CudaStream stream, TensorView<T> q, TensorView<T> k, TensorView<T> v, TensorView<T> o,
         AttentionOptions options, DeviceBuffer<float>? lse) where T : unmanaged
     {
+        var (variant, launch) = Prepare(stream, q, k, v, o, options, lse);
+        variant.Launch(launch);
+    }
+
+    /// <summary>Checks, selects the variant and quantizes on the stream; the returned launch runs the kernel alone (benchmarks time it).</summary>
+    internal (AttentionVariant Variant, AttentionLaunch<T> Launch) Prepare<T>(CudaStream stream, TensorView<T> q, TensorView<T> k, TensorView<T> v, TensorView<T> o,
+        AttentionOptions options, DeviceBuffer<float>? lse) where T : unmanaged
+    {
         ArgumentNullException.ThrowIfNull(stream);
         ArgumentNullException.ThrowIfNull(options);
         var shape = AttentionArguments.Check(q, k, v, o, lse);
@@ -82,7 +90,7 @@ public sealed class Int8Attention(CudaDevice device) : IDisposable
             (vStrideB, vStrideH, vLd) = ((long)hkv * sk * d, (long)sk * d, d);
         }
 
-        variant.Launch(new AttentionLaunch<T>(stream, q8, k8, v8, variant.Pv == PvPrecision.Float16 ? v.Buffer : null, qScale, kScale, vScale, kMean,
+        return (variant, new AttentionLaunch<T>(stream, q8, k8, v8, variant.Pv == PvPrecision.Float16 ? v.Buffer : null, qScale, kScale, vScale, kMean,
             o.Buffer, lse, b, hq, hkv, sq, sk, vStrideB, vStrideH, vLd, o.Strides[0], o.Strides[1], o.Strides[2]));
     }
 

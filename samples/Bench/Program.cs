@@ -1,0 +1,83 @@
+using System.Globalization;
+using KernelDsl;
+using KernelDsl.Attention.FlashAttention;
+using Spectre.Console;
+
+// The attention benchmark: every f16 variant on the standard grid (B·S = 16384, H·D = 2048), CUDA events, median of
+// 20 runs after 3 warm-ups. Kernel-only times the attention kernel on inputs quantized once; end-to-end adds the
+// three quantize kernels. TOPS counts 4·B·H·S²·D (halved when causal). Writes CSV; bench/compare.py joins it with
+// torch SDPA timed in the same call and prints the ratios.
+var csv = args.SkipWhile(a => a != "--csv").Skip(1).FirstOrDefault() ?? "bench.csv";
+var quick = args.Contains("--quick");
+if (!CudaDevice.TryOpen(0, out var device, out var reason))
+{
+    AnsiConsole.MarkupLine("[yellow]No CUDA GPU found[/]: " + Markup.Escape(reason));
+    return 2;
+}
+using var _ = device;
+using var stream = device.CreateStream();
+using var attention = new Int8Attention(device);
+AnsiConsole.MarkupLine($"[bold]{Markup.Escape(device.Name)}[/] ({device.ArchName}, {device.SmCount} SMs)");
+
+int[] lengths = quick ? [1024, 4096, 16384] : [1024, 2048, 4096, 8192, 16384];
+var rows = new List<string> { "variant,head_dim,seq,causal,batch,heads,kernel_ms,end_to_end_ms,kernel_tops,end_to_end_tops" };
+var table = new Table().AddColumns("variant", "D", "S", "causal", "kernel ms", "e2e ms", "kernel TOPS", "e2e TOPS");
+foreach (var headDim in new[] { 64, 128 })
+{
+    foreach (var seq in lengths)
+    {
+        var (batch, heads) = (16384 / seq, 2048 / headDim);
+        var elements = (long)batch * heads * seq * headDim;
+        using var q = Random(device, elements, 1);
+        using var k = Random(device, elements, 2);
+        using var v = Random(device, elements, 3);
+        using var o = device.Allocate<Half>(elements);
+        TensorView<Half> View(DeviceBuffer<Half> x) => TensorView<Half>.Contiguous(x, batch, heads, seq, headDim);
+        foreach (var variant in AttentionVariant.All.Where(x => x.HeadDim == headDim && x.Input == Element.F16))
+        {
+            var options = new AttentionOptions { Causal = variant.Causal, Pv = variant.Pv, V = variant.V };
+            var (selected, launch) = attention.Prepare(stream, View(q), View(k), View(v), View(o), options, null);
+            var kernel = Median(stream, () => selected.Launch(launch));
+            var endToEnd = Median(stream, () => attention.Forward(stream, View(q), View(k), View(v), View(o), options));
+            var ops = 4.0 * batch * heads * seq * (double)seq * headDim * (variant.Causal ? 0.5 : 1.0);
+            var name = variant.Pv == PvPrecision.Float16 ? "f16-PV" : "u8-PV " + variant.V;
+            string F(double x) => x.ToString("F3", CultureInfo.InvariantCulture);
+            rows.Add($"{name},{headDim},{seq},{variant.Causal},{batch},{heads},{F(kernel)},{F(endToEnd)},{F(ops / kernel / 1e9)},{F(ops / endToEnd / 1e9)}");
+            table.AddRow(name, $"{headDim}", $"{seq}", variant.Causal ? "yes" : "no", F(kernel), F(endToEnd), F(ops / kernel / 1e9), F(ops / endToEnd / 1e9));
+        }
+    }
+}
+AnsiConsole.Write(table);
+File.WriteAllLines(csv, rows);
+AnsiConsole.MarkupLine($"wrote {Markup.Escape(csv)}");
+return 0;
+
+static DeviceBuffer<Half> Random(CudaDevice device, long length, int seed)
+{
+    var random = new Random(seed);
+    var values = new Half[length];
+    for (var i = 0; i < values.Length; i++)
+    {
+        values[i] = (Half)(random.NextDouble() * 2 - 1);
+    }
+    return device.Upload<Half>(values);
+}
+
+// Median milliseconds of 20 runs after 3 warm-ups, each bracketed by CUDA events on the stream.
+static double Median(CudaStream stream, Action run)
+{
+    var times = new List<double>();
+    for (var i = 0; i < 23; i++)
+    {
+        using var start = stream.Record();
+        run();
+        using var stop = stream.Record();
+        stop.Synchronize();
+        if (i >= 3)
+        {
+            times.Add(stop.ElapsedMilliseconds(start));
+        }
+    }
+    times.Sort();
+    return times[times.Count / 2];
+}
