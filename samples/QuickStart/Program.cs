@@ -32,6 +32,17 @@ if (NvrtcCompiler.TryLoad(out var nvrtc, out var trace))
     }
     AnsiConsole.MarkupLine($"[green]NVRTC {nvrtc.Version}[/] compiled the variant:");
     AnsiConsole.Write(report);
+
+    // The module cache: the first request compiles (cold), a second cache on the same folder loads from disk (warm).
+    var folder = ModuleCache.DefaultDirectory() ?? Path.Combine(Path.GetTempPath(), "kerneldsl");
+    var request = NvrtcRequest.ForModule(Int8GemmQuickStart.Module, Int8GemmQuickStart.Module.Targets[^1]);
+    var first = new ModuleCache(nvrtc, folder);
+    first.GetOrCompile(request);
+    var second = new ModuleCache(nvrtc, folder);
+    second.GetOrCompile(request);
+    AnsiConsole.MarkupLine($"Module cache in {Markup.Escape(folder)}: " +
+        (first.Statistics.Compilations > 0 ? $"cold compile {first.Statistics.LastColdCompile?.TotalMilliseconds:F0} ms" : "already on disk") +
+        $", warm load {second.Statistics.LastWarmLoad?.TotalMilliseconds:F1} ms ({second.Statistics.DiskHits} disk hit, {second.Statistics.Compilations} compilations).");
 }
 else
 {
