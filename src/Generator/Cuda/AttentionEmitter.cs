@@ -11,9 +11,7 @@ public static class AttentionEmitter
     public static string Emit(AttentionPlan plan)
     {
         var spec = plan.Spec;
-        var q = plan.ComposeQ();
         var v = plan.ComposeV(plan.ComposeP());
-        _ = q;
         var kernel = new AttentionKernelWriter(plan, v);
         var w = new CodeWriter();
         var vAtom = plan.VAtom!.Value;

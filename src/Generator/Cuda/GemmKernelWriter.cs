@@ -21,23 +21,27 @@ public sealed class GemmKernelWriter(GemmPlan plan, Composition b)
     public void WriteLoader(CodeWriter w)
     {
         _w = w;
-        var g2s = _spec.CopyAtomOf(Operand.A, CopyDirection.GlobalToShared) ?? CopyAtomKind.CpAsync16;
-        var copy = g2s == CopyAtomKind.LdgSts16 ? "kdsl_ldg_sts_16" : "kdsl_cp_async_16";
-        w.Line($"// Global → shared for one k tile with {CopyAtom.Get(g2s).Instructions}: A {plan.ARows}×{plan.ARowBytes}, B {plan.BRows}×{plan.BRowBytes} bytes;");
+        var (aCopy, bCopy) = (CopyFunction(GlobalCopy(Operand.A)), CopyFunction(GlobalCopy(Operand.B)));
+        w.Line($"// Global → shared for one k tile: A {plan.ARows}×{plan.ARowBytes} bytes with {CopyAtom.Get(GlobalCopy(Operand.A)).Instructions}, B {plan.BRows}×{plan.BRowBytes} bytes with {CopyAtom.Get(GlobalCopy(Operand.B)).Instructions};");
         w.Line($"// {plan.AChunksPerThread} + {plan.BChunksPerThread} chunks of 16 bytes per thread. Out-of-range bytes are zero-filled, so tails add nothing.");
         w.Block($"static __device__ __forceinline__ void kdsl_load_tile(u8* sa, u8* sb, const s8* A, const s8* B, int M, int N, int K, int lda, int ldb, int m0, int n0, int k0, int tid)", () =>
         {
-            WriteOperandLoad(copy, "A", "sa", Operand.A, plan.AChunksPerThread, plan.ARowBytes, "m0", "M", "k0", "K", "lda");
+            WriteOperandLoad(aCopy, "A", "sa", Operand.A, plan.AChunksPerThread, plan.ARowBytes, "m0", "M", "k0", "K", "lda");
             if (plan.BStorage == OperandStorage.KN)
             {
-                WriteOperandLoad(copy, "B", "sb", Operand.B, plan.BChunksPerThread, plan.BRowBytes, "k0", "K", "n0", "N", "ldb");
+                WriteOperandLoad(bCopy, "B", "sb", Operand.B, plan.BChunksPerThread, plan.BRowBytes, "k0", "K", "n0", "N", "ldb");
             }
             else
             {
-                WriteOperandLoad(copy, "B", "sb", Operand.B, plan.BChunksPerThread, plan.BRowBytes, "n0", "N", "k0", "K", "ldb");
+                WriteOperandLoad(bCopy, "B", "sb", Operand.B, plan.BChunksPerThread, plan.BRowBytes, "n0", "N", "k0", "K", "ldb");
             }
         });
     }
+
+    /// <summary>The declared global → shared atom of an operand; cp.async when none is declared.</summary>
+    private CopyAtomKind GlobalCopy(Operand operand) => _spec.CopyAtomOf(operand, CopyDirection.GlobalToShared) ?? CopyAtomKind.CpAsync16;
+
+    private static string CopyFunction(CopyAtomKind atom) => atom == CopyAtomKind.LdgSts16 ? "kdsl_ldg_sts_16" : "kdsl_cp_async_16";
 
     private void WriteOperandLoad(string copy, string tensor, string smem, Operand operand, int chunksPerThread, int rowBytes, string rowOrigin, string rowExtent, string colOrigin, string colExtent, string ld)
     {
@@ -91,7 +95,8 @@ public sealed class GemmKernelWriter(GemmPlan plan, Composition b)
         var stages = _spec.Stages;
         var load = $"kdsl_load_tile(sa + (STAGE) * {plan.AStageBytes}, sb + (STAGE) * {plan.BStageBytes}, A, {bName}, M, N, K, lda, ldb, m0, n0, (KT) * {_spec.BlockK}, tid)";
         string Load(string stage, string kt) => load.Replace("(STAGE)", stage).Replace("(KT)", kt);
-        var async = (_spec.CopyAtomOf(Operand.A, CopyDirection.GlobalToShared) ?? CopyAtomKind.CpAsync16) == CopyAtomKind.CpAsync16;
+        // Any cp.async in the tile must be committed and waited for before the tile is read.
+        var async = GlobalCopy(Operand.A) == CopyAtomKind.CpAsync16 || GlobalCopy(Operand.B) == CopyAtomKind.CpAsync16;
 
         if (stages == 1)
         {

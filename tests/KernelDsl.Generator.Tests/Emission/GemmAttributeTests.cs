@@ -154,6 +154,24 @@ public class GemmAttributeTests
     }
 
     [Fact]
+    public void Each_operand_uses_its_own_global_copy_atom()
+    {
+        var mixed = Cuda(Baseline with
+        {
+            Stages = 1,
+            CopyAtoms = new[]
+            {
+                new CopyAtomSpec(Operand.A, CopyAtomKind.Ldsm), new CopyAtomSpec(Operand.B, CopyAtomKind.LdsmTransPrmt),
+                new CopyAtomSpec(Operand.A, CopyAtomKind.LdgSts16), new CopyAtomSpec(Operand.B, CopyAtomKind.CpAsync16),
+            }.ToEquatableArray(),
+        });
+        Assert.Contains("kdsl_ldg_sts_16(kdsl_smem(sa + kdsl_smem_a(row, col)), src, bytes);", mixed);
+        Assert.Contains("kdsl_cp_async_16(kdsl_smem(sb + kdsl_smem_b(row, col)), src, bytes);", mixed);
+        // B's cp.async must still be committed and waited for.
+        Assert.Contains("kdsl_cp_async_wait<0>();", mixed);
+    }
+
+    [Fact]
     public void Layout_decides_how_B_is_staged_and_addressed()
     {
         var tn = Cuda(WithB(Baseline, CopyAtomKind.Ldsm) with { Layout = GemmLayout.TN });

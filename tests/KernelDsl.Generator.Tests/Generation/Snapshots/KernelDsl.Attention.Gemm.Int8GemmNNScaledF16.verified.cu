@@ -73,7 +73,7 @@ static __device__ __forceinline__ int kdsl_smem_b(int row, int col)
     return o ^ ((o >> 4) & 0x30);
 }
 
-// Global → shared for one k tile with ld.global.v4 + st.shared.v4: A 64×32, B 32×64 bytes;
+// Global → shared for one k tile: A 64×32 bytes with ld.global.v4 + st.shared.v4, B 32×64 bytes with ld.global.v4 + st.shared.v4;
 // 1 + 1 chunks of 16 bytes per thread. Out-of-range bytes are zero-filled, so tails add nothing.
 static __device__ __forceinline__ void kdsl_load_tile(u8* sa, u8* sb, const s8* A, const s8* B, int M, int N, int K, int lda, int ldb, int m0, int n0, int k0, int tid)
 {

@@ -65,7 +65,7 @@ static __device__ __forceinline__ int kdsl_smem_b(int row, int col)
     return o ^ ((o >> 4) & 0x30);
 }
 
-// Global → shared for one k tile with cp.async.cg.shared.global 16: A 128×64, B 64×64 bytes;
+// Global → shared for one k tile: A 128×64 bytes with cp.async.cg.shared.global 16, B 64×64 bytes with cp.async.cg.shared.global 16;
 // 4 + 2 chunks of 16 bytes per thread. Out-of-range bytes are zero-filled, so tails add nothing.
 static __device__ __forceinline__ void kdsl_load_tile(u8* sa, u8* sb, const s8* A, const s8* B, int M, int N, int K, int lda, int ldb, int m0, int n0, int k0, int tid)
 {
