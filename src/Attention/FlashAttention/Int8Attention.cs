@@ -12,6 +12,12 @@ public sealed record AttentionOptions
     public VStrategy V { get; init; } = VStrategy.TransPrmt;
     /// <summary>The softmax scale; 1/√D when null.</summary>
     public float? SoftmaxScale { get; init; }
+    /// <summary>
+    /// With <see cref="PvPrecision.U8"/>: ignore <see cref="V"/> and use the fastest declared strategy for the GPU and
+    /// shape, timed on first use and remembered on disk (<see cref="Int8Attention.Tuner"/>, <see cref="Int8Attention.LastTuning"/>).
+    /// Has no effect on the float P·V mode.
+    /// </summary>
+    public bool Autotune { get; init; }
 }
 
 /// <summary>
@@ -19,7 +25,7 @@ public sealed record AttentionOptions
 /// shape, mode and GPU, and launches it. Scratch buffers are kept and reused between calls; dispose to free them.
 /// Tensors are [B, H, S, D] views whose last stride is 1 (BHSD and BSHD are just strides).
 /// </summary>
-public sealed class Int8Attention(CudaDevice device) : IDisposable
+public sealed partial class Int8Attention(CudaDevice device) : IDisposable
 {
     private readonly Dictionary<string, IDisposable> _scratch = [];
 
@@ -48,7 +54,12 @@ public sealed class Int8Attention(CudaDevice device) : IDisposable
         ArgumentNullException.ThrowIfNull(stream);
         ArgumentNullException.ThrowIfNull(options);
         var shape = AttentionArguments.Check(q, k, v, o, lse);
-        var variant = Select(typeof(T) == typeof(Half) ? Element.F16 : Element.BF16, shape.HeadDim, options);
+        var input = typeof(T) == typeof(Half) ? Element.F16 : Element.BF16;
+        if (options.Autotune && options.Pv == PvPrecision.U8)
+        {
+            options = Autotuned(stream, q, k, v, o, options, lse, input, shape);
+        }
+        var variant = Select(input, shape.HeadDim, options);
         var scale = options.SoftmaxScale ?? 1f / MathF.Sqrt(shape.HeadDim);
         if (!(scale > 0f) || float.IsInfinity(scale))
         {

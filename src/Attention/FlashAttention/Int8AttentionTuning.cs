@@ -1,0 +1,74 @@
+using System.Globalization;
+
+namespace KernelDsl.Attention.FlashAttention;
+
+/// <summary>What <see cref="AttentionOptions.Autotune"/> chose for one call.</summary>
+/// <param name="Key">The tuning key: GPU, input type, head dim, causal and the problem's sizes.</param>
+/// <param name="Strategy">The V strategy used.</param>
+/// <param name="Result">The tuner's decision: every candidate's kernel time, the date, and whether it was timed now or read from disk.</param>
+public sealed record AttentionTuning(string Key, VStrategy Strategy, TuningResult Result);
+
+// The autotuning glue of Int8Attention: which int8 variants compete, the tuning key, and how one is timed.
+public sealed partial class Int8Attention
+{
+    private static readonly Lazy<Autotuner> SharedTuner = new(Autotuner.CreateDefault);
+
+    /// <summary>
+    /// The tuner <see cref="AttentionOptions.Autotune"/> uses. By default one per process, keeping its decisions beside
+    /// the module cache (<see cref="ModuleCache.DefaultDirectory()"/>), so a shape is timed once per machine.
+    /// </summary>
+    public Autotuner Tuner { get; init; } = SharedTuner.Value;
+
+    /// <summary>The decision behind the latest autotuned call, or null if there was none.</summary>
+    public AttentionTuning? LastTuning { get; private set; }
+
+    /// <summary>
+    /// <paramref name="options"/> with <see cref="AttentionOptions.V"/> set to the fastest declared int8 strategy for this
+    /// problem: on the key's first use each candidate is quantized for and its kernel timed (CUDA events, 2 warm-ups,
+    /// median of 5); later uses, in this process or another, reuse the decision.
+    /// </summary>
+    private AttentionOptions Autotuned<T>(CudaStream stream, TensorView<T> q, TensorView<T> k, TensorView<T> v, TensorView<T> o,
+        AttentionOptions options, DeviceBuffer<float>? lse, Element input, AttentionDims shape) where T : unmanaged
+    {
+        var fixedOptions = options with { Autotune = false };
+        var candidates = TuningCandidates(input, shape.HeadDim, options.Causal);
+        if (candidates.Count == 0)
+        {
+            return fixedOptions; // Select reports what is declared.
+        }
+        var key = TuningKey(stream.Device, input, shape, options.Causal);
+        var result = Tuner.Choose(key, candidates, candidate =>
+        {
+            // Prepare quantizes V in this candidate's layout (Recipe C writes it transposed); only the kernel is timed.
+            var (variant, launch) = Prepare(stream, q, k, v, o, fixedOptions with { V = Enum.Parse<VStrategy>(candidate) }, lse);
+            return Autotuner.Median(() => TimeOnce(stream, () => variant.Launch(launch)), warmups: 2, runs: 5);
+        });
+        var strategy = Enum.Parse<VStrategy>(result.Winner);
+        LastTuning = new AttentionTuning(key, strategy, result);
+        return fixedOptions with { V = strategy };
+    }
+
+    /// <summary>The V strategies that have a declared int8 P·V variant for this input, head dim and masking, as tuner candidates.</summary>
+    internal static IReadOnlyList<string> TuningCandidates(Element input, int headDim, bool causal) =>
+        AttentionVariant.All
+            .Where(v => v.Pv == PvPrecision.U8 && v.Input == input && v.HeadDim == headDim && v.Causal == causal)
+            .Select(v => v.V.ToString())
+            .Distinct()
+            .ToArray();
+
+    /// <summary>E.g. <c>attention|sm_90|NVIDIA H100 80GB HBM3|F16|D128|causal|Sq=4096|Sk=4096|B=4|Hq=16|Hkv=16</c>.</summary>
+    internal static string TuningKey(CudaDevice device, Element input, AttentionDims shape, bool causal) =>
+        TuningKey(device.ArchName, device.Name, input, shape, causal);
+
+    internal static string TuningKey(string arch, string gpu, Element input, AttentionDims shape, bool causal) => string.Create(CultureInfo.InvariantCulture,
+        $"attention|{arch}|{gpu}|{input}|D{shape.HeadDim}|{(causal ? "causal" : "noncausal")}|Sq={shape.SeqQ}|Sk={shape.SeqK}|B={shape.Batch}|Hq={shape.HeadsQ}|Hkv={shape.HeadsKv}");
+
+    private static double TimeOnce(CudaStream stream, Action launch)
+    {
+        using var start = stream.Record();
+        launch();
+        using var stop = stream.Record();
+        stop.Synchronize();
+        return stop.ElapsedMilliseconds(start);
+    }
+}
