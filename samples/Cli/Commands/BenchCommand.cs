@@ -1,30 +1,61 @@
+using System.CommandLine;
 using System.Globalization;
-using KernelDsl;
 using KernelDsl.Attention.FlashAttention;
 using Spectre.Console;
 
-// The attention benchmark: every f16 variant on the standard grid (B·S = 16384, H·D = 2048), CUDA events, median of
-// 20 runs after 3 warm-ups. Kernel-only times the attention kernel on inputs quantized once; end-to-end adds the
-// three quantize kernels. TOPS counts 4·B·H·S²·D (halved when causal). Writes CSV; bench/compare.py joins it with
-// torch SDPA timed in the same call and prints the ratios.
-var csv = args.SkipWhile(a => a != "--csv").Skip(1).FirstOrDefault() ?? "bench.csv";
-var quick = args.Contains("--quick");
-if (!CudaDevice.TryOpen(0, out var device, out var reason))
-{
-    AnsiConsole.MarkupLine("[yellow]No CUDA GPU found[/]: " + Markup.Escape(reason));
-    return 2;
-}
-using var _ = device;
-using var stream = device.CreateStream();
-using var attention = new Int8Attention(device);
-AnsiConsole.MarkupLine($"[bold]{Markup.Escape(device.Name)}[/] ({device.ArchName}, {device.SmCount} SMs)");
+namespace KernelDsl.Cli.Commands;
 
-int[] lengths = quick ? [1024, 4096, 16384] : [1024, 2048, 4096, 8192, 16384];
-var rows = new List<string> { "variant,head_dim,seq,causal,batch,heads,kernel_ms,end_to_end_ms,kernel_tops,end_to_end_tops" };
-var table = new Table().AddColumns("variant", "D", "S", "causal", "kernel ms", "e2e ms", "kernel TOPS", "e2e TOPS");
-foreach (var headDim in new[] { 64, 128 })
+/// <summary>
+/// <c>kdsl bench</c>: every f16 attention variant on the standard grid (B·S = 16384, H·D = 2048), CUDA events, median
+/// of 20 runs after 3 warm-ups. Kernel-only times the attention kernel on inputs quantized once; end-to-end adds the
+/// three quantize kernels. TOPS counts 4·B·H·S²·D (halved when causal). Each input tensor is 64 MB, more than an
+/// H100's 50 MB L2. Writes CSV; bench/sdpa.py joins it with torch SDPA timed in the same call.
+/// </summary>
+internal static class BenchCommand
 {
-    foreach (var seq in lengths)
+    public static Command Create()
+    {
+        var csv = new Option<FileInfo>("--csv") { Description = "Where to write the results.", DefaultValueFactory = _ => new FileInfo("bench.csv") };
+        var quick = new Option<bool>("--quick") { Description = "S in {1024, 4096, 16384} instead of {1024, 2048, 4096, 8192, 16384}." };
+        var command = new Command("bench", "Time every attention variant on the standard grid (needs a GPU).") { csv, quick };
+        command.SetAction(parse => Run(parse.GetValue(csv)!, parse.GetValue(quick)));
+        return command;
+    }
+
+    private static int Run(FileInfo csv, bool quick)
+    {
+        if (!CudaDevice.TryOpen(0, out var device, out var reason))
+        {
+            AnsiConsole.MarkupLine("[yellow]No CUDA GPU found[/]: " + Markup.Escape(reason));
+            return 2;
+        }
+        using var _ = device;
+        using var stream = device.CreateStream();
+        using var attention = new Int8Attention(device);
+        AnsiConsole.MarkupLine($"[bold]{Markup.Escape(device.Name)}[/] ({device.ArchName}, {device.SmCount} SMs)");
+
+        int[] lengths = quick ? [1024, 4096, 16384] : [1024, 2048, 4096, 8192, 16384];
+        var rows = new List<string> { "variant,head_dim,seq,causal,batch,heads,kernel_ms,end_to_end_ms,kernel_tops,end_to_end_tops" };
+        var table = new Table().AddColumns("variant", "D", "S", "causal", "kernel ms", "e2e ms", "kernel TOPS", "e2e TOPS");
+        AnsiConsole.Progress().Start(progress =>
+        {
+            var task = progress.AddTask("benchmark", maxValue: 2 * lengths.Length);
+            foreach (var headDim in new[] { 64, 128 })
+            {
+                foreach (var seq in lengths)
+                {
+                    Measure(device, stream, attention, headDim, seq, rows, table);
+                    task.Increment(1);
+                }
+            }
+        });
+        AnsiConsole.Write(table);
+        File.WriteAllLines(csv.FullName, rows);
+        AnsiConsole.MarkupLine($"wrote {Markup.Escape(csv.FullName)}");
+        return 0;
+    }
+
+    private static void Measure(CudaDevice device, CudaStream stream, Int8Attention attention, int headDim, int seq, List<string> rows, Table table)
     {
         var (batch, heads) = (16384 / seq, 2048 / headDim);
         var elements = (long)batch * heads * seq * headDim;
@@ -46,38 +77,34 @@ foreach (var headDim in new[] { 64, 128 })
             table.AddRow(name, $"{headDim}", $"{seq}", variant.Causal ? "yes" : "no", F(kernel), F(endToEnd), F(ops / kernel / 1e9), F(ops / endToEnd / 1e9));
         }
     }
-}
-AnsiConsole.Write(table);
-File.WriteAllLines(csv, rows);
-AnsiConsole.MarkupLine($"wrote {Markup.Escape(csv)}");
-return 0;
 
-static DeviceBuffer<Half> Random(CudaDevice device, long length, int seed)
-{
-    var random = new Random(seed);
-    var values = new Half[length];
-    for (var i = 0; i < values.Length; i++)
+    private static DeviceBuffer<Half> Random(CudaDevice device, long length, int seed)
     {
-        values[i] = (Half)(random.NextDouble() * 2 - 1);
-    }
-    return device.Upload<Half>(values);
-}
-
-// Median milliseconds of 20 runs after 3 warm-ups, each bracketed by CUDA events on the stream.
-static double Median(CudaStream stream, Action run)
-{
-    var times = new List<double>();
-    for (var i = 0; i < 23; i++)
-    {
-        using var start = stream.Record();
-        run();
-        using var stop = stream.Record();
-        stop.Synchronize();
-        if (i >= 3)
+        var random = new Random(seed);
+        var values = new Half[length];
+        for (var i = 0; i < values.Length; i++)
         {
-            times.Add(stop.ElapsedMilliseconds(start));
+            values[i] = (Half)(random.NextDouble() * 2 - 1);
         }
+        return device.Upload<Half>(values);
     }
-    times.Sort();
-    return times[times.Count / 2];
+
+    /// <summary>Median milliseconds of 20 runs after 3 warm-ups, each bracketed by CUDA events on the stream.</summary>
+    private static double Median(CudaStream stream, Action run)
+    {
+        var times = new List<double>();
+        for (var i = 0; i < 23; i++)
+        {
+            using var start = stream.Record();
+            run();
+            using var stop = stream.Record();
+            stop.Synchronize();
+            if (i >= 3)
+            {
+                times.Add(stop.ElapsedMilliseconds(start));
+            }
+        }
+        times.Sort();
+        return times[times.Count / 2];
+    }
 }

@@ -1,0 +1,48 @@
+using System.CommandLine;
+using Spectre.Console;
+
+namespace KernelDsl.Cli.Commands;
+
+/// <summary><c>kdsl compile</c>: NVRTC-compile every declared variant with the ptxas report.</summary>
+internal static class CompileCommand
+{
+    public static Command Create()
+    {
+        var arch = new Option<string?>("--arch") { Description = "One architecture (sm_80, sm_90, ...); by default each variant's declared targets." };
+        var command = new Command("compile", "Compile every declared variant with NVRTC and show registers and spills.") { arch };
+        command.SetAction(parse =>
+        {
+            if (!NvrtcCompiler.TryLoad(out var nvrtc, out var trace))
+            {
+                AnsiConsole.MarkupLine("[red]NVRTC not found.[/]");
+                AnsiConsole.WriteLine(trace);
+                return 2;
+            }
+            var table = new Table().AddColumns("kernel", "arch", "registers", "spill bytes", "stack", "ms");
+            var spills = 0;
+            AnsiConsole.Progress().Start(progress =>
+            {
+                var modules = Attention.DeclaredVariants.All;
+                var task = progress.AddTask($"NVRTC {nvrtc.Version}", maxValue: modules.Count);
+                foreach (var module in modules)
+                {
+                    foreach (var target in parse.GetValue(arch) is { } one ? [one] : module.Targets.ToArray())
+                    {
+                        var result = nvrtc.Compile(NvrtcRequest.ForModule(module, target, ptxasVerbose: true));
+                        foreach (var kernel in result.Kernels)
+                        {
+                            spills += kernel.SpillLoadBytes + kernel.SpillStoreBytes;
+                            table.AddRow(Markup.Escape(kernel.Name), target, kernel.Registers.ToString(), (kernel.SpillLoadBytes + kernel.SpillStoreBytes).ToString(),
+                                kernel.StackFrameBytes.ToString(), result.Elapsed.TotalMilliseconds.ToString("F0"));
+                        }
+                    }
+                    task.Increment(1);
+                }
+            });
+            AnsiConsole.Write(table);
+            AnsiConsole.MarkupLine(spills == 0 ? "[green]No kernel spills.[/]" : $"[red]{spills} spill bytes.[/]");
+            return spills == 0 ? 0 : 1;
+        });
+        return command;
+    }
+}

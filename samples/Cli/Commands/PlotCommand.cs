@@ -1,0 +1,74 @@
+using System.CommandLine;
+using System.Globalization;
+using Spectre.Console;
+
+namespace KernelDsl.Cli.Commands;
+
+/// <summary>
+/// <c>kdsl plot</c>: TOPS against sequence length, one PNG per head dim, like FlashAttention's figures: each of our
+/// variants (kernel-only) and each torch SDPA backend from the same run; non-causal and causal in separate files.
+/// </summary>
+internal static class PlotCommand
+{
+    public static Command Create()
+    {
+        var ours = new Option<FileInfo>("--ours") { Description = "kdsl bench's CSV.", Required = true };
+        var sdpa = new Option<FileInfo?>("--sdpa") { Description = "bench/sdpa.py's CSV from the same run." };
+        var prefix = new Option<string>("--out") { Description = "Output prefix: writes PREFIX-d64.png, PREFIX-d64-causal.png, PREFIX-d128.png, ...", DefaultValueFactory = _ => "attention" };
+        var command = new Command("plot", "Plot a benchmark CSV (TOPS vs sequence length per head dim).") { ours, sdpa, prefix };
+        command.SetAction(parse => Run(parse.GetValue(ours)!, parse.GetValue(sdpa), parse.GetValue(prefix)!));
+        return command;
+    }
+
+    internal sealed record Point(string Series, int HeadDim, int Seq, bool Causal, double Tops);
+
+    internal static IReadOnlyList<Point> ReadOurs(string path) => ReadCsv(path, r => new Point(r["variant"], int.Parse(r["head_dim"], CultureInfo.InvariantCulture),
+        int.Parse(r["seq"], CultureInfo.InvariantCulture), bool.Parse(r["causal"]), double.Parse(r["kernel_tops"], CultureInfo.InvariantCulture)));
+
+    internal static IReadOnlyList<Point> ReadSdpa(string path) => ReadCsv(path, r => new Point("torch " + r["backend"], int.Parse(r["head_dim"], CultureInfo.InvariantCulture),
+        int.Parse(r["seq"], CultureInfo.InvariantCulture), bool.Parse(r["causal"]), double.Parse(r["tops"], CultureInfo.InvariantCulture)));
+
+    private static List<Point> ReadCsv(string path, Func<Dictionary<string, string>, Point> parse)
+    {
+        var lines = File.ReadAllLines(path).Where(l => l.Length > 0).ToArray();
+        var header = lines[0].Split(',');
+        return lines.Skip(1).Select(l => parse(header.Zip(l.Split(',')).ToDictionary(p => p.First, p => p.Second))).ToList();
+    }
+
+    private static int Run(FileInfo ours, FileInfo? sdpa, string prefix)
+    {
+        var points = ReadOurs(ours.FullName).Concat(sdpa is null ? [] : ReadSdpa(sdpa.FullName)).ToList();
+        foreach (var headDim in points.Select(p => p.HeadDim).Distinct().Order())
+        {
+            foreach (var causal in new[] { false, true })
+            {
+                var path = $"{prefix}-d{headDim}{(causal ? "-causal" : "")}.png";
+                Draw(points.Where(p => p.HeadDim == headDim && p.Causal == causal).ToList(), headDim, causal, path);
+                AnsiConsole.MarkupLine($"wrote {Markup.Escape(Path.GetFullPath(path))}");
+            }
+        }
+        return 0;
+    }
+
+    internal static void Draw(IReadOnlyList<Point> points, int headDim, bool causal, string path)
+    {
+        var plot = new ScottPlot.Plot();
+        {
+            foreach (var series in points.GroupBy(p => p.Series))
+            {
+                var ordered = series.OrderBy(p => p.Seq).ToArray();
+                var line = plot.Add.Scatter(ordered.Select(p => Math.Log2(p.Seq)).ToArray(), ordered.Select(p => p.Tops).ToArray());
+                line.LegendText = series.Key;
+                line.LineWidth = series.Key.StartsWith("torch", StringComparison.Ordinal) ? 1.5f : 2.5f;
+            }
+            plot.Title($"D = {headDim}, {(causal ? "causal" : "non-causal")}");
+            var lengths = points.Select(p => p.Seq).Distinct().Order().ToArray();
+            plot.Axes.Bottom.SetTicks(lengths.Select(x => Math.Log2(x)).ToArray(), lengths.Select(x => x >= 1024 ? $"{x / 1024}k" : $"{x}").ToArray());
+            plot.XLabel("sequence length");
+            plot.YLabel("TOPS");
+            plot.Axes.SetLimitsY(0, Math.Max(1, points.Count == 0 ? 1 : points.Max(p => p.Tops)) * 1.1);
+            plot.ShowLegend(ScottPlot.Alignment.LowerRight);
+        }
+        plot.SavePng(path, 900, 560);
+    }
+}

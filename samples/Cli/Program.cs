@@ -1,0 +1,2 @@
+// kdsl: the KernelDsl command line (see CliApp).
+return KernelDsl.Cli.CliApp.Build().Parse(args).Invoke();

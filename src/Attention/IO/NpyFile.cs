@@ -1,0 +1,95 @@
+using System.Globalization;
+using System.Text;
+using System.Text.RegularExpressions;
+
+namespace KernelDsl.Attention.IO;
+
+/// <summary>An array read from or written to NumPy's .npy format: C order, little-endian.</summary>
+public sealed record NpyArray<T>(int[] Shape, T[] Data) where T : unmanaged;
+
+/// <summary>
+/// NumPy's .npy format (versions 1.0 to 3.0): a magic string, a header dictionary with the dtype, order and shape,
+/// then the raw data. Only what attention needs: little-endian f16 ('&lt;f2') and f32 ('&lt;f4'), C order.
+/// </summary>
+public static partial class NpyFile
+{
+    private static readonly byte[] Magic = [0x93, (byte)'N', (byte)'U', (byte)'M', (byte)'P', (byte)'Y'];
+
+    public static NpyArray<Half> ReadHalf(string path) => Read<Half>(path, "<f2");
+
+    public static NpyArray<float> ReadSingle(string path) => Read<float>(path, "<f4");
+
+    public static void Write(string path, ReadOnlySpan<Half> data, params int[] shape) => Write(path, data, "<f2", shape);
+
+    public static void Write(string path, ReadOnlySpan<float> data, params int[] shape) => Write(path, data, "<f4", shape);
+
+    private static NpyArray<T> Read<T>(string path, string descr) where T : unmanaged
+    {
+        var bytes = File.ReadAllBytes(path);
+        if (bytes.Length < 10 || !bytes.AsSpan(0, 6).SequenceEqual(Magic))
+        {
+            throw new InvalidDataException($"'{path}' is not a .npy file (no \\x93NUMPY magic).");
+        }
+        var major = bytes[6];
+        var (headerLength, headerStart) = major switch
+        {
+            1 => (BitConverter.ToUInt16(bytes, 8), 10),
+            2 or 3 => ((int)BitConverter.ToUInt32(bytes, 8), 12),
+            _ => throw new InvalidDataException($"'{path}' has .npy version {major}.{bytes[7]}; versions 1 to 3 are read."),
+        };
+        var header = Encoding.Latin1.GetString(bytes, headerStart, headerLength);
+        var dtype = DescrPattern().Match(header);
+        if (!dtype.Success || dtype.Groups[1].Value != descr)
+        {
+            throw new InvalidDataException($"'{path}' holds dtype {(dtype.Success ? dtype.Groups[1].Value : "?")}; expected {descr}.");
+        }
+        if (FortranPattern().Match(header) is { Success: true } fortran && fortran.Groups[1].Value == "True")
+        {
+            throw new InvalidDataException($"'{path}' is in Fortran order; write it with numpy.ascontiguousarray first.");
+        }
+        var shapeMatch = ShapePattern().Match(header);
+        if (!shapeMatch.Success)
+        {
+            throw new InvalidDataException($"'{path}' has no shape in its header.");
+        }
+        var shape = shapeMatch.Groups[1].Value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .Select(x => int.Parse(x, CultureInfo.InvariantCulture)).ToArray();
+        var count = shape.Aggregate(1L, (a, x) => a * x);
+        var dataStart = headerStart + headerLength;
+        var size = System.Runtime.CompilerServices.Unsafe.SizeOf<T>();
+        if (bytes.Length - dataStart != count * size)
+        {
+            throw new InvalidDataException($"'{path}' should hold {count} elements of {size} bytes after its header but has {bytes.Length - dataStart} bytes.");
+        }
+        var data = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, T>(bytes.AsSpan(dataStart)).ToArray();
+        return new NpyArray<T>(shape, data);
+    }
+
+    private static void Write<T>(string path, ReadOnlySpan<T> data, string descr, int[] shape) where T : unmanaged
+    {
+        if (shape.Aggregate(1L, (a, x) => a * x) != data.Length)
+        {
+            throw new ArgumentException($"shape ({string.Join(", ", shape)}) holds a different number of elements than data ({data.Length}).", nameof(shape));
+        }
+        var shapeText = shape.Length == 1 ? $"({shape[0]},)" : "(" + string.Join(", ", shape) + ")";
+        var header = $"{{'descr': '{descr}', 'fortran_order': False, 'shape': {shapeText}, }}";
+        // Version 1.0: the header is padded with spaces and ends in '\n' so the data starts 64-byte aligned.
+        var unpadded = 10 + header.Length + 1;
+        header += new string(' ', (64 - unpadded % 64) % 64) + "\n";
+        using var file = File.Create(path);
+        file.Write(Magic);
+        file.Write([1, 0]);
+        file.Write(BitConverter.GetBytes((ushort)header.Length));
+        file.Write(Encoding.Latin1.GetBytes(header));
+        file.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(data));
+    }
+
+    [GeneratedRegex(@"'descr'\s*:\s*'([^']*)'")]
+    private static partial Regex DescrPattern();
+
+    [GeneratedRegex(@"'fortran_order'\s*:\s*(True|False)")]
+    private static partial Regex FortranPattern();
+
+    [GeneratedRegex(@"'shape'\s*:\s*\(([^)]*)\)")]
+    private static partial Regex ShapePattern();
+}
