@@ -76,6 +76,20 @@ internal static class BenchCommand
             rows.Add($"{name},{headDim},{seq},{variant.Causal},{batch},{heads},{F(kernel)},{F(endToEnd)},{F(ops / kernel / 1e9)},{F(ops / endToEnd / 1e9)}");
             table.AddRow(name, $"{headDim}", $"{seq}", variant.Causal ? "yes" : "no", F(kernel), F(endToEnd), F(ops / kernel / 1e9), F(ops / endToEnd / 1e9));
         }
+        // The autotuner's pick among the declared V strategies for this shape, and what it measured for it.
+        foreach (var causal in new[] { false, true })
+        {
+            var options = new AttentionOptions { Causal = causal, Autotune = true };
+            attention.Forward(stream, View(q), View(k), View(v), View(o), options);
+            var tuning = attention.LastTuning!;
+            var kernel = tuning.Result.WinnerMilliseconds;
+            var endToEnd = Median(stream, () => attention.Forward(stream, View(q), View(k), View(v), View(o), options));
+            var ops = 4.0 * batch * heads * seq * (double)seq * headDim * (causal ? 0.5 : 1.0);
+            var name = $"u8-PV autotuned: {tuning.Strategy}";
+            string F(double x) => x.ToString("F3", CultureInfo.InvariantCulture);
+            rows.Add($"{name},{headDim},{seq},{causal},{batch},{heads},{F(kernel)},{F(endToEnd)},{F(ops / kernel / 1e9)},{F(ops / endToEnd / 1e9)}");
+            table.AddRow(Markup.Escape(name), $"{headDim}", $"{seq}", causal ? "yes" : "no", F(kernel), F(endToEnd), F(ops / kernel / 1e9), F(ops / endToEnd / 1e9));
+        }
     }
 
     private static DeviceBuffer<Half> Random(CudaDevice device, long length, int seed)
