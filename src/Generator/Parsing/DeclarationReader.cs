@@ -48,6 +48,18 @@ public static class DeclarationReader
         {
             return Failed(Rules.NotPartial, typeLocation, symbol.Name, notPartial);
         }
+        if (Unreachable(symbol) is { } why)
+        {
+            return Failed(Rules.UnsupportedType, typeLocation, symbol.Name, why);
+        }
+        // A kernel attribute that did not bind (missing or mistyped arguments, mid-edit) is the compiler's error to
+        // report; reading it would only guess.
+        if (attributes.Any(a => IsKernelAttribute(a) && (a.AttributeConstructor is null
+            || a.ConstructorArguments.Any(c => c.Kind == TypedConstantKind.Error)
+            || a.NamedArguments.Any(n => n.Value.Kind == TypedConstantKind.Error))))
+        {
+            return new DeclarationResult(null, EquatableArray<DiagnosticInfo>.Empty);
+        }
         var families = FamilyAttributes.Where(f => attributes.Any(a => NameOf(a) == f)).ToArray();
         if (families.Length > 1)
         {
@@ -62,15 +74,16 @@ public static class DeclarationReader
         var atoms = attributes.Where(a => NameOf(a) == CopyAtomAttribute).ToArray();
         var mmaAttributes = attributes.Where(a => NameOf(a) == MmaAtomAttribute).ToArray();
         var findings = new List<Finding>();
-        // Index 0: the main product's atom, 1: P·V's (FindingTarget.Mma / PvMma point at them).
-        var mmaByProduct = new AttributeData?[2];
+        // Slots 0 and 1: the main product's atom and P·V's (FindingTarget.Mma / PvMma); slot 2: a duplicate, for its location.
+        var mmaByProduct = new AttributeData?[3];
         foreach (var attribute in mmaAttributes)
         {
             var product = new NamedArguments(attribute, findings).Enum("Product", MmaProduct.Main);
             var slot = product == MmaProduct.PV ? 1 : 0;
             if (mmaByProduct[slot] is not null)
             {
-                findings.Add(Finding.Of(Rules.Duplicate, new FindingTarget(TargetKind.Mma, slot), symbol.Name, "[MmaAtom]", product == MmaProduct.PV ? "product PV" : "the main product"));
+                mmaByProduct[2] ??= attribute;
+                findings.Add(Finding.Of(Rules.Duplicate, new FindingTarget(TargetKind.Mma, 2), symbol.Name, "[MmaAtom]", product == MmaProduct.PV ? "product PV" : "the main product"));
             }
             mmaByProduct[slot] ??= attribute;
         }
@@ -82,7 +95,7 @@ public static class DeclarationReader
         var smemLayouts = layouts.Select((a, i) => new SmemLayoutSpec(
             Enum<Operand>(a.ConstructorArguments[0], findings, new FindingTarget(TargetKind.SmemLayout, i), "SmemLayout.Operand"),
             Enum<Element>(a.ConstructorArguments[1], findings, new FindingTarget(TargetKind.SmemLayout, i), "SmemLayout.Element"),
-            new Swizzle((int)a.ConstructorArguments[2].Value!, (int)a.ConstructorArguments[3].Value!, (int)a.ConstructorArguments[4].Value!))).ToEquatableArray();
+            new Swizzle(IntOf(a.ConstructorArguments[2]), IntOf(a.ConstructorArguments[3]), IntOf(a.ConstructorArguments[4])))).ToEquatableArray();
         var copyAtoms = atoms.Select((a, i) => new CopyAtomSpec(
             Enum<Operand>(a.ConstructorArguments[0], findings, new FindingTarget(TargetKind.CopyAtom, i), "CopyAtom.Operand"),
             Enum<CopyAtomKind>(a.ConstructorArguments[1], findings, new FindingTarget(TargetKind.CopyAtom, i), "CopyAtom.Atom"))).ToEquatableArray();
@@ -151,6 +164,29 @@ public static class DeclarationReader
     }
 
     private static string? NameOf(AttributeData attribute) => attribute.AttributeClass?.ToDisplayString();
+
+    private static bool IsKernelAttribute(AttributeData attribute) =>
+        NameOf(attribute) is SmemLayoutAttribute or CopyAtomAttribute or MmaAtomAttribute || FamilyAttributes.Contains(NameOf(attribute));
+
+    /// <summary>-1 for anything but an int: validation then reports the value as out of range.</summary>
+    private static int IntOf(TypedConstant constant) => constant.Value is int value ? value : -1;
+
+    /// <summary>Why generated code could not name the type (generic, or not visible to its own assembly), or null.</summary>
+    private static string? Unreachable(INamedTypeSymbol symbol)
+    {
+        for (var type = symbol; type is not null; type = type.ContainingType)
+        {
+            if (type.IsGenericType)
+            {
+                return SymbolEqualityComparer.Default.Equals(type, symbol) ? "is generic" : $"is nested in the generic type '{type.Name}'";
+            }
+            if (type.DeclaredAccessibility is Accessibility.Private or Accessibility.Protected or Accessibility.ProtectedAndInternal)
+            {
+                return SymbolEqualityComparer.Default.Equals(type, symbol) ? $"is {type.DeclaredAccessibility.ToString().ToLowerInvariant()}" : $"is nested in the {type.DeclaredAccessibility.ToString().ToLowerInvariant()} type '{type.Name}'";
+            }
+        }
+        return null;
+    }
 
     private static string Short(string attribute) => attribute.Substring(attribute.LastIndexOf('.') + 1).Replace("Attribute", "");
 

@@ -32,6 +32,9 @@ public static class Rules
     public static readonly Rule MissingAtom = new("KDSL0007", "Missing copy or MMA atom",
         "'{0}' declares no {1}");
 
+    public static readonly Rule UnsupportedType = new("KDSL0008", "Kernel type cannot be generated for",
+        "'{0}' {1}: generated code names the kernel type from outside it, so declare kernels on non-generic types visible to their assembly");
+
     public static readonly Rule SwizzleBreaksChunks = new("KDSL0101", "Swizzle breaks 16-byte chunks",
         "{0} on {1} keeps only 2^{2} elements ({3} bytes) together, but cp.async and ldmatrix move 16-byte chunks: use M = {4} for {1}, e.g. {5}");
 
@@ -61,7 +64,7 @@ public static class Rules
 
     public static readonly Rule[] All =
     [
-        NotPartial, TwoFamilies, InvalidParameter, MissingLayout, Duplicate, UnknownOperand, MissingAtom,
+        NotPartial, TwoFamilies, InvalidParameter, MissingLayout, Duplicate, UnknownOperand, MissingAtom, UnsupportedType,
         SwizzleBreaksChunks, SwizzleSpan, BankConflicts, LayoutElement, SharedMemoryLimit, TileNotDivisible,
         AtomTargetMismatch, AtomNotForFamily, FragmentMismatch,
     ];

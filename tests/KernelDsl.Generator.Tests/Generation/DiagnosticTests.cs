@@ -107,6 +107,43 @@ public class DiagnosticTests
     }
 
     [Fact]
+    public void KDSL0005_duplicate_mma_points_at_the_second_one()
+    {
+        var d = Single(Valid.Replace("[MmaAtom(MmaAtoms.M16N8K32_S32S8S8)]", "[MmaAtom(MmaAtoms.M16N8K32_S32S8S8)]\n[MmaAtom(MmaAtoms.M16N8K32_S32U8S8)]"), "KDSL0005");
+        Assert.Contains("M16N8K32_S32U8S8", LineOf(d));
+    }
+
+    [Fact]
+    public void KDSL0008_generic_type()
+    {
+        var d = Single(Valid.Replace("public static partial class Gemm;", "public partial class Gemm<T> { }"), "KDSL0008");
+        Assert.Contains("is generic", d.GetMessage());
+    }
+
+    [Fact]
+    public void KDSL0008_private_nested_type()
+    {
+        var source = Valid.Replace("[Int8Gemm", "public static partial class Outer {\n[Int8Gemm").Replace("public static partial class Gemm;", "private static partial class Gemm { } }");
+        var d = Single(source, "KDSL0008");
+        Assert.Contains("is private", d.GetMessage());
+    }
+
+    [Theory]
+    [InlineData("[SmemLayout(Operand.A, Element.S8, 2, 4, 3)]", "[SmemLayout(Operand.A, Element.S8, 2, 4)]")]
+    [InlineData("[SmemLayout(Operand.A, Element.S8, 2, 4, 3)]", "[SmemLayout(Operand.A, Element.S8, \"2\", 4, 3)]")]
+    [InlineData("[CopyAtom(Operand.A, CopyAtoms.Ldsm)]", "[CopyAtom(Operand.A)]")]
+    [InlineData("[MmaAtom(MmaAtoms.M16N8K32_S32S8S8)]", "[MmaAtom]")]
+    [InlineData("Stages = 2,", "Stages = \"two\",")]
+    public void Malformed_attributes_leave_the_error_to_the_compiler_and_do_not_crash_the_generator(string good, string bad)
+    {
+        var run = GeneratorHarness.RunGenerator(Valid.Replace(good, bad));
+        var all = run.Output.GetDiagnostics(TestContext.Current.CancellationToken).Concat(run.GeneratorDiagnostics).ToList();
+        Assert.DoesNotContain(all, x => x.Id == "CS8785");
+        Assert.Contains(all, x => x.Severity == DiagnosticSeverity.Error && x.Id.StartsWith("CS", StringComparison.Ordinal));
+        Assert.DoesNotContain(run.Sources, x => x.HintName == "Users.Gemm.g.cs");
+    }
+
+    [Fact]
     public void KDSL0006_operand_not_in_family()
     {
         var d = Single(Valid.Replace("[CopyAtom(Operand.A, CopyAtoms.Ldsm)]", "[CopyAtom(Operand.A, CopyAtoms.Ldsm)]\n[CopyAtom(Operand.V, CopyAtoms.Ldsm)]"), "KDSL0006");
