@@ -16,3 +16,16 @@ public class KernelArgumentsTests
         Assert.Equal(0UL, MemoryMarshal.Read<ulong>(args.ArgumentBytes(3, 8)));
     }
 }
+
+public class Dim3Tests
+{
+    [Fact]
+    public void Grid_extents_follow_cudas_limits_and_name_the_dimension()
+    {
+        Assert.Equal(new KernelDsl.Launching.Dim3(int.MaxValue, 65535, 65535), KernelDsl.Launching.Dim3.Of(int.MaxValue, 65535, 65535));
+        Assert.Equal("y", Assert.Throws<ArgumentOutOfRangeException>(() => KernelDsl.Launching.Dim3.Of(1, 65536)).ParamName);
+        Assert.Equal("z", Assert.Throws<ArgumentOutOfRangeException>(() => KernelDsl.Launching.Dim3.Of(1, 1, 70000)).ParamName);
+        Assert.Equal("x", Assert.Throws<ArgumentOutOfRangeException>(() => KernelDsl.Launching.Dim3.Of((long)int.MaxValue + 1)).ParamName);
+        Assert.Equal("x", Assert.Throws<ArgumentOutOfRangeException>(() => KernelDsl.Launching.Dim3.Of(0)).ParamName);
+    }
+}

@@ -43,9 +43,22 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
     private void Run<T>(CudaStream stream, TensorView<T> q, TensorView<T> k, TensorView<T> v, TensorView<T> o,
         AttentionOptions options, DeviceBuffer<float>? lse) where T : unmanaged
     {
-        var (variant, launch) = Prepare(stream, q, k, v, o, options, lse);
-        variant.Launch(launch);
+        // One set of scratch buffers: calls are serialized, and a call on another stream first waits for the last
+        // stream's work, which may still be reading the scratch this call is about to overwrite.
+        lock (_gate)
+        {
+            if (_lastStream is { IsDisposed: false } previous && !ReferenceEquals(previous, stream))
+            {
+                previous.Synchronize();
+            }
+            _lastStream = stream;
+            var (variant, launch) = Prepare(stream, q, k, v, o, options, lse);
+            variant.Launch(launch);
+        }
     }
+
+    private readonly object _gate = new();
+    private CudaStream? _lastStream;
 
     /// <summary>Checks, selects the variant and quantizes on the stream; the returned launch runs the kernel alone (benchmarks time it).</summary>
     internal (AttentionVariant Variant, AttentionLaunch<T> Launch) Prepare<T>(CudaStream stream, TensorView<T> q, TensorView<T> k, TensorView<T> v, TensorView<T> o,

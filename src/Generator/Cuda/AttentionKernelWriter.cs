@@ -319,6 +319,9 @@ public sealed class AttentionKernelWriter(AttentionPlan plan, Composition v)
         var channels = v.Channels!;
         var d = s.HeadDim;
         _w.Line();
+        _w.Line($"// A block no key is visible to (causal, Sq > Sk) skipped the loop: Q's copy must still land before the epilogue reads it.");
+        _w.Line($"kdsl_cp_async_wait<0>();");
+        _w.Line($"__syncthreads();");
         _w.Line($"// Epilogue. Row sums were partial per thread: reduce over the quad, then O · v_scale / l.");
         _w.Line($"#pragma unroll");
         _w.Block($"for (int hh = 0; hh < 2; ++hh)", () =>

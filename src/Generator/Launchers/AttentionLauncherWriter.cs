@@ -57,12 +57,25 @@ public static class AttentionLauncherWriter
                 w.Line($"{Guard}.Buffer(vScale, nameof(vScale));");
             }
             w.Line($"if (kMean is not null) {Guard}.Buffer(kMean, nameof(kMean));");
-            w.Line($"if (lse is not null) {Guard}.Buffer(lse, nameof(lse));");
+            if (spec.Lse)
+            {
+                w.Line($"if (lse is not null) {Guard}.Buffer(lse, nameof(lse));");
+            }
+            else
+            {
+                w.Line($"if (lse is not null) throw new global::System.ArgumentException(\"'lse' must be null: this variant is declared with Lse = false and writes none.\", nameof(lse));");
+            }
             foreach (var dim in new[] { "batch", "headsQ", "headsKv", "seqQ", "seqK" })
             {
                 w.Line($"{Guard}.Positive({dim}, nameof({dim}));");
             }
             w.Line($"{Guard}.MultipleOf(headsQ, headsKv, nameof(headsQ), \"each KV head serves a whole number of query heads (GQA)\");");
+            w.Line($"{Guard}.AtMost(headsQ, 65535, nameof(headsQ), \"query heads are the grid's y extent\");");
+            w.Line($"{Guard}.AtMost(batch, 65535, nameof(batch), \"the batch is the grid's z extent\");");
+            foreach (var stride in new[] { "vStrideB", "vStrideH", "oStrideB", "oStrideH" })
+            {
+                w.Line($"{Guard}.AtLeast({stride}, 0, nameof({stride}), \"zero\");");
+            }
             w.Line($"{Guard}.Holds(q, (long)batch * headsQ * seqQ * HeadDim, nameof(q), \"Q [B][Hq][Sq][D]\");");
             w.Line($"{Guard}.Holds(k, (long)batch * headsKv * seqK * HeadDim, nameof(k), \"K [B][Hkv][Sk][D]\");");
             w.Line($"{Guard}.Holds(qScale, (long)batch * headsQ * ((seqQ + BlockM - 1) / BlockM), nameof(qScale), \"one scale per BlockM query rows\");");
@@ -80,6 +93,8 @@ public static class AttentionLauncherWriter
             {
                 w.Line($"{Guard}.AtLeast(vLd, seqK, nameof(vLd), \"the number of keys\");");
                 w.Line($"{Guard}.MultipleOf(vLd, 16, nameof(vLd), \"rows of the transposed V are copied in 16-byte chunks\");");
+                w.Line($"{Guard}.MultipleOf(vStrideB, 16, nameof(vStrideB), \"V's rows must stay 16-byte aligned\");");
+                w.Line($"{Guard}.MultipleOf(vStrideH, 16, nameof(vStrideH), \"V's rows must stay 16-byte aligned\");");
                 w.Line($"{Guard}.Holds(v, (batch - 1) * vStrideB + (headsKv - 1) * vStrideH + HeadDim * vLd, nameof(v), \"V [B][Hkv][D][vLd]\");");
             }
             else

@@ -75,6 +75,7 @@ public static class GemmLauncherWriter
             w.Line($"{Guard}.Positive(m, nameof(m));");
             w.Line($"{Guard}.Positive(n, nameof(n));");
             w.Line($"{Guard}.Positive(k, nameof(k));");
+            w.Line($"{Guard}.AtMost(m, 65535L * BlockM, nameof(m), \"row tiles are the grid's y extent (at most 65535)\");");
             w.Line($"{Guard}.AtLeast(lda, k, nameof(lda), \"k\");");
             w.Line($"{Guard}.AtLeast(ldb, {denseLdb}, nameof(ldb), \"{denseLdb}\");");
             w.Line($"{Guard}.AtLeast(ldc, n, nameof(ldc), \"n\");");

@@ -107,7 +107,7 @@ public static class GemmValidator
         {
             findings.Add(Finding.Of(Rules.MissingAtom, FindingTarget.Family, spec.Type.Name, "[MmaAtom]"));
         }
-        else if (plan.Mma.AElement is not (Element.S8 or Element.U8) || plan.Mma.BElement != Element.S8 || plan.Mma.IsWarpgroup)
+        else if (plan.Mma.AElement != Element.S8 || plan.Mma.BElement != Element.S8 || plan.Mma.IsWarpgroup)
         {
             findings.Add(Finding.Of(Rules.AtomNotForFamily, FindingTarget.Mma, spec.Mma, "Int8Gemm",
                 plan.Mma.IsWarpgroup ? "it is a warp-group wgmma; this family issues mma.sync per warp" : "the family multiplies s8 × s8 operands"));

@@ -46,6 +46,14 @@ public static class LaunchGuard
         }
     }
 
+    public static void AtMost(long value, long maximum, string name, string why)
+    {
+        if (value > maximum)
+        {
+            throw new ArgumentOutOfRangeException(name, value, $"'{name}' must be at most {maximum}: {why}.");
+        }
+    }
+
     public static void MultipleOf(long value, int multiple, string name, string why)
     {
         if (value % multiple != 0)

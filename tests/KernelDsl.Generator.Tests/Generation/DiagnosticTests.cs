@@ -245,6 +245,13 @@ public class DiagnosticTests
     }
 
     [Fact]
+    public void KDSL0402_a_u8_A_MMA_in_the_s8_GEMM()
+    {
+        var d = Single(Valid.Replace("[MmaAtom(MmaAtoms.M16N8K32_S32S8S8)]", "[MmaAtom(MmaAtoms.M16N8K32_S32U8S8)]"), "KDSL0402");
+        Assert.Contains("s8 × s8", d.GetMessage());
+    }
+
+    [Fact]
     public void KDSL0501_ldmatrix_trans_alone_cannot_feed_int8_V()
     {
         var d = Single(Valid.Replace("CopyAtoms.LdsmTransPrmt", "CopyAtoms.LdsmTrans"), "KDSL0501");

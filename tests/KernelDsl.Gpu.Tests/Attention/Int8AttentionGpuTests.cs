@@ -52,6 +52,7 @@ public class Int8AttentionGpuTests(ITestOutputHelper output)
         using var dout = device.Allocate<ushort>(q.Length);
         using var dlse = device.Allocate<float>(shape.LseElements);
         dout.FillBytes(0xFF); // 0xFFFF is a NaN in bf16
+        dlse.FillBytes(0x7F);
         var qs = shape.QStrides;
         var kvs = shape.KvStrides;
         TensorView<ushort> View(DeviceBuffer<ushort> buffer, int heads, int tokens, TensorStrides st) =>

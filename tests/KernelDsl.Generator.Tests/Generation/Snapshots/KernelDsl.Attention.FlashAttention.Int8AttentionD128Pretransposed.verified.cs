@@ -66,6 +66,12 @@ static partial class Int8AttentionD128Pretransposed
         global::KernelDsl.Launching.LaunchGuard.Positive(seqQ, nameof(seqQ));
         global::KernelDsl.Launching.LaunchGuard.Positive(seqK, nameof(seqK));
         global::KernelDsl.Launching.LaunchGuard.MultipleOf(headsQ, headsKv, nameof(headsQ), "each KV head serves a whole number of query heads (GQA)");
+        global::KernelDsl.Launching.LaunchGuard.AtMost(headsQ, 65535, nameof(headsQ), "query heads are the grid's y extent");
+        global::KernelDsl.Launching.LaunchGuard.AtMost(batch, 65535, nameof(batch), "the batch is the grid's z extent");
+        global::KernelDsl.Launching.LaunchGuard.AtLeast(vStrideB, 0, nameof(vStrideB), "zero");
+        global::KernelDsl.Launching.LaunchGuard.AtLeast(vStrideH, 0, nameof(vStrideH), "zero");
+        global::KernelDsl.Launching.LaunchGuard.AtLeast(oStrideB, 0, nameof(oStrideB), "zero");
+        global::KernelDsl.Launching.LaunchGuard.AtLeast(oStrideH, 0, nameof(oStrideH), "zero");
         global::KernelDsl.Launching.LaunchGuard.Holds(q, (long)batch * headsQ * seqQ * HeadDim, nameof(q), "Q [B][Hq][Sq][D]");
         global::KernelDsl.Launching.LaunchGuard.Holds(k, (long)batch * headsKv * seqK * HeadDim, nameof(k), "K [B][Hkv][Sk][D]");
         global::KernelDsl.Launching.LaunchGuard.Holds(qScale, (long)batch * headsQ * ((seqQ + BlockM - 1) / BlockM), nameof(qScale), "one scale per BlockM query rows");
@@ -78,6 +84,8 @@ static partial class Int8AttentionD128Pretransposed
         global::KernelDsl.Launching.LaunchGuard.Aligned(v, 16, nameof(v));
         global::KernelDsl.Launching.LaunchGuard.AtLeast(vLd, seqK, nameof(vLd), "the number of keys");
         global::KernelDsl.Launching.LaunchGuard.MultipleOf(vLd, 16, nameof(vLd), "rows of the transposed V are copied in 16-byte chunks");
+        global::KernelDsl.Launching.LaunchGuard.MultipleOf(vStrideB, 16, nameof(vStrideB), "V's rows must stay 16-byte aligned");
+        global::KernelDsl.Launching.LaunchGuard.MultipleOf(vStrideH, 16, nameof(vStrideH), "V's rows must stay 16-byte aligned");
         global::KernelDsl.Launching.LaunchGuard.Holds(v, (batch - 1) * vStrideB + (headsKv - 1) * vStrideH + HeadDim * vLd, nameof(v), "V [B][Hkv][D][vLd]");
         global::KernelDsl.Launching.LaunchGuard.AtLeast(oStrideS, HeadDim, nameof(oStrideS), "the head dim");
         global::KernelDsl.Launching.LaunchGuard.Holds(o, (batch - 1) * oStrideB + (headsQ - 1) * oStrideH + (seqQ - 1) * oStrideS + HeadDim, nameof(o), "O with the strides given");

@@ -65,6 +65,12 @@ static partial class Int8AttentionD64CausalF16PV
         global::KernelDsl.Launching.LaunchGuard.Positive(seqQ, nameof(seqQ));
         global::KernelDsl.Launching.LaunchGuard.Positive(seqK, nameof(seqK));
         global::KernelDsl.Launching.LaunchGuard.MultipleOf(headsQ, headsKv, nameof(headsQ), "each KV head serves a whole number of query heads (GQA)");
+        global::KernelDsl.Launching.LaunchGuard.AtMost(headsQ, 65535, nameof(headsQ), "query heads are the grid's y extent");
+        global::KernelDsl.Launching.LaunchGuard.AtMost(batch, 65535, nameof(batch), "the batch is the grid's z extent");
+        global::KernelDsl.Launching.LaunchGuard.AtLeast(vStrideB, 0, nameof(vStrideB), "zero");
+        global::KernelDsl.Launching.LaunchGuard.AtLeast(vStrideH, 0, nameof(vStrideH), "zero");
+        global::KernelDsl.Launching.LaunchGuard.AtLeast(oStrideB, 0, nameof(oStrideB), "zero");
+        global::KernelDsl.Launching.LaunchGuard.AtLeast(oStrideH, 0, nameof(oStrideH), "zero");
         global::KernelDsl.Launching.LaunchGuard.Holds(q, (long)batch * headsQ * seqQ * HeadDim, nameof(q), "Q [B][Hq][Sq][D]");
         global::KernelDsl.Launching.LaunchGuard.Holds(k, (long)batch * headsKv * seqK * HeadDim, nameof(k), "K [B][Hkv][Sk][D]");
         global::KernelDsl.Launching.LaunchGuard.Holds(qScale, (long)batch * headsQ * ((seqQ + BlockM - 1) / BlockM), nameof(qScale), "one scale per BlockM query rows");

@@ -263,6 +263,9 @@ kdsl_KernelDsl_Attention_FlashAttention_Int8AttentionD64TransPrmt(const s8* __re
         }
     }
 
+    // A block no key is visible to (causal, Sq > Sk) skipped the loop: Q's copy must still land before the epilogue reads it.
+    kdsl_cp_async_wait<0>();
+    __syncthreads();
     // Epilogue. Row sums were partial per thread: reduce over the quad, then O · v_scale / l.
     #pragma unroll
     for (int hh = 0; hh < 2; ++hh)

@@ -54,6 +54,7 @@ static partial class Int8GemmTN
         global::KernelDsl.Launching.LaunchGuard.Positive(m, nameof(m));
         global::KernelDsl.Launching.LaunchGuard.Positive(n, nameof(n));
         global::KernelDsl.Launching.LaunchGuard.Positive(k, nameof(k));
+        global::KernelDsl.Launching.LaunchGuard.AtMost(m, 65535L * BlockM, nameof(m), "row tiles are the grid's y extent (at most 65535)");
         global::KernelDsl.Launching.LaunchGuard.AtLeast(lda, k, nameof(lda), "k");
         global::KernelDsl.Launching.LaunchGuard.AtLeast(ldb, k, nameof(ldb), "k");
         global::KernelDsl.Launching.LaunchGuard.AtLeast(ldc, n, nameof(ldc), "n");
