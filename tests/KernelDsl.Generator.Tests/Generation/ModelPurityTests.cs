@@ -22,6 +22,56 @@ public class ModelPurityTests
         Assert.Empty(offenders);
     }
 
+    /// <summary>What the pipeline caches (declaration results, diagnostics) may hold Roslyn value types such as TextSpan, but never a symbol, syntax, compilation or location.</summary>
+    [Fact]
+    public void Cached_pipeline_values_hold_no_symbol_syntax_or_compilation()
+    {
+        Type[] forbidden = [typeof(Microsoft.CodeAnalysis.ISymbol), typeof(Microsoft.CodeAnalysis.SyntaxNode), typeof(Microsoft.CodeAnalysis.SyntaxTree),
+            typeof(Microsoft.CodeAnalysis.Compilation), typeof(Microsoft.CodeAnalysis.SemanticModel), typeof(Microsoft.CodeAnalysis.Location),
+            typeof(Microsoft.CodeAnalysis.AttributeData), typeof(Microsoft.CodeAnalysis.SyntaxToken)];
+        var seen = new HashSet<Type>();
+        var offenders = new List<string>();
+        foreach (var root in new[] { typeof(KernelDsl.Generator.Parsing.DeclarationResult), typeof(KernelDsl.Generator.GeneratedSource) })
+        {
+            WalkFor(root, root.Name, seen, offenders, forbidden);
+        }
+        Assert.Empty(offenders);
+    }
+
+    private static void WalkFor(Type type, string path, HashSet<Type> seen, List<string> offenders, Type[] forbidden)
+    {
+        if (forbidden.Any(f => f.IsAssignableFrom(type)))
+        {
+            offenders.Add($"{path} is {type.FullName}");
+            return;
+        }
+        if (!seen.Add(type) || type.IsPrimitive || type == typeof(string) || type.IsEnum)
+        {
+            return;
+        }
+        foreach (var argument in type.IsGenericType ? type.GetGenericArguments() : [])
+        {
+            WalkFor(argument, $"{path}<{argument.Name}>", seen, offenders, forbidden);
+        }
+        if (type.IsArray)
+        {
+            WalkFor(type.GetElementType()!, path + "[]", seen, offenders, forbidden);
+        }
+        if (type.Assembly != Generator)
+        {
+            return;
+        }
+        // Abstract records (KernelSpec) hide their concrete fields: walk every type deriving from them too.
+        foreach (var derived in Generator.GetTypes().Where(t => t != type && type.IsAssignableFrom(t)))
+        {
+            WalkFor(derived, $"{path}:{derived.Name}", seen, offenders, forbidden);
+        }
+        foreach (var field in type.GetFields(BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic))
+        {
+            WalkFor(field.FieldType, $"{path}.{field.Name}", seen, offenders, forbidden);
+        }
+    }
+
     [Fact]
     public void Specs_compare_by_value()
     {
