@@ -253,6 +253,9 @@ public class Int8AttentionGpuTests(ITestOutputHelper output)
         Assert.Equal("v", Assert.Throws<ArgumentException>(() => attention.Forward(stream, View(1, 2, 64, 128), View(1, 2, 64, 128), View(1, 2, 32, 128), View(1, 2, 64, 128), options)).ParamName);
         Assert.Equal("o", Assert.Throws<ArgumentException>(() => attention.Forward(stream, View(1, 2, 64, 128), View(1, 2, 64, 128), View(1, 2, 64, 128), View(1, 2, 63, 128), options)).ParamName);
         Assert.Equal("options", Assert.Throws<ArgumentException>(() => attention.Forward(stream, View(1, 2, 64, 64), View(1, 2, 64, 64), View(1, 2, 64, 64), View(1, 2, 64, 64), new AttentionOptions { V = VStrategy.Movmatrix })).ParamName);
+        // A token stride of 132 elements leaves rows 8-byte aligned at best; the 16-byte copies need multiples of 8 elements.
+        var misaligned = new TensorView<Half>(buffer, [1, 2, 64, 128], [2 * 64 * 132, 64 * 132, 132, 1]);
+        Assert.Equal("q", Assert.Throws<ArgumentException>(() => attention.Forward(stream, misaligned, View(1, 2, 64, 128), View(1, 2, 64, 128), View(1, 2, 64, 128), options)).ParamName);
         using var lse = device.Allocate<float>(10);
         Assert.Equal("lse", Assert.Throws<ArgumentException>(() => attention.Forward(stream, View(1, 2, 64, 128), View(1, 2, 64, 128), View(1, 2, 64, 128), View(1, 2, 64, 128), options, lse)).ParamName);
     }
