@@ -121,6 +121,8 @@ public class Int8AttentionGpuTests(ITestOutputHelper output)
             ("GQA 4:1, Sq<Sk, BSHD", new AttentionShape(2, 4, 1, 17, 200, headDim, causal, layout: TensorLayout.BSHD), 1f, false),
             ("Sq>Sk", new AttentionShape(1, 2, 1, 150, 70, headDim, causal), 1f, false),
             ("length 17", new AttentionShape(1, 1, 1, 17, 17, headDim, causal), 1f, false),
+            // Causal with Sq ≥ Sk + BlockM: whole query blocks see no key and skip the main loop.
+            ("Sq ≫ Sk", new AttentionShape(1, 2, 1, 300, 100, headDim, causal), 1f, false),
             ("length 1", new AttentionShape(1, 1, 1, 1, 1, headDim, causal), 1f, false),
             ("K offsets", new AttentionShape(1, 2, 1, 129, 257, headDim, causal), 1f, true),
             ("peaky Q×4", new AttentionShape(1, 2, 2, 64, 191, headDim, causal), 4f, false),
