@@ -44,25 +44,33 @@ public class Int8AttentionGpuTests(ITestOutputHelper output)
     {
         static ushort[] Bits(Half[] x) => x.Select(h => AttentionTensors.SingleToBf16((float)h)).ToArray();
         var (q, k, v) = (Bits(q16), Bits(k16), Bits(v16));
+        // 0xFFFF is a NaN in bf16.
+        var (o, lse) = Launch(device, shape, options, q, k, v, 0xFF, (a, s, tq, tk, tv, to, opt, l) => a.ForwardBf16(s, tq, tk, tv, to, opt, l));
+        return Compare(o.Select(x => (double)BitConverter.Int32BitsToSingle(x << 16)).ToArray(), lse, Float64Attention.Forward(shape, q, k, v, Element.BF16));
+    }
+
+    private delegate void ForwardCall<T>(Int8Attention attention, CudaStream stream, TensorView<T> q, TensorView<T> k, TensorView<T> v, TensorView<T> o,
+        AttentionOptions options, DeviceBuffer<float> lse) where T : unmanaged;
+
+    /// <summary>Uploads Q, K, V in the shape's layout, poisons O (with <paramref name="poison"/> bytes) and the LSE, runs one call, downloads both.</summary>
+    private static (T[] O, float[] Lse) Launch<T>(CudaDevice device, AttentionShape shape, AttentionOptions options, T[] q, T[] k, T[] v, byte poison, ForwardCall<T> forward)
+        where T : unmanaged
+    {
         using var stream = device.CreateStream();
         using var attention = new Int8Attention(device);
-        using var dq = device.Upload<ushort>(q);
-        using var dk = device.Upload<ushort>(k);
-        using var dv = device.Upload<ushort>(v);
-        using var dout = device.Allocate<ushort>(q.Length);
+        using var dq = device.Upload<T>(q);
+        using var dk = device.Upload<T>(k);
+        using var dv = device.Upload<T>(v);
+        using var dout = device.Allocate<T>(q.Length);
         using var dlse = device.Allocate<float>(shape.LseElements);
-        dout.FillBytes(0xFF); // 0xFFFF is a NaN in bf16
+        dout.FillBytes(poison);
         dlse.FillBytes(0x7F);
-        var qs = shape.QStrides;
-        var kvs = shape.KvStrides;
-        TensorView<ushort> View(DeviceBuffer<ushort> buffer, int heads, int tokens, TensorStrides st) =>
-            new(buffer, [shape.Batch, heads, tokens, shape.HeadDim], [st.Batch, st.Head, st.Token, 1]);
-        attention.ForwardBf16(stream, View(dq, shape.HeadsQ, shape.TokensQ, qs), View(dk, shape.HeadsKv, shape.TokensKv, kvs),
-            View(dv, shape.HeadsKv, shape.TokensKv, kvs), View(dout, shape.HeadsQ, shape.TokensQ, qs), options, dlse);
+        TensorView<T> View(DeviceBuffer<T> buffer, int heads, int tokens, TensorStrides s) =>
+            new(buffer, [shape.Batch, heads, tokens, shape.HeadDim], [s.Batch, s.Head, s.Token, 1]);
+        forward(attention, stream, View(dq, shape.HeadsQ, shape.TokensQ, shape.QStrides), View(dk, shape.HeadsKv, shape.TokensKv, shape.KvStrides),
+            View(dv, shape.HeadsKv, shape.TokensKv, shape.KvStrides), View(dout, shape.HeadsQ, shape.TokensQ, shape.QStrides), options, dlse);
         stream.Synchronize();
-        var o = dout.ToArray().Select(x => (double)BitConverter.Int32BitsToSingle(x << 16)).ToArray();
-        var expected = Float64Attention.Forward(shape, q, k, v, Element.BF16);
-        return Compare(o, dlse.ToArray(), expected);
+        return (dout.ToArray(), dlse.ToArray());
     }
 
     private static Run Compare(double[] o, float[] lse, Float64AttentionResult expected)
@@ -80,29 +88,10 @@ public class Int8AttentionGpuTests(ITestOutputHelper output)
 
     private Run Forward(CudaDevice device, AttentionShape shape, AttentionOptions options, Half[] q, Half[] k, Half[] v, bool reference = true)
     {
-        using var stream = device.CreateStream();
-        using var attention = new Int8Attention(device);
-        using var dq = device.Upload<Half>(q);
-        using var dk = device.Upload<Half>(k);
-        using var dv = device.Upload<Half>(v);
-        using var dout = device.Allocate<Half>(q.Length);
-        using var dlse = device.Allocate<float>(shape.LseElements);
-        dout.FillBytes(0x7E); // 0x7E7E is a NaN in f16
-        dlse.FillBytes(0x7F);
-        var qs = shape.QStrides;
-        var kvs = shape.KvStrides;
-        TensorView<Half> View(DeviceBuffer<Half> buffer, int heads, int tokens, TensorStrides s) =>
-            new(buffer, [shape.Batch, heads, tokens, shape.HeadDim], [s.Batch, s.Head, s.Token, 1]);
-        attention.Forward(stream, View(dq, shape.HeadsQ, shape.TokensQ, qs), View(dk, shape.HeadsKv, shape.TokensKv, kvs),
-            View(dv, shape.HeadsKv, shape.TokensKv, kvs), View(dout, shape.HeadsQ, shape.TokensQ, qs), options, dlse);
-        stream.Synchronize();
-        var o = dout.ToArray().Select(h => (double)h).ToArray();
-        var lse = dlse.ToArray();
-        if (!reference)
-        {
-            return new Run(o, lse, null!, default, 0);
-        }
-        return Compare(o, lse, Float64Attention.Forward(shape, q, k, v));
+        // 0x7E7E is a NaN in f16.
+        var (o16, lse) = Launch(device, shape, options, q, k, v, 0x7E, (a, s, tq, tk, tv, to, opt, l) => a.Forward(s, tq, tk, tv, to, opt, l));
+        var o = o16.Select(h => (double)h).ToArray();
+        return reference ? Compare(o, lse, Float64Attention.Forward(shape, q, k, v)) : new Run(o, lse, null!, default, 0);
     }
 
     [Theory]
