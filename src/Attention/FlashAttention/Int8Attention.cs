@@ -1,5 +1,3 @@
-using KernelDsl.Attention.Quantization;
-
 namespace KernelDsl.Attention.FlashAttention;
 
 /// <summary>Choices for <see cref="Int8Attention.Forward"/>.</summary>
@@ -82,9 +80,9 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
         var quantizers = Quantizers<T>.For(d);
 
         var q8 = Scratch<sbyte>("q8", (long)b * hq * sq * d);
-        var qScale = Scratch<float>("qScale", (long)b * hq * ((sq + AttentionVariant.BlockM - 1) / AttentionVariant.BlockM));
+        var qScale = Scratch<float>("qScale", quantizers.QScaleCount(b, hq, sq));
         var k8 = Scratch<sbyte>("k8", (long)b * hkv * sk * d);
-        var kScale = Scratch<float>("kScale", (long)b * hkv * ((sk + AttentionVariant.BlockN - 1) / AttentionVariant.BlockN));
+        var kScale = Scratch<float>("kScale", quantizers.KScaleCount(b, hkv, sk));
         var kMean = Scratch<float>("kMean", (long)b * hkv * d);
         // Softmax scale · log2 e goes into Q's scale, so the kernel's softmax runs on exp2.
         quantizers.Q(stream, q.Buffer, q.Strides[0], q.Strides[1], q.Strides[2], b, hq, sq, q8, qScale, scale * 1.44269504f);
@@ -100,7 +98,7 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
         else if (variant.V == VStrategy.Pretransposed)
         {
             // Recipe C: [B][Hkv][D][S_pad], tokens π-ordered within 16-token groups.
-            var padded = QuantizeVChannelPiD128.PaddedTokens(sk);
+            var padded = quantizers.VPiPaddedTokens!(sk);
             v8 = Scratch<sbyte>("v8", (long)b * hkv * d * padded);
             vScale = Scratch<float>("vScale", (long)b * hkv * d);
             quantizers.VPi!(stream, v.Buffer, v.Strides[0], v.Strides[1], v.Strides[2], b, hkv, sk, v8, vScale, 1f);

@@ -16,14 +16,33 @@ internal delegate void SmoothingLauncher<T>(CudaStream stream, DeviceBuffer<T> x
 /// </summary>
 internal sealed record Quantizers<T>(QuantizeLauncher<T> Q, SmoothingLauncher<T> K, QuantizeLauncher<T> V, QuantizeLauncher<T>? VPi) where T : unmanaged
 {
+    /// <summary>Q's scale count (batch, heads, tokens), as its generated launcher computes it.</summary>
+    public required Func<int, int, int, long> QScaleCount { get; init; }
+    /// <summary>K's scale count (batch, heads, tokens), as its generated launcher computes it.</summary>
+    public required Func<int, int, int, long> KScaleCount { get; init; }
+    /// <summary>Tokens per channel row of the π-transposed V, when there is a VPi quantizer.</summary>
+    public Func<int, int>? VPiPaddedTokens { get; init; }
+
     public static Quantizers<T> For(int headDim)
     {
         object? quantizers = (typeof(T) == typeof(Half), headDim) switch
         {
-            (true, 128) => new Quantizers<Half>(QuantizeQBlock128D128.Launch, QuantizeKSmoothBlock64D128.Launch, QuantizeVChannelD128.Launch, QuantizeVChannelPiD128.Launch),
-            (true, 64) => new Quantizers<Half>(QuantizeQBlock128D64.Launch, QuantizeKSmoothBlock64D64.Launch, QuantizeVChannelD64.Launch, null),
-            (false, 128) => new Quantizers<ushort>(QuantizeQBlock128D128Bf16.Launch, QuantizeKSmoothBlock64D128Bf16.Launch, QuantizeVChannelD128Bf16.Launch, null),
-            (false, 64) => new Quantizers<ushort>(QuantizeQBlock128D64Bf16.Launch, QuantizeKSmoothBlock64D64Bf16.Launch, QuantizeVChannelD64Bf16.Launch, null),
+            (true, 128) => new Quantizers<Half>(QuantizeQBlock128D128.Launch, QuantizeKSmoothBlock64D128.Launch, QuantizeVChannelD128.Launch, QuantizeVChannelPiD128.Launch)
+            {
+                QScaleCount = QuantizeQBlock128D128.ScaleCount, KScaleCount = QuantizeKSmoothBlock64D128.ScaleCount, VPiPaddedTokens = QuantizeVChannelPiD128.PaddedTokens,
+            },
+            (true, 64) => new Quantizers<Half>(QuantizeQBlock128D64.Launch, QuantizeKSmoothBlock64D64.Launch, QuantizeVChannelD64.Launch, null)
+            {
+                QScaleCount = QuantizeQBlock128D64.ScaleCount, KScaleCount = QuantizeKSmoothBlock64D64.ScaleCount,
+            },
+            (false, 128) => new Quantizers<ushort>(QuantizeQBlock128D128Bf16.Launch, QuantizeKSmoothBlock64D128Bf16.Launch, QuantizeVChannelD128Bf16.Launch, null)
+            {
+                QScaleCount = QuantizeQBlock128D128Bf16.ScaleCount, KScaleCount = QuantizeKSmoothBlock64D128Bf16.ScaleCount,
+            },
+            (false, 64) => new Quantizers<ushort>(QuantizeQBlock128D64Bf16.Launch, QuantizeKSmoothBlock64D64Bf16.Launch, QuantizeVChannelD64Bf16.Launch, null)
+            {
+                QScaleCount = QuantizeQBlock128D64Bf16.ScaleCount, KScaleCount = QuantizeKSmoothBlock64D64Bf16.ScaleCount,
+            },
             _ => null,
         };
         return quantizers as Quantizers<T> ?? throw new ArgumentException($"No quantize kernels are declared for head dim {headDim} and {typeof(T).Name} input.", nameof(headDim));

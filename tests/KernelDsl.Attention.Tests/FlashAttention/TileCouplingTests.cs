@@ -35,13 +35,35 @@ public class TileCouplingTests
         Assert.All(quantizers.Where(t => t.Name.StartsWith("QuantizeK", StringComparison.Ordinal)), t => Assert.Equal(AttentionVariant.BlockN, Constant(t, "BlockRows")));
     }
 
+    [Theory]
+    [InlineData(128)]
+    [InlineData(64)]
+    public void The_host_api_sizes_scales_like_the_kernels_read_them(int headDim)
+    {
+        foreach (var quantizers in new object[] { Quantizers<Half>.For(headDim), Quantizers<ushort>.For(headDim) })
+        {
+            var (q, k) = quantizers switch
+            {
+                Quantizers<Half> h => (h.QScaleCount, h.KScaleCount),
+                Quantizers<ushort> u => (u.QScaleCount, u.KScaleCount),
+                _ => throw new InvalidOperationException(),
+            };
+            // The kernel reads q_scale[bh · ceil(Sq/BlockM) + tile] and k_scale[bhk · ceil(Sk/BlockN) + block].
+            Assert.Equal(2L * 3 * ((300 + AttentionVariant.BlockM - 1) / AttentionVariant.BlockM), q(2, 3, 300));
+            Assert.Equal(2L * 3 * ((300 + AttentionVariant.BlockN - 1) / AttentionVariant.BlockN), k(2, 3, 300));
+        }
+    }
+
     [Fact]
     public void Every_pretransposed_variant_has_a_transposing_V_quantizer()
     {
         foreach (var variant in AttentionVariant.All.Where(v => v.V == VStrategy.Pretransposed))
         {
-            var vPi = variant.Input == Element.F16 ? (object?)Quantizers<Half>.For(variant.HeadDim).VPi : Quantizers<ushort>.For(variant.HeadDim).VPi;
+            var (vPi, padded) = variant.Input == Element.F16
+                ? ((object?)Quantizers<Half>.For(variant.HeadDim).VPi, (object?)Quantizers<Half>.For(variant.HeadDim).VPiPaddedTokens)
+                : (Quantizers<ushort>.For(variant.HeadDim).VPi, Quantizers<ushort>.For(variant.HeadDim).VPiPaddedTokens);
             Assert.NotNull(vPi);
+            Assert.NotNull(padded);
         }
     }
 }
