@@ -27,6 +27,7 @@ public class SanitizerSmokeTests(ITestOutputHelper output)
         foreach (var name in new[] { "QBlock128D128", "KSmoothBlock64D128", "VChannelD128", "VChannelPiD128", "QBlock128D128Bf16", "KSmoothBlock64D128Bf16", "QBlock128D64", "KSmoothBlock64D64", "VChannelD64", "QBlock128D64Bf16", "KSmoothBlock64D64Bf16", "VChannelD128Bf16", "VChannelD64Bf16" })
         {
             new QuantizeGpuTests().Variant_matches_the_cpu_reference_bit_for_bit(name, 1, 2, 150, true, true);
+            new QuantizeGpuTests().The_count_is_the_number_of_NaN_and_Inf_planted_and_the_codes_are_unchanged(name);
         }
     }
 

@@ -16,12 +16,41 @@ public sealed record AttentionOptions
     /// Has no effect on the float P·V mode.
     /// </summary>
     public bool Autotune { get; init; }
+    /// <summary>
+    /// What a NaN or ±Inf in q, k or v does. Int8 codes cannot hold them, so by default (<see cref="NonFiniteInputs.Throw"/>)
+    /// the quantize kernels count them and the call throws <see cref="NonFiniteInputException"/>, at the price of one
+    /// stream synchronization per call; <see cref="NonFiniteInputs.Ignore"/> keeps the call asynchronous.
+    /// </summary>
+    public NonFiniteInputs NonFinite { get; init; } = NonFiniteInputs.Throw;
+}
+
+/// <summary>What <see cref="Int8Attention"/> does with NaN and ±Inf in q, k and v (<see cref="AttentionOptions.NonFinite"/>).</summary>
+public enum NonFiniteInputs
+{
+    /// <summary>
+    /// Count them while quantizing (q, k and v each in its own counter; in the 16-bit P·V mode, where v is not quantized,
+    /// a count-only kernel reads v), wait for the call's work on the stream, and throw <see cref="NonFiniteInputException"/>
+    /// if any count is nonzero. O and the LSE are then written but not meaningful.
+    /// </summary>
+    Throw,
+    /// <summary>
+    /// Neither count nor wait: bad values get the quantizers' treatment. A NaN quantizes to 0; in k it also makes its
+    /// channel's mean NaN, so that channel of k quantizes to 0 and the LSE of the query heads that read it is NaN.
+    /// An Inf makes its scale Inf and every code under that scale 0: in q its block of BlockM query rows, in k (through
+    /// the channel mean) every key of its head, in v its channel. The query rows that read such a q block or k head lose
+    /// every score: with int8 P·V their O is 0 and their LSE −∞ (as if no key were visible), with 16-bit P·V their O is
+    /// NaN. An Inf in v makes its channel of O NaN. In the 16-bit P·V mode v is used as it is, so a NaN or Inf in v
+    /// reaches its channel of O.
+    /// </summary>
+    Ignore,
 }
 
 /// <summary>
 /// INT8 attention forward on the GPU: quantizes Q, K (smoothed) and V on the stream, picks the declared variant for the
 /// shape, mode and GPU, and launches it. Scratch buffers are kept and reused between calls; dispose to free them.
 /// Tensors are [B, H, S, D] views whose last stride is 1 (BHSD and BSHD are just strides).
+/// By default a call waits for its work and throws <see cref="NonFiniteInputException"/> when q, k or v holds a NaN or
+/// ±Inf (<see cref="AttentionOptions.NonFinite"/>); with <see cref="NonFiniteInputs.Ignore"/> it returns once queued.
 /// </summary>
 public sealed partial class Int8Attention(CudaDevice device) : IDisposable
 {
@@ -31,10 +60,12 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
     public static IReadOnlyList<int> HeadDims { get; } = AttentionVariant.All.Select(v => v.HeadDim).Distinct().Order().ToArray();
 
     /// <summary>O = softmax(σ·Q·Kᵀ [+ causal mask])·V for f16 tensors; <paramref name="lse"/> (natural log, [B][Hq][Sq]) is optional.</summary>
+    /// <exception cref="NonFiniteInputException">q, k or v holds a NaN or ±Inf and <see cref="AttentionOptions.NonFinite"/> is Throw.</exception>
     public void Forward(CudaStream stream, TensorView<Half> q, TensorView<Half> k, TensorView<Half> v, TensorView<Half> o,
         AttentionOptions options, DeviceBuffer<float>? lse = null) => Run(stream, q, k, v, o, options, lse);
 
     /// <summary>The same for bf16 tensors, given as their raw 16-bit patterns (.NET has no bf16 type).</summary>
+    /// <exception cref="NonFiniteInputException">q, k or v holds a NaN or ±Inf and <see cref="AttentionOptions.NonFinite"/> is Throw.</exception>
     public void ForwardBf16(CudaStream stream, TensorView<ushort> q, TensorView<ushort> k, TensorView<ushort> v, TensorView<ushort> o,
         AttentionOptions options, DeviceBuffer<float>? lse = null) => Run(stream, q, k, v, o, options, lse);
 
@@ -50,8 +81,34 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
                 previous.Synchronize();
             }
             _lastStream = stream;
-            var (variant, launch) = Prepare(stream, q, k, v, o, options, lse);
+            var (variant, launch) = Prepare(stream, q, k, v, o, options, lse, out var counters);
             variant.Launch(launch);
+            counters?.ThrowIfAny(stream);
+        }
+    }
+
+    /// <summary>One NaN/Inf counter per input tensor, zeroed on the stream before the quantize kernels add to them.</summary>
+    private sealed record NonFiniteCounters(DeviceBuffer<uint> Q, DeviceBuffer<uint> K, DeviceBuffer<uint> V)
+    {
+        public void Zero(CudaStream stream)
+        {
+            stream.FillBytes(Q, 0);
+            stream.FillBytes(K, 0);
+            stream.FillBytes(V, 0);
+        }
+
+        /// <summary>Waits for the call's work (the counts are final only then) and throws if any tensor had a NaN or Inf.</summary>
+        public void ThrowIfAny(CudaStream stream)
+        {
+            stream.Synchronize();
+            var counts = new uint[3];
+            Q.CopyTo(counts.AsSpan(0, 1));
+            K.CopyTo(counts.AsSpan(1, 1));
+            V.CopyTo(counts.AsSpan(2, 1));
+            if (counts.Any(c => c != 0))
+            {
+                throw new NonFiniteInputException(counts[0], counts[1], counts[2]);
+            }
         }
     }
 
@@ -60,7 +117,11 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
 
     /// <summary>Checks, selects the variant and quantizes on the stream; the returned launch runs the kernel alone (benchmarks time it).</summary>
     internal (AttentionVariant Variant, AttentionLaunch<T> Launch) Prepare<T>(CudaStream stream, TensorView<T> q, TensorView<T> k, TensorView<T> v, TensorView<T> o,
-        AttentionOptions options, DeviceBuffer<float>? lse) where T : unmanaged
+        AttentionOptions options, DeviceBuffer<float>? lse) where T : unmanaged => Prepare(stream, q, k, v, o, options, lse, out _);
+
+    /// <summary>The same, also returning the NaN/Inf counters the quantize kernels add to (null with <see cref="NonFiniteInputs.Ignore"/>).</summary>
+    private (AttentionVariant Variant, AttentionLaunch<T> Launch) Prepare<T>(CudaStream stream, TensorView<T> q, TensorView<T> k, TensorView<T> v, TensorView<T> o,
+        AttentionOptions options, DeviceBuffer<float>? lse, out NonFiniteCounters? counters) where T : unmanaged
     {
         ArgumentNullException.ThrowIfNull(stream);
         ArgumentNullException.ThrowIfNull(options);
@@ -78,6 +139,10 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
         }
         var (b, hq, hkv, sq, sk, d) = (shape.Batch, shape.HeadsQ, shape.HeadsKv, shape.SeqQ, shape.SeqK, shape.HeadDim);
         var quantizers = Quantizers<T>.For(d);
+        counters = options.NonFinite == NonFiniteInputs.Throw
+            ? new NonFiniteCounters(Scratch<uint>("nonFiniteQ", 1), Scratch<uint>("nonFiniteK", 1), Scratch<uint>("nonFiniteV", 1))
+            : null;
+        counters?.Zero(stream);
 
         var q8 = Scratch<sbyte>("q8", (long)b * hq * sq * d);
         var qScale = Scratch<float>("qScale", quantizers.QScaleCount(b, hq, sq));
@@ -85,8 +150,8 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
         var kScale = Scratch<float>("kScale", quantizers.KScaleCount(b, hkv, sk));
         var kMean = Scratch<float>("kMean", (long)b * hkv * d);
         // Softmax scale · log2 e goes into Q's scale, so the kernel's softmax runs on exp2.
-        quantizers.Q(stream, q.Buffer, q.Strides[0], q.Strides[1], q.Strides[2], b, hq, sq, q8, qScale, scale * 1.44269504f);
-        quantizers.K(stream, k.Buffer, k.Strides[0], k.Strides[1], k.Strides[2], b, hkv, sk, k8, kScale, kMean, 1f);
+        quantizers.Q(stream, q.Buffer, q.Strides[0], q.Strides[1], q.Strides[2], b, hq, sq, q8, qScale, scale * 1.44269504f, counters?.Q);
+        quantizers.K(stream, k.Buffer, k.Strides[0], k.Strides[1], k.Strides[2], b, hkv, sk, k8, kScale, kMean, 1f, counters?.K);
 
         DeviceBuffer<sbyte>? v8 = null;
         DeviceBuffer<float>? vScale = null;
@@ -94,6 +159,11 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
         if (variant.Pv == PvPrecision.Float16)
         {
             (vStrideB, vStrideH, vLd) = (v.Strides[0], v.Strides[1], v.Strides[2]);
+            if (counters is not null)
+            {
+                // V reaches the kernel unquantized, so nothing else would look at its values.
+                quantizers.CountV(stream, v.Buffer, vStrideB, vStrideH, vLd, b, hkv, sk, counters.V);
+            }
         }
         else if (variant.V == VStrategy.Pretransposed)
         {
@@ -101,14 +171,14 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
             var padded = quantizers.VPiPaddedTokens!(sk);
             v8 = Scratch<sbyte>("v8", (long)b * hkv * d * padded);
             vScale = Scratch<float>("vScale", (long)b * hkv * d);
-            quantizers.VPi!(stream, v.Buffer, v.Strides[0], v.Strides[1], v.Strides[2], b, hkv, sk, v8, vScale, 1f);
+            quantizers.VPi!(stream, v.Buffer, v.Strides[0], v.Strides[1], v.Strides[2], b, hkv, sk, v8, vScale, 1f, counters?.V);
             (vStrideB, vStrideH, vLd) = ((long)hkv * d * padded, (long)d * padded, padded);
         }
         else
         {
             v8 = Scratch<sbyte>("v8", (long)b * hkv * sk * d);
             vScale = Scratch<float>("vScale", (long)b * hkv * d);
-            quantizers.V(stream, v.Buffer, v.Strides[0], v.Strides[1], v.Strides[2], b, hkv, sk, v8, vScale, 1f);
+            quantizers.V(stream, v.Buffer, v.Strides[0], v.Strides[1], v.Strides[2], b, hkv, sk, v8, vScale, 1f, counters?.V);
             (vStrideB, vStrideH, vLd) = ((long)hkv * sk * d, (long)sk * d, d);
         }
 

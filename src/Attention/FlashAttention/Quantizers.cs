@@ -2,13 +2,18 @@ using KernelDsl.Attention.Quantization;
 
 namespace KernelDsl.Attention.FlashAttention;
 
-/// <summary>A generated quantize launcher without a channel mean.</summary>
+/// <summary>A generated quantize launcher without a channel mean; <paramref name="nonFinite"/> (may be null) counts x's NaN and Inf.</summary>
 internal delegate void QuantizeLauncher<T>(CudaStream stream, DeviceBuffer<T> x, long strideB, long strideH, long strideS,
-    int batch, int heads, int tokens, DeviceBuffer<sbyte> output, DeviceBuffer<float> scales, float scaleMultiplier) where T : unmanaged;
+    int batch, int heads, int tokens, DeviceBuffer<sbyte> output, DeviceBuffer<float> scales, float scaleMultiplier, DeviceBuffer<uint>? nonFinite) where T : unmanaged;
 
 /// <summary>A generated quantize launcher that subtracts the channel mean first (K smoothing).</summary>
 internal delegate void SmoothingLauncher<T>(CudaStream stream, DeviceBuffer<T> x, long strideB, long strideH, long strideS,
-    int batch, int heads, int tokens, DeviceBuffer<sbyte> output, DeviceBuffer<float> scales, DeviceBuffer<float> channelMean, float scaleMultiplier) where T : unmanaged;
+    int batch, int heads, int tokens, DeviceBuffer<sbyte> output, DeviceBuffer<float> scales, DeviceBuffer<float> channelMean, float scaleMultiplier,
+    DeviceBuffer<uint>? nonFinite) where T : unmanaged;
+
+/// <summary>A generated quantize module's count-only pass: adds x's NaN and Inf count to <paramref name="nonFinite"/>[0].</summary>
+internal delegate void NonFiniteCounter<T>(CudaStream stream, DeviceBuffer<T> x, long strideB, long strideH, long strideS,
+    int batch, int heads, int tokens, DeviceBuffer<uint> nonFinite) where T : unmanaged;
 
 /// <summary>
 /// The declared quantize variants that feed attention for one head dim and input type: Q per BlockM rows, K smoothed per
@@ -20,6 +25,8 @@ internal sealed record Quantizers<T>(QuantizeLauncher<T> Q, SmoothingLauncher<T>
     public required Func<int, int, int, long> QScaleCount { get; init; }
     /// <summary>K's scale count (batch, heads, tokens), as its generated launcher computes it.</summary>
     public required Func<int, int, int, long> KScaleCount { get; init; }
+    /// <summary>V's NaN/Inf count alone, for the 16-bit P·V mode, which reads V as it is.</summary>
+    public required NonFiniteCounter<T> CountV { get; init; }
     /// <summary>Tokens per channel row of the π-transposed V, when there is a VPi quantizer.</summary>
     public Func<int, int>? VPiPaddedTokens { get; init; }
 
@@ -29,19 +36,20 @@ internal sealed record Quantizers<T>(QuantizeLauncher<T> Q, SmoothingLauncher<T>
         {
             (true, 128) => new Quantizers<Half>(QuantizeQBlock128D128.Launch, QuantizeKSmoothBlock64D128.Launch, QuantizeVChannelD128.Launch, QuantizeVChannelPiD128.Launch)
             {
-                QScaleCount = QuantizeQBlock128D128.ScaleCount, KScaleCount = QuantizeKSmoothBlock64D128.ScaleCount, VPiPaddedTokens = QuantizeVChannelPiD128.PaddedTokens,
+                QScaleCount = QuantizeQBlock128D128.ScaleCount, KScaleCount = QuantizeKSmoothBlock64D128.ScaleCount, CountV = QuantizeVChannelD128.CountNonFinite,
+                VPiPaddedTokens = QuantizeVChannelPiD128.PaddedTokens,
             },
             (true, 64) => new Quantizers<Half>(QuantizeQBlock128D64.Launch, QuantizeKSmoothBlock64D64.Launch, QuantizeVChannelD64.Launch, null)
             {
-                QScaleCount = QuantizeQBlock128D64.ScaleCount, KScaleCount = QuantizeKSmoothBlock64D64.ScaleCount,
+                QScaleCount = QuantizeQBlock128D64.ScaleCount, KScaleCount = QuantizeKSmoothBlock64D64.ScaleCount, CountV = QuantizeVChannelD64.CountNonFinite,
             },
             (false, 128) => new Quantizers<ushort>(QuantizeQBlock128D128Bf16.Launch, QuantizeKSmoothBlock64D128Bf16.Launch, QuantizeVChannelD128Bf16.Launch, null)
             {
-                QScaleCount = QuantizeQBlock128D128Bf16.ScaleCount, KScaleCount = QuantizeKSmoothBlock64D128Bf16.ScaleCount,
+                QScaleCount = QuantizeQBlock128D128Bf16.ScaleCount, KScaleCount = QuantizeKSmoothBlock64D128Bf16.ScaleCount, CountV = QuantizeVChannelD128Bf16.CountNonFinite,
             },
             (false, 64) => new Quantizers<ushort>(QuantizeQBlock128D64Bf16.Launch, QuantizeKSmoothBlock64D64Bf16.Launch, QuantizeVChannelD64Bf16.Launch, null)
             {
-                QScaleCount = QuantizeQBlock128D64Bf16.ScaleCount, KScaleCount = QuantizeKSmoothBlock64D64Bf16.ScaleCount,
+                QScaleCount = QuantizeQBlock128D64Bf16.ScaleCount, KScaleCount = QuantizeKSmoothBlock64D64Bf16.ScaleCount, CountV = QuantizeVChannelD64Bf16.CountNonFinite,
             },
             _ => null,
         };

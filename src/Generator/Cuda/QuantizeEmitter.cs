@@ -21,7 +21,8 @@ public static class QuantizeEmitter
         CudaPrelude.Write(w, spec,
             $"{spec.Input.CudaName()} [B, H, S, {spec.HeadDim}] (any strides for B, H, S; channels contiguous) → {output};",
             $"{scales}." + (spec.SubtractChannelMean ? " The per-(batch, head) channel mean over tokens is subtracted first and written out." : ""),
-            $"{spec.Threads} threads per block; kernels in launch order: {string.Join(", ", Symbols(plan))}.");
+            $"{spec.Threads} threads per block; kernels in launch order: {string.Join(", ", Symbols(plan))}.",
+            $"The quantize kernel adds the number of NaN/Inf elements it read to *nonfinite (unless null); the {QuantizePlan.CountNonFinite.Suffix} kernel only counts them.");
 
         var helpers = new List<PtxHelper> { PtxHelper.IntMath, spec.Input == Element.BF16 ? PtxHelper.Bf16Convert : PtxHelper.F16Convert };
         if (!plan.PerChannel)
@@ -31,7 +32,7 @@ public static class QuantizeEmitter
         PtxHelpers.Write(w, helpers, []);
         w.Line();
         kernel.WriteHelpers(w);
-        foreach (var entry in plan.Kernels)
+        foreach (var entry in plan.EntryPoints)
         {
             w.Line();
             if (entry == QuantizePlan.ChannelMean)
@@ -49,6 +50,10 @@ public static class QuantizeEmitter
             else if (entry == QuantizePlan.ChannelScale)
             {
                 kernel.WriteChannelScale(w);
+            }
+            else if (entry == QuantizePlan.CountNonFinite)
+            {
+                kernel.WriteCountNonFinite(w);
             }
             else
             {

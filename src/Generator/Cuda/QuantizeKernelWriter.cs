@@ -17,6 +17,12 @@ public sealed class QuantizeKernelWriter(QuantizePlan plan)
 
     private string MeanParameter => _spec.SubtractChannelMean ? "const float* __restrict__ mean, " : "";
 
+    /// <summary>The last parameter of every kernel that reads x once per element: where the block adds its NaN/Inf count (may be null).</summary>
+    private const string NonFiniteParameter = "unsigned int* nonfinite";
+
+    /// <summary>The exponent field: all ones is Inf or NaN.</summary>
+    private string ExponentMask => _spec.Input == Element.BF16 ? "0x7f80u" : "0x7c00u";
+
     private string Convert => _spec.Input == Element.BF16 ? "kdsl_bf16_to_f32" : "kdsl_f16_to_f32";
 
     /// <summary>The value a channel's statistics and quantization see: (x − mean) · multiplier, rounded once per step.</summary>
@@ -59,6 +65,31 @@ public sealed class QuantizeKernelWriter(QuantizePlan plan)
             w.Line($"#pragma unroll");
             w.Line($"for (int i = 0; i < 4; ++i) {{ v[2 * i] = {Convert}((u16)(w[i] & 0xffffu)); v[2 * i + 1] = {Convert}((u16)(w[i] >> 16)); }}");
         });
+        w.Line($"// NaN and Inf are counted from the raw bits (exponent all ones), before any arithmetic can hide or make one.");
+        w.Line($"static __device__ __forceinline__ int kdsl_nonfinite(u16 h) {{ return (h & {ExponentMask}) == {ExponentMask}; }}");
+        w.Raw("""
+            static __device__ __forceinline__ int kdsl_nonfinite8(const u32 (&w)[4])
+            {
+                int n = 0;
+                #pragma unroll
+                for (int i = 0; i < 4; ++i) n += kdsl_nonfinite((u16)(w[i] & 0xffffu)) + kdsl_nonfinite((u16)(w[i] >> 16));
+                return n;
+            }
+            // Adds a block's count of NaN/Inf inputs to *nonfinite, unless it is null. All-finite warps (the normal case) pass
+            // one vote and nothing else; a warp that saw any sums its count and adds it with one atomic. Every thread of the
+            // block calls this after its loops, so the full-warp vote and shuffles see all 32 lanes.
+            static __device__ __forceinline__ void kdsl_report_nonfinite(unsigned int* nonfinite, int n)
+            {
+                if (nonfinite == 0 || !__any_sync(0xffffffffu, n != 0)) return;
+                for (int o = 16; o > 0; o >>= 1) n += __shfl_xor_sync(0xffffffffu, n, o);
+                if ((threadIdx.x & 31) == 0) atomicAdd(nonfinite, (unsigned int)n);
+            }
+            """);
+        if (plan.Transposed)
+        {
+            w.Line($"// One element of a channel column, counted if non-finite, widened to float.");
+            w.Line($"static __device__ __forceinline__ float kdsl_ld1(const u16* p, int& nonfinite) {{ const u16 h = *p; nonfinite += kdsl_nonfinite(h); return {Convert}(h); }}");
+        }
         w.Line($"// Explicitly rounded steps (no FMA contraction, IEEE division) so the CPU reference reproduces every bit.");
         if (_spec.SubtractChannelMean)
         {
@@ -80,6 +111,7 @@ public sealed class QuantizeKernelWriter(QuantizePlan plan)
             // NaN and Inf: fmaxf ignores NaN, so a NaN never raises absmax, and cvt turns NaN into 0: a NaN quantizes to 0.
             // An Inf makes absmax and scale Inf: the Inf itself becomes Inf/Inf = NaN -> 0, and every finite value of its
             // block (or channel) becomes 0. With SubtractChannelMean a NaN or Inf also poisons its channel's mean.
+            // None of that is visible in the codes, so the quantize kernel counts the NaN and Inf it read (nonfinite).
             static __device__ __forceinline__ int kdsl_quant(float v, float scale)
             {
                 return kdsl_max(-127, kdsl_min(127, __float2int_rn(__fdiv_rn(v, scale))));
@@ -185,6 +217,29 @@ public sealed class QuantizeKernelWriter(QuantizePlan plan)
         });
     }
 
+    /// <summary>The NaN/Inf count alone, over the same input as the quantize kernel, for a tensor used unquantized.</summary>
+    public void WriteCountNonFinite(CodeWriter w)
+    {
+        var cpr = plan.ChunksPerRow;
+        w.Line($"// NaN/Inf count without quantizing, for a tensor used as it is (V when P·V runs in 16-bit floats): one block per");
+        w.Line($"// (batch·head, tile of {_spec.BlockRows} tokens), each thread 8 channels of one token at a time, as the quantize kernel reads them.");
+        w.Line($"extern \"C\" __global__ void __launch_bounds__({plan.Threads})");
+        w.Block($"{plan.Symbol(QuantizePlan.CountNonFinite)}({InputParameters}, {NonFiniteParameter})", () =>
+        {
+            WriteTileOrigin(w, "S");
+            w.Line($"const int rows = kdsl_min({_spec.BlockRows}, S - s0);");
+            w.Line($"int n_nonfinite = 0;");
+            w.Block($"for (int e = threadIdx.x; e < rows * {cpr}; e += {plan.Threads})", () =>
+            {
+                w.Line($"const int r = e / {cpr}, chunk = e % {cpr};");
+                w.Line($"u32 raw[4];");
+                w.Line($"kdsl_ld16(xs + (s0 + r) * stride_s + chunk * 8, raw);");
+                w.Line($"n_nonfinite += kdsl_nonfinite8(raw);");
+            });
+            w.Line($"kdsl_report_nonfinite(nonfinite, n_nonfinite);");
+        });
+    }
+
     public void WriteQuantize(CodeWriter w)
     {
         if (!plan.PerChannel)
@@ -233,7 +288,7 @@ public sealed class QuantizeKernelWriter(QuantizePlan plan)
             : "the tile is read twice (the second time from cache) rather than held in registers.";
         w.Line($"// tile's {_spec.BlockRows}×{cpr} 16-byte chunks; {keep}");
         w.Line($"extern \"C\" __global__ void __launch_bounds__({plan.Threads})");
-        w.Block($"{plan.Symbol(QuantizePlan.Quantize)}({InputParameters}, {MeanParameter}float scale_multiplier, s8* __restrict__ out, float* __restrict__ scales)", () =>
+        w.Block($"{plan.Symbol(QuantizePlan.Quantize)}({InputParameters}, {MeanParameter}float scale_multiplier, s8* __restrict__ out, float* __restrict__ scales, {NonFiniteParameter})", () =>
         {
             w.Line($"__shared__ float warp_max[{plan.Warps}];");
             WriteTileOrigin(w, "S");
@@ -244,6 +299,7 @@ public sealed class QuantizeKernelWriter(QuantizePlan plan)
                 w.Line($"u32 tile_raw[{cpt}][4];");
             }
             w.Line($"float amax = 0.0f;");
+            w.Line($"int n_nonfinite = 0;");
             w.Line($"#pragma unroll");
             w.Block($"for (int i = 0; i < {cpt}; ++i)", () =>
             {
@@ -258,12 +314,15 @@ public sealed class QuantizeKernelWriter(QuantizePlan plan)
                     }
                     w.Line($"float v[8];");
                     w.Line($"kdsl_ld16(xs + (s0 + r) * stride_s + chunk * 8, {raw});");
+                    w.Line($"n_nonfinite += kdsl_nonfinite8({raw});");
                     w.Line($"kdsl_unpack8({raw}, v);");
                     WriteMeanLoad(w, "chunk * 8");
                     w.Line($"#pragma unroll");
                     w.Line($"for (int j = 0; j < 8; ++j) amax = fmaxf(amax, fabsf({Prep("v[j]", "m[j]")}));");
                 });
             });
+            w.Line($"// Counted in this pass only: {(plan.CachesTile ? "the quantize pass reuses the registers" : "the quantize pass reads the tile again")}.");
+            w.Line($"kdsl_report_nonfinite(nonfinite, n_nonfinite);");
             w.Line($"// Block absmax: a warp butterfly, then the {plan.Warps} warp maxima through shared memory (max is exact in any order).");
             w.Line($"amax = kdsl_warp_max(amax);");
             w.Line($"if (lane == 0) warp_max[warp] = amax;");
@@ -310,21 +369,24 @@ public sealed class QuantizeKernelWriter(QuantizePlan plan)
         w.Line($"// PerChannel, [B][H][S][{d}] output: one block per (batch·head, tile of {_spec.BlockRows} tokens), each thread one 8-channel chunk");
         w.Line($"// of one token at a time, with the per-channel scales the absmax and scale kernels left in `scales`.");
         w.Line($"extern \"C\" __global__ void __launch_bounds__({plan.Threads})");
-        w.Block($"{plan.Symbol(QuantizePlan.Quantize)}({InputParameters}, {MeanParameter}float scale_multiplier, s8* __restrict__ out, const float* __restrict__ scales)", () =>
+        w.Block($"{plan.Symbol(QuantizePlan.Quantize)}({InputParameters}, {MeanParameter}float scale_multiplier, s8* __restrict__ out, const float* __restrict__ scales, {NonFiniteParameter})", () =>
         {
             WriteTileOrigin(w, "S");
             w.Line($"const int rows = kdsl_min({_spec.BlockRows}, S - s0);");
+            w.Line($"int n_nonfinite = 0;");
             w.Block($"for (int e = threadIdx.x; e < rows * {cpr}; e += {plan.Threads})", () =>
             {
                 w.Line($"const int r = e / {cpr}, chunk = e % {cpr};");
                 w.Line($"u32 raw[4];");
                 w.Line($"float v[8];");
                 w.Line($"kdsl_ld16(xs + (s0 + r) * stride_s + chunk * 8, raw);");
+                w.Line($"n_nonfinite += kdsl_nonfinite8(raw);");
                 w.Line($"kdsl_unpack8(raw, v);");
                 WriteMeanLoad(w, "chunk * 8");
                 w.Line($"const float* const sc = scales + (long long)bh * {d} + chunk * 8;");
                 WriteQuantizeStore8(w, "sc[j]", $"out + ((long long)bh * S + s0 + r) * {d} + chunk * 8");
             });
+            w.Line($"kdsl_report_nonfinite(nonfinite, n_nonfinite);");
         });
     }
 
@@ -339,9 +401,10 @@ public sealed class QuantizeKernelWriter(QuantizePlan plan)
         w.Line($"// One block per (batch·head, {_spec.BlockRows} positions); a thread takes one (channel, 16-position group), reads its 16 tokens");
         w.Line($"// (consecutive threads read consecutive channels of one token) and writes 16 bytes. Positions of tokens >= S are zero.");
         w.Line($"extern \"C\" __global__ void __launch_bounds__({plan.Threads})");
-        w.Block($"{plan.Symbol(QuantizePlan.Quantize)}({InputParameters}, {MeanParameter}float scale_multiplier, s8* __restrict__ out, const float* __restrict__ scales, int s_pad)", () =>
+        w.Block($"{plan.Symbol(QuantizePlan.Quantize)}({InputParameters}, {MeanParameter}float scale_multiplier, s8* __restrict__ out, const float* __restrict__ scales, int s_pad, {NonFiniteParameter})", () =>
         {
             WriteTileOrigin(w, "s_pad");
+            w.Line($"int n_nonfinite = 0;");
             w.Block($"for (int e = threadIdx.x; e < {groups * d}; e += {plan.Threads})", () =>
             {
                 w.Line($"const int c = e % {d}, p0 = s0 + (e / {d}) * 16;");
@@ -356,10 +419,11 @@ public sealed class QuantizeKernelWriter(QuantizePlan plan)
                 for (var p = 0; p < QuantizePlan.GroupTokens; p++)
                 {
                     var token = order[p];
-                    w.Line($"if (p0 + {token} < S) packed[{p / 4}] |= kdsl_byte(kdsl_quant({Prep($"{Convert}(col[(p0 + {token}) * stride_s])", "mc")}, scale), {8 * (p % 4)});  // position {p} <- token {token}");
+                    w.Line($"if (p0 + {token} < S) packed[{p / 4}] |= kdsl_byte(kdsl_quant({Prep($"kdsl_ld1(col + (p0 + {token}) * stride_s, n_nonfinite)", "mc")}, scale), {8 * (p % 4)});  // position {p} <- token {token}");
                 }
                 w.Line($"kdsl_st16(out + ((long long)bh * {d} + c) * s_pad + p0, packed[0], packed[1], packed[2], packed[3]);");
             });
+            w.Line($"kdsl_report_nonfinite(nonfinite, n_nonfinite);");
         });
     }
 }

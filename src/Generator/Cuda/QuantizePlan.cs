@@ -27,6 +27,7 @@ public sealed record QuantizePlan(QuantizeSpec Spec)
     public static readonly QuantizeKernel ChannelAbsmax = new("ChannelAbsmaxKernelName", "_channel_absmax");
     public static readonly QuantizeKernel ChannelScale = new("ChannelScaleKernelName", "_channel_scale");
     public static readonly QuantizeKernel Quantize = new("KernelName", "_quantize");
+    public static readonly QuantizeKernel CountNonFinite = new("CountNonFiniteKernelName", "_count_nonfinite");
 
     public int Threads => Spec.Threads;
     public int HeadDim => Spec.HeadDim;
@@ -85,6 +86,12 @@ public sealed record QuantizePlan(QuantizeSpec Spec)
             return kernels;
         }
     }
+
+    /// <summary>
+    /// Every entry point of the module: <see cref="Kernels"/>, then the count-only pass over the same input, for a
+    /// tensor used unquantized (V in 16-bit P·V) whose NaN and Inf must still be reported.
+    /// </summary>
+    public IReadOnlyList<QuantizeKernel> EntryPoints => [.. Kernels, CountNonFinite];
 
     public string Symbol(QuantizeKernel kernel) => Spec.KernelPrefix + kernel.Suffix;
 }

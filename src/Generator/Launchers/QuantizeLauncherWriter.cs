@@ -12,10 +12,15 @@ public static class QuantizeLauncherWriter
     private const string Guard = ModuleWriter.Launching + ".LaunchGuard";
     private const string Buffer = "global::KernelDsl.DeviceBuffer";
 
+    /// <summary>The parameters every kernel of the module starts with: the input tensor.</summary>
+    private const string InputArguments = "new " + ModuleWriter.Launching + ".KernelArguments().Add(x).Add(strideB).Add(strideH).Add(strideS).Add(heads).Add(tokens)";
+
+    private const string InputParameters = "long strideB, long strideH, long strideS, int batch, int heads, int tokens";
+
     public static string Write(QuantizePlan plan)
     {
         var spec = plan.Spec;
-        var entries = plan.Kernels
+        var entries = plan.EntryPoints
             .OrderBy(k => k == QuantizePlan.Quantize ? 0 : 1)
             .Select(k => new EntryPointInfo(k.ConstantName, plan.Symbol(k), plan.Threads, 0))
             .ToList();
@@ -41,6 +46,8 @@ public static class QuantizeLauncherWriter
             WriteSizes(w, plan);
             w.Line();
             WriteLaunch(w, plan);
+            w.Line();
+            WriteCountNonFinite(w, plan);
         });
     }
 
@@ -96,8 +103,8 @@ public static class QuantizeLauncherWriter
         var input = InputType(spec);
         var mean = spec.SubtractChannelMean ? $", {Buffer}<float> channelMean" : "";
         var meanArg = spec.SubtractChannelMean ? ", channelMean" : "";
-        var tail = $"{Buffer}<sbyte> output, {Buffer}<float> scales{mean}, float scaleMultiplier = 1f";
-        var tailArgs = $"output, scales{meanArg}, scaleMultiplier";
+        var tail = $"{Buffer}<sbyte> output, {Buffer}<float> scales{mean}, float scaleMultiplier = 1f, {Buffer}<uint>? nonFinite = null";
+        var tailArgs = $"output, scales{meanArg}, scaleMultiplier, nonFinite";
         var element = spec.Input == Element.BF16
             ? "bf16 bit patterns (the upper 16 bits of a float32; .NET has no bfloat16 type, so the buffer is typed <c>ushort</c>)"
             : "f16";
@@ -117,29 +124,21 @@ public static class QuantizeLauncherWriter
         }
         var poison = spec.SubtractChannelMean ? "; either also poisons its channel's mean." : ".";
         w.Line($"/// NaN and Inf: a NaN never raises absmax and quantizes to 0; an Inf makes its {(plan.PerChannel ? "channel's" : "tile's")} scale Inf and every value there 0{poison}");
+        w.Line($"/// The codes cannot show either, so when <paramref name=\"nonFinite\"/> is given the number of NaN and Inf elements of x is added");
+        w.Line($"/// to its element 0 on the stream (atomically: zero it first; many launches may share one counter).");
         w.Line($"/// Strides must be multiples of 8 and x 16-byte aligned (each thread reads 8 channels as one 16-byte load); output must be {(spec.Transposed ? 16 : 8)}-byte aligned.");
         w.Line($"/// </summary>");
-        w.Block($"public static void Launch(global::KernelDsl.CudaStream stream, {input} x, long strideB, long strideH, long strideS, int batch, int heads, int tokens, {tail})", () =>
+        w.Block($"public static void Launch(global::KernelDsl.CudaStream stream, {input} x, {InputParameters}, {tail})", () =>
         {
-            w.Line($"{Guard}.Stream(stream, nameof(stream));");
-            w.Line($"{Guard}.Buffer(x, nameof(x));");
+            WriteInputChecks(w);
             w.Line($"{Guard}.Buffer(output, nameof(output));");
             w.Line($"{Guard}.Buffer(scales, nameof(scales));");
             if (spec.SubtractChannelMean)
             {
                 w.Line($"{Guard}.Buffer(channelMean, nameof(channelMean));");
             }
-            w.Line($"{Guard}.Positive(batch, nameof(batch));");
-            w.Line($"{Guard}.Positive(heads, nameof(heads));");
-            w.Line($"{Guard}.Positive(tokens, nameof(tokens));");
-            foreach (var stride in new[] { "strideB", "strideH", "strideS" })
-            {
-                w.Line($"{Guard}.AtLeast({stride}, HeadDim, nameof({stride}), \"HeadDim: a token's channels are contiguous and rows must not overlap\");");
-                w.Line($"{Guard}.MultipleOf({stride}, 8, nameof({stride}), \"each thread reads 8 channels as one 16-byte load\");");
-            }
-            w.Line($"{Guard}.Aligned(x, 16, nameof(x));");
+            WriteCounterChecks(w, "if (nonFinite is not null) ");
             w.Line($"{Guard}.Aligned(output, {(spec.Transposed ? 16 : 8)}, nameof(output));");
-            w.Line($"{Guard}.Holds(x, (batch - 1) * strideB + (heads - 1) * strideH + (tokens - 1) * strideS + HeadDim, nameof(x), $\"x [{{batch}}, {{heads}}, {{tokens}}, {{HeadDim}}] at strides ({{strideB}}, {{strideH}}, {{strideS}})\");");
             var outShape = spec.Transposed ? "[{batch}][{heads}][{HeadDim}][{PaddedTokens(tokens)}]" : "[{batch}][{heads}][{tokens}][{HeadDim}]";
             w.Line($"{Guard}.Holds(output, OutputLength(batch, heads, tokens), nameof(output), $\"int8 {outShape}\");");
             w.Line($"{Guard}.Holds(scales, ScaleCount(batch, heads, tokens), nameof(scales), {(plan.PerChannel ? "\"one scale per (batch, head, channel)\"" : "$\"one scale per (batch, head, tile of {BlockRows} tokens)\"")});");
@@ -147,8 +146,6 @@ public static class QuantizeLauncherWriter
             {
                 w.Line($"{Guard}.Holds(channelMean, ChannelMeanLength(batch, heads), nameof(channelMean), \"one mean per (batch, head, channel)\");");
             }
-            w.Line($"var batchHeads = (long)batch * heads;");
-            w.Line($"{Guard}.Fits(batchHeads * HeadDim, \"batch · heads · HeadDim\");");
             var extent = spec.Transposed ? "PaddedTokens(tokens)" : "tokens";
             if (spec.Transposed)
             {
@@ -158,7 +155,7 @@ public static class QuantizeLauncherWriter
             w.Line($"{Guard}.Fits(blocks, \"batch · heads · tiles (the grid)\");");
             w.Line();
             w.Line($"// Each launch gets its own parameter block, starting with the input tensor.");
-            w.Line($"{ModuleWriter.Launching}.KernelArguments Input() => new {ModuleWriter.Launching}.KernelArguments().Add(x).Add(strideB).Add(strideH).Add(strideS).Add(heads).Add(tokens);");
+            w.Line($"{ModuleWriter.Launching}.KernelArguments Input() => {InputArguments};");
             if (spec.SubtractChannelMean)
             {
                 w.Line($"// The mean first: every later kernel subtracts it.");
@@ -174,7 +171,49 @@ public static class QuantizeLauncherWriter
                 w.Line($"stream.Launch(Module, ChannelScaleKernelName, scaleGrid, new {ModuleWriter.Launching}.KernelArguments().Add(scales).Add(count));");
             }
             var padArg = spec.Transposed ? ".Add(PaddedTokens(tokens))" : "";
-            w.Line($"stream.Launch(Module, KernelName, {ModuleWriter.Launching}.Dim3.Of(blocks), Input(){meanAdd}.Add(scaleMultiplier).Add(output).Add(scales){padArg});");
+            w.Line($"var quantize = Input(){meanAdd}.Add(scaleMultiplier).Add(output).Add(scales){padArg};");
+            w.Line($"stream.Launch(Module, KernelName, {ModuleWriter.Launching}.Dim3.Of(blocks), nonFinite is null ? quantize.AddNullPointer() : quantize.Add(nonFinite));");
+        });
+    }
+
+    /// <summary>The checks of stream, x and its shape, shared by Launch and CountNonFinite; leaves batchHeads defined.</summary>
+    private static void WriteInputChecks(CodeWriter w)
+    {
+        w.Line($"{Guard}.Stream(stream, nameof(stream));");
+        w.Line($"{Guard}.Buffer(x, nameof(x));");
+        w.Line($"{Guard}.Positive(batch, nameof(batch));");
+        w.Line($"{Guard}.Positive(heads, nameof(heads));");
+        w.Line($"{Guard}.Positive(tokens, nameof(tokens));");
+        foreach (var stride in new[] { "strideB", "strideH", "strideS" })
+        {
+            w.Line($"{Guard}.AtLeast({stride}, HeadDim, nameof({stride}), \"HeadDim: a token's channels are contiguous and rows must not overlap\");");
+            w.Line($"{Guard}.MultipleOf({stride}, 8, nameof({stride}), \"each thread reads 8 channels as one 16-byte load\");");
+        }
+        w.Line($"{Guard}.Aligned(x, 16, nameof(x));");
+        w.Line($"{Guard}.Holds(x, (batch - 1) * strideB + (heads - 1) * strideH + (tokens - 1) * strideS + HeadDim, nameof(x), $\"x [{{batch}}, {{heads}}, {{tokens}}, {{HeadDim}}] at strides ({{strideB}}, {{strideH}}, {{strideS}})\");");
+        w.Line($"var batchHeads = (long)batch * heads;");
+        w.Line($"{Guard}.Fits(batchHeads * HeadDim, \"batch · heads · HeadDim\");");
+    }
+
+    private static void WriteCounterChecks(CodeWriter w, string condition)
+    {
+        w.Line($"{condition}{Guard}.Buffer(nonFinite, nameof(nonFinite));");
+        w.Line($"{condition}{Guard}.Holds(nonFinite, 1, nameof(nonFinite), \"one NaN/Inf counter\");");
+    }
+
+    private static void WriteCountNonFinite(CodeWriter w, QuantizePlan plan)
+    {
+        w.Line($"/// <summary>");
+        w.Line($"/// Adds the number of NaN and Inf elements of x (the elements <c>Launch</c> would quantize, under the same checks) to");
+        w.Line($"/// <paramref name=\"nonFinite\"/>[0] on the stream, without quantizing: for a tensor that is used as it is, such as V when P·V runs in 16-bit floats.");
+        w.Line($"/// </summary>");
+        w.Block($"public static void CountNonFinite(global::KernelDsl.CudaStream stream, {InputType(plan.Spec)} x, {InputParameters}, {Buffer}<uint> nonFinite)", () =>
+        {
+            WriteInputChecks(w);
+            WriteCounterChecks(w, "");
+            w.Line($"var blocks = batchHeads * ((tokens + BlockRows - 1L) / BlockRows);");
+            w.Line($"{Guard}.Fits(blocks, \"batch · heads · tiles (the grid)\");");
+            w.Line($"stream.Launch(Module, CountNonFiniteKernelName, {ModuleWriter.Launching}.Dim3.Of(blocks), {InputArguments}.Add(nonFinite));");
         });
     }
 }

@@ -41,12 +41,12 @@ public class QuantizeEmissionTests
     public void Granularity_picks_the_kernels_and_where_scales_come_from()
     {
         var block = Cuda(Spec());
-        Assert.Equal([Prefix + "_quantize"], KernelNames(block));
+        Assert.Equal([Prefix + "_quantize", Prefix + "_count_nonfinite"], KernelNames(block));
         Assert.Contains("warp_max[", block, StringComparison.Ordinal);
         Assert.Contains("scales[(long long)bh * tiles + tile] = scale;", block, StringComparison.Ordinal);
 
         var channel = Cuda(Spec() with { Granularity = QuantGranularity.PerChannel });
-        Assert.Equal([Prefix + "_clear_scales", Prefix + "_channel_absmax", Prefix + "_channel_scale", Prefix + "_quantize"], KernelNames(channel));
+        Assert.Equal([Prefix + "_clear_scales", Prefix + "_channel_absmax", Prefix + "_channel_scale", Prefix + "_quantize", Prefix + "_count_nonfinite"], KernelNames(channel));
         Assert.Contains("atomicMax((int*)scales + (long long)bh * 128 + c, block_max[c]);", channel, StringComparison.Ordinal);
         Assert.Contains("const float* const sc = scales + (long long)bh * 128 + chunk * 8;", channel, StringComparison.Ordinal);
         Assert.DoesNotContain("warp_max[", channel, StringComparison.Ordinal);
@@ -60,7 +60,7 @@ public class QuantizeEmissionTests
         Assert.Contains("return __fmul_rn(x, mul);", plain, StringComparison.Ordinal);
 
         var smoothed = Cuda(Spec() with { SubtractChannelMean = true });
-        Assert.Equal([Prefix + "_channel_mean", Prefix + "_quantize"], KernelNames(smoothed));
+        Assert.Equal([Prefix + "_channel_mean", Prefix + "_quantize", Prefix + "_count_nonfinite"], KernelNames(smoothed));
         Assert.Contains("return __fmul_rn(__fsub_rn(x, mean), mul);", smoothed, StringComparison.Ordinal);
         Assert.Contains("mean[(long long)bh * 128 + c] = __fdiv_rn(total, (float)S);", smoothed, StringComparison.Ordinal);
         Assert.Contains("const float* __restrict__ mean, float scale_multiplier", smoothed, StringComparison.Ordinal);
@@ -75,7 +75,7 @@ public class QuantizeEmissionTests
         Assert.DoesNotContain("s_pad", natural, StringComparison.Ordinal);
 
         var transposed = Cuda(spec with { Transposed = true, TransposePad = 32 });
-        Assert.Contains("const float* __restrict__ scales, int s_pad)", transposed, StringComparison.Ordinal);
+        Assert.Contains("const float* __restrict__ scales, int s_pad, unsigned int* nonfinite)", transposed, StringComparison.Ordinal);
         Assert.Contains("kdsl_st16(out + ((long long)bh * 128 + c) * s_pad + p0, packed[0], packed[1], packed[2], packed[3]);", transposed, StringComparison.Ordinal);
         Assert.Contains("S_pad = S rounded up to 32", transposed, StringComparison.Ordinal);
         Assert.DoesNotContain("kdsl_st8(", transposed, StringComparison.Ordinal);
@@ -159,7 +159,7 @@ public class QuantizeEmissionTests
         var launcher = files[1].Text;
         Assert.Contains("public const string KernelName = \"kdsl_Tests_QuantizeProbe_quantize\";", launcher, StringComparison.Ordinal);
         Assert.Contains("public const string ChannelMeanKernelName = \"kdsl_Tests_QuantizeProbe_channel_mean\";", launcher, StringComparison.Ordinal);
-        Assert.Contains("global::KernelDsl.DeviceBuffer<ushort> x, long strideB, long strideH, long strideS, int batch, int heads, int tokens, global::KernelDsl.DeviceBuffer<sbyte> output, global::KernelDsl.DeviceBuffer<float> scales, global::KernelDsl.DeviceBuffer<float> channelMean, float scaleMultiplier = 1f)", launcher, StringComparison.Ordinal);
+        Assert.Contains("global::KernelDsl.DeviceBuffer<ushort> x, long strideB, long strideH, long strideS, int batch, int heads, int tokens, global::KernelDsl.DeviceBuffer<sbyte> output, global::KernelDsl.DeviceBuffer<float> scales, global::KernelDsl.DeviceBuffer<float> channelMean, float scaleMultiplier = 1f, global::KernelDsl.DeviceBuffer<uint>? nonFinite = null)", launcher, StringComparison.Ordinal);
         Assert.Contains("public const int MeanSlices = 16;", launcher, StringComparison.Ordinal);
         Assert.Contains("LaunchGuard.MultipleOf(strideS, 8, nameof(strideS)", launcher, StringComparison.Ordinal);
 
@@ -167,5 +167,89 @@ public class QuantizeEmissionTests
         Assert.Contains("StoredTokenOrder => [0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15];", transposed, StringComparison.Ordinal);
         Assert.Contains("global::KernelDsl.DeviceBuffer<global::System.Half> x", transposed, StringComparison.Ordinal);
         Assert.DoesNotContain("channelMean", transposed, StringComparison.Ordinal);
+    }
+
+    /// <summary>The text of one kernel: from its name to the next kernel's <c>extern "C"</c> (or the end).</summary>
+    private static string KernelText(string cuda, string suffix)
+    {
+        var start = cuda.IndexOf(Prefix + suffix + "(", StringComparison.Ordinal);
+        Assert.True(start >= 0, $"no kernel {suffix}");
+        var end = cuda.IndexOf("extern \"C\"", start, StringComparison.Ordinal);
+        return end < 0 ? cuda[start..] : cuda[start..end];
+    }
+
+    private static int Count(string text, string what) => text.Split(what).Length - 1;
+
+    public static TheoryData<string> CountingShapes() => ["row block", "row block read twice", "per channel", "transposed", "smoothed bf16"];
+
+    private static QuantizeSpec Shape(string name) => name switch
+    {
+        "row block" => Spec(),
+        "row block read twice" => Spec() with { Threads = 128 },
+        "per channel" => Spec() with { Granularity = QuantGranularity.PerChannel },
+        "transposed" => Spec() with { Granularity = QuantGranularity.PerChannel, Transposed = true, SubtractChannelMean = true },
+        _ => Spec() with { Input = Element.BF16, SubtractChannelMean = true },
+    };
+
+    [Theory]
+    [MemberData(nameof(CountingShapes))]
+    public void The_quantize_kernel_counts_each_input_element_once_and_reports_the_count(string shape)
+    {
+        var cuda = Cuda(Shape(shape));
+        var quantize = KernelText(cuda, "_quantize");
+        Assert.Contains("unsigned int* nonfinite)", quantize.Split('\n')[0], StringComparison.Ordinal);
+        // Every element counted once: the row-block kernel that reads its tile twice counts in the first pass only, and
+        // the transposed kernel reads each of a group's 16 tokens through the counting load and no other way.
+        if (shape == "transposed")
+        {
+            Assert.Equal(KernelDsl.Generator.Cuda.QuantizePlan.GroupTokens, Count(quantize, "kdsl_ld1(col + "));
+            Assert.DoesNotContain("col[", quantize, StringComparison.Ordinal);
+        }
+        else
+        {
+            Assert.Equal(1, Count(quantize, "n_nonfinite += kdsl_nonfinite8("));
+        }
+        Assert.Equal(1, Count(quantize, "kdsl_report_nonfinite(nonfinite, n_nonfinite);"));
+        // The statistics kernels read the same elements again and must not count them a second time.
+        foreach (var statistics in new[] { "_channel_mean", "_channel_absmax" }.Where(k => cuda.Contains(Prefix + k + "(", StringComparison.Ordinal)))
+        {
+            Assert.DoesNotContain("nonfinite", KernelText(cuda, statistics), StringComparison.Ordinal);
+        }
+        var count = KernelText(cuda, "_count_nonfinite");
+        Assert.Contains("int heads, int S, unsigned int* nonfinite)", count.Split('\n')[0], StringComparison.Ordinal);
+        Assert.Contains("n_nonfinite += kdsl_nonfinite8(raw);", count, StringComparison.Ordinal);
+        Assert.DoesNotContain("out", count, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Nonfinite_inputs_are_told_by_their_exponent_bits_and_a_finite_warp_costs_one_vote()
+    {
+        var f16 = Cuda(Spec());
+        Assert.Contains("return (h & 0x7c00u) == 0x7c00u;", f16, StringComparison.Ordinal);
+        var bf16 = Cuda(Spec() with { Input = Element.BF16 });
+        Assert.Contains("return (h & 0x7f80u) == 0x7f80u;", bf16, StringComparison.Ordinal);
+        Assert.Contains("if (nonfinite == 0 || !__any_sync(0xffffffffu, n != 0)) return;", f16, StringComparison.Ordinal);
+        Assert.Contains("if ((threadIdx.x & 31) == 0) atomicAdd(nonfinite, (unsigned int)n);", f16, StringComparison.Ordinal);
+        // The NaN -> 0 / Inf -> scale Inf behaviour of the codes is unchanged: the count is all that is added.
+        Assert.Contains("return kdsl_max(-127, kdsl_min(127, __float2int_rn(__fdiv_rn(v, scale))));", f16, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void The_launcher_takes_an_optional_counter_and_can_count_alone()
+    {
+        var launcher = KernelGenerator.Emit(Spec() with { Granularity = QuantGranularity.PerChannel, Transposed = true })[1].Text;
+        Assert.Contains("float scaleMultiplier = 1f, global::KernelDsl.DeviceBuffer<uint>? nonFinite = null)", launcher, StringComparison.Ordinal);
+        Assert.Contains("HeadDim, batch, heads, tokens, output, scales, scaleMultiplier, nonFinite);", launcher, StringComparison.Ordinal);
+        Assert.Contains("if (nonFinite is not null) global::KernelDsl.Launching.LaunchGuard.Buffer(nonFinite, nameof(nonFinite));", launcher, StringComparison.Ordinal);
+        Assert.Contains("if (nonFinite is not null) global::KernelDsl.Launching.LaunchGuard.Holds(nonFinite, 1, nameof(nonFinite), \"one NaN/Inf counter\");", launcher, StringComparison.Ordinal);
+        Assert.Contains("nonFinite is null ? quantize.AddNullPointer() : quantize.Add(nonFinite)", launcher, StringComparison.Ordinal);
+        Assert.Contains("public const string CountNonFiniteKernelName = \"kdsl_Tests_QuantizeProbe_count_nonfinite\";", launcher, StringComparison.Ordinal);
+        Assert.Contains("public static void CountNonFinite(global::KernelDsl.CudaStream stream, global::KernelDsl.DeviceBuffer<global::System.Half> x, long strideB, long strideH, long strideS, int batch, int heads, int tokens, global::KernelDsl.DeviceBuffer<uint> nonFinite)", launcher, StringComparison.Ordinal);
+        var count = launcher[launcher.IndexOf("public static void CountNonFinite(", StringComparison.Ordinal)..];
+        Assert.Contains("LaunchGuard.Buffer(nonFinite, nameof(nonFinite));", count, StringComparison.Ordinal);
+        Assert.Contains("LaunchGuard.Holds(x, ", count, StringComparison.Ordinal);
+        // Counting covers the S tokens read, not the transposed output's padding.
+        Assert.Contains("var blocks = batchHeads * ((tokens + BlockRows - 1L) / BlockRows);", count, StringComparison.Ordinal);
+        Assert.Contains(".Add(heads).Add(tokens).Add(nonFinite));", count, StringComparison.Ordinal);
     }
 }

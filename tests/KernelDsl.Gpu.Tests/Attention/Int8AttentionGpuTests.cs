@@ -26,7 +26,7 @@ public class Int8AttentionGpuTests(ITestOutputHelper output)
 
     private sealed record Run(double[] Output, float[] Lse, Float64AttentionResult Reference, ErrorReport Error, double LseMaxAbs);
 
-    private static Half[] Gaussian(Random random, int length, float scale = 1f, Func<int, float>? offset = null)
+    internal static Half[] Gaussian(Random random, int length, float scale = 1f, Func<int, float>? offset = null)
     {
         var values = new Half[length];
         for (var i = 0; i < length; i++)
@@ -49,11 +49,11 @@ public class Int8AttentionGpuTests(ITestOutputHelper output)
         return Compare(o.Select(x => (double)BitConverter.Int32BitsToSingle(x << 16)).ToArray(), lse, Float64Attention.Forward(shape, q, k, v, Element.BF16));
     }
 
-    private delegate void ForwardCall<T>(Int8Attention attention, CudaStream stream, TensorView<T> q, TensorView<T> k, TensorView<T> v, TensorView<T> o,
+    internal delegate void ForwardCall<T>(Int8Attention attention, CudaStream stream, TensorView<T> q, TensorView<T> k, TensorView<T> v, TensorView<T> o,
         AttentionOptions options, DeviceBuffer<float> lse) where T : unmanaged;
 
     /// <summary>Uploads Q, K, V in the shape's layout, poisons O (with <paramref name="poison"/> bytes) and the LSE, runs one call, downloads both.</summary>
-    private static (T[] O, float[] Lse) Launch<T>(CudaDevice device, AttentionShape shape, AttentionOptions options, T[] q, T[] k, T[] v, byte poison, ForwardCall<T> forward)
+    internal static (T[] O, float[] Lse) Launch<T>(CudaDevice device, AttentionShape shape, AttentionOptions options, T[] q, T[] k, T[] v, byte poison, ForwardCall<T> forward)
         where T : unmanaged
     {
         using var stream = device.CreateStream();

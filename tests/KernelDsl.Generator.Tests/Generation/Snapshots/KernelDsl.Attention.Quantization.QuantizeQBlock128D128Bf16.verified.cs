@@ -8,6 +8,7 @@ static partial class QuantizeQBlock128D128Bf16
 {
     /// <summary>The <c>extern "C"</c> name of the main kernel.</summary>
     public const string KernelName = "kdsl_KernelDsl_Attention_Quantization_QuantizeQBlock128D128Bf16_quantize";
+    public const string CountNonFiniteKernelName = "kdsl_KernelDsl_Attention_Quantization_QuantizeQBlock128D128Bf16_count_nonfinite";
     /// <summary>Threads per block of the main kernel.</summary>
     public const int ThreadsPerBlock = 256;
     /// <summary>Dynamic shared memory per block of the main kernel, in bytes.</summary>
@@ -27,6 +28,7 @@ static partial class QuantizeQBlock128D128Bf16
         EntryPoints =
         [
             new(KernelName, 256, 0),
+            new(CountNonFiniteKernelName, 256, 0),
         ],
         Targets = ["sm_80", "sm_90"],
         MinimumSm = MinimumSm,
@@ -43,8 +45,8 @@ static partial class QuantizeQBlock128D128Bf16
     public static long TilesPerHead(int tokens) => ((long)tokens + BlockRows - 1) / BlockRows;
 
     /// <summary>Dense [batch][heads][tokens][HeadDim] input (BHSD). See the strided overload.</summary>
-    public static void Launch(global::KernelDsl.CudaStream stream, global::KernelDsl.DeviceBuffer<ushort> x, int batch, int heads, int tokens, global::KernelDsl.DeviceBuffer<sbyte> output, global::KernelDsl.DeviceBuffer<float> scales, float scaleMultiplier = 1f)
-        => Launch(stream, x, (long)heads * tokens * HeadDim, (long)tokens * HeadDim, HeadDim, batch, heads, tokens, output, scales, scaleMultiplier);
+    public static void Launch(global::KernelDsl.CudaStream stream, global::KernelDsl.DeviceBuffer<ushort> x, int batch, int heads, int tokens, global::KernelDsl.DeviceBuffer<sbyte> output, global::KernelDsl.DeviceBuffer<float> scales, float scaleMultiplier = 1f, global::KernelDsl.DeviceBuffer<uint>? nonFinite = null)
+        => Launch(stream, x, (long)heads * tokens * HeadDim, (long)tokens * HeadDim, HeadDim, batch, heads, tokens, output, scales, scaleMultiplier, nonFinite);
 
     /// <summary>
     /// Quantizes x, bf16 bit patterns (the upper 16 bits of a float32; .NET has no bfloat16 type, so the buffer is typed <c>ushort</c>) [batch, heads, tokens, HeadDim] at element strides (strideB, strideH, strideS) with channels
@@ -52,14 +54,14 @@ static partial class QuantizeQBlock128D128Bf16
     /// and float <paramref name="scales"/> (<see cref="ScaleCount"/>): v = x · scaleMultiplier, scale = absmax(v) / 127
     /// over each tile of BlockRows tokens of each (batch, head) (1 where absmax is 0), q = round-half-even(v / scale) clamped to ±127.
     /// NaN and Inf: a NaN never raises absmax and quantizes to 0; an Inf makes its tile's scale Inf and every value there 0.
+    /// The codes cannot show either, so when <paramref name="nonFinite"/> is given the number of NaN and Inf elements of x is added
+    /// to its element 0 on the stream (atomically: zero it first; many launches may share one counter).
     /// Strides must be multiples of 8 and x 16-byte aligned (each thread reads 8 channels as one 16-byte load); output must be 8-byte aligned.
     /// </summary>
-    public static void Launch(global::KernelDsl.CudaStream stream, global::KernelDsl.DeviceBuffer<ushort> x, long strideB, long strideH, long strideS, int batch, int heads, int tokens, global::KernelDsl.DeviceBuffer<sbyte> output, global::KernelDsl.DeviceBuffer<float> scales, float scaleMultiplier = 1f)
+    public static void Launch(global::KernelDsl.CudaStream stream, global::KernelDsl.DeviceBuffer<ushort> x, long strideB, long strideH, long strideS, int batch, int heads, int tokens, global::KernelDsl.DeviceBuffer<sbyte> output, global::KernelDsl.DeviceBuffer<float> scales, float scaleMultiplier = 1f, global::KernelDsl.DeviceBuffer<uint>? nonFinite = null)
     {
         global::KernelDsl.Launching.LaunchGuard.Stream(stream, nameof(stream));
         global::KernelDsl.Launching.LaunchGuard.Buffer(x, nameof(x));
-        global::KernelDsl.Launching.LaunchGuard.Buffer(output, nameof(output));
-        global::KernelDsl.Launching.LaunchGuard.Buffer(scales, nameof(scales));
         global::KernelDsl.Launching.LaunchGuard.Positive(batch, nameof(batch));
         global::KernelDsl.Launching.LaunchGuard.Positive(heads, nameof(heads));
         global::KernelDsl.Launching.LaunchGuard.Positive(tokens, nameof(tokens));
@@ -70,17 +72,50 @@ static partial class QuantizeQBlock128D128Bf16
         global::KernelDsl.Launching.LaunchGuard.AtLeast(strideS, HeadDim, nameof(strideS), "HeadDim: a token's channels are contiguous and rows must not overlap");
         global::KernelDsl.Launching.LaunchGuard.MultipleOf(strideS, 8, nameof(strideS), "each thread reads 8 channels as one 16-byte load");
         global::KernelDsl.Launching.LaunchGuard.Aligned(x, 16, nameof(x));
-        global::KernelDsl.Launching.LaunchGuard.Aligned(output, 8, nameof(output));
         global::KernelDsl.Launching.LaunchGuard.Holds(x, (batch - 1) * strideB + (heads - 1) * strideH + (tokens - 1) * strideS + HeadDim, nameof(x), $"x [{batch}, {heads}, {tokens}, {HeadDim}] at strides ({strideB}, {strideH}, {strideS})");
-        global::KernelDsl.Launching.LaunchGuard.Holds(output, OutputLength(batch, heads, tokens), nameof(output), $"int8 [{batch}][{heads}][{tokens}][{HeadDim}]");
-        global::KernelDsl.Launching.LaunchGuard.Holds(scales, ScaleCount(batch, heads, tokens), nameof(scales), $"one scale per (batch, head, tile of {BlockRows} tokens)");
         var batchHeads = (long)batch * heads;
         global::KernelDsl.Launching.LaunchGuard.Fits(batchHeads * HeadDim, "batch · heads · HeadDim");
+        global::KernelDsl.Launching.LaunchGuard.Buffer(output, nameof(output));
+        global::KernelDsl.Launching.LaunchGuard.Buffer(scales, nameof(scales));
+        if (nonFinite is not null) global::KernelDsl.Launching.LaunchGuard.Buffer(nonFinite, nameof(nonFinite));
+        if (nonFinite is not null) global::KernelDsl.Launching.LaunchGuard.Holds(nonFinite, 1, nameof(nonFinite), "one NaN/Inf counter");
+        global::KernelDsl.Launching.LaunchGuard.Aligned(output, 8, nameof(output));
+        global::KernelDsl.Launching.LaunchGuard.Holds(output, OutputLength(batch, heads, tokens), nameof(output), $"int8 [{batch}][{heads}][{tokens}][{HeadDim}]");
+        global::KernelDsl.Launching.LaunchGuard.Holds(scales, ScaleCount(batch, heads, tokens), nameof(scales), $"one scale per (batch, head, tile of {BlockRows} tokens)");
         var blocks = batchHeads * ((tokens + BlockRows - 1L) / BlockRows);
         global::KernelDsl.Launching.LaunchGuard.Fits(blocks, "batch · heads · tiles (the grid)");
 
         // Each launch gets its own parameter block, starting with the input tensor.
         global::KernelDsl.Launching.KernelArguments Input() => new global::KernelDsl.Launching.KernelArguments().Add(x).Add(strideB).Add(strideH).Add(strideS).Add(heads).Add(tokens);
-        stream.Launch(Module, KernelName, global::KernelDsl.Launching.Dim3.Of(blocks), Input().Add(scaleMultiplier).Add(output).Add(scales));
+        var quantize = Input().Add(scaleMultiplier).Add(output).Add(scales);
+        stream.Launch(Module, KernelName, global::KernelDsl.Launching.Dim3.Of(blocks), nonFinite is null ? quantize.AddNullPointer() : quantize.Add(nonFinite));
+    }
+
+    /// <summary>
+    /// Adds the number of NaN and Inf elements of x (the elements <c>Launch</c> would quantize, under the same checks) to
+    /// <paramref name="nonFinite"/>[0] on the stream, without quantizing: for a tensor that is used as it is, such as V when P·V runs in 16-bit floats.
+    /// </summary>
+    public static void CountNonFinite(global::KernelDsl.CudaStream stream, global::KernelDsl.DeviceBuffer<ushort> x, long strideB, long strideH, long strideS, int batch, int heads, int tokens, global::KernelDsl.DeviceBuffer<uint> nonFinite)
+    {
+        global::KernelDsl.Launching.LaunchGuard.Stream(stream, nameof(stream));
+        global::KernelDsl.Launching.LaunchGuard.Buffer(x, nameof(x));
+        global::KernelDsl.Launching.LaunchGuard.Positive(batch, nameof(batch));
+        global::KernelDsl.Launching.LaunchGuard.Positive(heads, nameof(heads));
+        global::KernelDsl.Launching.LaunchGuard.Positive(tokens, nameof(tokens));
+        global::KernelDsl.Launching.LaunchGuard.AtLeast(strideB, HeadDim, nameof(strideB), "HeadDim: a token's channels are contiguous and rows must not overlap");
+        global::KernelDsl.Launching.LaunchGuard.MultipleOf(strideB, 8, nameof(strideB), "each thread reads 8 channels as one 16-byte load");
+        global::KernelDsl.Launching.LaunchGuard.AtLeast(strideH, HeadDim, nameof(strideH), "HeadDim: a token's channels are contiguous and rows must not overlap");
+        global::KernelDsl.Launching.LaunchGuard.MultipleOf(strideH, 8, nameof(strideH), "each thread reads 8 channels as one 16-byte load");
+        global::KernelDsl.Launching.LaunchGuard.AtLeast(strideS, HeadDim, nameof(strideS), "HeadDim: a token's channels are contiguous and rows must not overlap");
+        global::KernelDsl.Launching.LaunchGuard.MultipleOf(strideS, 8, nameof(strideS), "each thread reads 8 channels as one 16-byte load");
+        global::KernelDsl.Launching.LaunchGuard.Aligned(x, 16, nameof(x));
+        global::KernelDsl.Launching.LaunchGuard.Holds(x, (batch - 1) * strideB + (heads - 1) * strideH + (tokens - 1) * strideS + HeadDim, nameof(x), $"x [{batch}, {heads}, {tokens}, {HeadDim}] at strides ({strideB}, {strideH}, {strideS})");
+        var batchHeads = (long)batch * heads;
+        global::KernelDsl.Launching.LaunchGuard.Fits(batchHeads * HeadDim, "batch · heads · HeadDim");
+        global::KernelDsl.Launching.LaunchGuard.Buffer(nonFinite, nameof(nonFinite));
+        global::KernelDsl.Launching.LaunchGuard.Holds(nonFinite, 1, nameof(nonFinite), "one NaN/Inf counter");
+        var blocks = batchHeads * ((tokens + BlockRows - 1L) / BlockRows);
+        global::KernelDsl.Launching.LaunchGuard.Fits(blocks, "batch · heads · tiles (the grid)");
+        stream.Launch(Module, CountNonFiniteKernelName, global::KernelDsl.Launching.Dim3.Of(blocks), new global::KernelDsl.Launching.KernelArguments().Add(x).Add(strideB).Add(strideH).Add(strideS).Add(heads).Add(tokens).Add(nonFinite));
     }
 }

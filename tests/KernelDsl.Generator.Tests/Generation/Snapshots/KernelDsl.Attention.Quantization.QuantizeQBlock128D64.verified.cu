@@ -2,6 +2,7 @@
 // f16 [B, H, S, 64] (any strides for B, H, S; channels contiguous) → int8 [B][H][S][64];
 // one float scale per (batch·head, tile of 128 tokens): [B·H][ceil(S / 128)].
 // 256 threads per block; kernels in launch order: kdsl_KernelDsl_Attention_Quantization_QuantizeQBlock128D64_quantize.
+// The quantize kernel adds the number of NaN/Inf elements it read to *nonfinite (unless null); the _count_nonfinite kernel only counts them.
 
 typedef signed char s8;
 typedef unsigned char u8;
@@ -40,6 +41,24 @@ static __device__ __forceinline__ void kdsl_unpack8(const u32 (&w)[4], float (&v
     #pragma unroll
     for (int i = 0; i < 4; ++i) { v[2 * i] = kdsl_f16_to_f32((u16)(w[i] & 0xffffu)); v[2 * i + 1] = kdsl_f16_to_f32((u16)(w[i] >> 16)); }
 }
+// NaN and Inf are counted from the raw bits (exponent all ones), before any arithmetic can hide or make one.
+static __device__ __forceinline__ int kdsl_nonfinite(u16 h) { return (h & 0x7c00u) == 0x7c00u; }
+static __device__ __forceinline__ int kdsl_nonfinite8(const u32 (&w)[4])
+{
+    int n = 0;
+    #pragma unroll
+    for (int i = 0; i < 4; ++i) n += kdsl_nonfinite((u16)(w[i] & 0xffffu)) + kdsl_nonfinite((u16)(w[i] >> 16));
+    return n;
+}
+// Adds a block's count of NaN/Inf inputs to *nonfinite, unless it is null. All-finite warps (the normal case) pass
+// one vote and nothing else; a warp that saw any sums its count and adds it with one atomic. Every thread of the
+// block calls this after its loops, so the full-warp vote and shuffles see all 32 lanes.
+static __device__ __forceinline__ void kdsl_report_nonfinite(unsigned int* nonfinite, int n)
+{
+    if (nonfinite == 0 || !__any_sync(0xffffffffu, n != 0)) return;
+    for (int o = 16; o > 0; o >>= 1) n += __shfl_xor_sync(0xffffffffu, n, o);
+    if ((threadIdx.x & 31) == 0) atomicAdd(nonfinite, (unsigned int)n);
+}
 // Explicitly rounded steps (no FMA contraction, IEEE division) so the CPU reference reproduces every bit.
 static __device__ __forceinline__ float kdsl_prep(float x, float mul) { return __fmul_rn(x, mul); }
 // scale = absmax / 127. A block (or channel) whose absmax is 0, or so small that absmax / 127 underflows to 0,
@@ -53,6 +72,7 @@ static __device__ __forceinline__ float kdsl_scale_of(float absmax)
 // NaN and Inf: fmaxf ignores NaN, so a NaN never raises absmax, and cvt turns NaN into 0: a NaN quantizes to 0.
 // An Inf makes absmax and scale Inf: the Inf itself becomes Inf/Inf = NaN -> 0, and every finite value of its
 // block (or channel) becomes 0. With SubtractChannelMean a NaN or Inf also poisons its channel's mean.
+// None of that is visible in the codes, so the quantize kernel counts the NaN and Inf it read (nonfinite).
 static __device__ __forceinline__ int kdsl_quant(float v, float scale)
 {
     return kdsl_max(-127, kdsl_min(127, __float2int_rn(__fdiv_rn(v, scale))));
@@ -64,7 +84,7 @@ static __device__ __forceinline__ u32 kdsl_byte(int q, int shift) { return (u32)
 // q = rne(v / scale) into [B][H][S][64] int8. Thread t handles chunks t, t + 256, ... (4 per thread) of the
 // tile's 128×8 16-byte chunks; they stay in registers (16 of them) between the two passes.
 extern "C" __global__ void __launch_bounds__(256)
-kdsl_KernelDsl_Attention_Quantization_QuantizeQBlock128D64_quantize(const u16* __restrict__ x, long long stride_b, long long stride_h, long long stride_s, int heads, int S, float scale_multiplier, s8* __restrict__ out, float* __restrict__ scales)
+kdsl_KernelDsl_Attention_Quantization_QuantizeQBlock128D64_quantize(const u16* __restrict__ x, long long stride_b, long long stride_h, long long stride_s, int heads, int S, float scale_multiplier, s8* __restrict__ out, float* __restrict__ scales, unsigned int* nonfinite)
 {
     __shared__ float warp_max[8];
     const int tiles = (S + 127) / 128;
@@ -76,6 +96,7 @@ kdsl_KernelDsl_Attention_Quantization_QuantizeQBlock128D64_quantize(const u16* _
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     u32 tile_raw[4][4];
     float amax = 0.0f;
+    int n_nonfinite = 0;
     #pragma unroll
     for (int i = 0; i < 4; ++i)
     {
@@ -85,11 +106,14 @@ kdsl_KernelDsl_Attention_Quantization_QuantizeQBlock128D64_quantize(const u16* _
         {
             float v[8];
             kdsl_ld16(xs + (s0 + r) * stride_s + chunk * 8, tile_raw[i]);
+            n_nonfinite += kdsl_nonfinite8(tile_raw[i]);
             kdsl_unpack8(tile_raw[i], v);
             #pragma unroll
             for (int j = 0; j < 8; ++j) amax = fmaxf(amax, fabsf(kdsl_prep(v[j], scale_multiplier)));
         }
     }
+    // Counted in this pass only: the quantize pass reuses the registers.
+    kdsl_report_nonfinite(nonfinite, n_nonfinite);
     // Block absmax: a warp butterfly, then the 8 warp maxima through shared memory (max is exact in any order).
     amax = kdsl_warp_max(amax);
     if (lane == 0) warp_max[warp] = amax;
@@ -114,4 +138,26 @@ kdsl_KernelDsl_Attention_Quantization_QuantizeQBlock128D64_quantize(const u16* _
         for (int j = 4; j < 8; ++j) hi |= kdsl_byte(kdsl_quant(kdsl_prep(v[j], scale_multiplier), scale), 8 * (j - 4));
         kdsl_st8(out + ((long long)bh * S + s0 + r) * 64 + chunk * 8, lo, hi);
     }
+}
+
+// NaN/Inf count without quantizing, for a tensor used as it is (V when P·V runs in 16-bit floats): one block per
+// (batch·head, tile of 128 tokens), each thread 8 channels of one token at a time, as the quantize kernel reads them.
+extern "C" __global__ void __launch_bounds__(256)
+kdsl_KernelDsl_Attention_Quantization_QuantizeQBlock128D64_count_nonfinite(const u16* __restrict__ x, long long stride_b, long long stride_h, long long stride_s, int heads, int S, unsigned int* nonfinite)
+{
+    const int tiles = (S + 127) / 128;
+    const int bh = blockIdx.x / tiles, tile = blockIdx.x % tiles;
+    const int b = bh / heads, h = bh % heads;
+    const u16* const xs = x + b * stride_b + h * stride_h;
+    const int s0 = tile * 128;
+    const int rows = kdsl_min(128, S - s0);
+    int n_nonfinite = 0;
+    for (int e = threadIdx.x; e < rows * 8; e += 256)
+    {
+        const int r = e / 8, chunk = e % 8;
+        u32 raw[4];
+        kdsl_ld16(xs + (s0 + r) * stride_s + chunk * 8, raw);
+        n_nonfinite += kdsl_nonfinite8(raw);
+    }
+    kdsl_report_nonfinite(nonfinite, n_nonfinite);
 }

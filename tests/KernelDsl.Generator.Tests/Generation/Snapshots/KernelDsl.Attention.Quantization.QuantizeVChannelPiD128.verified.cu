@@ -2,6 +2,7 @@
 // f16 [B, H, S, 128] (any strides for B, H, S; channels contiguous) → int8 [B][H][128][S_pad], S_pad = S rounded up to 64, tokens in Pi order, padding zero;
 // one float scale per (batch·head, channel): [B·H][128].
 // 256 threads per block; kernels in launch order: kdsl_KernelDsl_Attention_Quantization_QuantizeVChannelPiD128_clear_scales, kdsl_KernelDsl_Attention_Quantization_QuantizeVChannelPiD128_channel_absmax, kdsl_KernelDsl_Attention_Quantization_QuantizeVChannelPiD128_channel_scale, kdsl_KernelDsl_Attention_Quantization_QuantizeVChannelPiD128_quantize.
+// The quantize kernel adds the number of NaN/Inf elements it read to *nonfinite (unless null); the _count_nonfinite kernel only counts them.
 
 typedef signed char s8;
 typedef unsigned char u8;
@@ -30,6 +31,26 @@ static __device__ __forceinline__ void kdsl_unpack8(const u32 (&w)[4], float (&v
     #pragma unroll
     for (int i = 0; i < 4; ++i) { v[2 * i] = kdsl_f16_to_f32((u16)(w[i] & 0xffffu)); v[2 * i + 1] = kdsl_f16_to_f32((u16)(w[i] >> 16)); }
 }
+// NaN and Inf are counted from the raw bits (exponent all ones), before any arithmetic can hide or make one.
+static __device__ __forceinline__ int kdsl_nonfinite(u16 h) { return (h & 0x7c00u) == 0x7c00u; }
+static __device__ __forceinline__ int kdsl_nonfinite8(const u32 (&w)[4])
+{
+    int n = 0;
+    #pragma unroll
+    for (int i = 0; i < 4; ++i) n += kdsl_nonfinite((u16)(w[i] & 0xffffu)) + kdsl_nonfinite((u16)(w[i] >> 16));
+    return n;
+}
+// Adds a block's count of NaN/Inf inputs to *nonfinite, unless it is null. All-finite warps (the normal case) pass
+// one vote and nothing else; a warp that saw any sums its count and adds it with one atomic. Every thread of the
+// block calls this after its loops, so the full-warp vote and shuffles see all 32 lanes.
+static __device__ __forceinline__ void kdsl_report_nonfinite(unsigned int* nonfinite, int n)
+{
+    if (nonfinite == 0 || !__any_sync(0xffffffffu, n != 0)) return;
+    for (int o = 16; o > 0; o >>= 1) n += __shfl_xor_sync(0xffffffffu, n, o);
+    if ((threadIdx.x & 31) == 0) atomicAdd(nonfinite, (unsigned int)n);
+}
+// One element of a channel column, counted if non-finite, widened to float.
+static __device__ __forceinline__ float kdsl_ld1(const u16* p, int& nonfinite) { const u16 h = *p; nonfinite += kdsl_nonfinite(h); return kdsl_f16_to_f32(h); }
 // Explicitly rounded steps (no FMA contraction, IEEE division) so the CPU reference reproduces every bit.
 static __device__ __forceinline__ float kdsl_prep(float x, float mul) { return __fmul_rn(x, mul); }
 // scale = absmax / 127. A block (or channel) whose absmax is 0, or so small that absmax / 127 underflows to 0,
@@ -43,6 +64,7 @@ static __device__ __forceinline__ float kdsl_scale_of(float absmax)
 // NaN and Inf: fmaxf ignores NaN, so a NaN never raises absmax, and cvt turns NaN into 0: a NaN quantizes to 0.
 // An Inf makes absmax and scale Inf: the Inf itself becomes Inf/Inf = NaN -> 0, and every finite value of its
 // block (or channel) becomes 0. With SubtractChannelMean a NaN or Inf also poisons its channel's mean.
+// None of that is visible in the codes, so the quantize kernel counts the NaN and Inf it read (nonfinite).
 static __device__ __forceinline__ int kdsl_quant(float v, float scale)
 {
     return kdsl_max(-127, kdsl_min(127, __float2int_rn(__fdiv_rn(v, scale))));
@@ -104,13 +126,14 @@ kdsl_KernelDsl_Attention_Quantization_QuantizeVChannelPiD128_channel_scale(float
 // One block per (batch·head, 128 positions); a thread takes one (channel, 16-position group), reads its 16 tokens
 // (consecutive threads read consecutive channels of one token) and writes 16 bytes. Positions of tokens >= S are zero.
 extern "C" __global__ void __launch_bounds__(256)
-kdsl_KernelDsl_Attention_Quantization_QuantizeVChannelPiD128_quantize(const u16* __restrict__ x, long long stride_b, long long stride_h, long long stride_s, int heads, int S, float scale_multiplier, s8* __restrict__ out, const float* __restrict__ scales, int s_pad)
+kdsl_KernelDsl_Attention_Quantization_QuantizeVChannelPiD128_quantize(const u16* __restrict__ x, long long stride_b, long long stride_h, long long stride_s, int heads, int S, float scale_multiplier, s8* __restrict__ out, const float* __restrict__ scales, int s_pad, unsigned int* nonfinite)
 {
     const int tiles = (s_pad + 127) / 128;
     const int bh = blockIdx.x / tiles, tile = blockIdx.x % tiles;
     const int b = bh / heads, h = bh % heads;
     const u16* const xs = x + b * stride_b + h * stride_h;
     const int s0 = tile * 128;
+    int n_nonfinite = 0;
     for (int e = threadIdx.x; e < 1024; e += 256)
     {
         const int c = e % 128, p0 = s0 + (e / 128) * 16;
@@ -118,22 +141,45 @@ kdsl_KernelDsl_Attention_Quantization_QuantizeVChannelPiD128_quantize(const u16*
         const float scale = scales[(long long)bh * 128 + c];
         const u16* const col = xs + c;
         u32 packed[4] = {0u, 0u, 0u, 0u};
-        if (p0 + 0 < S) packed[0] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_f16_to_f32(col[(p0 + 0) * stride_s]), scale_multiplier), scale), 0);  // position 0 <- token 0
-        if (p0 + 1 < S) packed[0] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_f16_to_f32(col[(p0 + 1) * stride_s]), scale_multiplier), scale), 8);  // position 1 <- token 1
-        if (p0 + 8 < S) packed[0] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_f16_to_f32(col[(p0 + 8) * stride_s]), scale_multiplier), scale), 16);  // position 2 <- token 8
-        if (p0 + 9 < S) packed[0] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_f16_to_f32(col[(p0 + 9) * stride_s]), scale_multiplier), scale), 24);  // position 3 <- token 9
-        if (p0 + 2 < S) packed[1] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_f16_to_f32(col[(p0 + 2) * stride_s]), scale_multiplier), scale), 0);  // position 4 <- token 2
-        if (p0 + 3 < S) packed[1] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_f16_to_f32(col[(p0 + 3) * stride_s]), scale_multiplier), scale), 8);  // position 5 <- token 3
-        if (p0 + 10 < S) packed[1] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_f16_to_f32(col[(p0 + 10) * stride_s]), scale_multiplier), scale), 16);  // position 6 <- token 10
-        if (p0 + 11 < S) packed[1] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_f16_to_f32(col[(p0 + 11) * stride_s]), scale_multiplier), scale), 24);  // position 7 <- token 11
-        if (p0 + 4 < S) packed[2] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_f16_to_f32(col[(p0 + 4) * stride_s]), scale_multiplier), scale), 0);  // position 8 <- token 4
-        if (p0 + 5 < S) packed[2] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_f16_to_f32(col[(p0 + 5) * stride_s]), scale_multiplier), scale), 8);  // position 9 <- token 5
-        if (p0 + 12 < S) packed[2] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_f16_to_f32(col[(p0 + 12) * stride_s]), scale_multiplier), scale), 16);  // position 10 <- token 12
-        if (p0 + 13 < S) packed[2] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_f16_to_f32(col[(p0 + 13) * stride_s]), scale_multiplier), scale), 24);  // position 11 <- token 13
-        if (p0 + 6 < S) packed[3] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_f16_to_f32(col[(p0 + 6) * stride_s]), scale_multiplier), scale), 0);  // position 12 <- token 6
-        if (p0 + 7 < S) packed[3] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_f16_to_f32(col[(p0 + 7) * stride_s]), scale_multiplier), scale), 8);  // position 13 <- token 7
-        if (p0 + 14 < S) packed[3] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_f16_to_f32(col[(p0 + 14) * stride_s]), scale_multiplier), scale), 16);  // position 14 <- token 14
-        if (p0 + 15 < S) packed[3] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_f16_to_f32(col[(p0 + 15) * stride_s]), scale_multiplier), scale), 24);  // position 15 <- token 15
+        if (p0 + 0 < S) packed[0] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_ld1(col + (p0 + 0) * stride_s, n_nonfinite), scale_multiplier), scale), 0);  // position 0 <- token 0
+        if (p0 + 1 < S) packed[0] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_ld1(col + (p0 + 1) * stride_s, n_nonfinite), scale_multiplier), scale), 8);  // position 1 <- token 1
+        if (p0 + 8 < S) packed[0] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_ld1(col + (p0 + 8) * stride_s, n_nonfinite), scale_multiplier), scale), 16);  // position 2 <- token 8
+        if (p0 + 9 < S) packed[0] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_ld1(col + (p0 + 9) * stride_s, n_nonfinite), scale_multiplier), scale), 24);  // position 3 <- token 9
+        if (p0 + 2 < S) packed[1] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_ld1(col + (p0 + 2) * stride_s, n_nonfinite), scale_multiplier), scale), 0);  // position 4 <- token 2
+        if (p0 + 3 < S) packed[1] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_ld1(col + (p0 + 3) * stride_s, n_nonfinite), scale_multiplier), scale), 8);  // position 5 <- token 3
+        if (p0 + 10 < S) packed[1] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_ld1(col + (p0 + 10) * stride_s, n_nonfinite), scale_multiplier), scale), 16);  // position 6 <- token 10
+        if (p0 + 11 < S) packed[1] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_ld1(col + (p0 + 11) * stride_s, n_nonfinite), scale_multiplier), scale), 24);  // position 7 <- token 11
+        if (p0 + 4 < S) packed[2] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_ld1(col + (p0 + 4) * stride_s, n_nonfinite), scale_multiplier), scale), 0);  // position 8 <- token 4
+        if (p0 + 5 < S) packed[2] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_ld1(col + (p0 + 5) * stride_s, n_nonfinite), scale_multiplier), scale), 8);  // position 9 <- token 5
+        if (p0 + 12 < S) packed[2] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_ld1(col + (p0 + 12) * stride_s, n_nonfinite), scale_multiplier), scale), 16);  // position 10 <- token 12
+        if (p0 + 13 < S) packed[2] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_ld1(col + (p0 + 13) * stride_s, n_nonfinite), scale_multiplier), scale), 24);  // position 11 <- token 13
+        if (p0 + 6 < S) packed[3] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_ld1(col + (p0 + 6) * stride_s, n_nonfinite), scale_multiplier), scale), 0);  // position 12 <- token 6
+        if (p0 + 7 < S) packed[3] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_ld1(col + (p0 + 7) * stride_s, n_nonfinite), scale_multiplier), scale), 8);  // position 13 <- token 7
+        if (p0 + 14 < S) packed[3] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_ld1(col + (p0 + 14) * stride_s, n_nonfinite), scale_multiplier), scale), 16);  // position 14 <- token 14
+        if (p0 + 15 < S) packed[3] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_ld1(col + (p0 + 15) * stride_s, n_nonfinite), scale_multiplier), scale), 24);  // position 15 <- token 15
         kdsl_st16(out + ((long long)bh * 128 + c) * s_pad + p0, packed[0], packed[1], packed[2], packed[3]);
     }
+    kdsl_report_nonfinite(nonfinite, n_nonfinite);
+}
+
+// NaN/Inf count without quantizing, for a tensor used as it is (V when P·V runs in 16-bit floats): one block per
+// (batch·head, tile of 128 tokens), each thread 8 channels of one token at a time, as the quantize kernel reads them.
+extern "C" __global__ void __launch_bounds__(256)
+kdsl_KernelDsl_Attention_Quantization_QuantizeVChannelPiD128_count_nonfinite(const u16* __restrict__ x, long long stride_b, long long stride_h, long long stride_s, int heads, int S, unsigned int* nonfinite)
+{
+    const int tiles = (S + 127) / 128;
+    const int bh = blockIdx.x / tiles, tile = blockIdx.x % tiles;
+    const int b = bh / heads, h = bh % heads;
+    const u16* const xs = x + b * stride_b + h * stride_h;
+    const int s0 = tile * 128;
+    const int rows = kdsl_min(128, S - s0);
+    int n_nonfinite = 0;
+    for (int e = threadIdx.x; e < rows * 16; e += 256)
+    {
+        const int r = e / 16, chunk = e % 16;
+        u32 raw[4];
+        kdsl_ld16(xs + (s0 + r) * stride_s + chunk * 8, raw);
+        n_nonfinite += kdsl_nonfinite8(raw);
+    }
+    kdsl_report_nonfinite(nonfinite, n_nonfinite);
 }

@@ -1,0 +1,47 @@
+using KernelDsl.Attention.FlashAttention;
+
+namespace AttentionTests.FlashAttention;
+
+/// <summary>Issue 6 on the CPU side: the default, the exception's contract, and that every V path has a counter of its own head dim.</summary>
+public class NonFiniteInputTests
+{
+    [Fact]
+    public void Non_finite_inputs_throw_unless_the_caller_opts_out()
+    {
+        Assert.Equal(NonFiniteInputs.Throw, new AttentionOptions().NonFinite);
+        Assert.Equal(NonFiniteInputs.Throw, default(NonFiniteInputs));
+        Assert.NotEqual(new AttentionOptions(), new AttentionOptions { NonFinite = NonFiniteInputs.Ignore });
+    }
+
+    [Theory]
+    [InlineData(1, 0, 0, "q")]
+    [InlineData(0, 1, 0, "k")]
+    [InlineData(0, 0, 1, "v")]
+    [InlineData(0, 2, 3, "k")]
+    [InlineData(4, 0, 7, "q")]
+    public void The_exception_names_the_first_bad_tensor_and_gives_every_count(long q, long k, long v, string first)
+    {
+        var error = new NonFiniteInputException(q, k, v);
+        Assert.IsAssignableFrom<ArgumentException>(error);
+        Assert.Equal(first, error.ParamName);
+        Assert.Equal((q, k, v), (error.QCount, error.KCount, error.VCount));
+        Assert.Contains($"q {q}, k {k}, v {v}", error.Message, StringComparison.Ordinal);
+        Assert.Contains("O and the LSE of this call are not meaningful", error.Message, StringComparison.Ordinal);
+        Assert.Contains("NonFinite = Ignore", error.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(true, 128)]
+    [InlineData(true, 64)]
+    [InlineData(false, 128)]
+    [InlineData(false, 64)]
+    public void The_16_bit_PV_mode_counts_V_with_the_module_that_would_quantize_it(bool f16, int headDim)
+    {
+        // V is read as it is in that mode: its counter must read V with the same head dim and element type.
+        var (v, count) = f16
+            ? (Quantizers<Half>.For(headDim).V.Method.DeclaringType, Quantizers<Half>.For(headDim).CountV.Method.DeclaringType)
+            : (Quantizers<ushort>.For(headDim).V.Method.DeclaringType, Quantizers<ushort>.For(headDim).CountV.Method.DeclaringType);
+        Assert.NotNull(v);
+        Assert.Same(v, count);
+    }
+}
