@@ -185,10 +185,13 @@ public sealed class AttentionKernelWriter(AttentionPlan plan, Composition v)
     {
         var s = _spec;
         var k = plan.KProgram!;
+        if (!plan.BiasedScores)
+        {
+            throw new System.InvalidOperationException($"|S| can reach 127²·{s.HeadDim}, past the float-bias range; the validator should have refused this head dim.");
+        }
         _w.Line($"// S = Q·Kᵀ on {plan.Qk.Ptx}: tile jt holds keys 8jt..8jt+7 of the block.");
+        _w.Line($"// The accumulators start at the float bias, so each holds the bits of the float bias + S (|S| ≤ 127²·{s.HeadDim} < 2^22).");
         _w.Line($"int sacc[{plan.STiles}][4];");
-        _w.Line($"#pragma unroll");
-        _w.Line($"for (int i = 0; i < {plan.STiles}; ++i) sacc[i][0] = sacc[i][1] = sacc[i][2] = sacc[i][3] = 0;");
         _w.Line($"#pragma unroll");
         _w.Block($"for (int kk = 0; kk < {plan.QkSteps}; ++kk)", () =>
         {
@@ -201,10 +204,26 @@ public sealed class AttentionKernelWriter(AttentionPlan plan, Composition v)
                 CopyProgramWriter.WriteLoad(_w, k, "kr", $"kdsl_smem(k_stage + {LayoutWriter.FunctionName(Operand.K)}(ni * 16 + k_row, kk * 32 + k_chunk * 16))");
                 for (var tile = 0; tile < k.Fragments.Count; tile++)
                 {
-                    _w.Line($"kdsl_{plan.Qk.HelperName}(sacc[ni * 2 + {tile}], qf[0], qf[1], qf[2], qf[3], kr{k.Fragments[tile][0]}, kr{k.Fragments[tile][1]});");
+                    var (acc, operands) = ($"sacc[ni * 2 + {tile}]", $"qf[0], qf[1], qf[2], qf[3], kr{k.Fragments[tile][0]}, kr{k.Fragments[tile][1]}");
+                    _w.Line($"if (kk == 0) kdsl_{plan.Qk.HelperName}_from({acc}, {operands}, KDSL_FLOAT_BIAS_BITS);");
+                    _w.Line($"else kdsl_{plan.Qk.HelperName}({acc}, {operands});");
                 }
             });
         });
+    }
+
+    /// <summary>Whether key (jt, r) of block j is outside the sequence, or above the causal diagonal for its row.</summary>
+    private string KeyMasked => _spec.Causal
+        ? $"key >= seq_k || key > m0 + warp * 16 + g + 8 * (r >> 1) + (seq_k - seq_q)"
+        : "key >= seq_k";
+
+    /// <summary>A loop over this thread's scores whose body runs only for masked keys.</summary>
+    private void WriteForMaskedKeys(string body)
+    {
+        _w.Line($"#pragma unroll");
+        _w.Line($"for (int jt = 0; jt < {plan.STiles}; ++jt)");
+        _w.Line($"    #pragma unroll");
+        _w.Line($"    for (int r = 0; r < 4; ++r) {{ const int key = j * {_spec.BlockN} + jt * 8 + 2 * t + (r & 1); if ({KeyMasked}) {body} }}");
     }
 
     private void WriteSoftmax()
@@ -212,34 +231,39 @@ public sealed class AttentionKernelWriter(AttentionPlan plan, Composition v)
         var s = _spec;
         _w.Line($"// Online softmax in the log2 domain (softmax scale · log2 e is folded into q_scale).");
         _w.Line($"const float sc = q_sc * k_scale[bhk * k_tiles + j];");
-        _w.Line($"float x[{plan.STiles}][4];");
+        var crossing = s.Causal
+            ? $"(j + 1) * {s.BlockN} > seq_k || (j + 1) * {s.BlockN} - 1 > m0 + (seq_k - seq_q)"
+            : $"(j + 1) * {s.BlockN} > seq_k";
+        _w.Line($"// Only a block that crosses the end of the keys{(s.Causal ? " or the causal diagonal" : "")} compares keys; the others skip the masks.");
+        _w.Line($"const bool masked = {crossing};");
+        _w.Line($"float xs[{plan.STiles}][4];  // bias + S as floats, −∞ where masked");
+        _w.Line($"#pragma unroll");
+        _w.Line($"for (int jt = 0; jt < {plan.STiles}; ++jt) {{ xs[jt][0] = __int_as_float(sacc[jt][0]); xs[jt][1] = __int_as_float(sacc[jt][1]); xs[jt][2] = __int_as_float(sacc[jt][2]); xs[jt][3] = __int_as_float(sacc[jt][3]); }}");
+        _w.Block($"if (masked)", () => WriteForMaskedKeys("xs[jt][r] = -KDSL_INF;"));
         _w.Line($"float block_max[2] = {{-KDSL_INF, -KDSL_INF}};");
         _w.Line($"#pragma unroll");
-        _w.Block($"for (int jt = 0; jt < {plan.STiles}; ++jt)", () =>
-        {
-            _w.Line($"#pragma unroll");
-            _w.Block($"for (int r = 0; r < 4; ++r)", () =>
-            {
-                _w.Line($"const int key = j * {s.BlockN} + jt * 8 + 2 * t + (r & 1);");
-                var mask = s.Causal ? $"key >= seq_k || key > m0 + warp * 16 + g + 8 * (r >> 1) + (seq_k - seq_q)" : "key >= seq_k";
-                _w.Line($"x[jt][r] = ({mask}) ? -KDSL_INF : (float)sacc[jt][r] * sc;");
-                _w.Line($"block_max[r >> 1] = fmaxf(block_max[r >> 1], x[jt][r]);");
-            });
-        });
+        _w.Line($"for (int jt = 0; jt < {plan.STiles}; ++jt) {{ block_max[0] = fmaxf(block_max[0], fmaxf(xs[jt][0], xs[jt][1])); block_max[1] = fmaxf(block_max[1], fmaxf(xs[jt][2], xs[jt][3])); }}");
         _w.Line($"float alpha[2], base[2];");
+        _w.Line($"bool grew = false;");
         _w.Line($"#pragma unroll");
         _w.Block($"for (int hh = 0; hh < 2; ++hh)", () =>
         {
             _w.Line($"block_max[hh] = fmaxf(block_max[hh], __shfl_xor_sync(0xffffffffu, block_max[hh], 1));");
             _w.Line($"block_max[hh] = fmaxf(block_max[hh], __shfl_xor_sync(0xffffffffu, block_max[hh], 2));");
-            _w.Line($"const float new_max = fmaxf(row_max[hh], block_max[hh]);");
+            _w.Line($"const float new_max = fmaxf(row_max[hh], block_max[hh] == -KDSL_INF ? -KDSL_INF : (block_max[hh] - KDSL_FLOAT_BIAS) * sc);");
             _w.Line($"base[hh] = new_max == -KDSL_INF ? 0.f : new_max;  // a fully masked row so far: keep exp2 finite");
-            _w.Line($"alpha[hh] = kdsl_exp2(row_max[hh] - base[hh]);");
+            _w.Line($"alpha[hh] = new_max > row_max[hh] ? kdsl_exp2(row_max[hh] - base[hh]) : 1.f;");
+            _w.Line($"grew |= new_max > row_max[hh];");
             _w.Line($"row_max[hh] = new_max;");
             _w.Line($"row_sum[hh] *= alpha[hh];");
         });
-        _w.Line($"#pragma unroll");
-        _w.Line($"for (int i = 0; i < {plan.OTiles}; ++i) {{ o[i][0] *= alpha[0]; o[i][1] *= alpha[0]; o[i][2] *= alpha[1]; o[i][3] *= alpha[1]; }}");
+        _w.Line($"// O is rescaled only when a row of the warp saw a new maximum; past the first blocks that is rare.");
+        _w.Block($"if (__any_sync(0xffffffffu, grew))", () =>
+        {
+            _w.Line($"#pragma unroll");
+            _w.Line($"for (int i = 0; i < {plan.OTiles}; ++i) {{ o[i][0] *= alpha[0]; o[i][1] *= alpha[0]; o[i][2] *= alpha[1]; o[i][3] *= alpha[1]; }}");
+        });
+        const string exp = "kdsl_exp2(fmaf(xs[jt][r] - KDSL_FLOAT_BIAS, sc, -base[r >> 1]))";
         if (plan.F16Pv)
         {
             var (toHalf, fromHalf) = plan.Pv.AElement == Element.BF16 ? ("kdsl_f32_to_bf16", "kdsl_bf16_to_f32") : ("kdsl_f32_to_f16", "kdsl_f16_to_f32");
@@ -248,16 +272,28 @@ public sealed class AttentionKernelWriter(AttentionPlan plan, Composition v)
             _w.Line($"#pragma unroll");
             _w.Line($"for (int jt = 0; jt < {plan.STiles}; ++jt)");
             _w.Line($"    #pragma unroll");
-            _w.Line($"    for (int r = 0; r < 4; ++r) {{ p[jt][r] = {toHalf}(kdsl_exp2(x[jt][r] - base[r >> 1])); row_sum[r >> 1] += {fromHalf}(p[jt][r]); }}");
+            _w.Line($"    for (int r = 0; r < 4; ++r) p[jt][r] = {toHalf}({exp});");
+            _w.Block($"if (masked)", () => WriteForMaskedKeys("p[jt][r] = 0;"));
+            _w.Line($"#pragma unroll");
+            _w.Line($"for (int jt = 0; jt < {plan.STiles}; ++jt)");
+            _w.Line($"    #pragma unroll");
+            _w.Line($"    for (int r = 0; r < 4; ++r) row_sum[r >> 1] += {fromHalf}(p[jt][r]);");
         }
         else
         {
-            _w.Line($"// P in [0, 1] quantized to {plan.Pv.AElement.CudaName()} (×{plan.PScale}, round to nearest even); the row sum adds the quantized values.");
+            _w.Line($"// P in [0, 1] quantized to {plan.Pv.AElement.CudaName()}: the biased FFMA rounds {plan.PScale}·P to the nearest even integer, kept in the");
+            _w.Line($"// low byte. The row sum adds the quantized values, as integers (the biases cancel mod 2^32).");
             _w.Line($"u32 p[{plan.STiles}][4];");
             _w.Line($"#pragma unroll");
             _w.Line($"for (int jt = 0; jt < {plan.STiles}; ++jt)");
             _w.Line($"    #pragma unroll");
-            _w.Line($"    for (int r = 0; r < 4; ++r) {{ p[jt][r] = kdsl_f32_to_u32_rn(kdsl_exp2(x[jt][r] - base[r >> 1]) * {plan.PScale}.f); row_sum[r >> 1] += (float)p[jt][r]; }}");
+            _w.Line($"    for (int r = 0; r < 4; ++r) p[jt][r] = __float_as_uint(fmaf({exp}, {plan.PScale}.f, KDSL_FLOAT_BIAS));");
+            _w.Block($"if (masked)", () => WriteForMaskedKeys("p[jt][r] = KDSL_FLOAT_BIAS_BITS;"));
+            _w.Line($"u32 p_sum[2] = {{0u, 0u}};");
+            _w.Line($"#pragma unroll");
+            _w.Line($"for (int jt = 0; jt < {plan.STiles}; ++jt) {{ p_sum[0] += p[jt][0] + p[jt][1]; p_sum[1] += p[jt][2] + p[jt][3]; }}");
+            _w.Line($"row_sum[0] += (float)(int)(p_sum[0] - {2 * plan.STiles}u * KDSL_FLOAT_BIAS_BITS);");
+            _w.Line($"row_sum[1] += (float)(int)(p_sum[1] - {2 * plan.STiles}u * KDSL_FLOAT_BIAS_BITS);");
         }
     }
 
@@ -275,13 +311,16 @@ public sealed class AttentionKernelWriter(AttentionPlan plan, Composition v)
         {
             for (var reg = 0; reg < pv.ARegisters; reg++)
             {
-                var parts = Enumerable.Range(0, elementsPerReg).Select(e =>
+                var values = Enumerable.Range(0, elementsPerReg).Select(e =>
                 {
                     var (tile, accumulator) = FragmentComposition.PackingOf(pv, reg, e);
-                    var value = $"p[kk * {sTilesPerStep} + {tile}][{accumulator}]";
-                    return elementsPerReg == 4 ? (e == 0 ? value : $"({value} << {8 * e})") : (e == 0 ? $"(u32){value}" : $"((u32){value} << 16)");
-                });
-                _w.Line($"pa[kk][{reg}] = {string.Join(" | ", parts)};");
+                    return $"p[kk * {sTilesPerStep} + {tile}][{accumulator}]";
+                }).ToArray();
+                // 8-bit P: byte 0 of four biased floats, gathered by prmt (pairs, then the two pairs).
+                var packed = elementsPerReg == 4
+                    ? $"kdsl_prmt(kdsl_prmt({values[0]}, {values[1]}, 0x0040u), kdsl_prmt({values[2]}, {values[3]}, 0x0040u), 0x5410u)"
+                    : $"(u32){values[0]} | ((u32){values[1]} << 16)";
+                _w.Line($"pa[kk][{reg}] = {packed};");
             }
         });
         // Channels outer, keys inner: only one 16-channel slice of the block's product is live at a time.
@@ -290,7 +329,14 @@ public sealed class AttentionKernelWriter(AttentionPlan plan, Composition v)
         {
             if (!plan.F16Pv)
             {
-                _w.Line($"int ob[2][4] = {{{{0, 0, 0, 0}}, {{0, 0, 0, 0}}}};  // fresh int32 per KV block: {plan.PScale}·127·{s.BlockN} stays far below 2^31");
+                if (plan.BiasedPv)
+                {
+                    _w.Line($"int ob[2][4];  // this block's int32 product, started at the float bias ({plan.PScale}·127·{s.BlockN} < 2^22)");
+                }
+                else
+                {
+                    _w.Line($"int ob[2][4] = {{{{0, 0, 0, 0}}, {{0, 0, 0, 0}}}};  // fresh int32 per KV block: {plan.PScale}·127·{s.BlockN} stays far below 2^31");
+                }
             }
             _w.Line($"#pragma unroll");
             _w.Block($"for (int kk = 0; kk < {plan.PvSteps}; ++kk)", () =>
@@ -301,14 +347,28 @@ public sealed class AttentionKernelWriter(AttentionPlan plan, Composition v)
                 CopyProgramWriter.WriteLoad(_w, vp, "vr", address);
                 for (var tile = 0; tile < vp.Fragments.Count; tile++)
                 {
-                    var target = plan.F16Pv ? $"o[ci * 2 + {tile}]" : $"ob[{tile}]";
-                    _w.Line($"kdsl_{pv.HelperName}({target}, pa[kk][0], pa[kk][1], pa[kk][2], pa[kk][3], vr{vp.Fragments[tile][0]}, vr{vp.Fragments[tile][1]});");
+                    var operands = $"pa[kk][0], pa[kk][1], pa[kk][2], pa[kk][3], vr{vp.Fragments[tile][0]}, vr{vp.Fragments[tile][1]}";
+                    if (plan.F16Pv)
+                    {
+                        _w.Line($"kdsl_{pv.HelperName}(o[ci * 2 + {tile}], {operands});");
+                    }
+                    else if (plan.BiasedPv)
+                    {
+                        _w.Line($"if (kk == 0) kdsl_{pv.HelperName}_from(ob[{tile}], {operands}, KDSL_FLOAT_BIAS_BITS);");
+                        _w.Line($"else kdsl_{pv.HelperName}(ob[{tile}], {operands});");
+                    }
+                    else
+                    {
+                        _w.Line($"kdsl_{pv.HelperName}(ob[{tile}], {operands});");
+                    }
                 }
             });
             if (!plan.F16Pv)
             {
+                string Read(int e) => plan.BiasedPv ? $"(__int_as_float(ob[jt][{e}]) - KDSL_FLOAT_BIAS)" : $"(float)ob[jt][{e}]";
+                var adds = string.Join(" ", Enumerable.Range(0, 4).Select(e => $"o[ci * 2 + jt][{e}] += {Read(e)};"));
                 _w.Line($"#pragma unroll");
-                _w.Line($"for (int jt = 0; jt < 2; ++jt) {{ o[ci * 2 + jt][0] += (float)ob[jt][0]; o[ci * 2 + jt][1] += (float)ob[jt][1]; o[ci * 2 + jt][2] += (float)ob[jt][2]; o[ci * 2 + jt][3] += (float)ob[jt][3]; }}");
+                _w.Line($"for (int jt = 0; jt < 2; ++jt) {{ {adds} }}");
             }
         });
     }

@@ -36,6 +36,13 @@ public sealed record AttentionPlan(AttentionSpec Spec)
     public int VStageBytes => VRows * VRowBytes;
     public int SharedMemoryBytes => QStageBytes + Spec.Stages * (KStageBytes + VStageBytes);
 
+    /// <summary>Integers below this magnitude survive the float-bias trick exactly (PtxHelper.FloatBias).</summary>
+    public const long FloatBiasRange = 1L << 22;
+    /// <summary>|S| ≤ 127·127·HeadDim: below 2^22 for every head dim the validator allows, so S is always read biased.</summary>
+    public bool BiasedScores => 127L * 127 * Spec.HeadDim < FloatBiasRange;
+    /// <summary>One KV block's int32 P·V (|·| ≤ PScale·127·BlockN) can be read biased too, up to BlockN = 128 for u8 P.</summary>
+    public bool BiasedPv => !F16Pv && (long)PScale * 127 * Spec.BlockN < FloatBiasRange;
+
     public int QkSteps => Spec.HeadDim / Qk.K;
     public int STiles => Spec.BlockN / Qk.N;
     public int PvSteps => Spec.BlockN / Pv.K;

@@ -36,6 +36,13 @@ static __device__ __forceinline__ void kdsl_ldsm_x4_trans(u32& r0, u32& r1, u32&
 {
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n" : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3) : "r"(addr));
 }
+// prmt.b32: result byte i is byte (selector nibble i) of b:a.
+static __device__ __forceinline__ u32 kdsl_prmt(u32 a, u32 b, u32 selector)
+{
+    u32 d;
+    asm("prmt.b32 %0, %1, %2, %3;\n" : "=r"(d) : "r"(a), "r"(b), "r"(selector));
+    return d;
+}
 static __device__ __forceinline__ u16 kdsl_f32_to_f16(float x) { u16 h; asm("cvt.rn.f16.f32 %0, %1;\n" : "=h"(h) : "f"(x)); return h; }
 static __device__ __forceinline__ float kdsl_f16_to_f32(u16 h) { float x; asm("cvt.f32.f16 %0, %1;\n" : "=f"(x) : "h"(h)); return x; }
 static __device__ __forceinline__ float kdsl_bf16_to_f32(u16 h) { return __uint_as_float((u32)h << 16); }
@@ -46,12 +53,25 @@ static __device__ __forceinline__ float kdsl_log2(float x) { float y; asm("lg2.a
 // Round to nearest even, as an unsigned integer (P in [0, 255] after scaling).
 static __device__ __forceinline__ u32 kdsl_f32_to_u32_rn(float x) { u32 y; asm("cvt.rni.u32.f32 %0, %1;\n" : "=r"(y) : "f"(x)); return y; }
 static __device__ __forceinline__ u16 kdsl_f32_to_bf16(float x) { u16 h; asm("cvt.rn.bf16.f32 %0, %1;\n" : "=h"(h) : "f"(x)); return h; }
+// int32 <-> float without I2F/F2I, which issue at a fraction of FADD/FFMA's rate: for |i| < 2^22 the float
+// 1.5·2^23 + i is exact and its bits are 0x4B400000 + i. An MMA that starts its int32 accumulators at the
+// bits leaves float(bias + result) in them; fmaf(x, 255, bias) rounds 255·x to the nearest even integer,
+// which lands in the low byte.
+#define KDSL_FLOAT_BIAS 12582912.f
+#define KDSL_FLOAT_BIAS_BITS 0x4B400000
 // mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 (sm_80, PTX 7.0): D = A·B + D in place.
 static __device__ __forceinline__ void kdsl_mma_m16n8k32_s32s8s8(int (&d)[4], u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1)
 {
     asm volatile("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
         : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
         : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+// The same MMA starting from c in every accumulator: D = A·B + c, with no register moves to set D first.
+static __device__ __forceinline__ void kdsl_mma_m16n8k32_s32s8s8_from(int (&d)[4], u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1, int c)
+{
+    asm volatile("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%10,%10,%10,%10};\n"
+        : "=r"(d[0]), "=r"(d[1]), "=r"(d[2]), "=r"(d[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1), "r"(c));
 }
 // mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 (sm_80, PTX 7.0): D = A·B + D in place.
 static __device__ __forceinline__ void kdsl_mma_m16n8k16_f32bf16bf16(float (&d)[4], u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1)
@@ -175,9 +195,8 @@ kdsl_KernelDsl_Attention_FlashAttention_Int8AttentionD128CausalBf16PV(const s8* 
         const u8* const k_stage = sk + j % 2 * 8192;
         const u8* const v_stage = sv + j % 2 * 16384;
         // S = Q·Kᵀ on mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32: tile jt holds keys 8jt..8jt+7 of the block.
+        // The accumulators start at the float bias, so each holds the bits of the float bias + S (|S| ≤ 127²·128 < 2^22).
         int sacc[8][4];
-        #pragma unroll
-        for (int i = 0; i < 8; ++i) sacc[i][0] = sacc[i][1] = sacc[i][2] = sacc[i][3] = 0;
         #pragma unroll
         for (int kk = 0; kk < 4; ++kk)
         {
@@ -188,45 +207,66 @@ kdsl_KernelDsl_Attention_FlashAttention_Int8AttentionD128CausalBf16PV(const s8* 
             {
                 u32 kr0, kr1, kr2, kr3;
                 kdsl_ldsm_x4(kr0, kr1, kr2, kr3, kdsl_smem(k_stage + kdsl_smem_k(ni * 16 + k_row, kk * 32 + k_chunk * 16)));
-                kdsl_mma_m16n8k32_s32s8s8(sacc[ni * 2 + 0], qf[0], qf[1], qf[2], qf[3], kr0, kr1);
-                kdsl_mma_m16n8k32_s32s8s8(sacc[ni * 2 + 1], qf[0], qf[1], qf[2], qf[3], kr2, kr3);
+                if (kk == 0) kdsl_mma_m16n8k32_s32s8s8_from(sacc[ni * 2 + 0], qf[0], qf[1], qf[2], qf[3], kr0, kr1, KDSL_FLOAT_BIAS_BITS);
+                else kdsl_mma_m16n8k32_s32s8s8(sacc[ni * 2 + 0], qf[0], qf[1], qf[2], qf[3], kr0, kr1);
+                if (kk == 0) kdsl_mma_m16n8k32_s32s8s8_from(sacc[ni * 2 + 1], qf[0], qf[1], qf[2], qf[3], kr2, kr3, KDSL_FLOAT_BIAS_BITS);
+                else kdsl_mma_m16n8k32_s32s8s8(sacc[ni * 2 + 1], qf[0], qf[1], qf[2], qf[3], kr2, kr3);
             }
         }
         // Online softmax in the log2 domain (softmax scale · log2 e is folded into q_scale).
         const float sc = q_sc * k_scale[bhk * k_tiles + j];
-        float x[8][4];
-        float block_max[2] = {-KDSL_INF, -KDSL_INF};
+        // Only a block that crosses the end of the keys or the causal diagonal compares keys; the others skip the masks.
+        const bool masked = (j + 1) * 64 > seq_k || (j + 1) * 64 - 1 > m0 + (seq_k - seq_q);
+        float xs[8][4];  // bias + S as floats, −∞ where masked
         #pragma unroll
-        for (int jt = 0; jt < 8; ++jt)
+        for (int jt = 0; jt < 8; ++jt) { xs[jt][0] = __int_as_float(sacc[jt][0]); xs[jt][1] = __int_as_float(sacc[jt][1]); xs[jt][2] = __int_as_float(sacc[jt][2]); xs[jt][3] = __int_as_float(sacc[jt][3]); }
+        if (masked)
         {
             #pragma unroll
-            for (int r = 0; r < 4; ++r)
-            {
-                const int key = j * 64 + jt * 8 + 2 * t + (r & 1);
-                x[jt][r] = (key >= seq_k || key > m0 + warp * 16 + g + 8 * (r >> 1) + (seq_k - seq_q)) ? -KDSL_INF : (float)sacc[jt][r] * sc;
-                block_max[r >> 1] = fmaxf(block_max[r >> 1], x[jt][r]);
-            }
+            for (int jt = 0; jt < 8; ++jt)
+                #pragma unroll
+                for (int r = 0; r < 4; ++r) { const int key = j * 64 + jt * 8 + 2 * t + (r & 1); if (key >= seq_k || key > m0 + warp * 16 + g + 8 * (r >> 1) + (seq_k - seq_q)) xs[jt][r] = -KDSL_INF; }
         }
+        float block_max[2] = {-KDSL_INF, -KDSL_INF};
+        #pragma unroll
+        for (int jt = 0; jt < 8; ++jt) { block_max[0] = fmaxf(block_max[0], fmaxf(xs[jt][0], xs[jt][1])); block_max[1] = fmaxf(block_max[1], fmaxf(xs[jt][2], xs[jt][3])); }
         float alpha[2], base[2];
+        bool grew = false;
         #pragma unroll
         for (int hh = 0; hh < 2; ++hh)
         {
             block_max[hh] = fmaxf(block_max[hh], __shfl_xor_sync(0xffffffffu, block_max[hh], 1));
             block_max[hh] = fmaxf(block_max[hh], __shfl_xor_sync(0xffffffffu, block_max[hh], 2));
-            const float new_max = fmaxf(row_max[hh], block_max[hh]);
+            const float new_max = fmaxf(row_max[hh], block_max[hh] == -KDSL_INF ? -KDSL_INF : (block_max[hh] - KDSL_FLOAT_BIAS) * sc);
             base[hh] = new_max == -KDSL_INF ? 0.f : new_max;  // a fully masked row so far: keep exp2 finite
-            alpha[hh] = kdsl_exp2(row_max[hh] - base[hh]);
+            alpha[hh] = new_max > row_max[hh] ? kdsl_exp2(row_max[hh] - base[hh]) : 1.f;
+            grew |= new_max > row_max[hh];
             row_max[hh] = new_max;
             row_sum[hh] *= alpha[hh];
         }
-        #pragma unroll
-        for (int i = 0; i < 16; ++i) { o[i][0] *= alpha[0]; o[i][1] *= alpha[0]; o[i][2] *= alpha[1]; o[i][3] *= alpha[1]; }
+        // O is rescaled only when a row of the warp saw a new maximum; past the first blocks that is rare.
+        if (__any_sync(0xffffffffu, grew))
+        {
+            #pragma unroll
+            for (int i = 0; i < 16; ++i) { o[i][0] *= alpha[0]; o[i][1] *= alpha[0]; o[i][2] *= alpha[1]; o[i][3] *= alpha[1]; }
+        }
         // P stays bf16 (accuracy mode); the row sum adds the rounded values the MMA sees.
         u16 p[8][4];
         #pragma unroll
         for (int jt = 0; jt < 8; ++jt)
             #pragma unroll
-            for (int r = 0; r < 4; ++r) { p[jt][r] = kdsl_f32_to_bf16(kdsl_exp2(x[jt][r] - base[r >> 1])); row_sum[r >> 1] += kdsl_bf16_to_f32(p[jt][r]); }
+            for (int r = 0; r < 4; ++r) p[jt][r] = kdsl_f32_to_bf16(kdsl_exp2(fmaf(xs[jt][r] - KDSL_FLOAT_BIAS, sc, -base[r >> 1])));
+        if (masked)
+        {
+            #pragma unroll
+            for (int jt = 0; jt < 8; ++jt)
+                #pragma unroll
+                for (int r = 0; r < 4; ++r) { const int key = j * 64 + jt * 8 + 2 * t + (r & 1); if (key >= seq_k || key > m0 + warp * 16 + g + 8 * (r >> 1) + (seq_k - seq_q)) p[jt][r] = 0; }
+        }
+        #pragma unroll
+        for (int jt = 0; jt < 8; ++jt)
+            #pragma unroll
+            for (int r = 0; r < 4; ++r) row_sum[r >> 1] += kdsl_bf16_to_f32(p[jt][r]);
         // O += P·V on mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32; V through LdsmTrans (ldsm_trans_16), P packed from the S accumulators in Natural key order.
         u32 pa[4][4];
         #pragma unroll
