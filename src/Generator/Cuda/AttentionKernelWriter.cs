@@ -83,8 +83,7 @@ public sealed class AttentionKernelWriter(AttentionPlan plan, Composition v)
         _w = w;
         var s = _spec;
         var d = s.HeadDim;
-        // One block per SM is the design point: let ptxas use up to 255 registers rather than aim for two blocks.
-        w.Line($"extern \"C\" __global__ void __launch_bounds__({plan.Threads}, 1)");
+        w.Line($"extern \"C\" __global__ void __launch_bounds__({plan.Threads}, {plan.MinBlocksPerSm})");
         w.Line($"{KernelName}(const s8* __restrict__ Q, const s8* __restrict__ K, const {VType}* __restrict__ V,");
         w.Line($"    const float* __restrict__ q_scale, const float* __restrict__ k_scale, const float* __restrict__ v_scale, const float* __restrict__ k_mean,");
         w.Line($"    u16* __restrict__ O, float* __restrict__ lse, int heads_q, int heads_kv, int seq_q, int seq_k,");
@@ -127,6 +126,11 @@ public sealed class AttentionKernelWriter(AttentionPlan plan, Composition v)
         CopyProgramWriter.WriteLaneOffsets(_w, plan.QProgram!, "q");
         CopyProgramWriter.WriteLaneOffsets(_w, plan.KProgram!, "k");
         CopyProgramWriter.WriteLaneOffsets(_w, plan.VProgram!, "v");
+        _w.Line($"const u32 sq_addr = kdsl_smem(sq), sk_addr = kdsl_smem(sk), sv_addr = kdsl_smem(sv);");
+        _w.Line($"// Swizzled offsets of this lane's first ldmatrix row; where the layout allows, each step XORs a constant into them.");
+        _w.Line($"const int q_lane = {LayoutWriter.FunctionName(Operand.Q)}(warp * 16 + q_row, q_chunk * 16);");
+        _w.Line($"const int k_lane = {LayoutWriter.FunctionName(Operand.K)}(k_row, k_chunk * 16);");
+        _w.Line($"const int v_lane = {LayoutWriter.FunctionName(Operand.V)}(v_row, v_chunk * 16);");
         _w.Line();
         _w.Line($"kdsl_load_q(sq, q_src, seq_q - m0, tid);");
         _w.Line($"#pragma unroll");
@@ -169,8 +173,8 @@ public sealed class AttentionKernelWriter(AttentionPlan plan, Composition v)
                 _w.Line($"if (j + {stages - 1} < n_blocks) kdsl_load_kv(sk + (j + {stages - 1}) % {stages} * {plan.KStageBytes}, sv + (j + {stages - 1}) % {stages} * {plan.VStageBytes}, k_src, v_src, j + {stages - 1}, seq_k, v_ld, tid);");
                 _w.Line($"kdsl_cp_async_commit();");
             }
-            _w.Line($"const u8* const k_stage = sk + {(stages == 1 ? "0" : $"j % {stages} * {plan.KStageBytes}")};");
-            _w.Line($"const u8* const v_stage = sv + {(stages == 1 ? "0" : $"j % {stages} * {plan.VStageBytes}")};");
+            _w.Line($"const u32 k_stage = sk_addr + {(stages == 1 ? "0" : $"j % {stages} * {plan.KStageBytes}")};");
+            _w.Line($"const u32 v_stage = sv_addr + {(stages == 1 ? "0" : $"j % {stages} * {plan.VStageBytes}")};");
             WriteScores();
             WriteSoftmax();
             WriteProductPV();
@@ -180,6 +184,35 @@ public sealed class AttentionKernelWriter(AttentionPlan plan, Composition v)
             }
         });
     }
+
+    /// <summary>
+    /// The offset expression of one ldmatrix step: (lane XOR column step) + row step when the layout factors for every
+    /// lane and step (SmemLayoutSpec.FactorsSteps), else the layout function of the full (row, column).
+    /// </summary>
+    private string Address(Operand operand, LdmatrixProgram program, int rowBytes, int warps,
+        string rowStep, int[] rowSteps, string colStep, int[] colSteps)
+    {
+        var origins = Enumerable.Range(0, warps).SelectMany(wp => Enumerable.Range(0, 32)
+            .Select(l => (wp * 16 * (operand == Operand.Q ? 1 : 0) + program.RowOf(l), 16 * program.ChunkOf(l))));
+        var name = operand.ToString().ToLowerInvariant();
+        var layout = _spec.LayoutOf(operand)!;
+        if (layout.FactorsSteps(rowBytes, origins, rowSteps, colSteps))
+        {
+            return rowStep == "0" ? $"({name}_lane ^ ({colStep}))" : $"(({name}_lane ^ ({colStep})) + ({rowStep}) * {rowBytes})";
+        }
+        var rowOrigin = operand == Operand.Q ? "warp * 16 + q_row" : $"{name}_row";
+        return $"{LayoutWriter.FunctionName(operand)}({rowStep} + {rowOrigin}, {colStep} + {name}_chunk * 16)";
+    }
+
+    private static int[] Steps(int count, int stride) => Enumerable.Range(0, count).Select(i => i * stride).ToArray();
+
+    private string QAddress => Address(Operand.Q, plan.QProgram!, _spec.HeadDim, _spec.Warps, "0", [0], "kk * 32", Steps(plan.QkSteps, 32));
+
+    private string KAddress => Address(Operand.K, plan.KProgram!, _spec.HeadDim, 1, "ni * 16", Steps(_spec.BlockN / 16, 16), "kk * 32", Steps(plan.QkSteps, 32));
+
+    private string VAddress => plan.PretransposedV
+        ? Address(Operand.V, plan.VProgram!, plan.VRowBytes, 1, "ci * 16", Steps(_spec.HeadDim / 16, 16), $"kk * {plan.Pv.K}", Steps(plan.PvSteps, plan.Pv.K))
+        : Address(Operand.V, plan.VProgram!, plan.VRowBytes, 1, $"kk * {plan.Pv.K}", Steps(plan.PvSteps, plan.Pv.K), $"ci * {16 * plan.VBytes}", Steps(_spec.HeadDim / 16, 16 * plan.VBytes));
 
     private void WriteScores()
     {
@@ -197,11 +230,11 @@ public sealed class AttentionKernelWriter(AttentionPlan plan, Composition v)
         {
             // Q's fragments are re-read from shared memory each block: ldmatrix is cheap, registers are not.
             _w.Line($"u32 qf[4];");
-            _w.Line($"kdsl_ldsm_x4(qf[0], qf[1], qf[2], qf[3], kdsl_smem(sq + {LayoutWriter.FunctionName(Operand.Q)}(warp * 16 + q_row, kk * 32 + q_chunk * 16)));");
+            _w.Line($"kdsl_ldsm_x4(qf[0], qf[1], qf[2], qf[3], sq_addr + {QAddress});");
             _w.Line($"#pragma unroll");
             _w.Block($"for (int ni = 0; ni < {s.BlockN / 16}; ++ni)", () =>
             {
-                CopyProgramWriter.WriteLoad(_w, k, "kr", $"kdsl_smem(k_stage + {LayoutWriter.FunctionName(Operand.K)}(ni * 16 + k_row, kk * 32 + k_chunk * 16))");
+                CopyProgramWriter.WriteLoad(_w, k, "kr", $"k_stage + {KAddress}");
                 for (var tile = 0; tile < k.Fragments.Count; tile++)
                 {
                     var (acc, operands) = ($"sacc[ni * 2 + {tile}]", $"qf[0], qf[1], qf[2], qf[3], kr{k.Fragments[tile][0]}, kr{k.Fragments[tile][1]}");
@@ -240,9 +273,10 @@ public sealed class AttentionKernelWriter(AttentionPlan plan, Composition v)
         _w.Line($"#pragma unroll");
         _w.Line($"for (int jt = 0; jt < {plan.STiles}; ++jt) {{ xs[jt][0] = __int_as_float(sacc[jt][0]); xs[jt][1] = __int_as_float(sacc[jt][1]); xs[jt][2] = __int_as_float(sacc[jt][2]); xs[jt][3] = __int_as_float(sacc[jt][3]); }}");
         _w.Block($"if (masked)", () => WriteForMaskedKeys("xs[jt][r] = -KDSL_INF;"));
-        _w.Line($"float block_max[2] = {{-KDSL_INF, -KDSL_INF}};");
-        _w.Line($"#pragma unroll");
-        _w.Line($"for (int jt = 0; jt < {plan.STiles}; ++jt) {{ block_max[0] = fmaxf(block_max[0], fmaxf(xs[jt][0], xs[jt][1])); block_max[1] = fmaxf(block_max[1], fmaxf(xs[jt][2], xs[jt][3])); }}");
+        // A balanced tree: fmaxf is exact, so the order is free and the dependency chain is log2 deep.
+        string Tree(int half) => MaxTree(Enumerable.Range(0, plan.STiles).SelectMany(jt => new[] { $"xs[{jt}][{2 * half}]", $"xs[{jt}][{2 * half + 1}]" }).ToList());
+        _w.Line($"float block_max[2] = {{{Tree(0)},");
+        _w.Line($"                       {Tree(1)}}};");
         _w.Line($"float alpha[2], base[2];");
         _w.Line($"bool grew = false;");
         _w.Line($"#pragma unroll");
@@ -266,18 +300,13 @@ public sealed class AttentionKernelWriter(AttentionPlan plan, Composition v)
         const string exp = "kdsl_exp2(fmaf(xs[jt][r] - KDSL_FLOAT_BIAS, sc, -base[r >> 1]))";
         if (plan.F16Pv)
         {
-            var (toHalf, fromHalf) = plan.Pv.AElement == Element.BF16 ? ("kdsl_f32_to_bf16", "kdsl_bf16_to_f32") : ("kdsl_f32_to_f16", "kdsl_f16_to_f32");
-            _w.Line($"// P stays {plan.Pv.AElement.CudaName()} (accuracy mode); the row sum adds the rounded values the MMA sees.");
-            _w.Line($"u16 p[{plan.STiles}][4];");
+            _w.Line($"// P stays 16-bit (accuracy mode), rounded to {plan.Pv.AElement.CudaName()} when packed for the MMA. The row sum adds P before that");
+            _w.Line($"// rounding: round-to-nearest-even is unbiased, and it spares two conversions per score. Masked keys give 2^-∞ = 0.");
+            _w.Line($"float p[{plan.STiles}][4];");
             _w.Line($"#pragma unroll");
             _w.Line($"for (int jt = 0; jt < {plan.STiles}; ++jt)");
             _w.Line($"    #pragma unroll");
-            _w.Line($"    for (int r = 0; r < 4; ++r) p[jt][r] = {toHalf}({exp});");
-            _w.Block($"if (masked)", () => WriteForMaskedKeys("p[jt][r] = 0;"));
-            _w.Line($"#pragma unroll");
-            _w.Line($"for (int jt = 0; jt < {plan.STiles}; ++jt)");
-            _w.Line($"    #pragma unroll");
-            _w.Line($"    for (int r = 0; r < 4; ++r) row_sum[r >> 1] += {fromHalf}(p[jt][r]);");
+            _w.Line($"    for (int r = 0; r < 4; ++r) {{ p[jt][r] = {exp}; row_sum[r >> 1] += p[jt][r]; }}");
         }
         else
         {
@@ -287,8 +316,7 @@ public sealed class AttentionKernelWriter(AttentionPlan plan, Composition v)
             _w.Line($"#pragma unroll");
             _w.Line($"for (int jt = 0; jt < {plan.STiles}; ++jt)");
             _w.Line($"    #pragma unroll");
-            _w.Line($"    for (int r = 0; r < 4; ++r) p[jt][r] = __float_as_uint(fmaf({exp}, {plan.PScale}.f, KDSL_FLOAT_BIAS));");
-            _w.Block($"if (masked)", () => WriteForMaskedKeys("p[jt][r] = KDSL_FLOAT_BIAS_BITS;"));
+            _w.Line($"    for (int r = 0; r < 4; ++r) p[jt][r] = __float_as_uint(fmaf({exp}, {plan.PScale}.f, KDSL_FLOAT_BIAS));  // masked: 2^-∞ = 0");
             _w.Line($"u32 p_sum[2] = {{0u, 0u}};");
             _w.Line($"#pragma unroll");
             _w.Line($"for (int jt = 0; jt < {plan.STiles}; ++jt) {{ p_sum[0] += p[jt][0] + p[jt][1]; p_sum[1] += p[jt][2] + p[jt][3]; }}");
@@ -296,6 +324,10 @@ public sealed class AttentionKernelWriter(AttentionPlan plan, Composition v)
             _w.Line($"row_sum[1] += (float)(int)(p_sum[1] - {2 * plan.STiles}u * KDSL_FLOAT_BIAS_BITS);");
         }
     }
+
+    private static string MaxTree(System.Collections.Generic.IReadOnlyList<string> values) => values.Count == 1
+        ? values[0]
+        : $"fmaxf({MaxTree(values.Take(values.Count / 2).ToList())}, {MaxTree(values.Skip(values.Count / 2).ToList())})";
 
     private void WriteProductPV()
     {
@@ -319,7 +351,7 @@ public sealed class AttentionKernelWriter(AttentionPlan plan, Composition v)
                 // 8-bit P: byte 0 of four biased floats, gathered by prmt (pairs, then the two pairs).
                 var packed = elementsPerReg == 4
                     ? $"kdsl_prmt(kdsl_prmt({values[0]}, {values[1]}, 0x0040u), kdsl_prmt({values[2]}, {values[3]}, 0x0040u), 0x5410u)"
-                    : $"(u32){values[0]} | ((u32){values[1]} << 16)";
+                    : $"kdsl_pack_{(pv.AElement == Element.BF16 ? "bf16" : "f16")}x2({values[0]}, {values[1]})";
                 _w.Line($"pa[kk][{reg}] = {packed};");
             }
         });
@@ -341,10 +373,7 @@ public sealed class AttentionKernelWriter(AttentionPlan plan, Composition v)
             _w.Line($"#pragma unroll");
             _w.Block($"for (int kk = 0; kk < {plan.PvSteps}; ++kk)", () =>
             {
-                var address = plan.PretransposedV
-                    ? $"kdsl_smem(v_stage + {LayoutWriter.FunctionName(Operand.V)}(ci * 16 + v_row, kk * {pv.K} + v_chunk * 16))"
-                    : $"kdsl_smem(v_stage + {LayoutWriter.FunctionName(Operand.V)}(kk * {pv.K} + v_row, (ci * 16 + v_chunk * {16 / plan.VBytes}) * {plan.VBytes}))";
-                CopyProgramWriter.WriteLoad(_w, vp, "vr", address);
+                CopyProgramWriter.WriteLoad(_w, vp, "vr", $"v_stage + {VAddress}");
                 for (var tile = 0; tile < vp.Fragments.Count; tile++)
                 {
                     var operands = $"pa[kk][0], pa[kk][1], pa[kk][2], pa[kk][3], vr{vp.Fragments[tile][0]}, vr{vp.Fragments[tile][1]}";

@@ -22,6 +22,7 @@ public enum PtxHelper
     WarpReduce,
     SoftmaxMath,
     FloatBias,
+    HalfPack,
 }
 
 /// <summary>
@@ -178,6 +179,13 @@ public static class PtxHelpers
                     // which lands in the low byte.
                     #define KDSL_FLOAT_BIAS 12582912.f
                     #define KDSL_FLOAT_BIAS_BITS 0x4B400000
+                    """);
+                break;
+            case PtxHelper.HalfPack:
+                w.Raw("""
+                    // Two floats into one 16-bit pair, lo in the low half: one cvt (F2FP) instead of two and a shift.
+                    static __device__ __forceinline__ u32 kdsl_pack_f16x2(float lo, float hi) { u32 d; asm("cvt.rn.f16x2.f32 %0, %1, %2;\n" : "=r"(d) : "f"(hi), "f"(lo)); return d; }
+                    static __device__ __forceinline__ u32 kdsl_pack_bf16x2(float lo, float hi) { u32 d; asm("cvt.rn.bf16x2.f32 %0, %1, %2;\n" : "=r"(d) : "f"(hi), "f"(lo)); return d; }
                     """);
                 break;
             case PtxHelper.WarpReduce:

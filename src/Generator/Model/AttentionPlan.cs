@@ -20,6 +20,11 @@ public sealed record AttentionPlan(AttentionSpec Spec)
     public int PScale => Pv.AElement switch { Element.U8 => 255, Element.S8 => 127, _ => 1 };
 
     public int Threads => Spec.Warps * 32;
+    /// <summary>
+    /// Blocks per SM the kernel is compiled for (__launch_bounds__). D = 128 needs ~230 registers a thread, so one block
+    /// of 8 warps; D = 64 fits two in 128 registers (measured on an H100: 217 → 296 TOPS for u8 P·V at S = 16384).
+    /// </summary>
+    public int MinBlocksPerSm => Spec.HeadDim <= 64 ? 2 : 1;
     public Element VElement => F16Pv ? Pv.BElement : Element.S8;
     public int VBytes => VElement.SizeInBytes();
 

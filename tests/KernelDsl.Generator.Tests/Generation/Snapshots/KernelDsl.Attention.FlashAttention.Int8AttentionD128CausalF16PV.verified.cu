@@ -59,6 +59,9 @@ static __device__ __forceinline__ u16 kdsl_f32_to_bf16(float x) { u16 h; asm("cv
 // which lands in the low byte.
 #define KDSL_FLOAT_BIAS 12582912.f
 #define KDSL_FLOAT_BIAS_BITS 0x4B400000
+// Two floats into one 16-bit pair, lo in the low half: one cvt (F2FP) instead of two and a shift.
+static __device__ __forceinline__ u32 kdsl_pack_f16x2(float lo, float hi) { u32 d; asm("cvt.rn.f16x2.f32 %0, %1, %2;\n" : "=r"(d) : "f"(hi), "f"(lo)); return d; }
+static __device__ __forceinline__ u32 kdsl_pack_bf16x2(float lo, float hi) { u32 d; asm("cvt.rn.bf16x2.f32 %0, %1, %2;\n" : "=r"(d) : "f"(hi), "f"(lo)); return d; }
 // mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 (sm_80, PTX 7.0): D = A·B + D in place.
 static __device__ __forceinline__ void kdsl_mma_m16n8k32_s32s8s8(int (&d)[4], u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1)
 {
@@ -170,6 +173,11 @@ kdsl_KernelDsl_Attention_FlashAttention_Int8AttentionD128CausalF16PV(const s8* _
     const int k_chunk = ((lane >> 3) & 1);
     const int v_row = (lane & 1) + ((lane >> 1) & 1) * 2 + ((lane >> 2) & 1) * 4 + ((lane >> 3) & 1) * 8;
     const int v_chunk = ((lane >> 4) & 1);
+    const u32 sq_addr = kdsl_smem(sq), sk_addr = kdsl_smem(sk), sv_addr = kdsl_smem(sv);
+    // Swizzled offsets of this lane's first ldmatrix row; where the layout allows, each step XORs a constant into them.
+    const int q_lane = kdsl_smem_q(warp * 16 + q_row, q_chunk * 16);
+    const int k_lane = kdsl_smem_k(k_row, k_chunk * 16);
+    const int v_lane = kdsl_smem_v(v_row, v_chunk * 16);
 
     kdsl_load_q(sq, q_src, seq_q - m0, tid);
     #pragma unroll
@@ -192,8 +200,8 @@ kdsl_KernelDsl_Attention_FlashAttention_Int8AttentionD128CausalF16PV(const s8* _
         __syncthreads();                // ...for every thread; stage (j - 1) % 2 is free again
         if (j + 1 < n_blocks) kdsl_load_kv(sk + (j + 1) % 2 * 8192, sv + (j + 1) % 2 * 16384, k_src, v_src, j + 1, seq_k, v_ld, tid);
         kdsl_cp_async_commit();
-        const u8* const k_stage = sk + j % 2 * 8192;
-        const u8* const v_stage = sv + j % 2 * 16384;
+        const u32 k_stage = sk_addr + j % 2 * 8192;
+        const u32 v_stage = sv_addr + j % 2 * 16384;
         // S = Q·Kᵀ on mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32: tile jt holds keys 8jt..8jt+7 of the block.
         // The accumulators start at the float bias, so each holds the bits of the float bias + S (|S| ≤ 127²·128 < 2^22).
         int sacc[8][4];
@@ -201,12 +209,12 @@ kdsl_KernelDsl_Attention_FlashAttention_Int8AttentionD128CausalF16PV(const s8* _
         for (int kk = 0; kk < 4; ++kk)
         {
             u32 qf[4];
-            kdsl_ldsm_x4(qf[0], qf[1], qf[2], qf[3], kdsl_smem(sq + kdsl_smem_q(warp * 16 + q_row, kk * 32 + q_chunk * 16)));
+            kdsl_ldsm_x4(qf[0], qf[1], qf[2], qf[3], sq_addr + (q_lane ^ (kk * 32)));
             #pragma unroll
             for (int ni = 0; ni < 4; ++ni)
             {
                 u32 kr0, kr1, kr2, kr3;
-                kdsl_ldsm_x4(kr0, kr1, kr2, kr3, kdsl_smem(k_stage + kdsl_smem_k(ni * 16 + k_row, kk * 32 + k_chunk * 16)));
+                kdsl_ldsm_x4(kr0, kr1, kr2, kr3, k_stage + ((k_lane ^ (kk * 32)) + (ni * 16) * 128));
                 if (kk == 0) kdsl_mma_m16n8k32_s32s8s8_from(sacc[ni * 2 + 0], qf[0], qf[1], qf[2], qf[3], kr0, kr1, KDSL_FLOAT_BIAS_BITS);
                 else kdsl_mma_m16n8k32_s32s8s8(sacc[ni * 2 + 0], qf[0], qf[1], qf[2], qf[3], kr0, kr1);
                 if (kk == 0) kdsl_mma_m16n8k32_s32s8s8_from(sacc[ni * 2 + 1], qf[0], qf[1], qf[2], qf[3], kr2, kr3, KDSL_FLOAT_BIAS_BITS);
@@ -227,9 +235,8 @@ kdsl_KernelDsl_Attention_FlashAttention_Int8AttentionD128CausalF16PV(const s8* _
                 #pragma unroll
                 for (int r = 0; r < 4; ++r) { const int key = j * 64 + jt * 8 + 2 * t + (r & 1); if (key >= seq_k || key > m0 + warp * 16 + g + 8 * (r >> 1) + (seq_k - seq_q)) xs[jt][r] = -KDSL_INF; }
         }
-        float block_max[2] = {-KDSL_INF, -KDSL_INF};
-        #pragma unroll
-        for (int jt = 0; jt < 8; ++jt) { block_max[0] = fmaxf(block_max[0], fmaxf(xs[jt][0], xs[jt][1])); block_max[1] = fmaxf(block_max[1], fmaxf(xs[jt][2], xs[jt][3])); }
+        float block_max[2] = {fmaxf(fmaxf(fmaxf(fmaxf(xs[0][0], xs[0][1]), fmaxf(xs[1][0], xs[1][1])), fmaxf(fmaxf(xs[2][0], xs[2][1]), fmaxf(xs[3][0], xs[3][1]))), fmaxf(fmaxf(fmaxf(xs[4][0], xs[4][1]), fmaxf(xs[5][0], xs[5][1])), fmaxf(fmaxf(xs[6][0], xs[6][1]), fmaxf(xs[7][0], xs[7][1])))),
+                               fmaxf(fmaxf(fmaxf(fmaxf(xs[0][2], xs[0][3]), fmaxf(xs[1][2], xs[1][3])), fmaxf(fmaxf(xs[2][2], xs[2][3]), fmaxf(xs[3][2], xs[3][3]))), fmaxf(fmaxf(fmaxf(xs[4][2], xs[4][3]), fmaxf(xs[5][2], xs[5][3])), fmaxf(fmaxf(xs[6][2], xs[6][3]), fmaxf(xs[7][2], xs[7][3]))))};
         float alpha[2], base[2];
         bool grew = false;
         #pragma unroll
@@ -250,32 +257,22 @@ kdsl_KernelDsl_Attention_FlashAttention_Int8AttentionD128CausalF16PV(const s8* _
             #pragma unroll
             for (int i = 0; i < 16; ++i) { o[i][0] *= alpha[0]; o[i][1] *= alpha[0]; o[i][2] *= alpha[1]; o[i][3] *= alpha[1]; }
         }
-        // P stays f16 (accuracy mode); the row sum adds the rounded values the MMA sees.
-        u16 p[8][4];
+        // P stays 16-bit (accuracy mode), rounded to f16 when packed for the MMA. The row sum adds P before that
+        // rounding: round-to-nearest-even is unbiased, and it spares two conversions per score. Masked keys give 2^-∞ = 0.
+        float p[8][4];
         #pragma unroll
         for (int jt = 0; jt < 8; ++jt)
             #pragma unroll
-            for (int r = 0; r < 4; ++r) p[jt][r] = kdsl_f32_to_f16(kdsl_exp2(fmaf(xs[jt][r] - KDSL_FLOAT_BIAS, sc, -base[r >> 1])));
-        if (masked)
-        {
-            #pragma unroll
-            for (int jt = 0; jt < 8; ++jt)
-                #pragma unroll
-                for (int r = 0; r < 4; ++r) { const int key = j * 64 + jt * 8 + 2 * t + (r & 1); if (key >= seq_k || key > m0 + warp * 16 + g + 8 * (r >> 1) + (seq_k - seq_q)) p[jt][r] = 0; }
-        }
-        #pragma unroll
-        for (int jt = 0; jt < 8; ++jt)
-            #pragma unroll
-            for (int r = 0; r < 4; ++r) row_sum[r >> 1] += kdsl_f16_to_f32(p[jt][r]);
+            for (int r = 0; r < 4; ++r) { p[jt][r] = kdsl_exp2(fmaf(xs[jt][r] - KDSL_FLOAT_BIAS, sc, -base[r >> 1])); row_sum[r >> 1] += p[jt][r]; }
         // O += P·V on mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32; V through LdsmTrans (ldsm_trans_16), P packed from the S accumulators in Natural key order.
         u32 pa[4][4];
         #pragma unroll
         for (int kk = 0; kk < 4; ++kk)
         {
-            pa[kk][0] = (u32)p[kk * 2 + 0][0] | ((u32)p[kk * 2 + 0][1] << 16);
-            pa[kk][1] = (u32)p[kk * 2 + 0][2] | ((u32)p[kk * 2 + 0][3] << 16);
-            pa[kk][2] = (u32)p[kk * 2 + 1][0] | ((u32)p[kk * 2 + 1][1] << 16);
-            pa[kk][3] = (u32)p[kk * 2 + 1][2] | ((u32)p[kk * 2 + 1][3] << 16);
+            pa[kk][0] = kdsl_pack_f16x2(p[kk * 2 + 0][0], p[kk * 2 + 0][1]);
+            pa[kk][1] = kdsl_pack_f16x2(p[kk * 2 + 0][2], p[kk * 2 + 0][3]);
+            pa[kk][2] = kdsl_pack_f16x2(p[kk * 2 + 1][0], p[kk * 2 + 1][1]);
+            pa[kk][3] = kdsl_pack_f16x2(p[kk * 2 + 1][2], p[kk * 2 + 1][3]);
         }
         #pragma unroll
         for (int ci = 0; ci < 8; ++ci)
@@ -284,7 +281,7 @@ kdsl_KernelDsl_Attention_FlashAttention_Int8AttentionD128CausalF16PV(const s8* _
             for (int kk = 0; kk < 4; ++kk)
             {
                 u32 vr0, vr1, vr2, vr3;
-                kdsl_ldsm_x4_trans(vr0, vr1, vr2, vr3, kdsl_smem(v_stage + kdsl_smem_v(kk * 16 + v_row, (ci * 16 + v_chunk * 8) * 2)));
+                kdsl_ldsm_x4_trans(vr0, vr1, vr2, vr3, v_stage + ((v_lane ^ (ci * 32)) + (kk * 16) * 256));
                 kdsl_mma_m16n8k16_f32f16f16(o[ci * 2 + 0], pa[kk][0], pa[kk][1], pa[kk][2], pa[kk][3], vr0, vr1);
                 kdsl_mma_m16n8k16_f32f16f16(o[ci * 2 + 1], pa[kk][0], pa[kk][1], pa[kk][2], pa[kk][3], vr2, vr3);
             }

@@ -59,6 +59,9 @@ static __device__ __forceinline__ u16 kdsl_f32_to_bf16(float x) { u16 h; asm("cv
 // which lands in the low byte.
 #define KDSL_FLOAT_BIAS 12582912.f
 #define KDSL_FLOAT_BIAS_BITS 0x4B400000
+// Two floats into one 16-bit pair, lo in the low half: one cvt (F2FP) instead of two and a shift.
+static __device__ __forceinline__ u32 kdsl_pack_f16x2(float lo, float hi) { u32 d; asm("cvt.rn.f16x2.f32 %0, %1, %2;\n" : "=r"(d) : "f"(hi), "f"(lo)); return d; }
+static __device__ __forceinline__ u32 kdsl_pack_bf16x2(float lo, float hi) { u32 d; asm("cvt.rn.bf16x2.f32 %0, %1, %2;\n" : "=r"(d) : "f"(hi), "f"(lo)); return d; }
 // mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 (sm_80, PTX 7.0): D = A·B + D in place.
 static __device__ __forceinline__ void kdsl_mma_m16n8k32_s32s8s8(int (&d)[4], u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1)
 {
@@ -175,6 +178,11 @@ kdsl_KernelDsl_Attention_FlashAttention_Int8AttentionD128TransPrmt(const s8* __r
     const int k_chunk = ((lane >> 3) & 1);
     const int v_row = (lane & 1) + ((lane >> 1) & 1) * 2 + ((lane >> 2) & 1) * 4 + ((lane >> 3) & 1) * 8 + ((lane >> 4) & 1) * 16;
     const int v_chunk = 0;
+    const u32 sq_addr = kdsl_smem(sq), sk_addr = kdsl_smem(sk), sv_addr = kdsl_smem(sv);
+    // Swizzled offsets of this lane's first ldmatrix row; where the layout allows, each step XORs a constant into them.
+    const int q_lane = kdsl_smem_q(warp * 16 + q_row, q_chunk * 16);
+    const int k_lane = kdsl_smem_k(k_row, k_chunk * 16);
+    const int v_lane = kdsl_smem_v(v_row, v_chunk * 16);
 
     kdsl_load_q(sq, q_src, seq_q - m0, tid);
     #pragma unroll
@@ -197,8 +205,8 @@ kdsl_KernelDsl_Attention_FlashAttention_Int8AttentionD128TransPrmt(const s8* __r
         __syncthreads();                // ...for every thread; stage (j - 1) % 2 is free again
         if (j + 1 < n_blocks) kdsl_load_kv(sk + (j + 1) % 2 * 8192, sv + (j + 1) % 2 * 8192, k_src, v_src, j + 1, seq_k, v_ld, tid);
         kdsl_cp_async_commit();
-        const u8* const k_stage = sk + j % 2 * 8192;
-        const u8* const v_stage = sv + j % 2 * 8192;
+        const u32 k_stage = sk_addr + j % 2 * 8192;
+        const u32 v_stage = sv_addr + j % 2 * 8192;
         // S = Q·Kᵀ on mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32: tile jt holds keys 8jt..8jt+7 of the block.
         // The accumulators start at the float bias, so each holds the bits of the float bias + S (|S| ≤ 127²·128 < 2^22).
         int sacc[8][4];
@@ -206,12 +214,12 @@ kdsl_KernelDsl_Attention_FlashAttention_Int8AttentionD128TransPrmt(const s8* __r
         for (int kk = 0; kk < 4; ++kk)
         {
             u32 qf[4];
-            kdsl_ldsm_x4(qf[0], qf[1], qf[2], qf[3], kdsl_smem(sq + kdsl_smem_q(warp * 16 + q_row, kk * 32 + q_chunk * 16)));
+            kdsl_ldsm_x4(qf[0], qf[1], qf[2], qf[3], sq_addr + (q_lane ^ (kk * 32)));
             #pragma unroll
             for (int ni = 0; ni < 4; ++ni)
             {
                 u32 kr0, kr1, kr2, kr3;
-                kdsl_ldsm_x4(kr0, kr1, kr2, kr3, kdsl_smem(k_stage + kdsl_smem_k(ni * 16 + k_row, kk * 32 + k_chunk * 16)));
+                kdsl_ldsm_x4(kr0, kr1, kr2, kr3, k_stage + ((k_lane ^ (kk * 32)) + (ni * 16) * 128));
                 if (kk == 0) kdsl_mma_m16n8k32_s32s8s8_from(sacc[ni * 2 + 0], qf[0], qf[1], qf[2], qf[3], kr0, kr1, KDSL_FLOAT_BIAS_BITS);
                 else kdsl_mma_m16n8k32_s32s8s8(sacc[ni * 2 + 0], qf[0], qf[1], qf[2], qf[3], kr0, kr1);
                 if (kk == 0) kdsl_mma_m16n8k32_s32s8s8_from(sacc[ni * 2 + 1], qf[0], qf[1], qf[2], qf[3], kr2, kr3, KDSL_FLOAT_BIAS_BITS);
@@ -232,9 +240,8 @@ kdsl_KernelDsl_Attention_FlashAttention_Int8AttentionD128TransPrmt(const s8* __r
                 #pragma unroll
                 for (int r = 0; r < 4; ++r) { const int key = j * 64 + jt * 8 + 2 * t + (r & 1); if (key >= seq_k) xs[jt][r] = -KDSL_INF; }
         }
-        float block_max[2] = {-KDSL_INF, -KDSL_INF};
-        #pragma unroll
-        for (int jt = 0; jt < 8; ++jt) { block_max[0] = fmaxf(block_max[0], fmaxf(xs[jt][0], xs[jt][1])); block_max[1] = fmaxf(block_max[1], fmaxf(xs[jt][2], xs[jt][3])); }
+        float block_max[2] = {fmaxf(fmaxf(fmaxf(fmaxf(xs[0][0], xs[0][1]), fmaxf(xs[1][0], xs[1][1])), fmaxf(fmaxf(xs[2][0], xs[2][1]), fmaxf(xs[3][0], xs[3][1]))), fmaxf(fmaxf(fmaxf(xs[4][0], xs[4][1]), fmaxf(xs[5][0], xs[5][1])), fmaxf(fmaxf(xs[6][0], xs[6][1]), fmaxf(xs[7][0], xs[7][1])))),
+                               fmaxf(fmaxf(fmaxf(fmaxf(xs[0][2], xs[0][3]), fmaxf(xs[1][2], xs[1][3])), fmaxf(fmaxf(xs[2][2], xs[2][3]), fmaxf(xs[3][2], xs[3][3]))), fmaxf(fmaxf(fmaxf(xs[4][2], xs[4][3]), fmaxf(xs[5][2], xs[5][3])), fmaxf(fmaxf(xs[6][2], xs[6][3]), fmaxf(xs[7][2], xs[7][3]))))};
         float alpha[2], base[2];
         bool grew = false;
         #pragma unroll
@@ -261,14 +268,7 @@ kdsl_KernelDsl_Attention_FlashAttention_Int8AttentionD128TransPrmt(const s8* __r
         #pragma unroll
         for (int jt = 0; jt < 8; ++jt)
             #pragma unroll
-            for (int r = 0; r < 4; ++r) p[jt][r] = __float_as_uint(fmaf(kdsl_exp2(fmaf(xs[jt][r] - KDSL_FLOAT_BIAS, sc, -base[r >> 1])), 255.f, KDSL_FLOAT_BIAS));
-        if (masked)
-        {
-            #pragma unroll
-            for (int jt = 0; jt < 8; ++jt)
-                #pragma unroll
-                for (int r = 0; r < 4; ++r) { const int key = j * 64 + jt * 8 + 2 * t + (r & 1); if (key >= seq_k) p[jt][r] = KDSL_FLOAT_BIAS_BITS; }
-        }
+            for (int r = 0; r < 4; ++r) p[jt][r] = __float_as_uint(fmaf(kdsl_exp2(fmaf(xs[jt][r] - KDSL_FLOAT_BIAS, sc, -base[r >> 1])), 255.f, KDSL_FLOAT_BIAS));  // masked: 2^-∞ = 0
         u32 p_sum[2] = {0u, 0u};
         #pragma unroll
         for (int jt = 0; jt < 8; ++jt) { p_sum[0] += p[jt][0] + p[jt][1]; p_sum[1] += p[jt][2] + p[jt][3]; }
@@ -292,7 +292,7 @@ kdsl_KernelDsl_Attention_FlashAttention_Int8AttentionD128TransPrmt(const s8* __r
             for (int kk = 0; kk < 2; ++kk)
             {
                 u32 vr0, vr1, vr2, vr3;
-                kdsl_ldsm_x4_trans(vr0, vr1, vr2, vr3, kdsl_smem(v_stage + kdsl_smem_v(kk * 32 + v_row, (ci * 16 + v_chunk * 16) * 1)));
+                kdsl_ldsm_x4_trans(vr0, vr1, vr2, vr3, v_stage + ((v_lane ^ (ci * 16)) + (kk * 32) * 128));
                 const u32 vr4 = kdsl_prmt(vr0, vr1, 0x6420u);
                 const u32 vr5 = kdsl_prmt(vr2, vr3, 0x6420u);
                 const u32 vr6 = kdsl_prmt(vr0, vr1, 0x7531u);
