@@ -49,6 +49,18 @@ public class CliTests : IDisposable
         Assert.True(error.RelativeL2 < 3e-2 && error.Cosine > 0.999, $"relative L2 {error.RelativeL2}, cosine {error.Cosine}");
     }
 
+    [Theory]
+    [InlineData("--head-dim", "96")]
+    [InlineData("--seq", "3000")]
+    [InlineData("--seq", "0")]
+    public void Bench_refuses_a_shape_off_the_grid_before_looking_for_a_gpu(string option, string value)
+    {
+        var result = CliApp.Build().Parse(["bench", option, value]);
+        var error = Assert.Single(result.Errors);
+        Assert.Contains(option, error.Message);
+        Assert.NotEqual(0, result.Invoke());
+    }
+
     [Fact]
     public void Attention_refuses_a_tensor_that_is_not_4d()
     {

@@ -17,13 +17,18 @@ internal static class BenchCommand
     {
         var csv = new Option<FileInfo>("--csv") { Description = "Where to write the results.", DefaultValueFactory = _ => new FileInfo("bench.csv") };
         var quick = new Option<bool>("--quick") { Description = "S in {1024, 4096, 16384} instead of {1024, 2048, 4096, 8192, 16384}." };
-        var command = new Command("bench", "Time every attention variant on the standard grid (needs a GPU).") { csv, quick };
-        command.SetAction(parse => Run(parse.GetValue(csv)!, parse.GetValue(quick)));
+        var headDim = new Option<int?>("--head-dim") { Description = "Only this head dim (64 or 128), e.g. to profile one shape." };
+        var seq = new Option<int?>("--seq") { Description = "Only this sequence length (B = 16384 / S)." };
+        headDim.Validators.Add(r => { if (r.GetValueOrDefault<int?>() is { } d && d is not (64 or 128)) r.AddError($"--head-dim must be 64 or 128 (the declared head dims), not {d}."); });
+        seq.Validators.Add(r => { if (r.GetValueOrDefault<int?>() is { } s && (s <= 0 || 16384 % s != 0)) r.AddError($"--seq must be a positive divisor of 16384 (the grid keeps B·S = 16384), not {s}."); });
+        var command = new Command("bench", "Time every attention variant on the standard grid (needs a GPU).") { csv, quick, headDim, seq };
+        command.SetAction(parse => Run(parse.GetValue(csv)!, parse.GetValue(quick), parse.GetValue(headDim), parse.GetValue(seq)));
         return command;
     }
 
-    private static int Run(FileInfo csv, bool quick)
+    private static int Run(FileInfo csv, bool quick, int? onlyHeadDim, int? onlySeq)
     {
+
         if (!CudaDevice.TryOpen(0, out var device, out var reason))
         {
             AnsiConsole.MarkupLine("[yellow]No CUDA GPU found[/]: " + Markup.Escape(reason));
@@ -34,13 +39,14 @@ internal static class BenchCommand
         using var attention = new Int8Attention(device);
         AnsiConsole.MarkupLine($"[bold]{Markup.Escape(device.Name)}[/] ({device.ArchName}, {device.SmCount} SMs)");
 
-        int[] lengths = quick ? [1024, 4096, 16384] : [1024, 2048, 4096, 8192, 16384];
+        int[] lengths = onlySeq is { } only ? [only] : quick ? [1024, 4096, 16384] : [1024, 2048, 4096, 8192, 16384];
+        int[] headDims = onlyHeadDim is { } oneDim ? [oneDim] : [64, 128];
         var rows = new List<string> { "variant,head_dim,seq,causal,batch,heads,kernel_ms,end_to_end_ms,kernel_tops,end_to_end_tops" };
         var table = new Table().AddColumns("variant", "D", "S", "causal", "kernel ms", "e2e ms", "kernel TOPS", "e2e TOPS");
         AnsiConsole.Progress().Start(progress =>
         {
-            var task = progress.AddTask("benchmark", maxValue: 2 * lengths.Length);
-            foreach (var headDim in new[] { 64, 128 })
+            var task = progress.AddTask("benchmark", maxValue: headDims.Length * lengths.Length);
+            foreach (var headDim in headDims)
             {
                 foreach (var seq in lengths)
                 {

@@ -21,13 +21,13 @@ public static class AttentionEmitter
             $"Block {spec.BlockM} query rows × {spec.BlockN} keys per step, {spec.Warps} warps (16 rows each), {spec.Stages} K/V stage(s), {plan.SharedMemoryBytes} bytes of shared memory.",
             $"V: {vAtom} ({CopyAtom.Get(vAtom).Instructions}), P in {plan.POrder} key order.");
 
-        var helpers = new[] { PtxHelper.IntMath, PtxHelper.SoftmaxMath, PtxHelper.F16Convert, PtxHelper.Bf16Convert }
+        var helpers = new[] { PtxHelper.IntMath, PtxHelper.SoftmaxMath, PtxHelper.F16Convert, PtxHelper.Bf16Convert, PtxHelper.FloatBias, PtxHelper.Prmt, PtxHelper.HalfPack }
             .Concat(PtxHelpers.For(CopyAtomKind.CpAsync16));
         foreach (var atom in spec.CopyAtoms)
         {
             helpers = helpers.Concat(PtxHelpers.For(atom.Atom));
         }
-        PtxHelpers.Write(w, helpers, [plan.Qk, plan.Pv]);
+        PtxHelpers.Write(w, helpers, [plan.Qk, plan.Pv], biasedStart: true);
         w.Line();
         w.Line($"// ---- Shared-memory layouts ----");
         LayoutWriter.Write(w, spec.LayoutOf(Operand.Q)!, spec.BlockM, spec.HeadDim);

@@ -83,8 +83,7 @@ public sealed class AttentionKernelWriter(AttentionPlan plan, Composition v)
         _w = w;
         var s = _spec;
         var d = s.HeadDim;
-        // One block per SM is the design point: let ptxas use up to 255 registers rather than aim for two blocks.
-        w.Line($"extern \"C\" __global__ void __launch_bounds__({plan.Threads}, 1)");
+        w.Line($"extern \"C\" __global__ void __launch_bounds__({plan.Threads}, {plan.MinBlocksPerSm})");
         w.Line($"{KernelName}(const s8* __restrict__ Q, const s8* __restrict__ K, const {VType}* __restrict__ V,");
         w.Line($"    const float* __restrict__ q_scale, const float* __restrict__ k_scale, const float* __restrict__ v_scale, const float* __restrict__ k_mean,");
         w.Line($"    u16* __restrict__ O, float* __restrict__ lse, int heads_q, int heads_kv, int seq_q, int seq_k,");
@@ -127,6 +126,11 @@ public sealed class AttentionKernelWriter(AttentionPlan plan, Composition v)
         CopyProgramWriter.WriteLaneOffsets(_w, plan.QProgram!, "q");
         CopyProgramWriter.WriteLaneOffsets(_w, plan.KProgram!, "k");
         CopyProgramWriter.WriteLaneOffsets(_w, plan.VProgram!, "v");
+        _w.Line($"const u32 sq_addr = kdsl_smem(sq), sk_addr = kdsl_smem(sk), sv_addr = kdsl_smem(sv);");
+        _w.Line($"// Swizzled offsets of this lane's first ldmatrix row; where the layout allows, each step XORs a constant into them.");
+        _w.Line($"const int q_lane = {LayoutWriter.FunctionName(Operand.Q)}(warp * 16 + q_row, q_chunk * 16);");
+        _w.Line($"const int k_lane = {LayoutWriter.FunctionName(Operand.K)}(k_row, k_chunk * 16);");
+        _w.Line($"const int v_lane = {LayoutWriter.FunctionName(Operand.V)}(v_row, v_chunk * 16);");
         _w.Line();
         _w.Line($"kdsl_load_q(sq, q_src, seq_q - m0, tid);");
         _w.Line($"#pragma unroll");
@@ -169,8 +173,8 @@ public sealed class AttentionKernelWriter(AttentionPlan plan, Composition v)
                 _w.Line($"if (j + {stages - 1} < n_blocks) kdsl_load_kv(sk + (j + {stages - 1}) % {stages} * {plan.KStageBytes}, sv + (j + {stages - 1}) % {stages} * {plan.VStageBytes}, k_src, v_src, j + {stages - 1}, seq_k, v_ld, tid);");
                 _w.Line($"kdsl_cp_async_commit();");
             }
-            _w.Line($"const u8* const k_stage = sk + {(stages == 1 ? "0" : $"j % {stages} * {plan.KStageBytes}")};");
-            _w.Line($"const u8* const v_stage = sv + {(stages == 1 ? "0" : $"j % {stages} * {plan.VStageBytes}")};");
+            _w.Line($"const u32 k_stage = sk_addr + {(stages == 1 ? "0" : $"j % {stages} * {plan.KStageBytes}")};");
+            _w.Line($"const u32 v_stage = sv_addr + {(stages == 1 ? "0" : $"j % {stages} * {plan.VStageBytes}")};");
             WriteScores();
             WriteSoftmax();
             WriteProductPV();
@@ -181,30 +185,78 @@ public sealed class AttentionKernelWriter(AttentionPlan plan, Composition v)
         });
     }
 
+    /// <summary>
+    /// The offset expression of one ldmatrix step: (lane XOR column step) + row step when the layout factors for every
+    /// lane and step (SmemLayoutSpec.FactorsSteps), else the layout function of the full (row, column).
+    /// </summary>
+    private string Address(Operand operand, LdmatrixProgram program, int rowBytes, int warps,
+        string rowStep, int[] rowSteps, string colStep, int[] colSteps)
+    {
+        var origins = Enumerable.Range(0, warps).SelectMany(wp => Enumerable.Range(0, 32)
+            .Select(l => (wp * 16 * (operand == Operand.Q ? 1 : 0) + program.RowOf(l), 16 * program.ChunkOf(l))));
+        var name = operand.ToString().ToLowerInvariant();
+        var layout = _spec.LayoutOf(operand)!;
+        if (layout.FactorsSteps(rowBytes, origins, rowSteps, colSteps))
+        {
+            return rowStep == "0" ? $"({name}_lane ^ ({colStep}))" : $"(({name}_lane ^ ({colStep})) + ({rowStep}) * {rowBytes})";
+        }
+        var rowOrigin = operand == Operand.Q ? "warp * 16 + q_row" : $"{name}_row";
+        return $"{LayoutWriter.FunctionName(operand)}({rowStep} + {rowOrigin}, {colStep} + {name}_chunk * 16)";
+    }
+
+    private static int[] Steps(int count, int stride) => Enumerable.Range(0, count).Select(i => i * stride).ToArray();
+
+    private string QAddress => Address(Operand.Q, plan.QProgram!, _spec.HeadDim, _spec.Warps, "0", [0], "kk * 32", Steps(plan.QkSteps, 32));
+
+    private string KAddress => Address(Operand.K, plan.KProgram!, _spec.HeadDim, 1, "ni * 16", Steps(_spec.BlockN / 16, 16), "kk * 32", Steps(plan.QkSteps, 32));
+
+    private string VAddress => plan.PretransposedV
+        ? Address(Operand.V, plan.VProgram!, plan.VRowBytes, 1, "ci * 16", Steps(_spec.HeadDim / 16, 16), $"kk * {plan.Pv.K}", Steps(plan.PvSteps, plan.Pv.K))
+        : Address(Operand.V, plan.VProgram!, plan.VRowBytes, 1, $"kk * {plan.Pv.K}", Steps(plan.PvSteps, plan.Pv.K), $"ci * {16 * plan.VBytes}", Steps(_spec.HeadDim / 16, 16 * plan.VBytes));
+
     private void WriteScores()
     {
         var s = _spec;
         var k = plan.KProgram!;
+        if (!plan.BiasedScores)
+        {
+            throw new System.InvalidOperationException($"|S| can reach 127²·{s.HeadDim}, past the float-bias range; the validator should have refused this head dim.");
+        }
         _w.Line($"// S = Q·Kᵀ on {plan.Qk.Ptx}: tile jt holds keys 8jt..8jt+7 of the block.");
+        _w.Line($"// The accumulators start at the float bias, so each holds the bits of the float bias + S (|S| ≤ 127²·{s.HeadDim} < 2^22).");
         _w.Line($"int sacc[{plan.STiles}][4];");
-        _w.Line($"#pragma unroll");
-        _w.Line($"for (int i = 0; i < {plan.STiles}; ++i) sacc[i][0] = sacc[i][1] = sacc[i][2] = sacc[i][3] = 0;");
         _w.Line($"#pragma unroll");
         _w.Block($"for (int kk = 0; kk < {plan.QkSteps}; ++kk)", () =>
         {
             // Q's fragments are re-read from shared memory each block: ldmatrix is cheap, registers are not.
             _w.Line($"u32 qf[4];");
-            _w.Line($"kdsl_ldsm_x4(qf[0], qf[1], qf[2], qf[3], kdsl_smem(sq + {LayoutWriter.FunctionName(Operand.Q)}(warp * 16 + q_row, kk * 32 + q_chunk * 16)));");
+            _w.Line($"kdsl_ldsm_x4(qf[0], qf[1], qf[2], qf[3], sq_addr + {QAddress});");
             _w.Line($"#pragma unroll");
             _w.Block($"for (int ni = 0; ni < {s.BlockN / 16}; ++ni)", () =>
             {
-                CopyProgramWriter.WriteLoad(_w, k, "kr", $"kdsl_smem(k_stage + {LayoutWriter.FunctionName(Operand.K)}(ni * 16 + k_row, kk * 32 + k_chunk * 16))");
+                CopyProgramWriter.WriteLoad(_w, k, "kr", $"k_stage + {KAddress}");
                 for (var tile = 0; tile < k.Fragments.Count; tile++)
                 {
-                    _w.Line($"kdsl_{plan.Qk.HelperName}(sacc[ni * 2 + {tile}], qf[0], qf[1], qf[2], qf[3], kr{k.Fragments[tile][0]}, kr{k.Fragments[tile][1]});");
+                    var (acc, operands) = ($"sacc[ni * 2 + {tile}]", $"qf[0], qf[1], qf[2], qf[3], kr{k.Fragments[tile][0]}, kr{k.Fragments[tile][1]}");
+                    _w.Line($"if (kk == 0) kdsl_{plan.Qk.HelperName}_from({acc}, {operands}, KDSL_FLOAT_BIAS_BITS);");
+                    _w.Line($"else kdsl_{plan.Qk.HelperName}({acc}, {operands});");
                 }
             });
         });
+    }
+
+    /// <summary>Whether key (jt, r) of block j is outside the sequence, or above the causal diagonal for its row.</summary>
+    private string KeyMasked => _spec.Causal
+        ? $"key >= seq_k || key > m0 + warp * 16 + g + 8 * (r >> 1) + (seq_k - seq_q)"
+        : "key >= seq_k";
+
+    /// <summary>A loop over this thread's scores whose body runs only for masked keys.</summary>
+    private void WriteForMaskedKeys(string body)
+    {
+        _w.Line($"#pragma unroll");
+        _w.Line($"for (int jt = 0; jt < {plan.STiles}; ++jt)");
+        _w.Line($"    #pragma unroll");
+        _w.Line($"    for (int r = 0; r < 4; ++r) {{ const int key = j * {_spec.BlockN} + jt * 8 + 2 * t + (r & 1); if ({KeyMasked}) {body} }}");
     }
 
     private void WriteSoftmax()
@@ -212,54 +264,70 @@ public sealed class AttentionKernelWriter(AttentionPlan plan, Composition v)
         var s = _spec;
         _w.Line($"// Online softmax in the log2 domain (softmax scale · log2 e is folded into q_scale).");
         _w.Line($"const float sc = q_sc * k_scale[bhk * k_tiles + j];");
-        _w.Line($"float x[{plan.STiles}][4];");
-        _w.Line($"float block_max[2] = {{-KDSL_INF, -KDSL_INF}};");
+        var crossing = s.Causal
+            ? $"(j + 1) * {s.BlockN} > seq_k || (j + 1) * {s.BlockN} - 1 > m0 + (seq_k - seq_q)"
+            : $"(j + 1) * {s.BlockN} > seq_k";
+        _w.Line($"// Only a block that crosses the end of the keys{(s.Causal ? " or the causal diagonal" : "")} compares keys; the others skip the masks.");
+        _w.Line($"const bool masked = {crossing};");
+        _w.Line($"float xs[{plan.STiles}][4];  // bias + S as floats, −∞ where masked");
         _w.Line($"#pragma unroll");
-        _w.Block($"for (int jt = 0; jt < {plan.STiles}; ++jt)", () =>
-        {
-            _w.Line($"#pragma unroll");
-            _w.Block($"for (int r = 0; r < 4; ++r)", () =>
-            {
-                _w.Line($"const int key = j * {s.BlockN} + jt * 8 + 2 * t + (r & 1);");
-                var mask = s.Causal ? $"key >= seq_k || key > m0 + warp * 16 + g + 8 * (r >> 1) + (seq_k - seq_q)" : "key >= seq_k";
-                _w.Line($"x[jt][r] = ({mask}) ? -KDSL_INF : (float)sacc[jt][r] * sc;");
-                _w.Line($"block_max[r >> 1] = fmaxf(block_max[r >> 1], x[jt][r]);");
-            });
-        });
+        _w.Line($"for (int jt = 0; jt < {plan.STiles}; ++jt) {{ xs[jt][0] = __int_as_float(sacc[jt][0]); xs[jt][1] = __int_as_float(sacc[jt][1]); xs[jt][2] = __int_as_float(sacc[jt][2]); xs[jt][3] = __int_as_float(sacc[jt][3]); }}");
+        _w.Block($"if (masked)", () => WriteForMaskedKeys("xs[jt][r] = -KDSL_INF;"));
+        // A balanced tree: fmaxf is exact, so the order is free and the dependency chain is log2 deep.
+        string Tree(int half) => MaxTree(Enumerable.Range(0, plan.STiles).SelectMany(jt => new[] { $"xs[{jt}][{2 * half}]", $"xs[{jt}][{2 * half + 1}]" }).ToList());
+        _w.Line($"float block_max[2] = {{{Tree(0)},");
+        _w.Line($"                       {Tree(1)}}};");
         _w.Line($"float alpha[2], base[2];");
+        _w.Line($"bool grew = false;");
         _w.Line($"#pragma unroll");
         _w.Block($"for (int hh = 0; hh < 2; ++hh)", () =>
         {
             _w.Line($"block_max[hh] = fmaxf(block_max[hh], __shfl_xor_sync(0xffffffffu, block_max[hh], 1));");
             _w.Line($"block_max[hh] = fmaxf(block_max[hh], __shfl_xor_sync(0xffffffffu, block_max[hh], 2));");
-            _w.Line($"const float new_max = fmaxf(row_max[hh], block_max[hh]);");
+            _w.Line($"const float new_max = fmaxf(row_max[hh], block_max[hh] == -KDSL_INF ? -KDSL_INF : (block_max[hh] - KDSL_FLOAT_BIAS) * sc);");
             _w.Line($"base[hh] = new_max == -KDSL_INF ? 0.f : new_max;  // a fully masked row so far: keep exp2 finite");
-            _w.Line($"alpha[hh] = kdsl_exp2(row_max[hh] - base[hh]);");
+            _w.Line($"alpha[hh] = new_max > row_max[hh] ? kdsl_exp2(row_max[hh] - base[hh]) : 1.f;");
+            _w.Line($"grew |= new_max > row_max[hh];");
             _w.Line($"row_max[hh] = new_max;");
             _w.Line($"row_sum[hh] *= alpha[hh];");
         });
-        _w.Line($"#pragma unroll");
-        _w.Line($"for (int i = 0; i < {plan.OTiles}; ++i) {{ o[i][0] *= alpha[0]; o[i][1] *= alpha[0]; o[i][2] *= alpha[1]; o[i][3] *= alpha[1]; }}");
+        _w.Line($"// O is rescaled only when a row of the warp saw a new maximum; past the first blocks that is rare.");
+        _w.Block($"if (__any_sync(0xffffffffu, grew))", () =>
+        {
+            _w.Line($"#pragma unroll");
+            _w.Line($"for (int i = 0; i < {plan.OTiles}; ++i) {{ o[i][0] *= alpha[0]; o[i][1] *= alpha[0]; o[i][2] *= alpha[1]; o[i][3] *= alpha[1]; }}");
+        });
+        const string exp = "kdsl_exp2(fmaf(xs[jt][r] - KDSL_FLOAT_BIAS, sc, -base[r >> 1]))";
         if (plan.F16Pv)
         {
-            var (toHalf, fromHalf) = plan.Pv.AElement == Element.BF16 ? ("kdsl_f32_to_bf16", "kdsl_bf16_to_f32") : ("kdsl_f32_to_f16", "kdsl_f16_to_f32");
-            _w.Line($"// P stays {plan.Pv.AElement.CudaName()} (accuracy mode); the row sum adds the rounded values the MMA sees.");
-            _w.Line($"u16 p[{plan.STiles}][4];");
+            _w.Line($"// P stays 16-bit (accuracy mode), rounded to {plan.Pv.AElement.CudaName()} when packed for the MMA. The row sum adds P before that");
+            _w.Line($"// rounding: round-to-nearest-even is unbiased, and it spares two conversions per score. Masked keys give 2^-∞ = 0.");
+            _w.Line($"float p[{plan.STiles}][4];");
             _w.Line($"#pragma unroll");
             _w.Line($"for (int jt = 0; jt < {plan.STiles}; ++jt)");
             _w.Line($"    #pragma unroll");
-            _w.Line($"    for (int r = 0; r < 4; ++r) {{ p[jt][r] = {toHalf}(kdsl_exp2(x[jt][r] - base[r >> 1])); row_sum[r >> 1] += {fromHalf}(p[jt][r]); }}");
+            _w.Line($"    for (int r = 0; r < 4; ++r) {{ p[jt][r] = {exp}; row_sum[r >> 1] += p[jt][r]; }}");
         }
         else
         {
-            _w.Line($"// P in [0, 1] quantized to {plan.Pv.AElement.CudaName()} (×{plan.PScale}, round to nearest even); the row sum adds the quantized values.");
+            _w.Line($"// P in [0, 1] quantized to {plan.Pv.AElement.CudaName()}: the biased FFMA rounds {plan.PScale}·P to the nearest even integer, kept in the");
+            _w.Line($"// low byte. The row sum adds the quantized values, as integers (the biases cancel mod 2^32).");
             _w.Line($"u32 p[{plan.STiles}][4];");
             _w.Line($"#pragma unroll");
             _w.Line($"for (int jt = 0; jt < {plan.STiles}; ++jt)");
             _w.Line($"    #pragma unroll");
-            _w.Line($"    for (int r = 0; r < 4; ++r) {{ p[jt][r] = kdsl_f32_to_u32_rn(kdsl_exp2(x[jt][r] - base[r >> 1]) * {plan.PScale}.f); row_sum[r >> 1] += (float)p[jt][r]; }}");
+            _w.Line($"    for (int r = 0; r < 4; ++r) p[jt][r] = __float_as_uint(fmaf({exp}, {plan.PScale}.f, KDSL_FLOAT_BIAS));  // masked: 2^-∞ = 0");
+            _w.Line($"u32 p_sum[2] = {{0u, 0u}};");
+            _w.Line($"#pragma unroll");
+            _w.Line($"for (int jt = 0; jt < {plan.STiles}; ++jt) {{ p_sum[0] += p[jt][0] + p[jt][1]; p_sum[1] += p[jt][2] + p[jt][3]; }}");
+            _w.Line($"row_sum[0] += (float)(int)(p_sum[0] - {2 * plan.STiles}u * KDSL_FLOAT_BIAS_BITS);");
+            _w.Line($"row_sum[1] += (float)(int)(p_sum[1] - {2 * plan.STiles}u * KDSL_FLOAT_BIAS_BITS);");
         }
     }
+
+    private static string MaxTree(System.Collections.Generic.IReadOnlyList<string> values) => values.Count == 1
+        ? values[0]
+        : $"fmaxf({MaxTree(values.Take(values.Count / 2).ToList())}, {MaxTree(values.Skip(values.Count / 2).ToList())})";
 
     private void WriteProductPV()
     {
@@ -275,13 +343,16 @@ public sealed class AttentionKernelWriter(AttentionPlan plan, Composition v)
         {
             for (var reg = 0; reg < pv.ARegisters; reg++)
             {
-                var parts = Enumerable.Range(0, elementsPerReg).Select(e =>
+                var values = Enumerable.Range(0, elementsPerReg).Select(e =>
                 {
                     var (tile, accumulator) = FragmentComposition.PackingOf(pv, reg, e);
-                    var value = $"p[kk * {sTilesPerStep} + {tile}][{accumulator}]";
-                    return elementsPerReg == 4 ? (e == 0 ? value : $"({value} << {8 * e})") : (e == 0 ? $"(u32){value}" : $"((u32){value} << 16)");
-                });
-                _w.Line($"pa[kk][{reg}] = {string.Join(" | ", parts)};");
+                    return $"p[kk * {sTilesPerStep} + {tile}][{accumulator}]";
+                }).ToArray();
+                // 8-bit P: byte 0 of four biased floats, gathered by prmt (pairs, then the two pairs).
+                var packed = elementsPerReg == 4
+                    ? $"kdsl_prmt(kdsl_prmt({values[0]}, {values[1]}, 0x0040u), kdsl_prmt({values[2]}, {values[3]}, 0x0040u), 0x5410u)"
+                    : $"kdsl_pack_{(pv.AElement == Element.BF16 ? "bf16" : "f16")}x2({values[0]}, {values[1]})";
+                _w.Line($"pa[kk][{reg}] = {packed};");
             }
         });
         // Channels outer, keys inner: only one 16-channel slice of the block's product is live at a time.
@@ -290,25 +361,43 @@ public sealed class AttentionKernelWriter(AttentionPlan plan, Composition v)
         {
             if (!plan.F16Pv)
             {
-                _w.Line($"int ob[2][4] = {{{{0, 0, 0, 0}}, {{0, 0, 0, 0}}}};  // fresh int32 per KV block: {plan.PScale}·127·{s.BlockN} stays far below 2^31");
+                if (plan.BiasedPv)
+                {
+                    _w.Line($"int ob[2][4];  // this block's int32 product, started at the float bias ({plan.PScale}·127·{s.BlockN} < 2^22)");
+                }
+                else
+                {
+                    _w.Line($"int ob[2][4] = {{{{0, 0, 0, 0}}, {{0, 0, 0, 0}}}};  // fresh int32 per KV block: {plan.PScale}·127·{s.BlockN} stays far below 2^31");
+                }
             }
             _w.Line($"#pragma unroll");
             _w.Block($"for (int kk = 0; kk < {plan.PvSteps}; ++kk)", () =>
             {
-                var address = plan.PretransposedV
-                    ? $"kdsl_smem(v_stage + {LayoutWriter.FunctionName(Operand.V)}(ci * 16 + v_row, kk * {pv.K} + v_chunk * 16))"
-                    : $"kdsl_smem(v_stage + {LayoutWriter.FunctionName(Operand.V)}(kk * {pv.K} + v_row, (ci * 16 + v_chunk * {16 / plan.VBytes}) * {plan.VBytes}))";
-                CopyProgramWriter.WriteLoad(_w, vp, "vr", address);
+                CopyProgramWriter.WriteLoad(_w, vp, "vr", $"v_stage + {VAddress}");
                 for (var tile = 0; tile < vp.Fragments.Count; tile++)
                 {
-                    var target = plan.F16Pv ? $"o[ci * 2 + {tile}]" : $"ob[{tile}]";
-                    _w.Line($"kdsl_{pv.HelperName}({target}, pa[kk][0], pa[kk][1], pa[kk][2], pa[kk][3], vr{vp.Fragments[tile][0]}, vr{vp.Fragments[tile][1]});");
+                    var operands = $"pa[kk][0], pa[kk][1], pa[kk][2], pa[kk][3], vr{vp.Fragments[tile][0]}, vr{vp.Fragments[tile][1]}";
+                    if (plan.F16Pv)
+                    {
+                        _w.Line($"kdsl_{pv.HelperName}(o[ci * 2 + {tile}], {operands});");
+                    }
+                    else if (plan.BiasedPv)
+                    {
+                        _w.Line($"if (kk == 0) kdsl_{pv.HelperName}_from(ob[{tile}], {operands}, KDSL_FLOAT_BIAS_BITS);");
+                        _w.Line($"else kdsl_{pv.HelperName}(ob[{tile}], {operands});");
+                    }
+                    else
+                    {
+                        _w.Line($"kdsl_{pv.HelperName}(ob[{tile}], {operands});");
+                    }
                 }
             });
             if (!plan.F16Pv)
             {
+                string Read(int e) => plan.BiasedPv ? $"(__int_as_float(ob[jt][{e}]) - KDSL_FLOAT_BIAS)" : $"(float)ob[jt][{e}]";
+                var adds = string.Join(" ", Enumerable.Range(0, 4).Select(e => $"o[ci * 2 + jt][{e}] += {Read(e)};"));
                 _w.Line($"#pragma unroll");
-                _w.Line($"for (int jt = 0; jt < 2; ++jt) {{ o[ci * 2 + jt][0] += (float)ob[jt][0]; o[ci * 2 + jt][1] += (float)ob[jt][1]; o[ci * 2 + jt][2] += (float)ob[jt][2]; o[ci * 2 + jt][3] += (float)ob[jt][3]; }}");
+                _w.Line($"for (int jt = 0; jt < 2; ++jt) {{ {adds} }}");
             }
         });
     }

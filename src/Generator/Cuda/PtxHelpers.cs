@@ -21,6 +21,8 @@ public enum PtxHelper
     Bf16Convert,
     WarpReduce,
     SoftmaxMath,
+    FloatBias,
+    HalfPack,
 }
 
 /// <summary>
@@ -40,7 +42,8 @@ public static class PtxHelpers
         _ => [],
     };
 
-    public static void Write(CodeWriter w, IEnumerable<PtxHelper> helpers, IEnumerable<MmaAtom> mmas)
+    /// <param name="biasedStart">Also write, for each int32-accumulator MMA, a form that starts from a given accumulator value.</param>
+    public static void Write(CodeWriter w, IEnumerable<PtxHelper> helpers, IEnumerable<MmaAtom> mmas, bool biasedStart = false)
     {
         w.Line($"// ---- PTX helpers ----");
         foreach (var helper in helpers.Distinct().OrderBy(h => h))
@@ -50,6 +53,10 @@ public static class PtxHelpers
         foreach (var mma in mmas.Distinct())
         {
             WriteMma(w, mma);
+            if (biasedStart && mma.CElement == Element.S32)
+            {
+                WriteMmaFrom(w, mma);
+            }
         }
     }
 
@@ -164,6 +171,23 @@ public static class PtxHelpers
                     static __device__ __forceinline__ u16 kdsl_f32_to_bf16(float x) { u16 h; asm("cvt.rn.bf16.f32 %0, %1;\n" : "=h"(h) : "f"(x)); return h; }
                     """);
                 break;
+            case PtxHelper.FloatBias:
+                w.Raw("""
+                    // int32 <-> float without I2F/F2I, which issue at a fraction of FADD/FFMA's rate: for |i| < 2^22 the float
+                    // 1.5·2^23 + i is exact and its bits are 0x4B400000 + i. An MMA that starts its int32 accumulators at the
+                    // bits leaves float(bias + result) in them; fmaf(x, 255, bias) rounds 255·x to the nearest even integer,
+                    // which lands in the low byte.
+                    #define KDSL_FLOAT_BIAS 12582912.f
+                    #define KDSL_FLOAT_BIAS_BITS 0x4B400000
+                    """);
+                break;
+            case PtxHelper.HalfPack:
+                w.Raw("""
+                    // Two floats into one 16-bit pair, lo in the low half: one cvt (F2FP) instead of two and a shift.
+                    static __device__ __forceinline__ u32 kdsl_pack_f16x2(float lo, float hi) { u32 d; asm("cvt.rn.f16x2.f32 %0, %1, %2;\n" : "=r"(d) : "f"(hi), "f"(lo)); return d; }
+                    static __device__ __forceinline__ u32 kdsl_pack_bf16x2(float lo, float hi) { u32 d; asm("cvt.rn.bf16x2.f32 %0, %1, %2;\n" : "=r"(d) : "f"(hi), "f"(lo)); return d; }
+                    """);
+                break;
             case PtxHelper.WarpReduce:
                 w.Raw("""
                     static __device__ __forceinline__ float kdsl_warp_max(float x)
@@ -179,6 +203,17 @@ public static class PtxHelpers
                     """);
                 break;
         }
+    }
+
+    private static void WriteMmaFrom(CodeWriter w, MmaAtom mma)
+    {
+        w.Line($"// The same MMA starting from c in every accumulator: D = A·B + c, with no register moves to set D first.");
+        w.Block($"static __device__ __forceinline__ void kdsl_{mma.HelperName}_from(int (&d)[4], u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1, int c)", () =>
+        {
+            w.Line($"asm volatile(\"{mma.Ptx} {{%0,%1,%2,%3}}, {{%4,%5,%6,%7}}, {{%8,%9}}, {{%10,%10,%10,%10}};\\n\"");
+            w.Line($"    : \"=r\"(d[0]), \"=r\"(d[1]), \"=r\"(d[2]), \"=r\"(d[3])");
+            w.Line($"    : \"r\"(a0), \"r\"(a1), \"r\"(a2), \"r\"(a3), \"r\"(b0), \"r\"(b1), \"r\"(c));");
+        });
     }
 
     private static void WriteMma(CodeWriter w, MmaAtom mma)

@@ -1,3 +1,5 @@
+using System.Collections.Generic;
+
 namespace KernelDsl.Generator.Model;
 
 /// <summary>
@@ -22,7 +24,41 @@ public sealed record Swizzle(int Bits, int Base, int Shift)
 }
 
 /// <summary>A tile of one operand in shared memory.</summary>
-public sealed record SmemLayoutSpec(Operand Operand, Element Element, Swizzle Swizzle);
+public sealed record SmemLayoutSpec(Operand Operand, Element Element, Swizzle Swizzle)
+{
+    /// <summary>The byte offset of (row, byte column) in a tile of <paramref name="rowBytes"/>-byte rows, as the emitted layout function computes it.</summary>
+    public int ByteOffset(int row, int col, int rowBytes)
+    {
+        var size = Element.SizeInBytes();
+        var logical = row * rowBytes + col;
+        return Swizzle.Apply(logical / size) * size + logical % size;
+    }
+
+    /// <summary>
+    /// Whether every step of a copy factors as offset(r0 + dr, c0 + dc) = (offset(r0, c0) XOR dc) + dr·rowBytes for each
+    /// lane origin (r0, c0): then a kernel computes the swizzled lane offset once and each step costs one XOR with a
+    /// constant, the row step folding into the instruction's immediate offset. Checked exhaustively, so a layout that
+    /// does not factor simply keeps the full layout function.
+    /// </summary>
+    public bool FactorsSteps(int rowBytes, IEnumerable<(int Row, int Col)> origins, IReadOnlyList<int> rowSteps, IReadOnlyList<int> colSteps)
+    {
+        foreach (var (row, col) in origins)
+        {
+            var lane = ByteOffset(row, col, rowBytes);
+            foreach (var dr in rowSteps)
+            {
+                foreach (var dc in colSteps)
+                {
+                    if (ByteOffset(row + dr, col + dc, rowBytes) != (lane ^ dc) + dr * rowBytes)
+                    {
+                        return false;
+                    }
+                }
+            }
+        }
+        return true;
+    }
+}
 
 /// <summary>A declared copy atom for one operand.</summary>
 public sealed record CopyAtomSpec(Operand Operand, CopyAtomKind Atom);

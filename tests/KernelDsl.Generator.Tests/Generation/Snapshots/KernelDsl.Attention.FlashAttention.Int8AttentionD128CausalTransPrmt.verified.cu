@@ -53,6 +53,15 @@ static __device__ __forceinline__ float kdsl_log2(float x) { float y; asm("lg2.a
 // Round to nearest even, as an unsigned integer (P in [0, 255] after scaling).
 static __device__ __forceinline__ u32 kdsl_f32_to_u32_rn(float x) { u32 y; asm("cvt.rni.u32.f32 %0, %1;\n" : "=r"(y) : "f"(x)); return y; }
 static __device__ __forceinline__ u16 kdsl_f32_to_bf16(float x) { u16 h; asm("cvt.rn.bf16.f32 %0, %1;\n" : "=h"(h) : "f"(x)); return h; }
+// int32 <-> float without I2F/F2I, which issue at a fraction of FADD/FFMA's rate: for |i| < 2^22 the float
+// 1.5·2^23 + i is exact and its bits are 0x4B400000 + i. An MMA that starts its int32 accumulators at the
+// bits leaves float(bias + result) in them; fmaf(x, 255, bias) rounds 255·x to the nearest even integer,
+// which lands in the low byte.
+#define KDSL_FLOAT_BIAS 12582912.f
+#define KDSL_FLOAT_BIAS_BITS 0x4B400000
+// Two floats into one 16-bit pair, lo in the low half: one cvt (F2FP) instead of two and a shift.
+static __device__ __forceinline__ u32 kdsl_pack_f16x2(float lo, float hi) { u32 d; asm("cvt.rn.f16x2.f32 %0, %1, %2;\n" : "=r"(d) : "f"(hi), "f"(lo)); return d; }
+static __device__ __forceinline__ u32 kdsl_pack_bf16x2(float lo, float hi) { u32 d; asm("cvt.rn.bf16x2.f32 %0, %1, %2;\n" : "=r"(d) : "f"(hi), "f"(lo)); return d; }
 // mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 (sm_80, PTX 7.0): D = A·B + D in place.
 static __device__ __forceinline__ void kdsl_mma_m16n8k32_s32s8s8(int (&d)[4], u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1)
 {
@@ -60,12 +69,26 @@ static __device__ __forceinline__ void kdsl_mma_m16n8k32_s32s8s8(int (&d)[4], u3
         : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
         : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
+// The same MMA starting from c in every accumulator: D = A·B + c, with no register moves to set D first.
+static __device__ __forceinline__ void kdsl_mma_m16n8k32_s32s8s8_from(int (&d)[4], u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1, int c)
+{
+    asm volatile("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%10,%10,%10,%10};\n"
+        : "=r"(d[0]), "=r"(d[1]), "=r"(d[2]), "=r"(d[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1), "r"(c));
+}
 // mma.sync.aligned.m16n8k32.row.col.s32.u8.s8.s32 (sm_80, PTX 7.0): D = A·B + D in place.
 static __device__ __forceinline__ void kdsl_mma_m16n8k32_s32u8s8(int (&d)[4], u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1)
 {
     asm volatile("mma.sync.aligned.m16n8k32.row.col.s32.u8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
         : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
         : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+// The same MMA starting from c in every accumulator: D = A·B + c, with no register moves to set D first.
+static __device__ __forceinline__ void kdsl_mma_m16n8k32_s32u8s8_from(int (&d)[4], u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1, int c)
+{
+    asm volatile("mma.sync.aligned.m16n8k32.row.col.s32.u8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%10,%10,%10,%10};\n"
+        : "=r"(d[0]), "=r"(d[1]), "=r"(d[2]), "=r"(d[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1), "r"(c));
 }
 
 // ---- Shared-memory layouts ----
@@ -157,6 +180,11 @@ kdsl_KernelDsl_Attention_FlashAttention_Int8AttentionD128CausalTransPrmt(const s
     const int k_chunk = ((lane >> 3) & 1);
     const int v_row = (lane & 1) + ((lane >> 1) & 1) * 2 + ((lane >> 2) & 1) * 4 + ((lane >> 3) & 1) * 8 + ((lane >> 4) & 1) * 16;
     const int v_chunk = 0;
+    const u32 sq_addr = kdsl_smem(sq), sk_addr = kdsl_smem(sk), sv_addr = kdsl_smem(sv);
+    // Swizzled offsets of this lane's first ldmatrix row; where the layout allows, each step XORs a constant into them.
+    const int q_lane = kdsl_smem_q(warp * 16 + q_row, q_chunk * 16);
+    const int k_lane = kdsl_smem_k(k_row, k_chunk * 16);
+    const int v_lane = kdsl_smem_v(v_row, v_chunk * 16);
 
     kdsl_load_q(sq, q_src, seq_q - m0, tid);
     #pragma unroll
@@ -179,89 +207,105 @@ kdsl_KernelDsl_Attention_FlashAttention_Int8AttentionD128CausalTransPrmt(const s
         __syncthreads();                // ...for every thread; stage (j - 1) % 2 is free again
         if (j + 1 < n_blocks) kdsl_load_kv(sk + (j + 1) % 2 * 8192, sv + (j + 1) % 2 * 8192, k_src, v_src, j + 1, seq_k, v_ld, tid);
         kdsl_cp_async_commit();
-        const u8* const k_stage = sk + j % 2 * 8192;
-        const u8* const v_stage = sv + j % 2 * 8192;
+        const u32 k_stage = sk_addr + j % 2 * 8192;
+        const u32 v_stage = sv_addr + j % 2 * 8192;
         // S = Q·Kᵀ on mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32: tile jt holds keys 8jt..8jt+7 of the block.
+        // The accumulators start at the float bias, so each holds the bits of the float bias + S (|S| ≤ 127²·128 < 2^22).
         int sacc[8][4];
-        #pragma unroll
-        for (int i = 0; i < 8; ++i) sacc[i][0] = sacc[i][1] = sacc[i][2] = sacc[i][3] = 0;
         #pragma unroll
         for (int kk = 0; kk < 4; ++kk)
         {
             u32 qf[4];
-            kdsl_ldsm_x4(qf[0], qf[1], qf[2], qf[3], kdsl_smem(sq + kdsl_smem_q(warp * 16 + q_row, kk * 32 + q_chunk * 16)));
+            kdsl_ldsm_x4(qf[0], qf[1], qf[2], qf[3], sq_addr + (q_lane ^ (kk * 32)));
             #pragma unroll
             for (int ni = 0; ni < 4; ++ni)
             {
                 u32 kr0, kr1, kr2, kr3;
-                kdsl_ldsm_x4(kr0, kr1, kr2, kr3, kdsl_smem(k_stage + kdsl_smem_k(ni * 16 + k_row, kk * 32 + k_chunk * 16)));
-                kdsl_mma_m16n8k32_s32s8s8(sacc[ni * 2 + 0], qf[0], qf[1], qf[2], qf[3], kr0, kr1);
-                kdsl_mma_m16n8k32_s32s8s8(sacc[ni * 2 + 1], qf[0], qf[1], qf[2], qf[3], kr2, kr3);
+                kdsl_ldsm_x4(kr0, kr1, kr2, kr3, k_stage + ((k_lane ^ (kk * 32)) + (ni * 16) * 128));
+                if (kk == 0) kdsl_mma_m16n8k32_s32s8s8_from(sacc[ni * 2 + 0], qf[0], qf[1], qf[2], qf[3], kr0, kr1, KDSL_FLOAT_BIAS_BITS);
+                else kdsl_mma_m16n8k32_s32s8s8(sacc[ni * 2 + 0], qf[0], qf[1], qf[2], qf[3], kr0, kr1);
+                if (kk == 0) kdsl_mma_m16n8k32_s32s8s8_from(sacc[ni * 2 + 1], qf[0], qf[1], qf[2], qf[3], kr2, kr3, KDSL_FLOAT_BIAS_BITS);
+                else kdsl_mma_m16n8k32_s32s8s8(sacc[ni * 2 + 1], qf[0], qf[1], qf[2], qf[3], kr2, kr3);
             }
         }
         // Online softmax in the log2 domain (softmax scale · log2 e is folded into q_scale).
         const float sc = q_sc * k_scale[bhk * k_tiles + j];
-        float x[8][4];
-        float block_max[2] = {-KDSL_INF, -KDSL_INF};
+        // Only a block that crosses the end of the keys or the causal diagonal compares keys; the others skip the masks.
+        const bool masked = (j + 1) * 64 > seq_k || (j + 1) * 64 - 1 > m0 + (seq_k - seq_q);
+        float xs[8][4];  // bias + S as floats, −∞ where masked
         #pragma unroll
-        for (int jt = 0; jt < 8; ++jt)
+        for (int jt = 0; jt < 8; ++jt) { xs[jt][0] = __int_as_float(sacc[jt][0]); xs[jt][1] = __int_as_float(sacc[jt][1]); xs[jt][2] = __int_as_float(sacc[jt][2]); xs[jt][3] = __int_as_float(sacc[jt][3]); }
+        if (masked)
         {
             #pragma unroll
-            for (int r = 0; r < 4; ++r)
-            {
-                const int key = j * 64 + jt * 8 + 2 * t + (r & 1);
-                x[jt][r] = (key >= seq_k || key > m0 + warp * 16 + g + 8 * (r >> 1) + (seq_k - seq_q)) ? -KDSL_INF : (float)sacc[jt][r] * sc;
-                block_max[r >> 1] = fmaxf(block_max[r >> 1], x[jt][r]);
-            }
+            for (int jt = 0; jt < 8; ++jt)
+                #pragma unroll
+                for (int r = 0; r < 4; ++r) { const int key = j * 64 + jt * 8 + 2 * t + (r & 1); if (key >= seq_k || key > m0 + warp * 16 + g + 8 * (r >> 1) + (seq_k - seq_q)) xs[jt][r] = -KDSL_INF; }
         }
+        float block_max[2] = {fmaxf(fmaxf(fmaxf(fmaxf(xs[0][0], xs[0][1]), fmaxf(xs[1][0], xs[1][1])), fmaxf(fmaxf(xs[2][0], xs[2][1]), fmaxf(xs[3][0], xs[3][1]))), fmaxf(fmaxf(fmaxf(xs[4][0], xs[4][1]), fmaxf(xs[5][0], xs[5][1])), fmaxf(fmaxf(xs[6][0], xs[6][1]), fmaxf(xs[7][0], xs[7][1])))),
+                               fmaxf(fmaxf(fmaxf(fmaxf(xs[0][2], xs[0][3]), fmaxf(xs[1][2], xs[1][3])), fmaxf(fmaxf(xs[2][2], xs[2][3]), fmaxf(xs[3][2], xs[3][3]))), fmaxf(fmaxf(fmaxf(xs[4][2], xs[4][3]), fmaxf(xs[5][2], xs[5][3])), fmaxf(fmaxf(xs[6][2], xs[6][3]), fmaxf(xs[7][2], xs[7][3]))))};
         float alpha[2], base[2];
+        bool grew = false;
         #pragma unroll
         for (int hh = 0; hh < 2; ++hh)
         {
             block_max[hh] = fmaxf(block_max[hh], __shfl_xor_sync(0xffffffffu, block_max[hh], 1));
             block_max[hh] = fmaxf(block_max[hh], __shfl_xor_sync(0xffffffffu, block_max[hh], 2));
-            const float new_max = fmaxf(row_max[hh], block_max[hh]);
+            const float new_max = fmaxf(row_max[hh], block_max[hh] == -KDSL_INF ? -KDSL_INF : (block_max[hh] - KDSL_FLOAT_BIAS) * sc);
             base[hh] = new_max == -KDSL_INF ? 0.f : new_max;  // a fully masked row so far: keep exp2 finite
-            alpha[hh] = kdsl_exp2(row_max[hh] - base[hh]);
+            alpha[hh] = new_max > row_max[hh] ? kdsl_exp2(row_max[hh] - base[hh]) : 1.f;
+            grew |= new_max > row_max[hh];
             row_max[hh] = new_max;
             row_sum[hh] *= alpha[hh];
         }
-        #pragma unroll
-        for (int i = 0; i < 16; ++i) { o[i][0] *= alpha[0]; o[i][1] *= alpha[0]; o[i][2] *= alpha[1]; o[i][3] *= alpha[1]; }
-        // P in [0, 1] quantized to u8 (×255, round to nearest even); the row sum adds the quantized values.
+        // O is rescaled only when a row of the warp saw a new maximum; past the first blocks that is rare.
+        if (__any_sync(0xffffffffu, grew))
+        {
+            #pragma unroll
+            for (int i = 0; i < 16; ++i) { o[i][0] *= alpha[0]; o[i][1] *= alpha[0]; o[i][2] *= alpha[1]; o[i][3] *= alpha[1]; }
+        }
+        // P in [0, 1] quantized to u8: the biased FFMA rounds 255·P to the nearest even integer, kept in the
+        // low byte. The row sum adds the quantized values, as integers (the biases cancel mod 2^32).
         u32 p[8][4];
         #pragma unroll
         for (int jt = 0; jt < 8; ++jt)
             #pragma unroll
-            for (int r = 0; r < 4; ++r) { p[jt][r] = kdsl_f32_to_u32_rn(kdsl_exp2(x[jt][r] - base[r >> 1]) * 255.f); row_sum[r >> 1] += (float)p[jt][r]; }
+            for (int r = 0; r < 4; ++r) p[jt][r] = __float_as_uint(fmaf(kdsl_exp2(fmaf(xs[jt][r] - KDSL_FLOAT_BIAS, sc, -base[r >> 1])), 255.f, KDSL_FLOAT_BIAS));  // masked: 2^-∞ = 0
+        u32 p_sum[2] = {0u, 0u};
+        #pragma unroll
+        for (int jt = 0; jt < 8; ++jt) { p_sum[0] += p[jt][0] + p[jt][1]; p_sum[1] += p[jt][2] + p[jt][3]; }
+        row_sum[0] += (float)(int)(p_sum[0] - 16u * KDSL_FLOAT_BIAS_BITS);
+        row_sum[1] += (float)(int)(p_sum[1] - 16u * KDSL_FLOAT_BIAS_BITS);
         // O += P·V on mma.sync.aligned.m16n8k32.row.col.s32.u8.s8.s32; V through LdsmTransPrmt (ldsm_trans_prmt_pi), P packed from the S accumulators in Pi key order.
         u32 pa[2][4];
         #pragma unroll
         for (int kk = 0; kk < 2; ++kk)
         {
-            pa[kk][0] = p[kk * 4 + 0][0] | (p[kk * 4 + 0][1] << 8) | (p[kk * 4 + 1][0] << 16) | (p[kk * 4 + 1][1] << 24);
-            pa[kk][1] = p[kk * 4 + 0][2] | (p[kk * 4 + 0][3] << 8) | (p[kk * 4 + 1][2] << 16) | (p[kk * 4 + 1][3] << 24);
-            pa[kk][2] = p[kk * 4 + 2][0] | (p[kk * 4 + 2][1] << 8) | (p[kk * 4 + 3][0] << 16) | (p[kk * 4 + 3][1] << 24);
-            pa[kk][3] = p[kk * 4 + 2][2] | (p[kk * 4 + 2][3] << 8) | (p[kk * 4 + 3][2] << 16) | (p[kk * 4 + 3][3] << 24);
+            pa[kk][0] = kdsl_prmt(kdsl_prmt(p[kk * 4 + 0][0], p[kk * 4 + 0][1], 0x0040u), kdsl_prmt(p[kk * 4 + 1][0], p[kk * 4 + 1][1], 0x0040u), 0x5410u);
+            pa[kk][1] = kdsl_prmt(kdsl_prmt(p[kk * 4 + 0][2], p[kk * 4 + 0][3], 0x0040u), kdsl_prmt(p[kk * 4 + 1][2], p[kk * 4 + 1][3], 0x0040u), 0x5410u);
+            pa[kk][2] = kdsl_prmt(kdsl_prmt(p[kk * 4 + 2][0], p[kk * 4 + 2][1], 0x0040u), kdsl_prmt(p[kk * 4 + 3][0], p[kk * 4 + 3][1], 0x0040u), 0x5410u);
+            pa[kk][3] = kdsl_prmt(kdsl_prmt(p[kk * 4 + 2][2], p[kk * 4 + 2][3], 0x0040u), kdsl_prmt(p[kk * 4 + 3][2], p[kk * 4 + 3][3], 0x0040u), 0x5410u);
         }
         #pragma unroll
         for (int ci = 0; ci < 8; ++ci)
         {
-            int ob[2][4] = {{0, 0, 0, 0}, {0, 0, 0, 0}};  // fresh int32 per KV block: 255·127·64 stays far below 2^31
+            int ob[2][4];  // this block's int32 product, started at the float bias (255·127·64 < 2^22)
             #pragma unroll
             for (int kk = 0; kk < 2; ++kk)
             {
                 u32 vr0, vr1, vr2, vr3;
-                kdsl_ldsm_x4_trans(vr0, vr1, vr2, vr3, kdsl_smem(v_stage + kdsl_smem_v(kk * 32 + v_row, (ci * 16 + v_chunk * 16) * 1)));
+                kdsl_ldsm_x4_trans(vr0, vr1, vr2, vr3, v_stage + ((v_lane ^ (ci * 16)) + (kk * 32) * 128));
                 const u32 vr4 = kdsl_prmt(vr0, vr1, 0x6420u);
                 const u32 vr5 = kdsl_prmt(vr2, vr3, 0x6420u);
                 const u32 vr6 = kdsl_prmt(vr0, vr1, 0x7531u);
                 const u32 vr7 = kdsl_prmt(vr2, vr3, 0x7531u);
-                kdsl_mma_m16n8k32_s32u8s8(ob[0], pa[kk][0], pa[kk][1], pa[kk][2], pa[kk][3], vr4, vr5);
-                kdsl_mma_m16n8k32_s32u8s8(ob[1], pa[kk][0], pa[kk][1], pa[kk][2], pa[kk][3], vr6, vr7);
+                if (kk == 0) kdsl_mma_m16n8k32_s32u8s8_from(ob[0], pa[kk][0], pa[kk][1], pa[kk][2], pa[kk][3], vr4, vr5, KDSL_FLOAT_BIAS_BITS);
+                else kdsl_mma_m16n8k32_s32u8s8(ob[0], pa[kk][0], pa[kk][1], pa[kk][2], pa[kk][3], vr4, vr5);
+                if (kk == 0) kdsl_mma_m16n8k32_s32u8s8_from(ob[1], pa[kk][0], pa[kk][1], pa[kk][2], pa[kk][3], vr6, vr7, KDSL_FLOAT_BIAS_BITS);
+                else kdsl_mma_m16n8k32_s32u8s8(ob[1], pa[kk][0], pa[kk][1], pa[kk][2], pa[kk][3], vr6, vr7);
             }
             #pragma unroll
-            for (int jt = 0; jt < 2; ++jt) { o[ci * 2 + jt][0] += (float)ob[jt][0]; o[ci * 2 + jt][1] += (float)ob[jt][1]; o[ci * 2 + jt][2] += (float)ob[jt][2]; o[ci * 2 + jt][3] += (float)ob[jt][3]; }
+            for (int jt = 0; jt < 2; ++jt) { o[ci * 2 + jt][0] += (__int_as_float(ob[jt][0]) - KDSL_FLOAT_BIAS); o[ci * 2 + jt][1] += (__int_as_float(ob[jt][1]) - KDSL_FLOAT_BIAS); o[ci * 2 + jt][2] += (__int_as_float(ob[jt][2]) - KDSL_FLOAT_BIAS); o[ci * 2 + jt][3] += (__int_as_float(ob[jt][3]) - KDSL_FLOAT_BIAS); }
         }
     }
 
