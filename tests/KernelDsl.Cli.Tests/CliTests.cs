@@ -94,4 +94,19 @@ public class CliTests : IDisposable
             Assert.Equal(new byte[] { 0x89, (byte)'P', (byte)'N', (byte)'G' }, bytes[..4]);
         }
     }
+
+    [Fact]
+    public void Plot_series_fold_autotuned_winners_into_one_and_leave_further_tiles_out()
+    {
+        File.WriteAllLines(PathOf("ours.csv"),
+        [
+            "variant,head_dim,seq,causal,batch,heads,kernel_ms,end_to_end_ms,kernel_tops,end_to_end_tops",
+            "u8-PV Pretransposed,128,1024,False,16,16,0.5,0.6,275.0,173.0",
+            "u8-PV Pretransposed [128×64 / 8 warps / 3 stages / 1 block/SM],128,1024,False,16,16,0.5,0.6,279.0,175.0",
+            "u8-PV autotuned: Pretransposed [128×64 / 8 warps / 3 stages / 1 block/SM],128,1024,False,16,16,0.5,0.6,279.0,175.0",
+            "u8-PV autotuned: TransPrmt [128×64 / 8 warps / 2 stages / 1 block/SM],128,4096,False,4,16,1.9,2.1,336.0,292.0",
+        ]);
+        var series = KernelDsl.Cli.Commands.PlotCommand.ReadOurs(PathOf("ours.csv")).GroupBy(p => p.Series).ToDictionary(g => g.Key, g => g.Count());
+        Assert.Equal(new Dictionary<string, int> { ["u8-PV Pretransposed"] = 1, ["u8-PV autotuned"] = 2 }, series);
+    }
 }

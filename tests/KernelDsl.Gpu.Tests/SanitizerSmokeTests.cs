@@ -37,7 +37,7 @@ public class SanitizerSmokeTests(ITestOutputHelper output)
         var tests = new Int8AttentionGpuTests(output);
         foreach (var v in AttentionVariant.All)
         {
-            tests.Small(v.Input, v.HeadDim, v.Causal, v.Pv, v.V);
+            tests.Small(v.Input, v.HeadDim, v.Causal, v.Pv, v.V, v.Tile);
         }
         tests.Split_kv_partials_merged_by_their_lse_match_full_attention(64);
     }

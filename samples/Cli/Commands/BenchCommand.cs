@@ -8,7 +8,8 @@ namespace KernelDsl.Cli.Commands;
 /// <summary>
 /// <c>kdsl bench</c>: every f16 attention variant on the standard grid (B·S = 16384, H·D = 2048), CUDA events, median
 /// of 20 runs after 3 warm-ups. Kernel-only times the attention kernel on inputs quantized once; end-to-end adds the
-/// three quantize kernels. TOPS counts 4·B·H·S²·D (halved when causal). Each input tensor is 64 MB, more than an
+/// three quantize kernels, with NonFiniteInputs.Ignore (asynchronous like torch; the default Throw adds one stream
+/// synchronization per call). TOPS counts 4·B·H·S²·D (halved when causal). Each input tensor is 64 MB, more than an
 /// H100's 50 MB L2. Writes CSV; bench/sdpa.py joins it with torch SDPA timed in the same call.
 /// </summary>
 internal static class BenchCommand
@@ -72,26 +73,27 @@ internal static class BenchCommand
         TensorView<Half> View(DeviceBuffer<Half> x) => TensorView<Half>.Contiguous(x, batch, heads, seq, headDim);
         foreach (var variant in AttentionVariant.All.Where(x => x.HeadDim == headDim && x.Input == Element.F16))
         {
-            var options = new AttentionOptions { Causal = variant.Causal, Pv = variant.Pv, V = variant.V };
+            var options = new AttentionOptions { Causal = variant.Causal, Pv = variant.Pv, V = variant.V, Tile = variant.Tile, NonFinite = NonFiniteInputs.Ignore };
             var (selected, launch) = attention.Prepare(stream, View(q), View(k), View(v), View(o), options, null);
             var kernel = Median(stream, () => selected.Launch(launch));
             var endToEnd = Median(stream, () => attention.Forward(stream, View(q), View(k), View(v), View(o), options));
             var ops = 4.0 * batch * heads * seq * (double)seq * headDim * (variant.Causal ? 0.5 : 1.0);
-            var name = variant.Pv == PvPrecision.Float16 ? "f16-PV" : "u8-PV " + variant.V;
+            var name = (variant.Pv == PvPrecision.Float16 ? "f16-PV" : "u8-PV " + variant.V)
+                + (variant.Tile == Int8Attention.TilesFor(Element.F16, headDim, options)[0] ? "" : $" [{variant.Tile}]");
             string F(double x) => x.ToString("F3", CultureInfo.InvariantCulture);
             rows.Add($"{name},{headDim},{seq},{variant.Causal},{batch},{heads},{F(kernel)},{F(endToEnd)},{F(ops / kernel / 1e9)},{F(ops / endToEnd / 1e9)}");
-            table.AddRow(name, $"{headDim}", $"{seq}", variant.Causal ? "yes" : "no", F(kernel), F(endToEnd), F(ops / kernel / 1e9), F(ops / endToEnd / 1e9));
+            table.AddRow(Markup.Escape(name), $"{headDim}", $"{seq}", variant.Causal ? "yes" : "no", F(kernel), F(endToEnd), F(ops / kernel / 1e9), F(ops / endToEnd / 1e9));
         }
-        // The autotuner's pick among the declared V strategies for this shape, and what it measured for it.
+        // The autotuner's pick among the declared V strategies and tiles for this shape, and what it measured for it.
         foreach (var causal in new[] { false, true })
         {
-            var options = new AttentionOptions { Causal = causal, Autotune = true };
+            var options = new AttentionOptions { Causal = causal, Autotune = true, NonFinite = NonFiniteInputs.Ignore };
             attention.Forward(stream, View(q), View(k), View(v), View(o), options);
             var tuning = attention.LastTuning!;
             var kernel = tuning.Result.WinnerMilliseconds;
             var endToEnd = Median(stream, () => attention.Forward(stream, View(q), View(k), View(v), View(o), options));
             var ops = 4.0 * batch * heads * seq * (double)seq * headDim * (causal ? 0.5 : 1.0);
-            var name = $"u8-PV autotuned: {tuning.Strategy}";
+            var name = $"u8-PV autotuned: {tuning.Strategy} [{tuning.Tile}]";
             string F(double x) => x.ToString("F3", CultureInfo.InvariantCulture);
             rows.Add($"{name},{headDim},{seq},{causal},{batch},{heads},{F(kernel)},{F(endToEnd)},{F(ops / kernel / 1e9)},{F(ops / endToEnd / 1e9)}");
             table.AddRow(Markup.Escape(name), $"{headDim}", $"{seq}", causal ? "yes" : "no", F(kernel), F(endToEnd), F(ops / kernel / 1e9), F(ops / endToEnd / 1e9));

@@ -22,8 +22,18 @@ internal static class PlotCommand
 
     internal sealed record Point(string Series, int HeadDim, int Seq, bool Causal, double Tops);
 
-    internal static IReadOnlyList<Point> ReadOurs(string path) => ReadCsv(path, r => new Point(r["variant"], int.Parse(r["head_dim"], CultureInfo.InvariantCulture),
-        int.Parse(r["seq"], CultureInfo.InvariantCulture), bool.Parse(r["causal"]), double.Parse(r["kernel_tops"], CultureInfo.InvariantCulture)));
+    /// <summary>
+    /// Our rows, one series per variant at its default tile. The autotuned rows become one series whatever won (the
+    /// winner is in the CSV and the table); rows of further tiles ("name [tile]") stay out of the plot to keep it legible.
+    /// </summary>
+    internal static IReadOnlyList<Point> ReadOurs(string path) => ReadCsv(path, r => new Point(SeriesOf(r["variant"]), int.Parse(r["head_dim"], CultureInfo.InvariantCulture),
+        int.Parse(r["seq"], CultureInfo.InvariantCulture), bool.Parse(r["causal"]), double.Parse(r["kernel_tops"], CultureInfo.InvariantCulture)))
+        .Where(p => p.Series.Length > 0).ToList();
+
+    private static string SeriesOf(string variant) =>
+        variant.StartsWith("u8-PV autotuned", StringComparison.Ordinal) ? "u8-PV autotuned"
+        : variant.Contains(" [", StringComparison.Ordinal) ? ""
+        : variant;
 
     internal static IReadOnlyList<Point> ReadSdpa(string path) => ReadCsv(path, r => new Point("torch " + r["backend"], int.Parse(r["head_dim"], CultureInfo.InvariantCulture),
         int.Parse(r["seq"], CultureInfo.InvariantCulture), bool.Parse(r["causal"]), double.Parse(r["tops"], CultureInfo.InvariantCulture)));

@@ -41,34 +41,44 @@ internal delegate void FloatLauncher<T>(CudaStream stream, DeviceBuffer<sbyte> q
     DeviceBuffer<float>? lse, int batch, int headsQ, int headsKv, int seqQ, int seqK, long vStrideB, long vStrideH, long vLd,
     long oStrideB, long oStrideH, long oStrideS) where T : unmanaged;
 
-/// <summary>One declared attention variant, as the host API selects it: its key and its generated launcher.</summary>
-internal sealed record AttentionVariant(Element Input, int HeadDim, bool Causal, PvPrecision Pv, VStrategy V, KernelModuleDefinition Module, Delegate Launcher)
+/// <summary>
+/// One declared attention variant, as the host API selects it: its key, its tile configuration and its generated
+/// launcher. Several tiles may share a key; the first listed is the default and the autotuner times them all.
+/// </summary>
+internal sealed record AttentionVariant(Element Input, int HeadDim, bool Causal, PvPrecision Pv, VStrategy V, string Tile, KernelModuleDefinition Module, Delegate Launcher)
 {
     /// <summary>Query rows per Q scale and keys per K scale of every declared variant; the quantize kernels must match.</summary>
     public const int BlockM = 128, BlockN = 64;
 
     public static readonly IReadOnlyList<AttentionVariant> All =
     [
-        Int8<Half>(128, false, VStrategy.TransPrmt, Int8AttentionD128TransPrmt.Module, Int8AttentionD128TransPrmt.Launch),
-        Int8<Half>(128, false, VStrategy.Movmatrix, Int8AttentionD128Movmatrix.Module, Int8AttentionD128Movmatrix.Launch),
-        Int8<Half>(128, false, VStrategy.Pretransposed, Int8AttentionD128Pretransposed.Module, Int8AttentionD128Pretransposed.Launch),
-        Float<Half>(128, false, Int8AttentionD128F16PV.Module, Int8AttentionD128F16PV.Launch),
-        Int8<Half>(128, true, VStrategy.TransPrmt, Int8AttentionD128CausalTransPrmt.Module, Int8AttentionD128CausalTransPrmt.Launch),
-        Int8<Half>(128, true, VStrategy.Movmatrix, Int8AttentionD128CausalMovmatrix.Module, Int8AttentionD128CausalMovmatrix.Launch),
-        Int8<Half>(128, true, VStrategy.Pretransposed, Int8AttentionD128CausalPretransposed.Module, Int8AttentionD128CausalPretransposed.Launch),
-        Float<Half>(128, true, Int8AttentionD128CausalF16PV.Module, Int8AttentionD128CausalF16PV.Launch),
-        Int8<Half>(64, false, VStrategy.TransPrmt, Int8AttentionD64TransPrmt.Module, Int8AttentionD64TransPrmt.Launch),
-        Int8<Half>(64, true, VStrategy.TransPrmt, Int8AttentionD64CausalTransPrmt.Module, Int8AttentionD64CausalTransPrmt.Launch),
-        Float<Half>(64, false, Int8AttentionD64F16PV.Module, Int8AttentionD64F16PV.Launch),
-        Float<Half>(64, true, Int8AttentionD64CausalF16PV.Module, Int8AttentionD64CausalF16PV.Launch),
-        Int8<ushort>(128, false, VStrategy.TransPrmt, Int8AttentionD128TransPrmtBf16.Module, Int8AttentionD128TransPrmtBf16.Launch),
-        Int8<ushort>(128, true, VStrategy.TransPrmt, Int8AttentionD128CausalTransPrmtBf16.Module, Int8AttentionD128CausalTransPrmtBf16.Launch),
-        Float<ushort>(128, false, Int8AttentionD128Bf16PV.Module, Int8AttentionD128Bf16PV.Launch),
-        Float<ushort>(128, true, Int8AttentionD128CausalBf16PV.Module, Int8AttentionD128CausalBf16PV.Launch),
-        Int8<ushort>(64, false, VStrategy.TransPrmt, Int8AttentionD64TransPrmtBf16.Module, Int8AttentionD64TransPrmtBf16.Launch),
-        Int8<ushort>(64, true, VStrategy.TransPrmt, Int8AttentionD64CausalTransPrmtBf16.Module, Int8AttentionD64CausalTransPrmtBf16.Launch),
-        Float<ushort>(64, false, Int8AttentionD64Bf16PV.Module, Int8AttentionD64Bf16PV.Launch),
-        Float<ushort>(64, true, Int8AttentionD64CausalBf16PV.Module, Int8AttentionD64CausalBf16PV.Launch),
+        Int8<Half>(128, false, VStrategy.TransPrmt, Int8AttentionD128TransPrmt.Tile, Int8AttentionD128TransPrmt.Module, Int8AttentionD128TransPrmt.Launch),
+        Int8<Half>(128, false, VStrategy.Movmatrix, Int8AttentionD128Movmatrix.Tile, Int8AttentionD128Movmatrix.Module, Int8AttentionD128Movmatrix.Launch),
+        Int8<Half>(128, false, VStrategy.Pretransposed, Int8AttentionD128Pretransposed.Tile, Int8AttentionD128Pretransposed.Module, Int8AttentionD128Pretransposed.Launch),
+        Float<Half>(128, false, Int8AttentionD128F16PV.Tile, Int8AttentionD128F16PV.Module, Int8AttentionD128F16PV.Launch),
+        Int8<Half>(128, true, VStrategy.TransPrmt, Int8AttentionD128CausalTransPrmt.Tile, Int8AttentionD128CausalTransPrmt.Module, Int8AttentionD128CausalTransPrmt.Launch),
+        Int8<Half>(128, true, VStrategy.Movmatrix, Int8AttentionD128CausalMovmatrix.Tile, Int8AttentionD128CausalMovmatrix.Module, Int8AttentionD128CausalMovmatrix.Launch),
+        Int8<Half>(128, true, VStrategy.Pretransposed, Int8AttentionD128CausalPretransposed.Tile, Int8AttentionD128CausalPretransposed.Module, Int8AttentionD128CausalPretransposed.Launch),
+        Float<Half>(128, true, Int8AttentionD128CausalF16PV.Tile, Int8AttentionD128CausalF16PV.Module, Int8AttentionD128CausalF16PV.Launch),
+        Int8<Half>(64, false, VStrategy.TransPrmt, Int8AttentionD64TransPrmt.Tile, Int8AttentionD64TransPrmt.Module, Int8AttentionD64TransPrmt.Launch),
+        Int8<Half>(64, true, VStrategy.TransPrmt, Int8AttentionD64CausalTransPrmt.Tile, Int8AttentionD64CausalTransPrmt.Module, Int8AttentionD64CausalTransPrmt.Launch),
+        Float<Half>(64, false, Int8AttentionD64F16PV.Tile, Int8AttentionD64F16PV.Module, Int8AttentionD64F16PV.Launch),
+        Float<Half>(64, true, Int8AttentionD64CausalF16PV.Tile, Int8AttentionD64CausalF16PV.Module, Int8AttentionD64CausalF16PV.Launch),
+        Int8<ushort>(128, false, VStrategy.TransPrmt, Int8AttentionD128TransPrmtBf16.Tile, Int8AttentionD128TransPrmtBf16.Module, Int8AttentionD128TransPrmtBf16.Launch),
+        Int8<ushort>(128, true, VStrategy.TransPrmt, Int8AttentionD128CausalTransPrmtBf16.Tile, Int8AttentionD128CausalTransPrmtBf16.Module, Int8AttentionD128CausalTransPrmtBf16.Launch),
+        Float<ushort>(128, false, Int8AttentionD128Bf16PV.Tile, Int8AttentionD128Bf16PV.Module, Int8AttentionD128Bf16PV.Launch),
+        Float<ushort>(128, true, Int8AttentionD128CausalBf16PV.Tile, Int8AttentionD128CausalBf16PV.Module, Int8AttentionD128CausalBf16PV.Launch),
+        Int8<ushort>(64, false, VStrategy.TransPrmt, Int8AttentionD64TransPrmtBf16.Tile, Int8AttentionD64TransPrmtBf16.Module, Int8AttentionD64TransPrmtBf16.Launch),
+        Int8<ushort>(64, true, VStrategy.TransPrmt, Int8AttentionD64CausalTransPrmtBf16.Tile, Int8AttentionD64CausalTransPrmtBf16.Module, Int8AttentionD64CausalTransPrmtBf16.Launch),
+        Float<ushort>(64, false, Int8AttentionD64Bf16PV.Tile, Int8AttentionD64Bf16PV.Module, Int8AttentionD64Bf16PV.Launch),
+        Float<ushort>(64, true, Int8AttentionD64CausalBf16PV.Tile, Int8AttentionD64CausalBf16PV.Module, Int8AttentionD64CausalBf16PV.Launch),
+        // Further tile configurations of the same keys: the autotuner's other candidates.
+        Int8<Half>(128, false, VStrategy.TransPrmt, Int8AttentionD128TransPrmtStages3.Tile, Int8AttentionD128TransPrmtStages3.Module, Int8AttentionD128TransPrmtStages3.Launch),
+        Int8<Half>(128, false, VStrategy.Pretransposed, Int8AttentionD128PretransposedStages3.Tile, Int8AttentionD128PretransposedStages3.Module, Int8AttentionD128PretransposedStages3.Launch),
+        Int8<Half>(128, true, VStrategy.TransPrmt, Int8AttentionD128CausalTransPrmtStages3.Tile, Int8AttentionD128CausalTransPrmtStages3.Module, Int8AttentionD128CausalTransPrmtStages3.Launch),
+        Int8<Half>(128, true, VStrategy.Pretransposed, Int8AttentionD128CausalPretransposedStages3.Tile, Int8AttentionD128CausalPretransposedStages3.Module, Int8AttentionD128CausalPretransposedStages3.Launch),
+        Int8<Half>(64, false, VStrategy.TransPrmt, Int8AttentionD64TransPrmtStages3.Tile, Int8AttentionD64TransPrmtStages3.Module, Int8AttentionD64TransPrmtStages3.Launch),
+        Int8<Half>(64, true, VStrategy.TransPrmt, Int8AttentionD64CausalTransPrmtStages3.Tile, Int8AttentionD64CausalTransPrmtStages3.Module, Int8AttentionD64CausalTransPrmtStages3.Launch),
     ];
 
     public void Launch<T>(AttentionLaunch<T> a) where T : unmanaged
@@ -90,10 +100,10 @@ internal sealed record AttentionVariant(Element Input, int HeadDim, bool Causal,
 
     private static Element ElementOf<T>() => typeof(T) == typeof(Half) ? Element.F16 : Element.BF16;
 
-    private static AttentionVariant Int8<T>(int d, bool causal, VStrategy v, KernelModuleDefinition module, Int8Launcher<T> launch) where T : unmanaged =>
-        new(ElementOf<T>(), d, causal, PvPrecision.U8, v, module, launch);
+    private static AttentionVariant Int8<T>(int d, bool causal, VStrategy v, string tile, KernelModuleDefinition module, Int8Launcher<T> launch) where T : unmanaged =>
+        new(ElementOf<T>(), d, causal, PvPrecision.U8, v, tile, module, launch);
 
     // The float mode reads V as it comes, through ldmatrix.trans (right for 16-bit V); it is listed under TransPrmt.
-    private static AttentionVariant Float<T>(int d, bool causal, KernelModuleDefinition module, FloatLauncher<T> launch) where T : unmanaged =>
-        new(ElementOf<T>(), d, causal, PvPrecision.Float16, VStrategy.TransPrmt, module, launch);
+    private static AttentionVariant Float<T>(int d, bool causal, string tile, KernelModuleDefinition module, FloatLauncher<T> launch) where T : unmanaged =>
+        new(ElementOf<T>(), d, causal, PvPrecision.Float16, VStrategy.TransPrmt, tile, module, launch);
 }

@@ -8,11 +8,16 @@ public sealed record AttentionOptions
     public PvPrecision Pv { get; init; } = PvPrecision.U8;
     /// <summary>How V reaches the P·V MMA (int8 modes).</summary>
     public VStrategy V { get; init; } = VStrategy.TransPrmt;
+    /// <summary>
+    /// The tile configuration (a declared variant's Tile, e.g. "128×64 / 8 warps / 3 stages / 1 block/SM"); null picks the
+    /// first one declared for the mode. <see cref="Int8Attention.TilesFor"/> lists them.
+    /// </summary>
+    public string? Tile { get; init; }
     /// <summary>The softmax scale; 1/√D when null.</summary>
     public float? SoftmaxScale { get; init; }
     /// <summary>
-    /// With <see cref="PvPrecision.U8"/>: ignore <see cref="V"/> and use the fastest declared strategy for the GPU and
-    /// shape, timed on first use and remembered on disk (<see cref="Int8Attention.Tuner"/>, <see cref="Int8Attention.LastTuning"/>).
+    /// With <see cref="PvPrecision.U8"/>: ignore <see cref="V"/> and <see cref="Tile"/> and use the fastest declared
+    /// strategy and tile for the GPU and shape, timed on first use and remembered on disk (<see cref="Int8Attention.Tuner"/>, <see cref="Int8Attention.LastTuning"/>).
     /// Has no effect on the float P·V mode.
     /// </summary>
     public bool Autotune { get; init; }
@@ -38,8 +43,8 @@ public enum NonFiniteInputs
     /// channel's mean NaN, so that channel of k quantizes to 0 and the LSE of the query heads that read it is NaN.
     /// An Inf makes its scale Inf and every code under that scale 0: in q its block of BlockM query rows, in k (through
     /// the channel mean) every key of its head, in v its channel. The query rows that read such a q block or k head lose
-    /// every score: with int8 P·V their O is 0 and their LSE −∞ (as if no key were visible), with 16-bit P·V their O is
-    /// NaN. An Inf in v makes its channel of O NaN. In the 16-bit P·V mode v is used as it is, so a NaN or Inf in v
+    /// every score: with int8 P·V their O carries no information (near 0) and their LSE is −∞, with 16-bit P·V their O
+    /// is NaN. An Inf in v makes its channel of O NaN. In the 16-bit P·V mode v is used as it is, so a NaN or Inf in v
     /// reaches its channel of O.
     /// </summary>
     Ignore,
@@ -205,14 +210,21 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
     internal static AttentionVariant Select(Element input, int headDim, AttentionOptions options)
     {
         var match = AttentionVariant.All.FirstOrDefault(v => v.Input == input && v.HeadDim == headDim && v.Causal == options.Causal && v.Pv == options.Pv
-            && (v.Pv == PvPrecision.Float16 || v.V == options.V));
+            && (v.Pv == PvPrecision.Float16 || v.V == options.V) && (options.Tile is null || v.Tile == options.Tile));
         if (match is null)
         {
-            var declared = string.Join(", ", AttentionVariant.All.Select(v => $"{v.Input} D={v.HeadDim}{(v.Causal ? " causal" : "")} {v.Pv}{(v.Pv == PvPrecision.U8 ? " " + v.V : "")}"));
+            var declared = string.Join(", ", AttentionVariant.All.Select(v => $"{v.Input} D={v.HeadDim}{(v.Causal ? " causal" : "")} {v.Pv}{(v.Pv == PvPrecision.U8 ? " " + v.V : "")} [{v.Tile}]"));
             throw new ArgumentException($"No attention variant is declared for {input} head dim {headDim} with {options}. Declared: {declared}.", nameof(options));
         }
         return match;
     }
+
+    /// <summary>The tile configurations declared for a mode, default first (values for <see cref="AttentionOptions.Tile"/>).</summary>
+    public static IReadOnlyList<string> TilesFor(Element input, int headDim, AttentionOptions options) =>
+        AttentionVariant.All
+            .Where(v => v.Input == input && v.HeadDim == headDim && v.Causal == options.Causal && v.Pv == options.Pv && (v.Pv == PvPrecision.Float16 || v.V == options.V))
+            .Select(v => v.Tile)
+            .ToArray();
 
     private DeviceBuffer<T> Scratch<T>(string name, long length) where T : unmanaged
     {

@@ -5,8 +5,9 @@ namespace KernelDsl.Attention.FlashAttention;
 /// <summary>What <see cref="AttentionOptions.Autotune"/> chose for one call.</summary>
 /// <param name="Key">The tuning key: GPU, input type, head dim, causal and the problem's sizes.</param>
 /// <param name="Strategy">The V strategy used.</param>
+/// <param name="Tile">The tile configuration used (a declared variant's Tile).</param>
 /// <param name="Result">The tuner's decision: every candidate's kernel time, the date, and whether it was timed now or read from disk.</param>
-public sealed record AttentionTuning(string Key, VStrategy Strategy, TuningResult Result);
+public sealed record AttentionTuning(string Key, VStrategy Strategy, string Tile, TuningResult Result);
 
 // The autotuning glue of Int8Attention: which int8 variants compete, the tuning key, and how one is timed.
 public sealed partial class Int8Attention
@@ -23,9 +24,9 @@ public sealed partial class Int8Attention
     public AttentionTuning? LastTuning { get; private set; }
 
     /// <summary>
-    /// <paramref name="options"/> with <see cref="AttentionOptions.V"/> set to the fastest declared int8 strategy for this
-    /// problem: on the key's first use each candidate is quantized for and its kernel timed (CUDA events, 2 warm-ups,
-    /// median of 5); later uses, in this process or another, reuse the decision.
+    /// <paramref name="options"/> with <see cref="AttentionOptions.V"/> and <see cref="AttentionOptions.Tile"/> set to the
+    /// fastest declared int8 variant for this problem: on the key's first use each candidate is quantized for and its
+    /// kernel timed (CUDA events, 2 warm-ups, median of 5); later uses, in this process or another, reuse the decision.
     /// </summary>
     private AttentionOptions Autotuned<T>(CudaStream stream, TensorView<T> q, TensorView<T> k, TensorView<T> v, TensorView<T> o,
         AttentionOptions options, DeviceBuffer<float>? lse, Element input, AttentionDims shape) where T : unmanaged
@@ -40,21 +41,27 @@ public sealed partial class Int8Attention
         var result = Tuner.Choose(key, candidates, candidate =>
         {
             // Prepare quantizes V in this candidate's layout (Recipe C writes it transposed); only the kernel is timed.
-            var (variant, launch) = Prepare(stream, q, k, v, o, fixedOptions with { V = Enum.Parse<VStrategy>(candidate) }, lse);
+            var (strategy, tile) = ParseCandidate(candidate);
+            var (variant, launch) = Prepare(stream, q, k, v, o, fixedOptions with { V = strategy, Tile = tile }, lse);
             return Autotuner.Median(() => TimeOnce(stream, () => variant.Launch(launch)), warmups: 2, runs: 5);
         });
-        var strategy = Enum.Parse<VStrategy>(result.Winner);
-        LastTuning = new AttentionTuning(key, strategy, result);
-        return fixedOptions with { V = strategy };
+        var (winner, winnerTile) = ParseCandidate(result.Winner);
+        LastTuning = new AttentionTuning(key, winner, winnerTile, result);
+        return fixedOptions with { V = winner, Tile = winnerTile };
     }
 
-    /// <summary>The V strategies that have a declared int8 P·V variant for this input, head dim and masking, as tuner candidates.</summary>
+    /// <summary>Every declared int8 P·V variant for this input, head dim and masking, as tuner candidates "Strategy | Tile".</summary>
     internal static IReadOnlyList<string> TuningCandidates(Element input, int headDim, bool causal) =>
         AttentionVariant.All
             .Where(v => v.Pv == PvPrecision.U8 && v.Input == input && v.HeadDim == headDim && v.Causal == causal)
-            .Select(v => v.V.ToString())
-            .Distinct()
+            .Select(v => $"{v.V} | {v.Tile}")
             .ToArray();
+
+    internal static (VStrategy Strategy, string Tile) ParseCandidate(string candidate)
+    {
+        var bar = candidate.IndexOf(" | ", StringComparison.Ordinal);
+        return (Enum.Parse<VStrategy>(candidate[..bar]), candidate[(bar + 3)..]);
+    }
 
     /// <summary>E.g. <c>attention|sm_90|NVIDIA H100 80GB HBM3|F16|D128|causal|Sq=4096|Sk=4096|B=4|Hq=16|Hkv=16</c>.</summary>
     internal static string TuningKey(CudaDevice device, Element input, AttentionDims shape, bool causal) =>

@@ -64,8 +64,8 @@ public static partial class Int8AttentionD128F16PV;
 [MmaAtom(MmaAtoms.M16N8K32_S32U8S8, Product = MmaProduct.PV)]
 public static partial class Int8AttentionD128CausalTransPrmt;
 
-/// <summary>D = 64, Recipe A.</summary>
-[FlashAttentionForward(HeadDim = 64, BlockM = 128, BlockN = 64, Warps = 8, Stages = 2)]
+/// <summary>D = 64, Recipe A; two blocks per SM (the kernel fits 128 registers a thread without spills).</summary>
+[FlashAttentionForward(HeadDim = 64, BlockM = 128, BlockN = 64, Warps = 8, Stages = 2, MinBlocksPerSm = 2)]
 [SmemLayout(Operand.Q, Element.S8, 2, 4, 3)]
 [SmemLayout(Operand.K, Element.S8, 2, 4, 3)]
 [SmemLayout(Operand.V, Element.S8, 2, 4, 3)]
@@ -77,7 +77,7 @@ public static partial class Int8AttentionD128CausalTransPrmt;
 public static partial class Int8AttentionD64TransPrmt;
 
 /// <summary>D = 64, causal, Recipe A.</summary>
-[FlashAttentionForward(HeadDim = 64, BlockM = 128, BlockN = 64, Warps = 8, Stages = 2, Causal = true)]
+[FlashAttentionForward(HeadDim = 64, BlockM = 128, BlockN = 64, Warps = 8, Stages = 2, MinBlocksPerSm = 2, Causal = true)]
 [SmemLayout(Operand.Q, Element.S8, 2, 4, 3)]
 [SmemLayout(Operand.K, Element.S8, 2, 4, 3)]
 [SmemLayout(Operand.V, Element.S8, 2, 4, 3)]
@@ -199,7 +199,7 @@ public static partial class Int8AttentionD128CausalTransPrmtBf16;
 public static partial class Int8AttentionD128CausalBf16PV;
 
 /// <summary>D = 64, Recipe A, bf16 in and out.</summary>
-[FlashAttentionForward(HeadDim = 64, BlockM = 128, BlockN = 64, Warps = 8, Stages = 2, Output = Element.BF16)]
+[FlashAttentionForward(HeadDim = 64, BlockM = 128, BlockN = 64, Warps = 8, Stages = 2, MinBlocksPerSm = 2, Output = Element.BF16)]
 [SmemLayout(Operand.Q, Element.S8, 2, 4, 3)]
 [SmemLayout(Operand.K, Element.S8, 2, 4, 3)]
 [SmemLayout(Operand.V, Element.S8, 2, 4, 3)]
@@ -223,7 +223,7 @@ public static partial class Int8AttentionD64TransPrmtBf16;
 public static partial class Int8AttentionD64Bf16PV;
 
 /// <summary>D = 64, causal, Recipe A, bf16 in and out.</summary>
-[FlashAttentionForward(HeadDim = 64, BlockM = 128, BlockN = 64, Warps = 8, Stages = 2, Causal = true, Output = Element.BF16)]
+[FlashAttentionForward(HeadDim = 64, BlockM = 128, BlockN = 64, Warps = 8, Stages = 2, MinBlocksPerSm = 2, Causal = true, Output = Element.BF16)]
 [SmemLayout(Operand.Q, Element.S8, 2, 4, 3)]
 [SmemLayout(Operand.K, Element.S8, 2, 4, 3)]
 [SmemLayout(Operand.V, Element.S8, 2, 4, 3)]
@@ -245,3 +245,77 @@ public static partial class Int8AttentionD64CausalTransPrmtBf16;
 [MmaAtom(MmaAtoms.M16N8K32_S32S8S8)]
 [MmaAtom(MmaAtoms.M16N8K16_F32BF16BF16, Product = MmaProduct.PV)]
 public static partial class Int8AttentionD64CausalBf16PV;
+
+// ---- Further tile configurations: AttentionOptions.Autotune times them against the ones above. ----
+
+/// <summary>D = 128, Recipe A with 3 K/V stages: a second tile configuration for the autotuner.</summary>
+[FlashAttentionForward(HeadDim = 128, BlockM = 128, BlockN = 64, Warps = 8, Stages = 3)]
+[SmemLayout(Operand.Q, Element.S8, 3, 4, 3)]
+[SmemLayout(Operand.K, Element.S8, 3, 4, 3)]
+[SmemLayout(Operand.V, Element.S8, 3, 4, 3)]
+[CopyAtom(Operand.Q, CopyAtoms.Ldsm)]
+[CopyAtom(Operand.K, CopyAtoms.Ldsm)]
+[CopyAtom(Operand.V, CopyAtoms.LdsmTransPrmt)]
+[MmaAtom(MmaAtoms.M16N8K32_S32S8S8)]
+[MmaAtom(MmaAtoms.M16N8K32_S32U8S8, Product = MmaProduct.PV)]
+public static partial class Int8AttentionD128TransPrmtStages3;
+
+/// <summary>D = 128, Recipe C with 3 K/V stages: a second tile configuration for the autotuner.</summary>
+[FlashAttentionForward(HeadDim = 128, BlockM = 128, BlockN = 64, Warps = 8, Stages = 3)]
+[SmemLayout(Operand.Q, Element.S8, 3, 4, 3)]
+[SmemLayout(Operand.K, Element.S8, 3, 4, 3)]
+[SmemLayout(Operand.V, Element.S8, 2, 4, 3)]
+[CopyAtom(Operand.Q, CopyAtoms.Ldsm)]
+[CopyAtom(Operand.K, CopyAtoms.Ldsm)]
+[CopyAtom(Operand.V, CopyAtoms.LdsmPretransposed)]
+[MmaAtom(MmaAtoms.M16N8K32_S32S8S8)]
+[MmaAtom(MmaAtoms.M16N8K32_S32U8S8, Product = MmaProduct.PV)]
+public static partial class Int8AttentionD128PretransposedStages3;
+
+/// <summary>D = 128 causal, Recipe A with 3 K/V stages.</summary>
+[FlashAttentionForward(HeadDim = 128, BlockM = 128, BlockN = 64, Warps = 8, Stages = 3, Causal = true)]
+[SmemLayout(Operand.Q, Element.S8, 3, 4, 3)]
+[SmemLayout(Operand.K, Element.S8, 3, 4, 3)]
+[SmemLayout(Operand.V, Element.S8, 3, 4, 3)]
+[CopyAtom(Operand.Q, CopyAtoms.Ldsm)]
+[CopyAtom(Operand.K, CopyAtoms.Ldsm)]
+[CopyAtom(Operand.V, CopyAtoms.LdsmTransPrmt)]
+[MmaAtom(MmaAtoms.M16N8K32_S32S8S8)]
+[MmaAtom(MmaAtoms.M16N8K32_S32U8S8, Product = MmaProduct.PV)]
+public static partial class Int8AttentionD128CausalTransPrmtStages3;
+
+/// <summary>D = 128 causal, Recipe C with 3 K/V stages.</summary>
+[FlashAttentionForward(HeadDim = 128, BlockM = 128, BlockN = 64, Warps = 8, Stages = 3, Causal = true)]
+[SmemLayout(Operand.Q, Element.S8, 3, 4, 3)]
+[SmemLayout(Operand.K, Element.S8, 3, 4, 3)]
+[SmemLayout(Operand.V, Element.S8, 2, 4, 3)]
+[CopyAtom(Operand.Q, CopyAtoms.Ldsm)]
+[CopyAtom(Operand.K, CopyAtoms.Ldsm)]
+[CopyAtom(Operand.V, CopyAtoms.LdsmPretransposed)]
+[MmaAtom(MmaAtoms.M16N8K32_S32S8S8)]
+[MmaAtom(MmaAtoms.M16N8K32_S32U8S8, Product = MmaProduct.PV)]
+public static partial class Int8AttentionD128CausalPretransposedStages3;
+
+/// <summary>D = 64, Recipe A with 3 K/V stages (one block per SM: the tuner weighs registers against occupancy).</summary>
+[FlashAttentionForward(HeadDim = 64, BlockM = 128, BlockN = 64, Warps = 8, Stages = 3, MinBlocksPerSm = 1)]
+[SmemLayout(Operand.Q, Element.S8, 2, 4, 3)]
+[SmemLayout(Operand.K, Element.S8, 2, 4, 3)]
+[SmemLayout(Operand.V, Element.S8, 2, 4, 3)]
+[CopyAtom(Operand.Q, CopyAtoms.Ldsm)]
+[CopyAtom(Operand.K, CopyAtoms.Ldsm)]
+[CopyAtom(Operand.V, CopyAtoms.LdsmTransPrmt)]
+[MmaAtom(MmaAtoms.M16N8K32_S32S8S8)]
+[MmaAtom(MmaAtoms.M16N8K32_S32U8S8, Product = MmaProduct.PV)]
+public static partial class Int8AttentionD64TransPrmtStages3;
+
+/// <summary>D = 64 causal, Recipe A with 3 K/V stages (one block per SM: the tuner weighs registers against occupancy).</summary>
+[FlashAttentionForward(HeadDim = 64, BlockM = 128, BlockN = 64, Warps = 8, Stages = 3, MinBlocksPerSm = 1, Causal = true)]
+[SmemLayout(Operand.Q, Element.S8, 2, 4, 3)]
+[SmemLayout(Operand.K, Element.S8, 2, 4, 3)]
+[SmemLayout(Operand.V, Element.S8, 2, 4, 3)]
+[CopyAtom(Operand.Q, CopyAtoms.Ldsm)]
+[CopyAtom(Operand.K, CopyAtoms.Ldsm)]
+[CopyAtom(Operand.V, CopyAtoms.LdsmTransPrmt)]
+[MmaAtom(MmaAtoms.M16N8K32_S32S8S8)]
+[MmaAtom(MmaAtoms.M16N8K32_S32U8S8, Product = MmaProduct.PV)]
+public static partial class Int8AttentionD64CausalTransPrmtStages3;

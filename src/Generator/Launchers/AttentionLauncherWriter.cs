@@ -27,6 +27,8 @@ public static class AttentionLauncherWriter
             w.Line($"public const bool Causal = {(spec.Causal ? "true" : "false")};");
             w.Line($"/// <summary>P·V runs on 16-bit float P and the V input (the accuracy mode); otherwise V is int8.</summary>");
             w.Line($"public const bool F16PV = {(plan.F16Pv ? "true" : "false")};");
+            w.Line($"/// <summary>The tile configuration, as the autotuner reports it.</summary>");
+            w.Line($"public const string Tile = \"{plan.Tile}\";");
             w.Line($"/// <summary>V arrives transposed [B][H][D][S_pad] in π order (Recipe C).</summary>");
             w.Line($"public const bool PretransposedV = {(plan.PretransposedV ? "true" : "false")};");
             w.Line();

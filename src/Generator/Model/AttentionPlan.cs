@@ -20,11 +20,10 @@ public sealed record AttentionPlan(AttentionSpec Spec)
     public int PScale => Pv.AElement switch { Element.U8 => 255, Element.S8 => 127, _ => 1 };
 
     public int Threads => Spec.Warps * 32;
-    /// <summary>
-    /// Blocks per SM the kernel is compiled for (__launch_bounds__). D = 128 needs ~230 registers a thread, so one block
-    /// of 8 warps; D = 64 fits two in 128 registers (measured on an H100: 217 → 296 TOPS for u8 P·V at S = 16384).
-    /// </summary>
-    public int MinBlocksPerSm => Spec.HeadDim <= 64 ? 2 : 1;
+    /// <summary>Blocks per SM the kernel is compiled for (__launch_bounds__), as declared.</summary>
+    public int MinBlocksPerSm => Spec.MinBlocksPerSm;
+    /// <summary>The tile configuration in words, e.g. "128×64 / 8 warps / 2 stages / 1 block/SM": what the autotuner reports (no commas: it lands in CSV).</summary>
+    public string Tile => $"{Spec.BlockM}×{Spec.BlockN} / {Spec.Warps} warps / {Spec.Stages} stages / {Spec.MinBlocksPerSm} block{(Spec.MinBlocksPerSm == 1 ? "" : "s")}/SM";
     public Element VElement => F16Pv ? Pv.BElement : Element.S8;
     public int VBytes => VElement.SizeInBytes();
 

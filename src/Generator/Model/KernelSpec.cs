@@ -89,6 +89,7 @@ public sealed record AttentionSpec : KernelSpec
     public required int BlockN { get; init; }
     public required int Warps { get; init; }
     public required int Stages { get; init; }
+    public int MinBlocksPerSm { get; init; } = 1;
     public required bool Causal { get; init; }
     public required Element Output { get; init; }
     public required bool Lse { get; init; }

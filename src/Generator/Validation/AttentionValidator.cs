@@ -59,6 +59,10 @@ public static class AttentionValidator
         {
             Bad(nameof(spec.Stages), spec.Stages, "use 1 to 4 K/V stages");
         }
+        if (spec.MinBlocksPerSm < 1 || spec.MinBlocksPerSm * spec.Warps * 32 > 2048)
+        {
+            Bad(nameof(spec.MinBlocksPerSm), spec.MinBlocksPerSm, $"use 1 or more blocks per SM, at most 2048 threads in all ({spec.Warps * 32} a block)");
+        }
         if (spec.BlockN < 32 || spec.BlockN > 256)
         {
             Bad(nameof(spec.BlockN), spec.BlockN, "use 32 to 256 keys per step");

@@ -107,6 +107,11 @@ public sealed class FlashAttentionForwardAttribute : Attribute
     public int Warps { get; set; } = 8;
     /// <summary>K/V shared-memory stages.</summary>
     public int Stages { get; set; } = 2;
+    /// <summary>
+    /// Blocks per SM the kernel is compiled for (__launch_bounds__): 2 makes ptxas fit two blocks' threads in the register
+    /// file (65536 / (2 · 32 · Warps) registers a thread), trading registers for latency hiding.
+    /// </summary>
+    public int MinBlocksPerSm { get; set; } = 1;
     /// <summary>Causal masking, bottom-right aligned when query and key lengths differ.</summary>
     public bool Causal { get; set; }
     /// <summary>Output element: F16 or BF16.</summary>

@@ -11,10 +11,23 @@ public class VariantSelectionTests
     {
         foreach (var variant in AttentionVariant.All)
         {
-            var options = new AttentionOptions { Causal = variant.Causal, Pv = variant.Pv, V = variant.V };
+            var options = new AttentionOptions { Causal = variant.Causal, Pv = variant.Pv, V = variant.V, Tile = variant.Tile };
             Assert.Same(variant, Int8Attention.Select(variant.Input, variant.HeadDim, options));
         }
-        Assert.Equal(AttentionVariant.All.Count, AttentionVariant.All.Select(v => (v.Input, v.HeadDim, v.Causal, v.Pv, v.V)).Distinct().Count());
+        Assert.Equal(AttentionVariant.All.Count, AttentionVariant.All.Select(v => (v.Input, v.HeadDim, v.Causal, v.Pv, v.V, v.Tile)).Distinct().Count());
+    }
+
+    [Fact]
+    public void Without_a_tile_the_first_declared_configuration_is_the_default()
+    {
+        var options = new AttentionOptions { V = VStrategy.Pretransposed };
+        var tiles = Int8Attention.TilesFor(Element.F16, 128, options);
+        Assert.Equal(["128×64 / 8 warps / 2 stages / 1 block/SM", "128×64 / 8 warps / 3 stages / 1 block/SM"], tiles);
+        Assert.Equal(tiles[0], Int8Attention.Select(Element.F16, 128, options).Tile);
+        Assert.Equal(tiles[1], Int8Attention.Select(Element.F16, 128, options with { Tile = tiles[1] }).Tile);
+        Assert.Equal("128×64 / 8 warps / 2 stages / 2 blocks/SM", Int8Attention.Select(Element.F16, 64, new AttentionOptions()).Tile);
+        var error = Assert.Throws<ArgumentException>(() => Int8Attention.Select(Element.F16, 128, options with { Tile = "64×64 / 4 warps" }));
+        Assert.Contains("[128×64 / 8 warps / 3 stages / 1 block/SM]", error.Message);
     }
 
     [Fact]
@@ -27,12 +40,20 @@ public class VariantSelectionTests
     }
 
     [Fact]
-    public void Autotuning_candidates_are_the_declared_int8_strategies()
+    public void Autotuning_candidates_are_the_declared_int8_strategies_and_tiles()
     {
-        Assert.Equal(["TransPrmt", "Movmatrix", "Pretransposed"], Int8Attention.TuningCandidates(Element.F16, 128, causal: false));
-        Assert.Equal(["TransPrmt", "Movmatrix", "Pretransposed"], Int8Attention.TuningCandidates(Element.F16, 128, causal: true));
-        Assert.Equal(["TransPrmt"], Int8Attention.TuningCandidates(Element.F16, 64, causal: false));
-        Assert.Equal(["TransPrmt"], Int8Attention.TuningCandidates(Element.BF16, 128, causal: true));
+        const string two = "128×64 / 8 warps / 2 stages / 1 block/SM", three = "128×64 / 8 warps / 3 stages / 1 block/SM";
+        string[] d128 = [$"TransPrmt | {two}", $"Movmatrix | {two}", $"Pretransposed | {two}", $"TransPrmt | {three}", $"Pretransposed | {three}"];
+        Assert.Equal(d128, Int8Attention.TuningCandidates(Element.F16, 128, causal: false));
+        Assert.Equal(d128, Int8Attention.TuningCandidates(Element.F16, 128, causal: true));
+        Assert.Equal(["TransPrmt | 128×64 / 8 warps / 2 stages / 2 blocks/SM", "TransPrmt | 128×64 / 8 warps / 3 stages / 1 block/SM"],
+            Int8Attention.TuningCandidates(Element.F16, 64, causal: false));
+        Assert.Equal([$"TransPrmt | {two}"], Int8Attention.TuningCandidates(Element.BF16, 128, causal: true));
+        foreach (var candidate in Int8Attention.TuningCandidates(Element.F16, 128, causal: false))
+        {
+            var (strategy, tile) = Int8Attention.ParseCandidate(candidate);
+            Assert.Equal(candidate, $"{strategy} | {tile}");
+        }
     }
 
     [Fact]

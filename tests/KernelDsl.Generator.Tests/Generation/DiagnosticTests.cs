@@ -85,6 +85,30 @@ public class DiagnosticTests
         Assert.Contains("[Int8Gemm(", LineOf(d));
     }
 
+    [Theory]
+    [InlineData(0, "FlashAttentionForward.MinBlocksPerSm = 0")]
+    [InlineData(9, "FlashAttentionForward.MinBlocksPerSm = 9")]
+    public void KDSL0003_blocks_per_sm_that_no_sm_holds(int blocks, string expected)
+    {
+        const string attention = """
+            using KernelDsl;
+            namespace Users;
+            [FlashAttentionForward(HeadDim = 64, BlockM = 128, BlockN = 64, Warps = 8, Stages = 2, MinBlocksPerSm = BLOCKS)]
+            [SmemLayout(Operand.Q, Element.S8, 3, 4, 3)]
+            [SmemLayout(Operand.K, Element.S8, 3, 4, 3)]
+            [SmemLayout(Operand.V, Element.S8, 3, 4, 3)]
+            [CopyAtom(Operand.Q, CopyAtoms.Ldsm)]
+            [CopyAtom(Operand.K, CopyAtoms.Ldsm)]
+            [CopyAtom(Operand.V, CopyAtoms.LdsmTransPrmt)]
+            [MmaAtom(MmaAtoms.M16N8K32_S32S8S8)]
+            [MmaAtom(MmaAtoms.M16N8K32_S32U8S8, Product = MmaProduct.PV)]
+            public static partial class Attention;
+            """;
+        var d = Single(attention.Replace("BLOCKS", blocks.ToString(System.Globalization.CultureInfo.InvariantCulture)), "KDSL0003");
+        Assert.Contains(expected, d.GetMessage());
+        Assert.Contains("2048 threads", d.GetMessage());
+    }
+
     [Fact]
     public void KDSL0003_undefined_enum_value()
     {

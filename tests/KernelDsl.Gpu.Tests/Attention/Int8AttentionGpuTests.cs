@@ -14,12 +14,12 @@ public class Int8AttentionGpuTests(ITestOutputHelper output)
 {
     private const ushort NaNBits = 0x7E00;
 
-    public static TheoryData<Element, int, bool, PvPrecision, VStrategy> Variants()
+    public static TheoryData<Element, int, bool, PvPrecision, VStrategy, string> Variants()
     {
-        var data = new TheoryData<Element, int, bool, PvPrecision, VStrategy>();
+        var data = new TheoryData<Element, int, bool, PvPrecision, VStrategy, string>();
         foreach (var v in AttentionVariant.All)
         {
-            data.Add(v.Input, v.HeadDim, v.Causal, v.Pv, v.V);
+            data.Add(v.Input, v.HeadDim, v.Causal, v.Pv, v.V, v.Tile);
         }
         return data;
     }
@@ -96,12 +96,12 @@ public class Int8AttentionGpuTests(ITestOutputHelper output)
 
     [Theory]
     [MemberData(nameof(Variants))]
-    public void Variant_matches_float64_attention_on_gaussian_and_structured_inputs(Element input, int headDim, bool causal, PvPrecision pv, VStrategy strategy)
+    public void Variant_matches_float64_attention_on_gaussian_and_structured_inputs(Element input, int headDim, bool causal, PvPrecision pv, VStrategy strategy, string tile)
     {
         using var device = Gpu.OpenOrSkip();
         var seed = Environment.TickCount;
         var random = new Random(seed);
-        var options = new AttentionOptions { Causal = causal, Pv = pv, V = strategy };
+        var options = new AttentionOptions { Causal = causal, Pv = pv, V = strategy, Tile = tile };
         // Issue 4's bars are for f16 inputs; bf16 keeps 8 mantissa bits, so its 16-bit P·V mode gets the u8 bar.
         var bar = pv == PvPrecision.Float16 && input == Element.F16 ? 1.5e-2 : 3e-2;
         (string Name, AttentionShape Shape, float QScale, bool Offsets)[] cases =
@@ -181,15 +181,15 @@ public class Int8AttentionGpuTests(ITestOutputHelper output)
     }
 
     /// <summary>One small GQA shape with tails and three KV blocks, for the sanitizers.</summary>
-    internal void Small(Element input, int headDim, bool causal, PvPrecision pv, VStrategy strategy)
+    internal void Small(Element input, int headDim, bool causal, PvPrecision pv, VStrategy strategy, string tile)
     {
         using var device = Gpu.OpenOrSkip();
         var random = new Random(Environment.TickCount);
         var shape = new AttentionShape(1, 2, 1, 70, 150, headDim, causal);
         var (q, k, v) = (Gaussian(random, shape.QElements), Gaussian(random, shape.KvElements), Gaussian(random, shape.KvElements));
-        var options = new AttentionOptions { Causal = causal, Pv = pv, V = strategy };
+        var options = new AttentionOptions { Causal = causal, Pv = pv, V = strategy, Tile = tile };
         var run = input == Element.BF16 ? ForwardBf16(device, shape, options, q, k, v) : Forward(device, shape, options, q, k, v);
-        Assert.True(run.Error.Cosine >= 0.999, $"D={headDim} causal={causal} {pv} {strategy}: cosine {run.Error.Cosine}");
+        Assert.True(run.Error.Cosine >= 0.999, $"D={headDim} causal={causal} {pv} {strategy} [{tile}]: cosine {run.Error.Cosine}");
     }
 
     [Theory]

@@ -40,6 +40,8 @@ static partial class Int8AttentionD128CausalPretransposed
     public const bool Causal = true;
     /// <summary>P·V runs on 16-bit float P and the V input (the accuracy mode); otherwise V is int8.</summary>
     public const bool F16PV = false;
+    /// <summary>The tile configuration, as the autotuner reports it.</summary>
+    public const string Tile = "128×64 / 8 warps / 2 stages / 1 block/SM";
     /// <summary>V arrives transposed [B][H][D][S_pad] in π order (Recipe C).</summary>
     public const bool PretransposedV = true;
 

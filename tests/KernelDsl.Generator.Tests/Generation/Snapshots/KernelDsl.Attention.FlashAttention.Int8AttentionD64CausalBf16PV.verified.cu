@@ -146,7 +146,7 @@ static __device__ __forceinline__ void kdsl_load_kv(u8* sk, u8* sv, const u8* k_
     kdsl_load_v(sv, v_src + (long long)key0 * v_ld * 2, seq_k - key0, v_ld, tid);
 }
 
-extern "C" __global__ void __launch_bounds__(256, 2)
+extern "C" __global__ void __launch_bounds__(256, 1)
 kdsl_KernelDsl_Attention_FlashAttention_Int8AttentionD64CausalBf16PV(const s8* __restrict__ Q, const s8* __restrict__ K, const u16* __restrict__ V,
     const float* __restrict__ q_scale, const float* __restrict__ k_scale, const float* __restrict__ v_scale, const float* __restrict__ k_mean,
     u16* __restrict__ O, float* __restrict__ lse, int heads_q, int heads_kv, int seq_q, int seq_k,
