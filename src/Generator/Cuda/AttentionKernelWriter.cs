@@ -30,16 +30,8 @@ public sealed class AttentionKernelWriter(AttentionPlan plan, Composition v)
         {
             w.Line($"// Recipe C: V was written [D][S_pad] in π order by its quantize kernel; a tile is {d} channel rows × {s.BlockN} tokens.");
             w.Block($"static __device__ __forceinline__ void kdsl_load_v(u8* dst, const u8* src, int token0, long long ld, int tid)", () =>
-            {
-                w.Line($"#pragma unroll");
-                w.Block($"for (int i = 0; i < {plan.VStageBytes / 16 / plan.Threads}; ++i)", () =>
-                {
-                    w.Line($"const int c = tid + i * {plan.Threads};");
-                    w.Line($"const int row = c / {s.BlockN / 16}, col = (c % {s.BlockN / 16}) * 16;");
-                    w.Line($"const int bytes = token0 + col < ld ? 16 : 0;");
-                    w.Line($"kdsl_cp_async_16(kdsl_smem(dst + {LayoutWriter.FunctionName(Operand.V)}(row, col)), bytes > 0 ? src + row * ld + token0 + col : src, bytes);");
-                });
-            });
+                TileCopyWriter.Write(w, "kdsl_cp_async_16", Operand.V, "dst", plan.Threads, plan.VStageBytes / 16 / plan.Threads, s.BlockN,
+                    [], "token0 + col < ld ? 16 : 0", "src + row * ld + token0 + col", "src"));
         }
         else
         {
@@ -66,16 +58,8 @@ public sealed class AttentionKernelWriter(AttentionPlan plan, Composition v)
     {
         var chunks = rows * rowBytes / 16;
         _w.Block($"static __device__ __forceinline__ void {name}(u8* dst, const u8* src, int {validRows}, {(extra is null ? "" : extra + ", ")}int tid)", () =>
-        {
-            _w.Line($"#pragma unroll");
-            _w.Block($"for (int i = 0; i < {chunks / plan.Threads}; ++i)", () =>
-            {
-                _w.Line($"const int c = tid + i * {plan.Threads};");
-                _w.Line($"const int row = c / {rowBytes / 16}, col = (c % {rowBytes / 16}) * 16;");
-                _w.Line($"const int bytes = row < {validRows} ? 16 : 0;");
-                _w.Line($"kdsl_cp_async_16(kdsl_smem(dst + {LayoutWriter.FunctionName(operand)}(row, col)), bytes > 0 ? src + row * {sourceLd} + col : src, bytes);");
-            });
-        });
+            TileCopyWriter.Write(_w, "kdsl_cp_async_16", operand, "dst", plan.Threads, chunks / plan.Threads, rowBytes,
+                [], $"row < {validRows} ? 16 : 0", $"src + row * {sourceLd} + col", "src"));
     }
 
     public void WriteKernel(CodeWriter w)
@@ -217,7 +201,7 @@ public sealed class AttentionKernelWriter(AttentionPlan plan, Composition v)
     private void WriteScores()
     {
         var s = _spec;
-        var k = plan.KProgram!;
+        var (q, k) = (plan.QProgram!, plan.KProgram!);
         if (!plan.BiasedScores)
         {
             throw new System.InvalidOperationException($"|S| can reach 127²·{s.HeadDim}, past the float-bias range; the validator should have refused this head dim.");
@@ -229,15 +213,15 @@ public sealed class AttentionKernelWriter(AttentionPlan plan, Composition v)
         _w.Block($"for (int kk = 0; kk < {plan.QkSteps}; ++kk)", () =>
         {
             // Q's fragments are re-read from shared memory each block: ldmatrix is cheap, registers are not.
-            _w.Line($"u32 qf[4];");
-            _w.Line($"kdsl_ldsm_x4(qf[0], qf[1], qf[2], qf[3], sq_addr + {QAddress});");
+            CopyProgramWriter.WriteLoad(_w, q, "qf", $"sq_addr + {QAddress}");
             _w.Line($"#pragma unroll");
             _w.Block($"for (int ni = 0; ni < {s.BlockN / 16}; ++ni)", () =>
             {
                 CopyProgramWriter.WriteLoad(_w, k, "kr", $"k_stage + {KAddress}");
                 for (var tile = 0; tile < k.Fragments.Count; tile++)
                 {
-                    var (acc, operands) = ($"sacc[ni * 2 + {tile}]", $"qf[0], qf[1], qf[2], qf[3], kr{k.Fragments[tile][0]}, kr{k.Fragments[tile][1]}");
+                    var a = string.Join(", ", q.Fragments[0].Select(r => $"qf{r}"));
+                    var (acc, operands) = ($"sacc[ni * 2 + {tile}]", $"{a}, kr{k.Fragments[tile][0]}, kr{k.Fragments[tile][1]}");
                     _w.Line($"if (kk == 0) kdsl_{plan.Qk.HelperName}_from({acc}, {operands}, KDSL_FLOAT_BIAS_BITS);");
                     _w.Line($"else kdsl_{plan.Qk.HelperName}({acc}, {operands});");
                 }

@@ -43,20 +43,12 @@ public sealed class GemmKernelWriter(GemmPlan plan, Composition b)
 
     private static string CopyFunction(CopyAtomKind atom) => atom == CopyAtomKind.LdgSts16 ? "kdsl_ldg_sts_16" : "kdsl_cp_async_16";
 
-    private void WriteOperandLoad(string copy, string tensor, string smem, Operand operand, int chunksPerThread, int rowBytes, string rowOrigin, string rowExtent, string colOrigin, string colExtent, string ld)
-    {
-        var chunksPerRow = rowBytes / 16;
-        _w.Line($"#pragma unroll");
-        _w.Block($"for (int i = 0; i < {chunksPerThread}; ++i)", () =>
-        {
-            _w.Line($"const int c = tid + i * {plan.Threads};");
-            _w.Line($"const int row = c / {chunksPerRow}, col = (c % {chunksPerRow}) * 16;");
-            _w.Line($"const int grow = {rowOrigin} + row, gcol = {colOrigin} + col;");
-            _w.Line($"const int bytes = grow < {rowExtent} ? kdsl_max(0, kdsl_min(16, {colExtent} - gcol)) : 0;");
-            _w.Line($"const s8* src = bytes > 0 ? {tensor} + (long long)grow * {ld} + gcol : {tensor};");
-            _w.Line($"{copy}(kdsl_smem({smem} + {LayoutWriter.FunctionName(operand)}(row, col)), src, bytes);");
-        });
-    }
+    /// <summary>One operand's tile: rows and columns past the matrix edge (partial chunks included) are zero-filled.</summary>
+    private void WriteOperandLoad(string copy, string tensor, string smem, Operand operand, int chunksPerThread, int rowBytes, string rowOrigin, string rowExtent, string colOrigin, string colExtent, string ld) =>
+        TileCopyWriter.Write(_w, copy, operand, smem, plan.Threads, chunksPerThread, rowBytes,
+            [$"const int grow = {rowOrigin} + row, gcol = {colOrigin} + col;"],
+            $"grow < {rowExtent} ? kdsl_max(0, kdsl_min(16, {colExtent} - gcol)) : 0",
+            $"{tensor} + (long long)grow * {ld} + gcol", tensor);
 
     public void WriteKernel(CodeWriter w)
     {

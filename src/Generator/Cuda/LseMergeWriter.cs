@@ -17,7 +17,7 @@ public static class LseMergeWriter
         CudaPrelude.Write(w, spec,
             $"Split-KV merge, head dim {d}: lse = log Σ exp(lse_i), O = Σ exp(lse_i − lse)·O_i over the partials; one warp per query row.",
             "A partial whose LSE is −∞ saw no key and weighs nothing; a row no partial saw gets O = 0 and LSE = −∞.");
-        PtxHelpers.Write(w, [PtxHelper.F16Convert, PtxHelper.SoftmaxMath], []);
+        PtxHelpers.Write(w, [PtxHelper.F16Convert, PtxHelper.SoftmaxMath, PtxHelper.Global16], []);
         w.Line();
         w.Line($"extern \"C\" __global__ void __launch_bounds__({spec.Threads})");
         w.Block($"{spec.KernelPrefix}(const u16* __restrict__ partial_o, const float* __restrict__ partial_lse, u16* __restrict__ O, float* __restrict__ lse, int partials, long long rows)", () =>
@@ -41,14 +41,14 @@ public static class LseMergeWriter
                     w.Line($"const float weight = kdsl_exp2((partial_lse[p * rows + row] - m) * 1.44269504f) * inv_sum;");
                     w.Line($"if (weight == 0.f) continue;  // also skips a −∞ partial, whose O may be anything");
                     w.Line($"u32 x[4];");
-                    w.Line($"asm volatile(\"ld.global.v4.u32 {{%0,%1,%2,%3}}, [%4];\\n\" : \"=r\"(x[0]), \"=r\"(x[1]), \"=r\"(x[2]), \"=r\"(x[3]) : \"l\"(partial_o + (p * rows + row) * {d} + c));");
+                    w.Line($"kdsl_ld16(partial_o + (p * rows + row) * {d} + c, x);");
                     w.Line($"#pragma unroll");
                     w.Line($"for (int i = 0; i < 8; ++i) acc[i] += weight * kdsl_f16_to_f32((u16)(x[i >> 1] >> (16 * (i & 1))));");
                 });
                 w.Line($"u32 y[4];");
                 w.Line($"#pragma unroll");
                 w.Line($"for (int i = 0; i < 4; ++i) y[i] = (u32)kdsl_f32_to_f16(acc[2 * i]) | ((u32)kdsl_f32_to_f16(acc[2 * i + 1]) << 16);");
-                w.Line($"asm volatile(\"st.global.v4.u32 [%0], {{%1,%2,%3,%4}};\\n\" :: \"l\"(O + row * {d} + c), \"r\"(y[0]), \"r\"(y[1]), \"r\"(y[2]), \"r\"(y[3]) : \"memory\");");
+                w.Line($"kdsl_st16(O + row * {d} + c, y[0], y[1], y[2], y[3]);");
             });
             w.Line($"if (lane == 0) lse[row] = sum > 0.f ? m + kdsl_log2(sum) * 0.69314718f : -KDSL_INF;");
         });

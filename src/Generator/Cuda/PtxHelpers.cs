@@ -23,6 +23,7 @@ public enum PtxHelper
     SoftmaxMath,
     FloatBias,
     HalfPack,
+    Global16,
 }
 
 /// <summary>
@@ -158,6 +159,7 @@ public static class PtxHelpers
             case PtxHelper.Bf16Convert:
                 w.Raw("""
                     static __device__ __forceinline__ float kdsl_bf16_to_f32(u16 h) { return __uint_as_float((u32)h << 16); }
+                    static __device__ __forceinline__ u16 kdsl_f32_to_bf16(float x) { u16 h; asm("cvt.rn.bf16.f32 %0, %1;\n" : "=h"(h) : "f"(x)); return h; }
                     """);
                 break;
             case PtxHelper.SoftmaxMath:
@@ -166,9 +168,6 @@ public static class PtxHelpers
                     // ex2/lg2.approx: the SFU instructions FlashAttention's exp2 softmax is built on.
                     static __device__ __forceinline__ float kdsl_exp2(float x) { float y; asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x)); return y; }
                     static __device__ __forceinline__ float kdsl_log2(float x) { float y; asm("lg2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x)); return y; }
-                    // Round to nearest even, as an unsigned integer (P in [0, 255] after scaling).
-                    static __device__ __forceinline__ u32 kdsl_f32_to_u32_rn(float x) { u32 y; asm("cvt.rni.u32.f32 %0, %1;\n" : "=r"(y) : "f"(x)); return y; }
-                    static __device__ __forceinline__ u16 kdsl_f32_to_bf16(float x) { u16 h; asm("cvt.rn.bf16.f32 %0, %1;\n" : "=h"(h) : "f"(x)); return h; }
                     """);
                 break;
             case PtxHelper.FloatBias:
@@ -186,6 +185,20 @@ public static class PtxHelpers
                     // Two floats into one 16-bit pair, lo in the low half: one cvt (F2FP) instead of two and a shift.
                     static __device__ __forceinline__ u32 kdsl_pack_f16x2(float lo, float hi) { u32 d; asm("cvt.rn.f16x2.f32 %0, %1, %2;\n" : "=r"(d) : "f"(hi), "f"(lo)); return d; }
                     static __device__ __forceinline__ u32 kdsl_pack_bf16x2(float lo, float hi) { u32 d; asm("cvt.rn.bf16x2.f32 %0, %1, %2;\n" : "=r"(d) : "f"(hi), "f"(lo)); return d; }
+                    """);
+                break;
+            case PtxHelper.Global16:
+                w.Raw("""
+                    // 16 bytes from global memory on the read-only path (16-byte alignment is the caller's precondition).
+                    static __device__ __forceinline__ void kdsl_ld16(const void* p, u32 (&w)[4])
+                    {
+                        asm("ld.global.nc.v4.u32 {%0,%1,%2,%3}, [%4];\n" : "=r"(w[0]), "=r"(w[1]), "=r"(w[2]), "=r"(w[3]) : "l"(p));
+                    }
+                    // 16 bytes to global memory (16-byte aligned).
+                    static __device__ __forceinline__ void kdsl_st16(void* p, u32 a, u32 b, u32 c, u32 d)
+                    {
+                        asm volatile("st.global.v4.u32 [%0], {%1,%2,%3,%4};\n" :: "l"(p), "r"(a), "r"(b), "r"(c), "r"(d) : "memory");
+                    }
                     """);
                 break;
             case PtxHelper.WarpReduce:

@@ -33,24 +33,10 @@ public sealed class QuantizeKernelWriter(QuantizePlan plan)
     public void WriteHelpers(CodeWriter w)
     {
         w.Line($"// ---- Quantize helpers ----");
-        w.Line($"// One token's 8 channels: a 16-byte read-only load (16-byte alignment of x and of every stride is a launch precondition).");
-        w.Raw("""
-            static __device__ __forceinline__ void kdsl_ld16(const void* p, u32 (&w)[4])
-            {
-                asm("ld.global.nc.v4.u32 {%0,%1,%2,%3}, [%4];\n" : "=r"(w[0]), "=r"(w[1]), "=r"(w[2]), "=r"(w[3]) : "l"(p));
-            }
-            """);
-        if (plan.Transposed)
-        {
-            w.Line($"// 16 int8 positions of one channel row (out 16-byte aligned and s_pad a multiple of 16: launch preconditions).");
-            w.Raw("""
-                static __device__ __forceinline__ void kdsl_st16(void* p, u32 a, u32 b, u32 c, u32 d)
-                {
-                    asm volatile("st.global.v4.u32 [%0], {%1,%2,%3,%4};\n" :: "l"(p), "r"(a), "r"(b), "r"(c), "r"(d) : "memory");
-                }
-                """);
-        }
-        else
+        // kdsl_ld16 reads one token's 8 channels (x and every stride 16-byte aligned: launch preconditions); the
+        // transposed layout writes 16 positions of a channel row with kdsl_st16 (out 16-byte aligned, s_pad a multiple
+        // of 16). Both are PtxHelper.Global16; the natural layout's 8-byte store is here.
+        if (!plan.Transposed)
         {
             w.Line($"// 8 int8 channels of one token (out 8-byte aligned: a launch precondition).");
             w.Raw("""

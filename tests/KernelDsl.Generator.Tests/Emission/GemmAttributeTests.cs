@@ -145,7 +145,7 @@ public class GemmAttributeTests
                 new CopyAtomSpec(Operand.A, CopyAtomKind.LdgSts16), new CopyAtomSpec(Operand.B, CopyAtomKind.LdgSts16),
             }.ToEquatableArray(),
         });
-        Assert.Contains("kdsl_ldg_sts_16(kdsl_smem(sa + kdsl_smem_a(row, col)), src, bytes);", plain);
+        Assert.Contains("kdsl_ldg_sts_16(kdsl_smem(sa + kdsl_smem_a(row, col)), bytes > 0 ? A + (long long)grow * lda + gcol : A, bytes);", plain);
         Assert.DoesNotContain("cp.async", plain);
 
         var f16 = Cuda(Baseline with { Output = GemmOutput.F16Scaled });
@@ -165,8 +165,8 @@ public class GemmAttributeTests
                 new CopyAtomSpec(Operand.A, CopyAtomKind.LdgSts16), new CopyAtomSpec(Operand.B, CopyAtomKind.CpAsync16),
             }.ToEquatableArray(),
         });
-        Assert.Contains("kdsl_ldg_sts_16(kdsl_smem(sa + kdsl_smem_a(row, col)), src, bytes);", mixed);
-        Assert.Contains("kdsl_cp_async_16(kdsl_smem(sb + kdsl_smem_b(row, col)), src, bytes);", mixed);
+        Assert.Contains("kdsl_ldg_sts_16(kdsl_smem(sa + kdsl_smem_a(row, col)), bytes > 0 ? A + (long long)grow * lda + gcol : A, bytes);", mixed);
+        Assert.Contains("kdsl_cp_async_16(kdsl_smem(sb + kdsl_smem_b(row, col)), bytes > 0 ? B + (long long)grow * ldb + gcol : B, bytes);", mixed);
         // B's cp.async must still be committed and waited for.
         Assert.Contains("kdsl_cp_async_wait<0>();", mixed);
     }

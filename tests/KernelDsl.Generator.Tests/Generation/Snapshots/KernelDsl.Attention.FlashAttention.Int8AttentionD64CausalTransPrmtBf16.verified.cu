@@ -46,13 +46,11 @@ static __device__ __forceinline__ u32 kdsl_prmt(u32 a, u32 b, u32 selector)
 static __device__ __forceinline__ u16 kdsl_f32_to_f16(float x) { u16 h; asm("cvt.rn.f16.f32 %0, %1;\n" : "=h"(h) : "f"(x)); return h; }
 static __device__ __forceinline__ float kdsl_f16_to_f32(u16 h) { float x; asm("cvt.f32.f16 %0, %1;\n" : "=f"(x) : "h"(h)); return x; }
 static __device__ __forceinline__ float kdsl_bf16_to_f32(u16 h) { return __uint_as_float((u32)h << 16); }
+static __device__ __forceinline__ u16 kdsl_f32_to_bf16(float x) { u16 h; asm("cvt.rn.bf16.f32 %0, %1;\n" : "=h"(h) : "f"(x)); return h; }
 #define KDSL_INF __int_as_float(0x7f800000)
 // ex2/lg2.approx: the SFU instructions FlashAttention's exp2 softmax is built on.
 static __device__ __forceinline__ float kdsl_exp2(float x) { float y; asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x)); return y; }
 static __device__ __forceinline__ float kdsl_log2(float x) { float y; asm("lg2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x)); return y; }
-// Round to nearest even, as an unsigned integer (P in [0, 255] after scaling).
-static __device__ __forceinline__ u32 kdsl_f32_to_u32_rn(float x) { u32 y; asm("cvt.rni.u32.f32 %0, %1;\n" : "=r"(y) : "f"(x)); return y; }
-static __device__ __forceinline__ u16 kdsl_f32_to_bf16(float x) { u16 h; asm("cvt.rn.bf16.f32 %0, %1;\n" : "=h"(h) : "f"(x)); return h; }
 // int32 <-> float without I2F/F2I, which issue at a fraction of FADD/FFMA's rate: for |i| < 2^22 the float
 // 1.5·2^23 + i is exact and its bits are 0x4B400000 + i. An MMA that starts its int32 accumulators at the
 // bits leaves float(bias + result) in them; fmaf(x, 255, bias) rounds 255·x to the nearest even integer,
@@ -215,17 +213,17 @@ kdsl_KernelDsl_Attention_FlashAttention_Int8AttentionD64CausalTransPrmtBf16(cons
         #pragma unroll
         for (int kk = 0; kk < 2; ++kk)
         {
-            u32 qf[4];
-            kdsl_ldsm_x4(qf[0], qf[1], qf[2], qf[3], sq_addr + (q_lane ^ (kk * 32)));
+            u32 qf0, qf1, qf2, qf3;
+            kdsl_ldsm_x4(qf0, qf1, qf2, qf3, sq_addr + (q_lane ^ (kk * 32)));
             #pragma unroll
             for (int ni = 0; ni < 4; ++ni)
             {
                 u32 kr0, kr1, kr2, kr3;
                 kdsl_ldsm_x4(kr0, kr1, kr2, kr3, k_stage + ((k_lane ^ (kk * 32)) + (ni * 16) * 64));
-                if (kk == 0) kdsl_mma_m16n8k32_s32s8s8_from(sacc[ni * 2 + 0], qf[0], qf[1], qf[2], qf[3], kr0, kr1, KDSL_FLOAT_BIAS_BITS);
-                else kdsl_mma_m16n8k32_s32s8s8(sacc[ni * 2 + 0], qf[0], qf[1], qf[2], qf[3], kr0, kr1);
-                if (kk == 0) kdsl_mma_m16n8k32_s32s8s8_from(sacc[ni * 2 + 1], qf[0], qf[1], qf[2], qf[3], kr2, kr3, KDSL_FLOAT_BIAS_BITS);
-                else kdsl_mma_m16n8k32_s32s8s8(sacc[ni * 2 + 1], qf[0], qf[1], qf[2], qf[3], kr2, kr3);
+                if (kk == 0) kdsl_mma_m16n8k32_s32s8s8_from(sacc[ni * 2 + 0], qf0, qf1, qf2, qf3, kr0, kr1, KDSL_FLOAT_BIAS_BITS);
+                else kdsl_mma_m16n8k32_s32s8s8(sacc[ni * 2 + 0], qf0, qf1, qf2, qf3, kr0, kr1);
+                if (kk == 0) kdsl_mma_m16n8k32_s32s8s8_from(sacc[ni * 2 + 1], qf0, qf1, qf2, qf3, kr2, kr3, KDSL_FLOAT_BIAS_BITS);
+                else kdsl_mma_m16n8k32_s32s8s8(sacc[ni * 2 + 1], qf0, qf1, qf2, qf3, kr2, kr3);
             }
         }
         // Online softmax in the log2 domain (softmax scale · log2 e is folded into q_scale).

@@ -14,9 +14,16 @@ static __device__ __forceinline__ float kdsl_f16_to_f32(u16 h) { float x; asm("c
 // ex2/lg2.approx: the SFU instructions FlashAttention's exp2 softmax is built on.
 static __device__ __forceinline__ float kdsl_exp2(float x) { float y; asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x)); return y; }
 static __device__ __forceinline__ float kdsl_log2(float x) { float y; asm("lg2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x)); return y; }
-// Round to nearest even, as an unsigned integer (P in [0, 255] after scaling).
-static __device__ __forceinline__ u32 kdsl_f32_to_u32_rn(float x) { u32 y; asm("cvt.rni.u32.f32 %0, %1;\n" : "=r"(y) : "f"(x)); return y; }
-static __device__ __forceinline__ u16 kdsl_f32_to_bf16(float x) { u16 h; asm("cvt.rn.bf16.f32 %0, %1;\n" : "=h"(h) : "f"(x)); return h; }
+// 16 bytes from global memory on the read-only path (16-byte alignment is the caller's precondition).
+static __device__ __forceinline__ void kdsl_ld16(const void* p, u32 (&w)[4])
+{
+    asm("ld.global.nc.v4.u32 {%0,%1,%2,%3}, [%4];\n" : "=r"(w[0]), "=r"(w[1]), "=r"(w[2]), "=r"(w[3]) : "l"(p));
+}
+// 16 bytes to global memory (16-byte aligned).
+static __device__ __forceinline__ void kdsl_st16(void* p, u32 a, u32 b, u32 c, u32 d)
+{
+    asm volatile("st.global.v4.u32 [%0], {%1,%2,%3,%4};\n" :: "l"(p), "r"(a), "r"(b), "r"(c), "r"(d) : "memory");
+}
 
 extern "C" __global__ void __launch_bounds__(128)
 kdsl_KernelDsl_Attention_FlashAttention_LseMergeD128(const u16* __restrict__ partial_o, const float* __restrict__ partial_lse, u16* __restrict__ O, float* __restrict__ lse, int partials, long long rows)
@@ -40,14 +47,14 @@ kdsl_KernelDsl_Attention_FlashAttention_LseMergeD128(const u16* __restrict__ par
             const float weight = kdsl_exp2((partial_lse[p * rows + row] - m) * 1.44269504f) * inv_sum;
             if (weight == 0.f) continue;  // also skips a −∞ partial, whose O may be anything
             u32 x[4];
-            asm volatile("ld.global.v4.u32 {%0,%1,%2,%3}, [%4];\n" : "=r"(x[0]), "=r"(x[1]), "=r"(x[2]), "=r"(x[3]) : "l"(partial_o + (p * rows + row) * 128 + c));
+            kdsl_ld16(partial_o + (p * rows + row) * 128 + c, x);
             #pragma unroll
             for (int i = 0; i < 8; ++i) acc[i] += weight * kdsl_f16_to_f32((u16)(x[i >> 1] >> (16 * (i & 1))));
         }
         u32 y[4];
         #pragma unroll
         for (int i = 0; i < 4; ++i) y[i] = (u32)kdsl_f32_to_f16(acc[2 * i]) | ((u32)kdsl_f32_to_f16(acc[2 * i + 1]) << 16);
-        asm volatile("st.global.v4.u32 [%0], {%1,%2,%3,%4};\n" :: "l"(O + row * 128 + c), "r"(y[0]), "r"(y[1]), "r"(y[2]), "r"(y[3]) : "memory");
+        kdsl_st16(O + row * 128 + c, y[0], y[1], y[2], y[3]);
     }
     if (lane == 0) lse[row] = sum > 0.f ? m + kdsl_log2(sum) * 0.69314718f : -KDSL_INF;
 }

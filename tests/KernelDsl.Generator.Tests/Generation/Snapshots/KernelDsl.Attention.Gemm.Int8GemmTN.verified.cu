@@ -64,8 +64,7 @@ static __device__ __forceinline__ void kdsl_load_tile(u8* sa, u8* sb, const s8* 
         const int row = c / 4, col = (c % 4) * 16;
         const int grow = m0 + row, gcol = k0 + col;
         const int bytes = grow < M ? kdsl_max(0, kdsl_min(16, K - gcol)) : 0;
-        const s8* src = bytes > 0 ? A + (long long)grow * lda + gcol : A;
-        kdsl_cp_async_16(kdsl_smem(sa + kdsl_smem_a(row, col)), src, bytes);
+        kdsl_cp_async_16(kdsl_smem(sa + kdsl_smem_a(row, col)), bytes > 0 ? A + (long long)grow * lda + gcol : A, bytes);
     }
     #pragma unroll
     for (int i = 0; i < 2; ++i)
@@ -74,8 +73,7 @@ static __device__ __forceinline__ void kdsl_load_tile(u8* sa, u8* sb, const s8* 
         const int row = c / 4, col = (c % 4) * 16;
         const int grow = n0 + row, gcol = k0 + col;
         const int bytes = grow < N ? kdsl_max(0, kdsl_min(16, K - gcol)) : 0;
-        const s8* src = bytes > 0 ? B + (long long)grow * ldb + gcol : B;
-        kdsl_cp_async_16(kdsl_smem(sb + kdsl_smem_b(row, col)), src, bytes);
+        kdsl_cp_async_16(kdsl_smem(sb + kdsl_smem_b(row, col)), bytes > 0 ? B + (long long)grow * ldb + gcol : B, bytes);
     }
 }
 

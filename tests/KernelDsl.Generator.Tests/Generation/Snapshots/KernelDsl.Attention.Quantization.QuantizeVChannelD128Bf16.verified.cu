@@ -13,13 +13,19 @@ typedef unsigned int u32;
 static __device__ __forceinline__ int kdsl_min(int a, int b) { return a < b ? a : b; }
 static __device__ __forceinline__ int kdsl_max(int a, int b) { return a > b ? a : b; }
 static __device__ __forceinline__ float kdsl_bf16_to_f32(u16 h) { return __uint_as_float((u32)h << 16); }
-
-// ---- Quantize helpers ----
-// One token's 8 channels: a 16-byte read-only load (16-byte alignment of x and of every stride is a launch precondition).
+static __device__ __forceinline__ u16 kdsl_f32_to_bf16(float x) { u16 h; asm("cvt.rn.bf16.f32 %0, %1;\n" : "=h"(h) : "f"(x)); return h; }
+// 16 bytes from global memory on the read-only path (16-byte alignment is the caller's precondition).
 static __device__ __forceinline__ void kdsl_ld16(const void* p, u32 (&w)[4])
 {
     asm("ld.global.nc.v4.u32 {%0,%1,%2,%3}, [%4];\n" : "=r"(w[0]), "=r"(w[1]), "=r"(w[2]), "=r"(w[3]) : "l"(p));
 }
+// 16 bytes to global memory (16-byte aligned).
+static __device__ __forceinline__ void kdsl_st16(void* p, u32 a, u32 b, u32 c, u32 d)
+{
+    asm volatile("st.global.v4.u32 [%0], {%1,%2,%3,%4};\n" :: "l"(p), "r"(a), "r"(b), "r"(c), "r"(d) : "memory");
+}
+
+// ---- Quantize helpers ----
 // 8 int8 channels of one token (out 8-byte aligned: a launch precondition).
 static __device__ __forceinline__ void kdsl_st8(void* p, u32 a, u32 b)
 {
