@@ -134,7 +134,7 @@ public sealed class ModuleCache
         {
             Interlocked.Increment(ref _rejectedEntries);
             Warn($"Ignoring module cache entry '{path}': {problem}. Deleting it and compiling again.");
-            TryDelete(path);
+            AtomicFile.TryDelete(path);  // an entry that stays behind is verified (and rejected) again on the next read
             return null;
         }
         Interlocked.Exchange(ref _lastWarmLoadTicks, clock.Elapsed.Ticks);
@@ -142,55 +142,16 @@ public sealed class ModuleCache
         return payload;
     }
 
-    // Write to a unique temporary file in the same folder, then rename: rename is atomic within a file system,
-    // so readers (in this or another process) see either no entry or a complete one, and racing writers just
-    // replace one valid entry with an identical one.
+    // AtomicFile: readers see no entry or a complete one; racing writers replace one valid entry with an identical one.
     private void Store(string path, byte[] key, byte[] cubin)
     {
-        var folder = Path.GetDirectoryName(path)!;
-        var temporary = Path.Combine(folder, $"{Path.GetFileName(path)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
-        try
+        if (AtomicFile.TryWrite(path, CacheEntryFile.Encode(key, cubin)) is { } error)
         {
-            System.IO.Directory.CreateDirectory(folder);
-            using (var stream = new FileStream(temporary, FileMode.CreateNew, FileAccess.Write, FileShare.None))
-            {
-                stream.Write(CacheEntryFile.Encode(key, cubin));
-                stream.Flush(flushToDisk: true);
-            }
-            File.Move(temporary, path, overwrite: true);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            TryDelete(temporary);
-            Warn($"Could not write module cache entry '{path}' ({e.Message}); keeping the cubin in memory only.");
+            Warn($"Could not write module cache entry '{path}' ({error}); keeping the cubin in memory only.");
         }
     }
 
-    private static void TryDelete(string path)
-    {
-        try
-        {
-            File.Delete(path);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            // Best effort: an entry that stays behind is verified (and rejected) again on the next read.
-        }
-    }
-
-    private void Warn(string message)
-    {
-        Interlocked.Increment(ref _warnings);
-        var handler = Warning;
-        if (handler is null)
-        {
-            Trace.TraceWarning(message);
-        }
-        else
-        {
-            handler(this, message);
-        }
-    }
+    private void Warn(string message) => Warnings.Raise(this, Warning, ref _warnings, message);
 
     private static TimeSpan? Duration(ref long ticks)
     {

@@ -211,52 +211,14 @@ public sealed class Autotuner
         return stored;
     }
 
-    // As in ModuleCache: a unique temporary file in the same folder, then an atomic rename, so a reader sees no file
-    // or a complete one; two processes that tune the same key at once just replace one valid file with another.
+    // AtomicFile: a reader sees no file or a complete one; two processes tuning one key replace one valid file with another.
     private void Store(string path, TuningResult result)
     {
-        var folder = Path.GetDirectoryName(path)!;
-        var temporary = Path.Combine(folder, $"{Path.GetFileName(path)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
-        try
+        if (AtomicFile.TryWrite(path, TuningFile.Encode(result)) is { } error)
         {
-            System.IO.Directory.CreateDirectory(folder);
-            using (var stream = new FileStream(temporary, FileMode.CreateNew, FileAccess.Write, FileShare.None))
-            {
-                stream.Write(TuningFile.Encode(result));
-                stream.Flush(flushToDisk: true);
-            }
-            File.Move(temporary, path, overwrite: true);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            TryDelete(temporary);
-            Warn($"Could not write tuning file '{path}' for '{result.Key}' ({e.Message}); keeping the decision in memory only.");
+            Warn($"Could not write tuning file '{path}' for '{result.Key}' ({error}); keeping the decision in memory only.");
         }
     }
 
-    private static void TryDelete(string path)
-    {
-        try
-        {
-            File.Delete(path);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            // Best effort: a stray temporary file is never read.
-        }
-    }
-
-    private void Warn(string message)
-    {
-        Interlocked.Increment(ref _warnings);
-        var handler = Warning;
-        if (handler is null)
-        {
-            Trace.TraceWarning(message);
-        }
-        else
-        {
-            handler(this, message);
-        }
-    }
+    private void Warn(string message) => Warnings.Raise(this, Warning, ref _warnings, message);
 }
