@@ -64,7 +64,7 @@ internal static class AttentionCommand
             engine = "CPU reference (exact int8 algorithm)";
             var cpuOptions = new Int8AttentionOptions
             {
-                BlockM = AttentionVariant.BlockM,
+                BlockM = AttentionVariant.QScaleRows,
                 BlockN = AttentionVariant.BlockN,
                 Pv = options.Pv == PvPrecision.Float16 ? PvMode.F16 : PvMode.U8,
                 KMeanSlices = shape.HeadDim == 64 ? QuantizeKSmoothBlock64D64.MeanSlices : QuantizeKSmoothBlock64D128.MeanSlices,

@@ -47,8 +47,8 @@ internal delegate void FloatLauncher<T>(CudaStream stream, DeviceBuffer<sbyte> q
 /// </summary>
 internal sealed record AttentionVariant(Element Input, int HeadDim, bool Causal, PvPrecision Pv, VStrategy V, string Tile, KernelModuleDefinition Module, Delegate Launcher)
 {
-    /// <summary>Query rows per Q scale and keys per K scale of every declared variant; the quantize kernels must match.</summary>
-    public const int BlockM = 128, BlockN = 64;
+    /// <summary>Query rows per Q scale and keys per K scale (= BlockN) of every declared variant; the quantize kernels must match.</summary>
+    public const int QScaleRows = 128, BlockN = 64;
 
     public static readonly IReadOnlyList<AttentionVariant> All =
     [
@@ -79,6 +79,10 @@ internal sealed record AttentionVariant(Element Input, int HeadDim, bool Causal,
         Int8<Half>(128, true, VStrategy.Pretransposed, Int8AttentionD128CausalPretransposedStages3.Tile, Int8AttentionD128CausalPretransposedStages3.Module, Int8AttentionD128CausalPretransposedStages3.Launch),
         Int8<Half>(64, false, VStrategy.TransPrmt, Int8AttentionD64TransPrmtStages3.Tile, Int8AttentionD64TransPrmtStages3.Module, Int8AttentionD64TransPrmtStages3.Launch),
         Int8<Half>(64, true, VStrategy.TransPrmt, Int8AttentionD64CausalTransPrmtStages3.Tile, Int8AttentionD64CausalTransPrmtStages3.Module, Int8AttentionD64CausalTransPrmtStages3.Launch),
+        Int8<Half>(128, false, VStrategy.Pretransposed, Int8AttentionD128PretransposedBlockM64.Tile, Int8AttentionD128PretransposedBlockM64.Module, Int8AttentionD128PretransposedBlockM64.Launch),
+        Int8<Half>(128, true, VStrategy.Pretransposed, Int8AttentionD128CausalPretransposedBlockM64.Tile, Int8AttentionD128CausalPretransposedBlockM64.Module, Int8AttentionD128CausalPretransposedBlockM64.Launch),
+        Int8<Half>(128, false, VStrategy.TransPrmt, Int8AttentionD128TransPrmtBlockM64.Tile, Int8AttentionD128TransPrmtBlockM64.Module, Int8AttentionD128TransPrmtBlockM64.Launch),
+        Int8<Half>(128, true, VStrategy.TransPrmt, Int8AttentionD128CausalTransPrmtBlockM64.Tile, Int8AttentionD128CausalTransPrmtBlockM64.Module, Int8AttentionD128CausalTransPrmtBlockM64.Launch),
     ];
 
     public void Launch<T>(AttentionLaunch<T> a) where T : unmanaged

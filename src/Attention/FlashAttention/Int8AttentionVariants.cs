@@ -319,3 +319,51 @@ public static partial class Int8AttentionD64TransPrmtStages3;
 [MmaAtom(MmaAtoms.M16N8K32_S32S8S8)]
 [MmaAtom(MmaAtoms.M16N8K32_S32U8S8, Product = MmaProduct.PV)]
 public static partial class Int8AttentionD64CausalTransPrmtStages3;
+
+/// <summary>D = 128, Recipe C on 64-row blocks of 4 warps, two per SM: the same warps per SM as 128 rows, with independent barriers.</summary>
+[FlashAttentionForward(HeadDim = 128, BlockM = 64, QScaleRows = 128, BlockN = 64, Warps = 4, Stages = 2, MinBlocksPerSm = 2)]
+[SmemLayout(Operand.Q, Element.S8, 3, 4, 3)]
+[SmemLayout(Operand.K, Element.S8, 3, 4, 3)]
+[SmemLayout(Operand.V, Element.S8, 2, 4, 3)]
+[CopyAtom(Operand.Q, CopyAtoms.Ldsm)]
+[CopyAtom(Operand.K, CopyAtoms.Ldsm)]
+[CopyAtom(Operand.V, CopyAtoms.LdsmPretransposed)]
+[MmaAtom(MmaAtoms.M16N8K32_S32S8S8)]
+[MmaAtom(MmaAtoms.M16N8K32_S32U8S8, Product = MmaProduct.PV)]
+public static partial class Int8AttentionD128PretransposedBlockM64;
+
+/// <summary>D = 128 causal, Recipe C on 64-row blocks of 4 warps, two per SM.</summary>
+[FlashAttentionForward(HeadDim = 128, BlockM = 64, QScaleRows = 128, BlockN = 64, Warps = 4, Stages = 2, MinBlocksPerSm = 2, Causal = true)]
+[SmemLayout(Operand.Q, Element.S8, 3, 4, 3)]
+[SmemLayout(Operand.K, Element.S8, 3, 4, 3)]
+[SmemLayout(Operand.V, Element.S8, 2, 4, 3)]
+[CopyAtom(Operand.Q, CopyAtoms.Ldsm)]
+[CopyAtom(Operand.K, CopyAtoms.Ldsm)]
+[CopyAtom(Operand.V, CopyAtoms.LdsmPretransposed)]
+[MmaAtom(MmaAtoms.M16N8K32_S32S8S8)]
+[MmaAtom(MmaAtoms.M16N8K32_S32U8S8, Product = MmaProduct.PV)]
+public static partial class Int8AttentionD128CausalPretransposedBlockM64;
+
+/// <summary>D = 128, Recipe A on 64-row blocks of 4 warps, two per SM.</summary>
+[FlashAttentionForward(HeadDim = 128, BlockM = 64, QScaleRows = 128, BlockN = 64, Warps = 4, Stages = 2, MinBlocksPerSm = 2)]
+[SmemLayout(Operand.Q, Element.S8, 3, 4, 3)]
+[SmemLayout(Operand.K, Element.S8, 3, 4, 3)]
+[SmemLayout(Operand.V, Element.S8, 3, 4, 3)]
+[CopyAtom(Operand.Q, CopyAtoms.Ldsm)]
+[CopyAtom(Operand.K, CopyAtoms.Ldsm)]
+[CopyAtom(Operand.V, CopyAtoms.LdsmTransPrmt)]
+[MmaAtom(MmaAtoms.M16N8K32_S32S8S8)]
+[MmaAtom(MmaAtoms.M16N8K32_S32U8S8, Product = MmaProduct.PV)]
+public static partial class Int8AttentionD128TransPrmtBlockM64;
+
+/// <summary>D = 128 causal, Recipe A on 64-row blocks of 4 warps, two per SM.</summary>
+[FlashAttentionForward(HeadDim = 128, BlockM = 64, QScaleRows = 128, BlockN = 64, Warps = 4, Stages = 2, MinBlocksPerSm = 2, Causal = true)]
+[SmemLayout(Operand.Q, Element.S8, 3, 4, 3)]
+[SmemLayout(Operand.K, Element.S8, 3, 4, 3)]
+[SmemLayout(Operand.V, Element.S8, 3, 4, 3)]
+[CopyAtom(Operand.Q, CopyAtoms.Ldsm)]
+[CopyAtom(Operand.K, CopyAtoms.Ldsm)]
+[CopyAtom(Operand.V, CopyAtoms.LdsmTransPrmt)]
+[MmaAtom(MmaAtoms.M16N8K32_S32S8S8)]
+[MmaAtom(MmaAtoms.M16N8K32_S32U8S8, Product = MmaProduct.PV)]
+public static partial class Int8AttentionD128CausalTransPrmtBlockM64;

@@ -93,7 +93,7 @@ public sealed class AttentionKernelWriter(AttentionPlan plan, Composition v)
         _w.Line($"const int b = blockIdx.z, h = blockIdx.y, hk = h / (heads_q / heads_kv);  // GQA: heads_q / heads_kv query heads share a KV head");
         _w.Line($"const long long bh = (long long)b * heads_q + h, bhk = (long long)b * heads_kv + hk;");
         _w.Line($"const int m0 = blockIdx.x * {s.BlockM};");
-        _w.Line($"const int q_tiles = (seq_q + {s.BlockM - 1}) / {s.BlockM}, k_tiles = (seq_k + {s.BlockN - 1}) / {s.BlockN};");
+        _w.Line($"const int q_tiles = (seq_q + {plan.QScaleRows - 1}) / {plan.QScaleRows}, k_tiles = (seq_k + {s.BlockN - 1}) / {s.BlockN};  // Q scales per {plan.QScaleRows} rows, K scales per {s.BlockN} keys");
         if (s.Causal)
         {
             _w.Line($"// Causal, bottom-right aligned: row i sees keys j <= i + (seq_k - seq_q); later blocks are never visited.");
@@ -133,7 +133,8 @@ public sealed class AttentionKernelWriter(AttentionPlan plan, Composition v)
         _w.Line($"float o[{plan.OTiles}][4];");
         _w.Line($"#pragma unroll");
         _w.Line($"for (int i = 0; i < {plan.OTiles}; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;");
-        _w.Line($"const float q_sc = q_scale[bh * q_tiles + blockIdx.x];");
+        var qTile = plan.QScaleRows == s.BlockM ? "blockIdx.x" : $"m0 / {plan.QScaleRows}";
+        _w.Line($"const float q_sc = q_scale[bh * q_tiles + {qTile}];");
         _w.Line();
     }
 

@@ -19,7 +19,8 @@ public static class AttentionLauncherWriter
             ModuleWriter.Write(w, spec, [new EntryPointInfo("KernelName", spec.KernelPrefix, plan.Threads, plan.SharedMemoryBytes)],
             [
                 ("HeadDim", spec.HeadDim, "Channels per head."),
-                ("BlockM", spec.BlockM, "Query rows per block: Q's quantize kernel must use BlockRows = BlockM."),
+                ("BlockM", spec.BlockM, "Query rows per block."),
+                ("QScaleRows", plan.QScaleRows, "Query rows per Q scale: Q's quantize kernel must use BlockRows = QScaleRows."),
                 ("BlockN", spec.BlockN, "Keys per step: K's quantize kernel must use BlockRows = BlockN."),
                 ("PScale", plan.PScale, "The fixed scale P is quantized with (1 when P stays f16)."),
             ]);
@@ -80,7 +81,7 @@ public static class AttentionLauncherWriter
             }
             w.Line($"{Guard}.Holds(q, (long)batch * headsQ * seqQ * HeadDim, nameof(q), \"Q [B][Hq][Sq][D]\");");
             w.Line($"{Guard}.Holds(k, (long)batch * headsKv * seqK * HeadDim, nameof(k), \"K [B][Hkv][Sk][D]\");");
-            w.Line($"{Guard}.Holds(qScale, (long)batch * headsQ * ((seqQ + BlockM - 1) / BlockM), nameof(qScale), \"one scale per BlockM query rows\");");
+            w.Line($"{Guard}.Holds(qScale, (long)batch * headsQ * ((seqQ + QScaleRows - 1) / QScaleRows), nameof(qScale), \"one scale per QScaleRows query rows\");");
             w.Line($"{Guard}.Holds(kScale, (long)batch * headsKv * ((seqK + BlockN - 1) / BlockN), nameof(kScale), \"one scale per BlockN keys\");");
             if (!plan.F16Pv)
             {

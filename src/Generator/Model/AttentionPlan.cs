@@ -20,6 +20,8 @@ public sealed record AttentionPlan(AttentionSpec Spec)
     public int PScale => Pv.AElement switch { Element.U8 => 255, Element.S8 => 127, _ => 1 };
 
     public int Threads => Spec.Warps * 32;
+    /// <summary>Query rows per Q scale (the Q quantize kernel's tile): BlockM unless declared larger.</summary>
+    public int QScaleRows => Spec.QScaleRows == 0 ? Spec.BlockM : Spec.QScaleRows;
     /// <summary>Blocks per SM the kernel is compiled for (__launch_bounds__), as declared.</summary>
     public int MinBlocksPerSm => Spec.MinBlocksPerSm;
     /// <summary>The tile configuration in words, e.g. "128×64 / 8 warps / 2 stages / 1 block/SM": what the autotuner reports (no commas: it lands in CSV).</summary>

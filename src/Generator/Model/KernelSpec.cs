@@ -86,6 +86,8 @@ public sealed record AttentionSpec : KernelSpec
 {
     public required int HeadDim { get; init; }
     public required int BlockM { get; init; }
+    /// <summary>Query rows per Q scale; 0 means BlockM.</summary>
+    public int QScaleRows { get; init; }
     public required int BlockN { get; init; }
     public required int Warps { get; init; }
     public required int Stages { get; init; }

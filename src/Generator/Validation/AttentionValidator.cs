@@ -59,6 +59,10 @@ public static class AttentionValidator
         {
             Bad(nameof(spec.Stages), spec.Stages, "use 1 to 4 K/V stages");
         }
+        if (spec.QScaleRows != 0 && (spec.QScaleRows < spec.BlockM || spec.QScaleRows % spec.BlockM != 0))
+        {
+            Bad(nameof(spec.QScaleRows), spec.QScaleRows, $"a Q scale must cover whole blocks: use 0 (= BlockM) or a multiple of BlockM ({spec.BlockM})");
+        }
         if (spec.MinBlocksPerSm < 1 || spec.MinBlocksPerSm * spec.Warps * 32 > 2048)
         {
             Bad(nameof(spec.MinBlocksPerSm), spec.MinBlocksPerSm, $"use 1 or more blocks per SM, at most 2048 threads in all ({spec.Warps * 32} a block)");

@@ -99,8 +99,13 @@ public sealed class FlashAttentionForwardAttribute : Attribute
 {
     /// <summary>Channels per head.</summary>
     public int HeadDim { get; set; } = 128;
-    /// <summary>Query rows per block (and per Q scale).</summary>
+    /// <summary>Query rows per block.</summary>
     public int BlockM { get; set; } = 128;
+    /// <summary>
+    /// Query rows per Q scale, i.e. the Q quantize kernel's BlockRows; a multiple of BlockM. 0 (the default) means
+    /// BlockM. Lets a smaller block share the scales of a larger quantization tile.
+    /// </summary>
+    public int QScaleRows { get; set; }
     /// <summary>Keys per main-loop step (and per K scale).</summary>
     public int BlockN { get; set; } = 64;
     /// <summary>Warps per block; each owns 16 query rows, so BlockM = 16 · Warps.</summary>

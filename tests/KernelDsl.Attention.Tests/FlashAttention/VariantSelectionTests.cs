@@ -22,7 +22,7 @@ public class VariantSelectionTests
     {
         var options = new AttentionOptions { V = VStrategy.Pretransposed };
         var tiles = Int8Attention.TilesFor(Element.F16, 128, options);
-        Assert.Equal(["128×64 / 8 warps / 2 stages / 1 block/SM", "128×64 / 8 warps / 3 stages / 1 block/SM"], tiles);
+        Assert.Equal(["128×64 / 8 warps / 2 stages / 1 block/SM", "128×64 / 8 warps / 3 stages / 1 block/SM", "64×64 / 4 warps / 2 stages / 2 blocks/SM"], tiles);
         Assert.Equal(tiles[0], Int8Attention.Select(Element.F16, 128, options).Tile);
         Assert.Equal(tiles[1], Int8Attention.Select(Element.F16, 128, options with { Tile = tiles[1] }).Tile);
         Assert.Equal("128×64 / 8 warps / 2 stages / 2 blocks/SM", Int8Attention.Select(Element.F16, 64, new AttentionOptions()).Tile);
@@ -43,7 +43,8 @@ public class VariantSelectionTests
     public void Autotuning_candidates_are_the_declared_int8_strategies_and_tiles()
     {
         const string two = "128×64 / 8 warps / 2 stages / 1 block/SM", three = "128×64 / 8 warps / 3 stages / 1 block/SM";
-        string[] d128 = [$"TransPrmt | {two}", $"Movmatrix | {two}", $"Pretransposed | {two}", $"TransPrmt | {three}", $"Pretransposed | {three}"];
+        const string half = "64×64 / 4 warps / 2 stages / 2 blocks/SM";
+        string[] d128 = [$"TransPrmt | {two}", $"Movmatrix | {two}", $"Pretransposed | {two}", $"TransPrmt | {three}", $"Pretransposed | {three}", $"Pretransposed | {half}", $"TransPrmt | {half}"];
         Assert.Equal(d128, Int8Attention.TuningCandidates(Element.F16, 128, causal: false));
         Assert.Equal(d128, Int8Attention.TuningCandidates(Element.F16, 128, causal: true));
         Assert.Equal(["TransPrmt | 128×64 / 8 warps / 2 stages / 2 blocks/SM", "TransPrmt | 128×64 / 8 warps / 3 stages / 1 block/SM"],

@@ -90,7 +90,12 @@ public class DiagnosticTests
     [InlineData(9, "FlashAttentionForward.MinBlocksPerSm = 9")]
     public void KDSL0003_blocks_per_sm_that_no_sm_holds(int blocks, string expected)
     {
-        const string attention = """
+        var d = Single(AttentionDeclaration.Replace("BLOCKS", blocks.ToString(System.Globalization.CultureInfo.InvariantCulture)), "KDSL0003");
+        Assert.Contains(expected, d.GetMessage());
+        Assert.Contains("2048 threads", d.GetMessage());
+    }
+
+    private const string AttentionDeclaration = """
             using KernelDsl;
             namespace Users;
             [FlashAttentionForward(HeadDim = 64, BlockM = 128, BlockN = 64, Warps = 8, Stages = 2, MinBlocksPerSm = BLOCKS)]
@@ -104,9 +109,16 @@ public class DiagnosticTests
             [MmaAtom(MmaAtoms.M16N8K32_S32U8S8, Product = MmaProduct.PV)]
             public static partial class Attention;
             """;
-        var d = Single(attention.Replace("BLOCKS", blocks.ToString(System.Globalization.CultureInfo.InvariantCulture)), "KDSL0003");
+
+    [Theory]
+    [InlineData(64, "FlashAttentionForward.QScaleRows = 64")]
+    [InlineData(192, "FlashAttentionForward.QScaleRows = 192")]
+    public void KDSL0003_a_q_scale_that_splits_a_block(int rows, string expected)
+    {
+        var source = AttentionDeclaration.Replace("BlockM = 128,", $"BlockM = 128, QScaleRows = {rows},").Replace("BLOCKS", "1");
+        var d = Single(source, "KDSL0003");
         Assert.Contains(expected, d.GetMessage());
-        Assert.Contains("2048 threads", d.GetMessage());
+        Assert.Contains("multiple of BlockM (128)", d.GetMessage());
     }
 
     [Fact]

@@ -158,7 +158,7 @@ kdsl_KernelDsl_Attention_FlashAttention_Int8AttentionD128F16PV(const s8* __restr
     const int b = blockIdx.z, h = blockIdx.y, hk = h / (heads_q / heads_kv);  // GQA: heads_q / heads_kv query heads share a KV head
     const long long bh = (long long)b * heads_q + h, bhk = (long long)b * heads_kv + hk;
     const int m0 = blockIdx.x * 128;
-    const int q_tiles = (seq_q + 127) / 128, k_tiles = (seq_k + 63) / 64;
+    const int q_tiles = (seq_q + 127) / 128, k_tiles = (seq_k + 63) / 64;  // Q scales per 128 rows, K scales per 64 keys
     const int n_blocks = k_tiles;
     const u8* const q_src = (const u8*)(Q + (bh * seq_q + m0) * 128);
     const u8* const k_src = (const u8*)(K + bhk * seq_k * 128);

@@ -158,7 +158,7 @@ kdsl_KernelDsl_Attention_FlashAttention_Int8AttentionD64CausalF16PV(const s8* __
     const int b = blockIdx.z, h = blockIdx.y, hk = h / (heads_q / heads_kv);  // GQA: heads_q / heads_kv query heads share a KV head
     const long long bh = (long long)b * heads_q + h, bhk = (long long)b * heads_kv + hk;
     const int m0 = blockIdx.x * 128;
-    const int q_tiles = (seq_q + 127) / 128, k_tiles = (seq_k + 63) / 64;
+    const int q_tiles = (seq_q + 127) / 128, k_tiles = (seq_k + 63) / 64;  // Q scales per 128 rows, K scales per 64 keys
     // Causal, bottom-right aligned: row i sees keys j <= i + (seq_k - seq_q); later blocks are never visited.
     const int last_key = m0 + 127 + (seq_k - seq_q);
     const int n_blocks = last_key < 0 ? 0 : kdsl_min(k_tiles, last_key / 64 + 1);
