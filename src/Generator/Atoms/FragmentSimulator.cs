@@ -21,6 +21,57 @@ public static class FragmentSimulator
     /// <param name="label">The label of stored byte (row, byte column) of the tile.</param>
     public static T[][][][] Run<T>(LdmatrixProgram program, Func<int, int, T> label)
     {
+        var regs = Registers(program, label);
+        var tiles = new T[program.Fragments.Count][][][];
+        for (var tile = 0; tile < tiles.Length; tile++)
+        {
+            var fragment = program.Fragments[tile];
+            tiles[tile] = new T[32][][];
+            for (var lane = 0; lane < 32; lane++)
+            {
+                tiles[tile][lane] = new T[fragment.Count][];
+                for (var r = 0; r < fragment.Count; r++)
+                {
+                    tiles[tile][lane][r] = regs[lane][fragment[r]] ?? throw new InvalidOperationException(
+                        $"{program.Name}: fragment register {fragment[r]} is never written.");
+                }
+            }
+        }
+        return tiles;
+    }
+
+    /// <summary>
+    /// Runs <paramref name="store"/> (stmatrix.x4, non-transposed: register q of lane T holds bytes 4(T&amp;3)..+3 of
+    /// row T>>2 of matrix q, whose row r lane 8q + r addresses) on the warp's registers: per destination (row, byte
+    /// column), the label written there, or default when nothing was. Two writes to one byte throw.
+    /// </summary>
+    public static T?[,] Store<T>(StmatrixProgram store, T[][][] registers, int rows, int rowBytes)
+    {
+        var tile = new T?[rows, rowBytes];
+        var written = new bool[rows, rowBytes];
+        for (var q = 0; q < 4; q++)
+        {
+            for (var lane = 0; lane < 32; lane++)
+            {
+                var address = 8 * q + (lane >> 2);
+                var (row, column) = (store.RowOf(address), 16 * store.ChunkOf(address) + 4 * (lane & 3));
+                for (var b = 0; b < 4; b++)
+                {
+                    if (written[row, column + b])
+                    {
+                        throw new InvalidOperationException($"{store.Name}: byte ({row}, {column + b}) is written twice.");
+                    }
+                    written[row, column + b] = true;
+                    tile[row, column + b] = registers[lane][store.Sources[q]][b];
+                }
+            }
+        }
+        return tile;
+    }
+
+    /// <summary>Every register of every lane after the program's ldmatrix and register ops (null where never written).</summary>
+    public static T[][][] Registers<T>(LdmatrixProgram program, Func<int, int, T> label)
+    {
         var regs = new T[32][][];
         for (var lane = 0; lane < 32; lane++)
         {
@@ -95,21 +146,6 @@ public static class FragmentSimulator
             }
         }
 
-        var tiles = new T[program.Fragments.Count][][][];
-        for (var tile = 0; tile < tiles.Length; tile++)
-        {
-            var fragment = program.Fragments[tile];
-            tiles[tile] = new T[32][][];
-            for (var lane = 0; lane < 32; lane++)
-            {
-                tiles[tile][lane] = new T[fragment.Count][];
-                for (var r = 0; r < fragment.Count; r++)
-                {
-                    tiles[tile][lane][r] = regs[lane][fragment[r]] ?? throw new InvalidOperationException(
-                        $"{program.Name}: fragment register {fragment[r]} is never written.");
-                }
-            }
-        }
-        return tiles;
+        return regs;
     }
 }

@@ -12,11 +12,20 @@ namespace KernelDsl.Generator.Cuda;
 public static class CopyProgramWriter
 {
     /// <summary>Declares <c>{name}_row</c> and <c>{name}_chunk</c>: where this lane's ldmatrix row address points.</summary>
-    public static void WriteLaneOffsets(CodeWriter w, LdmatrixProgram program, string name)
+    public static void WriteLaneOffsets(CodeWriter w, LdmatrixProgram program, string name) => WriteLaneOffsets(w, program.LaneBits, name);
+
+    /// <summary>Declares <c>{name}_row</c> and <c>{name}_chunk</c>: where this lane's stmatrix row address points.</summary>
+    public static void WriteLaneOffsets(CodeWriter w, StmatrixProgram program, string name) => WriteLaneOffsets(w, program.LaneBits, name);
+
+    private static void WriteLaneOffsets(CodeWriter w, EquatableArray<LaneBit> bits, string name)
     {
-        w.Line($"const int {name}_row = {Sum(program, true)};");
-        w.Line($"const int {name}_chunk = {Sum(program, false)};");
+        w.Line($"const int {name}_row = {Sum(bits, true)};");
+        w.Line($"const int {name}_chunk = {Sum(bits, false)};");
     }
+
+    /// <summary>Writes the store of registers <c>{prefix}{Sources[q]}</c> as matrices 0..3.</summary>
+    public static void WriteStore(CodeWriter w, StmatrixProgram program, string prefix, string address) =>
+        w.Line($"kdsl_stsm_x4({address}, {string.Join(", ", program.Sources.Select(r => prefix + r))});");
 
     /// <summary>Writes the loads and register ops; fragment registers are then <c>{prefix}{FragmentRegister}</c>.</summary>
     public static void WriteLoad(CodeWriter w, LdmatrixProgram program, string prefix, string address)
@@ -38,12 +47,12 @@ public static class CopyProgramWriter
         }
     }
 
-    private static string Sum(LdmatrixProgram program, bool row)
+    private static string Sum(EquatableArray<LaneBit> bits, bool row)
     {
         var terms = new List<string>();
-        for (var bit = 0; bit < program.LaneBits.Count; bit++)
+        for (var bit = 0; bit < bits.Count; bit++)
         {
-            var weight = row ? program.LaneBits[bit].Row : program.LaneBits[bit].Chunk;
+            var weight = row ? bits[bit].Row : bits[bit].Chunk;
             if (weight != 0)
             {
                 terms.Add(weight == 1 ? $"((lane >> {bit}) & 1)" : $"((lane >> {bit}) & 1) * {weight}");

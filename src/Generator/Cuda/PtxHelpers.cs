@@ -24,6 +24,7 @@ public enum PtxHelper
     FloatBias,
     HalfPack,
     Global16,
+    Stsm,
 }
 
 /// <summary>
@@ -40,6 +41,7 @@ public static class PtxHelpers
         CopyAtomKind.LdsmTrans => [PtxHelper.SharedAddress, PtxHelper.LdsmTrans],
         CopyAtomKind.LdsmTransPrmt => [PtxHelper.SharedAddress, PtxHelper.LdsmTrans, PtxHelper.Prmt],
         CopyAtomKind.LdsmPrmtMovmatrix => [PtxHelper.SharedAddress, PtxHelper.Ldsm, PtxHelper.Prmt, PtxHelper.Movmatrix],
+        CopyAtomKind.Stmatrix => [PtxHelper.SharedAddress, PtxHelper.Stsm],
         _ => [],
     };
 
@@ -136,6 +138,15 @@ public static class PtxHelpers
                         u32 d;
                         asm("prmt.b32 %0, %1, %2, %3;\n" : "=r"(d) : "r"(a), "r"(b), "r"(selector));
                         return d;
+                    }
+                    """);
+                break;
+            case PtxHelper.Stsm:
+                w.Raw("""
+                    // stmatrix x4 (sm_90, PTX 7.8): lanes 8q..8q+7 address the rows of matrix q; register q holds row lane/4, bytes 4(lane%4)...
+                    static __device__ __forceinline__ void kdsl_stsm_x4(u32 addr, u32 r0, u32 r1, u32 r2, u32 r3)
+                    {
+                        asm volatile("stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1,%2,%3,%4};\n" :: "r"(addr), "r"(r0), "r"(r1), "r"(r2), "r"(r3) : "memory");
                     }
                     """);
                 break;
