@@ -45,6 +45,10 @@ public class RecipeDEmissionTests
         return w.ToString();
     }
 
+    /// <summary>The reviewed kernel; tests/KernelDsl.Gpu.Tests runs this file on the GPU (RecipeDGpuTests).</summary>
+    [Fact]
+    public void The_kernel_matches_its_snapshot() => GeneratorTests.Infrastructure.Snapshot.Verify(Kernel(), "RecipeD", "cu");
+
     [Fact]
     public void The_store_is_one_stmatrix_of_the_prmt_results()
     {
