@@ -38,6 +38,12 @@ internal static unsafe partial class CudaApi
     [LibraryImport(Lib)] public static partial CuResult cuMemsetD8Async(ulong destination, byte value, nuint count, nint stream);
 
     [LibraryImport(Lib)] public static partial CuResult cuModuleLoadData(out nint module, void* image);
+
+    // TMA descriptors (sm_90, CUDA 12): enum arguments are plain ints with the CUtensorMap* values of TensorMap.cs.
+    [LibraryImport(Lib)]
+    public static partial CuResult cuTensorMapEncodeTiled(
+        void* tensorMap, int dataType, uint rank, ulong globalAddress, ulong* globalDim, ulong* globalStrides,
+        uint* boxDim, uint* elementStrides, int interleave, int swizzle, int l2Promotion, int oobFill);
     [LibraryImport(Lib)] public static partial CuResult cuModuleUnload(nint module);
     [LibraryImport(Lib, StringMarshalling = StringMarshalling.Utf8)]
     public static partial CuResult cuModuleGetFunction(out nint function, nint module, string name);
