@@ -62,6 +62,22 @@ public class CliTests : IDisposable
     }
 
     [Fact]
+    public void Attention_refuses_an_undeclared_tile_before_any_work()
+    {
+        var random = new Random(Environment.TickCount);
+        var data = Enumerable.Range(0, 1 * 2 * 16 * 64).Select(_ => (Half)(random.NextDouble() - 0.5)).ToArray();
+        foreach (var name in new[] { "q", "k", "v" })
+        {
+            NpyFile.Write(PathOf(name + ".npy"), data, 1, 2, 16, 64);
+        }
+        Assert.NotEqual(0, Run("attention", "--q", PathOf("q.npy"), "--k", PathOf("k.npy"), "--v", PathOf("v.npy"), "--out", PathOf("o.npy"), "--tile", "64×64 / 4 warps"));
+        Assert.False(File.Exists(PathOf("o.npy")));
+        Assert.Equal(0, Run("attention", "--q", PathOf("q.npy"), "--k", PathOf("k.npy"), "--v", PathOf("v.npy"), "--out", PathOf("o.npy"), "--no-reference",
+            "--tile", "128×64 / 8 warps / 2 stages / 2 blocks/SM"));
+        Assert.True(File.Exists(PathOf("o.npy")));
+    }
+
+    [Fact]
     public void Attention_refuses_a_tensor_that_is_not_4d()
     {
         NpyFile.Write(PathOf("flat.npy"), new Half[64], 64);

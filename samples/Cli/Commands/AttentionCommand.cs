@@ -24,10 +24,11 @@ internal static class AttentionCommand
         var causal = new Option<bool>("--causal") { Description = "Causal mask, bottom-right aligned." };
         var pv = new Option<PvPrecision>("--pv") { Description = "U8 (fast) or Float16 (accuracy).", DefaultValueFactory = _ => PvPrecision.U8 };
         var strategy = new Option<VStrategy>("--v-strategy") { Description = "TransPrmt, Movmatrix or Pretransposed.", DefaultValueFactory = _ => VStrategy.TransPrmt };
+        var tile = new Option<string?>("--tile") { Description = "A declared tile configuration (see `kdsl list`); the mode's first by default." };
         var noReference = new Option<bool>("--no-reference") { Description = "Skip the float64 reference (it is O(S²) on the CPU)." };
-        var command = new Command("attention", "Run INT8 attention on .npy files and report its error against float64.") { q, k, v, output, layout, causal, pv, strategy, noReference };
+        var command = new Command("attention", "Run INT8 attention on .npy files and report its error against float64.") { q, k, v, output, layout, causal, pv, strategy, tile, noReference };
         command.SetAction(parse => Run(parse.GetValue(q)!, parse.GetValue(k)!, parse.GetValue(v)!, parse.GetValue(output)!, parse.GetValue(layout),
-            new AttentionOptions { Causal = parse.GetValue(causal), Pv = parse.GetValue(pv), V = parse.GetValue(strategy) }, !parse.GetValue(noReference)));
+            new AttentionOptions { Causal = parse.GetValue(causal), Pv = parse.GetValue(pv), V = parse.GetValue(strategy), Tile = parse.GetValue(tile) }, !parse.GetValue(noReference)));
         return command;
     }
 
@@ -46,6 +47,12 @@ internal static class AttentionCommand
         int Tokens(NpyArray<Half> x) => layout == TensorLayout.BHSD ? x.Shape[2] : x.Shape[1];
         var shape = new AttentionShape(q.Shape[0], Heads(q), Heads(k), Tokens(q), Tokens(k), q.Shape[3], options.Causal, layout: layout);
         shape.CheckLengths(q.Data.Length, k.Data.Length, v.Data.Length);
+        if (options.Tile is { } tile && !Int8Attention.TilesFor(Element.F16, shape.HeadDim, options).Contains(tile))
+        {
+            var declared = string.Join("; ", Int8Attention.TilesFor(Element.F16, shape.HeadDim, options));
+            AnsiConsole.MarkupLine(Markup.Escape($"--tile '{tile}' is not declared for D = {shape.HeadDim} with these options; declared: {declared}."));
+            return 2;
+        }
 
         Half[] o;
         string engine;

@@ -1,10 +1,11 @@
 using System.CommandLine;
 using KernelDsl.Attention;
+using KernelDsl.Attention.FlashAttention;
 using Spectre.Console;
 
 namespace KernelDsl.Cli.Commands;
 
-/// <summary><c>kdsl list</c>: every declared variant with its kernels, threads, shared memory and targets.</summary>
+/// <summary><c>kdsl list</c>: every declared variant with its kernels, threads, shared memory, targets and (attention) tile.</summary>
 internal static class ListCommand
 {
     public static Command Create()
@@ -12,7 +13,7 @@ internal static class ListCommand
         var command = new Command("list", "List the declared kernel variants.");
         command.SetAction(_ =>
         {
-            var table = new Table().AddColumns("variant", "kernels", "threads", "shared memory", "min SM", "targets");
+            var table = new Table().AddColumns("variant", "kernels", "threads", "shared memory", "min SM", "targets", "tile");
             foreach (var module in DeclaredVariants.All)
             {
                 table.AddRow(
@@ -21,7 +22,8 @@ internal static class ListCommand
                     string.Join("\n", module.EntryPoints.Select(e => e.ThreadsPerBlock.ToString())),
                     string.Join("\n", module.EntryPoints.Select(e => $"{e.SharedMemoryBytes} B")),
                     $"sm_{module.MinimumSm}",
-                    string.Join(", ", module.Targets));
+                    string.Join(", ", module.Targets),
+                    Markup.Escape(AttentionVariant.All.FirstOrDefault(v => v.Module == module)?.Tile ?? ""));
             }
             AnsiConsole.Write(table);
             AnsiConsole.MarkupLine($"{DeclaredVariants.All.Count} variants.");
