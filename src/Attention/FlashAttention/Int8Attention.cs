@@ -41,10 +41,10 @@ public enum NonFiniteInputs
     /// <summary>
     /// Neither count nor wait: bad values get the quantizers' treatment. A NaN quantizes to 0; in k it also makes its
     /// channel's mean NaN, so that channel of k quantizes to 0 and the LSE of the query heads that read it is NaN.
-    /// An Inf makes its scale Inf and every code under that scale 0: in q its block of BlockM query rows, in k (through
-    /// the channel mean) every key of its head, in v its channel. The query rows that read such a q block or k head lose
-    /// every score: with int8 P·V their O carries no information (near 0) and their LSE is −∞, with 16-bit P·V their O
-    /// is NaN. An Inf in v makes its channel of O NaN. In the 16-bit P·V mode v is used as it is, so a NaN or Inf in v
+    /// An Inf makes its scale Inf and every code under that scale 0: in q its tile of 128 query rows (the Q scale tile),
+    /// in k (through the channel mean) every key of its head, in v its channel. The query rows that read such a q tile
+    /// or k head lose every score (0 · Inf): with int8 P·V their O and LSE are finite but meaningless (O is usually near
+    /// 0; the LSE may be −∞ or NaN), with 16-bit P·V their O is NaN. An Inf in v makes its channel of O NaN. In the 16-bit P·V mode v is used as it is, so a NaN or Inf in v
     /// reaches its channel of O.
     /// </summary>
     Ignore,
@@ -209,8 +209,7 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
     /// <summary>The declared variant for a head dim and options, or a clear error listing what is declared.</summary>
     internal static AttentionVariant Select(Element input, int headDim, AttentionOptions options)
     {
-        var match = AttentionVariant.All.FirstOrDefault(v => v.Input == input && v.HeadDim == headDim && v.Causal == options.Causal && v.Pv == options.Pv
-            && (v.Pv == PvPrecision.Float16 || v.V == options.V) && (options.Tile is null || v.Tile == options.Tile));
+        var match = AttentionVariant.All.FirstOrDefault(v => OfMode(v, input, headDim, options) && (options.Tile is null || v.Tile == options.Tile));
         if (match is null)
         {
             var declared = string.Join(", ", AttentionVariant.All.Select(v => $"{v.Input} D={v.HeadDim}{(v.Causal ? " causal" : "")} {v.Pv}{(v.Pv == PvPrecision.U8 ? " " + v.V : "")} [{v.Tile}]"));
@@ -221,10 +220,11 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
 
     /// <summary>The tile configurations declared for a mode, default first (values for <see cref="AttentionOptions.Tile"/>).</summary>
     public static IReadOnlyList<string> TilesFor(Element input, int headDim, AttentionOptions options) =>
-        AttentionVariant.All
-            .Where(v => v.Input == input && v.HeadDim == headDim && v.Causal == options.Causal && v.Pv == options.Pv && (v.Pv == PvPrecision.Float16 || v.V == options.V))
-            .Select(v => v.Tile)
-            .ToArray();
+        AttentionVariant.All.Where(v => OfMode(v, input, headDim, options)).Select(v => v.Tile).ToArray();
+
+    /// <summary>Whether a variant serves this input, head dim and mode (the V strategy matters for int8 P·V only); any tile.</summary>
+    private static bool OfMode(AttentionVariant v, Element input, int headDim, AttentionOptions options) =>
+        v.Input == input && v.HeadDim == headDim && v.Causal == options.Causal && v.Pv == options.Pv && (v.Pv == PvPrecision.Float16 || v.V == options.V);
 
     private DeviceBuffer<T> Scratch<T>(string name, long length) where T : unmanaged
     {

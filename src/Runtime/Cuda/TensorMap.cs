@@ -57,15 +57,24 @@ public struct TensorMap
             elementStrides[i] = 1;
         }
         var dataType = elementBytes switch { 1 => 0, 2 => 1, 4 => 2, _ => 4 };  // UINT8, UINT16, UINT32, UINT64
-        var map = new TensorMap();
-        fixed (ulong* d = globalDims, s = globalStrides)
-        fixed (uint* b = boxDims, e = elementStrides)
+        // The driver wants the descriptor 64-byte aligned (CUtensorMap is declared 128-aligned); a .NET local is not,
+        // so encode into aligned native memory and copy the bytes out (a kernel argument is copied by value anyway).
+        var aligned = (TensorMap*)NativeMemory.AlignedAlloc((nuint)sizeof(TensorMap), 128);
+        try
         {
-            // Interleave none, L2 promotion 128 B, out-of-bounds elements filled with zeros.
-            CudaException.Check(CudaApi.cuTensorMapEncodeTiled(&map, dataType, (uint)rank, buffer.DevicePointer, d, s, b, e, 0, (int)swizzle, 2, 0),
-                string.Create(CultureInfo.InvariantCulture, $"Encoding a rank-{rank} tensor map over {buffer.SizeInBytes} bytes"));
+            fixed (ulong* d = globalDims, s = globalStrides)
+            fixed (uint* b = boxDims, e = elementStrides)
+            {
+                // Interleave none, L2 promotion 128 B, out-of-bounds elements filled with zeros.
+                CudaException.Check(CudaApi.cuTensorMapEncodeTiled(aligned, dataType, (uint)rank, buffer.DevicePointer, d, s, b, e, 0, (int)swizzle, 2, 0),
+                    string.Create(CultureInfo.InvariantCulture, $"Encoding a rank-{rank} tensor map over {buffer.SizeInBytes} bytes"));
+            }
+            return *aligned;
         }
-        return map;
+        finally
+        {
+            NativeMemory.AlignedFree(aligned);
+        }
     }
 
     /// <summary>The rules of cuTensorMapEncodeTiled, checked before the driver sees them, each naming its argument.</summary>

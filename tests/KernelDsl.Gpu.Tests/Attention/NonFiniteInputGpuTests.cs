@@ -115,7 +115,7 @@ public class NonFiniteInputGpuTests(ITestOutputHelper output)
     /// Whether <see cref="NonFiniteInputs.Ignore"/>'s documentation lets a bad element at <paramref name="index"/> of
     /// <paramref name="tensor"/> make O[<paramref name="o"/>] non-finite (all tensors BHSD, batch 1). NaN in q or k, or in
     /// int8 v: nowhere. Inf in v, or anything in v used as it is (16-bit P·V): v's channel, in the query heads that read
-    /// its KV head. Inf in q or k with 16-bit P·V: the rows that lost every score — q's block of rows in its head, or
+    /// its KV head. Inf in q or k with 16-bit P·V: the rows that lost every score — q's 128-row Q scale tile in its head, or
     /// every row of the query heads that read k's head.
     /// </summary>
     private static bool Reaches(Mode mode, AttentionShape shape, string tensor, string value, int index, int o)
