@@ -21,7 +21,7 @@ public static class AttentionEmitter
             $"Block {spec.BlockM} query rows × {spec.BlockN} keys per step, {spec.Warps} warps (16 rows each), {spec.Stages} K/V stage(s), {plan.SharedMemoryBytes} bytes of shared memory.",
             $"V: {vAtom} ({CopyAtom.Get(vAtom).Instructions}), P in {plan.POrder} key order.");
 
-        var helpers = new[] { PtxHelper.IntMath, PtxHelper.SoftmaxMath, PtxHelper.F16Convert, PtxHelper.Bf16Convert, PtxHelper.FloatBias, PtxHelper.Prmt, PtxHelper.HalfPack }
+        var helpers = new[] { PtxHelper.IntMath, PtxHelper.SoftmaxMath, PtxHelper.F16Convert, PtxHelper.Bf16Convert, PtxHelper.FloatBias, plan.F16Pv ? PtxHelper.HalfPack : PtxHelper.Prmt }
             .Concat(PtxHelpers.For(CopyAtomKind.CpAsync16));
         foreach (var atom in spec.CopyAtoms)
         {

@@ -36,13 +36,6 @@ static __device__ __forceinline__ void kdsl_ldsm_x4_trans(u32& r0, u32& r1, u32&
 {
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n" : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3) : "r"(addr));
 }
-// prmt.b32: result byte i is byte (selector nibble i) of b:a.
-static __device__ __forceinline__ u32 kdsl_prmt(u32 a, u32 b, u32 selector)
-{
-    u32 d;
-    asm("prmt.b32 %0, %1, %2, %3;\n" : "=r"(d) : "r"(a), "r"(b), "r"(selector));
-    return d;
-}
 static __device__ __forceinline__ u16 kdsl_f32_to_f16(float x) { u16 h; asm("cvt.rn.f16.f32 %0, %1;\n" : "=h"(h) : "f"(x)); return h; }
 static __device__ __forceinline__ float kdsl_f16_to_f32(u16 h) { float x; asm("cvt.f32.f16 %0, %1;\n" : "=f"(x) : "h"(h)); return x; }
 static __device__ __forceinline__ float kdsl_bf16_to_f32(u16 h) { return __uint_as_float((u32)h << 16); }

@@ -57,9 +57,6 @@ static __device__ __forceinline__ float kdsl_log2(float x) { float y; asm("lg2.a
 // which lands in the low byte.
 #define KDSL_FLOAT_BIAS 12582912.f
 #define KDSL_FLOAT_BIAS_BITS 0x4B400000
-// Two floats into one 16-bit pair, lo in the low half: one cvt (F2FP) instead of two and a shift.
-static __device__ __forceinline__ u32 kdsl_pack_f16x2(float lo, float hi) { u32 d; asm("cvt.rn.f16x2.f32 %0, %1, %2;\n" : "=r"(d) : "f"(hi), "f"(lo)); return d; }
-static __device__ __forceinline__ u32 kdsl_pack_bf16x2(float lo, float hi) { u32 d; asm("cvt.rn.bf16x2.f32 %0, %1, %2;\n" : "=r"(d) : "f"(hi), "f"(lo)); return d; }
 // mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 (sm_80, PTX 7.0): D = A·B + D in place.
 static __device__ __forceinline__ void kdsl_mma_m16n8k32_s32s8s8(int (&d)[4], u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1)
 {
