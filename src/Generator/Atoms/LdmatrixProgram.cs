@@ -5,7 +5,22 @@ namespace KernelDsl.Generator.Atoms;
 /// <summary>How much one bit of the lane index moves the row address a lane supplies to ldmatrix.</summary>
 /// <param name="Row">Rows added when the bit is set.</param>
 /// <param name="Chunk">16-byte chunks added when the bit is set.</param>
-public readonly record struct LaneBit(int Row, int Chunk);
+public readonly record struct LaneBit(int Row, int Chunk)
+{
+    /// <summary>The row (or, with <paramref name="row"/> false, the 16-byte chunk) lane <paramref name="lane"/> addresses: its set bits' weights summed.</summary>
+    public static int Sum(EquatableArray<LaneBit> bits, int lane, bool row)
+    {
+        var total = 0;
+        for (var bit = 0; bit < bits.Count; bit++)
+        {
+            if (((lane >> bit) & 1) != 0)
+            {
+                total += row ? bits[bit].Row : bits[bit].Chunk;
+            }
+        }
+        return total;
+    }
+}
 
 /// <summary>A register-to-register step after the ldmatrix: a byte permute or a 16-bit transpose.</summary>
 public abstract record RegisterOp(int Destination);
@@ -31,22 +46,9 @@ public sealed record LdmatrixProgram(
     EquatableArray<RegisterOp> Ops,
     EquatableArray<EquatableArray<int>> Fragments)
 {
-    public int RowOf(int lane) => Sum(lane, true);
+    public int RowOf(int lane) => LaneBit.Sum(LaneBits, lane, true);
 
-    public int ChunkOf(int lane) => Sum(lane, false);
+    public int ChunkOf(int lane) => LaneBit.Sum(LaneBits, lane, false);
 
     public int RegisterCount => 4 + Ops.Count;
-
-    private int Sum(int lane, bool row)
-    {
-        var total = 0;
-        for (var bit = 0; bit < LaneBits.Count; bit++)
-        {
-            if (((lane >> bit) & 1) != 0)
-            {
-                total += row ? LaneBits[bit].Row : LaneBits[bit].Chunk;
-            }
-        }
-        return total;
-    }
 }

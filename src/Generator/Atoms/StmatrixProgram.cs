@@ -10,22 +10,9 @@ namespace KernelDsl.Generator.Atoms;
 /// </summary>
 public sealed record StmatrixProgram(string Name, EquatableArray<LaneBit> LaneBits, EquatableArray<int> Sources)
 {
-    public int RowOf(int lane) => Sum(lane, true);
+    public int RowOf(int lane) => LaneBit.Sum(LaneBits, lane, true);
 
-    public int ChunkOf(int lane) => Sum(lane, false);
-
-    private int Sum(int lane, bool row)
-    {
-        var total = 0;
-        for (var bit = 0; bit < LaneBits.Count; bit++)
-        {
-            if (((lane >> bit) & 1) != 0)
-            {
-                total += row ? LaneBits[bit].Row : LaneBits[bit].Chunk;
-            }
-        }
-        return total;
-    }
+    public int ChunkOf(int lane) => LaneBit.Sum(LaneBits, lane, false);
 
     /// <summary>
     /// V_TRANSPOSE.md Recipe D's store, after Recipe A's ldmatrix.trans + prmt in π order (registers 4, 5 = channel 2g,

@@ -20,6 +20,9 @@ public sealed record Swizzle(int Bits, int Base, int Shift)
 
     public int Apply(int offset) => IsIdentity ? offset : offset ^ ((offset >> Shift) & Mask);
 
+    /// <summary>A byte offset through the swizzle of its element offset, for elements of <paramref name="elementSize"/> bytes.</summary>
+    public int ApplyToBytes(int byteOffset, int elementSize) => Apply(byteOffset / elementSize) * elementSize + byteOffset % elementSize;
+
     public override string ToString() => $"Swizzle({Bits},{Base},{Shift})";
 }
 
@@ -29,9 +32,7 @@ public sealed record SmemLayoutSpec(Operand Operand, Element Element, Swizzle Sw
     /// <summary>The byte offset of (row, byte column) in a tile of <paramref name="rowBytes"/>-byte rows, as the emitted layout function computes it.</summary>
     public int ByteOffset(int row, int col, int rowBytes)
     {
-        var size = Element.SizeInBytes();
-        var logical = row * rowBytes + col;
-        return Swizzle.Apply(logical / size) * size + logical % size;
+        return Swizzle.ApplyToBytes(row * rowBytes + col, Element.SizeInBytes());
     }
 
     /// <summary>

@@ -107,7 +107,7 @@ public static class LayoutRules
                     {
                         var lane = 8 * matrix + r;
                         var logical = (rowBase + reader.RowOf(lane)) * rowBytes + colBase + 16 * reader.ChunkOf(lane);
-                        var physical = swizzle.Apply(logical / elementSize) * elementSize;
+                        var physical = swizzle.ApplyToBytes(logical, elementSize);
                         groups[(physical / 16) % 8]++;
                     }
                     worst = System.Math.Max(worst, groups.Max());

@@ -15,7 +15,7 @@ public class CompositionTests
     private static readonly int[] Natural = Enumerable.Range(0, 32).ToArray();
 
     /// <summary>π: slot 16h + 4t + i holds token 16h + [2t, 2t+1, 8+2t, 9+2t][i] (V_TRANSPOSE.md).</summary>
-    private static readonly int[] Pi = Enumerable.Range(0, 32)
+    internal static readonly int[] Pi = Enumerable.Range(0, 32)
         .Select(s => (s & 16) + new[] { 2 * ((s & 15) >> 2), 2 * ((s & 15) >> 2) + 1, 8 + 2 * ((s & 15) >> 2), 9 + 2 * ((s & 15) >> 2) }[s & 3])
         .ToArray();
 

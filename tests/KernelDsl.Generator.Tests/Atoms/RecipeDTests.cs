@@ -11,9 +11,7 @@ namespace GeneratorTests.Atoms;
 /// </summary>
 public class RecipeDTests
 {
-    private static readonly int[] Pi = Enumerable.Range(0, 32)
-        .Select(s => (s & 16) + new[] { 2 * ((s & 15) >> 2), 2 * ((s & 15) >> 2) + 1, 8 + 2 * ((s & 15) >> 2), 9 + 2 * ((s & 15) >> 2) }[s & 3])
-        .ToArray();
+    private static readonly int[] Pi = CompositionTests.Pi;
 
     [Fact]
     public void Ldmatrix_trans_prmt_then_stmatrix_writes_V_transposed_in_pi_key_order()
