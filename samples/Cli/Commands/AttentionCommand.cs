@@ -72,7 +72,7 @@ internal static class AttentionCommand
             var cpuOptions = new Int8AttentionOptions
             {
                 BlockM = AttentionVariant.QScaleRows,
-                BlockN = AttentionVariant.BlockN,
+                BlockN = AttentionVariant.KScaleKeys,
                 Pv = options.Pv == PvPrecision.Float16 ? PvMode.F16 : PvMode.U8,
                 KMeanSlices = shape.HeadDim == 64 ? QuantizeKSmoothBlock64D64.MeanSlices : QuantizeKSmoothBlock64D128.MeanSlices,
             };

@@ -19,7 +19,7 @@ internal static class CompileCommand
                 return 2;
             }
             var table = new Table().AddColumns("kernel", "arch", "registers", "spill bytes", "stack", "ms");
-            var spills = 0;
+            var (spills, failures) = (0, new List<string>());
             AnsiConsole.Progress().Start(progress =>
             {
                 var modules = Attention.DeclaredVariants.All;
@@ -28,7 +28,18 @@ internal static class CompileCommand
                 {
                     foreach (var target in parse.GetValue(arch) is { } one ? [one] : module.Targets.ToArray())
                     {
-                        var result = nvrtc.Compile(NvrtcRequest.ForModule(module, target, ptxasVerbose: true));
+                        NvrtcResult result;
+                        try
+                        {
+                            result = nvrtc.Compile(NvrtcRequest.ForModule(module, target, ptxasVerbose: true));
+                        }
+                        catch (NvrtcCompilationException error)
+                        {
+                            // Report every variant that fails, not only the first.
+                            failures.Add($"{module.Name} {target}: {error.Message}");
+                            table.AddRow(Markup.Escape(module.Name), target, "[red]failed[/]", "", "", "");
+                            continue;
+                        }
                         foreach (var kernel in result.Kernels)
                         {
                             spills += kernel.SpillLoadBytes + kernel.SpillStoreBytes;
@@ -40,8 +51,12 @@ internal static class CompileCommand
                 }
             });
             AnsiConsole.Write(table);
+            foreach (var failure in failures)
+            {
+                AnsiConsole.MarkupLine($"[red]{Markup.Escape(failure)}[/]");
+            }
             AnsiConsole.MarkupLine(spills == 0 ? "[green]No kernel spills.[/]" : $"[red]{spills} spill bytes.[/]");
-            return spills == 0 ? 0 : 1;
+            return spills == 0 && failures.Count == 0 ? 0 : 1;
         });
         return command;
     }

@@ -47,8 +47,8 @@ internal delegate void FloatLauncher<T>(CudaStream stream, DeviceBuffer<sbyte> q
 /// </summary>
 internal sealed record AttentionVariant(Element Input, int HeadDim, bool Causal, PvPrecision Pv, VStrategy V, string Tile, KernelModuleDefinition Module, Delegate Launcher)
 {
-    /// <summary>Query rows per Q scale and keys per K scale (= BlockN) of every declared variant; the quantize kernels must match.</summary>
-    public const int QScaleRows = 128, BlockN = 64;
+    /// <summary>Query rows per Q scale and keys per K scale of every declared variant; the quantize kernels must match.</summary>
+    public const int QScaleRows = 128, KScaleKeys = 64;
 
     public static readonly IReadOnlyList<AttentionVariant> All =
     [
@@ -83,7 +83,17 @@ internal sealed record AttentionVariant(Element Input, int HeadDim, bool Causal,
         Int8<Half>(128, true, VStrategy.Pretransposed, Int8AttentionD128CausalPretransposedBlockM64.Tile, Int8AttentionD128CausalPretransposedBlockM64.Module, Int8AttentionD128CausalPretransposedBlockM64.Launch),
         Int8<Half>(128, false, VStrategy.TransPrmt, Int8AttentionD128TransPrmtBlockM64.Tile, Int8AttentionD128TransPrmtBlockM64.Module, Int8AttentionD128TransPrmtBlockM64.Launch),
         Int8<Half>(128, true, VStrategy.TransPrmt, Int8AttentionD128CausalTransPrmtBlockM64.Tile, Int8AttentionD128CausalTransPrmtBlockM64.Module, Int8AttentionD128CausalTransPrmtBlockM64.Launch),
+        // Hopper (sm_90a only): the warp-specialized wgmma form, Recipe C V. Offered where the device runs it.
+        Int8<Half>(128, false, VStrategy.Pretransposed, Int8AttentionD128Wgmma.Tile, Int8AttentionD128Wgmma.Module, Int8AttentionD128Wgmma.Launch),
+        Int8<Half>(128, true, VStrategy.Pretransposed, Int8AttentionD128CausalWgmma.Tile, Int8AttentionD128CausalWgmma.Module, Int8AttentionD128CausalWgmma.Launch),
+        Int8<Half>(64, false, VStrategy.Pretransposed, Int8AttentionD64Wgmma.Tile, Int8AttentionD64Wgmma.Module, Int8AttentionD64Wgmma.Launch),
+        Int8<Half>(64, true, VStrategy.Pretransposed, Int8AttentionD64CausalWgmma.Tile, Int8AttentionD64CausalWgmma.Module, Int8AttentionD64CausalWgmma.Launch),
     ];
+
+    /// <summary>Whether a device of this compute capability (major·10 + minor) can run the variant (the wgmma form needs exactly sm_90).</summary>
+    public bool RunsOn(int computeCapability) => Module.RequiresArchSpecific
+        ? Module.Targets.Contains($"sm_{computeCapability}a")
+        : computeCapability >= Module.MinimumSm;
 
     public void Launch<T>(AttentionLaunch<T> a) where T : unmanaged
     {

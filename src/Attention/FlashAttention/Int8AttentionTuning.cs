@@ -32,7 +32,7 @@ public sealed partial class Int8Attention
         AttentionOptions options, DeviceBuffer<float>? lse, Element input, AttentionDims shape) where T : unmanaged
     {
         var fixedOptions = options with { Autotune = false };
-        var candidates = TuningCandidates(input, shape.HeadDim, options.Causal);
+        var candidates = TuningCandidates(input, shape.HeadDim, options.Causal, stream.Device.ComputeCapability);
         if (candidates.Count == 0)
         {
             return fixedOptions; // Select reports what is declared.
@@ -50,10 +50,13 @@ public sealed partial class Int8Attention
         return fixedOptions with { V = winner, Tile = winnerTile };
     }
 
-    /// <summary>Every declared int8 P·V variant for this input, head dim and masking, as tuner candidates "Strategy | Tile".</summary>
-    internal static IReadOnlyList<string> TuningCandidates(Element input, int headDim, bool causal) =>
+    /// <summary>
+    /// Every declared int8 P·V variant for this input, head dim and masking that a device of this compute capability runs
+    /// (the wgmma form only on sm_90), as tuner candidates "Strategy | Tile".
+    /// </summary>
+    internal static IReadOnlyList<string> TuningCandidates(Element input, int headDim, bool causal, int computeCapability) =>
         AttentionVariant.All
-            .Where(v => v.Pv == PvPrecision.U8 && v.Input == input && v.HeadDim == headDim && v.Causal == causal)
+            .Where(v => v.Pv == PvPrecision.U8 && v.Input == input && v.HeadDim == headDim && v.Causal == causal && v.RunsOn(computeCapability))
             .Select(v => $"{v.V} | {v.Tile}")
             .ToArray();
 

@@ -367,3 +367,61 @@ public static partial class Int8AttentionD128TransPrmtBlockM64;
 [MmaAtom(MmaAtoms.M16N8K32_S32S8S8)]
 [MmaAtom(MmaAtoms.M16N8K32_S32U8S8, Product = MmaProduct.PV)]
 public static partial class Int8AttentionD128CausalTransPrmtBlockM64;
+
+// ---- Hopper (sm_90a): the warp-specialized wgmma form ----
+// One producer warpgroup loads Q once and K/V per stage by TMA onto mbarriers; two consumer warpgroups of 64 query rows
+// run S = Q·Kᵀ on wgmma from shared memory, the online softmax in registers, and P·V on wgmma with u8 P from registers.
+// wgmma reads 8-bit B only K-major, so V comes transposed and π-ordered from its quantize kernel (Recipe C). Layouts are
+// the swizzles TMA writes (128 bytes for 128-byte rows, 64 for 64). BlockN = 128 keys read two 64-key K scales.
+
+/// <summary>D = 128 on wgmma (sm_90a): TMA + mbarrier pipeline, producer/consumer warpgroups, Recipe C V.</summary>
+[FlashAttentionForward(HeadDim = 128, BlockM = 128, BlockN = 128, KScaleKeys = 64, Warps = 12, Stages = 2, Targets = [Sm.Sm90a])]
+[SmemLayout(Operand.Q, Element.S8, 3, 4, 3)]
+[SmemLayout(Operand.K, Element.S8, 3, 4, 3)]
+[SmemLayout(Operand.V, Element.S8, 3, 4, 3)]
+[CopyAtom(Operand.Q, CopyAtoms.Tma)]
+[CopyAtom(Operand.K, CopyAtoms.Tma)]
+[CopyAtom(Operand.V, CopyAtoms.Tma)]
+[CopyAtom(Operand.V, CopyAtoms.LdsmPretransposed)]
+[MmaAtom(MmaAtoms.Wgmma_M64N128K32_S32S8S8)]
+[MmaAtom(MmaAtoms.Wgmma_M64N128K32_S32U8S8_RS, Product = MmaProduct.PV)]
+public static partial class Int8AttentionD128Wgmma;
+
+/// <summary>D = 128, causal, on wgmma (sm_90a).</summary>
+[FlashAttentionForward(HeadDim = 128, BlockM = 128, BlockN = 128, KScaleKeys = 64, Warps = 12, Stages = 2, Causal = true, Targets = [Sm.Sm90a])]
+[SmemLayout(Operand.Q, Element.S8, 3, 4, 3)]
+[SmemLayout(Operand.K, Element.S8, 3, 4, 3)]
+[SmemLayout(Operand.V, Element.S8, 3, 4, 3)]
+[CopyAtom(Operand.Q, CopyAtoms.Tma)]
+[CopyAtom(Operand.K, CopyAtoms.Tma)]
+[CopyAtom(Operand.V, CopyAtoms.Tma)]
+[CopyAtom(Operand.V, CopyAtoms.LdsmPretransposed)]
+[MmaAtom(MmaAtoms.Wgmma_M64N128K32_S32S8S8)]
+[MmaAtom(MmaAtoms.Wgmma_M64N128K32_S32U8S8_RS, Product = MmaProduct.PV)]
+public static partial class Int8AttentionD128CausalWgmma;
+
+/// <summary>D = 64 on wgmma (sm_90a): 64-byte Q/K rows (64-byte swizzle), V tiles of 64 channels × 128 keys.</summary>
+[FlashAttentionForward(HeadDim = 64, BlockM = 128, BlockN = 128, KScaleKeys = 64, Warps = 12, Stages = 3, Targets = [Sm.Sm90a])]
+[SmemLayout(Operand.Q, Element.S8, 2, 4, 3)]
+[SmemLayout(Operand.K, Element.S8, 2, 4, 3)]
+[SmemLayout(Operand.V, Element.S8, 3, 4, 3)]
+[CopyAtom(Operand.Q, CopyAtoms.Tma)]
+[CopyAtom(Operand.K, CopyAtoms.Tma)]
+[CopyAtom(Operand.V, CopyAtoms.Tma)]
+[CopyAtom(Operand.V, CopyAtoms.LdsmPretransposed)]
+[MmaAtom(MmaAtoms.Wgmma_M64N128K32_S32S8S8)]
+[MmaAtom(MmaAtoms.Wgmma_M64N64K32_S32U8S8_RS, Product = MmaProduct.PV)]
+public static partial class Int8AttentionD64Wgmma;
+
+/// <summary>D = 64, causal, on wgmma (sm_90a).</summary>
+[FlashAttentionForward(HeadDim = 64, BlockM = 128, BlockN = 128, KScaleKeys = 64, Warps = 12, Stages = 3, Causal = true, Targets = [Sm.Sm90a])]
+[SmemLayout(Operand.Q, Element.S8, 2, 4, 3)]
+[SmemLayout(Operand.K, Element.S8, 2, 4, 3)]
+[SmemLayout(Operand.V, Element.S8, 3, 4, 3)]
+[CopyAtom(Operand.Q, CopyAtoms.Tma)]
+[CopyAtom(Operand.K, CopyAtoms.Tma)]
+[CopyAtom(Operand.V, CopyAtoms.Tma)]
+[CopyAtom(Operand.V, CopyAtoms.LdsmPretransposed)]
+[MmaAtom(MmaAtoms.Wgmma_M64N128K32_S32S8S8)]
+[MmaAtom(MmaAtoms.Wgmma_M64N64K32_S32U8S8_RS, Product = MmaProduct.PV)]
+public static partial class Int8AttentionD64CausalWgmma;

@@ -39,9 +39,10 @@ internal sealed record Quantizers<T>(QuantizeLauncher<T> Q, SmoothingLauncher<T>
                 QScaleCount = QuantizeQBlock128D128.ScaleCount, KScaleCount = QuantizeKSmoothBlock64D128.ScaleCount, CountV = QuantizeVChannelD128.CountNonFinite,
                 VPiPaddedTokens = QuantizeVChannelPiD128.PaddedTokens,
             },
-            (true, 64) => new Quantizers<Half>(QuantizeQBlock128D64.Launch, QuantizeKSmoothBlock64D64.Launch, QuantizeVChannelD64.Launch, null)
+            (true, 64) => new Quantizers<Half>(QuantizeQBlock128D64.Launch, QuantizeKSmoothBlock64D64.Launch, QuantizeVChannelD64.Launch, QuantizeVChannelPiD64.Launch)
             {
                 QScaleCount = QuantizeQBlock128D64.ScaleCount, KScaleCount = QuantizeKSmoothBlock64D64.ScaleCount, CountV = QuantizeVChannelD64.CountNonFinite,
+                VPiPaddedTokens = QuantizeVChannelPiD64.PaddedTokens,
             },
             (false, 128) => new Quantizers<ushort>(QuantizeQBlock128D128Bf16.Launch, QuantizeKSmoothBlock64D128Bf16.Launch, QuantizeVChannelD128Bf16.Launch, null)
             {

@@ -21,6 +21,11 @@ public static partial class QuantizeVChannelD128;
     Transposed = true, TransposedOrder = TokenOrder.Pi, TransposePad = 64)]
 public static partial class QuantizeVChannelPiD128;
 
+/// <summary>V, f16, D = 64, transposed in π order (Recipe C): the wgmma D = 64 kernel's V.</summary>
+[Quantize(Input = Element.F16, Granularity = QuantGranularity.PerChannel, BlockRows = 128, HeadDim = 64,
+    Transposed = true, TransposedOrder = TokenOrder.Pi, TransposePad = 64)]
+public static partial class QuantizeVChannelPiD64;
+
 /// <summary>Q, bf16, D = 128: one scale per 128 tokens.</summary>
 [Quantize(Input = Element.BF16, Granularity = QuantGranularity.PerRowBlock, BlockRows = 128, HeadDim = 128)]
 public static partial class QuantizeQBlock128D128Bf16;

@@ -60,6 +60,7 @@ public sealed class CopyAtom
         CopyAtomKind.LdsmPrmtMovmatrix => LdsmPrmtMovmatrix,
         CopyAtomKind.LdsmPretransposed => LdsmPretransposed,
         CopyAtomKind.Stmatrix => Stmatrix,
+        CopyAtomKind.Tma => Tma,
         _ => throw new ArgumentOutOfRangeException(nameof(kind)),
     };
 
@@ -139,6 +140,10 @@ public sealed class CopyAtom
     private static readonly CopyAtom LdsmPretransposed = new(CopyAtomKind.LdsmPretransposed, CopyDirection.SharedToRegisters, 75, 65,
         "ldmatrix.sync.aligned.m8n8.x4.shared.b16 (operand transposed beforehand)",
         (storage, _, _) => storage == OperandStorage.MK ? null : LdsmB);
+
+    // TMA: one thread moves a whole box, swizzled in shared memory by the tensor map, completing on an mbarrier.
+    private static readonly CopyAtom Tma = new(CopyAtomKind.Tma, CopyDirection.GlobalToShared, 90, 80,
+        "cp.async.bulk.tensor + mbarrier complete_tx", (_, _, _) => null);
 
     private static readonly CopyAtom Stmatrix = new(CopyAtomKind.Stmatrix, CopyDirection.RegistersToShared, 90, 78,
         "stmatrix.sync.aligned.m8n8.x4.shared.b16", (_, _, _) => null);

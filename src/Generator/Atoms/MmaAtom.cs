@@ -17,8 +17,9 @@ public readonly record struct Coord(int Row, int Col)
 public sealed class MmaAtom
 {
     private MmaAtom(MmaAtomKind kind, string ptx, int minSm, int minPtxIsa, int m, int n, int k,
-        Element a, Element b, Element c, bool warpgroup, string helperName)
+        Element a, Element b, Element c, bool warpgroup, string helperName, bool aFromRegisters = true)
     {
+        AFromRegisters = aFromRegisters;
         Kind = kind;
         Ptx = ptx;
         MinSm = minSm;
@@ -48,6 +49,18 @@ public sealed class MmaAtom
     /// <summary>wgmma: issued by a warp group from shared-memory descriptors, not by one warp from registers.</summary>
     public bool IsWarpgroup { get; }
     public string HelperName { get; }
+    /// <summary>A comes from registers (every mma.sync; wgmma's RS form) rather than a shared-memory descriptor (wgmma's SS form).</summary>
+    public bool AFromRegisters { get; }
+
+    /// <summary>
+    /// The warp's share of a warpgroup MMA, as an mma.sync atom with the same fragments: each warp of a wgmma m64nNk32
+    /// owns 16 rows of A and D, its A registers laid out as m16n8k32's and its accumulators as m16n8's repeated over N/8
+    /// tiles. The compositions (P leaving S in π order, V stored to match) are checked on this view.
+    /// </summary>
+    public MmaAtom WarpView => !IsWarpgroup ? this : Get(AElement == Element.U8 ? MmaAtomKind.M16N8K32_S32U8S8 : MmaAtomKind.M16N8K32_S32S8S8);
+
+    /// <summary>Accumulator registers per thread: M·N / 128 for a warpgroup MMA, M·N / 32 for a warp's.</summary>
+    public int AccumulatorsPerThread => M * N / (IsWarpgroup ? 128 : 32);
 
     public int ARegisters => M * K * AElement.SizeInBytes() / 4 / 32;
     public int BRegisters => N * K * BElement.SizeInBytes() / 4 / 32;
@@ -81,6 +94,9 @@ public sealed class MmaAtom
         MmaAtomKind.M16N8K32_F32E4M3E4M3 => F32E4M3,
         MmaAtomKind.Wgmma_M64N64K32_S32S8S8 => WgmmaS8,
         MmaAtomKind.M16N8K16_F32BF16BF16 => F32Bf16Bf16,
+        MmaAtomKind.Wgmma_M64N128K32_S32S8S8 => WgmmaN128S8,
+        MmaAtomKind.Wgmma_M64N128K32_S32U8S8_RS => WgmmaN128U8Rs,
+        MmaAtomKind.Wgmma_M64N64K32_S32U8S8_RS => WgmmaN64U8Rs,
         _ => throw new ArgumentOutOfRangeException(nameof(kind)),
     };
 
@@ -100,5 +116,14 @@ public sealed class MmaAtom
         "mma.sync.aligned.m16n8k32.row.col.f32.e4m3.e4m3.f32", 89, 84, 16, 8, 32, Element.E4M3, Element.E4M3, Element.F32, false, "mma_m16n8k32_f32e4m3e4m3");
 
     private static readonly MmaAtom WgmmaS8 = new(MmaAtomKind.Wgmma_M64N64K32_S32S8S8,
-        "wgmma.mma_async.sync.aligned.m64n64k32.s32.s8.s8", 901, 80, 64, 64, 32, Element.S8, Element.S8, Element.S32, true, "wgmma_m64n64k32_s32s8s8");
+        "wgmma.mma_async.sync.aligned.m64n64k32.s32.s8.s8", 901, 80, 64, 64, 32, Element.S8, Element.S8, Element.S32, true, "wgmma_m64n64k32_s32s8s8", aFromRegisters: false);
+
+    private static readonly MmaAtom WgmmaN128S8 = new(MmaAtomKind.Wgmma_M64N128K32_S32S8S8,
+        "wgmma.mma_async.sync.aligned.m64n128k32.s32.s8.s8", 901, 80, 64, 128, 32, Element.S8, Element.S8, Element.S32, true, "wgmma_m64n128k32_s32s8s8", aFromRegisters: false);
+
+    private static readonly MmaAtom WgmmaN128U8Rs = new(MmaAtomKind.Wgmma_M64N128K32_S32U8S8_RS,
+        "wgmma.mma_async.sync.aligned.m64n128k32.s32.u8.s8", 901, 80, 64, 128, 32, Element.U8, Element.S8, Element.S32, true, "wgmma_m64n128k32_s32u8s8_rs");
+
+    private static readonly MmaAtom WgmmaN64U8Rs = new(MmaAtomKind.Wgmma_M64N64K32_S32U8S8_RS,
+        "wgmma.mma_async.sync.aligned.m64n64k32.s32.u8.s8", 901, 80, 64, 64, 32, Element.U8, Element.S8, Element.S32, true, "wgmma_m64n64k32_s32u8s8_rs");
 }

@@ -8,7 +8,9 @@ namespace KernelDsl.Generator.Cuda;
 /// <summary>FlashAttentionForward spec → CUDA module text: prelude, PTX helpers, layouts, loaders, kernel.</summary>
 public static class AttentionEmitter
 {
-    public static string Emit(AttentionPlan plan)
+    public static string Emit(AttentionPlan plan) => plan.WarpSpecialized ? EmitWarpSpecialized(plan) : EmitWarpLevel(plan);
+
+    private static string EmitWarpLevel(AttentionPlan plan)
     {
         var spec = plan.Spec;
         var v = plan.ComposeV(plan.ComposeP());
@@ -35,6 +37,28 @@ public static class AttentionEmitter
         LayoutWriter.Write(w, spec.LayoutOf(Operand.V)!, plan.VRows, plan.VRowBytes);
         w.Line();
         kernel.WriteLoaders(w);
+        w.Line();
+        kernel.WriteKernel(w);
+        return w.ToString();
+    }
+
+    private static string EmitWarpSpecialized(AttentionPlan plan)
+    {
+        var spec = plan.Spec;
+        var kernel = new WgmmaAttentionKernelWriter(plan);
+        var w = new CodeWriter();
+        CudaPrelude.Write(w, spec,
+            $"INT8 FlashAttention forward for Hopper, head dim {spec.HeadDim}{(spec.Causal ? ", causal (bottom-right aligned)" : "")}: warp-specialized, 1 producer + {plan.ConsumerWarpgroups} consumer warpgroups.",
+            $"Producer: TMA loads of Q (once) and K, V per stage onto mbarriers. Consumers: S = Q·Kᵀ on {plan.Qk.Ptx} (shared × shared),",
+            $"online softmax in exp2, P quantized to {plan.Pv.AElement.CudaName()} (×{plan.PScale}) in registers, O = P·V on {plan.Pv.Ptx} (registers × shared).",
+            $"Block {spec.BlockM} query rows × {spec.BlockN} keys per step, {spec.Stages} K/V stages, {plan.SharedMemoryBytes} bytes of shared memory (with {AttentionPlan.TmaAlignment} for alignment and {plan.Barriers} mbarriers).",
+            $"V: transposed beforehand to [channel][key] in π order (Recipe C) and loaded by TMA as wgmma's K-major B.");
+        var helpers = new[] { PtxHelper.IntMath, PtxHelper.SoftmaxMath, PtxHelper.F16Convert, PtxHelper.Bf16Convert, PtxHelper.FloatBias, PtxHelper.Prmt, PtxHelper.Warpgroup }
+            .Concat(PtxHelpers.For(CopyAtomKind.Tma));
+        PtxHelpers.Write(w, helpers, [plan.Qk, plan.Pv]);
+        w.Line();
+        w.Line($"// ---- Shared-memory layouts (TMA writes them; the LSE reads Q back through this function) ----");
+        LayoutWriter.Write(w, spec.LayoutOf(Operand.Q)!, spec.BlockM, spec.HeadDim);
         w.Line();
         kernel.WriteKernel(w);
         return w.ToString();

@@ -161,7 +161,7 @@ public sealed class AttentionKernelWriter(AttentionPlan plan, Composition v)
             _w.Line($"const u32 k_stage = sk_addr + {(stages == 1 ? "0" : $"j % {stages} * {plan.KStageBytes}")};");
             _w.Line($"const u32 v_stage = sv_addr + {(stages == 1 ? "0" : $"j % {stages} * {plan.VStageBytes}")};");
             WriteScores();
-            WriteSoftmax();
+            new AttentionSoftmaxWriter(plan, _w, "warp * 16").WriteSoftmax();
             WriteProductPV();
             if (stages == 1)
             {
@@ -230,116 +230,13 @@ public sealed class AttentionKernelWriter(AttentionPlan plan, Composition v)
         });
     }
 
-    /// <summary>Whether key (jt, r) of block j is outside the sequence, or above the causal diagonal for its row.</summary>
-    private string KeyMasked => _spec.Causal
-        ? $"key >= seq_k || key > m0 + warp * 16 + g + 8 * (r >> 1) + (seq_k - seq_q)"
-        : "key >= seq_k";
-
-    /// <summary>A loop over this thread's scores whose body runs only for masked keys.</summary>
-    private void WriteForMaskedKeys(string body)
-    {
-        _w.Line($"#pragma unroll");
-        _w.Line($"for (int jt = 0; jt < {plan.STiles}; ++jt)");
-        _w.Line($"    #pragma unroll");
-        _w.Line($"    for (int r = 0; r < 4; ++r) {{ const int key = j * {_spec.BlockN} + jt * 8 + 2 * t + (r & 1); if ({KeyMasked}) {body} }}");
-    }
-
-    private void WriteSoftmax()
-    {
-        var s = _spec;
-        _w.Line($"// Online softmax in the log2 domain (softmax scale · log2 e is folded into q_scale).");
-        _w.Line($"const float sc = q_sc * k_scale[bhk * k_tiles + j];");
-        var crossing = s.Causal
-            ? $"(j + 1) * {s.BlockN} > seq_k || (j + 1) * {s.BlockN} - 1 > m0 + (seq_k - seq_q)"
-            : $"(j + 1) * {s.BlockN} > seq_k";
-        _w.Line($"// Only a block that crosses the end of the keys{(s.Causal ? " or the causal diagonal" : "")} compares keys; the others skip the masks.");
-        _w.Line($"const bool masked = {crossing};");
-        _w.Line($"float xs[{plan.STiles}][4];  // bias + S as floats, −∞ where masked");
-        _w.Line($"#pragma unroll");
-        _w.Line($"for (int jt = 0; jt < {plan.STiles}; ++jt) {{ xs[jt][0] = __int_as_float(sacc[jt][0]); xs[jt][1] = __int_as_float(sacc[jt][1]); xs[jt][2] = __int_as_float(sacc[jt][2]); xs[jt][3] = __int_as_float(sacc[jt][3]); }}");
-        _w.Block($"if (masked)", () => WriteForMaskedKeys("xs[jt][r] = -KDSL_INF;"));
-        // A balanced tree: fmaxf is exact, so the order is free and the dependency chain is log2 deep.
-        string Tree(int half) => MaxTree(Enumerable.Range(0, plan.STiles).SelectMany(jt => new[] { $"xs[{jt}][{2 * half}]", $"xs[{jt}][{2 * half + 1}]" }).ToList());
-        _w.Line($"float block_max[2] = {{{Tree(0)},");
-        _w.Line($"                       {Tree(1)}}};");
-        _w.Line($"float alpha[2], base[2];");
-        _w.Line($"bool grew = false;");
-        _w.Line($"#pragma unroll");
-        _w.Block($"for (int hh = 0; hh < 2; ++hh)", () =>
-        {
-            _w.Line($"block_max[hh] = fmaxf(block_max[hh], __shfl_xor_sync(0xffffffffu, block_max[hh], 1));");
-            _w.Line($"block_max[hh] = fmaxf(block_max[hh], __shfl_xor_sync(0xffffffffu, block_max[hh], 2));");
-            _w.Line($"const float new_max = fmaxf(row_max[hh], block_max[hh] == -KDSL_INF ? -KDSL_INF : (block_max[hh] - KDSL_FLOAT_BIAS) * sc);");
-            _w.Line($"base[hh] = new_max == -KDSL_INF ? 0.f : new_max;  // a fully masked row so far: keep exp2 finite");
-            _w.Line($"alpha[hh] = new_max > row_max[hh] ? kdsl_exp2(row_max[hh] - base[hh]) : 1.f;");
-            _w.Line($"grew |= new_max > row_max[hh];");
-            _w.Line($"row_max[hh] = new_max;");
-            _w.Line($"row_sum[hh] *= alpha[hh];");
-        });
-        _w.Line($"// O is rescaled only when a row of the warp saw a new maximum; past the first blocks that is rare.");
-        _w.Block($"if (__any_sync(0xffffffffu, grew))", () =>
-        {
-            _w.Line($"#pragma unroll");
-            _w.Line($"for (int i = 0; i < {plan.OTiles}; ++i) {{ o[i][0] *= alpha[0]; o[i][1] *= alpha[0]; o[i][2] *= alpha[1]; o[i][3] *= alpha[1]; }}");
-        });
-        const string exp = "kdsl_exp2(fmaf(xs[jt][r] - KDSL_FLOAT_BIAS, sc, -base[r >> 1]))";
-        if (plan.F16Pv)
-        {
-            _w.Line($"// P stays 16-bit (accuracy mode), rounded to {plan.Pv.AElement.CudaName()} when packed for the MMA. The row sum adds P before that");
-            _w.Line($"// rounding: round-to-nearest-even is unbiased, and it spares two conversions per score. Masked keys give 2^-∞ = 0.");
-            _w.Line($"float p[{plan.STiles}][4];");
-            _w.Line($"#pragma unroll");
-            _w.Line($"for (int jt = 0; jt < {plan.STiles}; ++jt)");
-            _w.Line($"    #pragma unroll");
-            _w.Line($"    for (int r = 0; r < 4; ++r) {{ p[jt][r] = {exp}; row_sum[r >> 1] += p[jt][r]; }}");
-        }
-        else
-        {
-            _w.Line($"// P in [0, 1] quantized to {plan.Pv.AElement.CudaName()}: the biased FFMA rounds {plan.PScale}·P to the nearest even integer, kept in the");
-            _w.Line($"// low byte. The row sum adds the quantized values, as integers (the biases cancel mod 2^32).");
-            _w.Line($"u32 p[{plan.STiles}][4];");
-            _w.Line($"#pragma unroll");
-            _w.Line($"for (int jt = 0; jt < {plan.STiles}; ++jt)");
-            _w.Line($"    #pragma unroll");
-            _w.Line($"    for (int r = 0; r < 4; ++r) p[jt][r] = __float_as_uint(fmaf({exp}, {plan.PScale}.f, KDSL_FLOAT_BIAS));  // masked: 2^-∞ = 0");
-            _w.Line($"u32 p_sum[2] = {{0u, 0u}};");
-            _w.Line($"#pragma unroll");
-            _w.Line($"for (int jt = 0; jt < {plan.STiles}; ++jt) {{ p_sum[0] += p[jt][0] + p[jt][1]; p_sum[1] += p[jt][2] + p[jt][3]; }}");
-            _w.Line($"row_sum[0] += (float)(int)(p_sum[0] - {2 * plan.STiles}u * KDSL_FLOAT_BIAS_BITS);");
-            _w.Line($"row_sum[1] += (float)(int)(p_sum[1] - {2 * plan.STiles}u * KDSL_FLOAT_BIAS_BITS);");
-        }
-    }
-
-    private static string MaxTree(System.Collections.Generic.IReadOnlyList<string> values) => values.Count == 1
-        ? values[0]
-        : $"fmaxf({MaxTree(values.Take(values.Count / 2).ToList())}, {MaxTree(values.Skip(values.Count / 2).ToList())})";
-
     private void WriteProductPV()
     {
         var s = _spec;
         var pv = plan.Pv;
         var vp = plan.VProgram!;
-        var elementsPerReg = 4 / pv.AElement.SizeInBytes();
-        var sTilesPerStep = pv.K / plan.Qk.N;
         _w.Line($"// O += P·V on {pv.Ptx}; V through {plan.VAtom} ({vp.Name}), P packed from the S accumulators in {plan.POrder} key order.");
-        _w.Line($"u32 pa[{plan.PvSteps}][4];");
-        _w.Line($"#pragma unroll");
-        _w.Block($"for (int kk = 0; kk < {plan.PvSteps}; ++kk)", () =>
-        {
-            for (var reg = 0; reg < pv.ARegisters; reg++)
-            {
-                var values = Enumerable.Range(0, elementsPerReg).Select(e =>
-                {
-                    var (tile, accumulator) = FragmentComposition.PackingOf(pv, reg, e);
-                    return $"p[kk * {sTilesPerStep} + {tile}][{accumulator}]";
-                }).ToArray();
-                // 8-bit P: byte 0 of four biased floats, gathered by prmt (pairs, then the two pairs).
-                var packed = elementsPerReg == 4
-                    ? $"kdsl_prmt(kdsl_prmt({values[0]}, {values[1]}, 0x0040u), kdsl_prmt({values[2]}, {values[3]}, 0x0040u), 0x5410u)"
-                    : $"kdsl_pack_{(pv.AElement == Element.BF16 ? "bf16" : "f16")}x2({values[0]}, {values[1]})";
-                _w.Line($"pa[kk][{reg}] = {packed};");
-            }
-        });
+        new AttentionSoftmaxWriter(plan, _w, "warp * 16").WritePackP();
         // Channels outer, keys inner: only one 16-channel slice of the block's product is live at a time.
         _w.Line($"#pragma unroll");
         _w.Block($"for (int ci = 0; ci < {s.HeadDim / 16}; ++ci)", () =>
@@ -389,76 +286,10 @@ public sealed class AttentionKernelWriter(AttentionPlan plan, Composition v)
 
     private void WriteEpilogue()
     {
-        var s = _spec;
-        var channels = v.Channels!;
-        var d = s.HeadDim;
         _w.Line();
         _w.Line($"// A block no key is visible to (causal, Sq > Sk) skipped the loop: Q's copy must still land before the epilogue reads it.");
         _w.Line($"kdsl_cp_async_wait<0>();");
         _w.Line($"__syncthreads();");
-        _w.Line($"// Epilogue. Row sums were partial per thread: reduce over the quad, then O · v_scale / l.");
-        _w.Line($"#pragma unroll");
-        _w.Block($"for (int hh = 0; hh < 2; ++hh)", () =>
-        {
-            _w.Line($"row_sum[hh] += __shfl_xor_sync(0xffffffffu, row_sum[hh], 1);");
-            _w.Line($"row_sum[hh] += __shfl_xor_sync(0xffffffffu, row_sum[hh], 2);");
-        });
-        _w.Line($"// Accumulator column 2t + i of tile 2ci + jt is channel 16ci + {channels.TileOffsets[0]}/{channels.TileOffsets[1]}[jt] + {channels.PairStride}t + {channels.OddStride}i.");
-        _w.Line($"#pragma unroll");
-        _w.Block($"for (int hh = 0; hh < 2; ++hh)", () =>
-        {
-            _w.Line($"const int row = m0 + warp * 16 + g + 8 * hh;");
-            _w.Line($"if (row >= seq_q) continue;");
-            _w.Line($"const float inv_l = row_sum[hh] > 0.f ? 1.f / row_sum[hh] : 0.f;  // no visible key: output 0");
-            _w.Line($"u16* const out = O + b * o_stride_b + h * o_stride_h + row * o_stride_s;");
-            _w.Line($"#pragma unroll");
-            _w.Block($"for (int ci = 0; ci < {d / 16}; ++ci)", () =>
-            {
-                _w.Line($"#pragma unroll");
-                _w.Block($"for (int jt = 0; jt < 2; ++jt)", () =>
-                {
-                    _w.Line($"#pragma unroll");
-                    _w.Block($"for (int i = 0; i < 2; ++i)", () =>
-                    {
-                        _w.Line($"const int c = ci * 16 + (jt ? {channels.TileOffsets[1]} : {channels.TileOffsets[0]}) + {channels.PairStride} * t + {channels.OddStride} * i;");
-                        var scale = plan.F16Pv ? "" : " * v_scale[bhk * " + d + " + c]";
-                        var convert = s.Output == Element.BF16 ? "kdsl_f32_to_bf16" : "kdsl_f32_to_f16";
-                        _w.Line($"out[c] = {convert}(o[ci * 2 + jt][2 * hh + i]{scale} * inv_l);");
-                    });
-                });
-            });
-        });
-        if (s.Lse)
-        {
-            WriteLse();
-        }
-    }
-
-    private void WriteLse()
-    {
-        var d = _spec.HeadDim;
-        _w.Line($"// LSE (natural log). Smoothing removed q·mean(K) from every score of a row; add it back: σ·q·mean ≈ (q_scale / log2 e)·Σ q8·mean.");
-        _w.Block($"if (lse != 0)", () =>
-        {
-            _w.Line($"#pragma unroll");
-            _w.Block($"for (int hh = 0; hh < 2; ++hh)", () =>
-            {
-                _w.Line($"const int local = warp * 16 + g + 8 * hh;");
-                _w.Line($"float corr = 0.f;");
-                _w.Block($"if (k_mean != 0)", () =>
-                {
-                    _w.Line($"for (int c = t; c < {d}; c += 4) corr += (float)(s8)sq[{LayoutWriter.FunctionName(Operand.Q)}(local, c)] * k_mean[bhk * {d} + c];");
-                });
-                _w.Line($"corr += __shfl_xor_sync(0xffffffffu, corr, 1);");
-                _w.Line($"corr += __shfl_xor_sync(0xffffffffu, corr, 2);");
-                _w.Line($"const int row = m0 + local;");
-                _w.Block($"if (t == 0 && row < seq_q)", () =>
-                {
-                    _w.Line($"lse[bh * seq_q + row] = row_sum[hh] > 0.f");
-                    _w.Line($"    ? (row_max[hh] + kdsl_log2(row_sum[hh] / {plan.PScale}.f)) * 0.69314718f + corr * q_sc * 0.69314718f");
-                    _w.Line($"    : -KDSL_INF;");
-                });
-            });
-        });
+        new AttentionEpilogueWriter(plan, v.Channels!, _w, "warp * 16").Write();
     }
 }

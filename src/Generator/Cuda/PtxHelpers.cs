@@ -25,6 +25,9 @@ public enum PtxHelper
     HalfPack,
     Global16,
     Stsm,
+    Mbarrier,
+    Tma,
+    Warpgroup,
 }
 
 /// <summary>
@@ -42,6 +45,7 @@ public static class PtxHelpers
         CopyAtomKind.LdsmTransPrmt => [PtxHelper.SharedAddress, PtxHelper.LdsmTrans, PtxHelper.Prmt],
         CopyAtomKind.LdsmPrmtMovmatrix => [PtxHelper.SharedAddress, PtxHelper.Ldsm, PtxHelper.Prmt, PtxHelper.Movmatrix],
         CopyAtomKind.Stmatrix => [PtxHelper.SharedAddress, PtxHelper.Stsm],
+        CopyAtomKind.Tma => [PtxHelper.SharedAddress, PtxHelper.Mbarrier, PtxHelper.Tma],
         _ => [],
     };
 
@@ -56,7 +60,7 @@ public static class PtxHelpers
         foreach (var mma in mmas.Distinct())
         {
             WriteMma(w, mma);
-            if (biasedStart && mma.CElement == Element.S32)
+            if (biasedStart && mma.CElement == Element.S32 && !mma.IsWarpgroup)
             {
                 WriteMmaFrom(w, mma);
             }
@@ -212,6 +216,75 @@ public static class PtxHelpers
                     }
                     """);
                 break;
+            case PtxHelper.Mbarrier:
+                w.Raw("""
+                    // mbarriers (sm_90, PTX 8.0): a phase completes when its arrivals and expected transaction bytes are all in.
+                    static __device__ __forceinline__ void kdsl_mbar_init(u32 bar, u32 arrivals)
+                    {
+                        asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" :: "r"(bar), "r"(arrivals) : "memory");
+                    }
+                    // Makes the initialised barriers visible to the async proxy (TMA) before any copy names them.
+                    static __device__ __forceinline__ void kdsl_mbar_init_fence() { asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory"); }
+                    static __device__ __forceinline__ void kdsl_mbar_arrive(u32 bar)
+                    {
+                        asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" :: "r"(bar) : "memory");
+                    }
+                    // One arrival that also expects `bytes` of transactions (the TMA copies that complete on this barrier).
+                    static __device__ __forceinline__ void kdsl_mbar_arrive_expect_tx(u32 bar, u32 bytes)
+                    {
+                        asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" :: "r"(bar), "r"(bytes) : "memory");
+                    }
+                    static __device__ __forceinline__ bool kdsl_mbar_try_wait(u32 bar, u32 parity)
+                    {
+                        u32 done;
+                        asm volatile("{ .reg .pred p; mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2; selp.u32 %0, 1, 0, p; }\n" : "=r"(done) : "r"(bar), "r"(parity) : "memory");
+                        return done != 0;
+                    }
+                    // Waits for the phase of the given parity to complete (try_wait suspends the thread for a while each try).
+                    static __device__ __forceinline__ void kdsl_mbar_wait(u32 bar, u32 parity) { while (!kdsl_mbar_try_wait(bar, parity)) { } }
+                    """);
+                break;
+            case PtxHelper.Tma:
+                w.Raw("""
+                    // A TMA descriptor, passed by value as a __grid_constant__ kernel parameter (cuTensorMapEncodeTiled fills it on the host).
+                    struct __align__(64) kdsl_tensor_map { unsigned long long opaque[16]; };
+                    // One box of a 3- or 4-d tensor into shared memory, completing (with its byte count) on an mbarrier.
+                    static __device__ __forceinline__ void kdsl_tma_load_3d(u32 dst, const kdsl_tensor_map* map, u32 bar, int c0, int c1, int c2)
+                    {
+                        asm volatile("cp.async.bulk.tensor.3d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4}], [%5];\n"
+                            :: "r"(dst), "l"(map), "r"(c0), "r"(c1), "r"(c2), "r"(bar) : "memory");
+                    }
+                    static __device__ __forceinline__ void kdsl_tma_load_4d(u32 dst, const kdsl_tensor_map* map, u32 bar, int c0, int c1, int c2, int c3)
+                    {
+                        asm volatile("cp.async.bulk.tensor.4d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4, %5}], [%6];\n"
+                            :: "r"(dst), "l"(map), "r"(c0), "r"(c1), "r"(c2), "r"(c3), "r"(bar) : "memory");
+                    }
+                    """);
+                break;
+            case PtxHelper.Warpgroup:
+                w.Raw("""
+                    // wgmma's shared-memory matrix descriptor for a K-major tile written by TMA with a 32/64/128-byte swizzle:
+                    // start address, leading byte offset (unused when K-major and swizzled: 1), stride byte offset (8 rows), swizzle mode.
+                    static __device__ __forceinline__ unsigned long long kdsl_wgmma_desc(u32 addr, u32 stride_bytes, u32 swizzle_mode)
+                    {
+                        return (unsigned long long)((addr & 0x3FFFF) >> 4) | (1ull << 16) | ((unsigned long long)(stride_bytes >> 4) << 32)
+                            | ((unsigned long long)swizzle_mode << 62);
+                    }
+                    // Orders register writes before the wgmmas that read or accumulate into them.
+                    static __device__ __forceinline__ void kdsl_wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+                    static __device__ __forceinline__ void kdsl_wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+                    template <int N> static __device__ __forceinline__ void kdsl_wgmma_wait() { asm volatile("wgmma.wait_group.sync.aligned %0;\n" :: "n"(N) : "memory"); }
+                    // Keeps the compiler from touching accumulators across a wgmma wait: each register passes through an empty asm.
+                    template <int T> static __device__ __forceinline__ void kdsl_fence_regs(int (&d)[T][4])
+                    {
+                        #pragma unroll
+                        for (int i = 0; i < T; ++i) asm volatile("" : "+r"(d[i][0]), "+r"(d[i][1]), "+r"(d[i][2]), "+r"(d[i][3]) :: "memory");
+                    }
+                    // Register budgets of warp specialization: the producer gives registers back, the consumers take them.
+                    template <int N> static __device__ __forceinline__ void kdsl_setmaxnreg_dec() { asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" :: "n"(N)); }
+                    template <int N> static __device__ __forceinline__ void kdsl_setmaxnreg_inc() { asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" :: "n"(N)); }
+                    """);
+                break;
             case PtxHelper.WarpReduce:
                 w.Raw("""
                     static __device__ __forceinline__ float kdsl_warp_max(float x)
@@ -240,10 +313,38 @@ public static class PtxHelpers
         });
     }
 
+    /// <summary>
+    /// A wgmma atom: D (N/2 int32 registers a thread, as [N/8][4]) += A·B, B from a descriptor, A from a descriptor (SS) or
+    /// four registers (RS). Always accumulates (scale-d = 1): callers start D where they want it.
+    /// </summary>
+    private static void WriteWarpgroupMma(CodeWriter w, MmaAtom mma)
+    {
+        var tiles = mma.N / 8;
+        var regs = tiles * 4;
+        var d = string.Join(",", Enumerable.Range(0, regs).Select(i => $"%{i}"));
+        var a = mma.AFromRegisters ? $"{{%{regs},%{regs + 1},%{regs + 2},%{regs + 3}}}" : $"%{regs}";
+        var b = mma.AFromRegisters ? regs + 4 : regs + 1;
+        var aParams = mma.AFromRegisters ? "u32 a0, u32 a1, u32 a2, u32 a3" : "unsigned long long a_desc";
+        var aInputs = mma.AFromRegisters ? "\"r\"(a0), \"r\"(a1), \"r\"(a2), \"r\"(a3)" : "\"l\"(a_desc)";
+        w.Line($"// {mma.Ptx} (sm_90a, PTX {mma.MinPtxIsa / 10}.{mma.MinPtxIsa % 10}), A from {(mma.AFromRegisters ? "registers" : "shared memory")}: D = A·B + D, issued asynchronously.");
+        w.Block($"static __device__ __forceinline__ void kdsl_{mma.HelperName}(int (&d)[{tiles}][4], {aParams}, unsigned long long b_desc)", () =>
+        {
+            w.Line($"asm volatile(\"{{ .reg .pred p; setp.ne.b32 p, 1, 0;\\n\"");
+            w.Line($"    \"{mma.Ptx} {{{d}}}, {a}, %{b}, p; }}\\n\"");
+            for (var i = 0; i < regs; i += 8)
+            {
+                var chunk = string.Join(", ", Enumerable.Range(i, System.Math.Min(8, regs - i)).Select(r => $"\"+r\"(d[{r / 4}][{r % 4}])"));
+                w.Line($"    {(i == 0 ? ": " : "  ")}{chunk}{(i + 8 < regs ? "," : "")}");
+            }
+            w.Line($"    : {aInputs}, \"l\"(b_desc) : \"memory\");");
+        });
+    }
+
     private static void WriteMma(CodeWriter w, MmaAtom mma)
     {
         if (mma.IsWarpgroup)
         {
+            WriteWarpgroupMma(w, mma);
             return;
         }
         var cType = mma.CElement == Element.F32 ? "float" : "int";

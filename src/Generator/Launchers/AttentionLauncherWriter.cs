@@ -21,7 +21,8 @@ public static class AttentionLauncherWriter
                 ("HeadDim", spec.HeadDim, "Channels per head."),
                 ("BlockM", spec.BlockM, "Query rows per block."),
                 ("QScaleRows", plan.QScaleRows, "Query rows per Q scale: Q's quantize kernel must use BlockRows = QScaleRows."),
-                ("BlockN", spec.BlockN, "Keys per step: K's quantize kernel must use BlockRows = BlockN."),
+                ("BlockN", spec.BlockN, "Keys per step."),
+                ("KScaleKeys", plan.KScaleKeys, "Keys per K scale: K's quantize kernel must use BlockRows = KScaleKeys."),
                 ("PScale", plan.PScale, "The fixed scale P is quantized with (1 when P stays f16)."),
             ]);
             w.Line($"/// <summary>Causal masking, bottom-right aligned.</summary>");
@@ -82,7 +83,7 @@ public static class AttentionLauncherWriter
             w.Line($"{Guard}.Holds(q, (long)batch * headsQ * seqQ * HeadDim, nameof(q), \"Q [B][Hq][Sq][D]\");");
             w.Line($"{Guard}.Holds(k, (long)batch * headsKv * seqK * HeadDim, nameof(k), \"K [B][Hkv][Sk][D]\");");
             w.Line($"{Guard}.Holds(qScale, (long)batch * headsQ * ((seqQ + QScaleRows - 1) / QScaleRows), nameof(qScale), \"one scale per QScaleRows query rows\");");
-            w.Line($"{Guard}.Holds(kScale, (long)batch * headsKv * ((seqK + BlockN - 1) / BlockN), nameof(kScale), \"one scale per BlockN keys\");");
+            w.Line($"{Guard}.Holds(kScale, (long)batch * headsKv * ((seqK + KScaleKeys - 1) / KScaleKeys), nameof(kScale), \"one scale per KScaleKeys keys\");");
             if (!plan.F16Pv)
             {
                 w.Line($"{Guard}.Holds(vScale, (long)batch * headsKv * HeadDim, nameof(vScale), \"one scale per channel\");");
@@ -111,13 +112,40 @@ public static class AttentionLauncherWriter
             w.Line($"{Guard}.AtLeast(oStrideS, HeadDim, nameof(oStrideS), \"the head dim\");");
             w.Line($"{Guard}.Holds(o, (batch - 1) * oStrideB + (headsQ - 1) * oStrideH + (seqQ - 1) * oStrideS + HeadDim, nameof(o), \"O with the strides given\");");
             w.Line();
-            var vScaleArg = plan.F16Pv ? ".AddNullPointer()" : ".Add(vScale)";
-            w.Line($"var arguments = new {ModuleWriter.Launching}.KernelArguments().Add(q).Add(k).Add(v).Add(qScale).Add(kScale){vScaleArg};");
-            w.Line($"if (kMean is null) arguments.AddNullPointer(); else arguments.Add(kMean);");
-            w.Line($"arguments.Add(o);");
-            w.Line($"if (lse is null) arguments.AddNullPointer(); else arguments.Add(lse);");
-            w.Line($"arguments.Add(headsQ).Add(headsKv).Add(seqQ).Add(seqK).Add(vStrideB).Add(vStrideH).Add(vLd).Add(oStrideB).Add(oStrideH).Add(oStrideS);");
+            if (plan.WarpSpecialized)
+            {
+                WriteTensorMaps(w, plan);
+            }
+            else
+            {
+                var vScaleArg = plan.F16Pv ? ".AddNullPointer()" : ".Add(vScale)";
+                w.Line($"var arguments = new {ModuleWriter.Launching}.KernelArguments().Add(q).Add(k).Add(v).Add(qScale).Add(kScale){vScaleArg};");
+                w.Line($"if (kMean is null) arguments.AddNullPointer(); else arguments.Add(kMean);");
+                w.Line($"arguments.Add(o);");
+                w.Line($"if (lse is null) arguments.AddNullPointer(); else arguments.Add(lse);");
+                w.Line($"arguments.Add(headsQ).Add(headsKv).Add(seqQ).Add(seqK).Add(vStrideB).Add(vStrideH).Add(vLd).Add(oStrideB).Add(oStrideH).Add(oStrideS);");
+            }
             w.Line($"stream.Launch(Module, KernelName, {ModuleWriter.Launching}.Dim3.Of((seqQ + BlockM - 1) / BlockM, headsQ, batch), arguments);");
         });
+    }
+
+    /// <summary>
+    /// The wgmma form takes Q, K and V as TMA descriptors, encoded here for this launch's buffers: boxes of one block each,
+    /// swizzled as the kernel's layouts are; rows past a sequence's end come back as zeros.
+    /// </summary>
+    private static void WriteTensorMaps(CodeWriter w, AttentionPlan plan)
+    {
+        var spec = plan.Spec;
+        string Swizzle(int rowBytes) => rowBytes switch { 128 => "Bytes128", 64 => "Bytes64", _ => "Bytes32" };
+        const string Map = "global::KernelDsl.TensorMap";
+        w.Line($"// Q [B·Hq][Sq][D] and K [B·Hkv][Sk][D] as rank-3 maps, V [B][Hkv][D][vLd] as rank 4: a box never crosses a head.");
+        w.Line($"var qMap = {Map}.EncodeTiled(q, [HeadDim, seqQ, (long)batch * headsQ], [HeadDim, (long)seqQ * HeadDim], [HeadDim, BlockM, 1], global::KernelDsl.TensorMapSwizzle.{Swizzle(spec.HeadDim)});");
+        w.Line($"var kMap = {Map}.EncodeTiled(k, [HeadDim, seqK, (long)batch * headsKv], [HeadDim, (long)seqK * HeadDim], [HeadDim, BlockN, 1], global::KernelDsl.TensorMapSwizzle.{Swizzle(spec.HeadDim)});");
+        w.Line($"var vMap = {Map}.EncodeTiled(v, [vLd, HeadDim, headsKv, batch], [vLd, vStrideH, vStrideB], [BlockN, HeadDim, 1, 1], global::KernelDsl.TensorMapSwizzle.{Swizzle(plan.VRowBytes)});");
+        w.Line($"var arguments = new {ModuleWriter.Launching}.KernelArguments().AddValue(qMap).AddValue(kMap).AddValue(vMap).Add(qScale).Add(kScale).Add(vScale);");
+        w.Line($"if (kMean is null) arguments.AddNullPointer(); else arguments.Add(kMean);");
+        w.Line($"arguments.Add(o);");
+        w.Line($"if (lse is null) arguments.AddNullPointer(); else arguments.Add(lse);");
+        w.Line($"arguments.Add(headsQ).Add(headsKv).Add(seqQ).Add(seqK).Add(oStrideB).Add(oStrideH).Add(oStrideS);");
     }
 }

@@ -14,6 +14,20 @@ public sealed record AttentionPlan(AttentionSpec Spec)
     public MmaAtom Qk => MmaAtom.Get(Spec.Mma ?? MmaAtomKind.M16N8K32_S32S8S8);
     public MmaAtom Pv => MmaAtom.Get(Spec.PvMma ?? MmaAtomKind.M16N8K32_S32U8S8);
 
+    /// <summary>
+    /// The Hopper form: Q·Kᵀ on wgmma from shared memory, a producer warpgroup feeding K/V through TMA and mbarriers,
+    /// consumer warpgroups of 64 query rows each. The mma.sync form otherwise.
+    /// </summary>
+    public bool WarpSpecialized => Qk.IsWarpgroup;
+    /// <summary>Warpgroups that compute (all warps but the producer's four), 64 query rows each.</summary>
+    public int ConsumerWarpgroups => Spec.Warps / 4 - 1;
+    /// <summary>Query rows each warp owns: 16 in both forms (a wgmma's warp holds 16 of its 64 rows).</summary>
+    public const int RowsPerWarp = 16;
+    /// <summary>Keys per K scale: the K quantize kernel's BlockRows; BlockN unless declared smaller.</summary>
+    public int KScaleKeys => Spec.KScaleKeys == 0 ? Spec.BlockN : Spec.KScaleKeys;
+    /// <summary>K scales one block of keys spans.</summary>
+    public int KScalesPerBlock => Spec.BlockN / KScaleKeys;
+
     /// <summary>The accuracy mode: P stays a 16-bit float (f16 or bf16, as V is) and V is the input (no V quantization).</summary>
     public bool F16Pv => Pv.AElement is Element.F16 or Element.BF16;
     /// <summary>The fixed scale P is quantized with: 255 for u8, 127 for s8, 1 for f16.</summary>
@@ -25,7 +39,9 @@ public sealed record AttentionPlan(AttentionSpec Spec)
     /// <summary>Blocks per SM the kernel is compiled for (__launch_bounds__), as declared.</summary>
     public int MinBlocksPerSm => Spec.MinBlocksPerSm;
     /// <summary>The tile configuration in words, e.g. "128×64 / 8 warps / 2 stages / 1 block/SM": what the autotuner reports (no commas: it lands in CSV).</summary>
-    public string Tile => $"{Spec.BlockM}×{Spec.BlockN} / {Spec.Warps} warps / {Spec.Stages} stages / {Spec.MinBlocksPerSm} block{(Spec.MinBlocksPerSm == 1 ? "" : "s")}/SM";
+    public string Tile => WarpSpecialized
+        ? $"{Spec.BlockM}×{Spec.BlockN} / wgmma 1+{ConsumerWarpgroups} warpgroups / {Spec.Stages} stages"
+        : $"{Spec.BlockM}×{Spec.BlockN} / {Spec.Warps} warps / {Spec.Stages} stages / {Spec.MinBlocksPerSm} block{(Spec.MinBlocksPerSm == 1 ? "" : "s")}/SM";
     public Element VElement => F16Pv ? Pv.BElement : Element.S8;
     public int VBytes => VElement.SizeInBytes();
 
@@ -40,7 +56,12 @@ public sealed record AttentionPlan(AttentionSpec Spec)
     public int VRows => PretransposedV ? Spec.HeadDim : Spec.BlockN;
     public int VRowBytes => PretransposedV ? Spec.BlockN : Spec.HeadDim * VBytes;
     public int VStageBytes => VRows * VRowBytes;
-    public int SharedMemoryBytes => QStageBytes + Spec.Stages * (KStageBytes + VStageBytes);
+    public int TileBytes => QStageBytes + Spec.Stages * (KStageBytes + VStageBytes);
+    /// <summary>TMA's 128-byte swizzle repeats every 1024 bytes and needs tiles aligned to it; the dynamic base is aligned by hand.</summary>
+    public const int TmaAlignment = 1024;
+    /// <summary>mbarriers of the warp-specialized form: Q full, then K full, V full and K/V empty per stage, 8 bytes each.</summary>
+    public int Barriers => WarpSpecialized ? 1 + 3 * Spec.Stages : 0;
+    public int SharedMemoryBytes => WarpSpecialized ? TmaAlignment + TileBytes + 8 * Barriers : TileBytes;
 
     /// <summary>Integers below this magnitude survive the float-bias trick exactly (PtxHelper.FloatBias).</summary>
     public const long FloatBiasRange = 1L << 22;
@@ -49,10 +70,16 @@ public sealed record AttentionPlan(AttentionSpec Spec)
     /// <summary>One KV block's int32 P·V (|·| ≤ PScale·127·BlockN) can be read biased too, up to BlockN = 128 for u8 P.</summary>
     public bool BiasedPv => !F16Pv && (long)PScale * 127 * Spec.BlockN < FloatBiasRange;
 
+    /// <summary>One warp's share of each MMA (the mma.sync atom itself, or a wgmma's 16-row slice): the fragment model.</summary>
+    public MmaAtom QkWarp => Qk.WarpView;
+    public MmaAtom PvWarp => Pv.WarpView;
+
     public int QkSteps => Spec.HeadDim / Qk.K;
-    public int STiles => Spec.BlockN / Qk.N;
+    /// <summary>n8 accumulator tiles of S a thread holds for one block of keys.</summary>
+    public int STiles => Spec.BlockN / QkWarp.N;
     public int PvSteps => Spec.BlockN / Pv.K;
-    public int OTiles => Spec.HeadDim / Pv.N;
+    /// <summary>n8 accumulator tiles of O a thread holds.</summary>
+    public int OTiles => Spec.HeadDim / PvWarp.N;
 
     public LdmatrixProgram? QProgram => Spec.CopyAtomOf(Operand.Q, CopyDirection.SharedToRegisters) is { } atom
         ? CopyAtom.Get(atom).ProgramFor(OperandStorage.MK, TokenOrder.Natural) : null;
@@ -69,6 +96,6 @@ public sealed record AttentionPlan(AttentionSpec Spec)
 
     public Composition ComposeQ() => FragmentComposition.ComposeA(Qk, QProgram!);
     public Composition ComposeK(Composition q) => FragmentComposition.ComposeB(Qk, KProgram!, OperandStorage.NK, TokenOrder.Natural, q.KOrder);
-    public Composition ComposeP() => FragmentComposition.ComposeAFromAccumulators(Qk, Pv);
+    public Composition ComposeP() => FragmentComposition.ComposeAFromAccumulators(QkWarp, PvWarp);
     public Composition ComposeV(Composition p) => FragmentComposition.ComposeB(Pv, VProgram!, VStorage, VStoredOrder, p.KOrder);
 }

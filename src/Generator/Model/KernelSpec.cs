@@ -89,6 +89,8 @@ public sealed record AttentionSpec : KernelSpec
     /// <summary>Query rows per Q scale; 0 means BlockM.</summary>
     public int QScaleRows { get; init; }
     public required int BlockN { get; init; }
+    /// <summary>Keys per K scale; 0 means BlockN.</summary>
+    public int KScaleKeys { get; init; }
     public required int Warps { get; init; }
     public required int Stages { get; init; }
     public int MinBlocksPerSm { get; init; } = 1;

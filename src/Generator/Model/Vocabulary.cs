@@ -20,6 +20,7 @@ public enum CopyAtomKind
     LdsmPrmtMovmatrix = 5,
     LdsmPretransposed = 6,
     Stmatrix = 7,
+    Tma = 8,
 }
 
 public enum MmaAtomKind
@@ -30,6 +31,9 @@ public enum MmaAtomKind
     M16N8K32_F32E4M3E4M3 = 3,
     Wgmma_M64N64K32_S32S8S8 = 4,
     M16N8K16_F32BF16BF16 = 5,
+    Wgmma_M64N128K32_S32S8S8 = 6,
+    Wgmma_M64N128K32_S32U8S8_RS = 7,
+    Wgmma_M64N64K32_S32U8S8_RS = 8,
 }
 
 public enum MmaProduct { Main = 0, PV = 1 }

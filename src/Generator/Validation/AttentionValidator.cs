@@ -14,15 +14,27 @@ public static class AttentionValidator
     public static ImmutableArray<Finding> Validate(AttentionSpec spec)
     {
         var findings = new List<Finding>();
-        CheckParameters(findings, spec);
+        var warpgroup = spec.Mma is { } qk && MmaAtom.Get(qk).IsWarpgroup;
+        CheckParameters(findings, spec, warpgroup);
         DeclarationRules.CheckOperands(findings, spec, Operands, Operands);
         DeclarationRules.CheckTargets(findings, spec);
-        CheckAtoms(findings, spec);
+        if (warpgroup)
+        {
+            CheckWarpgroupAtoms(findings, spec);
+        }
+        else
+        {
+            CheckAtoms(findings, spec);
+        }
         if (HasErrors(findings))
         {
             return findings.ToImmutableArray();
         }
         var plan = new AttentionPlan(spec);
+        if (warpgroup)
+        {
+            return ValidateWarpgroup(findings, plan);
+        }
         CheckTiles(findings, plan);
         CheckElements(findings, plan);
         if (HasErrors(findings))
@@ -43,17 +55,32 @@ public static class AttentionValidator
 
     private static bool HasErrors(List<Finding> findings) => findings.Any(f => f.Rule.Severity == RuleSeverity.Error);
 
-    private static void CheckParameters(List<Finding> findings, AttentionSpec spec)
+    private static void CheckParameters(List<Finding> findings, AttentionSpec spec, bool warpgroup)
     {
         void Bad(string name, object value, string rule) => findings.Add(Finding.Of(Rules.InvalidParameter, FindingTarget.Family, "FlashAttentionForward." + name, value, rule));
 
-        if (spec.HeadDim is not (64 or 96 or 128))
+        if (warpgroup)
+        {
+            if (spec.HeadDim is not (64 or 128))
+            {
+                Bad(nameof(spec.HeadDim), spec.HeadDim, "the wgmma kernel supports head dims 64 and 128 (Q and K rows must fit one 128-byte swizzle atom)");
+            }
+            if (spec.Warps is not (8 or 12))
+            {
+                Bad(nameof(spec.Warps), spec.Warps, "the wgmma kernel runs one producer warpgroup and one or two consumer warpgroups: use 8 or 12 warps");
+            }
+        }
+        else if (spec.HeadDim is not (64 or 96 or 128))
         {
             Bad(nameof(spec.HeadDim), spec.HeadDim, "supported head dims are 64, 96 and 128 (256 does not fit the registers of this mma.sync kernel)");
         }
-        if (!DeclarationRules.IsPowerOfTwo(spec.Warps) || spec.Warps > 16)
+        if (!warpgroup && (!DeclarationRules.IsPowerOfTwo(spec.Warps) || spec.Warps > 16))
         {
             Bad(nameof(spec.Warps), spec.Warps, "use 1, 2, 4, 8 or 16 warps");
+        }
+        if (spec.KScaleKeys != 0 && (spec.KScaleKeys < 8 || spec.KScaleKeys % 8 != 0 || spec.BlockN % spec.KScaleKeys != 0))
+        {
+            Bad(nameof(spec.KScaleKeys), spec.KScaleKeys, $"a K scale must cover whole accumulator tiles of 8 keys within a block: use 0 (= BlockN) or a multiple of 8 dividing BlockN ({spec.BlockN})");
         }
         if (spec.Stages < 1 || spec.Stages > 4)
         {
@@ -110,6 +137,10 @@ public static class AttentionValidator
             {
                 findings.Add(Finding.Of(Rules.AtomNotForFamily, target, declared.Atom, "this mma.sync kernel", "it writes no operand back to shared memory (stmatrix belongs to the wgmma path)"));
             }
+            else if (declared.Atom == CopyAtomKind.Tma)
+            {
+                findings.Add(Finding.Of(Rules.AtomNotForFamily, target, declared.Atom, "this mma.sync kernel", "its warps stream K and V through cp.async; TMA feeds the wgmma form (declare wgmma MMA atoms)"));
+            }
             else if (declared.Atom == CopyAtomKind.LdgSts16)
             {
                 findings.Add(Finding.Of(Rules.AtomNotForFamily, target, declared.Atom, "attention", "K and V stream through a cp.async pipeline: use CpAsync16"));
@@ -118,6 +149,123 @@ public static class AttentionValidator
             {
                 findings.Add(Finding.Of(Rules.AtomNotForFamily, target, declared.Atom, $"operand {declared.Operand}", "only int8 V is transposed beforehand (by its quantize kernel)"));
             }
+        }
+    }
+
+    private static readonly MmaAtomKind[] WarpgroupQk = [MmaAtomKind.Wgmma_M64N128K32_S32S8S8, MmaAtomKind.Wgmma_M64N64K32_S32S8S8];
+    private static readonly MmaAtomKind[] WarpgroupPv = [MmaAtomKind.Wgmma_M64N128K32_S32U8S8_RS, MmaAtomKind.Wgmma_M64N64K32_S32U8S8_RS];
+
+    /// <summary>The Hopper form's atoms: wgmma for both products, TMA for every operand, V transposed beforehand (Recipe C).</summary>
+    private static void CheckWarpgroupAtoms(List<Finding> findings, AttentionSpec spec)
+    {
+        if (!WarpgroupQk.Contains(spec.Mma!.Value))
+        {
+            findings.Add(Finding.Of(Rules.AtomNotForFamily, FindingTarget.Mma, spec.Mma, "Q·Kᵀ", "the wgmma kernel reads int8 Q and K from shared memory: use Wgmma_M64N128K32_S32S8S8 (or its N = 64 form)"));
+        }
+        if (spec.PvMma is null)
+        {
+            findings.Add(Finding.Of(Rules.MissingAtom, FindingTarget.Family, spec.Type.Name, "[MmaAtom(..., Product = MmaProduct.PV)] for P·V"));
+        }
+        else if (!WarpgroupPv.Contains(spec.PvMma.Value))
+        {
+            findings.Add(Finding.Of(Rules.AtomNotForFamily, FindingTarget.PvMma, spec.PvMma, "P·V of the wgmma kernel",
+                "P leaves the wgmma accumulators in registers as u8: use Wgmma_M64N128K32_S32U8S8_RS (D = 128) or Wgmma_M64N64K32_S32U8S8_RS (D = 64)"));
+        }
+        foreach (var operand in Operands)
+        {
+            if (spec.CopyAtomOf(operand, CopyDirection.GlobalToShared) != CopyAtomKind.Tma)
+            {
+                findings.Add(Finding.Of(Rules.MissingAtom, FindingTarget.Family, spec.Type.Name, $"[CopyAtom(Operand.{operand}, CopyAtoms.Tma)]: the producer warpgroup loads every tile by TMA"));
+            }
+        }
+        if (spec.CopyAtomOf(Operand.V, CopyDirection.SharedToRegisters) != CopyAtomKind.LdsmPretransposed)
+        {
+            findings.Add(Finding.Of(Rules.MissingAtom, FindingTarget.Family, spec.Type.Name,
+                "[CopyAtom(Operand.V, CopyAtoms.LdsmPretransposed)]: wgmma reads 8-bit B only K-major, so V arrives transposed by its quantize kernel (Recipe C)"));
+        }
+        for (var i = 0; i < spec.CopyAtoms.Count; i++)
+        {
+            var declared = spec.CopyAtoms[i];
+            var target = new FindingTarget(TargetKind.CopyAtom, i);
+            if (declared.Atom is CopyAtomKind.Tma or CopyAtomKind.LdsmPretransposed && (declared.Atom != CopyAtomKind.LdsmPretransposed || declared.Operand == Operand.V))
+            {
+                continue;
+            }
+            findings.Add(Finding.Of(Rules.AtomNotForFamily, target, declared.Atom, $"operand {declared.Operand} of the wgmma kernel",
+                "wgmma reads Q, K and the transposed V from shared memory through descriptors; TMA alone fills them"));
+        }
+    }
+
+    /// <summary>The Hopper form's tiles, layouts and the π agreement of P and V.</summary>
+    private static ImmutableArray<Finding> ValidateWarpgroup(List<Finding> findings, AttentionPlan plan)
+    {
+        var spec = plan.Spec;
+        void Tile(string message) => findings.Add(Finding.Of(Rules.TileNotDivisible, FindingTarget.Family, message));
+        if (spec.BlockM != 64 * plan.ConsumerWarpgroups)
+        {
+            Tile($"BlockM = {spec.BlockM} must be 64 × consumer warpgroups ({64 * plan.ConsumerWarpgroups}): each owns the 64 rows of one wgmma");
+        }
+        if (spec.BlockN != plan.Qk.N)
+        {
+            Tile($"BlockN = {spec.BlockN} must equal the Q·Kᵀ wgmma's N ({plan.Qk.N}): one wgmma row of S per block");
+        }
+        if (spec.HeadDim != plan.Pv.N)
+        {
+            Tile($"HeadDim = {spec.HeadDim} must equal the P·V wgmma's N ({plan.Pv.N}): one wgmma row of O per warpgroup");
+        }
+        if (spec.Stages < 2)
+        {
+            findings.Add(Finding.Of(Rules.InvalidParameter, FindingTarget.Family, "FlashAttentionForward.Stages", spec.Stages, "the producer runs ahead of the consumers: use 2 or more stages"));
+        }
+        if (plan.PScale * 127L * spec.BlockN >= AttentionPlan.FloatBiasRange)
+        {
+            Tile($"BlockN = {spec.BlockN}: one block's P·V reaches {plan.PScale}·127·{spec.BlockN}, past the float-bias range 2^22 the wgmma accumulators are read in");
+        }
+        CheckElements(findings, plan);
+        if (HasErrors(findings))
+        {
+            return findings.ToImmutableArray();
+        }
+        CheckTmaLayout(findings, spec, Operand.Q, spec.BlockM, spec.HeadDim);
+        CheckTmaLayout(findings, spec, Operand.K, spec.BlockN, spec.HeadDim);
+        CheckTmaLayout(findings, spec, Operand.V, plan.VRows, plan.VRowBytes);
+        DeclarationRules.CheckSharedMemory(findings, spec, plan.SharedMemoryBytes,
+            $"{AttentionPlan.TmaAlignment} alignment + Q {plan.QStageBytes} bytes + {spec.Stages} stages × (K {plan.KStageBytes} + V {plan.VStageBytes} bytes) + {plan.Barriers} mbarriers");
+        if (!HasErrors(findings))
+        {
+            var p = plan.ComposeP();
+            var mismatch = !p.Succeeded ? -1 : Enumerable.Range(0, plan.PvWarp.K).Where(slot => p.KOrder[slot] != FragmentComposition.Token(plan.VStoredOrder, slot)).DefaultIfEmpty(-1).First();
+            if (!p.Succeeded || mismatch >= 0)
+            {
+                findings.Add(Finding.Of(Rules.FragmentMismatch, FindingTarget.PvMma, spec.PvMma!, Operand.V, plan.Pv.Ptx,
+                    p.Succeeded ? $"k slot {mismatch} of P holds key {p.KOrder[mismatch]}, but V's transposed tile stores key {FragmentComposition.Token(plan.VStoredOrder, mismatch)} there" : string.Join(" ", p.Errors)));
+            }
+        }
+        return findings.ToImmutableArray();
+    }
+
+    /// <summary>
+    /// TMA writes a box with the swizzle its row length allows and wgmma reads it back with the same mode, so the declared
+    /// layout must be that swizzle: Swizzle(3,4,3) for 128-byte rows, (2,4,3) for 64, (1,4,3) for 32.
+    /// </summary>
+    private static void CheckTmaLayout(List<Finding> findings, AttentionSpec spec, Operand operand, int rows, int rowBytes)
+    {
+        var index = LayoutRules.IndexOf(spec, operand);
+        var declared = spec.SmemLayouts[index].Swizzle;
+        var bits = rowBytes switch { 128 => 3, 64 => 2, 32 => 1, _ => -1 };
+        if (bits < 0)
+        {
+            findings.Add(Finding.Of(Rules.TmaSwizzle, new FindingTarget(TargetKind.SmemLayout, index), operand, rowBytes, declared, "a TMA swizzle atom spans 32, 64 or 128 bytes: no row of another length can be read by wgmma"));
+            return;
+        }
+        var wanted = new Swizzle(bits, 4, 3);
+        if (declared != wanted)
+        {
+            findings.Add(Finding.Of(Rules.TmaSwizzle, new FindingTarget(TargetKind.SmemLayout, index), operand, rowBytes, declared, $"use {wanted}, the {rowBytes}-byte swizzle TMA writes and wgmma reads"));
+        }
+        if (rows % 8 != 0)
+        {
+            findings.Add(Finding.Of(Rules.TileNotDivisible, FindingTarget.Family, $"the {operand} tile has {rows} rows; wgmma reads whole 8-row swizzle atoms"));
         }
     }
 

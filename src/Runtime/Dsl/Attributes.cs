@@ -106,9 +106,17 @@ public sealed class FlashAttentionForwardAttribute : Attribute
     /// BlockM. Lets a smaller block share the scales of a larger quantization tile.
     /// </summary>
     public int QScaleRows { get; set; }
-    /// <summary>Keys per main-loop step (and per K scale).</summary>
+    /// <summary>Keys per main-loop step.</summary>
     public int BlockN { get; set; } = 64;
-    /// <summary>Warps per block; each owns 16 query rows, so BlockM = 16 · Warps.</summary>
+    /// <summary>
+    /// Keys per K scale, i.e. the K quantize kernel's BlockRows; a divisor of BlockN. 0 (the default) means BlockN. Lets a
+    /// larger block (the wgmma kernel's 128 keys) read the scales of a smaller quantization tile.
+    /// </summary>
+    public int KScaleKeys { get; set; }
+    /// <summary>
+    /// Warps per block. mma.sync: each owns 16 query rows, so BlockM = 16 · Warps. wgmma: one producer warpgroup plus
+    /// consumer warpgroups of 64 rows, so BlockM = 64 · (Warps / 4 − 1).
+    /// </summary>
     public int Warps { get; set; } = 8;
     /// <summary>K/V shared-memory stages.</summary>
     public int Stages { get; set; } = 2;

@@ -57,6 +57,11 @@ public enum CopyAtoms
     LdsmPretransposed = 6,
     /// <summary>Registers → shared, <c>stmatrix</c> (sm_90).</summary>
     Stmatrix = 7,
+    /// <summary>
+    /// Global → shared by the Tensor Memory Accelerator: one thread issues <c>cp.async.bulk.tensor</c> for a whole tile,
+    /// which lands swizzled as the operand's [SmemLayout] says and completes on an mbarrier (sm_90). Out-of-range rows arrive as zeros.
+    /// </summary>
+    Tma = 8,
 }
 
 /// <summary>Warp-level matrix-multiply atoms (CuTe's MMA_Atom).</summary>
@@ -74,6 +79,12 @@ public enum MmaAtoms
     Wgmma_M64N64K32_S32S8S8 = 4,
     /// <summary><c>mma.sync.m16n8k16.row.col.f32.bf16.bf16.f32</c> (sm_80).</summary>
     M16N8K16_F32BF16BF16 = 5,
+    /// <summary><c>wgmma.mma_async.m64n128k32.s32.s8.s8</c>, A and B from shared memory (sm_90a): attention's Q·Kᵀ.</summary>
+    Wgmma_M64N128K32_S32S8S8 = 6,
+    /// <summary><c>wgmma.mma_async.m64n128k32.s32.u8.s8</c>, A (u8 P) from registers, B from shared memory (sm_90a): P·V at D = 128.</summary>
+    Wgmma_M64N128K32_S32U8S8_RS = 7,
+    /// <summary><c>wgmma.mma_async.m64n64k32.s32.u8.s8</c>, A (u8 P) from registers, B from shared memory (sm_90a): P·V at D = 64.</summary>
+    Wgmma_M64N64K32_S32U8S8_RS = 8,
 }
 
 /// <summary>How the GEMM's B operand is stored.</summary>

@@ -5,7 +5,7 @@ using KernelDsl.Attention.FlashAttention;
 namespace AttentionTests.FlashAttention;
 
 /// <summary>
-/// The attention kernel reads one Q scale per QScaleRows rows and one K scale per BlockN keys, so the declarations and the
+/// The attention kernel reads one Q scale per QScaleRows rows and one K scale per KScaleKeys keys, so the declarations and the
 /// quantize kernels that feed them must agree; these tests keep the numbers typed in separate places in step.
 /// </summary>
 public class TileCouplingTests
@@ -22,17 +22,17 @@ public class TileCouplingTests
         Assert.All(declared, t =>
         {
             Assert.Equal(AttentionVariant.QScaleRows, Constant(t, "QScaleRows"));
-            Assert.Equal(AttentionVariant.BlockN, Constant(t, "BlockN"));
+            Assert.Equal(AttentionVariant.KScaleKeys, Constant(t, "KScaleKeys"));
         });
         Assert.Equal(declared.Count, AttentionVariant.All.Count);
     }
 
     [Fact]
-    public void Q_and_K_quantize_kernels_scale_per_QScaleRows_and_BlockN_rows()
+    public void Q_and_K_quantize_kernels_scale_per_QScaleRows_and_KScaleKeys_rows()
     {
         var quantizers = Library.GetTypes().Where(t => t.GetCustomAttribute<QuantizeAttribute>() is { } a && a.Granularity == QuantGranularity.PerRowBlock).ToList();
         Assert.All(quantizers.Where(t => t.Name.StartsWith("QuantizeQ", StringComparison.Ordinal)), t => Assert.Equal(AttentionVariant.QScaleRows, Constant(t, "BlockRows")));
-        Assert.All(quantizers.Where(t => t.Name.StartsWith("QuantizeK", StringComparison.Ordinal)), t => Assert.Equal(AttentionVariant.BlockN, Constant(t, "BlockRows")));
+        Assert.All(quantizers.Where(t => t.Name.StartsWith("QuantizeK", StringComparison.Ordinal)), t => Assert.Equal(AttentionVariant.KScaleKeys, Constant(t, "BlockRows")));
     }
 
     [Theory]
@@ -48,9 +48,9 @@ public class TileCouplingTests
                 Quantizers<ushort> u => (u.QScaleCount, u.KScaleCount),
                 _ => throw new InvalidOperationException(),
             };
-            // The kernel reads q_scale[bh · ceil(Sq/QScaleRows) + m0 / QScaleRows] and k_scale[bhk · ceil(Sk/BlockN) + block].
+            // The kernel reads q_scale[bh · ceil(Sq/QScaleRows) + m0 / QScaleRows] and k_scale[bhk · ceil(Sk/KScaleKeys) + key / KScaleKeys].
             Assert.Equal(2L * 3 * ((300 + AttentionVariant.QScaleRows - 1) / AttentionVariant.QScaleRows), q(2, 3, 300));
-            Assert.Equal(2L * 3 * ((300 + AttentionVariant.BlockN - 1) / AttentionVariant.BlockN), k(2, 3, 300));
+            Assert.Equal(2L * 3 * ((300 + AttentionVariant.KScaleKeys - 1) / AttentionVariant.KScaleKeys), k(2, 3, 300));
         }
     }
 

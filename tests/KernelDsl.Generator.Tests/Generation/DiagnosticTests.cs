@@ -310,6 +310,85 @@ public class DiagnosticTests
         Assert.Contains("stored n × k", d.GetMessage());
     }
 
+    /// <summary>A valid warp-specialized wgmma attention (sm_90a); each test breaks one thing.</summary>
+    private const string WgmmaAttention = """
+            using KernelDsl;
+            namespace Users;
+            [FlashAttentionForward(HeadDim = 128, BlockM = 128, BlockN = 128, KScaleKeys = 64, Warps = 12, Stages = 2, Targets = [Sm.Sm90a])]
+            [SmemLayout(Operand.Q, Element.S8, 3, 4, 3)]
+            [SmemLayout(Operand.K, Element.S8, 3, 4, 3)]
+            [SmemLayout(Operand.V, Element.S8, 3, 4, 3)]
+            [CopyAtom(Operand.Q, CopyAtoms.Tma)]
+            [CopyAtom(Operand.K, CopyAtoms.Tma)]
+            [CopyAtom(Operand.V, CopyAtoms.Tma)]
+            [CopyAtom(Operand.V, CopyAtoms.LdsmPretransposed)]
+            [MmaAtom(MmaAtoms.Wgmma_M64N128K32_S32S8S8)]
+            [MmaAtom(MmaAtoms.Wgmma_M64N128K32_S32U8S8_RS, Product = MmaProduct.PV)]
+            public static partial class HopperAttention;
+            """;
+
+    [Fact]
+    public void The_wgmma_declaration_is_valid()
+    {
+        var run = GeneratorHarness.RunGenerator(WgmmaAttention);
+        Assert.Empty(run.GeneratorDiagnostics);
+    }
+
+    [Fact]
+    public void KDSL0105_a_tma_tile_declared_with_another_swizzle()
+    {
+        var d = Single(WgmmaAttention.Replace("[SmemLayout(Operand.K, Element.S8, 3, 4, 3)]", "[SmemLayout(Operand.K, Element.S8, 2, 4, 3)]"), "KDSL0105");
+        Assert.Contains("operand K arrives by TMA in 128-byte rows", d.GetMessage());
+        Assert.Contains("use Swizzle(3,4,3)", d.GetMessage());
+        Assert.Contains("SmemLayout(Operand.K", LineOf(d));
+    }
+
+    [Theory]
+    [InlineData("KScaleKeys = 64", "KScaleKeys = 48", "FlashAttentionForward.KScaleKeys = 48")]
+    [InlineData("Warps = 12", "Warps = 16", "FlashAttentionForward.Warps = 16")]
+    [InlineData("Stages = 2", "Stages = 1", "FlashAttentionForward.Stages = 1")]
+    public void KDSL0003_wgmma_parameters(string from, string to, string expected)
+    {
+        var d = Single(WgmmaAttention.Replace(from, to), "KDSL0003");
+        Assert.Contains(expected, d.GetMessage());
+    }
+
+    [Fact]
+    public void KDSL0301_wgmma_block_rows_are_64_per_consumer_warpgroup()
+    {
+        var d = Single(WgmmaAttention.Replace("BlockM = 128", "BlockM = 64"), "KDSL0301");
+        Assert.Contains("64 × consumer warpgroups (128)", d.GetMessage());
+    }
+
+    [Fact]
+    public void KDSL0402_wgmma_and_mma_sync_products_do_not_mix()
+    {
+        var d = Single(WgmmaAttention.Replace("MmaAtoms.Wgmma_M64N128K32_S32U8S8_RS", "MmaAtoms.M16N8K32_S32U8S8"), "KDSL0402");
+        Assert.Contains("P·V of the wgmma kernel", d.GetMessage());
+    }
+
+    [Fact]
+    public void KDSL0402_tma_in_the_mma_sync_kernel()
+    {
+        var source = AttentionDeclaration.Replace("BLOCKS", "1").Replace("[CopyAtom(Operand.Q, CopyAtoms.Ldsm)]", "[CopyAtom(Operand.Q, CopyAtoms.Ldsm)]\n[CopyAtom(Operand.K, CopyAtoms.Tma)]");
+        var d = Single(source, "KDSL0402");
+        Assert.Contains("TMA feeds the wgmma form", d.GetMessage());
+    }
+
+    [Fact]
+    public void KDSL0007_wgmma_without_tma()
+    {
+        var d = Single(WgmmaAttention.Replace("[CopyAtom(Operand.K, CopyAtoms.Tma)]", ""), "KDSL0007");
+        Assert.Contains("[CopyAtom(Operand.K, CopyAtoms.Tma)]", d.GetMessage());
+    }
+
+    [Fact]
+    public void KDSL0401_wgmma_on_a_plain_sm90_target()
+    {
+        var d = Single(WgmmaAttention.Replace("Targets = [Sm.Sm90a]", "Targets = [Sm.Sm90]"), "KDSL0401", allowOthersOfSameId: true);
+        Assert.Contains("sm_90a", d.GetMessage());
+    }
+
     [Fact]
     public void Every_rule_has_a_test_here_or_in_the_validator_tests()
     {

@@ -102,6 +102,7 @@ public class Int8AttentionGpuTests(ITestOutputHelper output)
         var seed = Environment.TickCount;
         var random = new Random(seed);
         var options = new AttentionOptions { Causal = causal, Pv = pv, V = strategy, Tile = tile };
+        SkipUnlessItRuns(device, input, headDim, options);
         // Issue 4's bars are for f16 inputs; bf16 keeps 8 mantissa bits, so its 16-bit P·V mode gets the u8 bar.
         var bar = pv == PvPrecision.Float16 && input == Element.F16 ? 1.5e-2 : 3e-2;
         (string Name, AttentionShape Shape, float QScale, bool Offsets)[] cases =
@@ -180,6 +181,16 @@ public class Int8AttentionGpuTests(ITestOutputHelper output)
         Assert.True(lseError <= 0.1, $"seed {seed}: merged LSE off by {lseError}");
     }
 
+    /// <summary>The wgmma form runs on sm_90 alone (its SASS is sm_90a); elsewhere its tests skip and say so.</summary>
+    internal static void SkipUnlessItRuns(CudaDevice device, Element input, int headDim, AttentionOptions options)
+    {
+        var variant = Int8Attention.Select(input, headDim, options);
+        if (!variant.RunsOn(device.ComputeCapability))
+        {
+            Assert.Skip($"{variant.Module.Name} is built for {string.Join(", ", variant.Module.Targets)}; this device is {device.ArchName}.");
+        }
+    }
+
     /// <summary>One small GQA shape with tails and three KV blocks, for the sanitizers.</summary>
     internal void Small(Element input, int headDim, bool causal, PvPrecision pv, VStrategy strategy, string tile)
     {
@@ -188,6 +199,7 @@ public class Int8AttentionGpuTests(ITestOutputHelper output)
         var shape = new AttentionShape(1, 2, 1, 70, 150, headDim, causal);
         var (q, k, v) = (Gaussian(random, shape.QElements), Gaussian(random, shape.KvElements), Gaussian(random, shape.KvElements));
         var options = new AttentionOptions { Causal = causal, Pv = pv, V = strategy, Tile = tile };
+        SkipUnlessItRuns(device, input, headDim, options);
         var run = input == Element.BF16 ? ForwardBf16(device, shape, options, q, k, v) : Forward(device, shape, options, q, k, v);
         Assert.True(run.Error.Cosine >= 0.999, $"D={headDim} causal={causal} {pv} {strategy} [{tile}]: cosine {run.Error.Cosine}");
     }
@@ -215,6 +227,32 @@ public class Int8AttentionGpuTests(ITestOutputHelper output)
         // The three V strategies feed identical bytes to identical int32 MMAs: their outputs are the same bits.
         Assert.Equal(transPrmt.Output, movmatrix.Output);
         Assert.Equal(transPrmt.Output, pretransposed.Output);
+    }
+
+    [Theory]
+    [InlineData(128, false)]
+    [InlineData(128, true)]
+    [InlineData(64, false)]
+    [InlineData(64, true)]
+    public void The_wgmma_form_meets_the_bars_at_S4097_and_tracks_the_mma_sync_form(int headDim, bool causal)
+    {
+        using var device = Gpu.OpenOrSkip();
+        var wgmma = Int8Attention.TilesFor(Element.F16, headDim, new AttentionOptions { Causal = causal, V = VStrategy.Pretransposed }).Single(t => t.Contains("wgmma", StringComparison.Ordinal));
+        var options = new AttentionOptions { Causal = causal, V = VStrategy.Pretransposed, Tile = wgmma };
+        SkipUnlessItRuns(device, Element.F16, headDim, options);
+        var seed = Environment.TickCount;
+        var random = new Random(seed);
+        // 4097 keys: 32 full blocks of 128 and one of a single key; 33 query blocks, the last with one row.
+        var shape = new AttentionShape(1, 1, 1, 4097, 4097, headDim, causal);
+        var (q, k, v) = (Gaussian(random, shape.QElements), Gaussian(random, shape.KvElements), Gaussian(random, shape.KvElements));
+        var hopper = Forward(device, shape, options, q, k, v);
+        var warpLevel = Forward(device, shape, new AttentionOptions { Causal = causal, V = VStrategy.TransPrmt }, q, k, v, reference: false);
+        var agreement = ErrorMetrics.Compare(hopper.Output, warpLevel.Output);
+        output.WriteLine($"D={headDim} S=4097{(causal ? " causal" : "")} wgmma: rel L2 {hopper.Error.RelativeL2:E3} cos {hopper.Error.Cosine:F6} LSE max |Δ| {hopper.LseMaxAbs:E2}; vs mma.sync rel L2 {agreement.RelativeL2:E3}");
+        Assert.True(hopper.Error.RelativeL2 <= 3e-2 && hopper.Error.Cosine >= 0.999, $"seed {seed}: rel L2 {hopper.Error.RelativeL2}, cosine {hopper.Error.Cosine}");
+        Assert.True(hopper.LseMaxAbs <= 0.1, $"seed {seed}: LSE off by {hopper.LseMaxAbs}");
+        // Same int8 inputs, same algorithm; only the softmax's block boundaries (128 vs 64 keys) round P differently.
+        Assert.True(agreement.RelativeL2 <= 1e-2, $"seed {seed}: wgmma and mma.sync outputs differ by rel L2 {agreement.RelativeL2}");
     }
 
     [Fact]

@@ -20,8 +20,10 @@ static partial class Int8AttentionD128CausalPretransposed
     public const int BlockM = 128;
     /// <summary>Query rows per Q scale: Q's quantize kernel must use BlockRows = QScaleRows.</summary>
     public const int QScaleRows = 128;
-    /// <summary>Keys per step: K's quantize kernel must use BlockRows = BlockN.</summary>
+    /// <summary>Keys per step.</summary>
     public const int BlockN = 64;
+    /// <summary>Keys per K scale: K's quantize kernel must use BlockRows = KScaleKeys.</summary>
+    public const int KScaleKeys = 64;
     /// <summary>The fixed scale P is quantized with (1 when P stays f16).</summary>
     public const int PScale = 255;
 
@@ -79,7 +81,7 @@ static partial class Int8AttentionD128CausalPretransposed
         global::KernelDsl.Launching.LaunchGuard.Holds(q, (long)batch * headsQ * seqQ * HeadDim, nameof(q), "Q [B][Hq][Sq][D]");
         global::KernelDsl.Launching.LaunchGuard.Holds(k, (long)batch * headsKv * seqK * HeadDim, nameof(k), "K [B][Hkv][Sk][D]");
         global::KernelDsl.Launching.LaunchGuard.Holds(qScale, (long)batch * headsQ * ((seqQ + QScaleRows - 1) / QScaleRows), nameof(qScale), "one scale per QScaleRows query rows");
-        global::KernelDsl.Launching.LaunchGuard.Holds(kScale, (long)batch * headsKv * ((seqK + BlockN - 1) / BlockN), nameof(kScale), "one scale per BlockN keys");
+        global::KernelDsl.Launching.LaunchGuard.Holds(kScale, (long)batch * headsKv * ((seqK + KScaleKeys - 1) / KScaleKeys), nameof(kScale), "one scale per KScaleKeys keys");
         global::KernelDsl.Launching.LaunchGuard.Holds(vScale, (long)batch * headsKv * HeadDim, nameof(vScale), "one scale per channel");
         if (kMean is not null) global::KernelDsl.Launching.LaunchGuard.Holds(kMean, (long)batch * headsKv * HeadDim, nameof(kMean), "one mean per channel");
         if (lse is not null) global::KernelDsl.Launching.LaunchGuard.Holds(lse, (long)batch * headsQ * seqQ, nameof(lse), "one LSE per query row");

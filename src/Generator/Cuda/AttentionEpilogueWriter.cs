@@ -1,0 +1,86 @@
+using KernelDsl.Generator.Atoms;
+using KernelDsl.Generator.Helpers;
+using KernelDsl.Generator.Model;
+
+namespace KernelDsl.Generator.Cuda;
+
+/// <summary>
+/// The epilogue both attention forms share: row sums reduced over the quad, O · v_scale / l written as f16/bf16, and the
+/// LSE with K smoothing's correction (Q read back from its swizzled shared tile).
+/// </summary>
+/// <param name="channels">Where accumulator column 2t + i of O tile 2ci + jt lands among the channels.</param>
+/// <param name="rowOrigin">The block-relative first query row of the warp's 16.</param>
+public sealed class AttentionEpilogueWriter(AttentionPlan plan, ChannelMap channels, CodeWriter w, string rowOrigin)
+{
+    private readonly AttentionSpec _spec = plan.Spec;
+
+    public void Write()
+    {
+        var s = _spec;
+        var d = s.HeadDim;
+        w.Line($"// Epilogue. Row sums were partial per thread: reduce over the quad, then O · v_scale / l.");
+        w.Line($"#pragma unroll");
+        w.Block($"for (int hh = 0; hh < 2; ++hh)", () =>
+        {
+            w.Line($"row_sum[hh] += __shfl_xor_sync(0xffffffffu, row_sum[hh], 1);");
+            w.Line($"row_sum[hh] += __shfl_xor_sync(0xffffffffu, row_sum[hh], 2);");
+        });
+        w.Line($"// Accumulator column 2t + i of tile 2ci + jt is channel 16ci + {channels.TileOffsets[0]}/{channels.TileOffsets[1]}[jt] + {channels.PairStride}t + {channels.OddStride}i.");
+        w.Line($"#pragma unroll");
+        w.Block($"for (int hh = 0; hh < 2; ++hh)", () =>
+        {
+            w.Line($"const int row = m0 + {rowOrigin} + g + 8 * hh;");
+            w.Line($"if (row >= seq_q) continue;");
+            w.Line($"const float inv_l = row_sum[hh] > 0.f ? 1.f / row_sum[hh] : 0.f;  // no visible key: output 0");
+            w.Line($"u16* const out = O + b * o_stride_b + h * o_stride_h + row * o_stride_s;");
+            w.Line($"#pragma unroll");
+            w.Block($"for (int ci = 0; ci < {d / 16}; ++ci)", () =>
+            {
+                w.Line($"#pragma unroll");
+                w.Block($"for (int jt = 0; jt < 2; ++jt)", () =>
+                {
+                    w.Line($"#pragma unroll");
+                    w.Block($"for (int i = 0; i < 2; ++i)", () =>
+                    {
+                        w.Line($"const int c = ci * 16 + (jt ? {channels.TileOffsets[1]} : {channels.TileOffsets[0]}) + {channels.PairStride} * t + {channels.OddStride} * i;");
+                        var scale = plan.F16Pv ? "" : " * v_scale[bhk * " + d + " + c]";
+                        var convert = s.Output == Element.BF16 ? "kdsl_f32_to_bf16" : "kdsl_f32_to_f16";
+                        w.Line($"out[c] = {convert}(o[ci * 2 + jt][2 * hh + i]{scale} * inv_l);");
+                    });
+                });
+            });
+        });
+        if (s.Lse)
+        {
+            WriteLse();
+        }
+    }
+
+    private void WriteLse()
+    {
+        var d = _spec.HeadDim;
+        w.Line($"// LSE (natural log). Smoothing removed q·mean(K) from every score of a row; add it back: σ·q·mean ≈ (q_scale / log2 e)·Σ q8·mean.");
+        w.Block($"if (lse != 0)", () =>
+        {
+            w.Line($"#pragma unroll");
+            w.Block($"for (int hh = 0; hh < 2; ++hh)", () =>
+            {
+                w.Line($"const int local = {rowOrigin} + g + 8 * hh;");
+                w.Line($"float corr = 0.f;");
+                w.Block($"if (k_mean != 0)", () =>
+                {
+                    w.Line($"for (int c = t; c < {d}; c += 4) corr += (float)(s8)sq[{LayoutWriter.FunctionName(Operand.Q)}(local, c)] * k_mean[bhk * {d} + c];");
+                });
+                w.Line($"corr += __shfl_xor_sync(0xffffffffu, corr, 1);");
+                w.Line($"corr += __shfl_xor_sync(0xffffffffu, corr, 2);");
+                w.Line($"const int row = m0 + local;");
+                w.Block($"if (t == 0 && row < seq_q)", () =>
+                {
+                    w.Line($"lse[bh * seq_q + row] = row_sum[hh] > 0.f");
+                    w.Line($"    ? (row_max[hh] + kdsl_log2(row_sum[hh] / {plan.PScale}.f)) * 0.69314718f + corr * q_sc * 0.69314718f");
+                    w.Line($"    : -KDSL_INF;");
+                });
+            });
+        });
+    }
+}

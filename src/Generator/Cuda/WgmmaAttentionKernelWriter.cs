@@ -1,0 +1,179 @@
+using KernelDsl.Generator.Atoms;
+using KernelDsl.Generator.Helpers;
+using KernelDsl.Generator.Model;
+
+namespace KernelDsl.Generator.Cuda;
+
+/// <summary>
+/// Writes the warp-specialized Hopper form of the INT8 FlashAttention forward kernel, one method per section: shared
+/// memory and barriers, the producer warpgroup (TMA loads of Q once and K/V per stage), the consumer warpgroups
+/// (S = Q·Kᵀ on wgmma from shared memory, the shared online softmax, O += P·V on wgmma with P from registers), and
+/// the shared epilogue.
+/// </summary>
+public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
+{
+    /// <summary>Registers a producer thread keeps, and what each consumer thread may take: 128·40 + 256·232 ≤ 65536.</summary>
+    public const int ProducerRegisters = 40, ConsumerRegisters = 232;
+
+    private readonly AttentionSpec _spec = plan.Spec;
+    private CodeWriter _w = null!;
+
+    public string KernelName => _spec.KernelPrefix;
+
+    /// <summary>The descriptor's swizzle-mode code of a K-major tile of <paramref name="rowBytes"/>-byte rows (128 B: 1, 64 B: 2, 32 B: 3).</summary>
+    public static int SwizzleMode(int rowBytes) => rowBytes switch { 128 => 1, 64 => 2, 32 => 3, _ => 0 };
+
+    public void WriteKernel(CodeWriter w)
+    {
+        _w = w;
+        var s = _spec;
+        w.Line($"extern \"C\" __global__ void __launch_bounds__({plan.Threads}, 1)");
+        w.Line($"{KernelName}(const __grid_constant__ kdsl_tensor_map q_map, const __grid_constant__ kdsl_tensor_map k_map, const __grid_constant__ kdsl_tensor_map v_map,");
+        w.Line($"    const float* __restrict__ q_scale, const float* __restrict__ k_scale, const float* __restrict__ v_scale, const float* __restrict__ k_mean,");
+        w.Line($"    u16* __restrict__ O, float* __restrict__ lse, int heads_q, int heads_kv, int seq_q, int seq_k,");
+        w.Line($"    long long o_stride_b, long long o_stride_h, long long o_stride_s)");
+        w.Raw("{");
+        w.Indent();
+        WriteSharedMemory();
+        WriteProducer();
+        WriteConsumer();
+        w.Outdent();
+        w.Raw("}");
+    }
+
+    private void WriteSharedMemory()
+    {
+        var s = _spec;
+        var d = s.HeadDim;
+        var stages = s.Stages;
+        _w.Line($"extern __shared__ __align__(128) u8 kdsl_shared_raw[];");
+        _w.Line($"// TMA's swizzle pattern repeats every {AttentionPlan.TmaAlignment} bytes and wgmma's descriptors assume the same phase: align the tiles to it.");
+        _w.Line($"u8* const sq = (u8*)(((unsigned long long)kdsl_shared_raw + {AttentionPlan.TmaAlignment - 1}) & ~{AttentionPlan.TmaAlignment - 1}ull);  // Q: {s.BlockM}×{d} bytes");
+        _w.Line($"u8* const sk = sq + {plan.QStageBytes};                 // K: {stages} × {plan.KStageBytes} bytes, [key][channel]");
+        _w.Line($"u8* const sv = sk + {stages * plan.KStageBytes};        // V: {stages} × {plan.VStageBytes} bytes, [channel][key] in π order (Recipe C)");
+        _w.Line($"const u32 sq_addr = kdsl_smem(sq), sk_addr = kdsl_smem(sk), sv_addr = kdsl_smem(sv);");
+        _w.Line($"// mbarriers: Q full; per stage K full, V full (TMA bytes), K/V empty (one arrival per consumer warp).");
+        _w.Line($"const u32 q_full = sv_addr + {stages * plan.VStageBytes};");
+        _w.Line($"const u32 k_full = q_full + 8, v_full = k_full + {8 * stages}, kv_empty = v_full + {8 * stages};");
+        _w.Line($"const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, wg = warp >> 2, g = lane >> 2, t = lane & 3;");
+        _w.Line($"const int b = blockIdx.z, h = blockIdx.y, hk = h / (heads_q / heads_kv);  // GQA: heads_q / heads_kv query heads share a KV head");
+        _w.Line($"const long long bh = (long long)b * heads_q + h, bhk = (long long)b * heads_kv + hk;");
+        _w.Line($"const int m0 = blockIdx.x * {s.BlockM};");
+        _w.Line($"const int q_tiles = (seq_q + {plan.QScaleRows - 1}) / {plan.QScaleRows}, k_tiles = (seq_k + {plan.KScaleKeys - 1}) / {plan.KScaleKeys};  // Q scales per {plan.QScaleRows} rows, K scales per {plan.KScaleKeys} keys");
+        if (s.Causal)
+        {
+            _w.Line($"// Causal, bottom-right aligned: row i sees keys j <= i + (seq_k - seq_q); later blocks are never loaded.");
+            _w.Line($"const int last_key = m0 + {s.BlockM - 1} + (seq_k - seq_q);");
+            _w.Line($"const int n_blocks = last_key < 0 ? 0 : kdsl_min((seq_k + {s.BlockN - 1}) / {s.BlockN}, last_key / {s.BlockN} + 1);");
+        }
+        else
+        {
+            _w.Line($"const int n_blocks = (seq_k + {s.BlockN - 1}) / {s.BlockN};");
+        }
+        _w.Block($"if (tid == 0)", () =>
+        {
+            _w.Line($"kdsl_mbar_init(q_full, 1);");
+            _w.Line($"#pragma unroll");
+            _w.Block($"for (int st = 0; st < {stages}; ++st)", () =>
+            {
+                _w.Line($"kdsl_mbar_init(k_full + 8 * st, 1);");
+                _w.Line($"kdsl_mbar_init(v_full + 8 * st, 1);");
+                _w.Line($"kdsl_mbar_init(kv_empty + 8 * st, {4 * plan.ConsumerWarpgroups});");
+            });
+            _w.Line($"kdsl_mbar_init_fence();");
+        });
+        _w.Line($"__syncthreads();  // the last block-wide barrier: the warpgroups part ways here");
+        _w.Line();
+    }
+
+    private void WriteProducer()
+    {
+        var s = _spec;
+        var stages = s.Stages;
+        _w.Line($"// Producer warpgroup: one thread issues every TMA copy; a stage is refilled once all consumer warps released it.");
+        _w.Block($"if (wg == 0)", () =>
+        {
+            _w.Line($"kdsl_setmaxnreg_dec<{ProducerRegisters}>();");
+            _w.Block($"if (tid == 0)", () =>
+            {
+                _w.Line($"kdsl_mbar_arrive_expect_tx(q_full, {plan.QStageBytes});");
+                _w.Line($"kdsl_tma_load_3d(sq_addr, &q_map, q_full, 0, m0, (int)bh);  // rows past seq_q arrive as zeros");
+                _w.Block($"for (int j = 0; j < n_blocks; ++j)", () =>
+                {
+                    _w.Line($"const int st = j % {stages};");
+                    _w.Line($"if (j >= {stages}) kdsl_mbar_wait(kv_empty + 8 * st, ((j / {stages}) - 1) & 1);");
+                    _w.Line($"kdsl_mbar_arrive_expect_tx(k_full + 8 * st, {plan.KStageBytes});");
+                    _w.Line($"kdsl_tma_load_3d(sk_addr + st * {plan.KStageBytes}, &k_map, k_full + 8 * st, 0, j * {s.BlockN}, (int)bhk);");
+                    _w.Line($"kdsl_mbar_arrive_expect_tx(v_full + 8 * st, {plan.VStageBytes});");
+                    _w.Line($"kdsl_tma_load_4d(sv_addr + st * {plan.VStageBytes}, &v_map, v_full + 8 * st, j * {s.BlockN}, 0, hk, b);");
+                });
+            });
+            _w.Line($"return;");
+        });
+        _w.Line();
+    }
+
+    private void WriteConsumer()
+    {
+        var s = _spec;
+        var d = s.HeadDim;
+        var stages = s.Stages;
+        var (qk, pv) = (plan.Qk, plan.Pv);
+        _w.Line($"// Consumer warpgroups: {plan.ConsumerWarpgroups} × 64 query rows; warp w of a warpgroup owns 16 of them, as in an m16 MMA.");
+        _w.Line($"kdsl_setmaxnreg_inc<{ConsumerRegisters}>();");
+        _w.Line($"const int cg = wg - 1;");
+        _w.Line($"const int warp_row = cg * 64 + (warp & 3) * 16;");
+        _w.Line($"float row_max[2] = {{-KDSL_INF, -KDSL_INF}}, row_sum[2] = {{0.f, 0.f}};");
+        _w.Line($"float o[{plan.OTiles}][4];");
+        _w.Line($"#pragma unroll");
+        _w.Line($"for (int i = 0; i < {plan.OTiles}; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;");
+        var qTile = plan.QScaleRows == s.BlockM ? "blockIdx.x" : $"m0 / {plan.QScaleRows}";
+        _w.Line($"const float q_sc = q_scale[bh * q_tiles + {qTile}];");
+        _w.Line($"// K-major descriptors, {d}-byte rows of Q and K, {plan.VRowBytes}-byte rows of V: 8 rows per swizzle atom; each k32 step moves 32 bytes (2 in the address field).");
+        _w.Line($"const unsigned long long q_desc = kdsl_wgmma_desc(sq_addr + cg * {64 * d}, {8 * d}, {SwizzleMode(d)});");
+        _w.Line($"kdsl_mbar_wait(q_full, 0);");
+        _w.Line();
+        _w.Block($"for (int j = 0; j < n_blocks; ++j)", () =>
+        {
+            _w.Line($"const int st = j % {stages};");
+            _w.Line($"const u32 phase = (j / {stages}) & 1;");
+            _w.Line($"const unsigned long long k_desc = kdsl_wgmma_desc(sk_addr + st * {plan.KStageBytes}, {8 * d}, {SwizzleMode(d)});");
+            _w.Line($"const unsigned long long v_desc = kdsl_wgmma_desc(sv_addr + st * {plan.VStageBytes}, {8 * plan.VRowBytes}, {SwizzleMode(plan.VRowBytes)});");
+            _w.Line($"kdsl_mbar_wait(k_full + 8 * st, phase);");
+            _w.Line($"// S = Q·Kᵀ on {qk.Ptx}, both from shared memory; the accumulators start at the float bias (|S| ≤ 127²·{d} < 2^22).");
+            _w.Line($"int sacc[{plan.STiles}][4];");
+            _w.Line($"#pragma unroll");
+            _w.Line($"for (int i = 0; i < {plan.STiles}; ++i) sacc[i][0] = sacc[i][1] = sacc[i][2] = sacc[i][3] = KDSL_FLOAT_BIAS_BITS;");
+            _w.Line($"kdsl_wgmma_fence();");
+            _w.Line($"#pragma unroll");
+            _w.Line($"for (int kk = 0; kk < {plan.QkSteps}; ++kk) kdsl_{qk.HelperName}(sacc, q_desc + 2 * kk, k_desc + 2 * kk);");
+            _w.Line($"kdsl_wgmma_commit();");
+            _w.Line($"kdsl_wgmma_wait<0>();");
+            _w.Line($"kdsl_fence_regs(sacc);");
+            var softmax = new AttentionSoftmaxWriter(plan, _w, "warp_row");
+            softmax.WriteSoftmax();
+            _w.Line($"// O += P·V on {pv.Ptx}: P from registers in π key order, V's [channel][key] tile in the same order from shared memory.");
+            softmax.WritePackP();
+            _w.Line($"int ob[{plan.OTiles}][4];  // this block's int32 product, started at the float bias ({plan.PScale}·127·{s.BlockN} < 2^22)");
+            _w.Line($"#pragma unroll");
+            _w.Line($"for (int i = 0; i < {plan.OTiles}; ++i) ob[i][0] = ob[i][1] = ob[i][2] = ob[i][3] = KDSL_FLOAT_BIAS_BITS;");
+            _w.Line($"kdsl_mbar_wait(v_full + 8 * st, phase);");
+            _w.Line($"kdsl_wgmma_fence();");
+            _w.Line($"#pragma unroll");
+            _w.Line($"for (int kk = 0; kk < {plan.PvSteps}; ++kk) kdsl_{pv.HelperName}(ob, pa[kk][0], pa[kk][1], pa[kk][2], pa[kk][3], v_desc + 2 * kk);");
+            _w.Line($"kdsl_wgmma_commit();");
+            _w.Line($"kdsl_wgmma_wait<0>();");
+            _w.Line($"kdsl_fence_regs(ob);");
+            _w.Line($"if (lane == 0) kdsl_mbar_arrive(kv_empty + 8 * st);  // this warp is done with stage st");
+            _w.Line($"#pragma unroll");
+            _w.Line($"for (int i = 0; i < {plan.OTiles}; ++i) {{ o[i][0] += __int_as_float(ob[i][0]) - KDSL_FLOAT_BIAS; o[i][1] += __int_as_float(ob[i][1]) - KDSL_FLOAT_BIAS; o[i][2] += __int_as_float(ob[i][2]) - KDSL_FLOAT_BIAS; o[i][3] += __int_as_float(ob[i][3]) - KDSL_FLOAT_BIAS; }}");
+        });
+        _w.Line();
+        // The O accumulators of a warp's wgmma slice hold channel 8i + 2t + (r & 1) in tile i: in the epilogue's terms,
+        // tile 2ci + jt lands on 16ci + 8jt + 2t + i.
+        new AttentionEpilogueWriter(plan, NaturalChannels, _w, "warp_row").Write();
+    }
+
+    /// <summary>Accumulator column 2t + i of tile 2ci + jt is channel 16ci + 8jt + 2t + i: V's channels are its tile's rows, in order.</summary>
+    public static readonly ChannelMap NaturalChannels = new(new[] { 0, 8 }.ToEquatableArray(), 2, 1);
+}
