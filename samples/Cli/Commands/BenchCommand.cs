@@ -71,7 +71,7 @@ internal static class BenchCommand
         using var v = Random(device, elements, 3);
         using var o = device.Allocate<Half>(elements);
         TensorView<Half> View(DeviceBuffer<Half> x) => TensorView<Half>.Contiguous(x, batch, heads, seq, headDim);
-        foreach (var variant in AttentionVariant.All.Where(x => x.HeadDim == headDim && x.Input == Element.F16))
+        foreach (var variant in AttentionVariant.All.Where(x => x.HeadDim == headDim && x.Input == Element.F16 && x.RunsOn(device.ComputeCapability)))
         {
             var options = new AttentionOptions { Causal = variant.Causal, Pv = variant.Pv, V = variant.V, Tile = variant.Tile, NonFinite = NonFiniteInputs.Ignore };
             var (selected, launch) = attention.Prepare(stream, View(q), View(k), View(v), View(o), options, null);

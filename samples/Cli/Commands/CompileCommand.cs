@@ -9,7 +9,8 @@ internal static class CompileCommand
     public static Command Create()
     {
         var arch = new Option<string?>("--arch") { Description = "One architecture (sm_80, sm_90, ...); by default each variant's declared targets." };
-        var command = new Command("compile", "Compile every declared variant with NVRTC and show registers and spills.") { arch };
+        var only = new Option<string?>("--only") { Description = "Only variants whose name contains this text (e.g. Wgmma)." };
+        var command = new Command("compile", "Compile every declared variant with NVRTC and show registers and spills.") { arch, only };
         command.SetAction(parse =>
         {
             if (!NvrtcCompiler.TryLoad(out var nvrtc, out var trace))
@@ -19,10 +20,10 @@ internal static class CompileCommand
                 return 2;
             }
             var table = new Table().AddColumns("kernel", "arch", "registers", "spill bytes", "stack", "ms");
-            var (spills, failures) = (0, new List<string>());
+            var (spills, failures, advisories) = (0, new List<string>(), new List<string>());
             AnsiConsole.Progress().Start(progress =>
             {
-                var modules = Attention.DeclaredVariants.All;
+                var modules = Attention.DeclaredVariants.All.Where(m => parse.GetValue(only) is not { } text || m.Name.Contains(text, StringComparison.Ordinal)).ToList();
                 var task = progress.AddTask($"NVRTC {nvrtc.Version}", maxValue: modules.Count);
                 foreach (var module in modules)
                 {
@@ -40,6 +41,11 @@ internal static class CompileCommand
                             table.AddRow(Markup.Escape(module.Name), target, "[red]failed[/]", "", "", "");
                             continue;
                         }
+                        // ptxas advisories (e.g. wgmma serialized, performance warnings) are worth seeing; the per-kernel info lines are in the table.
+                        foreach (var line in result.Log.Split('\n').Where(l => l.Contains("warning", StringComparison.OrdinalIgnoreCase) || l.Contains("Performance", StringComparison.Ordinal)))
+                        {
+                            advisories.Add($"{module.Name} {target}: {line.Trim()}");
+                        }
                         foreach (var kernel in result.Kernels)
                         {
                             spills += kernel.SpillLoadBytes + kernel.SpillStoreBytes;
@@ -51,6 +57,10 @@ internal static class CompileCommand
                 }
             });
             AnsiConsole.Write(table);
+            foreach (var advisory in advisories)
+            {
+                AnsiConsole.MarkupLine($"[yellow]{Markup.Escape(advisory)}[/]");
+            }
             foreach (var failure in failures)
             {
                 AnsiConsole.MarkupLine($"[red]{Markup.Escape(failure)}[/]");

@@ -88,6 +88,8 @@ internal sealed record AttentionVariant(Element Input, int HeadDim, bool Causal,
         Int8<Half>(128, true, VStrategy.Pretransposed, Int8AttentionD128CausalWgmma.Tile, Int8AttentionD128CausalWgmma.Module, Int8AttentionD128CausalWgmma.Launch),
         Int8<Half>(64, false, VStrategy.Pretransposed, Int8AttentionD64Wgmma.Tile, Int8AttentionD64Wgmma.Module, Int8AttentionD64Wgmma.Launch),
         Int8<Half>(64, true, VStrategy.Pretransposed, Int8AttentionD64CausalWgmma.Tile, Int8AttentionD64CausalWgmma.Module, Int8AttentionD64CausalWgmma.Launch),
+        Int8<Half>(128, false, VStrategy.Pretransposed, Int8AttentionD128WgmmaPingpong.Tile, Int8AttentionD128WgmmaPingpong.Module, Int8AttentionD128WgmmaPingpong.Launch),
+        Int8<Half>(128, true, VStrategy.Pretransposed, Int8AttentionD128CausalWgmmaPingpong.Tile, Int8AttentionD128CausalWgmmaPingpong.Module, Int8AttentionD128CausalWgmmaPingpong.Launch),
     ];
 
     /// <summary>Whether a device of this compute capability (major·10 + minor) can run the variant (the wgmma form needs exactly sm_90).</summary>

@@ -130,13 +130,16 @@ public sealed class AttentionSoftmaxWriter(AttentionPlan plan, CodeWriter w, str
         }
     }
 
-    /// <summary>P packed from the S accumulators into the P·V MMA's A registers, <c>pa[PvSteps][4]</c>, per FragmentComposition.PackingOf.</summary>
-    public void WritePackP()
+    /// <summary>P packed from the S accumulators into the P·V MMA's A registers, <c>name[PvSteps][4]</c>, per FragmentComposition.PackingOf.</summary>
+    public void WritePackP(string name = "pa", bool declare = true)
     {
         var pv = plan.PvWarp;
         var elementsPerReg = 4 / pv.AElement.SizeInBytes();
         var sTilesPerStep = pv.K / plan.QkWarp.N;
-        w.Line($"u32 pa[{plan.PvSteps}][4];");
+        if (declare)
+        {
+            w.Line($"u32 {name}[{plan.PvSteps}][4];");
+        }
         w.Line($"#pragma unroll");
         w.Block($"for (int kk = 0; kk < {plan.PvSteps}; ++kk)", () =>
         {
@@ -151,7 +154,7 @@ public sealed class AttentionSoftmaxWriter(AttentionPlan plan, CodeWriter w, str
                 var packed = elementsPerReg == 4
                     ? $"kdsl_prmt(kdsl_prmt({values[0]}, {values[1]}, 0x0040u), kdsl_prmt({values[2]}, {values[3]}, 0x0040u), 0x5410u)"
                     : $"kdsl_pack_{(pv.AElement == Element.BF16 ? "bf16" : "f16")}x2({values[0]}, {values[1]})";
-                w.Line($"pa[kk][{reg}] = {packed};");
+                w.Line($"{name}[kk][{reg}] = {packed};");
             }
         });
     }

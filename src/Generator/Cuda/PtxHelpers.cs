@@ -275,11 +275,14 @@ public static class PtxHelpers
                     static __device__ __forceinline__ void kdsl_wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
                     template <int N> static __device__ __forceinline__ void kdsl_wgmma_wait() { asm volatile("wgmma.wait_group.sync.aligned %0;\n" :: "n"(N) : "memory"); }
                     // Keeps the compiler from touching accumulators across a wgmma wait: each register passes through an empty asm.
-                    template <int T> static __device__ __forceinline__ void kdsl_fence_regs(int (&d)[T][4])
+                    template <typename E, int T> static __device__ __forceinline__ void kdsl_fence_regs(E (&d)[T][4])
                     {
                         #pragma unroll
                         for (int i = 0; i < T; ++i) asm volatile("" : "+r"(d[i][0]), "+r"(d[i][1]), "+r"(d[i][2]), "+r"(d[i][3]) :: "memory");
                     }
+                    // Named barriers among some warps of the block (id 0 is __syncthreads): sync waits, arrive only counts in.
+                    static __device__ __forceinline__ void kdsl_bar_sync(int id, int threads) { asm volatile("bar.sync %0, %1;\n" :: "r"(id), "r"(threads) : "memory"); }
+                    static __device__ __forceinline__ void kdsl_bar_arrive(int id, int threads) { asm volatile("bar.arrive %0, %1;\n" :: "r"(id), "r"(threads) : "memory"); }
                     // Register budgets of warp specialization: the producer gives registers back, the consumers take them.
                     template <int N> static __device__ __forceinline__ void kdsl_setmaxnreg_dec() { asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" :: "n"(N)); }
                     template <int N> static __device__ __forceinline__ void kdsl_setmaxnreg_inc() { asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" :: "n"(N)); }

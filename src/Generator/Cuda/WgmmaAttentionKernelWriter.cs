@@ -12,8 +12,8 @@ namespace KernelDsl.Generator.Cuda;
 /// </summary>
 public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
 {
-    /// <summary>Registers a producer thread keeps, and what each consumer thread may take: 128·40 + 256·232 ≤ 65536.</summary>
-    public const int ProducerRegisters = 40, ConsumerRegisters = 232;
+    /// <summary>Registers a producer thread keeps, and what each consumer thread may take: 128·24 + 256·240 ≤ 65536.</summary>
+    public const int ProducerRegisters = 24, ConsumerRegisters = 240;
 
     private readonly AttentionSpec _spec = plan.Spec;
     private CodeWriter _w = null!;
@@ -133,38 +133,41 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
         _w.Line($"const unsigned long long q_desc = kdsl_wgmma_desc(sq_addr + cg * {64 * d}, {8 * d}, {SwizzleMode(d)});");
         _w.Line($"kdsl_mbar_wait(q_full, 0);");
         _w.Line();
-        _w.Block($"for (int j = 0; j < n_blocks; ++j)", () =>
+        _w.Line($"// FA3's intra-warpgroup pipeline: S of block j is issued before P·V of block j − 1, so the softmax of j runs on");
+        _w.Line($"// the CUDA cores while the tensor cores finish P·V of j − 1. P of the previous block waits in pa, packed after that wait.");
+        _w.Line($"u32 pa[{plan.PvSteps}][4];");
+        if (_spec.Pingpong)
         {
-            _w.Line($"const int st = j % {stages};");
-            _w.Line($"const u32 phase = (j / {stages}) & 1;");
-            _w.Line($"const unsigned long long k_desc = kdsl_wgmma_desc(sk_addr + st * {plan.KStageBytes}, {8 * d}, {SwizzleMode(d)});");
-            _w.Line($"const unsigned long long v_desc = kdsl_wgmma_desc(sv_addr + st * {plan.VStageBytes}, {8 * plan.VRowBytes}, {SwizzleMode(plan.VRowBytes)});");
-            _w.Line($"kdsl_mbar_wait(k_full + 8 * st, phase);");
-            _w.Line($"// S = Q·Kᵀ on {qk.Ptx}, both from shared memory; the accumulators start at the float bias (|S| ≤ 127²·{d} < 2^22).");
-            _w.Line($"int sacc[{plan.STiles}][4];");
-            _w.Line($"#pragma unroll");
-            _w.Line($"for (int i = 0; i < {plan.STiles}; ++i) sacc[i][0] = sacc[i][1] = sacc[i][2] = sacc[i][3] = KDSL_FLOAT_BIAS_BITS;");
-            _w.Line($"kdsl_wgmma_fence();");
-            _w.Line($"#pragma unroll");
-            _w.Line($"for (int kk = 0; kk < {plan.QkSteps}; ++kk) kdsl_{qk.HelperName}(sacc, q_desc + 2 * kk, k_desc + 2 * kk);");
-            _w.Line($"kdsl_wgmma_commit();");
-            _w.Line($"kdsl_wgmma_wait<0>();");
-            _w.Line($"kdsl_fence_regs(sacc);");
+            _w.Line($"// Pingpong: warpgroup cg issues its MMAs after named barrier 1 + cg, then hands the turn to the other; 0 starts.");
+            _w.Line($"if (cg == 1 && n_blocks > 0) kdsl_bar_arrive(1, 256);");
+        }
+        _w.Block($"if (n_blocks > 0)", () =>
+        {
+            _w.Line($"const int j = 0;");
+            WriteScores("0", "0u", pipelined: false);
             var softmax = new AttentionSoftmaxWriter(plan, _w, "warp_row");
             softmax.WriteSoftmax();
-            _w.Line($"// O += P·V on {pv.Ptx}: P from registers in π key order, V's [channel][key] tile in the same order from shared memory.");
-            softmax.WritePackP();
-            _w.Line($"int ob[{plan.OTiles}][4];  // this block's int32 product, started at the float bias ({plan.PScale}·127·{s.BlockN} < 2^22)");
+            softmax.WritePackP("pa", declare: false);
+        });
+        _w.Block($"for (int j = 1; j < n_blocks; ++j)", () =>
+        {
+            _w.Line($"const int st = j % {stages}, prev = (j - 1) % {stages};");
+            WriteScores("st", $"(u32)(j / {stages}) & 1u", pipelined: true);
+            var softmax = new AttentionSoftmaxWriter(plan, _w, "warp_row");
+            softmax.WriteSoftmax();
+            WriteProductWait("prev");
+            _w.Line($"// P is packed into pa only now: written while P·V still read pa's stage, ptxas would serialize every wgmma (C7513).");
+            softmax.WritePackP("pa", declare: false);
+            _w.Line($"// O already carries this block's rescale; P·V of block j − 1 joins it scaled the same way.");
             _w.Line($"#pragma unroll");
-            _w.Line($"for (int i = 0; i < {plan.OTiles}; ++i) ob[i][0] = ob[i][1] = ob[i][2] = ob[i][3] = KDSL_FLOAT_BIAS_BITS;");
-            _w.Line($"kdsl_mbar_wait(v_full + 8 * st, phase);");
-            _w.Line($"kdsl_wgmma_fence();");
-            _w.Line($"#pragma unroll");
-            _w.Line($"for (int kk = 0; kk < {plan.PvSteps}; ++kk) kdsl_{pv.HelperName}(ob, pa[kk][0], pa[kk][1], pa[kk][2], pa[kk][3], v_desc + 2 * kk);");
-            _w.Line($"kdsl_wgmma_commit();");
-            _w.Line($"kdsl_wgmma_wait<0>();");
-            _w.Line($"kdsl_fence_regs(ob);");
-            _w.Line($"if (lane == 0) kdsl_mbar_arrive(kv_empty + 8 * st);  // this warp is done with stage st");
+            _w.Line($"for (int i = 0; i < {plan.OTiles}; ++i) {{ o[i][0] = fmaf(__int_as_float(ob[i][0]) - KDSL_FLOAT_BIAS, alpha[0], o[i][0]); o[i][1] = fmaf(__int_as_float(ob[i][1]) - KDSL_FLOAT_BIAS, alpha[0], o[i][1]); o[i][2] = fmaf(__int_as_float(ob[i][2]) - KDSL_FLOAT_BIAS, alpha[1], o[i][2]); o[i][3] = fmaf(__int_as_float(ob[i][3]) - KDSL_FLOAT_BIAS, alpha[1], o[i][3]); }}");
+        });
+        _w.Block($"if (n_blocks > 0)", () =>
+        {
+            _w.Line($"// The last block's P·V, with nothing left to overlap it with.");
+            _w.Line($"const int prev = (n_blocks - 1) % {stages};");
+            WriteProductIssue("prev", $"(u32)((n_blocks - 1) / {stages}) & 1u");
+            WriteProductWait("prev");
             _w.Line($"#pragma unroll");
             _w.Line($"for (int i = 0; i < {plan.OTiles}; ++i) {{ o[i][0] += __int_as_float(ob[i][0]) - KDSL_FLOAT_BIAS; o[i][1] += __int_as_float(ob[i][1]) - KDSL_FLOAT_BIAS; o[i][2] += __int_as_float(ob[i][2]) - KDSL_FLOAT_BIAS; o[i][3] += __int_as_float(ob[i][3]) - KDSL_FLOAT_BIAS; }}");
         });
@@ -172,6 +175,106 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
         // The O accumulators of a warp's wgmma slice hold channel 8i + 2t + (r & 1) in tile i: in the epilogue's terms,
         // tile 2ci + jt lands on 16ci + 8jt + 2t + i.
         new AttentionEpilogueWriter(plan, NaturalChannels, _w, "warp_row").Write();
+    }
+
+    /// <summary>
+    /// S = Q·Kᵀ of block j on stage <paramref name="stage"/>. Pipelined, P·V of block j − 1 (P in pa, V on stage prev) is
+    /// issued right behind it and left running; the wait returns once S alone has landed.
+    /// </summary>
+    private void WriteScores(string stage, string phase, bool pipelined)
+    {
+        var (s, d, qk) = (_spec, _spec.HeadDim, plan.Qk);
+        _w.Line($"const unsigned long long k_desc = kdsl_wgmma_desc(sk_addr + {stage} * {plan.KStageBytes}, {8 * d}, {SwizzleMode(d)});");
+        _w.Line($"kdsl_mbar_wait(k_full + 8 * {stage}, {phase});");
+        _w.Line($"// S = Q·Kᵀ on {qk.Ptx}, both from shared memory; the accumulators start at the float bias (|S| ≤ 127²·{d} < 2^22).");
+        _w.Line($"int sacc[{plan.STiles}][4];");
+        _w.Line($"#pragma unroll");
+        _w.Line($"for (int i = 0; i < {plan.STiles}; ++i) sacc[i][0] = sacc[i][1] = sacc[i][2] = sacc[i][3] = KDSL_FLOAT_BIAS_BITS;");
+        if (pipelined)
+        {
+            WriteProductIssue("prev", $"(u32)((j - 1) / {s.Stages}) & 1u", scoresFirst: true);
+            _w.Line($"kdsl_wgmma_wait<1>();  // S has landed; P·V of block j − 1 may still run");
+        }
+        else
+        {
+            _w.Line($"kdsl_fence_regs(sacc);  // the bias lands before the fence: ptxas serializes wgmmas whose inputs are written inside a stage");
+            WriteTurnBegin();
+            _w.Line($"kdsl_wgmma_fence();");
+            _w.Line($"#pragma unroll");
+            _w.Line($"for (int kk = 0; kk < {plan.QkSteps}; ++kk) kdsl_{qk.HelperName}(sacc, q_desc + 2 * kk, k_desc + 2 * kk);");
+            _w.Line($"kdsl_wgmma_commit();");
+            WriteTurnEnd(last: false);
+            _w.Line($"kdsl_wgmma_wait<0>();");
+        }
+        _w.Line($"kdsl_fence_regs(sacc);");
+    }
+
+    /// <summary>
+    /// Issues O_block = P·V on <see cref="AttentionPlan.Pv"/> (P from pa, V's stage <paramref name="stage"/>) into fresh biased
+    /// accumulators ob; with <paramref name="scoresFirst"/>, S = Q·Kᵀ is issued first as its own commit group.
+    /// </summary>
+    private void WriteProductIssue(string stage, string phase, bool scoresFirst = false)
+    {
+        var (s, pv, qk) = (_spec, plan.Pv, plan.Qk);
+        _w.Line($"const unsigned long long v_desc = kdsl_wgmma_desc(sv_addr + {stage} * {plan.VStageBytes}, {8 * plan.VRowBytes}, {SwizzleMode(plan.VRowBytes)});");
+        _w.Line($"int ob[{plan.OTiles}][4];  // one block's int32 P·V, started at the float bias ({plan.PScale}·127·{s.BlockN} < 2^22)");
+        _w.Line($"#pragma unroll");
+        _w.Line($"for (int i = 0; i < {plan.OTiles}; ++i) ob[i][0] = ob[i][1] = ob[i][2] = ob[i][3] = KDSL_FLOAT_BIAS_BITS;");
+        _w.Line($"kdsl_mbar_wait(v_full + 8 * {stage}, {phase});");
+        _w.Line($"// Every wgmma input is written before the fence: ptxas serializes wgmmas whose inputs are written inside a stage.");
+        if (scoresFirst)
+        {
+            _w.Line($"kdsl_fence_regs(sacc);");
+        }
+        _w.Line($"kdsl_fence_regs(ob);");
+        _w.Line($"kdsl_fence_regs(pa);");
+        WriteTurnBegin();
+        _w.Line($"kdsl_wgmma_fence();");
+        if (scoresFirst)
+        {
+            _w.Line($"#pragma unroll");
+            _w.Line($"for (int kk = 0; kk < {plan.QkSteps}; ++kk) kdsl_{qk.HelperName}(sacc, q_desc + 2 * kk, k_desc + 2 * kk);");
+            _w.Line($"kdsl_wgmma_commit();");
+        }
+        _w.Line($"// O += P·V on {pv.Ptx}: P from registers in π key order, V's [channel][key] tile in the same order from shared memory.");
+        _w.Line($"#pragma unroll");
+        _w.Line($"for (int kk = 0; kk < {plan.PvSteps}; ++kk) kdsl_{pv.HelperName}(ob, pa[kk][0], pa[kk][1], pa[kk][2], pa[kk][3], v_desc + 2 * kk);");
+        _w.Line($"kdsl_wgmma_commit();");
+        WriteTurnEnd(last: !scoresFirst);
+    }
+
+    /// <summary>Pingpong: wait for this warpgroup's turn to issue MMAs.</summary>
+    private void WriteTurnBegin()
+    {
+        if (_spec.Pingpong)
+        {
+            _w.Line($"kdsl_bar_sync(1 + cg, 256);  // my turn");
+        }
+    }
+
+    /// <summary>Pingpong: hand the turn to the other warpgroup; after its last turn warpgroup 1 has no one left to wake.</summary>
+    private void WriteTurnEnd(bool last)
+    {
+        if (_spec.Pingpong)
+        {
+            if (last)
+            {
+                _w.Line($"if (cg == 0) kdsl_bar_arrive(2, 256);  // the other's turn (warpgroup 1's last turn wakes no one)");
+            }
+            else
+            {
+                _w.Line($"kdsl_bar_arrive(2 - cg, 256);  // the other's turn");
+            }
+        }
+    }
+
+    /// <summary>Waits for P·V, keeps its registers (ob, and pa it read) untouched until then, and frees the stage for the producer.</summary>
+    private void WriteProductWait(string stage)
+    {
+        _w.Line($"kdsl_wgmma_wait<0>();");
+        _w.Line($"kdsl_fence_regs(ob);");
+        _w.Line($"kdsl_fence_regs(pa);  // the wgmma read pa asynchronously: its registers stay live until here");
+        _w.Line($"if (lane == 0) kdsl_mbar_arrive(kv_empty + 8 * {stage});  // this warp is done with the stage");
     }
 
     /// <summary>Accumulator column 2t + i of tile 2ci + jt is channel 16ci + 8jt + 2t + i: V's channels are its tile's rows, in order.</summary>

@@ -94,6 +94,8 @@ public sealed record AttentionSpec : KernelSpec
     public required int Warps { get; init; }
     public required int Stages { get; init; }
     public int MinBlocksPerSm { get; init; } = 1;
+    /// <summary>wgmma form: consumer warpgroups alternate their MMA issue through named barriers.</summary>
+    public bool Pingpong { get; init; }
     public required bool Causal { get; init; }
     public required Element Output { get; init; }
     public required bool Lse { get; init; }

@@ -90,6 +90,10 @@ public static class AttentionValidator
         {
             Bad(nameof(spec.QScaleRows), spec.QScaleRows, $"a Q scale must cover whole blocks: use 0 (= BlockM) or a multiple of BlockM ({spec.BlockM})");
         }
+        if (spec.Pingpong && !warpgroup)
+        {
+            Bad(nameof(spec.Pingpong), true, "only the wgmma form's consumer warpgroups take turns; the mma.sync kernel has none");
+        }
         if (spec.MinBlocksPerSm < 1 || spec.MinBlocksPerSm * spec.Warps * 32 > 2048)
         {
             Bad(nameof(spec.MinBlocksPerSm), spec.MinBlocksPerSm, $"use 1 or more blocks per SM, at most 2048 threads in all ({spec.Warps * 32} a block)");
@@ -212,6 +216,10 @@ public static class AttentionValidator
         if (spec.HeadDim != plan.Pv.N)
         {
             Tile($"HeadDim = {spec.HeadDim} must equal the P·V wgmma's N ({plan.Pv.N}): one wgmma row of O per warpgroup");
+        }
+        if (spec.Pingpong && plan.ConsumerWarpgroups != 2)
+        {
+            findings.Add(Finding.Of(Rules.InvalidParameter, FindingTarget.Family, "FlashAttentionForward.Pingpong", true, "turns are taken between two consumer warpgroups: use 12 warps"));
         }
         if (spec.Stages < 2)
         {

@@ -125,6 +125,11 @@ public sealed class FlashAttentionForwardAttribute : Attribute
     /// file (65536 / (2 · 32 · Warps) registers a thread), trading registers for latency hiding.
     /// </summary>
     public int MinBlocksPerSm { get; set; } = 1;
+    /// <summary>
+    /// wgmma form with two consumer warpgroups: they take turns issuing their MMAs (FlashAttention-3's warp-scheduler
+    /// barriers), so one warpgroup's softmax runs while the other's MMAs hold the tensor cores.
+    /// </summary>
+    public bool Pingpong { get; set; }
     /// <summary>Causal masking, bottom-right aligned when query and key lengths differ.</summary>
     public bool Causal { get; set; }
     /// <summary>Output element: F16 or BF16.</summary>

@@ -347,10 +347,19 @@ public class DiagnosticTests
     [InlineData("KScaleKeys = 64", "KScaleKeys = 48", "FlashAttentionForward.KScaleKeys = 48")]
     [InlineData("Warps = 12", "Warps = 16", "FlashAttentionForward.Warps = 16")]
     [InlineData("Stages = 2", "Stages = 1", "FlashAttentionForward.Stages = 1")]
+    [InlineData("Warps = 12", "Warps = 8, Pingpong = true", "FlashAttentionForward.Pingpong = True")]
     public void KDSL0003_wgmma_parameters(string from, string to, string expected)
     {
         var d = Single(WgmmaAttention.Replace(from, to), "KDSL0003");
         Assert.Contains(expected, d.GetMessage());
+    }
+
+    [Fact]
+    public void KDSL0003_pingpong_in_the_mma_sync_kernel()
+    {
+        var d = Single(AttentionDeclaration.Replace("BLOCKS", "1").Replace("Stages = 2,", "Stages = 2, Pingpong = true,"), "KDSL0003");
+        Assert.Contains("FlashAttentionForward.Pingpong", d.GetMessage());
+        Assert.Contains("mma.sync kernel has none", d.GetMessage());
     }
 
     [Fact]

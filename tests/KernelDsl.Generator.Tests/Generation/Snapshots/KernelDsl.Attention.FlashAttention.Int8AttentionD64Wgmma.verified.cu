@@ -90,11 +90,14 @@ static __device__ __forceinline__ void kdsl_wgmma_fence() { asm volatile("wgmma.
 static __device__ __forceinline__ void kdsl_wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
 template <int N> static __device__ __forceinline__ void kdsl_wgmma_wait() { asm volatile("wgmma.wait_group.sync.aligned %0;\n" :: "n"(N) : "memory"); }
 // Keeps the compiler from touching accumulators across a wgmma wait: each register passes through an empty asm.
-template <int T> static __device__ __forceinline__ void kdsl_fence_regs(int (&d)[T][4])
+template <typename E, int T> static __device__ __forceinline__ void kdsl_fence_regs(E (&d)[T][4])
 {
     #pragma unroll
     for (int i = 0; i < T; ++i) asm volatile("" : "+r"(d[i][0]), "+r"(d[i][1]), "+r"(d[i][2]), "+r"(d[i][3]) :: "memory");
 }
+// Named barriers among some warps of the block (id 0 is __syncthreads): sync waits, arrive only counts in.
+static __device__ __forceinline__ void kdsl_bar_sync(int id, int threads) { asm volatile("bar.sync %0, %1;\n" :: "r"(id), "r"(threads) : "memory"); }
+static __device__ __forceinline__ void kdsl_bar_arrive(int id, int threads) { asm volatile("bar.arrive %0, %1;\n" :: "r"(id), "r"(threads) : "memory"); }
 // Register budgets of warp specialization: the producer gives registers back, the consumers take them.
 template <int N> static __device__ __forceinline__ void kdsl_setmaxnreg_dec() { asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" :: "n"(N)); }
 template <int N> static __device__ __forceinline__ void kdsl_setmaxnreg_inc() { asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" :: "n"(N)); }
@@ -171,7 +174,7 @@ kdsl_KernelDsl_Attention_FlashAttention_Int8AttentionD64Wgmma(const __grid_const
     // Producer warpgroup: one thread issues every TMA copy; a stage is refilled once all consumer warps released it.
     if (wg == 0)
     {
-        kdsl_setmaxnreg_dec<40>();
+        kdsl_setmaxnreg_dec<24>();
         if (tid == 0)
         {
             kdsl_mbar_arrive_expect_tx(q_full, 8192);
@@ -190,7 +193,7 @@ kdsl_KernelDsl_Attention_FlashAttention_Int8AttentionD64Wgmma(const __grid_const
     }
 
     // Consumer warpgroups: 2 × 64 query rows; warp w of a warpgroup owns 16 of them, as in an m16 MMA.
-    kdsl_setmaxnreg_inc<232>();
+    kdsl_setmaxnreg_inc<240>();
     const int cg = wg - 1;
     const int warp_row = cg * 64 + (warp & 3) * 16;
     float row_max[2] = {-KDSL_INF, -KDSL_INF}, row_sum[2] = {0.f, 0.f};
@@ -202,17 +205,19 @@ kdsl_KernelDsl_Attention_FlashAttention_Int8AttentionD64Wgmma(const __grid_const
     const unsigned long long q_desc = kdsl_wgmma_desc(sq_addr + cg * 4096, 512, 2);
     kdsl_mbar_wait(q_full, 0);
 
-    for (int j = 0; j < n_blocks; ++j)
+    // FA3's intra-warpgroup pipeline: S of block j is issued before P·V of block j − 1, so the softmax of j runs on
+    // the CUDA cores while the tensor cores finish P·V of j − 1. P of the previous block waits in pa, packed after that wait.
+    u32 pa[4][4];
+    if (n_blocks > 0)
     {
-        const int st = j % 3;
-        const u32 phase = (j / 3) & 1;
-        const unsigned long long k_desc = kdsl_wgmma_desc(sk_addr + st * 8192, 512, 2);
-        const unsigned long long v_desc = kdsl_wgmma_desc(sv_addr + st * 8192, 1024, 1);
-        kdsl_mbar_wait(k_full + 8 * st, phase);
+        const int j = 0;
+        const unsigned long long k_desc = kdsl_wgmma_desc(sk_addr + 0 * 8192, 512, 2);
+        kdsl_mbar_wait(k_full + 8 * 0, 0u);
         // S = Q·Kᵀ on wgmma.mma_async.sync.aligned.m64n128k32.s32.s8.s8, both from shared memory; the accumulators start at the float bias (|S| ≤ 127²·64 < 2^22).
         int sacc[16][4];
         #pragma unroll
         for (int i = 0; i < 16; ++i) sacc[i][0] = sacc[i][1] = sacc[i][2] = sacc[i][3] = KDSL_FLOAT_BIAS_BITS;
+        kdsl_fence_regs(sacc);  // the bias lands before the fence: ptxas serializes wgmmas whose inputs are written inside a stage
         kdsl_wgmma_fence();
         #pragma unroll
         for (int kk = 0; kk < 2; ++kk) kdsl_wgmma_m64n128k32_s32s8s8(sacc, q_desc + 2 * kk, k_desc + 2 * kk);
@@ -270,8 +275,6 @@ kdsl_KernelDsl_Attention_FlashAttention_Int8AttentionD64Wgmma(const __grid_const
         for (int jt = 0; jt < 16; ++jt) { p_sum[0] += p[jt][0] + p[jt][1]; p_sum[1] += p[jt][2] + p[jt][3]; }
         row_sum[0] += (float)(int)(p_sum[0] - 32u * KDSL_FLOAT_BIAS_BITS);
         row_sum[1] += (float)(int)(p_sum[1] - 32u * KDSL_FLOAT_BIAS_BITS);
-        // O += P·V on wgmma.mma_async.sync.aligned.m64n64k32.s32.u8.s8: P from registers in π key order, V's [channel][key] tile in the same order from shared memory.
-        u32 pa[4][4];
         #pragma unroll
         for (int kk = 0; kk < 4; ++kk)
         {
@@ -280,17 +283,124 @@ kdsl_KernelDsl_Attention_FlashAttention_Int8AttentionD64Wgmma(const __grid_const
             pa[kk][2] = kdsl_prmt(kdsl_prmt(p[kk * 4 + 2][0], p[kk * 4 + 2][1], 0x0040u), kdsl_prmt(p[kk * 4 + 3][0], p[kk * 4 + 3][1], 0x0040u), 0x5410u);
             pa[kk][3] = kdsl_prmt(kdsl_prmt(p[kk * 4 + 2][2], p[kk * 4 + 2][3], 0x0040u), kdsl_prmt(p[kk * 4 + 3][2], p[kk * 4 + 3][3], 0x0040u), 0x5410u);
         }
-        int ob[8][4];  // this block's int32 product, started at the float bias (255·127·128 < 2^22)
+    }
+    for (int j = 1; j < n_blocks; ++j)
+    {
+        const int st = j % 3, prev = (j - 1) % 3;
+        const unsigned long long k_desc = kdsl_wgmma_desc(sk_addr + st * 8192, 512, 2);
+        kdsl_mbar_wait(k_full + 8 * st, (u32)(j / 3) & 1u);
+        // S = Q·Kᵀ on wgmma.mma_async.sync.aligned.m64n128k32.s32.s8.s8, both from shared memory; the accumulators start at the float bias (|S| ≤ 127²·64 < 2^22).
+        int sacc[16][4];
+        #pragma unroll
+        for (int i = 0; i < 16; ++i) sacc[i][0] = sacc[i][1] = sacc[i][2] = sacc[i][3] = KDSL_FLOAT_BIAS_BITS;
+        const unsigned long long v_desc = kdsl_wgmma_desc(sv_addr + prev * 8192, 1024, 1);
+        int ob[8][4];  // one block's int32 P·V, started at the float bias (255·127·128 < 2^22)
         #pragma unroll
         for (int i = 0; i < 8; ++i) ob[i][0] = ob[i][1] = ob[i][2] = ob[i][3] = KDSL_FLOAT_BIAS_BITS;
-        kdsl_mbar_wait(v_full + 8 * st, phase);
+        kdsl_mbar_wait(v_full + 8 * prev, (u32)((j - 1) / 3) & 1u);
+        // Every wgmma input is written before the fence: ptxas serializes wgmmas whose inputs are written inside a stage.
+        kdsl_fence_regs(sacc);
+        kdsl_fence_regs(ob);
+        kdsl_fence_regs(pa);
         kdsl_wgmma_fence();
+        #pragma unroll
+        for (int kk = 0; kk < 2; ++kk) kdsl_wgmma_m64n128k32_s32s8s8(sacc, q_desc + 2 * kk, k_desc + 2 * kk);
+        kdsl_wgmma_commit();
+        // O += P·V on wgmma.mma_async.sync.aligned.m64n64k32.s32.u8.s8: P from registers in π key order, V's [channel][key] tile in the same order from shared memory.
+        #pragma unroll
+        for (int kk = 0; kk < 4; ++kk) kdsl_wgmma_m64n64k32_s32u8s8_rs(ob, pa[kk][0], pa[kk][1], pa[kk][2], pa[kk][3], v_desc + 2 * kk);
+        kdsl_wgmma_commit();
+        kdsl_wgmma_wait<1>();  // S has landed; P·V of block j − 1 may still run
+        kdsl_fence_regs(sacc);
+        // Online softmax in the log2 domain (softmax scale · log2 e is folded into q_scale).
+        // 2 K scales per block of 128 keys; one past the last key's scale is never read (its keys are masked).
+        float sc[2];
+        #pragma unroll
+        for (int ks = 0; ks < 2; ++ks) sc[ks] = j * 2 + ks < k_tiles ? q_sc * k_scale[bhk * k_tiles + j * 2 + ks] : 1.f;
+        // Only a block that crosses the end of the keys compares keys; the others skip the masks.
+        const bool masked = (j + 1) * 128 > seq_k;
+        float xs[16][4];  // bias + S as floats, −∞ where masked
+        #pragma unroll
+        for (int jt = 0; jt < 16; ++jt) { xs[jt][0] = __int_as_float(sacc[jt][0]); xs[jt][1] = __int_as_float(sacc[jt][1]); xs[jt][2] = __int_as_float(sacc[jt][2]); xs[jt][3] = __int_as_float(sacc[jt][3]); }
+        if (masked)
+        {
+            #pragma unroll
+            for (int jt = 0; jt < 16; ++jt)
+                #pragma unroll
+                for (int r = 0; r < 4; ++r) { const int key = j * 128 + jt * 8 + 2 * t + (r & 1); if (key >= seq_k) xs[jt][r] = -KDSL_INF; }
+        }
+        float block_max[2] = {fmaxf((fmaxf(fmaxf(fmaxf(fmaxf(xs[0][0], xs[0][1]), fmaxf(xs[1][0], xs[1][1])), fmaxf(fmaxf(xs[2][0], xs[2][1]), fmaxf(xs[3][0], xs[3][1]))), fmaxf(fmaxf(fmaxf(xs[4][0], xs[4][1]), fmaxf(xs[5][0], xs[5][1])), fmaxf(fmaxf(xs[6][0], xs[6][1]), fmaxf(xs[7][0], xs[7][1])))) - KDSL_FLOAT_BIAS) * sc[0], (fmaxf(fmaxf(fmaxf(fmaxf(xs[8][0], xs[8][1]), fmaxf(xs[9][0], xs[9][1])), fmaxf(fmaxf(xs[10][0], xs[10][1]), fmaxf(xs[11][0], xs[11][1]))), fmaxf(fmaxf(fmaxf(xs[12][0], xs[12][1]), fmaxf(xs[13][0], xs[13][1])), fmaxf(fmaxf(xs[14][0], xs[14][1]), fmaxf(xs[15][0], xs[15][1])))) - KDSL_FLOAT_BIAS) * sc[1]),
+                               fmaxf((fmaxf(fmaxf(fmaxf(fmaxf(xs[0][2], xs[0][3]), fmaxf(xs[1][2], xs[1][3])), fmaxf(fmaxf(xs[2][2], xs[2][3]), fmaxf(xs[3][2], xs[3][3]))), fmaxf(fmaxf(fmaxf(xs[4][2], xs[4][3]), fmaxf(xs[5][2], xs[5][3])), fmaxf(fmaxf(xs[6][2], xs[6][3]), fmaxf(xs[7][2], xs[7][3])))) - KDSL_FLOAT_BIAS) * sc[0], (fmaxf(fmaxf(fmaxf(fmaxf(xs[8][2], xs[8][3]), fmaxf(xs[9][2], xs[9][3])), fmaxf(fmaxf(xs[10][2], xs[10][3]), fmaxf(xs[11][2], xs[11][3]))), fmaxf(fmaxf(fmaxf(xs[12][2], xs[12][3]), fmaxf(xs[13][2], xs[13][3])), fmaxf(fmaxf(xs[14][2], xs[14][3]), fmaxf(xs[15][2], xs[15][3])))) - KDSL_FLOAT_BIAS) * sc[1])};
+        float alpha[2], base[2];
+        bool grew = false;
+        #pragma unroll
+        for (int hh = 0; hh < 2; ++hh)
+        {
+            block_max[hh] = fmaxf(block_max[hh], __shfl_xor_sync(0xffffffffu, block_max[hh], 1));
+            block_max[hh] = fmaxf(block_max[hh], __shfl_xor_sync(0xffffffffu, block_max[hh], 2));
+            const float new_max = fmaxf(row_max[hh], block_max[hh]);  // already scaled
+            base[hh] = new_max == -KDSL_INF ? 0.f : new_max;  // a fully masked row so far: keep exp2 finite
+            alpha[hh] = new_max > row_max[hh] ? kdsl_exp2(row_max[hh] - base[hh]) : 1.f;
+            grew |= new_max > row_max[hh];
+            row_max[hh] = new_max;
+            row_sum[hh] *= alpha[hh];
+        }
+        // O is rescaled only when a row of the warp saw a new maximum; past the first blocks that is rare.
+        if (__any_sync(0xffffffffu, grew))
+        {
+            #pragma unroll
+            for (int i = 0; i < 8; ++i) { o[i][0] *= alpha[0]; o[i][1] *= alpha[0]; o[i][2] *= alpha[1]; o[i][3] *= alpha[1]; }
+        }
+        // P in [0, 1] quantized to u8: the biased FFMA rounds 255·P to the nearest even integer, kept in the
+        // low byte. The row sum adds the quantized values, as integers (the biases cancel mod 2^32).
+        u32 p[16][4];
+        #pragma unroll
+        for (int jt = 0; jt < 16; ++jt)
+            #pragma unroll
+            for (int r = 0; r < 4; ++r) p[jt][r] = __float_as_uint(fmaf(kdsl_exp2(fmaf(xs[jt][r] - KDSL_FLOAT_BIAS, sc[(jt) / 8], -base[r >> 1])), 255.f, KDSL_FLOAT_BIAS));  // masked: 2^-∞ = 0
+        u32 p_sum[2] = {0u, 0u};
+        #pragma unroll
+        for (int jt = 0; jt < 16; ++jt) { p_sum[0] += p[jt][0] + p[jt][1]; p_sum[1] += p[jt][2] + p[jt][3]; }
+        row_sum[0] += (float)(int)(p_sum[0] - 32u * KDSL_FLOAT_BIAS_BITS);
+        row_sum[1] += (float)(int)(p_sum[1] - 32u * KDSL_FLOAT_BIAS_BITS);
+        kdsl_wgmma_wait<0>();
+        kdsl_fence_regs(ob);
+        kdsl_fence_regs(pa);  // the wgmma read pa asynchronously: its registers stay live until here
+        if (lane == 0) kdsl_mbar_arrive(kv_empty + 8 * prev);  // this warp is done with the stage
+        // P is packed into pa only now: written while P·V still read pa's stage, ptxas would serialize every wgmma (C7513).
+        #pragma unroll
+        for (int kk = 0; kk < 4; ++kk)
+        {
+            pa[kk][0] = kdsl_prmt(kdsl_prmt(p[kk * 4 + 0][0], p[kk * 4 + 0][1], 0x0040u), kdsl_prmt(p[kk * 4 + 1][0], p[kk * 4 + 1][1], 0x0040u), 0x5410u);
+            pa[kk][1] = kdsl_prmt(kdsl_prmt(p[kk * 4 + 0][2], p[kk * 4 + 0][3], 0x0040u), kdsl_prmt(p[kk * 4 + 1][2], p[kk * 4 + 1][3], 0x0040u), 0x5410u);
+            pa[kk][2] = kdsl_prmt(kdsl_prmt(p[kk * 4 + 2][0], p[kk * 4 + 2][1], 0x0040u), kdsl_prmt(p[kk * 4 + 3][0], p[kk * 4 + 3][1], 0x0040u), 0x5410u);
+            pa[kk][3] = kdsl_prmt(kdsl_prmt(p[kk * 4 + 2][2], p[kk * 4 + 2][3], 0x0040u), kdsl_prmt(p[kk * 4 + 3][2], p[kk * 4 + 3][3], 0x0040u), 0x5410u);
+        }
+        // O already carries this block's rescale; P·V of block j − 1 joins it scaled the same way.
+        #pragma unroll
+        for (int i = 0; i < 8; ++i) { o[i][0] = fmaf(__int_as_float(ob[i][0]) - KDSL_FLOAT_BIAS, alpha[0], o[i][0]); o[i][1] = fmaf(__int_as_float(ob[i][1]) - KDSL_FLOAT_BIAS, alpha[0], o[i][1]); o[i][2] = fmaf(__int_as_float(ob[i][2]) - KDSL_FLOAT_BIAS, alpha[1], o[i][2]); o[i][3] = fmaf(__int_as_float(ob[i][3]) - KDSL_FLOAT_BIAS, alpha[1], o[i][3]); }
+    }
+    if (n_blocks > 0)
+    {
+        // The last block's P·V, with nothing left to overlap it with.
+        const int prev = (n_blocks - 1) % 3;
+        const unsigned long long v_desc = kdsl_wgmma_desc(sv_addr + prev * 8192, 1024, 1);
+        int ob[8][4];  // one block's int32 P·V, started at the float bias (255·127·128 < 2^22)
+        #pragma unroll
+        for (int i = 0; i < 8; ++i) ob[i][0] = ob[i][1] = ob[i][2] = ob[i][3] = KDSL_FLOAT_BIAS_BITS;
+        kdsl_mbar_wait(v_full + 8 * prev, (u32)((n_blocks - 1) / 3) & 1u);
+        // Every wgmma input is written before the fence: ptxas serializes wgmmas whose inputs are written inside a stage.
+        kdsl_fence_regs(ob);
+        kdsl_fence_regs(pa);
+        kdsl_wgmma_fence();
+        // O += P·V on wgmma.mma_async.sync.aligned.m64n64k32.s32.u8.s8: P from registers in π key order, V's [channel][key] tile in the same order from shared memory.
         #pragma unroll
         for (int kk = 0; kk < 4; ++kk) kdsl_wgmma_m64n64k32_s32u8s8_rs(ob, pa[kk][0], pa[kk][1], pa[kk][2], pa[kk][3], v_desc + 2 * kk);
         kdsl_wgmma_commit();
         kdsl_wgmma_wait<0>();
         kdsl_fence_regs(ob);
-        if (lane == 0) kdsl_mbar_arrive(kv_empty + 8 * st);  // this warp is done with stage st
+        kdsl_fence_regs(pa);  // the wgmma read pa asynchronously: its registers stay live until here
+        if (lane == 0) kdsl_mbar_arrive(kv_empty + 8 * prev);  // this warp is done with the stage
         #pragma unroll
         for (int i = 0; i < 8; ++i) { o[i][0] += __int_as_float(ob[i][0]) - KDSL_FLOAT_BIAS; o[i][1] += __int_as_float(ob[i][1]) - KDSL_FLOAT_BIAS; o[i][2] += __int_as_float(ob[i][2]) - KDSL_FLOAT_BIAS; o[i][3] += __int_as_float(ob[i][3]) - KDSL_FLOAT_BIAS; }
     }
