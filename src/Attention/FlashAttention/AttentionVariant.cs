@@ -90,6 +90,8 @@ internal sealed record AttentionVariant(Element Input, int HeadDim, bool Causal,
         Int8<Half>(64, true, VStrategy.Pretransposed, Int8AttentionD64CausalWgmma.Tile, Int8AttentionD64CausalWgmma.Module, Int8AttentionD64CausalWgmma.Launch),
         Int8<Half>(128, false, VStrategy.Pretransposed, Int8AttentionD128WgmmaPingpong.Tile, Int8AttentionD128WgmmaPingpong.Module, Int8AttentionD128WgmmaPingpong.Launch),
         Int8<Half>(128, true, VStrategy.Pretransposed, Int8AttentionD128CausalWgmmaPingpong.Tile, Int8AttentionD128CausalWgmmaPingpong.Module, Int8AttentionD128CausalWgmmaPingpong.Launch),
+        Int8<Half>(128, false, VStrategy.Pretransposed, Int8AttentionD128WgmmaStages3.Tile, Int8AttentionD128WgmmaStages3.Module, Int8AttentionD128WgmmaStages3.Launch),
+        Int8<Half>(128, true, VStrategy.Pretransposed, Int8AttentionD128CausalWgmmaStages3.Tile, Int8AttentionD128CausalWgmmaStages3.Module, Int8AttentionD128CausalWgmmaStages3.Launch),
     ];
 
     /// <summary>Whether a device of this compute capability (major·10 + minor) can run the variant (the wgmma form needs exactly sm_90).</summary>

@@ -451,3 +451,29 @@ public static partial class Int8AttentionD128WgmmaPingpong;
 [MmaAtom(MmaAtoms.Wgmma_M64N128K32_S32S8S8)]
 [MmaAtom(MmaAtoms.Wgmma_M64N128K32_S32U8S8_RS, Product = MmaProduct.PV)]
 public static partial class Int8AttentionD128CausalWgmmaPingpong;
+
+/// <summary>D = 128 on wgmma with three K/V stages: the producer runs two blocks ahead.</summary>
+[FlashAttentionForward(HeadDim = 128, BlockM = 128, BlockN = 128, KScaleKeys = 64, Warps = 12, Stages = 3, Targets = [Sm.Sm90a])]
+[SmemLayout(Operand.Q, Element.S8, 3, 4, 3)]
+[SmemLayout(Operand.K, Element.S8, 3, 4, 3)]
+[SmemLayout(Operand.V, Element.S8, 3, 4, 3)]
+[CopyAtom(Operand.Q, CopyAtoms.Tma)]
+[CopyAtom(Operand.K, CopyAtoms.Tma)]
+[CopyAtom(Operand.V, CopyAtoms.Tma)]
+[CopyAtom(Operand.V, CopyAtoms.LdsmPretransposed)]
+[MmaAtom(MmaAtoms.Wgmma_M64N128K32_S32S8S8)]
+[MmaAtom(MmaAtoms.Wgmma_M64N128K32_S32U8S8_RS, Product = MmaProduct.PV)]
+public static partial class Int8AttentionD128WgmmaStages3;
+
+/// <summary>D = 128, causal, on wgmma with three K/V stages.</summary>
+[FlashAttentionForward(HeadDim = 128, BlockM = 128, BlockN = 128, KScaleKeys = 64, Warps = 12, Stages = 3, Causal = true, Targets = [Sm.Sm90a])]
+[SmemLayout(Operand.Q, Element.S8, 3, 4, 3)]
+[SmemLayout(Operand.K, Element.S8, 3, 4, 3)]
+[SmemLayout(Operand.V, Element.S8, 3, 4, 3)]
+[CopyAtom(Operand.Q, CopyAtoms.Tma)]
+[CopyAtom(Operand.K, CopyAtoms.Tma)]
+[CopyAtom(Operand.V, CopyAtoms.Tma)]
+[CopyAtom(Operand.V, CopyAtoms.LdsmPretransposed)]
+[MmaAtom(MmaAtoms.Wgmma_M64N128K32_S32S8S8)]
+[MmaAtom(MmaAtoms.Wgmma_M64N128K32_S32U8S8_RS, Product = MmaProduct.PV)]
+public static partial class Int8AttentionD128CausalWgmmaStages3;

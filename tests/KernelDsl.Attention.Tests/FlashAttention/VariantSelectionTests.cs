@@ -23,7 +23,7 @@ public class VariantSelectionTests
         var options = new AttentionOptions { V = VStrategy.Pretransposed };
         var tiles = Int8Attention.TilesFor(Element.F16, 128, options);
         Assert.Equal(["128×64 / 8 warps / 2 stages / 1 block/SM", "128×64 / 8 warps / 3 stages / 1 block/SM", "64×64 / 4 warps / 2 stages / 2 blocks/SM",
-            "128×128 / wgmma 1+2 warpgroups / 2 stages", "128×128 / wgmma 1+2 warpgroups pingpong / 2 stages"], tiles);
+            "128×128 / wgmma 1+2 warpgroups / 2 stages", "128×128 / wgmma 1+2 warpgroups pingpong / 2 stages", "128×128 / wgmma 1+2 warpgroups / 3 stages"], tiles);
         Assert.Equal(tiles[0], Int8Attention.Select(Element.F16, 128, options).Tile);
         Assert.Equal(tiles[1], Int8Attention.Select(Element.F16, 128, options with { Tile = tiles[1] }).Tile);
         Assert.Equal("128×64 / 8 warps / 2 stages / 2 blocks/SM", Int8Attention.Select(Element.F16, 64, new AttentionOptions()).Tile);
@@ -49,7 +49,8 @@ public class VariantSelectionTests
         // An A100 (sm_80) gets the mma.sync tiles; an H100 (sm_90) also the wgmma form, which runs on sm_90a alone.
         Assert.Equal(d128, Int8Attention.TuningCandidates(Element.F16, 128, causal: false, computeCapability: 80));
         Assert.Equal(d128, Int8Attention.TuningCandidates(Element.F16, 128, causal: true, computeCapability: 80));
-        string[] wgmma = ["Pretransposed | 128×128 / wgmma 1+2 warpgroups / 2 stages", "Pretransposed | 128×128 / wgmma 1+2 warpgroups pingpong / 2 stages"];
+        string[] wgmma = ["Pretransposed | 128×128 / wgmma 1+2 warpgroups / 2 stages", "Pretransposed | 128×128 / wgmma 1+2 warpgroups pingpong / 2 stages",
+            "Pretransposed | 128×128 / wgmma 1+2 warpgroups / 3 stages"];
         Assert.Equal([.. d128, .. wgmma], Int8Attention.TuningCandidates(Element.F16, 128, causal: false, computeCapability: 90));
         Assert.Equal([.. d128, .. wgmma], Int8Attention.TuningCandidates(Element.F16, 128, causal: true, computeCapability: 90));
         Assert.Equal(["TransPrmt | 128×64 / 8 warps / 2 stages / 2 blocks/SM", "TransPrmt | 128×64 / 8 warps / 3 stages / 1 block/SM"],

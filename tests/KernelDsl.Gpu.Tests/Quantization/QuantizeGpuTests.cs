@@ -50,6 +50,13 @@ public class QuantizeGpuTests
             false, (s, x, sb, sh, ss, b, h, t, o, sc, _, mul, nf) => WithInput<Half>(s, x, dx => QuantizeVChannelPiD128.Launch(s, dx, sb, sh, ss, b, h, t, o, sc, mul, nf)),
             QuantizeVChannelPiD128.OutputLength, QuantizeVChannelPiD128.ScaleCount,
             (s, x, sb, sh, ss, b, h, t, nf) => WithInput<Half>(s, x, dx => QuantizeVChannelPiD128.CountNonFinite(s, dx, sb, sh, ss, b, h, t, nf))),
+        new("VChannelPiD64", Element.F16, Options(64, QuantGranularity.PerChannel, 128) with
+            {
+                Transposed = true, TransposePad = QuantizeVChannelPiD64.TransposePad, StoredTokenOrder = QuantizeVChannelPiD64.StoredTokenOrder.ToArray().Select(x => (int)x).ToArray(),
+            },
+            false, (s, x, sb, sh, ss, b, h, t, o, sc, _, mul, nf) => WithInput<Half>(s, x, dx => QuantizeVChannelPiD64.Launch(s, dx, sb, sh, ss, b, h, t, o, sc, mul, nf)),
+            QuantizeVChannelPiD64.OutputLength, QuantizeVChannelPiD64.ScaleCount,
+            (s, x, sb, sh, ss, b, h, t, nf) => WithInput<Half>(s, x, dx => QuantizeVChannelPiD64.CountNonFinite(s, dx, sb, sh, ss, b, h, t, nf))),
         new("QBlock128D128Bf16", Element.BF16, Options(128, QuantGranularity.PerRowBlock, 128),
             false, (s, x, sb, sh, ss, b, h, t, o, sc, _, mul, nf) => WithInput<ushort>(s, x, dx => QuantizeQBlock128D128Bf16.Launch(s, dx, sb, sh, ss, b, h, t, o, sc, mul, nf)),
             QuantizeQBlock128D128Bf16.OutputLength, QuantizeQBlock128D128Bf16.ScaleCount,
