@@ -79,7 +79,7 @@ internal static class BenchCommand
             var endToEnd = Median(stream, () => attention.Forward(stream, View(q), View(k), View(v), View(o), options));
             var ops = 4.0 * batch * heads * seq * (double)seq * headDim * (variant.Causal ? 0.5 : 1.0);
             var name = (variant.Pv == PvPrecision.Float16 ? "f16-PV" : "u8-PV " + variant.V)
-                + (variant.Tile == Int8Attention.TilesFor(Element.F16, headDim, options)[0] ? "" : $" [{variant.Tile}]");
+                + (variant.Tile == Int8Attention.TilesFor(Element.F16, headDim, options)[0] && !variant.Module.RequiresArchSpecific ? "" : $" [{variant.Tile}]");
             string F(double x) => x.ToString("F3", CultureInfo.InvariantCulture);
             rows.Add($"{name},{headDim},{seq},{variant.Causal},{batch},{heads},{F(kernel)},{F(endToEnd)},{F(ops / kernel / 1e9)},{F(ops / endToEnd / 1e9)}");
             table.AddRow(Markup.Escape(name), $"{headDim}", $"{seq}", variant.Causal ? "yes" : "no", F(kernel), F(endToEnd), F(ops / kernel / 1e9), F(ops / endToEnd / 1e9));
