@@ -11,6 +11,8 @@ public enum VStrategy
     Movmatrix,
     /// <summary>Recipe C: V written transposed, π-ordered, by its quantize kernel.</summary>
     Pretransposed,
+    /// <summary>Recipe D (Hopper): V loaded as it comes by TMA and rewritten [channel][key] in π order in the kernel, with ldmatrix.trans + prmt + stmatrix.</summary>
+    InKernelTranspose,
 }
 
 /// <summary>Precision of the P·V product.</summary>
@@ -92,6 +94,8 @@ internal sealed record AttentionVariant(Element Input, int HeadDim, bool Causal,
         Int8<Half>(128, true, VStrategy.Pretransposed, Int8AttentionD128CausalWgmmaPingpong.Tile, Int8AttentionD128CausalWgmmaPingpong.Module, Int8AttentionD128CausalWgmmaPingpong.Launch),
         Int8<Half>(128, false, VStrategy.Pretransposed, Int8AttentionD128WgmmaStages3.Tile, Int8AttentionD128WgmmaStages3.Module, Int8AttentionD128WgmmaStages3.Launch),
         Int8<Half>(128, true, VStrategy.Pretransposed, Int8AttentionD128CausalWgmmaStages3.Tile, Int8AttentionD128CausalWgmmaStages3.Module, Int8AttentionD128CausalWgmmaStages3.Launch),
+        Int8<Half>(128, false, VStrategy.InKernelTranspose, Int8AttentionD128WgmmaRecipeD.Tile, Int8AttentionD128WgmmaRecipeD.Module, Int8AttentionD128WgmmaRecipeD.Launch),
+        Int8<Half>(128, true, VStrategy.InKernelTranspose, Int8AttentionD128CausalWgmmaRecipeD.Tile, Int8AttentionD128CausalWgmmaRecipeD.Module, Int8AttentionD128CausalWgmmaRecipeD.Launch),
     ];
 
     /// <summary>Whether a device of this compute capability (major·10 + minor) can run the variant (the wgmma form needs exactly sm_90).</summary>

@@ -477,3 +477,34 @@ public static partial class Int8AttentionD128WgmmaStages3;
 [MmaAtom(MmaAtoms.Wgmma_M64N128K32_S32S8S8)]
 [MmaAtom(MmaAtoms.Wgmma_M64N128K32_S32U8S8_RS, Product = MmaProduct.PV)]
 public static partial class Int8AttentionD128CausalWgmmaStages3;
+
+/// <summary>
+/// D = 128 on wgmma with Recipe D: TMA brings V as it comes, and the producer warpgroup rewrites each block [channel][key] in
+/// π order with ldmatrix.trans + prmt + stmatrix before the consumers' P·V (V_TRANSPOSE.md). No transposing quantize kernel.
+/// </summary>
+[FlashAttentionForward(HeadDim = 128, BlockM = 128, BlockN = 128, KScaleKeys = 64, Warps = 12, Stages = 3, Targets = [Sm.Sm90a])]
+[SmemLayout(Operand.Q, Element.S8, 3, 4, 3)]
+[SmemLayout(Operand.K, Element.S8, 3, 4, 3)]
+[SmemLayout(Operand.V, Element.S8, 3, 4, 3)]
+[CopyAtom(Operand.Q, CopyAtoms.Tma)]
+[CopyAtom(Operand.K, CopyAtoms.Tma)]
+[CopyAtom(Operand.V, CopyAtoms.Tma)]
+[CopyAtom(Operand.V, CopyAtoms.LdsmTransPrmt)]
+[CopyAtom(Operand.V, CopyAtoms.Stmatrix)]
+[MmaAtom(MmaAtoms.Wgmma_M64N128K32_S32S8S8)]
+[MmaAtom(MmaAtoms.Wgmma_M64N128K32_S32U8S8_RS, Product = MmaProduct.PV)]
+public static partial class Int8AttentionD128WgmmaRecipeD;
+
+/// <summary>D = 128, causal, on wgmma with Recipe D.</summary>
+[FlashAttentionForward(HeadDim = 128, BlockM = 128, BlockN = 128, KScaleKeys = 64, Warps = 12, Stages = 3, Causal = true, Targets = [Sm.Sm90a])]
+[SmemLayout(Operand.Q, Element.S8, 3, 4, 3)]
+[SmemLayout(Operand.K, Element.S8, 3, 4, 3)]
+[SmemLayout(Operand.V, Element.S8, 3, 4, 3)]
+[CopyAtom(Operand.Q, CopyAtoms.Tma)]
+[CopyAtom(Operand.K, CopyAtoms.Tma)]
+[CopyAtom(Operand.V, CopyAtoms.Tma)]
+[CopyAtom(Operand.V, CopyAtoms.LdsmTransPrmt)]
+[CopyAtom(Operand.V, CopyAtoms.Stmatrix)]
+[MmaAtom(MmaAtoms.Wgmma_M64N128K32_S32S8S8)]
+[MmaAtom(MmaAtoms.Wgmma_M64N128K32_S32U8S8_RS, Product = MmaProduct.PV)]
+public static partial class Int8AttentionD128CausalWgmmaRecipeD;

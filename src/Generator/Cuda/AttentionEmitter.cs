@@ -52,13 +52,21 @@ public static class AttentionEmitter
             $"Producer: TMA loads of Q (once) and K, V per stage onto mbarriers. Consumers: S = Q·Kᵀ on {plan.Qk.Ptx} (shared × shared),",
             $"online softmax in exp2, P quantized to {plan.Pv.AElement.CudaName()} (×{plan.PScale}) in registers, O = P·V on {plan.Pv.Ptx} (registers × shared).",
             $"Block {spec.BlockM} query rows × {spec.BlockN} keys per step, {spec.Stages} K/V stages, {plan.SharedMemoryBytes} bytes of shared memory (with {AttentionPlan.TmaAlignment} for alignment and {plan.Barriers} mbarriers).",
-            $"V: transposed beforehand to [channel][key] in π order (Recipe C) and loaded by TMA as wgmma's K-major B.");
+            plan.InKernelTransposedV
+                ? "V: loaded by TMA as it comes, then rewritten [channel][key] in π order by the producer warps (Recipe D: ldmatrix.trans + prmt + stmatrix)."
+                : "V: transposed beforehand to [channel][key] in π order (Recipe C) and loaded by TMA as wgmma's K-major B.");
         var helpers = new[] { PtxHelper.IntMath, PtxHelper.SoftmaxMath, PtxHelper.F16Convert, PtxHelper.Bf16Convert, PtxHelper.FloatBias, PtxHelper.Prmt, PtxHelper.Warpgroup }
-            .Concat(PtxHelpers.For(CopyAtomKind.Tma));
+            .Concat(PtxHelpers.For(CopyAtomKind.Tma))
+            .Concat(plan.InKernelTransposedV ? PtxHelpers.For(CopyAtomKind.LdsmTransPrmt).Concat(PtxHelpers.For(CopyAtomKind.Stmatrix)) : []);
         PtxHelpers.Write(w, helpers, [plan.Qk, plan.Pv]);
         w.Line();
         w.Line($"// ---- Shared-memory layouts (TMA writes them; the LSE reads Q back through this function) ----");
         LayoutWriter.Write(w, spec.LayoutOf(Operand.Q)!, spec.BlockM, spec.HeadDim);
+        if (plan.InKernelTransposedV)
+        {
+            LayoutWriter.Write(w, spec.LayoutOf(Operand.V)!, plan.VRows, plan.VRowBytes);
+            LayoutWriter.Write(w, kernel.StagingLayout, spec.BlockN, spec.HeadDim, WgmmaAttentionKernelWriter.StagingFunction);
+        }
         w.Line();
         kernel.WriteKernel(w);
         return w.ToString();

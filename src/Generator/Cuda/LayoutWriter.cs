@@ -9,7 +9,7 @@ public static class LayoutWriter
 {
     public static string FunctionName(Operand operand) => "kdsl_smem_" + operand.ToString().ToLowerInvariant();
 
-    public static void Write(CodeWriter w, SmemLayoutSpec layout, int rows, int rowBytes)
+    public static void Write(CodeWriter w, SmemLayoutSpec layout, int rows, int rowBytes, string? name = null)
     {
         var swizzle = layout.Swizzle;
         var size = layout.Element.SizeInBytes();
@@ -17,7 +17,7 @@ public static class LayoutWriter
             ? "identity"
             : FormattableString.Invariant($"element bits [{swizzle.Base + swizzle.Shift},{swizzle.Base + swizzle.Shift + swizzle.Bits}) XOR into [{swizzle.Base},{swizzle.Base + swizzle.Bits})");
         w.Line($"// {layout.Operand}: {layout.Element.CudaName()} tile of {rows} rows × {rowBytes} bytes, {swizzle}: {what}.");
-        w.Block($"static __device__ __forceinline__ int {FunctionName(layout.Operand)}(int row, int col)", () =>
+        w.Block($"static __device__ __forceinline__ int {name ?? FunctionName(layout.Operand)}(int row, int col)", () =>
         {
             if (swizzle.IsIdentity)
             {

@@ -12,8 +12,12 @@ namespace KernelDsl.Generator.Cuda;
 /// </summary>
 public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
 {
-    /// <summary>Registers a producer thread keeps, and what each consumer thread may take: 128·24 + 256·240 ≤ 65536.</summary>
-    public const int ProducerRegisters = 24, ConsumerRegisters = 240;
+    /// <summary>
+    /// Registers a producer thread keeps, and what each consumer thread may take: 128·24 + 256·240 ≤ 65536; with Recipe D
+    /// the producer's warps transpose V, so they keep 40 (128·40 + 256·232 ≤ 65536).
+    /// </summary>
+    private int ProducerRegisters => plan.InKernelTransposedV ? 40 : 24;
+    private int ConsumerRegisters => plan.InKernelTransposedV ? 232 : 240;
 
     private readonly AttentionSpec _spec = plan.Spec;
     private CodeWriter _w = null!;
@@ -51,10 +55,25 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
         _w.Line($"u8* const sq = (u8*)(((unsigned long long)kdsl_shared_raw + {AttentionPlan.TmaAlignment - 1}) & ~{AttentionPlan.TmaAlignment - 1}ull);  // Q: {s.BlockM}×{d} bytes");
         _w.Line($"u8* const sk = sq + {plan.QStageBytes};                 // K: {stages} × {plan.KStageBytes} bytes, [key][channel]");
         _w.Line($"u8* const sv = sk + {stages * plan.KStageBytes};        // V: {stages} × {plan.VStageBytes} bytes, [channel][key] in π order (Recipe C)");
+        if (plan.InKernelTransposedV)
+        {
+            _w.Line($"u8* const sn = sv + {stages * plan.VStageBytes};        // V as it comes: {stages} × {plan.VStagingBytes} bytes, [key][channel], for Recipe D");
+        }
         _w.Line($"const u32 sq_addr = kdsl_smem(sq), sk_addr = kdsl_smem(sk), sv_addr = kdsl_smem(sv);");
-        _w.Line($"// mbarriers: Q full; per stage K full, V full (TMA bytes), K/V empty (one arrival per consumer warp).");
-        _w.Line($"const u32 q_full = sv_addr + {stages * plan.VStageBytes};");
-        _w.Line($"const u32 k_full = q_full + 8, v_full = k_full + {8 * stages}, kv_empty = v_full + {8 * stages};");
+        if (plan.InKernelTransposedV)
+        {
+            _w.Line($"const u32 sn_addr = kdsl_smem(sn);");
+            _w.Line($"// mbarriers: Q full; per stage K full, V full (the producer's four warps, after transposing), K/V empty (one arrival");
+            _w.Line($"// per consumer warp), staged V full (TMA bytes).");
+            _w.Line($"const u32 q_full = sn_addr + {stages * plan.VStagingBytes};");
+            _w.Line($"const u32 k_full = q_full + 8, v_full = k_full + {8 * stages}, kv_empty = v_full + {8 * stages}, vn_full = kv_empty + {8 * stages};");
+        }
+        else
+        {
+            _w.Line($"// mbarriers: Q full; per stage K full, V full (TMA bytes), K/V empty (one arrival per consumer warp).");
+            _w.Line($"const u32 q_full = sv_addr + {stages * plan.VStageBytes};");
+            _w.Line($"const u32 k_full = q_full + 8, v_full = k_full + {8 * stages}, kv_empty = v_full + {8 * stages};");
+        }
         _w.Line($"const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, wg = warp >> 2, g = lane >> 2, t = lane & 3;");
         _w.Line($"const int b = blockIdx.z, h = blockIdx.y, hk = h / (heads_q / heads_kv);  // GQA: heads_q / heads_kv query heads share a KV head");
         _w.Line($"const long long bh = (long long)b * heads_q + h, bhk = (long long)b * heads_kv + hk;");
@@ -77,8 +96,12 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
             _w.Block($"for (int st = 0; st < {stages}; ++st)", () =>
             {
                 _w.Line($"kdsl_mbar_init(k_full + 8 * st, 1);");
-                _w.Line($"kdsl_mbar_init(v_full + 8 * st, 1);");
+                _w.Line($"kdsl_mbar_init(v_full + 8 * st, {(plan.InKernelTransposedV ? 4 : 1)});");
                 _w.Line($"kdsl_mbar_init(kv_empty + 8 * st, {4 * plan.ConsumerWarpgroups});");
+                if (plan.InKernelTransposedV)
+                {
+                    _w.Line($"kdsl_mbar_init(vn_full + 8 * st, 1);");
+                }
             });
             _w.Line($"kdsl_mbar_init_fence();");
         });
@@ -90,28 +113,80 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
     {
         var s = _spec;
         var stages = s.Stages;
-        _w.Line($"// Producer warpgroup: one thread issues every TMA copy; a stage is refilled once all consumer warps released it.");
+        if (plan.InKernelTransposedV)
+        {
+            _w.Line($"// Producer warpgroup: thread 0 issues every TMA copy once all consumer warps released the stage; then the four warps");
+            _w.Line($"// rewrite the staged V [key][channel] as [channel][key] in π order (Recipe D) and signal V full.");
+        }
+        else
+        {
+            _w.Line($"// Producer warpgroup: one thread issues every TMA copy; a stage is refilled once all consumer warps released it.");
+        }
         _w.Block($"if (wg == 0)", () =>
         {
             _w.Line($"kdsl_setmaxnreg_dec<{ProducerRegisters}>();");
-            _w.Block($"if (tid == 0)", () =>
+            if (plan.InKernelTransposedV)
             {
-                _w.Line($"kdsl_mbar_arrive_expect_tx(q_full, {plan.QStageBytes});");
-                _w.Line($"kdsl_tma_load_3d(sq_addr, &q_map, q_full, 0, m0, (int)bh);  // rows past seq_q arrive as zeros");
+                var load = CopyAtom.Get(CopyAtomKind.LdsmTransPrmt).ProgramFor(OperandStorage.KN, TokenOrder.Pi)!;
+                CopyProgramWriter.WriteLaneOffsets(_w, load, "v");
+                CopyProgramWriter.WriteLaneOffsets(_w, StmatrixProgram.RecipeD, "t");
+                _w.Line($"if (tid == 0) {{ kdsl_mbar_arrive_expect_tx(q_full, {plan.QStageBytes}); kdsl_tma_load_3d(sq_addr, &q_map, q_full, 0, m0, (int)bh); }}");
                 _w.Block($"for (int j = 0; j < n_blocks; ++j)", () =>
                 {
                     _w.Line($"const int st = j % {stages};");
-                    _w.Line($"if (j >= {stages}) kdsl_mbar_wait(kv_empty + 8 * st, ((j / {stages}) - 1) & 1);");
-                    _w.Line($"kdsl_mbar_arrive_expect_tx(k_full + 8 * st, {plan.KStageBytes});");
-                    _w.Line($"kdsl_tma_load_3d(sk_addr + st * {plan.KStageBytes}, &k_map, k_full + 8 * st, 0, j * {s.BlockN}, (int)bhk);");
-                    _w.Line($"kdsl_mbar_arrive_expect_tx(v_full + 8 * st, {plan.VStageBytes});");
-                    _w.Line($"kdsl_tma_load_4d(sv_addr + st * {plan.VStageBytes}, &v_map, v_full + 8 * st, j * {s.BlockN}, 0, hk, b);");
+                    _w.Block($"if (tid == 0)", () =>
+                    {
+                        _w.Line($"if (j >= {stages}) kdsl_mbar_wait(kv_empty + 8 * st, ((j / {stages}) - 1) & 1);");
+                        WriteKvCopies("vn_full", "sn_addr", plan.VStagingBytes, $"0, j * {s.BlockN}, hk, b");
+                    });
+                    _w.Line($"kdsl_mbar_wait(vn_full + 8 * st, (j / {stages}) & 1);");
+                    var units = s.BlockN / 32 * (s.HeadDim / 16);
+                    _w.Line($"// {units} pieces of 32 keys × 16 channels, {units / 4} per warp: ldmatrix.trans + prmt (Recipe A's program in π order), then stmatrix.");
+                    _w.Line($"#pragma unroll");
+                    _w.Block($"for (int u = warp; u < {units}; u += 4)", () =>
+                    {
+                        _w.Line($"const int kb = u % {s.BlockN / 32}, cb = u / {s.BlockN / 32};  // keys 32kb.., channels 16cb..");
+                        CopyProgramWriter.WriteLoad(_w, load, "vr", $"sn_addr + st * {plan.VStagingBytes} + {StagingFunction}(kb * 32 + v_row, cb * 16 + v_chunk * 16)");
+                        CopyProgramWriter.WriteStore(_w, StmatrixProgram.RecipeD, "vr", $"sv_addr + st * {plan.VStageBytes} + {LayoutWriter.FunctionName(Operand.V)}(cb * 16 + t_row, kb * 32 + t_chunk * 16)");
+                    });
+                    _w.Line($"kdsl_fence_proxy_async();  // the stmatrix writes become visible to wgmma, which reads through the async proxy");
+                    _w.Line($"__syncwarp();");
+                    _w.Line($"if (lane == 0) kdsl_mbar_arrive(v_full + 8 * st);");
                 });
-            });
+            }
+            else
+            {
+                _w.Block($"if (tid == 0)", () =>
+                {
+                    _w.Line($"kdsl_mbar_arrive_expect_tx(q_full, {plan.QStageBytes});");
+                    _w.Line($"kdsl_tma_load_3d(sq_addr, &q_map, q_full, 0, m0, (int)bh);  // rows past seq_q arrive as zeros");
+                    _w.Block($"for (int j = 0; j < n_blocks; ++j)", () =>
+                    {
+                        _w.Line($"const int st = j % {stages};");
+                        _w.Line($"if (j >= {stages}) kdsl_mbar_wait(kv_empty + 8 * st, ((j / {stages}) - 1) & 1);");
+                        WriteKvCopies("v_full", "sv_addr", plan.VStageBytes, $"j * {s.BlockN}, 0, hk, b");
+                    });
+                });
+            }
             _w.Line($"return;");
         });
         _w.Line();
     }
+
+    /// <summary>The TMA copies of one K/V block: K onto k_full, V (as the V map has it) onto <paramref name="vBarrier"/>.</summary>
+    private void WriteKvCopies(string vBarrier, string vBase, int vBytes, string vCoordinates)
+    {
+        _w.Line($"kdsl_mbar_arrive_expect_tx(k_full + 8 * st, {plan.KStageBytes});");
+        _w.Line($"kdsl_tma_load_3d(sk_addr + st * {plan.KStageBytes}, &k_map, k_full + 8 * st, 0, j * {_spec.BlockN}, (int)bhk);");
+        _w.Line($"kdsl_mbar_arrive_expect_tx({vBarrier} + 8 * st, {vBytes});");
+        _w.Line($"kdsl_tma_load_4d({vBase} + st * {vBytes}, &v_map, {vBarrier} + 8 * st, {vCoordinates});");
+    }
+
+    /// <summary>Recipe D's staging tile layout function: rows of HeadDim bytes with the swizzle TMA writes them in.</summary>
+    public const string StagingFunction = "kdsl_smem_vn";
+
+    /// <summary>The staging tile's layout: TMA's swizzle for rows of HeadDim bytes.</summary>
+    public SmemLayoutSpec StagingLayout => new(Operand.V, Element.S8, new Swizzle(_spec.HeadDim == 128 ? 3 : _spec.HeadDim == 64 ? 2 : 1, 4, 3));
 
     private void WriteConsumer()
     {

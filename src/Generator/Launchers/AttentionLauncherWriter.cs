@@ -138,10 +138,18 @@ public static class AttentionLauncherWriter
         var spec = plan.Spec;
         string Swizzle(int rowBytes) => rowBytes switch { 128 => "Bytes128", 64 => "Bytes64", _ => "Bytes32" };
         const string Map = "global::KernelDsl.TensorMap";
-        w.Line($"// Q [B·Hq][Sq][D] and K [B·Hkv][Sk][D] as rank-3 maps, V [B][Hkv][D][vLd] as rank 4: a box never crosses a head.");
+        w.Line($"// Q [B·Hq][Sq][D] and K [B·Hkv][Sk][D] as rank-3 maps, V as rank 4: a box never crosses a head.");
         w.Line($"var qMap = {Map}.EncodeTiled(q, [HeadDim, seqQ, (long)batch * headsQ], [HeadDim, (long)seqQ * HeadDim], [HeadDim, BlockM, 1], global::KernelDsl.TensorMapSwizzle.{Swizzle(spec.HeadDim)});");
         w.Line($"var kMap = {Map}.EncodeTiled(k, [HeadDim, seqK, (long)batch * headsKv], [HeadDim, (long)seqK * HeadDim], [HeadDim, BlockN, 1], global::KernelDsl.TensorMapSwizzle.{Swizzle(spec.HeadDim)});");
-        w.Line($"var vMap = {Map}.EncodeTiled(v, [vLd, HeadDim, headsKv, batch], [vLd, vStrideH, vStrideB], [BlockN, HeadDim, 1, 1], global::KernelDsl.TensorMapSwizzle.{Swizzle(plan.VRowBytes)});");
+        if (plan.InKernelTransposedV)
+        {
+            w.Line($"// Recipe D: V as it comes, [B][Hkv][Sk][D] with row stride vLd; the kernel transposes each block itself.");
+            w.Line($"var vMap = {Map}.EncodeTiled(v, [HeadDim, seqK, headsKv, batch], [vLd, vStrideH, vStrideB], [HeadDim, BlockN, 1, 1], global::KernelDsl.TensorMapSwizzle.{Swizzle(spec.HeadDim)});");
+        }
+        else
+        {
+            w.Line($"var vMap = {Map}.EncodeTiled(v, [vLd, HeadDim, headsKv, batch], [vLd, vStrideH, vStrideB], [BlockN, HeadDim, 1, 1], global::KernelDsl.TensorMapSwizzle.{Swizzle(plan.VRowBytes)});");
+        }
         w.Line($"var arguments = new {ModuleWriter.Launching}.KernelArguments().AddValue(qMap).AddValue(kMap).AddValue(vMap).Add(qScale).Add(kScale).Add(vScale);");
         w.Line($"if (kMean is null) arguments.AddNullPointer(); else arguments.Add(kMean);");
         w.Line($"arguments.Add(o);");

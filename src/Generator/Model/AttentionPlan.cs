@@ -46,21 +46,31 @@ public sealed record AttentionPlan(AttentionSpec Spec)
     public int VBytes => VElement.SizeInBytes();
 
     public CopyAtomKind? VAtom => Spec.CopyAtomOf(Operand.V, CopyDirection.SharedToRegisters);
+    /// <summary>
+    /// Recipe D (wgmma form): TMA brings V as it comes, [key][channel], into a staging tile, and the producer warpgroup
+    /// rewrites it K-major in π order with ldmatrix.trans + prmt + stmatrix for the P·V wgmma.
+    /// </summary>
+    public bool InKernelTransposedV => WarpSpecialized && Spec.CopyAtomOf(Operand.V, CopyDirection.RegistersToShared) == CopyAtomKind.Stmatrix;
+    /// <summary>The staging tile of Recipe D: BlockN keys × HeadDim channel bytes, swizzled as TMA writes rows of that length.</summary>
+    public int VStagingBytes => InKernelTransposedV ? Spec.BlockN * Spec.HeadDim : 0;
+    /// <summary>V arrives transposed, [B][H][D][S_pad] in π order, from its quantize kernel (Recipe C).</summary>
     public bool PretransposedV => VAtom == CopyAtomKind.LdsmPretransposed;
-    public OperandStorage VStorage => PretransposedV ? OperandStorage.NK : OperandStorage.KN;
-    /// <summary>A pre-transposed V is written π-ordered by the quantize kernel (Recipe C).</summary>
-    public TokenOrder VStoredOrder => PretransposedV ? TokenOrder.Pi : TokenOrder.Natural;
+    /// <summary>The P·V operand's tile is V transposed, [channel][key] (Recipes C and D).</summary>
+    public bool TransposedVTile => PretransposedV || InKernelTransposedV;
+    public OperandStorage VStorage => TransposedVTile ? OperandStorage.NK : OperandStorage.KN;
+    /// <summary>V's tile for P·V is [channel][key] in π order: written so by the quantize kernel (Recipe C) or in the kernel (Recipe D).</summary>
+    public TokenOrder VStoredOrder => TransposedVTile ? TokenOrder.Pi : TokenOrder.Natural;
 
     public int QStageBytes => Spec.BlockM * Spec.HeadDim;
     public int KStageBytes => Spec.BlockN * Spec.HeadDim;
-    public int VRows => PretransposedV ? Spec.HeadDim : Spec.BlockN;
-    public int VRowBytes => PretransposedV ? Spec.BlockN : Spec.HeadDim * VBytes;
+    public int VRows => TransposedVTile ? Spec.HeadDim : Spec.BlockN;
+    public int VRowBytes => TransposedVTile ? Spec.BlockN : Spec.HeadDim * VBytes;
     public int VStageBytes => VRows * VRowBytes;
-    public int TileBytes => QStageBytes + Spec.Stages * (KStageBytes + VStageBytes);
+    public int TileBytes => QStageBytes + Spec.Stages * (KStageBytes + VStageBytes + VStagingBytes);
     /// <summary>TMA's 128-byte swizzle repeats every 1024 bytes and needs tiles aligned to it; the dynamic base is aligned by hand.</summary>
     public const int TmaAlignment = 1024;
-    /// <summary>mbarriers of the warp-specialized form: Q full, then K full, V full and K/V empty per stage, 8 bytes each.</summary>
-    public int Barriers => WarpSpecialized ? 1 + 3 * Spec.Stages : 0;
+    /// <summary>mbarriers of the warp-specialized form: Q full, then K full, V full, K/V empty (and Recipe D's staged V full) per stage, 8 bytes each.</summary>
+    public int Barriers => WarpSpecialized ? 1 + (InKernelTransposedV ? 4 : 3) * Spec.Stages : 0;
     public int SharedMemoryBytes => WarpSpecialized ? TmaAlignment + TileBytes + 8 * Barriers : TileBytes;
 
     /// <summary>Integers below this magnitude survive the float-bias trick exactly (PtxHelper.FloatBias).</summary>

@@ -182,21 +182,28 @@ public static class AttentionValidator
                 findings.Add(Finding.Of(Rules.MissingAtom, FindingTarget.Family, spec.Type.Name, $"[CopyAtom(Operand.{operand}, CopyAtoms.Tma)]: the producer warpgroup loads every tile by TMA"));
             }
         }
-        if (spec.CopyAtomOf(Operand.V, CopyDirection.SharedToRegisters) != CopyAtomKind.LdsmPretransposed)
+        // wgmma reads 8-bit B only K-major: V arrives transposed by its quantize kernel (Recipe C), or the producer
+        // transposes it in shared memory with ldmatrix.trans + prmt + stmatrix (Recipe D).
+        var vLoad = spec.CopyAtomOf(Operand.V, CopyDirection.SharedToRegisters);
+        var vStore = spec.CopyAtomOf(Operand.V, CopyDirection.RegistersToShared);
+        var recipeC = vLoad == CopyAtomKind.LdsmPretransposed && vStore is null;
+        var recipeD = vLoad == CopyAtomKind.LdsmTransPrmt && vStore == CopyAtomKind.Stmatrix;
+        if (!recipeC && !recipeD)
         {
             findings.Add(Finding.Of(Rules.MissingAtom, FindingTarget.Family, spec.Type.Name,
-                "[CopyAtom(Operand.V, CopyAtoms.LdsmPretransposed)]: wgmma reads 8-bit B only K-major, so V arrives transposed by its quantize kernel (Recipe C)"));
+                "V strategy the wgmma P·V can read: [CopyAtom(Operand.V, CopyAtoms.LdsmPretransposed)] (Recipe C: V transposed by its quantize kernel) or " +
+                "[CopyAtom(Operand.V, CopyAtoms.LdsmTransPrmt)] with [CopyAtom(Operand.V, CopyAtoms.Stmatrix)] (Recipe D: transposed in the kernel)"));
         }
         for (var i = 0; i < spec.CopyAtoms.Count; i++)
         {
             var declared = spec.CopyAtoms[i];
             var target = new FindingTarget(TargetKind.CopyAtom, i);
-            if (declared.Atom is CopyAtomKind.Tma or CopyAtomKind.LdsmPretransposed && (declared.Atom != CopyAtomKind.LdsmPretransposed || declared.Operand == Operand.V))
+            if (declared.Atom == CopyAtomKind.Tma || (declared.Operand == Operand.V && declared.Atom is CopyAtomKind.LdsmPretransposed or CopyAtomKind.LdsmTransPrmt or CopyAtomKind.Stmatrix))
             {
                 continue;
             }
             findings.Add(Finding.Of(Rules.AtomNotForFamily, target, declared.Atom, $"operand {declared.Operand} of the wgmma kernel",
-                "wgmma reads Q, K and the transposed V from shared memory through descriptors; TMA alone fills them"));
+                "wgmma reads Q, K and the transposed V from shared memory through descriptors; TMA fills them (and only V may be transposed in the kernel)"));
         }
     }
 

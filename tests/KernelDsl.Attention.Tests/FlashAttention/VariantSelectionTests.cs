@@ -50,7 +50,7 @@ public class VariantSelectionTests
         Assert.Equal(d128, Int8Attention.TuningCandidates(Element.F16, 128, causal: false, computeCapability: 80));
         Assert.Equal(d128, Int8Attention.TuningCandidates(Element.F16, 128, causal: true, computeCapability: 80));
         string[] wgmma = ["Pretransposed | 128×128 / wgmma 1+2 warpgroups / 2 stages", "Pretransposed | 128×128 / wgmma 1+2 warpgroups pingpong / 2 stages",
-            "Pretransposed | 128×128 / wgmma 1+2 warpgroups / 3 stages"];
+            "Pretransposed | 128×128 / wgmma 1+2 warpgroups / 3 stages", "InKernelTranspose | 128×128 / wgmma 1+2 warpgroups / 3 stages"];
         Assert.Equal([.. d128, .. wgmma], Int8Attention.TuningCandidates(Element.F16, 128, causal: false, computeCapability: 90));
         Assert.Equal([.. d128, .. wgmma], Int8Attention.TuningCandidates(Element.F16, 128, causal: true, computeCapability: 90));
         Assert.Equal(["TransPrmt | 128×64 / 8 warps / 2 stages / 2 blocks/SM", "TransPrmt | 128×64 / 8 warps / 3 stages / 1 block/SM"],

@@ -335,6 +335,21 @@ public class DiagnosticTests
     }
 
     [Fact]
+    public void The_wgmma_declaration_with_recipe_D_is_valid()
+    {
+        var run = GeneratorHarness.RunGenerator(WgmmaAttention.Replace("[CopyAtom(Operand.V, CopyAtoms.LdsmPretransposed)]",
+            "[CopyAtom(Operand.V, CopyAtoms.LdsmTransPrmt)]\n[CopyAtom(Operand.V, CopyAtoms.Stmatrix)]"));
+        Assert.Empty(run.GeneratorDiagnostics);
+    }
+
+    [Fact]
+    public void KDSL0007_wgmma_with_half_of_recipe_D()
+    {
+        var d = Single(WgmmaAttention.Replace("[CopyAtom(Operand.V, CopyAtoms.LdsmPretransposed)]", "[CopyAtom(Operand.V, CopyAtoms.Stmatrix)]"), "KDSL0007");
+        Assert.Contains("Recipe D: transposed in the kernel", d.GetMessage());
+    }
+
+    [Fact]
     public void KDSL0105_a_tma_tile_declared_with_another_swizzle()
     {
         var d = Single(WgmmaAttention.Replace("[SmemLayout(Operand.K, Element.S8, 3, 4, 3)]", "[SmemLayout(Operand.K, Element.S8, 2, 4, 3)]"), "KDSL0105");

@@ -96,7 +96,7 @@ static partial class Int8AttentionD128CausalWgmmaPingpong
         global::KernelDsl.Launching.LaunchGuard.AtLeast(oStrideS, HeadDim, nameof(oStrideS), "the head dim");
         global::KernelDsl.Launching.LaunchGuard.Holds(o, (batch - 1) * oStrideB + (headsQ - 1) * oStrideH + (seqQ - 1) * oStrideS + HeadDim, nameof(o), "O with the strides given");
 
-        // Q [B·Hq][Sq][D] and K [B·Hkv][Sk][D] as rank-3 maps, V [B][Hkv][D][vLd] as rank 4: a box never crosses a head.
+        // Q [B·Hq][Sq][D] and K [B·Hkv][Sk][D] as rank-3 maps, V as rank 4: a box never crosses a head.
         var qMap = global::KernelDsl.TensorMap.EncodeTiled(q, [HeadDim, seqQ, (long)batch * headsQ], [HeadDim, (long)seqQ * HeadDim], [HeadDim, BlockM, 1], global::KernelDsl.TensorMapSwizzle.Bytes128);
         var kMap = global::KernelDsl.TensorMap.EncodeTiled(k, [HeadDim, seqK, (long)batch * headsKv], [HeadDim, (long)seqK * HeadDim], [HeadDim, BlockN, 1], global::KernelDsl.TensorMapSwizzle.Bytes128);
         var vMap = global::KernelDsl.TensorMap.EncodeTiled(v, [vLd, HeadDim, headsKv, batch], [vLd, vStrideH, vStrideB], [BlockN, HeadDim, 1, 1], global::KernelDsl.TensorMapSwizzle.Bytes128);
