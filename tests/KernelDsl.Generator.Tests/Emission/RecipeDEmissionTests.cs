@@ -13,7 +13,8 @@ namespace GeneratorTests.Emission;
 /// The emitted form of Recipe D (V_TRANSPOSE.md), the Hopper path's in-kernel V transpose: one warp turns a 32-key ×
 /// 16-channel int8 V tile into V transposed, [channel][32 key slots in π order], with Recipe A's load program and
 /// the stmatrix store the simulator checks (RecipeDTests). NVRTC compiles it for sm_90 and refuses it for sm_80,
-/// where stmatrix does not exist (KDSL0401's premise). Not yet run on a GPU.
+/// where stmatrix does not exist (KDSL0401's premise). RecipeDGpuTests runs it on the H100 (first in run 20); the wgmma
+/// kernel's producer emits the same program (Int8AttentionD128WgmmaRecipeD).
 /// </summary>
 public class RecipeDEmissionTests
 {

@@ -13,8 +13,8 @@ public class FuzzTests(ITestOutputHelper output)
     private static readonly string[] Families = ["Int8Gemm", "Quantize", "FlashAttentionForward", "LseMerge"];
     private static readonly string[] Operands = ["A", "B", "C", "Q", "K", "V", "O"];
     private static readonly string[] Elements = ["S8", "U8", "F16", "BF16", "F32", "E4M3", "S32"];
-    private static readonly string[] CopyAtoms = ["CpAsync16", "LdgSts16", "Ldsm", "LdsmTrans", "LdsmTransPrmt", "LdsmPrmtMovmatrix", "LdsmPretransposed", "Stmatrix"];
-    private static readonly string[] Mmas = ["M16N8K32_S32S8S8", "M16N8K32_S32U8S8", "M16N8K16_F32F16F16", "M16N8K32_F32E4M3E4M3", "Wgmma_M64N64K32_S32S8S8", "M16N8K16_F32BF16BF16"];
+    private static readonly string[] CopyAtoms = ["CpAsync16", "LdgSts16", "Ldsm", "LdsmTrans", "LdsmTransPrmt", "LdsmPrmtMovmatrix", "LdsmPretransposed", "Stmatrix", "Tma"];
+    private static readonly string[] Mmas = ["M16N8K32_S32S8S8", "M16N8K32_S32U8S8", "M16N8K16_F32F16F16", "M16N8K32_F32E4M3E4M3", "Wgmma_M64N64K32_S32S8S8", "M16N8K16_F32BF16BF16", "Wgmma_M64N128K32_S32S8S8", "Wgmma_M64N128K32_S32U8S8_RS", "Wgmma_M64N64K32_S32U8S8_RS"];
     private static readonly string[] Sms = ["Sm75", "Sm80", "Sm86", "Sm89", "Sm90", "Sm90a"];
 
     private static int Pick(Random r, params int[] values) => values[r.Next(values.Length)];

@@ -7,7 +7,7 @@ namespace GpuTests.Hopper;
 /// <summary>
 /// TMA end to end (issue 7's first piece): a tensor map encoded by <see cref="TensorMap.EncodeTiled{T}"/>, passed as a
 /// __grid_constant__ parameter, one cp.async.bulk.tensor box completing on an mbarrier. Checks the box byte for byte,
-/// and that the parts past the tensor's edge arrive as zeros. Needs sm_90; written before any run on a GPU.
+/// and that the parts past the tensor's edge arrive as zeros. Needs sm_90; first passed on the H100 in run 20 (docs/GPU_RESULTS.md).
 /// </summary>
 public class TmaGpuTests
 {
