@@ -40,6 +40,19 @@ public class KernelTargetTests
 
         Assert.Equal("sm_90a", KernelTarget.Select(module, 90, "H100"));
         var error = Assert.Throws<NotSupportedException>(() => KernelTarget.Select(module, 100, "B200"));
-        Assert.Contains("sm_100a", error.Message);
+        Assert.Contains("runs only on sm_90a", error.Message);
+        Assert.Contains("B200 is sm_100", error.Message);
+    }
+
+    [Theory]
+    [InlineData(80, false)]
+    [InlineData(89, false)]
+    [InlineData(90, true)]
+    [InlineData(100, false)]
+    public void RunsOn_is_the_rule_Select_applies(int computeCapability, bool runs)
+    {
+        var archSpecific = Module(90, true, "sm_90a");
+        Assert.Equal(runs, archSpecific.RunsOn(computeCapability));
+        Assert.Equal(computeCapability >= 80, Module(80, false, "sm_80").RunsOn(computeCapability));
     }
 }

@@ -99,9 +99,7 @@ internal sealed record AttentionVariant(Element Input, int HeadDim, bool Causal,
     ];
 
     /// <summary>Whether a device of this compute capability (major·10 + minor) can run the variant (the wgmma form needs exactly sm_90).</summary>
-    public bool RunsOn(int computeCapability) => Module.RequiresArchSpecific
-        ? Module.Targets.Contains($"sm_{computeCapability}a")
-        : computeCapability >= Module.MinimumSm;
+    public bool RunsOn(int computeCapability) => Module.RunsOn(computeCapability);
 
     public void Launch<T>(AttentionLaunch<T> a) where T : unmanaged
     {

@@ -136,7 +136,7 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
         {
             options = Autotuned(stream, q, k, v, o, options, lse, input, shape);
         }
-        var variant = Select(input, shape.HeadDim, options);
+        var variant = Select(input, shape.HeadDim, options, stream.Device.ComputeCapability);
         var scale = options.SoftmaxScale ?? 1f / MathF.Sqrt(shape.HeadDim);
         if (!(scale > 0f) || float.IsInfinity(scale))
         {
@@ -206,21 +206,36 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
         }
     }
 
-    /// <summary>The declared variant for a head dim and options, or a clear error listing what is declared.</summary>
-    internal static AttentionVariant Select(Element input, int headDim, AttentionOptions options)
+    /// <summary>
+    /// The declared variant for a head dim and options, or a clear error listing what is declared. With a compute
+    /// capability, only variants that device runs count (the wgmma form runs on sm_90 alone), and a mode declared only
+    /// for other devices is refused naming what this one can run.
+    /// </summary>
+    internal static AttentionVariant Select(Element input, int headDim, AttentionOptions options, int? computeCapability = null)
     {
-        var match = AttentionVariant.All.FirstOrDefault(v => OfMode(v, input, headDim, options) && (options.Tile is null || v.Tile == options.Tile));
-        if (match is null)
+        bool Matches(AttentionVariant v) => OfMode(v, input, headDim, options) && (options.Tile is null || v.Tile == options.Tile);
+        var match = AttentionVariant.All.FirstOrDefault(v => Matches(v) && (computeCapability is not { } cc || v.RunsOn(cc)));
+        if (match is not null)
         {
-            var declared = string.Join(", ", AttentionVariant.All.Select(v => $"{v.Input} D={v.HeadDim}{(v.Causal ? " causal" : "")} {v.Pv}{(v.Pv == PvPrecision.U8 ? " " + v.V : "")} [{v.Tile}]"));
-            throw new ArgumentException($"No attention variant is declared for {input} head dim {headDim} with {options}. Declared: {declared}.", nameof(options));
+            return match;
         }
-        return match;
+        if (computeCapability is { } capability && AttentionVariant.All.FirstOrDefault(Matches) is { } elsewhere)
+        {
+            var runnable = TilesFor(input, headDim, options with { Tile = null }, capability);
+            throw new ArgumentException(
+                $"The attention variant for {input} head dim {headDim} with {options} is built for {string.Join(", ", elsewhere.Module.Targets)}; this device is sm_{capability}. " +
+                (runnable.Count > 0 ? $"Tiles it runs for this mode: {string.Join(", ", runnable.Select(t => $"[{t}]"))}." : "It runs no declared tile of this mode."), nameof(options));
+        }
+        var declared = string.Join(", ", AttentionVariant.All.Select(v => $"{v.Input} D={v.HeadDim}{(v.Causal ? " causal" : "")} {v.Pv}{(v.Pv == PvPrecision.U8 ? " " + v.V : "")} [{v.Tile}]"));
+        throw new ArgumentException($"No attention variant is declared for {input} head dim {headDim} with {options}. Declared: {declared}.", nameof(options));
     }
 
-    /// <summary>The tile configurations declared for a mode, default first (values for <see cref="AttentionOptions.Tile"/>).</summary>
-    public static IReadOnlyList<string> TilesFor(Element input, int headDim, AttentionOptions options) =>
-        AttentionVariant.All.Where(v => OfMode(v, input, headDim, options)).Select(v => v.Tile).ToArray();
+    /// <summary>
+    /// The tile configurations declared for a mode, default first (values for <see cref="AttentionOptions.Tile"/>); with a
+    /// compute capability, only those a device of it runs.
+    /// </summary>
+    public static IReadOnlyList<string> TilesFor(Element input, int headDim, AttentionOptions options, int? computeCapability = null) =>
+        AttentionVariant.All.Where(v => OfMode(v, input, headDim, options) && (computeCapability is not { } cc || v.RunsOn(cc))).Select(v => v.Tile).ToArray();
 
     /// <summary>Whether a variant serves this input, head dim and mode (the V strategy matters for int8 P·V only); any tile.</summary>
     private static bool OfMode(AttentionVariant v, Element input, int headDim, AttentionOptions options) =>

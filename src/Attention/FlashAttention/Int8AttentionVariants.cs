@@ -371,8 +371,9 @@ public static partial class Int8AttentionD128CausalTransPrmtBlockM64;
 // ---- Hopper (sm_90a): the warp-specialized wgmma form ----
 // One producer warpgroup loads Q once and K/V per stage by TMA onto mbarriers; two consumer warpgroups of 64 query rows
 // run S = Q·Kᵀ on wgmma from shared memory, the online softmax in registers, and P·V on wgmma with u8 P from registers.
-// wgmma reads 8-bit B only K-major, so V comes transposed and π-ordered from its quantize kernel (Recipe C). Layouts are
-// the swizzles TMA writes (128 bytes for 128-byte rows, 64 for 64). BlockN = 128 keys read two 64-key K scales.
+// wgmma reads 8-bit B only K-major, so V comes transposed and π-ordered from its quantize kernel (Recipe C), or the
+// producer transposes it in the kernel (Recipe D, at the end of this file). Layouts are the swizzles TMA writes
+// (128 bytes for 128-byte rows, 64 for 64). BlockN = 128 keys read two 64-key K scales.
 
 /// <summary>D = 128 on wgmma (sm_90a): TMA + mbarrier pipeline, producer/consumer warpgroups, Recipe C V.</summary>
 [FlashAttentionForward(HeadDim = 128, BlockM = 128, BlockN = 128, KScaleKeys = 64, Warps = 12, Stages = 2, Targets = [Sm.Sm90a])]

@@ -16,8 +16,8 @@ internal delegate void NonFiniteCounter<T>(CudaStream stream, DeviceBuffer<T> x,
     int batch, int heads, int tokens, DeviceBuffer<uint> nonFinite) where T : unmanaged;
 
 /// <summary>
-/// The declared quantize variants that feed attention for one head dim and input type: Q per BlockM rows, K smoothed per
-/// BlockN rows, V per channel (and, for f16 D = 128, V transposed in π order for Recipe C).
+/// The declared quantize variants that feed attention for one head dim and input type: Q per QScaleRows rows, K smoothed
+/// per KScaleKeys rows, V per channel (and, for f16 input, V transposed in π order for Recipe C).
 /// </summary>
 internal sealed record Quantizers<T>(QuantizeLauncher<T> Q, SmoothingLauncher<T> K, QuantizeLauncher<T> V, QuantizeLauncher<T>? VPi) where T : unmanaged
 {

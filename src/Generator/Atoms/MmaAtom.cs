@@ -59,9 +59,6 @@ public sealed class MmaAtom
     /// </summary>
     public MmaAtom WarpView => !IsWarpgroup ? this : Get(AElement == Element.U8 ? MmaAtomKind.M16N8K32_S32U8S8 : MmaAtomKind.M16N8K32_S32S8S8);
 
-    /// <summary>Accumulator registers per thread: M·N / 128 for a warpgroup MMA, M·N / 32 for a warp's.</summary>
-    public int AccumulatorsPerThread => M * N / (IsWarpgroup ? 128 : 32);
-
     public int ARegisters => M * K * AElement.SizeInBytes() / 4 / 32;
     public int BRegisters => N * K * BElement.SizeInBytes() / 4 / 32;
     public int CRegisters => M * N / 32;

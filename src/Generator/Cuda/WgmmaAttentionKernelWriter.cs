@@ -22,17 +22,12 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
     private readonly AttentionSpec _spec = plan.Spec;
     private CodeWriter _w = null!;
 
-    public string KernelName => _spec.KernelPrefix;
-
-    /// <summary>The descriptor's swizzle-mode code of a K-major tile of <paramref name="rowBytes"/>-byte rows (128 B: 1, 64 B: 2, 32 B: 3).</summary>
-    public static int SwizzleMode(int rowBytes) => rowBytes switch { 128 => 1, 64 => 2, 32 => 3, _ => 0 };
 
     public void WriteKernel(CodeWriter w)
     {
         _w = w;
-        var s = _spec;
         w.Line($"extern \"C\" __global__ void __launch_bounds__({plan.Threads}, 1)");
-        w.Line($"{KernelName}(const __grid_constant__ kdsl_tensor_map q_map, const __grid_constant__ kdsl_tensor_map k_map, const __grid_constant__ kdsl_tensor_map v_map,");
+        w.Line($"{_spec.KernelPrefix}(const __grid_constant__ kdsl_tensor_map q_map, const __grid_constant__ kdsl_tensor_map k_map, const __grid_constant__ kdsl_tensor_map v_map,");
         w.Line($"    const float* __restrict__ q_scale, const float* __restrict__ k_scale, const float* __restrict__ v_scale, const float* __restrict__ k_mean,");
         w.Line($"    u16* __restrict__ O, float* __restrict__ lse, int heads_q, int heads_kv, int seq_q, int seq_k,");
         w.Line($"    long long o_stride_b, long long o_stride_h, long long o_stride_s)");
@@ -54,7 +49,7 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
         _w.Line($"// TMA's swizzle pattern repeats every {AttentionPlan.TmaAlignment} bytes and wgmma's descriptors assume the same phase: align the tiles to it.");
         _w.Line($"u8* const sq = (u8*)(((unsigned long long)kdsl_shared_raw + {AttentionPlan.TmaAlignment - 1}) & ~{AttentionPlan.TmaAlignment - 1}ull);  // Q: {s.BlockM}×{d} bytes");
         _w.Line($"u8* const sk = sq + {plan.QStageBytes};                 // K: {stages} × {plan.KStageBytes} bytes, [key][channel]");
-        _w.Line($"u8* const sv = sk + {stages * plan.KStageBytes};        // V: {stages} × {plan.VStageBytes} bytes, [channel][key] in π order (Recipe C)");
+        _w.Line($"u8* const sv = sk + {stages * plan.KStageBytes};        // V: {stages} × {plan.VStageBytes} bytes, [channel][key] in π order ({(plan.InKernelTransposedV ? "written by the producer, Recipe D" : "as its quantize kernel wrote it, Recipe C")})");
         if (plan.InKernelTransposedV)
         {
             _w.Line($"u8* const sn = sv + {stages * plan.VStageBytes};        // V as it comes: {stages} × {plan.VStagingBytes} bytes, [key][channel], for Recipe D");
@@ -186,14 +181,13 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
     public const string StagingFunction = "kdsl_smem_vn";
 
     /// <summary>The staging tile's layout: TMA's swizzle for rows of HeadDim bytes.</summary>
-    public SmemLayoutSpec StagingLayout => new(Operand.V, Element.S8, new Swizzle(_spec.HeadDim == 128 ? 3 : _spec.HeadDim == 64 ? 2 : 1, 4, 3));
+    public SmemLayoutSpec StagingLayout => new(Operand.V, Element.S8, TmaSwizzle.ForRowBytes(_spec.HeadDim)!);
 
     private void WriteConsumer()
     {
         var s = _spec;
         var d = s.HeadDim;
         var stages = s.Stages;
-        var (qk, pv) = (plan.Qk, plan.Pv);
         _w.Line($"// Consumer warpgroups: {plan.ConsumerWarpgroups} × 64 query rows; warp w of a warpgroup owns 16 of them, as in an m16 MMA.");
         _w.Line($"kdsl_setmaxnreg_inc<{ConsumerRegisters}>();");
         _w.Line($"const int cg = wg - 1;");
@@ -205,7 +199,7 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
         var qTile = plan.QScaleRows == s.BlockM ? "blockIdx.x" : $"m0 / {plan.QScaleRows}";
         _w.Line($"const float q_sc = q_scale[bh * q_tiles + {qTile}];");
         _w.Line($"// K-major descriptors, {d}-byte rows of Q and K, {plan.VRowBytes}-byte rows of V: 8 rows per swizzle atom; each k32 step moves 32 bytes (2 in the address field).");
-        _w.Line($"const unsigned long long q_desc = kdsl_wgmma_desc(sq_addr + cg * {64 * d}, {8 * d}, {SwizzleMode(d)});");
+        _w.Line($"const unsigned long long q_desc = kdsl_wgmma_desc(sq_addr + cg * {64 * d}, {8 * d}, {TmaSwizzle.DescriptorMode(d)});");
         _w.Line($"kdsl_mbar_wait(q_full, 0);");
         _w.Line();
         _w.Line($"// FA3's intra-warpgroup pipeline: S of block j is issued before P·V of block j − 1, so the softmax of j runs on");
@@ -259,7 +253,7 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
     private void WriteScores(string stage, string phase, bool pipelined)
     {
         var (s, d, qk) = (_spec, _spec.HeadDim, plan.Qk);
-        _w.Line($"const unsigned long long k_desc = kdsl_wgmma_desc(sk_addr + {stage} * {plan.KStageBytes}, {8 * d}, {SwizzleMode(d)});");
+        _w.Line($"const unsigned long long k_desc = kdsl_wgmma_desc(sk_addr + {stage} * {plan.KStageBytes}, {8 * d}, {TmaSwizzle.DescriptorMode(d)});");
         _w.Line($"kdsl_mbar_wait(k_full + 8 * {stage}, {phase});");
         _w.Line($"// S = Q·Kᵀ on {qk.Ptx}, both from shared memory; the accumulators start at the float bias (|S| ≤ 127²·{d} < 2^22).");
         _w.Line($"int sacc[{plan.STiles}][4];");
@@ -291,7 +285,7 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
     private void WriteProductIssue(string stage, string phase, bool scoresFirst = false)
     {
         var (s, pv, qk) = (_spec, plan.Pv, plan.Qk);
-        _w.Line($"const unsigned long long v_desc = kdsl_wgmma_desc(sv_addr + {stage} * {plan.VStageBytes}, {8 * plan.VRowBytes}, {SwizzleMode(plan.VRowBytes)});");
+        _w.Line($"const unsigned long long v_desc = kdsl_wgmma_desc(sv_addr + {stage} * {plan.VStageBytes}, {8 * plan.VRowBytes}, {TmaSwizzle.DescriptorMode(plan.VRowBytes)});");
         _w.Line($"int ob[{plan.OTiles}][4];  // one block's int32 P·V, started at the float bias ({plan.PScale}·127·{s.BlockN} < 2^22)");
         _w.Line($"#pragma unroll");
         _w.Line($"for (int i = 0; i < {plan.OTiles}; ++i) ob[i][0] = ob[i][1] = ob[i][2] = ob[i][3] = KDSL_FLOAT_BIAS_BITS;");

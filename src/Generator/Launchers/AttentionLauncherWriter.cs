@@ -136,7 +136,7 @@ public static class AttentionLauncherWriter
     private static void WriteTensorMaps(CodeWriter w, AttentionPlan plan)
     {
         var spec = plan.Spec;
-        string Swizzle(int rowBytes) => rowBytes switch { 128 => "Bytes128", 64 => "Bytes64", _ => "Bytes32" };
+        string Swizzle(int rowBytes) => KernelDsl.Generator.Model.TmaSwizzle.TensorMapName(rowBytes);
         const string Map = "global::KernelDsl.TensorMap";
         w.Line($"// Q [B·Hq][Sq][D] and K [B·Hkv][Sk][D] as rank-3 maps, V as rank 4: a box never crosses a head.");
         w.Line($"var qMap = {Map}.EncodeTiled(q, [HeadDim, seqQ, (long)batch * headsQ], [HeadDim, (long)seqQ * HeadDim], [HeadDim, BlockM, 1], global::KernelDsl.TensorMapSwizzle.{Swizzle(spec.HeadDim)});");

@@ -21,8 +21,6 @@ public sealed record AttentionPlan(AttentionSpec Spec)
     public bool WarpSpecialized => Qk.IsWarpgroup;
     /// <summary>Warpgroups that compute (all warps but the producer's four), 64 query rows each.</summary>
     public int ConsumerWarpgroups => Spec.Warps / 4 - 1;
-    /// <summary>Query rows each warp owns: 16 in both forms (a wgmma's warp holds 16 of its 64 rows).</summary>
-    public const int RowsPerWarp = 16;
     /// <summary>Keys per K scale: the K quantize kernel's BlockRows; BlockN unless declared smaller.</summary>
     public int KScaleKeys => Spec.KScaleKeys == 0 ? Spec.BlockN : Spec.KScaleKeys;
     /// <summary>K scales one block of keys spans.</summary>

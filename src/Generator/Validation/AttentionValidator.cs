@@ -65,9 +65,13 @@ public static class AttentionValidator
             {
                 Bad(nameof(spec.HeadDim), spec.HeadDim, "the wgmma kernel supports head dims 64 and 128 (Q and K rows must fit one 128-byte swizzle atom)");
             }
-            if (spec.Warps is not (8 or 12))
+            if (spec.Warps != 12)
             {
-                Bad(nameof(spec.Warps), spec.Warps, "the wgmma kernel runs one producer warpgroup and one or two consumer warpgroups: use 8 or 12 warps");
+                Bad(nameof(spec.Warps), spec.Warps, "the wgmma kernel runs one producer and two consumer warpgroups, whose setmaxnreg budgets share one SM's registers: use 12 warps");
+            }
+            if (spec.MinBlocksPerSm != 1)
+            {
+                Bad(nameof(spec.MinBlocksPerSm), spec.MinBlocksPerSm, "the wgmma kernel's register budgets (setmaxnreg) assume one block per SM: use 1");
             }
         }
         else if (spec.HeadDim is not (64 or 96 or 128))
@@ -159,7 +163,7 @@ public static class AttentionValidator
     private static readonly MmaAtomKind[] WarpgroupQk = [MmaAtomKind.Wgmma_M64N128K32_S32S8S8, MmaAtomKind.Wgmma_M64N64K32_S32S8S8];
     private static readonly MmaAtomKind[] WarpgroupPv = [MmaAtomKind.Wgmma_M64N128K32_S32U8S8_RS, MmaAtomKind.Wgmma_M64N64K32_S32U8S8_RS];
 
-    /// <summary>The Hopper form's atoms: wgmma for both products, TMA for every operand, V transposed beforehand (Recipe C).</summary>
+    /// <summary>The Hopper form's atoms: wgmma for both products, TMA for every operand, V transposed by its quantize kernel (Recipe C) or in the kernel (Recipe D).</summary>
     private static void CheckWarpgroupAtoms(List<Finding> findings, AttentionSpec spec)
     {
         if (!WarpgroupQk.Contains(spec.Mma!.Value))
@@ -207,7 +211,7 @@ public static class AttentionValidator
         }
     }
 
-    /// <summary>The Hopper form's tiles, layouts and the π agreement of P and V.</summary>
+    /// <summary>The Hopper form's tiles, layouts and the π agreement of P and V (a build-time proof: P's order is fixed by the atoms, V's by the recipe).</summary>
     private static ImmutableArray<Finding> ValidateWarpgroup(List<Finding> findings, AttentionPlan plan)
     {
         var spec = plan.Spec;
@@ -224,28 +228,22 @@ public static class AttentionValidator
         {
             Tile($"HeadDim = {spec.HeadDim} must equal the P·V wgmma's N ({plan.Pv.N}): one wgmma row of O per warpgroup");
         }
-        if (spec.Pingpong && plan.ConsumerWarpgroups != 2)
-        {
-            findings.Add(Finding.Of(Rules.InvalidParameter, FindingTarget.Family, "FlashAttentionForward.Pingpong", true, "turns are taken between two consumer warpgroups: use 12 warps"));
-        }
         if (spec.Stages < 2)
         {
             findings.Add(Finding.Of(Rules.InvalidParameter, FindingTarget.Family, "FlashAttentionForward.Stages", spec.Stages, "the producer runs ahead of the consumers: use 2 or more stages"));
         }
-        if (plan.PScale * 127L * spec.BlockN >= AttentionPlan.FloatBiasRange)
-        {
-            Tile($"BlockN = {spec.BlockN}: one block's P·V reaches {plan.PScale}·127·{spec.BlockN}, past the float-bias range 2^22 the wgmma accumulators are read in");
-        }
+        // BlockN is a wgmma N (≤ 128 here), so one block's u8 P·V, 255·127·BlockN, stays inside the float-bias range.
         CheckElements(findings, plan);
         if (HasErrors(findings))
         {
             return findings.ToImmutableArray();
         }
-        CheckTmaLayout(findings, spec, Operand.Q, spec.BlockM, spec.HeadDim);
-        CheckTmaLayout(findings, spec, Operand.K, spec.BlockN, spec.HeadDim);
-        CheckTmaLayout(findings, spec, Operand.V, plan.VRows, plan.VRowBytes);
+        CheckTmaLayout(findings, spec, Operand.Q, spec.HeadDim, "TMA");
+        CheckTmaLayout(findings, spec, Operand.K, spec.HeadDim, "TMA");
+        CheckTmaLayout(findings, spec, Operand.V, plan.VRowBytes, plan.InKernelTransposedV ? "the producer's stmatrix" : "TMA");
         DeclarationRules.CheckSharedMemory(findings, spec, plan.SharedMemoryBytes,
-            $"{AttentionPlan.TmaAlignment} alignment + Q {plan.QStageBytes} bytes + {spec.Stages} stages × (K {plan.KStageBytes} + V {plan.VStageBytes} bytes) + {plan.Barriers} mbarriers");
+            $"{AttentionPlan.TmaAlignment} alignment + Q {plan.QStageBytes} bytes + {spec.Stages} stages × (K {plan.KStageBytes} + V {plan.VStageBytes}" +
+            (plan.InKernelTransposedV ? $" + staged V {plan.VStagingBytes}" : "") + $" bytes) + {plan.Barriers} mbarriers");
         if (!HasErrors(findings))
         {
             var p = plan.ComposeP();
@@ -261,26 +259,16 @@ public static class AttentionValidator
 
     /// <summary>
     /// TMA writes a box with the swizzle its row length allows and wgmma reads it back with the same mode, so the declared
-    /// layout must be that swizzle: Swizzle(3,4,3) for 128-byte rows, (2,4,3) for 64, (1,4,3) for 32.
+    /// layout must be that swizzle (TmaSwizzle). Row lengths are a head dim or a wgmma N here, so one always exists.
     /// </summary>
-    private static void CheckTmaLayout(List<Finding> findings, AttentionSpec spec, Operand operand, int rows, int rowBytes)
+    private static void CheckTmaLayout(List<Finding> findings, AttentionSpec spec, Operand operand, int rowBytes, string writer)
     {
         var index = LayoutRules.IndexOf(spec, operand);
         var declared = spec.SmemLayouts[index].Swizzle;
-        var bits = rowBytes switch { 128 => 3, 64 => 2, 32 => 1, _ => -1 };
-        if (bits < 0)
-        {
-            findings.Add(Finding.Of(Rules.TmaSwizzle, new FindingTarget(TargetKind.SmemLayout, index), operand, rowBytes, declared, "a TMA swizzle atom spans 32, 64 or 128 bytes: no row of another length can be read by wgmma"));
-            return;
-        }
-        var wanted = new Swizzle(bits, 4, 3);
+        var wanted = TmaSwizzle.ForRowBytes(rowBytes)!;
         if (declared != wanted)
         {
-            findings.Add(Finding.Of(Rules.TmaSwizzle, new FindingTarget(TargetKind.SmemLayout, index), operand, rowBytes, declared, $"use {wanted}, the {rowBytes}-byte swizzle TMA writes and wgmma reads"));
-        }
-        if (rows % 8 != 0)
-        {
-            findings.Add(Finding.Of(Rules.TileNotDivisible, FindingTarget.Family, $"the {operand} tile has {rows} rows; wgmma reads whole 8-row swizzle atoms"));
+            findings.Add(Finding.Of(Rules.TmaSwizzle, new FindingTarget(TargetKind.SmemLayout, index), operand, writer, rowBytes, declared, $"use {wanted}, the {rowBytes}-byte swizzle wgmma reads"));
         }
     }
 

@@ -47,8 +47,8 @@ public static class Rules
     public static readonly Rule LayoutElement = new("KDSL0104", "Layout element does not match the MMA",
         "the [SmemLayout] of operand {0} holds {1}, but {2} reads {3} for it");
 
-    public static readonly Rule TmaSwizzle = new("KDSL0105", "Layout is not the swizzle TMA writes",
-        "operand {0} arrives by TMA in {1}-byte rows, but its [SmemLayout] declares {2}: {3}");
+    public static readonly Rule TmaSwizzle = new("KDSL0105", "Layout is not the swizzle TMA and wgmma use",
+        "operand {0} is written by {1} in {2}-byte rows, but its [SmemLayout] declares {3}: {4}");
 
     public static readonly Rule SharedMemoryLimit = new("KDSL0201", "Shared memory over the target's limit",
         "'{0}' needs {1} bytes of shared memory per block ({2}), but {3} allows at most {4}: use fewer stages or smaller tiles");

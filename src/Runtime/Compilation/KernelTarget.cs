@@ -27,12 +27,11 @@ internal static class KernelTarget
         {
             return arch;
         }
-        var specific = arch + "a";
-        if (!module.Targets.Contains(specific))
+        if (!module.RunsOn(computeCapability))
         {
             throw new NotSupportedException(
-                $"Variant '{module.Name}' uses architecture-specific instructions and was declared for {string.Join(", ", module.Targets)}; {deviceName} would need {specific}.");
+                $"Variant '{module.Name}' uses architecture-specific instructions and runs only on {string.Join(", ", module.Targets)}; {deviceName} is {arch}.");
         }
-        return specific;
+        return arch + "a";
     }
 }

@@ -29,6 +29,14 @@ public sealed record KernelModuleDefinition
     /// <summary>Extra NVRTC options from the declaration.</summary>
     public ImmutableArray<string> CompileOptions { get; init; } = [];
 
+    /// <summary>
+    /// Whether a device of this compute capability (major·10 + minor) can run the module: at least <see cref="MinimumSm"/>,
+    /// and for an architecture-specific module (sm_90a) exactly a declared architecture, since its SASS runs nowhere else.
+    /// </summary>
+    public bool RunsOn(int computeCapability) => RequiresArchSpecific
+        ? Targets.Contains(KernelTarget.ArchName(computeCapability) + "a")
+        : computeCapability >= MinimumSm;
+
     public KernelEntryPoint EntryPoint(string name)
     {
         foreach (var entry in EntryPoints)

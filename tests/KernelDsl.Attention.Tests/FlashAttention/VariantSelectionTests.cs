@@ -32,6 +32,22 @@ public class VariantSelectionTests
     }
 
     [Fact]
+    public void A_mode_declared_only_for_hopper_is_refused_on_other_devices_before_any_work()
+    {
+        var options = new AttentionOptions { V = VStrategy.InKernelTranspose };
+        Assert.Contains("wgmma", Int8Attention.Select(Element.F16, 128, options, computeCapability: 90).Tile);
+        var error = Assert.Throws<ArgumentException>(() => Int8Attention.Select(Element.F16, 128, options, computeCapability: 80));
+        Assert.Equal("options", error.ParamName);
+        Assert.Contains("built for sm_90a; this device is sm_80", error.Message);
+        Assert.Contains("runs no declared tile of this mode", error.Message);
+        // A wgmma tile asked for by name on an Ada card: the tiles it can run instead are named.
+        var wgmmaTile = Int8Attention.TilesFor(Element.F16, 128, new AttentionOptions { V = VStrategy.Pretransposed }).Last(t => t.Contains("wgmma", StringComparison.Ordinal));
+        var ada = Assert.Throws<ArgumentException>(() => Int8Attention.Select(Element.F16, 128, new AttentionOptions { V = VStrategy.Pretransposed, Tile = wgmmaTile }, computeCapability: 89));
+        Assert.Contains("[128×64 / 8 warps / 2 stages / 1 block/SM]", ada.Message);
+        Assert.DoesNotContain(Int8Attention.TilesFor(Element.F16, 128, new AttentionOptions { V = VStrategy.Pretransposed }, computeCapability: 89), t => t.Contains("wgmma", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void An_undeclared_combination_names_the_options_and_lists_what_is_declared()
     {
         var error = Assert.Throws<ArgumentException>(() => Int8Attention.Select(Element.F16, 64, new AttentionOptions { V = VStrategy.Movmatrix }));

@@ -353,7 +353,7 @@ public class DiagnosticTests
     public void KDSL0105_a_tma_tile_declared_with_another_swizzle()
     {
         var d = Single(WgmmaAttention.Replace("[SmemLayout(Operand.K, Element.S8, 3, 4, 3)]", "[SmemLayout(Operand.K, Element.S8, 2, 4, 3)]"), "KDSL0105");
-        Assert.Contains("operand K arrives by TMA in 128-byte rows", d.GetMessage());
+        Assert.Contains("operand K is written by TMA in 128-byte rows", d.GetMessage());
         Assert.Contains("use Swizzle(3,4,3)", d.GetMessage());
         Assert.Contains("SmemLayout(Operand.K", LineOf(d));
     }
@@ -362,7 +362,9 @@ public class DiagnosticTests
     [InlineData("KScaleKeys = 64", "KScaleKeys = 48", "FlashAttentionForward.KScaleKeys = 48")]
     [InlineData("Warps = 12", "Warps = 16", "FlashAttentionForward.Warps = 16")]
     [InlineData("Stages = 2", "Stages = 1", "FlashAttentionForward.Stages = 1")]
-    [InlineData("Warps = 12", "Warps = 8, Pingpong = true", "FlashAttentionForward.Pingpong = True")]
+    [InlineData("Warps = 12", "Warps = 8", "FlashAttentionForward.Warps = 8")]
+    [InlineData("Stages = 2,", "Stages = 2, MinBlocksPerSm = 2,", "FlashAttentionForward.MinBlocksPerSm = 2")]
+    [InlineData("HeadDim = 128", "HeadDim = 96", "FlashAttentionForward.HeadDim = 96")]
     public void KDSL0003_wgmma_parameters(string from, string to, string expected)
     {
         var d = Single(WgmmaAttention.Replace(from, to), "KDSL0003");
@@ -375,6 +377,42 @@ public class DiagnosticTests
         var d = Single(AttentionDeclaration.Replace("BLOCKS", "1").Replace("Stages = 2,", "Stages = 2, Pingpong = true,"), "KDSL0003");
         Assert.Contains("FlashAttentionForward.Pingpong", d.GetMessage());
         Assert.Contains("mma.sync kernel has none", d.GetMessage());
+    }
+
+    [Fact]
+    public void KDSL0301_wgmma_block_keys_are_the_score_wgmma_N()
+    {
+        var d = Single(WgmmaAttention.Replace("BlockN = 128", "BlockN = 64"), "KDSL0301");
+        Assert.Contains("BlockN = 64 must equal the Q·Kᵀ wgmma's N (128)", d.GetMessage());
+    }
+
+    [Fact]
+    public void KDSL0301_wgmma_head_dim_is_the_PV_wgmma_N()
+    {
+        var d = Single(WgmmaAttention.Replace("MmaAtoms.Wgmma_M64N128K32_S32U8S8_RS", "MmaAtoms.Wgmma_M64N64K32_S32U8S8_RS"), "KDSL0301");
+        Assert.Contains("HeadDim = 128 must equal the P·V wgmma's N (64)", d.GetMessage());
+    }
+
+    [Fact]
+    public void KDSL0402_a_register_A_wgmma_for_scores()
+    {
+        var d = Single(WgmmaAttention.Replace("[MmaAtom(MmaAtoms.Wgmma_M64N128K32_S32S8S8)]", "[MmaAtom(MmaAtoms.Wgmma_M64N128K32_S32U8S8_RS)]"), "KDSL0402");
+        Assert.Contains("reads int8 Q and K from shared memory", d.GetMessage());
+    }
+
+    [Fact]
+    public void KDSL0007_wgmma_without_a_PV_atom()
+    {
+        var d = Single(WgmmaAttention.Replace("[MmaAtom(MmaAtoms.Wgmma_M64N128K32_S32U8S8_RS, Product = MmaProduct.PV)]", ""), "KDSL0007");
+        Assert.Contains("for P·V", d.GetMessage());
+    }
+
+    [Fact]
+    public void KDSL0402_an_ldmatrix_atom_in_the_wgmma_kernel()
+    {
+        var d = Single(WgmmaAttention.Replace("[CopyAtom(Operand.Q, CopyAtoms.Tma)]", "[CopyAtom(Operand.Q, CopyAtoms.Tma)]\n[CopyAtom(Operand.Q, CopyAtoms.Ldsm)]"), "KDSL0402");
+        Assert.Contains("operand Q of the wgmma kernel", d.GetMessage());
+        Assert.Contains("CopyAtom(Operand.Q, CopyAtoms.Ldsm)", LineOf(d));
     }
 
     [Fact]

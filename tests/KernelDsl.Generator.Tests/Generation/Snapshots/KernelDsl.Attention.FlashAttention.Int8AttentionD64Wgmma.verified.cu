@@ -148,7 +148,7 @@ kdsl_KernelDsl_Attention_FlashAttention_Int8AttentionD64Wgmma(const __grid_const
     // TMA's swizzle pattern repeats every 1024 bytes and wgmma's descriptors assume the same phase: align the tiles to it.
     u8* const sq = (u8*)(((unsigned long long)kdsl_shared_raw + 1023) & ~1023ull);  // Q: 128×64 bytes
     u8* const sk = sq + 8192;                 // K: 3 × 8192 bytes, [key][channel]
-    u8* const sv = sk + 24576;        // V: 3 × 8192 bytes, [channel][key] in π order (Recipe C)
+    u8* const sv = sk + 24576;        // V: 3 × 8192 bytes, [channel][key] in π order (as its quantize kernel wrote it, Recipe C)
     const u32 sq_addr = kdsl_smem(sq), sk_addr = kdsl_smem(sk), sv_addr = kdsl_smem(sv);
     // mbarriers: Q full; per stage K full, V full (TMA bytes), K/V empty (one arrival per consumer warp).
     const u32 q_full = sv_addr + 24576;
