@@ -16,8 +16,12 @@ public sealed record Int8AttentionOptions
 {
     /// <summary>Query rows per Q scale (the kernel's BlockM, or rows per warp when Q is scaled per warp).</summary>
     public required int BlockM { get; init; }
-    /// <summary>Keys per K scale and per online-softmax step (the kernel's BlockN).</summary>
+    /// <summary>Keys per online-softmax step (the kernel's BlockN).</summary>
     public required int BlockN { get; init; }
+    /// <summary>Keys per K scale (the kernel's KScaleKeys, the K quantize kernel's BlockRows); 0 means BlockN. Divides BlockN.</summary>
+    public int KScaleKeys { get; init; }
+    /// <summary><see cref="KScaleKeys"/> with 0 resolved to BlockN.</summary>
+    public int KeysPerKScale => KScaleKeys == 0 ? BlockN : KScaleKeys;
     public PvMode Pv { get; init; } = PvMode.U8;
     /// <summary>The K quantize variant's generated <c>MeanSlices</c>: the float32 channel mean depends on its summation order.</summary>
     public int KMeanSlices { get; init; } = 1;
@@ -35,6 +39,10 @@ public sealed record Int8AttentionOptions
         Positive(BlockM, nameof(BlockM));
         Positive(BlockN, nameof(BlockN));
         Positive(KMeanSlices, nameof(KMeanSlices));
+        if (KScaleKeys < 0 || (KScaleKeys > 0 && BlockN % KScaleKeys != 0))
+        {
+            throw new ArgumentException($"KScaleKeys ({KScaleKeys}) must be 0 (= BlockN) or divide BlockN ({BlockN}).", nameof(KScaleKeys));
+        }
         if (!Enum.IsDefined(Pv))
         {
             throw new ArgumentException($"Pv must be U8, S8 or F16, got {Pv}.", nameof(Pv));

@@ -4,7 +4,7 @@ namespace KernelDsl.Attention.Reference;
 /// Q, K and V as the quantize kernels leave them (QuantizeReference's outputs), plus V widened to float for the f16 P·V mode.
 /// </summary>
 /// <param name="Q">s8 [B][HeadsQ][TokensQ][D], one scale per BlockM rows, σ·log₂e folded in.</param>
-/// <param name="K">s8 [B][HeadsKv][TokensKv][D] after subtracting the channel mean, one scale per BlockN rows.</param>
+/// <param name="K">s8 [B][HeadsKv][TokensKv][D] after subtracting the channel mean, one scale per KScaleKeys rows.</param>
 /// <param name="V">s8 [B][HeadsKv][TokensKv][D], one scale per channel.</param>
 /// <param name="VWide">V's 16-bit values as float, dense [B][HeadsKv][TokensKv][D].</param>
 /// <param name="Input">The inputs' 16-bit type (f16 or bf16); the output has it too.</param>
@@ -65,7 +65,7 @@ public static class Int8AttentionReference
         var qOptions = new QuantizeOptions { HeadDim = d, Granularity = QuantGranularity.PerRowBlock, BlockRows = options.BlockM };
         var kOptions = new QuantizeOptions
         {
-            HeadDim = d, Granularity = QuantGranularity.PerRowBlock, BlockRows = options.BlockN,
+            HeadDim = d, Granularity = QuantGranularity.PerRowBlock, BlockRows = options.KeysPerKScale,
             SubtractChannelMean = true, MeanSlices = options.KMeanSlices,
         };
         var vOptions = new QuantizeOptions { HeadDim = d, Granularity = QuantGranularity.PerChannel, BlockRows = options.BlockN };
@@ -174,7 +174,8 @@ public static class Int8AttentionReference
         }
         var kvHead = b * shape.HeadsKv + shape.KvHeadOf(h);
         var qTiles = (shape.TokensQ + options.BlockM - 1) / options.BlockM;
-        var kTiles = (shape.TokensKv + blockN - 1) / blockN;
+        var kScaleKeys = options.KeysPerKScale;
+        var kTiles = (shape.TokensKv + kScaleKeys - 1) / kScaleKeys;
         var qScale = inputs.Q.Scales[(b * shape.HeadsQ + h) * qTiles + i / options.BlockM];
         var o = row.O;
         Array.Clear(o);
@@ -183,10 +184,11 @@ public static class Int8AttentionReference
         {
             var n0 = block * blockN;
             var count = Math.Min(blockN, shape.TokensKv - n0);
-            var qk = qScale * inputs.K.Scales[kvHead * kTiles + block];
             var blockMax = float.NegativeInfinity;
             for (var t = 0; t < count; t++)
             {
+                // One K scale per KScaleKeys keys: a softmax block may span several.
+                var qk = qScale * inputs.K.Scales[kvHead * kTiles + (n0 + t) / kScaleKeys];
                 row.S[t] = n0 + t < visible ? Dot(shape, inputs, b, h, i, n0 + t) * qk : float.NegativeInfinity;
                 blockMax = MathF.Max(blockMax, row.S[t]);
             }
