@@ -22,7 +22,6 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
     private readonly AttentionSpec _spec = plan.Spec;
     private CodeWriter _w = null!;
 
-
     public void WriteKernel(CodeWriter w)
     {
         _w = w;
@@ -125,7 +124,7 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
                 var load = CopyAtom.Get(CopyAtomKind.LdsmTransPrmt).ProgramFor(OperandStorage.KN, TokenOrder.Pi)!;
                 CopyProgramWriter.WriteLaneOffsets(_w, load, "v");
                 CopyProgramWriter.WriteLaneOffsets(_w, StmatrixProgram.RecipeD, "t");
-                _w.Line($"if (tid == 0) {{ kdsl_mbar_arrive_expect_tx(q_full, {plan.QStageBytes}); kdsl_tma_load_3d(sq_addr, &q_map, q_full, 0, m0, (int)bh); }}");
+                _w.Block($"if (tid == 0)", WriteQCopy);
                 _w.Block($"for (int j = 0; j < n_blocks; ++j)", () =>
                 {
                     _w.Line($"const int st = j % {stages};");
@@ -153,8 +152,7 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
             {
                 _w.Block($"if (tid == 0)", () =>
                 {
-                    _w.Line($"kdsl_mbar_arrive_expect_tx(q_full, {plan.QStageBytes});");
-                    _w.Line($"kdsl_tma_load_3d(sq_addr, &q_map, q_full, 0, m0, (int)bh);  // rows past seq_q arrive as zeros");
+                    WriteQCopy();
                     _w.Block($"for (int j = 0; j < n_blocks; ++j)", () =>
                     {
                         _w.Line($"const int st = j % {stages};");
@@ -166,6 +164,13 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
             _w.Line($"return;");
         });
         _w.Line();
+    }
+
+    /// <summary>The TMA copy of this block's Q rows onto q_full, once.</summary>
+    private void WriteQCopy()
+    {
+        _w.Line($"kdsl_mbar_arrive_expect_tx(q_full, {plan.QStageBytes});");
+        _w.Line($"kdsl_tma_load_3d(sq_addr, &q_map, q_full, 0, m0, (int)bh);  // rows past seq_q arrive as zeros");
     }
 
     /// <summary>The TMA copies of one K/V block: K onto k_full, V (as the V map has it) onto <paramref name="vBarrier"/>.</summary>
@@ -194,8 +199,7 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
         _w.Line($"const int warp_row = cg * 64 + (warp & 3) * 16;");
         _w.Line($"float row_max[2] = {{-KDSL_INF, -KDSL_INF}}, row_sum[2] = {{0.f, 0.f}};");
         _w.Line($"float o[{plan.OTiles}][4];");
-        _w.Line($"#pragma unroll");
-        _w.Line($"for (int i = 0; i < {plan.OTiles}; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;");
+        WriteFill("o", plan.OTiles, "0.f");
         var qTile = plan.QScaleRows == s.BlockM ? "blockIdx.x" : $"m0 / {plan.QScaleRows}";
         _w.Line($"const float q_sc = q_scale[bh * q_tiles + {qTile}];");
         _w.Line($"// K-major descriptors, {d}-byte rows of Q and K, {plan.VRowBytes}-byte rows of V: 8 rows per swizzle atom; each k32 step moves 32 bytes (2 in the address field).");
@@ -252,13 +256,12 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
     /// </summary>
     private void WriteScores(string stage, string phase, bool pipelined)
     {
-        var (s, d, qk) = (_spec, _spec.HeadDim, plan.Qk);
+        var (s, d) = (_spec, _spec.HeadDim);
         _w.Line($"const unsigned long long k_desc = kdsl_wgmma_desc(sk_addr + {stage} * {plan.KStageBytes}, {8 * d}, {TmaSwizzle.DescriptorMode(d)});");
         _w.Line($"kdsl_mbar_wait(k_full + 8 * {stage}, {phase});");
-        _w.Line($"// S = Q·Kᵀ on {qk.Ptx}, both from shared memory; the accumulators start at the float bias (|S| ≤ 127²·{d} < 2^22).");
+        _w.Line($"// S = Q·Kᵀ on {plan.Qk.Ptx}, both from shared memory; the accumulators start at the float bias (|S| ≤ 127²·{d} < 2^22).");
         _w.Line($"int sacc[{plan.STiles}][4];");
-        _w.Line($"#pragma unroll");
-        _w.Line($"for (int i = 0; i < {plan.STiles}; ++i) sacc[i][0] = sacc[i][1] = sacc[i][2] = sacc[i][3] = KDSL_FLOAT_BIAS_BITS;");
+        WriteFill("sacc", plan.STiles, "KDSL_FLOAT_BIAS_BITS");
         if (pipelined)
         {
             WriteProductIssue("prev", $"(u32)((j - 1) / {s.Stages}) & 1u", scoresFirst: true);
@@ -269,8 +272,7 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
             _w.Line($"kdsl_fence_regs(sacc);  // the bias lands before the fence: ptxas serializes wgmmas whose inputs are written inside a stage");
             WriteTurnBegin();
             _w.Line($"kdsl_wgmma_fence();");
-            _w.Line($"#pragma unroll");
-            _w.Line($"for (int kk = 0; kk < {plan.QkSteps}; ++kk) kdsl_{qk.HelperName}(sacc, q_desc + 2 * kk, k_desc + 2 * kk);");
+            WriteScoreMmas();
             _w.Line($"kdsl_wgmma_commit();");
             WriteTurnEnd(last: false);
             _w.Line($"kdsl_wgmma_wait<0>();");
@@ -284,11 +286,10 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
     /// </summary>
     private void WriteProductIssue(string stage, string phase, bool scoresFirst = false)
     {
-        var (s, pv, qk) = (_spec, plan.Pv, plan.Qk);
+        var (s, pv) = (_spec, plan.Pv);
         _w.Line($"const unsigned long long v_desc = kdsl_wgmma_desc(sv_addr + {stage} * {plan.VStageBytes}, {8 * plan.VRowBytes}, {TmaSwizzle.DescriptorMode(plan.VRowBytes)});");
         _w.Line($"int ob[{plan.OTiles}][4];  // one block's int32 P·V, started at the float bias ({plan.PScale}·127·{s.BlockN} < 2^22)");
-        _w.Line($"#pragma unroll");
-        _w.Line($"for (int i = 0; i < {plan.OTiles}; ++i) ob[i][0] = ob[i][1] = ob[i][2] = ob[i][3] = KDSL_FLOAT_BIAS_BITS;");
+        WriteFill("ob", plan.OTiles, "KDSL_FLOAT_BIAS_BITS");
         _w.Line($"kdsl_mbar_wait(v_full + 8 * {stage}, {phase});");
         _w.Line($"// Every wgmma input is written before the fence: ptxas serializes wgmmas whose inputs are written inside a stage.");
         if (scoresFirst)
@@ -301,8 +302,7 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
         _w.Line($"kdsl_wgmma_fence();");
         if (scoresFirst)
         {
-            _w.Line($"#pragma unroll");
-            _w.Line($"for (int kk = 0; kk < {plan.QkSteps}; ++kk) kdsl_{qk.HelperName}(sacc, q_desc + 2 * kk, k_desc + 2 * kk);");
+            WriteScoreMmas();
             _w.Line($"kdsl_wgmma_commit();");
         }
         _w.Line($"// O += P·V on {pv.Ptx}: P from registers in π key order, V's [channel][key] tile in the same order from shared memory.");
@@ -310,6 +310,13 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
         _w.Line($"for (int kk = 0; kk < {plan.PvSteps}; ++kk) kdsl_{pv.HelperName}(ob, pa[kk][0], pa[kk][1], pa[kk][2], pa[kk][3], v_desc + 2 * kk);");
         _w.Line($"kdsl_wgmma_commit();");
         WriteTurnEnd(last: !scoresFirst);
+    }
+
+    /// <summary>The k steps of S = Q·Kᵀ, each one wgmma from the Q and K descriptors advanced by 32 bytes (2 in the address field).</summary>
+    private void WriteScoreMmas()
+    {
+        _w.Line($"#pragma unroll");
+        _w.Line($"for (int kk = 0; kk < {plan.QkSteps}; ++kk) kdsl_{plan.Qk.HelperName}(sacc, q_desc + 2 * kk, k_desc + 2 * kk);");
     }
 
     /// <summary>Pingpong: wait for this warpgroup's turn to issue MMAs.</summary>
@@ -335,6 +342,13 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
                 _w.Line($"kdsl_bar_arrive(2 - cg, 256);  // the other's turn");
             }
         }
+    }
+
+    /// <summary>Every register of the accumulator array <paramref name="name"/>[<paramref name="tiles"/>][4] set to <paramref name="value"/>.</summary>
+    private void WriteFill(string name, int tiles, string value)
+    {
+        _w.Line($"#pragma unroll");
+        _w.Line($"for (int i = 0; i < {tiles}; ++i) {name}[i][0] = {name}[i][1] = {name}[i][2] = {name}[i][3] = {value};");
     }
 
     /// <summary>Waits for P·V, keeps its registers (ob, and pa it read) untouched until then, and frees the stage for the producer.</summary>

@@ -112,25 +112,29 @@ public static class AttentionLauncherWriter
             w.Line($"{Guard}.AtLeast(oStrideS, HeadDim, nameof(oStrideS), \"the head dim\");");
             w.Line($"{Guard}.Holds(o, (batch - 1) * oStrideB + (headsQ - 1) * oStrideH + (seqQ - 1) * oStrideS + HeadDim, nameof(o), \"O with the strides given\");");
             w.Line();
+            // The wgmma form takes Q, K, V as tensor maps (their strides are inside them); the mma.sync form takes pointers and V's strides.
+            string operands, vStrides;
             if (plan.WarpSpecialized)
             {
                 WriteTensorMaps(w, plan);
+                (operands, vStrides) = (".AddValue(qMap).AddValue(kMap).AddValue(vMap)", "");
             }
             else
             {
-                var vScaleArg = plan.F16Pv ? ".AddNullPointer()" : ".Add(vScale)";
-                w.Line($"var arguments = new {ModuleWriter.Launching}.KernelArguments().Add(q).Add(k).Add(v).Add(qScale).Add(kScale){vScaleArg};");
-                w.Line($"if (kMean is null) arguments.AddNullPointer(); else arguments.Add(kMean);");
-                w.Line($"arguments.Add(o);");
-                w.Line($"if (lse is null) arguments.AddNullPointer(); else arguments.Add(lse);");
-                w.Line($"arguments.Add(headsQ).Add(headsKv).Add(seqQ).Add(seqK).Add(vStrideB).Add(vStrideH).Add(vLd).Add(oStrideB).Add(oStrideH).Add(oStrideS);");
+                (operands, vStrides) = (".Add(q).Add(k).Add(v)", ".Add(vStrideB).Add(vStrideH).Add(vLd)");
             }
+            var vScaleArg = plan.F16Pv ? ".AddNullPointer()" : ".Add(vScale)";
+            w.Line($"var arguments = new {ModuleWriter.Launching}.KernelArguments(){operands}.Add(qScale).Add(kScale){vScaleArg};");
+            w.Line($"if (kMean is null) arguments.AddNullPointer(); else arguments.Add(kMean);");
+            w.Line($"arguments.Add(o);");
+            w.Line($"if (lse is null) arguments.AddNullPointer(); else arguments.Add(lse);");
+            w.Line($"arguments.Add(headsQ).Add(headsKv).Add(seqQ).Add(seqK){vStrides}.Add(oStrideB).Add(oStrideH).Add(oStrideS);");
             w.Line($"stream.Launch(Module, KernelName, {ModuleWriter.Launching}.Dim3.Of((seqQ + BlockM - 1) / BlockM, headsQ, batch), arguments);");
         });
     }
 
     /// <summary>
-    /// The wgmma form takes Q, K and V as TMA descriptors, encoded here for this launch's buffers: boxes of one block each,
+    /// The wgmma form's TMA descriptors for Q, K and V (qMap, kMap, vMap), encoded for this launch's buffers: boxes of one block each,
     /// swizzled as the kernel's layouts are; rows past a sequence's end come back as zeros.
     /// </summary>
     private static void WriteTensorMaps(CodeWriter w, AttentionPlan plan)
@@ -150,10 +154,5 @@ public static class AttentionLauncherWriter
         {
             w.Line($"var vMap = {Map}.EncodeTiled(v, [vLd, HeadDim, headsKv, batch], [vLd, vStrideH, vStrideB], [BlockN, HeadDim, 1, 1], global::KernelDsl.TensorMapSwizzle.{Swizzle(plan.VRowBytes)});");
         }
-        w.Line($"var arguments = new {ModuleWriter.Launching}.KernelArguments().AddValue(qMap).AddValue(kMap).AddValue(vMap).Add(qScale).Add(kScale).Add(vScale);");
-        w.Line($"if (kMean is null) arguments.AddNullPointer(); else arguments.Add(kMean);");
-        w.Line($"arguments.Add(o);");
-        w.Line($"if (lse is null) arguments.AddNullPointer(); else arguments.Add(lse);");
-        w.Line($"arguments.Add(headsQ).Add(headsKv).Add(seqQ).Add(seqK).Add(oStrideB).Add(oStrideH).Add(oStrideS);");
     }
 }

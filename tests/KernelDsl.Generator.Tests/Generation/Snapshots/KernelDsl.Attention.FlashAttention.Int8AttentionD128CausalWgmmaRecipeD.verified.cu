@@ -214,7 +214,11 @@ kdsl_KernelDsl_Attention_FlashAttention_Int8AttentionD128CausalWgmmaRecipeD(cons
         const int v_chunk = 0;
         const int t_row = (lane & 1) * 2 + ((lane >> 1) & 1) * 4 + ((lane >> 2) & 1) * 8 + ((lane >> 4) & 1);
         const int t_chunk = ((lane >> 3) & 1);
-        if (tid == 0) { kdsl_mbar_arrive_expect_tx(q_full, 16384); kdsl_tma_load_3d(sq_addr, &q_map, q_full, 0, m0, (int)bh); }
+        if (tid == 0)
+        {
+            kdsl_mbar_arrive_expect_tx(q_full, 16384);
+            kdsl_tma_load_3d(sq_addr, &q_map, q_full, 0, m0, (int)bh);  // rows past seq_q arrive as zeros
+        }
         for (int j = 0; j < n_blocks; ++j)
         {
             const int st = j % 3;
