@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Spectre.Console;
 using KernelDsl.Cli.Commands;
 
 namespace KernelDsl.Cli;
@@ -18,4 +19,14 @@ public static class CliApp
         BenchCommand.Create(),
         PlotCommand.Create(),
     };
+
+    /// <summary>Says so when hand-edited sources replace generated ones, so no number is mistaken for the generated kernels'.</summary>
+    internal static void WarnIfSourcesOverridden()
+    {
+        if (KernelSourceOverride.Directory is { } directory)
+        {
+            var files = Directory.Exists(directory) ? Directory.GetFiles(directory, "*.cu").Select(Path.GetFileName) : [];
+            AnsiConsole.MarkupLine($"[yellow]{KernelSourceOverride.DirectoryVariable}={Markup.Escape(directory)}[/]: hand-edited sources replace the generated ones of: {Markup.Escape(string.Join(", ", files))}");
+        }
+    }
 }

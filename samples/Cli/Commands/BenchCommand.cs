@@ -20,16 +20,16 @@ internal static class BenchCommand
         var quick = new Option<bool>("--quick") { Description = "S in {1024, 4096, 16384} instead of {1024, 2048, 4096, 8192, 16384}." };
         var headDim = new Option<int?>("--head-dim") { Description = "Only this head dim (64 or 128), e.g. to profile one shape." };
         var seq = new Option<int?>("--seq") { Description = "Only this sequence length (B = 16384 / S)." };
+        var only = new Option<string?>("--only") { Description = "Only variants whose name contains this text (e.g. WgmmaStages3); skips the autotuned rows." };
         headDim.Validators.Add(r => { if (r.GetValueOrDefault<int?>() is { } d && d is not (64 or 128)) r.AddError($"--head-dim must be 64 or 128 (the declared head dims), not {d}."); });
         seq.Validators.Add(r => { if (r.GetValueOrDefault<int?>() is { } s && (s <= 0 || 16384 % s != 0)) r.AddError($"--seq must be a positive divisor of 16384 (the grid keeps B·S = 16384), not {s}."); });
-        var command = new Command("bench", "Time every attention variant on the standard grid (needs a GPU).") { csv, quick, headDim, seq };
-        command.SetAction(parse => Run(parse.GetValue(csv)!, parse.GetValue(quick), parse.GetValue(headDim), parse.GetValue(seq)));
+        var command = new Command("bench", "Time every attention variant on the standard grid (needs a GPU).") { csv, quick, headDim, seq, only };
+        command.SetAction(parse => Run(parse.GetValue(csv)!, parse.GetValue(quick), parse.GetValue(headDim), parse.GetValue(seq), parse.GetValue(only)));
         return command;
     }
 
-    private static int Run(FileInfo csv, bool quick, int? onlyHeadDim, int? onlySeq)
+    private static int Run(FileInfo csv, bool quick, int? onlyHeadDim, int? onlySeq, string? onlyVariant)
     {
-
         if (!CudaDevice.TryOpen(0, out var device, out var reason))
         {
             AnsiConsole.MarkupLine("[yellow]No CUDA GPU found[/]: " + Markup.Escape(reason));
@@ -39,6 +39,7 @@ internal static class BenchCommand
         using var stream = device.CreateStream();
         using var attention = new Int8Attention(device);
         AnsiConsole.MarkupLine($"[bold]{Markup.Escape(device.Name)}[/] ({device.ArchName}, {device.SmCount} SMs)");
+        CliApp.WarnIfSourcesOverridden();
 
         int[] lengths = onlySeq is { } only ? [only] : quick ? [1024, 4096, 16384] : [1024, 2048, 4096, 8192, 16384];
         int[] headDims = onlyHeadDim is { } oneDim ? [oneDim] : [64, 128];
@@ -51,7 +52,7 @@ internal static class BenchCommand
             {
                 foreach (var seq in lengths)
                 {
-                    Measure(device, stream, attention, headDim, seq, rows, table);
+                    Measure(device, stream, attention, headDim, seq, onlyVariant, rows, table);
                     task.Increment(1);
                 }
             }
@@ -62,7 +63,7 @@ internal static class BenchCommand
         return 0;
     }
 
-    private static void Measure(CudaDevice device, CudaStream stream, Int8Attention attention, int headDim, int seq, List<string> rows, Table table)
+    private static void Measure(CudaDevice device, CudaStream stream, Int8Attention attention, int headDim, int seq, string? onlyVariant, List<string> rows, Table table)
     {
         var (batch, heads) = (16384 / seq, 2048 / headDim);
         var elements = (long)batch * heads * seq * headDim;
@@ -71,7 +72,8 @@ internal static class BenchCommand
         using var v = Random(device, elements, 3);
         using var o = device.Allocate<Half>(elements);
         TensorView<Half> View(DeviceBuffer<Half> x) => TensorView<Half>.Contiguous(x, batch, heads, seq, headDim);
-        foreach (var variant in AttentionVariant.All.Where(x => x.HeadDim == headDim && x.Input == Element.F16 && x.RunsOn(device.ComputeCapability)))
+        foreach (var variant in AttentionVariant.All.Where(x => x.HeadDim == headDim && x.Input == Element.F16 && x.RunsOn(device.ComputeCapability)
+                     && (onlyVariant is null || x.Module.Name.Contains(onlyVariant, StringComparison.Ordinal))))
         {
             var options = new AttentionOptions { Causal = variant.Causal, Pv = variant.Pv, V = variant.V, Tile = variant.Tile, NonFinite = NonFiniteInputs.Ignore };
             var (selected, launch) = attention.Prepare(stream, View(q), View(k), View(v), View(o), options, null);
@@ -85,7 +87,7 @@ internal static class BenchCommand
             table.AddRow(Markup.Escape(name), $"{headDim}", $"{seq}", variant.Causal ? "yes" : "no", F(kernel), F(endToEnd), F(ops / kernel / 1e9), F(ops / endToEnd / 1e9));
         }
         // The autotuner's pick among the declared V strategies and tiles for this shape, and what it measured for it.
-        foreach (var causal in new[] { false, true })
+        foreach (var causal in onlyVariant is null ? new[] { false, true } : [])
         {
             var options = new AttentionOptions { Causal = causal, Autotune = true, NonFinite = NonFiniteInputs.Ignore };
             attention.Forward(stream, View(q), View(k), View(v), View(o), options);

@@ -19,6 +19,7 @@ internal static class CompileCommand
                 AnsiConsole.WriteLine(trace);
                 return 2;
             }
+            CliApp.WarnIfSourcesOverridden();
             var table = new Table().AddColumns("kernel", "arch", "registers", "spill bytes", "stack", "ms");
             var (spills, failures, advisories) = (0, new List<string>(), new List<string>());
             AnsiConsole.Progress().Start(progress =>

@@ -23,7 +23,9 @@ public static class AttentionEmitter
             $"Block {spec.BlockM} query rows × {spec.BlockN} keys per step, {spec.Warps} warps (16 rows each), {spec.Stages} K/V stage(s), {plan.SharedMemoryBytes} bytes of shared memory.",
             $"V: {vAtom} ({CopyAtom.Get(vAtom).Instructions}), P in {plan.POrder} key order.");
 
-        var helpers = new[] { PtxHelper.IntMath, PtxHelper.SoftmaxMath, PtxHelper.F16Convert, PtxHelper.Bf16Convert, PtxHelper.FloatBias, plan.F16Pv ? PtxHelper.HalfPack : PtxHelper.Prmt }
+        PtxHelper[] pPacking = plan.F16Pv ? [PtxHelper.HalfPack] : [PtxHelper.Prmt, PtxHelper.BytePack];
+        var helpers = new[] { PtxHelper.IntMath, PtxHelper.SoftmaxMath, PtxHelper.F16Convert, PtxHelper.Bf16Convert, PtxHelper.FloatBias }
+            .Concat(pPacking)
             .Concat(PtxHelpers.For(CopyAtomKind.CpAsync16));
         foreach (var atom in spec.CopyAtoms)
         {
@@ -55,7 +57,7 @@ public static class AttentionEmitter
             plan.InKernelTransposedV
                 ? "V: loaded by TMA as it comes, then rewritten [channel][key] in π order by the producer warps (Recipe D: ldmatrix.trans + prmt + stmatrix)."
                 : "V: transposed beforehand to [channel][key] in π order (Recipe C) and loaded by TMA as wgmma's K-major B.");
-        var helpers = new[] { PtxHelper.IntMath, PtxHelper.SoftmaxMath, PtxHelper.F16Convert, PtxHelper.Bf16Convert, PtxHelper.FloatBias, PtxHelper.Prmt, PtxHelper.Warpgroup }
+        var helpers = new[] { PtxHelper.IntMath, PtxHelper.SoftmaxMath, PtxHelper.F16Convert, PtxHelper.Bf16Convert, PtxHelper.FloatBias, PtxHelper.Prmt, PtxHelper.BytePack, PtxHelper.Warpgroup }
             .Concat(PtxHelpers.For(CopyAtomKind.Tma))
             .Concat(plan.InKernelTransposedV ? PtxHelpers.For(CopyAtomKind.LdsmTransPrmt).Concat(PtxHelpers.For(CopyAtomKind.Stmatrix)) : []);
         PtxHelpers.Write(w, helpers, [plan.Qk, plan.Pv]);

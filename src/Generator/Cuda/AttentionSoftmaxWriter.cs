@@ -1,4 +1,6 @@
+using System;
 using System.Collections.Generic;
+using System.Globalization;
 using System.Linq;
 using KernelDsl.Generator.Atoms;
 using KernelDsl.Generator.Helpers;
@@ -34,22 +36,60 @@ public sealed class AttentionSoftmaxWriter(AttentionPlan plan, CodeWriter w, str
     }
 
     /// <summary>The scale of tile jt's scores: q_sc · its K block's scale.</summary>
-    private string ScaleOf(string tile) => plan.KScalesPerBlock == 1 ? "sc" : $"sc[({tile}) / {TilesPerScale}]";
+    private string ScaleOf(string tile) => plan.KScalesPerBlock == 1 ? "sc" : $"sc[{tile} / {TilesPerScale}]";
 
-    public void WriteSoftmax()
+    /// <summary>The exponent's offset for tile jt's scores in row half hh (see <see cref="WriteExponentOffsets"/>).</summary>
+    private string OffsetOf(string tile, string half) => plan.KScalesPerBlock == 1 ? $"cb[{half}]" : $"cb[{tile} / {TilesPerScale}][{half}]";
+
+    /// <summary>log2 of what quantized P is scaled by before it is rounded, as a float literal.</summary>
+    private string Log2PScale => (Math.Log(plan.PScale) / Math.Log(2)).ToString("G9", CultureInfo.InvariantCulture) + "f";
+
+    /// <summary>exp2 of score (jt, r): PScale·P for quantized P, P itself for 16-bit P; 2^-∞ = 0 for a masked key.</summary>
+    private string Exp(string tile, string r, string half) => $"kdsl_exp2(fmaf(xs[{tile}][{r}], {ScaleOf(tile)}, -{OffsetOf(tile, half)}))";
+
+    /// <summary><see cref="Exp(string, string, string)"/> of a score whose accumulator index is known here.</summary>
+    private string Exp(string tile, int r) => Exp(tile, $"{r}", $"{r >> 1}");
+
+    /// <summary>
+    /// Loads this block's K scales into <c>ksc</c>, for a caller that issues them ahead of its MMAs so that their latency
+    /// hides under Q·Kᵀ; <see cref="WriteSoftmax"/> then reads them with <c>kScalesLoaded</c>.
+    /// </summary>
+    public void WriteKScaleLoads()
+    {
+        var k = plan.KScalesPerBlock;
+        w.Line($"// This block's K scales, loaded before the MMAs are issued: their latency hides under Q·Kᵀ.");
+        if (k == 1)
+        {
+            w.Line($"const float ksc = k_scale[bhk * k_tiles + j];");
+            return;
+        }
+        w.Line($"float ksc[{k}];  // one past the last key's scale is never read (its keys are masked)");
+        w.Line($"#pragma unroll");
+        w.Line($"for (int ks = 0; ks < {k}; ++ks) ksc[ks] = j * {k} + ks < k_tiles ? k_scale[bhk * k_tiles + j * {k} + ks] : 1.f;");
+    }
+
+    /// <param name="kScalesLoaded">The block's K scales are already in <c>ksc</c> (<see cref="WriteKScaleLoads"/>).</param>
+    public void WriteSoftmax(bool kScalesLoaded = false)
     {
         var s = _spec;
         w.Line($"// Online softmax in the log2 domain (softmax scale · log2 e is folded into q_scale).");
         if (plan.KScalesPerBlock == 1)
         {
-            w.Line($"const float sc = q_sc * k_scale[bhk * k_tiles + j];");
+            w.Line($"const float sc = q_sc * {(kScalesLoaded ? "ksc" : "k_scale[bhk * k_tiles + j]")};");
         }
         else
         {
-            w.Line($"// {plan.KScalesPerBlock} K scales per block of {s.BlockN} keys; one past the last key's scale is never read (its keys are masked).");
+            w.Line($"// {plan.KScalesPerBlock} K scales per block of {s.BlockN} keys.");
             w.Line($"float sc[{plan.KScalesPerBlock}];");
             w.Line($"#pragma unroll");
-            w.Line($"for (int ks = 0; ks < {plan.KScalesPerBlock}; ++ks) sc[ks] = j * {plan.KScalesPerBlock} + ks < k_tiles ? q_sc * k_scale[bhk * k_tiles + j * {plan.KScalesPerBlock} + ks] : 1.f;");
+            if (kScalesLoaded)
+            {
+                w.Line($"for (int ks = 0; ks < {plan.KScalesPerBlock}; ++ks) sc[ks] = q_sc * ksc[ks];");
+            }
+            else
+            {
+                w.Line($"for (int ks = 0; ks < {plan.KScalesPerBlock}; ++ks) sc[ks] = j * {plan.KScalesPerBlock} + ks < k_tiles ? q_sc * k_scale[bhk * k_tiles + j * {plan.KScalesPerBlock} + ks] : 1.f;  // one past the last key's scale is never read (its keys are masked)");
+            }
         }
         var crossing = s.Causal
             ? $"(j + 1) * {s.BlockN} > seq_k || (j + 1) * {s.BlockN} - 1 > m0 + (seq_k - seq_q)"
@@ -102,7 +142,7 @@ public sealed class AttentionSoftmaxWriter(AttentionPlan plan, CodeWriter w, str
             w.Line($"#pragma unroll");
             w.Line($"for (int i = 0; i < {plan.OTiles}; ++i) {{ o[i][0] *= alpha[0]; o[i][1] *= alpha[0]; o[i][2] *= alpha[1]; o[i][3] *= alpha[1]; }}");
         });
-        var exp = $"kdsl_exp2(fmaf(xs[jt][r] - KDSL_FLOAT_BIAS, {ScaleOf("jt")}, -base[r >> 1]))";
+        WriteExponentOffsets();
         if (plan.F16Pv)
         {
             w.Line($"// P stays 16-bit (accuracy mode), rounded to {plan.Pv.AElement.CudaName()} when packed for the MMA. The row sum adds P before that");
@@ -111,26 +151,44 @@ public sealed class AttentionSoftmaxWriter(AttentionPlan plan, CodeWriter w, str
             w.Line($"#pragma unroll");
             w.Line($"for (int jt = 0; jt < {plan.STiles}; ++jt)");
             w.Line($"    #pragma unroll");
-            w.Line($"    for (int r = 0; r < 4; ++r) {{ p[jt][r] = {exp}; row_sum[r >> 1] += p[jt][r]; }}");
+            w.Line($"    for (int r = 0; r < 4; ++r) {{ p[jt][r] = {Exp("jt", "r", "r >> 1")}; row_sum[r >> 1] += p[jt][r]; }}");
         }
         else
         {
-            w.Line($"// P in [0, 1] quantized to {plan.Pv.AElement.CudaName()}: the biased FFMA rounds {plan.PScale}·P to the nearest even integer, kept in the");
-            w.Line($"// low byte. The row sum adds the quantized values, as integers (the biases cancel mod 2^32).");
-            w.Line($"u32 p[{plan.STiles}][4];");
+            w.Line($"// P quantized to {plan.Pv.AElement.CudaName()}: exp2 gives {plan.PScale}·P, rounded to an integer n per score in pairs of f16 1024 + n");
+            w.Line($"// (h[jt][0]: the row g pair, h[jt][1]: row g + 8). The packing gathers the low bytes and adds them to the row sums.");
+            w.Line($"u32 h[{plan.STiles}][2];");
             w.Line($"#pragma unroll");
-            w.Line($"for (int jt = 0; jt < {plan.STiles}; ++jt)");
-            w.Line($"    #pragma unroll");
-            w.Line($"    for (int r = 0; r < 4; ++r) p[jt][r] = __float_as_uint(fmaf({exp}, {plan.PScale}.f, KDSL_FLOAT_BIAS));  // masked: 2^-∞ = 0");
-            w.Line($"u32 p_sum[2] = {{0u, 0u}};");
-            w.Line($"#pragma unroll");
-            w.Line($"for (int jt = 0; jt < {plan.STiles}; ++jt) {{ p_sum[0] += p[jt][0] + p[jt][1]; p_sum[1] += p[jt][2] + p[jt][3]; }}");
-            w.Line($"row_sum[0] += (float)(int)(p_sum[0] - {2 * plan.STiles}u * KDSL_FLOAT_BIAS_BITS);");
-            w.Line($"row_sum[1] += (float)(int)(p_sum[1] - {2 * plan.STiles}u * KDSL_FLOAT_BIAS_BITS);");
+            w.Line($"for (int jt = 0; jt < {plan.STiles}; ++jt) {{ h[jt][0] = kdsl_f16x2_u8({Exp("jt", 0)}, {Exp("jt", 1)}); h[jt][1] = kdsl_f16x2_u8({Exp("jt", 2)}, {Exp("jt", 3)}); }}");
         }
     }
 
-    /// <summary>P packed from the S accumulators into the P·V MMA's A registers, <c>name[PvSteps][4]</c>, per FragmentComposition.PackingOf.</summary>
+    /// <summary>
+    /// cb: what one FFMA per score subtracts from xs = bias + S scaled by sc to give the exponent: log2(PScale·P) =
+    /// S·sc − base + log2 PScale = xs·sc − (bias·sc + base − log2 PScale). Rounding bias·sc + … once costs up to half an ulp
+    /// of 1.26e7·sc, under one S quantum (sc); quantized P gives up one quantum more (+ sc), so that the row's largest
+    /// score can never round past PScale (with sc above ~4e-3, 255.5 would wrap the byte to 0).
+    /// </summary>
+    private void WriteExponentOffsets()
+    {
+        string Offset(string scale, int half) => plan.F16Pv
+            ? $"fmaf(KDSL_FLOAT_BIAS, {scale}, base[{half}])"
+            : $"fmaf(KDSL_FLOAT_BIAS, {scale}, base[{half}] + {scale} - {Log2PScale})";
+        var what = plan.F16Pv ? "bias·sc + base" : $"bias·sc + base + sc − log2 {plan.PScale}";
+        if (plan.KScalesPerBlock == 1)
+        {
+            w.Line($"const float cb[2] = {{{Offset("sc", 0)}, {Offset("sc", 1)}}};  // {what}: one FFMA per score");
+            return;
+        }
+        w.Line($"float cb[{plan.KScalesPerBlock}][2];  // {what}: one FFMA per score");
+        w.Line($"#pragma unroll");
+        w.Line($"for (int ks = 0; ks < {plan.KScalesPerBlock}; ++ks) {{ cb[ks][0] = {Offset("sc[ks]", 0)}; cb[ks][1] = {Offset("sc[ks]", 1)}; }}");
+    }
+
+    /// <summary>
+    /// P packed into the P·V MMA's A registers, <c>name[PvSteps][4]</c>, per FragmentComposition.PackingOf; quantized P
+    /// also joins the row sums here, from the very bytes the MMA reads.
+    /// </summary>
     public void WritePackP(string name = "pa", bool declare = true)
     {
         var pv = plan.PvWarp;
@@ -140,23 +198,45 @@ public sealed class AttentionSoftmaxWriter(AttentionPlan plan, CodeWriter w, str
         {
             w.Line($"u32 {name}[{plan.PvSteps}][4];");
         }
+        var rowHalfOf = new int[pv.ARegisters];
         w.Line($"#pragma unroll");
         w.Block($"for (int kk = 0; kk < {plan.PvSteps}; ++kk)", () =>
         {
             for (var reg = 0; reg < pv.ARegisters; reg++)
             {
-                var values = Enumerable.Range(0, elementsPerReg).Select(e =>
+                var sources = Enumerable.Range(0, elementsPerReg).Select(e => FragmentComposition.PackingOf(pv, reg, e)).ToArray();
+                string packed;
+                if (elementsPerReg == 4)
                 {
-                    var (tile, accumulator) = FragmentComposition.PackingOf(pv, reg, e);
-                    return $"p[kk * {sTilesPerStep} + {tile}][{accumulator}]";
-                }).ToArray();
-                // 8-bit P: byte 0 of four biased floats, gathered by prmt (pairs, then the two pairs).
-                var packed = elementsPerReg == 4
-                    ? $"kdsl_prmt(kdsl_prmt({values[0]}, {values[1]}, 0x0040u), kdsl_prmt({values[2]}, {values[3]}, 0x0040u), 0x5410u)"
-                    : $"kdsl_pack_{(pv.AElement == Element.BF16 ? "bf16" : "f16")}x2({values[0]}, {values[1]})";
+                    // Bytes 0 and 2 of two f16 pairs: each pair must be one row's two neighbouring accumulators of one tile.
+                    string Pair(int e)
+                    {
+                        var ((tile, first), (tile2, second)) = (sources[e], sources[e + 1]);
+                        if (tile2 != tile || first % 2 != 0 || second != first + 1 || first / 2 != sources[0].Accumulator / 2)
+                        {
+                            throw new InvalidOperationException($"P·V operand register {reg} does not take 8-bit P as pairs of neighbouring accumulators of one row.");
+                        }
+                        return $"h[kk * {sTilesPerStep} + {tile}][{first / 2}]";
+                    }
+                    rowHalfOf[reg] = sources[0].Accumulator / 2;
+                    packed = $"kdsl_prmt({Pair(0)}, {Pair(2)}, 0x6420u)";
+                }
+                else
+                {
+                    var values = sources.Select(x => $"p[kk * {sTilesPerStep} + {x.Tile}][{x.Accumulator}]").ToArray();
+                    packed = $"kdsl_pack_{(pv.AElement == Element.BF16 ? "bf16" : "f16")}x2({values[0]}, {values[1]})";
+                }
                 w.Line($"{name}[kk][{reg}] = {packed};");
             }
         });
+        if (elementsPerReg == 4)
+        {
+            w.Line($"u32 p_sum[2] = {{0u, 0u}};  // the row sums add the quantized P, byte by byte as the MMA reads it");
+            w.Line($"#pragma unroll");
+            w.Line($"for (int kk = 0; kk < {plan.PvSteps}; ++kk) {{ {string.Join(" ", Enumerable.Range(0, pv.ARegisters).Select(reg => $"p_sum[{rowHalfOf[reg]}] = kdsl_byte_sum({name}[kk][{reg}], p_sum[{rowHalfOf[reg]}]);"))} }}");
+            w.Line($"row_sum[0] += (float)p_sum[0];");
+            w.Line($"row_sum[1] += (float)p_sum[1];");
+        }
     }
 
     private static string MaxTree(IReadOnlyList<string> values) => values.Count == 1

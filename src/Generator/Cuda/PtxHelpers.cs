@@ -23,6 +23,7 @@ public enum PtxHelper
     SoftmaxMath,
     FloatBias,
     HalfPack,
+    BytePack,
     Global16,
     Stsm,
     Mbarrier,
@@ -189,8 +190,7 @@ public static class PtxHelpers
                 w.Raw("""
                     // int32 <-> float without I2F/F2I, which issue at a fraction of FADD/FFMA's rate: for |i| < 2^22 the float
                     // 1.5·2^23 + i is exact and its bits are 0x4B400000 + i. An MMA that starts its int32 accumulators at the
-                    // bits leaves float(bias + result) in them; fmaf(x, 255, bias) rounds 255·x to the nearest even integer,
-                    // which lands in the low byte.
+                    // bits leaves float(bias + result) in them.
                     #define KDSL_FLOAT_BIAS 12582912.f
                     #define KDSL_FLOAT_BIAS_BITS 0x4B400000
                     """);
@@ -200,6 +200,20 @@ public static class PtxHelpers
                     // Two floats into one 16-bit pair, lo in the low half: one cvt (F2FP) instead of two and a shift.
                     static __device__ __forceinline__ u32 kdsl_pack_f16x2(float lo, float hi) { u32 d; asm("cvt.rn.f16x2.f32 %0, %1, %2;\n" : "=r"(d) : "f"(hi), "f"(lo)); return d; }
                     static __device__ __forceinline__ u32 kdsl_pack_bf16x2(float lo, float hi) { u32 d; asm("cvt.rn.bf16x2.f32 %0, %1, %2;\n" : "=r"(d) : "f"(hi), "f"(lo)); return d; }
+                    """);
+                break;
+            case PtxHelper.BytePack:
+                w.Raw("""
+                    // Two scores' n·P (n ≤ 255) as one f16 pair: cvt rounds each to f16, the f16 add of 1024 rounds it to an integer
+                    // k (f16's ulp is 1 in [1024, 2048)), and 1024 + k is 0x6400 + k, so k sits in each half's low byte.
+                    static __device__ __forceinline__ u32 kdsl_f16x2_u8(float lo, float hi)
+                    {
+                        u32 d;
+                        asm("{ .reg .b32 t; cvt.rn.f16x2.f32 t, %2, %1; add.rn.f16x2 %0, t, %3; }\n" : "=r"(d) : "f"(lo), "f"(hi), "r"(0x64006400u));
+                        return d;
+                    }
+                    // acc + the four bytes of x (dp4a against 0x01010101).
+                    static __device__ __forceinline__ u32 kdsl_byte_sum(u32 x, u32 acc) { u32 d; asm("dp4a.u32.u32 %0, %1, %2, %3;\n" : "=r"(d) : "r"(x), "r"(0x01010101u), "r"(acc)); return d; }
                     """);
                 break;
             case PtxHelper.Global16:

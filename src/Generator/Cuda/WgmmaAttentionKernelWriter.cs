@@ -124,14 +124,20 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
                 var load = CopyAtom.Get(CopyAtomKind.LdsmTransPrmt).ProgramFor(OperandStorage.KN, TokenOrder.Pi)!;
                 CopyProgramWriter.WriteLaneOffsets(_w, load, "v");
                 CopyProgramWriter.WriteLaneOffsets(_w, StmatrixProgram.RecipeD, "t");
-                _w.Block($"if (tid == 0)", WriteQCopy);
+                _w.Block($"if (tid == 0)", () =>
+                {
+                    WriteQCopy();
+                    _w.Block($"if (n_blocks > 0)", () => WriteKvCopies("0", "0", "vn_full", "sn_addr", plan.VStagingBytes, $"0, 0, hk, b"));
+                });
                 _w.Block($"for (int j = 0; j < n_blocks; ++j)", () =>
                 {
                     _w.Line($"const int st = j % {stages};");
-                    _w.Block($"if (tid == 0)", () =>
+                    _w.Line($"// Block j + 1's copies go out before block j is transposed, so their latency hides under the transpose.");
+                    _w.Block($"if (tid == 0 && j + 1 < n_blocks)", () =>
                     {
-                        _w.Line($"if (j >= {stages}) kdsl_mbar_wait(kv_empty + 8 * st, ((j / {stages}) - 1) & 1);");
-                        WriteKvCopies("vn_full", "sn_addr", plan.VStagingBytes, $"0, j * {s.BlockN}, hk, b");
+                        _w.Line($"const int sn = (j + 1) % {stages};");
+                        _w.Line($"if (j + 1 >= {stages}) kdsl_mbar_wait(kv_empty + 8 * sn, (((j + 1) / {stages}) - 1) & 1);");
+                        WriteKvCopies("(j + 1)", "sn", "vn_full", "sn_addr", plan.VStagingBytes, $"0, (j + 1) * {s.BlockN}, hk, b");
                     });
                     _w.Line($"kdsl_mbar_wait(vn_full + 8 * st, (j / {stages}) & 1);");
                     var units = s.BlockN / 32 * (s.HeadDim / 16);
@@ -157,7 +163,7 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
                     {
                         _w.Line($"const int st = j % {stages};");
                         _w.Line($"if (j >= {stages}) kdsl_mbar_wait(kv_empty + 8 * st, ((j / {stages}) - 1) & 1);");
-                        WriteKvCopies("v_full", "sv_addr", plan.VStageBytes, $"j * {s.BlockN}, 0, hk, b");
+                        WriteKvCopies("j", "st", "v_full", "sv_addr", plan.VStageBytes, $"j * {s.BlockN}, 0, hk, b");
                     });
                 });
             }
@@ -173,13 +179,16 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
         _w.Line($"kdsl_tma_load_3d(sq_addr, &q_map, q_full, 0, m0, (int)bh);  // rows past seq_q arrive as zeros");
     }
 
-    /// <summary>The TMA copies of one K/V block: K onto k_full, V (as the V map has it) onto <paramref name="vBarrier"/>.</summary>
-    private void WriteKvCopies(string vBarrier, string vBase, int vBytes, string vCoordinates)
+    /// <summary>
+    /// The TMA copies of K/V block <paramref name="block"/> into stage <paramref name="stage"/>: K onto k_full, V (as the
+    /// V map has it) onto <paramref name="vBarrier"/>.
+    /// </summary>
+    private void WriteKvCopies(string block, string stage, string vBarrier, string vBase, int vBytes, string vCoordinates)
     {
-        _w.Line($"kdsl_mbar_arrive_expect_tx(k_full + 8 * st, {plan.KStageBytes});");
-        _w.Line($"kdsl_tma_load_3d(sk_addr + st * {plan.KStageBytes}, &k_map, k_full + 8 * st, 0, j * {_spec.BlockN}, (int)bhk);");
-        _w.Line($"kdsl_mbar_arrive_expect_tx({vBarrier} + 8 * st, {vBytes});");
-        _w.Line($"kdsl_tma_load_4d({vBase} + st * {vBytes}, &v_map, {vBarrier} + 8 * st, {vCoordinates});");
+        _w.Line($"kdsl_mbar_arrive_expect_tx(k_full + 8 * {stage}, {plan.KStageBytes});");
+        _w.Line($"kdsl_tma_load_3d(sk_addr + {stage} * {plan.KStageBytes}, &k_map, k_full + 8 * {stage}, 0, {block} * {_spec.BlockN}, (int)bhk);");
+        _w.Line($"kdsl_mbar_arrive_expect_tx({vBarrier} + 8 * {stage}, {vBytes});");
+        _w.Line($"kdsl_tma_load_4d({vBase} + {stage} * {vBytes}, &v_map, {vBarrier} + 8 * {stage}, {vCoordinates});");
     }
 
     /// <summary>Recipe D's staging tile layout function: rows of HeadDim bytes with the swizzle TMA writes them in.</summary>
@@ -225,9 +234,10 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
         _w.Block($"for (int j = 1; j < n_blocks; ++j)", () =>
         {
             _w.Line($"const int st = j % {stages}, prev = (j - 1) % {stages};");
-            WriteScores("st", $"(u32)(j / {stages}) & 1u", pipelined: true);
             var softmax = new AttentionSoftmaxWriter(plan, _w, "warp_row");
-            softmax.WriteSoftmax();
+            softmax.WriteKScaleLoads();
+            WriteScores("st", $"(u32)(j / {stages}) & 1u", pipelined: true);
+            softmax.WriteSoftmax(kScalesLoaded: true);
             WriteProductWait("prev");
             _w.Line($"// P is packed into pa only now: written while P·V still read pa's stage, ptxas would serialize every wgmma (C7513).");
             softmax.WritePackP("pa", declare: false);

@@ -25,11 +25,14 @@ public sealed partial record NvrtcRequest(
     /// <summary>The NVRTC program name, which the compiler's log uses as the file name.</summary>
     public string ProgramName => VariantName + ".cu";
 
-    /// <summary>The request that compiles a generated module for <paramref name="arch"/>, with line information.</summary>
+    /// <summary>
+    /// The request that compiles a generated module for <paramref name="arch"/>, with line information; its source is
+    /// the generated one unless <see cref="KernelSourceOverride"/> names a replacement.
+    /// </summary>
     public static NvrtcRequest ForModule(KernelModuleDefinition module, string arch, bool ptxasVerbose = false)
     {
         ArgumentNullException.ThrowIfNull(module);
-        return new NvrtcRequest(module.CudaSource, module.Name, arch, module.CompileOptions, LineInfo: true, ptxasVerbose);
+        return new NvrtcRequest(KernelSourceOverride.SourceFor(module), module.Name, arch, module.CompileOptions, LineInfo: true, ptxasVerbose);
     }
 
     /// <summary>

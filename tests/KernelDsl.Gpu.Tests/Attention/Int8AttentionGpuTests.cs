@@ -133,6 +133,40 @@ public class Int8AttentionGpuTests(ITestOutputHelper output)
         }
     }
 
+    /// <summary>
+    /// Each query row is 32× one visible key (K itself ×4), so its softmax is one-hot on that key and O copies the key's V.
+    /// The scores are huge (sc ≈ 0.08 per S quantum): the case where a row's largest P, quantized to 255, could round past
+    /// 255 and wrap to 0 in its byte unless the kernel leaves headroom in the exponent.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Variants))]
+    public void One_hot_attention_with_huge_scores_copies_the_chosen_keys_v(Element input, int headDim, bool causal, PvPrecision pv, VStrategy strategy, string tile)
+    {
+        using var device = Gpu.OpenOrSkip();
+        var seed = Environment.TickCount;
+        var random = new Random(seed);
+        var options = new AttentionOptions { Causal = causal, Pv = pv, V = strategy, Tile = tile };
+        SkipUnlessItRuns(device, input, headDim, options);
+        var shape = new AttentionShape(1, 2, 2, 300, 300, headDim, causal);
+        var k = Gaussian(random, shape.KvElements, 4f);
+        var v = Gaussian(random, shape.KvElements);
+        var q = new Half[shape.QElements];
+        for (var h = 0; h < shape.HeadsQ; h++)
+        {
+            for (var i = 0; i < shape.TokensQ; i++)
+            {
+                var chosen = random.Next(0, causal ? i + 1 : shape.TokensKv);  // Sq = Sk: key i is the causal diagonal
+                for (var d = 0; d < headDim; d++)
+                {
+                    q[(h * shape.TokensQ + i) * headDim + d] = (Half)(32f * (float)k[(h * shape.TokensKv + chosen) * headDim + d]);
+                }
+            }
+        }
+        var run = input == Element.BF16 ? ForwardBf16(device, shape, options, q, k, v) : Forward(device, shape, options, q, k, v);
+        output.WriteLine($"{input} one-hot, huge scores: rel L2 {run.Error.RelativeL2:E2}  cosine {run.Error.Cosine:F6}");
+        Assert.True(run.Error.RelativeL2 <= 2e-2 && run.Error.Cosine >= 0.999, $"seed {seed}: rel L2 {run.Error.RelativeL2}, cosine {run.Error.Cosine}");
+    }
+
     [Theory]
     [InlineData(128)]
     [InlineData(64)]

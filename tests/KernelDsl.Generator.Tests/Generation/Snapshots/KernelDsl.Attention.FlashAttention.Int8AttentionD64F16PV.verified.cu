@@ -46,8 +46,7 @@ static __device__ __forceinline__ float kdsl_exp2(float x) { float y; asm("ex2.a
 static __device__ __forceinline__ float kdsl_log2(float x) { float y; asm("lg2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x)); return y; }
 // int32 <-> float without I2F/F2I, which issue at a fraction of FADD/FFMA's rate: for |i| < 2^22 the float
 // 1.5·2^23 + i is exact and its bits are 0x4B400000 + i. An MMA that starts its int32 accumulators at the
-// bits leaves float(bias + result) in them; fmaf(x, 255, bias) rounds 255·x to the nearest even integer,
-// which lands in the low byte.
+// bits leaves float(bias + result) in them.
 #define KDSL_FLOAT_BIAS 12582912.f
 #define KDSL_FLOAT_BIAS_BITS 0x4B400000
 // Two floats into one 16-bit pair, lo in the low half: one cvt (F2FP) instead of two and a shift.
@@ -246,13 +245,14 @@ kdsl_KernelDsl_Attention_FlashAttention_Int8AttentionD64F16PV(const s8* __restri
             #pragma unroll
             for (int i = 0; i < 8; ++i) { o[i][0] *= alpha[0]; o[i][1] *= alpha[0]; o[i][2] *= alpha[1]; o[i][3] *= alpha[1]; }
         }
+        const float cb[2] = {fmaf(KDSL_FLOAT_BIAS, sc, base[0]), fmaf(KDSL_FLOAT_BIAS, sc, base[1])};  // bias·sc + base: one FFMA per score
         // P stays 16-bit (accuracy mode), rounded to f16 when packed for the MMA. The row sum adds P before that
         // rounding: round-to-nearest-even is unbiased, and it spares two conversions per score. Masked keys give 2^-∞ = 0.
         float p[8][4];
         #pragma unroll
         for (int jt = 0; jt < 8; ++jt)
             #pragma unroll
-            for (int r = 0; r < 4; ++r) { p[jt][r] = kdsl_exp2(fmaf(xs[jt][r] - KDSL_FLOAT_BIAS, sc, -base[r >> 1])); row_sum[r >> 1] += p[jt][r]; }
+            for (int r = 0; r < 4; ++r) { p[jt][r] = kdsl_exp2(fmaf(xs[jt][r], sc, -cb[r >> 1])); row_sum[r >> 1] += p[jt][r]; }
         // O += P·V on mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32; V through LdsmTrans (ldsm_trans_16), P packed from the S accumulators in Natural key order.
         u32 pa[4][4];
         #pragma unroll

@@ -53,10 +53,19 @@ static __device__ __forceinline__ float kdsl_exp2(float x) { float y; asm("ex2.a
 static __device__ __forceinline__ float kdsl_log2(float x) { float y; asm("lg2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x)); return y; }
 // int32 <-> float without I2F/F2I, which issue at a fraction of FADD/FFMA's rate: for |i| < 2^22 the float
 // 1.5·2^23 + i is exact and its bits are 0x4B400000 + i. An MMA that starts its int32 accumulators at the
-// bits leaves float(bias + result) in them; fmaf(x, 255, bias) rounds 255·x to the nearest even integer,
-// which lands in the low byte.
+// bits leaves float(bias + result) in them.
 #define KDSL_FLOAT_BIAS 12582912.f
 #define KDSL_FLOAT_BIAS_BITS 0x4B400000
+// Two scores' n·P (n ≤ 255) as one f16 pair: cvt rounds each to f16, the f16 add of 1024 rounds it to an integer
+// k (f16's ulp is 1 in [1024, 2048)), and 1024 + k is 0x6400 + k, so k sits in each half's low byte.
+static __device__ __forceinline__ u32 kdsl_f16x2_u8(float lo, float hi)
+{
+    u32 d;
+    asm("{ .reg .b32 t; cvt.rn.f16x2.f32 t, %2, %1; add.rn.f16x2 %0, t, %3; }\n" : "=r"(d) : "f"(lo), "f"(hi), "r"(0x64006400u));
+    return d;
+}
+// acc + the four bytes of x (dp4a against 0x01010101).
+static __device__ __forceinline__ u32 kdsl_byte_sum(u32 x, u32 acc) { u32 d; asm("dp4a.u32.u32 %0, %1, %2, %3;\n" : "=r"(d) : "r"(x), "r"(0x01010101u), "r"(acc)); return d; }
 // mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 (sm_80, PTX 7.0): D = A·B + D in place.
 static __device__ __forceinline__ void kdsl_mma_m16n8k32_s32s8s8(int (&d)[4], u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1)
 {
@@ -257,28 +266,27 @@ kdsl_KernelDsl_Attention_FlashAttention_Int8AttentionD64TransPrmtStages3(const s
             #pragma unroll
             for (int i = 0; i < 8; ++i) { o[i][0] *= alpha[0]; o[i][1] *= alpha[0]; o[i][2] *= alpha[1]; o[i][3] *= alpha[1]; }
         }
-        // P in [0, 1] quantized to u8: the biased FFMA rounds 255·P to the nearest even integer, kept in the
-        // low byte. The row sum adds the quantized values, as integers (the biases cancel mod 2^32).
-        u32 p[8][4];
+        const float cb[2] = {fmaf(KDSL_FLOAT_BIAS, sc, base[0] + sc - 7.99435344f), fmaf(KDSL_FLOAT_BIAS, sc, base[1] + sc - 7.99435344f)};  // bias·sc + base + sc − log2 255: one FFMA per score
+        // P quantized to u8: exp2 gives 255·P, rounded to an integer n per score in pairs of f16 1024 + n
+        // (h[jt][0]: the row g pair, h[jt][1]: row g + 8). The packing gathers the low bytes and adds them to the row sums.
+        u32 h[8][2];
         #pragma unroll
-        for (int jt = 0; jt < 8; ++jt)
-            #pragma unroll
-            for (int r = 0; r < 4; ++r) p[jt][r] = __float_as_uint(fmaf(kdsl_exp2(fmaf(xs[jt][r] - KDSL_FLOAT_BIAS, sc, -base[r >> 1])), 255.f, KDSL_FLOAT_BIAS));  // masked: 2^-∞ = 0
-        u32 p_sum[2] = {0u, 0u};
-        #pragma unroll
-        for (int jt = 0; jt < 8; ++jt) { p_sum[0] += p[jt][0] + p[jt][1]; p_sum[1] += p[jt][2] + p[jt][3]; }
-        row_sum[0] += (float)(int)(p_sum[0] - 16u * KDSL_FLOAT_BIAS_BITS);
-        row_sum[1] += (float)(int)(p_sum[1] - 16u * KDSL_FLOAT_BIAS_BITS);
+        for (int jt = 0; jt < 8; ++jt) { h[jt][0] = kdsl_f16x2_u8(kdsl_exp2(fmaf(xs[jt][0], sc, -cb[0])), kdsl_exp2(fmaf(xs[jt][1], sc, -cb[0]))); h[jt][1] = kdsl_f16x2_u8(kdsl_exp2(fmaf(xs[jt][2], sc, -cb[1])), kdsl_exp2(fmaf(xs[jt][3], sc, -cb[1]))); }
         // O += P·V on mma.sync.aligned.m16n8k32.row.col.s32.u8.s8.s32; V through LdsmTransPrmt (ldsm_trans_prmt_pi), P packed from the S accumulators in Pi key order.
         u32 pa[2][4];
         #pragma unroll
         for (int kk = 0; kk < 2; ++kk)
         {
-            pa[kk][0] = kdsl_prmt(kdsl_prmt(p[kk * 4 + 0][0], p[kk * 4 + 0][1], 0x0040u), kdsl_prmt(p[kk * 4 + 1][0], p[kk * 4 + 1][1], 0x0040u), 0x5410u);
-            pa[kk][1] = kdsl_prmt(kdsl_prmt(p[kk * 4 + 0][2], p[kk * 4 + 0][3], 0x0040u), kdsl_prmt(p[kk * 4 + 1][2], p[kk * 4 + 1][3], 0x0040u), 0x5410u);
-            pa[kk][2] = kdsl_prmt(kdsl_prmt(p[kk * 4 + 2][0], p[kk * 4 + 2][1], 0x0040u), kdsl_prmt(p[kk * 4 + 3][0], p[kk * 4 + 3][1], 0x0040u), 0x5410u);
-            pa[kk][3] = kdsl_prmt(kdsl_prmt(p[kk * 4 + 2][2], p[kk * 4 + 2][3], 0x0040u), kdsl_prmt(p[kk * 4 + 3][2], p[kk * 4 + 3][3], 0x0040u), 0x5410u);
+            pa[kk][0] = kdsl_prmt(h[kk * 4 + 0][0], h[kk * 4 + 1][0], 0x6420u);
+            pa[kk][1] = kdsl_prmt(h[kk * 4 + 0][1], h[kk * 4 + 1][1], 0x6420u);
+            pa[kk][2] = kdsl_prmt(h[kk * 4 + 2][0], h[kk * 4 + 3][0], 0x6420u);
+            pa[kk][3] = kdsl_prmt(h[kk * 4 + 2][1], h[kk * 4 + 3][1], 0x6420u);
         }
+        u32 p_sum[2] = {0u, 0u};  // the row sums add the quantized P, byte by byte as the MMA reads it
+        #pragma unroll
+        for (int kk = 0; kk < 2; ++kk) { p_sum[0] = kdsl_byte_sum(pa[kk][0], p_sum[0]); p_sum[1] = kdsl_byte_sum(pa[kk][1], p_sum[1]); p_sum[0] = kdsl_byte_sum(pa[kk][2], p_sum[0]); p_sum[1] = kdsl_byte_sum(pa[kk][3], p_sum[1]); }
+        row_sum[0] += (float)p_sum[0];
+        row_sum[1] += (float)p_sum[1];
         #pragma unroll
         for (int ci = 0; ci < 4; ++ci)
         {
