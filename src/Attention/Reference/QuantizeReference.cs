@@ -28,11 +28,11 @@ public sealed record QuantizeResult(sbyte[] Output, float[] Scales, float[]? Cha
 
 /// <summary>
 /// The Quantize kernels' algorithm on the CPU, in float32 with every operation rounded as the generated CUDA rounds it
-/// (__fsub_rn, __fmul_rn, __fdiv_rn, __fadd_rn in the same order, cvt.rni half-to-even), so a GPU result can be compared
-/// element for element:
-/// v = (x − mean[c]) · multiplier (or x · multiplier), scale = absmax(v) / 127 (1 when that is 0),
-/// q = clamp(rne(v / scale), −127, 127). NaN: ignored by absmax (CUDA's fmaxf), quantized to 0 (cvt's NaN → 0);
-/// Inf: makes its scale Inf and its block or channel 0.
+/// (__fsub_rn, __fmul_rn, __fdiv_rn, __fadd_rn in the same order, the biased FFMA's half-to-even rounding), so a GPU
+/// result can be compared element for element:
+/// v = (x − mean[c]) · multiplier (or x · multiplier), scale = absmax(v) / 127 (1 when that is 0), inverse = 1 / scale,
+/// q = clamp(rne(v · inverse), −127, 127) of the exact product. NaN: ignored by absmax (CUDA's fmaxf), quantized to 0;
+/// Inf: makes its scale Inf, its inverse 0 and its block or channel 0.
 /// </summary>
 public static class QuantizeReference
 {
@@ -50,15 +50,18 @@ public static class QuantizeReference
         return scale == 0f ? 1f : scale;
     }
 
-    /// <summary>The kernels' kdsl_quant: round half to even, NaN → 0, saturate to ±127.</summary>
-    public static sbyte Quant(float v, float scale)
+    /// <summary>The kernels' kdsl_inv_of: codes are v times 1 / scale (rounded once), not v / scale.</summary>
+    public static float InverseOf(float scale) => 1f / scale;
+
+    /// <summary>The kernels' kdsl_quant: the exact product v · inverse rounded half to even, saturated to ±127; NaN → 0.</summary>
+    public static sbyte Quant(float v, float inverse)
     {
-        var ratio = v / scale;
-        if (float.IsNaN(ratio))
+        var t = (double)v * inverse;  // exact: two 24-bit significands fit in a double's 53
+        if (double.IsNaN(t))
         {
             return 0;
         }
-        return (sbyte)Math.Clamp(MathF.Round(ratio, MidpointRounding.ToEven), -127f, 127f);
+        return Math.Abs(t) >= 127.5 ? (sbyte)(t > 0 ? 127 : -127) : (sbyte)Math.Round(t, MidpointRounding.ToEven);
     }
 
     public static int PaddedTokens(int tokens, int pad) => (tokens + pad - 1) / pad * pad;
@@ -119,12 +122,13 @@ public static class QuantizeReference
                         }
                     }
                     var scale = ScaleOf(absmax);
+                    var inverse = InverseOf(scale);
                     scales[bh * tiles + tile] = scale;
                     for (var s = s0; s < s1; s++)
                     {
                         for (var c = 0; c < d; c++)
                         {
-                            Store(output, options, bh, s, c, tokens, padded, Quant(Prep(bh, s, c), scale));
+                            Store(output, options, bh, s, c, tokens, padded, Quant(Prep(bh, s, c), inverse));
                         }
                     }
                 }
@@ -143,10 +147,11 @@ public static class QuantizeReference
                         absmax = CudaMax(absmax, MathF.Abs(Prep(bh, s, c)));
                     }
                     var scale = ScaleOf(absmax);
+                    var inverse = InverseOf(scale);
                     scales[bh * d + c] = scale;
                     for (var s = 0; s < tokens; s++)
                     {
-                        Store(output, options, bh, s, c, tokens, padded, Quant(Prep(bh, s, c), scale));
+                        Store(output, options, bh, s, c, tokens, padded, Quant(Prep(bh, s, c), inverse));
                     }
                 }
             }

@@ -1,3 +1,4 @@
+using System;
 using System.Linq;
 using KernelDsl.Generator.Helpers;
 using KernelDsl.Generator.Model;
@@ -93,14 +94,20 @@ public sealed class QuantizeKernelWriter(QuantizePlan plan)
                 const float s = __fdiv_rn(absmax, 127.0f);
                 return s == 0.0f ? 1.0f : s;
             }
-            // q = round half to even (cvt.rni) of v / scale, clamped to [-127, 127] so the range is symmetric (no -128).
-            // NaN and Inf: fmaxf ignores NaN, so a NaN never raises absmax, and cvt turns NaN into 0: a NaN quantizes to 0.
-            // An Inf makes absmax and scale Inf: the Inf itself becomes Inf/Inf = NaN -> 0, and every finite value of its
-            // block (or channel) becomes 0. With SubtractChannelMean a NaN or Inf also poisons its channel's mean.
+            // Codes are v times 1 / scale, rounded once per block or channel, so no element pays for a division.
+            static __device__ __forceinline__ float kdsl_inv_of(float scale) { return __fdiv_rn(1.0f, scale); }
+            // q = the exact product v · inv rounded half to even, clamped to [-127, 127] so the range is symmetric (no -128).
+            // The FFMA with 1.5·2^23 rounds the product to an integer in the low bits (no F2I, which issues on the slow XU
+            // pipe); t only classifies it: rounding is monotonic and 127.5 is a float, so |t| < 127.5 exactly when the product is.
+            // NaN and Inf: fmaxf ignores NaN, so a NaN never raises absmax, and a NaN product quantizes to 0. An Inf makes
+            // absmax and scale Inf and inv 0: the Inf itself becomes Inf·0 = NaN -> 0, and every finite value of its block
+            // (or channel) becomes 0. With SubtractChannelMean a NaN or Inf also poisons its channel's mean.
             // None of that is visible in the codes, so the quantize kernel counts the NaN and Inf it read (nonfinite).
-            static __device__ __forceinline__ int kdsl_quant(float v, float scale)
+            static __device__ __forceinline__ int kdsl_quant(float v, float inv)
             {
-                return kdsl_max(-127, kdsl_min(127, __float2int_rn(__fdiv_rn(v, scale))));
+                const float t = __fmul_rn(v, inv);
+                if (!(fabsf(t) < 127.5f)) return t != t ? 0 : (t > 0.0f ? 127 : -127);
+                return __float_as_int(__fmaf_rn(v, inv, 12582912.0f)) - 0x4B400000;
             }
             static __device__ __forceinline__ u32 kdsl_byte(int q, int shift) { return (u32)(u8)(s8)q << shift; }
             """);
@@ -268,7 +275,7 @@ public sealed class QuantizeKernelWriter(QuantizePlan plan)
         var cpt = plan.ChunksPerThread;
         w.Line($"// PerRowBlock: one block per (batch·head, tile of {_spec.BlockRows} tokens), one scale per tile: absmax over the tile's");
         w.Line($"// (x{(_spec.SubtractChannelMean ? " − mean" : "")}) · scale_multiplier (how attention folds softmax scale · log2 e into Q), then");
-        w.Line($"// q = rne(v / scale) into [B][H][S][{d}] int8. Thread t handles chunks t, t + {plan.Threads}, ... ({cpt} per thread) of the");
+        w.Line($"// q = rne(v · (1 / scale)) into [B][H][S][{d}] int8. Thread t handles chunks t, t + {plan.Threads}, ... ({cpt} per thread) of the");
         var keep = plan.CachesTile
             ? $"they stay in registers ({4 * cpt} of them) between the two passes."
             : "the tile is read twice (the second time from cache) rather than held in registers.";
@@ -316,7 +323,7 @@ public sealed class QuantizeKernelWriter(QuantizePlan plan)
             w.Line($"amax = warp_max[0];");
             w.Line($"#pragma unroll");
             w.Line($"for (int i = 1; i < {plan.Warps}; ++i) amax = fmaxf(amax, warp_max[i]);");
-            w.Line($"const float scale = kdsl_scale_of(amax);");
+            w.Line($"const float scale = kdsl_scale_of(amax), inv = kdsl_inv_of(scale);");
             w.Line($"if (threadIdx.x == 0) scales[(long long)bh * tiles + tile] = scale;");
             w.Line($"#pragma unroll");
             w.Block($"for (int i = 0; i < {cpt}; ++i)", () =>
@@ -333,18 +340,19 @@ public sealed class QuantizeKernelWriter(QuantizePlan plan)
                 w.Line($"float v[8];");
                 w.Line($"kdsl_unpack8({raw}, v);");
                 WriteMeanLoad(w, "chunk * 8");
-                WriteQuantizeStore8(w, "scale", $"out + ((long long)bh * S + s0 + r) * {d} + chunk * 8");
+                WriteQuantizeStore8(w, "inv", $"out + ((long long)bh * S + s0 + r) * {d} + chunk * 8");
             });
         });
     }
 
-    private void WriteQuantizeStore8(CodeWriter w, string scale, string address)
+    /// <param name="inverse">1 / scale of element j (an expression in j).</param>
+    private void WriteQuantizeStore8(CodeWriter w, string inverse, string address)
     {
         w.Line($"u32 lo = 0, hi = 0;");
         w.Line($"#pragma unroll");
-        w.Line($"for (int j = 0; j < 4; ++j) lo |= kdsl_byte(kdsl_quant({Prep("v[j]", "m[j]")}, {scale}), 8 * j);");
+        w.Line($"for (int j = 0; j < 4; ++j) lo |= kdsl_byte(kdsl_quant({Prep("v[j]", "m[j]")}, {inverse}), 8 * j);");
         w.Line($"#pragma unroll");
-        w.Line($"for (int j = 4; j < 8; ++j) hi |= kdsl_byte(kdsl_quant({Prep("v[j]", "m[j]")}, {scale}), 8 * (j - 4));");
+        w.Line($"for (int j = 4; j < 8; ++j) hi |= kdsl_byte(kdsl_quant({Prep("v[j]", "m[j]")}, {inverse}), 8 * (j - 4));");
         w.Line($"kdsl_st8({address}, lo, hi);");
     }
 
@@ -360,6 +368,15 @@ public sealed class QuantizeKernelWriter(QuantizePlan plan)
             WriteTileOrigin(w, "S");
             w.Line($"const int rows = kdsl_min({_spec.BlockRows}, S - s0);");
             w.Line($"int n_nonfinite = 0;");
+            if (plan.Threads % cpr != 0)
+            {
+                throw new InvalidOperationException($"{plan.Threads} threads do not keep one chunk of {cpr} per thread.");
+            }
+            w.Line($"// The block strides by a multiple of {cpr} chunks, so every chunk this thread quantizes is chunk threadIdx.x % {cpr}: its 8 reciprocals once.");
+            w.Line($"const float* const sc = scales + (long long)bh * {d} + (threadIdx.x % {cpr}) * 8;");
+            w.Line($"float inv[8];");
+            w.Line($"#pragma unroll");
+            w.Line($"for (int j = 0; j < 8; ++j) inv[j] = kdsl_inv_of(sc[j]);");
             w.Block($"for (int e = threadIdx.x; e < rows * {cpr}; e += {plan.Threads})", () =>
             {
                 w.Line($"const int r = e / {cpr}, chunk = e % {cpr};");
@@ -369,8 +386,7 @@ public sealed class QuantizeKernelWriter(QuantizePlan plan)
                 w.Line($"n_nonfinite += kdsl_nonfinite8(raw);");
                 w.Line($"kdsl_unpack8(raw, v);");
                 WriteMeanLoad(w, "chunk * 8");
-                w.Line($"const float* const sc = scales + (long long)bh * {d} + chunk * 8;");
-                WriteQuantizeStore8(w, "sc[j]", $"out + ((long long)bh * S + s0 + r) * {d} + chunk * 8");
+                WriteQuantizeStore8(w, "inv[j]", $"out + ((long long)bh * S + s0 + r) * {d} + chunk * 8");
             });
             w.Line($"kdsl_report_nonfinite(nonfinite, n_nonfinite);");
         });
@@ -395,7 +411,7 @@ public sealed class QuantizeKernelWriter(QuantizePlan plan)
             {
                 w.Line($"const int c = e % {d}, p0 = s0 + (e / {d}) * 16;");
                 w.Line($"if (p0 >= s_pad) break;  // s_pad is a multiple of 16 and p0 only grows");
-                w.Line($"const float scale = scales[(long long)bh * {d} + c];");
+                w.Line($"const float inv = kdsl_inv_of(scales[(long long)bh * {d} + c]);");
                 if (_spec.SubtractChannelMean)
                 {
                     w.Line($"const float mc = mean[(long long)bh * {d} + c];");
@@ -405,7 +421,7 @@ public sealed class QuantizeKernelWriter(QuantizePlan plan)
                 for (var p = 0; p < QuantizePlan.GroupTokens; p++)
                 {
                     var token = order[p];
-                    w.Line($"if (p0 + {token} < S) packed[{p / 4}] |= kdsl_byte(kdsl_quant({Prep($"kdsl_ld1(col + (p0 + {token}) * stride_s, n_nonfinite)", "mc")}, scale), {8 * (p % 4)});  // position {p} <- token {token}");
+                    w.Line($"if (p0 + {token} < S) packed[{p / 4}] |= kdsl_byte(kdsl_quant({Prep($"kdsl_ld1(col + (p0 + {token}) * stride_s, n_nonfinite)", "mc")}, inv), {8 * (p % 4)});  // position {p} <- token {token}");
                 }
                 w.Line($"kdsl_st16(out + ((long long)bh * {d} + c) * s_pad + p0, packed[0], packed[1], packed[2], packed[3]);");
             });

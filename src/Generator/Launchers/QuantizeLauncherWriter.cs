@@ -117,7 +117,7 @@ public static class QuantizeLauncherWriter
         w.Line($"/// Quantizes x, {element} [batch, heads, tokens, HeadDim] at element strides (strideB, strideH, strideS) with channels");
         w.Line($"/// contiguous (BHSD and BSHD are both just strides), into int8 <paramref name=\"output\"/> ({(spec.Transposed ? $"[batch][heads][HeadDim][PaddedTokens(tokens)], tokens in {spec.TransposedOrder} order, padding zero" : "[batch][heads][tokens][HeadDim]")})");
         w.Line($"/// and float <paramref name=\"scales\"/> (<see cref=\"ScaleCount\"/>): v = {(spec.SubtractChannelMean ? "(x − mean[channel])" : "x")} · scaleMultiplier, scale = absmax(v) / 127");
-        w.Line($"/// over {(plan.PerChannel ? "each channel of each (batch, head)" : "each tile of BlockRows tokens of each (batch, head)")} (1 where absmax is 0), q = round-half-even(v / scale) clamped to ±127.");
+        w.Line($"/// over {(plan.PerChannel ? "each channel of each (batch, head)" : "each tile of BlockRows tokens of each (batch, head)")} (1 where absmax is 0), q = round-half-even(v · (1 / scale)) clamped to ±127.");
         if (spec.SubtractChannelMean)
         {
             w.Line($"/// <paramref name=\"channelMean\"/> receives the float32 mean of each (batch, head, channel) over all tokens, which attention adds back through the LSE.");

@@ -124,7 +124,9 @@ public class Int8AttentionGpuTests(ITestOutputHelper output)
             var v = Gaussian(random, shape.KvElements);
             var run = input == Element.BF16 ? ForwardBf16(device, shape, options, q, k, v) : Forward(device, shape, options, q, k, v);
             output.WriteLine($"{input} {name,-22} rel L2 {run.Error.RelativeL2:E2}  cosine {run.Error.Cosine:F6}  LSE max |Δ| {run.LseMaxAbs:E2}");
-            Assert.True(run.Error.RelativeL2 <= (name == "peaky Q×4" ? 2 * bar : bar), $"seed {seed}, {name}: relative L2 {run.Error.RelativeL2} over the bar");
+            // Peaky Q: int8 Q·Kᵀ's error dominates whatever P·V does. The CPU reference of the same algorithm, D = 128 causal,
+            // reaches rel L2 3.1e-2 in the 16-bit P·V mode (3.3e-2 with u8 P) over 60 seeds, so both modes get the u8 bar doubled.
+            Assert.True(run.Error.RelativeL2 <= (name == "peaky Q×4" ? 6e-2 : bar), $"seed {seed}, {name}: relative L2 {run.Error.RelativeL2} over the bar");
             Assert.True(run.Error.Cosine >= 0.999, $"seed {seed}, {name}: cosine {run.Error.Cosine}");
             // The LSE inherits int8 Q·Kᵀ's relative error, which grows with the scores (peaky Q) and with what
             // smoothing removed (the int8 q·mean correction): the CPU int8 reference shows the same sizes.

@@ -59,7 +59,7 @@ static partial class QuantizeKSmoothBlock64D64Bf16
     /// Quantizes x, bf16 bit patterns (the upper 16 bits of a float32; .NET has no bfloat16 type, so the buffer is typed <c>ushort</c>) [batch, heads, tokens, HeadDim] at element strides (strideB, strideH, strideS) with channels
     /// contiguous (BHSD and BSHD are both just strides), into int8 <paramref name="output"/> ([batch][heads][tokens][HeadDim])
     /// and float <paramref name="scales"/> (<see cref="ScaleCount"/>): v = (x − mean[channel]) · scaleMultiplier, scale = absmax(v) / 127
-    /// over each tile of BlockRows tokens of each (batch, head) (1 where absmax is 0), q = round-half-even(v / scale) clamped to ±127.
+    /// over each tile of BlockRows tokens of each (batch, head) (1 where absmax is 0), q = round-half-even(v · (1 / scale)) clamped to ±127.
     /// <paramref name="channelMean"/> receives the float32 mean of each (batch, head, channel) over all tokens, which attention adds back through the LSE.
     /// NaN and Inf: a NaN never raises absmax and quantizes to 0; an Inf makes its tile's scale Inf and every value there 0; either also poisons its channel's mean.
     /// The codes cannot show either, so when <paramref name="nonFinite"/> is given the number of NaN and Inf elements of x is added

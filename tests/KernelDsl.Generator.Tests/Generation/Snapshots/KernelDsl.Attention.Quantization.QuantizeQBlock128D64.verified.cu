@@ -73,20 +73,26 @@ static __device__ __forceinline__ float kdsl_scale_of(float absmax)
     const float s = __fdiv_rn(absmax, 127.0f);
     return s == 0.0f ? 1.0f : s;
 }
-// q = round half to even (cvt.rni) of v / scale, clamped to [-127, 127] so the range is symmetric (no -128).
-// NaN and Inf: fmaxf ignores NaN, so a NaN never raises absmax, and cvt turns NaN into 0: a NaN quantizes to 0.
-// An Inf makes absmax and scale Inf: the Inf itself becomes Inf/Inf = NaN -> 0, and every finite value of its
-// block (or channel) becomes 0. With SubtractChannelMean a NaN or Inf also poisons its channel's mean.
+// Codes are v times 1 / scale, rounded once per block or channel, so no element pays for a division.
+static __device__ __forceinline__ float kdsl_inv_of(float scale) { return __fdiv_rn(1.0f, scale); }
+// q = the exact product v · inv rounded half to even, clamped to [-127, 127] so the range is symmetric (no -128).
+// The FFMA with 1.5·2^23 rounds the product to an integer in the low bits (no F2I, which issues on the slow XU
+// pipe); t only classifies it: rounding is monotonic and 127.5 is a float, so |t| < 127.5 exactly when the product is.
+// NaN and Inf: fmaxf ignores NaN, so a NaN never raises absmax, and a NaN product quantizes to 0. An Inf makes
+// absmax and scale Inf and inv 0: the Inf itself becomes Inf·0 = NaN -> 0, and every finite value of its block
+// (or channel) becomes 0. With SubtractChannelMean a NaN or Inf also poisons its channel's mean.
 // None of that is visible in the codes, so the quantize kernel counts the NaN and Inf it read (nonfinite).
-static __device__ __forceinline__ int kdsl_quant(float v, float scale)
+static __device__ __forceinline__ int kdsl_quant(float v, float inv)
 {
-    return kdsl_max(-127, kdsl_min(127, __float2int_rn(__fdiv_rn(v, scale))));
+    const float t = __fmul_rn(v, inv);
+    if (!(fabsf(t) < 127.5f)) return t != t ? 0 : (t > 0.0f ? 127 : -127);
+    return __float_as_int(__fmaf_rn(v, inv, 12582912.0f)) - 0x4B400000;
 }
 static __device__ __forceinline__ u32 kdsl_byte(int q, int shift) { return (u32)(u8)(s8)q << shift; }
 
 // PerRowBlock: one block per (batch·head, tile of 128 tokens), one scale per tile: absmax over the tile's
 // (x) · scale_multiplier (how attention folds softmax scale · log2 e into Q), then
-// q = rne(v / scale) into [B][H][S][64] int8. Thread t handles chunks t, t + 256, ... (4 per thread) of the
+// q = rne(v · (1 / scale)) into [B][H][S][64] int8. Thread t handles chunks t, t + 256, ... (4 per thread) of the
 // tile's 128×8 16-byte chunks; they stay in registers (16 of them) between the two passes.
 extern "C" __global__ void __launch_bounds__(256)
 kdsl_KernelDsl_Attention_Quantization_QuantizeQBlock128D64_quantize(const u16* __restrict__ x, long long stride_b, long long stride_h, long long stride_s, int heads, int S, float scale_multiplier, s8* __restrict__ out, float* __restrict__ scales, unsigned int* nonfinite)
@@ -126,7 +132,7 @@ kdsl_KernelDsl_Attention_Quantization_QuantizeQBlock128D64_quantize(const u16* _
     amax = warp_max[0];
     #pragma unroll
     for (int i = 1; i < 8; ++i) amax = fmaxf(amax, warp_max[i]);
-    const float scale = kdsl_scale_of(amax);
+    const float scale = kdsl_scale_of(amax), inv = kdsl_inv_of(scale);
     if (threadIdx.x == 0) scales[(long long)bh * tiles + tile] = scale;
     #pragma unroll
     for (int i = 0; i < 4; ++i)
@@ -138,9 +144,9 @@ kdsl_KernelDsl_Attention_Quantization_QuantizeQBlock128D64_quantize(const u16* _
         kdsl_unpack8(tile_raw[i], v);
         u32 lo = 0, hi = 0;
         #pragma unroll
-        for (int j = 0; j < 4; ++j) lo |= kdsl_byte(kdsl_quant(kdsl_prep(v[j], scale_multiplier), scale), 8 * j);
+        for (int j = 0; j < 4; ++j) lo |= kdsl_byte(kdsl_quant(kdsl_prep(v[j], scale_multiplier), inv), 8 * j);
         #pragma unroll
-        for (int j = 4; j < 8; ++j) hi |= kdsl_byte(kdsl_quant(kdsl_prep(v[j], scale_multiplier), scale), 8 * (j - 4));
+        for (int j = 4; j < 8; ++j) hi |= kdsl_byte(kdsl_quant(kdsl_prep(v[j], scale_multiplier), inv), 8 * (j - 4));
         kdsl_st8(out + ((long long)bh * S + s0 + r) * 64 + chunk * 8, lo, hi);
     }
 }

@@ -63,14 +63,20 @@ static __device__ __forceinline__ float kdsl_scale_of(float absmax)
     const float s = __fdiv_rn(absmax, 127.0f);
     return s == 0.0f ? 1.0f : s;
 }
-// q = round half to even (cvt.rni) of v / scale, clamped to [-127, 127] so the range is symmetric (no -128).
-// NaN and Inf: fmaxf ignores NaN, so a NaN never raises absmax, and cvt turns NaN into 0: a NaN quantizes to 0.
-// An Inf makes absmax and scale Inf: the Inf itself becomes Inf/Inf = NaN -> 0, and every finite value of its
-// block (or channel) becomes 0. With SubtractChannelMean a NaN or Inf also poisons its channel's mean.
+// Codes are v times 1 / scale, rounded once per block or channel, so no element pays for a division.
+static __device__ __forceinline__ float kdsl_inv_of(float scale) { return __fdiv_rn(1.0f, scale); }
+// q = the exact product v · inv rounded half to even, clamped to [-127, 127] so the range is symmetric (no -128).
+// The FFMA with 1.5·2^23 rounds the product to an integer in the low bits (no F2I, which issues on the slow XU
+// pipe); t only classifies it: rounding is monotonic and 127.5 is a float, so |t| < 127.5 exactly when the product is.
+// NaN and Inf: fmaxf ignores NaN, so a NaN never raises absmax, and a NaN product quantizes to 0. An Inf makes
+// absmax and scale Inf and inv 0: the Inf itself becomes Inf·0 = NaN -> 0, and every finite value of its block
+// (or channel) becomes 0. With SubtractChannelMean a NaN or Inf also poisons its channel's mean.
 // None of that is visible in the codes, so the quantize kernel counts the NaN and Inf it read (nonfinite).
-static __device__ __forceinline__ int kdsl_quant(float v, float scale)
+static __device__ __forceinline__ int kdsl_quant(float v, float inv)
 {
-    return kdsl_max(-127, kdsl_min(127, __float2int_rn(__fdiv_rn(v, scale))));
+    const float t = __fmul_rn(v, inv);
+    if (!(fabsf(t) < 127.5f)) return t != t ? 0 : (t > 0.0f ? 127 : -127);
+    return __float_as_int(__fmaf_rn(v, inv, 12582912.0f)) - 0x4B400000;
 }
 static __device__ __forceinline__ u32 kdsl_byte(int q, int shift) { return (u32)(u8)(s8)q << shift; }
 
@@ -136,6 +142,11 @@ kdsl_KernelDsl_Attention_Quantization_QuantizeVChannelD128_quantize(const u16* _
     const int s0 = tile * 128;
     const int rows = kdsl_min(128, S - s0);
     int n_nonfinite = 0;
+    // The block strides by a multiple of 16 chunks, so every chunk this thread quantizes is chunk threadIdx.x % 16: its 8 reciprocals once.
+    const float* const sc = scales + (long long)bh * 128 + (threadIdx.x % 16) * 8;
+    float inv[8];
+    #pragma unroll
+    for (int j = 0; j < 8; ++j) inv[j] = kdsl_inv_of(sc[j]);
     for (int e = threadIdx.x; e < rows * 16; e += 256)
     {
         const int r = e / 16, chunk = e % 16;
@@ -144,12 +155,11 @@ kdsl_KernelDsl_Attention_Quantization_QuantizeVChannelD128_quantize(const u16* _
         kdsl_ld16(xs + (s0 + r) * stride_s + chunk * 8, raw);
         n_nonfinite += kdsl_nonfinite8(raw);
         kdsl_unpack8(raw, v);
-        const float* const sc = scales + (long long)bh * 128 + chunk * 8;
         u32 lo = 0, hi = 0;
         #pragma unroll
-        for (int j = 0; j < 4; ++j) lo |= kdsl_byte(kdsl_quant(kdsl_prep(v[j], scale_multiplier), sc[j]), 8 * j);
+        for (int j = 0; j < 4; ++j) lo |= kdsl_byte(kdsl_quant(kdsl_prep(v[j], scale_multiplier), inv[j]), 8 * j);
         #pragma unroll
-        for (int j = 4; j < 8; ++j) hi |= kdsl_byte(kdsl_quant(kdsl_prep(v[j], scale_multiplier), sc[j]), 8 * (j - 4));
+        for (int j = 4; j < 8; ++j) hi |= kdsl_byte(kdsl_quant(kdsl_prep(v[j], scale_multiplier), inv[j]), 8 * (j - 4));
         kdsl_st8(out + ((long long)bh * S + s0 + r) * 128 + chunk * 8, lo, hi);
     }
     kdsl_report_nonfinite(nonfinite, n_nonfinite);

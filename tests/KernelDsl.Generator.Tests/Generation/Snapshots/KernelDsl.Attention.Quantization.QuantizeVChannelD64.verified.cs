@@ -55,7 +55,7 @@ static partial class QuantizeVChannelD64
     /// Quantizes x, f16 [batch, heads, tokens, HeadDim] at element strides (strideB, strideH, strideS) with channels
     /// contiguous (BHSD and BSHD are both just strides), into int8 <paramref name="output"/> ([batch][heads][tokens][HeadDim])
     /// and float <paramref name="scales"/> (<see cref="ScaleCount"/>): v = x · scaleMultiplier, scale = absmax(v) / 127
-    /// over each channel of each (batch, head) (1 where absmax is 0), q = round-half-even(v / scale) clamped to ±127.
+    /// over each channel of each (batch, head) (1 where absmax is 0), q = round-half-even(v · (1 / scale)) clamped to ±127.
     /// NaN and Inf: a NaN never raises absmax and quantizes to 0; an Inf makes its channel's scale Inf and every value there 0.
     /// The codes cannot show either, so when <paramref name="nonFinite"/> is given the number of NaN and Inf elements of x is added
     /// to its element 0 on the stream (atomically: zero it first; many launches may share one counter).

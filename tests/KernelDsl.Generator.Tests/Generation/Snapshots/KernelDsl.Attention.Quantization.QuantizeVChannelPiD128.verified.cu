@@ -60,14 +60,20 @@ static __device__ __forceinline__ float kdsl_scale_of(float absmax)
     const float s = __fdiv_rn(absmax, 127.0f);
     return s == 0.0f ? 1.0f : s;
 }
-// q = round half to even (cvt.rni) of v / scale, clamped to [-127, 127] so the range is symmetric (no -128).
-// NaN and Inf: fmaxf ignores NaN, so a NaN never raises absmax, and cvt turns NaN into 0: a NaN quantizes to 0.
-// An Inf makes absmax and scale Inf: the Inf itself becomes Inf/Inf = NaN -> 0, and every finite value of its
-// block (or channel) becomes 0. With SubtractChannelMean a NaN or Inf also poisons its channel's mean.
+// Codes are v times 1 / scale, rounded once per block or channel, so no element pays for a division.
+static __device__ __forceinline__ float kdsl_inv_of(float scale) { return __fdiv_rn(1.0f, scale); }
+// q = the exact product v · inv rounded half to even, clamped to [-127, 127] so the range is symmetric (no -128).
+// The FFMA with 1.5·2^23 rounds the product to an integer in the low bits (no F2I, which issues on the slow XU
+// pipe); t only classifies it: rounding is monotonic and 127.5 is a float, so |t| < 127.5 exactly when the product is.
+// NaN and Inf: fmaxf ignores NaN, so a NaN never raises absmax, and a NaN product quantizes to 0. An Inf makes
+// absmax and scale Inf and inv 0: the Inf itself becomes Inf·0 = NaN -> 0, and every finite value of its block
+// (or channel) becomes 0. With SubtractChannelMean a NaN or Inf also poisons its channel's mean.
 // None of that is visible in the codes, so the quantize kernel counts the NaN and Inf it read (nonfinite).
-static __device__ __forceinline__ int kdsl_quant(float v, float scale)
+static __device__ __forceinline__ int kdsl_quant(float v, float inv)
 {
-    return kdsl_max(-127, kdsl_min(127, __float2int_rn(__fdiv_rn(v, scale))));
+    const float t = __fmul_rn(v, inv);
+    if (!(fabsf(t) < 127.5f)) return t != t ? 0 : (t > 0.0f ? 127 : -127);
+    return __float_as_int(__fmaf_rn(v, inv, 12582912.0f)) - 0x4B400000;
 }
 static __device__ __forceinline__ u32 kdsl_byte(int q, int shift) { return (u32)(u8)(s8)q << shift; }
 
@@ -138,25 +144,25 @@ kdsl_KernelDsl_Attention_Quantization_QuantizeVChannelPiD128_quantize(const u16*
     {
         const int c = e % 128, p0 = s0 + (e / 128) * 16;
         if (p0 >= s_pad) break;  // s_pad is a multiple of 16 and p0 only grows
-        const float scale = scales[(long long)bh * 128 + c];
+        const float inv = kdsl_inv_of(scales[(long long)bh * 128 + c]);
         const u16* const col = xs + c;
         u32 packed[4] = {0u, 0u, 0u, 0u};
-        if (p0 + 0 < S) packed[0] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_ld1(col + (p0 + 0) * stride_s, n_nonfinite), scale_multiplier), scale), 0);  // position 0 <- token 0
-        if (p0 + 1 < S) packed[0] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_ld1(col + (p0 + 1) * stride_s, n_nonfinite), scale_multiplier), scale), 8);  // position 1 <- token 1
-        if (p0 + 8 < S) packed[0] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_ld1(col + (p0 + 8) * stride_s, n_nonfinite), scale_multiplier), scale), 16);  // position 2 <- token 8
-        if (p0 + 9 < S) packed[0] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_ld1(col + (p0 + 9) * stride_s, n_nonfinite), scale_multiplier), scale), 24);  // position 3 <- token 9
-        if (p0 + 2 < S) packed[1] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_ld1(col + (p0 + 2) * stride_s, n_nonfinite), scale_multiplier), scale), 0);  // position 4 <- token 2
-        if (p0 + 3 < S) packed[1] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_ld1(col + (p0 + 3) * stride_s, n_nonfinite), scale_multiplier), scale), 8);  // position 5 <- token 3
-        if (p0 + 10 < S) packed[1] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_ld1(col + (p0 + 10) * stride_s, n_nonfinite), scale_multiplier), scale), 16);  // position 6 <- token 10
-        if (p0 + 11 < S) packed[1] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_ld1(col + (p0 + 11) * stride_s, n_nonfinite), scale_multiplier), scale), 24);  // position 7 <- token 11
-        if (p0 + 4 < S) packed[2] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_ld1(col + (p0 + 4) * stride_s, n_nonfinite), scale_multiplier), scale), 0);  // position 8 <- token 4
-        if (p0 + 5 < S) packed[2] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_ld1(col + (p0 + 5) * stride_s, n_nonfinite), scale_multiplier), scale), 8);  // position 9 <- token 5
-        if (p0 + 12 < S) packed[2] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_ld1(col + (p0 + 12) * stride_s, n_nonfinite), scale_multiplier), scale), 16);  // position 10 <- token 12
-        if (p0 + 13 < S) packed[2] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_ld1(col + (p0 + 13) * stride_s, n_nonfinite), scale_multiplier), scale), 24);  // position 11 <- token 13
-        if (p0 + 6 < S) packed[3] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_ld1(col + (p0 + 6) * stride_s, n_nonfinite), scale_multiplier), scale), 0);  // position 12 <- token 6
-        if (p0 + 7 < S) packed[3] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_ld1(col + (p0 + 7) * stride_s, n_nonfinite), scale_multiplier), scale), 8);  // position 13 <- token 7
-        if (p0 + 14 < S) packed[3] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_ld1(col + (p0 + 14) * stride_s, n_nonfinite), scale_multiplier), scale), 16);  // position 14 <- token 14
-        if (p0 + 15 < S) packed[3] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_ld1(col + (p0 + 15) * stride_s, n_nonfinite), scale_multiplier), scale), 24);  // position 15 <- token 15
+        if (p0 + 0 < S) packed[0] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_ld1(col + (p0 + 0) * stride_s, n_nonfinite), scale_multiplier), inv), 0);  // position 0 <- token 0
+        if (p0 + 1 < S) packed[0] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_ld1(col + (p0 + 1) * stride_s, n_nonfinite), scale_multiplier), inv), 8);  // position 1 <- token 1
+        if (p0 + 8 < S) packed[0] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_ld1(col + (p0 + 8) * stride_s, n_nonfinite), scale_multiplier), inv), 16);  // position 2 <- token 8
+        if (p0 + 9 < S) packed[0] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_ld1(col + (p0 + 9) * stride_s, n_nonfinite), scale_multiplier), inv), 24);  // position 3 <- token 9
+        if (p0 + 2 < S) packed[1] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_ld1(col + (p0 + 2) * stride_s, n_nonfinite), scale_multiplier), inv), 0);  // position 4 <- token 2
+        if (p0 + 3 < S) packed[1] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_ld1(col + (p0 + 3) * stride_s, n_nonfinite), scale_multiplier), inv), 8);  // position 5 <- token 3
+        if (p0 + 10 < S) packed[1] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_ld1(col + (p0 + 10) * stride_s, n_nonfinite), scale_multiplier), inv), 16);  // position 6 <- token 10
+        if (p0 + 11 < S) packed[1] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_ld1(col + (p0 + 11) * stride_s, n_nonfinite), scale_multiplier), inv), 24);  // position 7 <- token 11
+        if (p0 + 4 < S) packed[2] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_ld1(col + (p0 + 4) * stride_s, n_nonfinite), scale_multiplier), inv), 0);  // position 8 <- token 4
+        if (p0 + 5 < S) packed[2] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_ld1(col + (p0 + 5) * stride_s, n_nonfinite), scale_multiplier), inv), 8);  // position 9 <- token 5
+        if (p0 + 12 < S) packed[2] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_ld1(col + (p0 + 12) * stride_s, n_nonfinite), scale_multiplier), inv), 16);  // position 10 <- token 12
+        if (p0 + 13 < S) packed[2] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_ld1(col + (p0 + 13) * stride_s, n_nonfinite), scale_multiplier), inv), 24);  // position 11 <- token 13
+        if (p0 + 6 < S) packed[3] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_ld1(col + (p0 + 6) * stride_s, n_nonfinite), scale_multiplier), inv), 0);  // position 12 <- token 6
+        if (p0 + 7 < S) packed[3] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_ld1(col + (p0 + 7) * stride_s, n_nonfinite), scale_multiplier), inv), 8);  // position 13 <- token 7
+        if (p0 + 14 < S) packed[3] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_ld1(col + (p0 + 14) * stride_s, n_nonfinite), scale_multiplier), inv), 16);  // position 14 <- token 14
+        if (p0 + 15 < S) packed[3] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_ld1(col + (p0 + 15) * stride_s, n_nonfinite), scale_multiplier), inv), 24);  // position 15 <- token 15
         kdsl_st16(out + ((long long)bh * 128 + c) * s_pad + p0, packed[0], packed[1], packed[2], packed[3]);
     }
     kdsl_report_nonfinite(nonfinite, n_nonfinite);
