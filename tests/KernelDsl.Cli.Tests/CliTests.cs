@@ -53,7 +53,8 @@ public class CliTests : IDisposable
     [InlineData("--head-dim", "96")]
     [InlineData("--seq", "3000")]
     [InlineData("--seq", "0")]
-    public void Bench_refuses_a_shape_off_the_grid_before_looking_for_a_gpu(string option, string value)
+    [InlineData("--only", "NoSuchVariant")]
+    public void Bench_refuses_a_shape_off_the_grid_or_an_undeclared_variant_before_looking_for_a_gpu(string option, string value)
     {
         var result = CliApp.Build().Parse(["bench", option, value]);
         var error = Assert.Single(result.Errors);

@@ -23,6 +23,7 @@ internal static class BenchCommand
         var only = new Option<string?>("--only") { Description = "Only variants whose name contains this text (e.g. WgmmaStages3); skips the autotuned rows." };
         headDim.Validators.Add(r => { if (r.GetValueOrDefault<int?>() is { } d && d is not (64 or 128)) r.AddError($"--head-dim must be 64 or 128 (the declared head dims), not {d}."); });
         seq.Validators.Add(r => { if (r.GetValueOrDefault<int?>() is { } s && (s <= 0 || 16384 % s != 0)) r.AddError($"--seq must be a positive divisor of 16384 (the grid keeps B·S = 16384), not {s}."); });
+        only.Validators.Add(r => { if (r.GetValueOrDefault<string?>() is { } text && !AttentionVariant.All.Any(v => v.Module.Name.Contains(text, StringComparison.Ordinal))) r.AddError($"--only '{text}' matches no declared attention variant (kdsl list shows them)."); });
         var command = new Command("bench", "Time every attention variant on the standard grid (needs a GPU).") { csv, quick, headDim, seq, only };
         command.SetAction(parse => Run(parse.GetValue(csv)!, parse.GetValue(quick), parse.GetValue(headDim), parse.GetValue(seq), parse.GetValue(only)));
         return command;
