@@ -72,11 +72,6 @@ public sealed class QuantizeKernelWriter(QuantizePlan plan)
                 if ((threadIdx.x & 31) == 0) atomicAdd(nonfinite, (unsigned int)n);
             }
             """);
-        if (plan.Transposed)
-        {
-            w.Line($"// One element of a channel column, counted if non-finite, widened to float.");
-            w.Line($"static __device__ __forceinline__ float kdsl_ld1(const u16* p, int& nonfinite) {{ const u16 h = *p; nonfinite += kdsl_nonfinite(h); return {Convert}(h); }}");
-        }
         w.Line($"// Explicitly rounded steps (no FMA contraction, IEEE division) so the CPU reference reproduces every bit.");
         if (_spec.SubtractChannelMean)
         {
@@ -395,35 +390,61 @@ public sealed class QuantizeKernelWriter(QuantizePlan plan)
     private void WriteTransposedQuantize(CodeWriter w)
     {
         var d = plan.HeadDim;
+        var rows = _spec.BlockRows;
         var order = plan.StoredOrder;
-        var groups = _spec.BlockRows / QuantizePlan.GroupTokens;
+        var pitch = QuantizePlan.StagingPitch(rows);
+        var pieces = rows / QuantizePlan.GroupTokens;
+        // Token t of a 16-token group sits at position (positions >> 4t) & 15: the stored order, inverted, as one constant.
+        var positions = 0UL;
+        for (var p = 0; p < QuantizePlan.GroupTokens; p++)
+        {
+            positions |= (ulong)p << (4 * order[p]);
+        }
         w.Line($"// PerChannel, transposed: out is [B][H][{d}][s_pad], s_pad = S rounded up to {_spec.TransposePad}. Within each 16-token group,");
         var why = _spec.TransposedOrder == TokenOrder.Pi ? ": the order P leaves the S accumulators in, so P·V loads B with plain ldmatrix)." : ").";
         w.Line($"// stored position p holds token [{string.Join(", ", order)}][p] ({_spec.TransposedOrder} order{why}");
-        w.Line($"// One block per (batch·head, {_spec.BlockRows} positions); a thread takes one (channel, 16-position group), reads its 16 tokens");
-        w.Line($"// (consecutive threads read consecutive channels of one token) and writes 16 bytes. Positions of tokens >= S are zero.");
+        w.Line($"// One block per (batch·head, {rows} positions), through shared memory: each thread reads 16-byte chunks of 8 channels");
+        w.Line($"// (a warp: one chunk of 32 tokens), quantizes them and writes the codes into a [{d}][{pitch}]-byte tile at their positions;");
+        w.Line($"// then each thread stores 16-byte pieces of channel rows (a warp: {32 * 16 / rows} rows of {rows} bytes). Positions of tokens >= S are zero.");
         w.Line($"extern \"C\" __global__ void __launch_bounds__({plan.Threads})");
         w.Block($"{plan.Symbol(QuantizePlan.Quantize)}({InputParameters}, {MeanParameter}float scale_multiplier, s8* __restrict__ out, const float* __restrict__ scales, int s_pad, {NonFiniteParameter})", () =>
         {
+            w.Line($"struct __align__(16) kdsl_piece {{ u32 x, y, z, w; }};");
+            w.Line($"__shared__ __align__(16) s8 staged[{d} * {pitch}];  // {pitch}-byte rows: both passes are free of bank conflicts");
+            w.Line($"__shared__ float inv[{d}];");
             WriteTileOrigin(w, "s_pad");
+            w.Line($"for (int c = threadIdx.x; c < {d}; c += {plan.Threads}) inv[c] = kdsl_inv_of(scales[(long long)bh * {d} + c]);");
+            w.Line($"__syncthreads();");
             w.Line($"int n_nonfinite = 0;");
-            w.Block($"for (int e = threadIdx.x; e < {groups * d}; e += {plan.Threads})", () =>
+            w.Block($"for (int e = threadIdx.x; e < {rows * plan.ChunksPerRow}; e += {plan.Threads})", () =>
             {
-                w.Line($"const int c = e % {d}, p0 = s0 + (e / {d}) * 16;");
-                w.Line($"if (p0 >= s_pad) break;  // s_pad is a multiple of 16 and p0 only grows");
-                w.Line($"const float inv = kdsl_inv_of(scales[(long long)bh * {d} + c]);");
-                if (_spec.SubtractChannelMean)
+                w.Line($"const int r = e % {rows}, chunk = e / {rows};");
+                w.Line($"const int pos = (r & ~15) | (int)((0x{positions:X16}ull >> (4 * (r & 15))) & 15u);");
+                w.Line($"s8* const codes = staged + chunk * 8 * {pitch} + pos;");
+                w.Block($"if (s0 + r < S)", () =>
                 {
-                    w.Line($"const float mc = mean[(long long)bh * {d} + c];");
-                }
-                w.Line($"const u16* const col = xs + c;");
-                w.Line($"u32 packed[4] = {{0u, 0u, 0u, 0u}};");
-                for (var p = 0; p < QuantizePlan.GroupTokens; p++)
+                    w.Line($"u32 raw[4];");
+                    w.Line($"float v[8];");
+                    w.Line($"kdsl_ld16(xs + (s0 + r) * stride_s + chunk * 8, raw);");
+                    w.Line($"n_nonfinite += kdsl_nonfinite8(raw);");
+                    w.Line($"kdsl_unpack8(raw, v);");
+                    WriteMeanLoad(w, "chunk * 8");
+                    w.Line($"#pragma unroll");
+                    w.Line($"for (int j = 0; j < 8; ++j) codes[j * {pitch}] = (s8)kdsl_quant({Prep("v[j]", "m[j]")}, inv[chunk * 8 + j]);");
+                }, close: "}");
+                w.Block($"else", () =>
                 {
-                    var token = order[p];
-                    w.Line($"if (p0 + {token} < S) packed[{p / 4}] |= kdsl_byte(kdsl_quant({Prep($"kdsl_ld1(col + (p0 + {token}) * stride_s, n_nonfinite)", "mc")}, inv), {8 * (p % 4)});  // position {p} <- token {token}");
-                }
-                w.Line($"kdsl_st16(out + ((long long)bh * {d} + c) * s_pad + p0, packed[0], packed[1], packed[2], packed[3]);");
+                    w.Line($"#pragma unroll");
+                    w.Line($"for (int j = 0; j < 8; ++j) codes[j * {pitch}] = 0;");
+                });
+            });
+            w.Line($"__syncthreads();");
+            w.Block($"for (int q = threadIdx.x; q < {d * pieces}; q += {plan.Threads})", () =>
+            {
+                w.Line($"const int c = q / {pieces}, p0 = (q % {pieces}) * 16;");
+                w.Line($"if (s0 + p0 >= s_pad) continue;  // s_pad is a multiple of 16");
+                w.Line($"const kdsl_piece piece = *(const kdsl_piece*)(staged + c * {pitch} + p0);  // one 16-byte shared load");
+                w.Line($"kdsl_st16(out + ((long long)bh * {d} + c) * s_pad + s0 + p0, piece.x, piece.y, piece.z, piece.w);");
             });
             w.Line($"kdsl_report_nonfinite(nonfinite, n_nonfinite);");
         });

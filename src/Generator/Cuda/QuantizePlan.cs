@@ -22,6 +22,16 @@ public sealed record QuantizePlan(QuantizeSpec Spec)
     /// <summary>The 16-token group of a transposed output.</summary>
     public const int GroupTokens = 16;
 
+    /// <summary>
+    /// Bytes per channel row of the transposed kernel's shared tile: 16 more than the block's tokens, so that the
+    /// quantize pass's byte stores (a warp: 32 tokens of one row) and the store pass's 16-byte reads (8 lanes per
+    /// row) both fall on distinct banks.
+    /// </summary>
+    public static int StagingPitch(int blockRows) => blockRows + 16;
+
+    /// <summary>Static shared memory of the transposed quantize kernel: the code tile and one reciprocal per channel.</summary>
+    public static int StagingBytes(int headDim, int blockRows) => headDim * StagingPitch(blockRows) + 4 * headDim;
+
     public static readonly QuantizeKernel ChannelMean = new("ChannelMeanKernelName", "_channel_mean");
     public static readonly QuantizeKernel ClearScales = new("ClearScalesKernelName", "_clear_scales");
     public static readonly QuantizeKernel ChannelAbsmax = new("ChannelAbsmaxKernelName", "_channel_absmax");

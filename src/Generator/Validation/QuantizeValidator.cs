@@ -1,5 +1,6 @@
 using System.Collections.Generic;
 using System.Collections.Immutable;
+using KernelDsl.Generator.Cuda;
 using KernelDsl.Generator.Model;
 
 namespace KernelDsl.Generator.Validation;
@@ -17,6 +18,8 @@ public static class QuantizeValidator
     public const int MinThreads = 64;
     public const int MaxThreads = 1024;
     public const int MaxBlockRows = 1024;
+    /// <summary>Static shared memory a kernel may declare without opting in to more.</summary>
+    public const int MaxStaticSharedBytes = 48 * 1024;
     public const int MaxTransposePad = 1024;
 
     public static ImmutableArray<Finding> Validate(QuantizeSpec spec)
@@ -68,6 +71,12 @@ public static class QuantizeValidator
                 ? "π order permutes whole 16-token groups and rows are stored in 16-byte chunks"
                 : "rows are stored in 16-byte chunks";
             Bad(findings, nameof(spec.TransposePad), spec.TransposePad, $"use a multiple of 16 from 16 to {MaxTransposePad}: {why}");
+        }
+        if (QuantizePlan.StagingBytes(spec.HeadDim, spec.BlockRows) > MaxStaticSharedBytes)
+        {
+            var most = (MaxStaticSharedBytes - 4 * spec.HeadDim) / spec.HeadDim - 16;
+            Bad(findings, nameof(spec.BlockRows), spec.BlockRows,
+                $"a transposed quantize stages HeadDim × (BlockRows + 16) bytes of codes in shared memory ({QuantizePlan.StagingBytes(spec.HeadDim, spec.BlockRows)} bytes here), at most {MaxStaticSharedBytes} statically: use BlockRows ≤ {most / 16 * 16}");
         }
         if (spec.Granularity == QuantGranularity.PerRowBlock)
         {

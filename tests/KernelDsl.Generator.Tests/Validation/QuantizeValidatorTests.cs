@@ -107,6 +107,10 @@ public class QuantizeValidatorTests
         Single(VTransposed() with { TransposedOrder = TokenOrder.Natural, TransposePad = 40 }, Rules.InvalidParameter, "Quantize.TransposePad = 40", "16-byte chunks");
 
     [Fact]
+    public void A_transposed_output_stages_its_block_within_48_KB_of_shared_memory() =>
+        Single(VTransposed() with { HeadDim = 256, BlockRows = 176 }, Rules.InvalidParameter, "Quantize.BlockRows = 176", "50176 bytes here", "BlockRows ≤ 160");
+
+    [Fact]
     public void A_transposed_output_is_quantized_per_channel() =>
         Single(Spec() with { Transposed = true }, Rules.InvalidParameter, "Quantize.Granularity = PerRowBlock", "QuantGranularity.PerChannel");
 

@@ -49,8 +49,6 @@ static __device__ __forceinline__ void kdsl_report_nonfinite(unsigned int* nonfi
     for (int o = 16; o > 0; o >>= 1) n += __shfl_xor_sync(0xffffffffu, n, o);
     if ((threadIdx.x & 31) == 0) atomicAdd(nonfinite, (unsigned int)n);
 }
-// One element of a channel column, counted if non-finite, widened to float.
-static __device__ __forceinline__ float kdsl_ld1(const u16* p, int& nonfinite) { const u16 h = *p; nonfinite += kdsl_nonfinite(h); return kdsl_f16_to_f32(h); }
 // Explicitly rounded steps (no FMA contraction, IEEE division) so the CPU reference reproduces every bit.
 static __device__ __forceinline__ float kdsl_prep(float x, float mul) { return __fmul_rn(x, mul); }
 // scale = absmax / 127. A block (or channel) whose absmax is 0, or so small that absmax / 127 underflows to 0,
@@ -129,41 +127,51 @@ kdsl_KernelDsl_Attention_Quantization_QuantizeVChannelPiD128_channel_scale(float
 
 // PerChannel, transposed: out is [B][H][128][s_pad], s_pad = S rounded up to 64. Within each 16-token group,
 // stored position p holds token [0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15][p] (Pi order: the order P leaves the S accumulators in, so P·V loads B with plain ldmatrix).
-// One block per (batch·head, 128 positions); a thread takes one (channel, 16-position group), reads its 16 tokens
-// (consecutive threads read consecutive channels of one token) and writes 16 bytes. Positions of tokens >= S are zero.
+// One block per (batch·head, 128 positions), through shared memory: each thread reads 16-byte chunks of 8 channels
+// (a warp: one chunk of 32 tokens), quantizes them and writes the codes into a [128][144]-byte tile at their positions;
+// then each thread stores 16-byte pieces of channel rows (a warp: 4 rows of 128 bytes). Positions of tokens >= S are zero.
 extern "C" __global__ void __launch_bounds__(256)
 kdsl_KernelDsl_Attention_Quantization_QuantizeVChannelPiD128_quantize(const u16* __restrict__ x, long long stride_b, long long stride_h, long long stride_s, int heads, int S, float scale_multiplier, s8* __restrict__ out, const float* __restrict__ scales, int s_pad, unsigned int* nonfinite)
 {
+    struct __align__(16) kdsl_piece { u32 x, y, z, w; };
+    __shared__ __align__(16) s8 staged[128 * 144];  // 144-byte rows: both passes are free of bank conflicts
+    __shared__ float inv[128];
     const int tiles = (s_pad + 127) / 128;
     const int bh = blockIdx.x / tiles, tile = blockIdx.x % tiles;
     const int b = bh / heads, h = bh % heads;
     const u16* const xs = x + b * stride_b + h * stride_h;
     const int s0 = tile * 128;
+    for (int c = threadIdx.x; c < 128; c += 256) inv[c] = kdsl_inv_of(scales[(long long)bh * 128 + c]);
+    __syncthreads();
     int n_nonfinite = 0;
-    for (int e = threadIdx.x; e < 1024; e += 256)
+    for (int e = threadIdx.x; e < 2048; e += 256)
     {
-        const int c = e % 128, p0 = s0 + (e / 128) * 16;
-        if (p0 >= s_pad) break;  // s_pad is a multiple of 16 and p0 only grows
-        const float inv = kdsl_inv_of(scales[(long long)bh * 128 + c]);
-        const u16* const col = xs + c;
-        u32 packed[4] = {0u, 0u, 0u, 0u};
-        if (p0 + 0 < S) packed[0] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_ld1(col + (p0 + 0) * stride_s, n_nonfinite), scale_multiplier), inv), 0);  // position 0 <- token 0
-        if (p0 + 1 < S) packed[0] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_ld1(col + (p0 + 1) * stride_s, n_nonfinite), scale_multiplier), inv), 8);  // position 1 <- token 1
-        if (p0 + 8 < S) packed[0] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_ld1(col + (p0 + 8) * stride_s, n_nonfinite), scale_multiplier), inv), 16);  // position 2 <- token 8
-        if (p0 + 9 < S) packed[0] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_ld1(col + (p0 + 9) * stride_s, n_nonfinite), scale_multiplier), inv), 24);  // position 3 <- token 9
-        if (p0 + 2 < S) packed[1] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_ld1(col + (p0 + 2) * stride_s, n_nonfinite), scale_multiplier), inv), 0);  // position 4 <- token 2
-        if (p0 + 3 < S) packed[1] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_ld1(col + (p0 + 3) * stride_s, n_nonfinite), scale_multiplier), inv), 8);  // position 5 <- token 3
-        if (p0 + 10 < S) packed[1] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_ld1(col + (p0 + 10) * stride_s, n_nonfinite), scale_multiplier), inv), 16);  // position 6 <- token 10
-        if (p0 + 11 < S) packed[1] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_ld1(col + (p0 + 11) * stride_s, n_nonfinite), scale_multiplier), inv), 24);  // position 7 <- token 11
-        if (p0 + 4 < S) packed[2] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_ld1(col + (p0 + 4) * stride_s, n_nonfinite), scale_multiplier), inv), 0);  // position 8 <- token 4
-        if (p0 + 5 < S) packed[2] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_ld1(col + (p0 + 5) * stride_s, n_nonfinite), scale_multiplier), inv), 8);  // position 9 <- token 5
-        if (p0 + 12 < S) packed[2] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_ld1(col + (p0 + 12) * stride_s, n_nonfinite), scale_multiplier), inv), 16);  // position 10 <- token 12
-        if (p0 + 13 < S) packed[2] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_ld1(col + (p0 + 13) * stride_s, n_nonfinite), scale_multiplier), inv), 24);  // position 11 <- token 13
-        if (p0 + 6 < S) packed[3] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_ld1(col + (p0 + 6) * stride_s, n_nonfinite), scale_multiplier), inv), 0);  // position 12 <- token 6
-        if (p0 + 7 < S) packed[3] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_ld1(col + (p0 + 7) * stride_s, n_nonfinite), scale_multiplier), inv), 8);  // position 13 <- token 7
-        if (p0 + 14 < S) packed[3] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_ld1(col + (p0 + 14) * stride_s, n_nonfinite), scale_multiplier), inv), 16);  // position 14 <- token 14
-        if (p0 + 15 < S) packed[3] |= kdsl_byte(kdsl_quant(kdsl_prep(kdsl_ld1(col + (p0 + 15) * stride_s, n_nonfinite), scale_multiplier), inv), 24);  // position 15 <- token 15
-        kdsl_st16(out + ((long long)bh * 128 + c) * s_pad + p0, packed[0], packed[1], packed[2], packed[3]);
+        const int r = e % 128, chunk = e / 128;
+        const int pos = (r & ~15) | (int)((0xFEBA7632DC985410ull >> (4 * (r & 15))) & 15u);
+        s8* const codes = staged + chunk * 8 * 144 + pos;
+        if (s0 + r < S)
+        {
+            u32 raw[4];
+            float v[8];
+            kdsl_ld16(xs + (s0 + r) * stride_s + chunk * 8, raw);
+            n_nonfinite += kdsl_nonfinite8(raw);
+            kdsl_unpack8(raw, v);
+            #pragma unroll
+            for (int j = 0; j < 8; ++j) codes[j * 144] = (s8)kdsl_quant(kdsl_prep(v[j], scale_multiplier), inv[chunk * 8 + j]);
+        }
+        else
+        {
+            #pragma unroll
+            for (int j = 0; j < 8; ++j) codes[j * 144] = 0;
+        }
+    }
+    __syncthreads();
+    for (int q = threadIdx.x; q < 1024; q += 256)
+    {
+        const int c = q / 8, p0 = (q % 8) * 16;
+        if (s0 + p0 >= s_pad) continue;  // s_pad is a multiple of 16
+        const kdsl_piece piece = *(const kdsl_piece*)(staged + c * 144 + p0);  // one 16-byte shared load
+        kdsl_st16(out + ((long long)bh * 128 + c) * s_pad + s0 + p0, piece.x, piece.y, piece.z, piece.w);
     }
     kdsl_report_nonfinite(nonfinite, n_nonfinite);
 }
