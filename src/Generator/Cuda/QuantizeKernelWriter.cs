@@ -253,6 +253,17 @@ public sealed class QuantizeKernelWriter(QuantizePlan plan)
         w.Line($"const int s0 = tile * {_spec.BlockRows};");
     }
 
+    /// <summary>Token s0 + r's chunk of 8 channels: read (16 bytes), counted if non-finite, widened into v, with its means in m.</summary>
+    private void WriteCountedChunkLoad(CodeWriter w)
+    {
+        w.Line($"u32 raw[4];");
+        w.Line($"float v[8];");
+        w.Line($"kdsl_ld16(xs + (s0 + r) * stride_s + chunk * 8, raw);");
+        w.Line($"n_nonfinite += kdsl_nonfinite8(raw);");
+        w.Line($"kdsl_unpack8(raw, v);");
+        WriteMeanLoad(w, "chunk * 8");
+    }
+
     private void WriteMeanLoad(CodeWriter w, string channel)
     {
         if (_spec.SubtractChannelMean)
@@ -375,12 +386,7 @@ public sealed class QuantizeKernelWriter(QuantizePlan plan)
             w.Block($"for (int e = threadIdx.x; e < rows * {cpr}; e += {plan.Threads})", () =>
             {
                 w.Line($"const int r = e / {cpr}, chunk = e % {cpr};");
-                w.Line($"u32 raw[4];");
-                w.Line($"float v[8];");
-                w.Line($"kdsl_ld16(xs + (s0 + r) * stride_s + chunk * 8, raw);");
-                w.Line($"n_nonfinite += kdsl_nonfinite8(raw);");
-                w.Line($"kdsl_unpack8(raw, v);");
-                WriteMeanLoad(w, "chunk * 8");
+                WriteCountedChunkLoad(w);
                 WriteQuantizeStore8(w, "inv[j]", $"out + ((long long)bh * S + s0 + r) * {d} + chunk * 8");
             });
             w.Line($"kdsl_report_nonfinite(nonfinite, n_nonfinite);");
@@ -423,12 +429,7 @@ public sealed class QuantizeKernelWriter(QuantizePlan plan)
                 w.Line($"s8* const codes = staged + chunk * 8 * {pitch} + pos;");
                 w.Block($"if (s0 + r < S)", () =>
                 {
-                    w.Line($"u32 raw[4];");
-                    w.Line($"float v[8];");
-                    w.Line($"kdsl_ld16(xs + (s0 + r) * stride_s + chunk * 8, raw);");
-                    w.Line($"n_nonfinite += kdsl_nonfinite8(raw);");
-                    w.Line($"kdsl_unpack8(raw, v);");
-                    WriteMeanLoad(w, "chunk * 8");
+                    WriteCountedChunkLoad(w);
                     w.Line($"#pragma unroll");
                     w.Line($"for (int j = 0; j < 8; ++j) codes[j * {pitch}] = (s8)kdsl_quant({Prep("v[j]", "m[j]")}, inv[chunk * 8 + j]);");
                 }, close: "}");
