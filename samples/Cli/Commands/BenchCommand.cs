@@ -87,8 +87,12 @@ internal static class BenchCommand
             rows.Add($"{name},{headDim},{seq},{variant.Causal},{batch},{heads},{F(kernel)},{F(endToEnd)},{F(ops / kernel / 1e9)},{F(ops / endToEnd / 1e9)}");
             table.AddRow(Markup.Escape(name), $"{headDim}", $"{seq}", variant.Causal ? "yes" : "no", F(kernel), F(endToEnd), F(ops / kernel / 1e9), F(ops / endToEnd / 1e9));
         }
+        if (onlyVariant is not null)
+        {
+            return;
+        }
         // The autotuner's pick among the declared V strategies and tiles for this shape, and what it measured for it.
-        foreach (var causal in onlyVariant is null ? new[] { false, true } : [])
+        foreach (var causal in new[] { false, true })
         {
             var options = new AttentionOptions { Causal = causal, Autotune = true, NonFinite = NonFiniteInputs.Ignore };
             attention.Forward(stream, View(q), View(k), View(v), View(o), options);

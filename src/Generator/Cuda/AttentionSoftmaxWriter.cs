@@ -50,6 +50,10 @@ public sealed class AttentionSoftmaxWriter(AttentionPlan plan, CodeWriter w, str
     /// <summary><see cref="Exp(string, string, string)"/> of a score whose accumulator index is known here.</summary>
     private string Exp(string tile, int r) => Exp(tile, $"{r}", $"{r >> 1}");
 
+    /// <summary>K scale group ks of block j times <paramref name="factor"/>, or 1 for a group past the last key (its keys are masked).</summary>
+    private string GroupKScale(string factor) =>
+        $"j * {plan.KScalesPerBlock} + ks < k_tiles ? {factor}k_scale[bhk * k_tiles + j * {plan.KScalesPerBlock} + ks] : 1.f";
+
     /// <summary>
     /// Loads this block's K scales into <c>ksc</c>, for a caller that issues them ahead of its MMAs so that their latency
     /// hides under Q·Kᵀ; <see cref="WriteSoftmax"/> then reads them with <c>kScalesLoaded</c>.
@@ -65,7 +69,7 @@ public sealed class AttentionSoftmaxWriter(AttentionPlan plan, CodeWriter w, str
         }
         w.Line($"float ksc[{k}];  // one past the last key's scale is never read (its keys are masked)");
         w.Line($"#pragma unroll");
-        w.Line($"for (int ks = 0; ks < {k}; ++ks) ksc[ks] = j * {k} + ks < k_tiles ? k_scale[bhk * k_tiles + j * {k} + ks] : 1.f;");
+        w.Line($"for (int ks = 0; ks < {k}; ++ks) ksc[ks] = {GroupKScale("")};");
     }
 
     /// <param name="kScalesLoaded">The block's K scales are already in <c>ksc</c> (<see cref="WriteKScaleLoads"/>).</param>
@@ -88,7 +92,7 @@ public sealed class AttentionSoftmaxWriter(AttentionPlan plan, CodeWriter w, str
             }
             else
             {
-                w.Line($"for (int ks = 0; ks < {plan.KScalesPerBlock}; ++ks) sc[ks] = j * {plan.KScalesPerBlock} + ks < k_tiles ? q_sc * k_scale[bhk * k_tiles + j * {plan.KScalesPerBlock} + ks] : 1.f;  // one past the last key's scale is never read (its keys are masked)");
+                w.Line($"for (int ks = 0; ks < {plan.KScalesPerBlock}; ++ks) sc[ks] = {GroupKScale("q_sc * ")};  // one past the last key's scale is never read (its keys are masked)");
             }
         }
         var crossing = s.Causal

@@ -1,4 +1,3 @@
-using System;
 using System.Linq;
 using KernelDsl.Generator.Helpers;
 using KernelDsl.Generator.Model;
@@ -253,6 +252,15 @@ public sealed class QuantizeKernelWriter(QuantizePlan plan)
         w.Line($"const int s0 = tile * {_spec.BlockRows};");
     }
 
+    /// <summary>1 / scale of every channel of this (batch, head), once per block into shared inv[], for the per-channel kernels.</summary>
+    private void WriteChannelInverses(CodeWriter w)
+    {
+        var d = plan.HeadDim;
+        w.Line($"__shared__ float inv[{d}];  // 1 / scale per channel: one division per channel and block, none per element");
+        w.Line($"for (int c = threadIdx.x; c < {d}; c += {plan.Threads}) inv[c] = kdsl_inv_of(scales[(long long)bh * {d} + c]);");
+        w.Line($"__syncthreads();");
+    }
+
     /// <summary>Token s0 + r's chunk of 8 channels: read (16 bytes), counted if non-finite, widened into v, with its means in m.</summary>
     private void WriteCountedChunkLoad(CodeWriter w)
     {
@@ -374,20 +382,12 @@ public sealed class QuantizeKernelWriter(QuantizePlan plan)
             WriteTileOrigin(w, "S");
             w.Line($"const int rows = kdsl_min({_spec.BlockRows}, S - s0);");
             w.Line($"int n_nonfinite = 0;");
-            if (plan.Threads % cpr != 0)
-            {
-                throw new InvalidOperationException($"{plan.Threads} threads do not keep one chunk of {cpr} per thread.");
-            }
-            w.Line($"// The block strides by a multiple of {cpr} chunks, so every chunk this thread quantizes is chunk threadIdx.x % {cpr}: its 8 reciprocals once.");
-            w.Line($"const float* const sc = scales + (long long)bh * {d} + (threadIdx.x % {cpr}) * 8;");
-            w.Line($"float inv[8];");
-            w.Line($"#pragma unroll");
-            w.Line($"for (int j = 0; j < 8; ++j) inv[j] = kdsl_inv_of(sc[j]);");
+            WriteChannelInverses(w);
             w.Block($"for (int e = threadIdx.x; e < rows * {cpr}; e += {plan.Threads})", () =>
             {
                 w.Line($"const int r = e / {cpr}, chunk = e % {cpr};");
                 WriteCountedChunkLoad(w);
-                WriteQuantizeStore8(w, "inv[j]", $"out + ((long long)bh * S + s0 + r) * {d} + chunk * 8");
+                WriteQuantizeStore8(w, "inv[chunk * 8 + j]", $"out + ((long long)bh * S + s0 + r) * {d} + chunk * 8");
             });
             w.Line($"kdsl_report_nonfinite(nonfinite, n_nonfinite);");
         });
@@ -417,10 +417,8 @@ public sealed class QuantizeKernelWriter(QuantizePlan plan)
         {
             w.Line($"struct __align__(16) kdsl_piece {{ u32 x, y, z, w; }};");
             w.Line($"__shared__ __align__(16) s8 staged[{d} * {pitch}];  // {pitch}-byte rows: both passes are free of bank conflicts");
-            w.Line($"__shared__ float inv[{d}];");
             WriteTileOrigin(w, "s_pad");
-            w.Line($"for (int c = threadIdx.x; c < {d}; c += {plan.Threads}) inv[c] = kdsl_inv_of(scales[(long long)bh * {d} + c]);");
-            w.Line($"__syncthreads();");
+            WriteChannelInverses(w);
             w.Line($"int n_nonfinite = 0;");
             w.Block($"for (int e = threadIdx.x; e < {rows * plan.ChunksPerRow}; e += {plan.Threads})", () =>
             {

@@ -48,8 +48,12 @@ public class QuantizeEmissionTests
         var channel = Cuda(Spec() with { Granularity = QuantGranularity.PerChannel });
         Assert.Equal([Prefix + "_clear_scales", Prefix + "_channel_absmax", Prefix + "_channel_scale", Prefix + "_quantize", Prefix + "_count_nonfinite"], KernelNames(channel));
         Assert.Contains("atomicMax((int*)scales + (long long)bh * 128 + c, block_max[c]);", channel, StringComparison.Ordinal);
-        Assert.Contains("const float* const sc = scales + (long long)bh * 128 + (threadIdx.x % 16) * 8;", channel, StringComparison.Ordinal);
-        Assert.Contains("for (int j = 0; j < 8; ++j) inv[j] = kdsl_inv_of(sc[j]);", channel, StringComparison.Ordinal);
+        Assert.Contains("inv[c] = kdsl_inv_of(scales[(long long)bh * 128 + c]);", channel, StringComparison.Ordinal);
+        Assert.Contains("kdsl_quant(kdsl_prep(v[j], scale_multiplier), inv[chunk * 8 + j])", channel, StringComparison.Ordinal);
+        // 256 threads over 12 chunks of a 96-channel row: a thread's chunk changes from one token to the next.
+        var d96 = Cuda(Spec() with { Granularity = QuantGranularity.PerChannel, HeadDim = 96 });
+        Assert.Contains("const int r = e / 12, chunk = e % 12;", d96, StringComparison.Ordinal);
+        Assert.Contains("inv[chunk * 8 + j]", d96, StringComparison.Ordinal);
         Assert.DoesNotContain("warp_max[", channel, StringComparison.Ordinal);
     }
 

@@ -142,11 +142,9 @@ kdsl_KernelDsl_Attention_Quantization_QuantizeVChannelD64_quantize(const u16* __
     const int s0 = tile * 128;
     const int rows = kdsl_min(128, S - s0);
     int n_nonfinite = 0;
-    // The block strides by a multiple of 8 chunks, so every chunk this thread quantizes is chunk threadIdx.x % 8: its 8 reciprocals once.
-    const float* const sc = scales + (long long)bh * 64 + (threadIdx.x % 8) * 8;
-    float inv[8];
-    #pragma unroll
-    for (int j = 0; j < 8; ++j) inv[j] = kdsl_inv_of(sc[j]);
+    __shared__ float inv[64];  // 1 / scale per channel: one division per channel and block, none per element
+    for (int c = threadIdx.x; c < 64; c += 256) inv[c] = kdsl_inv_of(scales[(long long)bh * 64 + c]);
+    __syncthreads();
     for (int e = threadIdx.x; e < rows * 8; e += 256)
     {
         const int r = e / 8, chunk = e % 8;
@@ -157,9 +155,9 @@ kdsl_KernelDsl_Attention_Quantization_QuantizeVChannelD64_quantize(const u16* __
         kdsl_unpack8(raw, v);
         u32 lo = 0, hi = 0;
         #pragma unroll
-        for (int j = 0; j < 4; ++j) lo |= kdsl_byte(kdsl_quant(kdsl_prep(v[j], scale_multiplier), inv[j]), 8 * j);
+        for (int j = 0; j < 4; ++j) lo |= kdsl_byte(kdsl_quant(kdsl_prep(v[j], scale_multiplier), inv[chunk * 8 + j]), 8 * j);
         #pragma unroll
-        for (int j = 4; j < 8; ++j) hi |= kdsl_byte(kdsl_quant(kdsl_prep(v[j], scale_multiplier), inv[j]), 8 * (j - 4));
+        for (int j = 4; j < 8; ++j) hi |= kdsl_byte(kdsl_quant(kdsl_prep(v[j], scale_multiplier), inv[chunk * 8 + j]), 8 * (j - 4));
         kdsl_st8(out + ((long long)bh * S + s0 + r) * 64 + chunk * 8, lo, hi);
     }
     kdsl_report_nonfinite(nonfinite, n_nonfinite);

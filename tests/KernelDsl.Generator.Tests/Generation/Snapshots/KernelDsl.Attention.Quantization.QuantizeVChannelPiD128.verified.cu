@@ -135,12 +135,12 @@ kdsl_KernelDsl_Attention_Quantization_QuantizeVChannelPiD128_quantize(const u16*
 {
     struct __align__(16) kdsl_piece { u32 x, y, z, w; };
     __shared__ __align__(16) s8 staged[128 * 144];  // 144-byte rows: both passes are free of bank conflicts
-    __shared__ float inv[128];
     const int tiles = (s_pad + 127) / 128;
     const int bh = blockIdx.x / tiles, tile = blockIdx.x % tiles;
     const int b = bh / heads, h = bh % heads;
     const u16* const xs = x + b * stride_b + h * stride_h;
     const int s0 = tile * 128;
+    __shared__ float inv[128];  // 1 / scale per channel: one division per channel and block, none per element
     for (int c = threadIdx.x; c < 128; c += 256) inv[c] = kdsl_inv_of(scales[(long long)bh * 128 + c]);
     __syncthreads();
     int n_nonfinite = 0;

@@ -135,12 +135,12 @@ kdsl_KernelDsl_Attention_Quantization_QuantizeVChannelPiD64_quantize(const u16* 
 {
     struct __align__(16) kdsl_piece { u32 x, y, z, w; };
     __shared__ __align__(16) s8 staged[64 * 144];  // 144-byte rows: both passes are free of bank conflicts
-    __shared__ float inv[64];
     const int tiles = (s_pad + 127) / 128;
     const int bh = blockIdx.x / tiles, tile = blockIdx.x % tiles;
     const int b = bh / heads, h = bh % heads;
     const u16* const xs = x + b * stride_b + h * stride_h;
     const int s0 = tile * 128;
+    __shared__ float inv[64];  // 1 / scale per channel: one division per channel and block, none per element
     for (int c = threadIdx.x; c < 64; c += 256) inv[c] = kdsl_inv_of(scales[(long long)bh * 64 + c]);
     __syncthreads();
     int n_nonfinite = 0;
