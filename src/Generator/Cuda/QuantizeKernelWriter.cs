@@ -416,7 +416,7 @@ public sealed class QuantizeKernelWriter(QuantizePlan plan)
         w.Block($"{plan.Symbol(QuantizePlan.Quantize)}({InputParameters}, {MeanParameter}float scale_multiplier, s8* __restrict__ out, const float* __restrict__ scales, int s_pad, {NonFiniteParameter})", () =>
         {
             w.Line($"struct __align__(16) kdsl_piece {{ u32 x, y, z, w; }};");
-            w.Line($"__shared__ __align__(16) s8 staged[{d} * {pitch}];  // {pitch}-byte rows: both passes are free of bank conflicts");
+            w.Line($"__shared__ __align__(16) s8 staged[{d} * {pitch}];  // {pitch}-byte rows: the 16 spare bytes spread the store pass's 16-byte reads over the banks");
             WriteTileOrigin(w, "s_pad");
             WriteChannelInverses(w);
             w.Line($"int n_nonfinite = 0;");

@@ -23,9 +23,9 @@ public sealed record QuantizePlan(QuantizeSpec Spec)
     public const int GroupTokens = 16;
 
     /// <summary>
-    /// Bytes per channel row of the transposed kernel's shared tile: 16 more than the block's tokens, so that the
-    /// quantize pass's byte stores (a warp: 32 tokens of one row) and the store pass's 16-byte reads (8 lanes per
-    /// row) both fall on distinct banks.
+    /// Bytes per channel row of the transposed kernel's shared tile: 16 more than the block's tokens. The quantize
+    /// pass's byte stores (a warp: 32 tokens of one row) hit distinct banks for any pitch; the 16 extra bytes put the
+    /// store pass's 16-byte reads (8 lanes per row for 128-token blocks, the declared size) on distinct banks too.
     /// </summary>
     public static int StagingPitch(int blockRows) => blockRows + 16;
 

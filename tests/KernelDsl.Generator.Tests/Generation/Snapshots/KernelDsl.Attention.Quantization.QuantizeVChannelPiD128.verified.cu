@@ -134,7 +134,7 @@ extern "C" __global__ void __launch_bounds__(256)
 kdsl_KernelDsl_Attention_Quantization_QuantizeVChannelPiD128_quantize(const u16* __restrict__ x, long long stride_b, long long stride_h, long long stride_s, int heads, int S, float scale_multiplier, s8* __restrict__ out, const float* __restrict__ scales, int s_pad, unsigned int* nonfinite)
 {
     struct __align__(16) kdsl_piece { u32 x, y, z, w; };
-    __shared__ __align__(16) s8 staged[128 * 144];  // 144-byte rows: both passes are free of bank conflicts
+    __shared__ __align__(16) s8 staged[128 * 144];  // 144-byte rows: the 16 spare bytes spread the store pass's 16-byte reads over the banks
     const int tiles = (s_pad + 127) / 128;
     const int bh = blockIdx.x / tiles, tile = blockIdx.x % tiles;
     const int b = bh / heads, h = bh % heads;
