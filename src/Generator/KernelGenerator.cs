@@ -48,7 +48,7 @@ public sealed class KernelGenerator : IIncrementalGenerator
 
         var registry = gemmSpecs.Collect().Combine(quantizeSpecs.Collect()).Combine(attentionSpecs.Collect()).Combine(mergeSpecs.Collect())
             .Select((all, _) => all.Left.Left.Left.Concat(all.Left.Left.Right).Concat(all.Left.Right).Concat(all.Right)
-                .Select(s => s.Type.FullName).OrderBy(n => n, System.StringComparer.Ordinal).ToEquatableArray())
+                .Select(s => new RegisteredKernel(s.Type.FullName, s is AttentionSpec)).ToEquatableArray())
             .WithTrackingName(TrackingNames.Registry);
         context.RegisterSourceOutput(registry, (ctx, names) =>
         {

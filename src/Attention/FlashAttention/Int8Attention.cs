@@ -1,6 +1,8 @@
+using KernelDsl.Launching;
+
 namespace KernelDsl.Attention.FlashAttention;
 
-/// <summary>Choices for <see cref="Int8Attention.Forward"/>.</summary>
+/// <summary>Choices for <see cref="Int8Attention"/>'s Forward.</summary>
 public sealed record AttentionOptions
 {
     /// <summary>Causal masking, bottom-right aligned when the query and key lengths differ (FlashAttention 2).</summary>
@@ -74,8 +76,55 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
     public void ForwardBf16(CudaStream stream, TensorView<ushort> q, TensorView<ushort> k, TensorView<ushort> v, TensorView<ushort> o,
         AttentionOptions options, DeviceBuffer<float>? lse = null) => Run(stream, q, k, v, o, options, lse);
 
+    /// <summary>
+    /// Attention through one declared kernel, with its modifiers (a user's [ScoreModifier]/[MaskModifier] methods, or the
+    /// library's): <paramref name="kernel"/> is a generated <c>Info</c> (or an entry of <see cref="Kernels"/>), and
+    /// <paramref name="arguments"/> binds the modifiers' runtime parameters by name. The kernel fixes the masking, P·V mode,
+    /// V strategy and tile; <paramref name="options"/> gives the softmax scale and the NaN/Inf policy, and may not ask for
+    /// causal masking, another P·V mode, V strategy or tile, or autotuning, since the kernel decides those.
+    /// A query row the mask leaves with no key gets O = 0 and LSE = −∞.
+    /// </summary>
+    /// <exception cref="NonFiniteInputException">q, k or v holds a NaN or ±Inf and <see cref="AttentionOptions.NonFinite"/> is Throw.</exception>
+    public void Forward(CudaStream stream, AttentionKernelInfo kernel, TensorView<Half> q, TensorView<Half> k, TensorView<Half> v, TensorView<Half> o,
+        ModifierArguments arguments, AttentionOptions? options = null, DeviceBuffer<float>? lse = null) =>
+        Run(stream, q, k, v, o, options ?? new AttentionOptions(), lse, Bind(kernel, arguments, options, Element.F16));
+
+    /// <summary>The same for bf16 tensors, given as their raw 16-bit patterns.</summary>
+    /// <exception cref="NonFiniteInputException">q, k or v holds a NaN or ±Inf and <see cref="AttentionOptions.NonFinite"/> is Throw.</exception>
+    public void ForwardBf16(CudaStream stream, AttentionKernelInfo kernel, TensorView<ushort> q, TensorView<ushort> k, TensorView<ushort> v, TensorView<ushort> o,
+        ModifierArguments arguments, AttentionOptions? options = null, DeviceBuffer<float>? lse = null) =>
+        Run(stream, q, k, v, o, options ?? new AttentionOptions(), lse, Bind(kernel, arguments, options, Element.BF16));
+
+    /// <summary>Every attention kernel the host API can run: the library's and those declared in loaded assemblies.</summary>
+    public static IReadOnlyList<AttentionKernelInfo> Kernels => AttentionVariant.Catalog.Select(v => v.Kernel).ToArray();
+
+    /// <summary>A kernel chosen by the caller and its modifier arguments, checked before anything is queued.</summary>
+    private sealed record BoundKernel(AttentionVariant Variant, ModifierArguments Arguments);
+
+    private static BoundKernel Bind(AttentionKernelInfo kernel, ModifierArguments arguments, AttentionOptions? options, Element input)
+    {
+        ArgumentNullException.ThrowIfNull(kernel);
+        ArgumentNullException.ThrowIfNull(arguments);
+        if (kernel.QScaleRows != AttentionVariant.QScaleRows || kernel.KScaleKeys != AttentionVariant.KScaleKeys)
+        {
+            throw new ArgumentException($"Kernel {kernel.Name} reads Q scales per {kernel.QScaleRows} rows and K scales per {kernel.KScaleKeys} keys; " +
+                $"Int8Attention quantizes per {AttentionVariant.QScaleRows} and {AttentionVariant.KScaleKeys}: declare QScaleRows = {AttentionVariant.QScaleRows} and KScaleKeys = {AttentionVariant.KScaleKeys}.", nameof(kernel));
+        }
+        if (kernel.Input != input)
+        {
+            throw new ArgumentException($"Kernel {kernel.Name} takes {kernel.Input} tensors; these are {input}.", nameof(kernel));
+        }
+        if (options is { } o && (o.Causal || o.Autotune || o.Tile is not null || o.Pv != PvPrecision.U8 || o.V != VStrategy.TransPrmt))
+        {
+            throw new ArgumentException($"options may not set Causal, Pv, V, Tile or Autotune with an explicit kernel: {kernel.Name} fixes them " +
+                $"({(kernel.Causal ? "causal, " : "")}{(kernel.FloatPv ? "16-bit" : "u8")} P·V, {kernel.VStrategy}, {kernel.Tile}).", nameof(options));
+        }
+        arguments.CheckFor(kernel, nameof(arguments));
+        return new BoundKernel(new AttentionVariant(kernel), arguments);
+    }
+
     private void Run<T>(CudaStream stream, TensorView<T> q, TensorView<T> k, TensorView<T> v, TensorView<T> o,
-        AttentionOptions options, DeviceBuffer<float>? lse) where T : unmanaged
+        AttentionOptions options, DeviceBuffer<float>? lse, BoundKernel? bound = null) where T : unmanaged
     {
         // One set of scratch buffers: calls are serialized, and a call on another stream first waits for the last
         // stream's work, which may still be reading the scratch this call is about to overwrite.
@@ -86,7 +135,7 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
                 previous.Synchronize();
             }
             _lastStream = stream;
-            var (variant, launch) = Prepare(stream, q, k, v, o, options, lse, out var counters);
+            var (variant, launch) = Prepare(stream, q, k, v, o, options, lse, bound, out var counters);
             variant.Launch(launch);
             counters?.ThrowIfAny(stream);
         }
@@ -121,22 +170,32 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
     private CudaStream? _lastStream;
 
     /// <summary>Checks, selects the variant and quantizes on the stream; the returned launch runs the kernel alone (benchmarks time it).</summary>
-    internal (AttentionVariant Variant, AttentionLaunch<T> Launch) Prepare<T>(CudaStream stream, TensorView<T> q, TensorView<T> k, TensorView<T> v, TensorView<T> o,
-        AttentionOptions options, DeviceBuffer<float>? lse) where T : unmanaged => Prepare(stream, q, k, v, o, options, lse, out _);
+    internal (AttentionVariant Variant, AttentionKernelArguments Launch) Prepare<T>(CudaStream stream, TensorView<T> q, TensorView<T> k, TensorView<T> v, TensorView<T> o,
+        AttentionOptions options, DeviceBuffer<float>? lse) where T : unmanaged => Prepare(stream, q, k, v, o, options, lse, null, out _);
+
+    /// <summary>The same for a kernel the caller chose, with its modifier arguments (benchmarks time the kernel alone).</summary>
+    internal (AttentionVariant Variant, AttentionKernelArguments Launch) Prepare<T>(CudaStream stream, AttentionKernelInfo kernel, TensorView<T> q, TensorView<T> k,
+        TensorView<T> v, TensorView<T> o, ModifierArguments arguments, DeviceBuffer<float>? lse) where T : unmanaged =>
+        Prepare(stream, q, k, v, o, new AttentionOptions { NonFinite = NonFiniteInputs.Ignore }, lse,
+            Bind(kernel, arguments, null, typeof(T) == typeof(Half) ? Element.F16 : Element.BF16), out _);
 
     /// <summary>The same, also returning the NaN/Inf counters the quantize kernels add to (null with <see cref="NonFiniteInputs.Ignore"/>).</summary>
-    private (AttentionVariant Variant, AttentionLaunch<T> Launch) Prepare<T>(CudaStream stream, TensorView<T> q, TensorView<T> k, TensorView<T> v, TensorView<T> o,
-        AttentionOptions options, DeviceBuffer<float>? lse, out NonFiniteCounters? counters) where T : unmanaged
+    private (AttentionVariant Variant, AttentionKernelArguments Launch) Prepare<T>(CudaStream stream, TensorView<T> q, TensorView<T> k, TensorView<T> v, TensorView<T> o,
+        AttentionOptions options, DeviceBuffer<float>? lse, BoundKernel? bound, out NonFiniteCounters? counters) where T : unmanaged
     {
         ArgumentNullException.ThrowIfNull(stream);
         ArgumentNullException.ThrowIfNull(options);
         var shape = AttentionArguments.Check(q, k, v, o, lse);
         var input = typeof(T) == typeof(Half) ? Element.F16 : Element.BF16;
-        if (options.Autotune && options.Pv == PvPrecision.U8)
+        if (bound is null && options.Autotune && options.Pv == PvPrecision.U8)
         {
             options = Autotuned(stream, q, k, v, o, options, lse, input, shape);
         }
-        var variant = Select(input, shape.HeadDim, options, stream.Device.ComputeCapability);
+        var variant = bound?.Variant ?? Select(input, shape.HeadDim, options, stream.Device.ComputeCapability);
+        if (bound is not null)
+        {
+            CheckRuns(variant, shape, stream.Device.ComputeCapability);
+        }
         var scale = options.SoftmaxScale ?? 1f / MathF.Sqrt(shape.HeadDim);
         if (!(scale > 0f) || float.IsInfinity(scale))
         {
@@ -187,8 +246,30 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
             (vStrideB, vStrideH, vLd) = ((long)hkv * sk * d, (long)sk * d, d);
         }
 
-        return (variant, new AttentionLaunch<T>(stream, q8, k8, v8, variant.Pv == PvPrecision.Float16 ? v.Buffer : null, qScale, kScale, vScale, kMean,
-            o.Buffer, lse, b, hq, hkv, sq, sk, vStrideB, vStrideH, vLd, o.Strides[0], o.Strides[1], o.Strides[2]));
+        var launch = new AttentionKernelArguments { Stream = stream }
+            .Set(AttentionArgumentNames.Q, q8).Set(AttentionArgumentNames.K, k8)
+            .Set(AttentionArgumentNames.V, variant.Pv == PvPrecision.Float16 ? v.Buffer : v8)
+            .Set(AttentionArgumentNames.QScale, qScale).Set(AttentionArgumentNames.KScale, kScale).Set(AttentionArgumentNames.VScale, vScale)
+            .Set(AttentionArgumentNames.KMean, kMean).Set(AttentionArgumentNames.O, o.Buffer).Set(AttentionArgumentNames.Lse, lse)
+            .Set(AttentionArgumentNames.Batch, b).Set(AttentionArgumentNames.HeadsQ, hq).Set(AttentionArgumentNames.HeadsKv, hkv)
+            .Set(AttentionArgumentNames.SeqQ, sq).Set(AttentionArgumentNames.SeqK, sk)
+            .Set(AttentionArgumentNames.VStrideB, vStrideB).Set(AttentionArgumentNames.VStrideH, vStrideH).Set(AttentionArgumentNames.VLd, vLd)
+            .Set(AttentionArgumentNames.OStrideB, o.Strides[0]).Set(AttentionArgumentNames.OStrideH, o.Strides[1]).Set(AttentionArgumentNames.OStrideS, o.Strides[2]);
+        bound?.Arguments.AddTo(launch);
+        return (variant, launch);
+    }
+
+    /// <summary>A caller's kernel must be one this device runs, for this head dim.</summary>
+    private static void CheckRuns(AttentionVariant variant, AttentionDims shape, int computeCapability)
+    {
+        if (variant.HeadDim != shape.HeadDim)
+        {
+            throw new ArgumentException($"Kernel {variant.Kernel.Name} has head dim {variant.HeadDim}; q's is {shape.HeadDim}.", "kernel");
+        }
+        if (!variant.RunsOn(computeCapability))
+        {
+            throw new ArgumentException($"Kernel {variant.Kernel.Name} is built for {string.Join(", ", variant.Module.Targets)}; this device is sm_{computeCapability}.", "kernel");
+        }
     }
 
     /// <summary>

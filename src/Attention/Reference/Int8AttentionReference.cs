@@ -39,6 +39,19 @@ public sealed record Int8AttentionResult(ushort[] Output, Element OutputElement,
 /// </list>
 /// A block whose keys a row cannot see is skipped for that row; a kernel that visits it (tile-wide skipping) computes
 /// α = 1, P = 0 there, which changes no bit. A row with no visible key outputs 0 and LSE −∞.
+/// <para>
+/// <see cref="AttentionModifiers"/>: a key the mask hides (ANDed with the causal mask) gets s = −∞ before the block max,
+/// so it takes P = 0; a block the mask hides whole changes no bit, whether visited or skipped. A score modifier must see
+/// the real score, not the smoothed one (softcap does not commute with the per-row shift smoothing leaves out), so for
+/// each visible key the kernel forms, in float32, <c>natural = fma((float)S, qScale·kScale, qm)·ln 2</c> with
+/// <c>qm = rowDot·qScale</c> once per row and <c>rowDot = Σ_d q8[d]·mean[d]</c> summed as the kernel's four lanes of a
+/// row do (lane t an fma chain over d ≡ t mod 4, then (l0 + l1) + (l2 + l3) by shuffles): the natural-log
+/// ln 2·qScale·(kScale·S + rowDot) = σ·q̂·(k̂ + mean) of the dequantized codes. The softmax then runs on
+/// <c>s = modifier(natural)·log₂e</c> (one rounding) exactly as above, and the LSE is (m + log2(l / P scale))·ln 2 with
+/// no smoothing correction, which s already holds.
+/// A row whose every score is masked (or sent to −∞ by the modifier) outputs 0 with LSE −∞. Without a score modifier
+/// the arithmetic is the unmodified path's, bit for bit.
+/// </para>
 /// </summary>
 public static class Int8AttentionReference
 {
@@ -46,13 +59,14 @@ public static class Int8AttentionReference
     private const float Log2E = 1.44269504f;
     private const float Ln2 = 0.693147181f;
 
-    public static Int8AttentionResult Forward(AttentionShape shape, ReadOnlySpan<Half> q, ReadOnlySpan<Half> k, ReadOnlySpan<Half> v, Int8AttentionOptions options) =>
-        Forward(shape, AttentionTensors.Bits(q), AttentionTensors.Bits(k), AttentionTensors.Bits(v), Element.F16, options);
+    public static Int8AttentionResult Forward(AttentionShape shape, ReadOnlySpan<Half> q, ReadOnlySpan<Half> k, ReadOnlySpan<Half> v, Int8AttentionOptions options,
+        AttentionModifiers? modifiers = null) =>
+        Forward(shape, AttentionTensors.Bits(q), AttentionTensors.Bits(k), AttentionTensors.Bits(v), Element.F16, options, modifiers);
 
     /// <summary>f16 or bf16 inputs given as their bits; the output has the input's type.</summary>
     public static Int8AttentionResult Forward(AttentionShape shape, ReadOnlySpan<ushort> q, ReadOnlySpan<ushort> k, ReadOnlySpan<ushort> v,
-        Element input, Int8AttentionOptions options) =>
-        Forward(shape, Quantize(shape, q, k, v, input, options), options);
+        Element input, Int8AttentionOptions options, AttentionModifiers? modifiers = null) =>
+        Forward(shape, Quantize(shape, q, k, v, input, options), options, modifiers);
 
     /// <summary>Step 1: the three quantize kernels, through QuantizeReference so the scales are exactly the GPU's.</summary>
     public static Int8AttentionInputs Quantize(AttentionShape shape, ReadOnlySpan<ushort> q, ReadOnlySpan<ushort> k, ReadOnlySpan<ushort> v,
@@ -92,7 +106,8 @@ public static class Int8AttentionReference
     }
 
     /// <summary>Steps 2 and 3 on already quantized inputs; the output has <see cref="Int8AttentionInputs.Input"/>'s type.</summary>
-    public static Int8AttentionResult Forward(AttentionShape shape, Int8AttentionInputs inputs, Int8AttentionOptions options)
+    public static Int8AttentionResult Forward(AttentionShape shape, Int8AttentionInputs inputs, Int8AttentionOptions options,
+        AttentionModifiers? modifiers = null)
     {
         options.Validate();
         if (inputs.Q.Output.Length != shape.QElements || inputs.K.Output.Length != shape.KvElements || inputs.VWide.Length != shape.KvElements)
@@ -113,7 +128,7 @@ public static class Int8AttentionReference
                 for (var i = 0; i < shape.TokensQ; i++)
                 {
                     var target = output.AsSpan((int)shape.QStrides.Offset(b, h, i), shape.HeadDim);
-                    lse[shape.LseIndex(b, h, i)] = Row(shape, inputs, options, b, h, i, row, target);
+                    lse[shape.LseIndex(b, h, i)] = Row(shape, inputs, options, modifiers, b, h, i, row, target);
                 }
             }
         }
@@ -163,8 +178,10 @@ public static class Int8AttentionReference
     }
 
     /// <summary>One query row through the online softmax; writes the output bits and returns the LSE.</summary>
-    private static float Row(AttentionShape shape, Int8AttentionInputs inputs, Int8AttentionOptions options, int b, int h, int i, RowState row, Span<ushort> target)
+    private static float Row(AttentionShape shape, Int8AttentionInputs inputs, Int8AttentionOptions options, AttentionModifiers? modifiers,
+        int b, int h, int i, RowState row, Span<ushort> target)
     {
+        var (score, mask) = (modifiers?.Score, modifiers?.Mask);
         var (d, blockN) = (shape.HeadDim, options.BlockN);
         var visible = shape.VisibleKeys(i);
         if (visible == 0)
@@ -177,6 +194,8 @@ public static class Int8AttentionReference
         var kScaleKeys = options.KeysPerKScale;
         var kTiles = (shape.TokensKv + kScaleKeys - 1) / kScaleKeys;
         var qScale = inputs.Q.Scales[(b * shape.HeadsQ + h) * qTiles + i / options.BlockM];
+        // The score modifier's per-row constant: qScale·q8·mean, the log2-domain share of every score that K's smoothing removed.
+        var qm = score is null ? 0f : LaneRowDot(shape, inputs, b, h, i, kvHead) * qScale;
         var o = row.O;
         Array.Clear(o);
         var (m, l) = (float.NegativeInfinity, 0f);
@@ -188,8 +207,22 @@ public static class Int8AttentionReference
             for (var t = 0; t < count; t++)
             {
                 // One K scale per KScaleKeys keys: a softmax block may span several.
-                var qk = qScale * inputs.K.Scales[kvHead * kTiles + (n0 + t) / kScaleKeys];
-                row.S[t] = n0 + t < visible ? Dot(shape, inputs, b, h, i, n0 + t) * qk : float.NegativeInfinity;
+                var key = n0 + t;
+                if (key >= visible || (mask is not null && !mask(b, h, i, key)))
+                {
+                    row.S[t] = float.NegativeInfinity;
+                }
+                else if (score is null)
+                {
+                    var qk = qScale * inputs.K.Scales[kvHead * kTiles + key / kScaleKeys];
+                    row.S[t] = Dot(shape, inputs, b, h, i, key) * qk;
+                }
+                else
+                {
+                    var qk = qScale * inputs.K.Scales[kvHead * kTiles + key / kScaleKeys];
+                    var natural = MathF.FusedMultiplyAdd(Dot(shape, inputs, b, h, i, key), qk, qm) * Ln2;
+                    row.S[t] = score(natural, b, h, i, key) * Log2E;
+                }
                 blockMax = MathF.Max(blockMax, row.S[t]);
             }
             var mNew = MathF.Max(m, blockMax);
@@ -206,12 +239,20 @@ public static class Int8AttentionReference
             m = mNew;
         }
 
+        if (float.IsNegativeInfinity(m))
+        {
+            // Every key this row could reach was masked: nothing was accumulated (α = 0, P = 0 throughout).
+            target.Clear();
+            return float.NegativeInfinity;
+        }
         for (var c = 0; c < d; c++)
         {
             var value = options.Pv == PvMode.F16 ? o[c] / l : o[c] * inputs.V.Scales[kvHead * d + c] / l;
             target[c] = AttentionTensors.Round(value, inputs.Input);
         }
-        return (m + MathF.Log2(l / options.PScale)) * Ln2 + SmoothingCorrection(shape, inputs, b, h, i, kvHead, qScale);
+        var lse = (m + MathF.Log2(l / options.PScale)) * Ln2;
+        // A score modifier saw (and the softmax ran on) the unsmoothed scores: there is nothing left to correct.
+        return score is null ? lse + SmoothingCorrection(shape, inputs, b, h, i, kvHead, qScale) : lse;
     }
 
     /// <summary>u8/s8 P·V: P8 codes, exact int32 row sum and O_blk, then one fma each into l and O. Returns the new l.</summary>
@@ -259,7 +300,31 @@ public static class Int8AttentionReference
     }
 
     /// <summary>σ·q·mean, the per-row constant softmax ignored after K smoothing, from Q's codes: (qScale / log₂e)·Σ q8·mean.</summary>
-    private static float SmoothingCorrection(AttentionShape shape, Int8AttentionInputs inputs, int b, int h, int i, int kvHead, float qScale)
+    private static float SmoothingCorrection(AttentionShape shape, Int8AttentionInputs inputs, int b, int h, int i, int kvHead, float qScale) =>
+        qScale / Log2E * RowDot(shape, inputs, b, h, i, kvHead);
+
+    /// <summary>
+    /// Σ_d q8[d]·mean[d] in the order the kernels' four lanes of a row sum it: lane t an fma chain over d = t, t + 4, …,
+    /// then the two xor shuffles, (l0 + l1) + (l2 + l3). The score modifier's smoothing correction.
+    /// </summary>
+    private static float LaneRowDot(AttentionShape shape, Int8AttentionInputs inputs, int b, int h, int i, int kvHead)
+    {
+        var d = shape.HeadDim;
+        var mean = inputs.K.ChannelMean!.AsSpan(kvHead * d, d);
+        var qRow = inputs.Q.Output.AsSpan(((b * shape.HeadsQ + h) * shape.TokensQ + i) * d, d);
+        Span<float> lane = stackalloc float[4];
+        for (var t = 0; t < 4; t++)
+        {
+            for (var c = t; c < d; c += 4)
+            {
+                lane[t] = MathF.FusedMultiplyAdd(qRow[c], mean[c], lane[t]);
+            }
+        }
+        return (lane[0] + lane[1]) + (lane[2] + lane[3]);
+    }
+
+    /// <summary>Σ_d q8[d]·mean[d] as a sequential float32 fma chain over d: Q's codes against K's channel mean.</summary>
+    private static float RowDot(AttentionShape shape, Int8AttentionInputs inputs, int b, int h, int i, int kvHead)
     {
         var d = shape.HeadDim;
         var mean = inputs.K.ChannelMean!;
@@ -269,6 +334,6 @@ public static class Int8AttentionReference
         {
             dot = MathF.FusedMultiplyAdd(qRow[c], mean[kvHead * d + c], dot);
         }
-        return qScale / Log2E * dot;
+        return dot;
     }
 }

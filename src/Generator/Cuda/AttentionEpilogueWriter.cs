@@ -58,7 +58,20 @@ public sealed class AttentionEpilogueWriter(AttentionPlan plan, ChannelMap chann
 
     private void WriteLse()
     {
-        var d = _spec.HeadDim;
+        if (_spec.Score is not null)
+        {
+            w.Line($"// LSE (natural log) of the modified scores, which already carry q·mean(K): no smoothing correction.");
+            w.Block($"if (lse != 0)", () =>
+            {
+                w.Line($"#pragma unroll");
+                w.Block($"for (int hh = 0; hh < 2; ++hh)", () =>
+                {
+                    w.Line($"const int row = m0 + {rowOrigin} + g + 8 * hh;");
+                    w.Block($"if (t == 0 && row < seq_q)", () => WriteLseStore("0.f"));
+                });
+            });
+            return;
+        }
         w.Line($"// LSE (natural log). Smoothing removed q·mean(K) from every score of a row; add it back: σ·q·mean ≈ (q_scale / log2 e)·Σ q8·mean.");
         w.Block($"if (lse != 0)", () =>
         {
@@ -66,21 +79,54 @@ public sealed class AttentionEpilogueWriter(AttentionPlan plan, ChannelMap chann
             w.Block($"for (int hh = 0; hh < 2; ++hh)", () =>
             {
                 w.Line($"const int local = {rowOrigin} + g + 8 * hh;");
-                w.Line($"float corr = 0.f;");
-                w.Block($"if (k_mean != 0)", () =>
-                {
-                    w.Line($"for (int c = t; c < {d}; c += 4) corr += (float)(s8)sq[{LayoutWriter.FunctionName(Operand.Q)}(local, c)] * k_mean[bhk * {d} + c];");
-                });
-                w.Line($"corr += __shfl_xor_sync(0xffffffffu, corr, 1);");
-                w.Line($"corr += __shfl_xor_sync(0xffffffffu, corr, 2);");
+                WriteRowMeanDot("corr", "local", guarded: true);
                 w.Line($"const int row = m0 + local;");
-                w.Block($"if (t == 0 && row < seq_q)", () =>
-                {
-                    w.Line($"lse[bh * seq_q + row] = row_sum[hh] > 0.f");
-                    w.Line($"    ? (row_max[hh] + kdsl_log2(row_sum[hh] / {plan.PScale}.f)) * 0.69314718f + corr * q_sc * 0.69314718f");
-                    w.Line($"    : -KDSL_INF;");
-                });
+                w.Block($"if (t == 0 && row < seq_q)", () => WriteLseStore("corr * q_sc * 0.69314718f"));
             });
+        });
+    }
+
+    private void WriteLseStore(string correction)
+    {
+        w.Line($"lse[bh * seq_q + row] = row_sum[hh] > 0.f");
+        w.Line($"    ? (row_max[hh] + kdsl_log2(row_sum[hh] / {plan.PScale}.f)) * 0.69314718f{(correction == "0.f" ? "" : " + " + correction)}");
+        w.Line($"    : -KDSL_INF;");
+    }
+
+    /// <summary>
+    /// Σ q8·mean(K) over the channels of block row <paramref name="local"/> into <paramref name="name"/>, the quad's four
+    /// threads taking every fourth channel of Q in shared memory: what K smoothing took from each of the row's scores.
+    /// </summary>
+    private void WriteRowMeanDot(string name, string local, bool guarded)
+    {
+        var d = _spec.HeadDim;
+        var sum = $"for (int c = t; c < {d}; c += 4) {name} += (float)(s8)sq[{LayoutWriter.FunctionName(Operand.Q)}({local}, c)] * k_mean[bhk * {d} + c];";
+        w.Line($"float {name} = 0.f;");
+        if (guarded)
+        {
+            w.Block($"if (k_mean != 0)", () => w.Line($"{sum}"));
+        }
+        else
+        {
+            w.Line($"{sum}");
+        }
+        w.Line($"{name} += __shfl_xor_sync(0xffffffffu, {name}, 1);");
+        w.Line($"{name} += __shfl_xor_sync(0xffffffffu, {name}, 2);");
+    }
+
+    /// <summary>
+    /// <c>qm[hh]</c>: q·mean(K)·q_sc for this thread's two rows, in the log2 domain: added back to each score before the
+    /// user's score modifier, which must see the unsmoothed score (a nonlinear one such as softcap would not commute).
+    /// Q must be in shared memory; k_mean is required by the launcher for these variants.
+    /// </summary>
+    public void WriteRowMeanScores()
+    {
+        w.Line($"float qm[2];  // q·mean(K)·q_sc of rows g and g + 8: what K smoothing took from every score of the row");
+        w.Line($"#pragma unroll");
+        w.Block($"for (int hh = 0; hh < 2; ++hh)", () =>
+        {
+            WriteRowMeanDot("dot", $"{rowOrigin} + g + 8 * hh", guarded: false);
+            w.Line($"qm[hh] = dot * q_sc;");
         });
     }
 }

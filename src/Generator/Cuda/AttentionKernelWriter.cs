@@ -16,8 +16,6 @@ public sealed class AttentionKernelWriter(AttentionPlan plan, Composition v)
 
     public string KernelName => _spec.KernelPrefix;
 
-    private string VType => plan.F16Pv ? "u16" : "s8";
-
     public void WriteLoaders(CodeWriter w)
     {
         _w = w;
@@ -68,10 +66,7 @@ public sealed class AttentionKernelWriter(AttentionPlan plan, Composition v)
         var s = _spec;
         var d = s.HeadDim;
         w.Line($"extern \"C\" __global__ void __launch_bounds__({plan.Threads}, {plan.MinBlocksPerSm})");
-        w.Line($"{KernelName}(const s8* __restrict__ Q, const s8* __restrict__ K, const {VType}* __restrict__ V,");
-        w.Line($"    const float* __restrict__ q_scale, const float* __restrict__ k_scale, const float* __restrict__ v_scale, const float* __restrict__ k_mean,");
-        w.Line($"    u16* __restrict__ O, float* __restrict__ lse, int heads_q, int heads_kv, int seq_q, int seq_k,");
-        w.Line($"    long long v_stride_b, long long v_stride_h, long long v_ld, long long o_stride_b, long long o_stride_h, long long o_stride_s)");
+        KernelSignatureWriter.WriteDeclaration(w, KernelName, plan.Signature);
         w.Raw("{");
         w.Indent();
         WritePrologue();
@@ -94,16 +89,7 @@ public sealed class AttentionKernelWriter(AttentionPlan plan, Composition v)
         _w.Line($"const long long bh = (long long)b * heads_q + h, bhk = (long long)b * heads_kv + hk;");
         _w.Line($"const int m0 = blockIdx.x * {s.BlockM};");
         _w.Line($"const int q_tiles = (seq_q + {plan.QScaleRows - 1}) / {plan.QScaleRows}, k_tiles = (seq_k + {s.BlockN - 1}) / {s.BlockN};  // Q scales per {plan.QScaleRows} rows, K scales per {s.BlockN} keys");
-        if (s.Causal)
-        {
-            _w.Line($"// Causal, bottom-right aligned: row i sees keys j <= i + (seq_k - seq_q); later blocks are never visited.");
-            _w.Line($"const int last_key = m0 + {s.BlockM - 1} + (seq_k - seq_q);");
-            _w.Line($"const int n_blocks = last_key < 0 ? 0 : kdsl_min(k_tiles, last_key / {s.BlockN} + 1);");
-        }
-        else
-        {
-            _w.Line($"const int n_blocks = k_tiles;");
-        }
+        KeyBlockRangeWriter.Write(_w, plan);
         _w.Line($"const u8* const q_src = (const u8*)(Q + (bh * seq_q + m0) * {d});");
         _w.Line($"const u8* const k_src = (const u8*)(K + bhk * seq_k * {d});");
         _w.Line($"const u8* const v_src = (const u8*)(V + b * v_stride_b + hk * v_stride_h);");
@@ -120,7 +106,7 @@ public sealed class AttentionKernelWriter(AttentionPlan plan, Composition v)
         _w.Line($"#pragma unroll");
         _w.Block($"for (int st = 0; st < {s.Stages - 1}; ++st)", () =>
         {
-            _w.Line($"if (st < n_blocks) kdsl_load_kv(sk + st * {plan.KStageBytes}, sv + st * {plan.VStageBytes}, k_src, v_src, st, seq_k, v_ld, tid);");
+            _w.Line($"if (st < n_blocks) kdsl_load_kv(sk + st * {plan.KStageBytes}, sv + st * {plan.VStageBytes}, k_src, v_src, kv_first + st, seq_k, v_ld, tid);");
             _w.Line($"kdsl_cp_async_commit();");
         });
         if (s.Stages == 1)
@@ -135,6 +121,13 @@ public sealed class AttentionKernelWriter(AttentionPlan plan, Composition v)
         _w.Line($"for (int i = 0; i < {plan.OTiles}; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;");
         var qTile = plan.QScaleRows == s.BlockM ? "blockIdx.x" : $"m0 / {plan.QScaleRows}";
         _w.Line($"const float q_sc = q_scale[bh * q_tiles + {qTile}];");
+        if (s.Score is not null)
+        {
+            _w.Line($"// The score modifier needs q·mean(K) of this thread's rows, read from Q in shared memory: wait for it once.");
+            _w.Line($"kdsl_cp_async_wait<0>();");
+            _w.Line($"__syncthreads();");
+            new AttentionEpilogueWriter(plan, v.Channels!, _w, "warp * 16").WriteRowMeanScores();
+        }
         _w.Line();
     }
 
@@ -146,7 +139,7 @@ public sealed class AttentionKernelWriter(AttentionPlan plan, Composition v)
         {
             if (stages == 1)
             {
-                _w.Line($"kdsl_load_kv(sk, sv, k_src, v_src, j, seq_k, v_ld, tid);");
+                _w.Line($"kdsl_load_kv(sk, sv, k_src, v_src, kv_first + j, seq_k, v_ld, tid);");
                 _w.Line($"kdsl_cp_async_commit();");
                 _w.Line($"kdsl_cp_async_wait<0>();");
                 _w.Line($"__syncthreads();");
@@ -155,9 +148,10 @@ public sealed class AttentionKernelWriter(AttentionPlan plan, Composition v)
             {
                 _w.Line($"kdsl_cp_async_wait<{stages - 2}>();  // K/V block j (and Q) have landed");
                 _w.Line($"__syncthreads();                // ...for every thread; stage (j - 1) % {stages} is free again");
-                _w.Line($"if (j + {stages - 1} < n_blocks) kdsl_load_kv(sk + (j + {stages - 1}) % {stages} * {plan.KStageBytes}, sv + (j + {stages - 1}) % {stages} * {plan.VStageBytes}, k_src, v_src, j + {stages - 1}, seq_k, v_ld, tid);");
+                _w.Line($"if (j + {stages - 1} < n_blocks) kdsl_load_kv(sk + (j + {stages - 1}) % {stages} * {plan.KStageBytes}, sv + (j + {stages - 1}) % {stages} * {plan.VStageBytes}, k_src, v_src, kv_first + j + {stages - 1}, seq_k, v_ld, tid);");
                 _w.Line($"kdsl_cp_async_commit();");
             }
+            _w.Line($"const int {AttentionSoftmaxWriter.KeyBlock} = kv_first + j;  // the key block of this step");
             _w.Line($"const u32 k_stage = sk_addr + {(stages == 1 ? "0" : $"j % {stages} * {plan.KStageBytes}")};");
             _w.Line($"const u32 v_stage = sv_addr + {(stages == 1 ? "0" : $"j % {stages} * {plan.VStageBytes}")};");
             WriteScores();

@@ -21,38 +21,92 @@ public sealed class AttentionSoftmaxWriter(AttentionPlan plan, CodeWriter w, str
     /// <summary>S tiles that share one K scale.</summary>
     private int TilesPerScale => plan.KScaleKeys / plan.QkWarp.N;
 
-    /// <summary>Whether key (jt, r) of block j is outside the sequence, or above the causal diagonal for its row.</summary>
-    private string KeyMasked => _spec.Causal
-        ? $"key >= seq_k || key > m0 + {rowOrigin} + g + 8 * (r >> 1) + (seq_k - seq_q)"
-        : "key >= seq_k";
+    /// <summary>The key block the loop is on: the kernels define it per step as the range's first block plus the step.</summary>
+    public const string KeyBlock = "kb";
+
+    /// <summary>
+    /// The user's score modifier applies: scores are turned into the modified natural-log score times log2 e before the
+    /// maximum, so the rest of the softmax runs on them with scale 1 and no float bias.
+    /// </summary>
+    private bool Prescaled => _spec.Score is not null;
+
+    /// <summary>Accumulator r of tile jt: its key in the sequence and its query row, as the m16n8 C fragment lays them out.</summary>
+    private string KeyOf => $"{KeyBlock} * {_spec.BlockN} + jt * 8 + 2 * t + (r & 1)";
+    private string RowOf => $"m0 + {rowOrigin} + g + 8 * (r >> 1)";
+
+    /// <summary>
+    /// Whether key (jt, r) is hidden: outside the sequence, above the causal diagonal for its row, or false under the
+    /// user's mask (asked only for rows and keys inside the sequences, whose arrays it may index).
+    /// </summary>
+    private string KeyMasked
+    {
+        get
+        {
+            var masked = "key >= seq_k";
+            if (_spec.Causal)
+            {
+                masked += $" || key > row + (seq_k - seq_q)";
+            }
+            if (_spec.Mask is { } mask)
+            {
+                masked += $" || row >= seq_q || !{ModifierWriter.FunctionName(mask)}({ModifierArguments(mask, "row", "key")})";
+            }
+            return masked;
+        }
+    }
+
+    /// <summary>The arguments of a modifier's device function: b, h, the query row and key given, then its runtime parameters.</summary>
+    public static string ModifierArguments(ModifierSpec modifier, string row, string key, string? score = null) =>
+        string.Join(", ", (score is null ? [] : new[] { score }).Concat(["b", "h", row, key]).Concat(ModifierWriter.RuntimeArgumentNames(modifier)));
 
     /// <summary>A loop over this thread's scores whose body runs only for masked keys.</summary>
     private void WriteForMaskedKeys(string body)
     {
+        var row = _spec.Causal || _spec.Mask is not null ? $" const int row = {RowOf};" : "";
         w.Line($"#pragma unroll");
         w.Line($"for (int jt = 0; jt < {plan.STiles}; ++jt)");
         w.Line($"    #pragma unroll");
-        w.Line($"    for (int r = 0; r < 4; ++r) {{ const int key = j * {_spec.BlockN} + jt * 8 + 2 * t + (r & 1); if ({KeyMasked}) {body} }}");
+        w.Line($"    for (int r = 0; r < 4; ++r) {{ const int key = {KeyOf};{row} if ({KeyMasked}) {body} }}");
+    }
+
+    /// <summary>
+    /// The score modifier on every score of the block: it sees σ·q·k in the natural log, as written in C# (S scaled by
+    /// sc = q_sc·k_sc, with q·mean(K) added back since K smoothing took it out, times ln 2), and its result goes back to
+    /// the log2 domain. Rows and keys past the sequences are clamped into them for the call; the mask hides those scores.
+    /// </summary>
+    private void WriteScoreModifier(ModifierSpec score)
+    {
+        w.Line($"// The score modifier sees the natural-log score σ·q·k: (S·sc + q·mean(K)·q_sc)·ln 2 (smoothing took q·mean(K) out).");
+        w.Line($"#pragma unroll");
+        w.Line($"for (int jt = 0; jt < {plan.STiles}; ++jt)");
+        w.Line($"    #pragma unroll");
+        w.Line($"    for (int r = 0; r < 4; ++r) {{");
+        w.Line($"        const int key = kdsl_min({KeyOf}, seq_k - 1), row = kdsl_min({RowOf}, seq_q - 1);");
+        w.Line($"        const float natural = fmaf(xs[jt][r] - KDSL_FLOAT_BIAS, {ScaleOf("jt")}, qm[r >> 1]) * KDSL_LN2;");
+        w.Line($"        xs[jt][r] = {ModifierWriter.FunctionName(score)}({ModifierArguments(score, "row", "key", "natural")}) * KDSL_LOG2E;");
+        w.Line($"    }}");
     }
 
     /// <summary>The scale of tile jt's scores: q_sc · its K block's scale.</summary>
     private string ScaleOf(string tile) => plan.KScalesPerBlock == 1 ? "sc" : $"sc[{tile} / {TilesPerScale}]";
 
     /// <summary>The exponent's offset for tile jt's scores in row half hh (see <see cref="WriteExponentOffsets"/>).</summary>
-    private string OffsetOf(string tile, string half) => plan.KScalesPerBlock == 1 ? $"cb[{half}]" : $"cb[{tile} / {TilesPerScale}][{half}]";
+    private string OffsetOf(string tile, string half) => plan.KScalesPerBlock == 1 || Prescaled ? $"cb[{half}]" : $"cb[{tile} / {TilesPerScale}][{half}]";
 
     /// <summary>log2 of what quantized P is scaled by before it is rounded, as a float literal.</summary>
     private string Log2PScale => (Math.Log(plan.PScale) / Math.Log(2)).ToString("G9", CultureInfo.InvariantCulture) + "f";
 
     /// <summary>exp2 of score (jt, r): PScale·P for quantized P, P itself for 16-bit P; 2^-∞ = 0 for a masked key.</summary>
-    private string Exp(string tile, string r, string half) => $"kdsl_exp2(fmaf(xs[{tile}][{r}], {ScaleOf(tile)}, -{OffsetOf(tile, half)}))";
+    private string Exp(string tile, string r, string half) => Prescaled
+        ? $"kdsl_exp2(xs[{tile}][{r}] - {OffsetOf(tile, half)})"
+        : $"kdsl_exp2(fmaf(xs[{tile}][{r}], {ScaleOf(tile)}, -{OffsetOf(tile, half)}))";
 
     /// <summary><see cref="Exp(string, string, string)"/> of a score whose accumulator index is known here.</summary>
     private string Exp(string tile, int r) => Exp(tile, $"{r}", $"{r >> 1}");
 
     /// <summary>K scale group ks of block j times <paramref name="factor"/>, or 1 for a group past the last key (its keys are masked).</summary>
     private string GroupKScale(string factor) =>
-        $"j * {plan.KScalesPerBlock} + ks < k_tiles ? {factor}k_scale[bhk * k_tiles + j * {plan.KScalesPerBlock} + ks] : 1.f";
+        $"{KeyBlock} * {plan.KScalesPerBlock} + ks < k_tiles ? {factor}k_scale[bhk * k_tiles + {KeyBlock} * {plan.KScalesPerBlock} + ks] : 1.f";
 
     /// <summary>
     /// Loads this block's K scales into <c>ksc</c>, for a caller that issues them ahead of its MMAs so that their latency
@@ -64,7 +118,7 @@ public sealed class AttentionSoftmaxWriter(AttentionPlan plan, CodeWriter w, str
         w.Line($"// This block's K scales, loaded before the MMAs are issued: their latency hides under Q·Kᵀ.");
         if (k == 1)
         {
-            w.Line($"const float ksc = k_scale[bhk * k_tiles + j];");
+            w.Line($"const float ksc = k_scale[bhk * k_tiles + {KeyBlock}];");
             return;
         }
         w.Line($"float ksc[{k}];  // one past the last key's scale is never read (its keys are masked)");
@@ -79,7 +133,7 @@ public sealed class AttentionSoftmaxWriter(AttentionPlan plan, CodeWriter w, str
         w.Line($"// Online softmax in the log2 domain (softmax scale · log2 e is folded into q_scale).");
         if (plan.KScalesPerBlock == 1)
         {
-            w.Line($"const float sc = q_sc * {(kScalesLoaded ? "ksc" : "k_scale[bhk * k_tiles + j]")};");
+            w.Line($"const float sc = q_sc * {(kScalesLoaded ? "ksc" : $"k_scale[bhk * k_tiles + {KeyBlock}]")};");
         }
         else
         {
@@ -95,18 +149,30 @@ public sealed class AttentionSoftmaxWriter(AttentionPlan plan, CodeWriter w, str
                 w.Line($"for (int ks = 0; ks < {plan.KScalesPerBlock}; ++ks) sc[ks] = {GroupKScale("q_sc * ")};  // one past the last key's scale is never read (its keys are masked)");
             }
         }
-        var crossing = s.Causal
-            ? $"(j + 1) * {s.BlockN} > seq_k || (j + 1) * {s.BlockN} - 1 > m0 + (seq_k - seq_q)"
-            : $"(j + 1) * {s.BlockN} > seq_k";
-        w.Line($"// Only a block that crosses the end of the keys{(s.Causal ? " or the causal diagonal" : "")} compares keys; the others skip the masks.");
+        var kb = KeyBlock;
+        var crossing = $"({kb} + 1) * {s.BlockN} > seq_k";
+        if (s.Causal)
+        {
+            crossing += $" || ({kb} + 1) * {s.BlockN} - 1 > m0 + (seq_k - seq_q)";
+        }
+        if (s.Mask is { } mask)
+        {
+            crossing += $" || {KeyBlockRangeWriter.BlockClassifierCall(plan, mask, kb)} != KDSL_BLOCK_FULL";
+        }
+        var what = s.Causal ? " or the causal diagonal" : "";
+        w.Line($"// Only a block that crosses the end of the keys{what}{(s.Mask is null ? "" : ", or that the mask does not show whole,")} compares keys; the others skip the masks.");
         w.Line($"const bool masked = {crossing};");
-        w.Line($"float xs[{plan.STiles}][4];  // bias + S as floats, −∞ where masked");
+        w.Line($"float xs[{plan.STiles}][4];  // {(Prescaled ? "bias + S as floats, then the modified score in the log2 domain" : "bias + S as floats")}, −∞ where masked");
         w.Line($"#pragma unroll");
         w.Line($"for (int jt = 0; jt < {plan.STiles}; ++jt) {{ xs[jt][0] = __int_as_float(sacc[jt][0]); xs[jt][1] = __int_as_float(sacc[jt][1]); xs[jt][2] = __int_as_float(sacc[jt][2]); xs[jt][3] = __int_as_float(sacc[jt][3]); }}");
+        if (s.Score is { } score)
+        {
+            WriteScoreModifier(score);
+        }
         w.Block($"if (masked)", () => WriteForMaskedKeys("xs[jt][r] = -KDSL_INF;"));
         // A balanced tree: fmaxf is exact, so the order is free and the dependency chain is log2 deep.
         string Tree(int half, int first, int count) => MaxTree(Enumerable.Range(first, count).SelectMany(jt => new[] { $"xs[{jt}][{2 * half}]", $"xs[{jt}][{2 * half + 1}]" }).ToList());
-        if (plan.KScalesPerBlock == 1)
+        if (plan.KScalesPerBlock == 1 || Prescaled)
         {
             w.Line($"float block_max[2] = {{{Tree(0, 0, plan.STiles)},");
             w.Line($"                       {Tree(1, 0, plan.STiles)}}};");
@@ -126,7 +192,11 @@ public sealed class AttentionSoftmaxWriter(AttentionPlan plan, CodeWriter w, str
         {
             w.Line($"block_max[hh] = fmaxf(block_max[hh], __shfl_xor_sync(0xffffffffu, block_max[hh], 1));");
             w.Line($"block_max[hh] = fmaxf(block_max[hh], __shfl_xor_sync(0xffffffffu, block_max[hh], 2));");
-            if (plan.KScalesPerBlock == 1)
+            if (Prescaled)
+            {
+                w.Line($"const float new_max = fmaxf(row_max[hh], block_max[hh]);  // modified scores are already in the log2 domain");
+            }
+            else if (plan.KScalesPerBlock == 1)
             {
                 w.Line($"const float new_max = fmaxf(row_max[hh], block_max[hh] == -KDSL_INF ? -KDSL_INF : (block_max[hh] - KDSL_FLOAT_BIAS) * sc);");
             }
@@ -175,6 +245,13 @@ public sealed class AttentionSoftmaxWriter(AttentionPlan plan, CodeWriter w, str
     /// </summary>
     private void WriteExponentOffsets()
     {
+        if (Prescaled)
+        {
+            // The exponent is x − base + log2 PScale exactly for the row's largest score: 2^log2(PScale) rounds to PScale.
+            var log2P = plan.F16Pv ? "" : $" - {Log2PScale}";
+            w.Line($"const float cb[2] = {{base[0]{log2P}, base[1]{log2P}}};  // base{(plan.F16Pv ? "" : $" − log2 {plan.PScale}")}: one subtraction per score");
+            return;
+        }
         string Offset(string scale, int half) => plan.F16Pv
             ? $"fmaf(KDSL_FLOAT_BIAS, {scale}, base[{half}])"
             : $"fmaf(KDSL_FLOAT_BIAS, {scale}, base[{half}] + {scale} - {Log2PScale})";

@@ -26,10 +26,7 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
     {
         _w = w;
         w.Line($"extern \"C\" __global__ void __launch_bounds__({plan.Threads}, 1)");
-        w.Line($"{_spec.KernelPrefix}(const __grid_constant__ kdsl_tensor_map q_map, const __grid_constant__ kdsl_tensor_map k_map, const __grid_constant__ kdsl_tensor_map v_map,");
-        w.Line($"    const float* __restrict__ q_scale, const float* __restrict__ k_scale, const float* __restrict__ v_scale, const float* __restrict__ k_mean,");
-        w.Line($"    u16* __restrict__ O, float* __restrict__ lse, int heads_q, int heads_kv, int seq_q, int seq_k,");
-        w.Line($"    long long o_stride_b, long long o_stride_h, long long o_stride_s)");
+        KernelSignatureWriter.WriteDeclaration(w, _spec.KernelPrefix, plan.Signature);
         w.Raw("{");
         w.Indent();
         WriteSharedMemory();
@@ -73,16 +70,7 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
         _w.Line($"const long long bh = (long long)b * heads_q + h, bhk = (long long)b * heads_kv + hk;");
         _w.Line($"const int m0 = blockIdx.x * {s.BlockM};");
         _w.Line($"const int q_tiles = (seq_q + {plan.QScaleRows - 1}) / {plan.QScaleRows}, k_tiles = (seq_k + {plan.KScaleKeys - 1}) / {plan.KScaleKeys};  // Q scales per {plan.QScaleRows} rows, K scales per {plan.KScaleKeys} keys");
-        if (s.Causal)
-        {
-            _w.Line($"// Causal, bottom-right aligned: row i sees keys j <= i + (seq_k - seq_q); later blocks are never loaded.");
-            _w.Line($"const int last_key = m0 + {s.BlockM - 1} + (seq_k - seq_q);");
-            _w.Line($"const int n_blocks = last_key < 0 ? 0 : kdsl_min((seq_k + {s.BlockN - 1}) / {s.BlockN}, last_key / {s.BlockN} + 1);");
-        }
-        else
-        {
-            _w.Line($"const int n_blocks = (seq_k + {s.BlockN - 1}) / {s.BlockN};");
-        }
+        KeyBlockRangeWriter.Write(_w, plan);
         _w.Block($"if (tid == 0)", () =>
         {
             _w.Line($"kdsl_mbar_init(q_full, 1);");
@@ -127,7 +115,7 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
                 _w.Block($"if (tid == 0)", () =>
                 {
                     WriteQCopy();
-                    _w.Block($"if (n_blocks > 0)", () => WriteKvCopies("0", "0", "vn_full", "sn_addr", plan.VStagingBytes, $"0, 0, hk, b"));
+                    _w.Block($"if (n_blocks > 0)", () => WriteKvCopies("kv_first", "0", "vn_full", "sn_addr", plan.VStagingBytes, $"0, kv_first * {s.BlockN}, hk, b"));
                 });
                 _w.Block($"for (int j = 0; j < n_blocks; ++j)", () =>
                 {
@@ -137,7 +125,7 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
                     {
                         _w.Line($"const int sn = (j + 1) % {stages};");
                         _w.Line($"if (j + 1 >= {stages}) kdsl_mbar_wait(kv_empty + 8 * sn, (((j + 1) / {stages}) - 1) & 1);");
-                        WriteKvCopies("(j + 1)", "sn", "vn_full", "sn_addr", plan.VStagingBytes, $"0, (j + 1) * {s.BlockN}, hk, b");
+                        WriteKvCopies("(kv_first + j + 1)", "sn", "vn_full", "sn_addr", plan.VStagingBytes, $"0, (kv_first + j + 1) * {s.BlockN}, hk, b");
                     });
                     _w.Line($"kdsl_mbar_wait(vn_full + 8 * st, (j / {stages}) & 1);");
                     var units = s.BlockN / 32 * (s.HeadDim / 16);
@@ -163,7 +151,7 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
                     {
                         _w.Line($"const int st = j % {stages};");
                         _w.Line($"if (j >= {stages}) kdsl_mbar_wait(kv_empty + 8 * st, ((j / {stages}) - 1) & 1);");
-                        WriteKvCopies("j", "st", "v_full", "sv_addr", plan.VStageBytes, $"j * {s.BlockN}, 0, hk, b");
+                        WriteKvCopies("(kv_first + j)", "st", "v_full", "sv_addr", plan.VStageBytes, $"(kv_first + j) * {s.BlockN}, 0, hk, b");
                     });
                 });
             }
@@ -214,6 +202,10 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
         _w.Line($"// K-major descriptors, {d}-byte rows of Q and K, {plan.VRowBytes}-byte rows of V: 8 rows per swizzle atom; each k32 step moves 32 bytes (2 in the address field).");
         _w.Line($"const unsigned long long q_desc = kdsl_wgmma_desc(sq_addr + cg * {64 * d}, {8 * d}, {TmaSwizzle.DescriptorMode(d)});");
         _w.Line($"kdsl_mbar_wait(q_full, 0);");
+        if (s.Score is not null)
+        {
+            new AttentionEpilogueWriter(plan, NaturalChannels, _w, "warp_row").WriteRowMeanScores();
+        }
         _w.Line();
         _w.Line($"// FA3's intra-warpgroup pipeline: S of block j is issued before P·V of block j − 1, so the softmax of j runs on");
         _w.Line($"// the CUDA cores while the tensor cores finish P·V of j − 1. P of the previous block waits in pa, packed after that wait.");
@@ -225,7 +217,7 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
         }
         _w.Block($"if (n_blocks > 0)", () =>
         {
-            _w.Line($"const int j = 0;");
+            _w.Line($"const int j = 0, {AttentionSoftmaxWriter.KeyBlock} = kv_first;");
             WriteScores("0", "0u", pipelined: false);
             var softmax = new AttentionSoftmaxWriter(plan, _w, "warp_row");
             softmax.WriteSoftmax();
@@ -233,7 +225,7 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
         });
         _w.Block($"for (int j = 1; j < n_blocks; ++j)", () =>
         {
-            _w.Line($"const int st = j % {stages}, prev = (j - 1) % {stages};");
+            _w.Line($"const int st = j % {stages}, prev = (j - 1) % {stages}, {AttentionSoftmaxWriter.KeyBlock} = kv_first + j;");
             var softmax = new AttentionSoftmaxWriter(plan, _w, "warp_row");
             softmax.WriteKScaleLoads();
             WriteScores("st", $"(u32)(j / {stages}) & 1u", pipelined: true);

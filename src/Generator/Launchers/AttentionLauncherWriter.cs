@@ -1,3 +1,5 @@
+using System.Collections.Generic;
+using System.Linq;
 using KernelDsl.Generator.Helpers;
 using KernelDsl.Generator.Model;
 
@@ -34,38 +36,77 @@ public static class AttentionLauncherWriter
             w.Line($"/// <summary>V arrives transposed [B][H][D][S_pad] in π order (Recipe C).</summary>");
             w.Line($"public const bool PretransposedV = {(plan.PretransposedV ? "true" : "false")};");
             w.Line();
+            WriteInfo(w, plan);
+            w.Line();
             WriteLaunch(w, plan);
         });
+    }
+
+    /// <summary>How V reaches P·V, in the host API's words (VStrategy).</summary>
+    public static string VStrategyOf(AttentionPlan plan) =>
+        plan.F16Pv ? "TransPrmt"
+        : plan.InKernelTransposedV ? "InKernelTranspose"
+        : plan.PretransposedV ? "Pretransposed"
+        : plan.VAtom == CopyAtomKind.LdsmPrmtMovmatrix ? "Movmatrix"
+        : "TransPrmt";
+
+    /// <summary>The catalog entry: what this kernel computes, its modes, tile and modifiers, and its by-name launch.</summary>
+    private static void WriteInfo(CodeWriter w, AttentionPlan plan)
+    {
+        var spec = plan.Spec;
+        string Method(ModifierSpec? m) => m is null ? "null" : CSharpFile.Literal(m.DeclaringType.Replace("global::", "") + "." + m.MethodName);
+        w.Line($"/// <summary>This kernel as the attention catalog lists it (registered when the assembly loads).</summary>");
+        w.Line($"public static {ModuleWriter.Launching}.AttentionKernelInfo Info {{ get; }} = new()");
+        w.Raw("{");
+        w.Indent();
+        w.Line($"Name = {CSharpFile.Literal(spec.Type.FullName)},");
+        w.Line($"Module = Module,");
+        w.Line($"Input = global::KernelDsl.Element.{(spec.Output == Element.BF16 ? "BF16" : "F16")},");
+        w.Line($"HeadDim = HeadDim, BlockM = BlockM, BlockN = BlockN, QScaleRows = QScaleRows, KScaleKeys = KScaleKeys,");
+        w.Line($"Causal = Causal, FloatPv = F16PV, PretransposedV = PretransposedV, Lse = {(spec.Lse ? "true" : "false")},");
+        w.Line($"VStrategy = {CSharpFile.Literal(VStrategyOf(plan))},");
+        w.Line($"Tile = Tile,");
+        w.Line($"ScoreModifier = {Method(spec.Score)},");
+        w.Line($"MaskModifier = {Method(spec.Mask)},");
+        var parameters = AttentionSignature.RuntimeParameters(spec)
+            .Select(p => $"new({CSharpFile.Literal(p.Name)}, typeof({(p.Type == ScalarType.Int ? "int" : "float")}), {(p.IsArray ? "true" : "false")})");
+        w.Line($"Parameters = [{string.Join(", ", parameters)}],");
+        w.Line($"Launch = LaunchWith,");
+        w.Outdent();
+        w.Raw("};");
     }
 
     private static void WriteLaunch(CodeWriter w, AttentionPlan plan)
     {
         var spec = plan.Spec;
-        var vType = !plan.F16Pv ? "sbyte" : plan.VElement == Element.BF16 ? "ushort" : "global::System.Half";
-        var oType = spec.Output == Element.BF16 ? "ushort" : "global::System.Half";
-        var vScale = plan.F16Pv ? "" : "global::KernelDsl.DeviceBuffer<float> vScale, ";
+        var signature = plan.Signature;
         w.Line($"/// <summary>");
         w.Line($"/// O = softmax(Q·Kᵀ)·V for int8 Q [B][Hq][Sq][D] and K [B][Hkv][Sk][D] (contiguous, from the quantize kernels) with");
         w.Line($"/// per-block scales (Q's with softmax scale · log2 e folded in), V {(plan.F16Pv ? $"{plan.VElement.CudaName()} with element strides vStrideB/vStrideH and row stride vLd" : plan.PretransposedV ? "int8 [B][Hkv][D][vLd] (vLd = padded tokens)" : "int8 with strides vStrideB/vStrideH and row stride vLd")},");
-        w.Line($"/// O {(spec.Output == Element.BF16 ? "bf16 (raw bits)" : "f16")} with element strides. <paramref name=\"kMean\"/> (K's channel mean) corrects the LSE for smoothing; <paramref name=\"lse\"/> [B][Hq][Sq] may be null.");
-        w.Line($"/// </summary>");
-        w.Block($"public static void Launch(global::KernelDsl.CudaStream stream, global::KernelDsl.DeviceBuffer<sbyte> q, global::KernelDsl.DeviceBuffer<sbyte> k, global::KernelDsl.DeviceBuffer<{vType}> v, global::KernelDsl.DeviceBuffer<float> qScale, global::KernelDsl.DeviceBuffer<float> kScale, {vScale}global::KernelDsl.DeviceBuffer<float>? kMean, global::KernelDsl.DeviceBuffer<{oType}> o, global::KernelDsl.DeviceBuffer<float>? lse, int batch, int headsQ, int headsKv, int seqQ, int seqK, long vStrideB, long vStrideH, long vLd, long oStrideB, long oStrideH, long oStrideS)", () =>
+        w.Line($"/// O {(spec.Output == Element.BF16 ? "bf16 (raw bits)" : "f16")} with element strides. <paramref name=\"kMean\"/> (K's channel mean) {(spec.Score is null ? "corrects the LSE for smoothing" : "gives the score modifier the unsmoothed score")}; <paramref name=\"lse\"/> [B][Hq][Sq] may be null.");
+        foreach (var parameter in AttentionSignature.RuntimeParameters(spec))
         {
-            w.Line($"{Guard}.Stream(stream, nameof(stream));");
-            foreach (var buffer in new[] { "q", "k", "v", "qScale", "kScale", "o" })
+            w.Line($"/// <paramref name=\"{parameter.Name}\"/>: {(parameter.IsArray ? "a read-only device array" : "a scalar")} the modifiers read.");
+        }
+        w.Line($"/// </summary>");
+        w.Block($"public static void Launch({signature.CSharpParameters})", () =>
+        {
+            foreach (var parameter in signature.Host)
             {
-                w.Line($"{Guard}.Buffer({buffer}, nameof({buffer}));");
+                switch (parameter.Kind)
+                {
+                    case HostKind.Stream:
+                        w.Line($"{Guard}.Stream({parameter.Name}, nameof({parameter.Name}));");
+                        break;
+                    case HostKind.Buffer when parameter.Optional:
+                        w.Line($"if ({parameter.Name} is not null) {Guard}.Buffer({parameter.Name}, nameof({parameter.Name}));");
+                        break;
+                    case HostKind.Buffer:
+                        w.Line($"{Guard}.Buffer({parameter.Name}, nameof({parameter.Name}));");
+                        break;
+                }
             }
-            if (!plan.F16Pv)
-            {
-                w.Line($"{Guard}.Buffer(vScale, nameof(vScale));");
-            }
-            w.Line($"if (kMean is not null) {Guard}.Buffer(kMean, nameof(kMean));");
-            if (spec.Lse)
-            {
-                w.Line($"if (lse is not null) {Guard}.Buffer(lse, nameof(lse));");
-            }
-            else
+            if (!spec.Lse)
             {
                 w.Line($"if (lse is not null) throw new global::System.ArgumentException(\"'lse' must be null: this variant is declared with Lse = false and writes none.\", nameof(lse));");
             }
@@ -88,7 +129,8 @@ public static class AttentionLauncherWriter
             {
                 w.Line($"{Guard}.Holds(vScale, (long)batch * headsKv * HeadDim, nameof(vScale), \"one scale per channel\");");
             }
-            w.Line($"if (kMean is not null) {Guard}.Holds(kMean, (long)batch * headsKv * HeadDim, nameof(kMean), \"one mean per channel\");");
+            var kMeanOptional = signature.Host.First(p => p.Name == AttentionSignature.Names.KMean).Optional;
+            w.Line($"{(kMeanOptional ? "if (kMean is not null) " : "")}{Guard}.Holds(kMean, (long)batch * headsKv * HeadDim, nameof(kMean), \"one mean per channel\");");
             w.Line($"if (lse is not null) {Guard}.Holds(lse, (long)batch * headsQ * seqQ, nameof(lse), \"one LSE per query row\");");
             w.Line($"{Guard}.Aligned(q, 16, nameof(q));");
             w.Line($"{Guard}.Aligned(k, 16, nameof(k));");
@@ -111,26 +153,80 @@ public static class AttentionLauncherWriter
             }
             w.Line($"{Guard}.AtLeast(oStrideS, HeadDim, nameof(oStrideS), \"the head dim\");");
             w.Line($"{Guard}.Holds(o, (batch - 1) * oStrideB + (headsQ - 1) * oStrideH + (seqQ - 1) * oStrideS + HeadDim, nameof(o), \"O with the strides given\");");
+            WriteModifierArrayChecks(w, spec);
             w.Line();
-            // The wgmma form takes Q, K, V as tensor maps (their strides are inside them); the mma.sync form takes pointers and V's strides.
-            string operands, vStrides;
             if (plan.WarpSpecialized)
             {
                 WriteTensorMaps(w, plan);
-                (operands, vStrides) = (".AddValue(qMap).AddValue(kMap).AddValue(vMap)", "");
             }
-            else
+            w.Line($"var arguments = new {ModuleWriter.Launching}.KernelArguments();");
+            foreach (var parameter in signature.Kernel)
             {
-                (operands, vStrides) = (".Add(q).Add(k).Add(v)", ".Add(vStrideB).Add(vStrideH).Add(vLd)");
+                var host = parameter.Host is null ? null : signature.HostOf(parameter);
+                w.Line(parameter.Passing switch
+                {
+                    Passing.NullPointer => $"arguments.AddNullPointer();  // {parameter.CudaName}: unused by this variant",
+                    Passing.TensorMap => $"arguments.AddValue({parameter.Host}Map);",
+                    Passing.Pointer when host!.Optional => $"if ({parameter.Host} is null) arguments.AddNullPointer(); else arguments.Add({parameter.Host});",
+                    _ => $"arguments.Add({parameter.Host});",
+                });
             }
-            var vScaleArg = plan.F16Pv ? ".AddNullPointer()" : ".Add(vScale)";
-            w.Line($"var arguments = new {ModuleWriter.Launching}.KernelArguments(){operands}.Add(qScale).Add(kScale){vScaleArg};");
-            w.Line($"if (kMean is null) arguments.AddNullPointer(); else arguments.Add(kMean);");
-            w.Line($"arguments.Add(o);");
-            w.Line($"if (lse is null) arguments.AddNullPointer(); else arguments.Add(lse);");
-            w.Line($"arguments.Add(headsQ).Add(headsKv).Add(seqQ).Add(seqK){vStrides}.Add(oStrideB).Add(oStrideH).Add(oStrideS);");
             w.Line($"stream.Launch(Module, KernelName, {ModuleWriter.Launching}.Dim3.Of((seqQ + BlockM - 1) / BlockM, headsQ, batch), arguments);");
         });
+        w.Line();
+        w.Line($"/// <summary><see cref=\"Launch\"/> with every argument read from <paramref name=\"arguments\"/> by its parameter name.</summary>");
+        w.Block($"public static void LaunchWith({ModuleWriter.Launching}.AttentionKernelArguments arguments)", () =>
+        {
+            var reads = signature.Host.Select(p => p.Kind == HostKind.Stream ? "arguments.Stream" : $"arguments.Get<{p.DeclaredType}>({CSharpFile.Literal(p.Name)})");
+            w.Line($"Launch({string.Join(", ", reads)});");
+        });
+    }
+
+    /// <summary>
+    /// A modifier array indexed directly by b, h, q or k must hold that many elements (batch, query heads, query or key
+    /// tokens): the launcher checks what the modifiers' bodies show, before the kernel could read past the end.
+    /// </summary>
+    private static void WriteModifierArrayChecks(CodeWriter w, AttentionSpec spec)
+    {
+        var extents = new Dictionary<ParameterRole, (string Extent, string What)>
+        {
+            [ParameterRole.Batch] = ("batch", "one element per batch entry"),
+            [ParameterRole.Head] = ("headsQ", "one element per query head"),
+            [ParameterRole.Query] = ("seqQ", "one element per query token"),
+            [ParameterRole.Key] = ("seqK", "one element per key token"),
+        };
+        var checks = new SortedSet<string>(System.StringComparer.Ordinal);
+        foreach (var modifier in new[] { spec.Score, spec.Mask }.Where(m => m is not null))
+        {
+            var roles = modifier!.Parameters.ToDictionary(p => p.Name, p => p.Role);
+            foreach (var (array, index) in Indexings(modifier))
+            {
+                if (index is ParameterExpression { Name: var name } && roles.TryGetValue(name, out var role) && extents.TryGetValue(role, out var extent))
+                {
+                    checks.Add($"{Guard}.Holds({array}, {extent.Extent}, nameof({array}), \"{extent.What}: the modifier indexes it by {name}\");");
+                }
+            }
+        }
+        foreach (var check in checks)
+        {
+            w.Line($"{check}");
+        }
+    }
+
+    /// <summary>Every array read in a modifier's locals and result, with its index expression.</summary>
+    private static IEnumerable<(string Array, ModifierExpression Index)> Indexings(ModifierSpec modifier)
+    {
+        IEnumerable<(string, ModifierExpression)> Walk(ModifierExpression e) => e switch
+        {
+            IndexExpression index => new[] { (index.Array, index.Index) }.Concat(Walk(index.Index)),
+            UnaryExpression unary => Walk(unary.Operand),
+            BinaryExpression binary => Walk(binary.Left).Concat(Walk(binary.Right)),
+            ConditionalExpression c => Walk(c.Condition).Concat(Walk(c.WhenTrue)).Concat(Walk(c.WhenFalse)),
+            ConvertExpression convert => Walk(convert.Operand),
+            CallExpression call => call.Arguments.SelectMany(Walk),
+            _ => [],
+        };
+        return modifier.Locals.SelectMany(l => Walk(l.Value)).Concat(Walk(modifier.Result));
     }
 
     /// <summary>

@@ -11,6 +11,9 @@ public sealed record AttentionPlan(AttentionSpec Spec)
 {
     public const int ChunkBytes = 16;
 
+    /// <summary>The kernel's one signature: the launcher's parameters and the CUDA parameters made from them.</summary>
+    public KernelSignature Signature => AttentionSignature.Of(this);
+
     public MmaAtom Qk => MmaAtom.Get(Spec.Mma ?? MmaAtomKind.M16N8K32_S32S8S8);
     public MmaAtom Pv => MmaAtom.Get(Spec.PvMma ?? MmaAtomKind.M16N8K32_S32U8S8);
 

@@ -99,6 +99,10 @@ public sealed record AttentionSpec : KernelSpec
     public required bool Causal { get; init; }
     public required Element Output { get; init; }
     public required bool Lse { get; init; }
+    /// <summary>The user's score modifier (a [ScoreModifier] method of the type or a type around it), or null.</summary>
+    public ModifierSpec? Score { get; init; }
+    /// <summary>The user's mask (a [MaskModifier] method of the type or a type around it), or null.</summary>
+    public ModifierSpec? Mask { get; init; }
 
     public override string Family => "FlashAttentionForward";
 }

@@ -70,9 +70,18 @@ public static class DeclarationReader
         }
 
         var family = attributes.First(a => NameOf(a) == familyAttribute);
-        var layouts = attributes.Where(a => NameOf(a) == SmemLayoutAttribute).ToArray();
-        var atoms = attributes.Where(a => NameOf(a) == CopyAtomAttribute).ToArray();
-        var mmaAttributes = attributes.Where(a => NameOf(a) == MmaAtomAttribute).ToArray();
+        // Like = typeof(Other): the other declaration's layouts, atoms and parameters, this attribute's named ones on top.
+        var like = Like(family, familyAttribute, typeLocation, out var likeError);
+        if (likeError is not null)
+        {
+            return likeError;
+        }
+        var atomSource = like is not null && !attributes.Any(a => NameOf(a) is SmemLayoutAttribute or CopyAtomAttribute or MmaAtomAttribute)
+            ? like.Value.Attributes
+            : attributes;
+        var layouts = atomSource.Where(a => NameOf(a) == SmemLayoutAttribute).ToArray();
+        var atoms = atomSource.Where(a => NameOf(a) == CopyAtomAttribute).ToArray();
+        var mmaAttributes = atomSource.Where(a => NameOf(a) == MmaAtomAttribute).ToArray();
         var findings = new List<Finding>();
         // Slots 0 and 1: the main product's atom and P·V's (FindingTarget.Mma / PvMma); slot 2: a duplicate, for its location.
         var mmaByProduct = new AttributeData?[3];
@@ -91,7 +100,7 @@ public static class DeclarationReader
         var pvMma = mmaByProduct[1];
 
         var type = Describe(symbol, syntax);
-        var targets = ReadTargets(family, findings);
+        var targets = ReadTargets(family, findings, like?.Family);
         var smemLayouts = layouts.Select((a, i) => new SmemLayoutSpec(
             Enum<Operand>(a.ConstructorArguments[0], findings, new FindingTarget(TargetKind.SmemLayout, i), "SmemLayout.Operand"),
             Enum<Element>(a.ConstructorArguments[1], findings, new FindingTarget(TargetKind.SmemLayout, i), "SmemLayout.Element"),
@@ -103,9 +112,10 @@ public static class DeclarationReader
         MmaAtomKind? pvMmaKind = pvMma is null ? null : Enum<MmaAtomKind>(pvMma.ConstructorArguments[0], findings, FindingTarget.PvMma, "MmaAtom.Atom");
 
         KernelSpec? spec = null;
+        var modifierDiagnostics = new List<DiagnosticInfo>();
         if (findings.Count == 0)
         {
-            var named = new NamedArguments(family, findings);
+            var named = new NamedArguments(family, findings, like?.Family);
             spec = familyAttribute switch
             {
                 GemmAttribute => new GemmSpec
@@ -138,6 +148,12 @@ public static class DeclarationReader
                 },
             };
             cancellationToken.ThrowIfCancellationRequested();
+            if (spec is AttentionSpec attentionSpec)
+            {
+                var (score, mask) = ModifierReader.Read(symbol, context.SemanticModel.Compilation, modifierDiagnostics, cancellationToken);
+                spec = attentionSpec with { Score = score, Mask = mask };
+                CheckModifierParameters(score, mask, typeLocation, modifierDiagnostics);
+            }
             if (findings.Count == 0)
             {
                 findings.AddRange(spec switch
@@ -159,8 +175,37 @@ public static class DeclarationReader
             TargetKind.Mma => LocationInfo.From((mmaByProduct[target.Index] ?? family).ApplicationSyntaxReference?.GetSyntax(cancellationToken)),
             _ => typeLocation,
         };
-        var diagnostics = findings.Select(f => new DiagnosticInfo(f.Rule, Where(f.Target), f.Arguments)).ToEquatableArray();
+        var diagnostics = findings.Select(f => new DiagnosticInfo(f.Rule, Where(f.Target), f.Arguments)).Concat(modifierDiagnostics).ToEquatableArray();
         return new DeclarationResult(spec, diagnostics);
+    }
+
+    /// <summary>
+    /// The modifiers' runtime parameters become launcher parameters: none may take a name the launcher already has, and a
+    /// name both modifiers use is one argument, so it must have one type.
+    /// </summary>
+    private static void CheckModifierParameters(ModifierSpec? score, ModifierSpec? mask, LocationInfo? location, List<DiagnosticInfo> diagnostics)
+    {
+        var seen = new Dictionary<string, ModifierParameter>();
+        foreach (var modifier in new[] { score, mask })
+        {
+            foreach (var parameter in modifier?.Parameters.Where(p => p.Role == ParameterRole.Runtime) ?? [])
+            {
+                string? why = null;
+                if (AttentionSignature.Names.All.Contains(parameter.Name))
+                {
+                    why = "the kernel's launcher already has a parameter of that name; rename it";
+                }
+                else if (seen.TryGetValue(parameter.Name, out var other) && other != parameter)
+                {
+                    why = "the other modifier has a parameter of the same name with another type; both read one launch argument, so use one type or two names";
+                }
+                if (why is not null)
+                {
+                    diagnostics.Add(new DiagnosticInfo(Rules.ModifierParameterName, location, new[] { modifier!.MethodName, parameter.Name, why }.ToEquatableArray()));
+                }
+                seen[parameter.Name] = parameter;
+            }
+        }
     }
 
     private static string? NameOf(AttributeData attribute) => attribute.AttributeClass?.ToDisplayString();
@@ -230,9 +275,9 @@ public static class DeclarationReader
         _ => "class",
     };
 
-    private static EquatableArray<Sm> ReadTargets(AttributeData family, List<Finding> findings)
+    private static EquatableArray<Sm> ReadTargets(AttributeData family, List<Finding> findings, AttributeData? like)
     {
-        foreach (var pair in family.NamedArguments)
+        foreach (var pair in family.NamedArguments.Concat(like?.NamedArguments ?? []))
         {
             if (pair.Key == "Targets" && !pair.Value.IsNull)
             {
@@ -240,6 +285,33 @@ public static class DeclarationReader
             }
         }
         return DefaultTargets.ToEquatableArray();
+    }
+
+    /// <summary>
+    /// The declaration a family attribute's <c>Like</c> names: its family attribute and all its attributes, or null when
+    /// there is no <c>Like</c>. A type that declares no such family, or that itself uses <c>Like</c>, is an error.
+    /// </summary>
+    private static (AttributeData Family, ImmutableArray<AttributeData> Attributes)? Like(AttributeData family, string familyAttribute,
+        LocationInfo? location, out DeclarationResult? error)
+    {
+        error = null;
+        var like = family.NamedArguments.FirstOrDefault(p => p.Key == "Like").Value;
+        if (like.IsNull || like.Value is not INamedTypeSymbol other)
+        {
+            return null;
+        }
+        var where = LocationInfo.From(family.ApplicationSyntaxReference?.GetSyntax()) ?? location;
+        var attributes = other.GetAttributes();
+        var otherFamily = attributes.FirstOrDefault(a => NameOf(a) == familyAttribute);
+        if (otherFamily is null)
+        {
+            error = Failed(Rules.InvalidLike, where, other.Name, $"it declares no [{Short(familyAttribute)}]");
+        }
+        else if (otherFamily.NamedArguments.Any(p => p.Key == "Like" && !p.Value.IsNull))
+        {
+            error = Failed(Rules.InvalidLike, where, other.Name, "it is itself declared Like another type; name that type instead");
+        }
+        return error is null ? (otherFamily!, attributes) : null;
     }
 
     private static T Enum<T>(TypedConstant constant, List<Finding> findings, FindingTarget target, string name) where T : struct, Enum
@@ -254,11 +326,12 @@ public static class DeclarationReader
     }
 
     /// <summary>Named attribute arguments with the attribute's defaults.</summary>
-    private sealed class NamedArguments(AttributeData attribute, List<Finding> findings)
+    /// <param name="like">The declaration named by <c>Like</c>, whose arguments fill in those this one leaves out.</param>
+    private sealed class NamedArguments(AttributeData attribute, List<Finding> findings, AttributeData? like = null)
     {
         private TypedConstant? Find(string name)
         {
-            foreach (var pair in attribute.NamedArguments)
+            foreach (var pair in attribute.NamedArguments.Concat(like?.NamedArguments ?? []))
             {
                 if (pair.Key == name)
                 {

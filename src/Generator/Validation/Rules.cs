@@ -7,7 +7,8 @@ public sealed record Rule(string Id, string Title, string Message, RuleSeverity 
 
 /// <summary>
 /// Every KDSL diagnostic, in one place. KDSL00xx: declarations; KDSL01xx: swizzles and layouts;
-/// KDSL02xx: resources; KDSL03xx: tiles; KDSL04xx: atoms and targets; KDSL05xx: fragment composition.
+/// KDSL02xx: resources; KDSL03xx: tiles; KDSL04xx: atoms and targets; KDSL05xx: fragment composition;
+/// KDSL06xx: attention modifiers (the C# subset a [ScoreModifier] or [MaskModifier] body is translated from).
 /// </summary>
 public static class Rules
 {
@@ -34,6 +35,12 @@ public static class Rules
 
     public static readonly Rule UnsupportedType = new("KDSL0008", "Kernel type cannot be generated for",
         "'{0}' {1}: generated code names the kernel type from outside it, so declare kernels on non-generic types visible to their assembly");
+
+    public static readonly Rule InvalidLike = new("KDSL0009", "Like names no usable declaration",
+        "Like = typeof({0}) cannot be used: {1}");
+
+    public static readonly Rule ModifierParameterName = new("KDSL0650", "Modifier parameter name clashes",
+        "parameter '{1}' of modifier '{0}' cannot become a launcher argument: {2}");
 
     public static readonly Rule SwizzleBreaksChunks = new("KDSL0101", "Swizzle breaks 16-byte chunks",
         "{0} on {1} keeps only 2^{2} elements ({3} bytes) together, but cp.async and ldmatrix move 16-byte chunks: use M = {4} for {1}, e.g. {5}");
@@ -65,10 +72,42 @@ public static class Rules
     public static readonly Rule FragmentMismatch = new("KDSL0501", "Copy atom does not feed the MMA",
         "copy atom {0} for operand {1} does not deliver the fragment {2} consumes: {3}");
 
+    public static readonly Rule ModifierSignature = new("KDSL0601", "Invalid modifier signature",
+        "[{0}] method '{1}' {2}");
+
+    public static readonly Rule ModifierLoop = new("KDSL0602", "Loop in a modifier",
+        "'{0}' loops are not supported in a modifier: it runs once per score inside the attention kernel; use the conditional operator or closed-form arithmetic");
+
+    public static readonly Rule ModifierStatement = new("KDSL0603", "Statement not supported in a modifier",
+        "{0} is not supported in a modifier, whose body is local declarations and one final return: {1}");
+
+    public static readonly Rule ModifierCall = new("KDSL0604", "Call not translatable to CUDA",
+        "the call to '{0}' is not supported in a modifier: {1}");
+
+    public static readonly Rule ModifierAllocation = new("KDSL0605", "Allocation in a modifier",
+        "'{0}' allocates, which a modifier cannot: it runs once per score inside the attention kernel, where there is no managed heap; pass tables as ReadOnlySpan<int>, ReadOnlySpan<float>, int[] or float[] parameters");
+
+    public static readonly Rule ModifierType = new("KDSL0606", "Unsupported type in a modifier",
+        "'{0}' {1} type '{2}': a modifier computes with bool, int, float and double only, and reads int and float arrays passed as parameters");
+
+    public static readonly Rule ModifierExternalState = new("KDSL0607", "Modifier reads state outside its parameters",
+        "'{0}' is not supported in a modifier: {1}; the modifier becomes a CUDA device function that sees only its parameters, so pass the value as a runtime parameter or make it const");
+
+    public static readonly Rule DuplicateModifier = new("KDSL0608", "Duplicate modifier",
+        "'{0}' declares more than one [{1}] method ('{2}' and '{3}'): attention kernels apply one of each kind, so merge them into one");
+
+    public static readonly Rule ModifierNotInSource = new("KDSL0609", "Modifier not available as source",
+        "[{0}] method '{1}' has no source in this compilation, so its body cannot be translated to CUDA: declare the modifier in the project that declares the kernel");
+
+    public static readonly Rule ModifierExpression = new("KDSL0610", "Expression not supported in a modifier",
+        "'{0}' is not supported in a modifier: {1}");
+
     public static readonly Rule[] All =
     [
-        NotPartial, TwoFamilies, InvalidParameter, MissingLayout, Duplicate, UnknownOperand, MissingAtom, UnsupportedType,
+        NotPartial, TwoFamilies, InvalidParameter, MissingLayout, Duplicate, UnknownOperand, MissingAtom, UnsupportedType, InvalidLike, ModifierParameterName,
         SwizzleBreaksChunks, SwizzleSpan, BankConflicts, LayoutElement, TmaSwizzle, SharedMemoryLimit, TileNotDivisible,
         AtomTargetMismatch, AtomNotForFamily, FragmentMismatch,
+        ModifierSignature, ModifierLoop, ModifierStatement, ModifierCall, ModifierAllocation, ModifierType,
+        ModifierExternalState, DuplicateModifier, ModifierNotInSource, ModifierExpression,
     ];
 }

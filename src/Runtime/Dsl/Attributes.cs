@@ -136,6 +136,13 @@ public sealed class FlashAttentionForwardAttribute : Attribute
     public Element Output { get; set; } = Element.F16;
     /// <summary>Write the log-sum-exp (natural log, float32) per query row.</summary>
     public bool Lse { get; set; } = true;
+    /// <summary>
+    /// Another [FlashAttentionForward] type whose layouts, atoms and parameters this declaration takes; the named
+    /// arguments given here replace its. Declares a family of kernels that differ in a few choices (causal, output type,
+    /// modifiers) without repeating their attribute lines. Layout and atom attributes, if any are given here, replace all
+    /// of the other's.
+    /// </summary>
+    public Type? Like { get; set; }
     /// <summary>Architectures the variant must compile for.</summary>
     public Sm[] Targets { get; set; } = [Sm.Sm80, Sm.Sm90];
 }

@@ -452,9 +452,63 @@ public class DiagnosticTests
     }
 
     [Fact]
+    public void KDSL0009_like_a_type_that_is_no_attention_declaration()
+    {
+        var source = AttentionDeclaration.Replace("BLOCKS", "1") + "\npublic static class Plain;\n[FlashAttentionForward(Like = typeof(Plain))] public static partial class Derived;";
+        var d = Single(source, "KDSL0009");
+        Assert.Contains("Like = typeof(Plain)", d.GetMessage());
+        Assert.Contains("declares no [FlashAttentionForward]", d.GetMessage());
+    }
+
+    [Fact]
+    public void KDSL0009_like_a_declaration_that_is_itself_like_another()
+    {
+        var source = AttentionDeclaration.Replace("BLOCKS", "1")
+            + "\n[FlashAttentionForward(Like = typeof(Attention), Causal = true)] public static partial class Causal;"
+            + "\n[FlashAttentionForward(Like = typeof(Causal))] public static partial class Again;";
+        var d = Single(source, "KDSL0009");
+        Assert.Contains("itself declared Like another type", d.GetMessage());
+    }
+
+    [Fact]
+    public void Like_takes_the_others_atoms_and_parameters_and_its_own_named_arguments_win()
+    {
+        var source = AttentionDeclaration.Replace("BLOCKS", "2")
+            + "\n[FlashAttentionForward(Like = typeof(Attention), Causal = true)] public static partial class CausalAttention;";
+        var run = GeneratorHarness.RunGenerator(source);
+        Assert.Empty(run.GeneratorDiagnostics);
+        Assert.Empty(run.CompilationErrors);
+        var launcher = run.Source("Users.CausalAttention.g.cs");
+        Assert.Contains("public const bool Causal = true;", launcher);
+        Assert.Contains("public const int HeadDim = 64;", launcher);
+        Assert.Contains("2 blocks/SM", launcher);
+        // The same kernel body as the original's, but for the causal mask and the kernel's name.
+        var cuda = SnapshotTests.RawStringContent(run.Source("Users.CausalAttention.cu.g.cs"));
+        Assert.Contains("kdsl_ldsm_x4_trans", cuda);
+        Assert.Contains("last_key", cuda);
+    }
+
+    [Theory]
+    [InlineData("int seqQ", "the kernel's launcher already has a parameter of that name")]
+    [InlineData("float window", "the other modifier has a parameter of the same name with another type")]
+    public void KDSL0650_modifier_parameter_names(string scoreParameter, string why)
+    {
+        var source = AttentionDeclaration.Replace("BLOCKS", "1").Replace("public static partial class Attention;", $$"""
+            public static partial class Attention
+            {
+                [MaskModifier] public static bool Window(int b, int h, int q, int k, int window) => q - k < window;
+                [ScoreModifier] public static float Score(float s, int b, int h, int q, int k, {{scoreParameter}}) => s;
+            }
+            """);
+        var d = Single(source, "KDSL0650");
+        Assert.Contains(why, d.GetMessage());
+    }
+
+    [Fact]
     public void Every_rule_has_a_test_here_or_in_the_validator_tests()
     {
-        var tested = typeof(DiagnosticTests).GetMethods().Where(m => m.Name.StartsWith("KDSL", StringComparison.Ordinal)).Select(m => m.Name[..8]).ToHashSet();
+        var tested = new[] { typeof(DiagnosticTests), typeof(Modifiers.ModifierReaderTests) }.SelectMany(t => t.GetMethods())
+            .Where(m => m.Name.StartsWith("KDSL", StringComparison.Ordinal)).Select(m => m.Name[..8]).ToHashSet();
         var untested = KernelDsl.Generator.Validation.Rules.All.Select(r => r.Id).Where(id => !tested.Contains(id)).ToList();
         Assert.Empty(untested);
     }

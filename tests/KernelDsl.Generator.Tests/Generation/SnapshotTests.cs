@@ -13,10 +13,11 @@ public class SnapshotTests
         Path.GetFullPath(Path.Combine(Path.GetDirectoryName(path)!, "..", "..", ".."));
 
     /// <summary>Every .cs file under src/Attention and samples that declares a kernel family.</summary>
-    public static TheoryData<string> DeclarationFiles()
+    public static TheoryData<string> DeclarationFiles() => new(DeclarationPaths());
+
+    private static IEnumerable<string> DeclarationPaths()
     {
         var root = RepositoryRoot();
-        var data = new TheoryData<string>();
         foreach (var folder in new[] { "src/Attention", "samples" })
         {
             foreach (var file in Directory.EnumerateFiles(Path.Combine(root, folder), "*.cs", SearchOption.AllDirectories).Order(StringComparer.Ordinal))
@@ -30,21 +31,28 @@ public class SnapshotTests
                     .Select(f => "[" + f["KernelDsl.".Length..^"Attribute".Length]);
                 if (families.Any(a => text.Contains(a, StringComparison.Ordinal)))
                 {
-                    data.Add(Path.GetRelativePath(root, file).Replace('\\', '/'));
+                    yield return Path.GetRelativePath(root, file).Replace('\\', '/');
                 }
             }
         }
-        return data;
     }
 
     [Theory]
     [MemberData(nameof(DeclarationFiles))]
     public void Generated_CUDA_and_launchers_match_their_snapshots(string declarationFile)
     {
-        var run = GeneratorHarness.RunGenerator(File.ReadAllText(Path.Combine(RepositoryRoot(), declarationFile)));
+        // The file's folder comes along, so a declaration Like one in another file resolves; only this file's types are checked.
+        var root = RepositoryRoot();
+        var path = Path.Combine(root, declarationFile);
+        var declarations = File.ReadAllText(path);
+        var others = DeclarationPaths()
+            .Where(f => f != declarationFile && Path.GetDirectoryName(f) == Path.GetDirectoryName(declarationFile))
+            .Select(f => File.ReadAllText(Path.Combine(root, f)));
+        var run = GeneratorHarness.RunGenerator([declarations, .. others]);
         Assert.Empty(run.GeneratorDiagnostics.Where(d => d.Severity == Microsoft.CodeAnalysis.DiagnosticSeverity.Error));
         Assert.Empty(run.CompilationErrors);
-        var sources = run.Sources.Where(s => s.HintName != "KernelDsl.DeclaredKernels.g.cs").ToList();
+        var declared = DeclaredTypes(declarations);
+        var sources = run.Sources.Where(s => s.HintName != "KernelDsl.DeclaredKernels.g.cs" && declared.Contains(TypeOf(s.HintName))).ToList();
         Assert.NotEmpty(sources);
         var failures = new List<string>();
         foreach (var source in sources)
@@ -61,6 +69,27 @@ public class SnapshotTests
             }
         }
         Assert.Equal("", string.Join("\n", failures.Where(f => f.Length > 0)));
+    }
+
+    /// <summary>The type a generated file belongs to: its hint name without ".g.cs" or ".cu.g.cs".</summary>
+    private static string TypeOf(string hintName) => hintName.Replace(".cu.g.cs", "", StringComparison.Ordinal).Replace(".g.cs", "", StringComparison.Ordinal);
+
+    /// <summary>The full names of the types a file declares, nested ones included.</summary>
+    private static HashSet<string> DeclaredTypes(string text)
+    {
+        var tree = Microsoft.CodeAnalysis.CSharp.CSharpSyntaxTree.ParseText(text, GeneratorHarness.ParseOptions);
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var type in tree.GetRoot().DescendantNodes().OfType<Microsoft.CodeAnalysis.CSharp.Syntax.TypeDeclarationSyntax>())
+        {
+            var parts = type.AncestorsAndSelf().Select(n => n switch
+            {
+                Microsoft.CodeAnalysis.CSharp.Syntax.TypeDeclarationSyntax t => t.Identifier.Text,
+                Microsoft.CodeAnalysis.CSharp.Syntax.BaseNamespaceDeclarationSyntax ns => ns.Name.ToString(),
+                _ => null,
+            }).Where(p => p is not null).Reverse();
+            names.Add(string.Join(".", parts));
+        }
+        return names;
     }
 
     /// <summary>The text of the one raw string literal in a generated .cu.g.cs file, dedented.</summary>

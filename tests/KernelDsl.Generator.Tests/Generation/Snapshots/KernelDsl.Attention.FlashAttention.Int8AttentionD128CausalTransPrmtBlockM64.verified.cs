@@ -49,6 +49,22 @@ static partial class Int8AttentionD128CausalTransPrmtBlockM64
     /// <summary>V arrives transposed [B][H][D][S_pad] in π order (Recipe C).</summary>
     public const bool PretransposedV = false;
 
+    /// <summary>This kernel as the attention catalog lists it (registered when the assembly loads).</summary>
+    public static global::KernelDsl.Launching.AttentionKernelInfo Info { get; } = new()
+    {
+        Name = "KernelDsl.Attention.FlashAttention.Int8AttentionD128CausalTransPrmtBlockM64",
+        Module = Module,
+        Input = global::KernelDsl.Element.F16,
+        HeadDim = HeadDim, BlockM = BlockM, BlockN = BlockN, QScaleRows = QScaleRows, KScaleKeys = KScaleKeys,
+        Causal = Causal, FloatPv = F16PV, PretransposedV = PretransposedV, Lse = true,
+        VStrategy = "TransPrmt",
+        Tile = Tile,
+        ScoreModifier = null,
+        MaskModifier = null,
+        Parameters = [],
+        Launch = LaunchWith,
+    };
+
     /// <summary>
     /// O = softmax(Q·Kᵀ)·V for int8 Q [B][Hq][Sq][D] and K [B][Hkv][Sk][D] (contiguous, from the quantize kernels) with
     /// per-block scales (Q's with softmax scale · log2 e folded in), V int8 with strides vStrideB/vStrideH and row stride vLd,
@@ -62,9 +78,9 @@ static partial class Int8AttentionD128CausalTransPrmtBlockM64
         global::KernelDsl.Launching.LaunchGuard.Buffer(v, nameof(v));
         global::KernelDsl.Launching.LaunchGuard.Buffer(qScale, nameof(qScale));
         global::KernelDsl.Launching.LaunchGuard.Buffer(kScale, nameof(kScale));
-        global::KernelDsl.Launching.LaunchGuard.Buffer(o, nameof(o));
         global::KernelDsl.Launching.LaunchGuard.Buffer(vScale, nameof(vScale));
         if (kMean is not null) global::KernelDsl.Launching.LaunchGuard.Buffer(kMean, nameof(kMean));
+        global::KernelDsl.Launching.LaunchGuard.Buffer(o, nameof(o));
         if (lse is not null) global::KernelDsl.Launching.LaunchGuard.Buffer(lse, nameof(lse));
         global::KernelDsl.Launching.LaunchGuard.Positive(batch, nameof(batch));
         global::KernelDsl.Launching.LaunchGuard.Positive(headsQ, nameof(headsQ));
@@ -96,11 +112,32 @@ static partial class Int8AttentionD128CausalTransPrmtBlockM64
         global::KernelDsl.Launching.LaunchGuard.AtLeast(oStrideS, HeadDim, nameof(oStrideS), "the head dim");
         global::KernelDsl.Launching.LaunchGuard.Holds(o, (batch - 1) * oStrideB + (headsQ - 1) * oStrideH + (seqQ - 1) * oStrideS + HeadDim, nameof(o), "O with the strides given");
 
-        var arguments = new global::KernelDsl.Launching.KernelArguments().Add(q).Add(k).Add(v).Add(qScale).Add(kScale).Add(vScale);
+        var arguments = new global::KernelDsl.Launching.KernelArguments();
+        arguments.Add(q);
+        arguments.Add(k);
+        arguments.Add(v);
+        arguments.Add(qScale);
+        arguments.Add(kScale);
+        arguments.Add(vScale);
         if (kMean is null) arguments.AddNullPointer(); else arguments.Add(kMean);
         arguments.Add(o);
         if (lse is null) arguments.AddNullPointer(); else arguments.Add(lse);
-        arguments.Add(headsQ).Add(headsKv).Add(seqQ).Add(seqK).Add(vStrideB).Add(vStrideH).Add(vLd).Add(oStrideB).Add(oStrideH).Add(oStrideS);
+        arguments.Add(headsQ);
+        arguments.Add(headsKv);
+        arguments.Add(seqQ);
+        arguments.Add(seqK);
+        arguments.Add(vStrideB);
+        arguments.Add(vStrideH);
+        arguments.Add(vLd);
+        arguments.Add(oStrideB);
+        arguments.Add(oStrideH);
+        arguments.Add(oStrideS);
         stream.Launch(Module, KernelName, global::KernelDsl.Launching.Dim3.Of((seqQ + BlockM - 1) / BlockM, headsQ, batch), arguments);
+    }
+
+    /// <summary><see cref="Launch"/> with every argument read from <paramref name="arguments"/> by its parameter name.</summary>
+    public static void LaunchWith(global::KernelDsl.Launching.AttentionKernelArguments arguments)
+    {
+        Launch(arguments.Stream, arguments.Get<global::KernelDsl.DeviceBuffer<sbyte>>("q"), arguments.Get<global::KernelDsl.DeviceBuffer<sbyte>>("k"), arguments.Get<global::KernelDsl.DeviceBuffer<sbyte>>("v"), arguments.Get<global::KernelDsl.DeviceBuffer<float>>("qScale"), arguments.Get<global::KernelDsl.DeviceBuffer<float>>("kScale"), arguments.Get<global::KernelDsl.DeviceBuffer<float>>("vScale"), arguments.Get<global::KernelDsl.DeviceBuffer<float>?>("kMean"), arguments.Get<global::KernelDsl.DeviceBuffer<global::System.Half>>("o"), arguments.Get<global::KernelDsl.DeviceBuffer<float>?>("lse"), arguments.Get<int>("batch"), arguments.Get<int>("headsQ"), arguments.Get<int>("headsKv"), arguments.Get<int>("seqQ"), arguments.Get<int>("seqK"), arguments.Get<long>("vStrideB"), arguments.Get<long>("vStrideH"), arguments.Get<long>("vLd"), arguments.Get<long>("oStrideB"), arguments.Get<long>("oStrideH"), arguments.Get<long>("oStrideS"));
     }
 }

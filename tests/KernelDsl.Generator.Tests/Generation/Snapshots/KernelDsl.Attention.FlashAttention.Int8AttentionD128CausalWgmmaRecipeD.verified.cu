@@ -174,10 +174,23 @@ static __device__ __forceinline__ int kdsl_smem_vn(int row, int col)
 }
 
 extern "C" __global__ void __launch_bounds__(384, 1)
-kdsl_KernelDsl_Attention_FlashAttention_Int8AttentionD128CausalWgmmaRecipeD(const __grid_constant__ kdsl_tensor_map q_map, const __grid_constant__ kdsl_tensor_map k_map, const __grid_constant__ kdsl_tensor_map v_map,
-    const float* __restrict__ q_scale, const float* __restrict__ k_scale, const float* __restrict__ v_scale, const float* __restrict__ k_mean,
-    u16* __restrict__ O, float* __restrict__ lse, int heads_q, int heads_kv, int seq_q, int seq_k,
-    long long o_stride_b, long long o_stride_h, long long o_stride_s)
+kdsl_KernelDsl_Attention_FlashAttention_Int8AttentionD128CausalWgmmaRecipeD(
+    const __grid_constant__ kdsl_tensor_map q_map,
+    const __grid_constant__ kdsl_tensor_map k_map,
+    const __grid_constant__ kdsl_tensor_map v_map,
+    const float* __restrict__ q_scale,
+    const float* __restrict__ k_scale,
+    const float* __restrict__ v_scale,
+    const float* __restrict__ k_mean,
+    u16* __restrict__ O,
+    float* __restrict__ lse,
+    int heads_q,
+    int heads_kv,
+    int seq_q,
+    int seq_k,
+    long long o_stride_b,
+    long long o_stride_h,
+    long long o_stride_s)
 {
     extern __shared__ __align__(128) u8 kdsl_shared_raw[];
     // TMA's swizzle pattern repeats every 1024 bytes and wgmma's descriptors assume the same phase: align the tiles to it.
@@ -196,9 +209,11 @@ kdsl_KernelDsl_Attention_FlashAttention_Int8AttentionD128CausalWgmmaRecipeD(cons
     const long long bh = (long long)b * heads_q + h, bhk = (long long)b * heads_kv + hk;
     const int m0 = blockIdx.x * 128;
     const int q_tiles = (seq_q + 127) / 128, k_tiles = (seq_k + 63) / 64;  // Q scales per 128 rows, K scales per 64 keys
-    // Causal, bottom-right aligned: row i sees keys j <= i + (seq_k - seq_q); later blocks are never loaded.
+    const int k_blocks = (seq_k + 127) / 128;
+    // Causal, bottom-right aligned: row i sees keys j <= i + (seq_k - seq_q); later blocks are never visited.
     const int last_key = m0 + 127 + (seq_k - seq_q);
-    const int n_blocks = last_key < 0 ? 0 : kdsl_min((seq_k + 127) / 128, last_key / 128 + 1);
+    const int kv_end = last_key < 0 ? 0 : kdsl_min(k_blocks, last_key / 128 + 1);
+    const int kv_first = 0, n_blocks = kv_end;
     if (tid == 0)
     {
         kdsl_mbar_init(q_full, 1);
@@ -230,9 +245,9 @@ kdsl_KernelDsl_Attention_FlashAttention_Int8AttentionD128CausalWgmmaRecipeD(cons
             if (n_blocks > 0)
             {
                 kdsl_mbar_arrive_expect_tx(k_full + 8 * 0, 16384);
-                kdsl_tma_load_3d(sk_addr + 0 * 16384, &k_map, k_full + 8 * 0, 0, 0 * 128, (int)bhk);
+                kdsl_tma_load_3d(sk_addr + 0 * 16384, &k_map, k_full + 8 * 0, 0, kv_first * 128, (int)bhk);
                 kdsl_mbar_arrive_expect_tx(vn_full + 8 * 0, 16384);
-                kdsl_tma_load_4d(sn_addr + 0 * 16384, &v_map, vn_full + 8 * 0, 0, 0, hk, b);
+                kdsl_tma_load_4d(sn_addr + 0 * 16384, &v_map, vn_full + 8 * 0, 0, kv_first * 128, hk, b);
             }
         }
         for (int j = 0; j < n_blocks; ++j)
@@ -244,9 +259,9 @@ kdsl_KernelDsl_Attention_FlashAttention_Int8AttentionD128CausalWgmmaRecipeD(cons
                 const int sn = (j + 1) % 3;
                 if (j + 1 >= 3) kdsl_mbar_wait(kv_empty + 8 * sn, (((j + 1) / 3) - 1) & 1);
                 kdsl_mbar_arrive_expect_tx(k_full + 8 * sn, 16384);
-                kdsl_tma_load_3d(sk_addr + sn * 16384, &k_map, k_full + 8 * sn, 0, (j + 1) * 128, (int)bhk);
+                kdsl_tma_load_3d(sk_addr + sn * 16384, &k_map, k_full + 8 * sn, 0, (kv_first + j + 1) * 128, (int)bhk);
                 kdsl_mbar_arrive_expect_tx(vn_full + 8 * sn, 16384);
-                kdsl_tma_load_4d(sn_addr + sn * 16384, &v_map, vn_full + 8 * sn, 0, (j + 1) * 128, hk, b);
+                kdsl_tma_load_4d(sn_addr + sn * 16384, &v_map, vn_full + 8 * sn, 0, (kv_first + j + 1) * 128, hk, b);
             }
             kdsl_mbar_wait(vn_full + 8 * st, (j / 3) & 1);
             // 32 pieces of 32 keys × 16 channels, 8 per warp: ldmatrix.trans + prmt (Recipe A's program in π order), then stmatrix.
@@ -287,7 +302,7 @@ kdsl_KernelDsl_Attention_FlashAttention_Int8AttentionD128CausalWgmmaRecipeD(cons
     u32 pa[4][4];
     if (n_blocks > 0)
     {
-        const int j = 0;
+        const int j = 0, kb = kv_first;
         const unsigned long long k_desc = kdsl_wgmma_desc(sk_addr + 0 * 16384, 1024, 1);
         kdsl_mbar_wait(k_full + 8 * 0, 0u);
         // S = Q·Kᵀ on wgmma.mma_async.sync.aligned.m64n128k32.s32.s8.s8, both from shared memory; the accumulators start at the float bias (|S| ≤ 127²·128 < 2^22).
@@ -305,9 +320,9 @@ kdsl_KernelDsl_Attention_FlashAttention_Int8AttentionD128CausalWgmmaRecipeD(cons
         // 2 K scales per block of 128 keys.
         float sc[2];
         #pragma unroll
-        for (int ks = 0; ks < 2; ++ks) sc[ks] = j * 2 + ks < k_tiles ? q_sc * k_scale[bhk * k_tiles + j * 2 + ks] : 1.f;  // one past the last key's scale is never read (its keys are masked)
+        for (int ks = 0; ks < 2; ++ks) sc[ks] = kb * 2 + ks < k_tiles ? q_sc * k_scale[bhk * k_tiles + kb * 2 + ks] : 1.f;  // one past the last key's scale is never read (its keys are masked)
         // Only a block that crosses the end of the keys or the causal diagonal compares keys; the others skip the masks.
-        const bool masked = (j + 1) * 128 > seq_k || (j + 1) * 128 - 1 > m0 + (seq_k - seq_q);
+        const bool masked = (kb + 1) * 128 > seq_k || (kb + 1) * 128 - 1 > m0 + (seq_k - seq_q);
         float xs[16][4];  // bias + S as floats, −∞ where masked
         #pragma unroll
         for (int jt = 0; jt < 16; ++jt) { xs[jt][0] = __int_as_float(sacc[jt][0]); xs[jt][1] = __int_as_float(sacc[jt][1]); xs[jt][2] = __int_as_float(sacc[jt][2]); xs[jt][3] = __int_as_float(sacc[jt][3]); }
@@ -316,7 +331,7 @@ kdsl_KernelDsl_Attention_FlashAttention_Int8AttentionD128CausalWgmmaRecipeD(cons
             #pragma unroll
             for (int jt = 0; jt < 16; ++jt)
                 #pragma unroll
-                for (int r = 0; r < 4; ++r) { const int key = j * 128 + jt * 8 + 2 * t + (r & 1); if (key >= seq_k || key > m0 + warp_row + g + 8 * (r >> 1) + (seq_k - seq_q)) xs[jt][r] = -KDSL_INF; }
+                for (int r = 0; r < 4; ++r) { const int key = kb * 128 + jt * 8 + 2 * t + (r & 1); const int row = m0 + warp_row + g + 8 * (r >> 1); if (key >= seq_k || key > row + (seq_k - seq_q)) xs[jt][r] = -KDSL_INF; }
         }
         float block_max[2] = {fmaxf((fmaxf(fmaxf(fmaxf(fmaxf(xs[0][0], xs[0][1]), fmaxf(xs[1][0], xs[1][1])), fmaxf(fmaxf(xs[2][0], xs[2][1]), fmaxf(xs[3][0], xs[3][1]))), fmaxf(fmaxf(fmaxf(xs[4][0], xs[4][1]), fmaxf(xs[5][0], xs[5][1])), fmaxf(fmaxf(xs[6][0], xs[6][1]), fmaxf(xs[7][0], xs[7][1])))) - KDSL_FLOAT_BIAS) * sc[0], (fmaxf(fmaxf(fmaxf(fmaxf(xs[8][0], xs[8][1]), fmaxf(xs[9][0], xs[9][1])), fmaxf(fmaxf(xs[10][0], xs[10][1]), fmaxf(xs[11][0], xs[11][1]))), fmaxf(fmaxf(fmaxf(xs[12][0], xs[12][1]), fmaxf(xs[13][0], xs[13][1])), fmaxf(fmaxf(xs[14][0], xs[14][1]), fmaxf(xs[15][0], xs[15][1])))) - KDSL_FLOAT_BIAS) * sc[1]),
                                fmaxf((fmaxf(fmaxf(fmaxf(fmaxf(xs[0][2], xs[0][3]), fmaxf(xs[1][2], xs[1][3])), fmaxf(fmaxf(xs[2][2], xs[2][3]), fmaxf(xs[3][2], xs[3][3]))), fmaxf(fmaxf(fmaxf(xs[4][2], xs[4][3]), fmaxf(xs[5][2], xs[5][3])), fmaxf(fmaxf(xs[6][2], xs[6][3]), fmaxf(xs[7][2], xs[7][3])))) - KDSL_FLOAT_BIAS) * sc[0], (fmaxf(fmaxf(fmaxf(fmaxf(xs[8][2], xs[8][3]), fmaxf(xs[9][2], xs[9][3])), fmaxf(fmaxf(xs[10][2], xs[10][3]), fmaxf(xs[11][2], xs[11][3]))), fmaxf(fmaxf(fmaxf(xs[12][2], xs[12][3]), fmaxf(xs[13][2], xs[13][3])), fmaxf(fmaxf(xs[14][2], xs[14][3]), fmaxf(xs[15][2], xs[15][3])))) - KDSL_FLOAT_BIAS) * sc[1])};
@@ -364,11 +379,11 @@ kdsl_KernelDsl_Attention_FlashAttention_Int8AttentionD128CausalWgmmaRecipeD(cons
     }
     for (int j = 1; j < n_blocks; ++j)
     {
-        const int st = j % 3, prev = (j - 1) % 3;
+        const int st = j % 3, prev = (j - 1) % 3, kb = kv_first + j;
         // This block's K scales, loaded before the MMAs are issued: their latency hides under Q·Kᵀ.
         float ksc[2];  // one past the last key's scale is never read (its keys are masked)
         #pragma unroll
-        for (int ks = 0; ks < 2; ++ks) ksc[ks] = j * 2 + ks < k_tiles ? k_scale[bhk * k_tiles + j * 2 + ks] : 1.f;
+        for (int ks = 0; ks < 2; ++ks) ksc[ks] = kb * 2 + ks < k_tiles ? k_scale[bhk * k_tiles + kb * 2 + ks] : 1.f;
         const unsigned long long k_desc = kdsl_wgmma_desc(sk_addr + st * 16384, 1024, 1);
         kdsl_mbar_wait(k_full + 8 * st, (u32)(j / 3) & 1u);
         // S = Q·Kᵀ on wgmma.mma_async.sync.aligned.m64n128k32.s32.s8.s8, both from shared memory; the accumulators start at the float bias (|S| ≤ 127²·128 < 2^22).
@@ -400,7 +415,7 @@ kdsl_KernelDsl_Attention_FlashAttention_Int8AttentionD128CausalWgmmaRecipeD(cons
         #pragma unroll
         for (int ks = 0; ks < 2; ++ks) sc[ks] = q_sc * ksc[ks];
         // Only a block that crosses the end of the keys or the causal diagonal compares keys; the others skip the masks.
-        const bool masked = (j + 1) * 128 > seq_k || (j + 1) * 128 - 1 > m0 + (seq_k - seq_q);
+        const bool masked = (kb + 1) * 128 > seq_k || (kb + 1) * 128 - 1 > m0 + (seq_k - seq_q);
         float xs[16][4];  // bias + S as floats, −∞ where masked
         #pragma unroll
         for (int jt = 0; jt < 16; ++jt) { xs[jt][0] = __int_as_float(sacc[jt][0]); xs[jt][1] = __int_as_float(sacc[jt][1]); xs[jt][2] = __int_as_float(sacc[jt][2]); xs[jt][3] = __int_as_float(sacc[jt][3]); }
@@ -409,7 +424,7 @@ kdsl_KernelDsl_Attention_FlashAttention_Int8AttentionD128CausalWgmmaRecipeD(cons
             #pragma unroll
             for (int jt = 0; jt < 16; ++jt)
                 #pragma unroll
-                for (int r = 0; r < 4; ++r) { const int key = j * 128 + jt * 8 + 2 * t + (r & 1); if (key >= seq_k || key > m0 + warp_row + g + 8 * (r >> 1) + (seq_k - seq_q)) xs[jt][r] = -KDSL_INF; }
+                for (int r = 0; r < 4; ++r) { const int key = kb * 128 + jt * 8 + 2 * t + (r & 1); const int row = m0 + warp_row + g + 8 * (r >> 1); if (key >= seq_k || key > row + (seq_k - seq_q)) xs[jt][r] = -KDSL_INF; }
         }
         float block_max[2] = {fmaxf((fmaxf(fmaxf(fmaxf(fmaxf(xs[0][0], xs[0][1]), fmaxf(xs[1][0], xs[1][1])), fmaxf(fmaxf(xs[2][0], xs[2][1]), fmaxf(xs[3][0], xs[3][1]))), fmaxf(fmaxf(fmaxf(xs[4][0], xs[4][1]), fmaxf(xs[5][0], xs[5][1])), fmaxf(fmaxf(xs[6][0], xs[6][1]), fmaxf(xs[7][0], xs[7][1])))) - KDSL_FLOAT_BIAS) * sc[0], (fmaxf(fmaxf(fmaxf(fmaxf(xs[8][0], xs[8][1]), fmaxf(xs[9][0], xs[9][1])), fmaxf(fmaxf(xs[10][0], xs[10][1]), fmaxf(xs[11][0], xs[11][1]))), fmaxf(fmaxf(fmaxf(xs[12][0], xs[12][1]), fmaxf(xs[13][0], xs[13][1])), fmaxf(fmaxf(xs[14][0], xs[14][1]), fmaxf(xs[15][0], xs[15][1])))) - KDSL_FLOAT_BIAS) * sc[1]),
                                fmaxf((fmaxf(fmaxf(fmaxf(fmaxf(xs[0][2], xs[0][3]), fmaxf(xs[1][2], xs[1][3])), fmaxf(fmaxf(xs[2][2], xs[2][3]), fmaxf(xs[3][2], xs[3][3]))), fmaxf(fmaxf(fmaxf(xs[4][2], xs[4][3]), fmaxf(xs[5][2], xs[5][3])), fmaxf(fmaxf(xs[6][2], xs[6][3]), fmaxf(xs[7][2], xs[7][3])))) - KDSL_FLOAT_BIAS) * sc[0], (fmaxf(fmaxf(fmaxf(fmaxf(xs[8][2], xs[8][3]), fmaxf(xs[9][2], xs[9][3])), fmaxf(fmaxf(xs[10][2], xs[10][3]), fmaxf(xs[11][2], xs[11][3]))), fmaxf(fmaxf(fmaxf(xs[12][2], xs[12][3]), fmaxf(xs[13][2], xs[13][3])), fmaxf(fmaxf(xs[14][2], xs[14][3]), fmaxf(xs[15][2], xs[15][3])))) - KDSL_FLOAT_BIAS) * sc[1])};

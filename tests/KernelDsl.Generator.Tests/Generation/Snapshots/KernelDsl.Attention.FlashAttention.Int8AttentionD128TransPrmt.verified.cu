@@ -158,10 +158,26 @@ static __device__ __forceinline__ void kdsl_load_kv(u8* sk, u8* sv, const u8* k_
 }
 
 extern "C" __global__ void __launch_bounds__(256, 1)
-kdsl_KernelDsl_Attention_FlashAttention_Int8AttentionD128TransPrmt(const s8* __restrict__ Q, const s8* __restrict__ K, const s8* __restrict__ V,
-    const float* __restrict__ q_scale, const float* __restrict__ k_scale, const float* __restrict__ v_scale, const float* __restrict__ k_mean,
-    u16* __restrict__ O, float* __restrict__ lse, int heads_q, int heads_kv, int seq_q, int seq_k,
-    long long v_stride_b, long long v_stride_h, long long v_ld, long long o_stride_b, long long o_stride_h, long long o_stride_s)
+kdsl_KernelDsl_Attention_FlashAttention_Int8AttentionD128TransPrmt(
+    const s8* __restrict__ Q,
+    const s8* __restrict__ K,
+    const s8* __restrict__ V,
+    const float* __restrict__ q_scale,
+    const float* __restrict__ k_scale,
+    const float* __restrict__ v_scale,
+    const float* __restrict__ k_mean,
+    u16* __restrict__ O,
+    float* __restrict__ lse,
+    int heads_q,
+    int heads_kv,
+    int seq_q,
+    int seq_k,
+    long long v_stride_b,
+    long long v_stride_h,
+    long long v_ld,
+    long long o_stride_b,
+    long long o_stride_h,
+    long long o_stride_s)
 {
     extern __shared__ __align__(128) u8 kdsl_shared[];
     u8* const sq = kdsl_shared;                                   // Q: 128×128 bytes
@@ -172,7 +188,9 @@ kdsl_KernelDsl_Attention_FlashAttention_Int8AttentionD128TransPrmt(const s8* __r
     const long long bh = (long long)b * heads_q + h, bhk = (long long)b * heads_kv + hk;
     const int m0 = blockIdx.x * 128;
     const int q_tiles = (seq_q + 127) / 128, k_tiles = (seq_k + 63) / 64;  // Q scales per 128 rows, K scales per 64 keys
-    const int n_blocks = k_tiles;
+    const int k_blocks = (seq_k + 63) / 64;
+    const int kv_end = k_blocks;
+    const int kv_first = 0, n_blocks = kv_end;
     const u8* const q_src = (const u8*)(Q + (bh * seq_q + m0) * 128);
     const u8* const k_src = (const u8*)(K + bhk * seq_k * 128);
     const u8* const v_src = (const u8*)(V + b * v_stride_b + hk * v_stride_h);
@@ -192,7 +210,7 @@ kdsl_KernelDsl_Attention_FlashAttention_Int8AttentionD128TransPrmt(const s8* __r
     #pragma unroll
     for (int st = 0; st < 1; ++st)
     {
-        if (st < n_blocks) kdsl_load_kv(sk + st * 8192, sv + st * 8192, k_src, v_src, st, seq_k, v_ld, tid);
+        if (st < n_blocks) kdsl_load_kv(sk + st * 8192, sv + st * 8192, k_src, v_src, kv_first + st, seq_k, v_ld, tid);
         kdsl_cp_async_commit();
     }
 
@@ -207,8 +225,9 @@ kdsl_KernelDsl_Attention_FlashAttention_Int8AttentionD128TransPrmt(const s8* __r
     {
         kdsl_cp_async_wait<0>();  // K/V block j (and Q) have landed
         __syncthreads();                // ...for every thread; stage (j - 1) % 2 is free again
-        if (j + 1 < n_blocks) kdsl_load_kv(sk + (j + 1) % 2 * 8192, sv + (j + 1) % 2 * 8192, k_src, v_src, j + 1, seq_k, v_ld, tid);
+        if (j + 1 < n_blocks) kdsl_load_kv(sk + (j + 1) % 2 * 8192, sv + (j + 1) % 2 * 8192, k_src, v_src, kv_first + j + 1, seq_k, v_ld, tid);
         kdsl_cp_async_commit();
+        const int kb = kv_first + j;  // the key block of this step
         const u32 k_stage = sk_addr + j % 2 * 8192;
         const u32 v_stage = sv_addr + j % 2 * 8192;
         // S = Q·Kᵀ on mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32: tile jt holds keys 8jt..8jt+7 of the block.
@@ -231,9 +250,9 @@ kdsl_KernelDsl_Attention_FlashAttention_Int8AttentionD128TransPrmt(const s8* __r
             }
         }
         // Online softmax in the log2 domain (softmax scale · log2 e is folded into q_scale).
-        const float sc = q_sc * k_scale[bhk * k_tiles + j];
+        const float sc = q_sc * k_scale[bhk * k_tiles + kb];
         // Only a block that crosses the end of the keys compares keys; the others skip the masks.
-        const bool masked = (j + 1) * 64 > seq_k;
+        const bool masked = (kb + 1) * 64 > seq_k;
         float xs[8][4];  // bias + S as floats, −∞ where masked
         #pragma unroll
         for (int jt = 0; jt < 8; ++jt) { xs[jt][0] = __int_as_float(sacc[jt][0]); xs[jt][1] = __int_as_float(sacc[jt][1]); xs[jt][2] = __int_as_float(sacc[jt][2]); xs[jt][3] = __int_as_float(sacc[jt][3]); }
@@ -242,7 +261,7 @@ kdsl_KernelDsl_Attention_FlashAttention_Int8AttentionD128TransPrmt(const s8* __r
             #pragma unroll
             for (int jt = 0; jt < 8; ++jt)
                 #pragma unroll
-                for (int r = 0; r < 4; ++r) { const int key = j * 64 + jt * 8 + 2 * t + (r & 1); if (key >= seq_k) xs[jt][r] = -KDSL_INF; }
+                for (int r = 0; r < 4; ++r) { const int key = kb * 64 + jt * 8 + 2 * t + (r & 1); if (key >= seq_k) xs[jt][r] = -KDSL_INF; }
         }
         float block_max[2] = {fmaxf(fmaxf(fmaxf(fmaxf(xs[0][0], xs[0][1]), fmaxf(xs[1][0], xs[1][1])), fmaxf(fmaxf(xs[2][0], xs[2][1]), fmaxf(xs[3][0], xs[3][1]))), fmaxf(fmaxf(fmaxf(xs[4][0], xs[4][1]), fmaxf(xs[5][0], xs[5][1])), fmaxf(fmaxf(xs[6][0], xs[6][1]), fmaxf(xs[7][0], xs[7][1])))),
                                fmaxf(fmaxf(fmaxf(fmaxf(xs[0][2], xs[0][3]), fmaxf(xs[1][2], xs[1][3])), fmaxf(fmaxf(xs[2][2], xs[2][3]), fmaxf(xs[3][2], xs[3][3]))), fmaxf(fmaxf(fmaxf(xs[4][2], xs[4][3]), fmaxf(xs[5][2], xs[5][3])), fmaxf(fmaxf(xs[6][2], xs[6][3]), fmaxf(xs[7][2], xs[7][3]))))};

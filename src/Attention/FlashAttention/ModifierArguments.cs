@@ -1,0 +1,68 @@
+using KernelDsl.Launching;
+
+namespace KernelDsl.Attention.FlashAttention;
+
+/// <summary>
+/// The runtime arguments of a kernel's modifiers, by the C# parameter names of the modifier methods: scalars (a window,
+/// a cap) and device arrays (ALiBi slopes, document ids). <see cref="Int8Attention"/> checks them against the kernel's
+/// parameters before anything is queued.
+/// </summary>
+public sealed class ModifierArguments
+{
+    private readonly Dictionary<string, object> _values = new(StringComparer.Ordinal);
+
+    public static ModifierArguments None { get; } = new();
+
+    public ModifierArguments Set(string name, int value) => Add(name, value);
+
+    public ModifierArguments Set(string name, float value) => Add(name, value);
+
+    public ModifierArguments Set(string name, DeviceBuffer<int> values) => Add(name, values);
+
+    public ModifierArguments Set(string name, DeviceBuffer<float> values) => Add(name, values);
+
+    /// <summary>The values by name, for the host API's CPU references and tools.</summary>
+    public IReadOnlyDictionary<string, object> Values => _values;
+
+    private ModifierArguments Add(string name, object value)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(name);
+        ArgumentNullException.ThrowIfNull(value, name);
+        _values[name] = value;
+        return this;
+    }
+
+    /// <summary>Throws, naming the parameter, unless the values are exactly the kernel's modifier parameters with their types.</summary>
+    internal void CheckFor(AttentionKernelInfo kernel, string argumentName)
+    {
+        foreach (var parameter in kernel.Parameters)
+        {
+            var expected = parameter.IsArray ? typeof(DeviceBuffer<>).MakeGenericType(parameter.ElementType) : parameter.ElementType;
+            var what = parameter.IsArray ? $"a DeviceBuffer<{parameter.ElementType.Name}>" : $"a {parameter.ElementType.Name}";
+            if (!_values.TryGetValue(parameter.Name, out var value))
+            {
+                throw new ArgumentException($"Kernel {kernel.Name} needs the modifier argument '{parameter.Name}' ({what}); none was given.", argumentName);
+            }
+            if (value.GetType() != expected)
+            {
+                throw new ArgumentException($"Modifier argument '{parameter.Name}' of {kernel.Name} must be {what}; it is a {value.GetType().Name}.", argumentName);
+            }
+        }
+        foreach (var name in _values.Keys)
+        {
+            if (!kernel.Parameters.Any(p => p.Name == name))
+            {
+                var known = kernel.Parameters.Length == 0 ? "none" : string.Join(", ", kernel.Parameters.Select(p => p.Name));
+                throw new ArgumentException($"Kernel {kernel.Name} has no modifier parameter '{name}'; its parameters: {known}.", argumentName);
+            }
+        }
+    }
+
+    internal void AddTo(AttentionKernelArguments arguments)
+    {
+        foreach (var (name, value) in _values)
+        {
+            arguments.Set(name, value);
+        }
+    }
+}

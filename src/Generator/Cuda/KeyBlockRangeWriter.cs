@@ -1,0 +1,51 @@
+using KernelDsl.Generator.Helpers;
+using KernelDsl.Generator.Model;
+
+namespace KernelDsl.Generator.Cuda;
+
+/// <summary>
+/// The key blocks a query block visits, for both attention forms: <c>[kv_first, kv_first + n_blocks)</c>. Causal
+/// masking bounds the end in closed form; a user's mask is asked, through the block classifier the generator derives
+/// from its C# body, which blocks it hides from every row of this block, and the range shrinks to the others. Each step
+/// then asks again whether its block is shown whole (no per-score mask code) or in part.
+/// </summary>
+public static class KeyBlockRangeWriter
+{
+    public static void Write(CodeWriter w, AttentionPlan plan)
+    {
+        var s = plan.Spec;
+        w.Line($"const int k_blocks = (seq_k + {s.BlockN - 1}) / {s.BlockN};");
+        if (s.Causal)
+        {
+            w.Line($"// Causal, bottom-right aligned: row i sees keys j <= i + (seq_k - seq_q); later blocks are never visited.");
+            w.Line($"const int last_key = m0 + {s.BlockM - 1} + (seq_k - seq_q);");
+            w.Line($"const int kv_end = last_key < 0 ? 0 : kdsl_min(k_blocks, last_key / {s.BlockN} + 1);");
+        }
+        else
+        {
+            w.Line($"const int kv_end = k_blocks;");
+        }
+        if (s.Mask is not { } mask)
+        {
+            w.Line($"const int kv_first = 0, n_blocks = kv_end;");
+            return;
+        }
+        w.Line($"// The mask's block classifier over this block's rows and each key block; a warp's lanes split the blocks, and");
+        w.Line($"// every warp finds the same range. Blocks inside the range that the mask hides are computed, fully masked.");
+        w.Line($"int kv_lo = kv_end, kv_hi = -1;");
+        w.Block($"for (int kb = lane; kb < kv_end; kb += 32)", () =>
+        {
+            w.Line($"if ({BlockClassifierCall(plan, mask, "kb")} != KDSL_BLOCK_SKIP) {{ kv_lo = kdsl_min(kv_lo, kb); kv_hi = kb; }}");
+        });
+        w.Line($"const int kv_first = __reduce_min_sync(0xffffffffu, kv_lo), kv_last = __reduce_max_sync(0xffffffffu, kv_hi);");
+        w.Line($"const int n_blocks = kv_last < kv_first ? 0 : kv_last + 1 - kv_first;");
+    }
+
+    /// <summary>The mask's class of key block <paramref name="block"/> for this query block's rows inside the sequences.</summary>
+    public static string BlockClassifierCall(AttentionPlan plan, ModifierSpec mask, string block)
+    {
+        var s = plan.Spec;
+        var runtime = string.Join("", System.Linq.Enumerable.Select(ModifierWriter.RuntimeArgumentNames(mask), a => ", " + a));
+        return $"kdsl_mask_block(b, h, m0, kdsl_min(m0 + {s.BlockM}, seq_q) - 1, {block} * {s.BlockN}, kdsl_min(({block} + 1) * {s.BlockN}, seq_k) - 1{runtime})";
+    }
+}

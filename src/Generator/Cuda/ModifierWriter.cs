@@ -1,0 +1,643 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using KernelDsl.Generator.Helpers;
+using KernelDsl.Generator.Model;
+
+namespace KernelDsl.Generator.Cuda;
+
+/// <summary>
+/// A user's attention modifier as CUDA: the device function the kernel calls per score (<see cref="WriteFunction"/>), and
+/// for a mask the block classifier (<see cref="WriteBlockClassifier"/>) that says, from the same IR, whether a whole
+/// (query block × key block) tile is masked out, fully visible, or needs the per-element mask.
+/// </summary>
+public static class ModifierWriter
+{
+    /// <summary>The device function's name: one score modifier and one mask per kernel.</summary>
+    public static string FunctionName(ModifierSpec m) => m.Kind == ModifierKind.Score ? "kdsl_score_mod" : "kdsl_mask_mod";
+
+    /// <summary>A user name as CUDA spells it: prefixed, so no user name meets a CUDA keyword or a kernel's own name.</summary>
+    public static string CudaName(string userName) => "u_" + userName;
+
+    public static string CudaType(ScalarType t) => t switch
+    {
+        ScalarType.Bool => "bool",
+        ScalarType.Int => "int",
+        ScalarType.Float => "float",
+        _ => "double",
+    };
+
+    /// <summary>The device function's parameters, in the C# method's order.</summary>
+    public static string CudaParameterList(ModifierSpec m) => string.Join(", ", m.Parameters.Select(Parameter));
+
+    /// <summary>The runtime parameters' CUDA names in order: the arguments the kernel passes after the indices.</summary>
+    public static IEnumerable<string> RuntimeArgumentNames(ModifierSpec m) =>
+        m.Parameters.Where(p => p.Role == ParameterRole.Runtime).Select(p => CudaName(p.Name));
+
+    private static string Parameter(ModifierParameter p) =>
+        p.IsArray ? $"const {CudaType(p.Type)}* __restrict__ {CudaName(p.Name)}" : $"{CudaType(p.Type)} {CudaName(p.Name)}";
+
+    private static string CSharpName(ModifierSpec m)
+    {
+        var type = m.DeclaringType.StartsWith("global::", StringComparison.Ordinal) ? m.DeclaringType.Substring("global::".Length) : m.DeclaringType;
+        return type + "." + m.MethodName;
+    }
+
+    /// <summary>
+    /// <c>static __device__ __forceinline__ float kdsl_score_mod(…) { const T u_local = …; return …; }</c> (a mask returns
+    /// bool), under a comment naming the C# method.
+    /// </summary>
+    public static void WriteFunction(CodeWriter w, ModifierSpec m)
+    {
+        var returns = m.Kind == ModifierKind.Score ? "float" : "bool";
+        w.Raw($"// From C# {CSharpName(m)}");
+        w.Block($"static __device__ __forceinline__ {returns} {FunctionName(m)}({CudaParameterList(m)})", () =>
+        {
+            foreach (var local in m.Locals)
+            {
+                w.Raw($"const {CudaType(local.Type)} {CudaName(local.Name)} = {Bare(Expression(local.Value))};");
+            }
+            w.Raw($"return {Bare(Expression(m.Result))};");
+        });
+    }
+
+    // ------------------------------------------------------------------------------------------------------------------
+    // Expressions. Every text returned is an operand that needs no parentheses: a name, a simple literal, a call, an
+    // index, or a fully parenthesised unary, binary, conditional or cast. The classifier's exact evaluations use the same
+    // spellings on exact operand values, so the two agree on what an operator means.
+    // ------------------------------------------------------------------------------------------------------------------
+
+    /// <summary>The CUDA text of a modifier expression, parenthesised wherever precedence could matter.</summary>
+    public static string Expression(ModifierExpression e) => e switch
+    {
+        LiteralExpression l => Atom(l.Text),
+        ParameterExpression p => CudaName(p.Name),
+        LocalExpression l => CudaName(l.Name),
+        UnaryExpression u => UnaryText(u.Operator, Expression(u.Operand)),
+        BinaryExpression b => BinaryText(b.Operator, b.Left.Type, Expression(b.Left), Expression(b.Right)),
+        ConditionalExpression c => $"({Expression(c.Condition)} ? {Expression(c.WhenTrue)} : {Expression(c.WhenFalse)})",
+        ConvertExpression c => ConvertText(c.Type, Expression(c.Operand)),
+        CallExpression c => CallText(c.Function, ArgumentType(c), c.Arguments.Select(Expression).ToArray()),
+        IndexExpression i => $"{CudaName(i.Array)}[{Bare(Expression(i.Index))}]",
+        _ => throw new NotSupportedException($"Modifier expression {e.GetType().Name} has no CUDA spelling."),
+    };
+
+    private static string UnaryText(string op, string operand) => $"({op}{operand})";
+
+    private static string ConvertText(ScalarType to, string operand) => $"(({CudaType(to)}){operand})";
+
+    private static string BinaryText(string op, ScalarType operandType, string l, string r)
+    {
+        var floating = operandType is ScalarType.Float or ScalarType.Double;
+        return op switch
+        {
+            // C# % on floating point is C's fmod (the remainder of the truncated quotient).
+            "%" when floating => $"{(operandType == ScalarType.Float ? "fmodf" : "fmod")}({l}, {r})",
+            // C# takes an int shift count mod 32; C leaves counts past 31 undefined.
+            "<<" or ">>" => $"({l} {op} ({r} & 31))",
+            _ => $"({l} {op} {r})",
+        };
+    }
+
+    /// <summary>The type that picks a call's overload: its first argument's (C# converts the rest to it).</summary>
+    private static ScalarType ArgumentType(CallExpression c)
+    {
+        var t = c.Arguments.Count > 0 ? c.Arguments[0].Type : c.Type;
+        var integral = c.Function is MathFunction.Abs or MathFunction.Min or MathFunction.Max or MathFunction.Clamp or MathFunction.Sign;
+        return t == ScalarType.Int && !integral ? c.Type : t;
+    }
+
+    private static string CallText(MathFunction f, ScalarType argType, IReadOnlyList<string> a)
+    {
+        var args = string.Join(", ", a.Select(Bare));
+        if (argType == ScalarType.Int)
+        {
+            return f switch
+            {
+                MathFunction.Abs => $"abs({args})",
+                MathFunction.Min => $"min({args})",
+                MathFunction.Max => $"max({args})",
+                MathFunction.Clamp => $"min(max({Bare(a[0])}, {Bare(a[1])}), {Bare(a[2])})",
+                MathFunction.Sign => $"(({a[0]} > 0) - ({a[0]} < 0))",
+                _ => throw new NotSupportedException($"{f} takes no int argument."),
+            };
+        }
+        var single = argType == ScalarType.Float;
+        var s = single ? "f" : "";
+        return f switch
+        {
+            MathFunction.Clamp => $"fmin{s}(fmax{s}({Bare(a[0])}, {Bare(a[1])}), {Bare(a[2])})",
+            // C#'s Sign returns an int; NaN, which C# rejects, gives 0 here.
+            MathFunction.Sign => single ? $"(({a[0]} > 0.f) - ({a[0]} < 0.f))" : $"(({a[0]} > 0.0) - ({a[0]} < 0.0))",
+            _ => $"{FloatingName(f)}{s}({args})",
+        };
+    }
+
+    /// <summary>The double-precision C name of a floating-point function (the float one adds "f").</summary>
+    private static string FloatingName(MathFunction f) => f switch
+    {
+        MathFunction.Abs => "fabs",
+        MathFunction.Min => "fmin",
+        MathFunction.Max => "fmax",
+        MathFunction.Exp => "exp",
+        MathFunction.Log => "log",
+        MathFunction.Log2 => "log2",
+        MathFunction.Log10 => "log10",
+        MathFunction.Pow => "pow",
+        MathFunction.Sqrt => "sqrt",
+        MathFunction.Tanh => "tanh",
+        MathFunction.Sinh => "sinh",
+        MathFunction.Cosh => "cosh",
+        MathFunction.Sin => "sin",
+        MathFunction.Cos => "cos",
+        MathFunction.Tan => "tan",
+        MathFunction.Atan => "atan",
+        MathFunction.Atan2 => "atan2",
+        MathFunction.Floor => "floor",
+        MathFunction.Ceiling => "ceil",
+        // C#'s Round(x) rounds half to even, as rint does in the default rounding mode.
+        MathFunction.Round => "rint",
+        MathFunction.Truncate => "trunc",
+        _ => throw new NotSupportedException($"{f} has no floating-point C name."),
+    };
+
+    /// <summary>A literal as an operand: simple spellings stand alone, anything else (a sign, a call) is parenthesised.</summary>
+    private static string Atom(string text) =>
+        text.Length > 0 && text.All(c => char.IsLetterOrDigit(c) || c == '_' || c == '.') ? text : $"({text})";
+
+    /// <summary>An operand without its outer parentheses, for places no operator can reach (a statement, an argument).</summary>
+    private static string Bare(string s)
+    {
+        if (s.Length < 2 || s[0] != '(' || s[s.Length - 1] != ')')
+        {
+            return s;
+        }
+        var depth = 0;
+        for (var i = 0; i < s.Length; i++)
+        {
+            depth += s[i] == '(' ? 1 : s[i] == ')' ? -1 : 0;
+            if (depth == 0 && i < s.Length - 1)
+            {
+                return s; // "(a) + (b)": the first parenthesis closes early
+            }
+        }
+        return s.Substring(1, s.Length - 2);
+    }
+
+    // ------------------------------------------------------------------------------------------------------------------
+    // The block classifier.
+    // ------------------------------------------------------------------------------------------------------------------
+
+    /// <summary>
+    /// The helpers every block classifier uses, once per module (guarded): the three answers, and the interval rules
+    /// that need more than an expression.
+    /// </summary>
+    public static void WriteBlockClassifierHelpers(CodeWriter w) => w.Raw("""
+        #ifndef KDSL_BLOCK_SKIP
+        // What a mask is over a block of (q, k) pairs: false for every pair (skip the block), true for every pair (no
+        // per-element mask), or either.
+        #define KDSL_BLOCK_SKIP 0
+        #define KDSL_BLOCK_FULL 1
+        #define KDSL_BLOCK_PARTIAL 2
+        // The classifier's abstract values. A number is a double interval [lo, hi] holding every value the expression takes
+        // over the block (exact for every int); infinite bounds mean unbounded, and a float or double that may be NaN is
+        // (-inf, inf). A bool is two flags: it may be true, it may be false.
+        #define KDSL_IV_INF __longlong_as_double(0x7ff0000000000000ll)
+        static __device__ __forceinline__ void kdsl_iv_unknown(double& lo, double& hi) { lo = -KDSL_IV_INF; hi = KDSL_IV_INF; }
+        static __device__ __forceinline__ bool kdsl_iv_nan(double lo, double hi) { return lo == -KDSL_IV_INF && hi == KDSL_IV_INF; }
+        // An int's bounds enclose the exact result; past int's range the real one wrapped, so nothing is known.
+        static __device__ __forceinline__ void kdsl_iv_fix_i(double& lo, double& hi) { if (!(lo >= -2147483648.0 && hi <= 2147483647.0)) kdsl_iv_unknown(lo, hi); }
+        // A float's bounds enclose the exact result, which the real code rounds to a float (to zero when tiny, under ftz):
+        // round them outward to floats. NaN (inf - inf, 0 * inf, the log of a negative) is unknown.
+        static __device__ __forceinline__ void kdsl_iv_fix_f(double& lo, double& hi)
+        {
+            if (lo != lo || hi != hi) { kdsl_iv_unknown(lo, hi); return; }
+            lo = (double)__double2float_rd(lo);
+            hi = (double)__double2float_ru(hi);
+            if (lo > 0.0 && lo < 1.1754943508222875e-38) lo = 0.0;
+            if (hi < 0.0 && hi > -1.1754943508222875e-38) hi = 0.0;
+        }
+        static __device__ __forceinline__ void kdsl_iv_fix_d(double& lo, double& hi) { if (lo != lo || hi != hi) kdsl_iv_unknown(lo, hi); }
+        // [a] * [b]: the corner products, rounded outward. 0 * inf is 0 for an int (an unbounded int is still finite) and
+        // NaN for a float (a float may be infinite), which makes the product unknown.
+        static __device__ __forceinline__ void kdsl_iv_mul(double alo, double ahi, double blo, double bhi, bool integral, double& lo, double& hi)
+        {
+            const double x[4] = {alo, alo, ahi, ahi}, y[4] = {blo, bhi, blo, bhi};
+            lo = KDSL_IV_INF;
+            hi = -KDSL_IV_INF;
+            for (int i = 0; i < 4; ++i)
+            {
+                const bool zero = integral && (x[i] == 0.0 || y[i] == 0.0);
+                const double d = zero ? 0.0 : __dmul_rd(x[i], y[i]), u = zero ? 0.0 : __dmul_ru(x[i], y[i]);
+                if (d != d || u != u) { kdsl_iv_unknown(lo, hi); return; }
+                lo = fmin(lo, d);
+                hi = fmax(hi, u);
+            }
+        }
+        // int a / b truncates (C and C#): monotone in a for one b != 0; a b that varies or may be 0 gives unknown.
+        static __device__ __forceinline__ void kdsl_iv_idiv(double alo, double ahi, double blo, double bhi, double& lo, double& hi)
+        {
+            if (blo != bhi || blo == 0.0) { kdsl_iv_unknown(lo, hi); return; }
+            const double x = trunc(alo / blo), y = trunc(ahi / blo);
+            lo = fmin(x, y);
+            hi = fmax(x, y);
+        }
+        // int a % b has a's sign and |a % b| < |b|: exact within one period of a single b, else the period's range.
+        static __device__ __forceinline__ void kdsl_iv_imod(double alo, double ahi, double blo, double bhi, double& lo, double& hi)
+        {
+            if (blo != bhi || blo == 0.0) { kdsl_iv_unknown(lo, hi); return; }
+            const double m = fabs(blo);
+            if (alo >= 0.0)
+            {
+                if (floor(alo / m) == floor(ahi / m)) { lo = fmod(alo, m); hi = fmod(ahi, m); }
+                else { lo = 0.0; hi = m - 1.0; }
+            }
+            else if (ahi <= 0.0)
+            {
+                if (ceil(alo / m) == ceil(ahi / m)) { lo = fmod(alo, m); hi = fmod(ahi, m); }
+                else { lo = 1.0 - m; hi = 0.0; }
+            }
+            else { lo = 1.0 - m; hi = m - 1.0; }
+        }
+        static __device__ __forceinline__ void kdsl_iv_abs(double alo, double ahi, double& lo, double& hi)
+        {
+            lo = alo >= 0.0 ? alo : (ahi <= 0.0 ? -ahi : 0.0);
+            hi = fmax(-alo, ahi);
+        }
+        static __device__ __forceinline__ double kdsl_iv_sign(double x) { return (double)((x > 0.0) - (x < 0.0)); }
+        // A library function's bounds computed in double (exp, tanh, ...) and widened by far more than the real
+        // function's error (a few ulps; more under fast math), so they enclose what the real code gets.
+        static __device__ __forceinline__ double kdsl_iv_wlo(double x) { return x - fabs(x) * 0x1p-12 - 0x1p-20; }
+        static __device__ __forceinline__ double kdsl_iv_whi(double x) { return x + fabs(x) * 0x1p-12 + 0x1p-20; }
+        #endif
+        """);
+
+    /// <summary>
+    /// <c>static __device__ __forceinline__ int kdsl_mask_block(int u_b, int u_h, int q_lo, int q_hi, int k_lo, int k_hi,
+    /// runtime parameters…)</c> (preceded by <see cref="WriteBlockClassifierHelpers"/>): KDSL_BLOCK_SKIP when the mask is
+    /// false for every (q, k) in [q_lo, q_hi] × [k_lo, k_hi], KDSL_BLOCK_FULL when it is true for every pair, else
+    /// KDSL_BLOCK_PARTIAL. It interprets the mask's IR over intervals and three-valued bools: sound (never SKIP or FULL
+    /// wrongly), and exact for the linear comparisons and conjunctions/disjunctions masks are made of.
+    /// </summary>
+    public static void WriteBlockClassifier(CodeWriter w, ModifierSpec mask)
+    {
+        if (mask.Kind != ModifierKind.Mask)
+        {
+            throw new ArgumentException($"{CSharpName(mask)} is a score modifier; only masks have a block classifier.", nameof(mask));
+        }
+        WriteBlockClassifierHelpers(w);
+        var batch = mask.Parameters.FirstOrDefault(p => p.Role == ParameterRole.Batch)?.Name;
+        var head = mask.Parameters.FirstOrDefault(p => p.Role == ParameterRole.Head)?.Name;
+        var parameters = new List<string>
+        {
+            "int " + (batch is null ? "kdsl_unused_b" : CudaName(batch)),
+            "int " + (head is null ? "kdsl_unused_h" : CudaName(head)),
+            "int q_lo", "int q_hi", "int k_lo", "int k_hi",
+        };
+        parameters.AddRange(mask.Parameters.Where(p => p.Role == ParameterRole.Runtime).Select(Parameter));
+        w.Raw($"// Block classifier of C# {CSharpName(mask)}: the mask over [q_lo, q_hi] x [k_lo, k_hi] (inclusive), by intervals.");
+        w.Block($"static __device__ __forceinline__ int kdsl_mask_block({string.Join(", ", parameters)})", () =>
+        {
+            var c = new Classifier(w, mask);
+            foreach (var local in mask.Locals)
+            {
+                c.Locals[local.Name] = c.Walk(local.Value, "true");
+            }
+            var r = c.Walk(mask.Result, "true");
+            if (!r.IsBool)
+            {
+                throw new ArgumentException($"{CSharpName(mask)} does not return bool.", nameof(mask));
+            }
+            w.Raw($"return ({r.A} && !{r.B}) ? KDSL_BLOCK_FULL : ({r.A} ? KDSL_BLOCK_PARTIAL : KDSL_BLOCK_SKIP);");
+        });
+    }
+
+    /// <summary>An abstract value's CUDA locals: (lo, hi) of a number, or (may be true, may be false) of a bool.</summary>
+    private sealed record Abstract(bool IsBool, string A, string B);
+
+    /// <summary>The recursive walk that emits one local pair per IR node and returns its names.</summary>
+    private sealed class Classifier
+    {
+        private readonly CodeWriter _w;
+        private readonly ModifierSpec _m;
+        private readonly Dictionary<string, Abstract> _parameters = new();
+        private int _next;
+
+        public Classifier(CodeWriter w, ModifierSpec m)
+        {
+            _w = w;
+            _m = m;
+        }
+
+        public Dictionary<string, Abstract> Locals { get; } = new();
+
+        /// <summary>
+        /// Emits <paramref name="e"/>'s abstract value. <paramref name="reach"/> is a CUDA bool that is false where the real
+        /// mask never evaluates e (the right of a decided &amp;&amp;, an untaken branch): array reads happen only under it.
+        /// </summary>
+        public Abstract Walk(ModifierExpression e, string reach)
+        {
+            var note = Note(e);
+            switch (e)
+            {
+                case LiteralExpression l when l.Type == ScalarType.Bool:
+                    return l.Text is "true" or "false"
+                        ? Bool(l.Text, l.Text == "true" ? "false" : "true", note)
+                        : Bool(Atom(l.Text), "!" + Atom(l.Text), note);
+                case LiteralExpression l:
+                    return Number(l.Type, "(double)" + Atom(l.Text), "(double)" + Atom(l.Text), note, fix: l.Type != ScalarType.Int);
+                case ParameterExpression p:
+                    return Param(p, note);
+                case LocalExpression l:
+                    return Locals.TryGetValue(l.Name, out var local)
+                        ? local
+                        : throw new InvalidOperationException($"Local {l.Name} of {_m.MethodName} is read before it is declared.");
+                case UnaryExpression u:
+                    return Unary(u, reach, note);
+                case BinaryExpression b:
+                    return Binary(b, reach, note);
+                case ConditionalExpression c:
+                    return Conditional(c, reach, note);
+                case ConvertExpression c:
+                    return Convert(c, reach, note);
+                case CallExpression c:
+                    return Call(c, reach, note);
+                case IndexExpression i:
+                    return Index(i, reach, note);
+                default:
+                    throw new NotSupportedException($"Modifier expression {e.GetType().Name} has no block-classifier rule.");
+            }
+        }
+
+        private Abstract Param(ParameterExpression p, string note)
+        {
+            if (_parameters.TryGetValue(p.Name, out var known))
+            {
+                return known;
+            }
+            var parameter = _m.Parameters.FirstOrDefault(x => x.Name == p.Name)
+                ?? throw new InvalidOperationException($"{p.Name} is no parameter of {_m.MethodName}.");
+            var name = CudaName(p.Name);
+            var value = parameter.Role switch
+            {
+                ParameterRole.Query => Number(ScalarType.Int, "(double)q_lo", "(double)q_hi", "  // q ranges over the block's rows", fix: false),
+                ParameterRole.Key => Number(ScalarType.Int, "(double)k_lo", "(double)k_hi", "  // k ranges over the block's columns", fix: false),
+                ParameterRole.Score => Unknown(p.Type, "  // the score is not known per block"),
+                _ when p.Type == ScalarType.Bool => Bool(name, "!" + name, note),
+                _ => Number(p.Type, "(double)" + name, "(double)" + name, note, fix: p.Type != ScalarType.Int),
+            };
+            _parameters[p.Name] = value;
+            return value;
+        }
+
+        private Abstract Unary(UnaryExpression u, string reach, string note)
+        {
+            var a = Walk(u.Operand, reach);
+            return u.Operator switch
+            {
+                "!" => Bool(a.B, a.A, note),
+                "-" => Number(u.Type, "-" + a.B, "-" + a.A, note, fix: u.Type == ScalarType.Int), // -int.MinValue wraps
+                "+" => a,
+                // ~x == -x - 1: decreasing.
+                "~" => Number(u.Type, $"-{a.B} - 1.0", $"-{a.A} - 1.0", note, fix: false),
+                _ => throw new NotSupportedException($"Unary {u.Operator} has no block-classifier rule."),
+            };
+        }
+
+        private Abstract Binary(BinaryExpression b, string reach, string note)
+        {
+            var op = b.Operator;
+            if (op is "&&" or "||")
+            {
+                // The right side runs only where the left did not decide: && while the left may be true, || while it may be false.
+                var l = Walk(b.Left, reach);
+                var r = Walk(b.Right, Reach(reach, op == "&&" ? l.A : l.B));
+                return op == "&&" ? Bool($"{l.A} && {r.A}", $"{l.B} || {r.B}", note) : Bool($"{l.A} || {r.A}", $"{l.B} && {r.B}", note);
+            }
+            var x = Walk(b.Left, reach);
+            var y = Walk(b.Right, reach);
+            if (b.Left.Type == ScalarType.Bool)
+            {
+                return op switch
+                {
+                    "&" => Bool($"{x.A} && {y.A}", $"{x.B} || {y.B}", note),
+                    "|" => Bool($"{x.A} || {y.A}", $"{x.B} && {y.B}", note),
+                    "^" or "!=" => Bool($"({x.A} && {y.B}) || ({x.B} && {y.A})", $"({x.A} && {y.A}) || ({x.B} && {y.B})", note),
+                    "==" => Bool($"({x.A} && {y.A}) || ({x.B} && {y.B})", $"({x.A} && {y.B}) || ({x.B} && {y.A})", note),
+                    _ => throw new NotSupportedException($"bool {op} has no block-classifier rule."),
+                };
+            }
+            // A NaN operand makes < <= > >= false: a float or double that may be NaN may make them false.
+            var nan = b.Left.Type is ScalarType.Float or ScalarType.Double ? $" || kdsl_iv_nan({x.A}, {x.B}) || kdsl_iv_nan({y.A}, {y.B})" : "";
+            switch (op)
+            {
+                case "<": return Bool($"{x.A} < {y.B}", $"{x.B} >= {y.A}{nan}", note);
+                case "<=": return Bool($"{x.A} <= {y.B}", $"{x.B} > {y.A}{nan}", note);
+                case ">": return Bool($"{x.B} > {y.A}", $"{x.A} <= {y.B}{nan}", note);
+                case ">=": return Bool($"{x.B} >= {y.A}", $"{x.A} < {y.B}{nan}", note);
+                case "==":
+                case "!=":
+                    // Equal somewhere if the intervals meet; unequal somewhere unless both are the same single value.
+                    var meet = $"{x.A} <= {y.B} && {y.A} <= {x.B}";
+                    var differ = $"!({x.A} == {x.B} && {y.A} == {y.B} && {x.A} == {y.A})";
+                    return op == "==" ? Bool(meet, differ, note) : Bool(differ, meet, note);
+            }
+            var t = b.Type;
+            switch (op)
+            {
+                // Rounded outward by the directed-rounding intrinsics, which the compiler never fuses into an FMA.
+                case "+": return Number(t, $"__dadd_rd({x.A}, {y.A})", $"__dadd_ru({x.B}, {y.B})", note, fix: true);
+                case "-": return Number(t, $"__dsub_rd({x.A}, {y.B})", $"__dsub_ru({x.B}, {y.A})", note, fix: true);
+                case "*":
+                    return Statements(t, note, (lo, hi) => _w.Raw($"kdsl_iv_mul({x.A}, {x.B}, {y.A}, {y.B}, {(t == ScalarType.Int ? "true" : "false")}, {lo}, {hi});"));
+                case "/" when t == ScalarType.Int:
+                    return Statements(t, note, (lo, hi) => _w.Raw($"kdsl_iv_idiv({x.A}, {x.B}, {y.A}, {y.B}, {lo}, {hi});"));
+                case "%" when t == ScalarType.Int:
+                    return Statements(t, note, (lo, hi) => _w.Raw($"kdsl_iv_imod({x.A}, {x.B}, {y.A}, {y.B}, {lo}, {hi});"));
+                default:
+                    // Floating / and %, shifts, bitwise: the real operation on exact operands, else unknown.
+                    return ExactOrUnknown(t, note, new[] { (x, b.Left.Type), (y, b.Right.Type) }, v => BinaryText(op, b.Left.Type, v[0], v[1]));
+            }
+        }
+
+        private Abstract Conditional(ConditionalExpression c, string reach, string note)
+        {
+            var k = Walk(c.Condition, reach);
+            var x = Walk(c.WhenTrue, Reach(reach, k.A));
+            var y = Walk(c.WhenFalse, Reach(reach, k.B));
+            if (c.Type == ScalarType.Bool)
+            {
+                return Bool($"({k.A} && {x.A}) || ({k.B} && {y.A})", $"({k.A} && {x.B}) || ({k.B} && {y.B})", note);
+            }
+            // A decided condition picks its branch; an undecided one may give either: the hull.
+            return Number(c.Type,
+                $"{k.A} ? ({k.B} ? fmin({x.A}, {y.A}) : {x.A}) : {y.A}",
+                $"{k.A} ? ({k.B} ? fmax({x.B}, {y.B}) : {x.B}) : {y.B}", note, fix: false);
+        }
+
+        private Abstract Convert(ConvertExpression c, string reach, string note)
+        {
+            var a = Walk(c.Operand, reach);
+            var from = c.Operand.Type;
+            if (from == c.Type)
+            {
+                return a;
+            }
+            if (from == ScalarType.Bool || c.Type == ScalarType.Bool)
+            {
+                return c.Type == ScalarType.Bool ? Bool("true", "true", note) : Number(c.Type, $"{a.B} ? 0.0 : 1.0", $"{a.A} ? 1.0 : 0.0", note, fix: false);
+            }
+            return c.Type == ScalarType.Int
+                // Truncation toward zero is monotone; a value past int's range (or NaN) is unknown.
+                ? Number(c.Type, $"trunc({a.A})", $"trunc({a.B})", note, fix: true)
+                // To float: rounded outward (an int past 2^24 or a double need not be a float); to double: exact.
+                : Number(c.Type, a.A, a.B, note, fix: c.Type == ScalarType.Float);
+        }
+
+        private Abstract Call(CallExpression c, string reach, string note)
+        {
+            var args = c.Arguments.Select(a => Walk(a, reach)).ToArray();
+            var argType = ArgumentType(c);
+            var t = c.Type;
+            var floating = argType is ScalarType.Float or ScalarType.Double;
+            var a = args[0];
+            switch (c.Function)
+            {
+                case MathFunction.Abs:
+                    return Statements(t, note, (lo, hi) =>
+                    {
+                        // fabsf(NaN) is NaN: a float that may be NaN stays unknown.
+                        var call = $"kdsl_iv_abs({a.A}, {a.B}, {lo}, {hi});";
+                        _w.Raw(floating ? $"if (kdsl_iv_nan({a.A}, {a.B})) kdsl_iv_unknown({lo}, {hi}); else {call}" : call);
+                    }, fix: t == ScalarType.Int);
+                // fmin/fmax/min/max are monotone in each argument (CUDA's fminf ignores a NaN operand).
+                case MathFunction.Min:
+                    return Number(t, $"fmin({a.A}, {args[1].A})", $"fmin({a.B}, {args[1].B})", note, fix: false);
+                case MathFunction.Max:
+                    return Number(t, $"fmax({a.A}, {args[1].A})", $"fmax({a.B}, {args[1].B})", note, fix: false);
+                case MathFunction.Clamp:
+                    return Number(t, $"fmin(fmax({a.A}, {args[1].A}), {args[2].A})", $"fmin(fmax({a.B}, {args[1].B}), {args[2].B})", note, fix: false);
+                case MathFunction.Sign:
+                    // Monotone; a NaN gives 0, inside [-1, 1].
+                    return Number(t, $"kdsl_iv_sign({a.A})", $"kdsl_iv_sign({a.B})", note, fix: false);
+                case MathFunction.Floor or MathFunction.Ceiling or MathFunction.Round or MathFunction.Truncate when floating:
+                    // Monotone and exact in double for every float or double.
+                    var f = FloatingName(c.Function);
+                    return Number(t, $"{f}({a.A})", $"{f}({a.B})", note, fix: true);
+                case MathFunction.Exp or MathFunction.Log or MathFunction.Log2 or MathFunction.Log10 or MathFunction.Sqrt
+                    or MathFunction.Tanh or MathFunction.Sinh or MathFunction.Atan when floating:
+                    // Increasing: the real function on an exact operand, else the ends' values in double, widened.
+                    var g = FloatingName(c.Function);
+                    var exact = CallText(c.Function, argType, new[] { Typed(a, argType) });
+                    return Statements(t, note, (lo, hi) =>
+                    {
+                        _w.Raw($"if ({a.A} == {a.B}) {lo} = {hi} = (double){exact};");
+                        _w.Raw($"else if (kdsl_iv_nan({a.A}, {a.B})) kdsl_iv_unknown({lo}, {hi});");
+                        _w.Raw($"else {{ {lo} = kdsl_iv_wlo({g}({a.A})); {hi} = kdsl_iv_whi({g}({a.B})); }}");
+                    });
+                default:
+                    return ExactOrUnknown(t, note, args.Select(v => (v, argType)).ToArray(), v => CallText(c.Function, argType, v));
+            }
+        }
+
+        private Abstract Index(IndexExpression i, string reach, string note)
+        {
+            var ix = Walk(i.Index, reach);
+            var read = $"{CudaName(i.Array)}[(int){ix.A}]";
+            // Only a single index that the real mask reads is read.
+            var when = reach == "true" ? $"{ix.A} == {ix.B}" : $"{reach} && {ix.A} == {ix.B}";
+            if (i.Type == ScalarType.Bool)
+            {
+                return Bool($"!({when}) || {read}", $"!({when}) || !{read}", note);
+            }
+            return Statements(i.Type, note, (lo, hi) =>
+            {
+                _w.Raw($"if ({when}) {lo} = {hi} = (double){read};");
+                _w.Raw($"else kdsl_iv_unknown({lo}, {hi});");
+            }, fix: i.Type != ScalarType.Int);
+        }
+
+        /// <summary>The real operation, spelled as the device function spells it, on exact operands; else unknown.</summary>
+        private Abstract ExactOrUnknown(ScalarType t, string note, (Abstract Value, ScalarType Type)[] operands, Func<string[], string> real)
+        {
+            var conditions = operands.Select(o => $"{o.Value.A} == {o.Value.B}");
+            var exact = real(operands.Select(o => Typed(o.Value, o.Type)).ToArray());
+            return Statements(t, note, (lo, hi) =>
+            {
+                _w.Raw($"if ({string.Join(" && ", conditions)}) {lo} = {hi} = (double){exact};");
+                _w.Raw($"else kdsl_iv_unknown({lo}, {hi});");
+            });
+        }
+
+        /// <summary>An exact abstract value as the typed C value the real code holds.</summary>
+        private static string Typed(Abstract v, ScalarType t) => t switch
+        {
+            ScalarType.Int => $"((int){v.A})",
+            ScalarType.Float => $"((float){v.A})",
+            ScalarType.Bool => v.A,
+            _ => v.A,
+        };
+
+        private string Reach(string reach, string condition)
+        {
+            if (reach == "true")
+            {
+                return condition;
+            }
+            var n = _next++;
+            _w.Raw($"const bool r{n} = {reach} && {condition};");
+            return $"r{n}";
+        }
+
+        private Abstract Bool(string mayTrue, string mayFalse, string note)
+        {
+            var n = _next++;
+            _w.Raw($"const bool bv{n}_t = {mayTrue}, bv{n}_f = {mayFalse};{note}");
+            return new Abstract(true, $"bv{n}_t", $"bv{n}_f");
+        }
+
+        private Abstract Number(ScalarType t, string lo, string hi, string note, bool fix)
+        {
+            var n = _next++;
+            _w.Raw($"double iv{n}_lo = {lo}, iv{n}_hi = {hi};{note}");
+            if (fix)
+            {
+                Fix(t, $"iv{n}_lo", $"iv{n}_hi");
+            }
+            return new Abstract(false, $"iv{n}_lo", $"iv{n}_hi");
+        }
+
+        private Abstract Unknown(ScalarType t, string note) => Number(t, "-KDSL_IV_INF", "KDSL_IV_INF", note, fix: false);
+
+        private Abstract Statements(ScalarType t, string note, Action<string, string> body, bool fix = true)
+        {
+            var n = _next++;
+            var lo = $"iv{n}_lo";
+            var hi = $"iv{n}_hi";
+            _w.Raw($"double {lo}, {hi};{note}");
+            body(lo, hi);
+            if (fix)
+            {
+                Fix(t, lo, hi);
+            }
+            return new Abstract(false, lo, hi);
+        }
+
+        private void Fix(ScalarType t, string lo, string hi)
+        {
+            var suffix = t switch { ScalarType.Int => "i", ScalarType.Float => "f", _ => "d" };
+            _w.Raw($"kdsl_iv_fix_{suffix}({lo}, {hi});");
+        }
+
+        /// <summary>A trailing comment with the node's CUDA text, so each pair reads against the mask.</summary>
+        private static string Note(ModifierExpression e)
+        {
+            if (e is LiteralExpression or LocalExpression)
+            {
+                return "";
+            }
+            var text = Bare(Expression(e));
+            return "  // " + (text.Length > 72 ? text.Substring(0, 69) + "..." : text);
+        }
+    }
+}

@@ -1,0 +1,110 @@
+using System.Collections.Generic;
+using System.Linq;
+using KernelDsl.Generator.Helpers;
+
+namespace KernelDsl.Generator.Model;
+
+/// <summary>
+/// The attention kernel's one signature: quantized Q/K (and V), their scales, K's channel mean, O and LSE, the shape,
+/// V's and O's strides, then each modifier's runtime parameters. Both kernel forms and the launcher are written from it;
+/// the host API binds to it by the names in <see cref="Names"/>.
+/// </summary>
+public static class AttentionSignature
+{
+    /// <summary>The launcher's parameter names, which the host API's generic binding uses as keys.</summary>
+    public static class Names
+    {
+        public const string Stream = "stream", Q = "q", K = "k", V = "v", QScale = "qScale", KScale = "kScale", VScale = "vScale",
+            KMean = "kMean", O = "o", Lse = "lse", Batch = "batch", HeadsQ = "headsQ", HeadsKv = "headsKv", SeqQ = "seqQ", SeqK = "seqK",
+            VStrideB = "vStrideB", VStrideH = "vStrideH", VLd = "vLd", OStrideB = "oStrideB", OStrideH = "oStrideH", OStrideS = "oStrideS";
+
+        /// <summary>Every fixed name: a modifier parameter may not take one.</summary>
+        public static readonly string[] All = [Stream, Q, K, V, QScale, KScale, VScale, KMean, O, Lse, Batch, HeadsQ, HeadsKv, SeqQ, SeqK,
+            VStrideB, VStrideH, VLd, OStrideB, OStrideH, OStrideS];
+    }
+
+    public static KernelSignature Of(AttentionPlan plan)
+    {
+        var spec = plan.Spec;
+        var vElement = !plan.F16Pv ? "sbyte" : plan.VElement == Element.BF16 ? "ushort" : "global::System.Half";
+        var oElement = spec.Output == Element.BF16 ? "ushort" : "global::System.Half";
+        var host = new List<HostParameter>();
+        var kernel = new List<KernelParameter>();
+
+        void Buffer(string name, string element, bool optional, string role, string cudaName, string cudaType)
+        {
+            host.Add(new HostParameter(name, HostKind.Buffer, element, optional, role));
+            kernel.Add(new KernelParameter(cudaName, cudaType, Passing.Pointer, name));
+        }
+        void Operand(string name, string element, string role, string cudaName, string cudaType)
+        {
+            host.Add(new HostParameter(name, HostKind.Buffer, element, false, role));
+            // The wgmma form reads Q, K, V through TMA: the launcher encodes a tensor map per operand.
+            kernel.Add(plan.WarpSpecialized
+                ? new KernelParameter(name + "_map", "kdsl_tensor_map", Passing.TensorMap, name)
+                : new KernelParameter(cudaName, cudaType, Passing.Pointer, name));
+        }
+        void Scalar(string name, string type, string role, string? cudaName)
+        {
+            host.Add(new HostParameter(name, HostKind.Scalar, type, false, role));
+            if (cudaName is not null)
+            {
+                kernel.Add(new KernelParameter(cudaName, type == "long" ? "long long" : type, Passing.Value, name));
+            }
+        }
+
+        host.Add(new HostParameter(Names.Stream, HostKind.Stream, "", false, "the stream the kernel runs on"));
+        Operand(Names.Q, "sbyte", "Q [B][Hq][Sq][D] int8", "Q", "const s8* __restrict__");
+        Operand(Names.K, "sbyte", "K [B][Hkv][Sk][D] int8, smoothed", "K", "const s8* __restrict__");
+        Operand(Names.V, vElement, plan.F16Pv ? "V as it comes" : plan.PretransposedV ? "V int8 [B][Hkv][D][vLd], π order" : "V int8", "V",
+            $"const {(plan.F16Pv ? "u16" : "s8")}* __restrict__");
+        Buffer(Names.QScale, "float", false, "one scale per QScaleRows query rows, softmax scale · log2 e folded in", "q_scale", "const float* __restrict__");
+        Buffer(Names.KScale, "float", false, "one scale per KScaleKeys keys", "k_scale", "const float* __restrict__");
+        if (plan.F16Pv)
+        {
+            kernel.Add(new KernelParameter("v_scale", "const float* __restrict__", Passing.NullPointer, null));
+        }
+        else
+        {
+            Buffer(Names.VScale, "float", false, "one scale per channel", "v_scale", "const float* __restrict__");
+        }
+        Buffer(Names.KMean, "float", spec.Score is null, "K's channel mean [B][Hkv][D]", "k_mean", "const float* __restrict__");
+        Buffer(Names.O, oElement, false, "O with element strides", "O", "u16* __restrict__");
+        Buffer(Names.Lse, "float", true, "LSE [B][Hq][Sq], natural log", "lse", "float* __restrict__");
+        Scalar(Names.Batch, "int", "batch (the grid's z extent)", null);
+        Scalar(Names.HeadsQ, "int", "query heads", "heads_q");
+        Scalar(Names.HeadsKv, "int", "KV heads", "heads_kv");
+        Scalar(Names.SeqQ, "int", "query tokens", "seq_q");
+        Scalar(Names.SeqK, "int", "key tokens", "seq_k");
+        // TMA maps carry V's strides in the wgmma form; the launcher still needs them to encode the map.
+        var vStrides = plan.WarpSpecialized ? null : new[] { "v_stride_b", "v_stride_h", "v_ld" };
+        Scalar(Names.VStrideB, "long", "V's batch stride, elements", vStrides?[0]);
+        Scalar(Names.VStrideH, "long", "V's head stride, elements", vStrides?[1]);
+        Scalar(Names.VLd, "long", "V's row stride, elements", vStrides?[2]);
+        Scalar(Names.OStrideB, "long", "O's batch stride, elements", "o_stride_b");
+        Scalar(Names.OStrideH, "long", "O's head stride, elements", "o_stride_h");
+        Scalar(Names.OStrideS, "long", "O's row stride, elements", "o_stride_s");
+        foreach (var parameter in RuntimeParameters(spec))
+        {
+            var element = parameter.Type == ScalarType.Int ? "int" : "float";
+            if (parameter.IsArray)
+            {
+                Buffer(parameter.Name, element, false, "modifier array", ModifierCudaName(parameter.Name), $"const {element}* __restrict__");
+            }
+            else
+            {
+                Scalar(parameter.Name, element, "modifier scalar", ModifierCudaName(parameter.Name));
+            }
+        }
+        return new KernelSignature(host.ToEquatableArray(), kernel.ToEquatableArray());
+    }
+
+    /// <summary>The runtime parameters of the score modifier then the mask, each name once (a name both share is one argument).</summary>
+    public static IEnumerable<ModifierParameter> RuntimeParameters(AttentionSpec spec) =>
+        new[] { spec.Score, spec.Mask }.Where(m => m is not null)
+            .SelectMany(m => m!.Parameters.Where(p => p.Role == ParameterRole.Runtime))
+            .GroupBy(p => p.Name).Select(g => g.First());
+
+    /// <summary>The CUDA name of a modifier's runtime parameter (the same rule as the modifier's device function).</summary>
+    public static string ModifierCudaName(string name) => "u_" + name;
+}

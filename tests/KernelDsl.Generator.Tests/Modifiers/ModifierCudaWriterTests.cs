@@ -1,0 +1,363 @@
+using System.Diagnostics;
+using KernelDsl.Generator.Cuda;
+using KernelDsl.Generator.Helpers;
+using KernelDsl.Generator.Model;
+using static KernelDsl.Generator.Model.ScalarType;
+
+namespace GeneratorTests.Modifiers;
+
+/// <summary>
+/// The CUDA of attention modifiers: the device functions as text, and the mask block classifier proven sound and tight by
+/// compiling it, with the mask's own device function as the element-wise truth, on the host with g++ and checking
+/// thousands of random blocks against every element.
+/// </summary>
+public class ModifierCudaWriterTests
+{
+    // ---- IR builders ---------------------------------------------------------------------------------------------
+
+    private static ModifierExpression P(string name, ScalarType t = Int) => new ParameterExpression(t, name);
+    private static ModifierExpression L(string name, ScalarType t = Int) => new LocalExpression(t, name);
+    private static ModifierExpression I(int value) => new LiteralExpression(Int, value.ToString(System.Globalization.CultureInfo.InvariantCulture));
+    private static ModifierExpression F(string text) => new LiteralExpression(Float, text);
+    private static ModifierExpression B(ScalarType t, string op, ModifierExpression l, ModifierExpression r) => new BinaryExpression(t, op, l, r);
+    private static ModifierExpression Cmp(string op, ModifierExpression l, ModifierExpression r) => new BinaryExpression(Bool, op, l, r);
+    private static ModifierExpression ToFloat(ModifierExpression e) => new ConvertExpression(Float, e);
+    private static ModifierExpression Call(ScalarType t, MathFunction f, params ModifierExpression[] args) => new CallExpression(t, f, args.ToEquatableArray());
+
+    private static readonly ModifierParameter[] Indices =
+    [
+        new("b", Int, false, ParameterRole.Batch), new("h", Int, false, ParameterRole.Head),
+        new("q", Int, false, ParameterRole.Query), new("k", Int, false, ParameterRole.Key),
+    ];
+
+    private static ModifierSpec Spec(ModifierKind kind, string method, ModifierExpression result, ModifierParameter[] runtime, params ModifierLocal[] locals) => new()
+    {
+        Kind = kind,
+        MethodName = method,
+        DeclaringType = "global::Users.Mods",
+        Parameters = (kind == ModifierKind.Score ? new[] { new ModifierParameter("score", Float, false, ParameterRole.Score) } : [])
+            .Concat(Indices).Concat(runtime).ToEquatableArray(),
+        Locals = locals.ToEquatableArray(),
+        Result = result,
+    };
+
+    private static ModifierParameter Runtime(string name, ScalarType t = Int, bool array = false) => new(name, t, array, ParameterRole.Runtime);
+
+    // cap * MathF.Tanh(score / cap)
+    private static readonly ModifierSpec Softcap = Spec(ModifierKind.Score, "Softcap",
+        B(Float, "*", P("cap", Float), Call(Float, MathFunction.Tanh, B(Float, "/", P("score", Float), P("cap", Float)))), [Runtime("cap", Float)]);
+
+    // score + slopes[h] * (float)(k - q)
+    private static readonly ModifierSpec Alibi = Spec(ModifierKind.Score, "Alibi",
+        B(Float, "+", P("score", Float), B(Float, "*", new IndexExpression(Float, "slopes", P("h")), ToFloat(B(Int, "-", P("k"), P("q"))))),
+        [Runtime("slopes", Float, array: true)]);
+
+    // k <= q
+    private static readonly ModifierSpec Causal = Spec(ModifierKind.Mask, "Causal", Cmp("<=", P("k"), P("q")), []);
+
+    // k <= q && q - k < window
+    private static readonly ModifierSpec Window = Spec(ModifierKind.Mask, "SlidingWindow",
+        B(Bool, "&&", Cmp("<=", P("k"), P("q")), Cmp("<", B(Int, "-", P("q"), P("k")), P("window"))), [Runtime("window")]);
+
+    // k < prefix || k <= q
+    private static readonly ModifierSpec Prefix = Spec(ModifierKind.Mask, "PrefixLm",
+        B(Bool, "||", Cmp("<", P("k"), P("prefix")), Cmp("<=", P("k"), P("q"))), [Runtime("prefix")]);
+
+    // doc[q] == doc[k]
+    private static readonly ModifierSpec Document = Spec(ModifierKind.Mask, "Document",
+        Cmp("==", new IndexExpression(Int, "doc", P("q")), new IndexExpression(Int, "doc", P("k"))), [Runtime("doc", Int, array: true)]);
+
+    // var d = q - k; return d >= 0 && d < window;
+    private static readonly ModifierSpec LocalWindow = Spec(ModifierKind.Mask, "LocalWindow",
+        B(Bool, "&&", Cmp(">=", L("d"), I(0)), Cmp("<", L("d"), P("window"))), [Runtime("window")],
+        new ModifierLocal("d", Int, B(Int, "-", P("q"), P("k"))));
+
+    // Math.Abs(q - k) <= window && q / 64 >= k / 64 && (k > q ? k - q : q - k) % 5 != 4
+    private static readonly ModifierSpec Bands = Spec(ModifierKind.Mask, "Bands",
+        B(Bool, "&&",
+            B(Bool, "&&", Cmp("<=", Call(Int, MathFunction.Abs, B(Int, "-", P("q"), P("k"))), P("window")), Cmp(">=", B(Int, "/", P("q"), I(64)), B(Int, "/", P("k"), I(64)))),
+            Cmp("!=", B(Int, "%", new ConditionalExpression(Int, Cmp(">", P("k"), P("q")), B(Int, "-", P("k"), P("q")), B(Int, "-", P("q"), P("k"))), I(5)), I(4))),
+        [Runtime("window")]);
+
+    // (float)(q - k) * 0.5f < (float)window || q % 7 == 3 || !(Math.Min(q, prefix) < k) && MathF.Sqrt((float)k) <= (float)q * 0.25f
+    private static readonly ModifierSpec Floaty = Spec(ModifierKind.Mask, "Floaty",
+        B(Bool, "||",
+            B(Bool, "||", Cmp("<", B(Float, "*", ToFloat(B(Int, "-", P("q"), P("k"))), F("0.5f")), ToFloat(P("window"))), Cmp("==", B(Int, "%", P("q"), I(7)), I(3))),
+            B(Bool, "&&", new UnaryExpression(Bool, "!", Cmp("<", Call(Int, MathFunction.Min, P("q"), P("prefix")), P("k"))),
+                Cmp("<=", Call(Float, MathFunction.Sqrt, ToFloat(P("k"))), B(Float, "*", ToFloat(P("q")), F("0.25f"))))),
+        [Runtime("window"), Runtime("prefix")]);
+
+    // (q >> 4) == (k >> 4) || MathF.Floor((float)k * 0.125f) < MathF.Exp(-(float)window) + (float)(q / 8) && k != doc[q]
+    private static readonly ModifierSpec Odd = Spec(ModifierKind.Mask, "Odd",
+        B(Bool, "||",
+            Cmp("==", B(Int, ">>", P("q"), I(4)), B(Int, ">>", P("k"), I(4))),
+            B(Bool, "&&",
+                Cmp("<", Call(Float, MathFunction.Floor, B(Float, "*", ToFloat(P("k")), F("0.125f"))),
+                    B(Float, "+", Call(Float, MathFunction.Exp, new UnaryExpression(Float, "-", ToFloat(P("window")))), ToFloat(B(Int, "/", P("q"), I(8))))),
+                Cmp("!=", P("k"), new IndexExpression(Int, "doc", P("q"))))),
+        [Runtime("window"), Runtime("doc", Int, array: true)]);
+
+    // ---- Device functions as text --------------------------------------------------------------------------------
+
+    private static string Function(ModifierSpec m)
+    {
+        var w = new CodeWriter();
+        ModifierWriter.WriteFunction(w, m);
+        return w.ToString();
+    }
+
+    [Fact]
+    public void Softcap_function_is_exact()
+    {
+        Assert.Equal("""
+            // From C# Users.Mods.Softcap
+            static __device__ __forceinline__ float kdsl_score_mod(float u_score, int u_b, int u_h, int u_q, int u_k, float u_cap)
+            {
+                return u_cap * tanhf(u_score / u_cap);
+            }
+
+            """.Replace("\r\n", "\n"), Function(Softcap));
+    }
+
+    [Fact]
+    public void Window_function_is_exact()
+    {
+        Assert.Equal("""
+            // From C# Users.Mods.SlidingWindow
+            static __device__ __forceinline__ bool kdsl_mask_mod(int u_b, int u_h, int u_q, int u_k, int u_window)
+            {
+                return (u_k <= u_q) && ((u_q - u_k) < u_window);
+            }
+
+            """.Replace("\r\n", "\n"), Function(Window));
+    }
+
+    [Fact]
+    public void Alibi_reads_the_head_slope_through_a_restrict_pointer()
+    {
+        Assert.Equal("float u_score, int u_b, int u_h, int u_q, int u_k, const float* __restrict__ u_slopes", ModifierWriter.CudaParameterList(Alibi));
+        Assert.Equal("(u_score + (u_slopes[u_h] * ((float)(u_k - u_q))))", ModifierWriter.Expression(Alibi.Result));
+        Assert.Equal("kdsl_score_mod", ModifierWriter.FunctionName(Alibi));
+        Assert.Equal(["u_slopes"], ModifierWriter.RuntimeArgumentNames(Alibi));
+    }
+
+    [Fact]
+    public void Locals_are_const_and_prefixed()
+    {
+        Assert.Equal("""
+            // From C# Users.Mods.LocalWindow
+            static __device__ __forceinline__ bool kdsl_mask_mod(int u_b, int u_h, int u_q, int u_k, int u_window)
+            {
+                const int u_d = u_q - u_k;
+                return (u_d >= 0) && (u_d < u_window);
+            }
+
+            """.Replace("\r\n", "\n"), Function(LocalWindow));
+    }
+
+    [Fact]
+    public void Calls_map_by_argument_type()
+    {
+        var x = P("x", Float);
+        var d = P("y", ScalarType.Double);
+        var n = P("n");
+        Assert.Equal("fminf(fmaxf(u_x, 0.f), 1.f)", ModifierWriter.Expression(Call(Float, MathFunction.Clamp, x, F("0.f"), F("1.f"))));
+        Assert.Equal("min(max(u_n, 0), 7)", ModifierWriter.Expression(Call(Int, MathFunction.Clamp, n, I(0), I(7))));
+        Assert.Equal("((u_x > 0.f) - (u_x < 0.f))", ModifierWriter.Expression(Call(Int, MathFunction.Sign, x)));
+        Assert.Equal("rint(u_y)", ModifierWriter.Expression(Call(ScalarType.Double, MathFunction.Round, d)));
+        Assert.Equal("rintf(u_x)", ModifierWriter.Expression(Call(Float, MathFunction.Round, x)));
+        Assert.Equal("abs(u_n)", ModifierWriter.Expression(Call(Int, MathFunction.Abs, n)));
+        Assert.Equal("atan2f(u_x, 1.f)", ModifierWriter.Expression(Call(Float, MathFunction.Atan2, x, F("1.f"))));
+        Assert.Equal("fmodf(u_x, 2.f)", ModifierWriter.Expression(B(Float, "%", x, F("2.f"))));
+        Assert.Equal("(u_n << (3 & 31))", ModifierWriter.Expression(B(Int, "<<", n, I(3))));
+        Assert.Equal("(-(-1))", ModifierWriter.Expression(new UnaryExpression(Int, "-", new LiteralExpression(Int, "-1"))));
+        Assert.Equal("((int)u_x)", ModifierWriter.Expression(new ConvertExpression(Int, x)));
+    }
+
+    [Fact]
+    public void Causal_classifier_is_one_comparison()
+    {
+        var w = new CodeWriter();
+        ModifierWriter.WriteBlockClassifier(w, Causal);
+        var text = w.ToString();
+        Assert.Contains("#ifndef KDSL_BLOCK_SKIP", text);
+        Assert.EndsWith("""
+            // Block classifier of C# Users.Mods.Causal: the mask over [q_lo, q_hi] x [k_lo, k_hi] (inclusive), by intervals.
+            static __device__ __forceinline__ int kdsl_mask_block(int u_b, int u_h, int q_lo, int q_hi, int k_lo, int k_hi)
+            {
+                double iv0_lo = (double)k_lo, iv0_hi = (double)k_hi;  // k ranges over the block's columns
+                double iv1_lo = (double)q_lo, iv1_hi = (double)q_hi;  // q ranges over the block's rows
+                const bool bv2_t = iv0_lo <= iv1_hi, bv2_f = iv0_hi > iv1_lo;  // u_k <= u_q
+                return (bv2_t && !bv2_f) ? KDSL_BLOCK_FULL : (bv2_t ? KDSL_BLOCK_PARTIAL : KDSL_BLOCK_SKIP);
+            }
+
+            """.Replace("\r\n", "\n"), text);
+    }
+
+    [Fact]
+    public void Score_modifiers_have_no_classifier() =>
+        Assert.Throws<ArgumentException>(() => ModifierWriter.WriteBlockClassifier(new CodeWriter(), Softcap));
+
+    // ---- The classifier on the host ------------------------------------------------------------------------------
+
+    /// <summary>One mask under test: its C++ reference, its runtime arguments and what else the blocks must show.</summary>
+    public sealed record Case(ModifierSpec Mask, string Reference, string Setup, bool Tight, string Extra = "");
+
+    private const string DocSetup = "if (it % 500 == 0) { int d = 0; for (int i = 0; i < 4096;) { int n = 1 + (int)rnd(rnd(2) ? 300 : 20); for (int j = 0; j < n && i < 4096; ++j) g_doc[i++] = d; ++d; } }";
+
+    private static readonly Dictionary<string, Case> Cases = new()
+    {
+        ["causal"] = new(Causal, "return k <= q;", "", Tight: true),
+        ["window"] = new(Window, "return k <= q && q - k < g_window;", "g_window = 1 + (int)rnd(rnd(2) ? 400 : 40);", Tight: true),
+        ["prefix"] = new(Prefix, "return k < g_prefix || k <= q;", "g_prefix = (int)rnd(1200);", Tight: true),
+        ["local-window"] = new(LocalWindow, "return q - k >= 0 && q - k < g_window;", "g_window = 1 + (int)rnd(rnd(2) ? 400 : 40);", Tight: true),
+        // Per-token ids are unknown over a range: only a single (q, k) is decided.
+        ["document"] = new(Document, "return g_doc[q] == g_doc[k];", DocSetup, Tight: false,
+            Extra: "if ((q_lo == q_hi && k_lo == k_hi) != (cls != KDSL_BLOCK_PARTIAL)) { std::printf(\"document block [%d,%d]x[%d,%d]: class %d\\n\", q_lo, q_hi, k_lo, k_hi, cls); return 1; }"),
+        ["bands"] = new(Bands, "int d = q > k ? q - k : k - q; return d <= g_window && q / 64 >= k / 64 && d % 5 != 4;", "g_window = (int)rnd(rnd(2) ? 400 : 40);", Tight: false),
+        ["floaty"] = new(Floaty, "return (float)(q - k) * 0.5f < (float)g_window || q % 7 == 3 || (!(std::min(q, g_prefix) < k) && std::sqrt((float)k) <= (float)q * 0.25f);",
+            "g_window = (int)rnd(300) - 100; g_prefix = (int)rnd(1200);", Tight: false),
+        ["odd"] = new(Odd, "return (q >> 4) == (k >> 4) || (std::floor((float)k * 0.125f) < std::exp(-(float)g_window) + (float)(q / 8) && k != g_doc[q]);",
+            DocSetup + " g_window = (int)rnd(8) - 4;", Tight: false),
+    };
+
+    public static TheoryData<string> CaseNames => new(Cases.Keys);
+
+    [Theory]
+    [MemberData(nameof(CaseNames))]
+    public void Block_classifier_is_sound_and_tight_on_the_host(string name)
+    {
+        var c = Cases[name];
+        var gxx = FindGxx() ?? throw SkipException("g++ is not installed: the block classifier cannot be compiled on the host.");
+        var dir = Path.Combine(Path.GetTempPath(), "kdsl-classifier-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(dir);
+        try
+        {
+            var source = Path.Combine(dir, name.Replace('-', '_') + ".cpp");
+            File.WriteAllText(source, Program(c));
+            var exe = Path.Combine(dir, "classifier");
+            var (rc, output) = Run(gxx, $"-std=c++17 -O1 -frounding-math -Wno-unused-variable -o \"{exe}\" \"{source}\"");
+            Assert.True(rc == 0, $"g++ failed:\n{output}\n--- source ---\n{File.ReadAllText(source)}");
+            (rc, output) = Run(exe, "");
+            Assert.True(rc == 0, $"{name}: {output}\n--- source ---\n{File.ReadAllText(source)}");
+            TestContext.Current.TestOutputHelper?.WriteLine(output);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    private static Exception SkipException(string why)
+    {
+        Assert.Skip(why);
+        return new InvalidOperationException(why);
+    }
+
+    /// <summary>The host program: CUDA shims, the mask's device function and classifier, and a random block driver.</summary>
+    private static string Program(Case c)
+    {
+        var w = new CodeWriter();
+        w.Raw(HostShims);
+        ModifierWriter.WriteFunction(w, c.Mask);
+        ModifierWriter.WriteBlockClassifier(w, c.Mask);
+        var args = string.Concat(ModifierWriter.RuntimeArgumentNames(c.Mask).Select(n => ", " + n.Replace("u_", "g_")));
+        w.Raw($$"""
+            static bool reference(int b, int h, int q, int k) { (void)b; (void)h; {{c.Reference}} }
+            static int block_width() { int r = (int)rnd(6); return r == 0 ? 0 : r == 1 ? 63 : r == 2 ? 127 : (int)rnd(300); }
+            int main()
+            {
+                long counts[3] = {0, 0, 0};
+                for (int it = 0; it < 3000; ++it)
+                {
+                    {{c.Setup}}
+                    const int b = (int)rnd(4), h = (int)rnd(16);
+                    const int q_lo = (int)rnd(1500);
+                    const int k_lo = rnd(4) == 0 ? (int)rnd(1500) : std::max(0, q_lo + (int)rnd(700) - 500);
+                    const int q_hi = q_lo + block_width(), k_hi = k_lo + block_width();
+                    const int cls = kdsl_mask_block(b, h, q_lo, q_hi, k_lo, k_hi{{args}});
+                    if (cls < 0 || cls > 2) { std::printf("class %d\n", cls); return 1; }
+                    bool any_true = false, any_false = false;
+                    for (int q = q_lo; q <= q_hi; ++q)
+                        for (int k = k_lo; k <= k_hi; ++k)
+                        {
+                            const bool v = kdsl_mask_mod(b, h, q, k{{args}});
+                            if (v != reference(b, h, q, k)) { std::printf("device function disagrees with the reference at q=%d k=%d\n", q, k); return 1; }
+                            any_true |= v;
+                            any_false |= !v;
+                        }
+                    if ((cls == KDSL_BLOCK_SKIP && any_true) || (cls == KDSL_BLOCK_FULL && any_false))
+                    {
+                        std::printf("unsound: block [%d,%d]x[%d,%d] classified %d, has true %d false %d\n", q_lo, q_hi, k_lo, k_hi, cls, any_true, any_false);
+                        return 1;
+                    }
+                    if ({{(c.Tight ? "true" : "false")}} && cls == KDSL_BLOCK_PARTIAL && !(any_true && any_false))
+                    {
+                        std::printf("not tight: uniform block [%d,%d]x[%d,%d] (all %s) classified partial\n", q_lo, q_hi, k_lo, k_hi, any_true ? "true" : "false");
+                        return 1;
+                    }
+                    {{c.Extra}}
+                    counts[cls]++;
+                }
+                std::printf("skip %ld, full %ld, partial %ld\n", counts[0], counts[1], counts[2]);
+                if (counts[KDSL_BLOCK_PARTIAL] == 0 || ({{(c.Tight ? "true" : "false")}} && (counts[KDSL_BLOCK_SKIP] == 0 || counts[KDSL_BLOCK_FULL] == 0))) { std::printf("too few classes seen\n"); return 1; }
+                return 0;
+            }
+            """);
+        return w.ToString();
+    }
+
+    /// <summary>Just enough CUDA for the host: qualifiers, bit casts and the directed-rounding intrinsics (-frounding-math).</summary>
+    private const string HostShims = """
+        #include <algorithm>
+        #include <cfenv>
+        #include <cmath>
+        #include <cstdio>
+        #include <cstdlib>
+        #include <cstring>
+        using std::abs;
+        using std::max;
+        using std::min;
+        #define __device__
+        #define __forceinline__ inline
+        static inline double __longlong_as_double(long long x) { double d; std::memcpy(&d, &x, sizeof d); return d; }
+        static inline float __int_as_float(int x) { float f; std::memcpy(&f, &x, sizeof f); return f; }
+        #define KDSL_HOST_DIRECTED(name, mode, expr) static inline double name(double a, double b) { std::fesetround(mode); volatile double x = a, y = b; volatile double r = expr; std::fesetround(FE_TONEAREST); return r; }
+        KDSL_HOST_DIRECTED(__dadd_rd, FE_DOWNWARD, x + y)
+        KDSL_HOST_DIRECTED(__dadd_ru, FE_UPWARD, x + y)
+        KDSL_HOST_DIRECTED(__dsub_rd, FE_DOWNWARD, x - y)
+        KDSL_HOST_DIRECTED(__dsub_ru, FE_UPWARD, x - y)
+        KDSL_HOST_DIRECTED(__dmul_rd, FE_DOWNWARD, x * y)
+        KDSL_HOST_DIRECTED(__dmul_ru, FE_UPWARD, x * y)
+        static inline float __double2float_rd(double a) { std::fesetround(FE_DOWNWARD); volatile double x = a; volatile float r = (float)x; std::fesetround(FE_TONEAREST); return r; }
+        static inline float __double2float_ru(double a) { std::fesetround(FE_UPWARD); volatile double x = a; volatile float r = (float)x; std::fesetround(FE_TONEAREST); return r; }
+        static int g_window, g_prefix;
+        static int g_doc[4096];
+        static unsigned long long g_rng = 88172645463325252ull;
+        static unsigned rnd(unsigned n) { g_rng ^= g_rng << 13; g_rng ^= g_rng >> 7; g_rng ^= g_rng << 17; return (unsigned)(g_rng % n); }
+
+        """;
+
+    private static string? FindGxx()
+    {
+        try
+        {
+            var (rc, _) = Run("g++", "--version");
+            return rc == 0 ? "g++" : null;
+        }
+        catch (System.ComponentModel.Win32Exception)
+        {
+            return null;
+        }
+    }
+
+    private static (int ExitCode, string Output) Run(string file, string arguments)
+    {
+        var info = new ProcessStartInfo(file, arguments) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        using var p = Process.Start(info)!;
+        var stderr = p.StandardError.ReadToEndAsync();
+        var stdout = p.StandardOutput.ReadToEnd();
+        p.WaitForExit();
+        return (p.ExitCode, stdout + stderr.Result);
+    }
+}
