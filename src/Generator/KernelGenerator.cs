@@ -36,6 +36,13 @@ public sealed class KernelGenerator : IIncrementalGenerator
                 (c, ct) => DeclarationReader.Read(c, DeclarationReader.AttentionAttribute, ct))
             .WithTrackingName(TrackingNames.AttentionDeclarations);
 
+        // [AttentionFamily(typeof(Forms))]: one attention kernel per form, nested in the family type.
+        var attentionFamilies = context.SyntaxProvider
+            .ForAttributeWithMetadataName(DeclarationReader.AttentionFamilyAttribute, DeclarationReader.IsTypeDeclaration,
+                (c, ct) => DeclarationReader.ReadAttentionFamily(c, ct))
+            .SelectMany((results, _) => results)
+            .WithTrackingName(TrackingNames.AttentionFamilies);
+
         var merge = context.SyntaxProvider
             .ForAttributeWithMetadataName(DeclarationReader.LseMergeAttribute, DeclarationReader.IsTypeDeclaration,
                 (c, ct) => DeclarationReader.Read(c, DeclarationReader.LseMergeAttribute, ct))
@@ -44,10 +51,11 @@ public sealed class KernelGenerator : IIncrementalGenerator
         var gemmSpecs = Register(context, gemm);
         var quantizeSpecs = Register(context, quantize);
         var attentionSpecs = Register(context, attention);
+        var familySpecs = Register(context, attentionFamilies);
         var mergeSpecs = Register(context, merge);
 
-        var registry = gemmSpecs.Collect().Combine(quantizeSpecs.Collect()).Combine(attentionSpecs.Collect()).Combine(mergeSpecs.Collect())
-            .Select((all, _) => all.Left.Left.Left.Concat(all.Left.Left.Right).Concat(all.Left.Right).Concat(all.Right)
+        var registry = gemmSpecs.Collect().Combine(quantizeSpecs.Collect()).Combine(attentionSpecs.Collect()).Combine(familySpecs.Collect()).Combine(mergeSpecs.Collect())
+            .Select((all, _) => all.Left.Left.Left.Left.Concat(all.Left.Left.Left.Right).Concat(all.Left.Left.Right).Concat(all.Left.Right).Concat(all.Right)
                 .Select(s => new RegisteredKernel(s.Type.FullName, s is AttentionSpec)).ToEquatableArray())
             .WithTrackingName(TrackingNames.Registry);
         context.RegisterSourceOutput(registry, (ctx, names) =>

@@ -1,6 +1,7 @@
 using KernelDsl.Attention.IO;
 using KernelDsl.Attention.Reference;
 using KernelDsl.Cli;
+using Spectre.Console;
 
 namespace CliTests;
 
@@ -14,6 +15,163 @@ public class CliTests : IDisposable
     private static int Run(params string[] args) => CliApp.Build().Parse(args).Invoke();
 
     private string PathOf(string name) => Path.Combine(_folder, name);
+
+    /// <summary>Runs the CLI with its console captured (no terminal, no colours, wide enough that no message wraps).</summary>
+    private static (int Code, string Output) RunCapturing(params string[] args)
+    {
+        var writer = new StringWriter();
+        var previous = AnsiConsole.Console;
+        var console = AnsiConsole.Create(new AnsiConsoleSettings
+        {
+            Ansi = AnsiSupport.No,
+            ColorSystem = ColorSystemSupport.NoColors,
+            Interactive = InteractionSupport.No,
+            Out = new AnsiConsoleOutput(writer),
+        });
+        console.Profile.Width = 10_000;
+        AnsiConsole.Console = console;
+        try
+        {
+            return (Run(args), writer.ToString());
+        }
+        finally
+        {
+            AnsiConsole.Console = previous;
+        }
+    }
+
+    /// <summary>Gaussian f16 q, k, v [1, 2, tokens, 128] (BHSD) in the test folder; the command line's file arguments.</summary>
+    private string[] WriteInputs(int tokensQ, int tokensKv, out AttentionShape shape, out (Half[] Q, Half[] K, Half[] V) data)
+    {
+        var random = new Random(1234);
+        shape = new AttentionShape(1, 2, 2, tokensQ, tokensKv, 128);
+        Half[] Gaussian(int n) => Enumerable.Range(0, n).Select(_ => (Half)(Math.Sqrt(-2 * Math.Log(1 - random.NextDouble())) * Math.Cos(2 * Math.PI * random.NextDouble()))).ToArray();
+        data = (Gaussian(shape.QElements), Gaussian(shape.KvElements), Gaussian(shape.KvElements));
+        NpyFile.Write(PathOf("q.npy"), data.Q, 1, 2, tokensQ, 128);
+        NpyFile.Write(PathOf("k.npy"), data.K, 1, 2, tokensKv, 128);
+        NpyFile.Write(PathOf("v.npy"), data.V, 1, 2, tokensKv, 128);
+        return ["attention", "--q", PathOf("q.npy"), "--k", PathOf("k.npy"), "--v", PathOf("v.npy"), "--out", PathOf("o.npy")];
+    }
+
+    private static double ReportedRelativeL2(string output)
+    {
+        var match = System.Text.RegularExpressions.Regex.Match(output, @"relative L2 ([0-9.E+-]+)");
+        Assert.True(match.Success, output);
+        return double.Parse(match.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    [Fact]
+    public void List_shows_the_attention_kernels_modifiers_and_their_parameters_one_line_each_when_piped()
+    {
+        var (code, output) = RunCapturing("list");
+        Assert.Equal(0, code);
+        var line = Assert.Single(output.Split('\n'), l => l.StartsWith("KernelDsl.Attention.FlashAttention.SlidingWindow.D128\t", StringComparison.Ordinal));
+        Assert.Contains("mask SlidingWindow.Visible", line);
+        Assert.Contains("window: int", line);
+        Assert.Contains("slopes: float[]", Assert.Single(output.Split('\n'), l => l.StartsWith("KernelDsl.Attention.FlashAttention.Alibi.D128\t", StringComparison.Ordinal)));
+    }
+
+    [Fact]
+    public void Attention_runs_a_variant_with_its_modifier_arguments_on_the_cpu_reference_close_to_float64()
+    {
+        var args = WriteInputs(200, 200, out var shape, out var data);
+        var (code, output) = RunCapturing([.. args, "--variant", "SlidingWindow.D128", "--arg", "window=64"]);
+        Assert.True(code == 0, output);
+        Assert.Contains("SlidingWindow.D128", output);
+        Assert.True(ReportedRelativeL2(output) < 3e-2, output);
+
+        // The file holds the windowed attention, not the dense one.
+        var o = NpyFile.ReadHalf(PathOf("o.npy")).Data.Select(x => (double)x).ToArray();
+        var window = new AttentionModifiers(Mask: (_, _, q, k) => k <= q && q - k < 64);
+        Assert.True(ErrorMetrics.Compare(o, Float64Attention.Forward(shape, data.Q, data.K, data.V, modifiers: window).Output).RelativeL2 < 3e-2);
+        Assert.True(ErrorMetrics.Compare(o, Float64Attention.Forward(shape, data.Q, data.K, data.V).Output).RelativeL2 > 0.1);
+    }
+
+    [Fact]
+    public void Attention_binds_array_arguments_from_npy_files_and_float_scalars()
+    {
+        var args = WriteInputs(150, 150, out _, out _);
+        NpyFile.Write(PathOf("documents.npy"), Enumerable.Range(0, 150).Select(i => i / 50).ToArray(), 150);
+        var (code, output) = RunCapturing([.. args, "--variant", "DocumentMask.D128", "--arg", "documents=@" + PathOf("documents.npy")]);
+        Assert.True(code == 0, output);
+        Assert.True(ReportedRelativeL2(output) < 3e-2, output);
+
+        NpyFile.Write(PathOf("slopes.npy"), new[] { 0.5f, 0.25f }, 2);
+        (code, output) = RunCapturing([.. args, "--variant", "Alibi.D128", "--arg", "slopes=@" + PathOf("slopes.npy")]);
+        Assert.True(code == 0, output);
+        Assert.True(ReportedRelativeL2(output) < 3e-2, output);
+
+        (code, output) = RunCapturing([.. args, "--variant", "Softcap.D128F16PV", "--arg", "cap=2.5"]);
+        Assert.True(code == 0, output);
+        Assert.True(ReportedRelativeL2(output) < 3e-2, output);
+    }
+
+    [Fact]
+    public void A_mask_that_hides_every_key_of_some_rows_gives_them_zero()
+    {
+        var args = WriteInputs(100, 100, out _, out _);
+        var (code, output) = RunCapturing([.. args, "--variant", "CausalMask.D128", "--arg", "offset=-10"]);
+        Assert.True(code == 0, output);
+        Assert.True(ReportedRelativeL2(output) < 3e-2, output);
+        var o = NpyFile.ReadHalf(PathOf("o.npy")).Data;
+        Assert.All(o.AsSpan(0, 10 * 128).ToArray(), x => Assert.Equal(0.0, (double)x));
+    }
+
+    [Theory]
+    [InlineData("NoSuchVariant", new string[0], "NoSuchVariant")]
+    [InlineData("D128", new string[0], "ambiguous")]
+    [InlineData("SlidingWindow.D128", new string[0], "--arg window=")]
+    [InlineData("SlidingWindow.D128", new[] { "window=64", "bogus=1" }, "bogus")]
+    [InlineData("SlidingWindow.D128", new[] { "window=abc" }, "'abc' is not an int")]
+    [InlineData("SlidingWindow.D128", new[] { "window=1.5" }, "window")]
+    [InlineData("SlidingWindow.D128", new[] { "window" }, "name=value")]
+    [InlineData("Softcap.D128", new[] { "cap=NaN" }, "cap")]
+    [InlineData("DocumentMask.D128", new[] { "documents=3" }, "documents=@file.npy")]
+    [InlineData("DocumentMask.D128", new[] { "documents=@nothing-here.npy" }, "nothing-here.npy")]
+    [InlineData("SlidingWindow.D128Bf16", new[] { "window=64" }, "BF16")]
+    public void Attention_refuses_an_unknown_variant_or_bad_arguments_with_exit_code_2_before_any_work(string variant, string[] arguments, string named)
+    {
+        var args = WriteInputs(16, 16, out _, out _).Concat(["--variant", variant]).Concat(arguments.SelectMany(a => new[] { "--arg", a })).ToArray();
+        var (code, output) = RunCapturing(args);
+        Assert.Equal(2, code);
+        Assert.Contains(named, output);
+        Assert.DoesNotContain("   at ", output);
+        Assert.False(File.Exists(PathOf("o.npy")));
+    }
+
+    [Fact]
+    public void Attention_refuses_modes_the_variant_fixes_arguments_without_a_variant_and_an_array_too_short()
+    {
+        var args = WriteInputs(64, 64, out _, out _);
+        foreach (var extra in new[] { new[] { "--causal" }, ["--pv", "Float16"], ["--v-strategy", "Movmatrix"], ["--tile", "128×64 / 8 warps / 2 stages / 2 blocks/SM"] })
+        {
+            var (code, output) = RunCapturing([.. args, "--variant", "SlidingWindow.D128", "--arg", "window=8", .. extra]);
+            Assert.Equal(2, code);
+            Assert.Contains(extra[0], output);
+        }
+        var (plainCode, plainOutput) = RunCapturing([.. args, "--arg", "window=8"]);
+        Assert.Equal(2, plainCode);
+        Assert.Contains("--variant", plainOutput);
+
+        NpyFile.Write(PathOf("short.npy"), new int[10], 10);
+        var (shortCode, shortOutput) = RunCapturing([.. args, "--variant", "DocumentMask.D128", "--arg", "documents=@" + PathOf("short.npy")]);
+        Assert.Equal(2, shortCode);
+        Assert.Contains("documents", shortOutput);
+        Assert.False(File.Exists(PathOf("o.npy")));
+    }
+
+    [Fact]
+    public void Modifier_methods_with_span_parameters_bind_through_expression_trees()
+    {
+        var method = KernelVariants.FindMethod("KernelDsl.Attention.FlashAttention.DocumentMask.SameDocument");
+        var mask = KernelVariants.Bind<MaskModifier>(method, new Dictionary<string, object> { ["documents"] = new[] { 0, 0, 1, 1 } }, typeof(int), typeof(int), typeof(int), typeof(int));
+        Assert.True(mask(0, 0, 1, 0));
+        Assert.False(mask(0, 0, 2, 1));
+        Assert.False(mask(0, 0, 0, 1));
+        var bias = KernelVariants.Bind<ScoreModifier>(KernelVariants.FindMethod("KernelDsl.Attention.FlashAttention.Alibi.Bias"),
+            new Dictionary<string, object> { ["slopes"] = new[] { 0.5f, 2f } }, typeof(float), typeof(int), typeof(int), typeof(int), typeof(int));
+        Assert.Equal(1f - 2f * 3, bias(1f, 0, 1, 5, 2));
+    }
 
     [Fact]
     public void List_and_cuda_show_the_declared_variants()

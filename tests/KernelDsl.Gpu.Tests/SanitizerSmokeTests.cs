@@ -47,4 +47,14 @@ public class SanitizerSmokeTests(ITestOutputHelper output)
         }
         tests.Split_kv_partials_merged_by_their_lse_match_full_attention(64);
     }
+
+    [Fact]
+    public void Every_attention_kernel_with_modifiers_once()
+    {
+        var tests = new Attention.ModifierVariantGpuTests(output);
+        foreach (var row in Attention.ModifierVariantGpuTests.Kernels())
+        {
+            tests.Small((string)row.Data);
+        }
+    }
 }

@@ -21,15 +21,16 @@ internal static class BenchCommand
         var headDim = new Option<int?>("--head-dim") { Description = "Only this head dim (64 or 128), e.g. to profile one shape." };
         var seq = new Option<int?>("--seq") { Description = "Only this sequence length (B = 16384 / S)." };
         var only = new Option<string?>("--only") { Description = "Only variants whose name contains this text (e.g. WgmmaStages3); skips the autotuned rows." };
+        var variants = new Option<bool>("--variants") { Description = "Time the library's variants with modifiers (window, document, ALiBi, softcap, prefix-LM, causal as a mask) beside dense and causal at D = 128, H = 16, S in {4096, 16384} (or --seq), for bench/flex.py." };
         headDim.Validators.Add(r => { if (r.GetValueOrDefault<int?>() is { } d && d is not (64 or 128)) r.AddError($"--head-dim must be 64 or 128 (the declared head dims), not {d}."); });
         seq.Validators.Add(r => { if (r.GetValueOrDefault<int?>() is { } s && (s <= 0 || 16384 % s != 0)) r.AddError($"--seq must be a positive divisor of 16384 (the grid keeps B·S = 16384), not {s}."); });
         only.Validators.Add(r => { if (r.GetValueOrDefault<string?>() is { } text && !AttentionVariant.All.Any(v => v.Module.Name.Contains(text, StringComparison.Ordinal))) r.AddError($"--only '{text}' matches no declared attention variant (kdsl list shows them)."); });
-        var command = new Command("bench", "Time every attention variant on the standard grid (needs a GPU).") { csv, quick, headDim, seq, only };
-        command.SetAction(parse => Run(parse.GetValue(csv)!, parse.GetValue(quick), parse.GetValue(headDim), parse.GetValue(seq), parse.GetValue(only)));
+        var command = new Command("bench", "Time every attention variant on the standard grid (needs a GPU).") { csv, quick, headDim, seq, only, variants };
+        command.SetAction(parse => Run(parse.GetValue(csv)!, parse.GetValue(quick), parse.GetValue(headDim), parse.GetValue(seq), parse.GetValue(only), parse.GetValue(variants)));
         return command;
     }
 
-    private static int Run(FileInfo csv, bool quick, int? onlyHeadDim, int? onlySeq, string? onlyVariant)
+    private static int Run(FileInfo csv, bool quick, int? onlyHeadDim, int? onlySeq, string? onlyVariant, bool variants)
     {
         if (!CudaDevice.TryOpen(0, out var device, out var reason))
         {
@@ -41,6 +42,11 @@ internal static class BenchCommand
         using var attention = new Int8Attention(device);
         AnsiConsole.MarkupLine($"[bold]{Markup.Escape(device.Name)}[/] ({device.ArchName}, {device.SmCount} SMs)");
         CliApp.WarnIfSourcesOverridden();
+        if (variants)
+        {
+            VariantBench.Run(device, stream, attention, csv, onlySeq is { } one ? [one] : [4096, 16384]);
+            return 0;
+        }
 
         int[] lengths = onlySeq is { } only ? [only] : quick ? [1024, 4096, 16384] : [1024, 2048, 4096, 8192, 16384];
         int[] headDims = onlyHeadDim is { } oneDim ? [oneDim] : [64, 128];
@@ -107,7 +113,7 @@ internal static class BenchCommand
         }
     }
 
-    private static DeviceBuffer<Half> Random(CudaDevice device, long length, int seed)
+    internal static DeviceBuffer<Half> Random(CudaDevice device, long length, int seed)
     {
         var random = new Random(seed);
         var values = new Half[length];
@@ -119,7 +125,7 @@ internal static class BenchCommand
     }
 
     /// <summary>Median milliseconds of 20 runs after 3 warm-ups, each bracketed by CUDA events on the stream.</summary>
-    private static double Median(CudaStream stream, Action run)
+    internal static double Median(CudaStream stream, Action run)
     {
         var times = new List<double>();
         for (var i = 0; i < 23; i++)

@@ -53,15 +53,7 @@ public static partial class Int8AttentionD128Pretransposed;
 public static partial class Int8AttentionD128F16PV;
 
 /// <summary>D = 128, causal, Recipe A.</summary>
-[FlashAttentionForward(HeadDim = 128, BlockM = 128, BlockN = 64, Warps = 8, Stages = 2, Causal = true)]
-[SmemLayout(Operand.Q, Element.S8, 3, 4, 3)]
-[SmemLayout(Operand.K, Element.S8, 3, 4, 3)]
-[SmemLayout(Operand.V, Element.S8, 3, 4, 3)]
-[CopyAtom(Operand.Q, CopyAtoms.Ldsm)]
-[CopyAtom(Operand.K, CopyAtoms.Ldsm)]
-[CopyAtom(Operand.V, CopyAtoms.LdsmTransPrmt)]
-[MmaAtom(MmaAtoms.M16N8K32_S32S8S8)]
-[MmaAtom(MmaAtoms.M16N8K32_S32U8S8, Product = MmaProduct.PV)]
+[FlashAttentionForward(Like = typeof(Int8AttentionD128TransPrmt), Causal = true)]
 public static partial class Int8AttentionD128CausalTransPrmt;
 
 /// <summary>D = 64, Recipe A; two blocks per SM (the kernel fits 128 registers a thread without spills).</summary>
@@ -77,51 +69,19 @@ public static partial class Int8AttentionD128CausalTransPrmt;
 public static partial class Int8AttentionD64TransPrmt;
 
 /// <summary>D = 64, causal, Recipe A.</summary>
-[FlashAttentionForward(HeadDim = 64, BlockM = 128, BlockN = 64, Warps = 8, Stages = 2, MinBlocksPerSm = 2, Causal = true)]
-[SmemLayout(Operand.Q, Element.S8, 2, 4, 3)]
-[SmemLayout(Operand.K, Element.S8, 2, 4, 3)]
-[SmemLayout(Operand.V, Element.S8, 2, 4, 3)]
-[CopyAtom(Operand.Q, CopyAtoms.Ldsm)]
-[CopyAtom(Operand.K, CopyAtoms.Ldsm)]
-[CopyAtom(Operand.V, CopyAtoms.LdsmTransPrmt)]
-[MmaAtom(MmaAtoms.M16N8K32_S32S8S8)]
-[MmaAtom(MmaAtoms.M16N8K32_S32U8S8, Product = MmaProduct.PV)]
+[FlashAttentionForward(Like = typeof(Int8AttentionD64TransPrmt), Causal = true)]
 public static partial class Int8AttentionD64CausalTransPrmt;
 
 /// <summary>D = 128, causal, Recipe B.</summary>
-[FlashAttentionForward(HeadDim = 128, BlockM = 128, BlockN = 64, Warps = 8, Stages = 2, Causal = true)]
-[SmemLayout(Operand.Q, Element.S8, 3, 4, 3)]
-[SmemLayout(Operand.K, Element.S8, 3, 4, 3)]
-[SmemLayout(Operand.V, Element.S8, 3, 4, 4)]
-[CopyAtom(Operand.Q, CopyAtoms.Ldsm)]
-[CopyAtom(Operand.K, CopyAtoms.Ldsm)]
-[CopyAtom(Operand.V, CopyAtoms.LdsmPrmtMovmatrix)]
-[MmaAtom(MmaAtoms.M16N8K32_S32S8S8)]
-[MmaAtom(MmaAtoms.M16N8K32_S32U8S8, Product = MmaProduct.PV)]
+[FlashAttentionForward(Like = typeof(Int8AttentionD128Movmatrix), Causal = true)]
 public static partial class Int8AttentionD128CausalMovmatrix;
 
 /// <summary>D = 128, causal, Recipe C.</summary>
-[FlashAttentionForward(HeadDim = 128, BlockM = 128, BlockN = 64, Warps = 8, Stages = 2, Causal = true)]
-[SmemLayout(Operand.Q, Element.S8, 3, 4, 3)]
-[SmemLayout(Operand.K, Element.S8, 3, 4, 3)]
-[SmemLayout(Operand.V, Element.S8, 2, 4, 3)]
-[CopyAtom(Operand.Q, CopyAtoms.Ldsm)]
-[CopyAtom(Operand.K, CopyAtoms.Ldsm)]
-[CopyAtom(Operand.V, CopyAtoms.LdsmPretransposed)]
-[MmaAtom(MmaAtoms.M16N8K32_S32S8S8)]
-[MmaAtom(MmaAtoms.M16N8K32_S32U8S8, Product = MmaProduct.PV)]
+[FlashAttentionForward(Like = typeof(Int8AttentionD128Pretransposed), Causal = true)]
 public static partial class Int8AttentionD128CausalPretransposed;
 
 /// <summary>D = 128, causal, accuracy mode.</summary>
-[FlashAttentionForward(HeadDim = 128, BlockM = 128, BlockN = 64, Warps = 8, Stages = 2, Causal = true)]
-[SmemLayout(Operand.Q, Element.S8, 3, 4, 3)]
-[SmemLayout(Operand.K, Element.S8, 3, 4, 3)]
-[SmemLayout(Operand.V, Element.F16, 3, 3, 4)]
-[CopyAtom(Operand.Q, CopyAtoms.Ldsm)]
-[CopyAtom(Operand.K, CopyAtoms.Ldsm)]
-[CopyAtom(Operand.V, CopyAtoms.LdsmTrans)]
-[MmaAtom(MmaAtoms.M16N8K32_S32S8S8)]
-[MmaAtom(MmaAtoms.M16N8K16_F32F16F16, Product = MmaProduct.PV)]
+[FlashAttentionForward(Like = typeof(Int8AttentionD128F16PV), Causal = true)]
 public static partial class Int8AttentionD128CausalF16PV;
 
 /// <summary>D = 64, accuracy mode.</summary>
@@ -137,29 +97,13 @@ public static partial class Int8AttentionD128CausalF16PV;
 public static partial class Int8AttentionD64F16PV;
 
 /// <summary>D = 64, causal, accuracy mode.</summary>
-[FlashAttentionForward(HeadDim = 64, BlockM = 128, BlockN = 64, Warps = 8, Stages = 2, Causal = true)]
-[SmemLayout(Operand.Q, Element.S8, 2, 4, 3)]
-[SmemLayout(Operand.K, Element.S8, 2, 4, 3)]
-[SmemLayout(Operand.V, Element.F16, 3, 3, 3)]
-[CopyAtom(Operand.Q, CopyAtoms.Ldsm)]
-[CopyAtom(Operand.K, CopyAtoms.Ldsm)]
-[CopyAtom(Operand.V, CopyAtoms.LdsmTrans)]
-[MmaAtom(MmaAtoms.M16N8K32_S32S8S8)]
-[MmaAtom(MmaAtoms.M16N8K16_F32F16F16, Product = MmaProduct.PV)]
+[FlashAttentionForward(Like = typeof(Int8AttentionD64F16PV), Causal = true)]
 public static partial class Int8AttentionD64CausalF16PV;
 
 // bf16 inputs and output: the same kernels with bf16 conversions; the accuracy mode runs P·V on bf16 MMAs.
 
 /// <summary>D = 128, Recipe A, bf16 in and out.</summary>
-[FlashAttentionForward(HeadDim = 128, BlockM = 128, BlockN = 64, Warps = 8, Stages = 2, Output = Element.BF16)]
-[SmemLayout(Operand.Q, Element.S8, 3, 4, 3)]
-[SmemLayout(Operand.K, Element.S8, 3, 4, 3)]
-[SmemLayout(Operand.V, Element.S8, 3, 4, 3)]
-[CopyAtom(Operand.Q, CopyAtoms.Ldsm)]
-[CopyAtom(Operand.K, CopyAtoms.Ldsm)]
-[CopyAtom(Operand.V, CopyAtoms.LdsmTransPrmt)]
-[MmaAtom(MmaAtoms.M16N8K32_S32S8S8)]
-[MmaAtom(MmaAtoms.M16N8K32_S32U8S8, Product = MmaProduct.PV)]
+[FlashAttentionForward(Like = typeof(Int8AttentionD128TransPrmt), Output = Element.BF16)]
 public static partial class Int8AttentionD128TransPrmtBf16;
 
 /// <summary>D = 128, accuracy mode on bf16 MMAs, bf16 in and out.</summary>
@@ -175,39 +119,15 @@ public static partial class Int8AttentionD128TransPrmtBf16;
 public static partial class Int8AttentionD128Bf16PV;
 
 /// <summary>D = 128, causal, Recipe A, bf16 in and out.</summary>
-[FlashAttentionForward(HeadDim = 128, BlockM = 128, BlockN = 64, Warps = 8, Stages = 2, Causal = true, Output = Element.BF16)]
-[SmemLayout(Operand.Q, Element.S8, 3, 4, 3)]
-[SmemLayout(Operand.K, Element.S8, 3, 4, 3)]
-[SmemLayout(Operand.V, Element.S8, 3, 4, 3)]
-[CopyAtom(Operand.Q, CopyAtoms.Ldsm)]
-[CopyAtom(Operand.K, CopyAtoms.Ldsm)]
-[CopyAtom(Operand.V, CopyAtoms.LdsmTransPrmt)]
-[MmaAtom(MmaAtoms.M16N8K32_S32S8S8)]
-[MmaAtom(MmaAtoms.M16N8K32_S32U8S8, Product = MmaProduct.PV)]
+[FlashAttentionForward(Like = typeof(Int8AttentionD128TransPrmt), Causal = true, Output = Element.BF16)]
 public static partial class Int8AttentionD128CausalTransPrmtBf16;
 
 /// <summary>D = 128, causal, accuracy mode on bf16 MMAs, bf16 in and out.</summary>
-[FlashAttentionForward(HeadDim = 128, BlockM = 128, BlockN = 64, Warps = 8, Stages = 2, Causal = true, Output = Element.BF16)]
-[SmemLayout(Operand.Q, Element.S8, 3, 4, 3)]
-[SmemLayout(Operand.K, Element.S8, 3, 4, 3)]
-[SmemLayout(Operand.V, Element.BF16, 3, 3, 4)]
-[CopyAtom(Operand.Q, CopyAtoms.Ldsm)]
-[CopyAtom(Operand.K, CopyAtoms.Ldsm)]
-[CopyAtom(Operand.V, CopyAtoms.LdsmTrans)]
-[MmaAtom(MmaAtoms.M16N8K32_S32S8S8)]
-[MmaAtom(MmaAtoms.M16N8K16_F32BF16BF16, Product = MmaProduct.PV)]
+[FlashAttentionForward(Like = typeof(Int8AttentionD128Bf16PV), Causal = true)]
 public static partial class Int8AttentionD128CausalBf16PV;
 
 /// <summary>D = 64, Recipe A, bf16 in and out.</summary>
-[FlashAttentionForward(HeadDim = 64, BlockM = 128, BlockN = 64, Warps = 8, Stages = 2, MinBlocksPerSm = 2, Output = Element.BF16)]
-[SmemLayout(Operand.Q, Element.S8, 2, 4, 3)]
-[SmemLayout(Operand.K, Element.S8, 2, 4, 3)]
-[SmemLayout(Operand.V, Element.S8, 2, 4, 3)]
-[CopyAtom(Operand.Q, CopyAtoms.Ldsm)]
-[CopyAtom(Operand.K, CopyAtoms.Ldsm)]
-[CopyAtom(Operand.V, CopyAtoms.LdsmTransPrmt)]
-[MmaAtom(MmaAtoms.M16N8K32_S32S8S8)]
-[MmaAtom(MmaAtoms.M16N8K32_S32U8S8, Product = MmaProduct.PV)]
+[FlashAttentionForward(Like = typeof(Int8AttentionD64TransPrmt), Output = Element.BF16)]
 public static partial class Int8AttentionD64TransPrmtBf16;
 
 /// <summary>D = 64, accuracy mode on bf16 MMAs, bf16 in and out.</summary>
@@ -223,149 +143,53 @@ public static partial class Int8AttentionD64TransPrmtBf16;
 public static partial class Int8AttentionD64Bf16PV;
 
 /// <summary>D = 64, causal, Recipe A, bf16 in and out.</summary>
-[FlashAttentionForward(HeadDim = 64, BlockM = 128, BlockN = 64, Warps = 8, Stages = 2, MinBlocksPerSm = 2, Causal = true, Output = Element.BF16)]
-[SmemLayout(Operand.Q, Element.S8, 2, 4, 3)]
-[SmemLayout(Operand.K, Element.S8, 2, 4, 3)]
-[SmemLayout(Operand.V, Element.S8, 2, 4, 3)]
-[CopyAtom(Operand.Q, CopyAtoms.Ldsm)]
-[CopyAtom(Operand.K, CopyAtoms.Ldsm)]
-[CopyAtom(Operand.V, CopyAtoms.LdsmTransPrmt)]
-[MmaAtom(MmaAtoms.M16N8K32_S32S8S8)]
-[MmaAtom(MmaAtoms.M16N8K32_S32U8S8, Product = MmaProduct.PV)]
+[FlashAttentionForward(Like = typeof(Int8AttentionD64TransPrmt), Causal = true, Output = Element.BF16)]
 public static partial class Int8AttentionD64CausalTransPrmtBf16;
 
 /// <summary>D = 64, causal, accuracy mode on bf16 MMAs, bf16 in and out.</summary>
-[FlashAttentionForward(HeadDim = 64, BlockM = 128, BlockN = 64, Warps = 8, Stages = 2, Causal = true, Output = Element.BF16)]
-[SmemLayout(Operand.Q, Element.S8, 2, 4, 3)]
-[SmemLayout(Operand.K, Element.S8, 2, 4, 3)]
-[SmemLayout(Operand.V, Element.BF16, 3, 3, 3)]
-[CopyAtom(Operand.Q, CopyAtoms.Ldsm)]
-[CopyAtom(Operand.K, CopyAtoms.Ldsm)]
-[CopyAtom(Operand.V, CopyAtoms.LdsmTrans)]
-[MmaAtom(MmaAtoms.M16N8K32_S32S8S8)]
-[MmaAtom(MmaAtoms.M16N8K16_F32BF16BF16, Product = MmaProduct.PV)]
+[FlashAttentionForward(Like = typeof(Int8AttentionD64Bf16PV), Causal = true)]
 public static partial class Int8AttentionD64CausalBf16PV;
 
 // ---- Further tile configurations: AttentionOptions.Autotune times them against the ones above. ----
 
 /// <summary>D = 128, Recipe A with 3 K/V stages: a second tile configuration for the autotuner.</summary>
-[FlashAttentionForward(HeadDim = 128, BlockM = 128, BlockN = 64, Warps = 8, Stages = 3)]
-[SmemLayout(Operand.Q, Element.S8, 3, 4, 3)]
-[SmemLayout(Operand.K, Element.S8, 3, 4, 3)]
-[SmemLayout(Operand.V, Element.S8, 3, 4, 3)]
-[CopyAtom(Operand.Q, CopyAtoms.Ldsm)]
-[CopyAtom(Operand.K, CopyAtoms.Ldsm)]
-[CopyAtom(Operand.V, CopyAtoms.LdsmTransPrmt)]
-[MmaAtom(MmaAtoms.M16N8K32_S32S8S8)]
-[MmaAtom(MmaAtoms.M16N8K32_S32U8S8, Product = MmaProduct.PV)]
+[FlashAttentionForward(Like = typeof(Int8AttentionD128TransPrmt), Stages = 3)]
 public static partial class Int8AttentionD128TransPrmtStages3;
 
 /// <summary>D = 128, Recipe C with 3 K/V stages: a second tile configuration for the autotuner.</summary>
-[FlashAttentionForward(HeadDim = 128, BlockM = 128, BlockN = 64, Warps = 8, Stages = 3)]
-[SmemLayout(Operand.Q, Element.S8, 3, 4, 3)]
-[SmemLayout(Operand.K, Element.S8, 3, 4, 3)]
-[SmemLayout(Operand.V, Element.S8, 2, 4, 3)]
-[CopyAtom(Operand.Q, CopyAtoms.Ldsm)]
-[CopyAtom(Operand.K, CopyAtoms.Ldsm)]
-[CopyAtom(Operand.V, CopyAtoms.LdsmPretransposed)]
-[MmaAtom(MmaAtoms.M16N8K32_S32S8S8)]
-[MmaAtom(MmaAtoms.M16N8K32_S32U8S8, Product = MmaProduct.PV)]
+[FlashAttentionForward(Like = typeof(Int8AttentionD128Pretransposed), Stages = 3)]
 public static partial class Int8AttentionD128PretransposedStages3;
 
 /// <summary>D = 128 causal, Recipe A with 3 K/V stages.</summary>
-[FlashAttentionForward(HeadDim = 128, BlockM = 128, BlockN = 64, Warps = 8, Stages = 3, Causal = true)]
-[SmemLayout(Operand.Q, Element.S8, 3, 4, 3)]
-[SmemLayout(Operand.K, Element.S8, 3, 4, 3)]
-[SmemLayout(Operand.V, Element.S8, 3, 4, 3)]
-[CopyAtom(Operand.Q, CopyAtoms.Ldsm)]
-[CopyAtom(Operand.K, CopyAtoms.Ldsm)]
-[CopyAtom(Operand.V, CopyAtoms.LdsmTransPrmt)]
-[MmaAtom(MmaAtoms.M16N8K32_S32S8S8)]
-[MmaAtom(MmaAtoms.M16N8K32_S32U8S8, Product = MmaProduct.PV)]
+[FlashAttentionForward(Like = typeof(Int8AttentionD128TransPrmt), Stages = 3, Causal = true)]
 public static partial class Int8AttentionD128CausalTransPrmtStages3;
 
 /// <summary>D = 128 causal, Recipe C with 3 K/V stages.</summary>
-[FlashAttentionForward(HeadDim = 128, BlockM = 128, BlockN = 64, Warps = 8, Stages = 3, Causal = true)]
-[SmemLayout(Operand.Q, Element.S8, 3, 4, 3)]
-[SmemLayout(Operand.K, Element.S8, 3, 4, 3)]
-[SmemLayout(Operand.V, Element.S8, 2, 4, 3)]
-[CopyAtom(Operand.Q, CopyAtoms.Ldsm)]
-[CopyAtom(Operand.K, CopyAtoms.Ldsm)]
-[CopyAtom(Operand.V, CopyAtoms.LdsmPretransposed)]
-[MmaAtom(MmaAtoms.M16N8K32_S32S8S8)]
-[MmaAtom(MmaAtoms.M16N8K32_S32U8S8, Product = MmaProduct.PV)]
+[FlashAttentionForward(Like = typeof(Int8AttentionD128Pretransposed), Stages = 3, Causal = true)]
 public static partial class Int8AttentionD128CausalPretransposedStages3;
 
 /// <summary>D = 64, Recipe A with 3 K/V stages (one block per SM: the tuner weighs registers against occupancy).</summary>
-[FlashAttentionForward(HeadDim = 64, BlockM = 128, BlockN = 64, Warps = 8, Stages = 3, MinBlocksPerSm = 1)]
-[SmemLayout(Operand.Q, Element.S8, 2, 4, 3)]
-[SmemLayout(Operand.K, Element.S8, 2, 4, 3)]
-[SmemLayout(Operand.V, Element.S8, 2, 4, 3)]
-[CopyAtom(Operand.Q, CopyAtoms.Ldsm)]
-[CopyAtom(Operand.K, CopyAtoms.Ldsm)]
-[CopyAtom(Operand.V, CopyAtoms.LdsmTransPrmt)]
-[MmaAtom(MmaAtoms.M16N8K32_S32S8S8)]
-[MmaAtom(MmaAtoms.M16N8K32_S32U8S8, Product = MmaProduct.PV)]
+[FlashAttentionForward(Like = typeof(Int8AttentionD64TransPrmt), Stages = 3, MinBlocksPerSm = 1)]
 public static partial class Int8AttentionD64TransPrmtStages3;
 
 /// <summary>D = 64 causal, Recipe A with 3 K/V stages (one block per SM: the tuner weighs registers against occupancy).</summary>
-[FlashAttentionForward(HeadDim = 64, BlockM = 128, BlockN = 64, Warps = 8, Stages = 3, MinBlocksPerSm = 1, Causal = true)]
-[SmemLayout(Operand.Q, Element.S8, 2, 4, 3)]
-[SmemLayout(Operand.K, Element.S8, 2, 4, 3)]
-[SmemLayout(Operand.V, Element.S8, 2, 4, 3)]
-[CopyAtom(Operand.Q, CopyAtoms.Ldsm)]
-[CopyAtom(Operand.K, CopyAtoms.Ldsm)]
-[CopyAtom(Operand.V, CopyAtoms.LdsmTransPrmt)]
-[MmaAtom(MmaAtoms.M16N8K32_S32S8S8)]
-[MmaAtom(MmaAtoms.M16N8K32_S32U8S8, Product = MmaProduct.PV)]
+[FlashAttentionForward(Like = typeof(Int8AttentionD64TransPrmt), Stages = 3, MinBlocksPerSm = 1, Causal = true)]
 public static partial class Int8AttentionD64CausalTransPrmtStages3;
 
 /// <summary>D = 128, Recipe C on 64-row blocks of 4 warps, two per SM: the same warps per SM as 128 rows, with independent barriers.</summary>
-[FlashAttentionForward(HeadDim = 128, BlockM = 64, QScaleRows = 128, BlockN = 64, Warps = 4, Stages = 2, MinBlocksPerSm = 2)]
-[SmemLayout(Operand.Q, Element.S8, 3, 4, 3)]
-[SmemLayout(Operand.K, Element.S8, 3, 4, 3)]
-[SmemLayout(Operand.V, Element.S8, 2, 4, 3)]
-[CopyAtom(Operand.Q, CopyAtoms.Ldsm)]
-[CopyAtom(Operand.K, CopyAtoms.Ldsm)]
-[CopyAtom(Operand.V, CopyAtoms.LdsmPretransposed)]
-[MmaAtom(MmaAtoms.M16N8K32_S32S8S8)]
-[MmaAtom(MmaAtoms.M16N8K32_S32U8S8, Product = MmaProduct.PV)]
+[FlashAttentionForward(Like = typeof(Int8AttentionD128Pretransposed), BlockM = 64, QScaleRows = 128, Warps = 4, MinBlocksPerSm = 2)]
 public static partial class Int8AttentionD128PretransposedBlockM64;
 
 /// <summary>D = 128 causal, Recipe C on 64-row blocks of 4 warps, two per SM.</summary>
-[FlashAttentionForward(HeadDim = 128, BlockM = 64, QScaleRows = 128, BlockN = 64, Warps = 4, Stages = 2, MinBlocksPerSm = 2, Causal = true)]
-[SmemLayout(Operand.Q, Element.S8, 3, 4, 3)]
-[SmemLayout(Operand.K, Element.S8, 3, 4, 3)]
-[SmemLayout(Operand.V, Element.S8, 2, 4, 3)]
-[CopyAtom(Operand.Q, CopyAtoms.Ldsm)]
-[CopyAtom(Operand.K, CopyAtoms.Ldsm)]
-[CopyAtom(Operand.V, CopyAtoms.LdsmPretransposed)]
-[MmaAtom(MmaAtoms.M16N8K32_S32S8S8)]
-[MmaAtom(MmaAtoms.M16N8K32_S32U8S8, Product = MmaProduct.PV)]
+[FlashAttentionForward(Like = typeof(Int8AttentionD128Pretransposed), BlockM = 64, QScaleRows = 128, Warps = 4, MinBlocksPerSm = 2, Causal = true)]
 public static partial class Int8AttentionD128CausalPretransposedBlockM64;
 
 /// <summary>D = 128, Recipe A on 64-row blocks of 4 warps, two per SM.</summary>
-[FlashAttentionForward(HeadDim = 128, BlockM = 64, QScaleRows = 128, BlockN = 64, Warps = 4, Stages = 2, MinBlocksPerSm = 2)]
-[SmemLayout(Operand.Q, Element.S8, 3, 4, 3)]
-[SmemLayout(Operand.K, Element.S8, 3, 4, 3)]
-[SmemLayout(Operand.V, Element.S8, 3, 4, 3)]
-[CopyAtom(Operand.Q, CopyAtoms.Ldsm)]
-[CopyAtom(Operand.K, CopyAtoms.Ldsm)]
-[CopyAtom(Operand.V, CopyAtoms.LdsmTransPrmt)]
-[MmaAtom(MmaAtoms.M16N8K32_S32S8S8)]
-[MmaAtom(MmaAtoms.M16N8K32_S32U8S8, Product = MmaProduct.PV)]
+[FlashAttentionForward(Like = typeof(Int8AttentionD128TransPrmt), BlockM = 64, QScaleRows = 128, Warps = 4, MinBlocksPerSm = 2)]
 public static partial class Int8AttentionD128TransPrmtBlockM64;
 
 /// <summary>D = 128 causal, Recipe A on 64-row blocks of 4 warps, two per SM.</summary>
-[FlashAttentionForward(HeadDim = 128, BlockM = 64, QScaleRows = 128, BlockN = 64, Warps = 4, Stages = 2, MinBlocksPerSm = 2, Causal = true)]
-[SmemLayout(Operand.Q, Element.S8, 3, 4, 3)]
-[SmemLayout(Operand.K, Element.S8, 3, 4, 3)]
-[SmemLayout(Operand.V, Element.S8, 3, 4, 3)]
-[CopyAtom(Operand.Q, CopyAtoms.Ldsm)]
-[CopyAtom(Operand.K, CopyAtoms.Ldsm)]
-[CopyAtom(Operand.V, CopyAtoms.LdsmTransPrmt)]
-[MmaAtom(MmaAtoms.M16N8K32_S32S8S8)]
-[MmaAtom(MmaAtoms.M16N8K32_S32U8S8, Product = MmaProduct.PV)]
+[FlashAttentionForward(Like = typeof(Int8AttentionD128TransPrmt), BlockM = 64, QScaleRows = 128, Warps = 4, MinBlocksPerSm = 2, Causal = true)]
 public static partial class Int8AttentionD128CausalTransPrmtBlockM64;
 
 // ---- Hopper (sm_90a): the warp-specialized wgmma form ----
@@ -389,16 +213,7 @@ public static partial class Int8AttentionD128CausalTransPrmtBlockM64;
 public static partial class Int8AttentionD128Wgmma;
 
 /// <summary>D = 128, causal, on wgmma (sm_90a).</summary>
-[FlashAttentionForward(HeadDim = 128, BlockM = 128, BlockN = 128, KScaleKeys = 64, Warps = 12, Stages = 2, Causal = true, Targets = [Sm.Sm90a])]
-[SmemLayout(Operand.Q, Element.S8, 3, 4, 3)]
-[SmemLayout(Operand.K, Element.S8, 3, 4, 3)]
-[SmemLayout(Operand.V, Element.S8, 3, 4, 3)]
-[CopyAtom(Operand.Q, CopyAtoms.Tma)]
-[CopyAtom(Operand.K, CopyAtoms.Tma)]
-[CopyAtom(Operand.V, CopyAtoms.Tma)]
-[CopyAtom(Operand.V, CopyAtoms.LdsmPretransposed)]
-[MmaAtom(MmaAtoms.Wgmma_M64N128K32_S32S8S8)]
-[MmaAtom(MmaAtoms.Wgmma_M64N128K32_S32U8S8_RS, Product = MmaProduct.PV)]
+[FlashAttentionForward(Like = typeof(Int8AttentionD128Wgmma), Causal = true)]
 public static partial class Int8AttentionD128CausalWgmma;
 
 /// <summary>D = 64 on wgmma (sm_90a): 64-byte Q/K rows (64-byte swizzle), V tiles of 64 channels × 128 keys.</summary>
@@ -415,68 +230,23 @@ public static partial class Int8AttentionD128CausalWgmma;
 public static partial class Int8AttentionD64Wgmma;
 
 /// <summary>D = 64, causal, on wgmma (sm_90a).</summary>
-[FlashAttentionForward(HeadDim = 64, BlockM = 128, BlockN = 128, KScaleKeys = 64, Warps = 12, Stages = 3, Causal = true, Targets = [Sm.Sm90a])]
-[SmemLayout(Operand.Q, Element.S8, 2, 4, 3)]
-[SmemLayout(Operand.K, Element.S8, 2, 4, 3)]
-[SmemLayout(Operand.V, Element.S8, 3, 4, 3)]
-[CopyAtom(Operand.Q, CopyAtoms.Tma)]
-[CopyAtom(Operand.K, CopyAtoms.Tma)]
-[CopyAtom(Operand.V, CopyAtoms.Tma)]
-[CopyAtom(Operand.V, CopyAtoms.LdsmPretransposed)]
-[MmaAtom(MmaAtoms.Wgmma_M64N128K32_S32S8S8)]
-[MmaAtom(MmaAtoms.Wgmma_M64N64K32_S32U8S8_RS, Product = MmaProduct.PV)]
+[FlashAttentionForward(Like = typeof(Int8AttentionD64Wgmma), Causal = true)]
 public static partial class Int8AttentionD64CausalWgmma;
 
 /// <summary>D = 128 on wgmma with FlashAttention-3's pingpong: the two consumer warpgroups take turns issuing their MMAs.</summary>
-[FlashAttentionForward(HeadDim = 128, BlockM = 128, BlockN = 128, KScaleKeys = 64, Warps = 12, Stages = 2, Pingpong = true, Targets = [Sm.Sm90a])]
-[SmemLayout(Operand.Q, Element.S8, 3, 4, 3)]
-[SmemLayout(Operand.K, Element.S8, 3, 4, 3)]
-[SmemLayout(Operand.V, Element.S8, 3, 4, 3)]
-[CopyAtom(Operand.Q, CopyAtoms.Tma)]
-[CopyAtom(Operand.K, CopyAtoms.Tma)]
-[CopyAtom(Operand.V, CopyAtoms.Tma)]
-[CopyAtom(Operand.V, CopyAtoms.LdsmPretransposed)]
-[MmaAtom(MmaAtoms.Wgmma_M64N128K32_S32S8S8)]
-[MmaAtom(MmaAtoms.Wgmma_M64N128K32_S32U8S8_RS, Product = MmaProduct.PV)]
+[FlashAttentionForward(Like = typeof(Int8AttentionD128Wgmma), Pingpong = true)]
 public static partial class Int8AttentionD128WgmmaPingpong;
 
 /// <summary>D = 128, causal, on wgmma with pingpong.</summary>
-[FlashAttentionForward(HeadDim = 128, BlockM = 128, BlockN = 128, KScaleKeys = 64, Warps = 12, Stages = 2, Pingpong = true, Causal = true, Targets = [Sm.Sm90a])]
-[SmemLayout(Operand.Q, Element.S8, 3, 4, 3)]
-[SmemLayout(Operand.K, Element.S8, 3, 4, 3)]
-[SmemLayout(Operand.V, Element.S8, 3, 4, 3)]
-[CopyAtom(Operand.Q, CopyAtoms.Tma)]
-[CopyAtom(Operand.K, CopyAtoms.Tma)]
-[CopyAtom(Operand.V, CopyAtoms.Tma)]
-[CopyAtom(Operand.V, CopyAtoms.LdsmPretransposed)]
-[MmaAtom(MmaAtoms.Wgmma_M64N128K32_S32S8S8)]
-[MmaAtom(MmaAtoms.Wgmma_M64N128K32_S32U8S8_RS, Product = MmaProduct.PV)]
+[FlashAttentionForward(Like = typeof(Int8AttentionD128Wgmma), Pingpong = true, Causal = true)]
 public static partial class Int8AttentionD128CausalWgmmaPingpong;
 
 /// <summary>D = 128 on wgmma with three K/V stages: the producer runs two blocks ahead.</summary>
-[FlashAttentionForward(HeadDim = 128, BlockM = 128, BlockN = 128, KScaleKeys = 64, Warps = 12, Stages = 3, Targets = [Sm.Sm90a])]
-[SmemLayout(Operand.Q, Element.S8, 3, 4, 3)]
-[SmemLayout(Operand.K, Element.S8, 3, 4, 3)]
-[SmemLayout(Operand.V, Element.S8, 3, 4, 3)]
-[CopyAtom(Operand.Q, CopyAtoms.Tma)]
-[CopyAtom(Operand.K, CopyAtoms.Tma)]
-[CopyAtom(Operand.V, CopyAtoms.Tma)]
-[CopyAtom(Operand.V, CopyAtoms.LdsmPretransposed)]
-[MmaAtom(MmaAtoms.Wgmma_M64N128K32_S32S8S8)]
-[MmaAtom(MmaAtoms.Wgmma_M64N128K32_S32U8S8_RS, Product = MmaProduct.PV)]
+[FlashAttentionForward(Like = typeof(Int8AttentionD128Wgmma), Stages = 3)]
 public static partial class Int8AttentionD128WgmmaStages3;
 
 /// <summary>D = 128, causal, on wgmma with three K/V stages.</summary>
-[FlashAttentionForward(HeadDim = 128, BlockM = 128, BlockN = 128, KScaleKeys = 64, Warps = 12, Stages = 3, Causal = true, Targets = [Sm.Sm90a])]
-[SmemLayout(Operand.Q, Element.S8, 3, 4, 3)]
-[SmemLayout(Operand.K, Element.S8, 3, 4, 3)]
-[SmemLayout(Operand.V, Element.S8, 3, 4, 3)]
-[CopyAtom(Operand.Q, CopyAtoms.Tma)]
-[CopyAtom(Operand.K, CopyAtoms.Tma)]
-[CopyAtom(Operand.V, CopyAtoms.Tma)]
-[CopyAtom(Operand.V, CopyAtoms.LdsmPretransposed)]
-[MmaAtom(MmaAtoms.Wgmma_M64N128K32_S32S8S8)]
-[MmaAtom(MmaAtoms.Wgmma_M64N128K32_S32U8S8_RS, Product = MmaProduct.PV)]
+[FlashAttentionForward(Like = typeof(Int8AttentionD128Wgmma), Stages = 3, Causal = true)]
 public static partial class Int8AttentionD128CausalWgmmaStages3;
 
 /// <summary>
@@ -497,15 +267,5 @@ public static partial class Int8AttentionD128CausalWgmmaStages3;
 public static partial class Int8AttentionD128WgmmaRecipeD;
 
 /// <summary>D = 128, causal, on wgmma with Recipe D.</summary>
-[FlashAttentionForward(HeadDim = 128, BlockM = 128, BlockN = 128, KScaleKeys = 64, Warps = 12, Stages = 3, Causal = true, Targets = [Sm.Sm90a])]
-[SmemLayout(Operand.Q, Element.S8, 3, 4, 3)]
-[SmemLayout(Operand.K, Element.S8, 3, 4, 3)]
-[SmemLayout(Operand.V, Element.S8, 3, 4, 3)]
-[CopyAtom(Operand.Q, CopyAtoms.Tma)]
-[CopyAtom(Operand.K, CopyAtoms.Tma)]
-[CopyAtom(Operand.V, CopyAtoms.Tma)]
-[CopyAtom(Operand.V, CopyAtoms.LdsmTransPrmt)]
-[CopyAtom(Operand.V, CopyAtoms.Stmatrix)]
-[MmaAtom(MmaAtoms.Wgmma_M64N128K32_S32S8S8)]
-[MmaAtom(MmaAtoms.Wgmma_M64N128K32_S32U8S8_RS, Product = MmaProduct.PV)]
+[FlashAttentionForward(Like = typeof(Int8AttentionD128WgmmaRecipeD), Causal = true)]
 public static partial class Int8AttentionD128CausalWgmmaRecipeD;

@@ -17,7 +17,7 @@ internal delegate void NonFiniteCounter<T>(CudaStream stream, DeviceBuffer<T> x,
 
 /// <summary>
 /// The declared quantize variants that feed attention for one head dim and input type: Q per QScaleRows rows, K smoothed
-/// per KScaleKeys rows, V per channel (and, for f16 input, V transposed in π order for Recipe C).
+/// per KScaleKeys rows, V per channel (and, for f16 input at head dims 64 and 128, V transposed in π order for Recipe C).
 /// </summary>
 internal sealed record Quantizers<T>(QuantizeLauncher<T> Q, SmoothingLauncher<T> K, QuantizeLauncher<T> V, QuantizeLauncher<T>? VPi) where T : unmanaged
 {
@@ -51,6 +51,22 @@ internal sealed record Quantizers<T>(QuantizeLauncher<T> Q, SmoothingLauncher<T>
             (false, 64) => new Quantizers<ushort>(QuantizeQBlock128D64Bf16.Launch, QuantizeKSmoothBlock64D64Bf16.Launch, QuantizeVChannelD64Bf16.Launch, null)
             {
                 QScaleCount = QuantizeQBlock128D64Bf16.ScaleCount, KScaleCount = QuantizeKSmoothBlock64D64Bf16.ScaleCount, CountV = QuantizeVChannelD64Bf16.CountNonFinite,
+            },
+            (true, 96) => new Quantizers<Half>(QuantizeQBlock128D96.Launch, QuantizeKSmoothBlock64D96.Launch, QuantizeVChannelD96.Launch, null)
+            {
+                QScaleCount = QuantizeQBlock128D96.ScaleCount, KScaleCount = QuantizeKSmoothBlock64D96.ScaleCount, CountV = QuantizeVChannelD96.CountNonFinite,
+            },
+            (false, 96) => new Quantizers<ushort>(QuantizeQBlock128D96Bf16.Launch, QuantizeKSmoothBlock64D96Bf16.Launch, QuantizeVChannelD96Bf16.Launch, null)
+            {
+                QScaleCount = QuantizeQBlock128D96Bf16.ScaleCount, KScaleCount = QuantizeKSmoothBlock64D96Bf16.ScaleCount, CountV = QuantizeVChannelD96Bf16.CountNonFinite,
+            },
+            (true, 256) => new Quantizers<Half>(QuantizeQBlock128D256.Launch, QuantizeKSmoothBlock64D256.Launch, QuantizeVChannelD256.Launch, null)
+            {
+                QScaleCount = QuantizeQBlock128D256.ScaleCount, KScaleCount = QuantizeKSmoothBlock64D256.ScaleCount, CountV = QuantizeVChannelD256.CountNonFinite,
+            },
+            (false, 256) => new Quantizers<ushort>(QuantizeQBlock128D256Bf16.Launch, QuantizeKSmoothBlock64D256Bf16.Launch, QuantizeVChannelD256Bf16.Launch, null)
+            {
+                QScaleCount = QuantizeQBlock128D256Bf16.ScaleCount, KScaleCount = QuantizeKSmoothBlock64D256Bf16.ScaleCount, CountV = QuantizeVChannelD256Bf16.CountNonFinite,
             },
             _ => null,
         };

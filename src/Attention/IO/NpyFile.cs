@@ -9,7 +9,8 @@ public sealed record NpyArray<T>(int[] Shape, T[] Data) where T : unmanaged;
 
 /// <summary>
 /// NumPy's .npy format (versions 1.0 to 3.0): a magic string, a header dictionary with the dtype, order and shape,
-/// then the raw data. Only what attention needs: little-endian f16 ('&lt;f2') and f32 ('&lt;f4'), C order.
+/// then the raw data. Only what attention needs: little-endian f16 ('&lt;f2'), f32 ('&lt;f4') and int32 ('&lt;i4', e.g.
+/// a modifier's document ids), C order.
 /// </summary>
 public static partial class NpyFile
 {
@@ -19,9 +20,13 @@ public static partial class NpyFile
 
     public static NpyArray<float> ReadSingle(string path) => Read<float>(path, "<f4");
 
+    public static NpyArray<int> ReadInt32(string path) => Read<int>(path, "<i4");
+
     public static void Write(string path, ReadOnlySpan<Half> data, params int[] shape) => Write(path, data, "<f2", shape);
 
     public static void Write(string path, ReadOnlySpan<float> data, params int[] shape) => Write(path, data, "<f4", shape);
+
+    public static void Write(string path, ReadOnlySpan<int> data, params int[] shape) => Write(path, data, "<i4", shape);
 
     private static NpyArray<T> Read<T>(string path, string descr) where T : unmanaged
     {

@@ -61,3 +61,54 @@ public static partial class QuantizeVChannelD128Bf16;
 /// <summary>V, bf16, D = 64: one scale per channel.</summary>
 [Quantize(Input = Element.BF16, Granularity = QuantGranularity.PerChannel, BlockRows = 128, HeadDim = 64)]
 public static partial class QuantizeVChannelD64Bf16;
+
+// Head dims 96 and 256 (Int8AttentionHeadDims.cs): Q per 128 rows, K smoothed per 64 rows, V per channel, f16 and bf16.
+// Their attention kernels read V with Recipe A or as it is (16-bit P·V), so no π-transposed V is declared.
+
+/// <summary>Q, f16, D = 96: one scale per 128 tokens.</summary>
+[Quantize(Input = Element.F16, Granularity = QuantGranularity.PerRowBlock, BlockRows = 128, HeadDim = 96)]
+public static partial class QuantizeQBlock128D96;
+
+/// <summary>K, f16, D = 96: channel mean subtracted, one scale per 64 tokens.</summary>
+[Quantize(Input = Element.F16, Granularity = QuantGranularity.PerRowBlock, BlockRows = 64, HeadDim = 96, SubtractChannelMean = true)]
+public static partial class QuantizeKSmoothBlock64D96;
+
+/// <summary>V, f16, D = 96: one scale per channel.</summary>
+[Quantize(Input = Element.F16, Granularity = QuantGranularity.PerChannel, BlockRows = 128, HeadDim = 96)]
+public static partial class QuantizeVChannelD96;
+
+/// <summary>Q, bf16, D = 96: one scale per 128 tokens.</summary>
+[Quantize(Input = Element.BF16, Granularity = QuantGranularity.PerRowBlock, BlockRows = 128, HeadDim = 96)]
+public static partial class QuantizeQBlock128D96Bf16;
+
+/// <summary>K, bf16, D = 96: channel mean subtracted, one scale per 64 tokens.</summary>
+[Quantize(Input = Element.BF16, Granularity = QuantGranularity.PerRowBlock, BlockRows = 64, HeadDim = 96, SubtractChannelMean = true)]
+public static partial class QuantizeKSmoothBlock64D96Bf16;
+
+/// <summary>V, bf16, D = 96: one scale per channel.</summary>
+[Quantize(Input = Element.BF16, Granularity = QuantGranularity.PerChannel, BlockRows = 128, HeadDim = 96)]
+public static partial class QuantizeVChannelD96Bf16;
+
+/// <summary>Q, f16, D = 256: one scale per 128 tokens.</summary>
+[Quantize(Input = Element.F16, Granularity = QuantGranularity.PerRowBlock, BlockRows = 128, HeadDim = 256)]
+public static partial class QuantizeQBlock128D256;
+
+/// <summary>K, f16, D = 256: channel mean subtracted, one scale per 64 tokens.</summary>
+[Quantize(Input = Element.F16, Granularity = QuantGranularity.PerRowBlock, BlockRows = 64, HeadDim = 256, SubtractChannelMean = true)]
+public static partial class QuantizeKSmoothBlock64D256;
+
+/// <summary>V, f16, D = 256: one scale per channel.</summary>
+[Quantize(Input = Element.F16, Granularity = QuantGranularity.PerChannel, BlockRows = 128, HeadDim = 256)]
+public static partial class QuantizeVChannelD256;
+
+/// <summary>Q, bf16, D = 256: one scale per 128 tokens.</summary>
+[Quantize(Input = Element.BF16, Granularity = QuantGranularity.PerRowBlock, BlockRows = 128, HeadDim = 256)]
+public static partial class QuantizeQBlock128D256Bf16;
+
+/// <summary>K, bf16, D = 256: channel mean subtracted, one scale per 64 tokens.</summary>
+[Quantize(Input = Element.BF16, Granularity = QuantGranularity.PerRowBlock, BlockRows = 64, HeadDim = 256, SubtractChannelMean = true)]
+public static partial class QuantizeKSmoothBlock64D256Bf16;
+
+/// <summary>V, bf16, D = 256: one scale per channel.</summary>
+[Quantize(Input = Element.BF16, Granularity = QuantGranularity.PerChannel, BlockRows = 128, HeadDim = 256)]
+public static partial class QuantizeVChannelD256Bf16;

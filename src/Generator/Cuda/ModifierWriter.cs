@@ -321,6 +321,11 @@ public static class ModifierWriter
         private readonly CodeWriter _w;
         private readonly ModifierSpec _m;
         private readonly Dictionary<string, Abstract> _parameters = new();
+        /// <summary>
+        /// For each reach flag (may the real mask evaluate here for some pair of the block), the flag that it evaluates here
+        /// for every pair: a [Nondecreasing] array is read at the ends of an index range only where every pair reads it.
+        /// </summary>
+        private readonly Dictionary<string, string> _must = new() { ["true"] = "true" };
         private int _next;
 
         public Classifier(CodeWriter w, ModifierSpec m)
@@ -411,7 +416,7 @@ public static class ModifierWriter
             {
                 // The right side runs only where the left did not decide: && while the left may be true, || while it may be false.
                 var l = Walk(b.Left, reach);
-                var r = Walk(b.Right, Reach(reach, op == "&&" ? l.A : l.B));
+                var r = Walk(b.Right, op == "&&" ? Reach(reach, l.A, "!" + l.B) : Reach(reach, l.B, "!" + l.A));
                 return op == "&&" ? Bool($"{l.A} && {r.A}", $"{l.B} || {r.B}", note) : Bool($"{l.A} || {r.A}", $"{l.B} && {r.B}", note);
             }
             var x = Walk(b.Left, reach);
@@ -463,8 +468,8 @@ public static class ModifierWriter
         private Abstract Conditional(ConditionalExpression c, string reach, string note)
         {
             var k = Walk(c.Condition, reach);
-            var x = Walk(c.WhenTrue, Reach(reach, k.A));
-            var y = Walk(c.WhenFalse, Reach(reach, k.B));
+            var x = Walk(c.WhenTrue, Reach(reach, k.A, "!" + k.B));
+            var y = Walk(c.WhenFalse, Reach(reach, k.B, "!" + k.A));
             if (c.Type == ScalarType.Bool)
             {
                 return Bool($"({k.A} && {x.A}) || ({k.B} && {y.A})", $"({k.A} && {x.B}) || ({k.B} && {y.B})", note);
@@ -550,12 +555,63 @@ public static class ModifierWriter
             {
                 return Bool($"!({when}) || {read}", $"!({when}) || !{read}", note);
             }
+            var array = _m.Parameters.FirstOrDefault(p => p.Name == i.Array);
+            // A [Nondecreasing] array over an index range lies between its elements at the range's ends. They are read only
+            // where they are indices the real mask reads: every pair of the block evaluates this read (must-reach), and
+            // the range's ends are values the index takes at some pair (Attained), so both are in the array.
+            var ends = array is { IsArray: true, Nondecreasing: true } && Attained(i.Index) is not null
+                ? (Must(reach) == "true" ? "" : Must(reach) + " && ") + $"{ix.A} > -KDSL_IV_INF && {ix.B} < KDSL_IV_INF"
+                : null;
             return Statements(i.Type, note, (lo, hi) =>
             {
                 _w.Raw($"if ({when}) {lo} = {hi} = (double){read};");
+                if (ends is not null)
+                {
+                    _w.Raw($"else if ({ends}) {{ {lo} = (double){CudaName(i.Array)}[(int){ix.A}]; {hi} = (double){CudaName(i.Array)}[(int){ix.B}]; }}  // nondecreasing: bounded by its ends");
+                }
                 _w.Raw($"else kdsl_iv_unknown({lo}, {hi});");
             }, fix: i.Type != ScalarType.Int);
         }
+
+        /// <summary>
+        /// Whether both ends of the interval the classifier computes for the int <paramref name="e"/> are values e takes
+        /// at some (q, k) of the block; if so, the block variables (q, k) it depends on, else null. Sums and differences of
+        /// such parts on disjoint variables keep their ends (q - k ends at q_lo - k_hi and q_hi - k_lo); q - q does not.
+        /// </summary>
+        private HashSet<ParameterRole>? Attained(ModifierExpression e)
+        {
+            switch (e)
+            {
+                case LiteralExpression:
+                    return [];
+                case ParameterExpression p:
+                    var role = _m.Parameters.FirstOrDefault(x => x.Name == p.Name)?.Role;
+                    return role switch
+                    {
+                        ParameterRole.Query or ParameterRole.Key => [role.Value],
+                        ParameterRole.Score or null => null,
+                        _ => [], // one value over the block
+                    };
+                case LocalExpression l:
+                    return _m.Locals.FirstOrDefault(x => x.Name == l.Name) is { } local ? Attained(local.Value) : null;
+                case UnaryExpression { Operator: "+" or "-" or "~" } u:
+                    return Attained(u.Operand);
+                case BinaryExpression { Operator: "+" or "-", Type: ScalarType.Int } b:
+                    var left = Attained(b.Left);
+                    var right = Attained(b.Right);
+                    if (left is null || right is null || left.Overlaps(right))
+                    {
+                        return null;
+                    }
+                    left.UnionWith(right);
+                    return left;
+                default:
+                    return null;
+            }
+        }
+
+        /// <summary>The flag that the real mask evaluates under <paramref name="reach"/> for every pair of the block.</summary>
+        private string Must(string reach) => _must.TryGetValue(reach, out var must) ? must : "false";
 
         /// <summary>The real operation, spelled as the device function spells it, on exact operands; else unknown.</summary>
         private Abstract ExactOrUnknown(ScalarType t, string note, (Abstract Value, ScalarType Type)[] operands, Func<string[], string> real)
@@ -578,14 +634,22 @@ public static class ModifierWriter
             _ => v.A,
         };
 
-        private string Reach(string reach, string condition)
+        /// <summary>
+        /// The reach of a part evaluated under <paramref name="reach"/> where <paramref name="condition"/> may hold;
+        /// <paramref name="always"/> is the flag that it holds for every pair, which gives the part's must-reach.
+        /// </summary>
+        private string Reach(string reach, string condition, string always)
         {
+            var outer = Must(reach);
+            var must = outer == "true" ? always : outer == "false" ? "false" : $"{outer} && {always}";
             if (reach == "true")
             {
+                _must[condition] = must;
                 return condition;
             }
             var n = _next++;
             _w.Raw($"const bool r{n} = {reach} && {condition};");
+            _must[$"r{n}"] = must;
             return $"r{n}";
         }
 

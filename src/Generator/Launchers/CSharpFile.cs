@@ -28,7 +28,7 @@ public static class CSharpFile
             w.Indent();
             closers++;
         }
-        var keyword = (type.IsStatic ? "static " : "") + "partial " + type.Keyword;
+        var keyword = type.Accessibility + (type.IsStatic ? "static " : "") + "partial " + type.Keyword;
         w.Block($"{keyword} {type.Name}", () => body(w));
         for (var i = 0; i < closers; i++)
         {

@@ -20,9 +20,11 @@ public enum ParameterRole { Score, Batch, Head, Query, Key, Runtime }
 /// <summary>
 /// One parameter of a modifier method. Runtime parameters are scalars (a window, a cap) or read-only arrays
 /// (<c>ReadOnlySpan&lt;T&gt;</c> or <c>T[]</c> in C#: per-head slopes, per-token document ids), which become typed
-/// arguments of the generated launcher and device pointers in CUDA.
+/// arguments of the generated launcher and device pointers in CUDA. <paramref name="Nondecreasing"/> is the caller's
+/// [Nondecreasing] promise on an array (arr[i] ≤ arr[i + 1]), which lets the block classifier bound arr[i] over a range
+/// of i by the two end elements.
 /// </summary>
-public sealed record ModifierParameter(string Name, ScalarType Type, bool IsArray, ParameterRole Role);
+public sealed record ModifierParameter(string Name, ScalarType Type, bool IsArray, ParameterRole Role, bool Nondecreasing = false);
 
 /// <summary>
 /// One modifier method, translated: its signature and its body as a small expression tree that the CUDA writer and the

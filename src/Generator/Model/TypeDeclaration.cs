@@ -8,12 +8,17 @@ namespace KernelDsl.Generator.Model;
 /// <param name="Keyword">"class", "struct" or "record".</param>
 /// <param name="IsStatic">Whether the declaration is static (the generated part must match).</param>
 /// <param name="ContainingTypes">Outer types, outermost first, each as its partial declaration ("static partial class Outer").</param>
+/// <param name="Accessibility">
+/// "public " or "internal " for a type only the generator declares (an [AttentionFamily]'s kernels); empty where the
+/// user's own declaration says it.
+/// </param>
 public sealed record TypeDeclaration(
     string Namespace,
     string Name,
     string Keyword,
     bool IsStatic,
-    EquatableArray<string> ContainingTypes)
+    EquatableArray<string> ContainingTypes,
+    string Accessibility = "")
 {
     public string FullName => (Namespace.Length == 0 ? "" : Namespace + ".") +
         string.Concat(System.Linq.Enumerable.Select(ContainingTypes, c => c.Substring(c.LastIndexOf(' ') + 1) + ".")) + Name;

@@ -26,6 +26,8 @@ public static class DeclarationReader
     private const string SmemLayoutAttribute = "KernelDsl.SmemLayoutAttribute";
     private const string CopyAtomAttribute = "KernelDsl.CopyAtomAttribute";
     private const string MmaAtomAttribute = "KernelDsl.MmaAtomAttribute";
+    public const string AttentionFamilyAttribute = "KernelDsl.AttentionFamilyAttribute";
+    private const string AttentionFormsAttribute = "KernelDsl.AttentionFormsAttribute";
 
     /// <summary>Every family attribute's full name.</summary>
     public static readonly string[] FamilyAttributes = [GemmAttribute, QuantizeAttribute, AttentionAttribute, LseMergeAttribute];
@@ -69,6 +71,71 @@ public static class DeclarationReader
                 : new DeclarationResult(null, EquatableArray<DiagnosticInfo>.Empty);
         }
 
+        if (familyAttribute == AttentionAttribute && symbol.ContainingType is { } holder && holder.GetAttributes().Any(a => NameOf(a) == AttentionFormsAttribute))
+        {
+            // A form of [AttentionFamily] types, not a kernel of its own: each family that names its holder declares it.
+            return new DeclarationResult(null, EquatableArray<DiagnosticInfo>.Empty);
+        }
+        return ReadFamily(symbol, attributes, familyAttribute, Describe(symbol, syntax), typeLocation, symbol, context.SemanticModel.Compilation, cancellationToken);
+    }
+
+    /// <summary>
+    /// The kernels an <c>[AttentionFamily(typeof(Forms))]</c> type declares: for each <c>[FlashAttentionForward]</c> type
+    /// nested in Forms, a kernel of the same name nested in the family type, with that form's declaration and the family's
+    /// modifiers.
+    /// </summary>
+    public static EquatableArray<DeclarationResult> ReadAttentionFamily(GeneratorAttributeSyntaxContext context, CancellationToken cancellationToken)
+    {
+        var symbol = (INamedTypeSymbol)context.TargetSymbol;
+        var syntax = (TypeDeclarationSyntax)context.TargetNode;
+        var typeLocation = LocationInfo.From(syntax.Identifier.GetLocation());
+        var notPartial = NonPartialPart(syntax);
+        if (notPartial is not null)
+        {
+            return new[] { Failed(Rules.NotPartial, typeLocation, symbol.Name, notPartial) }.ToEquatableArray();
+        }
+        if (Unreachable(symbol) is { } why)
+        {
+            return new[] { Failed(Rules.UnsupportedType, typeLocation, symbol.Name, why) }.ToEquatableArray();
+        }
+        var attribute = context.Attributes[0];
+        if (attribute.ConstructorArguments.Length != 1 || attribute.ConstructorArguments[0].Value is not INamedTypeSymbol forms)
+        {
+            return EquatableArray<DeclarationResult>.Empty;  // the compiler reports the unbound attribute
+        }
+        var kernels = forms.GetTypeMembers().Where(t => t.GetAttributes().Any(a => NameOf(a) == AttentionAttribute)).ToArray();
+        var where = LocationInfo.From(attribute.ApplicationSyntaxReference?.GetSyntax(cancellationToken)) ?? typeLocation;
+        if (kernels.Length == 0)
+        {
+            return new[] { Failed(Rules.EmptyAttentionFamily, where, symbol.Name, forms.Name) }.ToEquatableArray();
+        }
+        var outer = Describe(symbol, syntax);
+        var results = new List<DeclarationResult>();
+        foreach (var form in kernels)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var type = outer with
+            {
+                Name = form.Name,
+                Keyword = "class",
+                IsStatic = form.IsStatic,
+                Accessibility = symbol.DeclaredAccessibility == Accessibility.Public ? "public " : "internal ",
+                ContainingTypes = outer.ContainingTypes.Concat([(symbol.IsStatic ? "static " : "") + "partial " + Keyword(symbol) + " " + symbol.Name]).ToEquatableArray(),
+            };
+            results.Add(ReadFamily(form, form.GetAttributes(), AttentionAttribute, type, where, symbol, context.SemanticModel.Compilation, cancellationToken, attribute));
+        }
+        return results.ToEquatableArray();
+    }
+
+    /// <summary>
+    /// A declaration's spec and diagnostics from its attributes (<paramref name="attributes"/>, those of
+    /// <paramref name="declaration"/>), emitted as <paramref name="type"/>, with the modifiers found from <paramref name="modifierHost"/>.
+    /// </summary>
+    /// <param name="overrides">An [AttentionFamily] attribute whose named arguments (Causal) win over the form's.</param>
+    private static DeclarationResult ReadFamily(INamedTypeSymbol declaration, ImmutableArray<AttributeData> attributes, string familyAttribute, TypeDeclaration type,
+        LocationInfo? typeLocation, INamedTypeSymbol modifierHost, Compilation compilation, CancellationToken cancellationToken, AttributeData? overrides = null)
+    {
+        var symbol = declaration;
         var family = attributes.First(a => NameOf(a) == familyAttribute);
         // Like = typeof(Other): the other declaration's layouts, atoms and parameters, this attribute's named ones on top.
         var like = Like(family, familyAttribute, typeLocation, out var likeError);
@@ -76,9 +143,9 @@ public static class DeclarationReader
         {
             return likeError;
         }
-        var atomSource = like is not null && !attributes.Any(a => NameOf(a) is SmemLayoutAttribute or CopyAtomAttribute or MmaAtomAttribute)
-            ? like.Value.Attributes
-            : attributes;
+        // The layouts and atoms of the nearest declaration along the Like chain that declares any.
+        var atomSource = like is null ? attributes
+            : new[] { attributes }.Concat(like.Value.Attributes).FirstOrDefault(HasAtoms) is { IsDefault: false } found ? found : attributes;
         var layouts = atomSource.Where(a => NameOf(a) == SmemLayoutAttribute).ToArray();
         var atoms = atomSource.Where(a => NameOf(a) == CopyAtomAttribute).ToArray();
         var mmaAttributes = atomSource.Where(a => NameOf(a) == MmaAtomAttribute).ToArray();
@@ -99,8 +166,7 @@ public static class DeclarationReader
         var mma = mmaByProduct[0];
         var pvMma = mmaByProduct[1];
 
-        var type = Describe(symbol, syntax);
-        var targets = ReadTargets(family, findings, like?.Family);
+        var targets = ReadTargets(family, findings, like?.Families ?? []);
         var smemLayouts = layouts.Select((a, i) => new SmemLayoutSpec(
             Enum<Operand>(a.ConstructorArguments[0], findings, new FindingTarget(TargetKind.SmemLayout, i), "SmemLayout.Operand"),
             Enum<Element>(a.ConstructorArguments[1], findings, new FindingTarget(TargetKind.SmemLayout, i), "SmemLayout.Element"),
@@ -115,7 +181,7 @@ public static class DeclarationReader
         var modifierDiagnostics = new List<DiagnosticInfo>();
         if (findings.Count == 0)
         {
-            var named = new NamedArguments(family, findings, like?.Family);
+            var named = new NamedArguments(family, findings, like?.Families ?? [], overrides);
             spec = familyAttribute switch
             {
                 GemmAttribute => new GemmSpec
@@ -150,7 +216,7 @@ public static class DeclarationReader
             cancellationToken.ThrowIfCancellationRequested();
             if (spec is AttentionSpec attentionSpec)
             {
-                var (score, mask) = ModifierReader.Read(symbol, context.SemanticModel.Compilation, modifierDiagnostics, cancellationToken);
+                var (score, mask) = ModifierReader.Read(modifierHost, compilation, modifierDiagnostics, cancellationToken);
                 spec = attentionSpec with { Score = score, Mask = mask };
                 CheckModifierParameters(score, mask, typeLocation, modifierDiagnostics);
             }
@@ -275,9 +341,9 @@ public static class DeclarationReader
         _ => "class",
     };
 
-    private static EquatableArray<Sm> ReadTargets(AttributeData family, List<Finding> findings, AttributeData? like)
+    private static EquatableArray<Sm> ReadTargets(AttributeData family, List<Finding> findings, ImmutableArray<AttributeData> like)
     {
-        foreach (var pair in family.NamedArguments.Concat(like?.NamedArguments ?? []))
+        foreach (var pair in family.NamedArguments.Concat(like.SelectMany(l => l.NamedArguments)))
         {
             if (pair.Key == "Targets" && !pair.Value.IsNull)
             {
@@ -287,31 +353,46 @@ public static class DeclarationReader
         return DefaultTargets.ToEquatableArray();
     }
 
+    private static bool HasAtoms(ImmutableArray<AttributeData> attributes) =>
+        attributes.Any(a => NameOf(a) is SmemLayoutAttribute or CopyAtomAttribute or MmaAtomAttribute);
+
     /// <summary>
-    /// The declaration a family attribute's <c>Like</c> names: its family attribute and all its attributes, or null when
-    /// there is no <c>Like</c>. A type that declares no such family, or that itself uses <c>Like</c>, is an error.
+    /// The declarations a family attribute's <c>Like</c> chain names, nearest first: their family attributes and all their
+    /// attributes; null when there is no <c>Like</c>. A type that declares no such family, or a chain that comes back to
+    /// a type it passed, is an error.
     /// </summary>
-    private static (AttributeData Family, ImmutableArray<AttributeData> Attributes)? Like(AttributeData family, string familyAttribute,
-        LocationInfo? location, out DeclarationResult? error)
+    private static (ImmutableArray<AttributeData> Families, ImmutableArray<ImmutableArray<AttributeData>> Attributes)? Like(
+        AttributeData family, string familyAttribute, LocationInfo? location, out DeclarationResult? error)
     {
         error = null;
-        var like = family.NamedArguments.FirstOrDefault(p => p.Key == "Like").Value;
-        if (like.IsNull || like.Value is not INamedTypeSymbol other)
-        {
-            return null;
-        }
         var where = LocationInfo.From(family.ApplicationSyntaxReference?.GetSyntax()) ?? location;
-        var attributes = other.GetAttributes();
-        var otherFamily = attributes.FirstOrDefault(a => NameOf(a) == familyAttribute);
-        if (otherFamily is null)
+        var families = ImmutableArray.CreateBuilder<AttributeData>();
+        var attributes = ImmutableArray.CreateBuilder<ImmutableArray<AttributeData>>();
+        var seen = new HashSet<INamedTypeSymbol>(SymbolEqualityComparer.Default);
+        for (var current = family; ;)
         {
-            error = Failed(Rules.InvalidLike, where, other.Name, $"it declares no [{Short(familyAttribute)}]");
+            var like = current.NamedArguments.FirstOrDefault(p => p.Key == "Like").Value;
+            if (like.IsNull || like.Value is not INamedTypeSymbol other)
+            {
+                break;
+            }
+            if (!seen.Add(other))
+            {
+                error = Failed(Rules.InvalidLike, where, other.Name, "the Like chain comes back to it; name a declaration that is not Like this one");
+                return null;
+            }
+            var otherAttributes = other.GetAttributes();
+            var otherFamily = otherAttributes.FirstOrDefault(a => NameOf(a) == familyAttribute);
+            if (otherFamily is null)
+            {
+                error = Failed(Rules.InvalidLike, where, other.Name, $"it declares no [{Short(familyAttribute)}]");
+                return null;
+            }
+            families.Add(otherFamily);
+            attributes.Add(otherAttributes);
+            current = otherFamily;
         }
-        else if (otherFamily.NamedArguments.Any(p => p.Key == "Like" && !p.Value.IsNull))
-        {
-            error = Failed(Rules.InvalidLike, where, other.Name, "it is itself declared Like another type; name that type instead");
-        }
-        return error is null ? (otherFamily!, attributes) : null;
+        return families.Count == 0 ? null : (families.ToImmutable(), attributes.ToImmutable());
     }
 
     private static T Enum<T>(TypedConstant constant, List<Finding> findings, FindingTarget target, string name) where T : struct, Enum
@@ -326,12 +407,14 @@ public static class DeclarationReader
     }
 
     /// <summary>Named attribute arguments with the attribute's defaults.</summary>
-    /// <param name="like">The declaration named by <c>Like</c>, whose arguments fill in those this one leaves out.</param>
-    private sealed class NamedArguments(AttributeData attribute, List<Finding> findings, AttributeData? like = null)
+    /// <param name="like">The declarations along the <c>Like</c> chain, nearest first, whose arguments fill in those this one leaves out.</param>
+    /// <param name="overrides">Arguments that win over this declaration's own: an [AttentionFamily]'s.</param>
+    private sealed class NamedArguments(AttributeData attribute, List<Finding> findings, ImmutableArray<AttributeData> like = default, AttributeData? overrides = null)
     {
         private TypedConstant? Find(string name)
         {
-            foreach (var pair in attribute.NamedArguments.Concat(like?.NamedArguments ?? []))
+            var chain = (overrides?.NamedArguments ?? []).Concat(attribute.NamedArguments).Concat(like.IsDefault ? [] : like.SelectMany(l => l.NamedArguments));
+            foreach (var pair in chain)
             {
                 if (pair.Key == name)
                 {

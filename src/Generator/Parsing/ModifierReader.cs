@@ -22,6 +22,7 @@ public static class ModifierReader
 {
     public const string ScoreModifierAttribute = "KernelDsl.ScoreModifierAttribute";
     public const string MaskModifierAttribute = "KernelDsl.MaskModifierAttribute";
+    public const string NondecreasingAttribute = "KernelDsl.NondecreasingAttribute";
 
     /// <summary>
     /// Finds the [ScoreModifier] and [MaskModifier] methods declared in kernelType itself or any of its containing
@@ -191,11 +192,20 @@ public static class ModifierReader
                 Fail(at, passing);
                 continue;
             }
+            var nondecreasing = parameter.GetAttributes().FirstOrDefault(a => a.AttributeClass?.ToDisplayString() == NondecreasingAttribute);
+            // [Nondecreasing] is a promise about an array's elements: on anything else it would promise nothing.
+            void NotAnArray(string what) => Report(diagnostics, Rules.ModifierNondecreasing,
+                LocationInfo.From(nondecreasing!.ApplicationSyntaxReference?.GetSyntax()) ?? at, parameter.Name, method.Name, what);
             if (i < leading.Length)
             {
                 if (Scalar(parameter.Type) != leading[i].Type)
                 {
                     Fail(at, $"declares parameter {i + 1} as '{parameter.Type.ToDisplayString()} {parameter.Name}', but a {Noun(kind)}'s parameter {i + 1} is {leading[i].Meaning}");
+                    continue;
+                }
+                if (nondecreasing is not null)
+                {
+                    NotAnArray(leading[i].Meaning);
                     continue;
                 }
                 parameters.Add(new ModifierParameter(parameter.Name, leading[i].Type, false, leading[i].Role));
@@ -206,7 +216,12 @@ public static class ModifierReader
                 Fail(at, $"declares runtime parameter '{parameter.Name}' as '{parameter.Type.ToDisplayString()}': runtime parameters are int, float, ReadOnlySpan<int>, ReadOnlySpan<float>, int[] or float[]");
                 continue;
             }
-            parameters.Add(new ModifierParameter(parameter.Name, runtime.Type, runtime.IsArray, ParameterRole.Runtime));
+            if (nondecreasing is not null && !runtime.IsArray)
+            {
+                NotAnArray($"a scalar {Keyword(runtime.Type)}");
+                continue;
+            }
+            parameters.Add(new ModifierParameter(parameter.Name, runtime.Type, runtime.IsArray, ParameterRole.Runtime, nondecreasing is not null));
         }
         return parameters;
     }

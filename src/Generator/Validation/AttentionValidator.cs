@@ -63,7 +63,7 @@ public static class AttentionValidator
         {
             if (spec.HeadDim is not (64 or 128))
             {
-                Bad(nameof(spec.HeadDim), spec.HeadDim, "the wgmma kernel supports head dims 64 and 128 (Q and K rows must fit one 128-byte swizzle atom)");
+                Bad(nameof(spec.HeadDim), spec.HeadDim, WarpgroupHeadDimReason(spec.HeadDim));
             }
             if (spec.Warps != 12)
             {
@@ -74,9 +74,11 @@ public static class AttentionValidator
                 Bad(nameof(spec.MinBlocksPerSm), spec.MinBlocksPerSm, "the wgmma kernel's register budgets (setmaxnreg) assume one block per SM: use 1");
             }
         }
-        else if (spec.HeadDim is not (64 or 96 or 128))
+        else if (spec.HeadDim is not (64 or 96 or 128 or 256))
         {
-            Bad(nameof(spec.HeadDim), spec.HeadDim, "supported head dims are 64, 96 and 128 (256 does not fit the registers of this mma.sync kernel)");
+            // 256 is the largest: |S| ≤ 127²·D must stay below the float bias's 2^22 (127²·256 = 4129024 < 4194304), and the
+            // O accumulators alone are D/2 f32 registers a thread (128 at D = 256; docs/HEAD_DIMS.md has the measured counts).
+            Bad(nameof(spec.HeadDim), spec.HeadDim, "supported head dims are 64, 96, 128 and 256 (multiples of the 32-channel Q·Kᵀ step whose |S| ≤ 127²·D stays in the float-bias range)");
         }
         if (!warpgroup && (!DeclarationRules.IsPowerOfTwo(spec.Warps) || spec.Warps > 16))
         {
@@ -111,6 +113,18 @@ public static class AttentionValidator
             Bad(nameof(spec.Output), spec.Output, "the output is F16 or BF16");
         }
     }
+
+    /// <summary>Why the wgmma form refuses a head dim: the TMA/wgmma swizzle widths, and at 256 the P·V wgmma's N and the consumers' registers.</summary>
+    private static string WarpgroupHeadDimReason(int headDim) => headDim switch
+    {
+        96 => "the wgmma kernel supports head dims 64 and 128: Q and K rows of 96 bytes have no TMA/wgmma swizzle (those are 32, 64 and 128 bytes wide), " +
+              "and O = 64×96 per consumer warpgroup has no P·V wgmma (N = 64 or 128); use the mma.sync form for head dim 96",
+        256 => "the wgmma kernel supports head dims 64 and 128: Q and K rows of 256 bytes are wider than the 128-byte swizzle TMA writes and wgmma reads " +
+               "(one row would need two boxes and two descriptors per k step), O = 64×256 per consumer warpgroup needs an N = 256 P·V wgmma, " +
+               "whose 128 f32 accumulators a thread plus S's 64 take 192 of the consumers' 240-register setmaxnreg budget before P, softmax state and addresses; " +
+               "use the mma.sync form for head dim 256",
+        _ => "the wgmma kernel supports head dims 64 and 128 (Q and K rows must fit one 128-byte swizzle atom)",
+    };
 
     private static void CheckAtoms(List<Finding> findings, AttentionSpec spec)
     {

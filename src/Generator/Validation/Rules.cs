@@ -39,6 +39,9 @@ public static class Rules
     public static readonly Rule InvalidLike = new("KDSL0009", "Like names no usable declaration",
         "Like = typeof({0}) cannot be used: {1}");
 
+    public static readonly Rule EmptyAttentionFamily = new("KDSL0010", "Attention family with no forms",
+        "'{0}' is an [AttentionFamily] of '{1}', which declares no [FlashAttentionForward] type nested in it: list the family's kernels there, each a [FlashAttentionForward] type");
+
     public static readonly Rule ModifierParameterName = new("KDSL0650", "Modifier parameter name clashes",
         "parameter '{1}' of modifier '{0}' cannot become a launcher argument: {2}");
 
@@ -102,12 +105,15 @@ public static class Rules
     public static readonly Rule ModifierExpression = new("KDSL0610", "Expression not supported in a modifier",
         "'{0}' is not supported in a modifier: {1}");
 
+    public static readonly Rule ModifierNondecreasing = new("KDSL0611", "Nondecreasing on a parameter that is not an array",
+        "[Nondecreasing] on parameter '{0}' of modifier '{1}' promises that an array's elements never decrease, but '{0}' is {2}: remove the attribute");
+
     public static readonly Rule[] All =
     [
-        NotPartial, TwoFamilies, InvalidParameter, MissingLayout, Duplicate, UnknownOperand, MissingAtom, UnsupportedType, InvalidLike, ModifierParameterName,
+        NotPartial, TwoFamilies, InvalidParameter, MissingLayout, Duplicate, UnknownOperand, MissingAtom, UnsupportedType, InvalidLike, EmptyAttentionFamily, ModifierParameterName,
         SwizzleBreaksChunks, SwizzleSpan, BankConflicts, LayoutElement, TmaSwizzle, SharedMemoryLimit, TileNotDivisible,
         AtomTargetMismatch, AtomNotForFamily, FragmentMismatch,
         ModifierSignature, ModifierLoop, ModifierStatement, ModifierCall, ModifierAllocation, ModifierType,
-        ModifierExternalState, DuplicateModifier, ModifierNotInSource, ModifierExpression,
+        ModifierExternalState, DuplicateModifier, ModifierNotInSource, ModifierExpression, ModifierNondecreasing,
     ];
 }

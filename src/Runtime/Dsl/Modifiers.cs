@@ -25,3 +25,39 @@ public sealed class ScoreModifierAttribute : Attribute;
 /// <remarks>Runtime parameters and the body follow the rules of <see cref="ScoreModifierAttribute"/>.</remarks>
 [AttributeUsage(AttributeTargets.Method, Inherited = false)]
 public sealed class MaskModifierAttribute : Attribute;
+
+/// <summary>
+/// On an array parameter of a [MaskModifier] or [ScoreModifier] method: the caller promises the array never decreases,
+/// <c>arr[i] ≤ arr[i + 1]</c> for every i (the document ids of packed sequences, cumulative lengths). The generator then
+/// bounds <c>arr[i]</c> over a range of i by its two end elements, which lets a mask's block classifier skip whole blocks
+/// and show whole blocks without per-score mask code (two documents' tokens never meet; one document's tokens all do).
+/// </summary>
+/// <remarks>
+/// The promise is not checked. An array that decreases anywhere gets blocks wrongly skipped or wrongly shown whole, so
+/// the kernel returns wrong results without any error: the documentation of every method that takes such an array must
+/// say that it has to be nondecreasing. The attribute is allowed on runtime array parameters only (KDSL0611 elsewhere).
+/// </remarks>
+[AttributeUsage(AttributeTargets.Parameter, Inherited = false)]
+public sealed class NondecreasingAttribute : Attribute;
+
+/// <summary>
+/// Declares a family of attention kernels: nested in this type, one kernel for each <c>[FlashAttentionForward]</c> type
+/// nested in <see cref="Forms"/>, with the same name and declaration, applying this type's [ScoreModifier] and
+/// [MaskModifier] methods. A set of forms (say Hopper wgmma, mma.sync, both P·V modes, f16 and bf16) is then written
+/// once and every family of modifiers is built in all of them.
+/// </summary>
+[AttributeUsage(AttributeTargets.Class | AttributeTargets.Struct, Inherited = false)]
+public sealed class AttentionFamilyAttribute(Type forms) : Attribute
+{
+    /// <summary>The type whose nested [FlashAttentionForward] types are this family's kernels.</summary>
+    public Type Forms { get; } = forms;
+    /// <summary>Build every form with causal masking (bottom-right aligned), whatever the form declares.</summary>
+    public bool Causal { get; set; }
+}
+
+/// <summary>
+/// Marks a type whose nested [FlashAttentionForward] types are forms for [AttentionFamily] types only: they are not
+/// kernels of their own, so a set of forms costs nothing until a family uses it.
+/// </summary>
+[AttributeUsage(AttributeTargets.Class | AttributeTargets.Struct, Inherited = false)]
+public sealed class AttentionFormsAttribute : Attribute;

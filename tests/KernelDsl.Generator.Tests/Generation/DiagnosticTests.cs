@@ -461,13 +461,27 @@ public class DiagnosticTests
     }
 
     [Fact]
-    public void KDSL0009_like_a_declaration_that_is_itself_like_another()
+    public void KDSL0009_a_like_chain_that_comes_back()
     {
         var source = AttentionDeclaration.Replace("BLOCKS", "1")
-            + "\n[FlashAttentionForward(Like = typeof(Attention), Causal = true)] public static partial class Causal;"
-            + "\n[FlashAttentionForward(Like = typeof(Causal))] public static partial class Again;";
-        var d = Single(source, "KDSL0009");
-        Assert.Contains("itself declared Like another type", d.GetMessage());
+            + "\n[FlashAttentionForward(Like = typeof(Again), Causal = true)] public static partial class First;"
+            + "\n[FlashAttentionForward(Like = typeof(First))] public static partial class Again;";
+        var d = Single(source, "KDSL0009", allowOthersOfSameId: true);
+        Assert.Contains("the Like chain comes back", d.GetMessage());
+    }
+
+    [Fact]
+    public void Like_follows_a_chain_and_the_nearest_named_argument_wins()
+    {
+        var source = AttentionDeclaration.Replace("BLOCKS", "2")
+            + "\n[FlashAttentionForward(Like = typeof(Attention), Causal = true, Stages = 3)] public static partial class Middle;"
+            + "\n[FlashAttentionForward(Like = typeof(Middle), Stages = 1)] public static partial class Last;";
+        var run = GeneratorHarness.RunGenerator(source);
+        Assert.Empty(run.GeneratorDiagnostics);
+        var launcher = run.Source("Users.Last.g.cs");
+        Assert.Contains("public const bool Causal = true;", launcher);
+        Assert.Contains("1 stages", launcher);
+        Assert.Contains("2 blocks/SM", launcher);
     }
 
     [Fact]
@@ -502,6 +516,50 @@ public class DiagnosticTests
             """);
         var d = Single(source, "KDSL0650");
         Assert.Contains(why, d.GetMessage());
+    }
+
+    [Fact]
+    public void KDSL0010_a_family_whose_forms_type_declares_no_kernel()
+    {
+        var source = AttentionDeclaration.Replace("BLOCKS", "1")
+            + "\n[AttentionForms] public static partial class NoForms { }"
+            + "\n[AttentionFamily(typeof(NoForms))] public static partial class Family { [MaskModifier] public static bool M(int b, int h, int q, int k) => k <= q; }";
+        var d = Single(source, "KDSL0010");
+        Assert.Contains("'Family' is an [AttentionFamily] of 'NoForms'", d.GetMessage());
+    }
+
+    [Fact]
+    public void A_family_declares_one_kernel_per_form_with_its_modifiers_and_the_forms_are_no_kernels_themselves()
+    {
+        var source = AttentionDeclaration.Replace("BLOCKS", "1") + """
+
+            [AttentionForms]
+            public static partial class Forms
+            {
+                [FlashAttentionForward(Like = typeof(Attention))] public static partial class Plain;
+                [FlashAttentionForward(Like = typeof(Attention), Stages = 1)] public static partial class OneStage;
+            }
+
+            [AttentionFamily(typeof(Forms), Causal = true)]
+            public static partial class Window
+            {
+                [MaskModifier] public static bool Visible(int b, int h, int q, int k, int window) => q - k < window;
+            }
+            """;
+        var run = GeneratorHarness.RunGenerator(source);
+        Assert.Empty(run.GeneratorDiagnostics);
+        Assert.Empty(run.CompilationErrors);
+        var hints = run.Sources.Select(s => s.HintName).ToArray();
+        Assert.DoesNotContain("Users.Forms.Plain.g.cs", hints);
+        foreach (var form in new[] { "Plain", "OneStage" })
+        {
+            var launcher = run.Source($"Users.Window.{form}.g.cs");
+            Assert.Contains($"public static partial class {form}", launcher);
+            Assert.Contains("public const bool Causal = true;", launcher);  // the family's Causal wins over the form's
+            Assert.Contains("int window)", launcher);
+            Assert.Contains("kdsl_mask_mod", SnapshotTests.RawStringContent(run.Source($"Users.Window.{form}.cu.g.cs")));
+        }
+        Assert.Contains("1 stages", run.Source("Users.Window.OneStage.g.cs"));
     }
 
     [Fact]

@@ -60,4 +60,100 @@ public class IncrementalityTests
         var result = Rerun(Declaration, Declaration.Replace("Stages = 2", "Stages = 3"));
         Assert.Contains(Reasons(result), r => r.Step == TrackingNames.EmittedSources && r.Reason == IncrementalStepRunReason.Modified);
     }
+
+    // Two kernel types with their own [MaskModifier], each in its own file, both Like one plain declaration in a third.
+    private const string BaseAttention = """
+        using KernelDsl;
+        namespace Users;
+        [FlashAttentionForward(HeadDim = 64, BlockM = 128, BlockN = 64, Warps = 8, Stages = 2)]
+        [SmemLayout(Operand.Q, Element.S8, 3, 4, 3)]
+        [SmemLayout(Operand.K, Element.S8, 3, 4, 3)]
+        [SmemLayout(Operand.V, Element.S8, 3, 4, 3)]
+        [CopyAtom(Operand.Q, CopyAtoms.Ldsm)]
+        [CopyAtom(Operand.K, CopyAtoms.Ldsm)]
+        [CopyAtom(Operand.V, CopyAtoms.LdsmTransPrmt)]
+        [MmaAtom(MmaAtoms.M16N8K32_S32S8S8)]
+        [MmaAtom(MmaAtoms.M16N8K32_S32U8S8, Product = MmaProduct.PV)]
+        public static partial class BaseAttention;
+        """;
+
+    private const string WindowFamily = """
+        using KernelDsl;
+        namespace Users;
+        public static partial class Window
+        {
+            [MaskModifier]
+            public static bool Visible(int b, int h, int q, int k, int window) => k <= q && q - k < window;
+
+            [FlashAttentionForward(Like = typeof(BaseAttention))] public static partial class Kernel;
+        }
+        """;
+
+    private const string PrefixFamily = """
+        using KernelDsl;
+        namespace Users;
+        public static partial class Prefix
+        {
+            [MaskModifier]
+            public static bool Visible(int b, int h, int q, int k, int prefix) => k < prefix || k <= q;
+
+            [FlashAttentionForward(Like = typeof(BaseAttention))] public static partial class Kernel;
+        }
+        """;
+
+    /// <summary>The reasons of a step's outputs, by the kernel type whose files each output carries (EmittedSources) or "other".</summary>
+    private static IEnumerable<(string Step, string Kernel, IncrementalStepRunReason Reason)> ReasonsByKernel(GeneratorRunResult result) =>
+        OurSteps.Where(result.TrackedSteps.ContainsKey)
+            .SelectMany(step => result.TrackedSteps[step].SelectMany(s => s.Outputs).Select(o => (step, KernelOf(o.Value), o.Reason)));
+
+    private static string KernelOf(object value) => value is IEnumerable<GeneratedSource> files && files.FirstOrDefault() is { } file
+        ? file.HintName.Replace(".cu.g.cs", "", StringComparison.Ordinal).Replace(".g.cs", "", StringComparison.Ordinal)
+        : "other";
+
+    /// <summary>
+    /// Editing one modifier's body re-emits only the kernels that apply it. The pipeline keys on
+    /// ForAttributeWithMetadataName, which re-runs its transform for every attributed type in an edited syntax tree (and
+    /// only there), so the families sit in separate files: the edited file's kernel is re-read and its spec, holding the
+    /// translated modifier, differs, so its EmittedSources output is Modified; the other file's kernel is not re-read, and
+    /// every one of its steps, EmittedSources included, is Cached or Unchanged. The registry (the list of kernel names)
+    /// does not change either. (With both families in one file the other kernel would be re-read too; this test does not
+    /// cover that layout.)
+    /// </summary>
+    [Fact]
+    public void Changing_one_modifier_body_reemits_only_the_kernel_that_applies_it()
+    {
+        var compilation = GeneratorHarness.Compilation(BaseAttention, WindowFamily, PrefixFamily);
+        var driver = GeneratorHarness.Driver().RunGenerators(compilation, TestContext.Current.CancellationToken);
+        var first = driver.GetRunResult();
+        Assert.Empty(first.Diagnostics.Where(d => d.Severity == DiagnosticSeverity.Error));
+        Assert.Contains(first.Results.Single().GeneratedSources, s => s.HintName == "Users.Window.Kernel.cu.g.cs");
+        Assert.Contains(first.Results.Single().GeneratedSources, s => s.HintName == "Users.Prefix.Kernel.cu.g.cs");
+
+        var tree = compilation.SyntaxTrees.ElementAt(1);
+        var edited = WindowFamily.Replace("q - k < window", "q - k <= window", StringComparison.Ordinal);
+        Assert.NotEqual(WindowFamily, edited);
+        var result = driver.RunGenerators(
+                compilation.ReplaceSyntaxTree(tree, CSharpSyntaxTree.ParseText(edited, GeneratorHarness.ParseOptions, path: tree.FilePath, cancellationToken: TestContext.Current.CancellationToken)),
+                TestContext.Current.CancellationToken)
+            .GetRunResult().Results.Single();
+
+        var reasons = ReasonsByKernel(result).ToList();
+        var emitted = reasons.Where(r => r.Step == TrackingNames.EmittedSources).ToList();
+        Assert.Contains(emitted, r => r.Kernel == "Users.Window.Kernel" && r.Reason == IncrementalStepRunReason.Modified);
+        Assert.Contains(emitted, r => r.Kernel == "Users.Prefix.Kernel");
+        Assert.Contains(emitted, r => r.Kernel == "Users.BaseAttention");
+        Assert.All(emitted.Where(r => r.Kernel != "Users.Window.Kernel"),
+            r => Assert.True(r.Reason is IncrementalStepRunReason.Cached or IncrementalStepRunReason.Unchanged, $"{r.Kernel}'s {r.Step} was {r.Reason}"));
+        Assert.All(reasons.Where(r => r.Step == TrackingNames.Registry),
+            r => Assert.True(r.Reason is IncrementalStepRunReason.Cached or IncrementalStepRunReason.Unchanged, $"{r.Step} was {r.Reason}"));
+
+        // The other file's declaration is not re-read at all: ForAttributeWithMetadataName's outputs for it are Cached.
+        var declarations = result.TrackedSteps[TrackingNames.AttentionDeclarations].SelectMany(s => s.Outputs).ToList();
+        Assert.Equal(1, declarations.Count(o => o.Reason == IncrementalStepRunReason.Modified));
+        Assert.All(declarations.Where(o => o.Reason != IncrementalStepRunReason.Modified),
+            o => Assert.True(o.Reason is IncrementalStepRunReason.Cached or IncrementalStepRunReason.Unchanged, $"a declaration was {o.Reason}"));
+
+        var window = result.GeneratedSources.Single(s => s.HintName == "Users.Window.Kernel.cu.g.cs").SourceText.ToString();
+        Assert.Contains("(u_q - u_k) <= u_window", window);
+    }
 }

@@ -67,6 +67,16 @@ public class ModifierCudaWriterTests
     private static readonly ModifierSpec Document = Spec(ModifierKind.Mask, "Document",
         Cmp("==", new IndexExpression(Int, "doc", P("q")), new IndexExpression(Int, "doc", P("k"))), [Runtime("doc", Int, array: true)]);
 
+    // doc[q] == doc[k] && k <= q, with and without [Nondecreasing] doc: the library's DocumentMask.SameDocument.
+    private static ModifierSpec SameDocument(bool nondecreasing) => Spec(ModifierKind.Mask, "SameDocument",
+        B(Bool, "&&", Cmp("==", new IndexExpression(Int, "doc", P("q")), new IndexExpression(Int, "doc", P("k"))), Cmp("<=", P("k"), P("q"))),
+        [new ModifierParameter("doc", Int, true, ParameterRole.Runtime, nondecreasing)]);
+
+    // k <= q && doc[k] == doc[q], [Nondecreasing] doc: the reads run only where k <= q, so only blocks below the diagonal read the ends.
+    private static readonly ModifierSpec GuardedDocument = Spec(ModifierKind.Mask, "GuardedDocument",
+        B(Bool, "&&", Cmp("<=", P("k"), P("q")), Cmp("==", new IndexExpression(Int, "doc", P("k")), new IndexExpression(Int, "doc", P("q")))),
+        [new ModifierParameter("doc", Int, true, ParameterRole.Runtime, Nondecreasing: true)]);
+
     // var d = q - k; return d >= 0 && d < window;
     private static readonly ModifierSpec LocalWindow = Spec(ModifierKind.Mask, "LocalWindow",
         B(Bool, "&&", Cmp(">=", L("d"), I(0)), Cmp("<", L("d"), P("window"))), [Runtime("window")],
@@ -195,18 +205,99 @@ public class ModifierCudaWriterTests
     }
 
     [Fact]
+    public void Nondecreasing_array_over_a_range_reads_its_two_ends()
+    {
+        var w = new CodeWriter();
+        ModifierWriter.WriteBlockClassifier(w, SameDocument(nondecreasing: true));
+        Assert.EndsWith("""
+            // Block classifier of C# Users.Mods.SameDocument: the mask over [q_lo, q_hi] x [k_lo, k_hi] (inclusive), by intervals.
+            static __device__ __forceinline__ int kdsl_mask_block(int u_b, int u_h, int q_lo, int q_hi, int k_lo, int k_hi, const int* __restrict__ u_doc)
+            {
+                double iv0_lo = (double)q_lo, iv0_hi = (double)q_hi;  // q ranges over the block's rows
+                double iv1_lo, iv1_hi;  // u_doc[u_q]
+                if (iv0_lo == iv0_hi) iv1_lo = iv1_hi = (double)u_doc[(int)iv0_lo];
+                else if (iv0_lo > -KDSL_IV_INF && iv0_hi < KDSL_IV_INF) { iv1_lo = (double)u_doc[(int)iv0_lo]; iv1_hi = (double)u_doc[(int)iv0_hi]; }  // nondecreasing: bounded by its ends
+                else kdsl_iv_unknown(iv1_lo, iv1_hi);
+                double iv2_lo = (double)k_lo, iv2_hi = (double)k_hi;  // k ranges over the block's columns
+                double iv3_lo, iv3_hi;  // u_doc[u_k]
+                if (iv2_lo == iv2_hi) iv3_lo = iv3_hi = (double)u_doc[(int)iv2_lo];
+                else if (iv2_lo > -KDSL_IV_INF && iv2_hi < KDSL_IV_INF) { iv3_lo = (double)u_doc[(int)iv2_lo]; iv3_hi = (double)u_doc[(int)iv2_hi]; }  // nondecreasing: bounded by its ends
+                else kdsl_iv_unknown(iv3_lo, iv3_hi);
+                const bool bv4_t = iv1_lo <= iv3_hi && iv3_lo <= iv1_hi, bv4_f = !(iv1_lo == iv1_hi && iv3_lo == iv3_hi && iv1_lo == iv3_lo);  // u_doc[u_q] == u_doc[u_k]
+                const bool bv5_t = iv2_lo <= iv0_hi, bv5_f = iv2_hi > iv0_lo;  // u_k <= u_q
+                const bool bv6_t = bv4_t && bv5_t, bv6_f = bv4_f || bv5_f;  // (u_doc[u_q] == u_doc[u_k]) && (u_k <= u_q)
+                return (bv6_t && !bv6_f) ? KDSL_BLOCK_FULL : (bv6_t ? KDSL_BLOCK_PARTIAL : KDSL_BLOCK_SKIP);
+            }
+
+            """.Replace("\r\n", "\n"), w.ToString());
+    }
+
+    [Fact]
+    public void Nondecreasing_ends_are_read_only_where_every_pair_reads_the_array()
+    {
+        var w = new CodeWriter();
+        ModifierWriter.WriteBlockClassifier(w, GuardedDocument);
+        var text = w.ToString();
+        // The reads sit right of k <= q: the ends are read only where k <= q holds for the whole block.
+        Assert.Contains("if (bv2_t && iv0_lo == iv0_hi) iv3_lo = iv3_hi = (double)u_doc[(int)iv0_lo];", text);
+        Assert.Contains("else if (!bv2_f && iv0_lo > -KDSL_IV_INF && iv0_hi < KDSL_IV_INF) { iv3_lo = (double)u_doc[(int)iv0_lo]; iv3_hi = (double)u_doc[(int)iv0_hi]; }", text);
+
+        // An index whose interval's ends need not be values it takes (q - (q - k) spans [k_lo - (q_hi - q_lo), ...]) stays unknown.
+        var loose = Spec(ModifierKind.Mask, "Loose", Cmp("==", new IndexExpression(Int, "doc", B(Int, "-", P("q"), B(Int, "-", P("q"), P("k")))), I(0)),
+            [new ModifierParameter("doc", Int, true, ParameterRole.Runtime, Nondecreasing: true)]);
+        w = new CodeWriter();
+        ModifierWriter.WriteBlockClassifier(w, loose);
+        Assert.DoesNotContain("nondecreasing", w.ToString());
+    }
+
+    [Fact]
     public void Score_modifiers_have_no_classifier() =>
         Assert.Throws<ArgumentException>(() => ModifierWriter.WriteBlockClassifier(new CodeWriter(), Softcap));
 
     // ---- The classifier on the host ------------------------------------------------------------------------------
 
     /// <summary>One mask under test: its C++ reference, its runtime arguments and what else the blocks must show.</summary>
-    public sealed record Case(ModifierSpec Mask, string Reference, string Setup, bool Tight, string Extra = "");
+    public sealed record Case(ModifierSpec Mask, string Reference, string Setup, bool Tight, string Extra = "", string Final = "", bool AllClasses = false);
 
     private const string DocSetup = "if (it % 500 == 0) { int d = 0; for (int i = 0; i < 4096;) { int n = 1 + (int)rnd(rnd(2) ? 300 : 20); for (int j = 0; j < n && i < 4096; ++j) g_doc[i++] = d; ++d; } }";
 
+    /// <summary>Packed documents of 1 to 300 tokens with nondecreasing (and gapped) ids.</summary>
+    private const string PackedSetup = "if (it % 500 == 0) { int d = (int)rnd(5); for (int i = 0; i < 4096;) { int n = 1 + (int)rnd(rnd(2) ? 300 : 20); for (int j = 0; j < n && i < 4096; ++j) g_doc[i++] = d; d += 1 + (int)rnd(3); } }";
+
+    /// <summary>
+    /// What a block of packed documents is, from its corners: -1 where the classifier need not decide, else the one
+    /// class of "same document and k &lt;= q": SKIP when the q and k documents are disjoint ranges, and for a block whose
+    /// rows and columns each lie in one document, exactly what its elements are.
+    /// </summary>
+    private const string PackedWant = """
+        const bool one_q = g_doc[q_lo] == g_doc[q_hi], one_k = g_doc[k_lo] == g_doc[k_hi];
+        const bool disjoint = g_doc[q_hi] < g_doc[k_lo] || g_doc[k_hi] < g_doc[q_lo];
+        const int want = disjoint ? KDSL_BLOCK_SKIP : !(one_q && one_k) ? -1 : k_hi <= q_lo ? KDSL_BLOCK_FULL : k_lo > q_hi ? KDSL_BLOCK_SKIP : KDSL_BLOCK_PARTIAL;
+
+        """;
+
     private static readonly Dictionary<string, Case> Cases = new()
     {
+        // [Nondecreasing] ids: the documents' block structure in closed form.
+        ["same-document-nondecreasing"] = new(SameDocument(nondecreasing: true), "return g_doc[q] == g_doc[k] && k <= q;", PackedSetup, Tight: false, AllClasses: true,
+            Extra: PackedWant + """
+                if (want >= 0 && cls != want) { std::printf("document block [%d,%d]x[%d,%d]: class %d, want %d\n", q_lo, q_hi, k_lo, k_hi, cls, want); return 1; }
+                if (want >= 0 && !(q_lo == q_hi && k_lo == k_hi)) ++g_decided;
+                """,
+            Final: """std::printf("decided by the ends: %ld\n", g_decided); if (g_decided < 300) { std::printf("too few decided blocks\n"); return 1; }"""),
+        // The same mask without the promise: every block below the diagonal is partial, single documents or not.
+        ["same-document-unannotated"] = new(SameDocument(nondecreasing: false), "return g_doc[q] == g_doc[k] && k <= q;", PackedSetup, Tight: false,
+            Extra: PackedWant + """
+                if (!(q_lo == q_hi && k_lo == k_hi) && k_hi <= q_lo && cls != KDSL_BLOCK_PARTIAL) { std::printf("unannotated block [%d,%d]x[%d,%d]: class %d\n", q_lo, q_hi, k_lo, k_hi, cls); return 1; }
+                if (want >= 0 && want != KDSL_BLOCK_PARTIAL && cls == KDSL_BLOCK_PARTIAL) ++g_decided;
+                """,
+            Final: """std::printf("partial where the ends would decide: %ld\n", g_decided); if (g_decided < 300) { std::printf("too few such blocks\n"); return 1; }"""),
+        // The reads right of k <= q: blocks below the diagonal are decided as above; those across it stay partial.
+        ["guarded-document"] = new(GuardedDocument, "return k <= q && g_doc[k] == g_doc[q];", PackedSetup, Tight: false, AllClasses: true,
+            Extra: PackedWant + """
+                const bool across = k_lo <= q_hi && k_hi > q_lo;
+                if (want >= 0 && cls != want && !(across && cls == KDSL_BLOCK_PARTIAL)) { std::printf("guarded block [%d,%d]x[%d,%d]: class %d, want %d\n", q_lo, q_hi, k_lo, k_hi, cls, want); return 1; }
+                """),
         ["causal"] = new(Causal, "return k <= q;", "", Tight: true),
         ["window"] = new(Window, "return k <= q && q - k < g_window;", "g_window = 1 + (int)rnd(rnd(2) ? 400 : 40);", Tight: true),
         ["prefix"] = new(Prefix, "return k < g_prefix || k <= q;", "g_prefix = (int)rnd(1200);", Tight: true),
@@ -300,7 +391,8 @@ public class ModifierCudaWriterTests
                     counts[cls]++;
                 }
                 std::printf("skip %ld, full %ld, partial %ld\n", counts[0], counts[1], counts[2]);
-                if (counts[KDSL_BLOCK_PARTIAL] == 0 || ({{(c.Tight ? "true" : "false")}} && (counts[KDSL_BLOCK_SKIP] == 0 || counts[KDSL_BLOCK_FULL] == 0))) { std::printf("too few classes seen\n"); return 1; }
+                {{c.Final}}
+                if (counts[KDSL_BLOCK_PARTIAL] == 0 || ({{(c.Tight || c.AllClasses ? "true" : "false")}} && (counts[KDSL_BLOCK_SKIP] == 0 || counts[KDSL_BLOCK_FULL] == 0))) { std::printf("too few classes seen\n"); return 1; }
                 return 0;
             }
             """);
@@ -333,6 +425,7 @@ public class ModifierCudaWriterTests
         static inline float __double2float_ru(double a) { std::fesetround(FE_UPWARD); volatile double x = a; volatile float r = (float)x; std::fesetround(FE_TONEAREST); return r; }
         static int g_window, g_prefix;
         static int g_doc[4096];
+        static long g_decided;
         static unsigned long long g_rng = 88172645463325252ull;
         static unsigned rnd(unsigned n) { g_rng ^= g_rng << 13; g_rng ^= g_rng >> 7; g_rng ^= g_rng << 17; return (unsigned)(g_rng % n); }
 

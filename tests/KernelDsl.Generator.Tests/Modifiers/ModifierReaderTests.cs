@@ -146,6 +146,19 @@ public class ModifierReaderTests
         Assert.Equal(B(Bool, new IndexExpression(Int, "doc", P(Int, "q")), "==", new IndexExpression(Int, "doc", P(Int, "k"))), spec.Result);
     }
 
+    [Theory]
+    [InlineData("ReadOnlySpan<int>")]
+    [InlineData("int[]")]
+    [InlineData("ReadOnlySpan<float>")]
+    public void Nondecreasing_marks_the_array_parameter(string arrayType)
+    {
+        var spec = Translated($"[MaskModifier] public static bool SameDocument(int b, int h, int q, int k, [Nondecreasing] {arrayType} doc, ReadOnlySpan<int> other) => doc[q] == doc[k] && other[q] > 0;");
+        var element = arrayType.Contains("float") ? Float : Int;
+        Assert.Equal(new ModifierParameter("doc", element, true, ParameterRole.Runtime, Nondecreasing: true), spec.Parameters[^2]);
+        Assert.Equal(new ModifierParameter("other", Int, true, ParameterRole.Runtime), spec.Parameters[^1]);
+        Assert.All(spec.Parameters.Take(4), p => Assert.False(p.Nondecreasing));
+    }
+
     [Fact]
     public void Prefix_lm_mask()
     {
@@ -435,4 +448,16 @@ public class ModifierReaderTests
     [Fact]
     public void KDSL0610_an_array_parameter_read_whole() =>
         Assert.Contains("can only be indexed", Message(Refused($"{ScoreHead}, float[] slopes)\n{{\nvar all = slopes;\nreturn score;\n}}", "KDSL0610", "slopes")));
+
+    [Theory]
+    [InlineData("[MaskModifier] public static bool M(int b, int h, int q, int k, [Nondecreasing] int window) => q - k < window;", "Nondecreasing", "is a scalar int")]
+    [InlineData("[ScoreModifier] public static float M(float score, int b, int h, int q, int k, [Nondecreasing] float cap) => score / cap;", "Nondecreasing", "is a scalar float")]
+    [InlineData("[MaskModifier] public static bool M(int b, int h, [Nondecreasing] int q, int k) => k <= q;", "Nondecreasing", "is the query index, an int")]
+    [InlineData("[ScoreModifier] public static float M([Nondecreasing] float score, int b, int h, int q, int k) => score;", "Nondecreasing", "is the score, a float")]
+    public void KDSL0611_nondecreasing_on_a_parameter_that_is_not_an_array(string members, string node, string why)
+    {
+        var message = Message(Refused(members, "KDSL0611", node));
+        Assert.StartsWith("[Nondecreasing] on parameter '", message);
+        Assert.Contains(why, message);
+    }
 }

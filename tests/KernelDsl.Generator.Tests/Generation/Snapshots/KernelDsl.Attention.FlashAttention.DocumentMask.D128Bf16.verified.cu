@@ -206,10 +206,12 @@ static __device__ __forceinline__ int kdsl_mask_block(int u_b, int u_h, int q_lo
     double iv0_lo = (double)q_lo, iv0_hi = (double)q_hi;  // q ranges over the block's rows
     double iv1_lo, iv1_hi;  // u_documents[u_q]
     if (iv0_lo == iv0_hi) iv1_lo = iv1_hi = (double)u_documents[(int)iv0_lo];
+    else if (iv0_lo > -KDSL_IV_INF && iv0_hi < KDSL_IV_INF) { iv1_lo = (double)u_documents[(int)iv0_lo]; iv1_hi = (double)u_documents[(int)iv0_hi]; }  // nondecreasing: bounded by its ends
     else kdsl_iv_unknown(iv1_lo, iv1_hi);
     double iv2_lo = (double)k_lo, iv2_hi = (double)k_hi;  // k ranges over the block's columns
     double iv3_lo, iv3_hi;  // u_documents[u_k]
     if (iv2_lo == iv2_hi) iv3_lo = iv3_hi = (double)u_documents[(int)iv2_lo];
+    else if (iv2_lo > -KDSL_IV_INF && iv2_hi < KDSL_IV_INF) { iv3_lo = (double)u_documents[(int)iv2_lo]; iv3_hi = (double)u_documents[(int)iv2_hi]; }  // nondecreasing: bounded by its ends
     else kdsl_iv_unknown(iv3_lo, iv3_hi);
     const bool bv4_t = iv1_lo <= iv3_hi && iv3_lo <= iv1_hi, bv4_f = !(iv1_lo == iv1_hi && iv3_lo == iv3_hi && iv1_lo == iv3_lo);  // u_documents[u_q] == u_documents[u_k]
     const bool bv5_t = iv2_lo <= iv0_hi, bv5_f = iv2_hi > iv0_lo;  // u_k <= u_q

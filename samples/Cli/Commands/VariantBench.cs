@@ -1,0 +1,79 @@
+using System.Globalization;
+using KernelDsl.Attention.FlashAttention;
+using KernelDsl.Launching;
+using Spectre.Console;
+
+namespace KernelDsl.Cli.Commands;
+
+/// <summary>
+/// <c>kdsl bench --variants</c>: the library's attention variants with modifiers at D = 128, H = 16, B·S = 16384, S in
+/// {4096, 16384}, beside the plain dense and causal kernels of the same form, timed like the standard grid (kernel alone
+/// and end to end from f16). Writes <c>variant,seq,batch,heads,head_dim,kernel,kernel_ms,e2e_ms</c>; bench/flex.py joins
+/// it with FlexAttention timed in the same call. Variant names are FlexAttention's: dense, causal, causal_mask, window
+/// (1024), document (8 equal documents), alibi, softcap (30), prefix (1024).
+/// </summary>
+internal static class VariantBench
+{
+    private const int HeadDim = 128, Heads = 16, Tokens = 16384;
+
+    public static void Run(CudaDevice device, CudaStream stream, Int8Attention attention, FileInfo csv, int[] lengths)
+    {
+        var rows = new List<string> { "variant,seq,batch,heads,head_dim,kernel,kernel_ms,e2e_ms" };
+        var table = new Table().AddColumns("variant", "S", "kernel", "kernel ms", "e2e ms");
+        foreach (var seq in lengths)
+        {
+            var batch = Tokens / seq;
+            var elements = (long)batch * Heads * seq * HeadDim;
+            using var q = BenchCommand.Random(device, elements, 1);
+            using var k = BenchCommand.Random(device, elements, 2);
+            using var v = BenchCommand.Random(device, elements, 3);
+            using var o = device.Allocate<Half>(elements);
+            using var slopes = device.Upload<float>(Enumerable.Range(0, Heads).Select(i => MathF.Pow(2f, -8f * (i + 1) / Heads)).ToArray());
+            using var documents = device.Upload<int>(Enumerable.Range(0, seq).Select(i => i * 8 / seq).ToArray());
+            TensorView<Half> View(DeviceBuffer<Half> x) => TensorView<Half>.Contiguous(x, batch, Heads, seq, HeadDim);
+            (string Name, string Family, ModifierArguments Arguments)[] variants =
+            [
+                ("dense", "Int8AttentionD128", ModifierArguments.None),
+                ("causal", "Int8AttentionD128Causal", ModifierArguments.None),
+                ("causal_mask", nameof(CausalMask), new ModifierArguments().Set("offset", 0)),
+                ("window", nameof(SlidingWindow), new ModifierArguments().Set("window", 1024)),
+                ("document", nameof(DocumentMask), new ModifierArguments().Set("documents", documents)),
+                ("alibi", nameof(Alibi), new ModifierArguments().Set("slopes", slopes)),
+                ("softcap", nameof(Softcap), new ModifierArguments().Set("cap", 30f)),
+                ("prefix", nameof(PrefixLm), new ModifierArguments().Set("prefix", 1024)),
+            ];
+            foreach (var (name, family, arguments) in variants)
+            {
+                var kernel = Pick(family, device.ComputeCapability);
+                if (kernel is null)
+                {
+                    AnsiConsole.MarkupLine($"[yellow]{Markup.Escape(name)}: no kernel of {Markup.Escape(family)} runs on {device.ArchName}[/]");
+                    continue;
+                }
+                var (variant, launch) = attention.Prepare(stream, kernel, View(q), View(k), View(v), View(o), arguments, null);
+                var kernelMs = BenchCommand.Median(stream, () => variant.Launch(launch));
+                var options = new AttentionOptions { NonFinite = NonFiniteInputs.Ignore };
+                var endToEnd = BenchCommand.Median(stream, () => attention.Forward(stream, kernel, View(q), View(k), View(v), View(o), arguments, options));
+                string F(double x) => x.ToString("F3", CultureInfo.InvariantCulture);
+                rows.Add($"{name},{seq},{batch},{Heads},{HeadDim},{kernel.Name},{F(kernelMs)},{F(endToEnd)}");
+                table.AddRow(Markup.Escape(name), $"{seq}", Markup.Escape(kernel.Name), F(kernelMs), F(endToEnd));
+            }
+        }
+        AnsiConsole.Write(table);
+        File.WriteAllLines(csv.FullName, rows);
+        AnsiConsole.MarkupLine($"wrote {Markup.Escape(csv.FullName)}");
+    }
+
+    /// <summary>
+    /// The family's D = 128 f16 kernel for this device: the Hopper wgmma form where it runs (a plain family's wgmma
+    /// kernel is "{family}Wgmma"), else the mma.sync one.
+    /// </summary>
+    private static AttentionKernelInfo? Pick(string family, int computeCapability)
+    {
+        var kernels = Int8Attention.Kernels.Where(k => k.Input == Element.F16 && k.HeadDim == HeadDim && !k.FloatPv && k.RunsOn(computeCapability)).ToArray();
+        string[] names = family.StartsWith("Int8Attention", StringComparison.Ordinal)
+            ? [$"KernelDsl.Attention.FlashAttention.{family}Wgmma", $"KernelDsl.Attention.FlashAttention.{family}Pretransposed"]
+            : [$"KernelDsl.Attention.FlashAttention.{family}.D128Wgmma", $"KernelDsl.Attention.FlashAttention.{family}.D128"];
+        return names.Select(n => kernels.FirstOrDefault(k => k.Name == n)).FirstOrDefault(k => k is not null);
+    }
+}
