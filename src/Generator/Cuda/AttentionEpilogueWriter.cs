@@ -1,6 +1,7 @@
 using KernelDsl.Generator.Atoms;
 using KernelDsl.Generator.Helpers;
 using KernelDsl.Generator.Model;
+using N = KernelDsl.Generator.Cuda.AttentionNames;
 
 namespace KernelDsl.Generator.Cuda;
 
@@ -22,17 +23,17 @@ public sealed class AttentionEpilogueWriter(AttentionPlan plan, ChannelMap chann
         w.Line($"#pragma unroll");
         w.Block($"for (int hh = 0; hh < 2; ++hh)", () =>
         {
-            w.Line($"row_sum[hh] += __shfl_xor_sync(0xffffffffu, row_sum[hh], 1);");
-            w.Line($"row_sum[hh] += __shfl_xor_sync(0xffffffffu, row_sum[hh], 2);");
+            w.Line($"{N.RowSum}[hh] += __shfl_xor_sync(0xffffffffu, {N.RowSum}[hh], 1);");
+            w.Line($"{N.RowSum}[hh] += __shfl_xor_sync(0xffffffffu, {N.RowSum}[hh], 2);");
         });
         w.Line($"// Accumulator column 2t + i of tile 2ci + jt is channel 16ci + {channels.TileOffsets[0]}/{channels.TileOffsets[1]}[jt] + {channels.PairStride}t + {channels.OddStride}i.");
         w.Line($"#pragma unroll");
         w.Block($"for (int hh = 0; hh < 2; ++hh)", () =>
         {
-            w.Line($"const int row = m0 + {rowOrigin} + g + 8 * hh;");
+            w.Line($"const int row = {N.FirstRow} + {rowOrigin} + {N.Group} + 8 * hh;");
             w.Line($"if (row >= seq_q) continue;");
-            w.Line($"const float inv_l = row_sum[hh] > 0.f ? 1.f / row_sum[hh] : 0.f;  // no visible key: output 0");
-            w.Line($"u16* const out = O + b * o_stride_b + h * o_stride_h + row * o_stride_s;");
+            w.Line($"const float inv_l = {N.RowSum}[hh] > 0.f ? 1.f / {N.RowSum}[hh] : 0.f;  // no visible key: output 0");
+            w.Line($"u16* const out = O + {N.Batch} * o_stride_b + {N.Head} * o_stride_h + row * o_stride_s;");
             w.Line($"#pragma unroll");
             w.Block($"for (int ci = 0; ci < {d / 16}; ++ci)", () =>
             {
@@ -42,10 +43,10 @@ public sealed class AttentionEpilogueWriter(AttentionPlan plan, ChannelMap chann
                     w.Line($"#pragma unroll");
                     w.Block($"for (int i = 0; i < 2; ++i)", () =>
                     {
-                        w.Line($"const int c = ci * 16 + (jt ? {channels.TileOffsets[1]} : {channels.TileOffsets[0]}) + {channels.PairStride} * t + {channels.OddStride} * i;");
-                        var scale = plan.F16Pv ? "" : " * v_scale[bhk * " + d + " + c]";
+                        w.Line($"const int c = ci * 16 + (jt ? {channels.TileOffsets[1]} : {channels.TileOffsets[0]}) + {channels.PairStride} * {N.ThreadInGroup} + {channels.OddStride} * i;");
+                        var scale = plan.F16Pv ? "" : $" * v_scale[{N.BatchKvHead} * {d} + c]";
                         var convert = s.Output == Element.BF16 ? "kdsl_f32_to_bf16" : "kdsl_f32_to_f16";
-                        w.Line($"out[c] = {convert}(o[ci * 2 + jt][2 * hh + i]{scale} * inv_l);");
+                        w.Line($"out[c] = {convert}({N.O}[ci * 2 + jt][2 * hh + i]{scale} * inv_l);");
                     });
                 });
             });
@@ -66,8 +67,8 @@ public sealed class AttentionEpilogueWriter(AttentionPlan plan, ChannelMap chann
                 w.Line($"#pragma unroll");
                 w.Block($"for (int hh = 0; hh < 2; ++hh)", () =>
                 {
-                    w.Line($"const int row = m0 + {rowOrigin} + g + 8 * hh;");
-                    w.Block($"if (t == 0 && row < seq_q)", () => WriteLseStore("0.f"));
+                    w.Line($"const int row = {N.FirstRow} + {rowOrigin} + {N.Group} + 8 * hh;");
+                    w.Block($"if ({N.ThreadInGroup} == 0 && row < seq_q)", () => WriteLseStore("0.f"));
                 });
             });
             return;
@@ -78,18 +79,18 @@ public sealed class AttentionEpilogueWriter(AttentionPlan plan, ChannelMap chann
             w.Line($"#pragma unroll");
             w.Block($"for (int hh = 0; hh < 2; ++hh)", () =>
             {
-                w.Line($"const int local = {rowOrigin} + g + 8 * hh;");
+                w.Line($"const int local = {rowOrigin} + {N.Group} + 8 * hh;");
                 WriteRowMeanDot("corr", "local", guarded: true);
-                w.Line($"const int row = m0 + local;");
-                w.Block($"if (t == 0 && row < seq_q)", () => WriteLseStore("corr * q_sc * 0.69314718f"));
+                w.Line($"const int row = {N.FirstRow} + local;");
+                w.Block($"if ({N.ThreadInGroup} == 0 && row < seq_q)", () => WriteLseStore($"corr * {N.QScale} * 0.69314718f"));
             });
         });
     }
 
     private void WriteLseStore(string correction)
     {
-        w.Line($"lse[bh * seq_q + row] = row_sum[hh] > 0.f");
-        w.Line($"    ? (row_max[hh] + kdsl_log2(row_sum[hh] / {plan.PScale}.f)) * 0.69314718f{(correction == "0.f" ? "" : " + " + correction)}");
+        w.Line($"lse[{N.BatchHead} * seq_q + row] = {N.RowSum}[hh] > 0.f");
+        w.Line($"    ? ({N.RowMax}[hh] + kdsl_log2({N.RowSum}[hh] / {plan.PScale}.f)) * 0.69314718f{(correction == "0.f" ? "" : " + " + correction)}");
         w.Line($"    : -KDSL_INF;");
     }
 
@@ -100,7 +101,7 @@ public sealed class AttentionEpilogueWriter(AttentionPlan plan, ChannelMap chann
     private void WriteRowMeanDot(string name, string local, bool guarded)
     {
         var d = _spec.HeadDim;
-        var sum = $"for (int c = t; c < {d}; c += 4) {name} += (float)(s8)sq[{LayoutWriter.FunctionName(Operand.Q)}({local}, c)] * k_mean[bhk * {d} + c];";
+        var sum = $"for (int c = {N.ThreadInGroup}; c < {d}; c += 4) {name} += (float)(s8){N.SharedQ}[{LayoutWriter.FunctionName(Operand.Q)}({local}, c)] * k_mean[{N.BatchKvHead} * {d} + c];";
         w.Line($"float {name} = 0.f;");
         if (guarded)
         {
@@ -121,12 +122,12 @@ public sealed class AttentionEpilogueWriter(AttentionPlan plan, ChannelMap chann
     /// </summary>
     public void WriteRowMeanScores()
     {
-        w.Line($"float qm[2];  // q·mean(K)·q_sc of rows g and g + 8: what K smoothing took from every score of the row");
+        w.Line($"float {N.RowMeanScores}[2];  // q·mean(K)·q_sc of rows g and g + 8: what K smoothing took from every score of the row");
         w.Line($"#pragma unroll");
         w.Block($"for (int hh = 0; hh < 2; ++hh)", () =>
         {
-            WriteRowMeanDot("dot", $"{rowOrigin} + g + 8 * hh", guarded: false);
-            w.Line($"qm[hh] = dot * q_sc;");
+            WriteRowMeanDot("dot", $"{rowOrigin} + {N.Group} + 8 * hh", guarded: false);
+            w.Line($"{N.RowMeanScores}[hh] = dot * {N.QScale};");
         });
     }
 }

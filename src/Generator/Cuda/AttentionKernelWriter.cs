@@ -2,6 +2,7 @@ using System.Linq;
 using KernelDsl.Generator.Atoms;
 using KernelDsl.Generator.Helpers;
 using KernelDsl.Generator.Model;
+using N = KernelDsl.Generator.Cuda.AttentionNames;
 
 namespace KernelDsl.Generator.Cuda;
 
@@ -60,6 +61,9 @@ public sealed class AttentionKernelWriter(AttentionPlan plan, Composition v)
                 [], $"row < {validRows} ? 16 : 0", $"src + row * {sourceLd} + col", "src"));
     }
 
+    /// <summary>The block-relative first query row of the warp's 16, the shared writers' row origin.</summary>
+    private static string WarpRowOrigin => $"{N.Warp} * 16";
+
     public void WriteKernel(CodeWriter w)
     {
         _w = w;
@@ -81,32 +85,32 @@ public sealed class AttentionKernelWriter(AttentionPlan plan, Composition v)
         var s = _spec;
         var d = s.HeadDim;
         _w.Line($"extern __shared__ __align__(128) u8 kdsl_shared[];");
-        _w.Line($"u8* const sq = kdsl_shared;                                   // Q: {s.BlockM}×{d} bytes");
+        _w.Line($"u8* const {N.SharedQ} = kdsl_shared;                                   // Q: {s.BlockM}×{d} bytes");
         _w.Line($"u8* const sk = kdsl_shared + {plan.QStageBytes};                // K: {s.Stages} × {plan.KStageBytes} bytes");
         _w.Line($"u8* const sv = kdsl_shared + {plan.QStageBytes + s.Stages * plan.KStageBytes};  // V: {s.Stages} × {plan.VStageBytes} bytes");
-        _w.Line($"const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;");
-        _w.Line($"const int b = blockIdx.z, h = blockIdx.y, hk = h / (heads_q / heads_kv);  // GQA: heads_q / heads_kv query heads share a KV head");
-        _w.Line($"const long long bh = (long long)b * heads_q + h, bhk = (long long)b * heads_kv + hk;");
-        _w.Line($"const int m0 = blockIdx.x * {s.BlockM};");
-        _w.Line($"const int q_tiles = (seq_q + {plan.QScaleRows - 1}) / {plan.QScaleRows}, k_tiles = (seq_k + {s.BlockN - 1}) / {s.BlockN};  // Q scales per {plan.QScaleRows} rows, K scales per {s.BlockN} keys");
+        _w.Line($"const int tid = threadIdx.x, {N.Lane} = tid & 31, {N.Warp} = tid >> 5, {N.Group} = {N.Lane} >> 2, {N.ThreadInGroup} = {N.Lane} & 3;");
+        _w.Line($"const int {N.Batch} = blockIdx.z, {N.Head} = blockIdx.y, {N.KvHead} = {N.Head} / (heads_q / heads_kv);  // GQA: heads_q / heads_kv query heads share a KV head");
+        _w.Line($"const long long {N.BatchHead} = (long long){N.Batch} * heads_q + {N.Head}, {N.BatchKvHead} = (long long){N.Batch} * heads_kv + {N.KvHead};");
+        _w.Line($"const int {N.FirstRow} = blockIdx.x * {s.BlockM};");
+        _w.Line($"const int {N.QTiles} = (seq_q + {plan.QScaleRows - 1}) / {plan.QScaleRows}, {N.KTiles} = (seq_k + {s.BlockN - 1}) / {s.BlockN};  // Q scales per {plan.QScaleRows} rows, K scales per {s.BlockN} keys");
         KeyBlockRangeWriter.Write(_w, plan);
-        _w.Line($"const u8* const q_src = (const u8*)(Q + (bh * seq_q + m0) * {d});");
-        _w.Line($"const u8* const k_src = (const u8*)(K + bhk * seq_k * {d});");
-        _w.Line($"const u8* const v_src = (const u8*)(V + b * v_stride_b + hk * v_stride_h);");
+        _w.Line($"const u8* const q_src = (const u8*)(Q + ({N.BatchHead} * seq_q + {N.FirstRow}) * {d});");
+        _w.Line($"const u8* const k_src = (const u8*)(K + {N.BatchKvHead} * seq_k * {d});");
+        _w.Line($"const u8* const v_src = (const u8*)(V + {N.Batch} * v_stride_b + {N.KvHead} * v_stride_h);");
         CopyProgramWriter.WriteLaneOffsets(_w, plan.QProgram!, "q");
         CopyProgramWriter.WriteLaneOffsets(_w, plan.KProgram!, "k");
         CopyProgramWriter.WriteLaneOffsets(_w, plan.VProgram!, "v");
-        _w.Line($"const u32 sq_addr = kdsl_smem(sq), sk_addr = kdsl_smem(sk), sv_addr = kdsl_smem(sv);");
+        _w.Line($"const u32 sq_addr = kdsl_smem({N.SharedQ}), sk_addr = kdsl_smem(sk), sv_addr = kdsl_smem(sv);");
         _w.Line($"// Swizzled offsets of this lane's first ldmatrix row; where the layout allows, each step XORs a constant into them.");
-        _w.Line($"const int q_lane = {LayoutWriter.FunctionName(Operand.Q)}(warp * 16 + q_row, q_chunk * 16);");
+        _w.Line($"const int q_lane = {LayoutWriter.FunctionName(Operand.Q)}({WarpRowOrigin} + q_row, q_chunk * 16);");
         _w.Line($"const int k_lane = {LayoutWriter.FunctionName(Operand.K)}(k_row, k_chunk * 16);");
         _w.Line($"const int v_lane = {LayoutWriter.FunctionName(Operand.V)}(v_row, v_chunk * 16);");
         _w.Line();
-        _w.Line($"kdsl_load_q(sq, q_src, seq_q - m0, tid);");
+        _w.Line($"kdsl_load_q({N.SharedQ}, q_src, seq_q - {N.FirstRow}, tid);");
         _w.Line($"#pragma unroll");
         _w.Block($"for (int st = 0; st < {s.Stages - 1}; ++st)", () =>
         {
-            _w.Line($"if (st < n_blocks) kdsl_load_kv(sk + st * {plan.KStageBytes}, sv + st * {plan.VStageBytes}, k_src, v_src, kv_first + st, seq_k, v_ld, tid);");
+            _w.Line($"if (st < {N.KeyBlocks}) kdsl_load_kv(sk + st * {plan.KStageBytes}, sv + st * {plan.VStageBytes}, k_src, v_src, {N.FirstKeyBlock} + st, seq_k, v_ld, tid);");
             _w.Line($"kdsl_cp_async_commit();");
         });
         if (s.Stages == 1)
@@ -115,18 +119,18 @@ public sealed class AttentionKernelWriter(AttentionPlan plan, Composition v)
         }
         _w.Line();
         _w.Line($"// Per thread: rows g and g+8 of this warp's 16; m = running max (log2 domain), l = partial row sum of P.");
-        _w.Line($"float row_max[2] = {{-KDSL_INF, -KDSL_INF}}, row_sum[2] = {{0.f, 0.f}};");
-        _w.Line($"float o[{plan.OTiles}][4];");
+        _w.Line($"float {N.RowMax}[2] = {{-KDSL_INF, -KDSL_INF}}, {N.RowSum}[2] = {{0.f, 0.f}};");
+        _w.Line($"float {N.O}[{plan.OTiles}][4];");
         _w.Line($"#pragma unroll");
-        _w.Line($"for (int i = 0; i < {plan.OTiles}; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;");
-        var qTile = plan.QScaleRows == s.BlockM ? "blockIdx.x" : $"m0 / {plan.QScaleRows}";
-        _w.Line($"const float q_sc = q_scale[bh * q_tiles + {qTile}];");
+        _w.Line($"for (int i = 0; i < {plan.OTiles}; ++i) {N.O}[i][0] = {N.O}[i][1] = {N.O}[i][2] = {N.O}[i][3] = 0.f;");
+        var qTile = plan.QScaleRows == s.BlockM ? "blockIdx.x" : $"{N.FirstRow} / {plan.QScaleRows}";
+        _w.Line($"const float {N.QScale} = q_scale[{N.BatchHead} * {N.QTiles} + {qTile}];");
         if (s.Score is not null)
         {
             _w.Line($"// The score modifier needs q·mean(K) of this thread's rows, read from Q in shared memory: wait for it once.");
             _w.Line($"kdsl_cp_async_wait<0>();");
             _w.Line($"__syncthreads();");
-            new AttentionEpilogueWriter(plan, v.Channels!, _w, "warp * 16").WriteRowMeanScores();
+            new AttentionEpilogueWriter(plan, v.Channels!, _w, WarpRowOrigin).WriteRowMeanScores();
         }
         _w.Line();
     }
@@ -135,11 +139,11 @@ public sealed class AttentionKernelWriter(AttentionPlan plan, Composition v)
     {
         var s = _spec;
         var stages = s.Stages;
-        _w.Block($"for (int j = 0; j < n_blocks; ++j)", () =>
+        _w.Block($"for (int j = 0; j < {N.KeyBlocks}; ++j)", () =>
         {
             if (stages == 1)
             {
-                _w.Line($"kdsl_load_kv(sk, sv, k_src, v_src, kv_first + j, seq_k, v_ld, tid);");
+                _w.Line($"kdsl_load_kv(sk, sv, k_src, v_src, {N.FirstKeyBlock} + j, seq_k, v_ld, tid);");
                 _w.Line($"kdsl_cp_async_commit();");
                 _w.Line($"kdsl_cp_async_wait<0>();");
                 _w.Line($"__syncthreads();");
@@ -148,14 +152,14 @@ public sealed class AttentionKernelWriter(AttentionPlan plan, Composition v)
             {
                 _w.Line($"kdsl_cp_async_wait<{stages - 2}>();  // K/V block j (and Q) have landed");
                 _w.Line($"__syncthreads();                // ...for every thread; stage (j - 1) % {stages} is free again");
-                _w.Line($"if (j + {stages - 1} < n_blocks) kdsl_load_kv(sk + (j + {stages - 1}) % {stages} * {plan.KStageBytes}, sv + (j + {stages - 1}) % {stages} * {plan.VStageBytes}, k_src, v_src, kv_first + j + {stages - 1}, seq_k, v_ld, tid);");
+                _w.Line($"if (j + {stages - 1} < {N.KeyBlocks}) kdsl_load_kv(sk + (j + {stages - 1}) % {stages} * {plan.KStageBytes}, sv + (j + {stages - 1}) % {stages} * {plan.VStageBytes}, k_src, v_src, {N.FirstKeyBlock} + j + {stages - 1}, seq_k, v_ld, tid);");
                 _w.Line($"kdsl_cp_async_commit();");
             }
-            _w.Line($"const int {AttentionSoftmaxWriter.KeyBlock} = kv_first + j;  // the key block of this step");
+            _w.Line($"const int {N.KeyBlock} = {N.FirstKeyBlock} + j;  // the key block of this step");
             _w.Line($"const u32 k_stage = sk_addr + {(stages == 1 ? "0" : $"j % {stages} * {plan.KStageBytes}")};");
             _w.Line($"const u32 v_stage = sv_addr + {(stages == 1 ? "0" : $"j % {stages} * {plan.VStageBytes}")};");
             WriteScores();
-            new AttentionSoftmaxWriter(plan, _w, "warp * 16").WriteSoftmax();
+            new AttentionSoftmaxWriter(plan, _w, WarpRowOrigin).WriteSoftmax();
             WriteProductPV();
             if (stages == 1)
             {
@@ -179,7 +183,7 @@ public sealed class AttentionKernelWriter(AttentionPlan plan, Composition v)
         {
             return rowStep == "0" ? $"({name}_lane ^ ({colStep}))" : $"(({name}_lane ^ ({colStep})) + ({rowStep}) * {rowBytes})";
         }
-        var rowOrigin = operand == Operand.Q ? "warp * 16 + q_row" : $"{name}_row";
+        var rowOrigin = operand == Operand.Q ? $"{WarpRowOrigin} + q_row" : $"{name}_row";
         return $"{LayoutWriter.FunctionName(operand)}({rowStep} + {rowOrigin}, {colStep} + {name}_chunk * 16)";
     }
 
@@ -203,7 +207,7 @@ public sealed class AttentionKernelWriter(AttentionPlan plan, Composition v)
         }
         _w.Line($"// S = Q·Kᵀ on {plan.Qk.Ptx}: tile jt holds keys 8jt..8jt+7 of the block.");
         _w.Line($"// The accumulators start at the float bias, so each holds the bits of the float bias + S (|S| ≤ 127²·{s.HeadDim} < 2^22).");
-        _w.Line($"int sacc[{plan.STiles}][4];");
+        _w.Line($"int {N.S}[{plan.STiles}][4];");
         _w.Line($"#pragma unroll");
         _w.Block($"for (int kk = 0; kk < {plan.QkSteps}; ++kk)", () =>
         {
@@ -216,7 +220,7 @@ public sealed class AttentionKernelWriter(AttentionPlan plan, Composition v)
                 for (var tile = 0; tile < k.Fragments.Count; tile++)
                 {
                     var a = string.Join(", ", q.Fragments[0].Select(r => $"qf{r}"));
-                    var (acc, operands) = ($"sacc[ni * 2 + {tile}]", $"{a}, kr{k.Fragments[tile][0]}, kr{k.Fragments[tile][1]}");
+                    var (acc, operands) = ($"{N.S}[ni * 2 + {tile}]", $"{a}, kr{k.Fragments[tile][0]}, kr{k.Fragments[tile][1]}");
                     _w.Line($"if (kk == 0) kdsl_{plan.Qk.HelperName}_from({acc}, {operands}, KDSL_FLOAT_BIAS_BITS);");
                     _w.Line($"else kdsl_{plan.Qk.HelperName}({acc}, {operands});");
                 }
@@ -230,7 +234,7 @@ public sealed class AttentionKernelWriter(AttentionPlan plan, Composition v)
         var pv = plan.Pv;
         var vp = plan.VProgram!;
         _w.Line($"// O += P·V on {pv.Ptx}; V through {plan.VAtom} ({vp.Name}), P packed from the S accumulators in {plan.POrder} key order.");
-        new AttentionSoftmaxWriter(plan, _w, "warp * 16").WritePackP();
+        new AttentionSoftmaxWriter(plan, _w, WarpRowOrigin).WritePackP();
         // Channels outer, keys inner: only one 16-channel slice of the block's product is live at a time.
         _w.Line($"#pragma unroll");
         _w.Block($"for (int ci = 0; ci < {s.HeadDim / 16}; ++ci)", () =>
@@ -252,10 +256,10 @@ public sealed class AttentionKernelWriter(AttentionPlan plan, Composition v)
                 CopyProgramWriter.WriteLoad(_w, vp, "vr", $"v_stage + {VAddress}");
                 for (var tile = 0; tile < vp.Fragments.Count; tile++)
                 {
-                    var operands = $"pa[kk][0], pa[kk][1], pa[kk][2], pa[kk][3], vr{vp.Fragments[tile][0]}, vr{vp.Fragments[tile][1]}";
+                    var operands = $"{N.PackedP}[kk][0], {N.PackedP}[kk][1], {N.PackedP}[kk][2], {N.PackedP}[kk][3], vr{vp.Fragments[tile][0]}, vr{vp.Fragments[tile][1]}";
                     if (plan.F16Pv)
                     {
-                        _w.Line($"kdsl_{pv.HelperName}(o[ci * 2 + {tile}], {operands});");
+                        _w.Line($"kdsl_{pv.HelperName}({N.O}[ci * 2 + {tile}], {operands});");
                     }
                     else if (plan.BiasedPv)
                     {
@@ -271,7 +275,7 @@ public sealed class AttentionKernelWriter(AttentionPlan plan, Composition v)
             if (!plan.F16Pv)
             {
                 string Read(int e) => plan.BiasedPv ? $"(__int_as_float(ob[jt][{e}]) - KDSL_FLOAT_BIAS)" : $"(float)ob[jt][{e}]";
-                var adds = string.Join(" ", Enumerable.Range(0, 4).Select(e => $"o[ci * 2 + jt][{e}] += {Read(e)};"));
+                var adds = string.Join(" ", Enumerable.Range(0, 4).Select(e => $"{N.O}[ci * 2 + jt][{e}] += {Read(e)};"));
                 _w.Line($"#pragma unroll");
                 _w.Line($"for (int jt = 0; jt < 2; ++jt) {{ {adds} }}");
             }
@@ -284,6 +288,6 @@ public sealed class AttentionKernelWriter(AttentionPlan plan, Composition v)
         _w.Line($"// A block no key is visible to (causal, Sq > Sk) skipped the loop: Q's copy must still land before the epilogue reads it.");
         _w.Line($"kdsl_cp_async_wait<0>();");
         _w.Line($"__syncthreads();");
-        new AttentionEpilogueWriter(plan, v.Channels!, _w, "warp * 16").Write();
+        new AttentionEpilogueWriter(plan, v.Channels!, _w, WarpRowOrigin).Write();
     }
 }

@@ -5,6 +5,7 @@ using System.Linq;
 using KernelDsl.Generator.Atoms;
 using KernelDsl.Generator.Helpers;
 using KernelDsl.Generator.Model;
+using N = KernelDsl.Generator.Cuda.AttentionNames;
 
 namespace KernelDsl.Generator.Cuda;
 
@@ -21,9 +22,6 @@ public sealed class AttentionSoftmaxWriter(AttentionPlan plan, CodeWriter w, str
     /// <summary>S tiles that share one K scale.</summary>
     private int TilesPerScale => plan.KScaleKeys / plan.QkWarp.N;
 
-    /// <summary>The key block the loop is on: the kernels define it per step as the range's first block plus the step.</summary>
-    public const string KeyBlock = "kb";
-
     /// <summary>
     /// The user's score modifier applies: scores are turned into the modified natural-log score times log2 e before the
     /// maximum, so the rest of the softmax runs on them with scale 1 and no float bias.
@@ -31,8 +29,8 @@ public sealed class AttentionSoftmaxWriter(AttentionPlan plan, CodeWriter w, str
     private bool Prescaled => _spec.Score is not null;
 
     /// <summary>Accumulator r of tile jt: its key in the sequence and its query row, as the m16n8 C fragment lays them out.</summary>
-    private string KeyOf => $"{KeyBlock} * {_spec.BlockN} + jt * 8 + 2 * t + (r & 1)";
-    private string RowOf => $"m0 + {rowOrigin} + g + 8 * (r >> 1)";
+    private string KeyOf => $"{N.KeyBlock} * {_spec.BlockN} + jt * 8 + 2 * {N.ThreadInGroup} + (r & 1)";
+    private string RowOf => $"{N.FirstRow} + {rowOrigin} + {N.Group} + 8 * (r >> 1)";
 
     /// <summary>
     /// Whether key (jt, r) is hidden: outside the sequence, above the causal diagonal for its row, or false under the
@@ -57,7 +55,7 @@ public sealed class AttentionSoftmaxWriter(AttentionPlan plan, CodeWriter w, str
 
     /// <summary>The arguments of a modifier's device function: b, h, the query row and key given, then its runtime parameters.</summary>
     public static string ModifierArguments(ModifierSpec modifier, string row, string key, string? score = null) =>
-        string.Join(", ", (score is null ? [] : new[] { score }).Concat(["b", "h", row, key]).Concat(ModifierWriter.RuntimeArgumentNames(modifier)));
+        string.Join(", ", (score is null ? [] : new[] { score }).Concat([N.Batch, N.Head, row, key]).Concat(ModifierWriter.RuntimeArgumentNames(modifier)));
 
     /// <summary>A loop over this thread's scores whose body runs only for masked keys.</summary>
     private void WriteForMaskedKeys(string body)
@@ -82,31 +80,34 @@ public sealed class AttentionSoftmaxWriter(AttentionPlan plan, CodeWriter w, str
         w.Line($"    #pragma unroll");
         w.Line($"    for (int r = 0; r < 4; ++r) {{");
         w.Line($"        const int key = kdsl_min({KeyOf}, seq_k - 1), row = kdsl_min({RowOf}, seq_q - 1);");
-        w.Line($"        const float natural = fmaf(xs[jt][r] - KDSL_FLOAT_BIAS, {ScaleOf("jt")}, qm[r >> 1]) * KDSL_LN2;");
-        w.Line($"        xs[jt][r] = {ModifierWriter.FunctionName(score)}({ModifierArguments(score, "row", "key", "natural")}) * KDSL_LOG2E;");
+        w.Line($"        const float natural = fmaf({N.Scores}[jt][r] - KDSL_FLOAT_BIAS, {ScaleOf("jt")}, {N.RowMeanScores}[r >> 1]) * KDSL_LN2;");
+        w.Line($"        {N.Scores}[jt][r] = {ModifierWriter.FunctionName(score)}({ModifierArguments(score, "row", "key", "natural")}) * KDSL_LOG2E;");
         w.Line($"    }}");
     }
 
     /// <summary>The scale of tile jt's scores: q_sc · its K block's scale.</summary>
-    private string ScaleOf(string tile) => plan.KScalesPerBlock == 1 ? "sc" : $"sc[{tile} / {TilesPerScale}]";
+    private string ScaleOf(string tile) => plan.KScalesPerBlock == 1 ? N.ScoreScale : $"{N.ScoreScale}[{tile} / {TilesPerScale}]";
 
     /// <summary>The exponent's offset for tile jt's scores in row half hh (see <see cref="WriteExponentOffsets"/>).</summary>
-    private string OffsetOf(string tile, string half) => plan.KScalesPerBlock == 1 || Prescaled ? $"cb[{half}]" : $"cb[{tile} / {TilesPerScale}][{half}]";
+    private string OffsetOf(string tile, string half) => plan.KScalesPerBlock == 1 || Prescaled ? $"{N.ExponentOffset}[{half}]" : $"{N.ExponentOffset}[{tile} / {TilesPerScale}][{half}]";
 
     /// <summary>log2 of what quantized P is scaled by before it is rounded, as a float literal.</summary>
     private string Log2PScale => (Math.Log(plan.PScale) / Math.Log(2)).ToString("G9", CultureInfo.InvariantCulture) + "f";
 
     /// <summary>exp2 of score (jt, r): PScale·P for quantized P, P itself for 16-bit P; 2^-∞ = 0 for a masked key.</summary>
     private string Exp(string tile, string r, string half) => Prescaled
-        ? $"kdsl_exp2(xs[{tile}][{r}] - {OffsetOf(tile, half)})"
-        : $"kdsl_exp2(fmaf(xs[{tile}][{r}], {ScaleOf(tile)}, -{OffsetOf(tile, half)}))";
+        ? $"kdsl_exp2({N.Scores}[{tile}][{r}] - {OffsetOf(tile, half)})"
+        : $"kdsl_exp2(fmaf({N.Scores}[{tile}][{r}], {ScaleOf(tile)}, -{OffsetOf(tile, half)}))";
 
     /// <summary><see cref="Exp(string, string, string)"/> of a score whose accumulator index is known here.</summary>
     private string Exp(string tile, int r) => Exp(tile, $"{r}", $"{r >> 1}");
 
     /// <summary>K scale group ks of block j times <paramref name="factor"/>, or 1 for a group past the last key (its keys are masked).</summary>
     private string GroupKScale(string factor) =>
-        $"{KeyBlock} * {plan.KScalesPerBlock} + ks < k_tiles ? {factor}k_scale[bhk * k_tiles + {KeyBlock} * {plan.KScalesPerBlock} + ks] : 1.f";
+        $"{N.KeyBlock} * {plan.KScalesPerBlock} + ks < {N.KTiles} ? {factor}k_scale[{N.BatchKvHead} * {N.KTiles} + {N.KeyBlock} * {plan.KScalesPerBlock} + ks] : 1.f";
+
+    /// <summary>The key block's one K scale (one per block of keys).</summary>
+    private static string KScaleOfBlock => $"k_scale[{N.BatchKvHead} * {N.KTiles} + {N.KeyBlock}]";
 
     /// <summary>
     /// Loads this block's K scales into <c>ksc</c>, for a caller that issues them ahead of its MMAs so that their latency
@@ -118,12 +119,12 @@ public sealed class AttentionSoftmaxWriter(AttentionPlan plan, CodeWriter w, str
         w.Line($"// This block's K scales, loaded before the MMAs are issued: their latency hides under Q·Kᵀ.");
         if (k == 1)
         {
-            w.Line($"const float ksc = k_scale[bhk * k_tiles + {KeyBlock}];");
+            w.Line($"const float {N.KScales} = {KScaleOfBlock};");
             return;
         }
-        w.Line($"float ksc[{k}];  // one past the last key's scale is never read (its keys are masked)");
+        w.Line($"float {N.KScales}[{k}];  // one past the last key's scale is never read (its keys are masked)");
         w.Line($"#pragma unroll");
-        w.Line($"for (int ks = 0; ks < {k}; ++ks) ksc[ks] = {GroupKScale("")};");
+        w.Line($"for (int ks = 0; ks < {k}; ++ks) {N.KScales}[ks] = {GroupKScale("")};");
     }
 
     /// <param name="kScalesLoaded">The block's K scales are already in <c>ksc</c> (<see cref="WriteKScaleLoads"/>).</param>
@@ -133,27 +134,27 @@ public sealed class AttentionSoftmaxWriter(AttentionPlan plan, CodeWriter w, str
         w.Line($"// Online softmax in the log2 domain (softmax scale · log2 e is folded into q_scale).");
         if (plan.KScalesPerBlock == 1)
         {
-            w.Line($"const float sc = q_sc * {(kScalesLoaded ? "ksc" : $"k_scale[bhk * k_tiles + {KeyBlock}]")};");
+            w.Line($"const float {N.ScoreScale} = {N.QScale} * {(kScalesLoaded ? N.KScales : KScaleOfBlock)};");
         }
         else
         {
             w.Line($"// {plan.KScalesPerBlock} K scales per block of {s.BlockN} keys.");
-            w.Line($"float sc[{plan.KScalesPerBlock}];");
+            w.Line($"float {N.ScoreScale}[{plan.KScalesPerBlock}];");
             w.Line($"#pragma unroll");
             if (kScalesLoaded)
             {
-                w.Line($"for (int ks = 0; ks < {plan.KScalesPerBlock}; ++ks) sc[ks] = q_sc * ksc[ks];");
+                w.Line($"for (int ks = 0; ks < {plan.KScalesPerBlock}; ++ks) {N.ScoreScale}[ks] = {N.QScale} * {N.KScales}[ks];");
             }
             else
             {
-                w.Line($"for (int ks = 0; ks < {plan.KScalesPerBlock}; ++ks) sc[ks] = {GroupKScale("q_sc * ")};  // one past the last key's scale is never read (its keys are masked)");
+                w.Line($"for (int ks = 0; ks < {plan.KScalesPerBlock}; ++ks) {N.ScoreScale}[ks] = {GroupKScale($"{N.QScale} * ")};  // one past the last key's scale is never read (its keys are masked)");
             }
         }
-        var kb = KeyBlock;
+        var kb = N.KeyBlock;
         var crossing = $"({kb} + 1) * {s.BlockN} > seq_k";
         if (s.Causal)
         {
-            crossing += $" || ({kb} + 1) * {s.BlockN} - 1 > m0 + (seq_k - seq_q)";
+            crossing += $" || ({kb} + 1) * {s.BlockN} - 1 > {N.FirstRow} + (seq_k - seq_q)";
         }
         if (s.Mask is { } mask)
         {
@@ -162,16 +163,16 @@ public sealed class AttentionSoftmaxWriter(AttentionPlan plan, CodeWriter w, str
         var what = s.Causal ? " or the causal diagonal" : "";
         w.Line($"// Only a block that crosses the end of the keys{what}{(s.Mask is null ? "" : ", or that the mask does not show whole,")} compares keys; the others skip the masks.");
         w.Line($"const bool masked = {crossing};");
-        w.Line($"float xs[{plan.STiles}][4];  // {(Prescaled ? "bias + S as floats, then the modified score in the log2 domain" : "bias + S as floats")}, −∞ where masked");
+        w.Line($"float {N.Scores}[{plan.STiles}][4];  // {(Prescaled ? "bias + S as floats, then the modified score in the log2 domain" : "bias + S as floats")}, −∞ where masked");
         w.Line($"#pragma unroll");
-        w.Line($"for (int jt = 0; jt < {plan.STiles}; ++jt) {{ xs[jt][0] = __int_as_float(sacc[jt][0]); xs[jt][1] = __int_as_float(sacc[jt][1]); xs[jt][2] = __int_as_float(sacc[jt][2]); xs[jt][3] = __int_as_float(sacc[jt][3]); }}");
+        w.Line($"for (int jt = 0; jt < {plan.STiles}; ++jt) {{ {N.Scores}[jt][0] = __int_as_float({N.S}[jt][0]); {N.Scores}[jt][1] = __int_as_float({N.S}[jt][1]); {N.Scores}[jt][2] = __int_as_float({N.S}[jt][2]); {N.Scores}[jt][3] = __int_as_float({N.S}[jt][3]); }}");
         if (s.Score is { } score)
         {
             WriteScoreModifier(score);
         }
-        w.Block($"if (masked)", () => WriteForMaskedKeys("xs[jt][r] = -KDSL_INF;"));
+        w.Block($"if (masked)", () => WriteForMaskedKeys($"{N.Scores}[jt][r] = -KDSL_INF;"));
         // A balanced tree: fmaxf is exact, so the order is free and the dependency chain is log2 deep.
-        string Tree(int half, int first, int count) => MaxTree(Enumerable.Range(first, count).SelectMany(jt => new[] { $"xs[{jt}][{2 * half}]", $"xs[{jt}][{2 * half + 1}]" }).ToList());
+        string Tree(int half, int first, int count) => MaxTree(Enumerable.Range(first, count).SelectMany(jt => new[] { $"{N.Scores}[{jt}][{2 * half}]", $"{N.Scores}[{jt}][{2 * half + 1}]" }).ToList());
         if (plan.KScalesPerBlock == 1 || Prescaled)
         {
             w.Line($"float block_max[2] = {{{Tree(0, 0, plan.STiles)},");
@@ -180,12 +181,12 @@ public sealed class AttentionSoftmaxWriter(AttentionPlan plan, CodeWriter w, str
         else
         {
             // Each group's maximum is scaled by its own K scale before the groups meet; scales are positive, so −∞ stays −∞.
-            string Scaled(int half, int group) => $"({Tree(half, group * TilesPerScale, TilesPerScale)} - KDSL_FLOAT_BIAS) * sc[{group}]";
+            string Scaled(int half, int group) => $"({Tree(half, group * TilesPerScale, TilesPerScale)} - KDSL_FLOAT_BIAS) * {N.ScoreScale}[{group}]";
             string Groups(int half) => MaxTree(Enumerable.Range(0, plan.KScalesPerBlock).Select(g => Scaled(half, g)).ToList());
             w.Line($"float block_max[2] = {{{Groups(0)},");
             w.Line($"                       {Groups(1)}}};");
         }
-        w.Line($"float alpha[2], base[2];");
+        w.Line($"float {N.Alpha}[2], {N.Base}[2];");
         w.Line($"bool grew = false;");
         w.Line($"#pragma unroll");
         w.Block($"for (int hh = 0; hh < 2; ++hh)", () =>
@@ -194,27 +195,27 @@ public sealed class AttentionSoftmaxWriter(AttentionPlan plan, CodeWriter w, str
             w.Line($"block_max[hh] = fmaxf(block_max[hh], __shfl_xor_sync(0xffffffffu, block_max[hh], 2));");
             if (Prescaled)
             {
-                w.Line($"const float new_max = fmaxf(row_max[hh], block_max[hh]);  // modified scores are already in the log2 domain");
+                w.Line($"const float new_max = fmaxf({N.RowMax}[hh], block_max[hh]);  // modified scores are already in the log2 domain");
             }
             else if (plan.KScalesPerBlock == 1)
             {
-                w.Line($"const float new_max = fmaxf(row_max[hh], block_max[hh] == -KDSL_INF ? -KDSL_INF : (block_max[hh] - KDSL_FLOAT_BIAS) * sc);");
+                w.Line($"const float new_max = fmaxf({N.RowMax}[hh], block_max[hh] == -KDSL_INF ? -KDSL_INF : (block_max[hh] - KDSL_FLOAT_BIAS) * {N.ScoreScale});");
             }
             else
             {
-                w.Line($"const float new_max = fmaxf(row_max[hh], block_max[hh]);  // already scaled");
+                w.Line($"const float new_max = fmaxf({N.RowMax}[hh], block_max[hh]);  // already scaled");
             }
-            w.Line($"base[hh] = new_max == -KDSL_INF ? 0.f : new_max;  // a fully masked row so far: keep exp2 finite");
-            w.Line($"alpha[hh] = new_max > row_max[hh] ? kdsl_exp2(row_max[hh] - base[hh]) : 1.f;");
-            w.Line($"grew |= new_max > row_max[hh];");
-            w.Line($"row_max[hh] = new_max;");
-            w.Line($"row_sum[hh] *= alpha[hh];");
+            w.Line($"{N.Base}[hh] = new_max == -KDSL_INF ? 0.f : new_max;  // a fully masked row so far: keep exp2 finite");
+            w.Line($"{N.Alpha}[hh] = new_max > {N.RowMax}[hh] ? kdsl_exp2({N.RowMax}[hh] - {N.Base}[hh]) : 1.f;");
+            w.Line($"grew |= new_max > {N.RowMax}[hh];");
+            w.Line($"{N.RowMax}[hh] = new_max;");
+            w.Line($"{N.RowSum}[hh] *= {N.Alpha}[hh];");
         });
         w.Line($"// O is rescaled only when a row of the warp saw a new maximum; past the first blocks that is rare.");
         w.Block($"if (__any_sync(0xffffffffu, grew))", () =>
         {
             w.Line($"#pragma unroll");
-            w.Line($"for (int i = 0; i < {plan.OTiles}; ++i) {{ o[i][0] *= alpha[0]; o[i][1] *= alpha[0]; o[i][2] *= alpha[1]; o[i][3] *= alpha[1]; }}");
+            w.Line($"for (int i = 0; i < {plan.OTiles}; ++i) {{ {N.O}[i][0] *= {N.Alpha}[0]; {N.O}[i][1] *= {N.Alpha}[0]; {N.O}[i][2] *= {N.Alpha}[1]; {N.O}[i][3] *= {N.Alpha}[1]; }}");
         });
         WriteExponentOffsets();
         if (plan.F16Pv)
@@ -225,15 +226,15 @@ public sealed class AttentionSoftmaxWriter(AttentionPlan plan, CodeWriter w, str
             w.Line($"#pragma unroll");
             w.Line($"for (int jt = 0; jt < {plan.STiles}; ++jt)");
             w.Line($"    #pragma unroll");
-            w.Line($"    for (int r = 0; r < 4; ++r) {{ p[jt][r] = {Exp("jt", "r", "r >> 1")}; row_sum[r >> 1] += p[jt][r]; }}");
+            w.Line($"    for (int r = 0; r < 4; ++r) {{ p[jt][r] = {Exp("jt", "r", "r >> 1")}; {N.RowSum}[r >> 1] += p[jt][r]; }}");
         }
         else
         {
             w.Line($"// P quantized to {plan.Pv.AElement.CudaName()}: exp2 gives {plan.PScale}·P, rounded to an integer n per score in pairs of f16 1024 + n");
-            w.Line($"// (h[jt][0]: the row g pair, h[jt][1]: row g + 8). The packing gathers the low bytes and adds them to the row sums.");
-            w.Line($"u32 h[{plan.STiles}][2];");
+            w.Line($"// ({N.PPairs}[jt][0]: the row g pair, {N.PPairs}[jt][1]: row g + 8). The packing gathers the low bytes and adds them to the row sums.");
+            w.Line($"u32 {N.PPairs}[{plan.STiles}][2];");
             w.Line($"#pragma unroll");
-            w.Line($"for (int jt = 0; jt < {plan.STiles}; ++jt) {{ h[jt][0] = kdsl_f16x2_u8({Exp("jt", 0)}, {Exp("jt", 1)}); h[jt][1] = kdsl_f16x2_u8({Exp("jt", 2)}, {Exp("jt", 3)}); }}");
+            w.Line($"for (int jt = 0; jt < {plan.STiles}; ++jt) {{ {N.PPairs}[jt][0] = kdsl_f16x2_u8({Exp("jt", 0)}, {Exp("jt", 1)}); {N.PPairs}[jt][1] = kdsl_f16x2_u8({Exp("jt", 2)}, {Exp("jt", 3)}); }}");
         }
     }
 
@@ -249,28 +250,28 @@ public sealed class AttentionSoftmaxWriter(AttentionPlan plan, CodeWriter w, str
         {
             // The exponent is x − base + log2 PScale exactly for the row's largest score: 2^log2(PScale) rounds to PScale.
             var log2P = plan.F16Pv ? "" : $" - {Log2PScale}";
-            w.Line($"const float cb[2] = {{base[0]{log2P}, base[1]{log2P}}};  // base{(plan.F16Pv ? "" : $" − log2 {plan.PScale}")}: one subtraction per score");
+            w.Line($"const float {N.ExponentOffset}[2] = {{{N.Base}[0]{log2P}, {N.Base}[1]{log2P}}};  // base{(plan.F16Pv ? "" : $" − log2 {plan.PScale}")}: one subtraction per score");
             return;
         }
         string Offset(string scale, int half) => plan.F16Pv
-            ? $"fmaf(KDSL_FLOAT_BIAS, {scale}, base[{half}])"
-            : $"fmaf(KDSL_FLOAT_BIAS, {scale}, base[{half}] + {scale} - {Log2PScale})";
+            ? $"fmaf(KDSL_FLOAT_BIAS, {scale}, {N.Base}[{half}])"
+            : $"fmaf(KDSL_FLOAT_BIAS, {scale}, {N.Base}[{half}] + {scale} - {Log2PScale})";
         var what = plan.F16Pv ? "bias·sc + base" : $"bias·sc + base + sc − log2 {plan.PScale}";
         if (plan.KScalesPerBlock == 1)
         {
-            w.Line($"const float cb[2] = {{{Offset("sc", 0)}, {Offset("sc", 1)}}};  // {what}: one FFMA per score");
+            w.Line($"const float {N.ExponentOffset}[2] = {{{Offset(N.ScoreScale, 0)}, {Offset(N.ScoreScale, 1)}}};  // {what}: one FFMA per score");
             return;
         }
-        w.Line($"float cb[{plan.KScalesPerBlock}][2];  // {what}: one FFMA per score");
+        w.Line($"float {N.ExponentOffset}[{plan.KScalesPerBlock}][2];  // {what}: one FFMA per score");
         w.Line($"#pragma unroll");
-        w.Line($"for (int ks = 0; ks < {plan.KScalesPerBlock}; ++ks) {{ cb[ks][0] = {Offset("sc[ks]", 0)}; cb[ks][1] = {Offset("sc[ks]", 1)}; }}");
+        w.Line($"for (int ks = 0; ks < {plan.KScalesPerBlock}; ++ks) {{ {N.ExponentOffset}[ks][0] = {Offset($"{N.ScoreScale}[ks]", 0)}; {N.ExponentOffset}[ks][1] = {Offset($"{N.ScoreScale}[ks]", 1)}; }}");
     }
 
     /// <summary>
     /// P packed into the P·V MMA's A registers, <c>name[PvSteps][4]</c>, per FragmentComposition.PackingOf; quantized P
     /// also joins the row sums here, from the very bytes the MMA reads.
     /// </summary>
-    public void WritePackP(string name = "pa", bool declare = true)
+    public void WritePackP(string name = N.PackedP, bool declare = true)
     {
         var pv = plan.PvWarp;
         var elementsPerReg = 4 / pv.AElement.SizeInBytes();
@@ -297,7 +298,7 @@ public sealed class AttentionSoftmaxWriter(AttentionPlan plan, CodeWriter w, str
                         {
                             throw new InvalidOperationException($"P·V operand register {reg} does not take 8-bit P as pairs of neighbouring accumulators of one row.");
                         }
-                        return $"h[kk * {sTilesPerStep} + {tile}][{first / 2}]";
+                        return $"{N.PPairs}[kk * {sTilesPerStep} + {tile}][{first / 2}]";
                     }
                     rowHalfOf[reg] = sources[0].Accumulator / 2;
                     packed = $"kdsl_prmt({Pair(0)}, {Pair(2)}, 0x6420u)";
@@ -315,8 +316,8 @@ public sealed class AttentionSoftmaxWriter(AttentionPlan plan, CodeWriter w, str
             w.Line($"u32 p_sum[2] = {{0u, 0u}};  // the row sums add the quantized P, byte by byte as the MMA reads it");
             w.Line($"#pragma unroll");
             w.Line($"for (int kk = 0; kk < {plan.PvSteps}; ++kk) {{ {string.Join(" ", Enumerable.Range(0, pv.ARegisters).Select(reg => $"p_sum[{rowHalfOf[reg]}] = kdsl_byte_sum({name}[kk][{reg}], p_sum[{rowHalfOf[reg]}]);"))} }}");
-            w.Line($"row_sum[0] += (float)p_sum[0];");
-            w.Line($"row_sum[1] += (float)p_sum[1];");
+            w.Line($"{N.RowSum}[0] += (float)p_sum[0];");
+            w.Line($"{N.RowSum}[1] += (float)p_sum[1];");
         }
     }
 

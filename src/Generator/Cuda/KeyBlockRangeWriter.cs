@@ -1,5 +1,6 @@
 using KernelDsl.Generator.Helpers;
 using KernelDsl.Generator.Model;
+using N = KernelDsl.Generator.Cuda.AttentionNames;
 
 namespace KernelDsl.Generator.Cuda;
 
@@ -18,7 +19,7 @@ public static class KeyBlockRangeWriter
         if (s.Causal)
         {
             w.Line($"// Causal, bottom-right aligned: row i sees keys j <= i + (seq_k - seq_q); later blocks are never visited.");
-            w.Line($"const int last_key = m0 + {s.BlockM - 1} + (seq_k - seq_q);");
+            w.Line($"const int last_key = {N.FirstRow} + {s.BlockM - 1} + (seq_k - seq_q);");
             w.Line($"const int kv_end = last_key < 0 ? 0 : kdsl_min(k_blocks, last_key / {s.BlockN} + 1);");
         }
         else
@@ -27,18 +28,18 @@ public static class KeyBlockRangeWriter
         }
         if (s.Mask is not { } mask)
         {
-            w.Line($"const int kv_first = 0, n_blocks = kv_end;");
+            w.Line($"const int {N.FirstKeyBlock} = 0, {N.KeyBlocks} = kv_end;");
             return;
         }
         w.Line($"// The mask's block classifier over this block's rows and each key block; a warp's lanes split the blocks, and");
         w.Line($"// every warp finds the same range. Blocks inside the range that the mask hides are computed, fully masked.");
         w.Line($"int kv_lo = kv_end, kv_hi = -1;");
-        w.Block($"for (int kb = lane; kb < kv_end; kb += 32)", () =>
+        w.Block($"for (int kb = {N.Lane}; kb < kv_end; kb += 32)", () =>
         {
             w.Line($"if ({BlockClassifierCall(plan, mask, "kb")} != KDSL_BLOCK_SKIP) {{ kv_lo = kdsl_min(kv_lo, kb); kv_hi = kb; }}");
         });
-        w.Line($"const int kv_first = __reduce_min_sync(0xffffffffu, kv_lo), kv_last = __reduce_max_sync(0xffffffffu, kv_hi);");
-        w.Line($"const int n_blocks = kv_last < kv_first ? 0 : kv_last + 1 - kv_first;");
+        w.Line($"const int {N.FirstKeyBlock} = __reduce_min_sync(0xffffffffu, kv_lo), kv_last = __reduce_max_sync(0xffffffffu, kv_hi);");
+        w.Line($"const int {N.KeyBlocks} = kv_last < {N.FirstKeyBlock} ? 0 : kv_last + 1 - {N.FirstKeyBlock};");
     }
 
     /// <summary>The mask's class of key block <paramref name="block"/> for this query block's rows inside the sequences.</summary>
@@ -46,6 +47,6 @@ public static class KeyBlockRangeWriter
     {
         var s = plan.Spec;
         var runtime = string.Join("", System.Linq.Enumerable.Select(ModifierWriter.RuntimeArgumentNames(mask), a => ", " + a));
-        return $"kdsl_mask_block(b, h, m0, kdsl_min(m0 + {s.BlockM}, seq_q) - 1, {block} * {s.BlockN}, kdsl_min(({block} + 1) * {s.BlockN}, seq_k) - 1{runtime})";
+        return $"kdsl_mask_block({N.Batch}, {N.Head}, {N.FirstRow}, kdsl_min({N.FirstRow} + {s.BlockM}, seq_q) - 1, {block} * {s.BlockN}, kdsl_min(({block} + 1) * {s.BlockN}, seq_k) - 1{runtime})";
     }
 }

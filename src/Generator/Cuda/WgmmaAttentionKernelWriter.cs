@@ -1,6 +1,7 @@
 using KernelDsl.Generator.Atoms;
 using KernelDsl.Generator.Helpers;
 using KernelDsl.Generator.Model;
+using N = KernelDsl.Generator.Cuda.AttentionNames;
 
 namespace KernelDsl.Generator.Cuda;
 
@@ -43,14 +44,14 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
         var stages = s.Stages;
         _w.Line($"extern __shared__ __align__(128) u8 kdsl_shared_raw[];");
         _w.Line($"// TMA's swizzle pattern repeats every {AttentionPlan.TmaAlignment} bytes and wgmma's descriptors assume the same phase: align the tiles to it.");
-        _w.Line($"u8* const sq = (u8*)(((unsigned long long)kdsl_shared_raw + {AttentionPlan.TmaAlignment - 1}) & ~{AttentionPlan.TmaAlignment - 1}ull);  // Q: {s.BlockM}×{d} bytes");
-        _w.Line($"u8* const sk = sq + {plan.QStageBytes};                 // K: {stages} × {plan.KStageBytes} bytes, [key][channel]");
+        _w.Line($"u8* const {N.SharedQ} = (u8*)(((unsigned long long)kdsl_shared_raw + {AttentionPlan.TmaAlignment - 1}) & ~{AttentionPlan.TmaAlignment - 1}ull);  // Q: {s.BlockM}×{d} bytes");
+        _w.Line($"u8* const sk = {N.SharedQ} + {plan.QStageBytes};                 // K: {stages} × {plan.KStageBytes} bytes, [key][channel]");
         _w.Line($"u8* const sv = sk + {stages * plan.KStageBytes};        // V: {stages} × {plan.VStageBytes} bytes, [channel][key] in π order ({(plan.InKernelTransposedV ? "written by the producer, Recipe D" : "as its quantize kernel wrote it, Recipe C")})");
         if (plan.InKernelTransposedV)
         {
             _w.Line($"u8* const sn = sv + {stages * plan.VStageBytes};        // V as it comes: {stages} × {plan.VStagingBytes} bytes, [key][channel], for Recipe D");
         }
-        _w.Line($"const u32 sq_addr = kdsl_smem(sq), sk_addr = kdsl_smem(sk), sv_addr = kdsl_smem(sv);");
+        _w.Line($"const u32 sq_addr = kdsl_smem({N.SharedQ}), sk_addr = kdsl_smem(sk), sv_addr = kdsl_smem(sv);");
         if (plan.InKernelTransposedV)
         {
             _w.Line($"const u32 sn_addr = kdsl_smem(sn);");
@@ -65,11 +66,11 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
             _w.Line($"const u32 q_full = sv_addr + {stages * plan.VStageBytes};");
             _w.Line($"const u32 k_full = q_full + 8, v_full = k_full + {8 * stages}, kv_empty = v_full + {8 * stages};");
         }
-        _w.Line($"const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, wg = warp >> 2, g = lane >> 2, t = lane & 3;");
-        _w.Line($"const int b = blockIdx.z, h = blockIdx.y, hk = h / (heads_q / heads_kv);  // GQA: heads_q / heads_kv query heads share a KV head");
-        _w.Line($"const long long bh = (long long)b * heads_q + h, bhk = (long long)b * heads_kv + hk;");
-        _w.Line($"const int m0 = blockIdx.x * {s.BlockM};");
-        _w.Line($"const int q_tiles = (seq_q + {plan.QScaleRows - 1}) / {plan.QScaleRows}, k_tiles = (seq_k + {plan.KScaleKeys - 1}) / {plan.KScaleKeys};  // Q scales per {plan.QScaleRows} rows, K scales per {plan.KScaleKeys} keys");
+        _w.Line($"const int tid = threadIdx.x, {N.Lane} = tid & 31, {N.Warp} = tid >> 5, wg = {N.Warp} >> 2, {N.Group} = {N.Lane} >> 2, {N.ThreadInGroup} = {N.Lane} & 3;");
+        _w.Line($"const int {N.Batch} = blockIdx.z, {N.Head} = blockIdx.y, {N.KvHead} = {N.Head} / (heads_q / heads_kv);  // GQA: heads_q / heads_kv query heads share a KV head");
+        _w.Line($"const long long {N.BatchHead} = (long long){N.Batch} * heads_q + {N.Head}, {N.BatchKvHead} = (long long){N.Batch} * heads_kv + {N.KvHead};");
+        _w.Line($"const int {N.FirstRow} = blockIdx.x * {s.BlockM};");
+        _w.Line($"const int {N.QTiles} = (seq_q + {plan.QScaleRows - 1}) / {plan.QScaleRows}, {N.KTiles} = (seq_k + {plan.KScaleKeys - 1}) / {plan.KScaleKeys};  // Q scales per {plan.QScaleRows} rows, K scales per {plan.KScaleKeys} keys");
         KeyBlockRangeWriter.Write(_w, plan);
         _w.Block($"if (tid == 0)", () =>
         {
@@ -115,23 +116,23 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
                 _w.Block($"if (tid == 0)", () =>
                 {
                     WriteQCopy();
-                    _w.Block($"if (n_blocks > 0)", () => WriteKvCopies("kv_first", "0", "vn_full", "sn_addr", plan.VStagingBytes, $"0, kv_first * {s.BlockN}, hk, b"));
+                    _w.Block($"if ({N.KeyBlocks} > 0)", () => WriteKvCopies(N.FirstKeyBlock, "0", "vn_full", "sn_addr", plan.VStagingBytes, $"0, {N.FirstKeyBlock} * {s.BlockN}, {N.KvHead}, {N.Batch}"));
                 });
-                _w.Block($"for (int j = 0; j < n_blocks; ++j)", () =>
+                _w.Block($"for (int j = 0; j < {N.KeyBlocks}; ++j)", () =>
                 {
                     _w.Line($"const int st = j % {stages};");
                     _w.Line($"// Block j + 1's copies go out before block j is transposed, so their latency hides under the transpose.");
-                    _w.Block($"if (tid == 0 && j + 1 < n_blocks)", () =>
+                    _w.Block($"if (tid == 0 && j + 1 < {N.KeyBlocks})", () =>
                     {
                         _w.Line($"const int sn = (j + 1) % {stages};");
                         _w.Line($"if (j + 1 >= {stages}) kdsl_mbar_wait(kv_empty + 8 * sn, (((j + 1) / {stages}) - 1) & 1);");
-                        WriteKvCopies("(kv_first + j + 1)", "sn", "vn_full", "sn_addr", plan.VStagingBytes, $"0, (kv_first + j + 1) * {s.BlockN}, hk, b");
+                        WriteKvCopies($"({N.FirstKeyBlock} + j + 1)", "sn", "vn_full", "sn_addr", plan.VStagingBytes, $"0, ({N.FirstKeyBlock} + j + 1) * {s.BlockN}, {N.KvHead}, {N.Batch}");
                     });
                     _w.Line($"kdsl_mbar_wait(vn_full + 8 * st, (j / {stages}) & 1);");
                     var units = s.BlockN / 32 * (s.HeadDim / 16);
                     _w.Line($"// {units} pieces of 32 keys × 16 channels, {units / 4} per warp: ldmatrix.trans + prmt (Recipe A's program in π order), then stmatrix.");
                     _w.Line($"#pragma unroll");
-                    _w.Block($"for (int u = warp; u < {units}; u += 4)", () =>
+                    _w.Block($"for (int u = {N.Warp}; u < {units}; u += 4)", () =>
                     {
                         _w.Line($"const int kb = u % {s.BlockN / 32}, cb = u / {s.BlockN / 32};  // keys 32kb.., channels 16cb..");
                         CopyProgramWriter.WriteLoad(_w, load, "vr", $"sn_addr + st * {plan.VStagingBytes} + {StagingFunction}(kb * 32 + v_row, cb * 16 + v_chunk * 16)");
@@ -139,7 +140,7 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
                     });
                     _w.Line($"kdsl_fence_proxy_async();  // the stmatrix writes become visible to wgmma, which reads through the async proxy");
                     _w.Line($"__syncwarp();");
-                    _w.Line($"if (lane == 0) kdsl_mbar_arrive(v_full + 8 * st);");
+                    _w.Line($"if ({N.Lane} == 0) kdsl_mbar_arrive(v_full + 8 * st);");
                 });
             }
             else
@@ -147,11 +148,11 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
                 _w.Block($"if (tid == 0)", () =>
                 {
                     WriteQCopy();
-                    _w.Block($"for (int j = 0; j < n_blocks; ++j)", () =>
+                    _w.Block($"for (int j = 0; j < {N.KeyBlocks}; ++j)", () =>
                     {
                         _w.Line($"const int st = j % {stages};");
                         _w.Line($"if (j >= {stages}) kdsl_mbar_wait(kv_empty + 8 * st, ((j / {stages}) - 1) & 1);");
-                        WriteKvCopies("(kv_first + j)", "st", "v_full", "sv_addr", plan.VStageBytes, $"(kv_first + j) * {s.BlockN}, 0, hk, b");
+                        WriteKvCopies($"({N.FirstKeyBlock} + j)", "st", "v_full", "sv_addr", plan.VStageBytes, $"({N.FirstKeyBlock} + j) * {s.BlockN}, 0, {N.KvHead}, {N.Batch}");
                     });
                 });
             }
@@ -164,7 +165,7 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
     private void WriteQCopy()
     {
         _w.Line($"kdsl_mbar_arrive_expect_tx(q_full, {plan.QStageBytes});");
-        _w.Line($"kdsl_tma_load_3d(sq_addr, &q_map, q_full, 0, m0, (int)bh);  // rows past seq_q arrive as zeros");
+        _w.Line($"kdsl_tma_load_3d(sq_addr, &q_map, q_full, 0, {N.FirstRow}, (int){N.BatchHead});  // rows past seq_q arrive as zeros");
     }
 
     /// <summary>
@@ -174,7 +175,7 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
     private void WriteKvCopies(string block, string stage, string vBarrier, string vBase, int vBytes, string vCoordinates)
     {
         _w.Line($"kdsl_mbar_arrive_expect_tx(k_full + 8 * {stage}, {plan.KStageBytes});");
-        _w.Line($"kdsl_tma_load_3d(sk_addr + {stage} * {plan.KStageBytes}, &k_map, k_full + 8 * {stage}, 0, {block} * {_spec.BlockN}, (int)bhk);");
+        _w.Line($"kdsl_tma_load_3d(sk_addr + {stage} * {plan.KStageBytes}, &k_map, k_full + 8 * {stage}, 0, {block} * {_spec.BlockN}, (int){N.BatchKvHead});");
         _w.Line($"kdsl_mbar_arrive_expect_tx({vBarrier} + 8 * {stage}, {vBytes});");
         _w.Line($"kdsl_tma_load_4d({vBase} + {stage} * {vBytes}, &v_map, {vBarrier} + 8 * {stage}, {vCoordinates});");
     }
@@ -193,12 +194,12 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
         _w.Line($"// Consumer warpgroups: {plan.ConsumerWarpgroups} × 64 query rows; warp w of a warpgroup owns 16 of them, as in an m16 MMA.");
         _w.Line($"kdsl_setmaxnreg_inc<{ConsumerRegisters}>();");
         _w.Line($"const int cg = wg - 1;");
-        _w.Line($"const int warp_row = cg * 64 + (warp & 3) * 16;");
-        _w.Line($"float row_max[2] = {{-KDSL_INF, -KDSL_INF}}, row_sum[2] = {{0.f, 0.f}};");
-        _w.Line($"float o[{plan.OTiles}][4];");
-        WriteFill("o", plan.OTiles, "0.f");
-        var qTile = plan.QScaleRows == s.BlockM ? "blockIdx.x" : $"m0 / {plan.QScaleRows}";
-        _w.Line($"const float q_sc = q_scale[bh * q_tiles + {qTile}];");
+        _w.Line($"const int warp_row = cg * 64 + ({N.Warp} & 3) * 16;");
+        _w.Line($"float {N.RowMax}[2] = {{-KDSL_INF, -KDSL_INF}}, {N.RowSum}[2] = {{0.f, 0.f}};");
+        _w.Line($"float {N.O}[{plan.OTiles}][4];");
+        WriteFill(N.O, plan.OTiles, "0.f");
+        var qTile = plan.QScaleRows == s.BlockM ? "blockIdx.x" : $"{N.FirstRow} / {plan.QScaleRows}";
+        _w.Line($"const float {N.QScale} = q_scale[{N.BatchHead} * {N.QTiles} + {qTile}];");
         _w.Line($"// K-major descriptors, {d}-byte rows of Q and K, {plan.VRowBytes}-byte rows of V: 8 rows per swizzle atom; each k32 step moves 32 bytes (2 in the address field).");
         _w.Line($"const unsigned long long q_desc = kdsl_wgmma_desc(sq_addr + cg * {64 * d}, {8 * d}, {TmaSwizzle.DescriptorMode(d)});");
         _w.Line($"kdsl_mbar_wait(q_full, 0);");
@@ -209,42 +210,42 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
         _w.Line();
         _w.Line($"// FA3's intra-warpgroup pipeline: S of block j is issued before P·V of block j − 1, so the softmax of j runs on");
         _w.Line($"// the CUDA cores while the tensor cores finish P·V of j − 1. P of the previous block waits in pa, packed after that wait.");
-        _w.Line($"u32 pa[{plan.PvSteps}][4];");
+        _w.Line($"u32 {N.PackedP}[{plan.PvSteps}][4];");
         if (_spec.Pingpong)
         {
             _w.Line($"// Pingpong: warpgroup cg issues its MMAs after named barrier 1 + cg, then hands the turn to the other; 0 starts.");
-            _w.Line($"if (cg == 1 && n_blocks > 0) kdsl_bar_arrive(1, 256);");
+            _w.Line($"if (cg == 1 && {N.KeyBlocks} > 0) kdsl_bar_arrive(1, 256);");
         }
-        _w.Block($"if (n_blocks > 0)", () =>
+        _w.Block($"if ({N.KeyBlocks} > 0)", () =>
         {
-            _w.Line($"const int j = 0, {AttentionSoftmaxWriter.KeyBlock} = kv_first;");
+            _w.Line($"const int j = 0, {N.KeyBlock} = {N.FirstKeyBlock};");
             WriteScores("0", "0u", pipelined: false);
             var softmax = new AttentionSoftmaxWriter(plan, _w, "warp_row");
             softmax.WriteSoftmax();
-            softmax.WritePackP("pa", declare: false);
+            softmax.WritePackP(N.PackedP, declare: false);
         });
-        _w.Block($"for (int j = 1; j < n_blocks; ++j)", () =>
+        _w.Block($"for (int j = 1; j < {N.KeyBlocks}; ++j)", () =>
         {
-            _w.Line($"const int st = j % {stages}, prev = (j - 1) % {stages}, {AttentionSoftmaxWriter.KeyBlock} = kv_first + j;");
+            _w.Line($"const int st = j % {stages}, prev = (j - 1) % {stages}, {N.KeyBlock} = {N.FirstKeyBlock} + j;");
             var softmax = new AttentionSoftmaxWriter(plan, _w, "warp_row");
             softmax.WriteKScaleLoads();
             WriteScores("st", $"(u32)(j / {stages}) & 1u", pipelined: true);
             softmax.WriteSoftmax(kScalesLoaded: true);
             WriteProductWait("prev");
             _w.Line($"// P is packed into pa only now: written while P·V still read pa's stage, ptxas would serialize every wgmma (C7513).");
-            softmax.WritePackP("pa", declare: false);
+            softmax.WritePackP(N.PackedP, declare: false);
             _w.Line($"// O already carries this block's rescale; P·V of block j − 1 joins it scaled the same way.");
             _w.Line($"#pragma unroll");
-            _w.Line($"for (int i = 0; i < {plan.OTiles}; ++i) {{ o[i][0] = fmaf(__int_as_float(ob[i][0]) - KDSL_FLOAT_BIAS, alpha[0], o[i][0]); o[i][1] = fmaf(__int_as_float(ob[i][1]) - KDSL_FLOAT_BIAS, alpha[0], o[i][1]); o[i][2] = fmaf(__int_as_float(ob[i][2]) - KDSL_FLOAT_BIAS, alpha[1], o[i][2]); o[i][3] = fmaf(__int_as_float(ob[i][3]) - KDSL_FLOAT_BIAS, alpha[1], o[i][3]); }}");
+            _w.Line($"for (int i = 0; i < {plan.OTiles}; ++i) {{ {N.O}[i][0] = fmaf(__int_as_float(ob[i][0]) - KDSL_FLOAT_BIAS, {N.Alpha}[0], {N.O}[i][0]); {N.O}[i][1] = fmaf(__int_as_float(ob[i][1]) - KDSL_FLOAT_BIAS, {N.Alpha}[0], {N.O}[i][1]); {N.O}[i][2] = fmaf(__int_as_float(ob[i][2]) - KDSL_FLOAT_BIAS, {N.Alpha}[1], {N.O}[i][2]); {N.O}[i][3] = fmaf(__int_as_float(ob[i][3]) - KDSL_FLOAT_BIAS, {N.Alpha}[1], {N.O}[i][3]); }}");
         });
-        _w.Block($"if (n_blocks > 0)", () =>
+        _w.Block($"if ({N.KeyBlocks} > 0)", () =>
         {
             _w.Line($"// The last block's P·V, with nothing left to overlap it with.");
-            _w.Line($"const int prev = (n_blocks - 1) % {stages};");
-            WriteProductIssue("prev", $"(u32)((n_blocks - 1) / {stages}) & 1u");
+            _w.Line($"const int prev = ({N.KeyBlocks} - 1) % {stages};");
+            WriteProductIssue("prev", $"(u32)(({N.KeyBlocks} - 1) / {stages}) & 1u");
             WriteProductWait("prev");
             _w.Line($"#pragma unroll");
-            _w.Line($"for (int i = 0; i < {plan.OTiles}; ++i) {{ o[i][0] += __int_as_float(ob[i][0]) - KDSL_FLOAT_BIAS; o[i][1] += __int_as_float(ob[i][1]) - KDSL_FLOAT_BIAS; o[i][2] += __int_as_float(ob[i][2]) - KDSL_FLOAT_BIAS; o[i][3] += __int_as_float(ob[i][3]) - KDSL_FLOAT_BIAS; }}");
+            _w.Line($"for (int i = 0; i < {plan.OTiles}; ++i) {{ {N.O}[i][0] += __int_as_float(ob[i][0]) - KDSL_FLOAT_BIAS; {N.O}[i][1] += __int_as_float(ob[i][1]) - KDSL_FLOAT_BIAS; {N.O}[i][2] += __int_as_float(ob[i][2]) - KDSL_FLOAT_BIAS; {N.O}[i][3] += __int_as_float(ob[i][3]) - KDSL_FLOAT_BIAS; }}");
         });
         _w.Line();
         // The O accumulators of a warp's wgmma slice hold channel 8i + 2t + (r & 1) in tile i: in the epilogue's terms,
@@ -262,8 +263,8 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
         _w.Line($"const unsigned long long k_desc = kdsl_wgmma_desc(sk_addr + {stage} * {plan.KStageBytes}, {8 * d}, {TmaSwizzle.DescriptorMode(d)});");
         _w.Line($"kdsl_mbar_wait(k_full + 8 * {stage}, {phase});");
         _w.Line($"// S = Q·Kᵀ on {plan.Qk.Ptx}, both from shared memory; the accumulators start at the float bias (|S| ≤ 127²·{d} < 2^22).");
-        _w.Line($"int sacc[{plan.STiles}][4];");
-        WriteFill("sacc", plan.STiles, "KDSL_FLOAT_BIAS_BITS");
+        _w.Line($"int {N.S}[{plan.STiles}][4];");
+        WriteFill(N.S, plan.STiles, "KDSL_FLOAT_BIAS_BITS");
         if (pipelined)
         {
             WriteProductIssue("prev", $"(u32)((j - 1) / {s.Stages}) & 1u", scoresFirst: true);
@@ -271,7 +272,7 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
         }
         else
         {
-            _w.Line($"kdsl_fence_regs(sacc);  // the bias lands before the fence: ptxas serializes wgmmas whose inputs are written inside a stage");
+            _w.Line($"kdsl_fence_regs({N.S});  // the bias lands before the fence: ptxas serializes wgmmas whose inputs are written inside a stage");
             WriteTurnBegin();
             _w.Line($"kdsl_wgmma_fence();");
             WriteScoreMmas();
@@ -279,7 +280,7 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
             WriteTurnEnd(last: false);
             _w.Line($"kdsl_wgmma_wait<0>();");
         }
-        _w.Line($"kdsl_fence_regs(sacc);");
+        _w.Line($"kdsl_fence_regs({N.S});");
     }
 
     /// <summary>
@@ -296,10 +297,10 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
         _w.Line($"// Every wgmma input is written before the fence: ptxas serializes wgmmas whose inputs are written inside a stage.");
         if (scoresFirst)
         {
-            _w.Line($"kdsl_fence_regs(sacc);");
+            _w.Line($"kdsl_fence_regs({N.S});");
         }
         _w.Line($"kdsl_fence_regs(ob);");
-        _w.Line($"kdsl_fence_regs(pa);");
+        _w.Line($"kdsl_fence_regs({N.PackedP});");
         WriteTurnBegin();
         _w.Line($"kdsl_wgmma_fence();");
         if (scoresFirst)
@@ -309,7 +310,7 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
         }
         _w.Line($"// O += P·V on {pv.Ptx}: P from registers in π key order, V's [channel][key] tile in the same order from shared memory.");
         _w.Line($"#pragma unroll");
-        _w.Line($"for (int kk = 0; kk < {plan.PvSteps}; ++kk) kdsl_{pv.HelperName}(ob, pa[kk][0], pa[kk][1], pa[kk][2], pa[kk][3], v_desc + 2 * kk);");
+        _w.Line($"for (int kk = 0; kk < {plan.PvSteps}; ++kk) kdsl_{pv.HelperName}(ob, {N.PackedP}[kk][0], {N.PackedP}[kk][1], {N.PackedP}[kk][2], {N.PackedP}[kk][3], v_desc + 2 * kk);");
         _w.Line($"kdsl_wgmma_commit();");
         WriteTurnEnd(last: !scoresFirst);
     }
@@ -318,7 +319,7 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
     private void WriteScoreMmas()
     {
         _w.Line($"#pragma unroll");
-        _w.Line($"for (int kk = 0; kk < {plan.QkSteps}; ++kk) kdsl_{plan.Qk.HelperName}(sacc, q_desc + 2 * kk, k_desc + 2 * kk);");
+        _w.Line($"for (int kk = 0; kk < {plan.QkSteps}; ++kk) kdsl_{plan.Qk.HelperName}({N.S}, q_desc + 2 * kk, k_desc + 2 * kk);");
     }
 
     /// <summary>Pingpong: wait for this warpgroup's turn to issue MMAs.</summary>
@@ -358,8 +359,8 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
     {
         _w.Line($"kdsl_wgmma_wait<0>();");
         _w.Line($"kdsl_fence_regs(ob);");
-        _w.Line($"kdsl_fence_regs(pa);  // the wgmma read pa asynchronously: its registers stay live until here");
-        _w.Line($"if (lane == 0) kdsl_mbar_arrive(kv_empty + 8 * {stage});  // this warp is done with the stage");
+        _w.Line($"kdsl_fence_regs({N.PackedP});  // the wgmma read pa asynchronously: its registers stay live until here");
+        _w.Line($"if ({N.Lane} == 0) kdsl_mbar_arrive(kv_empty + 8 * {stage});  // this warp is done with the stage");
     }
 
     /// <summary>Accumulator column 2t + i of tile 2ci + jt is channel 16ci + 8jt + 2t + i: V's channels are its tile's rows, in order.</summary>
