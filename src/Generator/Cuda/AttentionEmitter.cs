@@ -89,6 +89,10 @@ public static class AttentionEmitter
         w.Line($"#define KDSL_LN2 0.693147181f");
         if (spec.Score is { } score)
         {
+            if (ModifierWriter.UsesApproximateTanh(score))
+            {
+                ModifierWriter.WriteApproximateTanh(w);
+            }
             ModifierWriter.WriteFunction(w, score);
         }
         if (spec.Mask is { } mask)

@@ -68,20 +68,35 @@ public sealed class AttentionSoftmaxWriter(AttentionPlan plan, CodeWriter w, str
     }
 
     /// <summary>
-    /// The score modifier on every score of the block: it sees σ·q·k in the natural log, as written in C# (S scaled by
-    /// sc = q_sc·k_sc, with q·mean(K) added back since K smoothing took it out, times ln 2), and its result goes back to
-    /// the log2 domain. Rows and keys past the sequences are clamped into them for the call; the mask hides those scores.
+    /// The score modifier on every score of the block: it sees σ·q·k in the natural log, as written in C#: S scaled by
+    /// sc = q_sc·k_sc, with q·mean(K)·q_sc added back since K smoothing took it out, times ln 2 — one FFMA on the biased
+    /// score, as the plain exponent's (the bias and q·mean fold into the addend). Its result stays in the natural log;
+    /// the maximum and the exponent scale it by log2 e. Rows and keys past the sequences are clamped into them for the
+    /// call; the mask hides those scores.
     /// </summary>
     private void WriteScoreModifier(ModifierSpec score)
     {
-        w.Line($"// The score modifier sees the natural-log score σ·q·k: (S·sc + q·mean(K)·q_sc)·ln 2 (smoothing took q·mean(K) out).");
+        var groups = plan.KScalesPerBlock;
+        w.Line($"// The score modifier sees the natural-log score σ·q·k = (S·sc + q·mean(K)·q_sc)·ln 2 (smoothing took q·mean(K) out):");
+        w.Line($"// one FFMA of the biased score by sl = sc·ln 2, plus qb = q·mean(K)·q_sc·ln 2 − bias·sl.");
+        if (groups == 1)
+        {
+            w.Line($"const float sl = {N.ScoreScale} * KDSL_LN2;");
+            w.Line($"const float qb[2] = {{fmaf(-KDSL_FLOAT_BIAS, sl, {N.RowMeanScores}[0] * KDSL_LN2), fmaf(-KDSL_FLOAT_BIAS, sl, {N.RowMeanScores}[1] * KDSL_LN2)}};");
+        }
+        else
+        {
+            w.Line($"float sl[{groups}], qb[{groups}][2];");
+            w.Line($"#pragma unroll");
+            w.Line($"for (int ks = 0; ks < {groups}; ++ks) {{ sl[ks] = {N.ScoreScale}[ks] * KDSL_LN2; qb[ks][0] = fmaf(-KDSL_FLOAT_BIAS, sl[ks], {N.RowMeanScores}[0] * KDSL_LN2); qb[ks][1] = fmaf(-KDSL_FLOAT_BIAS, sl[ks], {N.RowMeanScores}[1] * KDSL_LN2); }}");
+        }
+        var (sl, qb) = groups == 1 ? ("sl", "qb[r >> 1]") : ($"sl[jt / {TilesPerScale}]", $"qb[jt / {TilesPerScale}][r >> 1]");
         w.Line($"#pragma unroll");
         w.Line($"for (int jt = 0; jt < {plan.STiles}; ++jt)");
         w.Line($"    #pragma unroll");
         w.Line($"    for (int r = 0; r < 4; ++r) {{");
         w.Line($"        const int key = kdsl_min({KeyOf}, seq_k - 1), row = kdsl_min({RowOf}, seq_q - 1);");
-        w.Line($"        const float natural = fmaf({N.Scores}[jt][r] - KDSL_FLOAT_BIAS, {ScaleOf("jt")}, {N.RowMeanScores}[r >> 1]) * KDSL_LN2;");
-        w.Line($"        {N.Scores}[jt][r] = {ModifierWriter.FunctionName(score)}({ModifierArguments(score, "row", "key", "natural")}) * KDSL_LOG2E;");
+        w.Line($"        {N.Scores}[jt][r] = {ModifierWriter.FunctionName(score)}({ModifierArguments(score, "row", "key", $"fmaf({N.Scores}[jt][r], {sl}, {qb})")});");
         w.Line($"    }}");
     }
 
@@ -96,7 +111,7 @@ public sealed class AttentionSoftmaxWriter(AttentionPlan plan, CodeWriter w, str
 
     /// <summary>exp2 of score (jt, r): PScale·P for quantized P, P itself for 16-bit P; 2^-∞ = 0 for a masked key.</summary>
     private string Exp(string tile, string r, string half) => Prescaled
-        ? $"kdsl_exp2({N.Scores}[{tile}][{r}] - {OffsetOf(tile, half)})"
+        ? $"kdsl_exp2(fmaf({N.Scores}[{tile}][{r}], KDSL_LOG2E, -{OffsetOf(tile, half)}))"
         : $"kdsl_exp2(fmaf({N.Scores}[{tile}][{r}], {ScaleOf(tile)}, -{OffsetOf(tile, half)}))";
 
     /// <summary><see cref="Exp(string, string, string)"/> of a score whose accumulator index is known here.</summary>
@@ -163,7 +178,7 @@ public sealed class AttentionSoftmaxWriter(AttentionPlan plan, CodeWriter w, str
         var what = s.Causal ? " or the causal diagonal" : "";
         w.Line($"// Only a block that crosses the end of the keys{what}{(s.Mask is null ? "" : ", or that the mask does not show whole,")} compares keys; the others skip the masks.");
         w.Line($"const bool masked = {crossing};");
-        w.Line($"float {N.Scores}[{plan.STiles}][4];  // {(Prescaled ? "bias + S as floats, then the modified score in the log2 domain" : "bias + S as floats")}, −∞ where masked");
+        w.Line($"float {N.Scores}[{plan.STiles}][4];  // {(Prescaled ? "bias + S as floats, then the modified score in the natural log" : "bias + S as floats")}, −∞ where masked");
         w.Line($"#pragma unroll");
         w.Line($"for (int jt = 0; jt < {plan.STiles}; ++jt) {{ {N.Scores}[jt][0] = __int_as_float({N.S}[jt][0]); {N.Scores}[jt][1] = __int_as_float({N.S}[jt][1]); {N.Scores}[jt][2] = __int_as_float({N.S}[jt][2]); {N.Scores}[jt][3] = __int_as_float({N.S}[jt][3]); }}");
         if (s.Score is { } score)
@@ -195,7 +210,7 @@ public sealed class AttentionSoftmaxWriter(AttentionPlan plan, CodeWriter w, str
             w.Line($"block_max[hh] = fmaxf(block_max[hh], __shfl_xor_sync(0xffffffffu, block_max[hh], 2));");
             if (Prescaled)
             {
-                w.Line($"const float new_max = fmaxf({N.RowMax}[hh], block_max[hh]);  // modified scores are already in the log2 domain");
+                w.Line($"const float new_max = fmaxf({N.RowMax}[hh], block_max[hh] * KDSL_LOG2E);  // modified scores are in the natural log");
             }
             else if (plan.KScalesPerBlock == 1)
             {
@@ -248,9 +263,10 @@ public sealed class AttentionSoftmaxWriter(AttentionPlan plan, CodeWriter w, str
     {
         if (Prescaled)
         {
-            // The exponent is x − base + log2 PScale exactly for the row's largest score: 2^log2(PScale) rounds to PScale.
+            // The exponent x·log2 e − base + log2 PScale of the row's largest score is log2 PScale within half an ulp of base:
+            // 2^that rounds to PScale, never past it.
             var log2P = plan.F16Pv ? "" : $" - {Log2PScale}";
-            w.Line($"const float {N.ExponentOffset}[2] = {{{N.Base}[0]{log2P}, {N.Base}[1]{log2P}}};  // base{(plan.F16Pv ? "" : $" − log2 {plan.PScale}")}: one subtraction per score");
+            w.Line($"const float {N.ExponentOffset}[2] = {{{N.Base}[0]{log2P}, {N.Base}[1]{log2P}}};  // base{(plan.F16Pv ? "" : $" − log2 {plan.PScale}")}: one FFMA per score");
             return;
         }
         string Offset(string scale, int half) => plan.F16Pv

@@ -53,11 +53,14 @@ public static class ModifierWriter
         w.Raw($"// From C# {CSharpName(m)}");
         w.Block($"static __device__ __forceinline__ {returns} {FunctionName(m)}({CudaParameterList(m)})", () =>
         {
+            // A score modifier's float tanh runs on the SFU (tanh.approx, relative error under 2^-10.9): it is evaluated for
+            // every score, and P is quantized to 8 bits after it. Masks keep the exact functions their classifier bounds.
+            var approximate = m.Kind == ModifierKind.Score;
             foreach (var local in m.Locals)
             {
-                w.Raw($"const {CudaType(local.Type)} {CudaName(local.Name)} = {Bare(Expression(local.Value))};");
+                w.Raw($"const {CudaType(local.Type)} {CudaName(local.Name)} = {Bare(Expression(local.Value, approximate))};");
             }
-            w.Raw($"return {Bare(Expression(m.Result))};");
+            w.Raw($"return {Bare(Expression(m.Result, approximate))};");
         });
     }
 
@@ -68,19 +71,54 @@ public static class ModifierWriter
     // ------------------------------------------------------------------------------------------------------------------
 
     /// <summary>The CUDA text of a modifier expression, parenthesised wherever precedence could matter.</summary>
-    public static string Expression(ModifierExpression e) => e switch
+    /// <param name="approximate">Float tanh as <see cref="ApproximateTanh"/> (score modifiers).</param>
+    public static string Expression(ModifierExpression e, bool approximate = false) => e switch
     {
         LiteralExpression l => Atom(l.Text),
         ParameterExpression p => CudaName(p.Name),
         LocalExpression l => CudaName(l.Name),
-        UnaryExpression u => UnaryText(u.Operator, Expression(u.Operand)),
-        BinaryExpression b => BinaryText(b.Operator, b.Left.Type, Expression(b.Left), Expression(b.Right)),
-        ConditionalExpression c => $"({Expression(c.Condition)} ? {Expression(c.WhenTrue)} : {Expression(c.WhenFalse)})",
-        ConvertExpression c => ConvertText(c.Type, Expression(c.Operand)),
-        CallExpression c => CallText(c.Function, ArgumentType(c), c.Arguments.Select(Expression).ToArray()),
-        IndexExpression i => $"{CudaName(i.Array)}[{Bare(Expression(i.Index))}]",
+        UnaryExpression u => UnaryText(u.Operator, Expression(u.Operand, approximate)),
+        BinaryExpression b => BinaryText(b.Operator, b.Left.Type, Expression(b.Left, approximate), Expression(b.Right, approximate)),
+        ConditionalExpression c => $"({Expression(c.Condition, approximate)} ? {Expression(c.WhenTrue, approximate)} : {Expression(c.WhenFalse, approximate)})",
+        ConvertExpression c => ConvertText(c.Type, Expression(c.Operand, approximate)),
+        CallExpression { Function: MathFunction.Tanh } c when approximate && ArgumentType(c) == ScalarType.Float =>
+            $"{ApproximateTanh}({Bare(Expression(c.Arguments[0], approximate))})",
+        CallExpression c => CallText(c.Function, ArgumentType(c), c.Arguments.Select(a => Expression(a, approximate)).ToArray()),
+        IndexExpression i => $"{CudaName(i.Array)}[{Bare(Expression(i.Index, approximate))}]",
         _ => throw new NotSupportedException($"Modifier expression {e.GetType().Name} has no CUDA spelling."),
     };
+
+    /// <summary>The device function for a score modifier's float tanh: PTX tanh.approx.f32 (sm_75+).</summary>
+    public const string ApproximateTanh = "kdsl_tanh_approx";
+
+    /// <summary>Whether a score modifier calls float tanh, so its module needs <see cref="ApproximateTanh"/>.</summary>
+    public static bool UsesApproximateTanh(ModifierSpec m)
+    {
+        bool Uses(ModifierExpression e) => e switch
+        {
+            CallExpression { Function: MathFunction.Tanh } c when ArgumentType(c) == ScalarType.Float => true,
+            CallExpression c => c.Arguments.Any(Uses),
+            UnaryExpression u => Uses(u.Operand),
+            BinaryExpression b => Uses(b.Left) || Uses(b.Right),
+            ConditionalExpression c => Uses(c.Condition) || Uses(c.WhenTrue) || Uses(c.WhenFalse),
+            ConvertExpression c => Uses(c.Operand),
+            IndexExpression i => Uses(i.Index),
+            _ => false,
+        };
+        return m.Kind == ModifierKind.Score && (m.Locals.Any(l => Uses(l.Value)) || Uses(m.Result));
+    }
+
+    /// <summary>Writes <see cref="ApproximateTanh"/>.</summary>
+    public static void WriteApproximateTanh(CodeWriter w)
+    {
+        w.Raw($"// tanh on the SFU: relative error under 2^-10.9 (PTX ISA, tanh.approx.f32).");
+        w.Block($"static __device__ __forceinline__ float {ApproximateTanh}(float x)", () =>
+        {
+            w.Raw($"float y;");
+            w.Raw($"asm(\"tanh.approx.f32 %0, %1;\" : \"=f\"(y) : \"f\"(x));");
+            w.Raw($"return y;");
+        });
+    }
 
     private static string UnaryText(string op, string operand) => $"({op}{operand})";
 

@@ -115,7 +115,7 @@ public class ReadmeTests
             Assert.Contains("""
                 static __device__ __forceinline__ float kdsl_score_mod(float u_score, int u_b, int u_h, int u_q, int u_k, float u_cap)
                 {
-                    return u_cap * tanhf(u_score / u_cap);
+                    return u_cap * kdsl_tanh_approx(u_score / u_cap);
                 }
                 """.ReplaceLineEndings("\n"), cuda);
             Assert.Contains("""
@@ -124,7 +124,7 @@ public class ReadmeTests
                     return (u_k <= u_q) && ((u_q - u_k) < u_window);
                 }
                 """.ReplaceLineEndings("\n"), cuda);
-            Assert.Contains("xs[jt][r] = kdsl_score_mod(natural, b, h, row, key, u_cap) * KDSL_LOG2E;", cuda);
+            Assert.Contains("xs[jt][r] = kdsl_score_mod(fmaf(xs[jt][r], sl", cuda);
             Assert.Contains("!kdsl_mask_mod(b, h, row, key, u_window)) xs[jt][r] = -KDSL_INF;", cuda);
             Assert.Contains("!= KDSL_BLOCK_SKIP) { kv_lo = kdsl_min(kv_lo, kb); kv_hi = kb; }", cuda);
             Assert.Contains("u_window) != KDSL_BLOCK_FULL;", cuda);

@@ -117,16 +117,19 @@ public class ModifierCudaWriterTests
     }
 
     [Fact]
-    public void Softcap_function_is_exact()
+    public void Softcap_function_is_exact_and_its_tanh_runs_on_the_sfu()
     {
         Assert.Equal("""
             // From C# Users.Mods.Softcap
             static __device__ __forceinline__ float kdsl_score_mod(float u_score, int u_b, int u_h, int u_q, int u_k, float u_cap)
             {
-                return u_cap * tanhf(u_score / u_cap);
+                return u_cap * kdsl_tanh_approx(u_score / u_cap);
             }
 
             """.Replace("\r\n", "\n"), Function(Softcap));
+        Assert.True(ModifierWriter.UsesApproximateTanh(Softcap));
+        // Outside a score modifier (a mask, whose classifier bounds the exact function) tanh stays tanhf.
+        Assert.Equal("tanhf(u_score)", ModifierWriter.Expression(new CallExpression(Float, MathFunction.Tanh, new ModifierExpression[] { new ParameterExpression(Float, "score") }.ToEquatableArray())));
     }
 
     [Fact]

@@ -327,7 +327,7 @@ public class Int8AttentionGpuTests(ITestOutputHelper output)
         using var buffer = device.Allocate<Half>(4 * 3 * 64 * 128);
         TensorView<Half> View(int b, int h, int s, int d) => TensorView<Half>.Contiguous(buffer, b, h, s, d);
         var options = new AttentionOptions();
-        Assert.Equal("q", Assert.Throws<ArgumentException>(() => attention.Forward(stream, View(1, 2, 64, 96), View(1, 2, 64, 96), View(1, 2, 64, 96), View(1, 2, 64, 96), options)).ParamName);
+        Assert.Equal("q", Assert.Throws<ArgumentException>(() => attention.Forward(stream, View(1, 2, 64, 80), View(1, 2, 64, 80), View(1, 2, 64, 80), View(1, 2, 64, 80), options)).ParamName);
         Assert.Equal("k", Assert.Throws<ArgumentException>(() => attention.Forward(stream, View(1, 3, 64, 128), View(1, 2, 64, 128), View(1, 2, 64, 128), View(1, 3, 64, 128), options)).ParamName);
         Assert.Equal("v", Assert.Throws<ArgumentException>(() => attention.Forward(stream, View(1, 2, 64, 128), View(1, 2, 64, 128), View(1, 2, 32, 128), View(1, 2, 64, 128), options)).ParamName);
         Assert.Equal("o", Assert.Throws<ArgumentException>(() => attention.Forward(stream, View(1, 2, 64, 128), View(1, 2, 64, 128), View(1, 2, 64, 128), View(1, 2, 63, 128), options)).ParamName);

@@ -86,6 +86,11 @@ public class ModifierVariantGpuTests(ITestOutputHelper output)
                 owned.Add(buffer);
                 return (new ModifierArguments().Set("documents", buffer), new AttentionModifiers(Mask: (b, h, q, k) => DocumentMask.SameDocument(b, h, q, k, documents)));
             }
+            case nameof(CausalMask):
+            {
+                var offset = shape.TokensKv - shape.TokensQ;  // bottom-right, as the built-in causal flag
+                return (new ModifierArguments().Set("offset", offset), new AttentionModifiers(Mask: (b, h, q, k) => CausalMask.Visible(b, h, q, k, offset)));
+            }
             case nameof(UserWindowSoftcap):
             {
                 var (window, cap) = (45, 4f);

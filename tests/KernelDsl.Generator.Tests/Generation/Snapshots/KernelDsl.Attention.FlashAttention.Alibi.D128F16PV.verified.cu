@@ -257,17 +257,19 @@ kdsl_KernelDsl_Attention_FlashAttention_Alibi_D128F16PV(
         const float sc = q_sc * k_scale[bhk * k_tiles + kb];
         // Only a block that crosses the end of the keys or the causal diagonal compares keys; the others skip the masks.
         const bool masked = (kb + 1) * 64 > seq_k || (kb + 1) * 64 - 1 > m0 + (seq_k - seq_q);
-        float xs[8][4];  // bias + S as floats, then the modified score in the log2 domain, −∞ where masked
+        float xs[8][4];  // bias + S as floats, then the modified score in the natural log, −∞ where masked
         #pragma unroll
         for (int jt = 0; jt < 8; ++jt) { xs[jt][0] = __int_as_float(sacc[jt][0]); xs[jt][1] = __int_as_float(sacc[jt][1]); xs[jt][2] = __int_as_float(sacc[jt][2]); xs[jt][3] = __int_as_float(sacc[jt][3]); }
-        // The score modifier sees the natural-log score σ·q·k: (S·sc + q·mean(K)·q_sc)·ln 2 (smoothing took q·mean(K) out).
+        // The score modifier sees the natural-log score σ·q·k = (S·sc + q·mean(K)·q_sc)·ln 2 (smoothing took q·mean(K) out):
+        // one FFMA of the biased score by sl = sc·ln 2, plus qb = q·mean(K)·q_sc·ln 2 − bias·sl.
+        const float sl = sc * KDSL_LN2;
+        const float qb[2] = {fmaf(-KDSL_FLOAT_BIAS, sl, qm[0] * KDSL_LN2), fmaf(-KDSL_FLOAT_BIAS, sl, qm[1] * KDSL_LN2)};
         #pragma unroll
         for (int jt = 0; jt < 8; ++jt)
             #pragma unroll
             for (int r = 0; r < 4; ++r) {
                 const int key = kdsl_min(kb * 64 + jt * 8 + 2 * t + (r & 1), seq_k - 1), row = kdsl_min(m0 + warp * 16 + g + 8 * (r >> 1), seq_q - 1);
-                const float natural = fmaf(xs[jt][r] - KDSL_FLOAT_BIAS, sc, qm[r >> 1]) * KDSL_LN2;
-                xs[jt][r] = kdsl_score_mod(natural, b, h, row, key, u_slopes) * KDSL_LOG2E;
+                xs[jt][r] = kdsl_score_mod(fmaf(xs[jt][r], sl, qb[r >> 1]), b, h, row, key, u_slopes);
             }
         if (masked)
         {
@@ -285,7 +287,7 @@ kdsl_KernelDsl_Attention_FlashAttention_Alibi_D128F16PV(
         {
             block_max[hh] = fmaxf(block_max[hh], __shfl_xor_sync(0xffffffffu, block_max[hh], 1));
             block_max[hh] = fmaxf(block_max[hh], __shfl_xor_sync(0xffffffffu, block_max[hh], 2));
-            const float new_max = fmaxf(row_max[hh], block_max[hh]);  // modified scores are already in the log2 domain
+            const float new_max = fmaxf(row_max[hh], block_max[hh] * KDSL_LOG2E);  // modified scores are in the natural log
             base[hh] = new_max == -KDSL_INF ? 0.f : new_max;  // a fully masked row so far: keep exp2 finite
             alpha[hh] = new_max > row_max[hh] ? kdsl_exp2(row_max[hh] - base[hh]) : 1.f;
             grew |= new_max > row_max[hh];
@@ -298,14 +300,14 @@ kdsl_KernelDsl_Attention_FlashAttention_Alibi_D128F16PV(
             #pragma unroll
             for (int i = 0; i < 16; ++i) { o[i][0] *= alpha[0]; o[i][1] *= alpha[0]; o[i][2] *= alpha[1]; o[i][3] *= alpha[1]; }
         }
-        const float cb[2] = {base[0], base[1]};  // base: one subtraction per score
+        const float cb[2] = {base[0], base[1]};  // base: one FFMA per score
         // P stays 16-bit (accuracy mode), rounded to f16 when packed for the MMA. The row sum adds P before that
         // rounding: round-to-nearest-even is unbiased, and it spares two conversions per score. Masked keys give 2^-∞ = 0.
         float p[8][4];
         #pragma unroll
         for (int jt = 0; jt < 8; ++jt)
             #pragma unroll
-            for (int r = 0; r < 4; ++r) { p[jt][r] = kdsl_exp2(xs[jt][r] - cb[r >> 1]); row_sum[r >> 1] += p[jt][r]; }
+            for (int r = 0; r < 4; ++r) { p[jt][r] = kdsl_exp2(fmaf(xs[jt][r], KDSL_LOG2E, -cb[r >> 1])); row_sum[r >> 1] += p[jt][r]; }
         // O += P·V on mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32; V through LdsmTrans (ldsm_trans_16), P packed from the S accumulators in Natural key order.
         u32 pa[4][4];
         #pragma unroll

@@ -283,17 +283,20 @@ kdsl_KernelDsl_Attention_FlashAttention_Alibi_D128Wgmma(
         for (int ks = 0; ks < 2; ++ks) sc[ks] = kb * 2 + ks < k_tiles ? q_sc * k_scale[bhk * k_tiles + kb * 2 + ks] : 1.f;  // one past the last key's scale is never read (its keys are masked)
         // Only a block that crosses the end of the keys or the causal diagonal compares keys; the others skip the masks.
         const bool masked = (kb + 1) * 128 > seq_k || (kb + 1) * 128 - 1 > m0 + (seq_k - seq_q);
-        float xs[16][4];  // bias + S as floats, then the modified score in the log2 domain, −∞ where masked
+        float xs[16][4];  // bias + S as floats, then the modified score in the natural log, −∞ where masked
         #pragma unroll
         for (int jt = 0; jt < 16; ++jt) { xs[jt][0] = __int_as_float(sacc[jt][0]); xs[jt][1] = __int_as_float(sacc[jt][1]); xs[jt][2] = __int_as_float(sacc[jt][2]); xs[jt][3] = __int_as_float(sacc[jt][3]); }
-        // The score modifier sees the natural-log score σ·q·k: (S·sc + q·mean(K)·q_sc)·ln 2 (smoothing took q·mean(K) out).
+        // The score modifier sees the natural-log score σ·q·k = (S·sc + q·mean(K)·q_sc)·ln 2 (smoothing took q·mean(K) out):
+        // one FFMA of the biased score by sl = sc·ln 2, plus qb = q·mean(K)·q_sc·ln 2 − bias·sl.
+        float sl[2], qb[2][2];
+        #pragma unroll
+        for (int ks = 0; ks < 2; ++ks) { sl[ks] = sc[ks] * KDSL_LN2; qb[ks][0] = fmaf(-KDSL_FLOAT_BIAS, sl[ks], qm[0] * KDSL_LN2); qb[ks][1] = fmaf(-KDSL_FLOAT_BIAS, sl[ks], qm[1] * KDSL_LN2); }
         #pragma unroll
         for (int jt = 0; jt < 16; ++jt)
             #pragma unroll
             for (int r = 0; r < 4; ++r) {
                 const int key = kdsl_min(kb * 128 + jt * 8 + 2 * t + (r & 1), seq_k - 1), row = kdsl_min(m0 + warp_row + g + 8 * (r >> 1), seq_q - 1);
-                const float natural = fmaf(xs[jt][r] - KDSL_FLOAT_BIAS, sc[jt / 8], qm[r >> 1]) * KDSL_LN2;
-                xs[jt][r] = kdsl_score_mod(natural, b, h, row, key, u_slopes) * KDSL_LOG2E;
+                xs[jt][r] = kdsl_score_mod(fmaf(xs[jt][r], sl[jt / 8], qb[jt / 8][r >> 1]), b, h, row, key, u_slopes);
             }
         if (masked)
         {
@@ -311,7 +314,7 @@ kdsl_KernelDsl_Attention_FlashAttention_Alibi_D128Wgmma(
         {
             block_max[hh] = fmaxf(block_max[hh], __shfl_xor_sync(0xffffffffu, block_max[hh], 1));
             block_max[hh] = fmaxf(block_max[hh], __shfl_xor_sync(0xffffffffu, block_max[hh], 2));
-            const float new_max = fmaxf(row_max[hh], block_max[hh]);  // modified scores are already in the log2 domain
+            const float new_max = fmaxf(row_max[hh], block_max[hh] * KDSL_LOG2E);  // modified scores are in the natural log
             base[hh] = new_max == -KDSL_INF ? 0.f : new_max;  // a fully masked row so far: keep exp2 finite
             alpha[hh] = new_max > row_max[hh] ? kdsl_exp2(row_max[hh] - base[hh]) : 1.f;
             grew |= new_max > row_max[hh];
@@ -324,19 +327,19 @@ kdsl_KernelDsl_Attention_FlashAttention_Alibi_D128Wgmma(
             #pragma unroll
             for (int i = 0; i < 16; ++i) { o[i][0] *= alpha[0]; o[i][1] *= alpha[0]; o[i][2] *= alpha[1]; o[i][3] *= alpha[1]; }
         }
-        const float cb[2] = {base[0] - 7.99435344f, base[1] - 7.99435344f};  // base − log2 255: one subtraction per score
+        const float cb[2] = {base[0] - 7.99435344f, base[1] - 7.99435344f};  // base − log2 255: one FFMA per score
         // P quantized to u8: exp2 gives 255·P, rounded to an integer n per score in pairs of f16 1024 + n
-        // (h[jt][0]: the row g pair, h[jt][1]: row g + 8). The packing gathers the low bytes and adds them to the row sums.
-        u32 h[16][2];
+        // (ph[jt][0]: the row g pair, ph[jt][1]: row g + 8). The packing gathers the low bytes and adds them to the row sums.
+        u32 ph[16][2];
         #pragma unroll
-        for (int jt = 0; jt < 16; ++jt) { h[jt][0] = kdsl_f16x2_u8(kdsl_exp2(xs[jt][0] - cb[0]), kdsl_exp2(xs[jt][1] - cb[0])); h[jt][1] = kdsl_f16x2_u8(kdsl_exp2(xs[jt][2] - cb[1]), kdsl_exp2(xs[jt][3] - cb[1])); }
+        for (int jt = 0; jt < 16; ++jt) { ph[jt][0] = kdsl_f16x2_u8(kdsl_exp2(fmaf(xs[jt][0], KDSL_LOG2E, -cb[0])), kdsl_exp2(fmaf(xs[jt][1], KDSL_LOG2E, -cb[0]))); ph[jt][1] = kdsl_f16x2_u8(kdsl_exp2(fmaf(xs[jt][2], KDSL_LOG2E, -cb[1])), kdsl_exp2(fmaf(xs[jt][3], KDSL_LOG2E, -cb[1]))); }
         #pragma unroll
         for (int kk = 0; kk < 4; ++kk)
         {
-            pa[kk][0] = kdsl_prmt(h[kk * 4 + 0][0], h[kk * 4 + 1][0], 0x6420u);
-            pa[kk][1] = kdsl_prmt(h[kk * 4 + 0][1], h[kk * 4 + 1][1], 0x6420u);
-            pa[kk][2] = kdsl_prmt(h[kk * 4 + 2][0], h[kk * 4 + 3][0], 0x6420u);
-            pa[kk][3] = kdsl_prmt(h[kk * 4 + 2][1], h[kk * 4 + 3][1], 0x6420u);
+            pa[kk][0] = kdsl_prmt(ph[kk * 4 + 0][0], ph[kk * 4 + 1][0], 0x6420u);
+            pa[kk][1] = kdsl_prmt(ph[kk * 4 + 0][1], ph[kk * 4 + 1][1], 0x6420u);
+            pa[kk][2] = kdsl_prmt(ph[kk * 4 + 2][0], ph[kk * 4 + 3][0], 0x6420u);
+            pa[kk][3] = kdsl_prmt(ph[kk * 4 + 2][1], ph[kk * 4 + 3][1], 0x6420u);
         }
         u32 p_sum[2] = {0u, 0u};  // the row sums add the quantized P, byte by byte as the MMA reads it
         #pragma unroll
@@ -383,17 +386,20 @@ kdsl_KernelDsl_Attention_FlashAttention_Alibi_D128Wgmma(
         for (int ks = 0; ks < 2; ++ks) sc[ks] = q_sc * ksc[ks];
         // Only a block that crosses the end of the keys or the causal diagonal compares keys; the others skip the masks.
         const bool masked = (kb + 1) * 128 > seq_k || (kb + 1) * 128 - 1 > m0 + (seq_k - seq_q);
-        float xs[16][4];  // bias + S as floats, then the modified score in the log2 domain, −∞ where masked
+        float xs[16][4];  // bias + S as floats, then the modified score in the natural log, −∞ where masked
         #pragma unroll
         for (int jt = 0; jt < 16; ++jt) { xs[jt][0] = __int_as_float(sacc[jt][0]); xs[jt][1] = __int_as_float(sacc[jt][1]); xs[jt][2] = __int_as_float(sacc[jt][2]); xs[jt][3] = __int_as_float(sacc[jt][3]); }
-        // The score modifier sees the natural-log score σ·q·k: (S·sc + q·mean(K)·q_sc)·ln 2 (smoothing took q·mean(K) out).
+        // The score modifier sees the natural-log score σ·q·k = (S·sc + q·mean(K)·q_sc)·ln 2 (smoothing took q·mean(K) out):
+        // one FFMA of the biased score by sl = sc·ln 2, plus qb = q·mean(K)·q_sc·ln 2 − bias·sl.
+        float sl[2], qb[2][2];
+        #pragma unroll
+        for (int ks = 0; ks < 2; ++ks) { sl[ks] = sc[ks] * KDSL_LN2; qb[ks][0] = fmaf(-KDSL_FLOAT_BIAS, sl[ks], qm[0] * KDSL_LN2); qb[ks][1] = fmaf(-KDSL_FLOAT_BIAS, sl[ks], qm[1] * KDSL_LN2); }
         #pragma unroll
         for (int jt = 0; jt < 16; ++jt)
             #pragma unroll
             for (int r = 0; r < 4; ++r) {
                 const int key = kdsl_min(kb * 128 + jt * 8 + 2 * t + (r & 1), seq_k - 1), row = kdsl_min(m0 + warp_row + g + 8 * (r >> 1), seq_q - 1);
-                const float natural = fmaf(xs[jt][r] - KDSL_FLOAT_BIAS, sc[jt / 8], qm[r >> 1]) * KDSL_LN2;
-                xs[jt][r] = kdsl_score_mod(natural, b, h, row, key, u_slopes) * KDSL_LOG2E;
+                xs[jt][r] = kdsl_score_mod(fmaf(xs[jt][r], sl[jt / 8], qb[jt / 8][r >> 1]), b, h, row, key, u_slopes);
             }
         if (masked)
         {
@@ -411,7 +417,7 @@ kdsl_KernelDsl_Attention_FlashAttention_Alibi_D128Wgmma(
         {
             block_max[hh] = fmaxf(block_max[hh], __shfl_xor_sync(0xffffffffu, block_max[hh], 1));
             block_max[hh] = fmaxf(block_max[hh], __shfl_xor_sync(0xffffffffu, block_max[hh], 2));
-            const float new_max = fmaxf(row_max[hh], block_max[hh]);  // modified scores are already in the log2 domain
+            const float new_max = fmaxf(row_max[hh], block_max[hh] * KDSL_LOG2E);  // modified scores are in the natural log
             base[hh] = new_max == -KDSL_INF ? 0.f : new_max;  // a fully masked row so far: keep exp2 finite
             alpha[hh] = new_max > row_max[hh] ? kdsl_exp2(row_max[hh] - base[hh]) : 1.f;
             grew |= new_max > row_max[hh];
@@ -424,12 +430,12 @@ kdsl_KernelDsl_Attention_FlashAttention_Alibi_D128Wgmma(
             #pragma unroll
             for (int i = 0; i < 16; ++i) { o[i][0] *= alpha[0]; o[i][1] *= alpha[0]; o[i][2] *= alpha[1]; o[i][3] *= alpha[1]; }
         }
-        const float cb[2] = {base[0] - 7.99435344f, base[1] - 7.99435344f};  // base − log2 255: one subtraction per score
+        const float cb[2] = {base[0] - 7.99435344f, base[1] - 7.99435344f};  // base − log2 255: one FFMA per score
         // P quantized to u8: exp2 gives 255·P, rounded to an integer n per score in pairs of f16 1024 + n
-        // (h[jt][0]: the row g pair, h[jt][1]: row g + 8). The packing gathers the low bytes and adds them to the row sums.
-        u32 h[16][2];
+        // (ph[jt][0]: the row g pair, ph[jt][1]: row g + 8). The packing gathers the low bytes and adds them to the row sums.
+        u32 ph[16][2];
         #pragma unroll
-        for (int jt = 0; jt < 16; ++jt) { h[jt][0] = kdsl_f16x2_u8(kdsl_exp2(xs[jt][0] - cb[0]), kdsl_exp2(xs[jt][1] - cb[0])); h[jt][1] = kdsl_f16x2_u8(kdsl_exp2(xs[jt][2] - cb[1]), kdsl_exp2(xs[jt][3] - cb[1])); }
+        for (int jt = 0; jt < 16; ++jt) { ph[jt][0] = kdsl_f16x2_u8(kdsl_exp2(fmaf(xs[jt][0], KDSL_LOG2E, -cb[0])), kdsl_exp2(fmaf(xs[jt][1], KDSL_LOG2E, -cb[0]))); ph[jt][1] = kdsl_f16x2_u8(kdsl_exp2(fmaf(xs[jt][2], KDSL_LOG2E, -cb[1])), kdsl_exp2(fmaf(xs[jt][3], KDSL_LOG2E, -cb[1]))); }
         kdsl_wgmma_wait<0>();
         kdsl_fence_regs(ob);
         kdsl_fence_regs(pa);  // the wgmma read pa asynchronously: its registers stay live until here
@@ -438,10 +444,10 @@ kdsl_KernelDsl_Attention_FlashAttention_Alibi_D128Wgmma(
         #pragma unroll
         for (int kk = 0; kk < 4; ++kk)
         {
-            pa[kk][0] = kdsl_prmt(h[kk * 4 + 0][0], h[kk * 4 + 1][0], 0x6420u);
-            pa[kk][1] = kdsl_prmt(h[kk * 4 + 0][1], h[kk * 4 + 1][1], 0x6420u);
-            pa[kk][2] = kdsl_prmt(h[kk * 4 + 2][0], h[kk * 4 + 3][0], 0x6420u);
-            pa[kk][3] = kdsl_prmt(h[kk * 4 + 2][1], h[kk * 4 + 3][1], 0x6420u);
+            pa[kk][0] = kdsl_prmt(ph[kk * 4 + 0][0], ph[kk * 4 + 1][0], 0x6420u);
+            pa[kk][1] = kdsl_prmt(ph[kk * 4 + 0][1], ph[kk * 4 + 1][1], 0x6420u);
+            pa[kk][2] = kdsl_prmt(ph[kk * 4 + 2][0], ph[kk * 4 + 3][0], 0x6420u);
+            pa[kk][3] = kdsl_prmt(ph[kk * 4 + 2][1], ph[kk * 4 + 3][1], 0x6420u);
         }
         u32 p_sum[2] = {0u, 0u};  // the row sums add the quantized P, byte by byte as the MMA reads it
         #pragma unroll

@@ -6,7 +6,7 @@ namespace KernelDsl.Attention.FlashAttention;
 
 static partial class DocumentMask
 {
-    static partial class D128
+    public static partial class D128
     {
         /// <summary>The <c>extern "C"</c> name of the main kernel.</summary>
         public const string KernelName = "kdsl_KernelDsl_Attention_FlashAttention_DocumentMask_D128";

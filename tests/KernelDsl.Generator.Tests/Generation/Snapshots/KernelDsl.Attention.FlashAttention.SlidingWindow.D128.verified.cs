@@ -6,7 +6,7 @@ namespace KernelDsl.Attention.FlashAttention;
 
 static partial class SlidingWindow
 {
-    static partial class D128
+    public static partial class D128
     {
         /// <summary>The <c>extern "C"</c> name of the main kernel.</summary>
         public const string KernelName = "kdsl_KernelDsl_Attention_FlashAttention_SlidingWindow_D128";

@@ -395,19 +395,19 @@ kdsl_KernelDsl_Attention_FlashAttention_SlidingWindow_D128Bf16(
         }
         const float cb[2] = {fmaf(KDSL_FLOAT_BIAS, sc, base[0] + sc - 7.99435344f), fmaf(KDSL_FLOAT_BIAS, sc, base[1] + sc - 7.99435344f)};  // bias·sc + base + sc − log2 255: one FFMA per score
         // P quantized to u8: exp2 gives 255·P, rounded to an integer n per score in pairs of f16 1024 + n
-        // (h[jt][0]: the row g pair, h[jt][1]: row g + 8). The packing gathers the low bytes and adds them to the row sums.
-        u32 h[8][2];
+        // (ph[jt][0]: the row g pair, ph[jt][1]: row g + 8). The packing gathers the low bytes and adds them to the row sums.
+        u32 ph[8][2];
         #pragma unroll
-        for (int jt = 0; jt < 8; ++jt) { h[jt][0] = kdsl_f16x2_u8(kdsl_exp2(fmaf(xs[jt][0], sc, -cb[0])), kdsl_exp2(fmaf(xs[jt][1], sc, -cb[0]))); h[jt][1] = kdsl_f16x2_u8(kdsl_exp2(fmaf(xs[jt][2], sc, -cb[1])), kdsl_exp2(fmaf(xs[jt][3], sc, -cb[1]))); }
+        for (int jt = 0; jt < 8; ++jt) { ph[jt][0] = kdsl_f16x2_u8(kdsl_exp2(fmaf(xs[jt][0], sc, -cb[0])), kdsl_exp2(fmaf(xs[jt][1], sc, -cb[0]))); ph[jt][1] = kdsl_f16x2_u8(kdsl_exp2(fmaf(xs[jt][2], sc, -cb[1])), kdsl_exp2(fmaf(xs[jt][3], sc, -cb[1]))); }
         // O += P·V on mma.sync.aligned.m16n8k32.row.col.s32.u8.s8.s32; V through LdsmTransPrmt (ldsm_trans_prmt_pi), P packed from the S accumulators in Pi key order.
         u32 pa[2][4];
         #pragma unroll
         for (int kk = 0; kk < 2; ++kk)
         {
-            pa[kk][0] = kdsl_prmt(h[kk * 4 + 0][0], h[kk * 4 + 1][0], 0x6420u);
-            pa[kk][1] = kdsl_prmt(h[kk * 4 + 0][1], h[kk * 4 + 1][1], 0x6420u);
-            pa[kk][2] = kdsl_prmt(h[kk * 4 + 2][0], h[kk * 4 + 3][0], 0x6420u);
-            pa[kk][3] = kdsl_prmt(h[kk * 4 + 2][1], h[kk * 4 + 3][1], 0x6420u);
+            pa[kk][0] = kdsl_prmt(ph[kk * 4 + 0][0], ph[kk * 4 + 1][0], 0x6420u);
+            pa[kk][1] = kdsl_prmt(ph[kk * 4 + 0][1], ph[kk * 4 + 1][1], 0x6420u);
+            pa[kk][2] = kdsl_prmt(ph[kk * 4 + 2][0], ph[kk * 4 + 3][0], 0x6420u);
+            pa[kk][3] = kdsl_prmt(ph[kk * 4 + 2][1], ph[kk * 4 + 3][1], 0x6420u);
         }
         u32 p_sum[2] = {0u, 0u};  // the row sums add the quantized P, byte by byte as the MMA reads it
         #pragma unroll

@@ -6,7 +6,7 @@ namespace KernelDsl.Attention.FlashAttention;
 
 static partial class SlidingWindow
 {
-    static partial class D128Bf16PV
+    public static partial class D128Bf16PV
     {
         /// <summary>The <c>extern "C"</c> name of the main kernel.</summary>
         public const string KernelName = "kdsl_KernelDsl_Attention_FlashAttention_SlidingWindow_D128Bf16PV";

@@ -405,17 +405,17 @@ kdsl_KernelDsl_Attention_FlashAttention_SlidingWindow_D128Wgmma(
         #pragma unroll
         for (int ks = 0; ks < 2; ++ks) { cb[ks][0] = fmaf(KDSL_FLOAT_BIAS, sc[ks], base[0] + sc[ks] - 7.99435344f); cb[ks][1] = fmaf(KDSL_FLOAT_BIAS, sc[ks], base[1] + sc[ks] - 7.99435344f); }
         // P quantized to u8: exp2 gives 255·P, rounded to an integer n per score in pairs of f16 1024 + n
-        // (h[jt][0]: the row g pair, h[jt][1]: row g + 8). The packing gathers the low bytes and adds them to the row sums.
-        u32 h[16][2];
+        // (ph[jt][0]: the row g pair, ph[jt][1]: row g + 8). The packing gathers the low bytes and adds them to the row sums.
+        u32 ph[16][2];
         #pragma unroll
-        for (int jt = 0; jt < 16; ++jt) { h[jt][0] = kdsl_f16x2_u8(kdsl_exp2(fmaf(xs[jt][0], sc[jt / 8], -cb[jt / 8][0])), kdsl_exp2(fmaf(xs[jt][1], sc[jt / 8], -cb[jt / 8][0]))); h[jt][1] = kdsl_f16x2_u8(kdsl_exp2(fmaf(xs[jt][2], sc[jt / 8], -cb[jt / 8][1])), kdsl_exp2(fmaf(xs[jt][3], sc[jt / 8], -cb[jt / 8][1]))); }
+        for (int jt = 0; jt < 16; ++jt) { ph[jt][0] = kdsl_f16x2_u8(kdsl_exp2(fmaf(xs[jt][0], sc[jt / 8], -cb[jt / 8][0])), kdsl_exp2(fmaf(xs[jt][1], sc[jt / 8], -cb[jt / 8][0]))); ph[jt][1] = kdsl_f16x2_u8(kdsl_exp2(fmaf(xs[jt][2], sc[jt / 8], -cb[jt / 8][1])), kdsl_exp2(fmaf(xs[jt][3], sc[jt / 8], -cb[jt / 8][1]))); }
         #pragma unroll
         for (int kk = 0; kk < 4; ++kk)
         {
-            pa[kk][0] = kdsl_prmt(h[kk * 4 + 0][0], h[kk * 4 + 1][0], 0x6420u);
-            pa[kk][1] = kdsl_prmt(h[kk * 4 + 0][1], h[kk * 4 + 1][1], 0x6420u);
-            pa[kk][2] = kdsl_prmt(h[kk * 4 + 2][0], h[kk * 4 + 3][0], 0x6420u);
-            pa[kk][3] = kdsl_prmt(h[kk * 4 + 2][1], h[kk * 4 + 3][1], 0x6420u);
+            pa[kk][0] = kdsl_prmt(ph[kk * 4 + 0][0], ph[kk * 4 + 1][0], 0x6420u);
+            pa[kk][1] = kdsl_prmt(ph[kk * 4 + 0][1], ph[kk * 4 + 1][1], 0x6420u);
+            pa[kk][2] = kdsl_prmt(ph[kk * 4 + 2][0], ph[kk * 4 + 3][0], 0x6420u);
+            pa[kk][3] = kdsl_prmt(ph[kk * 4 + 2][1], ph[kk * 4 + 3][1], 0x6420u);
         }
         u32 p_sum[2] = {0u, 0u};  // the row sums add the quantized P, byte by byte as the MMA reads it
         #pragma unroll
@@ -498,10 +498,10 @@ kdsl_KernelDsl_Attention_FlashAttention_SlidingWindow_D128Wgmma(
         #pragma unroll
         for (int ks = 0; ks < 2; ++ks) { cb[ks][0] = fmaf(KDSL_FLOAT_BIAS, sc[ks], base[0] + sc[ks] - 7.99435344f); cb[ks][1] = fmaf(KDSL_FLOAT_BIAS, sc[ks], base[1] + sc[ks] - 7.99435344f); }
         // P quantized to u8: exp2 gives 255·P, rounded to an integer n per score in pairs of f16 1024 + n
-        // (h[jt][0]: the row g pair, h[jt][1]: row g + 8). The packing gathers the low bytes and adds them to the row sums.
-        u32 h[16][2];
+        // (ph[jt][0]: the row g pair, ph[jt][1]: row g + 8). The packing gathers the low bytes and adds them to the row sums.
+        u32 ph[16][2];
         #pragma unroll
-        for (int jt = 0; jt < 16; ++jt) { h[jt][0] = kdsl_f16x2_u8(kdsl_exp2(fmaf(xs[jt][0], sc[jt / 8], -cb[jt / 8][0])), kdsl_exp2(fmaf(xs[jt][1], sc[jt / 8], -cb[jt / 8][0]))); h[jt][1] = kdsl_f16x2_u8(kdsl_exp2(fmaf(xs[jt][2], sc[jt / 8], -cb[jt / 8][1])), kdsl_exp2(fmaf(xs[jt][3], sc[jt / 8], -cb[jt / 8][1]))); }
+        for (int jt = 0; jt < 16; ++jt) { ph[jt][0] = kdsl_f16x2_u8(kdsl_exp2(fmaf(xs[jt][0], sc[jt / 8], -cb[jt / 8][0])), kdsl_exp2(fmaf(xs[jt][1], sc[jt / 8], -cb[jt / 8][0]))); ph[jt][1] = kdsl_f16x2_u8(kdsl_exp2(fmaf(xs[jt][2], sc[jt / 8], -cb[jt / 8][1])), kdsl_exp2(fmaf(xs[jt][3], sc[jt / 8], -cb[jt / 8][1]))); }
         kdsl_wgmma_wait<0>();
         kdsl_fence_regs(ob);
         kdsl_fence_regs(pa);  // the wgmma read pa asynchronously: its registers stay live until here
@@ -510,10 +510,10 @@ kdsl_KernelDsl_Attention_FlashAttention_SlidingWindow_D128Wgmma(
         #pragma unroll
         for (int kk = 0; kk < 4; ++kk)
         {
-            pa[kk][0] = kdsl_prmt(h[kk * 4 + 0][0], h[kk * 4 + 1][0], 0x6420u);
-            pa[kk][1] = kdsl_prmt(h[kk * 4 + 0][1], h[kk * 4 + 1][1], 0x6420u);
-            pa[kk][2] = kdsl_prmt(h[kk * 4 + 2][0], h[kk * 4 + 3][0], 0x6420u);
-            pa[kk][3] = kdsl_prmt(h[kk * 4 + 2][1], h[kk * 4 + 3][1], 0x6420u);
+            pa[kk][0] = kdsl_prmt(ph[kk * 4 + 0][0], ph[kk * 4 + 1][0], 0x6420u);
+            pa[kk][1] = kdsl_prmt(ph[kk * 4 + 0][1], ph[kk * 4 + 1][1], 0x6420u);
+            pa[kk][2] = kdsl_prmt(ph[kk * 4 + 2][0], ph[kk * 4 + 3][0], 0x6420u);
+            pa[kk][3] = kdsl_prmt(ph[kk * 4 + 2][1], ph[kk * 4 + 3][1], 0x6420u);
         }
         u32 p_sum[2] = {0u, 0u};  // the row sums add the quantized P, byte by byte as the MMA reads it
         #pragma unroll

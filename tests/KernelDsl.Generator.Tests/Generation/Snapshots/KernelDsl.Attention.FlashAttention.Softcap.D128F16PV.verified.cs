@@ -6,7 +6,7 @@ namespace KernelDsl.Attention.FlashAttention;
 
 static partial class Softcap
 {
-    static partial class D128F16PV
+    public static partial class D128F16PV
     {
         /// <summary>The <c>extern "C"</c> name of the main kernel.</summary>
         public const string KernelName = "kdsl_KernelDsl_Attention_FlashAttention_Softcap_D128F16PV";
