@@ -38,14 +38,35 @@ internal sealed record AttentionVariant(AttentionKernelInfo Kernel)
     /// The kernels without modifiers that the host API's quantizers feed, the library's first, each assembly's in
     /// declaration order (so a mode's first declared tile is its default), then those of other assemblies. Kernels with modifiers are asked for by name.
     /// </summary>
-    public static IReadOnlyList<AttentionVariant> All => Catalog.Where(v => !v.HasModifiers).ToArray();
+    public static IReadOnlyList<AttentionVariant> All => View().All;
 
     /// <summary>Every registered kernel the host API can feed, with modifiers or without.</summary>
-    public static IReadOnlyList<AttentionVariant> Catalog => AttentionCatalog.All
-        .Where(k => k.QScaleRows == QScaleRows && k.KScaleKeys == KScaleKeys)
-        .OrderBy(k => k.Name.StartsWith(LibraryNamespace, StringComparison.Ordinal) ? 0 : 1)
-        .Select(k => new AttentionVariant(k))
-        .ToArray();
+    public static IReadOnlyList<AttentionVariant> Catalog => View().Catalog;
+
+    private sealed record CatalogView(int Version, AttentionVariant[] Catalog, AttentionVariant[] All);
+
+    private static CatalogView? _view;
+
+    /// <summary>
+    /// The catalog as the host API sees it, rebuilt only when an assembly registered more kernels: every Forward selects
+    /// from it before its first launch, so the work would otherwise sit between the caller's timing events and the GPU.
+    /// </summary>
+    private static CatalogView View()
+    {
+        var version = AttentionCatalog.Version;
+        if (Volatile.Read(ref _view) is { } view && view.Version == version)
+        {
+            return view;
+        }
+        var catalog = AttentionCatalog.All
+            .Where(k => k.QScaleRows == QScaleRows && k.KScaleKeys == KScaleKeys)
+            .OrderBy(k => k.Name.StartsWith(LibraryNamespace, StringComparison.Ordinal) ? 0 : 1)
+            .Select(k => new AttentionVariant(k))
+            .ToArray();
+        var fresh = new CatalogView(version, catalog, catalog.Where(v => !v.HasModifiers).ToArray());
+        Volatile.Write(ref _view, fresh);
+        return fresh;
+    }
 
     private static readonly string LibraryNamespace = typeof(AttentionVariant).Namespace! + ".";
 
@@ -53,7 +74,7 @@ internal sealed record AttentionVariant(AttentionKernelInfo Kernel)
     public int HeadDim => Kernel.HeadDim;
     public bool Causal => Kernel.Causal;
     public PvPrecision Pv => Kernel.FloatPv ? PvPrecision.Float16 : PvPrecision.U8;
-    public VStrategy V => Enum.Parse<VStrategy>(Kernel.VStrategy);
+    public VStrategy V { get; } = Enum.Parse<VStrategy>(Kernel.VStrategy);
     public string Tile => Kernel.Tile;
     public KernelModuleDefinition Module => Kernel.Module;
     public bool HasModifiers => Kernel.ScoreModifier is not null || Kernel.MaskModifier is not null;

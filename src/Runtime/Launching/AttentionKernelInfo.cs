@@ -98,6 +98,10 @@ public static class AttentionCatalog
 {
     private static readonly object Gate = new();
     private static readonly List<AttentionKernelInfo> Kernels = [];
+    private static int _version;
+
+    /// <summary>Changes whenever a kernel is registered, so views of the catalog can be cached until then.</summary>
+    public static int Version => Volatile.Read(ref _version);
 
     /// <summary>Called by generated code, in declaration order; a second registration of the same name keeps the first.</summary>
     public static void Register(AttentionKernelInfo kernel)
@@ -108,6 +112,7 @@ public static class AttentionCatalog
             if (!Kernels.Any(k => k.Name == kernel.Name))
             {
                 Kernels.Add(kernel);
+                Volatile.Write(ref _version, _version + 1);
             }
         }
     }
