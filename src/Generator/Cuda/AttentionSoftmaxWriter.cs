@@ -173,7 +173,7 @@ public sealed class AttentionSoftmaxWriter(AttentionPlan plan, CodeWriter w, str
         }
         if (s.Mask is { } mask)
         {
-            crossing += $" || {KeyBlockRangeWriter.BlockClassifierCall(plan, mask, kb)} != KDSL_BLOCK_FULL";
+            crossing += $" || {KeyBlockRangeWriter.PartialBlock(plan, mask, kb)}";
         }
         var what = s.Causal ? " or the causal diagonal" : "";
         w.Line($"// Only a block that crosses the end of the keys{what}{(s.Mask is null ? "" : ", or that the mask does not show whole,")} compares keys; the others skip the masks.");

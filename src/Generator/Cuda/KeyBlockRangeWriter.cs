@@ -33,14 +33,30 @@ public static class KeyBlockRangeWriter
         }
         w.Line($"// The mask's block classifier over this block's rows and each key block; a warp's lanes split the blocks, and");
         w.Line($"// every warp finds the same range. Blocks inside the range that the mask hides are computed, fully masked.");
-        w.Line($"int kv_lo = kv_end, kv_hi = -1;");
+        w.Line($"// The blocks it shows whole are counted too: when they form one run, a step tells whole from partial by two");
+        w.Line($"// compares instead of asking the classifier again.");
+        w.Line($"int kv_lo = kv_end, kv_hi = -1, full_lo = kv_end, full_hi = -1, full_count = 0;");
         w.Block($"for (int kb = {N.Lane}; kb < kv_end; kb += 32)", () =>
         {
-            w.Line($"if ({BlockClassifierCall(plan, mask, "kb")} != KDSL_BLOCK_SKIP) {{ kv_lo = kdsl_min(kv_lo, kb); kv_hi = kb; }}");
+            w.Line($"const int block_class = {BlockClassifierCall(plan, mask, "kb")};");
+            w.Line($"if (block_class != KDSL_BLOCK_SKIP) {{ kv_lo = kdsl_min(kv_lo, kb); kv_hi = kb; }}");
+            w.Line($"if (block_class == KDSL_BLOCK_FULL) {{ full_lo = kdsl_min(full_lo, kb); full_hi = kb; ++full_count; }}");
         });
         w.Line($"const int {N.FirstKeyBlock} = __reduce_min_sync(0xffffffffu, kv_lo), kv_last = __reduce_max_sync(0xffffffffu, kv_hi);");
         w.Line($"const int {N.KeyBlocks} = kv_last < {N.FirstKeyBlock} ? 0 : kv_last + 1 - {N.FirstKeyBlock};");
+        w.Line($"const int {FullFirst} = __reduce_min_sync(0xffffffffu, full_lo), {FullLast} = __reduce_max_sync(0xffffffffu, full_hi);");
+        w.Line($"const int full_blocks = (int)__reduce_add_sync(0xffffffffu, (unsigned)full_count);");
+        w.Line($"const bool {FullRun} = full_blocks == 0 || full_blocks == {FullLast} + 1 - {FullFirst};");
     }
+
+    private const string FullFirst = "full_first", FullLast = "full_last", FullRun = "full_run";
+
+    /// <summary>
+    /// Whether key block <paramref name="block"/> is not shown whole by the mask (so the step runs the per-score mask):
+    /// outside the run of whole blocks when they form one, else the classifier's answer for it.
+    /// </summary>
+    public static string PartialBlock(AttentionPlan plan, ModifierSpec mask, string block) =>
+        $"({FullRun} ? ({block} < {FullFirst} || {block} > {FullLast}) : {BlockClassifierCall(plan, mask, block)} != KDSL_BLOCK_FULL)";
 
     /// <summary>The mask's class of key block <paramref name="block"/> for this query block's rows inside the sequences.</summary>
     public static string BlockClassifierCall(AttentionPlan plan, ModifierSpec mask, string block)

@@ -126,8 +126,8 @@ public class ReadmeTests
                 """.ReplaceLineEndings("\n"), cuda);
             Assert.Contains("xs[jt][r] = kdsl_score_mod(fmaf(xs[jt][r], sl", cuda);
             Assert.Contains("!kdsl_mask_mod(b, h, row, key, u_window)) xs[jt][r] = -KDSL_INF;", cuda);
-            Assert.Contains("!= KDSL_BLOCK_SKIP) { kv_lo = kdsl_min(kv_lo, kb); kv_hi = kb; }", cuda);
-            Assert.Contains("u_window) != KDSL_BLOCK_FULL;", cuda);
+            Assert.Contains("if (block_class != KDSL_BLOCK_SKIP) { kv_lo = kdsl_min(kv_lo, kb); kv_hi = kb; }", cuda);
+            Assert.Contains("u_window) != KDSL_BLOCK_FULL);", cuda);
             Assert.Contains(", float cap, int window)", Generated($"MyModels.WindowSoftcap.{kernel}.g.cs"));
         }
 

@@ -286,13 +286,20 @@ kdsl_KernelDsl_Attention_FlashAttention_CausalMask_D128Wgmma(
     const int kv_end = k_blocks;
     // The mask's block classifier over this block's rows and each key block; a warp's lanes split the blocks, and
     // every warp finds the same range. Blocks inside the range that the mask hides are computed, fully masked.
-    int kv_lo = kv_end, kv_hi = -1;
+    // The blocks it shows whole are counted too: when they form one run, a step tells whole from partial by two
+    // compares instead of asking the classifier again.
+    int kv_lo = kv_end, kv_hi = -1, full_lo = kv_end, full_hi = -1, full_count = 0;
     for (int kb = lane; kb < kv_end; kb += 32)
     {
-        if (kdsl_mask_block(b, h, m0, kdsl_min(m0 + 128, seq_q) - 1, kb * 128, kdsl_min((kb + 1) * 128, seq_k) - 1, u_offset) != KDSL_BLOCK_SKIP) { kv_lo = kdsl_min(kv_lo, kb); kv_hi = kb; }
+        const int block_class = kdsl_mask_block(b, h, m0, kdsl_min(m0 + 128, seq_q) - 1, kb * 128, kdsl_min((kb + 1) * 128, seq_k) - 1, u_offset);
+        if (block_class != KDSL_BLOCK_SKIP) { kv_lo = kdsl_min(kv_lo, kb); kv_hi = kb; }
+        if (block_class == KDSL_BLOCK_FULL) { full_lo = kdsl_min(full_lo, kb); full_hi = kb; ++full_count; }
     }
     const int kv_first = __reduce_min_sync(0xffffffffu, kv_lo), kv_last = __reduce_max_sync(0xffffffffu, kv_hi);
     const int n_blocks = kv_last < kv_first ? 0 : kv_last + 1 - kv_first;
+    const int full_first = __reduce_min_sync(0xffffffffu, full_lo), full_last = __reduce_max_sync(0xffffffffu, full_hi);
+    const int full_blocks = (int)__reduce_add_sync(0xffffffffu, (unsigned)full_count);
+    const bool full_run = full_blocks == 0 || full_blocks == full_last + 1 - full_first;
     if (tid == 0)
     {
         kdsl_mbar_init(q_full, 1);
@@ -366,7 +373,7 @@ kdsl_KernelDsl_Attention_FlashAttention_CausalMask_D128Wgmma(
         #pragma unroll
         for (int ks = 0; ks < 2; ++ks) sc[ks] = kb * 2 + ks < k_tiles ? q_sc * k_scale[bhk * k_tiles + kb * 2 + ks] : 1.f;  // one past the last key's scale is never read (its keys are masked)
         // Only a block that crosses the end of the keys, or that the mask does not show whole, compares keys; the others skip the masks.
-        const bool masked = (kb + 1) * 128 > seq_k || kdsl_mask_block(b, h, m0, kdsl_min(m0 + 128, seq_q) - 1, kb * 128, kdsl_min((kb + 1) * 128, seq_k) - 1, u_offset) != KDSL_BLOCK_FULL;
+        const bool masked = (kb + 1) * 128 > seq_k || (full_run ? (kb < full_first || kb > full_last) : kdsl_mask_block(b, h, m0, kdsl_min(m0 + 128, seq_q) - 1, kb * 128, kdsl_min((kb + 1) * 128, seq_k) - 1, u_offset) != KDSL_BLOCK_FULL);
         float xs[16][4];  // bias + S as floats, −∞ where masked
         #pragma unroll
         for (int jt = 0; jt < 16; ++jt) { xs[jt][0] = __int_as_float(sacc[jt][0]); xs[jt][1] = __int_as_float(sacc[jt][1]); xs[jt][2] = __int_as_float(sacc[jt][2]); xs[jt][3] = __int_as_float(sacc[jt][3]); }
@@ -459,7 +466,7 @@ kdsl_KernelDsl_Attention_FlashAttention_CausalMask_D128Wgmma(
         #pragma unroll
         for (int ks = 0; ks < 2; ++ks) sc[ks] = q_sc * ksc[ks];
         // Only a block that crosses the end of the keys, or that the mask does not show whole, compares keys; the others skip the masks.
-        const bool masked = (kb + 1) * 128 > seq_k || kdsl_mask_block(b, h, m0, kdsl_min(m0 + 128, seq_q) - 1, kb * 128, kdsl_min((kb + 1) * 128, seq_k) - 1, u_offset) != KDSL_BLOCK_FULL;
+        const bool masked = (kb + 1) * 128 > seq_k || (full_run ? (kb < full_first || kb > full_last) : kdsl_mask_block(b, h, m0, kdsl_min(m0 + 128, seq_q) - 1, kb * 128, kdsl_min((kb + 1) * 128, seq_k) - 1, u_offset) != KDSL_BLOCK_FULL);
         float xs[16][4];  // bias + S as floats, −∞ where masked
         #pragma unroll
         for (int jt = 0; jt < 16; ++jt) { xs[jt][0] = __int_as_float(sacc[jt][0]); xs[jt][1] = __int_as_float(sacc[jt][1]); xs[jt][2] = __int_as_float(sacc[jt][2]); xs[jt][3] = __int_as_float(sacc[jt][3]); }

@@ -292,13 +292,20 @@ kdsl_KernelDsl_Attention_FlashAttention_SlidingWindow_D128Bf16(
     const int kv_end = k_blocks;
     // The mask's block classifier over this block's rows and each key block; a warp's lanes split the blocks, and
     // every warp finds the same range. Blocks inside the range that the mask hides are computed, fully masked.
-    int kv_lo = kv_end, kv_hi = -1;
+    // The blocks it shows whole are counted too: when they form one run, a step tells whole from partial by two
+    // compares instead of asking the classifier again.
+    int kv_lo = kv_end, kv_hi = -1, full_lo = kv_end, full_hi = -1, full_count = 0;
     for (int kb = lane; kb < kv_end; kb += 32)
     {
-        if (kdsl_mask_block(b, h, m0, kdsl_min(m0 + 128, seq_q) - 1, kb * 64, kdsl_min((kb + 1) * 64, seq_k) - 1, u_window) != KDSL_BLOCK_SKIP) { kv_lo = kdsl_min(kv_lo, kb); kv_hi = kb; }
+        const int block_class = kdsl_mask_block(b, h, m0, kdsl_min(m0 + 128, seq_q) - 1, kb * 64, kdsl_min((kb + 1) * 64, seq_k) - 1, u_window);
+        if (block_class != KDSL_BLOCK_SKIP) { kv_lo = kdsl_min(kv_lo, kb); kv_hi = kb; }
+        if (block_class == KDSL_BLOCK_FULL) { full_lo = kdsl_min(full_lo, kb); full_hi = kb; ++full_count; }
     }
     const int kv_first = __reduce_min_sync(0xffffffffu, kv_lo), kv_last = __reduce_max_sync(0xffffffffu, kv_hi);
     const int n_blocks = kv_last < kv_first ? 0 : kv_last + 1 - kv_first;
+    const int full_first = __reduce_min_sync(0xffffffffu, full_lo), full_last = __reduce_max_sync(0xffffffffu, full_hi);
+    const int full_blocks = (int)__reduce_add_sync(0xffffffffu, (unsigned)full_count);
+    const bool full_run = full_blocks == 0 || full_blocks == full_last + 1 - full_first;
     const u8* const q_src = (const u8*)(Q + (bh * seq_q + m0) * 128);
     const u8* const k_src = (const u8*)(K + bhk * seq_k * 128);
     const u8* const v_src = (const u8*)(V + b * v_stride_b + hk * v_stride_h);
@@ -360,7 +367,7 @@ kdsl_KernelDsl_Attention_FlashAttention_SlidingWindow_D128Bf16(
         // Online softmax in the log2 domain (softmax scale · log2 e is folded into q_scale).
         const float sc = q_sc * k_scale[bhk * k_tiles + kb];
         // Only a block that crosses the end of the keys, or that the mask does not show whole, compares keys; the others skip the masks.
-        const bool masked = (kb + 1) * 64 > seq_k || kdsl_mask_block(b, h, m0, kdsl_min(m0 + 128, seq_q) - 1, kb * 64, kdsl_min((kb + 1) * 64, seq_k) - 1, u_window) != KDSL_BLOCK_FULL;
+        const bool masked = (kb + 1) * 64 > seq_k || (full_run ? (kb < full_first || kb > full_last) : kdsl_mask_block(b, h, m0, kdsl_min(m0 + 128, seq_q) - 1, kb * 64, kdsl_min((kb + 1) * 64, seq_k) - 1, u_window) != KDSL_BLOCK_FULL);
         float xs[8][4];  // bias + S as floats, −∞ where masked
         #pragma unroll
         for (int jt = 0; jt < 8; ++jt) { xs[jt][0] = __int_as_float(sacc[jt][0]); xs[jt][1] = __int_as_float(sacc[jt][1]); xs[jt][2] = __int_as_float(sacc[jt][2]); xs[jt][3] = __int_as_float(sacc[jt][3]); }
