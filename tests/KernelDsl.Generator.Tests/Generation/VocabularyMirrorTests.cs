@@ -23,6 +23,28 @@ public class VocabularyMirrorTests
         Assert.Equal(Members(runtime), Members(mirror));
     }
 
+    /// <summary>
+    /// The host API binds launcher arguments by the names the signature model gives them: the runtime's constants and
+    /// the model's must be the same set, so a launch can never miss an argument by spelling.
+    /// </summary>
+    [Fact]
+    public void Attention_argument_names_match_the_signature_model()
+    {
+        static string[] Constants(Type t) => t.GetFields().Where(f => f.IsLiteral).Select(f => (string)f.GetRawConstantValue()!).Order(StringComparer.Ordinal).ToArray();
+        var runtime = Constants(typeof(KernelDsl.Launching.AttentionArgumentNames));
+        var model = AttentionSignature.Names.All.Where(n => n != AttentionSignature.Names.Stream).Order(StringComparer.Ordinal).ToArray();
+        Assert.Equal(model, runtime);
+        // ...and every launcher parameter of every plain declaration, in every form, is one of them.
+        var run = GeneratorHarness.RunGenerator(File.ReadAllText(Path.Combine(Root(), "src/Attention/FlashAttention/Int8AttentionVariants.cs")));
+        var specs = run.Result.Results.Single().TrackedSteps[KernelDsl.Generator.TrackingNames.ValidSpecs]
+            .SelectMany(s => s.Outputs).Select(o => o.Value).OfType<AttentionSpec>().ToArray();
+        Assert.NotEmpty(specs);
+        Assert.All(specs.SelectMany(spec => new AttentionPlan(spec).Signature.Host), p => Assert.Contains(p.Name, AttentionSignature.Names.All));
+    }
+
+    private static string Root([System.Runtime.CompilerServices.CallerFilePath] string path = "") =>
+        Path.GetFullPath(Path.Combine(Path.GetDirectoryName(path)!, "..", "..", ".."));
+
     [Fact]
     public void Gemm_defaults_match_the_attribute()
     {
