@@ -64,7 +64,7 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
     private readonly Dictionary<string, IDisposable> _scratch = [];
 
     /// <summary>The head dims some declared variant supports.</summary>
-    public static IReadOnlyList<int> HeadDims { get; } = AttentionVariant.All.Select(v => v.HeadDim).Distinct().Order().ToArray();
+    public static IReadOnlyList<int> HeadDims => AttentionVariant.All.Select(v => v.HeadDim).Distinct().Order().ToArray();
 
     /// <summary>O = softmax(σ·Q·Kᵀ [+ causal mask])·V for f16 tensors; <paramref name="lse"/> (natural log, [B][Hq][Sq]) is optional.</summary>
     /// <exception cref="NonFiniteInputException">q, k or v holds a NaN or ±Inf and <see cref="AttentionOptions.NonFinite"/> is Throw.</exception>
@@ -120,7 +120,7 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
                 $"({(kernel.Causal ? "causal, " : "")}{(kernel.FloatPv ? "16-bit" : "u8")} P·V, {kernel.VStrategy}, {kernel.Tile}).", nameof(options));
         }
         arguments.CheckFor(kernel, nameof(arguments));
-        return new BoundKernel(new AttentionVariant(kernel), arguments);
+        return new BoundKernel(new AttentionVariant(kernel), arguments.Copy());
     }
 
     private void Run<T>(CudaStream stream, TensorView<T> q, TensorView<T> k, TensorView<T> v, TensorView<T> o,
@@ -186,6 +186,7 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
         ArgumentNullException.ThrowIfNull(stream);
         ArgumentNullException.ThrowIfNull(options);
         var shape = AttentionArguments.Check(q, k, v, o, lse);
+        bound?.Arguments.CheckArrays(bound.Variant.Kernel, shape, "arguments");
         var input = typeof(T) == typeof(Half) ? Element.F16 : Element.BF16;
         if (bound is null && options.Autotune && options.Pv == PvPrecision.U8)
         {

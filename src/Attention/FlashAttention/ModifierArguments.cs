@@ -11,7 +11,8 @@ public sealed class ModifierArguments
 {
     private readonly Dictionary<string, object> _values = new(StringComparer.Ordinal);
 
-    public static ModifierArguments None { get; } = new();
+    /// <summary>No arguments, for a kernel whose modifiers take none (a fresh bag each time: bags are mutable).</summary>
+    public static ModifierArguments None => new();
 
     public ModifierArguments Set(string name, int value) => Add(name, value);
 
@@ -54,6 +55,53 @@ public sealed class ModifierArguments
             {
                 var known = kernel.Parameters.Length == 0 ? "none" : string.Join(", ", kernel.Parameters.Select(p => p.Name));
                 throw new ArgumentException($"Kernel {kernel.Name} has no modifier parameter '{name}'; its parameters: {known}.", argumentName);
+            }
+        }
+    }
+
+    /// <summary>A copy, so that the values checked are the values launched even if the caller's bag changes.</summary>
+    internal ModifierArguments Copy()
+    {
+        var copy = new ModifierArguments();
+        foreach (var (name, value) in _values)
+        {
+            copy._values[name] = value;
+        }
+        return copy;
+    }
+
+    /// <summary>
+    /// Each device array is live and holds what the kernel's modifiers index it by (one element per batch entry, query head,
+    /// query or key token, as their bodies show), checked before anything is queued.
+    /// </summary>
+    internal void CheckArrays(AttentionKernelInfo kernel, AttentionDims shape, string argumentName)
+    {
+        foreach (var parameter in kernel.Parameters.Where(p => p.IsArray))
+        {
+            var (buffer, length) = _values[parameter.Name] switch
+            {
+                DeviceBuffer<int> ints => ((object)ints, ints.IsDisposed ? -1 : ints.Length),
+                DeviceBuffer<float> floats => (floats, floats.IsDisposed ? -1 : floats.Length),
+                _ => throw new InvalidOperationException("CheckFor has checked the types."),
+            };
+            if (length < 0)
+            {
+                throw new ObjectDisposedException(parameter.Name, $"Modifier argument '{parameter.Name}' of {kernel.Name} is a disposed device buffer.");
+            }
+            foreach (var extent in parameter.Covers)
+            {
+                var needed = extent switch
+                {
+                    AttentionArgumentNames.Batch => shape.Batch,
+                    AttentionArgumentNames.HeadsQ => shape.HeadsQ,
+                    AttentionArgumentNames.SeqQ => shape.SeqQ,
+                    AttentionArgumentNames.SeqK => shape.SeqK,
+                    _ => throw new InvalidOperationException($"Unknown extent '{extent}'."),
+                };
+                if (length < needed)
+                {
+                    throw new ArgumentException($"Modifier argument '{parameter.Name}' of {kernel.Name} holds {length} elements; its modifier indexes it per {extent}, so it needs at least {needed}.", argumentName);
+                }
             }
         }
     }

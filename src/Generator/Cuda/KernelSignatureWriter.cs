@@ -9,10 +9,9 @@ public static class KernelSignatureWriter
     public static void WriteDeclaration(CodeWriter w, string kernelName, KernelSignature signature)
     {
         w.Line($"{kernelName}(");
-        var parameters = signature.CudaParameters.Split(new[] { ", " }, System.StringSplitOptions.None);
-        for (var i = 0; i < parameters.Length; i++)
+        for (var i = 0; i < signature.Kernel.Count; i++)
         {
-            w.Line($"    {parameters[i]}{(i + 1 < parameters.Length ? "," : ")")}");
+            w.Line($"    {KernelSignature.CudaDeclaration(signature.Kernel[i])}{(i + 1 < signature.Kernel.Count ? "," : ")")}");
         }
     }
 }

@@ -17,7 +17,7 @@ public static class ModifierWriter
     public static string FunctionName(ModifierSpec m) => m.Kind == ModifierKind.Score ? "kdsl_score_mod" : "kdsl_mask_mod";
 
     /// <summary>A user name as CUDA spells it: prefixed, so no user name meets a CUDA keyword or a kernel's own name.</summary>
-    public static string CudaName(string userName) => "u_" + userName;
+    public static string CudaName(string userName) => ModifierParameter.CudaName(userName);
 
     public static string CudaType(ScalarType t) => t switch
     {

@@ -68,8 +68,9 @@ public static class AttentionLauncherWriter
         w.Line($"Tile = Tile,");
         w.Line($"ScoreModifier = {Method(spec.Score)},");
         w.Line($"MaskModifier = {Method(spec.Mask)},");
+        var extents = AttentionSignature.ArrayExtents(spec).ToLookup(e => e.Array, e => CSharpFile.Literal(e.Extent));
         var parameters = AttentionSignature.RuntimeParameters(spec)
-            .Select(p => $"new({CSharpFile.Literal(p.Name)}, typeof({(p.Type == ScalarType.Int ? "int" : "float")}), {(p.IsArray ? "true" : "false")})");
+            .Select(p => $"new({CSharpFile.Literal(p.Name)}, typeof({(p.Type == ScalarType.Int ? "int" : "float")}), {(p.IsArray ? "true" : "false")}, [{string.Join(", ", extents[p.Name])}])");
         w.Line($"Parameters = [{string.Join(", ", parameters)}],");
         w.Line($"Launch = LaunchWith,");
         w.Outdent();
@@ -184,49 +185,15 @@ public static class AttentionLauncherWriter
 
     /// <summary>
     /// A modifier array indexed directly by b, h, q or k must hold that many elements (batch, query heads, query or key
-    /// tokens): the launcher checks what the modifiers' bodies show, before the kernel could read past the end.
+    /// tokens): the launcher checks what the modifiers' bodies show (<see cref="AttentionSignature.ArrayExtents"/>),
+    /// before the kernel could read past the end.
     /// </summary>
     private static void WriteModifierArrayChecks(CodeWriter w, AttentionSpec spec)
     {
-        var extents = new Dictionary<ParameterRole, (string Extent, string What)>
+        foreach (var e in AttentionSignature.ArrayExtents(spec))
         {
-            [ParameterRole.Batch] = ("batch", "one element per batch entry"),
-            [ParameterRole.Head] = ("headsQ", "one element per query head"),
-            [ParameterRole.Query] = ("seqQ", "one element per query token"),
-            [ParameterRole.Key] = ("seqK", "one element per key token"),
-        };
-        var checks = new SortedSet<string>(System.StringComparer.Ordinal);
-        foreach (var modifier in new[] { spec.Score, spec.Mask }.Where(m => m is not null))
-        {
-            var roles = modifier!.Parameters.ToDictionary(p => p.Name, p => p.Role);
-            foreach (var (array, index) in Indexings(modifier))
-            {
-                if (index is ParameterExpression { Name: var name } && roles.TryGetValue(name, out var role) && extents.TryGetValue(role, out var extent))
-                {
-                    checks.Add($"{Guard}.Holds({array}, {extent.Extent}, nameof({array}), \"{extent.What}: the modifier indexes it by {name}\");");
-                }
-            }
+            w.Line($"{Guard}.Holds({e.Array}, {e.Extent}, nameof({e.Array}), \"{e.What}: the modifier indexes it by {e.Index}\");");
         }
-        foreach (var check in checks)
-        {
-            w.Line($"{check}");
-        }
-    }
-
-    /// <summary>Every array read in a modifier's locals and result, with its index expression.</summary>
-    private static IEnumerable<(string Array, ModifierExpression Index)> Indexings(ModifierSpec modifier)
-    {
-        IEnumerable<(string, ModifierExpression)> Walk(ModifierExpression e) => e switch
-        {
-            IndexExpression index => new[] { (index.Array, index.Index) }.Concat(Walk(index.Index)),
-            UnaryExpression unary => Walk(unary.Operand),
-            BinaryExpression binary => Walk(binary.Left).Concat(Walk(binary.Right)),
-            ConditionalExpression c => Walk(c.Condition).Concat(Walk(c.WhenTrue)).Concat(Walk(c.WhenFalse)),
-            ConvertExpression convert => Walk(convert.Operand),
-            CallExpression call => call.Arguments.SelectMany(Walk),
-            _ => [],
-        };
-        return modifier.Locals.SelectMany(l => Walk(l.Value)).Concat(Walk(modifier.Result));
     }
 
     /// <summary>

@@ -105,6 +105,51 @@ public static class AttentionSignature
             .SelectMany(m => m!.Parameters.Where(p => p.Role == ParameterRole.Runtime))
             .GroupBy(p => p.Name).Select(g => g.First());
 
-    /// <summary>The CUDA name of a modifier's runtime parameter (the same rule as the modifier's device function).</summary>
-    public static string ModifierCudaName(string name) => "u_" + name;
+    /// <summary>
+    /// What a modifier array must cover, from the bodies: an array indexed by a bare b, h, q or k holds at least the batch,
+    /// query heads, query or key tokens (<paramref name="spec"/>'s launcher parameter names as the extents), in a stable order.
+    /// Other indexings are the caller's to keep in range.
+    /// </summary>
+    public static IEnumerable<(string Array, string Extent, string What, string Index)> ArrayExtents(AttentionSpec spec)
+    {
+        var extents = new Dictionary<ParameterRole, (string Extent, string What)>
+        {
+            [ParameterRole.Batch] = (Names.Batch, "one element per batch entry"),
+            [ParameterRole.Head] = (Names.HeadsQ, "one element per query head"),
+            [ParameterRole.Query] = (Names.SeqQ, "one element per query token"),
+            [ParameterRole.Key] = (Names.SeqK, "one element per key token"),
+        };
+        var found = new SortedDictionary<string, (string, string, string, string)>(System.StringComparer.Ordinal);
+        foreach (var modifier in new[] { spec.Score, spec.Mask }.Where(m => m is not null))
+        {
+            var roles = modifier!.Parameters.ToDictionary(p => p.Name, p => p.Role);
+            foreach (var (array, index) in Indexings(modifier))
+            {
+                if (index is ParameterExpression { Name: var name } && roles.TryGetValue(name, out var role) && extents.TryGetValue(role, out var extent))
+                {
+                    found[array + "|" + extent.Extent] = (array, extent.Extent, extent.What, name);
+                }
+            }
+        }
+        return found.Values;
+    }
+
+    /// <summary>Every array read in a modifier's locals and result, with its index expression.</summary>
+    private static IEnumerable<(string Array, ModifierExpression Index)> Indexings(ModifierSpec modifier)
+    {
+        IEnumerable<(string, ModifierExpression)> Walk(ModifierExpression e) => e switch
+        {
+            IndexExpression index => new[] { (index.Array, index.Index) }.Concat(Walk(index.Index)),
+            UnaryExpression unary => Walk(unary.Operand),
+            BinaryExpression binary => Walk(binary.Left).Concat(Walk(binary.Right)),
+            ConditionalExpression c => Walk(c.Condition).Concat(Walk(c.WhenTrue)).Concat(Walk(c.WhenFalse)),
+            ConvertExpression convert => Walk(convert.Operand),
+            CallExpression call => call.Arguments.SelectMany(Walk),
+            _ => [],
+        };
+        return modifier.Locals.SelectMany(l => Walk(l.Value)).Concat(Walk(modifier.Result));
+    }
+
+    /// <summary>The CUDA name of a modifier's runtime parameter: the modifier's device function names it the same way.</summary>
+    public static string ModifierCudaName(string name) => ModifierParameter.CudaName(name);
 }

@@ -51,9 +51,12 @@ public sealed record KernelParameter(string CudaName, string CudaType, Passing P
 public sealed record KernelSignature(EquatableArray<HostParameter> Host, EquatableArray<KernelParameter> Kernel)
 {
     /// <summary>The CUDA parameter list, comma separated.</summary>
-    public string CudaParameters => string.Join(", ", Kernel.Select(p => p.Passing == Passing.TensorMap
+    public string CudaParameters => string.Join(", ", Kernel.Select(CudaDeclaration));
+
+    /// <summary>One CUDA parameter's declaration.</summary>
+    public static string CudaDeclaration(KernelParameter p) => p.Passing == Passing.TensorMap
         ? $"const __grid_constant__ {p.CudaType} {p.CudaName}"
-        : $"{p.CudaType} {p.CudaName}"));
+        : $"{p.CudaType} {p.CudaName}";
 
     /// <summary>The C# <c>Launch</c> parameter list.</summary>
     public string CSharpParameters => string.Join(", ", Host.Select(p => $"{p.DeclaredType} {p.Name}"));

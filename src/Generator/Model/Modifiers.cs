@@ -24,7 +24,14 @@ public enum ParameterRole { Score, Batch, Head, Query, Key, Runtime }
 /// [Nondecreasing] promise on an array (arr[i] ≤ arr[i + 1]), which lets the block classifier bound arr[i] over a range
 /// of i by the two end elements.
 /// </summary>
-public sealed record ModifierParameter(string Name, ScalarType Type, bool IsArray, ParameterRole Role, bool Nondecreasing = false);
+public sealed record ModifierParameter(string Name, ScalarType Type, bool IsArray, ParameterRole Role, bool Nondecreasing = false)
+{
+    /// <summary>
+    /// The CUDA spelling of a C# name in a modifier: prefixed, so that no user name can be a CUDA keyword or collide with
+    /// the kernel's own names.
+    /// </summary>
+    public static string CudaName(string name) => "u_" + name;
+}
 
 /// <summary>
 /// One modifier method, translated: its signature and its body as a small expression tree that the CUDA writer and the

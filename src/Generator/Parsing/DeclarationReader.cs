@@ -56,9 +56,7 @@ public static class DeclarationReader
         }
         // A kernel attribute that did not bind (missing or mistyped arguments, mid-edit) is the compiler's error to
         // report; reading it would only guess.
-        if (attributes.Any(a => IsKernelAttribute(a) && (a.AttributeConstructor is null
-            || a.ConstructorArguments.Any(c => c.Kind == TypedConstantKind.Error)
-            || a.NamedArguments.Any(n => n.Value.Kind == TypedConstantKind.Error))))
+        if (Unbound(attributes))
         {
             return new DeclarationResult(null, EquatableArray<DiagnosticInfo>.Empty);
         }
@@ -110,6 +108,13 @@ public static class DeclarationReader
             return new[] { Failed(Rules.EmptyAttentionFamily, where, symbol.Name, forms.Name) }.ToEquatableArray();
         }
         var outer = Describe(symbol, syntax);
+        var taken = symbol.GetTypeMembers().Select(t => t.Name).ToImmutableHashSet();
+        // The family's kernels are new types nested in it: a name it already has (its own nested type, or the forms
+        // themselves when a type is its own family) would be declared twice.
+        if (kernels.FirstOrDefault(k => taken.Contains(k.Name)) is { } clash)
+        {
+            return new[] { Failed(Rules.FamilyKernelNameTaken, where, symbol.Name, clash.Name) }.ToEquatableArray();
+        }
         var results = new List<DeclarationResult>();
         foreach (var form in kernels)
         {
@@ -122,7 +127,9 @@ public static class DeclarationReader
                 Accessibility = symbol.DeclaredAccessibility == Accessibility.Public ? "public " : "internal ",
                 ContainingTypes = outer.ContainingTypes.Concat([(symbol.IsStatic ? "static " : "") + "partial " + Keyword(symbol) + " " + symbol.Name]).ToEquatableArray(),
             };
-            results.Add(ReadFamily(form, form.GetAttributes(), AttentionAttribute, type, where, symbol, context.SemanticModel.Compilation, cancellationToken, attribute));
+            // The family's modifiers are the same for every form: their diagnostics are reported with the first form only.
+            results.Add(ReadFamily(form, form.GetAttributes(), AttentionAttribute, type, where, symbol, context.SemanticModel.Compilation, cancellationToken, attribute,
+                reportModifiers: results.Count == 0));
         }
         return results.ToEquatableArray();
     }
@@ -133,7 +140,8 @@ public static class DeclarationReader
     /// </summary>
     /// <param name="overrides">An [AttentionFamily] attribute whose named arguments (Causal) win over the form's.</param>
     private static DeclarationResult ReadFamily(INamedTypeSymbol declaration, ImmutableArray<AttributeData> attributes, string familyAttribute, TypeDeclaration type,
-        LocationInfo? typeLocation, INamedTypeSymbol modifierHost, Compilation compilation, CancellationToken cancellationToken, AttributeData? overrides = null)
+        LocationInfo? typeLocation, INamedTypeSymbol modifierHost, Compilation compilation, CancellationToken cancellationToken, AttributeData? overrides = null,
+        bool reportModifiers = true)
     {
         var symbol = declaration;
         var family = attributes.First(a => NameOf(a) == familyAttribute);
@@ -146,6 +154,11 @@ public static class DeclarationReader
         // The layouts and atoms of the nearest declaration along the Like chain that declares any.
         var atomSource = like is null ? attributes
             : new[] { attributes }.Concat(like.Value.Attributes).FirstOrDefault(HasAtoms) is { IsDefault: false } found ? found : attributes;
+        // A form's or a Like target's attribute that did not bind is the compiler's error too (reported at that type).
+        if (Unbound(attributes) || Unbound(atomSource) || (like is { } chain && Unbound(chain.Families)))
+        {
+            return new DeclarationResult(null, EquatableArray<DiagnosticInfo>.Empty);
+        }
         var layouts = atomSource.Where(a => NameOf(a) == SmemLayoutAttribute).ToArray();
         var atoms = atomSource.Where(a => NameOf(a) == CopyAtomAttribute).ToArray();
         var mmaAttributes = atomSource.Where(a => NameOf(a) == MmaAtomAttribute).ToArray();
@@ -241,7 +254,13 @@ public static class DeclarationReader
             TargetKind.Mma => LocationInfo.From((mmaByProduct[target.Index] ?? family).ApplicationSyntaxReference?.GetSyntax(cancellationToken)),
             _ => typeLocation,
         };
-        var diagnostics = findings.Select(f => new DiagnosticInfo(f.Rule, Where(f.Target), f.Arguments)).Concat(modifierDiagnostics).ToEquatableArray();
+        if (!reportModifiers && modifierDiagnostics.Any(d => d.Rule.Severity == RuleSeverity.Error))
+        {
+            // The first form of the family reported them; this kernel, like that one, is not emitted.
+            return new DeclarationResult(null, EquatableArray<DiagnosticInfo>.Empty);
+        }
+        var diagnostics = findings.Select(f => new DiagnosticInfo(f.Rule, Where(f.Target), f.Arguments))
+            .Concat(reportModifiers ? modifierDiagnostics : []).ToEquatableArray();
         return new DeclarationResult(spec, diagnostics);
     }
 
@@ -257,11 +276,15 @@ public static class DeclarationReader
             foreach (var parameter in modifier?.Parameters.Where(p => p.Role == ParameterRole.Runtime) ?? [])
             {
                 string? why = null;
-                if (AttentionSignature.Names.All.Contains(parameter.Name))
+                if (AttentionSignature.Names.All.Contains(parameter.Name) || LauncherNames.Contains(parameter.Name))
                 {
-                    why = "the kernel's launcher already has a parameter of that name; rename it";
+                    why = "the kernel's generated launcher already has a parameter, local or member of that name; rename it";
                 }
-                else if (seen.TryGetValue(parameter.Name, out var other) && other != parameter)
+                else if (SyntaxFacts.GetKeywordKind(parameter.Name) != SyntaxKind.None || SyntaxFacts.GetContextualKeywordKind(parameter.Name) != SyntaxKind.None)
+                {
+                    why = "it is a C# keyword, which the generated launcher cannot name as a parameter; rename it";
+                }
+                else if (seen.TryGetValue(parameter.Name, out var other) && (other.Type, other.IsArray) != (parameter.Type, parameter.IsArray))
                 {
                     why = "the other modifier has a parameter of the same name with another type; both read one launch argument, so use one type or two names";
                 }
@@ -273,6 +296,14 @@ public static class DeclarationReader
             }
         }
     }
+
+    /// <summary>The generated attention launcher's members and locals, which a modifier parameter would shadow or clash with.</summary>
+    private static readonly string[] LauncherNames =
+    [
+        "arguments", "qMap", "kMap", "vMap", "Module", "KernelName", "CudaSource", "ThreadsPerBlock", "SharedMemoryBytes", "MinimumSm",
+        "HeadDim", "BlockM", "QScaleRows", "BlockN", "KScaleKeys", "PScale", "Causal", "F16PV", "Tile", "PretransposedV", "Info",
+        "Launch", "LaunchWith",
+    ];
 
     private static string? NameOf(AttributeData attribute) => attribute.AttributeClass?.ToDisplayString();
 
@@ -352,6 +383,11 @@ public static class DeclarationReader
         }
         return DefaultTargets.ToEquatableArray();
     }
+
+    private static bool Unbound(IEnumerable<AttributeData> attributes) =>
+        attributes.Any(a => IsKernelAttribute(a) && (a.AttributeConstructor is null
+            || a.ConstructorArguments.Any(c => c.Kind == TypedConstantKind.Error)
+            || a.NamedArguments.Any(n => n.Value.Kind == TypedConstantKind.Error)));
 
     private static bool HasAtoms(ImmutableArray<AttributeData> attributes) =>
         attributes.Any(a => NameOf(a) is SmemLayoutAttribute or CopyAtomAttribute or MmaAtomAttribute);

@@ -42,6 +42,9 @@ public static class Rules
     public static readonly Rule EmptyAttentionFamily = new("KDSL0010", "Attention family with no forms",
         "'{0}' is an [AttentionFamily] of '{1}', which declares no [FlashAttentionForward] type nested in it: list the family's kernels there, each a [FlashAttentionForward] type");
 
+    public static readonly Rule FamilyKernelNameTaken = new("KDSL0011", "Attention family kernel name taken",
+        "'{0}' is an [AttentionFamily] whose form '{1}' would become the nested type '{0}.{1}', but '{0}' already has a type of that name: rename one, or keep the forms in their own [AttentionForms] type");
+
     public static readonly Rule ModifierParameterName = new("KDSL0650", "Modifier parameter name clashes",
         "parameter '{1}' of modifier '{0}' cannot become a launcher argument: {2}");
 
@@ -110,7 +113,7 @@ public static class Rules
 
     public static readonly Rule[] All =
     [
-        NotPartial, TwoFamilies, InvalidParameter, MissingLayout, Duplicate, UnknownOperand, MissingAtom, UnsupportedType, InvalidLike, EmptyAttentionFamily, ModifierParameterName,
+        NotPartial, TwoFamilies, InvalidParameter, MissingLayout, Duplicate, UnknownOperand, MissingAtom, UnsupportedType, InvalidLike, EmptyAttentionFamily, FamilyKernelNameTaken, ModifierParameterName,
         SwizzleBreaksChunks, SwizzleSpan, BankConflicts, LayoutElement, TmaSwizzle, SharedMemoryLimit, TileNotDivisible,
         AtomTargetMismatch, AtomNotForFamily, FragmentMismatch,
         ModifierSignature, ModifierLoop, ModifierStatement, ModifierCall, ModifierAllocation, ModifierType,

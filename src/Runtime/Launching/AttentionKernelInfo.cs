@@ -6,7 +6,12 @@ namespace KernelDsl.Launching;
 /// <param name="Name">The C# parameter name, which is also the launcher's and the key callers bind it by.</param>
 /// <param name="ElementType">typeof(int) or typeof(float).</param>
 /// <param name="IsArray">A <c>DeviceBuffer&lt;T&gt;</c> on the device side; a scalar otherwise.</param>
-public sealed record AttentionModifierParameter(string Name, Type ElementType, bool IsArray);
+/// <param name="Covers">
+/// For an array: the launch extents it must hold one element per, as the modifiers index it by b, h, q or k
+/// (<see cref="AttentionArgumentNames.Batch"/>, <see cref="AttentionArgumentNames.HeadsQ"/>, <see cref="AttentionArgumentNames.SeqQ"/>,
+/// <see cref="AttentionArgumentNames.SeqK"/>); empty when the bodies index it otherwise.
+/// </param>
+public sealed record AttentionModifierParameter(string Name, Type ElementType, bool IsArray, ImmutableArray<string> Covers);
 
 /// <summary>
 /// What the generator says of one declared attention kernel, for hosts that choose among kernels at run time: what it

@@ -503,7 +503,10 @@ public class DiagnosticTests
     }
 
     [Theory]
-    [InlineData("int seqQ", "the kernel's launcher already has a parameter of that name")]
+    [InlineData("int seqQ", "the kernel's generated launcher already has a parameter, local or member of that name")]
+    [InlineData("int BlockM", "the kernel's generated launcher already has a parameter, local or member of that name")]
+    [InlineData("int arguments", "the kernel's generated launcher already has a parameter, local or member of that name")]
+    [InlineData("float @base", "it is a C# keyword")]
     [InlineData("float window", "the other modifier has a parameter of the same name with another type")]
     public void KDSL0650_modifier_parameter_names(string scoreParameter, string why)
     {
@@ -560,6 +563,31 @@ public class DiagnosticTests
             Assert.Contains("kdsl_mask_mod", SnapshotTests.RawStringContent(run.Source($"Users.Window.{form}.cu.g.cs")));
         }
         Assert.Contains("1 stages", run.Source("Users.Window.OneStage.g.cs"));
+    }
+
+    [Theory]
+    [InlineData("public static partial class Plain { }", "Plain")]
+    [InlineData("", "Plain")]
+    public void KDSL0011_a_family_kernel_name_that_is_taken(string ownNested, string name)
+    {
+        // A nested type of the family's own with a form's name, or (second case) a family that is its own forms type.
+        var source = AttentionDeclaration.Replace("BLOCKS", "1") + $$"""
+
+            {{(ownNested.Length > 0 ? "[AttentionForms]" : "")}}
+            public static partial class Forms
+            {
+                [FlashAttentionForward(Like = typeof(Attention))] public static partial class Plain;
+            }
+
+            [AttentionFamily(typeof({{(ownNested.Length > 0 ? "Forms" : "Family")}}))]
+            public static partial class Family
+            {
+                [MaskModifier] public static bool Visible(int b, int h, int q, int k) => k <= q;
+                {{(ownNested.Length > 0 ? ownNested : "[FlashAttentionForward(Like = typeof(Attention))] public static partial class Plain;")}}
+            }
+            """;
+        var d = Single(source, "KDSL0011");
+        Assert.Contains($"'Family.{name}'", d.GetMessage());
     }
 
     [Fact]

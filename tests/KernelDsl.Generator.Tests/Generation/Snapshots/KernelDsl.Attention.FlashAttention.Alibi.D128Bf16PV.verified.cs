@@ -63,7 +63,7 @@ static partial class Alibi
             Tile = Tile,
             ScoreModifier = "KernelDsl.Attention.FlashAttention.Alibi.Bias",
             MaskModifier = null,
-            Parameters = [new("slopes", typeof(float), true)],
+            Parameters = [new("slopes", typeof(float), true, ["headsQ"])],
             Launch = LaunchWith,
         };
 

@@ -63,7 +63,7 @@ static partial class CausalMask
             Tile = Tile,
             ScoreModifier = null,
             MaskModifier = "KernelDsl.Attention.FlashAttention.CausalMask.Visible",
-            Parameters = [new("offset", typeof(int), false)],
+            Parameters = [new("offset", typeof(int), false, [])],
             Launch = LaunchWith,
         };
 

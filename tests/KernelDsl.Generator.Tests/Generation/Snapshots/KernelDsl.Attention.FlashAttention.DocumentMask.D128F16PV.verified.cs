@@ -63,7 +63,7 @@ static partial class DocumentMask
             Tile = Tile,
             ScoreModifier = null,
             MaskModifier = "KernelDsl.Attention.FlashAttention.DocumentMask.SameDocument",
-            Parameters = [new("documents", typeof(int), true)],
+            Parameters = [new("documents", typeof(int), true, ["seqK", "seqQ"])],
             Launch = LaunchWith,
         };
 

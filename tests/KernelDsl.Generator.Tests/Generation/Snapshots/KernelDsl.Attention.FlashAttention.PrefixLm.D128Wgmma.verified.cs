@@ -63,7 +63,7 @@ static partial class PrefixLm
             Tile = Tile,
             ScoreModifier = null,
             MaskModifier = "KernelDsl.Attention.FlashAttention.PrefixLm.Visible",
-            Parameters = [new("prefix", typeof(int), false)],
+            Parameters = [new("prefix", typeof(int), false, [])],
             Launch = LaunchWith,
         };
 

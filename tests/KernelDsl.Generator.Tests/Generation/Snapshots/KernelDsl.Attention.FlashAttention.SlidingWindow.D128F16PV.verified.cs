@@ -63,7 +63,7 @@ static partial class SlidingWindow
             Tile = Tile,
             ScoreModifier = null,
             MaskModifier = "KernelDsl.Attention.FlashAttention.SlidingWindow.Visible",
-            Parameters = [new("window", typeof(int), false)],
+            Parameters = [new("window", typeof(int), false, [])],
             Launch = LaunchWith,
         };
 

@@ -63,7 +63,7 @@ static partial class Softcap
             Tile = Tile,
             ScoreModifier = "KernelDsl.Attention.FlashAttention.Softcap.Cap",
             MaskModifier = null,
-            Parameters = [new("cap", typeof(float), false)],
+            Parameters = [new("cap", typeof(float), false, [])],
             Launch = LaunchWith,
         };
 
