@@ -200,5 +200,13 @@ public class ModifierVariantGpuTests(ITestOutputHelper output)
         Assert.Contains("must be a Int32", mistyped.Message);
         var extra = Assert.Throws<ArgumentException>(() => attention.Forward(stream, kernel, view, view, view, view, new ModifierArguments().Set("window", 3).Set("cap", 1f)));
         Assert.Contains("no modifier parameter 'cap'", extra.Message);
+        // ALiBi indexes its slopes by the query head: fewer slopes than heads is refused before any work.
+        using var twoHeads = device.Allocate<Half>(2 * 64 * 128);
+        var heads = TensorView<Half>.Contiguous(twoHeads, 1, 2, 64, 128);
+        using var oneSlope = device.Upload<float>([0.5f]);
+        var shortArray = Assert.Throws<ArgumentException>(() => attention.Forward(stream, Alibi.D128.Info, heads, heads, heads, heads, new ModifierArguments().Set("slopes", oneSlope)));
+        Assert.Equal("arguments", shortArray.ParamName);
+        Assert.Contains("'slopes'", shortArray.Message);
+        Assert.Contains("needs at least 2", shortArray.Message);
     }
 }
