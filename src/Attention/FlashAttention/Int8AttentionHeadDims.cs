@@ -50,15 +50,9 @@ public static partial class Int8AttentionD96TransPrmtBf16;
 [FlashAttentionForward(Like = typeof(Int8AttentionD96TransPrmt), Causal = true, Output = Element.BF16)]
 public static partial class Int8AttentionD96CausalTransPrmtBf16;
 
-/// <summary>D = 96, accuracy mode on bf16 MMAs, bf16 in and out.</summary>
-[FlashAttentionForward(HeadDim = 96, BlockM = 64, QScaleRows = 128, BlockN = 64, Warps = 4, Stages = 2, MinBlocksPerSm = 2, Output = Element.BF16)]
-[SmemLayout(Operand.Q, Element.S8, 1, 4, 3)]
-[SmemLayout(Operand.K, Element.S8, 1, 4, 3)]
+/// <summary>D = 96, accuracy mode on bf16 MMAs, bf16 in and out: the f16 declaration with V and P·V in bf16.</summary>
+[FlashAttentionForward(Like = typeof(Int8AttentionD96F16PV), Output = Element.BF16)]
 [SmemLayout(Operand.V, Element.BF16, 2, 3, 3)]
-[CopyAtom(Operand.Q, CopyAtoms.Ldsm)]
-[CopyAtom(Operand.K, CopyAtoms.Ldsm)]
-[CopyAtom(Operand.V, CopyAtoms.LdsmTrans)]
-[MmaAtom(MmaAtoms.M16N8K32_S32S8S8)]
 [MmaAtom(MmaAtoms.M16N8K16_F32BF16BF16, Product = MmaProduct.PV)]
 public static partial class Int8AttentionD96Bf16PV;
 
@@ -112,15 +106,9 @@ public static partial class Int8AttentionD256TransPrmtBf16;
 [FlashAttentionForward(Like = typeof(Int8AttentionD256TransPrmt), Causal = true, Output = Element.BF16)]
 public static partial class Int8AttentionD256CausalTransPrmtBf16;
 
-/// <summary>D = 256, accuracy mode on bf16 MMAs, bf16 in and out.</summary>
-[FlashAttentionForward(HeadDim = 256, BlockM = 128, BlockN = 64, Warps = 8, Stages = 1, Output = Element.BF16)]
-[SmemLayout(Operand.Q, Element.S8, 3, 4, 4)]
-[SmemLayout(Operand.K, Element.S8, 3, 4, 4)]
+/// <summary>D = 256, accuracy mode on bf16 MMAs, bf16 in and out: the f16 declaration with V and P·V in bf16.</summary>
+[FlashAttentionForward(Like = typeof(Int8AttentionD256F16PV), Output = Element.BF16)]
 [SmemLayout(Operand.V, Element.BF16, 3, 3, 5)]
-[CopyAtom(Operand.Q, CopyAtoms.Ldsm)]
-[CopyAtom(Operand.K, CopyAtoms.Ldsm)]
-[CopyAtom(Operand.V, CopyAtoms.LdsmTrans)]
-[MmaAtom(MmaAtoms.M16N8K32_S32S8S8)]
 [MmaAtom(MmaAtoms.M16N8K16_F32BF16BF16, Product = MmaProduct.PV)]
 public static partial class Int8AttentionD256Bf16PV;
 

@@ -106,15 +106,9 @@ public static partial class Int8AttentionD64CausalF16PV;
 [FlashAttentionForward(Like = typeof(Int8AttentionD128TransPrmt), Output = Element.BF16)]
 public static partial class Int8AttentionD128TransPrmtBf16;
 
-/// <summary>D = 128, accuracy mode on bf16 MMAs, bf16 in and out.</summary>
-[FlashAttentionForward(HeadDim = 128, BlockM = 128, BlockN = 64, Warps = 8, Stages = 2, Output = Element.BF16)]
-[SmemLayout(Operand.Q, Element.S8, 3, 4, 3)]
-[SmemLayout(Operand.K, Element.S8, 3, 4, 3)]
+/// <summary>D = 128, accuracy mode on bf16 MMAs, bf16 in and out: the f16 declaration with V and P·V in bf16.</summary>
+[FlashAttentionForward(Like = typeof(Int8AttentionD128F16PV), Output = Element.BF16)]
 [SmemLayout(Operand.V, Element.BF16, 3, 3, 4)]
-[CopyAtom(Operand.Q, CopyAtoms.Ldsm)]
-[CopyAtom(Operand.K, CopyAtoms.Ldsm)]
-[CopyAtom(Operand.V, CopyAtoms.LdsmTrans)]
-[MmaAtom(MmaAtoms.M16N8K32_S32S8S8)]
 [MmaAtom(MmaAtoms.M16N8K16_F32BF16BF16, Product = MmaProduct.PV)]
 public static partial class Int8AttentionD128Bf16PV;
 
@@ -130,15 +124,9 @@ public static partial class Int8AttentionD128CausalBf16PV;
 [FlashAttentionForward(Like = typeof(Int8AttentionD64TransPrmt), Output = Element.BF16)]
 public static partial class Int8AttentionD64TransPrmtBf16;
 
-/// <summary>D = 64, accuracy mode on bf16 MMAs, bf16 in and out.</summary>
-[FlashAttentionForward(HeadDim = 64, BlockM = 128, BlockN = 64, Warps = 8, Stages = 2, Output = Element.BF16)]
-[SmemLayout(Operand.Q, Element.S8, 2, 4, 3)]
-[SmemLayout(Operand.K, Element.S8, 2, 4, 3)]
+/// <summary>D = 64, accuracy mode on bf16 MMAs, bf16 in and out: the f16 declaration with V and P·V in bf16.</summary>
+[FlashAttentionForward(Like = typeof(Int8AttentionD64F16PV), Output = Element.BF16)]
 [SmemLayout(Operand.V, Element.BF16, 3, 3, 3)]
-[CopyAtom(Operand.Q, CopyAtoms.Ldsm)]
-[CopyAtom(Operand.K, CopyAtoms.Ldsm)]
-[CopyAtom(Operand.V, CopyAtoms.LdsmTrans)]
-[MmaAtom(MmaAtoms.M16N8K32_S32S8S8)]
 [MmaAtom(MmaAtoms.M16N8K16_F32BF16BF16, Product = MmaProduct.PV)]
 public static partial class Int8AttentionD64Bf16PV;
 

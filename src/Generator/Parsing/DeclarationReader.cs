@@ -151,9 +151,8 @@ public static class DeclarationReader
         {
             return likeError;
         }
-        // The layouts and atoms of the nearest declaration along the Like chain that declares any.
-        var atomSource = like is null ? attributes
-            : new[] { attributes }.Concat(like.Value.Attributes).FirstOrDefault(HasAtoms) is { IsDefault: false } found ? found : attributes;
+        // The layouts and atoms along the Like chain, farthest first, each nearer declaration's replacing the ones it names.
+        var atomSource = like is null ? attributes : MergeAtoms(like.Value.Attributes.Reverse().Append(attributes));
         // A form's or a Like target's attribute that did not bind is the compiler's error too (reported at that type).
         if (Unbound(attributes) || Unbound(atomSource) || (like is { } chain && Unbound(chain.Families)))
         {
@@ -389,8 +388,49 @@ public static class DeclarationReader
             || a.ConstructorArguments.Any(c => c.Kind == TypedConstantKind.Error)
             || a.NamedArguments.Any(n => n.Value.Kind == TypedConstantKind.Error)));
 
-    private static bool HasAtoms(ImmutableArray<AttributeData> attributes) =>
-        attributes.Any(a => NameOf(a) is SmemLayoutAttribute or CopyAtomAttribute or MmaAtomAttribute);
+    /// <summary>
+    /// The layout and atom attributes of a Like chain, farthest declaration first: a nearer declaration's layout replaces
+    /// the one for its operand, a copy atom the one for its operand and direction, an MMA atom the one for its product;
+    /// anything else it declares is added. Replacements keep their place, so a declaration that changes one atom yields
+    /// the same spec order as one that spells them all. Within one declaration nothing is merged (duplicates stay KDSL0005).
+    /// </summary>
+    private static ImmutableArray<AttributeData> MergeAtoms(IEnumerable<ImmutableArray<AttributeData>> chain)
+    {
+        var merged = new List<(AttributeData Attribute, object? Key, int Level)>();
+        var level = 0;
+        foreach (var declaration in chain)
+        {
+            foreach (var attribute in declaration.Where(a => NameOf(a) is SmemLayoutAttribute or CopyAtomAttribute or MmaAtomAttribute))
+            {
+                var key = AtomKey(attribute);
+                var replaced = key is null ? -1 : merged.FindIndex(m => m.Level < level && Equals(m.Key, key));
+                if (replaced >= 0)
+                {
+                    merged[replaced] = (attribute, key, level);
+                }
+                else
+                {
+                    merged.Add((attribute, key, level));
+                }
+            }
+            level++;
+        }
+        return merged.Select(m => m.Attribute).ToImmutableArray();
+    }
+
+    /// <summary>What a layout or atom attribute is for: (kind, operand) for a layout, (kind, operand, direction) for a copy atom, (kind, product) for an MMA atom; null when it cannot be told.</summary>
+    private static object? AtomKey(AttributeData attribute)
+    {
+        var args = attribute.ConstructorArguments;
+        return NameOf(attribute) switch
+        {
+            SmemLayoutAttribute when args.Length > 0 && args[0].Value is int operand => ("layout", operand),
+            CopyAtomAttribute when args.Length > 1 && args[0].Value is int operand && args[1].Value is int atom && System.Enum.IsDefined(typeof(CopyAtomKind), atom)
+                => ("copy", operand, Atoms.CopyAtom.Get((CopyAtomKind)atom).Direction),
+            MmaAtomAttribute => ("mma", attribute.NamedArguments.FirstOrDefault(n => n.Key == "Product").Value.Value as int? ?? 0),
+            _ => null,
+        };
+    }
 
     /// <summary>
     /// The declarations a family attribute's <c>Like</c> chain names, nearest first: their family attributes and all their

@@ -139,8 +139,8 @@ public sealed class FlashAttentionForwardAttribute : Attribute
     /// <summary>
     /// Another [FlashAttentionForward] type whose layouts, atoms and parameters this declaration takes; the named
     /// arguments given here replace its. Declares a family of kernels that differ in a few choices (causal, output type,
-    /// modifiers) without repeating their attribute lines. Layout and atom attributes, if any are given here, replace all
-    /// of the other's.
+    /// modifiers) without repeating their attribute lines. Layout and atom attributes given here replace the other's for
+    /// the same operand (a layout), operand and direction (a copy atom) or product (an MMA atom), and add to the rest.
     /// </summary>
     public Type? Like { get; set; }
     /// <summary>Architectures the variant must compile for.</summary>

@@ -471,6 +471,27 @@ public class DiagnosticTests
     }
 
     [Fact]
+    public void Like_with_one_layout_and_one_atom_replaces_just_those_and_equals_the_declaration_spelled_out()
+    {
+        var spelled = AttentionDeclaration.Replace("BLOCKS", "1")
+            .Replace("[SmemLayout(Operand.V, Element.S8, 3, 4, 3)]", "[SmemLayout(Operand.V, Element.F16, 3, 3, 3)]")
+            .Replace("[CopyAtom(Operand.V, CopyAtoms.LdsmTransPrmt)]", "[CopyAtom(Operand.V, CopyAtoms.LdsmTrans)]")
+            .Replace("[MmaAtom(MmaAtoms.M16N8K32_S32U8S8, Product = MmaProduct.PV)]", "[MmaAtom(MmaAtoms.M16N8K16_F32F16F16, Product = MmaProduct.PV)]");
+        var derived = AttentionDeclaration.Replace("BLOCKS", "1").Replace("public static partial class Attention;", "public static partial class Base;") + """
+
+            [FlashAttentionForward(Like = typeof(Base))]
+            [SmemLayout(Operand.V, Element.F16, 3, 3, 3)]
+            [CopyAtom(Operand.V, CopyAtoms.LdsmTrans)]
+            [MmaAtom(MmaAtoms.M16N8K16_F32F16F16, Product = MmaProduct.PV)]
+            public static partial class Attention;
+            """;
+        static KernelDsl.Generator.Model.AttentionSpec Spec(string source) => GeneratorHarness.RunGenerator(source).Result.Results.Single()
+            .TrackedSteps[KernelDsl.Generator.TrackingNames.ValidSpecs].SelectMany(s => s.Outputs).Select(o => o.Value)
+            .OfType<KernelDsl.Generator.Model.AttentionSpec>().Single(s => s.Type.Name == "Attention");
+        Assert.Equal(Spec(spelled), Spec(derived));
+    }
+
+    [Fact]
     public void Like_follows_a_chain_and_the_nearest_named_argument_wins()
     {
         var source = AttentionDeclaration.Replace("BLOCKS", "2")
