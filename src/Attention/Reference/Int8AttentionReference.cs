@@ -212,16 +212,12 @@ public static class Int8AttentionReference
                 {
                     row.S[t] = float.NegativeInfinity;
                 }
-                else if (score is null)
-                {
-                    var qk = qScale * inputs.K.Scales[kvHead * kTiles + key / kScaleKeys];
-                    row.S[t] = Dot(shape, inputs, b, h, i, key) * qk;
-                }
                 else
                 {
                     var qk = qScale * inputs.K.Scales[kvHead * kTiles + key / kScaleKeys];
-                    var natural = MathF.FusedMultiplyAdd(Dot(shape, inputs, b, h, i, key), qk, qm) * Ln2;
-                    row.S[t] = score(natural, b, h, i, key) * Log2E;
+                    row.S[t] = score is null
+                        ? Dot(shape, inputs, b, h, i, key) * qk
+                        : score(MathF.FusedMultiplyAdd(Dot(shape, inputs, b, h, i, key), qk, qm) * Ln2, b, h, i, key) * Log2E;
                 }
                 blockMax = MathF.Max(blockMax, row.S[t]);
             }

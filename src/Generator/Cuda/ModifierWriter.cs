@@ -92,21 +92,8 @@ public static class ModifierWriter
     public const string ApproximateTanh = "kdsl_tanh_approx";
 
     /// <summary>Whether a score modifier calls float tanh, so its module needs <see cref="ApproximateTanh"/>.</summary>
-    public static bool UsesApproximateTanh(ModifierSpec m)
-    {
-        bool Uses(ModifierExpression e) => e switch
-        {
-            CallExpression { Function: MathFunction.Tanh } c when ArgumentType(c) == ScalarType.Float => true,
-            CallExpression c => c.Arguments.Any(Uses),
-            UnaryExpression u => Uses(u.Operand),
-            BinaryExpression b => Uses(b.Left) || Uses(b.Right),
-            ConditionalExpression c => Uses(c.Condition) || Uses(c.WhenTrue) || Uses(c.WhenFalse),
-            ConvertExpression c => Uses(c.Operand),
-            IndexExpression i => Uses(i.Index),
-            _ => false,
-        };
-        return m.Kind == ModifierKind.Score && (m.Locals.Any(l => Uses(l.Value)) || Uses(m.Result));
-    }
+    public static bool UsesApproximateTanh(ModifierSpec m) =>
+        m.Kind == ModifierKind.Score && m.Nodes().OfType<CallExpression>().Any(c => c.Function == MathFunction.Tanh && ArgumentType(c) == ScalarType.Float);
 
     /// <summary>Writes <see cref="ApproximateTanh"/>.</summary>
     public static void WriteApproximateTanh(CodeWriter w)

@@ -89,11 +89,11 @@ public static class AttentionSignature
             var element = parameter.Type == ScalarType.Int ? "int" : "float";
             if (parameter.IsArray)
             {
-                Buffer(parameter.Name, element, false, "modifier array", ModifierCudaName(parameter.Name), $"const {element}* __restrict__");
+                Buffer(parameter.Name, element, false, "modifier array", ModifierParameter.CudaName(parameter.Name), $"const {element}* __restrict__");
             }
             else
             {
-                Scalar(parameter.Name, element, "modifier scalar", ModifierCudaName(parameter.Name));
+                Scalar(parameter.Name, element, "modifier scalar", ModifierParameter.CudaName(parameter.Name));
             }
         }
         return new KernelSignature(host.ToEquatableArray(), kernel.ToEquatableArray());
@@ -123,7 +123,7 @@ public static class AttentionSignature
         foreach (var modifier in new[] { spec.Score, spec.Mask }.Where(m => m is not null))
         {
             var roles = modifier!.Parameters.ToDictionary(p => p.Name, p => p.Role);
-            foreach (var (array, index) in Indexings(modifier))
+            foreach (var (array, index) in modifier.Nodes().OfType<IndexExpression>().Select(i => (i.Array, i.Index)))
             {
                 if (index is ParameterExpression { Name: var name } && roles.TryGetValue(name, out var role) && extents.TryGetValue(role, out var extent))
                 {
@@ -133,23 +133,4 @@ public static class AttentionSignature
         }
         return found.Values;
     }
-
-    /// <summary>Every array read in a modifier's locals and result, with its index expression.</summary>
-    private static IEnumerable<(string Array, ModifierExpression Index)> Indexings(ModifierSpec modifier)
-    {
-        IEnumerable<(string, ModifierExpression)> Walk(ModifierExpression e) => e switch
-        {
-            IndexExpression index => new[] { (index.Array, index.Index) }.Concat(Walk(index.Index)),
-            UnaryExpression unary => Walk(unary.Operand),
-            BinaryExpression binary => Walk(binary.Left).Concat(Walk(binary.Right)),
-            ConditionalExpression c => Walk(c.Condition).Concat(Walk(c.WhenTrue)).Concat(Walk(c.WhenFalse)),
-            ConvertExpression convert => Walk(convert.Operand),
-            CallExpression call => call.Arguments.SelectMany(Walk),
-            _ => [],
-        };
-        return modifier.Locals.SelectMany(l => Walk(l.Value)).Concat(Walk(modifier.Result));
-    }
-
-    /// <summary>The CUDA name of a modifier's runtime parameter: the modifier's device function names it the same way.</summary>
-    public static string ModifierCudaName(string name) => ModifierParameter.CudaName(name);
 }

@@ -1,3 +1,5 @@
+using System.Collections.Generic;
+using System.Linq;
 using KernelDsl.Generator.Helpers;
 
 namespace KernelDsl.Generator.Model;
@@ -50,6 +52,20 @@ public sealed record ModifierSpec
     public required EquatableArray<ModifierLocal> Locals { get; init; }
     /// <summary>What the method returns: float for a score modifier, bool for a mask.</summary>
     public required ModifierExpression Result { get; init; }
+
+    /// <summary>Every node of the body, the locals' values then the result, each with all its operands (pre-order).</summary>
+    public IEnumerable<ModifierExpression> Nodes() => Locals.Select(l => l.Value).Append(Result).SelectMany(NodesOf);
+
+    private static IEnumerable<ModifierExpression> NodesOf(ModifierExpression e) => new[] { e }.Concat(e switch
+    {
+        UnaryExpression u => NodesOf(u.Operand),
+        BinaryExpression b => NodesOf(b.Left).Concat(NodesOf(b.Right)),
+        ConditionalExpression c => NodesOf(c.Condition).Concat(NodesOf(c.WhenTrue)).Concat(NodesOf(c.WhenFalse)),
+        ConvertExpression c => NodesOf(c.Operand),
+        CallExpression c => c.Arguments.SelectMany(NodesOf),
+        IndexExpression i => NodesOf(i.Index),
+        _ => [],
+    });
 }
 
 /// <summary><c>var name = value;</c> (locals are never reassigned).</summary>

@@ -74,7 +74,7 @@ public static class DeclarationReader
             // A form of [AttentionFamily] types, not a kernel of its own: each family that names its holder declares it.
             return new DeclarationResult(null, EquatableArray<DiagnosticInfo>.Empty);
         }
-        return ReadFamily(symbol, attributes, familyAttribute, Describe(symbol, syntax), typeLocation, symbol, context.SemanticModel.Compilation, cancellationToken);
+        return ReadDeclaration(symbol, attributes, familyAttribute, Describe(symbol, syntax), typeLocation, symbol, context.SemanticModel.Compilation, cancellationToken);
     }
 
     /// <summary>
@@ -128,7 +128,7 @@ public static class DeclarationReader
                 ContainingTypes = outer.ContainingTypes.Concat([(symbol.IsStatic ? "static " : "") + "partial " + Keyword(symbol) + " " + symbol.Name]).ToEquatableArray(),
             };
             // The family's modifiers are the same for every form: their diagnostics are reported with the first form only.
-            results.Add(ReadFamily(form, form.GetAttributes(), AttentionAttribute, type, where, symbol, context.SemanticModel.Compilation, cancellationToken, attribute,
+            results.Add(ReadDeclaration(form, form.GetAttributes(), AttentionAttribute, type, where, symbol, context.SemanticModel.Compilation, cancellationToken, attribute,
                 reportModifiers: results.Count == 0));
         }
         return results.ToEquatableArray();
@@ -136,14 +136,13 @@ public static class DeclarationReader
 
     /// <summary>
     /// A declaration's spec and diagnostics from its attributes (<paramref name="attributes"/>, those of
-    /// <paramref name="declaration"/>), emitted as <paramref name="type"/>, with the modifiers found from <paramref name="modifierHost"/>.
+    /// <paramref name="symbol"/>), emitted as <paramref name="type"/>, with the modifiers found from <paramref name="modifierHost"/>.
     /// </summary>
     /// <param name="overrides">An [AttentionFamily] attribute whose named arguments (Causal) win over the form's.</param>
-    private static DeclarationResult ReadFamily(INamedTypeSymbol declaration, ImmutableArray<AttributeData> attributes, string familyAttribute, TypeDeclaration type,
+    private static DeclarationResult ReadDeclaration(INamedTypeSymbol symbol, ImmutableArray<AttributeData> attributes, string familyAttribute, TypeDeclaration type,
         LocationInfo? typeLocation, INamedTypeSymbol modifierHost, Compilation compilation, CancellationToken cancellationToken, AttributeData? overrides = null,
         bool reportModifiers = true)
     {
-        var symbol = declaration;
         var family = attributes.First(a => NameOf(a) == familyAttribute);
         // Like = typeof(Other): the other declaration's layouts, atoms and parameters, this attribute's named ones on top.
         var like = Like(family, familyAttribute, typeLocation, out var likeError);
