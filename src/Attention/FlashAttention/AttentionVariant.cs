@@ -2,7 +2,7 @@ using KernelDsl.Launching;
 
 namespace KernelDsl.Attention.FlashAttention;
 
-/// <summary>How V reaches the P·V tensor cores (V_TRANSPOSE.md).</summary>
+/// <summary>How V reaches the P·V tensor cores (docs/V_TRANSPOSE.md).</summary>
 public enum VStrategy
 {
     /// <summary>Recipe A: ldmatrix.x4.trans + prmt.</summary>

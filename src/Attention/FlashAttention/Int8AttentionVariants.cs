@@ -1,7 +1,7 @@
 namespace KernelDsl.Attention.FlashAttention;
 
 // INT8 FlashAttention forward, declared with the same attributes a user writes. Q·Kᵀ runs on s8 MMAs; P·V on
-// u8·s8 with V fed by each strategy of V_TRANSPOSE.md, or in f16 (the accuracy mode). P leaves the S accumulators
+// u8·s8 with V fed by each strategy of docs/V_TRANSPOSE.md, or in f16 (the accuracy mode). P leaves the S accumulators
 // in π key order, so every V atom is asked for π order — and the build checks, by simulation, that it delivers it.
 
 /// <summary>D = 128, Recipe A: ldmatrix.x4.trans + prmt on int8 V.</summary>
@@ -239,7 +239,7 @@ public static partial class Int8AttentionD128CausalWgmmaStages3;
 
 /// <summary>
 /// D = 128 on wgmma with Recipe D: TMA brings V as it comes, and the producer warpgroup rewrites each block [channel][key] in
-/// π order with ldmatrix.trans + prmt + stmatrix before the consumers' P·V (V_TRANSPOSE.md). No transposing quantize kernel.
+/// π order with ldmatrix.trans + prmt + stmatrix before the consumers' P·V (docs/V_TRANSPOSE.md). No transposing quantize kernel.
 /// </summary>
 [FlashAttentionForward(HeadDim = 128, BlockM = 128, BlockN = 128, KScaleKeys = 64, Warps = 12, Stages = 3, Targets = [Sm.Sm90a])]
 [SmemLayout(Operand.Q, Element.S8, 3, 4, 3)]

@@ -1,7 +1,7 @@
 namespace KernelDsl.Attention.Gemm;
 
 // The int8 GEMM isolates attention's int8 V-transpose problem in the simplest kernel that has it: C = A·B with
-// B stored [K][N] (NN) as V is. One variant per V strategy of V_TRANSPOSE.md, plus the K-major (TN) baseline.
+// B stored [K][N] (NN) as V is. One variant per V strategy of docs/V_TRANSPOSE.md, plus the K-major (TN) baseline.
 
 /// <summary>B stored [N][K]: both operands k-contiguous, plain ldmatrix for both.</summary>
 [Int8Gemm(BlockM = 128, BlockN = 128, BlockK = 64, Warps = 8, Stages = 3, Layout = GemmLayout.TN)]

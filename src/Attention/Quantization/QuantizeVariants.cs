@@ -2,7 +2,7 @@ namespace KernelDsl.Attention.Quantization;
 
 // Step 1 of INT8 attention (DESIGN.md): Q per block of BlockM rows with softmax scale · log2 e folded in through the
 // launch's scaleMultiplier, K smoothed (channel mean subtracted) then per block of BlockN rows, V per channel, plain or
-// transposed in π order for Recipe C (V_TRANSPOSE.md). Each variant is generated like any user's declaration.
+// transposed in π order for Recipe C (docs/V_TRANSPOSE.md). Each variant is generated like any user's declaration.
 
 /// <summary>Q, f16, D = 128: one scale per 128 tokens.</summary>
 [Quantize(Input = Element.F16, Granularity = QuantGranularity.PerRowBlock, BlockRows = 128, HeadDim = 128)]

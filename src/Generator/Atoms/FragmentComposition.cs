@@ -35,7 +35,7 @@ public static class FragmentComposition
 {
     private const int MaxErrors = 4;
 
-    /// <summary>Tokens 0..15 in the order P leaves the S accumulators (V_TRANSPOSE.md), as stored positions.</summary>
+    /// <summary>Tokens 0..15 in the order P leaves the S accumulators (docs/V_TRANSPOSE.md), as stored positions.</summary>
     public static readonly int[] PiGroup = [0, 1, 8, 9, 2, 3, 10, 11, 4, 5, 12, 13, 6, 7, 14, 15];
 
     public static int Token(TokenOrder order, int position) =>

@@ -15,7 +15,7 @@ public sealed record StmatrixProgram(string Name, EquatableArray<LaneBit> LaneBi
     public int ChunkOf(int lane) => LaneBit.Sum(LaneBits, lane, false);
 
     /// <summary>
-    /// V_TRANSPOSE.md Recipe D's store, after Recipe A's ldmatrix.trans + prmt in π order (registers 4, 5 = channel 2g,
+    /// docs/V_TRANSPOSE.md Recipe D's store, after Recipe A's ldmatrix.trans + prmt in π order (registers 4, 5 = channel 2g,
     /// slots 0-15 / 16-31; 6, 7 = channel 2g + 1): matrix q's row r is channel 2r + (q >> 1) of the 16-channel chunk,
     /// at slot bytes 16(q &amp; 1). The destination is V transposed, [channel][32 key slots], keys in π order: the K-major B
     /// tile wgmma reads for P·V.

@@ -49,7 +49,7 @@ public enum CopyAtoms
     Ldsm = 2,
     /// <summary>Shared → registers, <c>ldmatrix.x4.trans</c> alone: transposes 16-bit elements, so it is only right for 16-bit operands.</summary>
     LdsmTrans = 3,
-    /// <summary>Int8 k-by-n operand: <c>ldmatrix.x4.trans</c> then byte permutes (<c>prmt</c>) (V_TRANSPOSE.md Recipe A).</summary>
+    /// <summary>Int8 k-by-n operand: <c>ldmatrix.x4.trans</c> then byte permutes (<c>prmt</c>) (docs/V_TRANSPOSE.md Recipe A).</summary>
     LdsmTransPrmt = 4,
     /// <summary>Int8 k-by-n operand: <c>ldmatrix.x4</c>, <c>prmt</c>, then <c>movmatrix.trans</c> (Recipe B).</summary>
     LdsmPrmtMovmatrix = 5,
@@ -119,7 +119,7 @@ public enum TokenOrder
 {
     /// <summary>Tokens in their natural order.</summary>
     Natural = 0,
-    /// <summary>Within each 16-token group: 0,1,8,9,2,3,10,11,4,5,12,13,6,7,14,15 — the order the S accumulators deliver P in (V_TRANSPOSE.md).</summary>
+    /// <summary>Within each 16-token group: 0,1,8,9,2,3,10,11,4,5,12,13,6,7,14,15 — the order the S accumulators deliver P in (docs/V_TRANSPOSE.md).</summary>
     Pi = 1,
 }
 
