@@ -1,7 +1,7 @@
 """torch SDPA on the standard grid, timed like samples/Bench, and the ratio table against our CSV.
 
   python3 bench/sdpa.py time out.csv [--quick]      # flash, cuDNN and efficient backends, f16
-  python3 bench/sdpa.py join ours.csv sdpa.csv      # markdown table: our TOPS / each backend's TOPS
+  python3 bench/sdpa.py join ours.csv sdpa.csv [sage.csv]   # markdown table: our TOPS / each peer's TOPS
 """
 import csv
 import sys
@@ -47,11 +47,15 @@ def time_sdpa(path, quick):
         print(",".join(map(str, row)))
 
 
-def join(ours_path, sdpa_path):
-    with open(sdpa_path) as f:
-        peers = {(r["backend"], r["head_dim"], r["seq"], r["causal"]): float(r["tops"]) for r in csv.DictReader(f)}
-    print("| variant | D | S | causal | kernel TOPS | e2e TOPS | vs flash (FA2) kernel / e2e | vs cuDNN kernel / e2e | vs efficient kernel / e2e |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+def join(ours_path, *peer_paths):
+    peers = {}
+    for path in peer_paths:
+        with open(path) as f:
+            peers.update({(r["backend"], r["head_dim"], r["seq"], r["causal"]): float(r["tops"]) for r in csv.DictReader(f)})
+    sage = any(key[0] == "sage2" for key in peers)
+    print("| variant | D | S | causal | kernel TOPS | e2e TOPS | vs flash (FA2) kernel / e2e | vs cuDNN kernel / e2e | vs efficient kernel / e2e |"
+          + (" vs Sage2 kernel / e2e |" if sage else ""))
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |" + (" --- |" if sage else ""))
     with open(ours_path) as f:
         for r in csv.DictReader(f):
             key = (r["head_dim"], r["seq"], r["causal"])
@@ -60,6 +64,10 @@ def join(ours_path, sdpa_path):
             for backend in ("flash", "cudnn", "efficient"):
                 peer = peers.get((backend,) + key)
                 cells.append(f"{kernel / peer:.2f}× / {e2e / peer:.2f}×" if peer else "n/a")
+            if sage:
+                # Like for like: our kernel against Sage2's kernel, our end to end against its end to end.
+                peer_kernel, peer_e2e = peers.get(("sage2",) + key), peers.get(("sage2-e2e",) + key)
+                cells.append(f"{kernel / peer_kernel:.2f}× / {e2e / peer_e2e:.2f}×" if peer_kernel and peer_e2e else "n/a")
             print(f"| {r['variant']} | {r['head_dim']} | {r['seq']} | {'yes' if r['causal'] == 'True' else 'no'} | {kernel:.0f} | {e2e:.0f} | " + " | ".join(cells) + " |")
 
 
@@ -67,4 +75,4 @@ if __name__ == "__main__":
     if sys.argv[1] == "time":
         time_sdpa(sys.argv[2], "--quick" in sys.argv)
     else:
-        join(sys.argv[2], sys.argv[3])
+        join(sys.argv[2], *sys.argv[3:])
