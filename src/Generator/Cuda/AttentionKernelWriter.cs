@@ -89,9 +89,7 @@ public sealed class AttentionKernelWriter(AttentionPlan plan, Composition v)
         _w.Line($"u8* const sk = kdsl_shared + {plan.QStageBytes};                // K: {s.Stages} × {plan.KStageBytes} bytes");
         _w.Line($"u8* const sv = kdsl_shared + {plan.QStageBytes + s.Stages * plan.KStageBytes};  // V: {s.Stages} × {plan.VStageBytes} bytes");
         _w.Line($"const int tid = threadIdx.x, {N.Lane} = tid & 31, {N.Warp} = tid >> 5, {N.Group} = {N.Lane} >> 2, {N.ThreadInGroup} = {N.Lane} & 3;");
-        _w.Line($"const int {N.Batch} = blockIdx.z, {N.Head} = blockIdx.y, {N.KvHead} = {N.Head} / (heads_q / heads_kv);  // GQA: heads_q / heads_kv query heads share a KV head");
-        _w.Line($"const long long {N.BatchHead} = (long long){N.Batch} * heads_q + {N.Head}, {N.BatchKvHead} = (long long){N.Batch} * heads_kv + {N.KvHead};");
-        _w.Line($"const int {N.FirstRow} = blockIdx.x * {s.BlockM};");
+        QueryBlockWriter.Write(_w, plan);
         _w.Line($"const int {N.QTiles} = (seq_q + {plan.QScaleRows - 1}) / {plan.QScaleRows}, {N.KTiles} = (seq_k + {s.BlockN - 1}) / {s.BlockN};  // Q scales per {plan.QScaleRows} rows, K scales per {s.BlockN} keys");
         KeyBlockRangeWriter.Write(_w, plan);
         _w.Line($"const u8* const q_src = (const u8*)(Q + ({N.BatchHead} * seq_q + {N.FirstRow}) * {d});");
@@ -123,8 +121,7 @@ public sealed class AttentionKernelWriter(AttentionPlan plan, Composition v)
         _w.Line($"float {N.O}[{plan.OTiles}][4];");
         _w.Line($"#pragma unroll");
         _w.Line($"for (int i = 0; i < {plan.OTiles}; ++i) {N.O}[i][0] = {N.O}[i][1] = {N.O}[i][2] = {N.O}[i][3] = 0.f;");
-        var qTile = plan.QScaleRows == s.BlockM ? "blockIdx.x" : $"{N.FirstRow} / {plan.QScaleRows}";
-        _w.Line($"const float {N.QScale} = q_scale[{N.BatchHead} * {N.QTiles} + {qTile}];");
+        _w.Line($"const float {N.QScale} = q_scale[{N.BatchHead} * {N.QTiles} + {QueryBlockWriter.QScaleTile(plan)}];");
         if (s.Score is not null)
         {
             _w.Line($"// The score modifier needs q·mean(K) of this thread's rows, read from Q in shared memory: wait for it once.");

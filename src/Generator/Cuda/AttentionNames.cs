@@ -19,6 +19,8 @@ internal static class AttentionNames
     public const string Group = "g";
     /// <summary>The lane within its group of four (lane % 4): it owns accumulator columns 2t and 2t + 1.</summary>
     public const string ThreadInGroup = "t";
+    /// <summary>The query block this CTA computes (from the grid's x; QueryBlockWriter says in which order).</summary>
+    public const string QueryBlock = "q_block";
     /// <summary>The batch index (the grid's z).</summary>
     public const string Batch = "b";
     /// <summary>The query head (the grid's y).</summary>

@@ -67,9 +67,7 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
             _w.Line($"const u32 k_full = q_full + 8, v_full = k_full + {8 * stages}, kv_empty = v_full + {8 * stages};");
         }
         _w.Line($"const int tid = threadIdx.x, {N.Lane} = tid & 31, {N.Warp} = tid >> 5, wg = {N.Warp} >> 2, {N.Group} = {N.Lane} >> 2, {N.ThreadInGroup} = {N.Lane} & 3;");
-        _w.Line($"const int {N.Batch} = blockIdx.z, {N.Head} = blockIdx.y, {N.KvHead} = {N.Head} / (heads_q / heads_kv);  // GQA: heads_q / heads_kv query heads share a KV head");
-        _w.Line($"const long long {N.BatchHead} = (long long){N.Batch} * heads_q + {N.Head}, {N.BatchKvHead} = (long long){N.Batch} * heads_kv + {N.KvHead};");
-        _w.Line($"const int {N.FirstRow} = blockIdx.x * {s.BlockM};");
+        QueryBlockWriter.Write(_w, plan);
         _w.Line($"const int {N.QTiles} = (seq_q + {plan.QScaleRows - 1}) / {plan.QScaleRows}, {N.KTiles} = (seq_k + {plan.KScaleKeys - 1}) / {plan.KScaleKeys};  // Q scales per {plan.QScaleRows} rows, K scales per {plan.KScaleKeys} keys");
         KeyBlockRangeWriter.Write(_w, plan);
         _w.Block($"if (tid == 0)", () =>
@@ -198,8 +196,7 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
         _w.Line($"float {N.RowMax}[2] = {{-KDSL_INF, -KDSL_INF}}, {N.RowSum}[2] = {{0.f, 0.f}};");
         _w.Line($"float {N.O}[{plan.OTiles}][4];");
         WriteFill(N.O, plan.OTiles, "0.f");
-        var qTile = plan.QScaleRows == s.BlockM ? "blockIdx.x" : $"{N.FirstRow} / {plan.QScaleRows}";
-        _w.Line($"const float {N.QScale} = q_scale[{N.BatchHead} * {N.QTiles} + {qTile}];");
+        _w.Line($"const float {N.QScale} = q_scale[{N.BatchHead} * {N.QTiles} + {QueryBlockWriter.QScaleTile(plan)}];");
         _w.Line($"// K-major descriptors, {d}-byte rows of Q and K, {plan.VRowBytes}-byte rows of V: 8 rows per swizzle atom; each k32 step moves 32 bytes (2 in the address field).");
         _w.Line($"const unsigned long long q_desc = kdsl_wgmma_desc(sq_addr + cg * {64 * d}, {8 * d}, {TmaSwizzle.DescriptorMode(d)});");
         _w.Line($"kdsl_mbar_wait(q_full, 0);");

@@ -184,9 +184,10 @@ kdsl_KernelDsl_Attention_FlashAttention_Int8AttentionD96TransPrmt(
     u8* const sk = kdsl_shared + 6144;                // K: 2 × 6144 bytes
     u8* const sv = kdsl_shared + 18432;  // V: 2 × 6144 bytes
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
+    const int q_block = blockIdx.x;
     const int b = blockIdx.z, h = blockIdx.y, hk = h / (heads_q / heads_kv);  // GQA: heads_q / heads_kv query heads share a KV head
     const long long bh = (long long)b * heads_q + h, bhk = (long long)b * heads_kv + hk;
-    const int m0 = blockIdx.x * 64;
+    const int m0 = q_block * 64;
     const int q_tiles = (seq_q + 127) / 128, k_tiles = (seq_k + 63) / 64;  // Q scales per 128 rows, K scales per 64 keys
     const int k_blocks = (seq_k + 63) / 64;
     const int kv_end = k_blocks;

@@ -1,0 +1,36 @@
+using KernelDsl.Generator.Helpers;
+using KernelDsl.Generator.Model;
+using N = KernelDsl.Generator.Cuda.AttentionNames;
+
+namespace KernelDsl.Generator.Cuda;
+
+/// <summary>
+/// Which query block a CTA computes, for both attention forms: the grid is (query blocks, query heads, batch), and
+/// each CTA names its block, batch, heads and first row here.
+/// </summary>
+public static class QueryBlockWriter
+{
+    public static void Write(CodeWriter w, AttentionPlan plan)
+    {
+        var s = plan.Spec;
+        if (s.Causal)
+        {
+            // The hardware starts CTAs in grid order. Causal query blocks grow with their index, so counting them from the
+            // end makes each head's longest block start first and the grid end on the shortest ones: no SM waits out a long
+            // block at the tail. One head's blocks stay adjacent, which keeps its K and V in L2 while they run.
+            w.Line($"// Causal: each head's query blocks run longest first, so the grid ends on its shortest blocks.");
+            w.Line($"const int {N.QueryBlock} = gridDim.x - 1 - blockIdx.x;");
+        }
+        else
+        {
+            w.Line($"const int {N.QueryBlock} = blockIdx.x;");
+        }
+        w.Line($"const int {N.Batch} = blockIdx.z, {N.Head} = blockIdx.y, {N.KvHead} = {N.Head} / (heads_q / heads_kv);  // GQA: heads_q / heads_kv query heads share a KV head");
+        w.Line($"const long long {N.BatchHead} = (long long){N.Batch} * heads_q + {N.Head}, {N.BatchKvHead} = (long long){N.Batch} * heads_kv + {N.KvHead};");
+        w.Line($"const int {N.FirstRow} = {N.QueryBlock} * {s.BlockM};");
+    }
+
+    /// <summary>The index of this block's Q scale among its head's.</summary>
+    public static string QScaleTile(AttentionPlan plan) =>
+        plan.QScaleRows == plan.Spec.BlockM ? N.QueryBlock : $"{N.FirstRow} / {plan.QScaleRows}";
+}
