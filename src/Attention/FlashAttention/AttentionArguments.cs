@@ -14,16 +14,43 @@ internal static class AttentionArguments
         Rank4(o, nameof(o));
         var (b, hq, sq, d) = ((int)q.Shape[0], (int)q.Shape[1], (int)q.Shape[2], (int)q.Shape[3]);
         var (hkv, sk) = ((int)k.Shape[1], (int)k.Shape[2]);
-        if (!Int8Attention.HeadDims.Contains(d))
-        {
-            throw new ArgumentException($"q's head dim is {d}; declared variants support {string.Join(", ", Int8Attention.HeadDims)}.", nameof(q));
-        }
+        DeclaredHeadDim(d, nameof(q));
         Same(k, nameof(k), [b, hkv, sk, d], "[B, Hkv, Sk, D] with B and D equal to q's");
         Same(v, nameof(v), [b, hkv, sk, d], "k's shape");
+        return CheckQueries(q, hkv, sk, o, lse, nameof(k));
+    }
+
+    /// <summary>Q, O (and LSE) against K and V quantized beforehand.</summary>
+    public static AttentionDims Check<T>(TensorView<T> q, QuantizedKeysValues kv, TensorView<T> o, DeviceBuffer<float>? lse) where T : unmanaged
+    {
+        Rank4(q, nameof(q));
+        Rank4(o, nameof(o));
+        var (b, d) = ((int)q.Shape[0], (int)q.Shape[3]);
+        if (kv.Batch != b || kv.HeadDim != d)
+        {
+            throw new ArgumentException($"kv was quantized from K with batch {kv.Batch} and head dim D = {kv.HeadDim}; q has batch {b} and D = {d}.", nameof(kv));
+        }
+        return CheckQueries(q, kv.HeadsKv, kv.SeqK, o, lse, nameof(kv));
+    }
+
+    /// <summary>K and V alone, to be quantized before any query comes.</summary>
+    public static (int Batch, int HeadsKv, int SeqK, int HeadDim) CheckKeysValues<T>(TensorView<T> k, TensorView<T> v) where T : unmanaged
+    {
+        Rank4(k, nameof(k));
+        Rank4(v, nameof(v));
+        var (b, hkv, sk, d) = ((int)k.Shape[0], (int)k.Shape[1], (int)k.Shape[2], (int)k.Shape[3]);
+        DeclaredHeadDim(d, nameof(k));
+        Same(v, nameof(v), [b, hkv, sk, d], "k's shape");
+        return (b, hkv, sk, d);
+    }
+
+    private static AttentionDims CheckQueries<T>(TensorView<T> q, int hkv, int sk, TensorView<T> o, DeviceBuffer<float>? lse, string keys) where T : unmanaged
+    {
+        var (b, hq, sq, d) = ((int)q.Shape[0], (int)q.Shape[1], (int)q.Shape[2], (int)q.Shape[3]);
         Same(o, nameof(o), [b, hq, sq, d], "q's shape");
         if (hq % hkv != 0)
         {
-            throw new ArgumentException($"q has {hq} heads and k {hkv}: the query heads must be a whole multiple of the KV heads (GQA).", nameof(k));
+            throw new ArgumentException($"q has {hq} heads and {keys} {hkv}: the query heads must be a whole multiple of the KV heads (GQA).", keys);
         }
         if (lse is not null)
         {
@@ -31,6 +58,14 @@ internal static class AttentionArguments
             Launching.LaunchGuard.Holds(lse, (long)b * hq * sq, nameof(lse), "[B][Hq][Sq]");
         }
         return new AttentionDims(b, hq, hkv, sq, sk, d);
+    }
+
+    private static void DeclaredHeadDim(int d, string name)
+    {
+        if (!Int8Attention.HeadDims.Contains(d))
+        {
+            throw new ArgumentException($"{name}'s head dim is {d}; declared variants support {string.Join(", ", Int8Attention.HeadDims)}.", name);
+        }
     }
 
     private static void Rank4<T>(TensorView<T> view, string name) where T : unmanaged

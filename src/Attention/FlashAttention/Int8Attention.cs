@@ -61,7 +61,7 @@ public enum NonFiniteInputs
 /// </summary>
 public sealed partial class Int8Attention(CudaDevice device) : IDisposable
 {
-    private readonly Dictionary<string, IDisposable> _scratch = [];
+    private readonly ScratchBuffers _scratch = new(device);
 
     /// <summary>The head dims some declared variant supports.</summary>
     public static IReadOnlyList<int> HeadDims => AttentionVariant.All.Select(v => v.HeadDim).Distinct().Order().ToArray();
@@ -95,13 +95,62 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
         ModifierArguments arguments, AttentionOptions? options = null, DeviceBuffer<float>? lse = null) =>
         Run(stream, q, k, v, o, options ?? new AttentionOptions(), lse, Bind(kernel, arguments, options, Element.BF16));
 
+    /// <summary>
+    /// Quantizes f16 K and V once, for the kernel <paramref name="options"/> select, into a <see cref="QuantizedKeysValues"/>
+    /// that later calls attend to with only Q quantized: a prompt's prefix, a cross-attention memory. Their options must
+    /// select a kernel that reads V in the same layout (the same options do). NaN and Inf follow
+    /// <paramref name="options"/>.NonFinite here: with Throw, this call waits and throws for k or v.
+    /// </summary>
+    /// <exception cref="NonFiniteInputException">k or v holds a NaN or ±Inf and <see cref="AttentionOptions.NonFinite"/> is Throw.</exception>
+    public QuantizedKeysValues QuantizeKeysValues(CudaStream stream, TensorView<Half> k, TensorView<Half> v, AttentionOptions options) =>
+        QuantizeKeysValues(stream, k, v, options, null);
+
+    /// <summary>The same for bf16 tensors, given as their raw 16-bit patterns.</summary>
+    /// <exception cref="NonFiniteInputException">k or v holds a NaN or ±Inf and <see cref="AttentionOptions.NonFinite"/> is Throw.</exception>
+    public QuantizedKeysValues QuantizeKeysValuesBf16(CudaStream stream, TensorView<ushort> k, TensorView<ushort> v, AttentionOptions options) =>
+        QuantizeKeysValues(stream, k, v, options, null);
+
+    /// <summary>The same for one declared kernel (<see cref="Kernels"/>), to be used with the Forward overload that takes it.</summary>
+    /// <exception cref="NonFiniteInputException">k or v holds a NaN or ±Inf and <paramref name="nonFinite"/> is Throw.</exception>
+    public QuantizedKeysValues QuantizeKeysValues(CudaStream stream, AttentionKernelInfo kernel, TensorView<Half> k, TensorView<Half> v,
+        NonFiniteInputs nonFinite = NonFiniteInputs.Throw) =>
+        QuantizeKeysValues(stream, k, v, new AttentionOptions { NonFinite = nonFinite }, BindForKeysValues(kernel, Element.F16));
+
+    /// <summary>The same for bf16 tensors, given as their raw 16-bit patterns.</summary>
+    /// <exception cref="NonFiniteInputException">k or v holds a NaN or ±Inf and <paramref name="nonFinite"/> is Throw.</exception>
+    public QuantizedKeysValues QuantizeKeysValuesBf16(CudaStream stream, AttentionKernelInfo kernel, TensorView<ushort> k, TensorView<ushort> v,
+        NonFiniteInputs nonFinite = NonFiniteInputs.Throw) =>
+        QuantizeKeysValues(stream, k, v, new AttentionOptions { NonFinite = nonFinite }, BindForKeysValues(kernel, Element.BF16));
+
+    /// <summary>O = softmax(σ·Q·Kᵀ [+ causal mask])·V with K and V quantized beforehand (<see cref="QuantizeKeysValues(CudaStream, TensorView{Half}, TensorView{Half}, AttentionOptions)"/>).</summary>
+    /// <exception cref="NonFiniteInputException">q holds a NaN or ±Inf and <see cref="AttentionOptions.NonFinite"/> is Throw.</exception>
+    public void Forward(CudaStream stream, TensorView<Half> q, QuantizedKeysValues kv, TensorView<Half> o, AttentionOptions options, DeviceBuffer<float>? lse = null) =>
+        Run(stream, q, kv, o, options, lse);
+
+    /// <summary>The same for bf16 tensors, given as their raw 16-bit patterns.</summary>
+    /// <exception cref="NonFiniteInputException">q holds a NaN or ±Inf and <see cref="AttentionOptions.NonFinite"/> is Throw.</exception>
+    public void ForwardBf16(CudaStream stream, TensorView<ushort> q, QuantizedKeysValues kv, TensorView<ushort> o, AttentionOptions options, DeviceBuffer<float>? lse = null) =>
+        Run(stream, q, kv, o, options, lse);
+
+    /// <summary>One declared kernel with its modifiers, with K and V quantized beforehand for that kernel.</summary>
+    /// <exception cref="NonFiniteInputException">q holds a NaN or ±Inf and <see cref="AttentionOptions.NonFinite"/> is Throw.</exception>
+    public void Forward(CudaStream stream, AttentionKernelInfo kernel, TensorView<Half> q, QuantizedKeysValues kv, TensorView<Half> o,
+        ModifierArguments arguments, AttentionOptions? options = null, DeviceBuffer<float>? lse = null) =>
+        Run(stream, q, kv, o, options ?? new AttentionOptions(), lse, Bind(kernel, arguments, options, Element.F16));
+
+    /// <summary>The same for bf16 tensors, given as their raw 16-bit patterns.</summary>
+    /// <exception cref="NonFiniteInputException">q holds a NaN or ±Inf and <see cref="AttentionOptions.NonFinite"/> is Throw.</exception>
+    public void ForwardBf16(CudaStream stream, AttentionKernelInfo kernel, TensorView<ushort> q, QuantizedKeysValues kv, TensorView<ushort> o,
+        ModifierArguments arguments, AttentionOptions? options = null, DeviceBuffer<float>? lse = null) =>
+        Run(stream, q, kv, o, options ?? new AttentionOptions(), lse, Bind(kernel, arguments, options, Element.BF16));
+
     /// <summary>Every attention kernel the host API can run: the library's and those declared in loaded assemblies.</summary>
     public static IReadOnlyList<AttentionKernelInfo> Kernels => AttentionVariant.Catalog.Select(v => v.Kernel).ToArray();
 
     /// <summary>A kernel chosen by the caller and its modifier arguments, checked before anything is queued.</summary>
     private sealed record BoundKernel(AttentionVariant Variant, ModifierArguments Arguments);
 
-    private static BoundKernel Bind(AttentionKernelInfo kernel, ModifierArguments arguments, AttentionOptions? options, Element input)
+    private static BoundKernel Bind(AttentionKernelInfo kernel, ModifierArguments arguments, AttentionOptions? options, Element input, bool checkArguments = true)
     {
         ArgumentNullException.ThrowIfNull(kernel);
         ArgumentNullException.ThrowIfNull(arguments);
@@ -119,15 +168,47 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
             throw new ArgumentException($"options may not set Causal, Pv, V, Tile or Autotune with an explicit kernel: {kernel.Name} fixes them " +
                 $"({(kernel.Causal ? "causal, " : "")}{(kernel.FloatPv ? "16-bit" : "u8")} P·V, {kernel.VStrategy}, {kernel.Tile}).", nameof(options));
         }
-        arguments.CheckFor(kernel, nameof(arguments));
+        if (checkArguments)
+        {
+            arguments.CheckFor(kernel, nameof(arguments));
+        }
         return new BoundKernel(new AttentionVariant(kernel), arguments.Copy());
     }
 
-    private void Run<T>(CudaStream stream, TensorView<T> q, TensorView<T> k, TensorView<T> v, TensorView<T> o,
-        AttentionOptions options, DeviceBuffer<float>? lse, BoundKernel? bound = null) where T : unmanaged
+    /// <summary>A kernel to quantize K and V for: its modifiers' arguments come with each Forward call.</summary>
+    private static BoundKernel BindForKeysValues(AttentionKernelInfo kernel, Element input)
     {
-        // One set of scratch buffers: calls are serialized, and a call on another stream first waits for the last
-        // stream's work, which may still be reading the scratch this call is about to overwrite.
+        ArgumentNullException.ThrowIfNull(kernel);
+        return Bind(kernel, new ModifierArguments(), null, input, checkArguments: false);
+    }
+
+    private void Run<T>(CudaStream stream, TensorView<T> q, QuantizedKeysValues kv, TensorView<T> o,
+        AttentionOptions options, DeviceBuffer<float>? lse, BoundKernel? bound = null) where T : unmanaged =>
+        Serialized(stream, () =>
+        {
+            var (variant, launch) = Prepare(stream, q, kv, o, options, lse, bound, out var counters);
+            variant.Launch(launch);
+            counters?.ThrowIfAny(stream);
+            return true;
+        });
+
+    private void Run<T>(CudaStream stream, TensorView<T> q, TensorView<T> k, TensorView<T> v, TensorView<T> o,
+        AttentionOptions options, DeviceBuffer<float>? lse, BoundKernel? bound = null) where T : unmanaged =>
+        Serialized(stream, () =>
+        {
+            var (variant, launch) = Prepare(stream, q, k, v, o, options, lse, bound, out var counters);
+            variant.Launch(launch);
+            counters?.ThrowIfAny(stream);
+            return true;
+        });
+
+    /// <summary>
+    /// One call at a time over one set of scratch buffers: a call on another stream first waits for the last stream's
+    /// work, which may still be reading the scratch this call is about to overwrite.
+    /// </summary>
+    private TResult Serialized<TResult>(CudaStream stream, Func<TResult> work)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
         lock (_gate)
         {
             if (_lastStream is { IsDisposed: false } previous && !ReferenceEquals(previous, stream))
@@ -135,9 +216,7 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
                 previous.Synchronize();
             }
             _lastStream = stream;
-            var (variant, launch) = Prepare(stream, q, k, v, o, options, lse, bound, out var counters);
-            variant.Launch(launch);
-            counters?.ThrowIfAny(stream);
+            return work();
         }
     }
 
@@ -177,7 +256,7 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
     internal (AttentionVariant Variant, AttentionKernelArguments Launch) Prepare<T>(CudaStream stream, AttentionKernelInfo kernel, TensorView<T> q, TensorView<T> k,
         TensorView<T> v, TensorView<T> o, ModifierArguments arguments, DeviceBuffer<float>? lse) where T : unmanaged =>
         Prepare(stream, q, k, v, o, new AttentionOptions { NonFinite = NonFiniteInputs.Ignore }, lse,
-            Bind(kernel, arguments, null, typeof(T) == typeof(Half) ? Element.F16 : Element.BF16), out _);
+            Bind(kernel, arguments, null, InputOf<T>()), out _);
 
     /// <summary>The same, also returning the NaN/Inf counters the quantize kernels add to (null with <see cref="NonFiniteInputs.Ignore"/>).</summary>
     private (AttentionVariant Variant, AttentionKernelArguments Launch) Prepare<T>(CudaStream stream, TensorView<T> q, TensorView<T> k, TensorView<T> v, TensorView<T> o,
@@ -187,77 +266,185 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
         ArgumentNullException.ThrowIfNull(options);
         var shape = AttentionArguments.Check(q, k, v, o, lse);
         bound?.Arguments.CheckArrays(bound.Variant.Kernel, shape, "arguments");
-        var input = typeof(T) == typeof(Half) ? Element.F16 : Element.BF16;
         if (bound is null && options.Autotune && options.Pv == PvPrecision.U8)
         {
-            options = Autotuned(stream, q, k, v, o, options, lse, input, shape);
+            options = Autotuned(stream, q, k, v, o, options, lse, InputOf<T>(), shape);
         }
-        var variant = bound?.Variant ?? Select(input, shape.HeadDim, options, stream.Device.ComputeCapability);
-        if (bound is not null)
+        var variant = Choose<T>(stream, shape, options, bound);
+        counters = Counters(stream, options);
+        var (q8, qScale) = QuantizeQ(stream, q, shape, options, counters);
+        var kv = QuantizeKv(stream, k, v, shape, variant.Pv == PvPrecision.Float16 ? null : variant.V, counters, _scratch);
+        return (variant, Arguments(stream, shape, q8, qScale, kv, o, lse, bound));
+    }
+
+    /// <summary>The same with K and V quantized beforehand: only Q is quantized here.</summary>
+    private (AttentionVariant Variant, AttentionKernelArguments Launch) Prepare<T>(CudaStream stream, TensorView<T> q, QuantizedKeysValues kv, TensorView<T> o,
+        AttentionOptions options, DeviceBuffer<float>? lse, BoundKernel? bound, out NonFiniteCounters? counters) where T : unmanaged
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(kv);
+        ObjectDisposedException.ThrowIf(kv.IsDisposed, kv);
+        if (kv.Input != InputOf<T>())
         {
-            CheckRuns(variant, shape, stream.Device.ComputeCapability);
+            throw new ArgumentException($"kv was quantized from {kv.Input} tensors; q is {InputOf<T>()}.", nameof(kv));
         }
+        if (bound is null && options.Autotune)
+        {
+            throw new ArgumentException("options.Autotune may pick a kernel that reads V in another layout than kv's: autotune on the tensors, " +
+                "then quantize K and V with the options it chose (Int8Attention.LastTuning).", nameof(options));
+        }
+        var shape = AttentionArguments.Check(q, kv, o, lse);
+        bound?.Arguments.CheckArrays(bound.Variant.Kernel, shape, "arguments");
+        var variant = Choose<T>(stream, shape, options, bound);
+        if (!kv.Serves(variant))
+        {
+            throw new ArgumentException(variant.Pv == PvPrecision.Float16
+                ? $"{variant.Kernel.Name} runs P·V in 16 bits and reads V unquantized; kv holds int8 V: pass v itself."
+                : $"kv holds V in the {Layout(kv.VLayout)} layout; {variant.Kernel.Name} reads it in the {Layout(variant.V)} layout: quantize K and V with the options (or kernel) of this call.",
+                nameof(kv));
+        }
+        if (!ReferenceEquals(kv.Stream, stream) && !kv.Stream.IsDisposed)
+        {
+            kv.Stream.Synchronize();  // its codes must be written before this stream reads them
+        }
+        counters = Counters(stream, options);
+        var (q8, qScale) = QuantizeQ(stream, q, shape, options, counters);
+        return (variant, Arguments(stream, shape, q8, qScale, kv.Codes, o, lse, bound));
+
+        static string Layout(VStrategy v) => v == VStrategy.Pretransposed ? "pretransposed [D][S] (Recipe C)" : "natural [S][D]";
+    }
+
+    /// <summary>K and V quantized into buffers of their own, for the variant <paramref name="options"/> or <paramref name="bound"/> selects.</summary>
+    private QuantizedKeysValues QuantizeKeysValues<T>(CudaStream stream, TensorView<T> k, TensorView<T> v, AttentionOptions options, BoundKernel? bound) where T : unmanaged
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        ArgumentNullException.ThrowIfNull(options);
+        var (b, hkv, sk, d) = AttentionArguments.CheckKeysValues(k, v);
+        var shape = new AttentionDims(b, hkv, hkv, 1, sk, d);
+        var variant = Choose<T>(stream, shape, options, bound);
+        if (variant.Pv == PvPrecision.Float16)
+        {
+            throw new ArgumentException($"{variant.Kernel.Name} runs P·V in 16 bits and reads V unquantized, so K and V cannot be quantized for it beforehand.",
+                bound is null ? nameof(options) : "kernel");
+        }
+        var buffers = new OwnedBuffers(stream.Device);
+        try
+        {
+            return Serialized(stream, () =>
+            {
+                var counters = Counters(stream, options);
+                var codes = QuantizeKv(stream, k, v, shape, variant.V, counters, buffers);
+                counters?.ThrowIfAny(stream);
+                return new QuantizedKeysValues(buffers, stream, InputOf<T>(), b, hkv, sk, d,
+                    variant.V == VStrategy.Pretransposed ? VStrategy.Pretransposed : VStrategy.TransPrmt, codes);
+            });
+        }
+        catch
+        {
+            buffers.Dispose();
+            throw;
+        }
+    }
+
+    private static Element InputOf<T>() => typeof(T) == typeof(Half) ? Element.F16 : Element.BF16;
+
+    /// <summary>The caller's kernel (checked against the shape and device) or the declared variant the options select.</summary>
+    private static AttentionVariant Choose<T>(CudaStream stream, AttentionDims shape, AttentionOptions options, BoundKernel? bound)
+    {
+        if (bound is null)
+        {
+            return Select(InputOf<T>(), shape.HeadDim, options, stream.Device.ComputeCapability);
+        }
+        CheckRuns(bound.Variant, shape, stream.Device.ComputeCapability);
+        return bound.Variant;
+    }
+
+    private NonFiniteCounters? Counters(CudaStream stream, AttentionOptions options)
+    {
+        var counters = options.NonFinite == NonFiniteInputs.Throw
+            ? new NonFiniteCounters(_scratch.Get<uint>("nonFiniteQ", 1), _scratch.Get<uint>("nonFiniteK", 1), _scratch.Get<uint>("nonFiniteV", 1))
+            : null;
+        counters?.Zero(stream);
+        return counters;
+    }
+
+    /// <summary>Q per 128 rows, with softmax scale · log2 e folded in so the kernel's softmax runs on exp2.</summary>
+    private (DeviceBuffer<sbyte> Codes, DeviceBuffer<float> Scales) QuantizeQ<T>(CudaStream stream, TensorView<T> q, AttentionDims shape, AttentionOptions options,
+        NonFiniteCounters? counters) where T : unmanaged
+    {
         var scale = options.SoftmaxScale ?? 1f / MathF.Sqrt(shape.HeadDim);
         if (!(scale > 0f) || float.IsInfinity(scale))
         {
             throw new ArgumentOutOfRangeException(nameof(options), scale, "options.SoftmaxScale must be a finite positive number.");
         }
-        var (b, hq, hkv, sq, sk, d) = (shape.Batch, shape.HeadsQ, shape.HeadsKv, shape.SeqQ, shape.SeqK, shape.HeadDim);
+        var (b, hq, sq, d) = (shape.Batch, shape.HeadsQ, shape.SeqQ, shape.HeadDim);
         var quantizers = Quantizers<T>.For(d);
-        counters = options.NonFinite == NonFiniteInputs.Throw
-            ? new NonFiniteCounters(Scratch<uint>("nonFiniteQ", 1), Scratch<uint>("nonFiniteK", 1), Scratch<uint>("nonFiniteV", 1))
-            : null;
-        counters?.Zero(stream);
-
-        var q8 = Scratch<sbyte>("q8", (long)b * hq * sq * d);
-        var qScale = Scratch<float>("qScale", quantizers.QScaleCount(b, hq, sq));
-        var k8 = Scratch<sbyte>("k8", (long)b * hkv * sk * d);
-        var kScale = Scratch<float>("kScale", quantizers.KScaleCount(b, hkv, sk));
-        var kMean = Scratch<float>("kMean", (long)b * hkv * d);
-        // Softmax scale · log2 e goes into Q's scale, so the kernel's softmax runs on exp2.
+        var q8 = _scratch.Get<sbyte>("q8", (long)b * hq * sq * d);
+        var qScale = _scratch.Get<float>("qScale", quantizers.QScaleCount(b, hq, sq));
         quantizers.Q(stream, q.Buffer, q.Strides[0], q.Strides[1], q.Strides[2], b, hq, sq, q8, qScale, scale * 1.44269504f, counters?.Q);
-        quantizers.K(stream, k.Buffer, k.Strides[0], k.Strides[1], k.Strides[2], b, hkv, sk, k8, kScale, kMean, 1f, counters?.K);
+        return (q8, qScale);
+    }
 
-        DeviceBuffer<sbyte>? v8 = null;
-        DeviceBuffer<float>? vScale = null;
-        long vStrideB, vStrideH, vLd;
-        if (variant.Pv == PvPrecision.Float16)
+    /// <summary>
+    /// K smoothed per 64 keys and V per channel, in the layout <paramref name="vStrategy"/> reads (null: the 16-bit P·V
+    /// mode, which reads V as it is and only counts its NaN/Inf), into buffers from <paramref name="buffers"/>.
+    /// </summary>
+    private static KvCodes QuantizeKv<T>(CudaStream stream, TensorView<T> k, TensorView<T> v, AttentionDims shape, VStrategy? vStrategy,
+        NonFiniteCounters? counters, IDeviceBufferSource buffers) where T : unmanaged
+    {
+        var (b, hkv, sk, d) = (shape.Batch, shape.HeadsKv, shape.SeqK, shape.HeadDim);
+        var quantizers = Quantizers<T>.For(d);
+        var k8 = buffers.Get<sbyte>("k8", (long)b * hkv * sk * d);
+        var kScale = buffers.Get<float>("kScale", quantizers.KScaleCount(b, hkv, sk));
+        var kMean = buffers.Get<float>("kMean", (long)b * hkv * d);
+        quantizers.K(stream, k.Buffer, k.Strides[0], k.Strides[1], k.Strides[2], b, hkv, sk, k8, kScale, kMean, 1f, counters?.K);
+        switch (vStrategy)
         {
-            (vStrideB, vStrideH, vLd) = (v.Strides[0], v.Strides[1], v.Strides[2]);
-            if (counters is not null)
+            case null:
+                if (counters is not null)
+                {
+                    // V reaches the kernel unquantized, so nothing else would look at its values.
+                    quantizers.CountV(stream, v.Buffer, v.Strides[0], v.Strides[1], v.Strides[2], b, hkv, sk, counters.V);
+                }
+                return new KvCodes(k8, kScale, kMean, v.Buffer, null, v.Strides[0], v.Strides[1], v.Strides[2]);
+            case VStrategy.Pretransposed:
             {
-                // V reaches the kernel unquantized, so nothing else would look at its values.
-                quantizers.CountV(stream, v.Buffer, vStrideB, vStrideH, vLd, b, hkv, sk, counters.V);
+                if (quantizers.VPi is null)
+                {
+                    throw new ArgumentException($"No π-transposed V quantizer is declared for {InputOf<T>()} head dim {d} (Recipe C needs one).", nameof(vStrategy));
+                }
+                // Recipe C: [B][Hkv][D][S_pad], tokens π-ordered within 16-token groups.
+                var padded = quantizers.VPiPaddedTokens!(sk);
+                var v8 = buffers.Get<sbyte>("v8", (long)b * hkv * d * padded);
+                var vScale = buffers.Get<float>("vScale", (long)b * hkv * d);
+                quantizers.VPi(stream, v.Buffer, v.Strides[0], v.Strides[1], v.Strides[2], b, hkv, sk, v8, vScale, 1f, counters?.V);
+                return new KvCodes(k8, kScale, kMean, v8, vScale, (long)hkv * d * padded, (long)d * padded, padded);
+            }
+            default:
+            {
+                var v8 = buffers.Get<sbyte>("v8", (long)b * hkv * sk * d);
+                var vScale = buffers.Get<float>("vScale", (long)b * hkv * d);
+                quantizers.V(stream, v.Buffer, v.Strides[0], v.Strides[1], v.Strides[2], b, hkv, sk, v8, vScale, 1f, counters?.V);
+                return new KvCodes(k8, kScale, kMean, v8, vScale, (long)hkv * sk * d, (long)sk * d, d);
             }
         }
-        else if (variant.V == VStrategy.Pretransposed)
-        {
-            // Recipe C: [B][Hkv][D][S_pad], tokens π-ordered within 16-token groups.
-            var padded = quantizers.VPiPaddedTokens!(sk);
-            v8 = Scratch<sbyte>("v8", (long)b * hkv * d * padded);
-            vScale = Scratch<float>("vScale", (long)b * hkv * d);
-            quantizers.VPi!(stream, v.Buffer, v.Strides[0], v.Strides[1], v.Strides[2], b, hkv, sk, v8, vScale, 1f, counters?.V);
-            (vStrideB, vStrideH, vLd) = ((long)hkv * d * padded, (long)d * padded, padded);
-        }
-        else
-        {
-            v8 = Scratch<sbyte>("v8", (long)b * hkv * sk * d);
-            vScale = Scratch<float>("vScale", (long)b * hkv * d);
-            quantizers.V(stream, v.Buffer, v.Strides[0], v.Strides[1], v.Strides[2], b, hkv, sk, v8, vScale, 1f, counters?.V);
-            (vStrideB, vStrideH, vLd) = ((long)hkv * sk * d, (long)sk * d, d);
-        }
+    }
 
+    /// <summary>The kernel's arguments by name (<see cref="AttentionArgumentNames"/>), the modifiers' included.</summary>
+    private static AttentionKernelArguments Arguments<T>(CudaStream stream, AttentionDims shape, DeviceBuffer<sbyte> q8, DeviceBuffer<float> qScale, KvCodes kv,
+        TensorView<T> o, DeviceBuffer<float>? lse, BoundKernel? bound) where T : unmanaged
+    {
         var launch = new AttentionKernelArguments { Stream = stream }
-            .Set(AttentionArgumentNames.Q, q8).Set(AttentionArgumentNames.K, k8)
-            .Set(AttentionArgumentNames.V, variant.Pv == PvPrecision.Float16 ? v.Buffer : v8)
-            .Set(AttentionArgumentNames.QScale, qScale).Set(AttentionArgumentNames.KScale, kScale).Set(AttentionArgumentNames.VScale, vScale)
-            .Set(AttentionArgumentNames.KMean, kMean).Set(AttentionArgumentNames.O, o.Buffer).Set(AttentionArgumentNames.Lse, lse)
-            .Set(AttentionArgumentNames.Batch, b).Set(AttentionArgumentNames.HeadsQ, hq).Set(AttentionArgumentNames.HeadsKv, hkv)
-            .Set(AttentionArgumentNames.SeqQ, sq).Set(AttentionArgumentNames.SeqK, sk)
-            .Set(AttentionArgumentNames.VStrideB, vStrideB).Set(AttentionArgumentNames.VStrideH, vStrideH).Set(AttentionArgumentNames.VLd, vLd)
+            .Set(AttentionArgumentNames.Q, q8).Set(AttentionArgumentNames.K, kv.K).Set(AttentionArgumentNames.V, kv.V)
+            .Set(AttentionArgumentNames.QScale, qScale).Set(AttentionArgumentNames.KScale, kv.KScale).Set(AttentionArgumentNames.VScale, kv.VScale)
+            .Set(AttentionArgumentNames.KMean, kv.KMean).Set(AttentionArgumentNames.O, o.Buffer).Set(AttentionArgumentNames.Lse, lse)
+            .Set(AttentionArgumentNames.Batch, shape.Batch).Set(AttentionArgumentNames.HeadsQ, shape.HeadsQ).Set(AttentionArgumentNames.HeadsKv, shape.HeadsKv)
+            .Set(AttentionArgumentNames.SeqQ, shape.SeqQ).Set(AttentionArgumentNames.SeqK, shape.SeqK)
+            .Set(AttentionArgumentNames.VStrideB, kv.VStrideB).Set(AttentionArgumentNames.VStrideH, kv.VStrideH).Set(AttentionArgumentNames.VLd, kv.VLd)
             .Set(AttentionArgumentNames.OStrideB, o.Strides[0]).Set(AttentionArgumentNames.OStrideH, o.Strides[1]).Set(AttentionArgumentNames.OStrideS, o.Strides[2]);
         bound?.Arguments.AddTo(launch);
-        return (variant, launch);
+        return launch;
     }
 
     /// <summary>A caller's kernel must be one this device runs, for this head dim.</summary>
@@ -323,24 +510,5 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
     private static bool OfMode(AttentionVariant v, Element input, int headDim, AttentionOptions options) =>
         v.Input == input && v.HeadDim == headDim && v.Causal == options.Causal && v.Pv == options.Pv && (v.Pv == PvPrecision.Float16 || v.V == options.V);
 
-    private DeviceBuffer<T> Scratch<T>(string name, long length) where T : unmanaged
-    {
-        if (_scratch.TryGetValue(name, out var existing) && existing is DeviceBuffer<T> buffer && buffer.Length >= length)
-        {
-            return buffer;
-        }
-        existing?.Dispose();
-        var fresh = device.Allocate<T>(Math.Max(length, 1));
-        _scratch[name] = fresh;
-        return fresh;
-    }
-
-    public void Dispose()
-    {
-        foreach (var buffer in _scratch.Values)
-        {
-            buffer.Dispose();
-        }
-        _scratch.Clear();
-    }
+    public void Dispose() => _scratch.Dispose();
 }
