@@ -2,6 +2,7 @@ using System.Collections.Generic;
 using System.Collections.Immutable;
 using System.Linq;
 using KernelDsl.Generator.Atoms;
+using KernelDsl.Generator.Helpers;
 using KernelDsl.Generator.Model;
 
 namespace KernelDsl.Generator.Validation;
@@ -45,7 +46,7 @@ public static class AttentionValidator
         LayoutRules.Check(findings, spec, Operand.K, spec.BlockN, spec.HeadDim, plan.KProgram);
         LayoutRules.Check(findings, spec, Operand.V, plan.VRows, plan.VRowBytes, plan.VProgram);
         DeclarationRules.CheckSharedMemory(findings, spec, plan.SharedMemoryBytes,
-            $"Q {plan.QStageBytes} bytes + {spec.Stages} stages × (K {plan.KStageBytes} + V {plan.VStageBytes} bytes)");
+            $"Q {plan.QStageBytes} bytes + {Wording.Count(spec.Stages, "stage")} × (K {plan.KStageBytes} + V {plan.VStageBytes} bytes)");
         if (!HasErrors(findings))
         {
             CheckComposition(findings, plan);
@@ -256,7 +257,7 @@ public static class AttentionValidator
         CheckTmaLayout(findings, spec, Operand.K, spec.HeadDim, "TMA");
         CheckTmaLayout(findings, spec, Operand.V, plan.VRowBytes, plan.InKernelTransposedV ? "the producer's stmatrix" : "TMA");
         DeclarationRules.CheckSharedMemory(findings, spec, plan.SharedMemoryBytes,
-            $"{AttentionPlan.TmaAlignment} alignment + Q {plan.QStageBytes} bytes + {spec.Stages} stages × (K {plan.KStageBytes} + V {plan.VStageBytes}" +
+            $"{AttentionPlan.TmaAlignment} alignment + Q {plan.QStageBytes} bytes + {Wording.Count(spec.Stages, "stage")} × (K {plan.KStageBytes} + V {plan.VStageBytes}" +
             (plan.InKernelTransposedV ? $" + staged V {plan.VStagingBytes}" : "") + $" bytes) + {plan.Barriers} mbarriers");
         if (!HasErrors(findings))
         {

@@ -2,6 +2,7 @@ using System.Collections.Generic;
 using System.Collections.Immutable;
 using System.Linq;
 using KernelDsl.Generator.Atoms;
+using KernelDsl.Generator.Helpers;
 using KernelDsl.Generator.Model;
 
 namespace KernelDsl.Generator.Validation;
@@ -34,7 +35,7 @@ public static class GemmValidator
         LayoutRules.Check(findings, spec, Operand.B, plan.BRows, plan.BRowBytes, plan.BProgram);
         CheckLayoutElements(findings, plan);
         DeclarationRules.CheckSharedMemory(findings, spec, plan.SharedMemoryBytes,
-            $"{spec.Stages} stages × ({plan.AStageBytes} bytes of A + {plan.BStageBytes} bytes of B)");
+            $"{Wording.Count(spec.Stages, "stage")} × ({plan.AStageBytes} bytes of A + {plan.BStageBytes} bytes of B)");
         if (findings.All(f => f.Rule.Severity != RuleSeverity.Error))
         {
             CheckComposition(findings, plan);
@@ -79,15 +80,15 @@ public static class GemmValidator
         }
         if (spec.BlockM % (plan.WarpsM * mma.M) != 0)
         {
-            Tile($"BlockM = {spec.BlockM} does not split into {plan.WarpsM} warps × {mma.M} rows of {mma.Ptx}");
+            Tile($"BlockM = {spec.BlockM} does not split into {Wording.Count(plan.WarpsM, "warp")} × {mma.M} rows of {mma.Ptx}");
         }
         if (spec.BlockN % (plan.WarpsN * 16) != 0)
         {
-            Tile($"BlockN = {spec.BlockN} does not split into {plan.WarpsN} warps × 16 columns (each B copy delivers two n8 MMA tiles)");
+            Tile($"BlockN = {spec.BlockN} does not split into {Wording.Count(plan.WarpsN, "warp")} × 16 columns (each B copy delivers two n8 MMA tiles)");
         }
         if (plan.WarpsM * plan.WarpsN != spec.Warps)
         {
-            Tile($"no {plan.WarpsM}×{plan.WarpsN} warp grid gives {spec.Warps} warps for a {spec.BlockM}×{spec.BlockN} block");
+            Tile($"no {plan.WarpsM}×{plan.WarpsN} warp grid gives {Wording.Count(spec.Warps, "warp")} for a {spec.BlockM}×{spec.BlockN} block");
         }
         var threads = plan.Threads;
         if (plan.AStageBytes / GemmPlan.ChunkBytes % threads != 0)

@@ -49,7 +49,7 @@ public static class Rules
         "parameter '{1}' of modifier '{0}' cannot become a launcher argument: {2}");
 
     public static readonly Rule SwizzleBreaksChunks = new("KDSL0101", "Swizzle breaks 16-byte chunks",
-        "{0} on {1} keeps only 2^{2} elements ({3} bytes) together, but cp.async and ldmatrix move 16-byte chunks: use M = {4} for {1}, e.g. {5}");
+        "{0} on {1} keeps only 2^{2} = {3} together, but cp.async and ldmatrix move 16-byte chunks: use M = {4} for {1}, e.g. {5}");
 
     public static readonly Rule SwizzleSpan = new("KDSL0102", "Swizzle does not tile the layout",
         "{0} permutes blocks of {1} bytes, but the {2} tile is {3} bytes per stage: the tile must be a whole number of swizzle blocks");

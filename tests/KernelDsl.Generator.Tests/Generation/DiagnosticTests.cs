@@ -241,6 +241,36 @@ public class DiagnosticTests
         Assert.Contains("BlockK = 48", d.GetMessage());
     }
 
+    /// <summary>Counts in messages take the number they need: "1 warp", "1 stage", "1 element (1 byte)", never "1 warps".</summary>
+    [Fact]
+    public void KDSL0301_one_warp_is_singular()
+    {
+        var d = Single(Valid.Replace("BlockM = 64", "BlockM = 40").Replace("Warps = 4", "Warps = 1"), "KDSL0301");
+        Assert.Contains("does not split into 1 warp × 16 rows", d.GetMessage());
+    }
+
+    [Fact]
+    public void KDSL0301_several_warps_are_plural()
+    {
+        var d = Single(Valid.Replace("BlockM = 64", "BlockM = 40").Replace("Warps = 4", "Warps = 4, WarpsM = 2"), "KDSL0301", allowOthersOfSameId: true);
+        Assert.Contains("does not split into 2 warps × 16 rows", d.GetMessage());
+    }
+
+    [Fact]
+    public void KDSL0201_one_stage_is_singular()
+    {
+        var source = Valid.Replace("BlockM = 64, BlockN = 64, BlockK = 64, Warps = 4, Stages = 2", "BlockM = 512, BlockN = 512, BlockK = 256, Warps = 8, Stages = 1");
+        var d = Single(source, "KDSL0201");
+        Assert.Contains("(1 stage × (", d.GetMessage());
+    }
+
+    [Fact]
+    public void KDSL0101_one_element_is_singular()
+    {
+        var d = Single(Valid.Replace("[SmemLayout(Operand.A, Element.S8, 2, 4, 3)]", "[SmemLayout(Operand.A, Element.S8, 1, 0, 3)]"), "KDSL0101");
+        Assert.Contains("keeps only 2^0 = 1 element (1 byte) together", d.GetMessage());
+    }
+
     [Fact]
     public void KDSL0401_movmatrix_below_sm75_and_ptx()
     {
