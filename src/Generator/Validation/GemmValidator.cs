@@ -12,7 +12,11 @@ public static class GemmValidator
 {
     private static readonly Operand[] Operands = [Operand.A, Operand.B];
 
-    public static ImmutableArray<Finding> Validate(GemmSpec spec)
+    public static ImmutableArray<Finding> Validate(GemmSpec spec) => Validate(spec, adviseAtoms: true);
+
+    /// <param name="adviseAtoms">Whether a KDSL0501 names the atoms that would deliver the fragment, found by validating
+    /// the declaration with each of them; off for those validations themselves.</param>
+    private static ImmutableArray<Finding> Validate(GemmSpec spec, bool adviseAtoms)
     {
         var findings = new List<Finding>();
         CheckParameters(findings, spec);
@@ -38,7 +42,7 @@ public static class GemmValidator
             $"{Wording.Count(spec.Stages, "stage")} × ({plan.AStageBytes} bytes of A + {plan.BStageBytes} bytes of B)");
         if (findings.All(f => f.Rule.Severity != RuleSeverity.Error))
         {
-            CheckComposition(findings, plan);
+            CheckComposition(findings, plan, adviseAtoms);
         }
         return findings.ToImmutableArray();
     }
@@ -157,44 +161,37 @@ public static class GemmValidator
         }
     }
 
-    private static void CheckComposition(List<Finding> findings, GemmPlan plan)
+    private static void CheckComposition(List<Finding> findings, GemmPlan plan, bool adviseAtoms)
     {
         var spec = plan.Spec;
-        var aIndex = IndexOfAtom(spec, Operand.A);
-        var bIndex = IndexOfAtom(spec, Operand.B);
+        void Mismatch(Operand operand, string what, string why)
+        {
+            var advice = adviseAtoms ? DeclarationRules.Advice(DeclarationRules.AtomsThatDeliver(spec, operand, s => Validate((GemmSpec)s, adviseAtoms: false))) : "";
+            var target = DeclarationRules.LoaderOf(spec, operand);
+            findings.Add(Finding.Of(Rules.FragmentMismatch, target, spec.CopyAtoms[target.Index].Atom, what, plan.Mma.Ptx, advice, why));
+        }
+
         if (plan.AProgram is null)
         {
-            findings.Add(Finding.Of(Rules.FragmentMismatch, new FindingTarget(TargetKind.CopyAtom, aIndex), spec.CopyAtoms[aIndex].Atom, "A", plan.Mma.Ptx, "it cannot read an m × k tile"));
+            Mismatch(Operand.A, "A", "it cannot read an m × k tile");
             return;
         }
         var a = plan.ComposeA();
         if (!a.Succeeded)
         {
-            findings.Add(Finding.Of(Rules.FragmentMismatch, new FindingTarget(TargetKind.CopyAtom, aIndex), spec.CopyAtoms[aIndex].Atom, "A", plan.Mma.Ptx, string.Join(" ", a.Errors)));
+            Mismatch(Operand.A, "A", string.Join(" ", a.Errors));
             return;
         }
         var storage = plan.BStorage == OperandStorage.KN ? "stored k × n (NN)" : "stored n × k";
         if (plan.BProgram is null)
         {
-            findings.Add(Finding.Of(Rules.FragmentMismatch, new FindingTarget(TargetKind.CopyAtom, bIndex), spec.CopyAtoms[bIndex].Atom, "B", plan.Mma.Ptx, $"it cannot read B {storage}"));
+            Mismatch(Operand.B, "B", $"it cannot read B {storage}");
             return;
         }
         var b = plan.ComposeB(a);
         if (!b.Succeeded)
         {
-            findings.Add(Finding.Of(Rules.FragmentMismatch, new FindingTarget(TargetKind.CopyAtom, bIndex), spec.CopyAtoms[bIndex].Atom, $"B ({storage})", plan.Mma.Ptx, string.Join(" ", b.Errors)));
+            Mismatch(Operand.B, $"B ({storage})", string.Join(" ", b.Errors));
         }
-    }
-
-    private static int IndexOfAtom(GemmSpec spec, Operand operand)
-    {
-        for (var i = 0; i < spec.CopyAtoms.Count; i++)
-        {
-            if (spec.CopyAtoms[i].Operand == operand && CopyAtom.Get(spec.CopyAtoms[i].Atom).Direction == CopyDirection.SharedToRegisters)
-            {
-                return i;
-            }
-        }
-        return 0;
     }
 }

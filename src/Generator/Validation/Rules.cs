@@ -76,7 +76,7 @@ public static class Rules
         "{0} cannot be used for {1}: {2}");
 
     public static readonly Rule FragmentMismatch = new("KDSL0501", "Copy atom does not feed the MMA",
-        "copy atom {0} for operand {1} does not deliver the fragment {2} consumes: {3}");
+        "copy atom {0} for operand {1} does not deliver the fragment {2} consumes; {3}. Why: {4}");
 
     public static readonly Rule ModifierSignature = new("KDSL0601", "Invalid modifier signature",
         "[{0}] method '{1}' {2}");
