@@ -3,7 +3,12 @@ namespace KernelDsl.Generator.Validation;
 public enum RuleSeverity { Error, Warning }
 
 /// <summary>A build-time rule with a stable id. Ids are never reused or renumbered.</summary>
-public sealed record Rule(string Id, string Title, string Message, RuleSeverity Severity = RuleSeverity.Error);
+public sealed record Rule(string Id, string Title, string Message, RuleSeverity Severity = RuleSeverity.Error)
+{
+    /// <summary>The message with its arguments filled in, as the diagnostic shows it.</summary>
+    public string Format(System.Collections.Generic.IEnumerable<string> arguments) =>
+        string.Format(System.Globalization.CultureInfo.InvariantCulture, Message, System.Linq.Enumerable.ToArray<object>(arguments));
+}
 
 /// <summary>
 /// Every KDSL diagnostic, in one place. KDSL00xx: declarations; KDSL01xx: swizzles and layouts;
