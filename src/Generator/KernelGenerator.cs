@@ -80,34 +80,45 @@ public sealed class KernelGenerator : IIncrementalGenerator
 
         var specs = results.Where(r => r.CanEmit).Select((r, _) => r.Spec!).WithTrackingName(TrackingNames.ValidSpecs);
         var sources = specs.Select((spec, _) => Emit(spec)).WithTrackingName(TrackingNames.EmittedSources);
-        context.RegisterSourceOutput(sources, (ctx, files) =>
-        {
-            foreach (var file in files)
-            {
-                ctx.AddSource(file.HintName, file.Text);
-            }
-        });
+        context.RegisterSourceOutput(sources, AddSources);
+
+        // A declaration with KDSL errors still gets its members, so its uses bind and the error is reported once (UnavailableKernelWriter).
+        var unavailable = results.Where(r => !r.CanEmit && r.Spec is not null)
+            .Select((r, _) => new UnavailableKernel(r.Spec!, r.FirstError!))
+            .WithTrackingName(TrackingNames.UnavailableKernels);
+        var placeholders = unavailable.Select((kernel, _) => UnavailableKernelWriter.Write(kernel)).WithTrackingName(TrackingNames.UnavailableSources);
+        context.RegisterSourceOutput(placeholders, AddSources);
         return specs;
+    }
+
+    private static void AddSources(SourceProductionContext context, EquatableArray<GeneratedSource> files)
+    {
+        foreach (var file in files)
+        {
+            context.AddSource(file.HintName, file.Text);
+        }
     }
 
     /// <summary>Spec → generated files: the CUDA module constant and the launcher.</summary>
     public static EquatableArray<GeneratedSource> Emit(KernelSpec spec)
     {
         var hint = spec.Type.FullName;
-        var launcher = spec switch
-        {
-            GemmSpec gemm => GemmLauncherWriter.Write(GemmPlan.Create(gemm)),
-            QuantizeSpec quantize => QuantizeLauncherWriter.Write(new QuantizePlan(quantize)),
-            AttentionSpec attention => AttentionLauncherWriter.Write(new AttentionPlan(attention)),
-            LseMergeSpec merge => LseMergeWriter.WriteLauncher(merge),
-            _ => throw new System.ArgumentException("Unknown kernel family " + spec.Family, nameof(spec)),
-        };
         return new[]
         {
             new GeneratedSource(hint + ".cu.g.cs", CudaSourceWriter.Write(spec, EmitCuda(spec))),
-            new GeneratedSource(hint + ".g.cs", launcher),
+            new GeneratedSource(hint + ".g.cs", WriteLauncher(spec)),
         }.ToEquatableArray();
     }
+
+    /// <summary>The C# launcher of a spec: its constants, <c>Module</c>, <c>Launch</c> and the family's other members.</summary>
+    public static string WriteLauncher(KernelSpec spec) => spec switch
+    {
+        GemmSpec gemm => GemmLauncherWriter.Write(GemmPlan.Create(gemm)),
+        QuantizeSpec quantize => QuantizeLauncherWriter.Write(new QuantizePlan(quantize)),
+        AttentionSpec attention => AttentionLauncherWriter.Write(new AttentionPlan(attention)),
+        LseMergeSpec merge => LseMergeWriter.WriteLauncher(merge),
+        _ => throw new System.ArgumentException("Unknown kernel family " + spec.Family, nameof(spec)),
+    };
 
     /// <summary>The CUDA text of a spec alone, for tests and tools.</summary>
     public static string EmitCuda(KernelSpec spec) => spec switch

@@ -12,4 +12,6 @@ public static class TrackingNames
     public const string ValidSpecs = "KernelDsl.ValidSpecs";
     public const string EmittedSources = "KernelDsl.EmittedSources";
     public const string Registry = "KernelDsl.Registry";
+    public const string UnavailableKernels = "KernelDsl.UnavailableKernels";
+    public const string UnavailableSources = "KernelDsl.UnavailableSources";
 }

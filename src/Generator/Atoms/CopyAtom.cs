@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using System.Linq;
 using KernelDsl.Generator.Helpers;
 using KernelDsl.Generator.Model;
@@ -25,13 +26,14 @@ public sealed class CopyAtom
     private readonly Func<OperandStorage, TokenOrder, int, LdmatrixProgram?> _program;
 
     private CopyAtom(CopyAtomKind kind, CopyDirection direction, int minSm, int minPtxIsa, string instructions,
-        Func<OperandStorage, TokenOrder, int, LdmatrixProgram?> program)
+        Func<OperandStorage, TokenOrder, int, LdmatrixProgram?> program, string? prerequisite = null)
     {
         Kind = kind;
         Direction = direction;
         MinSm = minSm;
         MinPtxIsa = minPtxIsa;
         Instructions = instructions;
+        Prerequisite = prerequisite;
         _program = program;
     }
 
@@ -42,6 +44,8 @@ public sealed class CopyAtom
     public int MinPtxIsa { get; }
     /// <summary>The PTX instructions it issues, for messages and docs.</summary>
     public string Instructions { get; }
+    /// <summary>What choosing it asks of the data besides the atom itself, for messages that suggest it; null when nothing.</summary>
+    public string? Prerequisite { get; }
 
     /// <summary>
     /// The program that loads an operand stored as <paramref name="storage"/> so that the k slots of the MMA
@@ -139,7 +143,8 @@ public sealed class CopyAtom
     // Recipe C: the operand was rewritten n × k (tokens in the order asked) by a kernel beforehand, so a plain ldmatrix feeds the MMA.
     private static readonly CopyAtom LdsmPretransposed = new(CopyAtomKind.LdsmPretransposed, CopyDirection.SharedToRegisters, 75, 65,
         "ldmatrix.sync.aligned.m8n8.x4.shared.b16 (operand transposed beforehand)",
-        (storage, _, _) => storage == OperandStorage.MK ? null : LdsmB);
+        (storage, _, _) => storage == OperandStorage.MK ? null : LdsmB,
+        "the operand transposed beforehand by a kernel of its own");
 
     // TMA: one thread moves a whole box, swizzled in shared memory by the tensor map, completing on an mbarrier.
     private static readonly CopyAtom Tma = new(CopyAtomKind.Tma, CopyDirection.GlobalToShared, 90, 80,
@@ -147,4 +152,7 @@ public sealed class CopyAtom
 
     private static readonly CopyAtom Stmatrix = new(CopyAtomKind.Stmatrix, CopyDirection.RegistersToShared, 90, 78,
         "stmatrix.sync.aligned.m8n8.x4.shared.b16", (_, _, _) => null);
+
+    /// <summary>The catalog: every atom, in <see cref="CopyAtomKind"/> order (declared after the atoms: static initializers run in text order).</summary>
+    public static IReadOnlyList<CopyAtom> All { get; } = Enum.GetValues(typeof(CopyAtomKind)).Cast<CopyAtomKind>().Select(Get).ToArray();
 }

@@ -60,7 +60,7 @@ public static class FragmentComposition
         var delivered = FragmentSimulator.Run(program, (r, c) => Label(OperandStorage.MK, mma.AElement, storedOrder, r, c));
         if (delivered.Length != 1 || delivered[0][0].Length != mma.ARegisters)
         {
-            return Fail($"{program.Name} delivers {delivered.Length} fragment(s) of {delivered[0][0].Length} registers; {mma.Ptx} takes one A fragment of {mma.ARegisters}.");
+            return Fail($"{program.Name} delivers {Wording.Count(delivered.Length, "fragment")} of {Wording.Count(delivered[0][0].Length, "register")}; {mma.Ptx} takes one A fragment of {mma.ARegisters}.");
         }
         return ComposeA(mma, delivered[0]);
     }
@@ -156,7 +156,7 @@ public static class FragmentComposition
         {
             if (delivered[j][0].Length != mma.BRegisters)
             {
-                return Fail($"{program.Name} tile {j} has {delivered[j][0].Length} registers; {mma.Ptx} takes {mma.BRegisters} for B.");
+                return Fail($"{program.Name} tile {j} has {Wording.Count(delivered[j][0].Length, "register")}; {mma.Ptx} takes {mma.BRegisters} for B.");
             }
             for (var lane = 0; lane < 32; lane++)
             {

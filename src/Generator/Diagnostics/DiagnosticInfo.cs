@@ -30,6 +30,9 @@ public sealed record DiagnosticInfo(Rule Rule, LocationInfo? Location, Equatable
 {
     private static readonly Dictionary<string, DiagnosticDescriptor> Descriptors = Rules.All.ToDictionary(r => r.Id, Describe);
 
+    /// <summary>The message as the diagnostic shows it.</summary>
+    public string Message => Rule.Format(Arguments);
+
     public Diagnostic ToDiagnostic() =>
         Diagnostic.Create(Descriptors[Rule.Id], Location?.ToLocation(), Arguments.Cast<object>().ToArray());
 

@@ -252,14 +252,10 @@ public static class DeclarationReader
             TargetKind.Mma => LocationInfo.From((mmaByProduct[target.Index] ?? family).ApplicationSyntaxReference?.GetSyntax(cancellationToken)),
             _ => typeLocation,
         };
-        if (!reportModifiers && modifierDiagnostics.Any(d => d.Rule.Severity == RuleSeverity.Error))
-        {
-            // The first form of the family reported them; this kernel, like that one, is not emitted.
-            return new DeclarationResult(null, EquatableArray<DiagnosticInfo>.Empty);
-        }
+        // The family's first form reports its modifiers' diagnostics; each other form is not emitted for them either.
         var diagnostics = findings.Select(f => new DiagnosticInfo(f.Rule, Where(f.Target), f.Arguments))
             .Concat(reportModifiers ? modifierDiagnostics : []).ToEquatableArray();
-        return new DeclarationResult(spec, diagnostics);
+        return new DeclarationResult(spec, diagnostics) { ReportedElsewhere = reportModifiers ? EquatableArray<DiagnosticInfo>.Empty : modifierDiagnostics.ToEquatableArray() };
     }
 
     /// <summary>

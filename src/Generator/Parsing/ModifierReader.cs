@@ -172,7 +172,7 @@ public static class ModifierReader
         if (method.Parameters.Length < leading.Length)
         {
             var expected = string.Join(", ", leading.Select(l => l.Declaration));
-            Fail(LocationInfo.From(declaration.ParameterList), $"has {method.Parameters.Length} parameters, but a {Noun(kind)} starts with ({expected})");
+            Fail(LocationInfo.From(declaration.ParameterList), $"has {Wording.Count(method.Parameters.Length, "parameter")}, but a {Noun(kind)} starts with ({expected})");
             return parameters;
         }
         for (var i = 0; i < method.Parameters.Length; i++)

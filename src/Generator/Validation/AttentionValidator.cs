@@ -2,6 +2,7 @@ using System.Collections.Generic;
 using System.Collections.Immutable;
 using System.Linq;
 using KernelDsl.Generator.Atoms;
+using KernelDsl.Generator.Helpers;
 using KernelDsl.Generator.Model;
 
 namespace KernelDsl.Generator.Validation;
@@ -11,7 +12,11 @@ public static class AttentionValidator
 {
     private static readonly Operand[] Operands = [Operand.Q, Operand.K, Operand.V];
 
-    public static ImmutableArray<Finding> Validate(AttentionSpec spec)
+    public static ImmutableArray<Finding> Validate(AttentionSpec spec) => Validate(spec, adviseAtoms: true);
+
+    /// <param name="adviseAtoms">Whether a KDSL0501 names the atoms that would deliver the fragment, found by validating
+    /// the declaration with each of them; off for those validations themselves.</param>
+    private static ImmutableArray<Finding> Validate(AttentionSpec spec, bool adviseAtoms)
     {
         var findings = new List<Finding>();
         var warpgroup = spec.Mma is { } qk && MmaAtom.Get(qk).IsWarpgroup;
@@ -33,7 +38,7 @@ public static class AttentionValidator
         var plan = new AttentionPlan(spec);
         if (warpgroup)
         {
-            return ValidateWarpgroup(findings, plan);
+            return ValidateWarpgroup(findings, plan, adviseAtoms);
         }
         CheckTiles(findings, plan);
         CheckElements(findings, plan);
@@ -45,10 +50,10 @@ public static class AttentionValidator
         LayoutRules.Check(findings, spec, Operand.K, spec.BlockN, spec.HeadDim, plan.KProgram);
         LayoutRules.Check(findings, spec, Operand.V, plan.VRows, plan.VRowBytes, plan.VProgram);
         DeclarationRules.CheckSharedMemory(findings, spec, plan.SharedMemoryBytes,
-            $"Q {plan.QStageBytes} bytes + {spec.Stages} stages × (K {plan.KStageBytes} + V {plan.VStageBytes} bytes)");
+            $"Q {plan.QStageBytes} bytes + {Wording.Count(spec.Stages, "stage")} × (K {plan.KStageBytes} + V {plan.VStageBytes} bytes)");
         if (!HasErrors(findings))
         {
-            CheckComposition(findings, plan);
+            CheckComposition(findings, plan, adviseAtoms);
         }
         return findings.ToImmutableArray();
     }
@@ -226,7 +231,7 @@ public static class AttentionValidator
     }
 
     /// <summary>The Hopper form's tiles, layouts and the π agreement of P and V (a build-time proof: P's order is fixed by the atoms, V's by the recipe).</summary>
-    private static ImmutableArray<Finding> ValidateWarpgroup(List<Finding> findings, AttentionPlan plan)
+    private static ImmutableArray<Finding> ValidateWarpgroup(List<Finding> findings, AttentionPlan plan, bool adviseAtoms)
     {
         var spec = plan.Spec;
         void Tile(string message) => findings.Add(Finding.Of(Rules.TileNotDivisible, FindingTarget.Family, message));
@@ -256,7 +261,7 @@ public static class AttentionValidator
         CheckTmaLayout(findings, spec, Operand.K, spec.HeadDim, "TMA");
         CheckTmaLayout(findings, spec, Operand.V, plan.VRowBytes, plan.InKernelTransposedV ? "the producer's stmatrix" : "TMA");
         DeclarationRules.CheckSharedMemory(findings, spec, plan.SharedMemoryBytes,
-            $"{AttentionPlan.TmaAlignment} alignment + Q {plan.QStageBytes} bytes + {spec.Stages} stages × (K {plan.KStageBytes} + V {plan.VStageBytes}" +
+            $"{AttentionPlan.TmaAlignment} alignment + Q {plan.QStageBytes} bytes + {Wording.Count(spec.Stages, "stage")} × (K {plan.KStageBytes} + V {plan.VStageBytes}" +
             (plan.InKernelTransposedV ? $" + staged V {plan.VStagingBytes}" : "") + $" bytes) + {plan.Barriers} mbarriers");
         if (!HasErrors(findings))
         {
@@ -264,7 +269,7 @@ public static class AttentionValidator
             var mismatch = !p.Succeeded ? -1 : Enumerable.Range(0, plan.PvWarp.K).Where(slot => p.KOrder[slot] != FragmentComposition.Token(plan.VStoredOrder, slot)).DefaultIfEmpty(-1).First();
             if (!p.Succeeded || mismatch >= 0)
             {
-                findings.Add(Finding.Of(Rules.FragmentMismatch, FindingTarget.PvMma, spec.PvMma!, Operand.V, plan.Pv.Ptx,
+                findings.Add(Finding.Of(Rules.FragmentMismatch, FindingTarget.PvMma, spec.PvMma!, Operand.V, plan.Pv.Ptx, Advice(spec, Operand.V, adviseAtoms),
                     p.Succeeded ? $"k slot {mismatch} of P holds key {p.KOrder[mismatch]}, but V's transposed tile stores key {FragmentComposition.Token(plan.VStoredOrder, mismatch)} there" : string.Join(" ", p.Errors)));
             }
         }
@@ -319,22 +324,17 @@ public static class AttentionValidator
         }
     }
 
-    private static void CheckComposition(List<Finding> findings, AttentionPlan plan)
+    /// <summary>KDSL0501's advice for <paramref name="operand"/>: the catalog's atoms that would deliver its fragment (empty when not asked for).</summary>
+    private static string Advice(AttentionSpec spec, Operand operand, bool adviseAtoms) => adviseAtoms
+        ? DeclarationRules.Advice(DeclarationRules.AtomsThatDeliver(spec, operand, s => Validate((AttentionSpec)s, adviseAtoms: false)))
+        : "";
+
+    private static void CheckComposition(List<Finding> findings, AttentionPlan plan, bool adviseAtoms)
     {
         var spec = plan.Spec;
-        FindingTarget AtomOf(Operand operand)
-        {
-            for (var i = 0; i < spec.CopyAtoms.Count; i++)
-            {
-                if (spec.CopyAtoms[i].Operand == operand && CopyAtom.Get(spec.CopyAtoms[i].Atom).Direction == CopyDirection.SharedToRegisters)
-                {
-                    return new FindingTarget(TargetKind.CopyAtom, i);
-                }
-            }
-            return FindingTarget.Family;
-        }
         void Mismatch(Operand operand, string consumer, string why) =>
-            findings.Add(Finding.Of(Rules.FragmentMismatch, AtomOf(operand), spec.CopyAtomOf(operand, CopyDirection.SharedToRegisters)!, operand, consumer, why));
+            findings.Add(Finding.Of(Rules.FragmentMismatch, DeclarationRules.LoaderOf(spec, operand), spec.CopyAtomOf(operand, CopyDirection.SharedToRegisters)!, operand, consumer,
+                Advice(spec, operand, adviseAtoms), why));
 
         if (plan.QProgram is null || plan.KProgram is null || plan.VProgram is null)
         {

@@ -1,6 +1,8 @@
+using System;
 using System.Collections.Generic;
 using System.Linq;
 using KernelDsl.Generator.Atoms;
+using KernelDsl.Generator.Helpers;
 using KernelDsl.Generator.Model;
 
 namespace KernelDsl.Generator.Validation;
@@ -105,6 +107,56 @@ public static class DeclarationRules
         CopyDirection.SharedToRegisters => "shared → register",
         _ => "register → shared",
     };
+
+    /// <summary>The finding target of the atom that loads <paramref name="operand"/> from shared memory into registers (the family when none is declared).</summary>
+    public static FindingTarget LoaderOf(KernelSpec spec, Operand operand)
+    {
+        for (var i = 0; i < spec.CopyAtoms.Count; i++)
+        {
+            if (spec.CopyAtoms[i].Operand == operand && CopyAtom.Get(spec.CopyAtoms[i].Atom).Direction == CopyDirection.SharedToRegisters)
+            {
+                return new FindingTarget(TargetKind.CopyAtom, i);
+            }
+        }
+        return FindingTarget.Family;
+    }
+
+    /// <summary>
+    /// The shared → register atoms of the catalog that deliver <paramref name="operand"/>'s fragment where the declared one
+    /// does not: each is put in the declaration's place and the declaration validated again by <paramref name="validate"/>
+    /// (the family's own rules, the same fragment simulation included), so a suggestion is one that builds. A candidate
+    /// counts when nothing is wrong but other operands' fragments, which a fix of this one cannot be blamed for.
+    /// </summary>
+    public static IReadOnlyList<CopyAtomKind> AtomsThatDeliver(KernelSpec spec, Operand operand, Func<KernelSpec, IEnumerable<Finding>> validate)
+    {
+        var loader = LoaderOf(spec, operand);
+        if (loader.Kind != TargetKind.CopyAtom)
+        {
+            return [];
+        }
+        var declared = spec.CopyAtoms[loader.Index];
+        return CopyAtom.All
+            .Where(atom => atom.Direction == CopyDirection.SharedToRegisters && atom.Kind != declared.Atom)
+            .Where(atom =>
+            {
+                var candidate = spec with { CopyAtoms = spec.CopyAtoms.Select((a, i) => i == loader.Index ? a with { Atom = atom.Kind } : a).ToEquatableArray() };
+                return validate(candidate).All(f => f.Rule.Severity != RuleSeverity.Error || (f.Rule == Rules.FragmentMismatch && f.Target != loader));
+            })
+            .Select(atom => atom.Kind)
+            .ToList();
+    }
+
+    /// <summary>KDSL0501's advice: the atoms <see cref="AtomsThatDeliver"/> found, as the user would write them.</summary>
+    public static string Advice(IReadOnlyList<CopyAtomKind> atoms)
+    {
+        if (atoms.Count == 0)
+        {
+            return "no copy atom of the catalog delivers it for this operand's layout and MMA";
+        }
+        var names = atoms.Select(kind => "CopyAtoms." + kind + (CopyAtom.Get(kind).Prerequisite is { } needs ? $" (with {needs})" : "")).ToList();
+        var list = names.Count == 1 ? names[0] : string.Join(", ", names.Take(names.Count - 1)) + " or " + names[names.Count - 1];
+        return $"use {list}, which {(names.Count == 1 ? "does" : "do")}";
+    }
 
     public static bool IsPowerOfTwo(int value) => value > 0 && (value & (value - 1)) == 0;
 

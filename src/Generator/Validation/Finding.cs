@@ -20,5 +20,5 @@ public sealed record Finding(Rule Rule, FindingTarget Target, EquatableArray<str
     public static Finding Of(Rule rule, FindingTarget target, params object[] arguments) =>
         new(rule, target, System.Linq.Enumerable.Select(arguments, a => System.Convert.ToString(a, System.Globalization.CultureInfo.InvariantCulture) ?? "").ToEquatableArray());
 
-    public string Message => string.Format(System.Globalization.CultureInfo.InvariantCulture, Rule.Message, System.Linq.Enumerable.ToArray<object>(Arguments));
+    public string Message => Rule.Format(Arguments);
 }

@@ -2,6 +2,7 @@ using System.Collections.Generic;
 using System.Collections.Immutable;
 using System.Linq;
 using KernelDsl.Generator.Atoms;
+using KernelDsl.Generator.Helpers;
 using KernelDsl.Generator.Model;
 
 namespace KernelDsl.Generator.Validation;
@@ -11,7 +12,11 @@ public static class GemmValidator
 {
     private static readonly Operand[] Operands = [Operand.A, Operand.B];
 
-    public static ImmutableArray<Finding> Validate(GemmSpec spec)
+    public static ImmutableArray<Finding> Validate(GemmSpec spec) => Validate(spec, adviseAtoms: true);
+
+    /// <param name="adviseAtoms">Whether a KDSL0501 names the atoms that would deliver the fragment, found by validating
+    /// the declaration with each of them; off for those validations themselves.</param>
+    private static ImmutableArray<Finding> Validate(GemmSpec spec, bool adviseAtoms)
     {
         var findings = new List<Finding>();
         CheckParameters(findings, spec);
@@ -34,10 +39,10 @@ public static class GemmValidator
         LayoutRules.Check(findings, spec, Operand.B, plan.BRows, plan.BRowBytes, plan.BProgram);
         CheckLayoutElements(findings, plan);
         DeclarationRules.CheckSharedMemory(findings, spec, plan.SharedMemoryBytes,
-            $"{spec.Stages} stages × ({plan.AStageBytes} bytes of A + {plan.BStageBytes} bytes of B)");
+            $"{Wording.Count(spec.Stages, "stage")} × ({plan.AStageBytes} bytes of A + {plan.BStageBytes} bytes of B)");
         if (findings.All(f => f.Rule.Severity != RuleSeverity.Error))
         {
-            CheckComposition(findings, plan);
+            CheckComposition(findings, plan, adviseAtoms);
         }
         return findings.ToImmutableArray();
     }
@@ -79,15 +84,15 @@ public static class GemmValidator
         }
         if (spec.BlockM % (plan.WarpsM * mma.M) != 0)
         {
-            Tile($"BlockM = {spec.BlockM} does not split into {plan.WarpsM} warps × {mma.M} rows of {mma.Ptx}");
+            Tile($"BlockM = {spec.BlockM} does not split into {Wording.Count(plan.WarpsM, "warp")} × {mma.M} rows of {mma.Ptx}");
         }
         if (spec.BlockN % (plan.WarpsN * 16) != 0)
         {
-            Tile($"BlockN = {spec.BlockN} does not split into {plan.WarpsN} warps × 16 columns (each B copy delivers two n8 MMA tiles)");
+            Tile($"BlockN = {spec.BlockN} does not split into {Wording.Count(plan.WarpsN, "warp")} × 16 columns (each B copy delivers two n8 MMA tiles)");
         }
         if (plan.WarpsM * plan.WarpsN != spec.Warps)
         {
-            Tile($"no {plan.WarpsM}×{plan.WarpsN} warp grid gives {spec.Warps} warps for a {spec.BlockM}×{spec.BlockN} block");
+            Tile($"no {plan.WarpsM}×{plan.WarpsN} warp grid gives {Wording.Count(spec.Warps, "warp")} for a {spec.BlockM}×{spec.BlockN} block");
         }
         var threads = plan.Threads;
         if (plan.AStageBytes / GemmPlan.ChunkBytes % threads != 0)
@@ -156,44 +161,37 @@ public static class GemmValidator
         }
     }
 
-    private static void CheckComposition(List<Finding> findings, GemmPlan plan)
+    private static void CheckComposition(List<Finding> findings, GemmPlan plan, bool adviseAtoms)
     {
         var spec = plan.Spec;
-        var aIndex = IndexOfAtom(spec, Operand.A);
-        var bIndex = IndexOfAtom(spec, Operand.B);
+        void Mismatch(Operand operand, string what, string why)
+        {
+            var advice = adviseAtoms ? DeclarationRules.Advice(DeclarationRules.AtomsThatDeliver(spec, operand, s => Validate((GemmSpec)s, adviseAtoms: false))) : "";
+            var target = DeclarationRules.LoaderOf(spec, operand);
+            findings.Add(Finding.Of(Rules.FragmentMismatch, target, spec.CopyAtoms[target.Index].Atom, what, plan.Mma.Ptx, advice, why));
+        }
+
         if (plan.AProgram is null)
         {
-            findings.Add(Finding.Of(Rules.FragmentMismatch, new FindingTarget(TargetKind.CopyAtom, aIndex), spec.CopyAtoms[aIndex].Atom, "A", plan.Mma.Ptx, "it cannot read an m × k tile"));
+            Mismatch(Operand.A, "A", "it cannot read an m × k tile");
             return;
         }
         var a = plan.ComposeA();
         if (!a.Succeeded)
         {
-            findings.Add(Finding.Of(Rules.FragmentMismatch, new FindingTarget(TargetKind.CopyAtom, aIndex), spec.CopyAtoms[aIndex].Atom, "A", plan.Mma.Ptx, string.Join(" ", a.Errors)));
+            Mismatch(Operand.A, "A", string.Join(" ", a.Errors));
             return;
         }
         var storage = plan.BStorage == OperandStorage.KN ? "stored k × n (NN)" : "stored n × k";
         if (plan.BProgram is null)
         {
-            findings.Add(Finding.Of(Rules.FragmentMismatch, new FindingTarget(TargetKind.CopyAtom, bIndex), spec.CopyAtoms[bIndex].Atom, "B", plan.Mma.Ptx, $"it cannot read B {storage}"));
+            Mismatch(Operand.B, "B", $"it cannot read B {storage}");
             return;
         }
         var b = plan.ComposeB(a);
         if (!b.Succeeded)
         {
-            findings.Add(Finding.Of(Rules.FragmentMismatch, new FindingTarget(TargetKind.CopyAtom, bIndex), spec.CopyAtoms[bIndex].Atom, $"B ({storage})", plan.Mma.Ptx, string.Join(" ", b.Errors)));
+            Mismatch(Operand.B, $"B ({storage})", string.Join(" ", b.Errors));
         }
-    }
-
-    private static int IndexOfAtom(GemmSpec spec, Operand operand)
-    {
-        for (var i = 0; i < spec.CopyAtoms.Count; i++)
-        {
-            if (spec.CopyAtoms[i].Operand == operand && CopyAtom.Get(spec.CopyAtoms[i].Atom).Direction == CopyDirection.SharedToRegisters)
-            {
-                return i;
-            }
-        }
-        return 0;
     }
 }

@@ -2,6 +2,7 @@ using System;
 using System.Collections.Generic;
 using System.Linq;
 using KernelDsl.Generator.Atoms;
+using KernelDsl.Generator.Helpers;
 using KernelDsl.Generator.Model;
 
 namespace KernelDsl.Generator.Validation;
@@ -39,7 +40,8 @@ public static class LayoutRules
         }
         if (!swizzle.IsIdentity && swizzle.Base < chunkBase)
         {
-            findings.Add(Finding.Of(Rules.SwizzleBreaksChunks, target, swizzle, layout.Element, swizzle.Base, (1 << swizzle.Base) * size, chunkBase, Recommended(rowBytes, layout.Element)));
+            findings.Add(Finding.Of(Rules.SwizzleBreaksChunks, target, swizzle, layout.Element, swizzle.Base,
+                $"{Wording.Count(1 << swizzle.Base, "element")} ({Wording.Count((1 << swizzle.Base) * size, "byte")})", chunkBase, Recommended(rowBytes, layout.Element)));
             return;
         }
         var stageBytes = rows * rowBytes;

@@ -3,7 +3,12 @@ namespace KernelDsl.Generator.Validation;
 public enum RuleSeverity { Error, Warning }
 
 /// <summary>A build-time rule with a stable id. Ids are never reused or renumbered.</summary>
-public sealed record Rule(string Id, string Title, string Message, RuleSeverity Severity = RuleSeverity.Error);
+public sealed record Rule(string Id, string Title, string Message, RuleSeverity Severity = RuleSeverity.Error)
+{
+    /// <summary>The message with its arguments filled in, as the diagnostic shows it.</summary>
+    public string Format(System.Collections.Generic.IEnumerable<string> arguments) =>
+        string.Format(System.Globalization.CultureInfo.InvariantCulture, Message, System.Linq.Enumerable.ToArray<object>(arguments));
+}
 
 /// <summary>
 /// Every KDSL diagnostic, in one place. KDSL00xx: declarations; KDSL01xx: swizzles and layouts;
@@ -49,7 +54,7 @@ public static class Rules
         "parameter '{1}' of modifier '{0}' cannot become a launcher argument: {2}");
 
     public static readonly Rule SwizzleBreaksChunks = new("KDSL0101", "Swizzle breaks 16-byte chunks",
-        "{0} on {1} keeps only 2^{2} elements ({3} bytes) together, but cp.async and ldmatrix move 16-byte chunks: use M = {4} for {1}, e.g. {5}");
+        "{0} on {1} keeps only 2^{2} = {3} together, but cp.async and ldmatrix move 16-byte chunks: use M = {4} for {1}, e.g. {5}");
 
     public static readonly Rule SwizzleSpan = new("KDSL0102", "Swizzle does not tile the layout",
         "{0} permutes blocks of {1} bytes, but the {2} tile is {3} bytes per stage: the tile must be a whole number of swizzle blocks");
@@ -76,7 +81,7 @@ public static class Rules
         "{0} cannot be used for {1}: {2}");
 
     public static readonly Rule FragmentMismatch = new("KDSL0501", "Copy atom does not feed the MMA",
-        "copy atom {0} for operand {1} does not deliver the fragment {2} consumes: {3}");
+        "copy atom {0} for operand {1} does not deliver the fragment {2} consumes; {3}. Why: {4}");
 
     public static readonly Rule ModifierSignature = new("KDSL0601", "Invalid modifier signature",
         "[{0}] method '{1}' {2}");

@@ -241,6 +241,36 @@ public class DiagnosticTests
         Assert.Contains("BlockK = 48", d.GetMessage());
     }
 
+    /// <summary>Counts in messages take the number they need: "1 warp", "1 stage", "1 element (1 byte)", never "1 warps".</summary>
+    [Fact]
+    public void KDSL0301_one_warp_is_singular()
+    {
+        var d = Single(Valid.Replace("BlockM = 64", "BlockM = 40").Replace("Warps = 4", "Warps = 1"), "KDSL0301");
+        Assert.Contains("does not split into 1 warp × 16 rows", d.GetMessage());
+    }
+
+    [Fact]
+    public void KDSL0301_several_warps_are_plural()
+    {
+        var d = Single(Valid.Replace("BlockM = 64", "BlockM = 40").Replace("Warps = 4", "Warps = 4, WarpsM = 2"), "KDSL0301", allowOthersOfSameId: true);
+        Assert.Contains("does not split into 2 warps × 16 rows", d.GetMessage());
+    }
+
+    [Fact]
+    public void KDSL0201_one_stage_is_singular()
+    {
+        var source = Valid.Replace("BlockM = 64, BlockN = 64, BlockK = 64, Warps = 4, Stages = 2", "BlockM = 512, BlockN = 512, BlockK = 256, Warps = 8, Stages = 1");
+        var d = Single(source, "KDSL0201");
+        Assert.Contains("(1 stage × (", d.GetMessage());
+    }
+
+    [Fact]
+    public void KDSL0101_one_element_is_singular()
+    {
+        var d = Single(Valid.Replace("[SmemLayout(Operand.A, Element.S8, 2, 4, 3)]", "[SmemLayout(Operand.A, Element.S8, 1, 0, 3)]"), "KDSL0101");
+        Assert.Contains("keeps only 2^0 = 1 element (1 byte) together", d.GetMessage());
+    }
+
     [Fact]
     public void KDSL0401_movmatrix_below_sm75_and_ptx()
     {
@@ -308,6 +338,61 @@ public class DiagnosticTests
     {
         var d = Single(Valid.Replace("Layout = GemmLayout.NN", "Layout = GemmLayout.TN"), "KDSL0501");
         Assert.Contains("stored n × k", d.GetMessage());
+    }
+
+    /// <summary>The declarations KDSL0501 advice is checked on, with the copy atom of one operand left as ATOM.</summary>
+    private static string AtomCase(string name) => name switch
+    {
+        "gemm-nn-A" => Valid.Replace("[CopyAtom(Operand.A, CopyAtoms.Ldsm)]", "[CopyAtom(Operand.A, CopyAtoms.ATOM)]"),
+        "gemm-nn-B" => Valid.Replace("[CopyAtom(Operand.B, CopyAtoms.LdsmTransPrmt)]", "[CopyAtom(Operand.B, CopyAtoms.ATOM)]"),
+        "gemm-tn-B" => Valid.Replace("Layout = GemmLayout.NN", "Layout = GemmLayout.TN").Replace("[CopyAtom(Operand.B, CopyAtoms.LdsmTransPrmt)]", "[CopyAtom(Operand.B, CopyAtoms.ATOM)]"),
+        "attention-K" => AttentionDeclaration.Replace("BLOCKS", "1").Replace("[CopyAtom(Operand.K, CopyAtoms.Ldsm)]", "[CopyAtom(Operand.K, CopyAtoms.ATOM)]"),
+        "attention-u8-V" => AttentionDeclaration.Replace("BLOCKS", "1").Replace("[CopyAtom(Operand.V, CopyAtoms.LdsmTransPrmt)]", "[CopyAtom(Operand.V, CopyAtoms.ATOM)]"),
+        "attention-f16-V" => AttentionDeclaration.Replace("BLOCKS", "1")
+            .Replace("[SmemLayout(Operand.V, Element.S8, 3, 4, 3)]", "[SmemLayout(Operand.V, Element.F16, 3, 3, 3)]")
+            .Replace("[CopyAtom(Operand.V, CopyAtoms.LdsmTransPrmt)]", "[CopyAtom(Operand.V, CopyAtoms.ATOM)]")
+            .Replace("[MmaAtom(MmaAtoms.M16N8K32_S32U8S8, Product = MmaProduct.PV)]", "[MmaAtom(MmaAtoms.M16N8K16_F32F16F16, Product = MmaProduct.PV)]"),
+        _ => throw new ArgumentOutOfRangeException(nameof(name)),
+    };
+
+    /// <summary>
+    /// KDSL0501 names the atoms that would deliver the fragment, and each of them, put in place of the wrong one, builds:
+    /// no KDSL error at all and generated code that compiles. The expected atoms are the recipes docs/V_TRANSPOSE.md
+    /// derives by hand; the generator finds them by simulating the catalog.
+    /// </summary>
+    [Theory]
+    [InlineData("gemm-nn-A", "LdsmTrans", "Ldsm")]
+    [InlineData("gemm-nn-B", "LdsmTrans", "LdsmTransPrmt LdsmPrmtMovmatrix LdsmPretransposed")]
+    [InlineData("gemm-nn-B", "Ldsm", "LdsmTransPrmt LdsmPrmtMovmatrix LdsmPretransposed")]
+    [InlineData("gemm-tn-B", "LdsmTransPrmt", "Ldsm")]
+    [InlineData("attention-K", "LdsmTransPrmt", "Ldsm")]
+    [InlineData("attention-u8-V", "Ldsm", "LdsmTransPrmt LdsmPrmtMovmatrix LdsmPretransposed")]
+    [InlineData("attention-f16-V", "Ldsm", "LdsmTrans")]
+    public void KDSL0501_names_the_atoms_that_deliver_the_fragment_and_each_builds(string declaration, string wrong, string expected)
+    {
+        var template = AtomCase(declaration);
+        Assert.Empty(GeneratorHarness.RunGenerator(template.Replace("ATOM", expected.Split(' ')[0])).GeneratorDiagnostics.Where(x => x.Severity == DiagnosticSeverity.Error));
+        var d = Single(template.Replace("ATOM", wrong), "KDSL0501");
+        var message = d.GetMessage();
+        var advice = message[..message.IndexOf(". Why: ", StringComparison.Ordinal)];
+        var named = System.Text.RegularExpressions.Regex.Matches(advice, @"CopyAtoms\.(\w+)").Select(m => m.Groups[1].Value).ToList();
+        Assert.Equal(expected.Split(' '), named);
+        Assert.DoesNotContain(wrong, named);
+        foreach (var atom in named)
+        {
+            var run = GeneratorHarness.RunGenerator(template.Replace("ATOM", atom));
+            Assert.DoesNotContain(run.GeneratorDiagnostics, x => x.Id == "KDSL0501");
+            Assert.Empty(run.GeneratorDiagnostics.Where(x => x.Severity == DiagnosticSeverity.Error));
+            Assert.Empty(run.CompilationErrors);
+        }
+    }
+
+    [Fact]
+    public void KDSL0501_says_what_a_pretransposed_atom_needs()
+    {
+        var d = Single(AtomCase("attention-u8-V").Replace("ATOM", "Ldsm"), "KDSL0501");
+        Assert.Contains("CopyAtoms.LdsmPretransposed (with the operand transposed beforehand", d.GetMessage());
+        Assert.Contains("which do. Why: ", d.GetMessage());
     }
 
     /// <summary>A valid warp-specialized wgmma attention (sm_90a); each test breaks one thing.</summary>

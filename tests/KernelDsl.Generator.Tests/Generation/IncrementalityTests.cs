@@ -23,6 +23,7 @@ public class IncrementalityTests
     private static readonly string[] OurSteps =
     [
         TrackingNames.GemmDeclarations, TrackingNames.Diagnostics, TrackingNames.ValidSpecs, TrackingNames.EmittedSources, TrackingNames.Registry,
+        TrackingNames.UnavailableKernels, TrackingNames.UnavailableSources,
     ];
 
     private static GeneratorRunResult Rerun(string before, string after)
@@ -60,6 +61,36 @@ public class IncrementalityTests
         var result = Rerun(Declaration, Declaration.Replace("Stages = 2", "Stages = 3"));
         Assert.Contains(Reasons(result), r => r.Step == TrackingNames.EmittedSources && r.Reason == IncrementalStepRunReason.Modified);
     }
+
+    /// <summary>The declaration with a KDSL0301 (BlockK not a multiple of the MMA's k): it gets placeholder members instead of a kernel.</summary>
+    private static readonly string Broken = Declaration.Replace("BlockK = 64", "BlockK = 48", StringComparison.Ordinal);
+
+    [Fact]
+    public void A_comment_leaves_a_broken_declarations_placeholders_cached()
+    {
+        var result = Rerun(Broken, "// a comment above everything\n" + Broken);
+        var reasons = Reasons(result).ToList();
+        Assert.Contains(reasons, r => r.Step == TrackingNames.UnavailableSources);
+        // The diagnostics move with the comment; what the placeholders are made from does not.
+        Assert.All(reasons.Where(r => r.Step is TrackingNames.UnavailableKernels or TrackingNames.UnavailableSources),
+            r => Assert.True(r.Reason is IncrementalStepRunReason.Cached or IncrementalStepRunReason.Unchanged, $"{r.Step} was {r.Reason}"));
+    }
+
+    [Fact]
+    public void Fixing_the_error_replaces_the_placeholders_with_the_kernel()
+    {
+        var compilation = GeneratorHarness.Compilation(Broken);
+        var driver = GeneratorHarness.Driver().RunGenerators(compilation, TestContext.Current.CancellationToken);
+        Assert.Equal(["Users.Gemm.unavailable.cu.g.cs", "Users.Gemm.unavailable.g.cs"],
+            driver.GetRunResult().Results.Single().GeneratedSources.Select(s => s.HintName).Order(StringComparer.Ordinal));
+        var tree = compilation.SyntaxTrees.Single();
+        var fixedRun = driver.RunGenerators(compilation.ReplaceSyntaxTree(tree, CSharpSyntaxTree.ParseText(Declaration, GeneratorHarness.ParseOptions, path: tree.FilePath, cancellationToken: TestContext.Current.CancellationToken)),
+            TestContext.Current.CancellationToken).GetRunResult().Results.Single();
+        Assert.Equal([RegistryHint, "Users.Gemm.cu.g.cs", "Users.Gemm.g.cs"], fixedRun.GeneratedSources.Select(s => s.HintName).Order(StringComparer.Ordinal));
+        Assert.Contains(Reasons(fixedRun), r => r.Step == TrackingNames.UnavailableSources && r.Reason == IncrementalStepRunReason.Removed);
+    }
+
+    private const string RegistryHint = "KernelDsl.DeclaredKernels.g.cs";
 
     // Two kernel types with their own [MaskModifier], each in its own file, both Like one plain declaration in a third.
     private const string BaseAttention = """

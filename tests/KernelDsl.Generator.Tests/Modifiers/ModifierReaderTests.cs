@@ -317,6 +317,7 @@ public class ModifierReaderTests
     [InlineData("[ScoreModifier] public static double M(float score, int b, int h, int q, int k) => score;", "double", "returns float")]
     [InlineData("[MaskModifier] public static int M(int b, int h, int q, int k) => 1;", "int", "returns bool")]
     [InlineData("[MaskModifier] public static bool M(int b, int h, int q) => true;", "(int b, int h, int q)", "starts with (int b, int h, int q, int k)")]
+    [InlineData("[MaskModifier] public static bool M(int b) => true;", "(int b)", "has 1 parameter, but a mask")]
     [InlineData("[ScoreModifier] public static float M(float score, int b, int h, float q, int k) => score;", "float q", "the query index, an int")]
     [InlineData("[ScoreModifier] public static float M(double score, int b, int h, int q, int k) => (float)score;", "double score", "the score, a float")]
     [InlineData("[ScoreModifier] public static float M(float score, int b, int h, int q, int k, Span<float> slopes) => score;", "Span<float> slopes", "runtime parameters are int, float")]
