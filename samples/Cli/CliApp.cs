@@ -56,7 +56,8 @@ public static class CliApp
         }
         try
         {
-            return parse.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+            // Help and System.CommandLine's own messages go where the commands' output goes (tests capture both).
+            return parse.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false, Output = AnsiConsole.Profile.Out.Writer, Error = Errors });
         }
         catch (CliUsageException e)
         {

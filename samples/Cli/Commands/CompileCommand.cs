@@ -85,14 +85,14 @@ internal static partial class CompileCommand
         var jobs = modules.SelectMany(m => (arch is null ? m.Targets.ToArray() : [arch.Name]).Select(target =>
             new Job(m, target, (arch?.CannotBuild(m) is { } why ? $"{arch.Name}: variant {why}" : null) ?? nvrtc.Version.CannotTarget(target)))).ToList();
 
-        var table = new Table().AddColumns("kernel", "arch", "registers", "spill bytes", "stack", "ms");
+        var rows = new List<string[]>();
         var (spills, compiled, failures, advisories) = (0, 0, new List<string>(), new List<string>());
         void Compile(Job job)
         {
             var (module, target) = (job.Module, job.Target);
             if (job.SkipReason is { } reason)
             {
-                table.AddRow(Markup.Escape(module.Name), target, "[grey]skipped[/]", "", "", Markup.Escape(reason));
+                rows.Add([module.Name, target, "skipped", "", "", reason]);
                 return;
             }
             NvrtcResult result;
@@ -106,7 +106,7 @@ internal static partial class CompileCommand
                 // Report every variant that fails, not only the first: its first error here, the whole message below.
                 var first = error.Diagnostics.FirstOrDefault(d => d.Severity.Contains("error", StringComparison.Ordinal));
                 failures.Add(error.Message);
-                table.AddRow(Markup.Escape(module.Name), target, "[red]failed[/]", "", "", Markup.Escape(first?.Message ?? error.Log.Trim().Split('\n')[0]));
+                rows.Add([module.Name, target, "failed", "", "", first?.Message ?? error.Log.Trim().Split('\n')[0]]);
                 return;
             }
             // ptxas advisories (e.g. wgmma serialized, performance warnings) are worth seeing; the per-kernel info lines are in the table.
@@ -118,14 +118,15 @@ internal static partial class CompileCommand
             {
                 compiled++;
                 spills += kernel.SpillLoadBytes + kernel.SpillStoreBytes;
-                table.AddRow(Markup.Escape(kernel.Name), target, kernel.Registers.ToString(CultureInfo.InvariantCulture),
+                rows.Add([kernel.Name, target, kernel.Registers.ToString(CultureInfo.InvariantCulture),
                     (kernel.SpillLoadBytes + kernel.SpillStoreBytes).ToString(CultureInfo.InvariantCulture),
-                    kernel.StackFrameBytes.ToString(CultureInfo.InvariantCulture), result.Elapsed.TotalMilliseconds.ToString("F0", CultureInfo.InvariantCulture));
+                    kernel.StackFrameBytes.ToString(CultureInfo.InvariantCulture), result.Elapsed.TotalMilliseconds.ToString("F0", CultureInfo.InvariantCulture)]);
             }
         }
         CliProgress.Run($"NVRTC {nvrtc.Version}", jobs, Compile);
 
-        AnsiConsole.Write(table);
+        // The last column is the module's compile time, or why a target was skipped or failed.
+        CliTable.Write(["kernel", "arch", "registers", "spill bytes", "stack", "ms or reason"], rows, CliTable.Fits);
         foreach (var advisory in advisories)
         {
             AnsiConsole.MarkupLine($"[yellow]{Markup.Escape(advisory)}[/]");
@@ -134,9 +135,9 @@ internal static partial class CompileCommand
         {
             AnsiConsole.MarkupLine($"[red]{Markup.Escape(failure)}[/]");
         }
-        var skipped = jobs.Where(j => j.SkipReason is not null).GroupBy(j => j.SkipReason!).Select(g => $"{g.Count()} ({g.Key})").ToList();
+        var skipped = jobs.Where(j => j.SkipReason is not null).GroupBy(j => j.SkipReason!).Select(g => $"{g.Count()} because {g.Key}").ToList();
         AnsiConsole.MarkupLine(Markup.Escape($"NVRTC {nvrtc.Version}: {compiled} kernels compiled, {failures.Count} variant targets failed, " +
-            $"{jobs.Count(j => j.SkipReason is not null)} skipped{(skipped.Count > 0 ? ": " + string.Join("; ", skipped) : "")}. Warning #177 (unused helper functions) is silenced."));
+            $"{jobs.Count(j => j.SkipReason is not null)} skipped{(skipped.Count > 0 ? $" ({string.Join("; ", skipped)})" : "")}. Warning #177 (unused helper functions) is silenced."));
         AnsiConsole.MarkupLine(spills > 0 ? $"[red]{spills} spill bytes.[/]"
             : compiled == 0 ? "[yellow]No kernel compiled, so nothing is known of spills.[/]"
             : failures.Count == 0 ? "[green]No kernel spills.[/]"

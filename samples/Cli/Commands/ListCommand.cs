@@ -18,7 +18,7 @@ internal static class ListCommand
     /// <summary>How the list is printed.</summary>
     internal enum Format
     {
-        /// <summary>A table on a terminal at least <see cref="TableWidth"/> columns wide, plain lines otherwise.</summary>
+        /// <summary>A table on a terminal at least <see cref="CliTable.MinimumWidth"/> columns wide, plain lines otherwise.</summary>
         Auto,
         /// <summary>A header line, then one tab-separated line per variant (multi-valued cells joined by "; ").</summary>
         Plain,
@@ -27,9 +27,6 @@ internal static class ListCommand
         /// <summary>A JSON array of variants, with the tiles' full descriptions too.</summary>
         Json,
     }
-
-    /// <summary>Narrower than this, the table wraps its cells into fragments, so Auto prints plain lines.</summary>
-    internal const int TableWidth = 160;
 
     /// <summary>One declared variant as the list shows it.</summary>
     internal sealed record Row(string Name, IReadOnlyList<KernelEntryPoint> Kernels, int MinimumSm, IReadOnlyList<string> Targets,
@@ -50,7 +47,7 @@ internal static class ListCommand
             var rows = Rows();
             var chosen = parse.GetValue(format) switch
             {
-                Format.Auto => AnsiConsole.Profile.Out.IsTerminal && AnsiConsole.Profile.Width >= TableWidth ? Format.Table : Format.Plain,
+                Format.Auto => CliTable.Fits ? Format.Table : Format.Plain,
                 var f => f,
             };
             switch (chosen)
@@ -59,17 +56,11 @@ internal static class ListCommand
                     WriteLines(JsonSerializer.Serialize(rows.Select(ToJson), new JsonSerializerOptions { WriteIndented = true }));
                     break;
                 case Format.Table:
-                    var table = new Table().AddColumns(Columns);
-                    foreach (var row in rows)
-                    {
-                        table.AddRow(Cells(row, "\n").Select(Markup.Escape).ToArray());
-                    }
-                    AnsiConsole.Write(table);
+                    CliTable.Write(Columns, rows.Select(row => Cells(row, "\n")).ToList(), table: true);
                     AnsiConsole.MarkupLine($"{rows.Count} variants.");
                     break;
                 default:
-                    // Written past Spectre, which would wrap at the terminal's width (or 80 columns when piped): grep, cut and awk see whole rows.
-                    WriteLines([string.Join('\t', Columns), .. rows.Select(row => string.Join('\t', Cells(row, "; ")))]);
+                    CliTable.Write(Columns, rows.Select(row => Cells(row, "\n")).ToList(), table: false);
                     break;
             }
             return 0;
@@ -77,14 +68,10 @@ internal static class ListCommand
         return command;
     }
 
-    private static void WriteLines(params string[] lines)
+    private static void WriteLines(string text)
     {
-        var writer = AnsiConsole.Profile.Out.Writer;
-        foreach (var line in lines)
-        {
-            writer.WriteLine(line);
-        }
-        writer.Flush();
+        AnsiConsole.Profile.Out.Writer.WriteLine(text);
+        AnsiConsole.Profile.Out.Writer.Flush();
     }
 
     internal static IReadOnlyList<Row> Rows()
