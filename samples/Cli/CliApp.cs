@@ -85,8 +85,8 @@ public static class CliApp
 
     private static string OneLine(string text) => text.ReplaceLineEndings(" ").Trim();
 
-    /// <summary>An output file's directory must exist, checked before the work that fills it.</summary>
-    /// <exception cref="CliUsageException">The path is a directory, or its directory does not exist.</exception>
+    /// <summary>An output file must be writable, checked before the work that fills it.</summary>
+    /// <exception cref="CliUsageException">The path is a directory, its directory does not exist, or it cannot be opened for writing.</exception>
     internal static void CheckOutputFile(FileInfo file, string option)
     {
         if (Directory.Exists(file.FullName))
@@ -96,6 +96,22 @@ public static class CliApp
         if (file.Directory is not { Exists: true })
         {
             throw new CliUsageException($"{option} '{file.FullName}': the directory '{file.DirectoryName}' does not exist: create it first, or write elsewhere.");
+        }
+        // Opened for writing now (and removed again if it was not there), so a read-only place fails before the work.
+        var existed = file.Exists;
+        try
+        {
+            using (File.Open(file.FullName, FileMode.OpenOrCreate, FileAccess.Write))
+            {
+            }
+            if (!existed)
+            {
+                File.Delete(file.FullName);
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new CliUsageException($"{option} '{file.FullName}' cannot be written ({e.Message}): write elsewhere.");
         }
     }
 

@@ -38,6 +38,7 @@ public class CliBadInputTests : IDisposable
         // Output.
         { "out in a missing directory", "--out", "does not exist" },
         { "out is a directory", "--out", "is a directory" },
+        { "out cannot be written", "--out", "cannot be written" },
         // Modes nothing declares.
         { "D 80", "D = 80", "declared head dims" },
         { "Movmatrix at D 64", "--v-strategy", "declared strategies" },
@@ -113,6 +114,7 @@ public class CliBadInputTests : IDisposable
                 [.. Attention(q: "q4.npy", k: "k3.npy", v: "v3.npy"), "--layout", "BSHD"]))),
             "out in a missing directory" => Attention(o: "no-such-folder/o.npy"),
             "out is a directory" => Mkdir("out", Attention(o: "out")),
+            "out cannot be written" => [.. Attention()[..^2], "/proc/o.npy", "--no-reference"],
             "D 80" => Tensor("q80.npy", [1, 2, 33, 80], Attention(q: "q80.npy", k: "q80.npy", v: "q80.npy")),
             "Movmatrix at D 64" => Tensor("q64.npy", [1, 2, 33, 64], [.. Attention(q: "q64.npy", k: "q64.npy", v: "q64.npy"), "--v-strategy", "Movmatrix"]),
             "InKernelTranspose at D 64" => Tensor("q64.npy", [1, 2, 33, 64], [.. Attention(q: "q64.npy", k: "q64.npy", v: "q64.npy"), "--v-strategy", "InKernelTranspose"]),

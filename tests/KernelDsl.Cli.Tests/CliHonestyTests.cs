@@ -205,4 +205,35 @@ public class CliHonestyTests : IDisposable
             Environment.SetEnvironmentVariable(KernelSourceOverride.DirectoryVariable, previous);
         }
     }
+
+    /// <summary>A console whose output breaks (a closed pipe, a full disk).</summary>
+    private sealed class BrokenWriter : StringWriter
+    {
+        public override void Write(string? value) => throw new IOException("No space left on device");
+        public override void Write(char value) => throw new IOException("No space left on device");
+        public override void WriteLine(string? value) => throw new IOException("No space left on device");
+    }
+
+    [Fact]
+    public void An_unexpected_failure_is_one_short_line_with_exit_code_1_and_the_stack_only_under_verbose()
+    {
+        var errors = new StringWriter();
+        var (previous, previousErrors) = (Spectre.Console.AnsiConsole.Console, KernelDsl.Cli.CliApp.Errors);
+        Spectre.Console.AnsiConsole.Console = Spectre.Console.AnsiConsole.Create(new Spectre.Console.AnsiConsoleSettings { Out = new Spectre.Console.AnsiConsoleOutput(new BrokenWriter()) });
+        KernelDsl.Cli.CliApp.Errors = errors;
+        try
+        {
+            Assert.Equal(1, KernelDsl.Cli.CliApp.Run("cuda", "Int8AttentionD128TransPrmt"));
+            var line = Assert.Single(errors.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries));
+            Assert.Equal("kdsl failed: IOException: No space left on device (--verbose shows the details.)", line);
+
+            errors.GetStringBuilder().Clear();
+            Assert.Equal(1, KernelDsl.Cli.CliApp.Run("cuda", "Int8AttentionD128TransPrmt", "--verbose"));
+            Assert.Contains("   at ", errors.ToString());
+        }
+        finally
+        {
+            (Spectre.Console.AnsiConsole.Console, KernelDsl.Cli.CliApp.Errors) = (previous, previousErrors);
+        }
+    }
 }
