@@ -43,7 +43,7 @@ internal static class LibraryProbe
 
     // The first line stands alone (callers may show only it): it names every file tried.
     private static string Header(string what, string? loaded, List<string> tried) => loaded is null
-        ? $"No {what} library could be loaded (tried {string.Join(", ", tried)}). Attempts, in order:{Environment.NewLine}"
+        ? $"No {what} library could be loaded (tried {string.Join(", ", tried)}).{Environment.NewLine}Attempts, in order:{Environment.NewLine}"
         : $"Loaded {what} library '{loaded}'. Attempts:{Environment.NewLine}";
 
     // .NET wraps dlerror's text in advice about strace and LD_DEBUG; the part after that advice says why.
