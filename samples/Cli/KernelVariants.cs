@@ -8,9 +8,6 @@ using KernelDsl.Launching;
 
 namespace KernelDsl.Cli;
 
-/// <summary>A mistake on the command line: printed as one message, exit code 2, no stack trace.</summary>
-internal sealed class CliUsageException(string message) : Exception(message);
-
 /// <summary>
 /// The attention kernels of <see cref="Int8Attention.Kernels"/> as the CLI names them, their modifiers' runtime arguments
 /// parsed from <c>--arg name=value</c>, and the modifiers' C# methods bound to those arguments for the CPU references.
@@ -41,7 +38,7 @@ internal static class KernelVariants
     public static string DescribeParameters(AttentionKernelInfo kernel) =>
         string.Join(", ", kernel.Parameters.Select(p => $"{p.Name}: {TypeName(p)}"));
 
-    private static string TypeName(AttentionModifierParameter p) => (p.ElementType == typeof(int) ? "int" : "float") + (p.IsArray ? "[]" : "");
+    internal static string TypeName(AttentionModifierParameter p) => (p.ElementType == typeof(int) ? "int" : "float") + (p.IsArray ? "[]" : "");
 
     /// <summary>The kernel named <paramref name="name"/> in full, or the one whose name ends with ".<paramref name="name"/>".</summary>
     /// <exception cref="CliUsageException">No kernel or several match; the message lists candidates.</exception>

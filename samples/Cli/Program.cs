@@ -1,2 +1,2 @@
-// kdsl: the KernelDsl command line (see CliApp).
-return KernelDsl.Cli.CliApp.Build().Parse(args).Invoke();
+// kdsl: the KernelDsl command line (see CliApp.Run: errors are one line, exit code 2 for usage errors).
+return KernelDsl.Cli.CliApp.Run(args);

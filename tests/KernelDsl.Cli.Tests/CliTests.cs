@@ -1,43 +1,25 @@
 using KernelDsl.Attention.IO;
 using KernelDsl.Attention.Reference;
 using KernelDsl.Cli;
-using Spectre.Console;
 
 namespace CliTests;
 
 /// <summary>The CLI end to end, as a user runs it: commands parsed from arguments, files in and out.</summary>
+[Collection(CliCollection.Name)]
 public class CliTests : IDisposable
 {
     private readonly string _folder = Directory.CreateTempSubdirectory("kdsl-cli-").FullName;
 
     public void Dispose() => Directory.Delete(_folder, recursive: true);
 
-    private static int Run(params string[] args) => CliApp.Build().Parse(args).Invoke();
+    private static int Run(params string[] args) => CliRunner.Run(args).Code;
 
     private string PathOf(string name) => Path.Combine(_folder, name);
 
-    /// <summary>Runs the CLI with its console captured (no terminal, no colours, wide enough that no message wraps).</summary>
     private static (int Code, string Output) RunCapturing(params string[] args)
     {
-        var writer = new StringWriter();
-        var previous = AnsiConsole.Console;
-        var console = AnsiConsole.Create(new AnsiConsoleSettings
-        {
-            Ansi = AnsiSupport.No,
-            ColorSystem = ColorSystemSupport.NoColors,
-            Interactive = InteractionSupport.No,
-            Out = new AnsiConsoleOutput(writer),
-        });
-        console.Profile.Width = 10_000;
-        AnsiConsole.Console = console;
-        try
-        {
-            return (Run(args), writer.ToString());
-        }
-        finally
-        {
-            AnsiConsole.Console = previous;
-        }
+        var run = CliRunner.Run(args);
+        return (run.Code, run.All);
     }
 
     /// <summary>Gaussian f16 q, k, v [1, 2, tokens, 128] (BHSD) in the test folder; the command line's file arguments.</summary>
@@ -214,10 +196,9 @@ public class CliTests : IDisposable
     [InlineData("--only", "NoSuchVariant")]
     public void Bench_refuses_a_shape_off_the_grid_or_an_undeclared_variant_before_looking_for_a_gpu(string option, string value)
     {
-        var result = CliApp.Build().Parse(["bench", option, value]);
-        var error = Assert.Single(result.Errors);
+        var error = Assert.Single(CliApp.Build().Parse(["bench", option, value]).Errors);
         Assert.Contains(option, error.Message);
-        Assert.NotEqual(0, result.Invoke());
+        Assert.Equal(2, Run("bench", option, value));
     }
 
     [Fact]

@@ -1,7 +1,6 @@
 using System.CommandLine;
 using KernelDsl.Attention.FlashAttention;
 using KernelDsl.Attention.IO;
-using KernelDsl.Attention.Quantization;
 using KernelDsl.Attention.Reference;
 using KernelDsl.Launching;
 using Spectre.Console;
@@ -10,8 +9,9 @@ namespace KernelDsl.Cli.Commands;
 
 /// <summary>
 /// <c>kdsl attention</c>: INT8 attention on .npy files (f16, [B, H, S, D] or [B, S, H, D]), written to a .npy in the
-/// same layout, with its error against a float64 reference. On a machine without a GPU it runs the CPU reference of
-/// the exact int8 algorithm instead, and says so.
+/// same layout, with its error against a float64 reference. Every input is checked before any work. On a machine
+/// without a GPU it runs the CPU reference of the declared kernel the GPU path would select (and names it), so it
+/// serves exactly the configurations the library serves, and refuses NaN and ±Inf inputs as the library does.
 /// </summary>
 internal static class AttentionCommand
 {
@@ -20,162 +20,139 @@ internal static class AttentionCommand
         var q = new Option<FileInfo>("--q") { Description = "Queries, f16 .npy.", Required = true };
         var k = new Option<FileInfo>("--k") { Description = "Keys, f16 .npy.", Required = true };
         var v = new Option<FileInfo>("--v") { Description = "Values, f16 .npy.", Required = true };
-        var output = new Option<FileInfo>("--out") { Description = "Where to write O (f16 .npy, same layout as q).", Required = true };
+        var output = new Option<FileInfo>("--out") { Description = "Where to write O (f16 .npy, same layout as q); its directory must exist.", Required = true };
         var layout = new Option<TensorLayout>("--layout") { Description = "BHSD ([B, H, S, D]) or BSHD ([B, S, H, D]).", DefaultValueFactory = _ => TensorLayout.BHSD };
         var causal = new Option<bool>("--causal") { Description = "Causal mask, bottom-right aligned." };
         var pv = new Option<PvPrecision>("--pv") { Description = "U8 (fast) or Float16 (accuracy).", DefaultValueFactory = _ => PvPrecision.U8 };
-        var strategy = new Option<VStrategy>("--v-strategy") { Description = "TransPrmt, Movmatrix or Pretransposed.", DefaultValueFactory = _ => VStrategy.TransPrmt };
-        var tile = new Option<string?>("--tile") { Description = "A declared tile configuration (see `kdsl list`); the mode's first by default." };
+        var strategy = new Option<VStrategy>("--v-strategy")
+        {
+            Description = $"How V reaches the u8 P·V MMA (docs/V_TRANSPOSE.md): {string.Join(", ", Enum.GetNames<VStrategy>())}; only the declared ones run (`kdsl list`).",
+            DefaultValueFactory = _ => VStrategy.TransPrmt,
+        };
+        var tile = new Option<string?>("--tile") { Description = "A declared tile, by its short name (e.g. 128x64-w8-s2, wgmma-s3) or its description (see `kdsl list`); the mode's first by default." };
+        var autotune = new Option<bool>("--autotune") { Description = "u8 P·V: time every declared V strategy and tile for this GPU and shape once (remembered on disk) and run the fastest." };
         var noReference = new Option<bool>("--no-reference") { Description = "Skip the float64 reference (it is O(S²) on the CPU)." };
         var variant = new Option<string?>("--variant")
         {
             Description = "Run this attention kernel (a name from `kdsl list`, or a unique suffix such as SlidingWindow.D128Wgmma) with its modifiers; " +
-                "it fixes the masking, P·V mode, V strategy and tile, so --causal, --pv, --v-strategy and --tile may not be given with it.",
+                "it fixes the masking, P·V mode, V strategy and tile, so --causal, --pv, --v-strategy, --tile and --autotune may not be given with it.",
         };
         var arguments = new Option<string[]>("--arg")
         {
             Description = "A runtime argument of the variant's modifiers, name=value (repeatable): an int or float, or a 1-D int32/float32 .npy file as name=@file.npy.",
         };
-        var command = new Command("attention", "Run INT8 attention on .npy files and report its error against float64.") { q, k, v, output, layout, causal, pv, strategy, tile, noReference, variant, arguments };
-        command.SetAction(parse =>
+        var command = new Command("attention", "Run INT8 attention on .npy files and report its error against float64.")
         {
-            var fixedByKernel = new (string Name, bool Given)[]
+            q, k, v, output, layout, causal, pv, strategy, tile, autotune, noReference, variant, arguments,
+        };
+        command.SetAction(parse => Run(new Request(parse.GetValue(q)!, parse.GetValue(k)!, parse.GetValue(v)!, parse.GetValue(output)!, parse.GetValue(layout),
+            new AttentionOptions { Causal = parse.GetValue(causal), Pv = parse.GetValue(pv), V = parse.GetValue(strategy), Tile = parse.GetValue(tile), Autotune = parse.GetValue(autotune) },
+            !parse.GetValue(noReference), parse.GetValue(variant), parse.GetValue(arguments) ?? [],
+            Given: new[]
             {
                 ("--causal", parse.GetValue(causal)),
                 ("--pv", parse.GetResult(pv) is { Implicit: false }),
                 ("--v-strategy", parse.GetResult(strategy) is { Implicit: false }),
                 ("--tile", parse.GetValue(tile) is not null),
-            }.Where(o => o.Given).Select(o => o.Name).ToArray();
-            return Run(parse.GetValue(q)!, parse.GetValue(k)!, parse.GetValue(v)!, parse.GetValue(output)!, parse.GetValue(layout),
-                new AttentionOptions { Causal = parse.GetValue(causal), Pv = parse.GetValue(pv), V = parse.GetValue(strategy), Tile = parse.GetValue(tile) }, !parse.GetValue(noReference),
-                parse.GetValue(variant), parse.GetValue(arguments) ?? [], fixedByKernel);
-        });
+                ("--autotune", parse.GetValue(autotune)),
+            }.Where(o => o.Item2).Select(o => o.Item1).ToArray())));
         return command;
     }
+
+    /// <summary>The command line, parsed. <paramref name="Given"/>: the mode options given explicitly.</summary>
+    private sealed record Request(FileInfo Q, FileInfo K, FileInfo V, FileInfo Out, TensorLayout Layout, AttentionOptions Options, bool Reference,
+        string? VariantName, string[] ArgumentPairs, string[] Given);
 
     /// <summary>The kernel --variant names, with its modifiers' arguments as parsed and bound to the C# methods.</summary>
     private sealed record Variant(AttentionKernelInfo Kernel, IReadOnlyDictionary<string, object> Values, AttentionModifiers Modifiers);
 
-    private static int Run(FileInfo qFile, FileInfo kFile, FileInfo vFile, FileInfo outFile, TensorLayout layout, AttentionOptions options, bool reference,
-        string? variantName, string[] argumentPairs, string[] fixedByKernel)
+    /// <exception cref="CliUsageException">Any argument or input file is wrong; raised before any work.</exception>
+    private static int Run(Request request)
     {
-        // Everything the command line can get wrong is checked here, before any work, as one message and exit code 2.
-        AttentionKernelInfo? kernel = null;
-        Dictionary<string, object>? values = null;
-        try
+        var options = request.Options;
+        var kernel = request.VariantName is { } name ? KernelVariants.Resolve(name, Int8Attention.Kernels) : null;
+        CheckModeOptions(kernel, options, request);
+        var values = kernel is null ? null : KernelVariants.ParseArguments(kernel, request.ArgumentPairs);
+        CliApp.CheckOutputFile(request.Out, "--out");
+        var (q, k, v) = (Read(request.Q, "--q"), Read(request.K, "--k"), Read(request.V, "--v"));
+        var shape = ShapeOf(q, k, v, request.Layout, kernel?.Causal ?? options.Causal);
+        if (kernel is null)
         {
-            if (variantName is not null)
+            // A mode nothing declares is refused first (it has no tiles either), then a tile the mode does not declare.
+            Select(shape.HeadDim, options with { Tile = null }, null);
+            if (options.Tile is { } tileName)
             {
-                kernel = KernelVariants.Resolve(variantName, Int8Attention.Kernels);
-                if (fixedByKernel.Length > 0)
-                {
-                    throw new CliUsageException($"--variant fixes the masking, P·V mode, V strategy and tile ({Describe(kernel)}): drop {string.Join(", ", fixedByKernel)}.");
-                }
-                if (kernel.Input != Element.F16)
-                {
-                    throw new CliUsageException($"--variant {KernelVariants.ShortName(kernel.Name)} takes {kernel.Input} tensors; kdsl attention reads f16 .npy files: choose an f16 kernel (`kdsl list`).");
-                }
-                values = KernelVariants.ParseArguments(kernel, argumentPairs);
+                options = options with { Tile = ResolveTile(tileName, shape.HeadDim, options) };
             }
-            else if (argumentPairs.Length > 0)
-            {
-                throw new CliUsageException($"--arg {argumentPairs[0].Split('=')[0]}: --arg binds a modifier's parameter, so it needs --variant (a kernel with modifiers, see `kdsl list`).");
-            }
-        }
-        catch (CliUsageException e)
-        {
-            return Refuse(e.Message);
         }
 
-        NpyArray<Half> Read(FileInfo file, string name) => file.Exists ? NpyFile.ReadHalf(file.FullName) : throw new CliUsageException($"--{name}: no file '{file.FullName}'.");
-        NpyArray<Half> q, k, v;
-        try
-        {
-            (q, k, v) = (Read(qFile, "q"), Read(kFile, "k"), Read(vFile, "v"));
-        }
-        catch (Exception e) when (e is CliUsageException or InvalidDataException)
-        {
-            return Refuse(e.Message);
-        }
-        foreach (var (name, array) in new[] { ("q", q), ("k", k), ("v", v) })
-        {
-            if (array.Shape.Length != 4)
-            {
-                AnsiConsole.MarkupLine($"[red]--{name} must be 4-D ({layout}); it has shape ({string.Join(", ", array.Shape)}).[/]");
-                return 2;
-            }
-        }
-        int Heads(NpyArray<Half> x) => layout == TensorLayout.BHSD ? x.Shape[1] : x.Shape[2];
-        int Tokens(NpyArray<Half> x) => layout == TensorLayout.BHSD ? x.Shape[2] : x.Shape[1];
-        var shape = new AttentionShape(q.Shape[0], Heads(q), Heads(k), Tokens(q), Tokens(k), q.Shape[3], kernel?.Causal ?? options.Causal, layout: layout);
-        shape.CheckLengths(q.Data.Length, k.Data.Length, v.Data.Length);
-        if (options.Tile is { } tile && !Int8Attention.TilesFor(Element.F16, shape.HeadDim, options).Contains(tile))
-        {
-            var declared = string.Join("; ", Int8Attention.TilesFor(Element.F16, shape.HeadDim, options));
-            AnsiConsole.MarkupLine(Markup.Escape($"--tile '{tile}' is not declared for D = {shape.HeadDim} with these options; declared: {declared}."));
-            return 2;
-        }
+        CudaDevice.TryOpen(0, out var device, out var noDevice);
+        using var _ = device;
         Variant? variant = null;
         if (kernel is not null)
         {
-            try
+            if (kernel.HeadDim != shape.HeadDim)
             {
-                if (kernel.HeadDim != shape.HeadDim)
-                {
-                    throw new CliUsageException($"--variant {KernelVariants.ShortName(kernel.Name)} is for D = {kernel.HeadDim}; the tensors have D = {shape.HeadDim}.");
-                }
-                variant = new Variant(kernel, values!, KernelVariants.CpuModifiers(kernel, values!));
-                KernelVariants.Probe(kernel, variant.Modifiers, shape);
+                throw new CliUsageException($"--variant {KernelVariants.ShortName(kernel.Name)} is for D = {kernel.HeadDim}; the tensors have D = {shape.HeadDim}: choose a D = {shape.HeadDim} kernel (`kdsl list`).");
             }
-            catch (CliUsageException e)
+            if (device is not null && !kernel.RunsOn(device.ComputeCapability))
             {
-                return Refuse(e.Message);
+                var family = kernel.Name[..kernel.Name.LastIndexOf('.')] + ".";
+                var others = Int8Attention.Kernels.Where(x => x.Name.StartsWith(family, StringComparison.Ordinal) && x.Input == Element.F16 && x.HeadDim == shape.HeadDim && x.RunsOn(device.ComputeCapability));
+                throw new CliUsageException($"--variant {KernelVariants.ShortName(kernel.Name)} does not run on {device.Name} ({device.ArchName}); " +
+                    $"of its family these do: {string.Join(", ", others.Select(x => KernelVariants.ShortName(x.Name)).DefaultIfEmpty("none"))}.");
             }
+            variant = new Variant(kernel, values!, KernelVariants.CpuModifiers(kernel, values!));
+            KernelVariants.Probe(kernel, variant.Modifiers, shape);
         }
+        // The kernel the library selects for this mode (on this GPU, or the first declared one for the CPU reference):
+        // a mode nothing declares is refused here, on either path.
+        var selected = kernel ?? Select(shape.HeadDim, options, device?.ComputeCapability);
         var modifiers = variant?.Modifiers ?? AttentionModifiers.None;
 
         Half[] o;
         string engine;
-        if (CudaDevice.TryOpen(0, out var device, out var reason))
+        if (device is not null)
         {
-            using (device)
+            using var attention = new Int8Attention(device);
+            engine = $"{device.Name} ({device.ArchName})";
+            try
             {
-                if (variant is not null && !variant.Kernel.RunsOn(device.ComputeCapability))
-                {
-                    var family = variant.Kernel.Name[..variant.Kernel.Name.LastIndexOf('.')] + ".";
-                    var others = Int8Attention.Kernels.Where(x => x.Name.StartsWith(family, StringComparison.Ordinal) && x.Input == Element.F16 && x.RunsOn(device.ComputeCapability));
-                    return Refuse($"--variant {KernelVariants.ShortName(variant.Kernel.Name)} does not run on {device.Name} ({device.ArchName}); " +
-                        $"of its family these do: {string.Join(", ", others.Select(x => KernelVariants.ShortName(x.Name)).DefaultIfEmpty("none"))}.");
-                }
-                engine = $"{device.Name} ({device.ArchName})" + (variant is null ? "" : $", kernel {KernelVariants.ShortName(variant.Kernel.Name)}");
-                o = AnsiConsole.Status().Start($"INT8 attention on {Markup.Escape(device.Name)}...", _ => OnGpu(device, shape, options, variant, q.Data, k.Data, v.Data));
+                o = CliProgress.Status($"INT8 attention on {device.Name}...", () => OnGpu(device, attention, shape, options, variant, q.Data, k.Data, v.Data));
             }
+            catch (NonFiniteInputException e)
+            {
+                throw Refusal(e);
+            }
+            engine += attention.LastTuning is { } tuning
+                ? $", autotuned ({(tuning.Result.Source == TuningSource.Measured ? "timed now" : "decision read from disk")}): {tuning.Strategy} [{AttentionTileName.Of(tuning.Tile)}]"
+                : $", kernel {Describe(selected)}";
         }
         else
         {
-            AnsiConsole.MarkupLine("[yellow]No CUDA GPU found[/]; running the CPU reference of the same int8 algorithm instead" +
-                (variant is null ? "." : ", with the kernel's C# modifier methods."));
-            AnsiConsole.MarkupLine($"[grey]{Markup.Escape(reason.Split('\n')[0])}[/]");
-            engine = "CPU reference (exact int8 algorithm)" + (variant is null ? "" : $" of {KernelVariants.ShortName(variant.Kernel.Name)}");
-            var pv = variant is null ? options.Pv == PvPrecision.Float16 : variant.Kernel.FloatPv;
-            var cpuOptions = new Int8AttentionOptions
+            // Int8 codes cannot carry NaN or ±Inf: the library counts them and throws by default, and so does this path.
+            var (nq, nk, nv) = (NonFinite(q.Data), NonFinite(k.Data), NonFinite(v.Data));
+            if (nq + nk + nv > 0)
             {
-                BlockM = variant?.Kernel.QScaleRows ?? AttentionVariant.QScaleRows,
-                // The kernel's online-softmax step where its K scales divide it (the reference's rounding follows its blocks).
-                BlockN = variant is { Kernel: var x } && x.BlockN % x.KScaleKeys == 0 && x.BlockN < 512 ? x.BlockN : AttentionVariant.KScaleKeys,
-                KScaleKeys = variant?.Kernel.KScaleKeys ?? 0,
-                Pv = pv ? PvMode.F16 : PvMode.U8,
-                KMeanSlices = shape.HeadDim == 64 ? QuantizeKSmoothBlock64D64.MeanSlices : QuantizeKSmoothBlock64D128.MeanSlices,
-            };
-            o = AnsiConsole.Status().Start("INT8 attention on the CPU...", _ =>
-                Int8AttentionReference.Forward(shape, q.Data, k.Data, v.Data, cpuOptions, modifiers).Output.Select(BitConverter.UInt16BitsToHalf).ToArray());
+                throw Refusal(new NonFiniteInputException(nq, nk, nv));
+            }
+            AnsiConsole.MarkupLine($"[yellow]No CUDA GPU found[/]: {Markup.Escape(noDevice.Split('\n')[0].Trim())}");
+            if (options.Autotune)
+            {
+                AnsiConsole.MarkupLine("[yellow]--autotune times kernels on a GPU; without one, the CPU reference models the mode's default kernel.[/]");
+            }
+            engine = $"the CPU reference of {Describe(selected)}: {(selected.FloatPv ? "int8 Q·Kᵀ with 16-bit P·V" : "the exact int8 algorithm")}" +
+                (variant is null ? "" : ", with the kernel's C# modifier methods");
+            var reference = ReferenceOptions(selected, shape.HeadDim);
+            o = CliProgress.Status("INT8 attention on the CPU...", () =>
+                Int8AttentionReference.Forward(shape, q.Data, k.Data, v.Data, reference, modifiers).Output.Select(BitConverter.UInt16BitsToHalf).ToArray());
         }
-        NpyFile.Write(outFile.FullName, o, q.Shape);
-        AnsiConsole.MarkupLine($"Wrote {Markup.Escape(outFile.FullName)} ({string.Join("×", q.Shape)}, {layout}) from {Markup.Escape(engine)}.");
+        NpyFile.Write(request.Out.FullName, o, q.Shape);
+        AnsiConsole.MarkupLine(Markup.Escape($"Wrote {request.Out.FullName} ({string.Join("×", q.Shape)}, {request.Layout}) from {engine}."));
 
-        if (reference)
+        if (request.Reference)
         {
-            var expected = AnsiConsole.Status().Start("float64 reference...", _ => Float64Attention.Forward(shape, q.Data, k.Data, v.Data, modifiers: modifiers));
+            var expected = CliProgress.Status("float64 reference...", () => Float64Attention.Forward(shape, q.Data, k.Data, v.Data, modifiers: modifiers));
             var error = ErrorMetrics.Compare(o.Select(x => (double)x).ToArray(), expected.Output);
             var with = variant is null ? "" : $" with the same modifiers ({KernelVariants.DescribeModifiers(variant.Kernel)})";
             AnsiConsole.MarkupLine(Markup.Escape($"Against float64 attention{with}: relative L2 {error.RelativeL2:E3}, cosine {error.Cosine:F6}, max |Δ| {error.MaxAbs:E3}."));
@@ -183,19 +160,163 @@ internal static class AttentionCommand
         return 0;
     }
 
-    private static string Describe(AttentionKernelInfo kernel) =>
-        $"{KernelVariants.ShortName(kernel.Name)}: {(kernel.Causal ? "causal, " : "")}{(kernel.FloatPv ? "16-bit" : "u8")} P·V, {kernel.VStrategy}, {kernel.Tile}";
-
-    private static int Refuse(string message)
+    /// <summary>--variant fixes the mode; --arg needs a variant; --autotune chooses among u8 kernels only.</summary>
+    private static void CheckModeOptions(AttentionKernelInfo? kernel, AttentionOptions options, Request request)
     {
-        AnsiConsole.MarkupLine($"[red]{Markup.Escape(message)}[/]");
-        return 2;
+        if (kernel is not null)
+        {
+            if (request.Given.Length > 0)
+            {
+                throw new CliUsageException($"--variant fixes the masking, P·V mode, V strategy and tile ({Describe(kernel)}): drop {string.Join(", ", request.Given)}.");
+            }
+            if (kernel.Input != Element.F16)
+            {
+                throw new CliUsageException($"--variant {KernelVariants.ShortName(kernel.Name)} takes {kernel.Input} tensors; kdsl attention reads f16 .npy files: choose an f16 kernel (`kdsl list`).");
+            }
+            return;
+        }
+        if (request.ArgumentPairs.Length > 0)
+        {
+            throw new CliUsageException($"--arg {request.ArgumentPairs[0].Split('=')[0]}: --arg binds a modifier's parameter, so it needs --variant (a kernel with modifiers, see `kdsl list`).");
+        }
+        if (options.Autotune)
+        {
+            var fixedByTuning = request.Given.Where(g => g is "--v-strategy" or "--tile").ToArray();
+            if (options.Pv != PvPrecision.U8)
+            {
+                throw new CliUsageException("--autotune chooses among the u8 P·V kernels; --pv Float16 has one kernel per tile: drop --autotune, or --pv.");
+            }
+            if (fixedByTuning.Length > 0)
+            {
+                throw new CliUsageException($"--autotune chooses the V strategy and tile itself: drop {string.Join(" and ", fixedByTuning)}, or --autotune.");
+            }
+        }
     }
 
-    private static Half[] OnGpu(CudaDevice device, AttentionShape shape, AttentionOptions options, Variant? variant, Half[] q, Half[] k, Half[] v)
+    /// <summary>An f16 .npy tensor, or a usage error naming the option, what is wrong and the fix.</summary>
+    private static NpyArray<Half> Read(FileInfo file, string option)
+    {
+        CliApp.CheckInputFile(file, option, "an f16 .npy file");
+        try
+        {
+            return NpyFile.ReadHalf(file.FullName);
+        }
+        catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException)
+        {
+            throw new CliUsageException($"{option}: {e.Message}");
+        }
+    }
+
+    /// <summary>
+    /// The problem's shape, checking each tensor's rank and every dimension's agreement by name (B, H, S, D in the
+    /// layout's order): q, k and v share B and D, v has k's shape, and k's heads divide q's (GQA).
+    /// </summary>
+    private static AttentionShape ShapeOf(NpyArray<Half> q, NpyArray<Half> k, NpyArray<Half> v, TensorLayout layout, bool causal)
+    {
+        string[] names = layout == TensorLayout.BHSD ? ["B", "H", "S", "D"] : ["B", "S", "H", "D"];
+        var form = $"[{string.Join(", ", names)}] ({layout}{(layout == TensorLayout.BHSD ? "; --layout BSHD for [B, S, H, D]" : "")})";
+        var tensors = new[] { ("--q", q), ("--k", k), ("--v", v) };
+        foreach (var (option, array) in tensors)
+        {
+            if (array.Shape.Length != 4)
+            {
+                throw new CliUsageException($"{option} must be 4-D {form}; it has shape ({string.Join(", ", array.Shape)}).");
+            }
+            if (Array.IndexOf(array.Shape, 0) is var zero and >= 0)
+            {
+                throw new CliUsageException($"{option} has {names[zero]} = 0; every dimension must be positive.");
+            }
+        }
+        int Dim(NpyArray<Half> array, string name) => array.Shape[Array.IndexOf(names, name)];
+        void Same(string option, NpyArray<Half> array, string against, NpyArray<Half> other, string name, string why)
+        {
+            if (Dim(array, name) != Dim(other, name))
+            {
+                throw new CliUsageException($"{option} has {name} = {Dim(array, name)} but {against} has {name} = {Dim(other, name)}: {why}.");
+            }
+        }
+        foreach (var (option, array) in tensors.Skip(1))
+        {
+            Same(option, array, "--q", q, "B", "q, k and v need the same batch B");
+            Same(option, array, "--q", q, "D", "q, k and v need the same head dim D");
+        }
+        Same("--v", v, "--k", k, "H", "v needs k's heads H");
+        Same("--v", v, "--k", k, "S", "v needs one value per key: k's S");
+        if (Dim(q, "H") % Dim(k, "H") != 0)
+        {
+            throw new CliUsageException($"--k has H = {Dim(k, "H")} heads, which does not divide --q's H = {Dim(q, "H")}: each k/v head serves a whole group of query heads (GQA).");
+        }
+        return new AttentionShape(Dim(q, "B"), Dim(q, "H"), Dim(k, "H"), Dim(q, "S"), Dim(k, "S"), Dim(q, "D"), causal, layout: layout);
+    }
+
+    /// <summary>The tile's description from its short name or description, among those declared for the mode.</summary>
+    private static string ResolveTile(string tile, int headDim, AttentionOptions options)
+    {
+        var declared = Int8Attention.TilesFor(Element.F16, headDim, options with { Tile = null });
+        return declared.FirstOrDefault(t => t == tile || AttentionTileName.Of(t) == tile)
+            ?? throw new CliUsageException($"--tile '{tile}' is not declared for {Mode(headDim, options)}; " +
+                (declared.Count == 0 ? "no tile is." : $"declared: {string.Join(", ", declared.Select(AttentionTileName.Of))}."));
+    }
+
+    /// <summary>
+    /// The kernel <see cref="Int8Attention"/> selects for the mode (with a compute capability: one that device runs), or
+    /// a usage error naming what is declared: the head dims, or this head dim's V strategies.
+    /// </summary>
+    private static AttentionKernelInfo Select(int headDim, AttentionOptions options, int? computeCapability)
+    {
+        try
+        {
+            return Int8Attention.Select(Element.F16, headDim, options with { Autotune = false }, computeCapability).Kernel;
+        }
+        catch (ArgumentException)
+        {
+            if (!Int8Attention.HeadDims.Contains(headDim))
+            {
+                throw new CliUsageException($"No attention kernel is declared for D = {headDim} (the tensors' last dimension); declared head dims: {string.Join(", ", Int8Attention.HeadDims)}.");
+            }
+            var strategies = Enum.GetValues<VStrategy>().Where(s => Int8Attention.TilesFor(Element.F16, headDim, options with { V = s, Tile = null }).Count > 0).ToList();
+            if (options.Pv == PvPrecision.U8 && !strategies.Contains(options.V))
+            {
+                throw new CliUsageException($"--v-strategy {options.V}: no kernel is declared for {Mode(headDim, options)}; " +
+                    $"declared strategies for it: {(strategies.Count == 0 ? "none" : string.Join(", ", strategies))}.");
+            }
+            if (computeCapability is { } cc && Int8Attention.TilesFor(Element.F16, headDim, options with { Tile = null }).Count > 0)
+            {
+                var runs = Int8Attention.TilesFor(Element.F16, headDim, options with { Tile = null }, cc);
+                throw new CliUsageException($"No kernel declared for {Mode(headDim, options)}{(options.Tile is { } t ? $", tile {AttentionTileName.Of(t)}," : "")} runs on sm_{cc}" +
+                    (runs.Count > 0 ? $"; these tiles do: {string.Join(", ", runs.Select(AttentionTileName.Of))}." : ": try another mode (`kdsl list`)."));
+            }
+            throw new CliUsageException($"No kernel is declared for {Mode(headDim, options)} (`kdsl list` shows the declared modes).");
+        }
+    }
+
+    private static string Mode(int headDim, AttentionOptions options) =>
+        $"f16 D = {headDim}, {(options.Causal ? "causal" : "non-causal")}, {(options.Pv == PvPrecision.U8 ? $"u8 P·V with {options.V}" : "16-bit P·V")}";
+
+    /// <summary>The int8 reference's parameters for a kernel: its scale tiles, its online-softmax step and P·V mode, and the K quantizer's mean order.</summary>
+    private static Int8AttentionOptions ReferenceOptions(AttentionKernelInfo kernel, int headDim) => new()
+    {
+        BlockM = kernel.QScaleRows,
+        // The kernel's online-softmax step where its K scales divide it (the reference's rounding follows its blocks).
+        BlockN = kernel.BlockN % kernel.KScaleKeys == 0 && kernel.BlockN < 512 ? kernel.BlockN : kernel.KScaleKeys,
+        KScaleKeys = kernel.KScaleKeys,
+        Pv = kernel.FloatPv ? PvMode.F16 : PvMode.U8,
+        KMeanSlices = Quantizers<Half>.For(headDim).KMeanSlices,
+    };
+
+    private static long NonFinite(Half[] data) => data.LongCount(x => !Half.IsFinite(x));
+
+    /// <summary>The library's refusal of NaN/±Inf inputs as a usage error naming the first tensor that holds any.</summary>
+    private static CliUsageException Refusal(NonFiniteInputException e) => new(
+        $"--{e.ParamName} holds NaN or ±Inf (elements: q {e.QCount}, k {e.KCount}, v {e.VCount}); int8 quantization cannot carry them, " +
+        "so Int8Attention refuses them by default: replace them first (e.g. numpy.nan_to_num).");
+
+    private static string Describe(AttentionKernelInfo kernel) =>
+        $"{KernelVariants.ShortName(kernel.Name)} ({(kernel.Causal ? "causal, " : "")}{(kernel.FloatPv ? "16-bit P·V" : $"u8 P·V, {kernel.VStrategy}")}, tile {kernel.TileName})";
+
+    private static Half[] OnGpu(CudaDevice device, Int8Attention attention, AttentionShape shape, AttentionOptions options, Variant? variant, Half[] q, Half[] k, Half[] v)
     {
         using var stream = device.CreateStream();
-        using var attention = new Int8Attention(device);
         using var dq = device.Upload<Half>(q);
         using var dk = device.Upload<Half>(k);
         using var dv = device.Upload<Half>(v);

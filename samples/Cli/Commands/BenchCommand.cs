@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using KernelDsl.Attention.FlashAttention;
+using KernelDsl.Launching;
 using Spectre.Console;
 
 namespace KernelDsl.Cli.Commands;
@@ -32,10 +33,10 @@ internal static class BenchCommand
 
     private static int Run(FileInfo csv, bool quick, int? onlyHeadDim, int? onlySeq, string? onlyVariant, bool variants)
     {
+        CliApp.CheckOutputFile(csv, "--csv");
         if (!CudaDevice.TryOpen(0, out var device, out var reason))
         {
-            AnsiConsole.MarkupLine("[yellow]No CUDA GPU found[/]: " + Markup.Escape(reason));
-            return 2;
+            return CliApp.Error(CliApp.Failure, $"kdsl bench needs a CUDA GPU: {reason.Split('\n')[0].Trim()}");
         }
         using var _ = device;
         using var stream = device.CreateStream();
@@ -52,18 +53,8 @@ internal static class BenchCommand
         int[] headDims = onlyHeadDim is { } oneDim ? [oneDim] : [64, 128];
         var rows = new List<string> { "variant,head_dim,seq,causal,batch,heads,kernel_ms,end_to_end_ms,kernel_tops,end_to_end_tops" };
         var table = new Table().AddColumns("variant", "D", "S", "causal", "kernel ms", "e2e ms", "kernel TOPS", "e2e TOPS");
-        AnsiConsole.Progress().Start(progress =>
-        {
-            var task = progress.AddTask("benchmark", maxValue: headDims.Length * lengths.Length);
-            foreach (var headDim in headDims)
-            {
-                foreach (var seq in lengths)
-                {
-                    Measure(device, stream, attention, headDim, seq, onlyVariant, rows, table);
-                    task.Increment(1);
-                }
-            }
-        });
+        var grid = headDims.SelectMany(d => lengths.Select(s => (HeadDim: d, Seq: s))).ToList();
+        CliProgress.Run("benchmark (D, S)", grid, point => Measure(device, stream, attention, point.HeadDim, point.Seq, onlyVariant, rows, table));
         AnsiConsole.Write(table);
         File.WriteAllLines(csv.FullName, rows);
         AnsiConsole.MarkupLine($"wrote {Markup.Escape(csv.FullName)}");
@@ -88,7 +79,7 @@ internal static class BenchCommand
             var endToEnd = Median(stream, () => attention.Forward(stream, View(q), View(k), View(v), View(o), options));
             var ops = 4.0 * batch * heads * seq * (double)seq * headDim * (variant.Causal ? 0.5 : 1.0);
             var name = (variant.Pv == PvPrecision.Float16 ? "f16-PV" : "u8-PV " + variant.V)
-                + (variant.Tile == Int8Attention.TilesFor(Element.F16, headDim, options)[0] && !variant.Module.RequiresArchSpecific ? "" : $" [{variant.Tile}]");
+                + (variant.Tile == Int8Attention.TilesFor(Element.F16, headDim, options)[0] && !variant.Module.RequiresArchSpecific ? "" : $" [{variant.Kernel.TileName}]");
             string F(double x) => x.ToString("F3", CultureInfo.InvariantCulture);
             rows.Add($"{name},{headDim},{seq},{variant.Causal},{batch},{heads},{F(kernel)},{F(endToEnd)},{F(ops / kernel / 1e9)},{F(ops / endToEnd / 1e9)}");
             table.AddRow(Markup.Escape(name), $"{headDim}", $"{seq}", variant.Causal ? "yes" : "no", F(kernel), F(endToEnd), F(ops / kernel / 1e9), F(ops / endToEnd / 1e9));
@@ -106,7 +97,7 @@ internal static class BenchCommand
             var kernel = tuning.Result.WinnerMilliseconds;
             var endToEnd = Median(stream, () => attention.Forward(stream, View(q), View(k), View(v), View(o), options));
             var ops = 4.0 * batch * heads * seq * (double)seq * headDim * (causal ? 0.5 : 1.0);
-            var name = $"u8-PV autotuned: {tuning.Strategy} [{tuning.Tile}]";
+            var name = $"u8-PV autotuned: {tuning.Strategy} [{AttentionTileName.Of(tuning.Tile)}]";
             string F(double x) => x.ToString("F3", CultureInfo.InvariantCulture);
             rows.Add($"{name},{headDim},{seq},{causal},{batch},{heads},{F(kernel)},{F(endToEnd)},{F(ops / kernel / 1e9)},{F(ops / endToEnd / 1e9)}");
             table.AddRow(Markup.Escape(name), $"{headDim}", $"{seq}", causal ? "yes" : "no", F(kernel), F(endToEnd), F(ops / kernel / 1e9), F(ops / endToEnd / 1e9));

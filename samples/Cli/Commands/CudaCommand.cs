@@ -12,13 +12,9 @@ internal static class CudaCommand
         var command = new Command("cuda", "Print a variant's generated CUDA C++.") { name };
         command.SetAction(parse =>
         {
-            var module = ListCommand.Find(parse.GetValue(name)!);
-            if (module is null)
-            {
-                AnsiConsole.MarkupLine($"[red]No variant named '{Markup.Escape(parse.GetValue(name)!)}'[/]; 'kdsl list' shows them.");
-                return 2;
-            }
-            Console.Out.Write(module.CudaSource);
+            var module = ListCommand.Find(parse.GetValue(name)!)
+                ?? throw new CliUsageException($"variant: no declared variant is named '{parse.GetValue(name)}' (or ends with '.{parse.GetValue(name)}'); `kdsl list` shows them.");
+            AnsiConsole.Profile.Out.Writer.Write(module.CudaSource);
             return 0;
         });
         return command;

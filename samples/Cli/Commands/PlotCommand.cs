@@ -26,7 +26,7 @@ internal static class PlotCommand
     /// Our rows, one series per variant at its default tile. The autotuned rows become one series whatever won (the
     /// winner is in the CSV and the table); rows of further tiles ("name [tile]") stay out of the plot to keep it legible.
     /// </summary>
-    internal static IReadOnlyList<Point> ReadOurs(string path) => ReadCsv(path, r => new Point(SeriesOf(r["variant"]), int.Parse(r["head_dim"], CultureInfo.InvariantCulture),
+    internal static IReadOnlyList<Point> ReadOurs(string path) => ReadCsv(path, "--ours", r => new Point(SeriesOf(r["variant"]), int.Parse(r["head_dim"], CultureInfo.InvariantCulture),
         int.Parse(r["seq"], CultureInfo.InvariantCulture), bool.Parse(r["causal"]), double.Parse(r["kernel_tops"], CultureInfo.InvariantCulture)))
         .Where(p => p.Series.Length > 0).ToList();
 
@@ -35,18 +35,39 @@ internal static class PlotCommand
         : variant.Contains(" [", StringComparison.Ordinal) ? ""
         : variant;
 
-    internal static IReadOnlyList<Point> ReadSdpa(string path) => ReadCsv(path, r => new Point("torch " + r["backend"], int.Parse(r["head_dim"], CultureInfo.InvariantCulture),
+    internal static IReadOnlyList<Point> ReadSdpa(string path) => ReadCsv(path, "--sdpa", r => new Point("torch " + r["backend"], int.Parse(r["head_dim"], CultureInfo.InvariantCulture),
         int.Parse(r["seq"], CultureInfo.InvariantCulture), bool.Parse(r["causal"]), double.Parse(r["tops"], CultureInfo.InvariantCulture)));
 
-    private static List<Point> ReadCsv(string path, Func<Dictionary<string, string>, Point> parse)
+    /// <exception cref="CliUsageException">A line lacks a column or holds a value that does not parse; the message names the option, file and line.</exception>
+    private static List<Point> ReadCsv(string path, string option, Func<Dictionary<string, string>, Point> parse)
     {
         var lines = File.ReadAllLines(path).Where(l => l.Length > 0).ToArray();
+        if (lines.Length == 0)
+        {
+            throw new CliUsageException($"{option}: '{path}' is empty; it needs a header line and rows.");
+        }
         var header = lines[0].Split(',');
-        return lines.Skip(1).Select(l => parse(header.Zip(l.Split(',')).ToDictionary(p => p.First, p => p.Second))).ToList();
+        return lines.Skip(1).Select((l, i) =>
+        {
+            try
+            {
+                return parse(header.Zip(l.Split(',')).ToDictionary(p => p.First, p => p.Second));
+            }
+            catch (Exception e) when (e is KeyNotFoundException or FormatException or OverflowException)
+            {
+                throw new CliUsageException($"{option}: '{path}' line {i + 2} does not parse ({e.Message}); header: {lines[0]}.");
+            }
+        }).ToList();
     }
 
     private static int Run(FileInfo ours, FileInfo? sdpa, string prefix)
     {
+        CliApp.CheckInputFile(ours, "--ours", "the CSV kdsl bench wrote");
+        if (sdpa is not null)
+        {
+            CliApp.CheckInputFile(sdpa, "--sdpa", "the CSV bench/sdpa.py wrote");
+        }
+        CliApp.CheckOutputFile(new FileInfo(prefix + "-d128.png"), "--out");
         var points = ReadOurs(ours.FullName).Concat(sdpa is null ? [] : ReadSdpa(sdpa.FullName)).ToList();
         foreach (var headDim in points.Select(p => p.HeadDim).Distinct().Order())
         {

@@ -20,7 +20,7 @@ internal static class VariantBench
     {
         var rows = new List<string> { "variant,seq,batch,heads,head_dim,kernel,kernel_ms,e2e_ms" };
         var table = new Table().AddColumns("variant", "S", "kernel", "kernel ms", "e2e ms");
-        foreach (var seq in lengths)
+        CliProgress.Run("variants (S)", lengths, seq =>
         {
             var batch = Tokens / seq;
             var elements = (long)batch * Heads * seq * HeadDim;
@@ -58,7 +58,7 @@ internal static class VariantBench
                 rows.Add($"{name},{seq},{batch},{Heads},{HeadDim},{kernel.Name},{F(kernelMs)},{F(endToEnd)}");
                 table.AddRow(Markup.Escape(name), $"{seq}", Markup.Escape(kernel.Name), F(kernelMs), F(endToEnd));
             }
-        }
+        });
         AnsiConsole.Write(table);
         File.WriteAllLines(csv.FullName, rows);
         AnsiConsole.MarkupLine($"wrote {Markup.Escape(csv.FullName)}");

@@ -25,6 +25,8 @@ internal sealed record Quantizers<T>(QuantizeLauncher<T> Q, SmoothingLauncher<T>
     public required Func<int, int, int, long> QScaleCount { get; init; }
     /// <summary>K's scale count (batch, heads, tokens), as its generated launcher computes it.</summary>
     public required Func<int, int, int, long> KScaleCount { get; init; }
+    /// <summary>The K quantizer's <c>MeanSlices</c> (its channel mean's summation order), which the int8 CPU reference follows.</summary>
+    public required int KMeanSlices { get; init; }
     /// <summary>V's NaN/Inf count alone, for the 16-bit P·V mode, which reads V as it is.</summary>
     public required NonFiniteCounter<T> CountV { get; init; }
     /// <summary>Tokens per channel row of the π-transposed V, when there is a VPi quantizer.</summary>
@@ -36,37 +38,37 @@ internal sealed record Quantizers<T>(QuantizeLauncher<T> Q, SmoothingLauncher<T>
         {
             (true, 128) => new Quantizers<Half>(QuantizeQBlock128D128.Launch, QuantizeKSmoothBlock64D128.Launch, QuantizeVChannelD128.Launch, QuantizeVChannelPiD128.Launch)
             {
-                QScaleCount = QuantizeQBlock128D128.ScaleCount, KScaleCount = QuantizeKSmoothBlock64D128.ScaleCount, CountV = QuantizeVChannelD128.CountNonFinite,
+                QScaleCount = QuantizeQBlock128D128.ScaleCount, KScaleCount = QuantizeKSmoothBlock64D128.ScaleCount, KMeanSlices = QuantizeKSmoothBlock64D128.MeanSlices, CountV = QuantizeVChannelD128.CountNonFinite,
                 VPiPaddedTokens = QuantizeVChannelPiD128.PaddedTokens,
             },
             (true, 64) => new Quantizers<Half>(QuantizeQBlock128D64.Launch, QuantizeKSmoothBlock64D64.Launch, QuantizeVChannelD64.Launch, QuantizeVChannelPiD64.Launch)
             {
-                QScaleCount = QuantizeQBlock128D64.ScaleCount, KScaleCount = QuantizeKSmoothBlock64D64.ScaleCount, CountV = QuantizeVChannelD64.CountNonFinite,
+                QScaleCount = QuantizeQBlock128D64.ScaleCount, KScaleCount = QuantizeKSmoothBlock64D64.ScaleCount, KMeanSlices = QuantizeKSmoothBlock64D64.MeanSlices, CountV = QuantizeVChannelD64.CountNonFinite,
                 VPiPaddedTokens = QuantizeVChannelPiD64.PaddedTokens,
             },
             (false, 128) => new Quantizers<ushort>(QuantizeQBlock128D128Bf16.Launch, QuantizeKSmoothBlock64D128Bf16.Launch, QuantizeVChannelD128Bf16.Launch, null)
             {
-                QScaleCount = QuantizeQBlock128D128Bf16.ScaleCount, KScaleCount = QuantizeKSmoothBlock64D128Bf16.ScaleCount, CountV = QuantizeVChannelD128Bf16.CountNonFinite,
+                QScaleCount = QuantizeQBlock128D128Bf16.ScaleCount, KScaleCount = QuantizeKSmoothBlock64D128Bf16.ScaleCount, KMeanSlices = QuantizeKSmoothBlock64D128Bf16.MeanSlices, CountV = QuantizeVChannelD128Bf16.CountNonFinite,
             },
             (false, 64) => new Quantizers<ushort>(QuantizeQBlock128D64Bf16.Launch, QuantizeKSmoothBlock64D64Bf16.Launch, QuantizeVChannelD64Bf16.Launch, null)
             {
-                QScaleCount = QuantizeQBlock128D64Bf16.ScaleCount, KScaleCount = QuantizeKSmoothBlock64D64Bf16.ScaleCount, CountV = QuantizeVChannelD64Bf16.CountNonFinite,
+                QScaleCount = QuantizeQBlock128D64Bf16.ScaleCount, KScaleCount = QuantizeKSmoothBlock64D64Bf16.ScaleCount, KMeanSlices = QuantizeKSmoothBlock64D64Bf16.MeanSlices, CountV = QuantizeVChannelD64Bf16.CountNonFinite,
             },
             (true, 96) => new Quantizers<Half>(QuantizeQBlock128D96.Launch, QuantizeKSmoothBlock64D96.Launch, QuantizeVChannelD96.Launch, null)
             {
-                QScaleCount = QuantizeQBlock128D96.ScaleCount, KScaleCount = QuantizeKSmoothBlock64D96.ScaleCount, CountV = QuantizeVChannelD96.CountNonFinite,
+                QScaleCount = QuantizeQBlock128D96.ScaleCount, KScaleCount = QuantizeKSmoothBlock64D96.ScaleCount, KMeanSlices = QuantizeKSmoothBlock64D96.MeanSlices, CountV = QuantizeVChannelD96.CountNonFinite,
             },
             (false, 96) => new Quantizers<ushort>(QuantizeQBlock128D96Bf16.Launch, QuantizeKSmoothBlock64D96Bf16.Launch, QuantizeVChannelD96Bf16.Launch, null)
             {
-                QScaleCount = QuantizeQBlock128D96Bf16.ScaleCount, KScaleCount = QuantizeKSmoothBlock64D96Bf16.ScaleCount, CountV = QuantizeVChannelD96Bf16.CountNonFinite,
+                QScaleCount = QuantizeQBlock128D96Bf16.ScaleCount, KScaleCount = QuantizeKSmoothBlock64D96Bf16.ScaleCount, KMeanSlices = QuantizeKSmoothBlock64D96Bf16.MeanSlices, CountV = QuantizeVChannelD96Bf16.CountNonFinite,
             },
             (true, 256) => new Quantizers<Half>(QuantizeQBlock128D256.Launch, QuantizeKSmoothBlock64D256.Launch, QuantizeVChannelD256.Launch, null)
             {
-                QScaleCount = QuantizeQBlock128D256.ScaleCount, KScaleCount = QuantizeKSmoothBlock64D256.ScaleCount, CountV = QuantizeVChannelD256.CountNonFinite,
+                QScaleCount = QuantizeQBlock128D256.ScaleCount, KScaleCount = QuantizeKSmoothBlock64D256.ScaleCount, KMeanSlices = QuantizeKSmoothBlock64D256.MeanSlices, CountV = QuantizeVChannelD256.CountNonFinite,
             },
             (false, 256) => new Quantizers<ushort>(QuantizeQBlock128D256Bf16.Launch, QuantizeKSmoothBlock64D256Bf16.Launch, QuantizeVChannelD256Bf16.Launch, null)
             {
-                QScaleCount = QuantizeQBlock128D256Bf16.ScaleCount, KScaleCount = QuantizeKSmoothBlock64D256Bf16.ScaleCount, CountV = QuantizeVChannelD256Bf16.CountNonFinite,
+                QScaleCount = QuantizeQBlock128D256Bf16.ScaleCount, KScaleCount = QuantizeKSmoothBlock64D256Bf16.ScaleCount, KMeanSlices = QuantizeKSmoothBlock64D256Bf16.MeanSlices, CountV = QuantizeVChannelD256Bf16.CountNonFinite,
             },
             _ => null,
         };

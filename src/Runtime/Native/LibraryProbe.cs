@@ -21,26 +21,29 @@ internal static class LibraryProbe
     public static LibraryProbeResult Load(string what, IEnumerable<string> candidates)
     {
         var trace = new StringBuilder();
+        var tried = new List<string>();
         foreach (var candidate in candidates)
         {
+            tried.Add(candidate);
             trace.Append("  trying '").Append(candidate).Append("': ");
             try
             {
                 // Load rather than TryLoad: its exception carries dlerror's text, which says why.
                 var handle = NativeLibrary.Load(candidate);
                 trace.Append("loaded").AppendLine();
-                return new LibraryProbeResult(handle, candidate, Header(what, candidate) + trace);
+                return new LibraryProbeResult(handle, candidate, Header(what, candidate, tried) + trace);
             }
             catch (Exception e) when (e is DllNotFoundException or BadImageFormatException)
             {
                 trace.Append("failed: ").Append(OneLine(e.Message)).AppendLine();
             }
         }
-        return new LibraryProbeResult(0, null, Header(what, null) + trace);
+        return new LibraryProbeResult(0, null, Header(what, null, tried) + trace);
     }
 
-    private static string Header(string what, string? loaded) => loaded is null
-        ? $"No {what} library could be loaded. Tried, in order:{Environment.NewLine}"
+    // The first line stands alone (callers may show only it): it names every file tried.
+    private static string Header(string what, string? loaded, List<string> tried) => loaded is null
+        ? $"No {what} library could be loaded (tried {string.Join(", ", tried)}).{Environment.NewLine}Attempts, in order:{Environment.NewLine}"
         : $"Loaded {what} library '{loaded}'. Attempts:{Environment.NewLine}";
 
     // .NET wraps dlerror's text in advice about strace and LD_DEBUG; the part after that advice says why.

@@ -58,13 +58,15 @@ public class NpyFileTests : IDisposable
     }
 
     [Fact]
-    public void Bad_files_are_refused_with_the_reason()
+    public void Bad_files_are_refused_with_what_they_hold_and_the_fix()
     {
         File.WriteAllBytes(PathOf("junk.npy"), Encoding.ASCII.GetBytes("not a numpy file at all"));
-        Assert.Contains("magic", Assert.Throws<InvalidDataException>(() => NpyFile.ReadHalf(PathOf("junk.npy"))).Message);
+        Assert.Contains("not a .npy file", Assert.Throws<InvalidDataException>(() => NpyFile.ReadHalf(PathOf("junk.npy"))).Message);
 
         NpyFile.Write(PathOf("f32.npy"), new float[] { 1f }, 1);
-        Assert.Contains("dtype <f4", Assert.Throws<InvalidDataException>(() => NpyFile.ReadHalf(PathOf("f32.npy"))).Message);
+        var f32 = Assert.Throws<InvalidDataException>(() => NpyFile.ReadHalf(PathOf("f32.npy"))).Message;
+        Assert.Contains("holds float32 ('<f4'); float16 ('<f2') is needed", f32);
+        Assert.Contains("a.astype('<f2')", f32);
 
         var fortran = File.ReadAllBytes(PathOf("f32.npy"));
         var text = Encoding.Latin1.GetString(fortran).Replace("'fortran_order': False", "'fortran_order': True ");
@@ -72,8 +74,32 @@ public class NpyFileTests : IDisposable
         Assert.Contains("Fortran order", Assert.Throws<InvalidDataException>(() => NpyFile.ReadSingle(PathOf("fortran.npy"))).Message);
 
         File.WriteAllBytes(PathOf("short.npy"), fortran[..^2]);
-        Assert.Contains("should hold 1 elements", Assert.Throws<InvalidDataException>(() => NpyFile.ReadSingle(PathOf("short.npy"))).Message);
+        Assert.Contains("is truncated: shape (1) of float32 needs 4 bytes after the header, and 2 follow",
+            Assert.Throws<InvalidDataException>(() => NpyFile.ReadSingle(PathOf("short.npy"))).Message);
+        File.WriteAllBytes(PathOf("long.npy"), [.. fortran, 0, 0]);
+        Assert.Contains("2 bytes more than", Assert.Throws<InvalidDataException>(() => NpyFile.ReadSingle(PathOf("long.npy"))).Message);
+        File.WriteAllBytes(PathOf("header.npy"), fortran[..40]);
+        Assert.Contains("header is cut off", Assert.Throws<InvalidDataException>(() => NpyFile.ReadSingle(PathOf("header.npy"))).Message);
 
         Assert.Equal("shape", Assert.Throws<ArgumentException>(() => NpyFile.Write(PathOf("bad.npy"), new float[] { 1f, 2f }, 3)).ParamName);
     }
+
+    [Fact]
+    public void A_big_endian_f16_file_is_refused_naming_its_byte_order()
+    {
+        NpyFile.Write(PathOf("le.npy"), new[] { (Half)1, (Half)2 }, 2);
+        var text = Encoding.Latin1.GetString(File.ReadAllBytes(PathOf("le.npy"))).Replace("'<f2'", "'>f2'");
+        File.WriteAllBytes(PathOf("be.npy"), Encoding.Latin1.GetBytes(text));
+        Assert.Contains("holds big-endian float16 ('>f2'); float16 ('<f2') is needed", Assert.Throws<InvalidDataException>(() => NpyFile.ReadHalf(PathOf("be.npy"))).Message);
+    }
+
+    [Theory]
+    [InlineData("<f2", "float16")]
+    [InlineData(">f2", "big-endian float16")]
+    [InlineData("<f4", "float32")]
+    [InlineData("<i8", "int64")]
+    [InlineData("|u1", "uint8")]
+    [InlineData("|b1", "bool")]
+    [InlineData("<U10", "dtype <U10")]
+    public void Dtypes_are_named_as_numpy_names_them(string descr, string words) => Assert.Equal(words, NpyFile.Describe(descr));
 }
