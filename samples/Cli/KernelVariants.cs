@@ -19,6 +19,9 @@ internal static class KernelVariants
     /// <summary>The name without the library's namespace (user kernels keep theirs).</summary>
     public static string ShortName(string name) => name.StartsWith(LibraryNamespace, StringComparison.Ordinal) ? name[LibraryNamespace.Length..] : name;
 
+    /// <summary>The short name (e.g. "wgmma-s3") of a declared tile description, as its kernels' generated TileName gives it.</summary>
+    public static string TileName(string tile) => Int8Attention.Kernels.FirstOrDefault(k => k.Tile == tile)?.TileName ?? tile;
+
     /// <summary>"mask SlidingWindow.Visible; score Alibi.Bias", or "" for a kernel without modifiers.</summary>
     public static string DescribeModifiers(AttentionKernelInfo kernel, string separator = "; ")
     {

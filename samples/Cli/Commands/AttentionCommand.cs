@@ -125,7 +125,7 @@ internal static class AttentionCommand
                 throw Refusal(e);
             }
             engine += attention.LastTuning is { } tuning
-                ? $", autotuned ({(tuning.Result.Source == TuningSource.Measured ? "timed now" : "decision read from disk")}): {tuning.Strategy} [{AttentionTileName.Of(tuning.Tile)}]"
+                ? $", autotuned ({(tuning.Result.Source == TuningSource.Measured ? "timed now" : "decision read from disk")}): {tuning.Strategy} [{KernelVariants.TileName(tuning.Tile)}]"
                 : $", kernel {Describe(selected)}";
         }
         else
@@ -253,9 +253,9 @@ internal static class AttentionCommand
     private static string ResolveTile(string tile, int headDim, AttentionOptions options)
     {
         var declared = Int8Attention.TilesFor(Element.F16, headDim, options with { Tile = null });
-        return declared.FirstOrDefault(t => t == tile || AttentionTileName.Of(t) == tile)
+        return declared.FirstOrDefault(t => t == tile || KernelVariants.TileName(t) == tile)
             ?? throw new CliUsageException($"--tile '{tile}' is not declared for {Mode(headDim, options)}; " +
-                (declared.Count == 0 ? "no tile is." : $"declared: {string.Join(", ", declared.Select(AttentionTileName.Of))}."));
+                (declared.Count == 0 ? "no tile is." : $"declared: {string.Join(", ", declared.Select(KernelVariants.TileName))}."));
     }
 
     /// <summary>
@@ -283,8 +283,8 @@ internal static class AttentionCommand
             if (computeCapability is { } cc && Int8Attention.TilesFor(Element.F16, headDim, options with { Tile = null }).Count > 0)
             {
                 var runs = Int8Attention.TilesFor(Element.F16, headDim, options with { Tile = null }, cc);
-                throw new CliUsageException($"No kernel declared for {Mode(headDim, options)}{(options.Tile is { } t ? $", tile {AttentionTileName.Of(t)}," : "")} runs on sm_{cc}" +
-                    (runs.Count > 0 ? $"; these tiles do: {string.Join(", ", runs.Select(AttentionTileName.Of))}." : ": try another mode (`kdsl list`)."));
+                throw new CliUsageException($"No kernel declared for {Mode(headDim, options)}{(options.Tile is { } t ? $", tile {KernelVariants.TileName(t)}," : "")} runs on sm_{cc}" +
+                    (runs.Count > 0 ? $"; these tiles do: {string.Join(", ", runs.Select(KernelVariants.TileName))}." : ": try another mode (`kdsl list`)."));
             }
             throw new CliUsageException($"No kernel is declared for {Mode(headDim, options)} (`kdsl list` shows the declared modes).");
         }

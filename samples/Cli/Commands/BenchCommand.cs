@@ -97,7 +97,7 @@ internal static class BenchCommand
             var kernel = tuning.Result.WinnerMilliseconds;
             var endToEnd = Median(stream, () => attention.Forward(stream, View(q), View(k), View(v), View(o), options));
             var ops = 4.0 * batch * heads * seq * (double)seq * headDim * (causal ? 0.5 : 1.0);
-            var name = $"u8-PV autotuned: {tuning.Strategy} [{AttentionTileName.Of(tuning.Tile)}]";
+            var name = $"u8-PV autotuned: {tuning.Strategy} [{KernelVariants.TileName(tuning.Tile)}]";
             string F(double x) => x.ToString("F3", CultureInfo.InvariantCulture);
             rows.Add($"{name},{headDim},{seq},{causal},{batch},{heads},{F(kernel)},{F(endToEnd)},{F(ops / kernel / 1e9)},{F(ops / endToEnd / 1e9)}");
             table.AddRow(Markup.Escape(name), $"{headDim}", $"{seq}", causal ? "yes" : "no", F(kernel), F(endToEnd), F(ops / kernel / 1e9), F(ops / endToEnd / 1e9));

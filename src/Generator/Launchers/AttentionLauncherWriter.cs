@@ -33,6 +33,8 @@ public static class AttentionLauncherWriter
             w.Line($"public const bool F16PV = {(plan.F16Pv ? "true" : "false")};");
             w.Line($"/// <summary>The tile configuration, as the autotuner reports it.</summary>");
             w.Line($"public const string Tile = \"{plan.Tile}\";");
+            w.Line($"/// <summary>The tile's short ASCII name, as command lines take it.</summary>");
+            w.Line($"public const string TileName = \"{plan.TileName}\";");
             w.Line($"/// <summary>V arrives transposed [B][H][D][S_pad] in π order (Recipe C).</summary>");
             w.Line($"public const bool PretransposedV = {(plan.PretransposedV ? "true" : "false")};");
             w.Line();
@@ -65,7 +67,7 @@ public static class AttentionLauncherWriter
         w.Line($"HeadDim = HeadDim, BlockM = BlockM, BlockN = BlockN, QScaleRows = QScaleRows, KScaleKeys = KScaleKeys,");
         w.Line($"Causal = Causal, FloatPv = F16PV, PretransposedV = PretransposedV, Lse = {(spec.Lse ? "true" : "false")},");
         w.Line($"VStrategy = {CSharpFile.Literal(VStrategyOf(plan))},");
-        w.Line($"Tile = Tile,");
+        w.Line($"Tile = Tile, TileName = TileName,");
         w.Line($"ScoreModifier = {Method(spec.Score)},");
         w.Line($"MaskModifier = {Method(spec.Mask)},");
         var extents = AttentionSignature.ArrayExtents(spec).ToLookup(e => e.Array, e => CSharpFile.Literal(e.Extent));

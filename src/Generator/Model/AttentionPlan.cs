@@ -43,6 +43,14 @@ public sealed record AttentionPlan(AttentionSpec Spec)
     public string Tile => WarpSpecialized
         ? $"{Spec.BlockM}×{Spec.BlockN} / wgmma 1+{ConsumerWarpgroups} warpgroups{(Spec.Pingpong ? " pingpong" : "")} / {Spec.Stages} stages"
         : $"{Spec.BlockM}×{Spec.BlockN} / {Spec.Warps} warps / {Spec.Stages} stages / {Spec.MinBlocksPerSm} block{(Spec.MinBlocksPerSm == 1 ? "" : "s")}/SM";
+    /// <summary>
+    /// <see cref="Tile"/> as a short ASCII name a command line takes ("128x64-w8-s2", "64x64-w4-s2-b2", "wgmma-s3",
+    /// "wgmma-pingpong-s2"): every part of the tile that varies is kept, so distinct tiles keep distinct names.
+    /// </summary>
+    public string TileName => WarpSpecialized
+        ? "wgmma" + (Spec.BlockM == 128 && Spec.BlockN == 128 ? "" : $"-{Spec.BlockM}x{Spec.BlockN}") + (ConsumerWarpgroups == 2 ? "" : $"-wg{ConsumerWarpgroups}")
+            + (Spec.Pingpong ? "-pingpong" : "") + $"-s{Spec.Stages}"
+        : $"{Spec.BlockM}x{Spec.BlockN}-w{Spec.Warps}-s{Spec.Stages}" + (Spec.MinBlocksPerSm == 1 ? "" : $"-b{Spec.MinBlocksPerSm}");
     public Element VElement => F16Pv ? Pv.BElement : Element.S8;
     public int VBytes => VElement.SizeInBytes();
 

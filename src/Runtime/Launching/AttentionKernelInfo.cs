@@ -1,6 +1,5 @@
 using System.Collections.Immutable;
 using System.Globalization;
-using System.Text.RegularExpressions;
 
 namespace KernelDsl.Launching;
 
@@ -43,8 +42,8 @@ public sealed record AttentionKernelInfo
     public required bool Lse { get; init; }
     /// <summary>The tile configuration in words, as the autotuner reports it.</summary>
     public required string Tile { get; init; }
-    /// <summary><see cref="Tile"/> as a short ASCII name for command lines (<see cref="AttentionTileName"/>), e.g. "128x64-w8-s2" or "wgmma-s3".</summary>
-    public string TileName => AttentionTileName.Of(Tile);
+    /// <summary><see cref="Tile"/> as a short ASCII name for command lines, e.g. "128x64-w8-s2" or "wgmma-s3" (the generator's AttentionPlan.TileName).</summary>
+    public required string TileName { get; init; }
     /// <summary>The score modifier's C# method ("Ns.Type.Method"), or null.</summary>
     public string? ScoreModifier { get; init; }
     /// <summary>The mask's C# method, or null.</summary>
@@ -58,45 +57,6 @@ public sealed record AttentionKernelInfo
     public bool RunsOn(int computeCapability) => Module.RunsOn(computeCapability);
 
     public override string ToString() => Name;
-}
-
-/// <summary>
-/// Short ASCII names of attention tile descriptions (<see cref="AttentionKernelInfo.Tile"/>), which can be typed on a
-/// command line: "128×64 / 8 warps / 2 stages / 1 block/SM" is "128x64-w8-s2" (with "-b2" for 2 blocks/SM);
-/// "128×128 / wgmma 1+2 warpgroups pingpong / 3 stages" is "wgmma-pingpong-s3" (with "-128x64" and "-wg1" when the
-/// block or the consumer warpgroups differ from 128×128 and 2). Every part of the description is kept, so distinct
-/// tiles keep distinct names.
-/// </summary>
-public static partial class AttentionTileName
-{
-    /// <summary>The short name of <paramref name="tile"/>; a description of another form becomes its lower-case ASCII words joined by '-'.</summary>
-    public static string Of(string tile)
-    {
-        ArgumentNullException.ThrowIfNull(tile);
-        if (MmaSync().Match(tile) is { Success: true } mma)
-        {
-            var blocks = Int(mma, "blocks");
-            return $"{mma.Groups["m"].Value}x{mma.Groups["n"].Value}-w{mma.Groups["warps"].Value}-s{mma.Groups["stages"].Value}" + (blocks == 1 ? "" : $"-b{blocks}");
-        }
-        if (Wgmma().Match(tile) is { Success: true } wgmma)
-        {
-            var (m, n, consumers) = (Int(wgmma, "m"), Int(wgmma, "n"), Int(wgmma, "consumers"));
-            return "wgmma" + (m == 128 && n == 128 ? "" : $"-{m}x{n}") + (consumers == 2 ? "" : $"-wg{consumers}")
-                + (wgmma.Groups["pingpong"].Success ? "-pingpong" : "") + $"-s{wgmma.Groups["stages"].Value}";
-        }
-        return string.Join('-', Words().Matches(tile.Replace('×', 'x').ToLowerInvariant()).Select(w => w.Value));
-    }
-
-    private static int Int(Match match, string group) => int.Parse(match.Groups[group].Value, CultureInfo.InvariantCulture);
-
-    [GeneratedRegex(@"^(?<m>\d+)×(?<n>\d+) / (?<warps>\d+) warps / (?<stages>\d+) stages? / (?<blocks>\d+) blocks?/SM$", RegexOptions.CultureInvariant)]
-    private static partial Regex MmaSync();
-
-    [GeneratedRegex(@"^(?<m>\d+)×(?<n>\d+) / wgmma 1\+(?<consumers>\d+) warpgroups(?<pingpong> pingpong)? / (?<stages>\d+) stages?$", RegexOptions.CultureInvariant)]
-    private static partial Regex Wgmma();
-
-    [GeneratedRegex("[a-z0-9]+", RegexOptions.CultureInvariant)]
-    private static partial Regex Words();
 }
 
 /// <summary>

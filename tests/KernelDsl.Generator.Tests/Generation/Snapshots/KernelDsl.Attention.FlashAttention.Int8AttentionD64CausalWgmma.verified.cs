@@ -46,6 +46,8 @@ static partial class Int8AttentionD64CausalWgmma
     public const bool F16PV = false;
     /// <summary>The tile configuration, as the autotuner reports it.</summary>
     public const string Tile = "128×128 / wgmma 1+2 warpgroups / 3 stages";
+    /// <summary>The tile's short ASCII name, as command lines take it.</summary>
+    public const string TileName = "wgmma-s3";
     /// <summary>V arrives transposed [B][H][D][S_pad] in π order (Recipe C).</summary>
     public const bool PretransposedV = true;
 
@@ -58,7 +60,7 @@ static partial class Int8AttentionD64CausalWgmma
         HeadDim = HeadDim, BlockM = BlockM, BlockN = BlockN, QScaleRows = QScaleRows, KScaleKeys = KScaleKeys,
         Causal = Causal, FloatPv = F16PV, PretransposedV = PretransposedV, Lse = true,
         VStrategy = "Pretransposed",
-        Tile = Tile,
+        Tile = Tile, TileName = TileName,
         ScoreModifier = null,
         MaskModifier = null,
         Parameters = [],

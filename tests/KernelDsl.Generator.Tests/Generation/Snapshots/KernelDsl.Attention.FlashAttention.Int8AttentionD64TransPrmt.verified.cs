@@ -46,6 +46,8 @@ static partial class Int8AttentionD64TransPrmt
     public const bool F16PV = false;
     /// <summary>The tile configuration, as the autotuner reports it.</summary>
     public const string Tile = "128×64 / 8 warps / 2 stages / 2 blocks/SM";
+    /// <summary>The tile's short ASCII name, as command lines take it.</summary>
+    public const string TileName = "128x64-w8-s2-b2";
     /// <summary>V arrives transposed [B][H][D][S_pad] in π order (Recipe C).</summary>
     public const bool PretransposedV = false;
 
@@ -58,7 +60,7 @@ static partial class Int8AttentionD64TransPrmt
         HeadDim = HeadDim, BlockM = BlockM, BlockN = BlockN, QScaleRows = QScaleRows, KScaleKeys = KScaleKeys,
         Causal = Causal, FloatPv = F16PV, PretransposedV = PretransposedV, Lse = true,
         VStrategy = "TransPrmt",
-        Tile = Tile,
+        Tile = Tile, TileName = TileName,
         ScoreModifier = null,
         MaskModifier = null,
         Parameters = [],
