@@ -124,14 +124,21 @@ public sealed class QuantizeKernelWriter(QuantizePlan plan)
             w.Block($"if (slice < {plan.Slices})", () =>
             {
                 w.Line($"float sum[8] = {{0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f}};");
-                w.Block($"for (int s = slice; s < S; s += {plan.Slices})", () =>
+                w.Line($"// {QuantizePlan.LoadsInFlight} tokens' loads are issued before any is added (one load at a time leaves DRAM idle); the adds keep token order.");
+                w.Block($"for (int s = slice; s < S; s += {QuantizePlan.LoadsInFlight * plan.Slices})", () =>
                 {
-                    w.Line($"u32 raw[4];");
-                    w.Line($"float v[8];");
-                    w.Line($"kdsl_ld16(xs + s * stride_s + chunk * 8, raw);");
-                    w.Line($"kdsl_unpack8(raw, v);");
+                    w.Line($"u32 raw[{QuantizePlan.LoadsInFlight}][4];");
                     w.Line($"#pragma unroll");
-                    w.Line($"for (int j = 0; j < 8; ++j) sum[j] = __fadd_rn(sum[j], v[j]);");
+                    w.Line($"for (int u = 0; u < {QuantizePlan.LoadsInFlight}; ++u) if (s + u * {plan.Slices} < S) kdsl_ld16(xs + (s + u * {plan.Slices}) * stride_s + chunk * 8, raw[u]);");
+                    w.Line($"#pragma unroll");
+                    w.Block($"for (int u = 0; u < {QuantizePlan.LoadsInFlight}; ++u)", () =>
+                    {
+                        w.Line($"if (s + u * {plan.Slices} >= S) continue;  // continue, not break: a loop left early is not unrolled, and raw[] would go to local memory");
+                        w.Line($"float v[8];");
+                        w.Line($"kdsl_unpack8(raw[u], v);");
+                        w.Line($"#pragma unroll");
+                        w.Line($"for (int j = 0; j < 8; ++j) sum[j] = __fadd_rn(sum[j], v[j]);");
+                    });
                 });
                 w.Line($"#pragma unroll");
                 w.Line($"for (int j = 0; j < 8; ++j) partial[slice][chunk * 8 + j] = sum[j];");
@@ -172,16 +179,21 @@ public sealed class QuantizeKernelWriter(QuantizePlan plan)
             WriteTileOrigin(w, "S");
             w.Line($"const int rows = kdsl_min({_spec.BlockRows}, S - s0);");
             w.Line($"const int chunk = threadIdx.x % {plan.ChunksPerRow}, slice = threadIdx.x / {plan.ChunksPerRow};");
+            var perSlice = (_spec.BlockRows + plan.Slices - 1) / plan.Slices;
             w.Block($"if (slice < {plan.Slices})", () =>
             {
                 WriteMeanLoad(w, "chunk * 8");
                 w.Line($"float amax[8] = {{0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f}};");
-                w.Block($"for (int r = slice; r < rows; r += {plan.Slices})", () =>
+                w.Line($"// All {perSlice} of this thread's rows are loaded before any is reduced: loads in flight, not one at a time.");
+                w.Line($"u32 raw[{perSlice}][4];");
+                w.Line($"#pragma unroll");
+                w.Line($"for (int u = 0; u < {perSlice}; ++u) if (slice + u * {plan.Slices} < rows) kdsl_ld16(xs + (s0 + slice + u * {plan.Slices}) * stride_s + chunk * 8, raw[u]);");
+                w.Line($"#pragma unroll");
+                w.Block($"for (int u = 0; u < {perSlice}; ++u)", () =>
                 {
-                    w.Line($"u32 raw[4];");
+                    w.Line($"if (slice + u * {plan.Slices} >= rows) continue;");
                     w.Line($"float v[8];");
-                    w.Line($"kdsl_ld16(xs + (s0 + r) * stride_s + chunk * 8, raw);");
-                    w.Line($"kdsl_unpack8(raw, v);");
+                    w.Line($"kdsl_unpack8(raw[u], v);");
                     w.Line($"#pragma unroll");
                     w.Line($"for (int j = 0; j < 8; ++j) amax[j] = fmaxf(amax[j], fabsf({Prep("v[j]", "m[j]")}));");
                 });

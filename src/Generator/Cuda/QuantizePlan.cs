@@ -19,6 +19,9 @@ public sealed record QuantizePlan(QuantizeSpec Spec)
     /// <summary>Channels per thread per load: 8 × 2 bytes = one 16-byte load of f16/bf16.</summary>
     public const int ChunkChannels = 8;
 
+    /// <summary>Tokens whose loads one thread of the channel-mean kernel issues before it adds any (in token order).</summary>
+    public const int LoadsInFlight = 8;
+
     /// <summary>The 16-token group of a transposed output.</summary>
     public const int GroupTokens = 16;
 

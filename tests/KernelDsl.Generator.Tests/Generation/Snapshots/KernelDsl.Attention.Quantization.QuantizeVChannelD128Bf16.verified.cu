@@ -106,12 +106,16 @@ kdsl_KernelDsl_Attention_Quantization_QuantizeVChannelD128Bf16_channel_absmax(co
     if (slice < 16)
     {
         float amax[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
-        for (int r = slice; r < rows; r += 16)
+        // All 8 of this thread's rows are loaded before any is reduced: loads in flight, not one at a time.
+        u32 raw[8][4];
+        #pragma unroll
+        for (int u = 0; u < 8; ++u) if (slice + u * 16 < rows) kdsl_ld16(xs + (s0 + slice + u * 16) * stride_s + chunk * 8, raw[u]);
+        #pragma unroll
+        for (int u = 0; u < 8; ++u)
         {
-            u32 raw[4];
+            if (slice + u * 16 >= rows) continue;
             float v[8];
-            kdsl_ld16(xs + (s0 + r) * stride_s + chunk * 8, raw);
-            kdsl_unpack8(raw, v);
+            kdsl_unpack8(raw[u], v);
             #pragma unroll
             for (int j = 0; j < 8; ++j) amax[j] = fmaxf(amax[j], fabsf(kdsl_prep(v[j], scale_multiplier)));
         }
