@@ -1,3 +1,4 @@
+using System;
 using KernelDsl;
 using KernelDsl.Attention.FlashAttention;
 
