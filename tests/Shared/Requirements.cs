@@ -26,9 +26,18 @@ internal sealed class RequiresCudaDeviceAttribute : RequirementAttribute
     public const string RequireVariable = "KERNELDSL_REQUIRE_GPU";
 
     private static readonly Lazy<string?> Missing = new(() =>
-        Environment.GetEnvironmentVariable(RequireVariable) == "1" || CudaDevice.TryOpen(0, out var device, out var reason) && Dispose(device)
-            ? null
-            : SkipReason(reason));
+    {
+        if (Environment.GetEnvironmentVariable(RequireVariable) == "1")
+        {
+            return null;
+        }
+        if (!CudaDevice.TryOpen(0, out var device, out var reason))
+        {
+            return SkipReason(reason);
+        }
+        device.Dispose();
+        return null;
+    });
 
     public override string? Unmet(IXunitTestCase testCase) => Missing.Value;
 
@@ -38,12 +47,6 @@ internal sealed class RequiresCudaDeviceAttribute : RequirementAttribute
             ? "Needs a CUDA GPU: the NVIDIA driver (libcuda.so.1) is not installed."
             : $"Needs a CUDA GPU: {FirstLine(reason)}.") +
         $" Run these on a machine with an NVIDIA GPU and its driver (docs/GPU.md); {RequireVariable}=1 makes them fail instead.";
-
-    private static bool Dispose(CudaDevice device)
-    {
-        device.Dispose();
-        return true;
-    }
 
     private static string FirstLine(string text) => text.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)[0].TrimEnd('.');
 }
