@@ -99,7 +99,7 @@ public class PackageConsumptionTests(ITestOutputHelper output)
             var lines = run.Split('\n', StringSplitOptions.TrimEntries).Where(l => l.Length > 0).ToDictionary(l => l.Split(' ')[0], l => l);
             Assert.Equal("gemm kdsl_App_UserGemm 128 16384 True", lines["gemm"]);
             // The user's kernels are in the catalog beside the library's, with their modifiers and parameters.
-            Assert.Equal("catalog App.WindowSoftcap.Wgmma App.WindowSoftcap.MmaSync library True", lines["catalog"]);
+            Assert.Equal("catalog App.WindowSoftcap.Wgmma App.WindowSoftcap.MmaSync library True registered True", lines["catalog"]);
             Assert.Equal("modifiers App.WindowSoftcap.Window App.WindowSoftcap.Softcap cap,window", lines["modifiers"]);
             Assert.Equal("cuda True True", lines["cuda"]);
             var fields = lines["error"].Split(' ');
@@ -172,13 +172,14 @@ public class PackageConsumptionTests(ITestOutputHelper output)
         using KernelDsl.Attention.FlashAttention;
         using KernelDsl.Attention.Quantization;
         using KernelDsl.Attention.Reference;
+        using KernelDsl.Launching;
         using App;
 
         CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
         Console.WriteLine($"gemm {UserGemm.KernelName} {UserGemm.ThreadsPerBlock} {UserGemm.SharedMemoryBytes} {UserGemm.CudaSource.Contains("movmatrix.sync.aligned")}");
         var kernel = WindowSoftcap.MmaSync.Info;
         var mine = Int8Attention.Kernels.Where(k => k.Name.StartsWith("App.", StringComparison.Ordinal)).Select(k => k.Name);
-        Console.WriteLine($"catalog {string.Join(" ", mine)} library {Int8Attention.Kernels.Contains(SlidingWindow.D128.Info)}");
+        Console.WriteLine($"catalog {string.Join(" ", mine)} library {Int8Attention.Kernels.Contains(SlidingWindow.D128.Info)} registered {AttentionCatalog.Find(kernel.Name) == kernel}");
         Console.WriteLine($"modifiers {kernel.MaskModifier} {kernel.ScoreModifier} {string.Join(",", kernel.Parameters.Select(p => p.Name))}");
         Console.WriteLine($"cuda {kernel.Module.CudaSource.Contains("kdsl_mask_block")} {kernel.Module.CudaSource.Contains("tanh.approx.f32")}");
 
