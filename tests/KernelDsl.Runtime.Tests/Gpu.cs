@@ -1,9 +1,12 @@
 namespace KernelDsl.Runtime.Tests;
 
-/// <summary>Opens the GPU for a test, or skips it (fails instead when KERNELDSL_REQUIRE_GPU=1, as on the GPU machine).</summary>
+/// <summary>
+/// Opens the GPU for a test, or skips it in one line (fails instead when KERNELDSL_REQUIRE_GPU=1, as scripts/gpu-run sets).
+/// Classes that need the device throughout are marked [RequiresCudaDevice] and skip as a whole before this is reached.
+/// </summary>
 internal static class Gpu
 {
-    public const string RequireVariable = "KERNELDSL_REQUIRE_GPU";
+    public const string RequireVariable = KernelDsl.Testing.RequiresCudaDeviceAttribute.RequireVariable;
 
     public static CudaDevice OpenOrSkip()
     {
@@ -15,7 +18,7 @@ internal static class Gpu
         {
             Assert.Fail($"{RequireVariable}=1 but no CUDA device could be opened:{Environment.NewLine}{reason}");
         }
-        Assert.Skip($"No CUDA device: {reason}");
+        Assert.Skip(KernelDsl.Testing.RequiresCudaDeviceAttribute.SkipReason(reason));
         return null!;
     }
 }

@@ -3,6 +3,7 @@ using KernelDsl.Launching;
 namespace KernelDsl.Runtime.Tests;
 
 /// <summary>Device, buffers, streams and launches on a real GPU; skipped on machines without one.</summary>
+[KernelDsl.Testing.RequiresCudaDevice]
 public class GpuRuntimeTests
 {
     private static readonly KernelModuleDefinition Saxpy = new()

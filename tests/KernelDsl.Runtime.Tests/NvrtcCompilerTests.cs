@@ -3,6 +3,7 @@ using KernelDsl.Native;
 namespace KernelDsl.Runtime.Tests;
 
 /// <summary>Real NVRTC compilations. Skipped without NVRTC unless KERNELDSL_REQUIRE_NVRTC=1, which makes them fail.</summary>
+[KernelDsl.Testing.RequiresNvrtc]
 public class NvrtcCompilerTests
 {
     private static NvrtcCompiler Nvrtc() => NvrtcAvailability.GetOrSkip(Assert.Skip);

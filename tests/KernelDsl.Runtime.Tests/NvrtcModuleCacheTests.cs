@@ -1,6 +1,7 @@
 namespace KernelDsl.Runtime.Tests;
 
 /// <summary>The cache in front of the real NVRTC: a second cache instance loads the cubin from disk, byte for byte.</summary>
+[KernelDsl.Testing.RequiresNvrtc]
 public sealed class NvrtcModuleCacheTests : IDisposable
 {
     private readonly string _directory = Path.Combine(Path.GetTempPath(), "kerneldsl-tests", Guid.NewGuid().ToString("N"));

@@ -33,6 +33,7 @@ public class NvrtcCompileTests(ITestOutputHelper output)
 
     [Theory]
     [MemberData(nameof(VariantsAndTargets))]
+    [KernelDsl.Testing.RequiresNvrtc(TargetArgument = "target")]
     public void Variant_compiles_for_its_target_without_spills(string variant, string target)
     {
         var compiler = NvrtcAvailability.GetOrSkip(Assert.Skip);

@@ -62,6 +62,7 @@ public class RecipeDEmissionTests
     [Theory]
     [InlineData("sm_90", true)]
     [InlineData("sm_80", false)]
+    [KernelDsl.Testing.RequiresNvrtc]
     public void Nvrtc_compiles_it_where_stmatrix_exists(string arch, bool compiles)
     {
         var compiler = NvrtcAvailability.GetOrSkip(Assert.Skip);

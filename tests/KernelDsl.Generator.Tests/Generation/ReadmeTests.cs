@@ -73,7 +73,11 @@ public class ReadmeTests
     /// references it: the README's variant names its declarations with Like and calls its host API. IO/NpyFile.cs is left
     /// out: its [GeneratedRegex] needs the regex source generator, which the harness does not run, and nothing else uses it.
     /// </summary>
-    private static MetadataReference AttentionLibrary()
+    private static MetadataReference AttentionLibrary() => Library.Value;
+
+    private static readonly Lazy<MetadataReference> Library = new(CompileAttentionLibrary);
+
+    private static MetadataReference CompileAttentionLibrary()
     {
         var root = Path.Combine(RepositoryRoot(), "src", "Attention");
         var sep = Path.DirectorySeparatorChar;
@@ -138,5 +142,30 @@ public class ReadmeTests
         var excerpt = section[excerptStart..section.IndexOf("```", excerptStart, StringComparison.Ordinal)].Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.Contains(excerpt, l => l.Contains("kdsl_score_mod", StringComparison.Ordinal));
         Assert.All(excerpt.Where(l => l.Trim() != "..."), l => Assert.Contains(l, mmaSync));
+    }
+
+    [Fact]
+    public void The_first_program_of_Use_it_in_your_project_compiles_with_the_variant_example_and_names_its_generated_files()
+    {
+        var readme = Readme();
+        var declaration = CSharpBlocksAfter(readme, VariantHeading).First();
+        var program = Assert.Single(CSharpBlocksAfter(readme, "## Use it in your project"));
+
+        // `dotnet new console`: implicit usings, nullable, top-level statements; the package's library and generator.
+        var compilation = GeneratorHarness.Compilation(ImplicitUsings, declaration, program)
+            .AddReferences(AttentionLibrary())
+            .WithOptions(new CSharpCompilationOptions(OutputKind.ConsoleApplication, nullableContextOptions: NullableContextOptions.Enable));
+        var driver = GeneratorHarness.Driver().RunGeneratorsAndUpdateCompilation(compilation, out var output, out var diagnostics, TestContext.Current.CancellationToken);
+        Assert.Empty(diagnostics.Where(d => d.Severity == DiagnosticSeverity.Error));
+        var errors = output.GetDiagnostics(TestContext.Current.CancellationToken).Where(d => d.Severity == DiagnosticSeverity.Error).ToList();
+        Assert.True(errors.Count == 0, string.Join("\n", errors));
+
+        // The files the section names are the ones the generator writes.
+        var hintNames = driver.GetRunResult().Results.SelectMany(r => r.GeneratedSources).Select(s => s.HintName).ToList();
+        var section = readme[readme.IndexOf("\n## Use it in your project\n", StringComparison.Ordinal)..];
+        Assert.Contains("`MyModels.WindowSoftcap.MmaSync.cu.g.cs`", section);
+        Assert.Contains("MyModels.WindowSoftcap.MmaSync.cu.g.cs", hintNames);
+        Assert.Contains("MyModels.WindowSoftcap.MmaSync.g.cs", hintNames);
+        Assert.Contains("`MyKernels.MyGemm.cu.g.cs`", readme);
     }
 }
