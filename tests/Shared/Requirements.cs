@@ -77,10 +77,8 @@ internal sealed class RequiresNvrtcAttribute : RequirementAttribute
         var index = Array.FindIndex(parameters, p => p.Name == TargetArgument);
         // A theory row's arguments live on its test case (pre-enumerated data); the method's are for delay-enumerated ones.
         var arguments = testCase is XunitTestCase { TestMethodArguments: { Length: > 0 } own } ? own : testCase.TestMethod.TestMethodArguments;
-        // Architecture-specific targets (sm_90a) need PTX 8.0, which came with CUDA 12.0.
-        return index >= 0 && index < arguments.Length && arguments[index] is string target && target.EndsWith('a') && compiler.Version.Major < 12
-            ? $"Needs NVRTC 12 or later: NVRTC {compiler.Version} cannot compile {target} (architecture-specific targets need PTX 8.0, from CUDA 12.0). " +
-              "Install the NVRTC of CUDA 12 or later (docs/NVRTC.md) to compile them."
+        return index >= 0 && index < arguments.Length && arguments[index] is string target && compiler.Version.CannotTarget(target) is { } reason
+            ? $"Needs a newer NVRTC: {reason}. Install the NVRTC of CUDA 12.9 or later (docs/NVRTC.md) to compile them."
             : null;
     }
 }

@@ -48,6 +48,8 @@ static partial class SlidingWindowSoftcap
         public const bool F16PV = false;
         /// <summary>The tile configuration, as the autotuner reports it.</summary>
         public const string Tile = "128×64 / 8 warps / 2 stages / 1 block/SM";
+        /// <summary>The tile's short ASCII name, as command lines take it.</summary>
+        public const string TileName = "128x64-w8-s2";
         /// <summary>V arrives transposed [B][H][D][S_pad] in π order (Recipe C).</summary>
         public const bool PretransposedV = false;
 
@@ -60,7 +62,7 @@ static partial class SlidingWindowSoftcap
             HeadDim = HeadDim, BlockM = BlockM, BlockN = BlockN, QScaleRows = QScaleRows, KScaleKeys = KScaleKeys,
             Causal = Causal, FloatPv = F16PV, PretransposedV = PretransposedV, Lse = true,
             VStrategy = "TransPrmt",
-            Tile = Tile,
+            Tile = Tile, TileName = TileName,
             ScoreModifier = "QuickStart.SlidingWindowSoftcap.Softcap",
             MaskModifier = "QuickStart.SlidingWindowSoftcap.Window",
             Parameters = [new("cap", typeof(float), false, []), new("window", typeof(int), false, [])],

@@ -297,9 +297,10 @@ kdsl_QuickStart_SlidingWindowSoftcap_MmaSync(
     u8* const sk = kdsl_shared + 16384;                // K: 2 × 8192 bytes
     u8* const sv = kdsl_shared + 32768;  // V: 2 × 8192 bytes
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
+    const int q_block = blockIdx.x;
     const int b = blockIdx.z, h = blockIdx.y, hk = h / (heads_q / heads_kv);  // GQA: heads_q / heads_kv query heads share a KV head
     const long long bh = (long long)b * heads_q + h, bhk = (long long)b * heads_kv + hk;
-    const int m0 = blockIdx.x * 128;
+    const int m0 = q_block * 128;
     const int q_tiles = (seq_q + 127) / 128, k_tiles = (seq_k + 63) / 64;  // Q scales per 128 rows, K scales per 64 keys
     const int k_blocks = (seq_k + 63) / 64;
     const int kv_end = k_blocks;
@@ -347,7 +348,7 @@ kdsl_QuickStart_SlidingWindowSoftcap_MmaSync(
     float o[16][4];
     #pragma unroll
     for (int i = 0; i < 16; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;
-    const float q_sc = q_scale[bh * q_tiles + blockIdx.x];
+    const float q_sc = q_scale[bh * q_tiles + q_block];
     // The score modifier needs q·mean(K) of this thread's rows, read from Q in shared memory: wait for it once.
     kdsl_cp_async_wait<0>();
     __syncthreads();

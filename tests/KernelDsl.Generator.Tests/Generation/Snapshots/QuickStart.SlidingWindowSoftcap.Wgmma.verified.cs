@@ -48,6 +48,8 @@ static partial class SlidingWindowSoftcap
         public const bool F16PV = false;
         /// <summary>The tile configuration, as the autotuner reports it.</summary>
         public const string Tile = "128×128 / wgmma 1+2 warpgroups / 2 stages";
+        /// <summary>The tile's short ASCII name, as command lines take it.</summary>
+        public const string TileName = "wgmma-s2";
         /// <summary>V arrives transposed [B][H][D][S_pad] in π order (Recipe C).</summary>
         public const bool PretransposedV = true;
 
@@ -60,7 +62,7 @@ static partial class SlidingWindowSoftcap
             HeadDim = HeadDim, BlockM = BlockM, BlockN = BlockN, QScaleRows = QScaleRows, KScaleKeys = KScaleKeys,
             Causal = Causal, FloatPv = F16PV, PretransposedV = PretransposedV, Lse = true,
             VStrategy = "Pretransposed",
-            Tile = Tile,
+            Tile = Tile, TileName = TileName,
             ScoreModifier = "QuickStart.SlidingWindowSoftcap.Softcap",
             MaskModifier = "QuickStart.SlidingWindowSoftcap.Window",
             Parameters = [new("cap", typeof(float), false, []), new("window", typeof(int), false, [])],

@@ -293,9 +293,10 @@ kdsl_QuickStart_SlidingWindowSoftcap_Wgmma(
     const u32 q_full = sv_addr + 32768;
     const u32 k_full = q_full + 8, v_full = k_full + 16, kv_empty = v_full + 16;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, wg = warp >> 2, g = lane >> 2, t = lane & 3;
+    const int q_block = blockIdx.x;
     const int b = blockIdx.z, h = blockIdx.y, hk = h / (heads_q / heads_kv);  // GQA: heads_q / heads_kv query heads share a KV head
     const long long bh = (long long)b * heads_q + h, bhk = (long long)b * heads_kv + hk;
-    const int m0 = blockIdx.x * 128;
+    const int m0 = q_block * 128;
     const int q_tiles = (seq_q + 127) / 128, k_tiles = (seq_k + 63) / 64;  // Q scales per 128 rows, K scales per 64 keys
     const int k_blocks = (seq_k + 127) / 128;
     const int kv_end = k_blocks;
@@ -358,7 +359,7 @@ kdsl_QuickStart_SlidingWindowSoftcap_Wgmma(
     float o[16][4];
     #pragma unroll
     for (int i = 0; i < 16; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;
-    const float q_sc = q_scale[bh * q_tiles + blockIdx.x];
+    const float q_sc = q_scale[bh * q_tiles + q_block];
     // K-major descriptors, 128-byte rows of Q and K, 128-byte rows of V: 8 rows per swizzle atom; each k32 step moves 32 bytes (2 in the address field).
     const unsigned long long q_desc = kdsl_wgmma_desc(sq_addr + cg * 8192, 1024, 1);
     kdsl_mbar_wait(q_full, 0);
