@@ -54,8 +54,8 @@ def join(ours_path, *peer_paths):
             peers.update({(r["backend"], r["head_dim"], r["seq"], r["causal"]): float(r["tops"]) for r in csv.DictReader(f)})
     sage = any(key[0] == "sage2" for key in peers)
     print("| variant | D | S | causal | kernel TOPS | e2e TOPS | vs flash (FA2) kernel / e2e | vs cuDNN kernel / e2e | vs efficient kernel / e2e |"
-          + (" vs Sage2 kernel / e2e |" if sage else ""))
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |" + (" --- |" if sage else ""))
+          + (" vs Sage2 kernel / e2e |" if sage else "") + " K/V quantized once: TOPS, vs cuDNN |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |" + (" --- |" if sage else "") + " --- |")
     with open(ours_path) as f:
         for r in csv.DictReader(f):
             key = (r["head_dim"], r["seq"], r["causal"])
@@ -68,6 +68,8 @@ def join(ours_path, *peer_paths):
                 # Like for like: our kernel against Sage2's kernel, our end to end against its end to end.
                 peer_kernel, peer_e2e = peers.get(("sage2",) + key), peers.get(("sage2-e2e",) + key)
                 cells.append(f"{kernel / peer_kernel:.2f}× / {e2e / peer_e2e:.2f}×" if peer_kernel and peer_e2e else "n/a")
+            once, cudnn = r.get("kv_once_tops") or "", peers.get(("cudnn",) + key)
+            cells.append(f"{float(once):.0f}, {float(once) / cudnn:.2f}×" if once and cudnn else "n/a")
             print(f"| {r['variant']} | {r['head_dim']} | {r['seq']} | {'yes' if r['causal'] == 'True' else 'no'} | {kernel:.0f} | {e2e:.0f} | " + " | ".join(cells) + " |")
 
 

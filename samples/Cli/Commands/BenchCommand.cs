@@ -51,8 +51,9 @@ internal static class BenchCommand
 
         int[] lengths = onlySeq is { } only ? [only] : quick ? [1024, 4096, 16384] : [1024, 2048, 4096, 8192, 16384];
         int[] headDims = onlyHeadDim is { } oneDim ? [oneDim] : [64, 128];
-        var rows = new List<string> { "variant,head_dim,seq,causal,batch,heads,kernel_ms,end_to_end_ms,kernel_tops,end_to_end_tops" };
-        var table = new Table().AddColumns("variant", "D", "S", "causal", "kernel ms", "e2e ms", "kernel TOPS", "e2e TOPS");
+        // kv_once: the call with K and V quantized beforehand (Int8Attention.QuantizeKeysValues), i.e. the kernel and Q's quantization.
+        var rows = new List<string> { "variant,head_dim,seq,causal,batch,heads,kernel_ms,end_to_end_ms,kernel_tops,end_to_end_tops,kv_once_ms,kv_once_tops" };
+        var table = new Table().AddColumns("variant", "D", "S", "causal", "kernel ms", "e2e ms", "kernel TOPS", "e2e TOPS", "K/V once TOPS");
         var grid = headDims.SelectMany(d => lengths.Select(s => (HeadDim: d, Seq: s))).ToList();
         CliProgress.Run("benchmark (D, S)", grid, point => Measure(device, stream, attention, point.HeadDim, point.Seq, onlyVariant, rows, table));
         AnsiConsole.Write(table);
@@ -77,12 +78,11 @@ internal static class BenchCommand
             var (selected, launch) = attention.Prepare(stream, View(q), View(k), View(v), View(o), options, null);
             var kernel = Median(stream, () => selected.Launch(launch));
             var endToEnd = Median(stream, () => attention.Forward(stream, View(q), View(k), View(v), View(o), options));
+            var kvOnce = variant.Pv == PvPrecision.U8 ? KvOnce(stream, attention, View(q), View(k), View(v), View(o), options) : (double?)null;
             var ops = 4.0 * batch * heads * seq * (double)seq * headDim * (variant.Causal ? 0.5 : 1.0);
             var name = (variant.Pv == PvPrecision.Float16 ? "f16-PV" : "u8-PV " + variant.V)
                 + (variant.Tile == Int8Attention.TilesFor(Element.F16, headDim, options)[0] && !variant.Module.RequiresArchSpecific ? "" : $" [{variant.Kernel.TileName}]");
-            string F(double x) => x.ToString("F3", CultureInfo.InvariantCulture);
-            rows.Add($"{name},{headDim},{seq},{variant.Causal},{batch},{heads},{F(kernel)},{F(endToEnd)},{F(ops / kernel / 1e9)},{F(ops / endToEnd / 1e9)}");
-            table.AddRow(Markup.Escape(name), $"{headDim}", $"{seq}", variant.Causal ? "yes" : "no", F(kernel), F(endToEnd), F(ops / kernel / 1e9), F(ops / endToEnd / 1e9));
+            AddRow(rows, table, name, headDim, seq, variant.Causal, batch, heads, ops, kernel, endToEnd, kvOnce);
         }
         if (onlyVariant is not null)
         {
@@ -98,10 +98,27 @@ internal static class BenchCommand
             var endToEnd = Median(stream, () => attention.Forward(stream, View(q), View(k), View(v), View(o), options));
             var ops = 4.0 * batch * heads * seq * (double)seq * headDim * (causal ? 0.5 : 1.0);
             var name = $"u8-PV autotuned: {tuning.Strategy} [{KernelVariants.TileName(tuning.Tile)}]";
-            string F(double x) => x.ToString("F3", CultureInfo.InvariantCulture);
-            rows.Add($"{name},{headDim},{seq},{causal},{batch},{heads},{F(kernel)},{F(endToEnd)},{F(ops / kernel / 1e9)},{F(ops / endToEnd / 1e9)}");
-            table.AddRow(Markup.Escape(name), $"{headDim}", $"{seq}", causal ? "yes" : "no", F(kernel), F(endToEnd), F(ops / kernel / 1e9), F(ops / endToEnd / 1e9));
+            var kvOnce = KvOnce(stream, attention, View(q), View(k), View(v), View(o), options with { Autotune = false, V = tuning.Strategy, Tile = tuning.Tile });
+            AddRow(rows, table, name, headDim, seq, causal, batch, heads, ops, kernel, endToEnd, kvOnce);
         }
+    }
+
+    /// <summary>Median milliseconds of a call whose K and V were quantized once beforehand: the kernel and Q's quantization.</summary>
+    private static double KvOnce(CudaStream stream, Int8Attention attention, TensorView<Half> q, TensorView<Half> k, TensorView<Half> v, TensorView<Half> o,
+        AttentionOptions options)
+    {
+        using var kv = attention.QuantizeKeysValues(stream, k, v, options);
+        return Median(stream, () => attention.Forward(stream, q, kv, o, options));
+    }
+
+    private static void AddRow(List<string> rows, Table table, string name, int headDim, int seq, bool causal, int batch, int heads, double ops,
+        double kernel, double endToEnd, double? kvOnce)
+    {
+        string F(double x) => x.ToString("F3", CultureInfo.InvariantCulture);
+        var (kvMs, kvTops) = kvOnce is { } ms ? (F(ms), F(ops / ms / 1e9)) : ("", "");
+        rows.Add($"{name},{headDim},{seq},{causal},{batch},{heads},{F(kernel)},{F(endToEnd)},{F(ops / kernel / 1e9)},{F(ops / endToEnd / 1e9)},{kvMs},{kvTops}");
+        table.AddRow(Markup.Escape(name), $"{headDim}", $"{seq}", causal ? "yes" : "no", F(kernel), F(endToEnd), F(ops / kernel / 1e9), F(ops / endToEnd / 1e9),
+            kvTops == "" ? "-" : kvTops);
     }
 
     internal static DeviceBuffer<Half> Random(CudaDevice device, long length, int seed)
