@@ -41,8 +41,10 @@ public sealed record AttentionPlan(AttentionSpec Spec)
     public int MinBlocksPerSm => Spec.MinBlocksPerSm;
     /// <summary>The tile configuration in words, e.g. "128×64 / 8 warps / 2 stages / 1 block/SM": what the autotuner reports (no commas: it lands in CSV).</summary>
     public string Tile => WarpSpecialized
-        ? $"{Spec.BlockM}×{Spec.BlockN} / wgmma 1+{ConsumerWarpgroups} warpgroups{(Spec.Pingpong ? " pingpong" : "")} / {Spec.Stages} stages"
-        : $"{Spec.BlockM}×{Spec.BlockN} / {Spec.Warps} warps / {Spec.Stages} stages / {Spec.MinBlocksPerSm} block{(Spec.MinBlocksPerSm == 1 ? "" : "s")}/SM";
+        ? $"{Spec.BlockM}×{Spec.BlockN} / wgmma 1+{ConsumerWarpgroups} warpgroups{(Spec.Pingpong ? " pingpong" : "")} / {Stages}"
+        : $"{Spec.BlockM}×{Spec.BlockN} / {Spec.Warps} warps / {Stages} / {Spec.MinBlocksPerSm} block{(Spec.MinBlocksPerSm == 1 ? "" : "s")}/SM";
+
+    private string Stages => $"{Spec.Stages} stage{(Spec.Stages == 1 ? "" : "s")}";
     /// <summary>
     /// <see cref="Tile"/> as a short ASCII name a command line takes ("128x64-w8-s2", "64x64-w4-s2-b2", "wgmma-s3",
     /// "wgmma-pingpong-s2"): every part of the tile that varies is kept, so distinct tiles keep distinct names.

@@ -586,7 +586,7 @@ public class DiagnosticTests
         Assert.Empty(run.GeneratorDiagnostics);
         var launcher = run.Source("Users.Last.g.cs");
         Assert.Contains("public const bool Causal = true;", launcher);
-        Assert.Contains("1 stages", launcher);
+        Assert.Contains("/ 1 stage /", launcher);
         Assert.Contains("2 blocks/SM", launcher);
     }
 
@@ -668,7 +668,7 @@ public class DiagnosticTests
             Assert.Contains("int window)", launcher);
             Assert.Contains("kdsl_mask_mod", SnapshotTests.RawStringContent(run.Source($"Users.Window.{form}.cu.g.cs")));
         }
-        Assert.Contains("1 stages", run.Source("Users.Window.OneStage.g.cs"));
+        Assert.Contains("/ 1 stage /", run.Source("Users.Window.OneStage.g.cs"));
     }
 
     [Theory]

@@ -45,7 +45,7 @@ static partial class Int8AttentionD256CausalF16PV
     /// <summary>P·V runs on 16-bit float P and the V input (the accuracy mode); otherwise V is int8.</summary>
     public const bool F16PV = true;
     /// <summary>The tile configuration, as the autotuner reports it.</summary>
-    public const string Tile = "128×64 / 8 warps / 1 stages / 1 block/SM";
+    public const string Tile = "128×64 / 8 warps / 1 stage / 1 block/SM";
     /// <summary>The tile's short ASCII name, as command lines take it.</summary>
     public const string TileName = "128x64-w8-s1";
     /// <summary>V arrives transposed [B][H][D][S_pad] in π order (Recipe C).</summary>
