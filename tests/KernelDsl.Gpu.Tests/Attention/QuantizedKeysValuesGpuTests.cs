@@ -20,7 +20,8 @@ public class QuantizedKeysValuesGpuTests(ITestOutputHelper output)
     {
         ["D128 u8 TransPrmt"] = new AttentionOptions(),
         ["D128 u8 Pretransposed causal"] = new AttentionOptions { V = VStrategy.Pretransposed, Causal = true },
-        ["D64 u8 Movmatrix"] = new AttentionOptions { V = VStrategy.Movmatrix },
+        ["D128 u8 Movmatrix"] = new AttentionOptions { V = VStrategy.Movmatrix },
+        ["D64 u8 TransPrmt causal"] = new AttentionOptions { Causal = true },
     };
 
     /// <summary>GQA 2:1, lengths that are not multiples of any block, Sq &lt; Sk (decode-like) and Sq = Sk.</summary>
