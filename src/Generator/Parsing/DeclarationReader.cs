@@ -228,6 +228,12 @@ public static class DeclarationReader
             if (spec is AttentionSpec attentionSpec)
             {
                 var (score, mask) = ModifierReader.Read(modifierHost, compilation, modifierDiagnostics, cancellationToken);
+                if (modifierDiagnostics.Count > 0)
+                {
+                    // Not emitted, but its placeholder members keep the modifiers' runtime parameters (ModifierReader.Signatures).
+                    var (scoreSignature, maskSignature) = ModifierReader.Signatures(modifierHost, compilation, cancellationToken);
+                    (score, mask) = (score ?? scoreSignature, mask ?? maskSignature);
+                }
                 spec = attentionSpec with { Score = score, Mask = mask };
                 CheckModifierParameters(score, mask, typeLocation, modifierDiagnostics);
             }

@@ -36,26 +36,68 @@ public static class ModifierReader
 
         ModifierSpec? Find(ModifierKind kind)
         {
-            for (var type = kernelType; type is not null; type = type.ContainingType)
+            if (Methods(kernelType, kind, cancellationToken) is not { } found)
             {
-                cancellationToken.ThrowIfCancellationRequested();
-                var methods = type.GetMembers().OfType<IMethodSymbol>()
-                    .Where(m => m.GetAttributes().Any(a => a.AttributeClass?.ToDisplayString() == AttributeName(kind)))
-                    .ToList();
-                if (methods.Count == 0)
-                {
-                    continue;
-                }
-                foreach (var extra in methods.Skip(1))
-                {
-                    Report(diagnostics, Rules.DuplicateModifier, LocationInfo.From(extra.Locations[0]), type.Name, ShortName(kind), methods[0].Name, extra.Name);
-                }
-                var spec = Translate(methods[0], kind, compilation, diagnostics, cancellationToken);
-                // With two candidates neither is the modifier: the user has to say which.
-                return methods.Count == 1 ? spec : null;
+                return null;
             }
-            return null;
+            var (type, methods) = found;
+            foreach (var extra in methods.Skip(1))
+            {
+                Report(diagnostics, Rules.DuplicateModifier, LocationInfo.From(extra.Locations[0]), type.Name, ShortName(kind), methods[0].Name, extra.Name);
+            }
+            var spec = Translate(methods[0], kind, compilation, diagnostics, cancellationToken);
+            // With two candidates neither is the modifier: the user has to say which.
+            return methods.Count == 1 ? spec : null;
         }
+    }
+
+    /// <summary>
+    /// The modifiers of <paramref name="kernelType"/> by their signatures alone, each with a placeholder literal for a
+    /// body (null for a kind that is absent, declared twice, or whose signature is itself wrong). A declaration whose
+    /// modifier body cannot be translated still gets placeholder members (UnavailableKernelWriter) with the modifier's
+    /// runtime parameters, so calls that pass them bind and the body's error stays the one diagnostic.
+    /// </summary>
+    public static (ModifierSpec? Score, ModifierSpec? Mask) Signatures(INamedTypeSymbol kernelType, Compilation compilation, CancellationToken cancellationToken)
+    {
+        return (Find(ModifierKind.Score), Find(ModifierKind.Mask));
+
+        ModifierSpec? Find(ModifierKind kind)
+        {
+            if (Methods(kernelType, kind, cancellationToken) is not ({ } _, [var single]))
+            {
+                return null;
+            }
+            var method = single.PartialImplementationPart ?? single;
+            var syntax = method.DeclaringSyntaxReferences.Select(r => r.GetSyntax(cancellationToken)).FirstOrDefault(x => compilation.ContainsSyntaxTree(x.SyntaxTree));
+            var problems = new List<DiagnosticInfo>();
+            var parameters = syntax is null ? null : ReadSignature(method, kind, syntax, problems);
+            return parameters is null || problems.Count > 0 ? null : new ModifierSpec
+            {
+                Kind = kind,
+                MethodName = method.Name,
+                DeclaringType = method.ContainingType.ToDisplayString(SymbolDisplayFormat.FullyQualifiedFormat),
+                Parameters = parameters.ToEquatableArray(),
+                Locals = EquatableArray<ModifierLocal>.Empty,
+                Result = kind == ModifierKind.Score ? new LiteralExpression(ScalarType.Float, "0.0f") : new LiteralExpression(ScalarType.Bool, "false"),
+            };
+        }
+    }
+
+    /// <summary>The [ScoreModifier] or [MaskModifier] methods of the innermost type, from kernelType outwards, that declares any.</summary>
+    private static (INamedTypeSymbol Type, List<IMethodSymbol> Methods)? Methods(INamedTypeSymbol kernelType, ModifierKind kind, CancellationToken cancellationToken)
+    {
+        for (var type = kernelType; type is not null; type = type.ContainingType)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var methods = type.GetMembers().OfType<IMethodSymbol>()
+                .Where(m => m.GetAttributes().Any(a => a.AttributeClass?.ToDisplayString() == AttributeName(kind)))
+                .ToList();
+            if (methods.Count > 0)
+            {
+                return (type, methods);
+            }
+        }
+        return null;
     }
 
     /// <summary>Translates one method (used by Read and by tests).</summary>

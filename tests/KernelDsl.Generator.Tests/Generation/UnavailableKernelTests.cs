@@ -186,6 +186,24 @@ public class UnavailableKernelTests
         Assert.DoesNotContain(run.GeneratorDiagnostics, d => d.Severity == DiagnosticSeverity.Error && d.Id != "KDSL0602");
         Assert.True(run.CompilationErrors.IsEmpty, string.Join("\n", run.CompilationErrors));
         Assert.Contains(run.Sources, s => s.HintName == "Users.Window.Deeper.unavailable.g.cs");
+        // The modifier's runtime parameter stays in every placeholder Launch, so calls passing it still bind.
+        foreach (var form in new[] { "Kernel", "Deeper" })
+        {
+            var placeholder = run.Sources.Single(s => s.HintName == $"Users.Window.{form}.unavailable.g.cs").SourceText.ToString();
+            Assert.Contains("int window)", placeholder, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public void The_placeholder_of_a_broken_modifier_keeps_its_runtime_parameters()
+    {
+        // The mask's body has a loop (KDSL0602): the placeholder Launch still takes `int window`, so a call that passes it
+        // binds, and KDSL0602 stays the one error (without ModifierReader.Signatures it was CS1739 at every such call).
+        var run = GeneratorHarness.RunGenerator(Family.Replace("=> q - k < window;", "{ while (k > q) { k--; } return q - k < window; }", StringComparison.Ordinal));
+        Assert.Equal("KDSL0602", Assert.Single(run.GeneratorDiagnostics, d => d.Severity == DiagnosticSeverity.Error).Id);
+        Assert.True(run.CompilationErrors.IsEmpty, string.Join("\n", run.CompilationErrors));
+        var launch = run.Sources.Single(s => s.HintName == "Users.Window.Kernel.unavailable.g.cs").SourceText.ToString();
+        Assert.Matches(@"public static void Launch\([^)]*, int window\)", launch);
     }
 
     [Fact]
