@@ -52,7 +52,7 @@ internal static class BenchCommand
         int[] lengths = onlySeq is { } only ? [only] : quick ? [1024, 4096, 16384] : [1024, 2048, 4096, 8192, 16384];
         int[] headDims = onlyHeadDim is { } oneDim ? [oneDim] : [64, 128];
         // kv_once: the call with K and V quantized beforehand (Int8Attention.QuantizeKeysValues), i.e. the kernel and Q's quantization.
-        var rows = new List<string> { "variant,head_dim,seq,causal,batch,heads,kernel_ms,end_to_end_ms,kernel_tops,end_to_end_tops,kv_once_ms,kv_once_tops" };
+        var rows = new List<string> { "variant,head_dim,seq,causal,batch,heads,kernel_ms,end_to_end_ms,kernel_tops,end_to_end_tops,kv_once_ms,kv_once_tops,kernel" };
         var table = new Table().AddColumns("variant", "D", "S", "causal", "kernel ms", "e2e ms", "kernel TOPS", "e2e TOPS", "K/V once TOPS");
         var grid = headDims.SelectMany(d => lengths.Select(s => (HeadDim: d, Seq: s))).ToList();
         CliProgress.Run("benchmark (D, S)", grid, point => Measure(device, stream, attention, point.HeadDim, point.Seq, onlyVariant, rows, table));
@@ -82,7 +82,7 @@ internal static class BenchCommand
             var ops = 4.0 * batch * heads * seq * (double)seq * headDim * (variant.Causal ? 0.5 : 1.0);
             var name = (variant.Pv == PvPrecision.Float16 ? "f16-PV" : "u8-PV " + variant.V)
                 + (variant.Tile == Int8Attention.TilesFor(Element.F16, headDim, options)[0] && !variant.Module.RequiresArchSpecific ? "" : $" [{variant.Kernel.TileName}]");
-            AddRow(rows, table, name, headDim, seq, variant.Causal, batch, heads, ops, kernel, endToEnd, kvOnce);
+            AddRow(rows, table, name, variant.Module.Name, headDim, seq, variant.Causal, batch, heads, ops, kernel, endToEnd, kvOnce);
         }
         if (onlyVariant is not null)
         {
@@ -99,7 +99,7 @@ internal static class BenchCommand
             var ops = 4.0 * batch * heads * seq * (double)seq * headDim * (causal ? 0.5 : 1.0);
             var name = $"u8-PV autotuned: {tuning.Strategy} [{KernelVariants.TileName(tuning.Tile)}]";
             var kvOnce = KvOnce(stream, attention, View(q), View(k), View(v), View(o), options with { Autotune = false, V = tuning.Strategy, Tile = tuning.Tile });
-            AddRow(rows, table, name, headDim, seq, causal, batch, heads, ops, kernel, endToEnd, kvOnce);
+            AddRow(rows, table, name, "autotuned", headDim, seq, causal, batch, heads, ops, kernel, endToEnd, kvOnce);
         }
     }
 
@@ -111,12 +111,13 @@ internal static class BenchCommand
         return Median(stream, () => attention.Forward(stream, q, kv, o, options));
     }
 
-    private static void AddRow(List<string> rows, Table table, string name, int headDim, int seq, bool causal, int batch, int heads, double ops,
+    /// <param name="module">The kernel's module name, a stable key across builds ("autotuned" for the autotuner's rows).</param>
+    private static void AddRow(List<string> rows, Table table, string name, string module, int headDim, int seq, bool causal, int batch, int heads, double ops,
         double kernel, double endToEnd, double? kvOnce)
     {
         string F(double x) => x.ToString("F3", CultureInfo.InvariantCulture);
         var (kvMs, kvTops) = kvOnce is { } ms ? (F(ms), F(ops / ms / 1e9)) : ("", "");
-        rows.Add($"{name},{headDim},{seq},{causal},{batch},{heads},{F(kernel)},{F(endToEnd)},{F(ops / kernel / 1e9)},{F(ops / endToEnd / 1e9)},{kvMs},{kvTops}");
+        rows.Add($"{name},{headDim},{seq},{causal},{batch},{heads},{F(kernel)},{F(endToEnd)},{F(ops / kernel / 1e9)},{F(ops / endToEnd / 1e9)},{kvMs},{kvTops},{module}");
         table.AddRow(Markup.Escape(name), $"{headDim}", $"{seq}", causal ? "yes" : "no", F(kernel), F(endToEnd), F(ops / kernel / 1e9), F(ops / endToEnd / 1e9),
             kvTops == "" ? "-" : kvTops);
     }

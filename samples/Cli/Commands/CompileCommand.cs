@@ -75,7 +75,8 @@ internal static partial class CompileCommand
         }
         if (!NvrtcCompiler.TryLoad(out var nvrtc, out var trace))
         {
-            return CliApp.Error(CliApp.Failure, $"NVRTC could not be loaded: {trace.ReplaceLineEndings(" ")}");
+            // The probe's first line names what was tried; the line-by-line attempts would not fit one line.
+            return CliApp.Error(CliApp.Failure, $"NVRTC could not be loaded: {trace.Split('\n')[0].Trim()} Install NVRTC (docs/NVRTC.md) or name it in KERNELDSL_NVRTC_PATH.");
         }
         if (arch is not null && nvrtc.Version.CannotTarget(arch.Name) is { } cannot)
         {

@@ -266,6 +266,7 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
         ArgumentNullException.ThrowIfNull(options);
         var shape = AttentionArguments.Check(q, k, v, o, lse);
         bound?.Arguments.CheckArrays(bound.Variant.Kernel, shape, "arguments");
+        SoftmaxScale(options, shape.HeadDim);  // before the autotuner times anything
         if (bound is null && options.Autotune && options.Pv == PvPrecision.U8)
         {
             options = Autotuned(stream, q, k, v, o, options, lse, InputOf<T>(), shape);
@@ -291,8 +292,7 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
         }
         if (bound is null && options.Autotune)
         {
-            throw new ArgumentException("options.Autotune may pick a kernel that reads V in another layout than kv's: autotune on the tensors, " +
-                "then quantize K and V with the options it chose (Int8Attention.LastTuning).", nameof(options));
+            throw new ArgumentException(AutotuneWithKeysValues, nameof(options));
         }
         var shape = AttentionArguments.Check(q, kv, o, lse);
         bound?.Arguments.CheckArrays(bound.Variant.Kernel, shape, "arguments");
@@ -303,10 +303,6 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
                 ? $"{variant.Kernel.Name} runs P·V in 16 bits and reads V unquantized; kv holds int8 V: pass v itself."
                 : $"kv holds V in the {Layout(kv.VLayout)} layout; {variant.Kernel.Name} reads it in the {Layout(variant.V)} layout: quantize K and V with the options (or kernel) of this call.",
                 nameof(kv));
-        }
-        if (!ReferenceEquals(kv.Stream, stream) && !kv.Stream.IsDisposed)
-        {
-            kv.Stream.Synchronize();  // its codes must be written before this stream reads them
         }
         counters = Counters(stream, options);
         var (q8, qScale) = QuantizeQ(stream, q, shape, options, counters);
@@ -320,9 +316,13 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
     {
         ArgumentNullException.ThrowIfNull(stream);
         ArgumentNullException.ThrowIfNull(options);
+        if (bound is null && options.Autotune)
+        {
+            throw new ArgumentException(AutotuneWithKeysValues, nameof(options));
+        }
         var (b, hkv, sk, d) = AttentionArguments.CheckKeysValues(k, v);
         var shape = new AttentionDims(b, hkv, hkv, 1, sk, d);
-        var variant = Choose<T>(stream, shape, options, bound);
+        var variant = Choose<T>(stream, shape, options, bound, "k");
         if (variant.Pv == PvPrecision.Float16)
         {
             throw new ArgumentException($"{variant.Kernel.Name} runs P·V in 16 bits and reads V unquantized, so K and V cannot be quantized for it beforehand.",
@@ -335,8 +335,11 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
             {
                 var counters = Counters(stream, options);
                 var codes = QuantizeKv(stream, k, v, shape, variant.V, counters, buffers);
+                // Waits for the codes (once per K and V, not per query), so a call on any stream may read them, even
+                // after this stream is gone; with NonFinite = Throw it also reads the counts.
+                stream.Synchronize();
                 counters?.ThrowIfAny(stream);
-                return new QuantizedKeysValues(buffers, stream, InputOf<T>(), b, hkv, sk, d,
+                return new QuantizedKeysValues(buffers, InputOf<T>(), b, hkv, sk, d,
                     variant.V == VStrategy.Pretransposed ? VStrategy.Pretransposed : VStrategy.TransPrmt, codes);
             });
         }
@@ -349,15 +352,45 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
 
     private static Element InputOf<T>() => typeof(T) == typeof(Half) ? Element.F16 : Element.BF16;
 
-    /// <summary>The caller's kernel (checked against the shape and device) or the declared variant the options select.</summary>
-    private static AttentionVariant Choose<T>(CudaStream stream, AttentionDims shape, AttentionOptions options, BoundKernel? bound)
+    private const string AutotuneWithKeysValues = "options.Autotune may pick a kernel that reads V in another layout than the quantized K and V: " +
+        "autotune a call on the tensors, then quantize K and V with the options it chose (Int8Attention.LastTuning).";
+
+    /// <summary>
+    /// The caller's kernel (checked against the shape and device) or the declared variant the options select, after every
+    /// check that needs no GPU: the softmax scale, and a quantizer for the V layout the variant reads. Messages name
+    /// <c>tensor</c>, the tensor whose head dim the shape took ("q", or "k" when only K and V are given).
+    /// </summary>
+    private static AttentionVariant Choose<T>(CudaStream stream, AttentionDims shape, AttentionOptions options, BoundKernel? bound, string tensor = "q")
+        where T : unmanaged
     {
+        SoftmaxScale(options, shape.HeadDim);
+        AttentionVariant variant;
         if (bound is null)
         {
-            return Select(InputOf<T>(), shape.HeadDim, options, stream.Device.ComputeCapability);
+            variant = Select(InputOf<T>(), shape.HeadDim, options, stream.Device.ComputeCapability);
         }
-        CheckRuns(bound.Variant, shape, stream.Device.ComputeCapability);
-        return bound.Variant;
+        else
+        {
+            CheckRuns(bound.Variant, shape, stream.Device.ComputeCapability, tensor);
+            variant = bound.Variant;
+        }
+        if (variant.Pv == PvPrecision.U8 && variant.V == VStrategy.Pretransposed && Quantizers<T>.For(shape.HeadDim).VPi is null)
+        {
+            throw new ArgumentException($"{variant.Kernel.Name} reads V pretransposed (Recipe C), and no π-transposed V quantizer is declared for " +
+                $"{InputOf<T>()} head dim {shape.HeadDim}: choose a kernel that reads V as [S][D].", bound is null ? "options" : "kernel");
+        }
+        return variant;
+    }
+
+    /// <summary>The softmax scale: options.SoftmaxScale, else 1/√D; it must be finite and positive.</summary>
+    private static float SoftmaxScale(AttentionOptions options, int headDim)
+    {
+        var scale = options.SoftmaxScale ?? 1f / MathF.Sqrt(headDim);
+        if (!(scale > 0f) || float.IsInfinity(scale))
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), scale, "options.SoftmaxScale must be a finite positive number.");
+        }
+        return scale;
     }
 
     private NonFiniteCounters? Counters(CudaStream stream, AttentionOptions options)
@@ -373,11 +406,7 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
     private (DeviceBuffer<sbyte> Codes, DeviceBuffer<float> Scales) QuantizeQ<T>(CudaStream stream, TensorView<T> q, AttentionDims shape, AttentionOptions options,
         NonFiniteCounters? counters) where T : unmanaged
     {
-        var scale = options.SoftmaxScale ?? 1f / MathF.Sqrt(shape.HeadDim);
-        if (!(scale > 0f) || float.IsInfinity(scale))
-        {
-            throw new ArgumentOutOfRangeException(nameof(options), scale, "options.SoftmaxScale must be a finite positive number.");
-        }
+        var scale = SoftmaxScale(options, shape.HeadDim);  // checked in Choose, before any work
         var (b, hq, sq, d) = (shape.Batch, shape.HeadsQ, shape.SeqQ, shape.HeadDim);
         var quantizers = Quantizers<T>.For(d);
         var q8 = _scratch.Get<sbyte>("q8", (long)b * hq * sq * d);
@@ -410,15 +439,11 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
                 return new KvCodes(k8, kScale, kMean, v.Buffer, null, v.Strides[0], v.Strides[1], v.Strides[2]);
             case VStrategy.Pretransposed:
             {
-                if (quantizers.VPi is null)
-                {
-                    throw new ArgumentException($"No π-transposed V quantizer is declared for {InputOf<T>()} head dim {d} (Recipe C needs one).", nameof(vStrategy));
-                }
-                // Recipe C: [B][Hkv][D][S_pad], tokens π-ordered within 16-token groups.
+                // Recipe C (Choose refused a Pretransposed kernel without this quantizer): [B][Hkv][D][S_pad], tokens π-ordered within 16-token groups.
                 var padded = quantizers.VPiPaddedTokens!(sk);
                 var v8 = buffers.Get<sbyte>("v8", (long)b * hkv * d * padded);
                 var vScale = buffers.Get<float>("vScale", (long)b * hkv * d);
-                quantizers.VPi(stream, v.Buffer, v.Strides[0], v.Strides[1], v.Strides[2], b, hkv, sk, v8, vScale, 1f, counters?.V);
+                quantizers.VPi!(stream, v.Buffer, v.Strides[0], v.Strides[1], v.Strides[2], b, hkv, sk, v8, vScale, 1f, counters?.V);
                 return new KvCodes(k8, kScale, kMean, v8, vScale, (long)hkv * d * padded, (long)d * padded, padded);
             }
             default:
@@ -448,11 +473,11 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
     }
 
     /// <summary>A caller's kernel must be one this device runs, for this head dim.</summary>
-    private static void CheckRuns(AttentionVariant variant, AttentionDims shape, int computeCapability)
+    private static void CheckRuns(AttentionVariant variant, AttentionDims shape, int computeCapability, string tensor)
     {
         if (variant.HeadDim != shape.HeadDim)
         {
-            throw new ArgumentException($"Kernel {variant.Kernel.Name} has head dim {variant.HeadDim}; q's is {shape.HeadDim}.", "kernel");
+            throw new ArgumentException($"Kernel {variant.Kernel.Name} has head dim {variant.HeadDim}; {tensor}'s is {shape.HeadDim}.", "kernel");
         }
         if (!variant.RunsOn(computeCapability))
         {

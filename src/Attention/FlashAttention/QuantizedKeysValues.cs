@@ -6,17 +6,17 @@ namespace KernelDsl.Attention.FlashAttention;
 /// K and V quantized once on the GPU (K smoothed, with its scales and channel mean; V per channel, in the layout its
 /// kernels read), for attending to them from many <see cref="Int8Attention.Forward(CudaStream, TensorView{Half}, QuantizedKeysValues, TensorView{Half}, AttentionOptions, DeviceBuffer{float}?)"/>
 /// calls: a prompt's prefix, a cross-attention memory. Each such call then quantizes only Q. Made by
-/// <see cref="Int8Attention.QuantizeKeysValues(CudaStream, TensorView{Half}, TensorView{Half}, AttentionOptions)"/>; it owns its device
-/// buffers, so keep it alive (undisposed) until the streams that read it are done.
+/// <see cref="Int8Attention.QuantizeKeysValues(CudaStream, TensorView{Half}, TensorView{Half}, AttentionOptions)"/>, which waits for
+/// the codes, so calls on any stream may read them. It owns its device buffers: keep it alive (undisposed) until the
+/// streams that read it are done.
 /// </summary>
 public sealed class QuantizedKeysValues : IDisposable
 {
     private readonly OwnedBuffers _buffers;
 
-    internal QuantizedKeysValues(OwnedBuffers buffers, CudaStream stream, Element input, int batch, int headsKv, int seqK, int headDim, VStrategy vLayout, KvCodes codes)
+    internal QuantizedKeysValues(OwnedBuffers buffers, Element input, int batch, int headsKv, int seqK, int headDim, VStrategy vLayout, KvCodes codes)
     {
         _buffers = buffers;
-        Stream = stream;
         (Input, Batch, HeadsKv, SeqK, HeadDim, VLayout, Codes) = (input, batch, headsKv, seqK, headDim, vLayout, codes);
     }
 
@@ -32,9 +32,6 @@ public sealed class QuantizedKeysValues : IDisposable
     /// and the mma.sync ones declared Pretransposed read it), else [B][Hkv][S][D] (every other int8 P·V kernel).
     /// </summary>
     public VStrategy VLayout { get; }
-
-    /// <summary>The stream it was quantized on: a call on another stream waits for it first.</summary>
-    internal CudaStream Stream { get; }
 
     internal KvCodes Codes { get; }
 

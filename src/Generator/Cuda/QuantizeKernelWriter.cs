@@ -179,23 +179,26 @@ public sealed class QuantizeKernelWriter(QuantizePlan plan)
             WriteTileOrigin(w, "S");
             w.Line($"const int rows = kdsl_min({_spec.BlockRows}, S - s0);");
             w.Line($"const int chunk = threadIdx.x % {plan.ChunksPerRow}, slice = threadIdx.x / {plan.ChunksPerRow};");
-            var perSlice = (_spec.BlockRows + plan.Slices - 1) / plan.Slices;
+            var inFlight = System.Math.Min(QuantizePlan.LoadsInFlight, (_spec.BlockRows + plan.Slices - 1) / plan.Slices);
             w.Block($"if (slice < {plan.Slices})", () =>
             {
                 WriteMeanLoad(w, "chunk * 8");
                 w.Line($"float amax[8] = {{0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f}};");
-                w.Line($"// All {perSlice} of this thread's rows are loaded before any is reduced: loads in flight, not one at a time.");
-                w.Line($"u32 raw[{perSlice}][4];");
-                w.Line($"#pragma unroll");
-                w.Line($"for (int u = 0; u < {perSlice}; ++u) if (slice + u * {plan.Slices} < rows) kdsl_ld16(xs + (s0 + slice + u * {plan.Slices}) * stride_s + chunk * 8, raw[u]);");
-                w.Line($"#pragma unroll");
-                w.Block($"for (int u = 0; u < {perSlice}; ++u)", () =>
+                w.Line($"// {inFlight} of this thread's rows are loaded before any is reduced: loads in flight, not one at a time.");
+                w.Block($"for (int r = slice; r < rows; r += {inFlight * plan.Slices})", () =>
                 {
-                    w.Line($"if (slice + u * {plan.Slices} >= rows) continue;");
-                    w.Line($"float v[8];");
-                    w.Line($"kdsl_unpack8(raw[u], v);");
+                    w.Line($"u32 raw[{inFlight}][4];");
                     w.Line($"#pragma unroll");
-                    w.Line($"for (int j = 0; j < 8; ++j) amax[j] = fmaxf(amax[j], fabsf({Prep("v[j]", "m[j]")}));");
+                    w.Line($"for (int u = 0; u < {inFlight}; ++u) if (r + u * {plan.Slices} < rows) kdsl_ld16(xs + (s0 + r + u * {plan.Slices}) * stride_s + chunk * 8, raw[u]);");
+                    w.Line($"#pragma unroll");
+                    w.Block($"for (int u = 0; u < {inFlight}; ++u)", () =>
+                    {
+                        w.Line($"if (r + u * {plan.Slices} >= rows) continue;");
+                        w.Line($"float v[8];");
+                        w.Line($"kdsl_unpack8(raw[u], v);");
+                        w.Line($"#pragma unroll");
+                        w.Line($"for (int j = 0; j < 8; ++j) amax[j] = fmaxf(amax[j], fabsf({Prep("v[j]", "m[j]")}));");
+                    });
                 });
                 w.Line($"#pragma unroll");
                 w.Line($"for (int j = 0; j < 8; ++j) atomicMax(&block_max[chunk * 8 + j], __float_as_int(amax[j]));");

@@ -19,7 +19,7 @@ public sealed record QuantizePlan(QuantizeSpec Spec)
     /// <summary>Channels per thread per load: 8 × 2 bytes = one 16-byte load of f16/bf16.</summary>
     public const int ChunkChannels = 8;
 
-    /// <summary>Tokens whose loads one thread of the channel-mean kernel issues before it adds any (in token order).</summary>
+    /// <summary>Tokens whose loads one thread of a statistics kernel (channel mean, channel absmax) issues before it reduces any.</summary>
     public const int LoadsInFlight = 8;
 
     /// <summary>The 16-token group of a transposed output.</summary>

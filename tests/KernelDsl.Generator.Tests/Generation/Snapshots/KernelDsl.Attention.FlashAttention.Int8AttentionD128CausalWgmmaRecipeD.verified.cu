@@ -205,7 +205,7 @@ kdsl_KernelDsl_Attention_FlashAttention_Int8AttentionD128CausalWgmmaRecipeD(
     const u32 q_full = sn_addr + 49152;
     const u32 k_full = q_full + 8, v_full = k_full + 24, kv_empty = v_full + 24, vn_full = kv_empty + 24;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, wg = warp >> 2, g = lane >> 2, t = lane & 3;
-    // Causal: each head's query blocks run longest first, so the grid ends on its shortest blocks.
+    // Causal: each head's query blocks run longest first, so the grid ends on short blocks.
     const int q_block = gridDim.x - 1 - blockIdx.x;
     const int b = blockIdx.z, h = blockIdx.y, hk = h / (heads_q / heads_kv);  // GQA: heads_q / heads_kv query heads share a KV head
     const long long bh = (long long)b * heads_q + h, bhk = (long long)b * heads_kv + hk;

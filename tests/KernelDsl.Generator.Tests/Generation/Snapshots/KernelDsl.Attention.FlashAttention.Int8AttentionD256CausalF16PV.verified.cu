@@ -163,7 +163,7 @@ kdsl_KernelDsl_Attention_FlashAttention_Int8AttentionD256CausalF16PV(
     u8* const sk = kdsl_shared + 32768;                // K: 1 × 16384 bytes
     u8* const sv = kdsl_shared + 49152;  // V: 1 × 32768 bytes
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
-    // Causal: each head's query blocks run longest first, so the grid ends on its shortest blocks.
+    // Causal: each head's query blocks run longest first, so the grid ends on short blocks.
     const int q_block = gridDim.x - 1 - blockIdx.x;
     const int b = blockIdx.z, h = blockIdx.y, hk = h / (heads_q / heads_kv);  // GQA: heads_q / heads_kv query heads share a KV head
     const long long bh = (long long)b * heads_q + h, bhk = (long long)b * heads_kv + hk;

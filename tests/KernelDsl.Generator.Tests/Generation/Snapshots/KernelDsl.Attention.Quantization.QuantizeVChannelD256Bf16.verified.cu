@@ -106,18 +106,21 @@ kdsl_KernelDsl_Attention_Quantization_QuantizeVChannelD256Bf16_channel_absmax(co
     if (slice < 8)
     {
         float amax[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
-        // All 16 of this thread's rows are loaded before any is reduced: loads in flight, not one at a time.
-        u32 raw[16][4];
-        #pragma unroll
-        for (int u = 0; u < 16; ++u) if (slice + u * 8 < rows) kdsl_ld16(xs + (s0 + slice + u * 8) * stride_s + chunk * 8, raw[u]);
-        #pragma unroll
-        for (int u = 0; u < 16; ++u)
+        // 8 of this thread's rows are loaded before any is reduced: loads in flight, not one at a time.
+        for (int r = slice; r < rows; r += 64)
         {
-            if (slice + u * 8 >= rows) continue;
-            float v[8];
-            kdsl_unpack8(raw[u], v);
+            u32 raw[8][4];
             #pragma unroll
-            for (int j = 0; j < 8; ++j) amax[j] = fmaxf(amax[j], fabsf(kdsl_prep(v[j], scale_multiplier)));
+            for (int u = 0; u < 8; ++u) if (r + u * 8 < rows) kdsl_ld16(xs + (s0 + r + u * 8) * stride_s + chunk * 8, raw[u]);
+            #pragma unroll
+            for (int u = 0; u < 8; ++u)
+            {
+                if (r + u * 8 >= rows) continue;
+                float v[8];
+                kdsl_unpack8(raw[u], v);
+                #pragma unroll
+                for (int j = 0; j < 8; ++j) amax[j] = fmaxf(amax[j], fabsf(kdsl_prep(v[j], scale_multiplier)));
+            }
         }
         #pragma unroll
         for (int j = 0; j < 8; ++j) atomicMax(&block_max[chunk * 8 + j], __float_as_int(amax[j]));

@@ -101,18 +101,21 @@ kdsl_KernelDsl_Attention_Quantization_QuantizeVChannelPiD128_channel_absmax(cons
     if (slice < 16)
     {
         float amax[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
-        // All 8 of this thread's rows are loaded before any is reduced: loads in flight, not one at a time.
-        u32 raw[8][4];
-        #pragma unroll
-        for (int u = 0; u < 8; ++u) if (slice + u * 16 < rows) kdsl_ld16(xs + (s0 + slice + u * 16) * stride_s + chunk * 8, raw[u]);
-        #pragma unroll
-        for (int u = 0; u < 8; ++u)
+        // 8 of this thread's rows are loaded before any is reduced: loads in flight, not one at a time.
+        for (int r = slice; r < rows; r += 128)
         {
-            if (slice + u * 16 >= rows) continue;
-            float v[8];
-            kdsl_unpack8(raw[u], v);
+            u32 raw[8][4];
             #pragma unroll
-            for (int j = 0; j < 8; ++j) amax[j] = fmaxf(amax[j], fabsf(kdsl_prep(v[j], scale_multiplier)));
+            for (int u = 0; u < 8; ++u) if (r + u * 16 < rows) kdsl_ld16(xs + (s0 + r + u * 16) * stride_s + chunk * 8, raw[u]);
+            #pragma unroll
+            for (int u = 0; u < 8; ++u)
+            {
+                if (r + u * 16 >= rows) continue;
+                float v[8];
+                kdsl_unpack8(raw[u], v);
+                #pragma unroll
+                for (int j = 0; j < 8; ++j) amax[j] = fmaxf(amax[j], fabsf(kdsl_prep(v[j], scale_multiplier)));
+            }
         }
         #pragma unroll
         for (int j = 0; j < 8; ++j) atomicMax(&block_max[chunk * 8 + j], __float_as_int(amax[j]));
