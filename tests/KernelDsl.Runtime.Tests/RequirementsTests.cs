@@ -31,7 +31,7 @@ public class RequirementsTests
     [Fact]
     public void A_missing_driver_is_one_line_that_says_what_to_install_and_how_to_fail_instead()
     {
-        var trace = $"No CUDA driver library could be loaded. Tried, in order:{Environment.NewLine}" +
+        var trace = $"the NVIDIA driver (libcuda.so.1) is not installed{Environment.NewLine}No CUDA driver library could be loaded (tried libcuda.so.1).{Environment.NewLine}" +
                     $"  trying 'libcuda.so.1': failed: libcuda.so.1: cannot open shared object file{Environment.NewLine}";
 
         var reason = RequiresCudaDeviceAttribute.SkipReason(trace);

@@ -20,6 +20,13 @@ internal abstract class RequirementAttribute : Attribute
     public abstract string? Unmet(IXunitTestCase testCase);
 }
 
+internal static class Requirement
+{
+    /// <summary>The first line of a runtime probe's reason, which says what is missing (the lines after it are the attempts).</summary>
+    public static string FirstLine(string text) =>
+        (text.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).FirstOrDefault() ?? text).TrimEnd('.');
+}
+
 /// <summary>The test opens CUDA device 0. With <c>KERNELDSL_REQUIRE_GPU=1</c> it always runs, so a missing device fails it.</summary>
 internal sealed class RequiresCudaDeviceAttribute : RequirementAttribute
 {
@@ -41,14 +48,10 @@ internal sealed class RequiresCudaDeviceAttribute : RequirementAttribute
 
     public override string? Unmet(IXunitTestCase testCase) => Missing.Value;
 
-    /// <summary>One line for CudaDevice.TryOpen's reason (whose first line lists the libraries tried).</summary>
+    /// <summary>One line for CudaDevice.TryOpen's reason, whose first line says what is missing.</summary>
     public static string SkipReason(string reason) =>
-        (reason.StartsWith("No CUDA driver library", StringComparison.Ordinal)
-            ? "Needs a CUDA GPU: the NVIDIA driver (libcuda.so.1) is not installed."
-            : $"Needs a CUDA GPU: {FirstLine(reason)}.") +
-        $" Run these on a machine with an NVIDIA GPU and its driver (docs/GPU.md); {RequireVariable}=1 makes them fail instead.";
-
-    private static string FirstLine(string text) => text.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)[0].TrimEnd('.');
+        $"Needs a CUDA GPU: {Requirement.FirstLine(reason)}. Run these on a machine with an NVIDIA GPU and its driver (docs/GPU.md); " +
+        $"{RequireVariable}=1 makes them fail instead.";
 }
 
 /// <summary>
@@ -59,9 +62,9 @@ internal sealed class RequiresCudaDeviceAttribute : RequirementAttribute
 internal sealed class RequiresNvrtcAttribute : RequirementAttribute
 {
     private static readonly Lazy<(NvrtcCompiler? Compiler, string? Missing)> Nvrtc = new(() =>
-        NvrtcCompiler.TryLoad(out var compiler, out _) ? (compiler, null)
+        NvrtcCompiler.TryLoad(out var compiler, out var trace) ? (compiler, null)
         : NvrtcAvailability.IsRequired ? (null, null)
-        : (null, "Needs NVRTC: none of libnvrtc.so.13, .12, .11.2 loaded. Install it (docs/NVRTC.md; without a GPU, Debian's libnvrtc11.2) " +
+        : (null, $"Needs NVRTC: {Requirement.FirstLine(trace)}. Install it (docs/NVRTC.md; without a GPU, Debian's libnvrtc11.2) " +
                  $"or name the file in KERNELDSL_NVRTC_PATH; {NvrtcAvailability.RequireVariable}=1 makes these fail instead."));
 
     public string? TargetArgument { get; init; }

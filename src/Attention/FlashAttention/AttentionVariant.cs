@@ -15,6 +15,15 @@ public enum VStrategy
     InKernelTranspose,
 }
 
+/// <summary>How quantized V is stored for the attention kernels (<see cref="QuantizedKeysValues.VLayout"/>).</summary>
+public enum VLayout
+{
+    /// <summary>[B][Hkv][S][D], as V comes: read by the TransPrmt, Movmatrix and InKernelTranspose strategies.</summary>
+    Natural,
+    /// <summary>[B][Hkv][D][S_pad], tokens π-ordered within 16-token groups (Recipe C): read by the Pretransposed strategy.</summary>
+    Pretransposed,
+}
+
 /// <summary>Precision of the P·V product.</summary>
 public enum PvPrecision
 {

@@ -184,19 +184,19 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
 
     private void Run<T>(CudaStream stream, TensorView<T> q, QuantizedKeysValues kv, TensorView<T> o,
         AttentionOptions options, DeviceBuffer<float>? lse, BoundKernel? bound = null) where T : unmanaged =>
-        Serialized(stream, () =>
-        {
-            var (variant, launch) = Prepare(stream, q, kv, o, options, lse, bound, out var counters);
-            variant.Launch(launch);
-            counters?.ThrowIfAny(stream);
-            return true;
-        });
+        Launch(stream, (out NonFiniteCounters? counters) => Prepare(stream, q, kv, o, options, lse, bound, out counters));
 
     private void Run<T>(CudaStream stream, TensorView<T> q, TensorView<T> k, TensorView<T> v, TensorView<T> o,
         AttentionOptions options, DeviceBuffer<float>? lse, BoundKernel? bound = null) where T : unmanaged =>
+        Launch(stream, (out NonFiniteCounters? counters) => Prepare(stream, q, k, v, o, options, lse, bound, out counters));
+
+    private delegate (AttentionVariant Variant, AttentionKernelArguments Launch) Preparation(out NonFiniteCounters? counters);
+
+    /// <summary>Prepares (checks, selects, quantizes), launches, and with NonFinite = Throw waits and reports bad inputs.</summary>
+    private void Launch(CudaStream stream, Preparation prepare) =>
         Serialized(stream, () =>
         {
-            var (variant, launch) = Prepare(stream, q, k, v, o, options, lse, bound, out var counters);
+            var (variant, launch) = prepare(out var counters);
             variant.Launch(launch);
             counters?.ThrowIfAny(stream);
             return true;
@@ -301,14 +301,13 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
         {
             throw new ArgumentException(variant.Pv == PvPrecision.Float16
                 ? $"{variant.Kernel.Name} runs P·V in 16 bits and reads V unquantized; kv holds int8 V: pass v itself."
-                : $"kv holds V in the {Layout(kv.VLayout)} layout; {variant.Kernel.Name} reads it in the {Layout(variant.V)} layout: quantize K and V with the options (or kernel) of this call.",
+                : $"kv holds V in the {kv.VLayout} layout; {variant.Kernel.Name} ({variant.V}) reads the {QuantizedKeysValues.LayoutOf(variant.V)} layout: quantize K and V with the options (or kernel) of this call.",
                 nameof(kv));
         }
         counters = Counters(stream, options);
         var (q8, qScale) = QuantizeQ(stream, q, shape, options, counters);
         return (variant, Arguments(stream, shape, q8, qScale, kv.Codes, o, lse, bound));
 
-        static string Layout(VStrategy v) => v == VStrategy.Pretransposed ? "pretransposed [D][S] (Recipe C)" : "natural [S][D]";
     }
 
     /// <summary>K and V quantized into buffers of their own, for the variant <paramref name="options"/> or <paramref name="bound"/> selects.</summary>
@@ -340,7 +339,7 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
                 stream.Synchronize();
                 counters?.ThrowIfAny(stream);
                 return new QuantizedKeysValues(buffers, InputOf<T>(), b, hkv, sk, d,
-                    variant.V == VStrategy.Pretransposed ? VStrategy.Pretransposed : VStrategy.TransPrmt, codes);
+                    QuantizedKeysValues.LayoutOf(variant.V), codes);
             });
         }
         catch

@@ -14,7 +14,7 @@ public sealed class QuantizedKeysValues : IDisposable
 {
     private readonly OwnedBuffers _buffers;
 
-    internal QuantizedKeysValues(OwnedBuffers buffers, Element input, int batch, int headsKv, int seqK, int headDim, VStrategy vLayout, KvCodes codes)
+    internal QuantizedKeysValues(OwnedBuffers buffers, Element input, int batch, int headsKv, int seqK, int headDim, VLayout vLayout, KvCodes codes)
     {
         _buffers = buffers;
         (Input, Batch, HeadsKv, SeqK, HeadDim, VLayout, Codes) = (input, batch, headsKv, seqK, headDim, vLayout, codes);
@@ -27,11 +27,11 @@ public sealed class QuantizedKeysValues : IDisposable
     public int SeqK { get; }
     public int HeadDim { get; }
 
-    /// <summary>
-    /// <see cref="VStrategy.Pretransposed"/> when V is stored [B][Hkv][D][S_pad] in π order (Recipe C: the wgmma kernels
-    /// and the mma.sync ones declared Pretransposed read it), else [B][Hkv][S][D] (every other int8 P·V kernel).
-    /// </summary>
-    public VStrategy VLayout { get; }
+    /// <summary>How V's codes are stored: which kernels can read them (<see cref="FlashAttention.VLayout"/>).</summary>
+    public VLayout VLayout { get; }
+
+    /// <summary>The layout a variant's V strategy reads.</summary>
+    internal static VLayout LayoutOf(VStrategy strategy) => strategy == VStrategy.Pretransposed ? VLayout.Pretransposed : VLayout.Natural;
 
     internal KvCodes Codes { get; }
 
@@ -39,7 +39,7 @@ public sealed class QuantizedKeysValues : IDisposable
 
     /// <summary>Whether a variant reads V in this layout (the 16-bit P·V mode reads V unquantized, so never).</summary>
     internal bool Serves(AttentionVariant variant) =>
-        variant.Pv == PvPrecision.U8 && (variant.V == VStrategy.Pretransposed) == (VLayout == VStrategy.Pretransposed);
+        variant.Pv == PvPrecision.U8 && LayoutOf(variant.V) == VLayout;
 
     public void Dispose()
     {

@@ -79,7 +79,11 @@ public sealed unsafe class CudaDevice : IDisposable
 
     internal int Handle { get; }
 
-    /// <summary>Opens device <paramref name="ordinal"/>, or says why it cannot (no driver library, no device, ...).</summary>
+    /// <summary>
+    /// Opens device <paramref name="ordinal"/>, or says why it cannot: the reason's first line is one sentence a user can
+    /// act on ("the NVIDIA driver (libcuda.so.1) is not installed", or the driver's error); the lines after it, the details
+    /// (every library name tried).
+    /// </summary>
     public static bool TryOpen(int ordinal, [NotNullWhen(true)] out CudaDevice? device, out string reason)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(ordinal);
@@ -89,7 +93,13 @@ public sealed unsafe class CudaDevice : IDisposable
             reason = "";
             return true;
         }
-        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException or CudaException)
+        catch (DllNotFoundException e)
+        {
+            device = null;
+            reason = $"the NVIDIA driver (libcuda.so.1) is not installed{Environment.NewLine}{e.Message}";
+            return false;
+        }
+        catch (Exception e) when (e is EntryPointNotFoundException or CudaException)
         {
             device = null;
             reason = e.Message;

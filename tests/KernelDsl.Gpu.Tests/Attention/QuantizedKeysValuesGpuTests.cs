@@ -120,7 +120,7 @@ public class QuantizedKeysValuesGpuTests(ITestOutputHelper output)
 
         var pretransposed = new AttentionOptions { V = VStrategy.Pretransposed };
         using var kv = attention.QuantizeKeysValues(stream, k, vv, pretransposed);
-        Assert.Equal(VStrategy.Pretransposed, kv.VLayout);
+        Assert.Equal(VLayout.Pretransposed, kv.VLayout);
         var layout = Assert.Throws<ArgumentException>(() => attention.Forward(stream, q, kv, oo, new AttentionOptions()));
         Assert.Equal("kv", layout.ParamName);
         Assert.Contains("layout", layout.Message, StringComparison.Ordinal);
