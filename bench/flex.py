@@ -19,6 +19,8 @@ import csv
 import math
 import sys
 
+import timing
+
 FLEX_VARIANTS = ["causal", "window", "document", "alibi", "softcap", "prefix", "dense"]
 SDPA_VARIANTS = ["cudnn_dense", "cudnn_causal", "fa2_dense", "fa2_causal"]
 COLUMNS = ["peer", "variant", "seq", "batch", "heads", "head_dim", "ms", "visible_blocks", "visible_elements"]
@@ -61,21 +63,12 @@ def visible_elements(variant, s, window, documents, prefix):
 # ---------------------------------------------------------------- timing (GPU)
 
 def median_ms(fn, runs, warmup):
+    """timing.median_ms after one untimed call, which compiles FlexAttention's kernel."""
     import torch
 
-    fn()  # compiles on first call for FlexAttention
+    fn()
     torch.cuda.synchronize()
-    times = []
-    for i in range(warmup + runs):
-        start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        stop.record()
-        stop.synchronize()
-        if i >= warmup:
-            times.append(start.elapsed_time(stop))
-    times.sort()
-    return times[len(times) // 2]
+    return timing.median_ms(fn, runs, warmup)
 
 
 def _set_dynamo_limits(limit):

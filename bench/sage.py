@@ -15,19 +15,7 @@ import sys
 import numpy as np
 import torch
 
-
-def median_ms(call, runs=20, warmup=3):
-    times = []
-    for i in range(warmup + runs):
-        start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        call()
-        stop.record()
-        stop.synchronize()
-        if i >= warmup:
-            times.append(start.elapsed_time(stop))
-    times.sort()
-    return times[len(times) // 2]
+from timing import median_ms
 
 
 def kernel_alone(q, k, v, causal):

@@ -6,6 +6,8 @@
 import csv
 import sys
 
+from timing import median_ms
+
 
 def time_sdpa(path, quick):
     import torch
@@ -24,17 +26,7 @@ def time_sdpa(path, quick):
                 for name, backend in backends.items():
                     try:
                         with sdpa_kernel(backend):
-                            times = []
-                            for i in range(23):
-                                start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                                start.record()
-                                F.scaled_dot_product_attention(q, k, v, is_causal=causal)
-                                stop.record()
-                                stop.synchronize()
-                                if i >= 3:
-                                    times.append(start.elapsed_time(stop))
-                        times.sort()
-                        ms = times[len(times) // 2]
+                            ms = median_ms(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=causal))
                         ops = 4.0 * b * h * s * s * d * (0.5 if causal else 1.0)
                         rows.append([name, d, s, causal, f"{ms:.3f}", f"{ops / ms / 1e9:.3f}"])
                     except RuntimeError as error:
