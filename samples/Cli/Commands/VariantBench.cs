@@ -8,7 +8,7 @@ namespace KernelDsl.Cli.Commands;
 /// <summary>
 /// <c>kdsl bench --variants</c>: the library's attention variants with modifiers at D = 128, H = 16, B·S = 16384, S in
 /// {4096, 16384}, beside the plain dense and causal kernels of the same form, timed like the standard grid (kernel alone
-/// and end to end from f16). Writes <c>variant,seq,batch,heads,head_dim,kernel,kernel_ms,e2e_ms</c>; bench/flex.py joins
+/// and end to end from f16). Writes <c>variant,seq,batch,heads,head_dim,kernel,kernel_ms,e2e_ms,kv_once_ms</c>; bench/flex.py joins
 /// it with FlexAttention timed in the same call. Variant names are FlexAttention's: dense, causal, causal_mask, window
 /// (1024), document (8 equal documents), alibi, softcap (30), prefix (1024).
 /// </summary>
@@ -18,8 +18,8 @@ internal static class VariantBench
 
     public static void Run(CudaDevice device, CudaStream stream, Int8Attention attention, FileInfo csv, int[] lengths)
     {
-        var rows = new List<string> { "variant,seq,batch,heads,head_dim,kernel,kernel_ms,e2e_ms" };
-        var table = new Table().AddColumns("variant", "S", "kernel", "kernel ms", "e2e ms");
+        var rows = new List<string> { "variant,seq,batch,heads,head_dim,kernel,kernel_ms,e2e_ms,kv_once_ms" };
+        var table = new Table().AddColumns("variant", "S", "kernel", "kernel ms", "e2e ms", "K/V once ms");
         CliProgress.Run("variants (S)", lengths, seq =>
         {
             var batch = Tokens / seq;
@@ -54,9 +54,16 @@ internal static class VariantBench
                 var kernelMs = BenchCommand.Median(stream, () => variant.Launch(launch));
                 var options = new AttentionOptions { NonFinite = NonFiniteInputs.Ignore };
                 var endToEnd = BenchCommand.Median(stream, () => attention.Forward(stream, kernel, View(q), View(k), View(v), View(o), arguments, options));
+                // K and V quantized once (a KV cache, a cross-attention memory): the kernel and Q's quantization.
+                double? kvOnce = null;
+                if (!kernel.FloatPv)
+                {
+                    using var kv = attention.QuantizeKeysValues(stream, kernel, View(k), View(v), NonFiniteInputs.Ignore);
+                    kvOnce = BenchCommand.Median(stream, () => attention.Forward(stream, kernel, View(q), kv, View(o), arguments, options));
+                }
                 string F(double x) => x.ToString("F3", CultureInfo.InvariantCulture);
-                rows.Add($"{name},{seq},{batch},{Heads},{HeadDim},{kernel.Name},{F(kernelMs)},{F(endToEnd)}");
-                table.AddRow(Markup.Escape(name), $"{seq}", Markup.Escape(kernel.Name), F(kernelMs), F(endToEnd));
+                rows.Add($"{name},{seq},{batch},{Heads},{HeadDim},{kernel.Name},{F(kernelMs)},{F(endToEnd)},{(kvOnce is { } once ? F(once) : "")}");
+                table.AddRow(Markup.Escape(name), $"{seq}", Markup.Escape(kernel.Name), F(kernelMs), F(endToEnd), kvOnce is { } ms ? F(ms) : "-");
             }
         });
         AnsiConsole.Write(table);

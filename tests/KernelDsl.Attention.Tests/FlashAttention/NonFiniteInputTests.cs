@@ -26,7 +26,7 @@ public class NonFiniteInputTests
         Assert.Equal(first, error.ParamName);
         Assert.Equal((q, k, v), (error.QCount, error.KCount, error.VCount));
         Assert.Contains($"q {q}, k {k}, v {v}", error.Message, StringComparison.Ordinal);
-        Assert.Contains("O and the LSE of this call are not meaningful", error.Message, StringComparison.Ordinal);
+        Assert.Contains("what this call wrote (O and the LSE, or quantized K and V) is not meaningful", error.Message, StringComparison.Ordinal);
         Assert.Contains("NonFinite = Ignore", error.Message, StringComparison.Ordinal);
     }
 
