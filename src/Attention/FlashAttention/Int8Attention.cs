@@ -307,7 +307,6 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
         counters = Counters(stream, options);
         var (q8, qScale) = QuantizeQ(stream, q, shape, options, counters);
         return (variant, Arguments(stream, shape, q8, qScale, kv.Codes, o, lse, bound));
-
     }
 
     /// <summary>K and V quantized into buffers of their own, for the variant <paramref name="options"/> or <paramref name="bound"/> selects.</summary>
