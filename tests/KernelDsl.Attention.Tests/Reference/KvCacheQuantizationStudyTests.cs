@@ -8,8 +8,8 @@ namespace AttentionTests.Reference;
 /// row in a kernel). Q is int8 per row, as a decode row would be. Two measures against float64: the scores' error
 /// after removing each row's mean error (a constant shift per row does not change the softmax), relative to the rows'
 /// centered scores; and O's relative L2 with softmax and P·V in float64, so the error is K's and Q's alone.
-/// Inputs: K with per-channel offsets (3·N(0, 1)), fixed or turned with position in RoPE's channel pairs; Q with four
-/// channels ×6. docs/KV_CACHE.md records three runs and the choice they support.
+/// Inputs: K with per-channel offsets (3·N(0, 1)), fixed, turned with position in RoPE's channel pairs, or drifting; Q
+/// with four channels ×6. docs/KV_CACHE.md records five runs and the choice they support.
 /// </summary>
 public class KvCacheQuantizationStudyTests(ITestOutputHelper output)
 {
@@ -37,15 +37,26 @@ public class KvCacheQuantizationStudyTests(ITestOutputHelper output)
     private static double[][] Rows(Random random, int count, Func<int, int, double>? add = null) =>
         Enumerable.Range(0, count).Select(t => Enumerable.Range(0, D).Select(c => Gaussian(random) + (add?.Invoke(t, c) ?? 0)).ToArray()).ToArray();
 
-    /// <summary>K with per-channel offsets, fixed or turned by RoPE: pair c/2 rotates by t·10000^(−c/D).</summary>
-    private static double[][] KeysWithOffsets(Random random, bool rotating)
+    /// <summary>How K's per-channel offsets behave along the sequence.</summary>
+    public enum Offsets
+    {
+        /// <summary>The same at every position.</summary>
+        Fixed,
+        /// <summary>Turned by RoPE: pair c/2 rotates by t·10000^(−c/D).</summary>
+        Rope,
+        /// <summary>Moving linearly, by another 3·N(0, 1) per channel from the first key to the last: a distribution that drifts during generation.</summary>
+        Drifting,
+    }
+
+    private static double[][] KeysWithOffsets(Random random, Offsets kind)
     {
         var offset = Enumerable.Range(0, D).Select(_ => 3 * Gaussian(random)).ToArray();
+        var drift = Enumerable.Range(0, D).Select(_ => 3 * Gaussian(random)).ToArray();
         return Rows(random, Keys, (t, c) =>
         {
-            if (!rotating)
+            if (kind != Offsets.Rope)
             {
-                return offset[c];
+                return offset[c] + (kind == Offsets.Drifting ? drift[c] * t / Keys : 0);
             }
             var pair = c & ~1;
             var angle = t * Math.Pow(10000, -(double)pair / D);
@@ -121,7 +132,7 @@ public class KvCacheQuantizationStudyTests(ITestOutputHelper output)
         return o;
     }
 
-    private static Dictionary<KScheme, Measures> Study(int seed, bool rotating)
+    private static Dictionary<KScheme, Measures> Study(int seed, Offsets kind)
     {
         var random = new Random(seed);
         var schemes = Enum.GetValues<KScheme>();
@@ -131,7 +142,7 @@ public class KvCacheQuantizationStudyTests(ITestOutputHelper output)
         for (var h = 0; h < Heads; h++)
         {
             var q = Rows(random, Queries).Select(row => row.Select((x, c) => outliers.Contains(c) ? 6 * x : x).ToArray()).ToArray();
-            var k = KeysWithOffsets(random, rotating);
+            var k = KeysWithOffsets(random, kind);
             var v = Rows(random, Keys);
             // Q int8 per row, dequantized: the values a decode kernel's scores see.
             var q8 = q.Select(row => row.Select(x => Code(x, row.Max(Math.Abs) / 127) * (row.Max(Math.Abs) / 127)).ToArray()).ToArray();
@@ -157,31 +168,33 @@ public class KvCacheQuantizationStudyTests(ITestOutputHelper output)
     }
 
     [Theory]
-    [InlineData(false)]
-    [InlineData(true)]
-    public void A_mean_frozen_at_prefill_keeps_prefills_accuracy_for_every_page_and_no_offset_does_not(bool rotating)
+    [InlineData(Offsets.Fixed)]
+    [InlineData(Offsets.Rope)]
+    [InlineData(Offsets.Drifting)]
+    public void Each_pages_own_mean_keeps_prefills_accuracy_however_the_offsets_move(Offsets kind)
     {
         var seed = Environment.TickCount;
-        var measures = Study(seed, rotating);
-        output.WriteLine($"K offsets {(rotating ? "turned by RoPE" : "fixed")}, seed {seed}: D = {D}, {Keys} keys in pages of {Page}, " +
-            $"{Queries} int8 query rows × {Heads} heads, Q with four channels ×6");
+        var measures = Study(seed, kind);
+        output.WriteLine($"K offsets {kind}, seed {seed}: D = {D}, {Keys} keys in pages of {Page}, {Queries} int8 query rows × {Heads} heads, Q with four channels ×6");
         foreach (var (scheme, m) in measures)
         {
             output.WriteLine($"  {scheme,-17} centered score error {m.ScoreError:E2}, O rel L2 {m.OutputError:E2}");
         }
-        var bar = measures[KScheme.GlobalMean];
-        var (prefill, page) = (measures[KScheme.PrefillMean], measures[KScheme.PageMean]);
-        // The cache's choice (docs/KV_CACHE.md): the prefill's mean, frozen, scores every later page as well as the mean of
-        // all tokens would, and keeps the offset one per head, so the kernel needs no per-page correction.
-        Assert.True(prefill.ScoreError <= 1.15 * bar.ScoreError, $"seed {seed}: prefill mean {prefill.ScoreError:E2} against the global mean's {bar.ScoreError:E2}");
-        Assert.True(page.ScoreError <= 1.15 * bar.ScoreError, $"seed {seed}: page mean {page.ScoreError:E2} against the global mean's {bar.ScoreError:E2}");
-        if (!rotating)
+        var bar = measures[KScheme.GlobalMean].ScoreError;
+        var (page, prefill) = (measures[KScheme.PageMean].ScoreError, measures[KScheme.PrefillMean].ScoreError);
+        // The cache's choice (docs/KV_CACHE.md): each page's own mean, with its correction, scores as well as the mean of
+        // all tokens would, whatever the offsets do.
+        Assert.True(page <= 1.1 * bar, $"seed {seed}: page mean {page:E2} against the global mean's {bar:E2}");
+        if (kind != Offsets.Rope)
         {
-            Assert.True(prefill.OutputError <= 1.3 * bar.OutputError, $"seed {seed}: prefill mean O {prefill.OutputError:E2} against {bar.OutputError:E2}");
-            // Fixed channel offsets eat the codes' range without an offset, per page and even per token.
-            Assert.True(measures[KScheme.NoOffset].ScoreError >= 1.4 * bar.ScoreError, $"seed {seed}: no offset {measures[KScheme.NoOffset].ScoreError:E2}");
-            Assert.True(measures[KScheme.NoOffsetPerToken].ScoreError >= 1.2 * bar.ScoreError,
-                $"seed {seed}: no offset per token {measures[KScheme.NoOffsetPerToken].ScoreError:E2}");
+            // Channel offsets that stay put eat the codes' range without an offset, per page and even per token.
+            Assert.True(measures[KScheme.NoOffset].ScoreError >= 1.25 * bar, $"seed {seed}: no offset {measures[KScheme.NoOffset].ScoreError:E2}");
+            Assert.True(measures[KScheme.NoOffsetPerToken].ScoreError >= 1.15 * bar, $"seed {seed}: no offset per token {measures[KScheme.NoOffsetPerToken].ScoreError:E2}");
+        }
+        if (kind == Offsets.Drifting)
+        {
+            // A mean frozen at prefill goes stale as the offsets move; the page mean follows them.
+            Assert.True(prefill >= 1.05 * page, $"seed {seed}: frozen prefill mean {prefill:E2} against the page mean's {page:E2}");
         }
     }
 }
