@@ -197,4 +197,71 @@ public class KvCacheQuantizationStudyTests(ITestOutputHelper output)
             Assert.True(prefill >= 1.05 * page, $"seed {seed}: frozen prefill mean {prefill:E2} against the page mean's {page:E2}");
         }
     }
+
+    public enum VScheme
+    {
+        /// <summary>Prefill's: one scale per channel from every token's maximum. Not available to a growing cache; the bar.</summary>
+        GlobalChannel,
+        /// <summary>One scale per channel and page: each page's P·V is scaled by its own scales when it is added to O.</summary>
+        PageChannel,
+        /// <summary>The prefill's per-channel scales, frozen; a later value past them saturates at ±127.</summary>
+        PrefillChannel,
+    }
+
+    /// <summary>O's relative L2 against float64 when only V is quantized (softmax in float64), per scheme.</summary>
+    private static Dictionary<VScheme, double> StudyV(int seed, bool growing)
+    {
+        var random = new Random(seed);
+        var schemes = Enum.GetValues<VScheme>();
+        var (error, norm) = (schemes.ToDictionary(s => s, _ => 0.0), 0.0);
+        for (var h = 0; h < Heads; h++)
+        {
+            var q = Rows(random, Queries);
+            var k = Rows(random, Keys);
+            // Channels of different sizes (a few ×5), and, when growing, values that double in size over the sequence.
+            var size = Enumerable.Range(0, D).Select(c => c % 16 == 5 ? 5.0 : 1.0).ToArray();
+            var v = Rows(random, Keys).Select((row, t) => row.Select((x, c) => x * size[c] * (growing ? 1 + (double)t / Keys : 1)).ToArray()).ToArray();
+            double[] ChannelMax(int from, int count) => Enumerable.Range(0, D).Select(c => Enumerable.Range(from, count).Max(t => Math.Abs(v[t][c]))).ToArray();
+            var (global, prefill) = (ChannelMax(0, Keys), ChannelMax(0, Prefill));
+            var stored = schemes.ToDictionary(s => s, s => v.Select((row, t) =>
+            {
+                var max = s switch { VScheme.GlobalChannel => global, VScheme.PrefillChannel => prefill, _ => ChannelMax(t / Page * Page, Page) };
+                return row.Select((x, c) => Code(x, max[c] / 127) * (max[c] / 127)).ToArray();
+            }).ToArray());
+            for (var i = 0; i < Queries; i++)
+            {
+                var scores = k.Select(kt => Dot(q[i], kt)).ToArray();
+                var o = Attend(scores, v);
+                norm += o.Sum(x => x * x);
+                foreach (var scheme in schemes)
+                {
+                    error[scheme] += Attend(scores, stored[scheme]).Zip(o, (a, b) => (a - b) * (a - b)).Sum();
+                }
+            }
+        }
+        return schemes.ToDictionary(s => s, s => Math.Sqrt(error[s] / norm));
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Per_page_channel_scales_for_V_match_prefills_and_frozen_ones_saturate_as_values_grow(bool growing)
+    {
+        var seed = Environment.TickCount;
+        var errors = StudyV(seed, growing);
+        output.WriteLine($"V {(growing ? "growing ×2 over the sequence" : "stationary")}, seed {seed}: D = {D}, {Keys} keys in pages of {Page}, {Heads} heads, " +
+            "a channel in 16 ×5");
+        foreach (var (scheme, error) in errors)
+        {
+            output.WriteLine($"  {scheme,-15} O rel L2 {error:E2}");
+        }
+        var bar = errors[VScheme.GlobalChannel];
+        // The cache's choice (docs/KV_CACHE.md): a page's own channel scales are finer than the global ones.
+        Assert.True(errors[VScheme.PageChannel] <= bar, $"seed {seed}: per-page scales {errors[VScheme.PageChannel]:E2} against global {bar:E2}");
+        if (growing)
+        {
+            // Values past the prefill's maxima saturate.
+            Assert.True(errors[VScheme.PrefillChannel] >= 2 * bar, $"seed {seed}: frozen prefill scales {errors[VScheme.PrefillChannel]:E2} against global {bar:E2}");
+        }
+    }
 }
