@@ -64,6 +64,8 @@ public class CliBadInputTests : IDisposable
         { "bench head dim 96", "--head-dim", "64 or 128" },
         { "plot missing csv", "--ours", "no file" },
         { "plot malformed csv", "--ours", "line 2" },
+        { "plot malformed csv after a blank line", "--ours", "line 3" },
+        { "plot csv with a repeated column", "--ours", "'seq' twice" },
     };
 
     [Theory]
@@ -137,6 +139,10 @@ public class CliBadInputTests : IDisposable
             "bench head dim 96" => ["bench", "--head-dim", "96"],
             "plot missing csv" => ["plot", "--ours", PathOf("nothing.csv"), "--out", PathOf("plot")],
             "plot malformed csv" => Write("bench.csv", Encoding.ASCII.GetBytes("variant,head_dim,seq,causal,kernel_tops\nx,128,many,False,1\n"),
+                ["plot", "--ours", PathOf("bench.csv"), "--out", PathOf("plot")]),
+            "plot malformed csv after a blank line" => Write("bench.csv", Encoding.ASCII.GetBytes("variant,head_dim,seq,causal,kernel_tops\n\nx,128,many,False,1\n"),
+                ["plot", "--ours", PathOf("bench.csv"), "--out", PathOf("plot")]),
+            "plot csv with a repeated column" => Write("bench.csv", Encoding.ASCII.GetBytes("variant,head_dim,seq,seq,causal,kernel_tops\nx,128,1024,1024,False,1\n"),
                 ["plot", "--ours", PathOf("bench.csv"), "--out", PathOf("plot")]),
             _ => throw new ArgumentException($"no case '{name}'", nameof(name)),
         };

@@ -41,21 +41,26 @@ internal static class PlotCommand
     /// <exception cref="CliUsageException">A line lacks a column or holds a value that does not parse; the message names the option, file and line.</exception>
     private static List<Point> ReadCsv(string path, string option, Func<Dictionary<string, string>, Point> parse)
     {
-        var lines = File.ReadAllLines(path).Where(l => l.Length > 0).ToArray();
+        // Line numbers are the file's own (1-based), blank lines included, so the message points at the right line.
+        var lines = File.ReadAllLines(path).Select((text, index) => (Text: text, Number: index + 1)).Where(l => l.Text.Length > 0).ToArray();
         if (lines.Length == 0)
         {
             throw new CliUsageException($"{option}: '{path}' is empty; it needs a header line and rows.");
         }
-        var header = lines[0].Split(',');
-        return lines.Skip(1).Select((l, i) =>
+        var header = lines[0].Text.Split(',');
+        if (header.GroupBy(h => h).FirstOrDefault(g => g.Count() > 1) is { } repeated)
+        {
+            throw new CliUsageException($"{option}: '{path}' line {lines[0].Number} names the column '{repeated.Key}' twice; header: {lines[0].Text}.");
+        }
+        return lines.Skip(1).Select(line =>
         {
             try
             {
-                return parse(header.Zip(l.Split(',')).ToDictionary(p => p.First, p => p.Second));
+                return parse(header.Zip(line.Text.Split(',')).ToDictionary(p => p.First, p => p.Second));
             }
             catch (Exception e) when (e is KeyNotFoundException or FormatException or OverflowException)
             {
-                throw new CliUsageException($"{option}: '{path}' line {i + 2} does not parse ({e.Message}); header: {lines[0]}.");
+                throw new CliUsageException($"{option}: '{path}' line {line.Number} does not parse ({e.Message}); header: {lines[0].Text}.");
             }
         }).ToList();
     }
