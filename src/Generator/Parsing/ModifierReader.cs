@@ -67,19 +67,11 @@ public static class ModifierReader
             {
                 return null;
             }
-            var method = single.PartialImplementationPart ?? single;
-            var syntax = method.DeclaringSyntaxReferences.Select(r => r.GetSyntax(cancellationToken)).FirstOrDefault(x => compilation.ContainsSyntaxTree(x.SyntaxTree));
+            var (method, syntax) = SourceOf(single, compilation, cancellationToken);
             var problems = new List<DiagnosticInfo>();
             var parameters = syntax is null ? null : ReadSignature(method, kind, syntax, problems);
-            return parameters is null || problems.Count > 0 ? null : new ModifierSpec
-            {
-                Kind = kind,
-                MethodName = method.Name,
-                DeclaringType = method.ContainingType.ToDisplayString(SymbolDisplayFormat.FullyQualifiedFormat),
-                Parameters = parameters.ToEquatableArray(),
-                Locals = EquatableArray<ModifierLocal>.Empty,
-                Result = kind == ModifierKind.Score ? new LiteralExpression(ScalarType.Float, "0.0f") : new LiteralExpression(ScalarType.Bool, "false"),
-            };
+            return parameters is null || problems.Count > 0 ? null : Spec(kind, method, parameters, [],
+                kind == ModifierKind.Score ? new LiteralExpression(ScalarType.Float, "0.0f") : new LiteralExpression(ScalarType.Bool, "false"));
         }
     }
 
@@ -104,11 +96,7 @@ public static class ModifierReader
     public static ModifierSpec? Translate(IMethodSymbol method, ModifierKind kind, Compilation compilation,
         List<DiagnosticInfo> diagnostics, CancellationToken cancellationToken)
     {
-        // A partial method's body is on its implementation part.
-        method = method.PartialImplementationPart ?? method;
-        var syntax = method.DeclaringSyntaxReferences
-            .Select(r => r.GetSyntax(cancellationToken))
-            .FirstOrDefault(s => compilation.ContainsSyntaxTree(s.SyntaxTree));
+        (method, var syntax) = SourceOf(method, compilation, cancellationToken);
         if (syntax is null)
         {
             Report(diagnostics, Rules.ModifierNotInSource, LocationInfo.From(method.Locations[0]), ShortName(kind), method.Name);
@@ -134,16 +122,28 @@ public static class ModifierReader
         {
             return null;
         }
-        return new ModifierSpec
-        {
-            Kind = kind,
-            MethodName = method.Name,
-            DeclaringType = method.ContainingType.ToDisplayString(SymbolDisplayFormat.FullyQualifiedFormat),
-            Parameters = parameters.ToEquatableArray(),
-            Locals = body.Locals.ToEquatableArray(),
-            Result = result,
-        };
+        return Spec(kind, method, parameters, body.Locals, result);
     }
+
+    /// <summary>The method part that has the body (a partial method's implementation) and its syntax in this compilation, if any.</summary>
+    private static (IMethodSymbol Method, SyntaxNode? Syntax) SourceOf(IMethodSymbol method, Compilation compilation, CancellationToken cancellationToken)
+    {
+        method = method.PartialImplementationPart ?? method;
+        return (method, method.DeclaringSyntaxReferences
+            .Select(r => r.GetSyntax(cancellationToken))
+            .FirstOrDefault(s => compilation.ContainsSyntaxTree(s.SyntaxTree)));
+    }
+
+    private static ModifierSpec Spec(ModifierKind kind, IMethodSymbol method, IEnumerable<ModifierParameter> parameters, IEnumerable<ModifierLocal> locals,
+        ModifierExpression result) => new()
+    {
+        Kind = kind,
+        MethodName = method.Name,
+        DeclaringType = method.ContainingType.ToDisplayString(SymbolDisplayFormat.FullyQualifiedFormat),
+        Parameters = parameters.ToEquatableArray(),
+        Locals = locals.ToEquatableArray(),
+        Result = result,
+    };
 
     private static string AttributeName(ModifierKind kind) => kind == ModifierKind.Score ? ScoreModifierAttribute : MaskModifierAttribute;
 
