@@ -124,22 +124,7 @@ public sealed class QuantizeKernelWriter(QuantizePlan plan)
             w.Block($"if (slice < {plan.Slices})", () =>
             {
                 w.Line($"float sum[8] = {{0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f}};");
-                w.Line($"// {QuantizePlan.LoadsInFlight} tokens' loads are issued before any is added (one load at a time leaves DRAM idle); the adds keep token order.");
-                w.Block($"for (int s = slice; s < S; s += {QuantizePlan.LoadsInFlight * plan.Slices})", () =>
-                {
-                    w.Line($"u32 raw[{QuantizePlan.LoadsInFlight}][4];");
-                    w.Line($"#pragma unroll");
-                    w.Line($"for (int u = 0; u < {QuantizePlan.LoadsInFlight}; ++u) if (s + u * {plan.Slices} < S) kdsl_ld16(xs + (s + u * {plan.Slices}) * stride_s + chunk * 8, raw[u]);");
-                    w.Line($"#pragma unroll");
-                    w.Block($"for (int u = 0; u < {QuantizePlan.LoadsInFlight}; ++u)", () =>
-                    {
-                        w.Line($"if (s + u * {plan.Slices} >= S) continue;  // continue, not break: a loop left early is not unrolled, and raw[] would go to local memory");
-                        w.Line($"float v[8];");
-                        w.Line($"kdsl_unpack8(raw[u], v);");
-                        w.Line($"#pragma unroll");
-                        w.Line($"for (int j = 0; j < 8; ++j) sum[j] = __fadd_rn(sum[j], v[j]);");
-                    });
-                });
+                WriteSliceTokens(w, "", "S", QuantizePlan.LoadsInFlight, "sum[j] = __fadd_rn(sum[j], v[j])", "the adds keep token order");
                 w.Line($"#pragma unroll");
                 w.Line($"for (int j = 0; j < 8; ++j) partial[slice][chunk * 8 + j] = sum[j];");
             });
@@ -149,6 +134,31 @@ public sealed class QuantizeKernelWriter(QuantizePlan plan)
                 w.Line($"float total = 0.0f;");
                 w.Line($"for (int i = 0; i < {plan.Slices}; ++i) total = __fadd_rn(total, partial[i][c]);");
                 w.Line($"mean[(long long)bh * {d} + c] = __fdiv_rn(total, (float)S);");
+            });
+        });
+    }
+
+    /// <summary>
+    /// A statistics kernel's walk over its slice's tokens r = slice, slice + Slices, ... below <paramref name="end"/>
+    /// (from <paramref name="origin"/>): <paramref name="inFlight"/> tokens' 16-byte loads are issued before any is
+    /// reduced (one load at a time leaves DRAM idle), then <paramref name="reduce"/> (in j) runs on each in token order.
+    /// </summary>
+    private void WriteSliceTokens(CodeWriter w, string origin, string end, int inFlight, string reduce, string order)
+    {
+        w.Line($"// {inFlight} tokens' loads are issued before any is reduced (one load at a time leaves DRAM idle); {order}.");
+        w.Block($"for (int r = slice; r < {end}; r += {inFlight * plan.Slices})", () =>
+        {
+            w.Line($"u32 raw[{inFlight}][4];");
+            w.Line($"#pragma unroll");
+            w.Line($"for (int u = 0; u < {inFlight}; ++u) if (r + u * {plan.Slices} < {end}) kdsl_ld16(xs + ({origin}r + u * {plan.Slices}) * stride_s + chunk * 8, raw[u]);");
+            w.Line($"#pragma unroll");
+            w.Block($"for (int u = 0; u < {inFlight}; ++u)", () =>
+            {
+                w.Line($"if (r + u * {plan.Slices} >= {end}) continue;  // continue, not break: a loop left early is not unrolled, and raw[] would go to local memory");
+                w.Line($"float v[8];");
+                w.Line($"kdsl_unpack8(raw[u], v);");
+                w.Line($"#pragma unroll");
+                w.Line($"for (int j = 0; j < 8; ++j) {reduce};");
             });
         });
     }
@@ -179,27 +189,12 @@ public sealed class QuantizeKernelWriter(QuantizePlan plan)
             WriteTileOrigin(w, "S");
             w.Line($"const int rows = kdsl_min({_spec.BlockRows}, S - s0);");
             w.Line($"const int chunk = threadIdx.x % {plan.ChunksPerRow}, slice = threadIdx.x / {plan.ChunksPerRow};");
-            var inFlight = System.Math.Min(QuantizePlan.LoadsInFlight, (_spec.BlockRows + plan.Slices - 1) / plan.Slices);
             w.Block($"if (slice < {plan.Slices})", () =>
             {
                 WriteMeanLoad(w, "chunk * 8");
                 w.Line($"float amax[8] = {{0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f}};");
-                w.Line($"// {inFlight} of this thread's rows are loaded before any is reduced: loads in flight, not one at a time.");
-                w.Block($"for (int r = slice; r < rows; r += {inFlight * plan.Slices})", () =>
-                {
-                    w.Line($"u32 raw[{inFlight}][4];");
-                    w.Line($"#pragma unroll");
-                    w.Line($"for (int u = 0; u < {inFlight}; ++u) if (r + u * {plan.Slices} < rows) kdsl_ld16(xs + (s0 + r + u * {plan.Slices}) * stride_s + chunk * 8, raw[u]);");
-                    w.Line($"#pragma unroll");
-                    w.Block($"for (int u = 0; u < {inFlight}; ++u)", () =>
-                    {
-                        w.Line($"if (r + u * {plan.Slices} >= rows) continue;");
-                        w.Line($"float v[8];");
-                        w.Line($"kdsl_unpack8(raw[u], v);");
-                        w.Line($"#pragma unroll");
-                        w.Line($"for (int j = 0; j < 8; ++j) amax[j] = fmaxf(amax[j], fabsf({Prep("v[j]", "m[j]")}));");
-                    });
-                });
+                WriteSliceTokens(w, "s0 + ", "rows", System.Math.Min(QuantizePlan.LoadsInFlight, (_spec.BlockRows + plan.Slices - 1) / plan.Slices),
+                    $"amax[j] = fmaxf(amax[j], fabsf({Prep("v[j]", "m[j]")}))", "max is order-free");
                 w.Line($"#pragma unroll");
                 w.Line($"for (int j = 0; j < 8; ++j) atomicMax(&block_max[chunk * 8 + j], __float_as_int(amax[j]));");
             });

@@ -103,16 +103,16 @@ kdsl_KernelDsl_Attention_Quantization_QuantizeKSmoothBlock64D96Bf16_channel_mean
     if (slice < 21)
     {
         float sum[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
-        // 8 tokens' loads are issued before any is added (one load at a time leaves DRAM idle); the adds keep token order.
-        for (int s = slice; s < S; s += 168)
+        // 8 tokens' loads are issued before any is reduced (one load at a time leaves DRAM idle); the adds keep token order.
+        for (int r = slice; r < S; r += 168)
         {
             u32 raw[8][4];
             #pragma unroll
-            for (int u = 0; u < 8; ++u) if (s + u * 21 < S) kdsl_ld16(xs + (s + u * 21) * stride_s + chunk * 8, raw[u]);
+            for (int u = 0; u < 8; ++u) if (r + u * 21 < S) kdsl_ld16(xs + (r + u * 21) * stride_s + chunk * 8, raw[u]);
             #pragma unroll
             for (int u = 0; u < 8; ++u)
             {
-                if (s + u * 21 >= S) continue;  // continue, not break: a loop left early is not unrolled, and raw[] would go to local memory
+                if (r + u * 21 >= S) continue;  // continue, not break: a loop left early is not unrolled, and raw[] would go to local memory
                 float v[8];
                 kdsl_unpack8(raw[u], v);
                 #pragma unroll

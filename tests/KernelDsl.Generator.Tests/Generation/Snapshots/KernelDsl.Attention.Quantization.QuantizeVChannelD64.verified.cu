@@ -106,7 +106,7 @@ kdsl_KernelDsl_Attention_Quantization_QuantizeVChannelD64_channel_absmax(const u
     if (slice < 32)
     {
         float amax[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
-        // 4 of this thread's rows are loaded before any is reduced: loads in flight, not one at a time.
+        // 4 tokens' loads are issued before any is reduced (one load at a time leaves DRAM idle); max is order-free.
         for (int r = slice; r < rows; r += 128)
         {
             u32 raw[4][4];
@@ -115,7 +115,7 @@ kdsl_KernelDsl_Attention_Quantization_QuantizeVChannelD64_channel_absmax(const u
             #pragma unroll
             for (int u = 0; u < 4; ++u)
             {
-                if (r + u * 32 >= rows) continue;
+                if (r + u * 32 >= rows) continue;  // continue, not break: a loop left early is not unrolled, and raw[] would go to local memory
                 float v[8];
                 kdsl_unpack8(raw[u], v);
                 #pragma unroll

@@ -106,7 +106,7 @@ kdsl_KernelDsl_Attention_Quantization_QuantizeVChannelD96Bf16_channel_absmax(con
     if (slice < 21)
     {
         float amax[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
-        // 7 of this thread's rows are loaded before any is reduced: loads in flight, not one at a time.
+        // 7 tokens' loads are issued before any is reduced (one load at a time leaves DRAM idle); max is order-free.
         for (int r = slice; r < rows; r += 147)
         {
             u32 raw[7][4];
@@ -115,7 +115,7 @@ kdsl_KernelDsl_Attention_Quantization_QuantizeVChannelD96Bf16_channel_absmax(con
             #pragma unroll
             for (int u = 0; u < 7; ++u)
             {
-                if (r + u * 21 >= rows) continue;
+                if (r + u * 21 >= rows) continue;  // continue, not break: a loop left early is not unrolled, and raw[] would go to local memory
                 float v[8];
                 kdsl_unpack8(raw[u], v);
                 #pragma unroll
