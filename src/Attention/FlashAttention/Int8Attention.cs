@@ -266,14 +266,14 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
         ArgumentNullException.ThrowIfNull(options);
         var shape = AttentionArguments.Check(q, k, v, o, lse);
         bound?.Arguments.CheckArrays(bound.Variant.Kernel, shape, "arguments");
-        SoftmaxScale(options, shape.HeadDim);  // before the autotuner times anything
+        var scale = SoftmaxScale(options, shape.HeadDim);  // before the autotuner times anything
         if (bound is null && options.Autotune && options.Pv == PvPrecision.U8)
         {
             options = Autotuned(stream, q, k, v, o, options, lse, InputOf<T>(), shape);
         }
         var variant = Choose<T>(stream, shape, options, bound);
         counters = Counters(stream, options);
-        var (q8, qScale) = QuantizeQ(stream, q, shape, options, counters);
+        var (q8, qScale) = QuantizeQ(stream, q, shape, scale, counters);
         var kv = QuantizeKv(stream, k, v, shape, variant.Pv == PvPrecision.Float16 ? null : variant.V, counters, _scratch);
         return (variant, Arguments(stream, shape, q8, qScale, kv, o, lse, bound));
     }
@@ -296,6 +296,7 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
         }
         var shape = AttentionArguments.Check(q, kv, o, lse);
         bound?.Arguments.CheckArrays(bound.Variant.Kernel, shape, "arguments");
+        var scale = SoftmaxScale(options, shape.HeadDim);
         var variant = Choose<T>(stream, shape, options, bound);
         if (!kv.Serves(variant))
         {
@@ -305,7 +306,7 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
                 nameof(kv));
         }
         counters = Counters(stream, options);
-        var (q8, qScale) = QuantizeQ(stream, q, shape, options, counters);
+        var (q8, qScale) = QuantizeQ(stream, q, shape, scale, counters);
         return (variant, Arguments(stream, shape, q8, qScale, kv.Codes, o, lse, bound));
     }
 
@@ -320,6 +321,7 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
         }
         var (b, hkv, sk, d) = AttentionArguments.CheckKeysValues(k, v);
         var shape = new AttentionDims(b, hkv, hkv, 1, sk, d);
+        SoftmaxScale(options, d);  // unused here, but options that Forward would refuse are refused now
         var variant = Choose<T>(stream, shape, options, bound, "k");
         if (variant.Pv == PvPrecision.Float16)
         {
@@ -355,13 +357,12 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
 
     /// <summary>
     /// The caller's kernel (checked against the shape and device) or the declared variant the options select, after every
-    /// check that needs no GPU: the softmax scale, and a quantizer for the V layout the variant reads. Messages name
+    /// check that needs no GPU: a quantizer for the V layout the variant reads. Messages name
     /// <c>tensor</c>, the tensor whose head dim the shape took ("q", or "k" when only K and V are given).
     /// </summary>
     private static AttentionVariant Choose<T>(CudaStream stream, AttentionDims shape, AttentionOptions options, BoundKernel? bound, string tensor = "q")
         where T : unmanaged
     {
-        SoftmaxScale(options, shape.HeadDim);
         AttentionVariant variant;
         if (bound is null)
         {
@@ -401,10 +402,9 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
     }
 
     /// <summary>Q per 128 rows, with softmax scale · log2 e folded in so the kernel's softmax runs on exp2.</summary>
-    private (DeviceBuffer<sbyte> Codes, DeviceBuffer<float> Scales) QuantizeQ<T>(CudaStream stream, TensorView<T> q, AttentionDims shape, AttentionOptions options,
+    private (DeviceBuffer<sbyte> Codes, DeviceBuffer<float> Scales) QuantizeQ<T>(CudaStream stream, TensorView<T> q, AttentionDims shape, float scale,
         NonFiniteCounters? counters) where T : unmanaged
     {
-        var scale = SoftmaxScale(options, shape.HeadDim);  // checked in Choose, before any work
         var (b, hq, sq, d) = (shape.Batch, shape.HeadsQ, shape.SeqQ, shape.HeadDim);
         var quantizers = Quantizers<T>.For(d);
         var q8 = _scratch.Get<sbyte>("q8", (long)b * hq * sq * d);
