@@ -22,13 +22,16 @@ public class CliTests : IDisposable
         return (run.Code, run.All);
     }
 
+    /// <summary>N(0, 1) samples (Box–Muller) rounded to f16.</summary>
+    private static Half[] Gaussian(Random random, int n) =>
+        Enumerable.Range(0, n).Select(_ => (Half)(Math.Sqrt(-2 * Math.Log(1 - random.NextDouble())) * Math.Cos(2 * Math.PI * random.NextDouble()))).ToArray();
+
     /// <summary>Gaussian f16 q, k, v [1, 2, tokens, 128] (BHSD) in the test folder; the command line's file arguments.</summary>
     private string[] WriteInputs(int tokensQ, int tokensKv, out AttentionShape shape, out (Half[] Q, Half[] K, Half[] V) data)
     {
         var random = new Random(1234);
         shape = new AttentionShape(1, 2, 2, tokensQ, tokensKv, 128);
-        Half[] Gaussian(int n) => Enumerable.Range(0, n).Select(_ => (Half)(Math.Sqrt(-2 * Math.Log(1 - random.NextDouble())) * Math.Cos(2 * Math.PI * random.NextDouble()))).ToArray();
-        data = (Gaussian(shape.QElements), Gaussian(shape.KvElements), Gaussian(shape.KvElements));
+        data = (Gaussian(random, shape.QElements), Gaussian(random, shape.KvElements), Gaussian(random, shape.KvElements));
         NpyFile.Write(PathOf("q.npy"), data.Q, 1, 2, tokensQ, 128);
         NpyFile.Write(PathOf("k.npy"), data.K, 1, 2, tokensKv, 128);
         NpyFile.Write(PathOf("v.npy"), data.V, 1, 2, tokensKv, 128);
@@ -170,8 +173,7 @@ public class CliTests : IDisposable
     {
         var random = new Random(Environment.TickCount);
         var shape = new AttentionShape(1, 2, 1, 40, 70, 64, causal, layout: layout == "BSHD" ? TensorLayout.BSHD : TensorLayout.BHSD);
-        Half[] Gaussian(int n) => Enumerable.Range(0, n).Select(_ => (Half)(Math.Sqrt(-2 * Math.Log(1 - random.NextDouble())) * Math.Cos(2 * Math.PI * random.NextDouble()))).ToArray();
-        var (q, k, v) = (Gaussian(shape.QElements), Gaussian(shape.KvElements), Gaussian(shape.KvElements));
+        var (q, k, v) = (Gaussian(random, shape.QElements), Gaussian(random, shape.KvElements), Gaussian(random, shape.KvElements));
         int[] Shape(int heads, int tokens) => layout == "BSHD" ? [1, tokens, heads, 64] : [1, heads, tokens, 64];
         NpyFile.Write(PathOf("q.npy"), q, Shape(2, 40));
         NpyFile.Write(PathOf("k.npy"), k, Shape(1, 70));

@@ -1,4 +1,5 @@
 using KernelDsl.Attention.KvCache;
+using AttentionTests.Reference;
 using KernelDsl.Attention.Reference;
 
 namespace AttentionTests.KvCache;
@@ -73,8 +74,7 @@ public class PagedAttentionReferenceTests
         Assert.Equal("batch", Assert.Throws<ArgumentException>(() => PagedAttentionReference.Forward(table, [empty], [q], pages, pages, HeadsQ, HeadsKv, D)).ParamName);
     }
 
-    private static double[] Gaussian(Random random, int count) =>
-        Enumerable.Range(0, count).Select(_ => Math.Sqrt(-2 * Math.Log(1 - random.NextDouble())) * Math.Cos(2 * Math.PI * random.NextDouble())).ToArray();
+    private static double[] Gaussian(Random random, int count) => Enumerable.Range(0, count).Select(_ => AttentionTestData.Normal(random)).ToArray();
 
     private static double[] Fill(double[] values, double value)
     {

@@ -7,16 +7,21 @@ internal static class AttentionTestData
 {
     public static int FreshSeed() => Random.Shared.Next();
 
-    /// <summary>N(mean, std²) samples via Box–Muller, rounded to f16. Never all zero for count ≥ 1.</summary>
+    /// <summary>One N(0, 1) sample via Box–Muller.</summary>
+    public static double Normal(Random rng)
+    {
+        var u1 = 1.0 - rng.NextDouble();
+        var u2 = rng.NextDouble();
+        return Math.Sqrt(-2.0 * Math.Log(u1)) * Math.Cos(2.0 * Math.PI * u2);
+    }
+
+    /// <summary>N(mean, std²) samples, rounded to f16. Never all zero for count ≥ 1.</summary>
     public static Half[] Gaussian(int count, Random rng, double std = 1.0, Func<int, double>? offset = null)
     {
         var values = new Half[count];
         for (var i = 0; i < count; i++)
         {
-            var u1 = 1.0 - rng.NextDouble();
-            var u2 = rng.NextDouble();
-            var z = Math.Sqrt(-2.0 * Math.Log(u1)) * Math.Cos(2.0 * Math.PI * u2);
-            values[i] = (Half)(std * z + (offset?.Invoke(i) ?? 0.0));
+            values[i] = (Half)(std * Normal(rng) + (offset?.Invoke(i) ?? 0.0));
         }
         if (values.All(x => x == Half.Zero))
         {

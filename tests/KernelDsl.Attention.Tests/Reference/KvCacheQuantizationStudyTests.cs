@@ -31,11 +31,8 @@ public class KvCacheQuantizationStudyTests(ITestOutputHelper output)
 
     private sealed record Measures(double ScoreError, double OutputError);
 
-    private static double Gaussian(Random random) =>
-        Math.Sqrt(-2.0 * Math.Log(1.0 - random.NextDouble())) * Math.Cos(2 * Math.PI * random.NextDouble());
-
     private static double[][] Rows(Random random, int count, Func<int, int, double>? add = null) =>
-        Enumerable.Range(0, count).Select(t => Enumerable.Range(0, D).Select(c => Gaussian(random) + (add?.Invoke(t, c) ?? 0)).ToArray()).ToArray();
+        Enumerable.Range(0, count).Select(t => Enumerable.Range(0, D).Select(c => AttentionTestData.Normal(random) + (add?.Invoke(t, c) ?? 0)).ToArray()).ToArray();
 
     /// <summary>How K's per-channel offsets behave along the sequence.</summary>
     public enum Offsets
@@ -50,8 +47,8 @@ public class KvCacheQuantizationStudyTests(ITestOutputHelper output)
 
     private static double[][] KeysWithOffsets(Random random, Offsets kind)
     {
-        var offset = Enumerable.Range(0, D).Select(_ => 3 * Gaussian(random)).ToArray();
-        var drift = Enumerable.Range(0, D).Select(_ => 3 * Gaussian(random)).ToArray();
+        var offset = Enumerable.Range(0, D).Select(_ => 3 * AttentionTestData.Normal(random)).ToArray();
+        var drift = Enumerable.Range(0, D).Select(_ => 3 * AttentionTestData.Normal(random)).ToArray();
         return Rows(random, Keys, (t, c) =>
         {
             if (kind != Offsets.Rope)
