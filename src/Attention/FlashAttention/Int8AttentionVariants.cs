@@ -257,3 +257,28 @@ public static partial class Int8AttentionD128WgmmaRecipeD;
 /// <summary>D = 128, causal, on wgmma with Recipe D.</summary>
 [FlashAttentionForward(Like = typeof(Int8AttentionD128WgmmaRecipeD), Causal = true)]
 public static partial class Int8AttentionD128CausalWgmmaRecipeD;
+
+// ---- Hopper fp8 P·V (SageAttention2's choice): P rounded to e4m3 at 448·P, V e4m3 with one scale per channel ----
+// The same int8 Q·Kᵀ; P keeps a relative precision (e4m3's 3 mantissa bits) where u8 rounds a peaked row's small
+// probabilities to 0, and each key block's P·V lands in a fresh f32 accumulator folded into O. V comes transposed in π
+// order from its e4m3 quantize kernel (Recipe C).
+
+/// <summary>D = 128 on wgmma with fp8 P·V, three K/V stages.</summary>
+[FlashAttentionForward(Like = typeof(Int8AttentionD128WgmmaStages3))]
+[SmemLayout(Operand.V, Element.E4M3, 3, 4, 3)]
+[MmaAtom(MmaAtoms.Wgmma_M64N128K32_F32E4M3E4M3_RS, Product = MmaProduct.PV)]
+public static partial class Int8AttentionD128WgmmaFp8;
+
+/// <summary>D = 128, causal, on wgmma with fp8 P·V.</summary>
+[FlashAttentionForward(Like = typeof(Int8AttentionD128WgmmaFp8), Causal = true)]
+public static partial class Int8AttentionD128CausalWgmmaFp8;
+
+/// <summary>D = 64 on wgmma with fp8 P·V.</summary>
+[FlashAttentionForward(Like = typeof(Int8AttentionD64Wgmma))]
+[SmemLayout(Operand.V, Element.E4M3, 3, 4, 3)]
+[MmaAtom(MmaAtoms.Wgmma_M64N64K32_F32E4M3E4M3_RS, Product = MmaProduct.PV)]
+public static partial class Int8AttentionD64WgmmaFp8;
+
+/// <summary>D = 64, causal, on wgmma with fp8 P·V.</summary>
+[FlashAttentionForward(Like = typeof(Int8AttentionD64WgmmaFp8), Causal = true)]
+public static partial class Int8AttentionD64CausalWgmmaFp8;

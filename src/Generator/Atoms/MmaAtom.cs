@@ -57,7 +57,12 @@ public sealed class MmaAtom
     /// owns 16 rows of A and D, its A registers laid out as m16n8k32's and its accumulators as m16n8's repeated over N/8
     /// tiles. The compositions (P leaving S in π order, V stored to match) are checked on this view.
     /// </summary>
-    public MmaAtom WarpView => !IsWarpgroup ? this : Get(AElement == Element.U8 ? MmaAtomKind.M16N8K32_S32U8S8 : MmaAtomKind.M16N8K32_S32S8S8);
+    public MmaAtom WarpView => !IsWarpgroup ? this : Get(AElement switch
+    {
+        Element.U8 => MmaAtomKind.M16N8K32_S32U8S8,
+        Element.E4M3 => MmaAtomKind.M16N8K32_F32E4M3E4M3,
+        _ => MmaAtomKind.M16N8K32_S32S8S8,
+    });
 
     public int ARegisters => M * K * AElement.SizeInBytes() / 4 / 32;
     public int BRegisters => N * K * BElement.SizeInBytes() / 4 / 32;
@@ -94,6 +99,8 @@ public sealed class MmaAtom
         MmaAtomKind.Wgmma_M64N128K32_S32S8S8 => WgmmaN128S8,
         MmaAtomKind.Wgmma_M64N128K32_S32U8S8_RS => WgmmaN128U8Rs,
         MmaAtomKind.Wgmma_M64N64K32_S32U8S8_RS => WgmmaN64U8Rs,
+        MmaAtomKind.Wgmma_M64N128K32_F32E4M3E4M3_RS => WgmmaN128E4m3Rs,
+        MmaAtomKind.Wgmma_M64N64K32_F32E4M3E4M3_RS => WgmmaN64E4m3Rs,
         _ => throw new ArgumentOutOfRangeException(nameof(kind)),
     };
 
@@ -123,4 +130,11 @@ public sealed class MmaAtom
 
     private static readonly MmaAtom WgmmaN64U8Rs = new(MmaAtomKind.Wgmma_M64N64K32_S32U8S8_RS,
         "wgmma.mma_async.sync.aligned.m64n64k32.s32.u8.s8", 901, 80, 64, 64, 32, Element.U8, Element.S8, Element.S32, true, "wgmma_m64n64k32_s32u8s8_rs");
+
+    // fp8 wgmma (PTX 8.0): A and B must both be K-major, as for the 8-bit integer forms.
+    private static readonly MmaAtom WgmmaN128E4m3Rs = new(MmaAtomKind.Wgmma_M64N128K32_F32E4M3E4M3_RS,
+        "wgmma.mma_async.sync.aligned.m64n128k32.f32.e4m3.e4m3", 901, 80, 64, 128, 32, Element.E4M3, Element.E4M3, Element.F32, true, "wgmma_m64n128k32_f32e4m3e4m3_rs");
+
+    private static readonly MmaAtom WgmmaN64E4m3Rs = new(MmaAtomKind.Wgmma_M64N64K32_F32E4M3E4M3_RS,
+        "wgmma.mma_async.sync.aligned.m64n64k32.f32.e4m3.e4m3", 901, 80, 64, 64, 32, Element.E4M3, Element.E4M3, Element.F32, true, "wgmma_m64n64k32_f32e4m3e4m3_rs");
 }

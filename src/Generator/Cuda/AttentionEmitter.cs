@@ -58,7 +58,7 @@ public static class AttentionEmitter
             plan.InKernelTransposedV
                 ? "V: loaded by TMA as it comes, then rewritten [channel][key] in π order by the producer warps (Recipe D: ldmatrix.trans + prmt + stmatrix)."
                 : "V: transposed beforehand to [channel][key] in π order (Recipe C) and loaded by TMA as wgmma's K-major B.");
-        var helpers = new[] { PtxHelper.IntMath, PtxHelper.SoftmaxMath, PtxHelper.F16Convert, PtxHelper.Bf16Convert, PtxHelper.FloatBias, PtxHelper.Prmt, PtxHelper.BytePack, PtxHelper.Warpgroup }
+        var helpers = new[] { PtxHelper.IntMath, PtxHelper.SoftmaxMath, PtxHelper.F16Convert, PtxHelper.Bf16Convert, PtxHelper.FloatBias, PtxHelper.Prmt, plan.Fp8Pv ? PtxHelper.E4m3Pack : PtxHelper.BytePack, PtxHelper.Warpgroup }
             .Concat(PtxHelpers.For(CopyAtomKind.Tma))
             .Concat(plan.InKernelTransposedV ? PtxHelpers.For(CopyAtomKind.LdsmTransPrmt).Concat(PtxHelpers.For(CopyAtomKind.Stmatrix)) : []);
         PtxHelpers.Write(w, helpers, [plan.Qk, plan.Pv]);

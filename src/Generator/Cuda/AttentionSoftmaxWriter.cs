@@ -243,6 +243,22 @@ public sealed class AttentionSoftmaxWriter(AttentionPlan plan, CodeWriter w, str
             w.Line($"    #pragma unroll");
             w.Line($"    for (int r = 0; r < 4; ++r) {{ p[jt][r] = {Exp("jt", "r", "r >> 1")}; {N.RowSum}[r >> 1] += p[jt][r]; }}");
         }
+        else if (plan.Fp8Pv)
+        {
+            w.Line($"// P rounded to e4m3: exp2 gives {plan.PScale}·P ≤ {plan.PScale}, e4m3's largest value, and each pair of scores becomes two codes in the");
+            w.Line($"// low half of {N.PPairs}[jt][0] (row g) and [1] (row g + 8). The row sums add the floats before rounding, as fp8 P·V cannot");
+            w.Line($"// hand the codes to an integer dot product; e4m3's round-to-nearest-even errors are relative and unbiased.");
+            w.Line($"u32 {N.PPairs}[{plan.STiles}][2];");
+            w.Line($"#pragma unroll");
+            w.Block($"for (int jt = 0; jt < {plan.STiles}; ++jt)", () =>
+            {
+                w.Line($"const float e0 = {Exp("jt", 0)}, e1 = {Exp("jt", 1)}, e2 = {Exp("jt", 2)}, e3 = {Exp("jt", 3)};");
+                w.Line($"{N.RowSum}[0] += e0 + e1;");
+                w.Line($"{N.RowSum}[1] += e2 + e3;");
+                w.Line($"{N.PPairs}[jt][0] = kdsl_e4m3x2(e0, e1);");
+                w.Line($"{N.PPairs}[jt][1] = kdsl_e4m3x2(e2, e3);");
+            });
+        }
         else
         {
             w.Line($"// P quantized to {plan.Pv.AElement.CudaName()}: exp2 gives {plan.PScale}·P, rounded to an integer n per score in pairs of f16 1024 + n");
@@ -269,10 +285,13 @@ public sealed class AttentionSoftmaxWriter(AttentionPlan plan, CodeWriter w, str
             w.Line($"const float {N.ExponentOffset}[2] = {{{N.Base}[0]{log2P}, {N.Base}[1]{log2P}}};  // base{(plan.F16Pv ? "" : $" − log2 {plan.PScale}")}: one FFMA per score");
             return;
         }
+        // e4m3's conversion saturates at PScale instead of wrapping, so the fp8 mode needs no quantum of headroom.
         string Offset(string scale, int half) => plan.F16Pv
             ? $"fmaf(KDSL_FLOAT_BIAS, {scale}, {N.Base}[{half}])"
+            : plan.Fp8Pv
+            ? $"fmaf(KDSL_FLOAT_BIAS, {scale}, {N.Base}[{half}] - {Log2PScale})"
             : $"fmaf(KDSL_FLOAT_BIAS, {scale}, {N.Base}[{half}] + {scale} - {Log2PScale})";
-        var what = plan.F16Pv ? "bias·sc + base" : $"bias·sc + base + sc − log2 {plan.PScale}";
+        var what = plan.F16Pv ? "bias·sc + base" : plan.Fp8Pv ? $"bias·sc + base − log2 {plan.PScale}" : $"bias·sc + base + sc − log2 {plan.PScale}";
         if (plan.KScalesPerBlock == 1)
         {
             w.Line($"const float {N.ExponentOffset}[2] = {{{Offset(N.ScoreScale, 0)}, {Offset(N.ScoreScale, 1)}}};  // {what}: one FFMA per score");
@@ -284,7 +303,7 @@ public sealed class AttentionSoftmaxWriter(AttentionPlan plan, CodeWriter w, str
     }
 
     /// <summary>
-    /// P packed into the P·V MMA's A registers, <c>name[PvSteps][4]</c>, per FragmentComposition.PackingOf; quantized P
+    /// P packed into the P·V MMA's A registers, <c>name[PvSteps][4]</c>, per FragmentComposition.PackingOf; integer P
     /// also joins the row sums here, from the very bytes the MMA reads.
     /// </summary>
     public void WritePackP(string name = N.PackedP, bool declare = true)
@@ -306,7 +325,7 @@ public sealed class AttentionSoftmaxWriter(AttentionPlan plan, CodeWriter w, str
                 string packed;
                 if (elementsPerReg == 4)
                 {
-                    // Bytes 0 and 2 of two f16 pairs: each pair must be one row's two neighbouring accumulators of one tile.
+                    // Two pairs of codes: each pair must be one row's two neighbouring accumulators of one tile.
                     string Pair(int e)
                     {
                         var ((tile, first), (tile2, second)) = (sources[e], sources[e + 1]);
@@ -317,7 +336,8 @@ public sealed class AttentionSoftmaxWriter(AttentionPlan plan, CodeWriter w, str
                         return $"{N.PPairs}[kk * {sTilesPerStep} + {tile}][{first / 2}]";
                     }
                     rowHalfOf[reg] = sources[0].Accumulator / 2;
-                    packed = $"kdsl_prmt({Pair(0)}, {Pair(2)}, 0x6420u)";
+                    // u8 codes sit in bytes 0 and 2 of each f16 pair, e4m3 codes in bytes 0 and 1.
+                    packed = $"kdsl_prmt({Pair(0)}, {Pair(2)}, {(plan.Fp8Pv ? "0x5410u" : "0x6420u")})";
                 }
                 else
                 {
@@ -327,7 +347,7 @@ public sealed class AttentionSoftmaxWriter(AttentionPlan plan, CodeWriter w, str
                 w.Line($"{name}[kk][{reg}] = {packed};");
             }
         });
-        if (elementsPerReg == 4)
+        if (elementsPerReg == 4 && !plan.Fp8Pv)
         {
             w.Line($"u32 p_sum[2] = {{0u, 0u}};  // the row sums add the quantized P, byte by byte as the MMA reads it");
             w.Line($"#pragma unroll");

@@ -29,6 +29,7 @@ public enum PtxHelper
     Mbarrier,
     Tma,
     Warpgroup,
+    E4m3Pack,
 }
 
 /// <summary>
@@ -216,6 +217,18 @@ public static class PtxHelpers
                     static __device__ __forceinline__ u32 kdsl_byte_sum(u32 x, u32 acc) { u32 d; asm("dp4a.u32.u32 %0, %1, %2, %3;\n" : "=r"(d) : "r"(x), "r"(0x01010101u), "r"(acc)); return d; }
                     """);
                 break;
+            case PtxHelper.E4m3Pack:
+                w.Raw("""
+                    // Two floats as e4m3 codes (round to nearest even, saturating at ±448) in the low 16 bits, lo in byte 0 (sm_89, PTX 7.8).
+                    // cvt puts its first source in the upper byte.
+                    static __device__ __forceinline__ u32 kdsl_e4m3x2(float lo, float hi)
+                    {
+                        u32 d;
+                        asm("{ .reg .b16 t; cvt.rn.satfinite.e4m3x2.f32 t, %1, %2; cvt.u32.u16 %0, t; }\n" : "=r"(d) : "f"(hi), "f"(lo));
+                        return d;
+                    }
+                    """);
+                break;
             case PtxHelper.Global16:
                 w.Raw("""
                     // 16 bytes from global memory on the read-only path (16-byte alignment is the caller's precondition).
@@ -294,6 +307,11 @@ public static class PtxHelpers
                         #pragma unroll
                         for (int i = 0; i < T; ++i) asm volatile("" : "+r"(d[i][0]), "+r"(d[i][1]), "+r"(d[i][2]), "+r"(d[i][3]) :: "memory");
                     }
+                    template <int T> static __device__ __forceinline__ void kdsl_fence_regs(float (&d)[T][4])
+                    {
+                        #pragma unroll
+                        for (int i = 0; i < T; ++i) asm volatile("" : "+f"(d[i][0]), "+f"(d[i][1]), "+f"(d[i][2]), "+f"(d[i][3]) :: "memory");
+                    }
                     // Orders this thread's generic-proxy shared-memory writes (st.shared, stmatrix) before later async-proxy reads (wgmma, TMA).
                     static __device__ __forceinline__ void kdsl_fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
                     // Named barriers among some warps of the block (id 0 is __syncthreads): sync waits, arrive only counts in.
@@ -333,29 +351,35 @@ public static class PtxHelpers
     }
 
     /// <summary>
-    /// A wgmma atom: D (N/2 int32 registers a thread, as [N/8][4]) += A·B, B from a descriptor, A from a descriptor (SS) or
-    /// four registers (RS). Always accumulates (scale-d = 1): callers start D where they want it.
+    /// A wgmma atom: D (N/2 accumulators a thread, as [N/8][4]) += A·B, B from a descriptor, A from a descriptor (SS) or
+    /// four registers (RS). The int32 forms always accumulate (scale-d = 1): callers start D where they want it. The f32
+    /// (fp8) forms take scale-d as an argument: 0 overwrites D, so a fresh accumulator needs no zeroing moves.
     /// </summary>
     private static void WriteWarpgroupMma(CodeWriter w, MmaAtom mma)
     {
         var tiles = mma.N / 8;
         var regs = tiles * 4;
+        var isFloat = mma.CElement == Element.F32;
         var d = string.Join(",", Enumerable.Range(0, regs).Select(i => $"%{i}"));
         var a = mma.AFromRegisters ? $"{{%{regs},%{regs + 1},%{regs + 2},%{regs + 3}}}" : $"%{regs}";
         var b = mma.AFromRegisters ? regs + 4 : regs + 1;
         var aParams = mma.AFromRegisters ? "u32 a0, u32 a1, u32 a2, u32 a3" : "unsigned long long a_desc";
         var aInputs = mma.AFromRegisters ? "\"r\"(a0), \"r\"(a1), \"r\"(a2), \"r\"(a3)" : "\"l\"(a_desc)";
-        w.Line($"// {mma.Ptx} (sm_90a, PTX {mma.MinPtxIsa / 10}.{mma.MinPtxIsa % 10}), A from {(mma.AFromRegisters ? "registers" : "shared memory")}: D = A·B + D, issued asynchronously.");
-        w.Block($"static __device__ __forceinline__ void kdsl_{mma.HelperName}(int (&d)[{tiles}][4], {aParams}, unsigned long long b_desc)", () =>
+        // Floating-point wgmma also takes imm-scale-a and imm-scale-b (1: A and B as they are).
+        var (cType, cReg, scaleParam, scaleD, tail, scaleInput) = isFloat
+            ? ("float", "f", ", int scale_d", $"setp.ne.b32 p, %{b + 1}, 0;", ", 1, 1", ", \"r\"(scale_d)")
+            : ("int", "r", "", "setp.ne.b32 p, 1, 0;", "", "");
+        w.Line($"// {mma.Ptx} (sm_90a, PTX {mma.MinPtxIsa / 10}.{mma.MinPtxIsa % 10}), A from {(mma.AFromRegisters ? "registers" : "shared memory")}: D = A·B + {(isFloat ? "(scale_d ? D : 0)" : "D")}, issued asynchronously.");
+        w.Block($"static __device__ __forceinline__ void kdsl_{mma.HelperName}({cType} (&d)[{tiles}][4], {aParams}, unsigned long long b_desc{scaleParam})", () =>
         {
-            w.Line($"asm volatile(\"{{ .reg .pred p; setp.ne.b32 p, 1, 0;\\n\"");
-            w.Line($"    \"{mma.Ptx} {{{d}}}, {a}, %{b}, p; }}\\n\"");
+            w.Line($"asm volatile(\"{{ .reg .pred p; {scaleD}\\n\"");
+            w.Line($"    \"{mma.Ptx} {{{d}}}, {a}, %{b}, p{tail}; }}\\n\"");
             for (var i = 0; i < regs; i += 8)
             {
-                var chunk = string.Join(", ", Enumerable.Range(i, System.Math.Min(8, regs - i)).Select(r => $"\"+r\"(d[{r / 4}][{r % 4}])"));
+                var chunk = string.Join(", ", Enumerable.Range(i, System.Math.Min(8, regs - i)).Select(r => $"\"+{cReg}\"(d[{r / 4}][{r % 4}])"));
                 w.Line($"    {(i == 0 ? ": " : "  ")}{chunk}{(i + 8 < regs ? "," : "")}");
             }
-            w.Line($"    : {aInputs}, \"l\"(b_desc) : \"memory\");");
+            w.Line($"    : {aInputs}, \"l\"(b_desc){scaleInput} : \"memory\");");
         });
     }
 

@@ -233,7 +233,7 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
             softmax.WritePackP(N.PackedP, declare: false);
             _w.Line($"// O already carries this block's rescale; P·V of block j − 1 joins it scaled the same way.");
             _w.Line($"#pragma unroll");
-            _w.Line($"for (int i = 0; i < {plan.OTiles}; ++i) {{ {N.O}[i][0] = fmaf(__int_as_float(ob[i][0]) - KDSL_FLOAT_BIAS, {N.Alpha}[0], {N.O}[i][0]); {N.O}[i][1] = fmaf(__int_as_float(ob[i][1]) - KDSL_FLOAT_BIAS, {N.Alpha}[0], {N.O}[i][1]); {N.O}[i][2] = fmaf(__int_as_float(ob[i][2]) - KDSL_FLOAT_BIAS, {N.Alpha}[1], {N.O}[i][2]); {N.O}[i][3] = fmaf(__int_as_float(ob[i][3]) - KDSL_FLOAT_BIAS, {N.Alpha}[1], {N.O}[i][3]); }}");
+            _w.Line($"for (int i = 0; i < {plan.OTiles}; ++i) {{ {N.O}[i][0] = fmaf({Block(0)}, {N.Alpha}[0], {N.O}[i][0]); {N.O}[i][1] = fmaf({Block(1)}, {N.Alpha}[0], {N.O}[i][1]); {N.O}[i][2] = fmaf({Block(2)}, {N.Alpha}[1], {N.O}[i][2]); {N.O}[i][3] = fmaf({Block(3)}, {N.Alpha}[1], {N.O}[i][3]); }}");
         });
         _w.Block($"if ({N.KeyBlocks} > 0)", () =>
         {
@@ -242,13 +242,16 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
             WriteProductIssue("prev", $"(u32)(({N.KeyBlocks} - 1) / {stages}) & 1u");
             WriteProductWait("prev");
             _w.Line($"#pragma unroll");
-            _w.Line($"for (int i = 0; i < {plan.OTiles}; ++i) {{ {N.O}[i][0] += __int_as_float(ob[i][0]) - KDSL_FLOAT_BIAS; {N.O}[i][1] += __int_as_float(ob[i][1]) - KDSL_FLOAT_BIAS; {N.O}[i][2] += __int_as_float(ob[i][2]) - KDSL_FLOAT_BIAS; {N.O}[i][3] += __int_as_float(ob[i][3]) - KDSL_FLOAT_BIAS; }}");
+            _w.Line($"for (int i = 0; i < {plan.OTiles}; ++i) {{ {N.O}[i][0] += {Block(0)}; {N.O}[i][1] += {Block(1)}; {N.O}[i][2] += {Block(2)}; {N.O}[i][3] += {Block(3)}; }}");
         });
         _w.Line();
         // The O accumulators of a warp's wgmma slice hold channel 8i + 2t + (r & 1) in tile i: in the epilogue's terms,
         // tile 2ci + jt lands on 16ci + 8jt + 2t + i.
         new AttentionEpilogueWriter(plan, NaturalChannels, _w, "warp_row").Write();
     }
+
+    /// <summary>Accumulator r of tile i of one block's P·V as a float: read through the float bias (integer P), or as it is (fp8).</summary>
+    private string Block(int r) => plan.Fp8Pv ? $"ob[i][{r}]" : $"__int_as_float(ob[i][{r}]) - KDSL_FLOAT_BIAS";
 
     /// <summary>
     /// S = Q·Kᵀ of block j on stage <paramref name="stage"/>. Pipelined, P·V of block j − 1 (P in pa, V on stage prev) is
@@ -281,15 +284,22 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
     }
 
     /// <summary>
-    /// Issues O_block = P·V on <see cref="AttentionPlan.Pv"/> (P from pa, V's stage <paramref name="stage"/>) into fresh biased
-    /// accumulators ob; with <paramref name="scoresFirst"/>, S = Q·Kᵀ is issued first as its own commit group.
+    /// Issues O_block = P·V on <see cref="AttentionPlan.Pv"/> (P from pa, V's stage <paramref name="stage"/>) into fresh
+    /// accumulators ob (int32 started at the float bias, or f32 overwritten by the first k step); with <paramref name="scoresFirst"/>, S = Q·Kᵀ is issued first as its own commit group.
     /// </summary>
     private void WriteProductIssue(string stage, string phase, bool scoresFirst = false)
     {
         var (s, pv) = (_spec, plan.Pv);
         _w.Line($"const unsigned long long v_desc = kdsl_wgmma_desc(sv_addr + {stage} * {plan.VStageBytes}, {8 * plan.VRowBytes}, {TmaSwizzle.DescriptorMode(plan.VRowBytes)});");
-        _w.Line($"int ob[{plan.OTiles}][4];  // one block's int32 P·V, started at the float bias ({plan.PScale}·127·{s.BlockN} < 2^22)");
-        WriteFill("ob", plan.OTiles, "KDSL_FLOAT_BIAS_BITS");
+        if (plan.Fp8Pv)
+        {
+            _w.Line($"float ob[{plan.OTiles}][4];  // one block's f32 P·V: the first k step overwrites it (scale-d = 0), so it needs no zeroing");
+        }
+        else
+        {
+            _w.Line($"int ob[{plan.OTiles}][4];  // one block's int32 P·V, started at the float bias ({plan.PScale}·127·{s.BlockN} < 2^22)");
+            WriteFill("ob", plan.OTiles, "KDSL_FLOAT_BIAS_BITS");
+        }
         _w.Line($"kdsl_mbar_wait(v_full + 8 * {stage}, {phase});");
         _w.Line($"// Every wgmma input is written before the fence: ptxas serializes wgmmas whose inputs are written inside a stage.");
         if (scoresFirst)
@@ -307,7 +317,7 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
         }
         _w.Line($"// O += P·V on {pv.Ptx}: P from registers in π key order, V's [channel][key] tile in the same order from shared memory.");
         _w.Line($"#pragma unroll");
-        _w.Line($"for (int kk = 0; kk < {plan.PvSteps}; ++kk) kdsl_{pv.HelperName}(ob, {N.PackedP}[kk][0], {N.PackedP}[kk][1], {N.PackedP}[kk][2], {N.PackedP}[kk][3], v_desc + 2 * kk);");
+        _w.Line($"for (int kk = 0; kk < {plan.PvSteps}; ++kk) kdsl_{pv.HelperName}(ob, {N.PackedP}[kk][0], {N.PackedP}[kk][1], {N.PackedP}[kk][2], {N.PackedP}[kk][3], v_desc + 2 * kk{(plan.Fp8Pv ? ", kk > 0" : "")});");
         _w.Line($"kdsl_wgmma_commit();");
         WriteTurnEnd(last: !scoresFirst);
     }

@@ -25,7 +25,7 @@ public static class AttentionLauncherWriter
                 ("QScaleRows", plan.QScaleRows, "Query rows per Q scale: Q's quantize kernel must use BlockRows = QScaleRows."),
                 ("BlockN", spec.BlockN, "Keys per step."),
                 ("KScaleKeys", plan.KScaleKeys, "Keys per K scale: K's quantize kernel must use BlockRows = KScaleKeys."),
-                ("PScale", plan.PScale, "The fixed scale P is quantized with (1 when P stays f16)."),
+                ("PScale", plan.PScale, "The fixed scale P is quantized with (1 when P stays 16-bit)."),
             ]);
             w.Line($"/// <summary>Causal masking, bottom-right aligned.</summary>");
             w.Line($"public const bool Causal = {(spec.Causal ? "true" : "false")};");
@@ -65,7 +65,7 @@ public static class AttentionLauncherWriter
         w.Line($"Module = Module,");
         w.Line($"Input = global::KernelDsl.Element.{(spec.Output == Element.BF16 ? "BF16" : "F16")},");
         w.Line($"HeadDim = HeadDim, BlockM = BlockM, BlockN = BlockN, QScaleRows = QScaleRows, KScaleKeys = KScaleKeys,");
-        w.Line($"Causal = Causal, FloatPv = F16PV, PretransposedV = PretransposedV, Lse = {(spec.Lse ? "true" : "false")},");
+        w.Line($"Causal = Causal, PElement = global::KernelDsl.Element.{plan.Pv.AElement.ToString().ToUpperInvariant()}, PretransposedV = PretransposedV, Lse = {(spec.Lse ? "true" : "false")},");
         w.Line($"VStrategy = {CSharpFile.Literal(VStrategyOf(plan))},");
         w.Line($"Tile = Tile, TileName = TileName,");
         w.Line($"ScoreModifier = {Method(spec.Score)},");
@@ -85,7 +85,8 @@ public static class AttentionLauncherWriter
         var signature = plan.Signature;
         w.Line($"/// <summary>");
         w.Line($"/// O = softmax(Q·Kᵀ)·V for int8 Q [B][Hq][Sq][D] and K [B][Hkv][Sk][D] (contiguous, from the quantize kernels) with");
-        w.Line($"/// per-block scales (Q's with softmax scale · log2 e folded in), V {(plan.F16Pv ? $"{plan.VElement.CudaName()} with element strides vStrideB/vStrideH and row stride vLd" : plan.PretransposedV ? "int8 [B][Hkv][D][vLd] (vLd = padded tokens)" : "int8 with strides vStrideB/vStrideH and row stride vLd")},");
+        var vCodes = plan.Fp8Pv ? "e4m3" : "int8";
+        w.Line($"/// per-block scales (Q's with softmax scale · log2 e folded in), V {(plan.F16Pv ? $"{plan.VElement.CudaName()} with element strides vStrideB/vStrideH and row stride vLd" : plan.PretransposedV ? $"{vCodes} [B][Hkv][D][vLd] (vLd = padded tokens)" : $"{vCodes} with strides vStrideB/vStrideH and row stride vLd")},");
         w.Line($"/// O {(spec.Output == Element.BF16 ? "bf16 (raw bits)" : "f16")} with element strides. <paramref name=\"kMean\"/> (K's channel mean) {(spec.Score is null ? "corrects the LSE for smoothing" : "gives the score modifier the unsmoothed score")}; <paramref name=\"lse\"/> [B][Hq][Sq] may be null.");
         foreach (var parameter in AttentionSignature.RuntimeParameters(spec))
         {

@@ -26,7 +26,7 @@ public static class AttentionSignature
     public static KernelSignature Of(AttentionPlan plan)
     {
         var spec = plan.Spec;
-        var vElement = !plan.F16Pv ? "sbyte" : plan.VElement == Element.BF16 ? "ushort" : "global::System.Half";
+        var vElement = plan.VElement switch { Element.S8 => "sbyte", Element.E4M3 => "byte", Element.BF16 => "ushort", _ => "global::System.Half" };
         var oElement = spec.Output == Element.BF16 ? "ushort" : "global::System.Half";
         var host = new List<HostParameter>();
         var kernel = new List<KernelParameter>();
@@ -56,8 +56,9 @@ public static class AttentionSignature
         host.Add(new HostParameter(Names.Stream, HostKind.Stream, "", false, "the stream the kernel runs on"));
         Operand(Names.Q, "sbyte", "Q [B][Hq][Sq][D] int8", "Q", "const s8* __restrict__");
         Operand(Names.K, "sbyte", "K [B][Hkv][Sk][D] int8, smoothed", "K", "const s8* __restrict__");
-        Operand(Names.V, vElement, plan.F16Pv ? "V as it comes" : plan.PretransposedV ? "V int8 [B][Hkv][D][vLd], π order" : "V int8", "V",
-            $"const {(plan.F16Pv ? "u16" : "s8")}* __restrict__");
+        var vCodes = plan.Fp8Pv ? "e4m3" : "int8";
+        Operand(Names.V, vElement, plan.F16Pv ? "V as it comes" : plan.PretransposedV ? $"V {vCodes} [B][Hkv][D][vLd], π order" : $"V {vCodes}", "V",
+            $"const {(plan.F16Pv ? "u16" : plan.Fp8Pv ? "u8" : "s8")}* __restrict__");
         Buffer(Names.QScale, "float", false, "one scale per QScaleRows query rows, softmax scale · log2 e folded in", "q_scale", "const float* __restrict__");
         Buffer(Names.KScale, "float", false, "one scale per KScaleKeys keys", "k_scale", "const float* __restrict__");
         if (plan.F16Pv)

@@ -34,6 +34,8 @@ public enum MmaAtomKind
     Wgmma_M64N128K32_S32S8S8 = 6,
     Wgmma_M64N128K32_S32U8S8_RS = 7,
     Wgmma_M64N64K32_S32U8S8_RS = 8,
+    Wgmma_M64N128K32_F32E4M3E4M3_RS = 9,
+    Wgmma_M64N64K32_F32E4M3E4M3_RS = 10,
 }
 
 public enum MmaProduct { Main = 0, PV = 1 }

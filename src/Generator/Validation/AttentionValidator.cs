@@ -180,7 +180,8 @@ public static class AttentionValidator
     }
 
     private static readonly MmaAtomKind[] WarpgroupQk = [MmaAtomKind.Wgmma_M64N128K32_S32S8S8, MmaAtomKind.Wgmma_M64N64K32_S32S8S8];
-    private static readonly MmaAtomKind[] WarpgroupPv = [MmaAtomKind.Wgmma_M64N128K32_S32U8S8_RS, MmaAtomKind.Wgmma_M64N64K32_S32U8S8_RS];
+    private static readonly MmaAtomKind[] WarpgroupPv = [MmaAtomKind.Wgmma_M64N128K32_S32U8S8_RS, MmaAtomKind.Wgmma_M64N64K32_S32U8S8_RS,
+        MmaAtomKind.Wgmma_M64N128K32_F32E4M3E4M3_RS, MmaAtomKind.Wgmma_M64N64K32_F32E4M3E4M3_RS];
 
     /// <summary>The Hopper form's atoms: wgmma for both products, TMA for every operand, V transposed by its quantize kernel (Recipe C) or in the kernel (Recipe D).</summary>
     private static void CheckWarpgroupAtoms(List<Finding> findings, AttentionSpec spec)
@@ -196,7 +197,8 @@ public static class AttentionValidator
         else if (!WarpgroupPv.Contains(spec.PvMma.Value))
         {
             findings.Add(Finding.Of(Rules.AtomNotForFamily, FindingTarget.PvMma, spec.PvMma, "P·V of the wgmma kernel",
-                "P leaves the wgmma accumulators in registers as u8: use Wgmma_M64N128K32_S32U8S8_RS (D = 128) or Wgmma_M64N64K32_S32U8S8_RS (D = 64)"));
+                "P leaves the wgmma accumulators in registers as u8 or e4m3: use Wgmma_M64N128K32_S32U8S8_RS (D = 128) or Wgmma_M64N64K32_S32U8S8_RS (D = 64), " +
+                "or their fp8 forms Wgmma_M64N128K32_F32E4M3E4M3_RS / Wgmma_M64N64K32_F32E4M3E4M3_RS"));
         }
         foreach (var operand in Operands)
         {

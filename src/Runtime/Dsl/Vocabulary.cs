@@ -85,6 +85,10 @@ public enum MmaAtoms
     Wgmma_M64N128K32_S32U8S8_RS = 7,
     /// <summary><c>wgmma.mma_async.m64n64k32.s32.u8.s8</c>, A (u8 P) from registers, B from shared memory (sm_90a): P·V at D = 64.</summary>
     Wgmma_M64N64K32_S32U8S8_RS = 8,
+    /// <summary><c>wgmma.mma_async.m64n128k32.f32.e4m3.e4m3</c>, A (e4m3 P) from registers, B from shared memory (sm_90a): fp8 P·V at D = 128.</summary>
+    Wgmma_M64N128K32_F32E4M3E4M3_RS = 9,
+    /// <summary><c>wgmma.mma_async.m64n64k32.f32.e4m3.e4m3</c>, A (e4m3 P) from registers, B from shared memory (sm_90a): fp8 P·V at D = 64.</summary>
+    Wgmma_M64N64K32_F32E4M3E4M3_RS = 10,
 }
 
 /// <summary>How the GEMM's B operand is stored.</summary>

@@ -104,6 +104,11 @@ template <typename E, int T> static __device__ __forceinline__ void kdsl_fence_r
     #pragma unroll
     for (int i = 0; i < T; ++i) asm volatile("" : "+r"(d[i][0]), "+r"(d[i][1]), "+r"(d[i][2]), "+r"(d[i][3]) :: "memory");
 }
+template <int T> static __device__ __forceinline__ void kdsl_fence_regs(float (&d)[T][4])
+{
+    #pragma unroll
+    for (int i = 0; i < T; ++i) asm volatile("" : "+f"(d[i][0]), "+f"(d[i][1]), "+f"(d[i][2]), "+f"(d[i][3]) :: "memory");
+}
 // Orders this thread's generic-proxy shared-memory writes (st.shared, stmatrix) before later async-proxy reads (wgmma, TMA).
 static __device__ __forceinline__ void kdsl_fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
 // Named barriers among some warps of the block (id 0 is __syncthreads): sync waits, arrive only counts in.
