@@ -23,7 +23,7 @@ internal static class AttentionCommand
         var output = new Option<FileInfo>("--out") { Description = "Where to write O (f16 .npy, same layout as q); its directory must exist.", Required = true };
         var layout = new Option<TensorLayout>("--layout") { Description = "BHSD ([B, H, S, D]) or BSHD ([B, S, H, D]).", DefaultValueFactory = _ => TensorLayout.BHSD };
         var causal = new Option<bool>("--causal") { Description = "Causal mask, bottom-right aligned." };
-        var pv = new Option<PvPrecision>("--pv") { Description = "U8 (fast) or Float16 (accuracy).", DefaultValueFactory = _ => PvPrecision.U8 };
+        var pv = new Option<PvPrecision>("--pv") { Description = "U8 (fast), E4M3 (fp8 P·V, Hopper: P keeps a relative precision) or Float16 (accuracy).", DefaultValueFactory = _ => PvPrecision.U8 };
         var strategy = new Option<VStrategy>("--v-strategy")
         {
             Description = $"How V reaches the u8 P·V MMA (docs/V_TRANSPOSE.md): {string.Join(", ", Enum.GetNames<VStrategy>())}; only the declared ones run (`kdsl list`).",
@@ -184,7 +184,7 @@ internal static class AttentionCommand
             var fixedByTuning = request.Given.Where(g => g is "--v-strategy" or "--tile").ToArray();
             if (options.Pv != PvPrecision.U8)
             {
-                throw new CliUsageException("--autotune chooses among the u8 P·V kernels; --pv Float16 has one kernel per tile: drop --autotune, or --pv.");
+                throw new CliUsageException($"--autotune chooses among the u8 P·V kernels; --pv {options.Pv} has one kernel per tile: drop --autotune, or --pv.");
             }
             if (fixedByTuning.Length > 0)
             {
@@ -291,7 +291,7 @@ internal static class AttentionCommand
     }
 
     private static string Mode(int headDim, AttentionOptions options) =>
-        $"f16 D = {headDim}, {(options.Causal ? "causal" : "non-causal")}, {(options.Pv == PvPrecision.U8 ? $"u8 P·V with {options.V}" : "16-bit P·V")}";
+        $"f16 D = {headDim}, {(options.Causal ? "causal" : "non-causal")}, {options.Pv switch { PvPrecision.U8 => $"u8 P·V with {options.V}", PvPrecision.E4M3 => "fp8 P·V", _ => "16-bit P·V" }}";
 
     /// <summary>The int8 reference's parameters for a kernel: its scale tiles, its online-softmax step and P·V mode, and the K quantizer's mean order.</summary>
     private static Int8AttentionOptions ReferenceOptions(AttentionKernelInfo kernel, int headDim) => new()
@@ -312,7 +312,7 @@ internal static class AttentionCommand
         "so Int8Attention refuses them by default: replace them first (e.g. numpy.nan_to_num).");
 
     private static string Describe(AttentionKernelInfo kernel) =>
-        $"{KernelVariants.ShortName(kernel.Name)} ({(kernel.Causal ? "causal, " : "")}{(kernel.FloatPv ? "16-bit P·V" : $"u8 P·V, {kernel.VStrategy}")}, tile {kernel.TileName})";
+        $"{KernelVariants.ShortName(kernel.Name)} ({(kernel.Causal ? "causal, " : "")}{kernel.PElement switch { Element.U8 => $"u8 P·V, {kernel.VStrategy}", Element.E4M3 => "fp8 P·V", _ => "16-bit P·V" }}, tile {kernel.TileName})";
 
     private static Half[] OnGpu(CudaDevice device, Int8Attention attention, AttentionShape shape, AttentionOptions options, Variant? variant, Half[] q, Half[] k, Half[] v)
     {

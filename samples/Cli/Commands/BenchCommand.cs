@@ -78,9 +78,9 @@ internal static class BenchCommand
             var (selected, launch) = attention.Prepare(stream, View(q), View(k), View(v), View(o), options, null);
             var kernel = Median(stream, () => selected.Launch(launch));
             var endToEnd = Median(stream, () => attention.Forward(stream, View(q), View(k), View(v), View(o), options));
-            var kvOnce = variant.Pv == PvPrecision.U8 ? KvOnce(stream, attention, View(q), View(k), View(v), View(o), options) : (double?)null;
+            var kvOnce = variant.VLayout is not null ? KvOnce(stream, attention, View(q), View(k), View(v), View(o), options) : (double?)null;
             var ops = 4.0 * batch * heads * seq * (double)seq * headDim * (variant.Causal ? 0.5 : 1.0);
-            var name = (variant.Pv == PvPrecision.Float16 ? "f16-PV" : "u8-PV " + variant.V)
+            var name = variant.Pv switch { PvPrecision.Float16 => "f16-PV", PvPrecision.E4M3 => "fp8-PV", _ => "u8-PV " + variant.V }
                 + (variant.Tile == Int8Attention.TilesFor(Element.F16, headDim, options)[0] && !variant.Module.RequiresArchSpecific ? "" : $" [{variant.Kernel.TileName}]");
             AddRow(rows, table, name, variant.Module.Name, headDim, seq, variant.Causal, batch, heads, ops, kernel, endToEnd, kvOnce);
         }

@@ -22,6 +22,8 @@ public enum VLayout
     Natural,
     /// <summary>[B][Hkv][D][S_pad], tokens π-ordered within 16-token groups (Recipe C): read by the Pretransposed strategy.</summary>
     Pretransposed,
+    /// <summary>The <see cref="Pretransposed"/> layout of e4m3 codes, one scale per channel (absmax / 448): read by the fp8 P·V kernels.</summary>
+    PretransposedE4M3,
 }
 
 /// <summary>Precision of the P·V product.</summary>
@@ -31,6 +33,11 @@ public enum PvPrecision
     U8,
     /// <summary>P and V in the input's 16-bit float type (f16 or bf16) with f32 accumulation (the accuracy mode).</summary>
     Float16,
+    /// <summary>
+    /// P rounded to fp8 e4m3 at 448·P and V e4m3 with one scale per channel, f32 accumulation (Hopper wgmma; SageAttention2's
+    /// choice): e4m3's relative rounding keeps a peaked row's small probabilities, which u8 rounds to 0.
+    /// </summary>
+    E4M3,
 }
 
 /// <summary>
@@ -82,7 +89,19 @@ internal sealed record AttentionVariant(AttentionKernelInfo Kernel)
     public Element Input => Kernel.Input;
     public int HeadDim => Kernel.HeadDim;
     public bool Causal => Kernel.Causal;
-    public PvPrecision Pv => Kernel.FloatPv ? PvPrecision.Float16 : PvPrecision.U8;
+    public PvPrecision Pv => Kernel.PElement switch
+    {
+        Element.U8 => PvPrecision.U8,
+        Element.E4M3 => PvPrecision.E4M3,
+        _ => PvPrecision.Float16,
+    };
+    /// <summary>The layout of quantized V this kernel reads; null for the 16-bit P·V mode, which reads V as it comes.</summary>
+    public VLayout? VLayout => Pv switch
+    {
+        PvPrecision.Float16 => null,
+        PvPrecision.E4M3 => FlashAttention.VLayout.PretransposedE4M3,
+        _ => V == VStrategy.Pretransposed ? FlashAttention.VLayout.Pretransposed : FlashAttention.VLayout.Natural,
+    };
     public VStrategy V { get; } = Enum.Parse<VStrategy>(Kernel.VStrategy);
     public string Tile => Kernel.Tile;
     public KernelModuleDefinition Module => Kernel.Module;

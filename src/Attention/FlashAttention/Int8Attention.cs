@@ -274,7 +274,7 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
         var variant = Choose<T>(stream, shape, options, bound);
         counters = Counters(stream, options);
         var (q8, qScale) = QuantizeQ(stream, q, shape, scale, counters);
-        var kv = QuantizeKv(stream, k, v, shape, variant.Pv == PvPrecision.Float16 ? null : variant.V, counters, _scratch);
+        var kv = QuantizeKv(stream, k, v, shape, variant.VLayout, counters, _scratch);
         return (variant, Arguments(stream, shape, q8, qScale, kv, o, lse, bound));
     }
 
@@ -302,7 +302,7 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
         {
             throw new ArgumentException(variant.Pv == PvPrecision.Float16
                 ? $"{variant.Kernel.Name} runs P·V in 16 bits and reads V unquantized; kv holds int8 V: pass v itself."
-                : $"kv holds V in the {kv.VLayout} layout; {variant.Kernel.Name} ({variant.V}) reads the {QuantizedKeysValues.LayoutOf(variant.V)} layout: quantize K and V with the options (or kernel) of this call.",
+                : $"kv holds V in the {kv.VLayout} layout; {variant.Kernel.Name} ({variant.Pv} P·V{(variant.Pv == PvPrecision.U8 ? ", " + variant.V : "")}) reads the {variant.VLayout} layout: quantize K and V with the options (or kernel) of this call.",
                 nameof(kv));
         }
         counters = Counters(stream, options);
@@ -323,7 +323,7 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
         var shape = new AttentionDims(b, hkv, hkv, 1, sk, d);
         SoftmaxScale(options, d);  // unused here, but options that Forward would refuse are refused now
         var variant = Choose<T>(stream, shape, options, bound, "k");
-        if (variant.Pv == PvPrecision.Float16)
+        if (variant.VLayout is not { } layout)
         {
             throw new ArgumentException($"{variant.Kernel.Name} runs P·V in 16 bits and reads V unquantized, so K and V cannot be quantized for it beforehand.",
                 bound is null ? nameof(options) : "kernel");
@@ -334,13 +334,12 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
             return Serialized(stream, () =>
             {
                 var counters = Counters(stream, options);
-                var codes = QuantizeKv(stream, k, v, shape, variant.V, counters, buffers);
+                var codes = QuantizeKv(stream, k, v, shape, layout, counters, buffers);
                 // Waits for the codes (once per K and V, not per query), so a call on any stream may read them, even
                 // after this stream is gone; with NonFinite = Throw it also reads the counts.
                 stream.Synchronize();
                 counters?.ThrowIfAny(stream);
-                return new QuantizedKeysValues(buffers, InputOf<T>(), b, hkv, sk, d,
-                    QuantizedKeysValues.LayoutOf(variant.V), codes);
+                return new QuantizedKeysValues(buffers, InputOf<T>(), b, hkv, sk, d, layout, codes);
             });
         }
         catch
@@ -373,10 +372,16 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
             CheckRuns(bound.Variant, shape, stream.Device.ComputeCapability, tensor);
             variant = bound.Variant;
         }
-        if (variant.Pv == PvPrecision.U8 && variant.V == VStrategy.Pretransposed && Quantizers<T>.For(shape.HeadDim).VPi is null)
+        var quantizers = Quantizers<T>.For(shape.HeadDim);
+        if (variant.VLayout == VLayout.Pretransposed && quantizers.VPi is null)
         {
             throw new ArgumentException($"{variant.Kernel.Name} reads V pretransposed (Recipe C), and no π-transposed V quantizer is declared for " +
                 $"{InputOf<T>()} head dim {shape.HeadDim}: choose a kernel that reads V as [S][D].", bound is null ? "options" : "kernel");
+        }
+        if (variant.VLayout == VLayout.PretransposedE4M3 && quantizers.VPiE4M3 is null)
+        {
+            throw new ArgumentException($"{variant.Kernel.Name} runs P·V in fp8 and reads V as e4m3 codes, and no e4m3 V quantizer is declared for " +
+                $"{InputOf<T>()} head dim {shape.HeadDim}: choose the u8 or 16-bit P·V mode.", bound is null ? "options" : "kernel");
         }
         return variant;
     }
@@ -414,10 +419,10 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
     }
 
     /// <summary>
-    /// K smoothed per 64 keys and V per channel, in the layout <paramref name="vStrategy"/> reads (null: the 16-bit P·V
-    /// mode, which reads V as it is and only counts its NaN/Inf), into buffers from <paramref name="buffers"/>.
+    /// K smoothed per 64 keys and V per channel, in the layout <paramref name="vLayout"/> (null: the 16-bit P·V mode,
+    /// which reads V as it is and only counts its NaN/Inf), into buffers from <paramref name="buffers"/>.
     /// </summary>
-    private static KvCodes QuantizeKv<T>(CudaStream stream, TensorView<T> k, TensorView<T> v, AttentionDims shape, VStrategy? vStrategy,
+    private static KvCodes QuantizeKv<T>(CudaStream stream, TensorView<T> k, TensorView<T> v, AttentionDims shape, VLayout? vLayout,
         NonFiniteCounters? counters, IDeviceBufferSource buffers) where T : unmanaged
     {
         var (b, hkv, sk, d) = (shape.Batch, shape.HeadsKv, shape.SeqK, shape.HeadDim);
@@ -426,7 +431,7 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
         var kScale = buffers.Get<float>("kScale", quantizers.KScaleCount(b, hkv, sk));
         var kMean = buffers.Get<float>("kMean", (long)b * hkv * d);
         quantizers.K(stream, k.Buffer, k.Strides[0], k.Strides[1], k.Strides[2], b, hkv, sk, k8, kScale, kMean, 1f, counters?.K);
-        switch (vStrategy)
+        switch (vLayout)
         {
             case null:
                 if (counters is not null)
@@ -435,7 +440,16 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
                     quantizers.CountV(stream, v.Buffer, v.Strides[0], v.Strides[1], v.Strides[2], b, hkv, sk, counters.V);
                 }
                 return new KvCodes(k8, kScale, kMean, v.Buffer, null, v.Strides[0], v.Strides[1], v.Strides[2]);
-            case VStrategy.Pretransposed:
+            case VLayout.PretransposedE4M3:
+            {
+                // The fp8 P·V kernels' V (Choose refused one without this quantizer): Recipe C's layout of e4m3 codes.
+                var padded = quantizers.VPiPaddedTokens!(sk);
+                var v8 = buffers.Get<byte>("v8e4m3", (long)b * hkv * d * padded);
+                var vScale = buffers.Get<float>("vScale", (long)b * hkv * d);
+                quantizers.VPiE4M3!(stream, v.Buffer, v.Strides[0], v.Strides[1], v.Strides[2], b, hkv, sk, v8, vScale, 1f, counters?.V);
+                return new KvCodes(k8, kScale, kMean, v8, vScale, (long)hkv * d * padded, (long)d * padded, padded);
+            }
+            case VLayout.Pretransposed:
             {
                 // Recipe C (Choose refused a Pretransposed kernel without this quantizer): [B][Hkv][D][S_pad], tokens π-ordered within 16-token groups.
                 var padded = quantizers.VPiPaddedTokens!(sk);
@@ -529,9 +543,9 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
     public static IReadOnlyList<string> TilesFor(Element input, int headDim, AttentionOptions options, int? computeCapability = null) =>
         AttentionVariant.All.Where(v => OfMode(v, input, headDim, options) && (computeCapability is not { } cc || v.RunsOn(cc))).Select(v => v.Tile).ToArray();
 
-    /// <summary>Whether a variant serves this input, head dim and mode (the V strategy matters for int8 P·V only); any tile.</summary>
+    /// <summary>Whether a variant serves this input, head dim and mode (the V strategy matters for u8 P·V only); any tile.</summary>
     private static bool OfMode(AttentionVariant v, Element input, int headDim, AttentionOptions options) =>
-        v.Input == input && v.HeadDim == headDim && v.Causal == options.Causal && v.Pv == options.Pv && (v.Pv == PvPrecision.Float16 || v.V == options.V);
+        v.Input == input && v.HeadDim == headDim && v.Causal == options.Causal && v.Pv == options.Pv && (v.Pv != PvPrecision.U8 || v.V == options.V);
 
     public void Dispose() => _scratch.Dispose();
 }

@@ -30,16 +30,12 @@ public sealed class QuantizedKeysValues : IDisposable
     /// <summary>How V's codes are stored: which kernels can read them (<see cref="FlashAttention.VLayout"/>).</summary>
     public VLayout VLayout { get; }
 
-    /// <summary>The layout a variant's V strategy reads.</summary>
-    internal static VLayout LayoutOf(VStrategy strategy) => strategy == VStrategy.Pretransposed ? VLayout.Pretransposed : VLayout.Natural;
-
     internal KvCodes Codes { get; }
 
     public bool IsDisposed { get; private set; }
 
     /// <summary>Whether a variant reads V in this layout (the 16-bit P·V mode reads V unquantized, so never).</summary>
-    internal bool Serves(AttentionVariant variant) =>
-        variant.Pv == PvPrecision.U8 && LayoutOf(variant.V) == VLayout;
+    internal bool Serves(AttentionVariant variant) => variant.VLayout == VLayout;
 
     public void Dispose()
     {
@@ -49,8 +45,8 @@ public sealed class QuantizedKeysValues : IDisposable
 }
 
 /// <summary>
-/// What an attention kernel reads for K and V: K's codes, scales and channel mean; V's codes (or, for the 16-bit P·V
-/// mode, V itself: a DeviceBuffer of the input type) and scales; and V's batch, head and row strides in elements.
+/// What an attention kernel reads for K and V: K's codes, scales and channel mean; V's codes (int8 or e4m3 bytes, or, for
+/// the 16-bit P·V mode, V itself: a DeviceBuffer of the input type) and scales; and V's batch, head and row strides in elements.
 /// </summary>
 internal sealed record KvCodes(DeviceBuffer<sbyte> K, DeviceBuffer<float> KScale, DeviceBuffer<float> KMean, object V, DeviceBuffer<float>? VScale,
     long VStrideB, long VStrideH, long VLd);

@@ -6,6 +6,10 @@ namespace KernelDsl.Attention.FlashAttention;
 internal delegate void QuantizeLauncher<T>(CudaStream stream, DeviceBuffer<T> x, long strideB, long strideH, long strideS,
     int batch, int heads, int tokens, DeviceBuffer<sbyte> output, DeviceBuffer<float> scales, float scaleMultiplier, DeviceBuffer<uint>? nonFinite) where T : unmanaged;
 
+/// <summary>A generated quantize launcher writing e4m3 codes (V for the fp8 P·V kernels).</summary>
+internal delegate void E4M3QuantizeLauncher<T>(CudaStream stream, DeviceBuffer<T> x, long strideB, long strideH, long strideS,
+    int batch, int heads, int tokens, DeviceBuffer<byte> output, DeviceBuffer<float> scales, float scaleMultiplier, DeviceBuffer<uint>? nonFinite) where T : unmanaged;
+
 /// <summary>A generated quantize launcher that subtracts the channel mean first (K smoothing).</summary>
 internal delegate void SmoothingLauncher<T>(CudaStream stream, DeviceBuffer<T> x, long strideB, long strideH, long strideS,
     int batch, int heads, int tokens, DeviceBuffer<sbyte> output, DeviceBuffer<float> scales, DeviceBuffer<float> channelMean, float scaleMultiplier,
@@ -29,6 +33,8 @@ internal sealed record Quantizers<T>(QuantizeLauncher<T> Q, SmoothingLauncher<T>
     public required int KMeanSlices { get; init; }
     /// <summary>V's NaN/Inf count alone, for the 16-bit P·V mode, which reads V as it is.</summary>
     public required NonFiniteCounter<T> CountV { get; init; }
+    /// <summary>V as e4m3 codes in VPi's layout, one scale per channel (absmax / 448), for the fp8 P·V kernels; null where none is declared.</summary>
+    public E4M3QuantizeLauncher<T>? VPiE4M3 { get; init; }
     /// <summary>Tokens per channel row of the π-transposed V, when there is a VPi quantizer.</summary>
     public Func<int, int>? VPiPaddedTokens { get; init; }
 

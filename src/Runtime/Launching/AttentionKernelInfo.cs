@@ -33,8 +33,13 @@ public sealed record AttentionKernelInfo
     public required int QScaleRows { get; init; }
     public required int KScaleKeys { get; init; }
     public required bool Causal { get; init; }
-    /// <summary>P·V in 16-bit floats on the unquantized V (the accuracy mode); int8 V otherwise.</summary>
-    public required bool FloatPv { get; init; }
+    /// <summary>
+    /// What P is rounded to for P·V: U8 (int8 V), E4M3 (fp8 V with per-channel scales), or the input's 16-bit float type
+    /// on the unquantized V (the accuracy mode).
+    /// </summary>
+    public required Element PElement { get; init; }
+    /// <summary>P·V in 16-bit floats on the unquantized V (the accuracy mode).</summary>
+    public bool FloatPv => PElement is Element.F16 or Element.BF16;
     /// <summary>How V reaches P·V: "TransPrmt", "Movmatrix", "Pretransposed" or "InKernelTranspose".</summary>
     public required string VStrategy { get; init; }
     /// <summary>V arrives transposed [B][Hkv][D][S_pad] in π order from its quantize kernel.</summary>
