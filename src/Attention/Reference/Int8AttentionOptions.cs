@@ -9,6 +9,11 @@ public enum PvMode
     S8 = 1,
     /// <summary>The accuracy mode ("F16PV"): P rounded to the input's 16-bit type, V left unquantized, f32 accumulation.</summary>
     F16 = 2,
+    /// <summary>
+    /// fp8 P·V (SageAttention2's): P rounded to e4m3 as rne(p·448) with saturation, V e4m3 per channel (absmax / 448),
+    /// each key block's P·V in a fresh f32 accumulator folded into O.
+    /// </summary>
+    E4M3 = 3,
 }
 
 /// <summary>The kernel parameters the int8 reference's numbers depend on.</summary>
@@ -26,13 +31,17 @@ public sealed record Int8AttentionOptions
     /// <summary>The K quantize variant's generated <c>MeanSlices</c>: the float32 channel mean depends on its summation order.</summary>
     public int KMeanSlices { get; init; } = 1;
 
-    /// <summary>The scale P's integer codes carry: 255 (u8), 127 (s8), 1 (f16).</summary>
+    /// <summary>The scale P's codes carry: 255 (u8), 127 (s8), 448 (e4m3, its largest finite value), 1 (f16).</summary>
     public float PScale => Pv switch
     {
         PvMode.U8 => 255f,
         PvMode.S8 => 127f,
+        PvMode.E4M3 => E4m3.MaxFinite,
         _ => 1f,
     };
+
+    /// <summary>V's code type in this mode: e4m3 for fp8 P·V, s8 otherwise (the f16 mode reads V unquantized).</summary>
+    public Element VCodes => Pv == PvMode.E4M3 ? Element.E4M3 : Element.S8;
 
     public void Validate()
     {
@@ -45,7 +54,7 @@ public sealed record Int8AttentionOptions
         }
         if (!Enum.IsDefined(Pv))
         {
-            throw new ArgumentException($"Pv must be U8, S8 or F16, got {Pv}.", nameof(Pv));
+            throw new ArgumentException($"Pv must be U8, S8, F16 or E4M3, got {Pv}.", nameof(Pv));
         }
         // O_blk = Σ P8·v8 must stay exact in int32 and in the float32 it is converted to.
         if ((long)255 * 127 * BlockN >= 1 << 24)

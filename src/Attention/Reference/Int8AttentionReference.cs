@@ -5,7 +5,7 @@ namespace KernelDsl.Attention.Reference;
 /// </summary>
 /// <param name="Q">s8 [B][HeadsQ][TokensQ][D], one scale per BlockM rows, σ·log₂e folded in.</param>
 /// <param name="K">s8 [B][HeadsKv][TokensKv][D] after subtracting the channel mean, one scale per KScaleKeys rows.</param>
-/// <param name="V">s8 [B][HeadsKv][TokensKv][D], one scale per channel.</param>
+/// <param name="V">s8 (e4m3 in <see cref="PvMode.E4M3"/>) [B][HeadsKv][TokensKv][D], one scale per channel.</param>
 /// <param name="VWide">V's 16-bit values as float, dense [B][HeadsKv][TokensKv][D].</param>
 /// <param name="Input">The inputs' 16-bit type (f16 or bf16); the output has it too.</param>
 public sealed record Int8AttentionInputs(QuantizeResult Q, QuantizeResult K, QuantizeResult V, float[] VWide, Element Input);
@@ -36,6 +36,11 @@ public sealed record Int8AttentionResult(ushort[] Output, Element OutputElement,
 /// from f16 Q, e.g. by the Q quantize kernel once K's mean is known).</item>
 /// <item>F16 P·V: p rounded to the input's type (f16 or bf16), l = fma(α, l, Σp) with Σp summed in key order,
 /// O = α·O then each product p·v (exact in float32) added in key order, out = O / l, LSE with P scale 1.</item>
+/// <item>E4M3 P·V: V's codes e4m3 per channel (absmax / 448); P = e4m3(p·448) (the product rounded to float first, then
+/// round to nearest even, saturating). l = fma(α, l, Σ p·448) of the unrounded float products summed in key order (the
+/// kernel sums the values it converts, not the codes). O_blk = Σ P·v over the block in double (exact: e4m3 products have
+/// 8-bit significands within 2^-18..2^18), rounded to float once: a model of the fresh f32 accumulator each key block gets (the tensor core's own summation order and precision are not
+/// modelled, so a kernel matches this closely, not bit for bit); O = fma(α, O, O_blk); out and LSE as for u8, P scale 448.</item>
 /// </list>
 /// A block whose keys a row cannot see is skipped for that row; a kernel that visits it (tile-wide skipping) computes
 /// α = 1, P = 0 there, which changes no bit. A row with no visible key outputs 0 and LSE −∞.
@@ -82,7 +87,7 @@ public static class Int8AttentionReference
             HeadDim = d, Granularity = QuantGranularity.PerRowBlock, BlockRows = options.KeysPerKScale,
             SubtractChannelMean = true, MeanSlices = options.KMeanSlices,
         };
-        var vOptions = new QuantizeOptions { HeadDim = d, Granularity = QuantGranularity.PerChannel, BlockRows = options.BlockN };
+        var vOptions = new QuantizeOptions { HeadDim = d, Granularity = QuantGranularity.PerChannel, BlockRows = options.BlockN, Output = options.VCodes };
         var q8 = QuantizeReference.Quantize(q, input, qs.Batch, qs.Head, qs.Token, shape.Batch, shape.HeadsQ, shape.TokensQ, shape.QScaleMultiplier, qOptions);
         var k8 = QuantizeReference.Quantize(k, input, kvs.Batch, kvs.Head, kvs.Token, shape.Batch, shape.HeadsKv, shape.TokensKv, 1f, kOptions);
         var v8 = QuantizeReference.Quantize(v, input, kvs.Batch, kvs.Head, kvs.Token, shape.Batch, shape.HeadsKv, shape.TokensKv, 1f, vOptions);
@@ -113,6 +118,11 @@ public static class Int8AttentionReference
         if (inputs.Q.Output.Length != shape.QElements || inputs.K.Output.Length != shape.KvElements || inputs.VWide.Length != shape.KvElements)
         {
             throw new ArgumentException("The quantized inputs do not match the shape.", nameof(inputs));
+        }
+        if (options.Pv != PvMode.F16 && inputs.V.OutputElement != options.VCodes)
+        {
+            throw new ArgumentException($"{options.Pv} P·V reads V as {options.VCodes} codes, but V was quantized to {inputs.V.OutputElement}: " +
+                "quantize with the same options.", nameof(inputs));
         }
         if (inputs.K.ChannelMean is null)
         {
@@ -229,9 +239,13 @@ public static class Int8AttentionReference
             {
                 row.P[t] = Exp2(row.S[t] - mSafe);
             }
-            l = options.Pv == PvMode.F16
-                ? AccumulateF16(inputs, row, count, kvHead * shape.TokensKv + n0, d, alpha, l)
-                : AccumulateInt8(inputs, options.Pv, row, count, kvHead * shape.TokensKv + n0, d, alpha, l);
+            var firstToken = kvHead * shape.TokensKv + n0;
+            l = options.Pv switch
+            {
+                PvMode.F16 => AccumulateF16(inputs, row, count, firstToken, d, alpha, l),
+                PvMode.E4M3 => AccumulateE4m3(inputs, row, count, firstToken, d, alpha, l),
+                _ => AccumulateInt8(inputs, options.Pv, row, count, firstToken, d, alpha, l),
+            };
             m = mNew;
         }
 
@@ -270,6 +284,32 @@ public static class Int8AttentionReference
                 oBlock += (int)row.P[t] * v8[(firstToken + t) * d + c];
             }
             row.O[c] = MathF.FusedMultiplyAdd(alpha, row.O[c], oBlock);
+        }
+        return MathF.FusedMultiplyAdd(alpha, l, pSum);
+    }
+
+    /// <summary>
+    /// fp8 P·V: P = e4m3(p·448), the row sum of the unrounded p·448, O_blk = Σ P·V of the decoded codes in double (exact;
+    /// the per-block f32 accumulator), rounded once and folded by one fma. Returns the new l.
+    /// </summary>
+    private static float AccumulateE4m3(Int8AttentionInputs inputs, RowState row, int count, int firstToken, int d, float alpha, float l)
+    {
+        var pSum = 0f;
+        for (var t = 0; t < count; t++)
+        {
+            var scaled = row.P[t] * E4m3.MaxFinite;
+            pSum += scaled;
+            row.P[t] = E4m3.ToSingle(E4m3.Round(scaled));
+        }
+        var v8 = inputs.V.Output;
+        for (var c = 0; c < d; c++)
+        {
+            var oBlock = 0.0;
+            for (var t = 0; t < count; t++)
+            {
+                oBlock += (double)row.P[t] * E4m3.ToSingle((byte)v8[(firstToken + t) * d + c]);
+            }
+            row.O[c] = MathF.FusedMultiplyAdd(alpha, row.O[c], (float)oBlock);
         }
         return MathF.FusedMultiplyAdd(alpha, l, pSum);
     }

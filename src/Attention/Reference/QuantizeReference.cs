@@ -17,14 +17,23 @@ public sealed record QuantizeOptions
     public int TransposePad { get; init; } = 64;
     /// <summary>The generated <c>StoredTokenOrder</c> (16 entries) of a transposed variant; null is natural order.</summary>
     public IReadOnlyList<int>? StoredTokenOrder { get; init; }
+    /// <summary>The codes' type: <see cref="Element.S8"/>, or <see cref="Element.E4M3"/> (PerChannel without the mean only).</summary>
+    public Element Output { get; init; } = Element.S8;
 }
 
 /// <summary>The reference's outputs, laid out as the kernels write them.</summary>
-/// <param name="Output">int8 [B][H][S][D], or [B][H][D][S_pad] when transposed.</param>
+/// <param name="Output">The codes, [B][H][S][D] or [B][H][D][S_pad] when transposed: int8 values, or e4m3 bit patterns
+/// (read them with <see cref="E4m3.ToSingle"/> of <c>(byte)code</c>) when <see cref="OutputElement"/> is E4M3.</param>
 /// <param name="Scales">[B·H][tiles] (PerRowBlock) or [B·H][D] (PerChannel).</param>
 /// <param name="ChannelMean">[B·H][D] when the mean is subtracted, else null.</param>
 /// <param name="PaddedTokens">Tokens per channel row of a transposed output (S otherwise).</param>
-public sealed record QuantizeResult(sbyte[] Output, float[] Scales, float[]? ChannelMean, int PaddedTokens);
+public sealed record QuantizeResult(sbyte[] Output, float[] Scales, float[]? ChannelMean, int PaddedTokens)
+{
+    public Element OutputElement { get; init; } = Element.S8;
+
+    /// <summary>The codes as the bytes the kernel wrote (what a device buffer of them downloads as).</summary>
+    public byte[] Bytes() => System.Runtime.InteropServices.MemoryMarshal.AsBytes(Output.AsSpan()).ToArray();
+}
 
 /// <summary>
 /// The Quantize kernels' algorithm on the CPU, in float32 with every operation rounded as the generated CUDA rounds it
@@ -33,6 +42,12 @@ public sealed record QuantizeResult(sbyte[] Output, float[] Scales, float[]? Cha
 /// v = (x − mean[c]) · multiplier (or x · multiplier), scale = absmax(v) / 127 (1 when that is 0), inverse = 1 / scale,
 /// q = clamp(rne(v · inverse), −127, 127) of the exact product. NaN: ignored by absmax (CUDA's fmaxf), quantized to 0;
 /// Inf: makes its scale Inf, its inverse 0 and its block or channel 0.
+/// <para>
+/// E4M3 output (V per channel for fp8 P·V): scale = absmax(v) / 448 (1 when that is 0), and the code is
+/// <see cref="E4m3.Round"/> of the float32 product v · inverse (rounded to float first: <c>cvt.rn.satfinite.e4m3x2.f32</c>
+/// takes a float). A NaN is not hidden here: it becomes the NaN code, and so does an Inf (Inf · 0); the channel's finite
+/// values become 0 as in int8.
+/// </para>
 /// </summary>
 public static class QuantizeReference
 {
@@ -43,12 +58,23 @@ public static class QuantizeReference
     /// <summary>CUDA's fmaxf: a NaN operand loses to the other one (.NET's MathF.Max would return the NaN).</summary>
     public static float CudaMax(float a, float b) => float.IsNaN(a) ? b : float.IsNaN(b) ? a : MathF.Max(a, b);
 
-    /// <summary>The kernels' kdsl_scale_of.</summary>
-    public static float ScaleOf(float absmax)
+    /// <summary>The kernels' kdsl_scale_of for int8 codes.</summary>
+    public static float ScaleOf(float absmax) => ScaleOf(absmax, Element.S8);
+
+    /// <summary>The kernels' kdsl_scale_of: absmax over the largest code (127 for s8, 448 for e4m3), 1 when that is 0.</summary>
+    public static float ScaleOf(float absmax, Element output)
     {
-        var scale = absmax / 127f;
+        var scale = absmax / MaxCode(output);
         return scale == 0f ? 1f : scale;
     }
+
+    /// <summary>The largest code magnitude of an output type: 127 (s8, symmetric) or 448 (e4m3's largest finite value).</summary>
+    public static float MaxCode(Element output) => output switch
+    {
+        Element.S8 => 127f,
+        Element.E4M3 => E4m3.MaxFinite,
+        _ => throw new ArgumentException($"The quantize kernels write s8 or e4m3 codes, not {output}.", nameof(output)),
+    };
 
     /// <summary>The kernels' kdsl_inv_of: codes are v times 1 / scale (rounded once), not v / scale.</summary>
     public static float InverseOf(float scale) => 1f / scale;
@@ -64,6 +90,9 @@ public static class QuantizeReference
         return Math.Abs(t) >= 127.5 ? (sbyte)(t > 0 ? 127 : -127) : (sbyte)Math.Round(t, MidpointRounding.ToEven);
     }
 
+    /// <summary>The e4m3 kernels' code: the float32 product v · inverse, then round to nearest even with saturation.</summary>
+    public static byte QuantE4m3(float v, float inverse) => E4m3.Round(v * inverse);
+
     public static int PaddedTokens(int tokens, int pad) => (tokens + pad - 1) / pad * pad;
 
     public static QuantizeResult Quantize(ReadOnlySpan<ushort> x, Element input, long strideB, long strideH, long strideS,
@@ -73,6 +102,13 @@ public static class QuantizeReference
         {
             throw new ArgumentException("The quantize kernels read f16 or bf16.", nameof(input));
         }
+        var e4m3 = options.Output switch
+        {
+            Element.S8 => false,
+            Element.E4M3 when options.Granularity == QuantGranularity.PerChannel && !options.SubtractChannelMean => true,
+            Element.E4M3 => throw new ArgumentException("E4M3 codes are written per channel only, without the channel mean (V's quantization).", nameof(options)),
+            _ => throw new ArgumentException($"The quantize kernels write S8 or E4M3 codes, not {options.Output}.", nameof(options)),
+        };
         var d = options.HeadDim;
         var bhCount = batch * heads;
         var values = new float[(long)bhCount * tokens * d];
@@ -146,17 +182,18 @@ public static class QuantizeReference
                     {
                         absmax = CudaMax(absmax, MathF.Abs(Prep(bh, s, c)));
                     }
-                    var scale = ScaleOf(absmax);
+                    var scale = ScaleOf(absmax, options.Output);
                     var inverse = InverseOf(scale);
                     scales[bh * d + c] = scale;
                     for (var s = 0; s < tokens; s++)
                     {
-                        Store(output, options, bh, s, c, tokens, padded, Quant(Prep(bh, s, c), inverse));
+                        var v = Prep(bh, s, c);
+                        Store(output, options, bh, s, c, tokens, padded, e4m3 ? (sbyte)QuantE4m3(v, inverse) : Quant(v, inverse));
                     }
                 }
             }
         }
-        return new QuantizeResult(output, scales, mean, padded);
+        return new QuantizeResult(output, scales, mean, padded) { OutputElement = options.Output };
     }
 
     /// <summary>The kernels' channel mean: slice j sums tokens j, j + slices, ... in order; the slice sums are added in order; then one division.</summary>
