@@ -24,7 +24,7 @@ static partial class Int8AttentionD128Wgmma
     public const int BlockN = 128;
     /// <summary>Keys per K scale: K's quantize kernel must use BlockRows = KScaleKeys.</summary>
     public const int KScaleKeys = 64;
-    /// <summary>The fixed scale P is quantized with (1 when P stays f16).</summary>
+    /// <summary>The fixed scale P is quantized with (1 when P stays 16-bit).</summary>
     public const int PScale = 255;
 
     /// <summary>What the runtime compiles (NVRTC, for the device's SM), caches and launches.</summary>
@@ -58,7 +58,7 @@ static partial class Int8AttentionD128Wgmma
         Module = Module,
         Input = global::KernelDsl.Element.F16,
         HeadDim = HeadDim, BlockM = BlockM, BlockN = BlockN, QScaleRows = QScaleRows, KScaleKeys = KScaleKeys,
-        Causal = Causal, FloatPv = F16PV, PretransposedV = PretransposedV, Lse = true,
+        Causal = Causal, PElement = global::KernelDsl.Element.U8, PretransposedV = PretransposedV, Lse = true,
         VStrategy = "Pretransposed",
         Tile = Tile, TileName = TileName,
         ScoreModifier = null,

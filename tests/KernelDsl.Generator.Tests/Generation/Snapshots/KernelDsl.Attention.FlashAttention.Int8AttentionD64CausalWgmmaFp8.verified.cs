@@ -24,7 +24,7 @@ static partial class Int8AttentionD64CausalWgmmaFp8
     public const int BlockN = 128;
     /// <summary>Keys per K scale: K's quantize kernel must use BlockRows = KScaleKeys.</summary>
     public const int KScaleKeys = 64;
-    /// <summary>The fixed scale P is quantized with (1 when P stays f16).</summary>
+    /// <summary>The fixed scale P is quantized with (1 when P stays 16-bit).</summary>
     public const int PScale = 448;
 
     /// <summary>What the runtime compiles (NVRTC, for the device's SM), caches and launches.</summary>
@@ -58,7 +58,7 @@ static partial class Int8AttentionD64CausalWgmmaFp8
         Module = Module,
         Input = global::KernelDsl.Element.F16,
         HeadDim = HeadDim, BlockM = BlockM, BlockN = BlockN, QScaleRows = QScaleRows, KScaleKeys = KScaleKeys,
-        Causal = Causal, FloatPv = F16PV, PretransposedV = PretransposedV, Lse = true,
+        Causal = Causal, PElement = global::KernelDsl.Element.E4M3, PretransposedV = PretransposedV, Lse = true,
         VStrategy = "Pretransposed",
         Tile = Tile, TileName = TileName,
         ScoreModifier = null,
@@ -69,7 +69,7 @@ static partial class Int8AttentionD64CausalWgmmaFp8
 
     /// <summary>
     /// O = softmax(Q·Kᵀ)·V for int8 Q [B][Hq][Sq][D] and K [B][Hkv][Sk][D] (contiguous, from the quantize kernels) with
-    /// per-block scales (Q's with softmax scale · log2 e folded in), V int8 [B][Hkv][D][vLd] (vLd = padded tokens),
+    /// per-block scales (Q's with softmax scale · log2 e folded in), V e4m3 [B][Hkv][D][vLd] (vLd = padded tokens),
     /// O f16 with element strides. <paramref name="kMean"/> (K's channel mean) corrects the LSE for smoothing; <paramref name="lse"/> [B][Hq][Sq] may be null.
     /// </summary>
     public static void Launch(global::KernelDsl.CudaStream stream, global::KernelDsl.DeviceBuffer<sbyte> q, global::KernelDsl.DeviceBuffer<sbyte> k, global::KernelDsl.DeviceBuffer<byte> v, global::KernelDsl.DeviceBuffer<float> qScale, global::KernelDsl.DeviceBuffer<float> kScale, global::KernelDsl.DeviceBuffer<float> vScale, global::KernelDsl.DeviceBuffer<float>? kMean, global::KernelDsl.DeviceBuffer<global::System.Half> o, global::KernelDsl.DeviceBuffer<float>? lse, int batch, int headsQ, int headsKv, int seqQ, int seqK, long vStrideB, long vStrideH, long vLd, long oStrideB, long oStrideH, long oStrideS)
