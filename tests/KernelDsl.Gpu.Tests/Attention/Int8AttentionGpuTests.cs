@@ -103,7 +103,9 @@ public class Int8AttentionGpuTests(ITestOutputHelper output)
         var random = new Random(seed);
         var options = new AttentionOptions { Causal = causal, Pv = pv, V = strategy, Tile = tile };
         SkipUnlessItRuns(device, input, headDim, options);
-        // Issue 4's bars are for f16 inputs; bf16 keeps 8 mantissa bits, so its 16-bit P·V mode gets the u8 bar.
+        // Issue 4's bars are for f16 inputs; bf16 keeps 8 mantissa bits, so its 16-bit P·V mode gets the u8 bar. The fp8
+        // mode's V keeps 3 mantissa bits (element rel L2 2.7e-2 against int8's 0.9e-2): its CPU reference reaches 3.8–3.9e-2
+        // on Gaussian inputs (AttentionInt8AccuracyTests), so it is held to that reference instead (Fp8Bar).
         var bar = pv == PvPrecision.Float16 && input == Element.F16 ? 1.5e-2 : 3e-2;
         (string Name, AttentionShape Shape, float QScale, bool Offsets)[] cases =
         [
@@ -126,7 +128,8 @@ public class Int8AttentionGpuTests(ITestOutputHelper output)
             output.WriteLine($"{input} {name,-22} rel L2 {run.Error.RelativeL2:E2}  cosine {run.Error.Cosine:F6}  LSE max |Δ| {run.LseMaxAbs:E2}");
             // Peaky Q: int8 Q·Kᵀ's error dominates whatever P·V does. The CPU reference of the same algorithm, D = 128 causal,
             // reaches rel L2 3.1e-2 in the 16-bit P·V mode (3.3e-2 with u8 P) over 60 seeds, so both modes get the u8 bar doubled.
-            Assert.True(run.Error.RelativeL2 <= (name == "peaky Q×4" ? 6e-2 : bar), $"seed {seed}, {name}: relative L2 {run.Error.RelativeL2} over the bar");
+            var caseBar = pv == PvPrecision.E4M3 ? Fp8Bar(shape, q, k, v) : name == "peaky Q×4" ? 6e-2 : bar;
+            Assert.True(run.Error.RelativeL2 <= caseBar, $"seed {seed}, {name}: relative L2 {run.Error.RelativeL2} over the bar {caseBar:E2}");
             Assert.True(run.Error.Cosine >= 0.999, $"seed {seed}, {name}: cosine {run.Error.Cosine}");
             // The LSE inherits int8 Q·Kᵀ's relative error, which grows with the scores (peaky Q) and with what
             // smoothing removed (the int8 q·mean correction): the CPU int8 reference shows the same sizes.
@@ -166,7 +169,9 @@ public class Int8AttentionGpuTests(ITestOutputHelper output)
         }
         var run = input == Element.BF16 ? ForwardBf16(device, shape, options, q, k, v) : Forward(device, shape, options, q, k, v);
         output.WriteLine($"{input} one-hot, huge scores: rel L2 {run.Error.RelativeL2:E2}  cosine {run.Error.Cosine:F6}");
-        Assert.True(run.Error.RelativeL2 <= 2e-2 && run.Error.Cosine >= 0.999, $"seed {seed}: rel L2 {run.Error.RelativeL2}, cosine {run.Error.Cosine}");
+        // O copies one key's V: the fp8 mode's error is then V's e4m3 rounding alone (element rel L2 ≈ 2.7e-2).
+        var bar = pv == PvPrecision.E4M3 ? 4e-2 : 2e-2;
+        Assert.True(run.Error.RelativeL2 <= bar && run.Error.Cosine >= 0.999, $"seed {seed}: rel L2 {run.Error.RelativeL2}, cosine {run.Error.Cosine}");
     }
 
     [Theory]
@@ -303,6 +308,48 @@ public class Int8AttentionGpuTests(ITestOutputHelper output)
         {
             Assert.Equal(outputs[(VStrategy.Pretransposed, tile)], o);
         }
+    }
+
+    /// <summary>
+    /// The fp8 mode's bar for one case: its CPU reference's error on the same inputs (int8 Q·Kᵀ, e4m3 P and V, the kernel's
+    /// blocks and scale tiles) with a quarter of slack, for the tensor core's fp8 summation and the row sums' order,
+    /// which the reference does not model.
+    /// </summary>
+    private static double Fp8Bar(AttentionShape shape, Half[] q, Half[] k, Half[] v)
+    {
+        var options = new Int8AttentionOptions { BlockM = AttentionVariant.QScaleRows, BlockN = 128, KScaleKeys = AttentionVariant.KScaleKeys, Pv = PvMode.E4M3 };
+        var reference = Int8AttentionReference.Forward(shape, q, k, v, options);
+        return 1.25 * ErrorMetrics.Compare(reference.OutputValues(), Float64Attention.Forward(shape, q, k, v).Output).RelativeL2 + 2e-3;
+    }
+
+    /// <summary>
+    /// bench/sage.py's outliers (four Q channels ×6, K with a per-channel offset of 3·N(0, 1) per head, V N(0, 1)), where
+    /// u8 P loses a peaked row's small probabilities: the fp8 kernel tracks its CPU reference, and beats the u8 kernel.
+    /// On Gaussian inputs it is the other way round (V's e4m3 rounding), which the variant tests bound.
+    /// </summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void The_fp8_mode_beats_u8_on_outlier_channels_and_tracks_its_reference(bool causal)
+    {
+        using var device = Gpu.OpenOrSkip();
+        var options = new AttentionOptions { Causal = causal, Pv = PvPrecision.E4M3 };
+        SkipUnlessItRuns(device, Element.F16, 128, options);
+        var seed = Environment.TickCount;
+        var random = new Random(seed);
+        var shape = new AttentionShape(1, 4, 4, 256, 4096, 128, causal);
+        int[] outlierChannels = [3, 41, 77, 100];
+        var q = Gaussian(random, shape.QElements).Select((x, i) => outlierChannels.Contains(i % 128) ? (Half)((float)x * 6) : x).ToArray();
+        var offsets = Gaussian(random, shape.HeadsKv * 128, 3f);
+        var k = Gaussian(random, shape.KvElements, 1f, i => (float)offsets[i / (shape.TokensKv * 128) * 128 + i % 128]);
+        var v = Gaussian(random, shape.KvElements);
+        var fp8 = Forward(device, shape, options, q, k, v);
+        var u8 = Forward(device, shape, options with { Pv = PvPrecision.U8, V = VStrategy.Pretransposed }, q, k, v);
+        var bar = Fp8Bar(shape, q, k, v);
+        output.WriteLine($"outliers D=128 Sq=256 Sk=4096{(causal ? " causal" : "")}: fp8 P·V rel L2 {fp8.Error.RelativeL2:E3} (bar {bar:E3}), u8 P·V {u8.Error.RelativeL2:E3}; LSE max |Δ| {fp8.LseMaxAbs:E2}");
+        Assert.True(fp8.Error.RelativeL2 <= bar, $"seed {seed}: fp8 rel L2 {fp8.Error.RelativeL2} over its reference's bar {bar}");
+        Assert.True(fp8.Error.RelativeL2 < u8.Error.RelativeL2, $"seed {seed}: fp8 rel L2 {fp8.Error.RelativeL2} not below u8's {u8.Error.RelativeL2}");
+        Assert.True(fp8.LseMaxAbs <= 1.0, $"seed {seed}: LSE off by {fp8.LseMaxAbs}");
     }
 
     [Fact]

@@ -22,6 +22,7 @@ public class QuantizedKeysValuesGpuTests(ITestOutputHelper output)
         ["D128 u8 Pretransposed causal"] = new AttentionOptions { V = VStrategy.Pretransposed, Causal = true },
         ["D128 u8 Movmatrix"] = new AttentionOptions { V = VStrategy.Movmatrix },
         ["D64 u8 TransPrmt causal"] = new AttentionOptions { Causal = true },
+        ["D128 fp8 causal"] = new AttentionOptions { Pv = PvPrecision.E4M3, Causal = true },
     };
 
     /// <summary>GQA 2:1, lengths that are not multiples of any block, Sq &lt; Sk (decode-like) and Sq = Sk.</summary>
@@ -38,6 +39,7 @@ public class QuantizedKeysValuesGpuTests(ITestOutputHelper output)
         using var device = Gpu.OpenOrSkip();
         var options = ModeOptions[mode];
         var headDim = mode.StartsWith("D64", StringComparison.Ordinal) ? 64 : 128;
+        Int8AttentionGpuTests.SkipUnlessItRuns(device, Element.F16, headDim, options);
         var random = new Random(Environment.TickCount);
         var kvShape = Shape(headDim, 333, options.Causal);
         var k = Int8AttentionGpuTests.Gaussian(random, kvShape.KvElements, offset: i => 0.5f * (i % headDim % 7));  // channel offsets: smoothing matters
@@ -72,7 +74,9 @@ public class QuantizedKeysValuesGpuTests(ITestOutputHelper output)
             Assert.Equal(lseOnce.ToArray().Select(BitConverter.SingleToInt32Bits), lseReused.ToArray().Select(BitConverter.SingleToInt32Bits));
             var error = ErrorMetrics.Compare(o2.Select(x => (double)x).ToArray(), Float64Attention.Forward(shape, q, k, v).Output);
             output.WriteLine($"{mode} Sq={tokensQ}: rel L2 {error.RelativeL2:E2} against float64, bit-identical to the one-shot call");
-            Assert.True(error.RelativeL2 < 3e-2, $"rel L2 {error.RelativeL2:E2}");
+            // The fp8 mode's V keeps 3 mantissa bits: its CPU reference reaches 3.8–3.9e-2 on Gaussian inputs.
+            var bar = options.Pv == PvPrecision.E4M3 ? 5e-2 : 3e-2;
+            Assert.True(error.RelativeL2 < bar, $"rel L2 {error.RelativeL2:E2}");
         }
     }
 
