@@ -3,7 +3,7 @@ namespace KernelDsl.Attention.KvCache;
 /// <summary>
 /// The bookkeeping a paged KV cache needs beyond its <see cref="KvPageTable"/>: each live sequence's staging slot (where
 /// the originals of its last, partial page are kept), and appends to a batch of sequences that happen all or not at all.
-/// Shared by the device cache (<see cref="KvCache"/>) and its CPU model (<see cref="KvCacheModel"/>). Not thread-safe.
+/// Shared by the device cache (<see cref="PagedKvCache"/>) and its CPU model (<see cref="KvCacheModel"/>). Not thread-safe.
 /// </summary>
 public sealed class KvSequences
 {

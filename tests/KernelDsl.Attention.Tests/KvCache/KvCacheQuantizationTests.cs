@@ -250,29 +250,18 @@ public class KvCacheQuantizationTests(ITestOutputHelper output)
     });
 }
 
-/// <summary>Two caches hold the same tokens of a sequence: equal page statistics and codes page by page, equal staged originals.</summary>
-internal static class KvCacheAssert
+/// <summary>The generated launchers and the runtime's work list agree on the item layout, and every variant keeps 64-token pages.</summary>
+public class KvAppendVariantTests
 {
-    public static void SameSequence(KvCacheModel expected, int expectedId, KvCacheModel actual, int actualId)
+    [Fact]
+    public void Work_items_have_the_layout_the_kernels_read()
     {
-        var length = expected.Table.LengthOf(expectedId);
-        Assert.Equal(length, actual.Table.LengthOf(actualId));
-        var (hkv, d, ps) = (expected.HeadsKv, expected.HeadDim, expected.PageSize);
-        var (pe, pa) = (expected.Table.PagesOf(expectedId), actual.Table.PagesOf(actualId));
-        for (var j = 0; j < pe.Count; j++)
+        foreach (var ints in new[] { KvAppendD64.WorkItemInts, KvAppendD128.WorkItemInts, KvAppendD256.WorkItemInts, KvAppendD128Bf16.WorkItemInts })
         {
-            Assert.Equal(expected.KCodes.AsSpan(pe[j] * hkv * ps * d, hkv * ps * d).ToArray(), actual.KCodes.AsSpan(pa[j] * hkv * ps * d, hkv * ps * d).ToArray());
-            Assert.Equal(expected.VCodes.AsSpan(pe[j] * hkv * ps * d, hkv * ps * d).ToArray(), actual.VCodes.AsSpan(pa[j] * hkv * ps * d, hkv * ps * d).ToArray());
-            Assert.Equal(expected.KScale.AsSpan(pe[j] * hkv, hkv).ToArray(), actual.KScale.AsSpan(pa[j] * hkv, hkv).ToArray());
-            Assert.Equal(expected.KMean.AsSpan(pe[j] * hkv * d, hkv * d).ToArray(), actual.KMean.AsSpan(pa[j] * hkv * d, hkv * d).ToArray());
-            Assert.Equal(expected.VScale.AsSpan(pe[j] * hkv * d, hkv * d).ToArray(), actual.VScale.AsSpan(pa[j] * hkv * d, hkv * d).ToArray());
+            Assert.Equal(KernelDsl.Launching.KvAppendWork.ItemInts, ints);
         }
-        var fill = length % ps;
-        for (var h = 0; h < hkv; h++)
-        {
-            var (se, sa) = (((long)expected.SlotOf(expectedId) * hkv + h) * ps * d, ((long)actual.SlotOf(actualId) * hkv + h) * ps * d);
-            Assert.Equal(expected.KStaging.AsSpan((int)se, fill * d).ToArray(), actual.KStaging.AsSpan((int)sa, fill * d).ToArray());
-            Assert.Equal(expected.VStaging.AsSpan((int)se, fill * d).ToArray(), actual.VStaging.AsSpan((int)sa, fill * d).ToArray());
-        }
+        Assert.Contains("page_id = item[0], start = item[1], fill = item[2], source = item[3], slot = item[4]", KvAppendD128.CudaSource);
+        Assert.Contains("stage_from = item[5], stage_to = item[6], stage_source = item[7]", KvAppendD128.CudaSource);
+        Assert.All(new[] { KvAppendD64.PageSize, KvAppendD128.PageSize, KvAppendD256.PageSize, KvAppendD128Bf16.PageSize }, p => Assert.Equal(64, p));
     }
 }

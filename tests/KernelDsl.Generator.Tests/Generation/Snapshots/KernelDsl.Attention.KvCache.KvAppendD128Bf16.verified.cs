@@ -54,6 +54,7 @@ static partial class KvAppendD128Bf16
     /// Appends each sequence's new tokens to its pages and requantizes every page they touch from its originals: a partial page's
     /// earlier tokens come from the sequence's staging slot, which then holds the originals of its new partial page. New K and V
     /// are bf16 bit patterns (typed <c>ushort</c>: .NET has no bfloat16).
+    /// </summary>
     /// <param name="stream">the stream the kernel runs on.</param>
     /// <param name="kNew">new K [newTokens][headsKv][128], the batch's sequences one after another.</param>
     /// <param name="vNew">new V [newTokens][headsKv][128], as kNew.</param>
@@ -73,7 +74,6 @@ static partial class KvAppendD128Bf16
     /// <param name="headsKv">KV heads.</param>
     /// <param name="pages">pages in the pool.</param>
     /// <param name="slots">staging slots.</param>
-    /// </summary>
     /// <remarks>
     /// Every page table entry a sequence's tokens need must be a page of the pool, no page may appear twice, and staging slots
     /// must be distinct: all is checked before anything is queued. The work list is copied into <paramref name="workspace"/> on
