@@ -48,14 +48,21 @@ public sealed class KernelGenerator : IIncrementalGenerator
                 (c, ct) => DeclarationReader.Read(c, DeclarationReader.LseMergeAttribute, ct))
             .WithTrackingName(TrackingNames.LseMergeDeclarations);
 
+        var kvAppend = context.SyntaxProvider
+            .ForAttributeWithMetadataName(DeclarationReader.KvAppendAttribute, DeclarationReader.IsTypeDeclaration,
+                (c, ct) => DeclarationReader.Read(c, DeclarationReader.KvAppendAttribute, ct))
+            .WithTrackingName(TrackingNames.KvAppendDeclarations);
+
         var gemmSpecs = Register(context, gemm);
         var quantizeSpecs = Register(context, quantize);
         var attentionSpecs = Register(context, attention);
         var familySpecs = Register(context, attentionFamilies);
         var mergeSpecs = Register(context, merge);
+        var kvAppendSpecs = Register(context, kvAppend);
 
         var registry = gemmSpecs.Collect().Combine(quantizeSpecs.Collect()).Combine(attentionSpecs.Collect()).Combine(familySpecs.Collect()).Combine(mergeSpecs.Collect())
-            .Select((all, _) => all.Left.Left.Left.Left.Concat(all.Left.Left.Left.Right).Concat(all.Left.Left.Right).Concat(all.Left.Right).Concat(all.Right)
+            .Combine(kvAppendSpecs.Collect())
+            .Select((all, _) => all.Left.Left.Left.Left.Left.Concat(all.Left.Left.Left.Left.Right).Concat(all.Left.Left.Left.Right).Concat(all.Left.Left.Right).Concat(all.Left.Right).Concat(all.Right)
                 .Select(s => new RegisteredKernel(s.Type.FullName, s is AttentionSpec)).ToEquatableArray())
             .WithTrackingName(TrackingNames.Registry);
         context.RegisterSourceOutput(registry, (ctx, names) =>
@@ -117,6 +124,7 @@ public sealed class KernelGenerator : IIncrementalGenerator
         QuantizeSpec quantize => QuantizeLauncherWriter.Write(new QuantizePlan(quantize)),
         AttentionSpec attention => AttentionLauncherWriter.Write(new AttentionPlan(attention)),
         LseMergeSpec merge => LseMergeWriter.WriteLauncher(merge),
+        KvAppendSpec append => KvAppendLauncherWriter.Write(new KvAppendPlan(append)),
         _ => throw new System.ArgumentException("Unknown kernel family " + spec.Family, nameof(spec)),
     };
 
@@ -127,6 +135,7 @@ public sealed class KernelGenerator : IIncrementalGenerator
         QuantizeSpec quantize => QuantizeEmitter.Emit(new QuantizePlan(quantize)),
         AttentionSpec attention => AttentionEmitter.Emit(new AttentionPlan(attention)),
         LseMergeSpec merge => LseMergeWriter.WriteCuda(merge),
+        KvAppendSpec append => KvAppendKernelWriter.Write(new KvAppendPlan(append)),
         _ => throw new System.ArgumentException("Unknown kernel family " + spec.Family, nameof(spec)),
     };
 }

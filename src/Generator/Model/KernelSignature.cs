@@ -11,6 +11,8 @@ public enum HostKind
     Buffer,
     /// <summary>An int, long or float passed by value.</summary>
     Scalar,
+    /// <summary>A <c>ReadOnlySpan&lt;T&gt;</c> of host values the launcher checks and turns into device data itself.</summary>
+    HostSpan,
 }
 
 /// <summary>One parameter of the generated <c>Launch</c>, in order.</summary>
@@ -24,6 +26,7 @@ public sealed record HostParameter(string Name, HostKind Kind, string CSharpType
     {
         HostKind.Stream => "global::KernelDsl.CudaStream",
         HostKind.Buffer => $"global::KernelDsl.DeviceBuffer<{CSharpType}>{(Optional ? "?" : "")}",
+        HostKind.HostSpan => $"global::System.ReadOnlySpan<{CSharpType}>",
         _ => CSharpType,
     };
 }

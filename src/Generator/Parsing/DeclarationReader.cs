@@ -23,6 +23,7 @@ public static class DeclarationReader
     public const string QuantizeAttribute = "KernelDsl.QuantizeAttribute";
     public const string AttentionAttribute = "KernelDsl.FlashAttentionForwardAttribute";
     public const string LseMergeAttribute = "KernelDsl.LseMergeAttribute";
+    public const string KvAppendAttribute = "KernelDsl.KvCacheAppendAttribute";
     private const string SmemLayoutAttribute = "KernelDsl.SmemLayoutAttribute";
     private const string CopyAtomAttribute = "KernelDsl.CopyAtomAttribute";
     private const string MmaAtomAttribute = "KernelDsl.MmaAtomAttribute";
@@ -30,7 +31,7 @@ public static class DeclarationReader
     private const string AttentionFormsAttribute = "KernelDsl.AttentionFormsAttribute";
 
     /// <summary>Every family attribute's full name.</summary>
-    public static readonly string[] FamilyAttributes = [GemmAttribute, QuantizeAttribute, AttentionAttribute, LseMergeAttribute];
+    public static readonly string[] FamilyAttributes = [GemmAttribute, QuantizeAttribute, AttentionAttribute, LseMergeAttribute, KvAppendAttribute];
 
     /// <summary>The generator's defaults, which a test keeps equal to the attributes' property initializers.</summary>
     public static readonly ImmutableArray<Sm> DefaultTargets = [Sm.Sm80, Sm.Sm90];
@@ -214,6 +215,12 @@ public static class DeclarationReader
                     Type = type, Targets = targets, SmemLayouts = smemLayouts, CopyAtoms = copyAtoms, Mma = mmaKind, PvMma = pvMmaKind,
                     HeadDim = named.Int("HeadDim", 128), Threads = named.Int("Threads", 128),
                 },
+                KvAppendAttribute => new KvAppendSpec
+                {
+                    Type = type, Targets = targets, SmemLayouts = smemLayouts, CopyAtoms = copyAtoms, Mma = mmaKind, PvMma = pvMmaKind,
+                    HeadDim = named.Int("HeadDim", 128), PageSize = named.Int("PageSize", 64), Input = named.Enum("Input", Element.F16),
+                    Threads = named.Int("Threads", 128),
+                },
                 _ => new QuantizeSpec
                 {
                     Type = type, Targets = targets, SmemLayouts = smemLayouts, CopyAtoms = copyAtoms, Mma = mmaKind, PvMma = pvMmaKind,
@@ -245,6 +252,7 @@ public static class DeclarationReader
                     QuantizeSpec quantize => QuantizeValidator.Validate(quantize),
                     AttentionSpec attention => AttentionValidator.Validate(attention),
                     LseMergeSpec merge => LseMergeValidator.Validate(merge),
+                    KvAppendSpec append => KvAppendValidator.Validate(append),
                     _ => ImmutableArray<Finding>.Empty,
                 });
             }

@@ -13,7 +13,8 @@ public sealed record Rule(string Id, string Title, string Message, RuleSeverity 
 /// <summary>
 /// Every KDSL diagnostic, in one place. KDSL00xx: declarations; KDSL01xx: swizzles and layouts;
 /// KDSL02xx: resources; KDSL03xx: tiles; KDSL04xx: atoms and targets; KDSL05xx: fragment composition;
-/// KDSL06xx: attention modifiers (the C# subset a [ScoreModifier] or [MaskModifier] body is translated from).
+/// KDSL06xx: attention modifiers (the C# subset a [ScoreModifier] or [MaskModifier] body is translated from);
+/// KDSL07xx: KV cache kernels.
 /// </summary>
 public static class Rules
 {
@@ -116,6 +117,9 @@ public static class Rules
     public static readonly Rule ModifierNondecreasing = new("KDSL0611", "Nondecreasing on a parameter that is not an array",
         "[Nondecreasing] on parameter '{0}' of modifier '{1}' promises that an array's elements never decrease, but '{0}' is {2}: remove the attribute");
 
+    public static readonly Rule KvPageTooLarge = new("KDSL0701", "KV cache page does not fit the append kernel",
+        "'{0}' appends into pages of {1} tokens × {2} channels: a block holds a page's 16-bit originals in shared memory, {3} bytes with its statistics, but a kernel may declare at most {4} statically; use PageSize ≤ {5} for HeadDim {2}");
+
     public static readonly Rule[] All =
     [
         NotPartial, TwoFamilies, InvalidParameter, MissingLayout, Duplicate, UnknownOperand, MissingAtom, UnsupportedType, InvalidLike, EmptyAttentionFamily, FamilyKernelNameTaken, ModifierParameterName,
@@ -123,5 +127,6 @@ public static class Rules
         AtomTargetMismatch, AtomNotForFamily, FragmentMismatch,
         ModifierSignature, ModifierLoop, ModifierStatement, ModifierCall, ModifierAllocation, ModifierType,
         ModifierExternalState, DuplicateModifier, ModifierNotInSource, ModifierExpression, ModifierNondecreasing,
+        KvPageTooLarge,
     ];
 }

@@ -697,6 +697,37 @@ public class DiagnosticTests
     }
 
     [Fact]
+    public void KDSL0701_a_kv_cache_page_too_large_for_shared_memory()
+    {
+        // 128 tokens × 256 channels of f16 is 64 KB: over the 48 KB a kernel declares statically.
+        var d = Single("""
+            using KernelDsl;
+            namespace Users;
+            [KvCacheAppend(HeadDim = 256, PageSize = 128)]
+            public static partial class Cache;
+            """, "KDSL0701");
+        Assert.Contains("'Cache' appends into pages of 128 tokens × 256 channels", d.GetMessage());
+        Assert.Contains("use PageSize ≤ 80 for HeadDim 256", d.GetMessage());
+        Assert.Contains("[KvCacheAppend(", LineOf(d));
+    }
+
+    [Theory]
+    [InlineData("PageSize = 24", "KvCacheAppend.PageSize = 24 is invalid")]
+    [InlineData("HeadDim = 80", "KvCacheAppend.HeadDim = 80 is invalid")]
+    [InlineData("Input = Element.S8", "KvCacheAppend.Input = S8 is invalid")]
+    [InlineData("Threads = 48", "KvCacheAppend.Threads = 48 is invalid")]
+    public void KDSL0003_a_kv_cache_append_parameter(string parameter, string expected)
+    {
+        var d = Single($$"""
+            using KernelDsl;
+            namespace Users;
+            [KvCacheAppend({{parameter}})]
+            public static partial class Cache;
+            """, "KDSL0003");
+        Assert.Contains(expected, d.GetMessage());
+    }
+
+    [Fact]
     public void Every_rule_has_a_test_here_or_in_the_validator_tests()
     {
         var tested = new[] { typeof(DiagnosticTests), typeof(Modifiers.ModifierReaderTests) }.SelectMany(t => t.GetMethods())

@@ -80,4 +80,15 @@ public class VocabularyMirrorTests
             (spec.BlockRows, spec.HeadDim, spec.SubtractChannelMean, spec.Transposed, spec.TransposePad, spec.Threads));
         Assert.Equal((int)attribute.TransposedOrder, (int)spec.TransposedOrder);
     }
+
+    [Fact]
+    public void KvCacheAppend_defaults_match_the_attribute()
+    {
+        var attribute = new KernelDsl.KvCacheAppendAttribute();
+        var run = GeneratorHarness.RunGenerator("using KernelDsl;\n[KvCacheAppend]\npublic static partial class Cache;\n");
+        var step = run.Result.Results.Single().TrackedSteps[KernelDsl.Generator.TrackingNames.KvAppendDeclarations].Single().Outputs.Single().Value;
+        var spec = (KvAppendSpec)((DeclarationResult)step).Spec!;
+        Assert.Equal((attribute.HeadDim, attribute.PageSize, (int)attribute.Input, attribute.Threads), (spec.HeadDim, spec.PageSize, (int)spec.Input, spec.Threads));
+        Assert.Equal(attribute.Targets.Select(t => (int)t), spec.Targets.Select(t => (int)t));
+    }
 }

@@ -1,0 +1,74 @@
+using System.Collections.Generic;
+using KernelDsl.Generator.Helpers;
+
+namespace KernelDsl.Generator.Model;
+
+/// <summary>
+/// What a KvCacheAppend variant derives from its declaration: the work item the kernel reads, the shared-memory page
+/// and its one signature. The CUDA writer and the launcher writer both read this, so no number is computed twice.
+/// </summary>
+public sealed record KvAppendPlan(KvAppendSpec Spec)
+{
+    /// <summary>Channels per 16-byte load of f16/bf16.</summary>
+    public const int ChunkChannels = 8;
+
+    /// <summary>
+    /// Ints per work item, one item per (sequence, page its new tokens touch), in this order. The runtime's
+    /// <c>KernelDsl.Launching.KvAppendWork</c> writes them; a test keeps the two equal.
+    /// </summary>
+    public static readonly IReadOnlyList<string> ItemFields = ["page", "start", "fill", "source", "slot", "stage_from", "stage_to", "stage_source"];
+
+    public int HeadDim => Spec.HeadDim;
+    public int PageSize => Spec.PageSize;
+    public int Threads => Spec.Threads;
+    public int Warps => Spec.Threads / 32;
+
+    /// <summary>16-byte chunks in one token's channels.</summary>
+    public int ChunksPerRow => Spec.HeadDim / ChunkChannels;
+
+    /// <summary>Static shared memory of the kernel: the page's originals (16-bit), one float per channel and one per warp.</summary>
+    public static int SharedBytes(int headDim, int pageSize, int threads) => 2 * pageSize * headDim + 4 * headDim + 4 * (threads / 32);
+
+    public int SharedMemoryBytes => SharedBytes(HeadDim, PageSize, Threads);
+
+    /// <summary>The C# element of a 16-bit buffer of the declared input: .NET has no bfloat16, so bf16 bits travel as ushort.</summary>
+    public string InputElement => Spec.Input == Element.BF16 ? "ushort" : "global::System.Half";
+
+    /// <summary>The launcher's parameters and the kernel's, once.</summary>
+    public KernelSignature Signature
+    {
+        get
+        {
+            var host = new List<HostParameter>();
+            var kernel = new List<KernelParameter>();
+            void Buffer(string name, string element, string role, string cudaName, string cudaType)
+            {
+                host.Add(new HostParameter(name, HostKind.Buffer, element, false, role));
+                kernel.Add(new KernelParameter(cudaName, cudaType, Passing.Pointer, name));
+            }
+            void Host(string name, HostKind kind, string type, string role) => host.Add(new HostParameter(name, kind, type, false, role));
+
+            Host("stream", HostKind.Stream, "", "the stream the kernel runs on");
+            Buffer("kNew", InputElement, $"new K [newTokens][headsKv][{HeadDim}], the batch's sequences one after another", "k_new", "const u16* __restrict__");
+            Buffer("vNew", InputElement, $"new V [newTokens][headsKv][{HeadDim}], as kNew", "v_new", "const u16* __restrict__");
+            Host("cuNewTokens", HostKind.HostSpan, "int", "[batch + 1]: sequence i's new tokens are rows cuNewTokens[i] to cuNewTokens[i + 1] − 1 of kNew and vNew");
+            Host("lengths", HostKind.HostSpan, "int", "[batch]: tokens each sequence holds before this append");
+            Host("pageTable", HostKind.HostSpan, "int", "[batch][tablePages]: each sequence's pages in order, −1 past its last");
+            Host("tablePages", HostKind.Scalar, "int", "entries per page table row");
+            Host("stagingSlots", HostKind.HostSpan, "int", "[batch]: each sequence's staging slot, distinct");
+            Buffer("kCodes", "sbyte", $"K codes [pages][headsKv][{PageSize}][{HeadDim}] int8", "k_codes", "s8* __restrict__");
+            Buffer("kScale", "float", "K scale [pages][headsKv]", "k_scale", "float* __restrict__");
+            Buffer("kMean", "float", $"K channel mean [pages][headsKv][{HeadDim}]", "k_mean", "float* __restrict__");
+            Buffer("vCodes", "sbyte", $"V codes [pages][headsKv][{PageSize}][{HeadDim}] int8", "v_codes", "s8* __restrict__");
+            Buffer("vScale", "float", $"V scale per channel [pages][headsKv][{HeadDim}]", "v_scale", "float* __restrict__");
+            Buffer("kStaging", InputElement, $"K originals of each slot's partial page [slots][headsKv][{PageSize}][{HeadDim}]", "k_staging", "u16* __restrict__");
+            Buffer("vStaging", InputElement, $"V originals, as kStaging", "v_staging", "u16* __restrict__");
+            Buffer("workspace", "int", "device scratch for the work list (WorkspaceLength)", "work", "const int* __restrict__");
+            Host("headsKv", HostKind.Scalar, "int", "KV heads");
+            kernel.Add(new KernelParameter("heads_kv", "int", Passing.Value, "headsKv"));
+            Host("pages", HostKind.Scalar, "int", "pages in the pool");
+            Host("slots", HostKind.Scalar, "int", "staging slots");
+            return new KernelSignature(host.ToEquatableArray(), kernel.ToEquatableArray());
+        }
+    }
+}

@@ -1,0 +1,334 @@
+using System.Runtime.InteropServices;
+using AttentionTests.KvCache;
+using KernelDsl;
+using KernelDsl.Attention.KvCache;
+using KernelDsl.Runtime.Tests;
+
+namespace GpuTests.KvCache;
+
+/// <summary>
+/// The paged INT8 KV cache's append kernels on the GPU against the CPU model (KvCacheModel), bit for bit: after every
+/// append of random chunks to several sequences of different lengths (across page boundaries, with frees that reuse
+/// pages and staging slots), each live sequence's codes, K scales, K means, V scales and staged originals must be equal.
+/// Free pages are poisoned before each append, so a page the kernel should write in full and does not shows. Bad batches
+/// and fuzzed page tables must be refused before launch, leaving the device untouched.
+/// </summary>
+public class KvCacheAppendGpuTests(ITestOutputHelper output)
+{
+    private const byte PoisonByte = 0x5A;
+
+    [Theory]
+    [InlineData(128, Element.F16, 2)]
+    [InlineData(128, Element.F16, 8)]
+    [InlineData(64, Element.F16, 1)]
+    [InlineData(256, Element.F16, 4)]
+    [InlineData(128, Element.BF16, 3)]
+    public void Random_appends_match_the_cpu_model_bit_for_bit(int headDim, Element input, int headsKv)
+    {
+        var seed = Random.Shared.Next();
+        output.WriteLine($"seed {seed}");
+        var random = new Random(seed);
+        const int Pages = 40, Sequences = 5;
+        using var device = Gpu.OpenOrSkip();
+        using var stream = device.CreateStream();
+        using var cache = PagedKvCache.Create(device, Pages, Sequences, headsKv, headDim, input);
+        var model = new KvCacheModel(Pages, Sequences, headsKv, headDim, input);
+        foreach (var buffer in Buffers(cache))
+        {
+            buffer.Poison(stream);
+        }
+        var live = new List<int>();
+        var offsets = new Dictionary<int, double[]>();
+        void Add()
+        {
+            var id = cache.AddSequence();
+            Assert.Equal(id, model.AddSequence());
+            live.Add(id);
+            offsets[id] = KvCacheTestData.Offsets(random, headsKv, headDim);
+        }
+        for (var i = 0; i < 3; i++)
+        {
+            Add();
+        }
+        var appended = 0;
+        for (var round = 0; round < 14; round++)
+        {
+            if (round > 0 && random.Next(4) == 0)
+            {
+                var gone = live[random.Next(live.Count)];
+                cache.Free(gone);
+                model.Free(gone);
+                live.Remove(gone);
+            }
+            while (live.Count < Sequences && random.Next(2) == 0 || live.Count == 0)
+            {
+                Add();
+            }
+            var batch = live.Where(_ => random.Next(4) > 0).DefaultIfEmpty(live[0]).ToArray();
+            var counts = batch.Select(_ => new[] { 0, 1, 7, 63, 64, 65, 129, random.Next(1, 150) }[random.Next(8)]).ToArray();
+            // K with its sequence's channel offsets; V without.
+            var k = batch.Zip(counts).SelectMany(b => KvCacheTestData.Tokens(random, b.Second, headsKv, headDim, input, offsets[b.First])).ToArray();
+            var v = batch.Zip(counts).SelectMany(b => KvCacheTestData.Tokens(random, b.Second, headsKv, headDim, input)).ToArray();
+            PoisonFreePages(cache, model, stream);
+            try
+            {
+                model.Append(batch, counts, k, v);
+            }
+            catch (InvalidOperationException)
+            {
+                // The pool is full for this batch: the device refuses it too, and nothing changes.
+                var before = Download(cache);
+                Assert.Throws<InvalidOperationException>(() => Append(cache, stream, batch, counts, k, v));
+                Assert.Equal(before, Download(cache));
+                var gone = live[0];
+                cache.Free(gone);
+                model.Free(gone);
+                live.Remove(gone);
+                continue;
+            }
+            Append(cache, stream, batch, counts, k, v);
+            stream.Synchronize();
+            appended += counts.Sum();
+            foreach (var id in live)
+            {
+                SameSequence(model, cache, id);
+            }
+        }
+        output.WriteLine($"{appended} tokens appended; lengths at the end: {string.Join(", ", live.Select(model.Table.LengthOf))}");
+        Assert.True(appended > 0);
+    }
+
+    [Fact]
+    public void Bad_appends_are_refused_before_launch_and_change_nothing()
+    {
+        const int HeadsKv = 2, D = 128;
+        var random = new Random(Random.Shared.Next());
+        using var device = Gpu.OpenOrSkip();
+        using var stream = device.CreateStream();
+        using var cache = PagedKvCache.Create(device, pages: 3, sequences: 2, HeadsKv, D);
+        foreach (var buffer in Buffers(cache))
+        {
+            buffer.Poison(stream);
+        }
+        var (a, b) = (cache.AddSequence(), cache.AddSequence());
+        var tokens = KvCacheTestData.Tokens(random, 130, HeadsKv, D, Element.F16);
+        Append(cache, stream, [a], [70], tokens.AsSpan(0, 70 * HeadsKv * D).ToArray(), tokens.AsSpan(0, 70 * HeadsKv * D).ToArray());
+        stream.Synchronize();
+        var before = Download(cache);
+        using var k = device.Upload<Half>(MemoryMarshal.Cast<ushort, Half>(tokens));
+        using var bits = device.Upload<ushort>(tokens);
+        // 70 + 60 tokens need a third page for a and two for b: three more than the one free.
+        Assert.Contains("needs 3 more pages", Assert.Throws<InvalidOperationException>(() => cache.Append(stream, [a, b], [60, 70], k, k)).Message);
+        Assert.Equal("sequence", Assert.Throws<ArgumentException>(() => cache.Append(stream, [a, 42], [1, 1], k, k)).ParamName);
+        Assert.Equal("batch", Assert.Throws<ArgumentException>(() => cache.Append(stream, [a, a], [1, 1], k, k)).ParamName);
+        Assert.Equal("newTokens", Assert.Throws<ArgumentOutOfRangeException>(() => cache.Append(stream, [a], [-1], k, k)).ParamName);
+        Assert.Equal("k", Assert.Throws<ArgumentException>(() => cache.Append(stream, [b], [131], k, k)).ParamName);
+        Assert.Equal("k", Assert.Throws<ArgumentException>(() => cache.Append(stream, [b], [1], bits, bits)).ParamName);  // bf16 bits into an f16 cache
+        Assert.Throws<InvalidOperationException>(() => cache.AddSequence());
+        Assert.Throws<NotSupportedException>(() => PagedKvCache.Create(device, 1, 1, 1, 80));
+        stream.Synchronize();
+        Assert.Equal(before, Download(cache));
+        Assert.Equal((70, 0), (cache.Table.LengthOf(a), cache.Table.LengthOf(b)));
+    }
+
+    [Fact]
+    public void Fuzzed_page_tables_are_refused_before_launch()
+    {
+        const int HeadsKv = 2, D = 128, Pages = 12, Slots = 4;
+        var seed = Random.Shared.Next();
+        output.WriteLine($"seed {seed}");
+        var random = new Random(seed);
+        using var device = Gpu.OpenOrSkip();
+        using var stream = device.CreateStream();
+        using var kNew = device.Upload<Half>(MemoryMarshal.Cast<ushort, Half>(KvCacheTestData.Tokens(random, 200, HeadsKv, D, Element.F16)));
+        using var kCodes = device.Allocate<sbyte>(KvAppendD128.CodesLength(Pages, HeadsKv));
+        using var vCodes = device.Allocate<sbyte>(KvAppendD128.CodesLength(Pages, HeadsKv));
+        using var kScale = device.Allocate<float>(KvAppendD128.KScaleLength(Pages, HeadsKv));
+        using var kMean = device.Allocate<float>(KvAppendD128.ChannelLength(Pages, HeadsKv));
+        using var vScale = device.Allocate<float>(KvAppendD128.ChannelLength(Pages, HeadsKv));
+        using var kStaging = device.Allocate<Half>(KvAppendD128.StagingLength(Slots, HeadsKv));
+        using var vStaging = device.Allocate<Half>(KvAppendD128.StagingLength(Slots, HeadsKv));
+        using var workspace = device.Allocate<int>(KvAppendD128.WorkspaceLength(3, 200));
+        foreach (var buffer in new IPoisonable[] { new Poisonable<sbyte>(kCodes), new Poisonable<sbyte>(vCodes), new Poisonable<float>(kScale), new Poisonable<float>(kMean), new Poisonable<float>(vScale) })
+        {
+            buffer.Poison(stream);
+        }
+        // A valid batch: 3 sequences holding 10, 64 and 100 tokens, appending 60, 1 and 39; pages shuffled, rows padded with −1.
+        var lengths = new[] { 10, 64, 100 };
+        var cu = new[] { 0, 60, 61, 100 };
+        var shuffled = Enumerable.Range(0, Pages).OrderBy(_ => random.Next()).ToArray();
+        var table = new[] { shuffled[0], shuffled[1], -1, shuffled[2], shuffled[3], -1, shuffled[4], shuffled[5], shuffled[6] };
+        var slots = new[] { 3, 0, 1 };
+        void Launch(int[] c, int[] l, int[] t, int width, int[] s) => KvAppendD128.Launch(stream, kNew, kNew, c, l, t, width, s,
+            kCodes, kScale, kMean, vCodes, vScale, kStaging, vStaging, workspace, HeadsKv, Pages, Slots);
+
+        var refused = 0;
+        for (var trial = 0; trial < 300; trial++)
+        {
+            var (c, l, t, s, width) = ((int[])cu.Clone(), (int[])lengths.Clone(), (int[])table.Clone(), (int[])slots.Clone(), 3);
+            var expected = "pageTable";
+            switch (random.Next(9))
+            {
+                case 0: t[random.Next(t.Length)] = random.Next(2) == 0 ? Pages + random.Next(100) : -2 - random.Next(100); break;
+                case 1:
+                    // A page twice: in two rows, or twice in one.
+                    var (i, j) = (random.Next(t.Length), random.Next(t.Length));
+                    if (i == j || t[j] < 0) { continue; }
+                    t[i] = t[j];
+                    break;
+                case 2: t[random.Next(3) * 3 + random.Next(2)] = -1; break;  // a hole where tokens live
+                case 3: t = t[..^1]; break;
+                case 4: l[random.Next(3)] += 64 * (1 + random.Next(3)); break;  // lengths beyond the row's pages
+                case 5: c[1 + random.Next(3)] = -1 - random.Next(5); expected = "cuNewTokens"; break;
+                case 6: c[0] = 1 + random.Next(5); expected = "cuNewTokens"; break;
+                case 7: s[random.Next(3)] = random.Next(2) == 0 ? Slots + random.Next(9) : -1; expected = "stagingSlots"; break;
+                default: s[0] = s[1 + random.Next(2)]; expected = "stagingSlots"; break;
+            }
+            if (t.Length == table.Length && t.Where(p => p >= 0).Distinct().Count() == t.Count(p => p >= 0) && t.All(p => p >= -1 && p < Pages) &&
+                t.Select((p, x) => (p, x)).All(e => e.p >= 0 || e.x % 3 >= (l[e.x / 3] + c[e.x / 3 + 1] - c[e.x / 3] + 63) / 64) && expected == "pageTable")
+            {
+                continue;  // the mutation left a valid table (a −1 past a row's needed pages, say)
+            }
+            var thrown = Assert.ThrowsAny<ArgumentException>(() => Launch(c, l, t, width, s));
+            Assert.Equal(expected, thrown.ParamName);
+            refused++;
+        }
+        output.WriteLine($"{refused} fuzzed batches refused");
+        stream.Synchronize();
+        // Nothing reached the device: every page is still poison.
+        Assert.All(kCodes.ToArray(), x => Assert.Equal(unchecked((sbyte)PoisonByte), x));
+        Assert.All(MemoryMarshal.Cast<float, byte>(kScale.ToArray()).ToArray(), x => Assert.Equal(PoisonByte, x));
+        // And the valid batch runs and writes exactly the pages its new tokens touch: both of sequence 0's, the second of
+        // sequence 1's (64 + 1 tokens), the last two of sequence 2's (100 + 39).
+        Launch(cu, lengths, table, 3, slots);
+        stream.Synchronize();
+        var codes = kCodes.ToArray();
+        var touched = new[] { shuffled[0], shuffled[1], shuffled[3], shuffled[5], shuffled[6] }.ToHashSet();
+        for (var page = 0; page < Pages; page++)
+        {
+            var poisoned = codes.AsSpan(page * HeadsKv * 64 * D, HeadsKv * 64 * D).ToArray().All(x => x == unchecked((sbyte)PoisonByte));
+            Assert.Equal(!touched.Contains(page), poisoned);
+        }
+    }
+
+    private static void Append(PagedKvCache cache, CudaStream stream, int[] batch, int[] counts, ushort[] k, ushort[] v)
+    {
+        // A device buffer holds at least one element; an append of no tokens passes one it does not read.
+        var (kb, vb) = (k.Length == 0 ? new ushort[1] : k, v.Length == 0 ? new ushort[1] : v);
+        if (cache.Input == Element.BF16)
+        {
+            using var dk = cache.Device.Upload<ushort>(kb);
+            using var dv = cache.Device.Upload<ushort>(vb);
+            cache.Append(stream, batch, counts, dk, dv);
+            stream.Synchronize();
+        }
+        else
+        {
+            using var dk = cache.Device.Upload<Half>(MemoryMarshal.Cast<ushort, Half>(kb));
+            using var dv = cache.Device.Upload<Half>(MemoryMarshal.Cast<ushort, Half>(vb));
+            cache.Append(stream, batch, counts, dk, dv);
+            stream.Synchronize();
+        }
+    }
+
+    /// <summary>The device's K/V codes, scales and means of <paramref name="id"/>'s pages (the same page numbers as the model's), and its staged originals.</summary>
+    private static void SameSequence(KvCacheModel model, PagedKvCache cache, int id)
+    {
+        var (hkv, d, ps) = (model.HeadsKv, model.HeadDim, model.PageSize);
+        Assert.Equal(model.Table.PagesOf(id), cache.Table.PagesOf(id));
+        Assert.Equal(model.SlotOf(id), cache.Sequences.SlotOf(id));
+        var device = DownloadArrays(cache);
+        foreach (var page in model.Table.PagesOf(id))
+        {
+            Assert.Equal(model.KCodes.AsSpan(page * hkv * ps * d, hkv * ps * d).ToArray(), device.KCodes.AsSpan(page * hkv * ps * d, hkv * ps * d).ToArray());
+            Assert.Equal(model.VCodes.AsSpan(page * hkv * ps * d, hkv * ps * d).ToArray(), device.VCodes.AsSpan(page * hkv * ps * d, hkv * ps * d).ToArray());
+            Assert.Equal(Bits(model.KScale.AsSpan(page * hkv, hkv)), Bits(device.KScale.AsSpan(page * hkv, hkv)));
+            Assert.Equal(Bits(model.KMean.AsSpan(page * hkv * d, hkv * d)), Bits(device.KMean.AsSpan(page * hkv * d, hkv * d)));
+            Assert.Equal(Bits(model.VScale.AsSpan(page * hkv * d, hkv * d)), Bits(device.VScale.AsSpan(page * hkv * d, hkv * d)));
+        }
+        var fill = model.Table.LengthOf(id) % ps;
+        for (var h = 0; h < hkv; h++)
+        {
+            var at = (model.SlotOf(id) * hkv + h) * ps * d;
+            Assert.Equal(model.KStaging.AsSpan(at, fill * d).ToArray(), device.KStaging.AsSpan(at, fill * d).ToArray());
+            Assert.Equal(model.VStaging.AsSpan(at, fill * d).ToArray(), device.VStaging.AsSpan(at, fill * d).ToArray());
+        }
+    }
+
+    private static int[] Bits(ReadOnlySpan<float> values) => MemoryMarshal.Cast<float, int>(values).ToArray();
+
+    private sealed record DeviceArrays(sbyte[] KCodes, sbyte[] VCodes, float[] KScale, float[] KMean, float[] VScale, ushort[] KStaging, ushort[] VStaging);
+
+    private static DeviceArrays DownloadArrays(PagedKvCache cache) => new(cache.KCodes.ToArray(), cache.VCodes.ToArray(), cache.KScale.ToArray(), cache.KMean.ToArray(),
+        cache.VScale.ToArray(), StagingBits(cache, k: true), StagingBits(cache, k: false));
+
+    private static ushort[] StagingBits(PagedKvCache cache, bool k) => cache.Input == Element.BF16
+        ? (k ? cache.KStaging<ushort>() : cache.VStaging<ushort>()).ToArray()
+        : MemoryMarshal.Cast<Half, ushort>((k ? cache.KStaging<Half>() : cache.VStaging<Half>()).ToArray()).ToArray();
+
+    /// <summary>Every byte of the cache's device buffers, as one string to compare.</summary>
+    private static string Download(PagedKvCache cache)
+    {
+        var a = DownloadArrays(cache);
+        return string.Join("|", Convert.ToBase64String(MemoryMarshal.AsBytes(a.KCodes.AsSpan())), Convert.ToBase64String(MemoryMarshal.AsBytes(a.VCodes.AsSpan())),
+            Convert.ToBase64String(MemoryMarshal.AsBytes(a.KScale.AsSpan())), Convert.ToBase64String(MemoryMarshal.AsBytes(a.KMean.AsSpan())),
+            Convert.ToBase64String(MemoryMarshal.AsBytes(a.VScale.AsSpan())), Convert.ToBase64String(MemoryMarshal.AsBytes(a.KStaging.AsSpan())),
+            Convert.ToBase64String(MemoryMarshal.AsBytes(a.VStaging.AsSpan())));
+    }
+
+    /// <summary>Poison in the codes and statistics of every page no live sequence owns, so the next append must write what it takes in full.</summary>
+    private static void PoisonFreePages(PagedKvCache cache, KvCacheModel model, CudaStream stream)
+    {
+        stream.Synchronize();
+        var owned = model.Table.Sequences.SelectMany(s => model.Table.PagesOf(s)).ToHashSet();
+        var (hkv, d, ps) = (cache.HeadsKv, cache.HeadDim, cache.PageSize);
+        void Rewrite<T>(DeviceBuffer<T> buffer, int perPage) where T : unmanaged
+        {
+            var values = buffer.ToArray();
+            var bytes = MemoryMarshal.AsBytes(values.AsSpan());
+            var size = perPage * System.Runtime.CompilerServices.Unsafe.SizeOf<T>();
+            for (var page = 0; page < cache.Table.Capacity; page++)
+            {
+                if (!owned.Contains(page))
+                {
+                    bytes.Slice(page * size, size).Fill(PoisonByte);
+                }
+            }
+            buffer.CopyFrom(values);
+        }
+        Rewrite(cache.KCodes, hkv * ps * d);
+        Rewrite(cache.VCodes, hkv * ps * d);
+        Rewrite(cache.KScale, hkv);
+        Rewrite(cache.KMean, hkv * d);
+        Rewrite(cache.VScale, hkv * d);
+    }
+
+    private interface IPoisonable
+    {
+        void Poison(CudaStream stream);
+    }
+
+    private sealed record Poisonable<T>(DeviceBuffer<T> Buffer) : IPoisonable where T : unmanaged
+    {
+        public void Poison(CudaStream stream) => stream.FillBytes(Buffer, PoisonByte);
+    }
+
+    private static IEnumerable<IPoisonable> Buffers(PagedKvCache cache)
+    {
+        yield return new Poisonable<sbyte>(cache.KCodes);
+        yield return new Poisonable<sbyte>(cache.VCodes);
+        yield return new Poisonable<float>(cache.KScale);
+        yield return new Poisonable<float>(cache.KMean);
+        yield return new Poisonable<float>(cache.VScale);
+        if (cache.Input == Element.BF16)
+        {
+            yield return new Poisonable<ushort>(cache.KStaging<ushort>());
+            yield return new Poisonable<ushort>(cache.VStaging<ushort>());
+        }
+        else
+        {
+            yield return new Poisonable<Half>(cache.KStaging<Half>());
+            yield return new Poisonable<Half>(cache.VStaging<Half>());
+        }
+    }
+}
