@@ -81,14 +81,14 @@ def rel_l2(o, ref):
 
 
 def accuracy(directory):
-    print("| inputs | Sage2 sm90 rel L2 | KernelDsl u8 rel L2 | KernelDsl f16 P·V rel L2 |")
-    print("| --- | --- | --- | --- |")
+    print("| inputs | Sage2 sm90 rel L2 | KernelDsl u8 rel L2 | KernelDsl fp8 P·V rel L2 | KernelDsl f16 P·V rel L2 |")
+    print("| --- | --- | --- | --- | --- |")
     for case in CASES:
         q, k, v = (torch.from_numpy(np.load(os.path.join(directory, f"{case}-{n}.npy"))).cuda().double() for n in "qkv")
         p = torch.softmax(q @ k.transpose(-1, -2) * q.size(-1) ** -0.5, dim=-1)
         ref = p @ v
         cells = []
-        for name in (f"sage2-{case}", f"ours-u8-{case}", f"ours-f16-{case}"):
+        for name in (f"sage2-{case}", f"ours-u8-{case}", f"ours-fp8-{case}", f"ours-f16-{case}"):
             path = os.path.join(directory, name + ".npy")
             cells.append(f"{rel_l2(torch.from_numpy(np.load(path)).cuda(), ref):.3e}" if os.path.exists(path) else "n/a")
         print(f"| {case} | " + " | ".join(cells) + " |")

@@ -141,7 +141,7 @@ internal static class AttentionCommand
             {
                 AnsiConsole.MarkupLine("[yellow]--autotune times kernels on a GPU; without one, the CPU reference models the mode's default kernel.[/]");
             }
-            engine = $"the CPU reference of {Describe(selected)}: {(selected.FloatPv ? "int8 Q·Kᵀ with 16-bit P·V" : "the exact int8 algorithm")}" +
+            engine = $"the CPU reference of {Describe(selected)}: {selected.PElement switch { Element.U8 => "the exact int8 algorithm", Element.E4M3 => "int8 Q·Kᵀ with fp8 P·V", _ => "int8 Q·Kᵀ with 16-bit P·V" }}" +
                 (variant is null ? "" : ", with the kernel's C# modifier methods");
             var reference = ReferenceOptions(selected, shape.HeadDim);
             o = CliProgress.Status("INT8 attention on the CPU...", () =>
@@ -300,7 +300,7 @@ internal static class AttentionCommand
         // The kernel's online-softmax step where its K scales divide it (the reference's rounding follows its blocks).
         BlockN = kernel.BlockN % kernel.KScaleKeys == 0 && kernel.BlockN < 512 ? kernel.BlockN : kernel.KScaleKeys,
         KScaleKeys = kernel.KScaleKeys,
-        Pv = kernel.FloatPv ? PvMode.F16 : PvMode.U8,
+        Pv = kernel.PElement switch { Element.U8 => PvMode.U8, Element.E4M3 => PvMode.E4M3, _ => PvMode.F16 },
         KMeanSlices = Quantizers<Half>.For(headDim).KMeanSlices,
     };
 
