@@ -26,6 +26,35 @@ public static partial class QuantizeVChannelPiD128;
     Transposed = true, TransposedOrder = TokenOrder.Pi, TransposePad = 64)]
 public static partial class QuantizeVChannelPiD64;
 
+// V for fp8 (e4m3) P·V (docs/PERF_NOTES.md §7, SageAttention2's scheme): one scale per channel, absmax / 448, codes
+// e4m3 rounded to nearest even with saturation, written transposed in π order (Recipe C) for the Hopper kernel.
+// cvt.rn.satfinite.e4m3x2.f32 exists from sm_89, but PTX ISA 7.8 (CUDA 11.8, whose NVRTC refuses it for sm_89) has it
+// for sm_90 only and 8.1 (CUDA 12.1) adds sm_89: declaring sm_90 alone keeps every NVRTC that can build them passing.
+
+/// <summary>V, f16, D = 128: e4m3 per channel, transposed in π order (Recipe C).</summary>
+[Quantize(Input = Element.F16, Granularity = QuantGranularity.PerChannel, BlockRows = 128, HeadDim = 128,
+    Transposed = true, TransposedOrder = TokenOrder.Pi, TransposePad = 64, Output = Element.E4M3, Targets = [Sm.Sm90])]
+public static partial class QuantizeVChannelPiD128E4m3;
+
+/// <summary>V, f16, D = 64: e4m3 per channel, transposed in π order (Recipe C).</summary>
+[Quantize(Input = Element.F16, Granularity = QuantGranularity.PerChannel, BlockRows = 128, HeadDim = 64,
+    Transposed = true, TransposedOrder = TokenOrder.Pi, TransposePad = 64, Output = Element.E4M3, Targets = [Sm.Sm90])]
+public static partial class QuantizeVChannelPiD64E4m3;
+
+/// <summary>V, bf16, D = 128: e4m3 per channel, transposed in π order (Recipe C).</summary>
+[Quantize(Input = Element.BF16, Granularity = QuantGranularity.PerChannel, BlockRows = 128, HeadDim = 128,
+    Transposed = true, TransposedOrder = TokenOrder.Pi, TransposePad = 64, Output = Element.E4M3, Targets = [Sm.Sm90])]
+public static partial class QuantizeVChannelPiD128E4m3Bf16;
+
+/// <summary>V, bf16, D = 64: e4m3 per channel, transposed in π order (Recipe C).</summary>
+[Quantize(Input = Element.BF16, Granularity = QuantGranularity.PerChannel, BlockRows = 128, HeadDim = 64,
+    Transposed = true, TransposedOrder = TokenOrder.Pi, TransposePad = 64, Output = Element.E4M3, Targets = [Sm.Sm90])]
+public static partial class QuantizeVChannelPiD64E4m3Bf16;
+
+/// <summary>V, f16, D = 128: e4m3 per channel, [B][H][S][D] (the natural layout, for an sm_89 mma.sync e4m3 kernel).</summary>
+[Quantize(Input = Element.F16, Granularity = QuantGranularity.PerChannel, BlockRows = 128, HeadDim = 128, Output = Element.E4M3, Targets = [Sm.Sm90])]
+public static partial class QuantizeVChannelD128E4m3;
+
 /// <summary>Q, bf16, D = 128: one scale per 128 tokens.</summary>
 [Quantize(Input = Element.BF16, Granularity = QuantGranularity.PerRowBlock, BlockRows = 128, HeadDim = 128)]
 public static partial class QuantizeQBlock128D128Bf16;

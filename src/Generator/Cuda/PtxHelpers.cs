@@ -73,6 +73,19 @@ public static class PtxHelpers
     {
         switch (helper)
         {
+            case PtxHelper.E4m3Pack:
+                w.Raw("""
+                    // Two floats to e4m3 (sm_90 from PTX ISA 7.8, sm_89 from 8.1): round to nearest even, |x| > 448 (and ±Inf) saturated to ±448, NaN to
+                    // NaN. lo lands in byte 0 and hi in byte 1, the upper 16 bits are zero: the instruction puts its first
+                    // source in the upper byte, so hi goes first.
+                    static __device__ __forceinline__ u32 kdsl_e4m3x2(float lo, float hi)
+                    {
+                        u16 r;
+                        asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;\n" : "=h"(r) : "f"(hi), "f"(lo));
+                        return (u32)r;
+                    }
+                    """);
+                break;
             case PtxHelper.IntMath:
                 w.Raw("""
                     static __device__ __forceinline__ int kdsl_min(int a, int b) { return a < b ? a : b; }

@@ -15,9 +15,10 @@ public static class QuantizeEmitter
         var scales = plan.PerChannel
             ? $"one float scale per (batch·head, channel): [B·H][{spec.HeadDim}]"
             : $"one float scale per (batch·head, tile of {spec.BlockRows} tokens): [B·H][ceil(S / {spec.BlockRows})]";
+        var codes = spec.Output == Element.E4M3 ? "e4m3 (scale absmax / 448)" : "int8";
         var output = spec.Transposed
-            ? $"int8 [B][H][{spec.HeadDim}][S_pad], S_pad = S rounded up to {spec.TransposePad}, tokens in {spec.TransposedOrder} order, padding zero"
-            : $"int8 [B][H][S][{spec.HeadDim}]";
+            ? $"{codes} [B][H][{spec.HeadDim}][S_pad], S_pad = S rounded up to {spec.TransposePad}, tokens in {spec.TransposedOrder} order, padding zero"
+            : $"{codes} [B][H][S][{spec.HeadDim}]";
         CudaPrelude.Write(w, spec,
             $"{spec.Input.CudaName()} [B, H, S, {spec.HeadDim}] (any strides for B, H, S; channels contiguous) → {output};",
             $"{scales}." + (spec.SubtractChannelMean ? " The per-(batch, head) channel mean over tokens is subtracted first and written out." : ""),
@@ -28,6 +29,10 @@ public static class QuantizeEmitter
         if (!plan.PerChannel)
         {
             helpers.Add(PtxHelper.WarpReduce);
+        }
+        if (spec.Output == Element.E4M3)
+        {
+            helpers.Add(PtxHelper.E4m3Pack);
         }
         PtxHelpers.Write(w, helpers, []);
         w.Line();

@@ -25,6 +25,11 @@ public sealed class QuantizeKernelWriter(QuantizePlan plan)
 
     private string Convert => _spec.Input == Element.BF16 ? "kdsl_bf16_to_f32" : "kdsl_f16_to_f32";
 
+    private bool E4m3 => _spec.Output == Element.E4M3;
+
+    /// <summary>The CUDA type of one code: s8, or u8 holding an e4m3 bit pattern.</summary>
+    private string CodeType => E4m3 ? "u8" : "s8";
+
     /// <summary>The value a channel's statistics and quantization see: (x − mean) · multiplier, rounded once per step.</summary>
     private string Prep(string x, string mean) => _spec.SubtractChannelMean
         ? $"kdsl_prep({x}, {mean}, scale_multiplier)"
@@ -80,16 +85,36 @@ public sealed class QuantizeKernelWriter(QuantizePlan plan)
         {
             w.Line($"static __device__ __forceinline__ float kdsl_prep(float x, float mul) {{ return __fmul_rn(x, mul); }}");
         }
-        w.Raw("""
-            // scale = absmax / 127. A block (or channel) whose absmax is 0, or so small that absmax / 127 underflows to 0,
+        var largest = E4m3 ? "448" : "127";
+        w.Raw($$"""
+            // scale = absmax / {{largest}}{{(E4m3 ? " (e4m3's largest finite value)" : "")}}. A block (or channel) whose absmax is 0, or so small that absmax / {{largest}} underflows to 0,
             // gets scale 1: every q is then 0 and q · scale stays finite.
             static __device__ __forceinline__ float kdsl_scale_of(float absmax)
             {
-                const float s = __fdiv_rn(absmax, 127.0f);
+                const float s = __fdiv_rn(absmax, {{largest}}.0f);
                 return s == 0.0f ? 1.0f : s;
             }
             // Codes are v times 1 / scale, rounded once per block or channel, so no element pays for a division.
             static __device__ __forceinline__ float kdsl_inv_of(float scale) { return __fdiv_rn(1.0f, scale); }
+            """);
+        if (E4m3)
+        {
+            w.Raw("""
+                // Two codes: each product v · inv rounded to float (__fmul_rn, as the CPU reference's float product), then to
+                // e4m3, nearest even, saturating at ±448; v0's code in byte 0, v1's in byte 1. The largest |v| of a channel
+                // gives 448 or the float just below or above it, which rounds to 448, so saturation only catches rounding.
+                // NaN and Inf: fmaxf ignores NaN, so a NaN never raises absmax, and its product is NaN: the code is e4m3's NaN
+                // (0x7F), which P·V carries into the output instead of hiding it. An Inf makes absmax and scale Inf and inv 0:
+                // the Inf becomes Inf·0 = NaN (0x7F) and every finite value of its channel 0. The quantize kernel also counts
+                // the NaN and Inf it read (nonfinite).
+                static __device__ __forceinline__ u32 kdsl_quant_e4m3x2(float v0, float inv0, float v1, float inv1)
+                {
+                    return kdsl_e4m3x2(__fmul_rn(v0, inv0), __fmul_rn(v1, inv1));
+                }
+                """);
+            return;
+        }
+        w.Raw("""
             // q = the exact product v · inv rounded half to even, clamped to [-127, 127] so the range is symmetric (no -128).
             // The FFMA with 1.5·2^23 rounds the product to an integer in the low bits (no F2I, which issues on the slow XU
             // pipe); t only classifies it: rounding is monotonic and 127.5 is a float, so |t| < 127.5 exactly when the product is.
@@ -364,19 +389,28 @@ public sealed class QuantizeKernelWriter(QuantizePlan plan)
                 w.Line($"float v[8];");
                 w.Line($"kdsl_unpack8({raw}, v);");
                 WriteMeanLoad(w, "chunk * 8");
-                WriteQuantizeStore8(w, "inv", $"out + ((long long)bh * S + s0 + r) * {d} + chunk * 8");
+                WriteQuantizeStore8(w, _ => "inv", $"out + ((long long)bh * S + s0 + r) * {d} + chunk * 8");
             });
         });
     }
 
-    /// <param name="inverse">1 / scale of element j (an expression in j).</param>
-    private void WriteQuantizeStore8(CodeWriter w, string inverse, string address)
+    /// <param name="inverse">1 / scale of the element with the given index expression.</param>
+    private void WriteQuantizeStore8(CodeWriter w, System.Func<string, string> inverse, string address)
     {
+        if (E4m3)
+        {
+            // Four pairs: codes of channels 2i and 2i + 1 are bytes 2i and 2i + 1 of the 8-byte store.
+            string Pair(int j) => $"kdsl_quant_e4m3x2({Prep($"v[{j}]", $"m[{j}]")}, {inverse($"{j}")}, {Prep($"v[{j + 1}]", $"m[{j + 1}]")}, {inverse($"{j + 1}")})";
+            w.Line($"const u32 lo = {Pair(0)} | ({Pair(2)} << 16);");
+            w.Line($"const u32 hi = {Pair(4)} | ({Pair(6)} << 16);");
+            w.Line($"kdsl_st8({address}, lo, hi);");
+            return;
+        }
         w.Line($"u32 lo = 0, hi = 0;");
         w.Line($"#pragma unroll");
-        w.Line($"for (int j = 0; j < 4; ++j) lo |= kdsl_byte(kdsl_quant({Prep("v[j]", "m[j]")}, {inverse}), 8 * j);");
+        w.Line($"for (int j = 0; j < 4; ++j) lo |= kdsl_byte(kdsl_quant({Prep("v[j]", "m[j]")}, {inverse("j")}), 8 * j);");
         w.Line($"#pragma unroll");
-        w.Line($"for (int j = 4; j < 8; ++j) hi |= kdsl_byte(kdsl_quant({Prep("v[j]", "m[j]")}, {inverse}), 8 * (j - 4));");
+        w.Line($"for (int j = 4; j < 8; ++j) hi |= kdsl_byte(kdsl_quant({Prep("v[j]", "m[j]")}, {inverse("j")}), 8 * (j - 4));");
         w.Line($"kdsl_st8({address}, lo, hi);");
     }
 
@@ -387,7 +421,7 @@ public sealed class QuantizeKernelWriter(QuantizePlan plan)
         w.Line($"// PerChannel, [B][H][S][{d}] output: one block per (batch·head, tile of {_spec.BlockRows} tokens), each thread one 8-channel chunk");
         w.Line($"// of one token at a time, with the per-channel scales the absmax and scale kernels left in `scales`.");
         w.Line($"extern \"C\" __global__ void __launch_bounds__({plan.Threads})");
-        w.Block($"{plan.Symbol(QuantizePlan.Quantize)}({InputParameters}, {MeanParameter}float scale_multiplier, s8* __restrict__ out, const float* __restrict__ scales, {NonFiniteParameter})", () =>
+        w.Block($"{plan.Symbol(QuantizePlan.Quantize)}({InputParameters}, {MeanParameter}float scale_multiplier, {CodeType}* __restrict__ out, const float* __restrict__ scales, {NonFiniteParameter})", () =>
         {
             WriteTileOrigin(w, "S");
             w.Line($"const int rows = kdsl_min({_spec.BlockRows}, S - s0);");
@@ -397,7 +431,7 @@ public sealed class QuantizeKernelWriter(QuantizePlan plan)
             {
                 w.Line($"const int r = e / {cpr}, chunk = e % {cpr};");
                 WriteCountedChunkLoad(w);
-                WriteQuantizeStore8(w, "inv[chunk * 8 + j]", $"out + ((long long)bh * S + s0 + r) * {d} + chunk * 8");
+                WriteQuantizeStore8(w, j => $"inv[chunk * 8 + {j}]", $"out + ((long long)bh * S + s0 + r) * {d} + chunk * 8");
             });
             w.Line($"kdsl_report_nonfinite(nonfinite, n_nonfinite);");
         });
@@ -423,10 +457,10 @@ public sealed class QuantizeKernelWriter(QuantizePlan plan)
         w.Line($"// (a warp: one chunk of 32 tokens), quantizes them and writes the codes into a [{d}][{pitch}]-byte tile at their positions;");
         w.Line($"// then each thread stores 16-byte pieces of channel rows (a warp: {32 * 16 / rows} rows of {rows} bytes). Positions of tokens >= S are zero.");
         w.Line($"extern \"C\" __global__ void __launch_bounds__({plan.Threads})");
-        w.Block($"{plan.Symbol(QuantizePlan.Quantize)}({InputParameters}, {MeanParameter}float scale_multiplier, s8* __restrict__ out, const float* __restrict__ scales, int s_pad, {NonFiniteParameter})", () =>
+        w.Block($"{plan.Symbol(QuantizePlan.Quantize)}({InputParameters}, {MeanParameter}float scale_multiplier, {CodeType}* __restrict__ out, const float* __restrict__ scales, int s_pad, {NonFiniteParameter})", () =>
         {
             w.Line($"struct __align__(16) kdsl_piece {{ u32 x, y, z, w; }};");
-            w.Line($"__shared__ __align__(16) s8 staged[{d} * {pitch}];  // {pitch}-byte rows: the 16 spare bytes spread the store pass's 16-byte reads over the banks");
+            w.Line($"__shared__ __align__(16) {CodeType} staged[{d} * {pitch}];  // {pitch}-byte rows: the 16 spare bytes spread the store pass's 16-byte reads over the banks");
             WriteTileOrigin(w, "s_pad");
             WriteChannelInverses(w);
             w.Line($"int n_nonfinite = 0;");
@@ -434,12 +468,24 @@ public sealed class QuantizeKernelWriter(QuantizePlan plan)
             {
                 w.Line($"const int r = e % {rows}, chunk = e / {rows};");
                 w.Line($"const int pos = (r & ~15) | (int)((0x{positions:X16}ull >> (4 * (r & 15))) & 15u);");
-                w.Line($"s8* const codes = staged + chunk * 8 * {pitch} + pos;");
+                w.Line($"{CodeType}* const codes = staged + chunk * 8 * {pitch} + pos;");
                 w.Block($"if (s0 + r < S)", () =>
                 {
                     WriteCountedChunkLoad(w);
                     w.Line($"#pragma unroll");
-                    w.Line($"for (int j = 0; j < 8; ++j) codes[j * {pitch}] = (s8)kdsl_quant({Prep("v[j]", "m[j]")}, inv[chunk * 8 + j]);");
+                    if (E4m3)
+                    {
+                        w.Block($"for (int j = 0; j < 8; j += 2)", () =>
+                        {
+                            w.Line($"const u32 pair = kdsl_quant_e4m3x2({Prep("v[j]", "m[j]")}, inv[chunk * 8 + j], {Prep("v[j + 1]", "m[j + 1]")}, inv[chunk * 8 + j + 1]);");
+                            w.Line($"codes[j * {pitch}] = (u8)pair;");
+                            w.Line($"codes[(j + 1) * {pitch}] = (u8)(pair >> 8);");
+                        });
+                    }
+                    else
+                    {
+                        w.Line($"for (int j = 0; j < 8; ++j) codes[j * {pitch}] = (s8)kdsl_quant({Prep("v[j]", "m[j]")}, inv[chunk * 8 + j]);");
+                    }
                 }, close: "}");
                 w.Block($"else", () =>
                 {

@@ -58,10 +58,10 @@ public static class ModuleWriter
         w.Raw("};");
     }
 
-    /// <summary>The highest minimum SM among the declared atoms (sm_80 for cp.async and mma.sync).</summary>
+    /// <summary>The highest minimum SM among the declared atoms (sm_80 for cp.async and mma.sync) and the family's own instructions.</summary>
     public static int MinimumSm(KernelSpec spec)
     {
-        var sm = 75;
+        var sm = spec.InstructionMinSm;
         foreach (var atom in spec.CopyAtoms)
         {
             sm = System.Math.Max(sm, Atoms.CopyAtom.Get(atom.Atom).MinSm);

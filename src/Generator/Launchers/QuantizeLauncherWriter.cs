@@ -103,7 +103,10 @@ public static class QuantizeLauncherWriter
         var input = InputType(spec);
         var mean = spec.SubtractChannelMean ? $", {Buffer}<float> channelMean" : "";
         var meanArg = spec.SubtractChannelMean ? ", channelMean" : "";
-        var tail = $"{Buffer}<sbyte> output, {Buffer}<float> scales{mean}, float scaleMultiplier = 1f, {Buffer}<uint>? nonFinite = null";
+        var e4m3 = spec.Output == Element.E4M3;
+        // e4m3 codes are bit patterns .NET has no type for: bytes, as the attention kernels' V buffer takes them.
+        var tail = $"{Buffer}<{(e4m3 ? "byte" : "sbyte")}> output, {Buffer}<float> scales{mean}, float scaleMultiplier = 1f, {Buffer}<uint>? nonFinite = null";
+        var codes = e4m3 ? "e4m3" : "int8";
         var tailArgs = $"output, scales{meanArg}, scaleMultiplier, nonFinite";
         var element = spec.Input == Element.BF16
             ? "bf16 bit patterns (the upper 16 bits of a float32; .NET has no bfloat16 type, so the buffer is typed <c>ushort</c>)"
@@ -115,16 +118,27 @@ public static class QuantizeLauncherWriter
         w.Line();
         w.Line($"/// <summary>");
         w.Line($"/// Quantizes x, {element} [batch, heads, tokens, HeadDim] at element strides (strideB, strideH, strideS) with channels");
-        w.Line($"/// contiguous (BHSD and BSHD are both just strides), into int8 <paramref name=\"output\"/> ({(spec.Transposed ? $"[batch][heads][HeadDim][PaddedTokens(tokens)], tokens in {spec.TransposedOrder} order, padding zero" : "[batch][heads][tokens][HeadDim]")})");
-        w.Line($"/// and float <paramref name=\"scales\"/> (<see cref=\"ScaleCount\"/>): v = {(spec.SubtractChannelMean ? "(x − mean[channel])" : "x")} · scaleMultiplier, scale = absmax(v) / 127");
-        w.Line($"/// over {(plan.PerChannel ? "each channel of each (batch, head)" : "each tile of BlockRows tokens of each (batch, head)")} (1 where absmax is 0), q = round-half-even(v · (1 / scale)) clamped to ±127.");
+        w.Line($"/// contiguous (BHSD and BSHD are both just strides), into {codes} <paramref name=\"output\"/> ({(spec.Transposed ? $"[batch][heads][HeadDim][PaddedTokens(tokens)], tokens in {spec.TransposedOrder} order, padding zero" : "[batch][heads][tokens][HeadDim]")})");
+        w.Line($"/// and float <paramref name=\"scales\"/> (<see cref=\"ScaleCount\"/>): v = {(spec.SubtractChannelMean ? "(x − mean[channel])" : "x")} · scaleMultiplier, scale = absmax(v) / {(e4m3 ? 448 : 127)}");
+        var rounding = e4m3
+            ? "q = the e4m3 code of the float32 product v · (1 / scale), rounded to nearest even and saturated to ±448 (sm_89 and later; NVRTC 12.1 for sm_89, 11.8 for sm_90)."
+            : "q = round-half-even(v · (1 / scale)) clamped to ±127.";
+        w.Line($"/// over {(plan.PerChannel ? "each channel of each (batch, head)" : "each tile of BlockRows tokens of each (batch, head)")} (1 where absmax is 0), {rounding}");
         if (spec.SubtractChannelMean)
         {
             w.Line($"/// <paramref name=\"channelMean\"/> receives the float32 mean of each (batch, head, channel) over all tokens, which attention adds back through the LSE.");
         }
         var poison = spec.SubtractChannelMean ? "; either also poisons its channel's mean." : ".";
-        w.Line($"/// NaN and Inf: a NaN never raises absmax and quantizes to 0; an Inf makes its {(plan.PerChannel ? "channel's" : "tile's")} scale Inf and every value there 0{poison}");
-        w.Line($"/// The codes cannot show either, so when <paramref name=\"nonFinite\"/> is given the number of NaN and Inf elements of x is added");
+        if (e4m3)
+        {
+            w.Line($"/// NaN and Inf: a NaN never raises absmax and becomes e4m3's NaN code (0x7F); an Inf makes its channel's scale Inf, its own code NaN");
+            w.Line($"/// and every other value of the channel 0. When <paramref name=\"nonFinite\"/> is given the number of NaN and Inf elements of x is added");
+        }
+        else
+        {
+            w.Line($"/// NaN and Inf: a NaN never raises absmax and quantizes to 0; an Inf makes its {(plan.PerChannel ? "channel's" : "tile's")} scale Inf and every value there 0{poison}");
+            w.Line($"/// The codes cannot show either, so when <paramref name=\"nonFinite\"/> is given the number of NaN and Inf elements of x is added");
+        }
         w.Line($"/// to its element 0 on the stream (atomically: zero it first; many launches may share one counter).");
         w.Line($"/// Strides must be multiples of 8 and x 16-byte aligned (each thread reads 8 channels as one 16-byte load); output must be {(spec.Transposed ? 16 : 8)}-byte aligned.");
         w.Line($"/// </summary>");
@@ -140,7 +154,7 @@ public static class QuantizeLauncherWriter
             WriteCounterChecks(w, "if (nonFinite is not null) ");
             w.Line($"{Guard}.Aligned(output, {(spec.Transposed ? 16 : 8)}, nameof(output));");
             var outShape = spec.Transposed ? "[{batch}][{heads}][{HeadDim}][{PaddedTokens(tokens)}]" : "[{batch}][{heads}][{tokens}][{HeadDim}]";
-            w.Line($"{Guard}.Holds(output, OutputLength(batch, heads, tokens), nameof(output), $\"int8 {outShape}\");");
+            w.Line($"{Guard}.Holds(output, OutputLength(batch, heads, tokens), nameof(output), $\"{codes} {outShape}\");");
             w.Line($"{Guard}.Holds(scales, ScaleCount(batch, heads, tokens), nameof(scales), {(plan.PerChannel ? "\"one scale per (batch, head, channel)\"" : "$\"one scale per (batch, head, tile of {BlockRows} tokens)\"")});");
             if (spec.SubtractChannelMean)
             {

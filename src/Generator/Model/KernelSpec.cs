@@ -17,6 +17,9 @@ public abstract record KernelSpec
     /// <summary>Attention's P·V MMA; null when none is declared.</summary>
     public MmaAtomKind? PvMma { get; init; }
 
+    /// <summary>The lowest SM of the instructions the family writes itself, beside its declared atoms.</summary>
+    public virtual int InstructionMinSm => 75;
+
     /// <summary>The family's name for messages ("Int8Gemm").</summary>
     public abstract string Family { get; }
 
@@ -77,6 +80,13 @@ public sealed record QuantizeSpec : KernelSpec
     public required TokenOrder TransposedOrder { get; init; }
     public required int TransposePad { get; init; }
     public required int Threads { get; init; }
+    /// <summary>The codes' type: S8, or E4M3 (per channel, for fp8 P·V).</summary>
+    public required Element Output { get; init; }
+
+    /// <summary>e4m3 codes come from <c>cvt.rn.satfinite.e4m3x2.f32</c>: sm_89 (PTX ISA 8.1; 7.8 has it for sm_90 only).</summary>
+    public const int E4m3MinSm = 89;
+
+    public override int InstructionMinSm => Output == Element.E4M3 ? E4m3MinSm : base.InstructionMinSm;
 
     public override string Family => "Quantize";
 }

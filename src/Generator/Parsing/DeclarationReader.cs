@@ -228,7 +228,7 @@ public static class DeclarationReader
                     BlockRows = named.Int("BlockRows", 128), HeadDim = named.Int("HeadDim", 128),
                     SubtractChannelMean = named.Bool("SubtractChannelMean", false), Transposed = named.Bool("Transposed", false),
                     TransposedOrder = named.Enum("TransposedOrder", TokenOrder.Pi), TransposePad = named.Int("TransposePad", 64),
-                    Threads = named.Int("Threads", 256),
+                    Threads = named.Int("Threads", 256), Output = named.Enum("Output", Element.S8),
                 },
             };
             cancellationToken.ThrowIfCancellationRequested();

@@ -75,7 +75,8 @@ public static class DeclarationRules
         }
     }
 
-    private static void CheckAtom(List<Finding> findings, KernelSpec spec, FindingTarget target, string name, string ptx, int minSm)
+    /// <summary>KDSL0401 for the first target below <paramref name="minSm"/> that an instruction (an atom's, or a family's own) needs.</summary>
+    public static void CheckAtom(List<Finding> findings, KernelSpec spec, FindingTarget target, string name, string ptx, int minSm)
     {
         foreach (var sm in spec.Targets)
         {

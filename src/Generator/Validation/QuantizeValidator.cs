@@ -27,6 +27,7 @@ public static class QuantizeValidator
         var findings = new List<Finding>();
         CheckParameters(findings, spec);
         CheckTransposition(findings, spec);
+        CheckOutput(findings, spec);
         DeclarationRules.CheckNothingStaged(findings, spec, "the quantize kernels move data with plain 16-byte loads and stores and multiply nothing; remove the attribute");
         return findings.ToImmutableArray();
     }
@@ -57,6 +58,34 @@ public static class QuantizeValidator
         {
             Bad(findings, nameof(spec.Targets), "[]", "name at least one architecture");
         }
+    }
+
+    /// <summary>
+    /// e4m3 codes are fp8 P·V's V: one scale per channel (the epilogue's), no mean (P·V has no place to add it back), and
+    /// <c>cvt.rn.satfinite.e4m3x2.f32</c> exists from sm_89 on.
+    /// </summary>
+    private static void CheckOutput(List<Finding> findings, QuantizeSpec spec)
+    {
+        if (spec.Output is not (Element.S8 or Element.E4M3))
+        {
+            Bad(findings, nameof(spec.Output), spec.Output, "the quantize kernels write int8 or e4m3 codes (Element.S8 or Element.E4M3)");
+            return;
+        }
+        if (spec.Output != Element.E4M3)
+        {
+            return;
+        }
+        if (spec.Granularity != QuantGranularity.PerChannel)
+        {
+            Bad(findings, nameof(spec.Output), spec.Output,
+                $"e4m3 codes are V for fp8 P·V, whose scale the epilogue applies per channel; Granularity = {spec.Granularity} is not supported with it: use QuantGranularity.PerChannel, or Output = Element.S8");
+        }
+        if (spec.SubtractChannelMean)
+        {
+            Bad(findings, nameof(spec.Output), spec.Output,
+                "e4m3 codes are V for fp8 P·V, and P·V has no place to add a channel mean back: use SubtractChannelMean = false, or Output = Element.S8");
+        }
+        DeclarationRules.CheckAtom(findings, spec, FindingTarget.Family, "Quantize.Output = E4M3", "cvt.rn.satfinite.e4m3x2.f32; on sm_89 PTX ISA 8.1, NVRTC 12.1", QuantizeSpec.E4m3MinSm);
     }
 
     private static void CheckTransposition(List<Finding> findings, QuantizeSpec spec)

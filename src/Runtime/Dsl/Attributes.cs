@@ -51,6 +51,13 @@ public sealed class QuantizeAttribute : Attribute
     public int TransposePad { get; set; } = 64;
     /// <summary>Threads per block.</summary>
     public int Threads { get; set; } = 256;
+    /// <summary>
+    /// The codes' type: <see cref="Element.S8"/> (scale absmax/127), or <see cref="Element.E4M3"/> (scale absmax/448,
+    /// codes rounded to nearest even with saturation; fp8 P·V's V) with <see cref="QuantGranularity.PerChannel"/> and no
+    /// channel mean only, on sm_89 and later (set <see cref="Targets"/> accordingly; NVRTC before 12.1 builds the conversion
+    /// for sm_90 only). The output buffer is then <c>byte</c>.
+    /// </summary>
+    public Element Output { get; set; } = Element.S8;
     /// <summary>Architectures the variant must compile for.</summary>
     public Sm[] Targets { get; set; } = [Sm.Sm80, Sm.Sm90];
 }

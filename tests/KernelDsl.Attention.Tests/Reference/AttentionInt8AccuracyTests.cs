@@ -52,6 +52,21 @@ public class AttentionInt8AccuracyTests(ITestOutputHelper output)
         Assert.Equal("KScaleKeys", error.ParamName);
     }
 
+    [Fact]
+    public void E4m3_PV_carries_P_scale_448_and_refuses_V_quantized_for_another_mode()
+    {
+        var seed = AttentionTestData.FreshSeed();
+        var shape = AttentionTestData.Shape(1, 1, 1, 5, 40, 64);
+        var (q, k, v) = AttentionTestData.Inputs(shape, seed);
+        var (e4m3, u8) = (AttentionTestData.Options(64, PvMode.E4M3), AttentionTestData.Options(64));
+        Assert.Equal(448f, e4m3.PScale);
+        Assert.Equal(Element.E4M3, Quantized(e4m3).V.OutputElement);
+        Assert.Equal("inputs", Assert.Throws<ArgumentException>(() => Int8AttentionReference.Forward(shape, Quantized(u8), e4m3)).ParamName);
+        Assert.Equal("inputs", Assert.Throws<ArgumentException>(() => Int8AttentionReference.Forward(shape, Quantized(e4m3), u8)).ParamName);
+        Int8AttentionInputs Quantized(Int8AttentionOptions options) =>
+            Int8AttentionReference.Quantize(shape, AttentionTensors.Bits(q), AttentionTensors.Bits(k), AttentionTensors.Bits(v), Element.F16, options);
+    }
+
     private (ErrorReport Output, double LseMaxAbs) Measure(AttentionShape shape, Half[] q, Half[] k, Half[] v, PvMode pv, string label, int seed)
     {
         var reference = Float64Attention.Forward(shape, q, k, v);

@@ -35,6 +35,14 @@ public class QuantizeReferenceTests
         StoredTokenOrder = QuantizeVChannelPiD128.StoredTokenOrder.ToArray().Select(b => (int)b).ToArray(),
     };
 
+    /// <summary>fp8 P·V's V, from the declared variant's constants.</summary>
+    private static readonly QuantizeOptions VPiE4m3 = new()
+    {
+        HeadDim = QuantizeVChannelPiD128E4m3.HeadDim, Granularity = QuantGranularity.PerChannel, BlockRows = QuantizeVChannelPiD128E4m3.BlockRows,
+        Transposed = true, TransposePad = QuantizeVChannelPiD128E4m3.TransposePad, Output = Element.E4M3,
+        StoredTokenOrder = QuantizeVChannelPiD128E4m3.StoredTokenOrder.ToArray().Select(b => (int)b).ToArray(),
+    };
+
     public static TheoryData<string> Variants() => ["QBlock", "KSmooth", "VChannel", "VPi"];
 
     private static QuantizeOptions Named(string name) => name switch
@@ -227,6 +235,77 @@ public class QuantizeReferenceTests
             Assert.Equal(total / tokens, r.ChannelMean![c]);
         }
         Assert.True(orderMatters > 0, "the data should make the summation order visible");
+    }
+
+    [Fact]
+    public void E4m3_codes_are_within_half_a_step_of_v_over_absmax_448_and_each_channel_reaches_448()
+    {
+        const int batch = 2, heads = 2, tokens = 203;
+        var x = Random(batch * heads * tokens * D, 29, channelOffset: 4f);
+        var natural = Dense(x, batch, heads, tokens, VPiE4m3 with { Transposed = false }, 0.7f);
+        Assert.Equal(Element.E4M3, natural.OutputElement);
+        var codes = natural.Bytes();
+        var worst = 0.0;
+        for (var bh = 0; bh < batch * heads; bh++)
+        {
+            for (var c = 0; c < D; c++)
+            {
+                // The scale from its definition: absmax over the channel / 448.
+                var absmax = Enumerable.Range(0, tokens).Max(s => Math.Abs(Value(x, bh, tokens, s, c) * 0.7f));
+                Assert.Equal(absmax / 448f, natural.Scales[bh * D + c]);
+                var reached = false;
+                for (var s = 0; s < tokens; s++)
+                {
+                    var target = (double)(Value(x, bh, tokens, s, c) * 0.7f) / natural.Scales[bh * D + c];
+                    var code = codes[((long)bh * tokens + s) * D + c];
+                    // Half a step: 2^-4 of |target| for normals (3 mantissa bits), 2^-10 in the subnormals.
+                    var error = Math.Abs(E4m3.ToSingle(code) - target) / Math.Max(Math.Abs(target) / 16, Math.ScaleB(1.0, -10));
+                    worst = Math.Max(worst, error);
+                    reached |= (code & 0x7F) == 0x7E;
+                }
+                Assert.True(reached, $"channel {c} of {bh}: its absmax should take the code ±448");
+            }
+        }
+        Assert.InRange(worst, 0.0, 1 + 1e-5);
+        Assert.True(worst > 0.5, $"the data should exercise rounding, worst error {worst} half-steps");
+    }
+
+    [Fact]
+    public void E4m3_pi_output_is_a_naive_transpose_of_the_natural_one_and_a_zero_channel_gets_scale_one()
+    {
+        const int tokens = 150;
+        var x = Random(tokens * D, 31);
+        for (var s = 0; s < tokens; s++)
+        {
+            x[s * D + 5] = Bits(0f);
+        }
+        var natural = Dense(x, 1, 1, tokens, VPiE4m3 with { Transposed = false });
+        var pi = Dense(x, 1, 1, tokens, VPiE4m3);
+        Assert.Equal(natural.Scales, pi.Scales);
+        Assert.Equal(1f, pi.Scales[5]);
+        var (naturalCodes, piCodes) = (natural.Bytes(), pi.Bytes());
+        Assert.Equal(QuantizeVChannelPiD128E4m3.OutputLength(1, 1, tokens), piCodes.LongLength);
+        for (var c = 0; c < D; c++)
+        {
+            for (var p = 0; p < pi.PaddedTokens; p++)
+            {
+                var token = NaivePi(p);
+                Assert.Equal(token < tokens ? naturalCodes[token * D + c] : (byte)0, piCodes[c * pi.PaddedTokens + p]);
+            }
+        }
+        Assert.All(Enumerable.Range(0, tokens), s => Assert.Equal(0, naturalCodes[s * D + 5]));
+        Assert.Contains(naturalCodes, code => code != 0);
+    }
+
+    [Fact]
+    public void E4m3_output_is_refused_per_row_block_or_with_the_channel_mean()
+    {
+        var x = Random(16 * D, 37);
+        foreach (var options in new[] { QBlock with { Output = Element.E4M3 }, VPiE4m3 with { SubtractChannelMean = true } })
+        {
+            Assert.Equal("options", Assert.Throws<ArgumentException>(() => Dense(x, 1, 1, 16, options)).ParamName);
+        }
+        Assert.Equal("options", Assert.Throws<ArgumentException>(() => Dense(x, 1, 1, 16, VChannel with { Output = Element.U8 })).ParamName);
     }
 
     [Fact]

@@ -24,9 +24,13 @@ public class QuantizeValidatorTests
         TransposedOrder = TokenOrder.Pi,
         TransposePad = 64,
         Threads = 256,
+        Output = Element.S8,
     };
 
     private static QuantizeSpec VTransposed() => Spec() with { Granularity = QuantGranularity.PerChannel, Transposed = true };
+
+    /// <summary>fp8 P·V's V: e4m3 per channel, π-transposed, for sm_89 and sm_90.</summary>
+    private static QuantizeSpec VE4m3() => VTransposed() with { Output = Element.E4M3, Targets = new[] { Sm.Sm89, Sm.Sm90 }.ToEquatableArray() };
 
     private static Finding Single(QuantizeSpec spec, Rule rule, params string[] named)
     {
@@ -50,6 +54,9 @@ public class QuantizeValidatorTests
         Spec() with { HeadDim = 96, Threads = 1024, BlockRows = 16 },
         Spec() with { HeadDim = 256, BlockRows = 1024 },
         Spec() with { TransposePad = 7 }, // only a transposed output is padded
+        VE4m3(),
+        VE4m3() with { Transposed = false, Input = Element.BF16, HeadDim = 64 },
+        VE4m3() with { Targets = new[] { Sm.Sm90a }.ToEquatableArray() },
     ];
 
     [Theory]
@@ -113,6 +120,36 @@ public class QuantizeValidatorTests
     [Fact]
     public void A_transposed_output_is_quantized_per_channel() =>
         Single(Spec() with { Transposed = true }, Rules.InvalidParameter, "Quantize.Granularity = PerRowBlock", "QuantGranularity.PerChannel");
+
+    [Theory]
+    [InlineData(Element.S32)]
+    [InlineData(Element.U8)]
+    [InlineData(Element.F16)]
+    public void Output_must_be_s8_or_e4m3(Element output) =>
+        Single(Spec() with { Output = output }, Rules.InvalidParameter, "Quantize.Output", output.ToString(), "Element.S8 or Element.E4M3");
+
+    [Fact]
+    public void E4m3_output_is_per_channel_only()
+    {
+        var finding = Single(VE4m3() with { Granularity = QuantGranularity.PerRowBlock, Transposed = false }, Rules.InvalidParameter,
+            "Quantize.Output = E4M3", "Granularity = PerRowBlock", "QuantGranularity.PerChannel");
+        Assert.Equal(TargetKind.Family, finding.Target.Kind);
+    }
+
+    [Fact]
+    public void E4m3_output_takes_no_channel_mean() =>
+        Single(VE4m3() with { SubtractChannelMean = true }, Rules.InvalidParameter, "Quantize.Output = E4M3", "SubtractChannelMean = false");
+
+    [Theory]
+    [InlineData(Sm.Sm80)]
+    [InlineData(Sm.Sm86)]
+    [InlineData(Sm.Sm75)]
+    public void E4m3_output_needs_sm_89(Sm below) =>
+        Single(VE4m3() with { Targets = new[] { below, Sm.Sm90 }.ToEquatableArray() }, Rules.AtomTargetMismatch,
+            "Quantize.Output = E4M3", "cvt.rn.satfinite.e4m3x2.f32", "needs sm_89", $"targets {below.ArchName()}");
+
+    [Fact]
+    public void S8_output_keeps_the_sm_80_targets() => Assert.Empty(QuantizeValidator.Validate(VTransposed() with { Targets = new[] { Sm.Sm75, Sm.Sm80 }.ToEquatableArray() }));
 
     [Fact]
     public void Targets_must_name_an_architecture() =>
