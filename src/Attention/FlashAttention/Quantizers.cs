@@ -35,7 +35,7 @@ internal sealed record Quantizers<T>(QuantizeLauncher<T> Q, SmoothingLauncher<T>
     public required NonFiniteCounter<T> CountV { get; init; }
     /// <summary>V as e4m3 codes in VPi's layout, one scale per channel (absmax / 448), for the fp8 P·V kernels; null where none is declared.</summary>
     public E4M3QuantizeLauncher<T>? VPiE4M3 { get; init; }
-    /// <summary>Tokens per channel row of the π-transposed V, when there is a VPi quantizer.</summary>
+    /// <summary>Tokens per channel row of the π-transposed V (int8 or e4m3), when there is a VPi or VPiE4M3 quantizer.</summary>
     public Func<int, int>? VPiPaddedTokens { get; init; }
 
     public static Quantizers<T> For(int headDim)
@@ -45,20 +45,22 @@ internal sealed record Quantizers<T>(QuantizeLauncher<T> Q, SmoothingLauncher<T>
             (true, 128) => new Quantizers<Half>(QuantizeQBlock128D128.Launch, QuantizeKSmoothBlock64D128.Launch, QuantizeVChannelD128.Launch, QuantizeVChannelPiD128.Launch)
             {
                 QScaleCount = QuantizeQBlock128D128.ScaleCount, KScaleCount = QuantizeKSmoothBlock64D128.ScaleCount, KMeanSlices = QuantizeKSmoothBlock64D128.MeanSlices, CountV = QuantizeVChannelD128.CountNonFinite,
-                VPiPaddedTokens = QuantizeVChannelPiD128.PaddedTokens,
+                VPiPaddedTokens = QuantizeVChannelPiD128.PaddedTokens, VPiE4M3 = QuantizeVChannelPiD128E4m3.Launch,
             },
             (true, 64) => new Quantizers<Half>(QuantizeQBlock128D64.Launch, QuantizeKSmoothBlock64D64.Launch, QuantizeVChannelD64.Launch, QuantizeVChannelPiD64.Launch)
             {
                 QScaleCount = QuantizeQBlock128D64.ScaleCount, KScaleCount = QuantizeKSmoothBlock64D64.ScaleCount, KMeanSlices = QuantizeKSmoothBlock64D64.MeanSlices, CountV = QuantizeVChannelD64.CountNonFinite,
-                VPiPaddedTokens = QuantizeVChannelPiD64.PaddedTokens,
+                VPiPaddedTokens = QuantizeVChannelPiD64.PaddedTokens, VPiE4M3 = QuantizeVChannelPiD64E4m3.Launch,
             },
             (false, 128) => new Quantizers<ushort>(QuantizeQBlock128D128Bf16.Launch, QuantizeKSmoothBlock64D128Bf16.Launch, QuantizeVChannelD128Bf16.Launch, null)
             {
                 QScaleCount = QuantizeQBlock128D128Bf16.ScaleCount, KScaleCount = QuantizeKSmoothBlock64D128Bf16.ScaleCount, KMeanSlices = QuantizeKSmoothBlock64D128Bf16.MeanSlices, CountV = QuantizeVChannelD128Bf16.CountNonFinite,
+                VPiPaddedTokens = QuantizeVChannelPiD128E4m3Bf16.PaddedTokens, VPiE4M3 = QuantizeVChannelPiD128E4m3Bf16.Launch,
             },
             (false, 64) => new Quantizers<ushort>(QuantizeQBlock128D64Bf16.Launch, QuantizeKSmoothBlock64D64Bf16.Launch, QuantizeVChannelD64Bf16.Launch, null)
             {
                 QScaleCount = QuantizeQBlock128D64Bf16.ScaleCount, KScaleCount = QuantizeKSmoothBlock64D64Bf16.ScaleCount, KMeanSlices = QuantizeKSmoothBlock64D64Bf16.MeanSlices, CountV = QuantizeVChannelD64Bf16.CountNonFinite,
+                VPiPaddedTokens = QuantizeVChannelPiD64E4m3Bf16.PaddedTokens, VPiE4M3 = QuantizeVChannelPiD64E4m3Bf16.Launch,
             },
             (true, 96) => new Quantizers<Half>(QuantizeQBlock128D96.Launch, QuantizeKSmoothBlock64D96.Launch, QuantizeVChannelD96.Launch, null)
             {

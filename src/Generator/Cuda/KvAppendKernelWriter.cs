@@ -154,6 +154,6 @@ public static class KvAppendKernelWriter
     {
         Type = spec.Type, Targets = spec.Targets, SmemLayouts = spec.SmemLayouts, CopyAtoms = spec.CopyAtoms, Mma = null,
         Input = spec.Input, Granularity = QuantGranularity.PerRowBlock, BlockRows = spec.PageSize, HeadDim = spec.HeadDim,
-        SubtractChannelMean = true, Transposed = false, TransposedOrder = TokenOrder.Pi, TransposePad = 64, Threads = spec.Threads,
+        SubtractChannelMean = true, Transposed = false, TransposedOrder = TokenOrder.Pi, TransposePad = 64, Threads = spec.Threads, Output = Element.S8,
     };
 }

@@ -230,18 +230,6 @@ public static class PtxHelpers
                     static __device__ __forceinline__ u32 kdsl_byte_sum(u32 x, u32 acc) { u32 d; asm("dp4a.u32.u32 %0, %1, %2, %3;\n" : "=r"(d) : "r"(x), "r"(0x01010101u), "r"(acc)); return d; }
                     """);
                 break;
-            case PtxHelper.E4m3Pack:
-                w.Raw("""
-                    // Two floats as e4m3 codes (round to nearest even, saturating at ±448) in the low 16 bits, lo in byte 0 (sm_89, PTX 7.8).
-                    // cvt puts its first source in the upper byte.
-                    static __device__ __forceinline__ u32 kdsl_e4m3x2(float lo, float hi)
-                    {
-                        u32 d;
-                        asm("{ .reg .b16 t; cvt.rn.satfinite.e4m3x2.f32 t, %1, %2; cvt.u32.u16 %0, t; }\n" : "=r"(d) : "f"(hi), "f"(lo));
-                        return d;
-                    }
-                    """);
-                break;
             case PtxHelper.Global16:
                 w.Raw("""
                     // 16 bytes from global memory on the read-only path (16-byte alignment is the caller's precondition).
