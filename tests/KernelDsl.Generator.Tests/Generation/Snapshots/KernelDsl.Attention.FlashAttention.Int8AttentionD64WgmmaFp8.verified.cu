@@ -107,13 +107,14 @@ static __device__ __forceinline__ void kdsl_bar_arrive(int id, int threads) { as
 // Register budgets of warp specialization: the producer gives registers back, the consumers take them.
 template <int N> static __device__ __forceinline__ void kdsl_setmaxnreg_dec() { asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" :: "n"(N)); }
 template <int N> static __device__ __forceinline__ void kdsl_setmaxnreg_inc() { asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" :: "n"(N)); }
-// Two floats as e4m3 codes (round to nearest even, saturating at ±448) in the low 16 bits, lo in byte 0 (sm_89, PTX 7.8).
-// cvt puts its first source in the upper byte.
+// Two floats to e4m3 (sm_90 from PTX ISA 7.8, sm_89 from 8.1): round to nearest even, |x| > 448 (and ±Inf) saturated to ±448, NaN to
+// NaN. lo lands in byte 0 and hi in byte 1, the upper 16 bits are zero: the instruction puts its first
+// source in the upper byte, so hi goes first.
 static __device__ __forceinline__ u32 kdsl_e4m3x2(float lo, float hi)
 {
-    u32 d;
-    asm("{ .reg .b16 t; cvt.rn.satfinite.e4m3x2.f32 t, %1, %2; cvt.u32.u16 %0, t; }\n" : "=r"(d) : "f"(hi), "f"(lo));
-    return d;
+    u16 r;
+    asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;\n" : "=h"(r) : "f"(hi), "f"(lo));
+    return (u32)r;
 }
 // wgmma.mma_async.sync.aligned.m64n128k32.s32.s8.s8 (sm_90a, PTX 8.0), A from shared memory: D = A·B + D, issued asynchronously.
 static __device__ __forceinline__ void kdsl_wgmma_m64n128k32_s32s8s8(int (&d)[16][4], unsigned long long a_desc, unsigned long long b_desc)
