@@ -441,23 +441,11 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
                 }
                 return new KvCodes(k8, kScale, kMean, v.Buffer, null, v.Strides[0], v.Strides[1], v.Strides[2]);
             case VLayout.PretransposedE4M3:
-            {
                 // The fp8 P·V kernels' V (Choose refused one without this quantizer): Recipe C's layout of e4m3 codes.
-                var padded = quantizers.VPiPaddedTokens!(sk);
-                var v8 = buffers.Get<byte>("v8e4m3", (long)b * hkv * d * padded);
-                var vScale = buffers.Get<float>("vScale", (long)b * hkv * d);
-                quantizers.VPiE4M3!(stream, v.Buffer, v.Strides[0], v.Strides[1], v.Strides[2], b, hkv, sk, v8, vScale, 1f, counters?.V);
-                return new KvCodes(k8, kScale, kMean, v8, vScale, (long)hkv * d * padded, (long)d * padded, padded);
-            }
+                return Pretransposed<byte>("v8e4m3", (codes, scales) => quantizers.VPiE4M3!(stream, v.Buffer, v.Strides[0], v.Strides[1], v.Strides[2], b, hkv, sk, codes, scales, 1f, counters?.V));
             case VLayout.Pretransposed:
-            {
                 // Recipe C (Choose refused a Pretransposed kernel without this quantizer): [B][Hkv][D][S_pad], tokens π-ordered within 16-token groups.
-                var padded = quantizers.VPiPaddedTokens!(sk);
-                var v8 = buffers.Get<sbyte>("v8", (long)b * hkv * d * padded);
-                var vScale = buffers.Get<float>("vScale", (long)b * hkv * d);
-                quantizers.VPi!(stream, v.Buffer, v.Strides[0], v.Strides[1], v.Strides[2], b, hkv, sk, v8, vScale, 1f, counters?.V);
-                return new KvCodes(k8, kScale, kMean, v8, vScale, (long)hkv * d * padded, (long)d * padded, padded);
-            }
+                return Pretransposed<sbyte>("v8", (codes, scales) => quantizers.VPi!(stream, v.Buffer, v.Strides[0], v.Strides[1], v.Strides[2], b, hkv, sk, codes, scales, 1f, counters?.V));
             default:
             {
                 var v8 = buffers.Get<sbyte>("v8", (long)b * hkv * sk * d);
@@ -465,6 +453,16 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
                 quantizers.V(stream, v.Buffer, v.Strides[0], v.Strides[1], v.Strides[2], b, hkv, sk, v8, vScale, 1f, counters?.V);
                 return new KvCodes(k8, kScale, kMean, v8, vScale, (long)hkv * sk * d, (long)sk * d, d);
             }
+        }
+
+        // V transposed to [B][Hkv][D][S_pad] with one scale per channel, as int8 or e4m3 codes.
+        KvCodes Pretransposed<TCode>(string name, Action<DeviceBuffer<TCode>, DeviceBuffer<float>> quantize) where TCode : unmanaged
+        {
+            var padded = quantizers.VPiPaddedTokens!(sk);
+            var codes = buffers.Get<TCode>(name, (long)b * hkv * d * padded);
+            var vScale = buffers.Get<float>("vScale", (long)b * hkv * d);
+            quantize(codes, vScale);
+            return new KvCodes(k8, kScale, kMean, codes, vScale, (long)hkv * d * padded, (long)d * padded, padded);
         }
     }
 
