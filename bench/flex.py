@@ -246,11 +246,13 @@ def join(ours_path, flex_path, out=sys.stdout):
     for r in ours:
         key = _key(r, use_head_dim)
         kernel, e2e, once = _float(r.get("kernel_ms")), _float(r.get("e2e_ms")), _float(r.get("kv_once_ms"))
-        peer = flex.get(key)
+        # "window+qrow" is the window variant in the form that quantizes Q per row: the same peer, its own dense row.
+        base, _, form = key[0].partition("+")
+        peer = flex.get((base,) + key[1:])
         flex_ms = _float(peer["ms"]) if peer else None
         check = ""
-        if key[0] == "window":
-            dense = our.get(("dense",) + key[1:])
+        if base == "window":
+            dense = our.get(("dense" + ("+" + form if form else ""),) + key[1:])
             blocks = _float(peer.get("visible_blocks")) if peer else None
             parts = []
             for label, ours_ms, dense_ms in (("kernel", kernel, _float(dense.get("kernel_ms")) if dense else None),

@@ -80,15 +80,20 @@ def rel_l2(o, ref):
     return float(torch.linalg.vector_norm(o.double() - ref) / torch.linalg.vector_norm(ref))
 
 
+# Our outputs by tag (DIR/ours-TAG-CASE.npy) and their column titles; "qrow" = Q quantized in the kernel, one scale per row.
+OURS = {"u8": "KernelDsl u8", "fp8": "KernelDsl fp8 P·V", "f16": "KernelDsl f16 P·V",
+        "u8-qrow": "KernelDsl u8, Q per row", "fp8-qrow": "KernelDsl fp8 P·V, Q per row"}
+
+
 def accuracy(directory):
-    print("| inputs | Sage2 sm90 rel L2 | KernelDsl u8 rel L2 | KernelDsl fp8 P·V rel L2 | KernelDsl f16 P·V rel L2 |")
-    print("| --- | --- | --- | --- | --- |")
+    print("| inputs | Sage2 sm90 rel L2 | " + " | ".join(f"{title} rel L2" for title in OURS.values()) + " |")
+    print("| --- | --- | " + " | ".join("---" for _ in OURS) + " |")
     for case in CASES:
         q, k, v = (torch.from_numpy(np.load(os.path.join(directory, f"{case}-{n}.npy"))).cuda().double() for n in "qkv")
         p = torch.softmax(q @ k.transpose(-1, -2) * q.size(-1) ** -0.5, dim=-1)
         ref = p @ v
         cells = []
-        for name in (f"sage2-{case}", f"ours-u8-{case}", f"ours-fp8-{case}", f"ours-f16-{case}"):
+        for name in [f"sage2-{case}"] + [f"ours-{tag}-{case}" for tag in OURS]:
             path = os.path.join(directory, name + ".npy")
             cells.append(f"{rel_l2(torch.from_numpy(np.load(path)).cuda(), ref):.3e}" if os.path.exists(path) else "n/a")
         print(f"| {case} | " + " | ".join(cells) + " |")

@@ -105,6 +105,7 @@ public class CliHonestyTests : IDisposable
         Assert.Equal("64x64-w4-s2-b2", Int8AttentionD128TransPrmtBlockM64.TileName);
         Assert.Equal("wgmma-s3", Int8AttentionD128WgmmaStages3.TileName);
         Assert.Equal("wgmma-pingpong-s2", Int8AttentionD128WgmmaPingpong.TileName);
+        Assert.Equal("wgmma-s3-qrow", Int8AttentionD128WgmmaFusedQ.TileName);  // Q quantized per row in the kernel
     }
 
     [Fact]
@@ -113,7 +114,7 @@ public class CliHonestyTests : IDisposable
         var tiles = Int8Attention.Kernels.Select(k => (k.Tile, k.TileName)).Distinct().ToList();
         Assert.Equal(tiles.Select(t => t.Tile).Distinct().Count(), tiles.Count);           // one name per tile
         Assert.Equal(tiles.Count, tiles.Select(t => t.TileName).Distinct().Count());        // and distinct tiles, distinct names
-        Assert.All(tiles, t => Assert.Matches("^(wgmma|[0-9]+x[0-9]+-w[0-9]+)(-[a-z0-9]+)*-s[0-9]+(-b[0-9]+)?$", t.TileName));
+        Assert.All(tiles, t => Assert.Matches("^(wgmma|[0-9]+x[0-9]+-w[0-9]+)(-[a-z0-9]+)*-s[0-9]+(-b[0-9]+)?(-qrow)?$", t.TileName));
     }
 
     [Fact]

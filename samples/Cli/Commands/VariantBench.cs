@@ -42,9 +42,12 @@ internal static class VariantBench
                 ("softcap", nameof(Softcap), new ModifierArguments().Set("cap", 30f)),
                 ("prefix", nameof(PrefixLm), new ModifierArguments().Set("prefix", 1024)),
             ];
-            foreach (var (name, family, arguments) in variants)
+            // Each variant in its form fed by the Q quantize pass, then ("+qrow") in its form that quantizes Q per row itself.
+            var runs = variants.Select(x => (x.Name, Kernel: Pick(x.Family, device.ComputeCapability), x.Arguments, x.Family))
+                .Concat(variants.Select(x => (Name: x.Name + QRowSuffix, Kernel: PickQuantizingQ(x.Family, device.ComputeCapability), x.Arguments, x.Family))
+                    .Where(x => x.Kernel is not null));
+            foreach (var (name, kernel, arguments, family) in runs)
             {
-                var kernel = Pick(family, device.ComputeCapability);
                 if (kernel is null)
                 {
                     AnsiConsole.MarkupLine($"[yellow]{Markup.Escape(name)}: no kernel of {Markup.Escape(family)} runs on {device.ArchName}[/]");
@@ -75,12 +78,22 @@ internal static class VariantBench
     /// The family's D = 128 f16 kernel for this device: the Hopper wgmma form where it runs (a plain family's wgmma
     /// kernel is "{family}Wgmma"), else the mma.sync one.
     /// </summary>
-    private static AttentionKernelInfo? Pick(string family, int computeCapability)
+    private static AttentionKernelInfo? Pick(string family, int computeCapability) => First(computeCapability, family.StartsWith("Int8Attention", StringComparison.Ordinal)
+        ? [$"{family}Wgmma", $"{family}Pretransposed"]
+        : [$"{family}.D128Wgmma", $"{family}.D128"]);
+
+    /// <summary>The family's kernel that quantizes Q per row itself (Hopper), or null where none runs.</summary>
+    private static AttentionKernelInfo? PickQuantizingQ(string family, int computeCapability) => First(computeCapability, family.StartsWith("Int8Attention", StringComparison.Ordinal)
+        ? [$"{family}WgmmaFusedQ"]
+        : [$"{family}.D128WgmmaFusedQ"]);
+
+    /// <summary>The first of these library kernels (names below the library's namespace) that runs here: f16, D = 128, int8 P·V.</summary>
+    private static AttentionKernelInfo? First(int computeCapability, string[] names)
     {
         var kernels = Int8Attention.Kernels.Where(k => k.Input == Element.F16 && k.HeadDim == HeadDim && !k.FloatPv && k.RunsOn(computeCapability)).ToArray();
-        string[] names = family.StartsWith("Int8Attention", StringComparison.Ordinal)
-            ? [$"KernelDsl.Attention.FlashAttention.{family}Wgmma", $"KernelDsl.Attention.FlashAttention.{family}Pretransposed"]
-            : [$"KernelDsl.Attention.FlashAttention.{family}.D128Wgmma", $"KernelDsl.Attention.FlashAttention.{family}.D128"];
-        return names.Select(n => kernels.FirstOrDefault(k => k.Name == n)).FirstOrDefault(k => k is not null);
+        return names.Select(n => kernels.FirstOrDefault(k => k.Name == "KernelDsl.Attention.FlashAttention." + n)).FirstOrDefault(k => k is not null);
     }
+
+    /// <summary>What a row's variant name gains when its kernel quantizes Q per row (bench/flex.py strips it to find the peer).</summary>
+    public const string QRowSuffix = "+qrow";
 }

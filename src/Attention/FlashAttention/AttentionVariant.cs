@@ -47,7 +47,7 @@ public enum PvPrecision
 /// </summary>
 internal sealed record AttentionVariant(AttentionKernelInfo Kernel)
 {
-    /// <summary>Query rows per Q scale and keys per K scale the host API's quantize kernels produce; a kernel must match.</summary>
+    /// <summary>Query rows per Q scale and keys per K scale the host API's quantize kernels produce; a kernel must match (or quantize Q itself).</summary>
     public const int QScaleRows = 128, KScaleKeys = 64;
 
     /// <summary>
@@ -75,7 +75,7 @@ internal sealed record AttentionVariant(AttentionKernelInfo Kernel)
             return view;
         }
         var catalog = AttentionCatalog.All
-            .Where(k => k.QScaleRows == QScaleRows && k.KScaleKeys == KScaleKeys)
+            .Where(k => (k.QuantizesQ || k.QScaleRows == QScaleRows) && k.KScaleKeys == KScaleKeys)
             .OrderBy(k => k.Name.StartsWith(LibraryNamespace, StringComparison.Ordinal) ? 0 : 1)
             .Select(k => new AttentionVariant(k))
             .ToArray();
@@ -105,6 +105,8 @@ internal sealed record AttentionVariant(AttentionKernelInfo Kernel)
     public VStrategy V { get; } = Enum.Parse<VStrategy>(Kernel.VStrategy);
     public string Tile => Kernel.Tile;
     public KernelModuleDefinition Module => Kernel.Module;
+    /// <summary>The kernel takes Q as it comes and quantizes it per row: no Q quantize pass runs for it.</summary>
+    public bool QuantizesQ => Kernel.QuantizesQ;
     public bool HasModifiers => Kernel.ScoreModifier is not null || Kernel.MaskModifier is not null;
 
     /// <summary>Whether a device of this compute capability (major·10 + minor) can run the variant (the wgmma form needs exactly sm_90).</summary>

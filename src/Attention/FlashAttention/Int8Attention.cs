@@ -43,7 +43,7 @@ public enum NonFiniteInputs
     /// <summary>
     /// Neither count nor wait: bad values get the quantizers' treatment. A NaN quantizes to 0; in k it also makes its
     /// channel's mean NaN, so that channel of k quantizes to 0 and the LSE of the query heads that read it is NaN.
-    /// An Inf makes its scale Inf and every code under that scale 0: in q its tile of 128 query rows (the Q scale tile),
+    /// An Inf makes its scale Inf and every code under that scale 0: in q its tile of 128 query rows (the Q scale tile; the row alone for a kernel that quantizes Q itself),
     /// in k (through the channel mean) every key of its head, in v its channel. The query rows that read such a q tile
     /// or k head lose every score (0 · Inf): with int8 P·V their O and LSE are finite but meaningless (O is usually near
     /// 0; the LSE may be −∞ or NaN), with 16-bit P·V their O is NaN. An Inf in v makes its channel of O NaN. In the 16-bit P·V mode v is used as it is, so a NaN or Inf in v
@@ -154,7 +154,7 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
     {
         ArgumentNullException.ThrowIfNull(kernel);
         ArgumentNullException.ThrowIfNull(arguments);
-        if (kernel.QScaleRows != AttentionVariant.QScaleRows || kernel.KScaleKeys != AttentionVariant.KScaleKeys)
+        if ((!kernel.QuantizesQ && kernel.QScaleRows != AttentionVariant.QScaleRows) || kernel.KScaleKeys != AttentionVariant.KScaleKeys)
         {
             throw new ArgumentException($"Kernel {kernel.Name} reads Q scales per {kernel.QScaleRows} rows and K scales per {kernel.KScaleKeys} keys; " +
                 $"Int8Attention quantizes per {AttentionVariant.QScaleRows} and {AttentionVariant.KScaleKeys}: declare QScaleRows = {AttentionVariant.QScaleRows} and KScaleKeys = {AttentionVariant.KScaleKeys}.", nameof(kernel));
@@ -273,9 +273,9 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
         }
         var variant = Choose<T>(stream, shape, options, bound);
         counters = Counters(stream, options);
-        var (q8, qScale) = QuantizeQ(stream, q, shape, scale, counters);
+        var queries = Queries(stream, q, shape, scale, counters, variant);
         var kv = QuantizeKv(stream, k, v, shape, variant.VLayout, counters, _scratch);
-        return (variant, Arguments(stream, shape, q8, qScale, kv, o, lse, bound));
+        return (variant, Arguments(stream, shape, queries, kv, o, lse, bound));
     }
 
     /// <summary>The same with K and V quantized beforehand: only Q is quantized here.</summary>
@@ -306,8 +306,8 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
                 nameof(kv));
         }
         counters = Counters(stream, options);
-        var (q8, qScale) = QuantizeQ(stream, q, shape, scale, counters);
-        return (variant, Arguments(stream, shape, q8, qScale, kv.Codes, o, lse, bound));
+        var queries = Queries(stream, q, shape, scale, counters, variant);
+        return (variant, Arguments(stream, shape, queries, kv.Codes, o, lse, bound));
     }
 
     /// <summary>K and V quantized into buffers of their own, for the variant <paramref name="options"/> or <paramref name="bound"/> selects.</summary>
@@ -406,17 +406,31 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
         return counters;
     }
 
-    /// <summary>Q per 128 rows, with softmax scale · log2 e folded in so the kernel's softmax runs on exp2.</summary>
-    private (DeviceBuffer<sbyte> Codes, DeviceBuffer<float> Scales) QuantizeQ<T>(CudaStream stream, TensorView<T> q, AttentionDims shape, float scale,
-        NonFiniteCounters? counters) where T : unmanaged
+    /// <summary>
+    /// Q as <paramref name="variant"/> takes it, as the launch arguments that carry it: for a kernel that quantizes Q
+    /// itself, Q as it is with the multiplier and the NaN/Inf counter; otherwise Q quantized here per 128 rows. Either
+    /// way softmax scale · log2 e is folded into Q's scales, so the kernel's softmax runs on exp2.
+    /// </summary>
+    private Action<AttentionKernelArguments> Queries<T>(CudaStream stream, TensorView<T> q, AttentionDims shape, float scale,
+        NonFiniteCounters? counters, AttentionVariant variant) where T : unmanaged
     {
+        var multiplier = scale * Log2E;
+        if (variant.QuantizesQ)
+        {
+            return launch => launch.Set(AttentionArgumentNames.Q, q.Buffer).Set(AttentionArgumentNames.QStrideB, q.Strides[0])
+                .Set(AttentionArgumentNames.QStrideH, q.Strides[1]).Set(AttentionArgumentNames.QStrideS, q.Strides[2])
+                .Set(AttentionArgumentNames.QScaleMultiplier, multiplier).Set(AttentionArgumentNames.NonFiniteQ, counters?.Q);
+        }
         var (b, hq, sq, d) = (shape.Batch, shape.HeadsQ, shape.SeqQ, shape.HeadDim);
         var quantizers = Quantizers<T>.For(d);
         var q8 = _scratch.Get<sbyte>("q8", (long)b * hq * sq * d);
         var qScale = _scratch.Get<float>("qScale", quantizers.QScaleCount(b, hq, sq));
-        quantizers.Q(stream, q.Buffer, q.Strides[0], q.Strides[1], q.Strides[2], b, hq, sq, q8, qScale, scale * 1.44269504f, counters?.Q);
-        return (q8, qScale);
+        quantizers.Q(stream, q.Buffer, q.Strides[0], q.Strides[1], q.Strides[2], b, hq, sq, q8, qScale, multiplier, counters?.Q);
+        return launch => launch.Set(AttentionArgumentNames.Q, q8).Set(AttentionArgumentNames.QScale, qScale);
     }
+
+    /// <summary>The float nearest log2 e.</summary>
+    private const float Log2E = 1.44269504f;
 
     /// <summary>
     /// K smoothed per 64 keys and V per channel, in the layout <paramref name="vLayout"/> (null: the 16-bit P·V mode,
@@ -467,17 +481,18 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
     }
 
     /// <summary>The kernel's arguments by name (<see cref="AttentionArgumentNames"/>), the modifiers' included.</summary>
-    private static AttentionKernelArguments Arguments<T>(CudaStream stream, AttentionDims shape, DeviceBuffer<sbyte> q8, DeviceBuffer<float> qScale, KvCodes kv,
+    private static AttentionKernelArguments Arguments<T>(CudaStream stream, AttentionDims shape, Action<AttentionKernelArguments> queries, KvCodes kv,
         TensorView<T> o, DeviceBuffer<float>? lse, BoundKernel? bound) where T : unmanaged
     {
         var launch = new AttentionKernelArguments { Stream = stream }
-            .Set(AttentionArgumentNames.Q, q8).Set(AttentionArgumentNames.K, kv.K).Set(AttentionArgumentNames.V, kv.V)
-            .Set(AttentionArgumentNames.QScale, qScale).Set(AttentionArgumentNames.KScale, kv.KScale).Set(AttentionArgumentNames.VScale, kv.VScale)
+            .Set(AttentionArgumentNames.K, kv.K).Set(AttentionArgumentNames.V, kv.V)
+            .Set(AttentionArgumentNames.KScale, kv.KScale).Set(AttentionArgumentNames.VScale, kv.VScale)
             .Set(AttentionArgumentNames.KMean, kv.KMean).Set(AttentionArgumentNames.O, o.Buffer).Set(AttentionArgumentNames.Lse, lse)
             .Set(AttentionArgumentNames.Batch, shape.Batch).Set(AttentionArgumentNames.HeadsQ, shape.HeadsQ).Set(AttentionArgumentNames.HeadsKv, shape.HeadsKv)
             .Set(AttentionArgumentNames.SeqQ, shape.SeqQ).Set(AttentionArgumentNames.SeqK, shape.SeqK)
             .Set(AttentionArgumentNames.VStrideB, kv.VStrideB).Set(AttentionArgumentNames.VStrideH, kv.VStrideH).Set(AttentionArgumentNames.VLd, kv.VLd)
             .Set(AttentionArgumentNames.OStrideB, o.Strides[0]).Set(AttentionArgumentNames.OStrideH, o.Strides[1]).Set(AttentionArgumentNames.OStrideS, o.Strides[2]);
+        queries(launch);
         bound?.Arguments.AddTo(launch);
         return launch;
     }

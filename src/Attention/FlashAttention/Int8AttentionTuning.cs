@@ -25,8 +25,9 @@ public sealed partial class Int8Attention
 
     /// <summary>
     /// <paramref name="options"/> with <see cref="AttentionOptions.V"/> and <see cref="AttentionOptions.Tile"/> set to the
-    /// fastest declared int8 variant for this problem: on the key's first use each candidate is quantized for and its
-    /// kernel timed (CUDA events, 2 warm-ups, median of 5); later uses, in this process or another, reuse the decision.
+    /// fastest declared int8 variant for this problem: on the key's first use each candidate's whole call, its quantize
+    /// kernels and its attention kernel, is timed (CUDA events, 2 warm-ups, median of 5); later uses, in this process or
+    /// another, reuse the decision.
     /// </summary>
     private AttentionOptions Autotuned<T>(CudaStream stream, TensorView<T> q, TensorView<T> k, TensorView<T> v, TensorView<T> o,
         AttentionOptions options, DeviceBuffer<float>? lse, Element input, AttentionDims shape) where T : unmanaged
@@ -40,10 +41,15 @@ public sealed partial class Int8Attention
         var key = TuningKey(stream.Device, input, shape, options.Causal);
         var result = Tuner.Choose(key, candidates, candidate =>
         {
-            // Prepare quantizes V in this candidate's layout (Recipe C writes it transposed); only the kernel is timed.
+            // The whole call is timed, the quantize kernels with the attention kernel: candidates differ in what they need
+            // (Recipe C writes V transposed; a kernel that quantizes Q itself needs no Q pass).
             var (strategy, tile) = ParseCandidate(candidate);
-            var (variant, launch) = Prepare(stream, q, k, v, o, fixedOptions with { V = strategy, Tile = tile }, lse);
-            return Autotuner.Median(() => TimeOnce(stream, () => variant.Launch(launch)), warmups: 2, runs: 5);
+            var candidateOptions = fixedOptions with { V = strategy, Tile = tile };
+            return Autotuner.Median(() => TimeOnce(stream, () =>
+            {
+                var (variant, launch) = Prepare(stream, q, k, v, o, candidateOptions, lse);
+                variant.Launch(launch);
+            }), warmups: 2, runs: 5);
         });
         var (winner, winnerTile) = ParseCandidate(result.Winner);
         LastTuning = new AttentionTuning(key, winner, winnerTile, result);

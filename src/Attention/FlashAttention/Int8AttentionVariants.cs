@@ -282,3 +282,40 @@ public static partial class Int8AttentionD64WgmmaFp8;
 /// <summary>D = 64, causal, on wgmma with fp8 P·V.</summary>
 [FlashAttentionForward(Like = typeof(Int8AttentionD64WgmmaFp8), Causal = true)]
 public static partial class Int8AttentionD64CausalWgmmaFp8;
+
+// ---- Hopper, Q quantized in the kernel (issue 14): no Q quantize pass, one Q scale per row ----
+// The consumer warps read their Q rows as they come (f16, with strides), scale each row by its own largest value and
+// write the codes where TMA would have put them; the softmax then scales each row by its own Q scale. Same tiles as the
+// three-stage wgmma kernels above.
+
+/// <summary>D = 128 on wgmma, three stages, Recipe C V, Q quantized per row in the kernel.</summary>
+[FlashAttentionForward(Like = typeof(Int8AttentionD128WgmmaStages3), QInput = Element.F16)]
+public static partial class Int8AttentionD128WgmmaFusedQ;
+
+/// <summary>D = 128, causal, on wgmma, Q quantized per row in the kernel.</summary>
+[FlashAttentionForward(Like = typeof(Int8AttentionD128WgmmaStages3), QInput = Element.F16, Causal = true)]
+public static partial class Int8AttentionD128CausalWgmmaFusedQ;
+
+/// <summary>D = 128 on wgmma with fp8 P·V, Q quantized per row in the kernel.</summary>
+[FlashAttentionForward(Like = typeof(Int8AttentionD128WgmmaFp8), QInput = Element.F16)]
+public static partial class Int8AttentionD128WgmmaFp8FusedQ;
+
+/// <summary>D = 128, causal, on wgmma with fp8 P·V, Q quantized per row in the kernel.</summary>
+[FlashAttentionForward(Like = typeof(Int8AttentionD128WgmmaFp8), QInput = Element.F16, Causal = true)]
+public static partial class Int8AttentionD128CausalWgmmaFp8FusedQ;
+
+/// <summary>D = 64 on wgmma, Q quantized per row in the kernel.</summary>
+[FlashAttentionForward(Like = typeof(Int8AttentionD64Wgmma), QInput = Element.F16)]
+public static partial class Int8AttentionD64WgmmaFusedQ;
+
+/// <summary>D = 64, causal, on wgmma, Q quantized per row in the kernel.</summary>
+[FlashAttentionForward(Like = typeof(Int8AttentionD64Wgmma), QInput = Element.F16, Causal = true)]
+public static partial class Int8AttentionD64CausalWgmmaFusedQ;
+
+/// <summary>D = 64 on wgmma with fp8 P·V, Q quantized per row in the kernel.</summary>
+[FlashAttentionForward(Like = typeof(Int8AttentionD64WgmmaFp8), QInput = Element.F16)]
+public static partial class Int8AttentionD64WgmmaFp8FusedQ;
+
+/// <summary>D = 64, causal, on wgmma with fp8 P·V, Q quantized per row in the kernel.</summary>
+[FlashAttentionForward(Like = typeof(Int8AttentionD64WgmmaFp8), QInput = Element.F16, Causal = true)]
+public static partial class Int8AttentionD64CausalWgmmaFp8FusedQ;

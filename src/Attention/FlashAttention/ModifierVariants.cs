@@ -8,12 +8,14 @@ namespace KernelDsl.Attention.FlashAttention;
 
 /// <summary>
 /// The forms every library family is built in, each Like one of the plain declarations (Int8AttentionVariants.cs): the
-/// Hopper wgmma form (u8 P·V, f16) and the mma.sync form in both P·V modes, f16 and bf16. Not kernels of their own.
+/// Hopper wgmma form (u8 P·V, f16; fed by the Q quantize pass, or quantizing Q per row itself) and the mma.sync form in
+/// both P·V modes, f16 and bf16. Not kernels of their own.
 /// </summary>
 [AttentionForms]
 public static partial class D128Forms
 {
     [FlashAttentionForward(Like = typeof(Int8AttentionD128Wgmma))] public static partial class D128Wgmma;
+    [FlashAttentionForward(Like = typeof(Int8AttentionD128Wgmma), QInput = Element.F16)] public static partial class D128WgmmaFusedQ;
     [FlashAttentionForward(Like = typeof(Int8AttentionD128TransPrmt))] public static partial class D128;
     [FlashAttentionForward(Like = typeof(Int8AttentionD128F16PV))] public static partial class D128F16PV;
     [FlashAttentionForward(Like = typeof(Int8AttentionD128TransPrmtBf16))] public static partial class D128Bf16;

@@ -52,7 +52,9 @@ public static class AttentionEmitter
         var w = new CodeWriter();
         CudaPrelude.Write(w, spec,
             $"INT8 FlashAttention forward for Hopper, head dim {spec.HeadDim}{(spec.Causal ? ", causal (bottom-right aligned)" : "")}: warp-specialized, 1 producer + {plan.ConsumerWarpgroups} consumer warpgroups.",
-            $"Producer: TMA loads of Q (once) and K, V per stage onto mbarriers. Consumers: S = Q·Kᵀ on {plan.Qk.Ptx} (shared × shared),",
+            plan.QuantizesQ
+                ? $"Producer: TMA loads of K, V per stage onto mbarriers. Consumers: Q read as {spec.QInput.CudaName()} and quantized per row, S = Q·Kᵀ on {plan.Qk.Ptx} (shared × shared),"
+                : $"Producer: TMA loads of Q (once) and K, V per stage onto mbarriers. Consumers: S = Q·Kᵀ on {plan.Qk.Ptx} (shared × shared),",
             $"online softmax in exp2, P quantized to {plan.Pv.AElement.CudaName()} (×{plan.PScale}) in registers, O = P·V on {plan.Pv.Ptx} (registers × shared).",
             $"Block {spec.BlockM} query rows × {spec.BlockN} keys per step, {spec.Stages} K/V stages, {plan.SharedMemoryBytes} bytes of shared memory (with {AttentionPlan.TmaAlignment} for alignment and {plan.Barriers} mbarriers).",
             plan.InKernelTransposedV
@@ -60,9 +62,16 @@ public static class AttentionEmitter
                 : "V: transposed beforehand to [channel][key] in π order (Recipe C) and loaded by TMA as wgmma's K-major B.");
         var helpers = new[] { PtxHelper.IntMath, PtxHelper.SoftmaxMath, PtxHelper.F16Convert, PtxHelper.Bf16Convert, PtxHelper.FloatBias, PtxHelper.Prmt, plan.Fp8Pv ? PtxHelper.E4m3Pack : PtxHelper.BytePack, PtxHelper.Warpgroup }
             .Concat(PtxHelpers.For(CopyAtomKind.Tma))
-            .Concat(plan.InKernelTransposedV ? PtxHelpers.For(CopyAtomKind.LdsmTransPrmt).Concat(PtxHelpers.For(CopyAtomKind.Stmatrix)) : []);
+            .Concat(plan.InKernelTransposedV ? PtxHelpers.For(CopyAtomKind.LdsmTransPrmt).Concat(PtxHelpers.For(CopyAtomKind.Stmatrix)) : [])
+            .Concat(plan.QuantizesQ ? [PtxHelper.Global16, PtxHelper.Shared16] : []);
         PtxHelpers.Write(w, helpers, [plan.Qk, plan.Pv]);
         w.Line();
+        if (plan.QuantizesQ)
+        {
+            // The Quantize family's own helpers, as it writes them: the kernel rounds Q exactly as a Q quantize kernel would.
+            new QuantizeKernelWriter(new QuantizePlan(QueryQuantizeWriter.HelperSpec(spec))).WriteHelpers(w);
+            w.Line();
+        }
         w.Line($"// ---- Shared-memory layouts (TMA writes them; the LSE reads Q back through this function) ----");
         LayoutWriter.Write(w, spec.LayoutOf(Operand.Q)!, spec.BlockM, spec.HeadDim);
         if (plan.InKernelTransposedV)

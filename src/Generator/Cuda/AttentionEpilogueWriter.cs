@@ -82,7 +82,7 @@ public sealed class AttentionEpilogueWriter(AttentionPlan plan, ChannelMap chann
                 w.Line($"const int local = {rowOrigin} + {N.Group} + 8 * hh;");
                 WriteRowMeanDot("corr", "local", guarded: true);
                 w.Line($"const int row = {N.FirstRow} + local;");
-                w.Block($"if ({N.ThreadInGroup} == 0 && row < seq_q)", () => WriteLseStore($"corr * {N.QScale} * 0.69314718f"));
+                w.Block($"if ({N.ThreadInGroup} == 0 && row < seq_q)", () => WriteLseStore($"corr * {AttentionSoftmaxWriter.QScaleOf(plan, "hh")} * 0.69314718f"));
             });
         });
     }
@@ -127,7 +127,7 @@ public sealed class AttentionEpilogueWriter(AttentionPlan plan, ChannelMap chann
         w.Block($"for (int hh = 0; hh < 2; ++hh)", () =>
         {
             WriteRowMeanDot("dot", $"{rowOrigin} + {N.Group} + 8 * hh", guarded: false);
-            w.Line($"{N.RowMeanScores}[hh] = dot * {N.QScale};");
+            w.Line($"{N.RowMeanScores}[hh] = dot * {AttentionSoftmaxWriter.QScaleOf(plan, "hh")};");
         });
     }
 }

@@ -81,16 +81,26 @@ public sealed class AttentionSoftmaxWriter(AttentionPlan plan, CodeWriter w, str
         w.Line($"// one FFMA of the biased score by sl = sc·ln 2, plus qb = q·mean(K)·q_sc·ln 2 − bias·sl.");
         if (groups == 1)
         {
-            w.Line($"const float sl = {N.ScoreScale} * KDSL_LN2;");
-            w.Line($"const float qb[2] = {{fmaf(-KDSL_FLOAT_BIAS, sl, {N.RowMeanScores}[0] * KDSL_LN2), fmaf(-KDSL_FLOAT_BIAS, sl, {N.RowMeanScores}[1] * KDSL_LN2)}};");
+            if (PerRow)
+            {
+                w.Line($"const float sl[2] = {{{N.ScoreScale}[0] * KDSL_LN2, {N.ScoreScale}[1] * KDSL_LN2}};");
+            }
+            else
+            {
+                w.Line($"const float sl = {N.ScoreScale} * KDSL_LN2;");
+            }
+            w.Line($"const float qb[2] = {{fmaf(-KDSL_FLOAT_BIAS, {Row("sl", "0")}, {N.RowMeanScores}[0] * KDSL_LN2), fmaf(-KDSL_FLOAT_BIAS, {Row("sl", "1")}, {N.RowMeanScores}[1] * KDSL_LN2)}};");
         }
         else
         {
-            w.Line($"float sl[{groups}], qb[{groups}][2];");
+            w.Line($"float sl[{groups}]{(PerRow ? "[2]" : "")}, qb[{groups}][2];");
             w.Line($"#pragma unroll");
-            w.Line($"for (int ks = 0; ks < {groups}; ++ks) {{ sl[ks] = {N.ScoreScale}[ks] * KDSL_LN2; qb[ks][0] = fmaf(-KDSL_FLOAT_BIAS, sl[ks], {N.RowMeanScores}[0] * KDSL_LN2); qb[ks][1] = fmaf(-KDSL_FLOAT_BIAS, sl[ks], {N.RowMeanScores}[1] * KDSL_LN2); }}");
+            var scale = PerRow
+                ? $"sl[ks][0] = {N.ScoreScale}[ks][0] * KDSL_LN2; sl[ks][1] = {N.ScoreScale}[ks][1] * KDSL_LN2;"
+                : $"sl[ks] = {N.ScoreScale}[ks] * KDSL_LN2;";
+            w.Line($"for (int ks = 0; ks < {groups}; ++ks) {{ {scale} qb[ks][0] = fmaf(-KDSL_FLOAT_BIAS, {Row("sl[ks]", "0")}, {N.RowMeanScores}[0] * KDSL_LN2); qb[ks][1] = fmaf(-KDSL_FLOAT_BIAS, {Row("sl[ks]", "1")}, {N.RowMeanScores}[1] * KDSL_LN2); }}");
         }
-        var (sl, qb) = groups == 1 ? ("sl", "qb[r >> 1]") : ($"sl[jt / {TilesPerScale}]", $"qb[jt / {TilesPerScale}][r >> 1]");
+        var (sl, qb) = (Grouped("sl", $"jt / {TilesPerScale}", "r >> 1"), groups == 1 ? "qb[r >> 1]" : $"qb[jt / {TilesPerScale}][r >> 1]");
         w.Line($"#pragma unroll");
         w.Line($"for (int jt = 0; jt < {plan.STiles}; ++jt)");
         w.Line($"    #pragma unroll");
@@ -100,8 +110,20 @@ public sealed class AttentionSoftmaxWriter(AttentionPlan plan, CodeWriter w, str
         w.Line($"    }}");
     }
 
-    /// <summary>The scale of tile jt's scores: q_sc · its K block's scale.</summary>
-    private string ScaleOf(string tile) => plan.KScalesPerBlock == 1 ? N.ScoreScale : $"{N.ScoreScale}[{tile} / {TilesPerScale}]";
+    /// <summary>Q is scaled per row (quantized in the kernel): q_sc, and so sc, sl, hold one value per row half.</summary>
+    private bool PerRow => plan.QuantizesQ;
+
+    /// <summary>Row half <paramref name="half"/>'s entry of a per-row-half value, or the value itself when Q's scale is the block's.</summary>
+    private string Row(string value, string half) => PerRow ? $"{value}[{half}]" : value;
+
+    /// <summary>Q's scale for row half <paramref name="half"/> (g or g + 8): per row, or the block's one scale.</summary>
+    public static string QScaleOf(AttentionPlan plan, string half) => plan.QuantizesQ ? $"{N.QScale}[{half}]" : N.QScale;
+
+    /// <summary>K scale group <paramref name="group"/>'s entry of a per-group value (the value itself with one group), for row half <paramref name="half"/>.</summary>
+    private string Grouped(string value, string group, string half) => Row(plan.KScalesPerBlock == 1 ? value : $"{value}[{group}]", half);
+
+    /// <summary>The scale of tile jt's scores in row half <paramref name="half"/>: q_sc · its K block's scale.</summary>
+    private string ScaleOf(string tile, string half) => Grouped(N.ScoreScale, $"{tile} / {TilesPerScale}", half);
 
     /// <summary>The exponent's offset for tile jt's scores in row half hh (see <see cref="WriteExponentOffsets"/>).</summary>
     private string OffsetOf(string tile, string half) => plan.KScalesPerBlock == 1 || Prescaled ? $"{N.ExponentOffset}[{half}]" : $"{N.ExponentOffset}[{tile} / {TilesPerScale}][{half}]";
@@ -112,7 +134,7 @@ public sealed class AttentionSoftmaxWriter(AttentionPlan plan, CodeWriter w, str
     /// <summary>exp2 of score (jt, r): PScale·P for quantized P, P itself for 16-bit P; 2^-∞ = 0 for a masked key.</summary>
     private string Exp(string tile, string r, string half) => Prescaled
         ? $"kdsl_exp2(fmaf({N.Scores}[{tile}][{r}], KDSL_LOG2E, -{OffsetOf(tile, half)}))"
-        : $"kdsl_exp2(fmaf({N.Scores}[{tile}][{r}], {ScaleOf(tile)}, -{OffsetOf(tile, half)}))";
+        : $"kdsl_exp2(fmaf({N.Scores}[{tile}][{r}], {ScaleOf(tile, half)}, -{OffsetOf(tile, half)}))";
 
     /// <summary><see cref="Exp(string, string, string)"/> of a score whose accumulator index is known here.</summary>
     private string Exp(string tile, int r) => Exp(tile, $"{r}", $"{r >> 1}");
@@ -149,14 +171,27 @@ public sealed class AttentionSoftmaxWriter(AttentionPlan plan, CodeWriter w, str
         w.Line($"// Online softmax in the log2 domain (softmax scale · log2 e is folded into q_scale).");
         if (plan.KScalesPerBlock == 1)
         {
-            w.Line($"const float {N.ScoreScale} = {N.QScale} * {(kScalesLoaded ? N.KScales : KScaleOfBlock)};");
+            var k = kScalesLoaded ? N.KScales : KScaleOfBlock;
+            if (PerRow)
+            {
+                w.Line($"const float {N.ScoreScale}[2] = {{{N.QScale}[0] * {k}, {N.QScale}[1] * {k}}};  // Q is scaled per row");
+            }
+            else
+            {
+                w.Line($"const float {N.ScoreScale} = {N.QScale} * {k};");
+            }
         }
         else
         {
-            w.Line($"// {plan.KScalesPerBlock} K scales per block of {s.BlockN} keys.");
-            w.Line($"float {N.ScoreScale}[{plan.KScalesPerBlock}];");
+            w.Line($"// {plan.KScalesPerBlock} K scales per block of {s.BlockN} keys{(PerRow ? ", times each row's Q scale" : "")}.");
+            w.Line($"float {N.ScoreScale}[{plan.KScalesPerBlock}]{(PerRow ? "[2]" : "")};");
             w.Line($"#pragma unroll");
-            if (kScalesLoaded)
+            if (PerRow)
+            {
+                var k = kScalesLoaded ? $"{N.KScales}[ks]" : $"({GroupKScale("")})";
+                w.Line($"for (int ks = 0; ks < {plan.KScalesPerBlock}; ++ks) {{ const float k_sc = {k}; {N.ScoreScale}[ks][0] = {N.QScale}[0] * k_sc; {N.ScoreScale}[ks][1] = {N.QScale}[1] * k_sc; }}");
+            }
+            else if (kScalesLoaded)
             {
                 w.Line($"for (int ks = 0; ks < {plan.KScalesPerBlock}; ++ks) {N.ScoreScale}[ks] = {N.QScale} * {N.KScales}[ks];");
             }
@@ -196,7 +231,7 @@ public sealed class AttentionSoftmaxWriter(AttentionPlan plan, CodeWriter w, str
         else
         {
             // Each group's maximum is scaled by its own K scale before the groups meet; scales are positive, so −∞ stays −∞.
-            string Scaled(int half, int group) => $"({Tree(half, group * TilesPerScale, TilesPerScale)} - KDSL_FLOAT_BIAS) * {N.ScoreScale}[{group}]";
+            string Scaled(int half, int group) => $"({Tree(half, group * TilesPerScale, TilesPerScale)} - KDSL_FLOAT_BIAS) * {Grouped(N.ScoreScale, $"{group}", $"{half}")}";
             string Groups(int half) => MaxTree(Enumerable.Range(0, plan.KScalesPerBlock).Select(g => Scaled(half, g)).ToList());
             w.Line($"float block_max[2] = {{{Groups(0)},");
             w.Line($"                       {Groups(1)}}};");
@@ -214,7 +249,7 @@ public sealed class AttentionSoftmaxWriter(AttentionPlan plan, CodeWriter w, str
             }
             else if (plan.KScalesPerBlock == 1)
             {
-                w.Line($"const float new_max = fmaxf({N.RowMax}[hh], block_max[hh] == -KDSL_INF ? -KDSL_INF : (block_max[hh] - KDSL_FLOAT_BIAS) * {N.ScoreScale});");
+                w.Line($"const float new_max = fmaxf({N.RowMax}[hh], block_max[hh] == -KDSL_INF ? -KDSL_INF : (block_max[hh] - KDSL_FLOAT_BIAS) * {Row(N.ScoreScale, "hh")});");
             }
             else
             {
@@ -294,12 +329,12 @@ public sealed class AttentionSoftmaxWriter(AttentionPlan plan, CodeWriter w, str
         var what = plan.F16Pv ? "bias·sc + base" : plan.Fp8Pv ? $"bias·sc + base − log2 {plan.PScale}" : $"bias·sc + base + sc − log2 {plan.PScale}";
         if (plan.KScalesPerBlock == 1)
         {
-            w.Line($"const float {N.ExponentOffset}[2] = {{{Offset(N.ScoreScale, 0)}, {Offset(N.ScoreScale, 1)}}};  // {what}: one FFMA per score");
+            w.Line($"const float {N.ExponentOffset}[2] = {{{Offset(Row(N.ScoreScale, "0"), 0)}, {Offset(Row(N.ScoreScale, "1"), 1)}}};  // {what}: one FFMA per score");
             return;
         }
         w.Line($"float {N.ExponentOffset}[{plan.KScalesPerBlock}][2];  // {what}: one FFMA per score");
         w.Line($"#pragma unroll");
-        w.Line($"for (int ks = 0; ks < {plan.KScalesPerBlock}; ++ks) {{ {N.ExponentOffset}[ks][0] = {Offset($"{N.ScoreScale}[ks]", 0)}; {N.ExponentOffset}[ks][1] = {Offset($"{N.ScoreScale}[ks]", 1)}; }}");
+        w.Line($"for (int ks = 0; ks < {plan.KScalesPerBlock}; ++ks) {{ {N.ExponentOffset}[ks][0] = {Offset(Grouped(N.ScoreScale, "ks", "0"), 0)}; {N.ExponentOffset}[ks][1] = {Offset(Grouped(N.ScoreScale, "ks", "1"), 1)}; }}");
     }
 
     /// <summary>

@@ -30,6 +30,7 @@ public enum PtxHelper
     Tma,
     Warpgroup,
     E4m3Pack,
+    Shared16,
 }
 
 /// <summary>
@@ -241,6 +242,15 @@ public static class PtxHelpers
                     static __device__ __forceinline__ void kdsl_st16(void* p, u32 a, u32 b, u32 c, u32 d)
                     {
                         asm volatile("st.global.v4.u32 [%0], {%1,%2,%3,%4};\n" :: "l"(p), "r"(a), "r"(b), "r"(c), "r"(d) : "memory");
+                    }
+                    """);
+                break;
+            case PtxHelper.Shared16:
+                w.Raw("""
+                    // 16 bytes registers → shared memory (16-byte aligned shared-window address).
+                    static __device__ __forceinline__ void kdsl_sts16(u32 addr, u32 a, u32 b, u32 c, u32 d)
+                    {
+                        asm volatile("st.shared.v4.u32 [%0], {%1,%2,%3,%4};\n" :: "r"(addr), "r"(a), "r"(b), "r"(c), "r"(d) : "memory");
                     }
                     """);
                 break;

@@ -62,17 +62,35 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
         }
         else
         {
-            _w.Line($"// mbarriers: Q full; per stage K full, V full (TMA bytes), K/V empty (one arrival per consumer warp).");
-            _w.Line($"const u32 q_full = sv_addr + {stages * plan.VStageBytes};");
-            _w.Line($"const u32 k_full = q_full + 8, v_full = k_full + {8 * stages}, kv_empty = v_full + {8 * stages};");
+            if (plan.QuantizesQ)
+            {
+                _w.Line($"// mbarriers: per stage K full, V full (TMA bytes), K/V empty (one arrival per consumer warp). Q needs none: the consumers write it.");
+                _w.Line($"const u32 k_full = sv_addr + {stages * plan.VStageBytes}, v_full = k_full + {8 * stages}, kv_empty = v_full + {8 * stages};");
+            }
+            else
+            {
+                _w.Line($"// mbarriers: Q full; per stage K full, V full (TMA bytes), K/V empty (one arrival per consumer warp).");
+                _w.Line($"const u32 q_full = sv_addr + {stages * plan.VStageBytes};");
+                _w.Line($"const u32 k_full = q_full + 8, v_full = k_full + {8 * stages}, kv_empty = v_full + {8 * stages};");
+            }
         }
         _w.Line($"const int tid = threadIdx.x, {N.Lane} = tid & 31, {N.Warp} = tid >> 5, wg = {N.Warp} >> 2, {N.Group} = {N.Lane} >> 2, {N.ThreadInGroup} = {N.Lane} & 3;");
         QueryBlockWriter.Write(_w, plan);
-        _w.Line($"const int {N.QTiles} = (seq_q + {plan.QScaleRows - 1}) / {plan.QScaleRows}, {N.KTiles} = (seq_k + {plan.KScaleKeys - 1}) / {plan.KScaleKeys};  // Q scales per {plan.QScaleRows} rows, K scales per {plan.KScaleKeys} keys");
+        if (plan.QuantizesQ)
+        {
+            _w.Line($"const int {N.KTiles} = (seq_k + {plan.KScaleKeys - 1}) / {plan.KScaleKeys};  // K scales per {plan.KScaleKeys} keys");
+        }
+        else
+        {
+            _w.Line($"const int {N.QTiles} = (seq_q + {plan.QScaleRows - 1}) / {plan.QScaleRows}, {N.KTiles} = (seq_k + {plan.KScaleKeys - 1}) / {plan.KScaleKeys};  // Q scales per {plan.QScaleRows} rows, K scales per {plan.KScaleKeys} keys");
+        }
         KeyBlockRangeWriter.Write(_w, plan);
         _w.Block($"if (tid == 0)", () =>
         {
-            _w.Line($"kdsl_mbar_init(q_full, 1);");
+            if (!plan.QuantizesQ)
+            {
+                _w.Line($"kdsl_mbar_init(q_full, 1);");
+            }
             _w.Line($"#pragma unroll");
             _w.Block($"for (int st = 0; st < {stages}; ++st)", () =>
             {
@@ -162,6 +180,10 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
     /// <summary>The TMA copy of this block's Q rows onto q_full, once.</summary>
     private void WriteQCopy()
     {
+        if (plan.QuantizesQ)
+        {
+            return;  // the consumer warps load and quantize Q themselves
+        }
         _w.Line($"kdsl_mbar_arrive_expect_tx(q_full, {plan.QStageBytes});");
         _w.Line($"kdsl_tma_load_3d(sq_addr, &q_map, q_full, 0, {N.FirstRow}, (int){N.BatchHead});  // rows past seq_q arrive as zeros");
     }
@@ -196,10 +218,20 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
         _w.Line($"float {N.RowMax}[2] = {{-KDSL_INF, -KDSL_INF}}, {N.RowSum}[2] = {{0.f, 0.f}};");
         _w.Line($"float {N.O}[{plan.OTiles}][4];");
         WriteFill(N.O, plan.OTiles, "0.f");
-        _w.Line($"const float {N.QScale} = q_scale[{N.BatchHead} * {N.QTiles} + {QueryBlockWriter.QScaleTile(plan)}];");
+        if (plan.QuantizesQ)
+        {
+            new QueryQuantizeWriter(plan, _w, "warp_row").Write();
+        }
+        else
+        {
+            _w.Line($"const float {N.QScale} = q_scale[{N.BatchHead} * {N.QTiles} + {QueryBlockWriter.QScaleTile(plan)}];");
+        }
         _w.Line($"// K-major descriptors, {d}-byte rows of Q and K, {plan.VRowBytes}-byte rows of V: 8 rows per swizzle atom; each k32 step moves 32 bytes (2 in the address field).");
         _w.Line($"const unsigned long long q_desc = kdsl_wgmma_desc(sq_addr + cg * {64 * d}, {8 * d}, {TmaSwizzle.DescriptorMode(d)});");
-        _w.Line($"kdsl_mbar_wait(q_full, 0);");
+        if (!plan.QuantizesQ)
+        {
+            _w.Line($"kdsl_mbar_wait(q_full, 0);");
+        }
         if (s.Score is not null)
         {
             new AttentionEpilogueWriter(plan, NaturalChannels, _w, "warp_row").WriteRowMeanScores();

@@ -31,6 +31,8 @@ public static class AttentionLauncherWriter
             w.Line($"public const bool Causal = {(spec.Causal ? "true" : "false")};");
             w.Line($"/// <summary>P·V runs on 16-bit float P and the V input (the accuracy mode); otherwise V is int8.</summary>");
             w.Line($"public const bool F16PV = {(plan.F16Pv ? "true" : "false")};");
+            w.Line($"/// <summary>Q comes as {spec.Output.CudaName()} with strides and the kernel quantizes it, one scale per row; otherwise Q is int8 from its quantize kernel.</summary>");
+            w.Line($"public const bool QuantizesQ = {(plan.QuantizesQ ? "true" : "false")};");
             w.Line($"/// <summary>The tile configuration, as the autotuner reports it.</summary>");
             w.Line($"public const string Tile = \"{plan.Tile}\";");
             w.Line($"/// <summary>The tile's short ASCII name, as command lines take it.</summary>");
@@ -64,7 +66,7 @@ public static class AttentionLauncherWriter
         w.Line($"Name = {CSharpFile.Literal(spec.Type.FullName)},");
         w.Line($"Module = Module,");
         w.Line($"Input = global::KernelDsl.Element.{(spec.Output == Element.BF16 ? "BF16" : "F16")},");
-        w.Line($"HeadDim = HeadDim, BlockM = BlockM, BlockN = BlockN, QScaleRows = QScaleRows, KScaleKeys = KScaleKeys,");
+        w.Line($"HeadDim = HeadDim, BlockM = BlockM, BlockN = BlockN, QScaleRows = QScaleRows, KScaleKeys = KScaleKeys, QuantizesQ = QuantizesQ,");
         w.Line($"Causal = Causal, PElement = global::KernelDsl.Element.{plan.Pv.AElement.ToString().ToUpperInvariant()}, PretransposedV = PretransposedV, Lse = {(spec.Lse ? "true" : "false")},");
         w.Line($"VStrategy = {CSharpFile.Literal(VStrategyOf(plan))},");
         w.Line($"Tile = Tile, TileName = TileName,");
@@ -84,9 +86,19 @@ public static class AttentionLauncherWriter
         var spec = plan.Spec;
         var signature = plan.Signature;
         w.Line($"/// <summary>");
-        w.Line($"/// O = softmax(Q·Kᵀ)·V for int8 Q [B][Hq][Sq][D] and K [B][Hkv][Sk][D] (contiguous, from the quantize kernels) with");
+        if (plan.QuantizesQ)
+        {
+            w.Line($"/// O = softmax(Q·Kᵀ)·V for {spec.QInput.CudaName()} Q [B][Hq][Sq][D] with element strides, which the kernel quantizes one row at a time after");
+            w.Line($"/// multiplying it by <paramref name=\"qScaleMultiplier\"/> (softmax scale · log2 e), adding its NaN and Inf count to <paramref name=\"nonFiniteQ\"/> if");
+            w.Line($"/// given; int8 K [B][Hkv][Sk][D] (contiguous, from its quantize kernel) with per-block scales,");
+        }
+        else
+        {
+            w.Line($"/// O = softmax(Q·Kᵀ)·V for int8 Q [B][Hq][Sq][D] and K [B][Hkv][Sk][D] (contiguous, from the quantize kernels) with");
+            w.Line($"/// per-block scales (Q's with softmax scale · log2 e folded in),");
+        }
         var vCodes = plan.Fp8Pv ? "e4m3" : "int8";
-        w.Line($"/// per-block scales (Q's with softmax scale · log2 e folded in), V {(plan.F16Pv ? $"{plan.VElement.CudaName()} with element strides vStrideB/vStrideH and row stride vLd" : plan.PretransposedV ? $"{vCodes} [B][Hkv][D][vLd] (vLd = padded tokens)" : $"{vCodes} with strides vStrideB/vStrideH and row stride vLd")},");
+        w.Line($"/// V {(plan.F16Pv ? $"{plan.VElement.CudaName()} with element strides vStrideB/vStrideH and row stride vLd" : plan.PretransposedV ? $"{vCodes} [B][Hkv][D][vLd] (vLd = padded tokens)" : $"{vCodes} with strides vStrideB/vStrideH and row stride vLd")},");
         w.Line($"/// O {(spec.Output == Element.BF16 ? "bf16 (raw bits)" : "f16")} with element strides. <paramref name=\"kMean\"/> (K's channel mean) {(spec.Score is null ? "corrects the LSE for smoothing" : "gives the score modifier the unsmoothed score")}; <paramref name=\"lse\"/> [B][Hq][Sq] may be null.");
         foreach (var parameter in AttentionSignature.RuntimeParameters(spec))
         {
@@ -121,13 +133,27 @@ public static class AttentionLauncherWriter
             w.Line($"{Guard}.MultipleOf(headsQ, headsKv, nameof(headsQ), \"each KV head serves a whole number of query heads (GQA)\");");
             w.Line($"{Guard}.AtMost(headsQ, 65535, nameof(headsQ), \"query heads are the grid's y extent\");");
             w.Line($"{Guard}.AtMost(batch, 65535, nameof(batch), \"the batch is the grid's z extent\");");
-            foreach (var stride in new[] { "vStrideB", "vStrideH", "oStrideB", "oStrideH" })
+            foreach (var stride in plan.QuantizesQ ? ["vStrideB", "vStrideH", "oStrideB", "oStrideH", "qStrideB", "qStrideH"] : new[] { "vStrideB", "vStrideH", "oStrideB", "oStrideH" })
             {
                 w.Line($"{Guard}.AtLeast({stride}, 0, nameof({stride}), \"zero\");");
             }
-            w.Line($"{Guard}.Holds(q, (long)batch * headsQ * seqQ * HeadDim, nameof(q), \"Q [B][Hq][Sq][D]\");");
+            if (plan.QuantizesQ)
+            {
+                w.Line($"{Guard}.AtLeast(qStrideS, HeadDim, nameof(qStrideS), \"the head dim\");");
+                foreach (var stride in new[] { "qStrideB", "qStrideH", "qStrideS" })
+                {
+                    w.Line($"{Guard}.MultipleOf({stride}, 8, nameof({stride}), \"Q's rows are read in 16-byte chunks\");");
+                }
+                w.Line($"{Guard}.Holds(q, (batch - 1) * qStrideB + (headsQ - 1) * qStrideH + (seqQ - 1) * qStrideS + HeadDim, nameof(q), \"Q with the strides given\");");
+                w.Line($"{Guard}.FinitePositive(qScaleMultiplier, nameof(qScaleMultiplier));");
+                w.Line($"if (nonFiniteQ is not null) {Guard}.Holds(nonFiniteQ, 1, nameof(nonFiniteQ), \"one counter\");");
+            }
+            else
+            {
+                w.Line($"{Guard}.Holds(q, (long)batch * headsQ * seqQ * HeadDim, nameof(q), \"Q [B][Hq][Sq][D]\");");
+                w.Line($"{Guard}.Holds(qScale, (long)batch * headsQ * ((seqQ + QScaleRows - 1) / QScaleRows), nameof(qScale), \"one scale per QScaleRows query rows\");");
+            }
             w.Line($"{Guard}.Holds(k, (long)batch * headsKv * seqK * HeadDim, nameof(k), \"K [B][Hkv][Sk][D]\");");
-            w.Line($"{Guard}.Holds(qScale, (long)batch * headsQ * ((seqQ + QScaleRows - 1) / QScaleRows), nameof(qScale), \"one scale per QScaleRows query rows\");");
             w.Line($"{Guard}.Holds(kScale, (long)batch * headsKv * ((seqK + KScaleKeys - 1) / KScaleKeys), nameof(kScale), \"one scale per KScaleKeys keys\");");
             if (!plan.F16Pv)
             {
@@ -208,8 +234,11 @@ public static class AttentionLauncherWriter
         var spec = plan.Spec;
         string Swizzle(int rowBytes) => KernelDsl.Generator.Model.TmaSwizzle.TensorMapName(rowBytes);
         const string Map = "global::KernelDsl.TensorMap";
-        w.Line($"// Q [B·Hq][Sq][D] and K [B·Hkv][Sk][D] as rank-3 maps, V as rank 4: a box never crosses a head.");
-        w.Line($"var qMap = {Map}.EncodeTiled(q, [HeadDim, seqQ, (long)batch * headsQ], [HeadDim, (long)seqQ * HeadDim], [HeadDim, BlockM, 1], global::KernelDsl.TensorMapSwizzle.{Swizzle(spec.HeadDim)});");
+        w.Line($"// {(plan.QuantizesQ ? "" : "Q [B·Hq][Sq][D] and ")}K [B·Hkv][Sk][D] as rank-3 maps, V as rank 4: a box never crosses a head.");
+        if (!plan.QuantizesQ)
+        {
+            w.Line($"var qMap = {Map}.EncodeTiled(q, [HeadDim, seqQ, (long)batch * headsQ], [HeadDim, (long)seqQ * HeadDim], [HeadDim, BlockM, 1], global::KernelDsl.TensorMapSwizzle.{Swizzle(spec.HeadDim)});");
+        }
         w.Line($"var kMap = {Map}.EncodeTiled(k, [HeadDim, seqK, (long)batch * headsKv], [HeadDim, (long)seqK * HeadDim], [HeadDim, BlockN, 1], global::KernelDsl.TensorMapSwizzle.{Swizzle(spec.HeadDim)});");
         if (plan.InKernelTransposedV)
         {

@@ -42,13 +42,18 @@ public sealed record AttentionPlan(AttentionSpec Spec)
     public int PScale => Pv.AElement switch { Element.U8 => 255, Element.S8 => 127, Element.E4M3 => 448, _ => 1 };
 
     public int Threads => Spec.Warps * 32;
-    /// <summary>Query rows per Q scale (the Q quantize kernel's tile): BlockM unless declared larger.</summary>
-    public int QScaleRows => Spec.QScaleRows == 0 ? Spec.BlockM : Spec.QScaleRows;
+    /// <summary>
+    /// Q comes as f16/bf16 and the consumer warpgroups quantize it in the prologue, one scale per row (wgmma form): no
+    /// separate Q pass, and the softmax scales each row by its own Q scale.
+    /// </summary>
+    public bool QuantizesQ => Spec.QInput != Element.S8;
+    /// <summary>Query rows per Q scale: 1 when the kernel quantizes Q; else the Q quantize kernel's tile, BlockM unless declared larger.</summary>
+    public int QScaleRows => QuantizesQ ? 1 : Spec.QScaleRows == 0 ? Spec.BlockM : Spec.QScaleRows;
     /// <summary>Blocks per SM the kernel is compiled for (__launch_bounds__), as declared.</summary>
     public int MinBlocksPerSm => Spec.MinBlocksPerSm;
     /// <summary>The tile configuration in words, e.g. "128×64 / 8 warps / 2 stages / 1 block/SM": what the autotuner reports (no commas: it lands in CSV).</summary>
     public string Tile => WarpSpecialized
-        ? $"{Spec.BlockM}×{Spec.BlockN} / wgmma 1+{ConsumerWarpgroups} warpgroups{(Spec.Pingpong ? " pingpong" : "")} / {Stages}"
+        ? $"{Spec.BlockM}×{Spec.BlockN} / wgmma 1+{ConsumerWarpgroups} warpgroups{(Spec.Pingpong ? " pingpong" : "")} / {Stages}{(QuantizesQ ? " / Q per row in kernel" : "")}"
         : $"{Spec.BlockM}×{Spec.BlockN} / {Spec.Warps} warps / {Stages} / {Spec.MinBlocksPerSm} block{(Spec.MinBlocksPerSm == 1 ? "" : "s")}/SM";
 
     private string Stages => $"{Spec.Stages} stage{(Spec.Stages == 1 ? "" : "s")}";
@@ -58,7 +63,7 @@ public sealed record AttentionPlan(AttentionSpec Spec)
     /// </summary>
     public string TileName => WarpSpecialized
         ? "wgmma" + (Spec.BlockM == 128 && Spec.BlockN == 128 ? "" : $"-{Spec.BlockM}x{Spec.BlockN}") + (ConsumerWarpgroups == 2 ? "" : $"-wg{ConsumerWarpgroups}")
-            + (Spec.Pingpong ? "-pingpong" : "") + $"-s{Spec.Stages}"
+            + (Spec.Pingpong ? "-pingpong" : "") + $"-s{Spec.Stages}" + (QuantizesQ ? "-qrow" : "")
         : $"{Spec.BlockM}x{Spec.BlockN}-w{Spec.Warps}-s{Spec.Stages}" + (Spec.MinBlocksPerSm == 1 ? "" : $"-b{Spec.MinBlocksPerSm}");
     public Element VElement => F16Pv || Fp8Pv ? Pv.BElement : Element.S8;
     public int VBytes => VElement.SizeInBytes();
@@ -87,8 +92,11 @@ public sealed record AttentionPlan(AttentionSpec Spec)
     public int TileBytes => QStageBytes + Spec.Stages * (KStageBytes + VStageBytes + VStagingBytes);
     /// <summary>TMA's 128-byte swizzle repeats every 1024 bytes and needs tiles aligned to it; the dynamic base is aligned by hand.</summary>
     public const int TmaAlignment = 1024;
-    /// <summary>mbarriers of the warp-specialized form: Q full, then K full, V full, K/V empty (and Recipe D's staged V full) per stage, 8 bytes each.</summary>
-    public int Barriers => WarpSpecialized ? 1 + (InKernelTransposedV ? 4 : 3) * Spec.Stages : 0;
+    /// <summary>
+    /// mbarriers of the warp-specialized form: Q full (unless the kernel quantizes Q itself), then K full, V full, K/V empty
+    /// (and Recipe D's staged V full) per stage, 8 bytes each.
+    /// </summary>
+    public int Barriers => WarpSpecialized ? (QuantizesQ ? 0 : 1) + (InKernelTransposedV ? 4 : 3) * Spec.Stages : 0;
     public int SharedMemoryBytes => WarpSpecialized ? TmaAlignment + TileBytes + 8 * Barriers : TileBytes;
 
     /// <summary>Integers below this magnitude survive the float-bias trick exactly (PtxHelper.FloatBias).</summary>

@@ -16,11 +16,12 @@ public static class AttentionSignature
     {
         public const string Stream = "stream", Q = "q", K = "k", V = "v", QScale = "qScale", KScale = "kScale", VScale = "vScale",
             KMean = "kMean", O = "o", Lse = "lse", Batch = "batch", HeadsQ = "headsQ", HeadsKv = "headsKv", SeqQ = "seqQ", SeqK = "seqK",
-            VStrideB = "vStrideB", VStrideH = "vStrideH", VLd = "vLd", OStrideB = "oStrideB", OStrideH = "oStrideH", OStrideS = "oStrideS";
+            VStrideB = "vStrideB", VStrideH = "vStrideH", VLd = "vLd", OStrideB = "oStrideB", OStrideH = "oStrideH", OStrideS = "oStrideS",
+            QStrideB = "qStrideB", QStrideH = "qStrideH", QStrideS = "qStrideS", QScaleMultiplier = "qScaleMultiplier", NonFiniteQ = "nonFiniteQ";
 
         /// <summary>Every fixed name: a modifier parameter may not take one.</summary>
         public static readonly string[] All = [Stream, Q, K, V, QScale, KScale, VScale, KMean, O, Lse, Batch, HeadsQ, HeadsKv, SeqQ, SeqK,
-            VStrideB, VStrideH, VLd, OStrideB, OStrideH, OStrideS];
+            VStrideB, VStrideH, VLd, OStrideB, OStrideH, OStrideS, QStrideB, QStrideH, QStrideS, QScaleMultiplier, NonFiniteQ];
     }
 
     public static KernelSignature Of(AttentionPlan plan)
@@ -54,12 +55,23 @@ public static class AttentionSignature
         }
 
         host.Add(new HostParameter(Names.Stream, HostKind.Stream, "", false, "the stream the kernel runs on"));
-        Operand(Names.Q, "sbyte", "Q [B][Hq][Sq][D] int8", "Q", "const s8* __restrict__");
+        if (plan.QuantizesQ)
+        {
+            // The consumer warps read Q's rows with plain 16-byte loads and quantize them: a pointer and element strides.
+            Buffer(Names.Q, oElement, false, $"Q [B][Hq][Sq][D] {spec.QInput.CudaName()} with element strides, quantized in the kernel", "Q", "const u16* __restrict__");
+        }
+        else
+        {
+            Operand(Names.Q, "sbyte", "Q [B][Hq][Sq][D] int8", "Q", "const s8* __restrict__");
+        }
         Operand(Names.K, "sbyte", "K [B][Hkv][Sk][D] int8, smoothed", "K", "const s8* __restrict__");
         var vCodes = plan.Fp8Pv ? "e4m3" : "int8";
         Operand(Names.V, vElement, plan.F16Pv ? "V as it comes" : plan.PretransposedV ? $"V {vCodes} [B][Hkv][D][vLd], π order" : $"V {vCodes}", "V",
             $"const {(plan.F16Pv ? "u16" : plan.Fp8Pv ? "u8" : "s8")}* __restrict__");
-        Buffer(Names.QScale, "float", false, "one scale per QScaleRows query rows, softmax scale · log2 e folded in", "q_scale", "const float* __restrict__");
+        if (!plan.QuantizesQ)
+        {
+            Buffer(Names.QScale, "float", false, "one scale per QScaleRows query rows, softmax scale · log2 e folded in", "q_scale", "const float* __restrict__");
+        }
         Buffer(Names.KScale, "float", false, "one scale per KScaleKeys keys", "k_scale", "const float* __restrict__");
         if (plan.F16Pv)
         {
@@ -85,6 +97,14 @@ public static class AttentionSignature
         Scalar(Names.OStrideB, "long", "O's batch stride, elements", "o_stride_b");
         Scalar(Names.OStrideH, "long", "O's head stride, elements", "o_stride_h");
         Scalar(Names.OStrideS, "long", "O's row stride, elements", "o_stride_s");
+        if (plan.QuantizesQ)
+        {
+            Scalar(Names.QStrideB, "long", "Q's batch stride, elements", "q_stride_b");
+            Scalar(Names.QStrideH, "long", "Q's head stride, elements", "q_stride_h");
+            Scalar(Names.QStrideS, "long", "Q's row stride, elements", "q_stride_s");
+            Scalar(Names.QScaleMultiplier, "float", "what Q is multiplied by before it is quantized: softmax scale · log2 e", "q_scale_multiplier");
+            Buffer(Names.NonFiniteQ, "uint", true, "a counter the kernel adds Q's NaN and Inf count to", "nonfinite_q", "unsigned int*");
+        }
         foreach (var parameter in RuntimeParameters(spec))
         {
             var element = parameter.Type == ScalarType.Int ? "int" : "float";

@@ -98,6 +98,8 @@ public sealed record AttentionSpec : KernelSpec
     public required int BlockM { get; init; }
     /// <summary>Query rows per Q scale; 0 means BlockM.</summary>
     public int QScaleRows { get; init; }
+    /// <summary>Q's element as the kernel reads it: S8 (quantized beforehand), or F16/BF16 (quantized in the kernel, per row).</summary>
+    public Element QInput { get; init; } = Element.S8;
     public required int BlockN { get; init; }
     /// <summary>Keys per K scale; 0 means BlockN.</summary>
     public int KScaleKeys { get; init; }

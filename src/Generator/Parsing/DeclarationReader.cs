@@ -206,7 +206,7 @@ public static class DeclarationReader
                 AttentionAttribute => new AttentionSpec
                 {
                     Type = type, Targets = targets, SmemLayouts = smemLayouts, CopyAtoms = copyAtoms, Mma = mmaKind, PvMma = pvMmaKind,
-                    HeadDim = named.Int("HeadDim", 128), BlockM = named.Int("BlockM", 128), QScaleRows = named.Int("QScaleRows", 0), BlockN = named.Int("BlockN", 64), KScaleKeys = named.Int("KScaleKeys", 0),
+                    HeadDim = named.Int("HeadDim", 128), BlockM = named.Int("BlockM", 128), QScaleRows = named.Int("QScaleRows", 0), QInput = named.Enum("QInput", Element.S8), BlockN = named.Int("BlockN", 64), KScaleKeys = named.Int("KScaleKeys", 0),
                     Warps = named.Int("Warps", 8), Stages = named.Int("Stages", 2), MinBlocksPerSm = named.Int("MinBlocksPerSm", 1), Pingpong = named.Bool("Pingpong", false), Causal = named.Bool("Causal", false),
                     Output = named.Enum("Output", Element.F16), Lse = named.Bool("Lse", true),
                 },
@@ -309,7 +309,7 @@ public static class DeclarationReader
     private static readonly string[] LauncherNames =
     [
         "arguments", "qMap", "kMap", "vMap", "Module", "KernelName", "CudaSource", "ThreadsPerBlock", "SharedMemoryBytes", "MinimumSm",
-        "HeadDim", "BlockM", "QScaleRows", "BlockN", "KScaleKeys", "PScale", "Causal", "F16PV", "Tile", "PretransposedV", "Info",
+        "HeadDim", "BlockM", "QScaleRows", "BlockN", "KScaleKeys", "PScale", "Causal", "F16PV", "QuantizesQ", "Tile", "PretransposedV", "Info",
         "Launch", "LaunchWith",
     ];
 

@@ -101,6 +101,25 @@ public static class AttentionValidator
         {
             Bad(nameof(spec.QScaleRows), spec.QScaleRows, $"a Q scale must cover whole blocks: use 0 (= BlockM) or a multiple of BlockM ({spec.BlockM})");
         }
+        if (spec.QInput is not (Element.S8 or Element.F16 or Element.BF16))
+        {
+            Bad(nameof(spec.QInput), spec.QInput, "Q is read as S8 codes from its quantize kernel, or as the output's F16/BF16 and quantized in the kernel");
+        }
+        else if (spec.QInput != Element.S8)
+        {
+            if (!warpgroup)
+            {
+                Bad(nameof(spec.QInput), spec.QInput, "only the wgmma form's consumer warpgroups quantize Q in the kernel; the mma.sync form reads int8 Q: use S8");
+            }
+            else if (spec.QInput != spec.Output)
+            {
+                Bad(nameof(spec.QInput), spec.QInput, $"Q quantized in the kernel comes in the output's type: use {spec.Output}");
+            }
+            if (spec.QScaleRows != 0)
+            {
+                Bad(nameof(spec.QScaleRows), spec.QScaleRows, "Q quantized in the kernel has one scale per row: leave QScaleRows at 0");
+            }
+        }
         if (spec.Pingpong && !warpgroup)
         {
             Bad(nameof(spec.Pingpong), true, "only the wgmma form's consumer warpgroups take turns; the mma.sync kernel has none");
@@ -200,7 +219,8 @@ public static class AttentionValidator
                 "P leaves the wgmma accumulators in registers as u8 or e4m3: use Wgmma_M64N128K32_S32U8S8_RS (D = 128) or Wgmma_M64N64K32_S32U8S8_RS (D = 64), " +
                 "or their fp8 forms Wgmma_M64N128K32_F32E4M3E4M3_RS / Wgmma_M64N64K32_F32E4M3E4M3_RS"));
         }
-        foreach (var operand in Operands)
+        // Q quantized in the kernel is read by the consumer warps with plain loads; a Q TMA atom a Like declaration brings is unused.
+        foreach (var operand in spec.QInput == Element.S8 ? Operands : [Operand.K, Operand.V])
         {
             if (spec.CopyAtomOf(operand, CopyDirection.GlobalToShared) != CopyAtomKind.Tma)
             {

@@ -113,6 +113,12 @@ public sealed class FlashAttentionForwardAttribute : Attribute
     /// BlockM. Lets a smaller block share the scales of a larger quantization tile.
     /// </summary>
     public int QScaleRows { get; set; }
+    /// <summary>
+    /// Q as the kernel reads it. S8 (the default): int8 codes from a Q quantize kernel, one scale per QScaleRows rows.
+    /// F16 or BF16 (the output's type; wgmma form): the f16/bf16 Q itself, quantized in the kernel's prologue with one
+    /// scale per row, so no separate Q pass runs and each row is scaled by its own largest value.
+    /// </summary>
+    public Element QInput { get; set; } = Element.S8;
     /// <summary>Keys per main-loop step.</summary>
     public int BlockN { get; set; } = 64;
     /// <summary>

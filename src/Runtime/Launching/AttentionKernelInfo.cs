@@ -31,6 +31,11 @@ public sealed record AttentionKernelInfo
     public required int BlockN { get; init; }
     /// <summary>Query rows per Q scale and keys per K scale: the quantize kernels must use these.</summary>
     public required int QScaleRows { get; init; }
+    /// <summary>
+    /// The kernel takes Q as it comes (the <see cref="Input"/> type, with strides) and quantizes it itself, one scale per
+    /// row: no Q quantize kernel runs, and <see cref="QScaleRows"/> is 1.
+    /// </summary>
+    public bool QuantizesQ { get; init; }
     public required int KScaleKeys { get; init; }
     public required bool Causal { get; init; }
     /// <summary>
@@ -153,5 +158,6 @@ public static class AttentionArgumentNames
 {
     public const string Q = "q", K = "k", V = "v", QScale = "qScale", KScale = "kScale", VScale = "vScale",
         KMean = "kMean", O = "o", Lse = "lse", Batch = "batch", HeadsQ = "headsQ", HeadsKv = "headsKv", SeqQ = "seqQ", SeqK = "seqK",
-        VStrideB = "vStrideB", VStrideH = "vStrideH", VLd = "vLd", OStrideB = "oStrideB", OStrideH = "oStrideH", OStrideS = "oStrideS";
+        VStrideB = "vStrideB", VStrideH = "vStrideH", VLd = "vLd", OStrideB = "oStrideB", OStrideH = "oStrideH", OStrideS = "oStrideS",
+        QStrideB = "qStrideB", QStrideH = "qStrideH", QStrideS = "qStrideS", QScaleMultiplier = "qScaleMultiplier", NonFiniteQ = "nonFiniteQ";
 }

@@ -87,6 +87,15 @@ public static class LaunchGuard
         }
     }
 
+    /// <summary>A scale the kernel multiplies by must be a finite positive number (NaN fails too).</summary>
+    public static void FinitePositive(float value, string name)
+    {
+        if (!(value > 0f) || float.IsInfinity(value))
+        {
+            throw new ArgumentOutOfRangeException(name, value, $"'{name}' must be a finite positive number.");
+        }
+    }
+
     /// <summary>The buffer must hold at least <paramref name="elements"/> elements for the shape given.</summary>
     public static void Holds<T>(DeviceBuffer<T> buffer, long elements, string name, string shape) where T : unmanaged
     {

@@ -457,6 +457,32 @@ public class DiagnosticTests
     }
 
     [Fact]
+    public void The_wgmma_declaration_that_quantizes_Q_needs_no_Q_copy_atom()
+    {
+        var run = GeneratorHarness.RunGenerator(WgmmaAttention.Replace("Stages = 2,", "Stages = 2, QInput = Element.F16,").Replace("[CopyAtom(Operand.Q, CopyAtoms.Tma)]", ""));
+        Assert.Empty(run.GeneratorDiagnostics);
+    }
+
+    [Theory]
+    [InlineData("Stages = 2,", "Stages = 2, QInput = Element.E4M3,", "FlashAttentionForward.QInput = E4M3", "or as the output's F16/BF16")]
+    [InlineData("Stages = 2,", "Stages = 2, QInput = Element.BF16,", "FlashAttentionForward.QInput = BF16", "comes in the output's type: use F16")]
+    [InlineData("Stages = 2,", "Stages = 2, QInput = Element.F16, QScaleRows = 128,", "FlashAttentionForward.QScaleRows = 128", "one scale per row: leave QScaleRows at 0")]
+    public void KDSL0003_q_quantized_in_the_wgmma_kernel(string from, string to, string expected, string rule)
+    {
+        var d = Single(WgmmaAttention.Replace(from, to), "KDSL0003");
+        Assert.Contains(expected, d.GetMessage());
+        Assert.Contains(rule, d.GetMessage());
+    }
+
+    [Fact]
+    public void KDSL0003_q_quantized_in_the_mma_sync_kernel()
+    {
+        var d = Single(AttentionDeclaration.Replace("BLOCKS", "1").Replace("Stages = 2,", "Stages = 2, QInput = Element.F16,"), "KDSL0003");
+        Assert.Contains("FlashAttentionForward.QInput = F16", d.GetMessage());
+        Assert.Contains("the mma.sync form reads int8 Q", d.GetMessage());
+    }
+
+    [Fact]
     public void KDSL0003_pingpong_in_the_mma_sync_kernel()
     {
         var d = Single(AttentionDeclaration.Replace("BLOCKS", "1").Replace("Stages = 2,", "Stages = 2, Pingpong = true,"), "KDSL0003");

@@ -352,6 +352,53 @@ public class Int8AttentionGpuTests(ITestOutputHelper output)
         Assert.True(fp8.LseMaxAbs <= 1.0, $"seed {seed}: LSE off by {fp8.LseMaxAbs}");
     }
 
+    public static TheoryData<int, bool, PvPrecision, string> QuantizingQ()
+    {
+        var data = new TheoryData<int, bool, PvPrecision, string>();
+        foreach (var v in AttentionVariant.All.Where(v => v.QuantizesQ))
+        {
+            data.Add(v.HeadDim, v.Causal, v.Pv, v.Tile);
+        }
+        return data;
+    }
+
+    /// <summary>
+    /// The kernels that quantize Q themselves, one scale per row, against their CPU reference with per-row Q scales on
+    /// bench/sage.py's outliers (Q channels ×6, per-channel K offsets), GQA 2:1 with tails; the mode's default kernel, fed
+    /// by the Q quantize pass (one scale per 128 rows), is printed beside it.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(QuantizingQ))]
+    public void Q_quantized_in_the_kernel_tracks_its_per_row_reference(int headDim, bool causal, PvPrecision pv, string tile)
+    {
+        using var device = Gpu.OpenOrSkip();
+        var options = new AttentionOptions { Causal = causal, Pv = pv, V = VStrategy.Pretransposed, Tile = tile };
+        SkipUnlessItRuns(device, Element.F16, headDim, options);
+        var seed = Environment.TickCount;
+        var random = new Random(seed);
+        var shape = new AttentionShape(1, 4, 2, 300, 1000, headDim, causal);
+        var outlierChannels = new[] { 3, 41, 77, 100 }.Select(c => c % headDim).ToArray();
+        var q = Gaussian(random, shape.QElements).Select((x, i) => outlierChannels.Contains(i % headDim) ? (Half)((float)x * 6) : x).ToArray();
+        var offsets = Gaussian(random, shape.HeadsKv * headDim, 3f);
+        var k = Gaussian(random, shape.KvElements, 1f, i => (float)offsets[i / (shape.TokensKv * headDim) * headDim + i % headDim]);
+        var v = Gaussian(random, shape.KvElements);
+        var fused = Forward(device, shape, options, q, k, v);
+        var twoPass = Forward(device, shape, options with { Tile = null }, q, k, v);
+        var reference = Int8AttentionReference.Forward(shape, q, k, v, new Int8AttentionOptions
+        {
+            BlockM = 1, BlockN = 128, KScaleKeys = AttentionVariant.KScaleKeys, Pv = pv == PvPrecision.E4M3 ? PvMode.E4M3 : PvMode.U8,
+            KMeanSlices = Quantizers<Half>.For(headDim).KMeanSlices,
+        });
+        var referenceError = ErrorMetrics.Compare(reference.OutputValues(), fused.Reference.Output).RelativeL2;
+        // The u8 kernel repeats its reference's arithmetic but for exp2 (ex2.approx); fp8's tensor cores sum in their own order.
+        var bar = pv == PvPrecision.E4M3 ? 1.25 * referenceError + 2e-3 : 1.1 * referenceError + 1e-3;
+        output.WriteLine($"D={headDim}{(causal ? " causal" : "")} {pv} [{tile}]: rel L2 {fused.Error.RelativeL2:E3} (per-row reference {referenceError:E3}, bar {bar:E3}); " +
+            $"Q quantize pass [{Int8Attention.Select(Element.F16, headDim, options with { Tile = null }, device.ComputeCapability).Tile}] {twoPass.Error.RelativeL2:E3}; LSE max |Δ| {fused.LseMaxAbs:E2}");
+        Assert.True(fused.Error.RelativeL2 <= bar, $"seed {seed}: rel L2 {fused.Error.RelativeL2} over the bar {bar}");
+        Assert.True(fused.Error.Cosine >= 0.999, $"seed {seed}: cosine {fused.Error.Cosine}");
+        Assert.True(fused.LseMaxAbs <= 1.0, $"seed {seed}: LSE off by {fused.LseMaxAbs}");
+    }
+
     [Fact]
     public void Length_4097_crosses_every_tile_boundary()
     {

@@ -44,6 +44,8 @@ static partial class Int8AttentionD128CausalBf16PV
     public const bool Causal = true;
     /// <summary>P·V runs on 16-bit float P and the V input (the accuracy mode); otherwise V is int8.</summary>
     public const bool F16PV = true;
+    /// <summary>Q comes as bf16 with strides and the kernel quantizes it, one scale per row; otherwise Q is int8 from its quantize kernel.</summary>
+    public const bool QuantizesQ = false;
     /// <summary>The tile configuration, as the autotuner reports it.</summary>
     public const string Tile = "128×64 / 8 warps / 2 stages / 1 block/SM";
     /// <summary>The tile's short ASCII name, as command lines take it.</summary>
@@ -57,7 +59,7 @@ static partial class Int8AttentionD128CausalBf16PV
         Name = "KernelDsl.Attention.FlashAttention.Int8AttentionD128CausalBf16PV",
         Module = Module,
         Input = global::KernelDsl.Element.BF16,
-        HeadDim = HeadDim, BlockM = BlockM, BlockN = BlockN, QScaleRows = QScaleRows, KScaleKeys = KScaleKeys,
+        HeadDim = HeadDim, BlockM = BlockM, BlockN = BlockN, QScaleRows = QScaleRows, KScaleKeys = KScaleKeys, QuantizesQ = QuantizesQ,
         Causal = Causal, PElement = global::KernelDsl.Element.BF16, PretransposedV = PretransposedV, Lse = true,
         VStrategy = "TransPrmt",
         Tile = Tile, TileName = TileName,
@@ -69,7 +71,8 @@ static partial class Int8AttentionD128CausalBf16PV
 
     /// <summary>
     /// O = softmax(Q·Kᵀ)·V for int8 Q [B][Hq][Sq][D] and K [B][Hkv][Sk][D] (contiguous, from the quantize kernels) with
-    /// per-block scales (Q's with softmax scale · log2 e folded in), V bf16 with element strides vStrideB/vStrideH and row stride vLd,
+    /// per-block scales (Q's with softmax scale · log2 e folded in),
+    /// V bf16 with element strides vStrideB/vStrideH and row stride vLd,
     /// O bf16 (raw bits) with element strides. <paramref name="kMean"/> (K's channel mean) corrects the LSE for smoothing; <paramref name="lse"/> [B][Hq][Sq] may be null.
     /// </summary>
     public static void Launch(global::KernelDsl.CudaStream stream, global::KernelDsl.DeviceBuffer<sbyte> q, global::KernelDsl.DeviceBuffer<sbyte> k, global::KernelDsl.DeviceBuffer<ushort> v, global::KernelDsl.DeviceBuffer<float> qScale, global::KernelDsl.DeviceBuffer<float> kScale, global::KernelDsl.DeviceBuffer<float>? kMean, global::KernelDsl.DeviceBuffer<ushort> o, global::KernelDsl.DeviceBuffer<float>? lse, int batch, int headsQ, int headsKv, int seqQ, int seqK, long vStrideB, long vStrideH, long vLd, long oStrideB, long oStrideH, long oStrideS)
@@ -96,8 +99,8 @@ static partial class Int8AttentionD128CausalBf16PV
         global::KernelDsl.Launching.LaunchGuard.AtLeast(oStrideB, 0, nameof(oStrideB), "zero");
         global::KernelDsl.Launching.LaunchGuard.AtLeast(oStrideH, 0, nameof(oStrideH), "zero");
         global::KernelDsl.Launching.LaunchGuard.Holds(q, (long)batch * headsQ * seqQ * HeadDim, nameof(q), "Q [B][Hq][Sq][D]");
-        global::KernelDsl.Launching.LaunchGuard.Holds(k, (long)batch * headsKv * seqK * HeadDim, nameof(k), "K [B][Hkv][Sk][D]");
         global::KernelDsl.Launching.LaunchGuard.Holds(qScale, (long)batch * headsQ * ((seqQ + QScaleRows - 1) / QScaleRows), nameof(qScale), "one scale per QScaleRows query rows");
+        global::KernelDsl.Launching.LaunchGuard.Holds(k, (long)batch * headsKv * seqK * HeadDim, nameof(k), "K [B][Hkv][Sk][D]");
         global::KernelDsl.Launching.LaunchGuard.Holds(kScale, (long)batch * headsKv * ((seqK + KScaleKeys - 1) / KScaleKeys), nameof(kScale), "one scale per KScaleKeys keys");
         if (kMean is not null) global::KernelDsl.Launching.LaunchGuard.Holds(kMean, (long)batch * headsKv * HeadDim, nameof(kMean), "one mean per channel");
         if (lse is not null) global::KernelDsl.Launching.LaunchGuard.Holds(lse, (long)batch * headsQ * seqQ, nameof(lse), "one LSE per query row");

@@ -44,6 +44,8 @@ static partial class Int8AttentionD64WgmmaFp8
     public const bool Causal = false;
     /// <summary>P·V runs on 16-bit float P and the V input (the accuracy mode); otherwise V is int8.</summary>
     public const bool F16PV = false;
+    /// <summary>Q comes as f16 with strides and the kernel quantizes it, one scale per row; otherwise Q is int8 from its quantize kernel.</summary>
+    public const bool QuantizesQ = false;
     /// <summary>The tile configuration, as the autotuner reports it.</summary>
     public const string Tile = "128×128 / wgmma 1+2 warpgroups / 3 stages";
     /// <summary>The tile's short ASCII name, as command lines take it.</summary>
@@ -57,7 +59,7 @@ static partial class Int8AttentionD64WgmmaFp8
         Name = "KernelDsl.Attention.FlashAttention.Int8AttentionD64WgmmaFp8",
         Module = Module,
         Input = global::KernelDsl.Element.F16,
-        HeadDim = HeadDim, BlockM = BlockM, BlockN = BlockN, QScaleRows = QScaleRows, KScaleKeys = KScaleKeys,
+        HeadDim = HeadDim, BlockM = BlockM, BlockN = BlockN, QScaleRows = QScaleRows, KScaleKeys = KScaleKeys, QuantizesQ = QuantizesQ,
         Causal = Causal, PElement = global::KernelDsl.Element.E4M3, PretransposedV = PretransposedV, Lse = true,
         VStrategy = "Pretransposed",
         Tile = Tile, TileName = TileName,
@@ -69,7 +71,8 @@ static partial class Int8AttentionD64WgmmaFp8
 
     /// <summary>
     /// O = softmax(Q·Kᵀ)·V for int8 Q [B][Hq][Sq][D] and K [B][Hkv][Sk][D] (contiguous, from the quantize kernels) with
-    /// per-block scales (Q's with softmax scale · log2 e folded in), V e4m3 [B][Hkv][D][vLd] (vLd = padded tokens),
+    /// per-block scales (Q's with softmax scale · log2 e folded in),
+    /// V e4m3 [B][Hkv][D][vLd] (vLd = padded tokens),
     /// O f16 with element strides. <paramref name="kMean"/> (K's channel mean) corrects the LSE for smoothing; <paramref name="lse"/> [B][Hq][Sq] may be null.
     /// </summary>
     public static void Launch(global::KernelDsl.CudaStream stream, global::KernelDsl.DeviceBuffer<sbyte> q, global::KernelDsl.DeviceBuffer<sbyte> k, global::KernelDsl.DeviceBuffer<byte> v, global::KernelDsl.DeviceBuffer<float> qScale, global::KernelDsl.DeviceBuffer<float> kScale, global::KernelDsl.DeviceBuffer<float> vScale, global::KernelDsl.DeviceBuffer<float>? kMean, global::KernelDsl.DeviceBuffer<global::System.Half> o, global::KernelDsl.DeviceBuffer<float>? lse, int batch, int headsQ, int headsKv, int seqQ, int seqK, long vStrideB, long vStrideH, long vLd, long oStrideB, long oStrideH, long oStrideS)
@@ -97,8 +100,8 @@ static partial class Int8AttentionD64WgmmaFp8
         global::KernelDsl.Launching.LaunchGuard.AtLeast(oStrideB, 0, nameof(oStrideB), "zero");
         global::KernelDsl.Launching.LaunchGuard.AtLeast(oStrideH, 0, nameof(oStrideH), "zero");
         global::KernelDsl.Launching.LaunchGuard.Holds(q, (long)batch * headsQ * seqQ * HeadDim, nameof(q), "Q [B][Hq][Sq][D]");
-        global::KernelDsl.Launching.LaunchGuard.Holds(k, (long)batch * headsKv * seqK * HeadDim, nameof(k), "K [B][Hkv][Sk][D]");
         global::KernelDsl.Launching.LaunchGuard.Holds(qScale, (long)batch * headsQ * ((seqQ + QScaleRows - 1) / QScaleRows), nameof(qScale), "one scale per QScaleRows query rows");
+        global::KernelDsl.Launching.LaunchGuard.Holds(k, (long)batch * headsKv * seqK * HeadDim, nameof(k), "K [B][Hkv][Sk][D]");
         global::KernelDsl.Launching.LaunchGuard.Holds(kScale, (long)batch * headsKv * ((seqK + KScaleKeys - 1) / KScaleKeys), nameof(kScale), "one scale per KScaleKeys keys");
         global::KernelDsl.Launching.LaunchGuard.Holds(vScale, (long)batch * headsKv * HeadDim, nameof(vScale), "one scale per channel");
         if (kMean is not null) global::KernelDsl.Launching.LaunchGuard.Holds(kMean, (long)batch * headsKv * HeadDim, nameof(kMean), "one mean per channel");

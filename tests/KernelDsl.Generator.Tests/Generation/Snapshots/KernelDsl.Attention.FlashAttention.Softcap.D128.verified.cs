@@ -46,6 +46,8 @@ static partial class Softcap
         public const bool Causal = true;
         /// <summary>P·V runs on 16-bit float P and the V input (the accuracy mode); otherwise V is int8.</summary>
         public const bool F16PV = false;
+        /// <summary>Q comes as f16 with strides and the kernel quantizes it, one scale per row; otherwise Q is int8 from its quantize kernel.</summary>
+        public const bool QuantizesQ = false;
         /// <summary>The tile configuration, as the autotuner reports it.</summary>
         public const string Tile = "128×64 / 8 warps / 2 stages / 1 block/SM";
         /// <summary>The tile's short ASCII name, as command lines take it.</summary>
@@ -59,7 +61,7 @@ static partial class Softcap
             Name = "KernelDsl.Attention.FlashAttention.Softcap.D128",
             Module = Module,
             Input = global::KernelDsl.Element.F16,
-            HeadDim = HeadDim, BlockM = BlockM, BlockN = BlockN, QScaleRows = QScaleRows, KScaleKeys = KScaleKeys,
+            HeadDim = HeadDim, BlockM = BlockM, BlockN = BlockN, QScaleRows = QScaleRows, KScaleKeys = KScaleKeys, QuantizesQ = QuantizesQ,
             Causal = Causal, PElement = global::KernelDsl.Element.U8, PretransposedV = PretransposedV, Lse = true,
             VStrategy = "TransPrmt",
             Tile = Tile, TileName = TileName,
@@ -71,7 +73,8 @@ static partial class Softcap
 
         /// <summary>
         /// O = softmax(Q·Kᵀ)·V for int8 Q [B][Hq][Sq][D] and K [B][Hkv][Sk][D] (contiguous, from the quantize kernels) with
-        /// per-block scales (Q's with softmax scale · log2 e folded in), V int8 with strides vStrideB/vStrideH and row stride vLd,
+        /// per-block scales (Q's with softmax scale · log2 e folded in),
+        /// V int8 with strides vStrideB/vStrideH and row stride vLd,
         /// O f16 with element strides. <paramref name="kMean"/> (K's channel mean) gives the score modifier the unsmoothed score; <paramref name="lse"/> [B][Hq][Sq] may be null.
         /// <paramref name="cap"/>: a scalar the modifiers read.
         /// </summary>
@@ -100,8 +103,8 @@ static partial class Softcap
             global::KernelDsl.Launching.LaunchGuard.AtLeast(oStrideB, 0, nameof(oStrideB), "zero");
             global::KernelDsl.Launching.LaunchGuard.AtLeast(oStrideH, 0, nameof(oStrideH), "zero");
             global::KernelDsl.Launching.LaunchGuard.Holds(q, (long)batch * headsQ * seqQ * HeadDim, nameof(q), "Q [B][Hq][Sq][D]");
-            global::KernelDsl.Launching.LaunchGuard.Holds(k, (long)batch * headsKv * seqK * HeadDim, nameof(k), "K [B][Hkv][Sk][D]");
             global::KernelDsl.Launching.LaunchGuard.Holds(qScale, (long)batch * headsQ * ((seqQ + QScaleRows - 1) / QScaleRows), nameof(qScale), "one scale per QScaleRows query rows");
+            global::KernelDsl.Launching.LaunchGuard.Holds(k, (long)batch * headsKv * seqK * HeadDim, nameof(k), "K [B][Hkv][Sk][D]");
             global::KernelDsl.Launching.LaunchGuard.Holds(kScale, (long)batch * headsKv * ((seqK + KScaleKeys - 1) / KScaleKeys), nameof(kScale), "one scale per KScaleKeys keys");
             global::KernelDsl.Launching.LaunchGuard.Holds(vScale, (long)batch * headsKv * HeadDim, nameof(vScale), "one scale per channel");
             global::KernelDsl.Launching.LaunchGuard.Holds(kMean, (long)batch * headsKv * HeadDim, nameof(kMean), "one mean per channel");
