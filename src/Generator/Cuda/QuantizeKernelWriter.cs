@@ -37,6 +37,23 @@ public sealed class QuantizeKernelWriter(QuantizePlan plan)
 
     public void WriteHelpers(CodeWriter w)
     {
+        WriteReadHelpers(w);
+        w.Line($"// Explicitly rounded steps (no FMA contraction, IEEE division) so the CPU reference reproduces every bit.");
+        if (_spec.SubtractChannelMean)
+        {
+            w.Line($"static __device__ __forceinline__ float kdsl_prep(float x, float mean, float mul) {{ return __fmul_rn(__fsub_rn(x, mean), mul); }}");
+        }
+        else
+        {
+            w.Line($"static __device__ __forceinline__ float kdsl_prep(float x, float mul) {{ return __fmul_rn(x, mul); }}");
+        }
+        WriteScaleHelpers(w);
+        WriteCodeHelpers(w);
+    }
+
+    /// <summary>Reading 8 channels at a time and counting their NaN/Inf (and, for the natural layout, the 8-byte store).</summary>
+    public void WriteReadHelpers(CodeWriter w)
+    {
         w.Line($"// ---- Quantize helpers ----");
         // kdsl_ld16 reads one token's 8 channels (x and every stride 16-byte aligned: launch preconditions); the
         // transposed layout writes 16 positions of a channel row with kdsl_st16 (out 16-byte aligned, s_pad a multiple
@@ -76,15 +93,11 @@ public sealed class QuantizeKernelWriter(QuantizePlan plan)
                 if ((threadIdx.x & 31) == 0) atomicAdd(nonfinite, (unsigned int)n);
             }
             """);
-        w.Line($"// Explicitly rounded steps (no FMA contraction, IEEE division) so the CPU reference reproduces every bit.");
-        if (_spec.SubtractChannelMean)
-        {
-            w.Line($"static __device__ __forceinline__ float kdsl_prep(float x, float mean, float mul) {{ return __fmul_rn(__fsub_rn(x, mean), mul); }}");
-        }
-        else
-        {
-            w.Line($"static __device__ __forceinline__ float kdsl_prep(float x, float mul) {{ return __fmul_rn(x, mul); }}");
-        }
+    }
+
+    /// <summary>kdsl_scale_of (absmax → scale for the declared codes) and kdsl_inv_of.</summary>
+    public void WriteScaleHelpers(CodeWriter w)
+    {
         var largest = E4m3 ? "448" : "127";
         w.Raw($$"""
             // scale = absmax / {{largest}}{{(E4m3 ? " (e4m3's largest finite value)" : "")}}. A block (or channel) whose absmax is 0, or so small that absmax / {{largest}} underflows to 0,
@@ -97,6 +110,11 @@ public sealed class QuantizeKernelWriter(QuantizePlan plan)
             // Codes are v times 1 / scale, rounded once per block or channel, so no element pays for a division.
             static __device__ __forceinline__ float kdsl_inv_of(float scale) { return __fdiv_rn(1.0f, scale); }
             """);
+    }
+
+    /// <summary>The code of one value: kdsl_quant (int8) or kdsl_quant_e4m3x2.</summary>
+    private void WriteCodeHelpers(CodeWriter w)
+    {
         if (E4m3)
         {
             w.Raw("""

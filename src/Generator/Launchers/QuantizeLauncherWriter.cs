@@ -144,29 +144,7 @@ public static class QuantizeLauncherWriter
         w.Line($"/// </summary>");
         w.Block($"public static void Launch(global::KernelDsl.CudaStream stream, {input} x, {InputParameters}, {tail})", () =>
         {
-            WriteInputChecks(w);
-            w.Line($"{Guard}.Buffer(output, nameof(output));");
-            w.Line($"{Guard}.Buffer(scales, nameof(scales));");
-            if (spec.SubtractChannelMean)
-            {
-                w.Line($"{Guard}.Buffer(channelMean, nameof(channelMean));");
-            }
-            WriteCounterChecks(w, "if (nonFinite is not null) ");
-            w.Line($"{Guard}.Aligned(output, {(spec.Transposed ? 16 : 8)}, nameof(output));");
-            var outShape = spec.Transposed ? "[{batch}][{heads}][{HeadDim}][{PaddedTokens(tokens)}]" : "[{batch}][{heads}][{tokens}][{HeadDim}]";
-            w.Line($"{Guard}.Holds(output, OutputLength(batch, heads, tokens), nameof(output), $\"{codes} {outShape}\");");
-            w.Line($"{Guard}.Holds(scales, ScaleCount(batch, heads, tokens), nameof(scales), {(plan.PerChannel ? "\"one scale per (batch, head, channel)\"" : "$\"one scale per (batch, head, tile of {BlockRows} tokens)\"")});");
-            if (spec.SubtractChannelMean)
-            {
-                w.Line($"{Guard}.Holds(channelMean, ChannelMeanLength(batch, heads), nameof(channelMean), \"one mean per (batch, head, channel)\");");
-            }
-            var extent = spec.Transposed ? "PaddedTokens(tokens)" : "tokens";
-            if (spec.Transposed)
-            {
-                w.Line($"{Guard}.Fits((long)tokens + TransposePad, nameof(tokens));");
-            }
-            w.Line($"var blocks = batchHeads * (({extent} + BlockRows - 1L) / BlockRows);");
-            w.Line($"{Guard}.Fits(blocks, \"batch · heads · tiles (the grid)\");");
+            WriteLaunchChecks(w, plan, codes);
             w.Line();
             w.Line($"// Each launch gets its own parameter block, starting with the input tensor.");
             w.Line($"{ModuleWriter.Launching}.KernelArguments Input() => {InputArguments};");
@@ -184,10 +162,74 @@ public static class QuantizeLauncherWriter
                 w.Line($"stream.Launch(Module, ChannelAbsmaxKernelName, {ModuleWriter.Launching}.Dim3.Of(batchHeads * ((tokens + BlockRows - 1L) / BlockRows)), Input(){meanAdd}.Add(scaleMultiplier).Add(scales));");
                 w.Line($"stream.Launch(Module, ChannelScaleKernelName, scaleGrid, new {ModuleWriter.Launching}.KernelArguments().Add(scales).Add(count));");
             }
-            var padArg = spec.Transposed ? ".Add(PaddedTokens(tokens))" : "";
-            w.Line($"var quantize = Input(){meanAdd}.Add(scaleMultiplier).Add(output).Add(scales){padArg};");
-            w.Line($"stream.Launch(Module, KernelName, {ModuleWriter.Launching}.Dim3.Of(blocks), nonFinite is null ? quantize.AddNullPointer() : quantize.Add(nonFinite));");
+            WriteQuantizeLaunch(w, plan, "Input()");
         });
+        if (spec.SubtractChannelMean || plan.PerChannel)
+        {
+            w.Line();
+            WriteLaunchCodes(w, plan, input, tail, codes);
+        }
+    }
+
+    /// <summary>
+    /// The quantize kernel alone, with the statistics it reads given (a KvStatistics pass computed them from one read of K
+    /// and V together): the mean of a smoothing variant, the per-channel scales of a PerChannel one.
+    /// </summary>
+    private static void WriteLaunchCodes(CodeWriter w, QuantizePlan plan, string input, string tail, string codes)
+    {
+        var spec = plan.Spec;
+        var given = spec.SubtractChannelMean
+            ? "<paramref name=\"channelMean\"/> ([batch·heads][HeadDim], read, not written)"
+            : "<paramref name=\"scales\"/> (one per channel, read, not written: absmax / " + (spec.Output == Element.E4M3 ? 448 : 127) + " of x · scaleMultiplier, 1 where that is 0)";
+        w.Line($"/// <summary>");
+        w.Line($"/// The codes of the strided <c>Launch</c> alone, one kernel, from statistics computed beforehand:");
+        w.Line($"/// {given}, as a KvStatistics pass writes them.");
+        w.Line($"/// The arguments and checks are Launch's; <paramref name=\"nonFinite\"/> counts as there.");
+        w.Line($"/// </summary>");
+        w.Block($"public static void LaunchCodes(global::KernelDsl.CudaStream stream, {input} x, {InputParameters}, {tail})", () =>
+        {
+            WriteLaunchChecks(w, plan, codes);
+            WriteQuantizeLaunch(w, plan, InputArguments);
+        });
+    }
+
+    /// <summary>The quantize kernel's launch, on the input arguments <paramref name="inputArguments"/> (a fresh parameter block).</summary>
+    private static void WriteQuantizeLaunch(CodeWriter w, QuantizePlan plan, string inputArguments)
+    {
+        var spec = plan.Spec;
+        var meanAdd = spec.SubtractChannelMean ? ".Add(channelMean)" : "";
+        var padArg = spec.Transposed ? ".Add(PaddedTokens(tokens))" : "";
+        w.Line($"var quantize = {inputArguments}{meanAdd}.Add(scaleMultiplier).Add(output).Add(scales){padArg};");
+        w.Line($"stream.Launch(Module, KernelName, {ModuleWriter.Launching}.Dim3.Of(blocks), nonFinite is null ? quantize.AddNullPointer() : quantize.Add(nonFinite));");
+    }
+
+    /// <summary>Launch's and LaunchCodes's checks of every argument; leaves batchHeads and blocks (the quantize kernel's grid) defined.</summary>
+    private static void WriteLaunchChecks(CodeWriter w, QuantizePlan plan, string codes)
+    {
+        var spec = plan.Spec;
+        WriteInputChecks(w);
+        w.Line($"{Guard}.Buffer(output, nameof(output));");
+        w.Line($"{Guard}.Buffer(scales, nameof(scales));");
+        if (spec.SubtractChannelMean)
+        {
+            w.Line($"{Guard}.Buffer(channelMean, nameof(channelMean));");
+        }
+        WriteCounterChecks(w, "if (nonFinite is not null) ");
+        w.Line($"{Guard}.Aligned(output, {(spec.Transposed ? 16 : 8)}, nameof(output));");
+        var outShape = spec.Transposed ? "[{batch}][{heads}][{HeadDim}][{PaddedTokens(tokens)}]" : "[{batch}][{heads}][{tokens}][{HeadDim}]";
+        w.Line($"{Guard}.Holds(output, OutputLength(batch, heads, tokens), nameof(output), $\"{codes} {outShape}\");");
+        w.Line($"{Guard}.Holds(scales, ScaleCount(batch, heads, tokens), nameof(scales), {(plan.PerChannel ? "\"one scale per (batch, head, channel)\"" : "$\"one scale per (batch, head, tile of {BlockRows} tokens)\"")});");
+        if (spec.SubtractChannelMean)
+        {
+            w.Line($"{Guard}.Holds(channelMean, ChannelMeanLength(batch, heads), nameof(channelMean), \"one mean per (batch, head, channel)\");");
+        }
+        var extent = spec.Transposed ? "PaddedTokens(tokens)" : "tokens";
+        if (spec.Transposed)
+        {
+            w.Line($"{Guard}.Fits((long)tokens + TransposePad, nameof(tokens));");
+        }
+        w.Line($"var blocks = batchHeads * (({extent} + BlockRows - 1L) / BlockRows);");
+        w.Line($"{Guard}.Fits(blocks, \"batch · heads · tiles (the grid)\");");
     }
 
     /// <summary>The checks of stream, x and its shape, shared by Launch and CountNonFinite; leaves batchHeads defined.</summary>

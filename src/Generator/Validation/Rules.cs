@@ -120,6 +120,9 @@ public static class Rules
     public static readonly Rule KvPageTooLarge = new("KDSL0701", "KV cache page does not fit the append kernel",
         "'{0}' appends into pages of {1} tokens × {2} channels: a block holds a page's 16-bit originals in shared memory, {3} bytes with its statistics, but a kernel may declare at most {4} statically; use PageSize ≤ {5} for HeadDim {2}");
 
+    public static readonly Rule KvStatisticsSharedMemory = new("KDSL0702", "K/V statistics block does not fit shared memory",
+        "'{0}' combines its {1} threads' K sums and V maxima in shared memory, in a fixed order: {2} bytes for HeadDim {3}, but a kernel may declare at most {4} statically; use Threads ≤ {5}");
+
     public static readonly Rule[] All =
     [
         NotPartial, TwoFamilies, InvalidParameter, MissingLayout, Duplicate, UnknownOperand, MissingAtom, UnsupportedType, InvalidLike, EmptyAttentionFamily, FamilyKernelNameTaken, ModifierParameterName,
@@ -127,6 +130,6 @@ public static class Rules
         AtomTargetMismatch, AtomNotForFamily, FragmentMismatch,
         ModifierSignature, ModifierLoop, ModifierStatement, ModifierCall, ModifierAllocation, ModifierType,
         ModifierExternalState, DuplicateModifier, ModifierNotInSource, ModifierExpression, ModifierNondecreasing,
-        KvPageTooLarge,
+        KvPageTooLarge, KvStatisticsSharedMemory,
     ];
 }

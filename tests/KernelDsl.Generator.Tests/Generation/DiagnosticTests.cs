@@ -754,6 +754,38 @@ public class DiagnosticTests
     }
 
     [Fact]
+    public void KDSL0702_a_kv_statistics_block_too_large_for_shared_memory()
+    {
+        // 1024 threads at D = 128 are 64 token lanes × 128 channels of sums and of maxima: 64 KB, over the 48 KB a kernel declares statically.
+        var d = Single("""
+            using KernelDsl;
+            namespace Users;
+            [KvStatistics(HeadDim = 128, Threads = 1024)]
+            public static partial class Statistics;
+            """, "KDSL0702");
+        Assert.Contains("'Statistics' combines its 1024 threads' K sums and V maxima in shared memory, in a fixed order: 65536 bytes for HeadDim 128", d.GetMessage());
+        Assert.Contains("use Threads ≤ 512", d.GetMessage());
+        Assert.Contains("[KvStatistics(", LineOf(d));
+    }
+
+    [Theory]
+    [InlineData("SliceTokens = 24", "KvStatistics.SliceTokens = 24 is invalid")]
+    [InlineData("HeadDim = 80", "KvStatistics.HeadDim = 80 is invalid")]
+    [InlineData("Input = Element.S8", "KvStatistics.Input = S8 is invalid")]
+    [InlineData("VOutput = Element.U8", "KvStatistics.VOutput = U8 is invalid")]
+    [InlineData("Threads = 48", "KvStatistics.Threads = 48 is invalid")]
+    public void KDSL0003_a_kv_statistics_parameter(string parameter, string expected)
+    {
+        var d = Single($$"""
+            using KernelDsl;
+            namespace Users;
+            [KvStatistics({{parameter}})]
+            public static partial class Statistics;
+            """, "KDSL0003");
+        Assert.Contains(expected, d.GetMessage());
+    }
+
+    [Fact]
     public void Every_rule_has_a_test_here_or_in_the_validator_tests()
     {
         var tested = new[] { typeof(DiagnosticTests), typeof(Modifiers.ModifierReaderTests) }.SelectMany(t => t.GetMethods())

@@ -91,4 +91,16 @@ public class VocabularyMirrorTests
         Assert.Equal((attribute.HeadDim, attribute.PageSize, (int)attribute.Input, attribute.Threads), (spec.HeadDim, spec.PageSize, (int)spec.Input, spec.Threads));
         Assert.Equal(attribute.Targets.Select(t => (int)t), spec.Targets.Select(t => (int)t));
     }
+
+    [Fact]
+    public void KvStatistics_defaults_match_the_attribute()
+    {
+        var attribute = new KernelDsl.KvStatisticsAttribute();
+        var run = GeneratorHarness.RunGenerator("using KernelDsl;\n[KvStatistics]\npublic static partial class Statistics;\n");
+        var step = run.Result.Results.Single().TrackedSteps[KernelDsl.Generator.TrackingNames.KvStatisticsDeclarations].Single().Outputs.Single().Value;
+        var spec = (KvStatisticsSpec)((DeclarationResult)step).Spec!;
+        Assert.Equal(((int)attribute.Input, attribute.HeadDim, attribute.SliceTokens, (int)attribute.VOutput, attribute.Threads),
+            ((int)spec.Input, spec.HeadDim, spec.SliceTokens, (int)spec.VOutput, spec.Threads));
+        Assert.Equal(attribute.Targets.Select(t => (int)t), spec.Targets.Select(t => (int)t));
+    }
 }

@@ -112,6 +112,42 @@ static partial class QuantizeVChannelPiD64E4m3Bf16
     }
 
     /// <summary>
+    /// The codes of the strided <c>Launch</c> alone, one kernel, from statistics computed beforehand:
+    /// <paramref name="scales"/> (one per channel, read, not written: absmax / 448 of x · scaleMultiplier, 1 where that is 0), as a KvStatistics pass writes them.
+    /// The arguments and checks are Launch's; <paramref name="nonFinite"/> counts as there.
+    /// </summary>
+    public static void LaunchCodes(global::KernelDsl.CudaStream stream, global::KernelDsl.DeviceBuffer<ushort> x, long strideB, long strideH, long strideS, int batch, int heads, int tokens, global::KernelDsl.DeviceBuffer<byte> output, global::KernelDsl.DeviceBuffer<float> scales, float scaleMultiplier = 1f, global::KernelDsl.DeviceBuffer<uint>? nonFinite = null)
+    {
+        global::KernelDsl.Launching.LaunchGuard.Stream(stream, nameof(stream));
+        global::KernelDsl.Launching.LaunchGuard.Buffer(x, nameof(x));
+        global::KernelDsl.Launching.LaunchGuard.Positive(batch, nameof(batch));
+        global::KernelDsl.Launching.LaunchGuard.Positive(heads, nameof(heads));
+        global::KernelDsl.Launching.LaunchGuard.Positive(tokens, nameof(tokens));
+        global::KernelDsl.Launching.LaunchGuard.AtLeast(strideB, HeadDim, nameof(strideB), "HeadDim: a token's channels are contiguous and rows must not overlap");
+        global::KernelDsl.Launching.LaunchGuard.MultipleOf(strideB, 8, nameof(strideB), "each thread reads 8 channels as one 16-byte load");
+        global::KernelDsl.Launching.LaunchGuard.AtLeast(strideH, HeadDim, nameof(strideH), "HeadDim: a token's channels are contiguous and rows must not overlap");
+        global::KernelDsl.Launching.LaunchGuard.MultipleOf(strideH, 8, nameof(strideH), "each thread reads 8 channels as one 16-byte load");
+        global::KernelDsl.Launching.LaunchGuard.AtLeast(strideS, HeadDim, nameof(strideS), "HeadDim: a token's channels are contiguous and rows must not overlap");
+        global::KernelDsl.Launching.LaunchGuard.MultipleOf(strideS, 8, nameof(strideS), "each thread reads 8 channels as one 16-byte load");
+        global::KernelDsl.Launching.LaunchGuard.Aligned(x, 16, nameof(x));
+        global::KernelDsl.Launching.LaunchGuard.Holds(x, (batch - 1) * strideB + (heads - 1) * strideH + (tokens - 1) * strideS + HeadDim, nameof(x), $"x [{batch}, {heads}, {tokens}, {HeadDim}] at strides ({strideB}, {strideH}, {strideS})");
+        var batchHeads = (long)batch * heads;
+        global::KernelDsl.Launching.LaunchGuard.Fits(batchHeads * HeadDim, "batch · heads · HeadDim");
+        global::KernelDsl.Launching.LaunchGuard.Buffer(output, nameof(output));
+        global::KernelDsl.Launching.LaunchGuard.Buffer(scales, nameof(scales));
+        if (nonFinite is not null) global::KernelDsl.Launching.LaunchGuard.Buffer(nonFinite, nameof(nonFinite));
+        if (nonFinite is not null) global::KernelDsl.Launching.LaunchGuard.Holds(nonFinite, 1, nameof(nonFinite), "one NaN/Inf counter");
+        global::KernelDsl.Launching.LaunchGuard.Aligned(output, 16, nameof(output));
+        global::KernelDsl.Launching.LaunchGuard.Holds(output, OutputLength(batch, heads, tokens), nameof(output), $"e4m3 [{batch}][{heads}][{HeadDim}][{PaddedTokens(tokens)}]");
+        global::KernelDsl.Launching.LaunchGuard.Holds(scales, ScaleCount(batch, heads, tokens), nameof(scales), "one scale per (batch, head, channel)");
+        global::KernelDsl.Launching.LaunchGuard.Fits((long)tokens + TransposePad, nameof(tokens));
+        var blocks = batchHeads * ((PaddedTokens(tokens) + BlockRows - 1L) / BlockRows);
+        global::KernelDsl.Launching.LaunchGuard.Fits(blocks, "batch · heads · tiles (the grid)");
+        var quantize = new global::KernelDsl.Launching.KernelArguments().Add(x).Add(strideB).Add(strideH).Add(strideS).Add(heads).Add(tokens).Add(scaleMultiplier).Add(output).Add(scales).Add(PaddedTokens(tokens));
+        stream.Launch(Module, KernelName, global::KernelDsl.Launching.Dim3.Of(blocks), nonFinite is null ? quantize.AddNullPointer() : quantize.Add(nonFinite));
+    }
+
+    /// <summary>
     /// Adds the number of NaN and Inf elements of x (the elements <c>Launch</c> would quantize, under the same checks) to
     /// <paramref name="nonFinite"/>[0] on the stream, without quantizing: for a tensor that is used as it is, such as V when P·V runs in 16-bit floats.
     /// </summary>

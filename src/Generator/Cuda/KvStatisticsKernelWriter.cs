@@ -1,0 +1,142 @@
+using KernelDsl.Generator.Helpers;
+using KernelDsl.Generator.Model;
+
+namespace KernelDsl.Generator.Cuda;
+
+/// <summary>
+/// The KvStatistics family's CUDA: K's channel mean and V's channel scale over all tokens, from one read of K and V
+/// together spread over many blocks (docs/PERF_NOTES.md §9). The partials kernel gives each block one slice of
+/// SliceTokens tokens of one (batch, head); the combine kernel adds the slices in slice order. Every sum is a rounded
+/// float32 add in a fixed order, so the CPU reference (QuantizeReference with MeanSliceTokens) repeats the mean bit for bit.
+/// </summary>
+public static class KvStatisticsKernelWriter
+{
+    public static string Write(KvStatisticsPlan plan)
+    {
+        var spec = plan.Spec;
+        var (d, t, cpr, lanes, slice) = (plan.HeadDim, plan.Threads, plan.ChunksPerRow, plan.Lanes, plan.SliceTokens);
+        var inFlight = System.Math.Min(KvStatisticsPlan.LoadsInFlight, (slice + lanes - 1) / lanes);
+        var w = new CodeWriter();
+        CudaPrelude.Write(w, spec,
+            $"K and V, {spec.Input.CudaName()} [B, H, S, {d}] each (any strides for B, H, S; channels contiguous), read once together →",
+            $"K's channel mean [B·H][{d}] float32 and V's channel scale [B·H][{d}] (absmax / {plan.LargestVCode}, 1 where that is 0), over all S tokens.",
+            $"{t} threads per block; kernels in launch order: {plan.PartialsSymbol}, {plan.CombineSymbol}.",
+            "The partials kernel adds the number of NaN/Inf elements of K and of V to *k_nonfinite and *v_nonfinite (unless null).");
+        PtxHelpers.Write(w, [PtxHelper.IntMath, PtxHelper.Global16, spec.Input == Element.BF16 ? PtxHelper.Bf16Convert : PtxHelper.F16Convert], []);
+        w.Line();
+        // The Quantize family's reading, counting and scale helpers as that family writes them: V's scale is rounded
+        // exactly as the per-operand kernels round it, so the codes kernels see the same scales.
+        var helpers = new QuantizeKernelWriter(new QuantizePlan(HelperSpec(spec)));
+        helpers.WriteReadHelpers(w);
+        helpers.WriteScaleHelpers(w);
+        w.Line();
+
+        w.Line($"// One block per (batch·head, slice of {slice} tokens): blockIdx.x = bh · slices + slice. Thread t reads chunk t % {cpr}");
+        w.Line($"// (8 channels) of the slice's tokens t / {cpr}, + {lanes}, + {2 * lanes}, ... of K and of V. K: each lane adds its tokens in token order,");
+        w.Line($"// then the {lanes} lane sums are added in lane order. V: the absmax, exact in any order. partials holds K's sums");
+        w.Line($"// [parts][{d}] then V's maxima [parts][{d}], parts = B·H·slices.");
+        w.Line($"extern \"C\" __global__ void __launch_bounds__({t})");
+        KernelSignatureWriter.WriteDeclaration(w, plan.PartialsSymbol, plan.Partials);
+        w.Raw("{");
+        w.Indent();
+        {
+            w.Line($"__shared__ float lane_sum[{lanes}][{d}];");
+            w.Line($"__shared__ float lane_max[{lanes}][{d}];");
+            w.Line($"const int slices = (S + {slice - 1}) / {slice};");
+            w.Line($"const int bh = blockIdx.x / slices, s0 = (blockIdx.x % slices) * {slice};");
+            w.Line($"const int b = bh / heads, h = bh % heads;");
+            w.Line($"const int rows = kdsl_min({slice}, S - s0);");
+            w.Line($"const u16* const ks = k + b * k_stride_b + h * k_stride_h + s0 * k_stride_s;");
+            w.Line($"const u16* const vs = v + b * v_stride_b + h * v_stride_h + s0 * v_stride_s;");
+            w.Line($"const int chunk = threadIdx.x % {cpr}, lane = threadIdx.x / {cpr};");
+            w.Line($"int k_bad = 0, v_bad = 0;");
+            w.Block($"if (lane < {lanes})", () =>
+            {
+                w.Line($"float sum[8] = {{0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f}};");
+                w.Line($"float amax[8] = {{0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f}};");
+                w.Line($"// {inFlight} tokens' K and V loads are issued before any is reduced (one at a time leaves DRAM idle); the adds keep token order.");
+                w.Block($"for (int r = lane; r < rows; r += {inFlight * lanes})", () =>
+                {
+                    w.Line($"u32 k_raw[{inFlight}][4], v_raw[{inFlight}][4];");
+                    w.Line($"#pragma unroll");
+                    w.Block($"for (int u = 0; u < {inFlight}; ++u)", () =>
+                    {
+                        w.Line($"if (r + u * {lanes} >= rows) continue;");
+                        w.Line($"kdsl_ld16(ks + (r + u * {lanes}) * k_stride_s + chunk * 8, k_raw[u]);");
+                        w.Line($"kdsl_ld16(vs + (r + u * {lanes}) * v_stride_s + chunk * 8, v_raw[u]);");
+                    });
+                    w.Line($"#pragma unroll");
+                    w.Block($"for (int u = 0; u < {inFlight}; ++u)", () =>
+                    {
+                        w.Line($"if (r + u * {lanes} >= rows) continue;  // continue, not break: a loop left early is not unrolled, and the raw arrays would go to local memory");
+                        w.Line($"k_bad += kdsl_nonfinite8(k_raw[u]);");
+                        w.Line($"v_bad += kdsl_nonfinite8(v_raw[u]);");
+                        w.Line($"float kv[8], vv[8];");
+                        w.Line($"kdsl_unpack8(k_raw[u], kv);");
+                        w.Line($"kdsl_unpack8(v_raw[u], vv);");
+                        w.Line($"#pragma unroll");
+                        w.Line($"for (int j = 0; j < 8; ++j) {{ sum[j] = __fadd_rn(sum[j], kv[j]); amax[j] = fmaxf(amax[j], fabsf(vv[j])); }}");
+                    });
+                });
+                w.Line($"#pragma unroll");
+                w.Line($"for (int j = 0; j < 8; ++j) {{ lane_sum[lane][chunk * 8 + j] = sum[j]; lane_max[lane][chunk * 8 + j] = amax[j]; }}");
+            });
+            w.Line($"// Every thread reaches these (the counts' warp vote needs all 32 lanes).");
+            w.Line($"kdsl_report_nonfinite(k_nonfinite, k_bad);");
+            w.Line($"kdsl_report_nonfinite(v_nonfinite, v_bad);");
+            w.Line($"__syncthreads();");
+            w.Line($"const long long parts = (long long)gridDim.x;");
+            w.Block($"for (int c = threadIdx.x; c < {d}; c += {t})", () =>
+            {
+                w.Line($"float total = 0.0f, amax = 0.0f;");
+                w.Block($"for (int i = 0; i < {lanes}; ++i)", () =>
+                {
+                    w.Line($"total = __fadd_rn(total, lane_sum[i][c]);");
+                    w.Line($"amax = fmaxf(amax, lane_max[i][c]);");
+                });
+                w.Line($"partials[(long long)blockIdx.x * {d} + c] = total;");
+                w.Line($"partials[(parts + blockIdx.x) * {d} + c] = amax;");
+            });
+        }
+        w.Outdent();
+        w.Raw("}");
+        w.Line();
+
+        w.Line($"// One thread per (batch·head, channel): the slices' K sums added in slice order, then one division by S; the");
+        w.Line($"// slices' V maxima → the channel's scale. Consecutive threads read consecutive channels of each slice.");
+        w.Line($"extern \"C\" __global__ void __launch_bounds__({t})");
+        KernelSignatureWriter.WriteDeclaration(w, plan.CombineSymbol, plan.Combine);
+        w.Raw("{");
+        w.Indent();
+        {
+            w.Line($"const long long i = (long long)blockIdx.x * {t} + threadIdx.x;");
+            w.Line($"if (i >= (long long)parts / slices * {d}) return;");
+            w.Line($"const long long bh = i / {d}, c = i % {d};");
+            w.Line($"const float* const k_part = partials + bh * slices * {d} + c;");
+            w.Line($"const float* const v_part = k_part + (long long)parts * {d};");
+            w.Line($"float total = 0.0f, amax = 0.0f;");
+            w.Line($"#pragma unroll 8");
+            w.Block($"for (int p = 0; p < slices; ++p)", () =>
+            {
+                w.Line($"total = __fadd_rn(total, k_part[(long long)p * {d}]);");
+                w.Line($"amax = fmaxf(amax, v_part[(long long)p * {d}]);");
+            });
+            w.Line($"k_mean[i] = __fdiv_rn(total, (float)S);");
+            w.Line($"v_scale[i] = kdsl_scale_of(amax);");
+        }
+        w.Outdent();
+        w.Raw("}");
+        return w.ToString();
+    }
+
+    /// <summary>
+    /// A Quantize spec whose helpers are the ones these kernels call: 16-byte reads, NaN/Inf counts, and kdsl_scale_of for V's
+    /// declared codes (a transposed layout, so no 8-byte store helper is written).
+    /// </summary>
+    private static QuantizeSpec HelperSpec(KvStatisticsSpec spec) => new()
+    {
+        Type = spec.Type, Targets = spec.Targets, SmemLayouts = spec.SmemLayouts, CopyAtoms = spec.CopyAtoms, Mma = null,
+        Input = spec.Input, Granularity = QuantGranularity.PerChannel, BlockRows = spec.SliceTokens, HeadDim = spec.HeadDim,
+        SubtractChannelMean = false, Transposed = true, TransposedOrder = TokenOrder.Pi, TransposePad = 64, Threads = spec.Threads, Output = spec.VOutput,
+    };
+}

@@ -1,0 +1,115 @@
+using System.Linq;
+using KernelDsl.Generator.Helpers;
+using KernelDsl.Generator.Model;
+
+namespace KernelDsl.Generator.Launchers;
+
+/// <summary>
+/// The KvStatistics launcher: the workspace's size, the constants the CPU reference follows (MeanLanes, SliceTokens), and a
+/// <c>Launch</c> that checks K, V and every buffer on the host, then queues the partials and combine kernels.
+/// </summary>
+public static class KvStatisticsLauncherWriter
+{
+    private const string Guard = ModuleWriter.Launching + ".LaunchGuard";
+
+    public static string Write(KvStatisticsPlan plan)
+    {
+        var spec = plan.Spec;
+        return CSharpFile.Write(spec.Type, w =>
+        {
+            ModuleWriter.Write(w, spec,
+            [
+                new EntryPointInfo("KernelName", plan.PartialsSymbol, plan.Threads, 0),
+                new EntryPointInfo("CombineKernelName", plan.CombineSymbol, plan.Threads, 0),
+            ],
+            [
+                ("HeadDim", spec.HeadDim, "Channels per token (the head dimension)."),
+                ("SliceTokens", spec.SliceTokens, "Tokens per block of the partials kernel: K's mean adds each slice's sum in slice order."),
+                ("MeanLanes", plan.Lanes, "Within a slice, K's mean adds tokens s ≡ j (mod MeanLanes) in token order for each lane j, then the lanes in order: the CPU reference repeats this order."),
+                ("LargestVCode", plan.LargestVCode, "V's scale is its channel's absmax over this (1 where that is 0)."),
+            ]);
+            w.Line();
+            w.Line($"/// <summary>Blocks of the partials kernel per (batch, head): ceil(tokens / SliceTokens).</summary>");
+            w.Line($"public static long SlicesPerHead(int tokens) => ((long)tokens + SliceTokens - 1) / SliceTokens;");
+            w.Line();
+            w.Line($"/// <summary>Elements of <c>workspace</c>: K's sums and V's maxima of every slice, 2 × [batch·heads·SlicesPerHead(tokens)][HeadDim] float.</summary>");
+            w.Line($"public static long WorkspaceLength(int batch, int heads, int tokens) => 2L * batch * heads * SlicesPerHead(tokens) * HeadDim;");
+            w.Line();
+            w.Line($"/// <summary>Elements of <c>kMean</c> and <c>vScale</c>: [batch·heads][HeadDim] float.</summary>");
+            w.Line($"public static long ChannelLength(int batch, int heads) => (long)batch * heads * HeadDim;");
+            w.Line();
+            WriteLaunch(w, plan);
+        });
+    }
+
+    private static void WriteLaunch(CodeWriter w, KvStatisticsPlan plan)
+    {
+        var spec = plan.Spec;
+        var host = plan.Host;
+        w.Line($"/// <summary>");
+        w.Line($"/// K's channel mean and V's channel scale over all tokens, from one read of K and V: what the K and V codes");
+        w.Line($"/// kernels (the Quantize variants' <c>LaunchCodes</c>) need first. The mean's float32 sums run in a fixed order (lanes in");
+        w.Line($"/// token order, then lanes, then slices of <see cref=\"SliceTokens\"/>), so the result is deterministic. A NaN in K makes");
+        w.Line($"/// its channel's mean NaN, an Inf its channel's mean ±Inf (or NaN); a NaN in V never raises the absmax, an Inf makes its");
+        w.Line($"/// channel's scale Inf. When the counters are given, the NaN and Inf elements of K and of V are added to them on the stream");
+        w.Line($"/// (atomically: zero them first).");
+        w.Line($"/// </summary>");
+        foreach (var parameter in host)
+        {
+            w.Line($"/// <param name=\"{parameter.Name}\">{parameter.Role}.</param>");
+        }
+        w.Line($"/// <remarks>Strides must be multiples of 8 and K and V 16-byte aligned (each thread reads 8 channels as one 16-byte load).</remarks>");
+        var parameters = string.Join(", ", host.Select(p => $"{p.DeclaredType} {p.Name}{(p.Optional ? " = null" : "")}"));
+        w.Block($"public static void Launch({parameters})", () =>
+        {
+            w.Line($"{Guard}.Stream(stream, nameof(stream));");
+            foreach (var parameter in host.Where(p => p.Kind == HostKind.Buffer))
+            {
+                w.Line($"{(parameter.Optional ? $"if ({parameter.Name} is not null) " : "")}{Guard}.Buffer({parameter.Name}, nameof({parameter.Name}));");
+            }
+            w.Line($"{Guard}.Positive(batch, nameof(batch));");
+            w.Line($"{Guard}.Positive(heads, nameof(heads));");
+            w.Line($"{Guard}.Positive(tokens, nameof(tokens));");
+            foreach (var tensor in new[] { "k", "v" })
+            {
+                var strides = new[] { "B", "H", "S" }.Select(s => tensor + "Stride" + s).ToArray();
+                foreach (var stride in strides)
+                {
+                    w.Line($"{Guard}.AtLeast({stride}, HeadDim, nameof({stride}), \"HeadDim: a token's channels are contiguous and rows must not overlap\");");
+                    w.Line($"{Guard}.MultipleOf({stride}, 8, nameof({stride}), \"each thread reads 8 channels as one 16-byte load\");");
+                }
+                w.Line($"{Guard}.Aligned({tensor}, 16, nameof({tensor}));");
+                var shape = $"$\"{tensor} [{{batch}}, {{heads}}, {{tokens}}, {{HeadDim}}] at strides ({{{strides[0]}}}, {{{strides[1]}}}, {{{strides[2]}}})\"";
+                w.Line($"{Guard}.Holds({tensor}, (batch - 1) * {strides[0]} + (heads - 1) * {strides[1]} + (tokens - 1) * {strides[2]} + HeadDim, nameof({tensor}), {shape});");
+            }
+            w.Line($"var batchHeads = (long)batch * heads;");
+            w.Line($"var parts = batchHeads * SlicesPerHead(tokens);");
+            w.Line($"{Guard}.Fits(parts * HeadDim, \"batch · heads · slices · HeadDim\");");
+            w.Line($"{Guard}.Holds(kMean, ChannelLength(batch, heads), nameof(kMean), \"one mean per (batch, head, channel)\");");
+            w.Line($"{Guard}.Holds(vScale, ChannelLength(batch, heads), nameof(vScale), \"one scale per (batch, head, channel)\");");
+            w.Line($"{Guard}.Holds(workspace, WorkspaceLength(batch, heads, tokens), nameof(workspace), \"2 × [batch·heads·slices][HeadDim]\");");
+            foreach (var counter in host.Where(p => p.Optional))
+            {
+                w.Line($"if ({counter.Name} is not null) {Guard}.Holds({counter.Name}, 1, nameof({counter.Name}), \"one NaN/Inf counter\");");
+            }
+            w.Line($"var slices = (int)SlicesPerHead(tokens);");
+            WriteKernelLaunch(w, plan.Partials, "KernelName", "parts", "partials");
+            WriteKernelLaunch(w, plan.Combine, "CombineKernelName", "(batchHeads * HeadDim + ThreadsPerBlock - 1) / ThreadsPerBlock", "combine");
+        });
+    }
+
+    /// <summary>One kernel's arguments from its signature: launcher parameters by name (an optional buffer left out as a null pointer), or the launcher's locals.</summary>
+    private static void WriteKernelLaunch(CodeWriter w, KernelSignature signature, string kernel, string blocks, string local)
+    {
+        w.Line($"var {local} = new {ModuleWriter.Launching}.KernelArguments();");
+        foreach (var parameter in signature.Kernel)
+        {
+            var host = signature.Host.FirstOrDefault(h => h.Name == parameter.Host);
+            var line = host is { Optional: true }
+                ? $"if ({parameter.Host} is null) {local}.AddNullPointer(); else {local}.Add({parameter.Host});"
+                : $"{local}.Add({(parameter.Host == "parts" ? "(int)parts" : parameter.Host)});";
+            w.Line($"{line}");
+        }
+        w.Line($"stream.Launch(Module, {kernel}, {ModuleWriter.Launching}.Dim3.Of({blocks}), {local});");
+    }
+}

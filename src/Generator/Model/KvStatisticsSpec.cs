@@ -1,0 +1,14 @@
+namespace KernelDsl.Generator.Model;
+
+/// <summary>The statistics pass over K and V: K's channel mean and V's channel scale, token slices over many blocks.</summary>
+public sealed record KvStatisticsSpec : KernelSpec
+{
+    public required Element Input { get; init; }
+    public required int HeadDim { get; init; }
+    public required int SliceTokens { get; init; }
+    /// <summary>The V codes the scales are for: S8 (absmax / 127) or E4M3 (absmax / 448).</summary>
+    public required Element VOutput { get; init; }
+    public required int Threads { get; init; }
+
+    public override string Family => "KvStatistics";
+}

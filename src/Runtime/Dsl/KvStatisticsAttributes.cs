@@ -1,0 +1,28 @@
+namespace KernelDsl;
+
+/// <summary>
+/// Declares the statistics pass over K and V together, f16/bf16 <c>[B, H, S, D]</c> each (any strides but the last): K's
+/// channel mean (K smoothing) and V's per-channel scale, both over all tokens, which every K and V code depends on. Each
+/// block reads one slice of <see cref="SliceTokens"/> tokens of one (batch, head) of K and of V and writes its partial sums
+/// and maxima; a second kernel adds the slices in slice order, so the mean is deterministic and the CPU reference repeats it
+/// bit for bit. The codes then come from the Quantize variants' <c>LaunchCodes</c>.
+/// </summary>
+[AttributeUsage(AttributeTargets.Class | AttributeTargets.Struct, Inherited = false)]
+public sealed class KvStatisticsAttribute : Attribute
+{
+    /// <summary>Element of K and V: <see cref="Element.F16"/> or <see cref="Element.BF16"/>.</summary>
+    public Element Input { get; set; } = Element.F16;
+    /// <summary>Channels per head.</summary>
+    public int HeadDim { get; set; } = 128;
+    /// <summary>Tokens per block (one slice of one (batch, head)); a multiple of 16.</summary>
+    public int SliceTokens { get; set; } = 256;
+    /// <summary>
+    /// The V codes the scales are for: <see cref="Element.S8"/> (scale absmax / 127) or <see cref="Element.E4M3"/>
+    /// (absmax / 448, fp8 P·V's V).
+    /// </summary>
+    public Element VOutput { get; set; } = Element.S8;
+    /// <summary>Threads per block.</summary>
+    public int Threads { get; set; } = 256;
+    /// <summary>Architectures the variant must compile for.</summary>
+    public Sm[] Targets { get; set; } = [Sm.Sm80, Sm.Sm90];
+}
