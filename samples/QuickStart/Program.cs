@@ -89,7 +89,8 @@ else
     var options = new Int8AttentionOptions
     {
         BlockM = mmaSync.QScaleRows, BlockN = mmaSync.BlockN, KScaleKeys = mmaSync.KScaleKeys,
-        KMeanSlices = QuantizeKSmoothBlock64D128.MeanSlices,   // the K quantize kernel's summation order
+        // The summation order of K's mean in Int8Attention's statistics pass (KvStatisticsD128).
+        KMeanSlices = KvStatisticsD128.MeanLanes, KMeanSliceTokens = KvStatisticsD128.SliceTokens,
     };
     var clock = Stopwatch.StartNew();
     actual = Int8AttentionReference.Forward(shape, q, k, v, options, modifiers).OutputValues();

@@ -217,7 +217,7 @@ public class PackageConsumptionTests(ITestOutputHelper output)
             var options = new Int8AttentionOptions
             {
                 BlockM = kernel.QScaleRows, BlockN = kernel.BlockN, KScaleKeys = kernel.KScaleKeys,
-                KMeanSlices = QuantizeKSmoothBlock64D128.MeanSlices,
+                KMeanSlices = KvStatisticsD128.MeanLanes, KMeanSliceTokens = KvStatisticsD128.SliceTokens,
             };
             actual = Int8AttentionReference.Forward(shape, q, k, v, options, modifiers).OutputValues();
             engine = $"CPU int8 reference of {kernel.Name}";

@@ -302,6 +302,7 @@ internal static class AttentionCommand
         KScaleKeys = kernel.KScaleKeys,
         Pv = kernel.PElement switch { Element.U8 => PvMode.U8, Element.E4M3 => PvMode.E4M3, _ => PvMode.F16 },
         KMeanSlices = Quantizers<Half>.For(headDim).KMeanSlices,
+        KMeanSliceTokens = Quantizers<Half>.For(headDim).KMeanSliceTokens,
     };
 
     private static long NonFinite(Half[] data) => data.LongCount(x => !Half.IsFinite(x));

@@ -434,7 +434,9 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
 
     /// <summary>
     /// K smoothed per 64 keys and V per channel, in the layout <paramref name="vLayout"/> (null: the 16-bit P·V mode,
-    /// which reads V as it is and only counts its NaN/Inf), into buffers from <paramref name="buffers"/>.
+    /// which reads V as it is), into buffers from <paramref name="buffers"/>. Two passes over K and V: the statistics pass
+    /// reads both once (K's channel mean, V's channel scales, and the NaN/Inf counts of both), then the codes kernels read
+    /// each once more (docs/PERF_NOTES.md §9).
     /// </summary>
     private static KvCodes QuantizeKv<T>(CudaStream stream, TensorView<T> k, TensorView<T> v, AttentionDims shape, VLayout? vLayout,
         NonFiniteCounters? counters, IDeviceBufferSource buffers) where T : unmanaged
@@ -444,38 +446,41 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
         var k8 = buffers.Get<sbyte>("k8", (long)b * hkv * sk * d);
         var kScale = buffers.Get<float>("kScale", quantizers.KScaleCount(b, hkv, sk));
         var kMean = buffers.Get<float>("kMean", (long)b * hkv * d);
-        quantizers.K(stream, k.Buffer, k.Strides[0], k.Strides[1], k.Strides[2], b, hkv, sk, k8, kScale, kMean, 1f, counters?.K);
+        var vScale = buffers.Get<float>("vScale", (long)b * hkv * d);
+        // fp8 P·V's V is scaled for e4m3 codes (Choose refused a kernel without its quantizers); every other mode's for int8.
+        var statistics = vLayout == VLayout.PretransposedE4M3 ? quantizers.StatisticsE4M3! : quantizers.Statistics;
+        var workspace = buffers.Get<float>("kvStatistics", statistics.WorkspaceLength(b, hkv, sk));
+        // The counts come from this pass, which reads every element of K and V once; the codes kernels count nothing. The
+        // 16-bit P·V mode reads V as it is: V is read here only to count it, and not at all without counters.
+        var vRead = vLayout is null && counters is null ? null : v.Buffer;
+        statistics.Launch(stream, k.Buffer, k.Strides[0], k.Strides[1], k.Strides[2], vRead, v.Strides[0], v.Strides[1], v.Strides[2], b, hkv, sk,
+            kMean, vScale, workspace, counters?.K, counters?.V);
+        quantizers.K(stream, k.Buffer, k.Strides[0], k.Strides[1], k.Strides[2], b, hkv, sk, k8, kScale, kMean, 1f, null);
         switch (vLayout)
         {
             case null:
-                if (counters is not null)
-                {
-                    // V reaches the kernel unquantized, so nothing else would look at its values.
-                    quantizers.CountV(stream, v.Buffer, v.Strides[0], v.Strides[1], v.Strides[2], b, hkv, sk, counters.V);
-                }
+                // V reaches the kernel unquantized; the statistics pass counted its NaN/Inf (with counters), and vScale goes unused.
                 return new KvCodes(k8, kScale, kMean, v.Buffer, null, v.Strides[0], v.Strides[1], v.Strides[2]);
             case VLayout.PretransposedE4M3:
-                // The fp8 P·V kernels' V (Choose refused one without this quantizer): Recipe C's layout of e4m3 codes.
-                return Pretransposed<byte>("v8e4m3", (codes, scales) => quantizers.VPiE4M3!(stream, v.Buffer, v.Strides[0], v.Strides[1], v.Strides[2], b, hkv, sk, codes, scales, 1f, counters?.V));
+                // The fp8 P·V kernels' V: Recipe C's layout of e4m3 codes.
+                return Pretransposed<byte>("v8e4m3", codes => quantizers.VPiE4M3!(stream, v.Buffer, v.Strides[0], v.Strides[1], v.Strides[2], b, hkv, sk, codes, vScale, 1f, null));
             case VLayout.Pretransposed:
                 // Recipe C (Choose refused a Pretransposed kernel without this quantizer): [B][Hkv][D][S_pad], tokens π-ordered within 16-token groups.
-                return Pretransposed<sbyte>("v8", (codes, scales) => quantizers.VPi!(stream, v.Buffer, v.Strides[0], v.Strides[1], v.Strides[2], b, hkv, sk, codes, scales, 1f, counters?.V));
+                return Pretransposed<sbyte>("v8", codes => quantizers.VPi!(stream, v.Buffer, v.Strides[0], v.Strides[1], v.Strides[2], b, hkv, sk, codes, vScale, 1f, null));
             default:
             {
                 var v8 = buffers.Get<sbyte>("v8", (long)b * hkv * sk * d);
-                var vScale = buffers.Get<float>("vScale", (long)b * hkv * d);
-                quantizers.V(stream, v.Buffer, v.Strides[0], v.Strides[1], v.Strides[2], b, hkv, sk, v8, vScale, 1f, counters?.V);
+                quantizers.V(stream, v.Buffer, v.Strides[0], v.Strides[1], v.Strides[2], b, hkv, sk, v8, vScale, 1f, null);
                 return new KvCodes(k8, kScale, kMean, v8, vScale, (long)hkv * sk * d, (long)sk * d, d);
             }
         }
 
         // V transposed to [B][Hkv][D][S_pad] with one scale per channel, as int8 or e4m3 codes.
-        KvCodes Pretransposed<TCode>(string name, Action<DeviceBuffer<TCode>, DeviceBuffer<float>> quantize) where TCode : unmanaged
+        KvCodes Pretransposed<TCode>(string name, Action<DeviceBuffer<TCode>> quantize) where TCode : unmanaged
         {
             var padded = quantizers.VPiPaddedTokens!(sk);
             var codes = buffers.Get<TCode>(name, (long)b * hkv * d * padded);
-            var vScale = buffers.Get<float>("vScale", (long)b * hkv * d);
-            quantize(codes, vScale);
+            quantize(codes);
             return new KvCodes(k8, kScale, kMean, codes, vScale, (long)hkv * d * padded, (long)d * padded, padded);
         }
     }

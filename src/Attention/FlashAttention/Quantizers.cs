@@ -10,18 +10,25 @@ internal delegate void QuantizeLauncher<T>(CudaStream stream, DeviceBuffer<T> x,
 internal delegate void E4M3QuantizeLauncher<T>(CudaStream stream, DeviceBuffer<T> x, long strideB, long strideH, long strideS,
     int batch, int heads, int tokens, DeviceBuffer<byte> output, DeviceBuffer<float> scales, float scaleMultiplier, DeviceBuffer<uint>? nonFinite) where T : unmanaged;
 
-/// <summary>A generated quantize launcher that subtracts the channel mean first (K smoothing).</summary>
+/// <summary>A generated quantize launcher of K smoothing: subtracts the channel mean (LaunchCodes: given, computed beforehand).</summary>
 internal delegate void SmoothingLauncher<T>(CudaStream stream, DeviceBuffer<T> x, long strideB, long strideH, long strideS,
     int batch, int heads, int tokens, DeviceBuffer<sbyte> output, DeviceBuffer<float> scales, DeviceBuffer<float> channelMean, float scaleMultiplier,
     DeviceBuffer<uint>? nonFinite) where T : unmanaged;
 
-/// <summary>A generated quantize module's count-only pass: adds x's NaN and Inf count to <paramref name="nonFinite"/>[0].</summary>
-internal delegate void NonFiniteCounter<T>(CudaStream stream, DeviceBuffer<T> x, long strideB, long strideH, long strideS,
-    int batch, int heads, int tokens, DeviceBuffer<uint> nonFinite) where T : unmanaged;
+/// <summary>A generated KvStatistics launcher: K's channel mean and V's channel scale from one read of K and V.</summary>
+internal delegate void KvStatisticsLauncher<T>(CudaStream stream, DeviceBuffer<T> k, long kStrideB, long kStrideH, long kStrideS,
+    DeviceBuffer<T>? v, long vStrideB, long vStrideH, long vStrideS, int batch, int heads, int tokens, DeviceBuffer<float> kMean, DeviceBuffer<float> vScale,
+    DeviceBuffer<float> workspace, DeviceBuffer<uint>? kNonFinite, DeviceBuffer<uint>? vNonFinite) where T : unmanaged;
+
+/// <summary>One declared KvStatistics variant: its launcher, its workspace size and the summation order of K's mean (MeanLanes, SliceTokens).</summary>
+internal sealed record KvStatistics<T>(KvStatisticsLauncher<T> Launch, Func<int, int, int, long> WorkspaceLength, int MeanLanes, int SliceTokens) where T : unmanaged;
 
 /// <summary>
-/// The declared quantize variants that feed attention for one head dim and input type: Q per QScaleRows rows, K smoothed
-/// per KScaleKeys rows, V per channel (and, for f16 input at head dims 64 and 128, V transposed in π order for Recipe C).
+/// The declared kernels that quantize attention's inputs for one head dim and input type: Q per QScaleRows rows (a whole
+/// Quantize launch), and K and V in two passes over both — <see cref="Statistics"/> (K's channel mean and V's channel
+/// scales, one read of K and V) then the codes (<see cref="K"/>, <see cref="V"/>, <see cref="VPi"/>, <see cref="VPiE4M3"/>:
+/// the Quantize variants' <c>LaunchCodes</c>, which read those statistics). K is smoothed per KScaleKeys rows, V per
+/// channel (and, for f16 input at head dims 64 and 128, transposed in π order for Recipe C).
 /// </summary>
 internal sealed record Quantizers<T>(QuantizeLauncher<T> Q, SmoothingLauncher<T> K, QuantizeLauncher<T> V, QuantizeLauncher<T>? VPi) where T : unmanaged
 {
@@ -29,10 +36,14 @@ internal sealed record Quantizers<T>(QuantizeLauncher<T> Q, SmoothingLauncher<T>
     public required Func<int, int, int, long> QScaleCount { get; init; }
     /// <summary>K's scale count (batch, heads, tokens), as its generated launcher computes it.</summary>
     public required Func<int, int, int, long> KScaleCount { get; init; }
-    /// <summary>The K quantizer's <c>MeanSlices</c> (its channel mean's summation order), which the int8 CPU reference follows.</summary>
-    public required int KMeanSlices { get; init; }
-    /// <summary>V's NaN/Inf count alone, for the 16-bit P·V mode, which reads V as it is.</summary>
-    public required NonFiniteCounter<T> CountV { get; init; }
+    /// <summary>K's mean and the int8 V scales (absmax / 127); in the 16-bit P·V mode it also counts V's NaN/Inf, V being used as it is.</summary>
+    public required KvStatistics<T> Statistics { get; init; }
+    /// <summary>K's mean and the e4m3 V scales (absmax / 448), for the fp8 P·V kernels; null where no e4m3 V is declared.</summary>
+    public KvStatistics<T>? StatisticsE4M3 { get; init; }
+    /// <summary>Lanes of K's channel mean (its summation order), which the int8 CPU reference follows (Int8AttentionOptions.KMeanSlices).</summary>
+    public int KMeanSlices => Statistics.MeanLanes;
+    /// <summary>Tokens per slice of K's channel mean (Int8AttentionOptions.KMeanSliceTokens).</summary>
+    public int KMeanSliceTokens => Statistics.SliceTokens;
     /// <summary>V as e4m3 codes in VPi's layout, one scale per channel (absmax / 448), for the fp8 P·V kernels; null where none is declared.</summary>
     public E4M3QuantizeLauncher<T>? VPiE4M3 { get; init; }
     /// <summary>Tokens per channel row of the π-transposed V (int8 or e4m3), when there is a VPi or VPiE4M3 quantizer.</summary>
@@ -42,41 +53,53 @@ internal sealed record Quantizers<T>(QuantizeLauncher<T> Q, SmoothingLauncher<T>
     {
         object? quantizers = (typeof(T) == typeof(Half), headDim) switch
         {
-            (true, 128) => new Quantizers<Half>(QuantizeQBlock128D128.Launch, QuantizeKSmoothBlock64D128.Launch, QuantizeVChannelD128.Launch, QuantizeVChannelPiD128.Launch)
+            (true, 128) => new Quantizers<Half>(QuantizeQBlock128D128.Launch, QuantizeKSmoothBlock64D128.LaunchCodes, QuantizeVChannelD128.LaunchCodes, QuantizeVChannelPiD128.LaunchCodes)
             {
-                QScaleCount = QuantizeQBlock128D128.ScaleCount, KScaleCount = QuantizeKSmoothBlock64D128.ScaleCount, KMeanSlices = QuantizeKSmoothBlock64D128.MeanSlices, CountV = QuantizeVChannelD128.CountNonFinite,
-                VPiPaddedTokens = QuantizeVChannelPiD128.PaddedTokens, VPiE4M3 = QuantizeVChannelPiD128E4m3.Launch,
+                QScaleCount = QuantizeQBlock128D128.ScaleCount, KScaleCount = QuantizeKSmoothBlock64D128.ScaleCount,
+                Statistics = new(KvStatisticsD128.Launch, KvStatisticsD128.WorkspaceLength, KvStatisticsD128.MeanLanes, KvStatisticsD128.SliceTokens),
+                StatisticsE4M3 = new(KvStatisticsD128E4m3.Launch, KvStatisticsD128E4m3.WorkspaceLength, KvStatisticsD128E4m3.MeanLanes, KvStatisticsD128E4m3.SliceTokens),
+                VPiPaddedTokens = QuantizeVChannelPiD128.PaddedTokens, VPiE4M3 = QuantizeVChannelPiD128E4m3.LaunchCodes,
             },
-            (true, 64) => new Quantizers<Half>(QuantizeQBlock128D64.Launch, QuantizeKSmoothBlock64D64.Launch, QuantizeVChannelD64.Launch, QuantizeVChannelPiD64.Launch)
+            (true, 64) => new Quantizers<Half>(QuantizeQBlock128D64.Launch, QuantizeKSmoothBlock64D64.LaunchCodes, QuantizeVChannelD64.LaunchCodes, QuantizeVChannelPiD64.LaunchCodes)
             {
-                QScaleCount = QuantizeQBlock128D64.ScaleCount, KScaleCount = QuantizeKSmoothBlock64D64.ScaleCount, KMeanSlices = QuantizeKSmoothBlock64D64.MeanSlices, CountV = QuantizeVChannelD64.CountNonFinite,
-                VPiPaddedTokens = QuantizeVChannelPiD64.PaddedTokens, VPiE4M3 = QuantizeVChannelPiD64E4m3.Launch,
+                QScaleCount = QuantizeQBlock128D64.ScaleCount, KScaleCount = QuantizeKSmoothBlock64D64.ScaleCount,
+                Statistics = new(KvStatisticsD64.Launch, KvStatisticsD64.WorkspaceLength, KvStatisticsD64.MeanLanes, KvStatisticsD64.SliceTokens),
+                StatisticsE4M3 = new(KvStatisticsD64E4m3.Launch, KvStatisticsD64E4m3.WorkspaceLength, KvStatisticsD64E4m3.MeanLanes, KvStatisticsD64E4m3.SliceTokens),
+                VPiPaddedTokens = QuantizeVChannelPiD64.PaddedTokens, VPiE4M3 = QuantizeVChannelPiD64E4m3.LaunchCodes,
             },
-            (false, 128) => new Quantizers<ushort>(QuantizeQBlock128D128Bf16.Launch, QuantizeKSmoothBlock64D128Bf16.Launch, QuantizeVChannelD128Bf16.Launch, null)
+            (false, 128) => new Quantizers<ushort>(QuantizeQBlock128D128Bf16.Launch, QuantizeKSmoothBlock64D128Bf16.LaunchCodes, QuantizeVChannelD128Bf16.LaunchCodes, null)
             {
-                QScaleCount = QuantizeQBlock128D128Bf16.ScaleCount, KScaleCount = QuantizeKSmoothBlock64D128Bf16.ScaleCount, KMeanSlices = QuantizeKSmoothBlock64D128Bf16.MeanSlices, CountV = QuantizeVChannelD128Bf16.CountNonFinite,
-                VPiPaddedTokens = QuantizeVChannelPiD128E4m3Bf16.PaddedTokens, VPiE4M3 = QuantizeVChannelPiD128E4m3Bf16.Launch,
+                QScaleCount = QuantizeQBlock128D128Bf16.ScaleCount, KScaleCount = QuantizeKSmoothBlock64D128Bf16.ScaleCount,
+                Statistics = new(KvStatisticsD128Bf16.Launch, KvStatisticsD128Bf16.WorkspaceLength, KvStatisticsD128Bf16.MeanLanes, KvStatisticsD128Bf16.SliceTokens),
+                StatisticsE4M3 = new(KvStatisticsD128E4m3Bf16.Launch, KvStatisticsD128E4m3Bf16.WorkspaceLength, KvStatisticsD128E4m3Bf16.MeanLanes, KvStatisticsD128E4m3Bf16.SliceTokens),
+                VPiPaddedTokens = QuantizeVChannelPiD128E4m3Bf16.PaddedTokens, VPiE4M3 = QuantizeVChannelPiD128E4m3Bf16.LaunchCodes,
             },
-            (false, 64) => new Quantizers<ushort>(QuantizeQBlock128D64Bf16.Launch, QuantizeKSmoothBlock64D64Bf16.Launch, QuantizeVChannelD64Bf16.Launch, null)
+            (false, 64) => new Quantizers<ushort>(QuantizeQBlock128D64Bf16.Launch, QuantizeKSmoothBlock64D64Bf16.LaunchCodes, QuantizeVChannelD64Bf16.LaunchCodes, null)
             {
-                QScaleCount = QuantizeQBlock128D64Bf16.ScaleCount, KScaleCount = QuantizeKSmoothBlock64D64Bf16.ScaleCount, KMeanSlices = QuantizeKSmoothBlock64D64Bf16.MeanSlices, CountV = QuantizeVChannelD64Bf16.CountNonFinite,
-                VPiPaddedTokens = QuantizeVChannelPiD64E4m3Bf16.PaddedTokens, VPiE4M3 = QuantizeVChannelPiD64E4m3Bf16.Launch,
+                QScaleCount = QuantizeQBlock128D64Bf16.ScaleCount, KScaleCount = QuantizeKSmoothBlock64D64Bf16.ScaleCount,
+                Statistics = new(KvStatisticsD64Bf16.Launch, KvStatisticsD64Bf16.WorkspaceLength, KvStatisticsD64Bf16.MeanLanes, KvStatisticsD64Bf16.SliceTokens),
+                StatisticsE4M3 = new(KvStatisticsD64E4m3Bf16.Launch, KvStatisticsD64E4m3Bf16.WorkspaceLength, KvStatisticsD64E4m3Bf16.MeanLanes, KvStatisticsD64E4m3Bf16.SliceTokens),
+                VPiPaddedTokens = QuantizeVChannelPiD64E4m3Bf16.PaddedTokens, VPiE4M3 = QuantizeVChannelPiD64E4m3Bf16.LaunchCodes,
             },
-            (true, 96) => new Quantizers<Half>(QuantizeQBlock128D96.Launch, QuantizeKSmoothBlock64D96.Launch, QuantizeVChannelD96.Launch, null)
+            (true, 96) => new Quantizers<Half>(QuantizeQBlock128D96.Launch, QuantizeKSmoothBlock64D96.LaunchCodes, QuantizeVChannelD96.LaunchCodes, null)
             {
-                QScaleCount = QuantizeQBlock128D96.ScaleCount, KScaleCount = QuantizeKSmoothBlock64D96.ScaleCount, KMeanSlices = QuantizeKSmoothBlock64D96.MeanSlices, CountV = QuantizeVChannelD96.CountNonFinite,
+                QScaleCount = QuantizeQBlock128D96.ScaleCount, KScaleCount = QuantizeKSmoothBlock64D96.ScaleCount,
+                Statistics = new(KvStatisticsD96.Launch, KvStatisticsD96.WorkspaceLength, KvStatisticsD96.MeanLanes, KvStatisticsD96.SliceTokens),
             },
-            (false, 96) => new Quantizers<ushort>(QuantizeQBlock128D96Bf16.Launch, QuantizeKSmoothBlock64D96Bf16.Launch, QuantizeVChannelD96Bf16.Launch, null)
+            (false, 96) => new Quantizers<ushort>(QuantizeQBlock128D96Bf16.Launch, QuantizeKSmoothBlock64D96Bf16.LaunchCodes, QuantizeVChannelD96Bf16.LaunchCodes, null)
             {
-                QScaleCount = QuantizeQBlock128D96Bf16.ScaleCount, KScaleCount = QuantizeKSmoothBlock64D96Bf16.ScaleCount, KMeanSlices = QuantizeKSmoothBlock64D96Bf16.MeanSlices, CountV = QuantizeVChannelD96Bf16.CountNonFinite,
+                QScaleCount = QuantizeQBlock128D96Bf16.ScaleCount, KScaleCount = QuantizeKSmoothBlock64D96Bf16.ScaleCount,
+                Statistics = new(KvStatisticsD96Bf16.Launch, KvStatisticsD96Bf16.WorkspaceLength, KvStatisticsD96Bf16.MeanLanes, KvStatisticsD96Bf16.SliceTokens),
             },
-            (true, 256) => new Quantizers<Half>(QuantizeQBlock128D256.Launch, QuantizeKSmoothBlock64D256.Launch, QuantizeVChannelD256.Launch, null)
+            (true, 256) => new Quantizers<Half>(QuantizeQBlock128D256.Launch, QuantizeKSmoothBlock64D256.LaunchCodes, QuantizeVChannelD256.LaunchCodes, null)
             {
-                QScaleCount = QuantizeQBlock128D256.ScaleCount, KScaleCount = QuantizeKSmoothBlock64D256.ScaleCount, KMeanSlices = QuantizeKSmoothBlock64D256.MeanSlices, CountV = QuantizeVChannelD256.CountNonFinite,
+                QScaleCount = QuantizeQBlock128D256.ScaleCount, KScaleCount = QuantizeKSmoothBlock64D256.ScaleCount,
+                Statistics = new(KvStatisticsD256.Launch, KvStatisticsD256.WorkspaceLength, KvStatisticsD256.MeanLanes, KvStatisticsD256.SliceTokens),
             },
-            (false, 256) => new Quantizers<ushort>(QuantizeQBlock128D256Bf16.Launch, QuantizeKSmoothBlock64D256Bf16.Launch, QuantizeVChannelD256Bf16.Launch, null)
+            (false, 256) => new Quantizers<ushort>(QuantizeQBlock128D256Bf16.Launch, QuantizeKSmoothBlock64D256Bf16.LaunchCodes, QuantizeVChannelD256Bf16.LaunchCodes, null)
             {
-                QScaleCount = QuantizeQBlock128D256Bf16.ScaleCount, KScaleCount = QuantizeKSmoothBlock64D256Bf16.ScaleCount, KMeanSlices = QuantizeKSmoothBlock64D256Bf16.MeanSlices, CountV = QuantizeVChannelD256Bf16.CountNonFinite,
+                QScaleCount = QuantizeQBlock128D256Bf16.ScaleCount, KScaleCount = QuantizeKSmoothBlock64D256Bf16.ScaleCount,
+                Statistics = new(KvStatisticsD256Bf16.Launch, KvStatisticsD256Bf16.WorkspaceLength, KvStatisticsD256Bf16.MeanLanes, KvStatisticsD256Bf16.SliceTokens),
             },
             _ => null,
         };

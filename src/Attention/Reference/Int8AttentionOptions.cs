@@ -30,6 +30,8 @@ public sealed record Int8AttentionOptions
     public PvMode Pv { get; init; } = PvMode.U8;
     /// <summary>The K quantize variant's generated <c>MeanSlices</c>: the float32 channel mean depends on its summation order.</summary>
     public int KMeanSlices { get; init; } = 1;
+    /// <summary>The KvStatistics variant's <c>SliceTokens</c> when K's mean comes from it (and KMeanSlices is its <c>MeanLanes</c>); 0: one slice of all keys.</summary>
+    public int KMeanSliceTokens { get; init; }
 
     /// <summary>The scale P's codes carry: 255 (u8), 127 (s8), 448 (e4m3, its largest finite value), 1 (f16).</summary>
     public float PScale => Pv switch
@@ -48,6 +50,10 @@ public sealed record Int8AttentionOptions
         Positive(BlockM, nameof(BlockM));
         Positive(BlockN, nameof(BlockN));
         Positive(KMeanSlices, nameof(KMeanSlices));
+        if (KMeanSliceTokens < 0)
+        {
+            throw new ArgumentException($"KMeanSliceTokens ({KMeanSliceTokens}) must be 0 (one slice of all keys) or positive.", nameof(KMeanSliceTokens));
+        }
         if (KScaleKeys < 0 || (KScaleKeys > 0 && BlockN % KScaleKeys != 0))
         {
             throw new ArgumentException($"KScaleKeys ({KScaleKeys}) must be 0 (= BlockN) or divide BlockN ({BlockN}).", nameof(KScaleKeys));

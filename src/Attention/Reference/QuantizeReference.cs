@@ -11,8 +11,16 @@ public sealed record QuantizeOptions
     /// <summary>Tokens per scale (PerRowBlock).</summary>
     public required int BlockRows { get; init; }
     public bool SubtractChannelMean { get; init; }
-    /// <summary>The generated <c>MeanSlices</c>: the channel mean's summation order depends on it.</summary>
+    /// <summary>
+    /// The channel mean's lanes: a Quantize variant's generated <c>MeanSlices</c>, or a KvStatistics variant's <c>MeanLanes</c>
+    /// (the float32 mean depends on the summation order).
+    /// </summary>
     public int MeanSlices { get; init; } = 1;
+    /// <summary>
+    /// A KvStatistics variant's <c>SliceTokens</c>: the mean is summed per slice of that many tokens (lanes within each), then
+    /// the slices in order. 0, a Quantize variant's own mean, is one slice of all tokens.
+    /// </summary>
+    public int MeanSliceTokens { get; init; }
     public bool Transposed { get; init; }
     public int TransposePad { get; init; } = 64;
     /// <summary>The generated <c>StoredTokenOrder</c> (16 entries) of a transposed variant; null is natural order.</summary>
@@ -129,7 +137,7 @@ public static class QuantizeReference
             }
         }
 
-        var mean = options.SubtractChannelMean ? ChannelMean(values, bhCount, tokens, d, options.MeanSlices) : null;
+        var mean = options.SubtractChannelMean ? ChannelMean(values, bhCount, tokens, d, options.MeanSlices, options.MeanSliceTokens) : null;
         float Prep(int bh, int s, int c)
         {
             var value = values[((long)bh * tokens + s) * d + c];
@@ -196,28 +204,38 @@ public static class QuantizeReference
         return new QuantizeResult(output, scales, mean, padded) { OutputElement = options.Output };
     }
 
-    /// <summary>The kernels' channel mean: slice j sums tokens j, j + slices, ... in order; the slice sums are added in order; then one division.</summary>
-    private static float[] ChannelMean(float[] values, int bhCount, int tokens, int d, int slices)
+    /// <summary>
+    /// The kernels' channel mean: the tokens in slices of <paramref name="sliceTokens"/> (0: one slice of all); in each slice,
+    /// lane j sums tokens j, j + lanes, ... in order and the lane sums are added in order; the slice sums are added in order;
+    /// then one division. With one slice this is the Quantize variants' own order (0 + the slice's sum is that sum).
+    /// </summary>
+    public static float[] ChannelMean(float[] values, int bhCount, int tokens, int d, int lanes, int sliceTokens)
     {
+        if (lanes < 1 || sliceTokens < 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(lanes), $"lanes ({lanes}) must be positive and sliceTokens ({sliceTokens}) not negative.");
+        }
+        var slice = sliceTokens == 0 ? tokens : sliceTokens;
         var mean = new float[bhCount * d];
-        var partial = new float[slices];
         for (var bh = 0; bh < bhCount; bh++)
         {
             for (var c = 0; c < d; c++)
             {
-                for (var j = 0; j < slices; j++)
-                {
-                    var sum = 0f;
-                    for (var s = j; s < tokens; s += slices)
-                    {
-                        sum += values[((long)bh * tokens + s) * d + c];
-                    }
-                    partial[j] = sum;
-                }
                 var total = 0f;
-                for (var j = 0; j < slices; j++)
+                for (var s0 = 0; s0 < tokens; s0 += slice)
                 {
-                    total += partial[j];
+                    var end = Math.Min(tokens, s0 + slice);
+                    var sliceSum = 0f;
+                    for (var j = 0; j < lanes; j++)
+                    {
+                        var sum = 0f;
+                        for (var s = s0 + j; s < end; s += lanes)
+                        {
+                            sum += values[((long)bh * tokens + s) * d + c];
+                        }
+                        sliceSum += sum;
+                    }
+                    total += sliceSum;
                 }
                 mean[bh * d + c] = total / tokens;
             }

@@ -47,7 +47,9 @@ public static class KvStatisticsKernelWriter
             w.Line($"const int b = bh / heads, h = bh % heads;");
             w.Line($"const int rows = kdsl_min({slice}, S - s0);");
             w.Line($"const u16* const ks = k + b * k_stride_b + h * k_stride_h + s0 * k_stride_s;");
-            w.Line($"const u16* const vs = v + b * v_stride_b + h * v_stride_h + s0 * v_stride_s;");
+            w.Line($"// V may be absent (null): K's mean alone, for a mode that reads V as it is and counts nothing. Uniform over the grid.");
+            w.Line($"const bool with_v = v != 0;");
+            w.Line($"const u16* const vs = with_v ? v + b * v_stride_b + h * v_stride_h + s0 * v_stride_s : v;");
             w.Line($"const int chunk = threadIdx.x % {cpr}, lane = threadIdx.x / {cpr};");
             w.Line($"int k_bad = 0, v_bad = 0;");
             w.Block($"if (lane < {lanes})", () =>
@@ -63,19 +65,25 @@ public static class KvStatisticsKernelWriter
                     {
                         w.Line($"if (r + u * {lanes} >= rows) continue;");
                         w.Line($"kdsl_ld16(ks + (r + u * {lanes}) * k_stride_s + chunk * 8, k_raw[u]);");
-                        w.Line($"kdsl_ld16(vs + (r + u * {lanes}) * v_stride_s + chunk * 8, v_raw[u]);");
+                        w.Line($"if (with_v) kdsl_ld16(vs + (r + u * {lanes}) * v_stride_s + chunk * 8, v_raw[u]);");
                     });
                     w.Line($"#pragma unroll");
                     w.Block($"for (int u = 0; u < {inFlight}; ++u)", () =>
                     {
                         w.Line($"if (r + u * {lanes} >= rows) continue;  // continue, not break: a loop left early is not unrolled, and the raw arrays would go to local memory");
                         w.Line($"k_bad += kdsl_nonfinite8(k_raw[u]);");
-                        w.Line($"v_bad += kdsl_nonfinite8(v_raw[u]);");
-                        w.Line($"float kv[8], vv[8];");
+                        w.Line($"float kv[8];");
                         w.Line($"kdsl_unpack8(k_raw[u], kv);");
-                        w.Line($"kdsl_unpack8(v_raw[u], vv);");
                         w.Line($"#pragma unroll");
-                        w.Line($"for (int j = 0; j < 8; ++j) {{ sum[j] = __fadd_rn(sum[j], kv[j]); amax[j] = fmaxf(amax[j], fabsf(vv[j])); }}");
+                        w.Line($"for (int j = 0; j < 8; ++j) sum[j] = __fadd_rn(sum[j], kv[j]);");
+                        w.Block($"if (with_v)", () =>
+                        {
+                            w.Line($"v_bad += kdsl_nonfinite8(v_raw[u]);");
+                            w.Line($"float vv[8];");
+                            w.Line($"kdsl_unpack8(v_raw[u], vv);");
+                            w.Line($"#pragma unroll");
+                            w.Line($"for (int j = 0; j < 8; ++j) amax[j] = fmaxf(amax[j], fabsf(vv[j]));");
+                        });
                     });
                 });
                 w.Line($"#pragma unroll");

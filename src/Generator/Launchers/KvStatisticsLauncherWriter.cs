@@ -59,7 +59,8 @@ public static class KvStatisticsLauncherWriter
             w.Line($"/// <param name=\"{parameter.Name}\">{parameter.Role}.</param>");
         }
         w.Line($"/// <remarks>Strides must be multiples of 8 and K and V 16-byte aligned (each thread reads 8 channels as one 16-byte load).</remarks>");
-        var parameters = string.Join(", ", host.Select(p => $"{p.DeclaredType} {p.Name}{(p.Optional ? " = null" : "")}"));
+        // An optional buffer defaults to null where every parameter after it is optional too (C# allows no other).
+        var parameters = string.Join(", ", host.Select((p, i) => $"{p.DeclaredType} {p.Name}{(host.Skip(i).All(q => q.Optional) ? " = null" : "")}"));
         w.Block($"public static void Launch({parameters})", () =>
         {
             w.Line($"{Guard}.Stream(stream, nameof(stream));");
@@ -70,17 +71,19 @@ public static class KvStatisticsLauncherWriter
             w.Line($"{Guard}.Positive(batch, nameof(batch));");
             w.Line($"{Guard}.Positive(heads, nameof(heads));");
             w.Line($"{Guard}.Positive(tokens, nameof(tokens));");
-            foreach (var tensor in new[] { "k", "v" })
+            foreach (var tensor in host.Where(p => p.Kind == HostKind.Buffer && p.CSharpType == plan.InputElement))
             {
-                var strides = new[] { "B", "H", "S" }.Select(s => tensor + "Stride" + s).ToArray();
+                // An absent V (optional) is not read, so its strides are not checked.
+                var when = tensor.Optional ? $"if ({tensor.Name} is not null) " : "";
+                var strides = new[] { "B", "H", "S" }.Select(s => tensor.Name + "Stride" + s).ToArray();
                 foreach (var stride in strides)
                 {
-                    w.Line($"{Guard}.AtLeast({stride}, HeadDim, nameof({stride}), \"HeadDim: a token's channels are contiguous and rows must not overlap\");");
-                    w.Line($"{Guard}.MultipleOf({stride}, 8, nameof({stride}), \"each thread reads 8 channels as one 16-byte load\");");
+                    w.Line($"{when}{Guard}.AtLeast({stride}, HeadDim, nameof({stride}), \"HeadDim: a token's channels are contiguous and rows must not overlap\");");
+                    w.Line($"{when}{Guard}.MultipleOf({stride}, 8, nameof({stride}), \"each thread reads 8 channels as one 16-byte load\");");
                 }
-                w.Line($"{Guard}.Aligned({tensor}, 16, nameof({tensor}));");
-                var shape = $"$\"{tensor} [{{batch}}, {{heads}}, {{tokens}}, {{HeadDim}}] at strides ({{{strides[0]}}}, {{{strides[1]}}}, {{{strides[2]}}})\"";
-                w.Line($"{Guard}.Holds({tensor}, (batch - 1) * {strides[0]} + (heads - 1) * {strides[1]} + (tokens - 1) * {strides[2]} + HeadDim, nameof({tensor}), {shape});");
+                w.Line($"{when}{Guard}.Aligned({tensor.Name}, 16, nameof({tensor.Name}));");
+                var shape = $"$\"{tensor.Name} [{{batch}}, {{heads}}, {{tokens}}, {{HeadDim}}] at strides ({{{strides[0]}}}, {{{strides[1]}}}, {{{strides[2]}}})\"";
+                w.Line($"{when}{Guard}.Holds({tensor.Name}, (batch - 1) * {strides[0]} + (heads - 1) * {strides[1]} + (tokens - 1) * {strides[2]} + HeadDim, nameof({tensor.Name}), {shape});");
             }
             w.Line($"var batchHeads = (long)batch * heads;");
             w.Line($"var parts = batchHeads * SlicesPerHead(tokens);");
@@ -88,7 +91,7 @@ public static class KvStatisticsLauncherWriter
             w.Line($"{Guard}.Holds(kMean, ChannelLength(batch, heads), nameof(kMean), \"one mean per (batch, head, channel)\");");
             w.Line($"{Guard}.Holds(vScale, ChannelLength(batch, heads), nameof(vScale), \"one scale per (batch, head, channel)\");");
             w.Line($"{Guard}.Holds(workspace, WorkspaceLength(batch, heads, tokens), nameof(workspace), \"2 × [batch·heads·slices][HeadDim]\");");
-            foreach (var counter in host.Where(p => p.Optional))
+            foreach (var counter in host.Where(p => p.Kind == HostKind.Buffer && p.CSharpType == "uint"))
             {
                 w.Line($"if ({counter.Name} is not null) {Guard}.Holds({counter.Name}, 1, nameof({counter.Name}), \"one NaN/Inf counter\");");
             }

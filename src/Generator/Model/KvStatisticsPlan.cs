@@ -58,7 +58,7 @@ public sealed record KvStatisticsPlan(KvStatisticsSpec Spec)
                 new("kStrideB", HostKind.Scalar, "long", false, "K's batch stride, in elements"),
                 new("kStrideH", HostKind.Scalar, "long", false, "K's head stride, in elements"),
                 new("kStrideS", HostKind.Scalar, "long", false, "K's token stride, in elements"),
-                new("v", HostKind.Buffer, InputElement, false, $"V, {input} [batch, heads, tokens, {d}] at strides (vStrideB, vStrideH, vStrideS), channels contiguous"),
+                new("v", HostKind.Buffer, InputElement, true, $"V, {input} [batch, heads, tokens, {d}] at strides (vStrideB, vStrideH, vStrideS), channels contiguous; null: K's mean alone, vScale all 1 and V not counted (a mode that reads V as it is)"),
                 new("vStrideB", HostKind.Scalar, "long", false, "V's batch stride, in elements"),
                 new("vStrideH", HostKind.Scalar, "long", false, "V's head stride, in elements"),
                 new("vStrideS", HostKind.Scalar, "long", false, "V's token stride, in elements"),

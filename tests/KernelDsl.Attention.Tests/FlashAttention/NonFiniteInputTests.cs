@@ -35,13 +35,12 @@ public class NonFiniteInputTests
     [InlineData(true, 64)]
     [InlineData(false, 128)]
     [InlineData(false, 64)]
-    public void The_16_bit_PV_mode_counts_V_with_the_module_that_would_quantize_it(bool f16, int headDim)
+    public void The_statistics_pass_that_counts_K_and_V_reads_their_head_dim_and_element(bool f16, int headDim)
     {
-        // V is read as it is in that mode: its counter must read V with the same head dim and element type.
-        var (v, count) = f16
-            ? (Quantizers<Half>.For(headDim).V.Method.DeclaringType, Quantizers<Half>.For(headDim).CountV.Method.DeclaringType)
-            : (Quantizers<ushort>.For(headDim).V.Method.DeclaringType, Quantizers<ushort>.For(headDim).CountV.Method.DeclaringType);
-        Assert.NotNull(v);
-        Assert.Same(v, count);
+        // Every mode counts K's and V's NaN/Inf in the statistics pass (in the 16-bit P·V mode V is not quantized at all):
+        // it must read them with the same head dim and element type.
+        Delegate launch = f16 ? Quantizers<Half>.For(headDim).Statistics.Launch : Quantizers<ushort>.For(headDim).Statistics.Launch;
+        Assert.Equal(headDim, HeadDimQuantizerTests.HeadDimOf(launch));
+        Assert.Equal(f16 ? typeof(KernelDsl.DeviceBuffer<Half>) : typeof(KernelDsl.DeviceBuffer<ushort>), launch.Method.GetParameters()[1].ParameterType);
     }
 }

@@ -49,14 +49,17 @@ internal static class AttentionTestData
         {
             BlockM = KernelDsl.Attention.Quantization.QuantizeQBlock128D128.BlockRows,
             BlockN = KernelDsl.Attention.Quantization.QuantizeKSmoothBlock64D128.BlockRows,
-            KMeanSlices = KernelDsl.Attention.Quantization.QuantizeKSmoothBlock64D128.MeanSlices,
+            // Int8Attention's K mean comes from the KvStatistics pass: its lanes and slices fix the summation order.
+            KMeanSlices = KernelDsl.Attention.Quantization.KvStatisticsD128.MeanLanes,
+            KMeanSliceTokens = KernelDsl.Attention.Quantization.KvStatisticsD128.SliceTokens,
             Pv = pv,
         }
         : new Int8AttentionOptions
         {
             BlockM = KernelDsl.Attention.Quantization.QuantizeQBlock128D64.BlockRows,
             BlockN = KernelDsl.Attention.Quantization.QuantizeKSmoothBlock64D64.BlockRows,
-            KMeanSlices = KernelDsl.Attention.Quantization.QuantizeKSmoothBlock64D64.MeanSlices,
+            KMeanSlices = KernelDsl.Attention.Quantization.KvStatisticsD64.MeanLanes,
+            KMeanSliceTokens = KernelDsl.Attention.Quantization.KvStatisticsD64.SliceTokens,
             Pv = pv,
         };
 }

@@ -237,6 +237,61 @@ public class QuantizeReferenceTests
         Assert.True(orderMatters > 0, "the data should make the summation order visible");
     }
 
+    /// <summary>K's smoothing as Int8Attention runs it: the KvStatistics pass's order (MeanLanes lanes in slices of SliceTokens).</summary>
+    private static readonly QuantizeOptions KSmoothStatistics = KSmooth with { MeanSlices = KvStatisticsD128.MeanLanes, MeanSliceTokens = KvStatisticsD128.SliceTokens };
+
+    [Theory]
+    [InlineData(64)]
+    [InlineData(600)]    // two whole slices and a ragged third, not a multiple of the lanes either
+    [InlineData(1030)]
+    public void The_statistics_pass_mean_adds_lanes_then_slices_in_order(int tokens)
+    {
+        // Large and small values alternate, so the float32 sum depends on the order of the additions.
+        var x = new ushort[tokens * D];
+        for (var s = 0; s < tokens; s++)
+        {
+            for (var c = 0; c < D; c++)
+            {
+                x[s * D + c] = Bits(s % 3 == 0 ? 60000f - 7f * c : 0.1f + 0.013f * c);
+            }
+        }
+        var r = Dense(x, 1, 1, tokens, KSmoothStatistics);
+        var (lanes, slice) = (KvStatisticsD128.MeanLanes, KvStatisticsD128.SliceTokens);
+        var differs = 0;
+        for (var c = 0; c < D; c++)
+        {
+            // The kernels' order written out: partials block by block as the GPU's first kernel, then the combine.
+            var slices = new List<float>();
+            for (var s0 = 0; s0 < tokens; s0 += slice)
+            {
+                var lane = new float[lanes];
+                for (var s = s0; s < Math.Min(tokens, s0 + slice); s++)
+                {
+                    lane[(s - s0) % lanes] += QuantizeReference.F16ToSingle(x[s * D + c]);
+                }
+                slices.Add(lane.Aggregate(0f, (sum, v) => sum + v));
+            }
+            var mean = slices.Aggregate(0f, (sum, v) => sum + v) / tokens;
+            Assert.Equal(BitConverter.SingleToInt32Bits(mean), BitConverter.SingleToInt32Bits(r.ChannelMean![c]));
+            differs += Dense(x, 1, 1, tokens, KSmooth).ChannelMean![c] != mean ? 1 : 0;
+        }
+        if (tokens > slice)
+        {
+            Assert.True(differs > 0, "the data should make the slice order visible against the per-operand kernel's");
+        }
+    }
+
+    [Fact]
+    public void One_slice_of_all_tokens_is_the_per_operand_kernels_order()
+    {
+        const int tokens = 777;
+        var x = Random(2 * 3 * tokens * D, 41, channelOffset: 30f);
+        var own = Dense(x, 2, 3, tokens, KSmooth);
+        var oneSlice = Dense(x, 2, 3, tokens, KSmooth with { MeanSliceTokens = tokens });
+        Assert.Equal(own.ChannelMean, oneSlice.ChannelMean);
+        Assert.Equal(own.Output, oneSlice.Output);
+    }
+
     [Fact]
     public void E4m3_codes_are_within_half_a_step_of_v_over_absmax_448_and_each_channel_reaches_448()
     {

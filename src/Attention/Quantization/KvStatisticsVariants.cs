@@ -1,0 +1,53 @@
+namespace KernelDsl.Attention.Quantization;
+
+// The statistics pass of K and V (docs/PERF_NOTES.md §9): K's channel mean and V's channel scale from one read of both,
+// spread over slices of 256 tokens. Int8Attention then writes the codes with the Quantize variants' LaunchCodes. V's scale
+// depends on its codes' type, so fp8 P·V's V (e4m3, absmax / 448) has variants of its own.
+
+/// <summary>K and V, f16, D = 128: K's channel mean and the scales of int8 V (absmax / 127).</summary>
+[KvStatistics(Input = Element.F16, HeadDim = 128)]
+public static partial class KvStatisticsD128;
+
+/// <summary>K and V, f16, D = 128: K's channel mean and the scales of e4m3 V (absmax / 448).</summary>
+[KvStatistics(Input = Element.F16, HeadDim = 128, VOutput = Element.E4M3)]
+public static partial class KvStatisticsD128E4m3;
+
+/// <summary>K and V, bf16, D = 128: K's channel mean and the scales of int8 V (absmax / 127).</summary>
+[KvStatistics(Input = Element.BF16, HeadDim = 128)]
+public static partial class KvStatisticsD128Bf16;
+
+/// <summary>K and V, bf16, D = 128: K's channel mean and the scales of e4m3 V (absmax / 448).</summary>
+[KvStatistics(Input = Element.BF16, HeadDim = 128, VOutput = Element.E4M3)]
+public static partial class KvStatisticsD128E4m3Bf16;
+
+/// <summary>K and V, f16, D = 64: K's channel mean and the scales of int8 V (absmax / 127).</summary>
+[KvStatistics(Input = Element.F16, HeadDim = 64)]
+public static partial class KvStatisticsD64;
+
+/// <summary>K and V, f16, D = 64: K's channel mean and the scales of e4m3 V (absmax / 448).</summary>
+[KvStatistics(Input = Element.F16, HeadDim = 64, VOutput = Element.E4M3)]
+public static partial class KvStatisticsD64E4m3;
+
+/// <summary>K and V, bf16, D = 64: K's channel mean and the scales of int8 V (absmax / 127).</summary>
+[KvStatistics(Input = Element.BF16, HeadDim = 64)]
+public static partial class KvStatisticsD64Bf16;
+
+/// <summary>K and V, bf16, D = 64: K's channel mean and the scales of e4m3 V (absmax / 448).</summary>
+[KvStatistics(Input = Element.BF16, HeadDim = 64, VOutput = Element.E4M3)]
+public static partial class KvStatisticsD64E4m3Bf16;
+
+/// <summary>K and V, f16, D = 96: K's channel mean and the scales of int8 V (absmax / 127).</summary>
+[KvStatistics(Input = Element.F16, HeadDim = 96)]
+public static partial class KvStatisticsD96;
+
+/// <summary>K and V, bf16, D = 96: K's channel mean and the scales of int8 V (absmax / 127).</summary>
+[KvStatistics(Input = Element.BF16, HeadDim = 96)]
+public static partial class KvStatisticsD96Bf16;
+
+/// <summary>K and V, f16, D = 256: K's channel mean and the scales of int8 V (absmax / 127).</summary>
+[KvStatistics(Input = Element.F16, HeadDim = 256)]
+public static partial class KvStatisticsD256;
+
+/// <summary>K and V, bf16, D = 256: K's channel mean and the scales of int8 V (absmax / 127).</summary>
+[KvStatistics(Input = Element.BF16, HeadDim = 256)]
+public static partial class KvStatisticsD256Bf16;
