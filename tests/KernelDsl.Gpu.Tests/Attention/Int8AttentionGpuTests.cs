@@ -387,7 +387,7 @@ public class Int8AttentionGpuTests(ITestOutputHelper output)
         var reference = Int8AttentionReference.Forward(shape, q, k, v, new Int8AttentionOptions
         {
             BlockM = 1, BlockN = 128, KScaleKeys = AttentionVariant.KScaleKeys, Pv = pv == PvPrecision.E4M3 ? PvMode.E4M3 : PvMode.U8,
-            KMeanSlices = Quantizers<Half>.For(headDim).KMeanSlices,
+            KMeanSlices = Quantizers<Half>.For(headDim).KMeanSlices, KMeanSliceTokens = Quantizers<Half>.For(headDim).KMeanSliceTokens,
         });
         var referenceError = ErrorMetrics.Compare(reference.OutputValues(), fused.Reference.Output).RelativeL2;
         // The u8 kernel repeats its reference's arithmetic but for exp2 (ex2.approx); fp8's tensor cores sum in their own order.
