@@ -58,6 +58,11 @@ public sealed class KernelGenerator : IIncrementalGenerator
                 (c, ct) => DeclarationReader.Read(c, DeclarationReader.KvStatisticsAttribute, ct))
             .WithTrackingName(TrackingNames.KvStatisticsDeclarations);
 
+        var kvCodes = context.SyntaxProvider
+            .ForAttributeWithMetadataName(DeclarationReader.KvCodesAttribute, DeclarationReader.IsTypeDeclaration,
+                (c, ct) => DeclarationReader.Read(c, DeclarationReader.KvCodesAttribute, ct))
+            .WithTrackingName(TrackingNames.KvCodesDeclarations);
+
         var gemmSpecs = Register(context, gemm);
         var quantizeSpecs = Register(context, quantize);
         var attentionSpecs = Register(context, attention);
@@ -65,11 +70,12 @@ public sealed class KernelGenerator : IIncrementalGenerator
         var mergeSpecs = Register(context, merge);
         var kvAppendSpecs = Register(context, kvAppend);
         var kvStatisticsSpecs = Register(context, kvStatistics);
+        var kvCodesSpecs = Register(context, kvCodes);
 
         var registry = gemmSpecs.Collect().Combine(quantizeSpecs.Collect()).Combine(attentionSpecs.Collect()).Combine(familySpecs.Collect()).Combine(mergeSpecs.Collect())
-            .Combine(kvAppendSpecs.Collect()).Combine(kvStatisticsSpecs.Collect())
-            .Select((all, _) => all.Left.Left.Left.Left.Left.Left.Concat(all.Left.Left.Left.Left.Left.Right).Concat(all.Left.Left.Left.Left.Right).Concat(all.Left.Left.Left.Right)
-                .Concat(all.Left.Left.Right).Concat(all.Left.Right).Concat(all.Right)
+            .Combine(kvAppendSpecs.Collect()).Combine(kvStatisticsSpecs.Collect()).Combine(kvCodesSpecs.Collect())
+            .Select((all, _) => all.Left.Left.Left.Left.Left.Left.Left.Concat(all.Left.Left.Left.Left.Left.Left.Right).Concat(all.Left.Left.Left.Left.Left.Right)
+                .Concat(all.Left.Left.Left.Left.Right).Concat(all.Left.Left.Left.Right).Concat(all.Left.Left.Right).Concat(all.Left.Right).Concat(all.Right)
                 .Select(s => new RegisteredKernel(s.Type.FullName, s is AttentionSpec)).ToEquatableArray())
             .WithTrackingName(TrackingNames.Registry);
         context.RegisterSourceOutput(registry, (ctx, names) =>
@@ -133,6 +139,7 @@ public sealed class KernelGenerator : IIncrementalGenerator
         LseMergeSpec merge => LseMergeWriter.WriteLauncher(merge),
         KvAppendSpec append => KvAppendLauncherWriter.Write(new KvAppendPlan(append)),
         KvStatisticsSpec statistics => KvStatisticsLauncherWriter.Write(new KvStatisticsPlan(statistics)),
+        KvCodesSpec codes => KvCodesLauncherWriter.Write(new KvCodesPlan(codes)),
         _ => throw new System.ArgumentException("Unknown kernel family " + spec.Family, nameof(spec)),
     };
 
@@ -145,6 +152,7 @@ public sealed class KernelGenerator : IIncrementalGenerator
         LseMergeSpec merge => LseMergeWriter.WriteCuda(merge),
         KvAppendSpec append => KvAppendKernelWriter.Write(new KvAppendPlan(append)),
         KvStatisticsSpec statistics => KvStatisticsKernelWriter.Write(new KvStatisticsPlan(statistics)),
+        KvCodesSpec codes => KvCodesKernelWriter.Write(new KvCodesPlan(codes)),
         _ => throw new System.ArgumentException("Unknown kernel family " + spec.Family, nameof(spec)),
     };
 }

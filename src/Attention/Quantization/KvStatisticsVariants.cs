@@ -51,3 +51,46 @@ public static partial class KvStatisticsD256;
 /// <summary>K and V, bf16, D = 256: K's channel mean and the scales of int8 V (absmax / 127).</summary>
 [KvStatistics(Input = Element.BF16, HeadDim = 256)]
 public static partial class KvStatisticsD256Bf16;
+
+// The codes pass after the statistics pass (docs/PERF_NOTES.md §9): K per 64 keys and V in each layout the attention
+// kernels read, from one more read of both, in one launch. Declared beside the statistics variants they follow.
+
+/// <summary>K and V codes, f16, D = 128: V int8 [B][H][S][D].</summary>
+[KvCodes(Input = Element.F16, HeadDim = 128)]
+public static partial class KvCodesD128;
+
+/// <summary>K and V codes, f16, D = 128: V int8 transposed in π order (Recipe C).</summary>
+[KvCodes(Input = Element.F16, HeadDim = 128, VTransposed = true)]
+public static partial class KvCodesPiD128;
+
+/// <summary>K and V codes, f16, D = 128: V e4m3 transposed in π order (fp8 P·V).</summary>
+[KvCodes(Input = Element.F16, HeadDim = 128, VTransposed = true, VOutput = Element.E4M3, Targets = [Sm.Sm90])]
+public static partial class KvCodesPiD128E4m3;
+
+/// <summary>K and V codes, f16, D = 64: V int8 [B][H][S][D].</summary>
+[KvCodes(Input = Element.F16, HeadDim = 64)]
+public static partial class KvCodesD64;
+
+/// <summary>K and V codes, f16, D = 64: V int8 transposed in π order (Recipe C).</summary>
+[KvCodes(Input = Element.F16, HeadDim = 64, VTransposed = true)]
+public static partial class KvCodesPiD64;
+
+/// <summary>K and V codes, f16, D = 64: V e4m3 transposed in π order (fp8 P·V).</summary>
+[KvCodes(Input = Element.F16, HeadDim = 64, VTransposed = true, VOutput = Element.E4M3, Targets = [Sm.Sm90])]
+public static partial class KvCodesPiD64E4m3;
+
+/// <summary>K and V codes, bf16, D = 128: V int8 [B][H][S][D].</summary>
+[KvCodes(Input = Element.BF16, HeadDim = 128)]
+public static partial class KvCodesD128Bf16;
+
+/// <summary>K and V codes, bf16, D = 128: V e4m3 transposed in π order (fp8 P·V).</summary>
+[KvCodes(Input = Element.BF16, HeadDim = 128, VTransposed = true, VOutput = Element.E4M3, Targets = [Sm.Sm90])]
+public static partial class KvCodesPiD128E4m3Bf16;
+
+/// <summary>K and V codes, bf16, D = 64: V int8 [B][H][S][D].</summary>
+[KvCodes(Input = Element.BF16, HeadDim = 64)]
+public static partial class KvCodesD64Bf16;
+
+/// <summary>K and V codes, bf16, D = 64: V e4m3 transposed in π order (fp8 P·V).</summary>
+[KvCodes(Input = Element.BF16, HeadDim = 64, VTransposed = true, VOutput = Element.E4M3, Targets = [Sm.Sm90])]
+public static partial class KvCodesPiD64E4m3Bf16;

@@ -39,6 +39,14 @@ public sealed class QuantizeKernelWriter(QuantizePlan plan)
     {
         WriteReadHelpers(w);
         w.Line($"// Explicitly rounded steps (no FMA contraction, IEEE division) so the CPU reference reproduces every bit.");
+        WritePrepHelper(w);
+        WriteScaleHelpers(w);
+        WriteCodeHelpers(w);
+    }
+
+    /// <summary>kdsl_prep: the value statistics and codes see, (x − mean) · multiplier or x · multiplier (two overloads).</summary>
+    public void WritePrepHelper(CodeWriter w)
+    {
         if (_spec.SubtractChannelMean)
         {
             w.Line($"static __device__ __forceinline__ float kdsl_prep(float x, float mean, float mul) {{ return __fmul_rn(__fsub_rn(x, mean), mul); }}");
@@ -47,8 +55,6 @@ public sealed class QuantizeKernelWriter(QuantizePlan plan)
         {
             w.Line($"static __device__ __forceinline__ float kdsl_prep(float x, float mul) {{ return __fmul_rn(x, mul); }}");
         }
-        WriteScaleHelpers(w);
-        WriteCodeHelpers(w);
     }
 
     /// <summary>Reading 8 channels at a time and counting their NaN/Inf (and, for the natural layout, the 8-byte store).</summary>
@@ -113,7 +119,7 @@ public sealed class QuantizeKernelWriter(QuantizePlan plan)
     }
 
     /// <summary>The code of one value: kdsl_quant (int8) or kdsl_quant_e4m3x2.</summary>
-    private void WriteCodeHelpers(CodeWriter w)
+    public void WriteCodeHelpers(CodeWriter w)
     {
         if (E4m3)
         {

@@ -12,3 +12,20 @@ public sealed record KvStatisticsSpec : KernelSpec
 
     public override string Family => "KvStatistics";
 }
+
+/// <summary>The codes pass over K and V: K smoothed per KScaleKeys tokens, V per channel (natural or transposed), one launch.</summary>
+public sealed record KvCodesSpec : KernelSpec
+{
+    public required Element Input { get; init; }
+    public required int HeadDim { get; init; }
+    public required int KScaleKeys { get; init; }
+    public required Element VOutput { get; init; }
+    public required bool VTransposed { get; init; }
+    public required TokenOrder TransposedOrder { get; init; }
+    public required int TransposePad { get; init; }
+    public required int Threads { get; init; }
+
+    public override int InstructionMinSm => VOutput == Element.E4M3 ? QuantizeSpec.E4m3MinSm : base.InstructionMinSm;
+
+    public override string Family => "KvCodes";
+}

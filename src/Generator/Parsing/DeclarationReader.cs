@@ -25,6 +25,7 @@ public static class DeclarationReader
     public const string LseMergeAttribute = "KernelDsl.LseMergeAttribute";
     public const string KvAppendAttribute = "KernelDsl.KvCacheAppendAttribute";
     public const string KvStatisticsAttribute = "KernelDsl.KvStatisticsAttribute";
+    public const string KvCodesAttribute = "KernelDsl.KvCodesAttribute";
     private const string SmemLayoutAttribute = "KernelDsl.SmemLayoutAttribute";
     private const string CopyAtomAttribute = "KernelDsl.CopyAtomAttribute";
     private const string MmaAtomAttribute = "KernelDsl.MmaAtomAttribute";
@@ -32,7 +33,7 @@ public static class DeclarationReader
     private const string AttentionFormsAttribute = "KernelDsl.AttentionFormsAttribute";
 
     /// <summary>Every family attribute's full name.</summary>
-    public static readonly string[] FamilyAttributes = [GemmAttribute, QuantizeAttribute, AttentionAttribute, LseMergeAttribute, KvAppendAttribute, KvStatisticsAttribute];
+    public static readonly string[] FamilyAttributes = [GemmAttribute, QuantizeAttribute, AttentionAttribute, LseMergeAttribute, KvAppendAttribute, KvStatisticsAttribute, KvCodesAttribute];
 
     /// <summary>The generator's defaults, which a test keeps equal to the attributes' property initializers.</summary>
     public static readonly ImmutableArray<Sm> DefaultTargets = [Sm.Sm80, Sm.Sm90];
@@ -228,6 +229,13 @@ public static class DeclarationReader
                     Input = named.Enum("Input", Element.F16), HeadDim = named.Int("HeadDim", 128), SliceTokens = named.Int("SliceTokens", 256),
                     VOutput = named.Enum("VOutput", Element.S8), Threads = named.Int("Threads", 256),
                 },
+                KvCodesAttribute => new KvCodesSpec
+                {
+                    Type = type, Targets = targets, SmemLayouts = smemLayouts, CopyAtoms = copyAtoms, Mma = mmaKind, PvMma = pvMmaKind,
+                    Input = named.Enum("Input", Element.F16), HeadDim = named.Int("HeadDim", 128), KScaleKeys = named.Int("KScaleKeys", 64),
+                    VOutput = named.Enum("VOutput", Element.S8), VTransposed = named.Bool("VTransposed", false),
+                    TransposedOrder = named.Enum("TransposedOrder", TokenOrder.Pi), TransposePad = named.Int("TransposePad", 64), Threads = named.Int("Threads", 256),
+                },
                 _ => new QuantizeSpec
                 {
                     Type = type, Targets = targets, SmemLayouts = smemLayouts, CopyAtoms = copyAtoms, Mma = mmaKind, PvMma = pvMmaKind,
@@ -261,6 +269,7 @@ public static class DeclarationReader
                     LseMergeSpec merge => LseMergeValidator.Validate(merge),
                     KvAppendSpec append => KvAppendValidator.Validate(append),
                     KvStatisticsSpec statistics => KvStatisticsValidator.Validate(statistics),
+                    KvCodesSpec codes => KvCodesValidator.Validate(codes),
                     _ => ImmutableArray<Finding>.Empty,
                 });
             }

@@ -26,3 +26,32 @@ public sealed class KvStatisticsAttribute : Attribute
     /// <summary>Architectures the variant must compile for.</summary>
     public Sm[] Targets { get; set; } = [Sm.Sm80, Sm.Sm90];
 }
+
+/// <summary>
+/// Declares the codes pass over K and V together, after a <see cref="KvStatisticsAttribute"/> pass: K smoothed (its
+/// channel mean subtracted) into int8 with one scale per <see cref="KScaleKeys"/> tokens, and V into int8 or e4m3 with
+/// the per-channel scales the statistics pass wrote, natural [B, H, S, D] or transposed [B, H, D, S_pad] in
+/// <see cref="TransposedOrder"/>. One launch; each block reads one tile of K and of V once.
+/// </summary>
+[AttributeUsage(AttributeTargets.Class | AttributeTargets.Struct, Inherited = false)]
+public sealed class KvCodesAttribute : Attribute
+{
+    /// <summary>Element of K and V: <see cref="Element.F16"/> or <see cref="Element.BF16"/>.</summary>
+    public Element Input { get; set; } = Element.F16;
+    /// <summary>Channels per head.</summary>
+    public int HeadDim { get; set; } = 128;
+    /// <summary>Tokens per K scale, and per block.</summary>
+    public int KScaleKeys { get; set; } = 64;
+    /// <summary>V's codes: <see cref="Element.S8"/> or <see cref="Element.E4M3"/> (sm_89 and later: set <see cref="Targets"/>).</summary>
+    public Element VOutput { get; set; } = Element.S8;
+    /// <summary>Write V [B, H, D, S_pad] (tokens contiguous, padded with zero codes to <see cref="TransposePad"/>) instead of [B, H, S, D].</summary>
+    public bool VTransposed { get; set; }
+    /// <summary>Token order of a transposed V.</summary>
+    public TokenOrder TransposedOrder { get; set; } = TokenOrder.Pi;
+    /// <summary>Token padding of a transposed V; a multiple of <see cref="KScaleKeys"/>.</summary>
+    public int TransposePad { get; set; } = 64;
+    /// <summary>Threads per block.</summary>
+    public int Threads { get; set; } = 256;
+    /// <summary>Architectures the variant must compile for.</summary>
+    public Sm[] Targets { get; set; } = [Sm.Sm80, Sm.Sm90];
+}

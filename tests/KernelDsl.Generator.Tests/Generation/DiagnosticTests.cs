@@ -785,6 +785,37 @@ public class DiagnosticTests
         Assert.Contains(expected, d.GetMessage());
     }
 
+    [Theory]
+    [InlineData("KScaleKeys = 24", "KvCodes.KScaleKeys = 24 is invalid")]
+    [InlineData("KScaleKeys = 512", "use at most 128 tokens for HeadDim 128 and 256 threads")]
+    [InlineData("HeadDim = 80", "KvCodes.HeadDim = 80 is invalid")]
+    [InlineData("Input = Element.S8", "KvCodes.Input = S8 is invalid")]
+    [InlineData("VOutput = Element.U8", "KvCodes.VOutput = U8 is invalid")]
+    [InlineData("VTransposed = true, TransposePad = 32", "KvCodes.TransposePad = 32 is invalid")]
+    [InlineData("Threads = 48", "KvCodes.Threads = 48 is invalid")]
+    public void KDSL0003_a_kv_codes_parameter(string parameter, string expected)
+    {
+        var d = Single($$"""
+            using KernelDsl;
+            namespace Users;
+            [KvCodes({{parameter}})]
+            public static partial class Codes;
+            """, "KDSL0003");
+        Assert.Contains(expected, d.GetMessage());
+    }
+
+    [Fact]
+    public void KDSL0401_e4m3_kv_codes_on_a_target_before_sm_89()
+    {
+        var d = Single("""
+            using KernelDsl;
+            namespace Users;
+            [KvCodes(VOutput = Element.E4M3, VTransposed = true)]
+            public static partial class Codes;
+            """, "KDSL0401");
+        Assert.Contains("KvCodes.VOutput = E4M3", d.GetMessage());
+    }
+
     [Fact]
     public void Every_rule_has_a_test_here_or_in_the_validator_tests()
     {

@@ -93,6 +93,18 @@ public class VocabularyMirrorTests
     }
 
     [Fact]
+    public void KvCodes_defaults_match_the_attribute()
+    {
+        var attribute = new KernelDsl.KvCodesAttribute();
+        var run = GeneratorHarness.RunGenerator("using KernelDsl;\n[KvCodes]\npublic static partial class Codes;\n");
+        var step = run.Result.Results.Single().TrackedSteps[KernelDsl.Generator.TrackingNames.KvCodesDeclarations].Single().Outputs.Single().Value;
+        var spec = (KvCodesSpec)((DeclarationResult)step).Spec!;
+        Assert.Equal(((int)attribute.Input, attribute.HeadDim, attribute.KScaleKeys, (int)attribute.VOutput, attribute.VTransposed, (int)attribute.TransposedOrder, attribute.TransposePad, attribute.Threads),
+            ((int)spec.Input, spec.HeadDim, spec.KScaleKeys, (int)spec.VOutput, spec.VTransposed, (int)spec.TransposedOrder, spec.TransposePad, spec.Threads));
+        Assert.Equal(attribute.Targets.Select(t => (int)t), spec.Targets.Select(t => (int)t));
+    }
+
+    [Fact]
     public void KvStatistics_defaults_match_the_attribute()
     {
         var attribute = new KernelDsl.KvStatisticsAttribute();

@@ -9,7 +9,8 @@ namespace GpuTests.Quantization;
 
 /// <summary>
 /// K and V quantized as Int8Attention does it (docs/PERF_NOTES.md §9): the KvStatistics pass (K's channel mean and V's
-/// channel scales from one read of both), then the Quantize variants' LaunchCodes with those statistics. Everything is
+/// channel scales from one read of both), then the codes, either with the Quantize variants' LaunchCodes or with the
+/// KvCodes pass (K's and V's codes in one launch). Everything is
 /// compared with the CPU reference element for element — K and V codes byte for byte, K's scales, K's mean and V's scales
 /// bit for bit — on fresh random and structured (large per-channel offsets) inputs, BHSD and BSHD (K and V in different
 /// layouts), token counts that are not multiples of the slices, the K tiles or the padding; outputs are poisoned first.
@@ -138,6 +139,77 @@ public class KvStatisticsGpuTests
                 KvStatisticsD256Bf16.Launch(s, dk, st.KB, st.KH, st.KS, dv, st.VB, st.VH, st.VS, b, h, t, o.KMean, o.VScale, o.Workspace, o.KNonFinite, o.VNonFinite);
                 QuantizeKSmoothBlock64D256Bf16.LaunchCodes(s, dk, st.KB, st.KH, st.KS, b, h, t, o.K8, o.KScale, o.KMean);
                 QuantizeVChannelD256Bf16.LaunchCodes(s, dv, st.VB, st.VH, st.VS, b, h, t, o.V8Int, o.VScale);
+            })),
+        // The codes pass (KvCodes): K's and V's codes in one launch, after the same statistics pass.
+        new("codes D128 natural", Element.F16, 128, KvStatisticsD128.MeanLanes, KvStatisticsD128.SliceTokens, VForm.Natural, Channel(128, VForm.Natural), KvCodesD128.Module,
+            KvStatisticsD128.WorkspaceLength, KvCodesD128.KScaleCount, KvCodesD128.VCodesLength,
+            (s, k, v, st, b, h, t, o) => WithInputs<Half>(s, k, v, (dk, dv) =>
+            {
+                KvStatisticsD128.Launch(s, dk, st.KB, st.KH, st.KS, dv, st.VB, st.VH, st.VS, b, h, t, o.KMean, o.VScale, o.Workspace, o.KNonFinite, o.VNonFinite);
+                KvCodesD128.Launch(s, dk, st.KB, st.KH, st.KS, dv, st.VB, st.VH, st.VS, b, h, t, o.KMean, o.VScale, o.K8, o.KScale, o.V8Int);
+            })),
+        new("codes D128 pi", Element.F16, 128, KvStatisticsD128.MeanLanes, KvStatisticsD128.SliceTokens, VForm.Pi, Channel(128, VForm.Pi, KvCodesPiD128.TransposePad, KvCodesPiD128.StoredTokenOrder), KvCodesPiD128.Module,
+            KvStatisticsD128.WorkspaceLength, KvCodesPiD128.KScaleCount, KvCodesPiD128.VCodesLength,
+            (s, k, v, st, b, h, t, o) => WithInputs<Half>(s, k, v, (dk, dv) =>
+            {
+                KvStatisticsD128.Launch(s, dk, st.KB, st.KH, st.KS, dv, st.VB, st.VH, st.VS, b, h, t, o.KMean, o.VScale, o.Workspace, o.KNonFinite, o.VNonFinite);
+                KvCodesPiD128.Launch(s, dk, st.KB, st.KH, st.KS, dv, st.VB, st.VH, st.VS, b, h, t, o.KMean, o.VScale, o.K8, o.KScale, o.V8Int);
+            })),
+        new("codes D128 pi e4m3", Element.F16, 128, KvStatisticsD128E4m3.MeanLanes, KvStatisticsD128E4m3.SliceTokens, VForm.PiE4m3, Channel(128, VForm.PiE4m3, KvCodesPiD128E4m3.TransposePad, KvCodesPiD128E4m3.StoredTokenOrder), KvCodesPiD128E4m3.Module,
+            KvStatisticsD128E4m3.WorkspaceLength, KvCodesPiD128E4m3.KScaleCount, KvCodesPiD128E4m3.VCodesLength,
+            (s, k, v, st, b, h, t, o) => WithInputs<Half>(s, k, v, (dk, dv) =>
+            {
+                KvStatisticsD128E4m3.Launch(s, dk, st.KB, st.KH, st.KS, dv, st.VB, st.VH, st.VS, b, h, t, o.KMean, o.VScale, o.Workspace, o.KNonFinite, o.VNonFinite);
+                KvCodesPiD128E4m3.Launch(s, dk, st.KB, st.KH, st.KS, dv, st.VB, st.VH, st.VS, b, h, t, o.KMean, o.VScale, o.K8, o.KScale, o.V8);
+            })),
+        new("codes D64 natural", Element.F16, 64, KvStatisticsD64.MeanLanes, KvStatisticsD64.SliceTokens, VForm.Natural, Channel(64, VForm.Natural), KvCodesD64.Module,
+            KvStatisticsD64.WorkspaceLength, KvCodesD64.KScaleCount, KvCodesD64.VCodesLength,
+            (s, k, v, st, b, h, t, o) => WithInputs<Half>(s, k, v, (dk, dv) =>
+            {
+                KvStatisticsD64.Launch(s, dk, st.KB, st.KH, st.KS, dv, st.VB, st.VH, st.VS, b, h, t, o.KMean, o.VScale, o.Workspace, o.KNonFinite, o.VNonFinite);
+                KvCodesD64.Launch(s, dk, st.KB, st.KH, st.KS, dv, st.VB, st.VH, st.VS, b, h, t, o.KMean, o.VScale, o.K8, o.KScale, o.V8Int);
+            })),
+        new("codes D64 pi", Element.F16, 64, KvStatisticsD64.MeanLanes, KvStatisticsD64.SliceTokens, VForm.Pi, Channel(64, VForm.Pi, KvCodesPiD64.TransposePad, KvCodesPiD64.StoredTokenOrder), KvCodesPiD64.Module,
+            KvStatisticsD64.WorkspaceLength, KvCodesPiD64.KScaleCount, KvCodesPiD64.VCodesLength,
+            (s, k, v, st, b, h, t, o) => WithInputs<Half>(s, k, v, (dk, dv) =>
+            {
+                KvStatisticsD64.Launch(s, dk, st.KB, st.KH, st.KS, dv, st.VB, st.VH, st.VS, b, h, t, o.KMean, o.VScale, o.Workspace, o.KNonFinite, o.VNonFinite);
+                KvCodesPiD64.Launch(s, dk, st.KB, st.KH, st.KS, dv, st.VB, st.VH, st.VS, b, h, t, o.KMean, o.VScale, o.K8, o.KScale, o.V8Int);
+            })),
+        new("codes D64 pi e4m3", Element.F16, 64, KvStatisticsD64E4m3.MeanLanes, KvStatisticsD64E4m3.SliceTokens, VForm.PiE4m3, Channel(64, VForm.PiE4m3, KvCodesPiD64E4m3.TransposePad, KvCodesPiD64E4m3.StoredTokenOrder), KvCodesPiD64E4m3.Module,
+            KvStatisticsD64E4m3.WorkspaceLength, KvCodesPiD64E4m3.KScaleCount, KvCodesPiD64E4m3.VCodesLength,
+            (s, k, v, st, b, h, t, o) => WithInputs<Half>(s, k, v, (dk, dv) =>
+            {
+                KvStatisticsD64E4m3.Launch(s, dk, st.KB, st.KH, st.KS, dv, st.VB, st.VH, st.VS, b, h, t, o.KMean, o.VScale, o.Workspace, o.KNonFinite, o.VNonFinite);
+                KvCodesPiD64E4m3.Launch(s, dk, st.KB, st.KH, st.KS, dv, st.VB, st.VH, st.VS, b, h, t, o.KMean, o.VScale, o.K8, o.KScale, o.V8);
+            })),
+        new("codes D128 natural bf16", Element.BF16, 128, KvStatisticsD128Bf16.MeanLanes, KvStatisticsD128Bf16.SliceTokens, VForm.Natural, Channel(128, VForm.Natural), KvCodesD128Bf16.Module,
+            KvStatisticsD128Bf16.WorkspaceLength, KvCodesD128Bf16.KScaleCount, KvCodesD128Bf16.VCodesLength,
+            (s, k, v, st, b, h, t, o) => WithInputs<ushort>(s, k, v, (dk, dv) =>
+            {
+                KvStatisticsD128Bf16.Launch(s, dk, st.KB, st.KH, st.KS, dv, st.VB, st.VH, st.VS, b, h, t, o.KMean, o.VScale, o.Workspace, o.KNonFinite, o.VNonFinite);
+                KvCodesD128Bf16.Launch(s, dk, st.KB, st.KH, st.KS, dv, st.VB, st.VH, st.VS, b, h, t, o.KMean, o.VScale, o.K8, o.KScale, o.V8Int);
+            })),
+        new("codes D128 pi e4m3 bf16", Element.BF16, 128, KvStatisticsD128E4m3Bf16.MeanLanes, KvStatisticsD128E4m3Bf16.SliceTokens, VForm.PiE4m3, Channel(128, VForm.PiE4m3, KvCodesPiD128E4m3Bf16.TransposePad, KvCodesPiD128E4m3Bf16.StoredTokenOrder), KvCodesPiD128E4m3Bf16.Module,
+            KvStatisticsD128E4m3Bf16.WorkspaceLength, KvCodesPiD128E4m3Bf16.KScaleCount, KvCodesPiD128E4m3Bf16.VCodesLength,
+            (s, k, v, st, b, h, t, o) => WithInputs<ushort>(s, k, v, (dk, dv) =>
+            {
+                KvStatisticsD128E4m3Bf16.Launch(s, dk, st.KB, st.KH, st.KS, dv, st.VB, st.VH, st.VS, b, h, t, o.KMean, o.VScale, o.Workspace, o.KNonFinite, o.VNonFinite);
+                KvCodesPiD128E4m3Bf16.Launch(s, dk, st.KB, st.KH, st.KS, dv, st.VB, st.VH, st.VS, b, h, t, o.KMean, o.VScale, o.K8, o.KScale, o.V8);
+            })),
+        new("codes D64 natural bf16", Element.BF16, 64, KvStatisticsD64Bf16.MeanLanes, KvStatisticsD64Bf16.SliceTokens, VForm.Natural, Channel(64, VForm.Natural), KvCodesD64Bf16.Module,
+            KvStatisticsD64Bf16.WorkspaceLength, KvCodesD64Bf16.KScaleCount, KvCodesD64Bf16.VCodesLength,
+            (s, k, v, st, b, h, t, o) => WithInputs<ushort>(s, k, v, (dk, dv) =>
+            {
+                KvStatisticsD64Bf16.Launch(s, dk, st.KB, st.KH, st.KS, dv, st.VB, st.VH, st.VS, b, h, t, o.KMean, o.VScale, o.Workspace, o.KNonFinite, o.VNonFinite);
+                KvCodesD64Bf16.Launch(s, dk, st.KB, st.KH, st.KS, dv, st.VB, st.VH, st.VS, b, h, t, o.KMean, o.VScale, o.K8, o.KScale, o.V8Int);
+            })),
+        new("codes D64 pi e4m3 bf16", Element.BF16, 64, KvStatisticsD64E4m3Bf16.MeanLanes, KvStatisticsD64E4m3Bf16.SliceTokens, VForm.PiE4m3, Channel(64, VForm.PiE4m3, KvCodesPiD64E4m3Bf16.TransposePad, KvCodesPiD64E4m3Bf16.StoredTokenOrder), KvCodesPiD64E4m3Bf16.Module,
+            KvStatisticsD64E4m3Bf16.WorkspaceLength, KvCodesPiD64E4m3Bf16.KScaleCount, KvCodesPiD64E4m3Bf16.VCodesLength,
+            (s, k, v, st, b, h, t, o) => WithInputs<ushort>(s, k, v, (dk, dv) =>
+            {
+                KvStatisticsD64E4m3Bf16.Launch(s, dk, st.KB, st.KH, st.KS, dv, st.VB, st.VH, st.VS, b, h, t, o.KMean, o.VScale, o.Workspace, o.KNonFinite, o.VNonFinite);
+                KvCodesPiD64E4m3Bf16.Launch(s, dk, st.KB, st.KH, st.KS, dv, st.VB, st.VH, st.VS, b, h, t, o.KMean, o.VScale, o.K8, o.KScale, o.V8);
             })),
     ];
 
