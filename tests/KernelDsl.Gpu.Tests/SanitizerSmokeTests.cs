@@ -32,6 +32,23 @@ public class SanitizerSmokeTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void Every_kv_statistics_and_codes_variant_once()
+    {
+        int computeCapability;
+        using (var device = KernelDsl.Runtime.Tests.Gpu.OpenOrSkip())
+        {
+            computeCapability = device.ComputeCapability;
+        }
+        var tests = new KvStatisticsGpuTests();
+        foreach (var name in KvStatisticsGpuTests.NamesRunningOn(computeCapability))
+        {
+            // Two slices, a ragged K tile and π padding; K and V in different layouts.
+            tests.Statistics_and_codes_match_the_cpu_reference_bit_for_bit(name, 1, 2, 300, true, true);
+        }
+        tests.Without_V_the_pass_writes_K_s_mean_alone_and_V_s_scales_are_1(false);
+    }
+
+    [Fact]
     public void Every_attention_variant_once()
     {
         var tests = new Int8AttentionGpuTests(output);

@@ -435,8 +435,8 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
     /// <summary>
     /// K smoothed per 64 keys and V per channel, in the layout <paramref name="vLayout"/> (null: the 16-bit P·V mode,
     /// which reads V as it is), into buffers from <paramref name="buffers"/>. Two passes over K and V: the statistics pass
-    /// reads both once (K's channel mean, V's channel scales, and the NaN/Inf counts of both), then the codes kernels read
-    /// each once more (docs/PERF_NOTES.md §9).
+    /// reads both once (K's channel mean, V's channel scales, and the NaN/Inf counts of both), then the codes pass reads
+    /// each once more: one KvCodes launch where one is declared for the layout, else K's and V's LaunchCodes (docs/PERF_NOTES.md §9).
     /// </summary>
     private static KvCodes QuantizeKv<T>(CudaStream stream, TensorView<T> k, TensorView<T> v, AttentionDims shape, VLayout? vLayout,
         NonFiniteCounters? counters, IDeviceBufferSource buffers) where T : unmanaged
@@ -455,24 +455,41 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
         var vRead = vLayout is null && counters is null ? null : v.Buffer;
         statistics.Launch(stream, k.Buffer, k.Strides[0], k.Strides[1], k.Strides[2], vRead, v.Strides[0], v.Strides[1], v.Strides[2], b, hkv, sk,
             kMean, vScale, workspace, counters?.K, counters?.V);
-        quantizers.K(stream, k.Buffer, k.Strides[0], k.Strides[1], k.Strides[2], b, hkv, sk, k8, kScale, kMean, 1f, null);
         switch (vLayout)
         {
             case null:
                 // V reaches the kernel unquantized; the statistics pass counted its NaN/Inf (with counters), and vScale goes unused.
+                KCodes();
                 return new KvCodes(k8, kScale, kMean, v.Buffer, null, v.Strides[0], v.Strides[1], v.Strides[2]);
             case VLayout.PretransposedE4M3:
                 // The fp8 P·V kernels' V: Recipe C's layout of e4m3 codes.
-                return Pretransposed<byte>("v8e4m3", codes => quantizers.VPiE4M3!(stream, v.Buffer, v.Strides[0], v.Strides[1], v.Strides[2], b, hkv, sk, codes, vScale, 1f, null));
+                return Pretransposed<byte>("v8e4m3", codes => Both(quantizers.CodesPiE4M3, codes,
+                    () => quantizers.VPiE4M3!(stream, v.Buffer, v.Strides[0], v.Strides[1], v.Strides[2], b, hkv, sk, codes, vScale, 1f, null)));
             case VLayout.Pretransposed:
                 // Recipe C (Choose refused a Pretransposed kernel without this quantizer): [B][Hkv][D][S_pad], tokens π-ordered within 16-token groups.
-                return Pretransposed<sbyte>("v8", codes => quantizers.VPi!(stream, v.Buffer, v.Strides[0], v.Strides[1], v.Strides[2], b, hkv, sk, codes, vScale, 1f, null));
+                return Pretransposed<sbyte>("v8", codes => Both(quantizers.CodesPi, codes,
+                    () => quantizers.VPi!(stream, v.Buffer, v.Strides[0], v.Strides[1], v.Strides[2], b, hkv, sk, codes, vScale, 1f, null)));
             default:
             {
                 var v8 = buffers.Get<sbyte>("v8", (long)b * hkv * sk * d);
-                quantizers.V(stream, v.Buffer, v.Strides[0], v.Strides[1], v.Strides[2], b, hkv, sk, v8, vScale, 1f, null);
+                Both(quantizers.Codes, v8, () => quantizers.V(stream, v.Buffer, v.Strides[0], v.Strides[1], v.Strides[2], b, hkv, sk, v8, vScale, 1f, null));
                 return new KvCodes(k8, kScale, kMean, v8, vScale, (long)hkv * sk * d, (long)sk * d, d);
             }
+        }
+
+        void KCodes() => quantizers.K(stream, k.Buffer, k.Strides[0], k.Strides[1], k.Strides[2], b, hkv, sk, k8, kScale, kMean, 1f, null);
+
+        // K's and V's codes: in one launch where a KvCodes variant is declared for this layout, else the two per-operand kernels.
+        void Both<TCode>(KvCodesLauncher<T, TCode>? together, DeviceBuffer<TCode> vCodes, Action vAlone) where TCode : unmanaged
+        {
+            if (together is not null)
+            {
+                together(stream, k.Buffer, k.Strides[0], k.Strides[1], k.Strides[2], v.Buffer, v.Strides[0], v.Strides[1], v.Strides[2], b, hkv, sk,
+                    kMean, vScale, k8, kScale, vCodes);
+                return;
+            }
+            KCodes();
+            vAlone();
         }
 
         // V transposed to [B][Hkv][D][S_pad] with one scale per channel, as int8 or e4m3 codes.

@@ -20,15 +20,21 @@ internal delegate void KvStatisticsLauncher<T>(CudaStream stream, DeviceBuffer<T
     DeviceBuffer<T>? v, long vStrideB, long vStrideH, long vStrideS, int batch, int heads, int tokens, DeviceBuffer<float> kMean, DeviceBuffer<float> vScale,
     DeviceBuffer<float> workspace, DeviceBuffer<uint>? kNonFinite, DeviceBuffer<uint>? vNonFinite) where T : unmanaged;
 
+/// <summary>A generated KvCodes launcher: K's and V's codes in one launch, from the statistics pass's mean and scales.</summary>
+internal delegate void KvCodesLauncher<T, TCode>(CudaStream stream, DeviceBuffer<T> k, long kStrideB, long kStrideH, long kStrideS,
+    DeviceBuffer<T> v, long vStrideB, long vStrideH, long vStrideS, int batch, int heads, int tokens, DeviceBuffer<float> kMean, DeviceBuffer<float> vScale,
+    DeviceBuffer<sbyte> kCodes, DeviceBuffer<float> kScale, DeviceBuffer<TCode> vCodes) where T : unmanaged where TCode : unmanaged;
+
 /// <summary>One declared KvStatistics variant: its launcher, its workspace size and the summation order of K's mean (MeanLanes, SliceTokens).</summary>
 internal sealed record KvStatistics<T>(KvStatisticsLauncher<T> Launch, Func<int, int, int, long> WorkspaceLength, int MeanLanes, int SliceTokens) where T : unmanaged;
 
 /// <summary>
 /// The declared kernels that quantize attention's inputs for one head dim and input type: Q per QScaleRows rows (a whole
 /// Quantize launch), and K and V in two passes over both — <see cref="Statistics"/> (K's channel mean and V's channel
-/// scales, one read of K and V) then the codes (<see cref="K"/>, <see cref="V"/>, <see cref="VPi"/>, <see cref="VPiE4M3"/>:
-/// the Quantize variants' <c>LaunchCodes</c>, which read those statistics). K is smoothed per KScaleKeys rows, V per
-/// channel (and, for f16 input at head dims 64 and 128, transposed in π order for Recipe C).
+/// scales, one read of K and V) then the codes from those statistics: both tensors' in one launch (<see cref="Codes"/>,
+/// <see cref="CodesPi"/>, <see cref="CodesPiE4M3"/>, KvCodes) where declared, else each tensor's (<see cref="K"/>,
+/// <see cref="V"/>, <see cref="VPi"/>, <see cref="VPiE4M3"/>: the Quantize variants' <c>LaunchCodes</c>). K is smoothed per
+/// KScaleKeys rows, V per channel (and, for f16 input at head dims 64 and 128, transposed in π order for Recipe C).
 /// </summary>
 internal sealed record Quantizers<T>(QuantizeLauncher<T> Q, SmoothingLauncher<T> K, QuantizeLauncher<T> V, QuantizeLauncher<T>? VPi) where T : unmanaged
 {
@@ -40,6 +46,12 @@ internal sealed record Quantizers<T>(QuantizeLauncher<T> Q, SmoothingLauncher<T>
     public required KvStatistics<T> Statistics { get; init; }
     /// <summary>K's mean and the e4m3 V scales (absmax / 448), for the fp8 P·V kernels; null where no e4m3 V is declared.</summary>
     public KvStatistics<T>? StatisticsE4M3 { get; init; }
+    /// <summary>K's and V's codes in one launch (KvCodes), V [B][H][S][D] int8; null where not declared (K and V then go through K and V).</summary>
+    public KvCodesLauncher<T, sbyte>? Codes { get; init; }
+    /// <summary>The same with V int8 in VPi's layout.</summary>
+    public KvCodesLauncher<T, sbyte>? CodesPi { get; init; }
+    /// <summary>The same with V e4m3 in VPi's layout (fp8 P·V).</summary>
+    public KvCodesLauncher<T, byte>? CodesPiE4M3 { get; init; }
     /// <summary>Lanes of K's channel mean (its summation order), which the int8 CPU reference follows (Int8AttentionOptions.KMeanSlices).</summary>
     public int KMeanSlices => Statistics.MeanLanes;
     /// <summary>Tokens per slice of K's channel mean (Int8AttentionOptions.KMeanSliceTokens).</summary>
@@ -59,6 +71,7 @@ internal sealed record Quantizers<T>(QuantizeLauncher<T> Q, SmoothingLauncher<T>
                 Statistics = new(KvStatisticsD128.Launch, KvStatisticsD128.WorkspaceLength, KvStatisticsD128.MeanLanes, KvStatisticsD128.SliceTokens),
                 StatisticsE4M3 = new(KvStatisticsD128E4m3.Launch, KvStatisticsD128E4m3.WorkspaceLength, KvStatisticsD128E4m3.MeanLanes, KvStatisticsD128E4m3.SliceTokens),
                 VPiPaddedTokens = QuantizeVChannelPiD128.PaddedTokens, VPiE4M3 = QuantizeVChannelPiD128E4m3.LaunchCodes,
+                Codes = KvCodesD128.Launch, CodesPi = KvCodesPiD128.Launch, CodesPiE4M3 = KvCodesPiD128E4m3.Launch,
             },
             (true, 64) => new Quantizers<Half>(QuantizeQBlock128D64.Launch, QuantizeKSmoothBlock64D64.LaunchCodes, QuantizeVChannelD64.LaunchCodes, QuantizeVChannelPiD64.LaunchCodes)
             {
@@ -66,6 +79,7 @@ internal sealed record Quantizers<T>(QuantizeLauncher<T> Q, SmoothingLauncher<T>
                 Statistics = new(KvStatisticsD64.Launch, KvStatisticsD64.WorkspaceLength, KvStatisticsD64.MeanLanes, KvStatisticsD64.SliceTokens),
                 StatisticsE4M3 = new(KvStatisticsD64E4m3.Launch, KvStatisticsD64E4m3.WorkspaceLength, KvStatisticsD64E4m3.MeanLanes, KvStatisticsD64E4m3.SliceTokens),
                 VPiPaddedTokens = QuantizeVChannelPiD64.PaddedTokens, VPiE4M3 = QuantizeVChannelPiD64E4m3.LaunchCodes,
+                Codes = KvCodesD64.Launch, CodesPi = KvCodesPiD64.Launch, CodesPiE4M3 = KvCodesPiD64E4m3.Launch,
             },
             (false, 128) => new Quantizers<ushort>(QuantizeQBlock128D128Bf16.Launch, QuantizeKSmoothBlock64D128Bf16.LaunchCodes, QuantizeVChannelD128Bf16.LaunchCodes, null)
             {
@@ -73,6 +87,7 @@ internal sealed record Quantizers<T>(QuantizeLauncher<T> Q, SmoothingLauncher<T>
                 Statistics = new(KvStatisticsD128Bf16.Launch, KvStatisticsD128Bf16.WorkspaceLength, KvStatisticsD128Bf16.MeanLanes, KvStatisticsD128Bf16.SliceTokens),
                 StatisticsE4M3 = new(KvStatisticsD128E4m3Bf16.Launch, KvStatisticsD128E4m3Bf16.WorkspaceLength, KvStatisticsD128E4m3Bf16.MeanLanes, KvStatisticsD128E4m3Bf16.SliceTokens),
                 VPiPaddedTokens = QuantizeVChannelPiD128E4m3Bf16.PaddedTokens, VPiE4M3 = QuantizeVChannelPiD128E4m3Bf16.LaunchCodes,
+                Codes = KvCodesD128Bf16.Launch, CodesPiE4M3 = KvCodesPiD128E4m3Bf16.Launch,
             },
             (false, 64) => new Quantizers<ushort>(QuantizeQBlock128D64Bf16.Launch, QuantizeKSmoothBlock64D64Bf16.LaunchCodes, QuantizeVChannelD64Bf16.LaunchCodes, null)
             {
@@ -80,6 +95,7 @@ internal sealed record Quantizers<T>(QuantizeLauncher<T> Q, SmoothingLauncher<T>
                 Statistics = new(KvStatisticsD64Bf16.Launch, KvStatisticsD64Bf16.WorkspaceLength, KvStatisticsD64Bf16.MeanLanes, KvStatisticsD64Bf16.SliceTokens),
                 StatisticsE4M3 = new(KvStatisticsD64E4m3Bf16.Launch, KvStatisticsD64E4m3Bf16.WorkspaceLength, KvStatisticsD64E4m3Bf16.MeanLanes, KvStatisticsD64E4m3Bf16.SliceTokens),
                 VPiPaddedTokens = QuantizeVChannelPiD64E4m3Bf16.PaddedTokens, VPiE4M3 = QuantizeVChannelPiD64E4m3Bf16.LaunchCodes,
+                Codes = KvCodesD64Bf16.Launch, CodesPiE4M3 = KvCodesPiD64E4m3Bf16.Launch,
             },
             (true, 96) => new Quantizers<Half>(QuantizeQBlock128D96.Launch, QuantizeKSmoothBlock64D96.LaunchCodes, QuantizeVChannelD96.LaunchCodes, null)
             {

@@ -71,4 +71,19 @@ public class TileCouplingTests
             Assert.NotNull(padded);
         }
     }
+
+    [Fact]
+    public void The_codes_pass_writes_V_in_the_per_operand_kernels_layout()
+    {
+        // Int8Attention sizes the π-transposed V by VPiPaddedTokens and the attention kernels read it in that token order,
+        // whichever kernel wrote it.
+        Assert.Equal(KernelDsl.Attention.Quantization.QuantizeVChannelPiD128.TransposePad, KernelDsl.Attention.Quantization.KvCodesPiD128.TransposePad);
+        Assert.Equal(KernelDsl.Attention.Quantization.QuantizeVChannelPiD64.TransposePad, KernelDsl.Attention.Quantization.KvCodesPiD64.TransposePad);
+        Assert.Equal(KernelDsl.Attention.Quantization.QuantizeVChannelPiD128E4m3.TransposePad, KernelDsl.Attention.Quantization.KvCodesPiD128E4m3.TransposePad);
+        Assert.Equal(KernelDsl.Attention.Quantization.QuantizeVChannelPiD128.StoredTokenOrder.ToArray(), KernelDsl.Attention.Quantization.KvCodesPiD128.StoredTokenOrder.ToArray());
+        Assert.Equal(KernelDsl.Attention.Quantization.QuantizeVChannelPiD64E4m3Bf16.StoredTokenOrder.ToArray(), KernelDsl.Attention.Quantization.KvCodesPiD64E4m3Bf16.StoredTokenOrder.ToArray());
+        // K's scales: one per AttentionVariant.KScaleKeys keys, as the attention kernels read them.
+        Assert.Equal(AttentionVariant.KScaleKeys, KernelDsl.Attention.Quantization.KvCodesD128.KScaleKeys);
+        Assert.Equal(AttentionVariant.KScaleKeys, KernelDsl.Attention.Quantization.KvCodesPiD64.KScaleKeys);
+    }
 }

@@ -344,6 +344,9 @@ public class KvStatisticsGpuTests
 
     public static TheoryData<string> CaseNames() => new(Cases.Select(c => c.Name));
 
+    /// <summary>The cases a device of this compute capability runs (the e4m3 codes need sm_89 or later), for the sanitizer smoke test.</summary>
+    public static IEnumerable<string> NamesRunningOn(int computeCapability) => Cases.Where(c => c.VModule.RunsOn(computeCapability)).Select(c => c.Name);
+
     [Theory]
     [MemberData(nameof(CaseNames))]
     public void The_statistics_pass_counts_the_NaN_and_Inf_of_K_and_V_apart_and_the_codes_follow_the_reference(string name)
