@@ -67,6 +67,10 @@ public static partial class KvCodesPiD128;
 [KvCodes(Input = Element.F16, HeadDim = 128, VTransposed = true, VOutput = Element.E4M3, Targets = [Sm.Sm90])]
 public static partial class KvCodesPiD128E4m3;
 
+/// <summary>K and V codes, f16, D = 128: V e4m3 [B][H][S][D] (the natural layout, beside QuantizeVChannelD128E4m3).</summary>
+[KvCodes(Input = Element.F16, HeadDim = 128, VOutput = Element.E4M3, Targets = [Sm.Sm90])]
+public static partial class KvCodesD128E4m3;
+
 /// <summary>K and V codes, f16, D = 64: V int8 [B][H][S][D].</summary>
 [KvCodes(Input = Element.F16, HeadDim = 64)]
 public static partial class KvCodesD64;

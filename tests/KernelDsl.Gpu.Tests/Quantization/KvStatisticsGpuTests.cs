@@ -20,7 +20,7 @@ public class KvStatisticsGpuTests
     private const byte Poison = 0x5A;
 
     /// <summary>How V's codes are laid out and typed.</summary>
-    private enum VForm { Natural, Pi, PiE4m3 }
+    private enum VForm { Natural, NaturalE4m3, Pi, PiE4m3 }
 
     /// <summary>The device buffers of one run, allocated for the case's shape.</summary>
     /// <param name="V8">V's e4m3 codes; <paramref name="V8Int"/> its int8 codes (each case writes one of them).</param>
@@ -44,7 +44,7 @@ public class KvStatisticsGpuTests
         }
 
         /// <summary>The V codes the case wrote, as bytes.</summary>
-        public byte[] VCodes(VForm form) => form == VForm.PiE4m3 ? V8.ToArray() : MemoryMarshal.AsBytes(V8Int.ToArray().AsSpan()).ToArray();
+        public byte[] VCodes(VForm form) => form is VForm.PiE4m3 or VForm.NaturalE4m3 ? V8.ToArray() : MemoryMarshal.AsBytes(V8Int.ToArray().AsSpan()).ToArray();
     }
 
     /// <summary>The tensors' strides: K and V may differ (one BHSD, one BSHD).</summary>
@@ -66,8 +66,8 @@ public class KvStatisticsGpuTests
 
     private static QuantizeOptions Channel(int headDim, VForm form, int pad = 64, ReadOnlySpan<byte> order = default) => new()
     {
-        HeadDim = headDim, Granularity = QuantGranularity.PerChannel, BlockRows = 128, Output = form == VForm.PiE4m3 ? Element.E4M3 : Element.S8,
-        Transposed = form != VForm.Natural, TransposePad = pad, StoredTokenOrder = form == VForm.Natural ? null : order.ToArray().Select(x => (int)x).ToArray(),
+        HeadDim = headDim, Granularity = QuantGranularity.PerChannel, BlockRows = 128, Output = form is VForm.PiE4m3 or VForm.NaturalE4m3 ? Element.E4M3 : Element.S8,
+        Transposed = form is VForm.Pi or VForm.PiE4m3, TransposePad = pad, StoredTokenOrder = form is VForm.Pi or VForm.PiE4m3 ? order.ToArray().Select(x => (int)x).ToArray() : null,
     };
 
     private static readonly Case[] Cases =
@@ -161,6 +161,13 @@ public class KvStatisticsGpuTests
             {
                 KvStatisticsD128E4m3.Launch(s, dk, st.KB, st.KH, st.KS, dv, st.VB, st.VH, st.VS, b, h, t, o.KMean, o.VScale, o.Workspace, o.KNonFinite, o.VNonFinite);
                 KvCodesPiD128E4m3.Launch(s, dk, st.KB, st.KH, st.KS, dv, st.VB, st.VH, st.VS, b, h, t, o.KMean, o.VScale, o.K8, o.KScale, o.V8);
+            })),
+        new("codes D128 natural e4m3", Element.F16, 128, KvStatisticsD128E4m3.MeanLanes, KvStatisticsD128E4m3.SliceTokens, VForm.NaturalE4m3, Channel(128, VForm.NaturalE4m3), KvCodesD128E4m3.Module,
+            KvStatisticsD128E4m3.WorkspaceLength, KvCodesD128E4m3.KScaleCount, KvCodesD128E4m3.VCodesLength,
+            (s, k, v, st, b, h, t, o) => WithInputs<Half>(s, k, v, (dk, dv) =>
+            {
+                KvStatisticsD128E4m3.Launch(s, dk, st.KB, st.KH, st.KS, dv, st.VB, st.VH, st.VS, b, h, t, o.KMean, o.VScale, o.Workspace, o.KNonFinite, o.VNonFinite);
+                KvCodesD128E4m3.Launch(s, dk, st.KB, st.KH, st.KS, dv, st.VB, st.VH, st.VS, b, h, t, o.KMean, o.VScale, o.K8, o.KScale, o.V8);
             })),
         new("codes D64 natural", Element.F16, 64, KvStatisticsD64.MeanLanes, KvStatisticsD64.SliceTokens, VForm.Natural, Channel(64, VForm.Natural), KvCodesD64.Module,
             KvStatisticsD64.WorkspaceLength, KvCodesD64.KScaleCount, KvCodesD64.VCodesLength,
