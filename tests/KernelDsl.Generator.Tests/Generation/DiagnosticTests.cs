@@ -447,13 +447,37 @@ public class DiagnosticTests
     [InlineData("KScaleKeys = 64", "KScaleKeys = 48", "FlashAttentionForward.KScaleKeys = 48")]
     [InlineData("Warps = 12", "Warps = 16", "FlashAttentionForward.Warps = 16")]
     [InlineData("Stages = 2", "Stages = 1", "FlashAttentionForward.Stages = 1")]
-    [InlineData("Warps = 12", "Warps = 8", "FlashAttentionForward.Warps = 8")]
+    [InlineData("Warps = 12", "Warps = 4", "FlashAttentionForward.Warps = 4")]
     [InlineData("Stages = 2,", "Stages = 2, MinBlocksPerSm = 2,", "FlashAttentionForward.MinBlocksPerSm = 2")]
     [InlineData("HeadDim = 128", "HeadDim = 96", "FlashAttentionForward.HeadDim = 96")]
     public void KDSL0003_wgmma_parameters(string from, string to, string expected)
     {
         var d = Single(WgmmaAttention.Replace(from, to), "KDSL0003");
         Assert.Contains(expected, d.GetMessage());
+    }
+
+    [Fact]
+    public void The_wgmma_declaration_with_one_consumer_warpgroup_fits_two_blocks_per_SM()
+    {
+        var run = GeneratorHarness.RunGenerator(WgmmaAttention.Replace("BlockM = 128", "BlockM = 64").Replace("Warps = 12", "Warps = 8").Replace("Stages = 2,", "Stages = 3, MinBlocksPerSm = 2,"));
+        Assert.Empty(run.GeneratorDiagnostics);
+    }
+
+    [Fact]
+    public void KDSL0003_pingpong_with_one_consumer_warpgroup()
+    {
+        var d = Single(WgmmaAttention.Replace("BlockM = 128", "BlockM = 64").Replace("Warps = 12", "Warps = 8, Pingpong = true"), "KDSL0003");
+        Assert.Contains("FlashAttentionForward.Pingpong", d.GetMessage());
+        Assert.Contains("alternates two consumer warpgroups", d.GetMessage());
+    }
+
+    [Fact]
+    public void KDSL0003_two_wgmma_blocks_whose_shared_memory_exceeds_the_SM()
+    {
+        // 64 rows + 4 stages of 128-key K and V: 1024 + 8192 + 4 × 32768 + barriers = 140 KB a block, 282 KB for two.
+        var d = Single(WgmmaAttention.Replace("BlockM = 128", "BlockM = 64").Replace("Warps = 12", "Warps = 8").Replace("Stages = 2,", "Stages = 4, MinBlocksPerSm = 2,"), "KDSL0003");
+        Assert.Contains("FlashAttentionForward.MinBlocksPerSm = 2", d.GetMessage());
+        Assert.Contains("exceed an sm_90 SM's 233472 bytes of shared memory", d.GetMessage());
     }
 
     [Fact]
