@@ -196,8 +196,8 @@ public static class PagedDecodeKernelWriter
             w.Line($"// Q: each warp quantizes rows warp, warp + {_warps}, ...: one scale per row (absmax / 127), codes kdsl_quant.");
             w.Block($"for (int r = warp; r < 16; r += {_warps})", () =>
             {
-                w.Line($"const int p = tile * 16 + r;");
-                w.Line($"const u16* const src = queries + (((long long)b * heads_q + kv_head * group + p % group) * seq_q + p / group) * {d};");
+                w.Line($"const int p = tile * 16 + r, pr = kdsl_min(p, packed - 1);  // a padding row reads nothing, but its address stays in Q");
+                w.Line($"const u16* const src = queries + (((long long)b * heads_q + kv_head * group + pr % group) * seq_q + pr / group) * {d};");
                 w.Line($"float x[{perLane}], amax = 0.f;");
                 w.Line($"#pragma unroll");
                 w.Line($"for (int j = 0; j < {perLane}; ++j) {{ x[j] = p < packed ? {convert}(src[32 * j + lane]) : 0.f; amax = fmaxf(amax, fabsf(x[j])); }}");

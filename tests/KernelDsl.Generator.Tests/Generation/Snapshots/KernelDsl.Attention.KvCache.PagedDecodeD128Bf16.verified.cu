@@ -238,8 +238,8 @@ kdsl_KernelDsl_Attention_KvCache_PagedDecodeD128Bf16_decode(
     // Q: each warp quantizes rows warp, warp + 4, ...: one scale per row (absmax / 127), codes kdsl_quant.
     for (int r = warp; r < 16; r += 4)
     {
-        const int p = tile * 16 + r;
-        const u16* const src = queries + (((long long)b * heads_q + kv_head * group + p % group) * seq_q + p / group) * 128;
+        const int p = tile * 16 + r, pr = kdsl_min(p, packed - 1);  // a padding row reads nothing, but its address stays in Q
+        const u16* const src = queries + (((long long)b * heads_q + kv_head * group + pr % group) * seq_q + pr / group) * 128;
         float x[4], amax = 0.f;
         #pragma unroll
         for (int j = 0; j < 4; ++j) { x[j] = p < packed ? kdsl_bf16_to_f32(src[32 * j + lane]) : 0.f; amax = fmaxf(amax, fabsf(x[j])); }
