@@ -19,6 +19,7 @@ public class PagedDecodeGpuTests(ITestOutputHelper output)
 {
     private const double OutputBar = 3e-2;
     private const double LseBar = 0.1;
+    private const double ModelBar = 1e-2;
 
     [Theory]
     [InlineData(128, Element.F16, 1, 8, 1, new[] { 1, 63, 64, 65, 1000, 4097 })]
@@ -190,6 +191,15 @@ public class PagedDecodeGpuTests(ITestOutputHelper output)
         var total = ErrorMetrics.Compare(all.ToArray(), allExpected.ToArray());
         output.WriteLine($"{what}: all {total}; LSE max |Δ| {worstLse:E2}");
         Assert.True(total.RelativeL2 <= OutputBar && worstLse <= LseBar, $"{what}: {total}, LSE max |Δ| {worstLse}");
+        if (splits is { } count)
+        {
+            // The kernel's own algorithm on the CPU, same codes, same split and warp partition: what is left is float rounding
+            // (exp2.approx, f16 ties of P's u8 codes, summation order), far below the bar; a wrong page, scale or mask is not.
+            var model = PagedDecodeReference.Int8(fixture.Model, batch, queries, headsQ, count);
+            var modelError = ErrorMetrics.Compare(all.ToArray(), model.SelectMany(r => r.Output).ToArray());
+            output.WriteLine($"{what}: against the kernel's int8 model {modelError}");
+            Assert.True(modelError.RelativeL2 <= ModelBar, $"{what}: {modelError} from the kernel's int8 model (PagedDecodeReference.Int8)");
+        }
     }
 
     /// <summary>
@@ -202,7 +212,9 @@ public class PagedDecodeGpuTests(ITestOutputHelper output)
         {
             var pages = lengths.Sum(l => (l + 63) / 64) + 3;
             Cache = PagedKvCache.Create(device, pages, lengths.Length, headsKv, headDim, input);
+            Model = new KvCacheModel(pages, lengths.Length, headsKv, headDim, input);
             Ids = lengths.Select(_ => Cache.AddSequence()).ToArray();
+            Assert.Equal(Ids, lengths.Select(_ => Model.AddSequence()).ToArray());
             var pageElements = (long)headsKv * Cache.PageSize * headDim;
             (KPages, VPages) = (new double[pages * pageElements], new double[pages * pageElements]);
             var offsets = Ids.Select(_ => kOffsets ? KvCacheTestData.Offsets(random, headsKv, headDim) : null).ToArray();
@@ -214,6 +226,7 @@ public class PagedDecodeGpuTests(ITestOutputHelper output)
                 var k = batch.Zip(counts).SelectMany(b => KvCacheTestData.Tokens(random, b.Second, headsKv, headDim, input, offsets[b.First])).ToArray();
                 var v = batch.Zip(counts).SelectMany(b => KvCacheTestData.Tokens(random, b.Second, headsKv, headDim, input)).ToArray();
                 Append(stream, batch.Select(i => Ids[i]).ToArray(), counts, k, v);
+                Model.Append(batch.Select(i => Ids[i]).ToArray(), counts, k, v);  // bit-equal to the device's pages (KvCacheAppendGpuTests)
                 var at = 0;
                 for (var j = 0; j < batch.Length; j++)
                 {
@@ -237,6 +250,8 @@ public class PagedDecodeGpuTests(ITestOutputHelper output)
         }
 
         public PagedKvCache Cache { get; }
+        /// <summary>The same appends on the CPU: the codes and statistics the device holds, for the kernel's int8 model.</summary>
+        public KvCacheModel Model { get; }
         public int[] Ids { get; }
         /// <summary>The original K and V, [page][Hkv][PageSize][D], as the cache holds their codes.</summary>
         public double[] KPages { get; }
