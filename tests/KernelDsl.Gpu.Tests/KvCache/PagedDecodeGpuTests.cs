@@ -130,6 +130,48 @@ public class PagedDecodeGpuTests(ITestOutputHelper output)
         Assert.All(outputs.ToArray(), x => Assert.True(Half.IsFinite(x)));
     }
 
+    /// <summary>
+    /// Times decode at D = 128, GQA 8:1 (64 query heads over 8 KV heads), Sq = 1, context 4096, batches of 1, 16 and 64, and
+    /// prints the cache bytes read per second (codes and per-page statistics; an f16 cache would read about twice the codes).
+    /// It asserts nothing about speed: compare the figure with the card's DRAM bandwidth and with torch SDPA over an f16 cache.
+    /// The cache holds constant codes (timing does not depend on values); its pages come from the cache's own bookkeeping.
+    /// </summary>
+    [Fact]
+    public void Decode_bandwidth_is_reported()
+    {
+        const int HeadsKv = 8, HeadsQ = 64, D = 128, Context = 4096, Iterations = 20;
+        using var device = Gpu.OpenOrSkip();
+        using var stream = device.CreateStream();
+        foreach (var batchSize in new[] { 1, 16, 64 })
+        {
+            using var cache = PagedKvCache.Create(device, batchSize * Context / 64, batchSize, HeadsKv, D);
+            var batch = Enumerable.Range(0, batchSize).Select(_ => cache.AddSequence()).ToArray();
+            cache.Sequences.Append(batch, batch.Select(_ => Context).ToArray());  // the pages, without appending values
+            stream.FillBytes(cache.KCodes, 0x05);
+            stream.FillBytes(cache.VCodes, 0x07);
+            stream.FillBytes(cache.KScale, 0x3C);
+            stream.FillBytes(cache.VScale, 0x3C);
+            stream.FillBytes(cache.KMean, 0);
+            using var queries = device.Upload<Half>(MemoryMarshal.Cast<ushort, Half>(KvCacheTestData.Tokens(new Random(3), batchSize * HeadsQ, 1, D, Element.F16)));
+            using var outputs = device.Allocate<Half>(batchSize * HeadsQ * D);
+            for (var i = 0; i < 3; i++)
+            {
+                cache.Decode(stream, queries, batch, HeadsQ, 1, outputs);
+            }
+            using var start = stream.Record();
+            for (var i = 0; i < Iterations; i++)
+            {
+                cache.Decode(stream, queries, batch, HeadsQ, 1, outputs);
+            }
+            using var end = stream.Record();
+            end.Synchronize();
+            var ms = end.ElapsedMilliseconds(start) / Iterations;
+            var bytes = (double)batchSize * Context / 64 * HeadsKv * (2 * 64 * D + 2 * 4 * D + 4);
+            output.WriteLine($"{device.Name}: B = {batchSize}, context {Context}, D = {D}, {HeadsQ}:{HeadsKv}: {ms * 1e3:F1} µs a decode (kernel + merge + table upload), {bytes / ms / 1e6:F0} GB/s of cache bytes");
+            Assert.All(outputs.ToArray(), x => Assert.True(Half.IsFinite(x)));
+        }
+    }
+
     /// <summary>A small case of every declared decode variant, for the sanitizers (SanitizerSmokeTests).</summary>
     internal void Small(int headDim, Element input)
     {
