@@ -53,16 +53,23 @@ public sealed class KernelGenerator : IIncrementalGenerator
                 (c, ct) => DeclarationReader.Read(c, DeclarationReader.KvAppendAttribute, ct))
             .WithTrackingName(TrackingNames.KvAppendDeclarations);
 
+        var pagedDecode = context.SyntaxProvider
+            .ForAttributeWithMetadataName(DeclarationReader.PagedDecodeAttribute, DeclarationReader.IsTypeDeclaration,
+                (c, ct) => DeclarationReader.Read(c, DeclarationReader.PagedDecodeAttribute, ct))
+            .WithTrackingName(TrackingNames.PagedDecodeDeclarations);
+
         var gemmSpecs = Register(context, gemm);
         var quantizeSpecs = Register(context, quantize);
         var attentionSpecs = Register(context, attention);
         var familySpecs = Register(context, attentionFamilies);
         var mergeSpecs = Register(context, merge);
         var kvAppendSpecs = Register(context, kvAppend);
+        var pagedDecodeSpecs = Register(context, pagedDecode);
 
         var registry = gemmSpecs.Collect().Combine(quantizeSpecs.Collect()).Combine(attentionSpecs.Collect()).Combine(familySpecs.Collect()).Combine(mergeSpecs.Collect())
-            .Combine(kvAppendSpecs.Collect())
-            .Select((all, _) => all.Left.Left.Left.Left.Left.Concat(all.Left.Left.Left.Left.Right).Concat(all.Left.Left.Left.Right).Concat(all.Left.Left.Right).Concat(all.Left.Right).Concat(all.Right)
+            .Combine(kvAppendSpecs.Collect()).Combine(pagedDecodeSpecs.Collect())
+            .Select((all, _) => all.Left.Left.Left.Left.Left.Left.Concat(all.Left.Left.Left.Left.Left.Right).Concat(all.Left.Left.Left.Left.Right).Concat(all.Left.Left.Left.Right)
+                .Concat(all.Left.Left.Right).Concat(all.Left.Right).Concat(all.Right)
                 .Select(s => new RegisteredKernel(s.Type.FullName, s is AttentionSpec)).ToEquatableArray())
             .WithTrackingName(TrackingNames.Registry);
         context.RegisterSourceOutput(registry, (ctx, names) =>
@@ -125,6 +132,7 @@ public sealed class KernelGenerator : IIncrementalGenerator
         AttentionSpec attention => AttentionLauncherWriter.Write(new AttentionPlan(attention)),
         LseMergeSpec merge => LseMergeWriter.WriteLauncher(merge),
         KvAppendSpec append => KvAppendLauncherWriter.Write(new KvAppendPlan(append)),
+        PagedDecodeSpec decode => PagedDecodeLauncherWriter.Write(new PagedDecodePlan(decode)),
         _ => throw new System.ArgumentException("Unknown kernel family " + spec.Family, nameof(spec)),
     };
 
@@ -136,6 +144,7 @@ public sealed class KernelGenerator : IIncrementalGenerator
         AttentionSpec attention => AttentionEmitter.Emit(new AttentionPlan(attention)),
         LseMergeSpec merge => LseMergeWriter.WriteCuda(merge),
         KvAppendSpec append => KvAppendKernelWriter.Write(new KvAppendPlan(append)),
+        PagedDecodeSpec decode => PagedDecodeKernelWriter.Write(new PagedDecodePlan(decode)),
         _ => throw new System.ArgumentException("Unknown kernel family " + spec.Family, nameof(spec)),
     };
 }

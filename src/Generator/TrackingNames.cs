@@ -8,6 +8,7 @@ public static class TrackingNames
     public const string AttentionDeclarations = "KernelDsl.AttentionDeclarations";
     public const string LseMergeDeclarations = "KernelDsl.LseMergeDeclarations";
     public const string KvAppendDeclarations = "KernelDsl.KvAppendDeclarations";
+    public const string PagedDecodeDeclarations = "KernelDsl.PagedDecodeDeclarations";
     public const string AttentionFamilies = "KernelDsl.AttentionFamilies";
     public const string Diagnostics = "KernelDsl.Diagnostics";
     public const string ValidSpecs = "KernelDsl.ValidSpecs";

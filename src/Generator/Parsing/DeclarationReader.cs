@@ -24,6 +24,7 @@ public static class DeclarationReader
     public const string AttentionAttribute = "KernelDsl.FlashAttentionForwardAttribute";
     public const string LseMergeAttribute = "KernelDsl.LseMergeAttribute";
     public const string KvAppendAttribute = "KernelDsl.KvCacheAppendAttribute";
+    public const string PagedDecodeAttribute = "KernelDsl.PagedDecodeAttribute";
     private const string SmemLayoutAttribute = "KernelDsl.SmemLayoutAttribute";
     private const string CopyAtomAttribute = "KernelDsl.CopyAtomAttribute";
     private const string MmaAtomAttribute = "KernelDsl.MmaAtomAttribute";
@@ -31,7 +32,7 @@ public static class DeclarationReader
     private const string AttentionFormsAttribute = "KernelDsl.AttentionFormsAttribute";
 
     /// <summary>Every family attribute's full name.</summary>
-    public static readonly string[] FamilyAttributes = [GemmAttribute, QuantizeAttribute, AttentionAttribute, LseMergeAttribute, KvAppendAttribute];
+    public static readonly string[] FamilyAttributes = [GemmAttribute, QuantizeAttribute, AttentionAttribute, LseMergeAttribute, KvAppendAttribute, PagedDecodeAttribute];
 
     /// <summary>The generator's defaults, which a test keeps equal to the attributes' property initializers.</summary>
     public static readonly ImmutableArray<Sm> DefaultTargets = [Sm.Sm80, Sm.Sm90];
@@ -221,6 +222,12 @@ public static class DeclarationReader
                     HeadDim = named.Int("HeadDim", 128), PageSize = named.Int("PageSize", 64), Input = named.Enum("Input", Element.F16),
                     Threads = named.Int("Threads", 128),
                 },
+                PagedDecodeAttribute => new PagedDecodeSpec
+                {
+                    Type = type, Targets = targets, SmemLayouts = smemLayouts, CopyAtoms = copyAtoms, Mma = mmaKind, PvMma = pvMmaKind,
+                    HeadDim = named.Int("HeadDim", 128), PageSize = named.Int("PageSize", 64), Input = named.Enum("Input", Element.F16),
+                    Warps = named.Int("Warps", 4), Stages = named.Int("Stages", 2),
+                },
                 _ => new QuantizeSpec
                 {
                     Type = type, Targets = targets, SmemLayouts = smemLayouts, CopyAtoms = copyAtoms, Mma = mmaKind, PvMma = pvMmaKind,
@@ -253,6 +260,7 @@ public static class DeclarationReader
                     AttentionSpec attention => AttentionValidator.Validate(attention),
                     LseMergeSpec merge => LseMergeValidator.Validate(merge),
                     KvAppendSpec append => KvAppendValidator.Validate(append),
+                    PagedDecodeSpec decode => PagedDecodeValidator.Validate(decode),
                     _ => ImmutableArray<Finding>.Empty,
                 });
             }

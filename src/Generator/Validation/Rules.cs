@@ -120,6 +120,9 @@ public static class Rules
     public static readonly Rule KvPageTooLarge = new("KDSL0701", "KV cache page does not fit the append kernel",
         "'{0}' appends into pages of {1} tokens × {2} channels: a block holds a page's 16-bit originals in shared memory, {3} bytes with its statistics, but a kernel may declare at most {4} statically; use PageSize ≤ {5} for HeadDim {2}");
 
+    public static readonly Rule DecodeStagesTooLarge = new("KDSL0702", "Decode page stages do not fit shared memory",
+        "'{0}' keeps {1} page stage(s) of K and V for each of its {2} warps: {3} bytes of shared memory a block, but {4} allows at most {5}; use Stages ≤ {6} or fewer Warps");
+
     public static readonly Rule[] All =
     [
         NotPartial, TwoFamilies, InvalidParameter, MissingLayout, Duplicate, UnknownOperand, MissingAtom, UnsupportedType, InvalidLike, EmptyAttentionFamily, FamilyKernelNameTaken, ModifierParameterName,
@@ -127,6 +130,6 @@ public static class Rules
         AtomTargetMismatch, AtomNotForFamily, FragmentMismatch,
         ModifierSignature, ModifierLoop, ModifierStatement, ModifierCall, ModifierAllocation, ModifierType,
         ModifierExternalState, DuplicateModifier, ModifierNotInSource, ModifierExpression, ModifierNondecreasing,
-        KvPageTooLarge,
+        KvPageTooLarge, DecodeStagesTooLarge,
     ];
 }

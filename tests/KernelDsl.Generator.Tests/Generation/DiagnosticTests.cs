@@ -778,6 +778,51 @@ public class DiagnosticTests
     }
 
     [Fact]
+    public void KDSL0702_decode_page_stages_over_the_shared_memory_limit()
+    {
+        // Four stages of 18 KB for each of 4 warps at D = 128: 304 KB, over sm_80's 163 KB and sm_90's 227 KB.
+        var d = Single("""
+            using KernelDsl;
+            namespace Users;
+            [PagedDecode(HeadDim = 128, Warps = 4, Stages = 4)]
+            public static partial class Decode;
+            """, "KDSL0702");
+        Assert.Contains("'Decode' keeps 4 page stage(s) of K and V for each of its 4 warps", d.GetMessage());
+        Assert.Contains("sm_80 allows at most 166912; use Stages ≤ 2 or fewer Warps", d.GetMessage());
+        Assert.Contains("[PagedDecode(", LineOf(d));
+    }
+
+    [Theory]
+    [InlineData("PageSize = 32", "PagedDecode.PageSize = 32 is invalid")]
+    [InlineData("HeadDim = 256", "PagedDecode.HeadDim = 256 is invalid")]
+    [InlineData("Input = Element.S8", "PagedDecode.Input = S8 is invalid")]
+    [InlineData("Warps = 3", "PagedDecode.Warps = 3 is invalid")]
+    [InlineData("Stages = 1", "PagedDecode.Stages = 1 is invalid")]
+    public void KDSL0003_a_paged_decode_parameter(string parameter, string expected)
+    {
+        var d = Single($$"""
+            using KernelDsl;
+            namespace Users;
+            [PagedDecode({{parameter}})]
+            public static partial class Decode;
+            """, "KDSL0003");
+        Assert.Contains(expected, d.GetMessage());
+    }
+
+    [Fact]
+    public void KDSL0402_a_paged_decode_takes_no_declared_atoms()
+    {
+        var d = Single("""
+            using KernelDsl;
+            namespace Users;
+            [PagedDecode(HeadDim = 128)]
+            [CopyAtom(Operand.V, CopyAtoms.LdsmTransPrmt)]
+            public static partial class Decode;
+            """, "KDSL0402");
+        Assert.Contains("the decode kernel's atoms follow from the cache's page layout", d.GetMessage());
+    }
+
+    [Fact]
     public void Every_rule_has_a_test_here_or_in_the_validator_tests()
     {
         var tested = new[] { typeof(DiagnosticTests), typeof(Modifiers.ModifierReaderTests) }.SelectMany(t => t.GetMethods())
