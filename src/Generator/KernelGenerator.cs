@@ -63,6 +63,11 @@ public sealed class KernelGenerator : IIncrementalGenerator
                 (c, ct) => DeclarationReader.Read(c, DeclarationReader.KvCodesAttribute, ct))
             .WithTrackingName(TrackingNames.KvCodesDeclarations);
 
+        var pagedDecode = context.SyntaxProvider
+            .ForAttributeWithMetadataName(DeclarationReader.PagedDecodeAttribute, DeclarationReader.IsTypeDeclaration,
+                (c, ct) => DeclarationReader.Read(c, DeclarationReader.PagedDecodeAttribute, ct))
+            .WithTrackingName(TrackingNames.PagedDecodeDeclarations);
+
         var gemmSpecs = Register(context, gemm);
         var quantizeSpecs = Register(context, quantize);
         var attentionSpecs = Register(context, attention);
@@ -71,10 +76,11 @@ public sealed class KernelGenerator : IIncrementalGenerator
         var kvAppendSpecs = Register(context, kvAppend);
         var kvStatisticsSpecs = Register(context, kvStatistics);
         var kvCodesSpecs = Register(context, kvCodes);
+        var pagedDecodeSpecs = Register(context, pagedDecode);
 
         var registry = gemmSpecs.Collect().Combine(quantizeSpecs.Collect()).Combine(attentionSpecs.Collect()).Combine(familySpecs.Collect()).Combine(mergeSpecs.Collect())
-            .Combine(kvAppendSpecs.Collect()).Combine(kvStatisticsSpecs.Collect()).Combine(kvCodesSpecs.Collect())
-            .Select((all, _) => all.Left.Left.Left.Left.Left.Left.Left.Concat(all.Left.Left.Left.Left.Left.Left.Right).Concat(all.Left.Left.Left.Left.Left.Right)
+            .Combine(kvAppendSpecs.Collect()).Combine(pagedDecodeSpecs.Collect()).Combine(kvStatisticsSpecs.Collect()).Combine(kvCodesSpecs.Collect())
+            .Select((all, _) => all.Left.Left.Left.Left.Left.Left.Left.Left.Concat(all.Left.Left.Left.Left.Left.Left.Left.Right).Concat(all.Left.Left.Left.Left.Left.Left.Right).Concat(all.Left.Left.Left.Left.Left.Right)
                 .Concat(all.Left.Left.Left.Left.Right).Concat(all.Left.Left.Left.Right).Concat(all.Left.Left.Right).Concat(all.Left.Right).Concat(all.Right)
                 .Select(s => new RegisteredKernel(s.Type.FullName, s is AttentionSpec)).ToEquatableArray())
             .WithTrackingName(TrackingNames.Registry);
@@ -140,6 +146,7 @@ public sealed class KernelGenerator : IIncrementalGenerator
         KvAppendSpec append => KvAppendLauncherWriter.Write(new KvAppendPlan(append)),
         KvStatisticsSpec statistics => KvStatisticsLauncherWriter.Write(new KvStatisticsPlan(statistics)),
         KvCodesSpec codes => KvCodesLauncherWriter.Write(new KvCodesPlan(codes)),
+        PagedDecodeSpec decode => PagedDecodeLauncherWriter.Write(new PagedDecodePlan(decode)),
         _ => throw new System.ArgumentException("Unknown kernel family " + spec.Family, nameof(spec)),
     };
 
@@ -153,6 +160,7 @@ public sealed class KernelGenerator : IIncrementalGenerator
         KvAppendSpec append => KvAppendKernelWriter.Write(new KvAppendPlan(append)),
         KvStatisticsSpec statistics => KvStatisticsKernelWriter.Write(new KvStatisticsPlan(statistics)),
         KvCodesSpec codes => KvCodesKernelWriter.Write(new KvCodesPlan(codes)),
+        PagedDecodeSpec decode => PagedDecodeKernelWriter.Write(new PagedDecodePlan(decode)),
         _ => throw new System.ArgumentException("Unknown kernel family " + spec.Family, nameof(spec)),
     };
 }

@@ -74,4 +74,14 @@ public class SanitizerSmokeTests(ITestOutputHelper output)
             tests.Small((string)row.Data);
         }
     }
+
+    [Fact]
+    public void Every_paged_decode_variant_once()
+    {
+        var tests = new KvCache.PagedDecodeGpuTests(output);
+        foreach (var (headDim, input) in new[] { (128, KernelDsl.Element.F16), (128, KernelDsl.Element.BF16), (64, KernelDsl.Element.F16) })
+        {
+            tests.Small(headDim, input);
+        }
+    }
 }

@@ -436,7 +436,7 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
     /// K smoothed per 64 keys and V per channel, in the layout <paramref name="vLayout"/> (null: the 16-bit P·V mode,
     /// which reads V as it is), into buffers from <paramref name="buffers"/>. Two passes over K and V: the statistics pass
     /// reads both once (K's channel mean, V's channel scales, and the NaN/Inf counts of both), then the codes pass reads
-    /// each once more: one KvCodes launch where one is declared for the layout, else K's and V's LaunchCodes (docs/PERF_NOTES.md §9).
+    /// each once more: one KvCodes launch where one is declared for the layout, else K's and V's LaunchCodes (docs/PERF_NOTES.md §10).
     /// </summary>
     private static KvCodes QuantizeKv<T>(CudaStream stream, TensorView<T> k, TensorView<T> v, AttentionDims shape, VLayout? vLayout,
         NonFiniteCounters? counters, IDeviceBufferSource buffers) where T : unmanaged

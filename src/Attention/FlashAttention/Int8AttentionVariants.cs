@@ -319,3 +319,24 @@ public static partial class Int8AttentionD64WgmmaFp8FusedQ;
 /// <summary>D = 64, causal, on wgmma with fp8 P·V, Q quantized per row in the kernel.</summary>
 [FlashAttentionForward(Like = typeof(Int8AttentionD64WgmmaFp8), QInput = Element.F16, Causal = true)]
 public static partial class Int8AttentionD64CausalWgmmaFp8FusedQ;
+
+// ---- Hopper, 64-row tiles, two blocks per SM (issue 14, short sequences) ----
+// One producer and one consumer warpgroup per block of 64 query rows, two blocks per SM (setmaxnreg: 128·24 + 128·232
+// registers each): twice the blocks of the 128-row kernel, so short and causal grids fill the SMs, and one block's
+// softmax overlaps the other's MMAs without pingpong barriers (SageAttention2's schedule, with TMA producers).
+
+/// <summary>D = 128 on wgmma, 64-row blocks, two per SM, three stages, Q quantized per row in the kernel.</summary>
+[FlashAttentionForward(Like = typeof(Int8AttentionD128WgmmaFusedQ), BlockM = 64, Warps = 8, MinBlocksPerSm = 2)]
+public static partial class Int8AttentionD128WgmmaBlockM64;
+
+/// <summary>D = 128, causal, on wgmma, 64-row blocks, two per SM.</summary>
+[FlashAttentionForward(Like = typeof(Int8AttentionD128WgmmaFusedQ), BlockM = 64, Warps = 8, MinBlocksPerSm = 2, Causal = true)]
+public static partial class Int8AttentionD128CausalWgmmaBlockM64;
+
+/// <summary>D = 64 on wgmma, 64-row blocks, two per SM, Q quantized per row in the kernel.</summary>
+[FlashAttentionForward(Like = typeof(Int8AttentionD64WgmmaFusedQ), BlockM = 64, Warps = 8, MinBlocksPerSm = 2)]
+public static partial class Int8AttentionD64WgmmaBlockM64;
+
+/// <summary>D = 64, causal, on wgmma, 64-row blocks, two per SM.</summary>
+[FlashAttentionForward(Like = typeof(Int8AttentionD64WgmmaFusedQ), BlockM = 64, Warps = 8, MinBlocksPerSm = 2, Causal = true)]
+public static partial class Int8AttentionD64CausalWgmmaBlockM64;

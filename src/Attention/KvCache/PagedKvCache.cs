@@ -21,7 +21,7 @@ public sealed record KvDevicePageTable(DeviceBuffer<int> Table, int TablePages, 
 /// sequence, a shape that does not match, an append past the pool's capacity) comes before any change or launch.
 /// Not thread-safe.
 /// </summary>
-public sealed class PagedKvCache : IDisposable
+public sealed partial class PagedKvCache : IDisposable
 {
     /// <summary>A generated launcher, as a value.</summary>
     private delegate void AppendLaunch<T>(CudaStream stream, DeviceBuffer<T> kNew, DeviceBuffer<T> vNew, ReadOnlySpan<int> cuNewTokens, ReadOnlySpan<int> lengths,
@@ -174,9 +174,9 @@ public sealed class PagedKvCache : IDisposable
 
     public void Dispose()
     {
-        foreach (var buffer in new IDisposable[] { KCodes, VCodes, KScale, KMean, VScale, _kStaging, _vStaging, _workspace })
+        foreach (var buffer in new IDisposable?[] { KCodes, VCodes, KScale, KMean, VScale, _kStaging, _vStaging, _workspace, _decodeWorkspace, _partialO, _partialLse })
         {
-            buffer.Dispose();
+            buffer?.Dispose();
         }
     }
 }

@@ -1,6 +1,6 @@
 namespace KernelDsl.Attention.Quantization;
 
-// The statistics pass of K and V (docs/PERF_NOTES.md §9): K's channel mean and V's channel scale from one read of both,
+// The statistics pass of K and V (docs/PERF_NOTES.md §10): K's channel mean and V's channel scale from one read of both,
 // spread over slices of 256 tokens. Int8Attention then writes the codes with the Quantize variants' LaunchCodes. V's scale
 // depends on its codes' type, so fp8 P·V's V (e4m3, absmax / 448) has variants of its own.
 
@@ -52,7 +52,7 @@ public static partial class KvStatisticsD256;
 [KvStatistics(Input = Element.BF16, HeadDim = 256)]
 public static partial class KvStatisticsD256Bf16;
 
-// The codes pass after the statistics pass (docs/PERF_NOTES.md §9): K per 64 keys and V in each layout the attention
+// The codes pass after the statistics pass (docs/PERF_NOTES.md §10): K per 64 keys and V in each layout the attention
 // kernels read, from one more read of both, in one launch. Declared beside the statistics variants they follow.
 
 /// <summary>K and V codes, f16, D = 128: V int8 [B][H][S][D].</summary>

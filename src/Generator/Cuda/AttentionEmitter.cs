@@ -51,7 +51,7 @@ public static class AttentionEmitter
         var kernel = new WgmmaAttentionKernelWriter(plan);
         var w = new CodeWriter();
         CudaPrelude.Write(w, spec,
-            $"INT8 FlashAttention forward for Hopper, head dim {spec.HeadDim}{(spec.Causal ? ", causal (bottom-right aligned)" : "")}: warp-specialized, 1 producer + {plan.ConsumerWarpgroups} consumer warpgroups.",
+            $"INT8 FlashAttention forward for Hopper, head dim {spec.HeadDim}{(spec.Causal ? ", causal (bottom-right aligned)" : "")}: warp-specialized, 1 producer + {plan.ConsumerWarpgroups} consumer warpgroup{(plan.ConsumerWarpgroups == 1 ? "" : "s")}{(plan.MinBlocksPerSm == 1 ? "" : $", {plan.MinBlocksPerSm} blocks per SM")}.",
             plan.QuantizesQ
                 ? $"Producer: TMA loads of K, V per stage onto mbarriers. Consumers: Q read as {spec.QInput.CudaName()} and quantized per row, S = Q·Kᵀ on {plan.Qk.Ptx} (shared × shared),"
                 : $"Producer: TMA loads of Q (once) and K, V per stage onto mbarriers. Consumers: S = Q·Kᵀ on {plan.Qk.Ptx} (shared × shared),",

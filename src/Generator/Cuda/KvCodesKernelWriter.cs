@@ -7,7 +7,7 @@ namespace KernelDsl.Generator.Cuda;
 
 /// <summary>
 /// The KvCodes family's CUDA: one kernel that writes K's and V's codes from one more read of both, after the KvStatistics
-/// pass (docs/PERF_NOTES.md §9). One block per (batch·head, tile of KScaleKeys tokens): every thread issues all its K
+/// pass (docs/PERF_NOTES.md §10). One block per (batch·head, tile of KScaleKeys tokens): every thread issues all its K
 /// and V loads of the tile first, then K's tile absmax, K's codes and V's codes follow. The float steps are the Quantize
 /// family's helpers (written by <see cref="QuantizeKernelWriter"/>), so the codes equal the per-operand kernels' and the
 /// CPU reference's bit for bit.

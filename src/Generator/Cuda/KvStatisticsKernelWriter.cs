@@ -5,7 +5,7 @@ namespace KernelDsl.Generator.Cuda;
 
 /// <summary>
 /// The KvStatistics family's CUDA: K's channel mean and V's channel scale over all tokens, from one read of K and V
-/// together spread over many blocks (docs/PERF_NOTES.md §9). The partials kernel gives each block one slice of
+/// together spread over many blocks (docs/PERF_NOTES.md §10). The partials kernel gives each block one slice of
 /// SliceTokens tokens of one (batch, head); the combine kernel adds the slices in slice order. Every sum is a rounded
 /// float32 add in a fixed order, so the CPU reference (QuantizeReference with MeanSliceTokens) repeats the mean bit for bit.
 /// </summary>

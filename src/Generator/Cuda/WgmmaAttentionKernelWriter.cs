@@ -13,20 +13,13 @@ namespace KernelDsl.Generator.Cuda;
 /// </summary>
 public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
 {
-    /// <summary>
-    /// Registers a producer thread keeps, and what each consumer thread may take: 128·24 + 256·240 ≤ 65536; with Recipe D
-    /// the producer's warps transpose V, so they keep 40 (128·40 + 256·232 ≤ 65536).
-    /// </summary>
-    private int ProducerRegisters => plan.InKernelTransposedV ? 40 : 24;
-    private int ConsumerRegisters => plan.InKernelTransposedV ? 232 : 240;
-
     private readonly AttentionSpec _spec = plan.Spec;
     private CodeWriter _w = null!;
 
     public void WriteKernel(CodeWriter w)
     {
         _w = w;
-        w.Line($"extern \"C\" __global__ void __launch_bounds__({plan.Threads}, 1)");
+        w.Line($"extern \"C\" __global__ void __launch_bounds__({plan.Threads}, {plan.MinBlocksPerSm})");
         KernelSignatureWriter.WriteDeclaration(w, _spec.KernelPrefix, plan.Signature);
         w.Raw("{");
         w.Indent();
@@ -123,7 +116,7 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
         }
         _w.Block($"if (wg == 0)", () =>
         {
-            _w.Line($"kdsl_setmaxnreg_dec<{ProducerRegisters}>();");
+            _w.Line($"kdsl_setmaxnreg_dec<{plan.ProducerRegisters}>();");
             if (plan.InKernelTransposedV)
             {
                 var load = CopyAtom.Get(CopyAtomKind.LdsmTransPrmt).ProgramFor(OperandStorage.KN, TokenOrder.Pi)!;
@@ -212,7 +205,7 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
         var d = s.HeadDim;
         var stages = s.Stages;
         _w.Line($"// Consumer warpgroups: {plan.ConsumerWarpgroups} × 64 query rows; warp w of a warpgroup owns 16 of them, as in an m16 MMA.");
-        _w.Line($"kdsl_setmaxnreg_inc<{ConsumerRegisters}>();");
+        _w.Line($"kdsl_setmaxnreg_inc<{plan.ConsumerRegisters}>();");
         _w.Line($"const int cg = wg - 1;");
         _w.Line($"const int warp_row = cg * 64 + ({N.Warp} & 3) * 16;");
         _w.Line($"float {N.RowMax}[2] = {{-KDSL_INF, -KDSL_INF}}, {N.RowSum}[2] = {{0.f, 0.f}};");

@@ -1,3 +1,4 @@
+using System;
 using KernelDsl.Generator.Atoms;
 
 namespace KernelDsl.Generator.Model;
@@ -24,6 +25,14 @@ public sealed record AttentionPlan(AttentionSpec Spec)
     public bool WarpSpecialized => Qk.IsWarpgroup;
     /// <summary>Warpgroups that compute (all warps but the producer's four), 64 query rows each.</summary>
     public int ConsumerWarpgroups => Spec.Warps / 4 - 1;
+
+    /// <summary>
+    /// The wgmma form's setmaxnreg budgets. A producer thread keeps 24 registers (40 with Recipe D, whose producer warps
+    /// transpose V); the consumers share the rest of the block's 65536 / MinBlocksPerSm, in multiples of 8, at most 240:
+    /// 128·24 + 256·240 ≤ 65536 for two consumer warpgroups, 128·24 + 128·232 ≤ 32768 for one at two blocks per SM.
+    /// </summary>
+    public int ProducerRegisters => InKernelTransposedV ? 40 : 24;
+    public int ConsumerRegisters => Math.Min(240, (65536 / Spec.MinBlocksPerSm - 128 * ProducerRegisters) / (128 * ConsumerWarpgroups) / 8 * 8);
     /// <summary>Keys per K scale: the K quantize kernel's BlockRows; BlockN unless declared smaller.</summary>
     public int KScaleKeys => Spec.KScaleKeys == 0 ? Spec.BlockN : Spec.KScaleKeys;
     /// <summary>K scales one block of keys spans.</summary>
@@ -53,7 +62,8 @@ public sealed record AttentionPlan(AttentionSpec Spec)
     public int MinBlocksPerSm => Spec.MinBlocksPerSm;
     /// <summary>The tile configuration in words, e.g. "128×64 / 8 warps / 2 stages / 1 block/SM": what the autotuner reports (no commas: it lands in CSV).</summary>
     public string Tile => WarpSpecialized
-        ? $"{Spec.BlockM}×{Spec.BlockN} / wgmma 1+{ConsumerWarpgroups} warpgroups{(Spec.Pingpong ? " pingpong" : "")} / {Stages}{(QuantizesQ ? " / Q per row in kernel" : "")}"
+        ? $"{Spec.BlockM}×{Spec.BlockN} / wgmma 1+{ConsumerWarpgroups} warpgroup{(ConsumerWarpgroups == 1 ? "" : "s")}{(Spec.Pingpong ? " pingpong" : "")} / {Stages}" +
+          (Spec.MinBlocksPerSm == 1 ? "" : $" / {Spec.MinBlocksPerSm} blocks/SM") + (QuantizesQ ? " / Q per row in kernel" : "")
         : $"{Spec.BlockM}×{Spec.BlockN} / {Spec.Warps} warps / {Stages} / {Spec.MinBlocksPerSm} block{(Spec.MinBlocksPerSm == 1 ? "" : "s")}/SM";
 
     private string Stages => $"{Spec.Stages} stage{(Spec.Stages == 1 ? "" : "s")}";
@@ -63,7 +73,7 @@ public sealed record AttentionPlan(AttentionSpec Spec)
     /// </summary>
     public string TileName => WarpSpecialized
         ? "wgmma" + (Spec.BlockM == 128 && Spec.BlockN == 128 ? "" : $"-{Spec.BlockM}x{Spec.BlockN}") + (ConsumerWarpgroups == 2 ? "" : $"-wg{ConsumerWarpgroups}")
-            + (Spec.Pingpong ? "-pingpong" : "") + $"-s{Spec.Stages}" + (QuantizesQ ? "-qrow" : "")
+            + (Spec.Pingpong ? "-pingpong" : "") + $"-s{Spec.Stages}" + (Spec.MinBlocksPerSm == 1 ? "" : $"-b{Spec.MinBlocksPerSm}") + (QuantizesQ ? "-qrow" : "")
         : $"{Spec.BlockM}x{Spec.BlockN}-w{Spec.Warps}-s{Spec.Stages}" + (Spec.MinBlocksPerSm == 1 ? "" : $"-b{Spec.MinBlocksPerSm}");
     public Element VElement => F16Pv || Fp8Pv ? Pv.BElement : Element.S8;
     public int VBytes => VElement.SizeInBytes();

@@ -26,6 +26,7 @@ public static class DeclarationReader
     public const string KvAppendAttribute = "KernelDsl.KvCacheAppendAttribute";
     public const string KvStatisticsAttribute = "KernelDsl.KvStatisticsAttribute";
     public const string KvCodesAttribute = "KernelDsl.KvCodesAttribute";
+    public const string PagedDecodeAttribute = "KernelDsl.PagedDecodeAttribute";
     private const string SmemLayoutAttribute = "KernelDsl.SmemLayoutAttribute";
     private const string CopyAtomAttribute = "KernelDsl.CopyAtomAttribute";
     private const string MmaAtomAttribute = "KernelDsl.MmaAtomAttribute";
@@ -33,7 +34,7 @@ public static class DeclarationReader
     private const string AttentionFormsAttribute = "KernelDsl.AttentionFormsAttribute";
 
     /// <summary>Every family attribute's full name.</summary>
-    public static readonly string[] FamilyAttributes = [GemmAttribute, QuantizeAttribute, AttentionAttribute, LseMergeAttribute, KvAppendAttribute, KvStatisticsAttribute, KvCodesAttribute];
+    public static readonly string[] FamilyAttributes = [GemmAttribute, QuantizeAttribute, AttentionAttribute, LseMergeAttribute, KvAppendAttribute, PagedDecodeAttribute, KvStatisticsAttribute, KvCodesAttribute];
 
     /// <summary>The generator's defaults, which a test keeps equal to the attributes' property initializers.</summary>
     public static readonly ImmutableArray<Sm> DefaultTargets = [Sm.Sm80, Sm.Sm90];
@@ -236,6 +237,12 @@ public static class DeclarationReader
                     VOutput = named.Enum("VOutput", Element.S8), VTransposed = named.Bool("VTransposed", false),
                     TransposedOrder = named.Enum("TransposedOrder", TokenOrder.Pi), TransposePad = named.Int("TransposePad", 64), Threads = named.Int("Threads", 256),
                 },
+                PagedDecodeAttribute => new PagedDecodeSpec
+                {
+                    Type = type, Targets = targets, SmemLayouts = smemLayouts, CopyAtoms = copyAtoms, Mma = mmaKind, PvMma = pvMmaKind,
+                    HeadDim = named.Int("HeadDim", 128), PageSize = named.Int("PageSize", 64), Input = named.Enum("Input", Element.F16),
+                    Warps = named.Int("Warps", 4), Stages = named.Int("Stages", 2),
+                },
                 _ => new QuantizeSpec
                 {
                     Type = type, Targets = targets, SmemLayouts = smemLayouts, CopyAtoms = copyAtoms, Mma = mmaKind, PvMma = pvMmaKind,
@@ -270,6 +277,7 @@ public static class DeclarationReader
                     KvAppendSpec append => KvAppendValidator.Validate(append),
                     KvStatisticsSpec statistics => KvStatisticsValidator.Validate(statistics),
                     KvCodesSpec codes => KvCodesValidator.Validate(codes),
+                    PagedDecodeSpec decode => PagedDecodeValidator.Validate(decode),
                     _ => ImmutableArray<Finding>.Empty,
                 });
             }

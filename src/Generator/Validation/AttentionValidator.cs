@@ -70,13 +70,18 @@ public static class AttentionValidator
             {
                 Bad(nameof(spec.HeadDim), spec.HeadDim, WarpgroupHeadDimReason(spec.HeadDim));
             }
-            if (spec.Warps != 12)
+            if (spec.Warps is not (8 or 12))
             {
-                Bad(nameof(spec.Warps), spec.Warps, "the wgmma kernel runs one producer and two consumer warpgroups, whose setmaxnreg budgets share one SM's registers: use 12 warps");
+                Bad(nameof(spec.Warps), spec.Warps, "the wgmma kernel runs one producer warpgroup and one or two consumer warpgroups, whose setmaxnreg budgets share the SM's registers: use 8 or 12 warps");
             }
-            if (spec.MinBlocksPerSm != 1)
+            else if (spec.MinBlocksPerSm is < 1 or > 2 || (spec.MinBlocksPerSm == 2 && spec.Warps != 8))
             {
-                Bad(nameof(spec.MinBlocksPerSm), spec.MinBlocksPerSm, "the wgmma kernel's register budgets (setmaxnreg) assume one block per SM: use 1");
+                Bad(nameof(spec.MinBlocksPerSm), spec.MinBlocksPerSm,
+                    "the wgmma kernel's register budgets (setmaxnreg) fit one block per SM, or two with one consumer warpgroup (8 warps): use 1, or 2 with Warps = 8");
+            }
+            if (spec.Pingpong && spec.Warps != 12)
+            {
+                Bad(nameof(spec.Pingpong), true, "pingpong alternates two consumer warpgroups: use 12 warps");
             }
         }
         else if (spec.HeadDim is not (64 or 96 or 128 or 256))
@@ -253,6 +258,9 @@ public static class AttentionValidator
     }
 
     /// <summary>The Hopper form's tiles, layouts and the π agreement of P and V (a build-time proof: P's order is fixed by the atoms, V's by the recipe).</summary>
+    /// <summary>An sm_90 SM's shared memory, and what the hardware keeps of it for each resident block (CUDA's occupancy rules).</summary>
+    private const int SharedMemoryPerSm = 228 * 1024, ReservedSharedMemoryPerBlock = 1024;
+
     private static ImmutableArray<Finding> ValidateWarpgroup(List<Finding> findings, AttentionPlan plan, bool adviseAtoms)
     {
         var spec = plan.Spec;
@@ -285,6 +293,11 @@ public static class AttentionValidator
         DeclarationRules.CheckSharedMemory(findings, spec, plan.SharedMemoryBytes,
             $"{AttentionPlan.TmaAlignment} alignment + Q {plan.QStageBytes} bytes + {Wording.Count(spec.Stages, "stage")} × (K {plan.KStageBytes} + V {plan.VStageBytes}" +
             (plan.InKernelTransposedV ? $" + staged V {plan.VStagingBytes}" : "") + $" bytes) + {plan.Barriers} mbarriers");
+        if (spec.MinBlocksPerSm > 1 && spec.MinBlocksPerSm * (plan.SharedMemoryBytes + ReservedSharedMemoryPerBlock) > SharedMemoryPerSm)
+        {
+            findings.Add(Finding.Of(Rules.InvalidParameter, FindingTarget.Family, "FlashAttentionForward.MinBlocksPerSm", spec.MinBlocksPerSm,
+                $"{spec.MinBlocksPerSm} blocks of {plan.SharedMemoryBytes} bytes (+ {ReservedSharedMemoryPerBlock} the hardware reserves for each) exceed an sm_90 SM's {SharedMemoryPerSm} bytes of shared memory: use fewer stages or 1 block"));
+        }
         if (!HasErrors(findings))
         {
             var p = plan.ComposeP();

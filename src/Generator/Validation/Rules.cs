@@ -120,8 +120,10 @@ public static class Rules
     public static readonly Rule KvPageTooLarge = new("KDSL0701", "KV cache page does not fit the append kernel",
         "'{0}' appends into pages of {1} tokens × {2} channels: a block holds a page's 16-bit originals in shared memory, {3} bytes with its statistics, but a kernel may declare at most {4} statically; use PageSize ≤ {5} for HeadDim {2}");
 
-    public static readonly Rule KvStatisticsSharedMemory = new("KDSL0702", "K/V statistics block does not fit shared memory",
+    public static readonly Rule KvStatisticsSharedMemory = new("KDSL0703", "K/V statistics block does not fit shared memory",
         "'{0}' combines its {1} threads' K sums and V maxima in shared memory, in a fixed order: {2} bytes for HeadDim {3}, but a kernel may declare at most {4} statically; use Threads ≤ {5}");
+    public static readonly Rule DecodeStagesTooLarge = new("KDSL0702", "Decode page stages do not fit shared memory",
+        "'{0}' keeps {1} page stage(s) of K and V for each of its {2} warps: {3} bytes of shared memory a block, but {4} allows at most {5}; use Stages ≤ {6} or fewer Warps");
 
     public static readonly Rule[] All =
     [
@@ -130,6 +132,6 @@ public static class Rules
         AtomTargetMismatch, AtomNotForFamily, FragmentMismatch,
         ModifierSignature, ModifierLoop, ModifierStatement, ModifierCall, ModifierAllocation, ModifierType,
         ModifierExternalState, DuplicateModifier, ModifierNotInSource, ModifierExpression, ModifierNondecreasing,
-        KvPageTooLarge, KvStatisticsSharedMemory,
+        KvPageTooLarge, DecodeStagesTooLarge, KvStatisticsSharedMemory,
     ];
 }

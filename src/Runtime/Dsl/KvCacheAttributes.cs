@@ -20,3 +20,26 @@ public sealed class KvCacheAppendAttribute : Attribute
     /// <summary>Architectures the variant must compile for.</summary>
     public Sm[] Targets { get; set; } = [Sm.Sm80, Sm.Sm90];
 }
+
+/// <summary>
+/// Declares the decode attention kernel over a paged INT8 KV cache (docs/KV_CACHE.md, issue 16): Sq from 1 to 16 query
+/// tokens per sequence and the query heads sharing a KV head packed into the rows of one 16-row MMA tile, each sequence's
+/// pages split across blocks (flash-decoding), the splits merged by their log-sum-exp. Q is quantized to int8 per row
+/// inside the kernel; S = Q·Kᵀ and P·V run on int8 tensor cores with the page's K mean and V scales folded per page.
+/// </summary>
+[AttributeUsage(AttributeTargets.Class | AttributeTargets.Struct, Inherited = false)]
+public sealed class PagedDecodeAttribute : Attribute
+{
+    /// <summary>Channels per head: 64 or 128.</summary>
+    public int HeadDim { get; set; } = 128;
+    /// <summary>Tokens per page: 64, the cache's K scale and mean granularity and one step of the kernel's key loop.</summary>
+    public int PageSize { get; set; } = 64;
+    /// <summary>Element of Q and O: <see cref="Element.F16"/> or <see cref="Element.BF16"/>.</summary>
+    public Element Input { get; set; } = Element.F16;
+    /// <summary>Warps per block; each walks its own pages of the block's split with its own softmax state.</summary>
+    public int Warps { get; set; } = 4;
+    /// <summary>Pages each warp keeps in flight with cp.async (its K and V page, K mean and V scales per stage).</summary>
+    public int Stages { get; set; } = 2;
+    /// <summary>Architectures the variant must compile for.</summary>
+    public Sm[] Targets { get; set; } = [Sm.Sm80, Sm.Sm90];
+}

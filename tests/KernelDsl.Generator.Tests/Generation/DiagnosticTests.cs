@@ -447,13 +447,37 @@ public class DiagnosticTests
     [InlineData("KScaleKeys = 64", "KScaleKeys = 48", "FlashAttentionForward.KScaleKeys = 48")]
     [InlineData("Warps = 12", "Warps = 16", "FlashAttentionForward.Warps = 16")]
     [InlineData("Stages = 2", "Stages = 1", "FlashAttentionForward.Stages = 1")]
-    [InlineData("Warps = 12", "Warps = 8", "FlashAttentionForward.Warps = 8")]
+    [InlineData("Warps = 12", "Warps = 4", "FlashAttentionForward.Warps = 4")]
     [InlineData("Stages = 2,", "Stages = 2, MinBlocksPerSm = 2,", "FlashAttentionForward.MinBlocksPerSm = 2")]
     [InlineData("HeadDim = 128", "HeadDim = 96", "FlashAttentionForward.HeadDim = 96")]
     public void KDSL0003_wgmma_parameters(string from, string to, string expected)
     {
         var d = Single(WgmmaAttention.Replace(from, to), "KDSL0003");
         Assert.Contains(expected, d.GetMessage());
+    }
+
+    [Fact]
+    public void The_wgmma_declaration_with_one_consumer_warpgroup_fits_two_blocks_per_SM()
+    {
+        var run = GeneratorHarness.RunGenerator(WgmmaAttention.Replace("BlockM = 128", "BlockM = 64").Replace("Warps = 12", "Warps = 8").Replace("Stages = 2,", "Stages = 3, MinBlocksPerSm = 2,"));
+        Assert.Empty(run.GeneratorDiagnostics);
+    }
+
+    [Fact]
+    public void KDSL0003_pingpong_with_one_consumer_warpgroup()
+    {
+        var d = Single(WgmmaAttention.Replace("BlockM = 128", "BlockM = 64").Replace("Warps = 12", "Warps = 8, Pingpong = true"), "KDSL0003");
+        Assert.Contains("FlashAttentionForward.Pingpong", d.GetMessage());
+        Assert.Contains("alternates two consumer warpgroups", d.GetMessage());
+    }
+
+    [Fact]
+    public void KDSL0003_two_wgmma_blocks_whose_shared_memory_exceeds_the_SM()
+    {
+        // 64 rows + 4 stages of 128-key K and V: 1024 + 8192 + 4 × 32768 + barriers = 140 KB a block, 282 KB for two.
+        var d = Single(WgmmaAttention.Replace("BlockM = 128", "BlockM = 64").Replace("Warps = 12", "Warps = 8").Replace("Stages = 2,", "Stages = 4, MinBlocksPerSm = 2,"), "KDSL0003");
+        Assert.Contains("FlashAttentionForward.MinBlocksPerSm = 2", d.GetMessage());
+        Assert.Contains("exceed an sm_90 SM's 233472 bytes of shared memory", d.GetMessage());
     }
 
     [Fact]
@@ -754,7 +778,52 @@ public class DiagnosticTests
     }
 
     [Fact]
-    public void KDSL0702_a_kv_statistics_block_too_large_for_shared_memory()
+    public void KDSL0702_decode_page_stages_over_the_shared_memory_limit()
+    {
+        // Four stages of 18 KB for each of 4 warps at D = 128: 304 KB, over sm_80's 163 KB and sm_90's 227 KB.
+        var d = Single("""
+            using KernelDsl;
+            namespace Users;
+            [PagedDecode(HeadDim = 128, Warps = 4, Stages = 4)]
+            public static partial class Decode;
+            """, "KDSL0702");
+        Assert.Contains("'Decode' keeps 4 page stage(s) of K and V for each of its 4 warps", d.GetMessage());
+        Assert.Contains("sm_80 allows at most 166912; use Stages ≤ 2 or fewer Warps", d.GetMessage());
+        Assert.Contains("[PagedDecode(", LineOf(d));
+    }
+
+    [Theory]
+    [InlineData("PageSize = 32", "PagedDecode.PageSize = 32 is invalid")]
+    [InlineData("HeadDim = 256", "PagedDecode.HeadDim = 256 is invalid")]
+    [InlineData("Input = Element.S8", "PagedDecode.Input = S8 is invalid")]
+    [InlineData("Warps = 3", "PagedDecode.Warps = 3 is invalid")]
+    [InlineData("Stages = 1", "PagedDecode.Stages = 1 is invalid")]
+    public void KDSL0003_a_paged_decode_parameter(string parameter, string expected)
+    {
+        var d = Single($$"""
+            using KernelDsl;
+            namespace Users;
+            [PagedDecode({{parameter}})]
+            public static partial class Decode;
+            """, "KDSL0003");
+        Assert.Contains(expected, d.GetMessage());
+    }
+
+    [Fact]
+    public void KDSL0402_a_paged_decode_takes_no_declared_atoms()
+    {
+        var d = Single("""
+            using KernelDsl;
+            namespace Users;
+            [PagedDecode(HeadDim = 128)]
+            [CopyAtom(Operand.V, CopyAtoms.LdsmTransPrmt)]
+            public static partial class Decode;
+            """, "KDSL0402");
+        Assert.Contains("the decode kernel's atoms follow from the cache's page layout", d.GetMessage());
+    }
+
+    [Fact]
+    public void KDSL0703_a_kv_statistics_block_too_large_for_shared_memory()
     {
         // 1024 threads at D = 128 are 64 token lanes × 128 channels of sums and of maxima: 64 KB, over the 48 KB a kernel declares statically.
         var d = Single("""
@@ -762,7 +831,7 @@ public class DiagnosticTests
             namespace Users;
             [KvStatistics(HeadDim = 128, Threads = 1024)]
             public static partial class Statistics;
-            """, "KDSL0702");
+            """, "KDSL0703");
         Assert.Contains("'Statistics' combines its 1024 threads' K sums and V maxima in shared memory, in a fixed order: 65536 bytes for HeadDim 128", d.GetMessage());
         Assert.Contains("use Threads ≤ 512", d.GetMessage());
         Assert.Contains("[KvStatistics(", LineOf(d));

@@ -62,6 +62,25 @@ public class IncrementalityTests
         Assert.Contains(Reasons(result), r => r.Step == TrackingNames.EmittedSources && r.Reason == IncrementalStepRunReason.Modified);
     }
 
+    [Fact]
+    public void A_paged_decode_caches_through_a_comment_and_reemits_on_its_stages()
+    {
+        const string Decode = """
+            using KernelDsl;
+            namespace Users;
+            [PagedDecode(HeadDim = 64, Stages = 2)]
+            public static partial class Decode;
+            """;
+        static IEnumerable<(string Step, IncrementalStepRunReason Reason)> DecodeReasons(GeneratorRunResult result) =>
+            new[] { TrackingNames.PagedDecodeDeclarations, TrackingNames.EmittedSources }.Where(result.TrackedSteps.ContainsKey)
+                .SelectMany(step => result.TrackedSteps[step].SelectMany(s => s.Outputs).Select(o => (step, o.Reason)));
+        var comment = DecodeReasons(Rerun(Decode, "// a comment\n" + Decode)).ToList();
+        Assert.Contains(comment, r => r.Step == TrackingNames.EmittedSources);
+        Assert.All(comment, r => Assert.True(r.Reason is IncrementalStepRunReason.Cached or IncrementalStepRunReason.Unchanged, $"{r.Step} was {r.Reason}"));
+        Assert.Contains(DecodeReasons(Rerun(Decode, Decode.Replace("Stages = 2", "Stages = 3", StringComparison.Ordinal))),
+            r => r.Step == TrackingNames.EmittedSources && r.Reason == IncrementalStepRunReason.Modified);
+    }
+
     /// <summary>The declaration with a KDSL0301 (BlockK not a multiple of the MMA's k): it gets placeholder members instead of a kernel.</summary>
     private static readonly string Broken = Declaration.Replace("BlockK = 64", "BlockK = 48", StringComparison.Ordinal);
 

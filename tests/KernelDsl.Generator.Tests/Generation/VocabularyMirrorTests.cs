@@ -93,6 +93,17 @@ public class VocabularyMirrorTests
     }
 
     [Fact]
+    public void PagedDecode_defaults_match_the_attribute()
+    {
+        var attribute = new KernelDsl.PagedDecodeAttribute();
+        var run = GeneratorHarness.RunGenerator("using KernelDsl;\n[PagedDecode]\npublic static partial class Decode;\n");
+        var step = run.Result.Results.Single().TrackedSteps[KernelDsl.Generator.TrackingNames.PagedDecodeDeclarations].Single().Outputs.Single().Value;
+        var spec = (PagedDecodeSpec)((DeclarationResult)step).Spec!;
+        Assert.Equal((attribute.HeadDim, attribute.PageSize, (int)attribute.Input, attribute.Warps, attribute.Stages), (spec.HeadDim, spec.PageSize, (int)spec.Input, spec.Warps, spec.Stages));
+        Assert.Equal(attribute.Targets.Select(t => (int)t), spec.Targets.Select(t => (int)t));
+    }
+
+    [Fact]
     public void KvCodes_defaults_match_the_attribute()
     {
         var attribute = new KernelDsl.KvCodesAttribute();

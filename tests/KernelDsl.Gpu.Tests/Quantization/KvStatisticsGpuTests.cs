@@ -8,7 +8,7 @@ using KernelDsl.Runtime.Tests;
 namespace GpuTests.Quantization;
 
 /// <summary>
-/// K and V quantized as Int8Attention does it (docs/PERF_NOTES.md §9): the KvStatistics pass (K's channel mean and V's
+/// K and V quantized as Int8Attention does it (docs/PERF_NOTES.md §10): the KvStatistics pass (K's channel mean and V's
 /// channel scales from one read of both), then the codes, either with the Quantize variants' LaunchCodes or with the
 /// KvCodes pass (K's and V's codes in one launch). Everything is
 /// compared with the CPU reference element for element — K and V codes byte for byte, K's scales, K's mean and V's scales

@@ -1,0 +1,204 @@
+using KernelDsl.Attention.Reference;
+
+namespace KernelDsl.Attention.KvCache;
+
+/// <summary>
+/// CPU references of decode over the paged INT8 cache (docs/KV_CACHE.md). <see cref="Dequantized"/> is float64 attention
+/// over what the cache stores, so its distance to float64 over the original tokens is the cache's own error.
+/// <see cref="Int8"/> repeats the decode kernel's arithmetic: Q rounded to int8 per row, int32 S per page plus q·mean,
+/// exp2 softmax with P rounded to u8 (×255) against each warp's running max, int32 P·V times the page's V scales, the
+/// warps of a split and then the splits merged by LSE; so the GPU's distance to it is the kernel's float rounding alone.
+/// </summary>
+public static class PagedDecodeReference
+{
+    private const double PScale = 255;
+
+    /// <summary>
+    /// Float64 decode (causal, bottom-right) of <paramref name="batch"/> over <paramref name="model"/>'s dequantized pages;
+    /// <paramref name="queries"/> holds each sequence's [Hq][Sq][D].
+    /// </summary>
+    public static IReadOnlyList<Float64AttentionResult> Dequantized(KvCacheModel model, IReadOnlyList<int> batch, IReadOnlyList<double[]> queries, int headsQ,
+        double? softmaxScale = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        var (k, v) = model.Dequantize();
+        return PagedAttentionReference.Forward(model.Table, batch, queries, k, v, headsQ, model.HeadsKv, model.HeadDim, causal: true, softmaxScale);
+    }
+
+    /// <summary>
+    /// The decode kernel's algorithm over <paramref name="model"/>'s codes: each sequence's pages split into
+    /// <paramref name="splits"/> contiguous ranges as the kernel splits them, each range's pages dealt to
+    /// <paramref name="warps"/> warps (page w, w + warps, ...) with one online softmax each. <paramref name="queries"/> holds
+    /// each sequence's [Hq][Sq][D], the values of its f16/bf16 queries.
+    /// </summary>
+    public static IReadOnlyList<Float64AttentionResult> Int8(KvCacheModel model, IReadOnlyList<int> batch, IReadOnlyList<double[]> queries, int headsQ,
+        int splits, int warps = 4, double? softmaxScale = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(batch);
+        ArgumentNullException.ThrowIfNull(queries);
+        ArgumentOutOfRangeException.ThrowIfLessThan(splits, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(warps, 1);
+        var (d, ps, hkv) = (model.HeadDim, model.PageSize, model.HeadsKv);
+        if (headsQ % hkv != 0)
+        {
+            throw new ArgumentException($"headsQ = {headsQ} must be a multiple of the cache's {hkv} KV heads.", nameof(headsQ));
+        }
+        var scoreLog2 = (float)((softmaxScale ?? 1.0 / Math.Sqrt(d)) * 1.4426950408889634);
+        var results = new Float64AttentionResult[batch.Count];
+        for (var s = 0; s < batch.Count; s++)
+        {
+            var length = model.Table.LengthOf(batch[s]);
+            var pages = model.Table.PagesOf(batch[s]);
+            var seqQ = queries[s].Length / (headsQ * d);
+            var (o, lse) = (new double[queries[s].Length], new double[headsQ * seqQ]);
+            for (var hq = 0; hq < headsQ; hq++)
+            {
+                var kvHead = hq / (headsQ / hkv);
+                for (var i = 0; i < seqQ; i++)
+                {
+                    var q = queries[s].AsSpan((hq * seqQ + i) * d, d).ToArray();
+                    var (codes, qScale) = QuantizeRow(q);
+                    var limit = Math.Min(length, length - seqQ + i + 1);
+                    var parts = new List<(double Lse, double[] O)>();
+                    var sequencePages = (length + ps - 1) / ps;
+                    for (var split = 0; split < splits; split++)
+                    {
+                        var (first, end) = ((int)((long)split * sequencePages / splits), (int)((long)(split + 1) * sequencePages / splits));
+                        var states = Enumerable.Range(0, warps).Select(w => Warp(model, pages, kvHead, q, codes, qScale, scoreLog2, limit, Enumerable.Range(first, Math.Max(0, end - first)).Where(p => (p - first) % warps == w))).ToList();
+                        parts.Add(MergeWarps(states, d));
+                    }
+                    var (rowLse, rowO) = MergeSplits(parts, d);
+                    lse[hq * seqQ + i] = rowLse;
+                    rowO.CopyTo(o.AsSpan((hq * seqQ + i) * d, d));
+                }
+            }
+            results[s] = new Float64AttentionResult(o, lse);
+        }
+        return results;
+    }
+
+    /// <summary>A query row's int8 codes and scale, as the kernel's quantize helpers round them.</summary>
+    private static (int[] Codes, float Scale) QuantizeRow(ReadOnlySpan<double> q)
+    {
+        var amax = 0f;
+        foreach (var x in q)
+        {
+            amax = QuantizeReference.CudaMax(amax, MathF.Abs((float)x));
+        }
+        var scale = QuantizeReference.ScaleOf(amax);
+        var inverse = QuantizeReference.InverseOf(scale);
+        var codes = new int[q.Length];
+        for (var c = 0; c < q.Length; c++)
+        {
+            codes[c] = QuantizeReference.Quant((float)q[c], inverse);
+        }
+        return (codes, scale);
+    }
+
+    /// <summary>One warp's online softmax over its pages: running max m (log2 units), sum l and O, both in units of 255·P.</summary>
+    private static (double M, double L, double[] O) Warp(KvCacheModel model, IReadOnlyList<int> pages, int kvHead, double[] q, int[] codes, float qScale,
+        float scoreLog2, int limit, IEnumerable<int> mine)
+    {
+        var (d, ps, hkv) = (model.HeadDim, model.PageSize, model.HeadsKv);
+        var (m, l, o) = (double.NegativeInfinity, 0.0, new double[d]);
+        var x = new double[ps];
+        var n = new double[ps];
+        foreach (var page in mine)
+        {
+            var pageHead = (long)pages[page] * hkv + kvHead;
+            double qm = 0;
+            for (var c = 0; c < d; c++)
+            {
+                qm += q[c] * model.KMean[pageHead * d + c];
+            }
+            var a = qScale * scoreLog2 * (double)model.KScale[pageHead];
+            var top = double.NegativeInfinity;
+            for (var key = 0; key < ps; key++)
+            {
+                long dot = 0;
+                for (var c = 0; c < d; c++)
+                {
+                    dot += codes[c] * model.KCodes[(pageHead * ps + key) * d + c];
+                }
+                x[key] = page * ps + key >= limit ? double.NegativeInfinity : dot * a + qm * scoreLog2;
+                top = Math.Max(top, x[key]);
+            }
+            var mNew = Math.Max(m, top);
+            var safe = double.IsNegativeInfinity(mNew) ? 0 : mNew;
+            var alpha = Math.Pow(2, m - safe);
+            (m, l) = (mNew, l * alpha);
+            for (var c = 0; c < d; c++)
+            {
+                o[c] *= alpha;
+            }
+            for (var key = 0; key < ps; key++)
+            {
+                // The kernel's pack: 255·2^(x − m) to f16, then to the nearest integer.
+                n[key] = Math.Round((double)(Half)(PScale * Math.Pow(2, x[key] - safe)), MidpointRounding.ToEven);
+                l += n[key];
+            }
+            for (var c = 0; c < d; c++)
+            {
+                long pv = 0;
+                for (var key = 0; key < ps; key++)
+                {
+                    pv += (long)n[key] * model.VCodes[(pageHead * ps + key) * d + c];
+                }
+                o[c] += pv * (double)model.VScale[pageHead * d + c];
+            }
+        }
+        return (m, l, o);
+    }
+
+    /// <summary>The block's merge of its warps: a split's normalized O and natural-log LSE.</summary>
+    private static (double Lse, double[] O) MergeWarps(List<(double M, double L, double[] O)> warps, int d)
+    {
+        var top = warps.Max(w => w.M);
+        var (sum, o) = (0.0, new double[d]);
+        foreach (var (m, l, wo) in warps.Where(w => !double.IsNegativeInfinity(w.M)))
+        {
+            var weight = Math.Pow(2, m - top);
+            sum += l * weight;
+            for (var c = 0; c < d; c++)
+            {
+                o[c] += wo[c] * weight;
+            }
+        }
+        if (sum <= 0)
+        {
+            return (double.NegativeInfinity, o);
+        }
+        for (var c = 0; c < d; c++)
+        {
+            o[c] /= sum;
+        }
+        return ((top + Math.Log2(sum / PScale)) * Math.Log(2), o);
+    }
+
+    /// <summary>The merge kernel: splits weighted by exp(lse − max).</summary>
+    private static (double Lse, double[] O) MergeSplits(List<(double Lse, double[] O)> parts, int d)
+    {
+        var top = parts.Max(p => p.Lse);
+        var o = new double[d];
+        if (double.IsNegativeInfinity(top))
+        {
+            return (top, o);
+        }
+        var sum = 0.0;
+        foreach (var (lse, po) in parts.Where(p => !double.IsNegativeInfinity(p.Lse)))
+        {
+            var weight = Math.Exp(lse - top);
+            sum += weight;
+            for (var c = 0; c < d; c++)
+            {
+                o[c] += weight * po[c];
+            }
+        }
+        for (var c = 0; c < d; c++)
+        {
+            o[c] /= sum;
+        }
+        return (top + Math.Log(sum), o);
+    }
+}

@@ -1,0 +1,16 @@
+namespace KernelDsl.Attention.KvCache;
+
+// Decode attention over the paged INT8 cache (docs/KV_CACHE.md). Four warps a block, each keeping its own pages in flight:
+// at D = 128 two stages are 4 × 2 × 18 KB of shared memory, which sm_80 and sm_90 both allow one block.
+
+/// <summary>Decode over the paged cache, D = 128, f16 Q and O.</summary>
+[PagedDecode(HeadDim = 128, PageSize = 64, Input = Element.F16, Warps = 4, Stages = 2)]
+public static partial class PagedDecodeD128;
+
+/// <summary>Decode over the paged cache, D = 128, bf16 Q and O.</summary>
+[PagedDecode(HeadDim = 128, PageSize = 64, Input = Element.BF16, Warps = 4, Stages = 2)]
+public static partial class PagedDecodeD128Bf16;
+
+/// <summary>Decode over the paged cache, D = 64, f16 Q and O: half the page bytes, so three stages.</summary>
+[PagedDecode(HeadDim = 64, PageSize = 64, Input = Element.F16, Warps = 4, Stages = 3)]
+public static partial class PagedDecodeD64;

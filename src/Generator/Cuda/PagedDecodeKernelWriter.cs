@@ -1,0 +1,495 @@
+using System.Globalization;
+using System.Linq;
+using KernelDsl.Generator.Atoms;
+using KernelDsl.Generator.Helpers;
+using KernelDsl.Generator.Model;
+
+namespace KernelDsl.Generator.Cuda;
+
+/// <summary>
+/// The PagedDecode family's CUDA: a decode kernel over the paged INT8 cache and the merge of its splits.
+/// <para>
+/// Decode: one block per (split, KV head × row tile, sequence). A row tile is 16 rows of (query token, query head of the
+/// KV head's group), so GQA's heads share every K and V byte a block reads. The block quantizes its Q rows to int8 (one
+/// scale per row, the prefill's quantize helpers), then each warp walks its own pages of the split's contiguous range —
+/// page w, w + warps, ... — through its own cp.async stages with its own online softmax: no block barrier inside the
+/// key loop. Per page: S = Q·Kᵀ on int8 MMAs, score = (qscale·kscale·S + q·mean)·σ·log₂e, P rounded to u8 (×255) in the
+/// S accumulators' π key order, P·V on u8·s8 MMAs with V through ldmatrix.trans + prmt, each page's int32 product times
+/// its channel scales into float O. At the end the warps merge through shared memory and the block writes its split's
+/// normalized O and LSE.
+/// </para>
+/// <para>Merge: one warp per output row combines the splits by their LSE and writes O in the declared element (and LSE).</para>
+/// </summary>
+public static class PagedDecodeKernelWriter
+{
+    public const string DecodeSuffix = "_decode";
+    public const string MergeSuffix = "_merge";
+
+    /// <summary>Warps (output rows) per block of the merge kernel.</summary>
+    public const int MergeWarps = 4;
+
+    public static string Write(PagedDecodePlan plan)
+    {
+        var spec = plan.Spec;
+        var d = plan.HeadDim;
+        var composition = plan.ComposeV();
+        if (!composition.Succeeded)
+        {
+            throw new System.InvalidOperationException("The decode kernel's V program does not feed its P·V MMA: " + string.Join(" ", composition.Errors));
+        }
+        var w = new CodeWriter();
+        CudaPrelude.Write(w, spec,
+            $"Paged INT8 KV cache decode attention, {spec.Input.CudaName()} Q and O, head dim {d}, pages of {plan.PageSize} tokens (docs/KV_CACHE.md).",
+            $"Split-KV: a block per (split, KV head × 16-row tile of (query token, grouped query head), sequence); {plan.Warps} warps, each with its own pages,",
+            $"{plan.Stages} cp.async stages and online softmax. S = Q·Kᵀ on {plan.Qk.Ptx}, P (×{plan.PScale}, π key order) · V on {plan.Pv.Ptx},",
+            $"V through ldmatrix.trans + prmt; {plan.SharedMemoryBytes} bytes of shared memory. The merge kernel combines the splits by LSE.");
+        var convert = spec.Input == Element.BF16 ? PtxHelper.Bf16Convert : PtxHelper.F16Convert;
+        var helpers = new[] { PtxHelper.IntMath, PtxHelper.SoftmaxMath, convert, PtxHelper.HalfPack, PtxHelper.BytePack, PtxHelper.WarpReduce }
+            .Concat(PagedDecodePlan.Atoms.SelectMany(PtxHelpers.For));
+        PtxHelpers.Write(w, helpers, [plan.Qk, plan.Pv]);
+        w.Raw("""
+            // One float (the page's K scale) beside the page's 16-byte copies.
+            static __device__ __forceinline__ void kdsl_cp_async_4(u32 dst, const void* src)
+            {
+                asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" :: "r"(dst), "l"(src) : "memory");
+            }
+            """);
+        w.Line();
+        // The Quantize family's helpers as that family writes them: Q rounds to int8 exactly as the prefill's Q does.
+        new QuantizeKernelWriter(new QuantizePlan(HelperSpec(spec))).WriteHelpers(w);
+        w.Line();
+        w.Line($"// ---- Shared-memory layouts ----");
+        LayoutWriter.Write(w, plan.Layout(Operand.Q), PagedDecodePlan.Rows, d);
+        LayoutWriter.Write(w, plan.Layout(Operand.K), plan.PageSize, d);
+        LayoutWriter.Write(w, plan.Layout(Operand.V), plan.PageSize, d);
+        w.Line();
+        new DecodeWriter(plan, composition.Channels!, w).Write();
+        w.Line();
+        WriteMerge(w, plan);
+        return w.ToString();
+    }
+
+    private static void WriteMerge(CodeWriter w, PagedDecodePlan plan)
+    {
+        var d = plan.HeadDim;
+        var perLane = d / 32;
+        var pack = plan.Spec.Input == Element.BF16 ? "kdsl_pack_bf16x2" : "kdsl_pack_f16x2";
+        w.Line($"// Split-KV merge: one warp per output row; lse = log Σ exp(lse_s), O = Σ exp(lse_s − lse)·O_s over the splits (each O_s");
+        w.Line($"// normalized). A split that saw no key has LSE −∞ and weighs nothing. Rows are [batch][heads_q][seq_q], batch = gridDim.y.");
+        w.Line($"extern \"C\" __global__ void __launch_bounds__({32 * MergeWarps})");
+        KernelSignatureWriter.WriteDeclaration(w, plan.Spec.KernelPrefix + MergeSuffix, plan.MergeSignature);
+        w.Raw("{");
+        w.Indent();
+        {
+            w.Line($"const int lane = threadIdx.x & 31, per_sequence = heads_q * seq_q;");
+            w.Line($"const int local = blockIdx.x * {MergeWarps} + (threadIdx.x >> 5);");
+            w.Line($"if (local >= per_sequence) return;");
+            w.Line($"const long long rows = (long long)gridDim.y * per_sequence, row = (long long)blockIdx.y * per_sequence + local;");
+            w.Line($"float m = -KDSL_INF;");
+            w.Line($"for (int s = 0; s < splits; ++s) m = fmaxf(m, partial_lse[s * rows + row]);");
+            w.Line($"float sum = 0.f, acc[{perLane}];");
+            w.Line($"#pragma unroll");
+            w.Line($"for (int i = 0; i < {perLane}; ++i) acc[i] = 0.f;");
+            w.Block($"for (int s = 0; s < splits && m != -KDSL_INF; ++s)", () =>
+            {
+                w.Line($"const float weight = kdsl_exp2((partial_lse[s * rows + row] - m) * 1.44269504f);");
+                w.Line($"if (weight == 0.f) continue;  // also skips a −∞ split");
+                w.Line($"sum += weight;");
+                w.Line($"const float* const src = partial_o + (s * rows + row) * {d} + lane * {perLane};");
+                w.Line($"#pragma unroll");
+                w.Line($"for (int i = 0; i < {perLane}; ++i) acc[i] += weight * src[i];");
+            });
+            w.Line($"const float inv = sum > 0.f ? 1.f / sum : 0.f;");
+            w.Line($"u32* const dst = (u32*)(o + row * {d} + lane * {perLane});");
+            w.Line($"#pragma unroll");
+            w.Line($"for (int i = 0; i < {perLane / 2}; ++i) dst[i] = {pack}(acc[2 * i] * inv, acc[2 * i + 1] * inv);");
+            w.Line($"if (lse != 0 && lane == 0) lse[row] = sum > 0.f ? m + kdsl_log2(sum) * 0.693147181f : -KDSL_INF;");
+        }
+        w.Outdent();
+        w.Raw("}");
+    }
+
+    /// <summary>A Quantize spec whose helpers quantize one row of Q per scale (kdsl_scale_of, kdsl_inv_of, kdsl_quant).</summary>
+    private static QuantizeSpec HelperSpec(PagedDecodeSpec spec) => new()
+    {
+        Type = spec.Type, Targets = spec.Targets, SmemLayouts = spec.SmemLayouts, CopyAtoms = spec.CopyAtoms, Mma = null,
+        Input = spec.Input, Granularity = QuantGranularity.PerRowBlock, BlockRows = PagedDecodePlan.Rows, HeadDim = spec.HeadDim,
+        SubtractChannelMean = false, Transposed = false, TransposedOrder = TokenOrder.Pi, TransposePad = 64, Threads = 32 * spec.Warps, Output = Element.S8,
+    };
+
+    /// <summary>The decode kernel, one method per section.</summary>
+    private sealed class DecodeWriter(PagedDecodePlan plan, ChannelMap channels, CodeWriter w)
+    {
+        private readonly int _d = plan.HeadDim;
+        private readonly int _warps = plan.Warps;
+        private readonly int _stages = plan.Stages;
+        private static string Float(double x) => x.ToString("G9", CultureInfo.InvariantCulture) + "f";
+
+        public void Write()
+        {
+            WritePageLoader();
+            w.Line();
+            w.Line($"extern \"C\" __global__ void __launch_bounds__({plan.Threads}, 1)");
+            KernelSignatureWriter.WriteDeclaration(w, plan.Spec.KernelPrefix + DecodeSuffix, plan.Signature);
+            w.Raw("{");
+            w.Indent();
+            WritePrologue();
+            WriteQuery();
+            WriteKeyLoop();
+            WriteBlockMerge();
+            w.Outdent();
+            w.Raw("}");
+        }
+
+        private void WritePageLoader()
+        {
+            var d = _d;
+            var chunks = plan.PageBytes / 16 / 32;
+            w.Line($"// One page of one KV head into a warp's stage: K and V codes (swizzled, {plan.PageBytes} bytes each), K mean and V scales");
+            w.Line($"// (float [{d}] each), K scale. head_page = page · heads_kv + KV head, a page the host checked. Called by one warp.");
+            w.Block($"static __device__ __forceinline__ void kdsl_load_page(u8* stage, const s8* k_codes, const s8* v_codes, const float* k_mean, const float* v_scale, const float* k_scale, long long head_page, int tid)", () =>
+            {
+                w.Line($"const s8* const k = k_codes + head_page * {plan.PageBytes};");
+                w.Line($"const s8* const v = v_codes + head_page * {plan.PageBytes};");
+                TileCopyWriter.Write(w, "kdsl_cp_async_16", Operand.K, "stage", 32, chunks, d, [], "16", $"k + row * {d} + col", "k");
+                TileCopyWriter.Write(w, "kdsl_cp_async_16", Operand.V, $"(stage + {plan.PageBytes})", 32, chunks, d, [], "16", $"v + row * {d} + col", "v");
+                w.Line($"#pragma unroll");
+                w.Block($"for (int c = tid; c < {d / 4}; c += 32)", () =>
+                {
+                    w.Line($"kdsl_cp_async_16(kdsl_smem(stage + {plan.KMeanOffset} + 16 * c), k_mean + head_page * {d} + 4 * c, 16);");
+                    w.Line($"kdsl_cp_async_16(kdsl_smem(stage + {plan.VScaleOffset} + 16 * c), v_scale + head_page * {d} + 4 * c, 16);");
+                });
+                w.Line($"if (tid == 0) kdsl_cp_async_4(kdsl_smem(stage + {plan.KScaleOffset}), k_scale + head_page);");
+            });
+        }
+
+        private void WritePrologue()
+        {
+            var d = _d;
+            w.Line($"extern __shared__ __align__({PagedDecodePlan.StageAlignment}) u8 kdsl_shared[];");
+            w.Line($"u8* const sq = kdsl_shared;                                       // Q codes [16][{d}], swizzled");
+            w.Line($"float* const qf = (float*)(kdsl_shared + {plan.QFloatOffset});    // Q [16][{d}] as float, for q·mean");
+            w.Line($"float* const q_scale = (float*)(kdsl_shared + {plan.QScaleOffset});  // each row's Q scale");
+            w.Line($"u8* const stages = kdsl_shared + {plan.StagesOffset};             // per warp: {_stages} × {plan.StageBytes} bytes");
+            w.Line($"const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;");
+            w.Line($"const int split = blockIdx.x, splits = gridDim.x, b = blockIdx.z, batch = gridDim.z;");
+            w.Line($"const int group = heads_q / heads_kv, packed = seq_q * group, row_tiles = (packed + 15) >> 4;");
+            w.Line($"const int kv_head = blockIdx.y / row_tiles, tile = blockIdx.y % row_tiles;");
+            w.Line($"// The host-checked copy of the batch: page table rows, then lengths. Only pages below the length's count are read.");
+            w.Line($"const int* const pages = work + (long long)b * table_pages;");
+            w.Line($"const int length = work[(long long)batch * table_pages + b];");
+            w.Line($"const int sequence_pages = (length + {plan.PageSize - 1}) / {plan.PageSize};");
+            w.Line($"// This split's pages [first_page, end_page): contiguous, balanced to within one page.");
+            w.Line($"const int first_page = (int)((long long)split * sequence_pages / splits);");
+            w.Line($"const int end_page = (int)((long long)(split + 1) * sequence_pages / splits);");
+            w.Line($"const long long rows = (long long)batch * heads_q * seq_q;");
+            w.Line($"// Tile row r is packed row p = 16·tile + r: query token p / group of query head kv_head·group + p % group.");
+            w.Line($"// Its output row is (b·heads_q + head)·seq_q + token; rows past packed are padding and never written.");
+        }
+
+        private void WriteQuery()
+        {
+            var d = _d;
+            var perLane = d / 32;
+            var convert = plan.Spec.Input == Element.BF16 ? "kdsl_bf16_to_f32" : "kdsl_f16_to_f32";
+            w.Line();
+            w.Line($"// Q: each warp quantizes rows warp, warp + {_warps}, ...: one scale per row (absmax / 127), codes kdsl_quant.");
+            w.Block($"for (int r = warp; r < 16; r += {_warps})", () =>
+            {
+                w.Line($"const int p = tile * 16 + r, pr = kdsl_min(p, packed - 1);  // a padding row reads nothing, but its address stays in Q");
+                w.Line($"const u16* const src = queries + (((long long)b * heads_q + kv_head * group + pr % group) * seq_q + pr / group) * {d};");
+                w.Line($"float x[{perLane}], amax = 0.f;");
+                w.Line($"#pragma unroll");
+                w.Line($"for (int j = 0; j < {perLane}; ++j) {{ x[j] = p < packed ? {convert}(src[32 * j + lane]) : 0.f; amax = fmaxf(amax, fabsf(x[j])); }}");
+                w.Line($"amax = kdsl_warp_max(amax);");
+                w.Line($"const float scale = kdsl_scale_of(amax), inv = kdsl_inv_of(scale);");
+                w.Line($"#pragma unroll");
+                w.Line($"for (int j = 0; j < {perLane}; ++j) {{ qf[r * {d} + 32 * j + lane] = x[j]; sq[{LayoutWriter.FunctionName(Operand.Q)}(r, 32 * j + lane)] = (u8)kdsl_quant(x[j], inv); }}");
+                w.Line($"if (lane == 0) q_scale[r] = scale;");
+            });
+            w.Line();
+            w.Line($"// Each warp's pages of the split: first_page + warp + {_warps}·n, n < my_pages.");
+            w.Line($"u8* const my_stages = stages + warp * {_stages * plan.StageBytes};");
+            w.Line($"const int my_first = first_page + warp;");
+            w.Line($"const int my_pages = end_page > my_first ? (end_page - my_first + {_warps - 1}) / {_warps} : 0;");
+            w.Line($"#pragma unroll");
+            w.Block($"for (int st = 0; st < {_stages - 1}; ++st)", () =>
+            {
+                w.Line($"if (st < my_pages) kdsl_load_page(my_stages + st * {plan.StageBytes}, k_codes, v_codes, k_mean, v_scale, k_scale, (long long)pages[my_first + st * {_warps}] * heads_kv + kv_head, lane);");
+                w.Line($"kdsl_cp_async_commit();");
+            });
+            w.Line($"__syncthreads();  // Q codes and floats from every warp");
+            w.Line();
+            w.Line($"// Q's A fragments, kept in registers for the whole loop.");
+            CopyProgramWriter.WriteLaneOffsets(w, plan.QProgram, "q");
+            CopyProgramWriter.WriteLaneOffsets(w, plan.KProgram, "k");
+            CopyProgramWriter.WriteLaneOffsets(w, plan.VProgram, "v");
+            w.Line($"u32 qa[{d / 32}][4];");
+            w.Line($"#pragma unroll");
+            w.Block($"for (int kk = 0; kk < {d / 32}; ++kk)", () =>
+            {
+                CopyProgramWriter.WriteLoad(w, plan.QProgram, "qr", $"kdsl_smem(sq) + {LayoutWriter.FunctionName(Operand.Q)}(q_row, kk * 32 + q_chunk * 16)");
+                var a = plan.QProgram.Fragments[0];
+                w.Line($"qa[kk][0] = qr{a[0]}; qa[kk][1] = qr{a[1]}; qa[kk][2] = qr{a[2]}; qa[kk][3] = qr{a[3]};");
+            });
+            w.Line($"const float score_log2 = softmax_scale * 1.44269504f;");
+            w.Line($"// This lane's rows g and g + 8: their Q scales (with σ·log₂e) and the last key each may see (causal, bottom-right).");
+            w.Line($"float q_scale_of[2];");
+            w.Line($"int key_limit[2];");
+            w.Line($"#pragma unroll");
+            w.Block($"for (int h = 0; h < 2; ++h)", () =>
+            {
+                w.Line($"const int p = tile * 16 + g + 8 * h;");
+                w.Line($"q_scale_of[h] = q_scale[g + 8 * h] * score_log2;");
+                w.Line($"key_limit[h] = kdsl_min(length, length - seq_q + p / group + 1);  // keys [0, key_limit) are visible");
+            });
+        }
+
+        /// <summary>
+        /// An ldmatrix step's shared offset: (lane offset XOR column step) + row step where the layout factors for every
+        /// lane and step (as the prefill kernel does), else the layout function of the full (row, column).
+        /// </summary>
+        private string Address(Operand operand, LdmatrixProgram program, string rowStep, int[] rowSteps, string colStep, int[] colSteps)
+        {
+            var name = operand.ToString().ToLowerInvariant();
+            var layout = plan.Layout(operand);
+            var origins = Enumerable.Range(0, 32).Select(l => (program.RowOf(l), 16 * program.ChunkOf(l)));
+            return layout.FactorsSteps(_d, origins, rowSteps, colSteps)
+                ? $"(({name}_lane ^ ({colStep})) + ({rowStep}) * {_d})"
+                : $"{LayoutWriter.FunctionName(operand)}({rowStep} + {name}_row, {colStep} + {name}_chunk * 16)";
+        }
+
+        private static int[] Steps(int count, int stride) => Enumerable.Range(0, count).Select(i => i * stride).ToArray();
+
+        private void WriteKeyLoop()
+        {
+            var (d, ps, stages) = (_d, plan.PageSize, _stages);
+            var (qk, pv, vp, kp) = (plan.Qk, plan.Pv, plan.VProgram, plan.KProgram);
+            var sTiles = ps / qk.N;
+            var pvSteps = ps / pv.K;
+            w.Line($"const int k_lane = {LayoutWriter.FunctionName(Operand.K)}(k_row, k_chunk * 16);");
+            w.Line($"const int v_lane = {LayoutWriter.FunctionName(Operand.V)}(v_row, v_chunk * 16);");
+            w.Line($"float m[2] = {{-KDSL_INF, -KDSL_INF}}, l[2] = {{0.f, 0.f}};  // running max (log2 domain); this thread's sum of the u8 P");
+            w.Line($"float o[{d / 8}][4];");
+            w.Line($"#pragma unroll");
+            w.Line($"for (int i = 0; i < {d / 8}; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;");
+            w.Line();
+            w.Block($"for (int n = 0; n < my_pages; ++n)", () =>
+            {
+                w.Line($"kdsl_cp_async_wait<{stages - 2}>();  // this lane's copies of page n have landed");
+                w.Line($"__syncwarp();                   // ...and every lane's; the stage page n − 1 used is free");
+                w.Line($"if (n + {stages - 1} < my_pages) kdsl_load_page(my_stages + (n + {stages - 1}) % {stages} * {plan.StageBytes}, k_codes, v_codes, k_mean, v_scale, k_scale, (long long)pages[my_first + (n + {stages - 1}) * {_warps}] * heads_kv + kv_head, lane);");
+                w.Line($"kdsl_cp_async_commit();");
+                w.Line($"const u8* const stage = my_stages + n % {stages} * {plan.StageBytes};");
+                w.Line($"const u32 k_stage = kdsl_smem(stage), v_stage = k_stage + {plan.PageBytes};");
+                w.Line($"const float* const mean = (const float*)(stage + {plan.KMeanOffset});");
+                w.Line($"const float* const v_scale_of = (const float*)(stage + {plan.VScaleOffset});");
+                w.Line($"const int key0 = (my_first + n * {_warps}) * {ps};");
+                w.Line();
+                w.Line($"// S = Q·Kᵀ on {qk.Ptx}: tile jt holds keys 8jt..8jt+7 of the page.");
+                w.Line($"int s[{sTiles}][4];");
+                w.Line($"#pragma unroll");
+                w.Line($"for (int jt = 0; jt < {sTiles}; ++jt) s[jt][0] = s[jt][1] = s[jt][2] = s[jt][3] = 0;");
+                w.Line($"#pragma unroll");
+                w.Block($"for (int kk = 0; kk < {d / qk.K}; ++kk)", () =>
+                {
+                    w.Line($"#pragma unroll");
+                    w.Block($"for (int ni = 0; ni < {ps / 16}; ++ni)", () =>
+                    {
+                        CopyProgramWriter.WriteLoad(w, kp, "kr", $"k_stage + {Address(Operand.K, kp, "ni * 16", Steps(ps / 16, 16), "kk * 32", Steps(d / 32, 32))}");
+                        for (var tile = 0; tile < kp.Fragments.Count; tile++)
+                        {
+                            w.Line($"kdsl_{qk.HelperName}(s[ni * 2 + {tile}], qa[kk][0], qa[kk][1], qa[kk][2], qa[kk][3], kr{kp.Fragments[tile][0]}, kr{kp.Fragments[tile][1]});");
+                        }
+                    });
+                });
+                w.Line();
+                w.Line($"// q·mean of the page: lane 2r + h sums row r's half h, starting at a lane-dependent float4 so no two lanes share a bank.");
+                w.Line($"float qm = 0.f;");
+                w.Line($"const float* const q_half = qf + (lane >> 1) * {d} + (lane & 1) * {d / 2};");
+                w.Line($"const float* const mean_half = mean + (lane & 1) * {d / 2};");
+                w.Line($"#pragma unroll");
+                w.Block($"for (int j = 0; j < {d / 8}; ++j)", () =>
+                {
+                    w.Line($"const int c = 4 * ((j + lane) % {d / 8});");
+                    w.Line($"const float4 a = *(const float4*)(q_half + c), e = *(const float4*)(mean_half + c);");
+                    w.Line($"qm = fmaf(a.x, e.x, fmaf(a.y, e.y, fmaf(a.z, e.z, fmaf(a.w, e.w, qm))));");
+                });
+                w.Line($"qm += __shfl_xor_sync(0xffffffffu, qm, 1);");
+                w.Line($"const float k_scale_page = *(const float*)(stage + {plan.KScaleOffset});");
+                w.Line($"// x = (qscale·kscale·S + q·mean)·σ·log₂e = S·a + c for this lane's rows g (h = 0) and g + 8 (h = 1).");
+                w.Line($"const float a0 = q_scale_of[0] * k_scale_page, a1 = q_scale_of[1] * k_scale_page;");
+                w.Line($"const float c0 = __shfl_sync(0xffffffffu, qm, 2 * g) * score_log2, c1 = __shfl_sync(0xffffffffu, qm, 2 * g + 16) * score_log2;");
+                w.Line($"float x[{sTiles}][4];");
+                w.Line($"#pragma unroll");
+                w.Line($"for (int jt = 0; jt < {sTiles}; ++jt) {{ x[jt][0] = fmaf((float)s[jt][0], a0, c0); x[jt][1] = fmaf((float)s[jt][1], a0, c0); x[jt][2] = fmaf((float)s[jt][2], a1, c1); x[jt][3] = fmaf((float)s[jt][3], a1, c1); }}");
+                w.Line($"// Keys past a row's limit (its causal edge, or the sequence's end: those slots hold code 0) score −∞.");
+                w.Block($"if (key0 + {ps} > kdsl_min(key_limit[0], key_limit[1]))", () =>
+                {
+                    w.Line($"#pragma unroll");
+                    w.Block($"for (int jt = 0; jt < {sTiles}; ++jt)", () =>
+                    {
+                        w.Line($"#pragma unroll");
+                        w.Line($"for (int e = 0; e < 4; ++e) if (key0 + 8 * jt + 2 * t + (e & 1) >= key_limit[e >> 1]) x[jt][e] = -KDSL_INF;");
+                    });
+                });
+                WriteSoftmax(sTiles);
+                WritePackP(pvSteps, sTiles);
+                w.Line();
+                w.Line($"// O += (P·V)·vscale on {pv.Ptx}: a page's int32 product (≤ {plan.PScale}·127·{ps}) times its channel's scale.");
+                w.Line($"#pragma unroll");
+                w.Block($"for (int ci = 0; ci < {d / 16}; ++ci)", () =>
+                {
+                    w.Line($"int ob[2][4] = {{{{0, 0, 0, 0}}, {{0, 0, 0, 0}}}};");
+                    w.Line($"#pragma unroll");
+                    w.Block($"for (int kk = 0; kk < {pvSteps}; ++kk)", () =>
+                    {
+                        CopyProgramWriter.WriteLoad(w, vp, "vr", $"v_stage + {Address(Operand.V, vp, $"kk * {pv.K}", Steps(pvSteps, pv.K), "ci * 16", Steps(d / 16, 16))}");
+                        for (var tile = 0; tile < vp.Fragments.Count; tile++)
+                        {
+                            w.Line($"kdsl_{pv.HelperName}(ob[{tile}], pa[kk][0], pa[kk][1], pa[kk][2], pa[kk][3], vr{vp.Fragments[tile][0]}, vr{vp.Fragments[tile][1]});");
+                        }
+                    });
+                    for (var tile = 0; tile < vp.Fragments.Count; tile++)
+                    {
+                        w.Line($"const float vs{tile}0 = v_scale_of[ci * 16 + {Channel(tile, 0)}], vs{tile}1 = v_scale_of[ci * 16 + {Channel(tile, 1)}];");
+                        w.Line($"o[ci * 2 + {tile}][0] = fmaf((float)ob[{tile}][0], vs{tile}0, o[ci * 2 + {tile}][0]); o[ci * 2 + {tile}][1] = fmaf((float)ob[{tile}][1], vs{tile}1, o[ci * 2 + {tile}][1]);");
+                        w.Line($"o[ci * 2 + {tile}][2] = fmaf((float)ob[{tile}][2], vs{tile}0, o[ci * 2 + {tile}][2]); o[ci * 2 + {tile}][3] = fmaf((float)ob[{tile}][3], vs{tile}1, o[ci * 2 + {tile}][3]);");
+                    }
+                });
+            });
+        }
+
+        /// <summary>The channel (within a 16-channel slice) of this lane's accumulator column 2t + odd of P·V tile <paramref name="tile"/>.</summary>
+        private string Channel(int tile, int odd)
+        {
+            var offset = channels.TileOffsets[tile] + channels.OddStride * odd;
+            return channels.PairStride == 0 ? $"{offset}" : $"{offset} + {channels.PairStride} * t";
+        }
+
+        private void WriteSoftmax(int sTiles)
+        {
+            w.Line();
+            w.Line($"// Online softmax in exp2. A row that has seen no visible key keeps m = −∞ and exponent base 0, so nothing is NaN.");
+            w.Line($"float alpha[2], base[2];");
+            w.Line($"#pragma unroll");
+            w.Block($"for (int h = 0; h < 2; ++h)", () =>
+            {
+                w.Line($"float mx = -KDSL_INF;");
+                w.Line($"#pragma unroll");
+                w.Line($"for (int jt = 0; jt < {sTiles}; ++jt) mx = fmaxf(mx, fmaxf(x[jt][2 * h], x[jt][2 * h + 1]));");
+                w.Line($"mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));");
+                w.Line($"mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));");
+                w.Line($"const float m_new = fmaxf(m[h], mx);");
+                w.Line($"const float safe = m_new == -KDSL_INF ? 0.f : m_new;");
+                w.Line($"alpha[h] = kdsl_exp2(m[h] - safe);  // 0 while m was −∞");
+                w.Line($"m[h] = m_new;");
+                w.Line($"// 2^(x − m + log₂ {plan.PScale}) = {plan.PScale}·P: at most {plan.PScale} within the SFU's error, far below the {plan.PScale}.5 that would wrap a byte.");
+                w.Line($"base[h] = safe - {Float(System.Math.Log(plan.PScale, 2))};");
+                w.Line($"l[h] *= alpha[h];");
+            });
+            w.Line($"#pragma unroll");
+            w.Line($"for (int i = 0; i < {_d / 8}; ++i) {{ o[i][0] *= alpha[0]; o[i][1] *= alpha[0]; o[i][2] *= alpha[1]; o[i][3] *= alpha[1]; }}");
+            w.Line($"// P rounded to u8 in pairs of f16 1024 + n (pp[jt][0]: row g, pp[jt][1]: row g + 8).");
+            w.Line($"u32 pp[{sTiles}][2];");
+            w.Line($"#pragma unroll");
+            w.Line($"for (int jt = 0; jt < {sTiles}; ++jt) {{ pp[jt][0] = kdsl_f16x2_u8(kdsl_exp2(x[jt][0] - base[0]), kdsl_exp2(x[jt][1] - base[0])); pp[jt][1] = kdsl_f16x2_u8(kdsl_exp2(x[jt][2] - base[1]), kdsl_exp2(x[jt][3] - base[1])); }}");
+        }
+
+        /// <summary>P·V's A fragments from the pairs, by <see cref="FragmentComposition.PackingOf"/> (the table the build composed).</summary>
+        private void WritePackP(int pvSteps, int sTiles)
+        {
+            var pv = plan.Pv;
+            var tilesPerStep = sTiles / pvSteps;
+            w.Line($"u32 pa[{pvSteps}][4];");
+            var rowHalf = new int[pv.ARegisters];
+            w.Line($"#pragma unroll");
+            w.Block($"for (int kk = 0; kk < {pvSteps}; ++kk)", () =>
+            {
+                for (var reg = 0; reg < pv.ARegisters; reg++)
+                {
+                    var sources = Enumerable.Range(0, 4).Select(e => FragmentComposition.PackingOf(pv, reg, e)).ToArray();
+                    // Bytes 0, 1 are one row's neighbouring accumulators of one tile, bytes 2, 3 the same of the next.
+                    var (first, second) = (sources[0], sources[2]);
+                    if (sources[1].Tile != first.Tile || first.Accumulator % 2 != 0 || sources[1].Accumulator != first.Accumulator + 1
+                        || second.Accumulator != first.Accumulator || sources[3].Tile != second.Tile)
+                    {
+                        throw new System.InvalidOperationException($"P·V operand register {reg} does not take u8 P as pairs of one row's accumulators.");
+                    }
+                    rowHalf[reg] = first.Accumulator / 2;
+                    w.Line($"pa[kk][{reg}] = kdsl_prmt(pp[kk * {tilesPerStep} + {first.Tile}][{rowHalf[reg]}], pp[kk * {tilesPerStep} + {second.Tile}][{rowHalf[reg]}], 0x6420u);");
+                }
+            });
+            w.Line($"// The row sums add the u8 P byte by byte, as the MMA reads it, so O / l is a weighted mean of V exactly.");
+            w.Line($"u32 p_sum[2] = {{0u, 0u}};");
+            w.Line($"#pragma unroll");
+            w.Line($"for (int kk = 0; kk < {pvSteps}; ++kk) {{ {string.Join(" ", Enumerable.Range(0, pv.ARegisters).Select(reg => $"p_sum[{rowHalf[reg]}] = kdsl_byte_sum(pa[kk][{reg}], p_sum[{rowHalf[reg]}]);"))} }}");
+            w.Line($"l[0] += (float)p_sum[0];  // this thread's keys only: the quad's sums are added once, after the loop");
+            w.Line($"l[1] += (float)p_sum[1];");
+        }
+
+        private void WriteBlockMerge()
+        {
+            var d = _d;
+            var (mergeO, mergeM, mergeL, mergeInv) = (0, 4 * _warps * 16 * d, 4 * _warps * 16 * (d + 1), 4 * _warps * 16 * (d + 2));
+            w.Line();
+            w.Line($"// The block's warps merge: every warp's (m, l, O) rescaled to the block's max, summed, normalized; one split's O and LSE.");
+            w.Line($"kdsl_cp_async_wait<0>();");
+            w.Line($"__syncthreads();  // every warp is done with its stages: they now hold the merge");
+            w.Line($"float* const merge_o = (float*)(stages + {mergeO});     // [warps][16][{d}]");
+            w.Line($"float* const merge_m = (float*)(stages + {mergeM});   // [warps][16]");
+            w.Line($"float* const merge_l = (float*)(stages + {mergeL});   // [warps][16]");
+            w.Line($"float* const merge_inv = (float*)(stages + {mergeInv}); // [16]: 1 / the block's sum, 0 for a row that saw no key");
+            w.Line($"#pragma unroll");
+            w.Line($"for (int h = 0; h < 2; ++h) {{ l[h] += __shfl_xor_sync(0xffffffffu, l[h], 1); l[h] += __shfl_xor_sync(0xffffffffu, l[h], 2); }}");
+            w.Block($"if (t == 0)", () =>
+            {
+                w.Line($"merge_m[warp * 16 + g] = m[0]; merge_m[warp * 16 + g + 8] = m[1];");
+                w.Line($"merge_l[warp * 16 + g] = l[0]; merge_l[warp * 16 + g + 8] = l[1];");
+            });
+            w.Line($"__syncthreads();");
+            w.Line($"float scale_of[2];");
+            w.Line($"#pragma unroll");
+            w.Block($"for (int h = 0; h < 2; ++h)", () =>
+            {
+                w.Line($"float top = -KDSL_INF;");
+                w.Line($"#pragma unroll");
+                w.Line($"for (int i = 0; i < {_warps}; ++i) top = fmaxf(top, merge_m[i * 16 + g + 8 * h]);");
+                w.Line($"scale_of[h] = m[h] == -KDSL_INF ? 0.f : kdsl_exp2(m[h] - top);");
+            });
+            w.Line($"#pragma unroll");
+            w.Block($"for (int ci = 0; ci < {d / 16}; ++ci)", () =>
+            {
+                for (var tile = 0; tile < 2; tile++)
+                {
+                    for (var e = 0; e < 4; e++)
+                    {
+                        w.Line($"merge_o[(warp * 16 + g + {8 * (e >> 1)}) * {d} + ci * 16 + {Channel(tile, e & 1)}] = o[ci * 2 + {tile}][{e}] * scale_of[{e >> 1}];");
+                    }
+                }
+            });
+            w.Block($"if (tid < 16)", () =>
+            {
+                w.Line($"float top = -KDSL_INF, sum = 0.f;");
+                w.Line($"#pragma unroll");
+                w.Line($"for (int i = 0; i < {_warps}; ++i) top = fmaxf(top, merge_m[i * 16 + tid]);");
+                w.Line($"#pragma unroll");
+                w.Line($"for (int i = 0; i < {_warps}; ++i) if (merge_m[i * 16 + tid] != -KDSL_INF) sum += merge_l[i * 16 + tid] * kdsl_exp2(merge_m[i * 16 + tid] - top);");
+                w.Line($"merge_inv[tid] = sum > 0.f ? 1.f / sum : 0.f;");
+                w.Line($"const int p = tile * 16 + tid;");
+                w.Line($"// LSE in natural log: m is in units of σ·log₂e·score, and the sum counts {plan.PScale}·P.");
+                w.Line($"if (p < packed) partial_lse[split * rows + ((long long)b * heads_q + kv_head * group + p % group) * seq_q + p / group] = sum > 0.f ? (top + kdsl_log2(sum * {Float(1.0 / plan.PScale)})) * 0.693147181f : -KDSL_INF;");
+            });
+            w.Line($"__syncthreads();");
+            w.Block($"for (int e = tid; e < 16 * {d}; e += {plan.Threads})", () =>
+            {
+                w.Line($"const int r = e / {d}, c = e % {d}, p = tile * 16 + r;");
+                w.Line($"if (p >= packed) continue;");
+                w.Line($"float sum = 0.f;");
+                w.Line($"#pragma unroll");
+                w.Line($"for (int i = 0; i < {_warps}; ++i) sum += merge_o[(i * 16 + r) * {d} + c];");
+                w.Line($"partial_o[(split * rows + ((long long)b * heads_q + kv_head * group + p % group) * seq_q + p / group) * {d} + c] = sum * merge_inv[r];");
+            });
+        }
+    }
+}

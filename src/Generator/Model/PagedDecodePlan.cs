@@ -1,0 +1,139 @@
+using System.Collections.Generic;
+using KernelDsl.Generator.Atoms;
+using KernelDsl.Generator.Helpers;
+
+namespace KernelDsl.Generator.Model;
+
+/// <summary>
+/// What a PagedDecode variant derives from its declaration: the MMAs and the copy programs that feed them, the shared
+/// memory of one block (Q, then each warp's page stages), and the one signature of its two kernels (decode and merge).
+/// The CUDA writer and the launcher writer both read this, so no number is computed twice.
+/// </summary>
+public sealed record PagedDecodePlan(PagedDecodeSpec Spec)
+{
+    /// <summary>Query rows of one block: the rows of one MMA tile, (query token, query head of the group) packed.</summary>
+    public const int Rows = 16;
+
+    /// <summary>Every stage's base is aligned to this, so the swizzled K and V tiles start on the swizzle's span.</summary>
+    public const int StageAlignment = 1024;
+
+    public int HeadDim => Spec.HeadDim;
+    public int PageSize => Spec.PageSize;
+    public int Warps => Spec.Warps;
+    public int Stages => Spec.Stages;
+    public int Threads => 32 * Spec.Warps;
+
+    /// <summary>Q·Kᵀ: int8 Q codes (per-row scale) against the page's K codes (k − mean, one scale).</summary>
+    public MmaAtom Qk => MmaAtom.Get(MmaAtomKind.M16N8K32_S32S8S8);
+
+    /// <summary>P·V: P as u8 (×255 of exp2(x − m)) against V's s8 codes; the page's channel scales fold into O after it.</summary>
+    public MmaAtom Pv => MmaAtom.Get(MmaAtomKind.M16N8K32_S32U8S8);
+
+    /// <summary>The P scale: exp2 gives at most 1, rounded to n = 255·p.</summary>
+    public int PScale => 255;
+
+    /// <summary>Q: the block's 16 rows stored m × k, read once into A fragments.</summary>
+    public LdmatrixProgram QProgram => CopyAtom.Get(CopyAtomKind.Ldsm).ProgramFor(OperandStorage.MK, TokenOrder.Natural)!;
+
+    /// <summary>K: a page stored [key][channel], Q·Kᵀ's B k-major.</summary>
+    public LdmatrixProgram KProgram => CopyAtom.Get(CopyAtomKind.Ldsm).ProgramFor(OperandStorage.NK, TokenOrder.Natural)!;
+
+    /// <summary>V: a page stored token-major (k × n), read by Recipe A in the π key order P leaves the S accumulators in.</summary>
+    public LdmatrixProgram VProgram => CopyAtom.Get(CopyAtomKind.LdsmTransPrmt).ProgramFor(OperandStorage.KN, TokenOrder.Pi)!;
+
+    /// <summary>P packed from the S accumulators composed with the P·V MMA, then V's program against the keys P holds.</summary>
+    public Composition ComposeV() => FragmentComposition.ComposeB(Pv, VProgram, OperandStorage.KN, TokenOrder.Natural, FragmentComposition.ComposeAFromAccumulators(Qk, Pv).KOrder);
+
+    /// <summary>The copy atoms the kernel issues: cp.async for pages, ldmatrix (+ prmt) for fragments.</summary>
+    public static IReadOnlyList<CopyAtomKind> Atoms { get; } = [CopyAtomKind.CpAsync16, CopyAtomKind.Ldsm, CopyAtomKind.LdsmTransPrmt];
+
+    /// <summary>Q, K and V rows of HeadDim int8 codes: 16-byte chunks XOR-swizzled by the row within each 8-row span (the prefill's layouts).</summary>
+    public SmemLayoutSpec Layout(Operand operand) => new(operand, Element.S8, new Swizzle(HeadDim switch { 64 => 2, _ => 3 }, 4, 3));
+
+    /// <summary>Bytes of one page of one head's codes.</summary>
+    public int PageBytes => PageSize * HeadDim;
+
+    /// <summary>Offsets in a stage: K codes, V codes, K mean (float [D]), V scales (float [D]), K scale (one float in a 16-byte slot).</summary>
+    public int KMeanOffset => 2 * PageBytes;
+    public int VScaleOffset => KMeanOffset + 4 * HeadDim;
+    public int KScaleOffset => VScaleOffset + 4 * HeadDim;
+    public int StageBytes => RoundUp(KScaleOffset + 16, StageAlignment);
+
+    /// <summary>Block-wide: Q codes [16][D] (swizzled), Q as float [16][D] (for q·mean), the rows' Q scales.</summary>
+    public int QCodesBytes => Rows * HeadDim;
+    public int QFloatOffset => QCodesBytes;
+    public int QScaleOffset => QFloatOffset + 4 * Rows * HeadDim;
+    public int StagesOffset => RoundUp(QScaleOffset + 4 * Rows, StageAlignment);
+
+    /// <summary>After the loop the stages hold each warp's scaled O [16][D], its rows' max and sum, and each row's 1 / sum, for the block's merge.</summary>
+    public int MergeBytes => Warps * Rows * (HeadDim + 2) * 4 + 4 * Rows;
+
+    public int SharedMemoryBytes => StagesOffset + System.Math.Max(Warps * Stages * StageBytes, MergeBytes);
+
+    /// <summary>The C# element of Q and O: .NET has no bfloat16, so bf16 bits travel as ushort.</summary>
+    public string InputElement => Spec.Input == Element.BF16 ? "ushort" : "global::System.Half";
+
+    private static int RoundUp(int x, int to) => (x + to - 1) / to * to;
+
+    /// <summary>The launcher's parameters and the decode kernel's, once.</summary>
+    public KernelSignature Signature
+    {
+        get
+        {
+            var host = new List<HostParameter>();
+            var kernel = new List<KernelParameter>();
+            void Buffer(string name, string element, bool optional, string role, string cudaName, string cudaType, bool decode = true)
+            {
+                host.Add(new HostParameter(name, HostKind.Buffer, element, optional, role));
+                if (decode)
+                {
+                    kernel.Add(new KernelParameter(cudaName, cudaType, Passing.Pointer, name));
+                }
+            }
+            void Host(string name, HostKind kind, string type, string role) => host.Add(new HostParameter(name, kind, type, false, role));
+            void Scalar(string name, string type, string role, string cudaName)
+            {
+                Host(name, HostKind.Scalar, type, role);
+                kernel.Add(new KernelParameter(cudaName, type, Passing.Value, name));
+            }
+
+            Host("stream", HostKind.Stream, "", "the stream the kernels run on");
+            Buffer("queries", InputElement, false, $"Q [batch][headsQ][seqQ][{HeadDim}]: each sequence's last seqQ tokens", "queries", "const u16* __restrict__");
+            Host("lengths", HostKind.HostSpan, "int", "[batch]: tokens each sequence holds, its queries' own included (at least seqQ)");
+            Host("pageTable", HostKind.HostSpan, "int", "[batch][tablePages]: each sequence's pages in order, −1 past its last");
+            Host("tablePages", HostKind.Scalar, "int", "entries per page table row");
+            Buffer("kCodes", "sbyte", false, $"K codes [pages][headsKv][{PageSize}][{HeadDim}] int8", "k_codes", "const s8* __restrict__");
+            Buffer("kScale", "float", false, "K scale [pages][headsKv]", "k_scale", "const float* __restrict__");
+            Buffer("kMean", "float", false, $"K channel mean [pages][headsKv][{HeadDim}]", "k_mean", "const float* __restrict__");
+            Buffer("vCodes", "sbyte", false, $"V codes [pages][headsKv][{PageSize}][{HeadDim}] int8", "v_codes", "const s8* __restrict__");
+            Buffer("vScale", "float", false, $"V scale per channel [pages][headsKv][{HeadDim}]", "v_scale", "const float* __restrict__");
+            Buffer("workspace", "int", false, "device copy of the checked page table and lengths (WorkspaceLength)", "work", "const int* __restrict__");
+            Buffer("partialO", "float", false, $"each split's O [splits][batch·headsQ·seqQ][{HeadDim}] (PartialOLength)", "partial_o", "float* __restrict__");
+            Buffer("partialLse", "float", false, "each split's LSE [splits][batch·headsQ·seqQ] (PartialLseLength)", "partial_lse", "float* __restrict__");
+            Buffer("output", InputElement, false, $"O [batch][headsQ][seqQ][{HeadDim}]", "o", "u16* __restrict__", decode: false);
+            Buffer("lse", "float", true, "LSE [batch][headsQ][seqQ] (natural log), or null", "lse", "float* __restrict__", decode: false);
+            Scalar("headsQ", "int", "query heads: a multiple of headsKv", "heads_q");
+            Scalar("headsKv", "int", "KV heads", "heads_kv");
+            Scalar("seqQ", "int", "query tokens per sequence, 1 to 16", "seq_q");
+            kernel.Add(new KernelParameter("table_pages", "int", Passing.Value, "tablePages"));
+            Host("pages", HostKind.Scalar, "int", "pages in the pool");
+            Host("splits", HostKind.Scalar, "int", "blocks each sequence's pages are split over (SplitsFor suggests one)");
+            Scalar("softmaxScale", "float", "the scores' scale, usually 1/√HeadDim", "softmax_scale");
+            return new KernelSignature(host.ToEquatableArray(), kernel.ToEquatableArray());
+        }
+    }
+
+    /// <summary>The merge kernel's parameters, from the same launcher parameters.</summary>
+    public EquatableArray<KernelParameter> MergeParameters => new KernelParameter[]
+    {
+        new("partial_o", "const float* __restrict__", Passing.Pointer, "partialO"),
+        new("partial_lse", "const float* __restrict__", Passing.Pointer, "partialLse"),
+        new("o", "u16* __restrict__", Passing.Pointer, "output"),
+        new("lse", "float* __restrict__", Passing.Pointer, "lse"),
+        new("heads_q", "int", Passing.Value, "headsQ"),
+        new("seq_q", "int", Passing.Value, "seqQ"),
+        new("splits", "int", Passing.Value, "splits"),
+    }.ToEquatableArray();
+
+    public KernelSignature MergeSignature => Signature with { Kernel = MergeParameters };
+}

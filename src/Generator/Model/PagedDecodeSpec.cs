@@ -1,0 +1,17 @@
+namespace KernelDsl.Generator.Model;
+
+/// <summary>Decode attention over a paged INT8 KV cache: a few query tokens per sequence, split-KV, merged by LSE.</summary>
+public sealed record PagedDecodeSpec : KernelSpec
+{
+    public required int HeadDim { get; init; }
+    public required int PageSize { get; init; }
+    /// <summary>Element of Q and O.</summary>
+    public required Element Input { get; init; }
+    public required int Warps { get; init; }
+    public required int Stages { get; init; }
+
+    /// <summary>cp.async and the int8 mma.sync forms.</summary>
+    public override int InstructionMinSm => 80;
+
+    public override string Family => "PagedDecode";
+}

@@ -1,0 +1,62 @@
+using System.Collections.Generic;
+using System.Collections.Immutable;
+using System.Linq;
+using KernelDsl.Generator.Model;
+
+namespace KernelDsl.Generator.Validation;
+
+/// <summary>
+/// The PagedDecode family's rules. Its atoms are fixed by the cache's layout (K pages k-major, V pages token-major, P in
+/// the S accumulators' π order), so a declaration names none; the plan composes them at build time like any other.
+/// </summary>
+public static class PagedDecodeValidator
+{
+    public const int MaxWarps = 8;
+    public const int MaxStages = 4;
+
+    public static ImmutableArray<Finding> Validate(PagedDecodeSpec spec)
+    {
+        var findings = new List<Finding>();
+        void Bad(string name, object value, string rule) =>
+            findings.Add(Finding.Of(Rules.InvalidParameter, FindingTarget.Family, "PagedDecode." + name, value, rule));
+
+        if (spec.Input is not (Element.F16 or Element.BF16))
+        {
+            Bad(nameof(spec.Input), spec.Input, "queries and output are f16 or bf16 (Element.F16 or Element.BF16)");
+        }
+        // Registers: a warp keeps O for 16 rows × D channels (D/2 floats a thread) and Q's fragments (D/8).
+        if (spec.HeadDim is not (64 or 128))
+        {
+            Bad(nameof(spec.HeadDim), spec.HeadDim, "use 64 or 128: a warp holds O for all of its 16 rows' channels in registers");
+        }
+        if (spec.PageSize != 64)
+        {
+            Bad(nameof(spec.PageSize), spec.PageSize, "use 64, the cache's page: one K scale and one K mean per 64 keys, one step of the key loop");
+        }
+        if (!DeclarationRules.IsPowerOfTwo(spec.Warps) || spec.Warps > MaxWarps)
+        {
+            Bad(nameof(spec.Warps), spec.Warps, $"use a power of two from 1 to {MaxWarps}");
+        }
+        if (spec.Stages < 2 || spec.Stages > MaxStages)
+        {
+            Bad(nameof(spec.Stages), spec.Stages, $"use 2 to {MaxStages}: one page computed while the next ones load");
+        }
+        if (findings.Count == 0)
+        {
+            var bytes = new PagedDecodePlan(spec).SharedMemoryBytes;
+            foreach (var sm in spec.Targets.OrderBy(s => s.MaxSharedMemoryPerBlock()))
+            {
+                var limit = sm.MaxSharedMemoryPerBlock();
+                if (bytes > limit)
+                {
+                    var most = Enumerable.Range(1, spec.Stages).LastOrDefault(s => new PagedDecodePlan(spec with { Stages = s }).SharedMemoryBytes <= limit);
+                    findings.Add(Finding.Of(Rules.DecodeStagesTooLarge, FindingTarget.Family, spec.Type.Name, spec.Stages, spec.Warps, bytes, sm.ArchName(), limit, most));
+                    break;
+                }
+            }
+        }
+        DeclarationRules.CheckNothingStaged(findings, spec, "the decode kernel's atoms follow from the cache's page layout (cp.async pages, ldmatrix K, ldmatrix.trans + prmt V, int8 mma.sync); remove the attribute");
+        DeclarationRules.CheckTargets(findings, spec);
+        return findings.ToImmutableArray();
+    }
+}

@@ -1,0 +1,115 @@
+using System.Buffers;
+
+namespace KernelDsl.Launching;
+
+/// <summary>
+/// The host half of a generated paged decode launcher: checks a batch (lengths, page table) against the cache's pages
+/// and the query tokens, and makes the device copy the kernel reads (the table's rows, then the lengths). The kernel
+/// reads only the first ⌈length / pageSize⌉ entries of a row, so every page it could index is checked here, before
+/// anything is queued. Decode only reads the cache, so two sequences may share a page (a common prefix); one row may not
+/// list a page twice.
+/// </summary>
+public static class KvDecodeWork
+{
+    /// <summary>Ints of the device copy: <paramref name="batch"/> rows of <paramref name="tablePages"/>, then one length per row.</summary>
+    public static long Length(int batch, int tablePages) => (long)batch * (tablePages + 1L);
+
+    /// <summary>The device copy of a decode batch; throws, naming the argument and the rule, if any of it is inconsistent.</summary>
+    /// <param name="lengths">[batch]: tokens each sequence holds, its seqQ query tokens included.</param>
+    /// <param name="pageTable">[batch][tablePages]: each sequence's pages in order, −1 past its last.</param>
+    /// <param name="tablePages">Entries per row of <paramref name="pageTable"/>.</param>
+    /// <param name="pages">Pages in the pool.</param>
+    /// <param name="pageSize">Tokens per page.</param>
+    /// <param name="seqQ">Query tokens per sequence: the last seqQ of each.</param>
+    public static int[] Build(ReadOnlySpan<int> lengths, ReadOnlySpan<int> pageTable, int tablePages, int pages, int pageSize, int seqQ)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(pages, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(pageSize, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(seqQ, 1);
+        var batch = lengths.Length;
+        if (batch == 0)
+        {
+            throw new ArgumentException("'lengths' is empty: a batch has at least one sequence.", nameof(lengths));
+        }
+        if (tablePages < 1 || (long)batch * tablePages != pageTable.Length)
+        {
+            throw new ArgumentException($"'pageTable' has {pageTable.Length} entries; {batch} rows (lengths) of tablePages = {tablePages} need {(long)batch * Math.Max(1, tablePages)}, and a row has at least one entry.", nameof(pageTable));
+        }
+        for (var i = 0; i < batch; i++)
+        {
+            if (lengths[i] < seqQ)
+            {
+                throw new ArgumentOutOfRangeException(nameof(lengths), lengths[i], $"'lengths'[{i}] = {lengths[i]}: a sequence holds its {seqQ} query token(s) (seqQ), so at least {seqQ} tokens.");
+            }
+            if ((long)lengths[i] > (long)tablePages * pageSize)
+            {
+                throw new ArgumentOutOfRangeException(nameof(lengths), lengths[i], $"'lengths'[{i}] = {lengths[i]} tokens need {((long)lengths[i] + pageSize - 1) / pageSize} pages of {pageSize}, but 'pageTable' rows have {tablePages}.");
+            }
+        }
+        CheckPages(pageTable, lengths, tablePages, pages, pageSize);
+        var work = new int[checked((int)Length(batch, tablePages))];
+        pageTable.CopyTo(work);
+        lengths.CopyTo(work.AsSpan(batch * tablePages));
+        return work;
+    }
+
+    /// <summary>
+    /// Splits for a decode of <paramref name="blocks"/> blocks a split (sequences × KV heads × row tiles) on
+    /// <paramref name="multiprocessors"/> SMs: enough for two blocks per SM, but never fewer than
+    /// <paramref name="pagesPerSplit"/> pages of the longest sequence a split, so each warp of a block has a page.
+    /// </summary>
+    public static int Splits(int longest, int pageSize, long blocks, int multiprocessors, int pagesPerSplit)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(longest, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(blocks, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(multiprocessors, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(pagesPerSplit, 1);
+        var wanted = (2L * multiprocessors + blocks - 1) / blocks;
+        var most = Math.Max(1L, ((long)longest + pageSize - 1) / pageSize / pagesPerSplit);
+        return (int)Math.Clamp(wanted, 1L, most);
+    }
+
+    /// <summary>Each row's pages up to its length lie in the pool, none twice in the row; past them, −1 or a page of the pool.</summary>
+    private static void CheckPages(ReadOnlySpan<int> pageTable, ReadOnlySpan<int> lengths, int tablePages, int pages, int pageSize)
+    {
+        // seen[page] = 1 + the row index that last listed it, so a page listed by an earlier row is not a duplicate.
+        var seen = ArrayPool<int>.Shared.Rent(pages);
+        var column = ArrayPool<int>.Shared.Rent(pages);
+        try
+        {
+            Array.Clear(seen, 0, pages);
+            for (var i = 0; i < lengths.Length; i++)
+            {
+                var needed = ((long)lengths[i] + pageSize - 1) / pageSize;
+                for (var j = 0; j < tablePages; j++)
+                {
+                    var page = pageTable[i * tablePages + j];
+                    if (page == -1 && j >= needed)
+                    {
+                        continue;
+                    }
+                    if (page < 0 || page >= pages)
+                    {
+                        var why = j < needed ? $"sequence {i} reads pages 0 to {needed - 1} of its row for its {lengths[i]} tokens" : "past a row's needed pages, an entry is −1 or a page";
+                        throw new ArgumentOutOfRangeException(nameof(pageTable), page, $"'pageTable'[{i}, {j}] = {page} is not a page of the pool (0 to {pages - 1}): {why}.");
+                    }
+                    if (j >= needed)
+                    {
+                        continue;
+                    }
+                    if (seen[page] == i + 1)
+                    {
+                        throw new ArgumentException($"page {page} is in 'pageTable'[{i}, {column[page]}] and [{i}, {j}]: a sequence's tokens lie in distinct pages.", nameof(pageTable));
+                    }
+                    seen[page] = i + 1;
+                    column[page] = j;
+                }
+            }
+        }
+        finally
+        {
+            ArrayPool<int>.Shared.Return(seen);
+            ArrayPool<int>.Shared.Return(column);
+        }
+    }
+}

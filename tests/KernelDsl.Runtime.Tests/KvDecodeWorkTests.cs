@@ -1,0 +1,91 @@
+using KernelDsl.Launching;
+
+namespace KernelDsl.Runtime.Tests;
+
+/// <summary>
+/// The host half of the paged decode launchers: the device copy of a batch, each refusal naming its argument and rule,
+/// a fuzzed page table refused exactly when an independent check says a read would leave the pages it lists, and the
+/// split rule.
+/// </summary>
+public class KvDecodeWorkTests(ITestOutputHelper output)
+{
+    [Fact]
+    public void A_batch_becomes_its_table_rows_then_its_lengths()
+    {
+        // Pages of 4: sequence 0 holds 5 tokens (2 pages), sequence 1 holds 4 (1 page; the −1 past it is left as is).
+        var work = KvDecodeWork.Build([5, 4], [3, 0, 2, -1], tablePages: 2, pages: 4, pageSize: 4, seqQ: 1);
+        Assert.Equal([3, 0, 2, -1, 5, 4], work);
+        Assert.Equal(6, KvDecodeWork.Length(2, 2));
+    }
+
+    [Fact]
+    public void Two_sequences_may_share_a_page_a_decode_only_reads()
+    {
+        var work = KvDecodeWork.Build([8, 6], [1, 2, 1, 3], tablePages: 2, pages: 4, pageSize: 4, seqQ: 2);
+        Assert.Equal(6, work.Length);
+    }
+
+    [Theory]
+    [InlineData(new[] { 5, 4 }, new[] { 3, 0, 2, -1 }, 2, 5, "lengths", "'lengths'[1] = 4: a sequence holds its 5 query token(s)")]
+    [InlineData(new[] { 9, 4 }, new[] { 3, 0, 2, -1 }, 2, 1, "lengths", "need 3 pages of 4, but 'pageTable' rows have 2")]
+    [InlineData(new[] { 5, 4 }, new[] { 3, -1, 2, -1 }, 2, 1, "pageTable", "'pageTable'[0, 1] = -1 is not a page of the pool (0 to 3): sequence 0 reads pages 0 to 1")]
+    [InlineData(new[] { 5, 4 }, new[] { 3, 4, 2, -1 }, 2, 1, "pageTable", "'pageTable'[0, 1] = 4 is not a page of the pool")]
+    [InlineData(new[] { 5, 4 }, new[] { 3, 3, 2, -1 }, 2, 1, "pageTable", "page 3 is in 'pageTable'[0, 0] and [0, 1]")]
+    [InlineData(new[] { 5, 4 }, new[] { 3, 0, 2, 7 }, 2, 1, "pageTable", "past a row's needed pages, an entry is −1 or a page")]
+    [InlineData(new[] { 5, 4 }, new[] { 3, 0, 2 }, 2, 1, "pageTable", "'pageTable' has 3 entries")]
+    [InlineData(new int[0], new int[0], 2, 1, "lengths", "'lengths' is empty")]
+    public void A_bad_batch_is_refused_naming_the_argument(int[] lengths, int[] table, int tablePages, int seqQ, string parameter, string message)
+    {
+        var error = Assert.ThrowsAny<ArgumentException>(() => KvDecodeWork.Build(lengths, table, tablePages, pages: 4, pageSize: 4, seqQ: seqQ));
+        Assert.Equal(parameter, error.ParamName);
+        Assert.Contains(message, error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Fuzzed_page_tables_are_refused_exactly_when_a_read_would_leave_the_rows_pages()
+    {
+        var seed = Random.Shared.Next();
+        output.WriteLine($"seed {seed}");
+        var random = new Random(seed);
+        var (refused, accepted) = (0, 0);
+        for (var trial = 0; trial < 2000; trial++)
+        {
+            const int PageSize = 64;
+            var (batch, width, pages) = (random.Next(1, 5), random.Next(1, 6), random.Next(1, 12));
+            var seqQ = random.Next(1, 17);
+            var lengths = Enumerable.Range(0, batch).Select(_ => random.Next(0, width * PageSize + 70)).ToArray();
+            var table = Enumerable.Range(0, batch * width).Select(_ => random.Next(-2, pages + 2)).ToArray();
+            var valid = true;
+            for (var i = 0; i < batch; i++)
+            {
+                var needed = (lengths[i] + PageSize - 1) / PageSize;
+                var row = table.AsSpan(i * width, width).ToArray();
+                valid &= lengths[i] >= seqQ && needed <= width
+                    && row.Take(needed).All(p => p >= 0 && p < pages) && row.Take(needed).Distinct().Count() == needed
+                    && row.Skip(needed).All(p => p == -1 || (p >= 0 && p < pages));
+            }
+            if (valid)
+            {
+                var work = KvDecodeWork.Build(lengths, table, width, pages, PageSize, seqQ);
+                Assert.Equal(table.Concat(lengths), work);
+                accepted++;
+            }
+            else
+            {
+                var error = Assert.ThrowsAny<ArgumentException>(() => KvDecodeWork.Build(lengths, table, width, pages, PageSize, seqQ));
+                Assert.Contains(error.ParamName, new[] { "lengths", "pageTable" });
+                refused++;
+            }
+        }
+        output.WriteLine($"{accepted} accepted, {refused} refused");
+        Assert.True(accepted > 0 && refused > 0);
+    }
+
+    [Theory]
+    [InlineData(32768, 1, 132, 4, 128)]    // one sequence: the 264 splits two blocks an SM want, capped at 512 pages / 4
+    [InlineData(32768, 264, 132, 4, 1)]    // a full grid already
+    [InlineData(100, 1, 132, 4, 1)]        // 2 pages: fewer than a split's 4 pages per warp allow more
+    [InlineData(4096, 8, 132, 4, 16)]      // 64 pages / 4 per split caps the 33 wanted
+    public void Splits_fill_the_device_without_starving_a_blocks_warps(int longest, long blocks, int sms, int pagesPerSplit, int expected) =>
+        Assert.Equal(expected, KvDecodeWork.Splits(longest, 64, blocks, sms, pagesPerSplit));
+}
