@@ -209,7 +209,7 @@ public static class QuantizeReference
     /// lane j sums tokens j, j + lanes, ... in order and the lane sums are added in order; the slice sums are added in order;
     /// then one division. With one slice this is the Quantize variants' own order (0 + the slice's sum is that sum).
     /// </summary>
-    public static float[] ChannelMean(float[] values, int bhCount, int tokens, int d, int lanes, int sliceTokens)
+    private static float[] ChannelMean(float[] values, int bhCount, int tokens, int d, int lanes, int sliceTokens)
     {
         if (lanes < 1 || sliceTokens < 0)
         {
