@@ -158,12 +158,16 @@ internal static class BenchCommand
         return device.Upload<Half>(values);
     }
 
-    /// <summary>Median milliseconds of 20 runs after 3 warm-ups, each bracketed by CUDA events on the stream.</summary>
-    internal static double Median(CudaStream stream, Action run)
+    /// <summary>
+    /// Median milliseconds of 20 runs after 3 warm-ups, each bracketed by CUDA events on the stream;
+    /// <paramref name="before"/>, if given, is queued before each run, outside the events (e.g. an L2 flush).
+    /// </summary>
+    internal static double Median(CudaStream stream, Action run, Action? before = null)
     {
         var times = new List<double>();
         for (var i = 0; i < 23; i++)
         {
+            before?.Invoke();
             using var start = stream.Record();
             run();
             using var stop = stream.Record();
