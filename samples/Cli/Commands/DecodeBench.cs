@@ -100,7 +100,7 @@ internal static class DecodeBench
         AnsiConsole.MarkupLine($"wrote {Markup.Escape(csv.FullName)}");
     }
 
-    /// <summary>Bytes written before each timed run to evict the L2: twice its size, at least 64 MB (bench/sdpa.py's L2_FLUSH_BYTES matches on an H100/H200).</summary>
+    /// <summary>Bytes written before each timed run to evict the L2: twice its size, at least 64 MB (bench/sdpa.py decode flushes by the same rule).</summary>
     public static long FlushBytes(CudaDevice device) => Math.Max(64L << 20, 2L * device.L2CacheBytes);
 
     /// <summary>Appends <paramref name="context"/> tokens to every sequence of the batch, each append taking ChunkTokens tokens across the batch.</summary>
