@@ -12,6 +12,8 @@ namespace KernelDsl.Cli.Commands;
 /// three quantize kernels, with NonFiniteInputs.Ignore (asynchronous like torch; the default Throw adds one stream
 /// synchronization per call). TOPS counts 4·B·H·S²·D (halved when causal). Each input tensor is 64 MB, more than an
 /// H100's 50 MB L2. Writes CSV; bench/sdpa.py joins it with torch SDPA timed in the same call.
+/// <c>--variants</c> times the attention variants with modifiers instead (<see cref="VariantBench"/>), <c>--decode</c> decode from
+/// the paged INT8 KV cache (<see cref="DecodeBench"/>).
 /// </summary>
 internal static class BenchCommand
 {
@@ -26,12 +28,30 @@ internal static class BenchCommand
         headDim.Validators.Add(r => { if (r.GetValueOrDefault<int?>() is { } d && d is not (64 or 128)) r.AddError($"--head-dim must be 64 or 128 (the declared head dims), not {d}."); });
         seq.Validators.Add(r => { if (r.GetValueOrDefault<int?>() is { } s && (s <= 0 || 16384 % s != 0)) r.AddError($"--seq must be a positive divisor of 16384 (the grid keeps B·S = 16384), not {s}."); });
         only.Validators.Add(r => { if (r.GetValueOrDefault<string?>() is { } text && !AttentionVariant.All.Any(v => v.Module.Name.Contains(text, StringComparison.Ordinal))) r.AddError($"--only '{text}' matches no declared attention variant (kdsl list shows them)."); });
-        var command = new Command("bench", "Time every attention variant on the standard grid (needs a GPU).") { csv, quick, headDim, seq, only, variants };
-        command.SetAction(parse => Run(parse.GetValue(csv)!, parse.GetValue(quick), parse.GetValue(headDim), parse.GetValue(seq), parse.GetValue(only), parse.GetValue(variants)));
+        var decode = new Option<bool>("--decode") { Description = "Time decode from the paged INT8 KV cache (issue 16) at D = 128, GQA 64:8, Sq in {1, 4}, batch in {1, 16, 64}, context in {1024, 4096, 16384, 32768}, for bench/sdpa.py decode-join. Takes only --csv." };
+        var command = new Command("bench", "Time every attention variant on the standard grid (needs a GPU).") { csv, quick, headDim, seq, only, variants, decode };
+        // --decode has its own grid: an option of the other grids with it is a mistake, named before looking for a GPU.
+        command.Validators.Add(r =>
+        {
+            if (r.GetResult(decode) is not { Implicit: false } || !r.GetValue(decode))
+            {
+                return;
+            }
+            foreach (var (option, name) in new (Option Option, string Name)[] { (variants, "--variants"), (quick, "--quick"), (headDim, "--head-dim"), (seq, "--seq"), (only, "--only") })
+            {
+                if (r.GetResult(option) is { Implicit: false })
+                {
+                    r.AddError($"--decode and {name} cannot be used together: --decode times its own grid (D = 128, GQA 64:8, batch 1/16/64, context 1k-32k); drop {name} or --decode.");
+                    return;
+                }
+            }
+        });
+        command.SetAction(parse => Run(parse.GetValue(csv)!, parse.GetValue(quick), parse.GetValue(headDim), parse.GetValue(seq), parse.GetValue(only), parse.GetValue(variants),
+            parse.GetValue(decode)));
         return command;
     }
 
-    private static int Run(FileInfo csv, bool quick, int? onlyHeadDim, int? onlySeq, string? onlyVariant, bool variants)
+    private static int Run(FileInfo csv, bool quick, int? onlyHeadDim, int? onlySeq, string? onlyVariant, bool variants, bool decode)
     {
         CliApp.CheckOutputFile(csv, "--csv");
         if (!CudaDevice.TryOpen(0, out var device, out var reason))
@@ -40,9 +60,14 @@ internal static class BenchCommand
         }
         using var _ = device;
         using var stream = device.CreateStream();
-        using var attention = new Int8Attention(device);
         AnsiConsole.MarkupLine($"[bold]{Markup.Escape(device.Name)}[/] ({device.ArchName}, {device.SmCount} SMs)");
         CliApp.WarnIfSourcesOverridden();
+        if (decode)
+        {
+            DecodeBench.Run(device, stream, csv);
+            return 0;
+        }
+        using var attention = new Int8Attention(device);
         if (variants)
         {
             VariantBench.Run(device, stream, attention, csv, onlySeq is { } one ? [one] : [4096, 16384]);
@@ -133,12 +158,16 @@ internal static class BenchCommand
         return device.Upload<Half>(values);
     }
 
-    /// <summary>Median milliseconds of 20 runs after 3 warm-ups, each bracketed by CUDA events on the stream.</summary>
-    internal static double Median(CudaStream stream, Action run)
+    /// <summary>
+    /// Median milliseconds of 20 runs after 3 warm-ups, each bracketed by CUDA events on the stream;
+    /// <paramref name="before"/>, if given, is queued before each run, outside the events (e.g. an L2 flush).
+    /// </summary>
+    internal static double Median(CudaStream stream, Action run, Action? before = null)
     {
         var times = new List<double>();
         for (var i = 0; i < 23; i++)
         {
+            before?.Invoke();
             using var start = stream.Record();
             run();
             using var stop = stream.Record();

@@ -1,0 +1,119 @@
+using System.Globalization;
+using KernelDsl.Attention.KvCache;
+using KernelDsl.Launching;
+using Spectre.Console;
+
+namespace KernelDsl.Cli.Commands;
+
+/// <summary>
+/// <c>kdsl bench --decode</c> (issue 16): decode from the paged INT8 KV cache at D = 128, 64 query heads over 8 KV heads
+/// (GQA 8:1), Sq = 1 and 4, batch in {1, 16, 64}, context in {1024, 4096, 16384, 32768}. For each (batch, context) a
+/// <see cref="PagedKvCache"/> is filled through <see cref="PagedKvCache.Append(CudaStream, IReadOnlyList{int}, IReadOnlyList{int}, DeviceBuffer{Half}, DeviceBuffer{Half})"/>
+/// with random f16 K and V, in chunks; then <see cref="PagedKvCache.Decode(CudaStream, DeviceBuffer{Half}, IReadOnlyList{int}, int, int, DeviceBuffer{Half}, DeviceBuffer{float}?, float?, int?)"/>
+/// is timed like the standard grid (CUDA events, median of 20 after 3 warm-ups): the whole host call, i.e. the page table's
+/// upload, the decode kernel and the split merge. Before each run, outside the events, the L2 is flushed (a memset of twice
+/// its size), so the cache comes from DRAM as it does in serving, where a step's weights pass through the L2 between decodes;
+/// bench/sdpa.py decode does the same for torch. The context counts the Sq query tokens (already in the cache, as Decode
+/// expects). Cache bytes are what decode must read of the pages the batch touches: K and V codes, K scale, K mean, V scales.
+/// Writes <c>batch,context,seq_q,heads_q,heads_kv,head_dim,splits,ms,cache_bytes,gb_per_s,gpu</c>; bench/sdpa.py's
+/// <c>decode</c> times torch SDPA over a contiguous f16 cache at the same shapes and <c>decode-join</c> joins the two.
+/// </summary>
+internal static class DecodeBench
+{
+    public const int HeadDim = 128, HeadsQ = 64, HeadsKv = 8;
+    public static readonly int[] Batches = [1, 16, 64];
+    public static readonly int[] Contexts = [1024, 4096, 16384, 32768];
+    public static readonly int[] QueryLengths = [1, 4];
+
+    /// <summary>Tokens of random f16 K (and V) uploaded once and appended again and again: [ChunkTokens][Hkv][D], 32 MB each.</summary>
+    private const int ChunkTokens = 16384;
+
+    public const string CsvHeader = "batch,context,seq_q,heads_q,heads_kv,head_dim,splits,ms,cache_bytes,gb_per_s,gpu";
+
+    /// <summary>Bytes decode reads of one page of one KV head: K and V codes (64 × D each), the K scale, D K means and D V scales.</summary>
+    public static long PageBytes(int pageSize, int headDim) => 2L * pageSize * headDim + 4 + 2L * 4 * headDim;
+
+    /// <summary>The cache bytes a decode of <paramref name="batch"/> sequences of <paramref name="context"/> tokens reads.</summary>
+    public static long CacheBytes(int batch, int context, int pageSize = 64) =>
+        (long)batch * ((context + pageSize - 1) / pageSize) * HeadsKv * PageBytes(pageSize, HeadDim);
+
+    /// <summary>
+    /// Device bytes one grid point needs: the pool (codes and statistics), the staging slots (f16 K and V of a page per sequence and
+    /// head), the random chunks, queries and outputs, and the split partials (float O and LSE); an estimate of 10 % on top.
+    /// </summary>
+    public static long DeviceBytes(int batch, int context, int splits)
+    {
+        var rows = (long)batch * HeadsQ * QueryLengths.Max();
+        var staging = 2L * batch * HeadsKv * 64 * HeadDim * 2;
+        var chunks = 2L * ChunkTokens * HeadsKv * HeadDim * 2 + (256L << 20);  // and the L2 flush buffer
+        var io = 2 * rows * HeadDim * 2;
+        var partials = splits * rows * (HeadDim + 1) * 4;
+        return (long)((CacheBytes(batch, context) + staging + chunks + io + partials) * 1.1);
+    }
+
+    public static void Run(CudaDevice device, CudaStream stream, FileInfo csv)
+    {
+        var rows = new List<string> { CsvHeader };
+        var table = new Table().AddColumns("B", "context", "Sq", "splits", "ms", "cache MB", "cache GB/s");
+        var skipped = new List<string>();
+        using var kChunk = BenchCommand.Random(device, (long)ChunkTokens * HeadsKv * HeadDim, 2);
+        using var vChunk = BenchCommand.Random(device, (long)ChunkTokens * HeadsKv * HeadDim, 3);
+        using var flush = device.Allocate<byte>(FlushBytes(device));
+        var flushes = 0;
+        void Flush() => stream.FillBytes(flush, (byte)++flushes);
+        var grid = Contexts.SelectMany(c => Batches.Select(b => (Batch: b, Context: c))).ToList();
+        CliProgress.Run("decode (B, context)", grid, point =>
+        {
+            var (batchSize, context) = point;
+            var splits = QueryLengths.Max(sq => PagedDecodeD128.SplitsFor(context, batchSize, HeadsQ, HeadsKv, sq, device.SmCount));
+            var needed = DeviceBytes(batchSize, context, splits);
+            var free = device.FreeMemoryBytes;
+            if (needed > free)
+            {
+                skipped.Add($"B = {batchSize}, context {context}: needs about {needed / 1e9:F1} GB, {free / 1e9:F1} GB free");
+                return;
+            }
+            var pages = batchSize * ((context + 63) / 64);
+            using var cache = PagedKvCache.Create(device, pages, batchSize, HeadsKv, HeadDim);
+            var batch = Enumerable.Range(0, batchSize).Select(_ => cache.AddSequence()).ToArray();
+            Fill(stream, cache, batch, context, kChunk, vChunk);
+            var bytes = CacheBytes(batchSize, context, cache.PageSize);
+            foreach (var seqQ in QueryLengths)
+            {
+                var elements = (long)batchSize * HeadsQ * seqQ * HeadDim;
+                using var queries = BenchCommand.Random(device, elements, 1);
+                using var output = device.Allocate<Half>(elements);
+                var ms = BenchCommand.Median(stream, () => cache.Decode(stream, queries, batch, HeadsQ, seqQ, output), Flush);
+                var used = PagedDecodeD128.SplitsFor(context, batchSize, HeadsQ, HeadsKv, seqQ, device.SmCount);
+                string F(double x, string format = "F4") => x.ToString(format, CultureInfo.InvariantCulture);
+                rows.Add($"{batchSize},{context},{seqQ},{HeadsQ},{HeadsKv},{HeadDim},{used},{F(ms)},{bytes},{F(bytes / ms / 1e6, "F1")},{Csv(device.Name)}");
+                table.AddRow($"{batchSize}", $"{context}", $"{seqQ}", $"{used}", F(ms), F(bytes / 1e6, "F1"), F(bytes / ms / 1e6, "F0"));
+            }
+        });
+        AnsiConsole.Write(table);
+        foreach (var line in skipped)
+        {
+            AnsiConsole.MarkupLine($"[yellow]skipped (does not fit the card's free memory): {Markup.Escape(line)}[/]");
+        }
+        AnsiConsole.MarkupLine("Times are the whole Decode call (page-table upload, decode kernel, split merge), the L2 flushed before each run.");
+        File.WriteAllLines(csv.FullName, rows);
+        AnsiConsole.MarkupLine($"wrote {Markup.Escape(csv.FullName)}");
+    }
+
+    /// <summary>Bytes written before each timed run to evict the L2: twice its size, at least 64 MB (bench/sdpa.py decode flushes by the same rule).</summary>
+    public static long FlushBytes(CudaDevice device) => Math.Max(64L << 20, 2L * device.L2CacheBytes);
+
+    /// <summary>Appends <paramref name="context"/> tokens to every sequence of the batch, each append taking ChunkTokens tokens across the batch.</summary>
+    private static void Fill(CudaStream stream, PagedKvCache cache, int[] batch, int context, DeviceBuffer<Half> k, DeviceBuffer<Half> v)
+    {
+        var perSequence = Math.Max(1, Math.Min(context, ChunkTokens / batch.Length));
+        for (var done = 0; done < context; done += perSequence)
+        {
+            var count = Math.Min(perSequence, context - done);
+            cache.Append(stream, batch, batch.Select(_ => count).ToArray(), k, v);
+        }
+        stream.Synchronize();
+    }
+
+    private static string Csv(string text) => text.Contains(',') || text.Contains('"') ? "\"" + text.Replace("\"", "\"\"") + "\"" : text;
+}
