@@ -41,6 +41,9 @@ public static class FragmentComposition
     public static int Token(TokenOrder order, int position) =>
         order == TokenOrder.Natural ? position : (position & ~15) + PiGroup[position & 15];
 
+    /// <summary>The tokens that positions 0..15 of a transposed row hold in <paramref name="order"/> (a group repeats every 16).</summary>
+    public static IReadOnlyList<int> GroupOrder(TokenOrder order) => Enumerable.Range(0, PiGroup.Length).Select(p => Token(order, p)).ToArray();
+
     /// <summary>The label of stored byte (row, byteColumn) in logical terms: A as (m, k), B as (k, n).</summary>
     public static ByteLabel Label(OperandStorage storage, Element element, TokenOrder storedOrder, int row, int byteColumn)
     {

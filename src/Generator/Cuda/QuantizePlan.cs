@@ -66,18 +66,7 @@ public sealed record QuantizePlan(QuantizeSpec Spec)
     public int Warps => Spec.Threads / 32;
 
     /// <summary>Position p of a transposed row holds token 16·(p / 16) + StoredOrder[p % 16] (FragmentComposition's π for TokenOrder.Pi).</summary>
-    public IReadOnlyList<int> StoredOrder
-    {
-        get
-        {
-            var order = new int[GroupTokens];
-            for (var p = 0; p < GroupTokens; p++)
-            {
-                order[p] = FragmentComposition.Token(Spec.TransposedOrder, p);
-            }
-            return order;
-        }
-    }
+    public IReadOnlyList<int> StoredOrder => FragmentComposition.GroupOrder(Spec.TransposedOrder);
 
     /// <summary>The kernels this variant launches, in order.</summary>
     public IReadOnlyList<QuantizeKernel> Kernels

@@ -50,18 +50,7 @@ public sealed record KvCodesPlan(KvCodesSpec Spec)
     public int SharedMemoryBytes => SharedBytes(Spec.HeadDim, Tile, Spec.Threads, Spec.VTransposed);
 
     /// <summary>Position p of a transposed row holds token 16·(p / 16) + StoredOrder[p % 16].</summary>
-    public IReadOnlyList<int> StoredOrder
-    {
-        get
-        {
-            var order = new int[GroupTokens];
-            for (var p = 0; p < GroupTokens; p++)
-            {
-                order[p] = FragmentComposition.Token(Spec.TransposedOrder, p);
-            }
-            return order;
-        }
-    }
+    public IReadOnlyList<int> StoredOrder => FragmentComposition.GroupOrder(Spec.TransposedOrder);
 
     public string Symbol => Spec.KernelPrefix + "_codes";
 
