@@ -69,12 +69,18 @@ public static class QuantizeReference
     /// <summary>The kernels' kdsl_scale_of for int8 codes.</summary>
     public static float ScaleOf(float absmax) => ScaleOf(absmax, Element.S8);
 
-    /// <summary>The kernels' kdsl_scale_of: absmax over the largest code (127 for s8, 448 for e4m3), 1 when that is 0.</summary>
+    /// <summary>
+    /// The kernels' kdsl_scale_of: absmax over the largest code (127 for s8, 448 for e4m3), 1 when that is below the
+    /// smallest normal float (0 included), whose reciprocal would overflow to Inf and turn a 0 into a NaN code.
+    /// </summary>
     public static float ScaleOf(float absmax, Element output)
     {
         var scale = absmax / MaxCode(output);
-        return scale == 0f ? 1f : scale;
+        return scale < SmallestNormal ? 1f : scale;
     }
+
+    /// <summary>The smallest positive normal float, FLT_MIN.</summary>
+    private const float SmallestNormal = 1.17549435E-38f;
 
     /// <summary>The largest code magnitude of an output type: 127 (s8, symmetric) or 448 (e4m3's largest finite value).</summary>
     public static float MaxCode(Element output) => output switch

@@ -115,6 +115,26 @@ public class QuantizeReferenceTests
         Assert.Contains(r.Output, q => q == 127 || q == -127);
     }
 
+    /// <summary>
+    /// A bf16 channel whose largest value is a tiny normal (2^-122, far below f16's range): absmax / 448 or / 127 is
+    /// subnormal, its reciprocal would be Inf, and 0 · Inf a NaN code. Such a channel gets scale 1 and codes 0, as one of
+    /// zeros does.
+    /// </summary>
+    [Theory]
+    [InlineData(Element.S8)]
+    [InlineData(Element.E4M3)]
+    public void A_channel_too_small_for_a_normal_scale_gets_scale_1_and_zero_codes(Element output)
+    {
+        var tiny = AttentionTensors.SingleToBf16(MathF.ScaleB(1f, -122));
+        var x = new ushort[2 * D];  // two tokens of one head: channel 0 holds the tiny value and an exact 0, the rest 0
+        x[0] = tiny;
+        var options = VChannel with { Output = output };
+        var result = QuantizeReference.Quantize(x, Element.BF16, 2 * D, 2 * D, D, 1, 1, 2, 1f, options);
+        Assert.Equal(1f, QuantizeReference.ScaleOf(BitConverter.Int32BitsToSingle(tiny << 16), output));
+        Assert.All(result.Scales, s => Assert.Equal(1f, s));
+        Assert.All(result.Bytes(), b => Assert.Equal(0, b & 0x7F));  // no NaN code (e4m3 0x7F/0xFF), magnitude 0
+    }
+
     [Fact]
     public void Pi_transposed_output_is_a_naive_transpose_of_the_natural_output()
     {

@@ -31,6 +31,11 @@ public class PagedDecodeGpuTests(ITestOutputHelper output)
     [InlineData(64, Element.F16, 4, 8, 2, new[] { 4, 63, 64, 65, 2000 })]
     [InlineData(128, Element.BF16, 1, 8, 1, new[] { 1, 64, 65, 3000 })]
     [InlineData(128, Element.BF16, 16, 8, 1, new[] { 16, 65, 900 })]
+    // Packing paths: two row tiles with padding rows (3 tokens × 8 heads = 24 rows), a group that does not divide 16
+    // (6 heads), and a tile boundary inside one token's heads (32 heads on one KV head).
+    [InlineData(128, Element.F16, 3, 8, 1, new[] { 3, 64, 65, 500 })]
+    [InlineData(128, Element.F16, 2, 12, 2, new[] { 2, 63, 64, 700 })]
+    [InlineData(128, Element.F16, 1, 32, 1, new[] { 1, 64, 65, 800 })]
     public void Decode_meets_the_prefill_bars_against_float64(int headDim, Element input, int seqQ, int headsQ, int headsKv, int[] lengths)
     {
         var seed = Random.Shared.Next();

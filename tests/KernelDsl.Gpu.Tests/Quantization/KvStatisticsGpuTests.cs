@@ -303,9 +303,14 @@ public class KvStatisticsGpuTests
             QuantizeReference.Quantize(v, c.Input, st.VB, st.VH, st.VS, batch, heads, tokens, 1f, c.VOptions));
     }
 
+    /// <summary>
+    /// Bit for bit, except that any NaN equals any NaN: the GPU's float arithmetic returns its one canonical NaN
+    /// (0x7FFFFFFF) where x86 passes the operand's NaN through (a NaN in K makes its channel's mean NaN on both sides).
+    /// </summary>
     private static void AssertBits(float[] expected, float[] actual, string what, int seed)
     {
-        var bad = Enumerable.Range(0, expected.Length).FirstOrDefault(i => BitConverter.SingleToInt32Bits(expected[i]) != BitConverter.SingleToInt32Bits(actual[i]), -1);
+        static bool Same(float e, float a) => float.IsNaN(e) ? float.IsNaN(a) : BitConverter.SingleToInt32Bits(e) == BitConverter.SingleToInt32Bits(a);
+        var bad = Enumerable.Range(0, expected.Length).FirstOrDefault(i => !Same(expected[i], actual[i]), -1);
         Assert.True(expected.Length == actual.Length && bad < 0, $"seed {seed}: {what}[{bad}] = {(bad < 0 ? 0 : actual[bad])}, reference {(bad < 0 ? 0 : expected[bad])}");
     }
 

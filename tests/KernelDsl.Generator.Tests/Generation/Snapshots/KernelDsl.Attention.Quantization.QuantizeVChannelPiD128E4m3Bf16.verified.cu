@@ -60,12 +60,12 @@ static __device__ __forceinline__ void kdsl_report_nonfinite(unsigned int* nonfi
 }
 // Explicitly rounded steps (no FMA contraction, IEEE division) so the CPU reference reproduces every bit.
 static __device__ __forceinline__ float kdsl_prep(float x, float mul) { return __fmul_rn(x, mul); }
-// scale = absmax / 448 (e4m3's largest finite value). A block (or channel) whose absmax is 0, or so small that absmax / 448 underflows to 0,
-// gets scale 1: every q is then 0 and q · scale stays finite.
+// scale = absmax / 448 (e4m3's largest finite value). A block (or channel) whose absmax / 448 is below the smallest normal
+// float (0 included; 1 / scale would overflow to Inf, and 0 · Inf is NaN) gets scale 1: every q is then 0 and q · scale stays finite.
 static __device__ __forceinline__ float kdsl_scale_of(float absmax)
 {
     const float s = __fdiv_rn(absmax, 448.0f);
-    return s == 0.0f ? 1.0f : s;
+    return s < 1.17549435e-38f ? 1.0f : s;
 }
 // Codes are v times 1 / scale, rounded once per block or channel, so no element pays for a division.
 static __device__ __forceinline__ float kdsl_inv_of(float scale) { return __fdiv_rn(1.0f, scale); }
