@@ -384,8 +384,9 @@ public static class PagedDecodeKernelWriter
                 w.Line($"const float safe = m_new == -KDSL_INF ? 0.f : m_new;");
                 w.Line($"alpha[h] = kdsl_exp2(m[h] - safe);  // 0 while m was −∞");
                 w.Line($"m[h] = m_new;");
-                w.Line($"// 2^(x − m + log₂ {plan.PScale}) = {plan.PScale}·P: at most {plan.PScale} within the SFU's error, far below the {plan.PScale}.5 that would wrap a byte.");
-                w.Line($"base[h] = safe - {Float(System.Math.Log(plan.PScale, 2))};");
+                w.Line($"// 2^((x − m) + log₂ {plan.PScale}) = {plan.PScale}·P: x − m is exact near the maximum (Sterbenz), so the row's largest score gives");
+                w.Line($"// {plan.PScale} within the SFU's error at any magnitude, far below the {plan.PScale}.5 that would wrap a byte.");
+                w.Line($"base[h] = safe;");
                 w.Line($"l[h] *= alpha[h];");
             });
             w.Line($"#pragma unroll");
@@ -393,7 +394,9 @@ public static class PagedDecodeKernelWriter
             w.Line($"// P rounded to u8 in pairs of f16 1024 + n (pp[jt][0]: row g, pp[jt][1]: row g + 8).");
             w.Line($"u32 pp[{sTiles}][2];");
             w.Line($"#pragma unroll");
-            w.Line($"for (int jt = 0; jt < {sTiles}; ++jt) {{ pp[jt][0] = kdsl_f16x2_u8(kdsl_exp2(x[jt][0] - base[0]), kdsl_exp2(x[jt][1] - base[0])); pp[jt][1] = kdsl_f16x2_u8(kdsl_exp2(x[jt][2] - base[1]), kdsl_exp2(x[jt][3] - base[1])); }}");
+            var log2P = Float(System.Math.Log(plan.PScale, 2));
+            string P(int r, int h) => $"kdsl_exp2((x[jt][{r}] - base[{h}]) + {log2P})";
+            w.Line($"for (int jt = 0; jt < {sTiles}; ++jt) {{ pp[jt][0] = kdsl_f16x2_u8({P(0, 0)}, {P(1, 0)}); pp[jt][1] = kdsl_f16x2_u8({P(2, 1)}, {P(3, 1)}); }}");
         }
 
         /// <summary>P·V's A fragments from the pairs, by <see cref="FragmentComposition.PackingOf"/> (the table the build composed).</summary>

@@ -368,8 +368,9 @@ kdsl_KernelDsl_Attention_KvCache_PagedDecodeD128_decode(
             const float safe = m_new == -KDSL_INF ? 0.f : m_new;
             alpha[h] = kdsl_exp2(m[h] - safe);  // 0 while m was −∞
             m[h] = m_new;
-            // 2^(x − m + log₂ 255) = 255·P: at most 255 within the SFU's error, far below the 255.5 that would wrap a byte.
-            base[h] = safe - 7.99435344f;
+            // 2^((x − m) + log₂ 255) = 255·P: x − m is exact near the maximum (Sterbenz), so the row's largest score gives
+            // 255 within the SFU's error at any magnitude, far below the 255.5 that would wrap a byte.
+            base[h] = safe;
             l[h] *= alpha[h];
         }
         #pragma unroll
@@ -377,7 +378,7 @@ kdsl_KernelDsl_Attention_KvCache_PagedDecodeD128_decode(
         // P rounded to u8 in pairs of f16 1024 + n (pp[jt][0]: row g, pp[jt][1]: row g + 8).
         u32 pp[8][2];
         #pragma unroll
-        for (int jt = 0; jt < 8; ++jt) { pp[jt][0] = kdsl_f16x2_u8(kdsl_exp2(x[jt][0] - base[0]), kdsl_exp2(x[jt][1] - base[0])); pp[jt][1] = kdsl_f16x2_u8(kdsl_exp2(x[jt][2] - base[1]), kdsl_exp2(x[jt][3] - base[1])); }
+        for (int jt = 0; jt < 8; ++jt) { pp[jt][0] = kdsl_f16x2_u8(kdsl_exp2((x[jt][0] - base[0]) + 7.99435344f), kdsl_exp2((x[jt][1] - base[0]) + 7.99435344f)); pp[jt][1] = kdsl_f16x2_u8(kdsl_exp2((x[jt][2] - base[1]) + 7.99435344f), kdsl_exp2((x[jt][3] - base[1]) + 7.99435344f)); }
         u32 pa[2][4];
         #pragma unroll
         for (int kk = 0; kk < 2; ++kk)
