@@ -69,7 +69,7 @@ public static class AttentionEmitter
         if (plan.QuantizesQ)
         {
             // The Quantize family's own helpers, as it writes them: the kernel rounds Q exactly as a Q quantize kernel would.
-            new QuantizeKernelWriter(new QuantizePlan(QueryQuantizeWriter.HelperSpec(spec))).WriteHelpers(w);
+            QuantizeKernelWriter.HelpersFor(spec, spec.QInput, subtractChannelMean: false).WriteHelpers(w);
             w.Line();
         }
         w.Line($"// ---- Shared-memory layouts (TMA writes them; the LSE reads Q back through this function) ----");

@@ -25,7 +25,7 @@ public static class KvAppendKernelWriter
         w.Line();
         // The Quantize family's helpers as that family writes them (kdsl_prep, kdsl_scale_of, kdsl_inv_of, kdsl_quant,
         // kdsl_st8, kdsl_unpack8): the cache rounds exactly as the prefill's quantize kernels do.
-        new QuantizeKernelWriter(new QuantizePlan(HelperSpec(spec))).WriteHelpers(w);
+        QuantizeKernelWriter.HelpersFor(spec, spec.Input, subtractChannelMean: true).WriteHelpers(w);
         w.Line();
         w.Line($"// One block per (work item, KV head, K or V). Work item fields, {KvAppendPlan.ItemFields.Count} ints: {string.Join(", ", KvAppendPlan.ItemFields)}.");
         w.Line($"// The page's slots [0, start) come from the staging slot, [start, fill) from rows source, source + 1, ... of the new tokens.");
@@ -145,15 +145,4 @@ public static class KvAppendKernelWriter
             w.Line($"kdsl_st8(codes + (e / {cpr}) * {d} + (e % {cpr}) * 8, lo, hi);");
         });
     }
-
-    /// <summary>
-    /// A Quantize spec whose helpers are the ones this kernel calls: per-block K smoothing (kdsl_prep with a mean) and a
-    /// natural layout (kdsl_st8), for the declared input element.
-    /// </summary>
-    private static QuantizeSpec HelperSpec(KvAppendSpec spec) => new()
-    {
-        Type = spec.Type, Targets = spec.Targets, SmemLayouts = spec.SmemLayouts, CopyAtoms = spec.CopyAtoms, Mma = null,
-        Input = spec.Input, Granularity = QuantGranularity.PerRowBlock, BlockRows = spec.PageSize, HeadDim = spec.HeadDim,
-        SubtractChannelMean = true, Transposed = false, TransposedOrder = TokenOrder.Pi, TransposePad = 64, Threads = spec.Threads, Output = Element.S8,
-    };
 }

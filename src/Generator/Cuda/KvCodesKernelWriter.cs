@@ -37,8 +37,8 @@ public static class KvCodesKernelWriter
         w.Line();
         // K's helpers as the smoothing Quantize variants write them (int8, the mean's kdsl_prep, the 8-byte store), then V's
         // kdsl_prep overload and, for e4m3 codes, V's code helper: the same rounding as the per-operand kernels.
-        new QuantizeKernelWriter(new QuantizePlan(KSpec(spec))).WriteHelpers(w);
-        var v = new QuantizeKernelWriter(new QuantizePlan(VSpec(spec)));
+        QuantizeKernelWriter.HelpersFor(spec, spec.Input, subtractChannelMean: true).WriteHelpers(w);
+        var v = QuantizeKernelWriter.HelpersFor(spec, spec.Input, subtractChannelMean: false, spec.VOutput, spec.VTransposed);
         v.WritePrepHelper(w);
         if (e4m3)
         {
@@ -254,18 +254,4 @@ public static class KvCodesKernelWriter
             w.Line($"kdsl_st16(v_codes + ((long long)bh * {d} + c) * s_pad + s0 + p0, piece.x, piece.y, piece.z, piece.w);");
         });
     }
-
-    /// <summary>The Quantize spec of K's smoothing per tile: its helpers are K's (int8, mean, natural layout).</summary>
-    private static QuantizeSpec KSpec(KvCodesSpec spec) => new()
-    {
-        Type = spec.Type, Targets = spec.Targets, SmemLayouts = spec.SmemLayouts, CopyAtoms = spec.CopyAtoms, Mma = null,
-        Input = spec.Input, Granularity = QuantGranularity.PerRowBlock, BlockRows = spec.KScaleKeys, HeadDim = spec.HeadDim,
-        SubtractChannelMean = true, Transposed = false, TransposedOrder = spec.TransposedOrder, TransposePad = spec.TransposePad, Threads = spec.Threads, Output = Element.S8,
-    };
-
-    /// <summary>The Quantize spec of V per channel: its kdsl_prep overload and, for e4m3, its code helper.</summary>
-    private static QuantizeSpec VSpec(KvCodesSpec spec) => KSpec(spec) with
-    {
-        Granularity = QuantGranularity.PerChannel, SubtractChannelMean = false, Transposed = spec.VTransposed, Output = spec.VOutput,
-    };
 }

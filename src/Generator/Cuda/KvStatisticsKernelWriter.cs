@@ -26,7 +26,7 @@ public static class KvStatisticsKernelWriter
         w.Line();
         // The Quantize family's reading, counting and scale helpers as that family writes them: V's scale is rounded
         // exactly as the per-operand kernels round it, so the codes kernels see the same scales.
-        var helpers = new QuantizeKernelWriter(new QuantizePlan(HelperSpec(spec)));
+        var helpers = QuantizeKernelWriter.HelpersFor(spec, spec.Input, subtractChannelMean: false, spec.VOutput, transposed: true);
         helpers.WriteReadHelpers(w);
         helpers.WriteScaleHelpers(w);
         w.Line();
@@ -136,15 +136,4 @@ public static class KvStatisticsKernelWriter
         w.Raw("}");
         return w.ToString();
     }
-
-    /// <summary>
-    /// A Quantize spec whose helpers are the ones these kernels call: 16-byte reads, NaN/Inf counts, and kdsl_scale_of for V's
-    /// declared codes (a transposed layout, so no 8-byte store helper is written).
-    /// </summary>
-    private static QuantizeSpec HelperSpec(KvStatisticsSpec spec) => new()
-    {
-        Type = spec.Type, Targets = spec.Targets, SmemLayouts = spec.SmemLayouts, CopyAtoms = spec.CopyAtoms, Mma = null,
-        Input = spec.Input, Granularity = QuantGranularity.PerChannel, BlockRows = spec.SliceTokens, HeadDim = spec.HeadDim,
-        SubtractChannelMean = false, Transposed = true, TransposedOrder = TokenOrder.Pi, TransposePad = 64, Threads = spec.Threads, Output = spec.VOutput,
-    };
 }

@@ -56,7 +56,7 @@ public static class PagedDecodeKernelWriter
             """);
         w.Line();
         // The Quantize family's helpers as that family writes them: Q rounds to int8 exactly as the prefill's Q does.
-        new QuantizeKernelWriter(new QuantizePlan(HelperSpec(spec))).WriteHelpers(w);
+        QuantizeKernelWriter.HelpersFor(spec, spec.Input, subtractChannelMean: false).WriteHelpers(w);
         w.Line();
         w.Line($"// ---- Shared-memory layouts ----");
         LayoutWriter.Write(w, plan.Layout(Operand.Q), PagedDecodePlan.Rows, d);
@@ -108,14 +108,6 @@ public static class PagedDecodeKernelWriter
         w.Outdent();
         w.Raw("}");
     }
-
-    /// <summary>A Quantize spec whose helpers quantize one row of Q per scale (kdsl_scale_of, kdsl_inv_of, kdsl_quant).</summary>
-    private static QuantizeSpec HelperSpec(PagedDecodeSpec spec) => new()
-    {
-        Type = spec.Type, Targets = spec.Targets, SmemLayouts = spec.SmemLayouts, CopyAtoms = spec.CopyAtoms, Mma = null,
-        Input = spec.Input, Granularity = QuantGranularity.PerRowBlock, BlockRows = PagedDecodePlan.Rows, HeadDim = spec.HeadDim,
-        SubtractChannelMean = false, Transposed = false, TransposedOrder = TokenOrder.Pi, TransposePad = 64, Threads = 32 * spec.Warps, Output = Element.S8,
-    };
 
     /// <summary>The decode kernel, one method per section.</summary>
     private sealed class DecodeWriter(PagedDecodePlan plan, ChannelMap channels, CodeWriter w)

@@ -35,6 +35,20 @@ public sealed class QuantizeKernelWriter(QuantizePlan plan)
         ? $"kdsl_prep({x}, {mean}, scale_multiplier)"
         : $"kdsl_prep({x}, scale_multiplier)";
 
+    /// <summary>
+    /// This family's device helpers for a kernel of another family that rounds exactly as the quantize kernels do (the KV
+    /// cache's append and decode, the K/V passes, Q quantized in the attention kernel). Their text depends only on the
+    /// input element, the channel mean (kdsl_prep's overload), the layout (kdsl_st8 for natural codes) and the codes' type;
+    /// the spec's other fields stand for a quantize kernel that is never written.
+    /// </summary>
+    public static QuantizeKernelWriter HelpersFor(KernelSpec host, Element input, bool subtractChannelMean, Element output = Element.S8, bool transposed = false) =>
+        new(new QuantizePlan(new QuantizeSpec
+        {
+            Type = host.Type, Targets = host.Targets, SmemLayouts = host.SmemLayouts, CopyAtoms = host.CopyAtoms, Mma = null,
+            Input = input, Granularity = transposed ? QuantGranularity.PerChannel : QuantGranularity.PerRowBlock, BlockRows = 64, HeadDim = 128,
+            SubtractChannelMean = subtractChannelMean, Transposed = transposed, TransposedOrder = TokenOrder.Pi, TransposePad = 64, Threads = 128, Output = output,
+        }));
+
     public void WriteHelpers(CodeWriter w)
     {
         WriteReadHelpers(w);

@@ -18,14 +18,6 @@ public sealed class QueryQuantizeWriter(AttentionPlan plan, CodeWriter w, string
     /// <summary>Named barrier ids 3 and 4 (pingpong takes 1 and 2): one per consumer warpgroup, over its 128 threads.</summary>
     private const int FirstBarrier = 3;
 
-    /// <summary>The Quantize family's helpers this section calls, for Q's element: no channel mean, int8 codes.</summary>
-    public static QuantizeSpec HelperSpec(AttentionSpec spec) => new()
-    {
-        Type = spec.Type, Targets = spec.Targets, SmemLayouts = spec.SmemLayouts, CopyAtoms = spec.CopyAtoms, Mma = null,
-        Input = spec.QInput, Granularity = QuantGranularity.PerRowBlock, BlockRows = 1, HeadDim = spec.HeadDim,
-        SubtractChannelMean = false, Transposed = false, TransposedOrder = TokenOrder.Natural, TransposePad = 64, Threads = 128, Output = Element.S8,
-    };
-
     public void Write()
     {
         var d = plan.Spec.HeadDim;
