@@ -133,7 +133,7 @@ public static class AttentionLauncherWriter
             w.Line($"{Guard}.MultipleOf(headsQ, headsKv, nameof(headsQ), \"each KV head serves a whole number of query heads (GQA)\");");
             w.Line($"{Guard}.AtMost(headsQ, 65535, nameof(headsQ), \"query heads are the grid's y extent\");");
             w.Line($"{Guard}.AtMost(batch, 65535, nameof(batch), \"the batch is the grid's z extent\");");
-            foreach (var stride in plan.QuantizesQ ? ["vStrideB", "vStrideH", "oStrideB", "oStrideH", "qStrideB", "qStrideH"] : new[] { "vStrideB", "vStrideH", "oStrideB", "oStrideH" })
+            foreach (var stride in new[] { "vStrideB", "vStrideH", "oStrideB", "oStrideH" }.Concat(plan.QuantizesQ ? ["qStrideB", "qStrideH"] : []))
             {
                 w.Line($"{Guard}.AtLeast({stride}, 0, nameof({stride}), \"zero\");");
             }
