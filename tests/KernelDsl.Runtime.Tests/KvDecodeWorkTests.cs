@@ -4,39 +4,53 @@ namespace KernelDsl.Runtime.Tests;
 
 /// <summary>
 /// The host half of the paged decode launchers: the device copy of a batch, each refusal naming its argument and rule,
-/// a fuzzed page table refused exactly when an independent check says a read would leave the pages it lists, and the
-/// split rule.
+/// a fuzzed batch (page table and query totals) refused exactly when an independent check says a read would leave the
+/// pages it lists or a sequence's queries would not be among its tokens, and the split rule.
 /// </summary>
 public class KvDecodeWorkTests(ITestOutputHelper output)
 {
     [Fact]
-    public void A_batch_becomes_its_table_rows_then_its_lengths()
+    public void A_batch_becomes_its_table_rows_then_its_lengths_then_its_query_totals()
     {
-        // Pages of 4: sequence 0 holds 5 tokens (2 pages), sequence 1 holds 4 (1 page; the −1 past it is left as is).
-        var work = KvDecodeWork.Build([5, 4], [3, 0, 2, -1], tablePages: 2, pages: 4, pageSize: 4, seqQ: 1);
-        Assert.Equal([3, 0, 2, -1, 5, 4], work);
-        Assert.Equal(6, KvDecodeWork.Length(2, 2));
+        // Pages of 4: sequence 0 holds 5 tokens (2 pages) and asks 1 query, sequence 1 holds 4 (1 page; the −1 past it is
+        // left as is) and asks 3.
+        var work = KvDecodeWork.Build([0, 1, 4], [5, 4], [3, 0, 2, -1], tablePages: 2, pages: 4, pageSize: 4);
+        Assert.Equal([3, 0, 2, -1, 5, 4, 0, 1, 4], work);
+        Assert.Equal(9, KvDecodeWork.Length(2, 2));
+        Assert.Equal(4, KvDecodeWork.Queries([0, 1, 4]));
+        Assert.Equal(3, KvDecodeWork.MostQueries([0, 1, 4]));
+        Assert.Equal([0, 2, 4, 6], KvDecodeWork.Uniform(3, 2));
     }
 
     [Fact]
     public void Two_sequences_may_share_a_page_a_decode_only_reads()
     {
-        var work = KvDecodeWork.Build([8, 6], [1, 2, 1, 3], tablePages: 2, pages: 4, pageSize: 4, seqQ: 2);
-        Assert.Equal(6, work.Length);
+        var work = KvDecodeWork.Build([0, 2, 4], [8, 6], [1, 2, 1, 3], tablePages: 2, pages: 4, pageSize: 4);
+        Assert.Equal(9, work.Length);
+    }
+
+    [Fact]
+    public void A_sequence_may_ask_no_query_in_a_batch_of_chunks()
+    {
+        var work = KvDecodeWork.Build([0, 0, 7], [5, 7], [3, 0, 2, 1], tablePages: 2, pages: 4, pageSize: 4);
+        Assert.Equal([3, 0, 2, 1, 5, 7, 0, 0, 7], work);
     }
 
     [Theory]
-    [InlineData(new[] { 5, 4 }, new[] { 3, 0, 2, -1 }, 2, 5, "lengths", "'lengths'[1] = 4: a sequence holds its 5 query token(s)")]
-    [InlineData(new[] { 9, 4 }, new[] { 3, 0, 2, -1 }, 2, 1, "lengths", "need 3 pages of 4, but 'pageTable' rows have 2")]
-    [InlineData(new[] { 5, 4 }, new[] { 3, -1, 2, -1 }, 2, 1, "pageTable", "'pageTable'[0, 1] = -1 is not a page of the pool (0 to 3): sequence 0 reads pages 0 to 1")]
-    [InlineData(new[] { 5, 4 }, new[] { 3, 4, 2, -1 }, 2, 1, "pageTable", "'pageTable'[0, 1] = 4 is not a page of the pool")]
-    [InlineData(new[] { 5, 4 }, new[] { 3, 3, 2, -1 }, 2, 1, "pageTable", "page 3 is in 'pageTable'[0, 0] and [0, 1]")]
-    [InlineData(new[] { 5, 4 }, new[] { 3, 0, 2, 7 }, 2, 1, "pageTable", "past a row's needed pages, an entry is −1 or a page")]
-    [InlineData(new[] { 5, 4 }, new[] { 3, 0, 2 }, 2, 1, "pageTable", "'pageTable' has 3 entries")]
-    [InlineData(new int[0], new int[0], 2, 1, "lengths", "'lengths' is empty")]
-    public void A_bad_batch_is_refused_naming_the_argument(int[] lengths, int[] table, int tablePages, int seqQ, string parameter, string message)
+    [InlineData(new[] { 0, 5, 10 }, new[] { 5, 4 }, new[] { 3, 0, 2, -1 }, 2, "lengths", "'lengths'[1] = 4: the sequence's 5 query token(s) (cuQueries) are among its tokens")]
+    [InlineData(new[] { 0, 1, 2 }, new[] { 9, 4 }, new[] { 3, 0, 2, -1 }, 2, "lengths", "need 3 pages of 4, but 'pageTable' rows have 2")]
+    [InlineData(new[] { 0, 1, 2 }, new[] { 5, 4 }, new[] { 3, -1, 2, -1 }, 2, "pageTable", "'pageTable'[0, 1] = -1 is not a page of the pool (0 to 3): sequence 0 reads pages 0 to 1")]
+    [InlineData(new[] { 0, 1, 2 }, new[] { 5, 4 }, new[] { 3, 4, 2, -1 }, 2, "pageTable", "'pageTable'[0, 1] = 4 is not a page of the pool")]
+    [InlineData(new[] { 0, 1, 2 }, new[] { 5, 4 }, new[] { 3, 3, 2, -1 }, 2, "pageTable", "page 3 is in 'pageTable'[0, 0] and [0, 1]")]
+    [InlineData(new[] { 0, 1, 2 }, new[] { 5, 4 }, new[] { 3, 0, 2, 7 }, 2, "pageTable", "past a row's needed pages, an entry is −1 or a page")]
+    [InlineData(new[] { 0, 1, 2 }, new[] { 5, 4 }, new[] { 3, 0, 2 }, 2, "pageTable", "'pageTable' has 3 entries")]
+    [InlineData(new[] { 0 }, new int[0], new int[0], 2, "lengths", "'lengths' is empty")]
+    [InlineData(new[] { 0, 1 }, new[] { 5, 4 }, new[] { 3, 0, 2, -1 }, 2, "cuQueries", "'cuQueries' has 2 entries: 2 sequences (lengths) need 3")]
+    [InlineData(new[] { 1, 2, 3 }, new[] { 5, 4 }, new[] { 3, 0, 2, -1 }, 2, "cuQueries", "'cuQueries'[0] = 1: running totals start at 0")]
+    [InlineData(new[] { 0, 3, 2 }, new[] { 5, 4 }, new[] { 3, 0, 2, -1 }, 2, "cuQueries", "'cuQueries'[2] = 2 is below 'cuQueries'[1] = 3")]
+    public void A_bad_batch_is_refused_naming_the_argument(int[] cuQueries, int[] lengths, int[] table, int tablePages, string parameter, string message)
     {
-        var error = Assert.ThrowsAny<ArgumentException>(() => KvDecodeWork.Build(lengths, table, tablePages, pages: 4, pageSize: 4, seqQ: seqQ));
+        var error = Assert.ThrowsAny<ArgumentException>(() => KvDecodeWork.Build(cuQueries, lengths, table, tablePages, pages: 4, pageSize: 4));
         Assert.Equal(parameter, error.ParamName);
         Assert.Contains(message, error.Message, StringComparison.Ordinal);
     }
@@ -52,7 +66,17 @@ public class KvDecodeWorkTests(ITestOutputHelper output)
         {
             const int PageSize = 64;
             var (batch, width, pages) = (random.Next(1, 5), random.Next(1, 6), random.Next(1, 12));
-            var seqQ = random.Next(1, 17);
+            // Query counts from 0 to a long chunk; now and then a total that decreases.
+            var counts = Enumerable.Range(0, batch).Select(_ => random.Next(4) == 0 ? random.Next(0, 300) : random.Next(0, 17)).ToArray();
+            var cuQueries = new int[batch + 1];
+            for (var i = 0; i < batch; i++)
+            {
+                cuQueries[i + 1] = cuQueries[i] + counts[i];
+            }
+            if (random.Next(20) == 0)
+            {
+                cuQueries[random.Next(1, batch + 1)] = -1;
+            }
             var lengths = Enumerable.Range(0, batch).Select(_ => random.Next(0, width * PageSize + 70)).ToArray();
             var table = Enumerable.Range(0, batch * width).Select(_ => random.Next(-2, pages + 2)).ToArray();
             var valid = true;
@@ -60,20 +84,21 @@ public class KvDecodeWorkTests(ITestOutputHelper output)
             {
                 var needed = (lengths[i] + PageSize - 1) / PageSize;
                 var row = table.AsSpan(i * width, width).ToArray();
-                valid &= lengths[i] >= seqQ && needed <= width
+                var queries = cuQueries[i + 1] - cuQueries[i];
+                valid &= queries >= 0 && lengths[i] >= queries && needed <= width
                     && row.Take(needed).All(p => p >= 0 && p < pages) && row.Take(needed).Distinct().Count() == needed
                     && row.Skip(needed).All(p => p == -1 || (p >= 0 && p < pages));
             }
             if (valid)
             {
-                var work = KvDecodeWork.Build(lengths, table, width, pages, PageSize, seqQ);
-                Assert.Equal(table.Concat(lengths), work);
+                var work = KvDecodeWork.Build(cuQueries, lengths, table, width, pages, PageSize);
+                Assert.Equal(table.Concat(lengths).Concat(cuQueries), work);
                 accepted++;
             }
             else
             {
-                var error = Assert.ThrowsAny<ArgumentException>(() => KvDecodeWork.Build(lengths, table, width, pages, PageSize, seqQ));
-                Assert.Contains(error.ParamName, new[] { "lengths", "pageTable" });
+                var error = Assert.ThrowsAny<ArgumentException>(() => KvDecodeWork.Build(cuQueries, lengths, table, width, pages, PageSize));
+                Assert.Contains(error.ParamName, new[] { "lengths", "pageTable", "cuQueries" });
                 refused++;
             }
         }

@@ -5,13 +5,13 @@ namespace KernelDsl.Attention.KvCache;
 public sealed partial class PagedKvCache
 {
     /// <summary>A generated decode launcher, as a value.</summary>
-    private delegate void DecodeLaunch<T>(CudaStream stream, DeviceBuffer<T> queries, ReadOnlySpan<int> lengths, ReadOnlySpan<int> pageTable, int tablePages,
-        DeviceBuffer<sbyte> kCodes, DeviceBuffer<float> kScale, DeviceBuffer<float> kMean, DeviceBuffer<sbyte> vCodes, DeviceBuffer<float> vScale,
-        DeviceBuffer<int> workspace, DeviceBuffer<float> partialO, DeviceBuffer<float> partialLse, DeviceBuffer<T> output, DeviceBuffer<float>? lse,
-        int headsQ, int headsKv, int seqQ, int pages, int splits, float softmaxScale) where T : unmanaged;
+    private delegate void DecodeLaunch<T>(CudaStream stream, DeviceBuffer<T> queries, ReadOnlySpan<int> cuQueries, ReadOnlySpan<int> lengths,
+        ReadOnlySpan<int> pageTable, int tablePages, DeviceBuffer<sbyte> kCodes, DeviceBuffer<float> kScale, DeviceBuffer<float> kMean,
+        DeviceBuffer<sbyte> vCodes, DeviceBuffer<float> vScale, DeviceBuffer<int> workspace, DeviceBuffer<float> partialO, DeviceBuffer<float> partialLse,
+        DeviceBuffer<T> output, DeviceBuffer<float>? lse, int headsQ, int headsKv, int pages, int splits, float softmaxScale) where T : unmanaged;
 
     /// <summary>The split count a decode variant suggests (its generated SplitsFor).</summary>
-    private delegate int SplitRule(int longest, int batch, int headsQ, int headsKv, int seqQ, int multiprocessors);
+    private delegate int SplitRule(int longest, int batch, int headsQ, int headsKv, int mostQueries, int multiprocessors);
 
     /// <summary>The declared decode kernels, by head dim and Q/O element (PagedDecodeVariants.cs).</summary>
     private static readonly (int HeadDim, Element Input, Delegate Launch, SplitRule Splits)[] DecodeVariants =
@@ -26,41 +26,139 @@ public sealed partial class PagedKvCache
 
     /// <summary>
     /// Decode attention of <paramref name="batch"/>'s sequences over this cache, on <paramref name="stream"/>: each sequence's last
-    /// <paramref name="seqQ"/> tokens (1 to 16, already appended) attend to all its tokens, causal bottom-right.
-    /// <paramref name="queries"/> and <paramref name="output"/> are f16 [batch][headsQ][seqQ][D]; <paramref name="lse"/>, if given,
-    /// receives [batch][headsQ][seqQ] natural-log LSEs. The query heads sharing a KV head (headsQ / HeadsKv of them) are one group.
-    /// The scores' scale defaults to 1/√D; <paramref name="splits"/>, the blocks each sequence's pages are split over, to the
-    /// variant's SplitsFor for this device.
+    /// <paramref name="seqQ"/> tokens (already appended) attend to all its tokens, causal bottom-right.
+    /// <paramref name="queries"/> and <paramref name="output"/> are f16 [batch][seqQ][headsQ][D] (token-major: the tokens of
+    /// <see cref="Attend(CudaStream, DeviceBuffer{Half}, IReadOnlyList{int}, IReadOnlyList{int}, int, DeviceBuffer{Half}, DeviceBuffer{float}?, float?, int?)"/>
+    /// with seqQ each); <paramref name="lse"/>, if given, receives [batch][seqQ][headsQ] natural-log LSEs. The query heads
+    /// sharing a KV head (headsQ / HeadsKv of them) are one group. The scores' scale defaults to 1/√D; <paramref name="splits"/>,
+    /// the blocks each sequence's pages are split over, to the variant's SplitsFor for this device.
     /// </summary>
     /// <exception cref="ArgumentException">A bad argument, named, before anything is queued.</exception>
     public void Decode(CudaStream stream, DeviceBuffer<Half> queries, IReadOnlyList<int> batch, int headsQ, int seqQ, DeviceBuffer<Half> output,
         DeviceBuffer<float>? lse = null, float? softmaxScale = null, int? splits = null) =>
-        Decode<Half>(stream, queries, batch, headsQ, seqQ, output, lse, softmaxScale, splits);
+        Attend<Half>(stream, queries, batch, Uniform(batch, seqQ), headsQ, output, lse, softmaxScale, splits);
 
     /// <summary>As the f16 overload, for bf16 Q and O (bf16 bits as <see cref="ushort"/>).</summary>
     public void Decode(CudaStream stream, DeviceBuffer<ushort> queries, IReadOnlyList<int> batch, int headsQ, int seqQ, DeviceBuffer<ushort> output,
         DeviceBuffer<float>? lse = null, float? softmaxScale = null, int? splits = null) =>
-        Decode<ushort>(stream, queries, batch, headsQ, seqQ, output, lse, softmaxScale, splits);
+        Attend<ushort>(stream, queries, batch, Uniform(batch, seqQ), headsQ, output, lse, softmaxScale, splits);
 
-    private void Decode<T>(CudaStream stream, DeviceBuffer<T> queries, IReadOnlyList<int> batch, int headsQ, int seqQ, DeviceBuffer<T> output,
-        DeviceBuffer<float>? lse, float? softmaxScale, int? splits) where T : unmanaged
+    /// <summary>
+    /// Attention of each sequence's last <paramref name="queryTokens"/>[i] tokens (already appended; 0 skips it) to all its tokens,
+    /// causal bottom-right, in one launch: decode steps and prefill chunks of any lengths mixed. <paramref name="queries"/> and
+    /// <paramref name="output"/> are f16 [Σ queryTokens][headsQ][D], the batch's sequences one after another (as
+    /// <see cref="Append(CudaStream, IReadOnlyList{int}, IReadOnlyList{int}, DeviceBuffer{Half}, DeviceBuffer{Half})"/> takes K and V);
+    /// <paramref name="lse"/>, if given, receives [Σ queryTokens][headsQ] natural-log LSEs.
+    /// </summary>
+    /// <exception cref="ArgumentException">A bad argument, named, before anything is queued.</exception>
+    public void Attend(CudaStream stream, DeviceBuffer<Half> queries, IReadOnlyList<int> batch, IReadOnlyList<int> queryTokens, int headsQ,
+        DeviceBuffer<Half> output, DeviceBuffer<float>? lse = null, float? softmaxScale = null, int? splits = null) =>
+        Attend<Half>(stream, queries, batch, queryTokens, headsQ, output, lse, softmaxScale, splits);
+
+    /// <summary>As the f16 overload, for bf16 Q and O (bf16 bits as <see cref="ushort"/>).</summary>
+    public void Attend(CudaStream stream, DeviceBuffer<ushort> queries, IReadOnlyList<int> batch, IReadOnlyList<int> queryTokens, int headsQ,
+        DeviceBuffer<ushort> output, DeviceBuffer<float>? lse = null, float? softmaxScale = null, int? splits = null) =>
+        Attend<ushort>(stream, queries, batch, queryTokens, headsQ, output, lse, softmaxScale, splits);
+
+    /// <summary>
+    /// Chunked prefill: appends <paramref name="newTokens"/>[i] tokens of K and V to <paramref name="batch"/>[i], then lets the
+    /// same tokens' queries attend to the whole sequence (its earlier tokens and the chunk itself, causal bottom-right), on
+    /// <paramref name="stream"/>. <paramref name="queries"/> and <paramref name="output"/> are f16 [Σ newTokens][headsQ][D];
+    /// <paramref name="k"/> and <paramref name="v"/> [Σ newTokens][Hkv][D], as <see cref="Append(CudaStream, IReadOnlyList{int}, IReadOnlyList{int}, DeviceBuffer{Half}, DeviceBuffer{Half})"/>.
+    /// </summary>
+    /// <exception cref="ArgumentException">A bad argument, named, before anything is queued.</exception>
+    public void Prefill(CudaStream stream, IReadOnlyList<int> batch, IReadOnlyList<int> newTokens, DeviceBuffer<Half> queries, DeviceBuffer<Half> k,
+        DeviceBuffer<Half> v, int headsQ, DeviceBuffer<Half> output, DeviceBuffer<float>? lse = null, float? softmaxScale = null, int? splits = null)
+    {
+        CheckAttention(queries, batch, newTokens, headsQ, output, lse, splits);  // refused before the append changes the cache
+        Append(stream, batch, newTokens, k, v);
+        Attend<Half>(stream, queries, batch, newTokens, headsQ, output, lse, softmaxScale, splits);
+    }
+
+    /// <summary>As the f16 overload, for a bf16 cache (bf16 bits as <see cref="ushort"/>).</summary>
+    public void Prefill(CudaStream stream, IReadOnlyList<int> batch, IReadOnlyList<int> newTokens, DeviceBuffer<ushort> queries, DeviceBuffer<ushort> k,
+        DeviceBuffer<ushort> v, int headsQ, DeviceBuffer<ushort> output, DeviceBuffer<float>? lse = null, float? softmaxScale = null, int? splits = null)
+    {
+        CheckAttention(queries, batch, newTokens, headsQ, output, lse, splits);
+        Append(stream, batch, newTokens, k, v);
+        Attend<ushort>(stream, queries, batch, newTokens, headsQ, output, lse, softmaxScale, splits);
+    }
+
+    private static IReadOnlyList<int> Uniform(IReadOnlyList<int> batch, int seqQ)
     {
         ArgumentNullException.ThrowIfNull(batch);
+        LaunchGuard.Positive(seqQ, nameof(seqQ));
+        return Enumerable.Repeat(seqQ, batch.Count).ToArray();
+    }
+
+    private void Attend<T>(CudaStream stream, DeviceBuffer<T> queries, IReadOnlyList<int> batch, IReadOnlyList<int> queryTokens, int headsQ,
+        DeviceBuffer<T> output, DeviceBuffer<float>? lse, float? softmaxScale, int? splits) where T : unmanaged
+    {
+        CheckAttention(queries, batch, queryTokens, headsQ, output, lse, splits);
+        var (table, tablePages, lengths) = Table.Table(batch);  // refuses an unknown sequence
+        AttendPages(stream, queries, Totals(queryTokens), lengths, table, tablePages, headsQ, output, lse, softmaxScale, splits);
+    }
+
+    /// <summary>The checks of an attention call that need no launch: what a prefill must refuse before it appends.</summary>
+    private void CheckAttention<T>(DeviceBuffer<T> queries, IReadOnlyList<int> batch, IReadOnlyList<int> queryTokens, int headsQ, DeviceBuffer<T> output,
+        DeviceBuffer<float>? lse, int? splits) where T : unmanaged
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        ArgumentNullException.ThrowIfNull(queryTokens);
         if (batch.Count == 0)
         {
-            throw new ArgumentException("'batch' is empty: decode at least one sequence.", nameof(batch));
+            throw new ArgumentException("'batch' is empty: attend with at least one sequence.", nameof(batch));
         }
-        var (table, tablePages, lengths) = Table.Table(batch);  // refuses an unknown sequence
-        DecodePages(stream, queries, lengths, table, tablePages, headsQ, seqQ, output, lse, softmaxScale, splits);
+        if (queryTokens.Count != batch.Count)
+        {
+            throw new ArgumentException($"'{nameof(queryTokens)}' has {queryTokens.Count} counts for {batch.Count} sequences in 'batch'.", nameof(queryTokens));
+        }
+        for (var i = 0; i < queryTokens.Count; i++)
+        {
+            if (queryTokens[i] < 0)
+            {
+                throw new ArgumentOutOfRangeException(nameof(queryTokens), queryTokens[i], $"'{nameof(queryTokens)}'[{i}] = {queryTokens[i]}: a sequence has 0 or more query tokens.");
+            }
+        }
+        LaunchGuard.Buffer(queries, nameof(queries));
+        LaunchGuard.Buffer(output, nameof(output));
+        LaunchGuard.Positive(headsQ, nameof(headsQ));
+        LaunchGuard.MultipleOf(headsQ, HeadsKv, nameof(headsQ), $"the cache has {HeadsKv} KV heads and each serves a group of query heads");
+        var rows = queryTokens.Sum(n => (long)n) * headsQ;
+        LaunchGuard.AtMost(rows, int.MaxValue, nameof(queryTokens), "query tokens × headsQ output rows are counted in int");
+        if (splits is int count)
+        {
+            LaunchGuard.Positive(count, nameof(splits));
+            LaunchGuard.AtMost(count, 65535, nameof(splits), "splits are the grid's y extent");
+        }
+        LaunchGuard.Holds(queries, rows * HeadDim, nameof(queries), $"Q [{rows / headsQ}][{headsQ}][{HeadDim}]");
+        LaunchGuard.Holds(output, rows * HeadDim, nameof(output), $"O [{rows / headsQ}][{headsQ}][{HeadDim}]");
+        if (lse is not null)
+        {
+            LaunchGuard.Holds(lse, rows, nameof(lse), $"LSE [{rows / headsQ}][{headsQ}]");
+        }
+    }
+
+    private static int[] Totals(IReadOnlyList<int> counts)
+    {
+        var totals = new int[counts.Count + 1];
+        for (var i = 0; i < counts.Count; i++)
+        {
+            totals[i + 1] = checked(totals[i] + counts[i]);
+        }
+        return totals;
     }
 
     /// <summary>
-    /// Decode with the batch given as lengths and a page table ([batch][tablePages], −1 past a row's pages) over this cache's pool,
-    /// for callers that keep their own tables. Every entry a length needs must be a page of the pool, distinct within its row;
-    /// each length must fit its row and hold the seqQ query tokens. Checked before anything is queued.
+    /// Attention with the batch given as query totals, lengths and a page table ([batch][tablePages], −1 past a row's pages) over
+    /// this cache's pool, for callers that keep their own tables. Sequence i's query tokens are rows
+    /// <paramref name="cuQueries"/>[i] to [i + 1] − 1 of <paramref name="queries"/> ([Σ][headsQ][D]), its last tokens. Every entry a
+    /// length needs must be a page of the pool, distinct within its row; each length must fit its row and hold its query
+    /// tokens. Checked before anything is queued.
     /// </summary>
-    public void DecodePages<T>(CudaStream stream, DeviceBuffer<T> queries, ReadOnlySpan<int> lengths, ReadOnlySpan<int> pageTable, int tablePages,
-        int headsQ, int seqQ, DeviceBuffer<T> output, DeviceBuffer<float>? lse = null, float? softmaxScale = null, int? splits = null) where T : unmanaged
+    public void AttendPages<T>(CudaStream stream, DeviceBuffer<T> queries, ReadOnlySpan<int> cuQueries, ReadOnlySpan<int> lengths,
+        ReadOnlySpan<int> pageTable, int tablePages, int headsQ, DeviceBuffer<T> output, DeviceBuffer<float>? lse = null, float? softmaxScale = null,
+        int? splits = null) where T : unmanaged
     {
         LaunchGuard.Stream(stream, nameof(stream));
         LaunchGuard.Buffer(queries, nameof(queries));
@@ -73,28 +171,28 @@ public sealed partial class PagedKvCache
         }
         if (variant.Launch is not DecodeLaunch<T> launch)
         {
-            throw new ArgumentException($"This cache decodes {Input} queries ({(Input == Element.BF16 ? "DeviceBuffer<ushort> of bf16 bits" : "DeviceBuffer<Half>")}).", nameof(queries));
+            throw new ArgumentException($"This cache attends with {Input} queries ({(Input == Element.BF16 ? "DeviceBuffer<ushort> of bf16 bits" : "DeviceBuffer<Half>")}).", nameof(queries));
         }
         LaunchGuard.Positive(headsQ, nameof(headsQ));
         LaunchGuard.MultipleOf(headsQ, HeadsKv, nameof(headsQ), $"the cache has {HeadsKv} KV heads and each serves a group of query heads");
-        LaunchGuard.Positive(seqQ, nameof(seqQ));
         if (lengths.Length == 0)
         {
-            throw new ArgumentException("'lengths' is empty: decode at least one sequence.", nameof(lengths));
+            throw new ArgumentException("'lengths' is empty: attend with at least one sequence.", nameof(lengths));
         }
         var longest = 1;
         foreach (var length in lengths)
         {
             longest = Math.Max(longest, length);
         }
-        var count = splits ?? variant.Splits(longest, lengths.Length, headsQ, HeadsKv, seqQ, Device.SmCount);
+        var mostQueries = Math.Max(1, KvDecodeWork.MostQueries(cuQueries));
+        var count = splits ?? variant.Splits(longest, lengths.Length, headsQ, HeadsKv, mostQueries, Device.SmCount);
         LaunchGuard.Positive(count, nameof(splits));
-        var rows = (long)lengths.Length * headsQ * seqQ;
+        var queryTokens = KvDecodeWork.Queries(cuQueries);
         Grow(stream, ref _decodeWorkspace, KvDecodeWork.Length(lengths.Length, tablePages));
-        Grow(stream, ref _partialO, count * rows * HeadDim);
-        Grow(stream, ref _partialLse, count * rows);
-        launch(stream, queries, lengths, pageTable, tablePages, KCodes, KScale, KMean, VCodes, VScale, _decodeWorkspace!, _partialO!, _partialLse!,
-            output, lse, headsQ, HeadsKv, seqQ, Table.Capacity, count, softmaxScale ?? 1f / MathF.Sqrt(HeadDim));
+        Grow(stream, ref _partialO, Math.Max(1, count * (long)queryTokens * headsQ * HeadDim));
+        Grow(stream, ref _partialLse, Math.Max(1, count * (long)queryTokens * headsQ));
+        launch(stream, queries, cuQueries, lengths, pageTable, tablePages, KCodes, KScale, KMean, VCodes, VScale, _decodeWorkspace!, _partialO!, _partialLse!,
+            output, lse, headsQ, HeadsKv, Table.Capacity, count, softmaxScale ?? 1f / MathF.Sqrt(HeadDim));
     }
 
     /// <summary>A scratch buffer of at least <paramref name="length"/> elements; a queued decode may still read the old one.</summary>

@@ -9,7 +9,7 @@ namespace KernelDsl.Generator.Cuda;
 /// <summary>
 /// The PagedDecode family's CUDA: a decode kernel over the paged INT8 cache and the merge of its splits.
 /// <para>
-/// Decode: one block per (split, KV head × row tile, sequence). A row tile is 16 rows of (query token, query head of the
+/// Decode: one block per (KV head × row tile, split, sequence). A row tile is 16 rows of (query token, query head of the
 /// KV head's group), so GQA's heads share every K and V byte a block reads. The block quantizes its Q rows to int8 (one
 /// scale per row, the prefill's quantize helpers), then each warp walks its own pages of the split's contiguous range —
 /// page w, w + warps, ... — through its own cp.async stages with its own online softmax: no block barrier inside the
@@ -17,6 +17,10 @@ namespace KernelDsl.Generator.Cuda;
 /// S accumulators' π key order, P·V on u8·s8 MMAs with V through ldmatrix.trans + prmt, each page's int32 product times
 /// its channel scales into float O. At the end the warps merge through shared memory and the block writes its split's
 /// normalized O and LSE.
+/// </para>
+/// <para>
+/// Queries come per sequence as running totals (cuQueries), so one launch serves decode steps (1 to 16 tokens) and
+/// chunked prefill (a chunk's tokens attending to the cache, which already holds them): causal is bottom-right.
 /// </para>
 /// <para>Merge: one warp per output row combines the splits by their LSE and writes O in the declared element (and LSE).</para>
 /// </summary>
@@ -40,7 +44,7 @@ public static class PagedDecodeKernelWriter
         var w = new CodeWriter();
         CudaPrelude.Write(w, spec,
             $"Paged INT8 KV cache decode attention, {spec.Input.CudaName()} Q and O, head dim {d}, pages of {plan.PageSize} tokens (docs/KV_CACHE.md).",
-            $"Split-KV: a block per (split, KV head × 16-row tile of (query token, grouped query head), sequence); {plan.Warps} warps, each with its own pages,",
+            $"Split-KV: a block per (KV head × 16-row tile of (query token, grouped query head), split, sequence); {plan.Warps} warps, each with its own pages,",
             $"{plan.Stages} cp.async stages and online softmax. S = Q·Kᵀ on {plan.Qk.Ptx}, P (×{plan.PScale}, π key order) · V on {plan.Pv.Ptx},",
             $"V through ldmatrix.trans + prmt; {plan.SharedMemoryBytes} bytes of shared memory. The merge kernel combines the splits by LSE.");
         var convert = spec.Input == Element.BF16 ? PtxHelper.Bf16Convert : PtxHelper.F16Convert;
@@ -75,16 +79,15 @@ public static class PagedDecodeKernelWriter
         var perLane = d / 32;
         var pack = plan.Spec.Input == Element.BF16 ? "kdsl_pack_bf16x2" : "kdsl_pack_f16x2";
         w.Line($"// Split-KV merge: one warp per output row; lse = log Σ exp(lse_s), O = Σ exp(lse_s − lse)·O_s over the splits (each O_s");
-        w.Line($"// normalized). A split that saw no key has LSE −∞ and weighs nothing. Rows are [batch][heads_q][seq_q], batch = gridDim.y.");
+        w.Line($"// normalized). A split that saw no key has LSE −∞ and weighs nothing. Rows are [Σ queries][heads_q], Q's order.");
         w.Line($"extern \"C\" __global__ void __launch_bounds__({32 * MergeWarps})");
         KernelSignatureWriter.WriteDeclaration(w, plan.Spec.KernelPrefix + MergeSuffix, plan.MergeSignature);
         w.Raw("{");
         w.Indent();
         {
-            w.Line($"const int lane = threadIdx.x & 31, per_sequence = heads_q * seq_q;");
-            w.Line($"const int local = blockIdx.x * {MergeWarps} + (threadIdx.x >> 5);");
-            w.Line($"if (local >= per_sequence) return;");
-            w.Line($"const long long rows = (long long)gridDim.y * per_sequence, row = (long long)blockIdx.y * per_sequence + local;");
+            w.Line($"const int lane = threadIdx.x & 31;");
+            w.Line($"const long long row = (long long)blockIdx.x * {MergeWarps} + (threadIdx.x >> 5);");
+            w.Line($"if (row >= rows) return;");
             w.Line($"float m = -KDSL_INF;");
             w.Line($"for (int s = 0; s < splits; ++s) m = fmaxf(m, partial_lse[s * rows + row]);");
             w.Line($"float sum = 0.f, acc[{perLane}];");
@@ -164,19 +167,24 @@ public static class PagedDecodeKernelWriter
             w.Line($"float* const q_scale = (float*)(kdsl_shared + {plan.QScaleOffset});  // each row's Q scale");
             w.Line($"u8* const stages = kdsl_shared + {plan.StagesOffset};             // per warp: {_stages} × {plan.StageBytes} bytes");
             w.Line($"const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;");
-            w.Line($"const int split = blockIdx.x, splits = gridDim.x, b = blockIdx.z, batch = gridDim.z;");
-            w.Line($"const int group = heads_q / heads_kv, packed = seq_q * group, row_tiles = (packed + 15) >> 4;");
-            w.Line($"const int kv_head = blockIdx.y / row_tiles, tile = blockIdx.y % row_tiles;");
-            w.Line($"// The host-checked copy of the batch: page table rows, then lengths. Only pages below the length's count are read.");
+            w.Line($"const int split = blockIdx.y, splits = gridDim.y, b = blockIdx.z, batch = gridDim.z;");
+            w.Line($"// The host-checked copy of the batch: page table rows, lengths, then the query tokens' running totals. Only");
+            w.Line($"// pages below the length's count are read.");
             w.Line($"const int* const pages = work + (long long)b * table_pages;");
             w.Line($"const int length = work[(long long)batch * table_pages + b];");
+            w.Line($"const int* const cu_q = work + (long long)batch * (table_pages + 1);");
+            w.Line($"const int q_first = cu_q[b], q_count = cu_q[b + 1] - q_first;");
+            w.Line($"// The grid has the row tiles of the sequence with the most queries; a sequence with fewer leaves the rest idle.");
+            w.Line($"const int group = heads_q / heads_kv, packed = q_count * group, row_tiles = gridDim.x / heads_kv;");
+            w.Line($"const int kv_head = blockIdx.x / row_tiles, tile = blockIdx.x % row_tiles;");
+            w.Line($"if (tile * 16 >= packed) return;  // the whole block: no barrier is waited on");
             w.Line($"const int sequence_pages = (length + {plan.PageSize - 1}) / {plan.PageSize};");
             w.Line($"// This split's pages [first_page, end_page): contiguous, balanced to within one page.");
             w.Line($"const int first_page = (int)((long long)split * sequence_pages / splits);");
             w.Line($"const int end_page = (int)((long long)(split + 1) * sequence_pages / splits);");
-            w.Line($"const long long rows = (long long)batch * heads_q * seq_q;");
-            w.Line($"// Tile row r is packed row p = 16·tile + r: query token p / group of query head kv_head·group + p % group.");
-            w.Line($"// Its output row is (b·heads_q + head)·seq_q + token; rows past packed are padding and never written.");
+            w.Line($"const long long rows = (long long)cu_q[batch] * heads_q;");
+            w.Line($"// Tile row r is packed row p = 16·tile + r: query token q_first + p / group, query head kv_head·group + p % group,");
+            w.Line($"// output row (q_first + p / group)·heads_q + kv_head·group + p % group; rows past packed are padding, never written.");
         }
 
         private void WriteQuery()
@@ -189,7 +197,7 @@ public static class PagedDecodeKernelWriter
             w.Block($"for (int r = warp; r < 16; r += {_warps})", () =>
             {
                 w.Line($"const int p = tile * 16 + r, pr = kdsl_min(p, packed - 1);  // a padding row reads nothing, but its address stays in Q");
-                w.Line($"const u16* const src = queries + (((long long)b * heads_q + kv_head * group + pr % group) * seq_q + pr / group) * {d};");
+                w.Line($"const u16* const src = queries + ((long long)(q_first + pr / group) * heads_q + kv_head * group + pr % group) * {d};");
                 w.Line($"float x[{perLane}], amax = 0.f;");
                 w.Line($"#pragma unroll");
                 w.Line($"for (int j = 0; j < {perLane}; ++j) {{ x[j] = p < packed ? {convert}(src[32 * j + lane]) : 0.f; amax = fmaxf(amax, fabsf(x[j])); }}");
@@ -233,7 +241,7 @@ public static class PagedDecodeKernelWriter
             {
                 w.Line($"const int p = tile * 16 + g + 8 * h;");
                 w.Line($"q_scale_of[h] = q_scale[g + 8 * h] * score_log2;");
-                w.Line($"key_limit[h] = kdsl_min(length, length - seq_q + p / group + 1);  // keys [0, key_limit) are visible");
+                w.Line($"key_limit[h] = kdsl_min(length, length - q_count + p / group + 1);  // keys [0, key_limit) are visible");
             });
         }
 
@@ -473,7 +481,7 @@ public static class PagedDecodeKernelWriter
                 w.Line($"merge_inv[tid] = sum > 0.f ? 1.f / sum : 0.f;");
                 w.Line($"const int p = tile * 16 + tid;");
                 w.Line($"// LSE in natural log: m is in units of σ·log₂e·score, and the sum counts {plan.PScale}·P.");
-                w.Line($"if (p < packed) partial_lse[split * rows + ((long long)b * heads_q + kv_head * group + p % group) * seq_q + p / group] = sum > 0.f ? (top + kdsl_log2(sum * {Float(1.0 / plan.PScale)})) * 0.693147181f : -KDSL_INF;");
+                w.Line($"if (p < packed) partial_lse[split * rows + (long long)(q_first + p / group) * heads_q + kv_head * group + p % group] = sum > 0.f ? (top + kdsl_log2(sum * {Float(1.0 / plan.PScale)})) * 0.693147181f : -KDSL_INF;");
             });
             w.Line($"__syncthreads();");
             w.Block($"for (int e = tid; e < 16 * {d}; e += {plan.Threads})", () =>
@@ -483,7 +491,7 @@ public static class PagedDecodeKernelWriter
                 w.Line($"float sum = 0.f;");
                 w.Line($"#pragma unroll");
                 w.Line($"for (int i = 0; i < {_warps}; ++i) sum += merge_o[(i * 16 + r) * {d} + c];");
-                w.Line($"partial_o[(split * rows + ((long long)b * heads_q + kv_head * group + p % group) * seq_q + p / group) * {d} + c] = sum * merge_inv[r];");
+                w.Line($"partial_o[(split * rows + (long long)(q_first + p / group) * heads_q + kv_head * group + p % group) * {d} + c] = sum * merge_inv[r];");
             });
         }
     }

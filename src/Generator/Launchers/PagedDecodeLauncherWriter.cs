@@ -1,3 +1,4 @@
+using System.Linq;
 using KernelDsl.Generator.Cuda;
 using KernelDsl.Generator.Helpers;
 using KernelDsl.Generator.Model;
@@ -28,27 +29,27 @@ public static class PagedDecodeLauncherWriter
                 ("HeadDim", spec.HeadDim, "Channels per head."),
                 ("PageSize", spec.PageSize, "Tokens per page."),
                 ("TileRows", PagedDecodePlan.Rows, "Rows of one block: (query token, query head of a KV head's group) pairs, packed."),
-                ("MaxSeqQ", PagedDecodePlan.Rows, "The most query tokens per sequence."),
             ]);
             w.Line();
-            w.Line($"/// <summary>Ints of <c>workspace</c>: the checked page table's rows and the lengths.</summary>");
+            w.Line($"/// <summary>Ints of <c>workspace</c>: the checked page table's rows, the lengths and the query tokens' running totals.</summary>");
             w.Line($"public static long WorkspaceLength(int batch, int tablePages) => {Work}.Length(batch, tablePages);");
             w.Line();
-            w.Line($"/// <summary>Floats of <c>partialO</c>: [splits][batch·headsQ·seqQ][HeadDim].</summary>");
-            w.Line($"public static long PartialOLength(int splits, int batch, int headsQ, int seqQ) => (long)splits * batch * headsQ * seqQ * HeadDim;");
+            w.Line($"/// <summary>Floats of <c>partialO</c>: [splits][Σ queries·headsQ][HeadDim].</summary>");
+            w.Line($"public static long PartialOLength(int splits, int queries, int headsQ) => (long)splits * queries * headsQ * HeadDim;");
             w.Line();
-            w.Line($"/// <summary>Floats of <c>partialLse</c>: [splits][batch·headsQ·seqQ].</summary>");
-            w.Line($"public static long PartialLseLength(int splits, int batch, int headsQ, int seqQ) => (long)splits * batch * headsQ * seqQ;");
+            w.Line($"/// <summary>Floats of <c>partialLse</c>: [splits][Σ queries·headsQ].</summary>");
+            w.Line($"public static long PartialLseLength(int splits, int queries, int headsQ) => (long)splits * queries * headsQ;");
             w.Line();
-            w.Line($"/// <summary>16-row tiles of one KV head's (query token, query head) rows.</summary>");
-            w.Line($"public static int RowTiles(int headsQ, int headsKv, int seqQ) => (seqQ * (headsQ / headsKv) + TileRows - 1) / TileRows;");
+            w.Line($"/// <summary>16-row tiles of one KV head's (query token, query head) rows for a sequence of <paramref name=\"queries\"/> query tokens.</summary>");
+            w.Line($"public static int RowTiles(int headsQ, int headsKv, int queries) => (int)(((long)queries * (headsQ / headsKv) + TileRows - 1) / TileRows);");
             w.Line();
             w.Line($"/// <summary>");
-            w.Line($"/// A split count for a batch whose longest sequence holds <paramref name=\"longest\"/> tokens, on a device of");
-            w.Line($"/// <paramref name=\"multiprocessors\"/> SMs: about two blocks per SM, each split at least one page per warp.");
+            w.Line($"/// A split count for a batch whose longest sequence holds <paramref name=\"longest\"/> tokens and whose largest query count");
+            w.Line($"/// is <paramref name=\"mostQueries\"/>, on a device of <paramref name=\"multiprocessors\"/> SMs: about two blocks per SM,");
+            w.Line($"/// each split at least one page per warp.");
             w.Line($"/// </summary>");
-            w.Line($"public static int SplitsFor(int longest, int batch, int headsQ, int headsKv, int seqQ, int multiprocessors) =>");
-            w.Line($"    {Work}.Splits(longest, PageSize, (long)batch * headsKv * RowTiles(headsQ, headsKv, seqQ), multiprocessors, {plan.Warps});");
+            w.Line($"public static int SplitsFor(int longest, int batch, int headsQ, int headsKv, int mostQueries, int multiprocessors) =>");
+            w.Line($"    {Work}.Splits(longest, PageSize, (long)batch * headsKv * RowTiles(headsQ, headsKv, mostQueries), multiprocessors, {plan.Warps});");
             w.Line();
             WriteLaunch(w, plan);
         });
@@ -59,10 +60,10 @@ public static class PagedDecodeLauncherWriter
         var signature = plan.Signature;
         var element = plan.Spec.Input == Element.BF16 ? "bf16 bit patterns (typed <c>ushort</c>: .NET has no bfloat16)" : "f16";
         w.Line($"/// <summary>");
-        w.Line($"/// Decode attention over the paged INT8 cache: each sequence's last <paramref name=\"seqQ\"/> tokens attend to its");
-        w.Line($"/// <paramref name=\"lengths\"/> tokens (causal, bottom-right: query i sees keys below length − seqQ + i + 1). Each sequence's");
-        w.Line($"/// pages are split over <paramref name=\"splits\"/> blocks per KV head, whose results a second kernel merges by LSE. Q and O");
-        w.Line($"/// are {element}.");
+        w.Line($"/// Attention over the paged INT8 cache for decode steps and prefill chunks: sequence i's query tokens (rows");
+        w.Line($"/// cuQueries[i] to cuQueries[i + 1] − 1 of Q, its last tokens) attend to its <paramref name=\"lengths\"/> tokens (causal,");
+        w.Line($"/// bottom-right: its query j of n sees keys below length − n + j + 1). Each sequence's pages are split over");
+        w.Line($"/// <paramref name=\"splits\"/> blocks per KV head, whose results a second kernel merges by LSE. Q and O are {element}.");
         w.Line($"/// </summary>");
         foreach (var parameter in signature.Host)
         {
@@ -70,7 +71,8 @@ public static class PagedDecodeLauncherWriter
         }
         w.Line($"/// <remarks>");
         w.Line($"/// The page table entries a sequence's length needs must be pages of the pool, distinct within the row, and each length");
-        w.Line($"/// must fit its row and hold the query tokens: all is checked before anything is queued. The checked table is copied");
+        w.Line($"/// must fit its row and hold its query tokens; the running totals start at 0 and never decrease. All is checked before");
+        w.Line($"/// anything is queued. The checked table is copied");
         w.Line($"/// into <paramref name=\"workspace\"/> on the stream, so a workspace and the partial buffers serve one stream at a time.");
         w.Line($"/// </remarks>");
         w.Block($"public static void Launch({signature.CSharpParameters})", () =>
@@ -93,21 +95,20 @@ public static class PagedDecodeLauncherWriter
             w.Line($"{Guard}.Positive(headsKv, nameof(headsKv));");
             w.Line($"{Guard}.Positive(headsQ, nameof(headsQ));");
             w.Line($"{Guard}.MultipleOf(headsQ, headsKv, nameof(headsQ), \"the query heads sharing a KV head are one group\");");
-            w.Line($"{Guard}.Positive(seqQ, nameof(seqQ));");
-            w.Line($"{Guard}.AtMost(seqQ, MaxSeqQ, nameof(seqQ), \"decode takes up to 16 query tokens per sequence; use prefill for more\");");
             w.Line($"{Guard}.Positive(pages, nameof(pages));");
             w.Line($"{Guard}.Positive(splits, nameof(splits));");
-            w.Line($"{Guard}.AtMost(splits, int.MaxValue / 2, nameof(splits), \"splits are the grid's x extent\");");
-            w.Line($"{Guard}.AtMost((long)headsKv * RowTiles(headsQ, headsKv, seqQ), 65535, nameof(headsKv), \"KV heads × row tiles are the grid's y extent\");");
+            w.Line($"{Guard}.AtMost(splits, 65535, nameof(splits), \"splits are the grid's y extent\");");
             w.Block($"if (!(softmaxScale > 0f) || float.IsInfinity(softmaxScale))", () =>
                 w.Line($"throw new global::System.ArgumentOutOfRangeException(nameof(softmaxScale), softmaxScale, \"'softmaxScale' must be positive and finite.\");"));
-            w.Line($"var work = {Work}.Build(lengths, pageTable, tablePages, pages, PageSize, seqQ);");
+            w.Line($"var work = {Work}.Build(cuQueries, lengths, pageTable, tablePages, pages, PageSize);");
             w.Line($"var batch = lengths.Length;");
             w.Line($"{Guard}.AtMost(batch, 65535, nameof(lengths), \"sequences are the grid's z extent\");");
-            w.Line($"var rows = (long)batch * headsQ * seqQ;");
-            w.Line($"{Guard}.Holds(queries, rows * HeadDim, nameof(queries), $\"Q [{{batch}}][{{headsQ}}][{{seqQ}}][{{HeadDim}}]\");");
-            w.Line($"{Guard}.Holds(output, rows * HeadDim, nameof(output), $\"O [{{batch}}][{{headsQ}}][{{seqQ}}][{{HeadDim}}]\");");
-            w.Line($"if (lse is not null) {Guard}.Holds(lse, rows, nameof(lse), $\"LSE [{{batch}}][{{headsQ}}][{{seqQ}}]\");");
+            w.Line($"var (queryTokens, mostQueries) = ({Work}.Queries(cuQueries), {Work}.MostQueries(cuQueries));");
+            w.Line($"{Guard}.AtMost((long)queryTokens * headsQ, int.MaxValue, nameof(cuQueries), \"query tokens × headsQ output rows are counted in int\");");
+            w.Line($"var {PagedDecodePlan.RowsLocal} = queryTokens * headsQ;");
+            w.Line($"{Guard}.Holds(queries, (long)rows * HeadDim, nameof(queries), $\"Q [{{queryTokens}}][{{headsQ}}][{{HeadDim}}]\");");
+            w.Line($"{Guard}.Holds(output, (long)rows * HeadDim, nameof(output), $\"O [{{queryTokens}}][{{headsQ}}][{{HeadDim}}]\");");
+            w.Line($"if (lse is not null) {Guard}.Holds(lse, rows, nameof(lse), $\"LSE [{{queryTokens}}][{{headsQ}}]\");");
             foreach (var (name, length, shape) in new[]
             {
                 ("kCodes", "(long)pages * headsKv * PageSize * HeadDim", "int8 [{pages}][{headsKv}][{PageSize}][{HeadDim}]"),
@@ -115,8 +116,8 @@ public static class PagedDecodeLauncherWriter
                 ("kScale", "(long)pages * headsKv", "one scale per page and KV head, [{pages}][{headsKv}]"),
                 ("kMean", "(long)pages * headsKv * HeadDim", "[{pages}][{headsKv}][{HeadDim}]"),
                 ("vScale", "(long)pages * headsKv * HeadDim", "[{pages}][{headsKv}][{HeadDim}]"),
-                ("partialO", "PartialOLength(splits, batch, headsQ, seqQ)", "[{splits}][{rows}][{HeadDim}]"),
-                ("partialLse", "PartialLseLength(splits, batch, headsQ, seqQ)", "[{splits}][{rows}]"),
+                ("partialO", "PartialOLength(splits, queryTokens, headsQ)", "[{splits}][{rows}][{HeadDim}]"),
+                ("partialLse", "PartialLseLength(splits, queryTokens, headsQ)", "[{splits}][{rows}]"),
                 ("workspace", "work.Length", "the checked page table and lengths, {work.Length} ints"),
             })
             {
@@ -127,27 +128,28 @@ public static class PagedDecodeLauncherWriter
             {
                 w.Line($"{Guard}.Aligned({name}, {bytes}, nameof({name}));");
             }
+            w.Line($"if (rows == 0) return;  // no sequence has a query token: nothing to attend or write");
             w.Line($"stream.CopyToDevice(workspace, (global::System.ReadOnlySpan<int>)work);");
             w.Line($"var arguments = new {ModuleWriter.Launching}.KernelArguments();");
             foreach (var parameter in signature.Kernel)
             {
                 w.Line($"arguments.Add({parameter.Host});");
             }
-            w.Line($"stream.Launch(Module, KernelName, {ModuleWriter.Launching}.Dim3.Of(splits, (long)headsKv * RowTiles(headsQ, headsKv, seqQ), batch), arguments);");
+            w.Line($"stream.Launch(Module, KernelName, {ModuleWriter.Launching}.Dim3.Of((long)headsKv * RowTiles(headsQ, headsKv, mostQueries), splits, batch), arguments);");
             w.Line($"var merge = new {ModuleWriter.Launching}.KernelArguments();");
             foreach (var parameter in plan.MergeParameters)
             {
-                var host = signature.HostOf(parameter);
-                if (host.Optional)
+                // A launcher parameter, or the rows the launcher counted.
+                if (signature.Host.Any(h => h.Name == parameter.Host && h.Optional))
                 {
-                    w.Line($"if ({host.Name} is null) merge.AddNullPointer(); else merge.Add({host.Name});");
+                    w.Line($"if ({parameter.Host} is null) merge.AddNullPointer(); else merge.Add({parameter.Host});");
                 }
                 else
                 {
-                    w.Line($"merge.Add({host.Name});");
+                    w.Line($"merge.Add({parameter.Host});");
                 }
             }
-            w.Line($"stream.Launch(Module, MergeKernelName, {ModuleWriter.Launching}.Dim3.Of(((long)headsQ * seqQ + {PagedDecodeKernelWriter.MergeWarps - 1}) / {PagedDecodeKernelWriter.MergeWarps}, batch), merge);");
+            w.Line($"stream.Launch(Module, MergeKernelName, {ModuleWriter.Launching}.Dim3.Of(((long)rows + {PagedDecodeKernelWriter.MergeWarps - 1}) / {PagedDecodeKernelWriter.MergeWarps}), merge);");
         });
     }
 }

@@ -98,8 +98,9 @@ public sealed record PagedDecodePlan(PagedDecodeSpec Spec)
             }
 
             Host("stream", HostKind.Stream, "", "the stream the kernels run on");
-            Buffer("queries", InputElement, false, $"Q [batch][headsQ][seqQ][{HeadDim}]: each sequence's last seqQ tokens", "queries", "const u16* __restrict__");
-            Host("lengths", HostKind.HostSpan, "int", "[batch]: tokens each sequence holds, its queries' own included (at least seqQ)");
+            Buffer("queries", InputElement, false, $"Q [Σ queries][headsQ][{HeadDim}]: sequence i's query tokens are rows cuQueries[i] to cuQueries[i + 1] − 1, its last tokens", "queries", "const u16* __restrict__");
+            Host("cuQueries", HostKind.HostSpan, "int", "[batch + 1]: running totals of each sequence's query tokens, from 0 (a decode step: 0, 1, 2, ...; a chunk: its length)");
+            Host("lengths", HostKind.HostSpan, "int", "[batch]: tokens each sequence holds, its query tokens included (at least its query count)");
             Host("pageTable", HostKind.HostSpan, "int", "[batch][tablePages]: each sequence's pages in order, −1 past its last");
             Host("tablePages", HostKind.Scalar, "int", "entries per page table row");
             Buffer("kCodes", "sbyte", false, $"K codes [pages][headsKv][{PageSize}][{HeadDim}] int8", "k_codes", "const s8* __restrict__");
@@ -107,14 +108,13 @@ public sealed record PagedDecodePlan(PagedDecodeSpec Spec)
             Buffer("kMean", "float", false, $"K channel mean [pages][headsKv][{HeadDim}]", "k_mean", "const float* __restrict__");
             Buffer("vCodes", "sbyte", false, $"V codes [pages][headsKv][{PageSize}][{HeadDim}] int8", "v_codes", "const s8* __restrict__");
             Buffer("vScale", "float", false, $"V scale per channel [pages][headsKv][{HeadDim}]", "v_scale", "const float* __restrict__");
-            Buffer("workspace", "int", false, "device copy of the checked page table and lengths (WorkspaceLength)", "work", "const int* __restrict__");
-            Buffer("partialO", "float", false, $"each split's O [splits][batch·headsQ·seqQ][{HeadDim}] (PartialOLength)", "partial_o", "float* __restrict__");
-            Buffer("partialLse", "float", false, "each split's LSE [splits][batch·headsQ·seqQ] (PartialLseLength)", "partial_lse", "float* __restrict__");
-            Buffer("output", InputElement, false, $"O [batch][headsQ][seqQ][{HeadDim}]", "o", "u16* __restrict__", decode: false);
-            Buffer("lse", "float", true, "LSE [batch][headsQ][seqQ] (natural log), or null", "lse", "float* __restrict__", decode: false);
+            Buffer("workspace", "int", false, "device copy of the checked page table, lengths and query totals (WorkspaceLength)", "work", "const int* __restrict__");
+            Buffer("partialO", "float", false, $"each split's O [splits][Σ queries·headsQ][{HeadDim}] (PartialOLength)", "partial_o", "float* __restrict__");
+            Buffer("partialLse", "float", false, "each split's LSE [splits][Σ queries·headsQ] (PartialLseLength)", "partial_lse", "float* __restrict__");
+            Buffer("output", InputElement, false, $"O [Σ queries][headsQ][{HeadDim}], Q's layout", "o", "u16* __restrict__", decode: false);
+            Buffer("lse", "float", true, "LSE [Σ queries][headsQ] (natural log), or null", "lse", "float* __restrict__", decode: false);
             Scalar("headsQ", "int", "query heads: a multiple of headsKv", "heads_q");
             Scalar("headsKv", "int", "KV heads", "heads_kv");
-            Scalar("seqQ", "int", "query tokens per sequence, 1 to 16", "seq_q");
             kernel.Add(new KernelParameter("table_pages", "int", Passing.Value, "tablePages"));
             Host("pages", HostKind.Scalar, "int", "pages in the pool");
             Host("splits", HostKind.Scalar, "int", "blocks each sequence's pages are split over (SplitsFor suggests one)");
@@ -123,15 +123,17 @@ public sealed record PagedDecodePlan(PagedDecodeSpec Spec)
         }
     }
 
-    /// <summary>The merge kernel's parameters, from the same launcher parameters.</summary>
+    /// <summary>The launcher's local holding the output rows (Σ queries · headsQ), an argument of the merge kernel.</summary>
+    public const string RowsLocal = "rows";
+
+    /// <summary>The merge kernel's parameters, from the same launcher parameters (and the rows the launcher counts).</summary>
     public EquatableArray<KernelParameter> MergeParameters => new KernelParameter[]
     {
         new("partial_o", "const float* __restrict__", Passing.Pointer, "partialO"),
         new("partial_lse", "const float* __restrict__", Passing.Pointer, "partialLse"),
         new("o", "u16* __restrict__", Passing.Pointer, "output"),
         new("lse", "float* __restrict__", Passing.Pointer, "lse"),
-        new("heads_q", "int", Passing.Value, "headsQ"),
-        new("seq_q", "int", Passing.Value, "seqQ"),
+        new("rows", "int", Passing.Value, RowsLocal),
         new("splits", "int", Passing.Value, "splits"),
     }.ToEquatableArray();
 

@@ -3,33 +3,70 @@ using System.Buffers;
 namespace KernelDsl.Launching;
 
 /// <summary>
-/// The host half of a generated paged decode launcher: checks a batch (lengths, page table) against the cache's pages
-/// and the query tokens, and makes the device copy the kernel reads (the table's rows, then the lengths). The kernel
+/// The host half of a generated paged decode launcher: checks a batch (query totals, lengths, page table) against the
+/// cache's pages, and makes the device copy the kernel reads (the table's rows, the lengths, the query totals). The kernel
 /// reads only the first ⌈length / pageSize⌉ entries of a row, so every page it could index is checked here, before
 /// anything is queued. Decode only reads the cache, so two sequences may share a page (a common prefix); one row may not
 /// list a page twice.
 /// </summary>
 public static class KvDecodeWork
 {
-    /// <summary>Ints of the device copy: <paramref name="batch"/> rows of <paramref name="tablePages"/>, then one length per row.</summary>
-    public static long Length(int batch, int tablePages) => (long)batch * (tablePages + 1L);
+    /// <summary>
+    /// Ints of the device copy: <paramref name="batch"/> rows of <paramref name="tablePages"/>, one length per row, then the
+    /// batch + 1 running totals of the query tokens.
+    /// </summary>
+    public static long Length(int batch, int tablePages) => (long)batch * (tablePages + 1L) + batch + 1;
 
-    /// <summary>The device copy of a decode batch; throws, naming the argument and the rule, if any of it is inconsistent.</summary>
-    /// <param name="lengths">[batch]: tokens each sequence holds, its seqQ query tokens included.</param>
+    /// <summary>Query tokens of the whole batch: the last running total.</summary>
+    public static int Queries(ReadOnlySpan<int> cuQueries) => cuQueries.IsEmpty ? 0 : cuQueries[^1];
+
+    /// <summary>The most query tokens one sequence of the batch has (the grid's row tiles follow it).</summary>
+    public static int MostQueries(ReadOnlySpan<int> cuQueries)
+    {
+        var most = 0;
+        for (var i = 1; i < cuQueries.Length; i++)
+        {
+            most = Math.Max(most, cuQueries[i] - cuQueries[i - 1]);
+        }
+        return most;
+    }
+
+    /// <summary>Running totals of <paramref name="batch"/> sequences of <paramref name="each"/> query tokens: 0, each, 2·each, ...</summary>
+    public static int[] Uniform(int batch, int each)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(batch);
+        ArgumentOutOfRangeException.ThrowIfNegative(each);
+        var totals = new int[batch + 1];
+        for (var i = 1; i <= batch; i++)
+        {
+            totals[i] = checked(totals[i - 1] + each);
+        }
+        return totals;
+    }
+
+    /// <summary>The device copy of a batch; throws, naming the argument and the rule, if any of it is inconsistent.</summary>
+    /// <param name="cuQueries">[batch + 1]: running totals of each sequence's query tokens (its last ones), from 0, never decreasing.</param>
+    /// <param name="lengths">[batch]: tokens each sequence holds, its query tokens included.</param>
     /// <param name="pageTable">[batch][tablePages]: each sequence's pages in order, −1 past its last.</param>
     /// <param name="tablePages">Entries per row of <paramref name="pageTable"/>.</param>
     /// <param name="pages">Pages in the pool.</param>
     /// <param name="pageSize">Tokens per page.</param>
-    /// <param name="seqQ">Query tokens per sequence: the last seqQ of each.</param>
-    public static int[] Build(ReadOnlySpan<int> lengths, ReadOnlySpan<int> pageTable, int tablePages, int pages, int pageSize, int seqQ)
+    public static int[] Build(ReadOnlySpan<int> cuQueries, ReadOnlySpan<int> lengths, ReadOnlySpan<int> pageTable, int tablePages, int pages, int pageSize)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(pages, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(pageSize, 1);
-        ArgumentOutOfRangeException.ThrowIfLessThan(seqQ, 1);
         var batch = lengths.Length;
         if (batch == 0)
         {
             throw new ArgumentException("'lengths' is empty: a batch has at least one sequence.", nameof(lengths));
+        }
+        if (cuQueries.Length != batch + 1)
+        {
+            throw new ArgumentException($"'cuQueries' has {cuQueries.Length} entries: {batch} sequences (lengths) need {batch + 1} running totals of their query tokens.", nameof(cuQueries));
+        }
+        if (cuQueries[0] != 0)
+        {
+            throw new ArgumentException($"'cuQueries'[0] = {cuQueries[0]}: running totals start at 0.", nameof(cuQueries));
         }
         if (tablePages < 1 || (long)batch * tablePages != pageTable.Length)
         {
@@ -37,9 +74,14 @@ public static class KvDecodeWork
         }
         for (var i = 0; i < batch; i++)
         {
-            if (lengths[i] < seqQ)
+            var queries = cuQueries[i + 1] - cuQueries[i];
+            if (queries < 0)
             {
-                throw new ArgumentOutOfRangeException(nameof(lengths), lengths[i], $"'lengths'[{i}] = {lengths[i]}: a sequence holds its {seqQ} query token(s) (seqQ), so at least {seqQ} tokens.");
+                throw new ArgumentException($"'cuQueries'[{i + 1}] = {cuQueries[i + 1]} is below 'cuQueries'[{i}] = {cuQueries[i]}: running totals never decrease.", nameof(cuQueries));
+            }
+            if (lengths[i] < queries)
+            {
+                throw new ArgumentOutOfRangeException(nameof(lengths), lengths[i], $"'lengths'[{i}] = {lengths[i]}: the sequence's {queries} query token(s) (cuQueries) are among its tokens, so it holds at least {queries}.");
             }
             if ((long)lengths[i] > (long)tablePages * pageSize)
             {
@@ -50,6 +92,7 @@ public static class KvDecodeWork
         var work = new int[checked((int)Length(batch, tablePages))];
         pageTable.CopyTo(work);
         lengths.CopyTo(work.AsSpan(batch * tablePages));
+        cuQueries.CopyTo(work.AsSpan(batch * (tablePages + 1)));
         return work;
     }
 

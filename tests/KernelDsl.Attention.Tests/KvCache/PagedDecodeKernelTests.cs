@@ -39,13 +39,15 @@ public class PagedDecodeKernelTests(ITestOutputHelper output)
     [Fact]
     public void The_launchers_sizes_follow_the_layout()
     {
-        Assert.Equal(2L * (5 + 1), PagedDecodeD128.WorkspaceLength(2, 5));
-        Assert.Equal(3L * 2 * 8 * 4 * 128, PagedDecodeD128.PartialOLength(3, 2, 8, 4));
-        Assert.Equal(3L * 2 * 8 * 4, PagedDecodeD128.PartialLseLength(3, 2, 8, 4));
+        Assert.Equal(2L * (5 + 1) + 3, PagedDecodeD128.WorkspaceLength(2, 5));
+        Assert.Equal(3L * 9 * 8 * 128, PagedDecodeD128.PartialOLength(3, 9, 8));
+        Assert.Equal(3L * 9 * 8, PagedDecodeD128.PartialLseLength(3, 9, 8));
         // GQA 8:1 packs 2 query tokens of 8 heads into one 16-row tile; Sq = 16 needs 8 tiles.
         Assert.Equal(1, PagedDecodeD128.RowTiles(8, 1, 2));
         Assert.Equal(8, PagedDecodeD128.RowTiles(32, 4, 16));
         Assert.Equal(1, PagedDecodeD128.RowTiles(32, 32, 16));
+        // A prefill chunk of 1000 tokens at GQA 8:1: 500 tiles.
+        Assert.Equal(500, PagedDecodeD128.RowTiles(8, 1, 1000));
         Assert.True(PagedDecodeD128.SharedMemoryBytes <= 163 * 1024, "sm_80 must be able to opt into the block's shared memory");
     }
 }

@@ -2,6 +2,8 @@ using System.Runtime.InteropServices;
 using AttentionTests.KvCache;
 using AttentionTests.Reference;
 using KernelDsl;
+using GpuTests.Attention;
+using KernelDsl.Attention.FlashAttention;
 using KernelDsl.Attention.KvCache;
 using KernelDsl.Attention.Reference;
 using KernelDsl.Runtime.Tests;
@@ -61,6 +63,130 @@ public class PagedDecodeGpuTests(ITestOutputHelper output)
         Check(fixture, stream, new Random(seed + 2), 4, 8, null, "lengths 1 … 32768 (4 ≤ length), Sq = 4, GQA 8:1", minLength: 4);
     }
 
+    /// <summary>
+    /// Decode steps and prefill chunks in one launch (running totals of the query tokens): a sequence with no query, a
+    /// chunk of a whole page, one past a page boundary, a long chunk spanning many row tiles beside single tokens.
+    /// </summary>
+    [Theory]
+    [InlineData(128, Element.F16, 8, 1)]
+    [InlineData(128, Element.BF16, 8, 2)]
+    [InlineData(64, Element.F16, 4, 2)]
+    [InlineData(128, Element.F16, 6, 6)]
+    public void Decode_steps_and_chunks_mix_in_one_launch(int headDim, Element input, int headsQ, int headsKv)
+    {
+        var seed = Random.Shared.Next();
+        output.WriteLine($"seed {seed}");
+        using var device = Gpu.OpenOrSkip();
+        using var stream = device.CreateStream();
+        using var fixture = new Fixture(device, stream, new Random(seed), headDim, input, headsKv, [1, 63, 64, 65, 700, 3000], kOffsets: true);
+        int[] counts = [1, 0, 64, 17, 300, 5];
+        foreach (var splits in new int?[] { null, 1, 7 })
+        {
+            Check(fixture, stream, new Random(seed + 1), fixture.Ids, counts, headsQ, splits, $"mixed {headsQ}:{headsKv} D = {headDim} {input}, splits {splits?.ToString() ?? "auto"}");
+        }
+    }
+
+    /// <summary>
+    /// Chunked prefill: each sequence's tokens arrive in random chunks (1 to 511 tokens, sequences that are done stay in the
+    /// batch with none), appended and attended by <see cref="PagedKvCache.Prefill(CudaStream, IReadOnlyList{int}, IReadOnlyList{int}, DeviceBuffer{Half}, DeviceBuffer{Half}, DeviceBuffer{Half}, int, DeviceBuffer{Half}, DeviceBuffer{float}?, float?, int?)"/>
+    /// in one launch per step. The chunked O and LSE of every token meet the bars against float64 causal attention over the
+    /// original tokens, as a one-shot prefill of the same tokens (Int8Attention) does, and the two stay within the bar of
+    /// each other.
+    /// </summary>
+    [Theory]
+    [InlineData(128, Element.F16, 8, 2)]
+    [InlineData(128, Element.BF16, 8, 1)]
+    [InlineData(64, Element.F16, 4, 4)]
+    public void Chunked_prefill_reproduces_a_one_shot_prefill_within_the_bars(int headDim, Element input, int headsQ, int headsKv)
+    {
+        var seed = Random.Shared.Next();
+        output.WriteLine($"seed {seed}");
+        var random = new Random(seed);
+        using var device = Gpu.OpenOrSkip();
+        using var stream = device.CreateStream();
+        int[] lengths = [700, 1500, 129];
+        using var cache = PagedKvCache.Create(device, lengths.Sum(l => (l + 63) / 64) + 2, lengths.Length, headsKv, headDim, input);
+        var ids = lengths.Select(_ => cache.AddSequence()).ToArray();
+        var q = lengths.Select(n => KvCacheTestData.Tokens(random, n * headsQ, 1, headDim, input)).ToArray();
+        var k = lengths.Select(n => KvCacheTestData.Tokens(random, n, headsKv, headDim, input, KvCacheTestData.Offsets(random, headsKv, headDim))).ToArray();
+        var v = lengths.Select(n => KvCacheTestData.Tokens(random, n, headsKv, headDim, input)).ToArray();
+        var o = lengths.Select(n => new ushort[n * headsQ * headDim]).ToArray();
+        var lse = lengths.Select(n => new float[n * headsQ]).ToArray();
+        var held = new int[lengths.Length];
+        var steps = 0;
+        while (held.Zip(lengths).Any(x => x.First < x.Second))
+        {
+            var counts = lengths.Select((n, i) => Math.Min(n - held[i], new[] { 1, 17, 63, 64, 65, 200, 511 }[random.Next(7)])).ToArray();
+            ushort[] Slice(ushort[][] x, int width) => counts.SelectMany((c, i) => x[i].AsSpan(held[i] * width, c * width).ToArray()).ToArray();
+            var (sq, sk, sv) = (Slice(q, headsQ * headDim), Slice(k, headsKv * headDim), Slice(v, headsKv * headDim));
+            var rows = counts.Sum() * headsQ;
+            using var dlse = device.Allocate<float>(rows);
+            stream.FillBytes(dlse, 0xFF);
+            ushort[] so;
+            if (input == Element.BF16)
+            {
+                using var dq = device.Upload<ushort>(sq);
+                using var dk = device.Upload<ushort>(sk);
+                using var dv = device.Upload<ushort>(sv);
+                using var dout = device.Allocate<ushort>(sq.Length);
+                stream.FillBytes(dout, 0xFF);
+                cache.Prefill(stream, ids, counts, dq, dk, dv, headsQ, dout, dlse);
+                stream.Synchronize();
+                so = dout.ToArray();
+            }
+            else
+            {
+                using var dq = device.Upload<Half>(MemoryMarshal.Cast<ushort, Half>(sq));
+                using var dk = device.Upload<Half>(MemoryMarshal.Cast<ushort, Half>(sk));
+                using var dv = device.Upload<Half>(MemoryMarshal.Cast<ushort, Half>(sv));
+                using var dout = device.Allocate<Half>(sq.Length);
+                stream.FillBytes(dout, 0xFF);
+                cache.Prefill(stream, ids, counts, dq, dk, dv, headsQ, dout, dlse);
+                stream.Synchronize();
+                so = MemoryMarshal.Cast<Half, ushort>(dout.ToArray()).ToArray();
+            }
+            var (at, slse) = (0, dlse.ToArray());
+            for (var i = 0; i < lengths.Length; i++)
+            {
+                so.AsSpan(at * headsQ * headDim, counts[i] * headsQ * headDim).CopyTo(o[i].AsSpan(held[i] * headsQ * headDim));
+                slse.AsSpan(at * headsQ, counts[i] * headsQ).CopyTo(lse[i].AsSpan(held[i] * headsQ));
+                (at, held[i]) = (at + counts[i], held[i] + counts[i]);
+            }
+            steps++;
+        }
+        output.WriteLine($"{steps} chunked steps");
+        for (var i = 0; i < lengths.Length; i++)
+        {
+            var n = lengths[i];
+            // One sequence, token-major: BSHD with B = 1.
+            var shape = new AttentionShape(1, headsQ, headsKv, n, n, headDim, causal: true, layout: TensorLayout.BSHD);
+            double[] Values(ushort[] x) => x.Select(b => KvCacheTestData.Value(b, input)).ToArray();
+            var expected = Float64Attention.Forward(shape, Values(q[i]), Values(k[i]), Values(v[i]));
+            var chunked = Values(o[i]);
+            Assert.All(chunked, x => Assert.True(double.IsFinite(x), $"sequence {i}: a chunked output is not finite"));
+            var chunkedLse = 0.0;
+            for (var t = 0; t < n; t++)
+            {
+                for (var h = 0; h < headsQ; h++)
+                {
+                    chunkedLse = Math.Max(chunkedLse, Math.Abs(lse[i][t * headsQ + h] - expected.Lse[h * n + t]));
+                }
+            }
+            var options = new AttentionOptions { Causal = true };
+            var oneShot = input == Element.BF16
+                ? Int8AttentionGpuTests.Launch(device, shape, options, q[i], k[i], v[i], 0xFF, (a, s, tq, tk, tv, to, opt, l) => a.ForwardBf16(s, tq, tk, tv, to, opt, l)).O
+                : MemoryMarshal.Cast<Half, ushort>(Int8AttentionGpuTests.Launch(device, shape, options, MemoryMarshal.Cast<ushort, Half>(q[i]).ToArray(),
+                    MemoryMarshal.Cast<ushort, Half>(k[i]).ToArray(), MemoryMarshal.Cast<ushort, Half>(v[i]).ToArray(), 0x7E,
+                    (a, s, tq, tk, tv, to, opt, l) => a.Forward(s, tq, tk, tv, to, opt, l)).O).ToArray();
+            var (chunkedError, oneShotError, between) = (ErrorMetrics.Compare(chunked, expected.Output), ErrorMetrics.Compare(Values(oneShot), expected.Output),
+                ErrorMetrics.Compare(chunked, Values(oneShot)));
+            output.WriteLine($"length {n}: chunked {chunkedError}, LSE max |Δ| {chunkedLse:E2}; one-shot {oneShotError}; chunked vs one-shot {between}");
+            Assert.True(chunkedError.RelativeL2 <= OutputBar && chunkedLse <= LseBar, $"length {n}: chunked {chunkedError}, LSE max |Δ| {chunkedLse}");
+            Assert.True(oneShotError.RelativeL2 <= OutputBar, $"length {n}: one-shot {oneShotError}");
+            Assert.True(between.RelativeL2 <= OutputBar, $"length {n}: chunked vs one-shot {between}");
+        }
+    }
+
     [Fact]
     public void Bad_batches_are_refused_before_launch()
     {
@@ -73,7 +199,10 @@ public class PagedDecodeGpuTests(ITestOutputHelper output)
         using var bits = device.Allocate<ushort>(2 * 8 * 4 * 128);
         stream.FillBytes(outputs, 0xFF);
         var ids = fixture.Ids;
-        Assert.Equal("seqQ", Assert.ThrowsAny<ArgumentException>(() => cache.Decode(stream, queries, ids, 8, 17, outputs)).ParamName);
+        Assert.Equal("seqQ", Assert.ThrowsAny<ArgumentException>(() => cache.Decode(stream, queries, ids, 8, 0, outputs)).ParamName);
+        Assert.Equal("queryTokens", Assert.ThrowsAny<ArgumentException>(() => cache.Attend(stream, queries, ids, [1, -1], 8, outputs)).ParamName);
+        Assert.Equal("queryTokens", Assert.ThrowsAny<ArgumentException>(() => cache.Attend(stream, queries, ids, [1], 8, outputs)).ParamName);
+        Assert.Equal("splits", Assert.ThrowsAny<ArgumentException>(() => cache.Decode(stream, queries, ids, 8, 1, outputs, splits: 65536)).ParamName);
         Assert.Equal("lengths", Assert.ThrowsAny<ArgumentException>(() => cache.Decode(stream, queries, ids, 8, 4, outputs)).ParamName);  // 3 tokens < Sq = 4
         Assert.Equal("headsQ", Assert.ThrowsAny<ArgumentException>(() => cache.Decode(stream, queries, ids, 7, 1, outputs)).ParamName);
         Assert.Equal("queries", Assert.ThrowsAny<ArgumentException>(() => cache.Decode(stream, queries, ids, 64, 1, outputs)).ParamName);  // too small
@@ -122,7 +251,7 @@ public class PagedDecodeGpuTests(ITestOutputHelper output)
                 case 4: l[random.Next(3)] = width * 64 + 1 + random.Next(100); expected = "lengths"; break;  // beyond the row's pages
                 default: l[random.Next(3)] = 0; expected = "lengths"; break;  // fewer tokens than the query
             }
-            var thrown = Assert.ThrowsAny<ArgumentException>(() => cache.DecodePages(stream, queries, l, t, width, 8, 1, outputs));
+            var thrown = Assert.ThrowsAny<ArgumentException>(() => cache.AttendPages(stream, queries, [0, 1, 2, 3], l, t, width, 8, outputs));
             Assert.Equal(expected, thrown.ParamName);
             refused++;
         }
@@ -130,7 +259,7 @@ public class PagedDecodeGpuTests(ITestOutputHelper output)
         stream.Synchronize();
         Assert.All(MemoryMarshal.AsBytes(outputs.ToArray().AsSpan()).ToArray(), b => Assert.Equal(0xFF, b));
         // The valid table runs.
-        cache.DecodePages(stream, queries, lengths, table, width, 8, 1, outputs);
+        cache.AttendPages(stream, queries, [0, 1, 2, 3], lengths, table, width, 8, outputs);
         stream.Synchronize();
         Assert.All(outputs.ToArray(), x => Assert.True(Half.IsFinite(x)));
     }
@@ -189,21 +318,37 @@ public class PagedDecodeGpuTests(ITestOutputHelper output)
     /// <summary>Decodes Sq queries of every sequence at least <paramref name="minLength"/> long and checks them against float64.</summary>
     private void Check(Fixture fixture, CudaStream stream, Random random, int seqQ, int headsQ, int? splits, string what, int minLength = 0)
     {
+        var batch = fixture.Ids.Where(id => fixture.Cache.Table.LengthOf(id) >= Math.Max(seqQ, minLength)).ToArray();
+        Check(fixture, stream, random, batch, batch.Select(_ => seqQ).ToArray(), headsQ, splits, what);
+    }
+
+    /// <summary>
+    /// Attends with <paramref name="counts"/>[i] query tokens of <paramref name="batch"/>[i] (through Decode when the counts are
+    /// equal, Attend otherwise), Q and O token-major [Σ counts][Hq][D], and checks every row against float64 over the original
+    /// tokens and, for a fixed split count, against the kernel's int8 model.
+    /// </summary>
+    private void Check(Fixture fixture, CudaStream stream, Random random, int[] batch, int[] counts, int headsQ, int? splits, string what)
+    {
         var cache = fixture.Cache;
         var (d, input) = (cache.HeadDim, cache.Input);
-        var batch = fixture.Ids.Where(id => cache.Table.LengthOf(id) >= Math.Max(seqQ, minLength)).ToArray();
-        var perSequence = headsQ * seqQ * d;
-        var q = KvCacheTestData.Tokens(random, batch.Length * headsQ * seqQ, 1, d, input);
-        var rows = batch.Length * headsQ * seqQ;
-        using var lse = cache.Device.Allocate<float>(rows);
+        var first = new int[batch.Length + 1];
+        for (var i = 0; i < batch.Length; i++)
+        {
+            first[i + 1] = first[i] + counts[i];
+        }
+        var q = KvCacheTestData.Tokens(random, first[^1] * headsQ, 1, d, input);
+        var rows = first[^1] * headsQ;
+        using var lse = cache.Device.Allocate<float>(Math.Max(1, rows));
         stream.FillBytes(lse, 0xFF);
+        var uniform = counts.All(c => c == counts[0]);
         ushort[] o;
         if (input == Element.BF16)
         {
             using var dq = cache.Device.Upload<ushort>(q);
             using var dout = cache.Device.Allocate<ushort>(q.Length);
             stream.FillBytes(dout, 0xFF);
-            cache.Decode(stream, dq, batch, headsQ, seqQ, dout, lse, splits: splits);
+            if (uniform) { cache.Decode(stream, dq, batch, headsQ, counts[0], dout, lse, splits: splits); }
+            else { cache.Attend(stream, dq, batch, counts, headsQ, dout, lse, splits: splits); }
             stream.Synchronize();
             o = dout.ToArray();
         }
@@ -212,28 +357,38 @@ public class PagedDecodeGpuTests(ITestOutputHelper output)
             using var dq = cache.Device.Upload<Half>(MemoryMarshal.Cast<ushort, Half>(q));
             using var dout = cache.Device.Allocate<Half>(q.Length);
             stream.FillBytes(dout, 0xFF);
-            cache.Decode(stream, dq, batch, headsQ, seqQ, dout, lse, splits: splits);
+            if (uniform) { cache.Decode(stream, dq, batch, headsQ, counts[0], dout, lse, splits: splits); }
+            else { cache.Attend(stream, dq, batch, counts, headsQ, dout, lse, splits: splits); }
             stream.Synchronize();
             o = MemoryMarshal.Cast<Half, ushort>(dout.ToArray()).ToArray();
         }
-        var queries = batch.Select((_, i) => q.AsSpan(i * perSequence, perSequence).ToArray().Select(x => KvCacheTestData.Value(x, input)).ToArray()).ToList();
-        var expected = PagedAttentionReference.Forward(cache.Table, batch, queries, fixture.KPages, fixture.VPages, headsQ, cache.HeadsKv, d, causal: true);
+        // The references take each sequence's [Hq][Sq][D]; the device's rows are token-major.
+        double[] PerSequence(ushort[] packed, int i) => HeadMajor(packed, first[i], counts[i], headsQ, d, x => KvCacheTestData.Value(x, input));
+        var active = Enumerable.Range(0, batch.Length).Where(i => counts[i] > 0).ToArray();
+        var queries = active.Select(i => PerSequence(q, i)).ToList();
+        var ids = active.Select(i => batch[i]).ToArray();
+        var expected = PagedAttentionReference.Forward(cache.Table, ids, queries, fixture.KPages, fixture.VPages, headsQ, cache.HeadsKv, d, causal: true);
         var actualLse = lse.ToArray();
         var (all, allExpected) = (new List<double>(), new List<double>());
         var worstLse = 0.0;
-        for (var i = 0; i < batch.Length; i++)
+        for (var j = 0; j < active.Length; j++)
         {
-            var actual = o.AsSpan(i * perSequence, perSequence).ToArray().Select(x => KvCacheTestData.Value(x, input)).ToArray();
-            Assert.All(actual, x => Assert.True(double.IsFinite(x), $"{what}: sequence of length {cache.Table.LengthOf(batch[i])} has a non-finite output"));
-            var error = ErrorMetrics.Compare(actual, expected[i].Output);
-            output.WriteLine($"{what}: length {cache.Table.LengthOf(batch[i])}: {error}");
-            Assert.True(error.RelativeL2 <= OutputBar, $"{what}: length {cache.Table.LengthOf(batch[i])}: relative L2 {error.RelativeL2:E3} over {OutputBar:E1}");
-            for (var r = 0; r < headsQ * seqQ; r++)
+            var i = active[j];
+            var actual = PerSequence(o, i);
+            var length = cache.Table.LengthOf(batch[i]);
+            Assert.All(actual, x => Assert.True(double.IsFinite(x), $"{what}: sequence of length {length} ({counts[i]} queries) has a non-finite output"));
+            var error = ErrorMetrics.Compare(actual, expected[j].Output);
+            output.WriteLine($"{what}: length {length}, {counts[i]} queries: {error}");
+            Assert.True(error.RelativeL2 <= OutputBar, $"{what}: length {length}, {counts[i]} queries: relative L2 {error.RelativeL2:E3} over {OutputBar:E1}");
+            for (var h = 0; h < headsQ; h++)
             {
-                worstLse = Math.Max(worstLse, Math.Abs(actualLse[i * headsQ * seqQ + r] - expected[i].Lse[r]));
+                for (var t = 0; t < counts[i]; t++)
+                {
+                    worstLse = Math.Max(worstLse, Math.Abs(actualLse[(first[i] + t) * headsQ + h] - expected[j].Lse[h * counts[i] + t]));
+                }
             }
             all.AddRange(actual);
-            allExpected.AddRange(expected[i].Output);
+            allExpected.AddRange(expected[j].Output);
         }
         var total = ErrorMetrics.Compare(all.ToArray(), allExpected.ToArray());
         output.WriteLine($"{what}: all {total}; LSE max |Δ| {worstLse:E2}");
@@ -242,11 +397,28 @@ public class PagedDecodeGpuTests(ITestOutputHelper output)
         {
             // The kernel's own algorithm on the CPU, same codes, same split and warp partition: what is left is float rounding
             // (exp2.approx, f16 ties of P's u8 codes, summation order), far below the bar; a wrong page, scale or mask is not.
-            var model = PagedDecodeReference.Int8(fixture.Model, batch, queries, headsQ, count);
+            var model = PagedDecodeReference.Int8(fixture.Model, ids, queries, headsQ, count);
             var modelError = ErrorMetrics.Compare(all.ToArray(), model.SelectMany(r => r.Output).ToArray());
             output.WriteLine($"{what}: against the kernel's int8 model {modelError}");
             Assert.True(modelError.RelativeL2 <= ModelBar, $"{what}: {modelError} from the kernel's int8 model (PagedDecodeReference.Int8)");
         }
+    }
+
+    /// <summary>Rows <paramref name="first"/> to + <paramref name="count"/> of token-major [tokens][heads][D] values, as [heads][count][D].</summary>
+    internal static double[] HeadMajor(ushort[] packed, int first, int count, int heads, int d, Func<ushort, double> value)
+    {
+        var result = new double[(long)heads * count * d];
+        for (var t = 0; t < count; t++)
+        {
+            for (var h = 0; h < heads; h++)
+            {
+                for (var c = 0; c < d; c++)
+                {
+                    result[((long)h * count + t) * d + c] = value(packed[((long)(first + t) * heads + h) * d + c]);
+                }
+            }
+        }
+        return result;
     }
 
     /// <summary>

@@ -21,8 +21,6 @@ static partial class PagedDecodeD128Bf16
     public const int PageSize = 64;
     /// <summary>Rows of one block: (query token, query head of a KV head's group) pairs, packed.</summary>
     public const int TileRows = 16;
-    /// <summary>The most query tokens per sequence.</summary>
-    public const int MaxSeqQ = 16;
 
     /// <summary>What the runtime compiles (NVRTC, for the device's SM), caches and launches.</summary>
     public static global::KernelDsl.Launching.KernelModuleDefinition Module { get; } = new()
@@ -39,34 +37,36 @@ static partial class PagedDecodeD128Bf16
         RequiresArchSpecific = false,
     };
 
-    /// <summary>Ints of <c>workspace</c>: the checked page table's rows and the lengths.</summary>
+    /// <summary>Ints of <c>workspace</c>: the checked page table's rows, the lengths and the query tokens' running totals.</summary>
     public static long WorkspaceLength(int batch, int tablePages) => global::KernelDsl.Launching.KvDecodeWork.Length(batch, tablePages);
 
-    /// <summary>Floats of <c>partialO</c>: [splits][batch·headsQ·seqQ][HeadDim].</summary>
-    public static long PartialOLength(int splits, int batch, int headsQ, int seqQ) => (long)splits * batch * headsQ * seqQ * HeadDim;
+    /// <summary>Floats of <c>partialO</c>: [splits][Σ queries·headsQ][HeadDim].</summary>
+    public static long PartialOLength(int splits, int queries, int headsQ) => (long)splits * queries * headsQ * HeadDim;
 
-    /// <summary>Floats of <c>partialLse</c>: [splits][batch·headsQ·seqQ].</summary>
-    public static long PartialLseLength(int splits, int batch, int headsQ, int seqQ) => (long)splits * batch * headsQ * seqQ;
+    /// <summary>Floats of <c>partialLse</c>: [splits][Σ queries·headsQ].</summary>
+    public static long PartialLseLength(int splits, int queries, int headsQ) => (long)splits * queries * headsQ;
 
-    /// <summary>16-row tiles of one KV head's (query token, query head) rows.</summary>
-    public static int RowTiles(int headsQ, int headsKv, int seqQ) => (seqQ * (headsQ / headsKv) + TileRows - 1) / TileRows;
+    /// <summary>16-row tiles of one KV head's (query token, query head) rows for a sequence of <paramref name="queries"/> query tokens.</summary>
+    public static int RowTiles(int headsQ, int headsKv, int queries) => (int)(((long)queries * (headsQ / headsKv) + TileRows - 1) / TileRows);
 
     /// <summary>
-    /// A split count for a batch whose longest sequence holds <paramref name="longest"/> tokens, on a device of
-    /// <paramref name="multiprocessors"/> SMs: about two blocks per SM, each split at least one page per warp.
+    /// A split count for a batch whose longest sequence holds <paramref name="longest"/> tokens and whose largest query count
+    /// is <paramref name="mostQueries"/>, on a device of <paramref name="multiprocessors"/> SMs: about two blocks per SM,
+    /// each split at least one page per warp.
     /// </summary>
-    public static int SplitsFor(int longest, int batch, int headsQ, int headsKv, int seqQ, int multiprocessors) =>
-        global::KernelDsl.Launching.KvDecodeWork.Splits(longest, PageSize, (long)batch * headsKv * RowTiles(headsQ, headsKv, seqQ), multiprocessors, 4);
+    public static int SplitsFor(int longest, int batch, int headsQ, int headsKv, int mostQueries, int multiprocessors) =>
+        global::KernelDsl.Launching.KvDecodeWork.Splits(longest, PageSize, (long)batch * headsKv * RowTiles(headsQ, headsKv, mostQueries), multiprocessors, 4);
 
     /// <summary>
-    /// Decode attention over the paged INT8 cache: each sequence's last <paramref name="seqQ"/> tokens attend to its
-    /// <paramref name="lengths"/> tokens (causal, bottom-right: query i sees keys below length − seqQ + i + 1). Each sequence's
-    /// pages are split over <paramref name="splits"/> blocks per KV head, whose results a second kernel merges by LSE. Q and O
-    /// are bf16 bit patterns (typed <c>ushort</c>: .NET has no bfloat16).
+    /// Attention over the paged INT8 cache for decode steps and prefill chunks: sequence i's query tokens (rows
+    /// cuQueries[i] to cuQueries[i + 1] − 1 of Q, its last tokens) attend to its <paramref name="lengths"/> tokens (causal,
+    /// bottom-right: its query j of n sees keys below length − n + j + 1). Each sequence's pages are split over
+    /// <paramref name="splits"/> blocks per KV head, whose results a second kernel merges by LSE. Q and O are bf16 bit patterns (typed <c>ushort</c>: .NET has no bfloat16).
     /// </summary>
     /// <param name="stream">the stream the kernels run on.</param>
-    /// <param name="queries">Q [batch][headsQ][seqQ][128]: each sequence's last seqQ tokens.</param>
-    /// <param name="lengths">[batch]: tokens each sequence holds, its queries' own included (at least seqQ).</param>
+    /// <param name="queries">Q [Σ queries][headsQ][128]: sequence i's query tokens are rows cuQueries[i] to cuQueries[i + 1] − 1, its last tokens.</param>
+    /// <param name="cuQueries">[batch + 1]: running totals of each sequence's query tokens, from 0 (a decode step: 0, 1, 2, ...; a chunk: its length).</param>
+    /// <param name="lengths">[batch]: tokens each sequence holds, its query tokens included (at least its query count).</param>
     /// <param name="pageTable">[batch][tablePages]: each sequence's pages in order, −1 past its last.</param>
     /// <param name="tablePages">entries per page table row.</param>
     /// <param name="kCodes">K codes [pages][headsKv][64][128] int8.</param>
@@ -74,23 +74,23 @@ static partial class PagedDecodeD128Bf16
     /// <param name="kMean">K channel mean [pages][headsKv][128].</param>
     /// <param name="vCodes">V codes [pages][headsKv][64][128] int8.</param>
     /// <param name="vScale">V scale per channel [pages][headsKv][128].</param>
-    /// <param name="workspace">device copy of the checked page table and lengths (WorkspaceLength).</param>
-    /// <param name="partialO">each split's O [splits][batch·headsQ·seqQ][128] (PartialOLength).</param>
-    /// <param name="partialLse">each split's LSE [splits][batch·headsQ·seqQ] (PartialLseLength).</param>
-    /// <param name="output">O [batch][headsQ][seqQ][128].</param>
-    /// <param name="lse">LSE [batch][headsQ][seqQ] (natural log), or null.</param>
+    /// <param name="workspace">device copy of the checked page table, lengths and query totals (WorkspaceLength).</param>
+    /// <param name="partialO">each split's O [splits][Σ queries·headsQ][128] (PartialOLength).</param>
+    /// <param name="partialLse">each split's LSE [splits][Σ queries·headsQ] (PartialLseLength).</param>
+    /// <param name="output">O [Σ queries][headsQ][128], Q's layout.</param>
+    /// <param name="lse">LSE [Σ queries][headsQ] (natural log), or null.</param>
     /// <param name="headsQ">query heads: a multiple of headsKv.</param>
     /// <param name="headsKv">KV heads.</param>
-    /// <param name="seqQ">query tokens per sequence, 1 to 16.</param>
     /// <param name="pages">pages in the pool.</param>
     /// <param name="splits">blocks each sequence's pages are split over (SplitsFor suggests one).</param>
     /// <param name="softmaxScale">the scores' scale, usually 1/√HeadDim.</param>
     /// <remarks>
     /// The page table entries a sequence's length needs must be pages of the pool, distinct within the row, and each length
-    /// must fit its row and hold the query tokens: all is checked before anything is queued. The checked table is copied
+    /// must fit its row and hold its query tokens; the running totals start at 0 and never decrease. All is checked before
+    /// anything is queued. The checked table is copied
     /// into <paramref name="workspace"/> on the stream, so a workspace and the partial buffers serve one stream at a time.
     /// </remarks>
-    public static void Launch(global::KernelDsl.CudaStream stream, global::KernelDsl.DeviceBuffer<ushort> queries, global::System.ReadOnlySpan<int> lengths, global::System.ReadOnlySpan<int> pageTable, int tablePages, global::KernelDsl.DeviceBuffer<sbyte> kCodes, global::KernelDsl.DeviceBuffer<float> kScale, global::KernelDsl.DeviceBuffer<float> kMean, global::KernelDsl.DeviceBuffer<sbyte> vCodes, global::KernelDsl.DeviceBuffer<float> vScale, global::KernelDsl.DeviceBuffer<int> workspace, global::KernelDsl.DeviceBuffer<float> partialO, global::KernelDsl.DeviceBuffer<float> partialLse, global::KernelDsl.DeviceBuffer<ushort> output, global::KernelDsl.DeviceBuffer<float>? lse, int headsQ, int headsKv, int seqQ, int pages, int splits, float softmaxScale)
+    public static void Launch(global::KernelDsl.CudaStream stream, global::KernelDsl.DeviceBuffer<ushort> queries, global::System.ReadOnlySpan<int> cuQueries, global::System.ReadOnlySpan<int> lengths, global::System.ReadOnlySpan<int> pageTable, int tablePages, global::KernelDsl.DeviceBuffer<sbyte> kCodes, global::KernelDsl.DeviceBuffer<float> kScale, global::KernelDsl.DeviceBuffer<float> kMean, global::KernelDsl.DeviceBuffer<sbyte> vCodes, global::KernelDsl.DeviceBuffer<float> vScale, global::KernelDsl.DeviceBuffer<int> workspace, global::KernelDsl.DeviceBuffer<float> partialO, global::KernelDsl.DeviceBuffer<float> partialLse, global::KernelDsl.DeviceBuffer<ushort> output, global::KernelDsl.DeviceBuffer<float>? lse, int headsQ, int headsKv, int pages, int splits, float softmaxScale)
     {
         global::KernelDsl.Launching.LaunchGuard.Stream(stream, nameof(stream));
         global::KernelDsl.Launching.LaunchGuard.Buffer(queries, nameof(queries));
@@ -107,36 +107,36 @@ static partial class PagedDecodeD128Bf16
         global::KernelDsl.Launching.LaunchGuard.Positive(headsKv, nameof(headsKv));
         global::KernelDsl.Launching.LaunchGuard.Positive(headsQ, nameof(headsQ));
         global::KernelDsl.Launching.LaunchGuard.MultipleOf(headsQ, headsKv, nameof(headsQ), "the query heads sharing a KV head are one group");
-        global::KernelDsl.Launching.LaunchGuard.Positive(seqQ, nameof(seqQ));
-        global::KernelDsl.Launching.LaunchGuard.AtMost(seqQ, MaxSeqQ, nameof(seqQ), "decode takes up to 16 query tokens per sequence; use prefill for more");
         global::KernelDsl.Launching.LaunchGuard.Positive(pages, nameof(pages));
         global::KernelDsl.Launching.LaunchGuard.Positive(splits, nameof(splits));
-        global::KernelDsl.Launching.LaunchGuard.AtMost(splits, int.MaxValue / 2, nameof(splits), "splits are the grid's x extent");
-        global::KernelDsl.Launching.LaunchGuard.AtMost((long)headsKv * RowTiles(headsQ, headsKv, seqQ), 65535, nameof(headsKv), "KV heads × row tiles are the grid's y extent");
+        global::KernelDsl.Launching.LaunchGuard.AtMost(splits, 65535, nameof(splits), "splits are the grid's y extent");
         if (!(softmaxScale > 0f) || float.IsInfinity(softmaxScale))
         {
             throw new global::System.ArgumentOutOfRangeException(nameof(softmaxScale), softmaxScale, "'softmaxScale' must be positive and finite.");
         }
-        var work = global::KernelDsl.Launching.KvDecodeWork.Build(lengths, pageTable, tablePages, pages, PageSize, seqQ);
+        var work = global::KernelDsl.Launching.KvDecodeWork.Build(cuQueries, lengths, pageTable, tablePages, pages, PageSize);
         var batch = lengths.Length;
         global::KernelDsl.Launching.LaunchGuard.AtMost(batch, 65535, nameof(lengths), "sequences are the grid's z extent");
-        var rows = (long)batch * headsQ * seqQ;
-        global::KernelDsl.Launching.LaunchGuard.Holds(queries, rows * HeadDim, nameof(queries), $"Q [{batch}][{headsQ}][{seqQ}][{HeadDim}]");
-        global::KernelDsl.Launching.LaunchGuard.Holds(output, rows * HeadDim, nameof(output), $"O [{batch}][{headsQ}][{seqQ}][{HeadDim}]");
-        if (lse is not null) global::KernelDsl.Launching.LaunchGuard.Holds(lse, rows, nameof(lse), $"LSE [{batch}][{headsQ}][{seqQ}]");
+        var (queryTokens, mostQueries) = (global::KernelDsl.Launching.KvDecodeWork.Queries(cuQueries), global::KernelDsl.Launching.KvDecodeWork.MostQueries(cuQueries));
+        global::KernelDsl.Launching.LaunchGuard.AtMost((long)queryTokens * headsQ, int.MaxValue, nameof(cuQueries), "query tokens × headsQ output rows are counted in int");
+        var rows = queryTokens * headsQ;
+        global::KernelDsl.Launching.LaunchGuard.Holds(queries, (long)rows * HeadDim, nameof(queries), $"Q [{queryTokens}][{headsQ}][{HeadDim}]");
+        global::KernelDsl.Launching.LaunchGuard.Holds(output, (long)rows * HeadDim, nameof(output), $"O [{queryTokens}][{headsQ}][{HeadDim}]");
+        if (lse is not null) global::KernelDsl.Launching.LaunchGuard.Holds(lse, rows, nameof(lse), $"LSE [{queryTokens}][{headsQ}]");
         global::KernelDsl.Launching.LaunchGuard.Holds(kCodes, (long)pages * headsKv * PageSize * HeadDim, nameof(kCodes), $"int8 [{pages}][{headsKv}][{PageSize}][{HeadDim}]");
         global::KernelDsl.Launching.LaunchGuard.Holds(vCodes, (long)pages * headsKv * PageSize * HeadDim, nameof(vCodes), $"int8 [{pages}][{headsKv}][{PageSize}][{HeadDim}]");
         global::KernelDsl.Launching.LaunchGuard.Holds(kScale, (long)pages * headsKv, nameof(kScale), $"one scale per page and KV head, [{pages}][{headsKv}]");
         global::KernelDsl.Launching.LaunchGuard.Holds(kMean, (long)pages * headsKv * HeadDim, nameof(kMean), $"[{pages}][{headsKv}][{HeadDim}]");
         global::KernelDsl.Launching.LaunchGuard.Holds(vScale, (long)pages * headsKv * HeadDim, nameof(vScale), $"[{pages}][{headsKv}][{HeadDim}]");
-        global::KernelDsl.Launching.LaunchGuard.Holds(partialO, PartialOLength(splits, batch, headsQ, seqQ), nameof(partialO), $"[{splits}][{rows}][{HeadDim}]");
-        global::KernelDsl.Launching.LaunchGuard.Holds(partialLse, PartialLseLength(splits, batch, headsQ, seqQ), nameof(partialLse), $"[{splits}][{rows}]");
+        global::KernelDsl.Launching.LaunchGuard.Holds(partialO, PartialOLength(splits, queryTokens, headsQ), nameof(partialO), $"[{splits}][{rows}][{HeadDim}]");
+        global::KernelDsl.Launching.LaunchGuard.Holds(partialLse, PartialLseLength(splits, queryTokens, headsQ), nameof(partialLse), $"[{splits}][{rows}]");
         global::KernelDsl.Launching.LaunchGuard.Holds(workspace, work.Length, nameof(workspace), $"the checked page table and lengths, {work.Length} ints");
         global::KernelDsl.Launching.LaunchGuard.Aligned(kCodes, 16, nameof(kCodes));
         global::KernelDsl.Launching.LaunchGuard.Aligned(vCodes, 16, nameof(vCodes));
         global::KernelDsl.Launching.LaunchGuard.Aligned(kMean, 16, nameof(kMean));
         global::KernelDsl.Launching.LaunchGuard.Aligned(vScale, 16, nameof(vScale));
         global::KernelDsl.Launching.LaunchGuard.Aligned(output, 4, nameof(output));
+        if (rows == 0) return;  // no sequence has a query token: nothing to attend or write
         stream.CopyToDevice(workspace, (global::System.ReadOnlySpan<int>)work);
         var arguments = new global::KernelDsl.Launching.KernelArguments();
         arguments.Add(queries);
@@ -150,18 +150,16 @@ static partial class PagedDecodeD128Bf16
         arguments.Add(partialLse);
         arguments.Add(headsQ);
         arguments.Add(headsKv);
-        arguments.Add(seqQ);
         arguments.Add(tablePages);
         arguments.Add(softmaxScale);
-        stream.Launch(Module, KernelName, global::KernelDsl.Launching.Dim3.Of(splits, (long)headsKv * RowTiles(headsQ, headsKv, seqQ), batch), arguments);
+        stream.Launch(Module, KernelName, global::KernelDsl.Launching.Dim3.Of((long)headsKv * RowTiles(headsQ, headsKv, mostQueries), splits, batch), arguments);
         var merge = new global::KernelDsl.Launching.KernelArguments();
         merge.Add(partialO);
         merge.Add(partialLse);
         merge.Add(output);
         if (lse is null) merge.AddNullPointer(); else merge.Add(lse);
-        merge.Add(headsQ);
-        merge.Add(seqQ);
+        merge.Add(rows);
         merge.Add(splits);
-        stream.Launch(Module, MergeKernelName, global::KernelDsl.Launching.Dim3.Of(((long)headsQ * seqQ + 3) / 4, batch), merge);
+        stream.Launch(Module, MergeKernelName, global::KernelDsl.Launching.Dim3.Of(((long)rows + 3) / 4), merge);
     }
 }
