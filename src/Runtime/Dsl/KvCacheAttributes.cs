@@ -22,8 +22,9 @@ public sealed class KvCacheAppendAttribute : Attribute
 }
 
 /// <summary>
-/// Declares the decode attention kernel over a paged INT8 KV cache (docs/KV_CACHE.md, issue 16): Sq from 1 to 16 query
-/// tokens per sequence and the query heads sharing a KV head packed into the rows of one 16-row MMA tile, each sequence's
+/// Declares the decode attention kernel over a paged INT8 KV cache (docs/KV_CACHE.md, issue 16): each sequence's query
+/// tokens (a decode step's 1 to 16, or a prefill chunk's, given as running totals) and the query heads sharing a KV head
+/// packed into the rows of 16-row MMA tiles, each sequence's
 /// pages split across blocks (flash-decoding), the splits merged by their log-sum-exp. Q is quantized to int8 per row
 /// inside the kernel; S = Q·Kᵀ and P·V run on int8 tensor cores with the page's K mean and V scales folded per page.
 /// </summary>
