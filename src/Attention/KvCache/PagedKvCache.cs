@@ -26,8 +26,8 @@ public sealed partial class PagedKvCache : IDisposable
     /// <summary>A generated launcher, as a value.</summary>
     private delegate void AppendLaunch<T>(CudaStream stream, DeviceBuffer<T> kNew, DeviceBuffer<T> vNew, ReadOnlySpan<int> cuNewTokens, ReadOnlySpan<int> lengths,
         ReadOnlySpan<int> pageTable, int tablePages, ReadOnlySpan<int> stagingSlots, DeviceBuffer<sbyte> kCodes, DeviceBuffer<float> kScale, DeviceBuffer<float> kMean,
-        DeviceBuffer<sbyte> vCodes, DeviceBuffer<float> vScale, DeviceBuffer<T> kStaging, DeviceBuffer<T> vStaging, DeviceBuffer<int> workspace, int headsKv, int pages, int slots)
-        where T : unmanaged;
+        DeviceBuffer<sbyte> vCodes, DeviceBuffer<float> vScale, DeviceBuffer<T> kStaging, DeviceBuffer<T> vStaging, DeviceBuffer<int> workspace, int headsKv, int pages, int slots,
+        DeviceBuffer<uint>? nonFinite) where T : unmanaged;
 
     /// <summary>The declared append kernels, by head dim and input element (KvAppendVariants.cs).</summary>
     private static readonly (int HeadDim, Element Input, int PageSize, Delegate Launch)[] Variants =
@@ -154,7 +154,7 @@ public sealed partial class PagedKvCache : IDisposable
             _workspace = Device.Allocate<int>(Math.Max(needed, 2 * _workspace.Length));
         }
         launch(stream, k, v, cumulative, lengths, table, tablePages, slots, KCodes, KScale, KMean, VCodes, VScale,
-            Staging<T>(_kStaging), Staging<T>(_vStaging), _workspace, HeadsKv, Table.Capacity, Sequences.Slots);
+            Staging<T>(_kStaging), Staging<T>(_vStaging), _workspace, HeadsKv, Table.Capacity, Sequences.Slots, null);
     }
 
     /// <summary>The page table of <paramref name="batch"/> on the device, for a kernel that reads the cache (the caller disposes it).</summary>
