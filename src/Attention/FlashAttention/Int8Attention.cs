@@ -31,7 +31,10 @@ public sealed record AttentionOptions
     public NonFiniteInputs NonFinite { get; init; } = NonFiniteInputs.Throw;
 }
 
-/// <summary>What <see cref="Int8Attention"/> does with NaN and ±Inf in q, k and v (<see cref="AttentionOptions.NonFinite"/>).</summary>
+/// <summary>
+/// What <see cref="Int8Attention"/> does with NaN and ±Inf in q, k and v (<see cref="AttentionOptions.NonFinite"/>), and
+/// <see cref="KvCache.PagedKvCache"/>'s Append with its new k and v (which it checks before appending anything).
+/// </summary>
 public enum NonFiniteInputs
 {
     /// <summary>

@@ -1,3 +1,5 @@
+using KernelDsl.Attention.FlashAttention;
+
 namespace KernelDsl.Attention.KvCache;
 
 /// <summary>
@@ -55,9 +57,12 @@ public sealed class KvCacheModel
 
     /// <summary>
     /// Appends to each sequence of <paramref name="batch"/> its <paramref name="newTokens"/> entry of tokens: K and V bits
-    /// [Σ newTokens][Hkv][D], the batch's sequences one after another (as the device takes them). All or nothing.
+    /// [Σ newTokens][Hkv][D], the batch's sequences one after another (as the device takes them). All or nothing: with
+    /// <paramref name="nonFinite"/> = Throw, as on the device, a NaN or ±Inf among them is refused like a batch that does not fit.
     /// </summary>
-    public void Append(IReadOnlyList<int> batch, IReadOnlyList<int> newTokens, ReadOnlySpan<ushort> k, ReadOnlySpan<ushort> v)
+    /// <exception cref="NonFiniteAppendException">k or v holds a NaN or ±Inf and <paramref name="nonFinite"/> is Throw; nothing changed.</exception>
+    public void Append(IReadOnlyList<int> batch, IReadOnlyList<int> newTokens, ReadOnlySpan<ushort> k, ReadOnlySpan<ushort> v,
+        NonFiniteInputs nonFinite = NonFiniteInputs.Throw)
     {
         var row = HeadsKv * HeadDim;
         var total = newTokens?.Sum(n => (long)Math.Max(0, n)) ?? 0;
@@ -65,7 +70,12 @@ public sealed class KvCacheModel
         {
             throw new ArgumentException($"k and v must both be [Σ newTokens = {total}][Hkv = {HeadsKv}][D = {HeadDim}] = {total * row} values; they have {k.Length} and {v.Length}.");
         }
-        var lengths = Sequences.Append(batch, newTokens!);  // refuses, changing nothing, when the pool lacks pages
+        Sequences.Check(batch, newTokens!);  // refuses, changing nothing, when the pool lacks pages
+        if (nonFinite == NonFiniteInputs.Throw && NonFiniteAppendException.Find(batch, newTokens!, k, v, Input, row) is { } bad)
+        {
+            throw bad;
+        }
+        var lengths = Sequences.Append(batch, newTokens!);
         var first = 0;
         for (var i = 0; i < batch.Count; i++)
         {

@@ -43,6 +43,18 @@ public static class KvCacheQuantization
         return new KvPageQuantization(Pad(kq.Output, headsKv, tokens, headDim, pageSize), kq.Scales, kq.ChannelMean!, Pad(vq.Output, headsKv, tokens, headDim, pageSize), vq.Scales);
     }
 
+    /// <summary>NaN and ±Inf among f16 or bf16 bits: exponent all ones, as the kernels' kdsl_nonfinite counts them.</summary>
+    public static long CountNonFinite(ReadOnlySpan<ushort> bits, Element input)
+    {
+        var exponent = input == Element.BF16 ? 0x7F80 : 0x7C00;
+        long count = 0;
+        foreach (var b in bits)
+        {
+            count += (b & exponent) == exponent ? 1 : 0;
+        }
+        return count;
+    }
+
     /// <summary>[Hkv][tokens][D] codes as a page's [Hkv][pageSize][D], zeros past the last token.</summary>
     private static sbyte[] Pad(sbyte[] codes, int headsKv, int tokens, int headDim, int pageSize)
     {

@@ -53,6 +53,21 @@ public sealed class KvSequences
     /// <returns>Each sequence's length before the append.</returns>
     public int[] Append(IReadOnlyList<int> batch, IReadOnlyList<int> newTokens)
     {
+        var lengths = Check(batch, newTokens);
+        for (var i = 0; i < batch.Count; i++)
+        {
+            Table.Append(batch[i], newTokens[i]);
+        }
+        return lengths;
+    }
+
+    /// <summary>
+    /// Every refusal <see cref="Append"/> would make, changing nothing: for a cache that checks the new values (a wait for the
+    /// device) only once the batch is known to fit.
+    /// </summary>
+    /// <returns>Each sequence's length.</returns>
+    public int[] Check(IReadOnlyList<int> batch, IReadOnlyList<int> newTokens)
+    {
         ArgumentNullException.ThrowIfNull(batch);
         ArgumentNullException.ThrowIfNull(newTokens);
         if (batch.Count == 0)
@@ -89,10 +104,6 @@ public sealed class KvSequences
         {
             throw new InvalidOperationException($"This append needs {needed} more pages of {Table.PageSize} tokens; {Table.FreePages} of {Table.Capacity} are free. " +
                 "Free a sequence or create the cache with more pages.");
-        }
-        for (var i = 0; i < batch.Count; i++)
-        {
-            Table.Append(batch[i], newTokens[i]);
         }
         return lengths;
     }

@@ -1,3 +1,5 @@
+using System.Runtime.InteropServices;
+using KernelDsl.Attention.FlashAttention;
 using KernelDsl.Launching;
 
 namespace KernelDsl.Attention.KvCache;
@@ -18,33 +20,42 @@ public sealed record KvDevicePageTable(DeviceBuffer<int> Table, int TablePages, 
 /// sequence (<see cref="Table"/>); and one staging slot per live sequence holding the f16/bf16 originals of its last,
 /// partial page, from which that page is requantized at each append. <see cref="Append(CudaStream, IReadOnlyList{int}, IReadOnlyList{int}, DeviceBuffer{Half}, DeviceBuffer{Half})"/>
 /// quantizes new tokens straight into their pages with a generated KvCacheAppend kernel. Every refusal (an unknown
-/// sequence, a shape that does not match, an append past the pool's capacity) comes before any change or launch.
-/// Not thread-safe.
+/// sequence, a shape that does not match, an append past the pool's capacity, by default a NaN or ±Inf among the new
+/// tokens) comes before any change or launch of the append. Not thread-safe.
 /// </summary>
 public sealed partial class PagedKvCache : IDisposable
 {
     /// <summary>A generated launcher, as a value.</summary>
     private delegate void AppendLaunch<T>(CudaStream stream, DeviceBuffer<T> kNew, DeviceBuffer<T> vNew, ReadOnlySpan<int> cuNewTokens, ReadOnlySpan<int> lengths,
         ReadOnlySpan<int> pageTable, int tablePages, ReadOnlySpan<int> stagingSlots, DeviceBuffer<sbyte> kCodes, DeviceBuffer<float> kScale, DeviceBuffer<float> kMean,
-        DeviceBuffer<sbyte> vCodes, DeviceBuffer<float> vScale, DeviceBuffer<T> kStaging, DeviceBuffer<T> vStaging, DeviceBuffer<int> workspace, int headsKv, int pages, int slots)
+        DeviceBuffer<sbyte> vCodes, DeviceBuffer<float> vScale, DeviceBuffer<T> kStaging, DeviceBuffer<T> vStaging, DeviceBuffer<int> workspace, int headsKv, int pages, int slots,
+        DeviceBuffer<uint>? nonFinite) where T : unmanaged;
+
+    /// <summary>A generated launcher's CountNonFinite, as a value.</summary>
+    private delegate void CountLaunch<T>(CudaStream stream, DeviceBuffer<T> kNew, DeviceBuffer<T> vNew, long newTokens, int headsKv, DeviceBuffer<uint> nonFinite)
         where T : unmanaged;
 
+    /// <summary>One variant's two entry points, for one element type.</summary>
+    private sealed record AppendKernels<T>(AppendLaunch<T> Launch, CountLaunch<T> Count) where T : unmanaged;
+
     /// <summary>The declared append kernels, by head dim and input element (KvAppendVariants.cs).</summary>
-    private static readonly (int HeadDim, Element Input, int PageSize, Delegate Launch)[] Variants =
+    private static readonly (int HeadDim, Element Input, int PageSize, object Kernels)[] Variants =
     [
-        (KvAppendD64.HeadDim, Element.F16, KvAppendD64.PageSize, (AppendLaunch<Half>)KvAppendD64.Launch),
-        (KvAppendD128.HeadDim, Element.F16, KvAppendD128.PageSize, (AppendLaunch<Half>)KvAppendD128.Launch),
-        (KvAppendD256.HeadDim, Element.F16, KvAppendD256.PageSize, (AppendLaunch<Half>)KvAppendD256.Launch),
-        (KvAppendD128Bf16.HeadDim, Element.BF16, KvAppendD128Bf16.PageSize, (AppendLaunch<ushort>)KvAppendD128Bf16.Launch),
+        (KvAppendD64.HeadDim, Element.F16, KvAppendD64.PageSize, new AppendKernels<Half>(KvAppendD64.Launch, KvAppendD64.CountNonFinite)),
+        (KvAppendD128.HeadDim, Element.F16, KvAppendD128.PageSize, new AppendKernels<Half>(KvAppendD128.Launch, KvAppendD128.CountNonFinite)),
+        (KvAppendD256.HeadDim, Element.F16, KvAppendD256.PageSize, new AppendKernels<Half>(KvAppendD256.Launch, KvAppendD256.CountNonFinite)),
+        (KvAppendD128Bf16.HeadDim, Element.BF16, KvAppendD128Bf16.PageSize, new AppendKernels<ushort>(KvAppendD128Bf16.Launch, KvAppendD128Bf16.CountNonFinite)),
     ];
 
-    private readonly Delegate _launch;
+    private readonly object _kernels;
     private readonly IDisposable _kStaging, _vStaging;
     private DeviceBuffer<int> _workspace;
+    /// <summary>K's and V's NaN/Inf counts of the append being checked.</summary>
+    private readonly DeviceBuffer<uint> _nonFinite;
 
-    private PagedKvCache(CudaDevice device, int pages, int sequences, int headsKv, int headDim, Element input, int pageSize, Delegate launch)
+    private PagedKvCache(CudaDevice device, int pages, int sequences, int headsKv, int headDim, Element input, int pageSize, object kernels)
     {
-        (Device, HeadsKv, HeadDim, Input, _launch) = (device, headsKv, headDim, input, launch);
+        (Device, HeadsKv, HeadDim, Input, _kernels) = (device, headsKv, headDim, input, kernels);
         Sequences = new KvSequences(pages, sequences, pageSize);
         var codes = (long)pages * headsKv * pageSize * headDim;
         var staging = (long)sequences * headsKv * pageSize * headDim;
@@ -56,6 +67,7 @@ public sealed partial class PagedKvCache : IDisposable
         IDisposable Staging() => input == Element.BF16 ? device.Allocate<ushort>(staging) : device.Allocate<Half>(staging);
         (_kStaging, _vStaging) = (Staging(), Staging());
         _workspace = device.Allocate<int>(KvAppendWork.MaxItems(sequences, pageSize, pageSize) * KvAppendWork.ItemInts);
+        _nonFinite = device.Allocate<uint>(2);
     }
 
     /// <summary>
@@ -71,12 +83,12 @@ public sealed partial class PagedKvCache : IDisposable
         ArgumentOutOfRangeException.ThrowIfLessThan(headsKv, 1);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(headsKv, 65535);
         var variant = Variants.FirstOrDefault(v => v.HeadDim == headDim && v.Input == input);
-        if (variant.Launch is null)
+        if (variant.Kernels is null)
         {
             throw new NotSupportedException($"No KV cache append kernel is declared for head dim {headDim} with {input} input; declared: " +
                 string.Join(", ", Variants.Select(v => $"{v.HeadDim} {v.Input}")) + ".");
         }
-        return new PagedKvCache(device, pages, sequences, headsKv, headDim, input, variant.PageSize, variant.Launch);
+        return new PagedKvCache(device, pages, sequences, headsKv, headDim, input, variant.PageSize, variant.Kernels);
     }
 
     public CudaDevice Device { get; }
@@ -109,21 +121,43 @@ public sealed partial class PagedKvCache : IDisposable
     /// <summary>
     /// Appends <paramref name="newTokens"/>[i] tokens to <paramref name="batch"/>[i] for each i, on <paramref name="stream"/>:
     /// <paramref name="k"/> and <paramref name="v"/> are f16 [Σ newTokens][Hkv][D], the batch's sequences one after another.
+    /// Checks them for NaN and ±Inf first, waiting for the stream (<see cref="NonFiniteInputs.Throw"/>).
     /// </summary>
     /// <exception cref="InvalidOperationException">The pool lacks the pages; nothing changed.</exception>
+    /// <exception cref="NonFiniteAppendException">k or v holds a NaN or ±Inf; nothing changed.</exception>
     public void Append(CudaStream stream, IReadOnlyList<int> batch, IReadOnlyList<int> newTokens, DeviceBuffer<Half> k, DeviceBuffer<Half> v) =>
-        Append<Half>(stream, batch, newTokens, k, v);
+        Append<Half>(stream, batch, newTokens, k, v, NonFiniteInputs.Throw);
 
     /// <summary>As the f16 overload, for a bf16 cache: <paramref name="k"/> and <paramref name="v"/> hold bf16 bits.</summary>
+    /// <exception cref="InvalidOperationException">The pool lacks the pages; nothing changed.</exception>
+    /// <exception cref="NonFiniteAppendException">k or v holds a NaN or ±Inf; nothing changed.</exception>
     public void Append(CudaStream stream, IReadOnlyList<int> batch, IReadOnlyList<int> newTokens, DeviceBuffer<ushort> k, DeviceBuffer<ushort> v) =>
-        Append<ushort>(stream, batch, newTokens, k, v);
+        Append<ushort>(stream, batch, newTokens, k, v, NonFiniteInputs.Throw);
 
-    private void Append<T>(CudaStream stream, IReadOnlyList<int> batch, IReadOnlyList<int> newTokens, DeviceBuffer<T> k, DeviceBuffer<T> v) where T : unmanaged
+    /// <summary>
+    /// The same, choosing what a NaN or ±Inf among the new tokens does. <see cref="NonFiniteInputs.Throw"/>: a kernel counts
+    /// them on the stream and the call waits for it before it appends anything, then throws <see cref="NonFiniteAppendException"/>
+    /// (naming k or v, the counts and the sequences) with the cache as it was. <see cref="NonFiniteInputs.Ignore"/>: no
+    /// count and no wait; a bad value gets the quantizers' treatment in its page (docs/KV_CACHE.md), for as long as the page lives.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The pool lacks the pages; nothing changed.</exception>
+    /// <exception cref="NonFiniteAppendException">k or v holds a NaN or ±Inf and <paramref name="nonFinite"/> is Throw; nothing changed.</exception>
+    public void Append(CudaStream stream, IReadOnlyList<int> batch, IReadOnlyList<int> newTokens, DeviceBuffer<Half> k, DeviceBuffer<Half> v,
+        NonFiniteInputs nonFinite) => Append<Half>(stream, batch, newTokens, k, v, nonFinite);
+
+    /// <summary>As the f16 overload, for a bf16 cache: <paramref name="k"/> and <paramref name="v"/> hold bf16 bits.</summary>
+    /// <exception cref="InvalidOperationException">The pool lacks the pages; nothing changed.</exception>
+    /// <exception cref="NonFiniteAppendException">k or v holds a NaN or ±Inf and <paramref name="nonFinite"/> is Throw; nothing changed.</exception>
+    public void Append(CudaStream stream, IReadOnlyList<int> batch, IReadOnlyList<int> newTokens, DeviceBuffer<ushort> k, DeviceBuffer<ushort> v,
+        NonFiniteInputs nonFinite) => Append<ushort>(stream, batch, newTokens, k, v, nonFinite);
+
+    private void Append<T>(CudaStream stream, IReadOnlyList<int> batch, IReadOnlyList<int> newTokens, DeviceBuffer<T> k, DeviceBuffer<T> v,
+        NonFiniteInputs nonFinite) where T : unmanaged
     {
         LaunchGuard.Stream(stream, nameof(stream));
         LaunchGuard.Buffer(k, nameof(k));
         LaunchGuard.Buffer(v, nameof(v));
-        if (_launch is not AppendLaunch<T> launch)
+        if (_kernels is not AppendKernels<T> kernels)
         {
             throw new ArgumentException($"This cache takes {Input} tokens ({(Input == Element.BF16 ? "DeviceBuffer<ushort> of bf16 bits" : "DeviceBuffer<Half>")}).", nameof(k));
         }
@@ -137,7 +171,12 @@ public sealed partial class PagedKvCache : IDisposable
                 throw new ArgumentException($"'{name}' holds {buffer.Length} values; [Σ newTokens = {total}][Hkv = {HeadsKv}][D = {HeadDim}] needs {total * row}.", name);
             }
         }
-        var lengths = Sequences.Append(batch, newTokens);  // every refusal of the batch, before any change
+        Sequences.Check(batch, newTokens);  // every refusal of the batch, before the wait below
+        if (nonFinite == NonFiniteInputs.Throw && total > 0)
+        {
+            ThrowIfNonFinite(stream, kernels.Count, batch, newTokens, k, v, total);
+        }
+        var lengths = Sequences.Append(batch, newTokens);
         var (table, tablePages, _) = Table.Table(batch);
         var cumulative = new int[batch.Count + 1];
         for (var i = 0; i < batch.Count; i++)
@@ -153,8 +192,35 @@ public sealed partial class PagedKvCache : IDisposable
             _workspace.Dispose();
             _workspace = Device.Allocate<int>(Math.Max(needed, 2 * _workspace.Length));
         }
-        launch(stream, k, v, cumulative, lengths, table, tablePages, slots, KCodes, KScale, KMean, VCodes, VScale,
-            Staging<T>(_kStaging), Staging<T>(_vStaging), _workspace, HeadsKv, Table.Capacity, Sequences.Slots);
+        // Counted already, or not wanted: the kernel's own count is for callers that can use counts after the pages are written.
+        kernels.Launch(stream, k, v, cumulative, lengths, table, tablePages, slots, KCodes, KScale, KMean, VCodes, VScale,
+            Staging<T>(_kStaging), Staging<T>(_vStaging), _workspace, HeadsKv, Table.Capacity, Sequences.Slots, null);
+    }
+
+    /// <summary>
+    /// Counts the new tokens' NaN and Inf on the stream and waits; if there are any, throws before anything changed. Counting
+    /// first, not during the append, is what keeps the cache as it was: the append rewrites the sequence's partial page and,
+    /// across a page boundary, the staged originals it was quantized from, which a rollback of the lengths could not restore.
+    /// </summary>
+    private void ThrowIfNonFinite<T>(CudaStream stream, CountLaunch<T> count, IReadOnlyList<int> batch, IReadOnlyList<int> newTokens,
+        DeviceBuffer<T> k, DeviceBuffer<T> v, long total) where T : unmanaged
+    {
+        stream.FillBytes(_nonFinite, 0);
+        count(stream, k, v, total, HeadsKv, _nonFinite);
+        stream.Synchronize();
+        var counts = new uint[2];
+        _nonFinite.CopyTo(counts);
+        if (counts[0] == 0 && counts[1] == 0)
+        {
+            return;
+        }
+        // Rare: which sequences, from the values themselves.
+        var elements = checked((int)(total * HeadsKv * HeadDim));
+        var (kBits, vBits) = (new T[elements], new T[elements]);
+        k.CopyTo(kBits);
+        v.CopyTo(vBits);
+        throw NonFiniteAppendException.Find(batch, newTokens, MemoryMarshal.Cast<T, ushort>(kBits), MemoryMarshal.Cast<T, ushort>(vBits), Input,
+            HeadsKv * HeadDim, (counts[0], counts[1]))!;
     }
 
     /// <summary>The page table of <paramref name="batch"/> on the device, for a kernel that reads the cache (the caller disposes it).</summary>
@@ -174,7 +240,7 @@ public sealed partial class PagedKvCache : IDisposable
 
     public void Dispose()
     {
-        foreach (var buffer in new IDisposable?[] { KCodes, VCodes, KScale, KMean, VScale, _kStaging, _vStaging, _workspace, _decodeWorkspace, _partialO, _partialLse })
+        foreach (var buffer in new IDisposable?[] { KCodes, VCodes, KScale, KMean, VScale, _kStaging, _vStaging, _workspace, _nonFinite, _decodeWorkspace, _partialO, _partialLse })
         {
             buffer?.Dispose();
         }

@@ -8,6 +8,7 @@ namespace KernelDsl.Generator.Cuda;
 /// new tokens touch. The block gathers the page's originals (the staged ones of a partial page, then the new ones),
 /// requantizes the whole page and writes its codes and statistics. The float steps are the Quantize family's own helpers
 /// (written by <see cref="QuantizeKernelWriter"/>) in an order the CPU reference (KvCacheQuantization) repeats bit for bit.
+/// A second kernel only counts the new tokens' NaN and Inf, for the cache's check before an append.
 /// </summary>
 public static class KvAppendKernelWriter
 {
@@ -32,7 +33,7 @@ public static class KvAppendKernelWriter
         w.Line($"// The block of a sequence's first touched page is the only one that reads its staging slot; after reading, it writes");
         w.Line($"// slots [stage_from, stage_to) of that slot from rows stage_source, ...: the originals of the sequence's new partial page.");
         w.Line($"extern \"C\" __global__ void __launch_bounds__({t})");
-        KernelSignatureWriter.WriteDeclaration(w, spec.KernelPrefix + "_append", plan.Signature);
+        KernelSignatureWriter.WriteDeclaration(w, plan.AppendSymbol, plan.Signature);
         w.Raw("{");
         w.Indent();
         {
@@ -50,14 +51,18 @@ public static class KvAppendKernelWriter
             w.Line($"s8* const codes = (is_v ? v_codes : k_codes) + ((long long)page_id * heads_kv + h) * {ps * d};");
             w.Line($"const long long stats = ((long long)page_id * heads_kv + h) * {d};");
             w.Line();
-            w.Line($"// Gather: 8 channels (16 bytes) per load.");
+            w.Line($"// Gather: 8 channels (16 bytes) per load. A new token's row of head h lands in one page, so this block is the only");
+            w.Line($"// one that counts it; staged originals were counted when they were appended, and the staging rewrite below counts nothing.");
+            w.Line($"int n_nonfinite = 0;");
             w.Block($"for (int e = threadIdx.x; e < fill * {cpr}; e += {t})", () =>
             {
                 w.Line($"const int r = e / {cpr}, c = (e % {cpr}) * 8;");
                 w.Line($"u32 raw[4];");
                 w.Line($"kdsl_ld16(r < start ? staged + r * {d} + c : x + ((long long)(source + r - start) * heads_kv + h) * {d} + c, raw);");
+                w.Line($"if (r >= start) n_nonfinite += kdsl_nonfinite8(raw);");
                 w.Line($"*(kdsl_chunk*)(page + r * {d} + c) = kdsl_chunk{{raw[0], raw[1], raw[2], raw[3]}};");
             });
+            w.Line($"kdsl_report_nonfinite(nonfinite == 0 ? nonfinite : nonfinite + blockIdx.z, n_nonfinite);  // K's counter, then V's");
             w.Line($"__syncthreads();  // every staged read is done: the staging slot may now be rewritten");
             w.Block($"for (int e = threadIdx.x; e < (stage_to - stage_from) * {cpr}; e += {t})", () =>
             {
@@ -114,7 +119,32 @@ public static class KvAppendKernelWriter
         }
         w.Outdent();
         w.Raw("}");
+        w.Line();
+        WriteCount(w, plan);
         return w.ToString();
+    }
+
+    /// <summary>The count-only kernel: every 16-byte chunk of the new K (blockIdx.y = 0) or V (1), grid-strided, nothing written.</summary>
+    private static void WriteCount(CodeWriter w, KvAppendPlan plan)
+    {
+        var t = plan.Threads;
+        w.Line($"// The new tokens' NaN/Inf count alone, before an append that must change nothing when a value is bad: k_new and v_new");
+        w.Line($"// read as flat arrays of 16-byte chunks, K's count added to nonfinite[0] and V's to nonfinite[1].");
+        w.Line($"extern \"C\" __global__ void __launch_bounds__({t})");
+        KernelSignatureWriter.WriteDeclaration(w, plan.CountSymbol, plan.CountSignature);
+        w.Raw("{");
+        w.Indent();
+        w.Line($"const u16* const x = blockIdx.y != 0 ? v_new : k_new;");
+        w.Line($"int n_nonfinite = 0;");
+        w.Block($"for (long long e = (long long)blockIdx.x * {t} + threadIdx.x; e < chunks; e += (long long)gridDim.x * {t})", () =>
+        {
+            w.Line($"u32 raw[4];");
+            w.Line($"kdsl_ld16(x + e * 8, raw);");
+            w.Line($"n_nonfinite += kdsl_nonfinite8(raw);");
+        });
+        w.Line($"kdsl_report_nonfinite(nonfinite + blockIdx.y, n_nonfinite);");
+        w.Outdent();
+        w.Raw("}");
     }
 
     /// <summary>Token r's channels c to c + 7 of the shared page, widened into v.</summary>

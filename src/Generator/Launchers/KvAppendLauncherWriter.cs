@@ -1,3 +1,4 @@
+using System.Linq;
 using KernelDsl.Generator.Helpers;
 using KernelDsl.Generator.Model;
 
@@ -5,7 +6,8 @@ namespace KernelDsl.Generator.Launchers;
 
 /// <summary>
 /// The KvCacheAppend launcher: the cache's buffer sizes, and a <c>Launch</c> that checks the batch and every buffer on the
-/// host (the work list comes from <c>KernelDsl.Launching.KvAppendWork</c>), queues the list's upload and the kernel.
+/// host (the work list comes from <c>KernelDsl.Launching.KvAppendWork</c>), queues the list's upload and the kernel; and a
+/// <c>CountNonFinite</c> that only counts the new tokens' NaN and Inf.
 /// </summary>
 public static class KvAppendLauncherWriter
 {
@@ -18,7 +20,11 @@ public static class KvAppendLauncherWriter
         var signature = plan.Signature;
         return CSharpFile.Write(spec.Type, w =>
         {
-            ModuleWriter.Write(w, spec, [new EntryPointInfo("KernelName", spec.KernelPrefix + "_append", plan.Threads, 0)],
+            ModuleWriter.Write(w, spec,
+            [
+                new EntryPointInfo("KernelName", plan.AppendSymbol, plan.Threads, 0),
+                new EntryPointInfo("CountNonFiniteKernelName", plan.CountSymbol, plan.Threads, 0),
+            ],
             [
                 ("HeadDim", spec.HeadDim, "Channels per head."),
                 ("PageSize", spec.PageSize, "Tokens per page: one K scale and one K mean per page and KV head."),
@@ -41,6 +47,8 @@ public static class KvAppendLauncherWriter
             w.Line($"public static long WorkspaceLength(int batch, long newTokens) => {Work}.MaxItems(batch, newTokens, PageSize) * WorkItemInts;");
             w.Line();
             WriteLaunch(w, plan, signature);
+            w.Line();
+            WriteCountNonFinite(w, plan);
         });
     }
 
@@ -59,21 +67,12 @@ public static class KvAppendLauncherWriter
         w.Line($"/// <remarks>");
         w.Line($"/// Every page table entry a sequence's tokens need must be a page of the pool, no page may appear twice, and staging slots");
         w.Line($"/// must be distinct: all is checked before anything is queued. The work list is copied into <paramref name=\"workspace\"/> on");
-        w.Line($"/// the stream, so a workspace serves one stream at a time.");
+        w.Line($"/// the stream, so a workspace serves one stream at a time. The counts in <paramref name=\"nonFinite\"/> are added while the");
+        w.Line($"/// pages are written: a caller that must change nothing when a value is bad counts first with <see cref=\"CountNonFinite\"/>.");
         w.Line($"/// </remarks>");
-        w.Block($"public static void Launch({signature.CSharpParameters})", () =>
+        w.Block($"public static void Launch({signature.CSharpParametersWithDefaults})", () =>
         {
-            foreach (var parameter in signature.Host)
-            {
-                if (parameter.Kind == HostKind.Stream)
-                {
-                    w.Line($"{Guard}.Stream({parameter.Name}, nameof({parameter.Name}));");
-                }
-                else if (parameter.Kind == HostKind.Buffer)
-                {
-                    w.Line($"{Guard}.Buffer({parameter.Name}, nameof({parameter.Name}));");
-                }
-            }
+            WriteReferenceChecks(w, signature);
             w.Line($"{Guard}.Positive(headsKv, nameof(headsKv));");
             w.Line($"{Guard}.AtMost(headsKv, 65535, nameof(headsKv), \"KV heads are the grid's y extent\");");
             w.Line($"{Guard}.Positive(pages, nameof(pages));");
@@ -102,16 +101,75 @@ public static class KvAppendLauncherWriter
             {
                 w.Line($"{Guard}.Aligned({name}, 8, nameof({name}));");
             }
+            WriteCounterCheck(w, "if (nonFinite is not null) ");
             w.Line($"var items = work.Length / WorkItemInts;");
             w.Line($"if (items == 0) return;  // no sequence brought a token");
             w.Line($"{Guard}.Holds(workspace, work.Length, nameof(workspace), $\"the work list of {{items}} pages × {{WorkItemInts}} ints\");");
             w.Line($"stream.CopyToDevice(workspace, (global::System.ReadOnlySpan<int>)work);");
-            w.Line($"var arguments = new {ModuleWriter.Launching}.KernelArguments();");
-            foreach (var parameter in signature.Kernel)
-            {
-                w.Line($"arguments.Add({parameter.Host});");
-            }
-            w.Line($"stream.Launch(Module, KernelName, {ModuleWriter.Launching}.Dim3.Of(items, headsKv, 2), arguments);");
+            WriteKernelLaunch(w, signature, "KernelName", "items, headsKv, 2");
         });
+    }
+
+    private static void WriteCountNonFinite(CodeWriter w, KvAppendPlan plan)
+    {
+        var signature = plan.CountSignature;
+        w.Line($"/// <summary>");
+        w.Line($"/// Adds the NaN and Inf elements of the first <paramref name=\"newTokens\"/> rows of new K and of new V to");
+        w.Line($"/// <paramref name=\"nonFinite\"/>[0] and [1] on the stream, and writes nothing else: the check a cache runs before an append");
+        w.Line($"/// that must change nothing when a new value is bad.");
+        w.Line($"/// </summary>");
+        foreach (var parameter in signature.Host)
+        {
+            w.Line($"/// <param name=\"{parameter.Name}\">{parameter.Role}.</param>");
+        }
+        w.Block($"public static void CountNonFinite({signature.CSharpParameters})", () =>
+        {
+            WriteReferenceChecks(w, signature);
+            w.Line($"{Guard}.AtLeast(newTokens, 0, nameof(newTokens), \"zero\");");
+            w.Line($"{Guard}.Positive(headsKv, nameof(headsKv));");
+            w.Line($"{Guard}.Holds(kNew, newTokens * headsKv * HeadDim, nameof(kNew), $\"new K [{{newTokens}}][{{headsKv}}][{{HeadDim}}]\");");
+            w.Line($"{Guard}.Holds(vNew, newTokens * headsKv * HeadDim, nameof(vNew), $\"new V [{{newTokens}}][{{headsKv}}][{{HeadDim}}]\");");
+            w.Line($"{Guard}.Aligned(kNew, 16, nameof(kNew));");
+            w.Line($"{Guard}.Aligned(vNew, 16, nameof(vNew));");
+            WriteCounterCheck(w, "");
+            w.Line($"var chunks = newTokens * headsKv * (HeadDim / {KvAppendPlan.ChunkChannels});");
+            w.Line($"if (chunks == 0) return;");
+            w.Line($"const long chunksPerBlock = (long)ThreadsPerBlock * {KvAppendPlan.CountChunksPerThread};");
+            w.Line($"var blocks = (chunks + chunksPerBlock - 1) / chunksPerBlock;");
+            w.Line($"{Guard}.Fits(blocks, \"the count kernel's grid\");");
+            WriteKernelLaunch(w, signature, "CountNonFiniteKernelName", "blocks, 2");
+        });
+    }
+
+    /// <summary>The stream and every buffer is there and not disposed; an optional buffer only when given.</summary>
+    private static void WriteReferenceChecks(CodeWriter w, KernelSignature signature)
+    {
+        foreach (var parameter in signature.Host)
+        {
+            var when = parameter.Optional ? $"if ({parameter.Name} is not null) " : "";
+            if (parameter.Kind == HostKind.Stream)
+            {
+                w.Line($"{Guard}.Stream({parameter.Name}, nameof({parameter.Name}));");
+            }
+            else if (parameter.Kind == HostKind.Buffer)
+            {
+                w.Line($"{when}{Guard}.Buffer({parameter.Name}, nameof({parameter.Name}));");
+            }
+        }
+    }
+
+    private static void WriteCounterCheck(CodeWriter w, string condition) =>
+        w.Line($"{condition}{Guard}.Holds(nonFinite, {KvAppendPlan.NonFiniteCounters}, nameof(nonFinite), \"K's and V's NaN/Inf counters\");");
+
+    /// <summary>The kernel's arguments in its signature's order: launcher parameters (an optional buffer left out as a null pointer) or the launcher's locals.</summary>
+    private static void WriteKernelLaunch(CodeWriter w, KernelSignature signature, string kernel, string grid)
+    {
+        w.Line($"var arguments = new {ModuleWriter.Launching}.KernelArguments();");
+        foreach (var parameter in signature.Kernel)
+        {
+            var optional = signature.Host.Any(h => h.Name == parameter.Host && h.Optional);
+            w.Line($"{(optional ? $"if ({parameter.Host} is null) arguments.AddNullPointer(); else " : "")}arguments.Add({parameter.Host});");
+        }
+        w.Line($"stream.Launch(Module, {kernel}, {ModuleWriter.Launching}.Dim3.Of({grid}), arguments);");
     }
 }

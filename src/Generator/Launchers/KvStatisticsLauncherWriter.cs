@@ -59,9 +59,7 @@ public static class KvStatisticsLauncherWriter
             w.Line($"/// <param name=\"{parameter.Name}\">{parameter.Role}.</param>");
         }
         w.Line($"/// <remarks>Strides must be multiples of 8 and K and V 16-byte aligned (each thread reads 8 channels as one 16-byte load).</remarks>");
-        // An optional buffer defaults to null where every parameter after it is optional too (C# allows no other).
-        var parameters = string.Join(", ", host.Select((p, i) => $"{p.DeclaredType} {p.Name}{(host.Skip(i).All(q => q.Optional) ? " = null" : "")}"));
-        w.Block($"public static void Launch({parameters})", () =>
+        w.Block($"public static void Launch({plan.Partials.CSharpParametersWithDefaults})", () =>
         {
             w.Line($"{Guard}.Stream(stream, nameof(stream));");
             foreach (var parameter in host.Where(p => p.Kind == HostKind.Buffer))

@@ -64,5 +64,12 @@ public sealed record KernelSignature(EquatableArray<HostParameter> Host, Equatab
     /// <summary>The C# <c>Launch</c> parameter list.</summary>
     public string CSharpParameters => string.Join(", ", Host.Select(p => $"{p.DeclaredType} {p.Name}"));
 
+    /// <summary>
+    /// The same list with each optional buffer defaulting to null where every parameter after it is optional too (C# allows
+    /// no other), so a counter added last leaves existing calls as they were.
+    /// </summary>
+    public string CSharpParametersWithDefaults =>
+        string.Join(", ", Host.Select((p, i) => $"{p.DeclaredType} {p.Name}{(Host.Skip(i).All(q => q.Optional) ? " = null" : "")}"));
+
     public HostParameter HostOf(KernelParameter parameter) => Host.First(h => h.Name == parameter.Host);
 }

@@ -34,6 +34,17 @@ public sealed record KvAppendPlan(KvAppendSpec Spec)
     /// <summary>The C# element of a 16-bit buffer of the declared input: .NET has no bfloat16, so bf16 bits travel as ushort.</summary>
     public string InputElement => Spec.Input == Element.BF16 ? "ushort" : "global::System.Half";
 
+    public string AppendSymbol => Spec.KernelPrefix + "_append";
+
+    /// <summary>The kernel that only counts the new tokens' NaN and Inf: the check before an append that must change nothing.</summary>
+    public string CountSymbol => Spec.KernelPrefix + "_count_nonfinite";
+
+    /// <summary>16-byte chunks each thread of the count kernel reads, at most; a block covers Threads times as many.</summary>
+    public const int CountChunksPerThread = 8;
+
+    /// <summary>Elements of the NaN/Inf counter buffer: K's count, then V's.</summary>
+    public const int NonFiniteCounters = 2;
+
     /// <summary>The launcher's parameters and the kernel's, once.</summary>
     public KernelSignature Signature
     {
@@ -49,8 +60,8 @@ public sealed record KvAppendPlan(KvAppendSpec Spec)
             void Host(string name, HostKind kind, string type, string role) => host.Add(new HostParameter(name, kind, type, false, role));
 
             Host("stream", HostKind.Stream, "", "the stream the kernel runs on");
-            Buffer("kNew", InputElement, $"new K [newTokens][headsKv][{HeadDim}], the batch's sequences one after another", "k_new", "const u16* __restrict__");
-            Buffer("vNew", InputElement, $"new V [newTokens][headsKv][{HeadDim}], as kNew", "v_new", "const u16* __restrict__");
+            Buffer("kNew", InputElement, KNewRole, "k_new", "const u16* __restrict__");
+            Buffer("vNew", InputElement, VNewRole, "v_new", "const u16* __restrict__");
             Host("cuNewTokens", HostKind.HostSpan, "int", "[batch + 1]: sequence i's new tokens are rows cuNewTokens[i] to cuNewTokens[i + 1] − 1 of kNew and vNew");
             Host("lengths", HostKind.HostSpan, "int", "[batch]: tokens each sequence holds before this append");
             Host("pageTable", HostKind.HostSpan, "int", "[batch][tablePages]: each sequence's pages in order, −1 past its last");
@@ -68,7 +79,36 @@ public sealed record KvAppendPlan(KvAppendSpec Spec)
             kernel.Add(new KernelParameter("heads_kv", "int", Passing.Value, "headsKv"));
             Host("pages", HostKind.Scalar, "int", "pages in the pool");
             Host("slots", HostKind.Scalar, "int", "staging slots");
+            // Last, so it defaults to null: the optional counter of the quantize kernels, one element each for K and V.
+            host.Add(NonFinite(optional: true, "or null: nothing counted. Staged originals are not counted again (they were when appended)"));
+            kernel.Add(NonFiniteKernelParameter);
             return new KernelSignature(host.ToEquatableArray(), kernel.ToEquatableArray());
         }
     }
+
+    /// <summary>The count-only kernel's: kNew and vNew read as flat arrays of 16-byte chunks (<c>chunks</c>, a launcher local).</summary>
+    public KernelSignature CountSignature => new(new List<HostParameter>
+    {
+        new("stream", HostKind.Stream, "", false, "the stream the kernel runs on"),
+        new("kNew", HostKind.Buffer, InputElement, false, KNewRole),
+        new("vNew", HostKind.Buffer, InputElement, false, VNewRole),
+        new("newTokens", HostKind.Scalar, "long", false, "rows of kNew and vNew to count"),
+        new("headsKv", HostKind.Scalar, "int", false, "KV heads"),
+        NonFinite(optional: false, "zero it first"),
+    }.ToEquatableArray(), new List<KernelParameter>
+    {
+        new("k_new", "const u16* __restrict__", Passing.Pointer, "kNew"),
+        new("v_new", "const u16* __restrict__", Passing.Pointer, "vNew"),
+        new("chunks", "long long", Passing.Value, "chunks"),
+        NonFiniteKernelParameter,
+    }.ToEquatableArray());
+
+    private string KNewRole => $"new K [newTokens][headsKv][{HeadDim}], the batch's sequences one after another";
+
+    private string VNewRole => $"new V [newTokens][headsKv][{HeadDim}], as kNew";
+
+    private static HostParameter NonFinite(bool optional, string rest) => new("nonFinite", HostKind.Buffer, "uint", optional,
+        $"[{NonFiniteCounters}]: where the new tokens' NaN and Inf counts are added on the stream, K's to element 0 and V's to element 1; {rest}");
+
+    private static readonly KernelParameter NonFiniteKernelParameter = new("nonfinite", "unsigned int*", Passing.Pointer, "nonFinite");
 }

@@ -243,7 +243,7 @@ public class KvCacheQuantizationTests(ITestOutputHelper output)
 
     private static sbyte[] PageCodes(sbyte[] codes, int page, int headsKv, int headDim) => codes.AsSpan(page * headsKv * 64 * headDim, headsKv * 64 * headDim).ToArray();
 
-    private static string Snapshot(KvCacheModel m) => string.Join(",", new object[]
+    internal static string Snapshot(KvCacheModel m) => string.Join(",", new object[]
     {
         Convert.ToBase64String((byte[])(Array)m.KCodes), Convert.ToBase64String((byte[])(Array)m.VCodes), string.Join(" ", m.KScale), string.Join(" ", m.KMean),
         string.Join(" ", m.VScale), string.Join(" ", m.KStaging), string.Join(" ", m.VStaging), m.Table.FreePages,

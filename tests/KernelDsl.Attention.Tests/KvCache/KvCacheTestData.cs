@@ -56,3 +56,76 @@ internal static class KvCacheAssert
         }
     }
 }
+
+/// <summary>
+/// One append with NaN and ±Inf planted where counting could go wrong, shared by the CPU and GPU tests: four sequences
+/// holding <see cref="Lengths"/> tokens take <see cref="NewTokens"/> more, Hkv = 2. Bad values sit in the first new token
+/// of a partial page, on both sides of a page boundary, and in tokens of a new partial page (read by its page's block and
+/// again by the block that stages them); the second sequence stays finite.
+/// </summary>
+internal static class NonFiniteAppend
+{
+    public const int HeadsKv = 2;
+
+    public static readonly int[] Lengths = [10, 64, 100, 5];
+
+    public static readonly int[] NewTokens = [150, 1, 30, 2];
+
+    /// <summary>A bad value at new token <paramref name="Token"/> of batch entry <paramref name="Sequence"/>, in K or V.</summary>
+    public sealed record Planting(int Sequence, int Token, int Head, int Channel, bool V, string Value);
+
+    public static readonly Planting[] Plantings =
+    [
+        new(0, 0, 0, 3, false, "NaN"),       // position 10: the first new token of a partial page
+        new(0, 53, 1, 63, false, "+Inf"),    // position 63: the page's last slot
+        new(0, 54, 0, 0, true, "-Inf"),      // position 64: the next page's first
+        new(0, 140, 0, 5, false, "-Inf"),    // position 150, in the new partial page: staged as well as quantized
+        new(0, 140, 1, 60, true, "NaN"),
+        new(2, 29, 1, 63, true, "+Inf"),     // position 129, the last token: its new partial page
+        new(3, 1, 0, 7, false, "NaN"),       // a page that stays partial
+        new(3, 1, 0, 7, true, "NaN"),
+    ];
+
+    public static (long K, long V) Counts => (Plantings.Count(p => !p.V), Plantings.Count(p => p.V));
+
+    /// <summary>The batch entries with a bad value, in batch order.</summary>
+    public static int[] BadEntries => Plantings.Select(p => p.Sequence).Distinct().Order().ToArray();
+
+    /// <summary>Fresh finite K (with channel offsets) and V for the append, with every planting in place.</summary>
+    public static (ushort[] K, ushort[] V) Tokens(Random random, int headDim, Element input)
+    {
+        var total = NewTokens.Sum();
+        var k = KvCacheTestData.Tokens(random, total, HeadsKv, headDim, input, KvCacheTestData.Offsets(random, HeadsKv, headDim));
+        var v = KvCacheTestData.Tokens(random, total, HeadsKv, headDim, input);
+        foreach (var p in Plantings)
+        {
+            (p.V ? v : k)[Index(p, headDim)] = Bits(p.Value, input);
+        }
+        return (k, v);
+    }
+
+    /// <summary>The same tokens with a finite value where each bad one was.</summary>
+    public static (ushort[] K, ushort[] V) Repaired(ushort[] k, ushort[] v, int headDim, Element input)
+    {
+        var (kk, vv) = ((ushort[])k.Clone(), (ushort[])v.Clone());
+        foreach (var p in Plantings)
+        {
+            (p.V ? vv : kk)[Index(p, headDim)] = input == Element.BF16 ? (ushort)0x3F80 : BitConverter.HalfToUInt16Bits((Half)1);
+        }
+        return (kk, vv);
+    }
+
+    /// <summary>The element of [Σ NewTokens][Hkv][D] a planting names.</summary>
+    public static int Index(Planting p, int headDim) => ((NewTokens.Take(p.Sequence).Sum() + p.Token) * HeadsKv + p.Head) * headDim + p.Channel;
+
+    public static ushort Bits(string value, Element input) => (input, value) switch
+    {
+        (Element.F16, "NaN") => 0x7E00,
+        (Element.F16, "+Inf") => 0x7C00,
+        (Element.F16, "-Inf") => 0xFC00,
+        (Element.BF16, "NaN") => 0x7FC0,
+        (Element.BF16, "+Inf") => 0x7F80,
+        (Element.BF16, "-Inf") => 0xFF80,
+        _ => throw new ArgumentException($"No bits for {value} in {input}.", nameof(value)),
+    };
+}

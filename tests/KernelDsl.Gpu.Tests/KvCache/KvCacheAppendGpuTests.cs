@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using AttentionTests.KvCache;
 using KernelDsl;
+using KernelDsl.Attention.FlashAttention;
 using KernelDsl.Attention.KvCache;
 using KernelDsl.Runtime.Tests;
 
@@ -11,7 +12,10 @@ namespace GpuTests.KvCache;
 /// append of random chunks to several sequences of different lengths (across page boundaries, with frees that reuse
 /// pages and staging slots), each live sequence's codes, K scales, K means, V scales and staged originals must be equal.
 /// Free pages are poisoned before each append, so a page the kernel should write in full and does not shows. Bad batches
-/// and fuzzed page tables must be refused before launch, leaving the device untouched.
+/// and fuzzed page tables must be refused before launch, leaving the device untouched. NaN and ±Inf planted in new tokens
+/// (NonFiniteAppend: at page boundaries, in tokens two blocks read) are counted exactly once each, by the append kernel
+/// and by the count kernel; by default the cache refuses such an append before any change, and with Ignore it appends
+/// them as the CPU model does.
 /// </summary>
 public class KvCacheAppendGpuTests(ITestOutputHelper output)
 {
@@ -69,7 +73,7 @@ public class KvCacheAppendGpuTests(ITestOutputHelper output)
             // K with its sequence's channel offsets; V without.
             var k = batch.Zip(counts).SelectMany(b => KvCacheTestData.Tokens(random, b.Second, headsKv, headDim, input, offsets[b.First])).ToArray();
             var v = batch.Zip(counts).SelectMany(b => KvCacheTestData.Tokens(random, b.Second, headsKv, headDim, input)).ToArray();
-            PoisonFreePages(cache, model, stream);
+            PoisonFreePages(cache, stream);
             try
             {
                 model.Append(batch, counts, k, v);
@@ -211,6 +215,205 @@ public class KvCacheAppendGpuTests(ITestOutputHelper output)
         }
     }
 
+    public static TheoryData<int, Element> Variants() => new() { { 64, Element.F16 }, { 128, Element.F16 }, { 256, Element.F16 }, { 128, Element.BF16 } };
+
+    /// <summary>
+    /// The generated launchers alone, on two caches prepared alike (NonFiniteAppend's lengths, the append's pages taken and
+    /// poisoned, and a NaN in staged originals the append gathers again): with a counter that starts at (7, 11) the append
+    /// adds exactly the planted K and V counts, not the staged NaN; without one it writes the same bits. The count kernel
+    /// finds the same counts and writes nothing else.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Variants))]
+    public void The_append_kernel_counts_each_new_bad_element_once_and_counting_changes_no_bit(int headDim, Element input)
+    {
+        switch ((headDim, input))
+        {
+            case (64, Element.F16): CountsOnce(headDim, input, new Launchers<Half>(KvAppendD64.Launch, KvAppendD64.CountNonFinite)); break;
+            case (128, Element.F16): CountsOnce(headDim, input, new Launchers<Half>(KvAppendD128.Launch, KvAppendD128.CountNonFinite)); break;
+            case (256, Element.F16): CountsOnce(headDim, input, new Launchers<Half>(KvAppendD256.Launch, KvAppendD256.CountNonFinite)); break;
+            default: CountsOnce(headDim, input, new Launchers<ushort>(KvAppendD128Bf16.Launch, KvAppendD128Bf16.CountNonFinite)); break;
+        }
+    }
+
+    private delegate void AppendLaunch<T>(CudaStream stream, DeviceBuffer<T> kNew, DeviceBuffer<T> vNew, ReadOnlySpan<int> cuNewTokens, ReadOnlySpan<int> lengths,
+        ReadOnlySpan<int> pageTable, int tablePages, ReadOnlySpan<int> stagingSlots, DeviceBuffer<sbyte> kCodes, DeviceBuffer<float> kScale, DeviceBuffer<float> kMean,
+        DeviceBuffer<sbyte> vCodes, DeviceBuffer<float> vScale, DeviceBuffer<T> kStaging, DeviceBuffer<T> vStaging, DeviceBuffer<int> workspace, int headsKv, int pages, int slots,
+        DeviceBuffer<uint>? nonFinite) where T : unmanaged;
+
+    private delegate void CountLaunch<T>(CudaStream stream, DeviceBuffer<T> kNew, DeviceBuffer<T> vNew, long newTokens, int headsKv, DeviceBuffer<uint> nonFinite)
+        where T : unmanaged;
+
+    private sealed record Launchers<T>(AppendLaunch<T> Append, CountLaunch<T> Count) where T : unmanaged;
+
+    private void CountsOnce<T>(int headDim, Element input, Launchers<T> launchers) where T : unmanaged
+    {
+        var seed = Random.Shared.Next();
+        output.WriteLine($"seed {seed}");
+        var random = new Random(seed);
+        const int HeadsKv = NonFiniteAppend.HeadsKv;
+        using var device = Gpu.OpenOrSkip();
+        using var stream = device.CreateStream();
+        var total = NonFiniteAppend.Lengths.Sum();
+        var (kOld, vOld) = (KvCacheTestData.Tokens(random, total, HeadsKv, headDim, input), KvCacheTestData.Tokens(random, total, HeadsKv, headDim, input));
+        var (k, v) = NonFiniteAppend.Tokens(random, headDim, input);
+        var newTokens = NonFiniteAppend.NewTokens.Sum();
+        using var dk = device.Upload<T>(MemoryMarshal.Cast<ushort, T>(k));
+        using var dv = device.Upload<T>(MemoryMarshal.Cast<ushort, T>(v));
+        using var counted = PagedKvCache.Create(device, 16, 4, HeadsKv, headDim, input);
+        using var uncounted = PagedKvCache.Create(device, 16, 4, HeadsKv, headDim, input);
+        using var workspace = device.Allocate<int>(KernelDsl.Launching.KvAppendWork.MaxItems(4, newTokens, 64) * KernelDsl.Launching.KvAppendWork.ItemInts);
+        using var counter = device.Upload<uint>([7, 11]);
+        foreach (var cache in new[] { counted, uncounted })
+        {
+            var ids = Prepare(cache, stream, kOld, vOld);
+            var (table, width, _) = cache.Table.Table(ids);
+            var cu = new int[ids.Length + 1];
+            for (var i = 0; i < ids.Length; i++)
+            {
+                cu[i + 1] = cu[i] + NonFiniteAppend.NewTokens[i];
+            }
+            launchers.Append(stream, dk, dv, cu, NonFiniteAppend.Lengths, table, width, ids.Select(cache.Sequences.SlotOf).ToArray(), cache.KCodes, cache.KScale,
+                cache.KMean, cache.VCodes, cache.VScale, cache.KStaging<T>(), cache.VStaging<T>(), workspace, HeadsKv, cache.Table.Capacity, cache.Sequences.Slots,
+                cache == counted ? counter : null);
+            stream.Synchronize();
+        }
+        var (kBad, vBad) = NonFiniteAppend.Counts;
+        Assert.Equal(new[] { 7 + (uint)kBad, 11 + (uint)vBad }, counter.ToArray());
+        Assert.Equal(Download(uncounted), Download(counted));
+
+        var before = Download(counted);
+        counter.FillBytes(0);
+        launchers.Count(stream, dk, dv, newTokens, HeadsKv, counter);
+        launchers.Count(stream, dk, dv, 0, HeadsKv, counter);  // no tokens, nothing counted
+        stream.Synchronize();
+        Assert.Equal(new[] { (uint)kBad, (uint)vBad }, counter.ToArray());
+        Assert.Equal(before, Download(counted));
+        output.WriteLine($"D = {headDim} {input}: K {kBad}, V {vBad} counted by both kernels; the staged NaN not counted");
+    }
+
+    /// <summary>
+    /// Four sequences holding NonFiniteAppend's lengths (<paramref name="k"/>, <paramref name="v"/>), every free page poisoned,
+    /// a NaN in the first staged original of K and of V of the third sequence (position 64, which its append's first block
+    /// gathers again), and the pages of NonFiniteAppend's append taken without writing them.
+    /// </summary>
+    private static int[] Prepare(PagedKvCache cache, CudaStream stream, ushort[] k, ushort[] v)
+    {
+        foreach (var buffer in Buffers(cache))
+        {
+            buffer.Poison(stream);
+        }
+        var ids = NonFiniteAppend.Lengths.Select(_ => cache.AddSequence()).ToArray();
+        Append(cache, stream, ids, NonFiniteAppend.Lengths, k, v);
+        PoisonFreePages(cache, stream);
+        var at = cache.Sequences.SlotOf(ids[2]) * cache.HeadsKv * cache.PageSize * cache.HeadDim;
+        var nan = NonFiniteAppend.Bits("NaN", cache.Input);
+        if (cache.Input == Element.BF16)
+        {
+            cache.KStaging<ushort>().CopyFrom(StagingBits(cache, k: true).Select((b, i) => i == at ? nan : b).ToArray());
+            cache.VStaging<ushort>().CopyFrom(StagingBits(cache, k: false).Select((b, i) => i == at ? nan : b).ToArray());
+        }
+        else
+        {
+            cache.KStaging<Half>().CopyFrom(StagingBits(cache, k: true).Select((b, i) => BitConverter.UInt16BitsToHalf(i == at ? nan : b)).ToArray());
+            cache.VStaging<Half>().CopyFrom(StagingBits(cache, k: false).Select((b, i) => BitConverter.UInt16BitsToHalf(i == at ? nan : b)).ToArray());
+        }
+        cache.Sequences.Append(ids, NonFiniteAppend.NewTokens);  // the pages, without their values
+        return ids;
+    }
+
+    /// <summary>
+    /// By default an append with NaN and ±Inf is refused with their exact counts, naming k and the sequences that had any
+    /// (as the CPU model does), and every byte of the cache, every length and page stays as it was; repaired, the same
+    /// append then matches the model bit for bit, over pages poisoned before it.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Variants))]
+    public void An_append_with_bad_values_is_refused_changing_nothing_and_its_repair_matches_the_model(int headDim, Element input)
+    {
+        var seed = Random.Shared.Next();
+        output.WriteLine($"seed {seed}");
+        var random = new Random(seed);
+        using var device = Gpu.OpenOrSkip();
+        using var stream = device.CreateStream();
+        var (cache, model, ids) = Filled(device, stream, random, headDim, input);
+        using var _ = cache;
+        var (k, v) = NonFiniteAppend.Tokens(random, headDim, input);
+        PoisonFreePages(cache, stream);
+        var before = Download(cache);
+        var pages = ids.Select(id => cache.Table.PagesOf(id).ToArray()).ToArray();
+        var freePages = cache.Table.FreePages;
+
+        var error = Assert.Throws<NonFiniteAppendException>(() => Append(cache, stream, ids, NonFiniteAppend.NewTokens, k, v));
+        output.WriteLine(error.Message);
+        Assert.Equal(NonFiniteAppend.Counts, (error.KCount, error.VCount));
+        Assert.Equal("k", error.ParamName);
+        Assert.Equal(NonFiniteAppend.BadEntries.Select(i => ids[i]), error.Sequences);
+        var modelError = Assert.Throws<NonFiniteAppendException>(() => model.Append(ids, NonFiniteAppend.NewTokens, k, v));
+        Assert.Equal((modelError.KCount, modelError.VCount), (error.KCount, error.VCount));
+        Assert.Equal(modelError.Sequences, error.Sequences);
+        stream.Synchronize();
+        Assert.Equal(before, Download(cache));
+        Assert.Equal(NonFiniteAppend.Lengths, ids.Select(cache.Table.LengthOf));
+        Assert.Equal(pages, ids.Select(id => cache.Table.PagesOf(id).ToArray()));
+        Assert.Equal(freePages, cache.Table.FreePages);
+
+        var (kFixed, vFixed) = NonFiniteAppend.Repaired(k, v, headDim, input);
+        model.Append(ids, NonFiniteAppend.NewTokens, kFixed, vFixed);
+        Append(cache, stream, ids, NonFiniteAppend.NewTokens, kFixed, vFixed);
+        foreach (var id in ids)
+        {
+            SameSequence(model, cache, id);
+        }
+    }
+
+    /// <summary>
+    /// With Ignore nothing is counted or waited for: the bad values are appended and quantized as the CPU model quantizes
+    /// them (NaN as 0, an Inf making its scale Inf; codes bit for bit, NaN statistics where the model has NaN).
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Variants))]
+    public void With_Ignore_bad_values_are_appended_as_the_model_quantizes_them(int headDim, Element input)
+    {
+        var seed = Random.Shared.Next();
+        output.WriteLine($"seed {seed}");
+        var random = new Random(seed);
+        using var device = Gpu.OpenOrSkip();
+        using var stream = device.CreateStream();
+        var (cache, model, ids) = Filled(device, stream, random, headDim, input);
+        using var _ = cache;
+        var (k, v) = NonFiniteAppend.Tokens(random, headDim, input);
+        PoisonFreePages(cache, stream);
+        model.Append(ids, NonFiniteAppend.NewTokens, k, v, NonFiniteInputs.Ignore);
+        Append(cache, stream, ids, NonFiniteAppend.NewTokens, k, v, NonFiniteInputs.Ignore);
+        Assert.Equal(NonFiniteAppend.Lengths.Zip(NonFiniteAppend.NewTokens, (l, n) => l + n), ids.Select(cache.Table.LengthOf));
+        foreach (var id in ids)
+        {
+            SameSequence(model, cache, id);
+        }
+        var page = cache.Table.PagesOf(ids[0])[0];
+        Assert.True(float.IsNaN(cache.KMean.ToArray()[(page * NonFiniteAppend.HeadsKv + 0) * headDim + 3]), "the NaN at K position 10 poisons its channel's page mean");
+    }
+
+    /// <summary>A cache and its model, each with four sequences holding NonFiniteAppend's lengths of the same fresh tokens.</summary>
+    private static (PagedKvCache Cache, KvCacheModel Model, int[] Ids) Filled(CudaDevice device, CudaStream stream, Random random, int headDim, Element input)
+    {
+        const int HeadsKv = NonFiniteAppend.HeadsKv;
+        var cache = PagedKvCache.Create(device, 16, 4, HeadsKv, headDim, input);
+        var model = new KvCacheModel(16, 4, HeadsKv, headDim, input);
+        foreach (var buffer in Buffers(cache))
+        {
+            buffer.Poison(stream);
+        }
+        var ids = NonFiniteAppend.Lengths.Select(_ => cache.AddSequence()).ToArray();
+        Assert.Equal(ids, NonFiniteAppend.Lengths.Select(_ => model.AddSequence()));
+        var total = NonFiniteAppend.Lengths.Sum();
+        var (k, v) = (KvCacheTestData.Tokens(random, total, HeadsKv, headDim, input), KvCacheTestData.Tokens(random, total, HeadsKv, headDim, input));
+        model.Append(ids, NonFiniteAppend.Lengths, k, v);
+        Append(cache, stream, ids, NonFiniteAppend.Lengths, k, v);
+        return (cache, model, ids);
+    }
+
     /// <summary>
     /// Issue 16's soak, for KERNELDSL_SOAK_SECONDS (skipped when unset; the issue asks for 300): one cache beside its CPU
     /// model, with sequences added, appended to (1 to 200 tokens, across pages), decoded (Sq = 1, GQA 4:1) and freed at
@@ -329,7 +532,8 @@ public class KvCacheAppendGpuTests(ITestOutputHelper output)
         Assert.True(growth <= 16 << 20, $"device memory shrank by {growth} bytes during the soak");
     }
 
-    private static void Append(PagedKvCache cache, CudaStream stream, int[] batch, int[] counts, ushort[] k, ushort[] v)
+    private static void Append(PagedKvCache cache, CudaStream stream, int[] batch, int[] counts, ushort[] k, ushort[] v,
+        NonFiniteInputs nonFinite = NonFiniteInputs.Throw)
     {
         // A device buffer holds at least one element; an append of no tokens passes one it does not read.
         var (kb, vb) = (k.Length == 0 ? new ushort[1] : k, v.Length == 0 ? new ushort[1] : v);
@@ -337,14 +541,14 @@ public class KvCacheAppendGpuTests(ITestOutputHelper output)
         {
             using var dk = cache.Device.Upload<ushort>(kb);
             using var dv = cache.Device.Upload<ushort>(vb);
-            cache.Append(stream, batch, counts, dk, dv);
+            cache.Append(stream, batch, counts, dk, dv, nonFinite);
             stream.Synchronize();
         }
         else
         {
             using var dk = cache.Device.Upload<Half>(MemoryMarshal.Cast<ushort, Half>(kb));
             using var dv = cache.Device.Upload<Half>(MemoryMarshal.Cast<ushort, Half>(vb));
-            cache.Append(stream, batch, counts, dk, dv);
+            cache.Append(stream, batch, counts, dk, dv, nonFinite);
             stream.Synchronize();
         }
     }
@@ -373,7 +577,8 @@ public class KvCacheAppendGpuTests(ITestOutputHelper output)
         }
     }
 
-    private static int[] Bits(ReadOnlySpan<float> values) => MemoryMarshal.Cast<float, int>(values).ToArray();
+    /// <summary>The values' bits, every NaN as one pattern: a NaN's payload is the arithmetic's, not the cache's (CUDA makes a canonical NaN, .NET keeps the input's).</summary>
+    private static int[] Bits(ReadOnlySpan<float> values) => MemoryMarshal.Cast<float, int>(values).ToArray().Select(b => float.IsNaN(BitConverter.Int32BitsToSingle(b)) ? 0x7FC00000 : b).ToArray();
 
     private sealed record DeviceArrays(sbyte[] KCodes, sbyte[] VCodes, float[] KScale, float[] KMean, float[] VScale, ushort[] KStaging, ushort[] VStaging);
 
@@ -395,10 +600,10 @@ public class KvCacheAppendGpuTests(ITestOutputHelper output)
     }
 
     /// <summary>Poison in the codes and statistics of every page no live sequence owns, so the next append must write what it takes in full.</summary>
-    private static void PoisonFreePages(PagedKvCache cache, KvCacheModel model, CudaStream stream)
+    private static void PoisonFreePages(PagedKvCache cache, CudaStream stream)
     {
         stream.Synchronize();
-        var owned = model.Table.Sequences.SelectMany(s => model.Table.PagesOf(s)).ToHashSet();
+        var owned = cache.Table.Sequences.SelectMany(s => cache.Table.PagesOf(s)).ToHashSet();
         var (hkv, d, ps) = (cache.HeadsKv, cache.HeadDim, cache.PageSize);
         void Rewrite<T>(DeviceBuffer<T> buffer, int perPage) where T : unmanaged
         {

@@ -8,6 +8,7 @@ static partial class KvAppendD128Bf16
 {
     /// <summary>The <c>extern "C"</c> name of the main kernel.</summary>
     public const string KernelName = "kdsl_KernelDsl_Attention_KvCache_KvAppendD128Bf16_append";
+    public const string CountNonFiniteKernelName = "kdsl_KernelDsl_Attention_KvCache_KvAppendD128Bf16_count_nonfinite";
     /// <summary>Threads per block of the main kernel.</summary>
     public const int ThreadsPerBlock = 128;
     /// <summary>Dynamic shared memory per block of the main kernel, in bytes.</summary>
@@ -29,6 +30,7 @@ static partial class KvAppendD128Bf16
         EntryPoints =
         [
             new(KernelName, 128, 0),
+            new(CountNonFiniteKernelName, 128, 0),
         ],
         Targets = ["sm_80", "sm_90"],
         MinimumSm = MinimumSm,
@@ -74,12 +76,14 @@ static partial class KvAppendD128Bf16
     /// <param name="headsKv">KV heads.</param>
     /// <param name="pages">pages in the pool.</param>
     /// <param name="slots">staging slots.</param>
+    /// <param name="nonFinite">[2]: where the new tokens' NaN and Inf counts are added on the stream, K's to element 0 and V's to element 1; or null: nothing counted. Staged originals are not counted again (they were when appended).</param>
     /// <remarks>
     /// Every page table entry a sequence's tokens need must be a page of the pool, no page may appear twice, and staging slots
     /// must be distinct: all is checked before anything is queued. The work list is copied into <paramref name="workspace"/> on
-    /// the stream, so a workspace serves one stream at a time.
+    /// the stream, so a workspace serves one stream at a time. The counts in <paramref name="nonFinite"/> are added while the
+    /// pages are written: a caller that must change nothing when a value is bad counts first with <see cref="CountNonFinite"/>.
     /// </remarks>
-    public static void Launch(global::KernelDsl.CudaStream stream, global::KernelDsl.DeviceBuffer<ushort> kNew, global::KernelDsl.DeviceBuffer<ushort> vNew, global::System.ReadOnlySpan<int> cuNewTokens, global::System.ReadOnlySpan<int> lengths, global::System.ReadOnlySpan<int> pageTable, int tablePages, global::System.ReadOnlySpan<int> stagingSlots, global::KernelDsl.DeviceBuffer<sbyte> kCodes, global::KernelDsl.DeviceBuffer<float> kScale, global::KernelDsl.DeviceBuffer<float> kMean, global::KernelDsl.DeviceBuffer<sbyte> vCodes, global::KernelDsl.DeviceBuffer<float> vScale, global::KernelDsl.DeviceBuffer<ushort> kStaging, global::KernelDsl.DeviceBuffer<ushort> vStaging, global::KernelDsl.DeviceBuffer<int> workspace, int headsKv, int pages, int slots)
+    public static void Launch(global::KernelDsl.CudaStream stream, global::KernelDsl.DeviceBuffer<ushort> kNew, global::KernelDsl.DeviceBuffer<ushort> vNew, global::System.ReadOnlySpan<int> cuNewTokens, global::System.ReadOnlySpan<int> lengths, global::System.ReadOnlySpan<int> pageTable, int tablePages, global::System.ReadOnlySpan<int> stagingSlots, global::KernelDsl.DeviceBuffer<sbyte> kCodes, global::KernelDsl.DeviceBuffer<float> kScale, global::KernelDsl.DeviceBuffer<float> kMean, global::KernelDsl.DeviceBuffer<sbyte> vCodes, global::KernelDsl.DeviceBuffer<float> vScale, global::KernelDsl.DeviceBuffer<ushort> kStaging, global::KernelDsl.DeviceBuffer<ushort> vStaging, global::KernelDsl.DeviceBuffer<int> workspace, int headsKv, int pages, int slots, global::KernelDsl.DeviceBuffer<uint>? nonFinite = null)
     {
         global::KernelDsl.Launching.LaunchGuard.Stream(stream, nameof(stream));
         global::KernelDsl.Launching.LaunchGuard.Buffer(kNew, nameof(kNew));
@@ -92,6 +96,7 @@ static partial class KvAppendD128Bf16
         global::KernelDsl.Launching.LaunchGuard.Buffer(kStaging, nameof(kStaging));
         global::KernelDsl.Launching.LaunchGuard.Buffer(vStaging, nameof(vStaging));
         global::KernelDsl.Launching.LaunchGuard.Buffer(workspace, nameof(workspace));
+        if (nonFinite is not null) global::KernelDsl.Launching.LaunchGuard.Buffer(nonFinite, nameof(nonFinite));
         global::KernelDsl.Launching.LaunchGuard.Positive(headsKv, nameof(headsKv));
         global::KernelDsl.Launching.LaunchGuard.AtMost(headsKv, 65535, nameof(headsKv), "KV heads are the grid's y extent");
         global::KernelDsl.Launching.LaunchGuard.Positive(pages, nameof(pages));
@@ -112,6 +117,7 @@ static partial class KvAppendD128Bf16
         global::KernelDsl.Launching.LaunchGuard.Aligned(vStaging, 16, nameof(vStaging));
         global::KernelDsl.Launching.LaunchGuard.Aligned(kCodes, 8, nameof(kCodes));
         global::KernelDsl.Launching.LaunchGuard.Aligned(vCodes, 8, nameof(vCodes));
+        if (nonFinite is not null) global::KernelDsl.Launching.LaunchGuard.Holds(nonFinite, 2, nameof(nonFinite), "K's and V's NaN/Inf counters");
         var items = work.Length / WorkItemInts;
         if (items == 0) return;  // no sequence brought a token
         global::KernelDsl.Launching.LaunchGuard.Holds(workspace, work.Length, nameof(workspace), $"the work list of {items} pages × {WorkItemInts} ints");
@@ -128,6 +134,44 @@ static partial class KvAppendD128Bf16
         arguments.Add(vStaging);
         arguments.Add(workspace);
         arguments.Add(headsKv);
+        if (nonFinite is null) arguments.AddNullPointer(); else arguments.Add(nonFinite);
         stream.Launch(Module, KernelName, global::KernelDsl.Launching.Dim3.Of(items, headsKv, 2), arguments);
+    }
+
+    /// <summary>
+    /// Adds the NaN and Inf elements of the first <paramref name="newTokens"/> rows of new K and of new V to
+    /// <paramref name="nonFinite"/>[0] and [1] on the stream, and writes nothing else: the check a cache runs before an append
+    /// that must change nothing when a new value is bad.
+    /// </summary>
+    /// <param name="stream">the stream the kernel runs on.</param>
+    /// <param name="kNew">new K [newTokens][headsKv][128], the batch's sequences one after another.</param>
+    /// <param name="vNew">new V [newTokens][headsKv][128], as kNew.</param>
+    /// <param name="newTokens">rows of kNew and vNew to count.</param>
+    /// <param name="headsKv">KV heads.</param>
+    /// <param name="nonFinite">[2]: where the new tokens' NaN and Inf counts are added on the stream, K's to element 0 and V's to element 1; zero it first.</param>
+    public static void CountNonFinite(global::KernelDsl.CudaStream stream, global::KernelDsl.DeviceBuffer<ushort> kNew, global::KernelDsl.DeviceBuffer<ushort> vNew, long newTokens, int headsKv, global::KernelDsl.DeviceBuffer<uint> nonFinite)
+    {
+        global::KernelDsl.Launching.LaunchGuard.Stream(stream, nameof(stream));
+        global::KernelDsl.Launching.LaunchGuard.Buffer(kNew, nameof(kNew));
+        global::KernelDsl.Launching.LaunchGuard.Buffer(vNew, nameof(vNew));
+        global::KernelDsl.Launching.LaunchGuard.Buffer(nonFinite, nameof(nonFinite));
+        global::KernelDsl.Launching.LaunchGuard.AtLeast(newTokens, 0, nameof(newTokens), "zero");
+        global::KernelDsl.Launching.LaunchGuard.Positive(headsKv, nameof(headsKv));
+        global::KernelDsl.Launching.LaunchGuard.Holds(kNew, newTokens * headsKv * HeadDim, nameof(kNew), $"new K [{newTokens}][{headsKv}][{HeadDim}]");
+        global::KernelDsl.Launching.LaunchGuard.Holds(vNew, newTokens * headsKv * HeadDim, nameof(vNew), $"new V [{newTokens}][{headsKv}][{HeadDim}]");
+        global::KernelDsl.Launching.LaunchGuard.Aligned(kNew, 16, nameof(kNew));
+        global::KernelDsl.Launching.LaunchGuard.Aligned(vNew, 16, nameof(vNew));
+        global::KernelDsl.Launching.LaunchGuard.Holds(nonFinite, 2, nameof(nonFinite), "K's and V's NaN/Inf counters");
+        var chunks = newTokens * headsKv * (HeadDim / 8);
+        if (chunks == 0) return;
+        const long chunksPerBlock = (long)ThreadsPerBlock * 8;
+        var blocks = (chunks + chunksPerBlock - 1) / chunksPerBlock;
+        global::KernelDsl.Launching.LaunchGuard.Fits(blocks, "the count kernel's grid");
+        var arguments = new global::KernelDsl.Launching.KernelArguments();
+        arguments.Add(kNew);
+        arguments.Add(vNew);
+        arguments.Add(chunks);
+        arguments.Add(nonFinite);
+        stream.Launch(Module, CountNonFiniteKernelName, global::KernelDsl.Launching.Dim3.Of(blocks, 2), arguments);
     }
 }

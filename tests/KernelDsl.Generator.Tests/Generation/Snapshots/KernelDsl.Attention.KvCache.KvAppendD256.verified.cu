@@ -105,7 +105,8 @@ kdsl_KernelDsl_Attention_KvCache_KvAppendD256_append(
     u16* __restrict__ k_staging,
     u16* __restrict__ v_staging,
     const int* __restrict__ work,
-    int heads_kv)
+    int heads_kv,
+    unsigned int* nonfinite)
 {
     struct __align__(16) kdsl_chunk { u32 x, y, z, w; };
     __shared__ __align__(16) u16 page[64 * 256];  // the page's originals, token-major
@@ -121,14 +122,18 @@ kdsl_KernelDsl_Attention_KvCache_KvAppendD256_append(
     s8* const codes = (is_v ? v_codes : k_codes) + ((long long)page_id * heads_kv + h) * 16384;
     const long long stats = ((long long)page_id * heads_kv + h) * 256;
 
-    // Gather: 8 channels (16 bytes) per load.
+    // Gather: 8 channels (16 bytes) per load. A new token's row of head h lands in one page, so this block is the only
+    // one that counts it; staged originals were counted when they were appended, and the staging rewrite below counts nothing.
+    int n_nonfinite = 0;
     for (int e = threadIdx.x; e < fill * 32; e += 256)
     {
         const int r = e / 32, c = (e % 32) * 8;
         u32 raw[4];
         kdsl_ld16(r < start ? staged + r * 256 + c : x + ((long long)(source + r - start) * heads_kv + h) * 256 + c, raw);
+        if (r >= start) n_nonfinite += kdsl_nonfinite8(raw);
         *(kdsl_chunk*)(page + r * 256 + c) = kdsl_chunk{raw[0], raw[1], raw[2], raw[3]};
     }
+    kdsl_report_nonfinite(nonfinite == 0 ? nonfinite : nonfinite + blockIdx.z, n_nonfinite);  // K's counter, then V's
     __syncthreads();  // every staged read is done: the staging slot may now be rewritten
     for (int e = threadIdx.x; e < (stage_to - stage_from) * 32; e += 256)
     {
@@ -220,4 +225,24 @@ kdsl_KernelDsl_Attention_KvCache_KvAppendD256_append(
             kdsl_st8(codes + (e / 32) * 256 + (e % 32) * 8, lo, hi);
         }
     }
+}
+
+// The new tokens' NaN/Inf count alone, before an append that must change nothing when a value is bad: k_new and v_new
+// read as flat arrays of 16-byte chunks, K's count added to nonfinite[0] and V's to nonfinite[1].
+extern "C" __global__ void __launch_bounds__(256)
+kdsl_KernelDsl_Attention_KvCache_KvAppendD256_count_nonfinite(
+    const u16* __restrict__ k_new,
+    const u16* __restrict__ v_new,
+    long long chunks,
+    unsigned int* nonfinite)
+{
+    const u16* const x = blockIdx.y != 0 ? v_new : k_new;
+    int n_nonfinite = 0;
+    for (long long e = (long long)blockIdx.x * 256 + threadIdx.x; e < chunks; e += (long long)gridDim.x * 256)
+    {
+        u32 raw[4];
+        kdsl_ld16(x + e * 8, raw);
+        n_nonfinite += kdsl_nonfinite8(raw);
+    }
+    kdsl_report_nonfinite(nonfinite + blockIdx.y, n_nonfinite);
 }
