@@ -107,21 +107,7 @@ public static class AttentionLauncherWriter
         w.Line($"/// </summary>");
         w.Block($"public static void Launch({signature.CSharpParameters})", () =>
         {
-            foreach (var parameter in signature.Host)
-            {
-                switch (parameter.Kind)
-                {
-                    case HostKind.Stream:
-                        w.Line($"{Guard}.Stream({parameter.Name}, nameof({parameter.Name}));");
-                        break;
-                    case HostKind.Buffer when parameter.Optional:
-                        w.Line($"if ({parameter.Name} is not null) {Guard}.Buffer({parameter.Name}, nameof({parameter.Name}));");
-                        break;
-                    case HostKind.Buffer:
-                        w.Line($"{Guard}.Buffer({parameter.Name}, nameof({parameter.Name}));");
-                        break;
-                }
-            }
+            LauncherSections.WriteReferenceChecks(w, signature);
             if (!spec.Lse)
             {
                 w.Line($"if (lse is not null) throw new global::System.ArgumentException(\"'lse' must be null: this variant is declared with Lse = false and writes none.\", nameof(lse));");
@@ -189,19 +175,7 @@ public static class AttentionLauncherWriter
             {
                 WriteTensorMaps(w, plan);
             }
-            w.Line($"var arguments = new {ModuleWriter.Launching}.KernelArguments();");
-            foreach (var parameter in signature.Kernel)
-            {
-                var host = parameter.Host is null ? null : signature.HostOf(parameter);
-                w.Line(parameter.Passing switch
-                {
-                    Passing.NullPointer => $"arguments.AddNullPointer();  // {parameter.CudaName}: unused by this variant",
-                    Passing.TensorMap => $"arguments.AddValue({parameter.Host}Map);",
-                    Passing.Pointer when host!.Optional => $"if ({parameter.Host} is null) arguments.AddNullPointer(); else arguments.Add({parameter.Host});",
-                    _ => $"arguments.Add({parameter.Host});",
-                });
-            }
-            w.Line($"stream.Launch(Module, KernelName, {ModuleWriter.Launching}.Dim3.Of((seqQ + BlockM - 1) / BlockM, headsQ, batch), arguments);");
+            LauncherSections.WriteLaunch(w, signature, "KernelName", "(seqQ + BlockM - 1) / BlockM, headsQ, batch");
         });
         w.Line();
         w.Line($"/// <summary><see cref=\"Launch\"/> with every argument read from <paramref name=\"arguments\"/> by its parameter name.</summary>");

@@ -60,10 +60,7 @@ public static class KvAppendLauncherWriter
         w.Line($"/// earlier tokens come from the sequence's staging slot, which then holds the originals of its new partial page. New K and V");
         w.Line($"/// are {element}.");
         w.Line($"/// </summary>");
-        foreach (var parameter in signature.Host)
-        {
-            w.Line($"/// <param name=\"{parameter.Name}\">{parameter.Role}.</param>");
-        }
+        LauncherSections.WriteParameterDocs(w, signature);
         w.Line($"/// <remarks>");
         w.Line($"/// Every page table entry a sequence's tokens need must be a page of the pool, no page may appear twice, and staging slots");
         w.Line($"/// must be distinct: all is checked before anything is queued. The work list is copied into <paramref name=\"workspace\"/> on");
@@ -72,7 +69,7 @@ public static class KvAppendLauncherWriter
         w.Line($"/// </remarks>");
         w.Block($"public static void Launch({signature.CSharpParametersWithDefaults})", () =>
         {
-            WriteReferenceChecks(w, signature);
+            LauncherSections.WriteReferenceChecks(w, signature);
             w.Line($"{Guard}.Positive(headsKv, nameof(headsKv));");
             w.Line($"{Guard}.AtMost(headsKv, 65535, nameof(headsKv), \"KV heads are the grid's y extent\");");
             w.Line($"{Guard}.Positive(pages, nameof(pages));");
@@ -106,7 +103,7 @@ public static class KvAppendLauncherWriter
             w.Line($"if (items == 0) return;  // no sequence brought a token");
             w.Line($"{Guard}.Holds(workspace, work.Length, nameof(workspace), $\"the work list of {{items}} pages × {{WorkItemInts}} ints\");");
             w.Line($"stream.CopyToDevice(workspace, (global::System.ReadOnlySpan<int>)work);");
-            WriteKernelLaunch(w, signature, "KernelName", "items, headsKv, 2");
+            LauncherSections.WriteLaunch(w, signature, "KernelName", "items, headsKv, 2");
         });
     }
 
@@ -118,13 +115,10 @@ public static class KvAppendLauncherWriter
         w.Line($"/// <paramref name=\"nonFinite\"/>[0] and [1] on the stream, and writes nothing else: the check a cache runs before an append");
         w.Line($"/// that must change nothing when a new value is bad.");
         w.Line($"/// </summary>");
-        foreach (var parameter in signature.Host)
-        {
-            w.Line($"/// <param name=\"{parameter.Name}\">{parameter.Role}.</param>");
-        }
+        LauncherSections.WriteParameterDocs(w, signature);
         w.Block($"public static void CountNonFinite({signature.CSharpParameters})", () =>
         {
-            WriteReferenceChecks(w, signature);
+            LauncherSections.WriteReferenceChecks(w, signature);
             w.Line($"{Guard}.AtLeast(newTokens, 0, nameof(newTokens), \"zero\");");
             w.Line($"{Guard}.Positive(headsKv, nameof(headsKv));");
             w.Line($"{Guard}.Holds(kNew, newTokens * headsKv * HeadDim, nameof(kNew), $\"new K [{{newTokens}}][{{headsKv}}][{{HeadDim}}]\");");
@@ -137,39 +131,10 @@ public static class KvAppendLauncherWriter
             w.Line($"const long chunksPerBlock = (long)ThreadsPerBlock * {KvAppendPlan.CountChunksPerThread};");
             w.Line($"var blocks = (chunks + chunksPerBlock - 1) / chunksPerBlock;");
             w.Line($"{Guard}.Fits(blocks, \"the count kernel's grid\");");
-            WriteKernelLaunch(w, signature, "CountNonFiniteKernelName", "blocks, 2");
+            LauncherSections.WriteLaunch(w, signature, "CountNonFiniteKernelName", "blocks, 2");
         });
-    }
-
-    /// <summary>The stream and every buffer is there and not disposed; an optional buffer only when given.</summary>
-    private static void WriteReferenceChecks(CodeWriter w, KernelSignature signature)
-    {
-        foreach (var parameter in signature.Host)
-        {
-            var when = parameter.Optional ? $"if ({parameter.Name} is not null) " : "";
-            if (parameter.Kind == HostKind.Stream)
-            {
-                w.Line($"{Guard}.Stream({parameter.Name}, nameof({parameter.Name}));");
-            }
-            else if (parameter.Kind == HostKind.Buffer)
-            {
-                w.Line($"{when}{Guard}.Buffer({parameter.Name}, nameof({parameter.Name}));");
-            }
-        }
     }
 
     private static void WriteCounterCheck(CodeWriter w, string condition) =>
         w.Line($"{condition}{Guard}.Holds(nonFinite, {KvAppendPlan.NonFiniteCounters}, nameof(nonFinite), \"K's and V's NaN/Inf counters\");");
-
-    /// <summary>The kernel's arguments in its signature's order: launcher parameters (an optional buffer left out as a null pointer) or the launcher's locals.</summary>
-    private static void WriteKernelLaunch(CodeWriter w, KernelSignature signature, string kernel, string grid)
-    {
-        w.Line($"var arguments = new {ModuleWriter.Launching}.KernelArguments();");
-        foreach (var parameter in signature.Kernel)
-        {
-            var optional = signature.Host.Any(h => h.Name == parameter.Host && h.Optional);
-            w.Line($"{(optional ? $"if ({parameter.Host} is null) arguments.AddNullPointer(); else " : "")}arguments.Add({parameter.Host});");
-        }
-        w.Line($"stream.Launch(Module, {kernel}, {ModuleWriter.Launching}.Dim3.Of({grid}), arguments);");
-    }
 }

@@ -65,33 +65,16 @@ public static class KvCodesLauncherWriter
         w.Line($"/// (1 where that is 0); V's are {(spec.VOutput == Element.E4M3 ? "the e4m3 code (nearest even, saturating) of v · (1 / scale)" : "round-half-even(v · (1 / scale)) clamped to ±127")} with the channel's scale.");
         w.Line($"/// The same codes as the Quantize variants' LaunchCodes; NaN and Inf are the statistics pass's to count.");
         w.Line($"/// </summary>");
-        foreach (var parameter in signature.Host)
-        {
-            w.Line($"/// <param name=\"{parameter.Name}\">{parameter.Role}.</param>");
-        }
+        LauncherSections.WriteParameterDocs(w, signature);
         w.Line($"/// <remarks>Strides must be multiples of 8; K, V and the codes 16-byte aligned (16-byte loads and stores).</remarks>");
         w.Block($"public static void Launch({signature.CSharpParameters})", () =>
         {
-            w.Line($"{Guard}.Stream(stream, nameof(stream));");
-            foreach (var parameter in signature.Host.Where(p => p.Kind == HostKind.Buffer))
-            {
-                w.Line($"{Guard}.Buffer({parameter.Name}, nameof({parameter.Name}));");
-            }
+            LauncherSections.WriteReferenceChecks(w, signature);
             w.Line($"{Guard}.Positive(batch, nameof(batch));");
             w.Line($"{Guard}.Positive(heads, nameof(heads));");
             w.Line($"{Guard}.Positive(tokens, nameof(tokens));");
-            foreach (var tensor in new[] { "k", "v" })
-            {
-                var strides = new[] { "B", "H", "S" }.Select(s => tensor + "Stride" + s).ToArray();
-                foreach (var stride in strides)
-                {
-                    w.Line($"{Guard}.AtLeast({stride}, HeadDim, nameof({stride}), \"HeadDim: a token's channels are contiguous and rows must not overlap\");");
-                    w.Line($"{Guard}.MultipleOf({stride}, 8, nameof({stride}), \"each thread reads 8 channels as one 16-byte load\");");
-                }
-                w.Line($"{Guard}.Aligned({tensor}, 16, nameof({tensor}));");
-                var shape = $"$\"{tensor} [{{batch}}, {{heads}}, {{tokens}}, {{HeadDim}}] at strides ({{{strides[0]}}}, {{{strides[1]}}}, {{{strides[2]}}})\"";
-                w.Line($"{Guard}.Holds({tensor}, (batch - 1) * {strides[0]} + (heads - 1) * {strides[1]} + (tokens - 1) * {strides[2]} + HeadDim, nameof({tensor}), {shape});");
-            }
+            LauncherSections.WriteStridedTensorChecks(w, "k");
+            LauncherSections.WriteStridedTensorChecks(w, "v");
             w.Line($"var batchHeads = (long)batch * heads;");
             w.Line($"{Guard}.Fits(batchHeads * HeadDim, \"batch · heads · HeadDim\");");
             if (spec.VTransposed)
@@ -108,12 +91,7 @@ public static class KvCodesLauncherWriter
             w.Line($"{Guard}.Aligned(vCodes, 16, nameof(vCodes));");
             w.Line($"var blocks = batchHeads * (({(spec.VTransposed ? "paddedTokens" : "tokens")} + KScaleKeys - 1L) / KScaleKeys);");
             w.Line($"{Guard}.Fits(blocks, \"batch · heads · tiles (the grid)\");");
-            w.Line($"var arguments = new {ModuleWriter.Launching}.KernelArguments();");
-            foreach (var parameter in signature.Kernel)
-            {
-                w.Line($"arguments.Add({parameter.Host});");
-            }
-            w.Line($"stream.Launch(Module, KernelName, {ModuleWriter.Launching}.Dim3.Of(blocks), arguments);");
+            LauncherSections.WriteLaunch(w, signature, "KernelName", "blocks");
         });
     }
 }

@@ -54,34 +54,18 @@ public static class KvStatisticsLauncherWriter
         w.Line($"/// channel's scale Inf. When the counters are given, the NaN and Inf elements of K and of V are added to them on the stream");
         w.Line($"/// (atomically: zero them first).");
         w.Line($"/// </summary>");
-        foreach (var parameter in host)
-        {
-            w.Line($"/// <param name=\"{parameter.Name}\">{parameter.Role}.</param>");
-        }
+        LauncherSections.WriteParameterDocs(w, plan.Partials);
         w.Line($"/// <remarks>Strides must be multiples of 8 and K and V 16-byte aligned (each thread reads 8 channels as one 16-byte load).</remarks>");
         w.Block($"public static void Launch({plan.Partials.CSharpParametersWithDefaults})", () =>
         {
-            w.Line($"{Guard}.Stream(stream, nameof(stream));");
-            foreach (var parameter in host.Where(p => p.Kind == HostKind.Buffer))
-            {
-                w.Line($"{(parameter.Optional ? $"if ({parameter.Name} is not null) " : "")}{Guard}.Buffer({parameter.Name}, nameof({parameter.Name}));");
-            }
+            LauncherSections.WriteReferenceChecks(w, plan.Partials);
             w.Line($"{Guard}.Positive(batch, nameof(batch));");
             w.Line($"{Guard}.Positive(heads, nameof(heads));");
             w.Line($"{Guard}.Positive(tokens, nameof(tokens));");
             foreach (var tensor in host.Where(p => p.Kind == HostKind.Buffer && p.CSharpType == plan.InputElement))
             {
                 // An absent V (optional) is not read, so its strides are not checked.
-                var when = tensor.Optional ? $"if ({tensor.Name} is not null) " : "";
-                var strides = new[] { "B", "H", "S" }.Select(s => tensor.Name + "Stride" + s).ToArray();
-                foreach (var stride in strides)
-                {
-                    w.Line($"{when}{Guard}.AtLeast({stride}, HeadDim, nameof({stride}), \"HeadDim: a token's channels are contiguous and rows must not overlap\");");
-                    w.Line($"{when}{Guard}.MultipleOf({stride}, 8, nameof({stride}), \"each thread reads 8 channels as one 16-byte load\");");
-                }
-                w.Line($"{when}{Guard}.Aligned({tensor.Name}, 16, nameof({tensor.Name}));");
-                var shape = $"$\"{tensor.Name} [{{batch}}, {{heads}}, {{tokens}}, {{HeadDim}}] at strides ({{{strides[0]}}}, {{{strides[1]}}}, {{{strides[2]}}})\"";
-                w.Line($"{when}{Guard}.Holds({tensor.Name}, (batch - 1) * {strides[0]} + (heads - 1) * {strides[1]} + (tokens - 1) * {strides[2]} + HeadDim, nameof({tensor.Name}), {shape});");
+                LauncherSections.WriteStridedTensorChecks(w, tensor.Name, tensor.Optional ? $"if ({tensor.Name} is not null) " : "");
             }
             w.Line($"var batchHeads = (long)batch * heads;");
             w.Line($"var parts = batchHeads * SlicesPerHead(tokens);");
@@ -94,23 +78,8 @@ public static class KvStatisticsLauncherWriter
                 w.Line($"if ({counter.Name} is not null) {Guard}.Holds({counter.Name}, 1, nameof({counter.Name}), \"one NaN/Inf counter\");");
             }
             w.Line($"var slices = (int)SlicesPerHead(tokens);");
-            WriteKernelLaunch(w, plan.Partials, "KernelName", "parts", "partials");
-            WriteKernelLaunch(w, plan.Combine, "CombineKernelName", "(batchHeads * HeadDim + ThreadsPerBlock - 1) / ThreadsPerBlock", "combine");
+            LauncherSections.WriteLaunch(w, plan.Partials, "KernelName", "parts", "partials");
+            LauncherSections.WriteLaunch(w, plan.Combine, "CombineKernelName", "(batchHeads * HeadDim + ThreadsPerBlock - 1) / ThreadsPerBlock", "combine");
         });
-    }
-
-    /// <summary>One kernel's arguments from its signature: launcher parameters by name (an optional buffer left out as a null pointer), or the launcher's locals.</summary>
-    private static void WriteKernelLaunch(CodeWriter w, KernelSignature signature, string kernel, string blocks, string local)
-    {
-        w.Line($"var {local} = new {ModuleWriter.Launching}.KernelArguments();");
-        foreach (var parameter in signature.Kernel)
-        {
-            var host = signature.Host.FirstOrDefault(h => h.Name == parameter.Host);
-            var line = host is { Optional: true }
-                ? $"if ({parameter.Host} is null) {local}.AddNullPointer(); else {local}.Add({parameter.Host});"
-                : $"{local}.Add({(parameter.Host == "parts" ? "(int)parts" : parameter.Host)});";
-            w.Line($"{line}");
-        }
-        w.Line($"stream.Launch(Module, {kernel}, {ModuleWriter.Launching}.Dim3.Of({blocks}), {local});");
     }
 }

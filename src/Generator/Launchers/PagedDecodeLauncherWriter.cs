@@ -65,10 +65,7 @@ public static class PagedDecodeLauncherWriter
         w.Line($"/// bottom-right: its query j of n sees keys below length − n + j + 1). Each sequence's pages are split over");
         w.Line($"/// <paramref name=\"splits\"/> blocks per KV head, whose results a second kernel merges by LSE. Q and O are {element}.");
         w.Line($"/// </summary>");
-        foreach (var parameter in signature.Host)
-        {
-            w.Line($"/// <param name=\"{parameter.Name}\">{parameter.Role}.</param>");
-        }
+        LauncherSections.WriteParameterDocs(w, signature);
         w.Line($"/// <remarks>");
         w.Line($"/// The page table entries a sequence's length needs must be pages of the pool, distinct within the row, and each length");
         w.Line($"/// must fit its row and hold its query tokens; the running totals start at 0 and never decrease. All is checked before");
@@ -77,21 +74,7 @@ public static class PagedDecodeLauncherWriter
         w.Line($"/// </remarks>");
         w.Block($"public static void Launch({signature.CSharpParameters})", () =>
         {
-            foreach (var parameter in signature.Host)
-            {
-                if (parameter.Kind == HostKind.Stream)
-                {
-                    w.Line($"{Guard}.Stream({parameter.Name}, nameof({parameter.Name}));");
-                }
-                else if (parameter.Kind == HostKind.Buffer && !parameter.Optional)
-                {
-                    w.Line($"{Guard}.Buffer({parameter.Name}, nameof({parameter.Name}));");
-                }
-                else if (parameter.Kind == HostKind.Buffer)
-                {
-                    w.Line($"if ({parameter.Name} is not null) {Guard}.Buffer({parameter.Name}, nameof({parameter.Name}));");
-                }
-            }
+            LauncherSections.WriteReferenceChecks(w, signature);
             w.Line($"{Guard}.Positive(headsKv, nameof(headsKv));");
             w.Line($"{Guard}.Positive(headsQ, nameof(headsQ));");
             w.Line($"{Guard}.MultipleOf(headsQ, headsKv, nameof(headsQ), \"the query heads sharing a KV head are one group\");");
@@ -130,26 +113,8 @@ public static class PagedDecodeLauncherWriter
             }
             w.Line($"if (rows == 0) return;  // no sequence has a query token: nothing to attend or write");
             w.Line($"stream.CopyToDevice(workspace, (global::System.ReadOnlySpan<int>)work);");
-            w.Line($"var arguments = new {ModuleWriter.Launching}.KernelArguments();");
-            foreach (var parameter in signature.Kernel)
-            {
-                w.Line($"arguments.Add({parameter.Host});");
-            }
-            w.Line($"stream.Launch(Module, KernelName, {ModuleWriter.Launching}.Dim3.Of((long)headsKv * RowTiles(headsQ, headsKv, mostQueries), splits, batch), arguments);");
-            w.Line($"var merge = new {ModuleWriter.Launching}.KernelArguments();");
-            foreach (var parameter in plan.MergeParameters)
-            {
-                // A launcher parameter, or the rows the launcher counted.
-                if (signature.Host.Any(h => h.Name == parameter.Host && h.Optional))
-                {
-                    w.Line($"if ({parameter.Host} is null) merge.AddNullPointer(); else merge.Add({parameter.Host});");
-                }
-                else
-                {
-                    w.Line($"merge.Add({parameter.Host});");
-                }
-            }
-            w.Line($"stream.Launch(Module, MergeKernelName, {ModuleWriter.Launching}.Dim3.Of(((long)rows + {PagedDecodeKernelWriter.MergeWarps - 1}) / {PagedDecodeKernelWriter.MergeWarps}), merge);");
+            LauncherSections.WriteLaunch(w, signature, "KernelName", "(long)headsKv * RowTiles(headsQ, headsKv, mostQueries), splits, batch");
+            LauncherSections.WriteLaunch(w, plan.MergeSignature, "MergeKernelName", $"((long)rows + {PagedDecodeKernelWriter.MergeWarps - 1}) / {PagedDecodeKernelWriter.MergeWarps}", "merge");
         });
     }
 }

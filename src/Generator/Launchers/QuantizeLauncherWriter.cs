@@ -240,13 +240,7 @@ public static class QuantizeLauncherWriter
         w.Line($"{Guard}.Positive(batch, nameof(batch));");
         w.Line($"{Guard}.Positive(heads, nameof(heads));");
         w.Line($"{Guard}.Positive(tokens, nameof(tokens));");
-        foreach (var stride in new[] { "strideB", "strideH", "strideS" })
-        {
-            w.Line($"{Guard}.AtLeast({stride}, HeadDim, nameof({stride}), \"HeadDim: a token's channels are contiguous and rows must not overlap\");");
-            w.Line($"{Guard}.MultipleOf({stride}, 8, nameof({stride}), \"each thread reads 8 channels as one 16-byte load\");");
-        }
-        w.Line($"{Guard}.Aligned(x, 16, nameof(x));");
-        w.Line($"{Guard}.Holds(x, (batch - 1) * strideB + (heads - 1) * strideH + (tokens - 1) * strideS + HeadDim, nameof(x), $\"x [{{batch}}, {{heads}}, {{tokens}}, {{HeadDim}}] at strides ({{strideB}}, {{strideH}}, {{strideS}})\");");
+        LauncherSections.WriteStridedTensorChecks(w, "x", strideStem: "stride");
         w.Line($"var batchHeads = (long)batch * heads;");
         w.Line($"{Guard}.Fits(batchHeads * HeadDim, \"batch · heads · HeadDim\");");
     }

@@ -97,7 +97,7 @@ public sealed record KvStatisticsPlan(KvStatisticsSpec Spec)
     {
         new("partials", "const float* __restrict__", Passing.Pointer, "workspace"),
         new("slices", "int", Passing.Value, "slices"),
-        new("parts", "int", Passing.Value, "parts"),
+        new("parts", "int", Passing.Value, "(int)parts"),  // the launcher's local, checked to fit an int
         new("S", "int", Passing.Value, "tokens"),
         new("k_mean", "float* __restrict__", Passing.Pointer, "kMean"),
         new("v_scale", "float* __restrict__", Passing.Pointer, "vScale"),
