@@ -1,5 +1,4 @@
 using KernelDsl;
-using KernelDsl.Attention.FlashAttention;
 using KernelDsl.Attention.KvCache;
 using KernelDsl.Attention.Reference;
 
@@ -16,24 +15,6 @@ public class PagedDecodeModifierReferenceTests(ITestOutputHelper output)
 {
     private const double OutputBar = 3e-2, LseBar = 0.1;
     private const int D = 128;
-
-    /// <summary>The library's modifiers with their arguments, by name (the GPU tests bind the same).</summary>
-    internal static AttentionModifiers Modifiers(string name, int headsQ) => name switch
-    {
-        "window 20" => Window(20),
-        "window 150" => Window(150),
-        "alibi" => new AttentionModifiers(Score: (s, b, h, q, k) => Alibi.Bias(s, b, h, q, k, Slopes(headsQ))),
-        "softcap" => new AttentionModifiers(Score: (s, b, h, q, k) => Softcap.Cap(s, b, h, q, k, Cap)),
-        _ => throw new ArgumentException($"no modifier '{name}'", nameof(name)),
-    };
-
-    internal static AttentionModifiers Window(int window) => new(Mask: (b, h, q, k) => SlidingWindow.Visible(b, h, q, k, window));
-
-    /// <summary>ALiBi's slopes for a power-of-two head count: 2^(−8(h+1)/H).</summary>
-    internal static float[] Slopes(int heads) => Enumerable.Range(0, heads).Select(h => MathF.Pow(2f, -8f * (h + 1) / heads)).ToArray();
-
-    /// <summary>Small enough that tanh bends most scores (K's offsets make them several units).</summary>
-    internal const float Cap = 2.5f;
 
     [Theory]
     [InlineData("window 20", 1, 8, 1)]
@@ -53,7 +34,7 @@ public class PagedDecodeModifierReferenceTests(ITestOutputHelper output)
         var lengths = new[] { 16, 63, 64, 65, 700 };
         var (model, ids, kPages, vPages) = PagedDecodeReferenceTests.Cache(random, D, headsKv, lengths);
         var queries = ids.Select(_ => Enumerable.Range(0, headsQ * seqQ * D).Select(_ => (double)(Half)AttentionTests.Reference.AttentionTestData.Normal(random)).ToArray()).ToList();
-        var modifiers = Modifiers(modifier, headsQ);
+        var modifiers = DecodeModifierCases.Modifiers(modifier, headsQ);
         var exact = PagedAttentionReference.Forward(model.Table, ids, queries, kPages, vPages, headsQ, headsKv, D, causal: true, modifiers: modifiers);
         var plain = PagedAttentionReference.Forward(model.Table, ids, queries, kPages, vPages, headsQ, headsKv, D, causal: true);
         var cache = PagedDecodeReference.Dequantized(model, ids, queries, headsQ, modifiers: modifiers);
@@ -90,7 +71,7 @@ public class PagedDecodeModifierReferenceTests(ITestOutputHelper output)
         const int HeadsQ = 8, HeadsKv = 1, Length = 700;
         var (model, ids, _, _) = PagedDecodeReferenceTests.Cache(random, D, HeadsKv, [Length]);
         var queries = new List<double[]> { Enumerable.Range(0, HeadsQ * seqQ * D).Select(_ => (double)(Half)AttentionTests.Reference.AttentionTestData.Normal(random)).ToArray() };
-        var modifiers = Window(window);
+        var modifiers = DecodeModifierCases.Window(window);
         var before = PagedDecodeReference.Int8(model, ids, queries, HeadsQ, splits: 3, modifiers: modifiers);
         var pages = model.Table.PagesOf(ids[0]);
         // The oldest key any query sees is the first query's position − window + 1.
@@ -125,7 +106,7 @@ public class PagedDecodeModifierReferenceTests(ITestOutputHelper output)
         var random = new Random(seed);
         const int HeadsQ = 8, HeadsKv = 2, Dim = 64;
         int[] lengths = [500, 190];
-        var modifiers = Modifiers(modifier, HeadsQ);
+        var modifiers = DecodeModifierCases.Modifiers(modifier, HeadsQ);
         var model = new KvCacheModel(lengths.Sum(l => (l + 63) / 64) + 2, lengths.Length, HeadsKv, Dim);
         var ids = lengths.Select(_ => model.AddSequence()).ToArray();
         var q = lengths.Select(n => KvCacheTestData.Tokens(random, n * HeadsQ, 1, Dim, Element.F16)).ToArray();
