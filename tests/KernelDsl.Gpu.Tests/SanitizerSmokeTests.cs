@@ -83,5 +83,10 @@ public class SanitizerSmokeTests(ITestOutputHelper output)
         {
             tests.Small(headDim, input);
         }
+        var modifiers = new KvCache.PagedDecodeModifierGpuTests(output);
+        foreach (var modifier in new[] { "window 20", "window 150", "alibi", "softcap" })
+        {
+            modifiers.Small(modifier);
+        }
     }
 }

@@ -4,7 +4,8 @@ namespace KernelDsl.Attention.FlashAttention;
 
 // The library's attention variants, written the way a user writes one: a [MaskModifier] or [ScoreModifier] method in
 // C# on an [AttentionFamily] type, which gets one kernel per form of D128Forms. The generator translates each method
-// to CUDA and derives the mask's block classifier from it; the CPU references call the same methods.
+// to CUDA and derives the mask's block classifier from it; the CPU references call the same methods. A [PagedDecode]
+// declared inside a family applies its modifiers to decode and chunked prefill over the paged cache (docs/KV_CACHE.md).
 
 /// <summary>
 /// The forms every library family is built in, each Like one of the plain declarations (Int8AttentionVariants.cs): the
@@ -28,6 +29,10 @@ public static partial class SlidingWindow
 {
     [MaskModifier]
     public static bool Visible(int b, int h, int q, int k, int window) => k <= q && q - k < window;
+
+    /// <summary>Decode over the paged cache with the window, D = 128 f16: pages older than the window are never read.</summary>
+    [PagedDecode(HeadDim = 128, PageSize = 64, Input = Element.F16, Warps = 4, Stages = 2)]
+    public static partial class PagedDecodeD128;
 }
 
 /// <summary>Causal ALiBi: each score gains <c>slopes[h]·(k − q)</c>, a per-head linear penalty on distance.</summary>
@@ -36,6 +41,10 @@ public static partial class Alibi
 {
     [ScoreModifier]
     public static float Bias(float score, int b, int h, int q, int k, ReadOnlySpan<float> slopes) => score + slopes[h] * (k - q);
+
+    /// <summary>Decode over the paged cache with ALiBi, D = 128 f16 (q and k are positions in the cache).</summary>
+    [PagedDecode(HeadDim = 128, PageSize = 64, Input = Element.F16, Warps = 4, Stages = 2)]
+    public static partial class PagedDecodeD128;
 }
 
 /// <summary>Causal softcapping (Gemma 2, Grok): scores pass through <c>cap·tanh(s / cap)</c>, bounding them to ±cap.</summary>
@@ -44,6 +53,10 @@ public static partial class Softcap
 {
     [ScoreModifier]
     public static float Cap(float score, int b, int h, int q, int k, float cap) => cap * MathF.Tanh(score / cap);
+
+    /// <summary>Decode over the paged cache with softcapping, D = 128 f16.</summary>
+    [PagedDecode(HeadDim = 128, PageSize = 64, Input = Element.F16, Warps = 4, Stages = 2)]
+    public static partial class PagedDecodeD128;
 }
 
 /// <summary>

@@ -14,10 +14,13 @@ public static class PagedAttentionReference
     /// <summary>
     /// O and LSE of each sequence of <paramref name="batch"/>: <paramref name="queries"/>[i] is sequence i's
     /// [Hq][Sq_i][D] (Sq_i from 1 to any length; causal is bottom-right, the queries being the last Sq_i positions),
-    /// attending to all <see cref="KvPageTable.LengthOf"/> tokens of its pages.
+    /// attending to all <see cref="KvPageTable.LengthOf"/> tokens of its pages. <paramref name="modifiers"/> see what the paged
+    /// decode kernel gives them: q and k as positions in the sequence (query i of Sq_i is at length − Sq_i + i), b as the
+    /// sequence's index in <paramref name="batch"/>.
     /// </summary>
     public static IReadOnlyList<Float64AttentionResult> Forward(KvPageTable table, IReadOnlyList<int> batch, IReadOnlyList<double[]> queries,
-        double[] kPages, double[] vPages, int headsQ, int headsKv, int headDim, bool causal = false, double? softmaxScale = null)
+        double[] kPages, double[] vPages, int headsQ, int headsKv, int headDim, bool causal = false, double? softmaxScale = null,
+        AttentionModifiers? modifiers = null)
     {
         ArgumentNullException.ThrowIfNull(table);
         ArgumentNullException.ThrowIfNull(batch);
@@ -43,10 +46,18 @@ public static class PagedAttentionReference
             }
             var shape = new AttentionShape(1, headsQ, headsKv, queries[i].Length / (headsQ * headDim), length, headDim, causal, softmaxScale);
             var (k, v) = (Gather(table, batch[i], kPages, headsKv, headDim), Gather(table, batch[i], vPages, headsKv, headDim));
-            results[i] = Float64Attention.Forward(shape, queries[i], k, v);
+            results[i] = Float64Attention.Forward(shape, queries[i], k, v, modifiers: InCache(modifiers, i, length - shape.TokensQ));
         }
         return results;
     }
+
+    /// <summary>
+    /// <paramref name="modifiers"/> for one sequence's own attention (b = 0, query i): called with b = <paramref name="sequence"/>,
+    /// the query's position <paramref name="firstQuery"/> + i and the key's.
+    /// </summary>
+    public static AttentionModifiers? InCache(AttentionModifiers? modifiers, int sequence, int firstQuery) => modifiers is null ? null : new AttentionModifiers(
+        modifiers.Score is { } score ? (s, _, h, q, k) => score(s, sequence, h, firstQuery + q, k) : null,
+        modifiers.Mask is { } mask ? (_, h, q, k) => mask(sequence, h, firstQuery + q, k) : null);
 
     /// <summary>A sequence's tokens from its pages, as [Hkv][length][D].</summary>
     public static double[] Gather(KvPageTable table, int sequence, double[] pages, int headsKv, int headDim)

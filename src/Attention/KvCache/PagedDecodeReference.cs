@@ -8,6 +8,9 @@ namespace KernelDsl.Attention.KvCache;
 /// <see cref="Int8"/> repeats the decode kernel's arithmetic: Q rounded to int8 per row, int32 S per page plus q·mean,
 /// exp2 softmax with P rounded to u8 (×255) against each warp's running max, int32 P·V times the page's V scales, the
 /// warps of a split and then the splits merged by LSE; so the GPU's distance to it is the kernel's float rounding alone.
+/// Both take the variant's modifiers as the kernel applies them: q and k are positions in the cache (query j of a sequence's
+/// n is at length − n + j), b the sequence's index in the batch, h the query head; the score modifier sees the natural-log
+/// score; a mask ANDs with causal, and the int8 model splits only the pages the mask shows a tile, as the kernel does.
 /// </summary>
 public static class PagedDecodeReference
 {
@@ -18,11 +21,11 @@ public static class PagedDecodeReference
     /// <paramref name="queries"/> holds each sequence's [Hq][Sq][D].
     /// </summary>
     public static IReadOnlyList<Float64AttentionResult> Dequantized(KvCacheModel model, IReadOnlyList<int> batch, IReadOnlyList<double[]> queries, int headsQ,
-        double? softmaxScale = null)
+        double? softmaxScale = null, AttentionModifiers? modifiers = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         var (k, v) = model.Dequantize();
-        return PagedAttentionReference.Forward(model.Table, batch, queries, k, v, headsQ, model.HeadsKv, model.HeadDim, causal: true, softmaxScale);
+        return PagedAttentionReference.Forward(model.Table, batch, queries, k, v, headsQ, model.HeadsKv, model.HeadDim, causal: true, softmaxScale, modifiers);
     }
 
     /// <summary>
@@ -32,7 +35,7 @@ public static class PagedDecodeReference
     /// each sequence's [Hq][Sq][D], the values of its f16/bf16 queries.
     /// </summary>
     public static IReadOnlyList<Float64AttentionResult> Int8(KvCacheModel model, IReadOnlyList<int> batch, IReadOnlyList<double[]> queries, int headsQ,
-        int splits, int warps = 4, double? softmaxScale = null)
+        int splits, int warps = 4, double? softmaxScale = null, AttentionModifiers? modifiers = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(batch);
@@ -44,7 +47,8 @@ public static class PagedDecodeReference
         {
             throw new ArgumentException($"headsQ = {headsQ} must be a multiple of the cache's {hkv} KV heads.", nameof(headsQ));
         }
-        var scoreLog2 = (float)((softmaxScale ?? 1.0 / Math.Sqrt(d)) * 1.4426950408889634);
+        // σ·log₂e, or σ alone where a score modifier takes the natural-log score (its result is scaled by log₂e).
+        var scale = (float)((softmaxScale ?? 1.0 / Math.Sqrt(d)) * (modifiers?.Score is null ? 1.4426950408889634 : 1));
         var results = new Float64AttentionResult[batch.Count];
         for (var s = 0; s < batch.Count; s++)
         {
@@ -52,20 +56,28 @@ public static class PagedDecodeReference
             var pages = model.Table.PagesOf(batch[s]);
             var seqQ = queries[s].Length / (headsQ * d);
             var (o, lse) = (new double[queries[s].Length], new double[headsQ * seqQ]);
+            var sequencePages = (length + ps - 1) / ps;
+            var group = headsQ / hkv;
+            var ranges = new Dictionary<(int KvHead, int Tile), (int First, int Count)>();
             for (var hq = 0; hq < headsQ; hq++)
             {
-                var kvHead = hq / (headsQ / hkv);
+                var kvHead = hq / group;
                 for (var i = 0; i < seqQ; i++)
                 {
                     var q = queries[s].AsSpan((hq * seqQ + i) * d, d).ToArray();
                     var (codes, qScale) = QuantizeRow(q);
-                    var limit = Math.Min(length, length - seqQ + i + 1);
+                    var row = new Row(s, hq, length - seqQ + i, Math.Min(length, length - seqQ + i + 1), modifiers);
                     var parts = new List<(double Lse, double[] O)>();
-                    var sequencePages = (length + ps - 1) / ps;
+                    // The kernel's block for this row: (KV head, 16-row tile of the (token, head of the group) rows).
+                    var tile = (i * group + hq % group) / 16;
+                    if (!ranges.TryGetValue((kvHead, tile), out var range))
+                    {
+                        range = ranges[(kvHead, tile)] = modifiers?.Mask is { } mask ? MaskRange(mask, s, length, seqQ, group, kvHead, tile, ps) : (0, sequencePages);
+                    }
                     for (var split = 0; split < splits; split++)
                     {
-                        var (first, end) = ((int)((long)split * sequencePages / splits), (int)((long)(split + 1) * sequencePages / splits));
-                        var states = Enumerable.Range(0, warps).Select(w => Warp(model, pages, kvHead, q, codes, qScale, scoreLog2, limit, Enumerable.Range(first, Math.Max(0, end - first)).Where(p => (p - first) % warps == w))).ToList();
+                        var (first, end) = (range.First + (int)((long)split * range.Count / splits), range.First + (int)((long)(split + 1) * range.Count / splits));
+                        var states = Enumerable.Range(0, warps).Select(w => Warp(model, pages, kvHead, q, codes, qScale, scale, row, Enumerable.Range(first, Math.Max(0, end - first)).Where(p => (p - first) % warps == w))).ToList();
                         parts.Add(MergeWarps(states, d));
                     }
                     var (rowLse, rowO) = MergeSplits(parts, d);
@@ -76,6 +88,39 @@ public static class PagedDecodeReference
             results[s] = new Float64AttentionResult(o, lse);
         }
         return results;
+    }
+
+    /// <summary>
+    /// A query row as the modifiers see it: sequence <paramref name="Batch"/> of the batch, query head <paramref name="Head"/>,
+    /// its position in the cache; keys at or past <paramref name="Limit"/> are causally hidden.
+    /// </summary>
+    private sealed record Row(int Batch, int Head, int Position, int Limit, AttentionModifiers? Modifiers)
+    {
+        public bool Hides(int key) => key >= Limit || (Modifiers?.Mask is { } mask && !mask(Batch, Head, Position, key));
+    }
+
+    /// <summary>
+    /// The pages a masked tile visits, as the kernel finds them: from the first to the last page, below the tile's last
+    /// causal key, where the mask shows some key below the length to some row of the tile. The kernel's block classifier
+    /// bounds the mask over the tile's tokens × the page's keys (or per row where the mask reads h), exactly the pairs
+    /// enumerated here, so the two ranges agree wherever the classifier is exact (a sliding window: linear in q − k).
+    /// </summary>
+    private static (int First, int Count) MaskRange(MaskModifier mask, int b, int length, int seqQ, int group, int kvHead, int tile, int ps)
+    {
+        var packed = seqQ * group;
+        var rows = Enumerable.Range(tile * 16, Math.Min(16, packed - tile * 16)).Select(p => (Q: length - seqQ + p / group, H: kvHead * group + p % group)).ToList();
+        var causalPages = Math.Min((length + ps - 1) / ps, rows[^1].Q / ps + 1);
+        var (first, last) = (-1, -1);
+        for (var page = 0; page < causalPages; page++)
+        {
+            var keys = Enumerable.Range(page * ps, Math.Min(ps, length - page * ps));
+            if (rows.Any(r => keys.Any(k => mask(b, r.H, r.Q, k))))
+            {
+                first = first < 0 ? page : first;
+                last = page;
+            }
+        }
+        return first < 0 ? (0, 0) : (first, last + 1 - first);
     }
 
     /// <summary>A query row's int8 codes and scale, as the kernel's quantize helpers round them.</summary>
@@ -96,9 +141,12 @@ public static class PagedDecodeReference
         return (codes, scale);
     }
 
-    /// <summary>One warp's online softmax over its pages: running max m (log2 units), sum l and O, both in units of 255·P.</summary>
+    /// <summary>
+    /// One warp's online softmax over its pages: running max m (log2 units), sum l and O, both in units of 255·P. The scores
+    /// are scaled by <paramref name="scale"/>: σ·log₂e, or σ where a score modifier takes the natural-log score.
+    /// </summary>
     private static (double M, double L, double[] O) Warp(KvCacheModel model, IReadOnlyList<int> pages, int kvHead, double[] q, int[] codes, float qScale,
-        float scoreLog2, int limit, IEnumerable<int> mine)
+        float scale, Row row, IEnumerable<int> mine)
     {
         var (d, ps, hkv) = (model.HeadDim, model.PageSize, model.HeadsKv);
         var (m, l, o) = (double.NegativeInfinity, 0.0, new double[d]);
@@ -112,7 +160,8 @@ public static class PagedDecodeReference
             {
                 qm += q[c] * model.KMean[pageHead * d + c];
             }
-            var a = qScale * scoreLog2 * (double)model.KScale[pageHead];
+            var a = qScale * scale * (double)model.KScale[pageHead];
+            var score = row.Modifiers?.Score;
             var top = double.NegativeInfinity;
             for (var key = 0; key < ps; key++)
             {
@@ -121,7 +170,10 @@ public static class PagedDecodeReference
                 {
                     dot += codes[c] * model.KCodes[(pageHead * ps + key) * d + c];
                 }
-                x[key] = page * ps + key >= limit ? double.NegativeInfinity : dot * a + qm * scoreLog2;
+                var position = page * ps + key;
+                x[key] = row.Hides(position) ? double.NegativeInfinity
+                    : score is null ? dot * a + qm * scale
+                    : score((float)(dot * a + qm * scale), row.Batch, row.Head, row.Position, position) * 1.4426950408889634;
                 top = Math.Max(top, x[key]);
             }
             var mNew = Math.Max(m, top);

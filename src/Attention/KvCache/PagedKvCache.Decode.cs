@@ -173,6 +173,14 @@ public sealed partial class PagedKvCache
         {
             throw new ArgumentException($"This cache attends with {Input} queries ({(Input == Element.BF16 ? "DeviceBuffer<ushort> of bf16 bits" : "DeviceBuffer<Half>")}).", nameof(queries));
         }
+        AttendPages(launch, variant.Splits, stream, queries, cuQueries, lengths, pageTable, tablePages, headsQ, output, lse, softmaxScale, splits);
+    }
+
+    /// <summary>The public AttendPages with the decode kernel and its split rule given (a declared variant's, or one with modifiers).</summary>
+    private void AttendPages<T>(DecodeLaunch<T> launch, SplitRule splitRule, CudaStream stream, DeviceBuffer<T> queries, ReadOnlySpan<int> cuQueries,
+        ReadOnlySpan<int> lengths, ReadOnlySpan<int> pageTable, int tablePages, int headsQ, DeviceBuffer<T> output, DeviceBuffer<float>? lse, float? softmaxScale,
+        int? splits) where T : unmanaged
+    {
         LaunchGuard.Positive(headsQ, nameof(headsQ));
         LaunchGuard.MultipleOf(headsQ, HeadsKv, nameof(headsQ), $"the cache has {HeadsKv} KV heads and each serves a group of query heads");
         if (lengths.Length == 0)
@@ -185,7 +193,7 @@ public sealed partial class PagedKvCache
             longest = Math.Max(longest, length);
         }
         var mostQueries = Math.Max(1, KvDecodeWork.MostQueries(cuQueries));
-        var count = splits ?? variant.Splits(longest, lengths.Length, headsQ, HeadsKv, mostQueries, Device.SmCount);
+        var count = splits ?? splitRule(longest, lengths.Length, headsQ, HeadsKv, mostQueries, Device.SmCount);
         LaunchGuard.Positive(count, nameof(splits));
         var queryTokens = KvDecodeWork.Queries(cuQueries);
         Grow(stream, ref _decodeWorkspace, KvDecodeWork.Length(lengths.Length, tablePages));

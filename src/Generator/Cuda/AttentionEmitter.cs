@@ -37,7 +37,7 @@ public static class AttentionEmitter
         LayoutWriter.Write(w, spec.LayoutOf(Operand.Q)!, spec.BlockM, spec.HeadDim);
         LayoutWriter.Write(w, spec.LayoutOf(Operand.K)!, spec.BlockN, spec.HeadDim);
         LayoutWriter.Write(w, spec.LayoutOf(Operand.V)!, plan.VRows, plan.VRowBytes);
-        WriteModifiers(w, spec);
+        ModifierWriter.WriteModifiers(w, spec.Score, spec.Mask);
         w.Line();
         kernel.WriteLoaders(w);
         w.Line();
@@ -79,35 +79,9 @@ public static class AttentionEmitter
             LayoutWriter.Write(w, spec.LayoutOf(Operand.V)!, plan.VRows, plan.VRowBytes);
             LayoutWriter.Write(w, kernel.StagingLayout, spec.BlockN, spec.HeadDim, WgmmaAttentionKernelWriter.StagingFunction);
         }
-        WriteModifiers(w, spec);
+        ModifierWriter.WriteModifiers(w, spec.Score, spec.Mask);
         w.Line();
         kernel.WriteKernel(w);
         return w.ToString();
-    }
-
-    /// <summary>The user's modifiers as device functions, and the mask's block classifier; nothing for a variant with none.</summary>
-    private static void WriteModifiers(CodeWriter w, AttentionSpec spec)
-    {
-        if (spec.Score is null && spec.Mask is null)
-        {
-            return;
-        }
-        w.Line();
-        w.Line($"// ---- The user's modifiers, translated from C# ----");
-        w.Line($"#define KDSL_LOG2E 1.44269504f");
-        w.Line($"#define KDSL_LN2 0.693147181f");
-        if (spec.Score is { } score)
-        {
-            if (ModifierWriter.UsesApproximateTanh(score))
-            {
-                ModifierWriter.WriteApproximateTanh(w);
-            }
-            ModifierWriter.WriteFunction(w, score);
-        }
-        if (spec.Mask is { } mask)
-        {
-            ModifierWriter.WriteFunction(w, mask);
-            ModifierWriter.WriteBlockClassifier(w, mask);
-        }
     }
 }

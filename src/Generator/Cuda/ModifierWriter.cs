@@ -44,6 +44,35 @@ public static class ModifierWriter
     }
 
     /// <summary>
+    /// A kernel's modifiers as device functions (<see cref="WriteFunction"/>), with the mask's block classifier and the
+    /// constants their callers scale by; nothing for a kernel with none. Every family that applies modifiers writes them so.
+    /// </summary>
+    public static void WriteModifiers(CodeWriter w, ModifierSpec? score, ModifierSpec? mask)
+    {
+        if (score is null && mask is null)
+        {
+            return;
+        }
+        w.Line();
+        w.Line($"// ---- The user's modifiers, translated from C# ----");
+        w.Line($"#define KDSL_LOG2E 1.44269504f");
+        w.Line($"#define KDSL_LN2 0.693147181f");
+        if (score is not null)
+        {
+            if (UsesApproximateTanh(score))
+            {
+                WriteApproximateTanh(w);
+            }
+            WriteFunction(w, score);
+        }
+        if (mask is not null)
+        {
+            WriteFunction(w, mask);
+            WriteBlockClassifier(w, mask);
+        }
+    }
+
+    /// <summary>
     /// <c>static __device__ __forceinline__ float kdsl_score_mod(…) { const T u_local = …; return …; }</c> (a mask returns
     /// bool), under a comment naming the C# method.
     /// </summary>

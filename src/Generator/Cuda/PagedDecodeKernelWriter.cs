@@ -22,6 +22,13 @@ namespace KernelDsl.Generator.Cuda;
 /// Queries come per sequence as running totals (cuQueries), so one launch serves decode steps (1 to 16 tokens) and
 /// chunked prefill (a chunk's tokens attending to the cache, which already holds them): causal is bottom-right.
 /// </para>
+/// <para>
+/// Modifiers (a [ScoreModifier] or [MaskModifier] of a type around the declaration) see each row's absolute position in
+/// its sequence as q (length − n + j), the key's as k, the sequence's index in the batch as b and the query head as h. The
+/// score modifier gets the natural-log score σ·q·k and its result is scaled by log₂e, as the prefill kernels do. The mask
+/// ANDs with causal; its block classifier bounds the pages a tile visits (the splits share only those), and a page it
+/// shows whole runs without per-score mask code.
+/// </para>
 /// <para>Merge: one warp per output row combines the splits by their LSE and writes O in the declared element (and LSE).</para>
 /// </summary>
 public static class PagedDecodeKernelWriter
@@ -43,10 +50,14 @@ public static class PagedDecodeKernelWriter
         }
         var w = new CodeWriter();
         CudaPrelude.Write(w, spec,
+        [
             $"Paged INT8 KV cache decode attention, {spec.Input.CudaName()} Q and O, head dim {d}, pages of {plan.PageSize} tokens (docs/KV_CACHE.md).",
             $"Split-KV: a block per (KV head × 16-row tile of (query token, grouped query head), split, sequence); {plan.Warps} warps, each with its own pages,",
             $"{plan.Stages} cp.async stages and online softmax. S = Q·Kᵀ on {plan.Qk.Ptx}, P (×{plan.PScale}, π key order) · V on {plan.Pv.Ptx},",
-            $"V through ldmatrix.trans + prmt; {plan.SharedMemoryBytes} bytes of shared memory. The merge kernel combines the splits by LSE.");
+            $"V through ldmatrix.trans + prmt; {plan.SharedMemoryBytes} bytes of shared memory. The merge kernel combines the splits by LSE.",
+            .. new[] { spec.Score, spec.Mask }.OfType<ModifierSpec>().Select(m =>
+                $"{(m.Kind == ModifierKind.Score ? "Score modifier" : "Mask")} C# {m.DeclaringType.Replace("global::", "")}.{m.MethodName}, with q and k the positions in the cache."),
+        ]);
         var convert = spec.Input == Element.BF16 ? PtxHelper.Bf16Convert : PtxHelper.F16Convert;
         var helpers = new[] { PtxHelper.IntMath, PtxHelper.SoftmaxMath, convert, PtxHelper.HalfPack, PtxHelper.BytePack, PtxHelper.WarpReduce }
             .Concat(PagedDecodePlan.Atoms.SelectMany(PtxHelpers.For));
@@ -66,6 +77,7 @@ public static class PagedDecodeKernelWriter
         LayoutWriter.Write(w, plan.Layout(Operand.Q), PagedDecodePlan.Rows, d);
         LayoutWriter.Write(w, plan.Layout(Operand.K), plan.PageSize, d);
         LayoutWriter.Write(w, plan.Layout(Operand.V), plan.PageSize, d);
+        ModifierWriter.WriteModifiers(w, spec.Score, spec.Mask);
         w.Line();
         new DecodeWriter(plan, composition.Channels!, w).Write();
         w.Line();
@@ -118,7 +130,23 @@ public static class PagedDecodeKernelWriter
         private readonly int _d = plan.HeadDim;
         private readonly int _warps = plan.Warps;
         private readonly int _stages = plan.Stages;
+        private readonly ModifierSpec? _score = plan.Spec.Score;
+        private readonly ModifierSpec? _mask = plan.Spec.Mask;
         private static string Float(double x) => x.ToString("G9", CultureInfo.InvariantCulture) + "f";
+
+        /// <summary>What S·qscale·kscale + q·mean is scaled by: σ·log₂e, or σ alone when a score modifier takes the natural-log score.</summary>
+        private string ScoreScale => _score is null ? "score_log2" : "score_unit";
+
+        /// <summary>
+        /// A modifier's call for a row's position <paramref name="q"/> and head <paramref name="h"/> against
+        /// <paramref name="key"/>: (score,) b, h, q, k, then its runtime parameters, the kernel's parameters of the same names.
+        /// </summary>
+        private static string Call(ModifierSpec modifier, string h, string q, string key, string? score = null) =>
+            $"{ModifierWriter.FunctionName(modifier)}({string.Join(", ", (score is null ? [] : new[] { score }).Concat(["b", h, q, key]).Concat(ModifierWriter.RuntimeArgumentNames(modifier)))})";
+
+        /// <summary>The mask's block classifier for the lane's row group over keys [<paramref name="first"/>, min(first + page, length)).</summary>
+        private string PageClass(ModifierSpec mask, string first) =>
+            $"kdsl_mask_block({string.Join(", ", new[] { "b", "mask_h", "mask_q_lo", "mask_q_hi", first, $"kdsl_min({first} + {plan.PageSize}, length) - 1" }.Concat(ModifierWriter.RuntimeArgumentNames(mask)))})";
 
         public void Write()
         {
@@ -179,12 +207,54 @@ public static class PagedDecodeKernelWriter
             w.Line($"const int kv_head = blockIdx.x / row_tiles, tile = blockIdx.x % row_tiles;");
             w.Line($"if (tile * 16 >= packed) return;  // the whole block: no barrier is waited on");
             w.Line($"const int sequence_pages = (length + {plan.PageSize - 1}) / {plan.PageSize};");
-            w.Line($"// This split's pages [first_page, end_page): contiguous, balanced to within one page.");
-            w.Line($"const int first_page = (int)((long long)split * sequence_pages / splits);");
-            w.Line($"const int end_page = (int)((long long)(split + 1) * sequence_pages / splits);");
+            if (_mask is { } mask)
+            {
+                WriteMaskRange(mask);
+            }
+            else
+            {
+                w.Line($"// This split's pages [first_page, end_page): contiguous, balanced to within one page.");
+                w.Line($"const int first_page = (int)((long long)split * sequence_pages / splits);");
+                w.Line($"const int end_page = (int)((long long)(split + 1) * sequence_pages / splits);");
+            }
             w.Line($"const long long rows = (long long)cu_q[batch] * heads_q;");
             w.Line($"// Tile row r is packed row p = 16·tile + r: query token q_first + p / group, query head kv_head·group + p % group,");
             w.Line($"// output row (q_first + p / group)·heads_q + kv_head·group + p % group; rows past packed are padding, never written.");
+        }
+
+        /// <summary>
+        /// The pages a masked tile visits: those from the first to the last page the mask's block classifier does not hide
+        /// from the tile's rows, below the tile's last causal key. Every warp's lanes split the pages (each lane's row group is
+        /// fixed: 32 is a multiple of the groups) and every warp finds the same range; the splits then share that range, so
+        /// pages outside it (older than a sliding window) are never loaded and no split is left with none while another has many.
+        /// </summary>
+        private void WriteMaskRange(ModifierSpec mask)
+        {
+            var (ps, groups) = (plan.PageSize, plan.MaskRowGroups);
+            w.Line($"// The mask's pages for this tile. q is a position in the cache: the sequence's query token j is at length − q_count + j.");
+            w.Line($"const int q_position = length - q_count;");
+            if (groups == 1)
+            {
+                w.Line($"// The mask never reads h: the classifier is asked about the tile's query tokens, all of them, against a page's keys.");
+                w.Line($"const int row_first = tile * 16, row_last = kdsl_min(tile * 16 + 15, packed - 1);");
+            }
+            else
+            {
+                w.Line($"// The mask reads h: the classifier is asked about each row, one (q, h) pair; lane l asks about row l % 16.");
+                w.Line($"const int row_first = kdsl_min(tile * 16 + lane % 16, packed - 1), row_last = row_first;");
+            }
+            w.Line($"const int mask_q_lo = q_position + row_first / group, mask_q_hi = q_position + row_last / group, mask_h = kv_head * group + row_first % group;");
+            w.Line($"// No page past the tile's last causal key is visible; of the others, the splits share those from the first the mask");
+            w.Line($"// shows to the last. Pages outside are never loaded: a sliding window reads only its own pages.");
+            w.Line($"const int causal_pages = kdsl_min(sequence_pages, (q_position + kdsl_min(tile * 16 + 15, packed - 1) / group) / {ps} + 1);");
+            w.Line($"int mask_first = causal_pages, mask_last = -1;");
+            w.Block($"for (int page = lane{(groups == 1 ? "" : $" / {groups}")}; page < causal_pages; page += {32 / groups})", () =>
+                w.Line($"if ({PageClass(mask, $"page * {ps}")} != KDSL_BLOCK_SKIP) {{ mask_first = kdsl_min(mask_first, page); mask_last = page; }}"));
+            w.Line($"const int range_first = __reduce_min_sync(0xffffffffu, mask_first), range_last = __reduce_max_sync(0xffffffffu, mask_last);");
+            w.Line($"const int range_pages = range_last < range_first ? 0 : range_last + 1 - range_first;");
+            w.Line($"// This split's pages [first_page, end_page) of the range: contiguous, balanced to within one page.");
+            w.Line($"const int first_page = range_first + (int)((long long)split * range_pages / splits);");
+            w.Line($"const int end_page = range_first + (int)((long long)(split + 1) * range_pages / splits);");
         }
 
         private void WriteQuery()
@@ -232,16 +302,34 @@ public static class PagedDecodeKernelWriter
                 var a = plan.QProgram.Fragments[0];
                 w.Line($"qa[kk][0] = qr{a[0]}; qa[kk][1] = qr{a[1]}; qa[kk][2] = qr{a[2]}; qa[kk][3] = qr{a[3]};");
             });
-            w.Line($"const float score_log2 = softmax_scale * 1.44269504f;");
-            w.Line($"// This lane's rows g and g + 8: their Q scales (with σ·log₂e) and the last key each may see (causal, bottom-right).");
+            if (_score is null)
+            {
+                w.Line($"const float score_log2 = softmax_scale * 1.44269504f;");
+            }
+            else
+            {
+                w.Line($"const float score_unit = softmax_scale;  // the score modifier takes the natural-log score σ·q·k; its result is scaled by log₂e");
+            }
+            w.Line($"// This lane's rows g and g + 8: their Q scales (with {(_score is null ? "σ·log₂e" : "σ")}) and the last key each may see (causal, bottom-right).");
             w.Line($"float q_scale_of[2];");
             w.Line($"int key_limit[2];");
+            var modified = _score is not null || _mask is not null;
+            if (modified)
+            {
+                w.Line($"int row_q[2], row_h[2];  // the modifiers' q (the row's position in the cache) and h; a padding row takes the last row's");
+            }
             w.Line($"#pragma unroll");
             w.Block($"for (int h = 0; h < 2; ++h)", () =>
             {
                 w.Line($"const int p = tile * 16 + g + 8 * h;");
-                w.Line($"q_scale_of[h] = q_scale[g + 8 * h] * score_log2;");
+                w.Line($"q_scale_of[h] = q_scale[g + 8 * h] * {ScoreScale};");
                 w.Line($"key_limit[h] = kdsl_min(length, length - q_count + p / group + 1);  // keys [0, key_limit) are visible");
+                if (modified)
+                {
+                    w.Line($"const int pr = kdsl_min(p, packed - 1);");
+                    w.Line($"row_q[h] = length - q_count + pr / group;");
+                    w.Line($"row_h[h] = kv_head * group + pr % group;");
+                }
             });
         }
 
@@ -285,6 +373,13 @@ public static class PagedDecodeKernelWriter
                 w.Line($"const float* const mean = (const float*)(stage + {plan.KMeanOffset});");
                 w.Line($"const float* const v_scale_of = (const float*)(stage + {plan.VScaleOffset});");
                 w.Line($"const int key0 = (my_first + n * {_warps}) * {ps};");
+                if (_mask is { } mask)
+                {
+                    w.Line($"// A page the mask hides from every row of the tile is not computed; one it shows whole needs no per-score mask.");
+                    w.Line($"const int page_class = {PageClass(mask, "key0")};");
+                    w.Line($"if (__all_sync(0xffffffffu, page_class == KDSL_BLOCK_SKIP)) continue;");
+                    w.Line($"const bool mask_whole = __all_sync(0xffffffffu, page_class == KDSL_BLOCK_FULL);");
+                }
                 w.Line();
                 w.Line($"// S = Q·Kᵀ on {qk.Ptx}: tile jt holds keys 8jt..8jt+7 of the page.");
                 w.Line($"int s[{sTiles}][4];");
@@ -317,20 +412,39 @@ public static class PagedDecodeKernelWriter
                 });
                 w.Line($"qm += __shfl_xor_sync(0xffffffffu, qm, 1);");
                 w.Line($"const float k_scale_page = *(const float*)(stage + {plan.KScaleOffset});");
-                w.Line($"// x = (qscale·kscale·S + q·mean)·σ·log₂e = S·a + c for this lane's rows g (h = 0) and g + 8 (h = 1).");
+                w.Line($"// x = (qscale·kscale·S + q·mean)·{(_score is null ? "σ·log₂e" : "σ")} = S·a + c for this lane's rows g (h = 0) and g + 8 (h = 1).");
                 w.Line($"const float a0 = q_scale_of[0] * k_scale_page, a1 = q_scale_of[1] * k_scale_page;");
-                w.Line($"const float c0 = __shfl_sync(0xffffffffu, qm, 2 * g) * score_log2, c1 = __shfl_sync(0xffffffffu, qm, 2 * g + 16) * score_log2;");
+                w.Line($"const float c0 = __shfl_sync(0xffffffffu, qm, 2 * g) * {ScoreScale}, c1 = __shfl_sync(0xffffffffu, qm, 2 * g + 16) * {ScoreScale};");
                 w.Line($"float x[{sTiles}][4];");
                 w.Line($"#pragma unroll");
                 w.Line($"for (int jt = 0; jt < {sTiles}; ++jt) {{ x[jt][0] = fmaf((float)s[jt][0], a0, c0); x[jt][1] = fmaf((float)s[jt][1], a0, c0); x[jt][2] = fmaf((float)s[jt][2], a1, c1); x[jt][3] = fmaf((float)s[jt][3], a1, c1); }}");
-                w.Line($"// Keys past a row's limit (its causal edge, or the sequence's end: those slots hold code 0) score −∞.");
-                w.Block($"if (key0 + {ps} > kdsl_min(key_limit[0], key_limit[1]))", () =>
+                if (_score is { } score)
+                {
+                    w.Line($"// The score modifier on the natural-log score of each (row, key), its result in log₂ units. Keys past the length");
+                    w.Line($"// are clamped into the sequence for the call; the mask below hides them.");
+                    w.Line($"#pragma unroll");
+                    w.Block($"for (int jt = 0; jt < {sTiles}; ++jt)", () =>
+                    {
+                        w.Line($"#pragma unroll");
+                        w.Line($"for (int e = 0; e < 4; ++e) x[jt][e] = {Call(score, "row_h[e >> 1]", "row_q[e >> 1]", $"kdsl_min(key0 + 8 * jt + 2 * t + (e & 1), length - 1)", "x[jt][e]")} * KDSL_LOG2E;");
+                    });
+                }
+                var whole = _mask is null ? "" : "!mask_whole || ";
+                w.Line($"// Keys past a row's limit (its causal edge, or the sequence's end: those slots hold code 0){(_mask is null ? "" : " or that the mask hides")} score −∞.");
+                w.Block($"if ({whole}key0 + {ps} > kdsl_min(key_limit[0], key_limit[1]))", () =>
                 {
                     w.Line($"#pragma unroll");
                     w.Block($"for (int jt = 0; jt < {sTiles}; ++jt)", () =>
                     {
                         w.Line($"#pragma unroll");
-                        w.Line($"for (int e = 0; e < 4; ++e) if (key0 + 8 * jt + 2 * t + (e & 1) >= key_limit[e >> 1]) x[jt][e] = -KDSL_INF;");
+                        if (_mask is { } mask)
+                        {
+                            w.Line($"for (int e = 0; e < 4; ++e) {{ const int key = key0 + 8 * jt + 2 * t + (e & 1); if (key >= key_limit[e >> 1] || !{Call(mask, "row_h[e >> 1]", "row_q[e >> 1]", "key")}) x[jt][e] = -KDSL_INF; }}");
+                        }
+                        else
+                        {
+                            w.Line($"for (int e = 0; e < 4; ++e) if (key0 + 8 * jt + 2 * t + (e & 1) >= key_limit[e >> 1]) x[jt][e] = -KDSL_INF;");
+                        }
                     });
                 });
                 WriteSoftmax(sTiles);

@@ -52,6 +52,40 @@ public static class PagedDecodeLauncherWriter
             w.Line($"    {Work}.Splits(longest, PageSize, (long)batch * headsKv * RowTiles(headsQ, headsKv, mostQueries), multiprocessors, {plan.Warps});");
             w.Line();
             WriteLaunch(w, plan);
+            w.Line();
+            WriteWith(w, plan);
+        });
+    }
+
+    /// <summary>
+    /// <c>With(modifier arguments)</c>: the variant as a <c>PagedDecodeKernel</c>, its Launch with those arguments bound, so
+    /// a cache runs any declared variant through one typed entry. Arrays are checked here already, by name.
+    /// </summary>
+    private static void WriteWith(CodeWriter w, PagedDecodePlan plan)
+    {
+        var spec = plan.Spec;
+        var runtime = plan.RuntimeParameters.ToList();
+        var shared = plan.Signature.Host.Where(h => runtime.All(r => r.Name != h.Name)).Select(h => h.Name).ToList();
+        var kernel = $"{ModuleWriter.Launching}.PagedDecodeKernel<{plan.InputElement}>";
+        w.Line($"/// <summary>");
+        w.Line($"/// This variant {(runtime.Count == 0 ? "as" : "with its modifiers' arguments bound, as")} the kernel a paged cache runs (<c>PagedKvCache.Attend</c>): <see cref=\"Launch\"/>");
+        w.Line($"/// {(runtime.Count == 0 ? "itself" : "with these arguments last")}, and <see cref=\"SplitsFor\"/>.");
+        w.Line($"/// </summary>");
+        var parameters = runtime.Select(r => plan.Signature.Host.First(h => h.Name == r.Name)).ToList();
+        foreach (var parameter in parameters)
+        {
+            w.Line($"/// <param name=\"{parameter.Name}\">{parameter.Role}.</param>");
+        }
+        w.Block($"public static {kernel} With({string.Join(", ", parameters.Select(h => $"{h.DeclaredType} {h.Name}"))})", () =>
+        {
+            foreach (var parameter in runtime.Where(r => r.IsArray))
+            {
+                w.Line($"{Guard}.Buffer({parameter.Name}, nameof({parameter.Name}));");
+            }
+            w.Line($"return new({CSharpFile.Literal(spec.Type.FullName)}, HeadDim, global::KernelDsl.Element.{(spec.Input == Element.BF16 ? "BF16" : "F16")}, PageSize,");
+            w.Line($"    ({string.Join(", ", shared)}) =>");
+            w.Line($"        Launch({string.Join(", ", shared.Concat(runtime.Select(r => r.Name)))}),");
+            w.Line($"    SplitsFor);");
         });
     }
 
@@ -64,6 +98,11 @@ public static class PagedDecodeLauncherWriter
         w.Line($"/// cuQueries[i] to cuQueries[i + 1] − 1 of Q, its last tokens) attend to its <paramref name=\"lengths\"/> tokens (causal,");
         w.Line($"/// bottom-right: its query j of n sees keys below length − n + j + 1). Each sequence's pages are split over");
         w.Line($"/// <paramref name=\"splits\"/> blocks per KV head, whose results a second kernel merges by LSE. Q and O are {element}.");
+        if (plan.Spec.Score is not null || plan.Spec.Mask is not null)
+        {
+            w.Line($"/// The modifiers see q and k as positions in the cache (query j of a sequence's n is at length − n + j), b as the");
+            w.Line($"/// sequence's index in the batch and h as the query head; a mask hides keys besides the causal ones.");
+        }
         w.Line($"/// </summary>");
         LauncherSections.WriteParameterDocs(w, signature);
         w.Line($"/// <remarks>");
@@ -85,6 +124,16 @@ public static class PagedDecodeLauncherWriter
                 w.Line($"throw new global::System.ArgumentOutOfRangeException(nameof(softmaxScale), softmaxScale, \"'softmaxScale' must be positive and finite.\");"));
             w.Line($"var work = {Work}.Build(cuQueries, lengths, pageTable, tablePages, pages, PageSize);");
             w.Line($"var batch = lengths.Length;");
+            var extents = plan.ArrayExtents.ToList();
+            if (extents.Any(e => e.Extent == PagedDecodePlan.LongestLocal))
+            {
+                w.Line($"var {PagedDecodePlan.LongestLocal} = {Work}.Longest(lengths);");
+            }
+            // A modifier array indexed directly by b, h, q or k holds what the bodies show, before the kernel could read past it.
+            foreach (var e in extents)
+            {
+                w.Line($"{Guard}.Holds({e.Array}, {e.Extent}, nameof({e.Array}), \"{e.What}: the modifier indexes it by {e.Index}\");");
+            }
             w.Line($"{Guard}.AtMost(batch, 65535, nameof(lengths), \"sequences are the grid's z extent\");");
             w.Line($"var (queryTokens, mostQueries) = ({Work}.Queries(cuQueries), {Work}.MostQueries(cuQueries));");
             w.Line($"{Guard}.AtMost((long)queryTokens * headsQ, int.MaxValue, nameof(cuQueries), \"query tokens × headsQ output rows are counted in int\");");

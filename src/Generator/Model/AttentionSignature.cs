@@ -105,53 +105,30 @@ public static class AttentionSignature
             Scalar(Names.QScaleMultiplier, "float", "what Q is multiplied by before it is quantized: softmax scale · log2 e", "q_scale_multiplier");
             Buffer(Names.NonFiniteQ, "uint", true, "a counter the kernel adds Q's NaN and Inf count to", "nonfinite_q", "unsigned int*");
         }
-        foreach (var parameter in RuntimeParameters(spec))
+        foreach (var (hostParameter, kernelParameter) in RuntimeParameters(spec).Select(ModifierSignature.Parameter))
         {
-            var element = parameter.Type == ScalarType.Int ? "int" : "float";
-            if (parameter.IsArray)
-            {
-                Buffer(parameter.Name, element, false, "modifier array", ModifierParameter.CudaName(parameter.Name), $"const {element}* __restrict__");
-            }
-            else
-            {
-                Scalar(parameter.Name, element, "modifier scalar", ModifierParameter.CudaName(parameter.Name));
-            }
+            host.Add(hostParameter);
+            kernel.Add(kernelParameter);
         }
         return new KernelSignature(host.ToEquatableArray(), kernel.ToEquatableArray());
     }
 
     /// <summary>The runtime parameters of the score modifier then the mask, each name once (a name both share is one argument).</summary>
-    public static IEnumerable<ModifierParameter> RuntimeParameters(AttentionSpec spec) =>
-        new[] { spec.Score, spec.Mask }.Where(m => m is not null)
-            .SelectMany(m => m!.Parameters.Where(p => p.Role == ParameterRole.Runtime))
-            .GroupBy(p => p.Name).Select(g => g.First());
+    public static IEnumerable<ModifierParameter> RuntimeParameters(AttentionSpec spec) => ModifierSignature.RuntimeParameters(spec.Score, spec.Mask);
 
     /// <summary>
     /// What a modifier array must cover, from the bodies: an array indexed by a bare b, h, q or k holds at least the batch,
     /// query heads, query or key tokens (<paramref name="spec"/>'s launcher parameter names as the extents), in a stable order.
     /// Other indexings are the caller's to keep in range.
     /// </summary>
-    public static IEnumerable<(string Array, string Extent, string What, string Index)> ArrayExtents(AttentionSpec spec)
+    public static IEnumerable<(string Array, string Extent, string What, string Index)> ArrayExtents(AttentionSpec spec) =>
+        ModifierSignature.ArrayExtents(spec.Score, spec.Mask, Extents);
+
+    private static readonly Dictionary<ParameterRole, (string Extent, string What)> Extents = new()
     {
-        var extents = new Dictionary<ParameterRole, (string Extent, string What)>
-        {
-            [ParameterRole.Batch] = (Names.Batch, "one element per batch entry"),
-            [ParameterRole.Head] = (Names.HeadsQ, "one element per query head"),
-            [ParameterRole.Query] = (Names.SeqQ, "one element per query token"),
-            [ParameterRole.Key] = (Names.SeqK, "one element per key token"),
-        };
-        var found = new SortedDictionary<string, (string, string, string, string)>(System.StringComparer.Ordinal);
-        foreach (var modifier in new[] { spec.Score, spec.Mask }.Where(m => m is not null))
-        {
-            var roles = modifier!.Parameters.ToDictionary(p => p.Name, p => p.Role);
-            foreach (var (array, index) in modifier.Nodes().OfType<IndexExpression>().Select(i => (i.Array, i.Index)))
-            {
-                if (index is ParameterExpression { Name: var name } && roles.TryGetValue(name, out var role) && extents.TryGetValue(role, out var extent))
-                {
-                    found[array + "|" + extent.Extent] = (array, extent.Extent, extent.What, name);
-                }
-            }
-        }
-        return found.Values;
-    }
+        [ParameterRole.Batch] = (Names.Batch, "one element per batch entry"),
+        [ParameterRole.Head] = (Names.HeadsQ, "one element per query head"),
+        [ParameterRole.Query] = (Names.SeqQ, "one element per query token"),
+        [ParameterRole.Key] = (Names.SeqK, "one element per key token"),
+    };
 }

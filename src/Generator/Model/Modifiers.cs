@@ -53,6 +53,10 @@ public sealed record ModifierSpec
     /// <summary>What the method returns: float for a score modifier, bool for a mask.</summary>
     public required ModifierExpression Result { get; init; }
 
+    /// <summary>Whether the body reads the parameter of <paramref name="role"/> (a mask that never reads h is the same for every head).</summary>
+    public bool Reads(ParameterRole role) =>
+        Parameters.FirstOrDefault(p => p.Role == role) is { } parameter && Nodes().OfType<ParameterExpression>().Any(e => e.Name == parameter.Name);
+
     /// <summary>Every node of the body, the locals' values then the result, each with all its operands (pre-order).</summary>
     public IEnumerable<ModifierExpression> Nodes() => Locals.Select(l => l.Value).Append(Result).SelectMany(NodesOf);
 

@@ -1,4 +1,5 @@
 using System.Collections.Generic;
+using System.Linq;
 using KernelDsl.Generator.Atoms;
 using KernelDsl.Generator.Helpers;
 
@@ -119,9 +120,51 @@ public sealed record PagedDecodePlan(PagedDecodeSpec Spec)
             Host("pages", HostKind.Scalar, "int", "pages in the pool");
             Host("splits", HostKind.Scalar, "int", "blocks each sequence's pages are split over (SplitsFor suggests one)");
             Scalar("softmaxScale", "float", "the scores' scale, usually 1/√HeadDim", "softmax_scale");
+            foreach (var (hostParameter, kernelParameter) in RuntimeParameters.Select(ModifierSignature.Parameter))
+            {
+                host.Add(hostParameter);
+                kernel.Add(kernelParameter);
+            }
             return new KernelSignature(host.ToEquatableArray(), kernel.ToEquatableArray());
         }
     }
+
+    /// <summary>The modifiers' runtime parameters, the last of the launcher's and of the decode kernel's parameters.</summary>
+    public IEnumerable<ModifierParameter> RuntimeParameters => ModifierSignature.RuntimeParameters(Spec.Score, Spec.Mask);
+
+    /// <summary>The launcher's local holding the longest sequence's length, which modifier arrays indexed by q or k must cover.</summary>
+    public const string LongestLocal = "longest";
+
+    /// <summary>
+    /// What a modifier array indexed by a bare b, h, q or k must hold: q and k are positions in the cache (a query token's
+    /// is its sequence's length − n + j), so both reach the longest sequence's length.
+    /// </summary>
+    public IEnumerable<(string Array, string Extent, string What, string Index)> ArrayExtents =>
+        ModifierSignature.ArrayExtents(Spec.Score, Spec.Mask, new Dictionary<ParameterRole, (string Extent, string What)>
+        {
+            [ParameterRole.Batch] = ("batch", "one element per sequence of the batch"),
+            [ParameterRole.Head] = ("headsQ", "one element per query head"),
+            [ParameterRole.Query] = (LongestLocal, "one element per position of the longest sequence"),
+            [ParameterRole.Key] = (LongestLocal, "one element per position of the longest sequence"),
+        });
+
+    /// <summary>
+    /// Row groups the mask's block classifier is asked about per page: one, the tile's query tokens, when the mask never
+    /// reads h (then the tile's rows are exactly its tokens × the page's keys); else each of the 16 rows, one (q, h) pair.
+    /// </summary>
+    public int MaskRowGroups => Spec.Mask is { } mask && mask.Reads(ParameterRole.Head) ? Rows : 1;
+
+    /// <summary>
+    /// The names a modifier parameter may not take: the launcher's parameters (also the parameters of the lambda
+    /// <c>With</c> returns), its locals, and the members it generates.
+    /// </summary>
+    public static IEnumerable<string> LauncherNames(PagedDecodeSpec spec) =>
+        new PagedDecodePlan(spec with { Score = null, Mask = null }).Signature.Host.Select(h => h.Name).Concat(
+        [
+            "work", "batch", "queryTokens", "mostQueries", RowsLocal, LongestLocal, "arguments", "merge",
+            "Module", "KernelName", "MergeKernelName", "CudaSource", "ThreadsPerBlock", "SharedMemoryBytes", "MinimumSm", "HeadDim", "PageSize",
+            "TileRows", "WorkspaceLength", "PartialOLength", "PartialLseLength", "RowTiles", "SplitsFor", "Launch", "With",
+        ]);
 
     /// <summary>The launcher's local holding the output rows (Σ queries · headsQ), an argument of the merge kernel.</summary>
     public const string RowsLocal = "rows";

@@ -9,6 +9,10 @@ public sealed record PagedDecodeSpec : KernelSpec
     public required Element Input { get; init; }
     public required int Warps { get; init; }
     public required int Stages { get; init; }
+    /// <summary>The user's score modifier (a [ScoreModifier] method of a type around the declaration), or null.</summary>
+    public ModifierSpec? Score { get; init; }
+    /// <summary>The user's mask (a [MaskModifier] method of a type around the declaration), or null.</summary>
+    public ModifierSpec? Mask { get; init; }
 
     /// <summary>cp.async and the int8 mma.sync forms.</summary>
     public override int InstructionMinSm => 80;

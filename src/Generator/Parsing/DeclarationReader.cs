@@ -78,7 +78,11 @@ public static class DeclarationReader
             // A form of [AttentionFamily] types, not a kernel of its own: each family that names its holder declares it.
             return new DeclarationResult(null, EquatableArray<DiagnosticInfo>.Empty);
         }
-        return ReadDeclaration(symbol, attributes, familyAttribute, Describe(symbol, syntax), typeLocation, symbol, context.SemanticModel.Compilation, cancellationToken);
+        // Modifiers an [AttentionFamily] declares are reported with its first form; a kernel nested in the family (a decode
+        // variant) applies them without reporting them again.
+        var byFamily = ModifierReader.Hosts(symbol, cancellationToken).Any(h => h.GetAttributes().Any(a => NameOf(a) == AttentionFamilyAttribute));
+        return ReadDeclaration(symbol, attributes, familyAttribute, Describe(symbol, syntax), typeLocation, symbol, context.SemanticModel.Compilation, cancellationToken,
+            reportModifiers: !byFamily);
     }
 
     /// <summary>
@@ -194,6 +198,7 @@ public static class DeclarationReader
 
         KernelSpec? spec = null;
         var modifierDiagnostics = new List<DiagnosticInfo>();
+        var launcherDiagnostics = new List<DiagnosticInfo>();
         if (findings.Count == 0)
         {
             var named = new NamedArguments(family, findings, like?.Families ?? [], overrides);
@@ -254,7 +259,7 @@ public static class DeclarationReader
                 },
             };
             cancellationToken.ThrowIfCancellationRequested();
-            if (spec is AttentionSpec attentionSpec)
+            if (spec is AttentionSpec or PagedDecodeSpec)
             {
                 var (score, mask) = ModifierReader.Read(modifierHost, compilation, modifierDiagnostics, cancellationToken);
                 if (modifierDiagnostics.Count > 0)
@@ -263,8 +268,15 @@ public static class DeclarationReader
                     var (scoreSignature, maskSignature) = ModifierReader.Signatures(modifierHost, compilation, cancellationToken);
                     (score, mask) = (score ?? scoreSignature, mask ?? maskSignature);
                 }
-                spec = attentionSpec with { Score = score, Mask = mask };
-                CheckModifierParameters(score, mask, typeLocation, modifierDiagnostics);
+                spec = spec switch
+                {
+                    AttentionSpec attention => attention with { Score = score, Mask = mask },
+                    PagedDecodeSpec decode => decode with { Score = score, Mask = mask },
+                    _ => spec,
+                };
+                // The clashes are this launcher's own: an attention family's forms share one launcher shape (reported with the
+                // first form, as its modifiers are), a decode variant has its own.
+                CheckModifierParameters(score, mask, LauncherNames(spec), typeLocation, spec is PagedDecodeSpec ? launcherDiagnostics : modifierDiagnostics);
             }
             if (findings.Count == 0)
             {
@@ -293,7 +305,7 @@ public static class DeclarationReader
         };
         // The family's first form reports its modifiers' diagnostics; each other form is not emitted for them either.
         var diagnostics = findings.Select(f => new DiagnosticInfo(f.Rule, Where(f.Target), f.Arguments))
-            .Concat(reportModifiers ? modifierDiagnostics : []).ToEquatableArray();
+            .Concat(reportModifiers ? modifierDiagnostics : []).Concat(launcherDiagnostics).ToEquatableArray();
         return new DeclarationResult(spec, diagnostics) { ReportedElsewhere = reportModifiers ? EquatableArray<DiagnosticInfo>.Empty : modifierDiagnostics.ToEquatableArray() };
     }
 
@@ -301,15 +313,16 @@ public static class DeclarationReader
     /// The modifiers' runtime parameters become launcher parameters: none may take a name the launcher already has, and a
     /// name both modifiers use is one argument, so it must have one type.
     /// </summary>
-    private static void CheckModifierParameters(ModifierSpec? score, ModifierSpec? mask, LocationInfo? location, List<DiagnosticInfo> diagnostics)
+    private static void CheckModifierParameters(ModifierSpec? score, ModifierSpec? mask, IEnumerable<string> taken, LocationInfo? location, List<DiagnosticInfo> diagnostics)
     {
         var seen = new Dictionary<string, ModifierParameter>();
+        var names = taken.ToImmutableHashSet();
         foreach (var modifier in new[] { score, mask })
         {
             foreach (var parameter in modifier?.Parameters.Where(p => p.Role == ParameterRole.Runtime) ?? [])
             {
                 string? why = null;
-                if (AttentionSignature.Names.All.Contains(parameter.Name) || LauncherNames.Contains(parameter.Name))
+                if (names.Contains(parameter.Name))
                 {
                     why = "the kernel's generated launcher already has a parameter, local or member of that name; rename it";
                 }
@@ -330,8 +343,13 @@ public static class DeclarationReader
         }
     }
 
+    /// <summary>The names a modifier parameter would shadow or clash with in the family's generated launcher.</summary>
+    private static IEnumerable<string> LauncherNames(KernelSpec spec) => spec is PagedDecodeSpec decode
+        ? PagedDecodePlan.LauncherNames(decode)
+        : AttentionSignature.Names.All.Concat(AttentionLauncherNames);
+
     /// <summary>The generated attention launcher's members and locals, which a modifier parameter would shadow or clash with.</summary>
-    private static readonly string[] LauncherNames =
+    private static readonly string[] AttentionLauncherNames =
     [
         "arguments", "qMap", "kMap", "vMap", "Module", "KernelName", "CudaSource", "ThreadsPerBlock", "SharedMemoryBytes", "MinimumSm",
         "HeadDim", "BlockM", "QScaleRows", "BlockN", "KScaleKeys", "PScale", "Causal", "F16PV", "QuantizesQ", "Tile", "PretransposedV", "Info",

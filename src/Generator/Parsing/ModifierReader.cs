@@ -75,6 +75,10 @@ public static class ModifierReader
         }
     }
 
+    /// <summary>The types whose modifiers <paramref name="kernelType"/> applies: for each kind, the innermost type around it that declares one.</summary>
+    public static IEnumerable<INamedTypeSymbol> Hosts(INamedTypeSymbol kernelType, CancellationToken cancellationToken) =>
+        new[] { ModifierKind.Score, ModifierKind.Mask }.Select(kind => Methods(kernelType, kind, cancellationToken)?.Type).OfType<INamedTypeSymbol>();
+
     /// <summary>The [ScoreModifier] or [MaskModifier] methods of the innermost type, from kernelType outwards, that declares any.</summary>
     private static (INamedTypeSymbol Type, List<IMethodSymbol> Methods)? Methods(INamedTypeSymbol kernelType, ModifierKind kind, CancellationToken cancellationToken)
     {

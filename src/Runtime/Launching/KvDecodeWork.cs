@@ -31,6 +31,17 @@ public static class KvDecodeWork
         return most;
     }
 
+    /// <summary>The longest sequence's length: positions q and k of a modifier stay below it, so arrays it indexes by them cover it.</summary>
+    public static int Longest(ReadOnlySpan<int> lengths)
+    {
+        var longest = 0;
+        foreach (var length in lengths)
+        {
+            longest = Math.Max(longest, length);
+        }
+        return longest;
+    }
+
     /// <summary>Running totals of <paramref name="batch"/> sequences of <paramref name="each"/> query tokens: 0, each, 2·each, ...</summary>
     public static int[] Uniform(int batch, int each)
     {

@@ -1,3 +1,4 @@
+using KernelDsl.Attention.FlashAttention;
 using KernelDsl.Attention.KvCache;
 using KernelDsl.Launching;
 using KernelDsl;
@@ -5,13 +6,20 @@ using KernelDsl;
 namespace AttentionTests.KvCache;
 
 /// <summary>
-/// The declared decode variants: both entry points compile under NVRTC for every target without spills (the library-wide
-/// compile test covers them too; this one prints their registers), and the launchers' sizes agree with the layout.
+/// The declared decode variants, the modifier families' included: both entry points compile under NVRTC for every target
+/// without spills (the library-wide compile test covers them too; this one prints their registers), and the launchers'
+/// sizes agree with the layout.
 /// </summary>
 public class PagedDecodeKernelTests(ITestOutputHelper output)
 {
+    private static readonly KernelModuleDefinition[] Modules =
+    [
+        PagedDecodeD128.Module, PagedDecodeD128Bf16.Module, PagedDecodeD64.Module,
+        SlidingWindow.PagedDecodeD128.Module, Alibi.PagedDecodeD128.Module, Softcap.PagedDecodeD128.Module,
+    ];
+
     public static TheoryData<string, string> Targets() => new(
-        from module in new[] { PagedDecodeD128.Module, PagedDecodeD128Bf16.Module, PagedDecodeD64.Module }
+        from module in Modules
         from target in module.Targets
         select (module.Name, target));
 
@@ -25,7 +33,7 @@ public class PagedDecodeKernelTests(ITestOutputHelper output)
         {
             Assert.Skip($"{reason}; NVRTC 12 or later checks it.");
         }
-        var module = new[] { PagedDecodeD128.Module, PagedDecodeD128Bf16.Module, PagedDecodeD64.Module }.Single(m => m.Name == variant);
+        var module = Modules.Single(m => m.Name == variant);
         var result = compiler.Compile(NvrtcRequest.ForModule(module, target, ptxasVerbose: true));
         Assert.Equal(2, module.EntryPoints.Length);
         foreach (var entry in module.EntryPoints)
@@ -49,5 +57,19 @@ public class PagedDecodeKernelTests(ITestOutputHelper output)
         // A prefill chunk of 1000 tokens at GQA 8:1: 500 tiles.
         Assert.Equal(500, PagedDecodeD128.RowTiles(8, 1, 1000));
         Assert.True(PagedDecodeD128.SharedMemoryBytes <= 163 * 1024, "sm_80 must be able to opt into the block's shared memory");
+    }
+
+    [Fact]
+    public void A_modifier_variant_has_the_plain_layout_and_binds_its_arguments_by_name()
+    {
+        // The modifiers add parameters, not shared memory: the same pages, stages and merge.
+        Assert.Equal(PagedDecodeD128.SharedMemoryBytes, SlidingWindow.PagedDecodeD128.SharedMemoryBytes);
+        var kernel = SlidingWindow.PagedDecodeD128.With(window: 256);
+        Assert.Equal("KernelDsl.Attention.FlashAttention.SlidingWindow.PagedDecodeD128", kernel.Name);
+        Assert.Equal((128, Element.F16, 64), (kernel.HeadDim, kernel.Input, kernel.PageSize));
+        Assert.Equal(PagedDecodeD128.SplitsFor(4096, 2, 8, 1, 1, 132), kernel.SplitsFor(4096, 2, 8, 1, 1, 132));
+        Assert.Equal("KernelDsl.Attention.FlashAttention.Softcap.PagedDecodeD128", Softcap.PagedDecodeD128.With(cap: 30f).Name);
+        // An array argument is checked when it is bound, by name.
+        Assert.Equal("slopes", Assert.Throws<ArgumentNullException>(() => Alibi.PagedDecodeD128.With(null!)).ParamName);
     }
 }

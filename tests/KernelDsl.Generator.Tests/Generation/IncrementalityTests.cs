@@ -206,4 +206,61 @@ public class IncrementalityTests
         var window = result.GeneratedSources.Single(s => s.HintName == "Users.Window.Kernel.cu.g.cs").SourceText.ToString();
         Assert.Contains("(u_q - u_k) <= u_window", window);
     }
+    private const string DecodeWindow = """
+        using KernelDsl;
+        namespace Users;
+        public static partial class DecodeWindow
+        {
+            [MaskModifier]
+            public static bool Visible(int b, int h, int q, int k, int window) => k <= q && q - k < window;
+
+            [PagedDecode(HeadDim = 64, Stages = 2)] public static partial class Decode;
+        }
+        """;
+
+    private const string DecodeCap = """
+        using System;
+        using KernelDsl;
+        namespace Users;
+        public static partial class DecodeCap
+        {
+            [ScoreModifier]
+            public static float Cap(float s, int b, int h, int q, int k, float cap) => cap * MathF.Tanh(s / cap);
+
+            [PagedDecode(HeadDim = 64, Stages = 2)] public static partial class Decode;
+        }
+        """;
+
+    /// <summary>
+    /// A decode variant that applies modifiers caches as a plain one does: a comment re-emits nothing, and editing one
+    /// modifier's body re-emits only the decode variant that applies it (the families in separate files, as above).
+    /// </summary>
+    [Fact]
+    public void A_decode_variant_with_modifiers_reemits_only_when_its_own_modifier_changes()
+    {
+        var compilation = GeneratorHarness.Compilation(DecodeWindow, DecodeCap);
+        var driver = GeneratorHarness.Driver().RunGenerators(compilation, TestContext.Current.CancellationToken);
+        Assert.Empty(driver.GetRunResult().Diagnostics.Where(d => d.Severity == DiagnosticSeverity.Error));
+        GeneratorRunResult Edit(string edited)
+        {
+            var tree = compilation.SyntaxTrees.First();
+            return driver.RunGenerators(
+                    compilation.ReplaceSyntaxTree(tree, CSharpSyntaxTree.ParseText(edited, GeneratorHarness.ParseOptions, path: tree.FilePath, cancellationToken: TestContext.Current.CancellationToken)),
+                    TestContext.Current.CancellationToken)
+                .GetRunResult().Results.Single();
+        }
+
+        var comment = ReasonsByKernel(Edit("// a comment\n" + DecodeWindow)).ToList();
+        Assert.Contains(comment, r => r.Step == TrackingNames.EmittedSources && r.Kernel == "Users.DecodeWindow.Decode");
+        Assert.All(comment.Where(r => r.Step is TrackingNames.EmittedSources or TrackingNames.Registry),
+            r => Assert.True(r.Reason is IncrementalStepRunReason.Cached or IncrementalStepRunReason.Unchanged, $"{r.Kernel}'s {r.Step} was {r.Reason}"));
+
+        var edited = Edit(DecodeWindow.Replace("q - k < window", "q - k <= window", StringComparison.Ordinal));
+        var emitted = ReasonsByKernel(edited).Where(r => r.Step == TrackingNames.EmittedSources).ToList();
+        Assert.Contains(emitted, r => r.Kernel == "Users.DecodeWindow.Decode" && r.Reason == IncrementalStepRunReason.Modified);
+        Assert.Contains(emitted, r => r.Kernel == "Users.DecodeCap.Decode");
+        Assert.All(emitted.Where(r => r.Kernel != "Users.DecodeWindow.Decode"),
+            r => Assert.True(r.Reason is IncrementalStepRunReason.Cached or IncrementalStepRunReason.Unchanged, $"{r.Kernel}'s {r.Step} was {r.Reason}"));
+        Assert.Contains("(u_q - u_k) <= u_window", edited.GeneratedSources.Single(s => s.HintName == "Users.DecodeWindow.Decode.cu.g.cs").SourceText.ToString());
+    }
 }

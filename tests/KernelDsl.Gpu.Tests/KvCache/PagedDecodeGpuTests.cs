@@ -425,7 +425,7 @@ public class PagedDecodeGpuTests(ITestOutputHelper output)
     /// A cache holding sequences of the given lengths, appended in interleaved random chunks (so each sequence's pages are
     /// scattered over the pool), and the original tokens in the cache's page layout for the float64 reference.
     /// </summary>
-    private sealed class Fixture : IDisposable
+    internal sealed class Fixture : IDisposable
     {
         public Fixture(CudaDevice device, CudaStream stream, Random random, int headDim, Element input, int headsKv, int[] lengths, bool kOffsets)
         {

@@ -162,4 +162,16 @@ static partial class PagedDecodeD128
         merge.Add(splits);
         stream.Launch(Module, MergeKernelName, global::KernelDsl.Launching.Dim3.Of(((long)rows + 3) / 4), merge);
     }
+
+    /// <summary>
+    /// This variant as the kernel a paged cache runs (<c>PagedKvCache.Attend</c>): <see cref="Launch"/>
+    /// itself, and <see cref="SplitsFor"/>.
+    /// </summary>
+    public static global::KernelDsl.Launching.PagedDecodeKernel<global::System.Half> With()
+    {
+        return new("KernelDsl.Attention.KvCache.PagedDecodeD128", HeadDim, global::KernelDsl.Element.F16, PageSize,
+            (stream, queries, cuQueries, lengths, pageTable, tablePages, kCodes, kScale, kMean, vCodes, vScale, workspace, partialO, partialLse, output, lse, headsQ, headsKv, pages, splits, softmaxScale) =>
+                Launch(stream, queries, cuQueries, lengths, pageTable, tablePages, kCodes, kScale, kMean, vCodes, vScale, workspace, partialO, partialLse, output, lse, headsQ, headsKv, pages, splits, softmaxScale),
+            SplitsFor);
+    }
 }

@@ -1,0 +1,27 @@
+namespace KernelDsl.Launching;
+
+/// <summary>
+/// A generated paged decode launcher's <c>Launch</c> without its modifiers' arguments: the shape every PagedDecode variant
+/// shares once <c>With(...)</c> has bound them (docs/KV_CACHE.md).
+/// </summary>
+public delegate void PagedDecodeLaunch<T>(CudaStream stream, DeviceBuffer<T> queries, ReadOnlySpan<int> cuQueries, ReadOnlySpan<int> lengths,
+    ReadOnlySpan<int> pageTable, int tablePages, DeviceBuffer<sbyte> kCodes, DeviceBuffer<float> kScale, DeviceBuffer<float> kMean,
+    DeviceBuffer<sbyte> vCodes, DeviceBuffer<float> vScale, DeviceBuffer<int> workspace, DeviceBuffer<float> partialO, DeviceBuffer<float> partialLse,
+    DeviceBuffer<T> output, DeviceBuffer<float>? lse, int headsQ, int headsKv, int pages, int splits, float softmaxScale) where T : unmanaged;
+
+/// <summary>A generated paged decode launcher's <c>SplitsFor</c>.</summary>
+public delegate int PagedDecodeSplits(int longest, int batch, int headsQ, int headsKv, int mostQueries, int multiprocessors);
+
+/// <summary>
+/// One declared paged decode variant with its modifiers' arguments bound, as its generated <c>With(...)</c> returns it: what
+/// a cache needs to run it (<c>PagedKvCache.Attend</c>). <typeparamref name="T"/> is Q's and O's C# element (Half, or ushort
+/// for bf16 bits).
+/// </summary>
+/// <param name="Name">The declaring type's full name.</param>
+/// <param name="HeadDim">Channels per head.</param>
+/// <param name="Input">Q's and O's element: F16 or BF16.</param>
+/// <param name="PageSize">Tokens per page.</param>
+/// <param name="Launch">The generated Launch, with the modifiers' arguments bound.</param>
+/// <param name="SplitsFor">The generated split count suggestion.</param>
+public sealed record PagedDecodeKernel<T>(string Name, int HeadDim, Element Input, int PageSize, PagedDecodeLaunch<T> Launch, PagedDecodeSplits SplitsFor)
+    where T : unmanaged;
