@@ -127,5 +127,29 @@ public sealed unsafe class CudaStream : IDisposable
         CudaException.Check(CudaApi.cuStreamDestroy_v2(_handle), "Destroying a stream");
     }
 
+    /// <summary>Whether everything queued so far has finished: true, false while work is pending; reports faults as Synchronize does.</summary>
+    internal bool IsIdle()
+    {
+        ThrowIfDisposed();
+        Device.MakeCurrent();
+        var result = CudaApi.cuStreamQuery(_handle);
+        if (result == CuResult.NotReady)
+        {
+            return false;
+        }
+        CudaException.Check(result, $"Querying a stream of device {Device.Ordinal}");
+        return true;
+    }
+
+    /// <summary>The driver's handle, for libraries that take a stream (NCCL).</summary>
+    internal nint Handle
+    {
+        get
+        {
+            ThrowIfDisposed();
+            return _handle;
+        }
+    }
+
     private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(IsDisposed, this);
 }

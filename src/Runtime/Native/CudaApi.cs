@@ -57,6 +57,7 @@ internal static unsafe partial class CudaApi
     [LibraryImport(Lib)] public static partial CuResult cuStreamCreate(out nint stream, uint flags);
     [LibraryImport(Lib)] public static partial CuResult cuStreamDestroy_v2(nint stream);
     [LibraryImport(Lib)] public static partial CuResult cuStreamSynchronize(nint stream);
+    [LibraryImport(Lib)] public static partial CuResult cuStreamQuery(nint stream);
 
     [LibraryImport(Lib)] public static partial CuResult cuEventCreate(out nint cudaEvent, uint flags);
     [LibraryImport(Lib)] public static partial CuResult cuEventRecord(nint cudaEvent, nint stream);
