@@ -548,7 +548,7 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
     }
 
     /// <summary>The head dims <see cref="Merge"/> has a kernel for.</summary>
-    public static IReadOnlyList<int> MergeHeadDims { get; } = [LseMergeD64.HeadDim, LseMergeD128.HeadDim];
+    public static IReadOnlyList<int> MergeHeadDims { get; } = new[] { LseMergeD64.HeadDim, LseMergeD128.HeadDim };
 
     /// <summary>
     /// The declared variant for a head dim and options, or a clear error listing what is declared. With a compute
