@@ -174,4 +174,31 @@ public class GpuRuntimeTests
             Assert.Equal(x.Select(value => 2 * value), y);
         });
     }
+
+    [Fact]
+    public void Device_copies_move_ranges_and_strided_rows_and_streams_wait_for_events()
+    {
+        using var device = Gpu.OpenOrSkip();
+        using var first = device.CreateStream();
+        using var second = device.CreateStream();
+        var data = Enumerable.Range(0, 4 * 10).Select(i => (float)i).ToArray();   // 4 rows of 10
+        using var source = device.Upload<float>(data);
+        using var middle = device.Allocate<float>(4 * 3);
+        using var target = device.Allocate<float>(4 * 6);
+        target.FillBytes(0);
+        // Tokens 5..7 of every row into a dense [4][3], then into columns 2..4 of a [4][6] on another stream.
+        first.Copy2D(source, 5, 10, middle, 0, 3, 3, 4);
+        using var copied = first.Record();
+        second.Wait(copied);
+        second.Copy2D(middle, 0, 3, target, 2, 6, 3, 4);
+        second.Copy(source, 39, target, 0, 1);
+        second.Synchronize();
+        var result = target.ToArray();
+        for (var row = 0; row < 4; row++)
+        {
+            Assert.Equal(data[(row * 10 + 5)..(row * 10 + 8)], result[(row * 6 + 2)..(row * 6 + 5)]);
+        }
+        Assert.Equal(39f, result[0]);
+        Assert.Equal("destination", Assert.Throws<ArgumentException>(() => first.Copy2D(source, 0, 10, target, 0, 6, 7, 4)).ParamName);
+    }
 }

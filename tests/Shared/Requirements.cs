@@ -86,6 +86,15 @@ internal sealed class RequiresNvrtcAttribute : RequirementAttribute
     }
 }
 
+/// <summary>The test loads NCCL (<see cref="Nccl"/>); without it, its class is one skipped line saying what to install or set.</summary>
+internal sealed class RequiresNcclAttribute : RequirementAttribute
+{
+    private static readonly Lazy<string?> Missing = new(() =>
+        Nccl.TryLoad(out _, out var reason) ? null : $"Needs NCCL: {Requirement.FirstLine(reason)}");
+
+    public override string? Unmet(IXunitTestCase testCase) => Missing.Value;
+}
+
 /// <summary>
 /// xunit's framework, except that test cases with an unmet <see cref="RequirementAttribute"/> are replaced, per class and
 /// reason, by one skipped case that says how many did not run and why. `dotnet test` prints every skipped test, so this

@@ -54,3 +54,38 @@ internal sealed class OwnedBuffers(CudaDevice device) : IDeviceBufferSource, IDi
         _buffers.Clear();
     }
 }
+
+/// <summary>
+/// Named buffers kept between calls, like <see cref="ScratchBuffers"/>, except that a buffer too small for a call is
+/// replaced but not freed until disposal: work queued on other streams may still read it (a ring's transfers).
+/// </summary>
+internal sealed class RetainingBuffers(CudaDevice device) : IDeviceBufferSource, IDisposable
+{
+    private readonly Dictionary<string, IDisposable> _current = [];
+    private readonly List<IDisposable> _retired = [];
+
+    public DeviceBuffer<T> Get<T>(string name, long length) where T : unmanaged
+    {
+        if (_current.TryGetValue(name, out var existing))
+        {
+            if (existing is DeviceBuffer<T> buffer && buffer.Length >= length)
+            {
+                return buffer;
+            }
+            _retired.Add(existing);
+        }
+        var fresh = device.Allocate<T>(Math.Max(length, 1));
+        _current[name] = fresh;
+        return fresh;
+    }
+
+    public void Dispose()
+    {
+        foreach (var buffer in _current.Values.Concat(_retired))
+        {
+            buffer.Dispose();
+        }
+        _current.Clear();
+        _retired.Clear();
+    }
+}

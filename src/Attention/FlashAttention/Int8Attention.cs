@@ -546,9 +546,12 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
         {
             case 128: LseMergeD128.Launch(stream, partialO, partialLse, partials, rows, o, lse); break;
             case 64: LseMergeD64.Launch(stream, partialO, partialLse, partials, rows, o, lse); break;
-            default: throw new ArgumentException($"No merge kernel is declared for head dim {headDim}; declared: 64, 128.", nameof(headDim));
+            default: throw new ArgumentException($"No merge kernel is declared for head dim {headDim}; declared: {string.Join(", ", MergeHeadDims)}.", nameof(headDim));
         }
     }
+
+    /// <summary>The head dims <see cref="Merge"/> has a kernel for.</summary>
+    public static IReadOnlyList<int> MergeHeadDims { get; } = new[] { LseMergeD64.HeadDim, LseMergeD128.HeadDim };
 
     /// <summary>
     /// The declared variant for a head dim and options, or a clear error listing what is declared. With a compute

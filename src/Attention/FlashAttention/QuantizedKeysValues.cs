@@ -12,9 +12,10 @@ namespace KernelDsl.Attention.FlashAttention;
 /// </summary>
 public sealed class QuantizedKeysValues : IDisposable
 {
-    private readonly OwnedBuffers _buffers;
+    private readonly OwnedBuffers? _buffers;
 
-    internal QuantizedKeysValues(OwnedBuffers buffers, Element input, int batch, int headsKv, int seqK, int headDim, VLayout vLayout, KvCodes codes)
+    // buffers: those the codes lie in, freed with this; null when another object owns them (a ring's receive slot).
+    internal QuantizedKeysValues(OwnedBuffers? buffers, Element input, int batch, int headsKv, int seqK, int headDim, VLayout vLayout, KvCodes codes)
     {
         _buffers = buffers;
         (Input, Batch, HeadsKv, SeqK, HeadDim, VLayout, Codes) = (input, batch, headsKv, seqK, headDim, vLayout, codes);
@@ -37,10 +38,39 @@ public sealed class QuantizedKeysValues : IDisposable
     /// <summary>Whether a variant reads V in this layout (the 16-bit P·V mode reads V unquantized, so never).</summary>
     internal bool Serves(AttentionVariant variant) => variant.VLayout == VLayout;
 
+    /// <summary>
+    /// Queues copying the codes into buffers from <paramref name="destination"/> (another rank's memory, in a simulated
+    /// ring) and returns them as K and V that do not own their buffers: what a ring step sends to the next rank.
+    /// </summary>
+    internal QuantizedKeysValues CopyTo(CudaStream stream, IDeviceBufferSource destination)
+    {
+        ObjectDisposedException.ThrowIf(IsDisposed, this);
+        var c = Codes;
+        var v = c.V switch
+        {
+            DeviceBuffer<sbyte> s8 => (object)Copy(s8, "v"),
+            DeviceBuffer<byte> e4m3 => Copy(e4m3, "v"),
+            _ => throw new InvalidOperationException("K and V quantized once hold V as int8 or e4m3 codes."),
+        };
+        var codes = c with
+        {
+            K = Copy(c.K, "k"), KScale = Copy(c.KScale, "kScale"), KMean = Copy(c.KMean, "kMean"), V = v,
+            VScale = c.VScale is null ? null : Copy(c.VScale, "vScale"),
+        };
+        return new QuantizedKeysValues(null, Input, Batch, HeadsKv, SeqK, HeadDim, VLayout, codes);
+
+        DeviceBuffer<T> Copy<T>(DeviceBuffer<T> source, string name) where T : unmanaged
+        {
+            var target = destination.Get<T>(name, source.Length);
+            stream.Copy(source, 0, target, 0, source.Length);
+            return target;
+        }
+    }
+
     public void Dispose()
     {
         IsDisposed = true;
-        _buffers.Dispose();
+        _buffers?.Dispose();
     }
 }
 

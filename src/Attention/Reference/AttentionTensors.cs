@@ -72,4 +72,70 @@ public static class AttentionTensors
         }
         return target;
     }
+
+    /// <summary>
+    /// Heads <paramref name="heads"/> and tokens <paramref name="tokens"/> of a [batch, headCount, tokenCount, headDim]
+    /// tensor in <paramref name="layout"/>, as a dense tensor of the same layout: a rank's shard of Q, K or V. An LSE
+    /// ([batch][heads][tokens]) is such a tensor in BHSD with headDim 1.
+    /// </summary>
+    public static T[] Slice<T>(ReadOnlySpan<T> source, int batch, int headCount, int tokenCount, int headDim, TensorLayout layout, Range heads, Range tokens)
+    {
+        var (whole, part) = Shapes(source.Length, nameof(source), batch, headCount, tokenCount, headDim, layout, heads, tokens);
+        var target = new T[part.QElements];
+        foreach (var (inWhole, inPart) in Rows(whole, part, heads, tokens))
+        {
+            source.Slice(inWhole, headDim).CopyTo(target.AsSpan(inPart, headDim));
+        }
+        return target;
+    }
+
+    /// <summary>The inverse of <see cref="Slice"/>: writes <paramref name="part"/> into those heads and tokens of <paramref name="target"/>.</summary>
+    public static void Place<T>(ReadOnlySpan<T> part, Span<T> target, int batch, int headCount, int tokenCount, int headDim, TensorLayout layout, Range heads, Range tokens)
+    {
+        var (whole, shape) = Shapes(target.Length, nameof(target), batch, headCount, tokenCount, headDim, layout, heads, tokens);
+        if (part.Length != shape.QElements)
+        {
+            throw new ArgumentException($"part has {part.Length} elements; {shape.HeadsQ} heads × {shape.TokensQ} tokens need {shape.QElements}.", nameof(part));
+        }
+        foreach (var (inWhole, inPart) in Rows(whole, shape, heads, tokens))
+        {
+            part.Slice(inPart, headDim).CopyTo(target.Slice(inWhole, headDim));
+        }
+    }
+
+    /// <summary>The whole tensor's shape and the part's (its heads and tokens the ranges' lengths), both as Q of a self-attention shape.</summary>
+    private static (AttentionShape Whole, AttentionShape Part) Shapes(int length, string tensor, int batch, int headCount, int tokenCount, int headDim,
+        TensorLayout layout, Range heads, Range tokens)
+    {
+        var whole = new AttentionShape(batch, headCount, headCount, tokenCount, tokenCount, headDim, layout: layout);
+        if (length != whole.QElements)
+        {
+            throw new ArgumentException($"{tensor} has {length} elements; [{batch}, {headCount}, {tokenCount}, {headDim}] needs {whole.QElements}.", tensor);
+        }
+        var (h, s) = (Within(heads, headCount, nameof(heads)), Within(tokens, tokenCount, nameof(tokens)));
+        return (whole, new AttentionShape(batch, h, h, s, s, headDim, layout: layout));
+    }
+
+    private static int Within(Range range, int count, string name)
+    {
+        var (start, end) = (range.Start.GetOffset(count), range.End.GetOffset(count));
+        return start >= 0 && start < end && end <= count ? end - start
+            : throw new ArgumentException($"{name} {range} must be a non-empty range within [0, {count}).", name);
+    }
+
+    /// <summary>The offset of each head row of the part, in the whole tensor and in the part.</summary>
+    private static IEnumerable<(int InWhole, int InPart)> Rows(AttentionShape whole, AttentionShape part, Range heads, Range tokens)
+    {
+        var (h0, s0) = (heads.Start.GetOffset(whole.HeadsQ), tokens.Start.GetOffset(whole.TokensQ));
+        for (var b = 0; b < part.Batch; b++)
+        {
+            for (var h = 0; h < part.HeadsQ; h++)
+            {
+                for (var s = 0; s < part.TokensQ; s++)
+                {
+                    yield return ((int)whole.QStrides.Offset(b, h0 + h, s0 + s), (int)part.QStrides.Offset(b, h, s));
+                }
+            }
+        }
+    }
 }

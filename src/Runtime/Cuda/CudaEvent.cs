@@ -57,5 +57,15 @@ public sealed class CudaEvent : IDisposable
         CudaException.Check(CudaApi.cuEventDestroy_v2(_handle), "Destroying an event");
     }
 
+    /// <summary>The driver's handle, for a stream to wait on (<see cref="CudaStream.Wait"/>).</summary>
+    internal nint Handle
+    {
+        get
+        {
+            ThrowIfDisposed();
+            return _handle;
+        }
+    }
+
     private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(IsDisposed, this);
 }

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Runtime.CompilerServices;
 using KernelDsl.Launching;
 using KernelDsl.Native;
 
@@ -92,6 +93,58 @@ public sealed unsafe class CudaStream : IDisposable
         }
     }
 
+    /// <summary>Queues copying <paramref name="count"/> elements of <paramref name="source"/> from <paramref name="sourceOffset"/> into <paramref name="destination"/> at <paramref name="destinationOffset"/>.</summary>
+    public void Copy<T>(DeviceBuffer<T> source, long sourceOffset, DeviceBuffer<T> destination, long destinationOffset, long count) where T : unmanaged =>
+        Copy2D(source, sourceOffset, count, destination, destinationOffset, count, count, count == 0 ? 0 : 1);
+
+    /// <summary>
+    /// Queues copying <paramref name="height"/> rows of <paramref name="width"/> elements, row i from
+    /// <paramref name="sourceOffset"/> + i·<paramref name="sourcePitch"/> of <paramref name="source"/> to
+    /// <paramref name="destinationOffset"/> + i·<paramref name="destinationPitch"/> of <paramref name="destination"/>
+    /// (all in elements): e.g. a range of tokens of every head, between tensors of different lengths.
+    /// </summary>
+    public void Copy2D<T>(DeviceBuffer<T> source, long sourceOffset, long sourcePitch, DeviceBuffer<T> destination, long destinationOffset,
+        long destinationPitch, long width, long height) where T : unmanaged
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        ArgumentNullException.ThrowIfNull(destination);
+        CheckRows(source.Length, sourceOffset, sourcePitch, width, height, nameof(source));
+        CheckRows(destination.Length, destinationOffset, destinationPitch, width, height, nameof(destination));
+        if (width == 0 || height == 0)
+        {
+            return;
+        }
+        ThrowIfDisposed();
+        var size = (nuint)Unsafe.SizeOf<T>();
+        var copy = new CudaMemcpy2D
+        {
+            SrcMemoryType = CudaMemcpy2D.DeviceMemory,
+            SrcDevice = source.DevicePointer + (ulong)sourceOffset * size,
+            SrcPitch = (nuint)sourcePitch * size,
+            DstMemoryType = CudaMemcpy2D.DeviceMemory,
+            DstDevice = destination.DevicePointer + (ulong)destinationOffset * size,
+            DstPitch = (nuint)destinationPitch * size,
+            WidthInBytes = (nuint)width * size,
+            Height = (nuint)height,
+        };
+        Device.MakeCurrent();
+        // One row is a plain copy; cuMemcpy2D also limits pitches to the device's maximum, which a single row need not meet.
+        var result = height == 1
+            ? CudaApi.cuMemcpyDtoDAsync_v2(copy.DstDevice, copy.SrcDevice, copy.WidthInBytes, _handle)
+            : CudaApi.cuMemcpy2DAsync_v2(&copy, _handle);
+        CudaException.Check(result, string.Create(CultureInfo.InvariantCulture,
+            $"Queueing a copy of {height} rows of {width} elements from {source} to {destination}"));
+    }
+
+    /// <summary>Makes work queued on this stream from now on wait until <paramref name="recorded"/> (recorded on any stream of the device) has passed.</summary>
+    public void Wait(CudaEvent recorded)
+    {
+        ArgumentNullException.ThrowIfNull(recorded);
+        ThrowIfDisposed();
+        Device.MakeCurrent();
+        CudaException.Check(CudaApi.cuStreamWaitEvent(_handle, recorded.Handle, 0), "Making a stream wait for an event");
+    }
+
     /// <summary>Queues setting every byte of <paramref name="buffer"/> to <paramref name="value"/>.</summary>
     public void FillBytes<T>(DeviceBuffer<T> buffer, byte value) where T : unmanaged
     {
@@ -125,6 +178,45 @@ public sealed unsafe class CudaStream : IDisposable
         }
         Device.MakeCurrent();
         CudaException.Check(CudaApi.cuStreamDestroy_v2(_handle), "Destroying a stream");
+    }
+
+    /// <summary>Whether everything queued so far has finished: true, false while work is pending; reports faults as Synchronize does.</summary>
+    internal bool IsIdle()
+    {
+        ThrowIfDisposed();
+        Device.MakeCurrent();
+        var result = CudaApi.cuStreamQuery(_handle);
+        if (result == CuResult.NotReady)
+        {
+            return false;
+        }
+        CudaException.Check(result, $"Querying a stream of device {Device.Ordinal}");
+        return true;
+    }
+
+    /// <summary>The driver's handle, for libraries that take a stream (NCCL).</summary>
+    internal nint Handle
+    {
+        get
+        {
+            ThrowIfDisposed();
+            return _handle;
+        }
+    }
+
+    /// <summary><paramref name="height"/> rows of <paramref name="width"/>, <paramref name="pitch"/> apart from <paramref name="offset"/>, lie inside <paramref name="length"/> elements.</summary>
+    internal static void CheckRows(long length, long offset, long pitch, long width, long height, string name)
+    {
+        if (offset < 0 || width < 0 || height < 0 || pitch < width)
+        {
+            throw new ArgumentException(string.Create(CultureInfo.InvariantCulture,
+                $"{name}: offset ({offset}), width ({width}) and height ({height}) must not be negative, and the pitch ({pitch}) at least the width."), name);
+        }
+        if (width > 0 && height > 0 && (Int128)offset + (Int128)(height - 1) * pitch + width > length)
+        {
+            throw new ArgumentException(string.Create(CultureInfo.InvariantCulture,
+                $"{name}: {height} rows of {width} elements, {pitch} apart from element {offset}, reach past its {length} elements."), name);
+        }
     }
 
     private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(IsDisposed, this);

@@ -34,6 +34,8 @@ internal static unsafe partial class CudaApi
     [LibraryImport(Lib)] public static partial CuResult cuMemcpyDtoH_v2(void* destination, ulong source, nuint bytes);
     [LibraryImport(Lib)] public static partial CuResult cuMemcpyHtoDAsync_v2(ulong destination, void* source, nuint bytes, nint stream);
     [LibraryImport(Lib)] public static partial CuResult cuMemcpyDtoHAsync_v2(void* destination, ulong source, nuint bytes, nint stream);
+    [LibraryImport(Lib)] public static partial CuResult cuMemcpyDtoDAsync_v2(ulong destination, ulong source, nuint bytes, nint stream);
+    [LibraryImport(Lib)] public static partial CuResult cuMemcpy2DAsync_v2(CudaMemcpy2D* copy, nint stream);
     [LibraryImport(Lib)] public static partial CuResult cuMemsetD8_v2(ulong destination, byte value, nuint count);
     [LibraryImport(Lib)] public static partial CuResult cuMemsetD8Async(ulong destination, byte value, nuint count, nint stream);
 
@@ -57,6 +59,8 @@ internal static unsafe partial class CudaApi
     [LibraryImport(Lib)] public static partial CuResult cuStreamCreate(out nint stream, uint flags);
     [LibraryImport(Lib)] public static partial CuResult cuStreamDestroy_v2(nint stream);
     [LibraryImport(Lib)] public static partial CuResult cuStreamSynchronize(nint stream);
+    [LibraryImport(Lib)] public static partial CuResult cuStreamQuery(nint stream);
+    [LibraryImport(Lib)] public static partial CuResult cuStreamWaitEvent(nint stream, nint cudaEvent, uint flags);
 
     [LibraryImport(Lib)] public static partial CuResult cuEventCreate(out nint cudaEvent, uint flags);
     [LibraryImport(Lib)] public static partial CuResult cuEventRecord(nint cudaEvent, nint stream);

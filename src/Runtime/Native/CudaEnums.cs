@@ -20,3 +20,31 @@ internal enum CuFunctionAttribute
     NumRegs = 4,
     MaxDynamicSharedSizeBytes = 8,
 }
+
+/// <summary>
+/// <c>CUDA_MEMCPY2D</c>: a copy of <see cref="Height"/> rows of <see cref="WidthInBytes"/>, each side with its own pitch.
+/// Host and array fields stay zero: this runtime copies device to device only.
+/// </summary>
+[System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Sequential)]
+internal struct CudaMemcpy2D
+{
+    /// <summary><c>CU_MEMORYTYPE_DEVICE</c>.</summary>
+    public const int DeviceMemory = 2;
+
+    public nuint SrcXInBytes;
+    public nuint SrcY;
+    public int SrcMemoryType;
+    public nint SrcHost;
+    public ulong SrcDevice;
+    public nint SrcArray;
+    public nuint SrcPitch;
+    public nuint DstXInBytes;
+    public nuint DstY;
+    public int DstMemoryType;
+    public nint DstHost;
+    public ulong DstDevice;
+    public nint DstArray;
+    public nuint DstPitch;
+    public nuint WidthInBytes;
+    public nuint Height;
+}

@@ -4,7 +4,7 @@ using System.Runtime.InteropServices;
 namespace KernelDsl.Native;
 
 /// <summary>
-/// Finds the CUDA driver and NVRTC libraries by probing versioned names, and resolves the logical library
+/// Finds the CUDA driver, NVRTC and NCCL libraries by probing versioned names, and resolves the logical library
 /// names used by the <c>[LibraryImport]</c> declarations to the handles found. A plain
 /// <c>DllImport("nvrtc")</c> would only find an unversioned .so, which runtime-only installs lack.
 /// </summary>
@@ -16,15 +16,22 @@ internal static class NativeLibraries
     public const string Nvrtc = "kerneldsl-nvrtc";
     /// <summary>Environment variable naming an NVRTC file to try before the standard names.</summary>
     public const string NvrtcPathVariable = "KERNELDSL_NVRTC_PATH";
+    /// <summary>Logical name of the NCCL library in <c>[LibraryImport]</c> declarations.</summary>
+    public const string Nccl = "kerneldsl-nccl";
+    /// <summary>Environment variable naming an NCCL file to try before the standard names.</summary>
+    public const string NcclPathVariable = "KERNELDSL_NCCL_PATH";
 
     public static readonly IReadOnlyList<string> CudaCandidates = ["libcuda.so.1", "libcuda.so"];
     public static readonly IReadOnlyList<string> NvrtcStandardCandidates =
         ["libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so.11.2", "libnvrtc.so"];
+    public static readonly IReadOnlyList<string> NcclStandardCandidates = ["libnccl.so.2", "libnccl.so"];
 
     private static readonly Lazy<LibraryProbeResult> CudaProbe =
         new(() => LibraryProbe.Load("CUDA driver", CudaCandidates));
     private static readonly Lazy<LibraryProbeResult> NvrtcProbe =
         new(() => LibraryProbe.Load("NVRTC", NvrtcCandidates(Environment.GetEnvironmentVariable(NvrtcPathVariable))));
+    private static readonly Lazy<LibraryProbeResult> NcclProbe =
+        new(() => LibraryProbe.Load("NCCL", NcclCandidates(Environment.GetEnvironmentVariable(NcclPathVariable))));
 
     static NativeLibraries()
     {
@@ -37,14 +44,23 @@ internal static class NativeLibraries
     /// <summary>Probes (once per process) for NVRTC.</summary>
     public static LibraryProbeResult NvrtcLibrary => NvrtcProbe.Value;
 
+    /// <summary>Probes (once per process) for NCCL.</summary>
+    public static LibraryProbeResult NcclLibrary => NcclProbe.Value;
+
     /// <summary>The NVRTC names to try: an explicit file from the environment first, then the standard names.</summary>
-    public static IReadOnlyList<string> NvrtcCandidates(string? explicitPath) =>
-        string.IsNullOrWhiteSpace(explicitPath) ? NvrtcStandardCandidates : [explicitPath, .. NvrtcStandardCandidates];
+    public static IReadOnlyList<string> NvrtcCandidates(string? explicitPath) => Candidates(explicitPath, NvrtcStandardCandidates);
+
+    /// <summary>The NCCL names to try: an explicit file from the environment first, then the standard names.</summary>
+    public static IReadOnlyList<string> NcclCandidates(string? explicitPath) => Candidates(explicitPath, NcclStandardCandidates);
+
+    private static IReadOnlyList<string> Candidates(string? explicitPath, IReadOnlyList<string> standard) =>
+        string.IsNullOrWhiteSpace(explicitPath) ? standard : [explicitPath, .. standard];
 
     private static nint Resolve(string name, Assembly assembly, DllImportSearchPath? searchPath) => name switch
     {
         Cuda => CudaProbe.Value.Handle,
         Nvrtc => NvrtcProbe.Value.Handle,
+        Nccl => NcclProbe.Value.Handle,
         _ => 0,
     };
 }

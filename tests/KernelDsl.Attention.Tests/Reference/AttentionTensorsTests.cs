@@ -26,4 +26,42 @@ public class AttentionTensorsTests
         Assert.Equal(source, AttentionTensors.Relayout<double>(bshd, 2, 3, 4, 2, TensorLayout.BSHD, TensorLayout.BHSD));
         Assert.Throws<ArgumentException>(() => AttentionTensors.Relayout<double>(source.AsSpan(1), 2, 3, 4, 2, TensorLayout.BHSD, TensorLayout.BSHD));
     }
+
+    [Theory]
+    [InlineData(TensorLayout.BHSD)]
+    [InlineData(TensorLayout.BSHD)]
+    public void Slice_takes_heads_and_tokens_in_the_same_layout_and_Place_puts_them_back(TensorLayout layout)
+    {
+        const int B = 2, H = 3, S = 5, D = 2;
+        var shape = new AttentionShape(B, H, H, S, S, D, layout: layout);
+        var source = Enumerable.Range(0, B * H * S * D).Select(x => (double)x).ToArray();
+        var part = AttentionTensors.Slice<double>(source, B, H, S, D, layout, 1..3, 2..4);
+        var partShape = new AttentionShape(B, 2, 2, 2, 2, D, layout: layout);
+        Assert.Equal(partShape.QElements, part.Length);
+        for (var b = 0; b < B; b++)
+        {
+            for (var h = 0; h < 2; h++)
+            {
+                for (var s = 0; s < 2; s++)
+                {
+                    Assert.Equal(source[(int)shape.QStrides.Offset(b, h + 1, s + 2)], part[(int)partShape.QStrides.Offset(b, h, s)]);
+                }
+            }
+        }
+        var target = new double[source.Length];
+        AttentionTensors.Place<double>(part, target, B, H, S, D, layout, 1..3, 2..4);
+        Assert.Equal(part.Sum(), target.Sum());
+        Assert.Equal(part, AttentionTensors.Slice<double>(target, B, H, S, D, layout, 1..3, 2..4));
+    }
+
+    [Fact]
+    public void Slice_and_Place_refuse_ranges_and_lengths_that_do_not_fit()
+    {
+        var source = new double[2 * 3 * 5 * 2];
+        Assert.Equal("tokens", Assert.Throws<ArgumentException>(() => AttentionTensors.Slice<double>(source, 2, 3, 5, 2, TensorLayout.BHSD, .., 3..6)).ParamName);
+        Assert.Equal("tokens", Assert.Throws<ArgumentException>(() => AttentionTensors.Slice<double>(source, 2, 3, 5, 2, TensorLayout.BHSD, .., 2..2)).ParamName);
+        Assert.Equal("heads", Assert.Throws<ArgumentException>(() => AttentionTensors.Slice<double>(source, 2, 3, 5, 2, TensorLayout.BHSD, 2..4, ..)).ParamName);
+        Assert.Equal("source", Assert.Throws<ArgumentException>(() => AttentionTensors.Slice<double>(source.AsSpan(1), 2, 3, 5, 2, TensorLayout.BHSD, .., ..)).ParamName);
+        Assert.Equal("part", Assert.Throws<ArgumentException>(() => AttentionTensors.Place<double>(new double[3], source, 2, 3, 5, 2, TensorLayout.BHSD, .., 0..1)).ParamName);
+    }
 }
