@@ -4,22 +4,11 @@ namespace KernelDsl.Attention.KvCache;
 
 public sealed partial class PagedKvCache
 {
-    /// <summary>A generated decode launcher, as a value.</summary>
-    private delegate void DecodeLaunch<T>(CudaStream stream, DeviceBuffer<T> queries, ReadOnlySpan<int> cuQueries, ReadOnlySpan<int> lengths,
-        ReadOnlySpan<int> pageTable, int tablePages, DeviceBuffer<sbyte> kCodes, DeviceBuffer<float> kScale, DeviceBuffer<float> kMean,
-        DeviceBuffer<sbyte> vCodes, DeviceBuffer<float> vScale, DeviceBuffer<int> workspace, DeviceBuffer<float> partialO, DeviceBuffer<float> partialLse,
-        DeviceBuffer<T> output, DeviceBuffer<float>? lse, int headsQ, int headsKv, int pages, int splits, float softmaxScale) where T : unmanaged;
+    /// <summary>The library's plain decode variants (PagedDecodeVariants.cs), one per head dim and Q/O element.</summary>
+    private static readonly (int HeadDim, Element Input, object Kernel)[] DecodeVariants =
+        [Entry(PagedDecodeD64.With()), Entry(PagedDecodeD128.With()), Entry(PagedDecodeD128Bf16.With())];
 
-    /// <summary>The split count a decode variant suggests (its generated SplitsFor).</summary>
-    private delegate int SplitRule(int longest, int batch, int headsQ, int headsKv, int mostQueries, int multiprocessors);
-
-    /// <summary>The declared decode kernels, by head dim and Q/O element (PagedDecodeVariants.cs).</summary>
-    private static readonly (int HeadDim, Element Input, Delegate Launch, SplitRule Splits)[] DecodeVariants =
-    [
-        (PagedDecodeD64.HeadDim, Element.F16, (DecodeLaunch<Half>)PagedDecodeD64.Launch, PagedDecodeD64.SplitsFor),
-        (PagedDecodeD128.HeadDim, Element.F16, (DecodeLaunch<Half>)PagedDecodeD128.Launch, PagedDecodeD128.SplitsFor),
-        (PagedDecodeD128Bf16.HeadDim, Element.BF16, (DecodeLaunch<ushort>)PagedDecodeD128Bf16.Launch, PagedDecodeD128Bf16.SplitsFor),
-    ];
+    private static (int, Element, object) Entry<T>(PagedDecodeKernel<T> kernel) where T : unmanaged => (kernel.HeadDim, kernel.Input, kernel);
 
     private DeviceBuffer<int>? _decodeWorkspace;
     private DeviceBuffer<float>? _partialO, _partialLse;
@@ -96,7 +85,7 @@ public sealed partial class PagedKvCache
     {
         CheckAttention(queries, batch, queryTokens, headsQ, output, lse, splits);
         var (table, tablePages, lengths) = Table.Table(batch);  // refuses an unknown sequence
-        AttendPages(stream, queries, Totals(queryTokens), lengths, table, tablePages, headsQ, output, lse, softmaxScale, splits);
+        AttendPages(PlainVariant<T>(), stream, queries, Totals(queryTokens), lengths, table, tablePages, headsQ, output, lse, softmaxScale, splits);
     }
 
     /// <summary>The checks of an attention call that need no launch: what a prefill must refuse before it appends.</summary>
@@ -163,21 +152,24 @@ public sealed partial class PagedKvCache
         LaunchGuard.Stream(stream, nameof(stream));
         LaunchGuard.Buffer(queries, nameof(queries));
         LaunchGuard.Buffer(output, nameof(output));
+        AttendPages(PlainVariant<T>(), stream, queries, cuQueries, lengths, pageTable, tablePages, headsQ, output, lse, softmaxScale, splits);
+    }
+
+    /// <summary>The plain decode variant of this cache's head dim and element, for Q and O of <typeparamref name="T"/>.</summary>
+    private PagedDecodeKernel<T> PlainVariant<T>() where T : unmanaged
+    {
         var variant = DecodeVariants.FirstOrDefault(v => v.HeadDim == HeadDim && v.Input == Input);
-        if (variant.Launch is null)
+        if (variant.Kernel is null)
         {
             throw new NotSupportedException($"No paged decode kernel is declared for head dim {HeadDim} with {Input} queries; declared: " +
                 string.Join(", ", DecodeVariants.Select(v => $"{v.HeadDim} {v.Input}")) + ".");
         }
-        if (variant.Launch is not DecodeLaunch<T> launch)
-        {
-            throw new ArgumentException($"This cache attends with {Input} queries ({(Input == Element.BF16 ? "DeviceBuffer<ushort> of bf16 bits" : "DeviceBuffer<Half>")}).", nameof(queries));
-        }
-        AttendPages(launch, variant.Splits, stream, queries, cuQueries, lengths, pageTable, tablePages, headsQ, output, lse, softmaxScale, splits);
+        return variant.Kernel as PagedDecodeKernel<T> ?? throw new ArgumentException(
+            $"This cache attends with {Input} queries ({(Input == Element.BF16 ? "DeviceBuffer<ushort> of bf16 bits" : "DeviceBuffer<Half>")}).", "queries");
     }
 
-    /// <summary>The public AttendPages with the decode kernel and its split rule given (a declared variant's, or one with modifiers).</summary>
-    private void AttendPages<T>(DecodeLaunch<T> launch, SplitRule splitRule, CudaStream stream, DeviceBuffer<T> queries, ReadOnlySpan<int> cuQueries,
+    /// <summary>The public AttendPages with the decode variant given (a plain one, or one with modifiers bound).</summary>
+    private void AttendPages<T>(PagedDecodeKernel<T> kernel, CudaStream stream, DeviceBuffer<T> queries, ReadOnlySpan<int> cuQueries,
         ReadOnlySpan<int> lengths, ReadOnlySpan<int> pageTable, int tablePages, int headsQ, DeviceBuffer<T> output, DeviceBuffer<float>? lse, float? softmaxScale,
         int? splits) where T : unmanaged
     {
@@ -193,13 +185,13 @@ public sealed partial class PagedKvCache
             longest = Math.Max(longest, length);
         }
         var mostQueries = Math.Max(1, KvDecodeWork.MostQueries(cuQueries));
-        var count = splits ?? splitRule(longest, lengths.Length, headsQ, HeadsKv, mostQueries, Device.SmCount);
+        var count = splits ?? kernel.SplitsFor(longest, lengths.Length, headsQ, HeadsKv, mostQueries, Device.SmCount);
         LaunchGuard.Positive(count, nameof(splits));
         var queryTokens = KvDecodeWork.Queries(cuQueries);
         Grow(stream, ref _decodeWorkspace, KvDecodeWork.Length(lengths.Length, tablePages));
         Grow(stream, ref _partialO, Math.Max(1, count * (long)queryTokens * headsQ * HeadDim));
         Grow(stream, ref _partialLse, Math.Max(1, count * (long)queryTokens * headsQ));
-        launch(stream, queries, cuQueries, lengths, pageTable, tablePages, KCodes, KScale, KMean, VCodes, VScale, _decodeWorkspace!, _partialO!, _partialLse!,
+        kernel.Launch(stream, queries, cuQueries, lengths, pageTable, tablePages, KCodes, KScale, KMean, VCodes, VScale, _decodeWorkspace!, _partialO!, _partialLse!,
             output, lse, headsQ, HeadsKv, Table.Capacity, count, softmaxScale ?? 1f / MathF.Sqrt(HeadDim));
     }
 

@@ -1,3 +1,4 @@
+using KernelDsl.Attention.FlashAttention;
 using KernelDsl.Launching;
 
 namespace KernelDsl.Attention.KvCache;
@@ -19,7 +20,7 @@ public sealed partial class PagedKvCache
         CheckKernel(kernel);
         CheckAttention(queries, batch, queryTokens, headsQ, output, lse, splits);
         var (table, tablePages, lengths) = Table.Table(batch);  // refuses an unknown sequence
-        AttendPages(kernel.Launch.Invoke, kernel.SplitsFor.Invoke, stream, queries, Totals(queryTokens), lengths, table, tablePages, headsQ, output, lse, softmaxScale, splits);
+        AttendPages(kernel, stream, queries, Totals(queryTokens), lengths, table, tablePages, headsQ, output, lse, softmaxScale, splits);
     }
 
     /// <summary>
@@ -35,7 +36,7 @@ public sealed partial class PagedKvCache
         LaunchGuard.Stream(stream, nameof(stream));
         CheckKernel(kernel);
         CheckAttention(queries, batch, newTokens, headsQ, output, lse, splits);  // refused before the append changes the cache
-        Append(stream, batch, newTokens, k, v);
+        Append(stream, batch, newTokens, k, v, NonFiniteInputs.Throw);
         Attend(stream, kernel, queries, batch, newTokens, headsQ, output, lse, softmaxScale, splits);
     }
 
