@@ -36,9 +36,15 @@ public static class PagedAttentionReference
         for (var i = 0; i < batch.Count; i++)
         {
             var length = table.LengthOf(batch[i]);
-            if (queries[i] is null || queries[i].Length == 0 || queries[i].Length % (headsQ * headDim) != 0)
+            if (queries[i] is null || queries[i].Length % (headsQ * headDim) != 0)
             {
-                throw new ArgumentException($"queries[{i}] must be [Hq = {headsQ}][Sq ≥ 1][D = {headDim}]; it has {queries[i]?.Length ?? 0} values.", nameof(queries));
+                throw new ArgumentException($"queries[{i}] must be [Hq = {headsQ}][Sq ≥ 0][D = {headDim}]; it has {queries[i]?.Length ?? 0} values.", nameof(queries));
+            }
+            if (queries[i].Length == 0)
+            {
+                // A sequence with no query in a batch of chunks: nothing to attend, but it keeps its index b for the modifiers.
+                results[i] = new Float64AttentionResult([], []);
+                continue;
             }
             if (length == 0)
             {

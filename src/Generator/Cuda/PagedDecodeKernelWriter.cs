@@ -101,16 +101,16 @@ public static class PagedDecodeKernelWriter
             w.Line($"const long long row = (long long)blockIdx.x * {MergeWarps} + (threadIdx.x >> 5);");
             w.Line($"if (row >= rows) return;");
             w.Line($"float m = -KDSL_INF;");
-            w.Line($"for (int s = 0; s < splits; ++s) m = fmaxf(m, partial_lse[s * rows + row]);");
+            w.Line($"for (int s = 0; s < splits; ++s) m = fmaxf(m, partial_lse[(long long)s * rows + row]);");
             w.Line($"float sum = 0.f, acc[{perLane}];");
             w.Line($"#pragma unroll");
             w.Line($"for (int i = 0; i < {perLane}; ++i) acc[i] = 0.f;");
             w.Block($"for (int s = 0; s < splits && m != -KDSL_INF; ++s)", () =>
             {
-                w.Line($"const float weight = kdsl_exp2((partial_lse[s * rows + row] - m) * 1.44269504f);");
+                w.Line($"const float weight = kdsl_exp2((partial_lse[(long long)s * rows + row] - m) * 1.44269504f);");
                 w.Line($"if (weight == 0.f) continue;  // also skips a −∞ split");
                 w.Line($"sum += weight;");
-                w.Line($"const float* const src = partial_o + (s * rows + row) * {d} + lane * {perLane};");
+                w.Line($"const float* const src = partial_o + ((long long)s * rows + row) * {d} + lane * {perLane};");
                 w.Line($"#pragma unroll");
                 w.Line($"for (int i = 0; i < {perLane}; ++i) acc[i] += weight * src[i];");
             });

@@ -49,8 +49,9 @@ public static class PagedDecodeValidator
                 var limit = sm.MaxSharedMemoryPerBlock();
                 if (bytes > limit)
                 {
-                    var most = Enumerable.Range(1, spec.Stages).LastOrDefault(s => new PagedDecodePlan(spec with { Stages = s }).SharedMemoryBytes <= limit);
-                    findings.Add(Finding.Of(Rules.DecodeStagesTooLarge, FindingTarget.Family, spec.Type.Name, spec.Stages, spec.Warps, bytes, sm.ArchName(), limit, most));
+                    var most = Enumerable.Range(2, spec.Stages - 1).LastOrDefault(s => new PagedDecodePlan(spec with { Stages = s }).SharedMemoryBytes <= limit);
+                    findings.Add(Finding.Of(Rules.DecodeStagesTooLarge, FindingTarget.Family, spec.Type.Name, spec.Stages, spec.Warps, bytes, sm.ArchName(), limit,
+                        most >= 2 ? $"use Stages ≤ {most} or fewer Warps" : "use fewer Warps: two stages of this many warps do not fit"));
                     break;
                 }
             }

@@ -123,7 +123,7 @@ public static class Rules
     public static readonly Rule KvStatisticsSharedMemory = new("KDSL0703", "K/V statistics block does not fit shared memory",
         "'{0}' combines its {1} threads' K sums and V maxima in shared memory, in a fixed order: {2} bytes for HeadDim {3}, but a kernel may declare at most {4} statically; use Threads ≤ {5}");
     public static readonly Rule DecodeStagesTooLarge = new("KDSL0702", "Decode page stages do not fit shared memory",
-        "'{0}' keeps {1} page stage(s) of K and V for each of its {2} warps: {3} bytes of shared memory a block, but {4} allows at most {5}; use Stages ≤ {6} or fewer Warps");
+        "'{0}' keeps {1} page stage(s) of K and V for each of its {2} warps: {3} bytes of shared memory a block, but {4} allows at most {5}; {6}");
 
     public static readonly Rule[] All =
     [

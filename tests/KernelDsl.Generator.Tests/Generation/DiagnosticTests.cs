@@ -792,6 +792,19 @@ public class DiagnosticTests
         Assert.Contains("[PagedDecode(", LineOf(d));
     }
 
+    [Fact]
+    public void KDSL0702_suggests_fewer_warps_when_no_stage_count_fits()
+    {
+        // Eight warps: even two stages of 18 KB each are 295 KB, so no stage count fits sm_80.
+        var d = Single("""
+            using KernelDsl;
+            namespace Users;
+            [PagedDecode(HeadDim = 128, Warps = 8, Stages = 3)]
+            public static partial class Decode;
+            """, "KDSL0702");
+        Assert.Contains("sm_80 allows at most 166912; use fewer Warps: two stages of this many warps do not fit", d.GetMessage());
+    }
+
     [Theory]
     [InlineData("PageSize = 32", "PagedDecode.PageSize = 32 is invalid")]
     [InlineData("HeadDim = 256", "PagedDecode.HeadDim = 256 is invalid")]

@@ -90,8 +90,8 @@ public class PagedDecodeGpuTests(ITestOutputHelper output)
     /// Chunked prefill: each sequence's tokens arrive in random chunks (1 to 511 tokens, sequences that are done stay in the
     /// batch with none), appended and attended by <see cref="PagedKvCache.Prefill(CudaStream, IReadOnlyList{int}, IReadOnlyList{int}, DeviceBuffer{Half}, DeviceBuffer{Half}, DeviceBuffer{Half}, int, DeviceBuffer{Half}, DeviceBuffer{float}?, float?, int?)"/>
     /// in one launch per step. The chunked O and LSE of every token meet the bars against float64 causal attention over the
-    /// original tokens, as a one-shot prefill of the same tokens (Int8Attention) does, and the two stay within the bar of
-    /// each other.
+    /// original tokens, as a one-shot prefill of the same tokens (Int8Attention) does, and the two stay within twice the bar
+    /// of each other.
     /// </summary>
     [Theory]
     [InlineData(128, Element.F16, 8, 2)]
@@ -183,7 +183,8 @@ public class PagedDecodeGpuTests(ITestOutputHelper output)
             output.WriteLine($"length {n}: chunked {chunkedError}, LSE max |Δ| {chunkedLse:E2}; one-shot {oneShotError}; chunked vs one-shot {between}");
             Assert.True(chunkedError.RelativeL2 <= OutputBar && chunkedLse <= LseBar, $"length {n}: chunked {chunkedError}, LSE max |Δ| {chunkedLse}");
             Assert.True(oneShotError.RelativeL2 <= OutputBar, $"length {n}: one-shot {oneShotError}");
-            Assert.True(between.RelativeL2 <= OutputBar, $"length {n}: chunked vs one-shot {between}");
+            // Each is within the bar of float64, so they are within twice the bar of each other.
+            Assert.True(between.RelativeL2 <= 2 * OutputBar, $"length {n}: chunked vs one-shot {between}");
         }
     }
 
@@ -365,8 +366,8 @@ public class PagedDecodeGpuTests(ITestOutputHelper output)
         // The references take each sequence's [Hq][Sq][D]; the device's rows are token-major.
         double[] PerSequence(ushort[] packed, int i) => HeadMajor(packed, first[i], counts[i], headsQ, d, x => KvCacheTestData.Value(x, input));
         var active = Enumerable.Range(0, batch.Length).Where(i => counts[i] > 0).ToArray();
-        var queries = active.Select(i => PerSequence(q, i)).ToList();
-        var ids = active.Select(i => batch[i]).ToArray();
+        var queries = Enumerable.Range(0, batch.Length).Select(i => PerSequence(q, i)).ToList();  // query-less ones too: b is the index in the batch
+        var ids = batch;
         var expected = PagedAttentionReference.Forward(cache.Table, ids, queries, fixture.KPages, fixture.VPages, headsQ, cache.HeadsKv, d, causal: true);
         var actualLse = lse.ToArray();
         var (all, allExpected) = (new List<double>(), new List<double>());
@@ -377,18 +378,18 @@ public class PagedDecodeGpuTests(ITestOutputHelper output)
             var actual = PerSequence(o, i);
             var length = cache.Table.LengthOf(batch[i]);
             Assert.All(actual, x => Assert.True(double.IsFinite(x), $"{what}: sequence of length {length} ({counts[i]} queries) has a non-finite output"));
-            var error = ErrorMetrics.Compare(actual, expected[j].Output);
+            var error = ErrorMetrics.Compare(actual, expected[i].Output);
             output.WriteLine($"{what}: length {length}, {counts[i]} queries: {error}");
             Assert.True(error.RelativeL2 <= OutputBar, $"{what}: length {length}, {counts[i]} queries: relative L2 {error.RelativeL2:E3} over {OutputBar:E1}");
             for (var h = 0; h < headsQ; h++)
             {
                 for (var t = 0; t < counts[i]; t++)
                 {
-                    worstLse = Math.Max(worstLse, Math.Abs(actualLse[(first[i] + t) * headsQ + h] - expected[j].Lse[h * counts[i] + t]));
+                    worstLse = Math.Max(worstLse, Math.Abs(actualLse[(first[i] + t) * headsQ + h] - expected[i].Lse[h * counts[i] + t]));
                 }
             }
             all.AddRange(actual);
-            allExpected.AddRange(expected[j].Output);
+            allExpected.AddRange(expected[i].Output);
         }
         var total = ErrorMetrics.Compare(all.ToArray(), allExpected.ToArray());
         output.WriteLine($"{what}: all {total}; LSE max |Δ| {worstLse:E2}");

@@ -279,10 +279,9 @@ public class PagedDecodeModifierGpuTests(ITestOutputHelper output)
             var o = MemoryMarshal.Cast<Half, ushort>(dout.ToArray()).ToArray();
             var lse = dlse.ToArray();
             double[] PerSequence(ushort[] packed, int i) => PagedDecodeGpuTests.HeadMajor(packed, first[i], counts[i], headsQ, d, x => KvCacheTestData.Value(x, Element.F16));
-            // The library's modifiers never read b, so the batch without its query-less sequences binds them the same.
             var active = Enumerable.Range(0, batch.Length).Where(i => counts[i] > 0).ToArray();
-            var queries = active.Select(i => PerSequence(q, i)).ToList();
-            var ids = active.Select(i => batch[i]).ToArray();
+            var queries = Enumerable.Range(0, batch.Length).Select(i => PerSequence(q, i)).ToList();  // query-less ones too: b is the index in the batch
+            var ids = batch;
             var expected = PagedAttentionReference.Forward(cache.Table, ids, queries, fixture.KPages, fixture.VPages, headsQ, cache.HeadsKv, d, causal: true, modifiers: modifiers);
             var (all, allExpected) = (new List<double>(), new List<double>());
             var worstLse = 0.0;
@@ -292,18 +291,18 @@ public class PagedDecodeModifierGpuTests(ITestOutputHelper output)
                 var actual = PerSequence(o, i);
                 var length = cache.Table.LengthOf(batch[i]);
                 Assert.All(actual, x => Assert.True(double.IsFinite(x), $"{what}: sequence of length {length} ({counts[i]} queries) has a non-finite output"));
-                var error = ErrorMetrics.Compare(actual, expected[j].Output);
+                var error = ErrorMetrics.Compare(actual, expected[i].Output);
                 output.WriteLine($"{what}: length {length}, {counts[i]} queries: {error}");
                 Assert.True(error.RelativeL2 <= OutputBar, $"{what}: length {length}, {counts[i]} queries: relative L2 {error.RelativeL2:E3} over {OutputBar:E1}");
                 for (var h = 0; h < headsQ; h++)
                 {
                     for (var t = 0; t < counts[i]; t++)
                     {
-                        worstLse = Math.Max(worstLse, Math.Abs(lse[(first[i] + t) * headsQ + h] - expected[j].Lse[h * counts[i] + t]));
+                        worstLse = Math.Max(worstLse, Math.Abs(lse[(first[i] + t) * headsQ + h] - expected[i].Lse[h * counts[i] + t]));
                     }
                 }
                 all.AddRange(actual);
-                allExpected.AddRange(expected[j].Output);
+                allExpected.AddRange(expected[i].Output);
             }
             var total = ErrorMetrics.Compare(all.ToArray(), allExpected.ToArray());
             output.WriteLine($"{what}: all {total}; LSE max |Δ| {worstLse:E2}");

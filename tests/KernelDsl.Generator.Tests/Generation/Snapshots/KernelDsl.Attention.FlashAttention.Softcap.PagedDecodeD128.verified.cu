@@ -530,16 +530,16 @@ kdsl_KernelDsl_Attention_FlashAttention_Softcap_PagedDecodeD128_merge(
     const long long row = (long long)blockIdx.x * 4 + (threadIdx.x >> 5);
     if (row >= rows) return;
     float m = -KDSL_INF;
-    for (int s = 0; s < splits; ++s) m = fmaxf(m, partial_lse[s * rows + row]);
+    for (int s = 0; s < splits; ++s) m = fmaxf(m, partial_lse[(long long)s * rows + row]);
     float sum = 0.f, acc[4];
     #pragma unroll
     for (int i = 0; i < 4; ++i) acc[i] = 0.f;
     for (int s = 0; s < splits && m != -KDSL_INF; ++s)
     {
-        const float weight = kdsl_exp2((partial_lse[s * rows + row] - m) * 1.44269504f);
+        const float weight = kdsl_exp2((partial_lse[(long long)s * rows + row] - m) * 1.44269504f);
         if (weight == 0.f) continue;  // also skips a −∞ split
         sum += weight;
-        const float* const src = partial_o + (s * rows + row) * 128 + lane * 4;
+        const float* const src = partial_o + ((long long)s * rows + row) * 128 + lane * 4;
         #pragma unroll
         for (int i = 0; i < 4; ++i) acc[i] += weight * src[i];
     }
