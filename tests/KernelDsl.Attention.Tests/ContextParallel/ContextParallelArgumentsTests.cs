@@ -1,0 +1,46 @@
+using KernelDsl.Attention.ContextParallel;
+using KernelDsl.Attention.FlashAttention;
+using KernelDsl.Attention.Reference;
+
+namespace AttentionTests.ContextParallel;
+
+/// <summary>What the simulated ring refuses before anything reaches the GPU.</summary>
+public class ContextParallelArgumentsTests
+{
+    private static readonly RingSchedule Causal = new(new SequencePartition(4, 100, SequenceSplit.ZigZag), Causal: true);
+
+    [Fact]
+    public void Options_must_match_the_schedule_and_keep_K_and_V_quantized()
+    {
+        ContextParallelArguments.Options(new AttentionOptions { Causal = true }, Causal);
+        ContextParallelArguments.Options(new AttentionOptions { Causal = true, V = VStrategy.Pretransposed }, Causal);
+        Assert.Contains("must agree", Assert.Throws<ArgumentException>(() => ContextParallelArguments.Options(new AttentionOptions(), Causal)).Message);
+        Assert.Equal("options", Assert.Throws<ArgumentException>(() => ContextParallelArguments.Options(new AttentionOptions { Causal = true, Pv = PvPrecision.Float16 }, Causal)).ParamName);
+        Assert.Equal("options", Assert.Throws<ArgumentException>(() => ContextParallelArguments.Options(new AttentionOptions { Causal = true, Autotune = true }, Causal)).ParamName);
+    }
+
+    [Fact]
+    public void Q_and_K_V_must_be_the_partitions_sequence_with_a_merged_head_dim()
+    {
+        ContextParallelArguments.Tokens(100, 100, Causal.Partition);
+        Assert.Equal("schedule", Assert.Throws<ArgumentException>(() => ContextParallelArguments.Tokens(100, 120, Causal.Partition)).ParamName);
+        Assert.Equal("schedule", Assert.Throws<ArgumentException>(() => ContextParallelArguments.Tokens(99, 99, Causal.Partition)).ParamName);
+        ContextParallelArguments.MergedHeadDim(128);
+        Assert.Contains("64, 128", Assert.Throws<ArgumentException>(() => ContextParallelArguments.MergedHeadDim(96)).Message);
+    }
+
+    [Theory]
+    [InlineData(TensorLayout.BHSD)]
+    [InlineData(TensorLayout.BSHD)]
+    public void Dense_layouts_are_recognised_by_their_strides(TensorLayout layout)
+    {
+        var s = new AttentionShape(2, 4, 4, 100, 100, 64, layout: layout).QStrides;
+        Assert.Equal(layout, ContextParallelArguments.Layout([2, 4, 100, 64], [s.Batch, s.Head, s.Token, 1], "q"));
+        // One head: both orders are the same memory.
+        Assert.Equal(TensorLayout.BHSD, ContextParallelArguments.Layout([2, 1, 100, 64], [6400, 6400, 64, 1], "q"));
+        // A strided view (every other token) is not dense: its chunks are not token ranges of one 2D copy.
+        var error = Assert.Throws<ArgumentException>(() => ContextParallelArguments.Layout([2, 4, 100, 64], [s.Batch * 2, s.Head * 2, s.Token * 2, 1], "k"));
+        Assert.Equal("k", error.ParamName);
+        Assert.Contains("dense", error.Message);
+    }
+}
