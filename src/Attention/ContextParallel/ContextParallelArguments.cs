@@ -42,12 +42,21 @@ internal static class ContextParallelArguments
         return (dims, (Layout(q.Shape, q.Strides, nameof(q)), Layout(k.Shape, k.Strides, nameof(k)), Layout(v.Shape, v.Strides, nameof(v))));
     }
 
-    /// <summary>Q and K/V are the partition's one sequence.</summary>
-    public static void Tokens(int seqQ, int seqK, SequencePartition partition)
+    /// <summary>Q and K/V are the partition's one sequence; <paramref name="name"/> is the argument holding the partition.</summary>
+    public static void Tokens(int seqQ, int seqK, SequencePartition partition, string name = "schedule")
     {
         if (seqQ != partition.Tokens || seqK != partition.Tokens)
         {
-            throw new ArgumentException($"q has {seqQ} tokens and k {seqK}; the schedule partitions one sequence of {partition.Tokens}: all three must be equal.", "schedule");
+            throw new ArgumentException($"q has {seqQ} tokens and k {seqK}; the {name} partitions one sequence of {partition.Tokens}: all three must be equal.", name);
+        }
+    }
+
+    /// <summary>Ulysses' layout splits the heads Q and K/V have.</summary>
+    public static void Heads(UlyssesLayout layout, AttentionDims dims)
+    {
+        if (layout.HeadsQ != dims.HeadsQ || layout.HeadsKv != dims.HeadsKv)
+        {
+            throw new ArgumentException($"The layout splits {layout.HeadsQ} query and {layout.HeadsKv} K/V heads among the ranks; q has {dims.HeadsQ} and k {dims.HeadsKv}.", "layout");
         }
     }
 

@@ -48,8 +48,28 @@ public sealed class ContextParallelAttention : IDisposable
         ContextParallelArguments.Options(options, schedule);
         var (dims, layouts) = Check(stream, schedule.Partition, q, k, v, o, lse);
         ContextParallelArguments.MergedHeadDim(dims.HeadDim);
-        Agree(CallSignature.Of(ContextParallelMethod.Ring, schedule.Partition, schedule.Causal, dims, options));
+        Agree(CallSignature.Of(ContextParallelMethod.Ring, schedule.Partition, schedule.Causal, dims, options, layouts));
         Moving(() => RingEngine.Run(_transport, schedule, dims with { SeqQ = schedule.Partition.Tokens, SeqK = schedule.Partition.Tokens }, options,
+            [(_state, new RankTensors(Communicator.Rank, stream, q, k, v, o, lse, Local: true, layouts.Q, layouts.K, layouts.V))]));
+    }
+
+    /// <summary>
+    /// Ulysses (<see cref="UlyssesLayout"/>): this rank's Q, K and V, its chunks of the sequence back to back, as for
+    /// <see cref="Ring"/>; two all-to-alls around one attention call on this rank's heads over the whole sequence;
+    /// <paramref name="o"/> (dense BHSD [B][Hq][S_rank][D]) and <paramref name="lse"/> ([B][Hq][S_rank]) receive this rank's
+    /// rows. <paramref name="options"/> are <see cref="Int8Attention"/>'s, any mode (there is no merge), the same on every rank.
+    /// </summary>
+    /// <exception cref="ArgumentException">An argument is wrong for this rank (its message names it), or another rank's call differs from this one's.</exception>
+    /// <exception cref="NcclException">A peer failed or did not take part within the communicator's timeout.</exception>
+    public void Ulysses(CudaStream stream, UlyssesLayout layout, TensorView<Half> q, TensorView<Half> k, TensorView<Half> v,
+        DeviceBuffer<Half> o, DeviceBuffer<float> lse, AttentionOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(layout);
+        ArgumentNullException.ThrowIfNull(options);
+        var (dims, layouts) = Check(stream, layout.Partition, q, k, v, o, lse);
+        ContextParallelArguments.Heads(layout, dims);
+        Agree(CallSignature.Of(ContextParallelMethod.Ulysses, layout.Partition, options.Causal, dims, options, layouts));
+        Moving(() => UlyssesEngine.Run(_transport, layout, dims with { SeqQ = layout.Partition.Tokens, SeqK = layout.Partition.Tokens }, options,
             [(_state, new RankTensors(Communicator.Rank, stream, q, k, v, o, lse, Local: true, layouts.Q, layouts.K, layouts.V))]));
     }
 
@@ -115,25 +135,31 @@ internal enum ContextParallelMethod
 /// rank whose call differs would send or expect other amounts, and NCCL would corrupt or wait forever.
 /// </summary>
 internal sealed record CallSignature(ContextParallelMethod Method, int Ranks, int Tokens, SequenceSplit Split, bool Causal, int Batch, int HeadsQ, int HeadsKv,
-    int HeadDim, PvPrecision Pv, VStrategy V, float SoftmaxScale)
+    int HeadDim, PvPrecision Pv, VStrategy V, float SoftmaxScale, TensorLayout QLayout, TensorLayout KLayout, TensorLayout VLayout)
 {
     /// <summary>Each value's name and the argument it comes from, in <see cref="ToArray"/>'s order.</summary>
     private static readonly (string Name, string Argument)[] Fields =
     [
         ("method", "method"), ("rank count", "schedule"), ("tokens", "schedule"), ("split", "schedule"), ("causal", "options"), ("batch", "q"),
         ("query heads", "q"), ("K/V heads", "k"), ("head dim", "q"), ("P·V precision", "options"), ("V strategy", "options"), ("softmax scale", "options"),
+        ("layout", "q"), ("layout", "k"), ("layout", "v"),
     ];
 
-    public static CallSignature Of(ContextParallelMethod method, SequencePartition partition, bool causal, AttentionDims dims, AttentionOptions options) =>
+    public static CallSignature Of(ContextParallelMethod method, SequencePartition partition, bool causal, AttentionDims dims, AttentionOptions options,
+        (TensorLayout Q, TensorLayout K, TensorLayout V) layouts) =>
         new(method, partition.Ranks, partition.Tokens, partition.Split, causal, dims.Batch, dims.HeadsQ, dims.HeadsKv, dims.HeadDim, options.Pv, options.V,
-            options.SoftmaxScale ?? 1f / MathF.Sqrt(dims.HeadDim));
+            options.SoftmaxScale ?? 1f / MathF.Sqrt(dims.HeadDim), layouts.Q, layouts.K, layouts.V);
 
     public long[] ToArray() =>
-        [(long)Method, Ranks, Tokens, (long)Split, Causal ? 1 : 0, Batch, HeadsQ, HeadsKv, HeadDim, (long)Pv, (long)V, BitConverter.SingleToInt32Bits(SoftmaxScale)];
+    [
+        (long)Method, Ranks, Tokens, (long)Split, Causal ? 1 : 0, Batch, HeadsQ, HeadsKv, HeadDim, (long)Pv, (long)V, BitConverter.SingleToInt32Bits(SoftmaxScale),
+        (long)QLayout, (long)KLayout, (long)VLayout,
+    ];
 
     public static CallSignature FromArray(ReadOnlySpan<long> values) => values.Length == Fields.Length
         ? new((ContextParallelMethod)values[0], (int)values[1], (int)values[2], (SequenceSplit)values[3], values[4] != 0, (int)values[5], (int)values[6],
-            (int)values[7], (int)values[8], (PvPrecision)values[9], (VStrategy)values[10], BitConverter.Int32BitsToSingle((int)values[11]))
+            (int)values[7], (int)values[8], (PvPrecision)values[9], (VStrategy)values[10], BitConverter.Int32BitsToSingle((int)values[11]),
+            (TensorLayout)values[12], (TensorLayout)values[13], (TensorLayout)values[14])
         : throw new ArgumentException($"A call signature has {Fields.Length} values; got {values.Length}.", nameof(values));
 
     /// <summary>Throws, naming the argument, if another rank's call differs from rank <paramref name="rank"/>'s.</summary>
@@ -160,6 +186,9 @@ internal sealed record CallSignature(ContextParallelMethod Method, int Ranks, in
         9 => s.Pv.ToString(),
         10 => s.V.ToString(),
         11 => s.SoftmaxScale.ToString("R", System.Globalization.CultureInfo.InvariantCulture),
+        12 => s.QLayout.ToString(),
+        13 => s.KLayout.ToString(),
+        14 => s.VLayout.ToString(),
         _ => s.ToArray()[field].ToString(System.Globalization.CultureInfo.InvariantCulture),
     };
 }

@@ -43,4 +43,19 @@ public class ContextParallelArgumentsTests
         Assert.Equal("k", error.ParamName);
         Assert.Contains("dense", error.Message);
     }
+
+    [Fact]
+    public void Ulysses_layout_must_split_the_heads_and_tokens_q_and_k_have()
+    {
+        var layout = new UlyssesLayout(new SequencePartition(2, 100, SequenceSplit.ZigZag), 8, 2);
+        var dims = new AttentionDims(1, 8, 2, 100, 100, 64);
+        ContextParallelArguments.Heads(layout, dims);
+        var heads = Assert.Throws<ArgumentException>(() => ContextParallelArguments.Heads(layout, dims with { HeadsKv = 4 }));
+        Assert.Equal("layout", heads.ParamName);
+        Assert.Contains("8 query and 2 K/V heads", heads.Message);
+        ContextParallelArguments.Tokens(100, 100, layout.Partition, "layout");
+        var tokens = Assert.Throws<ArgumentException>(() => ContextParallelArguments.Tokens(99, 99, layout.Partition, "layout"));
+        Assert.Equal("layout", tokens.ParamName);
+        Assert.Contains("the layout partitions one sequence of 100", tokens.Message);
+    }
 }

@@ -114,7 +114,8 @@ public class RankTransportTests
         var partition = new SequencePartition(4, 1000, SequenceSplit.ZigZag);
         var dims = new AttentionDims(1, 8, 2, 250, 250, 128);
         var options = new AttentionOptions { Causal = true };
-        var mine = CallSignature.Of(ContextParallelMethod.Ring, partition, true, dims, options);
+        var layouts = (TensorLayout.BHSD, TensorLayout.BSHD, TensorLayout.BSHD);
+        var mine = CallSignature.Of(ContextParallelMethod.Ring, partition, true, dims, options, layouts);
         Assert.Equal(mine, CallSignature.FromArray(mine.ToArray()));
         CallSignature.ThrowIfDisagreeing([mine, mine, mine, mine], 2);
 
@@ -128,9 +129,10 @@ public class RankTransportTests
         Differs(mine with { Split = SequenceSplit.Contiguous }, "schedule", "split: Contiguous against ZigZag");
         Differs(mine with { Method = ContextParallelMethod.Ulysses }, "method", "method: Ulysses against Ring");
         Differs(mine with { HeadsKv = 8 }, "k", "K/V heads: 8 against 2");
+        Differs(mine with { KLayout = TensorLayout.BHSD }, "k", "layout: BHSD against BSHD");
         Differs(mine with { Causal = false }, "options", "causal: not causal against causal");
-        Differs(CallSignature.Of(ContextParallelMethod.Ring, partition, true, dims, options with { SoftmaxScale = 0.1f }), "options", "softmax scale");
-        Assert.Equal(mine, CallSignature.Of(ContextParallelMethod.Ring, partition, true, dims, options with { SoftmaxScale = 1f / MathF.Sqrt(128) }));
+        Differs(CallSignature.Of(ContextParallelMethod.Ring, partition, true, dims, options with { SoftmaxScale = 0.1f }, layouts), "options", "softmax scale");
+        Assert.Equal(mine, CallSignature.Of(ContextParallelMethod.Ring, partition, true, dims, options with { SoftmaxScale = 1f / MathF.Sqrt(128) }, layouts));
     }
 
     [Fact]

@@ -11,9 +11,9 @@ namespace GpuTests.ContextParallel;
 
 /// <summary>
 /// <see cref="ContextParallelAttention"/> over NCCL, one rank per GPU and thread (<see cref="NcclCommunicator.InitRanks"/>):
-/// each rank gets its own tokens of one sequence and returns its rows, which gathered must equal the simulated ranks'
-/// on one GPU bit for bit (the same kernels on the same codes, merged in the same order) and meet the prefill bars
-/// against float64. On one GPU, a one-rank communicator runs the same code with no peer; the several-GPU cases skip as
+/// each rank gets its own tokens of one sequence and returns its rows, which gathered must equal, bit for bit, the
+/// simulated ring's on one GPU (the same kernels on the same codes, merged in the same order) and meet the prefill bars
+/// against float64; Ulysses', one call on the whole sequence. On one GPU, a one-rank communicator runs the same code with no peer; the several-GPU cases skip as
 /// one line per class where the machine has fewer GPUs.
 /// </summary>
 [RequiresCudaDevice]
@@ -60,6 +60,49 @@ public class ContextParallelNcclGpuTests(ITestOutputHelper output)
             Assert.True(error.RelativeL2 <= 3e-2 && error.Cosine >= 0.999, $"{split} seed {seed}: {error}");
             Assert.True(lseError <= 0.1, $"{split} seed {seed}: LSE off by {lseError}");
         }
+    }
+
+    // ranks, tokens, headsQ, headsKv, headDim, causal, layout (heads divide among the ranks)
+    public static TheoryData<int, int, int, int, int, bool, TensorLayout> UlyssesCases() => new()
+    {
+        { 2, 1000, 4, 2, 128, true, TensorLayout.BSHD },
+        { 4, 1029, 8, 4, 128, true, TensorLayout.BHSD },
+        { 8, 515, 8, 8, 64, false, TensorLayout.BSHD },
+    };
+
+    [Theory]
+    [MemberData(nameof(UlyssesCases))]
+    [RequiresCudaDevices(CountArgument = "ranks")]
+    public void Ulysses_over_nccl_is_one_call_on_the_whole_sequence_bit_for_bit(int ranks, int tokens, int headsQ, int headsKv, int headDim, bool causal, TensorLayout layout)
+    {
+        foreach (var split in new[] { SequenceSplit.ZigZag, SequenceSplit.Contiguous })
+        {
+            var seed = AttentionTestData.FreshSeed();
+            var shape = new AttentionShape(tokens > 1000 ? 1 : 2, headsQ, headsKv, tokens, tokens, headDim, causal, layout: layout);
+            var (q, k, v) = AttentionTestData.Inputs(shape, seed);
+            var plan = new UlyssesLayout(new SequencePartition(ranks, tokens, split), headsQ, headsKv);
+            var options = new AttentionOptions { Causal = causal };
+            var (o, lse) = Gather(shape, plan.Partition, OnRanks(ranks, comm => Ulysses(comm, shape, plan, q, k, v, options)));
+            using var device = CudaDevice.Open(0);
+            var (oneO, oneLse) = SimulatedUlyssesGpuTests.OneCall(device, shape, q, k, v, options);
+            output.WriteLine($"NCCL Ulysses {split} N = {ranks}, S = {tokens}, Hq {headsQ} Hkv {headsKv} D {headDim}{(causal ? " causal" : "")} {layout}, seed {seed}");
+            Assert.True(oneO.SequenceEqual(o), $"{split} seed {seed}: O differs from one call's");
+            Assert.True(oneLse.SequenceEqual(lse), $"{split} seed {seed}: the LSE differs from one call's");
+        }
+    }
+
+    [Fact]
+    public void One_rank_runs_ulysses_with_no_peer_as_one_call()
+    {
+        var shape = new AttentionShape(2, 4, 2, 300, 300, 128, causal: false, layout: TensorLayout.BHSD);
+        var (q, k, v) = AttentionTestData.Inputs(shape, 19);
+        var plan = new UlyssesLayout(new SequencePartition(1, 300, SequenceSplit.ZigZag), 4, 2);
+        var options = new AttentionOptions();
+        var (o, lse) = OnRanks(1, comm => Ulysses(comm, shape, plan, q, k, v, options))[0];
+        using var device = CudaDevice.Open(0);
+        var (oneO, oneLse) = SimulatedUlyssesGpuTests.OneCall(device, shape, q, k, v, options);
+        Assert.Equal(oneO, o);
+        Assert.Equal(oneLse, lse);
     }
 
     [Fact]
@@ -198,6 +241,10 @@ public class ContextParallelNcclGpuTests(ITestOutputHelper output)
     /// <summary>One rank's ring call on its own tokens of the whole-sequence inputs; its O (BHSD) and LSE rows.</summary>
     internal static (Half[] O, float[] Lse) Ring(NcclCommunicator comm, AttentionShape shape, RingSchedule schedule, Half[] q, Half[] k, Half[] v, AttentionOptions options) =>
         OnRank(comm, shape, schedule.Partition, q, k, v, (cp, stream, dq, dk, dv, o, lse) => cp.Ring(stream, schedule, dq, dk, dv, o, lse, options));
+
+    /// <summary>One rank's Ulysses call on its own tokens of the whole-sequence inputs; its O (BHSD) and LSE rows.</summary>
+    internal static (Half[] O, float[] Lse) Ulysses(NcclCommunicator comm, AttentionShape shape, UlyssesLayout plan, Half[] q, Half[] k, Half[] v, AttentionOptions options) =>
+        OnRank(comm, shape, plan.Partition, q, k, v, (cp, stream, dq, dk, dv, o, lse) => cp.Ulysses(stream, plan, dq, dk, dv, o, lse, options));
 
     internal delegate void RankCall(ContextParallelAttention cp, CudaStream stream, TensorView<Half> q, TensorView<Half> k, TensorView<Half> v, DeviceBuffer<Half> o, DeviceBuffer<float> lse);
 
