@@ -90,6 +90,18 @@ internal static class ContextParallelArguments
         }
     }
 
+    /// <summary>
+    /// A declared kernel for every call a method makes on this device (the ring's blocks are causal and not), checked
+    /// before ranks move data: found missing later, it would cost the communicator.
+    /// </summary>
+    public static void Kernels(AttentionOptions options, int headDim, int computeCapability, bool bothMasks)
+    {
+        foreach (var causal in bothMasks ? new[] { false, true } : [options.Causal])
+        {
+            Int8Attention.Select(Element.F16, headDim, options with { Causal = causal, Autotune = false }, computeCapability);
+        }
+    }
+
     public static void MergedHeadDim(int headDim)
     {
         if (!Int8Attention.MergeHeadDims.Contains(headDim))

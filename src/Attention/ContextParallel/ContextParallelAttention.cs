@@ -48,6 +48,7 @@ public sealed class ContextParallelAttention : IDisposable
         ContextParallelArguments.Options(options, schedule);
         var (dims, layouts) = Check(stream, schedule.Partition, q, k, v, o, lse);
         ContextParallelArguments.MergedHeadDim(dims.HeadDim);
+        ContextParallelArguments.Kernels(options, dims.HeadDim, Communicator.Device.ComputeCapability, bothMasks: true);
         Agree(CallSignature.Of(ContextParallelMethod.Ring, schedule.Partition, schedule.Causal, dims, options, layouts));
         Moving(() => RingEngine.Run(_transport, schedule, dims with { SeqQ = schedule.Partition.Tokens, SeqK = schedule.Partition.Tokens }, options,
             [(_state, new RankTensors(Communicator.Rank, stream, q, k, v, o, lse, Local: true, layouts.Q, layouts.K, layouts.V))]));
@@ -68,6 +69,7 @@ public sealed class ContextParallelAttention : IDisposable
         ArgumentNullException.ThrowIfNull(options);
         var (dims, layouts) = Check(stream, layout.Partition, q, k, v, o, lse);
         ContextParallelArguments.Heads(layout, dims);
+        ContextParallelArguments.Kernels(options, dims.HeadDim, Communicator.Device.ComputeCapability, bothMasks: false);
         Agree(CallSignature.Of(ContextParallelMethod.Ulysses, layout.Partition, options.Causal, dims, options, layouts));
         Moving(() => UlyssesEngine.Run(_transport, layout, dims with { SeqQ = layout.Partition.Tokens, SeqK = layout.Partition.Tokens }, options,
             [(_state, new RankTensors(Communicator.Rank, stream, q, k, v, o, lse, Local: true, layouts.Q, layouts.K, layouts.V))]));

@@ -58,4 +58,16 @@ public class ContextParallelArgumentsTests
         Assert.Equal("layout", tokens.ParamName);
         Assert.Contains("the layout partitions one sequence of 100", tokens.Message);
     }
+
+    [Fact]
+    public void A_mode_without_a_declared_kernel_is_named_before_ranks_move_data()
+    {
+        ContextParallelArguments.Kernels(new AttentionOptions { Causal = true }, 128, 90, bothMasks: true);
+        ContextParallelArguments.Kernels(new AttentionOptions { V = VStrategy.Pretransposed }, 64, 90, bothMasks: false);
+        // D = 64's pretransposed V is declared for Hopper only.
+        var hopper = Assert.Throws<ArgumentException>(() => ContextParallelArguments.Kernels(new AttentionOptions { V = VStrategy.Pretransposed }, 64, 80, bothMasks: false));
+        Assert.Equal("options", hopper.ParamName);
+        Assert.Contains("sm_80", hopper.Message);
+        Assert.Equal("options", Assert.Throws<ArgumentException>(() => ContextParallelArguments.Kernels(new AttentionOptions { Tile = "no-such-tile" }, 128, 90, bothMasks: true)).ParamName);
+    }
 }
