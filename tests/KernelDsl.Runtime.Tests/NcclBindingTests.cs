@@ -16,6 +16,43 @@ public class NcclBindingTests
     }
 
     [Fact]
+    public void Pips_nccl_wheel_is_found_in_site_packages_after_the_systems_without_running_python()
+    {
+        var root = Directory.CreateTempSubdirectory("kdsl-wheel-").FullName;
+        try
+        {
+            string Wheel(string prefix, string python, string packages)
+            {
+                var file = Path.Combine(root, prefix, "lib", python, packages, NativeLibraries.NcclWheelFile);
+                Directory.CreateDirectory(Path.GetDirectoryName(file)!);
+                File.WriteAllText(file, "");
+                return file;
+            }
+            var (venv, user) = (Wheel("venv", "python3.12", "site-packages"), Wheel("user", "python3.9", "site-packages"));
+            var newer = Wheel("usr", "python3.10", "dist-packages");
+            var older = Wheel("usr", "python3.8", "dist-packages");
+            Directory.CreateDirectory(Path.Combine(root, "empty", "lib", "python3.11", "site-packages"));
+            string[] prefixes = [Path.Combine(root, "venv"), Path.Combine(root, "empty"), Path.Combine(root, "user"), Path.Combine(root, "usr"), Path.Combine(root, "none")];
+            Assert.Equal(["libnccl.so.2", "libnccl.so", venv, user, newer, older], NativeLibraries.NcclCandidates(null, prefixes));
+            Assert.Equal(["/x/libnccl.so.2", "libnccl.so.2", "libnccl.so", venv, user, newer, older], NativeLibraries.NcclCandidates("/x/libnccl.so.2", prefixes));
+            Assert.Contains("/usr/local", NativeLibraries.PythonPrefixes());
+        }
+        finally
+        {
+            Directory.Delete(root, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void The_fix_names_the_export_for_pytorchs_nccl_without_the_runtime_starting_python()
+    {
+        var (_, reason) = Nccl.Decide(LibraryProbe.Load("NCCL", ["/nonexistent/libnccl.so.2"]), () => 0);
+        Assert.Contains($"export KERNELDSL_NCCL_PATH={Nccl.WheelPathCommand}", reason.Split('\n')[0]);
+        Assert.Contains("nvidia-nccl-cu12", reason.Split('\n')[0]);
+        Assert.EndsWith("/lib/libnccl.so.2", Nccl.WheelPathCommand);
+    }
+
+    [Fact]
     public void A_missing_library_says_what_to_install_or_set_then_every_file_tried()
     {
         var probe = LibraryProbe.Load("NCCL", ["/nonexistent/libnccl.so.2"]);
@@ -112,6 +149,8 @@ public class NcclBindingTests
         Assert.Equal("device", Assert.Throws<ArgumentNullException>(() => NcclCommunicator.InitRank(null!, id, 4, 1)).ParamName);
         Assert.Equal("devices", Assert.Throws<ArgumentException>(() => NcclCommunicator.InitAll([])).ParamName);
         Assert.Equal("devices", Assert.Throws<ArgumentException>(() => NcclCommunicator.InitAll([null!])).ParamName);
+        Assert.Equal("devices", Assert.Throws<ArgumentException>(() => NcclCommunicator.InitRanks([])).ParamName);
+        Assert.Equal("devices", Assert.Throws<ArgumentException>(() => NcclCommunicator.InitRanks([null!])).ParamName);
         Assert.Equal("members", Assert.Throws<ArgumentException>(() => NcclCommunicator.Group([], () => { })).ParamName);
     }
 

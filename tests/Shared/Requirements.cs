@@ -25,6 +25,15 @@ internal static class Requirement
     /// <summary>The first line of a runtime probe's reason, which says what is missing (the lines after it are the attempts).</summary>
     public static string FirstLine(string text) =>
         (text.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).FirstOrDefault() ?? text).TrimEnd('.');
+
+    /// <summary>The value of a theory row's argument <paramref name="name"/>, or null.</summary>
+    public static object? Argument(IXunitTestCase testCase, string name)
+    {
+        var index = Array.FindIndex(testCase.TestMethod.Method.GetParameters(), p => p.Name == name);
+        // A theory row's arguments live on its test case (pre-enumerated data); the method's are for delay-enumerated ones.
+        var arguments = testCase is XunitTestCase { TestMethodArguments: { Length: > 0 } own } ? own : testCase.TestMethod.TestMethodArguments;
+        return index >= 0 && index < arguments.Length ? arguments[index] : null;
+    }
 }
 
 /// <summary>The test opens CUDA device 0. With <c>KERNELDSL_REQUIRE_GPU=1</c> it always runs, so a missing device fails it.</summary>
@@ -47,6 +56,9 @@ internal sealed class RequiresCudaDeviceAttribute : RequirementAttribute
     });
 
     public override string? Unmet(IXunitTestCase testCase) => Missing.Value;
+
+    /// <summary>Why no device opens here (null when one does, or when KERNELDSL_REQUIRE_GPU=1 wants the tests to fail instead).</summary>
+    public static string? MissingReason => Missing.Value;
 
     /// <summary>One line for CudaDevice.TryOpen's reason, whose first line says what is missing.</summary>
     public static string SkipReason(string reason) =>
@@ -76,13 +88,43 @@ internal sealed class RequiresNvrtcAttribute : RequirementAttribute
         {
             return missing;
         }
-        var parameters = testCase.TestMethod.Method.GetParameters();
-        var index = Array.FindIndex(parameters, p => p.Name == TargetArgument);
-        // A theory row's arguments live on its test case (pre-enumerated data); the method's are for delay-enumerated ones.
-        var arguments = testCase is XunitTestCase { TestMethodArguments: { Length: > 0 } own } ? own : testCase.TestMethod.TestMethodArguments;
-        return index >= 0 && index < arguments.Length && arguments[index] is string target && compiler.Version.CannotTarget(target) is { } reason
+        return Requirement.Argument(testCase, TargetArgument) is string target && compiler.Version.CannotTarget(target) is { } reason
             ? $"Needs a newer NVRTC: {reason}. Install the NVRTC of a CUDA toolkit that has it (docs/NVRTC.md) to compile them."
             : null;
+    }
+}
+
+/// <summary>
+/// The test needs several CUDA devices: <see cref="Count"/>, or a theory row's count in the argument named
+/// <see cref="CountArgument"/>. A machine with fewer skips it, saying how many it has, even under
+/// KERNELDSL_REQUIRE_GPU=1 (which makes only a machine with no device at all fail).
+/// </summary>
+internal sealed class RequiresCudaDevicesAttribute : RequirementAttribute
+{
+    private static readonly Lazy<int> Devices = new(() =>
+    {
+        try
+        {
+            return CudaDevice.Count();
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException or CudaException)
+        {
+            return 0;
+        }
+    });
+
+    public int Count { get; init; } = 2;
+
+    public string? CountArgument { get; init; }
+
+    public override string? Unmet(IXunitTestCase testCase)
+    {
+        var needed = CountArgument is not null && Requirement.Argument(testCase, CountArgument) is int count ? count : Count;
+        var found = Devices.Value;
+        // No device at all: the one-GPU requirement's line (and its KERNELDSL_REQUIRE_GPU=1 failure) says it.
+        return found == 0 ? RequiresCudaDeviceAttribute.MissingReason
+            : found >= needed ? null
+            : $"Needs {needed} CUDA GPUs; this machine has {found}. Run these on a machine with {needed} or more (scripts/gpu-context-parallel).";
     }
 }
 

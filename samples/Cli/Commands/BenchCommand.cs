@@ -13,7 +13,7 @@ namespace KernelDsl.Cli.Commands;
 /// synchronization per call). TOPS counts 4·B·H·S²·D (halved when causal). Each input tensor is 64 MB, more than an
 /// H100's 50 MB L2. Writes CSV; bench/sdpa.py joins it with torch SDPA timed in the same call.
 /// <c>--variants</c> times the attention variants with modifiers instead (<see cref="VariantBench"/>), <c>--decode</c> decode from
-/// the paged INT8 KV cache (<see cref="DecodeBench"/>).
+/// the paged INT8 KV cache (<see cref="DecodeBench"/>), <c>--gpus N</c> context parallelism over N GPUs (<see cref="ContextParallelBench"/>).
 /// </summary>
 internal static class BenchCommand
 {
@@ -26,10 +26,50 @@ internal static class BenchCommand
         var only = new Option<string?>("--only") { Description = "Only variants whose name contains this text (e.g. WgmmaStages3); skips the autotuned rows." };
         var variants = new Option<bool>("--variants") { Description = "Time the library's variants with modifiers (window, document, ALiBi, softcap, prefix-LM, causal as a mask) beside dense and causal at D = 128, H = 16, S in {4096, 16384} (or --seq), for bench/flex.py." };
         headDim.Validators.Add(r => { if (r.GetValueOrDefault<int?>() is { } d && d is not (64 or 128)) r.AddError($"--head-dim must be 64 or 128 (the declared head dims), not {d}."); });
-        seq.Validators.Add(r => { if (r.GetValueOrDefault<int?>() is { } s && (s <= 0 || 16384 % s != 0)) r.AddError($"--seq must be a positive divisor of 16384 (the grid keeps B·S = 16384), not {s}."); });
         only.Validators.Add(r => { if (r.GetValueOrDefault<string?>() is { } text && !AttentionVariant.All.Any(v => v.Module.Name.Contains(text, StringComparison.Ordinal))) r.AddError($"--only '{text}' matches no declared attention variant (kdsl list shows them)."); });
         var decode = new Option<bool>("--decode") { Description = "Time decode from the paged INT8 KV cache (issue 16) at D = 128, GQA 64:8, Sq in {1, 4}, batch in {1, 16, 64}, context in {1024, 4096, 16384, 32768}, for bench/sdpa.py decode-join. Takes only --csv." };
-        var command = new Command("bench", "Time every attention variant on the standard grid (needs a GPU).") { csv, quick, headDim, seq, only, variants, decode };
+        var gpus = new Option<int?>("--gpus") { Description = $"Time context parallelism at one sequence length (--seq, default {ContextParallelBench.DefaultSeq}; causal, zig-zag) over N GPUs: the ring over NCCL (and Ulysses where the heads divide) against one GPU, with the scaling efficiency; with fewer GPUs the simulated ring on one, which measures no scaling." };
+        var heads = new Option<int?>("--heads") { Description = $"With --gpus: query heads (default {ContextParallelBench.DefaultHeads})." };
+        var kvHeads = new Option<int?>("--kv-heads") { Description = $"With --gpus: K/V heads, dividing --heads (default {ContextParallelBench.DefaultKvHeads})." };
+        var command = new Command("bench", "Time every attention variant on the standard grid (needs a GPU), or context parallelism over several (--gpus).") { csv, quick, headDim, seq, only, variants, decode, gpus, heads, kvHeads };
+        // --seq means one thing for the standard grid and another for --gpus; each has its own rule.
+        command.Validators.Add(r =>
+        {
+            // A value that does not convert is the option's own error, reported as such; this rule then has nothing to check.
+            if (!Converts(r, gpus) || !Converts(r, seq) || !Converts(r, heads) || !Converts(r, kvHeads))
+            {
+                return;
+            }
+            if (r.GetValue(gpus) is { } n)
+            {
+                if (ContextParallelBench.Check(n, r.GetValue(seq), r.GetValue(heads), r.GetValue(kvHeads)) is { } error)
+                {
+                    r.AddError(error);
+                    return;
+                }
+                foreach (var (option, name) in new (Option Option, string Name)[] { (decode, "--decode"), (variants, "--variants"), (quick, "--quick"), (only, "--only") })
+                {
+                    if (r.GetResult(option) is { Implicit: false })
+                    {
+                        r.AddError($"--gpus and {name} cannot be used together: --gpus times context parallelism at one length (--seq, --head-dim, --heads, --kv-heads); drop {name} or --gpus.");
+                        return;
+                    }
+                }
+                return;
+            }
+            foreach (var (option, name) in new (Option Option, string Name)[] { (heads, "--heads"), (kvHeads, "--kv-heads") })
+            {
+                if (r.GetResult(option) is { Implicit: false })
+                {
+                    r.AddError($"{name} applies to --gpus only (the standard grid keeps H·D = 2048): add --gpus N or drop {name}.");
+                    return;
+                }
+            }
+            if (r.GetValue(seq) is { } s && (s <= 0 || 16384 % s != 0))
+            {
+                r.AddError($"--seq must be a positive divisor of 16384 (the grid keeps B·S = 16384), not {s}.");
+            }
+        });
         // --decode has its own grid: an option of the other grids with it is a mistake, named before looking for a GPU.
         command.Validators.Add(r =>
         {
@@ -46,9 +86,25 @@ internal static class BenchCommand
                 }
             }
         });
-        command.SetAction(parse => Run(parse.GetValue(csv)!, parse.GetValue(quick), parse.GetValue(headDim), parse.GetValue(seq), parse.GetValue(only), parse.GetValue(variants),
-            parse.GetValue(decode)));
+        command.SetAction(parse => parse.GetValue(gpus) is { } n
+            ? ContextParallelBench.Run(parse.GetValue(csv)!, n, parse.GetValue(seq) ?? ContextParallelBench.DefaultSeq, parse.GetValue(headDim) ?? 128,
+                parse.GetValue(heads) ?? ContextParallelBench.DefaultHeads, parse.GetValue(kvHeads) ?? ContextParallelBench.DefaultKvHeads)
+            : Run(parse.GetValue(csv)!, parse.GetValue(quick), parse.GetValue(headDim), parse.GetValue(seq), parse.GetValue(only), parse.GetValue(variants),
+                parse.GetValue(decode)));
         return command;
+    }
+
+    private static bool Converts<T>(System.CommandLine.Parsing.CommandResult result, Option<T> option)
+    {
+        try
+        {
+            result.GetValue(option);
+            return true;
+        }
+        catch (InvalidOperationException)
+        {
+            return false;
+        }
     }
 
     private static int Run(FileInfo csv, bool quick, int? onlyHeadDim, int? onlySeq, string? onlyVariant, bool variants, bool decode)

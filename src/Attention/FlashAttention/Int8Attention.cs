@@ -342,7 +342,7 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
                 // after this stream is gone; with NonFinite = Throw it also reads the counts.
                 stream.Synchronize();
                 counters?.ThrowIfAny(stream);
-                return new QuantizedKeysValues(buffers, InputOf<T>(), b, hkv, sk, d, layout, codes);
+                return new QuantizedKeysValues(buffers, InputOf<T>(), KvCodesLayout.For<T>(b, hkv, sk, d, layout), codes);
             });
         }
         catch
@@ -446,10 +446,9 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
     {
         var (b, hkv, sk, d) = (shape.Batch, shape.HeadsKv, shape.SeqK, shape.HeadDim);
         var quantizers = Quantizers<T>.For(d);
-        var k8 = buffers.Get<sbyte>("k8", (long)b * hkv * sk * d);
-        var kScale = buffers.Get<float>("kScale", quantizers.KScaleCount(b, hkv, sk));
-        var kMean = buffers.Get<float>("kMean", (long)b * hkv * d);
-        var vScale = buffers.Get<float>("vScale", (long)b * hkv * d);
+        // The 16-bit P·V mode reads V as it is: no buffer for V's codes. Choose refused a pretransposed layout without its quantizers.
+        var codes = KvCodesLayout.For<T>(b, hkv, sk, d, vLayout ?? VLayout.Natural).Allocate(buffers, vCodes: vLayout is not null);
+        var (k8, kScale, kMean, vScale) = (codes.K, codes.KScale, codes.KMean, codes.VScale!);
         // fp8 P·V's V is scaled for e4m3 codes (Choose refused a kernel without its quantizers); every other mode's for int8.
         var statistics = vLayout == VLayout.PretransposedE4M3 ? quantizers.StatisticsE4M3! : quantizers.Statistics;
         var workspace = buffers.Get<float>("kvStatistics", statistics.WorkspaceLength(b, hkv, sk));
@@ -463,20 +462,26 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
             case null:
                 // V reaches the kernel unquantized; the statistics pass counted its NaN/Inf (with counters), and vScale goes unused.
                 KCodes();
-                return new KvCodes(k8, kScale, kMean, v.Buffer, null, v.Strides[0], v.Strides[1], v.Strides[2]);
+                return codes with { V = v.Buffer, VScale = null, VStrideB = v.Strides[0], VStrideH = v.Strides[1], VLd = v.Strides[2] };
             case VLayout.PretransposedE4M3:
+            {
                 // The fp8 P·V kernels' V: Recipe C's layout of e4m3 codes.
-                return Pretransposed<byte>("v8e4m3", codes => Both(quantizers.CodesPiE4M3, codes,
-                    () => quantizers.VPiE4M3!(stream, v.Buffer, v.Strides[0], v.Strides[1], v.Strides[2], b, hkv, sk, codes, vScale, 1f, null)));
+                var e4m3 = (DeviceBuffer<byte>)codes.V;
+                Both(quantizers.CodesPiE4M3, e4m3, () => quantizers.VPiE4M3!(stream, v.Buffer, v.Strides[0], v.Strides[1], v.Strides[2], b, hkv, sk, e4m3, vScale, 1f, null));
+                return codes;
+            }
             case VLayout.Pretransposed:
-                // Recipe C (Choose refused a Pretransposed kernel without this quantizer): [B][Hkv][D][S_pad], tokens π-ordered within 16-token groups.
-                return Pretransposed<sbyte>("v8", codes => Both(quantizers.CodesPi, codes,
-                    () => quantizers.VPi!(stream, v.Buffer, v.Strides[0], v.Strides[1], v.Strides[2], b, hkv, sk, codes, vScale, 1f, null)));
+            {
+                // Recipe C: [B][Hkv][D][S_pad], tokens π-ordered within 16-token groups.
+                var v8 = (DeviceBuffer<sbyte>)codes.V;
+                Both(quantizers.CodesPi, v8, () => quantizers.VPi!(stream, v.Buffer, v.Strides[0], v.Strides[1], v.Strides[2], b, hkv, sk, v8, vScale, 1f, null));
+                return codes;
+            }
             default:
             {
-                var v8 = buffers.Get<sbyte>("v8", (long)b * hkv * sk * d);
+                var v8 = (DeviceBuffer<sbyte>)codes.V;
                 Both(quantizers.Codes, v8, () => quantizers.V(stream, v.Buffer, v.Strides[0], v.Strides[1], v.Strides[2], b, hkv, sk, v8, vScale, 1f, null));
-                return new KvCodes(k8, kScale, kMean, v8, vScale, (long)hkv * sk * d, (long)sk * d, d);
+                return codes;
             }
         }
 
@@ -493,15 +498,6 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
             }
             KCodes();
             vAlone();
-        }
-
-        // V transposed to [B][Hkv][D][S_pad] with one scale per channel, as int8 or e4m3 codes.
-        KvCodes Pretransposed<TCode>(string name, Action<DeviceBuffer<TCode>> quantize) where TCode : unmanaged
-        {
-            var padded = quantizers.VPiPaddedTokens!(sk);
-            var codes = buffers.Get<TCode>(name, (long)b * hkv * d * padded);
-            quantize(codes);
-            return new KvCodes(k8, kScale, kMean, codes, vScale, (long)hkv * d * padded, (long)d * padded, padded);
         }
     }
 

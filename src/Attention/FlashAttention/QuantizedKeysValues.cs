@@ -15,21 +15,24 @@ public sealed class QuantizedKeysValues : IDisposable
     private readonly OwnedBuffers? _buffers;
 
     // buffers: those the codes lie in, freed with this; null when another object owns them (a ring's receive slot).
-    internal QuantizedKeysValues(OwnedBuffers? buffers, Element input, int batch, int headsKv, int seqK, int headDim, VLayout vLayout, KvCodes codes)
+    internal QuantizedKeysValues(OwnedBuffers? buffers, Element input, KvCodesLayout layout, KvCodes codes)
     {
         _buffers = buffers;
-        (Input, Batch, HeadsKv, SeqK, HeadDim, VLayout, Codes) = (input, batch, headsKv, seqK, headDim, vLayout, codes);
+        (Input, Layout, Codes) = (input, layout, codes);
     }
 
     /// <summary>F16 or BF16: the type of the K and V it was made from, which q must share.</summary>
     public Element Input { get; }
-    public int Batch { get; }
-    public int HeadsKv { get; }
-    public int SeqK { get; }
-    public int HeadDim { get; }
+    public int Batch => Layout.Batch;
+    public int HeadsKv => Layout.HeadsKv;
+    public int SeqK => Layout.SeqK;
+    public int HeadDim => Layout.HeadDim;
 
     /// <summary>How V's codes are stored: which kernels can read them (<see cref="FlashAttention.VLayout"/>).</summary>
-    public VLayout VLayout { get; }
+    public VLayout VLayout => Layout.VLayout;
+
+    /// <summary>The codes' buffers: their lengths and V's strides.</summary>
+    internal KvCodesLayout Layout { get; }
 
     internal KvCodes Codes { get; }
 
@@ -39,33 +42,11 @@ public sealed class QuantizedKeysValues : IDisposable
     internal bool Serves(AttentionVariant variant) => variant.VLayout == VLayout;
 
     /// <summary>
-    /// Queues copying the codes into buffers from <paramref name="destination"/> (another rank's memory, in a simulated
-    /// ring) and returns them as K and V that do not own their buffers: what a ring step sends to the next rank.
+    /// Buffers from <paramref name="destination"/> shaped for codes of <paramref name="layout"/>, not yet filled, as K and
+    /// V that do not own them: where a ring step receives the codes another rank sends.
     /// </summary>
-    internal QuantizedKeysValues CopyTo(CudaStream stream, IDeviceBufferSource destination)
-    {
-        ObjectDisposedException.ThrowIf(IsDisposed, this);
-        var c = Codes;
-        var v = c.V switch
-        {
-            DeviceBuffer<sbyte> s8 => (object)Copy(s8, "v"),
-            DeviceBuffer<byte> e4m3 => Copy(e4m3, "v"),
-            _ => throw new InvalidOperationException("K and V quantized once hold V as int8 or e4m3 codes."),
-        };
-        var codes = c with
-        {
-            K = Copy(c.K, "k"), KScale = Copy(c.KScale, "kScale"), KMean = Copy(c.KMean, "kMean"), V = v,
-            VScale = c.VScale is null ? null : Copy(c.VScale, "vScale"),
-        };
-        return new QuantizedKeysValues(null, Input, Batch, HeadsKv, SeqK, HeadDim, VLayout, codes);
-
-        DeviceBuffer<T> Copy<T>(DeviceBuffer<T> source, string name) where T : unmanaged
-        {
-            var target = destination.Get<T>(name, source.Length);
-            stream.Copy(source, 0, target, 0, source.Length);
-            return target;
-        }
-    }
+    internal static QuantizedKeysValues Receiving(Element input, KvCodesLayout layout, IDeviceBufferSource destination) =>
+        new(null, input, layout, layout.Allocate(destination));
 
     public void Dispose()
     {
@@ -80,3 +61,38 @@ public sealed class QuantizedKeysValues : IDisposable
 /// </summary>
 internal sealed record KvCodes(DeviceBuffer<sbyte> K, DeviceBuffer<float> KScale, DeviceBuffer<float> KMean, object V, DeviceBuffer<float>? VScale,
     long VStrideB, long VStrideH, long VLd);
+
+/// <summary>
+/// The buffers of K and V quantized once, for one shape and V layout: the quantizer allocates them and a ring moves
+/// exactly these elements, so sender and receiver agree from the chunk's length alone. V's codes are [B][Hkv][S][D]
+/// (<see cref="VLayout.Natural"/>) or [B][Hkv][D][S_pad] (pretransposed), K's scales one per 64 keys, K's mean and V's
+/// scales one per channel.
+/// </summary>
+internal sealed record KvCodesLayout(int Batch, int HeadsKv, int SeqK, int HeadDim, VLayout VLayout, long KScales, int VTokens)
+{
+    public static KvCodesLayout For<T>(int batch, int headsKv, int seqK, int headDim, VLayout vLayout) where T : unmanaged
+    {
+        var quantizers = Quantizers<T>.For(headDim);
+        var vTokens = vLayout == VLayout.Natural ? seqK
+            : quantizers.VPiPaddedTokens?.Invoke(seqK) ?? throw new ArgumentException($"No pretransposed V quantizer is declared for {typeof(T).Name} head dim {headDim}.", nameof(vLayout));
+        return new(batch, headsKv, seqK, headDim, vLayout, quantizers.KScaleCount(batch, headsKv, seqK), vTokens);
+    }
+
+    public long KCodes => (long)Batch * HeadsKv * SeqK * HeadDim;
+
+    /// <summary>K's mean and V's scales: one per (batch, head, channel).</summary>
+    public long Channels => (long)Batch * HeadsKv * HeadDim;
+
+    public long VCodes => Channels * VTokens;
+
+    /// <summary>V's codes are e4m3 bytes (fp8 P·V), else int8.</summary>
+    public bool VE4M3 => VLayout == VLayout.PretransposedE4M3;
+
+    /// <summary>K's buffers, and V's codes and scales unless <paramref name="vCodes"/> is false (the 16-bit P·V mode reads V as it is).</summary>
+    public KvCodes Allocate(IDeviceBufferSource buffers, bool vCodes = true)
+    {
+        object? v = !vCodes ? null : VE4M3 ? buffers.Get<byte>("v8e4m3", VCodes) : buffers.Get<sbyte>("v8", VCodes);
+        return new KvCodes(buffers.Get<sbyte>("k8", KCodes), buffers.Get<float>("kScale", KScales), buffers.Get<float>("kMean", Channels), v!,
+            buffers.Get<float>("vScale", Channels), (long)HeadsKv * VTokens * HeadDim, (long)VTokens * HeadDim, VLayout == VLayout.Natural ? HeadDim : VTokens);
+    }
+}

@@ -160,16 +160,34 @@ public static class ContextParallelReference
     }
 
     /// <summary>A rank's local tensor: its chunks' tokens back to back.</summary>
-    private static Half[] Local(AttentionShape shape, ReadOnlySpan<Half> tensor, SequencePartition partition, int rank, bool query)
+    private static Half[] Local(AttentionShape shape, ReadOnlySpan<Half> tensor, SequencePartition partition, int rank, bool query) =>
+        Shard(tensor, shape.Batch, query ? shape.HeadsQ : shape.HeadsKv, shape.HeadDim, shape.Layout, partition, rank);
+
+    /// <summary>
+    /// Rank <paramref name="rank"/>'s tokens of a whole-sequence tensor [batch, heads, partition.Tokens, headDim] in
+    /// <paramref name="layout"/> (an LSE: BHSD, headDim 1), its chunks back to back: what the rank holds.
+    /// </summary>
+    public static T[] Shard<T>(ReadOnlySpan<T> whole, int batch, int heads, int headDim, TensorLayout layout, SequencePartition partition, int rank)
     {
-        var heads = query ? shape.HeadsQ : shape.HeadsKv;
-        var local = new Half[shape.Batch * heads * partition.LocalTokens(rank) * shape.HeadDim];
-        var parts = Tokens(shape, tensor, partition.RangesOf(rank), query);
-        foreach (var (chunk, part) in partition.ChunksOf(rank).Zip(parts))
+        ArgumentNullException.ThrowIfNull(partition);
+        var local = new T[(long)batch * heads * partition.LocalTokens(rank) * headDim];
+        foreach (var chunk in partition.ChunksOf(rank))
         {
-            AttentionTensors.Place<Half>(part, local, shape.Batch, heads, partition.LocalTokens(rank), shape.HeadDim, shape.Layout, .., partition.LocalRange(chunk).ToRange());
+            var part = AttentionTensors.Slice(whole, batch, heads, partition.Tokens, headDim, layout, .., partition.Chunk(chunk).ToRange());
+            AttentionTensors.Place<T>(part, local, batch, heads, partition.LocalTokens(rank), headDim, layout, .., partition.LocalRange(chunk).ToRange());
         }
         return local;
+    }
+
+    /// <summary>The inverse of <see cref="Shard"/>: writes a rank's tokens (its chunks back to back) where they lie in the whole-sequence tensor.</summary>
+    public static void Unshard<T>(ReadOnlySpan<T> shard, Span<T> whole, int batch, int heads, int headDim, TensorLayout layout, SequencePartition partition, int rank)
+    {
+        ArgumentNullException.ThrowIfNull(partition);
+        foreach (var chunk in partition.ChunksOf(rank))
+        {
+            var part = AttentionTensors.Slice(shard, batch, heads, partition.LocalTokens(rank), headDim, layout, .., partition.LocalRange(chunk).ToRange());
+            AttentionTensors.Place<T>(part, whole, batch, heads, partition.Tokens, headDim, layout, .., partition.Chunk(chunk).ToRange());
+        }
     }
 
     /// <summary>Writes a result of <paramref name="heads"/> × <paramref name="tokens"/> (output laid out as Q, LSE [B][H][S]) into those rows of <paramref name="target"/>.</summary>

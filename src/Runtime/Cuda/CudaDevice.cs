@@ -113,8 +113,7 @@ public sealed unsafe class CudaDevice : IDisposable
     public static CudaDevice Open(int ordinal = 0)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(ordinal);
-        CudaDriver.EnsureInitialized();
-        CudaException.Check(CudaApi.cuDeviceGetCount(out var count), "Counting CUDA devices");
+        var count = Count();
         if (ordinal >= count)
         {
             throw new CudaException(CuResult.InvalidDevice, $"Opening CUDA device {ordinal}", $"The driver sees {count} device(s).");
@@ -131,6 +130,16 @@ public sealed unsafe class CudaDevice : IDisposable
             _ = CudaApi.cuDevicePrimaryCtxRelease_v2(handle);
             throw;
         }
+    }
+
+    /// <summary>How many CUDA devices the driver sees.</summary>
+    /// <exception cref="DllNotFoundException">No CUDA driver library could be loaded; the message lists every name tried.</exception>
+    /// <exception cref="CudaException">The driver failed to initialize.</exception>
+    public static int Count()
+    {
+        CudaDriver.EnsureInitialized();
+        CudaException.Check(CudaApi.cuDeviceGetCount(out var count), "Counting CUDA devices");
+        return count;
     }
 
     /// <summary>Creates a stream on this device.</summary>

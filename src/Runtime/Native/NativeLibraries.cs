@@ -31,7 +31,7 @@ internal static class NativeLibraries
     private static readonly Lazy<LibraryProbeResult> NvrtcProbe =
         new(() => LibraryProbe.Load("NVRTC", NvrtcCandidates(Environment.GetEnvironmentVariable(NvrtcPathVariable))));
     private static readonly Lazy<LibraryProbeResult> NcclProbe =
-        new(() => LibraryProbe.Load("NCCL", NcclCandidates(Environment.GetEnvironmentVariable(NcclPathVariable))));
+        new(() => LibraryProbe.Load("NCCL", NcclCandidates(Environment.GetEnvironmentVariable(NcclPathVariable), PythonPrefixes())));
 
     static NativeLibraries()
     {
@@ -50,8 +50,48 @@ internal static class NativeLibraries
     /// <summary>The NVRTC names to try: an explicit file from the environment first, then the standard names.</summary>
     public static IReadOnlyList<string> NvrtcCandidates(string? explicitPath) => Candidates(explicitPath, NvrtcStandardCandidates);
 
-    /// <summary>The NCCL names to try: an explicit file from the environment first, then the standard names.</summary>
-    public static IReadOnlyList<string> NcclCandidates(string? explicitPath) => Candidates(explicitPath, NcclStandardCandidates);
+    /// <summary>Where pip's NCCL wheel (nvidia-nccl-cu12 or -cu13, which PyTorch installs) puts the library, under a site-packages folder.</summary>
+    public const string NcclWheelFile = "nvidia/nccl/lib/libnccl.so.2";
+
+    /// <summary>
+    /// The NCCL names to try: an explicit file from the environment first, then the standard names (the system's NCCL),
+    /// then pip's NCCL wheel in the site-packages of each of <paramref name="pythonPrefixes"/> where one is installed.
+    /// </summary>
+    public static IReadOnlyList<string> NcclCandidates(string? explicitPath, IEnumerable<string>? pythonPrefixes = null) =>
+        Candidates(explicitPath, [.. NcclStandardCandidates, .. WheelFiles(pythonPrefixes ?? [], NcclWheelFile)]);
+
+    /// <summary>
+    /// The Python installations to look in for a wheel's library, without running Python: the active virtual or conda
+    /// environment, the user's site, then the system's.
+    /// </summary>
+    public static IEnumerable<string> PythonPrefixes()
+    {
+        string?[] prefixes =
+        [
+            Environment.GetEnvironmentVariable("VIRTUAL_ENV"), Environment.GetEnvironmentVariable("CONDA_PREFIX"),
+            Environment.GetEnvironmentVariable("HOME") is { Length: > 0 } home ? Path.Combine(home, ".local") : null,
+            "/usr/local", "/usr", "/opt/conda",
+        ];
+        return prefixes.OfType<string>().Where(p => p.Length > 0).Distinct();
+    }
+
+    /// <summary>
+    /// <paramref name="file"/> (a path inside site-packages) where it exists under prefix/lib/python3.*/site-packages or
+    /// dist-packages (Debian's), newest Python first within a prefix.
+    /// </summary>
+    public static IEnumerable<string> WheelFiles(IEnumerable<string> prefixes, string file) =>
+        from prefix in prefixes
+        let lib = Path.Combine(prefix, "lib")
+        where Directory.Exists(lib)
+        from python in Directory.EnumerateDirectories(lib, "python3*").OrderByDescending(MinorVersion)
+        from packages in new[] { "site-packages", "dist-packages" }
+        let path = Path.Combine(python, packages, file)
+        where File.Exists(path)
+        select path;
+
+    // python3.12 before python3.9: by number, not by text.
+    private static int MinorVersion(string folder) =>
+        int.TryParse(Path.GetFileName(folder).AsSpan("python3".Length).TrimStart('.'), out var minor) ? minor : -1;
 
     private static IReadOnlyList<string> Candidates(string? explicitPath, IReadOnlyList<string> standard) =>
         string.IsNullOrWhiteSpace(explicitPath) ? standard : [explicitPath, .. standard];

@@ -18,6 +18,13 @@ public static class Nccl
             return code;
         }));
 
+    /// <summary>
+    /// A shell command substitution that prints where pip's NCCL wheel (PyTorch's) keeps libnccl.so.2, for
+    /// <see cref="PathVariable"/> when the probe does not find it (a Python it does not know of). Scripts run it; the
+    /// runtime never starts Python.
+    /// </summary>
+    public const string WheelPathCommand = "$(python3 -c 'import nvidia.nccl; print(list(nvidia.nccl.__path__)[0])')/lib/libnccl.so.2";
+
     /// <summary>Whether a usable NCCL loads on this machine (no GPU needed to load it).</summary>
     public static bool IsAvailable => TryLoad(out _, out _);
 
@@ -36,7 +43,8 @@ public static class Nccl
     /// <summary>The outcome of a probe: the version, or the reason (its first line what to install or set, then the probe's trace).</summary>
     internal static (NcclVersion? Version, string Reason) Decide(LibraryProbeResult probe, Func<int> versionCode)
     {
-        var fix = $"Install NCCL {NcclVersion.Minimum.Major}.{NcclVersion.Minimum.Minor} or later (Debian/Ubuntu: libnccl2) or name the library file in {PathVariable}.";
+        var fix = $"Install NCCL {NcclVersion.Minimum.Major}.{NcclVersion.Minimum.Minor} or later (Debian/Ubuntu: libnccl2; pip's nvidia-nccl-cu12/-cu13, which PyTorch brings, is looked for in Python's site-packages) " +
+            $"or name the library file in {PathVariable} (PyTorch's: export {PathVariable}={WheelPathCommand}).";
         if (!probe.Succeeded)
         {
             return (null, $"NCCL is not available: {FirstLine(probe.Trace)} {fix}{Environment.NewLine}{probe.Trace}");

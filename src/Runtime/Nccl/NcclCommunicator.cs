@@ -82,12 +82,7 @@ public sealed unsafe class NcclCommunicator : IDisposable
     /// </summary>
     public static NcclCommunicator[] InitAll(IReadOnlyList<CudaDevice> devices, TimeSpan? timeout = null)
     {
-        ArgumentNullException.ThrowIfNull(devices);
-        if (devices.Any(d => d is null))
-        {
-            throw new ArgumentException("devices holds a null device.", nameof(devices));
-        }
-        NcclArguments.Devices(devices.Select(d => d.Ordinal).ToArray(), nameof(devices));
+        CheckDevices(devices);
         var wait = NcclArguments.Timeout(timeout);
         Nccl.Load();
         var comms = new nint[devices.Count];
@@ -100,6 +95,34 @@ public sealed unsafe class NcclCommunicator : IDisposable
                 $"Creating one communicator over devices {string.Join(", ", ordinals)}");
         }
         return devices.Select((d, i) => new NcclCommunicator(comms[i], d, devices.Count, i, wait)).ToArray();
+    }
+
+    /// <summary>
+    /// One communicator over <paramref name="devices"/> in this process, rank i on devices[i], every rank joining from a
+    /// thread of its own as <see cref="InitRank"/> does: nonblocking communicators, each to be driven from its own thread,
+    /// with the timeouts (<see cref="InitAll"/>'s block). If a rank fails to join, the others are aborted and its error is thrown.
+    /// </summary>
+    public static NcclCommunicator[] InitRanks(IReadOnlyList<CudaDevice> devices, TimeSpan? timeout = null)
+    {
+        CheckDevices(devices);
+        NcclArguments.Timeout(timeout);
+        var id = CreateUniqueId();
+        // Each join waits for all the others, so each needs a thread of its own.
+        var joins = devices.Select((device, rank) => Task.Factory.StartNew(() => InitRank(device, id, devices.Count, rank, timeout),
+            CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default)).ToArray();
+        try
+        {
+            Task.WaitAll(joins);
+        }
+        catch (AggregateException)
+        {
+            foreach (var joined in joins.Where(j => j.IsCompletedSuccessfully))
+            {
+                joined.Result.Abort();
+            }
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(joins.First(j => j.IsFaulted).Exception!.InnerException!);
+        }
+        return joins.Select(j => j.Result).ToArray();
     }
 
     /// <summary>
@@ -298,6 +321,16 @@ public sealed unsafe class NcclCommunicator : IDisposable
         var last = _comm == 0 ? null : NcclException.LastError(_comm);
         Abort();
         throw new NcclException(result, operation, $"{detail}{(last is null ? "" : $" NCCL: {last}.")} The communicator was aborted.".Trim());
+    }
+
+    private static void CheckDevices(IReadOnlyList<CudaDevice> devices)
+    {
+        ArgumentNullException.ThrowIfNull(devices);
+        if (devices.Any(d => d is null))
+        {
+            throw new ArgumentException("devices holds a null device.", nameof(devices));
+        }
+        NcclArguments.Devices(devices.Select(d => d.Ordinal).ToArray(), nameof(devices));
     }
 
     private void CheckTransfer<T>(CudaStream stream, DeviceBuffer<T> buffer, long offset, long count, int peer, string name) where T : unmanaged

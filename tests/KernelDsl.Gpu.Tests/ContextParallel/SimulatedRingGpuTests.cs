@@ -83,7 +83,7 @@ public class SimulatedRingGpuTests(ITestOutputHelper output)
         Assert.Equal("o", Assert.Throws<ArgumentException>(() => ring.Forward(stream, schedule, view, view, view, small, lse, new AttentionOptions { Causal = true })).ParamName);
     }
 
-    private static (Half[] O, float[] Lse) Run(CudaDevice device, AttentionShape shape, RingSchedule schedule, Half[] q, Half[] k, Half[] v,
+    internal static (Half[] O, float[] Lse) Run(CudaDevice device, AttentionShape shape, RingSchedule schedule, Half[] q, Half[] k, Half[] v,
         AttentionOptions options, SimulatedRingAttention? ring = null)
     {
         using var owned = ring is null ? new SimulatedRingAttention(device) : null;
