@@ -363,13 +363,31 @@ public class PagedDecodeGpuTests(ITestOutputHelper output)
             stream.Synchronize();
             o = MemoryMarshal.Cast<Half, ushort>(dout.ToArray()).ToArray();
         }
+        Verify(fixture, batch, counts, headsQ, splits, what, q, o, lse.ToArray());
+    }
+
+    /// <summary>
+    /// Checks one launch's token-major O and LSE (<paramref name="o"/>, <paramref name="lse"/>; Q was <paramref name="q"/>)
+    /// for <paramref name="counts"/>[i] query tokens of <paramref name="batch"/>[i]: every row against float64 over the
+    /// original tokens (with <paramref name="modifiers"/>, if any) under the prefill's bars, and, for a fixed split count,
+    /// against the kernel's int8 model.
+    /// </summary>
+    internal void Verify(Fixture fixture, int[] batch, int[] counts, int headsQ, int? splits, string what, ushort[] q, ushort[] o, float[] actualLse,
+        AttentionModifiers? modifiers = null)
+    {
+        var cache = fixture.Cache;
+        var (d, input) = (cache.HeadDim, cache.Input);
+        var first = new int[batch.Length + 1];
+        for (var i = 0; i < batch.Length; i++)
+        {
+            first[i + 1] = first[i] + counts[i];
+        }
         // The references take each sequence's [Hq][Sq][D]; the device's rows are token-major.
         double[] PerSequence(ushort[] packed, int i) => HeadMajor(packed, first[i], counts[i], headsQ, d, x => KvCacheTestData.Value(x, input));
         var active = Enumerable.Range(0, batch.Length).Where(i => counts[i] > 0).ToArray();
         var queries = Enumerable.Range(0, batch.Length).Select(i => PerSequence(q, i)).ToList();  // query-less ones too: b is the index in the batch
         var ids = batch;
-        var expected = PagedAttentionReference.Forward(cache.Table, ids, queries, fixture.KPages, fixture.VPages, headsQ, cache.HeadsKv, d, causal: true);
-        var actualLse = lse.ToArray();
+        var expected = PagedAttentionReference.Forward(cache.Table, ids, queries, fixture.KPages, fixture.VPages, headsQ, cache.HeadsKv, d, causal: true, modifiers: modifiers);
         var (all, allExpected) = (new List<double>(), new List<double>());
         var worstLse = 0.0;
         for (var j = 0; j < active.Length; j++)
@@ -398,10 +416,10 @@ public class PagedDecodeGpuTests(ITestOutputHelper output)
         {
             // The kernel's own algorithm on the CPU, same codes, same split and warp partition: what is left is float rounding
             // (exp2.approx, f16 ties of P's u8 codes, summation order), far below the bar; a wrong page, scale or mask is not.
-            var model = PagedDecodeReference.Int8(fixture.Model, ids, queries, headsQ, count);
+            var model = PagedDecodeReference.Int8(fixture.Model, ids, queries, headsQ, count, modifiers: modifiers);
             var modelError = ErrorMetrics.Compare(all.ToArray(), model.SelectMany(r => r.Output).ToArray());
             output.WriteLine($"{what}: against the kernel's int8 model {modelError}");
-            Assert.True(modelError.RelativeL2 <= ModelBar, $"{what}: {modelError} from the kernel's int8 model (PagedDecodeReference.Int8)");
+            Assert.True(modelError.RelativeL2 <= ModelBar, $"{what}: {modelError} from the kernel's int8 model (PagedDecodeReference.Int8{(modifiers is null ? "" : ", with the modifiers")})");
         }
     }
 

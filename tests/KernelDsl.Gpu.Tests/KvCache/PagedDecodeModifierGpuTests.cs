@@ -21,7 +21,6 @@ public class PagedDecodeModifierGpuTests(ITestOutputHelper output)
 {
     private const double OutputBar = 3e-2;
     private const double LseBar = 0.1;
-    private const double ModelBar = 1e-2;
 
     /// <summary>The variant for a case of <see cref="DecodeModifierCases"/>, its device arguments bound as the CPU's are.</summary>
     private static PagedDecodeKernel<Half> Bind(string name, CudaDevice device, int headsQ, List<IDisposable> owned)
@@ -276,45 +275,8 @@ public class PagedDecodeModifierGpuTests(ITestOutputHelper output)
             stream.FillBytes(dlse, 0xFF);
             cache.Attend(stream, kernel, dq, batch, counts, headsQ, dout, dlse, splits: splits);
             stream.Synchronize();
-            var o = MemoryMarshal.Cast<Half, ushort>(dout.ToArray()).ToArray();
-            var lse = dlse.ToArray();
-            double[] PerSequence(ushort[] packed, int i) => PagedDecodeGpuTests.HeadMajor(packed, first[i], counts[i], headsQ, d, x => KvCacheTestData.Value(x, Element.F16));
-            var active = Enumerable.Range(0, batch.Length).Where(i => counts[i] > 0).ToArray();
-            var queries = Enumerable.Range(0, batch.Length).Select(i => PerSequence(q, i)).ToList();  // query-less ones too: b is the index in the batch
-            var ids = batch;
-            var expected = PagedAttentionReference.Forward(cache.Table, ids, queries, fixture.KPages, fixture.VPages, headsQ, cache.HeadsKv, d, causal: true, modifiers: modifiers);
-            var (all, allExpected) = (new List<double>(), new List<double>());
-            var worstLse = 0.0;
-            for (var j = 0; j < active.Length; j++)
-            {
-                var i = active[j];
-                var actual = PerSequence(o, i);
-                var length = cache.Table.LengthOf(batch[i]);
-                Assert.All(actual, x => Assert.True(double.IsFinite(x), $"{what}: sequence of length {length} ({counts[i]} queries) has a non-finite output"));
-                var error = ErrorMetrics.Compare(actual, expected[i].Output);
-                output.WriteLine($"{what}: length {length}, {counts[i]} queries: {error}");
-                Assert.True(error.RelativeL2 <= OutputBar, $"{what}: length {length}, {counts[i]} queries: relative L2 {error.RelativeL2:E3} over {OutputBar:E1}");
-                for (var h = 0; h < headsQ; h++)
-                {
-                    for (var t = 0; t < counts[i]; t++)
-                    {
-                        worstLse = Math.Max(worstLse, Math.Abs(lse[(first[i] + t) * headsQ + h] - expected[i].Lse[h * counts[i] + t]));
-                    }
-                }
-                all.AddRange(actual);
-                allExpected.AddRange(expected[i].Output);
-            }
-            var total = ErrorMetrics.Compare(all.ToArray(), allExpected.ToArray());
-            output.WriteLine($"{what}: all {total}; LSE max |Δ| {worstLse:E2}");
-            Assert.True(total.RelativeL2 <= OutputBar && worstLse <= LseBar, $"{what}: {total}, LSE max |Δ| {worstLse}");
-            if (splits is { } count)
-            {
-                // The same codes, splits over the same page range and warp partition: float rounding is all that is left.
-                var model = PagedDecodeReference.Int8(fixture.Model, ids, queries, headsQ, count, modifiers: modifiers);
-                var modelError = ErrorMetrics.Compare(all.ToArray(), model.SelectMany(r => r.Output).ToArray());
-                output.WriteLine($"{what}: against the kernel's int8 model {modelError}");
-                Assert.True(modelError.RelativeL2 <= ModelBar, $"{what}: {modelError} from the kernel's int8 model with the modifier");
-            }
+            new PagedDecodeGpuTests(output).Verify(fixture, batch, counts, headsQ, splits, what, q, MemoryMarshal.Cast<Half, ushort>(dout.ToArray()).ToArray(),
+                dlse.ToArray(), modifiers);
         }
         finally
         {
