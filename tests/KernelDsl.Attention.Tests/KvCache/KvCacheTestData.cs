@@ -28,6 +28,26 @@ internal static class KvCacheTestData
 
     public static double Value(ushort bits, Element input) =>
         input == Element.BF16 ? QuantizeReference.Bf16ToSingle(bits) : QuantizeReference.F16ToSingle(bits);
+
+    /// <summary>
+    /// Rows <paramref name="first"/> to + <paramref name="count"/> of token-major [tokens][heads][D] bits (the device's layout
+    /// of Q, O, K and V) as values [heads][count][D] (the references' layout of one sequence).
+    /// </summary>
+    public static double[] HeadMajor(ushort[] packed, int first, int count, int heads, int headDim, Element input)
+    {
+        var result = new double[(long)heads * count * headDim];
+        for (var t = 0; t < count; t++)
+        {
+            for (var h = 0; h < heads; h++)
+            {
+                for (var c = 0; c < headDim; c++)
+                {
+                    result[((long)h * count + t) * headDim + c] = Value(packed[((long)(first + t) * heads + h) * headDim + c], input);
+                }
+            }
+        }
+        return result;
+    }
 }
 
 /// <summary>Two caches hold the same tokens of a sequence: equal page statistics and codes page by page, equal staged originals.</summary>

@@ -59,86 +59,57 @@ public class PagedDecodeReferenceTests(ITestOutputHelper output)
     {
         var seed = Random.Shared.Next();
         output.WriteLine($"seed {seed}");
-        var random = new Random(seed);
-        const int D = 64;
-        int[] lengths = [500, 190];
-        var model = new KvCacheModel(lengths.Sum(l => (l + 63) / 64) + 2, lengths.Length, headsKv, D);
+        CheckChunkedPrefill(output, new Random(seed), headsQ, headsKv, 64, [500, 190], null, $"{headsQ}:{headsKv}");
+    }
+
+    /// <summary>
+    /// Appends sequences of <paramref name="lengths"/> to a CPU cache in random chunks (1 to 300 tokens; a sequence that is
+    /// done stays in the batch with none), runs each chunk's queries through the kernel's int8 algorithm over the cache as
+    /// it then stands, and holds every token's O and LSE to the prefill's bars against one float64 causal attention over
+    /// the whole original sequence (with <paramref name="modifiers"/>, if any, at the tokens' positions).
+    /// </summary>
+    internal static void CheckChunkedPrefill(ITestOutputHelper output, Random random, int headsQ, int headsKv, int d, int[] lengths,
+        AttentionModifiers? modifiers, string what)
+    {
+        var model = new KvCacheModel(lengths.Sum(l => (l + 63) / 64) + 2, lengths.Length, headsKv, d);
         var ids = lengths.Select(_ => model.AddSequence()).ToArray();
-        var q = lengths.Select(n => KvCacheTestData.Tokens(random, n * headsQ, 1, D, Element.F16)).ToArray();
-        var k = lengths.Select(n => KvCacheTestData.Tokens(random, n, headsKv, D, Element.F16, KvCacheTestData.Offsets(random, headsKv, D))).ToArray();
-        var v = lengths.Select(n => KvCacheTestData.Tokens(random, n, headsKv, D, Element.F16)).ToArray();
+        var q = lengths.Select(n => KvCacheTestData.Tokens(random, n * headsQ, 1, d, Element.F16)).ToArray();
+        var k = lengths.Select(n => KvCacheTestData.Tokens(random, n, headsKv, d, Element.F16, KvCacheTestData.Offsets(random, headsKv, d))).ToArray();
+        var v = lengths.Select(n => KvCacheTestData.Tokens(random, n, headsKv, d, Element.F16)).ToArray();
         // Each sequence's O [Hq][n][D] and LSE [Hq][n], filled chunk by chunk.
-        var o = lengths.Select(n => new double[headsQ * n * D]).ToArray();
+        var o = lengths.Select(n => new double[headsQ * n * d]).ToArray();
         var lse = lengths.Select(n => new double[headsQ * n]).ToArray();
         var held = new int[lengths.Length];
         while (held.Zip(lengths).Any(x => x.First < x.Second))
         {
             var counts = lengths.Select((n, i) => Math.Min(n - held[i], new[] { 1, 17, 64, 65, 300 }[random.Next(5)])).ToArray();
             ushort[] Slice(ushort[][] x, int width) => counts.SelectMany((c, i) => x[i].AsSpan(held[i] * width, c * width).ToArray()).ToArray();
-            model.Append(ids, counts, Slice(k, headsKv * D), Slice(v, headsKv * D));
-            var active = Enumerable.Range(0, lengths.Length).Where(i => counts[i] > 0).ToArray();
-            // The chunk's queries as the reference takes them, [Hq][count][D].
-            var queries = active.Select(i => HeadMajor(q[i], held[i], counts[i], headsQ, D)).ToList();
-            var chunk = PagedDecodeReference.Int8(model, active.Select(i => ids[i]).ToArray(), queries, headsQ, splits: 2);
-            for (var j = 0; j < active.Length; j++)
-            {
-                var (i, count) = (active[j], counts[active[j]]);
-                for (var h = 0; h < headsQ; h++)
-                {
-                    chunk[j].Output.AsSpan(h * count * D, count * D).CopyTo(o[i].AsSpan((h * lengths[i] + held[i]) * D));
-                    chunk[j].Lse.AsSpan(h * count, count).CopyTo(lse[i].AsSpan(h * lengths[i] + held[i]));
-                }
-            }
+            model.Append(ids, counts, Slice(k, headsKv * d), Slice(v, headsKv * d));
+            // Every sequence, query-less ones included, so a modifier's b is the index in the batch.
+            var queries = lengths.Select((_, i) => KvCacheTestData.HeadMajor(q[i], held[i], counts[i], headsQ, d, Element.F16)).ToList();
+            var chunk = PagedDecodeReference.Int8(model, ids, queries, headsQ, splits: 2, modifiers: modifiers);
             for (var i = 0; i < lengths.Length; i++)
             {
+                for (var h = 0; h < headsQ; h++)
+                {
+                    chunk[i].Output.AsSpan(h * counts[i] * d, counts[i] * d).CopyTo(o[i].AsSpan((h * lengths[i] + held[i]) * d));
+                    chunk[i].Lse.AsSpan(h * counts[i], counts[i]).CopyTo(lse[i].AsSpan(h * lengths[i] + held[i]));
+                }
                 held[i] += counts[i];
             }
         }
         for (var i = 0; i < lengths.Length; i++)
         {
             var n = lengths[i];
-            double[] Values(ushort[] x) => x.Select(b => KvCacheTestData.Value(b, Element.F16)).ToArray();
-            var shape = new AttentionShape(1, headsQ, headsKv, n, n, D, causal: true, layout: TensorLayout.BSHD);
-            var exact = Float64Attention.Forward(shape, Values(q[i]), Values(k[i]), Values(v[i]));
-            // The reference's O is in Q's layout (token-major here); the chunks' is [Hq][n][D].
-            var expected = HeadMajor(exact.Output, n, headsQ, D);
-            var error = ErrorMetrics.Compare(o[i], expected);
+            var shape = new AttentionShape(1, headsQ, headsKv, n, n, d, causal: true);
+            double[] Whole(ushort[] x, int heads) => KvCacheTestData.HeadMajor(x, 0, n, heads, d, Element.F16);
+            var exact = Float64Attention.Forward(shape, Whole(q[i], headsQ), Whole(k[i], headsKv), Whole(v[i], headsKv), modifiers: modifiers);
+            var error = ErrorMetrics.Compare(o[i], exact.Output);
             var worstLse = lse[i].Zip(exact.Lse).Max(p => Math.Abs(p.First - p.Second));
-            output.WriteLine($"length {n}, {headsQ}:{headsKv}: chunked {error}, LSE |Δ| {worstLse:E2}");
-            Assert.True(error.RelativeL2 <= OutputBar, $"length {n}: {error}");
-            Assert.True(worstLse <= LseBar, $"length {n}: LSE off by {worstLse}");
+            output.WriteLine($"{what}, length {n}: chunked {error}, LSE |Δ| {worstLse:E2}");
+            Assert.True(error.RelativeL2 <= OutputBar, $"{what}, length {n}: {error}");
+            Assert.True(worstLse <= LseBar, $"{what}, length {n}: LSE off by {worstLse}");
         }
-    }
-
-    /// <summary>Rows <paramref name="first"/> to + <paramref name="count"/> of token-major [tokens][heads][D] bits as values [heads][count][D].</summary>
-    private static double[] HeadMajor(ushort[] packed, int first, int count, int heads, int d)
-    {
-        var result = new double[heads * count * d];
-        for (var t = 0; t < count; t++)
-        {
-            for (var h = 0; h < heads; h++)
-            {
-                for (var c = 0; c < d; c++)
-                {
-                    result[(h * count + t) * d + c] = KvCacheTestData.Value(packed[((first + t) * heads + h) * d + c], Element.F16);
-                }
-            }
-        }
-        return result;
-    }
-
-    /// <summary>Token-major [n][heads][D] values as [heads][n][D].</summary>
-    private static double[] HeadMajor(double[] packed, int n, int heads, int d)
-    {
-        var result = new double[heads * n * d];
-        for (var t = 0; t < n; t++)
-        {
-            for (var h = 0; h < heads; h++)
-            {
-                Array.Copy(packed, (t * heads + h) * d, result, (h * n + t) * d, d);
-            }
-        }
-        return result;
     }
 
     [Fact]

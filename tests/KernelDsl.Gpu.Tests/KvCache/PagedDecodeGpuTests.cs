@@ -383,7 +383,7 @@ public class PagedDecodeGpuTests(ITestOutputHelper output)
             first[i + 1] = first[i] + counts[i];
         }
         // The references take each sequence's [Hq][Sq][D]; the device's rows are token-major.
-        double[] PerSequence(ushort[] packed, int i) => HeadMajor(packed, first[i], counts[i], headsQ, d, x => KvCacheTestData.Value(x, input));
+        double[] PerSequence(ushort[] packed, int i) => KvCacheTestData.HeadMajor(packed, first[i], counts[i], headsQ, d, input);
         var active = Enumerable.Range(0, batch.Length).Where(i => counts[i] > 0).ToArray();
         var queries = Enumerable.Range(0, batch.Length).Select(i => PerSequence(q, i)).ToList();  // query-less ones too: b is the index in the batch
         var ids = batch;
@@ -421,23 +421,6 @@ public class PagedDecodeGpuTests(ITestOutputHelper output)
             output.WriteLine($"{what}: against the kernel's int8 model {modelError}");
             Assert.True(modelError.RelativeL2 <= ModelBar, $"{what}: {modelError} from the kernel's int8 model (PagedDecodeReference.Int8{(modifiers is null ? "" : ", with the modifiers")})");
         }
-    }
-
-    /// <summary>Rows <paramref name="first"/> to + <paramref name="count"/> of token-major [tokens][heads][D] values, as [heads][count][D].</summary>
-    internal static double[] HeadMajor(ushort[] packed, int first, int count, int heads, int d, Func<ushort, double> value)
-    {
-        var result = new double[(long)heads * count * d];
-        for (var t = 0; t < count; t++)
-        {
-            for (var h = 0; h < heads; h++)
-            {
-                for (var c = 0; c < d; c++)
-                {
-                    result[((long)h * count + t) * d + c] = value(packed[((long)(first + t) * heads + h) * d + c]);
-                }
-            }
-        }
-        return result;
     }
 
     /// <summary>
