@@ -95,6 +95,17 @@ public class ReadmeTests
     }
 
     [Fact]
+    public void The_serving_example_compiles_against_the_library()
+    {
+        var block = Assert.Single(CSharpBlocksAfter(Readme(), "## Serving from a paged INT8 KV cache"));
+        var compilation = GeneratorHarness.Compilation(block)
+            .AddReferences(AttentionLibrary())
+            .WithOptions(new CSharpCompilationOptions(OutputKind.ConsoleApplication, nullableContextOptions: NullableContextOptions.Enable));
+        var errors = compilation.GetDiagnostics(TestContext.Current.CancellationToken).Where(d => d.Severity == DiagnosticSeverity.Error).ToList();
+        Assert.True(errors.Count == 0, string.Join("\n", errors));
+    }
+
+    [Fact]
     public void The_variant_example_and_its_call_compile_against_the_library_and_generate_the_CUDA_shown()
     {
         var readme = Readme();
