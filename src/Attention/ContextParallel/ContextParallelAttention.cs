@@ -99,15 +99,8 @@ public sealed class ContextParallelAttention : IDisposable
     /// <summary>Every rank's call gathered (a few bytes, on this rank's compute stream) and compared with this one's.</summary>
     private void Agree(CallSignature mine)
     {
-        var values = mine.ToArray();
-        var stream = _state.Compute;
-        using var own = Communicator.Device.Upload<long>(values);
-        using var all = Communicator.Device.Allocate<long>((long)values.Length * Communicator.Ranks);
-        Communicator.AllGather(stream, own, all, values.Length);
-        Communicator.Wait(stream);
-        var gathered = all.ToArray();
-        var signatures = Enumerable.Range(0, Communicator.Ranks).Select(r => CallSignature.FromArray(gathered.AsSpan(r * values.Length, values.Length))).ToArray();
-        CallSignature.ThrowIfDisagreeing(signatures, Communicator.Rank);
+        var gathered = _transport.AllGather([(Communicator.Rank, _state.Compute, mine.ToArray())]);
+        CallSignature.ThrowIfDisagreeing(gathered.Select(values => CallSignature.FromArray(values)).ToArray(), Communicator.Rank);
     }
 
     /// <summary>Runs the part of a call that moves data; a failure there aborts the communicator, whose peers' transfers no longer match.</summary>

@@ -24,6 +24,7 @@ internal static class UlyssesEngine
         var completed = false;
         try
         {
+            LoadAgreement.Run(transport, runs.Select(r => (r.Rank, r.State.Compute, (Action)r.Load)).ToArray());
             transport.Exchange(runs.Select(r => r.ToHeads()).ToArray());
             transport.Exchange(runs.Select(r => r.Attend()).ToArray());
             foreach (var run in runs)
@@ -44,7 +45,7 @@ internal static class UlyssesEngine
 
         public RankState State => state;
 
-        private int Rank => tensors.Rank;
+        public int Rank => tensors.Rank;
 
         private SequencePartition Partition => layout.Partition;
 
@@ -52,12 +53,21 @@ internal static class UlyssesEngine
 
         private IEnumerable<int> Peers => Enumerable.Range(0, layout.Ranks);
 
-        /// <summary>The sequence → heads all-to-all's transfers: to each peer its heads of this rank's tokens of Q, K and V; from each, this rank's heads of its tokens.</summary>
-        public RankTransfers ToHeads()
+        /// <summary>After the caller's work; with NonFinite = Throw, this rank's Q, K and V counted for NaN/Inf before any transfer (the call's own check then does not wait).</summary>
+        public void Load()
         {
             var inputs = tensors.Caller.Record();
             _owned.Add(inputs);
             Stream.Wait(inputs);
+            if (options.NonFinite == NonFiniteInputs.Throw && state.Attention.CountNonFinite(Stream, tensors.Q, (tensors.K, tensors.V)) is var (q, k, v) && q + k + v != 0)
+            {
+                throw new NonFiniteInputException(q, k, v);
+            }
+        }
+
+        /// <summary>The sequence → heads all-to-all's transfers: to each peer its heads of this rank's tokens of Q, K and V; from each, this rank's heads of its tokens.</summary>
+        public RankTransfers ToHeads()
+        {
             var (sends, receives) = (new List<Transfer>(), new List<Transfer>());
             foreach (var (name, source, heads, tensorLayout, shard) in Inputs())
             {
@@ -106,7 +116,7 @@ internal static class UlyssesEngine
             var o = Tensor(layout.QHeads(Rank).Count, Partition.Tokens, TensorLayout.BHSD, dims.HeadDim);
             var lse = o with { HeadDim = 1 };
             var (oHeads, lseHeads) = (state.Buffers.Get<Half>("oHeads", o.Elements), state.Buffers.Get<float>("lseHeads", lse.Elements));
-            state.Attention.Forward(Stream, views["q"], views["k"], views["v"], o.View(oHeads), options, lseHeads);
+            state.Attention.Forward(Stream, views["q"], views["k"], views["v"], o.View(oHeads), options with { NonFinite = NonFiniteInputs.Ignore }, lseHeads);
 
             var (sends, receives) = (new List<Transfer>(), new List<Transfer>());
             foreach (var peer in Peers)
