@@ -240,9 +240,9 @@ public sealed unsafe class NcclCommunicator : IDisposable
             queueing?.Throw();
             foreach (var member in members)
             {
-                if (member._groupFailure is var (result, operation))
+                if (member._groupFailure is { } failure)
                 {
-                    member.Fail(result, operation);
+                    member.Fail(failure.Result, failure.Operation);
                 }
             }
             foreach (var member in members)
