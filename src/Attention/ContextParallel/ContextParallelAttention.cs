@@ -11,8 +11,10 @@ namespace KernelDsl.Attention.ContextParallel;
 /// its own tokens; before any data moves the ranks compare their calls, and a mismatch is an
 /// <see cref="ArgumentException"/> on every rank. The schedules and the per-rank work are those of
 /// <see cref="SimulatedRingAttention"/>, NCCL's grouped send and receive in place of device copies. Waits poll with the
-/// communicator's timeout: a peer that fails or never comes ends a call with <see cref="NcclException"/>, not a hang. A
-/// call that fails once data has begun to move aborts the communicator, whose transfers no longer match its peers'.
+/// communicator's timeout: a peer that fails or never comes ends a call with <see cref="NcclException"/>, not a hang. Ranks
+/// share whether loading their inputs went well before any transfer, so NaN/Inf in one rank's inputs (with the default
+/// <see cref="NonFiniteInputs.Throw"/>) is a <see cref="NonFiniteInputException"/> naming that rank on every rank. A call
+/// that fails from loading on aborts the communicator, whose transfers may no longer match its peers'.
 /// Scratch is kept between calls; dispose to free it (the communicator stays the caller's).
 /// </summary>
 public sealed class ContextParallelAttention : IDisposable
