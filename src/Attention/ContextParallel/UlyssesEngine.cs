@@ -42,6 +42,7 @@ internal static class UlyssesEngine
     private sealed class RankRun(UlyssesLayout layout, AttentionDims dims, AttentionOptions options, RankState state, RankTensors tensors) : IDisposable
     {
         private readonly List<IDisposable> _owned = [];
+        private RankTransfers? _toHeads;
 
         public RankState State => state;
 
@@ -53,20 +54,44 @@ internal static class UlyssesEngine
 
         private IEnumerable<int> Peers => Enumerable.Range(0, layout.Ranks);
 
-        /// <summary>After the caller's work; with NonFinite = Throw, this rank's Q, K and V counted for NaN/Inf before any transfer (the call's own check then does not wait).</summary>
+        /// <summary>
+        /// After the caller's work, packs the sequence → heads all-to-all's pieces (<see cref="ToHeads"/>); with NonFinite =
+        /// Throw, counts their NaN/Inf, before any transfer: together the pieces are exactly this rank's tokens of Q, K and
+        /// V, also when simulated ranks read the whole sequence's tensors.
+        /// </summary>
         public void Load()
         {
             var inputs = tensors.Caller.Record();
             _owned.Add(inputs);
             Stream.Wait(inputs);
-            if (options.NonFinite == NonFiniteInputs.Throw && state.Attention.CountNonFinite(Stream, tensors.Q, (tensors.K, tensors.V)) is var (q, k, v) && q + k + v != 0)
+            _toHeads = Pack();
+            if (options.NonFinite != NonFiniteInputs.Throw)
+            {
+                return;
+            }
+            var (q, k, v) = (0L, 0L, 0L);
+            foreach (var peer in Peers)
+            {
+                var pieces = Inputs().Select(input =>
+                {
+                    // Pack's buffer for this peer, by name.
+                    var piece = Tensor(input.Shard(peer).Count, Partition.LocalTokens(Rank), input.Layout, dims.HeadDim);
+                    return piece.View(state.Buffers.Get<Half>($"{input.Name}Out{peer}", piece.Elements));
+                }).ToArray();
+                var counts = state.Attention.CountNonFinite(Stream, pieces[0], (pieces[1], pieces[2]));
+                (q, k, v) = (q + counts.Q, k + counts.K, v + counts.V);
+            }
+            if (q + k + v != 0)
             {
                 throw new NonFiniteInputException(q, k, v);
             }
         }
 
+        /// <summary>The sequence → heads all-to-all's transfers, packed by <see cref="Load"/>.</summary>
+        public RankTransfers ToHeads() => _toHeads ?? throw new InvalidOperationException("A rank sends its pieces once it has loaded them.");
+
         /// <summary>The sequence → heads all-to-all's transfers: to each peer its heads of this rank's tokens of Q, K and V; from each, this rank's heads of its tokens.</summary>
-        public RankTransfers ToHeads()
+        private RankTransfers Pack()
         {
             var (sends, receives) = (new List<Transfer>(), new List<Transfer>());
             foreach (var (name, source, heads, tensorLayout, shard) in Inputs())
