@@ -19,6 +19,18 @@ public class StreamCopyTests
     }
 
     [Fact]
+    public void Copies_past_the_drivers_maximum_pitch_go_row_by_row()
+    {
+        const long max = (1L << 31) - 1;   // CU_DEVICE_ATTRIBUTE_MAX_PITCH on current GPUs
+        Assert.False(CudaStream.RowByRow(4096, 8192, 256, 100, max));
+        Assert.False(CudaStream.RowByRow((nuint)max, (nuint)max, (nuint)max, 2, max));   // at the limit: one 2D copy
+        Assert.True(CudaStream.RowByRow(256, 256, 256, 1, max));                       // one row needs no pitch
+        Assert.True(CudaStream.RowByRow((nuint)max + 2, 256, 256, 4, max));             // a big BSHD chunk's source rows
+        Assert.True(CudaStream.RowByRow(256, (nuint)max + 2, 256, 4, max));
+        Assert.True(CudaStream.RowByRow((nuint)max + 2, (nuint)max + 2, (nuint)max + 1, 4, max));
+    }
+
+    [Fact]
     public void The_2D_copy_descriptor_has_the_drivers_layout()
     {
         // CUDA_MEMCPY2D: per side three size_t-sized fields around a padded int, then two size_t: 128 bytes on 64-bit.

@@ -91,11 +91,12 @@ internal static class ContextParallelArguments
     }
 
     /// <summary>
-    /// A declared kernel for every call a method makes on this device (the ring's blocks are causal and not), checked
-    /// before ranks move data: found missing later, it would cost the communicator.
+    /// A finite positive softmax scale and a declared kernel for every call a method makes on this device (the ring's
+    /// blocks are causal and not), checked before ranks agree or move data: found wrong later, either would cost the communicator.
     /// </summary>
     public static void Kernels(AttentionOptions options, int headDim, int computeCapability, bool bothMasks)
     {
+        Int8Attention.SoftmaxScale(options, headDim);
         foreach (var causal in bothMasks ? new[] { false, true } : [options.Causal])
         {
             Int8Attention.Select(Element.F16, headDim, options with { Causal = causal, Autotune = false }, computeCapability);

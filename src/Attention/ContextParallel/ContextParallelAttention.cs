@@ -11,8 +11,10 @@ namespace KernelDsl.Attention.ContextParallel;
 /// its own tokens; before any data moves the ranks compare their calls, and a mismatch is an
 /// <see cref="ArgumentException"/> on every rank. The schedules and the per-rank work are those of
 /// <see cref="SimulatedRingAttention"/>, NCCL's grouped send and receive in place of device copies. Waits poll with the
-/// communicator's timeout: a peer that fails or never comes ends a call with <see cref="NcclException"/>, not a hang. A
-/// call that fails once data has begun to move aborts the communicator, whose transfers no longer match its peers'.
+/// communicator's timeout: a peer that fails or never comes ends a call with <see cref="NcclException"/>, not a hang. Ranks
+/// share whether loading their inputs went well before any transfer, so NaN/Inf in one rank's inputs (with the default
+/// <see cref="NonFiniteInputs.Throw"/>) is a <see cref="NonFiniteInputException"/> naming that rank on every rank. A call
+/// that fails from loading on aborts the communicator, whose transfers may no longer match its peers'.
 /// Scratch is kept between calls; dispose to free it (the communicator stays the caller's).
 /// </summary>
 public sealed class ContextParallelAttention : IDisposable
@@ -99,15 +101,8 @@ public sealed class ContextParallelAttention : IDisposable
     /// <summary>Every rank's call gathered (a few bytes, on this rank's compute stream) and compared with this one's.</summary>
     private void Agree(CallSignature mine)
     {
-        var values = mine.ToArray();
-        var stream = _state.Compute;
-        using var own = Communicator.Device.Upload<long>(values);
-        using var all = Communicator.Device.Allocate<long>((long)values.Length * Communicator.Ranks);
-        Communicator.AllGather(stream, own, all, values.Length);
-        Communicator.Wait(stream);
-        var gathered = all.ToArray();
-        var signatures = Enumerable.Range(0, Communicator.Ranks).Select(r => CallSignature.FromArray(gathered.AsSpan(r * values.Length, values.Length))).ToArray();
-        CallSignature.ThrowIfDisagreeing(signatures, Communicator.Rank);
+        var gathered = _transport.AllGather([(Communicator.Rank, _state.Compute, mine.ToArray())]);
+        CallSignature.ThrowIfDisagreeing(gathered.Select(values => CallSignature.FromArray(values)).ToArray(), Communicator.Rank);
     }
 
     /// <summary>Runs the part of a call that moves data; a failure there aborts the communicator, whose peers' transfers no longer match.</summary>

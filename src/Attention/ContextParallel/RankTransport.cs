@@ -58,6 +58,15 @@ internal interface IRankTransport
 
     /// <summary>Waits until a stream of a rank this caller drives has finished, reporting a failed peer rather than waiting for it forever.</summary>
     void Wait(CudaStream stream);
+
+    /// <summary>
+    /// Every rank's <c>Values</c> (as many on each), indexed by rank, from the ranks this caller drives, each on its stream;
+    /// returns once they are here. The streams then have nothing pending.
+    /// </summary>
+    long[][] AllGather(IReadOnlyList<(int Rank, CudaStream Stream, long[] Values)> mine);
+
+    /// <summary>Abandons the transfers in flight after a failure, so waiting for the streams then ends at once.</summary>
+    void Abort();
 }
 
 /// <summary>Ranks simulated on one GPU: a receive is a device copy from the send it matches.</summary>
@@ -105,6 +114,24 @@ internal sealed class SimulatedTransport : IRankTransport
     }
 
     public void Wait(CudaStream stream) => stream.Synchronize();
+
+    public long[][] AllGather(IReadOnlyList<(int Rank, CudaStream Stream, long[] Values)> mine)
+    {
+        if (!mine.Select(m => m.Rank).Order().SequenceEqual(Enumerable.Range(0, mine.Count)))
+        {
+            throw new InvalidOperationException("Simulated ranks gather from every rank at once.");
+        }
+        foreach (var (_, stream, _) in mine)
+        {
+            stream.Synchronize();
+        }
+        return mine.OrderBy(m => m.Rank).Select(m => m.Values).ToArray();
+    }
+
+    /// <summary>Nothing to abandon: every copy is between the ranks driven here, and each completes.</summary>
+    public void Abort()
+    {
+    }
 }
 
 /// <summary>One rank of an NCCL communicator: its sends and receives as one NCCL group; waits poll, with the communicator's timeout.</summary>
@@ -129,7 +156,39 @@ internal sealed class NcclTransport(NcclCommunicator communicator) : IRankTransp
         });
     }
 
-    public void Wait(CudaStream stream) => communicator.Wait(stream);
+    public void Wait(CudaStream stream)
+    {
+        if (!communicator.IsClosed)
+        {
+            communicator.Wait(stream);
+        }
+        // Aborted: NCCL cancelled its kernels; still, never wait past the timeout.
+        else if (!NcclPolling.Until(stream.IsIdle, communicator.Timeout))
+        {
+            throw new TimeoutException($"A stream of rank {communicator.Rank} did not finish within {communicator.Timeout} after its communicator was aborted.");
+        }
+    }
+
+    public long[][] AllGather(IReadOnlyList<(int Rank, CudaStream Stream, long[] Values)> mine)
+    {
+        if (mine is not [var (rank, stream, values)] || rank != communicator.Rank)
+        {
+            throw new InvalidOperationException($"An NCCL rank gathers its own values only (rank {communicator.Rank}).");
+        }
+        var device = communicator.Device;
+        using var own = device.Allocate<long>(values.Length);
+        using var all = device.Allocate<long>((long)values.Length * communicator.Ranks);
+        // In the stream's order: DeviceBuffer's synchronous copies would run on the legacy default stream.
+        stream.CopyToDevice(own, values);
+        communicator.AllGather(stream, own, all, values.Length);
+        communicator.Wait(stream);
+        var gathered = new long[values.Length * communicator.Ranks];
+        stream.CopyToHost(all, gathered);
+        stream.Synchronize();
+        return gathered.Chunk(values.Length).ToArray();
+    }
+
+    public void Abort() => communicator.Abort();
 }
 
 /// <summary>Which send each receive of a group takes, as NCCL pairs them; a group whose sides do not match is refused.</summary>

@@ -9,9 +9,13 @@ internal sealed class RankState(CudaDevice device) : IDisposable
 {
     public CudaDevice Device => device;
     public Int8Attention Attention { get; } = new(device);
-    public CudaStream Compute { get; } = device.CreateStream();
+    /// <summary>
+    /// Non-blocking, as <see cref="Transfer"/> is: a synchronous copy or free elsewhere in the process (on the legacy
+    /// default stream) then never waits for an NCCL receive a failed peer will not send.
+    /// </summary>
+    public CudaStream Compute { get; } = new(device, CudaStream.NonBlocking);
     /// <summary>The transfers' own stream, so the next step's K/V moves while this step's blocks run.</summary>
-    public CudaStream Transfer { get; } = device.CreateStream();
+    public CudaStream Transfer { get; } = new(device, CudaStream.NonBlocking);
     /// <summary>Its chunks of Q and K/V, block outputs, partials, merged rows; the all-to-all pieces and head shards.</summary>
     public RetainingBuffers Buffers { get; } = new(device);
     /// <summary>The ring's two receive slots (double buffers), each holding one rank's K/V codes (one set of buffers per chunk position).</summary>
@@ -79,19 +83,19 @@ internal sealed class RingEngine
         var completed = false;
         try
         {
-            foreach (var rank in engine._ranks)
-            {
-                rank.Load();
-            }
+            LoadAgreement.Run(transport, engine._ranks.Select(r => (r.Rank, r.State.Compute, (Action)r.Load)).ToArray());
             for (var step = 0; step < schedule.Steps; step++)
             {
-                if (step + 1 < schedule.Steps)
-                {
-                    engine.Hop(step + 1);
-                }
+                // Step t's blocks queue without waiting (NonFinite was checked in Load), so step t + 1's transfers,
+                // queued after them on the transfer stream, still run during them; step 0's blocks (local data, where
+                // scratch grows to its size) are queued before any transfer is posted.
                 foreach (var rank in engine._ranks)
                 {
                     rank.Attend(step);
+                }
+                if (step + 1 < schedule.Steps)
+                {
+                    engine.Hop(step + 1);
                 }
             }
             foreach (var rank in engine._ranks)
@@ -107,12 +111,17 @@ internal sealed class RingEngine
     }
 
     /// <summary>
-    /// Waits for the ranks' streams, then frees what the call made; after a failure, what a stream may still read is
-    /// kept rather than freed, and the failure is not hidden by one from waiting.
+    /// Waits for the ranks' streams, then frees what the call made; after a failure, the transport is aborted first (so
+    /// the wait does not last a timeout for transfers that will not complete), what a stream may still read is kept
+    /// rather than freed, and the failure is not hidden by one from waiting.
     /// </summary>
     internal static void Drain(IRankTransport transport, IEnumerable<(RankState State, IDisposable Call)> ranks, bool failing)
     {
         Exception? error = null;
+        if (failing)
+        {
+            transport.Abort();
+        }
         var all = ranks.ToArray();
         foreach (var stream in all.SelectMany(r => new[] { r.State.Compute, r.State.Transfer }))
         {
@@ -173,15 +182,17 @@ internal sealed class RingEngine
         private readonly List<IDisposable> _owned = [];
         private readonly int[] _queries = engine.Partition.ChunksOf(tensors.Rank);
         private readonly int[] _partials = new int[2];
-        private readonly bool[] _checked = new bool[2];
 
         public RankState State => state;
 
-        private int Rank => tensors.Rank;
+        public int Rank => tensors.Rank;
 
         private AttentionDims Dims => engine._dims;
 
-        /// <summary>Its chunks of Q, K and V copied out of its tensors, after the caller's work; each K/V chunk quantized once (the call waits for the codes).</summary>
+        /// <summary>
+        /// Its chunks of Q, K and V copied out of its tensors, after the caller's work; each K/V chunk quantized once (the
+        /// call waits for the codes). With NonFinite = Throw, the chunks' NaN/Inf are counted here, before any transfer.
+        /// </summary>
         public void Load()
         {
             var (partition, dims) = (engine.Partition, Dims);
@@ -200,8 +211,20 @@ internal sealed class RingEngine
                 var (k, v) = (state.Buffers.Get<Half>("k", kChunk.Elements), state.Buffers.Get<Half>("v", vChunk.Elements));
                 DenseTensor.Copy(state.Compute, tensors.K.Buffer, Whole(dims.HeadsKv, tensors.KLayout), kChunk.AllHeads, range, k, kChunk, 0, 0);
                 DenseTensor.Copy(state.Compute, tensors.V.Buffer, Whole(dims.HeadsKv, tensors.VLayout), vChunk.AllHeads, range, v, vChunk, 0, 0);
-                // Waits for the codes, so the buffers "k" and "v" may take the next chunk and any stream may read the codes.
-                home[position] = Own(state.Attention.QuantizeKeysValues(state.Compute, kChunk.View(k), vChunk.View(v), kvOptions));
+                var badQ = engine._options.NonFinite == NonFiniteInputs.Throw ? state.Attention.CountNonFinite(state.Compute, qChunk.View(state.Buffers.Get<Half>($"q{position}", qChunk.Elements)), null).Q : 0;
+                try
+                {
+                    // Waits for the codes, so the buffers "k" and "v" may take the next chunk and any stream may read the codes.
+                    home[position] = Own(state.Attention.QuantizeKeysValues(state.Compute, kChunk.View(k), vChunk.View(v), kvOptions));
+                }
+                catch (NonFiniteInputException e)
+                {
+                    throw new NonFiniteInputException(badQ, e.KCount, e.VCount);
+                }
+                if (badQ != 0)
+                {
+                    throw new NonFiniteInputException(badQ, 0, 0);
+                }
             }
             _held[0] = home;
         }
@@ -228,10 +251,7 @@ internal sealed class RingEngine
 
         public void Arrived(int step) => _arrived[step] = Own(state.Transfer.Record());
 
-        /// <summary>
-        /// Step <paramref name="step"/>'s computed blocks, after its K/V arrived. A Q chunk's first block, where its NaN/Inf
-        /// are counted (and the stream waited for), is always at step 0: the chunk against itself, on local data alone.
-        /// </summary>
+        /// <summary>Step <paramref name="step"/>'s computed blocks, after its K/V arrived; queued without waiting (Load counted NaN/Inf).</summary>
         public void Attend(int step)
         {
             var (schedule, partition, dims) = (engine._schedule, engine.Partition, Dims);
@@ -246,12 +266,7 @@ internal sealed class RingEngine
                 var rows = ChunkOf(dims.HeadsQ, partition.Chunk(block.QChunk).Length, TensorLayout.BHSD);
                 var (blockO, blockLse) = (state.Buffers.Get<Half>("blockO", rows.Elements), state.Buffers.Get<float>("blockLse", rows.Elements / dims.HeadDim));
                 var qChunk = ChunkOf(dims.HeadsQ, rows.Tokens, tensors.QLayout);
-                var options = engine._options with
-                {
-                    Causal = block.Visibility == BlockVisibility.CausalDiagonal,
-                    NonFinite = _checked[position] ? NonFiniteInputs.Ignore : engine._options.NonFinite,
-                };
-                _checked[position] = true;
+                var options = engine._options with { Causal = block.Visibility == BlockVisibility.CausalDiagonal, NonFinite = NonFiniteInputs.Ignore };
                 state.Attention.Forward(state.Compute, qChunk.View(state.Buffers.Get<Half>($"q{position}", qChunk.Elements)), _held[step]![Array.IndexOf(keys, block.KvChunk)],
                     rows.View(blockO), options, blockLse);
                 var (partialO, partialLse, _) = Partials(position);

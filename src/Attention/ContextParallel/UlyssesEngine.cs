@@ -24,6 +24,7 @@ internal static class UlyssesEngine
         var completed = false;
         try
         {
+            LoadAgreement.Run(transport, runs.Select(r => (r.Rank, r.State.Compute, (Action)r.Load)).ToArray());
             transport.Exchange(runs.Select(r => r.ToHeads()).ToArray());
             transport.Exchange(runs.Select(r => r.Attend()).ToArray());
             foreach (var run in runs)
@@ -41,10 +42,11 @@ internal static class UlyssesEngine
     private sealed class RankRun(UlyssesLayout layout, AttentionDims dims, AttentionOptions options, RankState state, RankTensors tensors) : IDisposable
     {
         private readonly List<IDisposable> _owned = [];
+        private RankTransfers? _toHeads;
 
         public RankState State => state;
 
-        private int Rank => tensors.Rank;
+        public int Rank => tensors.Rank;
 
         private SequencePartition Partition => layout.Partition;
 
@@ -52,12 +54,45 @@ internal static class UlyssesEngine
 
         private IEnumerable<int> Peers => Enumerable.Range(0, layout.Ranks);
 
-        /// <summary>The sequence → heads all-to-all's transfers: to each peer its heads of this rank's tokens of Q, K and V; from each, this rank's heads of its tokens.</summary>
-        public RankTransfers ToHeads()
+        /// <summary>
+        /// After the caller's work, packs the sequence → heads all-to-all's pieces (<see cref="ToHeads"/>); with NonFinite =
+        /// Throw, counts their NaN/Inf, before any transfer: together the pieces are exactly this rank's tokens of Q, K and
+        /// V, also when simulated ranks read the whole sequence's tensors.
+        /// </summary>
+        public void Load()
         {
             var inputs = tensors.Caller.Record();
             _owned.Add(inputs);
             Stream.Wait(inputs);
+            _toHeads = Pack();
+            if (options.NonFinite != NonFiniteInputs.Throw)
+            {
+                return;
+            }
+            var (q, k, v) = (0L, 0L, 0L);
+            foreach (var peer in Peers)
+            {
+                var pieces = Inputs().Select(input =>
+                {
+                    // Pack's buffer for this peer, by name.
+                    var piece = Tensor(input.Shard(peer).Count, Partition.LocalTokens(Rank), input.Layout, dims.HeadDim);
+                    return piece.View(state.Buffers.Get<Half>($"{input.Name}Out{peer}", piece.Elements));
+                }).ToArray();
+                var counts = state.Attention.CountNonFinite(Stream, pieces[0], (pieces[1], pieces[2]));
+                (q, k, v) = (q + counts.Q, k + counts.K, v + counts.V);
+            }
+            if (q + k + v != 0)
+            {
+                throw new NonFiniteInputException(q, k, v);
+            }
+        }
+
+        /// <summary>The sequence → heads all-to-all's transfers, packed by <see cref="Load"/>.</summary>
+        public RankTransfers ToHeads() => _toHeads ?? throw new InvalidOperationException("A rank sends its pieces once it has loaded them.");
+
+        /// <summary>The sequence → heads all-to-all's transfers: to each peer its heads of this rank's tokens of Q, K and V; from each, this rank's heads of its tokens.</summary>
+        private RankTransfers Pack()
+        {
             var (sends, receives) = (new List<Transfer>(), new List<Transfer>());
             foreach (var (name, source, heads, tensorLayout, shard) in Inputs())
             {
@@ -106,7 +141,7 @@ internal static class UlyssesEngine
             var o = Tensor(layout.QHeads(Rank).Count, Partition.Tokens, TensorLayout.BHSD, dims.HeadDim);
             var lse = o with { HeadDim = 1 };
             var (oHeads, lseHeads) = (state.Buffers.Get<Half>("oHeads", o.Elements), state.Buffers.Get<float>("lseHeads", lse.Elements));
-            state.Attention.Forward(Stream, views["q"], views["k"], views["v"], o.View(oHeads), options, lseHeads);
+            state.Attention.Forward(Stream, views["q"], views["k"], views["v"], o.View(oHeads), options with { NonFinite = NonFiniteInputs.Ignore }, lseHeads);
 
             var (sends, receives) = (new List<Transfer>(), new List<Transfer>());
             foreach (var peer in Peers)

@@ -206,6 +206,30 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
         });
 
     /// <summary>
+    /// Counts the NaN/Inf of <paramref name="q"/> and of <paramref name="kv"/>'s K and V (either may be left out) with the quantize kernels a call with NonFinite = Throw runs, their codes into scratch, and waits for
+    /// <paramref name="stream"/> alone: context-parallel ranks check their inputs so before any transfer is posted.
+    /// </summary>
+    internal (long Q, long K, long V) CountNonFinite(CudaStream stream, TensorView<Half>? q, (TensorView<Half> K, TensorView<Half> V)? kv) =>
+        Serialized(stream, () =>
+        {
+            var counters = Counters(stream, new AttentionOptions { NonFinite = NonFiniteInputs.Throw })!;
+            if (q is { } queries)
+            {
+                var (b, hq, sq, d) = ((int)queries.Shape[0], (int)queries.Shape[1], (int)queries.Shape[2], (int)queries.Shape[3]);
+                var quantizers = Quantizers<Half>.For(d);
+                quantizers.Q(stream, queries.Buffer, queries.Strides[0], queries.Strides[1], queries.Strides[2], b, hq, sq,
+                    _scratch.Get<sbyte>("q8", (long)b * hq * sq * d), _scratch.Get<float>("qScale", quantizers.QScaleCount(b, hq, sq)), 1f, counters.Q);
+            }
+            if (kv is var (k, v))
+            {
+                var (b, hkv, sk, d) = AttentionArguments.CheckKeysValues(k, v);
+                // The 16-bit P·V path: the statistics pass counts K and V, K's codes land in scratch, V is not quantized.
+                QuantizeKv(stream, k, v, new AttentionDims(b, hkv, hkv, 1, sk, d), null, counters, _scratch);
+            }
+            return counters.Read(stream);
+        });
+
+    /// <summary>
     /// One call at a time over one set of scratch buffers: a call on another stream first waits for the last stream's
     /// work, which may still be reading the scratch this call is about to overwrite.
     /// </summary>
@@ -236,15 +260,25 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
         /// <summary>Waits for the call's work (the counts are final only then) and throws if any tensor had a NaN or Inf.</summary>
         public void ThrowIfAny(CudaStream stream)
         {
-            stream.Synchronize();
-            var counts = new uint[3];
-            Q.CopyTo(counts.AsSpan(0, 1));
-            K.CopyTo(counts.AsSpan(1, 1));
-            V.CopyTo(counts.AsSpan(2, 1));
-            if (counts.Any(c => c != 0))
+            var (q, k, v) = Read(stream);
+            if (q + k + v != 0)
             {
-                throw new NonFiniteInputException(counts[0], counts[1], counts[2]);
+                throw new NonFiniteInputException(q, k, v);
             }
+        }
+
+        /// <summary>
+        /// The counts, read in the stream's order: a synchronous copy would run on the legacy default stream and wait for
+        /// every blocking stream of the device, one of them perhaps holding an NCCL receive that a failed peer never sends.
+        /// </summary>
+        public (long Q, long K, long V) Read(CudaStream stream)
+        {
+            var counts = new uint[3];
+            stream.CopyToHost(Q, counts.AsSpan(0, 1));
+            stream.CopyToHost(K, counts.AsSpan(1, 1));
+            stream.CopyToHost(V, counts.AsSpan(2, 1));
+            stream.Synchronize();
+            return (counts[0], counts[1], counts[2]);
         }
     }
 
@@ -390,7 +424,7 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
     }
 
     /// <summary>The softmax scale: options.SoftmaxScale, else 1/√D; it must be finite and positive.</summary>
-    private static float SoftmaxScale(AttentionOptions options, int headDim)
+    internal static float SoftmaxScale(AttentionOptions options, int headDim)
     {
         var scale = options.SoftmaxScale ?? 1f / MathF.Sqrt(headDim);
         if (!(scale > 0f) || float.IsInfinity(scale))

@@ -28,6 +28,7 @@ public sealed unsafe class CudaDevice : IDisposable
         SharedMemoryPerBlock = Attribute(CuDeviceAttribute.MaxSharedMemoryPerBlock);
         MaxSharedMemoryPerBlockOptin = Attribute(CuDeviceAttribute.MaxSharedMemoryPerBlockOptin);
         L2CacheBytes = Attribute(CuDeviceAttribute.L2CacheSize);
+        MaxPitchBytes = Attribute(CuDeviceAttribute.MaxPitch);
         CudaException.Check(CudaApi.cuDeviceTotalMem_v2(out var total, handle), $"Reading the memory size of device {ordinal}");
         TotalMemoryBytes = (long)total;
         _modules = new Lazy<ModuleCache>(() => new ModuleCache(NvrtcCompiler.Load(), ModuleCache.DefaultDirectory()));
@@ -57,6 +58,9 @@ public sealed unsafe class CudaDevice : IDisposable
 
     /// <summary>L2 cache size in bytes.</summary>
     public int L2CacheBytes { get; }
+
+    /// <summary>The largest pitch a 2D copy takes, in bytes (<c>CU_DEVICE_ATTRIBUTE_MAX_PITCH</c>, about 2 GiB).</summary>
+    internal long MaxPitchBytes { get; }
 
     /// <summary>Total device memory in bytes.</summary>
     public long TotalMemoryBytes { get; }

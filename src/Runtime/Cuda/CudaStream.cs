@@ -6,19 +6,22 @@ using KernelDsl.Native;
 namespace KernelDsl;
 
 /// <summary>
-/// A CUDA stream: launches and copies on it run in order. It is a blocking stream, so it also orders with the
-/// synchronous copies of <see cref="DeviceBuffer{T}"/>.
+/// A CUDA stream: launches and copies on it run in order. <see cref="CudaDevice.CreateStream"/>'s are blocking streams,
+/// so they also order with the synchronous copies of <see cref="DeviceBuffer{T}"/>.
 /// </summary>
 public sealed unsafe class CudaStream : IDisposable
 {
     private readonly nint _handle;
     private int _disposed;
 
-    internal CudaStream(CudaDevice device)
+    /// <summary><c>CU_STREAM_NON_BLOCKING</c>: the stream does not synchronize with the legacy default stream.</summary>
+    internal const uint NonBlocking = 1;
+
+    internal CudaStream(CudaDevice device, uint flags = 0)
     {
         Device = device;
         device.MakeCurrent();
-        CudaException.Check(CudaApi.cuStreamCreate(out _handle, 0), $"Creating a stream on device {device.Ordinal}");
+        CudaException.Check(CudaApi.cuStreamCreate(out _handle, flags), $"Creating a stream on device {device.Ordinal}");
     }
 
     /// <summary>The device the stream belongs to.</summary>
@@ -128,13 +131,28 @@ public sealed unsafe class CudaStream : IDisposable
             Height = (nuint)height,
         };
         Device.MakeCurrent();
-        // One row is a plain copy; cuMemcpy2D also limits pitches to the device's maximum, which a single row need not meet.
-        var result = height == 1
-            ? CudaApi.cuMemcpyDtoDAsync_v2(copy.DstDevice, copy.SrcDevice, copy.WidthInBytes, _handle)
-            : CudaApi.cuMemcpy2DAsync_v2(&copy, _handle);
+        var result = CuResult.Success;
+        if (RowByRow(copy.SrcPitch, copy.DstPitch, copy.WidthInBytes, height, Device.MaxPitchBytes))
+        {
+            for (var row = 0UL; row < copy.Height && result == CuResult.Success; row++)
+            {
+                result = CudaApi.cuMemcpyDtoDAsync_v2(copy.DstDevice + row * copy.DstPitch, copy.SrcDevice + row * copy.SrcPitch, copy.WidthInBytes, _handle);
+            }
+        }
+        else
+        {
+            result = CudaApi.cuMemcpy2DAsync_v2(&copy, _handle);
+        }
         CudaException.Check(result, string.Create(CultureInfo.InvariantCulture,
             $"Queueing a copy of {height} rows of {width} elements from {source} to {destination}"));
     }
+
+    /// <summary>
+    /// Whether a 2D copy goes as one plain copy per row: one row needs no pitch, and cuMemcpy2D refuses a pitch or width
+    /// past the device's maximum (CUDA_ERROR_INVALID_VALUE), which rows of big BSHD chunks with batch &gt; 1 can reach.
+    /// </summary>
+    internal static bool RowByRow(nuint sourcePitchBytes, nuint destinationPitchBytes, nuint widthBytes, long height, long maxPitchBytes) =>
+        height == 1 || (ulong)sourcePitchBytes > (ulong)maxPitchBytes || (ulong)destinationPitchBytes > (ulong)maxPitchBytes || (ulong)widthBytes > (ulong)maxPitchBytes;
 
     /// <summary>Makes work queued on this stream from now on wait until <paramref name="recorded"/> (recorded on any stream of the device) has passed.</summary>
     public void Wait(CudaEvent recorded)

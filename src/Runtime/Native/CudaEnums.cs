@@ -4,6 +4,7 @@ namespace KernelDsl.Native;
 internal enum CuDeviceAttribute
 {
     MaxSharedMemoryPerBlock = 8,
+    MaxPitch = 11,
     MultiprocessorCount = 16,
     L2CacheSize = 38,
     ComputeCapabilityMajor = 75,

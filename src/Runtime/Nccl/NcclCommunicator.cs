@@ -19,9 +19,16 @@ public sealed unsafe class NcclCommunicator : IDisposable
 
     private nint _comm;
 
+    /// <summary>How deep this thread is inside <see cref="Group"/>: there, a failed call is recorded, not aborted.</summary>
+    [ThreadStatic]
+    private static int t_groupDepth;
+
+    /// <summary>The first call of this rank that failed inside the current group, settled once the group has ended.</summary>
+    private (NcclResult Result, string Operation)? _groupFailure;
+
     private NcclCommunicator(nint comm, CudaDevice device, int ranks, int rank, TimeSpan timeout)
     {
-        (_comm, Device, Ranks, Rank, Timeout) = (comm, device, ranks, rank, timeout);
+        (_comm, Device, Ranks, Rank, _timeout) = (comm, device, ranks, rank, timeout);
     }
 
     /// <summary>The GPU this rank runs on.</summary>
@@ -33,8 +40,18 @@ public sealed unsafe class NcclCommunicator : IDisposable
     /// <summary>This rank, in [0, Ranks).</summary>
     public int Rank { get; }
 
-    /// <summary>How long joining, <see cref="Wait"/> and <see cref="Dispose"/> wait for the other ranks before aborting.</summary>
-    public TimeSpan Timeout { get; }
+    private TimeSpan _timeout;
+
+    /// <summary>
+    /// How long joining, <see cref="Wait"/> and <see cref="Dispose"/> wait for the other ranks before aborting. Settable
+    /// after joining, so calls may wait less (or more) than the join did.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">Set to zero or less (other than <see cref="System.Threading.Timeout.InfiniteTimeSpan"/>).</exception>
+    public TimeSpan Timeout
+    {
+        get => _timeout;
+        set => _timeout = NcclArguments.Timeout(value);
+    }
 
     /// <summary>Whether <see cref="Abort"/> or <see cref="Dispose"/> has released the communicator (a failed wait aborts it).</summary>
     public bool IsClosed => _comm == 0;
@@ -134,7 +151,7 @@ public sealed unsafe class NcclCommunicator : IDisposable
     {
         CheckTransfer(stream, source, offset, count, peer, nameof(source));
         Device.MakeCurrent();
-        Complete(NcclApi.ncclSend(Address(source, offset), Bytes<T>(count), NcclDataType.Uint8, peer, _comm, stream.Handle), Describe($"Sending {count} elements to rank {peer}"));
+        Queued(NcclApi.ncclSend(Address(source, offset), Bytes<T>(count), NcclDataType.Uint8, peer, _comm, stream.Handle), Describe($"Sending {count} elements to rank {peer}"));
     }
 
     /// <summary>Queues receiving <paramref name="count"/> elements from rank <paramref name="peer"/> into <paramref name="destination"/> at <paramref name="offset"/>.</summary>
@@ -142,7 +159,7 @@ public sealed unsafe class NcclCommunicator : IDisposable
     {
         CheckTransfer(stream, destination, offset, count, peer, nameof(destination));
         Device.MakeCurrent();
-        Complete(NcclApi.ncclRecv(Address(destination, offset), Bytes<T>(count), NcclDataType.Uint8, peer, _comm, stream.Handle), Describe($"Receiving {count} elements from rank {peer}"));
+        Queued(NcclApi.ncclRecv(Address(destination, offset), Bytes<T>(count), NcclDataType.Uint8, peer, _comm, stream.Handle), Describe($"Receiving {count} elements from rank {peer}"));
     }
 
     /// <summary>Queues gathering every rank's first <paramref name="count"/> elements of <paramref name="source"/> into <paramref name="destination"/>, rank r's at r·count.</summary>
@@ -154,7 +171,7 @@ public sealed unsafe class NcclCommunicator : IDisposable
         NcclArguments.Span(source.Length, 0, count, nameof(source));
         NcclArguments.Blocks(destination.Length, count, Ranks, nameof(destination));
         Device.MakeCurrent();
-        Complete(NcclApi.ncclAllGather(source.DevicePointer, destination.DevicePointer, Bytes<T>(count), NcclDataType.Uint8, _comm, stream.Handle),
+        Queued(NcclApi.ncclAllGather(source.DevicePointer, destination.DevicePointer, Bytes<T>(count), NcclDataType.Uint8, _comm, stream.Handle),
             Describe($"Gathering {count} elements from every rank"));
     }
 
@@ -194,19 +211,60 @@ public sealed unsafe class NcclCommunicator : IDisposable
         }
         Nccl.Load();
         NcclException.Check(NcclApi.ncclGroupStart(), "Starting an NCCL group");
+        t_groupDepth++;
+        System.Runtime.ExceptionServices.ExceptionDispatchInfo? queueing = null;
         NcclResult ended;
         try
         {
             enqueue();
         }
+        catch (Exception e)
+        {
+            queueing = System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e);
+        }
         finally
         {
-            // A group is ended even when queueing failed; NCCL reports what it could not launch.
+            t_groupDepth--;
+            // A group is ended even when queueing failed; NCCL reports what it could not launch. Nothing was aborted
+            // inside it: ncclCommAbort would free a communicator whose tasks the group still holds.
             ended = NcclApi.ncclGroupEnd();
         }
-        foreach (var member in members)
+        if (t_groupDepth > 0)
         {
-            member.Complete(ended, member.Describe("Ending an NCCL group"));
+            // Nested: the outermost group settles.
+            queueing?.Throw();
+            return;
+        }
+        try
+        {
+            queueing?.Throw();
+            foreach (var member in members)
+            {
+                if (member._groupFailure is { } failure)
+                {
+                    member.Fail(failure.Result, failure.Operation);
+                }
+            }
+            foreach (var member in members)
+            {
+                member.Complete(ended, member.Describe("Ending an NCCL group"));
+            }
+        }
+        catch
+        {
+            // The group's transfers no longer match the peers' on any member.
+            foreach (var member in members)
+            {
+                member.Abort();
+            }
+            throw;
+        }
+        finally
+        {
+            foreach (var member in members)
+            {
+                member._groupFailure = null;
+            }
         }
     }
 
@@ -248,7 +306,11 @@ public sealed unsafe class NcclCommunicator : IDisposable
         var comm = Interlocked.Exchange(ref _comm, 0);
         if (comm != 0)
         {
-            Device.MakeCurrent();
+            // With the device disposed, NCCL still holds the primary context through the CUDA runtime and sets its device itself.
+            if (!Device.IsDisposed)
+            {
+                Device.MakeCurrent();
+            }
             _ = NcclApi.ncclCommAbort(comm);
         }
     }
@@ -259,8 +321,14 @@ public sealed unsafe class NcclCommunicator : IDisposable
     /// </summary>
     public void Dispose()
     {
-        if (_comm == 0 || Device.IsDisposed)
+        if (_comm == 0)
         {
+            return;
+        }
+        if (Device.IsDisposed)
+        {
+            // Disposed out of order: finalizing needs the device's streams; abort still frees NCCL's resources.
+            Abort();
             return;
         }
         Device.MakeCurrent();
@@ -280,6 +348,19 @@ public sealed unsafe class NcclCommunicator : IDisposable
     }
 
     public override string ToString() => Describe("NCCL communicator");
+
+    /// <summary>A queued call's result: settled at once outside a group; inside one, a failure is recorded for <see cref="Group"/> to settle after ncclGroupEnd.</summary>
+    private void Queued(NcclResult result, string operation)
+    {
+        if (t_groupDepth == 0)
+        {
+            Complete(result, operation);
+        }
+        else if (Failed(result))
+        {
+            _groupFailure ??= (result, operation);
+        }
+    }
 
     /// <summary>
     /// Settles a call's result: success returns; anything else aborts the communicator and throws, past the timeout with

@@ -30,6 +30,21 @@ public class ContextParallelArgumentsTests
     }
 
     [Theory]
+    [InlineData(float.NaN)]
+    [InlineData(0f)]
+    [InlineData(-0.1f)]
+    [InlineData(float.PositiveInfinity)]
+    public void The_softmax_scale_is_checked_before_the_ranks_agree(float scale)
+    {
+        // Kernels runs before Agree on both NCCL methods: a bad scale is this rank's ArgumentException and costs no communicator.
+        ContextParallelArguments.Kernels(new AttentionOptions { Causal = true, SoftmaxScale = 0.1f }, 128, 90, bothMasks: true);
+        var error = Assert.ThrowsAny<ArgumentException>(() => ContextParallelArguments.Kernels(new AttentionOptions { Causal = true, SoftmaxScale = scale }, 128, 90, bothMasks: true));
+        Assert.Equal("options", error.ParamName);
+        Assert.Contains("SoftmaxScale", error.Message);
+        Assert.Equal("options", Assert.ThrowsAny<ArgumentException>(() => ContextParallelArguments.Kernels(new AttentionOptions { SoftmaxScale = scale }, 64, 90, bothMasks: false)).ParamName);
+    }
+
+    [Theory]
     [InlineData(TensorLayout.BHSD)]
     [InlineData(TensorLayout.BSHD)]
     public void Dense_layouts_are_recognised_by_their_strides(TensorLayout layout)

@@ -200,25 +200,70 @@ public class ContextParallelNcclGpuTests(ITestOutputHelper output)
             var (q, k, v) = AttentionTestData.Inputs(shape, 5);
             var schedule = new RingSchedule(new SequencePartition(2, 512, SequenceSplit.ZigZag), true);
             return Assert.Throws<NcclException>(() => Ring(comm, shape, schedule, q, k, v, new AttentionOptions { Causal = true }));
-        }, TimeSpan.FromSeconds(5));
+        }, callTimeout: TimeSpan.FromSeconds(5));
         Assert.Equal(NcclResult.Timeout, errors[0]!.Result);
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(90), $"took {clock.Elapsed}");
     }
 
+    [Fact]
+    [RequiresCudaDevices(Count = 2)]
+    public void A_NaN_in_one_ranks_k_on_a_second_call_throws_on_every_rank_naming_it_before_the_timeout()
+    {
+        var callTimeout = TimeSpan.FromSeconds(30);
+        var shape = new AttentionShape(1, 2, 2, 512, 512, 64, causal: true);
+        var (q, k, v) = AttentionTestData.Inputs(shape, 7);
+        var schedule = new RingSchedule(new SequencePartition(2, 512, SequenceSplit.ZigZag), true);
+        var options = new AttentionOptions { Causal = true };   // NonFinite = Throw, the default
+        var clock = new Stopwatch();
+        var errors = OnRanks(2, comm =>
+        {
+            var (device, local) = (comm.Device, schedule.Partition.LocalTokens(comm.Rank));
+            Half[] Shard(Half[] x) => ContextParallelReference.Shard<Half>(x, shape.Batch, 2, shape.HeadDim, shape.Layout, schedule.Partition, comm.Rank);
+            using var cp = new ContextParallelAttention(comm);
+            using var stream = device.CreateStream();
+            using DeviceBuffer<Half> dq = device.Upload<Half>(Shard(q)), dk = device.Upload<Half>(Shard(k)), dv = device.Upload<Half>(Shard(v));
+            using var o = device.Allocate<Half>((long)2 * local * shape.HeadDim);
+            using var lse = device.Allocate<float>(2L * local);
+            TensorView<Half> View(DeviceBuffer<Half> buffer) => TensorView<Half>.Contiguous(buffer, 1, 2, local, shape.HeadDim);
+            cp.Ring(stream, schedule, View(dq), View(dk), View(dv), o, lse, options);   // the first call is clean
+            if (comm.Rank == 1)
+            {
+                var bad = Shard(k);
+                bad[bad.Length / 2] = Half.NaN;
+                dk.CopyFrom(bad);
+            }
+            lock (clock)
+            {
+                clock.Start();
+            }
+            return Assert.Throws<NonFiniteInputException>(() => cp.Ring(stream, schedule, View(dq), View(dk), View(dv), o, lse, options));
+        }, callTimeout: callTimeout);
+        Assert.All(errors, e => Assert.Equal(1, e.Rank));
+        Assert.All(errors, e => Assert.Equal("k", e.ParamName));
+        Assert.Contains("Rank 1's inputs", errors[0].Message);
+        Assert.True(clock.Elapsed < callTimeout, $"rank 0 learned of rank 1's NaN after {clock.Elapsed}, past the timeout: it waited instead of being told");
+    }
+
     /// <summary>
     /// Runs <paramref name="body"/> on one thread per rank, each with its rank of one communicator over GPUs 0..ranks − 1,
-    /// and returns their results in rank order; fails rather than waits if a rank does not finish.
+    /// and returns their results in rank order; fails rather than waits if a rank does not finish. Joining always has
+    /// <see cref="Timeout"/> (a short one would make a slow join fail); the calls have <paramref name="callTimeout"/>.
     /// </summary>
-    internal static T[] OnRanks<T>(int ranks, Func<NcclCommunicator, T> body, TimeSpan? timeout = null)
+    internal static T[] OnRanks<T>(int ranks, Func<NcclCommunicator, T> body, TimeSpan? callTimeout = null)
     {
         var devices = Enumerable.Range(0, ranks).Select(CudaDevice.Open).ToArray();
+        var calls = callTimeout ?? Timeout;
         try
         {
-            var communicators = NcclCommunicator.InitRanks(devices, timeout ?? Timeout);
+            var communicators = NcclCommunicator.InitRanks(devices, Timeout);
             try
             {
+                foreach (var communicator in communicators)
+                {
+                    communicator.Timeout = calls;
+                }
                 var work = communicators.Select(c => Task.Factory.StartNew(() => body(c), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default)).ToArray();
-                Assert.True(Task.WaitAll(work, 3 * (timeout ?? Timeout)), "A rank did not finish: the calls hang.");
+                Assert.True(Task.WaitAll(work, 3 * calls), "A rank did not finish: the calls hang.");
                 return work.Select(w => w.Result).ToArray();
             }
             finally
