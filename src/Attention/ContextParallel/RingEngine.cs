@@ -8,7 +8,8 @@ namespace KernelDsl.Attention.ContextParallel;
 internal sealed class RankState(CudaDevice device) : IDisposable
 {
     public CudaDevice Device => device;
-    public Int8Attention Attention { get; } = new(device);
+    /// <summary>Its scratch never freed mid-call (a free synchronizes the device, so it could wait on a dead peer's transfer).</summary>
+    public Int8Attention Attention { get; } = new(device, retainReplaced: true);
     /// <summary>
     /// Non-blocking, as <see cref="Transfer"/> is: a synchronous copy or free elsewhere in the process (on the legacy
     /// default stream) then never waits for an NCCL receive a failed peer will not send.

@@ -6,8 +6,11 @@ internal interface IDeviceBufferSource
     DeviceBuffer<T> Get<T>(string name, long length) where T : unmanaged;
 }
 
+/// <summary>Buffers kept between calls, freed when their owner is disposed.</summary>
+internal interface IReusedBuffers : IDeviceBufferSource, IDisposable;
+
 /// <summary>Named buffers kept between calls and grown when a call needs more.</summary>
-internal sealed class ScratchBuffers(CudaDevice device) : IDeviceBufferSource, IDisposable
+internal sealed class ScratchBuffers(CudaDevice device) : IReusedBuffers
 {
     private readonly Dictionary<string, IDisposable> _buffers = [];
 
@@ -59,7 +62,7 @@ internal sealed class OwnedBuffers(CudaDevice device) : IDeviceBufferSource, IDi
 /// Named buffers kept between calls, like <see cref="ScratchBuffers"/>, except that a buffer too small for a call is
 /// replaced but not freed until disposal: work queued on other streams may still read it (a ring's transfers).
 /// </summary>
-internal sealed class RetainingBuffers(CudaDevice device) : IDeviceBufferSource, IDisposable
+internal sealed class RetainingBuffers(CudaDevice device) : IReusedBuffers
 {
     private readonly Dictionary<string, IDisposable> _current = [];
     private readonly List<IDisposable> _retired = [];

@@ -64,7 +64,21 @@ public enum NonFiniteInputs
 /// </summary>
 public sealed partial class Int8Attention(CudaDevice device) : IDisposable
 {
-    private readonly ScratchBuffers _scratch = new(device);
+    private readonly IReusedBuffers _scratch = new ScratchBuffers(device);
+
+    /// <summary>
+    /// With <paramref name="retainReplaced"/>, a scratch buffer a larger call replaces is kept until disposal instead of
+    /// freed: a free synchronizes the whole device, and a context-parallel rank must not wait there on a transfer that a
+    /// failed peer will never complete.
+    /// </summary>
+    internal Int8Attention(CudaDevice device, bool retainReplaced) : this(device)
+    {
+        if (retainReplaced)
+        {
+            _scratch.Dispose();  // empty: nothing was allocated yet
+            _scratch = new RetainingBuffers(device);
+        }
+    }
 
     /// <summary>The head dims some declared variant supports.</summary>
     public static IReadOnlyList<int> HeadDims => AttentionVariant.All.Select(v => v.HeadDim).Distinct().Order().ToArray();
