@@ -60,7 +60,7 @@ public static class KvAppendLauncherWriter
         w.Line($"/// earlier tokens come from the sequence's staging slot, which then holds the originals of its new partial page. New K and V");
         w.Line($"/// are {element}.");
         w.Line($"/// </summary>");
-        LauncherSections.WriteParameterDocs(w, signature);
+        LauncherSections.WriteParameterDocs(w, signature.Host);
         w.Line($"/// <remarks>");
         w.Line($"/// Every page table entry a sequence's tokens need must be a page of the pool, no page may appear twice, and staging slots");
         w.Line($"/// must be distinct: all is checked before anything is queued. The work list is copied into <paramref name=\"workspace\"/> on");
@@ -115,7 +115,7 @@ public static class KvAppendLauncherWriter
         w.Line($"/// <paramref name=\"nonFinite\"/>[0] and [1] on the stream, and writes nothing else: the check a cache runs before an append");
         w.Line($"/// that must change nothing when a new value is bad.");
         w.Line($"/// </summary>");
-        LauncherSections.WriteParameterDocs(w, signature);
+        LauncherSections.WriteParameterDocs(w, signature.Host);
         w.Block($"public static void CountNonFinite({signature.CSharpParameters})", () =>
         {
             LauncherSections.WriteReferenceChecks(w, signature);

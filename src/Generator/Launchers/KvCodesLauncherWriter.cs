@@ -65,7 +65,7 @@ public static class KvCodesLauncherWriter
         w.Line($"/// (1 where that is 0); V's are {(spec.VOutput == Element.E4M3 ? "the e4m3 code (nearest even, saturating) of v · (1 / scale)" : "round-half-even(v · (1 / scale)) clamped to ±127")} with the channel's scale.");
         w.Line($"/// The same codes as the Quantize variants' LaunchCodes; NaN and Inf are the statistics pass's to count.");
         w.Line($"/// </summary>");
-        LauncherSections.WriteParameterDocs(w, signature);
+        LauncherSections.WriteParameterDocs(w, signature.Host);
         w.Line($"/// <remarks>Strides must be multiples of 8; K, V and the codes 16-byte aligned (16-byte loads and stores).</remarks>");
         w.Block($"public static void Launch({signature.CSharpParameters})", () =>
         {

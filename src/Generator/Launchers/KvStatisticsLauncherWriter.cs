@@ -54,7 +54,7 @@ public static class KvStatisticsLauncherWriter
         w.Line($"/// channel's scale Inf. When the counters are given, the NaN and Inf elements of K and of V are added to them on the stream");
         w.Line($"/// (atomically: zero them first).");
         w.Line($"/// </summary>");
-        LauncherSections.WriteParameterDocs(w, plan.Partials);
+        LauncherSections.WriteParameterDocs(w, plan.Partials.Host);
         w.Line($"/// <remarks>Strides must be multiples of 8 and K and V 16-byte aligned (each thread reads 8 channels as one 16-byte load).</remarks>");
         w.Block($"public static void Launch({plan.Partials.CSharpParametersWithDefaults})", () =>
         {

@@ -1,3 +1,4 @@
+using System.Collections.Generic;
 using System.Linq;
 using KernelDsl.Generator.Helpers;
 using KernelDsl.Generator.Model;
@@ -14,9 +15,9 @@ public static class LauncherSections
     private const string Guard = ModuleWriter.Launching + ".LaunchGuard";
 
     /// <summary>One <c>&lt;param&gt;</c> line per launcher parameter, from its role.</summary>
-    public static void WriteParameterDocs(CodeWriter w, KernelSignature signature)
+    public static void WriteParameterDocs(CodeWriter w, IEnumerable<HostParameter> parameters)
     {
-        foreach (var parameter in signature.Host)
+        foreach (var parameter in parameters)
         {
             w.Line($"/// <param name=\"{parameter.Name}\">{parameter.Role}.</param>");
         }

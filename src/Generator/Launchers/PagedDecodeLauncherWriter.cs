@@ -72,10 +72,7 @@ public static class PagedDecodeLauncherWriter
         w.Line($"/// {(runtime.Count == 0 ? "itself" : "with these arguments last")}, and <see cref=\"SplitsFor\"/>.");
         w.Line($"/// </summary>");
         var parameters = runtime.Select(r => plan.Signature.Host.First(h => h.Name == r.Name)).ToList();
-        foreach (var parameter in parameters)
-        {
-            w.Line($"/// <param name=\"{parameter.Name}\">{parameter.Role}.</param>");
-        }
+        LauncherSections.WriteParameterDocs(w, parameters);
         w.Block($"public static {kernel} With({string.Join(", ", parameters.Select(h => $"{h.DeclaredType} {h.Name}"))})", () =>
         {
             foreach (var parameter in runtime.Where(r => r.IsArray))
@@ -104,7 +101,7 @@ public static class PagedDecodeLauncherWriter
             w.Line($"/// sequence's index in the batch and h as the query head; a mask hides keys besides the causal ones.");
         }
         w.Line($"/// </summary>");
-        LauncherSections.WriteParameterDocs(w, signature);
+        LauncherSections.WriteParameterDocs(w, signature.Host);
         w.Line($"/// <remarks>");
         w.Line($"/// The page table entries a sequence's length needs must be pages of the pool, distinct within the row, and each length");
         w.Line($"/// must fit its row and hold its query tokens; the running totals start at 0 and never decrease. All is checked before");
