@@ -58,20 +58,12 @@ public sealed partial class PagedKvCache
     /// <exception cref="ArgumentException">A bad argument, named, before anything is queued.</exception>
     public void Prefill(CudaStream stream, IReadOnlyList<int> batch, IReadOnlyList<int> newTokens, DeviceBuffer<Half> queries, DeviceBuffer<Half> k,
         DeviceBuffer<Half> v, int headsQ, DeviceBuffer<Half> output, DeviceBuffer<float>? lse = null, float? softmaxScale = null, int? splits = null)
-    {
-        CheckAttention(queries, batch, newTokens, headsQ, output, lse, splits);  // refused before the append changes the cache
-        Append(stream, batch, newTokens, k, v);
-        Attend<Half>(stream, queries, batch, newTokens, headsQ, output, lse, softmaxScale, splits);
-    }
+        => Prefill(stream, PlainVariant<Half>(), batch, newTokens, queries, k, v, headsQ, output, lse, softmaxScale, splits);
 
     /// <summary>As the f16 overload, for a bf16 cache (bf16 bits as <see cref="ushort"/>).</summary>
     public void Prefill(CudaStream stream, IReadOnlyList<int> batch, IReadOnlyList<int> newTokens, DeviceBuffer<ushort> queries, DeviceBuffer<ushort> k,
         DeviceBuffer<ushort> v, int headsQ, DeviceBuffer<ushort> output, DeviceBuffer<float>? lse = null, float? softmaxScale = null, int? splits = null)
-    {
-        CheckAttention(queries, batch, newTokens, headsQ, output, lse, splits);
-        Append(stream, batch, newTokens, k, v);
-        Attend<ushort>(stream, queries, batch, newTokens, headsQ, output, lse, softmaxScale, splits);
-    }
+        => Prefill(stream, PlainVariant<ushort>(), batch, newTokens, queries, k, v, headsQ, output, lse, softmaxScale, splits);
 
     private static IReadOnlyList<int> Uniform(IReadOnlyList<int> batch, int seqQ)
     {
@@ -80,13 +72,10 @@ public sealed partial class PagedKvCache
         return Enumerable.Repeat(seqQ, batch.Count).ToArray();
     }
 
+    /// <summary>The plain variant's attention: <see cref="Attend{T}(CudaStream, PagedDecodeKernel{T}, DeviceBuffer{T}, IReadOnlyList{int}, IReadOnlyList{int}, int, DeviceBuffer{T}, DeviceBuffer{float}?, float?, int?)"/> with it.</summary>
     private void Attend<T>(CudaStream stream, DeviceBuffer<T> queries, IReadOnlyList<int> batch, IReadOnlyList<int> queryTokens, int headsQ,
-        DeviceBuffer<T> output, DeviceBuffer<float>? lse, float? softmaxScale, int? splits) where T : unmanaged
-    {
-        CheckAttention(queries, batch, queryTokens, headsQ, output, lse, splits);
-        var (table, tablePages, lengths) = Table.Table(batch);  // refuses an unknown sequence
-        AttendPages(PlainVariant<T>(), stream, queries, Totals(queryTokens), lengths, table, tablePages, headsQ, output, lse, softmaxScale, splits);
-    }
+        DeviceBuffer<T> output, DeviceBuffer<float>? lse, float? softmaxScale, int? splits) where T : unmanaged =>
+        Attend(stream, PlainVariant<T>(), queries, batch, queryTokens, headsQ, output, lse, softmaxScale, splits);
 
     /// <summary>The checks of an attention call that need no launch: what a prefill must refuse before it appends.</summary>
     private void CheckAttention<T>(DeviceBuffer<T> queries, IReadOnlyList<int> batch, IReadOnlyList<int> queryTokens, int headsQ, DeviceBuffer<T> output,
@@ -128,6 +117,7 @@ public sealed partial class PagedKvCache
         }
     }
 
+    /// <summary>Running totals of per-sequence token counts, from 0: the launchers' cumulative-length arrays.</summary>
     private static int[] Totals(IReadOnlyList<int> counts)
     {
         var totals = new int[counts.Count + 1];
@@ -195,7 +185,7 @@ public sealed partial class PagedKvCache
             output, lse, headsQ, HeadsKv, Table.Capacity, count, softmaxScale ?? 1f / MathF.Sqrt(HeadDim));
     }
 
-    /// <summary>A scratch buffer of at least <paramref name="length"/> elements; a queued decode may still read the old one.</summary>
+    /// <summary>A scratch buffer of at least <paramref name="length"/> elements; a queued append or decode may still read the old one.</summary>
     private void Grow<T>(CudaStream stream, ref DeviceBuffer<T>? buffer, long length) where T : unmanaged
     {
         if (buffer is not null && buffer.Length >= length)

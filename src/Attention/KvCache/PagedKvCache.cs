@@ -49,7 +49,7 @@ public sealed partial class PagedKvCache : IDisposable
 
     private readonly object _kernels;
     private readonly IDisposable _kStaging, _vStaging;
-    private DeviceBuffer<int> _workspace;
+    private DeviceBuffer<int>? _workspace;
     /// <summary>K's and V's NaN/Inf counts of the append being checked.</summary>
     private readonly DeviceBuffer<uint> _nonFinite;
 
@@ -178,23 +178,11 @@ public sealed partial class PagedKvCache : IDisposable
         }
         var lengths = Sequences.Append(batch, newTokens);
         var (table, tablePages, _) = Table.Table(batch);
-        var cumulative = new int[batch.Count + 1];
-        for (var i = 0; i < batch.Count; i++)
-        {
-            cumulative[i + 1] = cumulative[i] + newTokens[i];
-        }
         var slots = batch.Select(Sequences.SlotOf).ToArray();
-        var needed = KvAppendWork.MaxItems(batch.Count, total, PageSize) * KvAppendWork.ItemInts;
-        if (_workspace.Length < needed)
-        {
-            // The old list may still be read by a queued append.
-            stream.Synchronize();
-            _workspace.Dispose();
-            _workspace = Device.Allocate<int>(Math.Max(needed, 2 * _workspace.Length));
-        }
+        Grow(stream, ref _workspace, KvAppendWork.MaxItems(batch.Count, total, PageSize) * KvAppendWork.ItemInts);
         // Counted already, or not wanted: the kernel's own count is for callers that can use counts after the pages are written.
-        kernels.Launch(stream, k, v, cumulative, lengths, table, tablePages, slots, KCodes, KScale, KMean, VCodes, VScale,
-            Staging<T>(_kStaging), Staging<T>(_vStaging), _workspace, HeadsKv, Table.Capacity, Sequences.Slots, null);
+        kernels.Launch(stream, k, v, Totals(newTokens), lengths, table, tablePages, slots, KCodes, KScale, KMean, VCodes, VScale,
+            Staging<T>(_kStaging), Staging<T>(_vStaging), _workspace!, HeadsKv, Table.Capacity, Sequences.Slots, null);
     }
 
     /// <summary>
