@@ -15,7 +15,7 @@ namespace KernelDsl.Attention.ContextParallel;
 /// </summary>
 public sealed class SimulatedRingAttention(CudaDevice device) : IDisposable
 {
-    private readonly List<RankState> _ranks = [];
+    private readonly SimulatedRanks _ranks = new(device);
 
     /// <summary>
     /// Attention of the whole sequence in <paramref name="q"/>, <paramref name="k"/>, <paramref name="v"/> ([B, H, S, D]
@@ -30,30 +30,14 @@ public sealed class SimulatedRingAttention(CudaDevice device) : IDisposable
     public void Forward(CudaStream stream, RingSchedule schedule, TensorView<Half> q, TensorView<Half> k, TensorView<Half> v,
         DeviceBuffer<Half> o, DeviceBuffer<float> lse, AttentionOptions options)
     {
-        ArgumentNullException.ThrowIfNull(stream);
+        _ranks.CheckStream(stream);
         ArgumentNullException.ThrowIfNull(schedule);
         ContextParallelArguments.Options(options, schedule);
-        if (!ReferenceEquals(stream.Device, device))
-        {
-            throw new ArgumentException($"stream is on device {stream.Device.Ordinal}; this ring simulates its ranks on device {device.Ordinal}.", nameof(stream));
-        }
         var (dims, layouts) = ContextParallelArguments.Tensors(q, k, v, o, lse);
         ContextParallelArguments.Tokens(dims.SeqQ, dims.SeqK, schedule.Partition);
         ContextParallelArguments.MergedHeadDim(dims.HeadDim);
-        while (_ranks.Count < schedule.Ranks)
-        {
-            _ranks.Add(new RankState(device));
-        }
-        RingEngine.Run(new SimulatedTransport(), schedule, dims, options,
-            _ranks.Take(schedule.Ranks).Select((state, rank) => (state, new RankTensors(rank, stream, q, k, v, o, lse, Local: false, layouts.Q, layouts.K, layouts.V))).ToArray());
+        RingEngine.Run(new SimulatedTransport(), schedule, dims, options, _ranks.For(schedule.Ranks, stream, q, k, v, o, lse, layouts));
     }
 
-    public void Dispose()
-    {
-        foreach (var rank in _ranks)
-        {
-            rank.Dispose();
-        }
-        _ranks.Clear();
-    }
+    public void Dispose() => _ranks.Dispose();
 }

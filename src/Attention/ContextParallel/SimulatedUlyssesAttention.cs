@@ -10,7 +10,7 @@ namespace KernelDsl.Attention.ContextParallel;
 /// </summary>
 public sealed class SimulatedUlyssesAttention(CudaDevice device) : IDisposable
 {
-    private readonly List<RankState> _ranks = [];
+    private readonly SimulatedRanks _ranks = new(device);
 
     /// <summary>
     /// Attention of the whole sequence in <paramref name="q"/>, <paramref name="k"/>, <paramref name="v"/> ([B, H, S, D]
@@ -23,30 +23,14 @@ public sealed class SimulatedUlyssesAttention(CudaDevice device) : IDisposable
     public void Forward(CudaStream stream, UlyssesLayout layout, TensorView<Half> q, TensorView<Half> k, TensorView<Half> v,
         DeviceBuffer<Half> o, DeviceBuffer<float> lse, AttentionOptions options)
     {
-        ArgumentNullException.ThrowIfNull(stream);
+        _ranks.CheckStream(stream);
         ArgumentNullException.ThrowIfNull(layout);
         ArgumentNullException.ThrowIfNull(options);
-        if (!ReferenceEquals(stream.Device, device))
-        {
-            throw new ArgumentException($"stream is on device {stream.Device.Ordinal}; these ranks are simulated on device {device.Ordinal}.", nameof(stream));
-        }
         var (dims, layouts) = ContextParallelArguments.Tensors(q, k, v, o, lse);
         ContextParallelArguments.Tokens(dims.SeqQ, dims.SeqK, layout.Partition, nameof(layout));
         ContextParallelArguments.Heads(layout, dims);
-        while (_ranks.Count < layout.Ranks)
-        {
-            _ranks.Add(new RankState(device));
-        }
-        UlyssesEngine.Run(new SimulatedTransport(), layout, dims, options,
-            _ranks.Take(layout.Ranks).Select((state, rank) => (state, new RankTensors(rank, stream, q, k, v, o, lse, Local: false, layouts.Q, layouts.K, layouts.V))).ToArray());
+        UlyssesEngine.Run(new SimulatedTransport(), layout, dims, options, _ranks.For(layout.Ranks, stream, q, k, v, o, lse, layouts));
     }
 
-    public void Dispose()
-    {
-        foreach (var rank in _ranks)
-        {
-            rank.Dispose();
-        }
-        _ranks.Clear();
-    }
+    public void Dispose() => _ranks.Dispose();
 }
