@@ -107,10 +107,13 @@ public class KvDecodeWorkTests(ITestOutputHelper output)
     }
 
     [Theory]
-    [InlineData(32768, 1, 132, 4, 128)]    // one sequence: the 264 splits two blocks an SM want, capped at 512 pages / 4
-    [InlineData(32768, 264, 132, 4, 1)]    // a full grid already
-    [InlineData(100, 1, 132, 4, 1)]        // 2 pages: fewer than a split's 4 pages per warp allow more
-    [InlineData(4096, 8, 132, 4, 16)]      // 64 pages / 4 per split caps the 33 wanted
-    public void Splits_fill_the_device_without_starving_a_blocks_warps(int longest, long blocks, int sms, int pagesPerSplit, int expected) =>
-        Assert.Equal(expected, KvDecodeWork.Splits(longest, 64, blocks, sms, pagesPerSplit));
+    [InlineData(32768, 1, 264, 4, 128)]    // one sequence: the 264 splits that fill 132 SMs twice, capped at 512 pages / 4
+    [InlineData(32768, 1, 132, 4, 128)]    // one block an SM: 132 splits, still above the cap
+    [InlineData(8192, 1, 132, 4, 32)]      // 128 pages / 4 per split caps the 132 wanted
+    [InlineData(32768, 264, 264, 4, 1)]    // a full grid already
+    [InlineData(32768, 100, 396, 4, 4)]    // three blocks an SM: ⌈396 / 100⌉
+    [InlineData(100, 1, 264, 4, 1)]        // 2 pages: fewer than a split's 4 pages per warp allow more
+    [InlineData(4096, 8, 264, 4, 16)]      // 64 pages / 4 per split caps the 33 wanted
+    public void Splits_fill_the_device_once_without_starving_a_blocks_warps(int longest, long blocks, int residentBlocks, int pagesPerSplit, int expected) =>
+        Assert.Equal(expected, KvDecodeWork.Splits(longest, 64, blocks, residentBlocks, pagesPerSplit));
 }

@@ -15,7 +15,9 @@ namespace KernelDsl.Cli.Commands;
 /// its size), so the cache comes from DRAM as it does in serving, where a step's weights pass through the L2 between decodes;
 /// bench/sdpa.py decode does the same for torch. The context counts the Sq query tokens (already in the cache, as Decode
 /// expects). Cache bytes are what decode must read of the pages the batch touches: K and V codes, K scale, K mean, V scales.
-/// Writes <c>batch,context,seq_q,heads_q,heads_kv,head_dim,splits,ms,cache_bytes,gb_per_s,gpu</c>; bench/sdpa.py's
+/// Every declared D = 128 f16 configuration (<see cref="Kernels"/>) is timed at each point, through
+/// <c>PagedKvCache.Attend</c> with that kernel, and checked against the default's output.
+/// Writes <c>batch,context,seq_q,heads_q,heads_kv,head_dim,kernel,splits,ms,cache_bytes,gb_per_s,gpu</c>; bench/sdpa.py's
 /// <c>decode</c> times torch SDPA over a contiguous f16 cache at the same shapes and <c>decode-join</c> joins the two.
 /// </summary>
 internal static class DecodeBench
@@ -28,7 +30,19 @@ internal static class DecodeBench
     /// <summary>Tokens of random f16 K (and V) uploaded once and appended again and again: [ChunkTokens][Hkv][D], 32 MB each.</summary>
     private const int ChunkTokens = 16384;
 
-    public const string CsvHeader = "batch,context,seq_q,heads_q,heads_kv,head_dim,splits,ms,cache_bytes,gb_per_s,gpu";
+    public const string CsvHeader = "batch,context,seq_q,heads_q,heads_kv,head_dim,kernel,splits,ms,cache_bytes,gb_per_s,gpu";
+
+    /// <summary>
+    /// The declared D = 128 f16 decode configurations, the cache's default first: each is timed at every point, and each
+    /// after the first must agree with the first's output (<see cref="AgreementBar"/>) or the bench stops.
+    /// </summary>
+    public static IReadOnlyList<PagedDecodeKernel<Half>> Kernels { get; } = [PagedDecodeD128.With(), PagedDecodeD128Warps2.With()];
+
+    /// <summary>
+    /// Relative L2 between two configurations' outputs above which the bench refuses to report: each is within the GPU
+    /// suite's 3e-2 of float64, so a correct pair differs by well under that; a broken one by far more.
+    /// </summary>
+    public const double AgreementBar = 3e-2;
 
     /// <summary>Bytes decode reads of one page of one KV head: K and V codes (64 × D each), the K scale, D K means and D V scales.</summary>
     public static long PageBytes(int pageSize, int headDim) => 2L * pageSize * headDim + 4 + 2L * 4 * headDim;
@@ -54,7 +68,7 @@ internal static class DecodeBench
     public static void Run(CudaDevice device, CudaStream stream, FileInfo csv)
     {
         var rows = new List<string> { CsvHeader };
-        var table = new Table().AddColumns("B", "context", "Sq", "splits", "ms", "cache MB", "cache GB/s");
+        var table = new Table().AddColumns("B", "context", "Sq", "kernel", "splits", "ms", "cache MB", "cache GB/s", "vs default (rel. L2)");
         var skipped = new List<string>();
         using var kChunk = BenchCommand.Random(device, (long)ChunkTokens * HeadsKv * HeadDim, 2);
         using var vChunk = BenchCommand.Random(device, (long)ChunkTokens * HeadsKv * HeadDim, 3);
@@ -65,7 +79,7 @@ internal static class DecodeBench
         CliProgress.Run("decode (B, context)", grid, point =>
         {
             var (batchSize, context) = point;
-            var splits = QueryLengths.Max(sq => PagedDecodeD128.SplitsFor(context, batchSize, HeadsQ, HeadsKv, sq, device.SmCount));
+            var splits = Kernels.Max(kernel => QueryLengths.Max(sq => kernel.SplitsOn(device, context, batchSize, HeadsQ, HeadsKv, sq)));
             var needed = DeviceBytes(batchSize, context, splits);
             var free = device.FreeMemoryBytes;
             if (needed > free)
@@ -81,13 +95,27 @@ internal static class DecodeBench
             foreach (var seqQ in QueryLengths)
             {
                 var elements = (long)batchSize * HeadsQ * seqQ * HeadDim;
+                var counts = batch.Select(_ => seqQ).ToArray();
                 using var queries = BenchCommand.Random(device, elements, 1);
                 using var output = device.Allocate<Half>(elements);
-                var ms = BenchCommand.Median(stream, () => cache.Decode(stream, queries, batch, HeadsQ, seqQ, output), Flush);
-                var used = PagedDecodeD128.SplitsFor(context, batchSize, HeadsQ, HeadsKv, seqQ, device.SmCount);
-                string F(double x, string format = "F4") => x.ToString(format, CultureInfo.InvariantCulture);
-                rows.Add($"{batchSize},{context},{seqQ},{HeadsQ},{HeadsKv},{HeadDim},{used},{F(ms)},{bytes},{F(bytes / ms / 1e6, "F1")},{Csv(device.Name)}");
-                table.AddRow($"{batchSize}", $"{context}", $"{seqQ}", $"{used}", F(ms), F(bytes / 1e6, "F1"), F(bytes / ms / 1e6, "F0"));
+                float[]? first = null;
+                foreach (var kernel in Kernels)
+                {
+                    stream.FillBytes(output, 0xFF);
+                    var ms = BenchCommand.Median(stream, () => cache.Attend(stream, kernel, queries, batch, counts, HeadsQ, output), Flush);
+                    stream.Synchronize();
+                    var values = output.ToArray().Select(x => (float)x).ToArray();
+                    var agreement = first is null ? "—" : F(RelativeL2(values, first), "E2");
+                    if (first is not null && !(RelativeL2(values, first) <= AgreementBar))
+                    {
+                        throw new InvalidOperationException($"{Name(kernel)} disagrees with {Name(Kernels[0])} at B = {batchSize}, context {context}, Sq = {seqQ}: " +
+                            $"relative L2 {agreement} over {AgreementBar}. A configuration is broken; run the GPU suite.");
+                    }
+                    first ??= values;
+                    var used = kernel.SplitsOn(device, context, batchSize, HeadsQ, HeadsKv, seqQ);
+                    rows.Add($"{batchSize},{context},{seqQ},{HeadsQ},{HeadsKv},{HeadDim},{Name(kernel)},{used},{F(ms)},{bytes},{F(bytes / ms / 1e6, "F1")},{Csv(device.Name)}");
+                    table.AddRow($"{batchSize}", $"{context}", $"{seqQ}", Name(kernel), $"{used}", F(ms), F(bytes / 1e6, "F1"), F(bytes / ms / 1e6, "F0"), agreement);
+                }
             }
         });
         AnsiConsole.Write(table);
@@ -99,6 +127,23 @@ internal static class DecodeBench
         File.WriteAllLines(csv.FullName, rows);
         AnsiConsole.MarkupLine($"wrote {Markup.Escape(csv.FullName)}");
     }
+
+    /// <summary>A configuration's short name: its declaring type's.</summary>
+    public static string Name<T>(PagedDecodeKernel<T> kernel) where T : unmanaged => kernel.Name[(kernel.Name.LastIndexOf('.') + 1)..];
+
+    /// <summary>‖a − b‖ / ‖b‖; NaN where either holds a non-finite value, so a poisoned output never passes.</summary>
+    public static double RelativeL2(float[] a, float[] b)
+    {
+        double difference = 0, norm = 0;
+        for (var i = 0; i < a.Length; i++)
+        {
+            difference += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+            norm += (double)b[i] * b[i];
+        }
+        return Math.Sqrt(difference / norm);
+    }
+
+    private static string F(double x, string format = "F4") => x.ToString(format, CultureInfo.InvariantCulture);
 
     /// <summary>Bytes written before each timed run to evict the L2: twice its size, at least 64 MB (bench/sdpa.py decode flushes by the same rule).</summary>
     public static long FlushBytes(CudaDevice device) => Math.Max(64L << 20, 2L * device.L2CacheBytes);

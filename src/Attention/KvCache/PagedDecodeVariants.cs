@@ -14,3 +14,12 @@ public static partial class PagedDecodeD128Bf16;
 /// <summary>Decode over the paged cache, D = 64, f16 Q and O: half the page bytes, so three stages.</summary>
 [PagedDecode(HeadDim = 64, PageSize = 64, Input = Element.F16, Warps = 4, Stages = 3)]
 public static partial class PagedDecodeD64;
+
+/// <summary>
+/// Decode over the paged cache, D = 128, f16 Q and O, two warps a block: 83 KB, so two blocks an SM on the H100 with the
+/// same pages in flight as the default's one. One block's merge tail then overlaps the other's pages; kdsl bench --decode
+/// times it beside the default.
+/// </summary>
+[PagedDecode(HeadDim = 128, PageSize = 64, Input = Element.F16, Warps = 2, Stages = 2)]
+public static partial class PagedDecodeD128Warps2;
+

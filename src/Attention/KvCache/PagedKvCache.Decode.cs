@@ -175,7 +175,7 @@ public sealed partial class PagedKvCache
             longest = Math.Max(longest, length);
         }
         var mostQueries = Math.Max(1, KvDecodeWork.MostQueries(cuQueries));
-        var count = splits ?? kernel.SplitsFor(longest, lengths.Length, headsQ, HeadsKv, mostQueries, Device.SmCount);
+        var count = splits ?? kernel.SplitsOn(Device, longest, lengths.Length, headsQ, HeadsKv, mostQueries);
         LaunchGuard.Positive(count, nameof(splits));
         var queryTokens = KvDecodeWork.Queries(cuQueries);
         Grow(stream, ref _decodeWorkspace, KvDecodeWork.Length(lengths.Length, tablePages));

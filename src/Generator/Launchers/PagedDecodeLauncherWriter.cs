@@ -29,6 +29,7 @@ public static class PagedDecodeLauncherWriter
                 ("HeadDim", spec.HeadDim, "Channels per head."),
                 ("PageSize", spec.PageSize, "Tokens per page."),
                 ("TileRows", PagedDecodePlan.Rows, "Rows of one block: (query token, query head of a KV head's group) pairs, packed."),
+                ("Warps", plan.Warps, "Warps of one block; warp w of a split walks its pages w, w + Warps, … with its own online softmax."),
             ]);
             w.Line();
             w.Line($"/// <summary>Ints of <c>workspace</c>: the checked page table's rows, the lengths and the query tokens' running totals.</summary>");
@@ -45,11 +46,14 @@ public static class PagedDecodeLauncherWriter
             w.Line();
             w.Line($"/// <summary>");
             w.Line($"/// A split count for a batch whose longest sequence holds <paramref name=\"longest\"/> tokens and whose largest query count");
-            w.Line($"/// is <paramref name=\"mostQueries\"/>, on a device of <paramref name=\"multiprocessors\"/> SMs: about two blocks per SM,");
-            w.Line($"/// each split at least one page per warp.");
+            w.Line($"/// is <paramref name=\"mostQueries\"/>, on a device that holds <paramref name=\"residentBlocks\"/> blocks of this kernel at once");
+            w.Line($"/// (<see cref=\"ResidentBlocks\"/>): enough to fill it once, each split at least one page per warp.");
             w.Line($"/// </summary>");
-            w.Line($"public static int SplitsFor(int longest, int batch, int headsQ, int headsKv, int mostQueries, int multiprocessors) =>");
-            w.Line($"    {Work}.Splits(longest, PageSize, (long)batch * headsKv * RowTiles(headsQ, headsKv, mostQueries), multiprocessors, {plan.Warps});");
+            w.Line($"public static int SplitsFor(int longest, int batch, int headsQ, int headsKv, int mostQueries, int residentBlocks) =>");
+            w.Line($"    {Work}.Splits(longest, PageSize, (long)batch * headsKv * RowTiles(headsQ, headsKv, mostQueries), residentBlocks, {plan.Warps});");
+            w.Line();
+            w.Line($"/// <summary>Blocks of the decode kernel <paramref name=\"device\"/> holds at once: its SMs × the driver's occupancy of the compiled kernel.</summary>");
+            w.Line($"public static int ResidentBlocks(global::KernelDsl.CudaDevice device) => device.SmCount * device.ResidentBlocksPerSm(Module, KernelName);");
             w.Line();
             WriteLaunch(w, plan);
             w.Line();
@@ -69,7 +73,7 @@ public static class PagedDecodeLauncherWriter
         var kernel = $"{ModuleWriter.Launching}.PagedDecodeKernel<{plan.InputElement}>";
         w.Line($"/// <summary>");
         w.Line($"/// This variant {(runtime.Count == 0 ? "as" : "with its modifiers' arguments bound, as")} the kernel a paged cache runs (<c>PagedKvCache.Attend</c>): <see cref=\"Launch\"/>");
-        w.Line($"/// {(runtime.Count == 0 ? "itself" : "with these arguments last")}, and <see cref=\"SplitsFor\"/>.");
+        w.Line($"/// {(runtime.Count == 0 ? "itself" : "with these arguments last")}, <see cref=\"SplitsFor\"/> and <see cref=\"ResidentBlocks\"/>.");
         w.Line($"/// </summary>");
         var parameters = runtime.Select(r => plan.Signature.Host.First(h => h.Name == r.Name)).ToList();
         LauncherSections.WriteParameterDocs(w, parameters);
@@ -79,10 +83,10 @@ public static class PagedDecodeLauncherWriter
             {
                 w.Line($"{Guard}.Buffer({parameter.Name}, nameof({parameter.Name}));");
             }
-            w.Line($"return new({CSharpFile.Literal(spec.Type.FullName)}, HeadDim, global::KernelDsl.Element.{(spec.Input == Element.BF16 ? "BF16" : "F16")}, PageSize,");
+            w.Line($"return new({CSharpFile.Literal(spec.Type.FullName)}, HeadDim, global::KernelDsl.Element.{(spec.Input == Element.BF16 ? "BF16" : "F16")}, PageSize, Warps,");
             w.Line($"    ({string.Join(", ", shared)}) =>");
             w.Line($"        Launch({string.Join(", ", shared.Concat(runtime.Select(r => r.Name)))}),");
-            w.Line($"    SplitsFor);");
+            w.Line($"    SplitsFor, ResidentBlocks);");
         });
     }
 

@@ -163,7 +163,7 @@ public sealed record PagedDecodePlan(PagedDecodeSpec Spec)
         [
             "work", "batch", "queryTokens", "mostQueries", RowsLocal, LongestLocal, "arguments", "merge",
             "Module", "KernelName", "MergeKernelName", "CudaSource", "ThreadsPerBlock", "SharedMemoryBytes", "MinimumSm", "HeadDim", "PageSize",
-            "TileRows", "WorkspaceLength", "PartialOLength", "PartialLseLength", "RowTiles", "SplitsFor", "Launch", "With",
+            "TileRows", "Warps", "WorkspaceLength", "PartialOLength", "PartialLseLength", "RowTiles", "SplitsFor", "ResidentBlocks", "Launch", "With",
         ]);
 
     /// <summary>The launcher's local holding the output rows (Σ queries · headsQ), an argument of the merge kernel.</summary>

@@ -108,17 +108,18 @@ public static class KvDecodeWork
     }
 
     /// <summary>
-    /// Splits for a decode of <paramref name="blocks"/> blocks a split (sequences × KV heads × row tiles) on
-    /// <paramref name="multiprocessors"/> SMs: enough for two blocks per SM, but never fewer than
-    /// <paramref name="pagesPerSplit"/> pages of the longest sequence a split, so each warp of a block has a page.
+    /// Splits for a decode of <paramref name="blocks"/> blocks a split (sequences × KV heads × row tiles) on a device that holds
+    /// <paramref name="residentBlocks"/> of them at once (SMs × blocks per SM, from the driver's occupancy calculator): enough
+    /// to fill it once, but never fewer than <paramref name="pagesPerSplit"/> pages of the longest sequence a split, so each
+    /// warp of a block has a page.
     /// </summary>
-    public static int Splits(int longest, int pageSize, long blocks, int multiprocessors, int pagesPerSplit)
+    public static int Splits(int longest, int pageSize, long blocks, int residentBlocks, int pagesPerSplit)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(longest, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(blocks, 1);
-        ArgumentOutOfRangeException.ThrowIfLessThan(multiprocessors, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(residentBlocks, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(pagesPerSplit, 1);
-        var wanted = (2L * multiprocessors + blocks - 1) / blocks;
+        var wanted = ((long)residentBlocks + blocks - 1) / blocks;
         var most = Math.Max(1L, ((long)longest + pageSize - 1) / pageSize / pagesPerSplit);
         return (int)Math.Clamp(wanted, 1L, most);
     }

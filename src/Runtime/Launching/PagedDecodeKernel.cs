@@ -10,7 +10,7 @@ public delegate void PagedDecodeLaunch<T>(CudaStream stream, DeviceBuffer<T> que
     DeviceBuffer<T> output, DeviceBuffer<float>? lse, int headsQ, int headsKv, int pages, int splits, float softmaxScale) where T : unmanaged;
 
 /// <summary>A generated paged decode launcher's <c>SplitsFor</c>.</summary>
-public delegate int PagedDecodeSplits(int longest, int batch, int headsQ, int headsKv, int mostQueries, int multiprocessors);
+public delegate int PagedDecodeSplits(int longest, int batch, int headsQ, int headsKv, int mostQueries, int residentBlocks);
 
 /// <summary>
 /// One declared paged decode variant with its modifiers' arguments bound, as its generated <c>With(...)</c> returns it: what
@@ -21,7 +21,15 @@ public delegate int PagedDecodeSplits(int longest, int batch, int headsQ, int he
 /// <param name="HeadDim">Channels per head.</param>
 /// <param name="Input">Q's and O's element: F16 or BF16.</param>
 /// <param name="PageSize">Tokens per page.</param>
+/// <param name="Warps">Warps per block: warp w of a split walks its pages w, w + Warps, … (the int8 model's partition).</param>
 /// <param name="Launch">The generated Launch, with the modifiers' arguments bound.</param>
 /// <param name="SplitsFor">The generated split count suggestion.</param>
-public sealed record PagedDecodeKernel<T>(string Name, int HeadDim, Element Input, int PageSize, PagedDecodeLaunch<T> Launch, PagedDecodeSplits SplitsFor)
-    where T : unmanaged;
+/// <param name="ResidentBlocks">The generated count of the decode kernel's blocks a device holds at once.</param>
+public sealed record PagedDecodeKernel<T>(string Name, int HeadDim, Element Input, int PageSize, int Warps, PagedDecodeLaunch<T> Launch, PagedDecodeSplits SplitsFor,
+    Func<CudaDevice, int> ResidentBlocks)
+    where T : unmanaged
+{
+    /// <summary>The split count that fills <paramref name="device"/> once with this kernel's blocks, as it really runs there.</summary>
+    public int SplitsOn(CudaDevice device, int longest, int batch, int headsQ, int headsKv, int mostQueries) =>
+        SplitsFor(longest, batch, headsQ, headsKv, mostQueries, ResidentBlocks(device));
+}

@@ -57,6 +57,11 @@ public class PagedDecodeKernelTests(ITestOutputHelper output)
         // A prefill chunk of 1000 tokens at GQA 8:1: 500 tiles.
         Assert.Equal(500, PagedDecodeD128.RowTiles(8, 1, 1000));
         Assert.True(PagedDecodeD128.SharedMemoryBytes <= 163 * 1024, "sm_80 must be able to opt into the block's shared memory");
+        // The two-warp configuration holds half the stages: two blocks (+1 KB reserved each) in an H100 SM's 228 KB, one default block.
+        Assert.Equal((4, 2), (PagedDecodeD128.Warps, PagedDecodeD128Warps2.Warps));
+        Assert.True(2 * (PagedDecodeD128Warps2.SharedMemoryBytes + 1024) <= 228 * 1024, $"{PagedDecodeD128Warps2.SharedMemoryBytes} B");
+        Assert.True(2 * (PagedDecodeD128.SharedMemoryBytes + 1024) > 228 * 1024, $"{PagedDecodeD128.SharedMemoryBytes} B");
+        Assert.Equal(2, PagedDecodeD128Warps2.With().Warps);
     }
 
     [Fact]

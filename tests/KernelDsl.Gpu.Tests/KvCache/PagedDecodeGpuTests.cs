@@ -6,6 +6,7 @@ using GpuTests.Attention;
 using KernelDsl.Attention.FlashAttention;
 using KernelDsl.Attention.KvCache;
 using KernelDsl.Attention.Reference;
+using KernelDsl.Launching;
 using KernelDsl.Runtime.Tests;
 
 namespace GpuTests.KvCache;
@@ -61,6 +62,49 @@ public class PagedDecodeGpuTests(ITestOutputHelper output)
         using var fixture = new Fixture(device, stream, new Random(seed), 128, Element.F16, 1, [1, 63, 64, 65, 4096, 32768], kOffsets: true);
         Check(fixture, stream, new Random(seed + 1), 1, 8, null, "lengths 1 … 32768, Sq = 1, GQA 8:1");
         Check(fixture, stream, new Random(seed + 2), 4, 8, null, "lengths 1 … 32768 (4 ≤ length), Sq = 4, GQA 8:1", minLength: 4);
+    }
+
+    /// <summary>
+    /// The other declared D = 128 configuration (two warps a block, PagedDecodeD128Warps2), which kdsl bench --decode times
+    /// beside the default: the same bars, and its own warp partition in the int8 model.
+    /// </summary>
+    [Theory]
+    [InlineData(1, 8, 1, new[] { 1, 63, 64, 65, 1000, 4097 })]
+    [InlineData(16, 8, 2, new[] { 16, 64, 65, 700 })]
+    [InlineData(3, 8, 1, new[] { 3, 64, 65, 500 })]
+    public void The_two_warp_configuration_meets_the_same_bars(int seqQ, int headsQ, int headsKv, int[] lengths)
+    {
+        var seed = Random.Shared.Next();
+        output.WriteLine($"seed {seed}");
+        using var device = Gpu.OpenOrSkip();
+        using var stream = device.CreateStream();
+        using var fixture = new Fixture(device, stream, new Random(seed), 128, Element.F16, headsKv, lengths, kOffsets: true);
+        var kernel = PagedDecodeD128Warps2.With();
+        Assert.Equal(2, kernel.Warps);
+        foreach (var splits in new int?[] { null, 1, 7 })
+        {
+            Check(fixture, stream, new Random(seed + 1), seqQ, headsQ, splits, $"two warps, Sq = {seqQ}, {headsQ}:{headsKv}, splits {splits?.ToString() ?? "auto"}",
+                kernel: kernel);
+        }
+    }
+
+    /// <summary>
+    /// The split count's device term comes from the driver's occupancy of the compiled kernel: on a device with 228 KB of
+    /// shared memory an SM (sm_90), the default's 155 KB block fits once and the two-warp configuration's 83 KB twice.
+    /// </summary>
+    [Fact]
+    public void Resident_blocks_come_from_the_compiled_kernel()
+    {
+        using var device = Gpu.OpenOrSkip();
+        var (wide, narrow) = (PagedDecodeD128.ResidentBlocks(device), PagedDecodeD128Warps2.ResidentBlocks(device));
+        output.WriteLine($"{device.Name}: {device.SmCount} SMs; resident blocks PagedDecodeD128 {wide}, PagedDecodeD128Warps2 {narrow}");
+        Assert.True(wide >= device.SmCount && narrow >= device.SmCount, "every SM holds at least one block of each");
+        if (device.ComputeCapability == 90)
+        {
+            Assert.Equal(device.SmCount, wide);
+            Assert.Equal(2 * device.SmCount, narrow);
+        }
+        Assert.Equal(PagedDecodeD128.SplitsFor(32768, 1, 64, 8, 1, wide), PagedDecodeD128.With().SplitsOn(device, 32768, 1, 64, 8, 1));
     }
 
     /// <summary>
@@ -266,7 +310,8 @@ public class PagedDecodeGpuTests(ITestOutputHelper output)
     }
 
     /// <summary>
-    /// Times decode at D = 128, GQA 8:1 (64 query heads over 8 KV heads), Sq = 1, context 4096, batches of 1, 16 and 64, and
+    /// Times decode at D = 128, GQA 8:1 (64 query heads over 8 KV heads), Sq = 1, context 4096, batches of 1, 16 and 64, with each
+    /// declared D = 128 f16 configuration (the default, then two warps a block), and
     /// prints the cache bytes read per second (codes and per-page statistics; an f16 cache would read about twice the codes).
     /// It asserts nothing about speed: compare the figure with the card's DRAM bandwidth and with torch SDPA over an f16 cache.
     /// The cache holds constant codes (timing does not depend on values); its pages come from the cache's own bookkeeping.
@@ -289,46 +334,52 @@ public class PagedDecodeGpuTests(ITestOutputHelper output)
             stream.FillBytes(cache.KMean, 0);
             using var queries = device.Upload<Half>(MemoryMarshal.Cast<ushort, Half>(KvCacheTestData.Tokens(new Random(3), batchSize * HeadsQ, 1, D, Element.F16)));
             using var outputs = device.Allocate<Half>(batchSize * HeadsQ * D);
-            for (var i = 0; i < 3; i++)
+            var counts = batch.Select(_ => 1).ToArray();
+            foreach (var kernel in new[] { PagedDecodeD128.With(), PagedDecodeD128Warps2.With() })
             {
-                cache.Decode(stream, queries, batch, HeadsQ, 1, outputs);
+                for (var i = 0; i < 3; i++)
+                {
+                    cache.Attend(stream, kernel, queries, batch, counts, HeadsQ, outputs);
+                }
+                using var start = stream.Record();
+                for (var i = 0; i < Iterations; i++)
+                {
+                    cache.Attend(stream, kernel, queries, batch, counts, HeadsQ, outputs);
+                }
+                using var end = stream.Record();
+                end.Synchronize();
+                var ms = end.ElapsedMilliseconds(start) / Iterations;
+                var bytes = (double)batchSize * Context / 64 * HeadsKv * (2 * 64 * D + 2 * 4 * D + 4);
+                output.WriteLine($"{device.Name}: {kernel.Name}, B = {batchSize}, context {Context}, D = {D}, {HeadsQ}:{HeadsKv}: {ms * 1e3:F1} µs a decode (kernel + merge + table upload), {bytes / ms / 1e6:F0} GB/s of cache bytes");
+                Assert.All(outputs.ToArray(), x => Assert.True(Half.IsFinite(x)));
             }
-            using var start = stream.Record();
-            for (var i = 0; i < Iterations; i++)
-            {
-                cache.Decode(stream, queries, batch, HeadsQ, 1, outputs);
-            }
-            using var end = stream.Record();
-            end.Synchronize();
-            var ms = end.ElapsedMilliseconds(start) / Iterations;
-            var bytes = (double)batchSize * Context / 64 * HeadsKv * (2 * 64 * D + 2 * 4 * D + 4);
-            output.WriteLine($"{device.Name}: B = {batchSize}, context {Context}, D = {D}, {HeadsQ}:{HeadsKv}: {ms * 1e3:F1} µs a decode (kernel + merge + table upload), {bytes / ms / 1e6:F0} GB/s of cache bytes");
-            Assert.All(outputs.ToArray(), x => Assert.True(Half.IsFinite(x)));
         }
     }
 
     /// <summary>A small case of every declared decode variant, for the sanitizers (SanitizerSmokeTests).</summary>
-    internal void Small(int headDim, Element input)
+    internal void Small(int headDim, Element input, PagedDecodeKernel<Half>? kernel = null)
     {
         using var device = Gpu.OpenOrSkip();
         using var stream = device.CreateStream();
         using var fixture = new Fixture(device, stream, new Random(7), headDim, input, 2, [1, 63, 64, 65, 300], kOffsets: true);
-        Check(fixture, stream, new Random(8), 4, 8, 3, $"small D = {headDim} {input}", minLength: 4);
+        Check(fixture, stream, new Random(8), 4, 8, 3, $"small D = {headDim} {input} {kernel?.Name}", minLength: 4, kernel: kernel);
     }
 
     /// <summary>Decodes Sq queries of every sequence at least <paramref name="minLength"/> long and checks them against float64.</summary>
-    private void Check(Fixture fixture, CudaStream stream, Random random, int seqQ, int headsQ, int? splits, string what, int minLength = 0)
+    private void Check(Fixture fixture, CudaStream stream, Random random, int seqQ, int headsQ, int? splits, string what, int minLength = 0,
+        PagedDecodeKernel<Half>? kernel = null)
     {
         var batch = fixture.Ids.Where(id => fixture.Cache.Table.LengthOf(id) >= Math.Max(seqQ, minLength)).ToArray();
-        Check(fixture, stream, random, batch, batch.Select(_ => seqQ).ToArray(), headsQ, splits, what);
+        Check(fixture, stream, random, batch, batch.Select(_ => seqQ).ToArray(), headsQ, splits, what, kernel);
     }
 
     /// <summary>
     /// Attends with <paramref name="counts"/>[i] query tokens of <paramref name="batch"/>[i] (through Decode when the counts are
-    /// equal, Attend otherwise), Q and O token-major [Σ counts][Hq][D], and checks every row against float64 over the original
-    /// tokens and, for a fixed split count, against the kernel's int8 model.
+    /// equal, Attend otherwise; with an f16 <paramref name="kernel"/> given, Attend with it), Q and O token-major [Σ counts][Hq][D],
+    /// and checks every row against float64 over the original tokens and, for a fixed split count, against the kernel's int8 model.
     /// </summary>
-    private void Check(Fixture fixture, CudaStream stream, Random random, int[] batch, int[] counts, int headsQ, int? splits, string what)
+    private void Check(Fixture fixture, CudaStream stream, Random random, int[] batch, int[] counts, int headsQ, int? splits, string what,
+        PagedDecodeKernel<Half>? kernel = null)
     {
         var cache = fixture.Cache;
         var (d, input) = (cache.HeadDim, cache.Input);
@@ -358,12 +409,13 @@ public class PagedDecodeGpuTests(ITestOutputHelper output)
             using var dq = cache.Device.Upload<Half>(MemoryMarshal.Cast<ushort, Half>(q));
             using var dout = cache.Device.Allocate<Half>(q.Length);
             stream.FillBytes(dout, 0xFF);
-            if (uniform) { cache.Decode(stream, dq, batch, headsQ, counts[0], dout, lse, splits: splits); }
+            if (kernel is not null) { cache.Attend(stream, kernel, dq, batch, counts, headsQ, dout, lse, splits: splits); }
+            else if (uniform) { cache.Decode(stream, dq, batch, headsQ, counts[0], dout, lse, splits: splits); }
             else { cache.Attend(stream, dq, batch, counts, headsQ, dout, lse, splits: splits); }
             stream.Synchronize();
             o = MemoryMarshal.Cast<Half, ushort>(dout.ToArray()).ToArray();
         }
-        Verify(fixture, batch, counts, headsQ, splits, what, q, o, lse.ToArray());
+        Verify(fixture, batch, counts, headsQ, splits, what, q, o, lse.ToArray(), warps: kernel?.Warps ?? PagedDecodeD128.Warps);
     }
 
     /// <summary>
@@ -373,7 +425,7 @@ public class PagedDecodeGpuTests(ITestOutputHelper output)
     /// against the kernel's int8 model.
     /// </summary>
     internal void Verify(Fixture fixture, int[] batch, int[] counts, int headsQ, int? splits, string what, ushort[] q, ushort[] o, float[] actualLse,
-        AttentionModifiers? modifiers = null)
+        AttentionModifiers? modifiers = null, int warps = PagedDecodeD128.Warps)
     {
         var cache = fixture.Cache;
         var (d, input) = (cache.HeadDim, cache.Input);
@@ -416,7 +468,7 @@ public class PagedDecodeGpuTests(ITestOutputHelper output)
         {
             // The kernel's own algorithm on the CPU, same codes, same split and warp partition: what is left is float rounding
             // (exp2.approx, f16 ties of P's u8 codes, summation order), far below the bar; a wrong page, scale or mask is not.
-            var model = PagedDecodeReference.Int8(fixture.Model, ids, queries, headsQ, count, modifiers: modifiers);
+            var model = PagedDecodeReference.Int8(fixture.Model, ids, queries, headsQ, count, warps, modifiers: modifiers);
             var modelError = ErrorMetrics.Compare(all.ToArray(), model.SelectMany(r => r.Output).ToArray());
             output.WriteLine($"{what}: against the kernel's int8 model {modelError}");
             Assert.True(modelError.RelativeL2 <= ModelBar, $"{what}: {modelError} from the kernel's int8 model (PagedDecodeReference.Int8{(modifiers is null ? "" : ", with the modifiers")})");

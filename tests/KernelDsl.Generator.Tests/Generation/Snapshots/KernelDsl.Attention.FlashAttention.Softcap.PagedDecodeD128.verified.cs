@@ -23,6 +23,8 @@ static partial class Softcap
         public const int PageSize = 64;
         /// <summary>Rows of one block: (query token, query head of a KV head's group) pairs, packed.</summary>
         public const int TileRows = 16;
+        /// <summary>Warps of one block; warp w of a split walks its pages w, w + Warps, … with its own online softmax.</summary>
+        public const int Warps = 4;
 
         /// <summary>What the runtime compiles (NVRTC, for the device's SM), caches and launches.</summary>
         public static global::KernelDsl.Launching.KernelModuleDefinition Module { get; } = new()
@@ -53,11 +55,14 @@ static partial class Softcap
 
         /// <summary>
         /// A split count for a batch whose longest sequence holds <paramref name="longest"/> tokens and whose largest query count
-        /// is <paramref name="mostQueries"/>, on a device of <paramref name="multiprocessors"/> SMs: about two blocks per SM,
-        /// each split at least one page per warp.
+        /// is <paramref name="mostQueries"/>, on a device that holds <paramref name="residentBlocks"/> blocks of this kernel at once
+        /// (<see cref="ResidentBlocks"/>): enough to fill it once, each split at least one page per warp.
         /// </summary>
-        public static int SplitsFor(int longest, int batch, int headsQ, int headsKv, int mostQueries, int multiprocessors) =>
-            global::KernelDsl.Launching.KvDecodeWork.Splits(longest, PageSize, (long)batch * headsKv * RowTiles(headsQ, headsKv, mostQueries), multiprocessors, 4);
+        public static int SplitsFor(int longest, int batch, int headsQ, int headsKv, int mostQueries, int residentBlocks) =>
+            global::KernelDsl.Launching.KvDecodeWork.Splits(longest, PageSize, (long)batch * headsKv * RowTiles(headsQ, headsKv, mostQueries), residentBlocks, 4);
+
+        /// <summary>Blocks of the decode kernel <paramref name="device"/> holds at once: its SMs × the driver's occupancy of the compiled kernel.</summary>
+        public static int ResidentBlocks(global::KernelDsl.CudaDevice device) => device.SmCount * device.ResidentBlocksPerSm(Module, KernelName);
 
         /// <summary>
         /// Attention over the paged INT8 cache for decode steps and prefill chunks: sequence i's query tokens (rows
@@ -171,15 +176,15 @@ static partial class Softcap
 
         /// <summary>
         /// This variant with its modifiers' arguments bound, as the kernel a paged cache runs (<c>PagedKvCache.Attend</c>): <see cref="Launch"/>
-        /// with these arguments last, and <see cref="SplitsFor"/>.
+        /// with these arguments last, <see cref="SplitsFor"/> and <see cref="ResidentBlocks"/>.
         /// </summary>
         /// <param name="cap">a scalar (float) the modifiers read.</param>
         public static global::KernelDsl.Launching.PagedDecodeKernel<global::System.Half> With(float cap)
         {
-            return new("KernelDsl.Attention.FlashAttention.Softcap.PagedDecodeD128", HeadDim, global::KernelDsl.Element.F16, PageSize,
+            return new("KernelDsl.Attention.FlashAttention.Softcap.PagedDecodeD128", HeadDim, global::KernelDsl.Element.F16, PageSize, Warps,
                 (stream, queries, cuQueries, lengths, pageTable, tablePages, kCodes, kScale, kMean, vCodes, vScale, workspace, partialO, partialLse, output, lse, headsQ, headsKv, pages, splits, softmaxScale) =>
                     Launch(stream, queries, cuQueries, lengths, pageTable, tablePages, kCodes, kScale, kMean, vCodes, vScale, workspace, partialO, partialLse, output, lse, headsQ, headsKv, pages, splits, softmaxScale, cap),
-                SplitsFor);
+                SplitsFor, ResidentBlocks);
         }
     }
 }

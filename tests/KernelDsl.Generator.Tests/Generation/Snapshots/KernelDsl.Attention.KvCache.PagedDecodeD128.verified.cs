@@ -21,6 +21,8 @@ static partial class PagedDecodeD128
     public const int PageSize = 64;
     /// <summary>Rows of one block: (query token, query head of a KV head's group) pairs, packed.</summary>
     public const int TileRows = 16;
+    /// <summary>Warps of one block; warp w of a split walks its pages w, w + Warps, … with its own online softmax.</summary>
+    public const int Warps = 4;
 
     /// <summary>What the runtime compiles (NVRTC, for the device's SM), caches and launches.</summary>
     public static global::KernelDsl.Launching.KernelModuleDefinition Module { get; } = new()
@@ -51,11 +53,14 @@ static partial class PagedDecodeD128
 
     /// <summary>
     /// A split count for a batch whose longest sequence holds <paramref name="longest"/> tokens and whose largest query count
-    /// is <paramref name="mostQueries"/>, on a device of <paramref name="multiprocessors"/> SMs: about two blocks per SM,
-    /// each split at least one page per warp.
+    /// is <paramref name="mostQueries"/>, on a device that holds <paramref name="residentBlocks"/> blocks of this kernel at once
+    /// (<see cref="ResidentBlocks"/>): enough to fill it once, each split at least one page per warp.
     /// </summary>
-    public static int SplitsFor(int longest, int batch, int headsQ, int headsKv, int mostQueries, int multiprocessors) =>
-        global::KernelDsl.Launching.KvDecodeWork.Splits(longest, PageSize, (long)batch * headsKv * RowTiles(headsQ, headsKv, mostQueries), multiprocessors, 4);
+    public static int SplitsFor(int longest, int batch, int headsQ, int headsKv, int mostQueries, int residentBlocks) =>
+        global::KernelDsl.Launching.KvDecodeWork.Splits(longest, PageSize, (long)batch * headsKv * RowTiles(headsQ, headsKv, mostQueries), residentBlocks, 4);
+
+    /// <summary>Blocks of the decode kernel <paramref name="device"/> holds at once: its SMs × the driver's occupancy of the compiled kernel.</summary>
+    public static int ResidentBlocks(global::KernelDsl.CudaDevice device) => device.SmCount * device.ResidentBlocksPerSm(Module, KernelName);
 
     /// <summary>
     /// Attention over the paged INT8 cache for decode steps and prefill chunks: sequence i's query tokens (rows
@@ -165,13 +170,13 @@ static partial class PagedDecodeD128
 
     /// <summary>
     /// This variant as the kernel a paged cache runs (<c>PagedKvCache.Attend</c>): <see cref="Launch"/>
-    /// itself, and <see cref="SplitsFor"/>.
+    /// itself, <see cref="SplitsFor"/> and <see cref="ResidentBlocks"/>.
     /// </summary>
     public static global::KernelDsl.Launching.PagedDecodeKernel<global::System.Half> With()
     {
-        return new("KernelDsl.Attention.KvCache.PagedDecodeD128", HeadDim, global::KernelDsl.Element.F16, PageSize,
+        return new("KernelDsl.Attention.KvCache.PagedDecodeD128", HeadDim, global::KernelDsl.Element.F16, PageSize, Warps,
             (stream, queries, cuQueries, lengths, pageTable, tablePages, kCodes, kScale, kMean, vCodes, vScale, workspace, partialO, partialLse, output, lse, headsQ, headsKv, pages, splits, softmaxScale) =>
                 Launch(stream, queries, cuQueries, lengths, pageTable, tablePages, kCodes, kScale, kMean, vCodes, vScale, workspace, partialO, partialLse, output, lse, headsQ, headsKv, pages, splits, softmaxScale),
-            SplitsFor);
+            SplitsFor, ResidentBlocks);
     }
 }
