@@ -84,6 +84,7 @@ public class SanitizerSmokeTests(ITestOutputHelper output)
             tests.Small(headDim, input);
         }
         tests.Small(128, KernelDsl.Element.F16, KernelDsl.Attention.KvCache.PagedDecodeD128Warps2.With());
+        tests.Small(128, KernelDsl.Element.F16, KernelDsl.Attention.KvCache.PagedDecodeD128Warps8.With());
         var modifiers = new KvCache.PagedDecodeModifierGpuTests(output);
         foreach (var modifier in new[] { "window 20", "window 150", "alibi", "softcap" })
         {

@@ -36,7 +36,7 @@ internal static class DecodeBench
     /// The declared D = 128 f16 decode configurations, the cache's default first: each is timed at every point, and each
     /// after the first must agree with the first's output (<see cref="AgreementBar"/>) or the bench stops.
     /// </summary>
-    public static IReadOnlyList<PagedDecodeKernel<Half>> Kernels { get; } = [PagedDecodeD128.With(), PagedDecodeD128Warps2.With()];
+    public static IReadOnlyList<PagedDecodeKernel<Half>> Kernels { get; } = [PagedDecodeD128.With(), PagedDecodeD128Warps2.With(), PagedDecodeD128Warps8.With()];
 
     /// <summary>
     /// Relative L2 between two configurations' outputs above which the bench refuses to report: each is within the GPU

@@ -30,12 +30,12 @@ public static class PagedDecodeReference
 
     /// <summary>
     /// The decode kernel's algorithm over <paramref name="model"/>'s codes: each sequence's pages split into
-    /// <paramref name="splits"/> contiguous ranges as the kernel splits them, each range's pages dealt to
-    /// <paramref name="warps"/> warps (page w, w + warps, ...) with one online softmax each. <paramref name="queries"/> holds
-    /// each sequence's [Hq][Sq][D], the values of its f16/bf16 queries.
+    /// <paramref name="splits"/> contiguous ranges as the kernel splits them, each range cut into steps of
+    /// <paramref name="stageKeys"/> keys (a page, or half of one) dealt to <paramref name="warps"/> warps (step w, w + warps, ...)
+    /// with one online softmax each. <paramref name="queries"/> holds each sequence's [Hq][Sq][D], the values of its f16/bf16 queries.
     /// </summary>
     public static IReadOnlyList<Float64AttentionResult> Int8(KvCacheModel model, IReadOnlyList<int> batch, IReadOnlyList<double[]> queries, int headsQ,
-        int splits, int warps = 4, double? softmaxScale = null, AttentionModifiers? modifiers = null)
+        int splits, int warps = 4, double? softmaxScale = null, AttentionModifiers? modifiers = null, int stageKeys = 64)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(batch);
@@ -43,6 +43,11 @@ public static class PagedDecodeReference
         ArgumentOutOfRangeException.ThrowIfLessThan(splits, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(warps, 1);
         var (d, ps, hkv) = (model.HeadDim, model.PageSize, model.HeadsKv);
+        if (stageKeys < 1 || ps % stageKeys != 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(stageKeys), stageKeys, $"a step is a page of {ps} keys or an equal part of one");
+        }
+        var steps = ps / stageKeys;
         if (headsQ % hkv != 0)
         {
             throw new ArgumentException($"headsQ = {headsQ} must be a multiple of the cache's {hkv} KV heads.", nameof(headsQ));
@@ -77,7 +82,9 @@ public static class PagedDecodeReference
                     for (var split = 0; split < splits; split++)
                     {
                         var (first, end) = (range.First + (int)((long)split * range.Count / splits), range.First + (int)((long)(split + 1) * range.Count / splits));
-                        var states = Enumerable.Range(0, warps).Select(w => Warp(model, pages, kvHead, q, codes, qScale, scale, row, Enumerable.Range(first, Math.Max(0, end - first)).Where(p => (p - first) % warps == w))).ToList();
+                        var mySteps = Enumerable.Range(first * steps, Math.Max(0, end - first) * steps);
+                        var states = Enumerable.Range(0, warps).Select(w => Warp(model, pages, kvHead, q, codes, qScale, scale, row, stageKeys,
+                            mySteps.Where(u => (u - first * steps) % warps == w))).ToList();
                         parts.Add(MergeWarps(states, d));
                     }
                     var (rowLse, rowO) = MergeSplits(parts, d);
@@ -142,18 +149,21 @@ public static class PagedDecodeReference
     }
 
     /// <summary>
-    /// One warp's online softmax over its pages: running max m (log2 units), sum l and O, both in units of 255·P. The scores
+    /// One warp's online softmax over its steps (<paramref name="stageKeys"/> keys of a page each; step u is part u % (page /
+    /// stageKeys) of page u / (page / stageKeys)): running max m (log2 units), sum l and O, both in units of 255·P. The scores
     /// are scaled by <paramref name="scale"/>: σ·log₂e, or σ where a score modifier takes the natural-log score.
     /// </summary>
     private static (double M, double L, double[] O) Warp(KvCacheModel model, IReadOnlyList<int> pages, int kvHead, double[] q, int[] codes, float qScale,
-        float scale, Row row, IEnumerable<int> mine)
+        float scale, Row row, int stageKeys, IEnumerable<int> mine)
     {
         var (d, ps, hkv) = (model.HeadDim, model.PageSize, model.HeadsKv);
         var (m, l, o) = (double.NegativeInfinity, 0.0, new double[d]);
         var x = new double[ps];
         var n = new double[ps];
-        foreach (var page in mine)
+        var steps = ps / stageKeys;
+        foreach (var step in mine)
         {
+            var (page, firstKey) = (step / steps, step % steps * stageKeys);
             var pageHead = (long)pages[page] * hkv + kvHead;
             double qm = 0;
             for (var c = 0; c < d; c++)
@@ -163,7 +173,7 @@ public static class PagedDecodeReference
             var a = qScale * scale * (double)model.KScale[pageHead];
             var score = row.Modifiers?.Score;
             var top = double.NegativeInfinity;
-            for (var key = 0; key < ps; key++)
+            for (var key = firstKey; key < firstKey + stageKeys; key++)
             {
                 long dot = 0;
                 for (var c = 0; c < d; c++)
@@ -184,7 +194,7 @@ public static class PagedDecodeReference
             {
                 o[c] *= alpha;
             }
-            for (var key = 0; key < ps; key++)
+            for (var key = firstKey; key < firstKey + stageKeys; key++)
             {
                 // The kernel's pack: 255·2^(x − m) to f16, then to the nearest integer.
                 n[key] = Math.Round((double)(Half)(PScale * Math.Pow(2, x[key] - safe)), MidpointRounding.ToEven);
@@ -193,7 +203,7 @@ public static class PagedDecodeReference
             for (var c = 0; c < d; c++)
             {
                 long pv = 0;
-                for (var key = 0; key < ps; key++)
+                for (var key = firstKey; key < firstKey + stageKeys; key++)
                 {
                     pv += (long)n[key] * model.VCodes[(pageHead * ps + key) * d + c];
                 }

@@ -23,3 +23,11 @@ public static partial class PagedDecodeD64;
 [PagedDecode(HeadDim = 128, PageSize = 64, Input = Element.F16, Warps = 2, Stages = 2)]
 public static partial class PagedDecodeD128Warps2;
 
+
+/// <summary>
+/// Decode over the paged cache, D = 128, f16 Q and O, eight warps a block on half-page stages (32 keys): the default's
+/// bytes in flight in about the same shared memory, with two warps a scheduler to hide each other's softmax (docs/PERF_NOTES.md
+/// §11). kdsl bench --decode times it beside the default.
+/// </summary>
+[PagedDecode(HeadDim = 128, PageSize = 64, StageKeys = 32, Input = Element.F16, Warps = 8, Stages = 2)]
+public static partial class PagedDecodeD128Warps8;

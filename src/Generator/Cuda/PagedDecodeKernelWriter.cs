@@ -75,8 +75,8 @@ public static class PagedDecodeKernelWriter
         w.Line();
         w.Line($"// ---- Shared-memory layouts ----");
         LayoutWriter.Write(w, plan.Layout(Operand.Q), PagedDecodePlan.Rows, d);
-        LayoutWriter.Write(w, plan.Layout(Operand.K), plan.PageSize, d);
-        LayoutWriter.Write(w, plan.Layout(Operand.V), plan.PageSize, d);
+        LayoutWriter.Write(w, plan.Layout(Operand.K), plan.StageKeys, d);
+        LayoutWriter.Write(w, plan.Layout(Operand.V), plan.StageKeys, d);
         ModifierWriter.WriteModifiers(w, spec.Score, spec.Mask);
         w.Line();
         new DecodeWriter(plan, composition.Channels!, w).Write();
@@ -144,9 +144,19 @@ public static class PagedDecodeKernelWriter
         private static string Call(ModifierSpec modifier, string h, string q, string key, string? score = null) =>
             $"{ModifierWriter.FunctionName(modifier)}({string.Join(", ", (score is null ? [] : new[] { score }).Concat(["b", h, q, key]).Concat(ModifierWriter.RuntimeArgumentNames(modifier)))})";
 
-        /// <summary>The mask's block classifier for the lane's row group over keys [<paramref name="first"/>, min(first + page, length)).</summary>
-        private string PageClass(ModifierSpec mask, string first) =>
-            $"kdsl_mask_block({string.Join(", ", new[] { "b", "mask_h", "mask_q_lo", "mask_q_hi", first, $"kdsl_min({first} + {plan.PageSize}, length) - 1" }.Concat(ModifierWriter.RuntimeArgumentNames(mask)))})";
+        /// <summary>The mask's block classifier for the lane's row group over keys [<paramref name="first"/>, min(first + span, length)).</summary>
+        private static string KeyClass(ModifierSpec mask, string first, int span) =>
+            $"kdsl_mask_block({string.Join(", ", new[] { "b", "mask_h", "mask_q_lo", "mask_q_hi", first, $"kdsl_min({first} + {span}, length) - 1" }.Concat(ModifierWriter.RuntimeArgumentNames(mask)))})";
+
+        /// <summary>The page of the split's step <paramref name="step"/> (steps count StepsPerPage a page).</summary>
+        private string PageOf(string step) => plan.StepsPerPage == 1 ? step : $"({step}) / {plan.StepsPerPage}";
+
+        /// <summary>Which part of its page step <paramref name="step"/> holds: 0, or 0 and 1 for half-page stages.</summary>
+        private string PartOf(string step) => plan.StepsPerPage == 1 ? "0" : $"({step}) % {plan.StepsPerPage}";
+
+        /// <summary>The copies of step <paramref name="step"/> into the stage at <paramref name="stage"/>.</summary>
+        private string LoadStep(string stage, string step) =>
+            $"kdsl_load_stage({stage}, k_codes, v_codes, k_mean, v_scale, k_scale, (long long)pages[{PageOf(step)}] * heads_kv + kv_head, {PartOf(step)}, lane)";
 
         public void Write()
         {
@@ -167,15 +177,16 @@ public static class PagedDecodeKernelWriter
         private void WritePageLoader()
         {
             var d = _d;
-            var chunks = plan.PageBytes / 16 / 32;
-            w.Line($"// One page of one KV head into a warp's stage: K and V codes (swizzled, {plan.PageBytes} bytes each), K mean and V scales");
-            w.Line($"// (float [{d}] each), K scale. head_page = page · heads_kv + KV head, a page the host checked. Called by one warp.");
-            w.Block($"static __device__ __forceinline__ void kdsl_load_page(u8* stage, const s8* k_codes, const s8* v_codes, const float* k_mean, const float* v_scale, const float* k_scale, long long head_page, int tid)", () =>
+            var chunks = plan.StageCodeBytes / 16 / 32;
+            w.Line($"// Keys [part·{plan.StageKeys}, part·{plan.StageKeys} + {plan.StageKeys}) of one page of one KV head into a warp's stage: K and V codes (swizzled,");
+            w.Line($"// {plan.StageCodeBytes} bytes each), the page's K mean and V scales (float [{d}] each) and K scale. head_page = page · heads_kv + KV");
+            w.Line($"// head, a page the host checked. Called by one warp.");
+            w.Block($"static __device__ __forceinline__ void kdsl_load_stage(u8* stage, const s8* k_codes, const s8* v_codes, const float* k_mean, const float* v_scale, const float* k_scale, long long head_page, int part, int tid)", () =>
             {
-                w.Line($"const s8* const k = k_codes + head_page * {plan.PageBytes};");
-                w.Line($"const s8* const v = v_codes + head_page * {plan.PageBytes};");
+                w.Line($"const s8* const k = k_codes + head_page * {plan.PageBytes} + part * {plan.StageCodeBytes};");
+                w.Line($"const s8* const v = v_codes + head_page * {plan.PageBytes} + part * {plan.StageCodeBytes};");
                 TileCopyWriter.Write(w, "kdsl_cp_async_16", Operand.K, "stage", 32, chunks, d, [], "16", $"k + row * {d} + col", "k");
-                TileCopyWriter.Write(w, "kdsl_cp_async_16", Operand.V, $"(stage + {plan.PageBytes})", 32, chunks, d, [], "16", $"v + row * {d} + col", "v");
+                TileCopyWriter.Write(w, "kdsl_cp_async_16", Operand.V, $"(stage + {plan.StageCodeBytes})", 32, chunks, d, [], "16", $"v + row * {d} + col", "v");
                 w.Line($"#pragma unroll");
                 w.Block($"for (int c = tid; c < {d / 4}; c += 32)", () =>
                 {
@@ -249,7 +260,7 @@ public static class PagedDecodeKernelWriter
             w.Line($"const int causal_pages = kdsl_min(sequence_pages, (q_position + kdsl_min(tile * 16 + 15, packed - 1) / group) / {ps} + 1);");
             w.Line($"int mask_first = causal_pages, mask_last = -1;");
             w.Block($"for (int page = lane{(groups == 1 ? "" : $" / {groups}")}; page < causal_pages; page += {32 / groups})", () =>
-                w.Line($"if ({PageClass(mask, $"page * {ps}")} != KDSL_BLOCK_SKIP) {{ mask_first = kdsl_min(mask_first, page); mask_last = page; }}"));
+                w.Line($"if ({KeyClass(mask, $"page * {ps}", ps)} != KDSL_BLOCK_SKIP) {{ mask_first = kdsl_min(mask_first, page); mask_last = page; }}"));
             w.Line($"const int range_first = __reduce_min_sync(0xffffffffu, mask_first), range_last = __reduce_max_sync(0xffffffffu, mask_last);");
             w.Line($"const int range_pages = range_last < range_first ? 0 : range_last + 1 - range_first;");
             w.Line($"// This split's pages [first_page, end_page) of the range: contiguous, balanced to within one page.");
@@ -278,14 +289,17 @@ public static class PagedDecodeKernelWriter
                 w.Line($"if (lane == 0) q_scale[r] = scale;");
             });
             w.Line();
-            w.Line($"// Each warp's pages of the split: first_page + warp + {_warps}·n, n < my_pages.");
+            var steps = plan.StepsPerPage;
+            var (first, end) = steps == 1 ? ("first_page", "end_page") : ($"first_page * {steps}", $"end_page * {steps}");
+            var which = steps == 1 ? "a page each" : $"{plan.StageKeys} keys, {steps} a page";
+            w.Line($"// Each warp's steps ({which}) of the split: {first} + warp + {_warps}·n, n < my_steps.");
             w.Line($"u8* const my_stages = stages + warp * {_stages * plan.StageBytes};");
-            w.Line($"const int my_first = first_page + warp;");
-            w.Line($"const int my_pages = end_page > my_first ? (end_page - my_first + {_warps - 1}) / {_warps} : 0;");
+            w.Line($"const int my_first = {first} + warp;");
+            w.Line($"const int my_steps = {end} > my_first ? ({end} - my_first + {_warps - 1}) / {_warps} : 0;");
             w.Line($"#pragma unroll");
             w.Block($"for (int st = 0; st < {_stages - 1}; ++st)", () =>
             {
-                w.Line($"if (st < my_pages) kdsl_load_page(my_stages + st * {plan.StageBytes}, k_codes, v_codes, k_mean, v_scale, k_scale, (long long)pages[my_first + st * {_warps}] * heads_kv + kv_head, lane);");
+                w.Line($"if (st < my_steps) {LoadStep($"my_stages + st * {plan.StageBytes}", $"my_first + st * {_warps}")};");
                 w.Line($"kdsl_cp_async_commit();");
             });
             w.Line($"__syncthreads();  // Q codes and floats from every warp");
@@ -351,10 +365,10 @@ public static class PagedDecodeKernelWriter
 
         private void WriteKeyLoop()
         {
-            var (d, ps, stages) = (_d, plan.PageSize, _stages);
+            var (d, ps, sk, stages) = (_d, plan.PageSize, plan.StageKeys, _stages);
             var (qk, pv, vp, kp) = (plan.Qk, plan.Pv, plan.VProgram, plan.KProgram);
-            var sTiles = ps / qk.N;
-            var pvSteps = ps / pv.K;
+            var sTiles = sk / qk.N;
+            var pvSteps = sk / pv.K;
             w.Line($"const int k_lane = {LayoutWriter.FunctionName(Operand.K)}(k_row, k_chunk * 16);");
             w.Line($"const int v_lane = {LayoutWriter.FunctionName(Operand.V)}(v_row, v_chunk * 16);");
             w.Line($"float m[2] = {{-KDSL_INF, -KDSL_INF}}, l[2] = {{0.f, 0.f}};  // running max (log2 domain); this thread's sum of the u8 P");
@@ -362,26 +376,28 @@ public static class PagedDecodeKernelWriter
             w.Line($"#pragma unroll");
             w.Line($"for (int i = 0; i < {d / 8}; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;");
             w.Line();
-            w.Block($"for (int n = 0; n < my_pages; ++n)", () =>
+            w.Block($"for (int n = 0; n < my_steps; ++n)", () =>
             {
-                w.Line($"kdsl_cp_async_wait<{stages - 2}>();  // this lane's copies of page n have landed");
-                w.Line($"__syncwarp();                   // ...and every lane's; the stage page n − 1 used is free");
-                w.Line($"if (n + {stages - 1} < my_pages) kdsl_load_page(my_stages + (n + {stages - 1}) % {stages} * {plan.StageBytes}, k_codes, v_codes, k_mean, v_scale, k_scale, (long long)pages[my_first + (n + {stages - 1}) * {_warps}] * heads_kv + kv_head, lane);");
+                w.Line($"kdsl_cp_async_wait<{stages - 2}>();  // this lane's copies of step n have landed");
+                w.Line($"__syncwarp();                   // ...and every lane's; the stage step n − 1 used is free");
+                w.Line($"if (n + {stages - 1} < my_steps) {LoadStep($"my_stages + (n + {stages - 1}) % {stages} * {plan.StageBytes}", $"my_first + (n + {stages - 1}) * {_warps}")};");
                 w.Line($"kdsl_cp_async_commit();");
                 w.Line($"const u8* const stage = my_stages + n % {stages} * {plan.StageBytes};");
-                w.Line($"const u32 k_stage = kdsl_smem(stage), v_stage = k_stage + {plan.PageBytes};");
+                w.Line($"const u32 k_stage = kdsl_smem(stage), v_stage = k_stage + {plan.StageCodeBytes};");
                 w.Line($"const float* const mean = (const float*)(stage + {plan.KMeanOffset});");
                 w.Line($"const float* const v_scale_of = (const float*)(stage + {plan.VScaleOffset});");
-                w.Line($"const int key0 = (my_first + n * {_warps}) * {ps};");
+                w.Line($"const int step = my_first + n * {_warps};");
+                var key0 = plan.StepsPerPage == 1 ? $"step * {ps}" : $"{PageOf("step")} * {ps} + {PartOf("step")} * {sk}";
+                w.Line($"const int key0 = {key0};");
                 if (_mask is { } mask)
                 {
-                    w.Line($"// A page the mask hides from every row of the tile is not computed; one it shows whole needs no per-score mask.");
-                    w.Line($"const int page_class = {PageClass(mask, "key0")};");
+                    w.Line($"// A step the mask hides from every row of the tile is not computed; one it shows whole needs no per-score mask.");
+                    w.Line($"const int page_class = {KeyClass(mask, "key0", sk)};");
                     w.Line($"if (__all_sync(0xffffffffu, page_class == KDSL_BLOCK_SKIP)) continue;");
                     w.Line($"const bool mask_whole = __all_sync(0xffffffffu, page_class == KDSL_BLOCK_FULL);");
                 }
                 w.Line();
-                w.Line($"// S = Q·Kᵀ on {qk.Ptx}: tile jt holds keys 8jt..8jt+7 of the page.");
+                w.Line($"// S = Q·Kᵀ on {qk.Ptx}: tile jt holds keys 8jt..8jt+7 of the step.");
                 w.Line($"int s[{sTiles}][4];");
                 w.Line($"#pragma unroll");
                 w.Line($"for (int jt = 0; jt < {sTiles}; ++jt) s[jt][0] = s[jt][1] = s[jt][2] = s[jt][3] = 0;");
@@ -389,9 +405,9 @@ public static class PagedDecodeKernelWriter
                 w.Block($"for (int kk = 0; kk < {d / qk.K}; ++kk)", () =>
                 {
                     w.Line($"#pragma unroll");
-                    w.Block($"for (int ni = 0; ni < {ps / 16}; ++ni)", () =>
+                    w.Block($"for (int ni = 0; ni < {sk / 16}; ++ni)", () =>
                     {
-                        CopyProgramWriter.WriteLoad(w, kp, "kr", $"k_stage + {Address(Operand.K, kp, "ni * 16", Steps(ps / 16, 16), "kk * 32", Steps(d / 32, 32))}");
+                        CopyProgramWriter.WriteLoad(w, kp, "kr", $"k_stage + {Address(Operand.K, kp, "ni * 16", Steps(sk / 16, 16), "kk * 32", Steps(d / 32, 32))}");
                         for (var tile = 0; tile < kp.Fragments.Count; tile++)
                         {
                             w.Line($"kdsl_{qk.HelperName}(s[ni * 2 + {tile}], qa[kk][0], qa[kk][1], qa[kk][2], qa[kk][3], kr{kp.Fragments[tile][0]}, kr{kp.Fragments[tile][1]});");
@@ -431,7 +447,7 @@ public static class PagedDecodeKernelWriter
                 }
                 var whole = _mask is null ? "" : "!mask_whole || ";
                 w.Line($"// Keys past a row's limit (its causal edge, or the sequence's end: those slots hold code 0){(_mask is null ? "" : " or that the mask hides")} score −∞.");
-                w.Block($"if ({whole}key0 + {ps} > kdsl_min(key_limit[0], key_limit[1]))", () =>
+                w.Block($"if ({whole}key0 + {sk} > kdsl_min(key_limit[0], key_limit[1]))", () =>
                 {
                     w.Line($"#pragma unroll");
                     w.Block($"for (int jt = 0; jt < {sTiles}; ++jt)", () =>
@@ -450,7 +466,7 @@ public static class PagedDecodeKernelWriter
                 WriteSoftmax(sTiles);
                 WritePackP(pvSteps, sTiles);
                 w.Line();
-                w.Line($"// O += (P·V)·vscale on {pv.Ptx}: a page's int32 product (≤ {plan.PScale}·127·{ps}) times its channel's scale.");
+                w.Line($"// O += (P·V)·vscale on {pv.Ptx}: a step's int32 product (≤ {plan.PScale}·127·{sk}) times its page's channel scale.");
                 w.Line($"#pragma unroll");
                 w.Block($"for (int ci = 0; ci < {d / 16}; ++ci)", () =>
                 {

@@ -29,7 +29,8 @@ public static class PagedDecodeLauncherWriter
                 ("HeadDim", spec.HeadDim, "Channels per head."),
                 ("PageSize", spec.PageSize, "Tokens per page."),
                 ("TileRows", PagedDecodePlan.Rows, "Rows of one block: (query token, query head of a KV head's group) pairs, packed."),
-                ("Warps", plan.Warps, "Warps of one block; warp w of a split walks its pages w, w + Warps, … with its own online softmax."),
+                ("Warps", plan.Warps, "Warps of one block; warp w of a split walks its steps w, w + Warps, … with its own online softmax."),
+                ("StageKeys", plan.StageKeys, "Keys of one step of a warp's key loop: the page, or half of it."),
             ]);
             w.Line();
             w.Line($"/// <summary>Ints of <c>workspace</c>: the checked page table's rows, the lengths and the query tokens' running totals.</summary>");
@@ -50,7 +51,7 @@ public static class PagedDecodeLauncherWriter
             w.Line($"/// (<see cref=\"ResidentBlocks\"/>): enough to fill it once, each split at least one page per warp.");
             w.Line($"/// </summary>");
             w.Line($"public static int SplitsFor(int longest, int batch, int headsQ, int headsKv, int mostQueries, int residentBlocks) =>");
-            w.Line($"    {Work}.Splits(longest, PageSize, (long)batch * headsKv * RowTiles(headsQ, headsKv, mostQueries), residentBlocks, {plan.Warps});");
+            w.Line($"    {Work}.Splits(longest, PageSize, (long)batch * headsKv * RowTiles(headsQ, headsKv, mostQueries), residentBlocks, {System.Math.Max(1, plan.Warps / plan.StepsPerPage)});");
             w.Line();
             w.Line($"/// <summary>Blocks of the decode kernel <paramref name=\"device\"/> holds at once: its SMs × the driver's occupancy of the compiled kernel.</summary>");
             w.Line($"public static int ResidentBlocks(global::KernelDsl.CudaDevice device) => device.SmCount * device.ResidentBlocksPerSm(Module, KernelName);");
@@ -83,7 +84,7 @@ public static class PagedDecodeLauncherWriter
             {
                 w.Line($"{Guard}.Buffer({parameter.Name}, nameof({parameter.Name}));");
             }
-            w.Line($"return new({CSharpFile.Literal(spec.Type.FullName)}, HeadDim, global::KernelDsl.Element.{(spec.Input == Element.BF16 ? "BF16" : "F16")}, PageSize, Warps,");
+            w.Line($"return new({CSharpFile.Literal(spec.Type.FullName)}, HeadDim, global::KernelDsl.Element.{(spec.Input == Element.BF16 ? "BF16" : "F16")}, PageSize, Warps, StageKeys,");
             w.Line($"    ({string.Join(", ", shared)}) =>");
             w.Line($"        Launch({string.Join(", ", shared.Concat(runtime.Select(r => r.Name)))}),");
             w.Line($"    SplitsFor, ResidentBlocks);");

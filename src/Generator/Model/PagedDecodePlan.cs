@@ -15,11 +15,17 @@ public sealed record PagedDecodePlan(PagedDecodeSpec Spec)
     /// <summary>Query rows of one block: the rows of one MMA tile, (query token, query head of the group) packed.</summary>
     public const int Rows = 16;
 
-    /// <summary>Every stage's base is aligned to this, so the swizzled K and V tiles start on the swizzle's span.</summary>
-    public const int StageAlignment = 1024;
+    /// <summary>
+    /// Every stage's base is aligned to this: the shared memory's bank period, so the XOR swizzle's conflict-free pattern holds
+    /// at any stage (ldmatrix and cp.async need no more; only TMA and wgmma descriptors would need the swizzle's 1024-byte span).
+    /// </summary>
+    public const int StageAlignment = 128;
 
     public int HeadDim => Spec.HeadDim;
     public int PageSize => Spec.PageSize;
+    public int StageKeys => Spec.StageKeys;
+    /// <summary>Steps of a warp's key loop per page: 1, or 2 with half-page stages.</summary>
+    public int StepsPerPage => Spec.PageSize / Spec.StageKeys;
     public int Warps => Spec.Warps;
     public int Stages => Spec.Stages;
     public int Threads => 32 * Spec.Warps;
@@ -54,8 +60,11 @@ public sealed record PagedDecodePlan(PagedDecodeSpec Spec)
     /// <summary>Bytes of one page of one head's codes.</summary>
     public int PageBytes => PageSize * HeadDim;
 
-    /// <summary>Offsets in a stage: K codes, V codes, K mean (float [D]), V scales (float [D]), K scale (one float in a 16-byte slot).</summary>
-    public int KMeanOffset => 2 * PageBytes;
+    /// <summary>Bytes of one stage's codes of K (and of V): StageKeys rows of the page.</summary>
+    public int StageCodeBytes => StageKeys * HeadDim;
+
+    /// <summary>Offsets in a stage: K codes, V codes, the page's K mean (float [D]), V scales (float [D]), K scale (one float in a 16-byte slot).</summary>
+    public int KMeanOffset => 2 * StageCodeBytes;
     public int VScaleOffset => KMeanOffset + 4 * HeadDim;
     public int KScaleOffset => VScaleOffset + 4 * HeadDim;
     public int StageBytes => RoundUp(KScaleOffset + 16, StageAlignment);
@@ -163,7 +172,7 @@ public sealed record PagedDecodePlan(PagedDecodeSpec Spec)
         [
             "work", "batch", "queryTokens", "mostQueries", RowsLocal, LongestLocal, "arguments", "merge",
             "Module", "KernelName", "MergeKernelName", "CudaSource", "ThreadsPerBlock", "SharedMemoryBytes", "MinimumSm", "HeadDim", "PageSize",
-            "TileRows", "Warps", "WorkspaceLength", "PartialOLength", "PartialLseLength", "RowTiles", "SplitsFor", "ResidentBlocks", "Launch", "With",
+            "TileRows", "Warps", "StageKeys", "WorkspaceLength", "PartialOLength", "PartialLseLength", "RowTiles", "SplitsFor", "ResidentBlocks", "Launch", "With",
         ]);
 
     /// <summary>The launcher's local holding the output rows (Σ queries · headsQ), an argument of the merge kernel.</summary>

@@ -5,6 +5,8 @@ public sealed record PagedDecodeSpec : KernelSpec
 {
     public required int HeadDim { get; init; }
     public required int PageSize { get; init; }
+    /// <summary>Keys of one stage (one step of a warp's key loop): the page, or half of it.</summary>
+    public required int StageKeys { get; init; }
     /// <summary>Element of Q and O.</summary>
     public required Element Input { get; init; }
     public required int Warps { get; init; }

@@ -245,8 +245,8 @@ public static class DeclarationReader
                 PagedDecodeAttribute => new PagedDecodeSpec
                 {
                     Type = type, Targets = targets, SmemLayouts = smemLayouts, CopyAtoms = copyAtoms, Mma = mmaKind, PvMma = pvMmaKind,
-                    HeadDim = named.Int("HeadDim", 128), PageSize = named.Int("PageSize", 64), Input = named.Enum("Input", Element.F16),
-                    Warps = named.Int("Warps", 4), Stages = named.Int("Stages", 2),
+                    HeadDim = named.Int("HeadDim", 128), PageSize = named.Int("PageSize", 64), StageKeys = named.Int("StageKeys", 64),
+                    Input = named.Enum("Input", Element.F16), Warps = named.Int("Warps", 4), Stages = named.Int("Stages", 2),
                 },
                 _ => new QuantizeSpec
                 {

@@ -33,13 +33,18 @@ public static class PagedDecodeValidator
         {
             Bad(nameof(spec.PageSize), spec.PageSize, "use 64, the cache's page: one K scale and one K mean per 64 keys, one step of the key loop");
         }
+        // A step's S tiles come 16 keys a ldmatrix and its P·V takes 32 keys a k step; the page's statistics cover its steps.
+        if (spec.PageSize == 64 && spec.StageKeys is not (64 or 32))
+        {
+            Bad(nameof(spec.StageKeys), spec.StageKeys, "use 64 (a page a step) or 32 (half a page): P·V takes 32 keys a k step and a step lies in one page");
+        }
         if (!DeclarationRules.IsPowerOfTwo(spec.Warps) || spec.Warps > MaxWarps)
         {
             Bad(nameof(spec.Warps), spec.Warps, $"use a power of two from 1 to {MaxWarps}");
         }
         if (spec.Stages < 2 || spec.Stages > MaxStages)
         {
-            Bad(nameof(spec.Stages), spec.Stages, $"use 2 to {MaxStages}: one page computed while the next ones load");
+            Bad(nameof(spec.Stages), spec.Stages, $"use 2 to {MaxStages}: one step computed while the next ones load");
         }
         if (findings.Count == 0)
         {
@@ -50,8 +55,12 @@ public static class PagedDecodeValidator
                 if (bytes > limit)
                 {
                     var most = Enumerable.Range(2, spec.Stages - 1).LastOrDefault(s => new PagedDecodePlan(spec with { Stages = s }).SharedMemoryBytes <= limit);
+                    // Half-page stages keep the warps and halve the codes a stage holds.
+                    var halves = spec.StageKeys == spec.PageSize && new PagedDecodePlan(spec with { Stages = 2, StageKeys = spec.PageSize / 2 }).SharedMemoryBytes <= limit
+                        ? $"use StageKeys = {spec.PageSize / 2} (half-page stages) or fewer Warps"
+                        : "use fewer Warps";
                     findings.Add(Finding.Of(Rules.DecodeStagesTooLarge, FindingTarget.Family, spec.Type.Name, spec.Stages, spec.Warps, bytes, sm.ArchName(), limit,
-                        most >= 2 ? $"use Stages ≤ {most} or fewer Warps" : "use fewer Warps: two stages of this many warps do not fit"));
+                        most >= 2 ? $"use Stages ≤ {most} or fewer Warps" : $"{halves}: two stages of this many warps do not fit"));
                     break;
                 }
             }

@@ -33,13 +33,18 @@ public sealed class PagedDecodeAttribute : Attribute
 {
     /// <summary>Channels per head: 64 or 128.</summary>
     public int HeadDim { get; set; } = 128;
-    /// <summary>Tokens per page: 64, the cache's K scale and mean granularity and one step of the kernel's key loop.</summary>
+    /// <summary>Tokens per page: 64, the cache's K scale and mean granularity.</summary>
     public int PageSize { get; set; } = 64;
+    /// <summary>
+    /// Keys of one stage, one step of a warp's key loop: the page (64), or half of it (32), so twice the warps keep the same
+    /// bytes in flight in the same shared memory and each scheduler has two warps to switch between.
+    /// </summary>
+    public int StageKeys { get; set; } = 64;
     /// <summary>Element of Q and O: <see cref="Element.F16"/> or <see cref="Element.BF16"/>.</summary>
     public Element Input { get; set; } = Element.F16;
     /// <summary>Warps per block; each walks its own pages of the block's split with its own softmax state.</summary>
     public int Warps { get; set; } = 4;
-    /// <summary>Pages each warp keeps in flight with cp.async (its K and V page, K mean and V scales per stage).</summary>
+    /// <summary>Stages each warp keeps in flight with cp.async (each: StageKeys keys of K and V, the page's K mean and V scales).</summary>
     public int Stages { get; set; } = 2;
     /// <summary>Architectures the variant must compile for.</summary>
     public Sm[] Targets { get; set; } = [Sm.Sm80, Sm.Sm90];

@@ -21,11 +21,12 @@ public delegate int PagedDecodeSplits(int longest, int batch, int headsQ, int he
 /// <param name="HeadDim">Channels per head.</param>
 /// <param name="Input">Q's and O's element: F16 or BF16.</param>
 /// <param name="PageSize">Tokens per page.</param>
-/// <param name="Warps">Warps per block: warp w of a split walks its pages w, w + Warps, … (the int8 model's partition).</param>
+/// <param name="Warps">Warps per block: warp w of a split walks its steps w, w + Warps, … (the int8 model's partition).</param>
+/// <param name="StageKeys">Keys of one step: the page, or half of it.</param>
 /// <param name="Launch">The generated Launch, with the modifiers' arguments bound.</param>
 /// <param name="SplitsFor">The generated split count suggestion.</param>
 /// <param name="ResidentBlocks">The generated count of the decode kernel's blocks a device holds at once.</param>
-public sealed record PagedDecodeKernel<T>(string Name, int HeadDim, Element Input, int PageSize, int Warps, PagedDecodeLaunch<T> Launch, PagedDecodeSplits SplitsFor,
+public sealed record PagedDecodeKernel<T>(string Name, int HeadDim, Element Input, int PageSize, int Warps, int StageKeys, PagedDecodeLaunch<T> Launch, PagedDecodeSplits SplitsFor,
     Func<CudaDevice, int> ResidentBlocks)
     where T : unmanaged
 {

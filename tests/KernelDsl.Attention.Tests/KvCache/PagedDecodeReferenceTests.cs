@@ -14,32 +14,36 @@ public class PagedDecodeReferenceTests(ITestOutputHelper output)
 {
     private const double OutputBar = 3e-2, LseBar = 0.1;
 
+    /// <remarks>The last rows run the other declared configurations: two warps, and eight on half-page steps.</remarks>
     [Theory]
-    [InlineData(1, 8, 1)]
-    [InlineData(4, 8, 1)]
-    [InlineData(16, 8, 1)]
-    [InlineData(1, 2, 2)]
-    [InlineData(16, 2, 2)]
-    public void The_int8_algorithm_meets_the_prefill_bars(int seqQ, int headsQ, int headsKv)
+    [InlineData(1, 8, 1, 4, 64)]
+    [InlineData(4, 8, 1, 4, 64)]
+    [InlineData(16, 8, 1, 4, 64)]
+    [InlineData(1, 2, 2, 4, 64)]
+    [InlineData(16, 2, 2, 4, 64)]
+    [InlineData(4, 8, 1, 2, 64)]
+    [InlineData(1, 8, 1, 8, 32)]
+    [InlineData(16, 2, 2, 8, 32)]
+    public void The_int8_algorithm_meets_the_prefill_bars(int seqQ, int headsQ, int headsKv, int warps, int stageKeys)
     {
         var seed = Random.Shared.Next();
         output.WriteLine($"seed {seed}");
         var random = new Random(seed);
         const int D = 128;
-        var lengths = new[] { 16, 63, 64, 65, 700 };
+        var lengths = new[] { 16, 31, 33, 63, 64, 65, 700 };
         var (model, ids, kPages, vPages) = Cache(random, D, headsKv, lengths);
         var queries = ids.Select(_ => Enumerable.Range(0, headsQ * seqQ * D).Select(_ => (double)(Half)AttentionTests.Reference.AttentionTestData.Normal(random)).ToArray()).ToList();
         var exact = PagedAttentionReference.Forward(model.Table, ids, queries, kPages, vPages, headsQ, headsKv, D, causal: true);
         var cache = PagedDecodeReference.Dequantized(model, ids, queries, headsQ);
         foreach (var splits in new[] { 1, 3 })
         {
-            var int8 = PagedDecodeReference.Int8(model, ids, queries, headsQ, splits);
+            var int8 = PagedDecodeReference.Int8(model, ids, queries, headsQ, splits, warps, stageKeys: stageKeys);
             for (var s = 0; s < ids.Length; s++)
             {
                 var error = ErrorMetrics.Compare(int8[s].Output, exact[s].Output);
                 var cacheError = ErrorMetrics.Compare(cache[s].Output, exact[s].Output);
                 var lse = int8[s].Lse.Zip(exact[s].Lse).Max(p => Math.Abs(p.First - p.Second));
-                output.WriteLine($"Sq {seqQ}, {headsQ}:{headsKv}, {splits} split(s), length {lengths[s]}: kernel model {error}, LSE |Δ| {lse:E2}; dequantized cache {cacheError}");
+                output.WriteLine($"Sq {seqQ}, {headsQ}:{headsKv}, {warps} warps × {stageKeys} keys, {splits} split(s), length {lengths[s]}: kernel model {error}, LSE |Δ| {lse:E2}; dequantized cache {cacheError}");
                 Assert.True(error.RelativeL2 <= OutputBar, $"length {lengths[s]}: {error}");
                 Assert.True(lse <= LseBar, $"length {lengths[s]}: LSE off by {lse}");
             }

@@ -795,14 +795,28 @@ public class DiagnosticTests
     [Fact]
     public void KDSL0702_suggests_fewer_warps_when_no_stage_count_fits()
     {
-        // Eight warps: even two stages of 18 KB each are 295 KB, so no stage count fits sm_80.
+        // Eight warps: even two stages of 17.5 KB each are 280 KB, so no stage count fits sm_80; half-page stages do.
         var d = Single("""
             using KernelDsl;
             namespace Users;
             [PagedDecode(HeadDim = 128, Warps = 8, Stages = 3)]
             public static partial class Decode;
             """, "KDSL0702");
-        Assert.Contains("sm_80 allows at most 166912; use fewer Warps: two stages of this many warps do not fit", d.GetMessage());
+        Assert.Contains("sm_80 allows at most 166912; use StageKeys = 32 (half-page stages) or fewer Warps: two stages of this many warps do not fit", d.GetMessage());
+    }
+
+    [Fact]
+    public void KDSL0702_does_not_suggest_half_pages_that_do_not_fit_either()
+    {
+        // Eight warps of four half-page stages: 302 KB; two such stages fit, so it suggests fewer stages.
+        var d = Single("""
+            using KernelDsl;
+            namespace Users;
+            [PagedDecode(HeadDim = 128, StageKeys = 32, Warps = 8, Stages = 4)]
+            public static partial class Decode;
+            """, "KDSL0702");
+        Assert.Contains("use Stages ≤ 2 or fewer Warps", d.GetMessage());
+        Assert.DoesNotContain("StageKeys = 32", d.GetMessage());
     }
 
     [Theory]
@@ -811,6 +825,8 @@ public class DiagnosticTests
     [InlineData("Input = Element.S8", "PagedDecode.Input = S8 is invalid")]
     [InlineData("Warps = 3", "PagedDecode.Warps = 3 is invalid")]
     [InlineData("Stages = 1", "PagedDecode.Stages = 1 is invalid")]
+    [InlineData("StageKeys = 16", "PagedDecode.StageKeys = 16 is invalid")]
+    [InlineData("StageKeys = 48", "PagedDecode.StageKeys = 48 is invalid")]
     public void KDSL0003_a_paged_decode_parameter(string parameter, string expected)
     {
         var d = Single($$"""

@@ -99,7 +99,8 @@ public class VocabularyMirrorTests
         var run = GeneratorHarness.RunGenerator("using KernelDsl;\n[PagedDecode]\npublic static partial class Decode;\n");
         var step = run.Result.Results.Single().TrackedSteps[KernelDsl.Generator.TrackingNames.PagedDecodeDeclarations].Single().Outputs.Single().Value;
         var spec = (PagedDecodeSpec)((DeclarationResult)step).Spec!;
-        Assert.Equal((attribute.HeadDim, attribute.PageSize, (int)attribute.Input, attribute.Warps, attribute.Stages), (spec.HeadDim, spec.PageSize, (int)spec.Input, spec.Warps, spec.Stages));
+        Assert.Equal((attribute.HeadDim, attribute.PageSize, attribute.StageKeys, (int)attribute.Input, attribute.Warps, attribute.Stages),
+            (spec.HeadDim, spec.PageSize, spec.StageKeys, (int)spec.Input, spec.Warps, spec.Stages));
         Assert.Equal(attribute.Targets.Select(t => (int)t), spec.Targets.Select(t => (int)t));
     }
 

@@ -64,45 +64,61 @@ public class PagedDecodeGpuTests(ITestOutputHelper output)
         Check(fixture, stream, new Random(seed + 2), 4, 8, null, "lengths 1 … 32768 (4 ≤ length), Sq = 4, GQA 8:1", minLength: 4);
     }
 
+    /// <summary>The declared D = 128 f16 configurations besides the default, which kdsl bench --decode times beside it.</summary>
+    public static TheoryData<string> OtherConfigurations() => new(nameof(PagedDecodeD128Warps2), nameof(PagedDecodeD128Warps8));
+
+    private static PagedDecodeKernel<Half> Configuration(string name) => name switch
+    {
+        nameof(PagedDecodeD128Warps2) => PagedDecodeD128Warps2.With(),
+        nameof(PagedDecodeD128Warps8) => PagedDecodeD128Warps8.With(),
+        _ => throw new ArgumentException($"no configuration '{name}'", nameof(name)),
+    };
+
     /// <summary>
-    /// The other declared D = 128 configuration (two warps a block, PagedDecodeD128Warps2), which kdsl bench --decode times
-    /// beside the default: the same bars, and its own warp partition in the int8 model.
+    /// The other declared D = 128 configurations (two warps a block; eight warps on half-page steps): the same bars, and each
+    /// one's own warp and step partition in the int8 model. Lengths put steps on both halves of a page and a tail in either.
     /// </summary>
     [Theory]
-    [InlineData(1, 8, 1, new[] { 1, 63, 64, 65, 1000, 4097 })]
-    [InlineData(16, 8, 2, new[] { 16, 64, 65, 700 })]
-    [InlineData(3, 8, 1, new[] { 3, 64, 65, 500 })]
-    public void The_two_warp_configuration_meets_the_same_bars(int seqQ, int headsQ, int headsKv, int[] lengths)
+    [MemberData(nameof(OtherConfigurations))]
+    public void Every_configuration_meets_the_same_bars(string configuration)
+    {
+        var kernel = Configuration(configuration);
+        foreach (var (seqQ, headsQ, headsKv, lengths) in new[] { (1, 8, 1, new[] { 1, 31, 32, 33, 63, 64, 65, 1000, 4097 }), (16, 8, 2, new[] { 16, 64, 65, 700 }), (3, 8, 1, new[] { 3, 96, 500 }) })
+        {
+            Check(configuration, kernel, seqQ, headsQ, headsKv, lengths);
+        }
+    }
+
+    private void Check(string configuration, PagedDecodeKernel<Half> kernel, int seqQ, int headsQ, int headsKv, int[] lengths)
     {
         var seed = Random.Shared.Next();
         output.WriteLine($"seed {seed}");
         using var device = Gpu.OpenOrSkip();
         using var stream = device.CreateStream();
         using var fixture = new Fixture(device, stream, new Random(seed), 128, Element.F16, headsKv, lengths, kOffsets: true);
-        var kernel = PagedDecodeD128Warps2.With();
-        Assert.Equal(2, kernel.Warps);
         foreach (var splits in new int?[] { null, 1, 7 })
         {
-            Check(fixture, stream, new Random(seed + 1), seqQ, headsQ, splits, $"two warps, Sq = {seqQ}, {headsQ}:{headsKv}, splits {splits?.ToString() ?? "auto"}",
+            Check(fixture, stream, new Random(seed + 1), seqQ, headsQ, splits, $"{configuration}, Sq = {seqQ}, {headsQ}:{headsKv}, splits {splits?.ToString() ?? "auto"}",
                 kernel: kernel);
         }
     }
 
     /// <summary>
     /// The split count's device term comes from the driver's occupancy of the compiled kernel: on a device with 228 KB of
-    /// shared memory an SM (sm_90), the default's 155 KB block fits once and the two-warp configuration's 83 KB twice.
+    /// shared memory an SM (sm_90), the default's block and the eight-warp one fit once, the two-warp configuration's twice.
     /// </summary>
     [Fact]
     public void Resident_blocks_come_from_the_compiled_kernel()
     {
         using var device = Gpu.OpenOrSkip();
-        var (wide, narrow) = (PagedDecodeD128.ResidentBlocks(device), PagedDecodeD128Warps2.ResidentBlocks(device));
-        output.WriteLine($"{device.Name}: {device.SmCount} SMs; resident blocks PagedDecodeD128 {wide}, PagedDecodeD128Warps2 {narrow}");
-        Assert.True(wide >= device.SmCount && narrow >= device.SmCount, "every SM holds at least one block of each");
+        var (wide, narrow, eight) = (PagedDecodeD128.ResidentBlocks(device), PagedDecodeD128Warps2.ResidentBlocks(device), PagedDecodeD128Warps8.ResidentBlocks(device));
+        output.WriteLine($"{device.Name}: {device.SmCount} SMs; resident blocks PagedDecodeD128 {wide}, PagedDecodeD128Warps2 {narrow}, PagedDecodeD128Warps8 {eight}");
+        Assert.True(wide >= device.SmCount && narrow >= device.SmCount && eight >= device.SmCount, "every SM holds at least one block of each");
         if (device.ComputeCapability == 90)
         {
             Assert.Equal(device.SmCount, wide);
             Assert.Equal(2 * device.SmCount, narrow);
+            Assert.Equal(device.SmCount, eight);
         }
         Assert.Equal(PagedDecodeD128.SplitsFor(32768, 1, 64, 8, 1, wide), PagedDecodeD128.With().SplitsOn(device, 32768, 1, 64, 8, 1));
     }
@@ -311,7 +327,7 @@ public class PagedDecodeGpuTests(ITestOutputHelper output)
 
     /// <summary>
     /// Times decode at D = 128, GQA 8:1 (64 query heads over 8 KV heads), Sq = 1, context 4096, batches of 1, 16 and 64, with each
-    /// declared D = 128 f16 configuration (the default, then two warps a block), and
+    /// declared D = 128 f16 configuration (the default, two warps a block, eight on half-page steps), and
     /// prints the cache bytes read per second (codes and per-page statistics; an f16 cache would read about twice the codes).
     /// It asserts nothing about speed: compare the figure with the card's DRAM bandwidth and with torch SDPA over an f16 cache.
     /// The cache holds constant codes (timing does not depend on values); its pages come from the cache's own bookkeeping.
@@ -335,7 +351,7 @@ public class PagedDecodeGpuTests(ITestOutputHelper output)
             using var queries = device.Upload<Half>(MemoryMarshal.Cast<ushort, Half>(KvCacheTestData.Tokens(new Random(3), batchSize * HeadsQ, 1, D, Element.F16)));
             using var outputs = device.Allocate<Half>(batchSize * HeadsQ * D);
             var counts = batch.Select(_ => 1).ToArray();
-            foreach (var kernel in new[] { PagedDecodeD128.With(), PagedDecodeD128Warps2.With() })
+            foreach (var kernel in new[] { PagedDecodeD128.With(), PagedDecodeD128Warps2.With(), PagedDecodeD128Warps8.With() })
             {
                 for (var i = 0; i < 3; i++)
                 {
@@ -415,7 +431,8 @@ public class PagedDecodeGpuTests(ITestOutputHelper output)
             stream.Synchronize();
             o = MemoryMarshal.Cast<Half, ushort>(dout.ToArray()).ToArray();
         }
-        Verify(fixture, batch, counts, headsQ, splits, what, q, o, lse.ToArray(), warps: kernel?.Warps ?? PagedDecodeD128.Warps);
+        Verify(fixture, batch, counts, headsQ, splits, what, q, o, lse.ToArray(), warps: kernel?.Warps ?? PagedDecodeD128.Warps,
+            stageKeys: kernel?.StageKeys ?? PagedDecodeD128.StageKeys);
     }
 
     /// <summary>
@@ -425,7 +442,7 @@ public class PagedDecodeGpuTests(ITestOutputHelper output)
     /// against the kernel's int8 model.
     /// </summary>
     internal void Verify(Fixture fixture, int[] batch, int[] counts, int headsQ, int? splits, string what, ushort[] q, ushort[] o, float[] actualLse,
-        AttentionModifiers? modifiers = null, int warps = PagedDecodeD128.Warps)
+        AttentionModifiers? modifiers = null, int warps = PagedDecodeD128.Warps, int stageKeys = PagedDecodeD128.StageKeys)
     {
         var cache = fixture.Cache;
         var (d, input) = (cache.HeadDim, cache.Input);
@@ -468,7 +485,7 @@ public class PagedDecodeGpuTests(ITestOutputHelper output)
         {
             // The kernel's own algorithm on the CPU, same codes, same split and warp partition: what is left is float rounding
             // (exp2.approx, f16 ties of P's u8 codes, summation order), far below the bar; a wrong page, scale or mask is not.
-            var model = PagedDecodeReference.Int8(fixture.Model, ids, queries, headsQ, count, warps, modifiers: modifiers);
+            var model = PagedDecodeReference.Int8(fixture.Model, ids, queries, headsQ, count, warps, modifiers: modifiers, stageKeys: stageKeys);
             var modelError = ErrorMetrics.Compare(all.ToArray(), model.SelectMany(r => r.Output).ToArray());
             output.WriteLine($"{what}: against the kernel's int8 model {modelError}");
             Assert.True(modelError.RelativeL2 <= ModelBar, $"{what}: {modelError} from the kernel's int8 model (PagedDecodeReference.Int8{(modifiers is null ? "" : ", with the modifiers")})");

@@ -2,7 +2,7 @@
 // Paged INT8 KV cache decode attention, f16 Q and O, head dim 128, pages of 64 tokens (docs/KV_CACHE.md).
 // Split-KV: a block per (KV head × 16-row tile of (query token, grouped query head), split, sequence); 4 warps, each with its own pages,
 // 2 cp.async stages and online softmax. S = Q·Kᵀ on mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32, P (×255, π key order) · V on mma.sync.aligned.m16n8k32.row.col.s32.u8.s8.s32,
-// V through ldmatrix.trans + prmt; 158720 bytes of shared memory. The merge kernel combines the splits by LSE.
+// V through ldmatrix.trans + prmt; 150656 bytes of shared memory. The merge kernel combines the splits by LSE.
 // Score modifier C# KernelDsl.Attention.FlashAttention.Alibi.Bias, with q and k the positions in the cache.
 
 typedef signed char s8;
@@ -177,12 +177,13 @@ static __device__ __forceinline__ float kdsl_score_mod(float u_score, int u_b, i
     return u_score + (u_slopes[u_h] * ((float)(u_k - u_q)));
 }
 
-// One page of one KV head into a warp's stage: K and V codes (swizzled, 8192 bytes each), K mean and V scales
-// (float [128] each), K scale. head_page = page · heads_kv + KV head, a page the host checked. Called by one warp.
-static __device__ __forceinline__ void kdsl_load_page(u8* stage, const s8* k_codes, const s8* v_codes, const float* k_mean, const float* v_scale, const float* k_scale, long long head_page, int tid)
+// Keys [part·64, part·64 + 64) of one page of one KV head into a warp's stage: K and V codes (swizzled,
+// 8192 bytes each), the page's K mean and V scales (float [128] each) and K scale. head_page = page · heads_kv + KV
+// head, a page the host checked. Called by one warp.
+static __device__ __forceinline__ void kdsl_load_stage(u8* stage, const s8* k_codes, const s8* v_codes, const float* k_mean, const float* v_scale, const float* k_scale, long long head_page, int part, int tid)
 {
-    const s8* const k = k_codes + head_page * 8192;
-    const s8* const v = v_codes + head_page * 8192;
+    const s8* const k = k_codes + head_page * 8192 + part * 8192;
+    const s8* const v = v_codes + head_page * 8192 + part * 8192;
     #pragma unroll
     for (int i = 0; i < 16; ++i)
     {
@@ -225,11 +226,11 @@ kdsl_KernelDsl_Attention_FlashAttention_Alibi_PagedDecodeD128_decode(
     float softmax_scale,
     const float* __restrict__ u_slopes)
 {
-    extern __shared__ __align__(1024) u8 kdsl_shared[];
+    extern __shared__ __align__(128) u8 kdsl_shared[];
     u8* const sq = kdsl_shared;                                       // Q codes [16][128], swizzled
     float* const qf = (float*)(kdsl_shared + 2048);    // Q [16][128] as float, for q·mean
     float* const q_scale = (float*)(kdsl_shared + 10240);  // each row's Q scale
-    u8* const stages = kdsl_shared + 11264;             // per warp: 2 × 18432 bytes
+    u8* const stages = kdsl_shared + 10368;             // per warp: 2 × 17536 bytes
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
     const int split = blockIdx.y, splits = gridDim.y, b = blockIdx.z, batch = gridDim.z;
     // The host-checked copy of the batch: page table rows, lengths, then the query tokens' running totals. Only
@@ -265,14 +266,14 @@ kdsl_KernelDsl_Attention_FlashAttention_Alibi_PagedDecodeD128_decode(
         if (lane == 0) q_scale[r] = scale;
     }
 
-    // Each warp's pages of the split: first_page + warp + 4·n, n < my_pages.
-    u8* const my_stages = stages + warp * 36864;
+    // Each warp's steps (a page each) of the split: first_page + warp + 4·n, n < my_steps.
+    u8* const my_stages = stages + warp * 35072;
     const int my_first = first_page + warp;
-    const int my_pages = end_page > my_first ? (end_page - my_first + 3) / 4 : 0;
+    const int my_steps = end_page > my_first ? (end_page - my_first + 3) / 4 : 0;
     #pragma unroll
     for (int st = 0; st < 1; ++st)
     {
-        if (st < my_pages) kdsl_load_page(my_stages + st * 18432, k_codes, v_codes, k_mean, v_scale, k_scale, (long long)pages[my_first + st * 4] * heads_kv + kv_head, lane);
+        if (st < my_steps) kdsl_load_stage(my_stages + st * 17536, k_codes, v_codes, k_mean, v_scale, k_scale, (long long)pages[my_first + st * 4] * heads_kv + kv_head, 0, lane);
         kdsl_cp_async_commit();
     }
     __syncthreads();  // Q codes and floats from every warp
@@ -314,19 +315,20 @@ kdsl_KernelDsl_Attention_FlashAttention_Alibi_PagedDecodeD128_decode(
     #pragma unroll
     for (int i = 0; i < 16; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;
 
-    for (int n = 0; n < my_pages; ++n)
+    for (int n = 0; n < my_steps; ++n)
     {
-        kdsl_cp_async_wait<0>();  // this lane's copies of page n have landed
-        __syncwarp();                   // ...and every lane's; the stage page n − 1 used is free
-        if (n + 1 < my_pages) kdsl_load_page(my_stages + (n + 1) % 2 * 18432, k_codes, v_codes, k_mean, v_scale, k_scale, (long long)pages[my_first + (n + 1) * 4] * heads_kv + kv_head, lane);
+        kdsl_cp_async_wait<0>();  // this lane's copies of step n have landed
+        __syncwarp();                   // ...and every lane's; the stage step n − 1 used is free
+        if (n + 1 < my_steps) kdsl_load_stage(my_stages + (n + 1) % 2 * 17536, k_codes, v_codes, k_mean, v_scale, k_scale, (long long)pages[my_first + (n + 1) * 4] * heads_kv + kv_head, 0, lane);
         kdsl_cp_async_commit();
-        const u8* const stage = my_stages + n % 2 * 18432;
+        const u8* const stage = my_stages + n % 2 * 17536;
         const u32 k_stage = kdsl_smem(stage), v_stage = k_stage + 8192;
         const float* const mean = (const float*)(stage + 16384);
         const float* const v_scale_of = (const float*)(stage + 16896);
-        const int key0 = (my_first + n * 4) * 64;
+        const int step = my_first + n * 4;
+        const int key0 = step * 64;
 
-        // S = Q·Kᵀ on mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32: tile jt holds keys 8jt..8jt+7 of the page.
+        // S = Q·Kᵀ on mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32: tile jt holds keys 8jt..8jt+7 of the step.
         int s[8][4];
         #pragma unroll
         for (int jt = 0; jt < 8; ++jt) s[jt][0] = s[jt][1] = s[jt][2] = s[jt][3] = 0;
@@ -422,7 +424,7 @@ kdsl_KernelDsl_Attention_FlashAttention_Alibi_PagedDecodeD128_decode(
         l[0] += (float)p_sum[0];  // this thread's keys only: the quad's sums are added once, after the loop
         l[1] += (float)p_sum[1];
 
-        // O += (P·V)·vscale on mma.sync.aligned.m16n8k32.row.col.s32.u8.s8.s32: a page's int32 product (≤ 255·127·64) times its channel's scale.
+        // O += (P·V)·vscale on mma.sync.aligned.m16n8k32.row.col.s32.u8.s8.s32: a step's int32 product (≤ 255·127·64) times its page's channel scale.
         #pragma unroll
         for (int ci = 0; ci < 8; ++ci)
         {

@@ -12,7 +12,7 @@ static partial class PagedDecodeD128Bf16
     /// <summary>Threads per block of the main kernel.</summary>
     public const int ThreadsPerBlock = 128;
     /// <summary>Dynamic shared memory per block of the main kernel, in bytes.</summary>
-    public const int SharedMemoryBytes = 158720;
+    public const int SharedMemoryBytes = 150656;
     /// <summary>The lowest compute capability (major·10 + minor) every atom of this variant runs on.</summary>
     public const int MinimumSm = 80;
     /// <summary>Channels per head.</summary>
@@ -21,8 +21,10 @@ static partial class PagedDecodeD128Bf16
     public const int PageSize = 64;
     /// <summary>Rows of one block: (query token, query head of a KV head's group) pairs, packed.</summary>
     public const int TileRows = 16;
-    /// <summary>Warps of one block; warp w of a split walks its pages w, w + Warps, … with its own online softmax.</summary>
+    /// <summary>Warps of one block; warp w of a split walks its steps w, w + Warps, … with its own online softmax.</summary>
     public const int Warps = 4;
+    /// <summary>Keys of one step of a warp's key loop: the page, or half of it.</summary>
+    public const int StageKeys = 64;
 
     /// <summary>What the runtime compiles (NVRTC, for the device's SM), caches and launches.</summary>
     public static global::KernelDsl.Launching.KernelModuleDefinition Module { get; } = new()
@@ -31,7 +33,7 @@ static partial class PagedDecodeD128Bf16
         CudaSource = CudaSource,
         EntryPoints =
         [
-            new(KernelName, 128, 158720),
+            new(KernelName, 128, 150656),
             new(MergeKernelName, 128, 0),
         ],
         Targets = ["sm_80", "sm_90"],
@@ -174,7 +176,7 @@ static partial class PagedDecodeD128Bf16
     /// </summary>
     public static global::KernelDsl.Launching.PagedDecodeKernel<ushort> With()
     {
-        return new("KernelDsl.Attention.KvCache.PagedDecodeD128Bf16", HeadDim, global::KernelDsl.Element.BF16, PageSize, Warps,
+        return new("KernelDsl.Attention.KvCache.PagedDecodeD128Bf16", HeadDim, global::KernelDsl.Element.BF16, PageSize, Warps, StageKeys,
             (stream, queries, cuQueries, lengths, pageTable, tablePages, kCodes, kScale, kMean, vCodes, vScale, workspace, partialO, partialLse, output, lse, headsQ, headsKv, pages, splits, softmaxScale) =>
                 Launch(stream, queries, cuQueries, lengths, pageTable, tablePages, kCodes, kScale, kMean, vCodes, vScale, workspace, partialO, partialLse, output, lse, headsQ, headsKv, pages, splits, softmaxScale),
             SplitsFor, ResidentBlocks);
