@@ -45,25 +45,36 @@ internal static class KernelVariants
 
     /// <summary>The kernel named <paramref name="name"/> in full, or the one whose name ends with ".<paramref name="name"/>".</summary>
     /// <exception cref="CliUsageException">No kernel or several match; the message lists candidates.</exception>
-    public static AttentionKernelInfo Resolve(string name, IReadOnlyList<AttentionKernelInfo> kernels)
+    public static AttentionKernelInfo Resolve(string name, IReadOnlyList<AttentionKernelInfo> kernels) =>
+        ResolveName(name, kernels, k => k.Name, "--variant", "kernels", () =>
+        {
+            var near = kernels.Where(k => k.Name.Contains(name, StringComparison.OrdinalIgnoreCase)).ToList();
+            var candidates = near.Count > 0 ? near : kernels.Where(k => k.Parameters.Length > 0 || k.MaskModifier is not null || k.ScoreModifier is not null).ToList();
+            return $"--variant '{name}' names no attention kernel. {(near.Count > 0 ? "Similar" : "Kernels with modifiers")}: " +
+                $"{string.Join(", ", candidates.Select(k => ShortName(k.Name)))} (`kdsl list` shows all).";
+        });
+
+    /// <summary>
+    /// The one lookup by name of the commands that take a declared name (<c>kdsl attention --variant</c>, <c>kdsl cuda</c>):
+    /// the item named <paramref name="name"/> in full, else the only one whose name ends with ".<paramref name="name"/>".
+    /// </summary>
+    /// <param name="argument">The option or argument the name came from, as the messages name it.</param>
+    /// <param name="noun">What the items are, plural ("kernels", "variants").</param>
+    /// <param name="none">The message when nothing matches.</param>
+    /// <exception cref="CliUsageException">Several items end with the name (the message lists them), or none does.</exception>
+    public static T ResolveName<T>(string name, IReadOnlyList<T> items, Func<T, string> nameOf, string argument, string noun, Func<string> none)
     {
-        if (kernels.FirstOrDefault(k => k.Name == name) is { } exact)
+        if (items.FirstOrDefault(x => nameOf(x) == name) is { } exact)
         {
             return exact;
         }
-        var matches = kernels.Where(k => k.Name.EndsWith("." + name, StringComparison.Ordinal)).ToList();
-        if (matches.Count == 1)
+        var matches = items.Where(x => nameOf(x).EndsWith("." + name, StringComparison.Ordinal)).ToList();
+        return matches.Count switch
         {
-            return matches[0];
-        }
-        if (matches.Count > 1)
-        {
-            throw new CliUsageException($"--variant '{name}' is ambiguous; it matches {matches.Count} kernels: {string.Join(", ", matches.Select(k => ShortName(k.Name)))}.");
-        }
-        var near = kernels.Where(k => k.Name.Contains(name, StringComparison.OrdinalIgnoreCase)).ToList();
-        var candidates = near.Count > 0 ? near : kernels.Where(k => k.Parameters.Length > 0 || k.MaskModifier is not null || k.ScoreModifier is not null).ToList();
-        throw new CliUsageException($"--variant '{name}' names no attention kernel. {(near.Count > 0 ? "Similar" : "Kernels with modifiers")}: " +
-            $"{string.Join(", ", candidates.Select(k => ShortName(k.Name)))} (`kdsl list` shows all).");
+            1 => matches[0],
+            > 1 => throw new CliUsageException($"{argument} '{name}' is ambiguous; it matches {matches.Count} {noun}: {string.Join(", ", matches.Select(x => ShortName(nameOf(x))).Order(StringComparer.Ordinal))}."),
+            _ => throw new CliUsageException(none()),
+        };
     }
 
     /// <summary>

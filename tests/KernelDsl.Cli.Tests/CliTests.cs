@@ -166,6 +166,20 @@ public class CliTests : IDisposable
         Assert.NotEqual(0, Run("cuda", "NoSuchVariant"));
     }
 
+    [Fact]
+    public void Cuda_resolves_a_name_as_attention_variant_does_a_unique_suffix_or_an_ambiguity_error()
+    {
+        var (code, output) = RunCapturing("cuda", "SlidingWindow.D128");
+        Assert.True(code == 0, output);
+        Assert.Contains("from KernelDsl.Attention.FlashAttention.SlidingWindow.D128 (", output);
+
+        // The same suffix, the same refusal: one lookup for both commands.
+        var cuda = CliRunner.Run("cuda", "D128");
+        var attention = CliRunner.Run([.. WriteInputs(16, 16, out _, out _), "--variant", "D128"]);
+        Assert.Equal((2, 2), (cuda.Code, attention.Code));
+        Assert.Equal(attention.ErrorLines.Single().Replace("--variant", "variant").Replace("kernels", "variants"), cuda.ErrorLines.Single());
+    }
+
     [Theory]
     [InlineData("BHSD", false)]
     [InlineData("BSHD", true)]
