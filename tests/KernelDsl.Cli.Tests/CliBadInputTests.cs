@@ -47,6 +47,8 @@ public class CliBadInputTests : IDisposable
         { "NaN in q", "--q", "NaN" },
         { "Inf in v", "--v", "±Inf" },
         { "autotune with Float16", "--autotune", "--pv" },
+        { "v-strategy with Float16", "--v-strategy", "--pv Float16 has no such choice" },
+        { "v-strategy with E4M3", "--v-strategy", "--pv E4M3 has no such choice" },
         { "autotune with a tile", "--autotune", "--tile" },
         { "variant with autotune", "--variant", "--autotune" },
         // Parsing.
@@ -126,6 +128,8 @@ public class CliBadInputTests : IDisposable
             "NaN in q" => NonFinite("qnan.npy", Half.NaN, Attention(q: "qnan.npy")),
             "Inf in v" => NonFinite("vinf.npy", Half.PositiveInfinity, Attention(v: "vinf.npy")),
             "autotune with Float16" => [.. Attention(), "--autotune", "--pv", "Float16"],
+            "v-strategy with Float16" => [.. Attention(), "--pv", "Float16", "--v-strategy", "Movmatrix"],
+            "v-strategy with E4M3" => [.. Attention(), "--pv", "E4M3", "--v-strategy", "TransPrmt"],
             "autotune with a tile" => [.. Attention(), "--autotune", "--tile", "128x64-w8-s2"],
             "variant with autotune" => [.. Attention(), "--variant", "SlidingWindow.D128", "--arg", "window=8", "--autotune"],
             "layout unknown" => [.. Attention(), "--layout", "BHDS"],

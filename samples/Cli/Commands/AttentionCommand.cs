@@ -160,7 +160,7 @@ internal static class AttentionCommand
         return 0;
     }
 
-    /// <summary>--variant fixes the mode; --arg needs a variant; --autotune chooses among u8 kernels only.</summary>
+    /// <summary>--variant fixes the mode; --arg needs a variant; --v-strategy and --autotune apply to u8 P·V only.</summary>
     private static void CheckModeOptions(AttentionKernelInfo? kernel, AttentionOptions options, Request request)
     {
         if (kernel is not null)
@@ -178,6 +178,10 @@ internal static class AttentionCommand
         if (request.ArgumentPairs.Length > 0)
         {
             throw new CliUsageException($"--arg {request.ArgumentPairs[0].Split('=')[0]}: --arg binds a modifier's parameter, so it needs --variant (a kernel with modifiers, see `kdsl list`).");
+        }
+        if (options.Pv != PvPrecision.U8 && request.Given.Contains("--v-strategy"))
+        {
+            throw new CliUsageException($"--v-strategy chooses how V reaches the u8 P·V MMA; --pv {options.Pv} has no such choice: drop --v-strategy, or --pv.");
         }
         if (options.Autotune)
         {
