@@ -139,7 +139,8 @@ internal static class AttentionCommand
             AnsiConsole.MarkupLine($"[yellow]No CUDA GPU found[/]: {Markup.Escape(noDevice.Split('\n')[0].Trim())}");
             if (options.Autotune)
             {
-                AnsiConsole.MarkupLine("[yellow]--autotune times kernels on a GPU; without one, the CPU reference models the mode's default kernel.[/]");
+                // Short enough for one line at 80 columns (Spectre wraps there when redirected); the next line names the kernel.
+                AnsiConsole.MarkupLine("[yellow]--autotune skipped: it times kernels on a GPU; this runs the default kernel.[/]");
             }
             engine = $"the CPU reference of {Describe(selected)}: {selected.PElement switch { Element.U8 => "the exact int8 algorithm", Element.E4M3 => "int8 Q·Kᵀ with fp8 P·V", _ => "int8 Q·Kᵀ with 16-bit P·V" }}" +
                 (variant is null ? "" : ", with the kernel's C# modifier methods");
