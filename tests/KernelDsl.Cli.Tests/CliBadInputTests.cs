@@ -96,6 +96,20 @@ public class CliBadInputTests : IDisposable
         Assert.Equal(line, Assert.Single(verbose.ErrorLines));
     }
 
+    [Fact]
+    public void Compile_refuses_an_arch_the_loaded_nvrtc_does_not_support_listing_those_it_does()
+    {
+        var nvrtc = KernelDsl.NvrtcAvailability.GetOrSkip(Assert.Skip);
+        var beyond = $"sm_{Enumerable.Range(nvrtc.SupportedArchitectures.Max() + 1, 200).First(c => c % 10 == 0)}";
+        var run = CliRunner.Run("compile", "--arch", beyond, "--only", "QuantizeQBlock128D64Bf16");
+        Assert.True(run.Code == 2, run.ToString());
+        var line = Assert.Single(run.ErrorLines);
+        Assert.StartsWith($"--arch {beyond}: NVRTC {nvrtc.Version} cannot compile {beyond}: it supports ", line);
+        Assert.Contains("sm_80", line);
+        Assert.DoesNotContain("invalid value", run.All);
+        Assert.DoesNotContain("compiled", run.Output);
+    }
+
     private string[] Arguments(string name)
     {
         string[] Attention(string q = "q.npy", string k = "k.npy", string v = "v.npy", string o = "o.npy") =>
