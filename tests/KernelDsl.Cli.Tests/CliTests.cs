@@ -98,8 +98,23 @@ public class CliTests : IDisposable
         var (code, output) = RunCapturing([.. args, "--variant", "CausalMask.D128", "--arg", "offset=-10"]);
         Assert.True(code == 0, output);
         Assert.True(ReportedRelativeL2(output) < 3e-2, output);
+        Assert.Contains("20 of 200 rows see no key (O = 0 there).", output);
         var o = NpyFile.ReadHalf(PathOf("o.npy")).Data;
         Assert.All(o.AsSpan(0, 10 * 128).ToArray(), x => Assert.Equal(0.0, (double)x));
+    }
+
+    [Theory]
+    [InlineData("-5")]
+    [InlineData("0")]
+    public void A_mask_that_hides_every_key_of_every_row_is_said_so_not_scored(string window)
+    {
+        var args = WriteInputs(64, 64, out _, out _);
+        var run = CliRunner.Run([.. args, "--variant", "SlidingWindow.D128", "--arg", "window=" + window]);
+        Assert.True(run.Code == 0, run.ToString());
+        Assert.Contains("The mask SlidingWindow.Visible hides every key of every row: O = 0, LSE = −∞; the output is all zeros", run.Output);
+        Assert.DoesNotContain("relative L2", run.Output);
+        Assert.DoesNotContain("cosine", run.Output);
+        Assert.All(NpyFile.ReadHalf(PathOf("o.npy")).Data, x => Assert.Equal(0.0, (double)x));
     }
 
     [Theory]

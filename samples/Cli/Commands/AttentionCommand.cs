@@ -154,9 +154,25 @@ internal static class AttentionCommand
         if (request.Reference)
         {
             var expected = CliProgress.Status("float64 reference...", () => Float64Attention.Forward(shape, q.Data, k.Data, v.Data, modifiers: modifiers));
-            var error = ErrorMetrics.Compare(o.Select(x => (double)x).ToArray(), expected.Output);
+            var actual = o.Select(x => (double)x).ToArray();
             var with = variant is null ? "" : $" with the same modifiers ({KernelVariants.DescribeModifiers(variant.Kernel)})";
-            AnsiConsole.MarkupLine(Markup.Escape($"Against float64 attention{with}: relative L2 {error.RelativeL2:E3}, cosine {error.Cosine:F6}, max |Δ| {error.MaxAbs:E3}."));
+            // A row that sees no key has O = 0 and LSE = −∞. When no row sees one, both outputs are zero and the metrics
+            // would read as a perfect score (relative L2 0, cosine 1) of nothing: say what happened instead.
+            var blind = expected.Lse.Count(double.IsNegativeInfinity);
+            if (blind == expected.Lse.Length)
+            {
+                var nonZero = actual.Count(x => x != 0);
+                var what = $"The mask{(variant?.Kernel.MaskModifier is { } mask ? " " + KernelVariants.ShortName(mask) : "")} hides every key of every row: O = 0, LSE = −∞";
+                if (nonZero > 0)
+                {
+                    return CliApp.Error(CliApp.Failure, $"{what}, but {nonZero} of {actual.Length} output elements are not 0 (max |O| {actual.Max(Math.Abs):E3}).");
+                }
+                AnsiConsole.MarkupLine(Markup.Escape($"{what}; the output is all zeros, as float64's, so there is no error to measure."));
+                return 0;
+            }
+            var error = ErrorMetrics.Compare(actual, expected.Output);
+            AnsiConsole.MarkupLine(Markup.Escape($"Against float64 attention{with}: relative L2 {error.RelativeL2:E3}, cosine {error.Cosine:F6}, max |Δ| {error.MaxAbs:E3}." +
+                (blind > 0 ? $" {blind} of {expected.Lse.Length} rows see no key (O = 0 there)." : "")));
         }
         return 0;
     }
