@@ -108,7 +108,47 @@ internal static class KernelVariants
             throw new CliUsageException($"Kernel {ShortName(kernel.Name)} needs " +
                 string.Join(", ", missing.Select(p => $"--arg {p.Name}={(p.IsArray ? "@file.npy" : "VALUE")} ({TypeName(p)})")) + ".");
         }
+        CheckNondecreasing(kernel, values);
         return values;
+    }
+
+    /// <summary>
+    /// An array whose modifier parameter is [Nondecreasing] must never decrease: the generated block classifier bounds it
+    /// over a block by its ends, and the library does not check the promise (a decreasing array gives wrong results, no
+    /// error; the CPU references, calling the C# method per pair, do not notice either). Read from the modifier methods'
+    /// own declarations, as the generator reads them.
+    /// </summary>
+    /// <exception cref="CliUsageException">An array decreases; the message names the argument and the first index where it does.</exception>
+    private static void CheckNondecreasing(AttentionKernelInfo kernel, IReadOnlyDictionary<string, object> values)
+    {
+        var promised = new[] { kernel.MaskModifier, kernel.ScoreModifier }.OfType<string>().Select(FindMethod)
+            .SelectMany(m => m.GetParameters()).Where(p => p.GetCustomAttribute<NondecreasingAttribute>() is not null).Select(p => p.Name!).Distinct();
+        foreach (var name in promised)
+        {
+            var (index, before, after) = values.GetValueOrDefault(name) switch
+            {
+                int[] ints => FirstDecrease(ints),
+                float[] floats => FirstDecrease(floats),
+                _ => (-1, "", ""),
+            };
+            if (index > 0)
+            {
+                throw new CliUsageException($"--arg {name} must never decrease ({name}[i] ≤ {name}[i + 1]: the modifier's parameter is [Nondecreasing]), " +
+                    $"but it decreases at index {index}: {name}[{index - 1}] = {before}, {name}[{index}] = {after}.");
+            }
+        }
+
+        static (int Index, string Before, string After) FirstDecrease<T>(T[] array) where T : System.Numerics.INumber<T>
+        {
+            for (var i = 1; i < array.Length; i++)
+            {
+                if (array[i] < array[i - 1])
+                {
+                    return (i, array[i - 1].ToString(null, CultureInfo.InvariantCulture), array[i].ToString(null, CultureInfo.InvariantCulture));
+                }
+            }
+            return (-1, "", "");
+        }
     }
 
     private static object Parse(AttentionModifierParameter parameter, string text)

@@ -51,6 +51,7 @@ public class CliBadInputTests : IDisposable
         { "v-strategy with E4M3", "--v-strategy", "--pv E4M3 has no such choice" },
         { "autotune with a tile", "--autotune", "--tile" },
         { "variant with autotune", "--variant", "--autotune" },
+        { "documents decrease", "--arg documents", "must never decrease (documents[i] ≤ documents[i + 1]: the modifier's parameter is [Nondecreasing]), but it decreases at index 20: documents[19] = 1, documents[20] = 0." },
         // Parsing.
         { "layout unknown", "--layout", "BSHD" },
         { "out missing", "--out", "required" },
@@ -149,6 +150,8 @@ public class CliBadInputTests : IDisposable
             "v-strategy with E4M3" => [.. Attention(), "--pv", "E4M3", "--v-strategy", "TransPrmt"],
             "autotune with a tile" => [.. Attention(), "--autotune", "--tile", "128x64-w8-s2"],
             "variant with autotune" => [.. Attention(), "--variant", "SlidingWindow.D128", "--arg", "window=8", "--autotune"],
+            "documents decrease" => Ids("documents.npy", [.. Enumerable.Repeat(0, 10), .. Enumerable.Repeat(1, 10), .. Enumerable.Repeat(0, 5), .. Enumerable.Repeat(2, 8)],
+                [.. Attention(), "--variant", "DocumentMask.D128", "--arg", "documents=@" + PathOf("documents.npy")]),
             "layout unknown" => [.. Attention(), "--layout", "BHDS"],
             "out missing" => Attention()[..^3],
             "pv unknown" => [.. Attention(), "--pv", "F16"],
@@ -182,6 +185,12 @@ public class CliBadInputTests : IDisposable
     {
         var random = new Random(7);
         NpyFile.Write(PathOf(file), Enumerable.Range(0, shape.Aggregate(1, (a, x) => a * x)).Select(_ => (Half)(random.NextDouble() - 0.5)).ToArray(), shape);
+        return args;
+    }
+
+    private string[] Ids(string file, int[] ids, string[] args)
+    {
+        NpyFile.Write(PathOf(file), ids, ids.Length);
         return args;
     }
 
