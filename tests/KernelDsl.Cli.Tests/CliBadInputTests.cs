@@ -39,6 +39,9 @@ public class CliBadInputTests : IDisposable
         { "out in a missing directory", "--out", "does not exist" },
         { "out is a directory", "--out", "is a directory" },
         { "out cannot be written", "--out", "cannot be written" },
+        { "out is q", "--out", "is the file --q reads: writing O there would overwrite an input" },
+        { "out is v by another path", "--out", "is the file --v reads" },
+        { "out is a link to k", "--out", "is the file --k reads" },
         // Modes nothing declares.
         { "D 80", "D = 80", "declared head dims" },
         { "Movmatrix at D 64", "--v-strategy", "declared strategies" },
@@ -139,6 +142,9 @@ public class CliBadInputTests : IDisposable
             "out in a missing directory" => Attention(o: "no-such-folder/o.npy"),
             "out is a directory" => Mkdir("out", Attention(o: "out")),
             "out cannot be written" => [.. Attention()[..^2], "/proc/o.npy", "--no-reference"],
+            "out is q" => Attention(o: "q.npy"),
+            "out is v by another path" => Mkdir("sub", Attention(o: "sub/../v.npy")),
+            "out is a link to k" => Link("o-link.npy", "k.npy", Attention(o: "o-link.npy")),
             "D 80" => Tensor("q80.npy", [1, 2, 33, 80], Attention(q: "q80.npy", k: "q80.npy", v: "q80.npy")),
             "Movmatrix at D 64" => Tensor("q64.npy", [1, 2, 33, 64], [.. Attention(q: "q64.npy", k: "q64.npy", v: "q64.npy"), "--v-strategy", "Movmatrix"]),
             "InKernelTranspose at D 64" => Tensor("q64.npy", [1, 2, 33, 64], [.. Attention(q: "q64.npy", k: "q64.npy", v: "q64.npy"), "--v-strategy", "InKernelTranspose"]),
@@ -205,6 +211,12 @@ public class CliBadInputTests : IDisposable
     private string[] Write(string file, byte[] bytes, string[] args)
     {
         File.WriteAllBytes(PathOf(file), bytes);
+        return args;
+    }
+
+    private string[] Link(string link, string target, string[] args)
+    {
+        File.CreateSymbolicLink(PathOf(link), PathOf(target));
         return args;
     }
 

@@ -73,6 +73,7 @@ internal static class AttentionCommand
         var kernel = request.VariantName is { } name ? KernelVariants.Resolve(name, Int8Attention.Kernels) : null;
         CheckModeOptions(kernel, options, request);
         var values = kernel is null ? null : KernelVariants.ParseArguments(kernel, request.ArgumentPairs);
+        CheckOutIsNoInput(request);
         CliApp.CheckOutputFile(request.Out, "--out");
         var (q, k, v) = (Read(request.Q, "--q"), Read(request.K, "--k"), Read(request.V, "--v"));
         var shape = ShapeOf(q, k, v, request.Layout, kernel?.Causal ?? options.Causal);
@@ -210,6 +211,34 @@ internal static class AttentionCommand
             if (fixedByTuning.Length > 0)
             {
                 throw new CliUsageException($"--autotune chooses the V strategy and tile itself: drop {string.Join(" and ", fixedByTuning)}, or --autotune.");
+            }
+        }
+    }
+
+    /// <summary>--out must not name an input: O written there would replace the tensor it came from.</summary>
+    /// <exception cref="CliUsageException">--out resolves (full path, a link followed) to the file of --q, --k or --v.</exception>
+    private static void CheckOutIsNoInput(Request request)
+    {
+        var comparison = OperatingSystem.IsLinux() ? StringComparison.Ordinal : StringComparison.OrdinalIgnoreCase;
+        var output = Resolve(request.Out);
+        foreach (var (option, file) in new[] { ("--q", request.Q), ("--k", request.K), ("--v", request.V) })
+        {
+            if (string.Equals(Resolve(file), output, comparison))
+            {
+                throw new CliUsageException($"--out '{request.Out.FullName}' is the file {option} reads{(file.FullName == request.Out.FullName ? "" : $" ('{file.FullName}')")}: " +
+                    "writing O there would overwrite an input; give another --out.");
+            }
+        }
+
+        static string Resolve(FileInfo file)
+        {
+            try
+            {
+                return file.ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? file.FullName;
+            }
+            catch (IOException)
+            {
+                return file.FullName;
             }
         }
     }
