@@ -77,6 +77,9 @@ public class CliBadInputTests : IDisposable
         { "plot malformed csv", "--ours", "line 2" },
         { "plot malformed csv after a blank line", "--ours", "line 3" },
         { "plot csv with a repeated column", "--ours", "'seq' twice" },
+        { "plot an npy", "--ours", "is not a kdsl bench CSV: no 'variant', 'head_dim', 'seq', 'causal' or 'kernel_tops' column" },
+        { "plot a variants csv", "--ours", "is not a kdsl bench CSV: no 'causal' or 'kernel_tops' column (it needs variant, head_dim, seq, causal, kernel_tops)." },
+        { "plot sdpa without tops", "--sdpa", "is not a bench/sdpa.py CSV: no 'tops' column" },
     };
 
     [Theory]
@@ -92,6 +95,7 @@ public class CliBadInputTests : IDisposable
         Assert.DoesNotContain("Unhandled exception", run.All);
         Assert.DoesNotContain("Exception", run.All);
         Assert.DoesNotContain("   at ", run.All);
+        Assert.DoesNotMatch(@"[\p{Cc}\uFFFD]", line);  // no bytes of a binary input echoed
         Assert.False(File.Exists(PathOf("o.npy")), "no output is written");
 
         // --verbose adds nothing to a usage error: it is the caller's mistake, and the line says it all.
@@ -181,6 +185,12 @@ public class CliBadInputTests : IDisposable
                 ["plot", "--ours", PathOf("bench.csv"), "--out", PathOf("plot")]),
             "plot csv with a repeated column" => Write("bench.csv", Encoding.ASCII.GetBytes("variant,head_dim,seq,seq,causal,kernel_tops\nx,128,1024,1024,False,1\n"),
                 ["plot", "--ours", PathOf("bench.csv"), "--out", PathOf("plot")]),
+            "plot an npy" => ["plot", "--ours", PathOf("q.npy"), "--out", PathOf("plot")],
+            "plot a variants csv" => Write("variants.csv", Encoding.ASCII.GetBytes("variant,seq,batch,heads,head_dim,kernel,kernel_ms,e2e_ms,kv_once_ms\ndense,4096,4,16,128,k,1.0,1.1,\n"),
+                ["plot", "--ours", PathOf("variants.csv"), "--out", PathOf("plot")]),
+            "plot sdpa without tops" => Write("bench.csv", Encoding.ASCII.GetBytes("variant,head_dim,seq,causal,kernel_tops\nx,128,1024,False,1\n"),
+                Write("sdpa.csv", Encoding.ASCII.GetBytes("backend,head_dim,seq,causal,ms\nflash,128,1024,False,1\n"),
+                    ["plot", "--ours", PathOf("bench.csv"), "--sdpa", PathOf("sdpa.csv"), "--out", PathOf("plot")])),
             _ => throw new ArgumentException($"no case '{name}'", nameof(name)),
         };
     }
