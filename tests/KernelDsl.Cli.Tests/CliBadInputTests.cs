@@ -104,6 +104,50 @@ public class CliBadInputTests : IDisposable
         Assert.Equal(line, Assert.Single(verbose.ErrorLines));
     }
 
+    /// <summary>Every enum option of every command, as the command tree declares it (its command's path, the option).</summary>
+    public static TheoryData<string[], string> EnumOptions()
+    {
+        var data = new TheoryData<string[], string>();
+        void Walk(System.CommandLine.Command command, string[] path)
+        {
+            foreach (var option in command.Options.Where(o => o.ValueType.IsEnum))
+            {
+                data.Add(path, option.Name);
+            }
+            foreach (var subcommand in command.Subcommands)
+            {
+                Walk(subcommand, [.. path, subcommand.Name]);
+            }
+        }
+        Walk(KernelDsl.Cli.CliApp.Build(), []);
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(EnumOptions))]
+    public void Every_enum_option_refuses_a_name_or_number_it_does_not_declare_naming_the_option_and_its_values(string[] command, string option)
+    {
+        var type = KernelDsl.Cli.CliApp.Build().Subcommands.Single(c => c.Name == command[0]).Options.Single(o => o.Name == option).ValueType;
+        foreach (var value in new[] { "Bogus", "7" })
+        {
+            var run = CliRunner.Run([.. command, option, value]);
+            Assert.True(run.Code == 2, run.ToString());
+            var line = Assert.Single(run.ErrorLines);
+            Assert.Contains($"{option}: '{value}' is not one of {string.Join(", ", Enum.GetNames(type))}.", line);
+            Assert.DoesNotContain("expected type", line);
+            Assert.DoesNotContain(type.Name, line.Replace($"'{value}'", ""));
+        }
+    }
+
+    [Fact]
+    public void An_enum_value_is_read_in_any_case_and_its_error_is_one_plain_line()
+    {
+        Assert.Equal(0, CliRunner.Run("list", "--format", "JSON").Code);
+        var run = CliRunner.Run("list", "--format", "xml");
+        Assert.Equal(2, run.Code);
+        Assert.Equal("--format: 'xml' is not one of Auto, Plain, Table, Json. (`kdsl list --help` lists the options.)", Assert.Single(run.ErrorLines));
+    }
+
     [Fact]
     public void Compile_refuses_an_arch_the_loaded_nvrtc_does_not_support_listing_those_it_does()
     {
