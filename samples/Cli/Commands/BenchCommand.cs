@@ -103,6 +103,18 @@ internal static class BenchCommand
                 }
             }
         });
+        // On the standard grid --seq times one length, so --quick (a shorter list of lengths) would be ignored.
+        command.Validators.Add(r =>
+        {
+            if (new Option[] { decode, variants, gpus }.Any(o => r.GetResult(o) is { Implicit: false }))
+            {
+                return;
+            }
+            if (r.GetResult(quick) is { Implicit: false } && r.GetValue(quick) && r.GetResult(seq) is { Implicit: false })
+            {
+                r.AddError("--quick and --seq cannot be used together: --seq times one length, --quick a shorter list of them; drop --quick or --seq.");
+            }
+        });
         command.SetAction(parse => parse.GetValue(gpus) is { } n
             ? ContextParallelBench.Run(parse.GetValue(csv)!, n, parse.GetValue(seq) ?? ContextParallelBench.DefaultSeq, parse.GetValue(headDim) ?? 128,
                 parse.GetValue(heads) ?? ContextParallelBench.DefaultHeads, parse.GetValue(kvHeads) ?? ContextParallelBench.DefaultKvHeads)
