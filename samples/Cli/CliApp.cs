@@ -28,7 +28,7 @@ public static class CliApp
     /// </summary>
     internal static TextWriter Errors { get; set; } = Console.Error;
 
-    public static RootCommand Build() => new("KernelDsl: declared kernel variants, their CUDA, INT8 attention on .npy files, and the benchmark.")
+    public static RootCommand Build() => new RootCommand("KernelDsl: declared kernel variants, their CUDA, INT8 attention on .npy files, and the benchmark.")
     {
         new Option<bool>(VerboseName) { Description = "On an error, also print its details (exception type, inner errors, stack).", Recursive = true },
         ListCommand.Create(),
@@ -37,7 +37,7 @@ public static class CliApp
         AttentionCommand.Create(),
         BenchCommand.Create(),
         PlotCommand.Create(),
-    };
+    }.WithEnumParsers();
 
     /// <summary>
     /// The one entry point (Program and the tests): parses, runs the command, and turns every error into one line.

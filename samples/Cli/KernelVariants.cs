@@ -45,25 +45,36 @@ internal static class KernelVariants
 
     /// <summary>The kernel named <paramref name="name"/> in full, or the one whose name ends with ".<paramref name="name"/>".</summary>
     /// <exception cref="CliUsageException">No kernel or several match; the message lists candidates.</exception>
-    public static AttentionKernelInfo Resolve(string name, IReadOnlyList<AttentionKernelInfo> kernels)
+    public static AttentionKernelInfo Resolve(string name, IReadOnlyList<AttentionKernelInfo> kernels) =>
+        ResolveName(name, kernels, k => k.Name, "--variant", "kernels", () =>
+        {
+            var near = kernels.Where(k => k.Name.Contains(name, StringComparison.OrdinalIgnoreCase)).ToList();
+            var candidates = near.Count > 0 ? near : kernels.Where(k => k.Parameters.Length > 0 || k.MaskModifier is not null || k.ScoreModifier is not null).ToList();
+            return $"--variant '{name}' names no attention kernel. {(near.Count > 0 ? "Similar" : "Kernels with modifiers")}: " +
+                $"{string.Join(", ", candidates.Select(k => ShortName(k.Name)))} (`kdsl list` shows all).";
+        });
+
+    /// <summary>
+    /// The one lookup by name of the commands that take a declared name (<c>kdsl attention --variant</c>, <c>kdsl cuda</c>):
+    /// the item named <paramref name="name"/> in full, else the only one whose name ends with ".<paramref name="name"/>".
+    /// </summary>
+    /// <param name="argument">The option or argument the name came from, as the messages name it.</param>
+    /// <param name="noun">What the items are, plural ("kernels", "variants").</param>
+    /// <param name="none">The message when nothing matches.</param>
+    /// <exception cref="CliUsageException">Several items end with the name (the message lists them), or none does.</exception>
+    public static T ResolveName<T>(string name, IReadOnlyList<T> items, Func<T, string> nameOf, string argument, string noun, Func<string> none)
     {
-        if (kernels.FirstOrDefault(k => k.Name == name) is { } exact)
+        if (items.FirstOrDefault(x => nameOf(x) == name) is { } exact)
         {
             return exact;
         }
-        var matches = kernels.Where(k => k.Name.EndsWith("." + name, StringComparison.Ordinal)).ToList();
-        if (matches.Count == 1)
+        var matches = items.Where(x => nameOf(x).EndsWith("." + name, StringComparison.Ordinal)).ToList();
+        return matches.Count switch
         {
-            return matches[0];
-        }
-        if (matches.Count > 1)
-        {
-            throw new CliUsageException($"--variant '{name}' is ambiguous; it matches {matches.Count} kernels: {string.Join(", ", matches.Select(k => ShortName(k.Name)))}.");
-        }
-        var near = kernels.Where(k => k.Name.Contains(name, StringComparison.OrdinalIgnoreCase)).ToList();
-        var candidates = near.Count > 0 ? near : kernels.Where(k => k.Parameters.Length > 0 || k.MaskModifier is not null || k.ScoreModifier is not null).ToList();
-        throw new CliUsageException($"--variant '{name}' names no attention kernel. {(near.Count > 0 ? "Similar" : "Kernels with modifiers")}: " +
-            $"{string.Join(", ", candidates.Select(k => ShortName(k.Name)))} (`kdsl list` shows all).");
+            1 => matches[0],
+            > 1 => throw new CliUsageException($"{argument} '{name}' is ambiguous; it matches {matches.Count} {noun}: {string.Join(", ", matches.Select(x => ShortName(nameOf(x))).Order(StringComparer.Ordinal))}."),
+            _ => throw new CliUsageException(none()),
+        };
     }
 
     /// <summary>
@@ -97,7 +108,47 @@ internal static class KernelVariants
             throw new CliUsageException($"Kernel {ShortName(kernel.Name)} needs " +
                 string.Join(", ", missing.Select(p => $"--arg {p.Name}={(p.IsArray ? "@file.npy" : "VALUE")} ({TypeName(p)})")) + ".");
         }
+        CheckNondecreasing(kernel, values);
         return values;
+    }
+
+    /// <summary>
+    /// An array whose modifier parameter is [Nondecreasing] must never decrease: the generated block classifier bounds it
+    /// over a block by its ends, and the library does not check the promise (a decreasing array gives wrong results, no
+    /// error; the CPU references, calling the C# method per pair, do not notice either). Read from the modifier methods'
+    /// own declarations, as the generator reads them.
+    /// </summary>
+    /// <exception cref="CliUsageException">An array decreases; the message names the argument and the first index where it does.</exception>
+    private static void CheckNondecreasing(AttentionKernelInfo kernel, IReadOnlyDictionary<string, object> values)
+    {
+        var promised = new[] { kernel.MaskModifier, kernel.ScoreModifier }.OfType<string>().Select(FindMethod)
+            .SelectMany(m => m.GetParameters()).Where(p => p.GetCustomAttribute<NondecreasingAttribute>() is not null).Select(p => p.Name!).Distinct();
+        foreach (var name in promised)
+        {
+            var (index, before, after) = values.GetValueOrDefault(name) switch
+            {
+                int[] ints => FirstDecrease(ints),
+                float[] floats => FirstDecrease(floats),
+                _ => (-1, "", ""),
+            };
+            if (index > 0)
+            {
+                throw new CliUsageException($"--arg {name} must never decrease ({name}[i] ≤ {name}[i + 1]: the modifier's parameter is [Nondecreasing]), " +
+                    $"but it decreases at index {index}: {name}[{index - 1}] = {before}, {name}[{index}] = {after}.");
+            }
+        }
+
+        static (int Index, string Before, string After) FirstDecrease<T>(T[] array) where T : System.Numerics.INumber<T>
+        {
+            for (var i = 1; i < array.Length; i++)
+            {
+                if (array[i] < array[i - 1])
+                {
+                    return (i, array[i - 1].ToString(null, CultureInfo.InvariantCulture), array[i].ToString(null, CultureInfo.InvariantCulture));
+                }
+            }
+            return (-1, "", "");
+        }
     }
 
     private static object Parse(AttentionModifierParameter parameter, string text)

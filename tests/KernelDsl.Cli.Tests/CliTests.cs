@@ -98,8 +98,23 @@ public class CliTests : IDisposable
         var (code, output) = RunCapturing([.. args, "--variant", "CausalMask.D128", "--arg", "offset=-10"]);
         Assert.True(code == 0, output);
         Assert.True(ReportedRelativeL2(output) < 3e-2, output);
+        Assert.Contains("20 of 200 rows see no key (O = 0 there).", output);
         var o = NpyFile.ReadHalf(PathOf("o.npy")).Data;
         Assert.All(o.AsSpan(0, 10 * 128).ToArray(), x => Assert.Equal(0.0, (double)x));
+    }
+
+    [Theory]
+    [InlineData("-5")]
+    [InlineData("0")]
+    public void A_mask_that_hides_every_key_of_every_row_is_said_so_not_scored(string window)
+    {
+        var args = WriteInputs(64, 64, out _, out _);
+        var run = CliRunner.Run([.. args, "--variant", "SlidingWindow.D128", "--arg", "window=" + window]);
+        Assert.True(run.Code == 0, run.ToString());
+        Assert.Contains("The mask SlidingWindow.Visible hides every key of every row: O = 0, LSE = −∞; the output is all zeros", run.Output);
+        Assert.DoesNotContain("relative L2", run.Output);
+        Assert.DoesNotContain("cosine", run.Output);
+        Assert.All(NpyFile.ReadHalf(PathOf("o.npy")).Data, x => Assert.Equal(0.0, (double)x));
     }
 
     [Theory]
@@ -164,6 +179,20 @@ public class CliTests : IDisposable
         Assert.Equal(0, Run("list"));
         Assert.Equal(0, Run("cuda", "Int8AttentionD128Movmatrix"));
         Assert.NotEqual(0, Run("cuda", "NoSuchVariant"));
+    }
+
+    [Fact]
+    public void Cuda_resolves_a_name_as_attention_variant_does_a_unique_suffix_or_an_ambiguity_error()
+    {
+        var (code, output) = RunCapturing("cuda", "SlidingWindow.D128");
+        Assert.True(code == 0, output);
+        Assert.Contains("from KernelDsl.Attention.FlashAttention.SlidingWindow.D128 (", output);
+
+        // The same suffix, the same refusal: one lookup for both commands.
+        var cuda = CliRunner.Run("cuda", "D128");
+        var attention = CliRunner.Run([.. WriteInputs(16, 16, out _, out _), "--variant", "D128"]);
+        Assert.Equal((2, 2), (cuda.Code, attention.Code));
+        Assert.Equal(attention.ErrorLines.Single().Replace("--variant", "variant").Replace("kernels", "variants"), cuda.ErrorLines.Single());
     }
 
     [Theory]

@@ -28,6 +28,33 @@ public class NvrtcCompilerTests
     }
 
     [Fact]
+    public void The_supported_architectures_come_from_nvrtc_and_a_target_outside_them_is_refused_listing_them()
+    {
+        var nvrtc = Nvrtc();
+        var supported = nvrtc.SupportedArchitectures;
+        Assert.Contains(80, supported);  // every NVRTC the runtime loads (11.2 and newer) builds sm_80
+        Assert.Equal(supported.Distinct().Order(), supported);
+        Assert.Null(nvrtc.CannotTarget("sm_80"));
+
+        var reason = nvrtc.CannotTarget("sm_10");
+        Assert.NotNull(reason);
+        Assert.StartsWith($"NVRTC {nvrtc.Version} cannot compile sm_10: it supports ", reason);
+        Assert.Contains("sm_80", reason);
+
+        // What the version alone rules out is said as the version says it.
+        Assert.Equal(nvrtc.Version.CannotTarget("sm_90a"), nvrtc.CannotTarget("sm_90a"));
+    }
+
+    [Fact]
+    public void A_target_outside_the_supported_architectures_does_not_compile()
+    {
+        var nvrtc = Nvrtc();
+        var outside = Enumerable.Range(nvrtc.SupportedArchitectures.Max() + 1, 200).First(c => c % 10 == 0);
+        Assert.NotNull(nvrtc.CannotTarget($"sm_{outside}"));
+        Assert.Throws<NvrtcCompilationException>(() => nvrtc.Compile(new NvrtcRequest(TestKernels.TensorCoreProbe, "TensorCoreProbe", $"sm_{outside}", [])));
+    }
+
+    [Fact]
     public void A_kernel_squeezed_into_too_few_registers_is_reported_as_spilling()
     {
         var request = new NvrtcRequest(TestKernels.Spiller, "Spiller", "sm_90", ["-maxrregcount=32"], PtxasVerbose: true);

@@ -73,6 +73,7 @@ internal static class AttentionCommand
         var kernel = request.VariantName is { } name ? KernelVariants.Resolve(name, Int8Attention.Kernels) : null;
         CheckModeOptions(kernel, options, request);
         var values = kernel is null ? null : KernelVariants.ParseArguments(kernel, request.ArgumentPairs);
+        CheckOutIsNoInput(request);
         CliApp.CheckOutputFile(request.Out, "--out");
         var (q, k, v) = (Read(request.Q, "--q"), Read(request.K, "--k"), Read(request.V, "--v"));
         var shape = ShapeOf(q, k, v, request.Layout, kernel?.Causal ?? options.Causal);
@@ -139,7 +140,8 @@ internal static class AttentionCommand
             AnsiConsole.MarkupLine($"[yellow]No CUDA GPU found[/]: {Markup.Escape(noDevice.Split('\n')[0].Trim())}");
             if (options.Autotune)
             {
-                AnsiConsole.MarkupLine("[yellow]--autotune times kernels on a GPU; without one, the CPU reference models the mode's default kernel.[/]");
+                // Short enough for one line at 80 columns (Spectre wraps there when redirected); the next line names the kernel.
+                AnsiConsole.MarkupLine("[yellow]--autotune skipped: it times kernels on a GPU; this runs the default kernel.[/]");
             }
             engine = $"the CPU reference of {Describe(selected)}: {selected.PElement switch { Element.U8 => "the exact int8 algorithm", Element.E4M3 => "int8 Q·Kᵀ with fp8 P·V", _ => "int8 Q·Kᵀ with 16-bit P·V" }}" +
                 (variant is null ? "" : ", with the kernel's C# modifier methods");
@@ -153,14 +155,30 @@ internal static class AttentionCommand
         if (request.Reference)
         {
             var expected = CliProgress.Status("float64 reference...", () => Float64Attention.Forward(shape, q.Data, k.Data, v.Data, modifiers: modifiers));
-            var error = ErrorMetrics.Compare(o.Select(x => (double)x).ToArray(), expected.Output);
+            var actual = o.Select(x => (double)x).ToArray();
             var with = variant is null ? "" : $" with the same modifiers ({KernelVariants.DescribeModifiers(variant.Kernel)})";
-            AnsiConsole.MarkupLine(Markup.Escape($"Against float64 attention{with}: relative L2 {error.RelativeL2:E3}, cosine {error.Cosine:F6}, max |Δ| {error.MaxAbs:E3}."));
+            // A row that sees no key has O = 0 and LSE = −∞. When no row sees one, both outputs are zero and the metrics
+            // would read as a perfect score (relative L2 0, cosine 1) of nothing: say what happened instead.
+            var blind = expected.Lse.Count(double.IsNegativeInfinity);
+            if (blind == expected.Lse.Length)
+            {
+                var nonZero = actual.Count(x => x != 0);
+                var what = $"The mask{(variant?.Kernel.MaskModifier is { } mask ? " " + KernelVariants.ShortName(mask) : "")} hides every key of every row: O = 0, LSE = −∞";
+                if (nonZero > 0)
+                {
+                    return CliApp.Error(CliApp.Failure, $"{what}, but {nonZero} of {actual.Length} output elements are not 0 (max |O| {actual.Max(Math.Abs):E3}).");
+                }
+                AnsiConsole.MarkupLine(Markup.Escape($"{what}; the output is all zeros, as float64's, so there is no error to measure."));
+                return 0;
+            }
+            var error = ErrorMetrics.Compare(actual, expected.Output);
+            AnsiConsole.MarkupLine(Markup.Escape($"Against float64 attention{with}: relative L2 {error.RelativeL2:E3}, cosine {error.Cosine:F6}, max |Δ| {error.MaxAbs:E3}." +
+                (blind > 0 ? $" {blind} of {expected.Lse.Length} rows see no key (O = 0 there)." : "")));
         }
         return 0;
     }
 
-    /// <summary>--variant fixes the mode; --arg needs a variant; --autotune chooses among u8 kernels only.</summary>
+    /// <summary>--variant fixes the mode; --arg needs a variant; --v-strategy and --autotune apply to u8 P·V only.</summary>
     private static void CheckModeOptions(AttentionKernelInfo? kernel, AttentionOptions options, Request request)
     {
         if (kernel is not null)
@@ -179,6 +197,10 @@ internal static class AttentionCommand
         {
             throw new CliUsageException($"--arg {request.ArgumentPairs[0].Split('=')[0]}: --arg binds a modifier's parameter, so it needs --variant (a kernel with modifiers, see `kdsl list`).");
         }
+        if (options.Pv != PvPrecision.U8 && request.Given.Contains("--v-strategy"))
+        {
+            throw new CliUsageException($"--v-strategy chooses how V reaches the u8 P·V MMA; --pv {options.Pv} has no such choice: drop --v-strategy, or --pv.");
+        }
         if (options.Autotune)
         {
             var fixedByTuning = request.Given.Where(g => g is "--v-strategy" or "--tile").ToArray();
@@ -189,6 +211,34 @@ internal static class AttentionCommand
             if (fixedByTuning.Length > 0)
             {
                 throw new CliUsageException($"--autotune chooses the V strategy and tile itself: drop {string.Join(" and ", fixedByTuning)}, or --autotune.");
+            }
+        }
+    }
+
+    /// <summary>--out must not name an input: O written there would replace the tensor it came from.</summary>
+    /// <exception cref="CliUsageException">--out resolves (full path, a link followed) to the file of --q, --k or --v.</exception>
+    private static void CheckOutIsNoInput(Request request)
+    {
+        var comparison = OperatingSystem.IsLinux() ? StringComparison.Ordinal : StringComparison.OrdinalIgnoreCase;
+        var output = Resolve(request.Out);
+        foreach (var (option, file) in new[] { ("--q", request.Q), ("--k", request.K), ("--v", request.V) })
+        {
+            if (string.Equals(Resolve(file), output, comparison))
+            {
+                throw new CliUsageException($"--out '{request.Out.FullName}' is the file {option} reads{(file.FullName == request.Out.FullName ? "" : $" ('{file.FullName}')")}: " +
+                    "writing O there would overwrite an input; give another --out.");
+            }
+        }
+
+        static string Resolve(FileInfo file)
+        {
+            try
+            {
+                return file.ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? file.FullName;
+            }
+            catch (IOException)
+            {
+                return file.FullName;
             }
         }
     }

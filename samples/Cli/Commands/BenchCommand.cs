@@ -86,6 +86,35 @@ internal static class BenchCommand
                 }
             }
         });
+        // --variants has its own grid too (D = 128, H = 16, S in {4096, 16384} or --seq): the standard grid's --quick,
+        // --head-dim and --only would be ignored, so they are refused. --decode and --gpus name their own conflicts.
+        command.Validators.Add(r =>
+        {
+            if (r.GetResult(variants) is not { Implicit: false } || !r.GetValue(variants) || r.GetResult(decode) is { Implicit: false } || r.GetResult(gpus) is { Implicit: false })
+            {
+                return;
+            }
+            foreach (var (option, name) in new (Option Option, string Name)[] { (quick, "--quick"), (headDim, "--head-dim"), (only, "--only") })
+            {
+                if (r.GetResult(option) is { Implicit: false })
+                {
+                    r.AddError($"--variants and {name} cannot be used together: --variants times its own grid (D = 128, H = 16, S in {{4096, 16384}} or --seq); drop {name} or --variants.");
+                    return;
+                }
+            }
+        });
+        // On the standard grid --seq times one length, so --quick (a shorter list of lengths) would be ignored.
+        command.Validators.Add(r =>
+        {
+            if (new Option[] { decode, variants, gpus }.Any(o => r.GetResult(o) is { Implicit: false }))
+            {
+                return;
+            }
+            if (r.GetResult(quick) is { Implicit: false } && r.GetValue(quick) && r.GetResult(seq) is { Implicit: false })
+            {
+                r.AddError("--quick and --seq cannot be used together: --seq times one length, --quick a shorter list of them; drop --quick or --seq.");
+            }
+        });
         command.SetAction(parse => parse.GetValue(gpus) is { } n
             ? ContextParallelBench.Run(parse.GetValue(csv)!, n, parse.GetValue(seq) ?? ContextParallelBench.DefaultSeq, parse.GetValue(headDim) ?? 128,
                 parse.GetValue(heads) ?? ContextParallelBench.DefaultHeads, parse.GetValue(kvHeads) ?? ContextParallelBench.DefaultKvHeads)

@@ -8,7 +8,7 @@ namespace KernelDsl.Cli.Commands;
 
 /// <summary>
 /// <c>kdsl compile</c>: NVRTC-compile every declared variant with the ptxas report. Targets the NVRTC at hand cannot
-/// build (sm_90a before CUDA 12) and variants an explicit --arch cannot run are skipped with the reason; the exit code
+/// build (sm_90a before CUDA 12, architectures it does not list) and variants an explicit --arch cannot run are skipped with the reason; the exit code
 /// is 1 only for a real compile failure or a spill.
 /// </summary>
 internal static partial class CompileCommand
@@ -78,13 +78,14 @@ internal static partial class CompileCommand
             // The probe's first line names what was tried; the line-by-line attempts would not fit one line.
             return CliApp.Error(CliApp.Failure, $"NVRTC could not be loaded: {trace.Split('\n')[0].Trim()} Install NVRTC (docs/NVRTC.md) or name it in KERNELDSL_NVRTC_PATH.");
         }
-        if (arch is not null && nvrtc.Version.CannotTarget(arch.Name) is { } cannot)
+        // Checked against the loaded NVRTC's own list before any compilation, which would fail with hundreds of lines per variant.
+        if (arch is not null && nvrtc.CannotTarget(arch.Name) is { } cannot)
         {
-            throw new CliUsageException($"--arch {arch.Name}: {cannot}. Install a newer NVRTC (or name it in KERNELDSL_NVRTC_PATH), or give another --arch.");
+            throw new CliUsageException($"--arch {arch.Name}: {cannot}. Install an NVRTC that supports it (or name it in KERNELDSL_NVRTC_PATH), or give another --arch.");
         }
         CliApp.WarnIfSourcesOverridden();
         var jobs = modules.SelectMany(m => (arch is null ? m.Targets.ToArray() : [arch.Name]).Select(target =>
-            new Job(m, target, (arch?.CannotBuild(m) is { } why ? $"{arch.Name}: variant {why}" : null) ?? nvrtc.Version.CannotTarget(target)))).ToList();
+            new Job(m, target, (arch?.CannotBuild(m) is { } why ? $"{arch.Name}: variant {why}" : null) ?? nvrtc.CannotTarget(target)))).ToList();
 
         var rows = new List<string[]>();
         var (spills, compiled, failures, advisories) = (0, 0, new List<string>(), new List<string>());

@@ -110,7 +110,8 @@ internal static class ListCommand
         parameters = row.Attention?.Parameters.Select(p => new { name = p.Name, type = KernelVariants.TypeName(p) }) ?? [],
     };
 
-    /// <summary>The variant whose full name is <paramref name="name"/> or ends with ".<paramref name="name"/>".</summary>
-    public static KernelModuleDefinition? Find(string name) =>
-        DeclaredVariants.All.FirstOrDefault(m => m.Name == name) ?? DeclaredVariants.All.FirstOrDefault(m => m.Name.EndsWith("." + name, StringComparison.Ordinal));
+    /// <summary>The variant whose full name is <paramref name="name"/>, or the only one whose name ends with ".<paramref name="name"/>".</summary>
+    /// <exception cref="CliUsageException">No variant or several match (<see cref="KernelVariants.ResolveName"/>, as <c>--variant</c> resolves).</exception>
+    public static KernelModuleDefinition Resolve(string name) => KernelVariants.ResolveName(name, DeclaredVariants.All, m => m.Name, "variant", "variants",
+        () => $"variant: no declared variant is named '{name}' (or ends with '.{name}'); `kdsl list` shows them.");
 }

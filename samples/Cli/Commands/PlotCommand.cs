@@ -26,7 +26,7 @@ internal static class PlotCommand
     /// Our rows, one series per variant at its default tile. The autotuned rows become one series whatever won (the
     /// winner is in the CSV and the table); rows of further tiles ("name [tile]") stay out of the plot to keep it legible.
     /// </summary>
-    internal static IReadOnlyList<Point> ReadOurs(string path) => ReadCsv(path, "--ours", r => new Point(SeriesOf(r["variant"]), int.Parse(r["head_dim"], CultureInfo.InvariantCulture),
+    internal static IReadOnlyList<Point> ReadOurs(string path) => ReadCsv(path, "--ours", "a kdsl bench CSV", ["variant", "head_dim", "seq", "causal", "kernel_tops"], r => new Point(SeriesOf(r["variant"]), int.Parse(r["head_dim"], CultureInfo.InvariantCulture),
         int.Parse(r["seq"], CultureInfo.InvariantCulture), bool.Parse(r["causal"]), double.Parse(r["kernel_tops"], CultureInfo.InvariantCulture)))
         .Where(p => p.Series.Length > 0).ToList();
 
@@ -35,11 +35,16 @@ internal static class PlotCommand
         : variant.Contains(" [", StringComparison.Ordinal) ? ""
         : variant;
 
-    internal static IReadOnlyList<Point> ReadSdpa(string path) => ReadCsv(path, "--sdpa", r => new Point("torch " + r["backend"], int.Parse(r["head_dim"], CultureInfo.InvariantCulture),
+    internal static IReadOnlyList<Point> ReadSdpa(string path) => ReadCsv(path, "--sdpa", "a bench/sdpa.py CSV", ["backend", "head_dim", "seq", "causal", "tops"], r => new Point("torch " + r["backend"], int.Parse(r["head_dim"], CultureInfo.InvariantCulture),
         int.Parse(r["seq"], CultureInfo.InvariantCulture), bool.Parse(r["causal"]), double.Parse(r["tops"], CultureInfo.InvariantCulture)));
 
-    /// <exception cref="CliUsageException">A line lacks a column or holds a value that does not parse; the message names the option, file and line.</exception>
-    private static List<Point> ReadCsv(string path, string option, Func<Dictionary<string, string>, Point> parse)
+    /// <param name="what">What the file should be ("a kdsl bench CSV"), for the message when its header lacks <paramref name="columns"/>.</param>
+    /// <param name="columns">The columns <paramref name="parse"/> reads.</param>
+    /// <exception cref="CliUsageException">
+    /// The header lacks a column <paramref name="parse"/> reads (the file is not <paramref name="what"/>), or a line lacks a
+    /// column or holds a value that does not parse; the message names the option, file and line.
+    /// </exception>
+    private static List<Point> ReadCsv(string path, string option, string what, string[] columns, Func<Dictionary<string, string>, Point> parse)
     {
         // Line numbers are the file's own (1-based), blank lines included, so the message points at the right line.
         var lines = File.ReadAllLines(path).Select((text, index) => (Text: text, Number: index + 1)).Where(l => l.Text.Length > 0).ToArray();
@@ -48,6 +53,13 @@ internal static class PlotCommand
             throw new CliUsageException($"{option}: '{path}' is empty; it needs a header line and rows.");
         }
         var header = lines[0].Text.Split(',');
+        // Checked before any row, so that another file (a .npy, another tool's CSV) is named as such, its bytes never echoed.
+        var missing = columns.Where(c => !header.Contains(c)).ToList();
+        if (missing.Count > 0)
+        {
+            throw new CliUsageException($"{option}: '{path}' is not {what}: no {string.Join(", ", missing.SkipLast(1).Select(c => $"'{c}'"))}" +
+                $"{(missing.Count > 1 ? " or " : "")}'{missing[^1]}' column (it needs {string.Join(", ", columns)}).");
+        }
         if (header.GroupBy(h => h).FirstOrDefault(g => g.Count() > 1) is { } repeated)
         {
             throw new CliUsageException($"{option}: '{path}' line {lines[0].Number} names the column '{repeated.Key}' twice; header: {lines[0].Text}.");

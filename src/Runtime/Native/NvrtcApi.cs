@@ -26,6 +26,9 @@ internal static unsafe partial class NvrtcApi
 
     [LibraryImport(Lib)] public static partial NvrtcStatus nvrtcVersion(out int major, out int minor);
     [LibraryImport(Lib)] public static partial nint nvrtcGetErrorString(NvrtcStatus status);
+    // Since CUDA 11.2: the real architectures (compute capabilities, e.g. 80) this NVRTC compiles for.
+    [LibraryImport(Lib)] public static partial NvrtcStatus nvrtcGetNumSupportedArchs(out int count);
+    [LibraryImport(Lib)] public static partial NvrtcStatus nvrtcGetSupportedArchs(int* archs);
     [LibraryImport(Lib, StringMarshalling = StringMarshalling.Utf8)]
     public static partial NvrtcStatus nvrtcCreateProgram(
         out nint program, string source, string name, int headerCount, nint headers, nint includeNames);

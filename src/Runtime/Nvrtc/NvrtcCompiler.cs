@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Diagnostics.CodeAnalysis;
+using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Text;
 using KernelDsl.Native;
@@ -14,6 +15,8 @@ public sealed unsafe class NvrtcCompiler : IKernelCompiler
 {
     private static readonly Lazy<(NvrtcCompiler? Compiler, string Trace)> Loaded = new(LoadOnce);
 
+    private readonly Lazy<IReadOnlyList<int>> _supportedArchitectures = new(QuerySupportedArchitectures);
+
     private NvrtcCompiler(string libraryName, NvrtcVersion version)
     {
         LibraryName = libraryName;
@@ -25,6 +28,55 @@ public sealed unsafe class NvrtcCompiler : IKernelCompiler
 
     /// <inheritdoc/>
     public NvrtcVersion Version { get; }
+
+    /// <summary>
+    /// The real architectures this NVRTC compiles for, as compute capabilities (80 for sm_80), ascending, as
+    /// <c>nvrtcGetSupportedArchs</c> gives them; empty when the library lacks that entry point (before CUDA 11.2).
+    /// </summary>
+    public IReadOnlyList<int> SupportedArchitectures => _supportedArchitectures.Value;
+
+    /// <summary>
+    /// Why this NVRTC cannot compile for <paramref name="arch"/> (an NVRTC architecture name such as sm_80, sm_90a or
+    /// sm_100f), or null when it can or nothing is known: what its version cannot target (<see cref="NvrtcVersion.CannotTarget"/>),
+    /// or an architecture not among <see cref="SupportedArchitectures"/>, which the reason lists.
+    /// </summary>
+    public string? CannotTarget(string arch)
+    {
+        ArgumentNullException.ThrowIfNull(arch);
+        if (Version.CannotTarget(arch) is { } reason)
+        {
+            return reason;
+        }
+        var digits = arch.StartsWith("sm_", StringComparison.Ordinal) ? new string(arch[3..].TakeWhile(char.IsAsciiDigit).ToArray()) : "";
+        var supported = SupportedArchitectures;
+        return supported.Count == 0 || !int.TryParse(digits, NumberStyles.None, CultureInfo.InvariantCulture, out var capability) || supported.Contains(capability)
+            ? null
+            : $"NVRTC {Version} cannot compile {arch}: it supports {string.Join(", ", supported.Select(c => string.Create(CultureInfo.InvariantCulture, $"sm_{c}")))}";
+    }
+
+    private static IReadOnlyList<int> QuerySupportedArchitectures()
+    {
+        try
+        {
+            if (NvrtcApi.nvrtcGetNumSupportedArchs(out var count) != NvrtcStatus.Success || count <= 0)
+            {
+                return [];
+            }
+            var archs = new int[count];
+            fixed (int* destination = archs)
+            {
+                if (NvrtcApi.nvrtcGetSupportedArchs(destination) != NvrtcStatus.Success)
+                {
+                    return [];
+                }
+            }
+            return archs.Distinct().Order().ToArray();
+        }
+        catch (EntryPointNotFoundException)
+        {
+            return [];
+        }
+    }
 
     /// <summary>Loads NVRTC (once per process), or returns the trace of every name tried.</summary>
     public static bool TryLoad([NotNullWhen(true)] out NvrtcCompiler? compiler, out string trace)
