@@ -30,14 +30,25 @@ internal static class GemmQuickStart
         if (NvrtcCompiler.TryLoad(out var nvrtc, out var trace))
         {
             var report = new Table().AddColumns("target", "registers", "spill bytes", "compile ms");
+            var spilled = new List<string>();
             foreach (var target in Int8GemmQuickStart.Module.Targets)
             {
                 var result = nvrtc.Compile(NvrtcRequest.ForModule(Int8GemmQuickStart.Module, target, ptxasVerbose: true));
                 var kernel = result.Kernels.Single(k => k.Name == Int8GemmQuickStart.KernelName);
-                report.AddRow(target, kernel.Registers.ToString(), (kernel.SpillStoreBytes + kernel.SpillLoadBytes).ToString(), result.Elapsed.TotalMilliseconds.ToString("F0"));
+                var spill = (kernel.SpillStoreBytes + kernel.SpillLoadBytes).ToString();
+                report.AddRow(target, kernel.Registers.ToString(), kernel.Spills ? $"[red]{spill}[/]" : spill, result.Elapsed.TotalMilliseconds.ToString("F0"));
+                if (kernel.Spills)
+                {
+                    spilled.Add(target);
+                }
             }
             AnsiConsole.MarkupLine($"[green]NVRTC {nvrtc.Version}[/] compiled the variant:");
             AnsiConsole.Write(report);
+            if (spilled.Count > 0)
+            {
+                // What kdsl compile fails on: ptxas ran out of registers and moved some to local memory, which costs time.
+                AnsiConsole.MarkupLine($"[red]It spills on {string.Join(", ", spilled)}[/] (ptxas moved registers to local memory): retune the declaration (Int8GemmQuickStart.cs).");
+            }
 
             // The module cache: the first request compiles (cold), a second cache on the same folder loads from disk (warm).
             var folder = ModuleCache.DefaultDirectory() ?? Path.Combine(Path.GetTempPath(), "kerneldsl");

@@ -326,7 +326,7 @@ public static class DeclarationReader
                 {
                     why = "the kernel's generated launcher already has a parameter, local or member of that name; rename it";
                 }
-                else if (SyntaxFacts.GetKeywordKind(parameter.Name) != SyntaxKind.None || SyntaxFacts.GetContextualKeywordKind(parameter.Name) != SyntaxKind.None)
+                else if (IsKeyword(parameter.Name))
                 {
                     why = "it is a C# keyword, which the generated launcher cannot name as a parameter; rename it";
                 }
@@ -343,8 +343,12 @@ public static class DeclarationReader
         }
     }
 
-    /// <summary>The names a modifier parameter would shadow or clash with in the family's generated launcher.</summary>
-    private static IEnumerable<string> LauncherNames(KernelSpec spec) => spec is PagedDecodeSpec decode
+    /// <summary>Whether C# reads <paramref name="name"/> as a keyword, contextual ones included: KDSL0650 refuses it as a modifier parameter.</summary>
+    internal static bool IsKeyword(string name) =>
+        SyntaxFacts.GetKeywordKind(name) != SyntaxKind.None || SyntaxFacts.GetContextualKeywordKind(name) != SyntaxKind.None;
+
+    /// <summary>The names a modifier parameter would shadow or clash with in the family's generated launcher (KDSL0650).</summary>
+    internal static IEnumerable<string> LauncherNames(KernelSpec spec) => spec is PagedDecodeSpec decode
         ? PagedDecodePlan.LauncherNames(decode)
         : AttentionSignature.Names.All.Concat(AttentionLauncherNames);
 

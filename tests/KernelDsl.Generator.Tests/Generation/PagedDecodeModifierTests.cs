@@ -132,6 +132,7 @@ public class PagedDecodeModifierTests
         Assert.Contains("class Decode", source.Split('\n')[d.Location.GetLineSpan().StartLinePosition.Line]);
         Assert.Contains(run.Sources, s => s.HintName == "Users.Window.Decode.unavailable.g.cs");
         Assert.Contains(run.Sources, s => s.HintName == "Users.Window.Prefill.g.cs");
+        Assert.True(run.CompilationErrors.IsEmpty, string.Join("\n", run.CompilationErrors));
     }
 
     [Fact]

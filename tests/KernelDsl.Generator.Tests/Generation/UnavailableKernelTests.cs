@@ -206,6 +206,50 @@ public class UnavailableKernelTests
         Assert.Matches(@"public static void Launch\([^)]*, int window\)", launch);
     }
 
+    /// <summary>
+    /// A family whose score modifier has a runtime parameter KDSL0650 refuses, with a prefill form and a decode variant:
+    /// every placeholder Launch appends the modifier's parameters to its own, so as declared 'lse' was CS0100 (a duplicate
+    /// parameter) and 'base' a syntax error in the placeholder, beside the KDSL0650 that says to rename it.
+    /// </summary>
+    private const string ClashingFamily = Attention + """
+
+        [AttentionForms]
+        public static partial class Forms
+        {
+            [FlashAttentionForward(Like = typeof(Users.Kernel))] public static partial class MmaSync;
+        }
+
+        [AttentionFamily(typeof(Forms))]
+        public static partial class ParamClash
+        {
+            [ScoreModifier] public static float Score(float score, int b, int h, int q, int k, float seq_q, PARAMETER) => score;
+            [PagedDecode(HeadDim = 128)] public static partial class Decode;
+        }
+        """;
+
+    [Theory]
+    [InlineData("float lse", "lse_")]          // a parameter of both launchers (the reported case)
+    [InlineData("float seqQ", "seqQ_")]        // a parameter of the prefill launcher
+    [InlineData("float stream", "stream_")]    // the first parameter of both
+    [InlineData("float lengths", "lengths_")]  // a parameter of the decode launcher only
+    [InlineData("float arguments", "arguments_")]  // a local: harmless in a placeholder, renamed all the same
+    [InlineData("float @base", "base_")]       // a keyword
+    public void A_modifier_parameter_named_like_a_launcher_parameter_is_one_KDSL0650_and_the_placeholders_compile(string parameter, string renamed)
+    {
+        var run = GeneratorHarness.RunGenerator(ClashingFamily.Replace("PARAMETER", parameter, StringComparison.Ordinal));
+        var errors = run.GeneratorDiagnostics.Where(d => d.Severity == DiagnosticSeverity.Error).ToList();
+        Assert.NotEmpty(errors);
+        Assert.All(errors, d => Assert.Equal("KDSL0650", d.Id));
+        Assert.True(run.CompilationErrors.IsEmpty, string.Join("\n", run.CompilationErrors));
+        // Each refused launcher's placeholder takes the parameter, renamed, in its place: positional calls still bind.
+        var placeholders = run.Sources.Where(s => s.HintName.EndsWith(".unavailable.g.cs", StringComparison.Ordinal)).ToList();
+        Assert.NotEmpty(placeholders);
+        foreach (var placeholder in placeholders)
+        {
+            Assert.Contains($"float seq_q, float {renamed})", placeholder.SourceText.ToString(), StringComparison.Ordinal);
+        }
+    }
+
     [Fact]
     public void A_type_that_cannot_take_members_gets_none()
     {

@@ -11,7 +11,7 @@ static partial class Int8GemmQuickStart
     /// <summary>Threads per block of the main kernel.</summary>
     public const int ThreadsPerBlock = 128;
     /// <summary>Dynamic shared memory per block of the main kernel, in bytes.</summary>
-    public const int SharedMemoryBytes = 36864;
+    public const int SharedMemoryBytes = 18432;
     /// <summary>The lowest compute capability (major·10 + minor) every atom of this variant runs on.</summary>
     public const int MinimumSm = 80;
     /// <summary>Rows of C per block.</summary>
@@ -19,7 +19,7 @@ static partial class Int8GemmQuickStart
     /// <summary>Columns of C per block.</summary>
     public const int BlockN = 64;
     /// <summary>k per pipeline stage.</summary>
-    public const int BlockK = 64;
+    public const int BlockK = 32;
     /// <summary>Shared-memory pipeline stages.</summary>
     public const int Stages = 3;
 
@@ -30,7 +30,7 @@ static partial class Int8GemmQuickStart
         CudaSource = CudaSource,
         EntryPoints =
         [
-            new(KernelName, 128, 36864),
+            new(KernelName, 128, 18432),
         ],
         Targets = ["sm_80", "sm_90"],
         MinimumSm = MinimumSm,
