@@ -340,3 +340,22 @@ public static partial class Int8AttentionD64WgmmaBlockM64;
 /// <summary>D = 64, causal, on wgmma, 64-row blocks, two per SM.</summary>
 [FlashAttentionForward(Like = typeof(Int8AttentionD64WgmmaFusedQ), BlockM = 64, Warps = 8, MinBlocksPerSm = 2, Causal = true)]
 public static partial class Int8AttentionD64CausalWgmmaBlockM64;
+
+// The same 64-row schedule with fp8 e4m3 P·V (§8 of docs/PERF_NOTES.md: +3–9 % kernel at D = 128 on 128-row blocks):
+// SageAttention2's whole recipe (one consumer warpgroup of 64 rows, several blocks per SM, fp8 P·V, Q per row).
+
+/// <summary>D = 128 on wgmma, 64-row blocks, two per SM, fp8 e4m3 P·V, Q quantized per row in the kernel.</summary>
+[FlashAttentionForward(Like = typeof(Int8AttentionD128WgmmaFp8FusedQ), BlockM = 64, Warps = 8, MinBlocksPerSm = 2)]
+public static partial class Int8AttentionD128WgmmaFp8BlockM64;
+
+/// <summary>D = 128, causal, on wgmma, 64-row blocks, two per SM, fp8 e4m3 P·V.</summary>
+[FlashAttentionForward(Like = typeof(Int8AttentionD128WgmmaFp8FusedQ), BlockM = 64, Warps = 8, MinBlocksPerSm = 2, Causal = true)]
+public static partial class Int8AttentionD128CausalWgmmaFp8BlockM64;
+
+/// <summary>D = 64 on wgmma, 64-row blocks, two per SM, fp8 e4m3 P·V.</summary>
+[FlashAttentionForward(Like = typeof(Int8AttentionD64WgmmaFp8FusedQ), BlockM = 64, Warps = 8, MinBlocksPerSm = 2)]
+public static partial class Int8AttentionD64WgmmaFp8BlockM64;
+
+/// <summary>D = 64, causal, on wgmma, 64-row blocks, two per SM, fp8 e4m3 P·V.</summary>
+[FlashAttentionForward(Like = typeof(Int8AttentionD64WgmmaFp8FusedQ), BlockM = 64, Warps = 8, MinBlocksPerSm = 2, Causal = true)]
+public static partial class Int8AttentionD64CausalWgmmaFp8BlockM64;
