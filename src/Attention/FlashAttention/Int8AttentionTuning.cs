@@ -45,7 +45,7 @@ public sealed partial class Int8Attention
             // (Recipe C writes V transposed; a kernel that quantizes Q itself needs no Q pass).
             var (strategy, tile) = ParseCandidate(candidate);
             var candidateOptions = fixedOptions with { V = strategy, Tile = tile };
-            return Autotuner.Median(() => TimeOnce(stream, () =>
+            return Autotuner.Median(() => Autotuner.TimeOnStream(stream, () =>
             {
                 var (variant, launch) = Prepare(stream, q, k, v, o, candidateOptions, lse);
                 variant.Launch(launch);
@@ -78,13 +78,4 @@ public sealed partial class Int8Attention
 
     internal static string TuningKey(string arch, string gpu, Element input, AttentionDims shape, bool causal) => string.Create(CultureInfo.InvariantCulture,
         $"attention|{arch}|{gpu}|{input}|D{shape.HeadDim}|{(causal ? "causal" : "noncausal")}|Sq={shape.SeqQ}|Sk={shape.SeqK}|B={shape.Batch}|Hq={shape.HeadsQ}|Hkv={shape.HeadsKv}");
-
-    private static double TimeOnce(CudaStream stream, Action launch)
-    {
-        using var start = stream.Record();
-        launch();
-        using var stop = stream.Record();
-        stop.Synchronize();
-        return stop.ElapsedMilliseconds(start);
-    }
 }

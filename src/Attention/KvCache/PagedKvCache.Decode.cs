@@ -4,9 +4,15 @@ namespace KernelDsl.Attention.KvCache;
 
 public sealed partial class PagedKvCache
 {
-    /// <summary>The library's plain decode variants (PagedDecodeVariants.cs), one per head dim and Q/O element.</summary>
+    /// <summary>
+    /// The library's plain decode variants (PagedDecodeVariants.cs): the first of each head dim and Q/O element is its default,
+    /// the others compete with it when <see cref="Autotune"/> is set.
+    /// </summary>
     private static readonly (int HeadDim, Element Input, object Kernel)[] DecodeVariants =
-        [Entry(PagedDecodeD64.With()), Entry(PagedDecodeD128.With()), Entry(PagedDecodeD128Bf16.With())];
+    [
+        Entry(PagedDecodeD64.With()), Entry(PagedDecodeD128.With()), Entry(PagedDecodeD128Bf16.With()),
+        Entry(PagedDecodeD128Warps2.With()), Entry(PagedDecodeD128Warps8.With()),
+    ];
 
     private static (int, Element, object) Entry<T>(PagedDecodeKernel<T> kernel) where T : unmanaged => (kernel.HeadDim, kernel.Input, kernel);
 
@@ -175,6 +181,20 @@ public sealed partial class PagedKvCache
             longest = Math.Max(longest, length);
         }
         var mostQueries = Math.Max(1, KvDecodeWork.MostQueries(cuQueries));
+        if (Autotune && ReferenceEquals(kernel, PlainVariant<T>()))
+        {
+            var (totals, held, table) = (cuQueries.ToArray(), lengths.ToArray(), pageTable.ToArray());
+            kernel = Tuned(kernel, stream, headsQ, lengths.Length, longest, mostQueries, splits, candidate =>
+                LaunchPages(candidate, stream, queries, totals, held, table, tablePages, headsQ, output, lse, softmaxScale, splits, longest, mostQueries));
+        }
+        LaunchPages(kernel, stream, queries, cuQueries, lengths, pageTable, tablePages, headsQ, output, lse, softmaxScale, splits, longest, mostQueries);
+    }
+
+    /// <summary>AttendPages' launch, once its arguments are checked: the split count, the scratch buffers, the kernels.</summary>
+    private void LaunchPages<T>(PagedDecodeKernel<T> kernel, CudaStream stream, DeviceBuffer<T> queries, ReadOnlySpan<int> cuQueries, ReadOnlySpan<int> lengths,
+        ReadOnlySpan<int> pageTable, int tablePages, int headsQ, DeviceBuffer<T> output, DeviceBuffer<float>? lse, float? softmaxScale, int? splits,
+        int longest, int mostQueries) where T : unmanaged
+    {
         var count = splits ?? kernel.SplitsOn(Device, longest, lengths.Length, headsQ, HeadsKv, mostQueries);
         LaunchGuard.Positive(count, nameof(splits));
         var queryTokens = KvDecodeWork.Queries(cuQueries);

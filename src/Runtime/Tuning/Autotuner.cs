@@ -114,6 +114,18 @@ public sealed class Autotuner
         return candidate => Median(() => runOnce(candidate), warmups, runs);
     }
 
+    /// <summary>Milliseconds <paramref name="launch"/>'s work takes on <paramref name="stream"/>, between two CUDA events (a measuring function's one run).</summary>
+    public static double TimeOnStream(CudaStream stream, Action launch)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        ArgumentNullException.ThrowIfNull(launch);
+        using var start = stream.Record();
+        launch();
+        using var stop = stream.Record();
+        stop.Synchronize();
+        return stop.ElapsedMilliseconds(start);
+    }
+
     /// <summary>The median of <paramref name="runs"/> calls of <paramref name="runOnce"/> after <paramref name="warmups"/> ignored ones.</summary>
     public static double Median(Func<double> runOnce, int warmups = 2, int runs = 5)
     {

@@ -104,6 +104,34 @@ public class PagedDecodeGpuTests(ITestOutputHelper output)
     }
 
     /// <summary>
+    /// PagedKvCache.Autotune: a plain decode times the three D = 128 configurations once for its key, runs the fastest, and
+    /// still meets the bars; the same shape again is answered from memory, and a kernel given by the caller is never tuned.
+    /// </summary>
+    [Fact]
+    public void An_autotuned_decode_meets_the_bars_and_is_timed_once_a_key()
+    {
+        var seed = Random.Shared.Next();
+        output.WriteLine($"seed {seed}");
+        using var device = Gpu.OpenOrSkip();
+        using var stream = device.CreateStream();
+        using var fixture = new Fixture(device, stream, new Random(seed), 128, Element.F16, 2, [1, 64, 65, 2000, 4097], kOffsets: true);
+        var tuner = new Autotuner(null);
+        (fixture.Cache.Autotune, fixture.Cache.Tuner) = (true, tuner);
+        Check(fixture, stream, new Random(seed + 1), 4, 8, null, "autotuned, Sq = 4, 8:2", minLength: 4);
+        var tuning = Assert.IsType<DecodeTuning>(fixture.Cache.LastTuning);
+        output.WriteLine($"{tuning.Key}: {tuning.Kernel}; " + string.Join(", ", tuning.Result.Milliseconds.Select(t => $"{t.Key} {t.Value:F4} ms")));
+        Assert.Contains(tuning.Kernel, PagedKvCache.Configurations<Half>(128, Element.F16).Select(k => k.Name));
+        Assert.Equal(3, tuning.Result.Milliseconds.Count);
+        Assert.Equal(1, tuner.Statistics.Tunings);
+        Check(fixture, stream, new Random(seed + 2), 4, 8, null, "autotuned again", minLength: 4);
+        Assert.Equal((1L, 1L), (tuner.Statistics.Tunings, tuner.Statistics.MemoryHits));
+        // A kernel the caller names runs as named.
+        Check(fixture, stream, new Random(seed + 3), 4, 8, 3, "a named kernel under Autotune", minLength: 4, kernel: PagedDecodeD128Warps2.With());
+        Assert.Equal((1L, 1L), (tuner.Statistics.Tunings, tuner.Statistics.MemoryHits));
+        Assert.Same(tuning, fixture.Cache.LastTuning);
+    }
+
+    /// <summary>
     /// The split count's device term comes from the driver's occupancy of the compiled kernel: on a device with 228 KB of
     /// shared memory an SM (sm_90), the default's block and the eight-warp one fit once, the two-warp configuration's twice.
     /// </summary>
