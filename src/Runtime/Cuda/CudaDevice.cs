@@ -213,7 +213,8 @@ public sealed unsafe class CudaDevice : IDisposable
     /// <summary>
     /// How many blocks of <paramref name="entryPoint"/> one SM of this device holds at once, by the driver's occupancy
     /// calculator over the compiled kernel (its registers, its shared memory and its threads per block). Compiles and loads
-    /// the module on first use. Grids sized from this fill the machine the way it will really run, not as declared.
+    /// the module on first use; the answer is kept with the loaded function. Grids sized from this fill the machine the way it
+    /// will really run, not as declared.
     /// </summary>
     /// <exception cref="ArgumentException">The module has no such entry point.</exception>
     public int ResidentBlocksPerSm(KernelModuleDefinition module, string entryPoint)
@@ -221,9 +222,7 @@ public sealed unsafe class CudaDevice : IDisposable
         ArgumentNullException.ThrowIfNull(module);
         var function = Function(module, entryPoint);
         MakeCurrent();
-        CudaException.Check(CudaApi.cuOccupancyMaxActiveBlocksPerMultiprocessor(out var blocks, function.Handle, function.Entry.ThreadsPerBlock,
-            (nuint)function.Entry.SharedMemoryBytes), $"Reading the occupancy of kernel '{entryPoint}' of '{module.Name}' on device {Ordinal}");
-        return blocks;
+        return function.ResidentBlocksPerSm($"Reading the occupancy of kernel '{entryPoint}' of '{module.Name}' on device {Ordinal}");
     }
 
     private int Attribute(CuDeviceAttribute attribute)

@@ -7,6 +7,24 @@ namespace KernelDsl;
 /// <summary>A kernel function resolved in a loaded module, with the entry point it was generated from.</summary>
 internal sealed record LoadedFunction(nint Handle, KernelEntryPoint Entry)
 {
+    private int _residentBlocksPerSm = -1;
+
+    /// <summary>
+    /// Blocks of this kernel one SM holds at once, by the driver's occupancy calculator (its registers, shared memory and
+    /// threads per block), asked once: a decode step sizes its grid with it on every call. The context must be current.
+    /// </summary>
+    public int ResidentBlocksPerSm(string description)
+    {
+        if (Volatile.Read(ref _residentBlocksPerSm) is var known and >= 0)
+        {
+            return known;
+        }
+        CudaException.Check(CudaApi.cuOccupancyMaxActiveBlocksPerMultiprocessor(out var blocks, Handle, Entry.ThreadsPerBlock, (nuint)Entry.SharedMemoryBytes),
+            description);
+        Volatile.Write(ref _residentBlocksPerSm, blocks);
+        return blocks;
+    }
+
     /// <summary>What the compiled kernel needs per block, for launch failures such as too many resources requested.</summary>
     public string DescribeResources() => string.Create(CultureInfo.InvariantCulture,
         $"The compiled kernel uses {Attribute(CuFunctionAttribute.NumRegs)} registers per thread, {Attribute(CuFunctionAttribute.SharedSizeBytes)} bytes of static shared memory and {Attribute(CuFunctionAttribute.LocalSizeBytes)} bytes of local memory per thread, and allows at most {Attribute(CuFunctionAttribute.MaxThreadsPerBlock)} threads per block.");
