@@ -83,8 +83,10 @@ public class SanitizerSmokeTests(ITestOutputHelper output)
         {
             tests.Small(headDim, input);
         }
-        tests.Small(128, KernelDsl.Element.F16, KernelDsl.Attention.KvCache.PagedDecodeD128Warps2.With());
-        tests.Small(128, KernelDsl.Element.F16, KernelDsl.Attention.KvCache.PagedDecodeD128Warps8.With());
+        foreach (var configuration in KernelDsl.Attention.KvCache.PagedKvCache.Configurations<System.Half>(128, KernelDsl.Element.F16).Skip(1))
+        {
+            tests.Small(128, KernelDsl.Element.F16, configuration);
+        }
         var modifiers = new KvCache.PagedDecodeModifierGpuTests(output);
         foreach (var modifier in new[] { "window 20", "window 150", "alibi", "softcap" })
         {

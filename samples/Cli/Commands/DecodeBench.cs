@@ -1,5 +1,6 @@
 using System.Globalization;
 using KernelDsl.Attention.KvCache;
+using KernelDsl.Attention.Reference;
 using KernelDsl.Launching;
 using Spectre.Console;
 
@@ -33,10 +34,11 @@ internal static class DecodeBench
     public const string CsvHeader = "batch,context,seq_q,heads_q,heads_kv,head_dim,kernel,splits,ms,cache_bytes,gb_per_s,gpu";
 
     /// <summary>
-    /// The declared D = 128 f16 decode configurations, the cache's default first: each is timed at every point, and each
-    /// after the first must agree with the first's output (<see cref="AgreementBar"/>) or the bench stops.
+    /// The declared D = 128 f16 decode configurations, the cache's default first (the ones <c>PagedKvCache.Autotune</c> chooses
+    /// among): each is timed at every point, and each after the first must agree with the first's output
+    /// (<see cref="AgreementBar"/>) or the bench stops.
     /// </summary>
-    public static IReadOnlyList<PagedDecodeKernel<Half>> Kernels { get; } = [PagedDecodeD128.With(), PagedDecodeD128Warps2.With(), PagedDecodeD128Warps8.With()];
+    public static IReadOnlyList<PagedDecodeKernel<Half>> Kernels { get; } = PagedKvCache.Configurations<Half>(HeadDim, Element.F16);
 
     /// <summary>
     /// Relative L2 between two configurations' outputs above which the bench refuses to report: each is within the GPU
@@ -98,15 +100,17 @@ internal static class DecodeBench
                 var counts = batch.Select(_ => seqQ).ToArray();
                 using var queries = BenchCommand.Random(device, elements, 1);
                 using var output = device.Allocate<Half>(elements);
-                float[]? first = null;
+                double[]? first = null;
                 foreach (var kernel in Kernels)
                 {
                     stream.FillBytes(output, 0xFF);
                     var ms = BenchCommand.Median(stream, () => cache.Attend(stream, kernel, queries, batch, counts, HeadsQ, output), Flush);
                     stream.Synchronize();
-                    var values = output.ToArray().Select(x => (float)x).ToArray();
-                    var agreement = first is null ? "—" : F(RelativeL2(values, first), "E2");
-                    if (first is not null && !(RelativeL2(values, first) <= AgreementBar))
+                    var values = output.ToArray().Select(x => (double)x).ToArray();
+                    // NaN (a poisoned element left) fails the comparison as surely as a large difference.
+                    var difference = first is null ? 0 : ErrorMetrics.RelativeL2(values, first);
+                    var agreement = first is null ? "—" : F(difference, "E2");
+                    if (!(difference <= AgreementBar))
                     {
                         throw new InvalidOperationException($"{Name(kernel)} disagrees with {Name(Kernels[0])} at B = {batchSize}, context {context}, Sq = {seqQ}: " +
                             $"relative L2 {agreement} over {AgreementBar}. A configuration is broken; run the GPU suite.");
@@ -130,18 +134,6 @@ internal static class DecodeBench
 
     /// <summary>A configuration's short name: its declaring type's.</summary>
     public static string Name<T>(PagedDecodeKernel<T> kernel) where T : unmanaged => kernel.Name[(kernel.Name.LastIndexOf('.') + 1)..];
-
-    /// <summary>‖a − b‖ / ‖b‖; NaN where either holds a non-finite value, so a poisoned output never passes.</summary>
-    public static double RelativeL2(float[] a, float[] b)
-    {
-        double difference = 0, norm = 0;
-        for (var i = 0; i < a.Length; i++)
-        {
-            difference += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
-            norm += (double)b[i] * b[i];
-        }
-        return Math.Sqrt(difference / norm);
-    }
 
     private static string F(double x, string format = "F4") => x.ToString(format, CultureInfo.InvariantCulture);
 

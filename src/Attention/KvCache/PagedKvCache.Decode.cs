@@ -181,10 +181,11 @@ public sealed partial class PagedKvCache
             longest = Math.Max(longest, length);
         }
         var mostQueries = Math.Max(1, KvDecodeWork.MostQueries(cuQueries));
-        if (Autotune && ReferenceEquals(kernel, PlainVariant<T>()))
+        if (Autotune && ReferenceEquals(kernel, PlainVariant<T>()) && Configurations<T>(HeadDim, Input) is { Count: > 1 } candidates)
         {
+            // The measuring runs in a lambda, which cannot hold spans: copies, only where there is something to tune.
             var (totals, held, table) = (cuQueries.ToArray(), lengths.ToArray(), pageTable.ToArray());
-            kernel = Tuned(kernel, stream, headsQ, lengths.Length, longest, mostQueries, splits, candidate =>
+            kernel = Tuned(candidates, stream, headsQ, lengths.Length, longest, mostQueries, splits, candidate =>
                 LaunchPages(candidate, stream, queries, totals, held, table, tablePages, headsQ, output, lse, softmaxScale, splits, longest, mostQueries));
         }
         LaunchPages(kernel, stream, queries, cuQueries, lengths, pageTable, tablePages, headsQ, output, lse, softmaxScale, splits, longest, mostQueries);

@@ -47,17 +47,12 @@ public sealed partial class PagedKvCache
     internal static long Bucket(int x) => x <= 1 ? 1 : (long)BitOperations.RoundUpToPowerOf2((uint)x);
 
     /// <summary>
-    /// The configuration to run for a plain call: the default, or with <see cref="Autotune"/> the fastest for the call's key,
-    /// timing each by <paramref name="launch"/> (the call itself, with that configuration) the first time the key is seen.
+    /// The fastest of <paramref name="candidates"/> for the call's key, timing each by <paramref name="launch"/> (the call
+    /// itself, with that configuration) the first time the key is seen.
     /// </summary>
-    private PagedDecodeKernel<T> Tuned<T>(PagedDecodeKernel<T> plain, CudaStream stream, int headsQ, int batch, int longest, int mostQueries, int? splits,
-        Action<PagedDecodeKernel<T>> launch) where T : unmanaged
+    private PagedDecodeKernel<T> Tuned<T>(IReadOnlyList<PagedDecodeKernel<T>> candidates, CudaStream stream, int headsQ, int batch, int longest, int mostQueries,
+        int? splits, Action<PagedDecodeKernel<T>> launch) where T : unmanaged
     {
-        var candidates = Configurations<T>(HeadDim, Input);
-        if (!Autotune || candidates.Count < 2)
-        {
-            return plain;
-        }
         var key = TuningKey(Device.ArchName, Device.Name, Input, HeadDim, headsQ, HeadsKv, batch, longest, mostQueries, splits);
         var result = Tuner.Choose(key, candidates.Select(c => c.Name).ToArray(), name =>
             Autotuner.Median(() => Autotuner.TimeOnStream(stream, () => launch(candidates.First(c => c.Name == name))), warmups: 2, runs: 5));

@@ -222,7 +222,7 @@ public sealed unsafe class CudaDevice : IDisposable
         ArgumentNullException.ThrowIfNull(module);
         var function = Function(module, entryPoint);
         MakeCurrent();
-        return function.ResidentBlocksPerSm($"Reading the occupancy of kernel '{entryPoint}' of '{module.Name}' on device {Ordinal}");
+        return function.ResidentBlocksPerSm(module.Name, Ordinal);
     }
 
     private int Attribute(CuDeviceAttribute attribute)

@@ -4,23 +4,31 @@ using KernelDsl.Native;
 
 namespace KernelDsl;
 
-/// <summary>A kernel function resolved in a loaded module, with the entry point it was generated from.</summary>
-internal sealed record LoadedFunction(nint Handle, KernelEntryPoint Entry)
+/// <summary>
+/// A kernel function resolved in a loaded module, with the entry point it was generated from. A class, not a record: it is
+/// one resolved handle, and it caches what the driver says about it.
+/// </summary>
+internal sealed class LoadedFunction(nint handle, KernelEntryPoint entry)
 {
     private int _residentBlocksPerSm = -1;
 
+    public nint Handle => handle;
+
+    public KernelEntryPoint Entry => entry;
+
     /// <summary>
     /// Blocks of this kernel one SM holds at once, by the driver's occupancy calculator (its registers, shared memory and
-    /// threads per block), asked once: a decode step sizes its grid with it on every call. The context must be current.
+    /// threads per block), asked once: a decode step sizes its grid with it on every call. The context must be current;
+    /// <paramref name="module"/> and <paramref name="device"/> only name the kernel in an error.
     /// </summary>
-    public int ResidentBlocksPerSm(string description)
+    public int ResidentBlocksPerSm(string module, int device)
     {
         if (Volatile.Read(ref _residentBlocksPerSm) is var known and >= 0)
         {
             return known;
         }
         CudaException.Check(CudaApi.cuOccupancyMaxActiveBlocksPerMultiprocessor(out var blocks, Handle, Entry.ThreadsPerBlock, (nuint)Entry.SharedMemoryBytes),
-            description);
+            $"Reading the occupancy of kernel '{Entry.Name}' of '{module}' on device {device}");
         Volatile.Write(ref _residentBlocksPerSm, blocks);
         return blocks;
     }

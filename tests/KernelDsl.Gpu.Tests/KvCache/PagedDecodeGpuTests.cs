@@ -64,15 +64,13 @@ public class PagedDecodeGpuTests(ITestOutputHelper output)
         Check(fixture, stream, new Random(seed + 2), 4, 8, null, "lengths 1 … 32768 (4 ≤ length), Sq = 4, GQA 8:1", minLength: 4);
     }
 
-    /// <summary>The declared D = 128 f16 configurations besides the default, which kdsl bench --decode times beside it.</summary>
-    public static TheoryData<string> OtherConfigurations() => new(nameof(PagedDecodeD128Warps2), nameof(PagedDecodeD128Warps8));
+    /// <summary>The declared D = 128 f16 configurations, the default first: those the autotuner and kdsl bench --decode choose among.</summary>
+    private static IReadOnlyList<PagedDecodeKernel<Half>> Configurations => PagedKvCache.Configurations<Half>(128, Element.F16);
 
-    private static PagedDecodeKernel<Half> Configuration(string name) => name switch
-    {
-        nameof(PagedDecodeD128Warps2) => PagedDecodeD128Warps2.With(),
-        nameof(PagedDecodeD128Warps8) => PagedDecodeD128Warps8.With(),
-        _ => throw new ArgumentException($"no configuration '{name}'", nameof(name)),
-    };
+    /// <summary>The configurations besides the default, by name.</summary>
+    public static TheoryData<string> OtherConfigurations() => new(Configurations.Skip(1).Select(k => k.Name));
+
+    private static PagedDecodeKernel<Half> Configuration(string name) => Configurations.Single(k => k.Name == name);
 
     /// <summary>
     /// The other declared D = 128 configurations (two warps a block; eight warps on half-page steps): the same bars, and each
@@ -120,7 +118,7 @@ public class PagedDecodeGpuTests(ITestOutputHelper output)
         Check(fixture, stream, new Random(seed + 1), 4, 8, null, "autotuned, Sq = 4, 8:2", minLength: 4);
         var tuning = Assert.IsType<DecodeTuning>(fixture.Cache.LastTuning);
         output.WriteLine($"{tuning.Key}: {tuning.Kernel}; " + string.Join(", ", tuning.Result.Milliseconds.Select(t => $"{t.Key} {t.Value:F4} ms")));
-        Assert.Contains(tuning.Kernel, PagedKvCache.Configurations<Half>(128, Element.F16).Select(k => k.Name));
+        Assert.Contains(tuning.Kernel, Configurations.Select(k => k.Name));
         Assert.Equal(3, tuning.Result.Milliseconds.Count);
         Assert.Equal(1, tuner.Statistics.Tunings);
         Check(fixture, stream, new Random(seed + 2), 4, 8, null, "autotuned again", minLength: 4);
@@ -379,7 +377,7 @@ public class PagedDecodeGpuTests(ITestOutputHelper output)
             using var queries = device.Upload<Half>(MemoryMarshal.Cast<ushort, Half>(KvCacheTestData.Tokens(new Random(3), batchSize * HeadsQ, 1, D, Element.F16)));
             using var outputs = device.Allocate<Half>(batchSize * HeadsQ * D);
             var counts = batch.Select(_ => 1).ToArray();
-            foreach (var kernel in new[] { PagedDecodeD128.With(), PagedDecodeD128Warps2.With(), PagedDecodeD128Warps8.With() })
+            foreach (var kernel in Configurations)
             {
                 for (var i = 0; i < 3; i++)
                 {
