@@ -18,7 +18,10 @@ namespace KernelDsl.Cli.Commands;
 /// expects). Cache bytes are what decode must read of the pages the batch touches: K and V codes, K scale, K mean, V scales.
 /// Every declared D = 128 f16 configuration (<see cref="Kernels"/>) is timed at each point, through
 /// <c>PagedKvCache.Attend</c> with that kernel, and checked against the default's output.
-/// Writes <c>batch,context,seq_q,heads_q,heads_kv,head_dim,kernel,splits,ms,cache_bytes,gb_per_s,gpu</c>; bench/sdpa.py's
+/// Each point is also timed apart: <c>device_ms</c> with the device kept busy by more flushes while the host queues the call,
+/// so that the time is the device's alone (the upload, the kernels and the gaps between them), and <c>host_us</c>, the time
+/// the host takes to queue the call. The gap between <c>ms</c> and <c>device_ms</c> is what the host costs the caller.
+/// Writes <c>batch,context,seq_q,heads_q,heads_kv,head_dim,kernel,splits,ms,device_ms,host_us,cache_bytes,gb_per_s,gpu</c>; bench/sdpa.py's
 /// <c>decode</c> times torch SDPA over a contiguous f16 cache at the same shapes and <c>decode-join</c> joins the two.
 /// </summary>
 internal static class DecodeBench
@@ -31,7 +34,7 @@ internal static class DecodeBench
     /// <summary>Tokens of random f16 K (and V) uploaded once and appended again and again: [ChunkTokens][Hkv][D], 32 MB each.</summary>
     private const int ChunkTokens = 16384;
 
-    public const string CsvHeader = "batch,context,seq_q,heads_q,heads_kv,head_dim,kernel,splits,ms,cache_bytes,gb_per_s,gpu";
+    public const string CsvHeader = "batch,context,seq_q,heads_q,heads_kv,head_dim,kernel,splits,ms,device_ms,host_us,cache_bytes,gb_per_s,gpu";
 
     /// <summary>
     /// The declared D = 128 f16 decode configurations, the cache's default first (the ones <c>PagedKvCache.Autotune</c> chooses
@@ -70,7 +73,7 @@ internal static class DecodeBench
     public static void Run(CudaDevice device, CudaStream stream, FileInfo csv)
     {
         var rows = new List<string> { CsvHeader };
-        var table = new Table().AddColumns("B", "context", "Sq", "kernel", "splits", "ms", "cache MB", "cache GB/s", "vs default (rel. L2)");
+        var table = new Table().AddColumns("B", "context", "Sq", "kernel", "splits", "ms", "device ms", "host µs", "cache MB", "cache GB/s", "vs default (rel. L2)");
         var skipped = new List<string>();
         using var kChunk = BenchCommand.Random(device, (long)ChunkTokens * HeadsKv * HeadDim, 2);
         using var vChunk = BenchCommand.Random(device, (long)ChunkTokens * HeadsKv * HeadDim, 3);
@@ -104,7 +107,9 @@ internal static class DecodeBench
                 foreach (var kernel in Kernels)
                 {
                     stream.FillBytes(output, 0xFF);
-                    var ms = BenchCommand.Median(stream, () => cache.Attend(stream, kernel, queries, batch, counts, HeadsQ, output), Flush);
+                    void Call() => cache.Attend(stream, kernel, queries, batch, counts, HeadsQ, output);
+                    var ms = BenchCommand.Median(stream, Call, Flush);
+                    var (deviceMs, hostUs) = DeviceAndHost(stream, Call, Flush);
                     stream.Synchronize();
                     var values = output.ToArray().Select(x => (double)x).ToArray();
                     // NaN (a poisoned element left) fails the comparison as surely as a large difference.
@@ -117,8 +122,8 @@ internal static class DecodeBench
                     }
                     first ??= values;
                     var used = kernel.SplitsOn(device, context, batchSize, HeadsQ, HeadsKv, seqQ);
-                    rows.Add($"{batchSize},{context},{seqQ},{HeadsQ},{HeadsKv},{HeadDim},{Name(kernel)},{used},{F(ms)},{bytes},{F(bytes / ms / 1e6, "F1")},{Csv(device.Name)}");
-                    table.AddRow($"{batchSize}", $"{context}", $"{seqQ}", Name(kernel), $"{used}", F(ms), F(bytes / 1e6, "F1"), F(bytes / ms / 1e6, "F0"), agreement);
+                    rows.Add($"{batchSize},{context},{seqQ},{HeadsQ},{HeadsKv},{HeadDim},{Name(kernel)},{used},{F(ms)},{F(deviceMs)},{F(hostUs, "F1")},{bytes},{F(bytes / ms / 1e6, "F1")},{Csv(device.Name)}");
+                    table.AddRow($"{batchSize}", $"{context}", $"{seqQ}", Name(kernel), $"{used}", F(ms), F(deviceMs), F(hostUs, "F1"), F(bytes / 1e6, "F1"), F(bytes / ms / 1e6, "F0"), agreement);
                 }
             }
         });
@@ -127,9 +132,44 @@ internal static class DecodeBench
         {
             AnsiConsole.MarkupLine($"[yellow]skipped (does not fit the card's free memory): {Markup.Escape(line)}[/]");
         }
-        AnsiConsole.MarkupLine("Times are the whole Decode call (page-table upload, decode kernel, split merge), the L2 flushed before each run.");
+        AnsiConsole.MarkupLine("Times are the whole Decode call (page-table upload, decode kernel, split merge), the L2 flushed before each run; " +
+            "device ms hides the host's queueing behind more flushes, host µs is that queueing.");
         File.WriteAllLines(csv.FullName, rows);
         AnsiConsole.MarkupLine($"wrote {Markup.Escape(csv.FullName)}");
+    }
+
+    /// <summary>Flushes queued ahead of each run of <see cref="DeviceAndHost"/>: about 0.2 ms of device work on an H100 or H200.</summary>
+    private const int HidingFlushes = 8;
+
+    /// <summary>
+    /// Median device milliseconds of <paramref name="call"/> with <see cref="HidingFlushes"/> flushes queued before it, so the
+    /// device is still busy with them while the host queues the call and the events time the device's work alone; and the
+    /// median microseconds the host takes to queue it (a copy that blocks the host shows here).
+    /// </summary>
+    private static (double DeviceMs, double HostUs) DeviceAndHost(CudaStream stream, Action call, Action flush)
+    {
+        var (device, host) = (new List<double>(), new List<double>());
+        for (var i = 0; i < 23; i++)
+        {
+            for (var f = 0; f < HidingFlushes; f++)
+            {
+                flush();
+            }
+            using var start = stream.Record();
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            call();
+            var queued = clock.Elapsed.TotalMicroseconds;
+            using var stop = stream.Record();
+            stop.Synchronize();
+            if (i >= 3)
+            {
+                device.Add(stop.ElapsedMilliseconds(start));
+                host.Add(queued);
+            }
+        }
+        device.Sort();
+        host.Sort();
+        return (device[device.Count / 2], host[host.Count / 2]);
     }
 
     /// <summary>A configuration's short name: its declaring type's.</summary>
