@@ -83,7 +83,12 @@ public class SanitizerSmokeTests(ITestOutputHelper output)
         {
             tests.Small(headDim, input);
         }
-        foreach (var configuration in KernelDsl.Attention.KvCache.PagedKvCache.Configurations<System.Half>(128, KernelDsl.Element.F16).Skip(1))
+        IReadOnlyList<KernelDsl.Launching.PagedDecodeKernel<System.Half>> configurations;
+        using (var device = KernelDsl.Runtime.Tests.Gpu.OpenOrSkip())
+        {
+            configurations = KernelDsl.Attention.KvCache.PagedKvCache.Configurations<System.Half>(128, KernelDsl.Element.F16, device);
+        }
+        foreach (var configuration in configurations.Skip(1))
         {
             tests.Small(128, KernelDsl.Element.F16, configuration);
         }

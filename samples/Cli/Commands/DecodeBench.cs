@@ -16,7 +16,7 @@ namespace KernelDsl.Cli.Commands;
 /// its size), so the cache comes from DRAM as it does in serving, where a step's weights pass through the L2 between decodes;
 /// bench/sdpa.py decode does the same for torch. The context counts the Sq query tokens (already in the cache, as Decode
 /// expects). Cache bytes are what decode must read of the pages the batch touches: K and V codes, K scale, K mean, V scales.
-/// Every declared D = 128 f16 configuration (<see cref="Kernels"/>) is timed at each point, through
+/// Every declared D = 128 f16 configuration the device runs (<see cref="KernelsOn"/>) is timed at each point, through
 /// <c>PagedKvCache.Attend</c> with that kernel, and checked against the default's output.
 /// Each point is also timed apart: <c>device_ms</c> with the device kept busy by more flushes while the host queues the call,
 /// so that the time is the device's alone (the upload, the kernels and the gaps between them), and <c>host_us</c>, the time
@@ -41,7 +41,7 @@ internal static class DecodeBench
     /// among): each is timed at every point, and each after the first must agree with the first's output
     /// (<see cref="AgreementBar"/>) or the bench stops.
     /// </summary>
-    public static IReadOnlyList<PagedDecodeKernel<Half>> Kernels { get; } = PagedKvCache.Configurations<Half>(HeadDim, Element.F16);
+    public static IReadOnlyList<PagedDecodeKernel<Half>> KernelsOn(CudaDevice device) => PagedKvCache.Configurations<Half>(HeadDim, Element.F16, device);
 
     /// <summary>
     /// Relative L2 between two configurations' outputs above which the bench refuses to report: each is within the GPU
@@ -80,11 +80,12 @@ internal static class DecodeBench
         using var flush = device.Allocate<byte>(FlushBytes(device));
         var flushes = 0;
         void Flush() => stream.FillBytes(flush, (byte)++flushes);
+        var kernels = KernelsOn(device);
         var grid = Contexts.SelectMany(c => Batches.Select(b => (Batch: b, Context: c))).ToList();
         CliProgress.Run("decode (B, context)", grid, point =>
         {
             var (batchSize, context) = point;
-            var splits = Kernels.Max(kernel => QueryLengths.Max(sq => kernel.SplitsOn(device, context, batchSize, HeadsQ, HeadsKv, sq)));
+            var splits = kernels.Max(kernel => QueryLengths.Max(sq => kernel.SplitsOn(device, context, batchSize, HeadsQ, HeadsKv, sq)));
             var needed = DeviceBytes(batchSize, context, splits);
             var free = device.FreeMemoryBytes;
             if (needed > free)
@@ -104,7 +105,7 @@ internal static class DecodeBench
                 using var queries = BenchCommand.Random(device, elements, 1);
                 using var output = device.Allocate<Half>(elements);
                 double[]? first = null;
-                foreach (var kernel in Kernels)
+                foreach (var kernel in kernels)
                 {
                     stream.FillBytes(output, 0xFF);
                     void Call() => cache.Attend(stream, kernel, queries, batch, counts, HeadsQ, output);
@@ -117,7 +118,7 @@ internal static class DecodeBench
                     var agreement = first is null ? "—" : F(difference, "E2");
                     if (!(difference <= AgreementBar))
                     {
-                        throw new InvalidOperationException($"{Name(kernel)} disagrees with {Name(Kernels[0])} at B = {batchSize}, context {context}, Sq = {seqQ}: " +
+                        throw new InvalidOperationException($"{Name(kernel)} disagrees with {Name(kernels[0])} at B = {batchSize}, context {context}, Sq = {seqQ}: " +
                             $"relative L2 {agreement} over {AgreementBar}. A configuration is broken; run the GPU suite.");
                     }
                     first ??= values;

@@ -31,3 +31,18 @@ public static partial class PagedDecodeD128Warps2;
 /// </summary>
 [PagedDecode(HeadDim = 128, PageSize = 64, StageKeys = 32, Input = Element.F16, Warps = 8, Stages = 2)]
 public static partial class PagedDecodeD128Warps8;
+
+/// <summary>
+/// Decode over the paged cache, D = 128, f16 Q and O, the default's four warps with three stages: each warp keeps two pages
+/// in flight while it computes a third, where two stages leave one (the next page is issued only once the current one has
+/// landed). 216 KB of shared memory, which only sm_90's 227 KB a block holds (docs/PERF_NOTES.md §11).
+/// </summary>
+[PagedDecode(HeadDim = 128, PageSize = 64, Input = Element.F16, Warps = 4, Stages = 3, Targets = [Sm.Sm90])]
+public static partial class PagedDecodeD128Stages3;
+
+/// <summary>
+/// Decode over the paged cache, D = 128, f16 Q and O, two warps of three stages: 113 KB, so two blocks still share an sm_90 SM
+/// (2 × (113 + 1) KB of its 228), each warp with two pages in flight. The two-warp configuration with that depth.
+/// </summary>
+[PagedDecode(HeadDim = 128, PageSize = 64, Input = Element.F16, Warps = 2, Stages = 3)]
+public static partial class PagedDecodeD128Warps2Stages3;

@@ -11,10 +11,14 @@ public sealed partial class PagedKvCache
     private static readonly (int HeadDim, Element Input, object Kernel)[] DecodeVariants =
     [
         Entry(PagedDecodeD64.With()), Entry(PagedDecodeD128.With()), Entry(PagedDecodeD128Bf16.With()),
-        Entry(PagedDecodeD128Warps2.With()), Entry(PagedDecodeD128Warps8.With()),
+        Entry(PagedDecodeD128Warps2.With()), Entry(PagedDecodeD128Warps8.With()), Entry(PagedDecodeD128Stages3.With()),
+        Entry(PagedDecodeD128Warps2Stages3.With()),
     ];
 
     private static (int, Element, object) Entry<T>(PagedDecodeKernel<T> kernel) where T : unmanaged => (kernel.HeadDim, kernel.Input, kernel);
+
+    /// <summary>The plain variant <see cref="PlainVariant{T}"/> chose for this cache's device, once chosen.</summary>
+    private object? _plainVariant;
 
     private DeviceBuffer<int>? _decodeWorkspace;
     private DeviceBuffer<float>? _partialO, _partialLse;
@@ -151,17 +155,32 @@ public sealed partial class PagedKvCache
         AttendPages(PlainVariant<T>(), stream, queries, cuQueries, lengths, pageTable, tablePages, headsQ, output, lse, softmaxScale, splits);
     }
 
-    /// <summary>The plain decode variant of this cache's head dim and element, for Q and O of <typeparamref name="T"/>.</summary>
+    /// <summary>
+    /// The plain decode variant of this cache's head dim and element, for Q and O of <typeparamref name="T"/>: the first declared
+    /// one this device runs (on an sm_86/89 card, whose blocks get 99 KB of shared memory, the default does not fit and the
+    /// two-warp configuration runs instead).
+    /// </summary>
     private PagedDecodeKernel<T> PlainVariant<T>() where T : unmanaged
     {
-        var variant = DecodeVariants.FirstOrDefault(v => v.HeadDim == HeadDim && v.Input == Input);
-        if (variant.Kernel is null)
+        if (_plainVariant is PagedDecodeKernel<T> chosen)
+        {
+            return chosen;
+        }
+        var declared = DecodeVariants.Where(v => v.HeadDim == HeadDim && v.Input == Input).Select(v => v.Kernel).ToArray();
+        if (declared.Length == 0)
         {
             throw new NotSupportedException($"No paged decode kernel is declared for head dim {HeadDim} with {Input} queries; declared: " +
                 string.Join(", ", DecodeVariants.Select(v => $"{v.HeadDim} {v.Input}")) + ".");
         }
-        return variant.Kernel as PagedDecodeKernel<T> ?? throw new ArgumentException(
-            $"This cache attends with {Input} queries ({(Input == Element.BF16 ? "DeviceBuffer<ushort> of bf16 bits" : "DeviceBuffer<Half>")}).", "queries");
+        var typed = declared.OfType<PagedDecodeKernel<T>>().ToArray();
+        if (typed.Length == 0)
+        {
+            throw new ArgumentException(
+                $"This cache attends with {Input} queries ({(Input == Element.BF16 ? "DeviceBuffer<ushort> of bf16 bits" : "DeviceBuffer<Half>")}).", "queries");
+        }
+        return (PagedDecodeKernel<T>)(_plainVariant = typed.FirstOrDefault(k => k.RunsOn(Device)) ?? throw new NotSupportedException(
+            $"None of the paged decode kernels declared for head dim {HeadDim} with {Input} queries runs on {Device.Name} (sm_{Device.ComputeCapability}, " +
+            $"{Device.MaxSharedMemoryPerBlockOptin} bytes of shared memory a block): {string.Join(", ", typed.Select(k => k.Name))}."));
     }
 
     /// <summary>The public AttendPages with the decode variant given (a plain one, or one with modifiers bound).</summary>
@@ -181,7 +200,7 @@ public sealed partial class PagedKvCache
             longest = Math.Max(longest, length);
         }
         var mostQueries = Math.Max(1, KvDecodeWork.MostQueries(cuQueries));
-        if (Autotune && ReferenceEquals(kernel, PlainVariant<T>()) && Configurations<T>(HeadDim, Input) is { Count: > 1 } candidates)
+        if (Autotune && ReferenceEquals(kernel, PlainVariant<T>()) && Configurations<T>(HeadDim, Input, Device) is { Count: > 1 } candidates)
         {
             // The measuring runs in a lambda, which cannot hold spans: copies, only where there is something to tune.
             var (totals, held, table) = (cuQueries.ToArray(), lengths.ToArray(), pageTable.ToArray());

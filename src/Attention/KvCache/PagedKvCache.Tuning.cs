@@ -31,9 +31,13 @@ public sealed partial class PagedKvCache
     /// <summary>The decision behind the latest autotuned call, or null if there was none.</summary>
     public DecodeTuning? LastTuning { get; private set; }
 
-    /// <summary>The declared plain configurations for <paramref name="headDim"/> and <paramref name="input"/>, the default first.</summary>
-    internal static IReadOnlyList<PagedDecodeKernel<T>> Configurations<T>(int headDim, Element input) where T : unmanaged =>
-        DecodeVariants.Where(v => v.HeadDim == headDim && v.Input == input).Select(v => v.Kernel).OfType<PagedDecodeKernel<T>>().ToArray();
+    /// <summary>
+    /// The declared plain configurations for <paramref name="headDim"/> and <paramref name="input"/>, the default first; with
+    /// <paramref name="device"/>, only those it runs (some need sm_90's shared memory).
+    /// </summary>
+    internal static IReadOnlyList<PagedDecodeKernel<T>> Configurations<T>(int headDim, Element input, CudaDevice? device = null) where T : unmanaged =>
+        DecodeVariants.Where(v => v.HeadDim == headDim && v.Input == input).Select(v => v.Kernel).OfType<PagedDecodeKernel<T>>()
+            .Where(k => device is null || k.RunsOn(device)).ToArray();
 
     /// <summary>
     /// E.g. <c>decode|sm_90|NVIDIA H100 80GB HBM3|F16|D128|Hq=64|Hkv=8|B≤16|L≤4096|q≤1|splits=auto</c>: the batch, its longest

@@ -87,7 +87,7 @@ public static class PagedDecodeLauncherWriter
             w.Line($"return new({CSharpFile.Literal(spec.Type.FullName)}, HeadDim, global::KernelDsl.Element.{(spec.Input == Element.BF16 ? "BF16" : "F16")}, PageSize, Warps, StageKeys,");
             w.Line($"    ({string.Join(", ", shared)}) =>");
             w.Line($"        Launch({string.Join(", ", shared.Concat(runtime.Select(r => r.Name)))}),");
-            w.Line($"    SplitsFor, ResidentBlocks);");
+            w.Line($"    SplitsFor, ResidentBlocks, Module);");
         });
     }
 

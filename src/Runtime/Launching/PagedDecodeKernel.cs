@@ -26,10 +26,22 @@ public delegate int PagedDecodeSplits(int longest, int batch, int headsQ, int he
 /// <param name="Launch">The generated Launch, with the modifiers' arguments bound.</param>
 /// <param name="SplitsFor">The generated split count suggestion.</param>
 /// <param name="ResidentBlocks">The generated count of the decode kernel's blocks a device holds at once.</param>
+/// <param name="Module">The generated module: its targets say which devices run it.</param>
 public sealed record PagedDecodeKernel<T>(string Name, int HeadDim, Element Input, int PageSize, int Warps, int StageKeys, PagedDecodeLaunch<T> Launch, PagedDecodeSplits SplitsFor,
-    Func<CudaDevice, int> ResidentBlocks)
+    Func<CudaDevice, int> ResidentBlocks, KernelModuleDefinition Module)
     where T : unmanaged
 {
+    /// <summary>
+    /// Whether a device of <paramref name="computeCapability"/> (major·10 + minor) that grants a block up to
+    /// <paramref name="sharedMemoryPerBlock"/> bytes runs it: its instructions are there, and its blocks fit (three stages of four
+    /// warps at D = 128 fit sm_90's 227 KB, not sm_80's 163 KB nor sm_86/89's 99 KB).
+    /// </summary>
+    public bool RunsOn(int computeCapability, int sharedMemoryPerBlock) =>
+        Module.RunsOn(computeCapability) && Module.EntryPoints.All(e => e.SharedMemoryBytes <= sharedMemoryPerBlock);
+
+    /// <summary>Whether <paramref name="device"/> runs it (<see cref="RunsOn(int, int)"/> with the device's limits).</summary>
+    public bool RunsOn(CudaDevice device) => RunsOn(device.ComputeCapability, device.MaxSharedMemoryPerBlockOptin);
+
     /// <summary>The split count that fills <paramref name="device"/> once with this kernel's blocks, as it really runs there.</summary>
     public int SplitsOn(CudaDevice device, int longest, int batch, int headsQ, int headsKv, int mostQueries) =>
         SplitsFor(longest, batch, headsQ, headsKv, mostQueries, ResidentBlocks(device));

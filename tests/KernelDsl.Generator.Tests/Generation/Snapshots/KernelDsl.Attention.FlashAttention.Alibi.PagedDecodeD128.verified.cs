@@ -189,7 +189,7 @@ static partial class Alibi
             return new("KernelDsl.Attention.FlashAttention.Alibi.PagedDecodeD128", HeadDim, global::KernelDsl.Element.F16, PageSize, Warps, StageKeys,
                 (stream, queries, cuQueries, lengths, pageTable, tablePages, kCodes, kScale, kMean, vCodes, vScale, workspace, partialO, partialLse, output, lse, headsQ, headsKv, pages, splits, softmaxScale) =>
                     Launch(stream, queries, cuQueries, lengths, pageTable, tablePages, kCodes, kScale, kMean, vCodes, vScale, workspace, partialO, partialLse, output, lse, headsQ, headsKv, pages, splits, softmaxScale, slopes),
-                SplitsFor, ResidentBlocks);
+                SplitsFor, ResidentBlocks, Module);
         }
     }
 }

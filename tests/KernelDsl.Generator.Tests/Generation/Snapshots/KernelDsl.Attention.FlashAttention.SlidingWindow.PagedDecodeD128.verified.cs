@@ -186,7 +186,7 @@ static partial class SlidingWindow
             return new("KernelDsl.Attention.FlashAttention.SlidingWindow.PagedDecodeD128", HeadDim, global::KernelDsl.Element.F16, PageSize, Warps, StageKeys,
                 (stream, queries, cuQueries, lengths, pageTable, tablePages, kCodes, kScale, kMean, vCodes, vScale, workspace, partialO, partialLse, output, lse, headsQ, headsKv, pages, splits, softmaxScale) =>
                     Launch(stream, queries, cuQueries, lengths, pageTable, tablePages, kCodes, kScale, kMean, vCodes, vScale, workspace, partialO, partialLse, output, lse, headsQ, headsKv, pages, splits, softmaxScale, window),
-                SplitsFor, ResidentBlocks);
+                SplitsFor, ResidentBlocks, Module);
         }
     }
 }

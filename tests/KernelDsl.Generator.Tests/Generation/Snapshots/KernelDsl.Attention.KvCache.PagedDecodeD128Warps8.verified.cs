@@ -179,6 +179,6 @@ static partial class PagedDecodeD128Warps8
         return new("KernelDsl.Attention.KvCache.PagedDecodeD128Warps8", HeadDim, global::KernelDsl.Element.F16, PageSize, Warps, StageKeys,
             (stream, queries, cuQueries, lengths, pageTable, tablePages, kCodes, kScale, kMean, vCodes, vScale, workspace, partialO, partialLse, output, lse, headsQ, headsKv, pages, splits, softmaxScale) =>
                 Launch(stream, queries, cuQueries, lengths, pageTable, tablePages, kCodes, kScale, kMean, vCodes, vScale, workspace, partialO, partialLse, output, lse, headsQ, headsKv, pages, splits, softmaxScale),
-            SplitsFor, ResidentBlocks);
+            SplitsFor, ResidentBlocks, Module);
     }
 }
