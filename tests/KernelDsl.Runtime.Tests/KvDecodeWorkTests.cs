@@ -14,8 +14,8 @@ public class KvDecodeWorkTests(ITestOutputHelper output)
     {
         // Pages of 4: sequence 0 holds 5 tokens (2 pages) and asks 1 query, sequence 1 holds 4 (1 page; the −1 past it is
         // left as is) and asks 3.
-        var work = KvDecodeWork.Build([0, 1, 4], [5, 4], [3, 0, 2, -1], tablePages: 2, pages: 4, pageSize: 4);
-        Assert.Equal([3, 0, 2, -1, 5, 4, 0, 1, 4], work);
+        using var work = KvDecodeWork.Build([0, 1, 4], [5, 4], [3, 0, 2, -1], tablePages: 2, pages: 4, pageSize: 4);
+        Assert.Equal([3, 0, 2, -1, 5, 4, 0, 1, 4], work.Span.ToArray());
         Assert.Equal(9, KvDecodeWork.Length(2, 2));
         Assert.Equal(4, KvDecodeWork.Queries([0, 1, 4]));
         Assert.Equal(3, KvDecodeWork.MostQueries([0, 1, 4]));
@@ -25,15 +25,31 @@ public class KvDecodeWorkTests(ITestOutputHelper output)
     [Fact]
     public void Two_sequences_may_share_a_page_a_decode_only_reads()
     {
-        var work = KvDecodeWork.Build([0, 2, 4], [8, 6], [1, 2, 1, 3], tablePages: 2, pages: 4, pageSize: 4);
+        using var work = KvDecodeWork.Build([0, 2, 4], [8, 6], [1, 2, 1, 3], tablePages: 2, pages: 4, pageSize: 4);
         Assert.Equal(9, work.Length);
+    }
+
+    [Fact]
+    public void The_duplicate_check_carries_nothing_from_one_batch_to_the_next()
+    {
+        // The same pages row after row and batch after batch, with refused batches between (each stops mid-check): only a
+        // page twice within one row is refused.
+        for (var round = 0; round < 3; round++)
+        {
+            using (var work = KvDecodeWork.Build([0, 1, 2], [8, 8], [1, 2, 1, 2], tablePages: 2, pages: 4, pageSize: 4))
+            {
+                Assert.Equal([1, 2, 1, 2, 8, 8, 0, 1, 2], work.Span.ToArray());
+            }
+            Assert.Equal("pageTable", Assert.Throws<ArgumentException>(() => KvDecodeWork.Build([0, 1, 2], [8, 8], [1, 2, 2, 2], 2, 4, 4)).ParamName);
+            Assert.Equal("pageTable", Assert.Throws<ArgumentException>(() => KvDecodeWork.Build([0, 1, 2], [8, 8], [3, 3, 1, 2], 2, 4, 4)).ParamName);
+        }
     }
 
     [Fact]
     public void A_sequence_may_ask_no_query_in_a_batch_of_chunks()
     {
-        var work = KvDecodeWork.Build([0, 0, 7], [5, 7], [3, 0, 2, 1], tablePages: 2, pages: 4, pageSize: 4);
-        Assert.Equal([3, 0, 2, 1, 5, 7, 0, 0, 7], work);
+        using var work = KvDecodeWork.Build([0, 0, 7], [5, 7], [3, 0, 2, 1], tablePages: 2, pages: 4, pageSize: 4);
+        Assert.Equal([3, 0, 2, 1, 5, 7, 0, 0, 7], work.Span.ToArray());
     }
 
     [Theory]
@@ -91,8 +107,8 @@ public class KvDecodeWorkTests(ITestOutputHelper output)
             }
             if (valid)
             {
-                var work = KvDecodeWork.Build(cuQueries, lengths, table, width, pages, PageSize);
-                Assert.Equal(table.Concat(lengths).Concat(cuQueries), work);
+                using var work = KvDecodeWork.Build(cuQueries, lengths, table, width, pages, PageSize);
+                Assert.Equal(table.Concat(lengths).Concat(cuQueries), work.Span.ToArray());
                 accepted++;
             }
             else

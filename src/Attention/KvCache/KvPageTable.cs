@@ -19,7 +19,11 @@ public sealed class KvPageTable
     {
         public List<int> Pages { get; } = [];
         public int Length { get; set; }
+        /// <summary>The last <see cref="Rent"/> that listed it: a second mention in the same batch is a duplicate.</summary>
+        public int Mark { get; set; }
     }
+
+    private int _mark;
 
     /// <param name="pages">Pages in the pool, numbered 0 to pages − 1.</param>
     /// <param name="pageSize">Tokens per page: the K scale granularity of the kernels that read the cache (64).</param>
@@ -107,20 +111,40 @@ public sealed class KvPageTable
     /// </summary>
     public (int[] Table, int Pages, int[] Lengths) Table(IReadOnlyList<int> batch)
     {
+        using var rows = Rent(batch);
+        return (rows.Table.ToArray(), rows.Pages, rows.Lengths.ToArray());
+    }
+
+    /// <summary>
+    /// <see cref="Table"/> in arrays lent by the shared pool, for the cache's own launches, which copy it and give it back:
+    /// a decode step of 64 sequences at 32k tokens would otherwise allocate a 128 KB table (on the large-object heap) per call.
+    /// </summary>
+    internal RentedRows Rent(IReadOnlyList<int> batch)
+    {
         ArgumentNullException.ThrowIfNull(batch);
-        var owners = batch.Select(s => Get(s, nameof(batch))).ToArray();
-        if (batch.Distinct().Count() != batch.Count)
+        var mark = ++_mark;
+        var width = 0;
+        foreach (var id in batch)
         {
-            throw new ArgumentException("A batch names each sequence once.", nameof(batch));
+            var owner = Get(id, nameof(batch));
+            if (owner.Mark == mark)
+            {
+                throw new ArgumentException($"A batch names each sequence once; sequence {id} is named twice.", nameof(batch));
+            }
+            owner.Mark = mark;
+            width = Math.Max(width, owner.Pages.Count);
         }
-        var width = owners.Length == 0 ? 0 : owners.Max(o => o.Pages.Count);
-        var table = new int[owners.Length * width];
-        Array.Fill(table, -1);
-        for (var r = 0; r < owners.Length; r++)
+        var rows = new RentedRows(checked(batch.Count * width), width, batch.Count);
+        for (var r = 0; r < batch.Count; r++)
         {
-            owners[r].Pages.CopyTo(table, r * width);
+            var owner = _sequences[batch[r]];
+            var row = rows.Row(r);
+            var pages = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(owner.Pages);
+            pages.CopyTo(row);
+            row[pages.Length..].Fill(-1);
+            rows.SetLength(r, owner.Length);
         }
-        return (table, width, owners.Select(o => o.Length).ToArray());
+        return rows;
     }
 
     private int PagesFor(int tokens) => (int)(((long)tokens + PageSize - 1) / PageSize);
@@ -129,4 +153,29 @@ public sealed class KvPageTable
         _sequences.TryGetValue(sequence, out var owner)
             ? owner
             : throw new ArgumentException($"No live sequence {sequence} in this cache (AddSequence makes one; Free ends it).", parameter);
+}
+
+/// <summary>A batch's page table ([rows][Pages], −1 past a row's pages) and lengths, in arrays lent by the shared pool.</summary>
+internal readonly struct RentedRows : IDisposable
+{
+    private readonly int[] _table, _lengths;
+    private readonly int _cells, _rows;
+
+    public RentedRows(int cells, int pages, int rows)
+    {
+        (_table, _lengths) = (System.Buffers.ArrayPool<int>.Shared.Rent(Math.Max(1, cells)), System.Buffers.ArrayPool<int>.Shared.Rent(Math.Max(1, rows)));
+        (_cells, Pages, _rows) = (cells, pages, rows);
+    }
+
+    public int Pages { get; }
+    public ReadOnlySpan<int> Table => _table.AsSpan(0, _cells);
+    public ReadOnlySpan<int> Lengths => _lengths.AsSpan(0, _rows);
+    internal Span<int> Row(int row) => _table.AsSpan(row * Pages, Pages);
+    internal void SetLength(int row, int length) => _lengths[row] = length;
+
+    public void Dispose()
+    {
+        System.Buffers.ArrayPool<int>.Shared.Return(_table);
+        System.Buffers.ArrayPool<int>.Shared.Return(_lengths);
+    }
 }

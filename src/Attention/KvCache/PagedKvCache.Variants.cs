@@ -19,8 +19,8 @@ public sealed partial class PagedKvCache
         LaunchGuard.Stream(stream, nameof(stream));
         CheckKernel(kernel);
         CheckAttention(queries, batch, queryTokens, headsQ, output, lse, splits);
-        var (table, tablePages, lengths) = Table.Table(batch);  // refuses an unknown sequence
-        AttendPages(kernel, stream, queries, Totals(queryTokens), lengths, table, tablePages, headsQ, output, lse, softmaxScale, splits);
+        using var rows = Table.Rent(batch);  // refuses an unknown sequence
+        AttendPages(kernel, stream, queries, Totals(queryTokens), rows.Lengths, rows.Table, rows.Pages, headsQ, output, lse, softmaxScale, splits);
     }
 
     /// <summary>

@@ -177,11 +177,11 @@ public sealed partial class PagedKvCache : IDisposable
             ThrowIfNonFinite(stream, kernels.Count, batch, newTokens, k, v, total);
         }
         var lengths = Sequences.Append(batch, newTokens);
-        var (table, tablePages, _) = Table.Table(batch);
+        using var rows = Table.Rent(batch);
         var slots = batch.Select(Sequences.SlotOf).ToArray();
         Grow(stream, ref _workspace, KvAppendWork.MaxItems(batch.Count, total, PageSize) * KvAppendWork.ItemInts);
         // Counted already, or not wanted: the kernel's own count is for callers that can use counts after the pages are written.
-        kernels.Launch(stream, k, v, Totals(newTokens), lengths, table, tablePages, slots, KCodes, KScale, KMean, VCodes, VScale,
+        kernels.Launch(stream, k, v, Totals(newTokens), lengths, rows.Table, rows.Pages, slots, KCodes, KScale, KMean, VCodes, VScale,
             Staging<T>(_kStaging), Staging<T>(_vStaging), _workspace!, HeadsKv, Table.Capacity, Sequences.Slots, null);
     }
 

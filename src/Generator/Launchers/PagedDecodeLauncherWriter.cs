@@ -124,7 +124,7 @@ public static class PagedDecodeLauncherWriter
             w.Line($"{Guard}.AtMost(splits, 65535, nameof(splits), \"splits are the grid's y extent\");");
             w.Block($"if (!(softmaxScale > 0f) || float.IsInfinity(softmaxScale))", () =>
                 w.Line($"throw new global::System.ArgumentOutOfRangeException(nameof(softmaxScale), softmaxScale, \"'softmaxScale' must be positive and finite.\");"));
-            w.Line($"var work = {Work}.Build(cuQueries, lengths, pageTable, tablePages, pages, PageSize);");
+            w.Line($"using var work = {Work}.Build(cuQueries, lengths, pageTable, tablePages, pages, PageSize);");
             w.Line($"var batch = lengths.Length;");
             var extents = plan.ArrayExtents.ToList();
             if (extents.Any(e => e.Extent == PagedDecodePlan.LongestLocal))
@@ -163,7 +163,7 @@ public static class PagedDecodeLauncherWriter
                 w.Line($"{Guard}.Aligned({name}, {bytes}, nameof({name}));");
             }
             w.Line($"if (rows == 0) return;  // no sequence has a query token: nothing to attend or write");
-            w.Line($"stream.CopyToDevice(workspace, (global::System.ReadOnlySpan<int>)work);");
+            w.Line($"stream.CopyToDevice(workspace, work.Span);  // staged before it returns: the pooled array goes back on dispose");
             LauncherSections.WriteLaunch(w, signature, "KernelName", "(long)headsKv * RowTiles(headsQ, headsKv, mostQueries), splits, batch");
             LauncherSections.WriteLaunch(w, plan.MergeSignature, "MergeKernelName", $"((long)rows + {PagedDecodeKernelWriter.MergeWarps - 1}) / {PagedDecodeKernelWriter.MergeWarps}", "merge");
         });

@@ -55,14 +55,17 @@ public static class KvDecodeWork
         return totals;
     }
 
-    /// <summary>The device copy of a batch; throws, naming the argument and the rule, if any of it is inconsistent.</summary>
+    /// <summary>
+    /// The device copy of a batch, in an array lent by the shared pool (dispose it once copied to the device); throws, naming
+    /// the argument and the rule, if any of it is inconsistent. It is built on every decode call, so it allocates nothing.
+    /// </summary>
     /// <param name="cuQueries">[batch + 1]: running totals of each sequence's query tokens (its last ones), from 0, never decreasing.</param>
     /// <param name="lengths">[batch]: tokens each sequence holds, its query tokens included.</param>
     /// <param name="pageTable">[batch][tablePages]: each sequence's pages in order, −1 past its last.</param>
     /// <param name="tablePages">Entries per row of <paramref name="pageTable"/>.</param>
     /// <param name="pages">Pages in the pool.</param>
     /// <param name="pageSize">Tokens per page.</param>
-    public static int[] Build(ReadOnlySpan<int> cuQueries, ReadOnlySpan<int> lengths, ReadOnlySpan<int> pageTable, int tablePages, int pages, int pageSize)
+    public static Work Build(ReadOnlySpan<int> cuQueries, ReadOnlySpan<int> lengths, ReadOnlySpan<int> pageTable, int tablePages, int pages, int pageSize)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(pages, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(pageSize, 1);
@@ -100,11 +103,25 @@ public static class KvDecodeWork
             }
         }
         CheckPages(pageTable, lengths, tablePages, pages, pageSize);
-        var work = new int[checked((int)Length(batch, tablePages))];
-        pageTable.CopyTo(work);
-        lengths.CopyTo(work.AsSpan(batch * tablePages));
-        cuQueries.CopyTo(work.AsSpan(batch * (tablePages + 1)));
+        var work = new Work(checked((int)Length(batch, tablePages)));
+        pageTable.CopyTo(work.Writable);
+        lengths.CopyTo(work.Writable[(batch * tablePages)..]);
+        cuQueries.CopyTo(work.Writable[(batch * (tablePages + 1))..]);
         return work;
+    }
+
+    /// <summary>The device copy <see cref="Build"/> makes, in an array lent by the shared pool: dispose it once copied.</summary>
+    public readonly struct Work : IDisposable
+    {
+        private readonly int[] _rented;
+
+        internal Work(int length) => (_rented, Length) = (ArrayPool<int>.Shared.Rent(Math.Max(1, length)), length);
+
+        public int Length { get; }
+        public ReadOnlySpan<int> Span => _rented.AsSpan(0, Length);
+        internal Span<int> Writable => _rented.AsSpan(0, Length);
+
+        public void Dispose() => ArrayPool<int>.Shared.Return(_rented);
     }
 
     /// <summary>
@@ -124,47 +141,52 @@ public static class KvDecodeWork
         return (int)Math.Clamp(wanted, 1L, most);
     }
 
+    /// <summary>Per thread: the stamp of the row that last listed each page. A row's stamp is new, so the array is never cleared.</summary>
+    [ThreadStatic] private static int[]? t_rowOf;
+    [ThreadStatic] private static int t_stamp;
+
     /// <summary>Each row's pages up to its length lie in the pool, none twice in the row; past them, −1 or a page of the pool.</summary>
     private static void CheckPages(ReadOnlySpan<int> pageTable, ReadOnlySpan<int> lengths, int tablePages, int pages, int pageSize)
     {
-        // seen[page] = 1 + the row index that last listed it, so a page listed by an earlier row is not a duplicate.
-        var seen = ArrayPool<int>.Shared.Rent(pages);
-        var column = ArrayPool<int>.Shared.Rent(pages);
-        try
+        var rowOf = t_rowOf;
+        if (rowOf is null || rowOf.Length < pages)
         {
-            Array.Clear(seen, 0, pages);
-            for (var i = 0; i < lengths.Length; i++)
+            t_rowOf = rowOf = new int[Math.Max(pages, 2 * (rowOf?.Length ?? 0))];
+            t_stamp = 0;
+        }
+        if (t_stamp > int.MaxValue - lengths.Length)
+        {
+            Array.Clear(rowOf);
+            t_stamp = 0;
+        }
+        for (var i = 0; i < lengths.Length; i++)
+        {
+            var stamp = ++t_stamp;
+            var row = pageTable.Slice(i * tablePages, tablePages);
+            var needed = (int)Math.Min(tablePages, ((long)lengths[i] + pageSize - 1) / pageSize);  // lengths fit their rows (checked before)
+            for (var j = 0; j < needed; j++)
             {
-                var needed = ((long)lengths[i] + pageSize - 1) / pageSize;
-                for (var j = 0; j < tablePages; j++)
+                var page = row[j];
+                if ((uint)page >= (uint)pages)
                 {
-                    var page = pageTable[i * tablePages + j];
-                    if (page == -1 && j >= needed)
-                    {
-                        continue;
-                    }
-                    if (page < 0 || page >= pages)
-                    {
-                        var why = j < needed ? $"sequence {i} reads pages 0 to {needed - 1} of its row for its {lengths[i]} tokens" : "past a row's needed pages, an entry is −1 or a page";
-                        throw new ArgumentOutOfRangeException(nameof(pageTable), page, $"'pageTable'[{i}, {j}] = {page} is not a page of the pool (0 to {pages - 1}): {why}.");
-                    }
-                    if (j >= needed)
-                    {
-                        continue;
-                    }
-                    if (seen[page] == i + 1)
-                    {
-                        throw new ArgumentException($"page {page} is in 'pageTable'[{i}, {column[page]}] and [{i}, {j}]: a sequence's tokens lie in distinct pages.", nameof(pageTable));
-                    }
-                    seen[page] = i + 1;
-                    column[page] = j;
+                    throw new ArgumentOutOfRangeException(nameof(pageTable), page,
+                        $"'pageTable'[{i}, {j}] = {page} is not a page of the pool (0 to {pages - 1}): sequence {i} reads pages 0 to {needed - 1} of its row for its {lengths[i]} tokens.");
+                }
+                if (rowOf[page] == stamp)
+                {
+                    throw new ArgumentException($"page {page} is in 'pageTable'[{i}, {row[..j].IndexOf(page)}] and [{i}, {j}]: a sequence's tokens lie in distinct pages.", nameof(pageTable));
+                }
+                rowOf[page] = stamp;
+            }
+            for (var j = needed; j < tablePages; j++)
+            {
+                var page = row[j];
+                if (page != -1 && (uint)page >= (uint)pages)
+                {
+                    throw new ArgumentOutOfRangeException(nameof(pageTable), page,
+                        $"'pageTable'[{i}, {j}] = {page} is not a page of the pool (0 to {pages - 1}): past a row's needed pages, an entry is −1 or a page.");
                 }
             }
-        }
-        finally
-        {
-            ArrayPool<int>.Shared.Return(seen);
-            ArrayPool<int>.Shared.Return(column);
         }
     }
 }

@@ -121,7 +121,7 @@ static partial class PagedDecodeD128Warps2
         {
             throw new global::System.ArgumentOutOfRangeException(nameof(softmaxScale), softmaxScale, "'softmaxScale' must be positive and finite.");
         }
-        var work = global::KernelDsl.Launching.KvDecodeWork.Build(cuQueries, lengths, pageTable, tablePages, pages, PageSize);
+        using var work = global::KernelDsl.Launching.KvDecodeWork.Build(cuQueries, lengths, pageTable, tablePages, pages, PageSize);
         var batch = lengths.Length;
         global::KernelDsl.Launching.LaunchGuard.AtMost(batch, 65535, nameof(lengths), "sequences are the grid's z extent");
         var (queryTokens, mostQueries) = (global::KernelDsl.Launching.KvDecodeWork.Queries(cuQueries), global::KernelDsl.Launching.KvDecodeWork.MostQueries(cuQueries));
@@ -144,7 +144,7 @@ static partial class PagedDecodeD128Warps2
         global::KernelDsl.Launching.LaunchGuard.Aligned(vScale, 16, nameof(vScale));
         global::KernelDsl.Launching.LaunchGuard.Aligned(output, 4, nameof(output));
         if (rows == 0) return;  // no sequence has a query token: nothing to attend or write
-        stream.CopyToDevice(workspace, (global::System.ReadOnlySpan<int>)work);
+        stream.CopyToDevice(workspace, work.Span);  // staged before it returns: the pooled array goes back on dispose
         var arguments = new global::KernelDsl.Launching.KernelArguments();
         arguments.Add(queries);
         arguments.Add(kCodes);
