@@ -29,7 +29,10 @@ namespace KernelDsl.Generator.Cuda;
 /// ANDs with causal; its block classifier bounds the pages a tile visits (the splits share only those), and a page it
 /// shows whole runs without per-score mask code.
 /// </para>
-/// <para>Merge: one warp per output row combines the splits by their LSE and writes O in the declared element (and LSE).</para>
+/// <para>
+/// Merge: one warp per output row combines the splits by their LSE and writes O in the declared element (and LSE). With
+/// one split the decode kernel writes O and LSE itself, bit for bit what the merge would, and the merge is not launched.
+/// </para>
 /// </summary>
 public static class PagedDecodeKernelWriter
 {
@@ -54,7 +57,7 @@ public static class PagedDecodeKernelWriter
             $"Paged INT8 KV cache decode attention, {spec.Input.CudaName()} Q and O, head dim {d}, pages of {plan.PageSize} tokens (docs/KV_CACHE.md).",
             $"Split-KV: a block per (KV head × 16-row tile of (query token, grouped query head), split, sequence); {plan.Warps} warps, each with its own pages,",
             $"{plan.Stages} cp.async stages and online softmax. S = Q·Kᵀ on {plan.Qk.Ptx}, P (×{plan.PScale}, π key order) · V on {plan.Pv.Ptx},",
-            $"V through ldmatrix.trans + prmt; {plan.SharedMemoryBytes} bytes of shared memory. The merge kernel combines the splits by LSE.",
+            $"V through ldmatrix.trans + prmt; {plan.SharedMemoryBytes} bytes of shared memory. The merge kernel combines the splits by LSE (one split: the decode kernel writes O).",
             .. new[] { spec.Score, spec.Mask }.OfType<ModifierSpec>().Select(m =>
                 $"{(m.Kind == ModifierKind.Score ? "Score modifier" : "Mask")} C# {m.DeclaringType.Replace("global::", "")}.{m.MethodName}, with q and k the positions in the cache."),
         ]);
@@ -611,17 +614,23 @@ public static class PagedDecodeKernelWriter
                 w.Line($"merge_inv[tid] = sum > 0.f ? 1.f / sum : 0.f;");
                 w.Line($"const int p = tile * 16 + tid;");
                 w.Line($"// LSE in natural log: m is in units of σ·log₂e·score, and the sum counts {plan.PScale}·P.");
-                w.Line($"if (p < packed) partial_lse[split * rows + (long long)(q_first + p / group) * heads_q + kv_head * group + p % group] = sum > 0.f ? (top + kdsl_log2(sum * {Float(1.0 / plan.PScale)})) * 0.693147181f : -KDSL_INF;");
+                w.Line($"const float row_lse = sum > 0.f ? (top + kdsl_log2(sum * {Float(1.0 / plan.PScale)})) * 0.693147181f : -KDSL_INF;");
+                w.Line($"const long long row = (long long)(q_first + p / group) * heads_q + kv_head * group + p % group;");
+                w.Line($"// One split is the whole answer: the block writes O and LSE itself, as the merge would (weight exp2(0) = 1, log2(1) = 0).");
+                w.Line($"if (p < packed) {{ if (splits > 1) partial_lse[split * rows + row] = row_lse; else if (lse != 0) lse[row] = row_lse; }}");
             });
             w.Line($"__syncthreads();");
-            w.Block($"for (int e = tid; e < 16 * {d}; e += {plan.Threads})", () =>
+            w.Line($"// Two channels a thread: the float2 reads of merge_o are conflict-free, and one split's O goes out as packed {(plan.Spec.Input == Element.BF16 ? "bf16" : "f16")} pairs.");
+            w.Block($"for (int e = tid; e < 16 * {d / 2}; e += {plan.Threads})", () =>
             {
-                w.Line($"const int r = e / {d}, c = e % {d}, p = tile * 16 + r;");
+                w.Line($"const int r = e / {d / 2}, c = 2 * (e % {d / 2}), p = tile * 16 + r;");
                 w.Line($"if (p >= packed) continue;");
-                w.Line($"float sum = 0.f;");
+                w.Line($"float2 sum = make_float2(0.f, 0.f);");
                 w.Line($"#pragma unroll");
-                w.Line($"for (int i = 0; i < {_warps}; ++i) sum += merge_o[(i * 16 + r) * {d} + c];");
-                w.Line($"partial_o[(split * rows + (long long)(q_first + p / group) * heads_q + kv_head * group + p % group) * {d} + c] = sum * merge_inv[r];");
+                w.Line($"for (int i = 0; i < {_warps}; ++i) {{ const float2 x = *(const float2*)&merge_o[(i * 16 + r) * {d} + c]; sum.x += x.x; sum.y += x.y; }}");
+                w.Line($"const long long row = (long long)(q_first + p / group) * heads_q + kv_head * group + p % group;");
+                w.Line($"if (splits > 1) *(float2*)&partial_o[(split * rows + row) * {d} + c] = make_float2(sum.x * merge_inv[r], sum.y * merge_inv[r]);");
+                w.Line($"else *(u32*)&output[row * {d} + c] = {(plan.Spec.Input == Element.BF16 ? "kdsl_pack_bf16x2" : "kdsl_pack_f16x2")}(sum.x * merge_inv[r], sum.y * merge_inv[r]);");
             });
         }
     }

@@ -92,13 +92,10 @@ public sealed record PagedDecodePlan(PagedDecodeSpec Spec)
         {
             var host = new List<HostParameter>();
             var kernel = new List<KernelParameter>();
-            void Buffer(string name, string element, bool optional, string role, string cudaName, string cudaType, bool decode = true)
+            void Buffer(string name, string element, bool optional, string role, string cudaName, string cudaType)
             {
                 host.Add(new HostParameter(name, HostKind.Buffer, element, optional, role));
-                if (decode)
-                {
-                    kernel.Add(new KernelParameter(cudaName, cudaType, Passing.Pointer, name));
-                }
+                kernel.Add(new KernelParameter(cudaName, cudaType, Passing.Pointer, name));
             }
             void Host(string name, HostKind kind, string type, string role) => host.Add(new HostParameter(name, kind, type, false, role));
             void Scalar(string name, string type, string role, string cudaName)
@@ -121,8 +118,9 @@ public sealed record PagedDecodePlan(PagedDecodeSpec Spec)
             Buffer("workspace", "int", false, "device copy of the checked page table, lengths and query totals (WorkspaceLength)", "work", "const int* __restrict__");
             Buffer("partialO", "float", false, $"each split's O [splits][Σ queries·headsQ][{HeadDim}] (PartialOLength)", "partial_o", "float* __restrict__");
             Buffer("partialLse", "float", false, "each split's LSE [splits][Σ queries·headsQ] (PartialLseLength)", "partial_lse", "float* __restrict__");
-            Buffer("output", InputElement, false, $"O [Σ queries][headsQ][{HeadDim}], Q's layout", "o", "u16* __restrict__", decode: false);
-            Buffer("lse", "float", true, "LSE [Σ queries][headsQ] (natural log), or null", "lse", "float* __restrict__", decode: false);
+            // With one split the decode kernel writes O and LSE itself and the merge does not run.
+            Buffer("output", InputElement, false, $"O [Σ queries][headsQ][{HeadDim}], Q's layout", "output", "u16* __restrict__");
+            Buffer("lse", "float", true, "LSE [Σ queries][headsQ] (natural log), or null", "lse", "float* __restrict__");
             Scalar("headsQ", "int", "query heads: a multiple of headsKv", "heads_q");
             Scalar("headsKv", "int", "KV heads", "heads_kv");
             kernel.Add(new KernelParameter("table_pages", "int", Passing.Value, "tablePages"));

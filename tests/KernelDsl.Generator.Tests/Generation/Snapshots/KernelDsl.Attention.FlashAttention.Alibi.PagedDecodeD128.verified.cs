@@ -162,12 +162,15 @@ static partial class Alibi
             arguments.Add(workspace);
             arguments.Add(partialO);
             arguments.Add(partialLse);
+            arguments.Add(output);
+            if (lse is null) arguments.AddNullPointer(); else arguments.Add(lse);
             arguments.Add(headsQ);
             arguments.Add(headsKv);
             arguments.Add(tablePages);
             arguments.Add(softmaxScale);
             arguments.Add(slopes);
             stream.Launch(Module, KernelName, global::KernelDsl.Launching.Dim3.Of((long)headsKv * RowTiles(headsQ, headsKv, mostQueries), splits, batch), arguments);
+            if (splits == 1) return;  // the decode kernel wrote O and LSE itself
             var merge = new global::KernelDsl.Launching.KernelArguments();
             merge.Add(partialO);
             merge.Add(partialLse);

@@ -155,11 +155,14 @@ static partial class PagedDecodeD128Warps8
         arguments.Add(workspace);
         arguments.Add(partialO);
         arguments.Add(partialLse);
+        arguments.Add(output);
+        if (lse is null) arguments.AddNullPointer(); else arguments.Add(lse);
         arguments.Add(headsQ);
         arguments.Add(headsKv);
         arguments.Add(tablePages);
         arguments.Add(softmaxScale);
         stream.Launch(Module, KernelName, global::KernelDsl.Launching.Dim3.Of((long)headsKv * RowTiles(headsQ, headsKv, mostQueries), splits, batch), arguments);
+        if (splits == 1) return;  // the decode kernel wrote O and LSE itself
         var merge = new global::KernelDsl.Launching.KernelArguments();
         merge.Add(partialO);
         merge.Add(partialLse);

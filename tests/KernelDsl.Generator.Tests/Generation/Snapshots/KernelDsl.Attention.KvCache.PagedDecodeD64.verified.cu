@@ -2,7 +2,7 @@
 // Paged INT8 KV cache decode attention, f16 Q and O, head dim 64, pages of 64 tokens (docs/KV_CACHE.md).
 // Split-KV: a block per (KV head × 16-row tile of (query token, grouped query head), split, sequence); 4 warps, each with its own pages,
 // 3 cp.async stages and online softmax. S = Q·Kᵀ on mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32, P (×255, π key order) · V on mma.sync.aligned.m16n8k32.row.col.s32.u8.s8.s32,
-// V through ldmatrix.trans + prmt; 111232 bytes of shared memory. The merge kernel combines the splits by LSE.
+// V through ldmatrix.trans + prmt; 111232 bytes of shared memory. The merge kernel combines the splits by LSE (one split: the decode kernel writes O).
 
 typedef signed char s8;
 typedef unsigned char u8;
@@ -210,6 +210,8 @@ kdsl_KernelDsl_Attention_KvCache_PagedDecodeD64_decode(
     const int* __restrict__ work,
     float* __restrict__ partial_o,
     float* __restrict__ partial_lse,
+    u16* __restrict__ output,
+    float* __restrict__ lse,
     int heads_q,
     int heads_kv,
     int table_pages,
@@ -473,17 +475,23 @@ kdsl_KernelDsl_Attention_KvCache_PagedDecodeD64_decode(
         merge_inv[tid] = sum > 0.f ? 1.f / sum : 0.f;
         const int p = tile * 16 + tid;
         // LSE in natural log: m is in units of σ·log₂e·score, and the sum counts 255·P.
-        if (p < packed) partial_lse[split * rows + (long long)(q_first + p / group) * heads_q + kv_head * group + p % group] = sum > 0.f ? (top + kdsl_log2(sum * 0.00392156863f)) * 0.693147181f : -KDSL_INF;
+        const float row_lse = sum > 0.f ? (top + kdsl_log2(sum * 0.00392156863f)) * 0.693147181f : -KDSL_INF;
+        const long long row = (long long)(q_first + p / group) * heads_q + kv_head * group + p % group;
+        // One split is the whole answer: the block writes O and LSE itself, as the merge would (weight exp2(0) = 1, log2(1) = 0).
+        if (p < packed) { if (splits > 1) partial_lse[split * rows + row] = row_lse; else if (lse != 0) lse[row] = row_lse; }
     }
     __syncthreads();
-    for (int e = tid; e < 16 * 64; e += 128)
+    // Two channels a thread: the float2 reads of merge_o are conflict-free, and one split's O goes out as packed f16 pairs.
+    for (int e = tid; e < 16 * 32; e += 128)
     {
-        const int r = e / 64, c = e % 64, p = tile * 16 + r;
+        const int r = e / 32, c = 2 * (e % 32), p = tile * 16 + r;
         if (p >= packed) continue;
-        float sum = 0.f;
+        float2 sum = make_float2(0.f, 0.f);
         #pragma unroll
-        for (int i = 0; i < 4; ++i) sum += merge_o[(i * 16 + r) * 64 + c];
-        partial_o[(split * rows + (long long)(q_first + p / group) * heads_q + kv_head * group + p % group) * 64 + c] = sum * merge_inv[r];
+        for (int i = 0; i < 4; ++i) { const float2 x = *(const float2*)&merge_o[(i * 16 + r) * 64 + c]; sum.x += x.x; sum.y += x.y; }
+        const long long row = (long long)(q_first + p / group) * heads_q + kv_head * group + p % group;
+        if (splits > 1) *(float2*)&partial_o[(split * rows + row) * 64 + c] = make_float2(sum.x * merge_inv[r], sum.y * merge_inv[r]);
+        else *(u32*)&output[row * 64 + c] = kdsl_pack_f16x2(sum.x * merge_inv[r], sum.y * merge_inv[r]);
     }
 }
 
