@@ -200,12 +200,20 @@ public sealed partial class PagedKvCache
             longest = Math.Max(longest, length);
         }
         var mostQueries = Math.Max(1, KvDecodeWork.MostQueries(cuQueries));
-        if (Autotune && ReferenceEquals(kernel, PlainVariant<T>()) && Configurations<T>(HeadDim, Input, Device) is { Count: > 1 } candidates)
+        if (Autotune && ReferenceEquals(kernel, PlainVariant<T>()) && Candidates<T>() is { Count: > 1 } candidates)
         {
-            // The measuring runs in a lambda, which cannot hold spans: copies, only where there is something to tune.
-            var (totals, held, table) = (cuQueries.ToArray(), lengths.ToArray(), pageTable.ToArray());
-            kernel = Tuned(candidates, stream, headsQ, lengths.Length, longest, mostQueries, splits, candidate =>
-                LaunchPages(candidate, stream, queries, totals, held, table, tablePages, headsQ, output, lse, softmaxScale, splits, longest, mostQueries));
+            var key = TuningKey(Device.ArchName, Device.Name, Input, HeadDim, headsQ, HeadsKv, lengths.Length, longest, mostQueries, splits);
+            if (Decided(candidates, key) is { } decided)
+            {
+                kernel = decided;
+            }
+            else
+            {
+                // The measuring runs in a lambda, which cannot hold spans: copies, once per key.
+                var (totals, held, table) = (cuQueries.ToArray(), lengths.ToArray(), pageTable.ToArray());
+                kernel = Tuned(candidates, key, stream, candidate =>
+                    LaunchPages(candidate, stream, queries, totals, held, table, tablePages, headsQ, output, lse, softmaxScale, splits, longest, mostQueries));
+            }
         }
         LaunchPages(kernel, stream, queries, cuQueries, lengths, pageTable, tablePages, headsQ, output, lse, softmaxScale, splits, longest, mostQueries);
     }

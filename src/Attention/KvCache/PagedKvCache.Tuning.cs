@@ -26,7 +26,23 @@ public sealed partial class PagedKvCache
     public bool Autotune { get; set; }
 
     /// <summary>The tuner <see cref="Autotune"/> uses: by default one per process, keeping its decisions beside the module cache.</summary>
-    public Autotuner Tuner { get; set; } = SharedTuner.Value;
+    public Autotuner Tuner
+    {
+        get => _tuner;
+        set
+        {
+            ArgumentNullException.ThrowIfNull(value);
+            (_tuner, _decided) = (value, []);  // the decisions below were this tuner's
+        }
+    }
+
+    private Autotuner _tuner = SharedTuner.Value;
+
+    /// <summary>
+    /// This cache's decisions by key: a decode step asks the same question every call, so after the first it is answered here,
+    /// with no copy of the batch for the tuner's measuring function and no call into the tuner.
+    /// </summary>
+    private Dictionary<string, DecodeTuning> _decided = [];
 
     /// <summary>The decision behind the latest autotuned call, or null if there was none.</summary>
     public DecodeTuning? LastTuning { get; private set; }
@@ -54,13 +70,29 @@ public sealed partial class PagedKvCache
     /// The fastest of <paramref name="candidates"/> for the call's key, timing each by <paramref name="launch"/> (the call
     /// itself, with that configuration) the first time the key is seen.
     /// </summary>
-    private PagedDecodeKernel<T> Tuned<T>(IReadOnlyList<PagedDecodeKernel<T>> candidates, CudaStream stream, int headsQ, int batch, int longest, int mostQueries,
-        int? splits, Action<PagedDecodeKernel<T>> launch) where T : unmanaged
+    private PagedDecodeKernel<T> Tuned<T>(IReadOnlyList<PagedDecodeKernel<T>> candidates, string key, CudaStream stream, Action<PagedDecodeKernel<T>> launch)
+        where T : unmanaged
     {
-        var key = TuningKey(Device.ArchName, Device.Name, Input, HeadDim, headsQ, HeadsKv, batch, longest, mostQueries, splits);
         var result = Tuner.Choose(key, candidates.Select(c => c.Name).ToArray(), name =>
             Autotuner.Median(() => Autotuner.TimeOnStream(stream, () => launch(candidates.First(c => c.Name == name))), warmups: 2, runs: 5));
-        LastTuning = new DecodeTuning(key, result.Winner, result);
+        LastTuning = _decided[key] = new DecodeTuning(key, result.Winner, result);
         return candidates.First(c => c.Name == result.Winner);
+    }
+
+    /// <summary>The configurations this cache's device runs, which <see cref="Autotune"/> chooses among (found once).</summary>
+    private IReadOnlyList<PagedDecodeKernel<T>> Candidates<T>() where T : unmanaged =>
+        _candidates as IReadOnlyList<PagedDecodeKernel<T>> ?? (IReadOnlyList<PagedDecodeKernel<T>>)(_candidates = Configurations<T>(HeadDim, Input, Device));
+
+    private object? _candidates;
+
+    /// <summary>This cache's earlier decision for <paramref name="key"/>, if it made one with its current tuner.</summary>
+    private PagedDecodeKernel<T>? Decided<T>(IReadOnlyList<PagedDecodeKernel<T>> candidates, string key) where T : unmanaged
+    {
+        if (!_decided.TryGetValue(key, out var decision))
+        {
+            return null;
+        }
+        LastTuning = decision;
+        return candidates.First(c => c.Name == decision.Kernel);
     }
 }
