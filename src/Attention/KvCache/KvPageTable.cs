@@ -20,10 +20,10 @@ public sealed class KvPageTable
         public List<int> Pages { get; } = [];
         public int Length { get; set; }
         /// <summary>The last <see cref="Rent"/> that listed it: a second mention in the same batch is a duplicate.</summary>
-        public int Mark { get; set; }
+        public long Mark { get; set; }
     }
 
-    private int _mark;
+    private long _mark;  // long: an int would wrap after 2³² batches and then match a sequence's initial 0
 
     /// <param name="pages">Pages in the pool, numbered 0 to pages − 1.</param>
     /// <param name="pageSize">Tokens per page: the K scale granularity of the kernels that read the cache (64).</param>

@@ -157,8 +157,9 @@ public sealed partial class PagedKvCache
 
     /// <summary>
     /// The plain decode variant of this cache's head dim and element, for Q and O of <typeparamref name="T"/>: the first declared
-    /// one this device runs (on an sm_86/89 card, whose blocks get 99 KB of shared memory, the default does not fit and the
-    /// two-warp configuration runs instead).
+    /// one this device runs. On an sm_86/89 card, whose blocks get 99 KB of shared memory, the D = 128 f16 default does not fit
+    /// and the two-warp configuration runs instead; D = 64 and bf16 have one configuration each, too large there, and are
+    /// refused with the device's limits named.
     /// </summary>
     private PagedDecodeKernel<T> PlainVariant<T>() where T : unmanaged
     {

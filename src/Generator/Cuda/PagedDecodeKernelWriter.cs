@@ -630,7 +630,8 @@ public static class PagedDecodeKernelWriter
                 w.Line($"for (int i = 0; i < {_warps}; ++i) {{ const float2 x = *(const float2*)&merge_o[(i * 16 + r) * {d} + c]; sum.x += x.x; sum.y += x.y; }}");
                 w.Line($"const long long row = (long long)(q_first + p / group) * heads_q + kv_head * group + p % group;");
                 w.Line($"if (splits > 1) *(float2*)&partial_o[(split * rows + row) * {d} + c] = make_float2(sum.x * merge_inv[r], sum.y * merge_inv[r]);");
-                w.Line($"else *(u32*)&output[row * {d} + c] = {(plan.Spec.Input == Element.BF16 ? "kdsl_pack_bf16x2" : "kdsl_pack_f16x2")}(sum.x * merge_inv[r], sum.y * merge_inv[r]);");
+                w.Line($"// A row that saw no key is 0, as the merge makes it, even where its stages held NaN (a non-finite V scale under Ignore).");
+                w.Line($"else *(u32*)&output[row * {d} + c] = merge_inv[r] == 0.f ? 0u : {(plan.Spec.Input == Element.BF16 ? "kdsl_pack_bf16x2" : "kdsl_pack_f16x2")}(sum.x * merge_inv[r], sum.y * merge_inv[r]);");
             });
         }
     }

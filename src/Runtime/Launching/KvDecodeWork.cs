@@ -110,7 +110,10 @@ public static class KvDecodeWork
         return work;
     }
 
-    /// <summary>The device copy <see cref="Build"/> makes, in an array lent by the shared pool: dispose it once copied.</summary>
+    /// <summary>
+    /// The device copy <see cref="Build"/> makes, in an array lent by the shared pool: dispose it once, when copied (a second
+    /// dispose of the same value, or of a copy of it, would lend the array twice).
+    /// </summary>
     public readonly struct Work : IDisposable
     {
         private readonly int[] _rented;
@@ -121,7 +124,13 @@ public static class KvDecodeWork
         public ReadOnlySpan<int> Span => _rented.AsSpan(0, Length);
         internal Span<int> Writable => _rented.AsSpan(0, Length);
 
-        public void Dispose() => ArrayPool<int>.Shared.Return(_rented);
+        public void Dispose()
+        {
+            if (_rented is not null)
+            {
+                ArrayPool<int>.Shared.Return(_rented);
+            }
+        }
     }
 
     /// <summary>

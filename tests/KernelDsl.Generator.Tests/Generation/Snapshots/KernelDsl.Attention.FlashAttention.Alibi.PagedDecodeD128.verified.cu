@@ -514,7 +514,8 @@ kdsl_KernelDsl_Attention_FlashAttention_Alibi_PagedDecodeD128_decode(
         for (int i = 0; i < 4; ++i) { const float2 x = *(const float2*)&merge_o[(i * 16 + r) * 128 + c]; sum.x += x.x; sum.y += x.y; }
         const long long row = (long long)(q_first + p / group) * heads_q + kv_head * group + p % group;
         if (splits > 1) *(float2*)&partial_o[(split * rows + row) * 128 + c] = make_float2(sum.x * merge_inv[r], sum.y * merge_inv[r]);
-        else *(u32*)&output[row * 128 + c] = kdsl_pack_f16x2(sum.x * merge_inv[r], sum.y * merge_inv[r]);
+        // A row that saw no key is 0, as the merge makes it, even where its stages held NaN (a non-finite V scale under Ignore).
+        else *(u32*)&output[row * 128 + c] = merge_inv[r] == 0.f ? 0u : kdsl_pack_f16x2(sum.x * merge_inv[r], sum.y * merge_inv[r]);
     }
 }
 
