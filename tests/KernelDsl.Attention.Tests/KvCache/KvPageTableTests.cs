@@ -91,6 +91,29 @@ public class KvPageTableTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void A_lent_table_equals_the_table_and_its_duplicate_check_holds_batch_after_batch()
+    {
+        var table = new KvPageTable(pages: 12, pageSize: 2);
+        var (a, b, c) = (table.AddSequence(), table.AddSequence(), table.AddSequence());
+        table.Append(a, 5);
+        table.Append(b, 2);
+        for (var round = 0; round < 100; round++)
+        {
+            // Each batch marks its sequences anew: one named in the previous batch, or never, is not a duplicate.
+            using (var rows = table.Rent([b, a]))
+            {
+                var (expected, pages, lengths) = table.Table([b, a]);
+                Assert.Equal(expected, rows.Table.ToArray());
+                Assert.Equal(pages, rows.Pages);
+                Assert.Equal(lengths, rows.Lengths.ToArray());
+            }
+            Assert.Equal("batch", Assert.Throws<ArgumentException>(() => table.Rent([a, b, a]).Dispose()).ParamName);
+        }
+        using var withC = table.Rent([c, a]);  // c, never batched before, has no pages: a row of −1
+        Assert.Equal([-1, -1, -1, .. table.PagesOf(a)], withC.Table.ToArray());
+    }
+
+    [Fact]
     public void Misuse_is_refused_naming_the_argument_and_changes_nothing()
     {
         var table = new KvPageTable(pages: 2, pageSize: 4);
