@@ -1,5 +1,3 @@
-using System.Buffers;
-
 namespace KernelDsl.Launching;
 
 /// <summary>
@@ -138,39 +136,31 @@ public static class KvAppendWork
     /// <summary>Each row's pages up to its length after the append lie in the pool; past it, −1 or a page; no page twice in the table.</summary>
     private static void CheckPages(ReadOnlySpan<int> pageTable, int batch, int tablePages, ReadOnlySpan<int> lengths, ReadOnlySpan<int> cuNewTokens, int pages, int pageSize)
     {
-        var owner = ArrayPool<int>.Shared.Rent(pages);
-        try
+        // One stamp for the whole table: an append writes its pages, so no page may appear twice anywhere in it.
+        var marks = PageMarks.Reserve(pages, 1, out var stamp);
+        for (var i = 0; i < batch; i++)
         {
-            // owner[page] = 1 + the table index that holds it; 0 = not seen.
-            Array.Clear(owner, 0, pages);
-            for (var i = 0; i < batch; i++)
+            var needed = ((long)lengths[i] + cuNewTokens[i + 1] - cuNewTokens[i] + pageSize - 1) / pageSize;
+            for (var j = 0; j < tablePages; j++)
             {
-                var needed = ((long)lengths[i] + cuNewTokens[i + 1] - cuNewTokens[i] + pageSize - 1) / pageSize;
-                for (var j = 0; j < tablePages; j++)
+                var index = i * tablePages + j;
+                var page = pageTable[index];
+                if (page == -1 && j >= needed)
                 {
-                    var index = i * tablePages + j;
-                    var page = pageTable[index];
-                    if (page == -1 && j >= needed)
-                    {
-                        continue;
-                    }
-                    if (page < 0 || page >= pages)
-                    {
-                        var why = j < needed ? $"sequence {i} needs pages 0 to {needed - 1} of its row for its tokens" : "past a row's needed pages, an entry is −1 or a page";
-                        throw new ArgumentOutOfRangeException(nameof(pageTable), page, $"'pageTable'[{i}, {j}] = {page} is not a page of the pool (0 to {pages - 1}): {why}.");
-                    }
-                    if (owner[page] != 0)
-                    {
-                        var other = owner[page] - 1;
-                        throw new ArgumentException($"page {page} is in 'pageTable'[{other / tablePages}, {other % tablePages}] and [{i}, {j}]: a page belongs to one sequence, once.", nameof(pageTable));
-                    }
-                    owner[page] = index + 1;
+                    continue;
                 }
+                if (page < 0 || page >= pages)
+                {
+                    var why = j < needed ? $"sequence {i} needs pages 0 to {needed - 1} of its row for its tokens" : "past a row's needed pages, an entry is −1 or a page";
+                    throw new ArgumentOutOfRangeException(nameof(pageTable), page, $"'pageTable'[{i}, {j}] = {page} is not a page of the pool (0 to {pages - 1}): {why}.");
+                }
+                if (marks[page] == stamp)
+                {
+                    var other = pageTable[..index].IndexOf(page);  // rare: found again for the message
+                    throw new ArgumentException($"page {page} is in 'pageTable'[{other / tablePages}, {other % tablePages}] and [{i}, {j}]: a page belongs to one sequence, once.", nameof(pageTable));
+                }
+                marks[page] = stamp;
             }
-        }
-        finally
-        {
-            ArrayPool<int>.Shared.Return(owner);
         }
     }
 }

@@ -150,27 +150,14 @@ public static class KvDecodeWork
         return (int)Math.Clamp(wanted, 1L, most);
     }
 
-    /// <summary>Per thread: the stamp of the row that last listed each page. A row's stamp is new, so the array is never cleared.</summary>
-    [ThreadStatic] private static int[]? t_rowOf;
-    [ThreadStatic] private static int t_stamp;
-
     /// <summary>Each row's pages up to its length lie in the pool, none twice in the row; past them, −1 or a page of the pool.</summary>
     private static void CheckPages(ReadOnlySpan<int> pageTable, ReadOnlySpan<int> lengths, int tablePages, int pages, int pageSize)
     {
-        var rowOf = t_rowOf;
-        if (rowOf is null || rowOf.Length < pages)
-        {
-            t_rowOf = rowOf = new int[Math.Max(pages, 2 * (rowOf?.Length ?? 0))];
-            t_stamp = 0;
-        }
-        if (t_stamp > int.MaxValue - lengths.Length)
-        {
-            Array.Clear(rowOf);
-            t_stamp = 0;
-        }
+        // A stamp a row: a page another row lists is no duplicate (decode only reads; rows may share a prefix's pages).
+        var rowOf = PageMarks.Reserve(pages, lengths.Length, out var firstStamp);
         for (var i = 0; i < lengths.Length; i++)
         {
-            var stamp = ++t_stamp;
+            var stamp = firstStamp + i;
             var row = pageTable.Slice(i * tablePages, tablePages);
             var needed = (int)Math.Min(tablePages, ((long)lengths[i] + pageSize - 1) / pageSize);  // lengths fit their rows (checked before)
             for (var j = 0; j < needed; j++)
