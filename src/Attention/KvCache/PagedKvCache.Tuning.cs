@@ -17,11 +17,12 @@ public sealed partial class PagedKvCache
 
     /// <summary>
     /// When set, the plain Decode, Attend and Prefill calls run the fastest declared decode configuration of this cache's head
-    /// dim and element (for D = 128 f16: four warps, two warps, eight warps on half-page steps) instead of the first. Each
-    /// configuration's whole attention call is timed (CUDA events, 2 warm-ups, median of 5) the first time a shape bucket is
-    /// seen, on the call's own arguments (attention does not change the cache, so repeating it is safe); later calls, in this
-    /// process or another, reuse the decision. The first call of a bucket is therefore slower. Calls with a kernel given are
-    /// never tuned.
+    /// dim and element that this device runs (for D = 128 f16: four warps, two warps, eight warps on half-page steps, and four
+    /// or two warps of three stages) instead of the first. Each configuration's whole attention call is timed (CUDA events,
+    /// 2 warm-ups, median of 5) the first time a shape bucket is seen, on the call's own arguments (attention does not change
+    /// the cache, so repeating it is safe). Later calls reuse the decision: from this cache's record of it, from the tuner's
+    /// memory, or from the tuner's file in another process. The first call of a bucket is therefore slower. Calls with a
+    /// kernel given are never tuned.
     /// </summary>
     public bool Autotune { get; set; }
 
