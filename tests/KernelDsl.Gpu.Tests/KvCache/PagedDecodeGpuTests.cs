@@ -162,6 +162,12 @@ public class PagedDecodeGpuTests(ITestOutputHelper output)
             Assert.Equal(device.SmCount, wide);
             Assert.Equal(2 * device.SmCount, narrow);
             Assert.Equal(device.SmCount, eight);
+            // Three stages: four warps take 216 KB, one block an SM; two warps take 113 KB, and two blocks (with the 1 KB each
+            // reserves) just fit sm_90's 228 KB.
+            var (deep, narrowDeep) = (PagedDecodeD128Stages3.ResidentBlocks(device), PagedDecodeD128Warps2Stages3.ResidentBlocks(device));
+            output.WriteLine($"resident blocks PagedDecodeD128Stages3 {deep}, PagedDecodeD128Warps2Stages3 {narrowDeep}");
+            Assert.Equal(device.SmCount, deep);
+            Assert.Equal(2 * device.SmCount, narrowDeep);
         }
         Assert.Equal(PagedDecodeD128.SplitsFor(32768, 1, 64, 8, 1, wide), PagedDecodeD128.With().SplitsOn(device, 32768, 1, 64, 8, 1));
     }
