@@ -13,7 +13,8 @@ public class KvAppendWorkTests(ITestOutputHelper output)
     {
         // Pages of 4. Sequence 0 holds 2 tokens and appends 7 (pages 0, 1, 2 of its row); sequence 1 appends none;
         // sequence 2 starts with 3.
-        var work = KvAppendWork.Build([0, 7, 7, 10], [2, 4, 0], [5, 1, 9, 2, -1, -1, 7, -1, -1], 3, [1, 0, 2], pages: 10, slots: 3, pageSize: 4, out var total);
+        using var built = KvAppendWork.Build([0, 7, 7, 10], [2, 4, 0], [5, 1, 9, 2, -1, -1, 7, -1, -1], 3, [1, 0, 2], pages: 10, slots: 3, pageSize: 4, out var total);
+        var work = built.Span.ToArray();
         Assert.Equal(10, total);
         int[] expected =
         [
@@ -36,7 +37,8 @@ public class KvAppendWorkTests(ITestOutputHelper output)
         {
             var pageSize = new[] { 16, 64 }[random.Next(2)];
             var (batch, width) = Batch(random, pageSize, out var lengths, out var cu, out var table, out var slots, out var pages);
-            var work = KvAppendWork.Build(cu, lengths, table, width, slots, pages, slots.Max() + 1 + random.Next(3), pageSize, out var total);
+            using var built = KvAppendWork.Build(cu, lengths, table, width, slots, pages, slots.Max() + 1 + random.Next(3), pageSize, out var total);
+            var work = built.Span.ToArray();
             Assert.Equal(cu[^1], total);
             Assert.True(work.Length / KvAppendWork.ItemInts <= KvAppendWork.MaxItems(batch, total, pageSize));
             var items = work.Chunk(KvAppendWork.ItemInts).ToArray();

@@ -74,7 +74,7 @@ public static class KvAppendLauncherWriter
             w.Line($"{Guard}.AtMost(headsKv, 65535, nameof(headsKv), \"KV heads are the grid's y extent\");");
             w.Line($"{Guard}.Positive(pages, nameof(pages));");
             w.Line($"{Guard}.Positive(slots, nameof(slots));");
-            w.Line($"var work = {Work}.Build(cuNewTokens, lengths, pageTable, tablePages, stagingSlots, pages, slots, PageSize, out var newTokens);");
+            w.Line($"using var work = {Work}.Build(cuNewTokens, lengths, pageTable, tablePages, stagingSlots, pages, slots, PageSize, out var newTokens);");
             w.Line($"{Guard}.Holds(kNew, (long)newTokens * headsKv * HeadDim, nameof(kNew), $\"new K [{{newTokens}}][{{headsKv}}][{{HeadDim}}]\");");
             w.Line($"{Guard}.Holds(vNew, (long)newTokens * headsKv * HeadDim, nameof(vNew), $\"new V [{{newTokens}}][{{headsKv}}][{{HeadDim}}]\");");
             foreach (var (name, length, shape) in new[]
@@ -102,7 +102,7 @@ public static class KvAppendLauncherWriter
             w.Line($"var items = work.Length / WorkItemInts;");
             w.Line($"if (items == 0) return;  // no sequence brought a token");
             w.Line($"{Guard}.Holds(workspace, work.Length, nameof(workspace), $\"the work list of {{items}} pages × {{WorkItemInts}} ints\");");
-            w.Line($"stream.CopyToDevice(workspace, (global::System.ReadOnlySpan<int>)work);");
+            w.Line($"stream.CopyToDevice(workspace, work.Span);  // staged before it returns: the pooled array goes back on dispose");
             LauncherSections.WriteLaunch(w, signature, "KernelName", "items, headsKv, 2");
         });
     }

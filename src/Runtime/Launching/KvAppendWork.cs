@@ -15,7 +15,11 @@ public static class KvAppendWork
     /// <remarks>A sequence appending n ≥ 1 tokens touches at most floor((n − 1) / pageSize) + 2 pages.</remarks>
     public static long MaxItems(int batch, long newTokens, int pageSize) => newTokens / pageSize + 2L * batch;
 
-    /// <summary>The work list (<see cref="ItemInts"/> ints per item) of an append; throws, naming the argument, if any of it is inconsistent.</summary>
+    /// <summary>
+    /// The work list (<see cref="ItemInts"/> ints per item) of an append, in an array lent by the shared pool (dispose it once
+    /// copied to the device); throws, naming the argument, if any of it is inconsistent. Built on every append, so it
+    /// allocates nothing.
+    /// </summary>
     /// <param name="cuNewTokens">[batch + 1]: 0, then the running total of the sequences' new tokens (rows of the new K and V).</param>
     /// <param name="lengths">[batch]: the tokens each sequence holds before the append.</param>
     /// <param name="pageTable">[batch][tablePages]: each sequence's pages in order.</param>
@@ -25,7 +29,7 @@ public static class KvAppendWork
     /// <param name="slots">Staging slots.</param>
     /// <param name="pageSize">Tokens per page.</param>
     /// <param name="newTokens">Σ new tokens: the rows of the new K and V.</param>
-    public static int[] Build(ReadOnlySpan<int> cuNewTokens, ReadOnlySpan<int> lengths, ReadOnlySpan<int> pageTable, int tablePages,
+    public static PooledInts Build(ReadOnlySpan<int> cuNewTokens, ReadOnlySpan<int> lengths, ReadOnlySpan<int> pageTable, int tablePages,
         ReadOnlySpan<int> stagingSlots, int pages, int slots, int pageSize, out int newTokens)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(pages, 1);
@@ -83,7 +87,7 @@ public static class KvAppendWork
         CheckPages(pageTable, batch, tablePages, lengths, cuNewTokens, pages, pageSize);
 
         newTokens = cuNewTokens[batch];
-        var work = new int[checked((int)(items * ItemInts))];
+        var work = new PooledInts(checked((int)(items * ItemInts)));
         var at = 0;
         for (var i = 0; i < batch; i++)
         {
@@ -109,7 +113,7 @@ public static class KvAppendWork
                         : (0, end % pageSize, cuNewTokens[i] + last * pageSize - length);
                 }
                 ReadOnlySpan<int> item = [pageTable[i * tablePages + p], start, fill, source, stagingSlots[i], stageFrom, stageTo, stageSource];
-                item.CopyTo(work.AsSpan(at));
+                item.CopyTo(work.Writable[at..]);
                 at += ItemInts;
             }
         }
@@ -118,7 +122,7 @@ public static class KvAppendWork
 
     private static void CheckSlots(ReadOnlySpan<int> stagingSlots, int slots)
     {
-        var seen = new Dictionary<int, int>();
+        var marks = PageMarks.Reserve(slots, 1, out var stamp);  // the marks serve any index range: here, slots
         for (var i = 0; i < stagingSlots.Length; i++)
         {
             var slot = stagingSlots[i];
@@ -126,10 +130,11 @@ public static class KvAppendWork
             {
                 throw new ArgumentOutOfRangeException(nameof(stagingSlots), slot, $"'stagingSlots'[{i}] = {slot}: the cache has slots 0 to {slots - 1}.");
             }
-            if (!seen.TryAdd(slot, i))
+            if (marks[slot] == stamp)
             {
-                throw new ArgumentException($"'stagingSlots'[{seen[slot]}] and [{i}] are both {slot}: each sequence stages its partial page in a slot of its own.", nameof(stagingSlots));
+                throw new ArgumentException($"'stagingSlots'[{stagingSlots[..i].IndexOf(slot)}] and [{i}] are both {slot}: each sequence stages its partial page in a slot of its own.", nameof(stagingSlots));
             }
+            marks[slot] = stamp;
         }
     }
 

@@ -1,5 +1,3 @@
-using System.Buffers;
-
 namespace KernelDsl.Launching;
 
 /// <summary>
@@ -65,7 +63,7 @@ public static class KvDecodeWork
     /// <param name="tablePages">Entries per row of <paramref name="pageTable"/>.</param>
     /// <param name="pages">Pages in the pool.</param>
     /// <param name="pageSize">Tokens per page.</param>
-    public static Work Build(ReadOnlySpan<int> cuQueries, ReadOnlySpan<int> lengths, ReadOnlySpan<int> pageTable, int tablePages, int pages, int pageSize)
+    public static PooledInts Build(ReadOnlySpan<int> cuQueries, ReadOnlySpan<int> lengths, ReadOnlySpan<int> pageTable, int tablePages, int pages, int pageSize)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(pages, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(pageSize, 1);
@@ -103,34 +101,11 @@ public static class KvDecodeWork
             }
         }
         CheckPages(pageTable, lengths, tablePages, pages, pageSize);
-        var work = new Work(checked((int)Length(batch, tablePages)));
+        var work = new PooledInts(checked((int)Length(batch, tablePages)));
         pageTable.CopyTo(work.Writable);
         lengths.CopyTo(work.Writable[(batch * tablePages)..]);
         cuQueries.CopyTo(work.Writable[(batch * (tablePages + 1))..]);
         return work;
-    }
-
-    /// <summary>
-    /// The device copy <see cref="Build"/> makes, in an array lent by the shared pool: dispose it once, when copied (a second
-    /// dispose of the same value, or of a copy of it, would lend the array twice).
-    /// </summary>
-    public readonly struct Work : IDisposable
-    {
-        private readonly int[] _rented;
-
-        internal Work(int length) => (_rented, Length) = (ArrayPool<int>.Shared.Rent(Math.Max(1, length)), length);
-
-        public int Length { get; }
-        public ReadOnlySpan<int> Span => _rented.AsSpan(0, Length);
-        internal Span<int> Writable => _rented.AsSpan(0, Length);
-
-        public void Dispose()
-        {
-            if (_rented is not null)
-            {
-                ArrayPool<int>.Shared.Return(_rented);
-            }
-        }
     }
 
     /// <summary>

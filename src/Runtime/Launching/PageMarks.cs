@@ -1,7 +1,8 @@
 namespace KernelDsl.Launching;
 
 /// <summary>
-/// Per-thread marks over a pool's pages for the batch checks of the decode and append launchers (is a page listed twice?).
+/// Per-thread marks over a pool's pages (or a cache's staging slots) for the batch checks of the decode and append
+/// launchers: is a page, or a slot, listed twice?
 /// Each check reserves fresh stamps, so a mark left by an earlier check never matches and nothing is cleared between
 /// checks: a check costs the entries it reads, not the pool's size.
 /// </summary>

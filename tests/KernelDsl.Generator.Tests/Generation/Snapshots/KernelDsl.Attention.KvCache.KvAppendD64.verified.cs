@@ -101,7 +101,7 @@ static partial class KvAppendD64
         global::KernelDsl.Launching.LaunchGuard.AtMost(headsKv, 65535, nameof(headsKv), "KV heads are the grid's y extent");
         global::KernelDsl.Launching.LaunchGuard.Positive(pages, nameof(pages));
         global::KernelDsl.Launching.LaunchGuard.Positive(slots, nameof(slots));
-        var work = global::KernelDsl.Launching.KvAppendWork.Build(cuNewTokens, lengths, pageTable, tablePages, stagingSlots, pages, slots, PageSize, out var newTokens);
+        using var work = global::KernelDsl.Launching.KvAppendWork.Build(cuNewTokens, lengths, pageTable, tablePages, stagingSlots, pages, slots, PageSize, out var newTokens);
         global::KernelDsl.Launching.LaunchGuard.Holds(kNew, (long)newTokens * headsKv * HeadDim, nameof(kNew), $"new K [{newTokens}][{headsKv}][{HeadDim}]");
         global::KernelDsl.Launching.LaunchGuard.Holds(vNew, (long)newTokens * headsKv * HeadDim, nameof(vNew), $"new V [{newTokens}][{headsKv}][{HeadDim}]");
         global::KernelDsl.Launching.LaunchGuard.Holds(kCodes, CodesLength(pages, headsKv), nameof(kCodes), $"int8 [{pages}][{headsKv}][{PageSize}][{HeadDim}]");
@@ -121,7 +121,7 @@ static partial class KvAppendD64
         var items = work.Length / WorkItemInts;
         if (items == 0) return;  // no sequence brought a token
         global::KernelDsl.Launching.LaunchGuard.Holds(workspace, work.Length, nameof(workspace), $"the work list of {items} pages × {WorkItemInts} ints");
-        stream.CopyToDevice(workspace, (global::System.ReadOnlySpan<int>)work);
+        stream.CopyToDevice(workspace, work.Span);  // staged before it returns: the pooled array goes back on dispose
         var arguments = new global::KernelDsl.Launching.KernelArguments();
         arguments.Add(kNew);
         arguments.Add(vNew);
