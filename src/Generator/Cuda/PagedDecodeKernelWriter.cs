@@ -92,7 +92,7 @@ public static class PagedDecodeKernelWriter
     {
         var d = plan.HeadDim;
         var perLane = d / 32;
-        var pack = plan.Spec.Input == Element.BF16 ? "kdsl_pack_bf16x2" : "kdsl_pack_f16x2";
+        var pack = plan.PackPairHelper;
         w.Line($"// Split-KV merge: one warp per output row; lse = log Σ exp(lse_s), O = Σ exp(lse_s − lse)·O_s over the splits (each O_s");
         w.Line($"// normalized). A split that saw no key has LSE −∞ and weighs nothing. Rows are [Σ queries][heads_q], Q's order.");
         w.Line($"extern \"C\" __global__ void __launch_bounds__({32 * MergeWarps})");
@@ -564,6 +564,9 @@ public static class PagedDecodeKernelWriter
             w.Line($"l[1] += (float)p_sum[1];");
         }
 
+        /// <summary>The output row ([Σ queries][heads_q]) of packed row p of this block's tile.</summary>
+        private const string OutputRow = "(long long)(q_first + p / group) * heads_q + kv_head * group + p % group";
+
         private void WriteBlockMerge()
         {
             var d = _d;
@@ -615,7 +618,7 @@ public static class PagedDecodeKernelWriter
                 w.Line($"const int p = tile * 16 + tid;");
                 w.Line($"// LSE in natural log: m is in units of σ·log₂e·score, and the sum counts {plan.PScale}·P.");
                 w.Line($"const float row_lse = sum > 0.f ? (top + kdsl_log2(sum * {Float(1.0 / plan.PScale)})) * 0.693147181f : -KDSL_INF;");
-                w.Line($"const long long row = (long long)(q_first + p / group) * heads_q + kv_head * group + p % group;");
+                w.Line($"const long long row = {OutputRow};");
                 w.Line($"// One split is the whole answer: the block writes O and LSE itself, as the merge would (weight exp2(0) = 1, log2(1) = 0).");
                 w.Line($"if (p < packed) {{ if (splits > 1) partial_lse[split * rows + row] = row_lse; else if (lse != 0) lse[row] = row_lse; }}");
             });
@@ -628,10 +631,10 @@ public static class PagedDecodeKernelWriter
                 w.Line($"float2 sum = make_float2(0.f, 0.f);");
                 w.Line($"#pragma unroll");
                 w.Line($"for (int i = 0; i < {_warps}; ++i) {{ const float2 x = *(const float2*)&merge_o[(i * 16 + r) * {d} + c]; sum.x += x.x; sum.y += x.y; }}");
-                w.Line($"const long long row = (long long)(q_first + p / group) * heads_q + kv_head * group + p % group;");
+                w.Line($"const long long row = {OutputRow};");
                 w.Line($"if (splits > 1) *(float2*)&partial_o[(split * rows + row) * {d} + c] = make_float2(sum.x * merge_inv[r], sum.y * merge_inv[r]);");
                 w.Line($"// A row that saw no key is 0, as the merge makes it, even where its stages held NaN (a non-finite V scale under Ignore).");
-                w.Line($"else *(u32*)&output[row * {d} + c] = merge_inv[r] == 0.f ? 0u : {(plan.Spec.Input == Element.BF16 ? "kdsl_pack_bf16x2" : "kdsl_pack_f16x2")}(sum.x * merge_inv[r], sum.y * merge_inv[r]);");
+                w.Line($"else *(u32*)&output[row * {d} + c] = merge_inv[r] == 0.f ? 0u : {plan.PackPairHelper}(sum.x * merge_inv[r], sum.y * merge_inv[r]);");
             });
         }
     }

@@ -29,6 +29,8 @@ public sealed record PagedDecodePlan(PagedDecodeSpec Spec)
     public int Warps => Spec.Warps;
     public int Stages => Spec.Stages;
     public int Threads => 32 * Spec.Warps;
+    /// <summary>The helper that packs two floats into a u32 of the output element (the merge's and the one-split write's).</summary>
+    public string PackPairHelper => Spec.Input == Element.BF16 ? "kdsl_pack_bf16x2" : "kdsl_pack_f16x2";
 
     /// <summary>Q·Kᵀ: int8 Q codes (per-row scale) against the page's K codes (k − mean, one scale).</summary>
     public MmaAtom Qk => MmaAtom.Get(MmaAtomKind.M16N8K32_S32S8S8);
