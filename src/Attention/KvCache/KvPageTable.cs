@@ -156,26 +156,19 @@ public sealed class KvPageTable
 }
 
 /// <summary>A batch's page table ([rows][Pages], −1 past a row's pages) and lengths, in arrays lent by the shared pool.</summary>
-internal readonly struct RentedRows : IDisposable
+internal readonly struct RentedRows(int cells, int pages, int rows) : IDisposable
 {
-    private readonly int[] _table, _lengths;
-    private readonly int _cells, _rows;
+    private readonly KernelDsl.Launching.PooledInts _table = new(cells), _lengths = new(rows);
 
-    public RentedRows(int cells, int pages, int rows)
-    {
-        (_table, _lengths) = (System.Buffers.ArrayPool<int>.Shared.Rent(Math.Max(1, cells)), System.Buffers.ArrayPool<int>.Shared.Rent(Math.Max(1, rows)));
-        (_cells, Pages, _rows) = (cells, pages, rows);
-    }
-
-    public int Pages { get; }
-    public ReadOnlySpan<int> Table => _table.AsSpan(0, _cells);
-    public ReadOnlySpan<int> Lengths => _lengths.AsSpan(0, _rows);
-    internal Span<int> Row(int row) => _table.AsSpan(row * Pages, Pages);
-    internal void SetLength(int row, int length) => _lengths[row] = length;
+    public int Pages => pages;
+    public ReadOnlySpan<int> Table => _table.Span;
+    public ReadOnlySpan<int> Lengths => _lengths.Span;
+    internal Span<int> Row(int row) => _table.Writable.Slice(row * pages, pages);
+    internal void SetLength(int row, int length) => _lengths.Writable[row] = length;
 
     public void Dispose()
     {
-        System.Buffers.ArrayPool<int>.Shared.Return(_table);
-        System.Buffers.ArrayPool<int>.Shared.Return(_lengths);
+        _table.Dispose();
+        _lengths.Dispose();
     }
 }

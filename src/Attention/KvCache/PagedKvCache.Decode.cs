@@ -17,9 +17,6 @@ public sealed partial class PagedKvCache
 
     private static (int, Element, object) Entry<T>(PagedDecodeKernel<T> kernel) where T : unmanaged => (kernel.HeadDim, kernel.Input, kernel);
 
-    /// <summary>The plain variant <see cref="PlainVariant{T}"/> chose for this cache's device, once chosen.</summary>
-    private object? _plainVariant;
-
     private DeviceBuffer<int>? _decodeWorkspace;
     private DeviceBuffer<float>? _partialO, _partialLse;
 
@@ -161,27 +158,26 @@ public sealed partial class PagedKvCache
     /// and the two-warp configuration runs instead; D = 64 and bf16 have one configuration each, too large there, and are
     /// refused with the device's limits named.
     /// </summary>
-    private PagedDecodeKernel<T> PlainVariant<T>() where T : unmanaged
+    private PagedDecodeKernel<T> PlainVariant<T>() where T : unmanaged => Candidates<T>()[0];
+
+    /// <summary>Why no declared configuration serves a call with Q and O of <typeparamref name="T"/> on this device.</summary>
+    private Exception NoConfiguration<T>() where T : unmanaged
     {
-        if (_plainVariant is PagedDecodeKernel<T> chosen)
-        {
-            return chosen;
-        }
         var declared = DecodeVariants.Where(v => v.HeadDim == HeadDim && v.Input == Input).Select(v => v.Kernel).ToArray();
         if (declared.Length == 0)
         {
-            throw new NotSupportedException($"No paged decode kernel is declared for head dim {HeadDim} with {Input} queries; declared: " +
+            return new NotSupportedException($"No paged decode kernel is declared for head dim {HeadDim} with {Input} queries; declared: " +
                 string.Join(", ", DecodeVariants.Select(v => $"{v.HeadDim} {v.Input}")) + ".");
         }
         var typed = declared.OfType<PagedDecodeKernel<T>>().ToArray();
         if (typed.Length == 0)
         {
-            throw new ArgumentException(
+            return new ArgumentException(
                 $"This cache attends with {Input} queries ({(Input == Element.BF16 ? "DeviceBuffer<ushort> of bf16 bits" : "DeviceBuffer<Half>")}).", "queries");
         }
-        return (PagedDecodeKernel<T>)(_plainVariant = typed.FirstOrDefault(k => k.RunsOn(Device)) ?? throw new NotSupportedException(
+        return new NotSupportedException(
             $"None of the paged decode kernels declared for head dim {HeadDim} with {Input} queries runs on {Device.Name} (sm_{Device.ComputeCapability}, " +
-            $"{Device.MaxSharedMemoryPerBlockOptin} bytes of shared memory a block): {string.Join(", ", typed.Select(k => k.Name))}."));
+            $"{Device.MaxSharedMemoryPerBlockOptin} bytes of shared memory a block): {string.Join(", ", typed.Select(k => k.Name))}.");
     }
 
     /// <summary>The public AttendPages with the decode variant given (a plain one, or one with modifiers bound).</summary>

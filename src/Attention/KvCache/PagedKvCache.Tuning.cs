@@ -80,9 +80,24 @@ public sealed partial class PagedKvCache
         return candidates.First(c => c.Name == result.Winner);
     }
 
-    /// <summary>The configurations this cache's device runs, which <see cref="Autotune"/> chooses among (found once).</summary>
-    private IReadOnlyList<PagedDecodeKernel<T>> Candidates<T>() where T : unmanaged =>
-        _candidates as IReadOnlyList<PagedDecodeKernel<T>> ?? (IReadOnlyList<PagedDecodeKernel<T>>)(_candidates = Configurations<T>(HeadDim, Input, Device));
+    /// <summary>
+    /// The configurations this cache's device runs, the plain default first, which <see cref="Autotune"/> chooses among (found
+    /// once; a cache has one element type, so a call with the other finds none and is refused).
+    /// </summary>
+    private IReadOnlyList<PagedDecodeKernel<T>> Candidates<T>() where T : unmanaged
+    {
+        if (_candidates is IReadOnlyList<PagedDecodeKernel<T>> known)
+        {
+            return known;
+        }
+        var runs = Configurations<T>(HeadDim, Input, Device);
+        if (runs.Count == 0)
+        {
+            throw NoConfiguration<T>();
+        }
+        _candidates = runs;
+        return runs;
+    }
 
     private object? _candidates;
 
