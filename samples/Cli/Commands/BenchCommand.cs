@@ -247,22 +247,32 @@ internal static class BenchCommand
     /// Median milliseconds of 20 runs after 3 warm-ups, each bracketed by CUDA events on the stream;
     /// <paramref name="before"/>, if given, is queued before each run, outside the events (e.g. an L2 flush).
     /// </summary>
-    internal static double Median(CudaStream stream, Action run, Action? before = null)
+    internal static double Median(CudaStream stream, Action run, Action? before = null) => MedianWithHost(stream, run, before).Ms;
+
+    /// <summary>
+    /// <see cref="Median"/>, with the median microseconds the host took to queue each run (a Stopwatch around
+    /// <paramref name="run"/>, between the events).
+    /// </summary>
+    internal static (double Ms, double HostUs) MedianWithHost(CudaStream stream, Action run, Action? before = null)
     {
-        var times = new List<double>();
+        var (times, host) = (new List<double>(), new List<double>());
         for (var i = 0; i < 23; i++)
         {
             before?.Invoke();
             using var start = stream.Record();
+            var clock = System.Diagnostics.Stopwatch.StartNew();
             run();
+            var queued = clock.Elapsed.TotalMicroseconds;
             using var stop = stream.Record();
             stop.Synchronize();
             if (i >= 3)
             {
                 times.Add(stop.ElapsedMilliseconds(start));
+                host.Add(queued);
             }
         }
         times.Sort();
-        return times[times.Count / 2];
+        host.Sort();
+        return (times[times.Count / 2], host[host.Count / 2]);
     }
 }

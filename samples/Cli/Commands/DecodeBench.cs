@@ -147,31 +147,14 @@ internal static class DecodeBench
     /// device is still busy with them while the host queues the call and the events time the device's work alone; and the
     /// median microseconds the host takes to queue it (a copy that blocks the host shows here).
     /// </summary>
-    private static (double DeviceMs, double HostUs) DeviceAndHost(CudaStream stream, Action call, Action flush)
-    {
-        var (device, host) = (new List<double>(), new List<double>());
-        for (var i = 0; i < 23; i++)
+    private static (double DeviceMs, double HostUs) DeviceAndHost(CudaStream stream, Action call, Action flush) =>
+        BenchCommand.MedianWithHost(stream, call, () =>
         {
             for (var f = 0; f < HidingFlushes; f++)
             {
                 flush();
             }
-            using var start = stream.Record();
-            var clock = System.Diagnostics.Stopwatch.StartNew();
-            call();
-            var queued = clock.Elapsed.TotalMicroseconds;
-            using var stop = stream.Record();
-            stop.Synchronize();
-            if (i >= 3)
-            {
-                device.Add(stop.ElapsedMilliseconds(start));
-                host.Add(queued);
-            }
-        }
-        device.Sort();
-        host.Sort();
-        return (device[device.Count / 2], host[host.Count / 2]);
-    }
+        });
 
     /// <summary>A configuration's short name: its declaring type's.</summary>
     public static string Name<T>(PagedDecodeKernel<T> kernel) where T : unmanaged => kernel.Name[(kernel.Name.LastIndexOf('.') + 1)..];
