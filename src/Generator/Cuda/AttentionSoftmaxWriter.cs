@@ -47,15 +47,19 @@ public sealed class AttentionSoftmaxWriter(AttentionPlan plan, CodeWriter w, str
             }
             if (_spec.Mask is { } mask)
             {
-                masked += $" || row >= seq_q || !{ModifierWriter.FunctionName(mask)}({ModifierArguments(mask, "row", "key")})";
+                masked += $" || row >= seq_q || !{ModifierWriter.Call(mask, Site)}";
             }
             return masked;
         }
     }
 
-    /// <summary>The arguments of a modifier's device function: b, h, the query row and key given, then its runtime parameters.</summary>
-    public static string ModifierArguments(ModifierSpec modifier, string row, string key, string? score = null) =>
-        string.Join(", ", (score is null ? [] : new[] { score }).Concat([N.Batch, N.Head, row, key]).Concat(ModifierWriter.RuntimeArgumentNames(modifier)));
+    /// <summary>
+    /// Score (jt, r) as a modifier's call sees it: the ints <c>row</c> and <c>key</c> the loop defines, and their float
+    /// positions, the key's as the block's first key converted once plus the score's constant offset.
+    /// </summary>
+    private ModifierWriter.ModifierSite Site => new(N.Batch, N.Head, "row", "key",
+        QueryFloat: $"(float)({RowOf})",
+        KeyFloat: $"((float)({N.KeyBlock} * {_spec.BlockN} + 2 * {N.ThreadInGroup}) + (float)(jt * 8 + (r & 1)))");
 
     /// <summary>A loop over this thread's scores whose body runs only for masked keys.</summary>
     private void WriteForMaskedKeys(string body)
@@ -106,7 +110,7 @@ public sealed class AttentionSoftmaxWriter(AttentionPlan plan, CodeWriter w, str
         w.Line($"    #pragma unroll");
         w.Line($"    for (int r = 0; r < 4; ++r) {{");
         w.Line($"        const int key = kdsl_min({KeyOf}, seq_k - 1), row = kdsl_min({RowOf}, seq_q - 1);");
-        w.Line($"        {N.Scores}[jt][r] = {ModifierWriter.FunctionName(score)}({ModifierArguments(score, "row", "key", $"fmaf({N.Scores}[jt][r], {sl}, {qb})")});");
+        w.Line($"        {N.Scores}[jt][r] = {ModifierWriter.Call(score, Site, $"fmaf({N.Scores}[jt][r], {sl}, {qb})")};");
         w.Line($"    }}");
     }
 

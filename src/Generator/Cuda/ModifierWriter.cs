@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Generic;
+using System.Globalization;
 using System.Linq;
 using KernelDsl.Generator.Helpers;
 using KernelDsl.Generator.Model;
@@ -27,8 +28,30 @@ public static class ModifierWriter
         _ => "double",
     };
 
-    /// <summary>The device function's parameters, in the C# method's order.</summary>
-    public static string CudaParameterList(ModifierSpec m) => string.Join(", ", m.Parameters.Select(Parameter));
+    /// <summary>
+    /// The device function's parameters in the C# method's order, with the float positions of <see cref="FloatIndices"/>
+    /// between the indices and the runtime parameters.
+    /// </summary>
+    public static string CudaParameterList(ModifierSpec m) => string.Join(", ",
+        m.Parameters.Where(p => p.Role != ParameterRole.Runtime).Select(Parameter)
+            .Concat(FloatIndices(m).Select(p => $"float {FloatIndexName(p.Name)}"))
+            .Concat(m.Parameters.Where(p => p.Role == ParameterRole.Runtime).Select(Parameter)));
+
+    /// <summary>
+    /// A modifier's call: the score (for a score modifier), the site's b, h, q and k, the float positions its body reads,
+    /// then its runtime parameters, which the kernel holds under their CUDA names.
+    /// </summary>
+    public static string Call(ModifierSpec m, ModifierSite site, string? score = null)
+    {
+        var floats = FloatIndices(m).Select(p => p.Role switch
+        {
+            ParameterRole.Batch => $"(float){site.Batch}",
+            ParameterRole.Head => $"(float){site.Head}",
+            ParameterRole.Query => site.QueryFloat,
+            _ => site.KeyFloat,
+        });
+        return $"{FunctionName(m)}({string.Join(", ", (score is null ? [] : new[] { score }).Concat([site.Batch, site.Head, site.Query, site.Key]).Concat(floats).Concat(RuntimeArgumentNames(m)))})";
+    }
 
     /// <summary>The runtime parameters' CUDA names in order: the arguments the kernel passes after the indices.</summary>
     public static IEnumerable<string> RuntimeArgumentNames(ModifierSpec m) =>
@@ -63,6 +86,10 @@ public static class ModifierWriter
             {
                 WriteApproximateTanh(w);
             }
+            if (UsesFullRangeDivision(score))
+            {
+                WriteFullRangeDivision(w);
+            }
             WriteFunction(w, score);
         }
         if (mask is not null)
@@ -82,15 +109,152 @@ public static class ModifierWriter
         w.Raw($"// From C# {CSharpName(m)}");
         w.Block($"static __device__ __forceinline__ {returns} {FunctionName(m)}({CudaParameterList(m)})", () =>
         {
-            // A score modifier's float tanh runs on the SFU (tanh.approx, relative error under 2^-10.9): it is evaluated for
-            // every score, and P is quantized to 8 bits after it. Masks keep the exact functions their classifier bounds.
-            var approximate = m.Kind == ModifierKind.Score;
+            var speller = new Speller(m.Kind == ModifierKind.Score ? m : null);
             foreach (var local in m.Locals)
             {
-                w.Raw($"const {CudaType(local.Type)} {CudaName(local.Name)} = {Bare(Expression(local.Value, approximate))};");
+                w.Raw($"const {CudaType(local.Type)} {CudaName(local.Name)} = {Bare(speller.Text(local.Value))};");
             }
-            w.Raw($"return {Bare(Expression(m.Result, approximate))};");
+            w.Raw($"return {Bare(speller.Text(m.Result))};");
         });
+    }
+
+    // ------------------------------------------------------------------------------------------------------------------
+    // Per-score forms. A score modifier runs once per score inside the softmax, where the SFU and the conversion unit are
+    // the scarcest (16 results a clock an SM on sm_80 and sm_90, against 128 FFMAs; the softmax's exp2 already takes one
+    // per score). Its body is spelled so that it adds none it can avoid:
+    // - float tanh is tanh.approx.f32 (relative error under 2^-10.9; P is quantized to 8 bits after it);
+    // - float division by a value the same for every score (runtime scalars and constants) is a multiplication by its
+    //   reciprocal, which the compiler computes once (within 1.5 ulp of the quotient); by anything else, div.full.f32
+    //   (within 2 ulp) instead of the IEEE division's subroutine;
+    // - an int → float conversion of positions (the indices and int constants under + and −, e.g. (float)(k − q)) is the
+    //   same sum over the positions as floats, which the kernel passes in and derives per score with an FADD, instead of
+    //   an I2F per score. Every value is an integer, so the sum is exact below 2^24 (16M tokens) and within an ulp above.
+    // Masks keep C#'s exact semantics: their block classifier bounds the same expressions.
+    // ------------------------------------------------------------------------------------------------------------------
+
+    /// <summary>
+    /// Where the kernel calls a modifier: b, h, q and k as ints (clamped into the sequences, since a body may index arrays
+    /// with them), and the query's and key's positions as exact floats for <see cref="FloatIndices"/>; those need no clamp,
+    /// since a score past a sequence is masked or its row discarded.
+    /// </summary>
+    public sealed record ModifierSite(string Batch, string Head, string Query, string Key, string QueryFloat, string KeyFloat);
+
+    /// <summary>A float position's CUDA name ("uf_" cannot meet <see cref="CudaName"/>'s "u_").</summary>
+    public static string FloatIndexName(string userName) => "uf_" + userName;
+
+    /// <summary>The index parameters a score modifier converts to float (see the per-score forms), in parameter order; none for a mask.</summary>
+    public static IEnumerable<ModifierParameter> FloatIndices(ModifierSpec m)
+    {
+        if (m.Kind != ModifierKind.Score)
+        {
+            return [];
+        }
+        var speller = new Speller(m);
+        var read = new HashSet<string>(m.Nodes().OfType<ConvertExpression>().Where(speller.IsFloatPosition).SelectMany(c => speller.PositionsOf(c.Operand)));
+        return m.Parameters.Where(p => read.Contains(p.Name));
+    }
+
+    /// <summary>The device function for a float division in a score modifier whose divisor varies: PTX div.full.f32.</summary>
+    public const string FullRangeDivision = "kdsl_div_full";
+
+    /// <summary>Whether a score modifier divides floats by something that varies per score, so its module needs <see cref="FullRangeDivision"/>.</summary>
+    public static bool UsesFullRangeDivision(ModifierSpec m) =>
+        m.Kind == ModifierKind.Score && m.Nodes().OfType<BinaryExpression>().Any(new Speller(m).IsVaryingFloatDivision);
+
+    /// <summary>Writes <see cref="FullRangeDivision"/>.</summary>
+    public static void WriteFullRangeDivision(CodeWriter w)
+    {
+        w.Raw($"// a / b within 2 ulp over the full range, without the IEEE division's subroutine (PTX ISA, div.full.f32).");
+        w.Block($"static __device__ __forceinline__ float {FullRangeDivision}(float a, float b)", () =>
+        {
+            w.Raw($"float y;");
+            w.Raw($"asm(\"div.full.f32 %0, %1, %2;\" : \"=f\"(y) : \"f\"(a), \"f\"(b));");
+            w.Raw($"return y;");
+        });
+    }
+
+    /// <summary>
+    /// Spells a body: exactly, or (given the score modifier) with the per-score forms above. Locals are known by name, so
+    /// a local that holds a position sum is spelled as that sum where it is converted to float.
+    /// </summary>
+    private sealed class Speller(ModifierSpec? perScore)
+    {
+        private readonly Dictionary<string, ModifierExpression> _locals = perScore?.Locals.ToDictionary(l => l.Name, l => l.Value) ?? [];
+        private readonly HashSet<string> _indices = new(perScore?.Parameters.Where(p => p.Role is ParameterRole.Batch or ParameterRole.Head or ParameterRole.Query or ParameterRole.Key).Select(p => p.Name) ?? []);
+        private readonly HashSet<string> _runtimeScalars = new(perScore?.Parameters.Where(p => p.Role == ParameterRole.Runtime && !p.IsArray).Select(p => p.Name) ?? []);
+
+        public string Text(ModifierExpression e) => e switch
+        {
+            LiteralExpression l => Atom(l.Text),
+            ParameterExpression p => CudaName(p.Name),
+            LocalExpression l => CudaName(l.Name),
+            UnaryExpression u => UnaryText(u.Operator, Text(u.Operand)),
+            BinaryExpression b when IsVaryingFloatDivision(b) => $"{FullRangeDivision}({Bare(Text(b.Left))}, {Bare(Text(b.Right))})",
+            BinaryExpression b when perScore is not null && b is { Operator: "/", Type: ScalarType.Float } => $"({Text(b.Left)} * (1.f / {Text(b.Right)}))",
+            BinaryExpression b => BinaryText(b.Operator, b.Left.Type, Text(b.Left), Text(b.Right)),
+            ConditionalExpression c => $"({Text(c.Condition)} ? {Text(c.WhenTrue)} : {Text(c.WhenFalse)})",
+            ConvertExpression c when IsFloatPosition(c) => FloatPosition(c.Operand),
+            ConvertExpression c => ConvertText(c.Type, Text(c.Operand)),
+            CallExpression { Function: MathFunction.Tanh } c when perScore is not null && ArgumentType(c) == ScalarType.Float =>
+                $"{ApproximateTanh}({Bare(Text(c.Arguments[0]))})",
+            CallExpression c => CallText(c.Function, ArgumentType(c), c.Arguments.Select(Text).ToArray()),
+            IndexExpression i => $"{CudaName(i.Array)}[{Bare(Text(i.Index))}]",
+            _ => throw new NotSupportedException($"Modifier expression {e.GetType().Name} has no CUDA spelling."),
+        };
+
+        /// <summary>A float division whose divisor varies per score (it reads the score, an index or an array).</summary>
+        public bool IsVaryingFloatDivision(BinaryExpression b) => perScore is not null && b is { Operator: "/", Type: ScalarType.Float } && !IsInvariant(b.Right);
+
+        /// <summary>An int → float conversion of a sum of positions, spelled over the float positions.</summary>
+        public bool IsFloatPosition(ConvertExpression c) => perScore is not null && c.Type == ScalarType.Float && c.Operand.Type == ScalarType.Int && IsPositionSum(c.Operand);
+
+        /// <summary>The index parameters a position sum reads.</summary>
+        public IEnumerable<string> PositionsOf(ModifierExpression e) => e switch
+        {
+            ParameterExpression p => [p.Name],
+            LocalExpression l => PositionsOf(_locals[l.Name]),
+            UnaryExpression u => PositionsOf(u.Operand),
+            BinaryExpression b => PositionsOf(b.Left).Concat(PositionsOf(b.Right)),
+            _ => [],
+        };
+
+        /// <summary>
+        /// Indices and int constants under + and − (unary or binary), through locals: an integer whose float is the same
+        /// sum over floats. Constants are kept below 2^20 so that no partial sum of a few positions nears 2^24 first.
+        /// </summary>
+        private bool IsPositionSum(ModifierExpression e) => e switch
+        {
+            ParameterExpression p => _indices.Contains(p.Name),
+            LocalExpression l => l.Type == ScalarType.Int && IsPositionSum(_locals[l.Name]),
+            LiteralExpression l => long.TryParse(l.Text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var v) && Math.Abs(v) < 1 << 20,
+            UnaryExpression { Operator: "-" or "+" } u => IsPositionSum(u.Operand),
+            BinaryExpression { Operator: "+" or "-", Type: ScalarType.Int } b => IsPositionSum(b.Left) && IsPositionSum(b.Right),
+            _ => false,
+        };
+
+        private string FloatPosition(ModifierExpression e) => e switch
+        {
+            ParameterExpression p => FloatIndexName(p.Name),
+            LocalExpression l => FloatPosition(_locals[l.Name]),
+            LiteralExpression l => Atom(l.Text + ".f"),
+            UnaryExpression u => UnaryText(u.Operator, FloatPosition(u.Operand)),
+            BinaryExpression b => $"({FloatPosition(b.Left)} {b.Operator} {FloatPosition(b.Right)})",
+            _ => throw new NotSupportedException($"{e.GetType().Name} is not a position sum."),
+        };
+
+        /// <summary>The same for every score of a call: constants, runtime scalars, and what is built from them alone.</summary>
+        private bool IsInvariant(ModifierExpression e) => e switch
+        {
+            LiteralExpression => true,
+            ParameterExpression p => _runtimeScalars.Contains(p.Name),
+            LocalExpression l => IsInvariant(_locals[l.Name]),
+            UnaryExpression u => IsInvariant(u.Operand),
+            BinaryExpression b => IsInvariant(b.Left) && IsInvariant(b.Right),
+            ConditionalExpression c => IsInvariant(c.Condition) && IsInvariant(c.WhenTrue) && IsInvariant(c.WhenFalse),
+            ConvertExpression c => IsInvariant(c.Operand),
+            CallExpression c => c.Arguments.All(IsInvariant),
+            _ => false,
+        };
     }
 
     // ------------------------------------------------------------------------------------------------------------------
@@ -99,23 +263,8 @@ public static class ModifierWriter
     // spellings on exact operand values, so the two agree on what an operator means.
     // ------------------------------------------------------------------------------------------------------------------
 
-    /// <summary>The CUDA text of a modifier expression, parenthesised wherever precedence could matter.</summary>
-    /// <param name="approximate">Float tanh as <see cref="ApproximateTanh"/> (score modifiers).</param>
-    public static string Expression(ModifierExpression e, bool approximate = false) => e switch
-    {
-        LiteralExpression l => Atom(l.Text),
-        ParameterExpression p => CudaName(p.Name),
-        LocalExpression l => CudaName(l.Name),
-        UnaryExpression u => UnaryText(u.Operator, Expression(u.Operand, approximate)),
-        BinaryExpression b => BinaryText(b.Operator, b.Left.Type, Expression(b.Left, approximate), Expression(b.Right, approximate)),
-        ConditionalExpression c => $"({Expression(c.Condition, approximate)} ? {Expression(c.WhenTrue, approximate)} : {Expression(c.WhenFalse, approximate)})",
-        ConvertExpression c => ConvertText(c.Type, Expression(c.Operand, approximate)),
-        CallExpression { Function: MathFunction.Tanh } c when approximate && ArgumentType(c) == ScalarType.Float =>
-            $"{ApproximateTanh}({Bare(Expression(c.Arguments[0], approximate))})",
-        CallExpression c => CallText(c.Function, ArgumentType(c), c.Arguments.Select(a => Expression(a, approximate)).ToArray()),
-        IndexExpression i => $"{CudaName(i.Array)}[{Bare(Expression(i.Index, approximate))}]",
-        _ => throw new NotSupportedException($"Modifier expression {e.GetType().Name} has no CUDA spelling."),
-    };
+    /// <summary>The CUDA text of a modifier expression with C#'s exact semantics, parenthesised wherever precedence could matter.</summary>
+    public static string Expression(ModifierExpression e) => new Speller(null).Text(e);
 
     /// <summary>The device function for a score modifier's float tanh: PTX tanh.approx.f32 (sm_75+).</summary>
     public const string ApproximateTanh = "kdsl_tanh_approx";

@@ -141,11 +141,12 @@ public static class PagedDecodeKernelWriter
         private string ScoreScale => _score is null ? "score_log2" : "score_unit";
 
         /// <summary>
-        /// A modifier's call for a row's position <paramref name="q"/> and head <paramref name="h"/> against
-        /// <paramref name="key"/>: (score,) b, h, q, k, then its runtime parameters, the kernel's parameters of the same names.
+        /// A modifier's call for score (jt, e) of the lane: its row's head and position (row_h, row_q) against
+        /// <paramref name="key"/>, the float key position being the lane's first key converted once plus the score's offset.
         /// </summary>
-        private static string Call(ModifierSpec modifier, string h, string q, string key, string? score = null) =>
-            $"{ModifierWriter.FunctionName(modifier)}({string.Join(", ", (score is null ? [] : new[] { score }).Concat(["b", h, q, key]).Concat(ModifierWriter.RuntimeArgumentNames(modifier)))})";
+        private static string Call(ModifierSpec modifier, string key, string? score = null) => ModifierWriter.Call(modifier,
+            new ModifierWriter.ModifierSite("b", "row_h[e >> 1]", "row_q[e >> 1]", key,
+                QueryFloat: "(float)row_q[e >> 1]", KeyFloat: "((float)(key0 + 2 * t) + (float)(8 * jt + (e & 1)))"), score);
 
         /// <summary>The mask's block classifier for the lane's row group over keys [<paramref name="first"/>, min(first + span, length)).</summary>
         private static string KeyClass(ModifierSpec mask, string first, int span) =>
@@ -445,7 +446,7 @@ public static class PagedDecodeKernelWriter
                     w.Block($"for (int jt = 0; jt < {sTiles}; ++jt)", () =>
                     {
                         w.Line($"#pragma unroll");
-                        w.Line($"for (int e = 0; e < 4; ++e) x[jt][e] = {Call(score, "row_h[e >> 1]", "row_q[e >> 1]", $"kdsl_min(key0 + 8 * jt + 2 * t + (e & 1), length - 1)", "x[jt][e]")} * KDSL_LOG2E;");
+                        w.Line($"for (int e = 0; e < 4; ++e) x[jt][e] = {Call(score, "kdsl_min(key0 + 8 * jt + 2 * t + (e & 1), length - 1)", "x[jt][e]")} * KDSL_LOG2E;");
                     });
                 }
                 var whole = _mask is null ? "" : "!mask_whole || ";
@@ -458,7 +459,7 @@ public static class PagedDecodeKernelWriter
                         w.Line($"#pragma unroll");
                         if (_mask is { } mask)
                         {
-                            w.Line($"for (int e = 0; e < 4; ++e) {{ const int key = key0 + 8 * jt + 2 * t + (e & 1); if (key >= key_limit[e >> 1] || !{Call(mask, "row_h[e >> 1]", "row_q[e >> 1]", "key")}) x[jt][e] = -KDSL_INF; }}");
+                            w.Line($"for (int e = 0; e < 4; ++e) {{ const int key = key0 + 8 * jt + 2 * t + (e & 1); if (key >= key_limit[e >> 1] || !{Call(mask, "key")}) x[jt][e] = -KDSL_INF; }}");
                         }
                         else
                         {

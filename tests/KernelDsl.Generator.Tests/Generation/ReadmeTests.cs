@@ -130,7 +130,7 @@ public class ReadmeTests
             Assert.Contains("""
                 static __device__ __forceinline__ float kdsl_score_mod(float u_score, int u_b, int u_h, int u_q, int u_k, float u_cap)
                 {
-                    return u_cap * kdsl_tanh_approx(u_score / u_cap);
+                    return u_cap * kdsl_tanh_approx(u_score * (1.f / u_cap));
                 }
                 """.ReplaceLineEndings("\n"), cuda);
             Assert.Contains("""

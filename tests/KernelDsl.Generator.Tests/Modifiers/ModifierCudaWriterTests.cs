@@ -117,17 +117,20 @@ public class ModifierCudaWriterTests
     }
 
     [Fact]
-    public void Softcap_function_is_exact_and_its_tanh_runs_on_the_sfu()
+    public void Softcap_divides_by_the_caps_reciprocal_and_its_tanh_runs_on_the_sfu()
     {
+        // cap is the same for every score, so 1/cap is computed once and each score pays a multiplication.
         Assert.Equal("""
             // From C# Users.Mods.Softcap
             static __device__ __forceinline__ float kdsl_score_mod(float u_score, int u_b, int u_h, int u_q, int u_k, float u_cap)
             {
-                return u_cap * kdsl_tanh_approx(u_score / u_cap);
+                return u_cap * kdsl_tanh_approx(u_score * (1.f / u_cap));
             }
 
             """.Replace("\r\n", "\n"), Function(Softcap));
         Assert.True(ModifierWriter.UsesApproximateTanh(Softcap));
+        Assert.False(ModifierWriter.UsesFullRangeDivision(Softcap));
+        Assert.Empty(ModifierWriter.FloatIndices(Softcap));
         // Outside a score modifier (a mask, whose classifier bounds the exact function) tanh stays tanhf.
         Assert.Equal("tanhf(u_score)", ModifierWriter.Expression(new CallExpression(Float, MathFunction.Tanh, new ModifierExpression[] { new ParameterExpression(Float, "score") }.ToEquatableArray())));
     }
@@ -146,12 +149,63 @@ public class ModifierCudaWriterTests
     }
 
     [Fact]
-    public void Alibi_reads_the_head_slope_through_a_restrict_pointer()
+    public void Alibi_reads_the_head_slope_through_a_restrict_pointer_and_subtracts_float_positions()
     {
-        Assert.Equal("float u_score, int u_b, int u_h, int u_q, int u_k, const float* __restrict__ u_slopes", ModifierWriter.CudaParameterList(Alibi));
+        Assert.Equal("float u_score, int u_b, int u_h, int u_q, int u_k, float uf_q, float uf_k, const float* __restrict__ u_slopes", ModifierWriter.CudaParameterList(Alibi));
+        Assert.Contains("return u_score + (u_slopes[u_h] * (uf_k - uf_q));", Function(Alibi));
+        // Spelled exactly (as a mask's classifier reads it), the conversion stays.
         Assert.Equal("(u_score + (u_slopes[u_h] * ((float)(u_k - u_q))))", ModifierWriter.Expression(Alibi.Result));
         Assert.Equal("kdsl_score_mod", ModifierWriter.FunctionName(Alibi));
         Assert.Equal(["u_slopes"], ModifierWriter.RuntimeArgumentNames(Alibi));
+        var site = new ModifierWriter.ModifierSite("b", "h", "row", "key", QueryFloat: "qf", KeyFloat: "kf");
+        Assert.Equal("kdsl_score_mod(s, b, h, row, key, qf, kf, u_slopes)", ModifierWriter.Call(Alibi, site, "s"));
+    }
+
+    // var d = k - q + 1; return score * (1f + (float)b) / (float)d + (float)(-h) + (float)(k * 2) + (float)doc[k] + (float)(q + 1048576);
+    private static readonly ModifierSpec Mixed = Spec(ModifierKind.Score, "Mixed",
+        B(Float, "+", B(Float, "+", B(Float, "+", B(Float, "+",
+            B(Float, "/", B(Float, "*", P("score", Float), B(Float, "+", F("1.f"), ToFloat(P("b")))), ToFloat(L("d"))),
+            ToFloat(new UnaryExpression(Int, "-", P("h")))),
+            ToFloat(B(Int, "*", P("k"), I(2)))),
+            ToFloat(new IndexExpression(Int, "doc", P("k")))),
+            ToFloat(B(Int, "+", P("q"), I(1 << 20)))),
+        [Runtime("doc", Int, array: true)],
+        new ModifierLocal("d", Int, B(Int, "+", B(Int, "-", P("k"), P("q")), I(1))));
+
+    [Fact]
+    public void Per_score_forms_take_only_position_sums_and_varying_divisors()
+    {
+        var text = Function(Mixed);
+        // d = k − q + 1 is a position sum through a local, so its float is (uf_k − uf_q) + 1; it varies, so the division is div.full.
+        Assert.Contains("kdsl_div_full(u_score * (1.f + uf_b), (uf_k - uf_q) + 1.f)", text);
+        // (float)b and (float)(−h) are position sums too; k·2, an array element and a constant of 2^20 are not.
+        Assert.Contains("(-uf_h)", text);
+        Assert.Contains("((float)(u_k * 2))", text);
+        Assert.Contains("((float)u_doc[u_k])", text);
+        Assert.Contains("((float)(u_q + 1048576))", text);
+        Assert.True(ModifierWriter.UsesFullRangeDivision(Mixed));
+        Assert.Equal(["b", "h", "q", "k"], ModifierWriter.FloatIndices(Mixed).Select(p => p.Name));
+        // The int local itself is still declared for anything else that reads it.
+        Assert.Contains("const int u_d = (u_k - u_q) + 1;", text);
+        var site = new ModifierWriter.ModifierSite("bb", "hh", "row", "key", QueryFloat: "qf", KeyFloat: "kf");
+        Assert.Equal("kdsl_score_mod(s, bb, hh, row, key, (float)bb, (float)hh, qf, kf, u_doc)", ModifierWriter.Call(Mixed, site, "s"));
+
+        var w = new CodeWriter();
+        ModifierWriter.WriteModifiers(w, Mixed, null);
+        Assert.Contains("asm(\"div.full.f32 %0, %1, %2;\"", w.ToString());
+    }
+
+    [Fact]
+    public void Masks_keep_exact_conversions_and_division()
+    {
+        // A mask's classifier bounds the exact expressions, so its body is spelled as C# means it.
+        Assert.Contains("((float)(u_q - u_k))", Function(Floaty));
+        Assert.Empty(ModifierWriter.FloatIndices(Floaty));
+        var site = new ModifierWriter.ModifierSite("b", "h", "row", "key", QueryFloat: "qf", KeyFloat: "kf");
+        Assert.Equal("kdsl_mask_mod(b, h, row, key, u_window, u_prefix)", ModifierWriter.Call(Floaty, site));
+        var divides = Spec(ModifierKind.Mask, "Divides", Cmp("<", B(Float, "/", ToFloat(P("k")), ToFloat(P("q"))), F("2.f")), []);
+        Assert.Contains("(((float)u_k) / ((float)u_q)) < 2.f", Function(divides));
+        Assert.False(ModifierWriter.UsesFullRangeDivision(divides));
     }
 
     [Fact]

@@ -98,9 +98,9 @@ static __device__ __forceinline__ int kdsl_smem_v(int row, int col)
 #define KDSL_LOG2E 1.44269504f
 #define KDSL_LN2 0.693147181f
 // From C# KernelDsl.Attention.FlashAttention.Alibi.Bias
-static __device__ __forceinline__ float kdsl_score_mod(float u_score, int u_b, int u_h, int u_q, int u_k, const float* __restrict__ u_slopes)
+static __device__ __forceinline__ float kdsl_score_mod(float u_score, int u_b, int u_h, int u_q, int u_k, float uf_q, float uf_k, const float* __restrict__ u_slopes)
 {
-    return u_score + (u_slopes[u_h] * ((float)(u_k - u_q)));
+    return u_score + (u_slopes[u_h] * (uf_k - uf_q));
 }
 
 // Global → shared with cp.async 16. Rows past the tensor's end are zero-filled, so tails need no branch in the math.
@@ -271,7 +271,7 @@ kdsl_KernelDsl_Attention_FlashAttention_Alibi_D128Bf16PV(
             #pragma unroll
             for (int r = 0; r < 4; ++r) {
                 const int key = kdsl_min(kb * 64 + jt * 8 + 2 * t + (r & 1), seq_k - 1), row = kdsl_min(m0 + warp * 16 + g + 8 * (r >> 1), seq_q - 1);
-                xs[jt][r] = kdsl_score_mod(fmaf(xs[jt][r], sl, qb[r >> 1]), b, h, row, key, u_slopes);
+                xs[jt][r] = kdsl_score_mod(fmaf(xs[jt][r], sl, qb[r >> 1]), b, h, row, key, (float)(m0 + warp * 16 + g + 8 * (r >> 1)), ((float)(kb * 64 + 2 * t) + (float)(jt * 8 + (r & 1))), u_slopes);
             }
         if (masked)
         {

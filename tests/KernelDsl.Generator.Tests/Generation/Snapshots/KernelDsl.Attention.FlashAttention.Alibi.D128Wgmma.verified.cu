@@ -160,9 +160,9 @@ static __device__ __forceinline__ int kdsl_smem_q(int row, int col)
 #define KDSL_LOG2E 1.44269504f
 #define KDSL_LN2 0.693147181f
 // From C# KernelDsl.Attention.FlashAttention.Alibi.Bias
-static __device__ __forceinline__ float kdsl_score_mod(float u_score, int u_b, int u_h, int u_q, int u_k, const float* __restrict__ u_slopes)
+static __device__ __forceinline__ float kdsl_score_mod(float u_score, int u_b, int u_h, int u_q, int u_k, float uf_q, float uf_k, const float* __restrict__ u_slopes)
 {
-    return u_score + (u_slopes[u_h] * ((float)(u_k - u_q)));
+    return u_score + (u_slopes[u_h] * (uf_k - uf_q));
 }
 
 extern "C" __global__ void __launch_bounds__(384, 1)
@@ -303,7 +303,7 @@ kdsl_KernelDsl_Attention_FlashAttention_Alibi_D128Wgmma(
             #pragma unroll
             for (int r = 0; r < 4; ++r) {
                 const int key = kdsl_min(kb * 128 + jt * 8 + 2 * t + (r & 1), seq_k - 1), row = kdsl_min(m0 + warp_row + g + 8 * (r >> 1), seq_q - 1);
-                xs[jt][r] = kdsl_score_mod(fmaf(xs[jt][r], sl[jt / 8], qb[jt / 8][r >> 1]), b, h, row, key, u_slopes);
+                xs[jt][r] = kdsl_score_mod(fmaf(xs[jt][r], sl[jt / 8], qb[jt / 8][r >> 1]), b, h, row, key, (float)(m0 + warp_row + g + 8 * (r >> 1)), ((float)(kb * 128 + 2 * t) + (float)(jt * 8 + (r & 1))), u_slopes);
             }
         if (masked)
         {
@@ -406,7 +406,7 @@ kdsl_KernelDsl_Attention_FlashAttention_Alibi_D128Wgmma(
             #pragma unroll
             for (int r = 0; r < 4; ++r) {
                 const int key = kdsl_min(kb * 128 + jt * 8 + 2 * t + (r & 1), seq_k - 1), row = kdsl_min(m0 + warp_row + g + 8 * (r >> 1), seq_q - 1);
-                xs[jt][r] = kdsl_score_mod(fmaf(xs[jt][r], sl[jt / 8], qb[jt / 8][r >> 1]), b, h, row, key, u_slopes);
+                xs[jt][r] = kdsl_score_mod(fmaf(xs[jt][r], sl[jt / 8], qb[jt / 8][r >> 1]), b, h, row, key, (float)(m0 + warp_row + g + 8 * (r >> 1)), ((float)(kb * 128 + 2 * t) + (float)(jt * 8 + (r & 1))), u_slopes);
             }
         if (masked)
         {

@@ -172,9 +172,9 @@ static __device__ __forceinline__ int kdsl_smem_v(int row, int col)
 #define KDSL_LOG2E 1.44269504f
 #define KDSL_LN2 0.693147181f
 // From C# KernelDsl.Attention.FlashAttention.Alibi.Bias
-static __device__ __forceinline__ float kdsl_score_mod(float u_score, int u_b, int u_h, int u_q, int u_k, const float* __restrict__ u_slopes)
+static __device__ __forceinline__ float kdsl_score_mod(float u_score, int u_b, int u_h, int u_q, int u_k, float uf_q, float uf_k, const float* __restrict__ u_slopes)
 {
-    return u_score + (u_slopes[u_h] * ((float)(u_k - u_q)));
+    return u_score + (u_slopes[u_h] * (uf_k - uf_q));
 }
 
 // Keys [part·64, part·64 + 64) of one page of one KV head into a warp's stage: K and V codes (swizzled,
@@ -372,7 +372,7 @@ kdsl_KernelDsl_Attention_FlashAttention_Alibi_PagedDecodeD128_decode(
         for (int jt = 0; jt < 8; ++jt)
         {
             #pragma unroll
-            for (int e = 0; e < 4; ++e) x[jt][e] = kdsl_score_mod(x[jt][e], b, row_h[e >> 1], row_q[e >> 1], kdsl_min(key0 + 8 * jt + 2 * t + (e & 1), length - 1), u_slopes) * KDSL_LOG2E;
+            for (int e = 0; e < 4; ++e) x[jt][e] = kdsl_score_mod(x[jt][e], b, row_h[e >> 1], row_q[e >> 1], kdsl_min(key0 + 8 * jt + 2 * t + (e & 1), length - 1), (float)row_q[e >> 1], ((float)(key0 + 2 * t) + (float)(8 * jt + (e & 1))), u_slopes) * KDSL_LOG2E;
         }
         // Keys past a row's limit (its causal edge, or the sequence's end: those slots hold code 0) score −∞.
         if (key0 + 64 > kdsl_min(key_limit[0], key_limit[1]))

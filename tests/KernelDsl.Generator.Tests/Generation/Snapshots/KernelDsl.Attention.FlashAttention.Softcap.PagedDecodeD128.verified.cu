@@ -181,7 +181,7 @@ static __device__ __forceinline__ float kdsl_tanh_approx(float x)
 // From C# KernelDsl.Attention.FlashAttention.Softcap.Cap
 static __device__ __forceinline__ float kdsl_score_mod(float u_score, int u_b, int u_h, int u_q, int u_k, float u_cap)
 {
-    return u_cap * kdsl_tanh_approx(u_score / u_cap);
+    return u_cap * kdsl_tanh_approx(u_score * (1.f / u_cap));
 }
 
 // Keys [part·64, part·64 + 64) of one page of one KV head into a warp's stage: K and V codes (swizzled,
