@@ -42,9 +42,12 @@ internal static class VariantBench
                 ("softcap", nameof(Softcap), new ModifierArguments().Set("cap", 30f)),
                 ("prefix", nameof(PrefixLm), new ModifierArguments().Set("prefix", 1024)),
             ];
-            // Each variant in its form fed by the Q quantize pass, then ("+qrow") in its form that quantizes Q per row itself.
+            // Each variant in its form fed by the Q quantize pass, then ("+qrow") in its form that quantizes Q per row itself,
+            // then ("+m64") on 64-row blocks, two an SM (which quantize Q per row too).
             var runs = variants.Select(x => (x.Name, Kernel: Pick(x.Family, device.ComputeCapability), x.Arguments, x.Family))
                 .Concat(variants.Select(x => (Name: x.Name + QRowSuffix, Kernel: PickQuantizingQ(x.Family, device.ComputeCapability), x.Arguments, x.Family))
+                    .Where(x => x.Kernel is not null))
+                .Concat(variants.Select(x => (Name: x.Name + BlockM64Suffix, Kernel: PickBlockM64(x.Family, device.ComputeCapability), x.Arguments, x.Family))
                     .Where(x => x.Kernel is not null));
             foreach (var (name, kernel, arguments, family) in runs)
             {
@@ -53,25 +56,40 @@ internal static class VariantBench
                     AnsiConsole.MarkupLine($"[yellow]{Markup.Escape(name)}: no kernel of {Markup.Escape(family)} runs on {device.ArchName}[/]");
                     continue;
                 }
-                var (variant, launch) = attention.Prepare(stream, kernel, View(q), View(k), View(v), View(o), arguments, null);
-                var kernelMs = BenchCommand.Median(stream, () => variant.Launch(launch));
-                var options = new AttentionOptions { NonFinite = NonFiniteInputs.Ignore };
-                var endToEnd = BenchCommand.Median(stream, () => attention.Forward(stream, kernel, View(q), View(k), View(v), View(o), arguments, options));
-                // K and V quantized once (a KV cache, a cross-attention memory): the kernel and Q's quantization.
-                double? kvOnce = null;
-                if (!kernel.FloatPv)
+                try
                 {
-                    using var kv = attention.QuantizeKeysValues(stream, kernel, View(k), View(v), NonFiniteInputs.Ignore);
-                    kvOnce = BenchCommand.Median(stream, () => attention.Forward(stream, kernel, View(q), kv, View(o), arguments, options));
+                    var (kernelMs, endToEnd, kvOnce) = Time(stream, attention, kernel, View(q), View(k), View(v), View(o), arguments);
+                    string F(double x) => x.ToString("F3", CultureInfo.InvariantCulture);
+                    rows.Add($"{name},{seq},{batch},{Heads},{HeadDim},{kernel.Name},{F(kernelMs)},{F(endToEnd)},{(kvOnce is { } once ? F(once) : "")}");
+                    table.AddRow(Markup.Escape(name), $"{seq}", Markup.Escape(kernel.Name), F(kernelMs), F(endToEnd), kvOnce is { } ms ? F(ms) : "-");
                 }
-                string F(double x) => x.ToString("F3", CultureInfo.InvariantCulture);
-                rows.Add($"{name},{seq},{batch},{Heads},{HeadDim},{kernel.Name},{F(kernelMs)},{F(endToEnd)},{(kvOnce is { } once ? F(once) : "")}");
-                table.AddRow(Markup.Escape(name), $"{seq}", Markup.Escape(kernel.Name), F(kernelMs), F(endToEnd), kvOnce is { } ms ? F(ms) : "-");
+                catch (NvrtcCompilationException e)
+                {
+                    // A form that does not build with this card's NVRTC leaves the other rows, and says why.
+                    AnsiConsole.MarkupLine($"[red]{Markup.Escape(name)}: {Markup.Escape(kernel.Name)} did not compile: {Markup.Escape(e.Message.Split('\n')[0])}[/]");
+                }
             }
         });
         AnsiConsole.Write(table);
         File.WriteAllLines(csv.FullName, rows);
         AnsiConsole.MarkupLine($"wrote {Markup.Escape(csv.FullName)}");
+    }
+
+    /// <summary>The kernel alone, end to end from f16, and (int8 P·V) end to end over K and V quantized once, in ms.</summary>
+    private static (double Kernel, double EndToEnd, double? KvOnce) Time(CudaStream stream, Int8Attention attention, AttentionKernelInfo kernel,
+        TensorView<Half> q, TensorView<Half> k, TensorView<Half> v, TensorView<Half> o, ModifierArguments arguments)
+    {
+        var (variant, launch) = attention.Prepare(stream, kernel, q, k, v, o, arguments, null);
+        var kernelMs = BenchCommand.Median(stream, () => variant.Launch(launch));
+        var options = new AttentionOptions { NonFinite = NonFiniteInputs.Ignore };
+        var endToEnd = BenchCommand.Median(stream, () => attention.Forward(stream, kernel, q, k, v, o, arguments, options));
+        // K and V quantized once (a KV cache, a cross-attention memory): the kernel and Q's quantization.
+        if (kernel.FloatPv)
+        {
+            return (kernelMs, endToEnd, null);
+        }
+        using var kv = attention.QuantizeKeysValues(stream, kernel, k, v, NonFiniteInputs.Ignore);
+        return (kernelMs, endToEnd, BenchCommand.Median(stream, () => attention.Forward(stream, kernel, q, kv, o, arguments, options)));
     }
 
     /// <summary>
@@ -87,6 +105,11 @@ internal static class VariantBench
         ? [$"{family}WgmmaFusedQ"]
         : [$"{family}.D128WgmmaFusedQ"]);
 
+    /// <summary>The family's kernel on 64-row wgmma blocks (Hopper), or null where none runs.</summary>
+    private static AttentionKernelInfo? PickBlockM64(string family, int computeCapability) => First(computeCapability, family.StartsWith("Int8Attention", StringComparison.Ordinal)
+        ? [$"{family}WgmmaBlockM64"]
+        : [$"{family}.D128WgmmaBlockM64"]);
+
     /// <summary>The first of these library kernels (names below the library's namespace) that runs here: f16, D = 128, int8 P·V.</summary>
     private static AttentionKernelInfo? First(int computeCapability, string[] names)
     {
@@ -96,4 +119,7 @@ internal static class VariantBench
 
     /// <summary>What a row's variant name gains when its kernel quantizes Q per row (bench/flex.py strips it to find the peer).</summary>
     public const string QRowSuffix = "+qrow";
+
+    /// <summary>What a row's variant name gains when its kernel runs 64-row blocks.</summary>
+    public const string BlockM64Suffix = "+m64";
 }
