@@ -56,30 +56,41 @@ internal static class VariantBench
                     AnsiConsole.MarkupLine($"[yellow]{Markup.Escape(name)}: no kernel of {Markup.Escape(family)} runs on {device.ArchName}[/]");
                     continue;
                 }
+                AttentionVariant variant;
+                AttentionKernelArguments launch;
                 try
                 {
-                    var (kernelMs, endToEnd, kvOnce) = Time(stream, attention, kernel, View(q), View(k), View(v), View(o), arguments);
-                    string F(double x) => x.ToString("F3", CultureInfo.InvariantCulture);
-                    rows.Add($"{name},{seq},{batch},{Heads},{HeadDim},{kernel.Name},{F(kernelMs)},{F(endToEnd)},{(kvOnce is { } once ? F(once) : "")}");
-                    table.AddRow(Markup.Escape(name), $"{seq}", Markup.Escape(kernel.Name), F(kernelMs), F(endToEnd), kvOnce is { } ms ? F(ms) : "-");
+                    // The form's own kernel, built and run once: one that does not compile or launch on this card leaves
+                    // the other rows and says why. Anything later (the K/V passes every row shares) stops the bench.
+                    (variant, launch) = attention.Prepare(stream, kernel, View(q), View(k), View(v), View(o), arguments, null);
+                    variant.Launch(launch);
+                    stream.Synchronize();
                 }
-                catch (NvrtcCompilationException e)
+                catch (Exception e) when (e is NvrtcCompilationException or CudaException or NotSupportedException)
                 {
-                    // A form that does not build with this card's NVRTC leaves the other rows, and says why.
-                    AnsiConsole.MarkupLine($"[red]{Markup.Escape(name)}: {Markup.Escape(kernel.Name)} did not compile: {Markup.Escape(e.Message.Split('\n')[0])}[/]");
+                    AnsiConsole.MarkupLine($"[red]{Markup.Escape(name)}: {Markup.Escape(kernel.Name)} did not run here: {Markup.Escape(e.Message.Split('\n')[0])}[/]");
+                    continue;
                 }
+                var (kernelMs, endToEnd, kvOnce) = Time(stream, attention, kernel, variant, launch, View(q), View(k), View(v), View(o), arguments);
+                string F(double x) => x.ToString("F3", CultureInfo.InvariantCulture);
+                rows.Add($"{name},{seq},{batch},{Heads},{HeadDim},{kernel.Name},{F(kernelMs)},{F(endToEnd)},{(kvOnce is { } once ? F(once) : "")}");
+                table.AddRow(Markup.Escape(name), $"{seq}", Markup.Escape(kernel.Name), F(kernelMs), F(endToEnd), kvOnce is { } ms ? F(ms) : "-");
             }
         });
         AnsiConsole.Write(table);
+        if (rows.Count == 1)
+        {
+            throw new InvalidOperationException("No variant ran on this device, so there is nothing to compare.");
+        }
         File.WriteAllLines(csv.FullName, rows);
         AnsiConsole.MarkupLine($"wrote {Markup.Escape(csv.FullName)}");
     }
 
     /// <summary>The kernel alone, end to end from f16, and (int8 P·V) end to end over K and V quantized once, in ms.</summary>
     private static (double Kernel, double EndToEnd, double? KvOnce) Time(CudaStream stream, Int8Attention attention, AttentionKernelInfo kernel,
-        TensorView<Half> q, TensorView<Half> k, TensorView<Half> v, TensorView<Half> o, ModifierArguments arguments)
+        AttentionVariant variant, AttentionKernelArguments launch, TensorView<Half> q, TensorView<Half> k, TensorView<Half> v, TensorView<Half> o,
+        ModifierArguments arguments)
     {
-        var (variant, launch) = attention.Prepare(stream, kernel, q, k, v, o, arguments, null);
         var kernelMs = BenchCommand.Median(stream, () => variant.Launch(launch));
         var options = new AttentionOptions { NonFinite = NonFiniteInputs.Ignore };
         var endToEnd = BenchCommand.Median(stream, () => attention.Forward(stream, kernel, q, k, v, o, arguments, options));

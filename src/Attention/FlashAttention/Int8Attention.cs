@@ -577,6 +577,12 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
         {
             throw new ArgumentException($"Kernel {variant.Kernel.Name} is built for {string.Join(", ", variant.Module.Targets)}; this device is sm_{computeCapability}.", "kernel");
         }
+        var longest = variant.Kernel.MaxSequence;
+        if (shape.SeqQ > longest || shape.SeqK > longest)
+        {
+            throw new ArgumentException($"Kernel {variant.Kernel.Name} takes sequences of at most {longest} tokens (its score modifier reads positions as exact floats); " +
+                $"{(shape.SeqQ > longest ? $"{tensor} has {shape.SeqQ}" : $"k has {shape.SeqK}")}.", shape.SeqQ > longest ? tensor : "k");
+        }
     }
 
     /// <summary>

@@ -128,7 +128,9 @@ public static class ModifierWriter
     //   (within 2 ulp) instead of the IEEE division's subroutine;
     // - an int → float conversion of positions (the indices and int constants under + and −, e.g. (float)(k − q)) is the
     //   same sum over the positions as floats, which the kernel passes in and derives per score with an FADD, instead of
-    //   an I2F per score. Every value is an integer, so the sum is exact below 2^24 (16M tokens) and within an ulp above.
+    //   an I2F per score. Every value is an integer, so the sum is exact while every partial sum stays below 2^24: the
+    //   launchers of such a kernel refuse sequences longer than FloatPositionLimit (2^22 tokens), which keeps a sum of up
+    //   to four positions and the constants (each below 2^20) exact.
     // Masks keep C#'s exact semantics: their block classifier bounds the same expressions.
     // ------------------------------------------------------------------------------------------------------------------
 
@@ -138,6 +140,15 @@ public static class ModifierWriter
     /// since a score past a sequence is masked or its row discarded.
     /// </summary>
     public sealed record ModifierSite(string Batch, string Head, string Query, string Key, string QueryFloat, string KeyFloat);
+
+    /// <summary>The longest sequence a kernel whose score modifier reads float positions accepts (see the per-score forms).</summary>
+    public const int FloatPositionLimit = 1 << 22;
+
+    /// <summary>Whether a kernel with these modifiers passes float positions, so its launcher must hold lengths to <see cref="FloatPositionLimit"/>.</summary>
+    public static bool UsesFloatPositions(ModifierSpec? score) => score is not null && FloatIndices(score).Any();
+
+    /// <summary>The rule a launcher states when it refuses a longer sequence.</summary>
+    public const string FloatPositionRule = "the score modifier reads positions as exact floats, so sequences hold at most 2^22 tokens";
 
     /// <summary>A float position's CUDA name ("uf_" cannot meet <see cref="CudaName"/>'s "u_").</summary>
     public static string FloatIndexName(string userName) => "uf_" + userName;

@@ -72,6 +72,10 @@ public static class AttentionLauncherWriter
         w.Line($"Tile = Tile, TileName = TileName,");
         w.Line($"ScoreModifier = {Method(spec.Score)},");
         w.Line($"MaskModifier = {Method(spec.Mask)},");
+        if (Cuda.ModifierWriter.UsesFloatPositions(spec.Score))
+        {
+            w.Line($"MaxSequence = {Cuda.ModifierWriter.FloatPositionLimit},");
+        }
         var extents = AttentionSignature.ArrayExtents(spec).ToLookup(e => e.Array, e => CSharpFile.Literal(e.Extent));
         var parameters = AttentionSignature.RuntimeParameters(spec)
             .Select(p => $"new({CSharpFile.Literal(p.Name)}, typeof({(p.Type == ScalarType.Int ? "int" : "float")}), {(p.IsArray ? "true" : "false")}, [{string.Join(", ", extents[p.Name])}])");
@@ -115,6 +119,13 @@ public static class AttentionLauncherWriter
             foreach (var dim in new[] { "batch", "headsQ", "headsKv", "seqQ", "seqK" })
             {
                 w.Line($"{Guard}.Positive({dim}, nameof({dim}));");
+            }
+            if (Cuda.ModifierWriter.UsesFloatPositions(spec.Score))
+            {
+                foreach (var dim in new[] { "seqQ", "seqK" })
+                {
+                    w.Line($"{Guard}.AtMost({dim}, {Cuda.ModifierWriter.FloatPositionLimit}, nameof({dim}), \"{Cuda.ModifierWriter.FloatPositionRule}\");");
+                }
             }
             w.Line($"{Guard}.MultipleOf(headsQ, headsKv, nameof(headsQ), \"each KV head serves a whole number of query heads (GQA)\");");
             w.Line($"{Guard}.AtMost(headsQ, 65535, nameof(headsQ), \"query heads are the grid's y extent\");");

@@ -124,6 +124,10 @@ public static class PagedDecodeLauncherWriter
             w.Line($"{Guard}.AtMost(splits, 65535, nameof(splits), \"splits are the grid's y extent\");");
             w.Block($"if (!(softmaxScale > 0f) || float.IsInfinity(softmaxScale))", () =>
                 w.Line($"throw new global::System.ArgumentOutOfRangeException(nameof(softmaxScale), softmaxScale, \"'softmaxScale' must be positive and finite.\");"));
+            if (Cuda.ModifierWriter.UsesFloatPositions(plan.Spec.Score))
+            {
+                w.Line($"foreach (var length in lengths) {Guard}.AtMost(length, {Cuda.ModifierWriter.FloatPositionLimit}, nameof(lengths), \"{Cuda.ModifierWriter.FloatPositionRule}\");");
+            }
             w.Line($"using var work = {Work}.Build(cuQueries, lengths, pageTable, tablePages, pages, PageSize);");
             w.Line($"var batch = lengths.Length;");
             var extents = plan.ArrayExtents.ToList();

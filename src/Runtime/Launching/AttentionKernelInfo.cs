@@ -58,6 +58,11 @@ public sealed record AttentionKernelInfo
     public string? ScoreModifier { get; init; }
     /// <summary>The mask's C# method, or null.</summary>
     public string? MaskModifier { get; init; }
+    /// <summary>
+    /// The longest sequence (queries and keys) the kernel takes: 2^22 tokens where its score modifier reads positions as
+    /// exact floats (the generator's per-score forms), else no limit of its own.
+    /// </summary>
+    public int MaxSequence { get; init; } = int.MaxValue;
     /// <summary>The modifiers' runtime parameters, in the launcher's order.</summary>
     public ImmutableArray<AttentionModifierParameter> Parameters { get; init; } = [];
     /// <summary>The generated <c>Launch</c>, reading each argument from the bag by its parameter name.</summary>

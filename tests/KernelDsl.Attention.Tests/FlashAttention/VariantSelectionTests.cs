@@ -97,4 +97,16 @@ public class VariantSelectionTests
         Assert.NotEqual(key, Int8Attention.TuningKey("sm_90", "NVIDIA H100 80GB HBM3", Element.F16, shape with { SeqK = 8192 }, causal: true));
         Assert.NotEqual(key, Int8Attention.TuningKey("sm_90", "NVIDIA H200", Element.F16, shape, causal: true));
     }
+
+    [Fact]
+    public void Kernels_whose_score_modifier_reads_float_positions_declare_their_longest_sequence()
+    {
+        // ALiBi's slopes[h]·(k − q) is spelled over exact float positions, which hold below 2^24: the catalog says so, and
+        // Int8Attention refuses longer sequences before any work. Softcap and the masks read no position as a float.
+        var kernels = Int8Attention.Kernels.Where(k => k.Name.StartsWith("KernelDsl.Attention.FlashAttention.", StringComparison.Ordinal)).ToList();
+        var alibi = kernels.Where(k => k.Name.Contains(".Alibi.", StringComparison.Ordinal)).ToList();
+        Assert.NotEmpty(alibi);
+        Assert.All(alibi, k => Assert.Equal(1 << 22, k.MaxSequence));
+        Assert.All(kernels.Except(alibi), k => Assert.Equal(int.MaxValue, k.MaxSequence));
+    }
 }

@@ -159,6 +159,10 @@ public class ModifierCudaWriterTests
         Assert.Equal(["u_slopes"], ModifierWriter.RuntimeArgumentNames(Alibi));
         var site = new ModifierWriter.ModifierSite("b", "h", "row", "key", QueryFloat: "qf", KeyFloat: "kf");
         Assert.Equal("kdsl_score_mod(s, b, h, row, key, qf, kf, u_slopes)", ModifierWriter.Call(Alibi, site, "s"));
+        // Float positions are exact below 2^24, so such a kernel's launchers hold sequences to 2^22 tokens; softcap's need not.
+        Assert.True(ModifierWriter.UsesFloatPositions(Alibi));
+        Assert.False(ModifierWriter.UsesFloatPositions(Softcap));
+        Assert.False(ModifierWriter.UsesFloatPositions(null));
     }
 
     // var d = k - q + 1; return score * (1f + (float)b) / (float)d + (float)(-h) + (float)(k * 2) + (float)doc[k] + (float)(q + 1048576);

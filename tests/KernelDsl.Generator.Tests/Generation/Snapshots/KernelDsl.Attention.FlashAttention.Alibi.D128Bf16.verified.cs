@@ -67,6 +67,7 @@ static partial class Alibi
             Tile = Tile, TileName = TileName,
             ScoreModifier = "KernelDsl.Attention.FlashAttention.Alibi.Bias",
             MaskModifier = null,
+            MaxSequence = 4194304,
             Parameters = [new("slopes", typeof(float), true, ["headsQ"])],
             Launch = LaunchWith,
         };
@@ -96,6 +97,8 @@ static partial class Alibi
             global::KernelDsl.Launching.LaunchGuard.Positive(headsKv, nameof(headsKv));
             global::KernelDsl.Launching.LaunchGuard.Positive(seqQ, nameof(seqQ));
             global::KernelDsl.Launching.LaunchGuard.Positive(seqK, nameof(seqK));
+            global::KernelDsl.Launching.LaunchGuard.AtMost(seqQ, 4194304, nameof(seqQ), "the score modifier reads positions as exact floats, so sequences hold at most 2^22 tokens");
+            global::KernelDsl.Launching.LaunchGuard.AtMost(seqK, 4194304, nameof(seqK), "the score modifier reads positions as exact floats, so sequences hold at most 2^22 tokens");
             global::KernelDsl.Launching.LaunchGuard.MultipleOf(headsQ, headsKv, nameof(headsQ), "each KV head serves a whole number of query heads (GQA)");
             global::KernelDsl.Launching.LaunchGuard.AtMost(headsQ, 65535, nameof(headsQ), "query heads are the grid's y extent");
             global::KernelDsl.Launching.LaunchGuard.AtMost(batch, 65535, nameof(batch), "the batch is the grid's z extent");

@@ -127,6 +127,7 @@ static partial class Alibi
             {
                 throw new global::System.ArgumentOutOfRangeException(nameof(softmaxScale), softmaxScale, "'softmaxScale' must be positive and finite.");
             }
+            foreach (var length in lengths) global::KernelDsl.Launching.LaunchGuard.AtMost(length, 4194304, nameof(lengths), "the score modifier reads positions as exact floats, so sequences hold at most 2^22 tokens");
             using var work = global::KernelDsl.Launching.KvDecodeWork.Build(cuQueries, lengths, pageTable, tablePages, pages, PageSize);
             var batch = lengths.Length;
             global::KernelDsl.Launching.LaunchGuard.Holds(slopes, headsQ, nameof(slopes), "one element per query head: the modifier indexes it by h");
