@@ -28,7 +28,7 @@ public static class KvCodesKernelWriter
             $"K and V, {spec.Input.CudaName()} [B, H, S, {d}] each (any strides for B, H, S; channels contiguous), with K's channel mean and V's channel",
             $"scales from the statistics pass → K int8 [B][H][S][{d}] of k − mean, one scale per {tile} tokens, and V {(e4m3 ? "e4m3" : "int8")} {vLayout}.",
             $"{t} threads per block, one block per (batch·head, tile of {tile} tokens); kernel: {plan.Symbol}.");
-        var helpers = new List<PtxHelper> { PtxHelper.IntMath, PtxHelper.Global16, PtxHelper.L2Prefetch, spec.Input == Element.BF16 ? PtxHelper.Bf16Convert : PtxHelper.F16Convert, PtxHelper.WarpReduce };
+        var helpers = new List<PtxHelper> { PtxHelper.IntMath, PtxHelper.Global16, spec.Input == Element.BF16 ? PtxHelper.Bf16Convert : PtxHelper.F16Convert, PtxHelper.WarpReduce };
         if (e4m3)
         {
             helpers.Add(PtxHelper.E4m3Pack);
@@ -48,8 +48,7 @@ public static class KvCodesKernelWriter
 
         w.Line($"// Thread t: channels 16·(t % {tpt}) to +15 of the tile's tokens t / {tpt}, + {rpp}, ... for K{(spec.VTransposed ? "" : " and V")} (two 16-byte loads per token and");
         w.Line($"// tensor, one 16-byte store of codes){(spec.VTransposed ? $"; V is read in 8-channel chunks, a warp on one chunk of 32 tokens, and its codes are staged in a [{d}][{plan.StagingPitch}]-byte tile at their π positions, then stored as 16-byte pieces of channel rows" : "")}.");
-        w.Line($"// All of a thread's loads are issued before any is used, then the L2 prefetches of a later block's tile; K's scale is");
-        w.Line($"// the tile's absmax of k − mean (max is exact in any order).");
+        w.Line($"// All of a thread's loads are issued before any is used; K's scale is the tile's absmax of k − mean (max is exact in any order).");
         w.Line($"extern \"C\" __global__ void __launch_bounds__({t})");
         KernelSignatureWriter.WriteDeclaration(w, plan.Symbol, plan.Signature);
         w.Raw("{");
@@ -103,7 +102,6 @@ public static class KvCodesKernelWriter
                     w.Line($"if (chunk < {d / 8} && r < rows) kdsl_ld16(vs + (s0 + r) * v_stride_s + chunk * 8, v_raw[i]);");
                 });
             }
-            WriteAheadPrefetch(w, plan);
             w.Line($"float m[16];");
             w.Line($"#pragma unroll");
             w.Line($"for (int j = 0; j < 16; ++j) m[j] = active ? k_mean[(long long)bh * {d} + c0 + j] : 0.0f;");
@@ -199,30 +197,6 @@ public static class KvCodesKernelWriter
             });
         }
         w.Line($"kdsl_st16({address}, {string.Join(", ", q)});");
-    }
-
-    /// <summary>
-    /// L2 prefetches of the K and V rows of the tile <c>prefetch_ahead</c> blocks on (about what the device holds at
-    /// once, so a block that starts about when this one ends), one 128-byte line a thread. L2 is shared, so that block's
-    /// loads find L2 wherever it runs, and DRAM keeps serving while the resident blocks compute, meet their barrier and
-    /// store.
-    /// </summary>
-    private static void WriteAheadPrefetch(CodeWriter w, KvCodesPlan plan)
-    {
-        var (tile, lines) = (plan.Tile, plan.LinesPerToken);
-        w.Line($"// The tile prefetch_ahead blocks on, asked of L2 now: its block will find it there.");
-        w.Block($"if (blockIdx.x + prefetch_ahead < gridDim.x)", () =>
-        {
-            w.Line($"const int ahead = blockIdx.x + prefetch_ahead, ahead_bh = ahead / tiles, ahead_s0 = (ahead % tiles) * {tile};");
-            w.Line($"const int ahead_rows = kdsl_min({tile}, S - ahead_s0);");
-            w.Line($"const u16* const ahead_k = k + (ahead_bh / heads) * k_stride_b + (ahead_bh % heads) * k_stride_h;");
-            w.Line($"const u16* const ahead_v = v + (ahead_bh / heads) * v_stride_b + (ahead_bh % heads) * v_stride_h;");
-            w.Block($"for (int i = threadIdx.x; i < {2 * tile * lines}; i += {plan.Threads})", () =>
-            {
-                w.Line($"const int r = (i % {tile * lines}) / {lines}, part = i % {lines};");
-                w.Line($"if (r < ahead_rows) kdsl_prefetch_l2((i < {tile * lines} ? ahead_k + (ahead_s0 + r) * k_stride_s : ahead_v + (ahead_s0 + r) * v_stride_s) + part * {KvCodesPlan.LineElements});");
-            });
-        });
     }
 
     /// <summary>V's codes into the shared tile at their stored positions (zero past S), then 16-byte pieces of channel rows.</summary>

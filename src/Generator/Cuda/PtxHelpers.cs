@@ -31,7 +31,6 @@ public enum PtxHelper
     Warpgroup,
     E4m3Pack,
     Shared16,
-    L2Prefetch,
 }
 
 /// <summary>
@@ -230,15 +229,6 @@ public static class PtxHelpers
                     }
                     // acc + the four bytes of x (dp4a against 0x01010101).
                     static __device__ __forceinline__ u32 kdsl_byte_sum(u32 x, u32 acc) { u32 d; asm("dp4a.u32.u32 %0, %1, %2, %3;\n" : "=r"(d) : "r"(x), "r"(0x01010101u), "r"(acc)); return d; }
-                    """);
-                break;
-            case PtxHelper.L2Prefetch:
-                w.Raw("""
-                    // Asks L2 for the 128-byte line holding p, and goes on: the data a later load will find there (PTX prefetch).
-                    static __device__ __forceinline__ void kdsl_prefetch_l2(const void* p)
-                    {
-                        asm volatile("prefetch.global.L2 [%0];\n" :: "l"(p));
-                    }
                     """);
                 break;
             case PtxHelper.Global16:

@@ -91,8 +91,6 @@ public static class KvCodesLauncherWriter
             w.Line($"{Guard}.Aligned(vCodes, 16, nameof(vCodes));");
             w.Line($"var blocks = batchHeads * (({(spec.VTransposed ? "paddedTokens" : "tokens")} + KScaleKeys - 1L) / KScaleKeys);");
             w.Line($"{Guard}.Fits(blocks, \"batch · heads · tiles (the grid)\");");
-            w.Line($"// Each block prefetches into L2 the tile of the block that starts about when it ends: as many blocks on as the device holds.");
-            w.Line($"var prefetchAhead = stream.Device.SmCount * {KvCodesPlan.ResidentBlocksPerSm};");
             LauncherSections.WriteLaunch(w, signature, "KernelName", "blocks");
         });
     }

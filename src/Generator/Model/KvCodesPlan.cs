@@ -19,18 +19,6 @@ public sealed record KvCodesPlan(KvCodesSpec Spec)
     /// <summary>The 16-token group of a transposed output.</summary>
     public const int GroupTokens = 16;
 
-    /// <summary>
-    /// Blocks an SM holds at once at the kernel's 256 threads and ≤ 64 registers (NVRTC 11.8 and 13 give it 48–64 on
-    /// sm_90): the launcher's prefetch distance is this many blocks per SM.
-    /// </summary>
-    public const int ResidentBlocksPerSm = 4;
-
-    /// <summary>16-bit elements per 128-byte L2 line.</summary>
-    public const int LineElements = 64;
-
-    /// <summary>128-byte lines of a token's row of K (or V).</summary>
-    public int LinesPerToken => (Spec.HeadDim + LineElements - 1) / LineElements;
-
     public int HeadDim => Spec.HeadDim;
     public int Threads => Spec.Threads;
     public int Warps => Spec.Threads / 32;
@@ -113,7 +101,6 @@ public sealed record KvCodesPlan(KvCodesSpec Spec)
             {
                 kernel.Add(new KernelParameter("s_pad", "int", Passing.Value, "paddedTokens"));
             }
-            kernel.Add(new KernelParameter("prefetch_ahead", "int", Passing.Value, "prefetchAhead"));
             return new KernelSignature(host.ToEquatableArray(), kernel.ToEquatableArray());
         }
     }

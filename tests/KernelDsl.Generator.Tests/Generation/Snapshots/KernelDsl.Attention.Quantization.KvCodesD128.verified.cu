@@ -33,11 +33,6 @@ static __device__ __forceinline__ void kdsl_st16(void* p, u32 a, u32 b, u32 c, u
 {
     asm volatile("st.global.v4.u32 [%0], {%1,%2,%3,%4};\n" :: "l"(p), "r"(a), "r"(b), "r"(c), "r"(d) : "memory");
 }
-// Asks L2 for the 128-byte line holding p, and goes on: the data a later load will find there (PTX prefetch).
-static __device__ __forceinline__ void kdsl_prefetch_l2(const void* p)
-{
-    asm volatile("prefetch.global.L2 [%0];\n" :: "l"(p));
-}
 
 // ---- Quantize helpers ----
 // 8 int8 channels of one token (out 8-byte aligned: a launch precondition).
@@ -97,8 +92,7 @@ static __device__ __forceinline__ float kdsl_prep(float x, float mul) { return _
 
 // Thread t: channels 16·(t % 8) to +15 of the tile's tokens t / 8, + 32, ... for K and V (two 16-byte loads per token and
 // tensor, one 16-byte store of codes).
-// All of a thread's loads are issued before any is used, then the L2 prefetches of a later block's tile; K's scale is
-// the tile's absmax of k − mean (max is exact in any order).
+// All of a thread's loads are issued before any is used; K's scale is the tile's absmax of k − mean (max is exact in any order).
 extern "C" __global__ void __launch_bounds__(256)
 kdsl_KernelDsl_Attention_Quantization_KvCodesD128_codes(
     const u16* __restrict__ k,
@@ -115,8 +109,7 @@ kdsl_KernelDsl_Attention_Quantization_KvCodesD128_codes(
     const float* __restrict__ v_scale,
     s8* __restrict__ k_codes,
     float* __restrict__ k_scale,
-    s8* __restrict__ v_codes,
-    int prefetch_ahead)
+    s8* __restrict__ v_codes)
 {
     __shared__ float warp_max[8];
     __shared__ float inv[128];  // 1 / V's scale per channel: one division per channel and block, none per element
@@ -144,19 +137,6 @@ kdsl_KernelDsl_Attention_Quantization_KvCodesD128_codes(
         kdsl_ld16(ks + (s0 + r) * k_stride_s + c0 + 8, k_raw[p][1]);
         kdsl_ld16(vs + (s0 + r) * v_stride_s + c0, v_raw[p][0]);
         kdsl_ld16(vs + (s0 + r) * v_stride_s + c0 + 8, v_raw[p][1]);
-    }
-    // The tile prefetch_ahead blocks on, asked of L2 now: its block will find it there.
-    if (blockIdx.x + prefetch_ahead < gridDim.x)
-    {
-        const int ahead = blockIdx.x + prefetch_ahead, ahead_bh = ahead / tiles, ahead_s0 = (ahead % tiles) * 64;
-        const int ahead_rows = kdsl_min(64, S - ahead_s0);
-        const u16* const ahead_k = k + (ahead_bh / heads) * k_stride_b + (ahead_bh % heads) * k_stride_h;
-        const u16* const ahead_v = v + (ahead_bh / heads) * v_stride_b + (ahead_bh % heads) * v_stride_h;
-        for (int i = threadIdx.x; i < 256; i += 256)
-        {
-            const int r = (i % 128) / 2, part = i % 2;
-            if (r < ahead_rows) kdsl_prefetch_l2((i < 128 ? ahead_k + (ahead_s0 + r) * k_stride_s : ahead_v + (ahead_s0 + r) * v_stride_s) + part * 64);
-        }
     }
     float m[16];
     #pragma unroll

@@ -106,8 +106,6 @@ static partial class KvCodesD128Bf16
         global::KernelDsl.Launching.LaunchGuard.Aligned(vCodes, 16, nameof(vCodes));
         var blocks = batchHeads * ((tokens + KScaleKeys - 1L) / KScaleKeys);
         global::KernelDsl.Launching.LaunchGuard.Fits(blocks, "batch · heads · tiles (the grid)");
-        // Each block prefetches into L2 the tile of the block that starts about when it ends: as many blocks on as the device holds.
-        var prefetchAhead = stream.Device.SmCount * 4;
         var arguments = new global::KernelDsl.Launching.KernelArguments();
         arguments.Add(k);
         arguments.Add(kStrideB);
@@ -124,7 +122,6 @@ static partial class KvCodesD128Bf16
         arguments.Add(kCodes);
         arguments.Add(kScale);
         arguments.Add(vCodes);
-        arguments.Add(prefetchAhead);
         stream.Launch(Module, KernelName, global::KernelDsl.Launching.Dim3.Of(blocks), arguments);
     }
 }

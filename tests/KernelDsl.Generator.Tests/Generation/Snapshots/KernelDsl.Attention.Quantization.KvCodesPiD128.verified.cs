@@ -116,8 +116,6 @@ static partial class KvCodesPiD128
         global::KernelDsl.Launching.LaunchGuard.Aligned(vCodes, 16, nameof(vCodes));
         var blocks = batchHeads * ((paddedTokens + KScaleKeys - 1L) / KScaleKeys);
         global::KernelDsl.Launching.LaunchGuard.Fits(blocks, "batch · heads · tiles (the grid)");
-        // Each block prefetches into L2 the tile of the block that starts about when it ends: as many blocks on as the device holds.
-        var prefetchAhead = stream.Device.SmCount * 4;
         var arguments = new global::KernelDsl.Launching.KernelArguments();
         arguments.Add(k);
         arguments.Add(kStrideB);
@@ -135,7 +133,6 @@ static partial class KvCodesPiD128
         arguments.Add(kScale);
         arguments.Add(vCodes);
         arguments.Add(paddedTokens);
-        arguments.Add(prefetchAhead);
         stream.Launch(Module, KernelName, global::KernelDsl.Launching.Dim3.Of(blocks), arguments);
     }
 }

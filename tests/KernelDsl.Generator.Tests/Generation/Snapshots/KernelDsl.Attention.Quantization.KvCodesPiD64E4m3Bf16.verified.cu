@@ -42,11 +42,6 @@ static __device__ __forceinline__ u32 kdsl_e4m3x2(float lo, float hi)
     asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;\n" : "=h"(r) : "f"(hi), "f"(lo));
     return (u32)r;
 }
-// Asks L2 for the 128-byte line holding p, and goes on: the data a later load will find there (PTX prefetch).
-static __device__ __forceinline__ void kdsl_prefetch_l2(const void* p)
-{
-    asm volatile("prefetch.global.L2 [%0];\n" :: "l"(p));
-}
 
 // ---- Quantize helpers ----
 // 8 int8 channels of one token (out 8-byte aligned: a launch precondition).
@@ -117,8 +112,7 @@ static __device__ __forceinline__ u32 kdsl_quant_e4m3x2(float v0, float inv0, fl
 
 // Thread t: channels 16·(t % 4) to +15 of the tile's tokens t / 4, + 64, ... for K (two 16-byte loads per token and
 // tensor, one 16-byte store of codes); V is read in 8-channel chunks, a warp on one chunk of 32 tokens, and its codes are staged in a [64][80]-byte tile at their π positions, then stored as 16-byte pieces of channel rows.
-// All of a thread's loads are issued before any is used, then the L2 prefetches of a later block's tile; K's scale is
-// the tile's absmax of k − mean (max is exact in any order).
+// All of a thread's loads are issued before any is used; K's scale is the tile's absmax of k − mean (max is exact in any order).
 extern "C" __global__ void __launch_bounds__(256)
 kdsl_KernelDsl_Attention_Quantization_KvCodesPiD64E4m3Bf16_codes(
     const u16* __restrict__ k,
@@ -136,8 +130,7 @@ kdsl_KernelDsl_Attention_Quantization_KvCodesPiD64E4m3Bf16_codes(
     s8* __restrict__ k_codes,
     float* __restrict__ k_scale,
     u8* __restrict__ v_codes,
-    int s_pad,
-    int prefetch_ahead)
+    int s_pad)
 {
     __shared__ float warp_max[8];
     __shared__ float inv[64];  // 1 / V's scale per channel: one division per channel and block, none per element
@@ -171,19 +164,6 @@ kdsl_KernelDsl_Attention_Quantization_KvCodesPiD64E4m3Bf16_codes(
     {
         const int e = threadIdx.x + i * 256, r = e % 64, chunk = e / 64;
         if (chunk < 8 && r < rows) kdsl_ld16(vs + (s0 + r) * v_stride_s + chunk * 8, v_raw[i]);
-    }
-    // The tile prefetch_ahead blocks on, asked of L2 now: its block will find it there.
-    if (blockIdx.x + prefetch_ahead < gridDim.x)
-    {
-        const int ahead = blockIdx.x + prefetch_ahead, ahead_bh = ahead / tiles, ahead_s0 = (ahead % tiles) * 64;
-        const int ahead_rows = kdsl_min(64, S - ahead_s0);
-        const u16* const ahead_k = k + (ahead_bh / heads) * k_stride_b + (ahead_bh % heads) * k_stride_h;
-        const u16* const ahead_v = v + (ahead_bh / heads) * v_stride_b + (ahead_bh % heads) * v_stride_h;
-        for (int i = threadIdx.x; i < 128; i += 256)
-        {
-            const int r = (i % 64) / 1, part = i % 1;
-            if (r < ahead_rows) kdsl_prefetch_l2((i < 64 ? ahead_k + (ahead_s0 + r) * k_stride_s : ahead_v + (ahead_s0 + r) * v_stride_s) + part * 64);
-        }
     }
     float m[16];
     #pragma unroll
