@@ -299,8 +299,12 @@ public class Int8AttentionGpuTests(ITestOutputHelper output)
             output.WriteLine($"D={headDim} S=4097{(causal ? " causal" : "")} {strategy} [{tile}]: rel L2 {hopper.Error.RelativeL2:E3} cos {hopper.Error.Cosine:F6} LSE max |Δ| {hopper.LseMaxAbs:E2}; vs mma.sync rel L2 {agreement.RelativeL2:E3}");
             Assert.True(hopper.Error.RelativeL2 <= 3e-2 && hopper.Error.Cosine >= 0.999, $"seed {seed} {strategy} [{tile}]: rel L2 {hopper.Error.RelativeL2}, cosine {hopper.Error.Cosine}");
             Assert.True(hopper.LseMaxAbs <= 0.1, $"seed {seed} {strategy} [{tile}]: LSE off by {hopper.LseMaxAbs}");
-            // Same int8 inputs, same algorithm; only the softmax's block boundaries (128 vs 64 keys) round P differently.
-            Assert.True(agreement.RelativeL2 <= 1e-2, $"seed {seed} {strategy} [{tile}]: wgmma and mma.sync outputs differ by rel L2 {agreement.RelativeL2}");
+            // Same int8 inputs, same algorithm; only the softmax's block boundaries (128 vs 64 keys) round P differently. A
+            // form that quantizes Q per row itself has other Q codes than the mma.sync form's 128-row scales, so the two
+            // differ by about √2 × either's own error (run 65: 1.3–1.8e-2 against 1.5–2.1e-2 each): the float64 bar.
+            var quantizesQ = Int8Attention.Kernels.Any(kernel => kernel.Tile == tile && kernel.HeadDim == headDim && kernel.QuantizesQ);
+            var trackingBar = quantizesQ ? 3e-2 : 1e-2;
+            Assert.True(agreement.RelativeL2 <= trackingBar, $"seed {seed} {strategy} [{tile}]: wgmma and mma.sync outputs differ by rel L2 {agreement.RelativeL2} (bar {trackingBar})");
         }
         // Recipe D transposes V in the kernel into exactly the tile Recipe C's quantize kernel writes: the same bytes
         // reach the same wgmmas, so the two give the same bits (same tile configuration).
