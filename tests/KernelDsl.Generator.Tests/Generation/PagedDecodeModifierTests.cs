@@ -98,6 +98,30 @@ public class PagedDecodeModifierTests
     }
 
     /// <summary>Both ways of classifying pages, with a score modifier, compile for sm_80 without spills.</summary>
+    /// <summary>
+    /// A score modifier in the per-score forms (a varying divisor as div.full.f32, float positions for q − k) compiles in
+    /// the prefill and decode kernels that call it, for sm_80, without spills, and passes the positions it reads.
+    /// </summary>
+    [Fact]
+    [KernelDsl.Testing.RequiresNvrtc]
+    public void Nvrtc_compiles_a_score_modifier_with_a_varying_divisor_and_float_positions()
+    {
+        var compiler = NvrtcAvailability.GetOrSkip(Assert.Skip);
+        var run = GeneratorHarness.RunGenerator(Declare("""
+            [ScoreModifier] public static float Decay(float s, int b, int h, int q, int k, float rate) => s / (1f + rate * (q - k)) - 0.5f * (k - q + 3);
+            """));
+        Assert.Empty(run.GeneratorDiagnostics);
+        foreach (var kernel in new[] { "Users.Window.Prefill", "Users.Window.Decode" })
+        {
+            var cuda = SnapshotTests.RawStringContent(run.Source($"{kernel}.cu.g.cs"));
+            Assert.Contains("return kdsl_div_full(u_s, 1.0f + (u_rate * (uf_q - uf_k))) - (0.5f * ((uf_k - uf_q) + 3.f));", cuda);
+            Assert.Contains("div.full.f32", cuda);
+            var result = compiler.Compile(new NvrtcRequest(cuda, kernel, "sm_80", ImmutableArray<string>.Empty, PtxasVerbose: true));
+            Assert.NotEmpty(result.Kernels);
+            Assert.All(result.Kernels, k => Assert.False(k.Spills, $"{k.Name} spills"));
+        }
+    }
+
     [Theory]
     [InlineData("k <= q && q - k < window")]
     [InlineData("k <= q && q - k < window + h")]
