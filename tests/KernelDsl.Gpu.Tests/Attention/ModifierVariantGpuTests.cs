@@ -107,6 +107,45 @@ public class ModifierVariantGpuTests(ITestOutputHelper output)
     [MemberData(nameof(Kernels))]
     public void Kernel_matches_float64_attention_with_the_same_modifiers(string name) => Check(name, small: false);
 
+    /// <summary>
+    /// Int8Attention.Fastest over a family's forms: every form that runs here is timed once (a second call reads the
+    /// decision), and the chosen form, run alone on poisoned outputs, meets the float64 bars with the same mask.
+    /// </summary>
+    [Fact]
+    public void The_fastest_form_of_a_family_is_timed_once_and_meets_the_bars()
+    {
+        using var device = Gpu.OpenOrSkip();
+        var seed = Environment.TickCount;
+        var random = new Random(seed);
+        var shape = new AttentionShape(1, 2, 2, 700, 700, 128, false);
+        var (q, k, v) = (Int8AttentionGpuTests.Gaussian(random, shape.QElements), Int8AttentionGpuTests.Gaussian(random, shape.KvElements),
+            Int8AttentionGpuTests.Gaussian(random, shape.KvElements));
+        var window = random.Next(50, 300);
+        var forms = Int8Attention.FormsOf(typeof(SlidingWindow));
+        var competing = Int8Attention.FormCandidates(forms, Element.F16, 128, device.ComputeCapability);
+        var tuner = new Autotuner(null);
+        AttentionKernelInfo? chosen = null;
+        Int8AttentionGpuTests.Launch(device, shape, new AttentionOptions(), q, k, v, 0x7E, (_, s, tq, tk, tv, to, _, dl) =>
+        {
+            using var tuned = new Int8Attention(device) { Tuner = tuner };
+            var arguments = new ModifierArguments().Set("window", window);
+            chosen = tuned.Fastest(s, forms, tq, tk, tv, to, arguments, lse: dl);
+            Assert.Equal(competing.Count, tuned.LastFormTuning!.Result.Milliseconds.Count);
+            Assert.Same(chosen, tuned.Fastest(s, forms, tq, tk, tv, to, arguments, lse: dl));
+            Assert.Equal(1, tuner.Statistics.Tunings);
+            Assert.Equal(1, tuner.Statistics.MemoryHits);
+        });
+        Assert.Contains(chosen!, competing);
+        var (o, lse) = Int8AttentionGpuTests.Launch(device, shape, new AttentionOptions(), q, k, v, 0x7E,
+            (a, s, tq, tk, tv, to, _, dl) => a.Forward(s, chosen!, tq, tk, tv, to, new ModifierArguments().Set("window", window), lse: dl));
+        var expected = Float64Attention.Forward(shape, q, k, v,
+            modifiers: new AttentionModifiers(Mask: (b, h, i, j) => SlidingWindow.Visible(b, h, i, j, window)));
+        var error = ErrorMetrics.Compare(o.Select(x => (double)x).ToArray(), expected.Output);
+        output.WriteLine($"fastest of {competing.Count} SlidingWindow forms: {chosen!.Name} ({tuner.Results.Single().WinnerMilliseconds:F3} ms); rel L2 {error.RelativeL2:E2} cosine {error.Cosine:F6}");
+        Assert.True(error.RelativeL2 <= 3e-2 && error.Cosine >= 0.999, $"seed {seed}, window {window}: rel L2 {error.RelativeL2}, cosine {error.Cosine}");
+        Assert.True(lse.Zip(expected.Lse).All(x => Math.Abs(x.First - x.Second) <= 0.1), $"seed {seed}, window {window}: LSE off by more than 0.1");
+    }
+
     /// <summary>Two small cases, for the sanitizer runs.</summary>
     internal void Small(string name) => Check(name, small: true);
 

@@ -1,0 +1,125 @@
+using KernelDsl.Launching;
+using System.Globalization;
+
+namespace KernelDsl.Attention.FlashAttention;
+
+/// <summary>What <see cref="Int8Attention.Fastest"/> chose: the kernel, and the tuner's decision (every form's time).</summary>
+/// <param name="Key">The tuning key: the forms, the GPU, the input type, head dim, masking and the problem's sizes.</param>
+/// <param name="Kernel">The fastest form.</param>
+/// <param name="Result">The tuner's decision: every form's time, the date, and whether it was timed now or read from disk.</param>
+public sealed record AttentionFormTuning(string Key, AttentionKernelInfo Kernel, TuningResult Result);
+
+// Choosing among the forms of one variant (a family's kernels: 128-row or 64-row wgmma blocks, Q quantized by a pass or
+// in the kernel, mma.sync), which differ in speed by shape and card (docs/PERF.md, session 12) but not in what they compute.
+public sealed partial class Int8Attention
+{
+    /// <summary>The decision behind the latest <see cref="Fastest"/> call, or null if there was none.</summary>
+    public AttentionFormTuning? LastFormTuning { get; private set; }
+
+    /// <summary>
+    /// The kernels declared in the family type <paramref name="family"/> (an <c>[AttentionFamily]</c>, or any type that
+    /// nests attention declarations with the same modifiers) whose P·V is <paramref name="pv"/> (by default the 8-bit
+    /// u8 mode; F16/BF16 for the 16-bit accuracy mode, E4M3 for fp8), in catalog order: e.g.
+    /// <c>FormsOf(typeof(SlidingWindow))</c>. Forms of every input type are listed; <see cref="Fastest"/> takes those of its tensors.
+    /// </summary>
+    public static IReadOnlyList<AttentionKernelInfo> FormsOf(Type family, Element pv = Element.U8)
+    {
+        ArgumentNullException.ThrowIfNull(family);
+        var prefix = family.FullName!.Replace('+', '.') + ".";
+        var nested = Kernels.Where(k => k.Name.StartsWith(prefix, StringComparison.Ordinal) && k.Name.IndexOf('.', prefix.Length) < 0).ToArray();
+        if (nested.Length == 0)
+        {
+            throw new ArgumentException($"No declared attention kernel is nested in {family.FullName}.", nameof(family));
+        }
+        var forms = nested.Where(k => k.PElement == pv).ToArray();
+        if (forms.Length == 0)
+        {
+            throw new ArgumentException($"No kernel of {family.FullName} has {pv} P·V; its kernels have {string.Join(", ", nested.Select(k => k.PElement).Distinct())}.", nameof(pv));
+        }
+        return forms;
+    }
+
+    /// <summary>
+    /// The fastest of <paramref name="forms"/> for these tensors and arguments on this stream's device, to pass to
+    /// <c>Forward</c>. The forms must compute the same attention at the same precision: the same modifiers, masking and
+    /// P·V mode (a family's kernels, <see cref="FormsOf"/>). Those that do not take these tensors, or that the device
+    /// does not run, are left out. On the key's first use each
+    /// is timed end to end, its quantize kernels with it (CUDA events, 2 warm-ups, median of 5), and <see cref="Tuner"/>
+    /// keeps the decision, in this process and beside the module cache. The timed calls write <paramref name="o"/> (and
+    /// <paramref name="lse"/>); NaN and Inf are not looked for while timing.
+    /// </summary>
+    public AttentionKernelInfo Fastest(CudaStream stream, IReadOnlyList<AttentionKernelInfo> forms, TensorView<Half> q, TensorView<Half> k, TensorView<Half> v,
+        TensorView<Half> o, ModifierArguments arguments, AttentionOptions? options = null, DeviceBuffer<float>? lse = null) =>
+        Fastest(stream, forms, q, k, v, o, arguments, options, lse, (kernel, timing) => Forward(stream, kernel, q, k, v, o, arguments, timing, lse));
+
+    /// <summary>The same for bf16 tensors, given as their raw 16-bit patterns.</summary>
+    public AttentionKernelInfo FastestBf16(CudaStream stream, IReadOnlyList<AttentionKernelInfo> forms, TensorView<ushort> q, TensorView<ushort> k, TensorView<ushort> v,
+        TensorView<ushort> o, ModifierArguments arguments, AttentionOptions? options = null, DeviceBuffer<float>? lse = null) =>
+        Fastest(stream, forms, q, k, v, o, arguments, options, lse, (kernel, timing) => ForwardBf16(stream, kernel, q, k, v, o, arguments, timing, lse));
+
+    private AttentionKernelInfo Fastest<T>(CudaStream stream, IReadOnlyList<AttentionKernelInfo> forms, TensorView<T> q, TensorView<T> k, TensorView<T> v,
+        TensorView<T> o, ModifierArguments arguments, AttentionOptions? options, DeviceBuffer<float>? lse, Action<AttentionKernelInfo, AttentionOptions> run)
+        where T : unmanaged
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        ArgumentNullException.ThrowIfNull(arguments);
+        var shape = AttentionArguments.Check(q, k, v, o, lse);
+        var candidates = FormCandidates(forms, InputOf<T>(), shape.HeadDim, stream.Device.ComputeCapability);
+        // Every candidate's arguments and options are checked before anything is timed.
+        foreach (var kernel in candidates)
+        {
+            _ = Bind(kernel, arguments, options, InputOf<T>());
+        }
+        var key = FormsKey(candidates, TuningKey(stream.Device, InputOf<T>(), shape, candidates[0].Causal));
+        var byName = candidates.ToDictionary(c => c.Name, StringComparer.Ordinal);
+        var timing = (options ?? new AttentionOptions()) with { NonFinite = NonFiniteInputs.Ignore };
+        var result = Tuner.Choose(key, candidates.Select(c => c.Name).ToArray(), name =>
+            Autotuner.Median(() => Autotuner.TimeOnStream(stream, () => run(byName[name], timing)), warmups: 2, runs: 5));
+        var winner = byName[result.Winner];
+        LastFormTuning = new AttentionFormTuning(key, winner, result);
+        return winner;
+    }
+
+    /// <summary>
+    /// The forms that compete. All must compute the same attention at the same precision: the same modifiers, masking
+    /// and P·V mode (so a faster, less accurate mode is never picked unasked). Of those, the ones that take these tensors
+    /// (input type and head dim) and that this device runs.
+    /// </summary>
+    internal static IReadOnlyList<AttentionKernelInfo> FormCandidates(IReadOnlyList<AttentionKernelInfo> forms, Element input, int headDim, int computeCapability)
+    {
+        ArgumentNullException.ThrowIfNull(forms);
+        if (forms.Count == 0 || forms.Any(f => f is null))
+        {
+            throw new ArgumentException("forms must hold at least one kernel, and no null.", nameof(forms));
+        }
+        var first = forms[0];
+        foreach (var form in forms.Skip(1))
+        {
+            var differs = form.ScoreModifier != first.ScoreModifier || form.MaskModifier != first.MaskModifier ? "modifiers"
+                : form.Causal != first.Causal ? "causal masking"
+                : form.PElement != first.PElement ? "P·V mode"
+                : null;
+            if (differs is not null)
+            {
+                throw new ArgumentException($"forms must compute the same attention at the same precision: {form.Name} and {first.Name} differ in their {differs}.", nameof(forms));
+            }
+        }
+        var matching = forms.Where(f => f.Input == input && f.HeadDim == headDim).Distinct().ToArray();
+        if (matching.Length == 0)
+        {
+            throw new ArgumentException($"None of the forms takes {input} tensors with head dim {headDim}: they take " +
+                string.Join(", ", forms.Select(f => $"{f.Input} D = {f.HeadDim}").Distinct()) + ".", nameof(forms));
+        }
+        var running = matching.Where(f => f.RunsOn(computeCapability)).ToArray();
+        if (running.Length == 0)
+        {
+            throw new ArgumentException($"None of the forms for these tensors runs on sm_{computeCapability}: " +
+                string.Join("; ", matching.Select(f => $"{f.Name} is built for {string.Join(", ", f.Module.Targets)}")) + ".", nameof(forms));
+        }
+        return running;
+    }
+
+    /// <summary>The tuning key of a choice among forms: their names, in order, then the shape's key.</summary>
+    internal static string FormsKey(IReadOnlyList<AttentionKernelInfo> candidates, string shapeKey) =>
+        string.Create(CultureInfo.InvariantCulture, $"forms|{string.Join(",", candidates.Select(c => c.Name))}|{shapeKey}");
+}
