@@ -55,6 +55,23 @@ internal static class KernelVariants
         });
 
     /// <summary>
+    /// The u8 forms of the family <paramref name="name"/> names (in full, or the only family whose name ends with
+    /// ".<paramref name="name"/>"): a type whose nested attention kernels apply modifiers. Null when no family has that
+    /// name, so the name is looked up as a kernel.
+    /// </summary>
+    public static IReadOnlyList<AttentionKernelInfo>? ResolveFamily(string name, IReadOnlyList<AttentionKernelInfo> kernels)
+    {
+        var families = kernels.Where(k => k.MaskModifier is not null || k.ScoreModifier is not null)
+            .Select(k => k.Name[..k.Name.LastIndexOf('.')]).Distinct().ToList();
+        if (!families.Contains(name) && !families.Any(f => f.EndsWith("." + name, StringComparison.Ordinal)))
+        {
+            return null;
+        }
+        var family = ResolveName(name, families, f => f, "--variant", "families", () => "");
+        return Int8Attention.FormsNamed(family, Element.U8);
+    }
+
+    /// <summary>
     /// The one lookup by name of the commands that take a declared name (<c>kdsl attention --variant</c>, <c>kdsl cuda</c>):
     /// the item named <paramref name="name"/> in full, else the only one whose name ends with ".<paramref name="name"/>".
     /// </summary>

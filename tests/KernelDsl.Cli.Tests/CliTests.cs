@@ -26,15 +26,15 @@ public class CliTests : IDisposable
     private static Half[] Gaussian(Random random, int n) =>
         Enumerable.Range(0, n).Select(_ => (Half)(Math.Sqrt(-2 * Math.Log(1 - random.NextDouble())) * Math.Cos(2 * Math.PI * random.NextDouble()))).ToArray();
 
-    /// <summary>Gaussian f16 q, k, v [1, 2, tokens, 128] (BHSD) in the test folder; the command line's file arguments.</summary>
-    private string[] WriteInputs(int tokensQ, int tokensKv, out AttentionShape shape, out (Half[] Q, Half[] K, Half[] V) data)
+    /// <summary>Gaussian f16 q, k, v [1, 2, tokens, headDim] (BHSD) in the test folder; the command line's file arguments.</summary>
+    private string[] WriteInputs(int tokensQ, int tokensKv, out AttentionShape shape, out (Half[] Q, Half[] K, Half[] V) data, int headDim = 128)
     {
         var random = new Random(1234);
-        shape = new AttentionShape(1, 2, 2, tokensQ, tokensKv, 128);
+        shape = new AttentionShape(1, 2, 2, tokensQ, tokensKv, headDim);
         data = (Gaussian(random, shape.QElements), Gaussian(random, shape.KvElements), Gaussian(random, shape.KvElements));
-        NpyFile.Write(PathOf("q.npy"), data.Q, 1, 2, tokensQ, 128);
-        NpyFile.Write(PathOf("k.npy"), data.K, 1, 2, tokensKv, 128);
-        NpyFile.Write(PathOf("v.npy"), data.V, 1, 2, tokensKv, 128);
+        NpyFile.Write(PathOf("q.npy"), data.Q, 1, 2, tokensQ, headDim);
+        NpyFile.Write(PathOf("k.npy"), data.K, 1, 2, tokensKv, headDim);
+        NpyFile.Write(PathOf("v.npy"), data.V, 1, 2, tokensKv, headDim);
         return ["attention", "--q", PathOf("q.npy"), "--k", PathOf("k.npy"), "--v", PathOf("v.npy"), "--out", PathOf("o.npy")];
     }
 
@@ -70,6 +70,27 @@ public class CliTests : IDisposable
         var window = new AttentionModifiers(Mask: (_, _, q, k) => k <= q && q - k < 64);
         Assert.True(ErrorMetrics.Compare(o, Float64Attention.Forward(shape, data.Q, data.K, data.V, modifiers: window).Output).RelativeL2 < 3e-2);
         Assert.True(ErrorMetrics.Compare(o, Float64Attention.Forward(shape, data.Q, data.K, data.V).Output).RelativeL2 > 0.1);
+    }
+
+    [Fact]
+    public void Attention_takes_a_family_name_and_without_a_gpu_runs_its_cpu_reference_with_the_same_modifiers()
+    {
+        var args = WriteInputs(200, 200, out var shape, out var data);
+        var (code, output) = RunCapturing([.. args, "--variant", "SlidingWindow", "--arg", "window=64"]);
+        Assert.True(code == 0, output);
+        Assert.True(ReportedRelativeL2(output) < 3e-2, output);
+        var o = NpyFile.ReadHalf(PathOf("o.npy")).Data.Select(x => (double)x).ToArray();
+        var window = new AttentionModifiers(Mask: (_, _, q, k) => k <= q && q - k < 64);
+        Assert.True(ErrorMetrics.Compare(o, Float64Attention.Forward(shape, data.Q, data.K, data.V, modifiers: window).Output).RelativeL2 < 3e-2);
+
+        // A family's arguments are its methods' (checked as a kernel's are), and a family with no form for the head dim is refused by name.
+        (code, output) = RunCapturing([.. args, "--variant", "SlidingWindow", "--arg", "cap=3"]);
+        Assert.Equal(2, code);
+        Assert.Contains("has no modifier parameter 'cap'", output);
+        var d64 = WriteInputs(40, 40, out _, out _, headDim: 64);
+        (code, output) = RunCapturing([.. d64, "--variant", "SlidingWindow", "--arg", "window=8"]);
+        Assert.Equal(2, code);
+        Assert.Contains("--variant SlidingWindow has no f16 form for D = 64", output);
     }
 
     [Fact]

@@ -34,7 +34,8 @@ internal static class AttentionCommand
         var noReference = new Option<bool>("--no-reference") { Description = "Skip the float64 reference (it is O(S²) on the CPU)." };
         var variant = new Option<string?>("--variant")
         {
-            Description = "Run this attention kernel (a name from `kdsl list`, or a unique suffix such as SlidingWindow.D128Wgmma) with its modifiers; " +
+            Description = "Run this attention kernel (a name from `kdsl list`, or a unique suffix such as SlidingWindow.D128Wgmma) with its modifiers, " +
+                "or name a family (SlidingWindow) to run the fastest of its u8 forms on this GPU (timed once per shape); " +
                 "it fixes the masking, P·V mode, V strategy and tile, so --causal, --pv, --v-strategy, --tile and --autotune may not be given with it.",
         };
         var arguments = new Option<string[]>("--arg")
@@ -64,13 +65,16 @@ internal static class AttentionCommand
         string? VariantName, string[] ArgumentPairs, string[] Given);
 
     /// <summary>The kernel --variant names, with its modifiers' arguments as parsed and bound to the C# methods.</summary>
-    private sealed record Variant(AttentionKernelInfo Kernel, IReadOnlyDictionary<string, object> Values, AttentionModifiers Modifiers);
+    /// <param name="Forms">For a family name, its u8 forms, of which the GPU runs the fastest (<see cref="Int8Attention.Fastest"/>); Kernel is then the first f16 one.</param>
+    private sealed record Variant(AttentionKernelInfo Kernel, IReadOnlyDictionary<string, object> Values, AttentionModifiers Modifiers, IReadOnlyList<AttentionKernelInfo>? Forms);
 
     /// <exception cref="CliUsageException">Any argument or input file is wrong; raised before any work.</exception>
     private static int Run(Request request)
     {
         var options = request.Options;
-        var kernel = request.VariantName is { } name ? KernelVariants.Resolve(name, Int8Attention.Kernels) : null;
+        var forms = request.VariantName is { } familyName ? KernelVariants.ResolveFamily(familyName, Int8Attention.Kernels) : null;
+        var kernel = forms is not null ? forms.FirstOrDefault(f => f.Input == Element.F16) ?? forms[0]
+            : request.VariantName is { } name ? KernelVariants.Resolve(name, Int8Attention.Kernels) : null;
         CheckModeOptions(kernel, options, request);
         var values = kernel is null ? null : KernelVariants.ParseArguments(kernel, request.ArgumentPairs);
         CheckOutIsNoInput(request);
@@ -92,7 +96,18 @@ internal static class AttentionCommand
         Variant? variant = null;
         if (kernel is not null)
         {
-            if (kernel.HeadDim != shape.HeadDim)
+            if (forms is not null)
+            {
+                // A family: the forms that take these tensors and run here compete on the GPU; the first stands for them on the CPU.
+                var family = KernelVariants.ShortName(kernel.Name[..kernel.Name.LastIndexOf('.')]);
+                kernel = forms.FirstOrDefault(f => f.Input == Element.F16 && f.HeadDim == shape.HeadDim)
+                    ?? throw new CliUsageException($"--variant {family} has no f16 form for D = {shape.HeadDim}; its forms: {string.Join(", ", forms.Select(f => $"{KernelVariants.ShortName(f.Name)} (D = {f.HeadDim}, {f.Input})"))}.");
+                if (device is not null && !forms.Any(f => f.Input == Element.F16 && f.HeadDim == shape.HeadDim && f.RunsOn(device.ComputeCapability)))
+                {
+                    throw new CliUsageException($"No f16 form of --variant {family} runs on {device.Name} ({device.ArchName}).");
+                }
+            }
+            else if (kernel.HeadDim != shape.HeadDim)
             {
                 throw new CliUsageException($"--variant {KernelVariants.ShortName(kernel.Name)} is for D = {kernel.HeadDim}; the tensors have D = {shape.HeadDim}: choose a D = {shape.HeadDim} kernel (`kdsl list`).");
             }
@@ -103,7 +118,7 @@ internal static class AttentionCommand
                 throw new CliUsageException($"--variant {KernelVariants.ShortName(kernel.Name)} does not run on {device.Name} ({device.ArchName}); " +
                     $"of its family these do: {string.Join(", ", others.Select(x => KernelVariants.ShortName(x.Name)).DefaultIfEmpty("none"))}.");
             }
-            variant = new Variant(kernel, values!, KernelVariants.CpuModifiers(kernel, values!));
+            variant = new Variant(kernel, values!, KernelVariants.CpuModifiers(kernel, values!), forms);
             KernelVariants.Probe(kernel, variant.Modifiers, shape);
         }
         // The kernel the library selects for this mode (on this GPU, or the first declared one for the CPU reference):
@@ -125,7 +140,9 @@ internal static class AttentionCommand
             {
                 throw Refusal(e);
             }
-            engine += attention.LastTuning is { } tuning
+            engine += attention.LastFormTuning is { } fastest
+                ? $", the fastest of {fastest.Result.Milliseconds.Count} forms ({(fastest.Result.Source == TuningSource.Measured ? "timed now" : "decision read from disk")}): {KernelVariants.ShortName(fastest.Kernel.Name)}"
+                : attention.LastTuning is { } tuning
                 ? $", autotuned ({(tuning.Result.Source == TuningSource.Measured ? "timed now" : "decision read from disk")}): {tuning.Strategy} [{KernelVariants.TileName(tuning.Tile)}]"
                 : $", kernel {Describe(selected)}";
         }
@@ -144,7 +161,8 @@ internal static class AttentionCommand
                 AnsiConsole.MarkupLine("[yellow]--autotune skipped: it times kernels on a GPU; this runs the default kernel.[/]");
             }
             engine = $"the CPU reference of {Describe(selected)}: {selected.PElement switch { Element.U8 => "the exact int8 algorithm", Element.E4M3 => "int8 Q·Kᵀ with fp8 P·V", _ => "int8 Q·Kᵀ with 16-bit P·V" }}" +
-                (variant is null ? "" : ", with the kernel's C# modifier methods");
+                (variant is null ? "" : ", with the kernel's C# modifier methods") +
+                (variant?.Forms is { } familyForms ? $" (for the family's {familyForms.Count} u8 forms, of which a GPU runs the fastest)" : "");
             var reference = ReferenceOptions(selected, shape.HeadDim);
             o = CliProgress.Status("INT8 attention on the CPU...", () =>
                 Int8AttentionReference.Forward(shape, q.Data, k.Data, v.Data, reference, modifiers).Output.Select(BitConverter.UInt16BitsToHalf).ToArray());
@@ -396,7 +414,8 @@ internal static class AttentionCommand
                         case float[] floats: { var buffer = device.Upload<float>(floats); arrays.Add(buffer); arguments.Set(name, buffer); break; }
                     }
                 }
-                attention.Forward(stream, variant.Kernel, vq, vk, vv, vo, arguments);
+                var kernel = variant.Forms is { } forms ? attention.Fastest(stream, forms, vq, vk, vv, vo, arguments) : variant.Kernel;
+                attention.Forward(stream, kernel, vq, vk, vv, vo, arguments);
                 stream.Synchronize();  // before the argument arrays are freed
             }
             finally

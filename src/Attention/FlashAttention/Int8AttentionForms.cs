@@ -25,19 +25,28 @@ public sealed partial class Int8Attention
     public static IReadOnlyList<AttentionKernelInfo> FormsOf(Type family, Element pv = Element.U8)
     {
         ArgumentNullException.ThrowIfNull(family);
-        var prefix = family.FullName!.Replace('+', '.') + ".";
-        var nested = Kernels.Where(k => k.Name.StartsWith(prefix, StringComparison.Ordinal) && k.Name.IndexOf('.', prefix.Length) < 0).ToArray();
+        return FormsNamed(family.FullName!.Replace('+', '.'), pv, nameof(family));
+    }
+
+    /// <summary>The kernels nested directly in the type named <paramref name="family"/> (dots for nesting) with <paramref name="pv"/> P·V.</summary>
+    internal static IReadOnlyList<AttentionKernelInfo> FormsNamed(string family, Element pv, string argument = "family")
+    {
+        var nested = NestedIn(family);
         if (nested.Length == 0)
         {
-            throw new ArgumentException($"No declared attention kernel is nested in {family.FullName}.", nameof(family));
+            throw new ArgumentException($"No declared attention kernel is nested in {family}.", argument);
         }
         var forms = nested.Where(k => k.PElement == pv).ToArray();
         if (forms.Length == 0)
         {
-            throw new ArgumentException($"No kernel of {family.FullName} has {pv} P·V; its kernels have {string.Join(", ", nested.Select(k => k.PElement).Distinct())}.", nameof(pv));
+            throw new ArgumentException($"No kernel of {family} has {pv} P·V; its kernels have {string.Join(", ", nested.Select(k => k.PElement).Distinct())}.", nameof(pv));
         }
         return forms;
     }
+
+    /// <summary>The declared kernels whose declaring type is nested directly in the type named <paramref name="family"/>.</summary>
+    internal static AttentionKernelInfo[] NestedIn(string family) =>
+        Kernels.Where(k => k.Name.StartsWith(family + ".", StringComparison.Ordinal) && k.Name.IndexOf('.', family.Length + 1) < 0).ToArray();
 
     /// <summary>
     /// The fastest of <paramref name="forms"/> for these tensors and arguments on this stream's device, to pass to
