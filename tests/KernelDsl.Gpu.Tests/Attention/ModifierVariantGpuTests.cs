@@ -23,6 +23,19 @@ public static partial class UserWindowSoftcap
 }
 
 /// <summary>
+/// A score modifier whose divisor varies per score and that reads positions as floats (the per-score forms:
+/// div.full.f32, float positions for q − k): a distance decay, causal.
+/// </summary>
+public static partial class UserDistanceDecay
+{
+    [ScoreModifier]
+    public static float Decay(float score, int b, int h, int q, int k, float rate) => score / (1f + rate * MathF.Abs(q - k)) - rate * (q - k);
+
+    [FlashAttentionForward(Like = typeof(Int8AttentionD128Wgmma), Causal = true)] public static partial class Wgmma;
+    [FlashAttentionForward(Like = typeof(Int8AttentionD128TransPrmt), Causal = true)] public static partial class MmaSync;
+}
+
+/// <summary>
 /// Every attention kernel with modifiers in the catalog (the library's families and this assembly's own) through
 /// <see cref="Int8Attention"/> on the GPU, against float64 attention with the same C# modifier methods: lengths that are
 /// not multiples of the blocks, Sq &lt; Sk and Sq &gt; Sk, GQA, rows the mask leaves empty (O = 0, LSE = −∞), and the
@@ -97,6 +110,11 @@ public class ModifierVariantGpuTests(ITestOutputHelper output)
                 return (new ModifierArguments().Set("window", window).Set("cap", cap), new AttentionModifiers(
                     Score: (s, b, h, q, k) => UserWindowSoftcap.Softcap(s, b, h, q, k, cap),
                     Mask: (b, h, q, k) => UserWindowSoftcap.Window(b, h, q, k, window)));
+            }
+            case nameof(UserDistanceDecay):
+            {
+                var rate = 0.01f;
+                return (new ModifierArguments().Set("rate", rate), new AttentionModifiers(Score: (s, b, h, q, k) => UserDistanceDecay.Decay(s, b, h, q, k, rate)));
             }
             default:
                 throw new InvalidOperationException($"No test binding for {kernel.Name}: add its family here.");
