@@ -68,7 +68,18 @@ internal static class KernelVariants
             return null;
         }
         var family = ResolveName(name, families, f => f, "--variant", "families", () => "");
-        return Int8Attention.FormsNamed(family, Element.U8);
+        if (kernels.Any(k => k.Name == name || k.Name.EndsWith("." + name, StringComparison.Ordinal)))
+        {
+            throw new CliUsageException($"--variant '{name}' names both the family {ShortName(family)} and a kernel: give the kernel's or the family's full name.");
+        }
+        try
+        {
+            return Int8Attention.FormsNamed(family, Element.U8);
+        }
+        catch (ArgumentException e)
+        {
+            throw new CliUsageException($"--variant {ShortName(family)}: {e.Message.Split(" (Parameter")[0]}");
+        }
     }
 
     /// <summary>

@@ -73,11 +73,13 @@ public class CliTests : IDisposable
     }
 
     [Fact]
-    public void Attention_takes_a_family_name_and_without_a_gpu_runs_its_cpu_reference_with_the_same_modifiers()
+    public void Attention_takes_a_family_name_and_runs_it_with_the_same_modifiers()
     {
         var args = WriteInputs(200, 200, out var shape, out var data);
         var (code, output) = RunCapturing([.. args, "--variant", "SlidingWindow", "--arg", "window=64"]);
         Assert.True(code == 0, output);
+        // On a GPU the fastest form runs and is named; without one, the CPU reference says which forms it stands for.
+        Assert.True(output.Contains("forms", StringComparison.Ordinal) || output.Contains("the only form", StringComparison.Ordinal), output);
         Assert.True(ReportedRelativeL2(output) < 3e-2, output);
         var o = NpyFile.ReadHalf(PathOf("o.npy")).Data.Select(x => (double)x).ToArray();
         var window = new AttentionModifiers(Mask: (_, _, q, k) => k <= q && q - k < 64);

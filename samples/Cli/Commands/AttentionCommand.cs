@@ -98,20 +98,27 @@ internal static class AttentionCommand
         {
             if (forms is not null)
             {
-                // A family: the forms that take these tensors and run here compete on the GPU; the first stands for them on the CPU.
+                // A family: its forms for these tensors that run here compete on the GPU (the first stands for them on the
+                // CPU); without a GPU, all of them are what a GPU would choose from.
                 var family = KernelVariants.ShortName(kernel.Name[..kernel.Name.LastIndexOf('.')]);
-                kernel = forms.FirstOrDefault(f => f.Input == Element.F16 && f.HeadDim == shape.HeadDim)
-                    ?? throw new CliUsageException($"--variant {family} has no f16 form for D = {shape.HeadDim}; its forms: {string.Join(", ", forms.Select(f => $"{KernelVariants.ShortName(f.Name)} (D = {f.HeadDim}, {f.Input})"))}.");
-                if (device is not null && !forms.Any(f => f.Input == Element.F16 && f.HeadDim == shape.HeadDim && f.RunsOn(device.ComputeCapability)))
+                var forTensors = forms.Where(f => f.Input == Element.F16 && f.HeadDim == shape.HeadDim).ToArray();
+                if (forTensors.Length == 0)
                 {
-                    throw new CliUsageException($"No f16 form of --variant {family} runs on {device.Name} ({device.ArchName}).");
+                    throw new CliUsageException($"--variant {family} has no f16 form for D = {shape.HeadDim}; its forms: {string.Join(", ", forms.Select(f => $"{KernelVariants.ShortName(f.Name)} (D = {f.HeadDim}, {f.Input})"))}.");
                 }
+                forms = device is null ? forTensors : forTensors.Where(f => f.RunsOn(device.ComputeCapability)).ToArray();
+                if (forms.Count == 0)
+                {
+                    throw new CliUsageException($"No f16 D = {shape.HeadDim} form of --variant {family} runs on {device!.Name} ({device.ArchName}): " +
+                        $"{string.Join(", ", forTensors.Select(f => KernelVariants.ShortName(f.Name)))} are built for other GPUs.");
+                }
+                kernel = forms[0];
             }
             else if (kernel.HeadDim != shape.HeadDim)
             {
                 throw new CliUsageException($"--variant {KernelVariants.ShortName(kernel.Name)} is for D = {kernel.HeadDim}; the tensors have D = {shape.HeadDim}: choose a D = {shape.HeadDim} kernel (`kdsl list`).");
             }
-            if (device is not null && !kernel.RunsOn(device.ComputeCapability))
+            else if (device is not null && !kernel.RunsOn(device.ComputeCapability))
             {
                 var family = kernel.Name[..kernel.Name.LastIndexOf('.')] + ".";
                 var others = Int8Attention.Kernels.Where(x => x.Name.StartsWith(family, StringComparison.Ordinal) && x.Input == Element.F16 && x.HeadDim == shape.HeadDim && x.RunsOn(device.ComputeCapability));
@@ -141,7 +148,9 @@ internal static class AttentionCommand
                 throw Refusal(e);
             }
             engine += attention.LastFormTuning is { } fastest
-                ? $", the fastest of {fastest.Result.Milliseconds.Count} forms ({(fastest.Result.Source == TuningSource.Measured ? "timed now" : "decision read from disk")}): {KernelVariants.ShortName(fastest.Kernel.Name)}"
+                ? (fastest.Result.Milliseconds.Count == 1
+                    ? $", the only form of the family that runs here: {KernelVariants.ShortName(fastest.Kernel.Name)}"
+                    : $", the fastest of {fastest.Result.Milliseconds.Count} forms ({(fastest.Result.Source == TuningSource.Measured ? "timed now" : "decision read from disk")}): {KernelVariants.ShortName(fastest.Kernel.Name)}")
                 : attention.LastTuning is { } tuning
                 ? $", autotuned ({(tuning.Result.Source == TuningSource.Measured ? "timed now" : "decision read from disk")}): {tuning.Strategy} [{KernelVariants.TileName(tuning.Tile)}]"
                 : $", kernel {Describe(selected)}";
@@ -162,7 +171,7 @@ internal static class AttentionCommand
             }
             engine = $"the CPU reference of {Describe(selected)}: {selected.PElement switch { Element.U8 => "the exact int8 algorithm", Element.E4M3 => "int8 Q·Kᵀ with fp8 P·V", _ => "int8 Q·Kᵀ with 16-bit P·V" }}" +
                 (variant is null ? "" : ", with the kernel's C# modifier methods") +
-                (variant?.Forms is { } familyForms ? $" (for the family's {familyForms.Count} u8 forms, of which a GPU runs the fastest)" : "");
+                (variant?.Forms is { Count: > 1 } familyForms ? $" (for the family's {familyForms.Count} f16 u8 forms of this head dim, of which a GPU runs the fastest it can)" : "");
             var reference = ReferenceOptions(selected, shape.HeadDim);
             o = CliProgress.Status("INT8 attention on the CPU...", () =>
                 Int8AttentionReference.Forward(shape, q.Data, k.Data, v.Data, reference, modifiers).Output.Select(BitConverter.UInt16BitsToHalf).ToArray());
@@ -414,7 +423,16 @@ internal static class AttentionCommand
                         case float[] floats: { var buffer = device.Upload<float>(floats); arrays.Add(buffer); arguments.Set(name, buffer); break; }
                     }
                 }
-                var kernel = variant.Forms is { } forms ? attention.Fastest(stream, forms, vq, vk, vv, vo, arguments) : variant.Kernel;
+                AttentionKernelInfo kernel;
+                try
+                {
+                    kernel = variant.Forms is { } forms ? attention.Fastest(stream, forms, vq, vk, vv, vo, arguments) : variant.Kernel;
+                }
+                catch (ArgumentException e) when (e is not NonFiniteInputException)
+                {
+                    // The forms' own refusal (they differ, or none takes these tensors): a usage error, said plainly.
+                    throw new CliUsageException($"--variant: {e.Message.Split(" (Parameter")[0]}");
+                }
                 attention.Forward(stream, kernel, vq, vk, vv, vo, arguments);
                 stream.Synchronize();  // before the argument arrays are freed
             }

@@ -22,10 +22,12 @@ public sealed partial class Int8Attention
     /// u8 mode; F16/BF16 for the 16-bit accuracy mode, E4M3 for fp8), in catalog order: e.g.
     /// <c>FormsOf(typeof(SlidingWindow))</c>. Forms of every input type are listed; <see cref="Fastest"/> takes those of its tensors.
     /// </summary>
+    /// <exception cref="ArgumentException">No attention kernel is nested in <paramref name="family"/>, or none has <paramref name="pv"/> P·V.</exception>
     public static IReadOnlyList<AttentionKernelInfo> FormsOf(Type family, Element pv = Element.U8)
     {
         ArgumentNullException.ThrowIfNull(family);
-        return FormsNamed(family.FullName!.Replace('+', '.'), pv, nameof(family));
+        var name = family.FullName ?? throw new ArgumentException($"{family} is a generic parameter, not a type that declares kernels.", nameof(family));
+        return FormsNamed(name.Replace('+', '.'), pv, nameof(family));
     }
 
     /// <summary>The kernels nested directly in the type named <paramref name="family"/> (dots for nesting) with <paramref name="pv"/> P·V.</summary>
@@ -51,17 +53,22 @@ public sealed partial class Int8Attention
     /// <summary>
     /// The fastest of <paramref name="forms"/> for these tensors and arguments on this stream's device, to pass to
     /// <c>Forward</c>. The forms must compute the same attention at the same precision: the same modifiers, masking and
-    /// P·V mode (a family's kernels, <see cref="FormsOf"/>). Those that do not take these tensors, or that the device
-    /// does not run, are left out. On the key's first use each
-    /// is timed end to end, its quantize kernels with it (CUDA events, 2 warm-ups, median of 5), and <see cref="Tuner"/>
-    /// keeps the decision, in this process and beside the module cache. The timed calls write <paramref name="o"/> (and
-    /// <paramref name="lse"/>); NaN and Inf are not looked for while timing.
+    /// P·V mode (a family's kernels, <see cref="FormsOf"/>). Those that do not take these tensors, that write no LSE when
+    /// <paramref name="lse"/> is given, or that the device does not run are left out. Every form left is checked as
+    /// <c>Forward</c> checks it before anything is timed. On the key's first use each is timed end to end, its quantize
+    /// kernels with it (CUDA events, 2 warm-ups, median of 5), and <see cref="Tuner"/> keeps the decision, in this process
+    /// and beside the module cache. The key holds the forms, the device, the sizes and the scalar modifier arguments (a
+    /// window's size changes which form wins); array arguments enter it by length only. The timed calls write
+    /// <paramref name="o"/> and <paramref name="lse"/>, so run <c>Forward</c> with the result for the output; NaN and Inf are
+    /// not looked for while timing.
     /// </summary>
+    /// <exception cref="ArgumentException">The tensors or arguments are wrong for the forms, the forms differ in what they compute, or none is left.</exception>
     public AttentionKernelInfo Fastest(CudaStream stream, IReadOnlyList<AttentionKernelInfo> forms, TensorView<Half> q, TensorView<Half> k, TensorView<Half> v,
         TensorView<Half> o, ModifierArguments arguments, AttentionOptions? options = null, DeviceBuffer<float>? lse = null) =>
         Fastest(stream, forms, q, k, v, o, arguments, options, lse, (kernel, timing) => Forward(stream, kernel, q, k, v, o, arguments, timing, lse));
 
     /// <summary>The same for bf16 tensors, given as their raw 16-bit patterns.</summary>
+    /// <exception cref="ArgumentException">The tensors or arguments are wrong for the forms, the forms differ in what they compute, or none is left.</exception>
     public AttentionKernelInfo FastestBf16(CudaStream stream, IReadOnlyList<AttentionKernelInfo> forms, TensorView<ushort> q, TensorView<ushort> k, TensorView<ushort> v,
         TensorView<ushort> o, ModifierArguments arguments, AttentionOptions? options = null, DeviceBuffer<float>? lse = null) =>
         Fastest(stream, forms, q, k, v, o, arguments, options, lse, (kernel, timing) => ForwardBf16(stream, kernel, q, k, v, o, arguments, timing, lse));
@@ -73,20 +80,26 @@ public sealed partial class Int8Attention
         ArgumentNullException.ThrowIfNull(stream);
         ArgumentNullException.ThrowIfNull(arguments);
         var shape = AttentionArguments.Check(q, k, v, o, lse);
-        var candidates = FormCandidates(forms, InputOf<T>(), shape.HeadDim, stream.Device.ComputeCapability);
-        // Every candidate's arguments and options are checked before anything is timed.
+        var input = InputOf<T>();
+        var candidates = FormCandidates(forms, input, shape.HeadDim, stream.Device.ComputeCapability, writesLse: lse is not null);
+        var timing = (options ?? new AttentionOptions()) with { NonFinite = NonFiniteInputs.Ignore };
         foreach (var kernel in candidates)
         {
-            _ = Bind(kernel, arguments, options, InputOf<T>());
+            var bound = Bind(kernel, arguments, options, input);
+            bound.Arguments.CheckArrays(kernel, shape, nameof(arguments));
+            _ = Choose<T>(stream, shape, timing, bound);
         }
-        var key = FormsKey(candidates, TuningKey(stream.Device, InputOf<T>(), shape, candidates[0].Causal));
+        var key = FormsKey(candidates, arguments, TuningKey(stream.Device, input, shape, candidates[0].Causal));
         var byName = candidates.ToDictionary(c => c.Name, StringComparer.Ordinal);
-        var timing = (options ?? new AttentionOptions()) with { NonFinite = NonFiniteInputs.Ignore };
-        var result = Tuner.Choose(key, candidates.Select(c => c.Name).ToArray(), name =>
-            Autotuner.Median(() => Autotuner.TimeOnStream(stream, () => run(byName[name], timing)), warmups: 2, runs: 5));
-        var winner = byName[result.Winner];
-        LastFormTuning = new AttentionFormTuning(key, winner, result);
-        return winner;
+        // Under the instance's lock, as Autotune's timing is, so another thread's calls do not run between the timed ones.
+        return Serialized(stream, () =>
+        {
+            var result = Tuner.Choose(key, candidates.Select(c => c.Name).ToArray(), name =>
+                Autotuner.Median(() => Autotuner.TimeOnStream(stream, () => run(byName[name], timing)), warmups: 2, runs: 5));
+            var winner = byName[result.Winner];
+            LastFormTuning = new AttentionFormTuning(key, winner, result);
+            return winner;
+        });
     }
 
     /// <summary>
@@ -94,7 +107,8 @@ public sealed partial class Int8Attention
     /// and P·V mode (so a faster, less accurate mode is never picked unasked). Of those, the ones that take these tensors
     /// (input type and head dim) and that this device runs.
     /// </summary>
-    internal static IReadOnlyList<AttentionKernelInfo> FormCandidates(IReadOnlyList<AttentionKernelInfo> forms, Element input, int headDim, int computeCapability)
+    internal static IReadOnlyList<AttentionKernelInfo> FormCandidates(IReadOnlyList<AttentionKernelInfo> forms, Element input, int headDim, int computeCapability,
+        bool writesLse = false)
     {
         ArgumentNullException.ThrowIfNull(forms);
         if (forms.Count == 0 || forms.Any(f => f is null))
@@ -113,11 +127,15 @@ public sealed partial class Int8Attention
                 throw new ArgumentException($"forms must compute the same attention at the same precision: {form.Name} and {first.Name} differ in their {differs}.", nameof(forms));
             }
         }
-        var matching = forms.Where(f => f.Input == input && f.HeadDim == headDim).Distinct().ToArray();
+        if (forms.GroupBy(f => f.Name, StringComparer.Ordinal).FirstOrDefault(g => g.Count() > 1) is { } twice)
+        {
+            throw new ArgumentException($"forms lists {twice.Key} {twice.Count()} times.", nameof(forms));
+        }
+        var matching = forms.Where(f => f.Input == input && f.HeadDim == headDim && (f.Lse || !writesLse)).ToArray();
         if (matching.Length == 0)
         {
-            throw new ArgumentException($"None of the forms takes {input} tensors with head dim {headDim}: they take " +
-                string.Join(", ", forms.Select(f => $"{f.Input} D = {f.HeadDim}").Distinct()) + ".", nameof(forms));
+            throw new ArgumentException($"None of the forms takes {input} tensors with head dim {headDim}{(writesLse ? " and writes an LSE" : "")}: they take " +
+                string.Join(", ", forms.Select(f => $"{f.Input} D = {f.HeadDim}{(f.Lse ? "" : " without LSE")}").Distinct()) + ".", nameof(forms));
         }
         var running = matching.Where(f => f.RunsOn(computeCapability)).ToArray();
         if (running.Length == 0)
@@ -128,7 +146,20 @@ public sealed partial class Int8Attention
         return running;
     }
 
-    /// <summary>The tuning key of a choice among forms: their names, in order, then the shape's key.</summary>
-    internal static string FormsKey(IReadOnlyList<AttentionKernelInfo> candidates, string shapeKey) =>
-        string.Create(CultureInfo.InvariantCulture, $"forms|{string.Join(",", candidates.Select(c => c.Name))}|{shapeKey}");
+    /// <summary>
+    /// The tuning key of a choice among forms: their names (sorted), the modifiers' arguments by name (scalars by value,
+    /// arrays by length), then the shape's key.
+    /// </summary>
+    internal static string FormsKey(IReadOnlyList<AttentionKernelInfo> candidates, ModifierArguments arguments, string shapeKey)
+    {
+        var names = candidates.Select(c => c.Name).Order(StringComparer.Ordinal);
+        var values = arguments.Values.OrderBy(a => a.Key, StringComparer.Ordinal).Select(a => a.Value switch
+        {
+            DeviceBuffer<int> ints => $"{a.Key}=int[{ints.Length}]",
+            DeviceBuffer<float> floats => $"{a.Key}=float[{floats.Length}]",
+            float f => $"{a.Key}={f.ToString("R", CultureInfo.InvariantCulture)}",
+            var x => string.Create(CultureInfo.InvariantCulture, $"{a.Key}={x}"),
+        });
+        return $"forms|{string.Join(",", names)}|{string.Join(",", values)}|{shapeKey}";
+    }
 }

@@ -19,8 +19,9 @@ public class FormSelectionTests
             Int8Attention.FormsOf(typeof(SlidingWindow)).Select(Form).Order(StringComparer.Ordinal));
         Assert.Equal(["D128F16PV"], Int8Attention.FormsOf(typeof(SlidingWindow), Element.F16).Select(Form));
         Assert.Equal(["D128Bf16PV"], Int8Attention.FormsOf(typeof(SlidingWindow), Element.BF16).Select(Form));
-        // Decode kernels nested in the family are not attention forms.
-        Assert.All(Int8Attention.FormsOf(typeof(Alibi)), k => Assert.Equal("KernelDsl.Attention.FlashAttention.Alibi.Bias", k.ScoreModifier));
+        // Alibi also nests a decode kernel (PagedDecodeD128), which is no attention form.
+        Assert.Equal(["D128", "D128Bf16", "D128Wgmma", "D128WgmmaBlockM64", "D128WgmmaFusedQ"],
+            Int8Attention.FormsOf(typeof(Alibi)).Select(Form).Order(StringComparer.Ordinal));
     }
 
     [Fact]
@@ -65,9 +66,29 @@ public class FormSelectionTests
     }
 
     [Fact]
-    public void The_tuning_key_names_the_forms_and_the_shape()
+    public void Forms_listed_twice_or_without_the_lse_asked_for_are_refused_or_left_out()
     {
-        var forms = Int8Attention.FormCandidates(Int8Attention.FormsOf(typeof(SlidingWindow)), Element.F16, 128, 80);
-        Assert.Equal("forms|KernelDsl.Attention.FlashAttention.SlidingWindow.D128|shape", Int8Attention.FormsKey(forms, "shape"));
+        var window = Int8Attention.FormsOf(typeof(SlidingWindow));
+        var twice = Assert.Throws<ArgumentException>(() => Int8Attention.FormCandidates([window[0], window[1], window[0]], Element.F16, 128, 90));
+        Assert.Contains($"forms lists {window[0].Name} 2 times", twice.Message);
+        // Every library form writes an LSE; one declared without is left out when the caller asks for it.
+        var noLse = window[0] with { Name = window[0].Name + "NoLse", Lse = false };
+        Assert.DoesNotContain(noLse, Int8Attention.FormCandidates([noLse, .. window], Element.F16, 128, 90, writesLse: true));
+        Assert.Contains(noLse, Int8Attention.FormCandidates([noLse, .. window], Element.F16, 128, 90));
+        var none = Assert.Throws<ArgumentException>(() => Int8Attention.FormCandidates([noLse], Element.F16, 128, 90, writesLse: true));
+        Assert.Contains("and writes an LSE", none.Message);
+    }
+
+    [Fact]
+    public void The_tuning_key_names_the_forms_sorted_the_arguments_and_the_shape()
+    {
+        var forms = Int8Attention.FormCandidates(Int8Attention.FormsOf(typeof(SlidingWindow)), Element.F16, 128, 90);
+        var key = Int8Attention.FormsKey(forms, new ModifierArguments().Set("window", 1024), "shape");
+        Assert.Equal(key, Int8Attention.FormsKey(forms.Reverse().ToArray(), new ModifierArguments().Set("window", 1024), "shape"));
+        Assert.EndsWith("|window=1024|shape", key);
+        Assert.StartsWith("forms|KernelDsl.Attention.FlashAttention.SlidingWindow.D128,", key);
+        // Another window can make another form the fastest, so it is another key.
+        Assert.NotEqual(key, Int8Attention.FormsKey(forms, new ModifierArguments().Set("window", 64), "shape"));
+        Assert.EndsWith("|cap=0.1|shape", Int8Attention.FormsKey(forms, new ModifierArguments().Set("cap", 0.1f), "shape"));
     }
 }

@@ -97,10 +97,9 @@ public class PagedDecodeModifierTests
         Assert.Contains("With(global::KernelDsl.DeviceBuffer<float> bias, global::KernelDsl.DeviceBuffer<int> windows)", launcher);
     }
 
-    /// <summary>Both ways of classifying pages, with a score modifier, compile for sm_80 without spills.</summary>
     /// <summary>
     /// A score modifier in the per-score forms (a varying divisor as div.full.f32, float positions for q − k) compiles in
-    /// the prefill and decode kernels that call it, for sm_80, without spills, and passes the positions it reads.
+    /// the prefill and decode kernels that call it, for sm_80, without spills.
     /// </summary>
     [Fact]
     [KernelDsl.Testing.RequiresNvrtc]
@@ -122,6 +121,7 @@ public class PagedDecodeModifierTests
         }
     }
 
+    /// <summary>Both ways of classifying pages, with a score modifier, compile for sm_80 without spills.</summary>
     [Theory]
     [InlineData("k <= q && q - k < window")]
     [InlineData("k <= q && q - k < window + h")]
