@@ -50,8 +50,10 @@ internal static class KernelVariants
         {
             var near = kernels.Where(k => k.Name.Contains(name, StringComparison.OrdinalIgnoreCase)).ToList();
             var candidates = near.Count > 0 ? near : kernels.Where(k => k.Parameters.Length > 0 || k.MaskModifier is not null || k.ScoreModifier is not null).ToList();
-            return $"--variant '{name}' names no attention kernel. {(near.Count > 0 ? "Similar" : "Kernels with modifiers")}: " +
-                $"{string.Join(", ", candidates.Select(k => ShortName(k.Name)))} (`kdsl list` shows all).";
+            var families = kernels.Where(k => k.MaskModifier is not null || k.ScoreModifier is not null)
+                .Select(k => ShortName(k.Name[..k.Name.LastIndexOf('.')])).Distinct().ToList();
+            return $"--variant '{name}' names no attention kernel or family. Families (the fastest form runs): {string.Join(", ", families)}. " +
+                $"{(near.Count > 0 ? "Similar kernels" : "Kernels with modifiers")}: {string.Join(", ", candidates.Select(k => ShortName(k.Name)))} (`kdsl list` shows all).";
         });
 
     /// <summary>
@@ -110,8 +112,10 @@ internal static class KernelVariants
     /// <c>@file.npy</c> (1-D int32 or float32). Values are int, float, int[] or float[].
     /// </summary>
     /// <exception cref="CliUsageException">A malformed, repeated, unknown, missing, mistyped or unparsable argument, named.</exception>
-    public static Dictionary<string, object> ParseArguments(AttentionKernelInfo kernel, IReadOnlyList<string> pairs)
+    /// <param name="what">How messages name what takes the arguments: "kernel X" by default, "family X" for a family name.</param>
+    public static Dictionary<string, object> ParseArguments(AttentionKernelInfo kernel, IReadOnlyList<string> pairs, string? what = null)
     {
+        what ??= "kernel " + ShortName(kernel.Name);
         var known = kernel.Parameters.Length == 0 ? "it has none" : "its parameters: " + DescribeParameters(kernel);
         var values = new Dictionary<string, object>(StringComparer.Ordinal);
         foreach (var pair in pairs)
@@ -123,7 +127,7 @@ internal static class KernelVariants
             }
             var (name, text) = (pair[..equals].Trim(), pair[(equals + 1)..].Trim());
             var parameter = kernel.Parameters.FirstOrDefault(p => p.Name == name)
-                ?? throw new CliUsageException($"--arg {name}: kernel {ShortName(kernel.Name)} has no modifier parameter '{name}'; {known}.");
+                ?? throw new CliUsageException($"--arg {name}: {what} has no modifier parameter '{name}'; {known}.");
             if (values.ContainsKey(name))
             {
                 throw new CliUsageException($"--arg {name} is given twice.");
@@ -133,7 +137,7 @@ internal static class KernelVariants
         var missing = kernel.Parameters.Where(p => !values.ContainsKey(p.Name)).ToList();
         if (missing.Count > 0)
         {
-            throw new CliUsageException($"Kernel {ShortName(kernel.Name)} needs " +
+            throw new CliUsageException($"{char.ToUpperInvariant(what[0])}{what[1..]} needs " +
                 string.Join(", ", missing.Select(p => $"--arg {p.Name}={(p.IsArray ? "@file.npy" : "VALUE")} ({TypeName(p)})")) + ".");
         }
         CheckNondecreasing(kernel, values);

@@ -88,7 +88,14 @@ public class CliTests : IDisposable
         // A family's arguments are its methods' (checked as a kernel's are), and a family with no form for the head dim is refused by name.
         (code, output) = RunCapturing([.. args, "--variant", "SlidingWindow", "--arg", "cap=3"]);
         Assert.Equal(2, code);
-        Assert.Contains("has no modifier parameter 'cap'", output);
+        Assert.Contains("--arg cap: family SlidingWindow has no modifier parameter 'cap'", string.Join(' ', output.Split(default(char[]), StringSplitOptions.RemoveEmptyEntries)));
+        (code, output) = RunCapturing([.. args, "--variant", "SlidingWindow"]);
+        Assert.Equal(2, code);
+        Assert.Contains("Family SlidingWindow needs --arg window=VALUE (int)", string.Join(' ', output.Split(default(char[]), StringSplitOptions.RemoveEmptyEntries)));
+        (code, output) = RunCapturing([.. args, "--variant", "SlidingWindw", "--arg", "window=64"]);
+        Assert.Equal(2, code);
+        // Redirected output wraps at 80 columns: compare with the line breaks read as spaces.
+        Assert.Contains("names no attention kernel or family. Families (the fastest form runs): CausalMask, SlidingWindow,", string.Join(' ', output.Split(default(char[]), StringSplitOptions.RemoveEmptyEntries)));
         var d64 = WriteInputs(40, 40, out _, out _, headDim: 64);
         (code, output) = RunCapturing([.. d64, "--variant", "SlidingWindow", "--arg", "window=8"]);
         Assert.Equal(2, code);

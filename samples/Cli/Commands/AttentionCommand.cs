@@ -76,7 +76,8 @@ internal static class AttentionCommand
         var kernel = forms is not null ? forms.FirstOrDefault(f => f.Input == Element.F16) ?? forms[0]
             : request.VariantName is { } name ? KernelVariants.Resolve(name, Int8Attention.Kernels) : null;
         CheckModeOptions(kernel, options, request);
-        var values = kernel is null ? null : KernelVariants.ParseArguments(kernel, request.ArgumentPairs);
+        var values = kernel is null ? null : KernelVariants.ParseArguments(kernel, request.ArgumentPairs,
+            forms is null ? null : "family " + KernelVariants.ShortName(kernel.Name[..kernel.Name.LastIndexOf('.')]));
         CheckOutIsNoInput(request);
         CliApp.CheckOutputFile(request.Out, "--out");
         var (q, k, v) = (Read(request.Q, "--q"), Read(request.K, "--k"), Read(request.V, "--v"));
