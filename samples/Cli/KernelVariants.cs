@@ -50,9 +50,7 @@ internal static class KernelVariants
         {
             var near = kernels.Where(k => k.Name.Contains(name, StringComparison.OrdinalIgnoreCase)).ToList();
             var candidates = near.Count > 0 ? near : kernels.Where(k => k.Parameters.Length > 0 || k.MaskModifier is not null || k.ScoreModifier is not null).ToList();
-            var families = kernels.Where(k => k.MaskModifier is not null || k.ScoreModifier is not null)
-                .Select(k => ShortName(k.Name[..k.Name.LastIndexOf('.')])).Distinct().ToList();
-            return $"--variant '{name}' names no attention kernel or family. Families (the fastest form runs): {string.Join(", ", families)}. " +
+            return $"--variant '{name}' names no attention kernel or family. Families (the fastest form runs): {string.Join(", ", Families(kernels).Select(ShortName))}. " +
                 $"{(near.Count > 0 ? "Similar kernels" : "Kernels with modifiers")}: {string.Join(", ", candidates.Select(k => ShortName(k.Name)))} (`kdsl list` shows all).";
         });
 
@@ -63,8 +61,7 @@ internal static class KernelVariants
     /// </summary>
     public static IReadOnlyList<AttentionKernelInfo>? ResolveFamily(string name, IReadOnlyList<AttentionKernelInfo> kernels)
     {
-        var families = kernels.Where(k => k.MaskModifier is not null || k.ScoreModifier is not null)
-            .Select(k => k.Name[..k.Name.LastIndexOf('.')]).Distinct().ToList();
+        var families = Families(kernels);
         if (!families.Contains(name) && !families.Any(f => f.EndsWith("." + name, StringComparison.Ordinal)))
         {
             return null;
@@ -80,9 +77,19 @@ internal static class KernelVariants
         }
         catch (ArgumentException e)
         {
-            throw new CliUsageException($"--variant {ShortName(family)}: {e.Message.Split(" (Parameter")[0]}");
+            throw new CliUsageException($"--variant {ShortName(family)}: {WithoutParameter(e)}");
         }
     }
+
+    /// <summary>The type a kernel is declared in (its family, for a family's kernels), in full.</summary>
+    public static string FamilyOf(AttentionKernelInfo kernel) => kernel.Name[..kernel.Name.LastIndexOf('.')];
+
+    /// <summary>The types that declare kernels with modifiers, in catalog order.</summary>
+    private static List<string> Families(IReadOnlyList<AttentionKernelInfo> kernels) =>
+        kernels.Where(k => k.MaskModifier is not null || k.ScoreModifier is not null).Select(FamilyOf).Distinct().ToList();
+
+    /// <summary>A library refusal's message without .NET's " (Parameter 'x')" suffix, for a usage error that names the option instead.</summary>
+    public static string WithoutParameter(ArgumentException e) => e.Message.Split(" (Parameter")[0];
 
     /// <summary>
     /// The one lookup by name of the commands that take a declared name (<c>kdsl attention --variant</c>, <c>kdsl cuda</c>):

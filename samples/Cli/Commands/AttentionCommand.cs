@@ -77,7 +77,7 @@ internal static class AttentionCommand
             : request.VariantName is { } name ? KernelVariants.Resolve(name, Int8Attention.Kernels) : null;
         CheckModeOptions(kernel, options, request);
         var values = kernel is null ? null : KernelVariants.ParseArguments(kernel, request.ArgumentPairs,
-            forms is null ? null : "family " + KernelVariants.ShortName(kernel.Name[..kernel.Name.LastIndexOf('.')]));
+            forms is null ? null : "family " + KernelVariants.ShortName(KernelVariants.FamilyOf(kernel)));
         CheckOutIsNoInput(request);
         CliApp.CheckOutputFile(request.Out, "--out");
         var (q, k, v) = (Read(request.Q, "--q"), Read(request.K, "--k"), Read(request.V, "--v"));
@@ -101,7 +101,7 @@ internal static class AttentionCommand
             {
                 // A family: its forms for these tensors that run here compete on the GPU (the first stands for them on the
                 // CPU); without a GPU, all of them are what a GPU would choose from.
-                var family = KernelVariants.ShortName(kernel.Name[..kernel.Name.LastIndexOf('.')]);
+                var family = KernelVariants.ShortName(KernelVariants.FamilyOf(kernel));
                 var forTensors = forms.Where(f => f.Input == Element.F16 && f.HeadDim == shape.HeadDim).ToArray();
                 if (forTensors.Length == 0)
                 {
@@ -121,8 +121,7 @@ internal static class AttentionCommand
             }
             else if (device is not null && !kernel.RunsOn(device.ComputeCapability))
             {
-                var family = kernel.Name[..kernel.Name.LastIndexOf('.')] + ".";
-                var others = Int8Attention.Kernels.Where(x => x.Name.StartsWith(family, StringComparison.Ordinal) && x.Input == Element.F16 && x.HeadDim == shape.HeadDim && x.RunsOn(device.ComputeCapability));
+                var others = Int8Attention.NestedIn(KernelVariants.FamilyOf(kernel)).Where(x => x.Input == Element.F16 && x.HeadDim == shape.HeadDim && x.RunsOn(device.ComputeCapability));
                 throw new CliUsageException($"--variant {KernelVariants.ShortName(kernel.Name)} does not run on {device.Name} ({device.ArchName}); " +
                     $"of its family these do: {string.Join(", ", others.Select(x => KernelVariants.ShortName(x.Name)).DefaultIfEmpty("none"))}.");
             }
@@ -432,7 +431,7 @@ internal static class AttentionCommand
                 catch (ArgumentException e) when (e is not NonFiniteInputException)
                 {
                     // The forms' own refusal (they differ, or none takes these tensors): a usage error, said plainly.
-                    throw new CliUsageException($"--variant: {e.Message.Split(" (Parameter")[0]}");
+                    throw new CliUsageException($"--variant: {KernelVariants.WithoutParameter(e)}");
                 }
                 attention.Forward(stream, kernel, vq, vk, vv, vo, arguments);
                 stream.Synchronize();  // before the argument arrays are freed
