@@ -39,6 +39,11 @@ public static class AttentionLauncherWriter
             w.Line($"public const string TileName = \"{plan.TileName}\";");
             w.Line($"/// <summary>V arrives transposed [B][H][D][S_pad] in π order (Recipe C).</summary>");
             w.Line($"public const bool PretransposedV = {(plan.PretransposedV ? "true" : "false")};");
+            if (Cuda.ModifierWriter.UsesFloatPositions(spec.Score))
+            {
+                w.Line($"/// <summary>The longest sequence Launch takes: {Cuda.ModifierWriter.FloatPositionRule}.</summary>");
+                w.Line($"public const int MaxSequence = {Cuda.ModifierWriter.FloatPositionLimit};");
+            }
             w.Line();
             WriteInfo(w, plan);
             w.Line();
@@ -74,7 +79,7 @@ public static class AttentionLauncherWriter
         w.Line($"MaskModifier = {Method(spec.Mask)},");
         if (Cuda.ModifierWriter.UsesFloatPositions(spec.Score))
         {
-            w.Line($"MaxSequence = {Cuda.ModifierWriter.FloatPositionLimit},");
+            w.Line($"MaxSequence = MaxSequence,");
         }
         var extents = AttentionSignature.ArrayExtents(spec).ToLookup(e => e.Array, e => CSharpFile.Literal(e.Extent));
         var parameters = AttentionSignature.RuntimeParameters(spec)
@@ -124,7 +129,7 @@ public static class AttentionLauncherWriter
             {
                 foreach (var dim in new[] { "seqQ", "seqK" })
                 {
-                    w.Line($"{Guard}.AtMost({dim}, {Cuda.ModifierWriter.FloatPositionLimit}, nameof({dim}), \"{Cuda.ModifierWriter.FloatPositionRule}\");");
+                    w.Line($"{Guard}.AtMost({dim}, MaxSequence, nameof({dim}), \"{Cuda.ModifierWriter.FloatPositionRule}\");");
                 }
             }
             w.Line($"{Guard}.MultipleOf(headsQ, headsKv, nameof(headsQ), \"each KV head serves a whole number of query heads (GQA)\");");

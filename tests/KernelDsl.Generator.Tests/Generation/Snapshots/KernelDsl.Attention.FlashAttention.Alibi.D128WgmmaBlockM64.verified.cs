@@ -54,6 +54,8 @@ static partial class Alibi
         public const string TileName = "wgmma-64x128-wg1-s3-b2-qrow";
         /// <summary>V arrives transposed [B][H][D][S_pad] in π order (Recipe C).</summary>
         public const bool PretransposedV = true;
+        /// <summary>The longest sequence Launch takes: the score modifier reads positions as exact floats, so sequences hold at most 2^22 tokens.</summary>
+        public const int MaxSequence = 4194304;
 
         /// <summary>This kernel as the attention catalog lists it (registered when the assembly loads).</summary>
         public static global::KernelDsl.Launching.AttentionKernelInfo Info { get; } = new()
@@ -67,7 +69,7 @@ static partial class Alibi
             Tile = Tile, TileName = TileName,
             ScoreModifier = "KernelDsl.Attention.FlashAttention.Alibi.Bias",
             MaskModifier = null,
-            MaxSequence = 4194304,
+            MaxSequence = MaxSequence,
             Parameters = [new("slopes", typeof(float), true, ["headsQ"])],
             Launch = LaunchWith,
         };
@@ -98,8 +100,8 @@ static partial class Alibi
             global::KernelDsl.Launching.LaunchGuard.Positive(headsKv, nameof(headsKv));
             global::KernelDsl.Launching.LaunchGuard.Positive(seqQ, nameof(seqQ));
             global::KernelDsl.Launching.LaunchGuard.Positive(seqK, nameof(seqK));
-            global::KernelDsl.Launching.LaunchGuard.AtMost(seqQ, 4194304, nameof(seqQ), "the score modifier reads positions as exact floats, so sequences hold at most 2^22 tokens");
-            global::KernelDsl.Launching.LaunchGuard.AtMost(seqK, 4194304, nameof(seqK), "the score modifier reads positions as exact floats, so sequences hold at most 2^22 tokens");
+            global::KernelDsl.Launching.LaunchGuard.AtMost(seqQ, MaxSequence, nameof(seqQ), "the score modifier reads positions as exact floats, so sequences hold at most 2^22 tokens");
+            global::KernelDsl.Launching.LaunchGuard.AtMost(seqK, MaxSequence, nameof(seqK), "the score modifier reads positions as exact floats, so sequences hold at most 2^22 tokens");
             global::KernelDsl.Launching.LaunchGuard.MultipleOf(headsQ, headsKv, nameof(headsQ), "each KV head serves a whole number of query heads (GQA)");
             global::KernelDsl.Launching.LaunchGuard.AtMost(headsQ, 65535, nameof(headsQ), "query heads are the grid's y extent");
             global::KernelDsl.Launching.LaunchGuard.AtMost(batch, 65535, nameof(batch), "the batch is the grid's z extent");
