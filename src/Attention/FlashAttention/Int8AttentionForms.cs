@@ -95,7 +95,7 @@ public sealed partial class Int8Attention
         return Serialized(stream, () =>
         {
             var result = Tuner.Choose(key, candidates.Select(c => c.Name).ToArray(), name =>
-                Autotuner.Median(() => Autotuner.TimeOnStream(stream, () => run(byName[name], timing)), warmups: 2, runs: 5));
+                Autotuner.MedianOnStream(stream, () => run(byName[name], timing)));
             var winner = byName[result.Winner];
             LastFormTuning = new AttentionFormTuning(key, winner, result);
             return winner;

@@ -45,11 +45,11 @@ public sealed partial class Int8Attention
             // (Recipe C writes V transposed; a kernel that quantizes Q itself needs no Q pass).
             var (strategy, tile) = ParseCandidate(candidate);
             var candidateOptions = fixedOptions with { V = strategy, Tile = tile };
-            return Autotuner.Median(() => Autotuner.TimeOnStream(stream, () =>
+            return Autotuner.MedianOnStream(stream, () =>
             {
                 var (variant, launch) = Prepare(stream, q, k, v, o, candidateOptions, lse);
                 variant.Launch(launch);
-            }), warmups: 2, runs: 5);
+            });
         });
         var (winner, winnerTile) = ParseCandidate(result.Winner);
         LastTuning = new AttentionTuning(key, winner, winnerTile, result);

@@ -75,7 +75,7 @@ public sealed partial class PagedKvCache
         where T : unmanaged
     {
         var result = Tuner.Choose(key, candidates.Select(c => c.Name).ToArray(), name =>
-            Autotuner.Median(() => Autotuner.TimeOnStream(stream, () => launch(candidates.First(c => c.Name == name))), warmups: 2, runs: 5));
+            Autotuner.MedianOnStream(stream, () => launch(candidates.First(c => c.Name == name))));
         LastTuning = _decided[key] = new DecodeTuning(key, result.Winner, result);
         return candidates.First(c => c.Name == result.Winner);
     }

@@ -126,6 +126,10 @@ public sealed class Autotuner
         return stop.ElapsedMilliseconds(start);
     }
 
+    /// <summary>The median milliseconds of <paramref name="launch"/>'s work on <paramref name="stream"/> (<see cref="TimeOnStream"/>, <see cref="Median"/>): a candidate's measurement.</summary>
+    public static double MedianOnStream(CudaStream stream, Action launch, int warmups = 2, int runs = 5) =>
+        Median(() => TimeOnStream(stream, launch), warmups, runs);
+
     /// <summary>The median of <paramref name="runs"/> calls of <paramref name="runOnce"/> after <paramref name="warmups"/> ignored ones.</summary>
     public static double Median(Func<double> runOnce, int warmups = 2, int runs = 5)
     {
