@@ -1,3 +1,4 @@
+using System.Linq;
 using KernelDsl.Generator.Atoms;
 using KernelDsl.Generator.Helpers;
 using KernelDsl.Generator.Model;
@@ -18,7 +19,6 @@ public sealed class AttentionEpilogueWriter(AttentionPlan plan, ChannelMap chann
     public void Write()
     {
         var s = _spec;
-        var d = s.HeadDim;
         w.Line($"// Epilogue. Row sums were partial per thread: reduce over the quad, then O · v_scale / l.");
         w.Line($"#pragma unroll");
         w.Block($"for (int hh = 0; hh < 2; ++hh)", () =>
@@ -26,13 +26,43 @@ public sealed class AttentionEpilogueWriter(AttentionPlan plan, ChannelMap chann
             w.Line($"{N.RowSum}[hh] += __shfl_xor_sync(0xffffffffu, {N.RowSum}[hh], 1);");
             w.Line($"{N.RowSum}[hh] += __shfl_xor_sync(0xffffffffu, {N.RowSum}[hh], 2);");
         });
+        if (plan.StagesOutput)
+        {
+            WriteStagedOutput();
+        }
+        else
+        {
+            WriteDirectOutput();
+        }
+        if (s.Lse)
+        {
+            WriteLse();
+        }
+    }
+
+    /// <summary>O · v_scale / l of channel c, row half hh, converted to the output element.</summary>
+    private string OutputValue(string tile, string register, string channel)
+    {
+        var scale = plan.F16Pv ? "" : $" * v_scale[{N.BatchKvHead} * {_spec.HeadDim} + {channel}]";
+        var convert = _spec.Output == Element.BF16 ? "kdsl_f32_to_bf16" : "kdsl_f32_to_f16";
+        return $"{convert}({N.O}[{tile}][{register}]{scale} * inv_l)";
+    }
+
+    /// <summary>Accumulator column 2t + i of O tile 2ci + jt, as the channel it holds (column 2t's without <paramref name="i"/>).</summary>
+    private string ChannelOf(string? i) =>
+        $"ci * 16 + (jt ? {channels.TileOffsets[1]} : {channels.TileOffsets[0]}) + {channels.PairStride} * {N.ThreadInGroup}{(i is null ? "" : $" + {channels.OddStride} * {i}")}";
+
+    /// <summary>Each thread stores its own values: 2 bytes into each of 8 rows a warp instruction.</summary>
+    private void WriteDirectOutput()
+    {
+        var d = _spec.HeadDim;
         w.Line($"// Accumulator column 2t + i of tile 2ci + jt is channel 16ci + {channels.TileOffsets[0]}/{channels.TileOffsets[1]}[jt] + {channels.PairStride}t + {channels.OddStride}i.");
         w.Line($"#pragma unroll");
         w.Block($"for (int hh = 0; hh < 2; ++hh)", () =>
         {
             w.Line($"const int row = {N.FirstRow} + {rowOrigin} + {N.Group} + 8 * hh;");
             w.Line($"if (row >= seq_q) continue;");
-            w.Line($"const float inv_l = {N.RowSum}[hh] > 0.f ? 1.f / {N.RowSum}[hh] : 0.f;  // no visible key: output 0");
+            WriteInverseSum();
             w.Line($"u16* const out = O + {N.Batch} * o_stride_b + {N.Head} * o_stride_h + row * o_stride_s;");
             w.Line($"#pragma unroll");
             w.Block($"for (int ci = 0; ci < {d / 16}; ++ci)", () =>
@@ -43,18 +73,74 @@ public sealed class AttentionEpilogueWriter(AttentionPlan plan, ChannelMap chann
                     w.Line($"#pragma unroll");
                     w.Block($"for (int i = 0; i < 2; ++i)", () =>
                     {
-                        w.Line($"const int c = ci * 16 + (jt ? {channels.TileOffsets[1]} : {channels.TileOffsets[0]}) + {channels.PairStride} * {N.ThreadInGroup} + {channels.OddStride} * i;");
-                        var scale = plan.F16Pv ? "" : $" * v_scale[{N.BatchKvHead} * {d} + c]";
-                        var convert = s.Output == Element.BF16 ? "kdsl_f32_to_bf16" : "kdsl_f32_to_f16";
-                        w.Line($"out[c] = {convert}({N.O}[ci * 2 + jt][2 * hh + i]{scale} * inv_l);");
+                        w.Line($"const int c = {ChannelOf("i")};");
+                        w.Line($"out[c] = {OutputValue("ci * 2 + jt", "2 * hh + i", "c")};");
                     });
                 });
             });
         });
-        if (s.Lse)
+    }
+
+    private void WriteInverseSum() =>
+        w.Line($"const float inv_l = {N.RowSum}[hh] > 0.f ? 1.f / {N.RowSum}[hh] : 0.f;  // no visible key: output 0");
+
+    /// <summary>
+    /// O through shared memory: each warp writes its 16 rows into the free K/V stages, then stores them whole, 16 bytes a
+    /// lane, so a warp instruction writes two full 256-byte rows (D = 128) where a direct store writes 2 bytes into
+    /// each of 8 rows. Rows are padded (<see cref="AttentionPlan.OutputStagingRowBytes"/>) so a quad-pair store hits 32
+    /// banks. O's rows take 16-byte stores where its address and strides allow; otherwise 2-byte ones from the same tile.
+    /// </summary>
+    private void WriteStagedOutput()
+    {
+        var d = _spec.HeadDim;
+        var rowBytes = plan.OutputStagingRowBytes;
+        var chunks = d / 8;
+        var paired = channels.OddStride == 1 && channels.PairStride % 2 == 0 && channels.TileOffsets.All(o => o % 2 == 0);
+        w.Line($"// O goes through shared memory, in the K/V stages that every consumer warp is done with after this barrier:");
+        w.Line($"// each warp writes its 16 rows ({rowBytes}-byte rows, padded onto distinct banks), then stores them whole in 16-byte pieces.");
+        w.Line($"kdsl_bar_sync({N.EpilogueBarrier}, {128 * plan.ConsumerWarpgroups});");
+        w.Line($"u8* const so = {N.SharedK} + {rowOrigin} * {rowBytes};  // this warp's 16 rows");
+        w.Line($"// Accumulator column 2t + i of tile 2ci + jt is channel 16ci + {channels.TileOffsets[0]}/{channels.TileOffsets[1]}[jt] + {channels.PairStride}t + {channels.OddStride}i.");
+        w.Line($"#pragma unroll");
+        w.Block($"for (int hh = 0; hh < 2; ++hh)", () =>
         {
-            WriteLse();
-        }
+            WriteInverseSum();
+            w.Line($"u8* const row_tile = so + ({N.Group} + 8 * hh) * {rowBytes};");
+            w.Line($"#pragma unroll");
+            w.Block($"for (int ci = 0; ci < {d / 16}; ++ci)", () =>
+            {
+                w.Line($"#pragma unroll");
+                w.Block($"for (int jt = 0; jt < 2; ++jt)", () =>
+                {
+                    if (paired)
+                    {
+                        w.Line($"const int c = {ChannelOf(null)};  // and c + 1");
+                        w.Line($"*(u32*)(row_tile + 2 * c) = (u32){OutputValue("ci * 2 + jt", "2 * hh", "c")} | ((u32){OutputValue("ci * 2 + jt", "2 * hh + 1", "c + 1")} << 16);");
+                    }
+                    else
+                    {
+                        w.Line($"#pragma unroll");
+                        w.Block($"for (int i = 0; i < 2; ++i)", () =>
+                        {
+                            w.Line($"const int c = {ChannelOf("i")};");
+                            w.Line($"*(u16*)(row_tile + 2 * c) = {OutputValue("ci * 2 + jt", "2 * hh + i", "c")};");
+                        });
+                    }
+                });
+            });
+        });
+        w.Line($"__syncwarp();");
+        w.Line($"const bool o_vectors = (((unsigned long long)O | (unsigned long long)(o_stride_b | o_stride_h | o_stride_s) << 1) & 15) == 0;");
+        w.Line($"#pragma unroll");
+        w.Block($"for (int e = {N.Lane}; e < {16 * chunks}; e += 32)", () =>
+        {
+            w.Line($"const int local = e / {chunks}, chunk = e % {chunks}, row = {N.FirstRow} + {rowOrigin} + local;");
+            w.Line($"if (row >= seq_q) continue;");
+            w.Line($"const kdsl_u32x4 x = *(const kdsl_u32x4*)(so + local * {rowBytes} + chunk * 16);");
+            w.Line($"u16* const out = O + {N.Batch} * o_stride_b + {N.Head} * o_stride_h + row * o_stride_s + chunk * 8;");
+            w.Line($"if (o_vectors) *(kdsl_u32x4*)out = x;");
+            w.Line($"else {{ const u32 v[4] = {{x.x, x.y, x.z, x.w}}; for (int n = 0; n < 8; ++n) out[n] = (u16)(v[n >> 1] >> (16 * (n & 1))); }}");
+        });
     }
 
     private void WriteLse()

@@ -39,6 +39,17 @@ internal static class AttentionNames
     public const string KTiles = "k_tiles";
     /// <summary>The block's Q tile in shared memory (swizzled bytes).</summary>
     public const string SharedQ = "sq";
+    /// <summary>The block's K stages in shared memory; the V stages follow them.</summary>
+    public const string SharedK = "sk";
+
+    // Named barriers of the warp-specialized form (0 is __syncthreads).
+
+    /// <summary>1 + cg: consumer warpgroup cg's turn to issue MMAs under pingpong (1 and 2).</summary>
+    public const int TurnBarrier = 1;
+    /// <summary>3 + cg: consumer warpgroup cg's 64 quantized Q rows are written before its first wgmma (3 and 4).</summary>
+    public const int QueryQuantizeBarrier = 3;
+    /// <summary>Every consumer warp is past its last MMA, so the epilogue may reuse the K/V stages.</summary>
+    public const int EpilogueBarrier = 5;
 
     // The key-block range (KeyBlockRangeWriter) and the main loop.
 

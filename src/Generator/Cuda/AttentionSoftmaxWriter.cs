@@ -34,24 +34,29 @@ public sealed class AttentionSoftmaxWriter(AttentionPlan plan, CodeWriter w, str
 
     /// <summary>
     /// Whether key (jt, r) is hidden: outside the sequence, above the causal diagonal for its row, or false under the
-    /// user's mask (asked only for rows and keys inside the sequences, whose arrays it may index).
+    /// user's mask. The mask is asked at every score, with the row and key clamped into the sequences (whose arrays it may
+    /// index), and combined without short-circuits: its loads are then unconditional, so the compiler loads a row's or a
+    /// key's array entry once for all the scores that share it, instead of once a score.
     /// </summary>
     private string KeyMasked
     {
         get
         {
-            var masked = "key >= seq_k";
+            var masked = "(key >= seq_k)";
             if (_spec.Causal)
             {
-                masked += $" || key > row + (seq_k - seq_q)";
+                masked += $" | (key > row + (seq_k - seq_q))";
             }
             if (_spec.Mask is { } mask)
             {
-                masked += $" || row >= seq_q || !{ModifierWriter.Call(mask, Site)}";
+                masked += $" | (row >= seq_q) | !{ModifierWriter.Call(mask, MaskSite)}";
             }
             return masked;
         }
     }
+
+    /// <summary>A mask's call site: the loop's row and key, clamped into the sequences.</summary>
+    private ModifierWriter.ModifierSite MaskSite => Site with { Query = "kdsl_min(row, seq_q - 1)", Key = "kdsl_min(key, seq_k - 1)" };
 
     /// <summary>
     /// Score (jt, r) as a modifier's call sees it: the ints <c>row</c> and <c>key</c> the loop defines, and their float

@@ -328,6 +328,8 @@ public static class PtxHelpers
                     // Named barriers among some warps of the block (id 0 is __syncthreads): sync waits, arrive only counts in.
                     static __device__ __forceinline__ void kdsl_bar_sync(int id, int threads) { asm volatile("bar.sync %0, %1;\n" :: "r"(id), "r"(threads) : "memory"); }
                     static __device__ __forceinline__ void kdsl_bar_arrive(int id, int threads) { asm volatile("bar.arrive %0, %1;\n" :: "r"(id), "r"(threads) : "memory"); }
+                    // 16 bytes moved as one: the epilogue's shared-memory reads and global stores of O's rows.
+                    struct __align__(16) kdsl_u32x4 { u32 x, y, z, w; };
                     // Register budgets of warp specialization: the producer gives registers back, the consumers take them.
                     template <int N> static __device__ __forceinline__ void kdsl_setmaxnreg_dec() { asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" :: "n"(N)); }
                     template <int N> static __device__ __forceinline__ void kdsl_setmaxnreg_inc() { asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" :: "n"(N)); }

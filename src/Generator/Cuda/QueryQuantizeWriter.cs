@@ -15,9 +15,6 @@ namespace KernelDsl.Generator.Cuda;
 /// <param name="rowOrigin">The block-relative first query row of the warp's 16.</param>
 public sealed class QueryQuantizeWriter(AttentionPlan plan, CodeWriter w, string rowOrigin)
 {
-    /// <summary>Named barrier ids 3 and 4 (pingpong takes 1 and 2): one per consumer warpgroup, over its 128 threads.</summary>
-    private const int FirstBarrier = 3;
-
     public void Write()
     {
         var d = plan.Spec.HeadDim;
@@ -79,6 +76,6 @@ public sealed class QueryQuantizeWriter(AttentionPlan plan, CodeWriter w, string
         w.Outdent();
         w.Raw("}");
         w.Line($"kdsl_fence_proxy_async();  // the codes went through the generic proxy; wgmma reads shared memory through the async one");
-        w.Line($"kdsl_bar_sync({FirstBarrier} + cg, 128);  // the warpgroup's 64 rows are all written before its first wgmma reads them");
+        w.Line($"kdsl_bar_sync({N.QueryQuantizeBarrier} + cg, 128);  // the warpgroup's 64 rows are all written before its first wgmma reads them");
     }
 }

@@ -38,13 +38,13 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
         _w.Line($"extern __shared__ __align__(128) u8 kdsl_shared_raw[];");
         _w.Line($"// TMA's swizzle pattern repeats every {AttentionPlan.TmaAlignment} bytes and wgmma's descriptors assume the same phase: align the tiles to it.");
         _w.Line($"u8* const {N.SharedQ} = (u8*)(((unsigned long long)kdsl_shared_raw + {AttentionPlan.TmaAlignment - 1}) & ~{AttentionPlan.TmaAlignment - 1}ull);  // Q: {s.BlockM}×{d} bytes");
-        _w.Line($"u8* const sk = {N.SharedQ} + {plan.QStageBytes};                 // K: {stages} × {plan.KStageBytes} bytes, [key][channel]");
-        _w.Line($"u8* const sv = sk + {stages * plan.KStageBytes};        // V: {stages} × {plan.VStageBytes} bytes, [channel][key] in π order ({(plan.InKernelTransposedV ? "written by the producer, Recipe D" : "as its quantize kernel wrote it, Recipe C")})");
+        _w.Line($"u8* const {N.SharedK} = {N.SharedQ} + {plan.QStageBytes};                 // K: {stages} × {plan.KStageBytes} bytes, [key][channel]");
+        _w.Line($"u8* const sv = {N.SharedK} + {stages * plan.KStageBytes};        // V: {stages} × {plan.VStageBytes} bytes, [channel][key] in π order ({(plan.InKernelTransposedV ? "written by the producer, Recipe D" : "as its quantize kernel wrote it, Recipe C")})");
         if (plan.InKernelTransposedV)
         {
             _w.Line($"u8* const sn = sv + {stages * plan.VStageBytes};        // V as it comes: {stages} × {plan.VStagingBytes} bytes, [key][channel], for Recipe D");
         }
-        _w.Line($"const u32 sq_addr = kdsl_smem({N.SharedQ}), sk_addr = kdsl_smem(sk), sv_addr = kdsl_smem(sv);");
+        _w.Line($"const u32 sq_addr = kdsl_smem({N.SharedQ}), sk_addr = kdsl_smem({N.SharedK}), sv_addr = kdsl_smem(sv);");
         if (plan.InKernelTransposedV)
         {
             _w.Line($"const u32 sn_addr = kdsl_smem(sn);");
@@ -235,8 +235,8 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
         _w.Line($"u32 {N.PackedP}[{plan.PvSteps}][4];");
         if (_spec.Pingpong)
         {
-            _w.Line($"// Pingpong: warpgroup cg issues its MMAs after named barrier 1 + cg, then hands the turn to the other; 0 starts.");
-            _w.Line($"if (cg == 1 && {N.KeyBlocks} > 0) kdsl_bar_arrive(1, 256);");
+            _w.Line($"// Pingpong: warpgroup cg issues its MMAs after named barrier {N.TurnBarrier} + cg, then hands the turn to the other; 0 starts.");
+            _w.Line($"if (cg == 1 && {N.KeyBlocks} > 0) kdsl_bar_arrive({N.TurnBarrier}, 256);");
         }
         _w.Block($"if ({N.KeyBlocks} > 0)", () =>
         {
@@ -359,7 +359,7 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
     {
         if (_spec.Pingpong)
         {
-            _w.Line($"kdsl_bar_sync(1 + cg, 256);  // my turn");
+            _w.Line($"kdsl_bar_sync({N.TurnBarrier} + cg, 256);  // my turn");
         }
     }
 
@@ -370,11 +370,11 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
         {
             if (last)
             {
-                _w.Line($"if (cg == 0) kdsl_bar_arrive(2, 256);  // the other's turn (warpgroup 1's last turn wakes no one)");
+                _w.Line($"if (cg == 0) kdsl_bar_arrive({N.TurnBarrier + 1}, 256);  // the other's turn (warpgroup 1's last turn wakes no one)");
             }
             else
             {
-                _w.Line($"kdsl_bar_arrive(2 - cg, 256);  // the other's turn");
+                _w.Line($"kdsl_bar_arrive({N.TurnBarrier + 1} - cg, 256);  // the other's turn");
             }
         }
     }

@@ -100,6 +100,16 @@ public sealed record AttentionPlan(AttentionSpec Spec)
     public int VRowBytes => TransposedVTile ? Spec.BlockN : Spec.HeadDim * VBytes;
     public int VStageBytes => VRows * VRowBytes;
     public int TileBytes => QStageBytes + Spec.Stages * (KStageBytes + VStageBytes + VStagingBytes);
+    /// <summary>
+    /// A row of O staged in shared memory by the warp-specialized epilogue: HeadDim 16-bit values and 16 bytes of padding,
+    /// which puts the 8 rows of a quad-pair store on distinct banks.
+    /// </summary>
+    public int OutputStagingRowBytes => 2 * Spec.HeadDim + 16;
+    /// <summary>
+    /// The warp-specialized epilogue stages O in the K/V stages (free once every consumer is past its last MMA) and stores
+    /// whole rows in 16-byte pieces, where it fits there.
+    /// </summary>
+    public bool StagesOutput => WarpSpecialized && Spec.BlockM * OutputStagingRowBytes <= TileBytes - QStageBytes;
     /// <summary>TMA's 128-byte swizzle repeats every 1024 bytes and needs tiles aligned to it; the dynamic base is aligned by hand.</summary>
     public const int TmaAlignment = 1024;
     /// <summary>

@@ -140,7 +140,7 @@ public class ReadmeTests
                 }
                 """.ReplaceLineEndings("\n"), cuda);
             Assert.Contains("xs[jt][r] = kdsl_score_mod(fmaf(xs[jt][r], sl", cuda);
-            Assert.Contains("!kdsl_mask_mod(b, h, row, key, u_window)) xs[jt][r] = -KDSL_INF;", cuda);
+            Assert.Contains("!kdsl_mask_mod(b, h, kdsl_min(row, seq_q - 1), kdsl_min(key, seq_k - 1), u_window)) xs[jt][r] = -KDSL_INF;", cuda);
             Assert.Contains("if (block_class != KDSL_BLOCK_SKIP) { kv_lo = kdsl_min(kv_lo, kb); kv_hi = kb; }", cuda);
             Assert.Contains("u_window) != KDSL_BLOCK_FULL);", cuda);
             Assert.Contains(", float cap, int window)", Generated($"MyModels.WindowSoftcap.{kernel}.g.cs"));

@@ -420,6 +420,58 @@ public class Int8AttentionGpuTests(ITestOutputHelper output)
         Assert.True(run.LseMaxAbs <= 0.1, $"seed {seed}: LSE off by {run.LseMaxAbs}");
     }
 
+    /// <summary>
+    /// The wgmma epilogue stores O's rows 16 bytes at a time where O's address and strides allow. O with a token stride of
+    /// D + 4 elements (rows 8-byte aligned) takes its 2-byte path from the same staged tile: the same bits, and the padding
+    /// between rows untouched.
+    /// </summary>
+    [Theory]
+    [InlineData(128, false)]
+    [InlineData(64, true)]
+    public void O_rows_not_16_byte_aligned_get_the_same_bits_and_no_write_between_them(int headDim, bool causal)
+    {
+        using var device = Gpu.OpenOrSkip();
+        var mode = new AttentionOptions { Causal = causal, V = VStrategy.Pretransposed };
+        var tile = Int8Attention.TilesFor(Element.F16, headDim, mode).First(t => t.Contains("wgmma", StringComparison.Ordinal));
+        var options = mode with { Tile = tile };
+        SkipUnlessItRuns(device, Element.F16, headDim, options);
+        var seed = Environment.TickCount;
+        var random = new Random(seed);
+        // 2 heads of 300 rows: three query blocks, the last partial, so the row guard is crossed too.
+        var shape = new AttentionShape(1, 2, 2, 300, 300, headDim, causal);
+        using var stream = device.CreateStream();
+        using var attention = new Int8Attention(device);
+        using var q = device.Upload(Gaussian(random, shape.QElements));
+        using var k = device.Upload(Gaussian(random, shape.KvElements));
+        using var v = device.Upload(Gaussian(random, shape.KvElements));
+        var stride = headDim + 4;
+        using var dense = device.Allocate<Half>(shape.QElements);
+        using var padded = device.Allocate<Half>(2 * 300 * stride);
+        dense.FillBytes(0x7E);
+        padded.FillBytes(0x7E);
+        TensorView<Half> View(DeviceBuffer<Half> x, long token) => new(x, [1, 2, 300, headDim], [2 * 300 * token, 300 * token, token, 1]);
+        attention.Forward(stream, View(q, headDim), View(k, headDim), View(v, headDim), View(dense, headDim), options);
+        attention.Forward(stream, View(q, headDim), View(k, headDim), View(v, headDim), View(padded, stride), options);
+        stream.Synchronize();
+        var (expected, actual) = (dense.ToArray(), padded.ToArray());
+        for (var row = 0; row < 2 * 300; row++)
+        {
+            for (var c = 0; c < stride; c++)
+            {
+                var value = actual[row * stride + c];
+                if (c < headDim)
+                {
+                    Assert.True(BitConverter.HalfToUInt16Bits(value) == BitConverter.HalfToUInt16Bits(expected[row * headDim + c]),
+                        $"seed {seed} [{tile}]: row {row} channel {c} is {value}, contiguous O has {expected[row * headDim + c]}");
+                }
+                else
+                {
+                    Assert.True(BitConverter.HalfToUInt16Bits(value) == 0x7E7E, $"[{tile}]: row {row} padding element {c - headDim} was written");
+                }
+            }
+        }
+    }
+
     [Fact]
     public void Bad_inputs_are_refused_before_launch_naming_the_argument()
     {

@@ -114,6 +114,8 @@ static __device__ __forceinline__ void kdsl_fence_proxy_async() { asm volatile("
 // Named barriers among some warps of the block (id 0 is __syncthreads): sync waits, arrive only counts in.
 static __device__ __forceinline__ void kdsl_bar_sync(int id, int threads) { asm volatile("bar.sync %0, %1;\n" :: "r"(id), "r"(threads) : "memory"); }
 static __device__ __forceinline__ void kdsl_bar_arrive(int id, int threads) { asm volatile("bar.arrive %0, %1;\n" :: "r"(id), "r"(threads) : "memory"); }
+// 16 bytes moved as one: the epilogue's shared-memory reads and global stores of O's rows.
+struct __align__(16) kdsl_u32x4 { u32 x, y, z, w; };
 // Register budgets of warp specialization: the producer gives registers back, the consumers take them.
 template <int N> static __device__ __forceinline__ void kdsl_setmaxnreg_dec() { asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" :: "n"(N)); }
 template <int N> static __device__ __forceinline__ void kdsl_setmaxnreg_inc() { asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" :: "n"(N)); }
@@ -397,7 +399,7 @@ kdsl_KernelDsl_Attention_FlashAttention_Int8AttentionD128CausalWgmmaFp8FusedQ(
             #pragma unroll
             for (int jt = 0; jt < 16; ++jt)
                 #pragma unroll
-                for (int r = 0; r < 4; ++r) { const int key = kb * 128 + jt * 8 + 2 * t + (r & 1); const int row = m0 + warp_row + g + 8 * (r >> 1); if (key >= seq_k || key > row + (seq_k - seq_q)) xs[jt][r] = -KDSL_INF; }
+                for (int r = 0; r < 4; ++r) { const int key = kb * 128 + jt * 8 + 2 * t + (r & 1); const int row = m0 + warp_row + g + 8 * (r >> 1); if ((key >= seq_k) | (key > row + (seq_k - seq_q))) xs[jt][r] = -KDSL_INF; }
         }
         float block_max[2] = {fmaxf((fmaxf(fmaxf(fmaxf(fmaxf(xs[0][0], xs[0][1]), fmaxf(xs[1][0], xs[1][1])), fmaxf(fmaxf(xs[2][0], xs[2][1]), fmaxf(xs[3][0], xs[3][1]))), fmaxf(fmaxf(fmaxf(xs[4][0], xs[4][1]), fmaxf(xs[5][0], xs[5][1])), fmaxf(fmaxf(xs[6][0], xs[6][1]), fmaxf(xs[7][0], xs[7][1])))) - KDSL_FLOAT_BIAS) * sc[0][0], (fmaxf(fmaxf(fmaxf(fmaxf(xs[8][0], xs[8][1]), fmaxf(xs[9][0], xs[9][1])), fmaxf(fmaxf(xs[10][0], xs[10][1]), fmaxf(xs[11][0], xs[11][1]))), fmaxf(fmaxf(fmaxf(xs[12][0], xs[12][1]), fmaxf(xs[13][0], xs[13][1])), fmaxf(fmaxf(xs[14][0], xs[14][1]), fmaxf(xs[15][0], xs[15][1])))) - KDSL_FLOAT_BIAS) * sc[1][0]),
                                fmaxf((fmaxf(fmaxf(fmaxf(fmaxf(xs[0][2], xs[0][3]), fmaxf(xs[1][2], xs[1][3])), fmaxf(fmaxf(xs[2][2], xs[2][3]), fmaxf(xs[3][2], xs[3][3]))), fmaxf(fmaxf(fmaxf(xs[4][2], xs[4][3]), fmaxf(xs[5][2], xs[5][3])), fmaxf(fmaxf(xs[6][2], xs[6][3]), fmaxf(xs[7][2], xs[7][3])))) - KDSL_FLOAT_BIAS) * sc[0][1], (fmaxf(fmaxf(fmaxf(fmaxf(xs[8][2], xs[8][3]), fmaxf(xs[9][2], xs[9][3])), fmaxf(fmaxf(xs[10][2], xs[10][3]), fmaxf(xs[11][2], xs[11][3]))), fmaxf(fmaxf(fmaxf(xs[12][2], xs[12][3]), fmaxf(xs[13][2], xs[13][3])), fmaxf(fmaxf(xs[14][2], xs[14][3]), fmaxf(xs[15][2], xs[15][3])))) - KDSL_FLOAT_BIAS) * sc[1][1])};
@@ -491,7 +493,7 @@ kdsl_KernelDsl_Attention_FlashAttention_Int8AttentionD128CausalWgmmaFp8FusedQ(
             #pragma unroll
             for (int jt = 0; jt < 16; ++jt)
                 #pragma unroll
-                for (int r = 0; r < 4; ++r) { const int key = kb * 128 + jt * 8 + 2 * t + (r & 1); const int row = m0 + warp_row + g + 8 * (r >> 1); if (key >= seq_k || key > row + (seq_k - seq_q)) xs[jt][r] = -KDSL_INF; }
+                for (int r = 0; r < 4; ++r) { const int key = kb * 128 + jt * 8 + 2 * t + (r & 1); const int row = m0 + warp_row + g + 8 * (r >> 1); if ((key >= seq_k) | (key > row + (seq_k - seq_q))) xs[jt][r] = -KDSL_INF; }
         }
         float block_max[2] = {fmaxf((fmaxf(fmaxf(fmaxf(fmaxf(xs[0][0], xs[0][1]), fmaxf(xs[1][0], xs[1][1])), fmaxf(fmaxf(xs[2][0], xs[2][1]), fmaxf(xs[3][0], xs[3][1]))), fmaxf(fmaxf(fmaxf(xs[4][0], xs[4][1]), fmaxf(xs[5][0], xs[5][1])), fmaxf(fmaxf(xs[6][0], xs[6][1]), fmaxf(xs[7][0], xs[7][1])))) - KDSL_FLOAT_BIAS) * sc[0][0], (fmaxf(fmaxf(fmaxf(fmaxf(xs[8][0], xs[8][1]), fmaxf(xs[9][0], xs[9][1])), fmaxf(fmaxf(xs[10][0], xs[10][1]), fmaxf(xs[11][0], xs[11][1]))), fmaxf(fmaxf(fmaxf(xs[12][0], xs[12][1]), fmaxf(xs[13][0], xs[13][1])), fmaxf(fmaxf(xs[14][0], xs[14][1]), fmaxf(xs[15][0], xs[15][1])))) - KDSL_FLOAT_BIAS) * sc[1][0]),
                                fmaxf((fmaxf(fmaxf(fmaxf(fmaxf(xs[0][2], xs[0][3]), fmaxf(xs[1][2], xs[1][3])), fmaxf(fmaxf(xs[2][2], xs[2][3]), fmaxf(xs[3][2], xs[3][3]))), fmaxf(fmaxf(fmaxf(xs[4][2], xs[4][3]), fmaxf(xs[5][2], xs[5][3])), fmaxf(fmaxf(xs[6][2], xs[6][3]), fmaxf(xs[7][2], xs[7][3])))) - KDSL_FLOAT_BIAS) * sc[0][1], (fmaxf(fmaxf(fmaxf(fmaxf(xs[8][2], xs[8][3]), fmaxf(xs[9][2], xs[9][3])), fmaxf(fmaxf(xs[10][2], xs[10][3]), fmaxf(xs[11][2], xs[11][3]))), fmaxf(fmaxf(fmaxf(xs[12][2], xs[12][3]), fmaxf(xs[13][2], xs[13][3])), fmaxf(fmaxf(xs[14][2], xs[14][3]), fmaxf(xs[15][2], xs[15][3])))) - KDSL_FLOAT_BIAS) * sc[1][1])};
@@ -578,28 +580,38 @@ kdsl_KernelDsl_Attention_FlashAttention_Int8AttentionD128CausalWgmmaFp8FusedQ(
         row_sum[hh] += __shfl_xor_sync(0xffffffffu, row_sum[hh], 1);
         row_sum[hh] += __shfl_xor_sync(0xffffffffu, row_sum[hh], 2);
     }
+    // O goes through shared memory, in the K/V stages that every consumer warp is done with after this barrier:
+    // each warp writes its 16 rows (272-byte rows, padded onto distinct banks), then stores them whole in 16-byte pieces.
+    kdsl_bar_sync(5, 256);
+    u8* const so = sk + warp_row * 272;  // this warp's 16 rows
     // Accumulator column 2t + i of tile 2ci + jt is channel 16ci + 0/8[jt] + 2t + 1i.
     #pragma unroll
     for (int hh = 0; hh < 2; ++hh)
     {
-        const int row = m0 + warp_row + g + 8 * hh;
-        if (row >= seq_q) continue;
         const float inv_l = row_sum[hh] > 0.f ? 1.f / row_sum[hh] : 0.f;  // no visible key: output 0
-        u16* const out = O + b * o_stride_b + h * o_stride_h + row * o_stride_s;
+        u8* const row_tile = so + (g + 8 * hh) * 272;
         #pragma unroll
         for (int ci = 0; ci < 8; ++ci)
         {
             #pragma unroll
             for (int jt = 0; jt < 2; ++jt)
             {
-                #pragma unroll
-                for (int i = 0; i < 2; ++i)
-                {
-                    const int c = ci * 16 + (jt ? 8 : 0) + 2 * t + 1 * i;
-                    out[c] = kdsl_f32_to_f16(o[ci * 2 + jt][2 * hh + i] * v_scale[bhk * 128 + c] * inv_l);
-                }
+                const int c = ci * 16 + (jt ? 8 : 0) + 2 * t;  // and c + 1
+                *(u32*)(row_tile + 2 * c) = (u32)kdsl_f32_to_f16(o[ci * 2 + jt][2 * hh] * v_scale[bhk * 128 + c] * inv_l) | ((u32)kdsl_f32_to_f16(o[ci * 2 + jt][2 * hh + 1] * v_scale[bhk * 128 + c + 1] * inv_l) << 16);
             }
         }
+    }
+    __syncwarp();
+    const bool o_vectors = (((unsigned long long)O | (unsigned long long)(o_stride_b | o_stride_h | o_stride_s) << 1) & 15) == 0;
+    #pragma unroll
+    for (int e = lane; e < 256; e += 32)
+    {
+        const int local = e / 16, chunk = e % 16, row = m0 + warp_row + local;
+        if (row >= seq_q) continue;
+        const kdsl_u32x4 x = *(const kdsl_u32x4*)(so + local * 272 + chunk * 16);
+        u16* const out = O + b * o_stride_b + h * o_stride_h + row * o_stride_s + chunk * 8;
+        if (o_vectors) *(kdsl_u32x4*)out = x;
+        else { const u32 v[4] = {x.x, x.y, x.z, x.w}; for (int n = 0; n < 8; ++n) out[n] = (u16)(v[n >> 1] >> (16 * (n & 1))); }
     }
     // LSE (natural log). Smoothing removed q·mean(K) from every score of a row; add it back: σ·q·mean ≈ (q_scale / log2 e)·Σ q8·mean.
     if (lse != 0)

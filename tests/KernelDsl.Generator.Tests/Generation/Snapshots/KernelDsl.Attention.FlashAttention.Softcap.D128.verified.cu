@@ -306,7 +306,7 @@ kdsl_KernelDsl_Attention_FlashAttention_Softcap_D128(
             #pragma unroll
             for (int jt = 0; jt < 8; ++jt)
                 #pragma unroll
-                for (int r = 0; r < 4; ++r) { const int key = kb * 64 + jt * 8 + 2 * t + (r & 1); const int row = m0 + warp * 16 + g + 8 * (r >> 1); if (key >= seq_k || key > row + (seq_k - seq_q)) xs[jt][r] = -KDSL_INF; }
+                for (int r = 0; r < 4; ++r) { const int key = kb * 64 + jt * 8 + 2 * t + (r & 1); const int row = m0 + warp * 16 + g + 8 * (r >> 1); if ((key >= seq_k) | (key > row + (seq_k - seq_q))) xs[jt][r] = -KDSL_INF; }
         }
         float block_max[2] = {fmaxf(fmaxf(fmaxf(fmaxf(xs[0][0], xs[0][1]), fmaxf(xs[1][0], xs[1][1])), fmaxf(fmaxf(xs[2][0], xs[2][1]), fmaxf(xs[3][0], xs[3][1]))), fmaxf(fmaxf(fmaxf(xs[4][0], xs[4][1]), fmaxf(xs[5][0], xs[5][1])), fmaxf(fmaxf(xs[6][0], xs[6][1]), fmaxf(xs[7][0], xs[7][1])))),
                                fmaxf(fmaxf(fmaxf(fmaxf(xs[0][2], xs[0][3]), fmaxf(xs[1][2], xs[1][3])), fmaxf(fmaxf(xs[2][2], xs[2][3]), fmaxf(xs[3][2], xs[3][3]))), fmaxf(fmaxf(fmaxf(xs[4][2], xs[4][3]), fmaxf(xs[5][2], xs[5][3])), fmaxf(fmaxf(xs[6][2], xs[6][3]), fmaxf(xs[7][2], xs[7][3]))))};
