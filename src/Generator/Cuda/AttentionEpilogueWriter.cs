@@ -88,24 +88,25 @@ public sealed class AttentionEpilogueWriter(AttentionPlan plan, ChannelMap chann
     /// O through shared memory: each warp writes its 16 rows into the free K/V stages, then stores them whole, 16 bytes a
     /// lane, so a warp instruction writes two full 256-byte rows (D = 128) where a direct store writes 2 bytes into
     /// each of 8 rows. Rows are padded (<see cref="AttentionPlan.OutputStagingRowBytes"/>) so a quad-pair store hits 32
-    /// banks. O's rows take 16-byte stores where its address and strides allow; otherwise 2-byte ones from the same tile.
+    /// banks. Shared memory is addressed as such (st/ld.shared), and every read is issued before the first store. The
+    /// launcher requires O's base and strides to keep rows 16-byte aligned.
     /// </summary>
     private void WriteStagedOutput()
     {
         var d = _spec.HeadDim;
         var rowBytes = plan.OutputStagingRowBytes;
-        var chunks = d / 8;
+        var pieces = 16 * (d / 8) / 32;  // 16-byte pieces a lane stores: 16 rows of D / 8 each, over 32 lanes
         var paired = channels.OddStride == 1 && channels.PairStride % 2 == 0 && channels.TileOffsets.All(o => o % 2 == 0);
         w.Line($"// O goes through shared memory, in the K/V stages that every consumer warp is done with after this barrier:");
         w.Line($"// each warp writes its 16 rows ({rowBytes}-byte rows, padded onto distinct banks), then stores them whole in 16-byte pieces.");
         w.Line($"kdsl_bar_sync({N.EpilogueBarrier}, {128 * plan.ConsumerWarpgroups});");
-        w.Line($"u8* const so = {N.SharedK} + {rowOrigin} * {rowBytes};  // this warp's 16 rows");
+        w.Line($"const u32 so = {N.SharedKAddress} + {rowOrigin} * {rowBytes};  // this warp's 16 rows");
         w.Line($"// Accumulator column 2t + i of tile 2ci + jt is channel 16ci + {channels.TileOffsets[0]}/{channels.TileOffsets[1]}[jt] + {channels.PairStride}t + {channels.OddStride}i.");
         w.Line($"#pragma unroll");
         w.Block($"for (int hh = 0; hh < 2; ++hh)", () =>
         {
             WriteInverseSum();
-            w.Line($"u8* const row_tile = so + ({N.Group} + 8 * hh) * {rowBytes};");
+            w.Line($"const u32 row_tile = so + ({N.Group} + 8 * hh) * {rowBytes};");
             w.Line($"#pragma unroll");
             w.Block($"for (int ci = 0; ci < {d / 16}; ++ci)", () =>
             {
@@ -115,7 +116,7 @@ public sealed class AttentionEpilogueWriter(AttentionPlan plan, ChannelMap chann
                     if (paired)
                     {
                         w.Line($"const int c = {ChannelOf(null)};  // and c + 1");
-                        w.Line($"*(u32*)(row_tile + 2 * c) = (u32){OutputValue("ci * 2 + jt", "2 * hh", "c")} | ((u32){OutputValue("ci * 2 + jt", "2 * hh + 1", "c + 1")} << 16);");
+                        w.Line($"kdsl_st_shared_b32(row_tile + 2 * c, (u32){OutputValue("ci * 2 + jt", "2 * hh", "c")} | ((u32){OutputValue("ci * 2 + jt", "2 * hh + 1", "c + 1")} << 16));");
                     }
                     else
                     {
@@ -123,23 +124,22 @@ public sealed class AttentionEpilogueWriter(AttentionPlan plan, ChannelMap chann
                         w.Block($"for (int i = 0; i < 2; ++i)", () =>
                         {
                             w.Line($"const int c = {ChannelOf("i")};");
-                            w.Line($"*(u16*)(row_tile + 2 * c) = {OutputValue("ci * 2 + jt", "2 * hh + i", "c")};");
+                            w.Line($"kdsl_st_shared_b16(row_tile + 2 * c, {OutputValue("ci * 2 + jt", "2 * hh + i", "c")});");
                         });
                     }
                 });
             });
         });
         w.Line($"__syncwarp();");
-        w.Line($"const bool o_vectors = (((unsigned long long)O | (unsigned long long)(o_stride_b | o_stride_h | o_stride_s) << 1) & 15) == 0;");
+        w.Line($"// Piece p of a lane is row (lane + 32p) / {d / 8} of the warp's 16, 16-byte chunk (lane + 32p) % {d / 8}.");
+        w.Line($"u32 piece[{pieces}][4];");
         w.Line($"#pragma unroll");
-        w.Block($"for (int e = {N.Lane}; e < {16 * chunks}; e += 32)", () =>
+        w.Line($"for (int p = 0; p < {pieces}; ++p) kdsl_ld_shared_v4(piece[p], so + ({N.Lane} + 32 * p) / {d / 8} * {rowBytes} + ({N.Lane} + 32 * p) % {d / 8} * 16);");
+        w.Line($"#pragma unroll");
+        w.Block($"for (int p = 0; p < {pieces}; ++p)", () =>
         {
-            w.Line($"const int local = e / {chunks}, chunk = e % {chunks}, row = {N.FirstRow} + {rowOrigin} + local;");
-            w.Line($"if (row >= seq_q) continue;");
-            w.Line($"const kdsl_u32x4 x = *(const kdsl_u32x4*)(so + local * {rowBytes} + chunk * 16);");
-            w.Line($"u16* const out = O + {N.Batch} * o_stride_b + {N.Head} * o_stride_h + row * o_stride_s + chunk * 8;");
-            w.Line($"if (o_vectors) *(kdsl_u32x4*)out = x;");
-            w.Line($"else {{ const u32 v[4] = {{x.x, x.y, x.z, x.w}}; for (int n = 0; n < 8; ++n) out[n] = (u16)(v[n >> 1] >> (16 * (n & 1))); }}");
+            w.Line($"const int local = ({N.Lane} + 32 * p) / {d / 8}, row = {N.FirstRow} + {rowOrigin} + local;");
+            w.Line($"if (row < seq_q) kdsl_st_global_v4(O + {N.Batch} * o_stride_b + {N.Head} * o_stride_h + row * o_stride_s + ({N.Lane} + 32 * p) % {d / 8} * 8, piece[p]);  // the launcher holds rows to 16 bytes");
         });
     }
 

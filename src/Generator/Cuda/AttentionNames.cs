@@ -41,6 +41,8 @@ internal static class AttentionNames
     public const string SharedQ = "sq";
     /// <summary>The block's K stages in shared memory; the V stages follow them.</summary>
     public const string SharedK = "sk";
+    /// <summary>The K stages' shared-memory address (u32), as TMA, wgmma and st/ld.shared take it.</summary>
+    public const string SharedKAddress = "sk_addr";
 
     // Named barriers of the warp-specialized form (0 is __syncthreads).
 

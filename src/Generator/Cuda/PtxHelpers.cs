@@ -328,8 +328,17 @@ public static class PtxHelpers
                     // Named barriers among some warps of the block (id 0 is __syncthreads): sync waits, arrive only counts in.
                     static __device__ __forceinline__ void kdsl_bar_sync(int id, int threads) { asm volatile("bar.sync %0, %1;\n" :: "r"(id), "r"(threads) : "memory"); }
                     static __device__ __forceinline__ void kdsl_bar_arrive(int id, int threads) { asm volatile("bar.arrive %0, %1;\n" :: "r"(id), "r"(threads) : "memory"); }
-                    // 16 bytes moved as one: the epilogue's shared-memory reads and global stores of O's rows.
-                    struct __align__(16) kdsl_u32x4 { u32 x, y, z, w; };
+                    // The epilogue's O staging: its values into shared memory, then 16-byte pieces of whole rows out to global memory.
+                    static __device__ __forceinline__ void kdsl_st_shared_b32(u32 addr, u32 x) { asm volatile("st.shared.b32 [%0], %1;\n" :: "r"(addr), "r"(x) : "memory"); }
+                    static __device__ __forceinline__ void kdsl_st_shared_b16(u32 addr, u16 x) { asm volatile("st.shared.b16 [%0], %1;\n" :: "r"(addr), "h"(x) : "memory"); }
+                    static __device__ __forceinline__ void kdsl_ld_shared_v4(u32 (&x)[4], u32 addr)
+                    {
+                        asm volatile("ld.shared.v4.b32 {%0, %1, %2, %3}, [%4];\n" : "=r"(x[0]), "=r"(x[1]), "=r"(x[2]), "=r"(x[3]) : "r"(addr) : "memory");
+                    }
+                    static __device__ __forceinline__ void kdsl_st_global_v4(void* p, const u32 (&x)[4])
+                    {
+                        asm volatile("st.global.v4.b32 [%0], {%1, %2, %3, %4};\n" :: "l"(p), "r"(x[0]), "r"(x[1]), "r"(x[2]), "r"(x[3]) : "memory");
+                    }
                     // Register budgets of warp specialization: the producer gives registers back, the consumers take them.
                     template <int N> static __device__ __forceinline__ void kdsl_setmaxnreg_dec() { asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" :: "n"(N)); }
                     template <int N> static __device__ __forceinline__ void kdsl_setmaxnreg_inc() { asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" :: "n"(N)); }

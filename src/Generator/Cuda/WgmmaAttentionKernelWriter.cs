@@ -44,7 +44,7 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
         {
             _w.Line($"u8* const sn = sv + {stages * plan.VStageBytes};        // V as it comes: {stages} × {plan.VStagingBytes} bytes, [key][channel], for Recipe D");
         }
-        _w.Line($"const u32 sq_addr = kdsl_smem({N.SharedQ}), sk_addr = kdsl_smem({N.SharedK}), sv_addr = kdsl_smem(sv);");
+        _w.Line($"const u32 sq_addr = kdsl_smem({N.SharedQ}), {N.SharedKAddress} = kdsl_smem({N.SharedK}), sv_addr = kdsl_smem(sv);");
         if (plan.InKernelTransposedV)
         {
             _w.Line($"const u32 sn_addr = kdsl_smem(sn);");
@@ -188,7 +188,7 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
     private void WriteKvCopies(string block, string stage, string vBarrier, string vBase, int vBytes, string vCoordinates)
     {
         _w.Line($"kdsl_mbar_arrive_expect_tx(k_full + 8 * {stage}, {plan.KStageBytes});");
-        _w.Line($"kdsl_tma_load_3d(sk_addr + {stage} * {plan.KStageBytes}, &k_map, k_full + 8 * {stage}, 0, {block} * {_spec.BlockN}, (int){N.BatchKvHead});");
+        _w.Line($"kdsl_tma_load_3d({N.SharedKAddress} + {stage} * {plan.KStageBytes}, &k_map, k_full + 8 * {stage}, 0, {block} * {_spec.BlockN}, (int){N.BatchKvHead});");
         _w.Line($"kdsl_mbar_arrive_expect_tx({vBarrier} + 8 * {stage}, {vBytes});");
         _w.Line($"kdsl_tma_load_4d({vBase} + {stage} * {vBytes}, &v_map, {vBarrier} + 8 * {stage}, {vCoordinates});");
     }
@@ -285,7 +285,7 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
     private void WriteScores(string stage, string phase, bool pipelined)
     {
         var (s, d) = (_spec, _spec.HeadDim);
-        _w.Line($"const unsigned long long k_desc = kdsl_wgmma_desc(sk_addr + {stage} * {plan.KStageBytes}, {8 * d}, {TmaSwizzle.DescriptorMode(d)});");
+        _w.Line($"const unsigned long long k_desc = kdsl_wgmma_desc({N.SharedKAddress} + {stage} * {plan.KStageBytes}, {8 * d}, {TmaSwizzle.DescriptorMode(d)});");
         _w.Line($"kdsl_mbar_wait(k_full + 8 * {stage}, {phase});");
         _w.Line($"// S = Q·Kᵀ on {plan.Qk.Ptx}, both from shared memory; the accumulators start at the float bias (|S| ≤ 127²·{d} < 2^22).");
         _w.Line($"int {N.S}[{plan.STiles}][4];");

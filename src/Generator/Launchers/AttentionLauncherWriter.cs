@@ -184,6 +184,14 @@ public static class AttentionLauncherWriter
                 w.Line($"{Guard}.Holds(v, (batch - 1) * vStrideB + (headsKv - 1) * vStrideH + (seqK - 1) * vLd + HeadDim, nameof(v), \"V with the strides given\");");
             }
             w.Line($"{Guard}.AtLeast(oStrideS, HeadDim, nameof(oStrideS), \"the head dim\");");
+            if (plan.StagesOutput)
+            {
+                foreach (var stride in new[] { "oStrideB", "oStrideH", "oStrideS" })
+                {
+                    w.Line($"{Guard}.MultipleOf({stride}, 8, nameof({stride}), \"O's rows are stored in 16-byte pieces\");");
+                }
+                w.Line($"{Guard}.Aligned(o, 16, nameof(o));");
+            }
             w.Line($"{Guard}.Holds(o, (batch - 1) * oStrideB + (headsQ - 1) * oStrideH + (seqQ - 1) * oStrideS + HeadDim, nameof(o), \"O with the strides given\");");
             WriteModifierArrayChecks(w, spec);
             w.Line();

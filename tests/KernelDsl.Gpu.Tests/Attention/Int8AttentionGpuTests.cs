@@ -421,14 +421,14 @@ public class Int8AttentionGpuTests(ITestOutputHelper output)
     }
 
     /// <summary>
-    /// The wgmma epilogue stores O's rows 16 bytes at a time where O's address and strides allow. O with a token stride of
-    /// D + 4 elements (rows 8-byte aligned) takes its 2-byte path from the same staged tile: the same bits, and the padding
-    /// between rows untouched.
+    /// The wgmma epilogue stages O in shared memory and stores whole rows 16 bytes a lane. O with padded rows (a token
+    /// stride of D + 8) gets the same bits as a contiguous O and its padding stays untouched; the typed launcher refuses a
+    /// stride that would leave rows off 16 bytes, naming it, before any launch.
     /// </summary>
     [Theory]
     [InlineData(128, false)]
     [InlineData(64, true)]
-    public void O_rows_not_16_byte_aligned_get_the_same_bits_and_no_write_between_them(int headDim, bool causal)
+    public void Padded_O_rows_get_the_same_bits_and_nothing_between_them_is_written(int headDim, bool causal)
     {
         using var device = Gpu.OpenOrSkip();
         var mode = new AttentionOptions { Causal = causal, V = VStrategy.Pretransposed };
@@ -444,7 +444,7 @@ public class Int8AttentionGpuTests(ITestOutputHelper output)
         using var q = device.Upload(Gaussian(random, shape.QElements));
         using var k = device.Upload(Gaussian(random, shape.KvElements));
         using var v = device.Upload(Gaussian(random, shape.KvElements));
-        var stride = headDim + 4;
+        var stride = headDim + 8;
         using var dense = device.Allocate<Half>(shape.QElements);
         using var padded = device.Allocate<Half>(2 * 300 * stride);
         dense.FillBytes(0x7E);
@@ -458,18 +458,35 @@ public class Int8AttentionGpuTests(ITestOutputHelper output)
         {
             for (var c = 0; c < stride; c++)
             {
-                var value = actual[row * stride + c];
+                var bits = BitConverter.HalfToUInt16Bits(actual[row * stride + c]);
                 if (c < headDim)
                 {
-                    Assert.True(BitConverter.HalfToUInt16Bits(value) == BitConverter.HalfToUInt16Bits(expected[row * headDim + c]),
-                        $"seed {seed} [{tile}]: row {row} channel {c} is {value}, contiguous O has {expected[row * headDim + c]}");
+                    Assert.True(bits == BitConverter.HalfToUInt16Bits(expected[row * headDim + c]),
+                        $"seed {seed} [{tile}]: row {row} channel {c} is {actual[row * stride + c]}, contiguous O has {expected[row * headDim + c]}");
                 }
                 else
                 {
-                    Assert.True(BitConverter.HalfToUInt16Bits(value) == 0x7E7E, $"[{tile}]: row {row} padding element {c - headDim} was written");
+                    Assert.True(bits == 0x7E7E, $"[{tile}]: row {row} padding element {c - headDim} was written");
                 }
             }
         }
+    }
+
+    [Fact]
+    public void The_wgmma_launcher_refuses_O_rows_off_16_bytes_naming_the_stride()
+    {
+        using var device = Gpu.OpenOrSkip();
+        using var stream = device.CreateStream();
+        const int seq = 64, d = 128;
+        using var codes = device.Allocate<sbyte>(seq * d);
+        using var scale = device.Allocate<float>(d);
+        using var o = device.Allocate<Half>((seq - 1) * 132 + d);
+        // Everything else is valid: one head of 64 tokens, V pretransposed with 64 keys a row.
+        void Launch(long strideS) => Int8AttentionD128Wgmma.Launch(stream, codes, codes, codes, scale, scale, scale, null, o, null,
+            1, 1, 1, seq, seq, d * seq, d * seq, seq, seq * strideS, seq * strideS, strideS);
+        Assert.Equal("oStrideS", Assert.Throws<ArgumentException>(() => Launch(132)).ParamName);
+        Assert.Equal("oStrideB", Assert.Throws<ArgumentException>(() => Int8AttentionD128Wgmma.Launch(stream, codes, codes, codes, scale, scale, scale, null, o, null,
+            1, 1, 1, seq, seq, d * seq, d * seq, seq, 8 * seq + 4, 8 * seq, 128)).ParamName);
     }
 
     [Fact]

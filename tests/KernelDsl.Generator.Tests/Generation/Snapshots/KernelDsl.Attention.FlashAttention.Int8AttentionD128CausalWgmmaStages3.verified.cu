@@ -114,8 +114,17 @@ static __device__ __forceinline__ void kdsl_fence_proxy_async() { asm volatile("
 // Named barriers among some warps of the block (id 0 is __syncthreads): sync waits, arrive only counts in.
 static __device__ __forceinline__ void kdsl_bar_sync(int id, int threads) { asm volatile("bar.sync %0, %1;\n" :: "r"(id), "r"(threads) : "memory"); }
 static __device__ __forceinline__ void kdsl_bar_arrive(int id, int threads) { asm volatile("bar.arrive %0, %1;\n" :: "r"(id), "r"(threads) : "memory"); }
-// 16 bytes moved as one: the epilogue's shared-memory reads and global stores of O's rows.
-struct __align__(16) kdsl_u32x4 { u32 x, y, z, w; };
+// The epilogue's O staging: its values into shared memory, then 16-byte pieces of whole rows out to global memory.
+static __device__ __forceinline__ void kdsl_st_shared_b32(u32 addr, u32 x) { asm volatile("st.shared.b32 [%0], %1;\n" :: "r"(addr), "r"(x) : "memory"); }
+static __device__ __forceinline__ void kdsl_st_shared_b16(u32 addr, u16 x) { asm volatile("st.shared.b16 [%0], %1;\n" :: "r"(addr), "h"(x) : "memory"); }
+static __device__ __forceinline__ void kdsl_ld_shared_v4(u32 (&x)[4], u32 addr)
+{
+    asm volatile("ld.shared.v4.b32 {%0, %1, %2, %3}, [%4];\n" : "=r"(x[0]), "=r"(x[1]), "=r"(x[2]), "=r"(x[3]) : "r"(addr) : "memory");
+}
+static __device__ __forceinline__ void kdsl_st_global_v4(void* p, const u32 (&x)[4])
+{
+    asm volatile("st.global.v4.b32 [%0], {%1, %2, %3, %4};\n" :: "l"(p), "r"(x[0]), "r"(x[1]), "r"(x[2]), "r"(x[3]) : "memory");
+}
 // Register budgets of warp specialization: the producer gives registers back, the consumers take them.
 template <int N> static __device__ __forceinline__ void kdsl_setmaxnreg_dec() { asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" :: "n"(N)); }
 template <int N> static __device__ __forceinline__ void kdsl_setmaxnreg_inc() { asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" :: "n"(N)); }
@@ -462,13 +471,13 @@ kdsl_KernelDsl_Attention_FlashAttention_Int8AttentionD128CausalWgmmaStages3(
     // O goes through shared memory, in the K/V stages that every consumer warp is done with after this barrier:
     // each warp writes its 16 rows (272-byte rows, padded onto distinct banks), then stores them whole in 16-byte pieces.
     kdsl_bar_sync(5, 256);
-    u8* const so = sk + warp_row * 272;  // this warp's 16 rows
+    const u32 so = sk_addr + warp_row * 272;  // this warp's 16 rows
     // Accumulator column 2t + i of tile 2ci + jt is channel 16ci + 0/8[jt] + 2t + 1i.
     #pragma unroll
     for (int hh = 0; hh < 2; ++hh)
     {
         const float inv_l = row_sum[hh] > 0.f ? 1.f / row_sum[hh] : 0.f;  // no visible key: output 0
-        u8* const row_tile = so + (g + 8 * hh) * 272;
+        const u32 row_tile = so + (g + 8 * hh) * 272;
         #pragma unroll
         for (int ci = 0; ci < 8; ++ci)
         {
@@ -476,21 +485,20 @@ kdsl_KernelDsl_Attention_FlashAttention_Int8AttentionD128CausalWgmmaStages3(
             for (int jt = 0; jt < 2; ++jt)
             {
                 const int c = ci * 16 + (jt ? 8 : 0) + 2 * t;  // and c + 1
-                *(u32*)(row_tile + 2 * c) = (u32)kdsl_f32_to_f16(o[ci * 2 + jt][2 * hh] * v_scale[bhk * 128 + c] * inv_l) | ((u32)kdsl_f32_to_f16(o[ci * 2 + jt][2 * hh + 1] * v_scale[bhk * 128 + c + 1] * inv_l) << 16);
+                kdsl_st_shared_b32(row_tile + 2 * c, (u32)kdsl_f32_to_f16(o[ci * 2 + jt][2 * hh] * v_scale[bhk * 128 + c] * inv_l) | ((u32)kdsl_f32_to_f16(o[ci * 2 + jt][2 * hh + 1] * v_scale[bhk * 128 + c + 1] * inv_l) << 16));
             }
         }
     }
     __syncwarp();
-    const bool o_vectors = (((unsigned long long)O | (unsigned long long)(o_stride_b | o_stride_h | o_stride_s) << 1) & 15) == 0;
+    // Piece p of a lane is row (lane + 32p) / 16 of the warp's 16, 16-byte chunk (lane + 32p) % 16.
+    u32 piece[8][4];
     #pragma unroll
-    for (int e = lane; e < 256; e += 32)
+    for (int p = 0; p < 8; ++p) kdsl_ld_shared_v4(piece[p], so + (lane + 32 * p) / 16 * 272 + (lane + 32 * p) % 16 * 16);
+    #pragma unroll
+    for (int p = 0; p < 8; ++p)
     {
-        const int local = e / 16, chunk = e % 16, row = m0 + warp_row + local;
-        if (row >= seq_q) continue;
-        const kdsl_u32x4 x = *(const kdsl_u32x4*)(so + local * 272 + chunk * 16);
-        u16* const out = O + b * o_stride_b + h * o_stride_h + row * o_stride_s + chunk * 8;
-        if (o_vectors) *(kdsl_u32x4*)out = x;
-        else { const u32 v[4] = {x.x, x.y, x.z, x.w}; for (int n = 0; n < 8; ++n) out[n] = (u16)(v[n >> 1] >> (16 * (n & 1))); }
+        const int local = (lane + 32 * p) / 16, row = m0 + warp_row + local;
+        if (row < seq_q) kdsl_st_global_v4(O + b * o_stride_b + h * o_stride_h + row * o_stride_s + (lane + 32 * p) % 16 * 8, piece[p]);  // the launcher holds rows to 16 bytes
     }
     // LSE (natural log). Smoothing removed q·mean(K) from every score of a row; add it back: σ·q·mean ≈ (q_scale / log2 e)·Σ q8·mean.
     if (lse != 0)

@@ -126,6 +126,10 @@ static partial class Softcap
             global::KernelDsl.Launching.LaunchGuard.MultipleOf(vStrideH, 16, nameof(vStrideH), "V's rows must stay 16-byte aligned");
             global::KernelDsl.Launching.LaunchGuard.Holds(v, (batch - 1) * vStrideB + (headsKv - 1) * vStrideH + HeadDim * vLd, nameof(v), "V [B][Hkv][D][vLd]");
             global::KernelDsl.Launching.LaunchGuard.AtLeast(oStrideS, HeadDim, nameof(oStrideS), "the head dim");
+            global::KernelDsl.Launching.LaunchGuard.MultipleOf(oStrideB, 8, nameof(oStrideB), "O's rows are stored in 16-byte pieces");
+            global::KernelDsl.Launching.LaunchGuard.MultipleOf(oStrideH, 8, nameof(oStrideH), "O's rows are stored in 16-byte pieces");
+            global::KernelDsl.Launching.LaunchGuard.MultipleOf(oStrideS, 8, nameof(oStrideS), "O's rows are stored in 16-byte pieces");
+            global::KernelDsl.Launching.LaunchGuard.Aligned(o, 16, nameof(o));
             global::KernelDsl.Launching.LaunchGuard.Holds(o, (batch - 1) * oStrideB + (headsQ - 1) * oStrideH + (seqQ - 1) * oStrideS + HeadDim, nameof(o), "O with the strides given");
 
             // K [B·Hkv][Sk][D] as rank-3 maps, V as rank 4: a box never crosses a head.
