@@ -77,7 +77,6 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
         {
             _w.Line($"const int {N.QTiles} = (seq_q + {plan.QScaleRows - 1}) / {plan.QScaleRows}, {N.KTiles} = (seq_k + {plan.KScaleKeys - 1}) / {plan.KScaleKeys};  // Q scales per {plan.QScaleRows} rows, K scales per {plan.KScaleKeys} keys");
         }
-        KeyBlockRangeWriter.Write(_w, plan);
         _w.Block($"if (tid == 0)", () =>
         {
             if (!plan.QuantizesQ)
@@ -96,8 +95,10 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
                 }
             });
             _w.Line($"kdsl_mbar_init_fence();");
+            WriteQCopy();
         });
         _w.Line($"__syncthreads();  // the last block-wide barrier: the warpgroups part ways here");
+        KeyBlockRangeWriter.Write(_w, plan);
         _w.Line();
     }
 
@@ -124,7 +125,6 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
                 CopyProgramWriter.WriteLaneOffsets(_w, StmatrixProgram.RecipeD, "t");
                 _w.Block($"if (tid == 0)", () =>
                 {
-                    WriteQCopy();
                     _w.Block($"if ({N.KeyBlocks} > 0)", () => WriteKvCopies(N.FirstKeyBlock, "0", "vn_full", "sn_addr", plan.VStagingBytes, $"0, {N.FirstKeyBlock} * {s.BlockN}, {N.KvHead}, {N.Batch}"));
                 });
                 _w.Block($"for (int j = 0; j < {N.KeyBlocks}; ++j)", () =>
@@ -156,7 +156,6 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
             {
                 _w.Block($"if (tid == 0)", () =>
                 {
-                    WriteQCopy();
                     _w.Block($"for (int j = 0; j < {N.KeyBlocks}; ++j)", () =>
                     {
                         _w.Line($"const int st = j % {stages};");
@@ -170,7 +169,10 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
         _w.Line();
     }
 
-    /// <summary>The TMA copy of this block's Q rows onto q_full, once.</summary>
+    /// <summary>
+    /// The TMA copy of this block's Q rows onto q_full, once, issued by the thread that initialises the barriers right
+    /// after it, so the key-block range (the mask's classifier) is computed while Q is in flight.
+    /// </summary>
     private void WriteQCopy()
     {
         if (plan.QuantizesQ)

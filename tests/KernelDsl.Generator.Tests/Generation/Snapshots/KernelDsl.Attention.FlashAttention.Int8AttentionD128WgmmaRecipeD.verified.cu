@@ -226,9 +226,6 @@ kdsl_KernelDsl_Attention_FlashAttention_Int8AttentionD128WgmmaRecipeD(
     const long long bh = (long long)b * heads_q + h, bhk = (long long)b * heads_kv + hk;
     const int m0 = q_block * 128;
     const int q_tiles = (seq_q + 127) / 128, k_tiles = (seq_k + 63) / 64;  // Q scales per 128 rows, K scales per 64 keys
-    const int k_blocks = (seq_k + 127) / 128;
-    const int kv_end = k_blocks;
-    const int kv_first = 0, n_blocks = kv_end;
     if (tid == 0)
     {
         kdsl_mbar_init(q_full, 1);
@@ -241,8 +238,13 @@ kdsl_KernelDsl_Attention_FlashAttention_Int8AttentionD128WgmmaRecipeD(
             kdsl_mbar_init(vn_full + 8 * st, 1);
         }
         kdsl_mbar_init_fence();
+        kdsl_mbar_arrive_expect_tx(q_full, 16384);
+        kdsl_tma_load_3d(sq_addr, &q_map, q_full, 0, m0, (int)bh);  // rows past seq_q arrive as zeros
     }
     __syncthreads();  // the last block-wide barrier: the warpgroups part ways here
+    const int k_blocks = (seq_k + 127) / 128;
+    const int kv_end = k_blocks;
+    const int kv_first = 0, n_blocks = kv_end;
 
     // Producer warpgroup: thread 0 issues every TMA copy once all consumer warps released the stage; then the four warps
     // rewrite the staged V [key][channel] as [channel][key] in π order (Recipe D) and signal V full.
@@ -255,8 +257,6 @@ kdsl_KernelDsl_Attention_FlashAttention_Int8AttentionD128WgmmaRecipeD(
         const int t_chunk = ((lane >> 3) & 1);
         if (tid == 0)
         {
-            kdsl_mbar_arrive_expect_tx(q_full, 16384);
-            kdsl_tma_load_3d(sq_addr, &q_map, q_full, 0, m0, (int)bh);  // rows past seq_q arrive as zeros
             if (n_blocks > 0)
             {
                 kdsl_mbar_arrive_expect_tx(k_full + 8 * 0, 16384);

@@ -270,11 +270,6 @@ kdsl_KernelDsl_Attention_FlashAttention_Int8AttentionD64CausalWgmmaFp8BlockM64(
     const long long bh = (long long)b * heads_q + h, bhk = (long long)b * heads_kv + hk;
     const int m0 = q_block * 64;
     const int k_tiles = (seq_k + 63) / 64;  // K scales per 64 keys
-    const int k_blocks = (seq_k + 127) / 128;
-    // Causal, bottom-right aligned: row i sees keys j <= i + (seq_k - seq_q); later blocks are never visited.
-    const int last_key = m0 + 63 + (seq_k - seq_q);
-    const int kv_end = last_key < 0 ? 0 : kdsl_min(k_blocks, last_key / 128 + 1);
-    const int kv_first = 0, n_blocks = kv_end;
     if (tid == 0)
     {
         #pragma unroll
@@ -287,6 +282,11 @@ kdsl_KernelDsl_Attention_FlashAttention_Int8AttentionD64CausalWgmmaFp8BlockM64(
         kdsl_mbar_init_fence();
     }
     __syncthreads();  // the last block-wide barrier: the warpgroups part ways here
+    const int k_blocks = (seq_k + 127) / 128;
+    // Causal, bottom-right aligned: row i sees keys j <= i + (seq_k - seq_q); later blocks are never visited.
+    const int last_key = m0 + 63 + (seq_k - seq_q);
+    const int kv_end = last_key < 0 ? 0 : kdsl_min(k_blocks, last_key / 128 + 1);
+    const int kv_first = 0, n_blocks = kv_end;
 
     // Producer warpgroup: one thread issues every TMA copy; a stage is refilled once all consumer warps released it.
     if (wg == 0)

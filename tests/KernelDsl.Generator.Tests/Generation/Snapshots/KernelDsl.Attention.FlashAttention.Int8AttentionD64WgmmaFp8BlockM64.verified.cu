@@ -269,9 +269,6 @@ kdsl_KernelDsl_Attention_FlashAttention_Int8AttentionD64WgmmaFp8BlockM64(
     const long long bh = (long long)b * heads_q + h, bhk = (long long)b * heads_kv + hk;
     const int m0 = q_block * 64;
     const int k_tiles = (seq_k + 63) / 64;  // K scales per 64 keys
-    const int k_blocks = (seq_k + 127) / 128;
-    const int kv_end = k_blocks;
-    const int kv_first = 0, n_blocks = kv_end;
     if (tid == 0)
     {
         #pragma unroll
@@ -284,6 +281,9 @@ kdsl_KernelDsl_Attention_FlashAttention_Int8AttentionD64WgmmaFp8BlockM64(
         kdsl_mbar_init_fence();
     }
     __syncthreads();  // the last block-wide barrier: the warpgroups part ways here
+    const int k_blocks = (seq_k + 127) / 128;
+    const int kv_end = k_blocks;
+    const int kv_first = 0, n_blocks = kv_end;
 
     // Producer warpgroup: one thread issues every TMA copy; a stage is refilled once all consumer warps released it.
     if (wg == 0)

@@ -301,6 +301,21 @@ kdsl_KernelDsl_Attention_FlashAttention_SlidingWindow_D128Wgmma(
     const long long bh = (long long)b * heads_q + h, bhk = (long long)b * heads_kv + hk;
     const int m0 = q_block * 128;
     const int q_tiles = (seq_q + 127) / 128, k_tiles = (seq_k + 63) / 64;  // Q scales per 128 rows, K scales per 64 keys
+    if (tid == 0)
+    {
+        kdsl_mbar_init(q_full, 1);
+        #pragma unroll
+        for (int st = 0; st < 2; ++st)
+        {
+            kdsl_mbar_init(k_full + 8 * st, 1);
+            kdsl_mbar_init(v_full + 8 * st, 1);
+            kdsl_mbar_init(kv_empty + 8 * st, 8);
+        }
+        kdsl_mbar_init_fence();
+        kdsl_mbar_arrive_expect_tx(q_full, 16384);
+        kdsl_tma_load_3d(sq_addr, &q_map, q_full, 0, m0, (int)bh);  // rows past seq_q arrive as zeros
+    }
+    __syncthreads();  // the last block-wide barrier: the warpgroups part ways here
     const int k_blocks = (seq_k + 127) / 128;
     const int kv_end = k_blocks;
     // The mask's block classifier over this block's rows and each key block; a warp's lanes split the blocks, and
@@ -319,19 +334,6 @@ kdsl_KernelDsl_Attention_FlashAttention_SlidingWindow_D128Wgmma(
     const int full_first = __reduce_min_sync(0xffffffffu, full_lo), full_last = __reduce_max_sync(0xffffffffu, full_hi);
     const int full_blocks = (int)__reduce_add_sync(0xffffffffu, (unsigned)full_count);
     const bool full_run = full_blocks == 0 || full_blocks == full_last + 1 - full_first;
-    if (tid == 0)
-    {
-        kdsl_mbar_init(q_full, 1);
-        #pragma unroll
-        for (int st = 0; st < 2; ++st)
-        {
-            kdsl_mbar_init(k_full + 8 * st, 1);
-            kdsl_mbar_init(v_full + 8 * st, 1);
-            kdsl_mbar_init(kv_empty + 8 * st, 8);
-        }
-        kdsl_mbar_init_fence();
-    }
-    __syncthreads();  // the last block-wide barrier: the warpgroups part ways here
 
     // Producer warpgroup: one thread issues every TMA copy; a stage is refilled once all consumer warps released it.
     if (wg == 0)
@@ -339,8 +341,6 @@ kdsl_KernelDsl_Attention_FlashAttention_SlidingWindow_D128Wgmma(
         kdsl_setmaxnreg_dec<24>();
         if (tid == 0)
         {
-            kdsl_mbar_arrive_expect_tx(q_full, 16384);
-            kdsl_tma_load_3d(sq_addr, &q_map, q_full, 0, m0, (int)bh);  // rows past seq_q arrive as zeros
             for (int j = 0; j < n_blocks; ++j)
             {
                 const int st = j % 2;

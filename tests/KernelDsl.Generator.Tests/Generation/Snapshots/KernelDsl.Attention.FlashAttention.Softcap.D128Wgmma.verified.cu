@@ -219,11 +219,6 @@ kdsl_KernelDsl_Attention_FlashAttention_Softcap_D128Wgmma(
     const long long bh = (long long)b * heads_q + h, bhk = (long long)b * heads_kv + hk;
     const int m0 = q_block * 128;
     const int q_tiles = (seq_q + 127) / 128, k_tiles = (seq_k + 63) / 64;  // Q scales per 128 rows, K scales per 64 keys
-    const int k_blocks = (seq_k + 127) / 128;
-    // Causal, bottom-right aligned: row i sees keys j <= i + (seq_k - seq_q); later blocks are never visited.
-    const int last_key = m0 + 127 + (seq_k - seq_q);
-    const int kv_end = last_key < 0 ? 0 : kdsl_min(k_blocks, last_key / 128 + 1);
-    const int kv_first = 0, n_blocks = kv_end;
     if (tid == 0)
     {
         kdsl_mbar_init(q_full, 1);
@@ -235,8 +230,15 @@ kdsl_KernelDsl_Attention_FlashAttention_Softcap_D128Wgmma(
             kdsl_mbar_init(kv_empty + 8 * st, 8);
         }
         kdsl_mbar_init_fence();
+        kdsl_mbar_arrive_expect_tx(q_full, 16384);
+        kdsl_tma_load_3d(sq_addr, &q_map, q_full, 0, m0, (int)bh);  // rows past seq_q arrive as zeros
     }
     __syncthreads();  // the last block-wide barrier: the warpgroups part ways here
+    const int k_blocks = (seq_k + 127) / 128;
+    // Causal, bottom-right aligned: row i sees keys j <= i + (seq_k - seq_q); later blocks are never visited.
+    const int last_key = m0 + 127 + (seq_k - seq_q);
+    const int kv_end = last_key < 0 ? 0 : kdsl_min(k_blocks, last_key / 128 + 1);
+    const int kv_first = 0, n_blocks = kv_end;
 
     // Producer warpgroup: one thread issues every TMA copy; a stage is refilled once all consumer warps released it.
     if (wg == 0)
@@ -244,8 +246,6 @@ kdsl_KernelDsl_Attention_FlashAttention_Softcap_D128Wgmma(
         kdsl_setmaxnreg_dec<24>();
         if (tid == 0)
         {
-            kdsl_mbar_arrive_expect_tx(q_full, 16384);
-            kdsl_tma_load_3d(sq_addr, &q_map, q_full, 0, m0, (int)bh);  // rows past seq_q arrive as zeros
             for (int j = 0; j < n_blocks; ++j)
             {
                 const int st = j % 2;
