@@ -1,3 +1,4 @@
+using System;
 using System.Linq;
 using KernelDsl.Generator.Atoms;
 using KernelDsl.Generator.Helpers;
@@ -53,30 +54,40 @@ public sealed class AttentionEpilogueWriter(AttentionPlan plan, ChannelMap chann
         $"ci * 16 + (jt ? {channels.TileOffsets[1]} : {channels.TileOffsets[0]}) + {channels.PairStride} * {N.ThreadInGroup}{(i is null ? "" : $" + {channels.OddStride} * {i}")}";
 
     /// <summary>Each thread stores its own values: 2 bytes into each of 8 rows a warp instruction.</summary>
-    private void WriteDirectOutput()
-    {
-        var d = _spec.HeadDim;
-        w.Line($"// Accumulator column 2t + i of tile 2ci + jt is channel 16ci + {channels.TileOffsets[0]}/{channels.TileOffsets[1]}[jt] + {channels.PairStride}t + {channels.OddStride}i.");
-        w.Line($"#pragma unroll");
-        w.Block($"for (int hh = 0; hh < 2; ++hh)", () =>
+    private void WriteDirectOutput() => WriteForEachTile(
+        row: () =>
         {
             w.Line($"const int row = {N.FirstRow} + {rowOrigin} + {N.Group} + 8 * hh;");
             w.Line($"if (row >= seq_q) continue;");
             WriteInverseSum();
             w.Line($"u16* const out = O + {N.Batch} * o_stride_b + {N.Head} * o_stride_h + row * o_stride_s;");
+        },
+        tile: () =>
+        {
             w.Line($"#pragma unroll");
-            w.Block($"for (int ci = 0; ci < {d / 16}; ++ci)", () =>
+            w.Block($"for (int i = 0; i < 2; ++i)", () =>
+            {
+                w.Line($"const int c = {ChannelOf("i")};");
+                w.Line($"out[c] = {OutputValue("ci * 2 + jt", "2 * hh + i", "c")};");
+            });
+        });
+
+    /// <summary>
+    /// The loops over a thread's O accumulators: row half hh (g or g + 8), its <paramref name="row"/> lines first, then
+    /// tile 2ci + jt, whose <paramref name="tile"/> lines see ci and jt.
+    /// </summary>
+    private void WriteForEachTile(Action row, Action tile)
+    {
+        w.Line($"// Accumulator column 2t + i of tile 2ci + jt is channel 16ci + {channels.TileOffsets[0]}/{channels.TileOffsets[1]}[jt] + {channels.PairStride}t + {channels.OddStride}i.");
+        w.Line($"#pragma unroll");
+        w.Block($"for (int hh = 0; hh < 2; ++hh)", () =>
+        {
+            row();
+            w.Line($"#pragma unroll");
+            w.Block($"for (int ci = 0; ci < {_spec.HeadDim / 16}; ++ci)", () =>
             {
                 w.Line($"#pragma unroll");
-                w.Block($"for (int jt = 0; jt < 2; ++jt)", () =>
-                {
-                    w.Line($"#pragma unroll");
-                    w.Block($"for (int i = 0; i < 2; ++i)", () =>
-                    {
-                        w.Line($"const int c = {ChannelOf("i")};");
-                        w.Line($"out[c] = {OutputValue("ci * 2 + jt", "2 * hh + i", "c")};");
-                    });
-                });
+                w.Block($"for (int jt = 0; jt < 2; ++jt)", tile);
             });
         });
     }
@@ -96,40 +107,26 @@ public sealed class AttentionEpilogueWriter(AttentionPlan plan, ChannelMap chann
         var d = _spec.HeadDim;
         var rowBytes = plan.OutputStagingRowBytes;
         var pieces = 16 * (d / 8) / 32;  // 16-byte pieces a lane stores: 16 rows of D / 8 each, over 32 lanes
-        var paired = channels.OddStride == 1 && channels.PairStride % 2 == 0 && channels.TileOffsets.All(o => o % 2 == 0);
+        // The wgmma form's accumulators hold channel pairs (c, c + 1) with c even: one 4-byte store a pair.
+        if (channels.OddStride != 1 || channels.PairStride % 2 != 0 || channels.TileOffsets.Any(o => o % 2 != 0))
+        {
+            throw new InvalidOperationException($"Staging O needs adjacent channel pairs; {plan.Spec.KernelPrefix} maps them as {channels}.");
+        }
         w.Line($"// O goes through shared memory, in the K/V stages that every consumer warp is done with after this barrier:");
         w.Line($"// each warp writes its 16 rows ({rowBytes}-byte rows, padded onto distinct banks), then stores them whole in 16-byte pieces.");
         w.Line($"kdsl_bar_sync({N.EpilogueBarrier}, {128 * plan.ConsumerWarpgroups});");
         w.Line($"const u32 so = {N.SharedKAddress} + {rowOrigin} * {rowBytes};  // this warp's 16 rows");
-        w.Line($"// Accumulator column 2t + i of tile 2ci + jt is channel 16ci + {channels.TileOffsets[0]}/{channels.TileOffsets[1]}[jt] + {channels.PairStride}t + {channels.OddStride}i.");
-        w.Line($"#pragma unroll");
-        w.Block($"for (int hh = 0; hh < 2; ++hh)", () =>
-        {
-            WriteInverseSum();
-            w.Line($"const u32 row_tile = so + ({N.Group} + 8 * hh) * {rowBytes};");
-            w.Line($"#pragma unroll");
-            w.Block($"for (int ci = 0; ci < {d / 16}; ++ci)", () =>
+        WriteForEachTile(
+            row: () =>
             {
-                w.Line($"#pragma unroll");
-                w.Block($"for (int jt = 0; jt < 2; ++jt)", () =>
-                {
-                    if (paired)
-                    {
-                        w.Line($"const int c = {ChannelOf(null)};  // and c + 1");
-                        w.Line($"kdsl_st_shared_b32(row_tile + 2 * c, (u32){OutputValue("ci * 2 + jt", "2 * hh", "c")} | ((u32){OutputValue("ci * 2 + jt", "2 * hh + 1", "c + 1")} << 16));");
-                    }
-                    else
-                    {
-                        w.Line($"#pragma unroll");
-                        w.Block($"for (int i = 0; i < 2; ++i)", () =>
-                        {
-                            w.Line($"const int c = {ChannelOf("i")};");
-                            w.Line($"kdsl_st_shared_b16(row_tile + 2 * c, {OutputValue("ci * 2 + jt", "2 * hh + i", "c")});");
-                        });
-                    }
-                });
+                WriteInverseSum();
+                w.Line($"const u32 row_tile = so + ({N.Group} + 8 * hh) * {rowBytes};");
+            },
+            tile: () =>
+            {
+                w.Line($"const int c = {ChannelOf(null)};  // and c + 1");
+                w.Line($"kdsl_st_shared_b32(row_tile + 2 * c, (u32){OutputValue("ci * 2 + jt", "2 * hh", "c")} | ((u32){OutputValue("ci * 2 + jt", "2 * hh + 1", "c + 1")} << 16));");
             });
-        });
         w.Line($"__syncwarp();");
         w.Line($"// Piece p of a lane is row (lane + 32p) / {d / 8} of the warp's 16, 16-byte chunk (lane + 32p) % {d / 8}.");
         w.Line($"u32 piece[{pieces}][4];");

@@ -116,7 +116,6 @@ static __device__ __forceinline__ void kdsl_bar_sync(int id, int threads) { asm 
 static __device__ __forceinline__ void kdsl_bar_arrive(int id, int threads) { asm volatile("bar.arrive %0, %1;\n" :: "r"(id), "r"(threads) : "memory"); }
 // The epilogue's O staging: its values into shared memory, then 16-byte pieces of whole rows out to global memory.
 static __device__ __forceinline__ void kdsl_st_shared_b32(u32 addr, u32 x) { asm volatile("st.shared.b32 [%0], %1;\n" :: "r"(addr), "r"(x) : "memory"); }
-static __device__ __forceinline__ void kdsl_st_shared_b16(u32 addr, u16 x) { asm volatile("st.shared.b16 [%0], %1;\n" :: "r"(addr), "h"(x) : "memory"); }
 static __device__ __forceinline__ void kdsl_ld_shared_v4(u32 (&x)[4], u32 addr)
 {
     asm volatile("ld.shared.v4.b32 {%0, %1, %2, %3}, [%4];\n" : "=r"(x[0]), "=r"(x[1]), "=r"(x[2]), "=r"(x[3]) : "r"(addr) : "memory");
