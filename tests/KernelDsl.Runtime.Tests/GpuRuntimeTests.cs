@@ -93,6 +93,56 @@ public class GpuRuntimeTests
         Assert.Equal("q", Assert.Throws<ObjectDisposedException>(() => LaunchGuard.Buffer(buffer, "q")).ObjectName);
     }
 
+    /// <summary>
+    /// Small host-to-device copies go through the stream's four pinned slots. With the stream kept busy, twelve copies
+    /// from one host array, overwritten after each call, each land as they were when queued. So every slot is reused
+    /// only after its copy has completed. The last copy is past the slots' size and goes from pageable memory.
+    /// </summary>
+    [Fact]
+    public void Copies_queued_behind_work_land_as_they_were_when_queued_through_reused_pinned_slots()
+    {
+        using var device = Gpu.OpenOrSkip();
+        using var stream = device.CreateStream();
+        const int Busy = 1 << 22;
+        using var bx = device.Allocate<float>(Busy);
+        using var by = device.Allocate<float>(Busy);
+        stream.FillBytes(bx, 0);
+        stream.FillBytes(by, 0);
+        for (var launch = 0; launch < 50; launch++)
+        {
+            stream.Launch(Saxpy, "saxpy", Dim3.Of(Busy / 256), new KernelArguments().Add(bx).Add(by).Add(Busy).Add(0.5f));
+        }
+        int[] lengths = [1, 7, 1000, 4096, 65536, 100_000, 3, 262_144, 5000, 17, 200_000, 300_000];
+        var host = new float[lengths.Max()];
+        var buffers = lengths.Select(n => device.Allocate<float>(n)).ToArray();
+        try
+        {
+            for (var i = 0; i < lengths.Length; i++)
+            {
+                for (var j = 0; j < lengths[i]; j++)
+                {
+                    host[j] = i * 1_000_000 + j;
+                }
+                stream.CopyToDevice(buffers[i], host.AsSpan(0, lengths[i]));
+                Array.Fill(host, -1f);  // the call has taken what it needs
+            }
+            stream.Synchronize();
+            for (var i = 0; i < lengths.Length; i++)
+            {
+                var landed = buffers[i].ToArray();
+                var wrong = Enumerable.Range(0, lengths[i]).FirstOrDefault(j => landed[j] != i * 1_000_000 + j, -1);
+                Assert.True(wrong < 0, $"copy {i} ({lengths[i]} floats): element {wrong} is {(wrong < 0 ? 0 : landed[wrong])}");
+            }
+        }
+        finally
+        {
+            foreach (var buffer in buffers)
+            {
+                buffer.Dispose();
+            }
+        }
+    }
+
     [Fact]
     public void A_launch_computes_on_the_stream_and_compiles_its_module_once()
     {

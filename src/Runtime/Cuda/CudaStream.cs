@@ -13,6 +13,7 @@ public sealed unsafe class CudaStream : IDisposable
 {
     private readonly nint _handle;
     private int _disposed;
+    private PinnedStaging? _staging;
 
     /// <summary><c>CU_STREAM_NON_BLOCKING</c>: the stream does not synchronize with the legacy default stream.</summary>
     internal const uint NonBlocking = 1;
@@ -61,7 +62,11 @@ public sealed unsafe class CudaStream : IDisposable
     }
 
     /// <summary>Queues a copy of <paramref name="source"/> to the start of <paramref name="destination"/>.</summary>
-    /// <remarks>From ordinary (pageable) memory the driver stages the data before returning, so the span may be reused at once.</remarks>
+    /// <remarks>
+    /// The span may be reused at once. Up to <see cref="PinnedStaging.MaxBytes"/> the data is copied into a page-locked
+    /// slot of this stream first, so queueing never waits for the device; larger copies come from the span's own
+    /// (pageable) memory, which the driver stages before returning.
+    /// </remarks>
     public void CopyToDevice<T>(DeviceBuffer<T> destination, ReadOnlySpan<T> source) where T : unmanaged
     {
         ArgumentNullException.ThrowIfNull(destination);
@@ -74,6 +79,11 @@ public sealed unsafe class CudaStream : IDisposable
         Device.MakeCurrent();
         fixed (T* host = source)
         {
+            if ((long)bytes <= PinnedStaging.MaxBytes)
+            {
+                LazyInitializer.EnsureInitialized(ref _staging, () => new PinnedStaging(Device)).Copy(destination.DevicePointer, host, bytes, _handle);
+                return;
+            }
             CudaException.Check(CudaApi.cuMemcpyHtoDAsync_v2(destination.DevicePointer, host, bytes, _handle), $"Queueing a copy of {bytes} bytes to {destination}");
         }
     }
@@ -194,6 +204,7 @@ public sealed unsafe class CudaStream : IDisposable
         {
             return;
         }
+        _staging?.Dispose();
         Device.MakeCurrent();
         CudaException.Check(CudaApi.cuStreamDestroy_v2(_handle), "Destroying a stream");
     }

@@ -30,6 +30,8 @@ internal static unsafe partial class CudaApi
     [LibraryImport(Lib)] public static partial CuResult cuMemGetInfo_v2(out nuint free, out nuint total);
     [LibraryImport(Lib)] public static partial CuResult cuMemAlloc_v2(out ulong devicePointer, nuint bytes);
     [LibraryImport(Lib)] public static partial CuResult cuMemFree_v2(ulong devicePointer);
+    [LibraryImport(Lib)] public static partial CuResult cuMemHostAlloc(out nint pointer, nuint bytes, uint flags);
+    [LibraryImport(Lib)] public static partial CuResult cuMemFreeHost(nint pointer);
     [LibraryImport(Lib)] public static partial CuResult cuMemcpyHtoD_v2(ulong destination, void* source, nuint bytes);
     [LibraryImport(Lib)] public static partial CuResult cuMemcpyDtoH_v2(void* destination, ulong source, nuint bytes);
     [LibraryImport(Lib)] public static partial CuResult cuMemcpyHtoDAsync_v2(ulong destination, void* source, nuint bytes, nint stream);

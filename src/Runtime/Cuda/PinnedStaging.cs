@@ -1,0 +1,95 @@
+using KernelDsl.Native;
+
+namespace KernelDsl;
+
+/// <summary>
+/// Page-locked slots that a stream's small host-to-device copies pass through. From pageable memory the driver may wait
+/// for the stream before it stages a copy (the driver API's synchronization rules), so the host's next launches queue
+/// only once the device has drained: decode's per-call page table is such a copy. From a pinned slot the copy is fully
+/// asynchronous. A slot is overwritten only once its last copy has completed (its event), which a ring of four slots
+/// makes rare.
+/// </summary>
+internal sealed unsafe class PinnedStaging : IDisposable
+{
+    /// <summary>Copies up to this size take a slot; larger ones stay pageable, where staging would cost more than it saves.</summary>
+    public const long MaxBytes = 1 << 20;
+
+    private const int Slots = 4;
+    /// <summary><c>CU_EVENT_DISABLE_TIMING</c>: the events only order, so they skip the timestamps.</summary>
+    private const uint NoTiming = 2;
+
+    private readonly CudaDevice _device;
+    private readonly nint[] _memory = new nint[Slots];
+    private readonly nuint[] _capacity = new nuint[Slots];
+    private readonly nint[] _copied = new nint[Slots];
+    private readonly bool[] _pending = new bool[Slots];
+    private readonly Lock _gate = new();
+    private int _next;
+
+    public PinnedStaging(CudaDevice device) => _device = device;
+
+    /// <summary>Copies <paramref name="bytes"/> at <paramref name="source"/> into a slot and queues the slot's copy to <paramref name="destination"/> on <paramref name="stream"/>.</summary>
+    public void Copy(ulong destination, void* source, nuint bytes, nint stream)
+    {
+        lock (_gate)
+        {
+            var slot = _next;
+            _next = (_next + 1) % Slots;
+            if (_pending[slot])
+            {
+                CudaException.Check(CudaApi.cuEventSynchronize(_copied[slot]), "Waiting for a staged copy");
+                _pending[slot] = false;
+            }
+            if (_capacity[slot] < bytes)
+            {
+                if (_memory[slot] != 0)
+                {
+                    CudaException.Check(CudaApi.cuMemFreeHost(_memory[slot]), "Freeing a pinned staging slot");
+                    (_memory[slot], _capacity[slot]) = (0, 0);
+                }
+                var capacity = (nuint)Math.Max(4096UL, System.Numerics.BitOperations.RoundUpToPowerOf2((ulong)bytes));
+                CudaException.Check(CudaApi.cuMemHostAlloc(out _memory[slot], capacity, 0), $"Allocating {capacity} bytes of pinned staging");
+                _capacity[slot] = capacity;
+            }
+            if (_copied[slot] == 0)
+            {
+                CudaException.Check(CudaApi.cuEventCreate(out _copied[slot], NoTiming), "Creating a staging event");
+            }
+            Buffer.MemoryCopy(source, (void*)_memory[slot], _capacity[slot], bytes);
+            CudaException.Check(CudaApi.cuMemcpyHtoDAsync_v2(destination, (void*)_memory[slot], bytes, stream), $"Queueing a copy of {bytes} bytes");
+            CudaException.Check(CudaApi.cuEventRecord(_copied[slot], stream), "Recording a staged copy");
+            _pending[slot] = true;
+        }
+    }
+
+    /// <summary>Waits for the slots' copies, then frees them (the context must still be alive).</summary>
+    public void Dispose()
+    {
+        lock (_gate)
+        {
+            if (_device.IsDisposed)
+            {
+                return;
+            }
+            _device.MakeCurrent();
+            for (var slot = 0; slot < Slots; slot++)
+            {
+                if (_pending[slot])
+                {
+                    _ = CudaApi.cuEventSynchronize(_copied[slot]);
+                    _pending[slot] = false;
+                }
+                if (_copied[slot] != 0)
+                {
+                    _ = CudaApi.cuEventDestroy_v2(_copied[slot]);
+                    _copied[slot] = 0;
+                }
+                if (_memory[slot] != 0)
+                {
+                    _ = CudaApi.cuMemFreeHost(_memory[slot]);
+                    (_memory[slot], _capacity[slot]) = (0, 0);
+                }
+            }
+        }
+    }
+}
