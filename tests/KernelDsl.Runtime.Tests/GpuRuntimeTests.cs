@@ -94,25 +94,26 @@ public class GpuRuntimeTests
     }
 
     /// <summary>
-    /// Small host-to-device copies go through the stream's four pinned slots. With the stream kept busy, twelve copies
-    /// from one host array, overwritten after each call, each land as they were when queued. So every slot is reused
-    /// only after its copy has completed. The last copy is past the slots' size and goes from pageable memory.
+    /// Small host-to-device copies go through the stream's four pinned slots. Twelve copies of one size (so no slot is
+    /// reallocated) from one host array, overwritten after each call, are queued behind about 3 ms of work: copies 5–12
+    /// reuse slots whose copies have not run yet, so each must wait for its slot's copy, or an earlier copy lands later
+    /// data. Then copies at the slots' size limit and past it (pageable) land too.
     /// </summary>
     [Fact]
     public void Copies_queued_behind_work_land_as_they_were_when_queued_through_reused_pinned_slots()
     {
         using var device = Gpu.OpenOrSkip();
         using var stream = device.CreateStream();
-        const int Busy = 1 << 22;
+        const int Busy = 1 << 22, Small = 4096;
         using var bx = device.Allocate<float>(Busy);
         using var by = device.Allocate<float>(Busy);
         stream.FillBytes(bx, 0);
         stream.FillBytes(by, 0);
-        for (var launch = 0; launch < 50; launch++)
+        for (var launch = 0; launch < 200; launch++)
         {
             stream.Launch(Saxpy, "saxpy", Dim3.Of(Busy / 256), new KernelArguments().Add(bx).Add(by).Add(Busy).Add(0.5f));
         }
-        int[] lengths = [1, 7, 1000, 4096, 65536, 100_000, 3, 262_144, 5000, 17, 200_000, 300_000];
+        int[] lengths = [.. Enumerable.Repeat(Small, 12), (int)(PinnedStaging.MaxBytes / sizeof(float)), (int)(PinnedStaging.MaxBytes / sizeof(float)) + 1];
         var host = new float[lengths.Max()];
         var buffers = lengths.Select(n => device.Allocate<float>(n)).ToArray();
         try
@@ -125,6 +126,10 @@ public class GpuRuntimeTests
                 }
                 stream.CopyToDevice(buffers[i], host.AsSpan(0, lengths[i]));
                 Array.Fill(host, -1f);  // the call has taken what it needs
+                if (i == 3)
+                {
+                    Assert.False(stream.IsIdle(), "the busy work ended before the slots were reused: the test would prove nothing");
+                }
             }
             stream.Synchronize();
             for (var i = 0; i < lengths.Length; i++)

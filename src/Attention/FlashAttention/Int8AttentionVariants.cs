@@ -238,6 +238,17 @@ public static partial class Int8AttentionD128WgmmaStages3;
 public static partial class Int8AttentionD128CausalWgmmaStages3;
 
 /// <summary>
+/// D = 128 on wgmma with three K/V stages on a persistent grid: one block an SM walks the tiles, and a tile's epilogue
+/// overlaps the next tile's copies (docs/PERF_NOTES.md §13).
+/// </summary>
+[FlashAttentionForward(Like = typeof(Int8AttentionD128Wgmma), Stages = 3, Persistent = true)]
+public static partial class Int8AttentionD128WgmmaPersistent;
+
+/// <summary>D = 128, causal, on wgmma with three K/V stages on a persistent grid, each head's query blocks longest first.</summary>
+[FlashAttentionForward(Like = typeof(Int8AttentionD128Wgmma), Stages = 3, Persistent = true, Causal = true)]
+public static partial class Int8AttentionD128CausalWgmmaPersistent;
+
+/// <summary>
 /// D = 128 on wgmma with Recipe D: TMA brings V as it comes, and the producer warpgroup rewrites each block [channel][key] in
 /// π order with ldmatrix.trans + prmt + stmatrix before the consumers' P·V (docs/V_TRANSPOSE.md). No transposing quantize kernel.
 /// </summary>

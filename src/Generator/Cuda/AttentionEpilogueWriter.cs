@@ -112,10 +112,19 @@ public sealed class AttentionEpilogueWriter(AttentionPlan plan, ChannelMap chann
         {
             throw new InvalidOperationException($"Staging O needs adjacent channel pairs; {plan.Spec.KernelPrefix} maps them as {channels}.");
         }
-        w.Line($"// O goes through shared memory, in the K/V stages that every consumer warp is done with after this barrier:");
-        w.Line($"// each warp writes its 16 rows ({rowBytes}-byte rows, padded onto distinct banks), then stores them whole in 16-byte pieces.");
-        w.Line($"kdsl_bar_sync({N.EpilogueBarrier}, {128 * plan.ConsumerWarpgroups});");
-        w.Line($"const u32 so = {N.SharedKAddress} + {rowOrigin} * {rowBytes};  // this warp's 16 rows");
+        if (plan.Persistent)
+        {
+            w.Line($"// O goes through its own shared memory (the K/V stages already hold the next tile): each warp writes its 16 rows");
+            w.Line($"// ({rowBytes}-byte rows, padded onto distinct banks), then stores them whole in 16-byte pieces.");
+            w.Line($"const u32 so = {N.OutputStagingAddress} + {rowOrigin} * {rowBytes};  // this warp's 16 rows");
+        }
+        else
+        {
+            w.Line($"// O goes through shared memory, in the K/V stages that every consumer warp is done with after this barrier:");
+            w.Line($"// each warp writes its 16 rows ({rowBytes}-byte rows, padded onto distinct banks), then stores them whole in 16-byte pieces.");
+            w.Line($"kdsl_bar_sync({N.EpilogueBarrier}, {128 * plan.ConsumerWarpgroups});");
+            w.Line($"const u32 so = {N.SharedKAddress} + {rowOrigin} * {rowBytes};  // this warp's 16 rows");
+        }
         WriteForEachTile(
             row: () =>
             {

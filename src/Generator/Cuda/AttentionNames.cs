@@ -43,6 +43,12 @@ internal static class AttentionNames
     public const string SharedK = "sk";
     /// <summary>The K stages' shared-memory address (u32), as TMA, wgmma and st/ld.shared take it.</summary>
     public const string SharedKAddress = "sk_addr";
+    /// <summary>A persistent grid's own O staging region (u32 shared address): BlockM padded rows.</summary>
+    public const string OutputStagingAddress = "so_addr";
+    /// <summary>A persistent grid's running count of the K/V blocks this block has consumed (or issued) before the tile.</summary>
+    public const string BlocksBefore = "it";
+    /// <summary>A persistent grid's count of the tiles this block has done before this one; its parity picks the Q buffer.</summary>
+    public const string TilesBefore = "local";
 
     // Named barriers of the warp-specialized form (0 is __syncthreads).
 

@@ -34,9 +34,9 @@ public sealed class AttentionSoftmaxWriter(AttentionPlan plan, CodeWriter w, str
 
     /// <summary>
     /// Whether key (jt, r) is hidden: outside the sequence, above the causal diagonal for its row, or false under the
-    /// user's mask. The mask is asked at every score, with the row and key clamped into the sequences (whose arrays it may
-    /// index), and combined without short-circuits: its loads are then unconditional, so the compiler loads a row's or a
-    /// key's array entry once for all the scores that share it, instead of once a score.
+    /// user's mask. The mask is asked at every score (behind the causal test, if any), with the row and key clamped into
+    /// the sequences (whose arrays it may index), and combined without short-circuits: its loads are then unconditional,
+    /// so the compiler loads a row's or a key's array entry once for all the scores that share it, instead of once a score.
     /// </summary>
     private string KeyMasked
     {
@@ -49,7 +49,9 @@ public sealed class AttentionSoftmaxWriter(AttentionPlan plan, CodeWriter w, str
             }
             if (_spec.Mask is { } mask)
             {
-                masked += $" | (row >= seq_q) | !{ModifierWriter.Call(mask, MaskSite)}";
+                // Behind the causal test, the mask is asked only where causality shows the key: a mask may index by
+                // an expression (k - q …) that is in bounds only there.
+                masked += $"{(_spec.Causal ? " ||" : " |")} (row >= seq_q) | !{ModifierWriter.Call(mask, MaskSite)}";
             }
             return masked;
         }

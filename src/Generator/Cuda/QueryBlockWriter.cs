@@ -10,6 +10,19 @@ namespace KernelDsl.Generator.Cuda;
 /// </summary>
 public static class QueryBlockWriter
 {
+    /// <summary>
+    /// A persistent grid's tile <paramref name="tile"/> as the same names: tiles run head by head, and within a head its
+    /// query blocks longest first when causal, as the one-tile-a-block grid orders them.
+    /// </summary>
+    public static void WriteTile(CodeWriter w, AttentionPlan plan, string tile)
+    {
+        var s = plan.Spec;
+        w.Line($"const int tile_head = {tile} / q_blocks, tile_block = {tile} % q_blocks;");
+        w.Line($"const int {N.QueryBlock} = {(s.Causal ? "q_blocks - 1 - tile_block" : "tile_block")};");
+        w.Line($"const int {N.Batch} = tile_head / heads_q, {N.Head} = tile_head % heads_q, {N.KvHead} = {N.Head} / (heads_q / heads_kv);");
+        WriteIndices(w, s);
+    }
+
     public static void Write(CodeWriter w, AttentionPlan plan)
     {
         var s = plan.Spec;
@@ -27,6 +40,11 @@ public static class QueryBlockWriter
             w.Line($"const int {N.QueryBlock} = blockIdx.x;");
         }
         w.Line($"const int {N.Batch} = blockIdx.z, {N.Head} = blockIdx.y, {N.KvHead} = {N.Head} / (heads_q / heads_kv);  // GQA: heads_q / heads_kv query heads share a KV head");
+        WriteIndices(w, s);
+    }
+
+    private static void WriteIndices(CodeWriter w, AttentionSpec s)
+    {
         w.Line($"const long long {N.BatchHead} = (long long){N.Batch} * heads_q + {N.Head}, {N.BatchKvHead} = (long long){N.Batch} * heads_kv + {N.KvHead};");
         w.Line($"const int {N.FirstRow} = {N.QueryBlock} * {s.BlockM};");
     }

@@ -37,14 +37,15 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
         var stages = s.Stages;
         _w.Line($"extern __shared__ __align__(128) u8 kdsl_shared_raw[];");
         _w.Line($"// TMA's swizzle pattern repeats every {AttentionPlan.TmaAlignment} bytes and wgmma's descriptors assume the same phase: align the tiles to it.");
-        _w.Line($"u8* const {N.SharedQ} = (u8*)(((unsigned long long)kdsl_shared_raw + {AttentionPlan.TmaAlignment - 1}) & ~{AttentionPlan.TmaAlignment - 1}ull);  // Q: {s.BlockM}×{d} bytes");
-        _w.Line($"u8* const {N.SharedK} = {N.SharedQ} + {plan.QStageBytes};                 // K: {stages} × {plan.KStageBytes} bytes, [key][channel]");
+        var q = plan.Persistent ? QBase : N.SharedQ;
+        _w.Line($"u8* const {q} = (u8*)(((unsigned long long)kdsl_shared_raw + {AttentionPlan.TmaAlignment - 1}) & ~{AttentionPlan.TmaAlignment - 1}ull);  // Q: {(plan.Persistent ? "2 × " : "")}{s.BlockM}×{d} bytes");
+        _w.Line($"u8* const {N.SharedK} = {q} + {plan.QBuffers * plan.QStageBytes};                 // K: {stages} × {plan.KStageBytes} bytes, [key][channel]");
         _w.Line($"u8* const sv = {N.SharedK} + {stages * plan.KStageBytes};        // V: {stages} × {plan.VStageBytes} bytes, [channel][key] in π order ({(plan.InKernelTransposedV ? "written by the producer, Recipe D" : "as its quantize kernel wrote it, Recipe C")})");
         if (plan.InKernelTransposedV)
         {
             _w.Line($"u8* const sn = sv + {stages * plan.VStageBytes};        // V as it comes: {stages} × {plan.VStagingBytes} bytes, [key][channel], for Recipe D");
         }
-        _w.Line($"const u32 sq_addr = kdsl_smem({N.SharedQ}), {N.SharedKAddress} = kdsl_smem({N.SharedK}), sv_addr = kdsl_smem(sv);");
+        _w.Line($"const u32 {(plan.Persistent ? QBaseAddress : "sq_addr")} = kdsl_smem({q}), {N.SharedKAddress} = kdsl_smem({N.SharedK}), sv_addr = kdsl_smem(sv);");
         if (plan.InKernelTransposedV)
         {
             _w.Line($"const u32 sn_addr = kdsl_smem(sn);");
@@ -60,6 +61,13 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
                 _w.Line($"// mbarriers: per stage K full, V full (TMA bytes), K/V empty (one arrival per consumer warp). Q needs none: the consumers write it.");
                 _w.Line($"const u32 k_full = sv_addr + {stages * plan.VStageBytes}, v_full = k_full + {8 * stages}, kv_empty = v_full + {8 * stages};");
             }
+            else if (plan.Persistent)
+            {
+                _w.Line($"const u32 {N.OutputStagingAddress} = sv_addr + {stages * plan.VStageBytes};  // O: {s.BlockM} rows of {plan.OutputStagingRowBytes} bytes, staged by the epilogue");
+                _w.Line($"// mbarriers: per Q buffer Q full (TMA bytes) and Q empty (one arrival per consumer warp); per stage K full, V full, K/V empty.");
+                _w.Line($"const u32 q_full = {N.OutputStagingAddress} + {plan.OutputStagingBytes}, q_empty = q_full + 16;");
+                _w.Line($"const u32 k_full = q_empty + 16, v_full = k_full + {8 * stages}, kv_empty = v_full + {8 * stages};");
+            }
             else
             {
                 _w.Line($"// mbarriers: Q full; per stage K full, V full (TMA bytes), K/V empty (one arrival per consumer warp).");
@@ -68,7 +76,15 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
             }
         }
         _w.Line($"const int tid = threadIdx.x, {N.Lane} = tid & 31, {N.Warp} = tid >> 5, wg = {N.Warp} >> 2, {N.Group} = {N.Lane} >> 2, {N.ThreadInGroup} = {N.Lane} & 3;");
-        QueryBlockWriter.Write(_w, plan);
+        if (plan.Persistent)
+        {
+            _w.Line($"// A persistent grid: this block walks tiles blockIdx.x, + gridDim.x, …, of q_blocks × heads_q × batch.");
+            _w.Line($"const int q_blocks = (seq_q + {s.BlockM - 1}) / {s.BlockM}, tiles = q_blocks * heads_q * batch;");
+        }
+        else
+        {
+            QueryBlockWriter.Write(_w, plan);
+        }
         if (plan.QuantizesQ)
         {
             _w.Line($"const int {N.KTiles} = (seq_k + {plan.KScaleKeys - 1}) / {plan.KScaleKeys};  // K scales per {plan.KScaleKeys} keys");
@@ -79,7 +95,11 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
         }
         _w.Block($"if (tid == 0)", () =>
         {
-            if (!plan.QuantizesQ)
+            if (plan.Persistent)
+            {
+                _w.Line($"for (int qs = 0; qs < 2; ++qs) {{ kdsl_mbar_init(q_full + 8 * qs, 1); kdsl_mbar_init(q_empty + 8 * qs, {4 * plan.ConsumerWarpgroups}); }}");
+            }
+            else if (!plan.QuantizesQ)
             {
                 _w.Line($"kdsl_mbar_init(q_full, 1);");
             }
@@ -95,10 +115,16 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
                 }
             });
             _w.Line($"kdsl_mbar_init_fence();");
-            WriteQCopy();
+            if (!plan.Persistent)
+            {
+                WriteQCopy();
+            }
         });
         _w.Line($"__syncthreads();  // the last block-wide barrier: the warpgroups part ways here");
-        KeyBlockRangeWriter.Write(_w, plan);
+        if (!plan.Persistent)
+        {
+            KeyBlockRangeWriter.Write(_w, plan);
+        }
         _w.Line();
     }
 
@@ -152,6 +178,10 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
                     _w.Line($"if ({N.Lane} == 0) kdsl_mbar_arrive(v_full + 8 * st);");
                 });
             }
+            else if (plan.Persistent)
+            {
+                WritePersistentProducer();
+            }
             else
             {
                 _w.Block($"if (tid == 0)", () =>
@@ -168,6 +198,44 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
         });
         _w.Line();
     }
+
+    /// <summary>
+    /// A persistent grid's producer: warp 0 walks the block's tiles, finds each one's key-block range (warp-wide, as the
+    /// consumers do), and lane 0 issues its Q copy into buffer <c>local &amp; 1</c> once the consumers released that buffer's
+    /// tile before last, then its K/V copies. K/V stages and phases count every block of every tile, so the next tile's
+    /// copies fill the stages the current one frees.
+    /// </summary>
+    private void WritePersistentProducer()
+    {
+        var s = _spec;
+        var stages = s.Stages;
+        _w.Block($"if ({N.Warp} == 0)", () =>
+        {
+            _w.Line($"int {N.BlocksBefore} = 0;");
+            _w.Block($"for (int tile = blockIdx.x, {N.TilesBefore} = 0; tile < tiles; tile += gridDim.x, ++{N.TilesBefore})", () =>
+            {
+                QueryBlockWriter.WriteTile(_w, plan, "tile");
+                KeyBlockRangeWriter.Write(_w, plan);
+                _w.Block($"if ({N.Lane} == 0)", () =>
+                {
+                    _w.Line($"const int qs = {N.TilesBefore} & 1;");
+                    _w.Line($"if ({N.TilesBefore} >= 2) kdsl_mbar_wait(q_empty + 8 * qs, (({N.TilesBefore} >> 1) - 1) & 1);  // the consumers are done with the tile before last");
+                    _w.Line($"kdsl_mbar_arrive_expect_tx(q_full + 8 * qs, {plan.QStageBytes});");
+                    _w.Line($"kdsl_tma_load_3d({QBaseAddress} + qs * {plan.QStageBytes}, &q_map, q_full + 8 * qs, 0, {N.FirstRow}, (int){N.BatchHead});  // rows past seq_q arrive as zeros");
+                    _w.Block($"for (int j = 0; j < {N.KeyBlocks}; ++j)", () =>
+                    {
+                        _w.Line($"const int counted = {N.BlocksBefore} + j, st = counted % {stages};  // the block's number among all this block's tiles");
+                        _w.Line($"if (counted >= {stages}) kdsl_mbar_wait(kv_empty + 8 * st, ((counted / {stages}) - 1) & 1);");
+                        WriteKvCopies($"({N.FirstKeyBlock} + j)", "st", "v_full", "sv_addr", plan.VStageBytes, $"({N.FirstKeyBlock} + j) * {s.BlockN}, 0, {N.KvHead}, {N.Batch}");
+                    });
+                });
+                _w.Line($"{N.BlocksBefore} += {N.KeyBlocks};");
+            });
+        });
+    }
+
+    /// <summary>A persistent grid's Q buffers: the base of both, and its shared-memory address.</summary>
+    private const string QBase = "sq_base", QBaseAddress = "sq_base_addr";
 
     /// <summary>
     /// The TMA copy of this block's Q rows onto q_full, once, issued by the thread that initialises the barriers right
@@ -210,6 +278,35 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
         _w.Line($"kdsl_setmaxnreg_inc<{plan.ConsumerRegisters}>();");
         _w.Line($"const int cg = wg - 1;");
         _w.Line($"const int warp_row = cg * 64 + ({N.Warp} & 3) * 16;");
+        if (!plan.Persistent)
+        {
+            WriteConsumerTile();
+            return;
+        }
+        _w.Line($"int {N.BlocksBefore} = 0;");
+        _w.Block($"for (int tile = blockIdx.x, {N.TilesBefore} = 0; tile < tiles; tile += gridDim.x, ++{N.TilesBefore})", () =>
+        {
+            QueryBlockWriter.WriteTile(_w, plan, "tile");
+            KeyBlockRangeWriter.Write(_w, plan);
+            _w.Line($"const int qs = {N.TilesBefore} & 1;");
+            _w.Line($"u8* const {N.SharedQ} = {QBase} + qs * {plan.QStageBytes};  // this tile's Q buffer, under the name every section reads");
+            _w.Line($"const u32 sq_addr = {QBaseAddress} + qs * {plan.QStageBytes};");
+            WriteConsumerTile();
+            _w.Line($"{N.BlocksBefore} += {N.KeyBlocks};");
+            _w.Line($"__syncwarp();");
+            _w.Line($"if ({N.Lane} == 0) kdsl_mbar_arrive(q_empty + 8 * qs);  // the warp has read this tile's Q for the last time (the LSE)");
+        });
+    }
+
+    /// <summary>
+    /// One tile's work in a consumer warp: Q's scale and wait, the key blocks, the epilogue. On a persistent grid, K/V stages
+    /// and phases count from the blocks of the tiles before (<see cref="AttentionNames.BlocksBefore"/>).
+    /// </summary>
+    private void WriteConsumerTile()
+    {
+        var s = _spec;
+        var d = s.HeadDim;
+        var stages = s.Stages;
         _w.Line($"float {N.RowMax}[2] = {{-KDSL_INF, -KDSL_INF}}, {N.RowSum}[2] = {{0.f, 0.f}};");
         _w.Line($"float {N.O}[{plan.OTiles}][4];");
         WriteFill(N.O, plan.OTiles, "0.f");
@@ -223,7 +320,11 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
         }
         _w.Line($"// K-major descriptors, {d}-byte rows of Q and K, {plan.VRowBytes}-byte rows of V: 8 rows per swizzle atom; each k32 step moves 32 bytes (2 in the address field).");
         _w.Line($"const unsigned long long q_desc = kdsl_wgmma_desc(sq_addr + cg * {64 * d}, {8 * d}, {TmaSwizzle.DescriptorMode(d)});");
-        if (!plan.QuantizesQ)
+        if (plan.Persistent)
+        {
+            _w.Line($"kdsl_mbar_wait(q_full + 8 * qs, ({N.TilesBefore} >> 1) & 1);");
+        }
+        else if (!plan.QuantizesQ)
         {
             _w.Line($"kdsl_mbar_wait(q_full, 0);");
         }
@@ -243,17 +344,25 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
         _w.Block($"if ({N.KeyBlocks} > 0)", () =>
         {
             _w.Line($"const int j = 0, {N.KeyBlock} = {N.FirstKeyBlock};");
-            WriteScores("0", "0u", pipelined: false);
+            if (plan.Persistent)
+            {
+                _w.Line($"const int st = {N.BlocksBefore} % {stages};");
+                WriteScores("st", $"(u32)({N.BlocksBefore} / {stages}) & 1u", pipelined: false);
+            }
+            else
+            {
+                WriteScores("0", "0u", pipelined: false);
+            }
             var softmax = new AttentionSoftmaxWriter(plan, _w, "warp_row");
             softmax.WriteSoftmax();
             softmax.WritePackP(N.PackedP, declare: false);
         });
         _w.Block($"for (int j = 1; j < {N.KeyBlocks}; ++j)", () =>
         {
-            _w.Line($"const int st = j % {stages}, prev = (j - 1) % {stages}, {N.KeyBlock} = {N.FirstKeyBlock} + j;");
+            _w.Line($"const int st = {Counted("j")} % {stages}, prev = ({CountedSum("j - 1")}) % {stages}, {N.KeyBlock} = {N.FirstKeyBlock} + j;");
             var softmax = new AttentionSoftmaxWriter(plan, _w, "warp_row");
             softmax.WriteKScaleLoads();
-            WriteScores("st", $"(u32)(j / {stages}) & 1u", pipelined: true);
+            WriteScores("st", $"(u32)({Counted("j")} / {stages}) & 1u", pipelined: true);
             softmax.WriteSoftmax(kScalesLoaded: true);
             WriteProductWait("prev");
             _w.Line($"// P is packed into pa only now: written while P·V still read pa's stage, ptxas would serialize every wgmma (C7513).");
@@ -265,8 +374,8 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
         _w.Block($"if ({N.KeyBlocks} > 0)", () =>
         {
             _w.Line($"// The last block's P·V, with nothing left to overlap it with.");
-            _w.Line($"const int prev = ({N.KeyBlocks} - 1) % {stages};");
-            WriteProductIssue("prev", $"(u32)(({N.KeyBlocks} - 1) / {stages}) & 1u");
+            _w.Line($"const int prev = ({CountedSum($"{N.KeyBlocks} - 1")}) % {stages};");
+            WriteProductIssue("prev", $"(u32)(({CountedSum($"{N.KeyBlocks} - 1")}) / {stages}) & 1u");
             WriteProductWait("prev");
             _w.Line($"#pragma unroll");
             _w.Line($"for (int i = 0; i < {plan.OTiles}; ++i) {{ {N.O}[i][0] += {Block(0)}; {N.O}[i][1] += {Block(1)}; {N.O}[i][2] += {Block(2)}; {N.O}[i][3] += {Block(3)}; }}");
@@ -276,6 +385,15 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
         // tile 2ci + jt lands on 16ci + 8jt + 2t + i.
         new AttentionEpilogueWriter(plan, NaturalChannels, _w, "warp_row").Write();
     }
+
+    /// <summary>
+    /// Block <paramref name="j"/> of the tile counted from the block's first tile: K/V stages and their phases follow
+    /// every block this block has consumed, which on a persistent grid includes the tiles before.
+    /// </summary>
+    private string Counted(string j) => plan.Persistent ? $"({N.BlocksBefore} + {j})" : j;
+
+    /// <summary><see cref="Counted"/> of a sum the caller parenthesizes itself.</summary>
+    private string CountedSum(string j) => plan.Persistent ? $"{N.BlocksBefore} + {j}" : j;
 
     /// <summary>Accumulator r of tile i of one block's P·V as a float: read through the float bias (integer P), or as it is (fp8).</summary>
     private string Block(int r) => plan.Fp8Pv ? $"ob[i][{r}]" : $"__int_as_float(ob[i][{r}]) - KDSL_FLOAT_BIAS";
@@ -294,7 +412,7 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
         WriteFill(N.S, plan.STiles, "KDSL_FLOAT_BIAS_BITS");
         if (pipelined)
         {
-            WriteProductIssue("prev", $"(u32)((j - 1) / {s.Stages}) & 1u", scoresFirst: true);
+            WriteProductIssue("prev", $"(u32)(({CountedSum("j - 1")}) / {s.Stages}) & 1u", scoresFirst: true);
             _w.Line($"kdsl_wgmma_wait<1>();  // S has landed; P·V of block j − 1 may still run");
         }
         else

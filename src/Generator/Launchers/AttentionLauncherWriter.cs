@@ -199,7 +199,17 @@ public static class AttentionLauncherWriter
             {
                 WriteTensorMaps(w, plan);
             }
-            LauncherSections.WriteLaunch(w, signature, "KernelName", "(seqQ + BlockM - 1) / BlockM, headsQ, batch");
+            if (plan.Persistent)
+            {
+                // One block an SM (or a block a tile, when there are fewer tiles), each walking the tiles.
+                w.Line($"var tiles = (long)((seqQ + BlockM - 1) / BlockM) * headsQ * batch;");
+                w.Line($"{Guard}.AtMost(tiles, int.MaxValue, nameof(batch), \"the persistent grid counts query blocks × heads × batch tiles in int\");");
+                LauncherSections.WriteLaunch(w, signature, "KernelName", "(int)global::System.Math.Min(tiles, stream.Device.SmCount)");
+            }
+            else
+            {
+                LauncherSections.WriteLaunch(w, signature, "KernelName", "(seqQ + BlockM - 1) / BlockM, headsQ, batch");
+            }
         });
         w.Line();
         w.Line($"/// <summary><see cref=\"Launch\"/> with every argument read from <paramref name=\"arguments\"/> by its parameter name.</summary>");

@@ -25,6 +25,13 @@ public sealed record AttentionPlan(AttentionSpec Spec)
     public bool WarpSpecialized => Qk.IsWarpgroup;
     /// <summary>Warpgroups that compute (all warps but the producer's four), 64 query rows each.</summary>
     public int ConsumerWarpgroups => Spec.Warps / 4 - 1;
+    /// <summary>
+    /// The wgmma form on a persistent grid: one block an SM walks the tiles; Q has two buffers and O its own staging, so a
+    /// tile's epilogue overlaps the next tile's copies.
+    /// </summary>
+    public bool Persistent => WarpSpecialized && Spec.Persistent;
+    /// <summary>Q's shared-memory buffers: two on a persistent grid (the next tile's Q lands while this one's LSE reads it).</summary>
+    public int QBuffers => Persistent ? 2 : 1;
 
     /// <summary>
     /// The wgmma form's setmaxnreg budgets. A producer thread keeps 24 registers (40 with Recipe D, whose producer warps
@@ -62,7 +69,7 @@ public sealed record AttentionPlan(AttentionSpec Spec)
     public int MinBlocksPerSm => Spec.MinBlocksPerSm;
     /// <summary>The tile configuration in words, e.g. "128×64 / 8 warps / 2 stages / 1 block/SM": what the autotuner reports (no commas: it lands in CSV).</summary>
     public string Tile => WarpSpecialized
-        ? $"{Spec.BlockM}×{Spec.BlockN} / wgmma 1+{ConsumerWarpgroups} warpgroup{(ConsumerWarpgroups == 1 ? "" : "s")}{(Spec.Pingpong ? " pingpong" : "")} / {Stages}" +
+        ? $"{Spec.BlockM}×{Spec.BlockN} / wgmma 1+{ConsumerWarpgroups} warpgroup{(ConsumerWarpgroups == 1 ? "" : "s")}{(Spec.Pingpong ? " pingpong" : "")}{(Persistent ? " persistent" : "")} / {Stages}" +
           (Spec.MinBlocksPerSm == 1 ? "" : $" / {Spec.MinBlocksPerSm} blocks/SM") + (QuantizesQ ? " / Q per row in kernel" : "")
         : $"{Spec.BlockM}×{Spec.BlockN} / {Spec.Warps} warps / {Stages} / {Spec.MinBlocksPerSm} block{(Spec.MinBlocksPerSm == 1 ? "" : "s")}/SM";
 
@@ -73,7 +80,7 @@ public sealed record AttentionPlan(AttentionSpec Spec)
     /// </summary>
     public string TileName => WarpSpecialized
         ? "wgmma" + (Spec.BlockM == 128 && Spec.BlockN == 128 ? "" : $"-{Spec.BlockM}x{Spec.BlockN}") + (ConsumerWarpgroups == 2 ? "" : $"-wg{ConsumerWarpgroups}")
-            + (Spec.Pingpong ? "-pingpong" : "") + $"-s{Spec.Stages}" + (Spec.MinBlocksPerSm == 1 ? "" : $"-b{Spec.MinBlocksPerSm}") + (QuantizesQ ? "-qrow" : "")
+            + (Spec.Pingpong ? "-pingpong" : "") + (Persistent ? "-persistent" : "") + $"-s{Spec.Stages}" + (Spec.MinBlocksPerSm == 1 ? "" : $"-b{Spec.MinBlocksPerSm}") + (QuantizesQ ? "-qrow" : "")
         : $"{Spec.BlockM}x{Spec.BlockN}-w{Spec.Warps}-s{Spec.Stages}" + (Spec.MinBlocksPerSm == 1 ? "" : $"-b{Spec.MinBlocksPerSm}");
     public Element VElement => F16Pv || Fp8Pv ? Pv.BElement : Element.S8;
     public int VBytes => VElement.SizeInBytes();
@@ -99,24 +106,25 @@ public sealed record AttentionPlan(AttentionSpec Spec)
     public int VRows => TransposedVTile ? Spec.HeadDim : Spec.BlockN;
     public int VRowBytes => TransposedVTile ? Spec.BlockN : Spec.HeadDim * VBytes;
     public int VStageBytes => VRows * VRowBytes;
-    public int TileBytes => QStageBytes + Spec.Stages * (KStageBytes + VStageBytes + VStagingBytes);
+    public int TileBytes => QBuffers * QStageBytes + Spec.Stages * (KStageBytes + VStageBytes + VStagingBytes) + (Persistent ? OutputStagingBytes : 0);
     /// <summary>
     /// A row of O staged in shared memory by the warp-specialized epilogue: HeadDim 16-bit values and 16 bytes of padding,
     /// which puts the 8 rows of a quad-pair store on distinct banks.
     /// </summary>
     public int OutputStagingRowBytes => 2 * Spec.HeadDim + 16;
+    public int OutputStagingBytes => Spec.BlockM * OutputStagingRowBytes;
     /// <summary>
-    /// The warp-specialized epilogue stages O in the K/V stages (free once every consumer is past its last MMA) and stores
-    /// whole rows in 16-byte pieces, where it fits there.
+    /// The warp-specialized epilogue stages O in shared memory and stores whole rows in 16-byte pieces: in its own region on
+    /// a persistent grid, else in the K/V stages (free once every consumer is past its last MMA), where it fits there.
     /// </summary>
-    public bool StagesOutput => WarpSpecialized && Spec.BlockM * OutputStagingRowBytes <= TileBytes - QStageBytes;
+    public bool StagesOutput => Persistent || (WarpSpecialized && OutputStagingBytes <= Spec.Stages * (KStageBytes + VStageBytes + VStagingBytes));
     /// <summary>TMA's 128-byte swizzle repeats every 1024 bytes and needs tiles aligned to it; the dynamic base is aligned by hand.</summary>
     public const int TmaAlignment = 1024;
     /// <summary>
-    /// mbarriers of the warp-specialized form: Q full (unless the kernel quantizes Q itself), then K full, V full, K/V empty
-    /// (and Recipe D's staged V full) per stage, 8 bytes each.
+    /// mbarriers of the warp-specialized form: Q full (unless the kernel quantizes Q itself; on a persistent grid Q full and
+    /// Q empty per Q buffer), then K full, V full, K/V empty (and Recipe D's staged V full) per stage, 8 bytes each.
     /// </summary>
-    public int Barriers => WarpSpecialized ? (QuantizesQ ? 0 : 1) + (InKernelTransposedV ? 4 : 3) * Spec.Stages : 0;
+    public int Barriers => WarpSpecialized ? (QuantizesQ ? 0 : Persistent ? 2 * QBuffers : 1) + (InKernelTransposedV ? 4 : 3) * Spec.Stages : 0;
     public int SharedMemoryBytes => WarpSpecialized ? TmaAlignment + TileBytes + 8 * Barriers : TileBytes;
 
     /// <summary>Integers below this magnitude survive the float-bias trick exactly (PtxHelper.FloatBias).</summary>

@@ -84,7 +84,8 @@ public static class AttentionSignature
         Buffer(Names.KMean, "float", spec.Score is null, "K's channel mean [B][Hkv][D]", "k_mean", "const float* __restrict__");
         Buffer(Names.O, oElement, false, "O with element strides", "O", "u16* __restrict__");
         Buffer(Names.Lse, "float", true, "LSE [B][Hq][Sq], natural log", "lse", "float* __restrict__");
-        Scalar(Names.Batch, "int", "batch (the grid's z extent)", null);
+        // The grid's z extent, except on a persistent grid, whose blocks walk every (query block, head, batch) tile.
+        Scalar(Names.Batch, "int", plan.Persistent ? "batch" : "batch (the grid's z extent)", plan.Persistent ? "batch" : null);
         Scalar(Names.HeadsQ, "int", "query heads", "heads_q");
         Scalar(Names.HeadsKv, "int", "KV heads", "heads_kv");
         Scalar(Names.SeqQ, "int", "query tokens", "seq_q");

@@ -108,6 +108,8 @@ public sealed record AttentionSpec : KernelSpec
     public int MinBlocksPerSm { get; init; } = 1;
     /// <summary>wgmma form: consumer warpgroups alternate their MMA issue through named barriers.</summary>
     public bool Pingpong { get; init; }
+    /// <summary>wgmma form: a persistent grid of one block an SM that walks the tiles.</summary>
+    public bool Persistent { get; init; }
     public required bool Causal { get; init; }
     public required Element Output { get; init; }
     public required bool Lse { get; init; }

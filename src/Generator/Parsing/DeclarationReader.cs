@@ -215,7 +215,7 @@ public static class DeclarationReader
                 {
                     Type = type, Targets = targets, SmemLayouts = smemLayouts, CopyAtoms = copyAtoms, Mma = mmaKind, PvMma = pvMmaKind,
                     HeadDim = named.Int("HeadDim", 128), BlockM = named.Int("BlockM", 128), QScaleRows = named.Int("QScaleRows", 0), QInput = named.Enum("QInput", Element.S8), BlockN = named.Int("BlockN", 64), KScaleKeys = named.Int("KScaleKeys", 0),
-                    Warps = named.Int("Warps", 8), Stages = named.Int("Stages", 2), MinBlocksPerSm = named.Int("MinBlocksPerSm", 1), Pingpong = named.Bool("Pingpong", false), Causal = named.Bool("Causal", false),
+                    Warps = named.Int("Warps", 8), Stages = named.Int("Stages", 2), MinBlocksPerSm = named.Int("MinBlocksPerSm", 1), Pingpong = named.Bool("Pingpong", false), Persistent = named.Bool("Persistent", false), Causal = named.Bool("Causal", false),
                     Output = named.Enum("Output", Element.F16), Lse = named.Bool("Lse", true),
                 },
                 LseMergeAttribute => new LseMergeSpec

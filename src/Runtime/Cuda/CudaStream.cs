@@ -15,6 +15,9 @@ public sealed unsafe class CudaStream : IDisposable
     private int _disposed;
     private PinnedStaging? _staging;
 
+    /// <summary>This stream's pinned slots, made on its first small copy (its constructor allocates nothing, so a lost race costs nothing).</summary>
+    private PinnedStaging Staging => _staging ?? Interlocked.CompareExchange(ref _staging, new PinnedStaging(Device), null) ?? _staging!;
+
     /// <summary><c>CU_STREAM_NON_BLOCKING</c>: the stream does not synchronize with the legacy default stream.</summary>
     internal const uint NonBlocking = 1;
 
@@ -63,9 +66,9 @@ public sealed unsafe class CudaStream : IDisposable
 
     /// <summary>Queues a copy of <paramref name="source"/> to the start of <paramref name="destination"/>.</summary>
     /// <remarks>
-    /// The span may be reused at once. Up to <see cref="PinnedStaging.MaxBytes"/> the data is copied into a page-locked
-    /// slot of this stream first, so queueing never waits for the device; larger copies come from the span's own
-    /// (pageable) memory, which the driver stages before returning.
+    /// The span may be reused at once. Up to <see cref="PinnedStaging.MaxBytes"/> the data is copied into one of this
+    /// stream's four page-locked slots first, so queueing waits for the device only when the copy four before it has not
+    /// landed yet; larger copies come from the span's own (pageable) memory, which the driver stages before returning.
     /// </remarks>
     public void CopyToDevice<T>(DeviceBuffer<T> destination, ReadOnlySpan<T> source) where T : unmanaged
     {
@@ -81,7 +84,7 @@ public sealed unsafe class CudaStream : IDisposable
         {
             if ((long)bytes <= PinnedStaging.MaxBytes)
             {
-                LazyInitializer.EnsureInitialized(ref _staging, () => new PinnedStaging(Device)).Copy(destination.DevicePointer, host, bytes, _handle);
+                Staging.Copy(destination.DevicePointer, host, bytes, _handle);
                 return;
             }
             CudaException.Check(CudaApi.cuMemcpyHtoDAsync_v2(destination.DevicePointer, host, bytes, _handle), $"Queueing a copy of {bytes} bytes to {destination}");

@@ -6,8 +6,8 @@ namespace KernelDsl;
 /// Page-locked slots that a stream's small host-to-device copies pass through. From pageable memory the driver may wait
 /// for the stream before it stages a copy (the driver API's synchronization rules), so the host's next launches queue
 /// only once the device has drained: decode's per-call page table is such a copy. From a pinned slot the copy is fully
-/// asynchronous. A slot is overwritten only once its last copy has completed (its event), which a ring of four slots
-/// makes rare.
+/// asynchronous. A slot is overwritten only once its last copy has completed (its event), so the host waits only when it
+/// runs more than four copies ahead of the device.
 /// </summary>
 internal sealed unsafe class PinnedStaging : IDisposable
 {
@@ -57,7 +57,13 @@ internal sealed unsafe class PinnedStaging : IDisposable
             }
             Buffer.MemoryCopy(source, (void*)_memory[slot], _capacity[slot], bytes);
             CudaException.Check(CudaApi.cuMemcpyHtoDAsync_v2(destination, (void*)_memory[slot], bytes, stream), $"Queueing a copy of {bytes} bytes");
-            CudaException.Check(CudaApi.cuEventRecord(_copied[slot], stream), "Recording a staged copy");
+            var recorded = CudaApi.cuEventRecord(_copied[slot], stream);
+            if (recorded != CuResult.Success)
+            {
+                // Without its event the slot's copy cannot be waited for alone: wait for the stream before reporting.
+                _ = CudaApi.cuStreamSynchronize(stream);
+                throw new CudaException(recorded, "Recording a staged copy");
+            }
             _pending[slot] = true;
         }
     }

@@ -143,6 +143,12 @@ public sealed class FlashAttentionForwardAttribute : Attribute
     /// barriers), so one warpgroup's softmax runs while the other's MMAs hold the tensor cores.
     /// </summary>
     public bool Pingpong { get; set; }
+    /// <summary>
+    /// wgmma form: a persistent grid, one block an SM walking the (query block, head, batch) tiles, so one tile's epilogue
+    /// runs while the next tile's Q, K and V stream in (two Q buffers, O staged in its own shared memory). Q must come
+    /// from its quantize kernel (TMA), V transposed by its quantize kernel (Recipe C), without pingpong.
+    /// </summary>
+    public bool Persistent { get; set; }
     /// <summary>Causal masking, bottom-right aligned when query and key lengths differ.</summary>
     public bool Causal { get; set; }
     /// <summary>Output element: F16 or BF16.</summary>

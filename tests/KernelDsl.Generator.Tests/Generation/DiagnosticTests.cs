@@ -510,6 +510,49 @@ public class DiagnosticTests
     }
 
     [Fact]
+    public void The_persistent_wgmma_declaration_is_valid()
+    {
+        var run = GeneratorHarness.RunGenerator(WgmmaAttention.Replace("Stages = 2,", "Stages = 2, Persistent = true,"));
+        Assert.Empty(run.GeneratorDiagnostics);
+    }
+
+    [Theory]
+    [InlineData("Pingpong = true,", "pingpong's turns do not carry from one tile to the next")]
+    [InlineData("QInput = Element.F16,", "loads Q by TMA from its quantize kernel: use QInput = S8")]
+    public void KDSL0003_what_the_persistent_wgmma_grid_leaves_out(string also, string rule)
+    {
+        var d = Single(WgmmaAttention.Replace("Stages = 2,", $"Stages = 2, Persistent = true, {also}"), "KDSL0003");
+        Assert.Contains("FlashAttentionForward.Persistent", d.GetMessage());
+        Assert.Contains(rule, d.GetMessage());
+    }
+
+    [Fact]
+    public void KDSL0003_persistent_with_V_transposed_in_the_kernel()
+    {
+        var recipeD = WgmmaAttention.Replace("Stages = 2,", "Stages = 2, Persistent = true,")
+            .Replace("[CopyAtom(Operand.V, CopyAtoms.LdsmPretransposed)]", "[CopyAtom(Operand.V, CopyAtoms.LdsmTransPrmt)]\n[CopyAtom(Operand.V, CopyAtoms.Stmatrix)]");
+        var d = Single(recipeD, "KDSL0003");
+        Assert.Contains("FlashAttentionForward.Persistent", d.GetMessage());
+        Assert.Contains("use V transposed by its quantize kernel (Recipe C)", d.GetMessage());
+    }
+
+    [Fact]
+    public void KDSL0003_persistent_with_two_blocks_an_SM()
+    {
+        var d = Single(WgmmaAttention.Replace("BlockM = 128", "BlockM = 64").Replace("Warps = 12", "Warps = 8").Replace("Stages = 2,", "Stages = 2, MinBlocksPerSm = 2, Persistent = true,"), "KDSL0003");
+        Assert.Contains("FlashAttentionForward.Persistent", d.GetMessage());
+        Assert.Contains("holds one block an SM: use MinBlocksPerSm = 1", d.GetMessage());
+    }
+
+    [Fact]
+    public void KDSL0003_persistent_in_the_mma_sync_kernel()
+    {
+        var d = Single(AttentionDeclaration.Replace("BLOCKS", "1").Replace("Stages = 2,", "Stages = 2, Persistent = true,"), "KDSL0003");
+        Assert.Contains("FlashAttentionForward.Persistent", d.GetMessage());
+        Assert.Contains("only the wgmma form runs a persistent grid", d.GetMessage());
+    }
+
+    [Fact]
     public void KDSL0003_pingpong_in_the_mma_sync_kernel()
     {
         var d = Single(AttentionDeclaration.Replace("BLOCKS", "1").Replace("Stages = 2,", "Stages = 2, Pingpong = true,"), "KDSL0003");
