@@ -48,7 +48,7 @@ internal static class AttentionNames
     /// <summary>A persistent grid's running count of the K/V blocks this block has consumed (or issued) before the tile.</summary>
     public const string BlocksBefore = "it";
     /// <summary>A persistent grid's count of the tiles this block has done before this one; its parity picks the Q buffer.</summary>
-    public const string TilesBefore = "local";
+    public const string TilesBefore = "tiles_done";
 
     // Named barriers of the warp-specialized form (0 is __syncthreads).
 

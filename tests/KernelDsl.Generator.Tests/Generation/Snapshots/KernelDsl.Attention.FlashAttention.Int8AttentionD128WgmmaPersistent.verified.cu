@@ -221,7 +221,7 @@ kdsl_KernelDsl_Attention_FlashAttention_Int8AttentionD128WgmmaPersistent(
         if (warp == 0)
         {
             int it = 0;
-            for (int tile = blockIdx.x, local = 0; tile < tiles; tile += gridDim.x, ++local)
+            for (int tile = blockIdx.x, tiles_done = 0; tile < tiles; tile += gridDim.x, ++tiles_done)
             {
                 const int tile_head = tile / q_blocks, tile_block = tile % q_blocks;
                 const int q_block = tile_block;
@@ -233,8 +233,8 @@ kdsl_KernelDsl_Attention_FlashAttention_Int8AttentionD128WgmmaPersistent(
                 const int kv_first = 0, n_blocks = kv_end;
                 if (lane == 0)
                 {
-                    const int qs = local & 1;
-                    if (local >= 2) kdsl_mbar_wait(q_empty + 8 * qs, ((local >> 1) - 1) & 1);  // the consumers are done with the tile before last
+                    const int qs = tiles_done & 1;
+                    if (tiles_done >= 2) kdsl_mbar_wait(q_empty + 8 * qs, ((tiles_done >> 1) - 1) & 1);  // the consumers are done with the tile before last
                     kdsl_mbar_arrive_expect_tx(q_full + 8 * qs, 16384);
                     kdsl_tma_load_3d(sq_base_addr + qs * 16384, &q_map, q_full + 8 * qs, 0, m0, (int)bh);  // rows past seq_q arrive as zeros
                     for (int j = 0; j < n_blocks; ++j)
@@ -258,7 +258,7 @@ kdsl_KernelDsl_Attention_FlashAttention_Int8AttentionD128WgmmaPersistent(
     const int cg = wg - 1;
     const int warp_row = cg * 64 + (warp & 3) * 16;
     int it = 0;
-    for (int tile = blockIdx.x, local = 0; tile < tiles; tile += gridDim.x, ++local)
+    for (int tile = blockIdx.x, tiles_done = 0; tile < tiles; tile += gridDim.x, ++tiles_done)
     {
         const int tile_head = tile / q_blocks, tile_block = tile % q_blocks;
         const int q_block = tile_block;
@@ -268,7 +268,7 @@ kdsl_KernelDsl_Attention_FlashAttention_Int8AttentionD128WgmmaPersistent(
         const int k_blocks = (seq_k + 127) / 128;
         const int kv_end = k_blocks;
         const int kv_first = 0, n_blocks = kv_end;
-        const int qs = local & 1;
+        const int qs = tiles_done & 1;
         u8* const sq = sq_base + qs * 16384;  // this tile's Q buffer, under the name every section reads
         const u32 sq_addr = sq_base_addr + qs * 16384;
         float row_max[2] = {-KDSL_INF, -KDSL_INF}, row_sum[2] = {0.f, 0.f};
@@ -278,7 +278,7 @@ kdsl_KernelDsl_Attention_FlashAttention_Int8AttentionD128WgmmaPersistent(
         const float q_sc = q_scale[bh * q_tiles + q_block];
         // K-major descriptors, 128-byte rows of Q and K, 128-byte rows of V: 8 rows per swizzle atom; each k32 step moves 32 bytes (2 in the address field).
         const unsigned long long q_desc = kdsl_wgmma_desc(sq_addr + cg * 8192, 1024, 1);
-        kdsl_mbar_wait(q_full + 8 * qs, (local >> 1) & 1);
+        kdsl_mbar_wait(q_full + 8 * qs, (tiles_done >> 1) & 1);
 
         // FA3's intra-warpgroup pipeline: S of block j is issued before P·V of block j − 1, so the softmax of j runs on
         // the CUDA cores while the tensor cores finish P·V of j − 1. P of the previous block waits in pa, packed after that wait.
