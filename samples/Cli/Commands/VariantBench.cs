@@ -43,11 +43,13 @@ internal static class VariantBench
                 ("prefix", nameof(PrefixLm), new ModifierArguments().Set("prefix", 1024)),
             ];
             // Each variant in its form fed by the Q quantize pass, then ("+qrow") in its form that quantizes Q per row itself,
-            // then ("+m64") on 64-row blocks, two an SM (which quantize Q per row too).
+            // then ("+m64") on 64-row blocks, two an SM (which quantize Q per row too), then ("+persist") on a persistent grid.
             var runs = variants.Select(x => (x.Name, Kernel: Pick(x.Family, device.ComputeCapability), x.Arguments, x.Family))
                 .Concat(variants.Select(x => (Name: x.Name + QRowSuffix, Kernel: PickQuantizingQ(x.Family, device.ComputeCapability), x.Arguments, x.Family))
                     .Where(x => x.Kernel is not null))
                 .Concat(variants.Select(x => (Name: x.Name + BlockM64Suffix, Kernel: PickBlockM64(x.Family, device.ComputeCapability), x.Arguments, x.Family))
+                    .Where(x => x.Kernel is not null))
+                .Concat(variants.Select(x => (Name: x.Name + PersistentSuffix, Kernel: PickPersistent(x.Family, device.ComputeCapability), x.Arguments, x.Family))
                     .Where(x => x.Kernel is not null));
             foreach (var (name, kernel, arguments, family) in runs)
             {
@@ -121,6 +123,11 @@ internal static class VariantBench
         ? [$"{family}WgmmaBlockM64"]
         : [$"{family}.D128WgmmaBlockM64"]);
 
+    /// <summary>The family's kernel on a persistent grid (Hopper), or null where none runs.</summary>
+    private static AttentionKernelInfo? PickPersistent(string family, int computeCapability) => First(computeCapability, family.StartsWith("Int8Attention", StringComparison.Ordinal)
+        ? [$"{family}WgmmaPersistent"]
+        : [$"{family}.D128WgmmaPersistent"]);
+
     /// <summary>The first of these library kernels (names below the library's namespace) that runs here: f16, D = 128, int8 P·V.</summary>
     private static AttentionKernelInfo? First(int computeCapability, string[] names)
     {
@@ -133,4 +140,7 @@ internal static class VariantBench
 
     /// <summary>What a row's variant name gains when its kernel runs 64-row blocks.</summary>
     public const string BlockM64Suffix = "+m64";
+
+    /// <summary>What a row's variant name gains when its kernel runs on a persistent grid.</summary>
+    public const string PersistentSuffix = "+persist";
 }

@@ -10,8 +10,8 @@ namespace KernelDsl.Attention.FlashAttention;
 /// <summary>
 /// The forms every library family is built in, each Like one of the plain declarations (Int8AttentionVariants.cs): the
 /// Hopper wgmma form (u8 P·V, f16; fed by the Q quantize pass, or quantizing Q per row itself, on 128-row blocks or on
-/// 64-row blocks two to an SM, whose short per-block work suits masks that leave few key blocks) and the mma.sync form
-/// in both P·V modes, f16 and bf16. Not kernels of their own.
+/// 64-row blocks two to an SM, whose short per-block work suits masks that leave few key blocks, or on a persistent grid
+/// whose blocks walk the tiles) and the mma.sync form in both P·V modes, f16 and bf16. Not kernels of their own.
 /// </summary>
 [AttentionForms]
 public static partial class D128Forms
@@ -19,6 +19,7 @@ public static partial class D128Forms
     [FlashAttentionForward(Like = typeof(Int8AttentionD128Wgmma))] public static partial class D128Wgmma;
     [FlashAttentionForward(Like = typeof(Int8AttentionD128Wgmma), QInput = Element.F16)] public static partial class D128WgmmaFusedQ;
     [FlashAttentionForward(Like = typeof(Int8AttentionD128WgmmaBlockM64))] public static partial class D128WgmmaBlockM64;
+    [FlashAttentionForward(Like = typeof(Int8AttentionD128WgmmaPersistent))] public static partial class D128WgmmaPersistent;
     [FlashAttentionForward(Like = typeof(Int8AttentionD128TransPrmt))] public static partial class D128;
     [FlashAttentionForward(Like = typeof(Int8AttentionD128F16PV))] public static partial class D128F16PV;
     [FlashAttentionForward(Like = typeof(Int8AttentionD128TransPrmtBf16))] public static partial class D128Bf16;

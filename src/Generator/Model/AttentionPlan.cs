@@ -35,10 +35,11 @@ public sealed record AttentionPlan(AttentionSpec Spec)
 
     /// <summary>
     /// The wgmma form's setmaxnreg budgets. A producer thread keeps 24 registers (40 with Recipe D, whose producer warps
-    /// transpose V); the consumers share the rest of the block's 65536 / MinBlocksPerSm, in multiples of 8, at most 240:
+    /// transpose V, and on a persistent grid with a mask, whose producer warp runs the block classifier per tile); the
+    /// consumers share the rest of the block's 65536 / MinBlocksPerSm, in multiples of 8, at most 240:
     /// 128·24 + 256·240 ≤ 65536 for two consumer warpgroups, 128·24 + 128·232 ≤ 32768 for one at two blocks per SM.
     /// </summary>
-    public int ProducerRegisters => InKernelTransposedV ? 40 : 24;
+    public int ProducerRegisters => InKernelTransposedV || (Persistent && Spec.Mask is not null) ? 40 : 24;
     public int ConsumerRegisters => Math.Min(240, (65536 / Spec.MinBlocksPerSm - 128 * ProducerRegisters) / (128 * ConsumerWarpgroups) / 8 * 8);
     /// <summary>Keys per K scale: the K quantize kernel's BlockRows; BlockN unless declared smaller.</summary>
     public int KScaleKeys => Spec.KScaleKeys == 0 ? Spec.BlockN : Spec.KScaleKeys;

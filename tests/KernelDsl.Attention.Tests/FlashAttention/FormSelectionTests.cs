@@ -15,12 +15,12 @@ public class FormSelectionTests
     [Fact]
     public void A_familys_forms_are_its_kernels_of_one_pv_mode()
     {
-        Assert.Equal(["D128", "D128Bf16", "D128Wgmma", "D128WgmmaBlockM64", "D128WgmmaFusedQ"],
+        Assert.Equal(["D128", "D128Bf16", "D128Wgmma", "D128WgmmaBlockM64", "D128WgmmaFusedQ", "D128WgmmaPersistent"],
             Int8Attention.FormsOf(typeof(SlidingWindow)).Select(Form).Order(StringComparer.Ordinal));
         Assert.Equal(["D128F16PV"], Int8Attention.FormsOf(typeof(SlidingWindow), Element.F16).Select(Form));
         Assert.Equal(["D128Bf16PV"], Int8Attention.FormsOf(typeof(SlidingWindow), Element.BF16).Select(Form));
         // Alibi also nests a decode kernel (PagedDecodeD128), which is no attention form.
-        Assert.Equal(["D128", "D128Bf16", "D128Wgmma", "D128WgmmaBlockM64", "D128WgmmaFusedQ"],
+        Assert.Equal(["D128", "D128Bf16", "D128Wgmma", "D128WgmmaBlockM64", "D128WgmmaFusedQ", "D128WgmmaPersistent"],
             Int8Attention.FormsOf(typeof(Alibi)).Select(Form).Order(StringComparer.Ordinal));
     }
 
@@ -39,7 +39,7 @@ public class FormSelectionTests
     public void The_candidates_are_the_forms_that_take_the_tensors_and_run_on_the_device()
     {
         var forms = Int8Attention.FormsOf(typeof(SlidingWindow));
-        Assert.Equal(["D128", "D128Wgmma", "D128WgmmaBlockM64", "D128WgmmaFusedQ"],
+        Assert.Equal(["D128", "D128Wgmma", "D128WgmmaBlockM64", "D128WgmmaFusedQ", "D128WgmmaPersistent"],
             Int8Attention.FormCandidates(forms, Element.F16, 128, 90).Select(Form).Order(StringComparer.Ordinal));
         // sm_80 runs the mma.sync form alone; bf16 tensors take the bf16 form.
         Assert.Equal(["D128"], Int8Attention.FormCandidates(forms, Element.F16, 128, 80).Select(Form));
