@@ -51,10 +51,10 @@ public static class AttentionEmitter
         var kernel = new WgmmaAttentionKernelWriter(plan);
         var w = new CodeWriter();
         CudaPrelude.Write(w, spec,
-            $"INT8 FlashAttention forward for Hopper, head dim {spec.HeadDim}{(spec.Causal ? ", causal (bottom-right aligned)" : "")}: warp-specialized, 1 producer + {plan.ConsumerWarpgroups} consumer warpgroup{(plan.ConsumerWarpgroups == 1 ? "" : "s")}{(plan.MinBlocksPerSm == 1 ? "" : $", {plan.MinBlocksPerSm} blocks per SM")}.",
+            $"INT8 FlashAttention forward for Hopper, head dim {spec.HeadDim}{(spec.Causal ? ", causal (bottom-right aligned)" : "")}: warp-specialized, 1 producer + {plan.ConsumerWarpgroups} consumer warpgroup{(plan.ConsumerWarpgroups == 1 ? "" : "s")}{(plan.MinBlocksPerSm == 1 ? "" : $", {plan.MinBlocksPerSm} blocks per SM")}{(plan.Persistent ? ", a persistent grid of one block an SM walking the tiles" : "")}.",
             plan.QuantizesQ
                 ? $"Producer: TMA loads of K, V per stage onto mbarriers. Consumers: Q read as {spec.QInput.CudaName()} and quantized per row, S = Q·Kᵀ on {plan.Qk.Ptx} (shared × shared),"
-                : $"Producer: TMA loads of Q (once) and K, V per stage onto mbarriers. Consumers: S = Q·Kᵀ on {plan.Qk.Ptx} (shared × shared),",
+                : $"Producer: TMA loads of Q ({(plan.Persistent ? "per tile, two buffers" : "once")}) and K, V per stage onto mbarriers. Consumers: S = Q·Kᵀ on {plan.Qk.Ptx} (shared × shared),",
             $"online softmax in exp2, P quantized to {plan.Pv.AElement.CudaName()} (×{plan.PScale}) in registers, O = P·V on {plan.Pv.Ptx} (registers × shared).",
             $"Block {spec.BlockM} query rows × {spec.BlockN} keys per step, {spec.Stages} K/V stages, {plan.SharedMemoryBytes} bytes of shared memory (with {AttentionPlan.TmaAlignment} for alignment and {plan.Barriers} mbarriers).",
             plan.InKernelTransposedV

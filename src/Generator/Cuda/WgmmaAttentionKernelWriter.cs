@@ -78,7 +78,7 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
         _w.Line($"const int tid = threadIdx.x, {N.Lane} = tid & 31, {N.Warp} = tid >> 5, wg = {N.Warp} >> 2, {N.Group} = {N.Lane} >> 2, {N.ThreadInGroup} = {N.Lane} & 3;");
         if (plan.Persistent)
         {
-            _w.Line($"// A persistent grid: this block walks tiles blockIdx.x, + gridDim.x, …, of q_blocks × heads_q × batch.");
+            _w.Line($"// A persistent grid: this block walks its share of the q_blocks × heads_q × batch tiles, one a round.");
             _w.Line($"const int q_blocks = (seq_q + {s.BlockM - 1}) / {s.BlockM}, tiles = q_blocks * heads_q * batch;");
         }
         else
@@ -201,7 +201,7 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
 
     /// <summary>
     /// A persistent grid's producer: warp 0 walks the block's tiles, finds each one's key-block range (warp-wide, as the
-    /// consumers do), and lane 0 issues its Q copy into buffer <c>local &amp; 1</c> once the consumers released that buffer's
+    /// consumers do), and lane 0 issues its Q copy into buffer <c>tiles_done &amp; 1</c> once the consumers released that buffer's
     /// tile before last, then its K/V copies. K/V stages and phases count every block of every tile, so the next tile's
     /// copies fill the stages the current one frees.
     /// </summary>
@@ -212,7 +212,7 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
         _w.Block($"if ({N.Warp} == 0)", () =>
         {
             _w.Line($"int {N.BlocksBefore} = 0;");
-            _w.Block($"for (int tile = blockIdx.x, {N.TilesBefore} = 0; tile < tiles; tile += gridDim.x, ++{N.TilesBefore})", () =>
+            QueryBlockWriter.WriteTileLoop(_w, N.TilesBefore, () =>
             {
                 QueryBlockWriter.WriteTile(_w, plan, "tile");
                 KeyBlockRangeWriter.Write(_w, plan);
@@ -284,7 +284,7 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
             return;
         }
         _w.Line($"int {N.BlocksBefore} = 0;");
-        _w.Block($"for (int tile = blockIdx.x, {N.TilesBefore} = 0; tile < tiles; tile += gridDim.x, ++{N.TilesBefore})", () =>
+        QueryBlockWriter.WriteTileLoop(_w, N.TilesBefore, () =>
         {
             QueryBlockWriter.WriteTile(_w, plan, "tile");
             KeyBlockRangeWriter.Write(_w, plan);

@@ -133,8 +133,11 @@ public static class AttentionLauncherWriter
                 }
             }
             w.Line($"{Guard}.MultipleOf(headsQ, headsKv, nameof(headsQ), \"each KV head serves a whole number of query heads (GQA)\");");
-            w.Line($"{Guard}.AtMost(headsQ, 65535, nameof(headsQ), \"query heads are the grid's y extent\");");
-            w.Line($"{Guard}.AtMost(batch, 65535, nameof(batch), \"the batch is the grid's z extent\");");
+            if (!plan.Persistent)
+            {
+                w.Line($"{Guard}.AtMost(headsQ, 65535, nameof(headsQ), \"query heads are the grid's y extent\");");
+                w.Line($"{Guard}.AtMost(batch, 65535, nameof(batch), \"the batch is the grid's z extent\");");
+            }
             foreach (var stride in new[] { "vStrideB", "vStrideH", "oStrideB", "oStrideH" }.Concat(plan.QuantizesQ ? ["qStrideB", "qStrideH"] : []))
             {
                 w.Line($"{Guard}.AtLeast({stride}, 0, nameof({stride}), \"zero\");");
@@ -203,7 +206,7 @@ public static class AttentionLauncherWriter
             {
                 // One block an SM (or a block a tile, when there are fewer tiles), each walking the tiles.
                 w.Line($"var tiles = (long)((seqQ + BlockM - 1) / BlockM) * headsQ * batch;");
-                w.Line($"{Guard}.AtMost(tiles, int.MaxValue, nameof(batch), \"the persistent grid counts query blocks × heads × batch tiles in int\");");
+                w.Line($"{Guard}.AtMost(tiles, int.MaxValue / 2, nameof(batch), \"the persistent grid numbers its query blocks × heads × batch tiles in int, with room for a round past the last\");");
                 LauncherSections.WriteLaunch(w, signature, "KernelName", "(int)global::System.Math.Min(tiles, stream.Device.SmCount)");
             }
             else

@@ -96,8 +96,6 @@ static partial class SlidingWindow
             global::KernelDsl.Launching.LaunchGuard.Positive(seqQ, nameof(seqQ));
             global::KernelDsl.Launching.LaunchGuard.Positive(seqK, nameof(seqK));
             global::KernelDsl.Launching.LaunchGuard.MultipleOf(headsQ, headsKv, nameof(headsQ), "each KV head serves a whole number of query heads (GQA)");
-            global::KernelDsl.Launching.LaunchGuard.AtMost(headsQ, 65535, nameof(headsQ), "query heads are the grid's y extent");
-            global::KernelDsl.Launching.LaunchGuard.AtMost(batch, 65535, nameof(batch), "the batch is the grid's z extent");
             global::KernelDsl.Launching.LaunchGuard.AtLeast(vStrideB, 0, nameof(vStrideB), "zero");
             global::KernelDsl.Launching.LaunchGuard.AtLeast(vStrideH, 0, nameof(vStrideH), "zero");
             global::KernelDsl.Launching.LaunchGuard.AtLeast(oStrideB, 0, nameof(oStrideB), "zero");
@@ -129,7 +127,7 @@ static partial class SlidingWindow
             var kMap = global::KernelDsl.TensorMap.EncodeTiled(k, [HeadDim, seqK, (long)batch * headsKv], [HeadDim, (long)seqK * HeadDim], [HeadDim, BlockN, 1], global::KernelDsl.TensorMapSwizzle.Bytes128);
             var vMap = global::KernelDsl.TensorMap.EncodeTiled(v, [vLd, HeadDim, headsKv, batch], [vLd, vStrideH, vStrideB], [BlockN, HeadDim, 1, 1], global::KernelDsl.TensorMapSwizzle.Bytes128);
             var tiles = (long)((seqQ + BlockM - 1) / BlockM) * headsQ * batch;
-            global::KernelDsl.Launching.LaunchGuard.AtMost(tiles, int.MaxValue, nameof(batch), "the persistent grid counts query blocks × heads × batch tiles in int");
+            global::KernelDsl.Launching.LaunchGuard.AtMost(tiles, int.MaxValue / 2, nameof(batch), "the persistent grid numbers its query blocks × heads × batch tiles in int, with room for a round past the last");
             var arguments = new global::KernelDsl.Launching.KernelArguments();
             arguments.AddValue(qMap);
             arguments.AddValue(kMap);
