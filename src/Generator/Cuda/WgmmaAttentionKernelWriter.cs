@@ -200,9 +200,9 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
     }
 
     /// <summary>
-    /// A persistent grid's producer: warp 0 walks the block's tiles, finds each one's key-block range (warp-wide, as the
-    /// consumers do), and lane 0 issues its Q copy into buffer <c>tiles_done &amp; 1</c> once the consumers released that buffer's
-    /// tile before last, then its K/V copies. K/V stages and phases count every block of every tile, so the next tile's
+    /// A persistent grid's producer: warp 0 walks the block's tiles. For each, lane 0 issues its Q copy into buffer
+    /// <c>tiles_done &amp; 1</c> once the consumers released that buffer's tile before last; the warp then finds the tile's
+    /// key-block range (warp-wide, as the consumers do), and lane 0 issues its K/V copies. K/V stages and phases count every block of every tile, so the next tile's
     /// copies fill the stages the current one frees.
     /// </summary>
     private void WritePersistentProducer()
@@ -215,13 +215,17 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
             QueryBlockWriter.WriteTileLoop(_w, N.TilesBefore, () =>
             {
                 QueryBlockWriter.WriteTile(_w, plan, "tile");
-                KeyBlockRangeWriter.Write(_w, plan);
                 _w.Block($"if ({N.Lane} == 0)", () =>
                 {
                     _w.Line($"const int qs = {N.TilesBefore} & 1;");
                     _w.Line($"if ({N.TilesBefore} >= 2) kdsl_mbar_wait(q_empty + 8 * qs, (({N.TilesBefore} >> 1) - 1) & 1);  // the consumers are done with the tile before last");
                     _w.Line($"kdsl_mbar_arrive_expect_tx(q_full + 8 * qs, {plan.QStageBytes});");
                     _w.Line($"kdsl_tma_load_3d({QBaseAddress} + qs * {plan.QStageBytes}, &q_map, q_full + 8 * qs, 0, {N.FirstRow}, (int){N.BatchHead});  // rows past seq_q arrive as zeros");
+                });
+                _w.Line($"// Q is in flight while the warp finds the tile's key blocks.");
+                KeyBlockRangeWriter.Write(_w, plan);
+                _w.Block($"if ({N.Lane} == 0)", () =>
+                {
                     _w.Block($"for (int j = 0; j < {N.KeyBlocks}; ++j)", () =>
                     {
                         _w.Line($"const int counted = {N.BlocksBefore} + j, st = counted % {stages};  // the block's number among all this block's tiles");

@@ -334,6 +334,14 @@ kdsl_KernelDsl_Attention_FlashAttention_DocumentMask_D128WgmmaPersistent(
                 const int b = tile_head / heads_q, h = tile_head % heads_q, hk = h / (heads_q / heads_kv);
                 const long long bh = (long long)b * heads_q + h, bhk = (long long)b * heads_kv + hk;
                 const int m0 = q_block * 128;
+                if (lane == 0)
+                {
+                    const int qs = tiles_done & 1;
+                    if (tiles_done >= 2) kdsl_mbar_wait(q_empty + 8 * qs, ((tiles_done >> 1) - 1) & 1);  // the consumers are done with the tile before last
+                    kdsl_mbar_arrive_expect_tx(q_full + 8 * qs, 16384);
+                    kdsl_tma_load_3d(sq_base_addr + qs * 16384, &q_map, q_full + 8 * qs, 0, m0, (int)bh);  // rows past seq_q arrive as zeros
+                }
+                // Q is in flight while the warp finds the tile's key blocks.
                 const int k_blocks = (seq_k + 127) / 128;
                 const int kv_end = k_blocks;
                 // The mask's block classifier over this block's rows and each key block; a warp's lanes split the blocks, and
@@ -354,10 +362,6 @@ kdsl_KernelDsl_Attention_FlashAttention_DocumentMask_D128WgmmaPersistent(
                 const bool full_run = full_blocks == 0 || full_blocks == full_last + 1 - full_first;
                 if (lane == 0)
                 {
-                    const int qs = tiles_done & 1;
-                    if (tiles_done >= 2) kdsl_mbar_wait(q_empty + 8 * qs, ((tiles_done >> 1) - 1) & 1);  // the consumers are done with the tile before last
-                    kdsl_mbar_arrive_expect_tx(q_full + 8 * qs, 16384);
-                    kdsl_tma_load_3d(sq_base_addr + qs * 16384, &q_map, q_full + 8 * qs, 0, m0, (int)bh);  // rows past seq_q arrive as zeros
                     for (int j = 0; j < n_blocks; ++j)
                     {
                         const int counted = it + j, st = counted % 3;  // the block's number among all this block's tiles

@@ -229,6 +229,14 @@ kdsl_KernelDsl_Attention_FlashAttention_Int8AttentionD128CausalWgmmaPersistent(
                 const int b = tile_head / heads_q, h = tile_head % heads_q, hk = h / (heads_q / heads_kv);
                 const long long bh = (long long)b * heads_q + h, bhk = (long long)b * heads_kv + hk;
                 const int m0 = q_block * 128;
+                if (lane == 0)
+                {
+                    const int qs = tiles_done & 1;
+                    if (tiles_done >= 2) kdsl_mbar_wait(q_empty + 8 * qs, ((tiles_done >> 1) - 1) & 1);  // the consumers are done with the tile before last
+                    kdsl_mbar_arrive_expect_tx(q_full + 8 * qs, 16384);
+                    kdsl_tma_load_3d(sq_base_addr + qs * 16384, &q_map, q_full + 8 * qs, 0, m0, (int)bh);  // rows past seq_q arrive as zeros
+                }
+                // Q is in flight while the warp finds the tile's key blocks.
                 const int k_blocks = (seq_k + 127) / 128;
                 // Causal, bottom-right aligned: row i sees keys j <= i + (seq_k - seq_q); later blocks are never visited.
                 const int last_key = m0 + 127 + (seq_k - seq_q);
@@ -236,10 +244,6 @@ kdsl_KernelDsl_Attention_FlashAttention_Int8AttentionD128CausalWgmmaPersistent(
                 const int kv_first = 0, n_blocks = kv_end;
                 if (lane == 0)
                 {
-                    const int qs = tiles_done & 1;
-                    if (tiles_done >= 2) kdsl_mbar_wait(q_empty + 8 * qs, ((tiles_done >> 1) - 1) & 1);  // the consumers are done with the tile before last
-                    kdsl_mbar_arrive_expect_tx(q_full + 8 * qs, 16384);
-                    kdsl_tma_load_3d(sq_base_addr + qs * 16384, &q_map, q_full + 8 * qs, 0, m0, (int)bh);  // rows past seq_q arrive as zeros
                     for (int j = 0; j < n_blocks; ++j)
                     {
                         const int counted = it + j, st = counted % 3;  // the block's number among all this block's tiles
