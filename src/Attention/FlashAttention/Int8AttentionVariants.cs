@@ -307,6 +307,14 @@ public static partial class Int8AttentionD128WgmmaFusedQ;
 [FlashAttentionForward(Like = typeof(Int8AttentionD128WgmmaStages3), QInput = Element.F16, Causal = true)]
 public static partial class Int8AttentionD128CausalWgmmaFusedQ;
 
+/// <summary>D = 128 on wgmma, three stages, Q quantized per row in the kernel, on a persistent grid (one Q buffer: each warp rewrites only its own rows).</summary>
+[FlashAttentionForward(Like = typeof(Int8AttentionD128WgmmaPersistent), QInput = Element.F16)]
+public static partial class Int8AttentionD128WgmmaFusedQPersistent;
+
+/// <summary>D = 128, causal, on wgmma, Q quantized per row in the kernel, on a persistent grid.</summary>
+[FlashAttentionForward(Like = typeof(Int8AttentionD128WgmmaPersistent), QInput = Element.F16, Causal = true)]
+public static partial class Int8AttentionD128CausalWgmmaFusedQPersistent;
+
 /// <summary>D = 128 on wgmma with fp8 P·V, Q quantized per row in the kernel.</summary>
 [FlashAttentionForward(Like = typeof(Int8AttentionD128WgmmaFp8), QInput = Element.F16)]
 public static partial class Int8AttentionD128WgmmaFp8FusedQ;

@@ -37,7 +37,7 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
         var stages = s.Stages;
         _w.Line($"extern __shared__ __align__(128) u8 kdsl_shared_raw[];");
         _w.Line($"// TMA's swizzle pattern repeats every {AttentionPlan.TmaAlignment} bytes and wgmma's descriptors assume the same phase: align the tiles to it.");
-        var q = plan.Persistent ? QBase : N.SharedQ;
+        var q = TwoQBuffers ? QBase : N.SharedQ;
         _w.Line($"u8* const {q} = (u8*)(((unsigned long long)kdsl_shared_raw + {AttentionPlan.TmaAlignment - 1}) & ~{AttentionPlan.TmaAlignment - 1}ull);  // Q: {(plan.Persistent ? "2 × " : "")}{s.BlockM}×{d} bytes");
         _w.Line($"u8* const {N.SharedK} = {q} + {plan.QBuffers * plan.QStageBytes};                 // K: {stages} × {plan.KStageBytes} bytes, [key][channel]");
         _w.Line($"u8* const sv = {N.SharedK} + {stages * plan.KStageBytes};        // V: {stages} × {plan.VStageBytes} bytes, [channel][key] in π order ({(plan.InKernelTransposedV ? "written by the producer, Recipe D" : "as its quantize kernel wrote it, Recipe C")})");
@@ -45,7 +45,7 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
         {
             _w.Line($"u8* const sn = sv + {stages * plan.VStageBytes};        // V as it comes: {stages} × {plan.VStagingBytes} bytes, [key][channel], for Recipe D");
         }
-        _w.Line($"const u32 {(plan.Persistent ? QBaseAddress : "sq_addr")} = kdsl_smem({q}), {N.SharedKAddress} = kdsl_smem({N.SharedK}), sv_addr = kdsl_smem(sv);");
+        _w.Line($"const u32 {(TwoQBuffers ? QBaseAddress : "sq_addr")} = kdsl_smem({q}), {N.SharedKAddress} = kdsl_smem({N.SharedK}), sv_addr = kdsl_smem(sv);");
         if (plan.InKernelTransposedV)
         {
             _w.Line($"const u32 sn_addr = kdsl_smem(sn);");
@@ -58,8 +58,14 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
         {
             if (plan.QuantizesQ)
             {
+                var next = $"sv_addr + {stages * plan.VStageBytes}";
+                if (plan.Persistent)
+                {
+                    _w.Line($"const u32 {N.OutputStagingAddress} = {next};  // O: {s.BlockM} rows of {plan.OutputStagingRowBytes} bytes, staged by the epilogue");
+                    next = $"{N.OutputStagingAddress} + {plan.OutputStagingBytes}";
+                }
                 _w.Line($"// mbarriers: per stage K full, V full (TMA bytes), K/V empty (one arrival per consumer warp). Q needs none: the consumers write it.");
-                _w.Line($"const u32 k_full = sv_addr + {stages * plan.VStageBytes}, v_full = k_full + {8 * stages}, kv_empty = v_full + {8 * stages};");
+                _w.Line($"const u32 k_full = {next}, v_full = k_full + {8 * stages}, kv_empty = v_full + {8 * stages};");
             }
             else if (plan.Persistent)
             {
@@ -95,7 +101,7 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
         }
         _w.Block($"if (tid == 0)", () =>
         {
-            if (plan.Persistent)
+            if (TwoQBuffers)
             {
                 _w.Line($"for (int qs = 0; qs < 2; ++qs) {{ kdsl_mbar_init(q_full + 8 * qs, 1); kdsl_mbar_init(q_empty + 8 * qs, {4 * plan.ConsumerWarpgroups}); }}");
             }
@@ -200,9 +206,10 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
     }
 
     /// <summary>
-    /// A persistent grid's producer: warp 0 walks the block's tiles. For each, lane 0 issues its Q copy into buffer
-    /// <c>tiles_done &amp; 1</c> once the consumers released that buffer's tile before last; the warp then finds the tile's
-    /// key-block range (warp-wide, as the consumers do), and lane 0 issues its K/V copies. K/V stages and phases count every block of every tile, so the next tile's
+    /// A persistent grid's producer: warp 0 walks the block's tiles. For each, lane 0 issues its Q copy (unless the
+    /// consumers quantize Q) into buffer <c>tiles_done &amp; 1</c> once the consumers released that buffer's tile before
+    /// last; the warp then finds the tile's key-block range (warp-wide, as the consumers do), and lane 0 issues its K/V
+    /// copies. K/V stages and phases count every block of every tile, so the next tile's
     /// copies fill the stages the current one frees.
     /// </summary>
     private void WritePersistentProducer()
@@ -215,14 +222,17 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
             QueryBlockWriter.WriteTileLoop(_w, N.TilesBefore, () =>
             {
                 QueryBlockWriter.WriteTile(_w, plan, "tile");
-                _w.Block($"if ({N.Lane} == 0)", () =>
+                if (TwoQBuffers)
                 {
-                    _w.Line($"const int qs = {N.TilesBefore} & 1;");
-                    _w.Line($"if ({N.TilesBefore} >= 2) kdsl_mbar_wait(q_empty + 8 * qs, (({N.TilesBefore} >> 1) - 1) & 1);  // the consumers are done with the tile before last");
-                    _w.Line($"kdsl_mbar_arrive_expect_tx(q_full + 8 * qs, {plan.QStageBytes});");
-                    _w.Line($"kdsl_tma_load_3d({QBaseAddress} + qs * {plan.QStageBytes}, &q_map, q_full + 8 * qs, 0, {N.FirstRow}, (int){N.BatchHead});  // rows past seq_q arrive as zeros");
-                });
-                _w.Line($"// Q is in flight while the warp finds the tile's key blocks.");
+                    _w.Block($"if ({N.Lane} == 0)", () =>
+                    {
+                        _w.Line($"const int qs = {N.TilesBefore} & 1;");
+                        _w.Line($"if ({N.TilesBefore} >= 2) kdsl_mbar_wait(q_empty + 8 * qs, (({N.TilesBefore} >> 1) - 1) & 1);  // the consumers are done with the tile before last");
+                        _w.Line($"kdsl_mbar_arrive_expect_tx(q_full + 8 * qs, {plan.QStageBytes});");
+                        _w.Line($"kdsl_tma_load_3d({QBaseAddress} + qs * {plan.QStageBytes}, &q_map, q_full + 8 * qs, 0, {N.FirstRow}, (int){N.BatchHead});  // rows past seq_q arrive as zeros");
+                    });
+                    _w.Line($"// Q is in flight while the warp finds the tile's key blocks.");
+                }
                 KeyBlockRangeWriter.Write(_w, plan);
                 _w.Block($"if ({N.Lane} == 0)", () =>
                 {
@@ -237,6 +247,12 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
             });
         });
     }
+
+    /// <summary>
+    /// A persistent grid whose producer loads Q: two buffers, so the next tile's Q lands while this one's is read. When the
+    /// consumers quantize Q themselves, each warp rewrites only its own rows after it is done with them: one buffer.
+    /// </summary>
+    private bool TwoQBuffers => plan.QBuffers == 2;
 
     /// <summary>A persistent grid's Q buffers: the base of both, and its shared-memory address.</summary>
     private const string QBase = "sq_base", QBaseAddress = "sq_base_addr";
@@ -292,13 +308,19 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
         {
             QueryBlockWriter.WriteTile(_w, plan, "tile");
             KeyBlockRangeWriter.Write(_w, plan);
-            _w.Line($"const int qs = {N.TilesBefore} & 1;");
-            _w.Line($"u8* const {N.SharedQ} = {QBase} + qs * {plan.QStageBytes};  // this tile's Q buffer, under the name every section reads");
-            _w.Line($"const u32 sq_addr = {QBaseAddress} + qs * {plan.QStageBytes};");
+            if (TwoQBuffers)
+            {
+                _w.Line($"const int qs = {N.TilesBefore} & 1;");
+                _w.Line($"u8* const {N.SharedQ} = {QBase} + qs * {plan.QStageBytes};  // this tile's Q buffer, under the name every section reads");
+                _w.Line($"const u32 sq_addr = {QBaseAddress} + qs * {plan.QStageBytes};");
+            }
             WriteConsumerTile();
             _w.Line($"{N.BlocksBefore} += {N.KeyBlocks};");
-            _w.Line($"__syncwarp();");
-            _w.Line($"if ({N.Lane} == 0) kdsl_mbar_arrive(q_empty + 8 * qs);  // the warp has read this tile's Q for the last time (the LSE)");
+            _w.Line($"__syncwarp();  // the warp's last reads of this tile's Q (the LSE) and of its O rows come before anything of the next tile");
+            if (TwoQBuffers)
+            {
+                _w.Line($"if ({N.Lane} == 0) kdsl_mbar_arrive(q_empty + 8 * qs);");
+            }
         });
     }
 
@@ -324,7 +346,7 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
         }
         _w.Line($"// K-major descriptors, {d}-byte rows of Q and K, {plan.VRowBytes}-byte rows of V: 8 rows per swizzle atom; each k32 step moves 32 bytes (2 in the address field).");
         _w.Line($"const unsigned long long q_desc = kdsl_wgmma_desc(sq_addr + cg * {64 * d}, {8 * d}, {TmaSwizzle.DescriptorMode(d)});");
-        if (plan.Persistent)
+        if (TwoQBuffers)
         {
             _w.Line($"kdsl_mbar_wait(q_full + 8 * qs, ({N.TilesBefore} >> 1) & 1);");
         }

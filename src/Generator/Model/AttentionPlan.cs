@@ -30,8 +30,11 @@ public sealed record AttentionPlan(AttentionSpec Spec)
     /// tile's epilogue overlaps the next tile's copies.
     /// </summary>
     public bool Persistent => WarpSpecialized && Spec.Persistent;
-    /// <summary>Q's shared-memory buffers: two on a persistent grid (the next tile's Q lands while this one's LSE reads it).</summary>
-    public int QBuffers => Persistent ? 2 : 1;
+    /// <summary>
+    /// Q's shared-memory buffers: two on a persistent grid whose producer loads Q (the next tile's Q lands while this one's
+    /// LSE reads it); one where the consumers quantize Q themselves.
+    /// </summary>
+    public int QBuffers => Persistent && !QuantizesQ ? 2 : 1;
 
     /// <summary>
     /// The wgmma form's setmaxnreg budgets. A producer thread keeps 24 registers (40 with Recipe D, whose producer warps

@@ -134,7 +134,6 @@ public static class AttentionValidator
             var recipeD = spec.CopyAtomOf(Operand.V, CopyDirection.RegistersToShared) == CopyAtomKind.Stmatrix;
             var why = !warpgroup ? "only the wgmma form runs a persistent grid; the mma.sync kernel launches a block a tile"
                 : spec.Pingpong ? "pingpong's turns do not carry from one tile to the next: drop Pingpong or Persistent"
-                : spec.QInput != Element.S8 ? "the persistent grid's producer loads Q by TMA from its quantize kernel: use QInput = S8"
                 : recipeD ? "the persistent grid's producer issues copies only; V transposed in the kernel (Recipe D) keeps its warps busy: use V transposed by its quantize kernel (Recipe C)"
                 : spec.MinBlocksPerSm != 1 ? "the persistent grid holds one block an SM: use MinBlocksPerSm = 1"
                 : null;

@@ -145,8 +145,8 @@ public sealed class FlashAttentionForwardAttribute : Attribute
     public bool Pingpong { get; set; }
     /// <summary>
     /// wgmma form: a persistent grid, one block an SM walking the (query block, head, batch) tiles, so one tile's epilogue
-    /// runs while the next tile's Q, K and V stream in (two Q buffers, O staged in its own shared memory). Q must come
-    /// from its quantize kernel (TMA), V transposed by its quantize kernel (Recipe C), without pingpong.
+    /// runs while the next tile's Q, K and V stream in (two Q buffers, or one where the kernel quantizes Q; O staged in
+    /// its own shared memory). V transposed by its quantize kernel (Recipe C), without pingpong, one block an SM.
     /// </summary>
     public bool Persistent { get; set; }
     /// <summary>Causal masking, bottom-right aligned when query and key lengths differ.</summary>

@@ -24,7 +24,8 @@ public class VariantSelectionTests
         var tiles = Int8Attention.TilesFor(Element.F16, 128, options);
         Assert.Equal(["128×64 / 8 warps / 2 stages / 1 block/SM", "128×64 / 8 warps / 3 stages / 1 block/SM", "64×64 / 4 warps / 2 stages / 2 blocks/SM",
             "128×128 / wgmma 1+2 warpgroups / 2 stages", "128×128 / wgmma 1+2 warpgroups pingpong / 2 stages", "128×128 / wgmma 1+2 warpgroups / 3 stages",
-            "128×128 / wgmma 1+2 warpgroups persistent / 3 stages", "128×128 / wgmma 1+2 warpgroups / 3 stages / Q per row in kernel", "64×128 / wgmma 1+1 warpgroup / 3 stages / 2 blocks/SM / Q per row in kernel"], tiles);
+            "128×128 / wgmma 1+2 warpgroups persistent / 3 stages", "128×128 / wgmma 1+2 warpgroups / 3 stages / Q per row in kernel",
+            "128×128 / wgmma 1+2 warpgroups persistent / 3 stages / Q per row in kernel", "64×128 / wgmma 1+1 warpgroup / 3 stages / 2 blocks/SM / Q per row in kernel"], tiles);
         Assert.Equal(tiles[0], Int8Attention.Select(Element.F16, 128, options).Tile);
         Assert.Equal(tiles[1], Int8Attention.Select(Element.F16, 128, options with { Tile = tiles[1] }).Tile);
         Assert.Equal("128×64 / 8 warps / 2 stages / 2 blocks/SM", Int8Attention.Select(Element.F16, 64, new AttentionOptions()).Tile);
@@ -69,7 +70,8 @@ public class VariantSelectionTests
         string[] wgmma = ["Pretransposed | 128×128 / wgmma 1+2 warpgroups / 2 stages", "Pretransposed | 128×128 / wgmma 1+2 warpgroups pingpong / 2 stages",
             "Pretransposed | 128×128 / wgmma 1+2 warpgroups / 3 stages", "Pretransposed | 128×128 / wgmma 1+2 warpgroups persistent / 3 stages",
             "InKernelTranspose | 128×128 / wgmma 1+2 warpgroups / 3 stages",
-            "Pretransposed | 128×128 / wgmma 1+2 warpgroups / 3 stages / Q per row in kernel", "Pretransposed | 64×128 / wgmma 1+1 warpgroup / 3 stages / 2 blocks/SM / Q per row in kernel"];
+            "Pretransposed | 128×128 / wgmma 1+2 warpgroups / 3 stages / Q per row in kernel", "Pretransposed | 128×128 / wgmma 1+2 warpgroups persistent / 3 stages / Q per row in kernel",
+            "Pretransposed | 64×128 / wgmma 1+1 warpgroup / 3 stages / 2 blocks/SM / Q per row in kernel"];
         Assert.Equal([.. d128, .. wgmma], Int8Attention.TuningCandidates(Element.F16, 128, causal: false, computeCapability: 90));
         Assert.Equal([.. d128, .. wgmma], Int8Attention.TuningCandidates(Element.F16, 128, causal: true, computeCapability: 90));
         Assert.Equal(["TransPrmt | 128×64 / 8 warps / 2 stages / 2 blocks/SM", "TransPrmt | 128×64 / 8 warps / 3 stages / 1 block/SM"],

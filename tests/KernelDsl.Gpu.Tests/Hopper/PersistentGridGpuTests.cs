@@ -20,6 +20,8 @@ public class PersistentGridGpuTests(ITestOutputHelper output)
     {
         { "Int8AttentionD128WgmmaStages3", "Int8AttentionD128WgmmaPersistent" },
         { "Int8AttentionD128CausalWgmmaStages3", "Int8AttentionD128CausalWgmmaPersistent" },
+        { "Int8AttentionD128WgmmaFusedQ", "Int8AttentionD128WgmmaFusedQPersistent" },
+        { "Int8AttentionD128CausalWgmmaFusedQ", "Int8AttentionD128CausalWgmmaFusedQPersistent" },
         { "SlidingWindow.D128Wgmma", "SlidingWindow.D128WgmmaPersistent" },
         { "DocumentMask.D128Wgmma", "DocumentMask.D128WgmmaPersistent" },
         { "Softcap.D128Wgmma", "Softcap.D128WgmmaPersistent" },

@@ -690,7 +690,7 @@ kdsl_KernelDsl_Attention_FlashAttention_DocumentMask_D128WgmmaPersistent(
             }
         }
         it += n_blocks;
-        __syncwarp();
-        if (lane == 0) kdsl_mbar_arrive(q_empty + 8 * qs);  // the warp has read this tile's Q for the last time (the LSE)
+        __syncwarp();  // the warp's last reads of this tile's Q (the LSE) and of its O rows come before anything of the next tile
+        if (lane == 0) kdsl_mbar_arrive(q_empty + 8 * qs);
     }
 }
