@@ -38,7 +38,7 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
         _w.Line($"extern __shared__ __align__(128) u8 kdsl_shared_raw[];");
         _w.Line($"// TMA's swizzle pattern repeats every {AttentionPlan.TmaAlignment} bytes and wgmma's descriptors assume the same phase: align the tiles to it.");
         var q = TwoQBuffers ? QBase : N.SharedQ;
-        _w.Line($"u8* const {q} = (u8*)(((unsigned long long)kdsl_shared_raw + {AttentionPlan.TmaAlignment - 1}) & ~{AttentionPlan.TmaAlignment - 1}ull);  // Q: {(plan.Persistent ? "2 × " : "")}{s.BlockM}×{d} bytes");
+        _w.Line($"u8* const {q} = (u8*)(((unsigned long long)kdsl_shared_raw + {AttentionPlan.TmaAlignment - 1}) & ~{AttentionPlan.TmaAlignment - 1}ull);  // Q: {(TwoQBuffers ? "2 × " : "")}{s.BlockM}×{d} bytes");
         _w.Line($"u8* const {N.SharedK} = {q} + {plan.QBuffers * plan.QStageBytes};                 // K: {stages} × {plan.KStageBytes} bytes, [key][channel]");
         _w.Line($"u8* const sv = {N.SharedK} + {stages * plan.KStageBytes};        // V: {stages} × {plan.VStageBytes} bytes, [channel][key] in π order ({(plan.InKernelTransposedV ? "written by the producer, Recipe D" : "as its quantize kernel wrote it, Recipe C")})");
         if (plan.InKernelTransposedV)
@@ -338,6 +338,10 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
         WriteFill(N.O, plan.OTiles, "0.f");
         if (plan.QuantizesQ)
         {
+            if (plan.Persistent)
+            {
+                _w.Line($"// Each warp rewrites only its own Q rows, after its wgmma_wait<0> of the tile before retired every wgmma that read them.");
+            }
             new QueryQuantizeWriter(plan, _w, "warp_row").Write();
         }
         else

@@ -262,7 +262,7 @@ kdsl_KernelDsl_Attention_FlashAttention_Int8AttentionD128WgmmaFusedQPersistent(
 {
     extern __shared__ __align__(128) u8 kdsl_shared_raw[];
     // TMA's swizzle pattern repeats every 1024 bytes and wgmma's descriptors assume the same phase: align the tiles to it.
-    u8* const sq = (u8*)(((unsigned long long)kdsl_shared_raw + 1023) & ~1023ull);  // Q: 2 × 128×128 bytes
+    u8* const sq = (u8*)(((unsigned long long)kdsl_shared_raw + 1023) & ~1023ull);  // Q: 128×128 bytes
     u8* const sk = sq + 16384;                 // K: 3 × 16384 bytes, [key][channel]
     u8* const sv = sk + 49152;        // V: 3 × 16384 bytes, [channel][key] in π order (as its quantize kernel wrote it, Recipe C)
     const u32 sq_addr = kdsl_smem(sq), sk_addr = kdsl_smem(sk), sv_addr = kdsl_smem(sv);
@@ -342,6 +342,7 @@ kdsl_KernelDsl_Attention_FlashAttention_Int8AttentionD128WgmmaFusedQPersistent(
         float o[16][4];
         #pragma unroll
         for (int i = 0; i < 16; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;
+        // Each warp rewrites only its own Q rows, after its wgmma_wait<0> of the tile before retired every wgmma that read them.
         // Q quantized here, one scale per row: this warp's 16 rows, two lanes a row, 64 channels a lane. Each row: v = q · q_scale_multiplier
         // (softmax scale · log2 e), scale = max |v| / 127, codes rne(v / scale) — the Q quantize kernel's steps with one row per
         // scale — written to sq as TMA lays Q out. Rows past seq_q quantize zeros (scale 1, codes 0).
