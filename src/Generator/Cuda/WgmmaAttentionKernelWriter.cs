@@ -56,28 +56,28 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
         }
         else
         {
+            // What follows the V stages: a persistent grid's own O staging, then the mbarriers.
+            var next = $"sv_addr + {stages * plan.VStageBytes}";
+            if (plan.Persistent)
+            {
+                _w.Line($"const u32 {N.OutputStagingAddress} = {next};  // O: {s.BlockM} rows of {plan.OutputStagingRowBytes} bytes, staged by the epilogue");
+                next = $"{N.OutputStagingAddress} + {plan.OutputStagingBytes}";
+            }
             if (plan.QuantizesQ)
             {
-                var next = $"sv_addr + {stages * plan.VStageBytes}";
-                if (plan.Persistent)
-                {
-                    _w.Line($"const u32 {N.OutputStagingAddress} = {next};  // O: {s.BlockM} rows of {plan.OutputStagingRowBytes} bytes, staged by the epilogue");
-                    next = $"{N.OutputStagingAddress} + {plan.OutputStagingBytes}";
-                }
                 _w.Line($"// mbarriers: per stage K full, V full (TMA bytes), K/V empty (one arrival per consumer warp). Q needs none: the consumers write it.");
                 _w.Line($"const u32 k_full = {next}, v_full = k_full + {8 * stages}, kv_empty = v_full + {8 * stages};");
             }
-            else if (plan.Persistent)
+            else if (TwoQBuffers)
             {
-                _w.Line($"const u32 {N.OutputStagingAddress} = sv_addr + {stages * plan.VStageBytes};  // O: {s.BlockM} rows of {plan.OutputStagingRowBytes} bytes, staged by the epilogue");
                 _w.Line($"// mbarriers: per Q buffer Q full (TMA bytes) and Q empty (one arrival per consumer warp); per stage K full, V full, K/V empty.");
-                _w.Line($"const u32 q_full = {N.OutputStagingAddress} + {plan.OutputStagingBytes}, q_empty = q_full + 16;");
+                _w.Line($"const u32 q_full = {next}, q_empty = q_full + 16;");
                 _w.Line($"const u32 k_full = q_empty + 16, v_full = k_full + {8 * stages}, kv_empty = v_full + {8 * stages};");
             }
             else
             {
                 _w.Line($"// mbarriers: Q full; per stage K full, V full (TMA bytes), K/V empty (one arrival per consumer warp).");
-                _w.Line($"const u32 q_full = sv_addr + {stages * plan.VStageBytes};");
+                _w.Line($"const u32 q_full = {next};");
                 _w.Line($"const u32 k_full = q_full + 8, v_full = k_full + {8 * stages}, kv_empty = v_full + {8 * stages};");
             }
         }
@@ -190,15 +190,7 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
             }
             else
             {
-                _w.Block($"if (tid == 0)", () =>
-                {
-                    _w.Block($"for (int j = 0; j < {N.KeyBlocks}; ++j)", () =>
-                    {
-                        _w.Line($"const int st = j % {stages};");
-                        _w.Line($"if (j >= {stages}) kdsl_mbar_wait(kv_empty + 8 * st, ((j / {stages}) - 1) & 1);");
-                        WriteKvCopies($"({N.FirstKeyBlock} + j)", "st", "v_full", "sv_addr", plan.VStageBytes, $"({N.FirstKeyBlock} + j) * {s.BlockN}, 0, {N.KvHead}, {N.Batch}");
-                    });
-                });
+                _w.Block($"if (tid == 0)", WriteKvLoop);
             }
             _w.Line($"return;");
         });
@@ -234,17 +226,24 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
                     _w.Line($"// Q is in flight while the warp finds the tile's key blocks.");
                 }
                 KeyBlockRangeWriter.Write(_w, plan);
-                _w.Block($"if ({N.Lane} == 0)", () =>
-                {
-                    _w.Block($"for (int j = 0; j < {N.KeyBlocks}; ++j)", () =>
-                    {
-                        _w.Line($"const int counted = {N.BlocksBefore} + j, st = counted % {stages};  // the block's number among all this block's tiles");
-                        _w.Line($"if (counted >= {stages}) kdsl_mbar_wait(kv_empty + 8 * st, ((counted / {stages}) - 1) & 1);");
-                        WriteKvCopies($"({N.FirstKeyBlock} + j)", "st", "v_full", "sv_addr", plan.VStageBytes, $"({N.FirstKeyBlock} + j) * {s.BlockN}, 0, {N.KvHead}, {N.Batch}");
-                    });
-                });
+                _w.Block($"if ({N.Lane} == 0)", WriteKvLoop);
                 _w.Line($"{N.BlocksBefore} += {N.KeyBlocks};");
             });
+        });
+    }
+
+    /// <summary>
+    /// The copies of the range's K/V blocks, each into stage <see cref="Counted"/>(j) % Stages once every consumer warp
+    /// released the block that used the stage before (Recipe C; Recipe D's producer has its own loop).
+    /// </summary>
+    private void WriteKvLoop()
+    {
+        var (s, stages) = (_spec, _spec.Stages);
+        _w.Block($"for (int j = 0; j < {N.KeyBlocks}; ++j)", () =>
+        {
+            _w.Line($"const int st = {Counted("j")} % {stages};");
+            _w.Line($"if ({Counted("j")} >= {stages}) kdsl_mbar_wait(kv_empty + 8 * st, (({Counted("j")} / {stages}) - 1) & 1);");
+            WriteKvCopies($"({N.FirstKeyBlock} + j)", "st", "v_full", "sv_addr", plan.VStageBytes, $"({N.FirstKeyBlock} + j) * {s.BlockN}, 0, {N.KvHead}, {N.Batch}");
         });
     }
 
@@ -389,7 +388,7 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
         });
         _w.Block($"for (int j = 1; j < {N.KeyBlocks}; ++j)", () =>
         {
-            _w.Line($"const int st = {Counted("j")} % {stages}, prev = ({CountedSum("j - 1")}) % {stages}, {N.KeyBlock} = {N.FirstKeyBlock} + j;");
+            _w.Line($"const int st = {Counted("j")} % {stages}, prev = {Counted("j - 1")} % {stages}, {N.KeyBlock} = {N.FirstKeyBlock} + j;");
             var softmax = new AttentionSoftmaxWriter(plan, _w, "warp_row");
             softmax.WriteKScaleLoads();
             WriteScores("st", $"(u32)({Counted("j")} / {stages}) & 1u", pipelined: true);
@@ -404,8 +403,8 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
         _w.Block($"if ({N.KeyBlocks} > 0)", () =>
         {
             _w.Line($"// The last block's P·V, with nothing left to overlap it with.");
-            _w.Line($"const int prev = ({CountedSum($"{N.KeyBlocks} - 1")}) % {stages};");
-            WriteProductIssue("prev", $"(u32)(({CountedSum($"{N.KeyBlocks} - 1")}) / {stages}) & 1u");
+            _w.Line($"const int prev = {Counted($"{N.KeyBlocks} - 1")} % {stages};");
+            WriteProductIssue("prev", $"(u32)({Counted($"{N.KeyBlocks} - 1")} / {stages}) & 1u");
             WriteProductWait("prev");
             _w.Line($"#pragma unroll");
             _w.Line($"for (int i = 0; i < {plan.OTiles}; ++i) {{ {N.O}[i][0] += {Block(0)}; {N.O}[i][1] += {Block(1)}; {N.O}[i][2] += {Block(2)}; {N.O}[i][3] += {Block(3)}; }}");
@@ -420,10 +419,7 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
     /// Block <paramref name="j"/> of the tile counted from the block's first tile: K/V stages and their phases follow
     /// every block this block has consumed, which on a persistent grid includes the tiles before.
     /// </summary>
-    private string Counted(string j) => plan.Persistent ? $"({N.BlocksBefore} + {j})" : j;
-
-    /// <summary><see cref="Counted"/> of a sum the caller parenthesizes itself.</summary>
-    private string CountedSum(string j) => plan.Persistent ? $"{N.BlocksBefore} + {j}" : j;
+    private string Counted(string j) => plan.Persistent ? $"({N.BlocksBefore} + {j})" : j.Contains(" ") ? $"({j})" : j;
 
     /// <summary>Accumulator r of tile i of one block's P·V as a float: read through the float bias (integer P), or as it is (fp8).</summary>
     private string Block(int r) => plan.Fp8Pv ? $"ob[i][{r}]" : $"__int_as_float(ob[i][{r}]) - KDSL_FLOAT_BIAS";
@@ -442,7 +438,7 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
         WriteFill(N.S, plan.STiles, "KDSL_FLOAT_BIAS_BITS");
         if (pipelined)
         {
-            WriteProductIssue("prev", $"(u32)(({CountedSum("j - 1")}) / {s.Stages}) & 1u", scoresFirst: true);
+            WriteProductIssue("prev", $"(u32)({Counted("j - 1")} / {s.Stages}) & 1u", scoresFirst: true);
             _w.Line($"kdsl_wgmma_wait<1>();  // S has landed; P·V of block j − 1 may still run");
         }
         else

@@ -308,8 +308,8 @@ kdsl_KernelDsl_Attention_FlashAttention_Int8AttentionD128WgmmaFusedQPersistent(
                 {
                     for (int j = 0; j < n_blocks; ++j)
                     {
-                        const int counted = it + j, st = counted % 3;  // the block's number among all this block's tiles
-                        if (counted >= 3) kdsl_mbar_wait(kv_empty + 8 * st, ((counted / 3) - 1) & 1);
+                        const int st = (it + j) % 3;
+                        if ((it + j) >= 3) kdsl_mbar_wait(kv_empty + 8 * st, (((it + j) / 3) - 1) & 1);
                         kdsl_mbar_arrive_expect_tx(k_full + 8 * st, 16384);
                         kdsl_tma_load_3d(sk_addr + st * 16384, &k_map, k_full + 8 * st, 0, (kv_first + j) * 128, (int)bhk);
                         kdsl_mbar_arrive_expect_tx(v_full + 8 * st, 16384);
