@@ -42,15 +42,11 @@ internal static class VariantBench
                 ("softcap", nameof(Softcap), new ModifierArguments().Set("cap", 30f)),
                 ("prefix", nameof(PrefixLm), new ModifierArguments().Set("prefix", 1024)),
             ];
-            // Each variant in its form fed by the Q quantize pass, then ("+qrow") in its form that quantizes Q per row itself,
-            // then ("+m64") on 64-row blocks, two an SM (which quantize Q per row too), then ("+persist") on a persistent grid.
+            // Each variant in its form fed by the Q quantize pass, then in each Hopper form of HopperForms where it runs.
             var runs = variants.Select(x => (x.Name, Kernel: Pick(x.Family, device.ComputeCapability), x.Arguments, x.Family))
-                .Concat(variants.Select(x => (Name: x.Name + QRowSuffix, Kernel: PickQuantizingQ(x.Family, device.ComputeCapability), x.Arguments, x.Family))
-                    .Where(x => x.Kernel is not null))
-                .Concat(variants.Select(x => (Name: x.Name + BlockM64Suffix, Kernel: PickBlockM64(x.Family, device.ComputeCapability), x.Arguments, x.Family))
-                    .Where(x => x.Kernel is not null))
-                .Concat(variants.Select(x => (Name: x.Name + PersistentSuffix, Kernel: PickPersistent(x.Family, device.ComputeCapability), x.Arguments, x.Family))
-                    .Where(x => x.Kernel is not null));
+                .Concat(HopperForms.SelectMany(form => variants
+                    .Select(x => (Name: x.Name + form.Suffix, Kernel: PickForm(x.Family, form.Form, device.ComputeCapability), x.Arguments, x.Family))
+                    .Where(x => x.Kernel is not null)));
             foreach (var (name, kernel, arguments, family) in runs)
             {
                 if (kernel is null)
@@ -113,20 +109,9 @@ internal static class VariantBench
         ? [$"{family}Wgmma", $"{family}Pretransposed"]
         : [$"{family}.D128Wgmma", $"{family}.D128"]);
 
-    /// <summary>The family's kernel that quantizes Q per row itself (Hopper), or null where none runs.</summary>
-    private static AttentionKernelInfo? PickQuantizingQ(string family, int computeCapability) => First(computeCapability, family.StartsWith("Int8Attention", StringComparison.Ordinal)
-        ? [$"{family}WgmmaFusedQ"]
-        : [$"{family}.D128WgmmaFusedQ"]);
-
-    /// <summary>The family's kernel on 64-row wgmma blocks (Hopper), or null where none runs.</summary>
-    private static AttentionKernelInfo? PickBlockM64(string family, int computeCapability) => First(computeCapability, family.StartsWith("Int8Attention", StringComparison.Ordinal)
-        ? [$"{family}WgmmaBlockM64"]
-        : [$"{family}.D128WgmmaBlockM64"]);
-
-    /// <summary>The family's kernel on a persistent grid (Hopper), or null where none runs.</summary>
-    private static AttentionKernelInfo? PickPersistent(string family, int computeCapability) => First(computeCapability, family.StartsWith("Int8Attention", StringComparison.Ordinal)
-        ? [$"{family}WgmmaPersistent"]
-        : [$"{family}.D128WgmmaPersistent"]);
+    /// <summary>The family's kernel in a Hopper form (a plain family's is "{family}{form}", a library family's "{family}.D128{form}"), or null where none runs.</summary>
+    private static AttentionKernelInfo? PickForm(string family, string form, int computeCapability) =>
+        First(computeCapability, [family.StartsWith("Int8Attention", StringComparison.Ordinal) ? family + form : $"{family}.D128{form}"]);
 
     /// <summary>The first of these library kernels (names below the library's namespace) that runs here: f16, D = 128, int8 P·V.</summary>
     private static AttentionKernelInfo? First(int computeCapability, string[] names)
@@ -135,12 +120,10 @@ internal static class VariantBench
         return names.Select(n => kernels.FirstOrDefault(k => k.Name == "KernelDsl.Attention.FlashAttention." + n)).FirstOrDefault(k => k is not null);
     }
 
-    /// <summary>What a row's variant name gains when its kernel quantizes Q per row (bench/flex.py strips it to find the peer).</summary>
-    public const string QRowSuffix = "+qrow";
-
-    /// <summary>What a row's variant name gains when its kernel runs 64-row blocks.</summary>
-    public const string BlockM64Suffix = "+m64";
-
-    /// <summary>What a row's variant name gains when its kernel runs on a persistent grid.</summary>
-    public const string PersistentSuffix = "+persist";
+    /// <summary>
+    /// The Hopper forms timed beside each variant's default, and what a row's variant name gains for each (bench/flex.py
+    /// strips it to find the peer): quantizing Q per row itself, 64-row blocks two an SM (which quantize Q per row too),
+    /// and a persistent grid.
+    /// </summary>
+    private static readonly (string Suffix, string Form)[] HopperForms = [("+qrow", "WgmmaFusedQ"), ("+m64", "WgmmaBlockM64"), ("+persist", "WgmmaPersistent")];
 }
