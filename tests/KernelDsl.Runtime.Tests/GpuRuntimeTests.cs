@@ -21,6 +21,22 @@ public class GpuRuntimeTests
         MinimumSm = 80,
     };
 
+    // One thread that spins for a number of clock cycles: queued work that cannot end early, whatever the host spends.
+    private static readonly KernelModuleDefinition Spin = new()
+    {
+        Name = "Tests.Spin",
+        CudaSource = """
+            extern "C" __global__ void __launch_bounds__(32) spin(long long cycles)
+            {
+                long long start = clock64();
+                while (clock64() - start < cycles) { }
+            }
+            """,
+        EntryPoints = [new KernelEntryPoint("spin", 32, 0)],
+        Targets = ["sm_80", "sm_90"],
+        MinimumSm = 80,
+    };
+
     // 100 KiB of dynamic shared memory: more than the 48 KiB a kernel gets without opting in.
     private const int BigSharedBytes = 100 * 1024;
 
@@ -95,7 +111,8 @@ public class GpuRuntimeTests
 
     /// <summary>
     /// Small host-to-device copies go through the stream's four pinned slots. Twelve copies of one size (so no slot is
-    /// reallocated) from one host array, overwritten after each call, are queued behind about 3 ms of work: copies 5–12
+    /// reallocated) from one host array, overwritten after each call, are queued behind a kernel that spins for about
+    /// 100 ms (a fixed amount of work once ended before the first pinned slots were allocated, run 75): copies 5–12
     /// reuse slots whose copies have not run yet, so each must wait for its slot's copy, or an earlier copy lands later
     /// data. Then copies at the slots' size limit and past it (pageable) land too.
     /// </summary>
@@ -104,15 +121,11 @@ public class GpuRuntimeTests
     {
         using var device = Gpu.OpenOrSkip();
         using var stream = device.CreateStream();
-        const int Busy = 1 << 22, Small = 4096;
-        using var bx = device.Allocate<float>(Busy);
-        using var by = device.Allocate<float>(Busy);
-        stream.FillBytes(bx, 0);
-        stream.FillBytes(by, 0);
-        for (var launch = 0; launch < 200; launch++)
-        {
-            stream.Launch(Saxpy, "saxpy", Dim3.Of(Busy / 256), new KernelArguments().Add(bx).Add(by).Add(Busy).Add(0.5f));
-        }
+        const int Small = 4096;
+        // Compiled before it is queued, so that the spin starts when the copies are queued, not after NVRTC.
+        stream.Launch(Spin, "spin", Dim3.Of(1), new KernelArguments().Add(1L));
+        stream.Synchronize();
+        stream.Launch(Spin, "spin", Dim3.Of(1), new KernelArguments().Add(200_000_000L));
         int[] lengths = [.. Enumerable.Repeat(Small, 12), (int)(PinnedStaging.MaxBytes / sizeof(float)), (int)(PinnedStaging.MaxBytes / sizeof(float)) + 1];
         var host = new float[lengths.Max()];
         var buffers = lengths.Select(n => device.Allocate<float>(n)).ToArray();
