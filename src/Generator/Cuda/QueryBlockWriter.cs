@@ -12,7 +12,8 @@ public static class QueryBlockWriter
 {
     /// <summary>
     /// A persistent grid's tile <paramref name="tile"/> as the same names. Uniform tiles run head by head, so the blocks
-    /// at work share a head's K and V in L2. Causal tiles run longest first across all heads (query block
+    /// at work share a head's K and V in L2. Causal and masked tiles (<see cref="AttentionPlan.LongestTilesFirst"/>) run
+    /// longest first across all heads (query block
     /// q_blocks − 1 − tile / (heads · batch)): with <see cref="WriteTileLoop"/>'s alternating order, a model of key blocks
     /// visited puts the slowest block's work at 0.64–1.00× the one-tile-a-block grid's makespan (S 1024–16384, 16–64
     /// heads × batch on 132 SMs), where the plain stride reached 1.55×.
@@ -20,7 +21,7 @@ public static class QueryBlockWriter
     public static void WriteTile(CodeWriter w, AttentionPlan plan, string tile)
     {
         var s = plan.Spec;
-        if (s.Causal)
+        if (plan.LongestTilesFirst)
         {
             w.Line($"const int tile_head = {tile} % (heads_q * batch), {N.QueryBlock} = q_blocks - 1 - {tile} / (heads_q * batch);");
         }
@@ -47,13 +48,13 @@ public static class QueryBlockWriter
     public static void Write(CodeWriter w, AttentionPlan plan)
     {
         var s = plan.Spec;
-        if (s.Causal)
+        if (plan.LongestTilesFirst)
         {
             // The hardware starts CTAs in grid order. Causal query blocks grow with their index, so counting them from the
             // end starts each head's longest block first and ends each head, and so the grid (its last head), on the
             // shortest ones: no SM waits out a long block at the tail. One head's blocks stay adjacent, which keeps its K and
             // V in L2 while they run.
-            w.Line($"// Causal: each head's query blocks run longest first, so the grid ends on short blocks.");
+            w.Line($"// {(s.Causal ? "Causal" : "A mask")}: each head's query blocks run longest first, so the grid ends on short blocks.");
             w.Line($"const int {N.QueryBlock} = gridDim.x - 1 - blockIdx.x;");
         }
         else

@@ -1,4 +1,5 @@
 using System;
+using System.Linq;
 using KernelDsl.Generator.Atoms;
 
 namespace KernelDsl.Generator.Model;
@@ -30,6 +31,15 @@ public sealed record AttentionPlan(AttentionSpec Spec)
     /// tile's epilogue overlaps the next tile's copies.
     /// </summary>
     public bool Persistent => WarpSpecialized && Spec.Persistent;
+    /// <summary>
+    /// Whether query blocks run longest first: causal, or with a mask that reads no array, whose visible keys are then a
+    /// closed form of the row (prefix-LM, windows, causal as a mask) and grow with it. Run 75 timed prefix-LM on the
+    /// head-by-head persistent order at 2.319 ms, against 1.594 longest first (run 76, S = 16384): by head, a round's
+    /// tiles are one head's short and long ones, and the alternating rounds no longer pair them. A mask that reads an
+    /// array (document ids) has data-dependent work: causal within each document, it repeats per document, so
+    /// longest-first rounds pair long with long; run 76 timed it at 0.451 ms against 0.338 by head.
+    /// </summary>
+    public bool LongestTilesFirst => Spec.Causal || Spec.Mask is { } mask && !mask.Parameters.Any(p => p.IsArray);
     /// <summary>
     /// Q's shared-memory buffers: two on a persistent grid whose producer loads Q (the next tile's Q lands while this one's
     /// LSE reads it); one where the consumers quantize Q themselves.

@@ -323,7 +323,7 @@ kdsl_KernelDsl_Attention_FlashAttention_PrefixLm_D128WgmmaPersistent(
             {
                 const int tile = tiles_done * gridDim.x + (tiles_done & 1 ? gridDim.x - 1 - blockIdx.x : blockIdx.x);  // odd rounds run mirrored
                 if (tile >= tiles) break;
-                const int tile_head = tile / q_blocks, q_block = tile % q_blocks;
+                const int tile_head = tile % (heads_q * batch), q_block = q_blocks - 1 - tile / (heads_q * batch);
                 const int b = tile_head / heads_q, h = tile_head % heads_q, hk = h / (heads_q / heads_kv);
                 const long long bh = (long long)b * heads_q + h, bhk = (long long)b * heads_kv + hk;
                 const int m0 = q_block * 128;
@@ -380,7 +380,7 @@ kdsl_KernelDsl_Attention_FlashAttention_PrefixLm_D128WgmmaPersistent(
     {
         const int tile = tiles_done * gridDim.x + (tiles_done & 1 ? gridDim.x - 1 - blockIdx.x : blockIdx.x);  // odd rounds run mirrored
         if (tile >= tiles) break;
-        const int tile_head = tile / q_blocks, q_block = tile % q_blocks;
+        const int tile_head = tile % (heads_q * batch), q_block = q_blocks - 1 - tile / (heads_q * batch);
         const int b = tile_head / heads_q, h = tile_head % heads_q, hk = h / (heads_q / heads_kv);
         const long long bh = (long long)b * heads_q + h, bhk = (long long)b * heads_kv + hk;
         const int m0 = q_block * 128;
