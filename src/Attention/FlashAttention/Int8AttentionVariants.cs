@@ -297,6 +297,14 @@ public static partial class Int8AttentionD64CausalWgmmaFp8;
 // ---- Hopper, Q quantized in the kernel (issue 14): no Q quantize pass, one Q scale per row ----
 // The consumer warps read their Q rows as they come (f16, with strides), scale each row by its own largest value and
 // write the codes where TMA would have put them; the softmax then scales each row by its own Q scale. Same tiles as the
+/// <summary>D = 64 on wgmma on a persistent grid (docs/PERF_NOTES.md §14).</summary>
+[FlashAttentionForward(Like = typeof(Int8AttentionD64Wgmma), Persistent = true)]
+public static partial class Int8AttentionD64WgmmaPersistent;
+
+/// <summary>D = 64, causal, on wgmma on a persistent grid, query blocks longest first across heads.</summary>
+[FlashAttentionForward(Like = typeof(Int8AttentionD64Wgmma), Persistent = true, Causal = true)]
+public static partial class Int8AttentionD64CausalWgmmaPersistent;
+
 // three-stage wgmma kernels above.
 
 /// <summary>D = 128 on wgmma, three stages, Recipe C V, Q quantized per row in the kernel.</summary>
@@ -330,6 +338,14 @@ public static partial class Int8AttentionD64WgmmaFusedQ;
 /// <summary>D = 64, causal, on wgmma, Q quantized per row in the kernel.</summary>
 [FlashAttentionForward(Like = typeof(Int8AttentionD64Wgmma), QInput = Element.F16, Causal = true)]
 public static partial class Int8AttentionD64CausalWgmmaFusedQ;
+
+/// <summary>D = 64 on wgmma, Q quantized per row in the kernel, on a persistent grid.</summary>
+[FlashAttentionForward(Like = typeof(Int8AttentionD64WgmmaPersistent), QInput = Element.F16)]
+public static partial class Int8AttentionD64WgmmaFusedQPersistent;
+
+/// <summary>D = 64, causal, on wgmma, Q quantized per row in the kernel, on a persistent grid.</summary>
+[FlashAttentionForward(Like = typeof(Int8AttentionD64WgmmaPersistent), QInput = Element.F16, Causal = true)]
+public static partial class Int8AttentionD64CausalWgmmaFusedQPersistent;
 
 /// <summary>D = 64 on wgmma with fp8 P·V, Q quantized per row in the kernel.</summary>
 [FlashAttentionForward(Like = typeof(Int8AttentionD64WgmmaFp8), QInput = Element.F16)]

@@ -77,7 +77,9 @@ public class VariantSelectionTests
         Assert.Equal(["TransPrmt | 128×64 / 8 warps / 2 stages / 2 blocks/SM", "TransPrmt | 128×64 / 8 warps / 3 stages / 1 block/SM"],
             Int8Attention.TuningCandidates(Element.F16, 64, causal: false, computeCapability: 89));
         Assert.Equal(["TransPrmt | 128×64 / 8 warps / 2 stages / 2 blocks/SM", "TransPrmt | 128×64 / 8 warps / 3 stages / 1 block/SM", "Pretransposed | 128×128 / wgmma 1+2 warpgroups / 3 stages",
-            "Pretransposed | 128×128 / wgmma 1+2 warpgroups / 3 stages / Q per row in kernel", "Pretransposed | 64×128 / wgmma 1+1 warpgroup / 3 stages / 2 blocks/SM / Q per row in kernel"],
+            "Pretransposed | 128×128 / wgmma 1+2 warpgroups persistent / 3 stages",
+            "Pretransposed | 128×128 / wgmma 1+2 warpgroups / 3 stages / Q per row in kernel", "Pretransposed | 128×128 / wgmma 1+2 warpgroups persistent / 3 stages / Q per row in kernel",
+            "Pretransposed | 64×128 / wgmma 1+1 warpgroup / 3 stages / 2 blocks/SM / Q per row in kernel"],
             Int8Attention.TuningCandidates(Element.F16, 64, causal: false, computeCapability: 90));
         Assert.Equal([$"TransPrmt | {two}"], Int8Attention.TuningCandidates(Element.BF16, 128, causal: true, computeCapability: 90));
         Assert.Empty(Int8Attention.TuningCandidates(Element.F16, 128, causal: false, computeCapability: 75));

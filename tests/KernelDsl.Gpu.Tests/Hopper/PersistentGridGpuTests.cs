@@ -25,6 +25,10 @@ public class PersistentGridGpuTests(ITestOutputHelper output)
         { "SlidingWindow.D128Wgmma", "SlidingWindow.D128WgmmaPersistent" },
         { "DocumentMask.D128Wgmma", "DocumentMask.D128WgmmaPersistent" },
         { "Softcap.D128Wgmma", "Softcap.D128WgmmaPersistent" },
+        { "PrefixLm.D128Wgmma", "PrefixLm.D128WgmmaPersistent" },
+        { "Int8AttentionD64Wgmma", "Int8AttentionD64WgmmaPersistent" },
+        { "Int8AttentionD64CausalWgmma", "Int8AttentionD64CausalWgmmaPersistent" },
+        { "Int8AttentionD64WgmmaFusedQ", "Int8AttentionD64WgmmaFusedQPersistent" },
     };
 
     [Theory]
@@ -41,7 +45,7 @@ public class PersistentGridGpuTests(ITestOutputHelper output)
         var seed = Environment.TickCount;
         var random = new Random(seed);
         // 192 tiles (two rounds on 132 SMs), GQA 4:1, a tail; then 528 tiles (four rounds) with Sq < Sk.
-        foreach (var shape in new[] { new AttentionShape(2, 8, 2, 1500, 1500, 128, reference.Causal), new AttentionShape(1, 16, 16, 700, 2100, 128, reference.Causal) })
+        foreach (var shape in new[] { new AttentionShape(2, 8, 2, 1500, 1500, reference.HeadDim, reference.Causal), new AttentionShape(1, 16, 16, 700, 2100, reference.HeadDim, reference.Causal) })
         {
             using var stream = device.CreateStream();
             using var attention = new Int8Attention(device);
@@ -53,8 +57,9 @@ public class PersistentGridGpuTests(ITestOutputHelper output)
             var arguments = walker.Name.Contains("SlidingWindow", StringComparison.Ordinal) ? new ModifierArguments().Set("window", 256)
                 : walker.Name.Contains("DocumentMask", StringComparison.Ordinal) ? new ModifierArguments().Set("documents", documents)
                 : walker.Name.Contains("Softcap", StringComparison.Ordinal) ? new ModifierArguments().Set("cap", 30f)
+                : walker.Name.Contains("PrefixLm", StringComparison.Ordinal) ? new ModifierArguments().Set("prefix", 300)
                 : ModifierArguments.None;
-            TensorView<Half> View(DeviceBuffer<Half> x, int heads, int tokens) => TensorView<Half>.Contiguous(x, shape.Batch, heads, tokens, 128);
+            TensorView<Half> View(DeviceBuffer<Half> x, int heads, int tokens) => TensorView<Half>.Contiguous(x, shape.Batch, heads, tokens, shape.HeadDim);
             (Half[] O, float[] Lse) Run(AttentionKernelInfo kernel)
             {
                 using var o = device.Allocate<Half>(shape.QElements);
