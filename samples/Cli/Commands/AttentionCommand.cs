@@ -24,12 +24,16 @@ internal static class AttentionCommand
         var layout = new Option<TensorLayout>("--layout") { Description = "BHSD ([B, H, S, D]) or BSHD ([B, S, H, D]).", DefaultValueFactory = _ => TensorLayout.BHSD };
         var causal = new Option<bool>("--causal") { Description = "Causal mask, bottom-right aligned." };
         var pv = new Option<PvPrecision>("--pv") { Description = "U8 (fast), E4M3 (fp8 P·V, Hopper: P keeps a relative precision) or Float16 (accuracy).", DefaultValueFactory = _ => PvPrecision.U8 };
-        var strategy = new Option<VStrategy>("--v-strategy")
+        var strategy = new Option<VStrategy?>("--v-strategy")
         {
-            Description = $"How V reaches the u8 P·V MMA (docs/V_TRANSPOSE.md): {string.Join(", ", Enum.GetNames<VStrategy>())}; only the declared ones run (`kdsl list`).",
-            DefaultValueFactory = _ => VStrategy.TransPrmt,
+            Description = $"How V reaches the u8 P·V MMA (docs/V_TRANSPOSE.md): {string.Join(", ", Enum.GetNames<VStrategy>())}; only the declared ones run (`kdsl list`). " +
+                "By default the default kernel's: the wgmma form's (Pretransposed) on Hopper, TransPrmt elsewhere.",
         };
-        var tile = new Option<string?>("--tile") { Description = "A declared tile, by its short name (e.g. 128x64-w8-s2, wgmma-s3) or its description (see `kdsl list`); the mode's first by default." };
+        var tile = new Option<string?>("--tile")
+        {
+            Description = "A declared tile, by its short name (e.g. 128x64-w8-s2, wgmma-s3) or its description (see `kdsl list`); by default the mode's first " +
+                "declared for this GPU's own architecture (wgmma on Hopper), else its first.",
+        };
         var autotune = new Option<bool>("--autotune") { Description = "u8 P·V: time every declared V strategy and tile for this GPU and shape once (remembered on disk) and run the fastest." };
         var noReference = new Option<bool>("--no-reference") { Description = "Skip the float64 reference (it is O(S²) on the CPU)." };
         var variant = new Option<string?>("--variant")
@@ -352,7 +356,7 @@ internal static class AttentionCommand
                 throw new CliUsageException($"No attention kernel is declared for D = {headDim} (the tensors' last dimension); declared head dims: {string.Join(", ", Int8Attention.HeadDims)}.");
             }
             var strategies = Enum.GetValues<VStrategy>().Where(s => Int8Attention.TilesFor(Element.F16, headDim, options with { V = s, Tile = null }).Count > 0).ToList();
-            if (options.Pv == PvPrecision.U8 && !strategies.Contains(options.V))
+            if (options.Pv == PvPrecision.U8 && options.V is { } given && !strategies.Contains(given))
             {
                 throw new CliUsageException($"--v-strategy {options.V}: no kernel is declared for {Mode(headDim, options)}; " +
                     $"declared strategies for it: {(strategies.Count == 0 ? "none" : string.Join(", ", strategies))}.");
@@ -368,7 +372,7 @@ internal static class AttentionCommand
     }
 
     private static string Mode(int headDim, AttentionOptions options) =>
-        $"f16 D = {headDim}, {(options.Causal ? "causal" : "non-causal")}, {options.Pv switch { PvPrecision.U8 => $"u8 P·V with {options.V}", PvPrecision.E4M3 => "fp8 P·V", _ => "16-bit P·V" }}";
+        $"f16 D = {headDim}, {(options.Causal ? "causal" : "non-causal")}, {options.Pv switch { PvPrecision.U8 => $"u8 P·V with {(options.V is { } given ? given.ToString() : "the default V strategy")}", PvPrecision.E4M3 => "fp8 P·V", _ => "16-bit P·V" }}";
 
     /// <summary>The int8 reference's parameters for a kernel: its scale tiles, its online-softmax step and P·V mode, and the K quantizer's mean order.</summary>
     private static Int8AttentionOptions ReferenceOptions(AttentionKernelInfo kernel, int headDim) => new()

@@ -132,7 +132,7 @@ internal enum ContextParallelMethod
 /// rank whose call differs would send or expect other amounts, and NCCL would corrupt or wait forever.
 /// </summary>
 internal sealed record CallSignature(ContextParallelMethod Method, int Ranks, int Tokens, SequenceSplit Split, bool Causal, int Batch, int HeadsQ, int HeadsKv,
-    int HeadDim, PvPrecision Pv, VStrategy V, float SoftmaxScale, TensorLayout QLayout, TensorLayout KLayout, TensorLayout VLayout)
+    int HeadDim, PvPrecision Pv, VStrategy? V, float SoftmaxScale, TensorLayout QLayout, TensorLayout KLayout, TensorLayout VLayout)
 {
     /// <summary>Each value's name and the argument it comes from, in <see cref="ToArray"/>'s order.</summary>
     private static readonly (string Name, string Argument)[] Fields =
@@ -149,13 +149,13 @@ internal sealed record CallSignature(ContextParallelMethod Method, int Ranks, in
 
     public long[] ToArray() =>
     [
-        (long)Method, Ranks, Tokens, (long)Split, Causal ? 1 : 0, Batch, HeadsQ, HeadsKv, HeadDim, (long)Pv, (long)V, BitConverter.SingleToInt32Bits(SoftmaxScale),
+        (long)Method, Ranks, Tokens, (long)Split, Causal ? 1 : 0, Batch, HeadsQ, HeadsKv, HeadDim, (long)Pv, V is { } strategy ? (long)strategy : -1, BitConverter.SingleToInt32Bits(SoftmaxScale),
         (long)QLayout, (long)KLayout, (long)VLayout,
     ];
 
     public static CallSignature FromArray(ReadOnlySpan<long> values) => values.Length == Fields.Length
         ? new((ContextParallelMethod)values[0], (int)values[1], (int)values[2], (SequenceSplit)values[3], values[4] != 0, (int)values[5], (int)values[6],
-            (int)values[7], (int)values[8], (PvPrecision)values[9], (VStrategy)values[10], BitConverter.Int32BitsToSingle((int)values[11]),
+            (int)values[7], (int)values[8], (PvPrecision)values[9], values[10] < 0 ? null : (VStrategy)values[10], BitConverter.Int32BitsToSingle((int)values[11]),
             (TensorLayout)values[12], (TensorLayout)values[13], (TensorLayout)values[14])
         : throw new ArgumentException($"A call signature has {Fields.Length} values; got {values.Length}.", nameof(values));
 
@@ -181,7 +181,7 @@ internal sealed record CallSignature(ContextParallelMethod Method, int Ranks, in
         3 => s.Split.ToString(),
         4 => s.Causal ? "causal" : "not causal",
         9 => s.Pv.ToString(),
-        10 => s.V.ToString(),
+        10 => s.V?.ToString() ?? "the device's default",
         11 => s.SoftmaxScale.ToString("R", System.Globalization.CultureInfo.InvariantCulture),
         12 => s.QLayout.ToString(),
         13 => s.KLayout.ToString(),

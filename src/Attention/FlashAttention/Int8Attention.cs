@@ -8,11 +8,16 @@ public sealed record AttentionOptions
     /// <summary>Causal masking, bottom-right aligned when the query and key lengths differ (FlashAttention 2).</summary>
     public bool Causal { get; init; }
     public PvPrecision Pv { get; init; } = PvPrecision.U8;
-    /// <summary>How V reaches the P·V MMA (int8 modes).</summary>
-    public VStrategy V { get; init; } = VStrategy.TransPrmt;
+    /// <summary>
+    /// How V reaches the P·V MMA (int8 modes). Null takes the default kernel's strategy: that of the first declared kernel
+    /// of the mode built for the device's own architecture (the wgmma form on an H100, which reads V pretransposed), else
+    /// of the first declared one (TransPrmt on an A100 or an Ada card).
+    /// </summary>
+    public VStrategy? V { get; init; }
     /// <summary>
     /// The tile configuration (a declared variant's Tile, e.g. "128×64 / 8 warps / 3 stages / 1 block/SM"); null picks the
-    /// first one declared for the mode. <see cref="Int8Attention.TilesFor"/> lists them.
+    /// default: the first one declared for the mode that is built for the device's own architecture (sm_90a on an H100),
+    /// else the first one declared. <see cref="Int8Attention.TilesFor"/> lists them, the default first.
     /// </summary>
     public string? Tile { get; init; }
     /// <summary>The softmax scale; 1/√D when null.</summary>
@@ -180,7 +185,7 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
         {
             throw new ArgumentException($"Kernel {kernel.Name} takes {kernel.Input} tensors; these are {input}.", nameof(kernel));
         }
-        if (options is { } o && (o.Causal || o.Autotune || o.Tile is not null || o.Pv != PvPrecision.U8 || o.V != VStrategy.TransPrmt))
+        if (options is { } o && (o.Causal || o.Autotune || o.Tile is not null || o.Pv != PvPrecision.U8 || o.V is not null))
         {
             throw new ArgumentException($"options may not set Causal, Pv, V, Tile or Autotune with an explicit kernel: {kernel.Name} fixes them " +
                 $"({(kernel.Causal ? "causal, " : "")}{(kernel.FloatPv ? "16-bit" : "u8")} P·V, {kernel.VStrategy}, {kernel.Tile}).", nameof(options));
@@ -611,7 +616,7 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
     internal static AttentionVariant Select(Element input, int headDim, AttentionOptions options, int? computeCapability = null)
     {
         bool Matches(AttentionVariant v) => OfMode(v, input, headDim, options) && (options.Tile is null || v.Tile == options.Tile);
-        var match = AttentionVariant.All.FirstOrDefault(v => Matches(v) && (computeCapability is not { } cc || v.RunsOn(cc)));
+        var match = DefaultFirst(AttentionVariant.All.Where(v => Matches(v) && (computeCapability is not { } cc || v.RunsOn(cc))), computeCapability).FirstOrDefault();
         if (match is not null)
         {
             return match;
@@ -632,11 +637,24 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
     /// compute capability, only those a device of it runs.
     /// </summary>
     public static IReadOnlyList<string> TilesFor(Element input, int headDim, AttentionOptions options, int? computeCapability = null) =>
-        AttentionVariant.All.Where(v => OfMode(v, input, headDim, options) && (computeCapability is not { } cc || v.RunsOn(cc))).Select(v => v.Tile).ToArray();
+        DefaultFirst(AttentionVariant.All.Where(v => OfMode(v, input, headDim, options) && (computeCapability is not { } cc || v.RunsOn(cc))), computeCapability)
+            .Select(v => v.Tile).Distinct().ToArray();
 
-    /// <summary>Whether a variant serves this input, head dim and mode (the V strategy matters for u8 P·V only); any tile.</summary>
+    /// <summary>
+    /// Whether a variant serves this input, head dim and mode (the V strategy matters for u8 P·V only, and only when
+    /// given); any tile.
+    /// </summary>
     private static bool OfMode(AttentionVariant v, Element input, int headDim, AttentionOptions options) =>
-        v.Input == input && v.HeadDim == headDim && v.Causal == options.Causal && v.Pv == options.Pv && (v.Pv != PvPrecision.U8 || v.V == options.V);
+        v.Input == input && v.HeadDim == headDim && v.Causal == options.Causal && v.Pv == options.Pv && (v.Pv != PvPrecision.U8 || options.V is null || v.V == options.V);
+
+    /// <summary>
+    /// Variants in the order defaults are taken. For a device, those built for its architecture alone (sm_90a, which run
+    /// nowhere else) come first, each group in declaration order: on an H100 the u8 default at D = 128 is then the wgmma
+    /// kernel, 2.1× the first mma.sync one at S = 4096 (709 against 345 TOPS, run 76), where declaration order alone gave
+    /// the mma.sync kernel. With no device, declaration order.
+    /// </summary>
+    private static IEnumerable<AttentionVariant> DefaultFirst(IEnumerable<AttentionVariant> variants, int? computeCapability) =>
+        computeCapability is null ? variants : variants.OrderBy(v => v.Module.RequiresArchSpecific ? 0 : 1);
 
     public void Dispose() => _scratch.Dispose();
 }

@@ -23,7 +23,7 @@ public class VariantSelectionTests
         var options = new AttentionOptions { V = VStrategy.Pretransposed };
         var tiles = Int8Attention.TilesFor(Element.F16, 128, options);
         Assert.Equal(["128×64 / 8 warps / 2 stages / 1 block/SM", "128×64 / 8 warps / 3 stages / 1 block/SM", "64×64 / 4 warps / 2 stages / 2 blocks/SM",
-            "128×128 / wgmma 1+2 warpgroups / 2 stages", "128×128 / wgmma 1+2 warpgroups pingpong / 2 stages", "128×128 / wgmma 1+2 warpgroups / 3 stages",
+            "128×128 / wgmma 1+2 warpgroups / 3 stages", "128×128 / wgmma 1+2 warpgroups / 2 stages", "128×128 / wgmma 1+2 warpgroups pingpong / 2 stages",
             "128×128 / wgmma 1+2 warpgroups persistent / 3 stages", "128×128 / wgmma 1+2 warpgroups / 3 stages / Q per row in kernel",
             "128×128 / wgmma 1+2 warpgroups persistent / 3 stages / Q per row in kernel", "64×128 / wgmma 1+1 warpgroup / 3 stages / 2 blocks/SM / Q per row in kernel"], tiles);
         Assert.Equal(tiles[0], Int8Attention.Select(Element.F16, 128, options).Tile);
@@ -31,6 +31,29 @@ public class VariantSelectionTests
         Assert.Equal("128×64 / 8 warps / 2 stages / 2 blocks/SM", Int8Attention.Select(Element.F16, 64, new AttentionOptions()).Tile);
         var error = Assert.Throws<ArgumentException>(() => Int8Attention.Select(Element.F16, 128, options with { Tile = "64×64 / 4 warps" }));
         Assert.Contains("[128×64 / 8 warps / 3 stages / 1 block/SM]", error.Message);
+    }
+
+    [Fact]
+    public void The_default_kernel_is_the_first_built_for_the_devices_own_architecture()
+    {
+        // No V strategy and no tile: on an H100 the three-stage wgmma kernel (Pretransposed V), elsewhere the first declared.
+        var plain = new AttentionOptions();
+        Assert.Equal(typeof(Int8AttentionD128WgmmaStages3).FullName, Int8Attention.Select(Element.F16, 128, plain, computeCapability: 90).Kernel.Name);
+        Assert.Equal(typeof(Int8AttentionD128CausalWgmmaStages3).FullName, Int8Attention.Select(Element.F16, 128, plain with { Causal = true }, computeCapability: 90).Kernel.Name);
+        Assert.Equal(typeof(Int8AttentionD64Wgmma).FullName, Int8Attention.Select(Element.F16, 64, plain, computeCapability: 90).Kernel.Name);
+        foreach (var cc in new[] { 80, 86, 89 })
+        {
+            Assert.Equal(typeof(Int8AttentionD128TransPrmt).FullName, Int8Attention.Select(Element.F16, 128, plain, computeCapability: cc).Kernel.Name);
+        }
+        // BF16 has no wgmma kernel: the H100 runs the first declared one; a strategy given is kept.
+        Assert.Equal(VStrategy.TransPrmt, Int8Attention.Select(Element.BF16, 128, plain, computeCapability: 90).V);
+        Assert.Equal(VStrategy.Movmatrix, Int8Attention.Select(Element.F16, 128, plain with { V = VStrategy.Movmatrix }, computeCapability: 90).V);
+        var hopperTiles = Int8Attention.TilesFor(Element.F16, 128, plain, computeCapability: 90);
+        Assert.Equal(Int8AttentionD128WgmmaStages3.Tile, hopperTiles[0]);
+        Assert.Equal(hopperTiles.Count, hopperTiles.Distinct().Count());
+        Assert.DoesNotContain(Int8Attention.TilesFor(Element.F16, 128, plain, computeCapability: 80), t => t.Contains("wgmma", StringComparison.Ordinal));
+        // A tile named with no strategy: the first declared kernel of that tile, whichever strategy it reads V with.
+        Assert.Equal(VStrategy.TransPrmt, Int8Attention.Select(Element.F16, 128, plain with { Tile = "128×64 / 8 warps / 2 stages / 1 block/SM" }, computeCapability: 90).V);
     }
 
     [Fact]
@@ -67,8 +90,8 @@ public class VariantSelectionTests
         // An A100 (sm_80) gets the mma.sync tiles; an H100 (sm_90) also the wgmma form, which runs on sm_90a alone.
         Assert.Equal(d128, Int8Attention.TuningCandidates(Element.F16, 128, causal: false, computeCapability: 80));
         Assert.Equal(d128, Int8Attention.TuningCandidates(Element.F16, 128, causal: true, computeCapability: 80));
-        string[] wgmma = ["Pretransposed | 128×128 / wgmma 1+2 warpgroups / 2 stages", "Pretransposed | 128×128 / wgmma 1+2 warpgroups pingpong / 2 stages",
-            "Pretransposed | 128×128 / wgmma 1+2 warpgroups / 3 stages", "Pretransposed | 128×128 / wgmma 1+2 warpgroups persistent / 3 stages",
+        string[] wgmma = ["Pretransposed | 128×128 / wgmma 1+2 warpgroups / 3 stages", "Pretransposed | 128×128 / wgmma 1+2 warpgroups / 2 stages",
+            "Pretransposed | 128×128 / wgmma 1+2 warpgroups pingpong / 2 stages", "Pretransposed | 128×128 / wgmma 1+2 warpgroups persistent / 3 stages",
             "InKernelTranspose | 128×128 / wgmma 1+2 warpgroups / 3 stages",
             "Pretransposed | 128×128 / wgmma 1+2 warpgroups / 3 stages / Q per row in kernel", "Pretransposed | 128×128 / wgmma 1+2 warpgroups persistent / 3 stages / Q per row in kernel",
             "Pretransposed | 64×128 / wgmma 1+1 warpgroup / 3 stages / 2 blocks/SM / Q per row in kernel"];
