@@ -14,12 +14,21 @@ internal static class EnumOptions
 {
     private static readonly MethodInfo UseOnMethod = typeof(EnumOptions).GetMethod(nameof(UseOn), BindingFlags.NonPublic | BindingFlags.Static)!;
 
+    private static readonly MethodInfo UseOnOptionalMethod = typeof(EnumOptions).GetMethod(nameof(UseOnOptional), BindingFlags.NonPublic | BindingFlags.Static)!;
+
+    /// <summary>The enum an option takes, whether it is <c>T</c> or <c>T?</c> (an option whose absence means a default); else null.</summary>
+    public static Type? EnumType(Option option) =>
+        option.ValueType.IsEnum ? option.ValueType : Nullable.GetUnderlyingType(option.ValueType) is { IsEnum: true } underlying ? underlying : null;
+
     /// <summary>Gives every enum option of <paramref name="command"/> and its subcommands the parser; returns the command.</summary>
     public static TCommand WithEnumParsers<TCommand>(this TCommand command) where TCommand : Command
     {
-        foreach (var option in command.Options.Where(o => o.ValueType.IsEnum))
+        foreach (var option in command.Options)
         {
-            UseOnMethod.MakeGenericMethod(option.ValueType).Invoke(null, [option]);
+            if (EnumType(option) is { } type)
+            {
+                (option.ValueType.IsEnum ? UseOnMethod : UseOnOptionalMethod).MakeGenericMethod(type).Invoke(null, [option]);
+            }
         }
         foreach (var subcommand in command.Subcommands)
         {
@@ -29,6 +38,8 @@ internal static class EnumOptions
     }
 
     private static void UseOn<T>(Option option) where T : struct, Enum => ((Option<T>)option).CustomParser = Parse<T>;
+
+    private static void UseOnOptional<T>(Option option) where T : struct, Enum => ((Option<T?>)option).CustomParser = result => Parse<T>(result);
 
     private static T Parse<T>(ArgumentResult result) where T : struct, Enum
     {

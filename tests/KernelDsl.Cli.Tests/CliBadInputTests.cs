@@ -111,7 +111,7 @@ public class CliBadInputTests : IDisposable
         var data = new TheoryData<string[], string>();
         void Walk(System.CommandLine.Command command, string[] path)
         {
-            foreach (var option in command.Options.Where(o => o.ValueType.IsEnum))
+            foreach (var option in command.Options.Where(o => KernelDsl.Cli.EnumOptions.EnumType(o) is not null))
             {
                 data.Add(path, option.Name);
             }
@@ -128,7 +128,7 @@ public class CliBadInputTests : IDisposable
     [MemberData(nameof(EnumOptions))]
     public void Every_enum_option_refuses_a_name_or_number_it_does_not_declare_naming_the_option_and_its_values(string[] command, string option)
     {
-        var type = KernelDsl.Cli.CliApp.Build().Subcommands.Single(c => c.Name == command[0]).Options.Single(o => o.Name == option).ValueType;
+        var type = KernelDsl.Cli.EnumOptions.EnumType(KernelDsl.Cli.CliApp.Build().Subcommands.Single(c => c.Name == command[0]).Options.Single(o => o.Name == option))!;
         foreach (var value in new[] { "Bogus", "7" })
         {
             var run = CliRunner.Run([.. command, option, value]);

@@ -27,7 +27,7 @@ internal static class AttentionCommand
         var strategy = new Option<VStrategy?>("--v-strategy")
         {
             Description = $"How V reaches the u8 P·V MMA (docs/V_TRANSPOSE.md): {string.Join(", ", Enum.GetNames<VStrategy>())}; only the declared ones run (`kdsl list`). " +
-                "By default the default kernel's: the wgmma form's (Pretransposed) on Hopper, TransPrmt elsewhere.",
+                "By default the default kernel's: on Hopper at D = 64 and 128 the wgmma form's (Pretransposed), elsewhere TransPrmt.",
         };
         var tile = new Option<string?>("--tile")
         {

@@ -190,8 +190,11 @@ internal static class BenchCommand
             var endToEnd = Median(stream, () => attention.Forward(stream, View(q), View(k), View(v), View(o), options));
             var kvOnce = variant.VLayout is not null ? KvOnce(stream, attention, View(q), View(k), View(v), View(o), options) : (double?)null;
             var ops = 4.0 * batch * heads * seq * (double)seq * headDim * (variant.Causal ? 0.5 : 1.0);
+            // Untagged: the first declared tile of its V strategy. "(default)": what Forward runs with neither V nor Tile given.
+            var deviceDefault = Int8Attention.Select(Element.F16, headDim, new AttentionOptions { Causal = variant.Causal, Pv = variant.Pv }, device.ComputeCapability);
             var name = variant.Pv switch { PvPrecision.Float16 => "f16-PV", PvPrecision.E4M3 => "fp8-PV", _ => "u8-PV " + variant.V }
-                + (variant.Tile == Int8Attention.TilesFor(Element.F16, headDim, options)[0] && !variant.Module.RequiresArchSpecific ? "" : $" [{variant.Kernel.TileName}]");
+                + (variant.Tile == Int8Attention.TilesFor(Element.F16, headDim, options)[0] && !variant.Module.RequiresArchSpecific ? "" : $" [{variant.Kernel.TileName}]")
+                + (deviceDefault.Kernel.Name == variant.Kernel.Name ? " (default)" : "");
             AddRow(rows, table, name, variant.Module.Name, headDim, seq, variant.Causal, batch, heads, ops, kernel, endToEnd, kvOnce);
         }
         if (onlyVariant is not null)

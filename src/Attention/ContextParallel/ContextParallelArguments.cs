@@ -103,6 +103,22 @@ internal static class ContextParallelArguments
         }
     }
 
+    /// <summary>
+    /// The ring's options with the u8 mode's V strategy and tile made explicit: the default kernel's on this device when
+    /// <see cref="AttentionOptions.V"/> is unset. K and V travel as codes quantized once for both masks' blocks, so every
+    /// rank, and both masks, must read V in one layout; ranks agree on the explicit strategy, not on "default", which
+    /// differs between devices (wgmma on an H100, mma.sync on an A100).
+    /// </summary>
+    public static AttentionOptions Explicit(AttentionOptions options, int headDim, int computeCapability)
+    {
+        if (options.Pv != PvPrecision.U8 || options.V is not null)
+        {
+            return options;
+        }
+        var chosen = Int8Attention.Select(Element.F16, headDim, options with { Autotune = false }, computeCapability);
+        return options with { V = chosen.V, Tile = chosen.Tile };
+    }
+
     public static void MergedHeadDim(int headDim)
     {
         if (!Int8Attention.MergeHeadDims.Contains(headDim))

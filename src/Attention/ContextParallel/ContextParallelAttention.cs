@@ -50,6 +50,7 @@ public sealed class ContextParallelAttention : IDisposable
         ContextParallelArguments.Options(options, schedule);
         var (dims, layouts) = Check(stream, schedule.Partition, q, k, v, o, lse);
         ContextParallelArguments.MergedHeadDim(dims.HeadDim);
+        options = ContextParallelArguments.Explicit(options, dims.HeadDim, Communicator.Device.ComputeCapability);
         ContextParallelArguments.Kernels(options, dims.HeadDim, Communicator.Device.ComputeCapability, bothMasks: true);
         Agree(CallSignature.Of(ContextParallelMethod.Ring, schedule.Partition, schedule.Causal, dims, options, layouts));
         Moving(() => RingEngine.Run(_transport, schedule, dims with { SeqQ = schedule.Partition.Tokens, SeqK = schedule.Partition.Tokens }, options,

@@ -36,6 +36,7 @@ public sealed class SimulatedRingAttention(CudaDevice device) : IDisposable
         var (dims, layouts) = ContextParallelArguments.Tensors(q, k, v, o, lse);
         ContextParallelArguments.Tokens(dims.SeqQ, dims.SeqK, schedule.Partition);
         ContextParallelArguments.MergedHeadDim(dims.HeadDim);
+        options = ContextParallelArguments.Explicit(options, dims.HeadDim, stream.Device.ComputeCapability);
         RingEngine.Run(new SimulatedTransport(), schedule, dims, options, _ranks.For(schedule.Ranks, stream, q, k, v, o, lse, layouts));
     }
 

@@ -42,8 +42,8 @@ public enum PvPrecision
 
 /// <summary>
 /// One declared attention kernel as the host API selects it: a view of its catalog entry (<see cref="AttentionKernelInfo"/>,
-/// generated for every declaration in any assembly). Several tiles may share a mode; the first listed is the default and
-/// the autotuner times them all.
+/// generated for every declaration in any assembly). Several tiles may share a mode; <see cref="All"/> says which is the
+/// default, and the autotuner times them all.
 /// </summary>
 internal sealed record AttentionVariant(AttentionKernelInfo Kernel)
 {
@@ -52,7 +52,9 @@ internal sealed record AttentionVariant(AttentionKernelInfo Kernel)
 
     /// <summary>
     /// The kernels without modifiers that the host API's quantizers feed, the library's first, each assembly's in
-    /// declaration order (so a mode's first declared tile is its default), then those of other assemblies. Kernels with modifiers are asked for by name.
+    /// declaration order, then those of other assemblies. A mode's default on a device is its first declared tile built for
+    /// that device's architecture (sm_90a), else its first declared one (<see cref="AttentionOptions.Tile"/>). Kernels with
+    /// modifiers are asked for by name.
     /// </summary>
     public static IReadOnlyList<AttentionVariant> All => View().All;
 

@@ -10,14 +10,16 @@ public sealed record AttentionOptions
     public PvPrecision Pv { get; init; } = PvPrecision.U8;
     /// <summary>
     /// How V reaches the P·V MMA (int8 modes). Null takes the default kernel's strategy: that of the first declared kernel
-    /// of the mode built for the device's own architecture (the wgmma form on an H100, which reads V pretransposed), else
-    /// of the first declared one (TransPrmt on an A100 or an Ada card).
+    /// of the mode built for the device's own architecture (at D = 64 and 128 with f16 on an H100, the wgmma form, which
+    /// reads V pretransposed), else of the first declared one (TransPrmt). A strategy given keeps declaration order: its
+    /// first declared tile the device runs.
     /// </summary>
     public VStrategy? V { get; init; }
     /// <summary>
     /// The tile configuration (a declared variant's Tile, e.g. "128×64 / 8 warps / 3 stages / 1 block/SM"); null picks the
-    /// default: the first one declared for the mode that is built for the device's own architecture (sm_90a on an H100),
-    /// else the first one declared. <see cref="Int8Attention.TilesFor"/> lists them, the default first.
+    /// default: with no <see cref="V"/>, the first one declared for the mode that is built for the device's own
+    /// architecture (sm_90a on an H100), else the first one declared. <see cref="Int8Attention.TilesFor"/> lists them, the
+    /// default first.
     /// </summary>
     public string? Tile { get; init; }
     /// <summary>The softmax scale; 1/√D when null.</summary>
@@ -34,6 +36,15 @@ public sealed record AttentionOptions
     /// stream synchronization per call; <see cref="NonFiniteInputs.Ignore"/> keeps the call asynchronous.
     /// </summary>
     public NonFiniteInputs NonFinite { get; init; } = NonFiniteInputs.Throw;
+
+    /// <summary>The members as error messages print them: an unset strategy, tile or scale says it is the default.</summary>
+    private bool PrintMembers(System.Text.StringBuilder builder)
+    {
+        builder.Append(System.Globalization.CultureInfo.InvariantCulture,
+            $"Causal = {Causal}, Pv = {Pv}, V = {V?.ToString() ?? "default"}, Tile = {Tile ?? "default"}, SoftmaxScale = {SoftmaxScale?.ToString("R", System.Globalization.CultureInfo.InvariantCulture) ?? "1/√D"}, " +
+            $"Autotune = {Autotune}, NonFinite = {NonFinite}");
+        return true;
+    }
 }
 
 /// <summary>
@@ -616,7 +627,7 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
     internal static AttentionVariant Select(Element input, int headDim, AttentionOptions options, int? computeCapability = null)
     {
         bool Matches(AttentionVariant v) => OfMode(v, input, headDim, options) && (options.Tile is null || v.Tile == options.Tile);
-        var match = DefaultFirst(AttentionVariant.All.Where(v => Matches(v) && (computeCapability is not { } cc || v.RunsOn(cc))), computeCapability).FirstOrDefault();
+        var match = DefaultFirst(AttentionVariant.All.Where(v => Matches(v) && (computeCapability is not { } cc || v.RunsOn(cc))), options, computeCapability).FirstOrDefault();
         if (match is not null)
         {
             return match;
@@ -637,7 +648,7 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
     /// compute capability, only those a device of it runs.
     /// </summary>
     public static IReadOnlyList<string> TilesFor(Element input, int headDim, AttentionOptions options, int? computeCapability = null) =>
-        DefaultFirst(AttentionVariant.All.Where(v => OfMode(v, input, headDim, options) && (computeCapability is not { } cc || v.RunsOn(cc))), computeCapability)
+        DefaultFirst(AttentionVariant.All.Where(v => OfMode(v, input, headDim, options) && (computeCapability is not { } cc || v.RunsOn(cc))), options, computeCapability)
             .Select(v => v.Tile).Distinct().ToArray();
 
     /// <summary>
@@ -648,13 +659,14 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
         v.Input == input && v.HeadDim == headDim && v.Causal == options.Causal && v.Pv == options.Pv && (v.Pv != PvPrecision.U8 || options.V is null || v.V == options.V);
 
     /// <summary>
-    /// Variants in the order defaults are taken. For a device, those built for its architecture alone (sm_90a, which run
-    /// nowhere else) come first, each group in declaration order: on an H100 the u8 default at D = 128 is then the wgmma
-    /// kernel, 2.1× the first mma.sync one at S = 4096 (709 against 345 TOPS, run 76), where declaration order alone gave
-    /// the mma.sync kernel. With no device, declaration order.
+    /// Variants in the order defaults are taken. With no V strategy given and a device known, those built for its
+    /// architecture alone (sm_90a, which run nowhere else) come first, each group in declaration order: on an H100 the u8
+    /// default at D = 128 is then the wgmma kernel, 2.1× the first mma.sync one at S = 4096 (709 against 345 TOPS, run
+    /// 76), where declaration order alone gave the mma.sync kernel. A V strategy given keeps declaration order, so
+    /// <c>V = Pretransposed</c> alone still names the first declared kernel of that strategy.
     /// </summary>
-    private static IEnumerable<AttentionVariant> DefaultFirst(IEnumerable<AttentionVariant> variants, int? computeCapability) =>
-        computeCapability is null ? variants : variants.OrderBy(v => v.Module.RequiresArchSpecific ? 0 : 1);
+    private static IEnumerable<AttentionVariant> DefaultFirst(IEnumerable<AttentionVariant> variants, AttentionOptions options, int? computeCapability) =>
+        options.V is not null || computeCapability is null ? variants : variants.OrderBy(v => v.Module.RequiresArchSpecific ? 0 : 1);
 
     public void Dispose() => _scratch.Dispose();
 }

@@ -252,6 +252,14 @@ public static partial class Int8AttentionD128WgmmaPersistent;
 [FlashAttentionForward(Like = typeof(Int8AttentionD128Wgmma), Stages = 3, Persistent = true, Causal = true)]
 public static partial class Int8AttentionD128CausalWgmmaPersistent;
 
+/// <summary>D = 64 on wgmma on a persistent grid (docs/PERF_NOTES.md §14).</summary>
+[FlashAttentionForward(Like = typeof(Int8AttentionD64Wgmma), Persistent = true)]
+public static partial class Int8AttentionD64WgmmaPersistent;
+
+/// <summary>D = 64, causal, on wgmma on a persistent grid, query blocks longest first across heads.</summary>
+[FlashAttentionForward(Like = typeof(Int8AttentionD64Wgmma), Persistent = true, Causal = true)]
+public static partial class Int8AttentionD64CausalWgmmaPersistent;
+
 /// <summary>
 /// D = 128 on wgmma with Recipe D: TMA brings V as it comes, and the producer warpgroup rewrites each block [channel][key] in
 /// π order with ldmatrix.trans + prmt + stmatrix before the consumers' P·V (docs/V_TRANSPOSE.md). No transposing quantize kernel.
@@ -301,14 +309,6 @@ public static partial class Int8AttentionD64CausalWgmmaFp8;
 // ---- Hopper, Q quantized in the kernel (issue 14): no Q quantize pass, one Q scale per row ----
 // The consumer warps read their Q rows as they come (f16, with strides), scale each row by its own largest value and
 // write the codes where TMA would have put them; the softmax then scales each row by its own Q scale. Same tiles as the
-/// <summary>D = 64 on wgmma on a persistent grid (docs/PERF_NOTES.md §14).</summary>
-[FlashAttentionForward(Like = typeof(Int8AttentionD64Wgmma), Persistent = true)]
-public static partial class Int8AttentionD64WgmmaPersistent;
-
-/// <summary>D = 64, causal, on wgmma on a persistent grid, query blocks longest first across heads.</summary>
-[FlashAttentionForward(Like = typeof(Int8AttentionD64Wgmma), Persistent = true, Causal = true)]
-public static partial class Int8AttentionD64CausalWgmmaPersistent;
-
 // three-stage wgmma kernels above.
 
 /// <summary>D = 128 on wgmma, three stages, Recipe C V, Q quantized per row in the kernel.</summary>

@@ -75,6 +75,24 @@ public class ContextParallelArgumentsTests
     }
 
     [Fact]
+    public void The_ring_signs_the_default_kernels_V_strategy_and_tile_not_default()
+    {
+        // An H100 and an A100 resolve "default" to kernels that read V in different layouts: the ranks agree on these.
+        var hopper = ContextParallelArguments.Explicit(new AttentionOptions { Causal = true }, 128, 90);
+        Assert.Equal((VStrategy?)VStrategy.Pretransposed, hopper.V);
+        Assert.Equal(Int8AttentionD128WgmmaStages3.Tile, hopper.Tile);
+        ContextParallelArguments.Kernels(hopper, 128, 90, bothMasks: true);  // the non-causal blocks read the same layout
+        var ampere = ContextParallelArguments.Explicit(new AttentionOptions { Causal = true }, 128, 80);
+        Assert.Equal((VStrategy?)VStrategy.TransPrmt, ampere.V);
+        Assert.NotEqual(hopper.V, ampere.V);
+        // What the caller chose, and the modes without a V strategy, pass unchanged.
+        var given = new AttentionOptions { V = VStrategy.Movmatrix };
+        Assert.Same(given, ContextParallelArguments.Explicit(given, 128, 90));
+        var fp8 = new AttentionOptions { Pv = PvPrecision.E4M3 };
+        Assert.Same(fp8, ContextParallelArguments.Explicit(fp8, 128, 90));
+    }
+
+    [Fact]
     public void A_mode_without_a_declared_kernel_is_named_before_ranks_move_data()
     {
         ContextParallelArguments.Kernels(new AttentionOptions { Causal = true }, 128, 90, bothMasks: true);

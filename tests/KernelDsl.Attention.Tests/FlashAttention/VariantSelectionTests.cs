@@ -48,6 +48,8 @@ public class VariantSelectionTests
         // BF16 has no wgmma kernel: the H100 runs the first declared one; a strategy given is kept.
         Assert.Equal(VStrategy.TransPrmt, Int8Attention.Select(Element.BF16, 128, plain, computeCapability: 90).V);
         Assert.Equal(VStrategy.Movmatrix, Int8Attention.Select(Element.F16, 128, plain with { V = VStrategy.Movmatrix }, computeCapability: 90).V);
+        // A strategy given keeps declaration order: Pretransposed alone is still the mma.sync kernel, wgmma is asked for by tile.
+        Assert.DoesNotContain("wgmma", Int8Attention.Select(Element.F16, 128, plain with { V = VStrategy.Pretransposed }, computeCapability: 90).Tile, StringComparison.Ordinal);
         var hopperTiles = Int8Attention.TilesFor(Element.F16, 128, plain, computeCapability: 90);
         Assert.Equal(Int8AttentionD128WgmmaStages3.Tile, hopperTiles[0]);
         Assert.Equal(hopperTiles.Count, hopperTiles.Distinct().Count());

@@ -19,7 +19,7 @@ public class NonFiniteInputGpuTests(ITestOutputHelper output)
     // count-only pass over V that the 16-bit P·V mode uses; f16 and bf16.
     private static readonly Dictionary<string, Mode> Modes = new()
     {
-        ["f16 D128 u8 TransPrmt"] = new(Element.F16, 128, new AttentionOptions()),
+        ["f16 D128 u8 TransPrmt"] = new(Element.F16, 128, new AttentionOptions { V = VStrategy.TransPrmt }),
         ["f16 D128 u8 Pretransposed"] = new(Element.F16, 128, new AttentionOptions { V = VStrategy.Pretransposed }),
         ["f16 D64 f16 P·V causal"] = new(Element.F16, 64, new AttentionOptions { Pv = PvPrecision.Float16, Causal = true }),
         ["bf16 D128 u8 causal"] = new(Element.BF16, 128, new AttentionOptions { Causal = true }),

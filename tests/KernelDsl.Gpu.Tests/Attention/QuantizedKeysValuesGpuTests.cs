@@ -18,10 +18,10 @@ public class QuantizedKeysValuesGpuTests(ITestOutputHelper output)
 
     private static readonly Dictionary<string, AttentionOptions> ModeOptions = new()
     {
-        ["D128 u8 TransPrmt"] = new AttentionOptions(),
+        ["D128 u8 TransPrmt"] = new AttentionOptions { V = VStrategy.TransPrmt },
         ["D128 u8 Pretransposed causal"] = new AttentionOptions { V = VStrategy.Pretransposed, Causal = true },
         ["D128 u8 Movmatrix"] = new AttentionOptions { V = VStrategy.Movmatrix },
-        ["D64 u8 TransPrmt causal"] = new AttentionOptions { Causal = true },
+        ["D64 u8 TransPrmt causal"] = new AttentionOptions { V = VStrategy.TransPrmt, Causal = true },
         ["D128 fp8 causal"] = new AttentionOptions { Pv = PvPrecision.E4M3, Causal = true },
     };
 
@@ -125,7 +125,7 @@ public class QuantizedKeysValuesGpuTests(ITestOutputHelper output)
         var pretransposed = new AttentionOptions { V = VStrategy.Pretransposed };
         using var kv = attention.QuantizeKeysValues(stream, k, vv, pretransposed);
         Assert.Equal(VLayout.Pretransposed, kv.VLayout);
-        var layout = Assert.Throws<ArgumentException>(() => attention.Forward(stream, q, kv, oo, new AttentionOptions()));
+        var layout = Assert.Throws<ArgumentException>(() => attention.Forward(stream, q, kv, oo, new AttentionOptions { V = VStrategy.TransPrmt }));
         Assert.Equal("kv", layout.ParamName);
         Assert.Contains("layout", layout.Message, StringComparison.Ordinal);
         Assert.Equal("kv", Assert.Throws<ArgumentException>(() => attention.Forward(stream, q, kv, oo, pretransposed with { Pv = PvPrecision.Float16 })).ParamName);

@@ -29,6 +29,7 @@ public class PersistentGridGpuTests(ITestOutputHelper output)
         { "Int8AttentionD64Wgmma", "Int8AttentionD64WgmmaPersistent" },
         { "Int8AttentionD64CausalWgmma", "Int8AttentionD64CausalWgmmaPersistent" },
         { "Int8AttentionD64WgmmaFusedQ", "Int8AttentionD64WgmmaFusedQPersistent" },
+        { "Int8AttentionD64CausalWgmmaFusedQ", "Int8AttentionD64CausalWgmmaFusedQPersistent" },
     };
 
     [Theory]
