@@ -48,13 +48,13 @@ public static class QueryBlockWriter
     public static void Write(CodeWriter w, AttentionPlan plan)
     {
         var s = plan.Spec;
-        if (plan.LongestTilesFirst)
+        if (s.Causal)
         {
             // The hardware starts CTAs in grid order. Causal query blocks grow with their index, so counting them from the
             // end starts each head's longest block first and ends each head, and so the grid (its last head), on the
             // shortest ones: no SM waits out a long block at the tail. One head's blocks stay adjacent, which keeps its K and
             // V in L2 while they run.
-            w.Line($"// {(s.Causal ? "Causal" : "A mask")}: each head's query blocks run longest first, so the grid ends on short blocks.");
+            w.Line($"// Causal: each head's query blocks run longest first, so the grid ends on short blocks.");
             w.Line($"const int {N.QueryBlock} = gridDim.x - 1 - blockIdx.x;");
         }
         else

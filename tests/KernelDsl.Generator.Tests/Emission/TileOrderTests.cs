@@ -4,9 +4,9 @@ using GeneratorTests.Infrastructure;
 namespace GeneratorTests.Emission;
 
 /// <summary>
-/// The order query blocks run in (AttentionPlan.LongestTilesFirst), on the one-tile grid and on the persistent one:
-/// longest first where a closed-form mask's visible keys grow with the row, by head where the work is uniform or
-/// data-dependent (run 76: prefix-LM 2.319 → 1.594 ms longest first, documents 0.338 → 0.451 ms, so documents stay by head).
+/// The order query blocks run in. A persistent grid (AttentionPlan.LongestTilesFirst) runs closed-form masks longest
+/// first across heads, and masks that read an array by head (run 76: prefix-LM 2.319 → 1.594 ms longest first,
+/// documents 0.338 → 0.451 ms, so documents stay by head). The one-tile grid counts from the end for causal kernels only.
 /// </summary>
 public class TileOrderTests
 {
@@ -44,7 +44,7 @@ public class TileOrderTests
     [InlineData("[MaskModifier] public static bool Visible(int b, int h, int q, int k, int window) => k <= q && q - k < window;", true)]
     [InlineData("[MaskModifier] public static bool Visible(int b, int h, int q, int k, [Nondecreasing] ReadOnlySpan<int> documents) => documents[q] == documents[k] && k <= q;", false)]
     [InlineData("[ScoreModifier] public static float Cap(float score, int b, int h, int q, int k, float cap) => cap * MathF.Tanh(score / cap);", false)]
-    public void Closed_form_masks_run_longest_first_and_array_masks_by_head(string modifier, bool longestFirst)
+    public void On_a_persistent_grid_closed_form_masks_run_longest_first_and_array_masks_by_head(string modifier, bool longestFirst)
     {
         var run = GeneratorHarness.RunGenerator(Forms + $$"""
             [AttentionFamily(typeof(HopperForms))]
@@ -56,8 +56,23 @@ public class TileOrderTests
         Assert.Empty(run.GeneratorDiagnostics);
         var oneTile = SnapshotTests.RawStringContent(run.Source("Users.Variant.OneTile.cu.g.cs"));
         var persistent = SnapshotTests.RawStringContent(run.Source("Users.Variant.Persistent.cu.g.cs"));
-        Assert.Equal(longestFirst, oneTile.Contains(OneTileLongestFirst, StringComparison.Ordinal));
+        Assert.DoesNotContain(OneTileLongestFirst, oneTile);  // not causal: the one-tile grid keeps blockIdx.x order
         Assert.Contains(longestFirst ? PersistentLongestFirst : PersistentByHead, persistent);
         Assert.DoesNotContain(longestFirst ? PersistentByHead : PersistentLongestFirst, persistent);
+    }
+
+    [Fact]
+    public void Causal_kernels_run_longest_first_on_both_grids_whatever_their_mask_reads()
+    {
+        var run = GeneratorHarness.RunGenerator(Forms + """
+            [AttentionFamily(typeof(HopperForms), Causal = true)]
+            public static partial class Variant
+            {
+                [MaskModifier] public static bool Visible(int b, int h, int q, int k, [Nondecreasing] ReadOnlySpan<int> documents) => documents[q] == documents[k];
+            }
+            """);
+        Assert.Empty(run.GeneratorDiagnostics);
+        Assert.Contains(OneTileLongestFirst, SnapshotTests.RawStringContent(run.Source("Users.Variant.OneTile.cu.g.cs")));
+        Assert.Contains(PersistentLongestFirst, SnapshotTests.RawStringContent(run.Source("Users.Variant.Persistent.cu.g.cs")));
     }
 }

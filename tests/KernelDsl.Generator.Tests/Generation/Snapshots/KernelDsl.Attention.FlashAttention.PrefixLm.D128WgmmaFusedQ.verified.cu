@@ -366,8 +366,7 @@ kdsl_KernelDsl_Attention_FlashAttention_PrefixLm_D128WgmmaFusedQ(
     // mbarriers: per stage K full, V full (TMA bytes), K/V empty (one arrival per consumer warp). Q needs none: the consumers write it.
     const u32 k_full = sv_addr + 32768, v_full = k_full + 16, kv_empty = v_full + 16;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, wg = warp >> 2, g = lane >> 2, t = lane & 3;
-    // A mask: each head's query blocks run longest first, so the grid ends on short blocks.
-    const int q_block = gridDim.x - 1 - blockIdx.x;
+    const int q_block = blockIdx.x;
     const int b = blockIdx.z, h = blockIdx.y, hk = h / (heads_q / heads_kv);  // GQA: heads_q / heads_kv query heads share a KV head
     const long long bh = (long long)b * heads_q + h, bhk = (long long)b * heads_kv + hk;
     const int m0 = q_block * 128;

@@ -297,8 +297,7 @@ kdsl_QuickStart_SlidingWindowSoftcap_MmaSync(
     u8* const sk = kdsl_shared + 16384;                // K: 2 × 8192 bytes
     u8* const sv = kdsl_shared + 32768;  // V: 2 × 8192 bytes
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
-    // A mask: each head's query blocks run longest first, so the grid ends on short blocks.
-    const int q_block = gridDim.x - 1 - blockIdx.x;
+    const int q_block = blockIdx.x;
     const int b = blockIdx.z, h = blockIdx.y, hk = h / (heads_q / heads_kv);  // GQA: heads_q / heads_kv query heads share a KV head
     const long long bh = (long long)b * heads_q + h, bhk = (long long)b * heads_kv + hk;
     const int m0 = q_block * 128;

@@ -308,8 +308,7 @@ kdsl_QuickStart_SlidingWindowSoftcap_Wgmma(
     const u32 q_full = sv_addr + 32768;
     const u32 k_full = q_full + 8, v_full = k_full + 16, kv_empty = v_full + 16;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, wg = warp >> 2, g = lane >> 2, t = lane & 3;
-    // A mask: each head's query blocks run longest first, so the grid ends on short blocks.
-    const int q_block = gridDim.x - 1 - blockIdx.x;
+    const int q_block = blockIdx.x;
     const int b = blockIdx.z, h = blockIdx.y, hk = h / (heads_q / heads_kv);  // GQA: heads_q / heads_kv query heads share a KV head
     const long long bh = (long long)b * heads_q + h, bhk = (long long)b * heads_kv + hk;
     const int m0 = q_block * 128;
