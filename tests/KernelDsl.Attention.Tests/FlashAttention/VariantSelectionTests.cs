@@ -81,6 +81,9 @@ public class VariantSelectionTests
         Assert.Equal("options", error.ParamName);
         Assert.Contains("Declared:", error.Message);
         Assert.Contains("F16 D=128 U8 Movmatrix", error.Message);
+        // Unset members read as defaults, not as blanks.
+        var unset = Assert.Throws<ArgumentException>(() => Int8Attention.Select(Element.F16, 80, new AttentionOptions()));
+        Assert.Contains("V = default, Tile = default, SoftmaxScale = 1/√D", unset.Message);
     }
 
     [Fact]
