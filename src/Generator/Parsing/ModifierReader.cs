@@ -473,9 +473,13 @@ public static class ModifierReader
                 case IBinaryOperation binary:
                     return Binary(binary);
                 case IConditionalOperation { WhenFalse: { } whenFalse } conditional:
-                    return Expression(conditional.Condition) is { } condition && Expression(conditional.WhenTrue) is { } whenTrue && Expression(whenFalse) is { } otherwise
+                {
+                    // Every operand is read, so each refusal in them is reported in one build, not one a build.
+                    var (condition, whenTrue, otherwise) = (Expression(conditional.Condition), Expression(conditional.WhenTrue), Expression(whenFalse));
+                    return condition is not null && whenTrue is not null && otherwise is not null
                         ? Typed(conditional, type => new ConditionalExpression(type, condition, whenTrue, otherwise))
                         : null;
+                }
                 case IConversionOperation conversion:
                     return Conversion(conversion);
             }
@@ -499,7 +503,8 @@ public static class ModifierReader
             var isMath = target.IsStatic && target.ContainingType?.ToDisplayString() is "System.Math" or "System.MathF";
             if (!isMath)
             {
-                return Refuse(Rules.ModifierCall, invocation.Syntax, name, "calls to other methods are not supported: the body must be translatable to CUDA; inline it");
+                return Refuse(Rules.ModifierCall, invocation.Syntax, name,
+                    $"calls to other methods are not supported: the body must be translatable to CUDA; inline it, or call one of the Math and MathF functions a modifier can call: {MathFunctions}");
             }
             if (!Enum.TryParse<MathFunction>(target.Name, out var function))
             {
@@ -510,16 +515,13 @@ public static class ModifierReader
             {
                 return Refuse(Rules.ModifierCall, invocation.Syntax, name, $"only the one-argument {target.Name} translates");
             }
-            var arguments = new List<ModifierExpression>();
-            foreach (var argument in invocation.Arguments.OrderBy(a => a.Parameter?.Ordinal ?? 0))
+            // Every argument is read, so each refusal in them is reported in one build.
+            var arguments = invocation.Arguments.OrderBy(a => a.Parameter?.Ordinal ?? 0).Select(a => Expression(a.Value)).ToList();
+            if (arguments.Any(a => a is null))
             {
-                if (Expression(argument.Value) is not { } translated)
-                {
-                    return null;
-                }
-                arguments.Add(translated);
+                return null;
             }
-            return Typed(invocation, resultType => new CallExpression(resultType, function, arguments.ToEquatableArray()));
+            return Typed(invocation, resultType => new CallExpression(resultType, function, arguments.Select(a => a!).ToEquatableArray()));
         }
 
         private ModifierExpression? Property(IPropertyReferenceOperation property)
@@ -621,7 +623,9 @@ public static class ModifierReader
                 // >>> on int has no CUDA operator of the same meaning.
                 return Refuse(Rules.ModifierExpression, syntax, Quote(syntax), "the operator has no CUDA counterpart; use >> on int");
             }
-            if (Expression(binary.LeftOperand) is not { } left || Expression(binary.RightOperand) is not { } right)
+            // Both operands are read, so a refusal on each side is reported in one build.
+            var (left, right) = (Expression(binary.LeftOperand), Expression(binary.RightOperand));
+            if (left is null || right is null)
             {
                 return null;
             }

@@ -69,10 +69,14 @@ public class ModifierReaderTests
     {
         var diagnostic = Assert.Single(diagnostics);
         Assert.Equal(id, diagnostic.Rule.Id);
-        var location = Assert.IsType<LocationInfo>(diagnostic.Location);
-        var tree = compilation.SyntaxTrees.Single(t => t.FilePath == location.FilePath);
-        Assert.Equal(node, tree.GetText().ToString(location.Span));
+        Assert.Equal(node, Spanned(diagnostic, compilation));
         return diagnostic;
+    }
+
+    private static string Spanned(DiagnosticInfo diagnostic, Compilation compilation)
+    {
+        var location = Assert.IsType<LocationInfo>(diagnostic.Location);
+        return compilation.SyntaxTrees.Single(t => t.FilePath == location.FilePath).GetText().ToString(location.Span);
     }
 
     private static string Message(DiagnosticInfo diagnostic) => diagnostic.ToDiagnostic().GetMessage(CultureInfo.InvariantCulture);
@@ -359,13 +363,25 @@ public class ModifierReaderTests
         Assert.StartsWith(what, Message(Refused($"{ScoreHead})\n{{\n{statement}\n}}", "KDSL0603", statement)));
 
     [Theory]
-    [InlineData("Helper(score)", "calls to other methods are not supported: the body must be translatable to CUDA; inline it")]
+    [InlineData("Helper(score)", "calls to other methods are not supported: the body must be translatable to CUDA; inline it, or call one of the Math and MathF functions a modifier can call: Abs,")]
     [InlineData("score.CompareTo(1f)", "inline it")]
     [InlineData("MathF.Cbrt(score)", "no CUDA counterpart")]
     [InlineData("MathF.Log(score, 2f)", "only the one-argument Log")]
     [InlineData("MathF.Round(score, 2)", "only the one-argument Round")]
     public void KDSL0604_calls(string call, string why) =>
         Assert.Contains(why, Message(Refused($"private static float Helper(float x) => x;\n{ScoreHead}) => score + {call};", "KDSL0604", call)));
+
+    [Theory]
+    [InlineData("score + Console.Read() * Scale")]
+    [InlineData("k > q ? Console.Read() : Scale")]
+    [InlineData("MathF.Max(Console.Read(), Scale)")]
+    public void Every_refusal_in_one_expression_is_reported_in_one_build(string body)
+    {
+        // An operator's operands, the conditional's branches and a call's arguments are all read: both mistakes at once.
+        var (spec, diagnostics, _) = Translate($"private static float Scale = 2f;\n{ScoreHead}) => {body};");
+        Assert.Null(spec);
+        Assert.Equal(["KDSL0604", "KDSL0607"], diagnostics.Select(d => d.Rule.Id).Order());
+    }
 
     [Theory]
     [InlineData("var t = new float[] { 1f, 2f };", "new float[] { 1f, 2f }")]
@@ -385,7 +401,11 @@ public class ModifierReaderTests
     [InlineData("k < 3L", "k", "'k' is converted to type 'long'")]
     public void KDSL0606_types(string expression, string node, string message)
     {
-        var text = Message(Refused($"{MaskHead}) => {expression};", "KDSL0606", node));
+        // Both operands are read, so the other side's 64-bit or decimal value is refused too, at its own node.
+        var (spec, diagnostics, compilation) = Translate($"{MaskHead}) => {expression};");
+        Assert.Null(spec);
+        Assert.All(diagnostics, d => Assert.Equal("KDSL0606", d.Rule.Id));
+        var text = Message(At([diagnostics.First(d => Spanned(d, compilation) == node)], compilation, "KDSL0606", node));
         Assert.Contains(message, text);
         Assert.Contains("bool, int, float and double only", text);
     }
