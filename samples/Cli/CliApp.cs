@@ -52,7 +52,13 @@ public static class CliApp
         {
             // System.CommandLine would print every error and the whole help; one line with the way to the help is enough.
             var command = string.Join(' ', parse.CommandResult.Command is RootCommand ? ["kdsl"] : new[] { "kdsl", parse.CommandResult.Command.Name });
-            return Error(UsageError, $"{string.Join(" ", parse.Errors.Select(e => e.Message))} (`{command} --help` lists the options.)");
+            // "Required command was not provided." says nothing when another error names the word that was not a command.
+            var messages = parse.Errors.Select(e => e.Message).ToList();
+            if (messages.Count > 1)
+            {
+                messages.RemoveAll(m => m.StartsWith("Required command was not provided", StringComparison.Ordinal));
+            }
+            return Error(UsageError, $"{string.Join(" ", messages)} (`{command} --help` lists the options.)");
         }
         try
         {

@@ -48,10 +48,13 @@ internal static class KernelVariants
     public static AttentionKernelInfo Resolve(string name, IReadOnlyList<AttentionKernelInfo> kernels) =>
         ResolveName(name, kernels, k => k.Name, "--variant", "kernels", () =>
         {
-            var near = kernels.Where(k => k.Name.Contains(name, StringComparison.OrdinalIgnoreCase)).ToList();
-            var candidates = near.Count > 0 ? near : kernels.Where(k => k.Parameters.Length > 0 || k.MaskModifier is not null || k.ScoreModifier is not null).ToList();
+            // At most a dozen similar names: a line that lists every kernel is read by nobody.
+            const int Shown = 12;
+            var near = kernels.Where(k => k.Name.Contains(name, StringComparison.OrdinalIgnoreCase)).Select(k => ShortName(k.Name)).ToList();
+            var similar = near.Count == 0 ? ""
+                : $"Similar kernels: {string.Join(", ", near.Take(Shown))}{(near.Count > Shown ? $" and {near.Count - Shown} more" : "")}. ";
             return $"--variant '{name}' names no attention kernel or family. Families (the fastest form runs): {string.Join(", ", Families(kernels).Select(ShortName))}. " +
-                $"{(near.Count > 0 ? "Similar kernels" : "Kernels with modifiers")}: {string.Join(", ", candidates.Select(k => ShortName(k.Name)))} (`kdsl list` shows all).";
+                $"{similar}`kdsl list` shows every kernel.";
         });
 
     /// <summary>
@@ -211,7 +214,7 @@ internal static class KernelVariants
             }
             catch (InvalidDataException e)
             {
-                throw new CliUsageException($"--arg {name}: {e.Message} It must be a 1-D {(isInt ? "int32 ('<i4'; numpy: a.astype(np.int32))" : "float32 ('<f4')")} array.");
+                throw new CliUsageException($"--arg {name}: {e.Message} It must be a 1-D {(isInt ? "int32 ('<i4')" : "float32 ('<f4')")} array.");
             }
         }
         if (text.StartsWith('@'))

@@ -12,12 +12,21 @@ using Spectre.Console;
 // the build turned it into CUDA and typed launchers. Here: what was generated, NVRTC compiles it, and Int8Attention runs
 // it on the GPU, checked against float64 attention with the same C# methods and timed; with no GPU, the CPU reference of
 // the same int8 algorithm is checked instead. `-- gemm` runs the second part, an int8 GEMM (GemmQuickStart.cs).
+// Piped output is not wrapped at Spectre's default 80 columns, so paths and sentences stay whole for grep and copy.
+if (!AnsiConsole.Profile.Out.IsTerminal)
+{
+    AnsiConsole.Profile.Width = 10_000;
+}
 switch (args)
 {
     case []:
         break;
     case ["gemm"]:
         return GemmQuickStart.Run();
+    case ["--help" or "-h" or "-?"]:
+        Console.WriteLine("dotnet run --project samples/QuickStart            the attention variant SlidingWindowSoftcap: its generated CUDA, NVRTC, a run checked against float64");
+        Console.WriteLine("dotnet run --project samples/QuickStart -- gemm    the int8 GEMM part");
+        return 0;
     default:
         Console.Error.WriteLine($"Unknown argument '{args[0]}': run with no argument for attention, or with 'gemm' for the int8 GEMM part.");
         return 2;

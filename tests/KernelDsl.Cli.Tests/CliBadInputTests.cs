@@ -141,6 +141,16 @@ public class CliBadInputTests : IDisposable
     }
 
     [Fact]
+    public void An_unknown_command_is_one_line_naming_it()
+    {
+        var run = CliRunner.Run("frobnicate");
+        Assert.Equal(2, run.Code);
+        var line = Assert.Single(run.ErrorLines);
+        Assert.StartsWith("Unrecognized command or argument 'frobnicate'.", line);
+        Assert.DoesNotContain("Required command", line);
+    }
+
+    [Fact]
     public void An_enum_value_is_read_in_any_case_and_its_error_is_one_plain_line()
     {
         Assert.Equal(0, CliRunner.Run("list", "--format", "JSON").Code);
