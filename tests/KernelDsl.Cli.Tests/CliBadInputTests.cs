@@ -65,7 +65,7 @@ public class CliBadInputTests : IDisposable
         { "compile arch sm_80 for wgmma only", "--arch", "sm_90" },
         { "compile only Nope", "--only", "matches no declared variant" },
         { "list format xml", "--format", "Json" },
-        { "cuda unknown variant", "variant", "kdsl list" },
+        { "cuda unknown variant", "variant", "in its CudaSource constant" },
         { "cuda ambiguous suffix", "variant 'D128'", "is ambiguous; it matches 6 variants: Alibi.D128, CausalMask.D128, DocumentMask.D128, PrefixLm.D128, SlidingWindow.D128, Softcap.D128." },
         { "bench csv in a missing directory", "--csv", "does not exist" },
         { "bench head dim 96", "--head-dim", "64 or 128" },

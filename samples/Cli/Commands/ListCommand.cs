@@ -113,5 +113,6 @@ internal static class ListCommand
     /// <summary>The variant whose full name is <paramref name="name"/>, or the only one whose name ends with ".<paramref name="name"/>".</summary>
     /// <exception cref="CliUsageException">No variant or several match (<see cref="KernelVariants.ResolveName"/>, as <c>--variant</c> resolves).</exception>
     public static KernelModuleDefinition Resolve(string name) => KernelVariants.ResolveName(name, DeclaredVariants.All, m => m.Name, "variant", "variants",
-        () => $"variant: no declared variant is named '{name}' (or ends with '.{name}'); `kdsl list` shows them.");
+        () => $"variant: no declared variant is named '{name}' (or ends with '.{name}'); `kdsl list` shows them. kdsl knows the library's kernels: " +
+            "a kernel declared in your own project has its CUDA in its CudaSource constant, and in obj/.../generated/ with <EmitCompilerGeneratedFiles>true</EmitCompilerGeneratedFiles>.");
 }
