@@ -143,6 +143,10 @@ internal static class KernelVariants
                 throw new CliUsageException($"--arg {name} is given twice.");
             }
             values[name] = Parse(parameter, text);
+            if (!parameter.Allows(values[name]))
+            {
+                throw new CliUsageException($"--arg {name}={text}: modifier argument '{name}' of {what} must be positive{(parameter.ElementType == typeof(float) ? " and finite" : "")} (its modifier declares it [Positive]).");
+            }
         }
         var missing = kernel.Parameters.Where(p => !values.ContainsKey(p.Name)).ToList();
         if (missing.Count > 0)

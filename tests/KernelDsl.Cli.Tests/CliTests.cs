@@ -99,6 +99,10 @@ public class CliTests : IDisposable
         Assert.Contains("names no attention kernel or family. Families (the fastest form runs): CausalMask, SlidingWindow,", unknown);
         Assert.EndsWith("`kdsl list` shows every kernel.", unknown.TrimEnd());
         Assert.True(unknown.Length < 600, unknown);
+        // A [Positive] argument out of its rule is a usage error naming it, before anything runs.
+        (code, output) = RunCapturing([.. args, "--variant", "Softcap", "--arg", "cap=0"]);
+        Assert.Equal(2, code);
+        Assert.Contains("--arg cap=0: modifier argument 'cap' of family Softcap must be positive and finite (its modifier declares it [Positive]).", output);
         var d64 = WriteInputs(40, 40, out _, out _, headDim: 64);
         (code, output) = RunCapturing([.. d64, "--variant", "SlidingWindow", "--arg", "window=8"]);
         Assert.Equal(2, code);

@@ -48,6 +48,11 @@ public sealed class ModifierArguments
             {
                 throw new ArgumentException($"Modifier argument '{parameter.Name}' of {kernel.Name} must be {what}; it is a {value.GetType().Name}.", argumentName);
             }
+            if (!parameter.Allows(value))
+            {
+                throw new ArgumentException(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                    $"Modifier argument '{parameter.Name}' of {kernel.Name} must be positive{(value is float ? " and finite" : "")} (its modifier declares it [Positive]); it is {value}."), argumentName);
+            }
         }
         foreach (var name in _values.Keys)
         {

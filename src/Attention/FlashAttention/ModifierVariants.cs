@@ -55,7 +55,7 @@ public static partial class Alibi
 public static partial class Softcap
 {
     [ScoreModifier]
-    public static float Cap(float score, int b, int h, int q, int k, float cap) => cap * MathF.Tanh(score / cap);
+    public static float Cap(float score, int b, int h, int q, int k, [Positive] float cap) => cap * MathF.Tanh(score / cap);
 
     /// <summary>Decode over the paged cache with softcapping, D = 128 f16.</summary>
     [PagedDecode(HeadDim = 128, PageSize = 64, Input = Element.F16, Warps = 4, Stages = 2)]

@@ -83,7 +83,7 @@ public static class AttentionLauncherWriter
         }
         var extents = AttentionSignature.ArrayExtents(spec).ToLookup(e => e.Array, e => CSharpFile.Literal(e.Extent));
         var parameters = AttentionSignature.RuntimeParameters(spec)
-            .Select(p => $"new({CSharpFile.Literal(p.Name)}, typeof({(p.Type == ScalarType.Int ? "int" : "float")}), {(p.IsArray ? "true" : "false")}, [{string.Join(", ", extents[p.Name])}])");
+            .Select(p => $"new({CSharpFile.Literal(p.Name)}, typeof({(p.Type == ScalarType.Int ? "int" : "float")}), {(p.IsArray ? "true" : "false")}, [{string.Join(", ", extents[p.Name])}]{(p.Positive ? ", Positive: true" : "")})");
         w.Line($"Parameters = [{string.Join(", ", parameters)}],");
         w.Line($"Launch = LaunchWith,");
         w.Outdent();
@@ -117,6 +117,7 @@ public static class AttentionLauncherWriter
         w.Block($"public static void Launch({signature.CSharpParameters})", () =>
         {
             LauncherSections.WriteReferenceChecks(w, signature);
+            LauncherSections.WriteModifierArgumentChecks(w, AttentionSignature.RuntimeParameters(spec));
             if (!spec.Lse)
             {
                 w.Line($"if (lse is not null) throw new global::System.ArgumentException(\"'lse' must be null: this variant is declared with Lse = false and writes none.\", nameof(lse));");

@@ -23,6 +23,15 @@ public static class LauncherSections
         }
     }
 
+    /// <summary>Each [Positive] runtime scalar of the modifiers is positive (and finite, a float).</summary>
+    public static void WriteModifierArgumentChecks(CodeWriter w, IEnumerable<ModifierParameter> runtime)
+    {
+        foreach (var parameter in runtime.Where(p => p.Positive && !p.IsArray))
+        {
+            w.Line($"{Guard}.Positive({parameter.Name}, nameof({parameter.Name}));");
+        }
+    }
+
     /// <summary>The stream and every buffer is there and not disposed; an optional buffer only when given.</summary>
     public static void WriteReferenceChecks(CodeWriter w, KernelSignature signature)
     {

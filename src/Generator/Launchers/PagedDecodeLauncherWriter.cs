@@ -84,6 +84,7 @@ public static class PagedDecodeLauncherWriter
             {
                 w.Line($"{Guard}.Buffer({parameter.Name}, nameof({parameter.Name}));");
             }
+            LauncherSections.WriteModifierArgumentChecks(w, runtime);
             w.Line($"return new({CSharpFile.Literal(spec.Type.FullName)}, HeadDim, global::KernelDsl.Element.{(spec.Input == Element.BF16 ? "BF16" : "F16")}, PageSize, Warps, StageKeys,");
             w.Line($"    ({string.Join(", ", shared)}) =>");
             w.Line($"        Launch({string.Join(", ", shared.Concat(runtime.Select(r => r.Name)))}),");
@@ -116,6 +117,7 @@ public static class PagedDecodeLauncherWriter
         w.Block($"public static void Launch({signature.CSharpParameters})", () =>
         {
             LauncherSections.WriteReferenceChecks(w, signature);
+            LauncherSections.WriteModifierArgumentChecks(w, plan.RuntimeParameters);
             w.Line($"{Guard}.Positive(headsKv, nameof(headsKv));");
             w.Line($"{Guard}.Positive(headsQ, nameof(headsQ));");
             w.Line($"{Guard}.MultipleOf(headsQ, headsKv, nameof(headsQ), \"the query heads sharing a KV head are one group\");");

@@ -9,11 +9,14 @@ namespace KernelDsl.Generator.Model;
 /// </summary>
 public static class ModifierSignature
 {
-    /// <summary>The runtime parameters of the score modifier then the mask, each name once (a name both share is one argument).</summary>
+    /// <summary>
+    /// The runtime parameters of the score modifier then the mask, each name once (a name both share is one argument, which
+    /// must be positive if either method says so).
+    /// </summary>
     public static IEnumerable<ModifierParameter> RuntimeParameters(ModifierSpec? score, ModifierSpec? mask) =>
         new[] { score, mask }.Where(m => m is not null)
             .SelectMany(m => m!.Parameters.Where(p => p.Role == ParameterRole.Runtime))
-            .GroupBy(p => p.Name).Select(g => g.First());
+            .GroupBy(p => p.Name).Select(g => g.First() with { Positive = g.Any(p => p.Positive) });
 
     /// <summary>A runtime parameter as the launcher takes it (an int or float, or a device array of them) and as the kernel does.</summary>
     public static (HostParameter Host, KernelParameter Kernel) Parameter(ModifierParameter parameter)

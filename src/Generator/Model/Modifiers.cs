@@ -24,9 +24,10 @@ public enum ParameterRole { Score, Batch, Head, Query, Key, Runtime }
 /// (<c>ReadOnlySpan&lt;T&gt;</c> or <c>T[]</c> in C#: per-head slopes, per-token document ids), which become typed
 /// arguments of the generated launcher and device pointers in CUDA. <paramref name="Nondecreasing"/> is the caller's
 /// [Nondecreasing] promise on an array (arr[i] ≤ arr[i + 1]), which lets the block classifier bound arr[i] over a range
-/// of i by the two end elements.
+/// of i by the two end elements. <paramref name="Positive"/> is a scalar's [Positive] rule (greater than zero, and finite),
+/// which the launchers check before launch.
 /// </summary>
-public sealed record ModifierParameter(string Name, ScalarType Type, bool IsArray, ParameterRole Role, bool Nondecreasing = false)
+public sealed record ModifierParameter(string Name, ScalarType Type, bool IsArray, ParameterRole Role, bool Nondecreasing = false, bool Positive = false)
 {
     /// <summary>
     /// The CUDA spelling of a C# name in a modifier: prefixed, so that no user name can be a CUDA keyword or collide with

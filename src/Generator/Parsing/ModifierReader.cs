@@ -23,6 +23,7 @@ public static class ModifierReader
     public const string ScoreModifierAttribute = "KernelDsl.ScoreModifierAttribute";
     public const string MaskModifierAttribute = "KernelDsl.MaskModifierAttribute";
     public const string NondecreasingAttribute = "KernelDsl.NondecreasingAttribute";
+    public const string PositiveAttribute = "KernelDsl.PositiveAttribute";
 
     /// <summary>
     /// Finds the [ScoreModifier] and [MaskModifier] methods declared in kernelType itself or any of its containing
@@ -242,6 +243,10 @@ public static class ModifierReader
             // [Nondecreasing] is a promise about an array's elements: on anything else it would promise nothing.
             void NotAnArray(string what) => Report(diagnostics, Rules.ModifierNondecreasing,
                 LocationInfo.From(nondecreasing!.ApplicationSyntaxReference?.GetSyntax()) ?? at, parameter.Name, method.Name, what);
+            var positive = parameter.GetAttributes().FirstOrDefault(a => a.AttributeClass?.ToDisplayString() == PositiveAttribute);
+            // [Positive] is a rule on a value the caller passes: an index or a score is the kernel's own, an array has many.
+            void NotAScalar(string what) => Report(diagnostics, Rules.ModifierPositive,
+                LocationInfo.From(positive!.ApplicationSyntaxReference?.GetSyntax()) ?? at, parameter.Name, method.Name, what);
             if (i < leading.Length)
             {
                 if (Scalar(parameter.Type) != leading[i].Type)
@@ -252,6 +257,11 @@ public static class ModifierReader
                 if (nondecreasing is not null)
                 {
                     NotAnArray(leading[i].Meaning);
+                    continue;
+                }
+                if (positive is not null)
+                {
+                    NotAScalar(leading[i].Meaning);
                     continue;
                 }
                 parameters.Add(new ModifierParameter(parameter.Name, leading[i].Type, false, leading[i].Role));
@@ -267,7 +277,12 @@ public static class ModifierReader
                 NotAnArray($"a scalar {Keyword(runtime.Type)}");
                 continue;
             }
-            parameters.Add(new ModifierParameter(parameter.Name, runtime.Type, runtime.IsArray, ParameterRole.Runtime, nondecreasing is not null));
+            if (positive is not null && runtime.IsArray)
+            {
+                NotAScalar($"an array of {Keyword(runtime.Type)}");
+                continue;
+            }
+            parameters.Add(new ModifierParameter(parameter.Name, runtime.Type, runtime.IsArray, ParameterRole.Runtime, nondecreasing is not null, positive is not null));
         }
         return parameters;
     }

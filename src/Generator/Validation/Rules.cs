@@ -117,6 +117,9 @@ public static class Rules
     public static readonly Rule ModifierNondecreasing = new("KDSL0611", "Nondecreasing on a parameter that is not an array",
         "[Nondecreasing] on parameter '{0}' of modifier '{1}' promises that an array's elements never decrease, but '{0}' is {2}: remove the attribute");
 
+    public static readonly Rule ModifierPositive = new("KDSL0612", "Positive on a parameter that is not a runtime scalar",
+        "[Positive] on parameter '{0}' of modifier '{1}' is a rule on a value the caller passes, but '{0}' is {2}: remove the attribute");
+
     public static readonly Rule KvPageTooLarge = new("KDSL0701", "KV cache page does not fit the append kernel",
         "'{0}' appends into pages of {1} tokens × {2} channels: a block holds a page's 16-bit originals in shared memory, {3} bytes with its statistics, but a kernel may declare at most {4} statically; use PageSize ≤ {5} for HeadDim {2}");
 
@@ -131,7 +134,7 @@ public static class Rules
         SwizzleBreaksChunks, SwizzleSpan, BankConflicts, LayoutElement, TmaSwizzle, SharedMemoryLimit, TileNotDivisible,
         AtomTargetMismatch, AtomNotForFamily, FragmentMismatch,
         ModifierSignature, ModifierLoop, ModifierStatement, ModifierCall, ModifierAllocation, ModifierType,
-        ModifierExternalState, DuplicateModifier, ModifierNotInSource, ModifierExpression, ModifierNondecreasing,
+        ModifierExternalState, DuplicateModifier, ModifierNotInSource, ModifierExpression, ModifierNondecreasing, ModifierPositive,
         KvPageTooLarge, DecodeStagesTooLarge, KvStatisticsSharedMemory,
     ];
 }

@@ -46,6 +46,15 @@ public sealed class MaskModifierAttribute : Attribute;
 public sealed class NondecreasingAttribute : Attribute;
 
 /// <summary>
+/// On a runtime scalar parameter of a [MaskModifier] or [ScoreModifier] method: its value must be positive (and finite,
+/// for a float), such as a softcap's cap, which the body divides by. The generated launchers and
+/// <c>Int8Attention</c>'s argument binding refuse any other value before anything is queued, naming the parameter.
+/// </summary>
+/// <remarks>The attribute is allowed on runtime scalar parameters only (KDSL0612 elsewhere).</remarks>
+[AttributeUsage(AttributeTargets.Parameter, Inherited = false)]
+public sealed class PositiveAttribute : Attribute;
+
+/// <summary>
 /// Declares a family of attention kernels: nested in this type, one kernel for each <c>[FlashAttentionForward]</c> type
 /// nested in <see cref="Forms"/>, with the same name and declaration, applying this type's [ScoreModifier] and
 /// [MaskModifier] methods. A set of forms (say Hopper wgmma, mma.sync, both P·V modes, f16 and bf16) is then written

@@ -12,7 +12,12 @@ namespace KernelDsl.Launching;
 /// (<see cref="AttentionArgumentNames.Batch"/>, <see cref="AttentionArgumentNames.HeadsQ"/>, <see cref="AttentionArgumentNames.SeqQ"/>,
 /// <see cref="AttentionArgumentNames.SeqK"/>); empty when the bodies index it otherwise.
 /// </param>
-public sealed record AttentionModifierParameter(string Name, Type ElementType, bool IsArray, ImmutableArray<string> Covers);
+/// <param name="Positive">A scalar its modifier declares [Positive]: bound and launched only when greater than zero and finite.</param>
+public sealed record AttentionModifierParameter(string Name, Type ElementType, bool IsArray, ImmutableArray<string> Covers, bool Positive = false)
+{
+    /// <summary>Whether <paramref name="value"/> keeps the parameter's rule: with <see cref="Positive"/>, an int above 0 or a finite float above 0.</summary>
+    public bool Allows(object value) => !Positive || value is int and > 0 || value is float f && LaunchGuard.IsPositive(f);
+}
 
 /// <summary>
 /// What the generator says of one declared attention kernel, for hosts that choose among kernels at run time: what it

@@ -38,6 +38,18 @@ public static class LaunchGuard
         }
     }
 
+    /// <summary>A modifier's [Positive] float: greater than zero and finite (NaN is neither).</summary>
+    public static bool IsPositive(float value) => value > 0f && float.IsFinite(value);
+
+    /// <summary>A modifier's [Positive] float (<see cref="IsPositive(float)"/>).</summary>
+    public static void Positive(float value, string name)
+    {
+        if (!IsPositive(value))
+        {
+            throw new ArgumentOutOfRangeException(name, value, $"'{name}' must be positive and finite: its modifier declares it [Positive].");
+        }
+    }
+
     public static void AtLeast(long value, long minimum, string name, string what)
     {
         if (value < minimum)

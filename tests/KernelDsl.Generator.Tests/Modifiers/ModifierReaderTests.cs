@@ -481,4 +481,25 @@ public class ModifierReaderTests
         Assert.StartsWith("[Nondecreasing] on parameter '", message);
         Assert.Contains(why, message);
     }
+
+    [Theory]
+    [InlineData("[MaskModifier] public static bool M(int b, int h, int q, int k, [Positive] ReadOnlySpan<int> ids) => ids[q] == ids[k];", "Positive", "is an array of int")]
+    [InlineData("[MaskModifier] public static bool M(int b, int h, [Positive] int q, int k) => k <= q;", "Positive", "is the query index, an int")]
+    [InlineData("[ScoreModifier] public static float M([Positive] float score, int b, int h, int q, int k) => score;", "Positive", "is the score, a float")]
+    public void KDSL0612_positive_on_a_parameter_that_is_not_a_runtime_scalar(string members, string node, string why)
+    {
+        var message = Message(Refused(members, "KDSL0612", node));
+        Assert.StartsWith("[Positive] on parameter '", message);
+        Assert.Contains(why, message);
+    }
+
+    [Fact]
+    public void A_positive_runtime_scalar_carries_its_rule_and_a_shared_name_takes_it_from_either_modifier()
+    {
+        var spec = Translated($"[ScoreModifier] public static float M(float score, int b, int h, int q, int k, [Positive] float cap, int window) => cap * MathF.Tanh(score / cap) + window;");
+        Assert.Equal([true, false], spec.Parameters.Where(p => p.Role == ParameterRole.Runtime).Select(p => p.Positive));
+        var mask = Translated("[MaskModifier] public static bool M(int b, int h, int q, int k, float cap) => k <= q;");
+        Assert.True(Assert.Single(ModifierSignature.RuntimeParameters(spec, mask), p => p.Name == "cap").Positive);
+        Assert.True(Assert.Single(ModifierSignature.RuntimeParameters(mask, spec), p => p.Name == "cap").Positive);
+    }
 }

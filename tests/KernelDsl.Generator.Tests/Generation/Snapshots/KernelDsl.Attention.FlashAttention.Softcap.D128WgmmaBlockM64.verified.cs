@@ -67,7 +67,7 @@ static partial class Softcap
             Tile = Tile, TileName = TileName,
             ScoreModifier = "KernelDsl.Attention.FlashAttention.Softcap.Cap",
             MaskModifier = null,
-            Parameters = [new("cap", typeof(float), false, [])],
+            Parameters = [new("cap", typeof(float), false, [], Positive: true)],
             Launch = LaunchWith,
         };
 
@@ -91,6 +91,7 @@ static partial class Softcap
             global::KernelDsl.Launching.LaunchGuard.Buffer(o, nameof(o));
             if (lse is not null) global::KernelDsl.Launching.LaunchGuard.Buffer(lse, nameof(lse));
             if (nonFiniteQ is not null) global::KernelDsl.Launching.LaunchGuard.Buffer(nonFiniteQ, nameof(nonFiniteQ));
+            global::KernelDsl.Launching.LaunchGuard.Positive(cap, nameof(cap));
             global::KernelDsl.Launching.LaunchGuard.Positive(batch, nameof(batch));
             global::KernelDsl.Launching.LaunchGuard.Positive(headsQ, nameof(headsQ));
             global::KernelDsl.Launching.LaunchGuard.Positive(headsKv, nameof(headsKv));

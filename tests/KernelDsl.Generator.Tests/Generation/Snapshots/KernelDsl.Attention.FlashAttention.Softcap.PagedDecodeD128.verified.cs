@@ -116,6 +116,7 @@ static partial class Softcap
             global::KernelDsl.Launching.LaunchGuard.Buffer(partialLse, nameof(partialLse));
             global::KernelDsl.Launching.LaunchGuard.Buffer(output, nameof(output));
             if (lse is not null) global::KernelDsl.Launching.LaunchGuard.Buffer(lse, nameof(lse));
+            global::KernelDsl.Launching.LaunchGuard.Positive(cap, nameof(cap));
             global::KernelDsl.Launching.LaunchGuard.Positive(headsKv, nameof(headsKv));
             global::KernelDsl.Launching.LaunchGuard.Positive(headsQ, nameof(headsQ));
             global::KernelDsl.Launching.LaunchGuard.MultipleOf(headsQ, headsKv, nameof(headsQ), "the query heads sharing a KV head are one group");
@@ -186,6 +187,7 @@ static partial class Softcap
         /// <param name="cap">a scalar (float) the modifiers read.</param>
         public static global::KernelDsl.Launching.PagedDecodeKernel<global::System.Half> With(float cap)
         {
+            global::KernelDsl.Launching.LaunchGuard.Positive(cap, nameof(cap));
             return new("KernelDsl.Attention.FlashAttention.Softcap.PagedDecodeD128", HeadDim, global::KernelDsl.Element.F16, PageSize, Warps, StageKeys,
                 (stream, queries, cuQueries, lengths, pageTable, tablePages, kCodes, kScale, kMean, vCodes, vScale, workspace, partialO, partialLse, output, lse, headsQ, headsKv, pages, splits, softmaxScale) =>
                     Launch(stream, queries, cuQueries, lengths, pageTable, tablePages, kCodes, kScale, kMean, vCodes, vScale, workspace, partialO, partialLse, output, lse, headsQ, headsKv, pages, splits, softmaxScale, cap),
