@@ -15,7 +15,7 @@ public static partial class SlidingWindowSoftcap
     public static bool Window(int b, int h, int q, int k, int window) => k <= q && q - k < window;
 
     [ScoreModifier]
-    public static float Softcap(float score, int b, int h, int q, int k, float cap) => cap * MathF.Tanh(score / cap);
+    public static float Softcap(float score, int b, int h, int q, int k, [Positive] float cap) => cap * MathF.Tanh(score / cap);
 
     [FlashAttentionForward(Like = typeof(Int8AttentionD128Wgmma))] public static partial class Wgmma;        // Hopper (sm_90a): TMA + wgmma
     [FlashAttentionForward(Like = typeof(Int8AttentionD128TransPrmt))] public static partial class MmaSync;  // sm_80 and later: mma.sync

@@ -67,7 +67,7 @@ static partial class SlidingWindowSoftcap
             Tile = Tile, TileName = TileName,
             ScoreModifier = "QuickStart.SlidingWindowSoftcap.Softcap",
             MaskModifier = "QuickStart.SlidingWindowSoftcap.Window",
-            Parameters = [new("cap", typeof(float), false, []), new("window", typeof(int), false, [])],
+            Parameters = [new("cap", typeof(float), false, [], Positive: true), new("window", typeof(int), false, [])],
             Launch = LaunchWith,
         };
 
@@ -91,6 +91,7 @@ static partial class SlidingWindowSoftcap
             global::KernelDsl.Launching.LaunchGuard.Buffer(kMean, nameof(kMean));
             global::KernelDsl.Launching.LaunchGuard.Buffer(o, nameof(o));
             if (lse is not null) global::KernelDsl.Launching.LaunchGuard.Buffer(lse, nameof(lse));
+            global::KernelDsl.Launching.LaunchGuard.Positive(cap, nameof(cap));
             global::KernelDsl.Launching.LaunchGuard.Positive(batch, nameof(batch));
             global::KernelDsl.Launching.LaunchGuard.Positive(headsQ, nameof(headsQ));
             global::KernelDsl.Launching.LaunchGuard.Positive(headsKv, nameof(headsKv));
