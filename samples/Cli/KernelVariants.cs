@@ -145,7 +145,7 @@ internal static class KernelVariants
             values[name] = Parse(parameter, text);
             if (!parameter.Allows(values[name]))
             {
-                throw new CliUsageException($"--arg {name}={text}: modifier argument '{name}' of {what} must be positive{(parameter.ElementType == typeof(float) ? " and finite" : "")} (its modifier declares it [Positive]).");
+                throw new CliUsageException($"--arg {name}={text}: modifier argument '{name}' of {what} {parameter.Rule}.");
             }
         }
         var missing = kernel.Parameters.Where(p => !values.ContainsKey(p.Name)).ToList();

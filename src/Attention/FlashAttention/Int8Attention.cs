@@ -627,7 +627,7 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
     internal static AttentionVariant Select(Element input, int headDim, AttentionOptions options, int? computeCapability = null)
     {
         bool Matches(AttentionVariant v) => OfMode(v, input, headDim, options) && (options.Tile is null || v.Tile == options.Tile);
-        var match = DefaultFirst(AttentionVariant.All.Where(v => Matches(v) && (computeCapability is not { } cc || v.RunsOn(cc))), options, computeCapability).FirstOrDefault();
+        var match = OfModeDefaultFirst(input, headDim, options, computeCapability).FirstOrDefault(v => options.Tile is null || v.Tile == options.Tile);
         if (match is not null)
         {
             return match;
@@ -648,8 +648,7 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
     /// compute capability, only those a device of it runs.
     /// </summary>
     public static IReadOnlyList<string> TilesFor(Element input, int headDim, AttentionOptions options, int? computeCapability = null) =>
-        DefaultFirst(AttentionVariant.All.Where(v => OfMode(v, input, headDim, options) && (computeCapability is not { } cc || v.RunsOn(cc))), options, computeCapability)
-            .Select(v => v.Tile).Distinct().ToArray();
+        OfModeDefaultFirst(input, headDim, options, computeCapability).Select(v => v.Tile).Distinct().ToArray();
 
     /// <summary>
     /// Whether a variant serves this input, head dim and mode (the V strategy matters for u8 P·V only, and only when
@@ -659,14 +658,17 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
         v.Input == input && v.HeadDim == headDim && v.Causal == options.Causal && v.Pv == options.Pv && (v.Pv != PvPrecision.U8 || options.V is null || v.V == options.V);
 
     /// <summary>
-    /// Variants in the order defaults are taken. With no V strategy given and a device known, those built for its
+    /// The variants of a mode (any tile) that a device runs, in the order defaults are taken. With no V strategy given and a device known, those built for its
     /// architecture alone (sm_90a, which run nowhere else) come first, each group in declaration order: on an H100 the u8
     /// default at D = 128 is then the wgmma kernel, 2.1× the first mma.sync one at S = 4096 (709 against 345 TOPS, run
     /// 76), where declaration order alone gave the mma.sync kernel. A V strategy given keeps declaration order, so
     /// <c>V = Pretransposed</c> alone still names the first declared kernel of that strategy.
     /// </summary>
-    private static IEnumerable<AttentionVariant> DefaultFirst(IEnumerable<AttentionVariant> variants, AttentionOptions options, int? computeCapability) =>
-        options.V is not null || computeCapability is null ? variants : variants.OrderBy(v => v.Module.RequiresArchSpecific ? 0 : 1);
+    private static IEnumerable<AttentionVariant> OfModeDefaultFirst(Element input, int headDim, AttentionOptions options, int? computeCapability)
+    {
+        var variants = AttentionVariant.All.Where(v => OfMode(v, input, headDim, options) && (computeCapability is not { } cc || v.RunsOn(cc)));
+        return options.V is not null || computeCapability is null ? variants : variants.OrderBy(v => v.Module.RequiresArchSpecific ? 0 : 1);
+    }
 
     public void Dispose() => _scratch.Dispose();
 }

@@ -51,7 +51,7 @@ public sealed class ModifierArguments
             if (!parameter.Allows(value))
             {
                 throw new ArgumentException(string.Create(System.Globalization.CultureInfo.InvariantCulture,
-                    $"Modifier argument '{parameter.Name}' of {kernel.Name} must be positive{(value is float ? " and finite" : "")} (its modifier declares it [Positive]); it is {value}."), argumentName);
+                    $"Modifier argument '{parameter.Name}' of {kernel.Name} {parameter.Rule}; it is {value}."), argumentName);
             }
         }
         foreach (var name in _values.Keys)

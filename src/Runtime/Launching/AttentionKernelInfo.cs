@@ -17,6 +17,9 @@ public sealed record AttentionModifierParameter(string Name, Type ElementType, b
 {
     /// <summary>Whether <paramref name="value"/> keeps the parameter's rule: with <see cref="Positive"/>, an int above 0 or a finite float above 0.</summary>
     public bool Allows(object value) => !Positive || value is int and > 0 || value is float f && LaunchGuard.IsPositive(f);
+
+    /// <summary>The rule as error messages state it ("must be positive and finite (its modifier declares it [Positive])"); empty without one.</summary>
+    public string Rule => Positive ? $"must be positive{(ElementType == typeof(float) ? " and finite" : "")} (its modifier declares it [Positive])" : "";
 }
 
 /// <summary>
