@@ -63,6 +63,11 @@ public sealed class KernelGenerator : IIncrementalGenerator
                 (c, ct) => DeclarationReader.Read(c, DeclarationReader.KvCodesAttribute, ct))
             .WithTrackingName(TrackingNames.KvCodesDeclarations);
 
+        var kvSinglePass = context.SyntaxProvider
+            .ForAttributeWithMetadataName(DeclarationReader.KvSinglePassAttribute, DeclarationReader.IsTypeDeclaration,
+                (c, ct) => DeclarationReader.Read(c, DeclarationReader.KvSinglePassAttribute, ct))
+            .WithTrackingName(TrackingNames.KvSinglePassDeclarations);
+
         var pagedDecode = context.SyntaxProvider
             .ForAttributeWithMetadataName(DeclarationReader.PagedDecodeAttribute, DeclarationReader.IsTypeDeclaration,
                 (c, ct) => DeclarationReader.Read(c, DeclarationReader.PagedDecodeAttribute, ct))
@@ -76,13 +81,17 @@ public sealed class KernelGenerator : IIncrementalGenerator
         var kvAppendSpecs = Register(context, kvAppend);
         var kvStatisticsSpecs = Register(context, kvStatistics);
         var kvCodesSpecs = Register(context, kvCodes);
+        var kvSinglePassSpecs = Register(context, kvSinglePass);
         var pagedDecodeSpecs = Register(context, pagedDecode);
 
-        var registry = gemmSpecs.Collect().Combine(quantizeSpecs.Collect()).Combine(attentionSpecs.Collect()).Combine(familySpecs.Collect()).Combine(mergeSpecs.Collect())
-            .Combine(kvAppendSpecs.Collect()).Combine(pagedDecodeSpecs.Collect()).Combine(kvStatisticsSpecs.Collect()).Combine(kvCodesSpecs.Collect())
-            .Select((all, _) => all.Left.Left.Left.Left.Left.Left.Left.Left.Concat(all.Left.Left.Left.Left.Left.Left.Left.Right).Concat(all.Left.Left.Left.Left.Left.Left.Right).Concat(all.Left.Left.Left.Left.Left.Right)
-                .Concat(all.Left.Left.Left.Left.Right).Concat(all.Left.Left.Left.Right).Concat(all.Left.Left.Right).Concat(all.Left.Right).Concat(all.Right)
-                .Select(s => new RegisteredKernel(s.Type.FullName, s is AttentionSpec)).ToEquatableArray())
+        // Every family's valid specs, in declaration-family order, for the registry.
+        var all = gemmSpecs.Collect();
+        foreach (var family in new[] { quantizeSpecs, attentionSpecs, familySpecs, mergeSpecs, kvAppendSpecs, pagedDecodeSpecs, kvStatisticsSpecs, kvCodesSpecs, kvSinglePassSpecs })
+        {
+            all = all.Combine(family.Collect()).Select((pair, _) => pair.Left.AddRange(pair.Right));
+        }
+        var registry = all
+            .Select((specs, _) => specs.Select(s => new RegisteredKernel(s.Type.FullName, s is AttentionSpec)).ToEquatableArray())
             .WithTrackingName(TrackingNames.Registry);
         context.RegisterSourceOutput(registry, (ctx, names) =>
         {
@@ -146,6 +155,7 @@ public sealed class KernelGenerator : IIncrementalGenerator
         KvAppendSpec append => KvAppendLauncherWriter.Write(new KvAppendPlan(append)),
         KvStatisticsSpec statistics => KvStatisticsLauncherWriter.Write(new KvStatisticsPlan(statistics)),
         KvCodesSpec codes => KvCodesLauncherWriter.Write(new KvCodesPlan(codes)),
+        KvSinglePassSpec single => KvSinglePassLauncherWriter.Write(new KvSinglePassPlan(single)),
         PagedDecodeSpec decode => PagedDecodeLauncherWriter.Write(new PagedDecodePlan(decode)),
         _ => throw new System.ArgumentException("Unknown kernel family " + spec.Family, nameof(spec)),
     };
@@ -160,6 +170,7 @@ public sealed class KernelGenerator : IIncrementalGenerator
         KvAppendSpec append => KvAppendKernelWriter.Write(new KvAppendPlan(append)),
         KvStatisticsSpec statistics => KvStatisticsKernelWriter.Write(new KvStatisticsPlan(statistics)),
         KvCodesSpec codes => KvCodesKernelWriter.Write(new KvCodesPlan(codes)),
+        KvSinglePassSpec single => KvSinglePassKernelWriter.Write(new KvSinglePassPlan(single)),
         PagedDecodeSpec decode => PagedDecodeKernelWriter.Write(new PagedDecodePlan(decode)),
         _ => throw new System.ArgumentException("Unknown kernel family " + spec.Family, nameof(spec)),
     };

@@ -10,6 +10,7 @@ public static class TrackingNames
     public const string KvAppendDeclarations = "KernelDsl.KvAppendDeclarations";
     public const string KvStatisticsDeclarations = "KernelDsl.KvStatisticsDeclarations";
     public const string KvCodesDeclarations = "KernelDsl.KvCodesDeclarations";
+    public const string KvSinglePassDeclarations = "KernelDsl.KvSinglePassDeclarations";
     public const string PagedDecodeDeclarations = "KernelDsl.PagedDecodeDeclarations";
     public const string AttentionFamilies = "KernelDsl.AttentionFamilies";
     public const string Diagnostics = "KernelDsl.Diagnostics";

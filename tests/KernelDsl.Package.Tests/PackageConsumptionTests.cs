@@ -217,7 +217,7 @@ public class PackageConsumptionTests(ITestOutputHelper output)
             var options = new Int8AttentionOptions
             {
                 BlockM = kernel.QScaleRows, BlockN = kernel.BlockN, KScaleKeys = kernel.KScaleKeys,
-                KMeanSlices = KvStatisticsD128.MeanLanes, KMeanSliceTokens = KvStatisticsD128.SliceTokens,
+                KMeanSlices = KvStatisticsD128.MeanLanes, KMeanSliceTokens = KvStatisticsD128.SliceTokens, KMeanSliceGroup = KvStatisticsD128.MeanSliceGroup,
             };
             actual = Int8AttentionReference.Forward(shape, q, k, v, options, modifiers).OutputValues();
             engine = $"CPU int8 reference of {kernel.Name}";

@@ -25,8 +25,21 @@ internal delegate void KvCodesLauncher<T, TCode>(CudaStream stream, DeviceBuffer
     DeviceBuffer<T> v, long vStrideB, long vStrideH, long vStrideS, int batch, int heads, int tokens, DeviceBuffer<float> kMean, DeviceBuffer<float> vScale,
     DeviceBuffer<sbyte> kCodes, DeviceBuffer<float> kScale, DeviceBuffer<TCode> vCodes) where T : unmanaged where TCode : unmanaged;
 
-/// <summary>One declared KvStatistics variant: its launcher, its workspace size and the summation order of K's mean (MeanLanes, SliceTokens).</summary>
-internal sealed record KvStatistics<T>(KvStatisticsLauncher<T> Launch, Func<int, int, int, long> WorkspaceLength, int MeanLanes, int SliceTokens) where T : unmanaged;
+/// <summary>A generated KvSinglePass launcher: K's mean, V's scales and both codes from one read of K and V.</summary>
+internal delegate void KvSinglePassLauncher<T, TCode>(CudaStream stream, DeviceBuffer<T> k, long kStrideB, long kStrideH, long kStrideS,
+    DeviceBuffer<T> v, long vStrideB, long vStrideH, long vStrideS, int batch, int heads, int tokens, DeviceBuffer<float> kMean, DeviceBuffer<float> vScale,
+    DeviceBuffer<sbyte> kCodes, DeviceBuffer<float> kScale, DeviceBuffer<TCode> vCodes, DeviceBuffer<float> workspace, DeviceBuffer<uint> sync,
+    DeviceBuffer<uint>? kNonFinite, DeviceBuffer<uint>? vNonFinite) where T : unmanaged where TCode : unmanaged;
+
+/// <summary>
+/// One declared KvSinglePass variant: its launcher, its scratch sizes, whether a sequence fits one launch on a device, and
+/// its mean's order (which must be its statistics variant's: a test holds the library's pairs equal).
+/// </summary>
+internal sealed record KvSinglePass<T, TCode>(KvSinglePassLauncher<T, TCode> Launch, Func<int, int, int, long> WorkspaceLength,
+    Func<int, int, int, long> SyncLength, Func<CudaDevice, int, bool> Fits, int MeanLanes, int SliceTokens) where T : unmanaged where TCode : unmanaged;
+
+/// <summary>One declared KvStatistics variant: its launcher, its workspace size and the summation order of K's mean (MeanLanes, SliceTokens, MeanSliceGroup).</summary>
+internal sealed record KvStatistics<T>(KvStatisticsLauncher<T> Launch, Func<int, int, int, long> WorkspaceLength, int MeanLanes, int SliceTokens, int SliceGroup) where T : unmanaged;
 
 /// <summary>
 /// The declared kernels that quantize attention's inputs for one head dim and input type: Q per QScaleRows rows (a whole
@@ -52,10 +65,18 @@ internal sealed record Quantizers<T>(QuantizeLauncher<T> Q, SmoothingLauncher<T>
     public KvCodesLauncher<T, sbyte>? CodesPi { get; init; }
     /// <summary>The same with V e4m3 in VPi's layout (fp8 P·V).</summary>
     public KvCodesLauncher<T, byte>? CodesPiE4M3 { get; init; }
+    /// <summary>K and V from one read (KvSinglePass), V int8 [B][H][S][D], where a sequence fits one launch; null where not declared.</summary>
+    public KvSinglePass<T, sbyte>? SinglePass { get; init; }
+    /// <summary>The same with V int8 in VPi's layout.</summary>
+    public KvSinglePass<T, sbyte>? SinglePassPi { get; init; }
+    /// <summary>The same with V e4m3 in VPi's layout (fp8 P·V).</summary>
+    public KvSinglePass<T, byte>? SinglePassPiE4M3 { get; init; }
     /// <summary>Lanes of K's channel mean (its summation order), which the int8 CPU reference follows (Int8AttentionOptions.KMeanSlices).</summary>
     public int KMeanSlices => Statistics.MeanLanes;
     /// <summary>Tokens per slice of K's channel mean (Int8AttentionOptions.KMeanSliceTokens).</summary>
     public int KMeanSliceTokens => Statistics.SliceTokens;
+    /// <summary>Slices per group of K's channel mean (Int8AttentionOptions.KMeanSliceGroup).</summary>
+    public int KMeanSliceGroup => Statistics.SliceGroup;
     /// <summary>V as e4m3 codes in VPi's layout, one scale per channel (absmax / 448), for the fp8 P·V kernels; null where none is declared.</summary>
     public E4M3QuantizeLauncher<T>? VPiE4M3 { get; init; }
     /// <summary>Tokens per channel row of the π-transposed V (int8 or e4m3), when there is a VPi or VPiE4M3 quantizer.</summary>
@@ -68,54 +89,64 @@ internal sealed record Quantizers<T>(QuantizeLauncher<T> Q, SmoothingLauncher<T>
             (true, 128) => new Quantizers<Half>(QuantizeQBlock128D128.Launch, QuantizeKSmoothBlock64D128.LaunchCodes, QuantizeVChannelD128.LaunchCodes, QuantizeVChannelPiD128.LaunchCodes)
             {
                 QScaleCount = QuantizeQBlock128D128.ScaleCount, KScaleCount = QuantizeKSmoothBlock64D128.ScaleCount,
-                Statistics = new(KvStatisticsD128.Launch, KvStatisticsD128.WorkspaceLength, KvStatisticsD128.MeanLanes, KvStatisticsD128.SliceTokens),
-                StatisticsE4M3 = new(KvStatisticsD128E4m3.Launch, KvStatisticsD128E4m3.WorkspaceLength, KvStatisticsD128E4m3.MeanLanes, KvStatisticsD128E4m3.SliceTokens),
+                Statistics = new(KvStatisticsD128.Launch, KvStatisticsD128.WorkspaceLength, KvStatisticsD128.MeanLanes, KvStatisticsD128.SliceTokens, KvStatisticsD128.MeanSliceGroup),
+                StatisticsE4M3 = new(KvStatisticsD128E4m3.Launch, KvStatisticsD128E4m3.WorkspaceLength, KvStatisticsD128E4m3.MeanLanes, KvStatisticsD128E4m3.SliceTokens, KvStatisticsD128E4m3.MeanSliceGroup),
                 VPiPaddedTokens = QuantizeVChannelPiD128.PaddedTokens, VPiE4M3 = QuantizeVChannelPiD128E4m3.LaunchCodes,
                 Codes = KvCodesD128.Launch, CodesPi = KvCodesPiD128.Launch, CodesPiE4M3 = KvCodesPiD128E4m3.Launch,
+                SinglePass = new(KvSinglePassD128.Launch, KvSinglePassD128.WorkspaceLength, KvSinglePassD128.SyncLength, KvSinglePassD128.Fits, KvSinglePassD128.MeanLanes, KvSinglePassD128.SliceTokens),
+                SinglePassPi = new(KvSinglePassPiD128.Launch, KvSinglePassPiD128.WorkspaceLength, KvSinglePassPiD128.SyncLength, KvSinglePassPiD128.Fits, KvSinglePassPiD128.MeanLanes, KvSinglePassPiD128.SliceTokens),
+                SinglePassPiE4M3 = new(KvSinglePassPiD128E4m3.Launch, KvSinglePassPiD128E4m3.WorkspaceLength, KvSinglePassPiD128E4m3.SyncLength, KvSinglePassPiD128E4m3.Fits, KvSinglePassPiD128E4m3.MeanLanes, KvSinglePassPiD128E4m3.SliceTokens),
             },
             (true, 64) => new Quantizers<Half>(QuantizeQBlock128D64.Launch, QuantizeKSmoothBlock64D64.LaunchCodes, QuantizeVChannelD64.LaunchCodes, QuantizeVChannelPiD64.LaunchCodes)
             {
                 QScaleCount = QuantizeQBlock128D64.ScaleCount, KScaleCount = QuantizeKSmoothBlock64D64.ScaleCount,
-                Statistics = new(KvStatisticsD64.Launch, KvStatisticsD64.WorkspaceLength, KvStatisticsD64.MeanLanes, KvStatisticsD64.SliceTokens),
-                StatisticsE4M3 = new(KvStatisticsD64E4m3.Launch, KvStatisticsD64E4m3.WorkspaceLength, KvStatisticsD64E4m3.MeanLanes, KvStatisticsD64E4m3.SliceTokens),
+                Statistics = new(KvStatisticsD64.Launch, KvStatisticsD64.WorkspaceLength, KvStatisticsD64.MeanLanes, KvStatisticsD64.SliceTokens, KvStatisticsD64.MeanSliceGroup),
+                StatisticsE4M3 = new(KvStatisticsD64E4m3.Launch, KvStatisticsD64E4m3.WorkspaceLength, KvStatisticsD64E4m3.MeanLanes, KvStatisticsD64E4m3.SliceTokens, KvStatisticsD64E4m3.MeanSliceGroup),
                 VPiPaddedTokens = QuantizeVChannelPiD64.PaddedTokens, VPiE4M3 = QuantizeVChannelPiD64E4m3.LaunchCodes,
                 Codes = KvCodesD64.Launch, CodesPi = KvCodesPiD64.Launch, CodesPiE4M3 = KvCodesPiD64E4m3.Launch,
+                SinglePass = new(KvSinglePassD64.Launch, KvSinglePassD64.WorkspaceLength, KvSinglePassD64.SyncLength, KvSinglePassD64.Fits, KvSinglePassD64.MeanLanes, KvSinglePassD64.SliceTokens),
+                SinglePassPi = new(KvSinglePassPiD64.Launch, KvSinglePassPiD64.WorkspaceLength, KvSinglePassPiD64.SyncLength, KvSinglePassPiD64.Fits, KvSinglePassPiD64.MeanLanes, KvSinglePassPiD64.SliceTokens),
+                SinglePassPiE4M3 = new(KvSinglePassPiD64E4m3.Launch, KvSinglePassPiD64E4m3.WorkspaceLength, KvSinglePassPiD64E4m3.SyncLength, KvSinglePassPiD64E4m3.Fits, KvSinglePassPiD64E4m3.MeanLanes, KvSinglePassPiD64E4m3.SliceTokens),
             },
             (false, 128) => new Quantizers<ushort>(QuantizeQBlock128D128Bf16.Launch, QuantizeKSmoothBlock64D128Bf16.LaunchCodes, QuantizeVChannelD128Bf16.LaunchCodes, null)
             {
                 QScaleCount = QuantizeQBlock128D128Bf16.ScaleCount, KScaleCount = QuantizeKSmoothBlock64D128Bf16.ScaleCount,
-                Statistics = new(KvStatisticsD128Bf16.Launch, KvStatisticsD128Bf16.WorkspaceLength, KvStatisticsD128Bf16.MeanLanes, KvStatisticsD128Bf16.SliceTokens),
-                StatisticsE4M3 = new(KvStatisticsD128E4m3Bf16.Launch, KvStatisticsD128E4m3Bf16.WorkspaceLength, KvStatisticsD128E4m3Bf16.MeanLanes, KvStatisticsD128E4m3Bf16.SliceTokens),
+                Statistics = new(KvStatisticsD128Bf16.Launch, KvStatisticsD128Bf16.WorkspaceLength, KvStatisticsD128Bf16.MeanLanes, KvStatisticsD128Bf16.SliceTokens, KvStatisticsD128Bf16.MeanSliceGroup),
+                StatisticsE4M3 = new(KvStatisticsD128E4m3Bf16.Launch, KvStatisticsD128E4m3Bf16.WorkspaceLength, KvStatisticsD128E4m3Bf16.MeanLanes, KvStatisticsD128E4m3Bf16.SliceTokens, KvStatisticsD128E4m3Bf16.MeanSliceGroup),
                 VPiPaddedTokens = QuantizeVChannelPiD128E4m3Bf16.PaddedTokens, VPiE4M3 = QuantizeVChannelPiD128E4m3Bf16.LaunchCodes,
                 Codes = KvCodesD128Bf16.Launch, CodesPiE4M3 = KvCodesPiD128E4m3Bf16.Launch,
+                SinglePass = new(KvSinglePassD128Bf16.Launch, KvSinglePassD128Bf16.WorkspaceLength, KvSinglePassD128Bf16.SyncLength, KvSinglePassD128Bf16.Fits, KvSinglePassD128Bf16.MeanLanes, KvSinglePassD128Bf16.SliceTokens),
+                SinglePassPiE4M3 = new(KvSinglePassPiD128E4m3Bf16.Launch, KvSinglePassPiD128E4m3Bf16.WorkspaceLength, KvSinglePassPiD128E4m3Bf16.SyncLength, KvSinglePassPiD128E4m3Bf16.Fits, KvSinglePassPiD128E4m3Bf16.MeanLanes, KvSinglePassPiD128E4m3Bf16.SliceTokens),
             },
             (false, 64) => new Quantizers<ushort>(QuantizeQBlock128D64Bf16.Launch, QuantizeKSmoothBlock64D64Bf16.LaunchCodes, QuantizeVChannelD64Bf16.LaunchCodes, null)
             {
                 QScaleCount = QuantizeQBlock128D64Bf16.ScaleCount, KScaleCount = QuantizeKSmoothBlock64D64Bf16.ScaleCount,
-                Statistics = new(KvStatisticsD64Bf16.Launch, KvStatisticsD64Bf16.WorkspaceLength, KvStatisticsD64Bf16.MeanLanes, KvStatisticsD64Bf16.SliceTokens),
-                StatisticsE4M3 = new(KvStatisticsD64E4m3Bf16.Launch, KvStatisticsD64E4m3Bf16.WorkspaceLength, KvStatisticsD64E4m3Bf16.MeanLanes, KvStatisticsD64E4m3Bf16.SliceTokens),
+                Statistics = new(KvStatisticsD64Bf16.Launch, KvStatisticsD64Bf16.WorkspaceLength, KvStatisticsD64Bf16.MeanLanes, KvStatisticsD64Bf16.SliceTokens, KvStatisticsD64Bf16.MeanSliceGroup),
+                StatisticsE4M3 = new(KvStatisticsD64E4m3Bf16.Launch, KvStatisticsD64E4m3Bf16.WorkspaceLength, KvStatisticsD64E4m3Bf16.MeanLanes, KvStatisticsD64E4m3Bf16.SliceTokens, KvStatisticsD64E4m3Bf16.MeanSliceGroup),
                 VPiPaddedTokens = QuantizeVChannelPiD64E4m3Bf16.PaddedTokens, VPiE4M3 = QuantizeVChannelPiD64E4m3Bf16.LaunchCodes,
                 Codes = KvCodesD64Bf16.Launch, CodesPiE4M3 = KvCodesPiD64E4m3Bf16.Launch,
+                SinglePass = new(KvSinglePassD64Bf16.Launch, KvSinglePassD64Bf16.WorkspaceLength, KvSinglePassD64Bf16.SyncLength, KvSinglePassD64Bf16.Fits, KvSinglePassD64Bf16.MeanLanes, KvSinglePassD64Bf16.SliceTokens),
+                SinglePassPiE4M3 = new(KvSinglePassPiD64E4m3Bf16.Launch, KvSinglePassPiD64E4m3Bf16.WorkspaceLength, KvSinglePassPiD64E4m3Bf16.SyncLength, KvSinglePassPiD64E4m3Bf16.Fits, KvSinglePassPiD64E4m3Bf16.MeanLanes, KvSinglePassPiD64E4m3Bf16.SliceTokens),
             },
             (true, 96) => new Quantizers<Half>(QuantizeQBlock128D96.Launch, QuantizeKSmoothBlock64D96.LaunchCodes, QuantizeVChannelD96.LaunchCodes, null)
             {
                 QScaleCount = QuantizeQBlock128D96.ScaleCount, KScaleCount = QuantizeKSmoothBlock64D96.ScaleCount,
-                Statistics = new(KvStatisticsD96.Launch, KvStatisticsD96.WorkspaceLength, KvStatisticsD96.MeanLanes, KvStatisticsD96.SliceTokens),
+                Statistics = new(KvStatisticsD96.Launch, KvStatisticsD96.WorkspaceLength, KvStatisticsD96.MeanLanes, KvStatisticsD96.SliceTokens, KvStatisticsD96.MeanSliceGroup),
             },
             (false, 96) => new Quantizers<ushort>(QuantizeQBlock128D96Bf16.Launch, QuantizeKSmoothBlock64D96Bf16.LaunchCodes, QuantizeVChannelD96Bf16.LaunchCodes, null)
             {
                 QScaleCount = QuantizeQBlock128D96Bf16.ScaleCount, KScaleCount = QuantizeKSmoothBlock64D96Bf16.ScaleCount,
-                Statistics = new(KvStatisticsD96Bf16.Launch, KvStatisticsD96Bf16.WorkspaceLength, KvStatisticsD96Bf16.MeanLanes, KvStatisticsD96Bf16.SliceTokens),
+                Statistics = new(KvStatisticsD96Bf16.Launch, KvStatisticsD96Bf16.WorkspaceLength, KvStatisticsD96Bf16.MeanLanes, KvStatisticsD96Bf16.SliceTokens, KvStatisticsD96Bf16.MeanSliceGroup),
             },
             (true, 256) => new Quantizers<Half>(QuantizeQBlock128D256.Launch, QuantizeKSmoothBlock64D256.LaunchCodes, QuantizeVChannelD256.LaunchCodes, null)
             {
                 QScaleCount = QuantizeQBlock128D256.ScaleCount, KScaleCount = QuantizeKSmoothBlock64D256.ScaleCount,
-                Statistics = new(KvStatisticsD256.Launch, KvStatisticsD256.WorkspaceLength, KvStatisticsD256.MeanLanes, KvStatisticsD256.SliceTokens),
+                Statistics = new(KvStatisticsD256.Launch, KvStatisticsD256.WorkspaceLength, KvStatisticsD256.MeanLanes, KvStatisticsD256.SliceTokens, KvStatisticsD256.MeanSliceGroup),
             },
             (false, 256) => new Quantizers<ushort>(QuantizeQBlock128D256Bf16.Launch, QuantizeKSmoothBlock64D256Bf16.LaunchCodes, QuantizeVChannelD256Bf16.LaunchCodes, null)
             {
                 QScaleCount = QuantizeQBlock128D256Bf16.ScaleCount, KScaleCount = QuantizeKSmoothBlock64D256Bf16.ScaleCount,
-                Statistics = new(KvStatisticsD256Bf16.Launch, KvStatisticsD256Bf16.WorkspaceLength, KvStatisticsD256Bf16.MeanLanes, KvStatisticsD256Bf16.SliceTokens),
+                Statistics = new(KvStatisticsD256Bf16.Launch, KvStatisticsD256Bf16.WorkspaceLength, KvStatisticsD256Bf16.MeanLanes, KvStatisticsD256Bf16.SliceTokens, KvStatisticsD256Bf16.MeanSliceGroup),
             },
             _ => null,
         };

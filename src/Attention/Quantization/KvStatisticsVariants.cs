@@ -1,23 +1,24 @@
 namespace KernelDsl.Attention.Quantization;
 
 // The statistics pass of K and V (docs/PERF_NOTES.md §10): K's channel mean and V's channel scale from one read of both,
-// spread over slices of 256 tokens. Int8Attention then writes the codes with the Quantize variants' LaunchCodes. V's scale
+// spread over slices of 256 tokens (128 at D = 128: the single pass below holds a slice in shared memory, two blocks an SM,
+// and keeps the same order, so both paths give the same mean). Int8Attention then writes the codes with the Quantize variants' LaunchCodes. V's scale
 // depends on its codes' type, so fp8 P·V's V (e4m3, absmax / 448) has variants of its own.
 
 /// <summary>K and V, f16, D = 128: K's channel mean and the scales of int8 V (absmax / 127).</summary>
-[KvStatistics(Input = Element.F16, HeadDim = 128)]
+[KvStatistics(Input = Element.F16, HeadDim = 128, SliceTokens = 128)]
 public static partial class KvStatisticsD128;
 
 /// <summary>K and V, f16, D = 128: K's channel mean and the scales of e4m3 V (absmax / 448).</summary>
-[KvStatistics(Input = Element.F16, HeadDim = 128, VOutput = Element.E4M3)]
+[KvStatistics(Input = Element.F16, HeadDim = 128, SliceTokens = 128, VOutput = Element.E4M3)]
 public static partial class KvStatisticsD128E4m3;
 
 /// <summary>K and V, bf16, D = 128: K's channel mean and the scales of int8 V (absmax / 127).</summary>
-[KvStatistics(Input = Element.BF16, HeadDim = 128)]
+[KvStatistics(Input = Element.BF16, HeadDim = 128, SliceTokens = 128)]
 public static partial class KvStatisticsD128Bf16;
 
 /// <summary>K and V, bf16, D = 128: K's channel mean and the scales of e4m3 V (absmax / 448).</summary>
-[KvStatistics(Input = Element.BF16, HeadDim = 128, VOutput = Element.E4M3)]
+[KvStatistics(Input = Element.BF16, HeadDim = 128, SliceTokens = 128, VOutput = Element.E4M3)]
 public static partial class KvStatisticsD128E4m3Bf16;
 
 /// <summary>K and V, f16, D = 64: K's channel mean and the scales of int8 V (absmax / 127).</summary>
@@ -98,3 +99,47 @@ public static partial class KvCodesD64Bf16;
 /// <summary>K and V codes, bf16, D = 64: V e4m3 transposed in π order (fp8 P·V).</summary>
 [KvCodes(Input = Element.BF16, HeadDim = 64, VTransposed = true, VOutput = Element.E4M3, Targets = [Sm.Sm90])]
 public static partial class KvCodesPiD64E4m3Bf16;
+
+// The single pass (docs/PERF_NOTES.md §15): the statistics and the codes above from one read of K and V, each block holding
+// its slice in shared memory while the slices of its head agree. Same slices, lanes, tiles and layouts as the two passes
+// (a test holds them equal), so the codes are the same; Int8Attention takes it where a head's slices fit the device at once.
+
+/// <summary>K and V in one pass, f16, D = 128: V int8 [B][H][S][D].</summary>
+[KvSinglePass(Input = Element.F16, HeadDim = 128, SliceTokens = 128)]
+public static partial class KvSinglePassD128;
+
+/// <summary>K and V in one pass, f16, D = 128: V int8 transposed in π order (Recipe C).</summary>
+[KvSinglePass(Input = Element.F16, HeadDim = 128, SliceTokens = 128, VTransposed = true)]
+public static partial class KvSinglePassPiD128;
+
+/// <summary>K and V in one pass, f16, D = 128: V e4m3 transposed in π order (fp8 P·V).</summary>
+[KvSinglePass(Input = Element.F16, HeadDim = 128, SliceTokens = 128, VTransposed = true, VOutput = Element.E4M3, Targets = [Sm.Sm90])]
+public static partial class KvSinglePassPiD128E4m3;
+
+/// <summary>K and V in one pass, f16, D = 64: V int8 [B][H][S][D].</summary>
+[KvSinglePass(Input = Element.F16, HeadDim = 64)]
+public static partial class KvSinglePassD64;
+
+/// <summary>K and V in one pass, f16, D = 64: V int8 transposed in π order (Recipe C).</summary>
+[KvSinglePass(Input = Element.F16, HeadDim = 64, VTransposed = true)]
+public static partial class KvSinglePassPiD64;
+
+/// <summary>K and V in one pass, f16, D = 64: V e4m3 transposed in π order (fp8 P·V).</summary>
+[KvSinglePass(Input = Element.F16, HeadDim = 64, VTransposed = true, VOutput = Element.E4M3, Targets = [Sm.Sm90])]
+public static partial class KvSinglePassPiD64E4m3;
+
+/// <summary>K and V in one pass, bf16, D = 128: V int8 [B][H][S][D].</summary>
+[KvSinglePass(Input = Element.BF16, HeadDim = 128, SliceTokens = 128)]
+public static partial class KvSinglePassD128Bf16;
+
+/// <summary>K and V in one pass, bf16, D = 128: V e4m3 transposed in π order (fp8 P·V).</summary>
+[KvSinglePass(Input = Element.BF16, HeadDim = 128, SliceTokens = 128, VTransposed = true, VOutput = Element.E4M3, Targets = [Sm.Sm90])]
+public static partial class KvSinglePassPiD128E4m3Bf16;
+
+/// <summary>K and V in one pass, bf16, D = 64: V int8 [B][H][S][D].</summary>
+[KvSinglePass(Input = Element.BF16, HeadDim = 64)]
+public static partial class KvSinglePassD64Bf16;
+
+/// <summary>K and V in one pass, bf16, D = 64: V e4m3 transposed in π order (fp8 P·V).</summary>
+[KvSinglePass(Input = Element.BF16, HeadDim = 64, VTransposed = true, VOutput = Element.E4M3, Targets = [Sm.Sm90])]
+public static partial class KvSinglePassPiD64E4m3Bf16;

@@ -32,6 +32,8 @@ public sealed record Int8AttentionOptions
     public int KMeanSlices { get; init; } = 1;
     /// <summary>The KvStatistics variant's <c>SliceTokens</c> when K's mean comes from it (and KMeanSlices is its <c>MeanLanes</c>); 0: one slice of all keys.</summary>
     public int KMeanSliceTokens { get; init; }
+    /// <summary>The KvStatistics variant's <c>MeanSliceGroup</c>: slices are added in groups of that many, then the groups; 0: one group.</summary>
+    public int KMeanSliceGroup { get; init; }
 
     /// <summary>The scale P's codes carry: 255 (u8), 127 (s8), 448 (e4m3, its largest finite value), 1 (f16).</summary>
     public float PScale => Pv switch
@@ -53,6 +55,10 @@ public sealed record Int8AttentionOptions
         if (KMeanSliceTokens < 0)
         {
             throw new ArgumentException($"KMeanSliceTokens ({KMeanSliceTokens}) must be 0 (one slice of all keys) or positive.", nameof(KMeanSliceTokens));
+        }
+        if (KMeanSliceGroup < 0)
+        {
+            throw new ArgumentException($"KMeanSliceGroup ({KMeanSliceGroup}) must be 0 (one group of all slices) or positive.", nameof(KMeanSliceGroup));
         }
         if (KScaleKeys < 0 || (KScaleKeys > 0 && BlockN % KScaleKeys != 0))
         {

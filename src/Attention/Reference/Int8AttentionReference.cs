@@ -85,7 +85,7 @@ public static class Int8AttentionReference
         var kOptions = new QuantizeOptions
         {
             HeadDim = d, Granularity = QuantGranularity.PerRowBlock, BlockRows = options.KeysPerKScale,
-            SubtractChannelMean = true, MeanSlices = options.KMeanSlices, MeanSliceTokens = options.KMeanSliceTokens,
+            SubtractChannelMean = true, MeanSlices = options.KMeanSlices, MeanSliceTokens = options.KMeanSliceTokens, MeanSliceGroup = options.KMeanSliceGroup,
         };
         var vOptions = new QuantizeOptions { HeadDim = d, Granularity = QuantGranularity.PerChannel, BlockRows = options.BlockN, Output = options.VCodes };
         var q8 = QuantizeReference.Quantize(q, input, qs.Batch, qs.Head, qs.Token, shape.Batch, shape.HeadsQ, shape.TokensQ, shape.QScaleMultiplier, qOptions);

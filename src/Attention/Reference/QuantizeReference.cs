@@ -21,6 +21,11 @@ public sealed record QuantizeOptions
     /// the slices in order. 0, a Quantize variant's own mean, is one slice of all tokens.
     /// </summary>
     public int MeanSliceTokens { get; init; }
+    /// <summary>
+    /// A KvStatistics variant's <c>MeanSliceGroup</c>: the slices are added in groups of that many (each in slice order),
+    /// then the groups in order. 0 is one group of all slices.
+    /// </summary>
+    public int MeanSliceGroup { get; init; }
     public bool Transposed { get; init; }
     public int TransposePad { get; init; } = 64;
     /// <summary>The generated <c>StoredTokenOrder</c> (16 entries) of a transposed variant; null is natural order.</summary>
@@ -143,7 +148,7 @@ public static class QuantizeReference
             }
         }
 
-        var mean = options.SubtractChannelMean ? ChannelMean(values, bhCount, tokens, d, options.MeanSlices, options.MeanSliceTokens) : null;
+        var mean = options.SubtractChannelMean ? ChannelMean(values, bhCount, tokens, d, options.MeanSlices, options.MeanSliceTokens, options.MeanSliceGroup) : null;
         float Prep(int bh, int s, int c)
         {
             var value = values[((long)bh * tokens + s) * d + c];
@@ -215,19 +220,22 @@ public static class QuantizeReference
     /// lane j sums tokens j, j + lanes, ... in order and the lane sums are added in order; the slice sums are added in order;
     /// then one division. With one slice this is the Quantize variants' own order (0 + the slice's sum is that sum).
     /// </summary>
-    private static float[] ChannelMean(float[] values, int bhCount, int tokens, int d, int lanes, int sliceTokens)
+    private static float[] ChannelMean(float[] values, int bhCount, int tokens, int d, int lanes, int sliceTokens, int sliceGroup)
     {
-        if (lanes < 1 || sliceTokens < 0)
+        if (lanes < 1 || sliceTokens < 0 || sliceGroup < 0)
         {
-            throw new ArgumentOutOfRangeException(nameof(lanes), $"lanes ({lanes}) must be positive and sliceTokens ({sliceTokens}) not negative.");
+            throw new ArgumentOutOfRangeException(nameof(lanes), $"lanes ({lanes}) must be positive, sliceTokens ({sliceTokens}) and sliceGroup ({sliceGroup}) not negative.");
         }
         var slice = sliceTokens == 0 ? tokens : sliceTokens;
+        var group = sliceGroup == 0 ? int.MaxValue : sliceGroup;
         var mean = new float[bhCount * d];
         for (var bh = 0; bh < bhCount; bh++)
         {
             for (var c = 0; c < d; c++)
             {
                 var total = 0f;
+                var groupSum = 0f;
+                var inGroup = 0;
                 for (var s0 = 0; s0 < tokens; s0 += slice)
                 {
                     var end = Math.Min(tokens, s0 + slice);
@@ -241,7 +249,16 @@ public static class QuantizeReference
                         }
                         sliceSum += sum;
                     }
-                    total += sliceSum;
+                    groupSum += sliceSum;
+                    if (++inGroup == group)
+                    {
+                        total += groupSum;
+                        (groupSum, inGroup) = (0f, 0);
+                    }
+                }
+                if (inGroup > 0)
+                {
+                    total += groupSum;
                 }
                 mean[bh * d + c] = total / tokens;
             }

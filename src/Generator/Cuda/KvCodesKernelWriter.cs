@@ -28,22 +28,7 @@ public static class KvCodesKernelWriter
             $"K and V, {spec.Input.CudaName()} [B, H, S, {d}] each (any strides for B, H, S; channels contiguous), with K's channel mean and V's channel",
             $"scales from the statistics pass → K int8 [B][H][S][{d}] of k − mean, one scale per {tile} tokens, and V {(e4m3 ? "e4m3" : "int8")} {vLayout}.",
             $"{t} threads per block, one block per (batch·head, tile of {tile} tokens); kernel: {plan.Symbol}.");
-        var helpers = new List<PtxHelper> { PtxHelper.IntMath, PtxHelper.Global16, spec.Input == Element.BF16 ? PtxHelper.Bf16Convert : PtxHelper.F16Convert, PtxHelper.WarpReduce };
-        if (e4m3)
-        {
-            helpers.Add(PtxHelper.E4m3Pack);
-        }
-        PtxHelpers.Write(w, helpers, []);
-        w.Line();
-        // K's helpers as the smoothing Quantize variants write them (int8, the mean's kdsl_prep, the 8-byte store), then V's
-        // kdsl_prep overload and, for e4m3 codes, V's code helper: the same rounding as the per-operand kernels.
-        QuantizeKernelWriter.HelpersFor(spec, spec.Input, subtractChannelMean: true).WriteHelpers(w);
-        var v = QuantizeKernelWriter.HelpersFor(spec, spec.Input, subtractChannelMean: false, spec.VOutput, spec.VTransposed);
-        v.WritePrepHelper(w);
-        if (e4m3)
-        {
-            v.WriteCodeHelpers(w);
-        }
+        WriteHelpers(w, plan, []);
         w.Line();
 
         w.Line($"// Thread t: channels 16·(t % {tpt}) to +15 of the tile's tokens t / {tpt}, + {rpp}, ... for K{(spec.VTransposed ? "" : " and V")} (two 16-byte loads per token and");
@@ -54,13 +39,7 @@ public static class KvCodesKernelWriter
         w.Raw("{");
         w.Indent();
         {
-            w.Line($"__shared__ float warp_max[{plan.Warps}];");
-            w.Line($"__shared__ float inv[{d}];  // 1 / V's scale per channel: one division per channel and block, none per element");
-            if (spec.VTransposed)
-            {
-                w.Line($"struct __align__(16) kdsl_piece {{ u32 x, y, z, w; }};");
-                w.Line($"__shared__ __align__(16) {code} staged[{d} * {plan.StagingPitch}];");
-            }
+            WriteTileState(w, plan);
             w.Line($"const int tiles = ({(spec.VTransposed ? "s_pad" : "S")} + {tile - 1}) / {tile};");
             w.Line($"const int bh = blockIdx.x / tiles, tile = blockIdx.x % tiles;");
             w.Line($"const int b = bh / heads, h = bh % heads;");
@@ -68,89 +47,154 @@ public static class KvCodesKernelWriter
             w.Line($"const int rows = kdsl_min({tile}, S - s0);{(spec.VTransposed ? "  // at most 0 in a tile of padding alone" : "")}");
             w.Line($"const u16* const ks = k + b * k_stride_b + h * k_stride_h;");
             w.Line($"const u16* const vs = v + b * v_stride_b + h * v_stride_h;");
-            w.Line($"const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;");
-            w.Line($"const int row = threadIdx.x / {tpt}, c0 = (threadIdx.x % {tpt}) * 16;");
-            w.Line($"const bool active = row < {rpp};");
             w.Line($"for (int c = threadIdx.x; c < {d}; c += {t}) inv[c] = kdsl_inv_of(v_scale[(long long)bh * {d} + c]);");
             w.Line();
-            w.Line($"// Every load of the tile first.");
-            w.Line($"u32 k_raw[{passes}][2][4];");
-            if (!spec.VTransposed)
-            {
-                w.Line($"u32 v_raw[{passes}][2][4];");
-            }
-            w.Line($"#pragma unroll");
-            w.Block($"for (int p = 0; p < {passes}; ++p)", () =>
-            {
-                w.Line($"const int r = row + p * {rpp};");
-                w.Line($"if (!active || r >= rows) continue;  // continue, not break: a loop left early is not unrolled, and the raw arrays would go to local memory");
-                w.Line($"kdsl_ld16(ks + (s0 + r) * k_stride_s + c0, k_raw[p][0]);");
-                w.Line($"kdsl_ld16(ks + (s0 + r) * k_stride_s + c0 + 8, k_raw[p][1]);");
-                if (!spec.VTransposed)
-                {
-                    w.Line($"kdsl_ld16(vs + (s0 + r) * v_stride_s + c0, v_raw[p][0]);");
-                    w.Line($"kdsl_ld16(vs + (s0 + r) * v_stride_s + c0 + 8, v_raw[p][1]);");
-                }
-            });
-            if (spec.VTransposed)
-            {
-                w.Line($"u32 v_raw[{plan.TransposedChunks}][4];");
-                w.Line($"#pragma unroll");
-                w.Block($"for (int i = 0; i < {plan.TransposedChunks}; ++i)", () =>
-                {
-                    w.Line($"const int e = threadIdx.x + i * {t}, r = e % {tile}, chunk = e / {tile};");
-                    w.Line($"if (chunk < {d / 8} && r < rows) kdsl_ld16(vs + (s0 + r) * v_stride_s + chunk * 8, v_raw[i]);");
-                });
-            }
-            w.Line($"float m[16];");
-            w.Line($"#pragma unroll");
-            w.Line($"for (int j = 0; j < 16; ++j) m[j] = active ? k_mean[(long long)bh * {d} + c0 + j] : 0.0f;");
-            w.Line();
-            w.Line($"// K's tile absmax: a warp butterfly, then the {plan.Warps} warp maxima through shared memory.");
-            w.Line($"float amax = 0.0f;");
-            w.Line($"#pragma unroll");
-            w.Block($"for (int p = 0; p < {passes}; ++p)", () =>
-            {
-                w.Line($"if (!active || row + p * {rpp} >= rows) continue;");
-                w.Line($"#pragma unroll");
-                w.Block($"for (int half = 0; half < 2; ++half)", () =>
-                {
-                    w.Line($"float x[8];");
-                    w.Line($"kdsl_unpack8(k_raw[p][half], x);");
-                    w.Line($"#pragma unroll");
-                    w.Line($"for (int j = 0; j < 8; ++j) amax = fmaxf(amax, fabsf(kdsl_prep(x[j], m[half * 8 + j], 1.0f)));");
-                });
-            });
-            w.Line($"amax = kdsl_warp_max(amax);");
-            w.Line($"if (lane == 0) warp_max[warp] = amax;");
-            w.Line($"__syncthreads();  // also publishes inv[]");
-            w.Line($"amax = warp_max[0];");
-            w.Line($"#pragma unroll");
-            w.Line($"for (int i = 1; i < {plan.Warps}; ++i) amax = fmaxf(amax, warp_max[i]);");
-            w.Line($"const float k_sc = kdsl_scale_of(amax), k_inv = kdsl_inv_of(k_sc);");
-            w.Line($"if (threadIdx.x == 0 && rows > 0) k_scale[(long long)bh * ((S + {tile - 1}) / {tile}) + tile] = k_sc;");
-            w.Line();
-            w.Line($"// K's codes{(spec.VTransposed ? "" : " and V's")}: 16 channels of a token, one 16-byte store each; consecutive threads store consecutive pieces.");
-            w.Line($"#pragma unroll");
-            w.Block($"for (int p = 0; p < {passes}; ++p)", () =>
-            {
-                w.Line($"const int r = row + p * {rpp};");
-                w.Line($"if (!active || r >= rows) continue;");
-                w.Line($"const long long at = ((long long)bh * S + s0 + r) * {d} + c0;");
-                WriteToken16(w, "k", "k_codes + at", (x, c) => $"kdsl_prep({x}, m[{c}], 1.0f)", _ => "k_inv", e4m3: false);
-                if (!spec.VTransposed)
-                {
-                    WriteToken16(w, "v", "v_codes + at", (x, _) => $"kdsl_prep({x}, 1.0f)", c => $"inv[c0 + {c}]", e4m3);
-                }
-            });
-            if (spec.VTransposed)
-            {
-                WriteTransposedV(w, plan, code, e4m3);
-            }
+            WriteTile(w, plan, TileSource.Global(d));
         }
         w.Outdent();
         w.Raw("}");
         return w.ToString();
+    }
+
+    /// <summary>
+    /// The device helpers a tile's codes use: K's as the smoothing Quantize variants write them (int8, the mean's
+    /// kdsl_prep, the 8-byte store), then V's kdsl_prep overload and, for e4m3 codes, V's code helper: the same rounding as
+    /// the per-operand kernels. <paramref name="more"/> adds the host kernel's own PTX helpers.
+    /// </summary>
+    internal static void WriteHelpers(CodeWriter w, KvCodesPlan plan, IEnumerable<PtxHelper> more)
+    {
+        var spec = plan.Spec;
+        var e4m3 = spec.VOutput == Element.E4M3;
+        var helpers = new List<PtxHelper> { PtxHelper.IntMath, PtxHelper.Global16, spec.Input == Element.BF16 ? PtxHelper.Bf16Convert : PtxHelper.F16Convert, PtxHelper.WarpReduce };
+        if (e4m3)
+        {
+            helpers.Add(PtxHelper.E4m3Pack);
+        }
+        helpers.AddRange(more);
+        PtxHelpers.Write(w, helpers, []);
+        w.Line();
+        QuantizeKernelWriter.HelpersFor(spec, spec.Input, subtractChannelMean: true).WriteHelpers(w);
+        var v = QuantizeKernelWriter.HelpersFor(spec, spec.Input, subtractChannelMean: false, spec.VOutput, spec.VTransposed);
+        v.WritePrepHelper(w);
+        if (e4m3)
+        {
+            v.WriteCodeHelpers(w);
+        }
+    }
+
+    /// <summary>What <see cref="WriteTile"/> needs beside the tile's place: the block's shared arrays and each thread's (token, channels).</summary>
+    internal static void WriteTileState(CodeWriter w, KvCodesPlan plan)
+    {
+        var spec = plan.Spec;
+        var (d, tpt, rpp) = (plan.HeadDim, plan.ThreadsPerToken, plan.RowsPerPass);
+        var code = spec.VOutput == Element.E4M3 ? "u8" : "s8";
+        w.Line($"__shared__ float warp_max[{plan.Warps}];");
+        w.Line($"__shared__ float inv[{d}];  // 1 / V's scale per channel: one division per channel and block, none per element");
+        if (spec.VTransposed)
+        {
+            w.Line($"struct __align__(16) kdsl_piece {{ u32 x, y, z, w; }};");
+            w.Line($"__shared__ __align__(16) {code} staged[{d} * {plan.StagingPitch}];");
+        }
+        w.Line($"const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;");
+        w.Line($"const int row = threadIdx.x / {tpt}, c0 = (threadIdx.x % {tpt}) * 16;");
+        w.Line($"const bool active = row < {rpp};");
+    }
+
+    /// <summary>
+    /// Where a tile's K and V come from: the inputs in global memory (this family), or a block's slice of them in shared
+    /// memory (<see cref="KvSinglePassKernelWriter"/>). The tile's code needs in scope: bh, s0 (its first token), rows, tile
+    /// (its index), row, c0, active, lane, warp, inv[] and warp_max[].
+    /// </summary>
+    /// <param name="Load">A statement reading 8 channels (tensor "k" or "v", token within the tile, first channel, target u32[4]).</param>
+    /// <param name="Mean">K's channel mean of a channel.</param>
+    internal sealed record TileSource(System.Func<string, string, string, string, string> Load, System.Func<string, string> Mean)
+    {
+        public static TileSource Global(int headDim) => new(
+            (tensor, row, channel, target) => $"kdsl_ld16({tensor}s + (s0 + {row}) * {tensor}_stride_s + {channel}, {target});",
+            channel => $"k_mean[(long long)bh * {headDim} + {channel}]");
+    }
+
+    /// <summary>One tile's codes: every load first, K's tile absmax through one barrier, then K's and V's codes.</summary>
+    internal static void WriteTile(CodeWriter w, KvCodesPlan plan, TileSource source)
+    {
+        var spec = plan.Spec;
+        var (d, t, tile, rpp, passes) = (plan.HeadDim, plan.Threads, plan.Tile, plan.RowsPerPass, plan.Passes);
+        var e4m3 = spec.VOutput == Element.E4M3;
+        var code = e4m3 ? "u8" : "s8";
+    w.Line($"// Every load of the tile first.");
+        w.Line($"u32 k_raw[{passes}][2][4];");
+        if (!spec.VTransposed)
+        {
+            w.Line($"u32 v_raw[{passes}][2][4];");
+        }
+        w.Line($"#pragma unroll");
+        w.Block($"for (int p = 0; p < {passes}; ++p)", () =>
+        {
+            w.Line($"const int r = row + p * {rpp};");
+            w.Line($"if (!active || r >= rows) continue;  // continue, not break: a loop left early is not unrolled, and the raw arrays would go to local memory");
+            w.Line($"{source.Load("k", "r", "c0", "k_raw[p][0]")}");
+            w.Line($"{source.Load("k", "r", "c0 + 8", "k_raw[p][1]")}");
+            if (!spec.VTransposed)
+            {
+                w.Line($"{source.Load("v", "r", "c0", "v_raw[p][0]")}");
+                w.Line($"{source.Load("v", "r", "c0 + 8", "v_raw[p][1]")}");
+            }
+        });
+        if (spec.VTransposed)
+        {
+            w.Line($"u32 v_raw[{plan.TransposedChunks}][4];");
+            w.Line($"#pragma unroll");
+            w.Block($"for (int i = 0; i < {plan.TransposedChunks}; ++i)", () =>
+            {
+                w.Line($"const int e = threadIdx.x + i * {t}, r = e % {tile}, chunk = e / {tile};");
+                w.Line($"if (chunk < {d / 8} && r < rows) {source.Load("v", "r", "chunk * 8", "v_raw[i]")}");
+            });
+        }
+        w.Line($"float m[16];");
+        w.Line($"#pragma unroll");
+        w.Line($"for (int j = 0; j < 16; ++j) m[j] = active ? {source.Mean("c0 + j")} : 0.0f;");
+        w.Line();
+        w.Line($"// K's tile absmax: a warp butterfly, then the {plan.Warps} warp maxima through shared memory.");
+        w.Line($"float amax = 0.0f;");
+        w.Line($"#pragma unroll");
+        w.Block($"for (int p = 0; p < {passes}; ++p)", () =>
+        {
+            w.Line($"if (!active || row + p * {rpp} >= rows) continue;");
+            w.Line($"#pragma unroll");
+            w.Block($"for (int half = 0; half < 2; ++half)", () =>
+            {
+                w.Line($"float x[8];");
+                w.Line($"kdsl_unpack8(k_raw[p][half], x);");
+                w.Line($"#pragma unroll");
+                w.Line($"for (int j = 0; j < 8; ++j) amax = fmaxf(amax, fabsf(kdsl_prep(x[j], m[half * 8 + j], 1.0f)));");
+            });
+        });
+        w.Line($"amax = kdsl_warp_max(amax);");
+        w.Line($"if (lane == 0) warp_max[warp] = amax;");
+        w.Line($"__syncthreads();  // also publishes inv[]");
+        w.Line($"amax = warp_max[0];");
+        w.Line($"#pragma unroll");
+        w.Line($"for (int i = 1; i < {plan.Warps}; ++i) amax = fmaxf(amax, warp_max[i]);");
+        w.Line($"const float k_sc = kdsl_scale_of(amax), k_inv = kdsl_inv_of(k_sc);");
+        w.Line($"if (threadIdx.x == 0 && rows > 0) k_scale[(long long)bh * ((S + {tile - 1}) / {tile}) + tile] = k_sc;");
+        w.Line();
+        w.Line($"// K's codes{(spec.VTransposed ? "" : " and V's")}: 16 channels of a token, one 16-byte store each; consecutive threads store consecutive pieces.");
+        w.Line($"#pragma unroll");
+        w.Block($"for (int p = 0; p < {passes}; ++p)", () =>
+        {
+            w.Line($"const int r = row + p * {rpp};");
+            w.Line($"if (!active || r >= rows) continue;");
+            w.Line($"const long long at = ((long long)bh * S + s0 + r) * {d} + c0;");
+            WriteToken16(w, "k", "k_codes + at", (x, c) => $"kdsl_prep({x}, m[{c}], 1.0f)", _ => "k_inv", e4m3: false);
+            if (!spec.VTransposed)
+            {
+                WriteToken16(w, "v", "v_codes + at", (x, _) => $"kdsl_prep({x}, 1.0f)", c => $"inv[c0 + {c}]", e4m3);
+            }
+        });
+        if (spec.VTransposed)
+        {
+            WriteTransposedV(w, plan, code, e4m3);
+        }
     }
 
     /// <summary>

@@ -29,6 +29,7 @@ public static class KvStatisticsKernelWriter
         var helpers = QuantizeKernelWriter.HelpersFor(spec, spec.Input, subtractChannelMean: false, spec.VOutput, transposed: true);
         helpers.WriteReadHelpers(w);
         helpers.WriteScaleHelpers(w);
+        WriteCombineHelper(w, d);
         w.Line();
 
         w.Line($"// One block per (batch·head, slice of {slice} tokens): blockIdx.x = bh · slices + slice. Thread t reads chunk t % {cpr}");
@@ -50,67 +51,13 @@ public static class KvStatisticsKernelWriter
             w.Line($"// V may be absent (null): K's mean alone, for a mode that reads V as it is and counts nothing. Uniform over the grid.");
             w.Line($"const bool with_v = v != 0;");
             w.Line($"const u16* const vs = with_v ? v + b * v_stride_b + h * v_stride_h + s0 * v_stride_s : v;");
-            w.Line($"const int chunk = threadIdx.x % {cpr}, lane = threadIdx.x / {cpr};");
-            w.Line($"int k_bad = 0, v_bad = 0;");
-            w.Block($"if (lane < {lanes})", () =>
-            {
-                w.Line($"float sum[8] = {{0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f}};");
-                w.Line($"float amax[8] = {{0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f}};");
-                w.Line($"// {inFlight} tokens' K and V loads are issued before any is reduced (one at a time leaves DRAM idle); the adds keep token order.");
-                w.Block($"for (int r = lane; r < rows; r += {inFlight * lanes})", () =>
-                {
-                    w.Line($"u32 k_raw[{inFlight}][4], v_raw[{inFlight}][4];");
-                    w.Line($"#pragma unroll");
-                    w.Block($"for (int u = 0; u < {inFlight}; ++u)", () =>
-                    {
-                        w.Line($"if (r + u * {lanes} >= rows) continue;");
-                        w.Line($"kdsl_ld16(ks + (r + u * {lanes}) * k_stride_s + chunk * 8, k_raw[u]);");
-                        w.Line($"if (with_v) kdsl_ld16(vs + (r + u * {lanes}) * v_stride_s + chunk * 8, v_raw[u]);");
-                    });
-                    w.Line($"#pragma unroll");
-                    w.Block($"for (int u = 0; u < {inFlight}; ++u)", () =>
-                    {
-                        w.Line($"if (r + u * {lanes} >= rows) continue;  // continue, not break: a loop left early is not unrolled, and the raw arrays would go to local memory");
-                        w.Line($"k_bad += kdsl_nonfinite8(k_raw[u]);");
-                        w.Line($"float kv[8];");
-                        w.Line($"kdsl_unpack8(k_raw[u], kv);");
-                        w.Line($"#pragma unroll");
-                        w.Line($"for (int j = 0; j < 8; ++j) sum[j] = __fadd_rn(sum[j], kv[j]);");
-                        w.Block($"if (with_v)", () =>
-                        {
-                            w.Line($"v_bad += kdsl_nonfinite8(v_raw[u]);");
-                            w.Line($"float vv[8];");
-                            w.Line($"kdsl_unpack8(v_raw[u], vv);");
-                            w.Line($"#pragma unroll");
-                            w.Line($"for (int j = 0; j < 8; ++j) amax[j] = fmaxf(amax[j], fabsf(vv[j]));");
-                        });
-                    });
-                });
-                w.Line($"#pragma unroll");
-                w.Line($"for (int j = 0; j < 8; ++j) {{ lane_sum[lane][chunk * 8 + j] = sum[j]; lane_max[lane][chunk * 8 + j] = amax[j]; }}");
-            });
-            w.Line($"// Every thread reaches these (the counts' warp vote needs all 32 lanes).");
-            w.Line($"kdsl_report_nonfinite(k_nonfinite, k_bad);");
-            w.Line($"kdsl_report_nonfinite(v_nonfinite, v_bad);");
-            w.Line($"__syncthreads();");
-            w.Line($"const long long parts = (long long)gridDim.x;");
-            w.Block($"for (int c = threadIdx.x; c < {d}; c += {t})", () =>
-            {
-                w.Line($"float total = 0.0f, amax = 0.0f;");
-                w.Block($"for (int i = 0; i < {lanes}; ++i)", () =>
-                {
-                    w.Line($"total = __fadd_rn(total, lane_sum[i][c]);");
-                    w.Line($"amax = fmaxf(amax, lane_max[i][c]);");
-                });
-                w.Line($"partials[(long long)blockIdx.x * {d} + c] = total;");
-                w.Line($"partials[(parts + blockIdx.x) * {d} + c] = amax;");
-            });
+            WriteSlicePartials(w, plan, SliceSource.Global, "blockIdx.x");
         }
         w.Outdent();
         w.Raw("}");
         w.Line();
 
-        w.Line($"// One thread per (batch·head, channel): the slices' K sums added in slice order, then one division by S; the");
+        w.Line($"// One thread per (batch·head, channel): the slices' K sums added in slice order within groups of {KvStatisticsPlan.SliceGroup}, the groups in order, then one division by S; the");
         w.Line($"// slices' V maxima → the channel's scale. Consecutive threads read consecutive channels of each slice.");
         w.Line($"extern \"C\" __global__ void __launch_bounds__({t})");
         KernelSignatureWriter.WriteDeclaration(w, plan.CombineSymbol, plan.Combine);
@@ -123,11 +70,12 @@ public static class KvStatisticsKernelWriter
             w.Line($"const float* const k_part = partials + bh * slices * {d} + c;");
             w.Line($"const float* const v_part = k_part + (long long)parts * {d};");
             w.Line($"float total = 0.0f, amax = 0.0f;");
-            w.Line($"#pragma unroll 8");
-            w.Block($"for (int p = 0; p < slices; ++p)", () =>
+            w.Block($"for (int g = 0; g < slices; g += {KvStatisticsPlan.SliceGroup})", () =>
             {
-                w.Line($"total = __fadd_rn(total, k_part[(long long)p * {d}]);");
-                w.Line($"amax = fmaxf(amax, v_part[(long long)p * {d}]);");
+                w.Line($"float group_sum, group_max;");
+                w.Line($"kdsl_combine_rows(k_part, v_part, g, kdsl_min({KvStatisticsPlan.SliceGroup}, slices - g), group_sum, group_max);");
+                w.Line($"total = __fadd_rn(total, group_sum);");
+                w.Line($"amax = fmaxf(amax, group_max);");
             });
             w.Line($"k_mean[i] = __fdiv_rn(total, (float)S);");
             w.Line($"v_scale[i] = kdsl_scale_of(amax);");
@@ -136,4 +84,120 @@ public static class KvStatisticsKernelWriter
         w.Raw("}");
         return w.ToString();
     }
+    /// <summary>Where a slice's K and V come from: the inputs in global memory (this family) or a block's copy in shared memory.</summary>
+    /// <param name="Load">A statement reading 8 channels (chunk) of (tensor "k" or "v", token within the slice) into a u32[4].</param>
+    /// <param name="InFlight">Tokens whose loads a thread issues before it adds any (the adds keep token order either way).</param>
+    internal sealed record SliceSource(System.Func<string, string, string, string> Load, int InFlight)
+    {
+        public static readonly SliceSource Global = new((tensor, row, target) => $"kdsl_ld16({tensor}s + ({row}) * {tensor}_stride_s + chunk * 8, {target});", KvStatisticsPlan.LoadsInFlight);
+    }
+
+    /// <summary>
+    /// One slice's K sums and V maxima, in the order the CPU reference repeats: each lane adds its tokens in token order,
+    /// then the lanes are added in lane order; the result is part <paramref name="part"/> of partials. Needs in scope: rows,
+    /// with_v, k_nonfinite, v_nonfinite and the shared lane_sum and lane_max. Ends with the block's NaN/Inf report.
+    /// </summary>
+    internal static void WriteSlicePartials(CodeWriter w, KvStatisticsPlan plan, SliceSource source, string part)
+    {
+        var (d, t, cpr, lanes, slice) = (plan.HeadDim, plan.Threads, plan.ChunksPerRow, plan.Lanes, plan.SliceTokens);
+        var inFlight = System.Math.Min(source.InFlight, (slice + lanes - 1) / lanes);
+        w.Line($"const int chunk = threadIdx.x % {cpr}, lane = threadIdx.x / {cpr};");
+        w.Line($"int k_bad = 0, v_bad = 0;");
+        w.Block($"if (lane < {lanes})", () =>
+        {
+            w.Line($"float sum[8] = {{0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f}};");
+            w.Line($"float amax[8] = {{0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f}};");
+            w.Line($"// {inFlight} tokens' K and V loads are issued before any is reduced (one at a time leaves DRAM idle); the adds keep token order.");
+            w.Block($"for (int r = lane; r < rows; r += {inFlight * lanes})", () =>
+            {
+                w.Line($"u32 k_raw[{inFlight}][4], v_raw[{inFlight}][4];");
+                w.Line($"#pragma unroll");
+                w.Block($"for (int u = 0; u < {inFlight}; ++u)", () =>
+                {
+                    w.Line($"if (r + u * {lanes} >= rows) continue;");
+                    w.Line($"{source.Load("k", $"r + u * {lanes}", "k_raw[u]")}");
+                    w.Line($"if (with_v) {source.Load("v", $"r + u * {lanes}", "v_raw[u]")}");
+                });
+                w.Line($"#pragma unroll");
+                w.Block($"for (int u = 0; u < {inFlight}; ++u)", () =>
+                {
+                    w.Line($"if (r + u * {lanes} >= rows) continue;  // continue, not break: a loop left early is not unrolled, and the raw arrays would go to local memory");
+                    w.Line($"k_bad += kdsl_nonfinite8(k_raw[u]);");
+                    w.Line($"float kv[8];");
+                    w.Line($"kdsl_unpack8(k_raw[u], kv);");
+                    w.Line($"#pragma unroll");
+                    w.Line($"for (int j = 0; j < 8; ++j) sum[j] = __fadd_rn(sum[j], kv[j]);");
+                    w.Block($"if (with_v)", () =>
+                    {
+                        w.Line($"v_bad += kdsl_nonfinite8(v_raw[u]);");
+                        w.Line($"float vv[8];");
+                        w.Line($"kdsl_unpack8(v_raw[u], vv);");
+                        w.Line($"#pragma unroll");
+                        w.Line($"for (int j = 0; j < 8; ++j) amax[j] = fmaxf(amax[j], fabsf(vv[j]));");
+                    });
+                });
+            });
+            w.Line($"#pragma unroll");
+            w.Line($"for (int j = 0; j < 8; ++j) {{ lane_sum[lane][chunk * 8 + j] = sum[j]; lane_max[lane][chunk * 8 + j] = amax[j]; }}");
+        });
+        w.Line($"// Every thread reaches these (the counts' warp vote needs all 32 lanes).");
+        w.Line($"kdsl_report_nonfinite(k_nonfinite, k_bad);");
+        w.Line($"kdsl_report_nonfinite(v_nonfinite, v_bad);");
+        w.Line($"__syncthreads();");
+        w.Line($"const long long parts = (long long)gridDim.x;");
+        w.Block($"for (int c = threadIdx.x; c < {d}; c += {t})", () =>
+        {
+            w.Line($"float total = 0.0f, amax = 0.0f;");
+            w.Block($"for (int i = 0; i < {lanes}; ++i)", () =>
+            {
+                w.Line($"total = __fadd_rn(total, lane_sum[i][c]);");
+                w.Line($"amax = fmaxf(amax, lane_max[i][c]);");
+            });
+            w.Line($"partials[(long long){part} * {d} + c] = total;");
+            w.Line($"partials[(parts + {part}) * {d} + c] = amax;");
+        });
+    }
+
+    /// <summary>
+    /// kdsl_combine_rows: rows [first, first + count) of K's [rows][D] sums added in row order and V's maxima maxed, read
+    /// from L2 (other blocks wrote them). The mean's slices are combined in groups of <see cref="KvStatisticsPlan.SliceGroup"/>:
+    /// the slices of a group in order, then the groups in order, so a single pass can combine each group as it completes.
+    /// </summary>
+    internal static void WriteCombineHelper(CodeWriter w, int headDim)
+    {
+        w.Raw($$"""
+            // 4 bytes at the L2 (the .cg path skips L1, which other SMs' writes do not update).
+            static __device__ __forceinline__ float kdsl_ld_cg(const float* p)
+            {
+                float v;
+                asm volatile("ld.global.cg.f32 %0, [%1];\n" : "=f"(v) : "l"(p) : "memory");
+                return v;
+            }
+            static __device__ __forceinline__ void kdsl_combine_rows(const float* k_rows, const float* v_rows, int first, int count, float& sum, float& amax)
+            {
+                sum = 0.0f;
+                amax = 0.0f;
+                // Up to 16 rows' loads in flight before their adds: a block that combines a group holds the others of its head.
+                for (int base = first; base < first + count; base += 16)
+                {
+                    float k_row[16], v_row[16];
+                    #pragma unroll
+                    for (int i = 0; i < 16; ++i)
+                    {
+                        if (base + i >= first + count) continue;
+                        k_row[i] = kdsl_ld_cg(k_rows + (long long)(base + i) * {{headDim}});
+                        v_row[i] = kdsl_ld_cg(v_rows + (long long)(base + i) * {{headDim}});
+                    }
+                    #pragma unroll
+                    for (int i = 0; i < 16; ++i)
+                    {
+                        if (base + i >= first + count) continue;
+                        sum = __fadd_rn(sum, k_row[i]);
+                        amax = fmaxf(amax, v_row[i]);
+                    }
+                }
+            }
+            """);
+    }
+
 }

@@ -118,17 +118,28 @@ public sealed class QuantizeKernelWriter(QuantizePlan plan)
     /// <summary>kdsl_scale_of (absmax → scale for the declared codes) and kdsl_inv_of.</summary>
     public void WriteScaleHelpers(CodeWriter w)
     {
+        WriteScaleOf(w, "kdsl_scale_of");
+        w.Raw("""
+            // Codes are v times 1 / scale, rounded once per block or channel, so no element pays for a division.
+            static __device__ __forceinline__ float kdsl_inv_of(float scale) { return __fdiv_rn(1.0f, scale); }
+            """);
+    }
+
+    /// <summary>
+    /// The absmax → scale helper for the declared codes under the name <paramref name="name"/>: a kernel that scales two
+    /// kinds of codes (int8 K and e4m3 V) needs both.
+    /// </summary>
+    public void WriteScaleOf(CodeWriter w, string name)
+    {
         var largest = E4m3 ? "448" : "127";
         w.Raw($$"""
             // scale = absmax / {{largest}}{{(E4m3 ? " (e4m3's largest finite value)" : "")}}. A block (or channel) whose absmax / {{largest}} is below the smallest normal
             // float (0 included; 1 / scale would overflow to Inf, and 0 · Inf is NaN) gets scale 1: every q is then 0 and q · scale stays finite.
-            static __device__ __forceinline__ float kdsl_scale_of(float absmax)
+            static __device__ __forceinline__ float {{name}}(float absmax)
             {
                 const float s = __fdiv_rn(absmax, {{largest}}.0f);
                 return s < 1.17549435e-38f ? 1.0f : s;
             }
-            // Codes are v times 1 / scale, rounded once per block or channel, so no element pays for a division.
-            static __device__ __forceinline__ float kdsl_inv_of(float scale) { return __fdiv_rn(1.0f, scale); }
             """);
     }
 

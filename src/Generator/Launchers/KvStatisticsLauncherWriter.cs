@@ -25,6 +25,7 @@ public static class KvStatisticsLauncherWriter
             [
                 ("HeadDim", spec.HeadDim, "Channels per token (the head dimension)."),
                 ("SliceTokens", spec.SliceTokens, "Tokens per block of the partials kernel: K's mean adds each slice's sum in slice order."),
+                ("MeanSliceGroup", KvStatisticsPlan.SliceGroup, "K's mean adds the slices in groups of this many (each in slice order), then the groups in order."),
                 ("MeanLanes", plan.Lanes, "Within a slice, K's mean adds tokens s ≡ j (mod MeanLanes) in token order for each lane j, then the lanes in order: the CPU reference repeats this order."),
                 ("LargestVCode", plan.LargestVCode, "V's scale is its channel's absmax over this (1 where that is 0)."),
             ]);

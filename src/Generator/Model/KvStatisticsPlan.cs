@@ -16,6 +16,13 @@ public sealed record KvStatisticsPlan(KvStatisticsSpec Spec)
     /// <summary>Tokens whose K and V loads one thread issues before it reduces any: 2 × 8 × 16 bytes in flight a thread.</summary>
     public const int LoadsInFlight = 8;
 
+    /// <summary>
+    /// K's mean adds the slices of a (batch, head) in groups of this many: each group in slice order, then the groups in
+    /// order. A single pass (KvSinglePass) combines each group when its last slice arrives, so no block adds more than this
+    /// many rows while the others wait; with at most this many slices it is plain slice order.
+    /// </summary>
+    public const int SliceGroup = 16;
+
     public int HeadDim => Spec.HeadDim;
     public int Threads => Spec.Threads;
     public int SliceTokens => Spec.SliceTokens;

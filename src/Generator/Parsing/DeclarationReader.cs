@@ -26,6 +26,7 @@ public static class DeclarationReader
     public const string KvAppendAttribute = "KernelDsl.KvCacheAppendAttribute";
     public const string KvStatisticsAttribute = "KernelDsl.KvStatisticsAttribute";
     public const string KvCodesAttribute = "KernelDsl.KvCodesAttribute";
+    public const string KvSinglePassAttribute = "KernelDsl.KvSinglePassAttribute";
     public const string PagedDecodeAttribute = "KernelDsl.PagedDecodeAttribute";
     private const string SmemLayoutAttribute = "KernelDsl.SmemLayoutAttribute";
     private const string CopyAtomAttribute = "KernelDsl.CopyAtomAttribute";
@@ -34,7 +35,7 @@ public static class DeclarationReader
     private const string AttentionFormsAttribute = "KernelDsl.AttentionFormsAttribute";
 
     /// <summary>Every family attribute's full name.</summary>
-    public static readonly string[] FamilyAttributes = [GemmAttribute, QuantizeAttribute, AttentionAttribute, LseMergeAttribute, KvAppendAttribute, PagedDecodeAttribute, KvStatisticsAttribute, KvCodesAttribute];
+    public static readonly string[] FamilyAttributes = [GemmAttribute, QuantizeAttribute, AttentionAttribute, LseMergeAttribute, KvAppendAttribute, PagedDecodeAttribute, KvStatisticsAttribute, KvCodesAttribute, KvSinglePassAttribute];
 
     /// <summary>The generator's defaults, which a test keeps equal to the attributes' property initializers.</summary>
     public static readonly ImmutableArray<Sm> DefaultTargets = [Sm.Sm80, Sm.Sm90];
@@ -242,6 +243,13 @@ public static class DeclarationReader
                     VOutput = named.Enum("VOutput", Element.S8), VTransposed = named.Bool("VTransposed", false),
                     TransposedOrder = named.Enum("TransposedOrder", TokenOrder.Pi), TransposePad = named.Int("TransposePad", 64), Threads = named.Int("Threads", 256),
                 },
+                KvSinglePassAttribute => new KvSinglePassSpec
+                {
+                    Type = type, Targets = targets, SmemLayouts = smemLayouts, CopyAtoms = copyAtoms, Mma = mmaKind, PvMma = pvMmaKind,
+                    Input = named.Enum("Input", Element.F16), HeadDim = named.Int("HeadDim", 128), SliceTokens = named.Int("SliceTokens", 256),
+                    KScaleKeys = named.Int("KScaleKeys", 64), VOutput = named.Enum("VOutput", Element.S8), VTransposed = named.Bool("VTransposed", false),
+                    TransposedOrder = named.Enum("TransposedOrder", TokenOrder.Pi), TransposePad = named.Int("TransposePad", 64), Threads = named.Int("Threads", 256),
+                },
                 PagedDecodeAttribute => new PagedDecodeSpec
                 {
                     Type = type, Targets = targets, SmemLayouts = smemLayouts, CopyAtoms = copyAtoms, Mma = mmaKind, PvMma = pvMmaKind,
@@ -289,6 +297,7 @@ public static class DeclarationReader
                     KvAppendSpec append => KvAppendValidator.Validate(append),
                     KvStatisticsSpec statistics => KvStatisticsValidator.Validate(statistics),
                     KvCodesSpec codes => KvCodesValidator.Validate(codes),
+                    KvSinglePassSpec single => KvSinglePassValidator.Validate(single),
                     PagedDecodeSpec decode => PagedDecodeValidator.Validate(decode),
                     _ => ImmutableArray<Finding>.Empty,
                 });

@@ -13,11 +13,12 @@ public static class KvCodesValidator
     /// <summary>Most passes a thread holds (16 K and 16 V words per pass at most 4: 128 registers of loads).</summary>
     public const int MaxPasses = 4;
 
-    public static ImmutableArray<Finding> Validate(KvCodesSpec spec)
+    /// <param name="family">The declared family the findings name: KvCodes, or KvSinglePass for the codes it fuses.</param>
+    public static ImmutableArray<Finding> Validate(KvCodesSpec spec, string family = "KvCodes")
     {
         var findings = new List<Finding>();
         void Bad(string name, object value, string rule) =>
-            findings.Add(Finding.Of(Rules.InvalidParameter, FindingTarget.Family, "KvCodes." + name, value, rule));
+            findings.Add(Finding.Of(Rules.InvalidParameter, FindingTarget.Family, family + "." + name, value, rule));
 
         if (spec.Input is not (Element.F16 or Element.BF16))
         {
@@ -59,7 +60,7 @@ public static class KvCodesValidator
         }
         if (spec.VOutput == Element.E4M3)
         {
-            DeclarationRules.CheckAtom(findings, spec, FindingTarget.Family, "KvCodes.VOutput = E4M3", "cvt.rn.satfinite.e4m3x2.f32; on sm_89 PTX ISA 8.1, NVRTC 12.1", QuantizeSpec.E4m3MinSm);
+            DeclarationRules.CheckAtom(findings, spec, FindingTarget.Family, family + ".VOutput = E4M3", "cvt.rn.satfinite.e4m3x2.f32; on sm_89 PTX ISA 8.1, NVRTC 12.1", QuantizeSpec.E4m3MinSm);
         }
         DeclarationRules.CheckNothingStaged(findings, spec, "the codes pass reads and writes with plain 16-byte loads and stores and multiplies nothing; remove the attribute");
         DeclarationRules.CheckTargets(findings, spec);

@@ -12,11 +12,12 @@ public static class KvStatisticsValidator
 {
     public const int MaxSliceTokens = 65536;
 
-    public static ImmutableArray<Finding> Validate(KvStatisticsSpec spec)
+    /// <param name="family">The declared family the findings name: KvStatistics, or KvSinglePass for the statistics it fuses.</param>
+    public static ImmutableArray<Finding> Validate(KvStatisticsSpec spec, string family = "KvStatistics")
     {
         var findings = new List<Finding>();
         void Bad(string name, object value, string rule) =>
-            findings.Add(Finding.Of(Rules.InvalidParameter, FindingTarget.Family, "KvStatistics." + name, value, rule));
+            findings.Add(Finding.Of(Rules.InvalidParameter, FindingTarget.Family, family + "." + name, value, rule));
 
         if (spec.Input is not (Element.F16 or Element.BF16))
         {

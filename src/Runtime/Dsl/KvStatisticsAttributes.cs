@@ -55,3 +55,37 @@ public sealed class KvCodesAttribute : Attribute
     /// <summary>Architectures the variant must compile for.</summary>
     public Sm[] Targets { get; set; } = [Sm.Sm80, Sm.Sm90];
 }
+
+/// <summary>
+/// Declares K and V quantized in a single pass: what a <see cref="KvStatisticsAttribute"/> pass and a
+/// <see cref="KvCodesAttribute"/> pass compute, from one read of K and V. Each block copies one slice of
+/// <see cref="SliceTokens"/> tokens of one (batch, head) into shared memory, adds its partial statistics, and waits until
+/// the last slice of its (batch, head) has combined them (the slices of a head must be resident together, so the launcher
+/// takes sequences up to half of what the device holds at once: <c>Fits</c>); its codes then come from shared memory. The
+/// mean's order equals a KvStatistics variant's with the same <see cref="SliceTokens"/> and <see cref="Threads"/>, so the
+/// CPU reference and the two-pass path give the same codes.
+/// </summary>
+[AttributeUsage(AttributeTargets.Class | AttributeTargets.Struct, Inherited = false)]
+public sealed class KvSinglePassAttribute : Attribute
+{
+    /// <summary>Element of K and V: <see cref="Element.F16"/> or <see cref="Element.BF16"/>.</summary>
+    public Element Input { get; set; } = Element.F16;
+    /// <summary>Channels per head: 64, 128 or 256.</summary>
+    public int HeadDim { get; set; } = 128;
+    /// <summary>Tokens per block, held in shared memory (K and V: 4 · HeadDim bytes a token); a multiple of <see cref="KScaleKeys"/> and of <see cref="TransposePad"/>.</summary>
+    public int SliceTokens { get; set; } = 256;
+    /// <summary>Tokens per K scale.</summary>
+    public int KScaleKeys { get; set; } = 64;
+    /// <summary>V's codes: <see cref="Element.S8"/> or <see cref="Element.E4M3"/> (sm_89 and later: set <see cref="Targets"/>).</summary>
+    public Element VOutput { get; set; } = Element.S8;
+    /// <summary>Write V [B, H, D, S_pad] (tokens contiguous, padded with zero codes to <see cref="TransposePad"/>) instead of [B, H, S, D].</summary>
+    public bool VTransposed { get; set; }
+    /// <summary>Token order of a transposed V.</summary>
+    public TokenOrder TransposedOrder { get; set; } = TokenOrder.Pi;
+    /// <summary>Token padding of a transposed V; a multiple of <see cref="KScaleKeys"/>.</summary>
+    public int TransposePad { get; set; } = 64;
+    /// <summary>Threads per block.</summary>
+    public int Threads { get; set; } = 256;
+    /// <summary>Architectures the variant must compile for (cp.async: sm_80 and later).</summary>
+    public Sm[] Targets { get; set; } = [Sm.Sm80, Sm.Sm90];
+}

@@ -52,6 +52,7 @@ internal static class AttentionTestData
             // Int8Attention's K mean comes from the KvStatistics pass: its lanes and slices fix the summation order.
             KMeanSlices = KernelDsl.Attention.Quantization.KvStatisticsD128.MeanLanes,
             KMeanSliceTokens = KernelDsl.Attention.Quantization.KvStatisticsD128.SliceTokens,
+            KMeanSliceGroup = KernelDsl.Attention.Quantization.KvStatisticsD128.MeanSliceGroup,
             Pv = pv,
         }
         : new Int8AttentionOptions
@@ -60,6 +61,7 @@ internal static class AttentionTestData
             BlockN = KernelDsl.Attention.Quantization.QuantizeKSmoothBlock64D64.BlockRows,
             KMeanSlices = KernelDsl.Attention.Quantization.KvStatisticsD64.MeanLanes,
             KMeanSliceTokens = KernelDsl.Attention.Quantization.KvStatisticsD64.SliceTokens,
+            KMeanSliceGroup = KernelDsl.Attention.Quantization.KvStatisticsD64.MeanSliceGroup,
             Pv = pv,
         };
 }

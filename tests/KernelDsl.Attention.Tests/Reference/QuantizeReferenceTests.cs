@@ -257,14 +257,18 @@ public class QuantizeReferenceTests
         Assert.True(orderMatters > 0, "the data should make the summation order visible");
     }
 
-    /// <summary>K's smoothing as Int8Attention runs it: the KvStatistics pass's order (MeanLanes lanes in slices of SliceTokens).</summary>
-    private static readonly QuantizeOptions KSmoothStatistics = KSmooth with { MeanSlices = KvStatisticsD128.MeanLanes, MeanSliceTokens = KvStatisticsD128.SliceTokens };
+    /// <summary>K's smoothing as Int8Attention runs it: the KvStatistics pass's order (MeanLanes lanes in slices of SliceTokens, in groups of MeanSliceGroup).</summary>
+    private static readonly QuantizeOptions KSmoothStatistics = KSmooth with
+    {
+        MeanSlices = KvStatisticsD128.MeanLanes, MeanSliceTokens = KvStatisticsD128.SliceTokens, MeanSliceGroup = KvStatisticsD128.MeanSliceGroup,
+    };
 
     [Theory]
     [InlineData(64)]
     [InlineData(600)]    // two whole slices and a ragged third, not a multiple of the lanes either
     [InlineData(1030)]
-    public void The_statistics_pass_mean_adds_lanes_then_slices_in_order(int tokens)
+    [InlineData(2181)]   // 18 slices of 128: a whole group of 16 and a second of 2
+    public void The_statistics_pass_mean_adds_lanes_then_slices_then_groups_in_order(int tokens)
     {
         // Large and small values alternate, so the float32 sum depends on the order of the additions.
         var x = new ushort[tokens * D];
@@ -277,7 +281,7 @@ public class QuantizeReferenceTests
         }
         var r = Dense(x, 1, 1, tokens, KSmoothStatistics);
         var (lanes, slice) = (KvStatisticsD128.MeanLanes, KvStatisticsD128.SliceTokens);
-        var differs = 0;
+        var (differs, groupsMatter) = (0, 0);
         for (var c = 0; c < D; c++)
         {
             // The kernels' order written out: partials block by block as the GPU's first kernel, then the combine.
@@ -291,13 +295,19 @@ public class QuantizeReferenceTests
                 }
                 slices.Add(lane.Aggregate(0f, (sum, v) => sum + v));
             }
-            var mean = slices.Aggregate(0f, (sum, v) => sum + v) / tokens;
+            var group = KvStatisticsD128.MeanSliceGroup;
+            var mean = slices.Chunk(group).Select(g => g.Aggregate(0f, (sum, v) => sum + v)).Aggregate(0f, (sum, v) => sum + v) / tokens;
             Assert.Equal(BitConverter.SingleToInt32Bits(mean), BitConverter.SingleToInt32Bits(r.ChannelMean![c]));
             differs += Dense(x, 1, 1, tokens, KSmooth).ChannelMean![c] != mean ? 1 : 0;
+            groupsMatter += slices.Aggregate(0f, (sum, v) => sum + v) / tokens != mean ? 1 : 0;
         }
         if (tokens > slice)
         {
             Assert.True(differs > 0, "the data should make the slice order visible against the per-operand kernel's");
+        }
+        if (tokens > KvStatisticsD128.MeanSliceGroup * slice)
+        {
+            Assert.True(groupsMatter > 0, "the data should make the groups visible against one group of all slices");
         }
     }
 

@@ -949,6 +949,37 @@ public class DiagnosticTests
         Assert.Contains(expected, d.GetMessage());
     }
 
+    [Theory]
+    [InlineData("HeadDim = 96", "KvSinglePass.HeadDim = 96 is invalid")]
+    [InlineData("SliceTokens = 96", "KvSinglePass.SliceTokens = 96 is invalid")]
+    [InlineData("VTransposed = true, TransposePad = 128, SliceTokens = 192", "a multiple of TransposePad (128)")]
+    [InlineData("KScaleKeys = 24", "KvSinglePass.KScaleKeys = 24 is invalid")]
+    [InlineData("Threads = 48", "KvSinglePass.Threads = 48 is invalid")]
+    public void KDSL0003_a_kv_single_pass_parameter(string parameter, string expected)
+    {
+        // The fused statistics' and codes' rules name this family, and a slice must hold whole K tiles and padded rows.
+        var d = Single($$"""
+            using KernelDsl;
+            namespace Users;
+            [KvSinglePass({{parameter}})]
+            public static partial class Once;
+            """, "KDSL0003");
+        Assert.Contains(expected, d.GetMessage());
+    }
+
+    [Fact]
+    public void KDSL0201_a_kv_single_pass_slice_over_a_targets_shared_memory()
+    {
+        // 512 tokens of K and V at D = 128 are 256 KB: over sm_80's 163 KB a block.
+        var d = Single("""
+            using KernelDsl;
+            namespace Users;
+            [KvSinglePass(SliceTokens = 512)]
+            public static partial class Once;
+            """, "KDSL0201");
+        Assert.Contains("use fewer SliceTokens", d.GetMessage());
+    }
+
     [Fact]
     public void KDSL0401_e4m3_kv_codes_on_a_target_before_sm_89()
     {

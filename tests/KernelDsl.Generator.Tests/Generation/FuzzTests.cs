@@ -10,7 +10,7 @@ namespace GeneratorTests.Generation;
 /// </summary>
 public class FuzzTests(ITestOutputHelper output)
 {
-    private static readonly string[] Families = ["Int8Gemm", "Quantize", "FlashAttentionForward", "LseMerge", "KvCacheAppend", "PagedDecode", "KvStatistics", "KvCodes"];
+    private static readonly string[] Families = ["Int8Gemm", "Quantize", "FlashAttentionForward", "LseMerge", "KvCacheAppend", "PagedDecode", "KvStatistics", "KvCodes", "KvSinglePass"];
     private static readonly string[] Operands = ["A", "B", "C", "Q", "K", "V", "O"];
     private static readonly string[] Elements = ["S8", "U8", "F16", "BF16", "F32", "E4M3", "S32"];
     private static readonly string[] CopyAtoms = ["CpAsync16", "LdgSts16", "Ldsm", "LdsmTrans", "LdsmTransPrmt", "LdsmPrmtMovmatrix", "LdsmPretransposed", "Stmatrix", "Tma"];
@@ -38,6 +38,7 @@ public class FuzzTests(ITestOutputHelper output)
             "KvCacheAppend" => $"HeadDim = {Pick(r, 64, 96, 128, 256, 100, 0)}, PageSize = {Pick(r, 16, 64, 128, 256, 24, 0)}, Input = Element.{Elements[r.Next(Elements.Length)]}, Threads = {Pick(r, 32, 128, 256, 100)}",
             "KvStatistics" => $"HeadDim = {Pick(r, 64, 96, 128, 256, 100, 0)}, SliceTokens = {Pick(r, 16, 256, 1024, 24, 0)}, Input = Element.{Elements[r.Next(Elements.Length)]}, VOutput = Element.{Elements[r.Next(Elements.Length)]}, Threads = {Pick(r, 64, 256, 1024, 100)}",
             "KvCodes" => $"HeadDim = {Pick(r, 64, 96, 128, 256, 100, 0)}, KScaleKeys = {Pick(r, 16, 64, 256, 1024, 24, 0)}, Input = Element.{Elements[r.Next(Elements.Length)]}, VOutput = Element.{Elements[r.Next(Elements.Length)]}, VTransposed = {(r.Next(2) == 0 ? "true" : "false")}, TransposePad = {Pick(r, 16, 64, 128, 24, 0)}, Threads = {Pick(r, 64, 256, 1024, 100)}",
+            "KvSinglePass" => $"HeadDim = {Pick(r, 64, 96, 128, 256, 100, 0)}, SliceTokens = {Pick(r, 64, 128, 256, 512, 96, 0)}, KScaleKeys = {Pick(r, 16, 64, 128, 24, 0)}, Input = Element.{Elements[r.Next(Elements.Length)]}, VOutput = Element.{Elements[r.Next(Elements.Length)]}, VTransposed = {(r.Next(2) == 0 ? "true" : "false")}, TransposePad = {Pick(r, 16, 64, 128, 24, 0)}, Threads = {Pick(r, 64, 256, 1024, 100)}",
             "PagedDecode" => $"HeadDim = {Pick(r, 64, 128, 96, 0)}, PageSize = {Pick(r, 64, 32, 0)}, Input = Element.{Elements[r.Next(Elements.Length)]}, Warps = {Pick(r, 1, 2, 4, 8, 3, 16)}, Stages = {Pick(r, 1, 2, 3, 4, 5)}",
             _ => $"HeadDim = {Pick(r, 64, 128, 60, 0)}, Threads = {Pick(r, 32, 128, 100)}",
         };

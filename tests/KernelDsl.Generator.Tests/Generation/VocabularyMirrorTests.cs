@@ -117,6 +117,18 @@ public class VocabularyMirrorTests
     }
 
     [Fact]
+    public void KvSinglePass_defaults_match_the_attribute()
+    {
+        var attribute = new KernelDsl.KvSinglePassAttribute();
+        var run = GeneratorHarness.RunGenerator("using KernelDsl;\n[KvSinglePass]\npublic static partial class Once;\n");
+        var step = run.Result.Results.Single().TrackedSteps[KernelDsl.Generator.TrackingNames.KvSinglePassDeclarations].Single().Outputs.Single().Value;
+        var spec = (KvSinglePassSpec)((DeclarationResult)step).Spec!;
+        Assert.Equal(((int)attribute.Input, attribute.HeadDim, attribute.SliceTokens, attribute.KScaleKeys, (int)attribute.VOutput, attribute.VTransposed, (int)attribute.TransposedOrder, attribute.TransposePad, attribute.Threads),
+            ((int)spec.Input, spec.HeadDim, spec.SliceTokens, spec.KScaleKeys, (int)spec.VOutput, spec.VTransposed, (int)spec.TransposedOrder, spec.TransposePad, spec.Threads));
+        Assert.Equal(attribute.Targets.Select(t => (int)t), spec.Targets.Select(t => (int)t));
+    }
+
+    [Fact]
     public void KvStatistics_defaults_match_the_attribute()
     {
         var attribute = new KernelDsl.KvStatisticsAttribute();

@@ -391,7 +391,7 @@ public class Int8AttentionGpuTests(ITestOutputHelper output)
         var reference = Int8AttentionReference.Forward(shape, q, k, v, new Int8AttentionOptions
         {
             BlockM = 1, BlockN = 128, KScaleKeys = AttentionVariant.KScaleKeys, Pv = pv == PvPrecision.E4M3 ? PvMode.E4M3 : PvMode.U8,
-            KMeanSlices = Quantizers<Half>.For(headDim).KMeanSlices, KMeanSliceTokens = Quantizers<Half>.For(headDim).KMeanSliceTokens,
+            KMeanSlices = Quantizers<Half>.For(headDim).KMeanSlices, KMeanSliceTokens = Quantizers<Half>.For(headDim).KMeanSliceTokens, KMeanSliceGroup = Quantizers<Half>.For(headDim).KMeanSliceGroup,
         });
         var referenceMetrics = ErrorMetrics.Compare(reference.OutputValues(), fused.Reference.Output);
         var referenceError = referenceMetrics.RelativeL2;

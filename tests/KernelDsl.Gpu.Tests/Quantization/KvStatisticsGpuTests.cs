@@ -25,9 +25,10 @@ public class KvStatisticsGpuTests
     /// <summary>The device buffers of one run, allocated for the case's shape.</summary>
     /// <param name="V8">V's e4m3 codes; <paramref name="V8Int"/> its int8 codes (each case writes one of them).</param>
     private sealed record Outputs(DeviceBuffer<float> KMean, DeviceBuffer<float> VScale, DeviceBuffer<float> Workspace, DeviceBuffer<sbyte> K8,
-        DeviceBuffer<float> KScale, DeviceBuffer<byte> V8, DeviceBuffer<sbyte> V8Int, DeviceBuffer<uint> KNonFinite, DeviceBuffer<uint> VNonFinite)
+        DeviceBuffer<float> KScale, DeviceBuffer<byte> V8, DeviceBuffer<sbyte> V8Int, DeviceBuffer<uint> KNonFinite, DeviceBuffer<uint> VNonFinite,
+        DeviceBuffer<uint> Sync)
     {
-        public IDisposable[] All => [KMean, VScale, Workspace, K8, KScale, V8, V8Int, KNonFinite, VNonFinite];
+        public IDisposable[] All => [KMean, VScale, Workspace, K8, KScale, V8, V8Int, KNonFinite, VNonFinite, Sync];
 
         /// <summary>Poisons every output and zeroes the counters.</summary>
         public void Reset()
@@ -41,6 +42,7 @@ public class KvStatisticsGpuTests
             V8Int.FillBytes(Poison);
             KNonFinite.FillBytes(0);
             VNonFinite.FillBytes(0);
+            Sync.FillBytes(Poison);  // the single pass's launcher must zero its ticket, counts and flags itself
         }
 
         /// <summary>The V codes the case wrote, as bytes.</summary>
@@ -218,6 +220,35 @@ public class KvStatisticsGpuTests
                 KvStatisticsD64E4m3Bf16.Launch(s, dk, st.KB, st.KH, st.KS, dv, st.VB, st.VH, st.VS, b, h, t, o.KMean, o.VScale, o.Workspace, o.KNonFinite, o.VNonFinite);
                 KvCodesPiD64E4m3Bf16.Launch(s, dk, st.KB, st.KH, st.KS, dv, st.VB, st.VH, st.VS, b, h, t, o.KMean, o.VScale, o.K8, o.KScale, o.V8);
             })),
+        // The single pass (KvSinglePass): the same statistics and codes from one read of K and V.
+        new("single D128 natural", Element.F16, 128, KvSinglePassD128.MeanLanes, KvSinglePassD128.SliceTokens, VForm.Natural, Channel(128, VForm.Natural), KvSinglePassD128.Module,
+            KvSinglePassD128.WorkspaceLength, KvSinglePassD128.KScaleCount, KvSinglePassD128.VCodesLength,
+            (s, k, v, st, b, h, t, o) => WithInputs<Half>(s, k, v, (dk, dv) =>
+                KvSinglePassD128.Launch(s, dk, st.KB, st.KH, st.KS, dv, st.VB, st.VH, st.VS, b, h, t, o.KMean, o.VScale, o.K8, o.KScale, o.V8Int, o.Workspace, o.Sync, o.KNonFinite, o.VNonFinite))),
+        new("single D128 pi", Element.F16, 128, KvSinglePassPiD128.MeanLanes, KvSinglePassPiD128.SliceTokens, VForm.Pi, Channel(128, VForm.Pi, KvSinglePassPiD128.TransposePad, KvSinglePassPiD128.StoredTokenOrder), KvSinglePassPiD128.Module,
+            KvSinglePassPiD128.WorkspaceLength, KvSinglePassPiD128.KScaleCount, KvSinglePassPiD128.VCodesLength,
+            (s, k, v, st, b, h, t, o) => WithInputs<Half>(s, k, v, (dk, dv) =>
+                KvSinglePassPiD128.Launch(s, dk, st.KB, st.KH, st.KS, dv, st.VB, st.VH, st.VS, b, h, t, o.KMean, o.VScale, o.K8, o.KScale, o.V8Int, o.Workspace, o.Sync, o.KNonFinite, o.VNonFinite))),
+        new("single D128 pi e4m3", Element.F16, 128, KvSinglePassPiD128E4m3.MeanLanes, KvSinglePassPiD128E4m3.SliceTokens, VForm.PiE4m3, Channel(128, VForm.PiE4m3, KvSinglePassPiD128E4m3.TransposePad, KvSinglePassPiD128E4m3.StoredTokenOrder), KvSinglePassPiD128E4m3.Module,
+            KvSinglePassPiD128E4m3.WorkspaceLength, KvSinglePassPiD128E4m3.KScaleCount, KvSinglePassPiD128E4m3.VCodesLength,
+            (s, k, v, st, b, h, t, o) => WithInputs<Half>(s, k, v, (dk, dv) =>
+                KvSinglePassPiD128E4m3.Launch(s, dk, st.KB, st.KH, st.KS, dv, st.VB, st.VH, st.VS, b, h, t, o.KMean, o.VScale, o.K8, o.KScale, o.V8, o.Workspace, o.Sync, o.KNonFinite, o.VNonFinite))),
+        new("single D64 natural", Element.F16, 64, KvSinglePassD64.MeanLanes, KvSinglePassD64.SliceTokens, VForm.Natural, Channel(64, VForm.Natural), KvSinglePassD64.Module,
+            KvSinglePassD64.WorkspaceLength, KvSinglePassD64.KScaleCount, KvSinglePassD64.VCodesLength,
+            (s, k, v, st, b, h, t, o) => WithInputs<Half>(s, k, v, (dk, dv) =>
+                KvSinglePassD64.Launch(s, dk, st.KB, st.KH, st.KS, dv, st.VB, st.VH, st.VS, b, h, t, o.KMean, o.VScale, o.K8, o.KScale, o.V8Int, o.Workspace, o.Sync, o.KNonFinite, o.VNonFinite))),
+        new("single D64 pi", Element.F16, 64, KvSinglePassPiD64.MeanLanes, KvSinglePassPiD64.SliceTokens, VForm.Pi, Channel(64, VForm.Pi, KvSinglePassPiD64.TransposePad, KvSinglePassPiD64.StoredTokenOrder), KvSinglePassPiD64.Module,
+            KvSinglePassPiD64.WorkspaceLength, KvSinglePassPiD64.KScaleCount, KvSinglePassPiD64.VCodesLength,
+            (s, k, v, st, b, h, t, o) => WithInputs<Half>(s, k, v, (dk, dv) =>
+                KvSinglePassPiD64.Launch(s, dk, st.KB, st.KH, st.KS, dv, st.VB, st.VH, st.VS, b, h, t, o.KMean, o.VScale, o.K8, o.KScale, o.V8Int, o.Workspace, o.Sync, o.KNonFinite, o.VNonFinite))),
+        new("single D64 pi e4m3 bf16", Element.BF16, 64, KvSinglePassPiD64E4m3Bf16.MeanLanes, KvSinglePassPiD64E4m3Bf16.SliceTokens, VForm.PiE4m3, Channel(64, VForm.PiE4m3, KvSinglePassPiD64E4m3Bf16.TransposePad, KvSinglePassPiD64E4m3Bf16.StoredTokenOrder), KvSinglePassPiD64E4m3Bf16.Module,
+            KvSinglePassPiD64E4m3Bf16.WorkspaceLength, KvSinglePassPiD64E4m3Bf16.KScaleCount, KvSinglePassPiD64E4m3Bf16.VCodesLength,
+            (s, k, v, st, b, h, t, o) => WithInputs<ushort>(s, k, v, (dk, dv) =>
+                KvSinglePassPiD64E4m3Bf16.Launch(s, dk, st.KB, st.KH, st.KS, dv, st.VB, st.VH, st.VS, b, h, t, o.KMean, o.VScale, o.K8, o.KScale, o.V8, o.Workspace, o.Sync, o.KNonFinite, o.VNonFinite))),
+        new("single D128 natural bf16", Element.BF16, 128, KvSinglePassD128Bf16.MeanLanes, KvSinglePassD128Bf16.SliceTokens, VForm.Natural, Channel(128, VForm.Natural), KvSinglePassD128Bf16.Module,
+            KvSinglePassD128Bf16.WorkspaceLength, KvSinglePassD128Bf16.KScaleCount, KvSinglePassD128Bf16.VCodesLength,
+            (s, k, v, st, b, h, t, o) => WithInputs<ushort>(s, k, v, (dk, dv) =>
+                KvSinglePassD128Bf16.Launch(s, dk, st.KB, st.KH, st.KS, dv, st.VB, st.VH, st.VS, b, h, t, o.KMean, o.VScale, o.K8, o.KScale, o.V8Int, o.Workspace, o.Sync, o.KNonFinite, o.VNonFinite))),
     ];
 
     public static TheoryData<string, int, int, int, bool, bool> ShapeCases()
@@ -230,6 +261,8 @@ public class KvStatisticsGpuTests
             data.Add(c.Name, 1, 2, 300, false, true);     // two slices, the second ragged
             data.Add(c.Name, 2, 2, 1000, true, true);     // four slices; not a multiple of 64 (K tiles) nor of the π padding
             data.Add(c.Name, 1, 1, 2 * c.SliceTokens + 5, false, true);
+            // 18 slices: two groups of K's mean (MeanSliceGroup), the second with two slices.
+            data.Add(c.Name, 1, 2, (KvStatisticsD128.MeanSliceGroup + 1) * c.SliceTokens + 5, true, true);
         }
         return data;
     }
@@ -282,7 +315,8 @@ public class KvStatisticsGpuTests
         device.Allocate<float>((long)batch * heads * c.HeadDim), device.Allocate<float>((long)batch * heads * c.HeadDim),
         device.Allocate<float>(c.WorkspaceLength(batch, heads, tokens)), device.Allocate<sbyte>((long)batch * heads * tokens * c.HeadDim),
         device.Allocate<float>(c.KScaleCount(batch, heads, tokens)), device.Allocate<byte>(c.VLength(batch, heads, tokens)),
-        device.Allocate<sbyte>(c.VLength(batch, heads, tokens)), device.Allocate<uint>(1), device.Allocate<uint>(1));
+        device.Allocate<sbyte>(c.VLength(batch, heads, tokens)), device.Allocate<uint>(1), device.Allocate<uint>(1),
+        device.Allocate<uint>(Math.Max(KvSinglePassD64.SyncLength(batch, heads, tokens), KvSinglePassD128.SyncLength(batch, heads, tokens))));  // the most any single pass asks
 
     private static void Free(Outputs o)
     {
@@ -297,7 +331,7 @@ public class KvStatisticsGpuTests
         var kOptions = new QuantizeOptions
         {
             HeadDim = c.HeadDim, Granularity = QuantGranularity.PerRowBlock, BlockRows = 64, SubtractChannelMean = true,
-            MeanSlices = c.MeanLanes, MeanSliceTokens = c.SliceTokens,
+            MeanSlices = c.MeanLanes, MeanSliceTokens = c.SliceTokens, MeanSliceGroup = KvStatisticsD128.MeanSliceGroup,  // a constant of the family
         };
         return (QuantizeReference.Quantize(k, c.Input, st.KB, st.KH, st.KS, batch, heads, tokens, 1f, kOptions),
             QuantizeReference.Quantize(v, c.Input, st.VB, st.VH, st.VS, batch, heads, tokens, 1f, c.VOptions));
@@ -404,6 +438,36 @@ public class KvStatisticsGpuTests
         }
     }
 
+    [Fact]
+    public void A_single_pass_refuses_a_head_whose_slices_cannot_all_be_resident_before_launching()
+    {
+        using var device = Gpu.OpenOrSkip();
+        using var stream = device.CreateStream();
+        var most = KvSinglePassD128.MaxSlicesPerHead(device);
+        Assert.True(most >= 16, $"{device.Name} holds {most} slices a head at once: fewer than one group of K's mean");
+        Assert.True(KvSinglePassD128.Fits(device, (int)most * KvSinglePassD128.SliceTokens));
+        var tokens = (int)(most + 1) * KvSinglePassD128.SliceTokens;
+        Assert.False(KvSinglePassD128.Fits(device, tokens));
+        const int d = KvSinglePassD128.HeadDim;
+        using var k = device.Allocate<Half>((long)tokens * d);
+        using var v = device.Allocate<Half>((long)tokens * d);
+        using var mean = device.Allocate<float>(d);
+        using var scale = device.Allocate<float>(d);
+        using var k8 = device.Allocate<sbyte>((long)tokens * d);
+        using var kScale = device.Allocate<float>(KvSinglePassD128.KScaleCount(1, 1, tokens));
+        using var v8 = device.Allocate<sbyte>(KvSinglePassD128.VCodesLength(1, 1, tokens));
+        using var workspace = device.Allocate<float>(KvSinglePassD128.WorkspaceLength(1, 1, tokens));
+        using var sync = device.Allocate<uint>(KvSinglePassD128.SyncLength(1, 1, tokens));
+        sync.FillBytes(Poison);
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => KvSinglePassD128.Launch(stream, k, (long)tokens * d, (long)tokens * d, d, v, (long)tokens * d, (long)tokens * d, d,
+            1, 1, tokens, mean, scale, k8, kScale, v8, workspace, sync));
+        Assert.Equal("tokens", e.ParamName);
+        Assert.Contains("resident together", e.Message, StringComparison.Ordinal);
+        // Refused before anything was queued: the sync words keep their poison.
+        stream.Synchronize();
+        Assert.All(sync.ToArray(), w => Assert.Equal(0x5A5A5A5Au, w));
+    }
+
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
@@ -421,6 +485,7 @@ public class KvStatisticsGpuTests
         {
             HeadDim = d, Granularity = QuantGranularity.PerRowBlock, BlockRows = 64, SubtractChannelMean = true,
             MeanSlices = bf16 ? KvStatisticsD128Bf16.MeanLanes : KvStatisticsD128.MeanLanes, MeanSliceTokens = bf16 ? KvStatisticsD128Bf16.SliceTokens : KvStatisticsD128.SliceTokens,
+            MeanSliceGroup = KvStatisticsD128.MeanSliceGroup,
         };
         var expected = QuantizeReference.Quantize(k, input, st.KB, st.KH, st.KS, batch, heads, tokens, 1f, kOptions);
         using var kMean = device.Allocate<float>((long)batch * heads * d);

@@ -113,6 +113,9 @@ kdsl_KernelDsl_Attention_Quantization_KvCodesD64_codes(
 {
     __shared__ float warp_max[8];
     __shared__ float inv[64];  // 1 / V's scale per channel: one division per channel and block, none per element
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int row = threadIdx.x / 4, c0 = (threadIdx.x % 4) * 16;
+    const bool active = row < 64;
     const int tiles = (S + 63) / 64;
     const int bh = blockIdx.x / tiles, tile = blockIdx.x % tiles;
     const int b = bh / heads, h = bh % heads;
@@ -120,9 +123,6 @@ kdsl_KernelDsl_Attention_Quantization_KvCodesD64_codes(
     const int rows = kdsl_min(64, S - s0);
     const u16* const ks = k + b * k_stride_b + h * k_stride_h;
     const u16* const vs = v + b * v_stride_b + h * v_stride_h;
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int row = threadIdx.x / 4, c0 = (threadIdx.x % 4) * 16;
-    const bool active = row < 64;
     for (int c = threadIdx.x; c < 64; c += 256) inv[c] = kdsl_inv_of(v_scale[(long long)bh * 64 + c]);
 
     // Every load of the tile first.

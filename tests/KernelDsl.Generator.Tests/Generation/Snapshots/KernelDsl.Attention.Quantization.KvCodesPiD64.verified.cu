@@ -116,6 +116,9 @@ kdsl_KernelDsl_Attention_Quantization_KvCodesPiD64_codes(
     __shared__ float inv[64];  // 1 / V's scale per channel: one division per channel and block, none per element
     struct __align__(16) kdsl_piece { u32 x, y, z, w; };
     __shared__ __align__(16) s8 staged[64 * 80];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int row = threadIdx.x / 4, c0 = (threadIdx.x % 4) * 16;
+    const bool active = row < 64;
     const int tiles = (s_pad + 63) / 64;
     const int bh = blockIdx.x / tiles, tile = blockIdx.x % tiles;
     const int b = bh / heads, h = bh % heads;
@@ -123,9 +126,6 @@ kdsl_KernelDsl_Attention_Quantization_KvCodesPiD64_codes(
     const int rows = kdsl_min(64, S - s0);  // at most 0 in a tile of padding alone
     const u16* const ks = k + b * k_stride_b + h * k_stride_h;
     const u16* const vs = v + b * v_stride_b + h * v_stride_h;
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int row = threadIdx.x / 4, c0 = (threadIdx.x % 4) * 16;
-    const bool active = row < 64;
     for (int c = threadIdx.x; c < 64; c += 256) inv[c] = kdsl_inv_of(v_scale[(long long)bh * 64 + c]);
 
     // Every load of the tile first.

@@ -58,6 +58,37 @@ static __device__ __forceinline__ float kdsl_scale_of(float absmax)
 }
 // Codes are v times 1 / scale, rounded once per block or channel, so no element pays for a division.
 static __device__ __forceinline__ float kdsl_inv_of(float scale) { return __fdiv_rn(1.0f, scale); }
+// 4 bytes at the L2 (the .cg path skips L1, which other SMs' writes do not update).
+static __device__ __forceinline__ float kdsl_ld_cg(const float* p)
+{
+    float v;
+    asm volatile("ld.global.cg.f32 %0, [%1];\n" : "=f"(v) : "l"(p) : "memory");
+    return v;
+}
+static __device__ __forceinline__ void kdsl_combine_rows(const float* k_rows, const float* v_rows, int first, int count, float& sum, float& amax)
+{
+    sum = 0.0f;
+    amax = 0.0f;
+    // Up to 16 rows' loads in flight before their adds: a block that combines a group holds the others of its head.
+    for (int base = first; base < first + count; base += 16)
+    {
+        float k_row[16], v_row[16];
+        #pragma unroll
+        for (int i = 0; i < 16; ++i)
+        {
+            if (base + i >= first + count) continue;
+            k_row[i] = kdsl_ld_cg(k_rows + (long long)(base + i) * 64);
+            v_row[i] = kdsl_ld_cg(v_rows + (long long)(base + i) * 64);
+        }
+        #pragma unroll
+        for (int i = 0; i < 16; ++i)
+        {
+            if (base + i >= first + count) continue;
+            sum = __fadd_rn(sum, k_row[i]);
+            amax = fmaxf(amax, v_row[i]);
+        }
+    }
+}
 
 // One block per (batch·head, slice of 256 tokens): blockIdx.x = bh · slices + slice. Thread t reads chunk t % 8
 // (8 channels) of the slice's tokens t / 8, + 32, + 64, ... of K and of V. K: each lane adds its tokens in token order,
@@ -146,7 +177,7 @@ kdsl_KernelDsl_Attention_Quantization_KvStatisticsD64Bf16_partials(
     }
 }
 
-// One thread per (batch·head, channel): the slices' K sums added in slice order, then one division by S; the
+// One thread per (batch·head, channel): the slices' K sums added in slice order within groups of 16, the groups in order, then one division by S; the
 // slices' V maxima → the channel's scale. Consecutive threads read consecutive channels of each slice.
 extern "C" __global__ void __launch_bounds__(256)
 kdsl_KernelDsl_Attention_Quantization_KvStatisticsD64Bf16_combine(
@@ -163,11 +194,12 @@ kdsl_KernelDsl_Attention_Quantization_KvStatisticsD64Bf16_combine(
     const float* const k_part = partials + bh * slices * 64 + c;
     const float* const v_part = k_part + (long long)parts * 64;
     float total = 0.0f, amax = 0.0f;
-    #pragma unroll 8
-    for (int p = 0; p < slices; ++p)
+    for (int g = 0; g < slices; g += 16)
     {
-        total = __fadd_rn(total, k_part[(long long)p * 64]);
-        amax = fmaxf(amax, v_part[(long long)p * 64]);
+        float group_sum, group_max;
+        kdsl_combine_rows(k_part, v_part, g, kdsl_min(16, slices - g), group_sum, group_max);
+        total = __fadd_rn(total, group_sum);
+        amax = fmaxf(amax, group_max);
     }
     k_mean[i] = __fdiv_rn(total, (float)S);
     v_scale[i] = kdsl_scale_of(amax);

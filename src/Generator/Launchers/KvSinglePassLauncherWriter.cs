@@ -1,0 +1,145 @@
+using System.Linq;
+using KernelDsl.Generator.Helpers;
+using KernelDsl.Generator.Model;
+
+namespace KernelDsl.Generator.Launchers;
+
+/// <summary>
+/// The KvSinglePass launcher: the constants the CPU reference follows (as KvStatistics and KvCodes write them), the outputs'
+/// and scratch sizes, <c>Fits</c> (whether a head's slices can all be resident), and a <c>Launch</c> that checks K, V and
+/// every buffer on the host, zeroes the sync words on the stream, then queues the one kernel.
+/// </summary>
+public static class KvSinglePassLauncherWriter
+{
+    private const string Guard = ModuleWriter.Launching + ".LaunchGuard";
+
+    public static string Write(KvSinglePassPlan plan)
+    {
+        var spec = plan.Spec;
+        return CSharpFile.Write(spec.Type, w =>
+        {
+            var constants = new System.Collections.Generic.List<(string, int, string)>
+            {
+                ("HeadDim", spec.HeadDim, "Channels per token (the head dimension)."),
+                ("SliceTokens", spec.SliceTokens, "Tokens per block: K's mean adds each slice's sum in slice order, within groups of MeanSliceGroup."),
+                ("MeanSliceGroup", KvSinglePassPlan.SliceGroup, "K's mean adds the slices in groups of this many (each in slice order), then the groups in order."),
+                ("MeanLanes", plan.Statistics.Lanes, "Within a slice, K's mean adds tokens s ≡ j (mod MeanLanes) in token order for each lane j, then the lanes in order: the CPU reference repeats this order."),
+                ("LargestVCode", plan.Statistics.LargestVCode, "V's scale is its channel's absmax over this (1 where that is 0)."),
+                ("KScaleKeys", spec.KScaleKeys, "Tokens per K scale."),
+            };
+            if (spec.VTransposed)
+            {
+                constants.Add(("TransposePad", spec.TransposePad, "The transposed V's token count is padded to a multiple of this, with zero codes."));
+            }
+            ModuleWriter.Write(w, spec, [new EntryPointInfo("KernelName", plan.Symbol, plan.Threads, plan.SliceBytes)], constants);
+            w.Line();
+            w.Line($"/// <summary>Blocks per (batch, head): ceil(tokens / SliceTokens).</summary>");
+            w.Line($"public static long SlicesPerHead(int tokens) => ((long)tokens + SliceTokens - 1) / SliceTokens;");
+            w.Line();
+            w.Line($"/// <summary>Groups of MeanSliceGroup slices per (batch, head).</summary>");
+            w.Line($"public static long GroupsPerHead(int tokens) => (SlicesPerHead(tokens) + MeanSliceGroup - 1) / MeanSliceGroup;");
+            w.Line();
+            w.Line($"/// <summary>Elements of <c>workspace</c>: K's sums and V's maxima of every slice and of every group, 2 × [batch·heads·(slices + groups)][HeadDim] float.</summary>");
+            w.Line($"public static long WorkspaceLength(int batch, int heads, int tokens) => 2L * batch * heads * (SlicesPerHead(tokens) + GroupsPerHead(tokens)) * HeadDim;");
+            w.Line();
+            w.Line($"/// <summary>Elements of <c>sync</c>: the ticket, and per (batch, head) its groups' arrival counts, its closed groups and its flag.</summary>");
+            w.Line($"public static long SyncLength(int batch, int heads, int tokens) => 1L + (long)batch * heads * (GroupsPerHead(tokens) + 2);");
+            w.Line();
+            w.Line($"/// <summary>Elements of <c>kMean</c> and <c>vScale</c>: [batch·heads][HeadDim] float.</summary>");
+            w.Line($"public static long ChannelLength(int batch, int heads) => (long)batch * heads * HeadDim;");
+            w.Line();
+            w.Line($"/// <summary>Elements of <c>kCodes</c>: int8 [batch][heads][tokens][HeadDim].</summary>");
+            w.Line($"public static long KCodesLength(int batch, int heads, int tokens) => (long)batch * heads * tokens * HeadDim;");
+            w.Line();
+            w.Line($"/// <summary>Elements of <c>kScale</c>: one per (batch, head, tile of KScaleKeys tokens), [batch·heads][ceil(tokens / KScaleKeys)].</summary>");
+            w.Line($"public static long KScaleCount(int batch, int heads, int tokens) => (long)batch * heads * (((long)tokens + KScaleKeys - 1) / KScaleKeys);");
+            w.Line();
+            if (spec.VTransposed)
+            {
+                w.Line($"/// <summary>Tokens of the transposed V: <paramref name=\"tokens\"/> rounded up to <see cref=\"TransposePad\"/>.</summary>");
+                w.Line($"public static int PaddedTokens(int tokens) => (int)(((long)tokens + TransposePad - 1) / TransposePad * TransposePad);");
+                w.Line();
+                w.Line($"/// <summary>Position p of the 16-token group at 16·g holds token 16·g + StoredTokenOrder[p] ({spec.TransposedOrder} order).</summary>");
+                w.Line($"public static global::System.ReadOnlySpan<byte> StoredTokenOrder => [{string.Join(", ", plan.Codes.StoredOrder)}];");
+                w.Line();
+                w.Line($"/// <summary>Elements of <c>vCodes</c>: [batch][heads][HeadDim][PaddedTokens(tokens)].</summary>");
+                w.Line($"public static long VCodesLength(int batch, int heads, int tokens) => (long)batch * heads * HeadDim * PaddedTokens(tokens);");
+            }
+            else
+            {
+                w.Line($"/// <summary>Elements of <c>vCodes</c>: [batch][heads][tokens][HeadDim].</summary>");
+                w.Line($"public static long VCodesLength(int batch, int heads, int tokens) => (long)batch * heads * tokens * HeadDim;");
+            }
+            w.Line();
+            w.Line($"/// <summary>Blocks of this kernel the device holds at once (its SMs × the occupancy calculator's blocks an SM).</summary>");
+            w.Line($"public static int ResidentBlocks(global::KernelDsl.CudaDevice device) => device.SmCount * device.ResidentBlocksPerSm(Module, KernelName);");
+            w.Line();
+            w.Line($"/// <summary>");
+            w.Line($"/// The most slices one (batch, head) may have on <paramref name=\"device\"/>: its slices wait for each other, so they must be");
+            w.Line($"/// resident together. Half of what the device holds leaves room for other streams' kernels; longer sequences take the two");
+            w.Line($"/// passes (KvStatistics, then KvCodes).");
+            w.Line($"/// </summary>");
+            w.Line($"public static long MaxSlicesPerHead(global::KernelDsl.CudaDevice device) => ResidentBlocks(device) / 2;");
+            w.Line();
+            w.Line($"/// <summary>Whether <paramref name=\"tokens\"/> tokens a head fit one launch on <paramref name=\"device\"/> (<see cref=\"MaxSlicesPerHead\"/>).</summary>");
+            w.Line($"public static bool Fits(global::KernelDsl.CudaDevice device, int tokens) => SlicesPerHead(tokens) <= MaxSlicesPerHead(device);");
+            w.Line();
+            WriteLaunch(w, plan);
+        });
+    }
+
+    private static void WriteLaunch(CodeWriter w, KvSinglePassPlan plan)
+    {
+        var spec = plan.Spec;
+        var signature = plan.Signature;
+        w.Line($"/// <summary>");
+        w.Line($"/// K's channel mean and V's channel scales, then K's and V's codes, from one read of K and V: what a KvStatistics pass and");
+        w.Line($"/// a KvCodes pass with the same slices, tiles and layout write, bit for bit. K's codes are round-half-even((k − mean) · (1 / scale))");
+        w.Line($"/// clamped to ±127 with scale = absmax / 127 over each tile of KScaleKeys tokens (1 where that is 0); V's are");
+        w.Line($"/// {(spec.VOutput == Element.E4M3 ? "the e4m3 code (nearest even, saturating) of v · (1 / scale)" : "round-half-even(v · (1 / scale)) clamped to ±127")} with its channel's scale.");
+        w.Line($"/// When the counters are given, the NaN and Inf elements of K and of V are added to them (atomically: zero them first).");
+        w.Line($"/// Refused where a head's slices cannot all be resident (<see cref=\"Fits\"/>).");
+        w.Line($"/// </summary>");
+        LauncherSections.WriteParameterDocs(w, signature.Host);
+        w.Line($"/// <remarks>Strides must be multiples of 8; K, V and the codes 16-byte aligned (16-byte copies and stores).</remarks>");
+        w.Block($"public static void Launch({signature.CSharpParametersWithDefaults})", () =>
+        {
+            LauncherSections.WriteReferenceChecks(w, signature);
+            w.Line($"{Guard}.Positive(batch, nameof(batch));");
+            w.Line($"{Guard}.Positive(heads, nameof(heads));");
+            w.Line($"{Guard}.Positive(tokens, nameof(tokens));");
+            LauncherSections.WriteStridedTensorChecks(w, "k");
+            LauncherSections.WriteStridedTensorChecks(w, "v");
+            w.Line($"var batchHeads = (long)batch * heads;");
+            w.Line($"var blocks = batchHeads * SlicesPerHead(tokens);");
+            w.Line($"{Guard}.Fits(blocks * HeadDim, \"batch · heads · slices · HeadDim\");");
+            if (spec.VTransposed)
+            {
+                w.Line($"{Guard}.Fits((long)tokens + TransposePad, nameof(tokens));");
+                w.Line($"var paddedTokens = PaddedTokens(tokens);");
+            }
+            w.Line($"{Guard}.Holds(kMean, ChannelLength(batch, heads), nameof(kMean), \"one mean per (batch, head, channel)\");");
+            w.Line($"{Guard}.Holds(vScale, ChannelLength(batch, heads), nameof(vScale), \"one scale per (batch, head, channel)\");");
+            w.Line($"{Guard}.Holds(kCodes, KCodesLength(batch, heads, tokens), nameof(kCodes), $\"int8 [{{batch}}][{{heads}}][{{tokens}}][{{HeadDim}}]\");");
+            w.Line($"{Guard}.Holds(kScale, KScaleCount(batch, heads, tokens), nameof(kScale), $\"one scale per (batch, head, tile of {{KScaleKeys}} tokens)\");");
+            w.Line($"{Guard}.Holds(vCodes, VCodesLength(batch, heads, tokens), nameof(vCodes), \"V's codes\");");
+            w.Line($"{Guard}.Aligned(kCodes, 16, nameof(kCodes));");
+            w.Line($"{Guard}.Aligned(vCodes, 16, nameof(vCodes));");
+            w.Line($"{Guard}.Holds(workspace, WorkspaceLength(batch, heads, tokens), nameof(workspace), \"2 × [batch·heads·(slices + groups)][HeadDim]\");");
+            w.Line($"{Guard}.Holds(sync, SyncLength(batch, heads, tokens), nameof(sync), \"the ticket and 2 + groups words per (batch, head)\");");
+            foreach (var counter in signature.Host.Where(p => p.Kind == HostKind.Buffer && p.CSharpType == "uint" && p.Optional))
+            {
+                w.Line($"if ({counter.Name} is not null) {Guard}.Holds({counter.Name}, 1, nameof({counter.Name}), \"one NaN/Inf counter\");");
+            }
+            w.Line($"var most = MaxSlicesPerHead(stream.Device);");
+            w.Block($"if (SlicesPerHead(tokens) > most)", () =>
+            {
+                w.Line($"throw new global::System.ArgumentOutOfRangeException(nameof(tokens), tokens,");
+                w.Line($"    $\"A single pass holds a head's slices of {{SliceTokens}} tokens resident together: at most {{most * SliceTokens}} tokens on {{stream.Device.Name}}; check Fits, and use the two passes (KvStatistics, KvCodes) beyond.\");");
+            });
+            w.Line($"{Guard}.Fits(blocks, \"batch · heads · slices (the grid)\");");
+            w.Line($"stream.FillBytes(sync, 0);  // the ticket, the counts and the flags start at zero");
+            LauncherSections.WriteLaunch(w, signature, "KernelName", "blocks");
+        });
+    }
+}
