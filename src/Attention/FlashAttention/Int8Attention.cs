@@ -501,8 +501,8 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
 
     /// <summary>
     /// K smoothed per 64 keys and V per channel, in the layout <paramref name="vLayout"/> (null: the 16-bit P·V mode,
-    /// which reads V as it is), into buffers from <paramref name="buffers"/>. One read of K and V where a KvSinglePass
-    /// variant is declared for the layout and a head's slices fit the device at once (docs/PERF_NOTES.md §15); else two
+    /// which reads V as it is), into buffers from <paramref name="buffers"/>. One launch where a KvSinglePass variant is
+    /// declared for the layout: DRAM serves K and V once, the codes' second read coming from L2 (docs/PERF_NOTES.md §15); else two
     /// passes: the statistics pass reads both once (K's channel mean, V's channel scales, and the NaN/Inf counts of both),
     /// then the codes pass reads each once more: one KvCodes launch where one is declared for the layout, else K's and V's
     /// LaunchCodes (§10). Both give the same codes.
@@ -558,10 +558,10 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
             }
         }
 
-        // K and V from one read, where declared for this layout and a head's slices can all be resident on this device.
+        // K and V in one launch, where declared for this layout.
         bool Once<TCode>(KvSinglePass<T, TCode>? single, DeviceBuffer<TCode> vCodes) where TCode : unmanaged
         {
-            if (single is null || !single.Fits(stream.Device, sk))
+            if (single is null)
             {
                 return false;
             }

@@ -1,8 +1,8 @@
 namespace KernelDsl.Attention.Quantization;
 
 // The statistics pass of K and V (docs/PERF_NOTES.md §10): K's channel mean and V's channel scale from one read of both,
-// spread over slices of 256 tokens (128 at D = 128: the single pass below holds a slice in shared memory, two blocks an SM,
-// and keeps the same order, so both paths give the same mean). Int8Attention then writes the codes with the Quantize variants' LaunchCodes. V's scale
+// spread over slices of 256 tokens (128 at D = 128, as the single pass below, which keeps the same order so that both
+// paths give the same mean). Int8Attention then writes the codes with the Quantize variants' LaunchCodes. V's scale
 // depends on its codes' type, so fp8 P·V's V (e4m3, absmax / 448) has variants of its own.
 
 /// <summary>K and V, f16, D = 128: K's channel mean and the scales of int8 V (absmax / 127).</summary>
@@ -100,9 +100,9 @@ public static partial class KvCodesD64Bf16;
 [KvCodes(Input = Element.BF16, HeadDim = 64, VTransposed = true, VOutput = Element.E4M3, Targets = [Sm.Sm90])]
 public static partial class KvCodesPiD64E4m3Bf16;
 
-// The single pass (docs/PERF_NOTES.md §15): the statistics and the codes above from one read of K and V, each block holding
-// its slice in shared memory while the slices of its head agree. Same slices, lanes, tiles and layouts as the two passes
-// (a test holds them equal), so the codes are the same; Int8Attention takes it where a head's slices fit the device at once.
+// The single pass (docs/PERF_NOTES.md §15): the statistics and the codes above in one launch, the codes blocks trailing
+// their head's statistics blocks closely enough to read K and V from L2. Same slices, lanes, tiles and layouts as the two
+// passes (a test holds them equal), so the codes are the same; Int8Attention takes it wherever it is declared.
 
 /// <summary>K and V in one pass, f16, D = 128: V int8 [B][H][S][D].</summary>
 [KvSinglePass(Input = Element.F16, HeadDim = 128, SliceTokens = 128)]

@@ -97,7 +97,8 @@ public static class KvStatisticsKernelWriter
     /// then the lanes are added in lane order; the result is part <paramref name="part"/> of partials. Needs in scope: rows,
     /// with_v, k_nonfinite, v_nonfinite and the shared lane_sum and lane_max. Ends with the block's NaN/Inf report.
     /// </summary>
-    internal static void WriteSlicePartials(CodeWriter w, KvStatisticsPlan plan, SliceSource source, string part)
+    /// <param name="parts">The name of the partials' count, declared by the caller; null: declared here as the grid's size.</param>
+    internal static void WriteSlicePartials(CodeWriter w, KvStatisticsPlan plan, SliceSource source, string part, string? parts = null)
     {
         var (d, t, cpr, lanes, slice) = (plan.HeadDim, plan.Threads, plan.ChunksPerRow, plan.Lanes, plan.SliceTokens);
         var inFlight = System.Math.Min(source.InFlight, (slice + lanes - 1) / lanes);
@@ -144,7 +145,10 @@ public static class KvStatisticsKernelWriter
         w.Line($"kdsl_report_nonfinite(k_nonfinite, k_bad);");
         w.Line($"kdsl_report_nonfinite(v_nonfinite, v_bad);");
         w.Line($"__syncthreads();");
-        w.Line($"const long long parts = (long long)gridDim.x;");
+        if (parts is null)
+        {
+            w.Line($"const long long parts = (long long)gridDim.x;");
+        }
         w.Block($"for (int c = threadIdx.x; c < {d}; c += {t})", () =>
         {
             w.Line($"float total = 0.0f, amax = 0.0f;");
@@ -154,7 +158,7 @@ public static class KvStatisticsKernelWriter
                 w.Line($"amax = fmaxf(amax, lane_max[i][c]);");
             });
             w.Line($"partials[(long long){part} * {d} + c] = total;");
-            w.Line($"partials[(parts + {part}) * {d} + c] = amax;");
+            w.Line($"partials[({parts ?? "parts"} + {part}) * {d} + c] = amax;");
         });
     }
 
@@ -177,19 +181,19 @@ public static class KvStatisticsKernelWriter
             {
                 sum = 0.0f;
                 amax = 0.0f;
-                // Up to 16 rows' loads in flight before their adds: a block that combines a group holds the others of its head.
-                for (int base = first; base < first + count; base += 16)
+                // 8 rows' loads in flight before their adds: the codes blocks of the head wait for this.
+                for (int base = first; base < first + count; base += 8)
                 {
-                    float k_row[16], v_row[16];
+                    float k_row[8], v_row[8];
                     #pragma unroll
-                    for (int i = 0; i < 16; ++i)
+                    for (int i = 0; i < 8; ++i)
                     {
                         if (base + i >= first + count) continue;
                         k_row[i] = kdsl_ld_cg(k_rows + (long long)(base + i) * {{headDim}});
                         v_row[i] = kdsl_ld_cg(v_rows + (long long)(base + i) * {{headDim}});
                     }
                     #pragma unroll
-                    for (int i = 0; i < 16; ++i)
+                    for (int i = 0; i < 8; ++i)
                     {
                         if (base + i >= first + count) continue;
                         sum = __fadd_rn(sum, k_row[i]);

@@ -6,8 +6,8 @@ namespace KernelDsl.Generator.Launchers;
 
 /// <summary>
 /// The KvSinglePass launcher: the constants the CPU reference follows (as KvStatistics and KvCodes write them), the outputs'
-/// and scratch sizes, <c>Fits</c> (whether a head's slices can all be resident), and a <c>Launch</c> that checks K, V and
-/// every buffer on the host, zeroes the sync words on the stream, then queues the one kernel.
+/// and scratch sizes, and a <c>Launch</c> that checks K, V and every buffer on the host, zeroes the sync words on the
+/// stream, then queues the one kernel with its lead (how many heads the codes blocks trail the statistics blocks).
 /// </summary>
 public static class KvSinglePassLauncherWriter
 {
@@ -31,7 +31,7 @@ public static class KvSinglePassLauncherWriter
             {
                 constants.Add(("TransposePad", spec.TransposePad, "The transposed V's token count is padded to a multiple of this, with zero codes."));
             }
-            ModuleWriter.Write(w, spec, [new EntryPointInfo("KernelName", plan.Symbol, plan.Threads, plan.SliceBytes)], constants);
+            ModuleWriter.Write(w, spec, [new EntryPointInfo("KernelName", plan.Symbol, plan.Threads, 0)], constants);
             w.Line();
             w.Line($"/// <summary>Blocks per (batch, head): ceil(tokens / SliceTokens).</summary>");
             w.Line($"public static long SlicesPerHead(int tokens) => ((long)tokens + SliceTokens - 1) / SliceTokens;");
@@ -74,15 +74,15 @@ public static class KvSinglePassLauncherWriter
             w.Line($"/// <summary>Blocks of this kernel the device holds at once (its SMs × the occupancy calculator's blocks an SM).</summary>");
             w.Line($"public static int ResidentBlocks(global::KernelDsl.CudaDevice device) => device.SmCount * device.ResidentBlocksPerSm(Module, KernelName);");
             w.Line();
-            w.Line($"/// <summary>");
-            w.Line($"/// The most slices one (batch, head) may have on <paramref name=\"device\"/>: its slices wait for each other, so they must be");
-            w.Line($"/// resident together. Half of what the device holds leaves room for other streams' kernels; longer sequences take the two");
-            w.Line($"/// passes (KvStatistics, then KvCodes).");
-            w.Line($"/// </summary>");
-            w.Line($"public static long MaxSlicesPerHead(global::KernelDsl.CudaDevice device) => ResidentBlocks(device) / 2;");
+            w.Line($"/// <summary>Codes blocks per (batch, head): one per tile of KScaleKeys tokens{(spec.VTransposed ? " of the padded rows" : "")}.</summary>");
+            w.Line($"public static long TilesPerHead(int tokens) => ((long){(spec.VTransposed ? "PaddedTokens(tokens)" : "tokens")} + KScaleKeys - 1) / KScaleKeys;");
             w.Line();
-            w.Line($"/// <summary>Whether <paramref name=\"tokens\"/> tokens a head fit one launch on <paramref name=\"device\"/> (<see cref=\"MaxSlicesPerHead\"/>).</summary>");
-            w.Line($"public static bool Fits(global::KernelDsl.CudaDevice device, int tokens) => SlicesPerHead(tokens) <= MaxSlicesPerHead(device);");
+            w.Line($"/// <summary>");
+            w.Line($"/// How many heads the codes blocks trail the statistics blocks: about as many blocks as the device holds at once, so a");
+            w.Line($"/// head's statistics are done when its codes blocks start, and its K and V were read recently enough to be in L2.");
+            w.Line($"/// </summary>");
+            w.Line($"public static int Lead(global::KernelDsl.CudaDevice device, int batch, int heads, int tokens) =>");
+            w.Line($"    (int)global::System.Math.Clamp((ResidentBlocks(device) + SlicesPerHead(tokens) + TilesPerHead(tokens) - 1) / (SlicesPerHead(tokens) + TilesPerHead(tokens)), 1L, (long)batch * heads);");
             w.Line();
             WriteLaunch(w, plan);
         });
@@ -98,7 +98,6 @@ public static class KvSinglePassLauncherWriter
         w.Line($"/// clamped to ±127 with scale = absmax / 127 over each tile of KScaleKeys tokens (1 where that is 0); V's are");
         w.Line($"/// {(spec.VOutput == Element.E4M3 ? "the e4m3 code (nearest even, saturating) of v · (1 / scale)" : "round-half-even(v · (1 / scale)) clamped to ±127")} with its channel's scale.");
         w.Line($"/// When the counters are given, the NaN and Inf elements of K and of V are added to them (atomically: zero them first).");
-        w.Line($"/// Refused where a head's slices cannot all be resident (<see cref=\"Fits\"/>).");
         w.Line($"/// </summary>");
         LauncherSections.WriteParameterDocs(w, signature.Host);
         w.Line($"/// <remarks>Strides must be multiples of 8; K, V and the codes 16-byte aligned (16-byte copies and stores).</remarks>");
@@ -111,7 +110,7 @@ public static class KvSinglePassLauncherWriter
             LauncherSections.WriteStridedTensorChecks(w, "k");
             LauncherSections.WriteStridedTensorChecks(w, "v");
             w.Line($"var batchHeads = (long)batch * heads;");
-            w.Line($"var blocks = batchHeads * SlicesPerHead(tokens);");
+            w.Line($"var blocks = batchHeads * (SlicesPerHead(tokens) + TilesPerHead(tokens));");
             w.Line($"{Guard}.Fits(blocks * HeadDim, \"batch · heads · slices · HeadDim\");");
             if (spec.VTransposed)
             {
@@ -131,13 +130,8 @@ public static class KvSinglePassLauncherWriter
             {
                 w.Line($"if ({counter.Name} is not null) {Guard}.Holds({counter.Name}, 1, nameof({counter.Name}), \"one NaN/Inf counter\");");
             }
-            w.Line($"var most = MaxSlicesPerHead(stream.Device);");
-            w.Block($"if (SlicesPerHead(tokens) > most)", () =>
-            {
-                w.Line($"throw new global::System.ArgumentOutOfRangeException(nameof(tokens), tokens,");
-                w.Line($"    $\"A single pass holds a head's slices of {{SliceTokens}} tokens resident together: at most {{most * SliceTokens}} tokens on {{stream.Device.Name}}; check Fits, and use the two passes (KvStatistics, KvCodes) beyond.\");");
-            });
-            w.Line($"{Guard}.Fits(blocks, \"batch · heads · slices (the grid)\");");
+            w.Line($"{Guard}.Fits(blocks, \"batch · heads · (slices + tiles) (the grid)\");");
+            w.Line($"var lead = Lead(stream.Device, batch, heads, tokens);");
             w.Line($"stream.FillBytes(sync, 0);  // the ticket, the counts and the flags start at zero");
             LauncherSections.WriteLaunch(w, signature, "KernelName", "blocks");
         });

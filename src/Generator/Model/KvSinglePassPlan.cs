@@ -5,7 +5,7 @@ namespace KernelDsl.Generator.Model;
 
 /// <summary>
 /// What a KvSinglePass variant derives from its declaration: the statistics plan and the codes plan it fuses (their
-/// thread mappings, summation order and tiles, unchanged), the shared slice, the synchronisation words and the signature.
+/// thread mappings, summation order and tiles, unchanged), its occupancy, the synchronisation words and the signature.
 /// The CUDA writer and the launcher writer both read this, so no number is computed twice.
 /// </summary>
 public sealed record KvSinglePassPlan(KvSinglePassSpec Spec)
@@ -17,18 +17,22 @@ public sealed record KvSinglePassPlan(KvSinglePassSpec Spec)
     public int Threads => Spec.Threads;
     public int SliceTokens => Spec.SliceTokens;
 
-    /// <summary>16-byte chunks in one token's row of channels (8 channels each).</summary>
-    public int ChunksPerRow => Spec.HeadDim / KvStatisticsPlan.ChunkChannels;
+    /// <summary>
+    /// Blocks an SM should hold (__launch_bounds__): the codes blocks may wait for their head, and the statistics blocks
+    /// keep DRAM busy meanwhile only if others are resident beside them. Three spilled 168–204 bytes (80 registers,
+    /// NVRTC 11.8): the codes role holds a tile's K and V loads.
+    /// </summary>
+    public const int MinBlocksPerSm = 2;
 
     /// <summary>
-    /// Chunk c of token r sits at chunk r · ChunksPerRow + (c ^ (r &amp; Swizzle)) of its tensor's slice: the transposed V
-    /// reads one chunk of consecutive tokens, whose rows are a multiple of 128 bytes apart, so unswizzled those reads would
-    /// all fall in the same four banks.
+    /// Tokens whose K and V loads a statistics thread issues before adding. At D = 128 the statistics pass's own 8 (64 KB in
+    /// flight a block); at D = 64, 2 (a lane's tokens are twice as many and its loads half as wide): with 4 or 8 beside
+    /// the codes role, ptxas spilled 4–24 bytes under the 128 registers of two blocks an SM (NVRTC 11.8, sm_80 and sm_90).
     /// </summary>
-    public const int Swizzle = 7;
+    public int LoadsInFlight => Spec.HeadDim >= 128 ? KvStatisticsPlan.LoadsInFlight : 2;
 
-    /// <summary>Dynamic shared memory: the slice's K then V, f16/bf16.</summary>
-    public int SliceBytes => 2 * Spec.SliceTokens * Spec.HeadDim * 2;
+    /// <summary>Why a codes block's K and V come from L2, for the CUDA's comments.</summary>
+    public const string LeadWhy = "its head's statistics blocks started about as many blocks earlier as the device holds";
 
     /// <summary>Static shared memory: the statistics' lane arrays, the mean and the codes' arrays, plus a few words.</summary>
     public int StaticSharedBytes => Statistics.SharedMemoryBytes + 4 * Spec.HeadDim + Codes.SharedMemoryBytes + 16;
@@ -81,6 +85,7 @@ public sealed record KvSinglePassPlan(KvSinglePassSpec Spec)
             {
                 kernel.Add(new KernelParameter("s_pad", "int", Passing.Value, "paddedTokens"));
             }
+            kernel.Add(new KernelParameter("lead", "int", Passing.Value, "lead"));
             Buffer("workspace", "float", false, "the slices' and groups' partial sums and maxima (WorkspaceLength)", "partials", "float* __restrict__");
             Buffer("sync", "uint", false, "the blocks' ticket, arrival counts and ready flags (SyncLength; zeroed on the stream before the kernel)", "sync", "unsigned int* __restrict__");
             Buffer("kNonFinite", "uint", true, "where K's NaN and Inf count is added (element 0), or null", "k_nonfinite", "unsigned int*");

@@ -31,8 +31,8 @@ public sealed record KvCodesSpec : KernelSpec
 }
 
 /// <summary>
-/// K and V quantized in one pass: the statistics of a <see cref="KvStatisticsSpec"/> and the codes of a
-/// <see cref="KvCodesSpec"/>, each block holding its slice in shared memory while the slices of its (batch, head) agree.
+/// K and V quantized in one launch: the statistics of a <see cref="KvStatisticsSpec"/> and the codes of a
+/// <see cref="KvCodesSpec"/>, the codes blocks trailing their head's statistics blocks so that L2 serves their reads.
 /// </summary>
 public sealed record KvSinglePassSpec : KernelSpec
 {

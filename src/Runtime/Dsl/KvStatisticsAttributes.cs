@@ -57,22 +57,22 @@ public sealed class KvCodesAttribute : Attribute
 }
 
 /// <summary>
-/// Declares K and V quantized in a single pass: what a <see cref="KvStatisticsAttribute"/> pass and a
-/// <see cref="KvCodesAttribute"/> pass compute, from one read of K and V. Each block copies one slice of
-/// <see cref="SliceTokens"/> tokens of one (batch, head) into shared memory, adds its partial statistics, and waits until
-/// the last slice of its (batch, head) has combined them (the slices of a head must be resident together, so the launcher
-/// takes sequences up to half of what the device holds at once: <c>Fits</c>); its codes then come from shared memory. The
-/// mean's order equals a KvStatistics variant's with the same <see cref="SliceTokens"/> and <see cref="Threads"/>, so the
-/// CPU reference and the two-pass path give the same codes.
+/// Declares K and V quantized in one launch: what a <see cref="KvStatisticsAttribute"/> pass and a
+/// <see cref="KvCodesAttribute"/> pass compute, with DRAM serving K and V once. Per (batch, head), statistics blocks (one
+/// per slice of <see cref="SliceTokens"/> tokens) combine their partials as they finish and raise the head's flag; codes
+/// blocks (one per tile of <see cref="KScaleKeys"/> tokens), queued about as many blocks later as the device holds, wait
+/// for it and read their tile again from L2. A codes block only waits for blocks that started before it, so any sequence
+/// fits. The mean's order equals a KvStatistics variant's with the same <see cref="SliceTokens"/> and <see cref="Threads"/>,
+/// so the CPU reference and the two passes give the same codes.
 /// </summary>
 [AttributeUsage(AttributeTargets.Class | AttributeTargets.Struct, Inherited = false)]
 public sealed class KvSinglePassAttribute : Attribute
 {
     /// <summary>Element of K and V: <see cref="Element.F16"/> or <see cref="Element.BF16"/>.</summary>
     public Element Input { get; set; } = Element.F16;
-    /// <summary>Channels per head: 64, 128 or 256.</summary>
+    /// <summary>Channels per head.</summary>
     public int HeadDim { get; set; } = 128;
-    /// <summary>Tokens per block, held in shared memory (K and V: 4 · HeadDim bytes a token); a multiple of <see cref="KScaleKeys"/> and of <see cref="TransposePad"/>.</summary>
+    /// <summary>Tokens per statistics block (one slice of one (batch, head)); a multiple of 16.</summary>
     public int SliceTokens { get; set; } = 256;
     /// <summary>Tokens per K scale.</summary>
     public int KScaleKeys { get; set; } = 64;

@@ -950,14 +950,15 @@ public class DiagnosticTests
     }
 
     [Theory]
-    [InlineData("HeadDim = 96", "KvSinglePass.HeadDim = 96 is invalid")]
-    [InlineData("SliceTokens = 96", "KvSinglePass.SliceTokens = 96 is invalid")]
-    [InlineData("VTransposed = true, TransposePad = 128, SliceTokens = 192", "a multiple of TransposePad (128)")]
+    [InlineData("HeadDim = 80", "KvSinglePass.HeadDim = 80 is invalid")]
+    [InlineData("SliceTokens = 24", "KvSinglePass.SliceTokens = 24 is invalid")]
+    [InlineData("VTransposed = true, TransposePad = 32", "KvSinglePass.TransposePad = 32 is invalid")]
     [InlineData("KScaleKeys = 24", "KvSinglePass.KScaleKeys = 24 is invalid")]
     [InlineData("Threads = 48", "KvSinglePass.Threads = 48 is invalid")]
+    [InlineData("HeadDim = 256, Threads = 512, VTransposed = true", "KvSinglePass.Threads = 512 is invalid: the statistics' lane sums and the codes' arrays")]
     public void KDSL0003_a_kv_single_pass_parameter(string parameter, string expected)
     {
-        // The fused statistics' and codes' rules name this family, and a slice must hold whole K tiles and padded rows.
+        // The fused statistics' and codes' rules name this family; both roles' shared arrays are one kernel's.
         var d = Single($$"""
             using KernelDsl;
             namespace Users;
@@ -965,19 +966,6 @@ public class DiagnosticTests
             public static partial class Once;
             """, "KDSL0003");
         Assert.Contains(expected, d.GetMessage());
-    }
-
-    [Fact]
-    public void KDSL0201_a_kv_single_pass_slice_over_a_targets_shared_memory()
-    {
-        // 512 tokens of K and V at D = 128 are 256 KB: over sm_80's 163 KB a block.
-        var d = Single("""
-            using KernelDsl;
-            namespace Users;
-            [KvSinglePass(SliceTokens = 512)]
-            public static partial class Once;
-            """, "KDSL0201");
-        Assert.Contains("use fewer SliceTokens", d.GetMessage());
     }
 
     [Fact]

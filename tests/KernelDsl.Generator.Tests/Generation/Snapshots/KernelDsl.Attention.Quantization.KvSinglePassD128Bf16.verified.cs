@@ -11,7 +11,7 @@ static partial class KvSinglePassD128Bf16
     /// <summary>Threads per block of the main kernel.</summary>
     public const int ThreadsPerBlock = 256;
     /// <summary>Dynamic shared memory per block of the main kernel, in bytes.</summary>
-    public const int SharedMemoryBytes = 65536;
+    public const int SharedMemoryBytes = 0;
     /// <summary>The lowest compute capability (major·10 + minor) every atom of this variant runs on.</summary>
     public const int MinimumSm = 80;
     /// <summary>Channels per token (the head dimension).</summary>
@@ -34,7 +34,7 @@ static partial class KvSinglePassD128Bf16
         CudaSource = CudaSource,
         EntryPoints =
         [
-            new(KernelName, 256, 65536),
+            new(KernelName, 256, 0),
         ],
         Targets = ["sm_80", "sm_90"],
         MinimumSm = MinimumSm,
@@ -68,15 +68,15 @@ static partial class KvSinglePassD128Bf16
     /// <summary>Blocks of this kernel the device holds at once (its SMs × the occupancy calculator's blocks an SM).</summary>
     public static int ResidentBlocks(global::KernelDsl.CudaDevice device) => device.SmCount * device.ResidentBlocksPerSm(Module, KernelName);
 
-    /// <summary>
-    /// The most slices one (batch, head) may have on <paramref name="device"/>: its slices wait for each other, so they must be
-    /// resident together. Half of what the device holds leaves room for other streams' kernels; longer sequences take the two
-    /// passes (KvStatistics, then KvCodes).
-    /// </summary>
-    public static long MaxSlicesPerHead(global::KernelDsl.CudaDevice device) => ResidentBlocks(device) / 2;
+    /// <summary>Codes blocks per (batch, head): one per tile of KScaleKeys tokens.</summary>
+    public static long TilesPerHead(int tokens) => ((long)tokens + KScaleKeys - 1) / KScaleKeys;
 
-    /// <summary>Whether <paramref name="tokens"/> tokens a head fit one launch on <paramref name="device"/> (<see cref="MaxSlicesPerHead"/>).</summary>
-    public static bool Fits(global::KernelDsl.CudaDevice device, int tokens) => SlicesPerHead(tokens) <= MaxSlicesPerHead(device);
+    /// <summary>
+    /// How many heads the codes blocks trail the statistics blocks: about as many blocks as the device holds at once, so a
+    /// head's statistics are done when its codes blocks start, and its K and V were read recently enough to be in L2.
+    /// </summary>
+    public static int Lead(global::KernelDsl.CudaDevice device, int batch, int heads, int tokens) =>
+        (int)global::System.Math.Clamp((ResidentBlocks(device) + SlicesPerHead(tokens) + TilesPerHead(tokens) - 1) / (SlicesPerHead(tokens) + TilesPerHead(tokens)), 1L, (long)batch * heads);
 
     /// <summary>
     /// K's channel mean and V's channel scales, then K's and V's codes, from one read of K and V: what a KvStatistics pass and
@@ -84,7 +84,6 @@ static partial class KvSinglePassD128Bf16
     /// clamped to ±127 with scale = absmax / 127 over each tile of KScaleKeys tokens (1 where that is 0); V's are
     /// round-half-even(v · (1 / scale)) clamped to ±127 with its channel's scale.
     /// When the counters are given, the NaN and Inf elements of K and of V are added to them (atomically: zero them first).
-    /// Refused where a head's slices cannot all be resident (<see cref="Fits"/>).
     /// </summary>
     /// <param name="stream">the stream the kernel runs on.</param>
     /// <param name="k">K, bf16 [batch, heads, tokens, 128] at strides (kStrideB, kStrideH, kStrideS), channels contiguous.</param>
@@ -142,7 +141,7 @@ static partial class KvSinglePassD128Bf16
         global::KernelDsl.Launching.LaunchGuard.Aligned(v, 16, nameof(v));
         global::KernelDsl.Launching.LaunchGuard.Holds(v, (batch - 1) * vStrideB + (heads - 1) * vStrideH + (tokens - 1) * vStrideS + HeadDim, nameof(v), $"v [{batch}, {heads}, {tokens}, {HeadDim}] at strides ({vStrideB}, {vStrideH}, {vStrideS})");
         var batchHeads = (long)batch * heads;
-        var blocks = batchHeads * SlicesPerHead(tokens);
+        var blocks = batchHeads * (SlicesPerHead(tokens) + TilesPerHead(tokens));
         global::KernelDsl.Launching.LaunchGuard.Fits(blocks * HeadDim, "batch · heads · slices · HeadDim");
         global::KernelDsl.Launching.LaunchGuard.Holds(kMean, ChannelLength(batch, heads), nameof(kMean), "one mean per (batch, head, channel)");
         global::KernelDsl.Launching.LaunchGuard.Holds(vScale, ChannelLength(batch, heads), nameof(vScale), "one scale per (batch, head, channel)");
@@ -155,13 +154,8 @@ static partial class KvSinglePassD128Bf16
         global::KernelDsl.Launching.LaunchGuard.Holds(sync, SyncLength(batch, heads, tokens), nameof(sync), "the ticket and 2 + groups words per (batch, head)");
         if (kNonFinite is not null) global::KernelDsl.Launching.LaunchGuard.Holds(kNonFinite, 1, nameof(kNonFinite), "one NaN/Inf counter");
         if (vNonFinite is not null) global::KernelDsl.Launching.LaunchGuard.Holds(vNonFinite, 1, nameof(vNonFinite), "one NaN/Inf counter");
-        var most = MaxSlicesPerHead(stream.Device);
-        if (SlicesPerHead(tokens) > most)
-        {
-            throw new global::System.ArgumentOutOfRangeException(nameof(tokens), tokens,
-                $"A single pass holds a head's slices of {SliceTokens} tokens resident together: at most {most * SliceTokens} tokens on {stream.Device.Name}; check Fits, and use the two passes (KvStatistics, KvCodes) beyond.");
-        }
-        global::KernelDsl.Launching.LaunchGuard.Fits(blocks, "batch · heads · slices (the grid)");
+        global::KernelDsl.Launching.LaunchGuard.Fits(blocks, "batch · heads · (slices + tiles) (the grid)");
+        var lead = Lead(stream.Device, batch, heads, tokens);
         stream.FillBytes(sync, 0);  // the ticket, the counts and the flags start at zero
         var arguments = new global::KernelDsl.Launching.KernelArguments();
         arguments.Add(k);
@@ -179,6 +173,7 @@ static partial class KvSinglePassD128Bf16
         arguments.Add(kCodes);
         arguments.Add(kScale);
         arguments.Add(vCodes);
+        arguments.Add(lead);
         arguments.Add(workspace);
         arguments.Add(sync);
         if (kNonFinite is null) arguments.AddNullPointer(); else arguments.Add(kNonFinite);
