@@ -112,7 +112,8 @@ public class GpuRuntimeTests
     /// <summary>
     /// Small host-to-device copies go through the stream's four pinned slots. Twelve copies of one size (so no slot is
     /// reallocated) from one host array, overwritten after each call, are queued behind a kernel that spins for about
-    /// 100 ms (a fixed amount of work once ended before the first pinned slots were allocated, run 75): copies 5–12
+    /// a second (a fixed amount of work once ended before the first pinned slots were allocated, run 75; a 100 ms spin
+    /// before the fourth copy in a whole-suite run, run 77): copies 5–12
     /// reuse slots whose copies have not run yet, so each must wait for its slot's copy, or an earlier copy lands later
     /// data. Then copies at the slots' size limit and past it (pageable) land too.
     /// </summary>
@@ -125,10 +126,12 @@ public class GpuRuntimeTests
         // Compiled before it is queued, so that the spin starts when the copies are queued, not after NVRTC.
         stream.Launch(Spin, "spin", Dim3.Of(1), new KernelArguments().Add(1L));
         stream.Synchronize();
-        stream.Launch(Spin, "spin", Dim3.Of(1), new KernelArguments().Add(200_000_000L));
         int[] lengths = [.. Enumerable.Repeat(Small, 12), (int)(PinnedStaging.MaxBytes / sizeof(float)), (int)(PinnedStaging.MaxBytes / sizeof(float)) + 1];
         var host = new float[lengths.Max()];
+        // Allocated before the spin, which lasts about a second: in run 77 (the whole suite on an H200, tests in parallel)
+        // a 100 ms spin ended before the fourth copy was queued.
         var buffers = lengths.Select(n => device.Allocate<float>(n)).ToArray();
+        stream.Launch(Spin, "spin", Dim3.Of(1), new KernelArguments().Add(2_000_000_000L));
         try
         {
             for (var i = 0; i < lengths.Length; i++)

@@ -28,28 +28,7 @@ public static class KvCodesLauncherWriter
             }
             ModuleWriter.Write(w, spec, [new EntryPointInfo("KernelName", plan.Symbol, plan.Threads, 0)], constants);
             w.Line();
-            w.Line($"/// <summary>Elements of <c>kCodes</c>: int8 [batch][heads][tokens][HeadDim].</summary>");
-            w.Line($"public static long KCodesLength(int batch, int heads, int tokens) => (long)batch * heads * tokens * HeadDim;");
-            w.Line();
-            w.Line($"/// <summary>Elements of <c>kScale</c>: one per (batch, head, tile of KScaleKeys tokens), [batch·heads][ceil(tokens / KScaleKeys)].</summary>");
-            w.Line($"public static long KScaleCount(int batch, int heads, int tokens) => (long)batch * heads * (((long)tokens + KScaleKeys - 1) / KScaleKeys);");
-            w.Line();
-            if (spec.VTransposed)
-            {
-                w.Line($"/// <summary>Tokens of the transposed V: <paramref name=\"tokens\"/> rounded up to <see cref=\"TransposePad\"/>.</summary>");
-                w.Line($"public static int PaddedTokens(int tokens) => (int)(((long)tokens + TransposePad - 1) / TransposePad * TransposePad);");
-                w.Line();
-                w.Line($"/// <summary>Position p of the 16-token group at 16·g holds token 16·g + StoredTokenOrder[p] ({spec.TransposedOrder} order).</summary>");
-                w.Line($"public static global::System.ReadOnlySpan<byte> StoredTokenOrder => [{string.Join(", ", plan.StoredOrder)}];");
-                w.Line();
-                w.Line($"/// <summary>Elements of <c>vCodes</c>: [batch][heads][HeadDim][PaddedTokens(tokens)].</summary>");
-                w.Line($"public static long VCodesLength(int batch, int heads, int tokens) => (long)batch * heads * HeadDim * PaddedTokens(tokens);");
-            }
-            else
-            {
-                w.Line($"/// <summary>Elements of <c>vCodes</c>: [batch][heads][tokens][HeadDim].</summary>");
-                w.Line($"public static long VCodesLength(int batch, int heads, int tokens) => (long)batch * heads * tokens * HeadDim;");
-            }
+            WriteCodeSizes(w, plan);
             w.Line();
             WriteLaunch(w, plan);
         });
@@ -84,14 +63,48 @@ public static class KvCodesLauncherWriter
             }
             w.Line($"{Guard}.Holds(kMean, batchHeads * HeadDim, nameof(kMean), \"one mean per (batch, head, channel)\");");
             w.Line($"{Guard}.Holds(vScale, batchHeads * HeadDim, nameof(vScale), \"one scale per (batch, head, channel)\");");
-            w.Line($"{Guard}.Holds(kCodes, KCodesLength(batch, heads, tokens), nameof(kCodes), $\"int8 [{{batch}}][{{heads}}][{{tokens}}][{{HeadDim}}]\");");
-            w.Line($"{Guard}.Holds(kScale, KScaleCount(batch, heads, tokens), nameof(kScale), $\"one scale per (batch, head, tile of {{KScaleKeys}} tokens)\");");
-            w.Line($"{Guard}.Holds(vCodes, VCodesLength(batch, heads, tokens), nameof(vCodes), \"V's codes\");");
-            w.Line($"{Guard}.Aligned(kCodes, 16, nameof(kCodes));");
-            w.Line($"{Guard}.Aligned(vCodes, 16, nameof(vCodes));");
+            WriteCodeChecks(w);
             w.Line($"var blocks = batchHeads * (({(spec.VTransposed ? "paddedTokens" : "tokens")} + KScaleKeys - 1L) / KScaleKeys);");
             w.Line($"{Guard}.Fits(blocks, \"batch · heads · tiles (the grid)\");");
             LauncherSections.WriteLaunch(w, signature, "KernelName", "blocks");
         });
+    }
+
+    /// <summary>The codes' sizes (KCodesLength, KScaleCount, VCodesLength and, transposed, PaddedTokens and StoredTokenOrder): this family's and KvSinglePass's.</summary>
+    internal static void WriteCodeSizes(CodeWriter w, KvCodesPlan plan)
+    {
+        var spec = plan.Spec;
+        w.Line($"/// <summary>Elements of <c>kCodes</c>: int8 [batch][heads][tokens][HeadDim].</summary>");
+        w.Line($"public static long KCodesLength(int batch, int heads, int tokens) => (long)batch * heads * tokens * HeadDim;");
+        w.Line();
+        w.Line($"/// <summary>Elements of <c>kScale</c>: one per (batch, head, tile of KScaleKeys tokens), [batch·heads][ceil(tokens / KScaleKeys)].</summary>");
+        w.Line($"public static long KScaleCount(int batch, int heads, int tokens) => (long)batch * heads * (((long)tokens + KScaleKeys - 1) / KScaleKeys);");
+        w.Line();
+        if (spec.VTransposed)
+        {
+            w.Line($"/// <summary>Tokens of the transposed V: <paramref name=\"tokens\"/> rounded up to <see cref=\"TransposePad\"/>.</summary>");
+            w.Line($"public static int PaddedTokens(int tokens) => (int)(((long)tokens + TransposePad - 1) / TransposePad * TransposePad);");
+            w.Line();
+            w.Line($"/// <summary>Position p of the 16-token group at 16·g holds token 16·g + StoredTokenOrder[p] ({spec.TransposedOrder} order).</summary>");
+            w.Line($"public static global::System.ReadOnlySpan<byte> StoredTokenOrder => [{string.Join(", ", plan.StoredOrder)}];");
+            w.Line();
+            w.Line($"/// <summary>Elements of <c>vCodes</c>: [batch][heads][HeadDim][PaddedTokens(tokens)].</summary>");
+            w.Line($"public static long VCodesLength(int batch, int heads, int tokens) => (long)batch * heads * HeadDim * PaddedTokens(tokens);");
+        }
+        else
+        {
+            w.Line($"/// <summary>Elements of <c>vCodes</c>: [batch][heads][tokens][HeadDim].</summary>");
+            w.Line($"public static long VCodesLength(int batch, int heads, int tokens) => (long)batch * heads * tokens * HeadDim;");
+        }
+    }
+
+    /// <summary>The host checks of the codes' buffers, by those sizes.</summary>
+    internal static void WriteCodeChecks(CodeWriter w)
+    {
+        w.Line($"{Guard}.Holds(kCodes, KCodesLength(batch, heads, tokens), nameof(kCodes), $\"int8 [{{batch}}][{{heads}}][{{tokens}}][{{HeadDim}}]\");");
+        w.Line($"{Guard}.Holds(kScale, KScaleCount(batch, heads, tokens), nameof(kScale), $\"one scale per (batch, head, tile of {{KScaleKeys}} tokens)\");");
+        w.Line($"{Guard}.Holds(vCodes, VCodesLength(batch, heads, tokens), nameof(vCodes), \"V's codes\");");
+        w.Line($"{Guard}.Aligned(kCodes, 16, nameof(kCodes));");
+        w.Line($"{Guard}.Aligned(vCodes, 16, nameof(vCodes));");
     }
 }

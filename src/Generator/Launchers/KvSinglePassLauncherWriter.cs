@@ -48,28 +48,7 @@ public static class KvSinglePassLauncherWriter
             w.Line($"/// <summary>Elements of <c>kMean</c> and <c>vScale</c>: [batch·heads][HeadDim] float.</summary>");
             w.Line($"public static long ChannelLength(int batch, int heads) => (long)batch * heads * HeadDim;");
             w.Line();
-            w.Line($"/// <summary>Elements of <c>kCodes</c>: int8 [batch][heads][tokens][HeadDim].</summary>");
-            w.Line($"public static long KCodesLength(int batch, int heads, int tokens) => (long)batch * heads * tokens * HeadDim;");
-            w.Line();
-            w.Line($"/// <summary>Elements of <c>kScale</c>: one per (batch, head, tile of KScaleKeys tokens), [batch·heads][ceil(tokens / KScaleKeys)].</summary>");
-            w.Line($"public static long KScaleCount(int batch, int heads, int tokens) => (long)batch * heads * (((long)tokens + KScaleKeys - 1) / KScaleKeys);");
-            w.Line();
-            if (spec.VTransposed)
-            {
-                w.Line($"/// <summary>Tokens of the transposed V: <paramref name=\"tokens\"/> rounded up to <see cref=\"TransposePad\"/>.</summary>");
-                w.Line($"public static int PaddedTokens(int tokens) => (int)(((long)tokens + TransposePad - 1) / TransposePad * TransposePad);");
-                w.Line();
-                w.Line($"/// <summary>Position p of the 16-token group at 16·g holds token 16·g + StoredTokenOrder[p] ({spec.TransposedOrder} order).</summary>");
-                w.Line($"public static global::System.ReadOnlySpan<byte> StoredTokenOrder => [{string.Join(", ", plan.Codes.StoredOrder)}];");
-                w.Line();
-                w.Line($"/// <summary>Elements of <c>vCodes</c>: [batch][heads][HeadDim][PaddedTokens(tokens)].</summary>");
-                w.Line($"public static long VCodesLength(int batch, int heads, int tokens) => (long)batch * heads * HeadDim * PaddedTokens(tokens);");
-            }
-            else
-            {
-                w.Line($"/// <summary>Elements of <c>vCodes</c>: [batch][heads][tokens][HeadDim].</summary>");
-                w.Line($"public static long VCodesLength(int batch, int heads, int tokens) => (long)batch * heads * tokens * HeadDim;");
-            }
+            KvCodesLauncherWriter.WriteCodeSizes(w, plan.Codes);
             w.Line();
             w.Line($"/// <summary>Blocks of this kernel the device holds at once (its SMs × the occupancy calculator's blocks an SM).</summary>");
             w.Line($"public static int ResidentBlocks(global::KernelDsl.CudaDevice device) => device.SmCount * device.ResidentBlocksPerSm(Module, KernelName);");
@@ -119,11 +98,7 @@ public static class KvSinglePassLauncherWriter
             }
             w.Line($"{Guard}.Holds(kMean, ChannelLength(batch, heads), nameof(kMean), \"one mean per (batch, head, channel)\");");
             w.Line($"{Guard}.Holds(vScale, ChannelLength(batch, heads), nameof(vScale), \"one scale per (batch, head, channel)\");");
-            w.Line($"{Guard}.Holds(kCodes, KCodesLength(batch, heads, tokens), nameof(kCodes), $\"int8 [{{batch}}][{{heads}}][{{tokens}}][{{HeadDim}}]\");");
-            w.Line($"{Guard}.Holds(kScale, KScaleCount(batch, heads, tokens), nameof(kScale), $\"one scale per (batch, head, tile of {{KScaleKeys}} tokens)\");");
-            w.Line($"{Guard}.Holds(vCodes, VCodesLength(batch, heads, tokens), nameof(vCodes), \"V's codes\");");
-            w.Line($"{Guard}.Aligned(kCodes, 16, nameof(kCodes));");
-            w.Line($"{Guard}.Aligned(vCodes, 16, nameof(vCodes));");
+            KvCodesLauncherWriter.WriteCodeChecks(w);
             w.Line($"{Guard}.Holds(workspace, WorkspaceLength(batch, heads, tokens), nameof(workspace), \"2 × [batch·heads·(slices + groups)][HeadDim]\");");
             w.Line($"{Guard}.Holds(sync, SyncLength(batch, heads, tokens), nameof(sync), \"the ticket and 2 + groups words per (batch, head)\");");
             foreach (var counter in signature.Host.Where(p => p.Kind == HostKind.Buffer && p.CSharpType == "uint" && p.Optional))

@@ -108,19 +108,19 @@ static __device__ __forceinline__ void kdsl_combine_rows(const float* k_rows, co
 {
     sum = 0.0f;
     amax = 0.0f;
-    // Up to 16 rows' loads in flight before their adds: a block that combines a group holds the others of its head.
-    for (int base = first; base < first + count; base += 16)
+    // 8 rows' loads in flight before their adds: the codes blocks of the head wait for this.
+    for (int base = first; base < first + count; base += 8)
     {
-        float k_row[16], v_row[16];
+        float k_row[8], v_row[8];
         #pragma unroll
-        for (int i = 0; i < 16; ++i)
+        for (int i = 0; i < 8; ++i)
         {
             if (base + i >= first + count) continue;
             k_row[i] = kdsl_ld_cg(k_rows + (long long)(base + i) * 128);
             v_row[i] = kdsl_ld_cg(v_rows + (long long)(base + i) * 128);
         }
         #pragma unroll
-        for (int i = 0; i < 16; ++i)
+        for (int i = 0; i < 8; ++i)
         {
             if (base + i >= first + count) continue;
             sum = __fadd_rn(sum, k_row[i]);
@@ -144,7 +144,7 @@ static __device__ __forceinline__ void kdsl_nanosleep(unsigned int ns) { asm vol
 // head h − lead; then the codes of the last lead heads. sync: [0] the ticket; each (bh, group)'s arrivals [B·H·groups];
 // each bh's closed groups [B·H]; each bh's flag [B·H]. partials: the slices' K sums [B·H·slices][128] and V maxima, then
 // the groups' K sums [B·H·groups][128] and V maxima.
-extern "C" __global__ void __launch_bounds__(256, 3)
+extern "C" __global__ void __launch_bounds__(256, 2)
 kdsl_KernelDsl_Attention_Quantization_KvSinglePassPiD128_single_pass(
     const u16* __restrict__ k,
     long long k_stride_b,
@@ -224,19 +224,19 @@ kdsl_KernelDsl_Attention_Quantization_KvSinglePassPiD128_single_pass(
         {
             float sum[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
             float amax[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
-            // 4 tokens' K and V loads are issued before any is reduced (one at a time leaves DRAM idle); the adds keep token order.
-            for (int r = lane; r < rows; r += 64)
+            // 8 tokens' K and V loads are issued before any is reduced (one at a time leaves DRAM idle); the adds keep token order.
+            for (int r = lane; r < rows; r += 128)
             {
-                u32 k_raw[4][4], v_raw[4][4];
+                u32 k_raw[8][4], v_raw[8][4];
                 #pragma unroll
-                for (int u = 0; u < 4; ++u)
+                for (int u = 0; u < 8; ++u)
                 {
                     if (r + u * 16 >= rows) continue;
                     kdsl_ld16(ks + (r + u * 16) * k_stride_s + chunk * 8, k_raw[u]);
                     if (with_v) kdsl_ld16(vs + (r + u * 16) * v_stride_s + chunk * 8, v_raw[u]);
                 }
                 #pragma unroll
-                for (int u = 0; u < 4; ++u)
+                for (int u = 0; u < 8; ++u)
                 {
                     if (r + u * 16 >= rows) continue;  // continue, not break: a loop left early is not unrolled, and the raw arrays would go to local memory
                     k_bad += kdsl_nonfinite8(k_raw[u]);

@@ -69,19 +69,19 @@ static __device__ __forceinline__ void kdsl_combine_rows(const float* k_rows, co
 {
     sum = 0.0f;
     amax = 0.0f;
-    // Up to 16 rows' loads in flight before their adds: a block that combines a group holds the others of its head.
-    for (int base = first; base < first + count; base += 16)
+    // 8 rows' loads in flight before their adds: the codes blocks of the head wait for this.
+    for (int base = first; base < first + count; base += 8)
     {
-        float k_row[16], v_row[16];
+        float k_row[8], v_row[8];
         #pragma unroll
-        for (int i = 0; i < 16; ++i)
+        for (int i = 0; i < 8; ++i)
         {
             if (base + i >= first + count) continue;
             k_row[i] = kdsl_ld_cg(k_rows + (long long)(base + i) * 64);
             v_row[i] = kdsl_ld_cg(v_rows + (long long)(base + i) * 64);
         }
         #pragma unroll
-        for (int i = 0; i < 16; ++i)
+        for (int i = 0; i < 8; ++i)
         {
             if (base + i >= first + count) continue;
             sum = __fadd_rn(sum, k_row[i]);
