@@ -501,11 +501,10 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
 
     /// <summary>
     /// K smoothed per 64 keys and V per channel, in the layout <paramref name="vLayout"/> (null: the 16-bit P·V mode,
-    /// which reads V as it is), into buffers from <paramref name="buffers"/>. One launch where a KvSinglePass variant is
-    /// declared for the layout: DRAM serves K and V once, the codes' second read coming from L2 (docs/PERF_NOTES.md §15); else two
-    /// passes: the statistics pass reads both once (K's channel mean, V's channel scales, and the NaN/Inf counts of both),
-    /// then the codes pass reads each once more: one KvCodes launch where one is declared for the layout, else K's and V's
-    /// LaunchCodes (§10). Both give the same codes.
+    /// which reads V as it is), into buffers from <paramref name="buffers"/>. Two passes over K and V: the statistics pass
+    /// reads both once (K's channel mean, V's channel scales, and the NaN/Inf counts of both), then the codes pass reads
+    /// each once more: one KvCodes launch where one is declared for the layout, else K's and V's LaunchCodes (docs/PERF_NOTES.md §10).
+    /// The single pass (KvSinglePass, §15) gives the same codes but measured slower, so it is not taken here.
     /// </summary>
     private static KvCodes QuantizeKv<T>(CudaStream stream, TensorView<T> k, TensorView<T> v, AttentionDims shape, VLayout? vLayout,
         NonFiniteCounters? counters, IDeviceBufferSource buffers) where T : unmanaged
@@ -517,13 +516,6 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
         var (k8, kScale, kMean, vScale) = (codes.K, codes.KScale, codes.KMean, codes.VScale!);
         // fp8 P·V's V is scaled for e4m3 codes (Choose refused a kernel without its quantizers); every other mode's for int8.
         var statistics = vLayout == VLayout.PretransposedE4M3 ? quantizers.StatisticsE4M3! : quantizers.Statistics;
-        switch (vLayout)
-        {
-            case VLayout.PretransposedE4M3 when Once(quantizers.SinglePassPiE4M3, (DeviceBuffer<byte>)codes.V):
-            case VLayout.Pretransposed when Once(quantizers.SinglePassPi, (DeviceBuffer<sbyte>)codes.V):
-            case VLayout.Natural when Once(quantizers.SinglePass, (DeviceBuffer<sbyte>)codes.V):
-                return codes;
-        }
         var workspace = buffers.Get<float>("kvStatistics", statistics.WorkspaceLength(b, hkv, sk));
         // The counts come from this pass, which reads every element of K and V once; the codes kernels count nothing. The
         // 16-bit P·V mode reads V as it is: V is read here only to count it, and not at all without counters.
@@ -556,19 +548,6 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
                 Both(quantizers.Codes, v8, () => quantizers.V(stream, v.Buffer, v.Strides[0], v.Strides[1], v.Strides[2], b, hkv, sk, v8, vScale, 1f, null));
                 return codes;
             }
-        }
-
-        // K and V in one launch, where declared for this layout.
-        bool Once<TCode>(KvSinglePass<T, TCode>? single, DeviceBuffer<TCode> vCodes) where TCode : unmanaged
-        {
-            if (single is null)
-            {
-                return false;
-            }
-            single.Launch(stream, k.Buffer, k.Strides[0], k.Strides[1], k.Strides[2], v.Buffer, v.Strides[0], v.Strides[1], v.Strides[2], b, hkv, sk,
-                kMean, vScale, k8, kScale, vCodes, buffers.Get<float>("kvSinglePass", single.WorkspaceLength(b, hkv, sk)),
-                buffers.Get<uint>("kvSinglePassSync", single.SyncLength(b, hkv, sk)), counters?.K, counters?.V);
-            return true;
         }
 
         void KCodes() => quantizers.K(stream, k.Buffer, k.Strides[0], k.Strides[1], k.Strides[2], b, hkv, sk, k8, kScale, kMean, 1f, null);

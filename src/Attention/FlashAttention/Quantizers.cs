@@ -25,19 +25,6 @@ internal delegate void KvCodesLauncher<T, TCode>(CudaStream stream, DeviceBuffer
     DeviceBuffer<T> v, long vStrideB, long vStrideH, long vStrideS, int batch, int heads, int tokens, DeviceBuffer<float> kMean, DeviceBuffer<float> vScale,
     DeviceBuffer<sbyte> kCodes, DeviceBuffer<float> kScale, DeviceBuffer<TCode> vCodes) where T : unmanaged where TCode : unmanaged;
 
-/// <summary>A generated KvSinglePass launcher: K's mean, V's scales and both codes from one read of K and V.</summary>
-internal delegate void KvSinglePassLauncher<T, TCode>(CudaStream stream, DeviceBuffer<T> k, long kStrideB, long kStrideH, long kStrideS,
-    DeviceBuffer<T> v, long vStrideB, long vStrideH, long vStrideS, int batch, int heads, int tokens, DeviceBuffer<float> kMean, DeviceBuffer<float> vScale,
-    DeviceBuffer<sbyte> kCodes, DeviceBuffer<float> kScale, DeviceBuffer<TCode> vCodes, DeviceBuffer<float> workspace, DeviceBuffer<uint> sync,
-    DeviceBuffer<uint>? kNonFinite, DeviceBuffer<uint>? vNonFinite) where T : unmanaged where TCode : unmanaged;
-
-/// <summary>
-/// One declared KvSinglePass variant: its launcher, its scratch sizes and its mean's order (which must be its statistics
-/// variant's: a test holds the library's pairs equal).
-/// </summary>
-internal sealed record KvSinglePass<T, TCode>(KvSinglePassLauncher<T, TCode> Launch, Func<int, int, int, long> WorkspaceLength,
-    Func<int, int, int, long> SyncLength, int MeanLanes, int SliceTokens) where T : unmanaged where TCode : unmanaged;
-
 /// <summary>One declared KvStatistics variant: its launcher, its workspace size and the summation order of K's mean (MeanLanes, SliceTokens, MeanSliceGroup).</summary>
 internal sealed record KvStatistics<T>(KvStatisticsLauncher<T> Launch, Func<int, int, int, long> WorkspaceLength, int MeanLanes, int SliceTokens, int SliceGroup) where T : unmanaged;
 
@@ -65,12 +52,6 @@ internal sealed record Quantizers<T>(QuantizeLauncher<T> Q, SmoothingLauncher<T>
     public KvCodesLauncher<T, sbyte>? CodesPi { get; init; }
     /// <summary>The same with V e4m3 in VPi's layout (fp8 P·V).</summary>
     public KvCodesLauncher<T, byte>? CodesPiE4M3 { get; init; }
-    /// <summary>K and V in one launch (KvSinglePass), V int8 [B][H][S][D]; null where not declared.</summary>
-    public KvSinglePass<T, sbyte>? SinglePass { get; init; }
-    /// <summary>The same with V int8 in VPi's layout.</summary>
-    public KvSinglePass<T, sbyte>? SinglePassPi { get; init; }
-    /// <summary>The same with V e4m3 in VPi's layout (fp8 P·V).</summary>
-    public KvSinglePass<T, byte>? SinglePassPiE4M3 { get; init; }
     /// <summary>Lanes of K's channel mean (its summation order), which the int8 CPU reference follows (Int8AttentionOptions.KMeanSlices).</summary>
     public int KMeanSlices => Statistics.MeanLanes;
     /// <summary>Tokens per slice of K's channel mean (Int8AttentionOptions.KMeanSliceTokens).</summary>
@@ -93,9 +74,6 @@ internal sealed record Quantizers<T>(QuantizeLauncher<T> Q, SmoothingLauncher<T>
                 StatisticsE4M3 = new(KvStatisticsD128E4m3.Launch, KvStatisticsD128E4m3.WorkspaceLength, KvStatisticsD128E4m3.MeanLanes, KvStatisticsD128E4m3.SliceTokens, KvStatisticsD128E4m3.MeanSliceGroup),
                 VPiPaddedTokens = QuantizeVChannelPiD128.PaddedTokens, VPiE4M3 = QuantizeVChannelPiD128E4m3.LaunchCodes,
                 Codes = KvCodesD128.Launch, CodesPi = KvCodesPiD128.Launch, CodesPiE4M3 = KvCodesPiD128E4m3.Launch,
-                SinglePass = new(KvSinglePassD128.Launch, KvSinglePassD128.WorkspaceLength, KvSinglePassD128.SyncLength, KvSinglePassD128.MeanLanes, KvSinglePassD128.SliceTokens),
-                SinglePassPi = new(KvSinglePassPiD128.Launch, KvSinglePassPiD128.WorkspaceLength, KvSinglePassPiD128.SyncLength, KvSinglePassPiD128.MeanLanes, KvSinglePassPiD128.SliceTokens),
-                SinglePassPiE4M3 = new(KvSinglePassPiD128E4m3.Launch, KvSinglePassPiD128E4m3.WorkspaceLength, KvSinglePassPiD128E4m3.SyncLength, KvSinglePassPiD128E4m3.MeanLanes, KvSinglePassPiD128E4m3.SliceTokens),
             },
             (true, 64) => new Quantizers<Half>(QuantizeQBlock128D64.Launch, QuantizeKSmoothBlock64D64.LaunchCodes, QuantizeVChannelD64.LaunchCodes, QuantizeVChannelPiD64.LaunchCodes)
             {
@@ -104,9 +82,6 @@ internal sealed record Quantizers<T>(QuantizeLauncher<T> Q, SmoothingLauncher<T>
                 StatisticsE4M3 = new(KvStatisticsD64E4m3.Launch, KvStatisticsD64E4m3.WorkspaceLength, KvStatisticsD64E4m3.MeanLanes, KvStatisticsD64E4m3.SliceTokens, KvStatisticsD64E4m3.MeanSliceGroup),
                 VPiPaddedTokens = QuantizeVChannelPiD64.PaddedTokens, VPiE4M3 = QuantizeVChannelPiD64E4m3.LaunchCodes,
                 Codes = KvCodesD64.Launch, CodesPi = KvCodesPiD64.Launch, CodesPiE4M3 = KvCodesPiD64E4m3.Launch,
-                SinglePass = new(KvSinglePassD64.Launch, KvSinglePassD64.WorkspaceLength, KvSinglePassD64.SyncLength, KvSinglePassD64.MeanLanes, KvSinglePassD64.SliceTokens),
-                SinglePassPi = new(KvSinglePassPiD64.Launch, KvSinglePassPiD64.WorkspaceLength, KvSinglePassPiD64.SyncLength, KvSinglePassPiD64.MeanLanes, KvSinglePassPiD64.SliceTokens),
-                SinglePassPiE4M3 = new(KvSinglePassPiD64E4m3.Launch, KvSinglePassPiD64E4m3.WorkspaceLength, KvSinglePassPiD64E4m3.SyncLength, KvSinglePassPiD64E4m3.MeanLanes, KvSinglePassPiD64E4m3.SliceTokens),
             },
             (false, 128) => new Quantizers<ushort>(QuantizeQBlock128D128Bf16.Launch, QuantizeKSmoothBlock64D128Bf16.LaunchCodes, QuantizeVChannelD128Bf16.LaunchCodes, null)
             {
@@ -115,8 +90,6 @@ internal sealed record Quantizers<T>(QuantizeLauncher<T> Q, SmoothingLauncher<T>
                 StatisticsE4M3 = new(KvStatisticsD128E4m3Bf16.Launch, KvStatisticsD128E4m3Bf16.WorkspaceLength, KvStatisticsD128E4m3Bf16.MeanLanes, KvStatisticsD128E4m3Bf16.SliceTokens, KvStatisticsD128E4m3Bf16.MeanSliceGroup),
                 VPiPaddedTokens = QuantizeVChannelPiD128E4m3Bf16.PaddedTokens, VPiE4M3 = QuantizeVChannelPiD128E4m3Bf16.LaunchCodes,
                 Codes = KvCodesD128Bf16.Launch, CodesPiE4M3 = KvCodesPiD128E4m3Bf16.Launch,
-                SinglePass = new(KvSinglePassD128Bf16.Launch, KvSinglePassD128Bf16.WorkspaceLength, KvSinglePassD128Bf16.SyncLength, KvSinglePassD128Bf16.MeanLanes, KvSinglePassD128Bf16.SliceTokens),
-                SinglePassPiE4M3 = new(KvSinglePassPiD128E4m3Bf16.Launch, KvSinglePassPiD128E4m3Bf16.WorkspaceLength, KvSinglePassPiD128E4m3Bf16.SyncLength, KvSinglePassPiD128E4m3Bf16.MeanLanes, KvSinglePassPiD128E4m3Bf16.SliceTokens),
             },
             (false, 64) => new Quantizers<ushort>(QuantizeQBlock128D64Bf16.Launch, QuantizeKSmoothBlock64D64Bf16.LaunchCodes, QuantizeVChannelD64Bf16.LaunchCodes, null)
             {
@@ -125,8 +98,6 @@ internal sealed record Quantizers<T>(QuantizeLauncher<T> Q, SmoothingLauncher<T>
                 StatisticsE4M3 = new(KvStatisticsD64E4m3Bf16.Launch, KvStatisticsD64E4m3Bf16.WorkspaceLength, KvStatisticsD64E4m3Bf16.MeanLanes, KvStatisticsD64E4m3Bf16.SliceTokens, KvStatisticsD64E4m3Bf16.MeanSliceGroup),
                 VPiPaddedTokens = QuantizeVChannelPiD64E4m3Bf16.PaddedTokens, VPiE4M3 = QuantizeVChannelPiD64E4m3Bf16.LaunchCodes,
                 Codes = KvCodesD64Bf16.Launch, CodesPiE4M3 = KvCodesPiD64E4m3Bf16.Launch,
-                SinglePass = new(KvSinglePassD64Bf16.Launch, KvSinglePassD64Bf16.WorkspaceLength, KvSinglePassD64Bf16.SyncLength, KvSinglePassD64Bf16.MeanLanes, KvSinglePassD64Bf16.SliceTokens),
-                SinglePassPiE4M3 = new(KvSinglePassPiD64E4m3Bf16.Launch, KvSinglePassPiD64E4m3Bf16.WorkspaceLength, KvSinglePassPiD64E4m3Bf16.SyncLength, KvSinglePassPiD64E4m3Bf16.MeanLanes, KvSinglePassPiD64E4m3Bf16.SliceTokens),
             },
             (true, 96) => new Quantizers<Half>(QuantizeQBlock128D96.Launch, QuantizeKSmoothBlock64D96.LaunchCodes, QuantizeVChannelD96.LaunchCodes, null)
             {

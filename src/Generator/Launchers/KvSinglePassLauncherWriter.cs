@@ -57,11 +57,12 @@ public static class KvSinglePassLauncherWriter
             w.Line($"public static long TilesPerHead(int tokens) => ((long){(spec.VTransposed ? "PaddedTokens(tokens)" : "tokens")} + KScaleKeys - 1) / KScaleKeys;");
             w.Line();
             w.Line($"/// <summary>");
-            w.Line($"/// How many heads the codes blocks trail the statistics blocks: about as many blocks as the device holds at once, so a");
-            w.Line($"/// head's statistics are done when its codes blocks start, and its K and V were read recently enough to be in L2.");
+            w.Line($"/// How many heads the codes blocks trail the statistics blocks: as many heads' statistics blocks as the device holds at");
+            w.Line($"/// once, so a head's statistics are done when its codes blocks start (run 79 timed one device-full of both roles: the codes");
+            w.Line($"/// blocks waited), and its K and V were read recently enough to be in L2.");
             w.Line($"/// </summary>");
             w.Line($"public static int Lead(global::KernelDsl.CudaDevice device, int batch, int heads, int tokens) =>");
-            w.Line($"    (int)global::System.Math.Clamp((ResidentBlocks(device) + SlicesPerHead(tokens) + TilesPerHead(tokens) - 1) / (SlicesPerHead(tokens) + TilesPerHead(tokens)), 1L, (long)batch * heads);");
+            w.Line($"    (int)global::System.Math.Clamp((ResidentBlocks(device) + SlicesPerHead(tokens) - 1) / SlicesPerHead(tokens), 1L, (long)batch * heads);");
             w.Line();
             WriteLaunch(w, plan);
         });

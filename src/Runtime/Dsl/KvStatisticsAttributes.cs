@@ -58,7 +58,8 @@ public sealed class KvCodesAttribute : Attribute
 
 /// <summary>
 /// Declares K and V quantized in one launch: what a <see cref="KvStatisticsAttribute"/> pass and a
-/// <see cref="KvCodesAttribute"/> pass compute, with DRAM serving K and V once. Per (batch, head), statistics blocks (one
+/// <see cref="KvCodesAttribute"/> pass compute, DRAM serving K and V once where the codes' second read hits L2 (measured
+/// slower than the two passes on an H100: docs/PERF_NOTES.md §15). Per (batch, head), statistics blocks (one
 /// per slice of <see cref="SliceTokens"/> tokens) combine their partials as they finish and raise the head's flag; codes
 /// blocks (one per tile of <see cref="KScaleKeys"/> tokens), queued about as many blocks later as the device holds, wait
 /// for it and read their tile again from L2. A codes block only waits for blocks that started before it, so any sequence
