@@ -80,11 +80,12 @@ static partial class KvSinglePassPiD64E4m3Bf16
     public static long TilesPerHead(int tokens) => ((long)PaddedTokens(tokens) + KScaleKeys - 1) / KScaleKeys;
 
     /// <summary>
-    /// How many heads the codes blocks trail the statistics blocks: about as many blocks as the device holds at once, so a
-    /// head's statistics are done when its codes blocks start, and its K and V were read recently enough to be in L2.
+    /// How many heads the codes blocks trail the statistics blocks: as many heads' statistics blocks as the device holds at
+    /// once, so a head's statistics are done when its codes blocks start (run 79 timed one device-full of both roles: the codes
+    /// blocks waited), and its K and V were read recently enough to be in L2.
     /// </summary>
     public static int Lead(global::KernelDsl.CudaDevice device, int batch, int heads, int tokens) =>
-        (int)global::System.Math.Clamp((ResidentBlocks(device) + SlicesPerHead(tokens) + TilesPerHead(tokens) - 1) / (SlicesPerHead(tokens) + TilesPerHead(tokens)), 1L, (long)batch * heads);
+        (int)global::System.Math.Clamp((ResidentBlocks(device) + SlicesPerHead(tokens) - 1) / SlicesPerHead(tokens), 1L, (long)batch * heads);
 
     /// <summary>
     /// K's channel mean and V's channel scales, then K's and V's codes, from one read of K and V: what a KvStatistics pass and
