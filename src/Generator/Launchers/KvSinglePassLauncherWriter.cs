@@ -73,14 +73,15 @@ public static class KvSinglePassLauncherWriter
         var spec = plan.Spec;
         var signature = plan.Signature;
         w.Line($"/// <summary>");
-        w.Line($"/// K's channel mean and V's channel scales, then K's and V's codes, from one read of K and V: what a KvStatistics pass and");
+        w.Line($"/// K's channel mean and V's channel scales, then K's and V's codes, in one launch (the codes blocks read K and V again, from L2");
+        w.Line($"/// where their head's statistics were read recently enough): what a KvStatistics pass and");
         w.Line($"/// a KvCodes pass with the same slices, tiles and layout write, bit for bit. K's codes are round-half-even((k − mean) · (1 / scale))");
         w.Line($"/// clamped to ±127 with scale = absmax / 127 over each tile of KScaleKeys tokens (1 where that is 0); V's are");
         w.Line($"/// {(spec.VOutput == Element.E4M3 ? "the e4m3 code (nearest even, saturating) of v · (1 / scale)" : "round-half-even(v · (1 / scale)) clamped to ±127")} with its channel's scale.");
         w.Line($"/// When the counters are given, the NaN and Inf elements of K and of V are added to them (atomically: zero them first).");
         w.Line($"/// </summary>");
         LauncherSections.WriteParameterDocs(w, signature.Host);
-        w.Line($"/// <remarks>Strides must be multiples of 8; K, V and the codes 16-byte aligned (16-byte copies and stores).</remarks>");
+        w.Line($"/// <remarks>Strides must be multiples of 8; K, V and the codes 16-byte aligned (16-byte loads and stores).</remarks>");
         w.Block($"public static void Launch({signature.CSharpParametersWithDefaults})", () =>
         {
             LauncherSections.WriteReferenceChecks(w, signature);

@@ -80,7 +80,8 @@ static partial class KvSinglePassD128
         (int)global::System.Math.Clamp((ResidentBlocks(device) + SlicesPerHead(tokens) - 1) / SlicesPerHead(tokens), 1L, (long)batch * heads);
 
     /// <summary>
-    /// K's channel mean and V's channel scales, then K's and V's codes, from one read of K and V: what a KvStatistics pass and
+    /// K's channel mean and V's channel scales, then K's and V's codes, in one launch (the codes blocks read K and V again, from L2
+    /// where their head's statistics were read recently enough): what a KvStatistics pass and
     /// a KvCodes pass with the same slices, tiles and layout write, bit for bit. K's codes are round-half-even((k − mean) · (1 / scale))
     /// clamped to ±127 with scale = absmax / 127 over each tile of KScaleKeys tokens (1 where that is 0); V's are
     /// round-half-even(v · (1 / scale)) clamped to ±127 with its channel's scale.
@@ -107,7 +108,7 @@ static partial class KvSinglePassD128
     /// <param name="sync">the blocks' ticket, arrival counts and ready flags (SyncLength; zeroed on the stream before the kernel).</param>
     /// <param name="kNonFinite">where K's NaN and Inf count is added (element 0), or null.</param>
     /// <param name="vNonFinite">where V's NaN and Inf count is added (element 0), or null.</param>
-    /// <remarks>Strides must be multiples of 8; K, V and the codes 16-byte aligned (16-byte copies and stores).</remarks>
+    /// <remarks>Strides must be multiples of 8; K, V and the codes 16-byte aligned (16-byte loads and stores).</remarks>
     public static void Launch(global::KernelDsl.CudaStream stream, global::KernelDsl.DeviceBuffer<global::System.Half> k, long kStrideB, long kStrideH, long kStrideS, global::KernelDsl.DeviceBuffer<global::System.Half> v, long vStrideB, long vStrideH, long vStrideS, int batch, int heads, int tokens, global::KernelDsl.DeviceBuffer<float> kMean, global::KernelDsl.DeviceBuffer<float> vScale, global::KernelDsl.DeviceBuffer<sbyte> kCodes, global::KernelDsl.DeviceBuffer<float> kScale, global::KernelDsl.DeviceBuffer<sbyte> vCodes, global::KernelDsl.DeviceBuffer<float> workspace, global::KernelDsl.DeviceBuffer<uint> sync, global::KernelDsl.DeviceBuffer<uint>? kNonFinite = null, global::KernelDsl.DeviceBuffer<uint>? vNonFinite = null)
     {
         global::KernelDsl.Launching.LaunchGuard.Stream(stream, nameof(stream));
