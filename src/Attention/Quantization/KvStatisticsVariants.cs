@@ -1,24 +1,23 @@
 namespace KernelDsl.Attention.Quantization;
 
 // The statistics pass of K and V (docs/PERF_NOTES.md §10): K's channel mean and V's channel scale from one read of both,
-// spread over slices of 256 tokens (128 at D = 128, as the single pass below, which keeps the same order so that both
-// paths give the same mean). Int8Attention then writes the codes with the Quantize variants' LaunchCodes. V's scale
+// spread over slices of 256 tokens. Int8Attention then writes the codes with the Quantize variants' LaunchCodes. V's scale
 // depends on its codes' type, so fp8 P·V's V (e4m3, absmax / 448) has variants of its own.
 
 /// <summary>K and V, f16, D = 128: K's channel mean and the scales of int8 V (absmax / 127).</summary>
-[KvStatistics(Input = Element.F16, HeadDim = 128, SliceTokens = 128)]
+[KvStatistics(Input = Element.F16, HeadDim = 128)]
 public static partial class KvStatisticsD128;
 
 /// <summary>K and V, f16, D = 128: K's channel mean and the scales of e4m3 V (absmax / 448).</summary>
-[KvStatistics(Input = Element.F16, HeadDim = 128, SliceTokens = 128, VOutput = Element.E4M3)]
+[KvStatistics(Input = Element.F16, HeadDim = 128, VOutput = Element.E4M3)]
 public static partial class KvStatisticsD128E4m3;
 
 /// <summary>K and V, bf16, D = 128: K's channel mean and the scales of int8 V (absmax / 127).</summary>
-[KvStatistics(Input = Element.BF16, HeadDim = 128, SliceTokens = 128)]
+[KvStatistics(Input = Element.BF16, HeadDim = 128)]
 public static partial class KvStatisticsD128Bf16;
 
 /// <summary>K and V, bf16, D = 128: K's channel mean and the scales of e4m3 V (absmax / 448).</summary>
-[KvStatistics(Input = Element.BF16, HeadDim = 128, SliceTokens = 128, VOutput = Element.E4M3)]
+[KvStatistics(Input = Element.BF16, HeadDim = 128, VOutput = Element.E4M3)]
 public static partial class KvStatisticsD128E4m3Bf16;
 
 /// <summary>K and V, f16, D = 64: K's channel mean and the scales of int8 V (absmax / 127).</summary>
@@ -106,15 +105,15 @@ public static partial class KvCodesPiD64E4m3Bf16;
 // against 144–146 at D = 128, S = 4096 on the H100), so Int8Attention does not take it.
 
 /// <summary>K and V in one pass, f16, D = 128: V int8 [B][H][S][D].</summary>
-[KvSinglePass(Input = Element.F16, HeadDim = 128, SliceTokens = 128)]
+[KvSinglePass(Input = Element.F16, HeadDim = 128)]
 public static partial class KvSinglePassD128;
 
 /// <summary>K and V in one pass, f16, D = 128: V int8 transposed in π order (Recipe C).</summary>
-[KvSinglePass(Input = Element.F16, HeadDim = 128, SliceTokens = 128, VTransposed = true)]
+[KvSinglePass(Input = Element.F16, HeadDim = 128, VTransposed = true)]
 public static partial class KvSinglePassPiD128;
 
 /// <summary>K and V in one pass, f16, D = 128: V e4m3 transposed in π order (fp8 P·V).</summary>
-[KvSinglePass(Input = Element.F16, HeadDim = 128, SliceTokens = 128, VTransposed = true, VOutput = Element.E4M3, Targets = [Sm.Sm90])]
+[KvSinglePass(Input = Element.F16, HeadDim = 128, VTransposed = true, VOutput = Element.E4M3, Targets = [Sm.Sm90])]
 public static partial class KvSinglePassPiD128E4m3;
 
 /// <summary>K and V in one pass, f16, D = 64: V int8 [B][H][S][D].</summary>
@@ -130,11 +129,11 @@ public static partial class KvSinglePassPiD64;
 public static partial class KvSinglePassPiD64E4m3;
 
 /// <summary>K and V in one pass, bf16, D = 128: V int8 [B][H][S][D].</summary>
-[KvSinglePass(Input = Element.BF16, HeadDim = 128, SliceTokens = 128)]
+[KvSinglePass(Input = Element.BF16, HeadDim = 128)]
 public static partial class KvSinglePassD128Bf16;
 
 /// <summary>K and V in one pass, bf16, D = 128: V e4m3 transposed in π order (fp8 P·V).</summary>
-[KvSinglePass(Input = Element.BF16, HeadDim = 128, SliceTokens = 128, VTransposed = true, VOutput = Element.E4M3, Targets = [Sm.Sm90])]
+[KvSinglePass(Input = Element.BF16, HeadDim = 128, VTransposed = true, VOutput = Element.E4M3, Targets = [Sm.Sm90])]
 public static partial class KvSinglePassPiD128E4m3Bf16;
 
 /// <summary>K and V in one pass, bf16, D = 64: V int8 [B][H][S][D].</summary>

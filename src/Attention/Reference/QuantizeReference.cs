@@ -18,7 +18,7 @@ public sealed record QuantizeOptions
     public int MeanSlices { get; init; } = 1;
     /// <summary>
     /// A KvStatistics variant's <c>SliceTokens</c>: the mean is summed per slice of that many tokens (lanes within each), then
-    /// the slices in order. 0, a Quantize variant's own mean, is one slice of all tokens.
+    /// the slices in order (in groups of <see cref="MeanSliceGroup"/>). 0, a Quantize variant's own mean, is one slice of all tokens.
     /// </summary>
     public int MeanSliceTokens { get; init; }
     /// <summary>

@@ -49,7 +49,7 @@ public static class KvCodesKernelWriter
             w.Line($"const u16* const vs = v + b * v_stride_b + h * v_stride_h;");
             w.Line($"for (int c = threadIdx.x; c < {d}; c += {t}) inv[c] = kdsl_inv_of(v_scale[(long long)bh * {d} + c]);");
             w.Line();
-            WriteTile(w, plan, TileSource.Global(d));
+            WriteTile(w, plan, channel => $"k_mean[(long long)bh * {d} + {channel}]");
         }
         w.Outdent();
         w.Raw("}");
@@ -101,21 +101,12 @@ public static class KvCodesKernelWriter
     }
 
     /// <summary>
-    /// Where a tile's K and V come from: the inputs in global memory (this family), or a block's slice of them in shared
-    /// memory (<see cref="KvSinglePassKernelWriter"/>). The tile's code needs in scope: bh, s0 (its first token), rows, tile
-    /// (its index), row, c0, active, lane, warp, inv[] and warp_max[].
+    /// One tile's codes: every load first, K's tile absmax through one barrier, then K's and V's codes. Needs in scope: bh,
+    /// s0 (the tile's first token), rows, tile (its index), ks and vs (the head's K and V), row, c0, active, lane, warp,
+    /// inv[] (published) and warp_max[]; <paramref name="mean"/> gives K's channel mean of a channel (this family reads the
+    /// statistics pass's from k_mean, the single pass a shared copy).
     /// </summary>
-    /// <param name="Load">A statement reading 8 channels (tensor "k" or "v", token within the tile, first channel, target u32[4]).</param>
-    /// <param name="Mean">K's channel mean of a channel.</param>
-    internal sealed record TileSource(System.Func<string, string, string, string, string> Load, System.Func<string, string> Mean)
-    {
-        public static TileSource Global(int headDim) => new(
-            (tensor, row, channel, target) => $"kdsl_ld16({tensor}s + (s0 + {row}) * {tensor}_stride_s + {channel}, {target});",
-            channel => $"k_mean[(long long)bh * {headDim} + {channel}]");
-    }
-
-    /// <summary>One tile's codes: every load first, K's tile absmax through one barrier, then K's and V's codes.</summary>
-    internal static void WriteTile(CodeWriter w, KvCodesPlan plan, TileSource source)
+    internal static void WriteTile(CodeWriter w, KvCodesPlan plan, System.Func<string, string> mean)
     {
         var spec = plan.Spec;
         var (d, t, tile, rpp, passes) = (plan.HeadDim, plan.Threads, plan.Tile, plan.RowsPerPass, plan.Passes);
@@ -132,12 +123,12 @@ public static class KvCodesKernelWriter
         {
             w.Line($"const int r = row + p * {rpp};");
             w.Line($"if (!active || r >= rows) continue;  // continue, not break: a loop left early is not unrolled, and the raw arrays would go to local memory");
-            w.Line($"{source.Load("k", "r", "c0", "k_raw[p][0]")}");
-            w.Line($"{source.Load("k", "r", "c0 + 8", "k_raw[p][1]")}");
+            w.Line($"kdsl_ld16(ks + (s0 + r) * k_stride_s + c0, k_raw[p][0]);");
+            w.Line($"kdsl_ld16(ks + (s0 + r) * k_stride_s + c0 + 8, k_raw[p][1]);");
             if (!spec.VTransposed)
             {
-                w.Line($"{source.Load("v", "r", "c0", "v_raw[p][0]")}");
-                w.Line($"{source.Load("v", "r", "c0 + 8", "v_raw[p][1]")}");
+                w.Line($"kdsl_ld16(vs + (s0 + r) * v_stride_s + c0, v_raw[p][0]);");
+                w.Line($"kdsl_ld16(vs + (s0 + r) * v_stride_s + c0 + 8, v_raw[p][1]);");
             }
         });
         if (spec.VTransposed)
@@ -147,12 +138,12 @@ public static class KvCodesKernelWriter
             w.Block($"for (int i = 0; i < {plan.TransposedChunks}; ++i)", () =>
             {
                 w.Line($"const int e = threadIdx.x + i * {t}, r = e % {tile}, chunk = e / {tile};");
-                w.Line($"if (chunk < {d / 8} && r < rows) {source.Load("v", "r", "chunk * 8", "v_raw[i]")}");
+                w.Line($"if (chunk < {d / 8} && r < rows) kdsl_ld16(vs + (s0 + r) * v_stride_s + chunk * 8, v_raw[i]);");
             });
         }
         w.Line($"float m[16];");
         w.Line($"#pragma unroll");
-        w.Line($"for (int j = 0; j < 16; ++j) m[j] = active ? {source.Mean("c0 + j")} : 0.0f;");
+        w.Line($"for (int j = 0; j < 16; ++j) m[j] = active ? {mean("c0 + j")} : 0.0f;");
         w.Line();
         w.Line($"// K's tile absmax: a warp butterfly, then the {plan.Warps} warp maxima through shared memory.");
         w.Line($"float amax = 0.0f;");
@@ -171,7 +162,7 @@ public static class KvCodesKernelWriter
         });
         w.Line($"amax = kdsl_warp_max(amax);");
         w.Line($"if (lane == 0) warp_max[warp] = amax;");
-        w.Line($"__syncthreads();  // also publishes inv[]");
+        w.Line($"__syncthreads();  // the warp maxima (and, in this family, inv[])");
         w.Line($"amax = warp_max[0];");
         w.Line($"#pragma unroll");
         w.Line($"for (int i = 1; i < {plan.Warps}; ++i) amax = fmaxf(amax, warp_max[i]);");

@@ -7,10 +7,12 @@ namespace KernelDsl.Generator.Cuda;
 /// The KvSinglePass family's CUDA: the KvStatistics partials and the KvCodes tiles in one launch, so that DRAM serves K
 /// and V once and the codes' second read comes from L2 (docs/PERF_NOTES.md §15). Each block takes a ticket in the order
 /// blocks start; the tickets interleave a head's statistics blocks with the codes blocks of the head <c>lead</c> heads
-/// before it, whose K and V were just read. A statistics block writes its slice's partials and arrives at its group of
+/// before it. A statistics block writes its slice's partials and arrives at its group of
 /// slices and its head: the last arrival of a group combines the group, the last group of a head combines the head and
 /// raises the head's flag. It never waits. A codes block waits for its head's flag, which only statistics blocks with
-/// smaller tickets (started before it) raise, so the launch cannot deadlock however few blocks are resident. The
+/// smaller tickets (started before it) raise, so the launch cannot deadlock however few blocks are resident. The codes
+/// re-read K and V from L2 where the lead keeps a head's read and re-read within what L2 holds (runs 79–80: with a lead of
+/// one device-full of statistics blocks they did not, and the launch was slower than the two passes; PERF_NOTES §15). The
 /// statistics and the codes are the two-pass families' own sections (<see cref="KvStatisticsKernelWriter"/>,
 /// <see cref="KvCodesKernelWriter"/>), so the mean, the scales and the codes equal theirs bit for bit.
 /// </summary>
@@ -33,8 +35,12 @@ public static class KvSinglePassKernelWriter
             $"and V {(spec.VOutput == Element.E4M3 ? "e4m3" : "int8")} {vLayout}. {t} threads per block; per (batch·head), one statistics block per slice of {slice} tokens",
             $"and one codes block per tile of {tile} tokens; kernel: {plan.Symbol}. sync must be zero at launch.");
         KvCodesKernelWriter.WriteHelpers(w, plan.Codes, []);
-        // V's scale as the statistics pass writes it (its own largest code), beside K's int8 kdsl_scale_of.
-        QuantizeKernelWriter.HelpersFor(spec, spec.Input, subtractChannelMean: false, spec.VOutput, transposed: true).WriteScaleOf(w, "kdsl_v_scale_of");
+        // e4m3 V's scale (absmax / 448) beside K's int8 kdsl_scale_of; int8 V's is K's.
+        var vScaleOf = spec.VOutput == Element.E4M3 ? "kdsl_v_scale_of" : "kdsl_scale_of";
+        if (spec.VOutput == Element.E4M3)
+        {
+            QuantizeKernelWriter.HelpersFor(spec, spec.Input, subtractChannelMean: false, spec.VOutput, transposed: true).WriteScaleOf(w, vScaleOf);
+        }
         KvStatisticsKernelWriter.WriteCombineHelper(w, d);
         w.Raw("""
             static __device__ __forceinline__ unsigned int kdsl_ld_acquire(const unsigned int* p)
@@ -67,6 +73,7 @@ public static class KvSinglePassKernelWriter
             KvCodesKernelWriter.WriteTileState(w, codes);
             w.Line($"if (threadIdx.x == 0) work_s = (int)atomicAdd(sync, 1u);");
             w.Line($"__syncthreads();");
+            w.Line($"if (work_s >= (int)gridDim.x) __trap();  // sync was not zeroed: a wrong ticket would write past the buffers and wait forever");
             w.Line($"const int slices = (S + {slice - 1}) / {slice}, groups = (slices + {group - 1}) / {group};");
             w.Line($"const int tiles = ({(spec.VTransposed ? "s_pad" : "S")} + {tile - 1}) / {tile};");
             w.Line($"const int heads_all = gridDim.x / (slices + tiles);");
@@ -104,8 +111,7 @@ public static class KvSinglePassKernelWriter
                 w.Line($"const bool with_v = true;");
                 w.Line($"const int part = bh * slices + slice;");
                 w.Line($"const long long parts = (long long)heads_all * slices;");
-                KvStatisticsKernelWriter.WriteSlicePartials(w, statistics,
-                    KvStatisticsKernelWriter.SliceSource.Global with { InFlight = plan.LoadsInFlight }, "part", "parts");
+                KvStatisticsKernelWriter.WriteSlicePartials(w, statistics, plan.LoadsInFlight, "part", "parts");
                 w.Line();
                 w.Line($"// Arrive: the last slice of a group adds the group's slices in order; the last group of a head adds the groups,");
                 w.Line($"// writes the mean and the scales, and raises the head's flag.");
@@ -135,7 +141,7 @@ public static class KvSinglePassKernelWriter
                     w.Line($"float total, amax;");
                     w.Line($"kdsl_combine_rows(group_partials + (long long)bh * groups * {d} + c, group_partials + (long long)(heads_all + bh) * groups * {d} + c, 0, groups, total, amax);");
                     w.Line($"k_mean[(long long)bh * {d} + c] = __fdiv_rn(total, (float)S);");
-                    w.Line($"v_scale[(long long)bh * {d} + c] = kdsl_v_scale_of(amax);");
+                    w.Line($"v_scale[(long long)bh * {d} + c] = {vScaleOf}(amax);");
                 });
                 w.Line($"__threadfence();");
                 w.Line($"__syncthreads();");
@@ -156,7 +162,7 @@ public static class KvSinglePassKernelWriter
             w.Line($"const u16* const ks = k + b * k_stride_b + h * k_stride_h;");
             w.Line($"const u16* const vs = v + b * v_stride_b + h * v_stride_h;");
             w.Line($"__syncthreads();  // mean_s and inv, before the tile reads them");
-            KvCodesKernelWriter.WriteTile(w, codes, KvCodesKernelWriter.TileSource.Global(d) with { Mean = channel => $"mean_s[{channel}]" });
+            KvCodesKernelWriter.WriteTile(w, codes, channel => $"mean_s[{channel}]");
         }
         w.Outdent();
         w.Raw("}");

@@ -6,7 +6,7 @@ namespace KernelDsl.Generator.Cuda;
 /// <summary>
 /// The KvStatistics family's CUDA: K's channel mean and V's channel scale over all tokens, from one read of K and V
 /// together spread over many blocks (docs/PERF_NOTES.md §10). The partials kernel gives each block one slice of
-/// SliceTokens tokens of one (batch, head); the combine kernel adds the slices in slice order. Every sum is a rounded
+/// SliceTokens tokens of one (batch, head); the combine kernel adds the slices in slice order within groups of SliceGroup, then the groups. Every sum is a rounded
 /// float32 add in a fixed order, so the CPU reference (QuantizeReference with MeanSliceTokens) repeats the mean bit for bit.
 /// </summary>
 public static class KvStatisticsKernelWriter
@@ -51,7 +51,7 @@ public static class KvStatisticsKernelWriter
             w.Line($"// V may be absent (null): K's mean alone, for a mode that reads V as it is and counts nothing. Uniform over the grid.");
             w.Line($"const bool with_v = v != 0;");
             w.Line($"const u16* const vs = with_v ? v + b * v_stride_b + h * v_stride_h + s0 * v_stride_s : v;");
-            WriteSlicePartials(w, plan, SliceSource.Global, "blockIdx.x");
+            WriteSlicePartials(w, plan, KvStatisticsPlan.LoadsInFlight, "blockIdx.x");
         }
         w.Outdent();
         w.Raw("}");
@@ -84,24 +84,18 @@ public static class KvStatisticsKernelWriter
         w.Raw("}");
         return w.ToString();
     }
-    /// <summary>Where a slice's K and V come from: the inputs in global memory (this family) or a block's copy in shared memory.</summary>
-    /// <param name="Load">A statement reading 8 channels (chunk) of (tensor "k" or "v", token within the slice) into a u32[4].</param>
-    /// <param name="InFlight">Tokens whose loads a thread issues before it adds any (the adds keep token order either way).</param>
-    internal sealed record SliceSource(System.Func<string, string, string, string> Load, int InFlight)
-    {
-        public static readonly SliceSource Global = new((tensor, row, target) => $"kdsl_ld16({tensor}s + ({row}) * {tensor}_stride_s + chunk * 8, {target});", KvStatisticsPlan.LoadsInFlight);
-    }
-
     /// <summary>
     /// One slice's K sums and V maxima, in the order the CPU reference repeats: each lane adds its tokens in token order,
     /// then the lanes are added in lane order; the result is part <paramref name="part"/> of partials. Needs in scope: rows,
-    /// with_v, k_nonfinite, v_nonfinite and the shared lane_sum and lane_max. Ends with the block's NaN/Inf report.
+    /// ks and vs (the slice's first token of K and V), with_v, k_nonfinite, v_nonfinite and the shared lane_sum and
+    /// lane_max. Ends with the block's NaN/Inf report.
     /// </summary>
     /// <param name="parts">The name of the partials' count, declared by the caller; null: declared here as the grid's size.</param>
-    internal static void WriteSlicePartials(CodeWriter w, KvStatisticsPlan plan, SliceSource source, string part, string? parts = null)
+    /// <param name="inFlight">Tokens whose loads a thread issues before it adds any (the adds keep token order either way).</param>
+    internal static void WriteSlicePartials(CodeWriter w, KvStatisticsPlan plan, int inFlight, string part, string? parts = null)
     {
         var (d, t, cpr, lanes, slice) = (plan.HeadDim, plan.Threads, plan.ChunksPerRow, plan.Lanes, plan.SliceTokens);
-        var inFlight = System.Math.Min(source.InFlight, (slice + lanes - 1) / lanes);
+        inFlight = System.Math.Min(inFlight, (slice + lanes - 1) / lanes);
         w.Line($"const int chunk = threadIdx.x % {cpr}, lane = threadIdx.x / {cpr};");
         w.Line($"int k_bad = 0, v_bad = 0;");
         w.Block($"if (lane < {lanes})", () =>
@@ -116,8 +110,8 @@ public static class KvStatisticsKernelWriter
                 w.Block($"for (int u = 0; u < {inFlight}; ++u)", () =>
                 {
                     w.Line($"if (r + u * {lanes} >= rows) continue;");
-                    w.Line($"{source.Load("k", $"r + u * {lanes}", "k_raw[u]")}");
-                    w.Line($"if (with_v) {source.Load("v", $"r + u * {lanes}", "v_raw[u]")}");
+                    w.Line($"kdsl_ld16(ks + (r + u * {lanes}) * k_stride_s + chunk * 8, k_raw[u]);");
+                    w.Line($"if (with_v) kdsl_ld16(vs + (r + u * {lanes}) * v_stride_s + chunk * 8, v_raw[u]);");
                 });
                 w.Line($"#pragma unroll");
                 w.Block($"for (int u = 0; u < {inFlight}; ++u)", () =>
@@ -181,7 +175,7 @@ public static class KvStatisticsKernelWriter
             {
                 sum = 0.0f;
                 amax = 0.0f;
-                // 8 rows' loads in flight before their adds: the codes blocks of the head wait for this.
+                // 8 rows' loads in flight before their adds, then the adds in row order.
                 for (int base = first; base < first + count; base += 8)
                 {
                     float k_row[8], v_row[8];

@@ -58,8 +58,8 @@ public static class KvSinglePassLauncherWriter
             w.Line();
             w.Line($"/// <summary>");
             w.Line($"/// How many heads the codes blocks trail the statistics blocks: as many heads' statistics blocks as the device holds at");
-            w.Line($"/// once, so a head's statistics are done when its codes blocks start (run 79 timed one device-full of both roles: the codes");
-            w.Line($"/// blocks waited), and its K and V were read recently enough to be in L2.");
+            w.Line($"/// once (about three device-fulls of both roles at D = 128), so a head's statistics are done when its codes blocks start.");
+            w.Line($"/// Run 79 timed one device-full of both roles: the codes blocks waited; run 80 this lead: their re-reads missed L2.");
             w.Line($"/// </summary>");
             w.Line($"public static int Lead(global::KernelDsl.CudaDevice device, int batch, int heads, int tokens) =>");
             w.Line($"    (int)global::System.Math.Clamp((ResidentBlocks(device) + SlicesPerHead(tokens) - 1) / SlicesPerHead(tokens), 1L, (long)batch * heads);");
@@ -91,13 +91,12 @@ public static class KvSinglePassLauncherWriter
             LauncherSections.WriteStridedTensorChecks(w, "k");
             LauncherSections.WriteStridedTensorChecks(w, "v");
             w.Line($"var batchHeads = (long)batch * heads;");
-            w.Line($"var blocks = batchHeads * (SlicesPerHead(tokens) + TilesPerHead(tokens));");
-            w.Line($"{Guard}.Fits(blocks * HeadDim, \"batch · heads · slices · HeadDim\");");
             if (spec.VTransposed)
             {
                 w.Line($"{Guard}.Fits((long)tokens + TransposePad, nameof(tokens));");
                 w.Line($"var paddedTokens = PaddedTokens(tokens);");
             }
+            w.Line($"var blocks = batchHeads * (SlicesPerHead(tokens) + TilesPerHead(tokens));");
             w.Line($"{Guard}.Holds(kMean, ChannelLength(batch, heads), nameof(kMean), \"one mean per (batch, head, channel)\");");
             w.Line($"{Guard}.Holds(vScale, ChannelLength(batch, heads), nameof(vScale), \"one scale per (batch, head, channel)\");");
             KvCodesLauncherWriter.WriteCodeChecks(w);

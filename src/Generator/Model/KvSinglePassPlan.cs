@@ -32,7 +32,7 @@ public sealed record KvSinglePassPlan(KvSinglePassSpec Spec)
     public int LoadsInFlight => Spec.HeadDim >= 128 ? KvStatisticsPlan.LoadsInFlight : 2;
 
     /// <summary>Why a codes block's K and V come from L2, for the CUDA's comments.</summary>
-    public const string LeadWhy = "its head's statistics blocks started about as many blocks earlier as the device holds";
+    public const string LeadWhy = "where its head's statistics blocks, one device-full of statistics blocks earlier, are still there";
 
     /// <summary>Static shared memory: the statistics' lane arrays, the mean and the codes' arrays, plus a few words.</summary>
     public int StaticSharedBytes => Statistics.SharedMemoryBytes + 4 * Spec.HeadDim + Codes.SharedMemoryBytes + 16;

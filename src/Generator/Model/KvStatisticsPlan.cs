@@ -18,8 +18,8 @@ public sealed record KvStatisticsPlan(KvStatisticsSpec Spec)
 
     /// <summary>
     /// K's mean adds the slices of a (batch, head) in groups of this many: each group in slice order, then the groups in
-    /// order. A single pass (KvSinglePass) combines each group when its last slice arrives, so no block adds more than this
-    /// many rows while the others wait; with at most this many slices it is plain slice order.
+    /// order. A single pass (KvSinglePass) combines each group when its last slice arrives, so the block that closes a head
+    /// adds max(this, groups) rows, not one per slice; with at most this many slices it is plain slice order.
     /// </summary>
     public const int SliceGroup = 16;
 
@@ -33,7 +33,7 @@ public sealed record KvStatisticsPlan(KvStatisticsSpec Spec)
     /// <summary>
     /// Token lanes of a block: thread t reads chunk t % ChunksPerRow of the slice's tokens t / ChunksPerRow, + Lanes,
     /// + 2·Lanes, ...; threads past Lanes·ChunksPerRow idle. K's sums go: each lane in token order, the lanes of a slice
-    /// in lane order, the slices of a (batch, head) in slice order; then one division by the token count.
+    /// in lane order, the slices of a (batch, head) in slice order within groups of SliceGroup, then the groups in order; then one division by the token count.
     /// </summary>
     public int Lanes => System.Math.Max(1, Spec.Threads / ChunksPerRow);
 
@@ -99,7 +99,7 @@ public sealed record KvStatisticsPlan(KvStatisticsSpec Spec)
         new("v_nonfinite", "unsigned int*", Passing.Pointer, "vNonFinite"),
     }.ToEquatableArray());
 
-    /// <summary>The second kernel: one thread per (batch·head, channel), the slices in slice order.</summary>
+    /// <summary>The second kernel: one thread per (batch·head, channel), the slices in slice order within groups, then the groups.</summary>
     public KernelSignature Combine => new(Host, new List<KernelParameter>
     {
         new("partials", "const float* __restrict__", Passing.Pointer, "workspace"),

@@ -61,9 +61,8 @@ public sealed class KvCodesAttribute : Attribute
 /// <see cref="KvCodesAttribute"/> pass compute, DRAM serving K and V once where the codes' second read hits L2 (measured
 /// slower than the two passes on an H100: docs/PERF_NOTES.md §15). Per (batch, head), statistics blocks (one
 /// per slice of <see cref="SliceTokens"/> tokens) combine their partials as they finish and raise the head's flag; codes
-/// blocks (one per tile of <see cref="KScaleKeys"/> tokens), queued about as many blocks later as the device holds, wait
-/// for it and read their tile again from L2. A codes block only waits for blocks that started before it, so any sequence
-/// fits. The mean's order equals a KvStatistics variant's with the same <see cref="SliceTokens"/> and <see cref="Threads"/>,
+/// blocks (one per tile of <see cref="KScaleKeys"/> tokens), queued one device-full of statistics blocks later, wait for
+/// it and read their tile again. A codes block only waits for blocks that started before it, so any sequence length runs. The mean's order equals a KvStatistics variant's with the same <see cref="SliceTokens"/> and <see cref="Threads"/>,
 /// so the CPU reference and the two passes give the same codes.
 /// </summary>
 [AttributeUsage(AttributeTargets.Class | AttributeTargets.Struct, Inherited = false)]
@@ -71,7 +70,7 @@ public sealed class KvSinglePassAttribute : Attribute
 {
     /// <summary>Element of K and V: <see cref="Element.F16"/> or <see cref="Element.BF16"/>.</summary>
     public Element Input { get; set; } = Element.F16;
-    /// <summary>Channels per head.</summary>
+    /// <summary>Channels per head: 64 or 128.</summary>
     public int HeadDim { get; set; } = 128;
     /// <summary>Tokens per statistics block (one slice of one (batch, head)); a multiple of 16.</summary>
     public int SliceTokens { get; set; } = 256;
@@ -85,8 +84,8 @@ public sealed class KvSinglePassAttribute : Attribute
     public TokenOrder TransposedOrder { get; set; } = TokenOrder.Pi;
     /// <summary>Token padding of a transposed V; a multiple of <see cref="KScaleKeys"/>.</summary>
     public int TransposePad { get; set; } = 64;
-    /// <summary>Threads per block.</summary>
+    /// <summary>Threads per block: 256.</summary>
     public int Threads { get; set; } = 256;
-    /// <summary>Architectures the variant must compile for (cp.async: sm_80 and later).</summary>
+    /// <summary>Architectures the variant must compile for (sm_80 and later).</summary>
     public Sm[] Targets { get; set; } = [Sm.Sm80, Sm.Sm90];
 }

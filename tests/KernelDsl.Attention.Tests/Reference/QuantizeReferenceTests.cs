@@ -267,7 +267,7 @@ public class QuantizeReferenceTests
     [InlineData(64)]
     [InlineData(600)]    // two whole slices and a ragged third, not a multiple of the lanes either
     [InlineData(1030)]
-    [InlineData(2181)]   // 18 slices of 128: a whole group of 16 and a second of 2
+    [InlineData(4357)]   // 18 slices of 256: a whole group of 16 and a second of 2
     public void The_statistics_pass_mean_adds_lanes_then_slices_then_groups_in_order(int tokens)
     {
         // Large and small values alternate, so the float32 sum depends on the order of the additions.

@@ -955,10 +955,11 @@ public class DiagnosticTests
     [InlineData("VTransposed = true, TransposePad = 32", "KvSinglePass.TransposePad = 32 is invalid")]
     [InlineData("KScaleKeys = 24", "KvSinglePass.KScaleKeys = 24 is invalid")]
     [InlineData("Threads = 48", "KvSinglePass.Threads = 48 is invalid")]
-    [InlineData("HeadDim = 256, Threads = 512, VTransposed = true", "KvSinglePass.Threads = 512 is invalid: the statistics' lane sums and the codes' arrays")]
+    [InlineData("HeadDim = 256", "KvSinglePass.HeadDim = 256 is invalid: use 64 or 128")]
+    [InlineData("Threads = 512", "KvSinglePass.Threads = 512 is invalid: use 256")]
     public void KDSL0003_a_kv_single_pass_parameter(string parameter, string expected)
     {
-        // The fused statistics' and codes' rules name this family; both roles' shared arrays are one kernel's.
+        // The fused statistics' and codes' rules name this family; its registers are fitted at D = 64 and 128, 256 threads.
         var d = Single($$"""
             using KernelDsl;
             namespace Users;

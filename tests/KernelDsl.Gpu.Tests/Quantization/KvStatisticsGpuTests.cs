@@ -220,7 +220,7 @@ public class KvStatisticsGpuTests
                 KvStatisticsD64E4m3Bf16.Launch(s, dk, st.KB, st.KH, st.KS, dv, st.VB, st.VH, st.VS, b, h, t, o.KMean, o.VScale, o.Workspace, o.KNonFinite, o.VNonFinite);
                 KvCodesPiD64E4m3Bf16.Launch(s, dk, st.KB, st.KH, st.KS, dv, st.VB, st.VH, st.VS, b, h, t, o.KMean, o.VScale, o.K8, o.KScale, o.V8);
             })),
-        // The single pass (KvSinglePass): the same statistics and codes from one read of K and V.
+        // The single pass (KvSinglePass): the same statistics and codes in one launch (its codes blocks read K and V again).
         new("single D128 natural", Element.F16, 128, KvSinglePassD128.MeanLanes, KvSinglePassD128.SliceTokens, VForm.Natural, Channel(128, VForm.Natural), KvSinglePassD128.Module,
             KvSinglePassD128.WorkspaceLength, KvSinglePassD128.KScaleCount, KvSinglePassD128.VCodesLength,
             (s, k, v, st, b, h, t, o) => WithInputs<Half>(s, k, v, (dk, dv) =>

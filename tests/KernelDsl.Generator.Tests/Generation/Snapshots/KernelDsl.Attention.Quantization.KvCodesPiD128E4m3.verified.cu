@@ -186,7 +186,7 @@ kdsl_KernelDsl_Attention_Quantization_KvCodesPiD128E4m3_codes(
     }
     amax = kdsl_warp_max(amax);
     if (lane == 0) warp_max[warp] = amax;
-    __syncthreads();  // also publishes inv[]
+    __syncthreads();  // the warp maxima (and, in this family, inv[])
     amax = warp_max[0];
     #pragma unroll
     for (int i = 1; i < 8; ++i) amax = fmaxf(amax, warp_max[i]);

@@ -90,13 +90,6 @@ static __device__ __forceinline__ int kdsl_quant(float v, float inv)
 }
 static __device__ __forceinline__ u32 kdsl_byte(int q, int shift) { return (u32)(u8)(s8)q << shift; }
 static __device__ __forceinline__ float kdsl_prep(float x, float mul) { return __fmul_rn(x, mul); }
-// scale = absmax / 127. A block (or channel) whose absmax / 127 is below the smallest normal
-// float (0 included; 1 / scale would overflow to Inf, and 0 · Inf is NaN) gets scale 1: every q is then 0 and q · scale stays finite.
-static __device__ __forceinline__ float kdsl_v_scale_of(float absmax)
-{
-    const float s = __fdiv_rn(absmax, 127.0f);
-    return s < 1.17549435e-38f ? 1.0f : s;
-}
 // 4 bytes at the L2 (the .cg path skips L1, which other SMs' writes do not update).
 static __device__ __forceinline__ float kdsl_ld_cg(const float* p)
 {
@@ -108,7 +101,7 @@ static __device__ __forceinline__ void kdsl_combine_rows(const float* k_rows, co
 {
     sum = 0.0f;
     amax = 0.0f;
-    // 8 rows' loads in flight before their adds: the codes blocks of the head wait for this.
+    // 8 rows' loads in flight before their adds, then the adds in row order.
     for (int base = first; base < first + count; base += 8)
     {
         float k_row[8], v_row[8];
@@ -178,6 +171,7 @@ kdsl_KernelDsl_Attention_Quantization_KvSinglePassD64Bf16_single_pass(
     const bool active = row < 64;
     if (threadIdx.x == 0) work_s = (int)atomicAdd(sync, 1u);
     __syncthreads();
+    if (work_s >= (int)gridDim.x) __trap();  // sync was not zeroed: a wrong ticket would write past the buffers and wait forever
     const int slices = (S + 255) / 256, groups = (slices + 15) / 16;
     const int tiles = (S + 63) / 64;
     const int heads_all = gridDim.x / (slices + tiles);
@@ -298,7 +292,7 @@ kdsl_KernelDsl_Attention_Quantization_KvSinglePassD64Bf16_single_pass(
             float total, amax;
             kdsl_combine_rows(group_partials + (long long)bh * groups * 64 + c, group_partials + (long long)(heads_all + bh) * groups * 64 + c, 0, groups, total, amax);
             k_mean[(long long)bh * 64 + c] = __fdiv_rn(total, (float)S);
-            v_scale[(long long)bh * 64 + c] = kdsl_v_scale_of(amax);
+            v_scale[(long long)bh * 64 + c] = kdsl_scale_of(amax);
         }
         __threadfence();
         __syncthreads();
@@ -306,7 +300,7 @@ kdsl_KernelDsl_Attention_Quantization_KvSinglePassD64Bf16_single_pass(
         return;
     }
 
-    // A codes block: its head's statistics, then the tile, read again (from L2, its head's statistics blocks started about as many blocks earlier as the device holds).
+    // A codes block: its head's statistics, then the tile, read again (from L2, where its head's statistics blocks, one device-full of statistics blocks earlier, are still there).
     if (threadIdx.x == 0) while (kdsl_ld_acquire(ready + bh) == 0u) kdsl_nanosleep(200);
     __syncthreads();
     for (int c = threadIdx.x; c < 64; c += 256)
@@ -353,7 +347,7 @@ kdsl_KernelDsl_Attention_Quantization_KvSinglePassD64Bf16_single_pass(
     }
     amax = kdsl_warp_max(amax);
     if (lane == 0) warp_max[warp] = amax;
-    __syncthreads();  // also publishes inv[]
+    __syncthreads();  // the warp maxima (and, in this family, inv[])
     amax = warp_max[0];
     #pragma unroll
     for (int i = 1; i < 8; ++i) amax = fmaxf(amax, warp_max[i]);

@@ -128,7 +128,7 @@ static __device__ __forceinline__ void kdsl_combine_rows(const float* k_rows, co
 {
     sum = 0.0f;
     amax = 0.0f;
-    // 8 rows' loads in flight before their adds: the codes blocks of the head wait for this.
+    // 8 rows' loads in flight before their adds, then the adds in row order.
     for (int base = first; base < first + count; base += 8)
     {
         float k_row[8], v_row[8];
@@ -201,6 +201,7 @@ kdsl_KernelDsl_Attention_Quantization_KvSinglePassPiD64E4m3_single_pass(
     const bool active = row < 64;
     if (threadIdx.x == 0) work_s = (int)atomicAdd(sync, 1u);
     __syncthreads();
+    if (work_s >= (int)gridDim.x) __trap();  // sync was not zeroed: a wrong ticket would write past the buffers and wait forever
     const int slices = (S + 255) / 256, groups = (slices + 15) / 16;
     const int tiles = (s_pad + 63) / 64;
     const int heads_all = gridDim.x / (slices + tiles);
@@ -329,7 +330,7 @@ kdsl_KernelDsl_Attention_Quantization_KvSinglePassPiD64E4m3_single_pass(
         return;
     }
 
-    // A codes block: its head's statistics, then the tile, read again (from L2, its head's statistics blocks started about as many blocks earlier as the device holds).
+    // A codes block: its head's statistics, then the tile, read again (from L2, where its head's statistics blocks, one device-full of statistics blocks earlier, are still there).
     if (threadIdx.x == 0) while (kdsl_ld_acquire(ready + bh) == 0u) kdsl_nanosleep(200);
     __syncthreads();
     for (int c = threadIdx.x; c < 64; c += 256)
@@ -380,7 +381,7 @@ kdsl_KernelDsl_Attention_Quantization_KvSinglePassPiD64E4m3_single_pass(
     }
     amax = kdsl_warp_max(amax);
     if (lane == 0) warp_max[warp] = amax;
-    __syncthreads();  // also publishes inv[]
+    __syncthreads();  // the warp maxima (and, in this family, inv[])
     amax = warp_max[0];
     #pragma unroll
     for (int i = 1; i < 8; ++i) amax = fmaxf(amax, warp_max[i]);

@@ -18,7 +18,7 @@ static partial class KvStatisticsD128E4m3
     /// <summary>Channels per token (the head dimension).</summary>
     public const int HeadDim = 128;
     /// <summary>Tokens per block of the partials kernel: K's mean adds each slice's sum in slice order.</summary>
-    public const int SliceTokens = 128;
+    public const int SliceTokens = 256;
     /// <summary>K's mean adds the slices in groups of this many (each in slice order), then the groups in order.</summary>
     public const int MeanSliceGroup = 16;
     /// <summary>Within a slice, K's mean adds tokens s ≡ j (mod MeanLanes) in token order for each lane j, then the lanes in order: the CPU reference repeats this order.</summary>

@@ -69,7 +69,7 @@ static __device__ __forceinline__ void kdsl_combine_rows(const float* k_rows, co
 {
     sum = 0.0f;
     amax = 0.0f;
-    // 8 rows' loads in flight before their adds: the codes blocks of the head wait for this.
+    // 8 rows' loads in flight before their adds, then the adds in row order.
     for (int base = first; base < first + count; base += 8)
     {
         float k_row[8], v_row[8];
@@ -90,7 +90,7 @@ static __device__ __forceinline__ void kdsl_combine_rows(const float* k_rows, co
     }
 }
 
-// One block per (batch·head, slice of 128 tokens): blockIdx.x = bh · slices + slice. Thread t reads chunk t % 16
+// One block per (batch·head, slice of 256 tokens): blockIdx.x = bh · slices + slice. Thread t reads chunk t % 16
 // (8 channels) of the slice's tokens t / 16, + 16, + 32, ... of K and of V. K: each lane adds its tokens in token order,
 // then the 16 lane sums are added in lane order. V: the absmax, exact in any order. partials holds K's sums
 // [parts][128] then V's maxima [parts][128], parts = B·H·slices.
@@ -112,10 +112,10 @@ kdsl_KernelDsl_Attention_Quantization_KvStatisticsD128E4m3_partials(
 {
     __shared__ float lane_sum[16][128];
     __shared__ float lane_max[16][128];
-    const int slices = (S + 127) / 128;
-    const int bh = blockIdx.x / slices, s0 = (blockIdx.x % slices) * 128;
+    const int slices = (S + 255) / 256;
+    const int bh = blockIdx.x / slices, s0 = (blockIdx.x % slices) * 256;
     const int b = bh / heads, h = bh % heads;
-    const int rows = kdsl_min(128, S - s0);
+    const int rows = kdsl_min(256, S - s0);
     const u16* const ks = k + b * k_stride_b + h * k_stride_h + s0 * k_stride_s;
     // V may be absent (null): K's mean alone, for a mode that reads V as it is and counts nothing. Uniform over the grid.
     const bool with_v = v != 0;

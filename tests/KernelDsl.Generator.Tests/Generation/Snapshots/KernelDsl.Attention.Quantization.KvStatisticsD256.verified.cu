@@ -69,7 +69,7 @@ static __device__ __forceinline__ void kdsl_combine_rows(const float* k_rows, co
 {
     sum = 0.0f;
     amax = 0.0f;
-    // 8 rows' loads in flight before their adds: the codes blocks of the head wait for this.
+    // 8 rows' loads in flight before their adds, then the adds in row order.
     for (int base = first; base < first + count; base += 8)
     {
         float k_row[8], v_row[8];
