@@ -1,4 +1,5 @@
 using System.Collections.Generic;
+using System.Linq;
 using KernelDsl.Generator.Helpers;
 
 namespace KernelDsl.Generator.Model;
@@ -42,54 +43,29 @@ public sealed record KvSinglePassPlan(KvSinglePassSpec Spec)
 
     public string Symbol => Spec.KernelPrefix + "_single_pass";
 
-    /// <summary>The launcher's parameters and the kernel's, once.</summary>
+    /// <summary>
+    /// The launcher's parameters and the kernel's: the codes pass's, with K's mean and V's scales written as the statistics
+    /// pass writes them, then the lead, the scratch and the statistics pass's NaN/Inf counters.
+    /// </summary>
     public KernelSignature Signature
     {
         get
         {
-            var input = Spec.Input == Element.BF16 ? "bf16" : "f16";
-            var codes = Codes;
-            var d = Spec.HeadDim;
-            var largest = Statistics.LargestVCode;
-            var host = new List<HostParameter>();
-            var kernel = new List<KernelParameter>();
-            void Buffer(string name, string element, bool optional, string role, string cudaName, string cudaType)
-            {
-                host.Add(new HostParameter(name, HostKind.Buffer, element, optional, role));
-                kernel.Add(new KernelParameter(cudaName, cudaType, Passing.Pointer, name));
-            }
-            void Scalar(string name, string type, string role, string cudaName, string cudaType)
-            {
-                host.Add(new HostParameter(name, HostKind.Scalar, type, false, role));
-                kernel.Add(new KernelParameter(cudaName, cudaType, Passing.Value, name));
-            }
-            host.Add(new HostParameter("stream", HostKind.Stream, "", false, "the stream the kernel runs on"));
-            Buffer("k", codes.InputElement, false, $"K, {input} [batch, heads, tokens, {d}] at strides (kStrideB, kStrideH, kStrideS), channels contiguous", "k", "const u16* __restrict__");
-            Scalar("kStrideB", "long", "K's batch stride, in elements", "k_stride_b", "long long");
-            Scalar("kStrideH", "long", "K's head stride, in elements", "k_stride_h", "long long");
-            Scalar("kStrideS", "long", "K's token stride, in elements", "k_stride_s", "long long");
-            Buffer("v", codes.InputElement, false, $"V, {input} [batch, heads, tokens, {d}] at strides (vStrideB, vStrideH, vStrideS), channels contiguous", "v", "const u16* __restrict__");
-            Scalar("vStrideB", "long", "V's batch stride, in elements", "v_stride_b", "long long");
-            Scalar("vStrideH", "long", "V's head stride, in elements", "v_stride_h", "long long");
-            Scalar("vStrideS", "long", "V's token stride, in elements", "v_stride_s", "long long");
-            host.Add(new HostParameter("batch", HostKind.Scalar, "int", false, "batch size"));
-            Scalar("heads", "int", "heads of K and V", "heads", "int");
-            Scalar("tokens", "int", "tokens of K and V", "S", "int");
-            Buffer("kMean", "float", false, $"K's channel mean over all tokens, [batch·heads][{d}] float32 (written)", "k_mean", "float* __restrict__");
-            Buffer("vScale", "float", false, $"V's scale per channel, absmax over all tokens / {largest} (1 where that is 0), [batch·heads][{d}] (written)", "v_scale", "float* __restrict__");
-            Buffer("kCodes", "sbyte", false, $"K's codes, int8 [batch][heads][tokens][{d}] (written)", "k_codes", "s8* __restrict__");
-            Buffer("kScale", "float", false, $"K's scales, one per {codes.Tile} tokens, [batch·heads][ceil(tokens / {codes.Tile})] (written)", "k_scale", "float* __restrict__");
-            var layout = Spec.VTransposed ? $"[batch][heads][{d}][PaddedTokens(tokens)], tokens in {Spec.TransposedOrder} order, padding zero" : $"[batch][heads][tokens][{d}]";
-            Buffer("vCodes", codes.VCodeElement, false, $"V's codes, {(Spec.VOutput == Element.E4M3 ? "e4m3" : "int8")} {layout} (written)", "v_codes", $"{(Spec.VOutput == Element.E4M3 ? "u8" : "s8")}* __restrict__");
-            if (Spec.VTransposed)
-            {
-                kernel.Add(new KernelParameter("s_pad", "int", Passing.Value, "paddedTokens"));
-            }
+            var codes = Codes.Signature;
+            var statistics = Statistics.Host;
+            HostParameter StatisticsHost(string name) => statistics.First(p => p.Name == name);
+            var host = codes.Host.Select(p => p.Name is "kMean" or "vScale" ? StatisticsHost(p.Name) : p).ToList();
+            var kernel = codes.Kernel.Select(p => p.CudaName is "k_mean" or "v_scale" ? p with { CudaType = "float* __restrict__" } : p).ToList();
             kernel.Add(new KernelParameter("lead", "int", Passing.Value, "lead"));
-            Buffer("workspace", "float", false, "the slices' and groups' partial sums and maxima (WorkspaceLength)", "partials", "float* __restrict__");
-            Buffer("sync", "uint", false, "the blocks' ticket, arrival counts and ready flags (SyncLength; zeroed on the stream before the kernel)", "sync", "unsigned int* __restrict__");
-            Buffer("kNonFinite", "uint", true, "where K's NaN and Inf count is added (element 0), or null", "k_nonfinite", "unsigned int*");
-            Buffer("vNonFinite", "uint", true, "where V's NaN and Inf count is added (element 0), or null", "v_nonfinite", "unsigned int*");
+            host.Add(new HostParameter("workspace", HostKind.Buffer, "float", false, "the slices' and groups' partial sums and maxima (WorkspaceLength)"));
+            kernel.Add(new KernelParameter("partials", "float* __restrict__", Passing.Pointer, "workspace"));
+            host.Add(new HostParameter("sync", HostKind.Buffer, "uint", false, "the blocks' ticket, arrival counts and ready flags (SyncLength; zeroed on the stream before the kernel)"));
+            kernel.Add(new KernelParameter("sync", "unsigned int* __restrict__", Passing.Pointer, "sync"));
+            foreach (var (name, cudaName) in new[] { ("kNonFinite", "k_nonfinite"), ("vNonFinite", "v_nonfinite") })
+            {
+                host.Add(StatisticsHost(name));
+                kernel.Add(new KernelParameter(cudaName, "unsigned int*", Passing.Pointer, name));
+            }
             return new KernelSignature(host.ToEquatableArray(), kernel.ToEquatableArray());
         }
     }
