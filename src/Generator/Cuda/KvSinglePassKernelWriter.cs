@@ -140,8 +140,7 @@ public static class KvSinglePassKernelWriter
                 {
                     w.Line($"float total, amax;");
                     w.Line($"kdsl_combine_rows(group_partials + (long long)bh * groups * {d} + c, group_partials + (long long)(heads_all + bh) * groups * {d} + c, 0, groups, total, amax);");
-                    w.Line($"k_mean[(long long)bh * {d} + c] = __fdiv_rn(total, (float)S);");
-                    w.Line($"v_scale[(long long)bh * {d} + c] = {vScaleOf}(amax);");
+                    KvStatisticsKernelWriter.WriteChannelStatistics(w, $"(long long)bh * {d} + c", vScaleOf);
                 });
                 w.Line($"__threadfence();");
                 w.Line($"__syncthreads();");

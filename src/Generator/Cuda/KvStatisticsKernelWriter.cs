@@ -77,8 +77,7 @@ public static class KvStatisticsKernelWriter
                 w.Line($"total = __fadd_rn(total, group_sum);");
                 w.Line($"amax = fmaxf(amax, group_max);");
             });
-            w.Line($"k_mean[i] = __fdiv_rn(total, (float)S);");
-            w.Line($"v_scale[i] = kdsl_scale_of(amax);");
+            WriteChannelStatistics(w, "i", "kdsl_scale_of");
         }
         w.Outdent();
         w.Raw("}");
@@ -198,4 +197,15 @@ public static class KvStatisticsKernelWriter
             """);
     }
 
+
+    /// <summary>
+    /// A channel's mean and V scale from its total and absmax (in scope as total and amax), written at <paramref name="at"/>:
+    /// one division by S, and <paramref name="scaleOf"/> (the V codes' absmax → scale). The two-pass combine and the single
+    /// pass's head finish both write it, so their bits agree.
+    /// </summary>
+    internal static void WriteChannelStatistics(CodeWriter w, string at, string scaleOf)
+    {
+        w.Line($"k_mean[{at}] = __fdiv_rn(total, (float)S);");
+        w.Line($"v_scale[{at}] = {scaleOf}(amax);");
+    }
 }

@@ -64,13 +64,13 @@ public static class KvCodesLauncherWriter
             w.Line($"{Guard}.Holds(kMean, batchHeads * HeadDim, nameof(kMean), \"one mean per (batch, head, channel)\");");
             w.Line($"{Guard}.Holds(vScale, batchHeads * HeadDim, nameof(vScale), \"one scale per (batch, head, channel)\");");
             WriteCodeChecks(w);
-            w.Line($"var blocks = batchHeads * (({(spec.VTransposed ? "paddedTokens" : "tokens")} + KScaleKeys - 1L) / KScaleKeys);");
+            w.Line($"var blocks = batchHeads * TilesPerHead(tokens);");
             w.Line($"{Guard}.Fits(blocks, \"batch · heads · tiles (the grid)\");");
             LauncherSections.WriteLaunch(w, signature, "KernelName", "blocks");
         });
     }
 
-    /// <summary>The codes' sizes (KCodesLength, KScaleCount, VCodesLength and, transposed, PaddedTokens and StoredTokenOrder): this family's and KvSinglePass's.</summary>
+    /// <summary>The codes' sizes (KCodesLength, KScaleCount, VCodesLength, TilesPerHead and, transposed, PaddedTokens and StoredTokenOrder): this family's and KvSinglePass's.</summary>
     internal static void WriteCodeSizes(CodeWriter w, KvCodesPlan plan)
     {
         var spec = plan.Spec;
@@ -96,6 +96,9 @@ public static class KvCodesLauncherWriter
             w.Line($"/// <summary>Elements of <c>vCodes</c>: [batch][heads][tokens][HeadDim].</summary>");
             w.Line($"public static long VCodesLength(int batch, int heads, int tokens) => (long)batch * heads * tokens * HeadDim;");
         }
+        w.Line();
+        w.Line($"/// <summary>Codes blocks per (batch, head): one per tile of KScaleKeys tokens{(spec.VTransposed ? " of the padded rows" : "")}.</summary>");
+        w.Line($"public static long TilesPerHead(int tokens) => ((long){(spec.VTransposed ? "PaddedTokens(tokens)" : "tokens")} + KScaleKeys - 1) / KScaleKeys;");
     }
 
     /// <summary>The host checks of the codes' buffers, by those sizes.</summary>

@@ -18,13 +18,8 @@ public static class KvSinglePassLauncherWriter
         var spec = plan.Spec;
         return CSharpFile.Write(spec.Type, w =>
         {
-            var constants = new System.Collections.Generic.List<(string, int, string)>
+            var constants = new System.Collections.Generic.List<(string, int, string)>(KvStatisticsLauncherWriter.Constants(plan.Statistics))
             {
-                ("HeadDim", spec.HeadDim, "Channels per token (the head dimension)."),
-                ("SliceTokens", spec.SliceTokens, "Tokens per block: K's mean adds each slice's sum in slice order, within groups of MeanSliceGroup."),
-                ("MeanSliceGroup", KvSinglePassPlan.SliceGroup, "K's mean adds the slices in groups of this many (each in slice order), then the groups in order."),
-                ("MeanLanes", plan.Statistics.Lanes, "Within a slice, K's mean adds tokens s ≡ j (mod MeanLanes) in token order for each lane j, then the lanes in order: the CPU reference repeats this order."),
-                ("LargestVCode", plan.Statistics.LargestVCode, "V's scale is its channel's absmax over this (1 where that is 0)."),
                 ("KScaleKeys", spec.KScaleKeys, "Tokens per K scale."),
             };
             if (spec.VTransposed)
@@ -33,9 +28,7 @@ public static class KvSinglePassLauncherWriter
             }
             ModuleWriter.Write(w, spec, [new EntryPointInfo("KernelName", plan.Symbol, plan.Threads, 0)], constants);
             w.Line();
-            w.Line($"/// <summary>Blocks per (batch, head): ceil(tokens / SliceTokens).</summary>");
-            w.Line($"public static long SlicesPerHead(int tokens) => ((long)tokens + SliceTokens - 1) / SliceTokens;");
-            w.Line();
+            KvStatisticsLauncherWriter.WriteStatisticsSizes(w);
             w.Line($"/// <summary>Groups of MeanSliceGroup slices per (batch, head).</summary>");
             w.Line($"public static long GroupsPerHead(int tokens) => (SlicesPerHead(tokens) + MeanSliceGroup - 1) / MeanSliceGroup;");
             w.Line();
@@ -45,16 +38,10 @@ public static class KvSinglePassLauncherWriter
             w.Line($"/// <summary>Elements of <c>sync</c>: the ticket, and per (batch, head) its groups' arrival counts, its closed groups and its flag.</summary>");
             w.Line($"public static long SyncLength(int batch, int heads, int tokens) => 1L + (long)batch * heads * (GroupsPerHead(tokens) + 2);");
             w.Line();
-            w.Line($"/// <summary>Elements of <c>kMean</c> and <c>vScale</c>: [batch·heads][HeadDim] float.</summary>");
-            w.Line($"public static long ChannelLength(int batch, int heads) => (long)batch * heads * HeadDim;");
-            w.Line();
             KvCodesLauncherWriter.WriteCodeSizes(w, plan.Codes);
             w.Line();
             w.Line($"/// <summary>Blocks of this kernel the device holds at once (its SMs × the occupancy calculator's blocks an SM).</summary>");
             w.Line($"public static int ResidentBlocks(global::KernelDsl.CudaDevice device) => device.SmCount * device.ResidentBlocksPerSm(Module, KernelName);");
-            w.Line();
-            w.Line($"/// <summary>Codes blocks per (batch, head): one per tile of KScaleKeys tokens{(spec.VTransposed ? " of the padded rows" : "")}.</summary>");
-            w.Line($"public static long TilesPerHead(int tokens) => ((long){(spec.VTransposed ? "PaddedTokens(tokens)" : "tokens")} + KScaleKeys - 1) / KScaleKeys;");
             w.Line();
             w.Line($"/// <summary>");
             w.Line($"/// How many heads the codes blocks trail the statistics blocks: as many heads' statistics blocks as the device holds at");
@@ -97,15 +84,10 @@ public static class KvSinglePassLauncherWriter
                 w.Line($"var paddedTokens = PaddedTokens(tokens);");
             }
             w.Line($"var blocks = batchHeads * (SlicesPerHead(tokens) + TilesPerHead(tokens));");
-            w.Line($"{Guard}.Holds(kMean, ChannelLength(batch, heads), nameof(kMean), \"one mean per (batch, head, channel)\");");
-            w.Line($"{Guard}.Holds(vScale, ChannelLength(batch, heads), nameof(vScale), \"one scale per (batch, head, channel)\");");
+            KvStatisticsLauncherWriter.WriteStatisticsChecks(w, signature.Host);
             KvCodesLauncherWriter.WriteCodeChecks(w);
             w.Line($"{Guard}.Holds(workspace, WorkspaceLength(batch, heads, tokens), nameof(workspace), \"2 × [batch·heads·(slices + groups)][HeadDim]\");");
             w.Line($"{Guard}.Holds(sync, SyncLength(batch, heads, tokens), nameof(sync), \"the ticket and 2 + groups words per (batch, head)\");");
-            foreach (var counter in signature.Host.Where(p => p.Kind == HostKind.Buffer && p.CSharpType == "uint" && p.Optional))
-            {
-                w.Line($"if ({counter.Name} is not null) {Guard}.Holds({counter.Name}, 1, nameof({counter.Name}), \"one NaN/Inf counter\");");
-            }
             w.Line($"{Guard}.Fits(blocks, \"batch · heads · (slices + tiles) (the grid)\");");
             w.Line($"var lead = Lead(stream.Device, batch, heads, tokens);");
             w.Line($"stream.FillBytes(sync, 0);  // the ticket, the counts and the flags start at zero");

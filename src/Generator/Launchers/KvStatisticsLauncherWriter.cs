@@ -21,23 +21,11 @@ public static class KvStatisticsLauncherWriter
             [
                 new EntryPointInfo("KernelName", plan.PartialsSymbol, plan.Threads, 0),
                 new EntryPointInfo("CombineKernelName", plan.CombineSymbol, plan.Threads, 0),
-            ],
-            [
-                ("HeadDim", spec.HeadDim, "Channels per token (the head dimension)."),
-                ("SliceTokens", spec.SliceTokens, "Tokens per block of the partials kernel: K's mean adds each slice's sum in slice order."),
-                ("MeanSliceGroup", KvStatisticsPlan.SliceGroup, "K's mean adds the slices in groups of this many (each in slice order), then the groups in order."),
-                ("MeanLanes", plan.Lanes, "Within a slice, K's mean adds tokens s ≡ j (mod MeanLanes) in token order for each lane j, then the lanes in order: the CPU reference repeats this order."),
-                ("LargestVCode", plan.LargestVCode, "V's scale is its channel's absmax over this (1 where that is 0)."),
-            ]);
+            ], Constants(plan));
             w.Line();
-            w.Line($"/// <summary>Blocks of the partials kernel per (batch, head): ceil(tokens / SliceTokens).</summary>");
-            w.Line($"public static long SlicesPerHead(int tokens) => ((long)tokens + SliceTokens - 1) / SliceTokens;");
-            w.Line();
+            WriteStatisticsSizes(w);
             w.Line($"/// <summary>Elements of <c>workspace</c>: K's sums and V's maxima of every slice, 2 × [batch·heads·SlicesPerHead(tokens)][HeadDim] float.</summary>");
             w.Line($"public static long WorkspaceLength(int batch, int heads, int tokens) => 2L * batch * heads * SlicesPerHead(tokens) * HeadDim;");
-            w.Line();
-            w.Line($"/// <summary>Elements of <c>kMean</c> and <c>vScale</c>: [batch·heads][HeadDim] float.</summary>");
-            w.Line($"public static long ChannelLength(int batch, int heads) => (long)batch * heads * HeadDim;");
             w.Line();
             WriteLaunch(w, plan);
         });
@@ -71,16 +59,44 @@ public static class KvStatisticsLauncherWriter
             w.Line($"var batchHeads = (long)batch * heads;");
             w.Line($"var parts = batchHeads * SlicesPerHead(tokens);");
             w.Line($"{Guard}.Fits(parts * HeadDim, \"batch · heads · slices · HeadDim\");");
-            w.Line($"{Guard}.Holds(kMean, ChannelLength(batch, heads), nameof(kMean), \"one mean per (batch, head, channel)\");");
-            w.Line($"{Guard}.Holds(vScale, ChannelLength(batch, heads), nameof(vScale), \"one scale per (batch, head, channel)\");");
+            WriteStatisticsChecks(w, host);
             w.Line($"{Guard}.Holds(workspace, WorkspaceLength(batch, heads, tokens), nameof(workspace), \"2 × [batch·heads·slices][HeadDim]\");");
-            foreach (var counter in host.Where(p => p.Kind == HostKind.Buffer && p.CSharpType == "uint"))
-            {
-                w.Line($"if ({counter.Name} is not null) {Guard}.Holds({counter.Name}, 1, nameof({counter.Name}), \"one NaN/Inf counter\");");
-            }
             w.Line($"var slices = (int)SlicesPerHead(tokens);");
             LauncherSections.WriteLaunch(w, plan.Partials, "KernelName", "parts", "partials");
             LauncherSections.WriteLaunch(w, plan.Combine, "CombineKernelName", "(batchHeads * HeadDim + ThreadsPerBlock - 1) / ThreadsPerBlock", "combine");
         });
+    }
+
+    /// <summary>The constants of K's mean order and V's scale, which the CPU reference follows: this family's and KvSinglePass's.</summary>
+    internal static (string Name, int Value, string Doc)[] Constants(KvStatisticsPlan plan) =>
+    [
+        ("HeadDim", plan.HeadDim, "Channels per token (the head dimension)."),
+        ("SliceTokens", plan.SliceTokens, "Tokens per statistics block (one slice): K's mean adds each slice's sum in slice order, within groups of MeanSliceGroup."),
+        ("MeanSliceGroup", KvStatisticsPlan.SliceGroup, "K's mean adds the slices in groups of this many (each in slice order), then the groups in order."),
+        ("MeanLanes", plan.Lanes, "Within a slice, K's mean adds tokens s ≡ j (mod MeanLanes) in token order for each lane j, then the lanes in order: the CPU reference repeats this order."),
+        ("LargestVCode", plan.LargestVCode, "V's scale is its channel's absmax over this (1 where that is 0)."),
+    ];
+
+    /// <summary>SlicesPerHead and ChannelLength, the statistics' sizes.</summary>
+    internal static void WriteStatisticsSizes(CodeWriter w)
+    {
+        w.Line($"/// <summary>Statistics blocks per (batch, head): ceil(tokens / SliceTokens).</summary>");
+        w.Line($"public static long SlicesPerHead(int tokens) => ((long)tokens + SliceTokens - 1) / SliceTokens;");
+        w.Line();
+        w.Line($"/// <summary>Elements of <c>kMean</c> and <c>vScale</c>: [batch·heads][HeadDim] float.</summary>");
+        w.Line($"public static long ChannelLength(int batch, int heads) => (long)batch * heads * HeadDim;");
+        w.Line();
+    }
+
+    /// <summary>The host checks of the statistics' outputs: the mean, the scales and the NaN/Inf counters among <paramref name="host"/>.</summary>
+    internal static void WriteStatisticsChecks(CodeWriter w, System.Collections.Generic.IEnumerable<HostParameter> host)
+    {
+        w.Line($"{Guard}.Holds(kMean, ChannelLength(batch, heads), nameof(kMean), \"one mean per (batch, head, channel)\");");
+        w.Line($"{Guard}.Holds(vScale, ChannelLength(batch, heads), nameof(vScale), \"one scale per (batch, head, channel)\");");
+        // The counters are the optional uint buffers (a single pass's sync words are uint too, and required).
+        foreach (var counter in host.Where(p => p.Kind == HostKind.Buffer && p.CSharpType == "uint" && p.Optional))
+        {
+            w.Line($"if ({counter.Name} is not null) {Guard}.Holds({counter.Name}, 1, nameof({counter.Name}), \"one NaN/Inf counter\");");
+        }
     }
 }

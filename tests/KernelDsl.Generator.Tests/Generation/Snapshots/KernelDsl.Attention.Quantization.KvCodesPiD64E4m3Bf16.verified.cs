@@ -50,6 +50,9 @@ static partial class KvCodesPiD64E4m3Bf16
     /// <summary>Elements of <c>vCodes</c>: [batch][heads][HeadDim][PaddedTokens(tokens)].</summary>
     public static long VCodesLength(int batch, int heads, int tokens) => (long)batch * heads * HeadDim * PaddedTokens(tokens);
 
+    /// <summary>Codes blocks per (batch, head): one per tile of KScaleKeys tokens of the padded rows.</summary>
+    public static long TilesPerHead(int tokens) => ((long)PaddedTokens(tokens) + KScaleKeys - 1) / KScaleKeys;
+
     /// <summary>
     /// K's and V's codes from one more read of both, after a KvStatistics pass wrote <paramref name="kMean"/> and <paramref name="vScale"/>:
     /// K's codes are round-half-even((k − mean) · (1 / scale)) clamped to ±127 with scale = absmax / 127 over each tile of KScaleKeys tokens
@@ -114,7 +117,7 @@ static partial class KvCodesPiD64E4m3Bf16
         global::KernelDsl.Launching.LaunchGuard.Holds(vCodes, VCodesLength(batch, heads, tokens), nameof(vCodes), "V's codes");
         global::KernelDsl.Launching.LaunchGuard.Aligned(kCodes, 16, nameof(kCodes));
         global::KernelDsl.Launching.LaunchGuard.Aligned(vCodes, 16, nameof(vCodes));
-        var blocks = batchHeads * ((paddedTokens + KScaleKeys - 1L) / KScaleKeys);
+        var blocks = batchHeads * TilesPerHead(tokens);
         global::KernelDsl.Launching.LaunchGuard.Fits(blocks, "batch · heads · tiles (the grid)");
         var arguments = new global::KernelDsl.Launching.KernelArguments();
         arguments.Add(k);

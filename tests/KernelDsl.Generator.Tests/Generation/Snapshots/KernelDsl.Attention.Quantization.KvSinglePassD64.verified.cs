@@ -16,7 +16,7 @@ static partial class KvSinglePassD64
     public const int MinimumSm = 80;
     /// <summary>Channels per token (the head dimension).</summary>
     public const int HeadDim = 64;
-    /// <summary>Tokens per block: K's mean adds each slice's sum in slice order, within groups of MeanSliceGroup.</summary>
+    /// <summary>Tokens per statistics block (one slice): K's mean adds each slice's sum in slice order, within groups of MeanSliceGroup.</summary>
     public const int SliceTokens = 256;
     /// <summary>K's mean adds the slices in groups of this many (each in slice order), then the groups in order.</summary>
     public const int MeanSliceGroup = 16;
@@ -41,8 +41,11 @@ static partial class KvSinglePassD64
         RequiresArchSpecific = false,
     };
 
-    /// <summary>Blocks per (batch, head): ceil(tokens / SliceTokens).</summary>
+    /// <summary>Statistics blocks per (batch, head): ceil(tokens / SliceTokens).</summary>
     public static long SlicesPerHead(int tokens) => ((long)tokens + SliceTokens - 1) / SliceTokens;
+
+    /// <summary>Elements of <c>kMean</c> and <c>vScale</c>: [batch·heads][HeadDim] float.</summary>
+    public static long ChannelLength(int batch, int heads) => (long)batch * heads * HeadDim;
 
     /// <summary>Groups of MeanSliceGroup slices per (batch, head).</summary>
     public static long GroupsPerHead(int tokens) => (SlicesPerHead(tokens) + MeanSliceGroup - 1) / MeanSliceGroup;
@@ -53,9 +56,6 @@ static partial class KvSinglePassD64
     /// <summary>Elements of <c>sync</c>: the ticket, and per (batch, head) its groups' arrival counts, its closed groups and its flag.</summary>
     public static long SyncLength(int batch, int heads, int tokens) => 1L + (long)batch * heads * (GroupsPerHead(tokens) + 2);
 
-    /// <summary>Elements of <c>kMean</c> and <c>vScale</c>: [batch·heads][HeadDim] float.</summary>
-    public static long ChannelLength(int batch, int heads) => (long)batch * heads * HeadDim;
-
     /// <summary>Elements of <c>kCodes</c>: int8 [batch][heads][tokens][HeadDim].</summary>
     public static long KCodesLength(int batch, int heads, int tokens) => (long)batch * heads * tokens * HeadDim;
 
@@ -65,11 +65,11 @@ static partial class KvSinglePassD64
     /// <summary>Elements of <c>vCodes</c>: [batch][heads][tokens][HeadDim].</summary>
     public static long VCodesLength(int batch, int heads, int tokens) => (long)batch * heads * tokens * HeadDim;
 
-    /// <summary>Blocks of this kernel the device holds at once (its SMs × the occupancy calculator's blocks an SM).</summary>
-    public static int ResidentBlocks(global::KernelDsl.CudaDevice device) => device.SmCount * device.ResidentBlocksPerSm(Module, KernelName);
-
     /// <summary>Codes blocks per (batch, head): one per tile of KScaleKeys tokens.</summary>
     public static long TilesPerHead(int tokens) => ((long)tokens + KScaleKeys - 1) / KScaleKeys;
+
+    /// <summary>Blocks of this kernel the device holds at once (its SMs × the occupancy calculator's blocks an SM).</summary>
+    public static int ResidentBlocks(global::KernelDsl.CudaDevice device) => device.SmCount * device.ResidentBlocksPerSm(Module, KernelName);
 
     /// <summary>
     /// How many heads the codes blocks trail the statistics blocks: as many heads' statistics blocks as the device holds at
@@ -146,6 +146,8 @@ static partial class KvSinglePassD64
         var blocks = batchHeads * (SlicesPerHead(tokens) + TilesPerHead(tokens));
         global::KernelDsl.Launching.LaunchGuard.Holds(kMean, ChannelLength(batch, heads), nameof(kMean), "one mean per (batch, head, channel)");
         global::KernelDsl.Launching.LaunchGuard.Holds(vScale, ChannelLength(batch, heads), nameof(vScale), "one scale per (batch, head, channel)");
+        if (kNonFinite is not null) global::KernelDsl.Launching.LaunchGuard.Holds(kNonFinite, 1, nameof(kNonFinite), "one NaN/Inf counter");
+        if (vNonFinite is not null) global::KernelDsl.Launching.LaunchGuard.Holds(vNonFinite, 1, nameof(vNonFinite), "one NaN/Inf counter");
         global::KernelDsl.Launching.LaunchGuard.Holds(kCodes, KCodesLength(batch, heads, tokens), nameof(kCodes), $"int8 [{batch}][{heads}][{tokens}][{HeadDim}]");
         global::KernelDsl.Launching.LaunchGuard.Holds(kScale, KScaleCount(batch, heads, tokens), nameof(kScale), $"one scale per (batch, head, tile of {KScaleKeys} tokens)");
         global::KernelDsl.Launching.LaunchGuard.Holds(vCodes, VCodesLength(batch, heads, tokens), nameof(vCodes), "V's codes");
@@ -153,8 +155,6 @@ static partial class KvSinglePassD64
         global::KernelDsl.Launching.LaunchGuard.Aligned(vCodes, 16, nameof(vCodes));
         global::KernelDsl.Launching.LaunchGuard.Holds(workspace, WorkspaceLength(batch, heads, tokens), nameof(workspace), "2 × [batch·heads·(slices + groups)][HeadDim]");
         global::KernelDsl.Launching.LaunchGuard.Holds(sync, SyncLength(batch, heads, tokens), nameof(sync), "the ticket and 2 + groups words per (batch, head)");
-        if (kNonFinite is not null) global::KernelDsl.Launching.LaunchGuard.Holds(kNonFinite, 1, nameof(kNonFinite), "one NaN/Inf counter");
-        if (vNonFinite is not null) global::KernelDsl.Launching.LaunchGuard.Holds(vNonFinite, 1, nameof(vNonFinite), "one NaN/Inf counter");
         global::KernelDsl.Launching.LaunchGuard.Fits(blocks, "batch · heads · (slices + tiles) (the grid)");
         var lead = Lead(stream.Device, batch, heads, tokens);
         stream.FillBytes(sync, 0);  // the ticket, the counts and the flags start at zero

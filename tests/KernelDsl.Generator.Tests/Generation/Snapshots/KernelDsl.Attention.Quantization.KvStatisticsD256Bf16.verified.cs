@@ -17,7 +17,7 @@ static partial class KvStatisticsD256Bf16
     public const int MinimumSm = 75;
     /// <summary>Channels per token (the head dimension).</summary>
     public const int HeadDim = 256;
-    /// <summary>Tokens per block of the partials kernel: K's mean adds each slice's sum in slice order.</summary>
+    /// <summary>Tokens per statistics block (one slice): K's mean adds each slice's sum in slice order, within groups of MeanSliceGroup.</summary>
     public const int SliceTokens = 256;
     /// <summary>K's mean adds the slices in groups of this many (each in slice order), then the groups in order.</summary>
     public const int MeanSliceGroup = 16;
@@ -41,14 +41,14 @@ static partial class KvStatisticsD256Bf16
         RequiresArchSpecific = false,
     };
 
-    /// <summary>Blocks of the partials kernel per (batch, head): ceil(tokens / SliceTokens).</summary>
+    /// <summary>Statistics blocks per (batch, head): ceil(tokens / SliceTokens).</summary>
     public static long SlicesPerHead(int tokens) => ((long)tokens + SliceTokens - 1) / SliceTokens;
-
-    /// <summary>Elements of <c>workspace</c>: K's sums and V's maxima of every slice, 2 × [batch·heads·SlicesPerHead(tokens)][HeadDim] float.</summary>
-    public static long WorkspaceLength(int batch, int heads, int tokens) => 2L * batch * heads * SlicesPerHead(tokens) * HeadDim;
 
     /// <summary>Elements of <c>kMean</c> and <c>vScale</c>: [batch·heads][HeadDim] float.</summary>
     public static long ChannelLength(int batch, int heads) => (long)batch * heads * HeadDim;
+
+    /// <summary>Elements of <c>workspace</c>: K's sums and V's maxima of every slice, 2 × [batch·heads·SlicesPerHead(tokens)][HeadDim] float.</summary>
+    public static long WorkspaceLength(int batch, int heads, int tokens) => 2L * batch * heads * SlicesPerHead(tokens) * HeadDim;
 
     /// <summary>
     /// K's channel mean and V's channel scale over all tokens, from one read of K and V: what the K and V codes
@@ -110,9 +110,9 @@ static partial class KvStatisticsD256Bf16
         global::KernelDsl.Launching.LaunchGuard.Fits(parts * HeadDim, "batch · heads · slices · HeadDim");
         global::KernelDsl.Launching.LaunchGuard.Holds(kMean, ChannelLength(batch, heads), nameof(kMean), "one mean per (batch, head, channel)");
         global::KernelDsl.Launching.LaunchGuard.Holds(vScale, ChannelLength(batch, heads), nameof(vScale), "one scale per (batch, head, channel)");
-        global::KernelDsl.Launching.LaunchGuard.Holds(workspace, WorkspaceLength(batch, heads, tokens), nameof(workspace), "2 × [batch·heads·slices][HeadDim]");
         if (kNonFinite is not null) global::KernelDsl.Launching.LaunchGuard.Holds(kNonFinite, 1, nameof(kNonFinite), "one NaN/Inf counter");
         if (vNonFinite is not null) global::KernelDsl.Launching.LaunchGuard.Holds(vNonFinite, 1, nameof(vNonFinite), "one NaN/Inf counter");
+        global::KernelDsl.Launching.LaunchGuard.Holds(workspace, WorkspaceLength(batch, heads, tokens), nameof(workspace), "2 × [batch·heads·slices][HeadDim]");
         var slices = (int)SlicesPerHead(tokens);
         var partials = new global::KernelDsl.Launching.KernelArguments();
         partials.Add(k);
