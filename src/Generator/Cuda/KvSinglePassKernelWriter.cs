@@ -23,7 +23,7 @@ public static class KvSinglePassKernelWriter
         var spec = plan.Spec;
         var statistics = plan.Statistics;
         var codes = plan.Codes;
-        var (d, t, slice, group, tile) = (plan.HeadDim, plan.Threads, plan.SliceTokens, KvSinglePassPlan.SliceGroup, codes.Tile);
+        var (d, t, slice, group, tile) = (plan.HeadDim, plan.Threads, plan.SliceTokens, KvStatisticsPlan.SliceGroup, codes.Tile);
         var lanes = statistics.Lanes;
         var w = new CodeWriter();
         var vLayout = spec.VTransposed

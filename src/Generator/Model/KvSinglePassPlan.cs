@@ -27,19 +27,14 @@ public sealed record KvSinglePassPlan(KvSinglePassSpec Spec)
 
     /// <summary>
     /// Tokens whose K and V loads a statistics thread issues before adding. At D = 128 the statistics pass's own 8 (64 KB in
-    /// flight a block); at D = 64, 2 (a lane's tokens are twice as many and its loads half as wide): with 4 or 8 beside
-    /// the codes role, ptxas spilled 4–24 bytes under the 128 registers of two blocks an SM (NVRTC 11.8, sm_80 and sm_90).
+    /// flight a block); at D = 64, 2 (a lane's tokens are twice as many and its loads half as wide): 4 and 8 spilled 4–24
+    /// bytes beside the codes role, with the combine's 16 rows in flight then, under the 128 registers of two blocks an SM
+    /// (NVRTC 11.8, sm_80 and sm_90); 2 with its 8 rows compiles without spills.
     /// </summary>
     public int LoadsInFlight => Spec.HeadDim >= 128 ? KvStatisticsPlan.LoadsInFlight : 2;
 
     /// <summary>Why a codes block's K and V come from L2, for the CUDA's comments.</summary>
     public const string LeadWhy = "where its head's statistics blocks, one device-full of statistics blocks earlier, are still there";
-
-    /// <summary>Static shared memory: the statistics' lane arrays, the mean and the codes' arrays, plus a few words.</summary>
-    public int StaticSharedBytes => Statistics.SharedMemoryBytes + 4 * Spec.HeadDim + Codes.SharedMemoryBytes + 16;
-
-    /// <summary>Slices per group of K's mean (<see cref="KvStatisticsPlan.SliceGroup"/>): the last slice of a group combines it.</summary>
-    public static int SliceGroup => KvStatisticsPlan.SliceGroup;
 
     public string Symbol => Spec.KernelPrefix + "_single_pass";
 
