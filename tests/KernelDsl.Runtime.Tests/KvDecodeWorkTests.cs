@@ -124,12 +124,38 @@ public class KvDecodeWorkTests(ITestOutputHelper output)
 
     [Theory]
     [InlineData(32768, 1, 264, 4, 128)]    // one sequence: the 264 splits that fill 132 SMs twice, capped at 512 pages / 4
-    [InlineData(32768, 1, 132, 4, 128)]    // one block an SM: 132 splits, still above the cap
+    [InlineData(32768, 8, 132, 4, 16)]     // GQA 64:8 at B = 1: 16 × 8 blocks fill 132 slots once; 17 would leave 4 for a second wave
+    [InlineData(32768, 16, 132, 4, 8)]     // Sq = 4 at GQA 8:1 takes two row tiles: 8 splits, not the 9 that spill 12 blocks over
     [InlineData(8192, 1, 132, 4, 32)]      // 128 pages / 4 per split caps the 132 wanted
     [InlineData(32768, 264, 264, 4, 1)]    // a full grid already
-    [InlineData(32768, 100, 396, 4, 4)]    // three blocks an SM: ⌈396 / 100⌉
+    [InlineData(32768, 512, 132, 4, 1)]    // B = 64 at GQA 64:8: a split's blocks are already four waves; more splits only add waves
+    [InlineData(32768, 100, 396, 4, 3)]    // three blocks an SM: 300 blocks in one wave, not 400 in two
+    [InlineData(32768, 200, 132, 4, 1)]    // more blocks than slots: one split
     [InlineData(100, 1, 264, 4, 1)]        // 2 pages: fewer than a split's 4 pages per warp allow more
     [InlineData(4096, 8, 264, 4, 16)]      // 64 pages / 4 per split caps the 33 wanted
-    public void Splits_fill_the_device_once_without_starving_a_blocks_warps(int longest, long blocks, int residentBlocks, int pagesPerSplit, int expected) =>
+    public void Splits_are_the_most_that_run_as_one_wave_without_starving_a_blocks_warps(int longest, long blocks, int residentBlocks, int pagesPerSplit, int expected) =>
         Assert.Equal(expected, KvDecodeWork.Splits(longest, 64, blocks, residentBlocks, pagesPerSplit));
+
+    [Fact]
+    public void Splits_never_launch_a_wave_more_than_one_split_needs()
+    {
+        var seed = Random.Shared.Next();
+        output.WriteLine($"seed {seed}");
+        var random = new Random(seed);
+        for (var trial = 0; trial < 2000; trial++)
+        {
+            var (longest, blocks, resident, perSplit) = (random.Next(1, 65537), (long)random.Next(1, 600), random.Next(1, 1200), random.Next(1, 9));
+            var splits = KvDecodeWork.Splits(longest, 64, blocks, resident, perSplit);
+            var waves = (blocks * splits + resident - 1) / resident;
+            var oneSplitWaves = (blocks + resident - 1) / resident;
+            Assert.True(splits >= 1, $"{splits} splits");
+            Assert.True(waves == oneSplitWaves, $"longest {longest}, {blocks} blocks, {resident} slots: {splits} splits take {waves} waves, one split {oneSplitWaves}");
+            var pages = ((long)longest + 63) / 64;
+            Assert.True(splits == 1 || pages / splits >= perSplit, $"{splits} splits of {pages} pages leave fewer than {perSplit} a split");
+            // Not one fewer than it could: one more split would cross into another wave or starve a split.
+            var more = splits + 1;
+            Assert.True((blocks * more + resident - 1) / resident > oneSplitWaves || pages / more < perSplit,
+                $"longest {longest}, {blocks} blocks, {resident} slots: {more} splits would still fit; the rule took {splits}");
+        }
+    }
 }

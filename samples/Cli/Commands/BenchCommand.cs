@@ -28,10 +28,11 @@ internal static class BenchCommand
         headDim.Validators.Add(r => { if (r.GetValueOrDefault<int?>() is { } d && d is not (64 or 128)) r.AddError($"--head-dim must be 64 or 128 (the declared head dims), not {d}."); });
         only.Validators.Add(r => { if (r.GetValueOrDefault<string?>() is { } text && !AttentionVariant.All.Any(v => v.Module.Name.Contains(text, StringComparison.Ordinal))) r.AddError($"--only '{text}' matches no declared attention variant (kdsl list shows them)."); });
         var decode = new Option<bool>("--decode") { Description = "Time decode from the paged INT8 KV cache at D = 128, GQA 64:8, Sq in {1, 4}, batch in {1, 16, 64}, context in {1024, 4096, 16384, 32768}, for bench/sdpa.py decode-join. Takes only --csv." };
+        var splitNeighbours = new Option<bool>("--split-neighbours") { Description = "With --decode: also time the default decode kernel at one split fewer and one more than its rule takes, to check the rule (the most splits that run as one wave)." };
         var gpus = new Option<int?>("--gpus") { Description = $"Time context parallelism at one sequence length (--seq, default {ContextParallelBench.DefaultSeq}; causal, zig-zag) over N GPUs: the ring over NCCL (and Ulysses where the heads divide) against one GPU, with the scaling efficiency; with fewer GPUs the simulated ring on one, which measures no scaling." };
         var heads = new Option<int?>("--heads") { Description = $"With --gpus: query heads (default {ContextParallelBench.DefaultHeads})." };
         var kvHeads = new Option<int?>("--kv-heads") { Description = $"With --gpus: K/V heads, dividing --heads (default {ContextParallelBench.DefaultKvHeads})." };
-        var command = new Command("bench", "Time every attention variant on the standard grid (needs a GPU), or context parallelism over several (--gpus).") { csv, quick, headDim, seq, only, variants, decode, gpus, heads, kvHeads };
+        var command = new Command("bench", "Time every attention variant on the standard grid (needs a GPU), or context parallelism over several (--gpus).") { csv, quick, headDim, seq, only, variants, decode, splitNeighbours, gpus, heads, kvHeads };
         // --seq means one thing for the standard grid and another for --gpus; each has its own rule.
         command.Validators.Add(r =>
         {
@@ -75,6 +76,10 @@ internal static class BenchCommand
         {
             if (r.GetResult(decode) is not { Implicit: false } || !r.GetValue(decode))
             {
+                if (r.GetResult(splitNeighbours) is { Implicit: false } && r.GetValue(splitNeighbours))
+                {
+                    r.AddError("--split-neighbours applies to --decode only (it times the decode kernel at other split counts): add --decode or drop --split-neighbours.");
+                }
                 return;
             }
             foreach (var (option, name) in new (Option Option, string Name)[] { (variants, "--variants"), (quick, "--quick"), (headDim, "--head-dim"), (seq, "--seq"), (only, "--only") })
@@ -119,7 +124,7 @@ internal static class BenchCommand
             ? ContextParallelBench.Run(parse.GetValue(csv)!, n, parse.GetValue(seq) ?? ContextParallelBench.DefaultSeq, parse.GetValue(headDim) ?? 128,
                 parse.GetValue(heads) ?? ContextParallelBench.DefaultHeads, parse.GetValue(kvHeads) ?? ContextParallelBench.DefaultKvHeads)
             : Run(parse.GetValue(csv)!, parse.GetValue(quick), parse.GetValue(headDim), parse.GetValue(seq), parse.GetValue(only), parse.GetValue(variants),
-                parse.GetValue(decode)));
+                parse.GetValue(decode), parse.GetValue(splitNeighbours)));
         return command;
     }
 
@@ -136,7 +141,7 @@ internal static class BenchCommand
         }
     }
 
-    private static int Run(FileInfo csv, bool quick, int? onlyHeadDim, int? onlySeq, string? onlyVariant, bool variants, bool decode)
+    private static int Run(FileInfo csv, bool quick, int? onlyHeadDim, int? onlySeq, string? onlyVariant, bool variants, bool decode, bool splitNeighbours)
     {
         CliApp.CheckOutputFile(csv, "--csv");
         if (!CudaDevice.TryOpen(0, out var device, out var reason))
@@ -149,7 +154,7 @@ internal static class BenchCommand
         CliApp.WarnIfSourcesOverridden();
         if (decode)
         {
-            DecodeBench.Run(device, stream, csv);
+            DecodeBench.Run(device, stream, csv, splitNeighbours);
             return 0;
         }
         using var attention = new Int8Attention(device);

@@ -70,7 +70,9 @@ internal static class DecodeBench
         return (long)((CacheBytes(batch, context) + staging + chunks + io + partials) * 1.1);
     }
 
-    public static void Run(CudaDevice device, CudaStream stream, FileInfo csv)
+    /// <param name="splitNeighbours">Also time the default kernel at one split fewer and one more than its rule's count, as
+    /// rows named "kernel@sN" (the rule is the most splits that run as one wave: one more crosses into a second).</param>
+    public static void Run(CudaDevice device, CudaStream stream, FileInfo csv, bool splitNeighbours = false)
     {
         var rows = new List<string> { CsvHeader };
         var table = new Table().AddColumns("B", "context", "Sq", "kernel", "splits", "ms", "device ms", "host µs", "cache MB", "cache GB/s", "vs default (rel. L2)");
@@ -105,10 +107,16 @@ internal static class DecodeBench
                 using var queries = BenchCommand.Random(device, elements, 1);
                 using var output = device.Allocate<Half>(elements);
                 double[]? first = null;
-                foreach (var kernel in kernels)
+                var runs = kernels.Select(kernel => (Kernel: kernel, Splits: kernel.SplitsOn(device, context, batchSize, HeadsQ, HeadsKv, seqQ), Label: Name(kernel))).ToList();
+                if (splitNeighbours)
+                {
+                    var (kernel, rule, label) = runs[0];
+                    runs.InsertRange(1, new[] { rule - 1, rule + 1 }.Where(s => s >= 1).Select(s => (kernel, s, $"{label}@s{s}")));
+                }
+                foreach (var (kernel, used, label) in runs)
                 {
                     stream.FillBytes(output, 0xFF);
-                    void Call() => cache.Attend(stream, kernel, queries, batch, counts, HeadsQ, output);
+                    void Call() => cache.Attend(stream, kernel, queries, batch, counts, HeadsQ, output, splits: used);
                     var ms = BenchCommand.Median(stream, Call, Flush);
                     var (deviceMs, hostUs) = DeviceAndHost(stream, Call, Flush);
                     stream.Synchronize();
@@ -118,13 +126,12 @@ internal static class DecodeBench
                     var agreement = first is null ? "—" : F(difference, "E2");
                     if (!(difference <= AgreementBar))
                     {
-                        throw new InvalidOperationException($"{Name(kernel)} disagrees with {Name(kernels[0])} at B = {batchSize}, context {context}, Sq = {seqQ}: " +
+                        throw new InvalidOperationException($"{label} disagrees with {runs[0].Label} at B = {batchSize}, context {context}, Sq = {seqQ}: " +
                             $"relative L2 {agreement} over {AgreementBar}. A configuration is broken; run the GPU suite.");
                     }
                     first ??= values;
-                    var used = kernel.SplitsOn(device, context, batchSize, HeadsQ, HeadsKv, seqQ);
-                    rows.Add($"{batchSize},{context},{seqQ},{HeadsQ},{HeadsKv},{HeadDim},{Name(kernel)},{used},{F(ms)},{F(deviceMs)},{F(hostUs, "F1")},{bytes},{F(bytes / ms / 1e6, "F1")},{Csv(device.Name)}");
-                    table.AddRow($"{batchSize}", $"{context}", $"{seqQ}", Name(kernel), $"{used}", F(ms), F(deviceMs), F(hostUs, "F1"), F(bytes / 1e6, "F1"), F(bytes / ms / 1e6, "F0"), agreement);
+                    rows.Add($"{batchSize},{context},{seqQ},{HeadsQ},{HeadsKv},{HeadDim},{label},{used},{F(ms)},{F(deviceMs)},{F(hostUs, "F1")},{bytes},{F(bytes / ms / 1e6, "F1")},{Csv(device.Name)}");
+                    table.AddRow($"{batchSize}", $"{context}", $"{seqQ}", label, $"{used}", F(ms), F(deviceMs), F(hostUs, "F1"), F(bytes / 1e6, "F1"), F(bytes / ms / 1e6, "F0"), agreement);
                 }
             }
         });

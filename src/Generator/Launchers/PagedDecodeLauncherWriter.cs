@@ -48,7 +48,7 @@ public static class PagedDecodeLauncherWriter
             w.Line($"/// <summary>");
             w.Line($"/// A split count for a batch whose longest sequence holds <paramref name=\"longest\"/> tokens and whose largest query count");
             w.Line($"/// is <paramref name=\"mostQueries\"/>, on a device that holds <paramref name=\"residentBlocks\"/> blocks of this kernel at once");
-            w.Line($"/// (<see cref=\"ResidentBlocks\"/>): enough to fill it once, each split at least one page per warp.");
+            w.Line($"/// (<see cref=\"ResidentBlocks\"/>): the most that run as one wave, each split at least one page per warp.");
             w.Line($"/// </summary>");
             w.Line($"public static int SplitsFor(int longest, int batch, int headsQ, int headsKv, int mostQueries, int residentBlocks) =>");
             w.Line($"    {Work}.Splits(longest, PageSize, (long)batch * headsKv * RowTiles(headsQ, headsKv, mostQueries), residentBlocks, {System.Math.Max(1, plan.Warps / plan.StepsPerPage)});");

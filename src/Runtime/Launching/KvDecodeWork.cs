@@ -110,19 +110,25 @@ public static class KvDecodeWork
 
     /// <summary>
     /// Splits for a decode of <paramref name="blocks"/> blocks a split (sequences × KV heads × row tiles) on a device that holds
-    /// <paramref name="residentBlocks"/> of them at once (SMs × blocks per SM, from the driver's occupancy calculator): enough
-    /// to fill it once, but never fewer than <paramref name="pagesPerSplit"/> pages of the longest sequence a split, so each
-    /// warp of a block has a page.
+    /// <paramref name="residentBlocks"/> of them at once (SMs × blocks per SM, from the driver's occupancy calculator): the most
+    /// that still run as one wave, but never fewer than <paramref name="pagesPerSplit"/> pages of the longest sequence a split,
+    /// so each warp of a block has a page; one split where a split's blocks already fill the device.
     /// </summary>
+    /// <remarks>
+    /// A split's blocks all get the same share of pages, so blocks past one wave do not balance anything: with 17 splits of
+    /// 8 blocks on 132 slots, 4 blocks run alone after the other 132 and the call takes two blocks' time where 16 splits take
+    /// one (each block's share is only 1/16 larger). The same holds for every count that crosses a multiple of the slots, so
+    /// the count stops below the first crossing.
+    /// </remarks>
     public static int Splits(int longest, int pageSize, long blocks, int residentBlocks, int pagesPerSplit)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(longest, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(blocks, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(residentBlocks, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(pagesPerSplit, 1);
-        var wanted = ((long)residentBlocks + blocks - 1) / blocks;
+        var oneWave = residentBlocks / blocks;
         var most = Math.Max(1L, ((long)longest + pageSize - 1) / pageSize / pagesPerSplit);
-        return (int)Math.Clamp(wanted, 1L, most);
+        return (int)Math.Clamp(oneWave, 1L, most);
     }
 
     /// <summary>Each row's pages up to its length lie in the pool, none twice in the row; past them, −1 or a page of the pool.</summary>

@@ -42,7 +42,7 @@ public sealed record PagedDecodeKernel<T>(string Name, int HeadDim, Element Inpu
     /// <summary>Whether <paramref name="device"/> runs it (<see cref="RunsOn(int, int)"/> with the device's limits).</summary>
     public bool RunsOn(CudaDevice device) => RunsOn(device.ComputeCapability, device.MaxSharedMemoryPerBlockOptin);
 
-    /// <summary>The split count that fills <paramref name="device"/> once with this kernel's blocks, as it really runs there.</summary>
+    /// <summary>The most splits that run as one wave of this kernel's blocks on <paramref name="device"/>, as it really runs there.</summary>
     public int SplitsOn(CudaDevice device, int longest, int batch, int headsQ, int headsKv, int mostQueries) =>
         SplitsFor(longest, batch, headsQ, headsKv, mostQueries, ResidentBlocks(device));
 }

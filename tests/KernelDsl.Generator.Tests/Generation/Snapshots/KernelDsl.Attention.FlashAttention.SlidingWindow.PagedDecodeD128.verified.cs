@@ -58,7 +58,7 @@ static partial class SlidingWindow
         /// <summary>
         /// A split count for a batch whose longest sequence holds <paramref name="longest"/> tokens and whose largest query count
         /// is <paramref name="mostQueries"/>, on a device that holds <paramref name="residentBlocks"/> blocks of this kernel at once
-        /// (<see cref="ResidentBlocks"/>): enough to fill it once, each split at least one page per warp.
+        /// (<see cref="ResidentBlocks"/>): the most that run as one wave, each split at least one page per warp.
         /// </summary>
         public static int SplitsFor(int longest, int batch, int headsQ, int headsKv, int mostQueries, int residentBlocks) =>
             global::KernelDsl.Launching.KvDecodeWork.Splits(longest, PageSize, (long)batch * headsKv * RowTiles(headsQ, headsKv, mostQueries), residentBlocks, 4);
