@@ -249,6 +249,18 @@ public class KvStatisticsGpuTests
             KvSinglePassD128Bf16.WorkspaceLength, KvSinglePassD128Bf16.KScaleCount, KvSinglePassD128Bf16.VCodesLength,
             (s, k, v, st, b, h, t, o) => WithInputs<ushort>(s, k, v, (dk, dv) =>
                 KvSinglePassD128Bf16.Launch(s, dk, st.KB, st.KH, st.KS, dv, st.VB, st.VH, st.VS, b, h, t, o.KMean, o.VScale, o.K8, o.KScale, o.V8Int, o.Workspace, o.Sync, o.KNonFinite, o.VNonFinite))),
+        new("single D64 pi e4m3", Element.F16, 64, KvSinglePassPiD64E4m3.MeanLanes, KvSinglePassPiD64E4m3.SliceTokens, VForm.PiE4m3, Channel(64, VForm.PiE4m3, KvSinglePassPiD64E4m3.TransposePad, KvSinglePassPiD64E4m3.StoredTokenOrder), KvSinglePassPiD64E4m3.Module,
+            KvSinglePassPiD64E4m3.WorkspaceLength, KvSinglePassPiD64E4m3.KScaleCount, KvSinglePassPiD64E4m3.VCodesLength,
+            (s, k, v, st, b, h, t, o) => WithInputs<Half>(s, k, v, (dk, dv) =>
+                KvSinglePassPiD64E4m3.Launch(s, dk, st.KB, st.KH, st.KS, dv, st.VB, st.VH, st.VS, b, h, t, o.KMean, o.VScale, o.K8, o.KScale, o.V8, o.Workspace, o.Sync, o.KNonFinite, o.VNonFinite))),
+        new("single D128 pi e4m3 bf16", Element.BF16, 128, KvSinglePassPiD128E4m3Bf16.MeanLanes, KvSinglePassPiD128E4m3Bf16.SliceTokens, VForm.PiE4m3, Channel(128, VForm.PiE4m3, KvSinglePassPiD128E4m3Bf16.TransposePad, KvSinglePassPiD128E4m3Bf16.StoredTokenOrder), KvSinglePassPiD128E4m3Bf16.Module,
+            KvSinglePassPiD128E4m3Bf16.WorkspaceLength, KvSinglePassPiD128E4m3Bf16.KScaleCount, KvSinglePassPiD128E4m3Bf16.VCodesLength,
+            (s, k, v, st, b, h, t, o) => WithInputs<ushort>(s, k, v, (dk, dv) =>
+                KvSinglePassPiD128E4m3Bf16.Launch(s, dk, st.KB, st.KH, st.KS, dv, st.VB, st.VH, st.VS, b, h, t, o.KMean, o.VScale, o.K8, o.KScale, o.V8, o.Workspace, o.Sync, o.KNonFinite, o.VNonFinite))),
+        new("single D64 natural bf16", Element.BF16, 64, KvSinglePassD64Bf16.MeanLanes, KvSinglePassD64Bf16.SliceTokens, VForm.Natural, Channel(64, VForm.Natural), KvSinglePassD64Bf16.Module,
+            KvSinglePassD64Bf16.WorkspaceLength, KvSinglePassD64Bf16.KScaleCount, KvSinglePassD64Bf16.VCodesLength,
+            (s, k, v, st, b, h, t, o) => WithInputs<ushort>(s, k, v, (dk, dv) =>
+                KvSinglePassD64Bf16.Launch(s, dk, st.KB, st.KH, st.KS, dv, st.VB, st.VH, st.VS, b, h, t, o.KMean, o.VScale, o.K8, o.KScale, o.V8Int, o.Workspace, o.Sync, o.KNonFinite, o.VNonFinite))),
     ];
 
     public static TheoryData<string, int, int, int, bool, bool> ShapeCases()
