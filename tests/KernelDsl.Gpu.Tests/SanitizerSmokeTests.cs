@@ -44,12 +44,6 @@ public class SanitizerSmokeTests(ITestOutputHelper output)
         {
             // Two slices, a ragged K tile and π padding; K and V in different layouts.
             tests.Statistics_and_codes_match_the_cpu_reference_bit_for_bit(name, 1, 2, 300, true, true);
-            if (name.Contains("two stages", StringComparison.Ordinal))
-            {
-                // More tiles (2 · 8 · 33 = 528) than an H100 or H200 holds blocks of it (2 a SM): runs of two or more tiles, both
-                // stages' shared sets in use and runs crossing heads, where a stage's barriers must keep its neighbour's data.
-                tests.Statistics_and_codes_match_the_cpu_reference_bit_for_bit(name, 2, 8, 2100, true, true);
-            }
         }
         tests.Without_V_the_pass_writes_K_s_mean_alone_and_V_s_scales_are_1(false);
     }
