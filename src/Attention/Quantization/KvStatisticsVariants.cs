@@ -67,25 +67,6 @@ public static partial class KvCodesPiD128;
 [KvCodes(Input = Element.F16, HeadDim = 128, VTransposed = true, VOutput = Element.E4M3, Targets = [Sm.Sm90])]
 public static partial class KvCodesPiD128E4m3;
 
-// Two stages (PERF_NOTES §16): a resident grid whose blocks load their next tile while they code this one, declared
-// beside the one-stage kernels they are timed against (`AB=1 bash .gpu/gpu-ncu-kv`) and tested bit for bit with them.
-
-/// <summary>K and V codes, f16, D = 128: V int8 transposed in π order, two tiles in flight a block.</summary>
-[KvCodes(Input = Element.F16, HeadDim = 128, VTransposed = true, Stages = 2)]
-public static partial class KvCodesPiD128Stages2;
-
-/// <summary>K and V codes, f16, D = 128: V e4m3 transposed in π order, two tiles in flight a block.</summary>
-[KvCodes(Input = Element.F16, HeadDim = 128, VTransposed = true, VOutput = Element.E4M3, Stages = 2, Targets = [Sm.Sm90])]
-public static partial class KvCodesPiD128E4m3Stages2;
-
-/// <summary>K and V codes, f16, D = 128: V int8 [B][H][S][D], two tiles in flight a block.</summary>
-[KvCodes(Input = Element.F16, HeadDim = 128, Stages = 2)]
-public static partial class KvCodesD128Stages2;
-
-/// <summary>K and V codes, f16, D = 64: V int8 transposed in π order, two tiles in flight a block.</summary>
-[KvCodes(Input = Element.F16, HeadDim = 64, VTransposed = true, Stages = 2)]
-public static partial class KvCodesPiD64Stages2;
-
 /// <summary>K and V codes, f16, D = 128: V e4m3 [B][H][S][D] (the natural layout, beside QuantizeVChannelD128E4m3).</summary>
 [KvCodes(Input = Element.F16, HeadDim = 128, VOutput = Element.E4M3, Targets = [Sm.Sm90])]
 public static partial class KvCodesD128E4m3;

@@ -27,24 +27,17 @@ public static class KvCodesKernelWriter
         CudaPrelude.Write(w, spec,
             $"K and V, {spec.Input.CudaName()} [B, H, S, {d}] each (any strides for B, H, S; channels contiguous), with K's channel mean and V's channel",
             $"scales from the statistics pass → K int8 [B][H][S][{d}] of k − mean, one scale per {tile} tokens, and V {(e4m3 ? "e4m3" : "int8")} {vLayout}.",
-            plan.Stages == 1
-                ? $"{t} threads per block, one block per (batch·head, tile of {tile} tokens); kernel: {plan.Symbol}."
-                : $"{t} threads per block, a grid the device holds at once: each block walks a run of (batch·head, tile of {tile} tokens), loading its next tile while it codes this one; kernel: {plan.Symbol}.");
+            $"{t} threads per block, one block per (batch·head, tile of {tile} tokens); kernel: {plan.Symbol}.");
         WriteHelpers(w, plan, []);
         w.Line();
 
         w.Line($"// Thread t: channels 16·(t % {tpt}) to +15 of the tile's tokens t / {tpt}, + {rpp}, ... for K{(spec.VTransposed ? "" : " and V")} (two 16-byte loads per token and");
         w.Line($"// tensor, one 16-byte store of codes){(spec.VTransposed ? $"; V is read in 8-channel chunks, a warp on one chunk of 32 tokens, and its codes are staged in a [{d}][{plan.StagingPitch}]-byte tile at their π positions, then stored as 16-byte pieces of channel rows" : "")}.");
         w.Line($"// All of a thread's loads are issued before any is used; K's scale is the tile's absmax of k − mean (max is exact in any order).");
-        w.Line($"extern \"C\" __global__ void __launch_bounds__({t}{(plan.MinBlocksPerSm > 0 ? $", {plan.MinBlocksPerSm}" : "")})");
+        w.Line($"extern \"C\" __global__ void __launch_bounds__({t})");
         KernelSignatureWriter.WriteDeclaration(w, plan.Symbol, plan.Signature);
         w.Raw("{");
         w.Indent();
-        if (plan.Stages == 2)
-        {
-            WriteTwoStageBody(w, plan);
-        }
-        else
         {
             WriteTileState(w, plan);
             w.Line($"const int tiles = ({(spec.VTransposed ? "s_pad" : "S")} + {tile - 1}) / {tile};");
@@ -61,77 +54,6 @@ public static class KvCodesKernelWriter
         w.Outdent();
         w.Raw("}");
         return w.ToString();
-    }
-
-    /// <summary>
-    /// The two-stage kernel's body: a grid the device holds at once, block j taking tiles [j·total / grid, (j + 1)·total /
-    /// grid) of the (batch·head, tile) order. Two stages, a and b, each with its own registers for a tile's loads and its
-    /// own shared maxima and inverse scales: the loop loads stage b's tile, codes stage a's, loads a's next, codes b's, so a
-    /// tile's loads are in flight while the one before it is coded and stored. The tile code is the one-stage kernel's.
-    /// </summary>
-    private static void WriteTwoStageBody(CodeWriter w, KvCodesPlan plan)
-    {
-        var spec = plan.Spec;
-        var (d, t, tile, passes) = (plan.HeadDim, plan.Threads, plan.Tile, plan.Passes);
-        WriteTileState(w, plan);
-        w.Line($"const int tiles = ({(spec.VTransposed ? "s_pad" : "S")} + {tile - 1}) / {tile};");
-        w.Line($"const int total = batch * heads * tiles;  // the launcher checked that it fits");
-        w.Line($"// This block's run of tiles, balanced to within one; consecutive tiles share a head, so K's mean is reloaded rarely.");
-        w.Line($"const int first = (int)((long long)blockIdx.x * total / gridDim.x), end = (int)((long long)(blockIdx.x + 1) * total / gridDim.x);");
-        w.Line($"if (first >= end) return;  // the whole block, before any barrier (the launcher never makes more blocks than tiles)");
-        w.Line($"u32 k_raw_a[{passes}][2][4], k_raw_b[{passes}][2][4];");
-        w.Line($"{(spec.VTransposed ? $"u32 v_raw_a[{plan.TransposedChunks}][4], v_raw_b[{plan.TransposedChunks}][4];" : $"u32 v_raw_a[{passes}][2][4], v_raw_b[{passes}][2][4];")}");
-        w.Line($"float v_scale_a = 1.0f, v_scale_b = 1.0f, k_mean_a = 0.0f, k_mean_b = 0.0f;  // channel threadIdx.x's, for each stage's head");
-        w.Line($"int bh_a = 0, tile_a = 0, bh_b = 0, tile_b = 0;");
-        w.Line();
-
-        void Load(string stage, string index, System.FormattableString header)
-        {
-            var term = index.Contains(' ') ? $"({index})" : index;
-            w.Block(header, () =>
-            {
-                w.Line($"bh_{stage} = {term} / tiles;");
-                w.Line($"tile_{stage} = {term} % tiles;");
-                w.Line($"const int bh = bh_{stage}, s0 = tile_{stage} * {tile}, rows = kdsl_min({tile}, S - s0);");
-                w.Line($"const u16* const ks = k + (bh / heads) * k_stride_b + (bh % heads) * k_stride_h;");
-                w.Line($"const u16* const vs = v + (bh / heads) * v_stride_b + (bh % heads) * v_stride_h;");
-                WriteTileLoads(w, plan, stage);
-                w.Block($"if (threadIdx.x < {d})", () =>
-                {
-                    w.Line($"v_scale_{stage} = v_scale[(long long)bh * {d} + threadIdx.x];");
-                    w.Line($"k_mean_{stage} = k_mean[(long long)bh * {d} + threadIdx.x];");
-                });
-            });
-        }
-        void Codes(string stage, int set)
-        {
-            w.Block($"// codes of stage {stage}'s tile (shared set {set})", () =>
-            {
-                w.Line($"const int bh = bh_{stage}, tile = tile_{stage}, s0 = tile * {tile}, rows = kdsl_min({tile}, S - s0);");
-                w.Line($"float (&warp_max)[{plan.Warps}] = warp_maxima[{set}];");
-                w.Line($"float (&inv)[{d}] = inverses[{set}];");
-                w.Line($"u32 (&k_raw)[{passes}][2][4] = k_raw_{stage};");
-                w.Line($"{(spec.VTransposed ? $"u32 (&v_raw)[{plan.TransposedChunks}][4] = v_raw_{stage};" : $"u32 (&v_raw)[{passes}][2][4] = v_raw_{stage};")}");
-                w.Block($"if (threadIdx.x < {d})", () =>
-                {
-                    w.Line($"inv[threadIdx.x] = kdsl_inv_of(v_scale_{stage});");
-                    w.Line($"means[{set}][threadIdx.x] = k_mean_{stage};");
-                });
-                w.Line($"const float* const m = means[{set}] + c0;  // read after the barrier below, like inv[]");
-                WriteTileCodes(w, plan);
-            });
-        }
-
-        w.Line($"// Stage a's first tile; then each round loads b's tile, codes a's, loads a's next and codes b's.");
-        Load("a", "first", $"// stage a: tile first");
-        w.Block($"for (int n = first; n < end; n += 2)", () =>
-        {
-            Load("b", "n + 1", $"if (n + 1 < end)  // stage b: tile n + 1");
-            Codes("a", 0);
-            w.Line($"if (n + 1 >= end) break;  // the same for every thread: no barrier is left waiting");
-            Load("a", "n + 2", $"if (n + 2 < end)  // stage a: tile n + 2");
-            Codes("b", 1);
-        });
     }
 
     /// <summary>
@@ -166,18 +88,8 @@ public static class KvCodesKernelWriter
         var spec = plan.Spec;
         var (d, tpt, rpp) = (plan.HeadDim, plan.ThreadsPerToken, plan.RowsPerPass);
         var code = spec.VOutput == Element.E4M3 ? "u8" : "s8";
-        if (plan.Stages == 1)
-        {
-            w.Line($"__shared__ float warp_max[{plan.Warps}];");
-            w.Line($"__shared__ float inv[{d}];  // 1 / V's scale per channel: one division per channel and block, none per element");
-        }
-        else
-        {
-            // A set a stage: a warp still reading tile i's maxima or scales never sees tile i + 1's (one barrier a tile for natural V).
-            w.Line($"__shared__ float warp_maxima[2][{plan.Warps}];");
-            w.Line($"__shared__ float inverses[2][{d}];  // 1 / V's scale per channel: one division per channel and tile, none per element");
-            w.Line($"__shared__ float means[2][{d}];  // K's channel mean of the tile's head: in shared memory, not 16 registers a thread");
-        }
+        w.Line($"__shared__ float warp_max[{plan.Warps}];");
+        w.Line($"__shared__ float inv[{d}];  // 1 / V's scale per channel: one division per channel and block, none per element");
         if (spec.VTransposed)
         {
             w.Line($"struct __align__(16) kdsl_piece {{ u32 x, y, z, w; }};");
@@ -196,27 +108,15 @@ public static class KvCodesKernelWriter
     /// </summary>
     internal static void WriteTile(CodeWriter w, KvCodesPlan plan, System.Func<string, string> mean)
     {
-        WriteTileLoads(w, plan, stage: null);
-        w.Line($"float m[16];");
-        w.Line($"#pragma unroll");
-        w.Line($"for (int j = 0; j < 16; ++j) m[j] = active ? {mean("c0 + j")} : 0.0f;");
-        WriteTileCodes(w, plan);
-    }
-
-    /// <summary>
-    /// A tile's K and V loads into k_raw and v_raw: declared here, or, with <paramref name="stage"/>, references to the
-    /// stage's arrays (k_raw_{stage}, v_raw_{stage}) that the two-stage kernel keeps across its loop.
-    /// </summary>
-    private static void WriteTileLoads(CodeWriter w, KvCodesPlan plan, string? stage)
-    {
         var spec = plan.Spec;
         var (d, t, tile, rpp, passes) = (plan.HeadDim, plan.Threads, plan.Tile, plan.RowsPerPass, plan.Passes);
-        string Array(string name, string dims) => stage is null ? $"u32 {name}{dims};" : $"u32 (&{name}){dims} = {name}_{stage};";
-        w.Line($"// Every load of the tile first.");
-        w.Line($"{Array("k_raw", $"[{passes}][2][4]")}");
+        var e4m3 = spec.VOutput == Element.E4M3;
+        var code = e4m3 ? "u8" : "s8";
+    w.Line($"// Every load of the tile first.");
+        w.Line($"u32 k_raw[{passes}][2][4];");
         if (!spec.VTransposed)
         {
-            w.Line($"{Array("v_raw", $"[{passes}][2][4]")}");
+            w.Line($"u32 v_raw[{passes}][2][4];");
         }
         w.Line($"#pragma unroll");
         w.Block($"for (int p = 0; p < {passes}; ++p)", () =>
@@ -233,7 +133,7 @@ public static class KvCodesKernelWriter
         });
         if (spec.VTransposed)
         {
-            w.Line($"{Array("v_raw", $"[{plan.TransposedChunks}][4]")}");
+            w.Line($"u32 v_raw[{plan.TransposedChunks}][4];");
             w.Line($"#pragma unroll");
             w.Block($"for (int i = 0; i < {plan.TransposedChunks}; ++i)", () =>
             {
@@ -241,18 +141,9 @@ public static class KvCodesKernelWriter
                 w.Line($"if (chunk < {d / 8} && r < rows) kdsl_ld16(vs + (s0 + r) * v_stride_s + chunk * 8, v_raw[i]);");
             });
         }
-    }
-
-    /// <summary>
-    /// K's tile absmax through one barrier, then K's and V's codes, from k_raw, v_raw and K's mean in m[16]. Needs in
-    /// scope: bh, s0, rows, tile, row, c0, active, lane, warp, inv[] (published by the barrier) and warp_max[].
-    /// </summary>
-    private static void WriteTileCodes(CodeWriter w, KvCodesPlan plan)
-    {
-        var spec = plan.Spec;
-        var (d, t, tile, rpp, passes) = (plan.HeadDim, plan.Threads, plan.Tile, plan.RowsPerPass, plan.Passes);
-        var e4m3 = spec.VOutput == Element.E4M3;
-        var code = e4m3 ? "u8" : "s8";
+        w.Line($"float m[16];");
+        w.Line($"#pragma unroll");
+        w.Line($"for (int j = 0; j < 16; ++j) m[j] = active ? {mean("c0 + j")} : 0.0f;");
         w.Line();
         w.Line($"// K's tile absmax: a warp butterfly, then the {plan.Warps} warp maxima through shared memory.");
         w.Line($"float amax = 0.0f;");

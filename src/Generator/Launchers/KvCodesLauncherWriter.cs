@@ -20,12 +20,8 @@ public static class KvCodesLauncherWriter
             var constants = new System.Collections.Generic.List<(string, int, string)>
             {
                 ("HeadDim", spec.HeadDim, "Channels per token (the head dimension)."),
-                ("KScaleKeys", spec.KScaleKeys, spec.Stages == 1 ? "Tokens per K scale, and per block." : "Tokens per K scale, and per tile."),
+                ("KScaleKeys", spec.KScaleKeys, "Tokens per K scale, and per block."),
             };
-            if (spec.Stages > 1)
-            {
-                constants.Add(("Stages", spec.Stages, "Tiles a block holds in flight: the grid is what the device holds at once, each block walking a run of tiles."));
-            }
             if (spec.VTransposed)
             {
                 constants.Add(("TransposePad", spec.TransposePad, "The transposed V's token count is padded to a multiple of this, with zero codes."));
@@ -34,12 +30,6 @@ public static class KvCodesLauncherWriter
             w.Line();
             WriteCodeSizes(w, plan);
             w.Line();
-            if (spec.Stages > 1)
-            {
-                w.Line($"/// <summary>Blocks of this kernel the device holds at once (its SMs × the occupancy calculator's blocks an SM): the grid, or the tiles where fewer.</summary>");
-                w.Line($"public static int ResidentBlocks(global::KernelDsl.CudaDevice device) => device.SmCount * device.ResidentBlocksPerSm(Module, KernelName);");
-                w.Line();
-            }
             WriteLaunch(w, plan);
         });
     }
@@ -75,16 +65,8 @@ public static class KvCodesLauncherWriter
             w.Line($"{Guard}.Holds(vScale, batchHeads * HeadDim, nameof(vScale), \"one scale per (batch, head, channel)\");");
             WriteCodeChecks(w);
             w.Line($"var blocks = batchHeads * TilesPerHead(tokens);");
-            if (spec.Stages == 1)
-            {
-                w.Line($"{Guard}.Fits(blocks, \"batch · heads · tiles (the grid)\");");
-                LauncherSections.WriteLaunch(w, signature, "KernelName", "blocks");
-            }
-            else
-            {
-                w.Line($"{Guard}.Fits(blocks, \"batch · heads · tiles (the kernel counts them in int)\");");
-                LauncherSections.WriteLaunch(w, signature, "KernelName", "global::System.Math.Min(blocks, ResidentBlocks(stream.Device))");
-            }
+            w.Line($"{Guard}.Fits(blocks, \"batch · heads · tiles (the grid)\");");
+            LauncherSections.WriteLaunch(w, signature, "KernelName", "blocks");
         });
     }
 

@@ -23,17 +23,8 @@ public sealed record KvCodesPlan(KvCodesSpec Spec)
     public int Threads => Spec.Threads;
     public int Warps => Spec.Threads / 32;
 
-    /// <summary>Tokens per tile: one K scale.</summary>
+    /// <summary>Tokens per block: one K scale.</summary>
     public int Tile => Spec.KScaleKeys;
-
-    /// <summary>Tiles a block holds in flight: 1, a block per tile; 2, a resident grid that loads its next tile while it codes this one.</summary>
-    public int Stages => Spec.Stages;
-
-    /// <summary>
-    /// Blocks an SM should hold (<c>__launch_bounds__</c>' second argument, 0 for none): two stages keep two tiles' loads in
-    /// registers, and two blocks an SM (at most 128 registers at 256 threads) keep about four tiles in flight there.
-    /// </summary>
-    public int MinBlocksPerSm => Spec.Stages == 2 ? 2 : 0;
 
     /// <summary>Threads per token row of K (and natural V): each 16 channels.</summary>
     public int ThreadsPerToken => Spec.HeadDim / ThreadChannels;
@@ -53,14 +44,10 @@ public sealed record KvCodesPlan(KvCodesSpec Spec)
     /// <summary>Bytes per channel row of the transposed V's shared tile: 16 more than the tile's tokens (QuantizePlan.StagingPitch).</summary>
     public int StagingPitch => Tile + 16;
 
-    /// <summary>
-    /// Static shared memory: the warps' maxima and V's inverse scales (two stages: a set each, with K's channel mean), and
-    /// (transposed V) the code tile.
-    /// </summary>
-    public static int SharedBytes(int headDim, int tile, int threads, bool transposed, int stages = 1) =>
-        (stages == 1 ? 4 * (threads / 32) + 4 * headDim : 2 * (4 * (threads / 32) + 8 * headDim)) + (transposed ? headDim * (tile + 16) : 0);
+    /// <summary>Static shared memory: the warps' maxima, V's inverse scales and (transposed V) the code tile.</summary>
+    public static int SharedBytes(int headDim, int tile, int threads, bool transposed) => 4 * (threads / 32) + 4 * headDim + (transposed ? headDim * (tile + 16) : 0);
 
-    public int SharedMemoryBytes => SharedBytes(Spec.HeadDim, Tile, Spec.Threads, Spec.VTransposed, Spec.Stages);
+    public int SharedMemoryBytes => SharedBytes(Spec.HeadDim, Tile, Spec.Threads, Spec.VTransposed);
 
     /// <summary>Position p of a transposed row holds token 16·(p / 16) + StoredOrder[p % 16].</summary>
     public IReadOnlyList<int> StoredOrder => FragmentComposition.GroupOrder(Spec.TransposedOrder);
@@ -101,14 +88,7 @@ public sealed record KvCodesPlan(KvCodesSpec Spec)
             Scalar("vStrideB", "long", "V's batch stride, in elements", "v_stride_b", "long long");
             Scalar("vStrideH", "long", "V's head stride, in elements", "v_stride_h", "long long");
             Scalar("vStrideS", "long", "V's token stride, in elements", "v_stride_s", "long long");
-            if (Spec.Stages == 1)
-            {
-                host.Add(new HostParameter("batch", HostKind.Scalar, "int", false, "batch size"));
-            }
-            else
-            {
-                Scalar("batch", "int", "batch size", "batch", "int");  // a resident grid counts the tiles itself
-            }
+            host.Add(new HostParameter("batch", HostKind.Scalar, "int", false, "batch size"));
             Scalar("heads", "int", "heads of K and V", "heads", "int");
             Scalar("tokens", "int", "tokens of K and V", "S", "int");
             Buffer("kMean", "float", $"K's channel mean, [batch·heads][{d}] (read: the statistics pass's)", "k_mean", "const float* __restrict__");

@@ -25,9 +25,6 @@ public sealed record KvCodesSpec : KernelSpec
     public required int TransposePad { get; init; }
     public required int Threads { get; init; }
 
-    /// <summary>Tiles a block holds in flight: 1 (a block per tile) or 2 (a resident grid walking tiles, the next one's loads in flight).</summary>
-    public int Stages { get; init; } = 1;
-
     public override int InstructionMinSm => VOutput == Element.E4M3 ? QuantizeSpec.E4m3MinSm : base.InstructionMinSm;
 
     public override string Family => "KvCodes";

@@ -242,7 +242,6 @@ public static class DeclarationReader
                     Input = named.Enum("Input", Element.F16), HeadDim = named.Int("HeadDim", 128), KScaleKeys = named.Int("KScaleKeys", 64),
                     VOutput = named.Enum("VOutput", Element.S8), VTransposed = named.Bool("VTransposed", false),
                     TransposedOrder = named.Enum("TransposedOrder", TokenOrder.Pi), TransposePad = named.Int("TransposePad", 64), Threads = named.Int("Threads", 256),
-                    Stages = named.Int("Stages", 1),
                 },
                 KvSinglePassAttribute => new KvSinglePassSpec
                 {

@@ -5,9 +5,8 @@ using KernelDsl.Generator.Model;
 namespace KernelDsl.Generator.Validation;
 
 /// <summary>
-/// The KvCodes family's rules. A block holds its tile's K and V loads in registers until it has K's tile absmax (two
-/// tiles' with two stages), so the tile is bounded by the registers a thread has; a transposed V also stages its codes
-/// in shared memory.
+/// The KvCodes family's rules. A block holds its tile's K and V loads in registers until it has K's tile absmax, so the
+/// tile is bounded by the registers a thread has; a transposed V also stages its codes in shared memory.
 /// </summary>
 public static class KvCodesValidator
 {
@@ -45,22 +44,13 @@ public static class KvCodesValidator
         {
             Bad(nameof(spec.Threads), spec.Threads, $"use a power of two from {QuantizeValidator.MinThreads} to {QuantizeValidator.MaxThreads} threads per block");
         }
-        if (spec.Stages is not (1 or 2))
-        {
-            Bad(nameof(spec.Stages), spec.Stages, "use 1 (a block per tile) or 2 (a resident grid, each block loading its next tile while it codes this one)");
-        }
-        else if (spec.Stages == 2 && spec.Threads < spec.HeadDim)
-        {
-            Bad(nameof(spec.Stages), spec.Stages, $"two stages keep one channel's V scale a thread and tile: use at least HeadDim ({spec.HeadDim}) threads, or one stage");
-        }
         if (findings.Count == 0)
         {
             var plan = new KvCodesPlan(spec);
-            var passes = MaxPasses / spec.Stages;
-            if (plan.Passes > passes || plan.TransposedChunks > 2 * passes)
+            if (plan.Passes > MaxPasses || plan.TransposedChunks > 2 * MaxPasses)
             {
                 Bad(nameof(spec.KScaleKeys), spec.KScaleKeys,
-                    $"each thread holds its share of {(spec.Stages == 1 ? "the tile's" : "two tiles'")} loads in registers: use at most {passes * plan.RowsPerPass} tokens for HeadDim {spec.HeadDim} and {spec.Threads} threads");
+                    $"each thread holds its share of the tile's loads in registers: use at most {MaxPasses * plan.RowsPerPass} tokens for HeadDim {spec.HeadDim} and {spec.Threads} threads");
             }
             else if (plan.SharedMemoryBytes > QuantizeValidator.MaxStaticSharedBytes)
             {

@@ -52,12 +52,6 @@ public sealed class KvCodesAttribute : Attribute
     public int TransposePad { get; set; } = 64;
     /// <summary>Threads per block.</summary>
     public int Threads { get; set; } = 256;
-    /// <summary>
-    /// Tiles a block holds in flight: 1, a block per tile (its stores wait for its loads, and the next block's loads for
-    /// its stores); 2, a grid the device holds at once, each block walking a run of tiles and loading the next while it
-    /// codes this one. 2 needs <see cref="Threads"/> ≥ <see cref="HeadDim"/> (a thread keeps one channel's V scale a tile).
-    /// </summary>
-    public int Stages { get; set; } = 1;
     /// <summary>Architectures the variant must compile for.</summary>
     public Sm[] Targets { get; set; } = [Sm.Sm80, Sm.Sm90];
 }

@@ -938,9 +938,6 @@ public class DiagnosticTests
     [InlineData("VOutput = Element.U8", "KvCodes.VOutput = U8 is invalid")]
     [InlineData("VTransposed = true, TransposePad = 32", "KvCodes.TransposePad = 32 is invalid")]
     [InlineData("Threads = 48", "KvCodes.Threads = 48 is invalid")]
-    [InlineData("Stages = 3", "KvCodes.Stages = 3 is invalid: use 1 (a block per tile) or 2")]
-    [InlineData("Stages = 2, Threads = 64", "KvCodes.Stages = 2 is invalid: two stages keep one channel's V scale a thread and tile: use at least HeadDim (128) threads")]
-    [InlineData("Stages = 2, KScaleKeys = 128", "each thread holds its share of two tiles' loads in registers: use at most 64 tokens for HeadDim 128 and 256 threads")]
     public void KDSL0003_a_kv_codes_parameter(string parameter, string expected)
     {
         var d = Single($$"""

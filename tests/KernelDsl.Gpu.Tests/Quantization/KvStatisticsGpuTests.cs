@@ -220,35 +220,6 @@ public class KvStatisticsGpuTests
                 KvStatisticsD64E4m3Bf16.Launch(s, dk, st.KB, st.KH, st.KS, dv, st.VB, st.VH, st.VS, b, h, t, o.KMean, o.VScale, o.Workspace, o.KNonFinite, o.VNonFinite);
                 KvCodesPiD64E4m3Bf16.Launch(s, dk, st.KB, st.KH, st.KS, dv, st.VB, st.VH, st.VS, b, h, t, o.KMean, o.VScale, o.K8, o.KScale, o.V8);
             })),
-        // Two-stage codes (a resident grid, two tiles in flight a block): the same codes as one stage's.
-        new("codes D128 pi two stages", Element.F16, 128, KvStatisticsD128.MeanLanes, KvStatisticsD128.SliceTokens, VForm.Pi, Channel(128, VForm.Pi, KvCodesPiD128Stages2.TransposePad, KvCodesPiD128Stages2.StoredTokenOrder), KvCodesPiD128Stages2.Module,
-            KvStatisticsD128.WorkspaceLength, KvCodesPiD128Stages2.KScaleCount, KvCodesPiD128Stages2.VCodesLength,
-            (s, k, v, st, b, h, t, o) => WithInputs<Half>(s, k, v, (dk, dv) =>
-            {
-                KvStatisticsD128.Launch(s, dk, st.KB, st.KH, st.KS, dv, st.VB, st.VH, st.VS, b, h, t, o.KMean, o.VScale, o.Workspace, o.KNonFinite, o.VNonFinite);
-                KvCodesPiD128Stages2.Launch(s, dk, st.KB, st.KH, st.KS, dv, st.VB, st.VH, st.VS, b, h, t, o.KMean, o.VScale, o.K8, o.KScale, o.V8Int);
-            })),
-        new("codes D128 pi e4m3 two stages", Element.F16, 128, KvStatisticsD128E4m3.MeanLanes, KvStatisticsD128E4m3.SliceTokens, VForm.PiE4m3, Channel(128, VForm.PiE4m3, KvCodesPiD128E4m3Stages2.TransposePad, KvCodesPiD128E4m3Stages2.StoredTokenOrder), KvCodesPiD128E4m3Stages2.Module,
-            KvStatisticsD128E4m3.WorkspaceLength, KvCodesPiD128E4m3Stages2.KScaleCount, KvCodesPiD128E4m3Stages2.VCodesLength,
-            (s, k, v, st, b, h, t, o) => WithInputs<Half>(s, k, v, (dk, dv) =>
-            {
-                KvStatisticsD128E4m3.Launch(s, dk, st.KB, st.KH, st.KS, dv, st.VB, st.VH, st.VS, b, h, t, o.KMean, o.VScale, o.Workspace, o.KNonFinite, o.VNonFinite);
-                KvCodesPiD128E4m3Stages2.Launch(s, dk, st.KB, st.KH, st.KS, dv, st.VB, st.VH, st.VS, b, h, t, o.KMean, o.VScale, o.K8, o.KScale, o.V8);
-            })),
-        new("codes D128 natural two stages", Element.F16, 128, KvStatisticsD128.MeanLanes, KvStatisticsD128.SliceTokens, VForm.Natural, Channel(128, VForm.Natural), KvCodesD128Stages2.Module,
-            KvStatisticsD128.WorkspaceLength, KvCodesD128Stages2.KScaleCount, KvCodesD128Stages2.VCodesLength,
-            (s, k, v, st, b, h, t, o) => WithInputs<Half>(s, k, v, (dk, dv) =>
-            {
-                KvStatisticsD128.Launch(s, dk, st.KB, st.KH, st.KS, dv, st.VB, st.VH, st.VS, b, h, t, o.KMean, o.VScale, o.Workspace, o.KNonFinite, o.VNonFinite);
-                KvCodesD128Stages2.Launch(s, dk, st.KB, st.KH, st.KS, dv, st.VB, st.VH, st.VS, b, h, t, o.KMean, o.VScale, o.K8, o.KScale, o.V8Int);
-            })),
-        new("codes D64 pi two stages", Element.F16, 64, KvStatisticsD64.MeanLanes, KvStatisticsD64.SliceTokens, VForm.Pi, Channel(64, VForm.Pi, KvCodesPiD64Stages2.TransposePad, KvCodesPiD64Stages2.StoredTokenOrder), KvCodesPiD64Stages2.Module,
-            KvStatisticsD64.WorkspaceLength, KvCodesPiD64Stages2.KScaleCount, KvCodesPiD64Stages2.VCodesLength,
-            (s, k, v, st, b, h, t, o) => WithInputs<Half>(s, k, v, (dk, dv) =>
-            {
-                KvStatisticsD64.Launch(s, dk, st.KB, st.KH, st.KS, dv, st.VB, st.VH, st.VS, b, h, t, o.KMean, o.VScale, o.Workspace, o.KNonFinite, o.VNonFinite);
-                KvCodesPiD64Stages2.Launch(s, dk, st.KB, st.KH, st.KS, dv, st.VB, st.VH, st.VS, b, h, t, o.KMean, o.VScale, o.K8, o.KScale, o.V8Int);
-            })),
         // The single pass (KvSinglePass): the same statistics and codes in one launch (its codes blocks read K and V again).
         new("single D128 natural", Element.F16, 128, KvSinglePassD128.MeanLanes, KvSinglePassD128.SliceTokens, VForm.Natural, Channel(128, VForm.Natural), KvSinglePassD128.Module,
             KvSinglePassD128.WorkspaceLength, KvSinglePassD128.KScaleCount, KvSinglePassD128.VCodesLength,
@@ -530,86 +501,6 @@ public class KvStatisticsGpuTests
         AssertBits(two.KScale, one.KScale, "kScale", seed);
         AssertBytes(MemoryMarshal.AsBytes(two.K8.AsSpan()).ToArray(), MemoryMarshal.AsBytes(one.K8.AsSpan()).ToArray(), "k8", seed);
         AssertBytes(MemoryMarshal.AsBytes(two.V8.AsSpan()).ToArray(), MemoryMarshal.AsBytes(one.V8.AsSpan()).ToArray(), "v8", seed);
-    }
-
-    [Theory]
-    [InlineData(false)]
-    [InlineData(true)]
-    public void Two_stage_codes_at_issue_14s_shape_write_what_one_stage_writes(bool e4m3)
-    {
-        // B = 4, H = 16, S = 4096, D = 128, π-transposed V: 4,096 tiles over the device's resident blocks, each block a run of
-        // 15-16 tiles across a head boundary or two. Both codes kernels read one statistics pass's mean and scales.
-        // `AB=1 bash .gpu/gpu-ncu-kv` times the two kernels here.
-        using var device = Gpu.OpenOrSkip();
-        if (e4m3 && !KvCodesPiD128E4m3Stages2.Module.RunsOn(device.ComputeCapability))
-        {
-            Assert.Skip("e4m3 codes need sm_90 here (the declaration's target)");
-        }
-        using var stream = device.CreateStream();
-        const int batch = 4, heads = 16, tokens = 4096, d = 128;
-        var seed = Environment.TickCount;
-        var st = Layout(heads, tokens, d, kBshd: true);
-        var random = new Random(seed);
-        var k = Tensor(random, Element.F16, batch, heads, tokens, d, st.KB, st.KH, st.KS, offsets: true);
-        var v = Tensor(random, Element.F16, batch, heads, tokens, d, st.VB, st.VH, st.VS, offsets: true);
-        using var dk = device.Upload<Half>(MemoryMarshal.Cast<ushort, Half>(k));
-        using var dv = device.Upload<Half>(MemoryMarshal.Cast<ushort, Half>(v));
-        using var mean = device.Allocate<float>((long)batch * heads * d);
-        using var scale = device.Allocate<float>((long)batch * heads * d);
-        using var workspace = device.Allocate<float>(KvStatisticsD128E4m3.WorkspaceLength(batch, heads, tokens));
-        if (e4m3)
-        {
-            KvStatisticsD128E4m3.Launch(stream, dk, st.KB, st.KH, st.KS, dv, st.VB, st.VH, st.VS, batch, heads, tokens, mean, scale, workspace);
-        }
-        else
-        {
-            KvStatisticsD128.Launch(stream, dk, st.KB, st.KH, st.KS, dv, st.VB, st.VH, st.VS, batch, heads, tokens, mean, scale, workspace);
-        }
-        (byte[] K8, float[] KScale, byte[] V8) Run(bool twoStages)
-        {
-            using var k8 = device.Allocate<sbyte>((long)batch * heads * tokens * d);
-            using var kScale = device.Allocate<float>(KvCodesPiD128.KScaleCount(batch, heads, tokens));
-            using var v8 = device.Allocate<byte>(KvCodesPiD128.VCodesLength(batch, heads, tokens));
-            k8.FillBytes(Poison);
-            kScale.FillBytes(Poison);
-            v8.FillBytes(Poison);
-            if (e4m3)
-            {
-                if (twoStages)
-                {
-                    KvCodesPiD128E4m3Stages2.Launch(stream, dk, st.KB, st.KH, st.KS, dv, st.VB, st.VH, st.VS, batch, heads, tokens, mean, scale, k8, kScale, v8);
-                }
-                else
-                {
-                    KvCodesPiD128E4m3.Launch(stream, dk, st.KB, st.KH, st.KS, dv, st.VB, st.VH, st.VS, batch, heads, tokens, mean, scale, k8, kScale, v8);
-                }
-            }
-            else
-            {
-                using var codes = device.Allocate<sbyte>(KvCodesPiD128.VCodesLength(batch, heads, tokens));
-                codes.FillBytes(Poison);
-                if (twoStages)
-                {
-                    KvCodesPiD128Stages2.Launch(stream, dk, st.KB, st.KH, st.KS, dv, st.VB, st.VH, st.VS, batch, heads, tokens, mean, scale, k8, kScale, codes);
-                }
-                else
-                {
-                    KvCodesPiD128.Launch(stream, dk, st.KB, st.KH, st.KS, dv, st.VB, st.VH, st.VS, batch, heads, tokens, mean, scale, k8, kScale, codes);
-                }
-                stream.Synchronize();
-                return (MemoryMarshal.AsBytes(k8.ToArray().AsSpan()).ToArray(), kScale.ToArray(), MemoryMarshal.AsBytes(codes.ToArray().AsSpan()).ToArray());
-            }
-            stream.Synchronize();
-            return (MemoryMarshal.AsBytes(k8.ToArray().AsSpan()).ToArray(), kScale.ToArray(), v8.ToArray());
-        }
-        var one = Run(twoStages: false);
-        var two = Run(twoStages: true);
-        AssertBits(one.KScale, two.KScale, "kScale", seed);
-        AssertBytes(one.K8, two.K8, "k8", seed);
-        AssertBytes(one.V8, two.V8, "v8", seed);
-        // Equal outputs could still share a slot neither kernel wrote: no scale may be the poison's (about 1.5e16, far past f16's range).
-        var poisoned = unchecked((int)(Poison * 0x01010101u));
-        Assert.DoesNotContain(one.KScale, x => BitConverter.SingleToInt32Bits(x) == poisoned);
     }
 
     [Theory]
