@@ -118,10 +118,14 @@ public static class PagedDecodeKernelWriter
                 {
                     w.Line($"const float weight = kdsl_exp2((partial_lse[(long long)s * rows + row] - m) * 1.44269504f);  // 0 for a −∞ split");
                     w.Line($"const float* const src = partial_o + ((long long)s * rows + row) * {d} + lane * {perLane};");
-                    w.Line($"// Selects, not a branch, so no load waits for a weight; a split of weight 0 adds exactly nothing, as a skipped one did.");
+                    w.Line($"// The loads first and a select after, not a branch around them, so no load waits for a weight. A split of weight 0");
+                    w.Line($"// leaves acc as it was (its O may be NaN), and the others add one FMA each: the old loop's rounding, bit for bit.");
+                    w.Line($"float x[{perLane}];");
+                    w.Line($"#pragma unroll");
+                    w.Line($"for (int i = 0; i < {perLane}; ++i) x[i] = src[i];");
                     w.Line($"sum += weight;");
                     w.Line($"#pragma unroll");
-                    w.Line($"for (int i = 0; i < {perLane}; ++i) acc[i] += weight == 0.f ? 0.f : weight * src[i];");
+                    w.Line($"for (int i = 0; i < {perLane}; ++i) {{ const float added = fmaf(weight, x[i], acc[i]); acc[i] = weight == 0.f ? acc[i] : added; }}");
                 });
             });
             w.Line($"const float inv = sum > 0.f ? 1.f / sum : 0.f;");

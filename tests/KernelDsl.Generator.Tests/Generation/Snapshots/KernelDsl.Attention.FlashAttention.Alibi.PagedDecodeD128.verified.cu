@@ -554,10 +554,14 @@ kdsl_KernelDsl_Attention_FlashAttention_Alibi_PagedDecodeD128_merge(
         {
             const float weight = kdsl_exp2((partial_lse[(long long)s * rows + row] - m) * 1.44269504f);  // 0 for a −∞ split
             const float* const src = partial_o + ((long long)s * rows + row) * 128 + lane * 4;
-            // Selects, not a branch, so no load waits for a weight; a split of weight 0 adds exactly nothing, as a skipped one did.
+            // The loads first and a select after, not a branch around them, so no load waits for a weight. A split of weight 0
+            // leaves acc as it was (its O may be NaN), and the others add one FMA each: the old loop's rounding, bit for bit.
+            float x[4];
+            #pragma unroll
+            for (int i = 0; i < 4; ++i) x[i] = src[i];
             sum += weight;
             #pragma unroll
-            for (int i = 0; i < 4; ++i) acc[i] += weight == 0.f ? 0.f : weight * src[i];
+            for (int i = 0; i < 4; ++i) { const float added = fmaf(weight, x[i], acc[i]); acc[i] = weight == 0.f ? acc[i] : added; }
         }
     }
     const float inv = sum > 0.f ? 1.f / sum : 0.f;
