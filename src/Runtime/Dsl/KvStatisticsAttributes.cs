@@ -62,8 +62,9 @@ public sealed class KvCodesAttribute : Attribute
 /// slower than the two passes on an H100: docs/PERF_NOTES.md §15). Per (batch, head), statistics blocks (one
 /// per slice of <see cref="SliceTokens"/> tokens) combine their partials as they finish and raise the head's flag; codes
 /// blocks (one per tile of <see cref="KScaleKeys"/> tokens), queued one device-full of statistics blocks later, wait for
-/// it and read their tile again. A codes block only waits for blocks that started before it, so any sequence length runs. The mean's order equals a KvStatistics variant's with the same <see cref="SliceTokens"/> and <see cref="Threads"/>,
-/// so the CPU reference and the two passes give the same codes.
+/// it and read their tile again. A codes block only waits for blocks that started before it, so any sequence length runs.
+/// The mean's order equals a KvStatistics variant's with the same <see cref="SliceTokens"/> and <see cref="Threads"/>, so
+/// the CPU reference and the two passes give the same codes.
 /// </summary>
 [AttributeUsage(AttributeTargets.Class | AttributeTargets.Struct, Inherited = false)]
 public sealed class KvSinglePassAttribute : Attribute
