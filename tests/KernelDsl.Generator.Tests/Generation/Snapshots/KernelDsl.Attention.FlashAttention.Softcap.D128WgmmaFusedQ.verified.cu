@@ -215,16 +215,16 @@ static __device__ __forceinline__ float kdsl_scale_of(float absmax)
 static __device__ __forceinline__ float kdsl_inv_of(float scale) { return __fdiv_rn(1.0f, scale); }
 // q = the exact product v · inv rounded half to even, clamped to [-127, 127] so the range is symmetric (no -128).
 // The FFMA with 1.5·2^23 rounds the product to an integer in the low bits (no F2I, which issues on the slow XU
-// pipe); t only classifies it: rounding is monotonic and 127.5 is a float, so |t| < 127.5 exactly when the product is.
+// pipe) while |v · inv| < 2^22; beyond that rounding is still monotonic, so clamping r to 1.5·2^23 ± 127 clamps the
+// code. Branch-free: a branch per element was 64 of the int8 K/V codes kernel's 136 (PERF_NOTES §16).
 // NaN and Inf: fmaxf ignores NaN, so a NaN never raises absmax, and a NaN product quantizes to 0. An Inf makes
 // absmax and scale Inf and inv 0: the Inf itself becomes Inf·0 = NaN -> 0, and every finite value of its block
 // (or channel) becomes 0. With SubtractChannelMean a NaN or Inf also poisons its channel's mean.
 // None of that is visible in the codes, so the quantize kernel counts the NaN and Inf it read (nonfinite).
 static __device__ __forceinline__ int kdsl_quant(float v, float inv)
 {
-    const float t = __fmul_rn(v, inv);
-    if (!(fabsf(t) < 127.5f)) return t != t ? 0 : (t > 0.0f ? 127 : -127);
-    return __float_as_int(__fmaf_rn(v, inv, 12582912.0f)) - 0x4B400000;
+    const float r = __fmaf_rn(v, inv, 12582912.0f);
+    return r != r ? 0 : __float_as_int(fminf(fmaxf(r, 12582785.0f), 12583039.0f)) - 0x4B400000;
 }
 static __device__ __forceinline__ u32 kdsl_byte(int q, int shift) { return (u32)(u8)(s8)q << shift; }
 
