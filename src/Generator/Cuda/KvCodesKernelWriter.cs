@@ -112,7 +112,7 @@ public static class KvCodesKernelWriter
         var (d, t, tile, rpp, passes) = (plan.HeadDim, plan.Threads, plan.Tile, plan.RowsPerPass, plan.Passes);
         var e4m3 = spec.VOutput == Element.E4M3;
         var code = e4m3 ? "u8" : "s8";
-    w.Line($"// Every load of the tile first.");
+        w.Line($"// Every load of the tile first.");
         w.Line($"u32 k_raw[{passes}][2][4];");
         if (!spec.VTransposed)
         {

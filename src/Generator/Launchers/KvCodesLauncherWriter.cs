@@ -48,19 +48,8 @@ public static class KvCodesLauncherWriter
         w.Line($"/// <remarks>Strides must be multiples of 8; K, V and the codes 16-byte aligned (16-byte loads and stores).</remarks>");
         w.Block($"public static void Launch({signature.CSharpParameters})", () =>
         {
-            LauncherSections.WriteReferenceChecks(w, signature);
-            w.Line($"{Guard}.Positive(batch, nameof(batch));");
-            w.Line($"{Guard}.Positive(heads, nameof(heads));");
-            w.Line($"{Guard}.Positive(tokens, nameof(tokens));");
-            LauncherSections.WriteStridedTensorChecks(w, "k");
-            LauncherSections.WriteStridedTensorChecks(w, "v");
-            w.Line($"var batchHeads = (long)batch * heads;");
+            WriteInputChecks(w, signature, spec.VTransposed);
             w.Line($"{Guard}.Fits(batchHeads * HeadDim, \"batch · heads · HeadDim\");");
-            if (spec.VTransposed)
-            {
-                w.Line($"{Guard}.Fits((long)tokens + TransposePad, nameof(tokens));");
-                w.Line($"var paddedTokens = PaddedTokens(tokens);");
-            }
             w.Line($"{Guard}.Holds(kMean, batchHeads * HeadDim, nameof(kMean), \"one mean per (batch, head, channel)\");");
             w.Line($"{Guard}.Holds(vScale, batchHeads * HeadDim, nameof(vScale), \"one scale per (batch, head, channel)\");");
             WriteCodeChecks(w);
@@ -68,6 +57,26 @@ public static class KvCodesLauncherWriter
             w.Line($"{Guard}.Fits(blocks, \"batch · heads · tiles (the grid)\");");
             LauncherSections.WriteLaunch(w, signature, "KernelName", "blocks");
         });
+    }
+
+    /// <summary>
+    /// The checks of the references, of batch, heads and tokens and of K's and V's strides, then batchHeads and (transposed)
+    /// paddedTokens: this family's and KvSinglePass's.
+    /// </summary>
+    internal static void WriteInputChecks(CodeWriter w, KernelSignature signature, bool vTransposed)
+    {
+        LauncherSections.WriteReferenceChecks(w, signature);
+        w.Line($"{Guard}.Positive(batch, nameof(batch));");
+        w.Line($"{Guard}.Positive(heads, nameof(heads));");
+        w.Line($"{Guard}.Positive(tokens, nameof(tokens));");
+        LauncherSections.WriteStridedTensorChecks(w, "k");
+        LauncherSections.WriteStridedTensorChecks(w, "v");
+        w.Line($"var batchHeads = (long)batch * heads;");
+        if (vTransposed)
+        {
+            w.Line($"{Guard}.Fits((long)tokens + TransposePad, nameof(tokens));");
+            w.Line($"var paddedTokens = PaddedTokens(tokens);");
+        }
     }
 
     /// <summary>The codes' sizes (KCodesLength, KScaleCount, VCodesLength, TilesPerHead and, transposed, PaddedTokens and StoredTokenOrder): this family's and KvSinglePass's.</summary>

@@ -71,18 +71,7 @@ public static class KvSinglePassLauncherWriter
         w.Line($"/// <remarks>Strides must be multiples of 8; K, V and the codes 16-byte aligned (16-byte loads and stores).</remarks>");
         w.Block($"public static void Launch({signature.CSharpParametersWithDefaults})", () =>
         {
-            LauncherSections.WriteReferenceChecks(w, signature);
-            w.Line($"{Guard}.Positive(batch, nameof(batch));");
-            w.Line($"{Guard}.Positive(heads, nameof(heads));");
-            w.Line($"{Guard}.Positive(tokens, nameof(tokens));");
-            LauncherSections.WriteStridedTensorChecks(w, "k");
-            LauncherSections.WriteStridedTensorChecks(w, "v");
-            w.Line($"var batchHeads = (long)batch * heads;");
-            if (spec.VTransposed)
-            {
-                w.Line($"{Guard}.Fits((long)tokens + TransposePad, nameof(tokens));");
-                w.Line($"var paddedTokens = PaddedTokens(tokens);");
-            }
+            KvCodesLauncherWriter.WriteInputChecks(w, signature, spec.VTransposed);
             w.Line($"var blocks = batchHeads * (SlicesPerHead(tokens) + TilesPerHead(tokens));");
             KvStatisticsLauncherWriter.WriteStatisticsChecks(w, signature.Host);
             KvCodesLauncherWriter.WriteCodeChecks(w);

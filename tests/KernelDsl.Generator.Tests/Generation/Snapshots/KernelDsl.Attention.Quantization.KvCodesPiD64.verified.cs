@@ -107,9 +107,9 @@ static partial class KvCodesPiD64
         global::KernelDsl.Launching.LaunchGuard.Aligned(v, 16, nameof(v));
         global::KernelDsl.Launching.LaunchGuard.Holds(v, (batch - 1) * vStrideB + (heads - 1) * vStrideH + (tokens - 1) * vStrideS + HeadDim, nameof(v), $"v [{batch}, {heads}, {tokens}, {HeadDim}] at strides ({vStrideB}, {vStrideH}, {vStrideS})");
         var batchHeads = (long)batch * heads;
-        global::KernelDsl.Launching.LaunchGuard.Fits(batchHeads * HeadDim, "batch · heads · HeadDim");
         global::KernelDsl.Launching.LaunchGuard.Fits((long)tokens + TransposePad, nameof(tokens));
         var paddedTokens = PaddedTokens(tokens);
+        global::KernelDsl.Launching.LaunchGuard.Fits(batchHeads * HeadDim, "batch · heads · HeadDim");
         global::KernelDsl.Launching.LaunchGuard.Holds(kMean, batchHeads * HeadDim, nameof(kMean), "one mean per (batch, head, channel)");
         global::KernelDsl.Launching.LaunchGuard.Holds(vScale, batchHeads * HeadDim, nameof(vScale), "one scale per (batch, head, channel)");
         global::KernelDsl.Launching.LaunchGuard.Holds(kCodes, KCodesLength(batch, heads, tokens), nameof(kCodes), $"int8 [{batch}][{heads}][{tokens}][{HeadDim}]");
