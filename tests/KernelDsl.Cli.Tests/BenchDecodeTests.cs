@@ -27,6 +27,15 @@ public class BenchDecodeTests
     }
 
     [Fact]
+    public void Kdsl_compiles_every_method_fully_optimized_so_bench_times_the_host_path_a_server_runs()
+    {
+        // With tiering, the decode call's host path ran unoptimized code through the whole bench (PERF_NOTES §17).
+        using var config = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "kdsl.runtimeconfig.json")));
+        var properties = config.RootElement.GetProperty("runtimeOptions").GetProperty("configProperties");
+        Assert.False(properties.GetProperty("System.Runtime.TieredCompilation").GetBoolean());
+    }
+
+    [Fact]
     public void Decode_alone_with_csv_and_the_other_grids_without_it_parse()
     {
         Assert.Empty(CliApp.Build().Parse(["bench", "--decode"]).Errors);

@@ -46,10 +46,3 @@ public static partial class PagedDecodeD128Stages3;
 /// </summary>
 [PagedDecode(HeadDim = 128, PageSize = 64, Input = Element.F16, Warps = 2, Stages = 3)]
 public static partial class PagedDecodeD128Warps2Stages3;
-
-/// <summary>
-/// Four warps of four half-page stages: the default's shared memory, but three half pages in flight a warp where the
-/// default has one page, for B = 1, where warps wait on their page's copies (PERF_NOTES §16c).
-/// </summary>
-[PagedDecode(HeadDim = 128, PageSize = 64, StageKeys = 32, Input = Element.F16, Warps = 4, Stages = 4)]
-public static partial class PagedDecodeD128HalfStages4;

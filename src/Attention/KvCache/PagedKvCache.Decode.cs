@@ -12,7 +12,7 @@ public sealed partial class PagedKvCache
     [
         Entry(PagedDecodeD64.With()), Entry(PagedDecodeD128.With()), Entry(PagedDecodeD128Bf16.With()),
         Entry(PagedDecodeD128Warps2.With()), Entry(PagedDecodeD128Warps8.With()), Entry(PagedDecodeD128Stages3.With()),
-        Entry(PagedDecodeD128Warps2Stages3.With()), Entry(PagedDecodeD128HalfStages4.With()),
+        Entry(PagedDecodeD128Warps2Stages3.With()),
     ];
 
     private static (int, Element, object) Entry<T>(PagedDecodeKernel<T> kernel) where T : unmanaged => (kernel.HeadDim, kernel.Input, kernel);

@@ -10,13 +10,13 @@ public class PagedDecodeTuningTests
     public void The_default_configuration_comes_first_and_competes_with_the_others_of_its_head_dim_and_element()
     {
         var d128 = PagedKvCache.Configurations<Half>(128, Element.F16).Select(k => k.Name[(k.Name.LastIndexOf('.') + 1)..]).ToArray();
-        Assert.Equal(["PagedDecodeD128", "PagedDecodeD128Warps2", "PagedDecodeD128Warps8", "PagedDecodeD128Stages3", "PagedDecodeD128Warps2Stages3", "PagedDecodeD128HalfStages4"], d128);
+        Assert.Equal(["PagedDecodeD128", "PagedDecodeD128Warps2", "PagedDecodeD128Warps8", "PagedDecodeD128Stages3", "PagedDecodeD128Warps2Stages3"], d128);
         // Three full-page stages of four warps fit only sm_90's shared memory (227 KB a block): an A100 (163 KB) does not time
-        // them, but does four half-page stages (156 KB); an sm_86/89 card (99 KB) runs only the two-warp configuration of two stages.
+        // them; an sm_86/89 card (99 KB) runs only the two-warp configuration of two stages.
         string[] On(int computeCapability, int sharedMemoryPerBlock) => PagedKvCache.Configurations<Half>(128, Element.F16)
             .Where(k => k.RunsOn(computeCapability, sharedMemoryPerBlock)).Select(k => k.Name[(k.Name.LastIndexOf('.') + 1)..]).ToArray();
         Assert.Equal(d128, On(90, 232448));
-        Assert.Equal(["PagedDecodeD128", "PagedDecodeD128Warps2", "PagedDecodeD128Warps8", "PagedDecodeD128Warps2Stages3", "PagedDecodeD128HalfStages4"], On(80, 166912));
+        Assert.Equal(["PagedDecodeD128", "PagedDecodeD128Warps2", "PagedDecodeD128Warps8", "PagedDecodeD128Warps2Stages3"], On(80, 166912));
         Assert.Equal(["PagedDecodeD128Warps2"], On(89, 101376));
         // One declared configuration each: nothing to tune, the plain call runs it.
         Assert.Single(PagedKvCache.Configurations<Half>(64, Element.F16));
