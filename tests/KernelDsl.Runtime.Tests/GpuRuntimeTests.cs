@@ -26,10 +26,12 @@ public class GpuRuntimeTests
     {
         Name = "Tests.Spin",
         CudaSource = """
-            extern "C" __global__ void __launch_bounds__(32) spin(long long cycles)
+            // Holds its stream until the host opens the gate (writes a nonzero int from another stream), or for at most
+            // `cycles`, so a test that fails before opening it cannot hang.
+            extern "C" __global__ void __launch_bounds__(32) spin(const volatile int* gate, long long cycles)
             {
                 long long start = clock64();
-                while (clock64() - start < cycles) { }
+                while (*gate == 0 && clock64() - start < cycles) { }
             }
             """,
         EntryPoints = [new KernelEntryPoint("spin", 32, 0)],
@@ -111,27 +113,30 @@ public class GpuRuntimeTests
 
     /// <summary>
     /// Small host-to-device copies go through the stream's four pinned slots. Twelve copies of one size (so no slot is
-    /// reallocated) from one host array, overwritten after each call, are queued behind a kernel that spins for about
-    /// a second (a fixed amount of work once ended before the first pinned slots were allocated, run 75; a 100 ms spin
-    /// before the fourth copy in a whole-suite run, run 77): copies 5–12
-    /// reuse slots whose copies have not run yet, so each must wait for its slot's copy, or an earlier copy lands later
-    /// data. Then copies at the slots' size limit and past it (pageable) land too.
+    /// reallocated) from one host array, overwritten after each call, are queued behind a kernel that spins until the
+    /// test opens its gate from another stream (fixed spins ended too early in whole-suite runs: a fixed amount of work in
+    /// run 75, 100 ms in run 77, about a second in run 85): copies 5–12 reuse slots whose copies have not run yet, so each
+    /// must wait for its slot's copy, or an earlier copy lands later data. Then copies at the slots' size limit and past it
+    /// (pageable) land too.
     /// </summary>
     [Fact]
     public void Copies_queued_behind_work_land_as_they_were_when_queued_through_reused_pinned_slots()
     {
         using var device = Gpu.OpenOrSkip();
         using var stream = device.CreateStream();
+        using var opener = device.CreateStream();
+        using var gate = device.Allocate<int>(1);
         const int Small = 4096;
         // Compiled before it is queued, so that the spin starts when the copies are queued, not after NVRTC.
-        stream.Launch(Spin, "spin", Dim3.Of(1), new KernelArguments().Add(1L));
+        stream.FillBytes(gate, 1);
+        stream.Launch(Spin, "spin", Dim3.Of(1), new KernelArguments().Add(gate).Add(1L));
+        stream.FillBytes(gate, 0);
         stream.Synchronize();
         int[] lengths = [.. Enumerable.Repeat(Small, 12), (int)(PinnedStaging.MaxBytes / sizeof(float)), (int)(PinnedStaging.MaxBytes / sizeof(float)) + 1];
         var host = new float[lengths.Max()];
-        // Allocated before the spin, which lasts about a second: in run 77 (the whole suite on an H200, tests in parallel)
-        // a 100 ms spin ended before the fourth copy was queued.
         var buffers = lengths.Select(n => device.Allocate<float>(n)).ToArray();
-        stream.Launch(Spin, "spin", Dim3.Of(1), new KernelArguments().Add(2_000_000_000L));
+        // Closed until every copy is queued; the cap (about 10 s) only bounds a test that fails before opening it.
+        stream.Launch(Spin, "spin", Dim3.Of(1), new KernelArguments().Add(gate).Add(20_000_000_000L));
         try
         {
             for (var i = 0; i < lengths.Length; i++)
@@ -144,9 +149,10 @@ public class GpuRuntimeTests
                 Array.Fill(host, -1f);  // the call has taken what it needs
                 if (i == 3)
                 {
-                    Assert.False(stream.IsIdle(), "the busy work ended before the slots were reused: the test would prove nothing");
+                    Assert.False(stream.IsIdle(), "the gated kernel ended before the slots were reused: the test would prove nothing");
                 }
             }
+            opener.FillBytes(gate, 1);
             stream.Synchronize();
             for (var i = 0; i < lengths.Length; i++)
             {
@@ -157,6 +163,8 @@ public class GpuRuntimeTests
         }
         finally
         {
+            opener.FillBytes(gate, 1);
+            stream.Synchronize();
             foreach (var buffer in buffers)
             {
                 buffer.Dispose();
