@@ -201,15 +201,18 @@ public static class PagedDecodeKernelWriter
             {
                 w.Line($"const s8* const k = k_codes + head_page * {plan.PageBytes} + part * {plan.StageCodeBytes};");
                 w.Line($"const s8* const v = v_codes + head_page * {plan.PageBytes} + part * {plan.StageCodeBytes};");
-                TileCopyWriter.Write(w, "kdsl_cp_async_16", Operand.K, "stage", 32, chunks, d, [], "16", $"k + row * {d} + col", "k");
-                TileCopyWriter.Write(w, "kdsl_cp_async_16", Operand.V, $"(stage + {plan.StageCodeBytes})", 32, chunks, d, [], "16", $"v + row * {d} + col", "v");
+                // One conversion to the shared window for the stage: per copy, it was an opaque asm block (and its 64-bit
+                // add) that the compiler could not share, about a tenth of a page's instructions (docs/PERF_NOTES.md §17f).
+                w.Line($"const u32 s = kdsl_smem(stage);");
+                TileCopyWriter.Write(w, "kdsl_cp_async_16", Operand.K, "s", 32, chunks, d, [], "16", $"k + row * {d} + col", "k", smemIsAddress: true);
+                TileCopyWriter.Write(w, "kdsl_cp_async_16", Operand.V, $"s + {plan.StageCodeBytes}", 32, chunks, d, [], "16", $"v + row * {d} + col", "v", smemIsAddress: true);
                 w.Line($"#pragma unroll");
                 w.Block($"for (int c = tid; c < {d / 4}; c += 32)", () =>
                 {
-                    w.Line($"kdsl_cp_async_16(kdsl_smem(stage + {plan.KMeanOffset} + 16 * c), k_mean + head_page * {d} + 4 * c, 16);");
-                    w.Line($"kdsl_cp_async_16(kdsl_smem(stage + {plan.VScaleOffset} + 16 * c), v_scale + head_page * {d} + 4 * c, 16);");
+                    w.Line($"kdsl_cp_async_16(s + {plan.KMeanOffset} + 16 * c, k_mean + head_page * {d} + 4 * c, 16);");
+                    w.Line($"kdsl_cp_async_16(s + {plan.VScaleOffset} + 16 * c, v_scale + head_page * {d} + 4 * c, 16);");
                 });
-                w.Line($"if (tid == 0) kdsl_cp_async_4(kdsl_smem(stage + {plan.KScaleOffset}), k_scale + head_page);");
+                w.Line($"if (tid == 0) kdsl_cp_async_4(s + {plan.KScaleOffset}, k_scale + head_page);");
             });
         }
 

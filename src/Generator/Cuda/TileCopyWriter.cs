@@ -16,9 +16,16 @@ public static class TileCopyWriter
     /// <param name="bytes">The chunk's valid source bytes.</param>
     /// <param name="source">Its source address when bytes &gt; 0.</param>
     /// <param name="safeSource">An always-valid address passed when bytes is 0 (nothing is read).</param>
+    /// <param name="smemIsAddress">
+    /// Whether <paramref name="smem"/> is already a 32-bit shared-window address (a u32 the caller converted once) rather
+    /// than a generic pointer: each chunk then costs an add, not a conversion the compiler cannot share between chunks.
+    /// </param>
     public static void Write(CodeWriter w, string copy, Operand operand, string smem, int threads, int chunksPerThread, int rowBytes,
-        string[] prelude, string bytes, string source, string safeSource)
+        string[] prelude, string bytes, string source, string safeSource, bool smemIsAddress = false)
     {
+        var destination = smemIsAddress
+            ? $"{smem} + {LayoutWriter.FunctionName(operand)}(row, col)"
+            : $"kdsl_smem({smem} + {LayoutWriter.FunctionName(operand)}(row, col))";
         w.Line($"#pragma unroll");
         w.Block($"for (int i = 0; i < {chunksPerThread}; ++i)", () =>
         {
@@ -29,7 +36,7 @@ public static class TileCopyWriter
                 w.Line($"{line}");
             }
             w.Line($"const int bytes = {bytes};");
-            w.Line($"{copy}(kdsl_smem({smem} + {LayoutWriter.FunctionName(operand)}(row, col)), bytes > 0 ? {source} : {safeSource}, bytes);");
+            w.Line($"{copy}({destination}, bytes > 0 ? {source} : {safeSource}, bytes);");
         });
     }
 }

@@ -174,13 +174,14 @@ static __device__ __forceinline__ void kdsl_load_stage(u8* stage, const s8* k_co
 {
     const s8* const k = k_codes + head_page * 8192 + part * 8192;
     const s8* const v = v_codes + head_page * 8192 + part * 8192;
+    const u32 s = kdsl_smem(stage);
     #pragma unroll
     for (int i = 0; i < 16; ++i)
     {
         const int c = tid + i * 32;
         const int row = c / 8, col = (c % 8) * 16;
         const int bytes = 16;
-        kdsl_cp_async_16(kdsl_smem(stage + kdsl_smem_k(row, col)), bytes > 0 ? k + row * 128 + col : k, bytes);
+        kdsl_cp_async_16(s + kdsl_smem_k(row, col), bytes > 0 ? k + row * 128 + col : k, bytes);
     }
     #pragma unroll
     for (int i = 0; i < 16; ++i)
@@ -188,15 +189,15 @@ static __device__ __forceinline__ void kdsl_load_stage(u8* stage, const s8* k_co
         const int c = tid + i * 32;
         const int row = c / 8, col = (c % 8) * 16;
         const int bytes = 16;
-        kdsl_cp_async_16(kdsl_smem((stage + 8192) + kdsl_smem_v(row, col)), bytes > 0 ? v + row * 128 + col : v, bytes);
+        kdsl_cp_async_16(s + 8192 + kdsl_smem_v(row, col), bytes > 0 ? v + row * 128 + col : v, bytes);
     }
     #pragma unroll
     for (int c = tid; c < 32; c += 32)
     {
-        kdsl_cp_async_16(kdsl_smem(stage + 16384 + 16 * c), k_mean + head_page * 128 + 4 * c, 16);
-        kdsl_cp_async_16(kdsl_smem(stage + 16896 + 16 * c), v_scale + head_page * 128 + 4 * c, 16);
+        kdsl_cp_async_16(s + 16384 + 16 * c, k_mean + head_page * 128 + 4 * c, 16);
+        kdsl_cp_async_16(s + 16896 + 16 * c, v_scale + head_page * 128 + 4 * c, 16);
     }
-    if (tid == 0) kdsl_cp_async_4(kdsl_smem(stage + 17408), k_scale + head_page);
+    if (tid == 0) kdsl_cp_async_4(s + 17408, k_scale + head_page);
 }
 
 extern "C" __global__ void __launch_bounds__(128, 1)
