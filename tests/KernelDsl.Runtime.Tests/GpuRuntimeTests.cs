@@ -113,10 +113,10 @@ public class GpuRuntimeTests
 
     /// <summary>
     /// Small host-to-device copies go through the stream's four pinned slots. Twelve copies of one size (so no slot is
-    /// reallocated) from one host array, overwritten after each call, are queued behind a kernel that spins until the
-    /// test opens its gate from another stream (fixed spins ended too early in whole-suite runs: a fixed amount of work in
-    /// run 75, 100 ms in run 77, about a second in run 85): copies 5–12 reuse slots whose copies have not run yet, so each
-    /// must wait for its slot's copy, or an earlier copy lands later data. Then copies at the slots' size limit and past it
+    /// reallocated) from one host array, overwritten after each call, are queued behind a kernel that spins until another
+    /// thread opens its gate, once copy 4 is queued (fixed spins ended too early in whole-suite runs: a fixed amount of
+    /// work in run 75, 100 ms in run 77, about a second in run 85): copies 5–12 reuse slots whose copies have not run yet,
+    /// so each must wait for its slot's copy, or an earlier copy lands later data. Then copies at the slots' size limit and past it
     /// (pageable) land too.
     /// </summary>
     [Fact]
@@ -135,8 +135,10 @@ public class GpuRuntimeTests
         int[] lengths = [.. Enumerable.Repeat(Small, 12), (int)(PinnedStaging.MaxBytes / sizeof(float)), (int)(PinnedStaging.MaxBytes / sizeof(float)) + 1];
         var host = new float[lengths.Max()];
         var buffers = lengths.Select(n => device.Allocate<float>(n)).ToArray();
-        // Closed until every copy is queued; the cap (about 10 s) only bounds a test that fails before opening it.
+        // Closed until copy 5 waits for slot 0's copy, behind it; the cap (about 10 s) only bounds a test that fails before
+        // opening it.
         stream.Launch(Spin, "spin", Dim3.Of(1), new KernelArguments().Add(gate).Add(20_000_000_000L));
+        Thread? opening = null;
         try
         {
             for (var i = 0; i < lengths.Length; i++)
@@ -150,9 +152,16 @@ public class GpuRuntimeTests
                 if (i == 3)
                 {
                     Assert.False(stream.IsIdle(), "the gated kernel ended before the slots were reused: the test would prove nothing");
+                    // Copy 5 now blocks on slot 0's copy, which waits for the kernel: another thread opens the gate shortly.
+                    opening = new Thread(() =>
+                    {
+                        Thread.Sleep(100);
+                        opener.FillBytes(gate, 1);
+                    });
+                    opening.Start();
                 }
             }
-            opener.FillBytes(gate, 1);
+            opening!.Join();
             stream.Synchronize();
             for (var i = 0; i < lengths.Length; i++)
             {
@@ -163,7 +172,8 @@ public class GpuRuntimeTests
         }
         finally
         {
-            opener.FillBytes(gate, 1);
+            opening?.Join();
+            opener.FillBytes(gate, 1);  // a test that failed before the gate opened
             stream.Synchronize();
             foreach (var buffer in buffers)
             {
