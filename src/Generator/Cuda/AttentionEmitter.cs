@@ -56,7 +56,7 @@ public static class AttentionEmitter
                 ? $"Producer: TMA loads of K, V per stage onto mbarriers. Consumers: Q read as {spec.QInput.CudaName()} and quantized per row, S = Q·Kᵀ on {plan.Qk.Ptx} (shared × shared),"
                 : $"Producer: TMA loads of Q ({(plan.Persistent ? "per tile, two buffers" : "once")}) and K, V per stage onto mbarriers. Consumers: S = Q·Kᵀ on {plan.Qk.Ptx} (shared × shared),",
             $"online softmax in exp2, P quantized to {plan.Pv.AElement.CudaName()} (×{plan.PScale}) in registers, O = P·V on {plan.Pv.Ptx} (registers × shared).",
-            $"Block {spec.BlockM} query rows × {spec.BlockN} keys per step, {spec.Stages} K/V stages, {plan.SharedMemoryBytes} bytes of shared memory (with {AttentionPlan.TmaAlignment} for alignment and {plan.Barriers} mbarriers).",
+            $"Block {spec.BlockM} query rows × {spec.BlockN} keys per step, {spec.Stages} K/V stages, {plan.SharedMemoryBytes} bytes of shared memory (with {AttentionPlan.TmaAlignment} for alignment{(plan.SharesKeyBlockRange ? $", {plan.Barriers} mbarriers and the key-block range" : $" and {plan.Barriers} mbarriers")}).",
             plan.InKernelTransposedV
                 ? "V: loaded by TMA as it comes, then rewritten [channel][key] in π order by the producer warps (Recipe D: ldmatrix.trans + prmt + stmatrix)."
                 : "V: transposed beforehand to [channel][key] in π order (Recipe C) and loaded by TMA as wgmma's K-major B.");

@@ -49,6 +49,36 @@ public static class KeyBlockRangeWriter
         w.Line($"const bool {FullRun} = full_blocks == 0 || full_blocks == {FullLast} + 1 - {FullFirst};");
     }
 
+    /// <summary>
+    /// The range found once, by warp 0, and left by its lane 0 at shared address <paramref name="slot"/> (16-byte aligned,
+    /// <see cref="AttentionPlan.KeyBlockRangeBytes"/>) for the warps that read it after the block-wide barrier.
+    /// </summary>
+    public static void WriteShared(CodeWriter w, AttentionPlan plan, string slot)
+    {
+        w.Line($"// The mask's key-block range is found once, by warp 0, and both warpgroups read it after the barrier: kept in");
+        w.Line($"// registers across their setmaxnreg, it would be spilled.");
+        w.Block($"if ({N.Warp} == 0)", () =>
+        {
+            Write(w, plan);
+            w.Block($"if ({N.Lane} == 0)", () =>
+            {
+                w.Line($"const int range[5] = {{{N.FirstKeyBlock}, {N.KeyBlocks}, {FullFirst}, {FullLast}, (int){FullRun}}};");
+                w.Line($"#pragma unroll");
+                w.Line($"for (int i = 0; i < 5; ++i) kdsl_st_shared_b32({slot} + 4 * i, (u32)range[i]);");
+            });
+        });
+    }
+
+    /// <summary>The range <see cref="WriteShared"/> left at <paramref name="slot"/>, under the names the steps read.</summary>
+    public static void ReadShared(CodeWriter w, string slot)
+    {
+        w.Line($"u32 range[2][4];");
+        w.Line($"kdsl_ld_shared_v4(range[0], {slot});");
+        w.Line($"kdsl_ld_shared_v4(range[1], {slot} + 16);");
+        w.Line($"const int {N.FirstKeyBlock} = (int)range[0][0], {N.KeyBlocks} = (int)range[0][1], {FullFirst} = (int)range[0][2], {FullLast} = (int)range[0][3];");
+        w.Line($"const bool {FullRun} = range[1][0] != 0u;");
+    }
+
     private const string FullFirst = "full_first", FullLast = "full_last", FullRun = "full_run";
 
     /// <summary>

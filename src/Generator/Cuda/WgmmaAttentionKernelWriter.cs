@@ -126,8 +126,13 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
                 WriteQCopy();
             }
         });
+        if (plan.SharesKeyBlockRange)
+        {
+            _w.Line($"const u32 {RangeAddress} = sq_addr + {plan.KeyBlockRangeOffset};");
+            KeyBlockRangeWriter.WriteShared(_w, plan, RangeAddress);
+        }
         _w.Line($"__syncthreads();  // the last block-wide barrier: the warpgroups part ways here");
-        if (!plan.Persistent)
+        if (!plan.Persistent && !plan.SharesKeyBlockRange)
         {
             KeyBlockRangeWriter.Write(_w, plan);
         }
@@ -150,6 +155,7 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
         _w.Block($"if (wg == 0)", () =>
         {
             _w.Line($"kdsl_setmaxnreg_dec<{plan.ProducerRegisters}>();");
+            ReadSharedRange();
             if (plan.InKernelTransposedV)
             {
                 var load = CopyAtom.Get(CopyAtomKind.LdsmTransPrmt).ProgramFor(OperandStorage.KN, TokenOrder.Pi)!;
@@ -195,6 +201,17 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
             _w.Line($"return;");
         });
         _w.Line();
+    }
+
+    /// <summary>The shared-memory address of the key-block range the warpgroups read (<see cref="AttentionPlan.SharesKeyBlockRange"/>).</summary>
+    private const string RangeAddress = "kv_range_addr";
+
+    private void ReadSharedRange()
+    {
+        if (plan.SharesKeyBlockRange)
+        {
+            KeyBlockRangeWriter.ReadShared(_w, RangeAddress);
+        }
     }
 
     /// <summary>
@@ -295,6 +312,7 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
         var stages = s.Stages;
         _w.Line($"// Consumer warpgroups: {plan.ConsumerWarpgroups} × 64 query rows; warp w of a warpgroup owns 16 of them, as in an m16 MMA.");
         _w.Line($"kdsl_setmaxnreg_inc<{plan.ConsumerRegisters}>();");
+        ReadSharedRange();
         _w.Line($"const int cg = wg - 1;");
         _w.Line($"const int warp_row = cg * 64 + ({N.Warp} & 3) * 16;");
         if (!plan.Persistent)

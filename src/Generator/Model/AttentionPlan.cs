@@ -144,7 +144,19 @@ public sealed record AttentionPlan(AttentionSpec Spec)
     /// Q empty per Q buffer), then K full, V full, K/V empty (and Recipe D's staged V full) per stage, 8 bytes each.
     /// </summary>
     public int Barriers => WarpSpecialized ? (QuantizesQ ? 0 : Persistent ? 2 * QBuffers : 1) + (InKernelTransposedV ? 4 : 3) * Spec.Stages : 0;
-    public int SharedMemoryBytes => WarpSpecialized ? TmaAlignment + TileBytes + 8 * Barriers : TileBytes;
+    public int SharedMemoryBytes => !WarpSpecialized ? TileBytes
+        : TmaAlignment + (SharesKeyBlockRange ? KeyBlockRangeOffset + KeyBlockRangeBytes : TileBytes + 8 * Barriers);
+
+    /// <summary>
+    /// Whether one warp finds the mask's key-block range before the warpgroups part and hands it to both through shared
+    /// memory (the one-tile wgmma form with a mask). Kept in registers across setmaxnreg, ptxas 12 spills the range; found
+    /// again after it, the producer's 24 registers spill the classifier.
+    /// </summary>
+    public bool SharesKeyBlockRange => WarpSpecialized && !Persistent && Spec.Mask is not null;
+    /// <summary>Where the shared key-block range sits from the aligned base: after the mbarriers, on a 16-byte boundary.</summary>
+    public int KeyBlockRangeOffset => (TileBytes + 8 * Barriers + 15) / 16 * 16;
+    /// <summary>The shared key-block range: first block, block count, first and last whole block, whether they form one run.</summary>
+    public const int KeyBlockRangeBytes = 32;
 
     /// <summary>Integers below this magnitude survive the float-bias trick exactly (PtxHelper.FloatBias).</summary>
     public const long FloatBiasRange = 1L << 22;

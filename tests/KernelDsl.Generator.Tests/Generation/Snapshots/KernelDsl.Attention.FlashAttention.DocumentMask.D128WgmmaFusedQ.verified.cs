@@ -13,7 +13,7 @@ static partial class DocumentMask
         /// <summary>Threads per block of the main kernel.</summary>
         public const int ThreadsPerBlock = 384;
         /// <summary>Dynamic shared memory per block of the main kernel, in bytes.</summary>
-        public const int SharedMemoryBytes = 82992;
+        public const int SharedMemoryBytes = 83024;
         /// <summary>The lowest compute capability (major·10 + minor) every atom of this variant runs on.</summary>
         public const int MinimumSm = 90;
         /// <summary>Channels per head.</summary>
@@ -36,7 +36,7 @@ static partial class DocumentMask
             CudaSource = CudaSource,
             EntryPoints =
             [
-                new(KernelName, 384, 82992),
+                new(KernelName, 384, 83024),
             ],
             Targets = ["sm_90a"],
             MinimumSm = MinimumSm,

@@ -13,7 +13,7 @@ static partial class PrefixLm
         /// <summary>Threads per block of the main kernel.</summary>
         public const int ThreadsPerBlock = 384;
         /// <summary>Dynamic shared memory per block of the main kernel, in bytes.</summary>
-        public const int SharedMemoryBytes = 83000;
+        public const int SharedMemoryBytes = 83040;
         /// <summary>The lowest compute capability (major·10 + minor) every atom of this variant runs on.</summary>
         public const int MinimumSm = 90;
         /// <summary>Channels per head.</summary>
@@ -36,7 +36,7 @@ static partial class PrefixLm
             CudaSource = CudaSource,
             EntryPoints =
             [
-                new(KernelName, 384, 83000),
+                new(KernelName, 384, 83040),
             ],
             Targets = ["sm_90a"],
             MinimumSm = MinimumSm,

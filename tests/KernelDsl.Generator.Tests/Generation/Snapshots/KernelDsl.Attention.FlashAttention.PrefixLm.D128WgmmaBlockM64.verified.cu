@@ -2,7 +2,7 @@
 // INT8 FlashAttention forward for Hopper, head dim 128: warp-specialized, 1 producer + 1 consumer warpgroup, 2 blocks per SM.
 // Producer: TMA loads of K, V per stage onto mbarriers. Consumers: Q read as f16 and quantized per row, S = Q·Kᵀ on wgmma.mma_async.sync.aligned.m64n128k32.s32.s8.s8 (shared × shared),
 // online softmax in exp2, P quantized to u8 (×255) in registers, O = P·V on wgmma.mma_async.sync.aligned.m64n128k32.s32.u8.s8 (registers × shared).
-// Block 64 query rows × 128 keys per step, 3 K/V stages, 107592 bytes of shared memory (with 1024 for alignment and 9 mbarriers).
+// Block 64 query rows × 128 keys per step, 3 K/V stages, 107632 bytes of shared memory (with 1024 for alignment, 9 mbarriers and the key-block range).
 // V: transposed beforehand to [channel][key] in π order (Recipe C) and loaded by TMA as wgmma's K-major B.
 
 typedef signed char s8;
@@ -382,30 +382,47 @@ kdsl_KernelDsl_Attention_FlashAttention_PrefixLm_D128WgmmaBlockM64(
         }
         kdsl_mbar_init_fence();
     }
-    __syncthreads();  // the last block-wide barrier: the warpgroups part ways here
-    const int k_blocks = (seq_k + 127) / 128;
-    const int kv_end = k_blocks;
-    // The mask's block classifier over this block's rows and each key block; a warp's lanes split the blocks, and
-    // every warp finds the same range. Blocks inside the range that the mask hides are computed, fully masked.
-    // The blocks it shows whole are counted too: when they form one run, a step tells whole from partial by two
-    // compares instead of asking the classifier again.
-    int kv_lo = kv_end, kv_hi = -1, full_lo = kv_end, full_hi = -1, full_count = 0;
-    for (int kb = lane; kb < kv_end; kb += 32)
+    const u32 kv_range_addr = sq_addr + 106576;
+    // The mask's key-block range is found once, by warp 0, and both warpgroups read it after the barrier: kept in
+    // registers across their setmaxnreg, it would be spilled.
+    if (warp == 0)
     {
-        const int block_class = kdsl_mask_block(b, h, m0, kdsl_min(m0 + 64, seq_q) - 1, kb * 128, kdsl_min((kb + 1) * 128, seq_k) - 1, u_prefix);
-        if (block_class != KDSL_BLOCK_SKIP) { kv_lo = kdsl_min(kv_lo, kb); kv_hi = kb; }
-        if (block_class == KDSL_BLOCK_FULL) { full_lo = kdsl_min(full_lo, kb); full_hi = kb; ++full_count; }
+        const int k_blocks = (seq_k + 127) / 128;
+        const int kv_end = k_blocks;
+        // The mask's block classifier over this block's rows and each key block; a warp's lanes split the blocks, and
+        // every warp finds the same range. Blocks inside the range that the mask hides are computed, fully masked.
+        // The blocks it shows whole are counted too: when they form one run, a step tells whole from partial by two
+        // compares instead of asking the classifier again.
+        int kv_lo = kv_end, kv_hi = -1, full_lo = kv_end, full_hi = -1, full_count = 0;
+        for (int kb = lane; kb < kv_end; kb += 32)
+        {
+            const int block_class = kdsl_mask_block(b, h, m0, kdsl_min(m0 + 64, seq_q) - 1, kb * 128, kdsl_min((kb + 1) * 128, seq_k) - 1, u_prefix);
+            if (block_class != KDSL_BLOCK_SKIP) { kv_lo = kdsl_min(kv_lo, kb); kv_hi = kb; }
+            if (block_class == KDSL_BLOCK_FULL) { full_lo = kdsl_min(full_lo, kb); full_hi = kb; ++full_count; }
+        }
+        const int kv_first = __reduce_min_sync(0xffffffffu, kv_lo), kv_last = __reduce_max_sync(0xffffffffu, kv_hi);
+        const int n_blocks = kv_last < kv_first ? 0 : kv_last + 1 - kv_first;
+        const int full_first = __reduce_min_sync(0xffffffffu, full_lo), full_last = __reduce_max_sync(0xffffffffu, full_hi);
+        const int full_blocks = (int)__reduce_add_sync(0xffffffffu, (unsigned)full_count);
+        const bool full_run = full_blocks == 0 || full_blocks == full_last + 1 - full_first;
+        if (lane == 0)
+        {
+            const int range[5] = {kv_first, n_blocks, full_first, full_last, (int)full_run};
+            #pragma unroll
+            for (int i = 0; i < 5; ++i) kdsl_st_shared_b32(kv_range_addr + 4 * i, (u32)range[i]);
+        }
     }
-    const int kv_first = __reduce_min_sync(0xffffffffu, kv_lo), kv_last = __reduce_max_sync(0xffffffffu, kv_hi);
-    const int n_blocks = kv_last < kv_first ? 0 : kv_last + 1 - kv_first;
-    const int full_first = __reduce_min_sync(0xffffffffu, full_lo), full_last = __reduce_max_sync(0xffffffffu, full_hi);
-    const int full_blocks = (int)__reduce_add_sync(0xffffffffu, (unsigned)full_count);
-    const bool full_run = full_blocks == 0 || full_blocks == full_last + 1 - full_first;
+    __syncthreads();  // the last block-wide barrier: the warpgroups part ways here
 
     // Producer warpgroup: one thread issues every TMA copy; a stage is refilled once all consumer warps released it.
     if (wg == 0)
     {
         kdsl_setmaxnreg_dec<24>();
+        u32 range[2][4];
+        kdsl_ld_shared_v4(range[0], kv_range_addr);
+        kdsl_ld_shared_v4(range[1], kv_range_addr + 16);
+        const int kv_first = (int)range[0][0], n_blocks = (int)range[0][1], full_first = (int)range[0][2], full_last = (int)range[0][3];
+        const bool full_run = range[1][0] != 0u;
         if (tid == 0)
         {
             for (int j = 0; j < n_blocks; ++j)
@@ -423,6 +440,11 @@ kdsl_KernelDsl_Attention_FlashAttention_PrefixLm_D128WgmmaBlockM64(
 
     // Consumer warpgroups: 1 × 64 query rows; warp w of a warpgroup owns 16 of them, as in an m16 MMA.
     kdsl_setmaxnreg_inc<232>();
+    u32 range[2][4];
+    kdsl_ld_shared_v4(range[0], kv_range_addr);
+    kdsl_ld_shared_v4(range[1], kv_range_addr + 16);
+    const int kv_first = (int)range[0][0], n_blocks = (int)range[0][1], full_first = (int)range[0][2], full_last = (int)range[0][3];
+    const bool full_run = range[1][0] != 0u;
     const int cg = wg - 1;
     const int warp_row = cg * 64 + (warp & 3) * 16;
     float row_max[2] = {-KDSL_INF, -KDSL_INF}, row_sum[2] = {0.f, 0.f};

@@ -13,7 +13,7 @@ static partial class SlidingWindow
         /// <summary>Threads per block of the main kernel.</summary>
         public const int ThreadsPerBlock = 256;
         /// <summary>Dynamic shared memory per block of the main kernel, in bytes.</summary>
-        public const int SharedMemoryBytes = 107592;
+        public const int SharedMemoryBytes = 107632;
         /// <summary>The lowest compute capability (major·10 + minor) every atom of this variant runs on.</summary>
         public const int MinimumSm = 90;
         /// <summary>Channels per head.</summary>
@@ -36,7 +36,7 @@ static partial class SlidingWindow
             CudaSource = CudaSource,
             EntryPoints =
             [
-                new(KernelName, 256, 107592),
+                new(KernelName, 256, 107632),
             ],
             Targets = ["sm_90a"],
             MinimumSm = MinimumSm,
