@@ -39,4 +39,26 @@ public class NativeLibraryProbeTests
             NativeLibraries.NvrtcCandidates("/opt/nvrtc/libnvrtc.so.13.0"));
         Assert.Equal(["libcuda.so.1", "libcuda.so"], NativeLibraries.CudaCandidates);
     }
+
+    [Fact]
+    public void An_explicit_nvrtc_brings_the_builtins_of_its_own_folder()
+    {
+        var folder = Directory.CreateTempSubdirectory("kdsl-nvrtc-").FullName;
+        try
+        {
+            foreach (var name in new[] { "libnvrtc.so.12", "libnvrtc-builtins.so.12.4", "libnvrtc-builtins.so.12.4.127", "libnvrtc-builtins.so", "libnvrtc-builtins.so.11.8" })
+            {
+                File.WriteAllText(Path.Combine(folder, name), "");
+            }
+            // The names NVRTC opens (MAJOR.MINOR), not the full versions or the unversioned link.
+            Assert.Equal([Path.Combine(folder, "libnvrtc-builtins.so.11.8"), Path.Combine(folder, "libnvrtc-builtins.so.12.4")],
+                NativeLibraries.NvrtcBuiltinsBeside(Path.Combine(folder, "libnvrtc.so.12")));
+            Assert.Empty(NativeLibraries.NvrtcBuiltinsBeside(null));
+            Assert.Empty(NativeLibraries.NvrtcBuiltinsBeside(Path.Combine(folder, "missing", "libnvrtc.so.12")));
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
 }

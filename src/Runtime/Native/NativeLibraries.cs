@@ -28,8 +28,15 @@ internal static class NativeLibraries
 
     private static readonly Lazy<LibraryProbeResult> CudaProbe =
         new(() => LibraryProbe.Load("CUDA driver", CudaCandidates));
-    private static readonly Lazy<LibraryProbeResult> NvrtcProbe =
-        new(() => LibraryProbe.Load("NVRTC", NvrtcCandidates(Environment.GetEnvironmentVariable(NvrtcPathVariable))));
+    private static readonly Lazy<LibraryProbeResult> NvrtcProbe = new(() =>
+    {
+        var explicitPath = Environment.GetEnvironmentVariable(NvrtcPathVariable);
+        foreach (var builtins in NvrtcBuiltinsBeside(explicitPath))
+        {
+            NativeLibrary.TryLoad(builtins, out _);
+        }
+        return LibraryProbe.Load("NVRTC", NvrtcCandidates(explicitPath));
+    });
     private static readonly Lazy<LibraryProbeResult> NcclProbe =
         new(() => LibraryProbe.Load("NCCL", NcclCandidates(Environment.GetEnvironmentVariable(NcclPathVariable), PythonPrefixes())));
 
@@ -49,6 +56,28 @@ internal static class NativeLibraries
 
     /// <summary>The NVRTC names to try: an explicit file from the environment first, then the standard names.</summary>
     public static IReadOnlyList<string> NvrtcCandidates(string? explicitPath) => Candidates(explicitPath, NvrtcStandardCandidates);
+
+    /// <summary>
+    /// The builtins libraries (<c>libnvrtc-builtins.so.MAJOR.MINOR</c>) in the folder of an NVRTC named by path. NVRTC
+    /// opens its builtins by name at compile time, which the loader finds only on its search path; loaded first from
+    /// NVRTC's own folder, the name matches the library already in the process, so an NVRTC unpacked anywhere works
+    /// without LD_LIBRARY_PATH.
+    /// </summary>
+    public static IReadOnlyList<string> NvrtcBuiltinsBeside(string? explicitPath)
+    {
+        var folder = string.IsNullOrWhiteSpace(explicitPath) ? null : Path.GetDirectoryName(Path.GetFullPath(explicitPath));
+        if (folder is null || !Directory.Exists(folder))
+        {
+            return [];
+        }
+        const string Prefix = "libnvrtc-builtins.so.";
+        return Directory.EnumerateFiles(folder, "libnvrtc-builtins.so*")
+            .Where(f => Path.GetFileName(f) is var name && name.StartsWith(Prefix, StringComparison.Ordinal) &&
+                        name[Prefix.Length..].Split('.') is [{ Length: > 0 } major, { Length: > 0 } minor] &&
+                        major.All(char.IsAsciiDigit) && minor.All(char.IsAsciiDigit))
+            .Order(StringComparer.Ordinal)
+            .ToList();
+    }
 
     /// <summary>Where pip's NCCL wheel (nvidia-nccl-cu12 or -cu13, which PyTorch installs) puts the library, under a site-packages folder.</summary>
     public const string NcclWheelFile = "nvidia/nccl/lib/libnccl.so.2";

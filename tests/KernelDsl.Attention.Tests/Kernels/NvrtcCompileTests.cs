@@ -5,7 +5,8 @@ namespace KernelDsl.Attention.Tests.Kernels;
 
 /// <summary>
 /// Evidence layer 2: every variant declared in KernelDsl.Attention compiles under NVRTC for each of its targets
-/// with ptxas verbose, and no kernel spills. Skips without NVRTC unless KERNELDSL_REQUIRE_NVRTC=1 (CI).
+/// with ptxas verbose, and no kernel spills but the few <see cref="KernelDsl.Testing.SpillBar"/> lists. Skips without
+/// NVRTC unless KERNELDSL_REQUIRE_NVRTC=1 (CI).
 /// </summary>
 public class NvrtcCompileTests(ITestOutputHelper output)
 {
@@ -53,7 +54,7 @@ public class NvrtcCompileTests(ITestOutputHelper output)
         {
             var report = Assert.Single(result.Kernels, k => k.Name == entry.Name);
             output.WriteLine($"{variant} {entry.Name} {target}: {report.Registers} registers, {report.StackFrameBytes} B stack, spills {report.SpillStoreBytes}/{report.SpillLoadBytes} B");
-            Assert.False(report.Spills, $"{entry.Name} spills on {target}: {report.SpillStoreBytes} B stored, {report.SpillLoadBytes} B loaded");
+            Assert.Null(KernelDsl.Testing.SpillBar.Miss(report, compiler.Version.Major));
             Assert.True(report.Registers * entry.ThreadsPerBlock <= 65536, $"{entry.Name} needs {report.Registers} registers × {entry.ThreadsPerBlock} threads, over the 64K register file");
         }
     }
