@@ -204,8 +204,8 @@ public static class PagedDecodeKernelWriter
                 // One conversion to the shared window for the stage: per copy, it was an opaque asm block (and its 64-bit
                 // add) that the compiler could not share, about a tenth of a page's instructions (docs/PERF_NOTES.md §17f).
                 w.Line($"const u32 s = kdsl_smem(stage);");
-                TileCopyWriter.Write(w, "kdsl_cp_async_16", Operand.K, "s", 32, chunks, d, [], "16", $"k + row * {d} + col", "k", smemIsAddress: true);
-                TileCopyWriter.Write(w, "kdsl_cp_async_16", Operand.V, $"s + {plan.StageCodeBytes}", 32, chunks, d, [], "16", $"v + row * {d} + col", "v", smemIsAddress: true);
+                TileCopyWriter.Write(w, "kdsl_cp_async_16", Operand.K, "s", 32, chunks, d, [], "16", $"k + row * {d} + col", "k", smemIsAddress: true, (plan.Layout(Operand.K), d));
+                TileCopyWriter.Write(w, "kdsl_cp_async_16", Operand.V, $"s + {plan.StageCodeBytes}", 32, chunks, d, [], "16", $"v + row * {d} + col", "v", smemIsAddress: true, (plan.Layout(Operand.V), d));
                 w.Line($"#pragma unroll");
                 w.Block($"for (int c = tid; c < {d / 4}; c += 32)", () =>
                 {
@@ -527,6 +527,7 @@ public static class PagedDecodeKernelWriter
             w.Line();
             w.Line($"// Online softmax in exp2. A row that has seen no visible key keeps m = −∞ and exponent base 0, so nothing is NaN.");
             w.Line($"float alpha[2], base[2];");
+            w.Line($"bool grew = false;");
             w.Line($"#pragma unroll");
             w.Block($"for (int h = 0; h < 2; ++h)", () =>
             {
@@ -538,14 +539,20 @@ public static class PagedDecodeKernelWriter
                 w.Line($"const float m_new = fmaxf(m[h], mx);");
                 w.Line($"const float safe = m_new == -KDSL_INF ? 0.f : m_new;");
                 w.Line($"alpha[h] = kdsl_exp2(m[h] - safe);  // 0 while m was −∞");
+                w.Line($"grew |= m_new > m[h];");
                 w.Line($"m[h] = m_new;");
                 w.Line($"// 2^((x − m) + log₂ {plan.PScale}) = {plan.PScale}·P: x − m is exact near the maximum (Sterbenz), so the row's largest score gives");
                 w.Line($"// {plan.PScale} within the SFU's error at any magnitude, far below the {plan.PScale}.5 that would wrap a byte.");
                 w.Line($"base[h] = safe;");
                 w.Line($"l[h] *= alpha[h];");
             });
-            w.Line($"#pragma unroll");
-            w.Line($"for (int i = 0; i < {_d / 8}; ++i) {{ o[i][0] *= alpha[0]; o[i][1] *= alpha[0]; o[i][2] *= alpha[1]; o[i][3] *= alpha[1]; }}");
+            w.Line($"// O is rescaled only when a row of the warp saw a new maximum, which past the first pages is rare. Otherwise alpha is");
+            w.Line($"// exp2(0) = 1, or 0 for a row still at −∞ whose O is still 0: skipping the multiply changes nothing.");
+            w.Block($"if (__any_sync(0xffffffffu, grew))", () =>
+            {
+                w.Line($"#pragma unroll");
+                w.Line($"for (int i = 0; i < {_d / 8}; ++i) {{ o[i][0] *= alpha[0]; o[i][1] *= alpha[0]; o[i][2] *= alpha[1]; o[i][3] *= alpha[1]; }}");
+            });
             w.Line($"// P rounded to u8 in pairs of f16 1024 + n (pp[jt][0]: row g, pp[jt][1]: row g + 8).");
             w.Line($"u32 pp[{sTiles}][2];");
             w.Line($"#pragma unroll");

@@ -275,22 +275,22 @@ static __device__ __forceinline__ void kdsl_load_stage(u8* stage, const s8* k_co
     const s8* const k = k_codes + head_page * 8192 + part * 8192;
     const s8* const v = v_codes + head_page * 8192 + part * 8192;
     const u32 s = kdsl_smem(stage);
+    // A thread's chunks keep one byte column, 4 rows apart; their swizzled offsets repeat 1024 bytes on every 2
+    // copies (checked for every thread when generated): 2 offsets and the first source are computed once, and each
+    // copy adds constants, which the instruction takes as immediate offsets.
+    const int k_row = tid / 8, k_col = (tid % 8) * 16;
+    const int k_o[2] = {kdsl_smem_k(k_row, k_col), kdsl_smem_k(k_row + 4, k_col)};
+    const auto k_src = [&] { const int row = k_row, col = k_col; return k + row * 128 + col; }();
     #pragma unroll
-    for (int i = 0; i < 16; ++i)
-    {
-        const int c = tid + i * 32;
-        const int row = c / 8, col = (c % 8) * 16;
-        const int bytes = 16;
-        kdsl_cp_async_16(s + kdsl_smem_k(row, col), bytes > 0 ? k + row * 128 + col : k, bytes);
-    }
+    for (int i = 0; i < 16; ++i) kdsl_cp_async_16(s + k_o[i % 2] + i / 2 * 1024, k_src + i * 512, 16);
+    // A thread's chunks keep one byte column, 4 rows apart; their swizzled offsets repeat 1024 bytes on every 2
+    // copies (checked for every thread when generated): 2 offsets and the first source are computed once, and each
+    // copy adds constants, which the instruction takes as immediate offsets.
+    const int v_row = tid / 8, v_col = (tid % 8) * 16;
+    const int v_o[2] = {kdsl_smem_v(v_row, v_col), kdsl_smem_v(v_row + 4, v_col)};
+    const auto v_src = [&] { const int row = v_row, col = v_col; return v + row * 128 + col; }();
     #pragma unroll
-    for (int i = 0; i < 16; ++i)
-    {
-        const int c = tid + i * 32;
-        const int row = c / 8, col = (c % 8) * 16;
-        const int bytes = 16;
-        kdsl_cp_async_16(s + 8192 + kdsl_smem_v(row, col), bytes > 0 ? v + row * 128 + col : v, bytes);
-    }
+    for (int i = 0; i < 16; ++i) kdsl_cp_async_16(s + 8192 + v_o[i % 2] + i / 2 * 1024, v_src + i * 512, 16);
     #pragma unroll
     for (int c = tid; c < 32; c += 32)
     {
@@ -495,6 +495,7 @@ kdsl_KernelDsl_Attention_FlashAttention_SlidingWindow_PagedDecodeD128_decode(
 
         // Online softmax in exp2. A row that has seen no visible key keeps m = −∞ and exponent base 0, so nothing is NaN.
         float alpha[2], base[2];
+        bool grew = false;
         #pragma unroll
         for (int h = 0; h < 2; ++h)
         {
@@ -506,14 +507,20 @@ kdsl_KernelDsl_Attention_FlashAttention_SlidingWindow_PagedDecodeD128_decode(
             const float m_new = fmaxf(m[h], mx);
             const float safe = m_new == -KDSL_INF ? 0.f : m_new;
             alpha[h] = kdsl_exp2(m[h] - safe);  // 0 while m was −∞
+            grew |= m_new > m[h];
             m[h] = m_new;
             // 2^((x − m) + log₂ 255) = 255·P: x − m is exact near the maximum (Sterbenz), so the row's largest score gives
             // 255 within the SFU's error at any magnitude, far below the 255.5 that would wrap a byte.
             base[h] = safe;
             l[h] *= alpha[h];
         }
-        #pragma unroll
-        for (int i = 0; i < 16; ++i) { o[i][0] *= alpha[0]; o[i][1] *= alpha[0]; o[i][2] *= alpha[1]; o[i][3] *= alpha[1]; }
+        // O is rescaled only when a row of the warp saw a new maximum, which past the first pages is rare. Otherwise alpha is
+        // exp2(0) = 1, or 0 for a row still at −∞ whose O is still 0: skipping the multiply changes nothing.
+        if (__any_sync(0xffffffffu, grew))
+        {
+            #pragma unroll
+            for (int i = 0; i < 16; ++i) { o[i][0] *= alpha[0]; o[i][1] *= alpha[0]; o[i][2] *= alpha[1]; o[i][3] *= alpha[1]; }
+        }
         // P rounded to u8 in pairs of f16 1024 + n (pp[jt][0]: row g, pp[jt][1]: row g + 8).
         u32 pp[8][2];
         #pragma unroll
