@@ -62,7 +62,7 @@ public static class PagedDecodeKernelWriter
                 $"{(m.Kind == ModifierKind.Score ? "Score modifier" : "Mask")} C# {m.DeclaringType.Replace("global::", "")}.{m.MethodName}, with q and k the positions in the cache."),
         ]);
         var convert = spec.Input == Element.BF16 ? PtxHelper.Bf16Convert : PtxHelper.F16Convert;
-        var helpers = new[] { PtxHelper.IntMath, PtxHelper.SoftmaxMath, convert, PtxHelper.HalfPack, PtxHelper.BytePack, PtxHelper.WarpReduce }
+        var helpers = new[] { PtxHelper.IntMath, PtxHelper.SoftmaxMath, convert, PtxHelper.HalfPack, PtxHelper.BytePack, PtxHelper.WarpReduce, PtxHelper.FloatBias }
             .Concat(PagedDecodePlan.Atoms.SelectMany(PtxHelpers.For));
         PtxHelpers.Write(w, helpers, [plan.Qk, plan.Pv]);
         w.Raw("""
@@ -422,10 +422,11 @@ public static class PagedDecodeKernelWriter
                     w.Line($"const bool mask_whole = __all_sync(0xffffffffu, page_class == KDSL_BLOCK_FULL);");
                 }
                 w.Line();
-                w.Line($"// S = Q·Kᵀ on {qk.Ptx}: tile jt holds keys 8jt..8jt+7 of the step.");
+                w.Line($"// S = Q·Kᵀ on {qk.Ptx}: tile jt holds keys 8jt..8jt+7 of the step. The accumulators start at the float bias");
+                w.Line($"// (|S| ≤ 127²·{d} < 2^22), so they end as float(bias + S) and need no conversion.");
                 w.Line($"int s[{sTiles}][4];");
                 w.Line($"#pragma unroll");
-                w.Line($"for (int jt = 0; jt < {sTiles}; ++jt) s[jt][0] = s[jt][1] = s[jt][2] = s[jt][3] = 0;");
+                w.Line($"for (int jt = 0; jt < {sTiles}; ++jt) s[jt][0] = s[jt][1] = s[jt][2] = s[jt][3] = KDSL_FLOAT_BIAS_BITS;");
                 w.Line($"#pragma unroll");
                 w.Block($"for (int kk = 0; kk < {d / qk.K}; ++kk)", () =>
                 {
@@ -456,9 +457,11 @@ public static class PagedDecodeKernelWriter
                 w.Line($"// x = (qscale·kscale·S + q·mean)·{(_score is null ? "σ·log₂e" : "σ")} = S·a + c for this lane's rows g (h = 0) and g + 8 (h = 1).");
                 w.Line($"const float a0 = q_scale_of[0] * k_scale_page, a1 = q_scale_of[1] * k_scale_page;");
                 w.Line($"const float c0 = __shfl_sync(0xffffffffu, qm, 2 * g) * {ScoreScale}, c1 = __shfl_sync(0xffffffffu, qm, 2 * g + 16) * {ScoreScale};");
+                w.Line($"// (bias + S)·a + (c − bias·a): the bias term costs one FFMA a row; rounding c − bias·a moves x by at most one unit of S·a.");
+                w.Line($"const float b0 = fmaf(-KDSL_FLOAT_BIAS, a0, c0), b1 = fmaf(-KDSL_FLOAT_BIAS, a1, c1);");
                 w.Line($"float x[{sTiles}][4];");
                 w.Line($"#pragma unroll");
-                w.Line($"for (int jt = 0; jt < {sTiles}; ++jt) {{ x[jt][0] = fmaf((float)s[jt][0], a0, c0); x[jt][1] = fmaf((float)s[jt][1], a0, c0); x[jt][2] = fmaf((float)s[jt][2], a1, c1); x[jt][3] = fmaf((float)s[jt][3], a1, c1); }}");
+                w.Line($"for (int jt = 0; jt < {sTiles}; ++jt) {{ x[jt][0] = fmaf(__int_as_float(s[jt][0]), a0, b0); x[jt][1] = fmaf(__int_as_float(s[jt][1]), a0, b0); x[jt][2] = fmaf(__int_as_float(s[jt][2]), a1, b1); x[jt][3] = fmaf(__int_as_float(s[jt][3]), a1, b1); }}");
                 if (_score is { } score)
                 {
                     w.Line($"// The score modifier on the natural-log score of each (row, key), its result in log₂ units. Keys past the length");

@@ -59,6 +59,11 @@ static __device__ __forceinline__ float kdsl_warp_sum(float x)
 // ex2/lg2.approx: the SFU instructions FlashAttention's exp2 softmax is built on.
 static __device__ __forceinline__ float kdsl_exp2(float x) { float y; asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x)); return y; }
 static __device__ __forceinline__ float kdsl_log2(float x) { float y; asm("lg2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x)); return y; }
+// int32 <-> float without I2F/F2I, which issue at a fraction of FADD/FFMA's rate: for |i| < 2^22 the float
+// 1.5·2^23 + i is exact and its bits are 0x4B400000 + i. An MMA that starts its int32 accumulators at the
+// bits leaves float(bias + result) in them.
+#define KDSL_FLOAT_BIAS 12582912.f
+#define KDSL_FLOAT_BIAS_BITS 0x4B400000
 // Two floats into one 16-bit pair, lo in the low half: one cvt (F2FP) instead of two and a shift.
 static __device__ __forceinline__ u32 kdsl_pack_f16x2(float lo, float hi) { u32 d; asm("cvt.rn.f16x2.f32 %0, %1, %2;\n" : "=r"(d) : "f"(hi), "f"(lo)); return d; }
 static __device__ __forceinline__ u32 kdsl_pack_bf16x2(float lo, float hi) { u32 d; asm("cvt.rn.bf16x2.f32 %0, %1, %2;\n" : "=r"(d) : "f"(hi), "f"(lo)); return d; }
@@ -322,10 +327,11 @@ kdsl_KernelDsl_Attention_KvCache_PagedDecodeD128_decode(
         const int step = my_first + n * 4;
         const int key0 = step * 64;
 
-        // S = Q·Kᵀ on mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32: tile jt holds keys 8jt..8jt+7 of the step.
+        // S = Q·Kᵀ on mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32: tile jt holds keys 8jt..8jt+7 of the step. The accumulators start at the float bias
+        // (|S| ≤ 127²·128 < 2^22), so they end as float(bias + S) and need no conversion.
         int s[8][4];
         #pragma unroll
-        for (int jt = 0; jt < 8; ++jt) s[jt][0] = s[jt][1] = s[jt][2] = s[jt][3] = 0;
+        for (int jt = 0; jt < 8; ++jt) s[jt][0] = s[jt][1] = s[jt][2] = s[jt][3] = KDSL_FLOAT_BIAS_BITS;
         #pragma unroll
         for (int kk = 0; kk < 4; ++kk)
         {
@@ -355,9 +361,11 @@ kdsl_KernelDsl_Attention_KvCache_PagedDecodeD128_decode(
         // x = (qscale·kscale·S + q·mean)·σ·log₂e = S·a + c for this lane's rows g (h = 0) and g + 8 (h = 1).
         const float a0 = q_scale_of[0] * k_scale_page, a1 = q_scale_of[1] * k_scale_page;
         const float c0 = __shfl_sync(0xffffffffu, qm, 2 * g) * score_log2, c1 = __shfl_sync(0xffffffffu, qm, 2 * g + 16) * score_log2;
+        // (bias + S)·a + (c − bias·a): the bias term costs one FFMA a row; rounding c − bias·a moves x by at most one unit of S·a.
+        const float b0 = fmaf(-KDSL_FLOAT_BIAS, a0, c0), b1 = fmaf(-KDSL_FLOAT_BIAS, a1, c1);
         float x[8][4];
         #pragma unroll
-        for (int jt = 0; jt < 8; ++jt) { x[jt][0] = fmaf((float)s[jt][0], a0, c0); x[jt][1] = fmaf((float)s[jt][1], a0, c0); x[jt][2] = fmaf((float)s[jt][2], a1, c1); x[jt][3] = fmaf((float)s[jt][3], a1, c1); }
+        for (int jt = 0; jt < 8; ++jt) { x[jt][0] = fmaf(__int_as_float(s[jt][0]), a0, b0); x[jt][1] = fmaf(__int_as_float(s[jt][1]), a0, b0); x[jt][2] = fmaf(__int_as_float(s[jt][2]), a1, b1); x[jt][3] = fmaf(__int_as_float(s[jt][3]), a1, b1); }
         // Keys past a row's limit (its causal edge, or the sequence's end: those slots hold code 0) score −∞.
         if (key0 + 64 > kdsl_min(key_limit[0], key_limit[1]))
         {
