@@ -90,7 +90,7 @@ public static class KvAppendKernelWriter
                 {
                     WriteUnpack(w, d, cpr);
                     w.Line($"#pragma unroll");
-                    w.Line($"for (int j = 0; j < 8; ++j) amax = fmaxf(amax, fabsf(kdsl_prep(v[j], channel[c + j], 1.0f)));");
+                    w.Line($"for (int j = 0; j < 8; ++j) amax = fmaxf(amax, fabsf({QuantizeKernelWriter.Unscaled("v[j]", "channel[c + j]")}));");
                 });
                 w.Line($"amax = kdsl_warp_max(amax);");
                 w.Line($"if ((threadIdx.x & 31) == 0) warp_max[threadIdx.x >> 5] = amax;");
@@ -100,7 +100,7 @@ public static class KvAppendKernelWriter
                 w.Line($"for (int i = 1; i < {plan.Warps}; ++i) amax = fmaxf(amax, warp_max[i]);");
                 w.Line($"const float scale = kdsl_scale_of(amax), inv = kdsl_inv_of(scale);");
                 w.Line($"if (threadIdx.x == 0) k_scale[(long long)page_id * heads_kv + h] = scale;");
-                WriteCodes(w, d, ps, t, cpr, "kdsl_prep(v[j], channel[c + j], 1.0f)", "inv");
+                WriteCodes(w, d, ps, t, cpr, QuantizeKernelWriter.Unscaled("v[j]", "channel[c + j]"), "inv");
             }, close: "}");
             w.Block($"else", () =>
             {

@@ -157,7 +157,7 @@ public static class KvCodesKernelWriter
                 w.Line($"float x[8];");
                 w.Line($"kdsl_unpack8(k_raw[p][half], x);");
                 w.Line($"#pragma unroll");
-                w.Line($"for (int j = 0; j < 8; ++j) amax = fmaxf(amax, fabsf(kdsl_prep(x[j], m[half * 8 + j], 1.0f)));");
+                w.Line($"for (int j = 0; j < 8; ++j) amax = fmaxf(amax, fabsf({QuantizeKernelWriter.Unscaled("x[j]", "m[half * 8 + j]")}));");
             });
         });
         w.Line($"amax = kdsl_warp_max(amax);");
@@ -176,10 +176,10 @@ public static class KvCodesKernelWriter
             w.Line($"const int r = row + p * {rpp};");
             w.Line($"if (!active || r >= rows) continue;");
             w.Line($"const long long at = ((long long)bh * S + s0 + r) * {d} + c0;");
-            WriteToken16(w, "k", "k_codes + at", (x, c) => $"kdsl_prep({x}, m[{c}], 1.0f)", _ => "k_inv", e4m3: false);
+            WriteToken16(w, "k", "k_codes + at", (x, c) => QuantizeKernelWriter.Unscaled(x, $"m[{c}]"), _ => "k_inv", e4m3: false);
             if (!spec.VTransposed)
             {
-                WriteToken16(w, "v", "v_codes + at", (x, _) => $"kdsl_prep({x}, 1.0f)", c => $"inv[c0 + {c}]", e4m3);
+                WriteToken16(w, "v", "v_codes + at", (x, _) => QuantizeKernelWriter.Unscaled(x), c => $"inv[c0 + {c}]", e4m3);
             }
         });
         if (spec.VTransposed)
@@ -263,14 +263,14 @@ public static class KvCodesKernelWriter
                 {
                     w.Block($"for (int j = 0; j < 8; j += 2)", () =>
                     {
-                        w.Line($"const u32 pair = kdsl_quant_e4m3x2(kdsl_prep(x[j], 1.0f), inv[chunk * 8 + j], kdsl_prep(x[j + 1], 1.0f), inv[chunk * 8 + j + 1]);");
+                        w.Line($"const u32 pair = kdsl_quant_e4m3x2(x[j], inv[chunk * 8 + j], x[j + 1], inv[chunk * 8 + j + 1]);");
                         w.Line($"codes[j * {pitch}] = (u8)pair;");
                         w.Line($"codes[(j + 1) * {pitch}] = (u8)(pair >> 8);");
                     });
                 }
                 else
                 {
-                    w.Line($"for (int j = 0; j < 8; ++j) codes[j * {pitch}] = (s8)kdsl_quant(kdsl_prep(x[j], 1.0f), inv[chunk * 8 + j]);");
+                    w.Line($"for (int j = 0; j < 8; ++j) codes[j * {pitch}] = (s8)kdsl_quant(x[j], inv[chunk * 8 + j]);");
                 }
             }, close: "}");
             w.Block($"else", () =>

@@ -165,7 +165,7 @@ kdsl_KernelDsl_Attention_KvCache_KvAppendD128_append(
             float v[8];
             kdsl_unpack8(raw, v);
             #pragma unroll
-            for (int j = 0; j < 8; ++j) amax = fmaxf(amax, fabsf(kdsl_prep(v[j], channel[c + j], 1.0f)));
+            for (int j = 0; j < 8; ++j) amax = fmaxf(amax, fabsf(__fsub_rn(v[j], channel[c + j])));
         }
         amax = kdsl_warp_max(amax);
         if ((threadIdx.x & 31) == 0) warp_max[threadIdx.x >> 5] = amax;
@@ -187,9 +187,9 @@ kdsl_KernelDsl_Attention_KvCache_KvAppendD128_append(
                 float v[8];
                 kdsl_unpack8(raw, v);
                 #pragma unroll
-                for (int j = 0; j < 4; ++j) lo |= kdsl_byte(kdsl_quant(kdsl_prep(v[j], channel[c + j], 1.0f), inv), 8 * j);
+                for (int j = 0; j < 4; ++j) lo |= kdsl_byte(kdsl_quant(__fsub_rn(v[j], channel[c + j]), inv), 8 * j);
                 #pragma unroll
-                for (int j = 4; j < 8; ++j) hi |= kdsl_byte(kdsl_quant(kdsl_prep(v[j], channel[c + j], 1.0f), inv), 8 * (j - 4));
+                for (int j = 4; j < 8; ++j) hi |= kdsl_byte(kdsl_quant(__fsub_rn(v[j], channel[c + j]), inv), 8 * (j - 4));
             }
             kdsl_st8(codes + (e / 16) * 128 + (e % 16) * 8, lo, hi);
         }

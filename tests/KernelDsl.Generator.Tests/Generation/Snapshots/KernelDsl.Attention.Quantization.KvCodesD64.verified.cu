@@ -154,7 +154,7 @@ kdsl_KernelDsl_Attention_Quantization_KvCodesD64_codes(
             float x[8];
             kdsl_unpack8(k_raw[p][half], x);
             #pragma unroll
-            for (int j = 0; j < 8; ++j) amax = fmaxf(amax, fabsf(kdsl_prep(x[j], m[half * 8 + j], 1.0f)));
+            for (int j = 0; j < 8; ++j) amax = fmaxf(amax, fabsf(__fsub_rn(x[j], m[half * 8 + j])));
         }
     }
     amax = kdsl_warp_max(amax);
@@ -180,10 +180,10 @@ kdsl_KernelDsl_Attention_Quantization_KvCodesD64_codes(
         #pragma unroll
         for (int j = 0; j < 4; ++j)
         {
-            kq0 |= kdsl_byte(kdsl_quant(kdsl_prep(kx[j], m[j], 1.0f), k_inv), 8 * j);
-            kq1 |= kdsl_byte(kdsl_quant(kdsl_prep(kx[j + 4], m[j + 4], 1.0f), k_inv), 8 * j);
-            kq2 |= kdsl_byte(kdsl_quant(kdsl_prep(ky[j], m[j + 8], 1.0f), k_inv), 8 * j);
-            kq3 |= kdsl_byte(kdsl_quant(kdsl_prep(ky[j + 4], m[j + 12], 1.0f), k_inv), 8 * j);
+            kq0 |= kdsl_byte(kdsl_quant(__fsub_rn(kx[j], m[j]), k_inv), 8 * j);
+            kq1 |= kdsl_byte(kdsl_quant(__fsub_rn(kx[j + 4], m[j + 4]), k_inv), 8 * j);
+            kq2 |= kdsl_byte(kdsl_quant(__fsub_rn(ky[j], m[j + 8]), k_inv), 8 * j);
+            kq3 |= kdsl_byte(kdsl_quant(__fsub_rn(ky[j + 4], m[j + 12]), k_inv), 8 * j);
         }
         kdsl_st16(k_codes + at, kq0, kq1, kq2, kq3);
         float vx[8], vy[8];
@@ -193,10 +193,10 @@ kdsl_KernelDsl_Attention_Quantization_KvCodesD64_codes(
         #pragma unroll
         for (int j = 0; j < 4; ++j)
         {
-            vq0 |= kdsl_byte(kdsl_quant(kdsl_prep(vx[j], 1.0f), inv[c0 + j]), 8 * j);
-            vq1 |= kdsl_byte(kdsl_quant(kdsl_prep(vx[j + 4], 1.0f), inv[c0 + j + 4]), 8 * j);
-            vq2 |= kdsl_byte(kdsl_quant(kdsl_prep(vy[j], 1.0f), inv[c0 + j + 8]), 8 * j);
-            vq3 |= kdsl_byte(kdsl_quant(kdsl_prep(vy[j + 4], 1.0f), inv[c0 + j + 12]), 8 * j);
+            vq0 |= kdsl_byte(kdsl_quant(vx[j], inv[c0 + j]), 8 * j);
+            vq1 |= kdsl_byte(kdsl_quant(vx[j + 4], inv[c0 + j + 4]), 8 * j);
+            vq2 |= kdsl_byte(kdsl_quant(vy[j], inv[c0 + j + 8]), 8 * j);
+            vq3 |= kdsl_byte(kdsl_quant(vy[j + 4], inv[c0 + j + 12]), 8 * j);
         }
         kdsl_st16(v_codes + at, vq0, vq1, vq2, vq3);
     }

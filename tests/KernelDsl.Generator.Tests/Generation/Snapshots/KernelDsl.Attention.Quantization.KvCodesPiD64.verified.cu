@@ -161,7 +161,7 @@ kdsl_KernelDsl_Attention_Quantization_KvCodesPiD64_codes(
             float x[8];
             kdsl_unpack8(k_raw[p][half], x);
             #pragma unroll
-            for (int j = 0; j < 8; ++j) amax = fmaxf(amax, fabsf(kdsl_prep(x[j], m[half * 8 + j], 1.0f)));
+            for (int j = 0; j < 8; ++j) amax = fmaxf(amax, fabsf(__fsub_rn(x[j], m[half * 8 + j])));
         }
     }
     amax = kdsl_warp_max(amax);
@@ -187,10 +187,10 @@ kdsl_KernelDsl_Attention_Quantization_KvCodesPiD64_codes(
         #pragma unroll
         for (int j = 0; j < 4; ++j)
         {
-            kq0 |= kdsl_byte(kdsl_quant(kdsl_prep(kx[j], m[j], 1.0f), k_inv), 8 * j);
-            kq1 |= kdsl_byte(kdsl_quant(kdsl_prep(kx[j + 4], m[j + 4], 1.0f), k_inv), 8 * j);
-            kq2 |= kdsl_byte(kdsl_quant(kdsl_prep(ky[j], m[j + 8], 1.0f), k_inv), 8 * j);
-            kq3 |= kdsl_byte(kdsl_quant(kdsl_prep(ky[j + 4], m[j + 12], 1.0f), k_inv), 8 * j);
+            kq0 |= kdsl_byte(kdsl_quant(__fsub_rn(kx[j], m[j]), k_inv), 8 * j);
+            kq1 |= kdsl_byte(kdsl_quant(__fsub_rn(kx[j + 4], m[j + 4]), k_inv), 8 * j);
+            kq2 |= kdsl_byte(kdsl_quant(__fsub_rn(ky[j], m[j + 8]), k_inv), 8 * j);
+            kq3 |= kdsl_byte(kdsl_quant(__fsub_rn(ky[j + 4], m[j + 12]), k_inv), 8 * j);
         }
         kdsl_st16(k_codes + at, kq0, kq1, kq2, kq3);
     }
@@ -208,7 +208,7 @@ kdsl_KernelDsl_Attention_Quantization_KvCodesPiD64_codes(
             float x[8];
             kdsl_unpack8(v_raw[i], x);
             #pragma unroll
-            for (int j = 0; j < 8; ++j) codes[j * 80] = (s8)kdsl_quant(kdsl_prep(x[j], 1.0f), inv[chunk * 8 + j]);
+            for (int j = 0; j < 8; ++j) codes[j * 80] = (s8)kdsl_quant(x[j], inv[chunk * 8 + j]);
         }
         else
         {

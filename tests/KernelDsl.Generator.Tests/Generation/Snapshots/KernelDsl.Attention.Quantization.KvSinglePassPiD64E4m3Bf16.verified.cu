@@ -376,7 +376,7 @@ kdsl_KernelDsl_Attention_Quantization_KvSinglePassPiD64E4m3Bf16_single_pass(
             float x[8];
             kdsl_unpack8(k_raw[p][half], x);
             #pragma unroll
-            for (int j = 0; j < 8; ++j) amax = fmaxf(amax, fabsf(kdsl_prep(x[j], m[half * 8 + j], 1.0f)));
+            for (int j = 0; j < 8; ++j) amax = fmaxf(amax, fabsf(__fsub_rn(x[j], m[half * 8 + j])));
         }
     }
     amax = kdsl_warp_max(amax);
@@ -402,10 +402,10 @@ kdsl_KernelDsl_Attention_Quantization_KvSinglePassPiD64E4m3Bf16_single_pass(
         #pragma unroll
         for (int j = 0; j < 4; ++j)
         {
-            kq0 |= kdsl_byte(kdsl_quant(kdsl_prep(kx[j], m[j], 1.0f), k_inv), 8 * j);
-            kq1 |= kdsl_byte(kdsl_quant(kdsl_prep(kx[j + 4], m[j + 4], 1.0f), k_inv), 8 * j);
-            kq2 |= kdsl_byte(kdsl_quant(kdsl_prep(ky[j], m[j + 8], 1.0f), k_inv), 8 * j);
-            kq3 |= kdsl_byte(kdsl_quant(kdsl_prep(ky[j + 4], m[j + 12], 1.0f), k_inv), 8 * j);
+            kq0 |= kdsl_byte(kdsl_quant(__fsub_rn(kx[j], m[j]), k_inv), 8 * j);
+            kq1 |= kdsl_byte(kdsl_quant(__fsub_rn(kx[j + 4], m[j + 4]), k_inv), 8 * j);
+            kq2 |= kdsl_byte(kdsl_quant(__fsub_rn(ky[j], m[j + 8]), k_inv), 8 * j);
+            kq3 |= kdsl_byte(kdsl_quant(__fsub_rn(ky[j + 4], m[j + 12]), k_inv), 8 * j);
         }
         kdsl_st16(k_codes + at, kq0, kq1, kq2, kq3);
     }
@@ -425,7 +425,7 @@ kdsl_KernelDsl_Attention_Quantization_KvSinglePassPiD64E4m3Bf16_single_pass(
             #pragma unroll
             for (int j = 0; j < 8; j += 2)
             {
-                const u32 pair = kdsl_quant_e4m3x2(kdsl_prep(x[j], 1.0f), inv[chunk * 8 + j], kdsl_prep(x[j + 1], 1.0f), inv[chunk * 8 + j + 1]);
+                const u32 pair = kdsl_quant_e4m3x2(x[j], inv[chunk * 8 + j], x[j + 1], inv[chunk * 8 + j + 1]);
                 codes[j * 80] = (u8)pair;
                 codes[(j + 1) * 80] = (u8)(pair >> 8);
             }
