@@ -54,6 +54,10 @@ public class NativeLibraryProbeTests
             Assert.Equal([Path.Combine(folder, "libnvrtc-builtins.so.11.8"), Path.Combine(folder, "libnvrtc-builtins.so.12.4")],
                 NativeLibraries.NvrtcBuiltinsBeside(Path.Combine(folder, "libnvrtc.so.12")));
             Assert.Empty(NativeLibraries.NvrtcBuiltinsBeside(null));
+            // A bare name is searched for by the loader, not looked up in the working folder; a relative path is a folder.
+            Assert.Empty(NativeLibraries.NvrtcBuiltinsBeside("libnvrtc.so.12"));
+            var relative = Path.Combine(Path.GetRelativePath(Environment.CurrentDirectory, folder), "libnvrtc.so.12");
+            Assert.Equal(2, NativeLibraries.NvrtcBuiltinsBeside(relative).Count);
             Assert.Empty(NativeLibraries.NvrtcBuiltinsBeside(Path.Combine(folder, "missing", "libnvrtc.so.12")));
         }
         finally

@@ -32,7 +32,7 @@ public static class KeyBlockRangeWriter
             return;
         }
         w.Line($"// The mask's block classifier over this block's rows and each key block; a warp's lanes split the blocks, and");
-        w.Line($"// every warp finds the same range. Blocks inside the range that the mask hides are computed, fully masked.");
+        w.Line($"// every warp that runs it finds the same range. Blocks inside it that the mask hides are computed, fully masked.");
         w.Line($"// The blocks it shows whole are counted too: when they form one run, a step tells whole from partial by two");
         w.Line($"// compares instead of asking the classifier again.");
         w.Line($"int kv_lo = kv_end, kv_hi = -1, full_lo = kv_end, full_hi = -1, full_count = 0;");
@@ -62,21 +62,28 @@ public static class KeyBlockRangeWriter
             Write(w, plan);
             w.Block($"if ({N.Lane} == 0)", () =>
             {
-                w.Line($"const int range[5] = {{{N.FirstKeyBlock}, {N.KeyBlocks}, {FullFirst}, {FullLast}, (int){FullRun}}};");
+                w.Line($"const int range[8] = {{{N.FirstKeyBlock}, {N.KeyBlocks}, {FullFirst}, {FullLast}, (int){FullRun}, 0, 0, 0}};");
                 w.Line($"#pragma unroll");
-                w.Line($"for (int i = 0; i < 5; ++i) kdsl_st_shared_b32({slot} + 4 * i, (u32)range[i]);");
+                w.Line($"for (int i = 0; i < 8; ++i) kdsl_st_shared_b32({slot} + 4 * i, (u32)range[i]);");
             });
         });
     }
 
-    /// <summary>The range <see cref="WriteShared"/> left at <paramref name="slot"/>, under the names the steps read.</summary>
-    public static void ReadShared(CodeWriter w, string slot)
+    /// <summary>
+    /// The range <see cref="WriteShared"/> left at <paramref name="slot"/>, under the names the steps read; the run of
+    /// whole blocks only where <paramref name="withWholeBlocks"/> (the warps that mask scores).
+    /// </summary>
+    public static void ReadShared(CodeWriter w, string slot, bool withWholeBlocks)
     {
-        w.Line($"u32 range[2][4];");
+        w.Line($"u32 range[{(withWholeBlocks ? 2 : 1)}][4];");
         w.Line($"kdsl_ld_shared_v4(range[0], {slot});");
-        w.Line($"kdsl_ld_shared_v4(range[1], {slot} + 16);");
-        w.Line($"const int {N.FirstKeyBlock} = (int)range[0][0], {N.KeyBlocks} = (int)range[0][1], {FullFirst} = (int)range[0][2], {FullLast} = (int)range[0][3];");
-        w.Line($"const bool {FullRun} = range[1][0] != 0u;");
+        w.Line($"const int {N.FirstKeyBlock} = (int)range[0][0], {N.KeyBlocks} = (int)range[0][1];");
+        if (withWholeBlocks)
+        {
+            w.Line($"kdsl_ld_shared_v4(range[1], {slot} + 16);");
+            w.Line($"const int {FullFirst} = (int)range[0][2], {FullLast} = (int)range[0][3];");
+            w.Line($"const bool {FullRun} = range[1][0] != 0u;");
+        }
     }
 
     private const string FullFirst = "full_first", FullLast = "full_last", FullRun = "full_run";

@@ -204,8 +204,8 @@ public static class PagedDecodeKernelWriter
                 // One conversion to the shared window for the stage: per copy, it was an opaque asm block (and its 64-bit
                 // add) that the compiler could not share, about a tenth of a page's instructions (docs/PERF_NOTES.md §17f).
                 w.Line($"const u32 s = kdsl_smem(stage);");
-                TileCopyWriter.Write(w, "kdsl_cp_async_16", Operand.K, "s", 32, chunks, d, [], "16", $"k + row * {d} + col", "k", smemIsAddress: true, (plan.Layout(Operand.K), d));
-                TileCopyWriter.Write(w, "kdsl_cp_async_16", Operand.V, $"s + {plan.StageCodeBytes}", 32, chunks, d, [], "16", $"v + row * {d} + col", "v", smemIsAddress: true, (plan.Layout(Operand.V), d));
+                TileCopyWriter.WriteWholeChunks(w, "kdsl_cp_async_16", plan.Layout(Operand.K), "s", 32, chunks, d, "k", d, smemIsAddress: true);
+                TileCopyWriter.WriteWholeChunks(w, "kdsl_cp_async_16", plan.Layout(Operand.V), $"s + {plan.StageCodeBytes}", 32, chunks, d, "v", d, smemIsAddress: true);
                 w.Line($"#pragma unroll");
                 w.Block($"for (int c = tid; c < {d / 4}; c += 32)", () =>
                 {
@@ -424,6 +424,7 @@ public static class PagedDecodeKernelWriter
                 w.Line();
                 w.Line($"// S = Q·Kᵀ on {qk.Ptx}: tile jt holds keys 8jt..8jt+7 of the step. The accumulators start at the float bias");
                 w.Line($"// (|S| ≤ 127²·{d} < 2^22), so they end as float(bias + S) and need no conversion.");
+                w.Line($"static_assert(127 * 127 * {d} < (1 << 22), \"S must stay inside the float bias's exact range\");");
                 w.Line($"int s[{sTiles}][4];");
                 w.Line($"#pragma unroll");
                 w.Line($"for (int jt = 0; jt < {sTiles}; ++jt) s[jt][0] = s[jt][1] = s[jt][2] = s[jt][3] = KDSL_FLOAT_BIAS_BITS;");

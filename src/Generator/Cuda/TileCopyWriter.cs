@@ -22,21 +22,10 @@ public static class TileCopyWriter
     /// Whether <paramref name="smem"/> is already a 32-bit shared-window address (a u32 the caller converted once) rather
     /// than a generic pointer: each chunk then costs an add, not a conversion the compiler cannot share between chunks.
     /// </param>
-    /// <param name="factored">
-    /// For a copy of whole chunks (no prelude, 16 bytes each) whose source rows are <c>SourcePitch</c> elements apart: the
-    /// operand's layout. If its offsets repeat with a stride (<see cref="Factor"/>), each thread computes a few swizzled
-    /// offsets and its first source address once, and every copy adds constants that the copy instruction takes as
-    /// immediate offsets.
-    /// </param>
     public static void Write(CodeWriter w, string copy, Operand operand, string smem, int threads, int chunksPerThread, int rowBytes,
-        string[] prelude, string bytes, string source, string safeSource, bool smemIsAddress = false, (SmemLayoutSpec Layout, int SourcePitch)? factored = null)
+        string[] prelude, string bytes, string source, string safeSource, bool smemIsAddress = false)
     {
         string Destination(string offset) => smemIsAddress ? $"{smem} + {offset}" : $"kdsl_smem({smem} + {offset})";
-        if (factored is { } f && prelude.Length == 0 && bytes == "16" && Factor(f.Layout, threads, chunksPerThread, rowBytes) is { } factor)
-        {
-            WriteFactored(w, copy, operand, threads, chunksPerThread, rowBytes, factor, Destination, source, f.SourcePitch);
-            return;
-        }
         var destination = Destination($"{LayoutWriter.FunctionName(operand)}(row, col)");
         w.Line($"#pragma unroll");
         w.Block($"for (int i = 0; i < {chunksPerThread}; ++i)", () =>
@@ -50,6 +39,48 @@ public static class TileCopyWriter
             w.Line($"const int bytes = {bytes};");
             w.Line($"{copy}({destination}, bytes > 0 ? {source} : {safeSource}, bytes);");
         });
+    }
+
+    /// <summary>
+    /// A copy of whole chunks (16 bytes each, no tails) from a source whose rows start <paramref name="sourcePitch"/>
+    /// elements apart at <paramref name="sourceBase"/>. If the layout's offsets repeat with a stride (<see cref="Factor"/>),
+    /// each thread computes a few swizzled offsets and its first source address once, and every copy adds constants that
+    /// the copy instruction takes as immediate offsets; otherwise it is <see cref="Write"/>'s loop.
+    /// </summary>
+    public static void WriteWholeChunks(CodeWriter w, string copy, SmemLayoutSpec layout, string smem, int threads, int chunksPerThread, int rowBytes,
+        string sourceBase, int sourcePitch, bool smemIsAddress = false)
+    {
+        if (Factor(layout, threads, chunksPerThread, rowBytes) is not { } factor)
+        {
+            Write(w, copy, layout.Operand, smem, threads, chunksPerThread, rowBytes, [], "16", $"{sourceBase} + row * {sourcePitch} + col", sourceBase, smemIsAddress);
+            return;
+        }
+        var (phases, stride) = factor;
+        var name = layout.Operand.ToString().ToLowerInvariant();
+        var chunksPerRow = rowBytes / 16;
+        var rowsPerCopy = threads / chunksPerRow;
+        var offset = LayoutWriter.FunctionName(layout.Operand);
+        if (phases == 1)
+        {
+            w.Line($"// A thread's chunks keep one byte column, {rowsPerCopy} rows apart, each {stride} bytes after the one before in shared memory");
+            w.Line($"// (checked for every thread when generated): its offset and first source are computed once, and each copy adds");
+            w.Line($"// constants, which the instruction takes as immediate offsets.");
+        }
+        else
+        {
+            w.Line($"// A thread's chunks keep one byte column, {rowsPerCopy} rows apart; their swizzled offsets repeat {stride} bytes on every {phases}");
+            w.Line($"// copies (checked for every thread when generated): {phases} offsets and the first source are computed once, and each");
+            w.Line($"// copy adds constants, which the instruction takes as immediate offsets.");
+        }
+        w.Line($"const int {name}_row = tid / {chunksPerRow}, {name}_col = (tid % {chunksPerRow}) * 16;");
+        var offsets = Enumerable.Range(0, phases).Select(j => $"{offset}({name}_row{(j == 0 ? "" : $" + {j * rowsPerCopy}")}, {name}_col)").ToList();
+        var declaration = phases == 1 ? $"{name}_o = {offsets[0]}" : $"{name}_o[{phases}] = {{{string.Join(", ", offsets)}}}";
+        w.Line($"const int {declaration};");
+        w.Line($"const auto {name}_src = {sourceBase} + {name}_row * {sourcePitch} + {name}_col;");
+        var shared = phases == 1 ? $"{name}_o + i * {stride}" : $"{name}_o[i % {phases}] + i / {phases} * {stride}";
+        var destination = smemIsAddress ? $"{smem} + {shared}" : $"kdsl_smem({smem} + {shared})";
+        w.Line($"#pragma unroll");
+        w.Line($"for (int i = 0; i < {chunksPerThread}; ++i) {copy}({destination}, {name}_src + i * {rowsPerCopy * sourcePitch}, 16);");
     }
 
     /// <summary>
@@ -82,35 +113,5 @@ public static class TileCopyWriter
             }
         }
         return null;
-    }
-
-    private static void WriteFactored(CodeWriter w, string copy, Operand operand, int threads, int chunksPerThread, int rowBytes,
-        (int Phases, int Stride) factor, Func<string, string> destination, string source, int sourcePitch)
-    {
-        var name = operand.ToString().ToLowerInvariant();
-        var chunksPerRow = rowBytes / 16;
-        var rowsPerCopy = threads / chunksPerRow;
-        var (phases, stride) = factor;
-        var offset = LayoutWriter.FunctionName(operand);
-        if (phases == 1)
-        {
-            w.Line($"// A thread's chunks keep one byte column, {rowsPerCopy} rows apart, each {stride} bytes after the one before in shared memory");
-            w.Line($"// (checked for every thread when generated): its offset and first source are computed once, and each copy adds");
-            w.Line($"// constants, which the instruction takes as immediate offsets.");
-        }
-        else
-        {
-            w.Line($"// A thread's chunks keep one byte column, {rowsPerCopy} rows apart; their swizzled offsets repeat {stride} bytes on every {phases}");
-            w.Line($"// copies (checked for every thread when generated): {phases} offsets and the first source are computed once, and each");
-            w.Line($"// copy adds constants, which the instruction takes as immediate offsets.");
-        }
-        w.Line($"const int {name}_row = tid / {chunksPerRow}, {name}_col = (tid % {chunksPerRow}) * 16;");
-        var offsets = Enumerable.Range(0, phases).Select(j => $"{offset}({name}_row{(j == 0 ? "" : $" + {j * rowsPerCopy}")}, {name}_col)").ToList();
-        var declaration = phases == 1 ? $"{name}_o = {offsets[0]}" : $"{name}_o[{phases}] = {{{string.Join(", ", offsets)}}}";
-        w.Line($"const int {declaration};");
-        w.Line($"const auto {name}_src = [&] {{ const int row = {name}_row, col = {name}_col; return {source}; }}();");
-        var shared = phases == 1 ? $"{name}_o + i * {stride}" : $"{name}_o[i % {phases}] + i / {phases} * {stride}";
-        w.Line($"#pragma unroll");
-        w.Line($"for (int i = 0; i < {chunksPerThread}; ++i) {copy}({destination(shared)}, {name}_src + i * {rowsPerCopy * sourcePitch}, 16);");
     }
 }

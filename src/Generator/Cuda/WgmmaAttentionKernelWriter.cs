@@ -155,7 +155,7 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
         _w.Block($"if (wg == 0)", () =>
         {
             _w.Line($"kdsl_setmaxnreg_dec<{plan.ProducerRegisters}>();");
-            ReadSharedRange();
+            ReadSharedRange(consumer: false);
             if (plan.InKernelTransposedV)
             {
                 var load = CopyAtom.Get(CopyAtomKind.LdsmTransPrmt).ProgramFor(OperandStorage.KN, TokenOrder.Pi)!;
@@ -206,11 +206,11 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
     /// <summary>The shared-memory address of the key-block range the warpgroups read (<see cref="AttentionPlan.SharesKeyBlockRange"/>).</summary>
     private const string RangeAddress = "kv_range_addr";
 
-    private void ReadSharedRange()
+    private void ReadSharedRange(bool consumer)
     {
         if (plan.SharesKeyBlockRange)
         {
-            KeyBlockRangeWriter.ReadShared(_w, RangeAddress);
+            KeyBlockRangeWriter.ReadShared(_w, RangeAddress, withWholeBlocks: consumer);
         }
     }
 
@@ -312,7 +312,7 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
         var stages = s.Stages;
         _w.Line($"// Consumer warpgroups: {plan.ConsumerWarpgroups} × 64 query rows; warp w of a warpgroup owns 16 of them, as in an m16 MMA.");
         _w.Line($"kdsl_setmaxnreg_inc<{plan.ConsumerRegisters}>();");
-        ReadSharedRange();
+        ReadSharedRange(consumer: true);
         _w.Line($"const int cg = wg - 1;");
         _w.Line($"const int warp_row = cg * 64 + ({N.Warp} & 3) * 16;");
         if (!plan.Persistent)

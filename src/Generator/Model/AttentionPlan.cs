@@ -155,7 +155,7 @@ public sealed record AttentionPlan(AttentionSpec Spec)
     public bool SharesKeyBlockRange => WarpSpecialized && !Persistent && Spec.Mask is not null;
     /// <summary>Where the shared key-block range sits from the aligned base: after the mbarriers, on a 16-byte boundary.</summary>
     public int KeyBlockRangeOffset => (TileBytes + 8 * Barriers + 15) / 16 * 16;
-    /// <summary>The shared key-block range: first block, block count, first and last whole block, whether they form one run.</summary>
+    /// <summary>The shared key-block range: first block, block count, first and last whole block, whether they form one run, 3 zeros.</summary>
     public const int KeyBlockRangeBytes = 32;
 
     /// <summary>Integers below this magnitude survive the float-bias trick exactly (PtxHelper.FloatBias).</summary>

@@ -61,11 +61,11 @@ internal static class NativeLibraries
     /// The builtins libraries (<c>libnvrtc-builtins.so.MAJOR.MINOR</c>) in the folder of an NVRTC named by path. NVRTC
     /// opens its builtins by name at compile time, which the loader finds only on its search path; loaded first from
     /// NVRTC's own folder, the name matches the library already in the process, so an NVRTC unpacked anywhere works
-    /// without LD_LIBRARY_PATH.
+    /// without LD_LIBRARY_PATH. A bare file name names no folder (the loader searches for it), so it brings none.
     /// </summary>
     public static IReadOnlyList<string> NvrtcBuiltinsBeside(string? explicitPath)
     {
-        var folder = string.IsNullOrWhiteSpace(explicitPath) ? null : Path.GetDirectoryName(Path.GetFullPath(explicitPath));
+        var folder = string.IsNullOrWhiteSpace(explicitPath) || !explicitPath.Contains('/') ? null : Path.GetDirectoryName(Path.GetFullPath(explicitPath));
         if (folder is null || !Directory.Exists(folder))
         {
             return [];

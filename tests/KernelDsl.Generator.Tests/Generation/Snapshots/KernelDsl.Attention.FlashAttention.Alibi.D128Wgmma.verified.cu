@@ -114,7 +114,7 @@ static __device__ __forceinline__ void kdsl_fence_proxy_async() { asm volatile("
 // Named barriers among some warps of the block (id 0 is __syncthreads): sync waits, arrive only counts in.
 static __device__ __forceinline__ void kdsl_bar_sync(int id, int threads) { asm volatile("bar.sync %0, %1;\n" :: "r"(id), "r"(threads) : "memory"); }
 static __device__ __forceinline__ void kdsl_bar_arrive(int id, int threads) { asm volatile("bar.arrive %0, %1;\n" :: "r"(id), "r"(threads) : "memory"); }
-// The epilogue's O staging: its values into shared memory, then 16-byte pieces of whole rows out to global memory.
+// Shared-memory words and 16-byte pieces by address: the epilogue's O staging, the key-block range the warpgroups share.
 static __device__ __forceinline__ void kdsl_st_shared_b32(u32 addr, u32 x) { asm volatile("st.shared.b32 [%0], %1;\n" :: "r"(addr), "r"(x) : "memory"); }
 static __device__ __forceinline__ void kdsl_ld_shared_v4(u32 (&x)[4], u32 addr)
 {

@@ -124,7 +124,7 @@ static __device__ __forceinline__ void kdsl_fence_proxy_async() { asm volatile("
 // Named barriers among some warps of the block (id 0 is __syncthreads): sync waits, arrive only counts in.
 static __device__ __forceinline__ void kdsl_bar_sync(int id, int threads) { asm volatile("bar.sync %0, %1;\n" :: "r"(id), "r"(threads) : "memory"); }
 static __device__ __forceinline__ void kdsl_bar_arrive(int id, int threads) { asm volatile("bar.arrive %0, %1;\n" :: "r"(id), "r"(threads) : "memory"); }
-// The epilogue's O staging: its values into shared memory, then 16-byte pieces of whole rows out to global memory.
+// Shared-memory words and 16-byte pieces by address: the epilogue's O staging, the key-block range the warpgroups share.
 static __device__ __forceinline__ void kdsl_st_shared_b32(u32 addr, u32 x) { asm volatile("st.shared.b32 [%0], %1;\n" :: "r"(addr), "r"(x) : "memory"); }
 static __device__ __forceinline__ void kdsl_ld_shared_v4(u32 (&x)[4], u32 addr)
 {
@@ -397,7 +397,7 @@ kdsl_KernelDsl_Attention_FlashAttention_DocumentMask_D128WgmmaFusedQ(
         const int k_blocks = (seq_k + 127) / 128;
         const int kv_end = k_blocks;
         // The mask's block classifier over this block's rows and each key block; a warp's lanes split the blocks, and
-        // every warp finds the same range. Blocks inside the range that the mask hides are computed, fully masked.
+        // every warp that runs it finds the same range. Blocks inside it that the mask hides are computed, fully masked.
         // The blocks it shows whole are counted too: when they form one run, a step tells whole from partial by two
         // compares instead of asking the classifier again.
         int kv_lo = kv_end, kv_hi = -1, full_lo = kv_end, full_hi = -1, full_count = 0;
@@ -414,9 +414,9 @@ kdsl_KernelDsl_Attention_FlashAttention_DocumentMask_D128WgmmaFusedQ(
         const bool full_run = full_blocks == 0 || full_blocks == full_last + 1 - full_first;
         if (lane == 0)
         {
-            const int range[5] = {kv_first, n_blocks, full_first, full_last, (int)full_run};
+            const int range[8] = {kv_first, n_blocks, full_first, full_last, (int)full_run, 0, 0, 0};
             #pragma unroll
-            for (int i = 0; i < 5; ++i) kdsl_st_shared_b32(kv_range_addr + 4 * i, (u32)range[i]);
+            for (int i = 0; i < 8; ++i) kdsl_st_shared_b32(kv_range_addr + 4 * i, (u32)range[i]);
         }
     }
     __syncthreads();  // the last block-wide barrier: the warpgroups part ways here
@@ -425,11 +425,9 @@ kdsl_KernelDsl_Attention_FlashAttention_DocumentMask_D128WgmmaFusedQ(
     if (wg == 0)
     {
         kdsl_setmaxnreg_dec<24>();
-        u32 range[2][4];
+        u32 range[1][4];
         kdsl_ld_shared_v4(range[0], kv_range_addr);
-        kdsl_ld_shared_v4(range[1], kv_range_addr + 16);
-        const int kv_first = (int)range[0][0], n_blocks = (int)range[0][1], full_first = (int)range[0][2], full_last = (int)range[0][3];
-        const bool full_run = range[1][0] != 0u;
+        const int kv_first = (int)range[0][0], n_blocks = (int)range[0][1];
         if (tid == 0)
         {
             for (int j = 0; j < n_blocks; ++j)
@@ -449,8 +447,9 @@ kdsl_KernelDsl_Attention_FlashAttention_DocumentMask_D128WgmmaFusedQ(
     kdsl_setmaxnreg_inc<240>();
     u32 range[2][4];
     kdsl_ld_shared_v4(range[0], kv_range_addr);
+    const int kv_first = (int)range[0][0], n_blocks = (int)range[0][1];
     kdsl_ld_shared_v4(range[1], kv_range_addr + 16);
-    const int kv_first = (int)range[0][0], n_blocks = (int)range[0][1], full_first = (int)range[0][2], full_last = (int)range[0][3];
+    const int full_first = (int)range[0][2], full_last = (int)range[0][3];
     const bool full_run = range[1][0] != 0u;
     const int cg = wg - 1;
     const int warp_row = cg * 64 + (warp & 3) * 16;

@@ -290,7 +290,7 @@ kdsl_KernelDsl_Attention_FlashAttention_PrefixLm_D128Bf16(
     const int k_blocks = (seq_k + 63) / 64;
     const int kv_end = k_blocks;
     // The mask's block classifier over this block's rows and each key block; a warp's lanes split the blocks, and
-    // every warp finds the same range. Blocks inside the range that the mask hides are computed, fully masked.
+    // every warp that runs it finds the same range. Blocks inside it that the mask hides are computed, fully masked.
     // The blocks it shows whole are counted too: when they form one run, a step tells whole from partial by two
     // compares instead of asking the classifier again.
     int kv_lo = kv_end, kv_hi = -1, full_lo = kv_end, full_hi = -1, full_count = 0;

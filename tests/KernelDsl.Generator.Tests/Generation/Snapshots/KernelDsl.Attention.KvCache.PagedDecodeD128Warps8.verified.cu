@@ -185,7 +185,7 @@ static __device__ __forceinline__ void kdsl_load_stage(u8* stage, const s8* k_co
     // copy adds constants, which the instruction takes as immediate offsets.
     const int k_row = tid / 8, k_col = (tid % 8) * 16;
     const int k_o[2] = {kdsl_smem_k(k_row, k_col), kdsl_smem_k(k_row + 4, k_col)};
-    const auto k_src = [&] { const int row = k_row, col = k_col; return k + row * 128 + col; }();
+    const auto k_src = k + k_row * 128 + k_col;
     #pragma unroll
     for (int i = 0; i < 8; ++i) kdsl_cp_async_16(s + k_o[i % 2] + i / 2 * 1024, k_src + i * 512, 16);
     // A thread's chunks keep one byte column, 4 rows apart; their swizzled offsets repeat 1024 bytes on every 2
@@ -193,7 +193,7 @@ static __device__ __forceinline__ void kdsl_load_stage(u8* stage, const s8* k_co
     // copy adds constants, which the instruction takes as immediate offsets.
     const int v_row = tid / 8, v_col = (tid % 8) * 16;
     const int v_o[2] = {kdsl_smem_v(v_row, v_col), kdsl_smem_v(v_row + 4, v_col)};
-    const auto v_src = [&] { const int row = v_row, col = v_col; return v + row * 128 + col; }();
+    const auto v_src = v + v_row * 128 + v_col;
     #pragma unroll
     for (int i = 0; i < 8; ++i) kdsl_cp_async_16(s + 4096 + v_o[i % 2] + i / 2 * 1024, v_src + i * 512, 16);
     #pragma unroll
@@ -329,6 +329,7 @@ kdsl_KernelDsl_Attention_KvCache_PagedDecodeD128Warps8_decode(
 
         // S = Q·Kᵀ on mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32: tile jt holds keys 8jt..8jt+7 of the step. The accumulators start at the float bias
         // (|S| ≤ 127²·128 < 2^22), so they end as float(bias + S) and need no conversion.
+        static_assert(127 * 127 * 128 < (1 << 22), "S must stay inside the float bias's exact range");
         int s[4][4];
         #pragma unroll
         for (int jt = 0; jt < 4; ++jt) s[jt][0] = s[jt][1] = s[jt][2] = s[jt][3] = KDSL_FLOAT_BIAS_BITS;

@@ -185,7 +185,7 @@ static __device__ __forceinline__ void kdsl_load_stage(u8* stage, const s8* k_co
     // constants, which the instruction takes as immediate offsets.
     const int k_row = tid / 4, k_col = (tid % 4) * 16;
     const int k_o = kdsl_smem_k(k_row, k_col);
-    const auto k_src = [&] { const int row = k_row, col = k_col; return k + row * 64 + col; }();
+    const auto k_src = k + k_row * 64 + k_col;
     #pragma unroll
     for (int i = 0; i < 8; ++i) kdsl_cp_async_16(s + k_o + i * 512, k_src + i * 512, 16);
     // A thread's chunks keep one byte column, 8 rows apart, each 512 bytes after the one before in shared memory
@@ -193,7 +193,7 @@ static __device__ __forceinline__ void kdsl_load_stage(u8* stage, const s8* k_co
     // constants, which the instruction takes as immediate offsets.
     const int v_row = tid / 4, v_col = (tid % 4) * 16;
     const int v_o = kdsl_smem_v(v_row, v_col);
-    const auto v_src = [&] { const int row = v_row, col = v_col; return v + row * 64 + col; }();
+    const auto v_src = v + v_row * 64 + v_col;
     #pragma unroll
     for (int i = 0; i < 8; ++i) kdsl_cp_async_16(s + 4096 + v_o + i * 512, v_src + i * 512, 16);
     #pragma unroll
@@ -329,6 +329,7 @@ kdsl_KernelDsl_Attention_KvCache_PagedDecodeD64_decode(
 
         // S = Q·Kᵀ on mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32: tile jt holds keys 8jt..8jt+7 of the step. The accumulators start at the float bias
         // (|S| ≤ 127²·64 < 2^22), so they end as float(bias + S) and need no conversion.
+        static_assert(127 * 127 * 64 < (1 << 22), "S must stay inside the float bias's exact range");
         int s[8][4];
         #pragma unroll
         for (int jt = 0; jt < 8; ++jt) s[jt][0] = s[jt][1] = s[jt][2] = s[jt][3] = KDSL_FLOAT_BIAS_BITS;
