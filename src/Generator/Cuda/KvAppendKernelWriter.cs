@@ -24,8 +24,9 @@ public static class KvAppendKernelWriter
             "Slots past a page's last token hold code 0. The staging buffers keep the originals of each sequence's last, partial page.");
         PtxHelpers.Write(w, [PtxHelper.IntMath, PtxHelper.Global16, spec.Input == Element.BF16 ? PtxHelper.Bf16Convert : PtxHelper.F16Convert, PtxHelper.WarpReduce], []);
         w.Line();
-        // The Quantize family's helpers as that family writes them (kdsl_prep, kdsl_scale_of, kdsl_inv_of, kdsl_quant,
-        // kdsl_st8, kdsl_unpack8): the cache rounds exactly as the prefill's quantize kernels do.
+        // The Quantize family's helpers as that family writes them (kdsl_scale_of, kdsl_inv_of, kdsl_quant, kdsl_st8,
+        // kdsl_unpack8; K is centred with kdsl_prep's subtraction, QuantizeKernelWriter.Unscaled): the cache rounds exactly
+        // as the prefill's quantize kernels do.
         QuantizeKernelWriter.HelpersFor(spec, spec.Input, subtractChannelMean: true).WriteHelpers(w);
         w.Line();
         w.Line($"// One block per (work item, KV head, K or V). Work item fields, {KvAppendPlan.ItemFields.Count} ints: {string.Join(", ", KvAppendPlan.ItemFields)}.");

@@ -57,9 +57,10 @@ public static class KvCodesKernelWriter
     }
 
     /// <summary>
-    /// The device helpers a tile's codes use: K's as the smoothing Quantize variants write them (int8, the mean's
-    /// kdsl_prep, the 8-byte store), then V's kdsl_prep overload and, for e4m3 codes, V's code helper: the same rounding as
-    /// the per-operand kernels. <paramref name="more"/> adds the host kernel's own PTX helpers.
+    /// The device helpers a tile's codes use: K's as the smoothing Quantize variants write them (int8 codes, the 8-byte
+    /// store; K is centred with kdsl_prep's subtraction and no multiply by 1, <see cref="QuantizeKernelWriter.Unscaled"/>),
+    /// then, for e4m3 codes, V's code helper: the same rounding as the per-operand kernels. <paramref name="more"/> adds the
+    /// host kernel's own PTX helpers.
     /// </summary>
     internal static void WriteHelpers(CodeWriter w, KvCodesPlan plan, IEnumerable<PtxHelper> more)
     {
@@ -74,11 +75,9 @@ public static class KvCodesKernelWriter
         PtxHelpers.Write(w, helpers, []);
         w.Line();
         QuantizeKernelWriter.HelpersFor(spec, spec.Input, subtractChannelMean: true).WriteHelpers(w);
-        var v = QuantizeKernelWriter.HelpersFor(spec, spec.Input, subtractChannelMean: false, spec.VOutput, spec.VTransposed);
-        v.WritePrepHelper(w);
         if (e4m3)
         {
-            v.WriteCodeHelpers(w);
+            QuantizeKernelWriter.HelpersFor(spec, spec.Input, subtractChannelMean: false, spec.VOutput, spec.VTransposed).WriteCodeHelpers(w);
         }
     }
 

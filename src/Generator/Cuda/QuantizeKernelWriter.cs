@@ -39,7 +39,10 @@ public sealed class QuantizeKernelWriter(QuantizePlan plan)
     /// kdsl_prep with multiplier 1, as the K/V passes and the cache's append use it: x − mean, or x. Multiplying by 1 is
     /// exact, but written as __fmul_rn the compiler keeps it: one FMUL an element, 6 % of the K/V codes kernel's.
     /// </summary>
-    public static string Unscaled(string x, string? mean = null) => mean is null ? x : $"__fsub_rn({x}, {mean})";
+    public static string Unscaled(string x, string? mean = null) => mean is null ? x : Centred(x, mean);
+
+    /// <summary>x − mean, rounded once: kdsl_prep's first step, and all of <see cref="Unscaled"/>'s.</summary>
+    private static string Centred(string x, string mean) => $"__fsub_rn({x}, {mean})";
 
     /// <summary>
     /// This family's device helpers for a kernel of another family that rounds exactly as the quantize kernels do (the KV
@@ -69,7 +72,7 @@ public sealed class QuantizeKernelWriter(QuantizePlan plan)
     {
         if (_spec.SubtractChannelMean)
         {
-            w.Line($"static __device__ __forceinline__ float kdsl_prep(float x, float mean, float mul) {{ return __fmul_rn(__fsub_rn(x, mean), mul); }}");
+            w.Line($"static __device__ __forceinline__ float kdsl_prep(float x, float mean, float mul) {{ return __fmul_rn({Centred("x", "mean")}, mul); }}");
         }
         else
         {

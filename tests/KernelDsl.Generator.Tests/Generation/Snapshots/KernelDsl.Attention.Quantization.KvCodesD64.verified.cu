@@ -88,7 +88,6 @@ static __device__ __forceinline__ int kdsl_quant(float v, float inv)
     return r != r ? 0 : __float_as_int(fminf(fmaxf(r, 12582785.0f), 12583039.0f)) - 0x4B400000;
 }
 static __device__ __forceinline__ u32 kdsl_byte(int q, int shift) { return (u32)(u8)(s8)q << shift; }
-static __device__ __forceinline__ float kdsl_prep(float x, float mul) { return __fmul_rn(x, mul); }
 
 // Thread t: channels 16·(t % 4) to +15 of the tile's tokens t / 4, + 64, ... for K and V (two 16-byte loads per token and
 // tensor, one 16-byte store of codes).

@@ -98,7 +98,6 @@ static __device__ __forceinline__ int kdsl_quant(float v, float inv)
     return r != r ? 0 : __float_as_int(fminf(fmaxf(r, 12582785.0f), 12583039.0f)) - 0x4B400000;
 }
 static __device__ __forceinline__ u32 kdsl_byte(int q, int shift) { return (u32)(u8)(s8)q << shift; }
-static __device__ __forceinline__ float kdsl_prep(float x, float mul) { return __fmul_rn(x, mul); }
 // Two codes: each product v · inv rounded to float (__fmul_rn, as the CPU reference's float product), then to
 // e4m3, nearest even, saturating at ±448; v0's code in byte 0, v1's in byte 1. The largest |v| of a channel
 // gives 448 or the float just below or above it, which rounds to 448, so saturation only catches rounding.
