@@ -112,22 +112,34 @@ public static class KvStatisticsKernelWriter
                     w.Line($"kdsl_ld16(ks + (r + u * {lanes}) * k_stride_s + chunk * 8, k_raw[u]);");
                     w.Line($"if (with_v) kdsl_ld16(vs + (r + u * {lanes}) * v_stride_s + chunk * 8, v_raw[u]);");
                 });
+                w.Line($"u32 k_any = 0u, v_any = 0u;  // nonzero once a token here holds a NaN or Inf");
                 w.Line($"#pragma unroll");
                 w.Block($"for (int u = 0; u < {inFlight}; ++u)", () =>
                 {
                     w.Line($"if (r + u * {lanes} >= rows) continue;  // continue, not break: a loop left early is not unrolled, and the raw arrays would go to local memory");
-                    w.Line($"k_bad += kdsl_nonfinite8(k_raw[u]);");
+                    w.Line($"k_any |= kdsl_nonfinite_any8(k_raw[u]);");
                     w.Line($"float kv[8];");
                     w.Line($"kdsl_unpack8(k_raw[u], kv);");
                     w.Line($"#pragma unroll");
                     w.Line($"for (int j = 0; j < 8; ++j) sum[j] = __fadd_rn(sum[j], kv[j]);");
                     w.Block($"if (with_v)", () =>
                     {
-                        w.Line($"v_bad += kdsl_nonfinite8(v_raw[u]);");
+                        w.Line($"v_any |= kdsl_nonfinite_any8(v_raw[u]);");
                         w.Line($"float vv[8];");
                         w.Line($"kdsl_unpack8(v_raw[u], vv);");
                         w.Line($"#pragma unroll");
                         w.Line($"for (int j = 0; j < 8; ++j) amax[j] = fmaxf(amax[j], fabsf(vv[j]));");
+                    });
+                });
+                w.Line($"// Rare: these tokens hold a NaN or Inf, so count them one value at a time.");
+                w.Block($"if ((k_any | v_any) != 0u)", () =>
+                {
+                    w.Line($"#pragma unroll");
+                    w.Block($"for (int u = 0; u < {inFlight}; ++u)", () =>
+                    {
+                        w.Line($"if (r + u * {lanes} >= rows) continue;");
+                        w.Line($"k_bad += kdsl_nonfinite8(k_raw[u]);");
+                        w.Line($"if (with_v) v_bad += kdsl_nonfinite8(v_raw[u]);");
                     });
                 });
             });

@@ -104,14 +104,25 @@ public sealed class QuantizeKernelWriter(QuantizePlan plan)
         });
         w.Line($"// NaN and Inf are counted from the raw bits (exponent all ones), before any arithmetic can hide or make one.");
         w.Line($"static __device__ __forceinline__ int kdsl_nonfinite(u16 h) {{ return (h & {ExponentMask}) == {ExponentMask}; }}");
+        w.Line($"// Nonzero when any of 8 values is NaN or Inf, two halves at a time: a half's exponent bits are all ones exactly when");
+        w.Line($"// ~w has them all zero, and subtracting 1 from such a half borrows into its bit 15 (exact for \"any\", checked over");
+        w.Line($"// all 2^32 words). Finite inputs, the normal case, pass this alone; only then are the halves counted one by one.");
+        w.Block($"static __device__ __forceinline__ u32 kdsl_nonfinite_any8(const u32 (&w)[4])", () =>
+        {
+            w.Line($"u32 any = 0u;");
+            w.Line($"#pragma unroll");
+            w.Line($"for (int i = 0; i < 4; ++i) {{ const u32 x = ~w[i] & ({ExponentMask} | ({ExponentMask} << 16)); any |= (x - 0x00010001u) & ~x & 0x80008000u; }}");
+            w.Line($"return any;");
+        });
+        w.Block($"static __device__ __forceinline__ int kdsl_nonfinite8(const u32 (&w)[4])", () =>
+        {
+            w.Line($"if (kdsl_nonfinite_any8(w) == 0u) return 0;");
+            w.Line($"int n = 0;");
+            w.Line($"#pragma unroll");
+            w.Line($"for (int i = 0; i < 4; ++i) n += kdsl_nonfinite((u16)(w[i] & 0xffffu)) + kdsl_nonfinite((u16)(w[i] >> 16));");
+            w.Line($"return n;");
+        });
         w.Raw("""
-            static __device__ __forceinline__ int kdsl_nonfinite8(const u32 (&w)[4])
-            {
-                int n = 0;
-                #pragma unroll
-                for (int i = 0; i < 4; ++i) n += kdsl_nonfinite((u16)(w[i] & 0xffffu)) + kdsl_nonfinite((u16)(w[i] >> 16));
-                return n;
-            }
             // Adds a block's count of NaN/Inf inputs to *nonfinite, unless it is null. All-finite warps (the normal case) pass
             // one vote and nothing else; a warp that saw any sums its count and adds it with one atomic. Every thread of the
             // block calls this after its loops, so the full-warp vote and shuffles see all 32 lanes.

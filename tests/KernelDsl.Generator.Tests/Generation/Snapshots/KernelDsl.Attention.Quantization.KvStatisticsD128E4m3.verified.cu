@@ -33,8 +33,19 @@ static __device__ __forceinline__ void kdsl_unpack8(const u32 (&w)[4], float (&v
 }
 // NaN and Inf are counted from the raw bits (exponent all ones), before any arithmetic can hide or make one.
 static __device__ __forceinline__ int kdsl_nonfinite(u16 h) { return (h & 0x7c00u) == 0x7c00u; }
+// Nonzero when any of 8 values is NaN or Inf, two halves at a time: a half's exponent bits are all ones exactly when
+// ~w has them all zero, and subtracting 1 from such a half borrows into its bit 15 (exact for "any", checked over
+// all 2^32 words). Finite inputs, the normal case, pass this alone; only then are the halves counted one by one.
+static __device__ __forceinline__ u32 kdsl_nonfinite_any8(const u32 (&w)[4])
+{
+    u32 any = 0u;
+    #pragma unroll
+    for (int i = 0; i < 4; ++i) { const u32 x = ~w[i] & (0x7c00u | (0x7c00u << 16)); any |= (x - 0x00010001u) & ~x & 0x80008000u; }
+    return any;
+}
 static __device__ __forceinline__ int kdsl_nonfinite8(const u32 (&w)[4])
 {
+    if (kdsl_nonfinite_any8(w) == 0u) return 0;
     int n = 0;
     #pragma unroll
     for (int i = 0; i < 4; ++i) n += kdsl_nonfinite((u16)(w[i] & 0xffffu)) + kdsl_nonfinite((u16)(w[i] >> 16));
@@ -137,22 +148,34 @@ kdsl_KernelDsl_Attention_Quantization_KvStatisticsD128E4m3_partials(
                 kdsl_ld16(ks + (r + u * 16) * k_stride_s + chunk * 8, k_raw[u]);
                 if (with_v) kdsl_ld16(vs + (r + u * 16) * v_stride_s + chunk * 8, v_raw[u]);
             }
+            u32 k_any = 0u, v_any = 0u;  // nonzero once a token here holds a NaN or Inf
             #pragma unroll
             for (int u = 0; u < 8; ++u)
             {
                 if (r + u * 16 >= rows) continue;  // continue, not break: a loop left early is not unrolled, and the raw arrays would go to local memory
-                k_bad += kdsl_nonfinite8(k_raw[u]);
+                k_any |= kdsl_nonfinite_any8(k_raw[u]);
                 float kv[8];
                 kdsl_unpack8(k_raw[u], kv);
                 #pragma unroll
                 for (int j = 0; j < 8; ++j) sum[j] = __fadd_rn(sum[j], kv[j]);
                 if (with_v)
                 {
-                    v_bad += kdsl_nonfinite8(v_raw[u]);
+                    v_any |= kdsl_nonfinite_any8(v_raw[u]);
                     float vv[8];
                     kdsl_unpack8(v_raw[u], vv);
                     #pragma unroll
                     for (int j = 0; j < 8; ++j) amax[j] = fmaxf(amax[j], fabsf(vv[j]));
+                }
+            }
+            // Rare: these tokens hold a NaN or Inf, so count them one value at a time.
+            if ((k_any | v_any) != 0u)
+            {
+                #pragma unroll
+                for (int u = 0; u < 8; ++u)
+                {
+                    if (r + u * 16 >= rows) continue;
+                    k_bad += kdsl_nonfinite8(k_raw[u]);
+                    if (with_v) v_bad += kdsl_nonfinite8(v_raw[u]);
                 }
             }
         }

@@ -48,8 +48,19 @@ static __device__ __forceinline__ void kdsl_unpack8(const u32 (&w)[4], float (&v
 }
 // NaN and Inf are counted from the raw bits (exponent all ones), before any arithmetic can hide or make one.
 static __device__ __forceinline__ int kdsl_nonfinite(u16 h) { return (h & 0x7f80u) == 0x7f80u; }
+// Nonzero when any of 8 values is NaN or Inf, two halves at a time: a half's exponent bits are all ones exactly when
+// ~w has them all zero, and subtracting 1 from such a half borrows into its bit 15 (exact for "any", checked over
+// all 2^32 words). Finite inputs, the normal case, pass this alone; only then are the halves counted one by one.
+static __device__ __forceinline__ u32 kdsl_nonfinite_any8(const u32 (&w)[4])
+{
+    u32 any = 0u;
+    #pragma unroll
+    for (int i = 0; i < 4; ++i) { const u32 x = ~w[i] & (0x7f80u | (0x7f80u << 16)); any |= (x - 0x00010001u) & ~x & 0x80008000u; }
+    return any;
+}
 static __device__ __forceinline__ int kdsl_nonfinite8(const u32 (&w)[4])
 {
+    if (kdsl_nonfinite_any8(w) == 0u) return 0;
     int n = 0;
     #pragma unroll
     for (int i = 0; i < 4; ++i) n += kdsl_nonfinite((u16)(w[i] & 0xffffu)) + kdsl_nonfinite((u16)(w[i] >> 16));
