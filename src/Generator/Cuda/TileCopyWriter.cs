@@ -43,14 +43,14 @@ public static class TileCopyWriter
 
     /// <summary>
     /// A copy of whole chunks (16 bytes each, no tails) from a source whose rows start <paramref name="sourcePitch"/>
-    /// elements apart at <paramref name="sourceBase"/>. If the layout's offsets repeat with a stride (<see cref="Factor"/>),
+    /// elements apart at <paramref name="sourceBase"/>. If the layout's offsets repeat with a stride (<see cref="SmemLayoutSpec.CopyPhases"/>),
     /// each thread computes a few swizzled offsets and its first source address once, and every copy adds constants that
     /// the copy instruction takes as immediate offsets; otherwise it is <see cref="Write"/>'s loop.
     /// </summary>
     public static void WriteWholeChunks(CodeWriter w, string copy, SmemLayoutSpec layout, string smem, int threads, int chunksPerThread, int rowBytes,
         string sourceBase, int sourcePitch, bool smemIsAddress = false)
     {
-        if (Factor(layout, threads, chunksPerThread, rowBytes) is not { } factor)
+        if (layout.CopyPhases(threads, chunksPerThread, rowBytes) is not { } factor)
         {
             Write(w, copy, layout.Operand, smem, threads, chunksPerThread, rowBytes, [], "16", $"{sourceBase} + row * {sourcePitch} + col", sourceBase, smemIsAddress);
             return;
@@ -81,37 +81,5 @@ public static class TileCopyWriter
         var destination = smemIsAddress ? $"{smem} + {shared}" : $"kdsl_smem({smem} + {shared})";
         w.Line($"#pragma unroll");
         w.Line($"for (int i = 0; i < {chunksPerThread}; ++i) {copy}({destination}, {name}_src + i * {rowsPerCopy * sourcePitch}, 16);");
-    }
-
-    /// <summary>
-    /// How a copy's shared-memory offsets repeat: thread t's copy i lands at offset(t + (i % Phases)·threads) +
-    /// (i / Phases)·Stride, with Phases smaller than the copies a thread makes. Null when no such phase count holds for
-    /// every thread and copy (checked exhaustively), or when a thread's chunks do not keep one byte column.
-    /// </summary>
-    public static (int Phases, int Stride)? Factor(SmemLayoutSpec layout, int threads, int chunksPerThread, int rowBytes)
-    {
-        var chunksPerRow = rowBytes / 16;
-        if (chunksPerRow == 0 || threads % chunksPerRow != 0)
-        {
-            return null;
-        }
-        int Offset(int chunk) => layout.ByteOffset(chunk / chunksPerRow, chunk % chunksPerRow * 16, rowBytes);
-        for (var phases = 1; phases < chunksPerThread; ++phases)
-        {
-            var stride = Offset(phases * threads) - Offset(0);
-            var holds = true;
-            for (var t = 0; t < threads && holds; ++t)
-            {
-                for (var i = 0; i < chunksPerThread && holds; ++i)
-                {
-                    holds = Offset(t + i * threads) == Offset(t + i % phases * threads) + i / phases * stride;
-                }
-            }
-            if (holds)
-            {
-                return (phases, stride);
-            }
-        }
-        return null;
     }
 }

@@ -59,6 +59,39 @@ public sealed record SmemLayoutSpec(Operand Operand, Element Element, Swizzle Sw
         }
         return true;
     }
+
+    /// <summary>
+    /// How a tile copy's offsets repeat, as <see cref="FactorsSteps"/> asks of ldmatrix steps (TileCopyWriter.WriteWholeChunks):
+    /// thread t's copy i of 16 bytes lands at offset(t + (i % Phases)·threads) + (i / Phases)·Stride, with Phases smaller
+    /// than the copies a thread makes. Null when no such phase count holds for every thread and copy (checked
+    /// exhaustively), or when a thread's chunks do not keep one byte column.
+    /// </summary>
+    public (int Phases, int Stride)? CopyPhases(int threads, int chunksPerThread, int rowBytes)
+    {
+        var chunksPerRow = rowBytes / 16;
+        if (chunksPerRow == 0 || threads % chunksPerRow != 0)
+        {
+            return null;
+        }
+        int Offset(int chunk) => ByteOffset(chunk / chunksPerRow, chunk % chunksPerRow * 16, rowBytes);
+        for (var phases = 1; phases < chunksPerThread; ++phases)
+        {
+            var stride = Offset(phases * threads) - Offset(0);
+            var holds = true;
+            for (var t = 0; t < threads && holds; ++t)
+            {
+                for (var i = 0; i < chunksPerThread && holds; ++i)
+                {
+                    holds = Offset(t + i * threads) == Offset(t + i % phases * threads) + i / phases * stride;
+                }
+            }
+            if (holds)
+            {
+                return (phases, stride);
+            }
+        }
+        return null;
+    }
 }
 
 /// <summary>A declared copy atom for one operand.</summary>

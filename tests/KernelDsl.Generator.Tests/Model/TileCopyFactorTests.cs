@@ -6,7 +6,7 @@ namespace GeneratorTests.Model;
 
 /// <summary>
 /// The decode's stage loader computes a thread's few swizzled offsets once and adds constants per copy
-/// (TileCopyWriter.WriteWholeChunks). These pin when TileCopyWriter.Factor allows it, and that the emitted addresses, as
+/// (TileCopyWriter.WriteWholeChunks). These pin when SmemLayoutSpec.CopyPhases allows it, and that the emitted addresses, as
 /// the emitted expressions compute them, are the general copy loop's for every thread and copy.
 /// </summary>
 public class TileCopyFactorTests
@@ -17,7 +17,7 @@ public class TileCopyFactorTests
     public void A_warp_copying_a_decode_page_needs_at_most_two_offsets(int bits, int rowBytes, int chunksPerThread, int phases, int stride)
     {
         var layout = new SmemLayoutSpec(Operand.K, Element.S8, new Swizzle(bits, 4, 3));
-        Assert.Equal((phases, stride), TileCopyWriter.Factor(layout, 32, chunksPerThread, rowBytes));
+        Assert.Equal((phases, stride), layout.CopyPhases(32, chunksPerThread, rowBytes));
 
         var (rowsPerCopy, chunksPerRow) = (32 / (rowBytes / 16), rowBytes / 16);
         for (var tid = 0; tid < 32; ++tid)
@@ -54,7 +54,7 @@ public class TileCopyFactorTests
         var layout = new SmemLayoutSpec(Operand.K, Element.S8, new Swizzle(3, 4, 3));
         var w = new CodeWriter();
         // Two copies a thread, half a swizzle period apart: two offsets would be as many as the copies.
-        Assert.Null(TileCopyWriter.Factor(layout, 32, 2, 128));
+        Assert.Null(layout.CopyPhases(32, 2, 128));
         TileCopyWriter.WriteWholeChunks(w, "kdsl_cp_async_16", layout, "s", 32, 2, 128, "k", 128, smemIsAddress: true);
         Assert.Contains("kdsl_cp_async_16(s + kdsl_smem_k(row, col), bytes > 0 ? k + row * 128 + col : k, bytes);", w.ToString());
     }
@@ -62,10 +62,10 @@ public class TileCopyFactorTests
     [Fact]
     public void An_unswizzled_tile_needs_one_offset_and_a_thread_must_keep_its_column()
     {
-        Assert.Equal((1, 512), TileCopyWriter.Factor(new SmemLayoutSpec(Operand.K, Element.S8, Swizzle.None), 32, 16, 128));
+        Assert.Equal((1, 512), new SmemLayoutSpec(Operand.K, Element.S8, Swizzle.None).CopyPhases(32, 16, 128));
         var swizzled = new SmemLayoutSpec(Operand.K, Element.S8, new Swizzle(3, 4, 3));
         // 24 threads over rows of 8 chunks keep one column; 20 do not.
-        Assert.NotNull(TileCopyWriter.Factor(swizzled, 24, 16, 128));
-        Assert.Null(TileCopyWriter.Factor(swizzled, 20, 16, 128));
+        Assert.NotNull(swizzled.CopyPhases(24, 16, 128));
+        Assert.Null(swizzled.CopyPhases(20, 16, 128));
     }
 }
