@@ -135,6 +135,13 @@ public class GpuRuntimeTests
         int[] lengths = [.. Enumerable.Repeat(Small, 12), (int)(PinnedStaging.MaxBytes / sizeof(float)), (int)(PinnedStaging.MaxBytes / sizeof(float)) + 1];
         var host = new float[lengths.Max()];
         var buffers = lengths.Select(n => device.Allocate<float>(n)).ToArray();
+        // The four slots' pinned memory, allocated before the gate closes: allocating pinned memory waits for the device,
+        // so a first copy behind the gated kernel blocked the host until the kernel's cap (runs 85 to 87: 10 s).
+        for (var i = 0; i < 4; i++)
+        {
+            stream.CopyToDevice(buffers[i], host.AsSpan(0, Small));
+        }
+        stream.Synchronize();
         // Closed until copy 5 waits for slot 0's copy, behind it; the cap (about 10 s) only bounds a test that fails before
         // opening it.
         stream.Launch(Spin, "spin", Dim3.Of(1), new KernelArguments().Add(gate).Add(20_000_000_000L));
