@@ -163,6 +163,65 @@ public static class PagedDecodeKernelWriter
         private static string KeyClass(ModifierSpec mask, string first, int span) =>
             $"kdsl_mask_block({string.Join(", ", new[] { "b", "mask_h", "mask_q_lo", "mask_q_hi", first, $"kdsl_min({first} + {span}, length) - 1" }.Concat(ModifierWriter.RuntimeArgumentNames(mask)))})";
 
+        /// <summary>
+        /// Q's rows quantized into shared memory: warp w takes rows w, w + warps, ...; lane l holds channels
+        /// QChannelsPerLane·l onwards, read as one vector. Every row's loads go out before the first reduction waits for
+        /// one: the rows' loads, one row after another, cost a DRAM latency each (the B = 1 profile's hottest stall after
+        /// the copy wait, run 86).
+        /// </summary>
+        private void WriteQueryRows()
+        {
+            var d = _d;
+            var rows = PagedDecodePlan.Rows / _warps;
+            var perLane = plan.QChannelsPerLane;
+            var convert = plan.Spec.Input == Element.BF16 ? "kdsl_bf16_to_f32" : "kdsl_f16_to_f32";
+            var (vector, words) = perLane switch
+            {
+                2 => ("u32", new[] { "raw" }),
+                4 => ("uint2", new[] { "raw.x", "raw.y" }),
+                _ => throw new System.InvalidOperationException($"Q rows of {d} channels: {perLane} a lane has no vector load."),
+            };
+            w.Line($"// Q: warp w quantizes rows w + {_warps}·i, i < {rows}: one scale per row (absmax / 127), codes kdsl_quant. Lane l holds");
+            w.Line($"// channels {perLane}·l to {perLane}·l + {perLane - 1}. Every row's loads go out first: they are independent, and one row at a time");
+            w.Line($"// waited a memory latency a row.");
+            w.Line($"float x[{rows}][{perLane}];");
+            w.Line($"#pragma unroll");
+            w.Block($"for (int i = 0; i < {rows}; ++i)", () =>
+            {
+                w.Line($"const int p = tile * 16 + warp + {_warps} * i, pr = kdsl_min(p, packed - 1);  // a padding row reads nothing, but its address stays in Q");
+                w.Line($"const {vector} raw = *(const {vector}*)(queries + ((long long)(q_first + pr / group) * heads_q + kv_head * group + pr % group) * {d} + {perLane} * lane);");
+                for (var j = 0; j < perLane; j++)
+                {
+                    w.Line($"x[i][{j}] = p < packed ? {convert}((u16)({words[j / 2]}{(j % 2 == 0 ? "" : " >> 16")})) : 0.f;");
+                }
+            });
+            w.Line($"#pragma unroll");
+            w.Block($"for (int i = 0; i < {rows}; ++i)", () =>
+            {
+                w.Line($"const int r = warp + {_warps} * i;");
+                w.Line($"float amax = 0.f;");
+                w.Line($"#pragma unroll");
+                w.Line($"for (int j = 0; j < {perLane}; ++j) amax = fmaxf(amax, fabsf(x[i][j]));");
+                w.Line($"amax = kdsl_warp_max(amax);");
+                w.Line($"const float scale = kdsl_scale_of(amax), inv = kdsl_inv_of(scale);");
+                w.Line($"u32 codes = 0u;");
+                w.Line($"#pragma unroll");
+                w.Line($"for (int j = 0; j < {perLane}; ++j) codes |= (u32)(u8)kdsl_quant(x[i][j], inv) << (8 * j);");
+                w.Line($"// {perLane} codes in one 16-byte chunk of the swizzled row, so adjacent after the swizzle: one store, as the floats.");
+                if (perLane == 4)
+                {
+                    w.Line($"*(u32*)&sq[{LayoutWriter.FunctionName(Operand.Q)}(r, 4 * lane)] = codes;");
+                    w.Line($"*(float4*)&qf[r * {d} + 4 * lane] = make_float4(x[i][0], x[i][1], x[i][2], x[i][3]);");
+                }
+                else
+                {
+                    w.Line($"*(u16*)&sq[{LayoutWriter.FunctionName(Operand.Q)}(r, 2 * lane)] = (u16)codes;");
+                    w.Line($"*(float2*)&qf[r * {d} + 2 * lane] = make_float2(x[i][0], x[i][1]);");
+                }
+                w.Line($"if (lane == 0) q_scale[r] = scale;");
+            });
+        }
+
         /// <summary>The page of the split's step <paramref name="step"/> (steps count StepsPerPage a page).</summary>
         private string PageOf(string step) => plan.StepsPerPage == 1 ? step : $"({step}) / {plan.StepsPerPage}";
 
@@ -290,8 +349,6 @@ public static class PagedDecodeKernelWriter
         private void WriteQuery()
         {
             var d = _d;
-            var perLane = d / 32;
-            var convert = plan.Spec.Input == Element.BF16 ? "kdsl_bf16_to_f32" : "kdsl_f16_to_f32";
             var steps = plan.StepsPerPage;
             var (first, end) = steps == 1 ? ("first_page", "end_page") : ($"first_page * {steps}", $"end_page * {steps}");
             var which = steps == 1 ? "a page each" : $"{plan.StageKeys} keys, {steps} a page";
@@ -309,20 +366,7 @@ public static class PagedDecodeKernelWriter
             w.Line($"// The page of the step the loop loads next, read one step ahead: the loop's copies never wait for the page table.");
             w.Line($"int next_page = {_stages - 1} < my_steps ? pages[{PageOf($"my_first + {_stages - 1} * {_warps}")}] : 0;");
             w.Line();
-            w.Line($"// Q: each warp quantizes rows warp, warp + {_warps}, ...: one scale per row (absmax / 127), codes kdsl_quant.");
-            w.Block($"for (int r = warp; r < 16; r += {_warps})", () =>
-            {
-                w.Line($"const int p = tile * 16 + r, pr = kdsl_min(p, packed - 1);  // a padding row reads nothing, but its address stays in Q");
-                w.Line($"const u16* const src = queries + ((long long)(q_first + pr / group) * heads_q + kv_head * group + pr % group) * {d};");
-                w.Line($"float x[{perLane}], amax = 0.f;");
-                w.Line($"#pragma unroll");
-                w.Line($"for (int j = 0; j < {perLane}; ++j) {{ x[j] = p < packed ? {convert}(src[32 * j + lane]) : 0.f; amax = fmaxf(amax, fabsf(x[j])); }}");
-                w.Line($"amax = kdsl_warp_max(amax);");
-                w.Line($"const float scale = kdsl_scale_of(amax), inv = kdsl_inv_of(scale);");
-                w.Line($"#pragma unroll");
-                w.Line($"for (int j = 0; j < {perLane}; ++j) {{ qf[r * {d} + 32 * j + lane] = x[j]; sq[{LayoutWriter.FunctionName(Operand.Q)}(r, 32 * j + lane)] = (u8)kdsl_quant(x[j], inv); }}");
-                w.Line($"if (lane == 0) q_scale[r] = scale;");
-            });
+            WriteQueryRows();
             w.Line($"__syncthreads();  // Q codes and floats from every warp");
             w.Line();
             w.Line($"// Q's A fragments, kept in registers for the whole loop.");

@@ -71,6 +71,9 @@ public sealed record PagedDecodePlan(PagedDecodeSpec Spec)
     public int KScaleOffset => VScaleOffset + 4 * HeadDim;
     public int StageBytes => RoundUp(KScaleOffset + 16, StageAlignment);
 
+    /// <summary>Q channels a lane reads of a row, as one vector load (Q's alignment, checked by the launcher, is twice this).</summary>
+    public int QChannelsPerLane => HeadDim / 32;
+
     /// <summary>Block-wide: Q codes [16][D] (swizzled), Q as float [16][D] (for q·mean), the rows' Q scales.</summary>
     public int QCodesBytes => Rows * HeadDim;
     public int QFloatOffset => QCodesBytes;

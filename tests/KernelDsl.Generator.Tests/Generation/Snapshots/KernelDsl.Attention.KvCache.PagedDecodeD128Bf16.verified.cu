@@ -272,18 +272,35 @@ kdsl_KernelDsl_Attention_KvCache_PagedDecodeD128Bf16_decode(
     // The page of the step the loop loads next, read one step ahead: the loop's copies never wait for the page table.
     int next_page = 1 < my_steps ? pages[my_first + 1 * 4] : 0;
 
-    // Q: each warp quantizes rows warp, warp + 4, ...: one scale per row (absmax / 127), codes kdsl_quant.
-    for (int r = warp; r < 16; r += 4)
+    // Q: warp w quantizes rows w + 4·i, i < 4: one scale per row (absmax / 127), codes kdsl_quant. Lane l holds
+    // channels 4·l to 4·l + 3. Every row's loads go out first: they are independent, and one row at a time
+    // waited a memory latency a row.
+    float x[4][4];
+    #pragma unroll
+    for (int i = 0; i < 4; ++i)
     {
-        const int p = tile * 16 + r, pr = kdsl_min(p, packed - 1);  // a padding row reads nothing, but its address stays in Q
-        const u16* const src = queries + ((long long)(q_first + pr / group) * heads_q + kv_head * group + pr % group) * 128;
-        float x[4], amax = 0.f;
+        const int p = tile * 16 + warp + 4 * i, pr = kdsl_min(p, packed - 1);  // a padding row reads nothing, but its address stays in Q
+        const uint2 raw = *(const uint2*)(queries + ((long long)(q_first + pr / group) * heads_q + kv_head * group + pr % group) * 128 + 4 * lane);
+        x[i][0] = p < packed ? kdsl_bf16_to_f32((u16)(raw.x)) : 0.f;
+        x[i][1] = p < packed ? kdsl_bf16_to_f32((u16)(raw.x >> 16)) : 0.f;
+        x[i][2] = p < packed ? kdsl_bf16_to_f32((u16)(raw.y)) : 0.f;
+        x[i][3] = p < packed ? kdsl_bf16_to_f32((u16)(raw.y >> 16)) : 0.f;
+    }
+    #pragma unroll
+    for (int i = 0; i < 4; ++i)
+    {
+        const int r = warp + 4 * i;
+        float amax = 0.f;
         #pragma unroll
-        for (int j = 0; j < 4; ++j) { x[j] = p < packed ? kdsl_bf16_to_f32(src[32 * j + lane]) : 0.f; amax = fmaxf(amax, fabsf(x[j])); }
+        for (int j = 0; j < 4; ++j) amax = fmaxf(amax, fabsf(x[i][j]));
         amax = kdsl_warp_max(amax);
         const float scale = kdsl_scale_of(amax), inv = kdsl_inv_of(scale);
+        u32 codes = 0u;
         #pragma unroll
-        for (int j = 0; j < 4; ++j) { qf[r * 128 + 32 * j + lane] = x[j]; sq[kdsl_smem_q(r, 32 * j + lane)] = (u8)kdsl_quant(x[j], inv); }
+        for (int j = 0; j < 4; ++j) codes |= (u32)(u8)kdsl_quant(x[i][j], inv) << (8 * j);
+        // 4 codes in one 16-byte chunk of the swizzled row, so adjacent after the swizzle: one store, as the floats.
+        *(u32*)&sq[kdsl_smem_q(r, 4 * lane)] = codes;
+        *(float4*)&qf[r * 128 + 4 * lane] = make_float4(x[i][0], x[i][1], x[i][2], x[i][3]);
         if (lane == 0) q_scale[r] = scale;
     }
     __syncthreads();  // Q codes and floats from every warp

@@ -142,6 +142,7 @@ static partial class PagedDecodeD128Stages3
         global::KernelDsl.Launching.LaunchGuard.Aligned(vCodes, 16, nameof(vCodes));
         global::KernelDsl.Launching.LaunchGuard.Aligned(kMean, 16, nameof(kMean));
         global::KernelDsl.Launching.LaunchGuard.Aligned(vScale, 16, nameof(vScale));
+        global::KernelDsl.Launching.LaunchGuard.Aligned(queries, 8, nameof(queries));
         global::KernelDsl.Launching.LaunchGuard.Aligned(output, 4, nameof(output));
         if (rows == 0) return;  // no sequence has a query token: nothing to attend or write
         stream.CopyToDevice(workspace, work.Span);  // staged before it returns: the pooled array goes back on dispose
