@@ -188,7 +188,7 @@ public static class PagedDecodeKernelWriter
             w.Line($"#pragma unroll");
             w.Block($"for (int i = 0; i < {rows}; ++i)", () =>
             {
-                w.Line($"const int p = tile * 16 + warp + {_warps} * i, pr = kdsl_min(p, packed - 1);  // a padding row reads nothing, but its address stays in Q");
+                w.Line($"const int p = tile * 16 + warp + {_warps} * i, pr = kdsl_min(p, packed - 1);  // a padding row reads row packed − 1 (in Q) and keeps 0");
                 w.Line($"const {vector} raw = *(const {vector}*)(queries + ((long long)(q_first + pr / group) * heads_q + kv_head * group + pr % group) * {d} + {perLane} * lane);");
                 for (var j = 0; j < perLane; j++)
                 {

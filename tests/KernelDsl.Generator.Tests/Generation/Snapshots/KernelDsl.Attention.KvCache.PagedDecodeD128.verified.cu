@@ -279,7 +279,7 @@ kdsl_KernelDsl_Attention_KvCache_PagedDecodeD128_decode(
     #pragma unroll
     for (int i = 0; i < 4; ++i)
     {
-        const int p = tile * 16 + warp + 4 * i, pr = kdsl_min(p, packed - 1);  // a padding row reads nothing, but its address stays in Q
+        const int p = tile * 16 + warp + 4 * i, pr = kdsl_min(p, packed - 1);  // a padding row reads row packed − 1 (in Q) and keeps 0
         const uint2 raw = *(const uint2*)(queries + ((long long)(q_first + pr / group) * heads_q + kv_head * group + pr % group) * 128 + 4 * lane);
         x[i][0] = p < packed ? kdsl_f16_to_f32((u16)(raw.x)) : 0.f;
         x[i][1] = p < packed ? kdsl_f16_to_f32((u16)(raw.x >> 16)) : 0.f;
