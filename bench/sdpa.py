@@ -126,6 +126,10 @@ def time_decode(path):
     def evict():
         flush.fill_(1)
 
+    def evict_ahead():
+        for _ in range(HIDING_FLUSHES):
+            evict()
+
     rows = []
     for context in DECODE_CONTEXTS:
         for b in DECODE_BATCHES:
@@ -148,14 +152,11 @@ def time_decode(path):
                         if form == "gqa" and name == "math":
                             continue  # the math backend repeats k and v to 64 heads (34 GB each at B = 64, 32k): the folded form is its fair one
                         try:
-                            def hidden():
-                                for _ in range(HIDING_FLUSHES):
-                                    evict()
                             if backend is None:
-                                ms, device_ms = median_ms(call, before=evict), median_ms(call, before=hidden)
+                                ms, device_ms = median_ms(call, before=evict), median_ms(call, before=evict_ahead)
                             else:
                                 with sdpa_kernel(backend):
-                                    ms, device_ms = median_ms(call, before=evict), median_ms(call, before=hidden)
+                                    ms, device_ms = median_ms(call, before=evict), median_ms(call, before=evict_ahead)
                         except (RuntimeError, NotImplementedError, ValueError) as error:  # a backend that does not take this form
                             print(f"{name}/{form} B={b} context={context} Sq={sq}: {error}".splitlines()[0], file=sys.stderr)
                             continue
@@ -193,24 +194,22 @@ def decode_join(ours_path, sdpa_path, peak_override=None, out=sys.stdout):
         ours = list(csv.DictReader(f))
     with open(sdpa_path, newline="") as f:
         peers = list(csv.DictReader(f))
-    best, default = {}, {}
+    # The fastest row per point, torch's default dispatch's, and the fastest device-only time (where the CSV has them:
+    # both sides' work with the host's queueing hidden).
+    best, default, best_device = {}, {}, {}
     for r in peers:
-        key, ms = _decode_key(r), float(r["ms"])
+        key, ms, device_ms = _decode_key(r), float(r["ms"]), float(r.get("device_ms") or "nan")
         if math.isfinite(ms) and (key not in best or ms < float(best[key]["ms"])):
             best[key] = r
         if r["peer"].startswith("default/") and (key not in default or ms < float(default[key]["ms"])):
             default[key] = r
+        if math.isfinite(device_ms) and (key not in best_device or device_ms < best_device[key]):
+            best_device[key] = device_ms
     gpu = next((r.get("gpu") for r in ours + peers if r.get("gpu")), None)
     peak, source = dram_peak(gpu, peak_override)
     print(f"DRAM peak: {f'{peak} TB/s' if peak else 'unknown'} ({source})", file=out)
     print(f"Peer: the fastest torch SDPA form/backend per row (bench/sdpa.py decode); the bar is >= {DECODE_BAR}x at context >= {DECODE_BAR_CONTEXT}.", file=out)
     print("", file=out)
-    # The device-only times (both sides' work with the host's queueing hidden), where the peer's CSV has them.
-    best_device = {}
-    for r in peers:
-        key, device_ms = _decode_key(r), float(r.get("device_ms") or "nan")
-        if math.isfinite(device_ms) and (key not in best_device or device_ms < best_device[key]):
-            best_device[key] = device_ms
     print("| B | context | Sq | our kernel | our ms | SDPA ms (fastest) | SDPA peer | SDPA default ms | SDPA / ours | our cache GB/s "
           f"| % of DRAM peak | >= {DECODE_BAR}x | our device ms | our host µs | SDPA device ms (fastest) | device: SDPA / ours |", file=out)
     print("|" + " --- |" * 16, file=out)

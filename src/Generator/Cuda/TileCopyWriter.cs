@@ -25,8 +25,7 @@ public static class TileCopyWriter
     public static void Write(CodeWriter w, string copy, Operand operand, string smem, int threads, int chunksPerThread, int rowBytes,
         string[] prelude, string bytes, string source, string safeSource, bool smemIsAddress = false)
     {
-        string Destination(string offset) => smemIsAddress ? $"{smem} + {offset}" : $"kdsl_smem({smem} + {offset})";
-        var destination = Destination($"{LayoutWriter.FunctionName(operand)}(row, col)");
+        var destination = Destination(smem, $"{LayoutWriter.FunctionName(operand)}(row, col)", smemIsAddress);
         w.Line($"#pragma unroll");
         w.Block($"for (int i = 0; i < {chunksPerThread}; ++i)", () =>
         {
@@ -78,8 +77,12 @@ public static class TileCopyWriter
         w.Line($"const int {declaration};");
         w.Line($"const auto {name}_src = {sourceBase} + {name}_row * {sourcePitch} + {name}_col;");
         var shared = phases == 1 ? $"{name}_o + i * {stride}" : $"{name}_o[i % {phases}] + i / {phases} * {stride}";
-        var destination = smemIsAddress ? $"{smem} + {shared}" : $"kdsl_smem({smem} + {shared})";
+        var destination = Destination(smem, shared, smemIsAddress);
         w.Line($"#pragma unroll");
         w.Line($"for (int i = 0; i < {chunksPerThread}; ++i) {copy}({destination}, {name}_src + i * {rowsPerCopy * sourcePitch}, 16);");
     }
+
+    /// <summary>A chunk's shared-memory destination: <paramref name="smem"/> plus its offset, converted to the shared window unless it already is.</summary>
+    private static string Destination(string smem, string offset, bool smemIsAddress) =>
+        smemIsAddress ? $"{smem} + {offset}" : $"kdsl_smem({smem} + {offset})";
 }
