@@ -647,15 +647,16 @@ public static class PagedDecodeKernelWriter
         private void WriteBlockMerge()
         {
             var d = _d;
-            var (mergeO, mergeM, mergeL, mergeInv) = (0, 4 * _warps * 16 * d, 4 * _warps * 16 * (d + 1), 4 * _warps * 16 * (d + 2));
+            var stride = plan.MergeRowStride;
             w.Line();
             w.Line($"// The block's warps merge: every warp's (m, l, O) rescaled to the block's max, summed, normalized; one split's O and LSE.");
             w.Line($"kdsl_cp_async_wait<0>();");
             w.Line($"__syncthreads();  // every warp is done with its stages: they now hold the merge");
-            w.Line($"float* const merge_o = (float*)(stages + {mergeO});     // [warps][16][{d}]");
-            w.Line($"float* const merge_m = (float*)(stages + {mergeM});   // [warps][16]");
-            w.Line($"float* const merge_l = (float*)(stages + {mergeL});   // [warps][16]");
-            w.Line($"float* const merge_inv = (float*)(stages + {mergeInv}); // [16]: 1 / the block's sum, 0 for a row that saw no key");
+            w.Line($"float* const merge_o = (float*)(stages + 0);     // [warps][16][{stride}]: {stride - d} floats of padding a row, so a quarter-warp's float4 stores fill the banks once");
+            w.Line($"float* const merge_m = (float*)(stages + {plan.MergeMOffset});   // [warps][16]");
+            w.Line($"float* const merge_l = (float*)(stages + {plan.MergeLOffset});   // [warps][16]");
+            w.Line($"float* const merge_inv = (float*)(stages + {plan.MergeInvOffset}); // [16]: 1 / the block's sum, 0 for a row that saw no key");
+            w.Line($"long long* const merge_row = (long long*)(stages + {plan.MergeRowOffset}); // [16]: the output row, −1 for padding");
             w.Line($"#pragma unroll");
             w.Line($"for (int h = 0; h < 2; ++h) {{ l[h] += __shfl_xor_sync(0xffffffffu, l[h], 1); l[h] += __shfl_xor_sync(0xffffffffu, l[h], 2); }}");
             w.Block($"if (t == 0)", () =>
@@ -673,15 +674,14 @@ public static class PagedDecodeKernelWriter
                 w.Line($"for (int i = 0; i < {_warps}; ++i) top = fmaxf(top, merge_m[i * 16 + g + 8 * h]);");
                 w.Line($"scale_of[h] = m[h] == -KDSL_INF ? 0.f : kdsl_exp2(m[h] - top);");
             });
+            w.Line($"// A lane's channels 4t to 4t + 3 of a row as one float4 (one float a store cost 8-way bank conflicts).");
             w.Line($"#pragma unroll");
             w.Block($"for (int ci = 0; ci < {d / 16}; ++ci)", () =>
             {
-                for (var tile = 0; tile < 2; tile++)
+                for (var h = 0; h < 2; h++)
                 {
-                    for (var e = 0; e < 4; e++)
-                    {
-                        w.Line($"merge_o[(warp * 16 + g + {8 * (e >> 1)}) * {d} + ci * 16 + {Channel(tile, e & 1)}] = o[ci * 2 + {tile}][{e}] * scale_of[{e >> 1}];");
-                    }
+                    var values = ChannelOrder().Select(x => $"o[ci * 2 + {x.Tile}][{2 * h + x.Odd}] * scale_of[{h}]");
+                    w.Line($"*(float4*)&merge_o[(warp * 16 + g + {8 * h}) * {stride} + ci * 16 + 4 * t] = make_float4({string.Join(", ", values)});");
                 }
             });
             w.Block($"if (tid < 16)", () =>
@@ -696,23 +696,56 @@ public static class PagedDecodeKernelWriter
                 w.Line($"// LSE in natural log: m is in units of σ·log₂e·score, and the sum counts {plan.PScale}·P.");
                 w.Line($"const float row_lse = sum > 0.f ? (top + kdsl_log2(sum * {Float(1.0 / plan.PScale)})) * 0.693147181f : -KDSL_INF;");
                 w.Line($"const long long row = {OutputRow};");
+                w.Line($"merge_row[tid] = p < packed ? row : -1;  // the division by group once a row, not once a store");
                 w.Line($"// One split is the whole answer: the block writes O and LSE itself, as the merge would (weight exp2(0) = 1, log2(1) = 0).");
                 w.Line($"if (p < packed) {{ if (splits > 1) partial_lse[split * rows + row] = row_lse; else if (lse != 0) lse[row] = row_lse; }}");
             });
             w.Line($"__syncthreads();");
-            w.Line($"// Two channels a thread: the float2 reads of merge_o are conflict-free, and one split's O goes out as packed {(plan.Spec.Input == Element.BF16 ? "bf16" : "f16")} pairs.");
-            w.Block($"for (int e = tid; e < 16 * {d / 2}; e += {plan.Threads})", () =>
+            w.Line($"// Four channels a thread: a quarter-warp's float4 reads of merge_o are 128 contiguous bytes, and one split's O goes out as");
+            w.Line($"// a float4 or two packed {(plan.Spec.Input == Element.BF16 ? "bf16" : "f16")} pairs.");
+            var quads = 16 * d / 4;
+            w.Line($"#pragma unroll");
+            w.Block($"for (int it = 0; it < {(quads + plan.Threads - 1) / plan.Threads}; ++it)", () =>
             {
-                w.Line($"const int r = e / {d / 2}, c = 2 * (e % {d / 2}), p = tile * 16 + r;");
-                w.Line($"if (p >= packed) continue;");
-                w.Line($"float2 sum = make_float2(0.f, 0.f);");
+                w.Line($"const int e = tid + {plan.Threads} * it, r = e / {d / 4}, c = 4 * (e % {d / 4});");
+                if (quads % plan.Threads != 0)
+                {
+                    w.Line($"if (e >= {quads}) break;");
+                }
+                w.Line($"const long long row = merge_row[r];");
+                w.Line($"if (row < 0) continue;");
+                w.Line($"float4 sum = make_float4(0.f, 0.f, 0.f, 0.f);");
                 w.Line($"#pragma unroll");
-                w.Line($"for (int i = 0; i < {_warps}; ++i) {{ const float2 x = *(const float2*)&merge_o[(i * 16 + r) * {d} + c]; sum.x += x.x; sum.y += x.y; }}");
-                w.Line($"const long long row = {OutputRow};");
-                w.Line($"if (splits > 1) *(float2*)&partial_o[(split * rows + row) * {d} + c] = make_float2(sum.x * merge_inv[r], sum.y * merge_inv[r]);");
+                w.Line($"for (int i = 0; i < {_warps}; ++i) {{ const float4 x = *(const float4*)&merge_o[(i * 16 + r) * {stride} + c]; sum.x += x.x; sum.y += x.y; sum.z += x.z; sum.w += x.w; }}");
+                w.Line($"const float inv = merge_inv[r];");
+                w.Line($"if (splits > 1) *(float4*)&partial_o[(split * rows + row) * {d} + c] = make_float4(sum.x * inv, sum.y * inv, sum.z * inv, sum.w * inv);");
                 w.Line($"// A row that saw no key is 0, as the merge makes it, even where its stages held NaN (a non-finite V scale under Ignore).");
-                w.Line($"else *(u32*)&output[row * {d} + c] = merge_inv[r] == 0.f ? 0u : {plan.PackPairHelper}(sum.x * merge_inv[r], sum.y * merge_inv[r]);");
+                w.Line($"else *(uint2*)&output[row * {d} + c] = inv == 0.f ? make_uint2(0u, 0u) : make_uint2({plan.PackPairHelper}(sum.x * inv, sum.y * inv), {plan.PackPairHelper}(sum.z * inv, sum.w * inv));");
             });
+        }
+
+        /// <summary>
+        /// The accumulators (S tile of a pair, odd column) holding a lane's channels 4t, 4t + 1, 4t + 2, 4t + 3 of a 16-channel
+        /// group, in that order: the merge stores them as one float4, so the P·V composition must give each lane four adjacent channels.
+        /// </summary>
+        private (int Tile, int Odd)[] ChannelOrder()
+        {
+            var order = new (int Tile, int Odd)[4];
+            var seen = 0;
+            for (var tile = 0; tile < 2; tile++)
+            {
+                for (var odd = 0; odd < 2; odd++)
+                {
+                    var offset = channels.TileOffsets[tile] + channels.OddStride * odd;
+                    if (channels.PairStride != 4 || offset is < 0 or > 3 || (seen & (1 << offset)) != 0)
+                    {
+                        throw new System.InvalidOperationException($"The P·V accumulators do not give each lane four adjacent channels (tile {tile}, odd {odd}: channel {offset} + {channels.PairStride}·t), which the block merge's float4 stores need.");
+                    }
+                    seen |= 1 << offset;
+                    order[offset] = (tile, odd);
+                }
+            }
+            return order;
         }
     }
 }

@@ -80,8 +80,21 @@ public sealed record PagedDecodePlan(PagedDecodeSpec Spec)
     public int QScaleOffset => QFloatOffset + 4 * Rows * HeadDim;
     public int StagesOffset => RoundUp(QScaleOffset + 4 * Rows, StageAlignment);
 
-    /// <summary>After the loop the stages hold each warp's scaled O [16][D], its rows' max and sum, and each row's 1 / sum, for the block's merge.</summary>
-    public int MergeBytes => Warps * Rows * (HeadDim + 2) * 4 + 4 * Rows;
+    /// <summary>
+    /// Floats between two rows of a warp's O in the block's merge: D + 16, which is 16 words past a multiple of 32, so the
+    /// two rows a quarter-warp's 16-byte stores reach (g and g + 1, 4 lanes each) fill the 32 banks once.
+    /// </summary>
+    public int MergeRowStride => HeadDim + 16;
+
+    /// <summary>
+    /// After the loop the stages hold the block's merge: each warp's scaled O [warps][16][MergeRowStride], its rows' max
+    /// and sum [warps][16] each, each row's 1 / sum [16], and each row's output row [16] (a long long, −1 for padding).
+    /// </summary>
+    public int MergeMOffset => 4 * Warps * Rows * MergeRowStride;
+    public int MergeLOffset => MergeMOffset + 4 * Warps * Rows;
+    public int MergeInvOffset => MergeLOffset + 4 * Warps * Rows;
+    public int MergeRowOffset => MergeInvOffset + 4 * Rows;
+    public int MergeBytes => MergeRowOffset + 8 * Rows;
 
     public int SharedMemoryBytes => StagesOffset + System.Math.Max(Warps * Stages * StageBytes, MergeBytes);
 

@@ -483,10 +483,11 @@ kdsl_KernelDsl_Attention_KvCache_PagedDecodeD128Stages3_decode(
     // The block's warps merge: every warp's (m, l, O) rescaled to the block's max, summed, normalized; one split's O and LSE.
     kdsl_cp_async_wait<0>();
     __syncthreads();  // every warp is done with its stages: they now hold the merge
-    float* const merge_o = (float*)(stages + 0);     // [warps][16][128]
-    float* const merge_m = (float*)(stages + 32768);   // [warps][16]
-    float* const merge_l = (float*)(stages + 33024);   // [warps][16]
-    float* const merge_inv = (float*)(stages + 33280); // [16]: 1 / the block's sum, 0 for a row that saw no key
+    float* const merge_o = (float*)(stages + 0);     // [warps][16][144]: 16 floats of padding a row, so a quarter-warp's float4 stores fill the banks once
+    float* const merge_m = (float*)(stages + 36864);   // [warps][16]
+    float* const merge_l = (float*)(stages + 37120);   // [warps][16]
+    float* const merge_inv = (float*)(stages + 37376); // [16]: 1 / the block's sum, 0 for a row that saw no key
+    long long* const merge_row = (long long*)(stages + 37440); // [16]: the output row, −1 for padding
     #pragma unroll
     for (int h = 0; h < 2; ++h) { l[h] += __shfl_xor_sync(0xffffffffu, l[h], 1); l[h] += __shfl_xor_sync(0xffffffffu, l[h], 2); }
     if (t == 0)
@@ -504,17 +505,12 @@ kdsl_KernelDsl_Attention_KvCache_PagedDecodeD128Stages3_decode(
         for (int i = 0; i < 4; ++i) top = fmaxf(top, merge_m[i * 16 + g + 8 * h]);
         scale_of[h] = m[h] == -KDSL_INF ? 0.f : kdsl_exp2(m[h] - top);
     }
+    // A lane's channels 4t to 4t + 3 of a row as one float4 (one float a store cost 8-way bank conflicts).
     #pragma unroll
     for (int ci = 0; ci < 8; ++ci)
     {
-        merge_o[(warp * 16 + g + 0) * 128 + ci * 16 + 0 + 4 * t] = o[ci * 2 + 0][0] * scale_of[0];
-        merge_o[(warp * 16 + g + 0) * 128 + ci * 16 + 2 + 4 * t] = o[ci * 2 + 0][1] * scale_of[0];
-        merge_o[(warp * 16 + g + 8) * 128 + ci * 16 + 0 + 4 * t] = o[ci * 2 + 0][2] * scale_of[1];
-        merge_o[(warp * 16 + g + 8) * 128 + ci * 16 + 2 + 4 * t] = o[ci * 2 + 0][3] * scale_of[1];
-        merge_o[(warp * 16 + g + 0) * 128 + ci * 16 + 1 + 4 * t] = o[ci * 2 + 1][0] * scale_of[0];
-        merge_o[(warp * 16 + g + 0) * 128 + ci * 16 + 3 + 4 * t] = o[ci * 2 + 1][1] * scale_of[0];
-        merge_o[(warp * 16 + g + 8) * 128 + ci * 16 + 1 + 4 * t] = o[ci * 2 + 1][2] * scale_of[1];
-        merge_o[(warp * 16 + g + 8) * 128 + ci * 16 + 3 + 4 * t] = o[ci * 2 + 1][3] * scale_of[1];
+        *(float4*)&merge_o[(warp * 16 + g + 0) * 144 + ci * 16 + 4 * t] = make_float4(o[ci * 2 + 0][0] * scale_of[0], o[ci * 2 + 1][0] * scale_of[0], o[ci * 2 + 0][1] * scale_of[0], o[ci * 2 + 1][1] * scale_of[0]);
+        *(float4*)&merge_o[(warp * 16 + g + 8) * 144 + ci * 16 + 4 * t] = make_float4(o[ci * 2 + 0][2] * scale_of[1], o[ci * 2 + 1][2] * scale_of[1], o[ci * 2 + 0][3] * scale_of[1], o[ci * 2 + 1][3] * scale_of[1]);
     }
     if (tid < 16)
     {
@@ -528,22 +524,26 @@ kdsl_KernelDsl_Attention_KvCache_PagedDecodeD128Stages3_decode(
         // LSE in natural log: m is in units of σ·log₂e·score, and the sum counts 255·P.
         const float row_lse = sum > 0.f ? (top + kdsl_log2(sum * 0.00392156863f)) * 0.693147181f : -KDSL_INF;
         const long long row = (long long)(q_first + p / group) * heads_q + kv_head * group + p % group;
+        merge_row[tid] = p < packed ? row : -1;  // the division by group once a row, not once a store
         // One split is the whole answer: the block writes O and LSE itself, as the merge would (weight exp2(0) = 1, log2(1) = 0).
         if (p < packed) { if (splits > 1) partial_lse[split * rows + row] = row_lse; else if (lse != 0) lse[row] = row_lse; }
     }
     __syncthreads();
-    // Two channels a thread: the float2 reads of merge_o are conflict-free, and one split's O goes out as packed f16 pairs.
-    for (int e = tid; e < 16 * 64; e += 128)
+    // Four channels a thread: a quarter-warp's float4 reads of merge_o are 128 contiguous bytes, and one split's O goes out as
+    // a float4 or two packed f16 pairs.
+    #pragma unroll
+    for (int it = 0; it < 4; ++it)
     {
-        const int r = e / 64, c = 2 * (e % 64), p = tile * 16 + r;
-        if (p >= packed) continue;
-        float2 sum = make_float2(0.f, 0.f);
+        const int e = tid + 128 * it, r = e / 32, c = 4 * (e % 32);
+        const long long row = merge_row[r];
+        if (row < 0) continue;
+        float4 sum = make_float4(0.f, 0.f, 0.f, 0.f);
         #pragma unroll
-        for (int i = 0; i < 4; ++i) { const float2 x = *(const float2*)&merge_o[(i * 16 + r) * 128 + c]; sum.x += x.x; sum.y += x.y; }
-        const long long row = (long long)(q_first + p / group) * heads_q + kv_head * group + p % group;
-        if (splits > 1) *(float2*)&partial_o[(split * rows + row) * 128 + c] = make_float2(sum.x * merge_inv[r], sum.y * merge_inv[r]);
+        for (int i = 0; i < 4; ++i) { const float4 x = *(const float4*)&merge_o[(i * 16 + r) * 144 + c]; sum.x += x.x; sum.y += x.y; sum.z += x.z; sum.w += x.w; }
+        const float inv = merge_inv[r];
+        if (splits > 1) *(float4*)&partial_o[(split * rows + row) * 128 + c] = make_float4(sum.x * inv, sum.y * inv, sum.z * inv, sum.w * inv);
         // A row that saw no key is 0, as the merge makes it, even where its stages held NaN (a non-finite V scale under Ignore).
-        else *(u32*)&output[row * 128 + c] = merge_inv[r] == 0.f ? 0u : kdsl_pack_f16x2(sum.x * merge_inv[r], sum.y * merge_inv[r]);
+        else *(uint2*)&output[row * 128 + c] = inv == 0.f ? make_uint2(0u, 0u) : make_uint2(kdsl_pack_f16x2(sum.x * inv, sum.y * inv), kdsl_pack_f16x2(sum.z * inv, sum.w * inv));
     }
 }
 

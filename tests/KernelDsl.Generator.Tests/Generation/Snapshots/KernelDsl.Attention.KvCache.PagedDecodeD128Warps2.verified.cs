@@ -143,7 +143,8 @@ static partial class PagedDecodeD128Warps2
         global::KernelDsl.Launching.LaunchGuard.Aligned(kMean, 16, nameof(kMean));
         global::KernelDsl.Launching.LaunchGuard.Aligned(vScale, 16, nameof(vScale));
         global::KernelDsl.Launching.LaunchGuard.Aligned(queries, 8, nameof(queries));
-        global::KernelDsl.Launching.LaunchGuard.Aligned(output, 4, nameof(output));
+        global::KernelDsl.Launching.LaunchGuard.Aligned(output, 8, nameof(output));
+        global::KernelDsl.Launching.LaunchGuard.Aligned(partialO, 16, nameof(partialO));
         if (rows == 0) return;  // no sequence has a query token: nothing to attend or write
         stream.CopyToDevice(workspace, work.Span);  // staged before it returns: the pooled array goes back on dispose
         var arguments = new global::KernelDsl.Launching.KernelArguments();
