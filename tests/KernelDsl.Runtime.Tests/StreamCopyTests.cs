@@ -36,4 +36,21 @@ public class StreamCopyTests
         // CUDA_MEMCPY2D: per side three size_t-sized fields around a padded int, then two size_t: 128 bytes on 64-bit.
         Assert.Equal(128, Unsafe.SizeOf<CudaMemcpy2D>());
     }
+
+    [Fact]
+    public unsafe void The_launch_config_and_attribute_have_the_drivers_layout()
+    {
+        // CUlaunchAttribute: the id, 4 bytes of padding, a 64-byte union. CUlaunchConfig: seven uints, the stream at 32, the
+        // attributes at 40, their count at 48, 56 bytes in all.
+        Assert.Equal(72, Unsafe.SizeOf<CuLaunchAttribute>());
+        var attribute = new CuLaunchAttribute();
+        Assert.Equal(8, (int)((byte*)&attribute.Value - (byte*)&attribute));
+        Assert.Equal(56, Unsafe.SizeOf<CuLaunchConfig>());
+        var config = new CuLaunchConfig();
+        Assert.Equal(24, (int)((byte*)&config.SharedMemoryBytes - (byte*)&config));
+        Assert.Equal(32, (int)((byte*)&config.Stream - (byte*)&config));
+        Assert.Equal(40, (int)((byte*)&config.Attributes - (byte*)&config));
+        Assert.Equal(48, (int)((byte*)&config.AttributeCount - (byte*)&config));
+        Assert.Equal(6, CuLaunchAttribute.ProgrammaticStreamSerialization);
+    }
 }

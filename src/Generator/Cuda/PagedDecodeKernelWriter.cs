@@ -62,7 +62,7 @@ public static class PagedDecodeKernelWriter
                 $"{(m.Kind == ModifierKind.Score ? "Score modifier" : "Mask")} C# {m.DeclaringType.Replace("global::", "")}.{m.MethodName}, with q and k the positions in the cache."),
         ]);
         var convert = spec.Input == Element.BF16 ? PtxHelper.Bf16Convert : PtxHelper.F16Convert;
-        var helpers = new[] { PtxHelper.IntMath, PtxHelper.SoftmaxMath, convert, PtxHelper.HalfPack, PtxHelper.BytePack, PtxHelper.WarpReduce, PtxHelper.FloatBias }
+        var helpers = new[] { PtxHelper.IntMath, PtxHelper.SoftmaxMath, convert, PtxHelper.HalfPack, PtxHelper.BytePack, PtxHelper.WarpReduce, PtxHelper.FloatBias, PtxHelper.GridDependency }
             .Concat(PagedDecodePlan.Atoms.SelectMany(PtxHelpers.For));
         PtxHelpers.Write(w, helpers, [plan.Qk, plan.Pv]);
         w.Raw("""
@@ -100,6 +100,8 @@ public static class PagedDecodeKernelWriter
         w.Raw("{");
         w.Indent();
         {
+            w.Line($"// Launched as a programmatic dependent of the decode kernel (sm_90): resident early, it reads the splits once that kernel has ended.");
+            w.Line($"kdsl_wait_prerequisite();");
             w.Line($"const int lane = threadIdx.x & 31;");
             w.Line($"const long long row = (long long)blockIdx.x * {MergeWarps} + (threadIdx.x >> 5);");
             w.Line($"if (row >= rows) return;");
@@ -278,6 +280,8 @@ public static class PagedDecodeKernelWriter
         private void WritePrologue()
         {
             var d = _d;
+            w.Line($"// The merge kernel (launched as this one's programmatic dependent) may be scheduled now, its launch hidden behind this kernel.");
+            w.Line($"kdsl_launch_dependents();");
             w.Line($"extern __shared__ __align__({PagedDecodePlan.StageAlignment}) u8 kdsl_shared[];");
             w.Line($"u8* const sq = kdsl_shared;                                       // Q codes [16][{d}], swizzled");
             w.Line($"float* const qf = (float*)(kdsl_shared + {plan.QFloatOffset});    // Q [16][{d}] as float, for q·mean");

@@ -31,6 +31,7 @@ public enum PtxHelper
     Warpgroup,
     E4m3Pack,
     Shared16,
+    GridDependency,
 }
 
 /// <summary>
@@ -208,6 +209,25 @@ public static class PtxHelpers
                     // bits leaves float(bias + result) in them.
                     #define KDSL_FLOAT_BIAS 12582912.f
                     #define KDSL_FLOAT_BIAS_BITS 0x4B400000
+                    """);
+                break;
+            case PtxHelper.GridDependency:
+                w.Raw("""
+                    // Programmatic dependent launch (sm_90): a kernel lets the next one, launched with programmatic stream
+                    // serialization, be scheduled at once; that one waits for this one's end and writes before it reads them.
+                    // Before sm_90 both are nothing, and the launches run one after the other.
+                    static __device__ __forceinline__ void kdsl_launch_dependents()
+                    {
+                    #if __CUDA_ARCH__ >= 900
+                        asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+                    #endif
+                    }
+                    static __device__ __forceinline__ void kdsl_wait_prerequisite()
+                    {
+                    #if __CUDA_ARCH__ >= 900
+                        asm volatile("griddepcontrol.wait;\n" ::: "memory");
+                    #endif
+                    }
                     """);
                 break;
             case PtxHelper.HalfPack:

@@ -70,10 +70,11 @@ public static class LauncherSections
     }
 
     /// <summary><see cref="WriteArguments"/>, then the launch of <paramref name="kernel"/> (a module constant) on <paramref name="grid"/> (Dim3.Of's arguments).</summary>
-    public static void WriteLaunch(CodeWriter w, KernelSignature signature, string kernel, string grid, string local = "arguments")
+    /// <param name="dependent">Launch as a programmatic dependent of the kernel queued before it (the kernel waits for it: griddepcontrol.wait).</param>
+    public static void WriteLaunch(CodeWriter w, KernelSignature signature, string kernel, string grid, string local = "arguments", bool dependent = false)
     {
         WriteArguments(w, signature, local);
-        w.Line($"stream.Launch(Module, {kernel}, {ModuleWriter.Launching}.Dim3.Of({grid}), {local});");
+        w.Line($"stream.{(dependent ? "LaunchDependent" : "Launch")}(Module, {kernel}, {ModuleWriter.Launching}.Dim3.Of({grid}), {local});");
     }
 
     /// <summary>

@@ -173,7 +173,7 @@ public static class PagedDecodeLauncherWriter
             w.Line($"stream.CopyToDevice(workspace, work.Span);  // staged before it returns: the pooled array goes back on dispose");
             LauncherSections.WriteLaunch(w, signature, "KernelName", "(long)headsKv * RowTiles(headsQ, headsKv, mostQueries), splits, batch");
             w.Line($"if (splits == 1) return;  // the decode kernel wrote O and LSE itself");
-            LauncherSections.WriteLaunch(w, plan.MergeSignature, "MergeKernelName", $"((long)rows + {PagedDecodeKernelWriter.MergeWarps - 1}) / {PagedDecodeKernelWriter.MergeWarps}", "merge");
+            LauncherSections.WriteLaunch(w, plan.MergeSignature, "MergeKernelName", $"((long)rows + {PagedDecodeKernelWriter.MergeWarps - 1}) / {PagedDecodeKernelWriter.MergeWarps}", "merge", dependent: true);
         });
     }
 }

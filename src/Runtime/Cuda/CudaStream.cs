@@ -42,7 +42,20 @@ public sealed unsafe class CudaStream : IDisposable
     /// <exception cref="NotSupportedException">The device is older than the module's minimum SM.</exception>
     /// <exception cref="NvrtcCompilationException">The module's source did not compile.</exception>
     /// <exception cref="CudaException">Loading or launching failed.</exception>
-    public void Launch(KernelModuleDefinition module, string entryPoint, Dim3 grid, KernelArguments arguments)
+    public void Launch(KernelModuleDefinition module, string entryPoint, Dim3 grid, KernelArguments arguments) =>
+        LaunchKernel(module, entryPoint, grid, arguments, programmatic: false);
+
+    /// <summary>
+    /// <see cref="Launch"/> as a programmatic dependent of the kernel queued just before it (sm_90 and later): its blocks
+    /// may be scheduled once every block of that kernel has started (or signalled <c>griddepcontrol.launch_dependents</c>),
+    /// so its launch overlaps that kernel's tail. The entry point must execute <c>griddepcontrol.wait</c> before it reads
+    /// anything the previous kernel writes; that wait returns once the previous kernel has ended and its writes are visible.
+    /// On older devices it is an ordinary launch.
+    /// </summary>
+    public void LaunchDependent(KernelModuleDefinition module, string entryPoint, Dim3 grid, KernelArguments arguments) =>
+        LaunchKernel(module, entryPoint, grid, arguments, programmatic: Device.ComputeCapability >= 90);
+
+    private void LaunchKernel(KernelModuleDefinition module, string entryPoint, Dim3 grid, KernelArguments arguments, bool programmatic)
     {
         ArgumentNullException.ThrowIfNull(module);
         ArgumentNullException.ThrowIfNull(entryPoint);
@@ -52,14 +65,27 @@ public sealed unsafe class CudaStream : IDisposable
         var entry = function.Entry;
         Device.MakeCurrent();
         var result = CuResult.Success;
-        arguments.WithPointers(parameters => result = CudaApi.cuLaunchKernel(
-            function.Handle, grid.X, grid.Y, grid.Z, (uint)entry.ThreadsPerBlock, 1, 1, (uint)entry.SharedMemoryBytes, _handle, parameters, 0));
+        arguments.WithPointers(parameters =>
+        {
+            if (!programmatic)
+            {
+                result = CudaApi.cuLaunchKernel(function.Handle, grid.X, grid.Y, grid.Z, (uint)entry.ThreadsPerBlock, 1, 1, (uint)entry.SharedMemoryBytes, _handle, parameters, 0);
+                return;
+            }
+            var attribute = new CuLaunchAttribute { Id = CuLaunchAttribute.ProgrammaticStreamSerialization, Value = 1 };
+            var config = new CuLaunchConfig
+            {
+                GridX = grid.X, GridY = grid.Y, GridZ = grid.Z, BlockX = (uint)entry.ThreadsPerBlock, BlockY = 1, BlockZ = 1,
+                SharedMemoryBytes = (uint)entry.SharedMemoryBytes, Stream = _handle, Attributes = &attribute, AttributeCount = 1,
+            };
+            result = CudaApi.cuLaunchKernelEx(&config, function.Handle, parameters, 0);
+        });
         if (result != CuResult.Success)
         {
             // Built only on failure: launches are the hot path.
             throw new CudaException(result,
                 string.Create(CultureInfo.InvariantCulture,
-                    $"Launching '{entry.Name}' of '{module.Name}' with grid ({grid.X}, {grid.Y}, {grid.Z}), {entry.ThreadsPerBlock} threads per block and {entry.SharedMemoryBytes} bytes of dynamic shared memory"),
+                    $"Launching '{entry.Name}' of '{module.Name}' with grid ({grid.X}, {grid.Y}, {grid.Z}), {entry.ThreadsPerBlock} threads per block and {entry.SharedMemoryBytes} bytes of dynamic shared memory{(programmatic ? " as a programmatic dependent launch" : "")}"),
                 function.DescribeResources());
         }
     }

@@ -59,6 +59,8 @@ internal static unsafe partial class CudaApi
     public static partial CuResult cuLaunchKernel(
         nint function, uint gridX, uint gridY, uint gridZ, uint blockX, uint blockY, uint blockZ,
         uint sharedMemoryBytes, nint stream, nint kernelParameters, nint extra);
+    /// <summary>CUDA 12: a launch with attributes (programmatic dependent launch, for <see cref="CudaStream.LaunchDependent"/>).</summary>
+    [LibraryImport(Lib)] public static partial CuResult cuLaunchKernelEx(CuLaunchConfig* config, nint function, nint kernelParameters, nint extra);
 
     [LibraryImport(Lib)] public static partial CuResult cuStreamCreate(out nint stream, uint flags);
     [LibraryImport(Lib)] public static partial CuResult cuStreamDestroy_v2(nint stream);

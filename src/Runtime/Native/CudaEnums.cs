@@ -49,3 +49,27 @@ internal struct CudaMemcpy2D
     public nuint WidthInBytes;
     public nuint Height;
 }
+
+/// <summary>
+/// <c>CUlaunchAttribute</c> (CUDA 12): an attribute id, padding to 8 bytes, then a 64-byte union of which this runtime sets
+/// one int (<see cref="Value"/>).
+/// </summary>
+[System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Explicit, Size = 72)]
+internal struct CuLaunchAttribute
+{
+    /// <summary><c>CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION</c>: the kernel may start before the one queued before it ends.</summary>
+    public const int ProgrammaticStreamSerialization = 6;
+
+    [System.Runtime.InteropServices.FieldOffset(0)] public int Id;
+    [System.Runtime.InteropServices.FieldOffset(8)] public int Value;
+}
+
+/// <summary><c>CUlaunchConfig</c> (CUDA 12): <c>cuLaunchKernelEx</c>'s grid, block, shared memory, stream and attributes.</summary>
+[System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Sequential)]
+internal unsafe struct CuLaunchConfig
+{
+    public uint GridX, GridY, GridZ, BlockX, BlockY, BlockZ, SharedMemoryBytes;
+    public nint Stream;
+    public CuLaunchAttribute* Attributes;
+    public uint AttributeCount;
+}

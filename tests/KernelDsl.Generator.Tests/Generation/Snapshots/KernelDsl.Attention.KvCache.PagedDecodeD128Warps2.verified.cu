@@ -77,6 +77,21 @@ static __device__ __forceinline__ u32 kdsl_f16x2_u8(float lo, float hi)
 }
 // acc + the four bytes of x (dp4a against 0x01010101).
 static __device__ __forceinline__ u32 kdsl_byte_sum(u32 x, u32 acc) { u32 d; asm("dp4a.u32.u32 %0, %1, %2, %3;\n" : "=r"(d) : "r"(x), "r"(0x01010101u), "r"(acc)); return d; }
+// Programmatic dependent launch (sm_90): a kernel lets the next one, launched with programmatic stream
+// serialization, be scheduled at once; that one waits for this one's end and writes before it reads them.
+// Before sm_90 both are nothing, and the launches run one after the other.
+static __device__ __forceinline__ void kdsl_launch_dependents()
+{
+#if __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+static __device__ __forceinline__ void kdsl_wait_prerequisite()
+{
+#if __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
 // mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 (sm_80, PTX 7.0): D = A·B + D in place.
 static __device__ __forceinline__ void kdsl_mma_m16n8k32_s32s8s8(int (&d)[4], u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1)
 {
@@ -234,6 +249,8 @@ kdsl_KernelDsl_Attention_KvCache_PagedDecodeD128Warps2_decode(
     int table_pages,
     float softmax_scale)
 {
+    // The merge kernel (launched as this one's programmatic dependent) may be scheduled now, its launch hidden behind this kernel.
+    kdsl_launch_dependents();
     extern __shared__ __align__(128) u8 kdsl_shared[];
     u8* const sq = kdsl_shared;                                       // Q codes [16][128], swizzled
     float* const qf = (float*)(kdsl_shared + 2048);    // Q [16][128] as float, for q·mean
@@ -558,6 +575,8 @@ kdsl_KernelDsl_Attention_KvCache_PagedDecodeD128Warps2_merge(
     int rows,
     int splits)
 {
+    // Launched as a programmatic dependent of the decode kernel (sm_90): resident early, it reads the splits once that kernel has ended.
+    kdsl_wait_prerequisite();
     const int lane = threadIdx.x & 31;
     const long long row = (long long)blockIdx.x * 4 + (threadIdx.x >> 5);
     if (row >= rows) return;

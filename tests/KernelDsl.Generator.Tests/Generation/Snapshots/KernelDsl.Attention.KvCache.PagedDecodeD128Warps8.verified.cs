@@ -172,7 +172,7 @@ static partial class PagedDecodeD128Warps8
         if (lse is null) merge.AddNullPointer(); else merge.Add(lse);
         merge.Add(rows);
         merge.Add(splits);
-        stream.Launch(Module, MergeKernelName, global::KernelDsl.Launching.Dim3.Of(((long)rows + 3) / 4), merge);
+        stream.LaunchDependent(Module, MergeKernelName, global::KernelDsl.Launching.Dim3.Of(((long)rows + 3) / 4), merge);
     }
 
     /// <summary>
