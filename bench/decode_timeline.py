@@ -8,7 +8,8 @@ The kernel is the generated CUDA with four stamps added as text (block start, Q 
 written by thread 0 with its SM's id into a __device__ array), compiled with the GPU's NVRTC, and launched here through
 the driver API on random int8 pages (a shuffled page table), after an L2 flush as `kdsl bench --decode` does. Printed:
 the spread of block starts and ends across the grid (µs after the first start), each phase's median over blocks, the
-kernel's and the merge's event times, and what a 4-byte-an-int pinned upload of the table costs on the stream.
+kernel's and the merge's event times, what a pinned upload of the table costs on the stream, and the decode kernel
+reading the table from mapped pinned host memory instead (no upload).
 Nothing of it enters the product: the stamps only exist in this script's copy of the source.
 """
 import argparse
@@ -100,6 +101,7 @@ def main(argv):
     parser.add_argument("--heads-q", type=int, default=64)
     parser.add_argument("--heads-kv", type=int, default=8)
     parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--mapped", action="store_true", help="the block timeline with the table read from mapped pinned host memory")
     parser.add_argument("--nvrtc", help="libnvrtc.so to compile with (default: the CUDA toolkit's)")
     parser.add_argument("--compile-only", metavar="ARCH", help="instrument and compile for ARCH (e.g. sm_90), then stop: no GPU needed")
     args = parser.parse_args(argv)
@@ -158,13 +160,24 @@ def main(argv):
                    pointer(work), pointer(partial_o), pointer(partial_lse), pointer(output), ctypes.c_uint64(0),
                    ctypes.c_int(hq), ctypes.c_int(hkv), ctypes.c_int(seq_pages), ctypes.c_float(d ** -0.5)]
     kernel_array = (ctypes.c_void_p * len(kernel_args))(*[ctypes.cast(ctypes.byref(a), ctypes.c_void_p) for a in kernel_args])
+    # The same table in mapped pinned host memory: the kernel reads it over PCIe, with no upload on the stream.
+    host_table, mapped_table = ctypes.c_void_p(), ctypes.c_uint64()
+    drv.check(drv.cu.cuMemHostAlloc(ctypes.byref(host_table), work_host.numel() * 4, 0x02), "cuMemHostAlloc")  # DEVICEMAP
+    ctypes.memmove(host_table, work_host.data_ptr(), work_host.numel() * 4)
+    drv.check(drv.cu.cuMemHostGetDevicePointer_v2(ctypes.byref(mapped_table), host_table, 0), "cuMemHostGetDevicePointer")
+    mapped_args = list(kernel_args)
+    mapped_args[6] = mapped_table
+    mapped_array = (ctypes.c_void_p * len(mapped_args))(*[ctypes.cast(ctypes.byref(a), ctypes.c_void_p) for a in mapped_args])
     merge_args = [pointer(partial_o), pointer(partial_lse), pointer(output), ctypes.c_uint64(0), ctypes.c_int(rows), ctypes.c_int(args.splits)]
     merge_array = (ctypes.c_void_p * len(merge_args))(*[ctypes.cast(ctypes.byref(a), ctypes.c_void_p) for a in merge_args])
     grid = (hkv * row_tiles, args.splits, b)
     blocks = grid[0] * grid[1] * grid[2]
 
-    def launch_decode():
-        drv.check(drv.cu.cuLaunchKernel(kernel, *grid, threads, 1, 1, shared, ctypes.c_void_p(stream.cuda_stream), kernel_array, None), "decode launch")
+    def launch_decode(array=kernel_array):
+        drv.check(drv.cu.cuLaunchKernel(kernel, *grid, threads, 1, 1, shared, ctypes.c_void_p(stream.cuda_stream), array, None), "decode launch")
+
+    def launch_decode_mapped():
+        launch_decode(mapped_array)
 
     def launch_merge():
         if args.splits > 1:
@@ -191,7 +204,7 @@ def main(argv):
     starts, ends, phases = [], [], [[], [], []]
     for i in range(args.runs):
         flush.fill_(i & 255)
-        launch_decode()
+        launch_decode(mapped_array if args.mapped else kernel_array)
         torch.cuda.synchronize()
         raw = (ctypes.c_uint64 * (blocks * 5))()
         drv.check(drv.cu.cuMemcpyDtoH_v2(raw, stamps_ptr, blocks * 5 * 8), "stamps copy")
@@ -210,7 +223,8 @@ def main(argv):
         return f"{at(0):.2f} / {at(0.5):.2f} / {at(0.9):.2f} / {values[-1]:.2f}"
 
     print(f"{name}: B = {b}, context {args.context}, Sq = {sq}, {args.splits} splits, grid {grid} = {blocks} blocks on {sms} SMs, "
-          f"{shared} bytes of shared memory, {args.runs} runs (global timer, µs after the run's first block start)")
+          f"{shared} bytes of shared memory, {args.runs} runs (global timer, µs after the run's first block start)"
+          + (", the table in mapped host memory" if args.mapped else ""))
     print("| what | min / median / p90 / max µs |")
     print("| --- | --- |")
     print(f"| block start | {spread(starts)} |")
@@ -226,6 +240,7 @@ def main(argv):
         print(f"| decode + merge | {timed([launch_decode, launch_merge]):.1f} |")
     print(f"| table upload ({work_host.numel() * 4} bytes, pinned) | {timed([upload]):.1f} |")
     print(f"| upload + decode{' + merge' if args.splits > 1 else ''} (the call's device steps) | {timed([upload, launch_decode, launch_merge]):.1f} |")
+    print(f"| decode{' + merge' if args.splits > 1 else ''}, the table read from mapped pinned host memory (no upload) | {timed([launch_decode_mapped, launch_merge]):.1f} |")
 
 
 if __name__ == "__main__":

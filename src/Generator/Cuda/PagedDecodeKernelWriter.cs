@@ -166,59 +166,71 @@ public static class PagedDecodeKernelWriter
             $"kdsl_mask_block({string.Join(", ", new[] { "b", "mask_h", "mask_q_lo", "mask_q_hi", first, $"kdsl_min({first} + {span}, length) - 1" }.Concat(ModifierWriter.RuntimeArgumentNames(mask)))})";
 
         /// <summary>
-        /// Q's rows quantized into shared memory: warp w takes rows w, w + warps, ...; lane l holds channels
-        /// QChannelsPerLane·l onwards, read as one vector. Every row's loads go out before the first reduction waits for
-        /// one: the rows' loads, one row after another, cost a DRAM latency each (the B = 1 profile's hottest stall after
-        /// the copy wait, run 86).
+        /// Q's rows, loaded: warp w takes rows w, w + warps, ...; lane l holds channels QChannelsPerLane·l onwards, read as
+        /// one vector into registers (converted only where they are quantized). They go out as soon as the batch's totals
+        /// are known, before the page index is read and before the first page's copies: queued behind every block's first
+        /// pages (64 KB a block), Q came back only once those had streamed in, 5–6 µs into a 9 µs block at B = 1, 4k (run 89's
+        /// block timeline); each row's loads one after another had cost a DRAM latency a row before that (run 86).
         /// </summary>
-        private void WriteQueryRows()
+        private void WriteQueryLoads()
+        {
+            var d = _d;
+            var rows = PagedDecodePlan.Rows / _warps;
+            var perLane = plan.QChannelsPerLane;
+            w.Line($"// Q: warp w quantizes rows w + {_warps}·i, i < {rows}: one scale per row (absmax / 127), codes kdsl_quant. Lane l holds");
+            w.Line($"// channels {perLane}·l to {perLane}·l + {perLane - 1}. The rows' loads go out now, ahead of every page copy of the block.");
+            w.Line($"{QVector} q_raw[{rows}];");
+            w.Line($"#pragma unroll");
+            w.Block($"for (int i = 0; i < {rows}; ++i)", () =>
+            {
+                w.Line($"const int p = tile * 16 + warp + {_warps} * i, pr = kdsl_min(p, packed - 1);  // a padding row reads row packed − 1 (in Q) and keeps 0");
+                w.Line($"q_raw[i] = *(const {QVector}*)(queries + ((long long)(q_first + pr / group) * heads_q + kv_head * group + pr % group) * {d} + {perLane} * lane);");
+            });
+        }
+
+        /// <summary>A lane's Q channels as one vector: two halves in a u32 (D = 64), four in a uint2 (D = 128).</summary>
+        private string QVector => plan.QChannelsPerLane switch
+        {
+            2 => "u32",
+            4 => "uint2",
+            var perLane => throw new System.InvalidOperationException($"Q rows of {_d} channels: {perLane} a lane has no vector load."),
+        };
+
+        /// <summary>Q's loaded rows quantized into shared memory: codes (swizzled), floats for q·mean, and each row's scale.</summary>
+        private void WriteQueryQuantize()
         {
             var d = _d;
             var rows = PagedDecodePlan.Rows / _warps;
             var perLane = plan.QChannelsPerLane;
             var convert = plan.Spec.Input == Element.BF16 ? "kdsl_bf16_to_f32" : "kdsl_f16_to_f32";
-            var (vector, words) = perLane switch
-            {
-                2 => ("u32", new[] { "raw" }),
-                4 => ("uint2", new[] { "raw.x", "raw.y" }),
-                _ => throw new System.InvalidOperationException($"Q rows of {d} channels: {perLane} a lane has no vector load."),
-            };
-            w.Line($"// Q: warp w quantizes rows w + {_warps}·i, i < {rows}: one scale per row (absmax / 127), codes kdsl_quant. Lane l holds");
-            w.Line($"// channels {perLane}·l to {perLane}·l + {perLane - 1}. Every row's loads go out first: they are independent, and one row at a time");
-            w.Line($"// waited a memory latency a row.");
-            w.Line($"float x[{rows}][{perLane}];");
+            var words = perLane == 2 ? new[] { "q_raw[i]" } : ["q_raw[i].x", "q_raw[i].y"];
             w.Line($"#pragma unroll");
             w.Block($"for (int i = 0; i < {rows}; ++i)", () =>
             {
-                w.Line($"const int p = tile * 16 + warp + {_warps} * i, pr = kdsl_min(p, packed - 1);  // a padding row reads row packed − 1 (in Q) and keeps 0");
-                w.Line($"const {vector} raw = *(const {vector}*)(queries + ((long long)(q_first + pr / group) * heads_q + kv_head * group + pr % group) * {d} + {perLane} * lane);");
+                w.Line($"const int r = warp + {_warps} * i, p = tile * 16 + r;");
+                w.Line($"float x[{perLane}];");
                 for (var j = 0; j < perLane; j++)
                 {
-                    w.Line($"x[i][{j}] = p < packed ? {convert}((u16)({words[j / 2]}{(j % 2 == 0 ? "" : " >> 16")})) : 0.f;");
+                    w.Line($"x[{j}] = p < packed ? {convert}((u16)({words[j / 2]}{(j % 2 == 0 ? "" : " >> 16")})) : 0.f;");
                 }
-            });
-            w.Line($"#pragma unroll");
-            w.Block($"for (int i = 0; i < {rows}; ++i)", () =>
-            {
-                w.Line($"const int r = warp + {_warps} * i;");
                 w.Line($"float amax = 0.f;");
                 w.Line($"#pragma unroll");
-                w.Line($"for (int j = 0; j < {perLane}; ++j) amax = fmaxf(amax, fabsf(x[i][j]));");
+                w.Line($"for (int j = 0; j < {perLane}; ++j) amax = fmaxf(amax, fabsf(x[j]));");
                 w.Line($"amax = kdsl_warp_max(amax);");
                 w.Line($"const float scale = kdsl_scale_of(amax), inv = kdsl_inv_of(scale);");
                 w.Line($"u32 codes = 0u;");
                 w.Line($"#pragma unroll");
-                w.Line($"for (int j = 0; j < {perLane}; ++j) codes |= (u32)(u8)kdsl_quant(x[i][j], inv) << (8 * j);");
+                w.Line($"for (int j = 0; j < {perLane}; ++j) codes |= (u32)(u8)kdsl_quant(x[j], inv) << (8 * j);");
                 w.Line($"// {perLane} codes in one 16-byte chunk of the swizzled row, so adjacent after the swizzle: one store, as the floats.");
                 if (perLane == 4)
                 {
                     w.Line($"*(u32*)&sq[{LayoutWriter.FunctionName(Operand.Q)}(r, 4 * lane)] = codes;");
-                    w.Line($"*(float4*)&qf[r * {d} + 4 * lane] = make_float4(x[i][0], x[i][1], x[i][2], x[i][3]);");
+                    w.Line($"*(float4*)&qf[r * {d} + 4 * lane] = make_float4(x[0], x[1], x[2], x[3]);");
                 }
                 else
                 {
                     w.Line($"*(u16*)&sq[{LayoutWriter.FunctionName(Operand.Q)}(r, 2 * lane)] = (u16)codes;");
-                    w.Line($"*(float2*)&qf[r * {d} + 2 * lane] = make_float2(x[i][0], x[i][1]);");
+                    w.Line($"*(float2*)&qf[r * {d} + 2 * lane] = make_float2(x[0], x[1]);");
                 }
                 w.Line($"if (lane == 0) q_scale[r] = scale;");
             });
@@ -299,6 +311,7 @@ public static class PagedDecodeKernelWriter
             w.Line($"const int group = heads_q / heads_kv, packed = q_count * group, row_tiles = gridDim.x / heads_kv;");
             w.Line($"const int kv_head = blockIdx.x / row_tiles, tile = blockIdx.x % row_tiles;");
             w.Line($"if (tile * 16 >= packed) return;  // the whole block: no barrier is waited on");
+            WriteQueryLoads();
             w.Line($"const int sequence_pages = (length + {plan.PageSize - 1}) / {plan.PageSize};");
             if (_mask is { } mask)
             {
@@ -357,7 +370,7 @@ public static class PagedDecodeKernelWriter
             var (first, end) = steps == 1 ? ("first_page", "end_page") : ($"first_page * {steps}", $"end_page * {steps}");
             var which = steps == 1 ? "a page each" : $"{plan.StageKeys} keys, {steps} a page";
             w.Line($"// Each warp's steps ({which}) of the split: {first} + warp + {_warps}·n, n < my_steps. Their first copies go out");
-            w.Line($"// before Q's loads, so the two chains of dependent loads (the batch's table, then Q or a page) overlap.");
+            w.Line($"// before Q is quantized, so the two chains of dependent loads (the batch's table, then Q or a page) overlap.");
             w.Line($"u8* const my_stages = stages + warp * {_stages * plan.StageBytes};");
             w.Line($"const int my_first = {first} + warp;");
             w.Line($"const int my_steps = {end} > my_first ? ({end} - my_first + {_warps - 1}) / {_warps} : 0;");
@@ -370,7 +383,7 @@ public static class PagedDecodeKernelWriter
             w.Line($"// The page of the step the loop loads next, read one step ahead: the loop's copies never wait for the page table.");
             w.Line($"int next_page = {_stages - 1} < my_steps ? pages[{PageOf($"my_first + {_stages - 1} * {_warps}")}] : 0;");
             w.Line();
-            WriteQueryRows();
+            WriteQueryQuantize();
             w.Line($"__syncthreads();  // Q codes and floats from every warp");
             w.Line();
             w.Line($"// Q's A fragments, kept in registers for the whole loop.");

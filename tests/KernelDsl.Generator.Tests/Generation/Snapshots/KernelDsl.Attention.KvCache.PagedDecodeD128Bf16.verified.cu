@@ -268,6 +268,15 @@ kdsl_KernelDsl_Attention_KvCache_PagedDecodeD128Bf16_decode(
     const int group = heads_q / heads_kv, packed = q_count * group, row_tiles = gridDim.x / heads_kv;
     const int kv_head = blockIdx.x / row_tiles, tile = blockIdx.x % row_tiles;
     if (tile * 16 >= packed) return;  // the whole block: no barrier is waited on
+    // Q: warp w quantizes rows w + 4·i, i < 4: one scale per row (absmax / 127), codes kdsl_quant. Lane l holds
+    // channels 4·l to 4·l + 3. The rows' loads go out now, ahead of every page copy of the block.
+    uint2 q_raw[4];
+    #pragma unroll
+    for (int i = 0; i < 4; ++i)
+    {
+        const int p = tile * 16 + warp + 4 * i, pr = kdsl_min(p, packed - 1);  // a padding row reads row packed − 1 (in Q) and keeps 0
+        q_raw[i] = *(const uint2*)(queries + ((long long)(q_first + pr / group) * heads_q + kv_head * group + pr % group) * 128 + 4 * lane);
+    }
     const int sequence_pages = (length + 63) / 64;
     // This split's pages [first_page, end_page): contiguous, balanced to within one page.
     const int first_page = (int)((long long)split * sequence_pages / splits);
@@ -276,7 +285,7 @@ kdsl_KernelDsl_Attention_KvCache_PagedDecodeD128Bf16_decode(
     // Tile row r is packed row p = 16·tile + r: query token q_first + p / group, query head kv_head·group + p % group,
     // output row (q_first + p / group)·heads_q + kv_head·group + p % group; rows past packed are padding, never written.
     // Each warp's steps (a page each) of the split: first_page + warp + 4·n, n < my_steps. Their first copies go out
-    // before Q's loads, so the two chains of dependent loads (the batch's table, then Q or a page) overlap.
+    // before Q is quantized, so the two chains of dependent loads (the batch's table, then Q or a page) overlap.
     u8* const my_stages = stages + warp * 35072;
     const int my_first = first_page + warp;
     const int my_steps = end_page > my_first ? (end_page - my_first + 3) / 4 : 0;
@@ -289,35 +298,26 @@ kdsl_KernelDsl_Attention_KvCache_PagedDecodeD128Bf16_decode(
     // The page of the step the loop loads next, read one step ahead: the loop's copies never wait for the page table.
     int next_page = 1 < my_steps ? pages[my_first + 1 * 4] : 0;
 
-    // Q: warp w quantizes rows w + 4·i, i < 4: one scale per row (absmax / 127), codes kdsl_quant. Lane l holds
-    // channels 4·l to 4·l + 3. Every row's loads go out first: they are independent, and one row at a time
-    // waited a memory latency a row.
-    float x[4][4];
     #pragma unroll
     for (int i = 0; i < 4; ++i)
     {
-        const int p = tile * 16 + warp + 4 * i, pr = kdsl_min(p, packed - 1);  // a padding row reads row packed − 1 (in Q) and keeps 0
-        const uint2 raw = *(const uint2*)(queries + ((long long)(q_first + pr / group) * heads_q + kv_head * group + pr % group) * 128 + 4 * lane);
-        x[i][0] = p < packed ? kdsl_bf16_to_f32((u16)(raw.x)) : 0.f;
-        x[i][1] = p < packed ? kdsl_bf16_to_f32((u16)(raw.x >> 16)) : 0.f;
-        x[i][2] = p < packed ? kdsl_bf16_to_f32((u16)(raw.y)) : 0.f;
-        x[i][3] = p < packed ? kdsl_bf16_to_f32((u16)(raw.y >> 16)) : 0.f;
-    }
-    #pragma unroll
-    for (int i = 0; i < 4; ++i)
-    {
-        const int r = warp + 4 * i;
+        const int r = warp + 4 * i, p = tile * 16 + r;
+        float x[4];
+        x[0] = p < packed ? kdsl_bf16_to_f32((u16)(q_raw[i].x)) : 0.f;
+        x[1] = p < packed ? kdsl_bf16_to_f32((u16)(q_raw[i].x >> 16)) : 0.f;
+        x[2] = p < packed ? kdsl_bf16_to_f32((u16)(q_raw[i].y)) : 0.f;
+        x[3] = p < packed ? kdsl_bf16_to_f32((u16)(q_raw[i].y >> 16)) : 0.f;
         float amax = 0.f;
         #pragma unroll
-        for (int j = 0; j < 4; ++j) amax = fmaxf(amax, fabsf(x[i][j]));
+        for (int j = 0; j < 4; ++j) amax = fmaxf(amax, fabsf(x[j]));
         amax = kdsl_warp_max(amax);
         const float scale = kdsl_scale_of(amax), inv = kdsl_inv_of(scale);
         u32 codes = 0u;
         #pragma unroll
-        for (int j = 0; j < 4; ++j) codes |= (u32)(u8)kdsl_quant(x[i][j], inv) << (8 * j);
+        for (int j = 0; j < 4; ++j) codes |= (u32)(u8)kdsl_quant(x[j], inv) << (8 * j);
         // 4 codes in one 16-byte chunk of the swizzled row, so adjacent after the swizzle: one store, as the floats.
         *(u32*)&sq[kdsl_smem_q(r, 4 * lane)] = codes;
-        *(float4*)&qf[r * 128 + 4 * lane] = make_float4(x[i][0], x[i][1], x[i][2], x[i][3]);
+        *(float4*)&qf[r * 128 + 4 * lane] = make_float4(x[0], x[1], x[2], x[3]);
         if (lane == 0) q_scale[r] = scale;
     }
     __syncthreads();  // Q codes and floats from every warp
