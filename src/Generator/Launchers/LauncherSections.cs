@@ -63,6 +63,7 @@ public static class LauncherSections
             {
                 Passing.NullPointer => $"{local}.AddNullPointer();  // {parameter.CudaName}: unused by this variant",
                 Passing.TensorMap => $"{local}.AddValue({parameter.Host}Map);",
+                Passing.Address => $"{local}.AddValue({parameter.Host});",
                 Passing.Pointer when optional => $"if ({parameter.Host} is null) {local}.AddNullPointer(); else {local}.Add({parameter.Host});",
                 _ => $"{local}.Add({parameter.Host});",
             });

@@ -111,8 +111,9 @@ public static class PagedDecodeLauncherWriter
         w.Line($"/// <remarks>");
         w.Line($"/// The page table entries a sequence's length needs must be pages of the pool, distinct within the row, and each length");
         w.Line($"/// must fit its row and hold its query tokens; the running totals start at 0 and never decrease. All is checked before");
-        w.Line($"/// anything is queued. The checked table is copied");
-        w.Line($"/// into <paramref name=\"workspace\"/> on the stream, so a workspace and the partial buffers serve one stream at a time.");
+        w.Line($"/// anything is queued. The checked table is copied into <paramref name=\"workspace\"/> on the stream, so a workspace and");
+        w.Line($"/// the partial buffers serve one stream at a time. A table of at most <see cref=\"{Work}.MappedBytes\"/> bytes is instead read");
+        w.Line($"/// by the kernel in place, from pinned host memory the stream lends (its upload cost more than the reads: PERF_NOTES §20d).");
         w.Line($"/// </remarks>");
         w.Block($"public static void Launch({signature.CSharpParameters})", () =>
         {
@@ -170,7 +171,11 @@ public static class PagedDecodeLauncherWriter
                 w.Line($"{Guard}.Aligned({name}, {bytes}, nameof({name}));");
             }
             w.Line($"if (rows == 0) return;  // no sequence has a query token: nothing to attend or write");
-            w.Line($"stream.CopyToDevice(workspace, work.Span);  // staged before it returns: the pooled array goes back on dispose");
+            w.Line($"// A small table is read in place from pinned host memory, which the stream keeps until the kernels queued before it");
+            w.Line($"// is disposed have run; a larger one is uploaded (staged before CopyToDevice returns: the pooled array goes back on dispose).");
+            w.Line($"using var {PagedDecodePlan.MappedWorkLocal} = (long)work.Length * sizeof(int) <= {Work}.MappedBytes ? stream.MapForKernels(work.Span) : null;");
+            w.Line($"if ({PagedDecodePlan.MappedWorkLocal} is null) stream.CopyToDevice(workspace, work.Span);");
+            w.Line($"var {PagedDecodePlan.WorkAddressLocal} = {PagedDecodePlan.MappedWorkLocal}?.Address ?? workspace.DevicePointer;");
             LauncherSections.WriteLaunch(w, signature, "KernelName", "(long)headsKv * RowTiles(headsQ, headsKv, mostQueries), splits, batch");
             w.Line($"if (splits == 1) return;  // the decode kernel wrote O and LSE itself");
             LauncherSections.WriteLaunch(w, plan.MergeSignature, "MergeKernelName", $"((long)rows + {PagedDecodeKernelWriter.MergeWarps - 1}) / {PagedDecodeKernelWriter.MergeWarps}", "merge", dependent: true);

@@ -42,6 +42,8 @@ public enum Passing
     TensorMap,
     /// <summary>Always a null pointer: the kernel declares it, this variant has no use for it.</summary>
     NullPointer,
+    /// <summary>A device address the launcher computes into a local (<see cref="KernelParameter.Host"/> names it): a buffer's, or pinned host memory's mapped for the device.</summary>
+    Address,
 }
 
 /// <summary>One CUDA kernel parameter, in order, and the launcher parameter it comes from (none for <see cref="Passing.NullPointer"/>).</summary>

@@ -133,7 +133,9 @@ public sealed record PagedDecodePlan(PagedDecodeSpec Spec)
             Buffer("kMean", "float", false, $"K channel mean [pages][headsKv][{HeadDim}]", "k_mean", "const float* __restrict__");
             Buffer("vCodes", "sbyte", false, $"V codes [pages][headsKv][{PageSize}][{HeadDim}] int8", "v_codes", "const s8* __restrict__");
             Buffer("vScale", "float", false, $"V scale per channel [pages][headsKv][{HeadDim}]", "v_scale", "const float* __restrict__");
-            Buffer("workspace", "int", false, "device copy of the checked page table, lengths and query totals (WorkspaceLength)", "work", "const int* __restrict__");
+            // The kernel reads the checked table from the workspace, or, for a small one, from pinned host memory in place (WorkAddressLocal).
+            Host("workspace", HostKind.Buffer, "int", "device copy of the checked page table, lengths and query totals (WorkspaceLength)");
+            kernel.Add(new KernelParameter("work", "const int* __restrict__", Passing.Address, WorkAddressLocal));
             Buffer("partialO", "float", false, $"each split's O [splits][Σ queries·headsQ][{HeadDim}] (PartialOLength)", "partial_o", "float* __restrict__");
             Buffer("partialLse", "float", false, "each split's LSE [splits][Σ queries·headsQ] (PartialLseLength)", "partial_lse", "float* __restrict__");
             // With one split the decode kernel writes O and LSE itself and the merge does not run.
@@ -186,10 +188,16 @@ public sealed record PagedDecodePlan(PagedDecodeSpec Spec)
     public static IEnumerable<string> LauncherNames(PagedDecodeSpec spec) =>
         new PagedDecodePlan(spec with { Score = null, Mask = null }).Signature.Host.Select(h => h.Name).Concat(
         [
-            "work", "batch", "queryTokens", "mostQueries", RowsLocal, LongestLocal, "arguments", "merge",
+            "work", "batch", "queryTokens", "mostQueries", RowsLocal, LongestLocal, WorkAddressLocal, MappedWorkLocal, "arguments", "merge",
             "Module", "KernelName", "MergeKernelName", "CudaSource", "ThreadsPerBlock", "SharedMemoryBytes", "MinimumSm", "HeadDim", "PageSize",
             "TileRows", "Warps", "StageKeys", "WorkspaceLength", "PartialOLength", "PartialLseLength", "RowTiles", "SplitsFor", "ResidentBlocks", "Launch", "With",
         ]);
+
+    /// <summary>The launcher's local holding the address the decode kernel reads the checked table from.</summary>
+    public const string WorkAddressLocal = "workAddress";
+
+    /// <summary>The launcher's local holding a small table's pinned host copy, which the kernel reads in place.</summary>
+    public const string MappedWorkLocal = "mappedWork";
 
     /// <summary>The launcher's local holding the output rows (Σ queries · headsQ), an argument of the merge kernel.</summary>
     public const string RowsLocal = "rows";

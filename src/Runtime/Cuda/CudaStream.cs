@@ -117,6 +117,35 @@ public sealed unsafe class CudaStream : IDisposable
         }
     }
 
+    /// <summary>
+    /// A copy of <paramref name="source"/> in one of this stream's pinned slots, mapped for the device: kernels queued on
+    /// this stream read it in place at <see cref="MappedHostCopy.Address"/>, across PCIe, with no upload queued before them.
+    /// Dispose it once the kernels that read it are queued: the slot is then written again only after they have run.
+    /// </summary>
+    /// <remarks>For small, latency-bound data a kernel reads a few times (a decode call's page table); at most <see cref="PinnedStaging.MaxBytes"/>.</remarks>
+    public MappedHostCopy MapForKernels<T>(ReadOnlySpan<T> source) where T : unmanaged
+    {
+        var bytes = (long)source.Length * sizeof(T);
+        if (bytes is 0 or > PinnedStaging.MaxBytes)
+        {
+            throw new ArgumentOutOfRangeException(nameof(source), bytes, $"A mapped copy holds 1 to {PinnedStaging.MaxBytes} bytes.");
+        }
+        ThrowIfDisposed();
+        Device.MakeCurrent();
+        fixed (T* host = source)
+        {
+            var (slot, address) = Staging.Map(host, (nuint)bytes);
+            return new MappedHostCopy(this, slot, address);
+        }
+    }
+
+    /// <summary>Ends a <see cref="MapForKernels"/> copy's hold on its slot after the work queued so far.</summary>
+    internal void Release(int slot)
+    {
+        Device.MakeCurrent();
+        Staging.Release(slot, _handle);
+    }
+
     /// <summary>Copies the start of <paramref name="source"/> into <paramref name="destination"/> after the work queued before it.</summary>
     /// <remarks>Into ordinary (pageable) memory the driver returns only when the copy is done, so the span is filled on return.</remarks>
     public void CopyToHost<T>(DeviceBuffer<T> source, Span<T> destination) where T : unmanaged

@@ -7,7 +7,8 @@ namespace KernelDsl;
 /// for the stream before it stages a copy (the driver API's synchronization rules), so the host's next launches queue
 /// only once the device has drained: decode's per-call page table is such a copy. From a pinned slot the copy is fully
 /// asynchronous. A slot is overwritten only once its last copy has completed (its event), so the host waits only when it
-/// runs more than four copies ahead of the device.
+/// runs more than four copies ahead of the device. A slot may also be read in place by kernels (<see cref="Map"/>): then it
+/// is written again only after those kernels have run.
 /// </summary>
 internal sealed unsafe class PinnedStaging : IDisposable
 {
@@ -17,12 +18,15 @@ internal sealed unsafe class PinnedStaging : IDisposable
     private const int Slots = 4;
     /// <summary><c>CU_EVENT_DISABLE_TIMING</c>: the events only order, so they skip the timestamps.</summary>
     private const uint NoTiming = 2;
+    /// <summary><c>CU_MEMHOSTALLOC_DEVICEMAP</c>: the slots are also mapped for the device, so a kernel may read one in place.</summary>
+    private const uint DeviceMapped = 2;
 
     private readonly CudaDevice _device;
     private readonly nint[] _memory = new nint[Slots];
     private readonly nuint[] _capacity = new nuint[Slots];
     private readonly nint[] _copied = new nint[Slots];
     private readonly bool[] _pending = new bool[Slots];
+    private readonly bool[] _reserved = new bool[Slots];
     private readonly Lock _gate = new();
     private int _next;
 
@@ -33,39 +37,86 @@ internal sealed unsafe class PinnedStaging : IDisposable
     {
         lock (_gate)
         {
-            var slot = _next;
-            _next = (_next + 1) % Slots;
-            if (_pending[slot])
-            {
-                CudaException.Check(CudaApi.cuEventSynchronize(_copied[slot]), "Waiting for a staged copy");
-                _pending[slot] = false;
-            }
-            if (_capacity[slot] < bytes)
-            {
-                if (_memory[slot] != 0)
-                {
-                    CudaException.Check(CudaApi.cuMemFreeHost(_memory[slot]), "Freeing a pinned staging slot");
-                    (_memory[slot], _capacity[slot]) = (0, 0);
-                }
-                var capacity = (nuint)Math.Max(4096UL, System.Numerics.BitOperations.RoundUpToPowerOf2((ulong)bytes));
-                CudaException.Check(CudaApi.cuMemHostAlloc(out _memory[slot], capacity, 0), $"Allocating {capacity} bytes of pinned staging");
-                _capacity[slot] = capacity;
-            }
-            if (_copied[slot] == 0)
-            {
-                CudaException.Check(CudaApi.cuEventCreate(out _copied[slot], NoTiming), "Creating a staging event");
-            }
-            Buffer.MemoryCopy(source, (void*)_memory[slot], _capacity[slot], bytes);
+            var slot = Take(source, bytes);
             CudaException.Check(CudaApi.cuMemcpyHtoDAsync_v2(destination, (void*)_memory[slot], bytes, stream), $"Queueing a copy of {bytes} bytes");
-            var recorded = CudaApi.cuEventRecord(_copied[slot], stream);
-            if (recorded != CuResult.Success)
-            {
-                // Without its event the slot's copy cannot be waited for alone: wait for the stream before reporting.
-                _ = CudaApi.cuStreamSynchronize(stream);
-                throw new CudaException(recorded, "Recording a staged copy");
-            }
-            _pending[slot] = true;
+            Record(slot, stream, "Recording a staged copy");
         }
+    }
+
+    /// <summary>
+    /// Copies <paramref name="bytes"/> at <paramref name="source"/> into a slot that kernels read in place, and returns the
+    /// slot and its device address. The slot is reserved until <see cref="Release"/> records, on the stream, the point after
+    /// the kernels that read it; only then may it be written again.
+    /// </summary>
+    public (int Slot, ulong Address) Map(void* source, nuint bytes)
+    {
+        lock (_gate)
+        {
+            var slot = Take(source, bytes);
+            _reserved[slot] = true;
+            CudaException.Check(CudaApi.cuMemHostGetDevicePointer_v2(out var address, _memory[slot], 0), "Mapping a pinned staging slot for the device");
+            return (slot, address);
+        }
+    }
+
+    /// <summary>Ends <see cref="Map"/>'s reservation: the slot is free once the work queued on <paramref name="stream"/> so far has run.</summary>
+    public void Release(int slot, nint stream)
+    {
+        lock (_gate)
+        {
+            _reserved[slot] = false;
+            Record(slot, stream, "Recording the end of a mapped slot's kernels");
+        }
+    }
+
+    /// <summary>The next slot not reserved, once its last use has completed, holding a copy of the source. Called under the lock.</summary>
+    private int Take(void* source, nuint bytes)
+    {
+        var slot = _next;
+        for (var tried = 0; _reserved[slot]; tried++)
+        {
+            if (tried == Slots)
+            {
+                throw new InvalidOperationException($"All {Slots} pinned staging slots of the stream are mapped for kernels not yet queued: dispose each mapping once its kernels are queued.");
+            }
+            slot = (slot + 1) % Slots;
+        }
+        _next = (slot + 1) % Slots;
+        if (_pending[slot])
+        {
+            CudaException.Check(CudaApi.cuEventSynchronize(_copied[slot]), "Waiting for a staged copy");
+            _pending[slot] = false;
+        }
+        if (_capacity[slot] < bytes)
+        {
+            if (_memory[slot] != 0)
+            {
+                CudaException.Check(CudaApi.cuMemFreeHost(_memory[slot]), "Freeing a pinned staging slot");
+                (_memory[slot], _capacity[slot]) = (0, 0);
+            }
+            var capacity = (nuint)Math.Max(4096UL, System.Numerics.BitOperations.RoundUpToPowerOf2((ulong)bytes));
+            CudaException.Check(CudaApi.cuMemHostAlloc(out _memory[slot], capacity, DeviceMapped), $"Allocating {capacity} bytes of pinned staging");
+            _capacity[slot] = capacity;
+        }
+        if (_copied[slot] == 0)
+        {
+            CudaException.Check(CudaApi.cuEventCreate(out _copied[slot], NoTiming), "Creating a staging event");
+        }
+        Buffer.MemoryCopy(source, (void*)_memory[slot], _capacity[slot], bytes);
+        return slot;
+    }
+
+    /// <summary>Records the slot's event on the stream: the slot is written again only once it has passed. Called under the lock.</summary>
+    private void Record(int slot, nint stream, string what)
+    {
+        var recorded = CudaApi.cuEventRecord(_copied[slot], stream);
+        if (recorded != CuResult.Success)
+        {
+            // Without its event the slot's use cannot be waited for alone: wait for the stream before reporting.
+            _ = CudaApi.cuStreamSynchronize(stream);
+            throw new CudaException(recorded, what);
+        }
+        _pending[slot] = true;
     }
 
     /// <summary>Waits for the slots' copies, then frees them (the context must still be alive).</summary>

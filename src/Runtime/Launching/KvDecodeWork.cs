@@ -15,6 +15,14 @@ public static class KvDecodeWork
     /// </summary>
     public static long Length(int batch, int tablePages) => (long)batch * (tablePages + 1L) + batch + 1;
 
+    /// <summary>
+    /// Tables up to this many bytes are read by the decode kernel in place, from pinned host memory mapped for the device
+    /// (<see cref="CudaStream.MapForKernels"/>), instead of uploaded: on the H100 a small upload held the kernel back 3.8 µs
+    /// (268 bytes) to 9.4 µs (4 KB), more than the kernel's reads of the table across PCIe cost (PERF_NOTES §20d). Larger
+    /// tables are uploaded: their calls are long, and every warp reads the table once a page.
+    /// </summary>
+    public const int MappedBytes = 8192;
+
     /// <summary>Query tokens of the whole batch: the last running total.</summary>
     public static int Queries(ReadOnlySpan<int> cuQueries) => cuQueries.IsEmpty ? 0 : cuQueries[^1];
 

@@ -31,6 +31,7 @@ internal static unsafe partial class CudaApi
     [LibraryImport(Lib)] public static partial CuResult cuMemAlloc_v2(out ulong devicePointer, nuint bytes);
     [LibraryImport(Lib)] public static partial CuResult cuMemFree_v2(ulong devicePointer);
     [LibraryImport(Lib)] public static partial CuResult cuMemHostAlloc(out nint pointer, nuint bytes, uint flags);
+    [LibraryImport(Lib)] public static partial CuResult cuMemHostGetDevicePointer_v2(out ulong devicePointer, nint hostPointer, uint flags);
     [LibraryImport(Lib)] public static partial CuResult cuMemFreeHost(nint pointer);
     [LibraryImport(Lib)] public static partial CuResult cuMemcpyHtoD_v2(ulong destination, void* source, nuint bytes);
     [LibraryImport(Lib)] public static partial CuResult cuMemcpyDtoH_v2(void* destination, ulong source, nuint bytes);
