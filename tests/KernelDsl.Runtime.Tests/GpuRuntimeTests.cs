@@ -189,6 +189,104 @@ public class GpuRuntimeTests
         }
     }
 
+    // Copies n ints from a (possibly host-mapped) address to a device buffer: a kernel that reads mapped memory in place.
+    private static readonly KernelModuleDefinition CopyInts = new()
+    {
+        Name = "Tests.CopyInts",
+        CudaSource = """
+            extern "C" __global__ void __launch_bounds__(128) copy_ints(const int* source, int* destination, int n)
+            {
+                for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) destination[i] = source[i];
+            }
+            """,
+        EntryPoints = [new KernelEntryPoint("copy_ints", 128, 0)],
+        Targets = ["sm_80", "sm_90"],
+        MinimumSm = 80,
+    };
+
+    /// <summary>
+    /// Kernels queued behind a gated kernel read mapped copies in place: twelve copies through the stream's four slots, so
+    /// copies 5–12 reuse slots whose kernels have not run yet and must wait for them, or a kernel reads a later copy's data.
+    /// </summary>
+    [Fact]
+    public void Kernels_queued_behind_work_read_mapped_copies_as_they_were_when_mapped()
+    {
+        using var device = Gpu.OpenOrSkip();
+        using var stream = device.CreateStream();
+        using var opener = device.CreateStream();
+        using var gate = device.Allocate<int>(1);
+        const int N = 3000, Copies = 12;
+        var host = new int[N];
+        var buffers = Enumerable.Range(0, Copies).Select(_ => device.Allocate<int>(N)).ToArray();
+        // Both modules compiled, and the four slots' pinned memory allocated, before the gate closes (either would wait for the device).
+        stream.FillBytes(gate, 1);
+        stream.Launch(Spin, "spin", Dim3.Of(1), new KernelArguments().Add(gate).Add(1L));
+        for (var i = 0; i < 4; i++)
+        {
+            using var warm = stream.MapForKernels<int>(host);
+            stream.Launch(CopyInts, "copy_ints", Dim3.Of(4), new KernelArguments().AddValue(warm.Address).Add(buffers[i]).Add(N));
+        }
+        stream.FillBytes(gate, 0);
+        stream.Synchronize();
+        stream.Launch(Spin, "spin", Dim3.Of(1), new KernelArguments().Add(gate).Add(20_000_000_000L));
+        Thread? opening = null;
+        try
+        {
+            for (var i = 0; i < Copies; i++)
+            {
+                for (var j = 0; j < N; j++)
+                {
+                    host[j] = i * 1_000_000 + j;
+                }
+                using (var mapped = stream.MapForKernels<int>(host))
+                {
+                    stream.Launch(CopyInts, "copy_ints", Dim3.Of(4), new KernelArguments().AddValue(mapped.Address).Add(buffers[i]).Add(N));
+                }
+                Array.Fill(host, -1);  // the mapping has taken what it needs
+                if (i == 3)
+                {
+                    Assert.False(stream.IsIdle(), "the gated kernel ended before the slots were reused: the test would prove nothing");
+                    // Mapping 5 now blocks on slot 0's kernel, which waits for the gate: another thread opens it shortly.
+                    opening = new Thread(() =>
+                    {
+                        Thread.Sleep(100);
+                        opener.FillBytes(gate, 1);
+                    });
+                    opening.Start();
+                }
+            }
+            opening!.Join();
+            stream.Synchronize();
+            for (var i = 0; i < Copies; i++)
+            {
+                var read = buffers[i].ToArray();
+                var wrong = Enumerable.Range(0, N).FirstOrDefault(j => read[j] != i * 1_000_000 + j, -1);
+                Assert.True(wrong < 0, $"kernel {i}: element {wrong} is {(wrong < 0 ? 0 : read[wrong])}");
+            }
+        }
+        finally
+        {
+            opening?.Join();
+            opener.FillBytes(gate, 1);  // a test that failed before the gate opened
+            stream.Synchronize();
+            foreach (var buffer in buffers)
+            {
+                buffer.Dispose();
+            }
+        }
+    }
+
+    [Fact]
+    public void A_mapped_copy_refuses_an_empty_or_oversized_span()
+    {
+        using var device = Gpu.OpenOrSkip();
+        using var stream = device.CreateStream();
+        var empty = Assert.Throws<ArgumentOutOfRangeException>(() => stream.MapForKernels(ReadOnlySpan<int>.Empty));
+        Assert.Equal("source", empty.ParamName);
+        var big = new byte[PinnedStaging.MaxBytes + 1];
+        Assert.Equal("source", Assert.Throws<ArgumentOutOfRangeException>(() => stream.MapForKernels<byte>(big)).ParamName);
+    }
+
     [Fact]
     public void A_launch_computes_on_the_stream_and_compiles_its_module_once()
     {
