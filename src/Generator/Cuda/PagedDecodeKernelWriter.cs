@@ -42,6 +42,9 @@ public static class PagedDecodeKernelWriter
     /// <summary>Warps (output rows) per block of the merge kernel.</summary>
     public const int MergeWarps = 4;
 
+    /// <summary>Splits whose LSE and O a merge lane loads before adding the first.</summary>
+    private const int MergeSplitsInFlight = 8;
+
     public static string Write(PagedDecodePlan plan)
     {
         var spec = plan.Spec;
@@ -95,7 +98,9 @@ public static class PagedDecodeKernelWriter
         var pack = plan.PackPairHelper;
         w.Line($"// Split-KV merge: one warp per output row; lse = log Σ exp(lse_s), O = Σ exp(lse_s − lse)·O_s over the splits (each O_s");
         w.Line($"// normalized). A split that saw no key has LSE −∞ and weighs nothing. Rows are [Σ queries][heads_q], Q's order.");
-        w.Line($"extern \"C\" __global__ void __launch_bounds__({32 * MergeWarps})");
+        w.Line($"// Four blocks a SM are enough: with that bound ptxas keeps a group's loads ahead of their adds (with the default one it");
+        w.Line($"// sank each split's loads to just before its adds, to save registers).");
+        w.Line($"extern \"C\" __global__ void __launch_bounds__({32 * MergeWarps}, 4)");
         KernelSignatureWriter.WriteDeclaration(w, plan.Spec.KernelPrefix + MergeSuffix, plan.MergeSignature);
         w.Raw("{");
         w.Indent();
@@ -105,35 +110,60 @@ public static class PagedDecodeKernelWriter
             w.Line($"const int lane = threadIdx.x & 31;");
             w.Line($"const long long row = (long long)blockIdx.x * {MergeWarps} + (threadIdx.x >> 5);");
             w.Line($"if (row >= rows) return;");
-            w.Line($"// The splits' loads do not depend on each other: unrolled, several are in flight at once, where one at a time");
-            w.Line($"// cost a memory latency a split (7.5 µs for 16 splits at B = 1, run 82).");
+            var (vector, fields) = perLane switch
+            {
+                2 => ("float2", new[] { "x", "y" }),
+                4 => ("float4", new[] { "x", "y", "z", "w" }),
+                _ => throw new System.InvalidOperationException($"The merge reads {perLane} channels a lane; it has vectors of 2 and 4."),
+            };
+            w.Line($"// The splits' LSE, one a lane, 32 splits a round trip (a split at a time, unrolled by 8, took two round trips for");
+            w.Line($"// 16 splits), then the warp's maximum: the same maximum in any order.");
             w.Line($"float m = -KDSL_INF;");
-            w.Line($"#pragma unroll 8");
-            w.Line($"for (int s = 0; s < splits; ++s) m = fmaxf(m, partial_lse[(long long)s * rows + row]);");
+            w.Line($"#pragma unroll 1");
+            w.Line($"for (int s = lane; s < splits; s += 32) m = fmaxf(m, partial_lse[(long long)s * rows + row]);");
+            w.Line($"m = kdsl_warp_max(m);");
             w.Line($"float sum = 0.f, acc[{perLane}];");
             w.Line($"#pragma unroll");
             w.Line($"for (int i = 0; i < {perLane}; ++i) acc[i] = 0.f;");
             w.Block($"if (m != -KDSL_INF)", () =>
             {
-                w.Line($"#pragma unroll 4");
-                w.Block($"for (int s = 0; s < splits; ++s)", () =>
+                w.Line($"// The splits' loads do not depend on each other: eight splits' LSE and O go out before the first is added (one at a");
+                w.Line($"// time cost a memory latency a split, 7.5 µs for 16 splits at B = 1 in run 82). A lane's {perLane} channels are one");
+                w.Line($"// {vector} (partial_o is 16-byte aligned, checked by the launcher); the LSE come again from the L1.");
+                w.Block($"for (int s0 = 0; s0 < splits; s0 += {MergeSplitsInFlight})", () =>
                 {
-                    w.Line($"const float weight = kdsl_exp2((partial_lse[(long long)s * rows + row] - m) * 1.44269504f);  // 0 for a −∞ split");
-                    w.Line($"const float* const src = partial_o + ((long long)s * rows + row) * {d} + lane * {perLane};");
-                    w.Line($"// The loads first and a select after, not a branch around them, so no load waits for a weight. A split of weight 0");
-                    w.Line($"// leaves acc as it was (its O may be NaN), and the others add one FMA each: the old loop's rounding, bit for bit.");
-                    w.Line($"float x[{perLane}];");
+                    w.Line($"float split_lse[{MergeSplitsInFlight}];");
+                    w.Line($"{vector} v[{MergeSplitsInFlight}];");
                     w.Line($"#pragma unroll");
-                    w.Line($"for (int i = 0; i < {perLane}; ++i) x[i] = src[i];");
-                    w.Line($"sum += weight;");
+                    w.Block($"for (int j = 0; j < {MergeSplitsInFlight}; ++j)", () =>
+                    {
+                        w.Line($"const int s = kdsl_min(s0 + j, splits - 1);  // past the last split: its loads again, weighed 0 below");
+                        w.Line($"split_lse[j] = partial_lse[(long long)s * rows + row];");
+                        w.Line($"v[j] = *(const {vector}*)(partial_o + ((long long)s * rows + row) * {d} + lane * {perLane});");
+                    });
                     w.Line($"#pragma unroll");
-                    w.Line($"for (int i = 0; i < {perLane}; ++i) {{ const float added = fmaf(weight, x[i], acc[i]); acc[i] = weight == 0.f ? acc[i] : added; }}");
+                    w.Block($"for (int j = 0; j < {MergeSplitsInFlight}; ++j)", () =>
+                    {
+                        w.Line($"const float weight = s0 + j < splits ? kdsl_exp2((split_lse[j] - m) * 1.44269504f) : 0.f;  // 0 for a −∞ split");
+                        w.Line($"// A select, not a branch: a split of weight 0 leaves acc as it was (its O may be NaN), and the others add one");
+                        w.Line($"// FMA each, in split order: the old loop's rounding, bit for bit.");
+                        w.Line($"const float x[{perLane}] = {{{string.Join(", ", fields.Select(f => "v[j]." + f))}}};");
+                        w.Line($"sum += weight;");
+                        w.Line($"#pragma unroll");
+                        w.Line($"for (int i = 0; i < {perLane}; ++i) {{ const float added = fmaf(weight, x[i], acc[i]); acc[i] = weight == 0.f ? acc[i] : added; }}");
+                    });
                 });
             });
             w.Line($"const float inv = sum > 0.f ? 1.f / sum : 0.f;");
-            w.Line($"u32* const dst = (u32*)(o + row * {d} + lane * {perLane});");
-            w.Line($"#pragma unroll");
-            w.Line($"for (int i = 0; i < {perLane / 2}; ++i) dst[i] = {pack}(acc[2 * i] * inv, acc[2 * i + 1] * inv);");
+            var pairs = string.Join(", ", Enumerable.Range(0, perLane / 2).Select(i => $"{pack}(acc[{2 * i}] * inv, acc[{2 * i + 1}] * inv)"));
+            if (perLane == 4)
+            {
+                w.Line($"*(uint2*)(o + row * {d} + lane * {perLane}) = make_uint2({pairs});  // output is 8-byte aligned, checked by the launcher");
+            }
+            else
+            {
+                w.Line($"*(u32*)(o + row * {d} + lane * {perLane}) = {pairs};");
+            }
             w.Line($"if (lse != 0 && lane == 0) lse[row] = sum > 0.f ? m + kdsl_log2(sum) * 0.693147181f : -KDSL_INF;");
         }
         w.Outdent();

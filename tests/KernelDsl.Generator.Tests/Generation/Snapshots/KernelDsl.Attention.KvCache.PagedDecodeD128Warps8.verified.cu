@@ -566,7 +566,9 @@ kdsl_KernelDsl_Attention_KvCache_PagedDecodeD128Warps8_decode(
 
 // Split-KV merge: one warp per output row; lse = log Σ exp(lse_s), O = Σ exp(lse_s − lse)·O_s over the splits (each O_s
 // normalized). A split that saw no key has LSE −∞ and weighs nothing. Rows are [Σ queries][heads_q], Q's order.
-extern "C" __global__ void __launch_bounds__(128)
+// Four blocks a SM are enough: with that bound ptxas keeps a group's loads ahead of their adds (with the default one it
+// sank each split's loads to just before its adds, to save registers).
+extern "C" __global__ void __launch_bounds__(128, 4)
 kdsl_KernelDsl_Attention_KvCache_PagedDecodeD128Warps8_merge(
     const float* __restrict__ partial_o,
     const float* __restrict__ partial_lse,
@@ -580,34 +582,45 @@ kdsl_KernelDsl_Attention_KvCache_PagedDecodeD128Warps8_merge(
     const int lane = threadIdx.x & 31;
     const long long row = (long long)blockIdx.x * 4 + (threadIdx.x >> 5);
     if (row >= rows) return;
-    // The splits' loads do not depend on each other: unrolled, several are in flight at once, where one at a time
-    // cost a memory latency a split (7.5 µs for 16 splits at B = 1, run 82).
+    // The splits' LSE, one a lane, 32 splits a round trip (a split at a time, unrolled by 8, took two round trips for
+    // 16 splits), then the warp's maximum: the same maximum in any order.
     float m = -KDSL_INF;
-    #pragma unroll 8
-    for (int s = 0; s < splits; ++s) m = fmaxf(m, partial_lse[(long long)s * rows + row]);
+    #pragma unroll 1
+    for (int s = lane; s < splits; s += 32) m = fmaxf(m, partial_lse[(long long)s * rows + row]);
+    m = kdsl_warp_max(m);
     float sum = 0.f, acc[4];
     #pragma unroll
     for (int i = 0; i < 4; ++i) acc[i] = 0.f;
     if (m != -KDSL_INF)
     {
-        #pragma unroll 4
-        for (int s = 0; s < splits; ++s)
+        // The splits' loads do not depend on each other: eight splits' LSE and O go out before the first is added (one at a
+        // time cost a memory latency a split, 7.5 µs for 16 splits at B = 1 in run 82). A lane's 4 channels are one
+        // float4 (partial_o is 16-byte aligned, checked by the launcher); the LSE come again from the L1.
+        for (int s0 = 0; s0 < splits; s0 += 8)
         {
-            const float weight = kdsl_exp2((partial_lse[(long long)s * rows + row] - m) * 1.44269504f);  // 0 for a −∞ split
-            const float* const src = partial_o + ((long long)s * rows + row) * 128 + lane * 4;
-            // The loads first and a select after, not a branch around them, so no load waits for a weight. A split of weight 0
-            // leaves acc as it was (its O may be NaN), and the others add one FMA each: the old loop's rounding, bit for bit.
-            float x[4];
+            float split_lse[8];
+            float4 v[8];
             #pragma unroll
-            for (int i = 0; i < 4; ++i) x[i] = src[i];
-            sum += weight;
+            for (int j = 0; j < 8; ++j)
+            {
+                const int s = kdsl_min(s0 + j, splits - 1);  // past the last split: its loads again, weighed 0 below
+                split_lse[j] = partial_lse[(long long)s * rows + row];
+                v[j] = *(const float4*)(partial_o + ((long long)s * rows + row) * 128 + lane * 4);
+            }
             #pragma unroll
-            for (int i = 0; i < 4; ++i) { const float added = fmaf(weight, x[i], acc[i]); acc[i] = weight == 0.f ? acc[i] : added; }
+            for (int j = 0; j < 8; ++j)
+            {
+                const float weight = s0 + j < splits ? kdsl_exp2((split_lse[j] - m) * 1.44269504f) : 0.f;  // 0 for a −∞ split
+                // A select, not a branch: a split of weight 0 leaves acc as it was (its O may be NaN), and the others add one
+                // FMA each, in split order: the old loop's rounding, bit for bit.
+                const float x[4] = {v[j].x, v[j].y, v[j].z, v[j].w};
+                sum += weight;
+                #pragma unroll
+                for (int i = 0; i < 4; ++i) { const float added = fmaf(weight, x[i], acc[i]); acc[i] = weight == 0.f ? acc[i] : added; }
+            }
         }
     }
     const float inv = sum > 0.f ? 1.f / sum : 0.f;
-    u32* const dst = (u32*)(o + row * 128 + lane * 4);
-    #pragma unroll
-    for (int i = 0; i < 2; ++i) dst[i] = kdsl_pack_f16x2(acc[2 * i] * inv, acc[2 * i + 1] * inv);
+    *(uint2*)(o + row * 128 + lane * 4) = make_uint2(kdsl_pack_f16x2(acc[0] * inv, acc[1] * inv), kdsl_pack_f16x2(acc[2] * inv, acc[3] * inv));  // output is 8-byte aligned, checked by the launcher
     if (lse != 0 && lane == 0) lse[row] = sum > 0.f ? m + kdsl_log2(sum) * 0.693147181f : -KDSL_INF;
 }
