@@ -140,7 +140,7 @@ internal static class DecodeBench
         {
             AnsiConsole.MarkupLine($"[yellow]skipped (does not fit the card's free memory): {Markup.Escape(line)}[/]");
         }
-        AnsiConsole.MarkupLine("Times are the whole Decode call (page-table upload, decode kernel, split merge), the L2 flushed before each run; " +
+        AnsiConsole.MarkupLine("Times are the whole Decode call (the page table uploaded, or read in place when small; decode kernel; split merge), the L2 flushed before each run; " +
             "device ms hides the host's queueing behind more flushes, host µs is that queueing.");
         File.WriteAllLines(csv.FullName, rows);
         AnsiConsole.MarkupLine($"wrote {Markup.Escape(csv.FullName)}");
