@@ -53,8 +53,9 @@ internal sealed unsafe class PinnedStaging : IDisposable
         lock (_gate)
         {
             var slot = Take(source, bytes);
-            _reserved[slot] = true;
+            // Reserved only once mapped: a failure leaves the slot free, with no use pending.
             CudaException.Check(CudaApi.cuMemHostGetDevicePointer_v2(out var address, _memory[slot], 0), "Mapping a pinned staging slot for the device");
+            _reserved[slot] = true;
             return (slot, address);
         }
     }
