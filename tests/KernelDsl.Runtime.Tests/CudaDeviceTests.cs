@@ -37,4 +37,15 @@ public class CudaDeviceTests
     {
         Assert.Throws<ArgumentOutOfRangeException>("ordinal", () => CudaDevice.TryOpen(-1, out _, out _));
     }
+
+    [Theory]
+    [InlineData(90, 12000, true)]
+    [InlineData(100, 13000, true)]
+    [InlineData(90, 11080, false)]  // cuLaunchKernelEx came with CUDA 12.0: an 11.8 driver launches plainly
+    [InlineData(89, 13000, false)]  // griddepcontrol needs sm_90
+    [InlineData(80, 11040, false)]
+    public void Dependent_launches_need_sm_90_and_a_CUDA_12_driver(int computeCapability, int driverVersion, bool dependent)
+    {
+        Assert.Equal(dependent, CudaDevice.DependentLaunchesOn(computeCapability, driverVersion));
+    }
 }

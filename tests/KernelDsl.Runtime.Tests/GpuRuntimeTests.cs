@@ -189,20 +189,33 @@ public class GpuRuntimeTests
         }
     }
 
-    // Copies n ints from a (possibly host-mapped) address to a device buffer: a kernel that reads mapped memory in place.
+    // Copies n ints from a (possibly host-mapped) address to a device buffer: a kernel that reads mapped memory in place,
+    // through the read-only path the decode kernel's table takes. It first waits `wait_ns`, so a slot freed before the
+    // kernel ran (an event recorded too early) has been rewritten by the host when it reads.
     private static readonly KernelModuleDefinition CopyInts = new()
     {
         Name = "Tests.CopyInts",
         CudaSource = """
-            extern "C" __global__ void __launch_bounds__(128) copy_ints(const int* source, int* destination, int n)
+            extern "C" __global__ void __launch_bounds__(128) copy_ints(const int* __restrict__ source, int* __restrict__ destination, int n, long long wait_ns)
             {
-                for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) destination[i] = source[i];
+                unsigned long long start, now;
+                asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(start));
+                do { asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now)); } while ((long long)(now - start) < wait_ns);
+                for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) destination[i] = __ldg(source + i);
             }
             """,
         EntryPoints = [new KernelEntryPoint("copy_ints", 128, 0)],
         Targets = ["sm_80", "sm_90"],
         MinimumSm = 80,
     };
+
+    /// <summary>A mapped copy, which a test needs: the devices this suite runs on map host memory, and a fresh stream has every slot free.</summary>
+    private static MappedHostCopy Map(CudaStream stream, ReadOnlySpan<int> host) =>
+        stream.TryMapForKernels(host) ?? throw new InvalidOperationException($"{stream.Device.Name} did not map a copy (can map host memory: {stream.Device.CanMapHostMemory})");
+
+    /// <summary>Queues copy_ints from <paramref name="address"/> into <paramref name="destination"/>, after it waits <paramref name="waitNs"/>.</summary>
+    private static void CopyFrom(CudaStream stream, ulong address, DeviceBuffer<int> destination, long waitNs = 0) =>
+        stream.Launch(CopyInts, "copy_ints", Dim3.Of(4), new KernelArguments().AddValue(address).Add(destination).Add((int)destination.Length).Add(waitNs));
 
     /// <summary>
     /// Kernels queued behind a gated kernel read mapped copies in place: twelve copies through the stream's four slots, so
@@ -223,8 +236,8 @@ public class GpuRuntimeTests
         stream.Launch(Spin, "spin", Dim3.Of(1), new KernelArguments().Add(gate).Add(1L));
         for (var i = 0; i < 4; i++)
         {
-            using var warm = stream.MapForKernels<int>(host);
-            stream.Launch(CopyInts, "copy_ints", Dim3.Of(4), new KernelArguments().AddValue(warm.Address).Add(buffers[i]).Add(N));
+            using var warm = Map(stream, host);
+            CopyFrom(stream, warm.Address, buffers[i]);
         }
         stream.FillBytes(gate, 0);
         stream.Synchronize();
@@ -238,9 +251,9 @@ public class GpuRuntimeTests
                 {
                     host[j] = i * 1_000_000 + j;
                 }
-                using (var mapped = stream.MapForKernels<int>(host))
+                using (var mapped = Map(stream, host))
                 {
-                    stream.Launch(CopyInts, "copy_ints", Dim3.Of(4), new KernelArguments().AddValue(mapped.Address).Add(buffers[i]).Add(N));
+                    CopyFrom(stream, mapped.Address, buffers[i], waitNs: 200_000);
                 }
                 Array.Fill(host, -1);  // the mapping has taken what it needs
                 if (i == 3)
@@ -281,10 +294,111 @@ public class GpuRuntimeTests
     {
         using var device = Gpu.OpenOrSkip();
         using var stream = device.CreateStream();
-        var empty = Assert.Throws<ArgumentOutOfRangeException>(() => stream.MapForKernels(ReadOnlySpan<int>.Empty));
+        var empty = Assert.Throws<ArgumentOutOfRangeException>(() => stream.TryMapForKernels(ReadOnlySpan<int>.Empty));
         Assert.Equal("source", empty.ParamName);
         var big = new byte[PinnedStaging.MaxBytes + 1];
-        Assert.Equal("source", Assert.Throws<ArgumentOutOfRangeException>(() => stream.MapForKernels<byte>(big)).ParamName);
+        Assert.Equal("source", Assert.Throws<ArgumentOutOfRangeException>(() => stream.TryMapForKernels<byte>(big)).ParamName);
+    }
+
+    /// <summary>
+    /// With every slot held by an undisposed mapping, a fifth mapping is refused (null: the caller uploads instead) and small
+    /// copies go the pageable way; both land the right data, and a slot is mapped again once one mapping is disposed.
+    /// </summary>
+    [Fact]
+    public void A_stream_with_every_slot_mapped_still_copies_and_maps_again_once_one_is_released()
+    {
+        using var device = Gpu.OpenOrSkip();
+        if (!device.CanMapHostMemory)
+        {
+            Assert.Skip($"{device.Name} cannot map host memory: every mapping is refused, and the launchers upload.");
+        }
+        using var stream = device.CreateStream();
+        const int N = 1000;
+        var buffers = Enumerable.Range(0, 6).Select(_ => device.Allocate<int>(N)).ToArray();
+        var held = new List<MappedHostCopy>();
+        try
+        {
+            for (var i = 0; i < 4; i++)
+            {
+                held.Add(Map(stream, Enumerable.Range(i * N, N).ToArray()));
+                CopyFrom(stream, held[i].Address, buffers[i]);
+            }
+            Assert.Null(stream.TryMapForKernels<int>(new int[N]));
+            stream.CopyToDevice(buffers[4], Enumerable.Range(4 * N, N).ToArray());  // no slot: from pageable memory
+            held[1].Dispose();
+            using (var again = stream.TryMapForKernels<int>(Enumerable.Range(5 * N, N).ToArray()))
+            {
+                Assert.NotNull(again);
+                CopyFrom(stream, again.Address, buffers[5]);
+            }
+            stream.Synchronize();
+            for (var i = 0; i < buffers.Length; i++)
+            {
+                Assert.Equal(Enumerable.Range(i * N, N), buffers[i].ToArray());
+            }
+        }
+        finally
+        {
+            held.ForEach(copy => copy.Dispose());
+            stream.Synchronize();
+            Array.ForEach(buffers, buffer => buffer.Dispose());
+        }
+    }
+
+    /// <summary>
+    /// A stream disposed while a mapping is live waits for the kernels that may read it before freeing its slots: the gated
+    /// kernel's copy lands whole. The mapping, disposed afterwards, has nothing left to release.
+    /// </summary>
+    [Fact]
+    public void A_stream_disposed_under_a_live_mapping_waits_for_its_readers()
+    {
+        using var device = Gpu.OpenOrSkip();
+        using var opener = device.CreateStream();
+        using var gate = device.Allocate<int>(1);
+        using var landed = device.Allocate<int>(3000);
+        var stream = device.CreateStream();
+        var expected = Enumerable.Range(7, 3000).ToArray();
+        // Both modules loaded, and the four slots' pinned memory allocated, before the gate closes (either would wait for the device).
+        opener.FillBytes(gate, 1);
+        opener.Synchronize();
+        stream.Launch(Spin, "spin", Dim3.Of(1), new KernelArguments().Add(gate).Add(1L));
+        for (var i = 0; i < 4; i++)
+        {
+            using var warm = Map(stream, expected);
+            CopyFrom(stream, warm.Address, landed);
+        }
+        stream.FillBytes(landed, 0xFF);
+        stream.FillBytes(gate, 0);
+        stream.Synchronize();
+        MappedHostCopy? mapped = null;
+        var opening = new Thread(() =>
+        {
+            Thread.Sleep(200);
+            opener.FillBytes(gate, 1);
+        });
+        try
+        {
+            stream.Launch(Spin, "spin", Dim3.Of(1), new KernelArguments().Add(gate).Add(20_000_000_000L));
+            mapped = Map(stream, expected);
+            CopyFrom(stream, mapped.Address, landed, waitNs: 100_000);
+            Assert.False(stream.IsIdle(), "the gated kernel ended before the stream was disposed: the test would prove nothing");
+            opening.Start();
+            stream.Dispose();
+            mapped.Dispose();
+        }
+        finally
+        {
+            if (opening.IsAlive)
+            {
+                opening.Join();
+            }
+            opener.FillBytes(gate, 1);  // a test that failed before the gate opened
+            opener.Synchronize();
+            stream.Dispose();
+            mapped?.Dispose();
+        }
+        device.Synchronize();
+        Assert.Equal(expected, landed.ToArray());
     }
 
     [Fact]

@@ -113,7 +113,7 @@ public static class PagedDecodeLauncherWriter
         w.Line($"/// must fit its row and hold its query tokens; the running totals start at 0 and never decrease. All is checked before");
         w.Line($"/// anything is queued. The checked table is copied into <paramref name=\"workspace\"/> on the stream, so a workspace and");
         w.Line($"/// the partial buffers serve one stream at a time. A table of at most <see cref=\"{Work}.MappedBytes\"/> bytes is instead read");
-        w.Line($"/// by the kernel in place, from pinned host memory the stream lends (its upload cost more than the reads: PERF_NOTES §20d).");
+        w.Line($"/// by the kernel in place, from pinned host memory the stream lends, where the device can map it (PERF_NOTES §20e).");
         w.Line($"/// </remarks>");
         w.Block($"public static void Launch({signature.CSharpParameters})", () =>
         {
@@ -172,8 +172,9 @@ public static class PagedDecodeLauncherWriter
             }
             w.Line($"if (rows == 0) return;  // no sequence has a query token: nothing to attend or write");
             w.Line($"// A small table is read in place from pinned host memory, which the stream keeps until the kernels queued before it");
-            w.Line($"// is disposed have run; a larger one is uploaded (staged before CopyToDevice returns: the pooled array goes back on dispose).");
-            w.Line($"using var {PagedDecodePlan.MappedWorkLocal} = (long)work.Length * sizeof(int) <= {Work}.MappedBytes ? stream.MapForKernels(work.Span) : null;");
+            w.Line($"// is disposed have run; a larger one, or one the stream cannot map, is uploaded (staged before CopyToDevice returns:");
+            w.Line($"// the pooled array goes back on dispose).");
+            w.Line($"using var {PagedDecodePlan.MappedWorkLocal} = (long)work.Length * sizeof(int) <= {Work}.MappedBytes ? stream.TryMapForKernels(work.Span) : null;");
             w.Line($"if ({PagedDecodePlan.MappedWorkLocal} is null) stream.CopyToDevice(workspace, work.Span);");
             w.Line($"var {PagedDecodePlan.WorkAddressLocal} = {PagedDecodePlan.MappedWorkLocal}?.Address ?? workspace.DevicePointer;");
             LauncherSections.WriteLaunch(w, signature, "KernelName", "(long)headsKv * RowTiles(headsQ, headsKv, mostQueries), splits, batch");

@@ -29,6 +29,8 @@ public sealed unsafe class CudaDevice : IDisposable
         MaxSharedMemoryPerBlockOptin = Attribute(CuDeviceAttribute.MaxSharedMemoryPerBlockOptin);
         L2CacheBytes = Attribute(CuDeviceAttribute.L2CacheSize);
         MaxPitchBytes = Attribute(CuDeviceAttribute.MaxPitch);
+        CanMapHostMemory = Attribute(CuDeviceAttribute.CanMapHostMemory) != 0;
+        DriverVersion = CudaDriver.EnsureInitialized();
         CudaException.Check(CudaApi.cuDeviceTotalMem_v2(out var total, handle), $"Reading the memory size of device {ordinal}");
         TotalMemoryBytes = (long)total;
         _modules = new Lazy<ModuleCache>(() => new ModuleCache(NvrtcCompiler.Load(), ModuleCache.DefaultDirectory()));
@@ -61,6 +63,21 @@ public sealed unsafe class CudaDevice : IDisposable
 
     /// <summary>The largest pitch a 2D copy takes, in bytes (<c>CU_DEVICE_ATTRIBUTE_MAX_PITCH</c>, about 2 GiB).</summary>
     internal long MaxPitchBytes { get; }
+
+    /// <summary>
+    /// Whether kernels may read pinned host memory in place (<c>CU_DEVICE_ATTRIBUTE_CAN_MAP_HOST_MEMORY</c>): true on
+    /// every current GPU, false on some virtualized ones, where <see cref="CudaStream.TryMapForKernels"/> gives null.
+    /// </summary>
+    public bool CanMapHostMemory { get; }
+
+    /// <summary>The driver's CUDA version, e.g. 13000 for CUDA 13.0.</summary>
+    public int DriverVersion { get; }
+
+    /// <summary>Whether <see cref="CudaStream.LaunchDependent"/> makes programmatic dependent launches here.</summary>
+    internal bool DependentLaunches => DependentLaunchesOn(ComputeCapability, DriverVersion);
+
+    /// <summary>Programmatic dependent launches need sm_90 and <c>cuLaunchKernelEx</c>, which drivers have from CUDA 12.0.</summary>
+    internal static bool DependentLaunchesOn(int computeCapability, int driverVersion) => computeCapability >= 90 && driverVersion >= 12000;
 
     /// <summary>Total device memory in bytes.</summary>
     public long TotalMemoryBytes { get; }

@@ -50,10 +50,10 @@ public sealed unsafe class CudaStream : IDisposable
     /// may be scheduled once every block of that kernel has started (or signalled <c>griddepcontrol.launch_dependents</c>),
     /// so its launch overlaps that kernel's tail. The entry point must execute <c>griddepcontrol.wait</c> before it reads
     /// anything the previous kernel writes; that wait returns once the previous kernel has ended and its writes are visible.
-    /// On older devices it is an ordinary launch.
+    /// On older devices, or with a driver older than CUDA 12.0, it is an ordinary launch.
     /// </summary>
     public void LaunchDependent(KernelModuleDefinition module, string entryPoint, Dim3 grid, KernelArguments arguments) =>
-        LaunchKernel(module, entryPoint, grid, arguments, programmatic: Device.ComputeCapability >= 90);
+        LaunchKernel(module, entryPoint, grid, arguments, programmatic: Device.DependentLaunches);
 
     private void LaunchKernel(KernelModuleDefinition module, string entryPoint, Dim3 grid, KernelArguments arguments, bool programmatic)
     {
@@ -94,7 +94,8 @@ public sealed unsafe class CudaStream : IDisposable
     /// <remarks>
     /// The span may be reused at once. Up to <see cref="PinnedStaging.MaxBytes"/> the data is copied into one of this
     /// stream's four page-locked slots first, so queueing waits for the device only when the copy four before it has not
-    /// landed yet; larger copies come from the span's own (pageable) memory, which the driver stages before returning.
+    /// landed yet; larger copies, and any while every slot is held by a <see cref="TryMapForKernels"/> copy, come from the
+    /// span's own (pageable) memory, which the driver stages before returning.
     /// </remarks>
     public void CopyToDevice<T>(DeviceBuffer<T> destination, ReadOnlySpan<T> source) where T : unmanaged
     {
@@ -108,9 +109,8 @@ public sealed unsafe class CudaStream : IDisposable
         Device.MakeCurrent();
         fixed (T* host = source)
         {
-            if ((long)bytes <= PinnedStaging.MaxBytes)
+            if ((long)bytes <= PinnedStaging.MaxBytes && Staging.TryCopy(destination.DevicePointer, host, bytes, _handle))
             {
-                Staging.Copy(destination.DevicePointer, host, bytes, _handle);
                 return;
             }
             CudaException.Check(CudaApi.cuMemcpyHtoDAsync_v2(destination.DevicePointer, host, bytes, _handle), $"Queueing a copy of {bytes} bytes to {destination}");
@@ -122,8 +122,12 @@ public sealed unsafe class CudaStream : IDisposable
     /// this stream read it in place at <see cref="MappedHostCopy.Address"/>, across PCIe, with no upload queued before them.
     /// Dispose it once the kernels that read it are queued: the slot is then written again only after they have run.
     /// </summary>
+    /// <returns>
+    /// The copy, or null where the device cannot read host memory (<see cref="CudaDevice.CanMapHostMemory"/>) or every
+    /// slot is held by an undisposed copy: the caller then uploads the data instead.
+    /// </returns>
     /// <remarks>For small, latency-bound data a kernel reads a few times (a decode call's page table); at most <see cref="PinnedStaging.MaxBytes"/>.</remarks>
-    public MappedHostCopy MapForKernels<T>(ReadOnlySpan<T> source) where T : unmanaged
+    public MappedHostCopy? TryMapForKernels<T>(ReadOnlySpan<T> source) where T : unmanaged
     {
         var bytes = (long)source.Length * sizeof(T);
         if (bytes is 0 or > PinnedStaging.MaxBytes)
@@ -131,17 +135,24 @@ public sealed unsafe class CudaStream : IDisposable
             throw new ArgumentOutOfRangeException(nameof(source), bytes, $"A mapped copy holds 1 to {PinnedStaging.MaxBytes} bytes.");
         }
         ThrowIfDisposed();
+        if (!Device.CanMapHostMemory)
+        {
+            return null;
+        }
         Device.MakeCurrent();
         fixed (T* host = source)
         {
-            var (slot, address) = Staging.Map(host, (nuint)bytes);
-            return new MappedHostCopy(this, slot, address);
+            return Staging.TryMap(host, (nuint)bytes, out var slot, out var address) ? new MappedHostCopy(this, slot, address) : null;
         }
     }
 
-    /// <summary>Ends a <see cref="MapForKernels"/> copy's hold on its slot after the work queued so far.</summary>
+    /// <summary>Ends a <see cref="TryMapForKernels"/> copy's hold on its slot after the work queued so far; nothing once the stream is disposed.</summary>
     internal void Release(int slot)
     {
+        if (IsDisposed)
+        {
+            return;
+        }
         Device.MakeCurrent();
         Staging.Release(slot, _handle);
     }
@@ -255,14 +266,17 @@ public sealed unsafe class CudaStream : IDisposable
         CudaException.Check(CudaApi.cuStreamSynchronize(_handle), $"Synchronizing a stream of device {Device.Ordinal}");
     }
 
-    /// <summary>Destroys the stream; work already queued still completes.</summary>
+    /// <summary>
+    /// Destroys the stream; work already queued still completes. While a <see cref="TryMapForKernels"/> copy is undisposed,
+    /// its kernels may still be reading it: then the stream's work is waited for before its pinned slots are freed.
+    /// </summary>
     public void Dispose()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0 || Device.IsDisposed)
         {
             return;
         }
-        _staging?.Dispose();
+        _staging?.Dispose(_handle);
         Device.MakeCurrent();
         CudaException.Check(CudaApi.cuStreamDestroy_v2(_handle), "Destroying a stream");
     }

@@ -1,9 +1,10 @@
 namespace KernelDsl;
 
 /// <summary>
-/// A copy of host data in pinned memory mapped for the device (<see cref="CudaStream.MapForKernels"/>): kernels read it
+/// A copy of host data in pinned memory mapped for the device (<see cref="CudaStream.TryMapForKernels"/>): kernels read it
 /// at <see cref="Address"/>. Disposing it, once the kernels that read it are queued, lets the stream reuse its slot after
-/// they have run.
+/// they have run. One never disposed keeps its slot for the stream's life: the stream's copies and mappings then have a
+/// slot fewer, and with all four held they go the slower pageable way (uploads) instead.
 /// </summary>
 public sealed class MappedHostCopy : IDisposable
 {

@@ -7,10 +7,10 @@ namespace KernelDsl;
 /// for the stream before it stages a copy (the driver API's synchronization rules), so the host's next launches queue
 /// only once the device has drained: decode's per-call page table is such a copy. From a pinned slot the copy is fully
 /// asynchronous. A slot is overwritten only once its last copy has completed (its event), so the host waits only when it
-/// runs more than four copies ahead of the device. A slot may also be read in place by kernels (<see cref="Map"/>): then it
+/// runs more than four copies ahead of the device. A slot may also be read in place by kernels (<see cref="TryMap"/>): then it
 /// is written again only after those kernels have run.
 /// </summary>
-internal sealed unsafe class PinnedStaging : IDisposable
+internal sealed unsafe class PinnedStaging
 {
     /// <summary>Copies up to this size take a slot; larger ones stay pageable, where staging would cost more than it saves.</summary>
     public const long MaxBytes = 1 << 20;
@@ -29,56 +29,82 @@ internal sealed unsafe class PinnedStaging : IDisposable
     private readonly bool[] _reserved = new bool[Slots];
     private readonly Lock _gate = new();
     private int _next;
+    private bool _disposed;
 
     public PinnedStaging(CudaDevice device) => _device = device;
 
-    /// <summary>Copies <paramref name="bytes"/> at <paramref name="source"/> into a slot and queues the slot's copy to <paramref name="destination"/> on <paramref name="stream"/>.</summary>
-    public void Copy(ulong destination, void* source, nuint bytes, nint stream)
+    /// <summary>
+    /// Copies <paramref name="bytes"/> at <paramref name="source"/> into a slot and queues the slot's copy to
+    /// <paramref name="destination"/> on <paramref name="stream"/>; false, with nothing queued, when every slot is mapped.
+    /// </summary>
+    public bool TryCopy(ulong destination, void* source, nuint bytes, nint stream)
     {
         lock (_gate)
         {
             var slot = Take(source, bytes);
+            if (slot < 0)
+            {
+                return false;
+            }
             CudaException.Check(CudaApi.cuMemcpyHtoDAsync_v2(destination, (void*)_memory[slot], bytes, stream), $"Queueing a copy of {bytes} bytes");
             Record(slot, stream, "Recording a staged copy");
+            return true;
         }
     }
 
     /// <summary>
-    /// Copies <paramref name="bytes"/> at <paramref name="source"/> into a slot that kernels read in place, and returns the
-    /// slot and its device address. The slot is reserved until <see cref="Release"/> records, on the stream, the point after
-    /// the kernels that read it; only then may it be written again.
+    /// Copies <paramref name="bytes"/> at <paramref name="source"/> into a slot that kernels read in place, and gives the
+    /// slot and its device address; false, with nothing copied, when every slot is already mapped. The slot is reserved
+    /// until <see cref="Release"/> records, on the stream, the point after the kernels that read it; only then may it be
+    /// written again.
     /// </summary>
-    public (int Slot, ulong Address) Map(void* source, nuint bytes)
+    public bool TryMap(void* source, nuint bytes, out int slot, out ulong address)
     {
         lock (_gate)
         {
-            var slot = Take(source, bytes);
+            address = 0;
+            slot = Take(source, bytes);
+            if (slot < 0)
+            {
+                return false;
+            }
             // Reserved only once mapped: a failure leaves the slot free, with no use pending.
-            CudaException.Check(CudaApi.cuMemHostGetDevicePointer_v2(out var address, _memory[slot], 0), "Mapping a pinned staging slot for the device");
+            CudaException.Check(CudaApi.cuMemHostGetDevicePointer_v2(out address, _memory[slot], 0), "Mapping a pinned staging slot for the device");
             _reserved[slot] = true;
-            return (slot, address);
+            return true;
         }
     }
 
-    /// <summary>Ends <see cref="Map"/>'s reservation: the slot is free once the work queued on <paramref name="stream"/> so far has run.</summary>
+    /// <summary>
+    /// Ends <see cref="TryMap"/>'s reservation: the slot is free once the work queued on <paramref name="stream"/> so far
+    /// has run. Nothing once the slots are freed (the stream was disposed first, after waiting for its work).
+    /// </summary>
     public void Release(int slot, nint stream)
     {
         lock (_gate)
         {
+            if (_disposed)
+            {
+                return;
+            }
             _reserved[slot] = false;
             Record(slot, stream, "Recording the end of a mapped slot's kernels");
         }
     }
 
-    /// <summary>The next slot not reserved, once its last use has completed, holding a copy of the source. Called under the lock.</summary>
+    /// <summary>
+    /// The next slot not reserved, once its last use has completed, holding a copy of the source; −1 when every slot is
+    /// reserved (a caller holding four mappings, or mappings never disposed). Called under the lock.
+    /// </summary>
     private int Take(void* source, nuint bytes)
     {
+        ObjectDisposedException.ThrowIf(_disposed, this);
         var slot = _next;
         for (var tried = 0; _reserved[slot]; tried++)
         {
-            if (tried == Slots)
+            if (tried == Slots - 1)
             {
-                throw new InvalidOperationException($"All {Slots} pinned staging slots of the stream are mapped for kernels not yet queued: dispose each mapping once its kernels are queued.");
+                return -1;
             }
             slot = (slot + 1) % Slots;
         }
@@ -120,16 +146,24 @@ internal sealed unsafe class PinnedStaging : IDisposable
         _pending[slot] = true;
     }
 
-    /// <summary>Waits for the slots' copies, then frees them (the context must still be alive).</summary>
-    public void Dispose()
+    /// <summary>
+    /// Waits for the slots' copies, then frees them (the context must still be alive). A slot still mapped has no event
+    /// for the kernels reading it, so then the whole of <paramref name="stream"/> is waited for first.
+    /// </summary>
+    public void Dispose(nint stream)
     {
         lock (_gate)
         {
-            if (_device.IsDisposed)
+            if (_disposed || _device.IsDisposed)
             {
                 return;
             }
+            _disposed = true;
             _device.MakeCurrent();
+            if (Array.IndexOf(_reserved, true) >= 0)
+            {
+                _ = CudaApi.cuStreamSynchronize(stream);
+            }
             for (var slot = 0; slot < Slots; slot++)
             {
                 if (_pending[slot])

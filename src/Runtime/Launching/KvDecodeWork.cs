@@ -17,9 +17,10 @@ public static class KvDecodeWork
 
     /// <summary>
     /// Tables up to this many bytes are read by the decode kernel in place, from pinned host memory mapped for the device
-    /// (<see cref="CudaStream.MapForKernels"/>), instead of uploaded: on the H100 a small upload held the kernel back 3.8 µs
-    /// (268 bytes) to 9.4 µs (4 KB), more than the kernel's reads of the table across PCIe cost (PERF_NOTES §20d). Larger
-    /// tables are uploaded: their calls are long, and every warp reads the table once a page.
+    /// (<see cref="CudaStream.TryMapForKernels"/>), instead of uploaded: on the H100 a small upload held the kernel back 3.8 µs
+    /// (268 bytes) to 9.4 µs (4 KB, PERF_NOTES §20c), and the kernel's first two reads of the table across PCIe are predicted
+    /// to cost 2–4 (§20e, to be measured). Larger tables, and any where the stream cannot map one, are uploaded: their calls
+    /// are long, and every warp reads the table once a page.
     /// </summary>
     public const int MappedBytes = 8192;
 

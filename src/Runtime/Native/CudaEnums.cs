@@ -6,6 +6,7 @@ internal enum CuDeviceAttribute
     MaxSharedMemoryPerBlock = 8,
     MaxPitch = 11,
     MultiprocessorCount = 16,
+    CanMapHostMemory = 19,
     L2CacheSize = 38,
     ComputeCapabilityMajor = 75,
     ComputeCapabilityMinor = 76,

@@ -375,6 +375,73 @@ public class PagedDecodeGpuTests(ITestOutputHelper output)
     }
 
     /// <summary>
+    /// The launcher reads a table of at most KvDecodeWork.MappedBytes in place from pinned host memory and uploads a larger
+    /// one, or any while the stream has no slot to map it in: the same batch through all three ways gives the same bits.
+    /// The large table is the small one padded with −1 (the kernel reads only the pages a length needs).
+    /// </summary>
+    [Fact]
+    public void A_table_read_in_place_and_one_uploaded_give_the_same_bits()
+    {
+        var seed = Random.Shared.Next();
+        output.WriteLine($"seed {seed}");
+        var random = new Random(seed);
+        using var device = Gpu.OpenOrSkip();
+        using var stream = device.CreateStream();
+        using var fixture = new Fixture(device, stream, random, 128, Element.F16, 2, [1, 65, 700, 3000], kOffsets: true);
+        var cache = fixture.Cache;
+        var (table, width, lengths) = cache.Table.Table(fixture.Ids);
+        const int Padded = 600, HeadsQ = 8;
+        Assert.True(KvDecodeWork.Length(lengths.Length, width) * sizeof(int) <= KvDecodeWork.MappedBytes, "the small table would be uploaded");
+        Assert.True(KvDecodeWork.Length(lengths.Length, Padded) * sizeof(int) > KvDecodeWork.MappedBytes, "the padded table would be read in place");
+        var padded = Enumerable.Repeat(-1, lengths.Length * Padded).ToArray();
+        for (var r = 0; r < lengths.Length; r++)
+        {
+            table.AsSpan(r * width, width).CopyTo(padded.AsSpan(r * Padded));
+        }
+        int[] totals = [0, 1, 2, 3, 4];
+        using var queries = device.Upload<Half>(MemoryMarshal.Cast<ushort, Half>(KvCacheTestData.Tokens(random, lengths.Length * HeadsQ, 1, 128, Element.F16)));
+        foreach (var splits in new int?[] { null, 3 })
+        {
+            (ushort[] O, float[] Lse) Run(int[] pageTable, int tablePages)
+            {
+                using var o = device.Allocate<Half>(lengths.Length * HeadsQ * 128);
+                using var lse = device.Allocate<float>(lengths.Length * HeadsQ);
+                stream.FillBytes(o, 0xFF);
+                stream.FillBytes(lse, 0xFF);
+                cache.AttendPages(stream, queries, totals, lengths, pageTable, tablePages, HeadsQ, o, lse, splits: splits);
+                stream.Synchronize();
+                return (MemoryMarshal.Cast<Half, ushort>(o.ToArray()).ToArray(), lse.ToArray());
+            }
+            var inPlace = Run(table, width);
+            Assert.All(inPlace.O, x => Assert.True(Half.IsFinite(BitConverter.UInt16BitsToHalf(x)), $"splits {splits}: a non-finite output"));
+            var uploaded = Run(padded, Padded);
+            Assert.Equal(inPlace.O, uploaded.O);
+            Assert.Equal(inPlace.Lse, uploaded.Lse);
+            if (!device.CanMapHostMemory)
+            {
+                continue;  // every table was uploaded
+            }
+            // Every slot held: the small table has nowhere to be mapped, so it is uploaded.
+            var held = Enumerable.Range(0, 4).Select(_ => stream.TryMapForKernels<int>(totals)).ToArray();
+            try
+            {
+                Assert.All(held, Assert.NotNull);
+                Assert.Null(stream.TryMapForKernels<int>(totals));
+                var fallback = Run(table, width);
+                Assert.Equal(inPlace.O, fallback.O);
+                Assert.Equal(inPlace.Lse, fallback.Lse);
+            }
+            finally
+            {
+                foreach (var copy in held)
+                {
+                    copy?.Dispose();
+                }
+            }
+        }
+    }
+
+    /// <summary>
     /// Times decode at D = 128, GQA 8:1 (64 query heads over 8 KV heads), Sq = 1, context 4096, batches of 1, 16 and 64, with each
     /// declared D = 128 f16 configuration (the default, two warps a block, eight on half-page steps), and
     /// prints the cache bytes read per second (codes and per-page statistics; an f16 cache would read about twice the codes).

@@ -96,7 +96,7 @@ static partial class PagedDecodeD128Warps8
     /// must fit its row and hold its query tokens; the running totals start at 0 and never decrease. All is checked before
     /// anything is queued. The checked table is copied into <paramref name="workspace"/> on the stream, so a workspace and
     /// the partial buffers serve one stream at a time. A table of at most <see cref="global::KernelDsl.Launching.KvDecodeWork.MappedBytes"/> bytes is instead read
-    /// by the kernel in place, from pinned host memory the stream lends (its upload cost more than the reads: PERF_NOTES §20d).
+    /// by the kernel in place, from pinned host memory the stream lends, where the device can map it (PERF_NOTES §20e).
     /// </remarks>
     public static void Launch(global::KernelDsl.CudaStream stream, global::KernelDsl.DeviceBuffer<global::System.Half> queries, global::System.ReadOnlySpan<int> cuQueries, global::System.ReadOnlySpan<int> lengths, global::System.ReadOnlySpan<int> pageTable, int tablePages, global::KernelDsl.DeviceBuffer<sbyte> kCodes, global::KernelDsl.DeviceBuffer<float> kScale, global::KernelDsl.DeviceBuffer<float> kMean, global::KernelDsl.DeviceBuffer<sbyte> vCodes, global::KernelDsl.DeviceBuffer<float> vScale, global::KernelDsl.DeviceBuffer<int> workspace, global::KernelDsl.DeviceBuffer<float> partialO, global::KernelDsl.DeviceBuffer<float> partialLse, global::KernelDsl.DeviceBuffer<global::System.Half> output, global::KernelDsl.DeviceBuffer<float>? lse, int headsQ, int headsKv, int pages, int splits, float softmaxScale)
     {
@@ -148,8 +148,9 @@ static partial class PagedDecodeD128Warps8
         global::KernelDsl.Launching.LaunchGuard.Aligned(partialO, 16, nameof(partialO));
         if (rows == 0) return;  // no sequence has a query token: nothing to attend or write
         // A small table is read in place from pinned host memory, which the stream keeps until the kernels queued before it
-        // is disposed have run; a larger one is uploaded (staged before CopyToDevice returns: the pooled array goes back on dispose).
-        using var mappedWork = (long)work.Length * sizeof(int) <= global::KernelDsl.Launching.KvDecodeWork.MappedBytes ? stream.MapForKernels(work.Span) : null;
+        // is disposed have run; a larger one, or one the stream cannot map, is uploaded (staged before CopyToDevice returns:
+        // the pooled array goes back on dispose).
+        using var mappedWork = (long)work.Length * sizeof(int) <= global::KernelDsl.Launching.KvDecodeWork.MappedBytes ? stream.TryMapForKernels(work.Span) : null;
         if (mappedWork is null) stream.CopyToDevice(workspace, work.Span);
         var workAddress = mappedWork?.Address ?? workspace.DevicePointer;
         var arguments = new global::KernelDsl.Launching.KernelArguments();
