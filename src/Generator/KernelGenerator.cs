@@ -31,9 +31,11 @@ public sealed class KernelGenerator : IIncrementalGenerator
                 (c, ct) => DeclarationReader.Read(c, DeclarationReader.QuantizeAttribute, ct))
             .WithTrackingName(TrackingNames.QuantizeDeclarations);
 
+        // [FlashAttentionForward]: its kernel, and with AlsoCausal its causal twin nested in it.
         var attention = context.SyntaxProvider
             .ForAttributeWithMetadataName(DeclarationReader.AttentionAttribute, DeclarationReader.IsTypeDeclaration,
-                (c, ct) => DeclarationReader.Read(c, DeclarationReader.AttentionAttribute, ct))
+                (c, ct) => DeclarationReader.ReadAttention(c, ct))
+            .SelectMany((results, _) => results)
             .WithTrackingName(TrackingNames.AttentionDeclarations);
 
         // [AttentionFamily(typeof(Forms))]: one attention kernel per form, nested in the family type.

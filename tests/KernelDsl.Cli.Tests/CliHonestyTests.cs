@@ -44,7 +44,7 @@ public class CliHonestyTests : IDisposable
 
     [Theory]
     [InlineData(64, new string[0], "Int8AttentionD64TransPrmt", "the exact int8 algorithm")]
-    [InlineData(128, new[] { "--v-strategy", "Pretransposed", "--causal" }, "Int8AttentionD128CausalPretransposed", "the exact int8 algorithm")]
+    [InlineData(128, new[] { "--v-strategy", "Pretransposed", "--causal" }, "Int8AttentionD128Pretransposed.Causal", "the exact int8 algorithm")]
     [InlineData(128, new[] { "--pv", "Float16" }, "Int8AttentionD128F16PV", "16-bit P·V")]
     public void The_cpu_fallback_names_the_declared_kernel_the_library_selects_and_what_it_computes(int headDim, string[] extra, string kernel, string algorithm)
     {
@@ -157,7 +157,7 @@ public class CliHonestyTests : IDisposable
     public void Compile_skips_with_the_reason_what_this_nvrtc_cannot_build_and_exits_0()
     {
         var nvrtc = NvrtcAvailability.GetOrSkip(Assert.Skip);
-        var run = CliRunner.Run("compile", "--only", "Int8AttentionD64CausalWgmma");
+        var run = CliRunner.Run("compile", "--only", "Int8AttentionD64Wgmma.Causal");
         Assert.True(run.Code == 0, run.ToString());
         if (nvrtc.Version.CannotTarget("sm_90a") is { } reason)
         {

@@ -33,8 +33,8 @@ internal static class VariantBench
             TensorView<Half> View(DeviceBuffer<Half> x) => TensorView<Half>.Contiguous(x, batch, Heads, seq, HeadDim);
             (string Name, string Family, ModifierArguments Arguments)[] variants =
             [
-                ("dense", "Int8AttentionD128", ModifierArguments.None),
-                ("causal", "Int8AttentionD128Causal", ModifierArguments.None),
+                ("dense", PlainKernels, ModifierArguments.None),
+                ("causal", PlainKernels + ".Causal", ModifierArguments.None),
                 ("causal_mask", nameof(CausalMask), new ModifierArguments().Set("offset", 0)),
                 ("window", nameof(SlidingWindow), new ModifierArguments().Set("window", 1024)),
                 ("document", nameof(DocumentMask), new ModifierArguments().Set("documents", documents)),
@@ -51,7 +51,7 @@ internal static class VariantBench
             {
                 if (kernel is null)
                 {
-                    AnsiConsole.MarkupLine($"[yellow]{Markup.Escape(name)}: no kernel of {Markup.Escape(family)} runs on {device.ArchName}[/]");
+                    AnsiConsole.MarkupLine($"[yellow]{Markup.Escape(name)}: no kernel of {Markup.Escape(Kernel(family, "…"))} runs on {device.ArchName}[/]");
                     continue;
                 }
                 AttentionVariant variant;
@@ -101,17 +101,24 @@ internal static class VariantBench
         return (kernelMs, endToEnd, BenchCommand.Median(stream, () => attention.Forward(stream, kernel, q, kv, o, arguments, options)));
     }
 
-    /// <summary>
-    /// The family's D = 128 f16 kernel for this device: the Hopper wgmma form where it runs (a plain family's wgmma
-    /// kernel is "{family}Wgmma"), else the mma.sync one.
-    /// </summary>
-    private static AttentionKernelInfo? Pick(string family, int computeCapability) => First(computeCapability, family.StartsWith("Int8Attention", StringComparison.Ordinal)
-        ? [$"{family}Wgmma", $"{family}Pretransposed"]
-        : [$"{family}.D128Wgmma", $"{family}.D128"]);
+    /// <summary>The library's plain D = 128 kernels by form: "Int8AttentionD128{form}", each with its causal twin "….Causal".</summary>
+    private const string PlainKernels = "Int8AttentionD128{0}";
 
-    /// <summary>The family's kernel in a Hopper form (a plain family's is "{family}{form}", a library family's "{family}.D128{form}"), or null where none runs.</summary>
-    private static AttentionKernelInfo? PickForm(string family, string form, int computeCapability) =>
-        First(computeCapability, [family.StartsWith("Int8Attention", StringComparison.Ordinal) ? family + form : $"{family}.D128{form}"]);
+    /// <summary>
+    /// The family's D = 128 f16 kernel for this device: the Hopper wgmma form where it runs, else the mma.sync one (a plain
+    /// family's are its Wgmma and Pretransposed kernels, a library family's its D128Wgmma and D128).
+    /// </summary>
+    private static AttentionKernelInfo? Pick(string family, int computeCapability) =>
+        First(computeCapability, IsPlain(family) ? [Kernel(family, "Wgmma"), Kernel(family, "Pretransposed")] : [Kernel(family, "Wgmma"), Kernel(family, "")]);
+
+    /// <summary>The family's kernel in a Hopper form, or null where none runs.</summary>
+    private static AttentionKernelInfo? PickForm(string family, string form, int computeCapability) => First(computeCapability, [Kernel(family, form)]);
+
+    private static bool IsPlain(string family) => family.StartsWith("Int8Attention", StringComparison.Ordinal);
+
+    /// <summary>A family's kernel of a form: a plain family's name pattern filled in, a library family's nested "D128{form}".</summary>
+    private static string Kernel(string family, string form) =>
+        IsPlain(family) ? string.Format(CultureInfo.InvariantCulture, family, form) : $"{family}.D128{form}";
 
     /// <summary>The first of these library kernels (names below the library's namespace) that runs here: f16, D = 128, int8 P·V.</summary>
     private static AttentionKernelInfo? First(int computeCapability, string[] names)

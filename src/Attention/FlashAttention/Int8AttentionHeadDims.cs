@@ -1,7 +1,7 @@
 namespace KernelDsl.Attention.FlashAttention;
 
 // Head dims 96 and 256 on the mma.sync form (docs/HEAD_DIMS.md): u8 P·V with Recipe A V and the 16-bit P·V mode, f16 and
-// bf16, plain and causal. The wgmma form refuses both head dims (KDSL0003: no TMA/wgmma swizzle for 96-byte rows; 256-byte
+// bf16, plain and (AlsoCausal) causal. The wgmma form refuses both head dims (KDSL0003: no TMA/wgmma swizzle for 96-byte rows; 256-byte
 // rows are wider than the 128-byte swizzle and O would need an N = 256 P·V wgmma). Variants of one head dim and mode are
 // declared Like the first, overriding only what differs.
 
@@ -11,7 +11,7 @@ namespace KernelDsl.Attention.FlashAttention;
 // ldmatrix (the validator's search; the power-of-two swizzles of 64/128-byte rows are 2-way here).
 
 /// <summary>D = 96, Recipe A: ldmatrix.x4.trans + prmt on int8 V.</summary>
-[FlashAttentionForward(HeadDim = 96, BlockM = 64, QScaleRows = 128, BlockN = 64, Warps = 4, Stages = 2, MinBlocksPerSm = 2)]
+[FlashAttentionForward(HeadDim = 96, BlockM = 64, QScaleRows = 128, BlockN = 64, Warps = 4, Stages = 2, MinBlocksPerSm = 2, AlsoCausal = true)]
 [SmemLayout(Operand.Q, Element.S8, 1, 4, 3)]
 [SmemLayout(Operand.K, Element.S8, 1, 4, 3)]
 [SmemLayout(Operand.V, Element.S8, 1, 4, 3)]
@@ -23,42 +23,21 @@ namespace KernelDsl.Attention.FlashAttention;
 public static partial class Int8AttentionD96TransPrmt;
 
 /// <summary>D = 96, accuracy mode: int8 Q·Kᵀ, f16 P·V with the f16 V through ldmatrix.trans.</summary>
-[FlashAttentionForward(HeadDim = 96, BlockM = 64, QScaleRows = 128, BlockN = 64, Warps = 4, Stages = 2, MinBlocksPerSm = 2)]
-[SmemLayout(Operand.Q, Element.S8, 1, 4, 3)]
-[SmemLayout(Operand.K, Element.S8, 1, 4, 3)]
+[FlashAttentionForward(Like = typeof(Int8AttentionD96TransPrmt), AlsoCausal = true)]
 [SmemLayout(Operand.V, Element.F16, 2, 3, 3)]
-[CopyAtom(Operand.Q, CopyAtoms.Ldsm)]
-[CopyAtom(Operand.K, CopyAtoms.Ldsm)]
 [CopyAtom(Operand.V, CopyAtoms.LdsmTrans)]
-[MmaAtom(MmaAtoms.M16N8K32_S32S8S8)]
 [MmaAtom(MmaAtoms.M16N8K16_F32F16F16, Product = MmaProduct.PV)]
 public static partial class Int8AttentionD96F16PV;
 
-/// <summary>D = 96, causal, Recipe A.</summary>
-[FlashAttentionForward(Like = typeof(Int8AttentionD96TransPrmt), Causal = true)]
-public static partial class Int8AttentionD96CausalTransPrmt;
-
-/// <summary>D = 96, causal, accuracy mode.</summary>
-[FlashAttentionForward(Like = typeof(Int8AttentionD96F16PV), Causal = true)]
-public static partial class Int8AttentionD96CausalF16PV;
-
 /// <summary>D = 96, Recipe A, bf16 in and out.</summary>
-[FlashAttentionForward(Like = typeof(Int8AttentionD96TransPrmt), Output = Element.BF16)]
+[FlashAttentionForward(Like = typeof(Int8AttentionD96TransPrmt), Output = Element.BF16, AlsoCausal = true)]
 public static partial class Int8AttentionD96TransPrmtBf16;
 
-/// <summary>D = 96, causal, Recipe A, bf16 in and out.</summary>
-[FlashAttentionForward(Like = typeof(Int8AttentionD96TransPrmt), Causal = true, Output = Element.BF16)]
-public static partial class Int8AttentionD96CausalTransPrmtBf16;
-
 /// <summary>D = 96, accuracy mode on bf16 MMAs, bf16 in and out: the f16 declaration with V and P·V in bf16.</summary>
-[FlashAttentionForward(Like = typeof(Int8AttentionD96F16PV), Output = Element.BF16)]
+[FlashAttentionForward(Like = typeof(Int8AttentionD96F16PV), Output = Element.BF16, AlsoCausal = true)]
 [SmemLayout(Operand.V, Element.BF16, 2, 3, 3)]
 [MmaAtom(MmaAtoms.M16N8K16_F32BF16BF16, Product = MmaProduct.PV)]
 public static partial class Int8AttentionD96Bf16PV;
-
-/// <summary>D = 96, causal, accuracy mode on bf16 MMAs, bf16 in and out.</summary>
-[FlashAttentionForward(Like = typeof(Int8AttentionD96Bf16PV), Causal = true)]
-public static partial class Int8AttentionD96CausalBf16PV;
 
 // ---- D = 256: 256-byte int8 rows, 512-byte f16 rows ----
 // O alone is 128 f32 registers a thread (16 rows × 256 channels per warp), so the kernel sits at the 255-register cap.
@@ -67,7 +46,7 @@ public static partial class Int8AttentionD96CausalBf16PV;
 // both. Swizzle(3,4,4) / (3,3,5) XOR the row bits of 256- and 512-byte rows into the chunk bits (conflict-free).
 
 /// <summary>D = 256, Recipe A.</summary>
-[FlashAttentionForward(HeadDim = 256, BlockM = 128, BlockN = 64, Warps = 8, Stages = 1)]
+[FlashAttentionForward(HeadDim = 256, BlockM = 128, BlockN = 64, Warps = 8, Stages = 1, AlsoCausal = true)]
 [SmemLayout(Operand.Q, Element.S8, 3, 4, 4)]
 [SmemLayout(Operand.K, Element.S8, 3, 4, 4)]
 [SmemLayout(Operand.V, Element.S8, 3, 4, 4)]
@@ -79,39 +58,18 @@ public static partial class Int8AttentionD96CausalBf16PV;
 public static partial class Int8AttentionD256TransPrmt;
 
 /// <summary>D = 256, accuracy mode.</summary>
-[FlashAttentionForward(HeadDim = 256, BlockM = 128, BlockN = 64, Warps = 8, Stages = 1)]
-[SmemLayout(Operand.Q, Element.S8, 3, 4, 4)]
-[SmemLayout(Operand.K, Element.S8, 3, 4, 4)]
+[FlashAttentionForward(Like = typeof(Int8AttentionD256TransPrmt), AlsoCausal = true)]
 [SmemLayout(Operand.V, Element.F16, 3, 3, 5)]
-[CopyAtom(Operand.Q, CopyAtoms.Ldsm)]
-[CopyAtom(Operand.K, CopyAtoms.Ldsm)]
 [CopyAtom(Operand.V, CopyAtoms.LdsmTrans)]
-[MmaAtom(MmaAtoms.M16N8K32_S32S8S8)]
 [MmaAtom(MmaAtoms.M16N8K16_F32F16F16, Product = MmaProduct.PV)]
 public static partial class Int8AttentionD256F16PV;
 
-/// <summary>D = 256, causal, Recipe A.</summary>
-[FlashAttentionForward(Like = typeof(Int8AttentionD256TransPrmt), Causal = true)]
-public static partial class Int8AttentionD256CausalTransPrmt;
-
-/// <summary>D = 256, causal, accuracy mode.</summary>
-[FlashAttentionForward(Like = typeof(Int8AttentionD256F16PV), Causal = true)]
-public static partial class Int8AttentionD256CausalF16PV;
-
 /// <summary>D = 256, Recipe A, bf16 in and out.</summary>
-[FlashAttentionForward(Like = typeof(Int8AttentionD256TransPrmt), Output = Element.BF16)]
+[FlashAttentionForward(Like = typeof(Int8AttentionD256TransPrmt), Output = Element.BF16, AlsoCausal = true)]
 public static partial class Int8AttentionD256TransPrmtBf16;
 
-/// <summary>D = 256, causal, Recipe A, bf16 in and out.</summary>
-[FlashAttentionForward(Like = typeof(Int8AttentionD256TransPrmt), Causal = true, Output = Element.BF16)]
-public static partial class Int8AttentionD256CausalTransPrmtBf16;
-
 /// <summary>D = 256, accuracy mode on bf16 MMAs, bf16 in and out: the f16 declaration with V and P·V in bf16.</summary>
-[FlashAttentionForward(Like = typeof(Int8AttentionD256F16PV), Output = Element.BF16)]
+[FlashAttentionForward(Like = typeof(Int8AttentionD256F16PV), Output = Element.BF16, AlsoCausal = true)]
 [SmemLayout(Operand.V, Element.BF16, 3, 3, 5)]
 [MmaAtom(MmaAtoms.M16N8K16_F32BF16BF16, Product = MmaProduct.PV)]
 public static partial class Int8AttentionD256Bf16PV;
-
-/// <summary>D = 256, causal, accuracy mode on bf16 MMAs, bf16 in and out.</summary>
-[FlashAttentionForward(Like = typeof(Int8AttentionD256Bf16PV), Causal = true)]
-public static partial class Int8AttentionD256CausalBf16PV;

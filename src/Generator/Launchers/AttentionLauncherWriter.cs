@@ -28,7 +28,7 @@ public static class AttentionLauncherWriter
                 ("PScale", plan.PScale, "The fixed scale P is quantized with (1 when P stays 16-bit)."),
             ]);
             w.Line($"/// <summary>Causal masking, bottom-right aligned.</summary>");
-            w.Line($"public const bool Causal = {(spec.Causal ? "true" : "false")};");
+            w.Line($"public const bool IsCausal = {(spec.Causal ? "true" : "false")};");
             w.Line($"/// <summary>P·V runs on 16-bit float P and the V input (the accuracy mode); otherwise V is int8.</summary>");
             w.Line($"public const bool F16PV = {(plan.F16Pv ? "true" : "false")};");
             w.Line($"/// <summary>Q comes as {spec.Output.CudaName()} with strides and the kernel quantizes it, one scale per row; otherwise Q is int8 from its quantize kernel.</summary>");
@@ -72,7 +72,7 @@ public static class AttentionLauncherWriter
         w.Line($"Module = Module,");
         w.Line($"Input = global::KernelDsl.Element.{(spec.Output == Element.BF16 ? "BF16" : "F16")},");
         w.Line($"HeadDim = HeadDim, BlockM = BlockM, BlockN = BlockN, QScaleRows = QScaleRows, KScaleKeys = KScaleKeys, QuantizesQ = QuantizesQ,");
-        w.Line($"Causal = Causal, PElement = global::KernelDsl.Element.{plan.Pv.AElement.ToString().ToUpperInvariant()}, PretransposedV = PretransposedV, Lse = {(spec.Lse ? "true" : "false")},");
+        w.Line($"Causal = IsCausal, PElement = global::KernelDsl.Element.{plan.Pv.AElement.ToString().ToUpperInvariant()}, PretransposedV = PretransposedV, Lse = {(spec.Lse ? "true" : "false")},");
         w.Line($"VStrategy = {CSharpFile.Literal(VStrategyOf(plan))},");
         w.Line($"Tile = Tile, TileName = TileName,");
         w.Line($"ScoreModifier = {Method(spec.Score)},");

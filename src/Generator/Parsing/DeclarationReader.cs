@@ -86,6 +86,61 @@ public static class DeclarationReader
             reportModifiers: !byFamily);
     }
 
+    /// <summary>The nested type that <c>AlsoCausal = true</c> declares: the declaration's causal kernel.</summary>
+    public const string CausalTwin = "Causal";
+
+    /// <summary>
+    /// The kernels a <c>[FlashAttentionForward]</c> type declares: its own, and with <c>AlsoCausal = true</c> the same
+    /// declaration with causal masking, as the nested type <see cref="CausalTwin"/>. The twin is read like the declaration
+    /// (so a rule that holds only for causal kernels is checked), and reports nothing the declaration already reports.
+    /// </summary>
+    public static EquatableArray<DeclarationResult> ReadAttention(GeneratorAttributeSyntaxContext context, CancellationToken cancellationToken)
+    {
+        var own = Read(context, AttentionAttribute, cancellationToken);
+        var symbol = (INamedTypeSymbol)context.TargetSymbol;
+        var attributes = symbol.GetAttributes();
+        if (AlsoCausal(attributes) is not { } alsoCausal || own.Spec is not AttentionSpec spec)
+        {
+            return new[] { own }.ToEquatableArray();
+        }
+        var family = attributes.First(a => NameOf(a) == AttentionAttribute);
+        var where = LocationInfo.From(family.ApplicationSyntaxReference?.GetSyntax(cancellationToken));
+        string? why = spec.Causal ? "the declaration is causal already (Causal = true, here or along its Like chain)"
+            : symbol.GetTypeMembers(CausalTwin).Any() ? $"'{symbol.Name}' already has a nested type '{CausalTwin}', the name of its causal kernel; rename that type"
+            : null;
+        if (why is not null)
+        {
+            return new[] { own with { Diagnostics = own.Diagnostics.Concat([new DiagnosticInfo(Rules.InvalidAlsoCausal, where, new[] { symbol.Name, why }.ToEquatableArray())]).ToEquatableArray() } }.ToEquatableArray();
+        }
+        var outer = spec.Type;
+        var type = outer with
+        {
+            Name = CausalTwin,
+            Keyword = "class",
+            IsStatic = true,
+            Accessibility = symbol.DeclaredAccessibility == Accessibility.Public ? "public " : "internal ",
+            ContainingTypes = outer.ContainingTypes.Concat([(outer.IsStatic ? "static " : "") + "partial " + outer.Keyword + " " + outer.Name]).ToEquatableArray(),
+        };
+        DeclarationResult twin;
+        if (own.FirstError is not null)
+        {
+            // Not emitted either: the declaration's errors are reported once, at the declaration.
+            twin = new DeclarationResult(spec with { Type = type, Causal = true }, EquatableArray<DiagnosticInfo>.Empty) { ReportedElsewhere = own.Diagnostics.Concat(own.ReportedElsewhere).ToEquatableArray() };
+        }
+        else
+        {
+            // AlsoCausal's own `true` stands for Causal = true, winning over the declaration's and its Like chain's. The
+            // declaration reports the modifiers' diagnostics.
+            twin = ReadDeclaration(symbol, attributes, AttentionAttribute, type, where, symbol, context.SemanticModel.Compilation, cancellationToken,
+                [new KeyValuePair<string, TypedConstant>("Causal", alsoCausal)], reportModifiers: false);
+        }
+        return new[] { own, twin }.ToEquatableArray();
+    }
+
+    /// <summary><c>AlsoCausal = true</c> of a declaration's own [FlashAttentionForward] (Like does not pass it on), or null.</summary>
+    private static TypedConstant? AlsoCausal(ImmutableArray<AttributeData> attributes) =>
+        attributes.FirstOrDefault(a => NameOf(a) == AttentionAttribute)?.NamedArguments.FirstOrDefault(n => n.Key == "AlsoCausal").Value is { Value: true } value ? value : null;
+
     /// <summary>
     /// The kernels an <c>[AttentionFamily(typeof(Forms))]</c> type declares: for each <c>[FlashAttentionForward]</c> type
     /// nested in Forms, a kernel of the same name nested in the family type, with that form's declaration and the family's
@@ -137,7 +192,13 @@ public static class DeclarationReader
                 ContainingTypes = outer.ContainingTypes.Concat([(symbol.IsStatic ? "static " : "") + "partial " + Keyword(symbol) + " " + symbol.Name]).ToEquatableArray(),
             };
             // The family's modifiers are the same for every form: their diagnostics are reported with the first form only.
-            results.Add(ReadDeclaration(form, form.GetAttributes(), AttentionAttribute, type, where, symbol, context.SemanticModel.Compilation, cancellationToken, attribute,
+            var formAttributes = form.GetAttributes();
+            if (AlsoCausal(formAttributes) is not null)
+            {
+                results.Add(Failed(Rules.InvalidAlsoCausal, where, form.Name, $"it is a form of the [AttentionForms] type '{forms.Name}', whose families each say Causal; declare a causal family beside '{symbol.Name}' instead"));
+                continue;
+            }
+            results.Add(ReadDeclaration(form, formAttributes, AttentionAttribute, type, where, symbol, context.SemanticModel.Compilation, cancellationToken, attribute.NamedArguments,
                 reportModifiers: results.Count == 0));
         }
         return results.ToEquatableArray();
@@ -147,10 +208,10 @@ public static class DeclarationReader
     /// A declaration's spec and diagnostics from its attributes (<paramref name="attributes"/>, those of
     /// <paramref name="symbol"/>), emitted as <paramref name="type"/>, with the modifiers found from <paramref name="modifierHost"/>.
     /// </summary>
-    /// <param name="overrides">An [AttentionFamily] attribute whose named arguments (Causal) win over the form's.</param>
+    /// <param name="overrides">Named arguments that win over the declaration's own: an [AttentionFamily]'s (Causal), or a causal twin's Causal.</param>
     private static DeclarationResult ReadDeclaration(INamedTypeSymbol symbol, ImmutableArray<AttributeData> attributes, string familyAttribute, TypeDeclaration type,
-        LocationInfo? typeLocation, INamedTypeSymbol modifierHost, Compilation compilation, CancellationToken cancellationToken, AttributeData? overrides = null,
-        bool reportModifiers = true)
+        LocationInfo? typeLocation, INamedTypeSymbol modifierHost, Compilation compilation, CancellationToken cancellationToken,
+        ImmutableArray<KeyValuePair<string, TypedConstant>> overrides = default, bool reportModifiers = true)
     {
         var family = attributes.First(a => NameOf(a) == familyAttribute);
         // Like = typeof(Other): the other declaration's layouts, atoms and parameters, this attribute's named ones on top.
@@ -365,7 +426,7 @@ public static class DeclarationReader
     private static readonly string[] AttentionLauncherNames =
     [
         "arguments", "qMap", "kMap", "vMap", "Module", "KernelName", "CudaSource", "ThreadsPerBlock", "SharedMemoryBytes", "MinimumSm",
-        "HeadDim", "BlockM", "QScaleRows", "BlockN", "KScaleKeys", "PScale", "Causal", "F16PV", "QuantizesQ", "Tile", "PretransposedV", "Info",
+        "HeadDim", "BlockM", "QScaleRows", "BlockN", "KScaleKeys", "PScale", "IsCausal", "F16PV", "QuantizesQ", "Tile", "PretransposedV", "Info",
         "Launch", "LaunchWith",
     ];
 
@@ -549,12 +610,13 @@ public static class DeclarationReader
 
     /// <summary>Named attribute arguments with the attribute's defaults.</summary>
     /// <param name="like">The declarations along the <c>Like</c> chain, nearest first, whose arguments fill in those this one leaves out.</param>
-    /// <param name="overrides">Arguments that win over this declaration's own: an [AttentionFamily]'s.</param>
-    private sealed class NamedArguments(AttributeData attribute, List<Finding> findings, ImmutableArray<AttributeData> like = default, AttributeData? overrides = null)
+    /// <param name="overrides">Arguments that win over this declaration's own: an [AttentionFamily]'s, or a causal twin's.</param>
+    private sealed class NamedArguments(AttributeData attribute, List<Finding> findings, ImmutableArray<AttributeData> like = default,
+        ImmutableArray<KeyValuePair<string, TypedConstant>> overrides = default)
     {
         private TypedConstant? Find(string name)
         {
-            var chain = (overrides?.NamedArguments ?? []).Concat(attribute.NamedArguments).Concat(like.IsDefault ? [] : like.SelectMany(l => l.NamedArguments));
+            var chain = (overrides.IsDefault ? [] : overrides).Concat(attribute.NamedArguments).Concat(like.IsDefault ? [] : like.SelectMany(l => l.NamedArguments));
             foreach (var pair in chain)
             {
                 if (pair.Key == name)

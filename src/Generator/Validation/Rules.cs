@@ -51,6 +51,9 @@ public static class Rules
     public static readonly Rule FamilyKernelNameTaken = new("KDSL0011", "Attention family kernel name taken",
         "'{0}' is an [AttentionFamily] whose form '{1}' would become the nested type '{0}.{1}', but '{0}' already has a type of that name: rename one, or keep the forms in their own [AttentionForms] type");
 
+    public static readonly Rule InvalidAlsoCausal = new("KDSL0012", "AlsoCausal cannot be used here",
+        "'{0}' cannot declare AlsoCausal = true: {1}");
+
     public static readonly Rule ModifierParameterName = new("KDSL0650", "Modifier parameter name clashes",
         "parameter '{1}' of modifier '{0}' cannot become a launcher argument: {2}");
 
@@ -130,7 +133,7 @@ public static class Rules
 
     public static readonly Rule[] All =
     [
-        NotPartial, TwoFamilies, InvalidParameter, MissingLayout, Duplicate, UnknownOperand, MissingAtom, UnsupportedType, InvalidLike, EmptyAttentionFamily, FamilyKernelNameTaken, ModifierParameterName,
+        NotPartial, TwoFamilies, InvalidParameter, MissingLayout, Duplicate, UnknownOperand, MissingAtom, UnsupportedType, InvalidLike, EmptyAttentionFamily, FamilyKernelNameTaken, InvalidAlsoCausal, ModifierParameterName,
         SwizzleBreaksChunks, SwizzleSpan, BankConflicts, LayoutElement, TmaSwizzle, SharedMemoryLimit, TileNotDivisible,
         AtomTargetMismatch, AtomNotForFamily, FragmentMismatch,
         ModifierSignature, ModifierLoop, ModifierStatement, ModifierCall, ModifierAllocation, ModifierType,

@@ -151,6 +151,12 @@ public sealed class FlashAttentionForwardAttribute : Attribute
     public bool Persistent { get; set; }
     /// <summary>Causal masking, bottom-right aligned when query and key lengths differ.</summary>
     public bool Causal { get; set; }
+    /// <summary>
+    /// Also build this declaration with causal masking, as the static class <c>Causal</c> the generator nests in this type
+    /// (its own typed launcher, catalog entry and snapshot): a causal and a non-causal kernel from one declaration. Not
+    /// passed on by <see cref="Like"/>, and refused (KDSL0012) with Causal = true or on a form of an [AttentionForms] type.
+    /// </summary>
+    public bool AlsoCausal { get; set; }
     /// <summary>Output element: F16 or BF16.</summary>
     public Element Output { get; set; } = Element.F16;
     /// <summary>Write the log-sum-exp (natural log, float32) per query row.</summary>

@@ -682,7 +682,7 @@ public class DiagnosticTests
         var run = GeneratorHarness.RunGenerator(source);
         Assert.Empty(run.GeneratorDiagnostics);
         var launcher = run.Source("Users.Last.g.cs");
-        Assert.Contains("public const bool Causal = true;", launcher);
+        Assert.Contains("public const bool IsCausal = true;", launcher);
         Assert.Contains("/ 1 stage /", launcher);
         Assert.Contains("2 blocks/SM", launcher);
     }
@@ -696,13 +696,86 @@ public class DiagnosticTests
         Assert.Empty(run.GeneratorDiagnostics);
         Assert.Empty(run.CompilationErrors);
         var launcher = run.Source("Users.CausalAttention.g.cs");
-        Assert.Contains("public const bool Causal = true;", launcher);
+        Assert.Contains("public const bool IsCausal = true;", launcher);
         Assert.Contains("public const int HeadDim = 64;", launcher);
         Assert.Contains("2 blocks/SM", launcher);
         // The same kernel body as the original's, but for the causal mask and the kernel's name.
         var cuda = SnapshotTests.RawStringContent(run.Source("Users.CausalAttention.cu.g.cs"));
         Assert.Contains("kdsl_ldsm_x4_trans", cuda);
         Assert.Contains("last_key", cuda);
+    }
+
+    [Fact]
+    public void AlsoCausal_declares_the_causal_kernel_nested_in_the_declaration_and_Like_does_not_pass_it_on()
+    {
+        var source = AttentionDeclaration.Replace("BLOCKS", "2").Replace("MinBlocksPerSm = 2)]", "MinBlocksPerSm = 2, AlsoCausal = true)]")
+            + "\n[FlashAttentionForward(Like = typeof(Attention), Stages = 3)] public static partial class ThreeStages;"
+            + "\npublic static class Caller { public static bool Both => Attention.Causal.IsCausal && !Attention.IsCausal; }";
+        var run = GeneratorHarness.RunGenerator(source);
+        Assert.Empty(run.GeneratorDiagnostics);
+        Assert.Empty(run.CompilationErrors);  // Caller binds Attention.Causal, a static class nested in the declaration
+        Assert.Contains("public const bool IsCausal = false;", run.Source("Users.Attention.g.cs"));
+        var twin = run.Source("Users.Attention.Causal.g.cs");
+        Assert.Contains("public static partial class Causal", twin);
+        Assert.Contains("public const bool IsCausal = true;", twin);
+        Assert.Contains("2 blocks/SM", twin);
+        // The causal kernel is the declaration's, with the causal mask: its CUDA differs by the mask and the kernel's name.
+        var plain = SnapshotTests.RawStringContent(run.Source("Users.Attention.cu.g.cs"));
+        var causal = SnapshotTests.RawStringContent(run.Source("Users.Attention.Causal.cu.g.cs"));
+        Assert.DoesNotContain("last_key", plain);
+        Assert.Contains("last_key", causal);
+        Assert.Contains("Users_Attention_Causal", causal);
+        Assert.Contains("global::Users.Attention.Causal.Module,", run.Source(KernelDsl.Generator.Launchers.RegistryWriter.HintName));
+        // Like takes the layouts, atoms and parameters, not the twin.
+        var hints = run.Sources.Select(h => h.HintName).ToArray();
+        Assert.Contains("Users.ThreeStages.g.cs", hints);
+        Assert.DoesNotContain("Users.ThreeStages.Causal.g.cs", hints);
+        Assert.Contains("public const bool IsCausal = false;", run.Source("Users.ThreeStages.g.cs"));
+    }
+
+    [Fact]
+    public void An_AlsoCausal_declaration_with_an_error_reports_it_once_and_both_kernels_stay_nameable()
+    {
+        var source = AttentionDeclaration.Replace("BLOCKS", "1").Replace("MinBlocksPerSm = 1)]", "MinBlocksPerSm = 1, AlsoCausal = true)]")
+            .Replace("[SmemLayout(Operand.K, Element.S8, 3, 4, 3)]", "[SmemLayout(Operand.K, Element.S8, 3, 3, 3)]")
+            + "\npublic static class Caller { public static string Name => Attention.Causal.KernelName; }";
+        var run = GeneratorHarness.RunGenerator(source);
+        var error = Assert.Single(run.GeneratorDiagnostics, d => d.Severity == Microsoft.CodeAnalysis.DiagnosticSeverity.Error);
+        Assert.Equal("KDSL0101", error.Id);
+        Assert.Empty(run.CompilationErrors);
+    }
+
+    [Theory]
+    [InlineData("Causal = true, AlsoCausal = true", "", "the declaration is causal already")]
+    [InlineData("AlsoCausal = true", "{ public static class Causal { } }", "already has a nested type 'Causal'")]
+    public void KDSL0012_AlsoCausal_on_a_causal_declaration_or_one_with_a_nested_Causal(string arguments, string body, string why)
+    {
+        var source = AttentionDeclaration.Replace("BLOCKS", "1").Replace("MinBlocksPerSm = 1)]", $"MinBlocksPerSm = 1, {arguments})]")
+            .Replace("public static partial class Attention;", body.Length == 0 ? "public static partial class Attention;" : "public static partial class Attention " + body);
+        var d = Single(source, "KDSL0012");
+        Assert.Contains("'Attention' cannot declare AlsoCausal = true", d.GetMessage());
+        Assert.Contains(why, d.GetMessage());
+    }
+
+    [Fact]
+    public void KDSL0012_AlsoCausal_on_a_form_of_an_attention_forms_type()
+    {
+        var source = AttentionDeclaration.Replace("BLOCKS", "1") + """
+
+            [AttentionForms]
+            public static partial class Forms
+            {
+                [FlashAttentionForward(Like = typeof(Attention), AlsoCausal = true)] public static partial class Plain;
+            }
+
+            [AttentionFamily(typeof(Forms))]
+            public static partial class Window
+            {
+                [MaskModifier] public static bool Visible(int b, int h, int q, int k, int window) => q - k < window;
+            }
+            """;
+        var d = Single(source, "KDSL0012");
+        Assert.Contains("'Plain' cannot declare AlsoCausal = true: it is a form of the [AttentionForms] type 'Forms'", d.GetMessage());
     }
 
     [Theory]
@@ -761,7 +834,7 @@ public class DiagnosticTests
         {
             var launcher = run.Source($"Users.Window.{form}.g.cs");
             Assert.Contains($"public static partial class {form}", launcher);
-            Assert.Contains("public const bool Causal = true;", launcher);  // the family's Causal wins over the form's
+            Assert.Contains("public const bool IsCausal = true;", launcher);  // the family's Causal wins over the form's
             Assert.Contains("int window)", launcher);
             Assert.Contains("kdsl_mask_mod", SnapshotTests.RawStringContent(run.Source($"Users.Window.{form}.cu.g.cs")));
         }

@@ -19,17 +19,17 @@ public class PersistentGridGpuTests(ITestOutputHelper output)
     public static TheoryData<string, string> Pairs() => new()
     {
         { "Int8AttentionD128WgmmaStages3", "Int8AttentionD128WgmmaPersistent" },
-        { "Int8AttentionD128CausalWgmmaStages3", "Int8AttentionD128CausalWgmmaPersistent" },
+        { "Int8AttentionD128WgmmaStages3.Causal", "Int8AttentionD128WgmmaPersistent.Causal" },
         { "Int8AttentionD128WgmmaFusedQ", "Int8AttentionD128WgmmaFusedQPersistent" },
-        { "Int8AttentionD128CausalWgmmaFusedQ", "Int8AttentionD128CausalWgmmaFusedQPersistent" },
+        { "Int8AttentionD128WgmmaFusedQ.Causal", "Int8AttentionD128WgmmaFusedQPersistent.Causal" },
         { "SlidingWindow.D128Wgmma", "SlidingWindow.D128WgmmaPersistent" },
         { "DocumentMask.D128Wgmma", "DocumentMask.D128WgmmaPersistent" },
         { "Softcap.D128Wgmma", "Softcap.D128WgmmaPersistent" },
         { "PrefixLm.D128Wgmma", "PrefixLm.D128WgmmaPersistent" },
         { "Int8AttentionD64Wgmma", "Int8AttentionD64WgmmaPersistent" },
-        { "Int8AttentionD64CausalWgmma", "Int8AttentionD64CausalWgmmaPersistent" },
+        { "Int8AttentionD64Wgmma.Causal", "Int8AttentionD64WgmmaPersistent.Causal" },
         { "Int8AttentionD64WgmmaFusedQ", "Int8AttentionD64WgmmaFusedQPersistent" },
-        { "Int8AttentionD64CausalWgmmaFusedQ", "Int8AttentionD64CausalWgmmaFusedQPersistent" },
+        { "Int8AttentionD64WgmmaFusedQ.Causal", "Int8AttentionD64WgmmaFusedQPersistent.Causal" },
     };
 
     [Theory]

@@ -43,7 +43,7 @@ static partial class PrefixLm
             RequiresArchSpecific = true,
         };
         /// <summary>Causal masking, bottom-right aligned.</summary>
-        public const bool Causal = false;
+        public const bool IsCausal = false;
         /// <summary>P·V runs on 16-bit float P and the V input (the accuracy mode); otherwise V is int8.</summary>
         public const bool F16PV = false;
         /// <summary>Q comes as f16 with strides and the kernel quantizes it, one scale per row; otherwise Q is int8 from its quantize kernel.</summary>
@@ -62,7 +62,7 @@ static partial class PrefixLm
             Module = Module,
             Input = global::KernelDsl.Element.F16,
             HeadDim = HeadDim, BlockM = BlockM, BlockN = BlockN, QScaleRows = QScaleRows, KScaleKeys = KScaleKeys, QuantizesQ = QuantizesQ,
-            Causal = Causal, PElement = global::KernelDsl.Element.U8, PretransposedV = PretransposedV, Lse = true,
+            Causal = IsCausal, PElement = global::KernelDsl.Element.U8, PretransposedV = PretransposedV, Lse = true,
             VStrategy = "Pretransposed",
             Tile = Tile, TileName = TileName,
             ScoreModifier = null,
