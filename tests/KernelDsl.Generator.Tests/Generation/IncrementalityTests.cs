@@ -81,6 +81,32 @@ public class IncrementalityTests
             r => r.Step == TrackingNames.EmittedSources && r.Reason == IncrementalStepRunReason.Modified);
     }
 
+    [Fact]
+    public void An_AlsoCausal_declaration_caches_both_kernels_through_a_comment_and_reemits_both_on_its_stages()
+    {
+        const string Attention = """
+            using KernelDsl;
+            namespace Users;
+            [FlashAttentionForward(HeadDim = 64, BlockM = 128, BlockN = 64, Warps = 8, Stages = 2, AlsoCausal = true)]
+            [SmemLayout(Operand.Q, Element.S8, 3, 4, 3)]
+            [SmemLayout(Operand.K, Element.S8, 3, 4, 3)]
+            [SmemLayout(Operand.V, Element.S8, 3, 4, 3)]
+            [CopyAtom(Operand.Q, CopyAtoms.Ldsm)]
+            [CopyAtom(Operand.K, CopyAtoms.Ldsm)]
+            [CopyAtom(Operand.V, CopyAtoms.LdsmTransPrmt)]
+            [MmaAtom(MmaAtoms.M16N8K32_S32S8S8)]
+            [MmaAtom(MmaAtoms.M16N8K32_S32U8S8, Product = MmaProduct.PV)]
+            public static partial class Attention;
+            """;
+        static List<IncrementalStepRunReason> Emitted(GeneratorRunResult result) =>
+            result.TrackedSteps[TrackingNames.EmittedSources].SelectMany(s => s.Outputs).Select(o => o.Reason).ToList();
+        var comment = Emitted(Rerun(Attention, "// a comment\n" + Attention));
+        Assert.Equal(2, comment.Count);  // the declaration's kernel and its causal twin
+        Assert.All(comment, r => Assert.True(r is IncrementalStepRunReason.Cached or IncrementalStepRunReason.Unchanged, $"emitted source was {r}"));
+        var stages = Emitted(Rerun(Attention, Attention.Replace("Stages = 2", "Stages = 1", StringComparison.Ordinal)));
+        Assert.Equal(2, stages.Count(r => r == IncrementalStepRunReason.Modified));
+    }
+
     /// <summary>The declaration with a KDSL0301 (BlockK not a multiple of the MMA's k): it gets placeholder members instead of a kernel.</summary>
     private static readonly string Broken = Declaration.Replace("BlockK = 64", "BlockK = 48", StringComparison.Ordinal);
 
