@@ -16,13 +16,13 @@ public static class KvAppendKernelWriter
     {
         var spec = plan.Spec;
         var (d, ps, t, cpr) = (plan.HeadDim, plan.PageSize, plan.Threads, plan.ChunksPerRow);
-        var convert = spec.Input == Element.BF16 ? "kdsl_bf16_to_f32" : "kdsl_f16_to_f32";
+        var convert = PtxHelpers.ToFloat(spec.Input);
         var w = new CodeWriter();
         CudaPrelude.Write(w, spec,
             $"Paged INT8 KV cache append, {spec.Input.CudaName()} input, head dim {d}, pages of {ps} tokens (docs/KV_CACHE.md).",
             $"Per page and KV head: K codes int8 [{ps}][{d}] of k − mean with one scale, K mean float [{d}]; V codes int8 [{ps}][{d}], V scale float [{d}].",
             "Slots past a page's last token hold code 0. The staging buffers keep the originals of each sequence's last, partial page.");
-        PtxHelpers.Write(w, [PtxHelper.IntMath, PtxHelper.Global16, spec.Input == Element.BF16 ? PtxHelper.Bf16Convert : PtxHelper.F16Convert, PtxHelper.WarpReduce], []);
+        PtxHelpers.Write(w, [PtxHelper.IntMath, PtxHelper.Global16, PtxHelpers.ToFloatHelper(spec.Input), PtxHelper.WarpReduce], []);
         w.Line();
         // The Quantize family's helpers as that family writes them (kdsl_scale_of, kdsl_inv_of, kdsl_quant, kdsl_st8,
         // kdsl_unpack8; K is centred with kdsl_prep's subtraction, QuantizeKernelWriter.Unscaled): the cache rounds exactly

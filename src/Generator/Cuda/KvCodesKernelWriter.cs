@@ -66,7 +66,7 @@ public static class KvCodesKernelWriter
     {
         var spec = plan.Spec;
         var e4m3 = spec.VOutput == Element.E4M3;
-        var helpers = new List<PtxHelper> { PtxHelper.IntMath, PtxHelper.Global16, spec.Input == Element.BF16 ? PtxHelper.Bf16Convert : PtxHelper.F16Convert, PtxHelper.WarpReduce };
+        var helpers = new List<PtxHelper> { PtxHelper.IntMath, PtxHelper.Global16, PtxHelpers.ToFloatHelper(spec.Input), PtxHelper.WarpReduce };
         if (e4m3)
         {
             helpers.Add(PtxHelper.E4m3Pack);

@@ -22,7 +22,7 @@ public static class KvStatisticsKernelWriter
             $"K's channel mean [B·H][{d}] float32 and V's channel scale [B·H][{d}] (absmax / {plan.LargestVCode}, 1 where that is 0), over all S tokens.",
             $"{t} threads per block; kernels in launch order: {plan.PartialsSymbol}, {plan.CombineSymbol}.",
             "The partials kernel adds the number of NaN/Inf elements of K and of V to *k_nonfinite and *v_nonfinite (unless null).");
-        PtxHelpers.Write(w, [PtxHelper.IntMath, PtxHelper.Global16, spec.Input == Element.BF16 ? PtxHelper.Bf16Convert : PtxHelper.F16Convert], []);
+        PtxHelpers.Write(w, [PtxHelper.IntMath, PtxHelper.Global16, PtxHelpers.ToFloatHelper(spec.Input)], []);
         w.Line();
         // The Quantize family's reading, counting and scale helpers as that family writes them: V's scale is rounded
         // exactly as the per-operand kernels round it, so the codes kernels see the same scales.

@@ -64,7 +64,7 @@ public static class PagedDecodeKernelWriter
             .. new[] { spec.Score, spec.Mask }.OfType<ModifierSpec>().Select(m =>
                 $"{(m.Kind == ModifierKind.Score ? "Score modifier" : "Mask")} C# {m.DeclaringType.Replace("global::", "")}.{m.MethodName}, with q and k the positions in the cache."),
         ]);
-        var convert = spec.Input == Element.BF16 ? PtxHelper.Bf16Convert : PtxHelper.F16Convert;
+        var convert = PtxHelpers.ToFloatHelper(spec.Input);
         var helpers = new[] { PtxHelper.IntMath, PtxHelper.SoftmaxMath, convert, PtxHelper.HalfPack, PtxHelper.BytePack, PtxHelper.WarpReduce, PtxHelper.FloatBias, PtxHelper.GridDependency }
             .Concat(PagedDecodePlan.Atoms.SelectMany(PtxHelpers.For));
         PtxHelpers.Write(w, helpers, [plan.Qk, plan.Pv]);
@@ -91,11 +91,14 @@ public static class PagedDecodeKernelWriter
         return w.ToString();
     }
 
+    /// <summary>A lane's channels of a row, as Q's loads and the split merge access them.</summary>
+    private static ChannelVector LaneVector(PagedDecodePlan plan) => new(plan.LaneChannels, plan.PackPairHelper);
+
     private static void WriteMerge(CodeWriter w, PagedDecodePlan plan)
     {
         var d = plan.HeadDim;
-        var perLane = d / 32;
-        var pack = plan.PackPairHelper;
+        var lane = LaneVector(plan);
+        var perLane = lane.Channels;
         w.Line($"// Split-KV merge: one warp per output row; lse = log Σ exp(lse_s), O = Σ exp(lse_s − lse)·O_s over the splits (each O_s");
         w.Line($"// normalized). A split that saw no key has LSE −∞ and weighs nothing. Rows are [Σ queries][heads_q], Q's order.");
         w.Line($"// Four blocks a SM are enough: with that bound ptxas keeps a group's loads ahead of their adds (with the default one it");
@@ -110,12 +113,7 @@ public static class PagedDecodeKernelWriter
             w.Line($"const int lane = threadIdx.x & 31;");
             w.Line($"const long long row = (long long)blockIdx.x * {MergeWarps} + (threadIdx.x >> 5);");
             w.Line($"if (row >= rows) return;");
-            var (vector, fields) = perLane switch
-            {
-                2 => ("float2", new[] { "x", "y" }),
-                4 => ("float4", new[] { "x", "y", "z", "w" }),
-                _ => throw new System.InvalidOperationException($"The merge reads {perLane} channels a lane; it has vectors of 2 and 4."),
-            };
+            var vector = lane.Float;
             w.Line($"// The splits' LSE, one a lane, 32 splits a round trip (a split at a time, unrolled by 8, took two round trips for");
             w.Line($"// 16 splits), then the warp's maximum: the same maximum in any order.");
             w.Line($"float m = -KDSL_INF;");
@@ -147,7 +145,7 @@ public static class PagedDecodeKernelWriter
                         w.Line($"const float weight = s0 + j < splits ? kdsl_exp2((split_lse[j] - m) * 1.44269504f) : 0.f;  // 0 for a −∞ split");
                         w.Line($"// A select, not a branch: a split of weight 0 leaves acc as it was (its O may be NaN), and the others add one");
                         w.Line($"// FMA each, in split order: the old loop's rounding, bit for bit.");
-                        w.Line($"const float x[{perLane}] = {{{string.Join(", ", fields.Select(f => "v[j]." + f))}}};");
+                        w.Line($"const float x[{perLane}] = {{{string.Join(", ", lane.Fields.Select(f => "v[j]." + f))}}};");
                         w.Line($"sum += weight;");
                         w.Line($"#pragma unroll");
                         w.Line($"for (int i = 0; i < {perLane}; ++i) {{ const float added = fmaf(weight, x[i], acc[i]); acc[i] = weight == 0.f ? acc[i] : added; }}");
@@ -155,15 +153,8 @@ public static class PagedDecodeKernelWriter
                 });
             });
             w.Line($"const float inv = sum > 0.f ? 1.f / sum : 0.f;");
-            var pairs = string.Join(", ", Enumerable.Range(0, perLane / 2).Select(i => $"{pack}(acc[{2 * i}] * inv, acc[{2 * i + 1}] * inv)"));
-            if (perLane == 4)
-            {
-                w.Line($"*(uint2*)(o + row * {d} + lane * {perLane}) = make_uint2({pairs});  // output is 8-byte aligned, checked by the launcher");
-            }
-            else
-            {
-                w.Line($"*(u32*)(o + row * {d} + lane * {perLane}) = {pairs};");
-            }
+            var scaled = Enumerable.Range(0, perLane).Select(i => $"acc[{i}] * inv").ToArray();
+            w.Line($"*({lane.Halves}*)(o + row * {d} + lane * {perLane}) = {lane.PackHalves(scaled)};{(perLane == 4 ? "  // output is 8-byte aligned, checked by the launcher" : "")}");
             w.Line($"if (lse != 0 && lane == 0) lse[row] = sum > 0.f ? m + kdsl_log2(sum) * 0.693147181f : -KDSL_INF;");
         }
         w.Outdent();
@@ -178,6 +169,9 @@ public static class PagedDecodeKernelWriter
         private readonly int _stages = plan.Stages;
         private readonly ModifierSpec? _score = plan.Spec.Score;
         private readonly ModifierSpec? _mask = plan.Spec.Mask;
+        private readonly ChannelVector _lane = LaneVector(plan);
+        /// <summary>The block merge's four channels a thread.</summary>
+        private readonly ChannelVector _quad = new(4, plan.PackPairHelper);
         private static string Float(double x) => x.ToString("G9", CultureInfo.InvariantCulture) + "f";
 
         /// <summary>What S·qscale·kscale + q·mean is scaled by: σ·log₂e, or σ alone when a score modifier takes the natural-log score.</summary>
@@ -196,7 +190,7 @@ public static class PagedDecodeKernelWriter
             $"kdsl_mask_block({string.Join(", ", new[] { "b", "mask_h", "mask_q_lo", "mask_q_hi", first, $"kdsl_min({first} + {span}, length) - 1" }.Concat(ModifierWriter.RuntimeArgumentNames(mask)))})";
 
         /// <summary>
-        /// Q's rows, loaded: warp w takes rows w, w + warps, ...; lane l holds channels QChannelsPerLane·l onwards, read as
+        /// Q's rows, loaded: warp w takes rows w, w + warps, ...; lane l holds channels LaneChannels·l onwards, read as
         /// one vector into registers (converted only where they are quantized). They go out as soon as the batch's totals
         /// are known, before the page index is read and before the first page's copies: queued behind every block's first
         /// pages (64 KB a block), Q came back only once those had streamed in, 5–6 µs into a 9 µs block at B = 1, 4k (run 89's
@@ -206,34 +200,25 @@ public static class PagedDecodeKernelWriter
         {
             var d = _d;
             var rows = PagedDecodePlan.Rows / _warps;
-            var perLane = plan.QChannelsPerLane;
+            var perLane = plan.LaneChannels;
             w.Line($"// Q: warp w quantizes rows w + {_warps}·i, i < {rows}: one scale per row (absmax / 127), codes kdsl_quant. Lane l holds");
             w.Line($"// channels {perLane}·l to {perLane}·l + {perLane - 1}. The rows' loads go out now, ahead of every page copy of the block.");
-            w.Line($"{QVector} q_raw[{rows}];");
+            w.Line($"{_lane.Halves} q_raw[{rows}];");
             w.Line($"#pragma unroll");
             w.Block($"for (int i = 0; i < {rows}; ++i)", () =>
             {
                 w.Line($"const int p = tile * 16 + warp + {_warps} * i, pr = kdsl_min(p, packed - 1);  // a padding row reads row packed − 1 (in Q) and keeps 0");
-                w.Line($"q_raw[i] = *(const {QVector}*)(queries + ((long long)(q_first + pr / group) * heads_q + kv_head * group + pr % group) * {d} + {perLane} * lane);");
+                w.Line($"q_raw[i] = *(const {_lane.Halves}*)(queries + ((long long)(q_first + pr / group) * heads_q + kv_head * group + pr % group) * {d} + {perLane} * lane);");
             });
         }
-
-        /// <summary>A lane's Q channels as one vector: two halves in a u32 (D = 64), four in a uint2 (D = 128).</summary>
-        private string QVector => plan.QChannelsPerLane switch
-        {
-            2 => "u32",
-            4 => "uint2",
-            var perLane => throw new System.InvalidOperationException($"Q rows of {_d} channels: {perLane} a lane has no vector load."),
-        };
 
         /// <summary>Q's loaded rows quantized into shared memory: codes (swizzled), floats for q·mean, and each row's scale.</summary>
         private void WriteQueryQuantize()
         {
             var d = _d;
             var rows = PagedDecodePlan.Rows / _warps;
-            var perLane = plan.QChannelsPerLane;
-            var convert = plan.Spec.Input == Element.BF16 ? "kdsl_bf16_to_f32" : "kdsl_f16_to_f32";
-            var words = perLane == 2 ? new[] { "q_raw[i]" } : ["q_raw[i].x", "q_raw[i].y"];
+            var perLane = plan.LaneChannels;
+            var convert = PtxHelpers.ToFloat(plan.Spec.Input);
             w.Line($"#pragma unroll");
             w.Block($"for (int i = 0; i < {rows}; ++i)", () =>
             {
@@ -241,7 +226,7 @@ public static class PagedDecodeKernelWriter
                 w.Line($"float x[{perLane}];");
                 for (var j = 0; j < perLane; j++)
                 {
-                    w.Line($"x[{j}] = p < packed ? {convert}((u16)({words[j / 2]}{(j % 2 == 0 ? "" : " >> 16")})) : 0.f;");
+                    w.Line($"x[{j}] = p < packed ? {convert}((u16)({_lane.Pair("q_raw[i]", j / 2)}{(j % 2 == 0 ? "" : " >> 16")})) : 0.f;");
                 }
                 w.Line($"float amax = 0.f;");
                 w.Line($"#pragma unroll");
@@ -252,16 +237,9 @@ public static class PagedDecodeKernelWriter
                 w.Line($"#pragma unroll");
                 w.Line($"for (int j = 0; j < {perLane}; ++j) codes |= (u32)(u8)kdsl_quant(x[j], inv) << (8 * j);");
                 w.Line($"// {perLane} codes in one 16-byte chunk of the swizzled row, so adjacent after the swizzle: one store, as the floats.");
-                if (perLane == 4)
-                {
-                    w.Line($"*(u32*)&sq[{LayoutWriter.FunctionName(Operand.Q)}(r, 4 * lane)] = codes;");
-                    w.Line($"*(float4*)&qf[r * {d} + 4 * lane] = make_float4(x[0], x[1], x[2], x[3]);");
-                }
-                else
-                {
-                    w.Line($"*(u16*)&sq[{LayoutWriter.FunctionName(Operand.Q)}(r, 2 * lane)] = (u16)codes;");
-                    w.Line($"*(float2*)&qf[r * {d} + 2 * lane] = make_float2(x[0], x[1]);");
-                }
+                var (codeType, codes) = perLane == 4 ? ("u32", "codes") : ("u16", "(u16)codes");
+                w.Line($"*({codeType}*)&sq[{LayoutWriter.FunctionName(Operand.Q)}(r, {perLane} * lane)] = {codes};");
+                w.Line($"*({_lane.Float}*)&qf[r * {d} + {perLane} * lane] = {_lane.MakeFloat(Enumerable.Range(0, perLane).Select(j => $"x[{j}]"))};");
                 w.Line($"if (lane == 0) q_scale[r] = scale;");
             });
         }
@@ -728,7 +706,7 @@ public static class PagedDecodeKernelWriter
                 for (var h = 0; h < 2; h++)
                 {
                     var values = ChannelOrder().Select(x => $"o[ci * 2 + {x.Tile}][{2 * h + x.Odd}] * scale_of[{h}]");
-                    w.Line($"*(float4*)&merge_o[(warp * 16 + g + {8 * h}) * {stride} + ci * 16 + 4 * t] = make_float4({string.Join(", ", values)});");
+                    w.Line($"*(float4*)&merge_o[(warp * 16 + g + {8 * h}) * {stride} + ci * 16 + 4 * t] = {_quad.MakeFloat(values)};");
                 }
             });
             w.Block($"if (tid < 16)", () =>
@@ -765,9 +743,10 @@ public static class PagedDecodeKernelWriter
                 w.Line($"#pragma unroll");
                 w.Line($"for (int i = 0; i < {_warps}; ++i) {{ const float4 x = *(const float4*)&merge_o[(i * 16 + r) * {stride} + c]; sum.x += x.x; sum.y += x.y; sum.z += x.z; sum.w += x.w; }}");
                 w.Line($"const float inv = merge_inv[r];");
-                w.Line($"if (splits > 1) *(float4*)&partial_o[(split * rows + row) * {d} + c] = make_float4(sum.x * inv, sum.y * inv, sum.z * inv, sum.w * inv);");
+                var scaled = _quad.Fields.Select(f => $"sum.{f} * inv").ToArray();
+                w.Line($"if (splits > 1) *(float4*)&partial_o[(split * rows + row) * {d} + c] = {_quad.MakeFloat(scaled)};");
                 w.Line($"// A row that saw no key is 0, as the merge makes it, even where its stages held NaN (a non-finite V scale under Ignore).");
-                w.Line($"else *(uint2*)&output[row * {d} + c] = inv == 0.f ? make_uint2(0u, 0u) : make_uint2({plan.PackPairHelper}(sum.x * inv, sum.y * inv), {plan.PackPairHelper}(sum.z * inv, sum.w * inv));");
+                w.Line($"else *(uint2*)&output[row * {d} + c] = inv == 0.f ? make_uint2(0u, 0u) : {_quad.PackHalves(scaled)};");
             });
         }
 

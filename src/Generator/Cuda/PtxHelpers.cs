@@ -53,6 +53,12 @@ public static class PtxHelpers
         _ => [],
     };
 
+    /// <summary>The helper that widens a 16-bit <paramref name="input"/> element (f16 or bf16) to f32.</summary>
+    public static PtxHelper ToFloatHelper(Element input) => input == Element.BF16 ? PtxHelper.Bf16Convert : PtxHelper.F16Convert;
+
+    /// <summary>The name of <see cref="ToFloatHelper"/>'s function: <c>float name(u16)</c>.</summary>
+    public static string ToFloat(Element input) => input == Element.BF16 ? "kdsl_bf16_to_f32" : "kdsl_f16_to_f32";
+
     /// <param name="biasedStart">Also write, for each int32-accumulator MMA, a form that starts from a given accumulator value.</param>
     public static void Write(CodeWriter w, IEnumerable<PtxHelper> helpers, IEnumerable<MmaAtom> mmas, bool biasedStart = false)
     {

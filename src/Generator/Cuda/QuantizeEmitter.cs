@@ -25,7 +25,7 @@ public static class QuantizeEmitter
             $"{spec.Threads} threads per block; kernels in launch order: {string.Join(", ", Symbols(plan))}.",
             $"The quantize kernel adds the number of NaN/Inf elements it read to *nonfinite (unless null); the {QuantizePlan.CountNonFinite.Suffix} kernel only counts them.");
 
-        var helpers = new List<PtxHelper> { PtxHelper.IntMath, PtxHelper.Global16, spec.Input == Element.BF16 ? PtxHelper.Bf16Convert : PtxHelper.F16Convert };
+        var helpers = new List<PtxHelper> { PtxHelper.IntMath, PtxHelper.Global16, PtxHelpers.ToFloatHelper(spec.Input) };
         if (!plan.PerChannel)
         {
             helpers.Add(PtxHelper.WarpReduce);

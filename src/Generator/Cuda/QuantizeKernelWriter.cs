@@ -23,7 +23,7 @@ public sealed class QuantizeKernelWriter(QuantizePlan plan)
     /// <summary>The exponent field: all ones is Inf or NaN.</summary>
     private string ExponentMask => _spec.Input == Element.BF16 ? "0x7f80u" : "0x7c00u";
 
-    private string Convert => _spec.Input == Element.BF16 ? "kdsl_bf16_to_f32" : "kdsl_f16_to_f32";
+    private string Convert => PtxHelpers.ToFloat(_spec.Input);
 
     private bool E4m3 => _spec.Output == Element.E4M3;
 

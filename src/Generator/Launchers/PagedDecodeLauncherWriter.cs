@@ -166,7 +166,7 @@ public static class PagedDecodeLauncherWriter
             }
             // cp.async moves 16-byte chunks of codes, means and scales; a lane reads its Q channels as one vector; the block's merge
             // stores four channels at a time: a float4 of a split's O, or four elements of O.
-            foreach (var (name, bytes) in new[] { ("kCodes", 16), ("vCodes", 16), ("kMean", 16), ("vScale", 16), ("queries", 2 * plan.QChannelsPerLane), ("output", 8), ("partialO", 16) })
+            foreach (var (name, bytes) in new[] { ("kCodes", 16), ("vCodes", 16), ("kMean", 16), ("vScale", 16), ("queries", 2 * plan.LaneChannels), ("output", 8), ("partialO", 16) })
             {
                 w.Line($"{Guard}.Aligned({name}, {bytes}, nameof({name}));");
             }

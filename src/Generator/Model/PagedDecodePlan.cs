@@ -71,8 +71,11 @@ public sealed record PagedDecodePlan(PagedDecodeSpec Spec)
     public int KScaleOffset => VScaleOffset + 4 * HeadDim;
     public int StageBytes => RoundUp(KScaleOffset + 16, StageAlignment);
 
-    /// <summary>Q channels a lane reads of a row, as one vector load (Q's alignment, checked by the launcher, is twice this).</summary>
-    public int QChannelsPerLane => HeadDim / 32;
+    /// <summary>
+    /// A lane's channels of a row where a warp spans the row: Q's loads and the split merge's, each one vector access (Q's
+    /// alignment, checked by the launcher, is twice this).
+    /// </summary>
+    public int LaneChannels => HeadDim / 32;
 
     /// <summary>Block-wide: Q codes [16][D] (swizzled), Q as float [16][D] (for q·mean), the rows' Q scales.</summary>
     public int QCodesBytes => Rows * HeadDim;
