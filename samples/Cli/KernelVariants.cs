@@ -87,9 +87,13 @@ internal static class KernelVariants
     /// <summary>The type a kernel is declared in (its family, for a family's kernels), in full.</summary>
     public static string FamilyOf(AttentionKernelInfo kernel) => kernel.Name[..kernel.Name.LastIndexOf('.')];
 
-    /// <summary>The types that declare kernels with modifiers, in catalog order.</summary>
+    /// <summary>
+    /// The types that declare kernels with modifiers, in catalog order; not a kernel that holds its own causal twin
+    /// (AlsoCausal), which is a kernel, not a family.
+    /// </summary>
     private static List<string> Families(IReadOnlyList<AttentionKernelInfo> kernels) =>
-        kernels.Where(k => k.MaskModifier is not null || k.ScoreModifier is not null).Select(FamilyOf).Distinct().ToList();
+        kernels.Where(k => k.MaskModifier is not null || k.ScoreModifier is not null).Select(FamilyOf).Distinct()
+            .Where(family => kernels.All(k => k.Name != family)).ToList();
 
     /// <summary>A library refusal's message without .NET's " (Parameter 'x')" suffix, for a usage error that names the option instead.</summary>
     public static string WithoutParameter(ArgumentException e) => e.Message.Split(" (Parameter")[0];

@@ -347,7 +347,8 @@ public class GpuRuntimeTests
 
     /// <summary>
     /// A stream disposed while a mapping is live waits for the kernels that may read it before freeing its slots: the gated
-    /// kernel's copy lands whole. The mapping, disposed afterwards, has nothing left to release.
+    /// kernel's copy lands whole, and the stream says it waited (cuMemFreeHost may itself wait for the device, so the copy
+    /// alone could land without the stream's wait). The mapping, disposed afterwards, has nothing left to release.
     /// </summary>
     [Fact]
     public void A_stream_disposed_under_a_live_mapping_waits_for_its_readers()
@@ -384,6 +385,7 @@ public class GpuRuntimeTests
             Assert.False(stream.IsIdle(), "the gated kernel ended before the stream was disposed: the test would prove nothing");
             opening.Start();
             stream.Dispose();
+            Assert.True(stream.WaitedForMappedReaders, "the stream freed a mapped slot without waiting for the kernels that read it");
             mapped.Dispose();
         }
         finally

@@ -232,7 +232,10 @@ internal static class BenchCommand
         return Median(stream, () => attention.Forward(stream, q, kv, o, options));
     }
 
-    /// <param name="module">The kernel's module name, a stable key across builds ("autotuned" for the autotuner's rows).</param>
+    /// <param name="module">
+    /// The kernel's module name, the key across builds ("autotuned" for the autotuner's rows); causal kernels were renamed
+    /// at 10a1f38 (Int8AttentionD128CausalX became Int8AttentionD128X.Causal), which scripts/gpu-compare maps.
+    /// </param>
     private static void AddRow(List<string> rows, Table table, string name, string module, int headDim, int seq, bool causal, int batch, int heads, double ops,
         double kernel, double endToEnd, double? kvOnce)
     {

@@ -106,7 +106,8 @@ public static class DeclarationReader
         var family = attributes.First(a => NameOf(a) == AttentionAttribute);
         var where = LocationInfo.From(family.ApplicationSyntaxReference?.GetSyntax(cancellationToken));
         string? why = spec.Causal ? "the declaration is causal already (Causal = true, here or along its Like chain)"
-            : symbol.GetTypeMembers(CausalTwin).Any() ? $"'{symbol.Name}' already has a nested type '{CausalTwin}', the name of its causal kernel; rename that type"
+            : symbol.Name == CausalTwin ? $"the causal kernel is a type '{CausalTwin}' nested in it, and a nested type cannot have its enclosing type's name; rename the declaration"
+            : !symbol.GetMembers(CausalTwin).IsEmpty ? $"'{symbol.Name}' already has a member named '{CausalTwin}', the name of its causal kernel; rename that member"
             : null;
         if (why is not null)
         {
@@ -133,6 +134,9 @@ public static class DeclarationReader
             // declaration reports the modifiers' diagnostics.
             twin = ReadDeclaration(symbol, attributes, AttentionAttribute, type, where, symbol, context.SemanticModel.Compilation, cancellationToken,
                 [new KeyValuePair<string, TypedConstant>("Causal", alsoCausal)], reportModifiers: false);
+            // What the twin shares with the declaration (a layout's bank-conflict warning) is reported once, by the declaration.
+            var reported = own.Diagnostics.Select(d => (d.Rule.Id, d.Arguments)).ToImmutableHashSet();
+            twin = twin with { Diagnostics = twin.Diagnostics.Where(d => !reported.Contains((d.Rule.Id, d.Arguments))).ToEquatableArray() };
         }
         return new[] { own, twin }.ToEquatableArray();
     }
@@ -585,6 +589,13 @@ public static class DeclarationReader
             }
             var otherAttributes = other.GetAttributes();
             var otherFamily = otherAttributes.FirstOrDefault(a => NameOf(a) == familyAttribute);
+            if (otherFamily is null && other.TypeKind == TypeKind.Error && other.Name == CausalTwin && other.ContainingType is { } declaration)
+            {
+                // The generator's own compilation does not hold the types it declares: a twin is named by its declaration.
+                error = Failed(Rules.InvalidLike, where, $"{declaration.Name}.{CausalTwin}",
+                    $"it is the causal kernel that {declaration.Name}'s AlsoCausal declares, not a declaration; write Like = typeof({declaration.Name}), Causal = true");
+                return null;
+            }
             if (otherFamily is null)
             {
                 error = Failed(Rules.InvalidLike, where, other.Name, $"it declares no [{Short(familyAttribute)}]");

@@ -1,5 +1,6 @@
 using System.Diagnostics.CodeAnalysis;
 using System.Globalization;
+using System.Runtime.InteropServices;
 using System.Text;
 using KernelDsl.Launching;
 using KernelDsl.Native;
@@ -31,6 +32,7 @@ public sealed unsafe class CudaDevice : IDisposable
         MaxPitchBytes = Attribute(CuDeviceAttribute.MaxPitch);
         CanMapHostMemory = Attribute(CuDeviceAttribute.CanMapHostMemory) != 0;
         DriverVersion = CudaDriver.EnsureInitialized();
+        DependentLaunches = DependentLaunchesOn(ComputeCapability, NativeLibrary.TryGetExport(NativeLibraries.CudaDriver.Handle, "cuLaunchKernelEx", out _));
         CudaException.Check(CudaApi.cuDeviceTotalMem_v2(out var total, handle), $"Reading the memory size of device {ordinal}");
         TotalMemoryBytes = (long)total;
         _modules = new Lazy<ModuleCache>(() => new ModuleCache(NvrtcCompiler.Load(), ModuleCache.DefaultDirectory()));
@@ -74,10 +76,13 @@ public sealed unsafe class CudaDevice : IDisposable
     public int DriverVersion { get; }
 
     /// <summary>Whether <see cref="CudaStream.LaunchDependent"/> makes programmatic dependent launches here.</summary>
-    internal bool DependentLaunches => DependentLaunchesOn(ComputeCapability, DriverVersion);
+    internal bool DependentLaunches { get; }
 
-    /// <summary>Programmatic dependent launches need sm_90 and <c>cuLaunchKernelEx</c>, which drivers have from CUDA 12.0.</summary>
-    internal static bool DependentLaunchesOn(int computeCapability, int driverVersion) => computeCapability >= 90 && driverVersion >= 12000;
+    /// <summary>
+    /// Programmatic dependent launches need sm_90 and a driver that exports <c>cuLaunchKernelEx</c>: asked of the library
+    /// itself, since the binding would otherwise fail only at the first launch (EntryPointNotFoundException).
+    /// </summary>
+    internal static bool DependentLaunchesOn(int computeCapability, bool driverHasLaunchKernelEx) => computeCapability >= 90 && driverHasLaunchKernelEx;
 
     /// <summary>Total device memory in bytes.</summary>
     public long TotalMemoryBytes { get; }

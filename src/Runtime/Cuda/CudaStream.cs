@@ -50,7 +50,7 @@ public sealed unsafe class CudaStream : IDisposable
     /// may be scheduled once every block of that kernel has started (or signalled <c>griddepcontrol.launch_dependents</c>),
     /// so its launch overlaps that kernel's tail. The entry point must execute <c>griddepcontrol.wait</c> before it reads
     /// anything the previous kernel writes; that wait returns once the previous kernel has ended and its writes are visible.
-    /// On older devices, or with a driver older than CUDA 12.0, it is an ordinary launch.
+    /// On older devices, or with a driver that has no <c>cuLaunchKernelEx</c>, it is an ordinary launch.
     /// </summary>
     public void LaunchDependent(KernelModuleDefinition module, string entryPoint, Dim3 grid, KernelArguments arguments) =>
         LaunchKernel(module, entryPoint, grid, arguments, programmatic: Device.DependentLaunches);
@@ -146,16 +146,19 @@ public sealed unsafe class CudaStream : IDisposable
         }
     }
 
-    /// <summary>Ends a <see cref="TryMapForKernels"/> copy's hold on its slot after the work queued so far; nothing once the stream is disposed.</summary>
+    /// <summary>Ends a <see cref="TryMapForKernels"/> copy's hold on its slot after the work queued so far; nothing once the stream or device is disposed. Never throws.</summary>
     internal void Release(int slot)
     {
-        if (IsDisposed)
+        if (IsDisposed || Device.IsDisposed)
         {
             return;
         }
         Device.MakeCurrent();
         Staging.Release(slot, _handle);
     }
+
+    /// <summary>Whether disposing the stream found a mapped copy still held and waited for its kernels first (for tests).</summary>
+    internal bool WaitedForMappedReaders => _staging?.WaitedForMappedReaders ?? false;
 
     /// <summary>Copies the start of <paramref name="source"/> into <paramref name="destination"/> after the work queued before it.</summary>
     /// <remarks>Into ordinary (pageable) memory the driver returns only when the copy is done, so the span is filled on return.</remarks>

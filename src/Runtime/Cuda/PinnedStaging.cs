@@ -31,6 +31,9 @@ internal sealed unsafe class PinnedStaging
     private int _next;
     private bool _disposed;
 
+    /// <summary>Whether <see cref="Dispose"/> found a slot still mapped and waited for the stream before freeing it (for tests).</summary>
+    public bool WaitedForMappedReaders { get; private set; }
+
     public PinnedStaging(CudaDevice device) => _device = device;
 
     /// <summary>
@@ -77,18 +80,21 @@ internal sealed unsafe class PinnedStaging
 
     /// <summary>
     /// Ends <see cref="TryMap"/>'s reservation: the slot is free once the work queued on <paramref name="stream"/> so far
-    /// has run. Nothing once the slots are freed (the stream was disposed first, after waiting for its work).
+    /// has run. Nothing once the slots are freed (the stream was disposed first, after waiting for its work). Never
+    /// throws: it runs where a mapping is disposed, often while a launch's own error unwinds. If the point after the
+    /// kernels cannot be recorded (a failed context), the slot stays reserved: a slot fewer, and kernels that may still
+    /// read it undisturbed.
     /// </summary>
     public void Release(int slot, nint stream)
     {
         lock (_gate)
         {
-            if (_disposed)
+            if (_disposed || CudaApi.cuEventRecord(_copied[slot], stream) != CuResult.Success)
             {
                 return;
             }
+            _pending[slot] = true;
             _reserved[slot] = false;
-            Record(slot, stream, "Recording the end of a mapped slot's kernels");
         }
     }
 
@@ -98,7 +104,10 @@ internal sealed unsafe class PinnedStaging
     /// </summary>
     private int Take(void* source, nuint bytes)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_disposed)
+        {
+            throw new ObjectDisposedException(nameof(CudaStream), "The stream was disposed while it was being used.");
+        }
         var slot = _next;
         for (var tried = 0; _reserved[slot]; tried++)
         {
@@ -163,6 +172,7 @@ internal sealed unsafe class PinnedStaging
             if (Array.IndexOf(_reserved, true) >= 0)
             {
                 _ = CudaApi.cuStreamSynchronize(stream);
+                WaitedForMappedReaders = true;
             }
             for (var slot = 0; slot < Slots; slot++)
             {

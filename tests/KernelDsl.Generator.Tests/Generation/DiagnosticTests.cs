@@ -734,6 +734,17 @@ public class DiagnosticTests
     }
 
     [Fact]
+    public void KDSL0009_Like_naming_a_causal_twin_says_to_name_its_declaration()
+    {
+        // The generator's compilation does not hold the twin it declares, so the twin cannot lend its attributes.
+        var source = AttentionDeclaration.Replace("BLOCKS", "1").Replace("MinBlocksPerSm = 1)]", "MinBlocksPerSm = 1, AlsoCausal = true)]")
+            + "\n[FlashAttentionForward(Like = typeof(Attention.Causal), Stages = 1)] public static partial class FromTwin;";
+        var d = Single(source, "KDSL0009");
+        Assert.Contains("Like = typeof(Attention.Causal) cannot be used: it is the causal kernel that Attention's AlsoCausal declares", d.GetMessage());
+        Assert.Contains("write Like = typeof(Attention), Causal = true", d.GetMessage());
+    }
+
+    [Fact]
     public void An_AlsoCausal_declaration_with_an_error_reports_it_once_and_both_kernels_stay_nameable()
     {
         var source = AttentionDeclaration.Replace("BLOCKS", "1").Replace("MinBlocksPerSm = 1)]", "MinBlocksPerSm = 1, AlsoCausal = true)]")
@@ -745,9 +756,31 @@ public class DiagnosticTests
         Assert.Empty(run.CompilationErrors);
     }
 
+    [Fact]
+    public void An_AlsoCausal_declarations_warning_is_reported_once_and_both_kernels_are_emitted()
+    {
+        // An unswizzled K layout: ldmatrix bank conflicts, a warning the twin shares.
+        var source = AttentionDeclaration.Replace("BLOCKS", "1").Replace("MinBlocksPerSm = 1)]", "MinBlocksPerSm = 1, AlsoCausal = true)]")
+            .Replace("[SmemLayout(Operand.K, Element.S8, 3, 4, 3)]", "[SmemLayout(Operand.K, Element.S8, 0, 4, 3)]");
+        var run = GeneratorHarness.RunGenerator(source);
+        Assert.Equal("KDSL0103", Assert.Single(run.GeneratorDiagnostics).Id);
+        Assert.Empty(run.CompilationErrors);
+        Assert.Contains(run.Sources, x => x.HintName == "Users.Attention.Causal.cu.g.cs");
+    }
+
+    [Fact]
+    public void KDSL0012_AlsoCausal_on_a_declaration_named_Causal()
+    {
+        var source = AttentionDeclaration.Replace("BLOCKS", "1").Replace("MinBlocksPerSm = 1)]", "MinBlocksPerSm = 1, AlsoCausal = true)]")
+            .Replace("public static partial class Attention;", "public static partial class Causal;");
+        var d = Single(source, "KDSL0012");
+        Assert.Contains("a nested type cannot have its enclosing type's name", d.GetMessage());
+    }
+
     [Theory]
     [InlineData("Causal = true, AlsoCausal = true", "", "the declaration is causal already")]
-    [InlineData("AlsoCausal = true", "{ public static class Causal { } }", "already has a nested type 'Causal'")]
+    [InlineData("AlsoCausal = true", "{ public static class Causal { } }", "already has a member named 'Causal'")]
+    [InlineData("AlsoCausal = true", "{ public const int Causal = 1; }", "already has a member named 'Causal'")]
     public void KDSL0012_AlsoCausal_on_a_causal_declaration_or_one_with_a_nested_Causal(string arguments, string body, string why)
     {
         var source = AttentionDeclaration.Replace("BLOCKS", "1").Replace("MinBlocksPerSm = 1)]", $"MinBlocksPerSm = 1, {arguments})]")

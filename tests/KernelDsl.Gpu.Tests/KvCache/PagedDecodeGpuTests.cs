@@ -422,9 +422,13 @@ public class PagedDecodeGpuTests(ITestOutputHelper output)
                 continue;  // every table was uploaded
             }
             // Every slot held: the small table has nowhere to be mapped, so it is uploaded.
-            var held = Enumerable.Range(0, 4).Select(_ => stream.TryMapForKernels<int>(totals)).ToArray();
+            var held = new List<MappedHostCopy?>();
             try
             {
+                for (var i = 0; i < 4; i++)
+                {
+                    held.Add(stream.TryMapForKernels<int>(totals));
+                }
                 Assert.All(held, Assert.NotNull);
                 Assert.Null(stream.TryMapForKernels<int>(totals));
                 var fallback = Run(table, width);
