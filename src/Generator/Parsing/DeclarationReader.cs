@@ -105,13 +105,14 @@ public static class DeclarationReader
         }
         var family = attributes.First(a => NameOf(a) == AttentionAttribute);
         var where = LocationInfo.From(family.ApplicationSyntaxReference?.GetSyntax(cancellationToken));
-        string? why = spec.Causal ? "the declaration is causal already (Causal = true, here or along its Like chain)"
-            : symbol.Name == CausalTwin ? $"the causal kernel is a type '{CausalTwin}' nested in it, and a nested type cannot have its enclosing type's name; rename the declaration"
+        DiagnosticInfo Refused(string why) => new(Rules.InvalidAlsoCausal, where, new[] { symbol.Name, why }.ToEquatableArray());
+        // A name that is taken: no twin can be declared at all, so its uses are the compiler's errors.
+        string? taken = symbol.Name == CausalTwin ? $"the causal kernel is a type '{CausalTwin}' nested in it, and a nested type cannot have its enclosing type's name; rename the declaration"
             : !symbol.GetMembers(CausalTwin).IsEmpty ? $"'{symbol.Name}' already has a member named '{CausalTwin}', the name of its causal kernel; rename that member"
             : null;
-        if (why is not null)
+        if (taken is not null)
         {
-            return new[] { own with { Diagnostics = own.Diagnostics.Concat([new DiagnosticInfo(Rules.InvalidAlsoCausal, where, new[] { symbol.Name, why }.ToEquatableArray())]).ToEquatableArray() } }.ToEquatableArray();
+            return new[] { own with { Diagnostics = own.Diagnostics.Concat([Refused(taken)]).ToEquatableArray() } }.ToEquatableArray();
         }
         var outer = spec.Type;
         var type = outer with
@@ -123,7 +124,13 @@ public static class DeclarationReader
             ContainingTypes = outer.ContainingTypes.Concat([(outer.IsStatic ? "static " : "") + "partial " + outer.Keyword + " " + outer.Name]).ToEquatableArray(),
         };
         DeclarationResult twin;
-        if (own.FirstError is not null)
+        if (spec.Causal)
+        {
+            // Refused, with its placeholder members, so a use of the twin binds and the one error is KDSL0012.
+            own = own with { Diagnostics = own.Diagnostics.Concat([Refused("the declaration is causal already (Causal = true, here or along its Like chain)")]).ToEquatableArray() };
+            twin = new DeclarationResult(spec with { Type = type }, EquatableArray<DiagnosticInfo>.Empty) { ReportedElsewhere = own.Diagnostics.Concat(own.ReportedElsewhere).ToEquatableArray() };
+        }
+        else if (own.FirstError is not null)
         {
             // Not emitted either: the declaration's errors are reported once, at the declaration.
             twin = new DeclarationResult(spec with { Type = type, Causal = true }, EquatableArray<DiagnosticInfo>.Empty) { ReportedElsewhere = own.Diagnostics.Concat(own.ReportedElsewhere).ToEquatableArray() };
@@ -197,13 +204,15 @@ public static class DeclarationReader
             };
             // The family's modifiers are the same for every form: their diagnostics are reported with the first form only.
             var formAttributes = form.GetAttributes();
+            var read = ReadDeclaration(form, formAttributes, AttentionAttribute, type, where, symbol, context.SemanticModel.Compilation, cancellationToken, attribute.NamedArguments,
+                reportModifiers: results.Count == 0);
             if (AlsoCausal(formAttributes) is not null)
             {
-                results.Add(Failed(Rules.InvalidAlsoCausal, where, form.Name, $"it is a form of the [AttentionForms] type '{forms.Name}', whose families each say Causal; declare a causal family beside '{symbol.Name}' instead"));
-                continue;
+                // Refused, but still declared (placeholder members), so the family's uses of this form bind.
+                read = read with { Diagnostics = read.Diagnostics.Concat([new DiagnosticInfo(Rules.InvalidAlsoCausal, where, new[] { form.Name,
+                    $"it is a form of the [AttentionForms] type '{forms.Name}', whose families each say Causal; declare a causal family beside '{symbol.Name}' instead" }.ToEquatableArray())]).ToEquatableArray() };
             }
-            results.Add(ReadDeclaration(form, formAttributes, AttentionAttribute, type, where, symbol, context.SemanticModel.Compilation, cancellationToken, attribute.NamedArguments,
-                reportModifiers: results.Count == 0));
+            results.Add(read);
         }
         return results.ToEquatableArray();
     }

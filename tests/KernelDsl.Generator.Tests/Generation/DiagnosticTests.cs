@@ -781,13 +781,19 @@ public class DiagnosticTests
     [InlineData("Causal = true, AlsoCausal = true", "", "the declaration is causal already")]
     [InlineData("AlsoCausal = true", "{ public static class Causal { } }", "already has a member named 'Causal'")]
     [InlineData("AlsoCausal = true", "{ public const int Causal = 1; }", "already has a member named 'Causal'")]
-    public void KDSL0012_AlsoCausal_on_a_causal_declaration_or_one_with_a_nested_Causal(string arguments, string body, string why)
+    public void KDSL0012_AlsoCausal_on_a_causal_declaration_or_one_with_a_member_named_Causal(string arguments, string body, string why)
     {
         var source = AttentionDeclaration.Replace("BLOCKS", "1").Replace("MinBlocksPerSm = 1)]", $"MinBlocksPerSm = 1, {arguments})]")
             .Replace("public static partial class Attention;", body.Length == 0 ? "public static partial class Attention;" : "public static partial class Attention " + body);
         var d = Single(source, "KDSL0012");
         Assert.Contains("'Attention' cannot declare AlsoCausal = true", d.GetMessage());
         Assert.Contains(why, d.GetMessage());
+        if (body.Length == 0)
+        {
+            // The refused twin keeps its placeholder members: a use of it binds, and KDSL0012 is the one error.
+            var run = GeneratorHarness.RunGenerator(source + "\npublic static class Caller { public static string Name => Attention.Causal.KernelName; }");
+            Assert.Empty(run.CompilationErrors);
+        }
     }
 
     [Fact]
@@ -809,6 +815,9 @@ public class DiagnosticTests
             """;
         var d = Single(source, "KDSL0012");
         Assert.Contains("'Plain' cannot declare AlsoCausal = true: it is a form of the [AttentionForms] type 'Forms'", d.GetMessage());
+        // The refused form is still declared in the family, with placeholder members, so its uses bind.
+        var run = GeneratorHarness.RunGenerator(source + "\npublic static class Caller { public static string Name => Window.Plain.KernelName; }");
+        Assert.Empty(run.CompilationErrors);
     }
 
     [Theory]
