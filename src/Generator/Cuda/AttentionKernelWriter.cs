@@ -90,7 +90,7 @@ public sealed class AttentionKernelWriter(AttentionPlan plan, Composition v)
         _w.Line($"u8* const sv = kdsl_shared + {plan.QStageBytes + s.Stages * plan.KStageBytes};  // V: {s.Stages} × {plan.VStageBytes} bytes");
         _w.Line($"const int tid = threadIdx.x, {N.Lane} = tid & 31, {N.Warp} = tid >> 5, {N.Group} = {N.Lane} >> 2, {N.ThreadInGroup} = {N.Lane} & 3;");
         QueryBlockWriter.Write(_w, plan);
-        _w.Line($"const int {N.QTiles} = (seq_q + {plan.QScaleRows - 1}) / {plan.QScaleRows}, {N.KTiles} = (seq_k + {s.BlockN - 1}) / {s.BlockN};  // Q scales per {plan.QScaleRows} rows, K scales per {s.BlockN} keys");
+        QueryBlockWriter.WriteScaleTiles(_w, plan);
         KeyBlockRangeWriter.Write(_w, plan);
         _w.Line($"const u8* const q_src = (const u8*)(Q + ({N.BatchHead} * seq_q + {N.FirstRow}) * {d});");
         _w.Line($"const u8* const k_src = (const u8*)(K + {N.BatchKvHead} * seq_k * {d});");

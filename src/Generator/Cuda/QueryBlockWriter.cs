@@ -34,6 +34,22 @@ public static class QueryBlockWriter
     }
 
     /// <summary>
+    /// How many Q and K scales a (batch, head) has, for both forms: the scale arrays' per-head strides and the bound past
+    /// which a K scale group is masked. A kernel that quantizes Q has no Q scale array.
+    /// </summary>
+    public static void WriteScaleTiles(CodeWriter w, AttentionPlan plan)
+    {
+        if (plan.QuantizesQ)
+        {
+            w.Line($"const int {N.KTiles} = (seq_k + {plan.KScaleKeys - 1}) / {plan.KScaleKeys};  // K scales per {plan.KScaleKeys} keys");
+        }
+        else
+        {
+            w.Line($"const int {N.QTiles} = (seq_q + {plan.QScaleRows - 1}) / {plan.QScaleRows}, {N.KTiles} = (seq_k + {plan.KScaleKeys - 1}) / {plan.KScaleKeys};  // Q scales per {plan.QScaleRows} rows, K scales per {plan.KScaleKeys} keys");
+        }
+    }
+
+    /// <summary>
     /// A persistent grid's loop over this block's tiles, <paramref name="tilesDone"/> counting them: round r takes tile
     /// r · gridDim.x + blockIdx.x, or its mirror in odd rounds, so no block takes the longest tile of every round.
     /// </summary>

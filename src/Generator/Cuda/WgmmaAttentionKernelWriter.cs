@@ -91,14 +91,7 @@ public sealed class WgmmaAttentionKernelWriter(AttentionPlan plan)
         {
             QueryBlockWriter.Write(_w, plan);
         }
-        if (plan.QuantizesQ)
-        {
-            _w.Line($"const int {N.KTiles} = (seq_k + {plan.KScaleKeys - 1}) / {plan.KScaleKeys};  // K scales per {plan.KScaleKeys} keys");
-        }
-        else
-        {
-            _w.Line($"const int {N.QTiles} = (seq_q + {plan.QScaleRows - 1}) / {plan.QScaleRows}, {N.KTiles} = (seq_k + {plan.KScaleKeys - 1}) / {plan.KScaleKeys};  // Q scales per {plan.QScaleRows} rows, K scales per {plan.KScaleKeys} keys");
-        }
+        QueryBlockWriter.WriteScaleTiles(_w, plan);
         _w.Block($"if (tid == 0)", () =>
         {
             if (TwoQBuffers)

@@ -59,4 +59,23 @@ public class AttentionTileTests
         var compiler = NvrtcAvailability.GetOrSkip(Assert.Skip);
         Assert.NotEmpty(compiler.Compile(new NvrtcRequest(cuda, "AttentionBlockN256", "sm_80", ImmutableArray<string>.Empty)).Cubin);
     }
+
+    /// <summary>
+    /// K scales finer than the key block on the mma.sync form: the kernel strides a head's scales by ⌈seq_k / KScaleKeys⌉,
+    /// the count its launcher checks kScale against (it once strided them by BlockN), and reads a block's groups apart.
+    /// </summary>
+    [Fact]
+    public void K_scales_finer_than_the_block_are_strided_as_the_launcher_counts_them()
+    {
+        var spec = Spec(64) with { KScaleKeys = 32 };
+        Assert.Equal(2, new AttentionPlan(spec).KScalesPerBlock);
+        var cuda = Cuda(spec);
+        Assert.Contains("k_tiles = (seq_k + 31) / 32;  // Q scales per 128 rows, K scales per 32 keys", cuda);
+        Assert.Contains("for (int ks = 0; ks < 2; ++ks)", cuda);
+        var launcher = KernelGenerator.Emit(spec).Single(f => !f.HintName.EndsWith(".cu.g.cs", StringComparison.Ordinal)).Text;
+        Assert.Contains("((seqK + KScaleKeys - 1) / KScaleKeys)", launcher);
+        Assert.Contains("public const int KScaleKeys = 32;", launcher);
+        var compiler = NvrtcAvailability.GetOrSkip(Assert.Skip);
+        Assert.NotEmpty(compiler.Compile(new NvrtcRequest(cuda, "AttentionKScales32", "sm_80", ImmutableArray<string>.Empty)).Cubin);
+    }
 }
