@@ -13,6 +13,17 @@ public static class AttentionLauncherWriter
 {
     private const string Guard = ModuleWriter.Launching + ".LaunchGuard";
 
+    /// <summary>
+    /// The members this writer generates and the locals of Launch and LaunchWith: names a modifier parameter would clash
+    /// with or shadow (KDSL0650). LauncherNameTests holds the list to what the writer writes.
+    /// </summary>
+    public static readonly string[] ReservedNames =
+    [
+        "arguments", "qMap", "kMap", "vMap", "tiles", "Module", "KernelName", "CudaSource", "ThreadsPerBlock", "SharedMemoryBytes", "MinimumSm",
+        "HeadDim", "BlockM", "QScaleRows", "BlockN", "KScaleKeys", "PScale", "IsCausal", "F16PV", "QuantizesQ", "Tile", "TileName", "PretransposedV",
+        "MaxSequence", "Info", "Launch", "LaunchWith",
+    ];
+
     public static string Write(AttentionPlan plan)
     {
         var spec = plan.Spec;

@@ -191,7 +191,7 @@ public sealed record PagedDecodePlan(PagedDecodeSpec Spec)
     public static IEnumerable<string> LauncherNames(PagedDecodeSpec spec) =>
         new PagedDecodePlan(spec with { Score = null, Mask = null }).Signature.Host.Select(h => h.Name).Concat(
         [
-            "work", "batch", "queryTokens", "mostQueries", RowsLocal, LongestLocal, WorkAddressLocal, MappedWorkLocal, "arguments", "merge",
+            "work", "batch", "length", "queryTokens", "mostQueries", RowsLocal, LongestLocal, WorkAddressLocal, MappedWorkLocal, "arguments", "merge",
             "Module", "KernelName", "MergeKernelName", "CudaSource", "ThreadsPerBlock", "SharedMemoryBytes", "MinimumSm", "HeadDim", "PageSize",
             "TileRows", "Warps", "StageKeys", "WorkspaceLength", "PartialOLength", "PartialLseLength", "RowTiles", "SplitsFor", "ResidentBlocks", "Launch", "With",
         ]);

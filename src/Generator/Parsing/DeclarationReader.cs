@@ -433,15 +433,7 @@ public static class DeclarationReader
     /// <summary>The names a modifier parameter would shadow or clash with in the family's generated launcher (KDSL0650).</summary>
     internal static IEnumerable<string> LauncherNames(KernelSpec spec) => spec is PagedDecodeSpec decode
         ? PagedDecodePlan.LauncherNames(decode)
-        : AttentionSignature.Names.All.Concat(AttentionLauncherNames);
-
-    /// <summary>The generated attention launcher's members and locals, which a modifier parameter would shadow or clash with.</summary>
-    private static readonly string[] AttentionLauncherNames =
-    [
-        "arguments", "qMap", "kMap", "vMap", "Module", "KernelName", "CudaSource", "ThreadsPerBlock", "SharedMemoryBytes", "MinimumSm",
-        "HeadDim", "BlockM", "QScaleRows", "BlockN", "KScaleKeys", "PScale", "IsCausal", "F16PV", "QuantizesQ", "Tile", "PretransposedV", "Info",
-        "Launch", "LaunchWith",
-    ];
+        : AttentionSignature.Names.All.Concat(Launchers.AttentionLauncherWriter.ReservedNames);
 
     private static string? NameOf(AttributeData attribute) => attribute.AttributeClass?.ToDisplayString();
 

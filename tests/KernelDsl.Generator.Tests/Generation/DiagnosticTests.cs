@@ -824,6 +824,8 @@ public class DiagnosticTests
     [InlineData("int seqQ", "the kernel's generated launcher already has a parameter, local or member of that name")]
     [InlineData("int BlockM", "the kernel's generated launcher already has a parameter, local or member of that name")]
     [InlineData("int arguments", "the kernel's generated launcher already has a parameter, local or member of that name")]
+    [InlineData("int MaxSequence", "the kernel's generated launcher already has a parameter, local or member of that name")]  // once silently shadowed the limit
+    [InlineData("int tiles", "the kernel's generated launcher already has a parameter, local or member of that name")]
     [InlineData("float @base", "it is a C# keyword")]
     [InlineData("float window", "the other modifier has a parameter of the same name with another type")]
     public void KDSL0650_modifier_parameter_names(string scoreParameter, string why)
