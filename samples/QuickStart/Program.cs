@@ -95,12 +95,8 @@ else
     AnsiConsole.MarkupLine($"Running the CPU reference of the same int8 algorithm instead, with {Markup.Escape(mmaSync.Name)}'s blocks (a small shape: it is slow).");
     shape = new AttentionShape(1, 2, 2, 512, 512, 128);
     (q, k, v) = (Gaussian(random, shape.QElements), Gaussian(random, shape.KvElements), Gaussian(random, shape.KvElements));
-    var options = new Int8AttentionOptions
-    {
-        BlockM = mmaSync.QScaleRows, BlockN = mmaSync.BlockN, KScaleKeys = mmaSync.KScaleKeys,
-        // The summation order of K's mean in Int8Attention's statistics pass (KvStatisticsD128).
-        KMeanSlices = KvStatisticsD128.MeanLanes, KMeanSliceTokens = KvStatisticsD128.SliceTokens,
-    };
+    // What Int8Attention computes with the mma.sync kernel: its blocks, and the summation order of K's mean.
+    var options = Int8Attention.ReferenceOptions(mmaSync);
     var clock = Stopwatch.StartNew();
     actual = Int8AttentionReference.Forward(shape, q, k, v, options, modifiers).OutputValues();
     AnsiConsole.MarkupLine($"CPU int8 reference: {clock.ElapsedMilliseconds} ms.");

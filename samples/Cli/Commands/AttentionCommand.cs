@@ -176,7 +176,7 @@ internal static class AttentionCommand
             engine = $"the CPU reference of {Describe(selected)}: {selected.PElement switch { Element.U8 => "the exact int8 algorithm", Element.E4M3 => "int8 Q·Kᵀ with fp8 P·V", _ => "int8 Q·Kᵀ with 16-bit P·V" }}" +
                 (variant is null ? "" : ", with the kernel's C# modifier methods") +
                 (variant?.Forms is { Count: > 1 } familyForms ? $" (for the family's {familyForms.Count} f16 u8 forms of this head dim, of which a GPU runs the fastest it can)" : "");
-            var reference = ReferenceOptions(selected, shape.HeadDim);
+            var reference = Int8Attention.ReferenceOptions(selected);
             o = CliProgress.Status("INT8 attention on the CPU...", () =>
                 Int8AttentionReference.Forward(shape, q.Data, k.Data, v.Data, reference, modifiers).Output.Select(BitConverter.UInt16BitsToHalf).ToArray());
         }
@@ -373,18 +373,6 @@ internal static class AttentionCommand
 
     private static string Mode(int headDim, AttentionOptions options) =>
         $"f16 D = {headDim}, {(options.Causal ? "causal" : "non-causal")}, {options.Pv switch { PvPrecision.U8 => $"u8 P·V with {(options.V is { } given ? given.ToString() : "the default V strategy")}", PvPrecision.E4M3 => "fp8 P·V", _ => "16-bit P·V" }}";
-
-    /// <summary>The int8 reference's parameters for a kernel: its scale tiles, its online-softmax step and P·V mode, and the K quantizer's mean order.</summary>
-    private static Int8AttentionOptions ReferenceOptions(AttentionKernelInfo kernel, int headDim) => new()
-    {
-        BlockM = kernel.QScaleRows,
-        // The kernel's online-softmax step where its K scales divide it (the reference's rounding follows its blocks).
-        BlockN = kernel.BlockN % kernel.KScaleKeys == 0 && kernel.BlockN < 512 ? kernel.BlockN : kernel.KScaleKeys,
-        KScaleKeys = kernel.KScaleKeys,
-        Pv = kernel.PElement switch { Element.U8 => PvMode.U8, Element.E4M3 => PvMode.E4M3, _ => PvMode.F16 },
-        KMeanSlices = Quantizers<Half>.For(headDim).KMeanSlices,
-        KMeanSliceTokens = Quantizers<Half>.For(headDim).KMeanSliceTokens,
-    };
 
     private static long NonFinite(Half[] data) => data.LongCount(x => !Half.IsFinite(x));
 

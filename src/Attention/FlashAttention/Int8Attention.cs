@@ -180,6 +180,28 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
     /// <summary>Every attention kernel the host API can run: the library's and those declared in loaded assemblies.</summary>
     public static IReadOnlyList<AttentionKernelInfo> Kernels => AttentionVariant.Catalog.Select(v => v.Kernel).ToArray();
 
+    /// <summary>
+    /// The int8 CPU reference's parameters that repeat what <see cref="Forward(CudaStream, TensorView{Half}, TensorView{Half}, TensorView{Half}, TensorView{Half}, AttentionOptions?, DeviceBuffer{float}?)"/>
+    /// computes with <paramref name="kernel"/> (from f16 tensors): its Q scale rows (one row where it quantizes Q itself), its
+    /// online-softmax step and K scales, its P·V mode, and the summation order of K's channel mean in the statistics pass.
+    /// </summary>
+    public static Reference.Int8AttentionOptions ReferenceOptions(AttentionKernelInfo kernel)
+    {
+        ArgumentNullException.ThrowIfNull(kernel);
+        var quantizers = Quantizers<Half>.For(kernel.HeadDim);
+        return new Reference.Int8AttentionOptions
+        {
+            BlockM = kernel.QuantizesQ ? 1 : kernel.QScaleRows,
+            // The kernel's online-softmax step where its K scales divide it (the reference's rounding follows its blocks).
+            BlockN = kernel.BlockN % kernel.KScaleKeys == 0 && kernel.BlockN < 512 ? kernel.BlockN : kernel.KScaleKeys,
+            KScaleKeys = kernel.KScaleKeys,
+            Pv = kernel.PElement switch { Element.U8 => Reference.PvMode.U8, Element.E4M3 => Reference.PvMode.E4M3, _ => Reference.PvMode.F16 },
+            KMeanSlices = quantizers.KMeanSlices,
+            KMeanSliceTokens = quantizers.KMeanSliceTokens,
+            KMeanSliceGroup = quantizers.KMeanSliceGroup,
+        };
+    }
+
     /// <summary>A kernel chosen by the caller and its modifier arguments, checked before anything is queued.</summary>
     private sealed record BoundKernel(AttentionVariant Variant, ModifierArguments Arguments);
 
@@ -199,7 +221,7 @@ public sealed partial class Int8Attention(CudaDevice device) : IDisposable
         if (options is { } o && (o.Causal || o.Autotune || o.Tile is not null || o.Pv != PvPrecision.U8 || o.V is not null))
         {
             throw new ArgumentException($"options may not set Causal, Pv, V, Tile or Autotune with an explicit kernel: {kernel.Name} fixes them " +
-                $"({(kernel.Causal ? "causal, " : "")}{(kernel.FloatPv ? "16-bit" : "u8")} P·V, {kernel.VStrategy}, {kernel.Tile}).", nameof(options));
+                $"({(kernel.Causal ? "causal, " : "")}{kernel.PElement switch { Element.U8 => "u8", Element.E4M3 => "fp8", _ => "16-bit" }} P·V, {kernel.VStrategy}, {kernel.Tile}).", nameof(options));
         }
         if (checkArguments)
         {
