@@ -28,8 +28,7 @@ public static class CSharpFile
             w.Indent();
             closers++;
         }
-        var keyword = type.Accessibility + (type.IsStatic ? "static " : "") + "partial " + type.Keyword;
-        w.Block($"{keyword} {type.Name}", () => body(w));
+        w.Block($"{type.Accessibility}{type.Declaration}", () => body(w));
         for (var i = 0; i < closers; i++)
         {
             w.Outdent();

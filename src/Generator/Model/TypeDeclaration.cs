@@ -20,6 +20,19 @@ public sealed record TypeDeclaration(
     EquatableArray<string> ContainingTypes,
     string Accessibility = "")
 {
+    /// <summary>The type's partial declaration without its accessibility ("static partial class Outer"): how a type nested in it names it.</summary>
+    public string Declaration => (IsStatic ? "static " : "") + "partial " + Keyword + " " + Name;
+
+    /// <summary>A class <paramref name="name"/> nested in this type that only the generator declares (a family's kernel, a causal twin).</summary>
+    public TypeDeclaration Nested(string name, bool isStatic, string accessibility) => this with
+    {
+        Name = name,
+        Keyword = "class",
+        IsStatic = isStatic,
+        Accessibility = accessibility,
+        ContainingTypes = System.Linq.Enumerable.Append(ContainingTypes, Declaration).ToEquatableArray(),
+    };
+
     public string FullName => (Namespace.Length == 0 ? "" : Namespace + ".") +
         string.Concat(System.Linq.Enumerable.Select(ContainingTypes, c => c.Substring(c.LastIndexOf(' ') + 1) + ".")) + Name;
 

@@ -114,15 +114,7 @@ public static class DeclarationReader
         {
             return new[] { own with { Diagnostics = own.Diagnostics.Concat([Refused(taken)]).ToEquatableArray() } }.ToEquatableArray();
         }
-        var outer = spec.Type;
-        var type = outer with
-        {
-            Name = CausalTwin,
-            Keyword = "class",
-            IsStatic = true,
-            Accessibility = symbol.DeclaredAccessibility == Accessibility.Public ? "public " : "internal ",
-            ContainingTypes = outer.ContainingTypes.Concat([(outer.IsStatic ? "static " : "") + "partial " + outer.Keyword + " " + outer.Name]).ToEquatableArray(),
-        };
+        var type = spec.Type.Nested(CausalTwin, isStatic: true, symbol.DeclaredAccessibility == Accessibility.Public ? "public " : "internal ");
         DeclarationResult twin;
         if (spec.Causal)
         {
@@ -194,14 +186,7 @@ public static class DeclarationReader
         foreach (var form in kernels)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            var type = outer with
-            {
-                Name = form.Name,
-                Keyword = "class",
-                IsStatic = form.IsStatic,
-                Accessibility = symbol.DeclaredAccessibility == Accessibility.Public ? "public " : "internal ",
-                ContainingTypes = outer.ContainingTypes.Concat([(symbol.IsStatic ? "static " : "") + "partial " + Keyword(symbol) + " " + symbol.Name]).ToEquatableArray(),
-            };
+            var type = outer.Nested(form.Name, form.IsStatic, symbol.DeclaredAccessibility == Accessibility.Public ? "public " : "internal ");
             // The family's modifiers are the same for every form: their diagnostics are reported with the first form only.
             var formAttributes = form.GetAttributes();
             var read = ReadDeclaration(form, formAttributes, AttentionAttribute, type, where, symbol, context.SemanticModel.Compilation, cancellationToken, attribute.NamedArguments,
@@ -483,7 +468,7 @@ public static class DeclarationReader
         var containing = new List<string>();
         for (var outer = symbol.ContainingType; outer is not null; outer = outer.ContainingType)
         {
-            containing.Insert(0, (outer.IsStatic ? "static " : "") + "partial " + Keyword(outer) + " " + outer.Name);
+            containing.Insert(0, new TypeDeclaration("", outer.Name, Keyword(outer), outer.IsStatic, EquatableArray<string>.Empty).Declaration);
         }
         return new TypeDeclaration(
             symbol.ContainingNamespace.IsGlobalNamespace ? "" : symbol.ContainingNamespace.ToDisplayString(),
