@@ -343,7 +343,13 @@ public static class DeclarationReader
                 };
                 // The clashes are this launcher's own: an attention family's forms share one launcher shape (reported with the
                 // first form, as its modifiers are), a decode variant has its own.
-                CheckModifierParameters(score, mask, LauncherNames(spec), typeLocation, spec is PagedDecodeSpec ? launcherDiagnostics : modifierDiagnostics);
+                // An attention kernel's clash at the parameter it names (the spec keeps no locations, so that moving code
+                // re-emits nothing); a decode variant's at the variant, whose launcher alone has the name.
+                LocationInfo? ParameterLocation(ModifierSpec modifier, string name) =>
+                    spec is not PagedDecodeSpec && ModifierReader.Hosts(modifierHost, cancellationToken).SelectMany(h => h.GetMembers(modifier.MethodName))
+                        .OfType<IMethodSymbol>().SelectMany(m => m.Parameters).FirstOrDefault(p => p.Name == name)?.Locations.FirstOrDefault() is { } at
+                        ? LocationInfo.From(at) : typeLocation;
+                CheckModifierParameters(score, mask, LauncherNames(spec), ParameterLocation, spec is PagedDecodeSpec ? launcherDiagnostics : modifierDiagnostics);
             }
             if (findings.Count == 0)
             {
@@ -381,7 +387,8 @@ public static class DeclarationReader
     /// The modifiers' runtime parameters become launcher parameters: none may take a name the launcher already has, and a
     /// name both modifiers use is one argument, so it must have one type.
     /// </summary>
-    private static void CheckModifierParameters(ModifierSpec? score, ModifierSpec? mask, IEnumerable<string> taken, LocationInfo? location, List<DiagnosticInfo> diagnostics)
+    private static void CheckModifierParameters(ModifierSpec? score, ModifierSpec? mask, IEnumerable<string> taken, Func<ModifierSpec, string, LocationInfo?> location,
+        List<DiagnosticInfo> diagnostics)
     {
         var seen = new Dictionary<string, ModifierParameter>();
         var names = taken.ToImmutableHashSet();
@@ -404,7 +411,7 @@ public static class DeclarationReader
                 }
                 if (why is not null)
                 {
-                    diagnostics.Add(new DiagnosticInfo(Rules.ModifierParameterName, location, new[] { modifier!.MethodName, parameter.Name, why }.ToEquatableArray()));
+                    diagnostics.Add(new DiagnosticInfo(Rules.ModifierParameterName, location(modifier!, parameter.Name), new[] { modifier!.MethodName, parameter.Name, why }.ToEquatableArray()));
                 }
                 seen[parameter.Name] = parameter;
             }

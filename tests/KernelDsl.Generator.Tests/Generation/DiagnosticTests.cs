@@ -839,6 +839,8 @@ public class DiagnosticTests
             """);
         var d = Single(source, "KDSL0650");
         Assert.Contains(why, d.GetMessage());
+        // At the parameter it names, not at the declaration.
+        Assert.Equal(scoreParameter.Split(' ')[1], source.Substring(d.Location.SourceSpan.Start, d.Location.SourceSpan.Length));
     }
 
     [Fact]
