@@ -51,7 +51,7 @@ public static class QuantizeLauncherWriter
         });
     }
 
-    private static string InputType(QuantizeSpec spec) => spec.Input == Element.BF16 ? $"{Buffer}<ushort>" : $"{Buffer}<global::System.Half>";
+    private static string InputType(QuantizeSpec spec) => $"{Buffer}<{spec.Input.CSharpName()}>";
 
     private static void WriteSizes(CodeWriter w, QuantizePlan plan)
     {
@@ -105,7 +105,7 @@ public static class QuantizeLauncherWriter
         var meanArg = spec.SubtractChannelMean ? ", channelMean" : "";
         var e4m3 = spec.Output == Element.E4M3;
         // e4m3 codes are bit patterns .NET has no type for: bytes, as the attention kernels' V buffer takes them.
-        var tail = $"{Buffer}<{(e4m3 ? "byte" : "sbyte")}> output, {Buffer}<float> scales{mean}, float scaleMultiplier = 1f, {Buffer}<uint>? nonFinite = null";
+        var tail = $"{Buffer}<{spec.Output.CSharpName()}> output, {Buffer}<float> scales{mean}, float scaleMultiplier = 1f, {Buffer}<uint>? nonFinite = null";
         var codes = e4m3 ? "e4m3" : "int8";
         var tailArgs = $"output, scales{meanArg}, scaleMultiplier, nonFinite";
         var element = spec.Input == Element.BF16

@@ -27,8 +27,8 @@ public static class AttentionSignature
     public static KernelSignature Of(AttentionPlan plan)
     {
         var spec = plan.Spec;
-        var vElement = plan.VElement switch { Element.S8 => "sbyte", Element.E4M3 => "byte", Element.BF16 => "ushort", _ => "global::System.Half" };
-        var oElement = spec.Output == Element.BF16 ? "ushort" : "global::System.Half";
+        var vElement = plan.VElement.CSharpName();
+        var oElement = spec.Output.CSharpName();
         var host = new List<HostParameter>();
         var kernel = new List<KernelParameter>();
 

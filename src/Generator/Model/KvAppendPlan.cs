@@ -32,7 +32,7 @@ public sealed record KvAppendPlan(KvAppendSpec Spec)
     public int SharedMemoryBytes => SharedBytes(HeadDim, PageSize, Threads);
 
     /// <summary>The C# element of a 16-bit buffer of the declared input: .NET has no bfloat16, so bf16 bits travel as ushort.</summary>
-    public string InputElement => Spec.Input == Element.BF16 ? "ushort" : "global::System.Half";
+    public string InputElement => Spec.Input.CSharpName();
 
     public string AppendSymbol => Spec.KernelPrefix + "_append";
 

@@ -55,10 +55,10 @@ public sealed record KvCodesPlan(KvCodesSpec Spec)
     public string Symbol => Spec.KernelPrefix + "_codes";
 
     /// <summary>The C# element of a 16-bit buffer of the declared input: .NET has no bfloat16, so bf16 bits travel as ushort.</summary>
-    public string InputElement => Spec.Input == Element.BF16 ? "ushort" : "global::System.Half";
+    public string InputElement => Spec.Input.CSharpName();
 
     /// <summary>The C# element of V's codes: sbyte, or byte holding e4m3 bit patterns.</summary>
-    public string VCodeElement => Spec.VOutput == Element.E4M3 ? "byte" : "sbyte";
+    public string VCodeElement => Spec.VOutput.CSharpName();
 
     /// <summary>The launcher's parameters and the kernel's, once.</summary>
     public KernelSignature Signature

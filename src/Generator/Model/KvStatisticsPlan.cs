@@ -49,7 +49,7 @@ public sealed record KvStatisticsPlan(KvStatisticsSpec Spec)
     public string CombineSymbol => Spec.KernelPrefix + "_combine";
 
     /// <summary>The C# element of a 16-bit buffer of the declared input: .NET has no bfloat16, so bf16 bits travel as ushort.</summary>
-    public string InputElement => Spec.Input == Element.BF16 ? "ushort" : "global::System.Half";
+    public string InputElement => Spec.Input.CSharpName();
 
     /// <summary>The launcher's parameters, once; both kernels' parameters name them (or the launcher's locals slices and count).</summary>
     public EquatableArray<HostParameter> Host

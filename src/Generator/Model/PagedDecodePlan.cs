@@ -102,7 +102,7 @@ public sealed record PagedDecodePlan(PagedDecodeSpec Spec)
     public int SharedMemoryBytes => StagesOffset + System.Math.Max(Warps * Stages * StageBytes, MergeBytes);
 
     /// <summary>The C# element of Q and O: .NET has no bfloat16, so bf16 bits travel as ushort.</summary>
-    public string InputElement => Spec.Input == Element.BF16 ? "ushort" : "global::System.Half";
+    public string InputElement => Spec.Input.CSharpName();
 
     private static int RoundUp(int x, int to) => (x + to - 1) / to * to;
 

@@ -57,6 +57,20 @@ public static class ElementFacts
         _ => 4,
     };
 
+    /// <summary>
+    /// The C# element type of a buffer of <paramref name="element"/> in generated launchers: 16-bit floats as Half (f16)
+    /// or their raw bits (bf16, which .NET lacks), e4m3 codes as bytes.
+    /// </summary>
+    public static string CSharpName(this Element element) => element switch
+    {
+        Element.S8 => "sbyte",
+        Element.U8 or Element.E4M3 => "byte",
+        Element.F16 => "global::System.Half",
+        Element.BF16 => "ushort",
+        Element.S32 => "int",
+        _ => "float",
+    };
+
     public static string CudaName(this Element element) => element switch
     {
         Element.S8 => "s8",
