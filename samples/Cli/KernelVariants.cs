@@ -14,7 +14,7 @@ namespace KernelDsl.Cli;
 /// </summary>
 internal static class KernelVariants
 {
-    private const string LibraryNamespace = "KernelDsl.Attention.FlashAttention.";
+    private static readonly string LibraryNamespace = AttentionVariant.LibraryNamespace;
 
     /// <summary>The name without the library's namespace (user kernels keep theirs).</summary>
     public static string ShortName(string name) => name.StartsWith(LibraryNamespace, StringComparison.Ordinal) ? name[LibraryNamespace.Length..] : name;

@@ -124,7 +124,7 @@ internal static class VariantBench
     private static AttentionKernelInfo? First(int computeCapability, string[] names)
     {
         var kernels = Int8Attention.Kernels.Where(k => k.Input == Element.F16 && k.HeadDim == HeadDim && !k.FloatPv && k.RunsOn(computeCapability)).ToArray();
-        return names.Select(n => kernels.FirstOrDefault(k => k.Name == "KernelDsl.Attention.FlashAttention." + n)).FirstOrDefault(k => k is not null);
+        return names.Select(n => kernels.FirstOrDefault(k => k.Name == AttentionVariant.LibraryNamespace + n)).FirstOrDefault(k => k is not null);
     }
 
     /// <summary>

@@ -86,7 +86,8 @@ internal sealed record AttentionVariant(AttentionKernelInfo Kernel)
         return fresh;
     }
 
-    private static readonly string LibraryNamespace = typeof(AttentionVariant).Namespace! + ".";
+    /// <summary>The namespace of the library's own attention kernels, with its trailing dot: "KernelDsl.Attention.FlashAttention.".</summary>
+    internal static readonly string LibraryNamespace = typeof(AttentionVariant).Namespace! + ".";
 
     public Element Input => Kernel.Input;
     public int HeadDim => Kernel.HeadDim;

@@ -15,7 +15,6 @@ public static class KvStatisticsKernelWriter
     {
         var spec = plan.Spec;
         var (d, t, cpr, lanes, slice) = (plan.HeadDim, plan.Threads, plan.ChunksPerRow, plan.Lanes, plan.SliceTokens);
-        var inFlight = System.Math.Min(KvStatisticsPlan.LoadsInFlight, (slice + lanes - 1) / lanes);
         var w = new CodeWriter();
         CudaPrelude.Write(w, spec,
             $"K and V, {spec.Input.CudaName()} [B, H, S, {d}] each (any strides for B, H, S; channels contiguous), read once together →",
