@@ -153,7 +153,7 @@ public sealed class KernelGenerator : IIncrementalGenerator
         GemmSpec gemm => GemmLauncherWriter.Write(GemmPlan.Create(gemm)),
         QuantizeSpec quantize => QuantizeLauncherWriter.Write(new QuantizePlan(quantize)),
         AttentionSpec attention => AttentionLauncherWriter.Write(new AttentionPlan(attention)),
-        LseMergeSpec merge => LseMergeWriter.WriteLauncher(merge),
+        LseMergeSpec merge => LseMergeLauncherWriter.Write(new LseMergePlan(merge)),
         KvAppendSpec append => KvAppendLauncherWriter.Write(new KvAppendPlan(append)),
         KvStatisticsSpec statistics => KvStatisticsLauncherWriter.Write(new KvStatisticsPlan(statistics)),
         KvCodesSpec codes => KvCodesLauncherWriter.Write(new KvCodesPlan(codes)),

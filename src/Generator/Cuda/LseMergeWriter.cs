@@ -1,14 +1,11 @@
 using KernelDsl.Generator.Helpers;
-using KernelDsl.Generator.Launchers;
 using KernelDsl.Generator.Model;
 
 namespace KernelDsl.Generator.Cuda;
 
-/// <summary>The LseMerge family: its CUDA module and its launcher.</summary>
+/// <summary>The LseMerge family's CUDA module.</summary>
 public static class LseMergeWriter
 {
-    private const string Guard = ModuleWriter.Launching + ".LaunchGuard";
-
     public static string WriteCuda(LseMergeSpec spec)
     {
         var w = new CodeWriter();
@@ -20,7 +17,7 @@ public static class LseMergeWriter
         PtxHelpers.Write(w, [PtxHelper.F16Convert, PtxHelper.SoftmaxMath, PtxHelper.Global16], []);
         w.Line();
         w.Line($"extern \"C\" __global__ void __launch_bounds__({spec.Threads})");
-        w.Block($"{spec.KernelPrefix}(const u16* __restrict__ partial_o, const float* __restrict__ partial_lse, u16* __restrict__ O, float* __restrict__ lse, int partials, long long rows)", () =>
+        w.Block($"{spec.KernelPrefix}({new LseMergePlan(spec).Signature.CudaParameters})", () =>
         {
             w.Line($"const int lane = threadIdx.x & 31;");
             w.Line($"const long long row = (long long)blockIdx.x * {warps} + (threadIdx.x >> 5);");
@@ -54,33 +51,4 @@ public static class LseMergeWriter
         });
         return w.ToString();
     }
-
-    public static string WriteLauncher(LseMergeSpec spec) => CSharpFile.Write(spec.Type, w =>
-    {
-        ModuleWriter.Write(w, spec, [new EntryPointInfo("KernelName", spec.KernelPrefix, spec.Threads, 0)],
-            [("HeadDim", spec.HeadDim, "Channels per head.")]);
-        w.Line();
-        w.Line($"/// <summary>");
-        w.Line($"/// Merges <paramref name=\"partials\"/> partial results over disjoint key ranges: <paramref name=\"partialO\"/> is [partials][rows][HeadDim]");
-        w.Line($"/// f16 and <paramref name=\"partialLse\"/> [partials][rows] (natural log), rows = B·H·S; writes O [rows][HeadDim] and LSE [rows].");
-        w.Line($"/// </summary>");
-        w.Block($"public static void Launch(global::KernelDsl.CudaStream stream, global::KernelDsl.DeviceBuffer<global::System.Half> partialO, global::KernelDsl.DeviceBuffer<float> partialLse, int partials, long rows, global::KernelDsl.DeviceBuffer<global::System.Half> o, global::KernelDsl.DeviceBuffer<float> lse)", () =>
-        {
-            w.Line($"{Guard}.Stream(stream, nameof(stream));");
-            foreach (var buffer in new[] { "partialO", "partialLse", "o", "lse" })
-            {
-                w.Line($"{Guard}.Buffer({buffer}, nameof({buffer}));");
-            }
-            w.Line($"{Guard}.Positive(partials, nameof(partials));");
-            w.Line($"{Guard}.Positive(rows, nameof(rows));");
-            w.Line($"{Guard}.Holds(partialO, partials * rows * HeadDim, nameof(partialO), \"[partials][rows][HeadDim]\");");
-            w.Line($"{Guard}.Holds(partialLse, partials * rows, nameof(partialLse), \"[partials][rows]\");");
-            w.Line($"{Guard}.Holds(o, rows * HeadDim, nameof(o), \"[rows][HeadDim]\");");
-            w.Line($"{Guard}.Holds(lse, rows, nameof(lse), \"[rows]\");");
-            w.Line($"{Guard}.Aligned(partialO, 16, nameof(partialO));");
-            w.Line($"{Guard}.Aligned(o, 16, nameof(o));");
-            w.Line($"var arguments = new {ModuleWriter.Launching}.KernelArguments().Add(partialO).Add(partialLse).Add(o).Add(lse).Add(partials).Add(rows);");
-            w.Line($"stream.Launch(Module, KernelName, {ModuleWriter.Launching}.Dim3.Of((rows + {spec.Threads / 32 - 1}) / {spec.Threads / 32}), arguments);");
-        });
-    });
 }

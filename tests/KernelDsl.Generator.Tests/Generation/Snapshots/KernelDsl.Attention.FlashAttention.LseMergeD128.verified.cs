@@ -32,9 +32,16 @@ static partial class LseMergeD128
     };
 
     /// <summary>
-    /// Merges <paramref name="partials"/> partial results over disjoint key ranges: <paramref name="partialO"/> is [partials][rows][HeadDim]
-    /// f16 and <paramref name="partialLse"/> [partials][rows] (natural log), rows = B·H·S; writes O [rows][HeadDim] and LSE [rows].
+    /// Merges <paramref name="partials"/> partial results over disjoint key ranges into O and LSE: lse = log Σ exp(lse_i),
+    /// O = Σ exp(lse_i − lse)·O_i. A row no partial saw gets O = 0 and LSE = −∞.
     /// </summary>
+    /// <param name="stream">the stream the merge runs on.</param>
+    /// <param name="partialO">the partials' O, [partials][rows][HeadDim] f16.</param>
+    /// <param name="partialLse">the partials' LSE, [partials][rows], natural log.</param>
+    /// <param name="partials">partial results over disjoint key ranges.</param>
+    /// <param name="rows">rows = B·H·S.</param>
+    /// <param name="o">O, [rows][HeadDim] f16 (written).</param>
+    /// <param name="lse">LSE, [rows] (written).</param>
     public static void Launch(global::KernelDsl.CudaStream stream, global::KernelDsl.DeviceBuffer<global::System.Half> partialO, global::KernelDsl.DeviceBuffer<float> partialLse, int partials, long rows, global::KernelDsl.DeviceBuffer<global::System.Half> o, global::KernelDsl.DeviceBuffer<float> lse)
     {
         global::KernelDsl.Launching.LaunchGuard.Stream(stream, nameof(stream));
@@ -50,7 +57,13 @@ static partial class LseMergeD128
         global::KernelDsl.Launching.LaunchGuard.Holds(lse, rows, nameof(lse), "[rows]");
         global::KernelDsl.Launching.LaunchGuard.Aligned(partialO, 16, nameof(partialO));
         global::KernelDsl.Launching.LaunchGuard.Aligned(o, 16, nameof(o));
-        var arguments = new global::KernelDsl.Launching.KernelArguments().Add(partialO).Add(partialLse).Add(o).Add(lse).Add(partials).Add(rows);
+        var arguments = new global::KernelDsl.Launching.KernelArguments();
+        arguments.Add(partialO);
+        arguments.Add(partialLse);
+        arguments.Add(o);
+        arguments.Add(lse);
+        arguments.Add(partials);
+        arguments.Add(rows);
         stream.Launch(Module, KernelName, global::KernelDsl.Launching.Dim3.Of((rows + 3) / 4), arguments);
     }
 }
