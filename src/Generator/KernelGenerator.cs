@@ -22,14 +22,10 @@ public sealed class KernelGenerator : IIncrementalGenerator
 {
     public void Initialize(IncrementalGeneratorInitializationContext context)
     {
-        var gemm = context.SyntaxProvider
-            .ForAttributeWithMetadataName(DeclarationReader.GemmAttribute, DeclarationReader.IsTypeDeclaration,
-                (c, ct) => DeclarationReader.Read(c, DeclarationReader.GemmAttribute, ct))
-            .WithTrackingName(TrackingNames.GemmDeclarations);
-        var quantize = context.SyntaxProvider
-            .ForAttributeWithMetadataName(DeclarationReader.QuantizeAttribute, DeclarationReader.IsTypeDeclaration,
-                (c, ct) => DeclarationReader.Read(c, DeclarationReader.QuantizeAttribute, ct))
-            .WithTrackingName(TrackingNames.QuantizeDeclarations);
+        // A declaration of one family attribute, read into its spec (or its diagnostics).
+        IncrementalValuesProvider<DeclarationResult> Declarations(string attribute, string trackingName) => context.SyntaxProvider
+            .ForAttributeWithMetadataName(attribute, DeclarationReader.IsTypeDeclaration, (c, ct) => DeclarationReader.Read(c, attribute, ct))
+            .WithTrackingName(trackingName);
 
         // [FlashAttentionForward]: its kernel, and with AlsoCausal its causal twin nested in it.
         var attention = context.SyntaxProvider
@@ -45,50 +41,22 @@ public sealed class KernelGenerator : IIncrementalGenerator
             .SelectMany((results, _) => results)
             .WithTrackingName(TrackingNames.AttentionFamilies);
 
-        var merge = context.SyntaxProvider
-            .ForAttributeWithMetadataName(DeclarationReader.LseMergeAttribute, DeclarationReader.IsTypeDeclaration,
-                (c, ct) => DeclarationReader.Read(c, DeclarationReader.LseMergeAttribute, ct))
-            .WithTrackingName(TrackingNames.LseMergeDeclarations);
-
-        var kvAppend = context.SyntaxProvider
-            .ForAttributeWithMetadataName(DeclarationReader.KvAppendAttribute, DeclarationReader.IsTypeDeclaration,
-                (c, ct) => DeclarationReader.Read(c, DeclarationReader.KvAppendAttribute, ct))
-            .WithTrackingName(TrackingNames.KvAppendDeclarations);
-
-        var kvStatistics = context.SyntaxProvider
-            .ForAttributeWithMetadataName(DeclarationReader.KvStatisticsAttribute, DeclarationReader.IsTypeDeclaration,
-                (c, ct) => DeclarationReader.Read(c, DeclarationReader.KvStatisticsAttribute, ct))
-            .WithTrackingName(TrackingNames.KvStatisticsDeclarations);
-
-        var kvCodes = context.SyntaxProvider
-            .ForAttributeWithMetadataName(DeclarationReader.KvCodesAttribute, DeclarationReader.IsTypeDeclaration,
-                (c, ct) => DeclarationReader.Read(c, DeclarationReader.KvCodesAttribute, ct))
-            .WithTrackingName(TrackingNames.KvCodesDeclarations);
-
-        var kvSinglePass = context.SyntaxProvider
-            .ForAttributeWithMetadataName(DeclarationReader.KvSinglePassAttribute, DeclarationReader.IsTypeDeclaration,
-                (c, ct) => DeclarationReader.Read(c, DeclarationReader.KvSinglePassAttribute, ct))
-            .WithTrackingName(TrackingNames.KvSinglePassDeclarations);
-
-        var pagedDecode = context.SyntaxProvider
-            .ForAttributeWithMetadataName(DeclarationReader.PagedDecodeAttribute, DeclarationReader.IsTypeDeclaration,
-                (c, ct) => DeclarationReader.Read(c, DeclarationReader.PagedDecodeAttribute, ct))
-            .WithTrackingName(TrackingNames.PagedDecodeDeclarations);
-
-        var gemmSpecs = Register(context, gemm);
-        var quantizeSpecs = Register(context, quantize);
-        var attentionSpecs = Register(context, attention);
-        var familySpecs = Register(context, attentionFamilies);
-        var mergeSpecs = Register(context, merge);
-        var kvAppendSpecs = Register(context, kvAppend);
-        var kvStatisticsSpecs = Register(context, kvStatistics);
-        var kvCodesSpecs = Register(context, kvCodes);
-        var kvSinglePassSpecs = Register(context, kvSinglePass);
-        var pagedDecodeSpecs = Register(context, pagedDecode);
-
-        // Every family's valid specs, in declaration-family order, for the registry.
-        var all = gemmSpecs.Collect();
-        foreach (var family in new[] { quantizeSpecs, attentionSpecs, familySpecs, mergeSpecs, kvAppendSpecs, pagedDecodeSpecs, kvStatisticsSpecs, kvCodesSpecs, kvSinglePassSpecs })
+        // Every family's valid specs, in this order in the registry.
+        IncrementalValuesProvider<KernelSpec>[] families =
+        [
+            Register(context, Declarations(DeclarationReader.GemmAttribute, TrackingNames.GemmDeclarations)),
+            Register(context, Declarations(DeclarationReader.QuantizeAttribute, TrackingNames.QuantizeDeclarations)),
+            Register(context, attention),
+            Register(context, attentionFamilies),
+            Register(context, Declarations(DeclarationReader.LseMergeAttribute, TrackingNames.LseMergeDeclarations)),
+            Register(context, Declarations(DeclarationReader.KvAppendAttribute, TrackingNames.KvAppendDeclarations)),
+            Register(context, Declarations(DeclarationReader.PagedDecodeAttribute, TrackingNames.PagedDecodeDeclarations)),
+            Register(context, Declarations(DeclarationReader.KvStatisticsAttribute, TrackingNames.KvStatisticsDeclarations)),
+            Register(context, Declarations(DeclarationReader.KvCodesAttribute, TrackingNames.KvCodesDeclarations)),
+            Register(context, Declarations(DeclarationReader.KvSinglePassAttribute, TrackingNames.KvSinglePassDeclarations)),
+        ];
+        var all = families[0].Collect();
+        foreach (var family in families.Skip(1))
         {
             all = all.Combine(family.Collect()).Select((pair, _) => pair.Left.AddRange(pair.Right));
         }
