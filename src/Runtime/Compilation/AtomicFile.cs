@@ -31,6 +31,28 @@ internal static class AtomicFile
         }
     }
 
+    /// <summary>
+    /// The whole of <paramref name="path"/>, or null: with <paramref name="problem"/> null where there is no such file (the
+    /// usual miss), else the I/O or permission error's message, which the caller reports before doing the work again.
+    /// </summary>
+    public static byte[]? TryRead(string path, out string? problem)
+    {
+        problem = null;
+        try
+        {
+            return File.ReadAllBytes(path);
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            return null;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            problem = e.Message;
+            return null;
+        }
+    }
+
     /// <summary>Deletes a file if it can; a file that stays behind is the caller's to tolerate.</summary>
     public static void TryDelete(string path)
     {

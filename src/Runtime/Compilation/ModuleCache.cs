@@ -115,18 +115,12 @@ public sealed class ModuleCache
     private byte[]? TryLoad(string path, byte[] key)
     {
         var clock = Stopwatch.StartNew();
-        byte[] file;
-        try
+        if (AtomicFile.TryRead(path, out var unreadable) is not { } file)
         {
-            file = File.ReadAllBytes(path);
-        }
-        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
-        {
-            return null;
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            Warn($"Could not read module cache entry '{path}' ({e.Message}); compiling instead.");
+            if (unreadable is not null)
+            {
+                Warn($"Could not read module cache entry '{path}' ({unreadable}); compiling instead.");
+            }
             return null;
         }
         var payload = CacheEntryFile.Decode(file, key, out var problem);

@@ -192,19 +192,13 @@ public sealed class Autotuner
 
     private TuningResult? TryLoad(string path, string key, IReadOnlyList<string> candidates)
     {
-        byte[] file;
-        try
+        if (AtomicFile.TryRead(path, out var unreadable) is not { } file)
         {
-            file = File.ReadAllBytes(path);
-        }
-        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
-        {
-            return null;
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            Interlocked.Increment(ref _rejectedEntries);
-            Warn($"Could not read tuning file '{path}' for '{key}' ({e.Message}); tuning again.");
+            if (unreadable is not null)
+            {
+                Interlocked.Increment(ref _rejectedEntries);
+                Warn($"Could not read tuning file '{path}' for '{key}' ({unreadable}); tuning again.");
+            }
             return null;
         }
         var stored = TuningFile.Decode(file, key, out var problem);
