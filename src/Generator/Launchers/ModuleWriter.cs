@@ -64,11 +64,14 @@ public static class ModuleWriter
         var sm = spec.InstructionMinSm;
         foreach (var atom in spec.CopyAtoms)
         {
-            sm = System.Math.Max(sm, Atoms.CopyAtom.Get(atom.Atom).MinSm);
+            sm = System.Math.Max(sm, SmFacts.MinimumCapability(Atoms.CopyAtom.Get(atom.Atom).MinSm));
         }
-        if (spec.Mma is { } mma)
+        foreach (var mma in new[] { spec.Mma, spec.PvMma })
         {
-            sm = System.Math.Max(sm, Atoms.MmaAtom.Get(mma).MinSm == 901 ? 90 : Atoms.MmaAtom.Get(mma).MinSm);
+            if (mma is { } kind)
+            {
+                sm = System.Math.Max(sm, SmFacts.MinimumCapability(Atoms.MmaAtom.Get(kind).MinSm));
+            }
         }
         return sm;
     }

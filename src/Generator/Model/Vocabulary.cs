@@ -90,6 +90,12 @@ public static class SmFacts
 
     public static bool IsArchSpecific(this Sm sm) => sm == Sm.Sm90a;
 
+    /// <summary>An instruction's minimum SM as the atoms record it (901: sm_90a alone) as a compute capability.</summary>
+    public static int MinimumCapability(int minSm) => minSm == (int)Sm.Sm90a ? 90 : minSm;
+
+    /// <summary>Whether <paramref name="target"/> lacks an instruction whose minimum SM is <paramref name="minSm"/> (901: only sm_90a has it).</summary>
+    public static bool Lacks(this Sm target, int minSm) => minSm == (int)Sm.Sm90a ? target != Sm.Sm90a : target.Capability() < minSm;
+
     public static string ArchName(this Sm sm) => sm == Sm.Sm90a ? "sm_90a" : "sm_" + ((int)sm).ToString(System.Globalization.CultureInfo.InvariantCulture);
 
     /// <summary>The most dynamic shared memory one block may opt into, in bytes (CUDA programming guide, compute capabilities table).</summary>

@@ -80,8 +80,7 @@ public static class DeclarationRules
     {
         foreach (var sm in spec.Targets)
         {
-            var lacks = minSm == (int)Sm.Sm90a ? sm != Sm.Sm90a : sm.Capability() < minSm;
-            if (lacks)
+            if (sm.Lacks(minSm))
             {
                 var needs = minSm == (int)Sm.Sm90a ? "sm_90a (architecture-specific Hopper features)" : "sm_" + minSm;
                 findings.Add(Finding.Of(Rules.AtomTargetMismatch, target, name, ptx, needs, spec.Type.Name, sm.ArchName()));
