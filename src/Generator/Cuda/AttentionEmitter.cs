@@ -19,11 +19,11 @@ public static class AttentionEmitter
         var vAtom = plan.VAtom!.Value;
         CudaPrelude.Write(w, spec,
             $"INT8 FlashAttention forward, head dim {spec.HeadDim}{(spec.Causal ? ", causal (bottom-right aligned)" : "")}: S = Q·Kᵀ on {plan.Qk.Ptx},",
-            $"online softmax in exp2, P {(plan.F16Pv ? $"kept {plan.Pv.AElement.CudaName()}" : $"quantized to {plan.Pv.AElement.CudaName()} (×{plan.PScale})")}, O = P·V on {plan.Pv.Ptx}.",
+            $"online softmax in exp2, P {(plan.FloatPv ? $"kept {plan.Pv.AElement.CudaName()}" : $"quantized to {plan.Pv.AElement.CudaName()} (×{plan.PScale})")}, O = P·V on {plan.Pv.Ptx}.",
             $"Block {spec.BlockM} query rows × {spec.BlockN} keys per step, {spec.Warps} warps (16 rows each), {spec.Stages} K/V stage(s), {plan.SharedMemoryBytes} bytes of shared memory.",
             $"V: {vAtom} ({CopyAtom.Get(vAtom).Instructions}), P in {plan.POrder} key order.");
 
-        PtxHelper[] pPacking = plan.F16Pv ? [PtxHelper.HalfPack] : [PtxHelper.Prmt, PtxHelper.BytePack];
+        PtxHelper[] pPacking = plan.FloatPv ? [PtxHelper.HalfPack] : [PtxHelper.Prmt, PtxHelper.BytePack];
         var helpers = new[] { PtxHelper.IntMath, PtxHelper.SoftmaxMath, PtxHelper.F16Convert, PtxHelper.Bf16Convert, PtxHelper.FloatBias }
             .Concat(pPacking)
             .Concat(PtxHelpers.For(CopyAtomKind.CpAsync16));

@@ -44,7 +44,7 @@ public sealed class AttentionEpilogueWriter(AttentionPlan plan, ChannelMap chann
     /// <summary>O · v_scale / l of channel c, row half hh, converted to the output element.</summary>
     private string OutputValue(string tile, string register, string channel)
     {
-        var scale = plan.F16Pv ? "" : $" * v_scale[{N.BatchKvHead} * {_spec.HeadDim} + {channel}]";
+        var scale = plan.FloatPv ? "" : $" * v_scale[{N.BatchKvHead} * {_spec.HeadDim} + {channel}]";
         var convert = _spec.Output == Element.BF16 ? "kdsl_f32_to_bf16" : "kdsl_f32_to_f16";
         return $"{convert}({N.O}[{tile}][{register}]{scale} * inv_l)";
     }

@@ -236,7 +236,7 @@ public sealed class AttentionKernelWriter(AttentionPlan plan, Composition v)
         _w.Line($"#pragma unroll");
         _w.Block($"for (int ci = 0; ci < {s.HeadDim / 16}; ++ci)", () =>
         {
-            if (!plan.F16Pv)
+            if (!plan.FloatPv)
             {
                 if (plan.BiasedPv)
                 {
@@ -254,7 +254,7 @@ public sealed class AttentionKernelWriter(AttentionPlan plan, Composition v)
                 for (var tile = 0; tile < vp.Fragments.Count; tile++)
                 {
                     var operands = $"{N.PackedP}[kk][0], {N.PackedP}[kk][1], {N.PackedP}[kk][2], {N.PackedP}[kk][3], vr{vp.Fragments[tile][0]}, vr{vp.Fragments[tile][1]}";
-                    if (plan.F16Pv)
+                    if (plan.FloatPv)
                     {
                         _w.Line($"kdsl_{pv.HelperName}({N.O}[ci * 2 + {tile}], {operands});");
                     }
@@ -269,7 +269,7 @@ public sealed class AttentionKernelWriter(AttentionPlan plan, Composition v)
                     }
                 }
             });
-            if (!plan.F16Pv)
+            if (!plan.FloatPv)
             {
                 string Read(int e) => plan.BiasedPv ? $"(__int_as_float(ob[jt][{e}]) - KDSL_FLOAT_BIAS)" : $"(float)ob[jt][{e}]";
                 var adds = string.Join(" ", Enumerable.Range(0, 4).Select(e => $"{N.O}[ci * 2 + jt][{e}] += {Read(e)};"));

@@ -279,7 +279,7 @@ public sealed class AttentionSoftmaxWriter(AttentionPlan plan, CodeWriter w, str
             w.Line($"for (int i = 0; i < {plan.OTiles}; ++i) {{ {N.O}[i][0] *= {N.Alpha}[0]; {N.O}[i][1] *= {N.Alpha}[0]; {N.O}[i][2] *= {N.Alpha}[1]; {N.O}[i][3] *= {N.Alpha}[1]; }}");
         });
         WriteExponentOffsets();
-        if (plan.F16Pv)
+        if (plan.FloatPv)
         {
             w.Line($"// P stays 16-bit (accuracy mode), rounded to {plan.Pv.AElement.CudaName()} when packed for the MMA. The row sum adds P before that");
             w.Line($"// rounding: round-to-nearest-even is unbiased, and it spares two conversions per score. Masked keys give 2^-∞ = 0.");
@@ -327,17 +327,17 @@ public sealed class AttentionSoftmaxWriter(AttentionPlan plan, CodeWriter w, str
         {
             // The exponent x·log2 e − base + log2 PScale of the row's largest score is log2 PScale within half an ulp of base:
             // 2^that rounds to PScale, never past it.
-            var log2P = plan.F16Pv ? "" : $" - {Log2PScale}";
-            w.Line($"const float {N.ExponentOffset}[2] = {{{N.Base}[0]{log2P}, {N.Base}[1]{log2P}}};  // base{(plan.F16Pv ? "" : $" − log2 {plan.PScale}")}: one FFMA per score");
+            var log2P = plan.FloatPv ? "" : $" - {Log2PScale}";
+            w.Line($"const float {N.ExponentOffset}[2] = {{{N.Base}[0]{log2P}, {N.Base}[1]{log2P}}};  // base{(plan.FloatPv ? "" : $" − log2 {plan.PScale}")}: one FFMA per score");
             return;
         }
         // e4m3's conversion saturates at PScale instead of wrapping, so the fp8 mode needs no quantum of headroom.
-        string Offset(string scale, int half) => plan.F16Pv
+        string Offset(string scale, int half) => plan.FloatPv
             ? $"fmaf(KDSL_FLOAT_BIAS, {scale}, {N.Base}[{half}])"
             : plan.Fp8Pv
             ? $"fmaf(KDSL_FLOAT_BIAS, {scale}, {N.Base}[{half}] - {Log2PScale})"
             : $"fmaf(KDSL_FLOAT_BIAS, {scale}, {N.Base}[{half}] + {scale} - {Log2PScale})";
-        var what = plan.F16Pv ? "bias·sc + base" : plan.Fp8Pv ? $"bias·sc + base − log2 {plan.PScale}" : $"bias·sc + base + sc − log2 {plan.PScale}";
+        var what = plan.FloatPv ? "bias·sc + base" : plan.Fp8Pv ? $"bias·sc + base − log2 {plan.PScale}" : $"bias·sc + base + sc − log2 {plan.PScale}";
         if (plan.KScalesPerBlock == 1)
         {
             w.Line($"const float {N.ExponentOffset}[2] = {{{Offset(Row(N.ScoreScale, "0"), 0)}, {Offset(Row(N.ScoreScale, "1"), 1)}}};  // {what}: one FFMA per score");

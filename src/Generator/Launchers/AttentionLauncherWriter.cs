@@ -40,8 +40,8 @@ public static class AttentionLauncherWriter
             ]);
             w.Line($"/// <summary>Causal masking, bottom-right aligned.</summary>");
             w.Line($"public const bool IsCausal = {(spec.Causal ? "true" : "false")};");
-            w.Line($"/// <summary>P·V runs on 16-bit float P and the V input (the accuracy mode); otherwise V is int8.</summary>");
-            w.Line($"public const bool F16PV = {(plan.F16Pv ? "true" : "false")};");
+            w.Line($"/// <summary>P·V runs on 16-bit float P and the V input, f16 or bf16 (the accuracy mode); otherwise on 8-bit codes of P and V.</summary>");
+            w.Line($"public const bool F16PV = {(plan.FloatPv ? "true" : "false")};");
             w.Line($"/// <summary>Q comes as {spec.Output.CudaName()} with strides and the kernel quantizes it, one scale per row; otherwise Q is int8 from its quantize kernel.</summary>");
             w.Line($"public const bool QuantizesQ = {(plan.QuantizesQ ? "true" : "false")};");
             w.Line($"/// <summary>The tile configuration, as the autotuner reports it.</summary>");
@@ -64,7 +64,7 @@ public static class AttentionLauncherWriter
 
     /// <summary>How V reaches P·V, in the host API's words (VStrategy).</summary>
     public static string VStrategyOf(AttentionPlan plan) =>
-        plan.F16Pv ? "TransPrmt"
+        plan.FloatPv ? "TransPrmt"
         : plan.InKernelTransposedV ? "InKernelTranspose"
         : plan.PretransposedV ? "Pretransposed"
         : plan.VAtom == CopyAtomKind.LdsmPrmtMovmatrix ? "Movmatrix"
@@ -118,7 +118,7 @@ public static class AttentionLauncherWriter
             w.Line($"/// per-block scales (Q's with softmax scale · log2 e folded in),");
         }
         var vCodes = plan.Fp8Pv ? "e4m3" : "int8";
-        w.Line($"/// V {(plan.F16Pv ? $"{plan.VElement.CudaName()} with element strides vStrideB/vStrideH and row stride vLd" : plan.PretransposedV ? $"{vCodes} [B][Hkv][D][vLd] (vLd = padded tokens)" : $"{vCodes} with strides vStrideB/vStrideH and row stride vLd")},");
+        w.Line($"/// V {(plan.FloatPv ? $"{plan.VElement.CudaName()} with element strides vStrideB/vStrideH and row stride vLd" : plan.PretransposedV ? $"{vCodes} [B][Hkv][D][vLd] (vLd = padded tokens)" : $"{vCodes} with strides vStrideB/vStrideH and row stride vLd")},");
         w.Line($"/// O {(spec.Output == Element.BF16 ? "bf16 (raw bits)" : "f16")} with element strides. <paramref name=\"kMean\"/> (K's channel mean) {(spec.Score is null ? "corrects the LSE for smoothing" : "gives the score modifier the unsmoothed score")}; <paramref name=\"lse\"/> [B][Hq][Sq] may be null.");
         foreach (var parameter in AttentionSignature.RuntimeParameters(spec))
         {
@@ -172,7 +172,7 @@ public static class AttentionLauncherWriter
             }
             w.Line($"{Guard}.Holds(k, (long)batch * headsKv * seqK * HeadDim, nameof(k), \"K [B][Hkv][Sk][D]\");");
             w.Line($"{Guard}.Holds(kScale, (long)batch * headsKv * ((seqK + KScaleKeys - 1) / KScaleKeys), nameof(kScale), \"one scale per KScaleKeys keys\");");
-            if (!plan.F16Pv)
+            if (!plan.FloatPv)
             {
                 w.Line($"{Guard}.Holds(vScale, (long)batch * headsKv * HeadDim, nameof(vScale), \"one scale per channel\");");
             }

@@ -65,7 +65,7 @@ public sealed record AttentionPlan(AttentionSpec Spec)
     public int KScalesPerBlock => Spec.BlockN / KScaleKeys;
 
     /// <summary>The accuracy mode: P stays a 16-bit float (f16 or bf16, as V is) and V is the input (no V quantization).</summary>
-    public bool F16Pv => Pv.AElement is Element.F16 or Element.BF16;
+    public bool FloatPv => Pv.AElement is Element.F16 or Element.BF16;
     /// <summary>
     /// The fp8 mode: P rounded to e4m3 at a fixed scale, V e4m3 with one scale per channel, each key block's P·V in a fresh
     /// f32 accumulator folded into O (Hopper's fp8 MMAs accumulate with fewer mantissa bits, so blocks stay short).
@@ -101,7 +101,7 @@ public sealed record AttentionPlan(AttentionSpec Spec)
         ? "wgmma" + (Spec.BlockM == 128 && Spec.BlockN == 128 ? "" : $"-{Spec.BlockM}x{Spec.BlockN}") + (ConsumerWarpgroups == 2 ? "" : $"-wg{ConsumerWarpgroups}")
             + (Spec.Pingpong ? "-pingpong" : "") + (Persistent ? "-persistent" : "") + $"-s{Spec.Stages}" + (Spec.MinBlocksPerSm == 1 ? "" : $"-b{Spec.MinBlocksPerSm}") + (QuantizesQ ? "-qrow" : "")
         : $"{Spec.BlockM}x{Spec.BlockN}-w{Spec.Warps}-s{Spec.Stages}" + (Spec.MinBlocksPerSm == 1 ? "" : $"-b{Spec.MinBlocksPerSm}");
-    public Element VElement => F16Pv || Fp8Pv ? Pv.BElement : Element.S8;
+    public Element VElement => FloatPv || Fp8Pv ? Pv.BElement : Element.S8;
     public int VBytes => VElement.SizeInBytes();
 
     public CopyAtomKind? VAtom => Spec.CopyAtomOf(Operand.V, CopyDirection.SharedToRegisters);
@@ -163,7 +163,7 @@ public sealed record AttentionPlan(AttentionSpec Spec)
     /// <summary>|S| ≤ 127·127·HeadDim: below 2^22 for every head dim the validator allows, so S is always read biased.</summary>
     public bool BiasedScores => 127L * 127 * Spec.HeadDim < FloatBiasRange;
     /// <summary>One KV block's int32 P·V (|·| ≤ PScale·127·BlockN) can be read biased too, up to BlockN = 128 for u8 P.</summary>
-    public bool BiasedPv => !F16Pv && !Fp8Pv && (long)PScale * 127 * Spec.BlockN < FloatBiasRange;
+    public bool BiasedPv => !FloatPv && !Fp8Pv && (long)PScale * 127 * Spec.BlockN < FloatBiasRange;
 
     /// <summary>One warp's share of each MMA (the mma.sync atom itself, or a wgmma's 16-row slice): the fragment model.</summary>
     public MmaAtom QkWarp => Qk.WarpView;

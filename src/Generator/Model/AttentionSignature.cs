@@ -66,14 +66,14 @@ public static class AttentionSignature
         }
         Operand(Names.K, "sbyte", "K [B][Hkv][Sk][D] int8, smoothed", "K", "const s8* __restrict__");
         var vCodes = plan.Fp8Pv ? "e4m3" : "int8";
-        Operand(Names.V, vElement, plan.F16Pv ? "V as it comes" : plan.PretransposedV ? $"V {vCodes} [B][Hkv][D][vLd], π order" : $"V {vCodes}", "V",
-            $"const {(plan.F16Pv ? "u16" : plan.Fp8Pv ? "u8" : "s8")}* __restrict__");
+        Operand(Names.V, vElement, plan.FloatPv ? "V as it comes" : plan.PretransposedV ? $"V {vCodes} [B][Hkv][D][vLd], π order" : $"V {vCodes}", "V",
+            $"const {(plan.FloatPv ? "u16" : plan.Fp8Pv ? "u8" : "s8")}* __restrict__");
         if (!plan.QuantizesQ)
         {
             Buffer(Names.QScale, "float", false, "one scale per QScaleRows query rows, softmax scale · log2 e folded in", "q_scale", "const float* __restrict__");
         }
         Buffer(Names.KScale, "float", false, "one scale per KScaleKeys keys", "k_scale", "const float* __restrict__");
-        if (plan.F16Pv)
+        if (plan.FloatPv)
         {
             kernel.Add(new KernelParameter("v_scale", "const float* __restrict__", Passing.NullPointer, null));
         }

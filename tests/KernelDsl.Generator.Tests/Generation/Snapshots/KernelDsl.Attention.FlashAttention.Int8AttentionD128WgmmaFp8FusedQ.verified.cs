@@ -42,7 +42,7 @@ static partial class Int8AttentionD128WgmmaFp8FusedQ
     };
     /// <summary>Causal masking, bottom-right aligned.</summary>
     public const bool IsCausal = false;
-    /// <summary>P·V runs on 16-bit float P and the V input (the accuracy mode); otherwise V is int8.</summary>
+    /// <summary>P·V runs on 16-bit float P and the V input, f16 or bf16 (the accuracy mode); otherwise on 8-bit codes of P and V.</summary>
     public const bool F16PV = false;
     /// <summary>Q comes as f16 with strides and the kernel quantizes it, one scale per row; otherwise Q is int8 from its quantize kernel.</summary>
     public const bool QuantizesQ = true;
