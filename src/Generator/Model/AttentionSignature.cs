@@ -29,32 +29,25 @@ public static class AttentionSignature
         var spec = plan.Spec;
         var vElement = plan.VElement.CSharpName();
         var oElement = spec.Output.CSharpName();
-        var host = new List<HostParameter>();
-        var kernel = new List<KernelParameter>();
-
-        void Buffer(string name, string element, bool optional, string role, string cudaName, string cudaType)
-        {
-            host.Add(new HostParameter(name, HostKind.Buffer, element, optional, role));
-            kernel.Add(new KernelParameter(cudaName, cudaType, Passing.Pointer, name));
-        }
+        var signature = new SignatureBuilder();
+        void Buffer(string name, string element, bool optional, string role, string cudaName, string cudaType) =>
+            signature.Buffer(name, element, role, cudaName, cudaType, optional);
         void Operand(string name, string element, string role, string cudaName, string cudaType)
         {
-            host.Add(new HostParameter(name, HostKind.Buffer, element, false, role));
             // The wgmma form reads Q, K, V through TMA: the launcher encodes a tensor map per operand.
-            kernel.Add(plan.WarpSpecialized
-                ? new KernelParameter(name + "_map", "kdsl_tensor_map", Passing.TensorMap, name)
-                : new KernelParameter(cudaName, cudaType, Passing.Pointer, name));
-        }
-        void Scalar(string name, string type, string role, string? cudaName)
-        {
-            host.Add(new HostParameter(name, HostKind.Scalar, type, false, role));
-            if (cudaName is not null)
+            if (plan.WarpSpecialized)
             {
-                kernel.Add(new KernelParameter(cudaName, type == "long" ? "long long" : type, Passing.Value, name));
+                signature.Host(new HostParameter(name, HostKind.Buffer, element, false, role));
+                signature.Kernel(new KernelParameter(name + "_map", "kdsl_tensor_map", Passing.TensorMap, name));
+            }
+            else
+            {
+                signature.Buffer(name, element, role, cudaName, cudaType);
             }
         }
+        void Scalar(string name, string type, string role, string? cudaName) => signature.Scalar(name, type, role, cudaName);
 
-        host.Add(new HostParameter(Names.Stream, HostKind.Stream, "", false, "the stream the kernel runs on"));
+        signature.Stream("the stream the kernel runs on");
         if (plan.QuantizesQ)
         {
             // The consumer warps read Q's rows with plain 16-byte loads and quantize them: a pointer and element strides.
@@ -75,7 +68,7 @@ public static class AttentionSignature
         Buffer(Names.KScale, "float", false, "one scale per KScaleKeys keys", "k_scale", "const float* __restrict__");
         if (plan.FloatPv)
         {
-            kernel.Add(new KernelParameter("v_scale", "const float* __restrict__", Passing.NullPointer, null));
+            signature.Kernel(new KernelParameter("v_scale", "const float* __restrict__", Passing.NullPointer, null));
         }
         else
         {
@@ -108,10 +101,10 @@ public static class AttentionSignature
         }
         foreach (var (hostParameter, kernelParameter) in RuntimeParameters(spec).Select(ModifierSignature.Parameter))
         {
-            host.Add(hostParameter);
-            kernel.Add(kernelParameter);
+            signature.Host(hostParameter);
+            signature.Kernel(kernelParameter);
         }
-        return new KernelSignature(host.ToEquatableArray(), kernel.ToEquatableArray());
+        return signature.Build();
     }
 
     /// <summary>The runtime parameters of the score modifier then the mask, each name once (a name both share is one argument).</summary>

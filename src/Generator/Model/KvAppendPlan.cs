@@ -50,39 +50,30 @@ public sealed record KvAppendPlan(KvAppendSpec Spec)
     {
         get
         {
-            var host = new List<HostParameter>();
-            var kernel = new List<KernelParameter>();
-            void Buffer(string name, string element, string role, string cudaName, string cudaType)
-            {
-                host.Add(new HostParameter(name, HostKind.Buffer, element, false, role));
-                kernel.Add(new KernelParameter(cudaName, cudaType, Passing.Pointer, name));
-            }
-            void Host(string name, HostKind kind, string type, string role) => host.Add(new HostParameter(name, kind, type, false, role));
-
-            Host("stream", HostKind.Stream, "", "the stream the kernel runs on");
-            Buffer("kNew", InputElement, KNewRole, "k_new", "const u16* __restrict__");
-            Buffer("vNew", InputElement, VNewRole, "v_new", "const u16* __restrict__");
-            Host("cuNewTokens", HostKind.HostSpan, "int", "[batch + 1]: sequence i's new tokens are rows cuNewTokens[i] to cuNewTokens[i + 1] − 1 of kNew and vNew");
-            Host("lengths", HostKind.HostSpan, "int", "[batch]: tokens each sequence holds before this append");
-            Host("pageTable", HostKind.HostSpan, "int", "[batch][tablePages]: each sequence's pages in order, −1 past its last");
-            Host("tablePages", HostKind.Scalar, "int", "entries per page table row");
-            Host("stagingSlots", HostKind.HostSpan, "int", "[batch]: each sequence's staging slot, distinct");
-            Buffer("kCodes", "sbyte", $"K codes [pages][headsKv][{PageSize}][{HeadDim}] int8", "k_codes", "s8* __restrict__");
-            Buffer("kScale", "float", "K scale [pages][headsKv]", "k_scale", "float* __restrict__");
-            Buffer("kMean", "float", $"K channel mean [pages][headsKv][{HeadDim}]", "k_mean", "float* __restrict__");
-            Buffer("vCodes", "sbyte", $"V codes [pages][headsKv][{PageSize}][{HeadDim}] int8", "v_codes", "s8* __restrict__");
-            Buffer("vScale", "float", $"V scale per channel [pages][headsKv][{HeadDim}]", "v_scale", "float* __restrict__");
-            Buffer("kStaging", InputElement, $"K originals of each slot's partial page [slots][headsKv][{PageSize}][{HeadDim}]", "k_staging", "u16* __restrict__");
-            Buffer("vStaging", InputElement, $"V originals, as kStaging", "v_staging", "u16* __restrict__");
-            Buffer("workspace", "int", "device scratch for the work list (WorkspaceLength)", "work", "const int* __restrict__");
-            Host("headsKv", HostKind.Scalar, "int", "KV heads");
-            kernel.Add(new KernelParameter("heads_kv", "int", Passing.Value, "headsKv"));
-            Host("pages", HostKind.Scalar, "int", "pages in the pool");
-            Host("slots", HostKind.Scalar, "int", "staging slots");
+            var signature = new SignatureBuilder();
+            signature.Stream("the stream the kernel runs on");
+            signature.Buffer("kNew", InputElement, KNewRole, "k_new", "const u16* __restrict__");
+            signature.Buffer("vNew", InputElement, VNewRole, "v_new", "const u16* __restrict__");
+            signature.Host("cuNewTokens", HostKind.HostSpan, "int", "[batch + 1]: sequence i's new tokens are rows cuNewTokens[i] to cuNewTokens[i + 1] − 1 of kNew and vNew");
+            signature.Host("lengths", HostKind.HostSpan, "int", "[batch]: tokens each sequence holds before this append");
+            signature.Host("pageTable", HostKind.HostSpan, "int", "[batch][tablePages]: each sequence's pages in order, −1 past its last");
+            signature.Host("tablePages", HostKind.Scalar, "int", "entries per page table row");
+            signature.Host("stagingSlots", HostKind.HostSpan, "int", "[batch]: each sequence's staging slot, distinct");
+            signature.Buffer("kCodes", "sbyte", $"K codes [pages][headsKv][{PageSize}][{HeadDim}] int8", "k_codes", "s8* __restrict__");
+            signature.Buffer("kScale", "float", "K scale [pages][headsKv]", "k_scale", "float* __restrict__");
+            signature.Buffer("kMean", "float", $"K channel mean [pages][headsKv][{HeadDim}]", "k_mean", "float* __restrict__");
+            signature.Buffer("vCodes", "sbyte", $"V codes [pages][headsKv][{PageSize}][{HeadDim}] int8", "v_codes", "s8* __restrict__");
+            signature.Buffer("vScale", "float", $"V scale per channel [pages][headsKv][{HeadDim}]", "v_scale", "float* __restrict__");
+            signature.Buffer("kStaging", InputElement, $"K originals of each slot's partial page [slots][headsKv][{PageSize}][{HeadDim}]", "k_staging", "u16* __restrict__");
+            signature.Buffer("vStaging", InputElement, $"V originals, as kStaging", "v_staging", "u16* __restrict__");
+            signature.Buffer("workspace", "int", "device scratch for the work list (WorkspaceLength)", "work", "const int* __restrict__");
+            signature.Scalar("headsKv", "int", "KV heads", "heads_kv");
+            signature.Host("pages", HostKind.Scalar, "int", "pages in the pool");
+            signature.Host("slots", HostKind.Scalar, "int", "staging slots");
             // Last, so it defaults to null: the optional counter of the quantize kernels, one element each for K and V.
-            host.Add(NonFinite(optional: true, "or null: nothing counted. Staged originals are not counted again (they were when appended)"));
-            kernel.Add(NonFiniteKernelParameter);
-            return new KernelSignature(host.ToEquatableArray(), kernel.ToEquatableArray());
+            signature.Host(NonFinite(optional: true, "or null: nothing counted. Staged originals are not counted again (they were when appended)"));
+            signature.Kernel(NonFiniteKernelParameter);
+            return signature.Build();
         }
     }
 

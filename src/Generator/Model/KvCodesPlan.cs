@@ -67,41 +67,30 @@ public sealed record KvCodesPlan(KvCodesSpec Spec)
         {
             var input = Spec.Input == Element.BF16 ? "bf16" : "f16";
             var d = Spec.HeadDim;
-            var host = new List<HostParameter>();
-            var kernel = new List<KernelParameter>();
-            void Buffer(string name, string element, string role, string cudaName, string cudaType)
-            {
-                host.Add(new HostParameter(name, HostKind.Buffer, element, false, role));
-                kernel.Add(new KernelParameter(cudaName, cudaType, Passing.Pointer, name));
-            }
-            void Scalar(string name, string type, string role, string cudaName, string cudaType)
-            {
-                host.Add(new HostParameter(name, HostKind.Scalar, type, false, role));
-                kernel.Add(new KernelParameter(cudaName, cudaType, Passing.Value, name));
-            }
-            host.Add(new HostParameter("stream", HostKind.Stream, "", false, "the stream the kernel runs on"));
-            Buffer("k", InputElement, $"K, {input} [batch, heads, tokens, {d}] at strides (kStrideB, kStrideH, kStrideS), channels contiguous", "k", "const u16* __restrict__");
-            Scalar("kStrideB", "long", "K's batch stride, in elements", "k_stride_b", "long long");
-            Scalar("kStrideH", "long", "K's head stride, in elements", "k_stride_h", "long long");
-            Scalar("kStrideS", "long", "K's token stride, in elements", "k_stride_s", "long long");
-            Buffer("v", InputElement, $"V, {input} [batch, heads, tokens, {d}] at strides (vStrideB, vStrideH, vStrideS), channels contiguous", "v", "const u16* __restrict__");
-            Scalar("vStrideB", "long", "V's batch stride, in elements", "v_stride_b", "long long");
-            Scalar("vStrideH", "long", "V's head stride, in elements", "v_stride_h", "long long");
-            Scalar("vStrideS", "long", "V's token stride, in elements", "v_stride_s", "long long");
-            host.Add(new HostParameter("batch", HostKind.Scalar, "int", false, "batch size"));
-            Scalar("heads", "int", "heads of K and V", "heads", "int");
-            Scalar("tokens", "int", "tokens of K and V", "S", "int");
-            Buffer("kMean", "float", $"K's channel mean, [batch·heads][{d}] (read: the statistics pass's)", "k_mean", "const float* __restrict__");
-            Buffer("vScale", "float", $"V's scale per channel, [batch·heads][{d}] (read: the statistics pass's)", "v_scale", "const float* __restrict__");
-            Buffer("kCodes", "sbyte", $"K's codes, int8 [batch][heads][tokens][{d}] (written)", "k_codes", "s8* __restrict__");
-            Buffer("kScale", "float", $"K's scales, one per {Tile} tokens, [batch·heads][ceil(tokens / {Tile})] (written)", "k_scale", "float* __restrict__");
+            var signature = new SignatureBuilder();
+            signature.Stream("the stream the kernel runs on");
+            signature.Buffer("k", InputElement, $"K, {input} [batch, heads, tokens, {d}] at strides (kStrideB, kStrideH, kStrideS), channels contiguous", "k", "const u16* __restrict__");
+            signature.Scalar("kStrideB", "long", "K's batch stride, in elements", "k_stride_b", "long long");
+            signature.Scalar("kStrideH", "long", "K's head stride, in elements", "k_stride_h", "long long");
+            signature.Scalar("kStrideS", "long", "K's token stride, in elements", "k_stride_s", "long long");
+            signature.Buffer("v", InputElement, $"V, {input} [batch, heads, tokens, {d}] at strides (vStrideB, vStrideH, vStrideS), channels contiguous", "v", "const u16* __restrict__");
+            signature.Scalar("vStrideB", "long", "V's batch stride, in elements", "v_stride_b", "long long");
+            signature.Scalar("vStrideH", "long", "V's head stride, in elements", "v_stride_h", "long long");
+            signature.Scalar("vStrideS", "long", "V's token stride, in elements", "v_stride_s", "long long");
+            signature.Host("batch", HostKind.Scalar, "int", "batch size");
+            signature.Scalar("heads", "int", "heads of K and V", "heads", "int");
+            signature.Scalar("tokens", "int", "tokens of K and V", "S", "int");
+            signature.Buffer("kMean", "float", $"K's channel mean, [batch·heads][{d}] (read: the statistics pass's)", "k_mean", "const float* __restrict__");
+            signature.Buffer("vScale", "float", $"V's scale per channel, [batch·heads][{d}] (read: the statistics pass's)", "v_scale", "const float* __restrict__");
+            signature.Buffer("kCodes", "sbyte", $"K's codes, int8 [batch][heads][tokens][{d}] (written)", "k_codes", "s8* __restrict__");
+            signature.Buffer("kScale", "float", $"K's scales, one per {Tile} tokens, [batch·heads][ceil(tokens / {Tile})] (written)", "k_scale", "float* __restrict__");
             var layout = Spec.VTransposed ? $"[batch][heads][{d}][PaddedTokens(tokens)], tokens in {Spec.TransposedOrder} order, padding zero" : $"[batch][heads][tokens][{d}]";
-            Buffer("vCodes", VCodeElement, $"V's codes, {(Spec.VOutput == Element.E4M3 ? "e4m3" : "int8")} {layout} (written)", "v_codes", $"{(Spec.VOutput == Element.E4M3 ? "u8" : "s8")}* __restrict__");
+            signature.Buffer("vCodes", VCodeElement, $"V's codes, {(Spec.VOutput == Element.E4M3 ? "e4m3" : "int8")} {layout} (written)", "v_codes", $"{(Spec.VOutput == Element.E4M3 ? "u8" : "s8")}* __restrict__");
             if (Spec.VTransposed)
             {
-                kernel.Add(new KernelParameter("s_pad", "int", Passing.Value, "paddedTokens"));
+                signature.Kernel(new KernelParameter("s_pad", "int", Passing.Value, "paddedTokens"));
             }
-            return new KernelSignature(host.ToEquatableArray(), kernel.ToEquatableArray());
+            return signature.Build();
         }
     }
 }
