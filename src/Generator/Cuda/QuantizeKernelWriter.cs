@@ -13,13 +13,6 @@ public sealed class QuantizeKernelWriter(QuantizePlan plan)
 {
     private readonly QuantizeSpec _spec = plan.Spec;
 
-    private const string InputParameters = "const u16* __restrict__ x, long long stride_b, long long stride_h, long long stride_s, int heads, int S";
-
-    private string MeanParameter => _spec.SubtractChannelMean ? "const float* __restrict__ mean, " : "";
-
-    /// <summary>The last parameter of every kernel that reads x once per element: where the block adds its NaN/Inf count (may be null).</summary>
-    private const string NonFiniteParameter = "unsigned int* nonfinite";
-
     /// <summary>The exponent field: all ones is Inf or NaN.</summary>
     private string ExponentMask => _spec.Input == Element.BF16 ? "0x7f80u" : "0x7c00u";
 
@@ -209,7 +202,7 @@ public sealed class QuantizeKernelWriter(QuantizePlan plan)
         w.Line($"// t / {plan.ChunksPerRow}, + {plan.Slices}, + {2 * plan.Slices}, ... in float32 in token order; the {plan.Slices} slice sums are then added in slice");
         w.Line($"// order. The order is fixed, so the result is deterministic and the CPU reference repeats it bit for bit.");
         w.Line($"extern \"C\" __global__ void __launch_bounds__({plan.Threads})");
-        w.Block($"{plan.Symbol(QuantizePlan.ChannelMean)}({InputParameters}, float* __restrict__ mean)", () =>
+        w.Block($"{plan.Symbol(QuantizePlan.ChannelMean)}({plan.CudaParameters(QuantizePlan.ChannelMean)})", () =>
         {
             w.Line($"__shared__ float partial[{plan.Slices}][{d}];");
             w.Line($"const int bh = blockIdx.x, b = bh / heads, h = bh % heads;");
@@ -261,7 +254,7 @@ public sealed class QuantizeKernelWriter(QuantizePlan plan)
     {
         w.Line($"// Per-channel absmax is gathered with atomicMax, which needs a zeroed start.");
         w.Line($"extern \"C\" __global__ void __launch_bounds__({plan.Threads})");
-        w.Block($"{plan.Symbol(QuantizePlan.ClearScales)}(float* __restrict__ scales, int count)", () =>
+        w.Block($"{plan.Symbol(QuantizePlan.ClearScales)}({plan.CudaParameters(QuantizePlan.ClearScales)})", () =>
         {
             w.Line($"const int i = blockIdx.x * {plan.Threads} + threadIdx.x;");
             w.Line($"if (i < count) scales[i] = 0.0f;");
@@ -275,7 +268,7 @@ public sealed class QuantizeKernelWriter(QuantizePlan plan)
         w.Line($"// Per-channel absmax: one block per (batch·head, tile of {_spec.BlockRows} tokens). absmax is non-negative (or +Inf), and such floats");
         w.Line($"// order like their bit patterns as ints, so atomicMax on the bits is an exact, order-free float max.");
         w.Line($"extern \"C\" __global__ void __launch_bounds__({plan.Threads})");
-        w.Block($"{plan.Symbol(QuantizePlan.ChannelAbsmax)}({InputParameters}, {MeanParameter}float scale_multiplier, float* __restrict__ scales)", () =>
+        w.Block($"{plan.Symbol(QuantizePlan.ChannelAbsmax)}({plan.CudaParameters(QuantizePlan.ChannelAbsmax)})", () =>
         {
             w.Line($"__shared__ int block_max[{d}];");
             w.Line($"for (int c = threadIdx.x; c < {d}; c += {plan.Threads}) block_max[c] = 0;");
@@ -301,7 +294,7 @@ public sealed class QuantizeKernelWriter(QuantizePlan plan)
     {
         w.Line($"// Per-channel absmax → scale, in place, once every tile has contributed.");
         w.Line($"extern \"C\" __global__ void __launch_bounds__({plan.Threads})");
-        w.Block($"{plan.Symbol(QuantizePlan.ChannelScale)}(float* __restrict__ scales, int count)", () =>
+        w.Block($"{plan.Symbol(QuantizePlan.ChannelScale)}({plan.CudaParameters(QuantizePlan.ChannelScale)})", () =>
         {
             w.Line($"const int i = blockIdx.x * {plan.Threads} + threadIdx.x;");
             w.Line($"if (i < count) scales[i] = kdsl_scale_of(scales[i]);");
@@ -315,7 +308,7 @@ public sealed class QuantizeKernelWriter(QuantizePlan plan)
         w.Line($"// NaN/Inf count without quantizing, for a tensor used as it is (V when P·V runs in 16-bit floats): one block per");
         w.Line($"// (batch·head, tile of {_spec.BlockRows} tokens), each thread 8 channels of one token at a time, as the quantize kernel reads them.");
         w.Line($"extern \"C\" __global__ void __launch_bounds__({plan.Threads})");
-        w.Block($"{plan.Symbol(QuantizePlan.CountNonFinite)}({InputParameters}, {NonFiniteParameter})", () =>
+        w.Block($"{plan.Symbol(QuantizePlan.CountNonFinite)}({plan.CudaParameters(QuantizePlan.CountNonFinite)})", () =>
         {
             WriteTileOrigin(w, "S");
             w.Line($"const int rows = kdsl_min({_spec.BlockRows}, S - s0);");
@@ -399,7 +392,7 @@ public sealed class QuantizeKernelWriter(QuantizePlan plan)
             : "the tile is read twice (the second time from cache) rather than held in registers.";
         w.Line($"// tile's {_spec.BlockRows}×{cpr} 16-byte chunks; {keep}");
         w.Line($"extern \"C\" __global__ void __launch_bounds__({plan.Threads})");
-        w.Block($"{plan.Symbol(QuantizePlan.Quantize)}({InputParameters}, {MeanParameter}float scale_multiplier, s8* __restrict__ out, float* __restrict__ scales, {NonFiniteParameter})", () =>
+        w.Block($"{plan.Symbol(QuantizePlan.Quantize)}({plan.CudaParameters(QuantizePlan.Quantize)})", () =>
         {
             w.Line($"__shared__ float warp_max[{plan.Warps}];");
             WriteTileOrigin(w, "S");
@@ -491,7 +484,7 @@ public sealed class QuantizeKernelWriter(QuantizePlan plan)
         w.Line($"// PerChannel, [B][H][S][{d}] output: one block per (batch·head, tile of {_spec.BlockRows} tokens), each thread one 8-channel chunk");
         w.Line($"// of one token at a time, with the per-channel scales the absmax and scale kernels left in `scales`.");
         w.Line($"extern \"C\" __global__ void __launch_bounds__({plan.Threads})");
-        w.Block($"{plan.Symbol(QuantizePlan.Quantize)}({InputParameters}, {MeanParameter}float scale_multiplier, {CodeType}* __restrict__ out, const float* __restrict__ scales, {NonFiniteParameter})", () =>
+        w.Block($"{plan.Symbol(QuantizePlan.Quantize)}({plan.CudaParameters(QuantizePlan.Quantize)})", () =>
         {
             WriteTileOrigin(w, "S");
             w.Line($"const int rows = kdsl_min({_spec.BlockRows}, S - s0);");
@@ -527,7 +520,7 @@ public sealed class QuantizeKernelWriter(QuantizePlan plan)
         w.Line($"// (a warp: one chunk of 32 tokens), quantizes them and writes the codes into a [{d}][{pitch}]-byte tile at their positions;");
         w.Line($"// then each thread stores 16-byte pieces of channel rows (a warp: {32 * 16 / rows} rows of {rows} bytes). Positions of tokens >= S are zero.");
         w.Line($"extern \"C\" __global__ void __launch_bounds__({plan.Threads})");
-        w.Block($"{plan.Symbol(QuantizePlan.Quantize)}({InputParameters}, {MeanParameter}float scale_multiplier, {CodeType}* __restrict__ out, const float* __restrict__ scales, int s_pad, {NonFiniteParameter})", () =>
+        w.Block($"{plan.Symbol(QuantizePlan.Quantize)}({plan.CudaParameters(QuantizePlan.Quantize)})", () =>
         {
             w.Line($"struct __align__(16) kdsl_piece {{ u32 x, y, z, w; }};");
             w.Line($"__shared__ __align__(16) {CodeType} staged[{d} * {pitch}];  // {pitch}-byte rows: the 16 spare bytes spread the store pass's 16-byte reads over the banks");

@@ -96,4 +96,72 @@ public sealed record QuantizePlan(QuantizeSpec Spec)
     public IReadOnlyList<QuantizeKernel> EntryPoints => [.. Kernels, CountNonFinite];
 
     public string Symbol(QuantizeKernel kernel) => Spec.KernelPrefix + kernel.Suffix;
+
+    /// <summary>
+    /// The parameters of <paramref name="kernel"/>, in the CUDA order, each with the launcher parameter, local or
+    /// expression it is made from: the one list both the kernel's declaration and the launcher's arguments are written from.
+    /// </summary>
+    public IReadOnlyList<KernelParameter> ParametersOf(QuantizeKernel kernel)
+    {
+        var parameters = new List<KernelParameter>();
+        void Pointer(string cudaName, string cudaType, string host) => parameters.Add(new KernelParameter(cudaName, cudaType, Passing.Pointer, host));
+        void Value(string cudaName, string cudaType, string host) => parameters.Add(new KernelParameter(cudaName, cudaType, Passing.Value, host));
+        void Input()
+        {
+            // Every kernel that reads x: the tensor at element strides.
+            Pointer("x", "const u16* __restrict__", "x");
+            Value("stride_b", "long long", "strideB");
+            Value("stride_h", "long long", "strideH");
+            Value("stride_s", "long long", "strideS");
+            Value("heads", "int", "heads");
+            Value("S", "int", "tokens");
+        }
+        void Mean()
+        {
+            if (Spec.SubtractChannelMean)
+            {
+                Pointer("mean", "const float* __restrict__", "channelMean");
+            }
+        }
+        if (kernel == ClearScales || kernel == ChannelScale)
+        {
+            Pointer("scales", "float* __restrict__", "scales");
+            Value("count", "int", "count");
+        }
+        else if (kernel == ChannelMean)
+        {
+            Input();
+            Pointer("mean", "float* __restrict__", "channelMean");
+        }
+        else if (kernel == ChannelAbsmax)
+        {
+            Input();
+            Mean();
+            Value("scale_multiplier", "float", "scaleMultiplier");
+            Pointer("scales", "float* __restrict__", "scales");
+        }
+        else if (kernel == CountNonFinite)
+        {
+            Input();
+            Pointer("nonfinite", "unsigned int*", "nonFinite");
+        }
+        else
+        {
+            Input();
+            Mean();
+            Value("scale_multiplier", "float", "scaleMultiplier");
+            // Per row block the kernel writes the scales it finds; per channel it reads those ChannelScale made.
+            Pointer("out", $"{(PerChannel && Spec.Output == Element.E4M3 ? "u8" : "s8")}* __restrict__", "output");
+            Pointer("scales", PerChannel ? "const float* __restrict__" : "float* __restrict__", "scales");
+            if (PerChannel && Transposed)
+            {
+                Value("s_pad", "int", "PaddedTokens(tokens)");
+            }
+            Pointer("nonfinite", "unsigned int*", "nonFinite");
+        }
+        return parameters;
+    }
+
+    /// <summary><see cref="ParametersOf"/> as the CUDA declaration's parameter list.</summary>
+    public string CudaParameters(QuantizeKernel kernel) => string.Join(", ", System.Linq.Enumerable.Select(ParametersOf(kernel), KernelSignature.CudaDeclaration));
 }

@@ -53,18 +53,26 @@ public static class LauncherSections
     /// parameter or local by its host expression, an optional buffer left out as a null pointer, a TMA descriptor the
     /// launcher encoded (<c>{name}Map</c>), or the null pointer of a parameter the variant does not use.
     /// </summary>
-    public static void WriteArguments(CodeWriter w, KernelSignature signature, string local = "arguments")
+    public static void WriteArguments(CodeWriter w, KernelSignature signature, string local = "arguments") =>
+        WriteArguments(w, signature.Kernel, host => signature.Host.Any(h => h.Name == host && h.Optional), local);
+
+    /// <summary>
+    /// <see cref="WriteArguments(CodeWriter, KernelSignature, string)"/> for kernel parameters whose launcher parameters
+    /// are not one signature (a module of several kernels launched from one method): <paramref name="optional"/> says
+    /// which launcher parameters may be null.
+    /// </summary>
+    public static void WriteArguments(CodeWriter w, IEnumerable<KernelParameter> parameters, System.Func<string?, bool> optional, string local)
     {
         w.Line($"var {local} = new {ModuleWriter.Launching}.KernelArguments();");
-        foreach (var parameter in signature.Kernel)
+        foreach (var parameter in parameters)
         {
-            var optional = signature.Host.Any(h => h.Name == parameter.Host && h.Optional);
+            var isOptional = optional(parameter.Host);
             w.Line(parameter.Passing switch
             {
                 Passing.NullPointer => $"{local}.AddNullPointer();  // {parameter.CudaName}: unused by this variant",
                 Passing.TensorMap => $"{local}.AddValue({parameter.Host}Map);",
                 Passing.Address => $"{local}.AddValue({parameter.Host});",
-                Passing.Pointer when optional => $"if ({parameter.Host} is null) {local}.AddNullPointer(); else {local}.Add({parameter.Host});",
+                Passing.Pointer when isOptional => $"if ({parameter.Host} is null) {local}.AddNullPointer(); else {local}.Add({parameter.Host});",
                 _ => $"{local}.Add({parameter.Host});",
             });
         }

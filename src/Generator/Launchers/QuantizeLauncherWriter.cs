@@ -12,9 +12,6 @@ public static class QuantizeLauncherWriter
     private const string Guard = ModuleWriter.Launching + ".LaunchGuard";
     private const string Buffer = "global::KernelDsl.DeviceBuffer";
 
-    /// <summary>The parameters every kernel of the module starts with: the input tensor.</summary>
-    private const string InputArguments = "new " + ModuleWriter.Launching + ".KernelArguments().Add(x).Add(strideB).Add(strideH).Add(strideS).Add(heads).Add(tokens)";
-
     private const string InputParameters = "long strideB, long strideH, long strideS, int batch, int heads, int tokens";
 
     public static string Write(QuantizePlan plan)
@@ -145,24 +142,19 @@ public static class QuantizeLauncherWriter
         w.Block($"public static void Launch(global::KernelDsl.CudaStream stream, {input} x, {InputParameters}, {tail})", () =>
         {
             WriteLaunchChecks(w, plan, codes);
-            w.Line();
-            w.Line($"// Each launch gets its own parameter block, starting with the input tensor.");
-            w.Line($"{ModuleWriter.Launching}.KernelArguments Input() => {InputArguments};");
             if (spec.SubtractChannelMean)
             {
                 w.Line($"// The mean first: every later kernel subtracts it.");
-                w.Line($"stream.Launch(Module, ChannelMeanKernelName, {ModuleWriter.Launching}.Dim3.Of(batchHeads), Input().Add(channelMean));");
+                WriteKernelLaunch(w, plan, QuantizePlan.ChannelMean, "batchHeads", "mean");
             }
-            var meanAdd = spec.SubtractChannelMean ? ".Add(channelMean)" : "";
             if (plan.PerChannel)
             {
                 w.Line($"var count = (int)(batchHeads * HeadDim);");
-                w.Line($"var scaleGrid = {ModuleWriter.Launching}.Dim3.Of((count + ThreadsPerBlock - 1) / ThreadsPerBlock);");
-                w.Line($"stream.Launch(Module, ClearScalesKernelName, scaleGrid, new {ModuleWriter.Launching}.KernelArguments().Add(scales).Add(count));");
-                w.Line($"stream.Launch(Module, ChannelAbsmaxKernelName, {ModuleWriter.Launching}.Dim3.Of(batchHeads * ((tokens + BlockRows - 1L) / BlockRows)), Input(){meanAdd}.Add(scaleMultiplier).Add(scales));");
-                w.Line($"stream.Launch(Module, ChannelScaleKernelName, scaleGrid, new {ModuleWriter.Launching}.KernelArguments().Add(scales).Add(count));");
+                WriteKernelLaunch(w, plan, QuantizePlan.ClearScales, "(count + ThreadsPerBlock - 1) / ThreadsPerBlock", "clear");
+                WriteKernelLaunch(w, plan, QuantizePlan.ChannelAbsmax, "batchHeads * ((tokens + BlockRows - 1L) / BlockRows)", "absmax");
+                WriteKernelLaunch(w, plan, QuantizePlan.ChannelScale, "(count + ThreadsPerBlock - 1) / ThreadsPerBlock", "scale");
             }
-            WriteQuantizeLaunch(w, plan, "Input()");
+            WriteKernelLaunch(w, plan, QuantizePlan.Quantize, "blocks", "quantize");
         });
         if (spec.SubtractChannelMean || plan.PerChannel)
         {
@@ -189,18 +181,19 @@ public static class QuantizeLauncherWriter
         w.Block($"public static void LaunchCodes(global::KernelDsl.CudaStream stream, {input} x, {InputParameters}, {tail})", () =>
         {
             WriteLaunchChecks(w, plan, codes);
-            WriteQuantizeLaunch(w, plan, InputArguments);
+            WriteKernelLaunch(w, plan, QuantizePlan.Quantize, "blocks", "quantize");
         });
     }
 
-    /// <summary>The quantize kernel's launch, on the input arguments <paramref name="inputArguments"/> (a fresh parameter block).</summary>
-    private static void WriteQuantizeLaunch(CodeWriter w, QuantizePlan plan, string inputArguments)
+    /// <summary>
+    /// The launch of <paramref name="kernel"/> on <paramref name="grid"/> (Dim3.Of's arguments), its arguments in the kernel's
+    /// order from the plan's one list; in Launch and LaunchCodes the NaN/Inf counter may be null (a null pointer then).
+    /// </summary>
+    private static void WriteKernelLaunch(CodeWriter w, QuantizePlan plan, QuantizeKernel kernel, string grid, string local)
     {
-        var spec = plan.Spec;
-        var meanAdd = spec.SubtractChannelMean ? ".Add(channelMean)" : "";
-        var padArg = spec.Transposed ? ".Add(PaddedTokens(tokens))" : "";
-        w.Line($"var quantize = {inputArguments}{meanAdd}.Add(scaleMultiplier).Add(output).Add(scales){padArg};");
-        w.Line($"stream.Launch(Module, KernelName, {ModuleWriter.Launching}.Dim3.Of(blocks), nonFinite is null ? quantize.AddNullPointer() : quantize.Add(nonFinite));");
+        var counterOptional = kernel != QuantizePlan.CountNonFinite;
+        LauncherSections.WriteArguments(w, plan.ParametersOf(kernel), host => counterOptional && host == "nonFinite", local);
+        w.Line($"stream.Launch(Module, {kernel.ConstantName}, {ModuleWriter.Launching}.Dim3.Of({grid}), {local});");
     }
 
     /// <summary>Launch's and LaunchCodes's checks of every argument; leaves batchHeads and blocks (the quantize kernel's grid) defined.</summary>
@@ -263,7 +256,7 @@ public static class QuantizeLauncherWriter
             WriteCounterChecks(w, "");
             w.Line($"var blocks = batchHeads * ((tokens + BlockRows - 1L) / BlockRows);");
             w.Line($"{Guard}.Fits(blocks, \"batch · heads · tiles (the grid)\");");
-            w.Line($"stream.Launch(Module, CountNonFiniteKernelName, {ModuleWriter.Launching}.Dim3.Of(blocks), {InputArguments}.Add(nonFinite));");
+            WriteKernelLaunch(w, plan, QuantizePlan.CountNonFinite, "blocks", "count");
         });
     }
 }

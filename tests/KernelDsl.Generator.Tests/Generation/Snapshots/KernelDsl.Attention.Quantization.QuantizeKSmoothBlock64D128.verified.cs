@@ -94,13 +94,29 @@ static partial class QuantizeKSmoothBlock64D128
         global::KernelDsl.Launching.LaunchGuard.Holds(channelMean, ChannelMeanLength(batch, heads), nameof(channelMean), "one mean per (batch, head, channel)");
         var blocks = batchHeads * ((tokens + BlockRows - 1L) / BlockRows);
         global::KernelDsl.Launching.LaunchGuard.Fits(blocks, "batch · heads · tiles (the grid)");
-
-        // Each launch gets its own parameter block, starting with the input tensor.
-        global::KernelDsl.Launching.KernelArguments Input() => new global::KernelDsl.Launching.KernelArguments().Add(x).Add(strideB).Add(strideH).Add(strideS).Add(heads).Add(tokens);
         // The mean first: every later kernel subtracts it.
-        stream.Launch(Module, ChannelMeanKernelName, global::KernelDsl.Launching.Dim3.Of(batchHeads), Input().Add(channelMean));
-        var quantize = Input().Add(channelMean).Add(scaleMultiplier).Add(output).Add(scales);
-        stream.Launch(Module, KernelName, global::KernelDsl.Launching.Dim3.Of(blocks), nonFinite is null ? quantize.AddNullPointer() : quantize.Add(nonFinite));
+        var mean = new global::KernelDsl.Launching.KernelArguments();
+        mean.Add(x);
+        mean.Add(strideB);
+        mean.Add(strideH);
+        mean.Add(strideS);
+        mean.Add(heads);
+        mean.Add(tokens);
+        mean.Add(channelMean);
+        stream.Launch(Module, ChannelMeanKernelName, global::KernelDsl.Launching.Dim3.Of(batchHeads), mean);
+        var quantize = new global::KernelDsl.Launching.KernelArguments();
+        quantize.Add(x);
+        quantize.Add(strideB);
+        quantize.Add(strideH);
+        quantize.Add(strideS);
+        quantize.Add(heads);
+        quantize.Add(tokens);
+        quantize.Add(channelMean);
+        quantize.Add(scaleMultiplier);
+        quantize.Add(output);
+        quantize.Add(scales);
+        if (nonFinite is null) quantize.AddNullPointer(); else quantize.Add(nonFinite);
+        stream.Launch(Module, KernelName, global::KernelDsl.Launching.Dim3.Of(blocks), quantize);
     }
 
     /// <summary>
@@ -136,8 +152,19 @@ static partial class QuantizeKSmoothBlock64D128
         global::KernelDsl.Launching.LaunchGuard.Holds(channelMean, ChannelMeanLength(batch, heads), nameof(channelMean), "one mean per (batch, head, channel)");
         var blocks = batchHeads * ((tokens + BlockRows - 1L) / BlockRows);
         global::KernelDsl.Launching.LaunchGuard.Fits(blocks, "batch · heads · tiles (the grid)");
-        var quantize = new global::KernelDsl.Launching.KernelArguments().Add(x).Add(strideB).Add(strideH).Add(strideS).Add(heads).Add(tokens).Add(channelMean).Add(scaleMultiplier).Add(output).Add(scales);
-        stream.Launch(Module, KernelName, global::KernelDsl.Launching.Dim3.Of(blocks), nonFinite is null ? quantize.AddNullPointer() : quantize.Add(nonFinite));
+        var quantize = new global::KernelDsl.Launching.KernelArguments();
+        quantize.Add(x);
+        quantize.Add(strideB);
+        quantize.Add(strideH);
+        quantize.Add(strideS);
+        quantize.Add(heads);
+        quantize.Add(tokens);
+        quantize.Add(channelMean);
+        quantize.Add(scaleMultiplier);
+        quantize.Add(output);
+        quantize.Add(scales);
+        if (nonFinite is null) quantize.AddNullPointer(); else quantize.Add(nonFinite);
+        stream.Launch(Module, KernelName, global::KernelDsl.Launching.Dim3.Of(blocks), quantize);
     }
 
     /// <summary>
@@ -165,6 +192,14 @@ static partial class QuantizeKSmoothBlock64D128
         global::KernelDsl.Launching.LaunchGuard.Holds(nonFinite, 1, nameof(nonFinite), "one NaN/Inf counter");
         var blocks = batchHeads * ((tokens + BlockRows - 1L) / BlockRows);
         global::KernelDsl.Launching.LaunchGuard.Fits(blocks, "batch · heads · tiles (the grid)");
-        stream.Launch(Module, CountNonFiniteKernelName, global::KernelDsl.Launching.Dim3.Of(blocks), new global::KernelDsl.Launching.KernelArguments().Add(x).Add(strideB).Add(strideH).Add(strideS).Add(heads).Add(tokens).Add(nonFinite));
+        var count = new global::KernelDsl.Launching.KernelArguments();
+        count.Add(x);
+        count.Add(strideB);
+        count.Add(strideH);
+        count.Add(strideS);
+        count.Add(heads);
+        count.Add(tokens);
+        count.Add(nonFinite);
+        stream.Launch(Module, CountNonFiniteKernelName, global::KernelDsl.Launching.Dim3.Of(blocks), count);
     }
 }

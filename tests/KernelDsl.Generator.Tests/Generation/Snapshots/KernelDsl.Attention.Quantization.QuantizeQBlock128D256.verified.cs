@@ -84,11 +84,18 @@ static partial class QuantizeQBlock128D256
         global::KernelDsl.Launching.LaunchGuard.Holds(scales, ScaleCount(batch, heads, tokens), nameof(scales), $"one scale per (batch, head, tile of {BlockRows} tokens)");
         var blocks = batchHeads * ((tokens + BlockRows - 1L) / BlockRows);
         global::KernelDsl.Launching.LaunchGuard.Fits(blocks, "batch · heads · tiles (the grid)");
-
-        // Each launch gets its own parameter block, starting with the input tensor.
-        global::KernelDsl.Launching.KernelArguments Input() => new global::KernelDsl.Launching.KernelArguments().Add(x).Add(strideB).Add(strideH).Add(strideS).Add(heads).Add(tokens);
-        var quantize = Input().Add(scaleMultiplier).Add(output).Add(scales);
-        stream.Launch(Module, KernelName, global::KernelDsl.Launching.Dim3.Of(blocks), nonFinite is null ? quantize.AddNullPointer() : quantize.Add(nonFinite));
+        var quantize = new global::KernelDsl.Launching.KernelArguments();
+        quantize.Add(x);
+        quantize.Add(strideB);
+        quantize.Add(strideH);
+        quantize.Add(strideS);
+        quantize.Add(heads);
+        quantize.Add(tokens);
+        quantize.Add(scaleMultiplier);
+        quantize.Add(output);
+        quantize.Add(scales);
+        if (nonFinite is null) quantize.AddNullPointer(); else quantize.Add(nonFinite);
+        stream.Launch(Module, KernelName, global::KernelDsl.Launching.Dim3.Of(blocks), quantize);
     }
 
     /// <summary>
@@ -116,6 +123,14 @@ static partial class QuantizeQBlock128D256
         global::KernelDsl.Launching.LaunchGuard.Holds(nonFinite, 1, nameof(nonFinite), "one NaN/Inf counter");
         var blocks = batchHeads * ((tokens + BlockRows - 1L) / BlockRows);
         global::KernelDsl.Launching.LaunchGuard.Fits(blocks, "batch · heads · tiles (the grid)");
-        stream.Launch(Module, CountNonFiniteKernelName, global::KernelDsl.Launching.Dim3.Of(blocks), new global::KernelDsl.Launching.KernelArguments().Add(x).Add(strideB).Add(strideH).Add(strideS).Add(heads).Add(tokens).Add(nonFinite));
+        var count = new global::KernelDsl.Launching.KernelArguments();
+        count.Add(x);
+        count.Add(strideB);
+        count.Add(strideH);
+        count.Add(strideS);
+        count.Add(heads);
+        count.Add(tokens);
+        count.Add(nonFinite);
+        stream.Launch(Module, CountNonFiniteKernelName, global::KernelDsl.Launching.Dim3.Of(blocks), count);
     }
 }

@@ -87,16 +87,37 @@ static partial class QuantizeVChannelD256Bf16
         global::KernelDsl.Launching.LaunchGuard.Holds(scales, ScaleCount(batch, heads, tokens), nameof(scales), "one scale per (batch, head, channel)");
         var blocks = batchHeads * ((tokens + BlockRows - 1L) / BlockRows);
         global::KernelDsl.Launching.LaunchGuard.Fits(blocks, "batch · heads · tiles (the grid)");
-
-        // Each launch gets its own parameter block, starting with the input tensor.
-        global::KernelDsl.Launching.KernelArguments Input() => new global::KernelDsl.Launching.KernelArguments().Add(x).Add(strideB).Add(strideH).Add(strideS).Add(heads).Add(tokens);
         var count = (int)(batchHeads * HeadDim);
-        var scaleGrid = global::KernelDsl.Launching.Dim3.Of((count + ThreadsPerBlock - 1) / ThreadsPerBlock);
-        stream.Launch(Module, ClearScalesKernelName, scaleGrid, new global::KernelDsl.Launching.KernelArguments().Add(scales).Add(count));
-        stream.Launch(Module, ChannelAbsmaxKernelName, global::KernelDsl.Launching.Dim3.Of(batchHeads * ((tokens + BlockRows - 1L) / BlockRows)), Input().Add(scaleMultiplier).Add(scales));
-        stream.Launch(Module, ChannelScaleKernelName, scaleGrid, new global::KernelDsl.Launching.KernelArguments().Add(scales).Add(count));
-        var quantize = Input().Add(scaleMultiplier).Add(output).Add(scales);
-        stream.Launch(Module, KernelName, global::KernelDsl.Launching.Dim3.Of(blocks), nonFinite is null ? quantize.AddNullPointer() : quantize.Add(nonFinite));
+        var clear = new global::KernelDsl.Launching.KernelArguments();
+        clear.Add(scales);
+        clear.Add(count);
+        stream.Launch(Module, ClearScalesKernelName, global::KernelDsl.Launching.Dim3.Of((count + ThreadsPerBlock - 1) / ThreadsPerBlock), clear);
+        var absmax = new global::KernelDsl.Launching.KernelArguments();
+        absmax.Add(x);
+        absmax.Add(strideB);
+        absmax.Add(strideH);
+        absmax.Add(strideS);
+        absmax.Add(heads);
+        absmax.Add(tokens);
+        absmax.Add(scaleMultiplier);
+        absmax.Add(scales);
+        stream.Launch(Module, ChannelAbsmaxKernelName, global::KernelDsl.Launching.Dim3.Of(batchHeads * ((tokens + BlockRows - 1L) / BlockRows)), absmax);
+        var scale = new global::KernelDsl.Launching.KernelArguments();
+        scale.Add(scales);
+        scale.Add(count);
+        stream.Launch(Module, ChannelScaleKernelName, global::KernelDsl.Launching.Dim3.Of((count + ThreadsPerBlock - 1) / ThreadsPerBlock), scale);
+        var quantize = new global::KernelDsl.Launching.KernelArguments();
+        quantize.Add(x);
+        quantize.Add(strideB);
+        quantize.Add(strideH);
+        quantize.Add(strideS);
+        quantize.Add(heads);
+        quantize.Add(tokens);
+        quantize.Add(scaleMultiplier);
+        quantize.Add(output);
+        quantize.Add(scales);
+        if (nonFinite is null) quantize.AddNullPointer(); else quantize.Add(nonFinite);
+        stream.Launch(Module, KernelName, global::KernelDsl.Launching.Dim3.Of(blocks), quantize);
     }
 
     /// <summary>
@@ -130,8 +151,18 @@ static partial class QuantizeVChannelD256Bf16
         global::KernelDsl.Launching.LaunchGuard.Holds(scales, ScaleCount(batch, heads, tokens), nameof(scales), "one scale per (batch, head, channel)");
         var blocks = batchHeads * ((tokens + BlockRows - 1L) / BlockRows);
         global::KernelDsl.Launching.LaunchGuard.Fits(blocks, "batch · heads · tiles (the grid)");
-        var quantize = new global::KernelDsl.Launching.KernelArguments().Add(x).Add(strideB).Add(strideH).Add(strideS).Add(heads).Add(tokens).Add(scaleMultiplier).Add(output).Add(scales);
-        stream.Launch(Module, KernelName, global::KernelDsl.Launching.Dim3.Of(blocks), nonFinite is null ? quantize.AddNullPointer() : quantize.Add(nonFinite));
+        var quantize = new global::KernelDsl.Launching.KernelArguments();
+        quantize.Add(x);
+        quantize.Add(strideB);
+        quantize.Add(strideH);
+        quantize.Add(strideS);
+        quantize.Add(heads);
+        quantize.Add(tokens);
+        quantize.Add(scaleMultiplier);
+        quantize.Add(output);
+        quantize.Add(scales);
+        if (nonFinite is null) quantize.AddNullPointer(); else quantize.Add(nonFinite);
+        stream.Launch(Module, KernelName, global::KernelDsl.Launching.Dim3.Of(blocks), quantize);
     }
 
     /// <summary>
@@ -159,6 +190,14 @@ static partial class QuantizeVChannelD256Bf16
         global::KernelDsl.Launching.LaunchGuard.Holds(nonFinite, 1, nameof(nonFinite), "one NaN/Inf counter");
         var blocks = batchHeads * ((tokens + BlockRows - 1L) / BlockRows);
         global::KernelDsl.Launching.LaunchGuard.Fits(blocks, "batch · heads · tiles (the grid)");
-        stream.Launch(Module, CountNonFiniteKernelName, global::KernelDsl.Launching.Dim3.Of(blocks), new global::KernelDsl.Launching.KernelArguments().Add(x).Add(strideB).Add(strideH).Add(strideS).Add(heads).Add(tokens).Add(nonFinite));
+        var count = new global::KernelDsl.Launching.KernelArguments();
+        count.Add(x);
+        count.Add(strideB);
+        count.Add(strideH);
+        count.Add(strideS);
+        count.Add(heads);
+        count.Add(tokens);
+        count.Add(nonFinite);
+        stream.Launch(Module, CountNonFiniteKernelName, global::KernelDsl.Launching.Dim3.Of(blocks), count);
     }
 }

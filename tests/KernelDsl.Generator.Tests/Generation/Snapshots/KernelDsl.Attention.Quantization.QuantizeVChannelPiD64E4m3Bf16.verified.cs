@@ -99,16 +99,38 @@ static partial class QuantizeVChannelPiD64E4m3Bf16
         global::KernelDsl.Launching.LaunchGuard.Fits((long)tokens + TransposePad, nameof(tokens));
         var blocks = batchHeads * ((PaddedTokens(tokens) + BlockRows - 1L) / BlockRows);
         global::KernelDsl.Launching.LaunchGuard.Fits(blocks, "batch · heads · tiles (the grid)");
-
-        // Each launch gets its own parameter block, starting with the input tensor.
-        global::KernelDsl.Launching.KernelArguments Input() => new global::KernelDsl.Launching.KernelArguments().Add(x).Add(strideB).Add(strideH).Add(strideS).Add(heads).Add(tokens);
         var count = (int)(batchHeads * HeadDim);
-        var scaleGrid = global::KernelDsl.Launching.Dim3.Of((count + ThreadsPerBlock - 1) / ThreadsPerBlock);
-        stream.Launch(Module, ClearScalesKernelName, scaleGrid, new global::KernelDsl.Launching.KernelArguments().Add(scales).Add(count));
-        stream.Launch(Module, ChannelAbsmaxKernelName, global::KernelDsl.Launching.Dim3.Of(batchHeads * ((tokens + BlockRows - 1L) / BlockRows)), Input().Add(scaleMultiplier).Add(scales));
-        stream.Launch(Module, ChannelScaleKernelName, scaleGrid, new global::KernelDsl.Launching.KernelArguments().Add(scales).Add(count));
-        var quantize = Input().Add(scaleMultiplier).Add(output).Add(scales).Add(PaddedTokens(tokens));
-        stream.Launch(Module, KernelName, global::KernelDsl.Launching.Dim3.Of(blocks), nonFinite is null ? quantize.AddNullPointer() : quantize.Add(nonFinite));
+        var clear = new global::KernelDsl.Launching.KernelArguments();
+        clear.Add(scales);
+        clear.Add(count);
+        stream.Launch(Module, ClearScalesKernelName, global::KernelDsl.Launching.Dim3.Of((count + ThreadsPerBlock - 1) / ThreadsPerBlock), clear);
+        var absmax = new global::KernelDsl.Launching.KernelArguments();
+        absmax.Add(x);
+        absmax.Add(strideB);
+        absmax.Add(strideH);
+        absmax.Add(strideS);
+        absmax.Add(heads);
+        absmax.Add(tokens);
+        absmax.Add(scaleMultiplier);
+        absmax.Add(scales);
+        stream.Launch(Module, ChannelAbsmaxKernelName, global::KernelDsl.Launching.Dim3.Of(batchHeads * ((tokens + BlockRows - 1L) / BlockRows)), absmax);
+        var scale = new global::KernelDsl.Launching.KernelArguments();
+        scale.Add(scales);
+        scale.Add(count);
+        stream.Launch(Module, ChannelScaleKernelName, global::KernelDsl.Launching.Dim3.Of((count + ThreadsPerBlock - 1) / ThreadsPerBlock), scale);
+        var quantize = new global::KernelDsl.Launching.KernelArguments();
+        quantize.Add(x);
+        quantize.Add(strideB);
+        quantize.Add(strideH);
+        quantize.Add(strideS);
+        quantize.Add(heads);
+        quantize.Add(tokens);
+        quantize.Add(scaleMultiplier);
+        quantize.Add(output);
+        quantize.Add(scales);
+        quantize.Add(PaddedTokens(tokens));
+        if (nonFinite is null) quantize.AddNullPointer(); else quantize.Add(nonFinite);
+        stream.Launch(Module, KernelName, global::KernelDsl.Launching.Dim3.Of(blocks), quantize);
     }
 
     /// <summary>
@@ -143,8 +165,19 @@ static partial class QuantizeVChannelPiD64E4m3Bf16
         global::KernelDsl.Launching.LaunchGuard.Fits((long)tokens + TransposePad, nameof(tokens));
         var blocks = batchHeads * ((PaddedTokens(tokens) + BlockRows - 1L) / BlockRows);
         global::KernelDsl.Launching.LaunchGuard.Fits(blocks, "batch · heads · tiles (the grid)");
-        var quantize = new global::KernelDsl.Launching.KernelArguments().Add(x).Add(strideB).Add(strideH).Add(strideS).Add(heads).Add(tokens).Add(scaleMultiplier).Add(output).Add(scales).Add(PaddedTokens(tokens));
-        stream.Launch(Module, KernelName, global::KernelDsl.Launching.Dim3.Of(blocks), nonFinite is null ? quantize.AddNullPointer() : quantize.Add(nonFinite));
+        var quantize = new global::KernelDsl.Launching.KernelArguments();
+        quantize.Add(x);
+        quantize.Add(strideB);
+        quantize.Add(strideH);
+        quantize.Add(strideS);
+        quantize.Add(heads);
+        quantize.Add(tokens);
+        quantize.Add(scaleMultiplier);
+        quantize.Add(output);
+        quantize.Add(scales);
+        quantize.Add(PaddedTokens(tokens));
+        if (nonFinite is null) quantize.AddNullPointer(); else quantize.Add(nonFinite);
+        stream.Launch(Module, KernelName, global::KernelDsl.Launching.Dim3.Of(blocks), quantize);
     }
 
     /// <summary>
@@ -172,6 +205,14 @@ static partial class QuantizeVChannelPiD64E4m3Bf16
         global::KernelDsl.Launching.LaunchGuard.Holds(nonFinite, 1, nameof(nonFinite), "one NaN/Inf counter");
         var blocks = batchHeads * ((tokens + BlockRows - 1L) / BlockRows);
         global::KernelDsl.Launching.LaunchGuard.Fits(blocks, "batch · heads · tiles (the grid)");
-        stream.Launch(Module, CountNonFiniteKernelName, global::KernelDsl.Launching.Dim3.Of(blocks), new global::KernelDsl.Launching.KernelArguments().Add(x).Add(strideB).Add(strideH).Add(strideS).Add(heads).Add(tokens).Add(nonFinite));
+        var count = new global::KernelDsl.Launching.KernelArguments();
+        count.Add(x);
+        count.Add(strideB);
+        count.Add(strideH);
+        count.Add(strideS);
+        count.Add(heads);
+        count.Add(tokens);
+        count.Add(nonFinite);
+        stream.Launch(Module, CountNonFiniteKernelName, global::KernelDsl.Launching.Dim3.Of(blocks), count);
     }
 }
