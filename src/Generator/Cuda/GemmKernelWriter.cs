@@ -54,10 +54,8 @@ public sealed class GemmKernelWriter(GemmPlan plan, Composition b)
     {
         _w = w;
         var mma = plan.Mma;
-        var output = _spec.Output == GemmOutput.S32 ? "int* __restrict__ C" : "u16* __restrict__ C, const float* __restrict__ row_scale, const float* __restrict__ col_scale";
-        var bName = plan.PretransposesB ? "Bt" : "B";
         w.Line($"extern \"C\" __global__ void __launch_bounds__({plan.Threads})");
-        w.Block($"{KernelName}(const s8* __restrict__ A, const s8* __restrict__ {bName}, {output}, int M, int N, int K, int lda, int ldb, int ldc)", () =>
+        w.Block($"{KernelName}({string.Join(", ", plan.Parameters.Select(KernelSignature.CudaDeclaration))})", () =>
         {
             w.Line($"extern __shared__ __align__(128) u8 kdsl_shared[];");
             w.Line($"u8* const sa = kdsl_shared;                      // {_spec.Stages} stages × {plan.AStageBytes} bytes");
@@ -76,7 +74,7 @@ public sealed class GemmKernelWriter(GemmPlan plan, Composition b)
             w.Line($"    for (int j = 0; j < {plan.MmaTilesN}; ++j)");
             w.Line($"        acc[i][j][0] = acc[i][j][1] = acc[i][j][2] = acc[i][j][3] = 0;");
             w.Line();
-            WriteMainLoop(bName);
+            WriteMainLoop(plan.Parameters[1].CudaName);  // B, or Bt where Recipe C transposed it
             w.Line();
             WriteEpilogue();
         });
@@ -210,7 +208,7 @@ public sealed class GemmKernelWriter(GemmPlan plan, Composition b)
     {
         w.Line($"// Recipe C: B [K][N] rewritten n-major, Bt [N][ldbt] with k contiguous and zero-padded to ldbt, through a 64×64 shared tile.");
         w.Line($"extern \"C\" __global__ void __launch_bounds__(256)");
-        w.Block($"{TransposeKernelName}(const s8* __restrict__ B, s8* __restrict__ Bt, int K, int N, int ldb, int ldbt)", () =>
+        w.Block($"{TransposeKernelName}({string.Join(", ", GemmPlan.TransposeParameters.Select(KernelSignature.CudaDeclaration))})", () =>
         {
             w.Line($"__shared__ s8 tile[64][65];");
             w.Line($"const int k0 = blockIdx.y * 64, n0 = blockIdx.x * 64;");

@@ -102,14 +102,11 @@ public static class GemmLauncherWriter
                 w.Line($"{Guard}.Holds(bTransposed, TransposedBLength(n, k), nameof(bTransposed), $\"Bt [{{n}}][{{ldbt}}]\");");
                 w.Line();
                 w.Line($"// Recipe C: write B n-major first, on the same stream.");
-                w.Line($"var transpose = new {ModuleWriter.Launching}.KernelArguments().Add(b).Add(bTransposed).Add(k).Add(n).Add(ldb).Add(ldbt);");
+                LauncherSections.WriteArguments(w, GemmPlan.TransposeParameters, _ => false, "transpose");
                 w.Line($"stream.Launch(Module, TransposeKernelName, {ModuleWriter.Launching}.Dim3.Of((n + 63) / 64, (ldbt + 63) / 64), transpose);");
             }
             w.Line();
-            var bArg = plan.PretransposesB ? "bTransposed" : "b";
-            var ldbArg = plan.PretransposesB ? "ldbt" : "ldb";
-            var scales = spec.Output == GemmOutput.F16Scaled ? ".Add(rowScale).Add(colScale)" : "";
-            w.Line($"var arguments = new {ModuleWriter.Launching}.KernelArguments().Add(a).Add({bArg}).Add(c){scales}.Add(m).Add(n).Add(k).Add(lda).Add({ldbArg}).Add(ldc);");
+            LauncherSections.WriteArguments(w, plan.Parameters, _ => false, "arguments");
             w.Line($"stream.Launch(Module, KernelName, {ModuleWriter.Launching}.Dim3.Of((n + BlockN - 1) / BlockN, (m + BlockM - 1) / BlockM), arguments);");
         });
     }

@@ -23,6 +23,48 @@ public sealed record GemmPlan(GemmSpec Spec, int WarpsM, int WarpsN)
     public int KSteps => Spec.BlockK / Mma.K;
 
     /// <summary>Recipe C reads B from an n × k copy made beforehand.</summary>
+    /// <summary>
+    /// The GEMM kernel's parameters in the CUDA order, each with the launcher parameter or local it comes from: the one
+    /// list the kernel's declaration and the launcher's arguments are written from.
+    /// </summary>
+    public System.Collections.Generic.IReadOnlyList<KernelParameter> Parameters
+    {
+        get
+        {
+            var parameters = new System.Collections.Generic.List<KernelParameter>
+            {
+                new("A", "const s8* __restrict__", Passing.Pointer, "a"),
+                PretransposesB ? new("Bt", "const s8* __restrict__", Passing.Pointer, "bTransposed") : new("B", "const s8* __restrict__", Passing.Pointer, "b"),
+            };
+            if (Spec.Output == GemmOutput.S32)
+            {
+                parameters.Add(new("C", "int* __restrict__", Passing.Pointer, "c"));
+            }
+            else
+            {
+                parameters.Add(new("C", "u16* __restrict__", Passing.Pointer, "c"));
+                parameters.Add(new("row_scale", "const float* __restrict__", Passing.Pointer, "rowScale"));
+                parameters.Add(new("col_scale", "const float* __restrict__", Passing.Pointer, "colScale"));
+            }
+            foreach (var (cuda, host) in new[] { ("M", "m"), ("N", "n"), ("K", "k"), ("lda", "lda"), ("ldb", PretransposesB ? "ldbt" : "ldb"), ("ldc", "ldc") })
+            {
+                parameters.Add(new(cuda, "int", Passing.Value, host));
+            }
+            return parameters;
+        }
+    }
+
+    /// <summary>Recipe C's transpose kernel's parameters (B [K][N] → Bt [N][ldbt]), as <see cref="Parameters"/>.</summary>
+    public static System.Collections.Generic.IReadOnlyList<KernelParameter> TransposeParameters { get; } =
+    [
+        new("B", "const s8* __restrict__", Passing.Pointer, "b"),
+        new("Bt", "s8* __restrict__", Passing.Pointer, "bTransposed"),
+        new("K", "int", Passing.Value, "k"),
+        new("N", "int", Passing.Value, "n"),
+        new("ldb", "int", Passing.Value, "ldb"),
+        new("ldbt", "int", Passing.Value, "ldbt"),
+    ];
+
     public bool PretransposesB => Spec.Layout == GemmLayout.NN && Spec.CopyAtomOf(Operand.B, CopyDirection.SharedToRegisters) == CopyAtomKind.LdsmPretransposed;
 
     /// <summary>How B sits in shared memory.</summary>

@@ -74,10 +74,25 @@ static partial class Int8GemmNNPretransposed
         global::KernelDsl.Launching.LaunchGuard.Holds(bTransposed, TransposedBLength(n, k), nameof(bTransposed), $"Bt [{n}][{ldbt}]");
 
         // Recipe C: write B n-major first, on the same stream.
-        var transpose = new global::KernelDsl.Launching.KernelArguments().Add(b).Add(bTransposed).Add(k).Add(n).Add(ldb).Add(ldbt);
+        var transpose = new global::KernelDsl.Launching.KernelArguments();
+        transpose.Add(b);
+        transpose.Add(bTransposed);
+        transpose.Add(k);
+        transpose.Add(n);
+        transpose.Add(ldb);
+        transpose.Add(ldbt);
         stream.Launch(Module, TransposeKernelName, global::KernelDsl.Launching.Dim3.Of((n + 63) / 64, (ldbt + 63) / 64), transpose);
 
-        var arguments = new global::KernelDsl.Launching.KernelArguments().Add(a).Add(bTransposed).Add(c).Add(m).Add(n).Add(k).Add(lda).Add(ldbt).Add(ldc);
+        var arguments = new global::KernelDsl.Launching.KernelArguments();
+        arguments.Add(a);
+        arguments.Add(bTransposed);
+        arguments.Add(c);
+        arguments.Add(m);
+        arguments.Add(n);
+        arguments.Add(k);
+        arguments.Add(lda);
+        arguments.Add(ldbt);
+        arguments.Add(ldc);
         stream.Launch(Module, KernelName, global::KernelDsl.Launching.Dim3.Of((n + BlockN - 1) / BlockN, (m + BlockM - 1) / BlockM), arguments);
     }
 }

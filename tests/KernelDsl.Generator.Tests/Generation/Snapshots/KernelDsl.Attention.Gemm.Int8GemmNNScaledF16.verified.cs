@@ -70,7 +70,18 @@ static partial class Int8GemmNNScaledF16
         global::KernelDsl.Launching.LaunchGuard.Holds(rowScale, m, nameof(rowScale), "one scale per row of C");
         global::KernelDsl.Launching.LaunchGuard.Holds(colScale, n, nameof(colScale), "one scale per column of C");
 
-        var arguments = new global::KernelDsl.Launching.KernelArguments().Add(a).Add(b).Add(c).Add(rowScale).Add(colScale).Add(m).Add(n).Add(k).Add(lda).Add(ldb).Add(ldc);
+        var arguments = new global::KernelDsl.Launching.KernelArguments();
+        arguments.Add(a);
+        arguments.Add(b);
+        arguments.Add(c);
+        arguments.Add(rowScale);
+        arguments.Add(colScale);
+        arguments.Add(m);
+        arguments.Add(n);
+        arguments.Add(k);
+        arguments.Add(lda);
+        arguments.Add(ldb);
+        arguments.Add(ldc);
         stream.Launch(Module, KernelName, global::KernelDsl.Launching.Dim3.Of((n + BlockN - 1) / BlockN, (m + BlockM - 1) / BlockM), arguments);
     }
 }

@@ -66,7 +66,16 @@ static partial class Int8GemmTN
         global::KernelDsl.Launching.LaunchGuard.Holds(b, (long)(n - 1) * ldb + k, nameof(b), $"B [{n}][{ldb}]");
         global::KernelDsl.Launching.LaunchGuard.Holds(c, (long)(m - 1) * ldc + n, nameof(c), $"C [{m}][{ldc}]");
 
-        var arguments = new global::KernelDsl.Launching.KernelArguments().Add(a).Add(b).Add(c).Add(m).Add(n).Add(k).Add(lda).Add(ldb).Add(ldc);
+        var arguments = new global::KernelDsl.Launching.KernelArguments();
+        arguments.Add(a);
+        arguments.Add(b);
+        arguments.Add(c);
+        arguments.Add(m);
+        arguments.Add(n);
+        arguments.Add(k);
+        arguments.Add(lda);
+        arguments.Add(ldb);
+        arguments.Add(ldc);
         stream.Launch(Module, KernelName, global::KernelDsl.Launching.Dim3.Of((n + BlockN - 1) / BlockN, (m + BlockM - 1) / BlockM), arguments);
     }
 }
