@@ -74,7 +74,7 @@ public sealed class GemmKernelWriter(GemmPlan plan, Composition b)
             w.Line($"    for (int j = 0; j < {plan.MmaTilesN}; ++j)");
             w.Line($"        acc[i][j][0] = acc[i][j][1] = acc[i][j][2] = acc[i][j][3] = 0;");
             w.Line();
-            WriteMainLoop(plan.Parameters[1].CudaName);  // B, or Bt where Recipe C transposed it
+            WriteMainLoop(plan.BName);
             w.Line();
             WriteEpilogue();
         });

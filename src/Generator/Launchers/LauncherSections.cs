@@ -78,7 +78,7 @@ public static class LauncherSections
         }
     }
 
-    /// <summary><see cref="WriteArguments"/>, then the launch of <paramref name="kernel"/> (a module constant) on <paramref name="grid"/> (Dim3.Of's arguments).</summary>
+    /// <summary><see cref="WriteArguments(CodeWriter, KernelSignature, string)"/>, then the launch of <paramref name="kernel"/> (a module constant) on <paramref name="grid"/> (Dim3.Of's arguments).</summary>
     /// <param name="dependent">Launch as a programmatic dependent of the kernel queued before it (the kernel waits for it: griddepcontrol.wait).</param>
     public static void WriteLaunch(CodeWriter w, KernelSignature signature, string kernel, string grid, string local = "arguments", bool dependent = false)
     {

@@ -256,7 +256,7 @@ public static class QuantizeLauncherWriter
             WriteCounterChecks(w, "");
             w.Line($"var blocks = batchHeads * ((tokens + BlockRows - 1L) / BlockRows);");
             w.Line($"{Guard}.Fits(blocks, \"batch · heads · tiles (the grid)\");");
-            WriteKernelLaunch(w, plan, QuantizePlan.CountNonFinite, "blocks", "count");
+            WriteKernelLaunch(w, plan, QuantizePlan.CountNonFinite, "blocks", "counting");
         });
     }
 }

@@ -22,7 +22,6 @@ public sealed record GemmPlan(GemmSpec Spec, int WarpsM, int WarpsN)
     public int BChunksN => WarpTileN / 16;
     public int KSteps => Spec.BlockK / Mma.K;
 
-    /// <summary>Recipe C reads B from an n × k copy made beforehand.</summary>
     /// <summary>
     /// The GEMM kernel's parameters in the CUDA order, each with the launcher parameter or local it comes from: the one
     /// list the kernel's declaration and the launcher's arguments are written from.
@@ -34,7 +33,7 @@ public sealed record GemmPlan(GemmSpec Spec, int WarpsM, int WarpsN)
             var parameters = new System.Collections.Generic.List<KernelParameter>
             {
                 new("A", "const s8* __restrict__", Passing.Pointer, "a"),
-                PretransposesB ? new("Bt", "const s8* __restrict__", Passing.Pointer, "bTransposed") : new("B", "const s8* __restrict__", Passing.Pointer, "b"),
+                new(BName, "const s8* __restrict__", Passing.Pointer, PretransposesB ? "bTransposed" : "b"),
             };
             if (Spec.Output == GemmOutput.S32)
             {
@@ -54,6 +53,9 @@ public sealed record GemmPlan(GemmSpec Spec, int WarpsM, int WarpsN)
         }
     }
 
+    /// <summary>The kernel's name for B: Bt where Recipe C transposed it.</summary>
+    public string BName => PretransposesB ? "Bt" : "B";
+
     /// <summary>Recipe C's transpose kernel's parameters (B [K][N] → Bt [N][ldbt]), as <see cref="Parameters"/>.</summary>
     public static System.Collections.Generic.IReadOnlyList<KernelParameter> TransposeParameters { get; } =
     [
@@ -65,6 +67,7 @@ public sealed record GemmPlan(GemmSpec Spec, int WarpsM, int WarpsN)
         new("ldbt", "int", Passing.Value, "ldbt"),
     ];
 
+    /// <summary>Recipe C reads B from an n × k copy made beforehand.</summary>
     public bool PretransposesB => Spec.Layout == GemmLayout.NN && Spec.CopyAtomOf(Operand.B, CopyDirection.SharedToRegisters) == CopyAtomKind.LdsmPretransposed;
 
     /// <summary>How B sits in shared memory.</summary>

@@ -93,6 +93,9 @@ public static class SmFacts
     /// <summary>An instruction's minimum SM as the atoms record it (901: sm_90a alone) as a compute capability.</summary>
     public static int MinimumCapability(int minSm) => minSm == (int)Sm.Sm90a ? 90 : minSm;
 
+    /// <summary>What an instruction of minimum SM <paramref name="minSm"/> needs, for a message: "sm_80", or sm_90a's own words.</summary>
+    public static string Needs(int minSm) => minSm == (int)Sm.Sm90a ? "sm_90a (architecture-specific Hopper features)" : "sm_" + minSm.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
     /// <summary>Whether <paramref name="target"/> lacks an instruction whose minimum SM is <paramref name="minSm"/> (901: only sm_90a has it).</summary>
     public static bool Lacks(this Sm target, int minSm) => minSm == (int)Sm.Sm90a ? target != Sm.Sm90a : target.Capability() < minSm;
 

@@ -82,8 +82,7 @@ public static class DeclarationRules
         {
             if (sm.Lacks(minSm))
             {
-                var needs = minSm == (int)Sm.Sm90a ? "sm_90a (architecture-specific Hopper features)" : "sm_" + minSm;
-                findings.Add(Finding.Of(Rules.AtomTargetMismatch, target, name, ptx, needs, spec.Type.Name, sm.ArchName()));
+                findings.Add(Finding.Of(Rules.AtomTargetMismatch, target, name, ptx, SmFacts.Needs(minSm), spec.Type.Name, sm.ArchName()));
                 return;
             }
         }

@@ -246,6 +246,6 @@ public class QuantizeEmissionTests
         Assert.Contains("LaunchGuard.Holds(x, ", count, StringComparison.Ordinal);
         // Counting covers the S tokens read, not the transposed output's padding.
         Assert.Contains("var blocks = batchHeads * ((tokens + BlockRows - 1L) / BlockRows);", count, StringComparison.Ordinal);
-        Assert.Contains("count.Add(tokens);\n        count.Add(nonFinite);", count.ReplaceLineEndings("\n"), StringComparison.Ordinal);
+        Assert.Contains("counting.Add(tokens);\n        counting.Add(nonFinite);", count.ReplaceLineEndings("\n"), StringComparison.Ordinal);
     }
 }

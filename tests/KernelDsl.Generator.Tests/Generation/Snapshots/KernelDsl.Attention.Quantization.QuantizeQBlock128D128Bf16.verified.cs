@@ -123,14 +123,14 @@ static partial class QuantizeQBlock128D128Bf16
         global::KernelDsl.Launching.LaunchGuard.Holds(nonFinite, 1, nameof(nonFinite), "one NaN/Inf counter");
         var blocks = batchHeads * ((tokens + BlockRows - 1L) / BlockRows);
         global::KernelDsl.Launching.LaunchGuard.Fits(blocks, "batch · heads · tiles (the grid)");
-        var count = new global::KernelDsl.Launching.KernelArguments();
-        count.Add(x);
-        count.Add(strideB);
-        count.Add(strideH);
-        count.Add(strideS);
-        count.Add(heads);
-        count.Add(tokens);
-        count.Add(nonFinite);
-        stream.Launch(Module, CountNonFiniteKernelName, global::KernelDsl.Launching.Dim3.Of(blocks), count);
+        var counting = new global::KernelDsl.Launching.KernelArguments();
+        counting.Add(x);
+        counting.Add(strideB);
+        counting.Add(strideH);
+        counting.Add(strideS);
+        counting.Add(heads);
+        counting.Add(tokens);
+        counting.Add(nonFinite);
+        stream.Launch(Module, CountNonFiniteKernelName, global::KernelDsl.Launching.Dim3.Of(blocks), counting);
     }
 }
