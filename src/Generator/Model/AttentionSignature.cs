@@ -30,8 +30,6 @@ public static class AttentionSignature
         var vElement = plan.VElement.CSharpName();
         var oElement = spec.Output.CSharpName();
         var signature = new SignatureBuilder();
-        void Buffer(string name, string element, bool optional, string role, string cudaName, string cudaType) =>
-            signature.Buffer(name, element, role, cudaName, cudaType, optional);
         void Operand(string name, string element, string role, string cudaName, string cudaType)
         {
             // The wgmma form reads Q, K, V through TMA: the launcher encodes a tensor map per operand.
@@ -45,13 +43,12 @@ public static class AttentionSignature
                 signature.Buffer(name, element, role, cudaName, cudaType);
             }
         }
-        void Scalar(string name, string type, string role, string? cudaName) => signature.Scalar(name, type, role, cudaName);
 
         signature.Stream("the stream the kernel runs on");
         if (plan.QuantizesQ)
         {
             // The consumer warps read Q's rows with plain 16-byte loads and quantize them: a pointer and element strides.
-            Buffer(Names.Q, oElement, false, $"Q [B][Hq][Sq][D] {spec.QInput.CudaName()} with element strides, quantized in the kernel", "Q", "const u16* __restrict__");
+            signature.Buffer(Names.Q, oElement, $"Q [B][Hq][Sq][D] {spec.QInput.CudaName()} with element strides, quantized in the kernel", "Q", "const u16* __restrict__");
         }
         else
         {
@@ -63,41 +60,41 @@ public static class AttentionSignature
             $"const {(plan.FloatPv ? "u16" : plan.Fp8Pv ? "u8" : "s8")}* __restrict__");
         if (!plan.QuantizesQ)
         {
-            Buffer(Names.QScale, "float", false, "one scale per QScaleRows query rows, softmax scale · log2 e folded in", "q_scale", "const float* __restrict__");
+            signature.Buffer(Names.QScale, "float", "one scale per QScaleRows query rows, softmax scale · log2 e folded in", "q_scale", "const float* __restrict__");
         }
-        Buffer(Names.KScale, "float", false, "one scale per KScaleKeys keys", "k_scale", "const float* __restrict__");
+        signature.Buffer(Names.KScale, "float", "one scale per KScaleKeys keys", "k_scale", "const float* __restrict__");
         if (plan.FloatPv)
         {
             signature.Kernel(new KernelParameter("v_scale", "const float* __restrict__", Passing.NullPointer, null));
         }
         else
         {
-            Buffer(Names.VScale, "float", false, "one scale per channel", "v_scale", "const float* __restrict__");
+            signature.Buffer(Names.VScale, "float", "one scale per channel", "v_scale", "const float* __restrict__");
         }
-        Buffer(Names.KMean, "float", spec.Score is null, "K's channel mean [B][Hkv][D]", "k_mean", "const float* __restrict__");
-        Buffer(Names.O, oElement, false, "O with element strides", "O", "u16* __restrict__");
-        Buffer(Names.Lse, "float", true, "LSE [B][Hq][Sq], natural log", "lse", "float* __restrict__");
+        signature.Buffer(Names.KMean, "float", "K's channel mean [B][Hkv][D]", "k_mean", "const float* __restrict__", optional: spec.Score is null);
+        signature.Buffer(Names.O, oElement, "O with element strides", "O", "u16* __restrict__");
+        signature.Buffer(Names.Lse, "float", "LSE [B][Hq][Sq], natural log", "lse", "float* __restrict__", optional: true);
         // The grid's z extent, except on a persistent grid, whose blocks walk every (query block, head, batch) tile.
-        Scalar(Names.Batch, "int", plan.Persistent ? "batch" : "batch (the grid's z extent)", plan.Persistent ? "batch" : null);
-        Scalar(Names.HeadsQ, "int", "query heads", "heads_q");
-        Scalar(Names.HeadsKv, "int", "KV heads", "heads_kv");
-        Scalar(Names.SeqQ, "int", "query tokens", "seq_q");
-        Scalar(Names.SeqK, "int", "key tokens", "seq_k");
+        signature.Scalar(Names.Batch, "int", plan.Persistent ? "batch" : "batch (the grid's z extent)", plan.Persistent ? "batch" : null);
+        signature.Scalar(Names.HeadsQ, "int", "query heads", "heads_q");
+        signature.Scalar(Names.HeadsKv, "int", "KV heads", "heads_kv");
+        signature.Scalar(Names.SeqQ, "int", "query tokens", "seq_q");
+        signature.Scalar(Names.SeqK, "int", "key tokens", "seq_k");
         // TMA maps carry V's strides in the wgmma form; the launcher still needs them to encode the map.
         var vStrides = plan.WarpSpecialized ? null : new[] { "v_stride_b", "v_stride_h", "v_ld" };
-        Scalar(Names.VStrideB, "long", "V's batch stride, elements", vStrides?[0]);
-        Scalar(Names.VStrideH, "long", "V's head stride, elements", vStrides?[1]);
-        Scalar(Names.VLd, "long", "V's row stride, elements", vStrides?[2]);
-        Scalar(Names.OStrideB, "long", "O's batch stride, elements", "o_stride_b");
-        Scalar(Names.OStrideH, "long", "O's head stride, elements", "o_stride_h");
-        Scalar(Names.OStrideS, "long", "O's row stride, elements", "o_stride_s");
+        signature.Scalar(Names.VStrideB, "long", "V's batch stride, elements", vStrides?[0]);
+        signature.Scalar(Names.VStrideH, "long", "V's head stride, elements", vStrides?[1]);
+        signature.Scalar(Names.VLd, "long", "V's row stride, elements", vStrides?[2]);
+        signature.Scalar(Names.OStrideB, "long", "O's batch stride, elements", "o_stride_b");
+        signature.Scalar(Names.OStrideH, "long", "O's head stride, elements", "o_stride_h");
+        signature.Scalar(Names.OStrideS, "long", "O's row stride, elements", "o_stride_s");
         if (plan.QuantizesQ)
         {
-            Scalar(Names.QStrideB, "long", "Q's batch stride, elements", "q_stride_b");
-            Scalar(Names.QStrideH, "long", "Q's head stride, elements", "q_stride_h");
-            Scalar(Names.QStrideS, "long", "Q's row stride, elements", "q_stride_s");
-            Scalar(Names.QScaleMultiplier, "float", "what Q is multiplied by before it is quantized: softmax scale · log2 e", "q_scale_multiplier");
-            Buffer(Names.NonFiniteQ, "uint", true, "a counter the kernel adds Q's NaN and Inf count to", "nonfinite_q", "unsigned int*");
+            signature.Scalar(Names.QStrideB, "long", "Q's batch stride, elements", "q_stride_b");
+            signature.Scalar(Names.QStrideH, "long", "Q's head stride, elements", "q_stride_h");
+            signature.Scalar(Names.QStrideS, "long", "Q's row stride, elements", "q_stride_s");
+            signature.Scalar(Names.QScaleMultiplier, "float", "what Q is multiplied by before it is quantized: softmax scale · log2 e", "q_scale_multiplier");
+            signature.Buffer(Names.NonFiniteQ, "uint", "a counter the kernel adds Q's NaN and Inf count to", "nonfinite_q", "unsigned int*", optional: true);
         }
         foreach (var (hostParameter, kernelParameter) in RuntimeParameters(spec).Select(ModifierSignature.Parameter))
         {

@@ -112,27 +112,25 @@ public sealed record PagedDecodePlan(PagedDecodeSpec Spec)
         get
         {
             var signature = new SignatureBuilder();
-            void Buffer(string name, string element, bool optional, string role, string cudaName, string cudaType) =>
-                signature.Buffer(name, element, role, cudaName, cudaType, optional);
             signature.Stream("the stream the kernels run on");
-            Buffer("queries", InputElement, false, $"Q [Σ queries][headsQ][{HeadDim}]: sequence i's query tokens are rows cuQueries[i] to cuQueries[i + 1] − 1, its last tokens", "queries", "const u16* __restrict__");
+            signature.Buffer("queries", InputElement, $"Q [Σ queries][headsQ][{HeadDim}]: sequence i's query tokens are rows cuQueries[i] to cuQueries[i + 1] − 1, its last tokens", "queries", "const u16* __restrict__");
             signature.Host("cuQueries", HostKind.HostSpan, "int", "[batch + 1]: running totals of each sequence's query tokens, from 0 (a decode step: 0, 1, 2, ...; a chunk: its length)");
             signature.Host("lengths", HostKind.HostSpan, "int", "[batch]: tokens each sequence holds, its query tokens included (at least its query count)");
             signature.Host("pageTable", HostKind.HostSpan, "int", "[batch][tablePages]: each sequence's pages in order, −1 past its last");
             signature.Host("tablePages", HostKind.Scalar, "int", "entries per page table row");
-            Buffer("kCodes", "sbyte", false, $"K codes [pages][headsKv][{PageSize}][{HeadDim}] int8", "k_codes", "const s8* __restrict__");
-            Buffer("kScale", "float", false, "K scale [pages][headsKv]", "k_scale", "const float* __restrict__");
-            Buffer("kMean", "float", false, $"K channel mean [pages][headsKv][{HeadDim}]", "k_mean", "const float* __restrict__");
-            Buffer("vCodes", "sbyte", false, $"V codes [pages][headsKv][{PageSize}][{HeadDim}] int8", "v_codes", "const s8* __restrict__");
-            Buffer("vScale", "float", false, $"V scale per channel [pages][headsKv][{HeadDim}]", "v_scale", "const float* __restrict__");
+            signature.Buffer("kCodes", "sbyte", $"K codes [pages][headsKv][{PageSize}][{HeadDim}] int8", "k_codes", "const s8* __restrict__");
+            signature.Buffer("kScale", "float", "K scale [pages][headsKv]", "k_scale", "const float* __restrict__");
+            signature.Buffer("kMean", "float", $"K channel mean [pages][headsKv][{HeadDim}]", "k_mean", "const float* __restrict__");
+            signature.Buffer("vCodes", "sbyte", $"V codes [pages][headsKv][{PageSize}][{HeadDim}] int8", "v_codes", "const s8* __restrict__");
+            signature.Buffer("vScale", "float", $"V scale per channel [pages][headsKv][{HeadDim}]", "v_scale", "const float* __restrict__");
             // The kernel reads the checked table from the workspace, or, for a small one, from pinned host memory in place (WorkAddressLocal).
             signature.Host("workspace", HostKind.Buffer, "int", "device copy of the checked page table, lengths and query totals (WorkspaceLength)");
             signature.Kernel(new KernelParameter("work", "const int* __restrict__", Passing.Address, WorkAddressLocal));
-            Buffer("partialO", "float", false, $"each split's O [splits][Σ queries·headsQ][{HeadDim}] (PartialOLength)", "partial_o", "float* __restrict__");
-            Buffer("partialLse", "float", false, "each split's LSE [splits][Σ queries·headsQ] (PartialLseLength)", "partial_lse", "float* __restrict__");
+            signature.Buffer("partialO", "float", $"each split's O [splits][Σ queries·headsQ][{HeadDim}] (PartialOLength)", "partial_o", "float* __restrict__");
+            signature.Buffer("partialLse", "float", "each split's LSE [splits][Σ queries·headsQ] (PartialLseLength)", "partial_lse", "float* __restrict__");
             // With one split the decode kernel writes O and LSE itself and the merge does not run.
-            Buffer("output", InputElement, false, $"O [Σ queries][headsQ][{HeadDim}], Q's layout", "output", "u16* __restrict__");
-            Buffer("lse", "float", true, "LSE [Σ queries][headsQ] (natural log), or null", "lse", "float* __restrict__");
+            signature.Buffer("output", InputElement, $"O [Σ queries][headsQ][{HeadDim}], Q's layout", "output", "u16* __restrict__");
+            signature.Buffer("lse", "float", "LSE [Σ queries][headsQ] (natural log), or null", "lse", "float* __restrict__", optional: true);
             signature.Scalar("headsQ", "int", "query heads: a multiple of headsKv", "heads_q");
             signature.Scalar("headsKv", "int", "KV heads", "heads_kv");
             signature.Kernel(new KernelParameter("table_pages", "int", Passing.Value, "tablePages"));
