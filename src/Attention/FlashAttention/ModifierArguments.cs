@@ -33,6 +33,18 @@ public sealed class ModifierArguments
         return this;
     }
 
+    /// <summary>
+    /// The checks <see cref="Int8Attention"/>'s Forward makes of these arguments before it queues anything, without a GPU:
+    /// exactly <paramref name="kernel"/>'s modifier parameters, each of its type and within its rule (a [Positive] cap
+    /// positive and finite).
+    /// </summary>
+    /// <exception cref="ArgumentException">An argument is missing, unknown, of another type or outside its rule; the message names it.</exception>
+    public void Check(AttentionKernelInfo kernel)
+    {
+        ArgumentNullException.ThrowIfNull(kernel);
+        CheckFor(kernel, "arguments");
+    }
+
     /// <summary>Throws, naming the parameter, unless the values are exactly the kernel's modifier parameters with their types.</summary>
     internal void CheckFor(AttentionKernelInfo kernel, string argumentName)
     {
