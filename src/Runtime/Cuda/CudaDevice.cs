@@ -31,7 +31,6 @@ public sealed unsafe class CudaDevice : IDisposable
         L2CacheBytes = Attribute(CuDeviceAttribute.L2CacheSize);
         MaxPitchBytes = Attribute(CuDeviceAttribute.MaxPitch);
         CanMapHostMemory = Attribute(CuDeviceAttribute.CanMapHostMemory) != 0;
-        DriverVersion = CudaDriver.EnsureInitialized();
         DependentLaunches = DependentLaunchesOn(ComputeCapability, NativeLibrary.TryGetExport(NativeLibraries.CudaDriver.Handle, "cuLaunchKernelEx", out _));
         CudaException.Check(CudaApi.cuDeviceTotalMem_v2(out var total, handle), $"Reading the memory size of device {ordinal}");
         TotalMemoryBytes = (long)total;
@@ -71,9 +70,6 @@ public sealed unsafe class CudaDevice : IDisposable
     /// every current GPU, false on some virtualized ones, where <see cref="CudaStream.TryMapForKernels"/> gives null.
     /// </summary>
     public bool CanMapHostMemory { get; }
-
-    /// <summary>The driver's CUDA version, e.g. 13000 for CUDA 13.0.</summary>
-    public int DriverVersion { get; }
 
     /// <summary>Whether <see cref="CudaStream.LaunchDependent"/> makes programmatic dependent launches here.</summary>
     internal bool DependentLaunches { get; }

@@ -89,12 +89,10 @@ internal sealed unsafe class PinnedStaging
     {
         lock (_gate)
         {
-            if (_disposed || CudaApi.cuEventRecord(_copied[slot], stream) != CuResult.Success)
+            if (!_disposed && TryRecord(slot, stream) == CuResult.Success)
             {
-                return;
+                _reserved[slot] = false;
             }
-            _pending[slot] = true;
-            _reserved[slot] = false;
         }
     }
 
@@ -142,17 +140,27 @@ internal sealed unsafe class PinnedStaging
         return slot;
     }
 
-    /// <summary>Records the slot's event on the stream: the slot is written again only once it has passed. Called under the lock.</summary>
+    /// <summary><see cref="TryRecord"/>, throwing on failure once the stream has drained. Called under the lock.</summary>
     private void Record(int slot, nint stream, string what)
     {
-        var recorded = CudaApi.cuEventRecord(_copied[slot], stream);
+        var recorded = TryRecord(slot, stream);
         if (recorded != CuResult.Success)
         {
             // Without its event the slot's use cannot be waited for alone: wait for the stream before reporting.
             _ = CudaApi.cuStreamSynchronize(stream);
             throw new CudaException(recorded, what);
         }
-        _pending[slot] = true;
+    }
+
+    /// <summary>Records the slot's event on the stream: the slot is written again only once it has passed. Called under the lock.</summary>
+    private CuResult TryRecord(int slot, nint stream)
+    {
+        var recorded = CudaApi.cuEventRecord(_copied[slot], stream);
+        if (recorded == CuResult.Success)
+        {
+            _pending[slot] = true;
+        }
+        return recorded;
     }
 
     /// <summary>
