@@ -55,7 +55,7 @@ public sealed class GemmKernelWriter(GemmPlan plan, Composition b)
         _w = w;
         var mma = plan.Mma;
         w.Line($"extern \"C\" __global__ void __launch_bounds__({plan.Threads})");
-        w.Block($"{KernelName}({string.Join(", ", plan.Parameters.Select(KernelSignature.CudaDeclaration))})", () =>
+        w.Block($"{KernelName}({KernelSignature.CudaParameterList(plan.Parameters)})", () =>
         {
             w.Line($"extern __shared__ __align__(128) u8 kdsl_shared[];");
             w.Line($"u8* const sa = kdsl_shared;                      // {_spec.Stages} stages × {plan.AStageBytes} bytes");
@@ -208,7 +208,7 @@ public sealed class GemmKernelWriter(GemmPlan plan, Composition b)
     {
         w.Line($"// Recipe C: B [K][N] rewritten n-major, Bt [N][ldbt] with k contiguous and zero-padded to ldbt, through a 64×64 shared tile.");
         w.Line($"extern \"C\" __global__ void __launch_bounds__(256)");
-        w.Block($"{TransposeKernelName}({string.Join(", ", GemmPlan.TransposeParameters.Select(KernelSignature.CudaDeclaration))})", () =>
+        w.Block($"{TransposeKernelName}({KernelSignature.CudaParameterList(GemmPlan.TransposeParameters)})", () =>
         {
             w.Line($"__shared__ s8 tile[64][65];");
             w.Line($"const int k0 = blockIdx.y * 64, n0 = blockIdx.x * 64;");

@@ -20,9 +20,6 @@ public sealed class QuantizeKernelWriter(QuantizePlan plan)
 
     private bool E4m3 => _spec.Output == Element.E4M3;
 
-    /// <summary>The CUDA type of one code: s8, or u8 holding an e4m3 bit pattern.</summary>
-    private string CodeType => E4m3 ? "u8" : "s8";
-
     /// <summary>The value a channel's statistics and quantization see: (x − mean) · multiplier, rounded once per step.</summary>
     private string Prep(string x, string mean) => _spec.SubtractChannelMean
         ? $"kdsl_prep({x}, {mean}, scale_multiplier)"
@@ -523,7 +520,7 @@ public sealed class QuantizeKernelWriter(QuantizePlan plan)
         w.Block($"{plan.Symbol(QuantizePlan.Quantize)}({plan.CudaParameters(QuantizePlan.Quantize)})", () =>
         {
             w.Line($"struct __align__(16) kdsl_piece {{ u32 x, y, z, w; }};");
-            w.Line($"__shared__ __align__(16) {CodeType} staged[{d} * {pitch}];  // {pitch}-byte rows: the 16 spare bytes spread the store pass's 16-byte reads over the banks");
+            w.Line($"__shared__ __align__(16) {plan.CodeType} staged[{d} * {pitch}];  // {pitch}-byte rows: the 16 spare bytes spread the store pass's 16-byte reads over the banks");
             WriteTileOrigin(w, "s_pad");
             WriteChannelInverses(w);
             w.Line($"int n_nonfinite = 0;");
@@ -531,7 +528,7 @@ public sealed class QuantizeKernelWriter(QuantizePlan plan)
             {
                 w.Line($"const int r = e % {rows}, chunk = e / {rows};");
                 w.Line($"const int pos = (r & ~15) | (int)((0x{positions:X16}ull >> (4 * (r & 15))) & 15u);");
-                w.Line($"{CodeType}* const codes = staged + chunk * 8 * {pitch} + pos;");
+                w.Line($"{plan.CodeType}* const codes = staged + chunk * 8 * {pitch} + pos;");
                 w.Block($"if (s0 + r < S)", () =>
                 {
                     WriteCountedChunkLoad(w);

@@ -42,6 +42,9 @@ public sealed record QuantizePlan(QuantizeSpec Spec)
     public static readonly QuantizeKernel Quantize = new("KernelName", "_quantize");
     public static readonly QuantizeKernel CountNonFinite = new("CountNonFiniteKernelName", "_count_nonfinite");
 
+    /// <summary>The CUDA type of one code: s8, or u8 holding an e4m3 bit pattern (per-channel V only, by validation).</summary>
+    public string CodeType => Spec.Output == Element.E4M3 ? "u8" : "s8";
+
     public int Threads => Spec.Threads;
     public int HeadDim => Spec.HeadDim;
     public bool PerChannel => Spec.Granularity == QuantGranularity.PerChannel;
@@ -151,7 +154,7 @@ public sealed record QuantizePlan(QuantizeSpec Spec)
             Mean();
             Value("scale_multiplier", "float", "scaleMultiplier");
             // Per row block the kernel writes the scales it finds; per channel it reads those ChannelScale made.
-            Pointer("out", $"{(PerChannel && Spec.Output == Element.E4M3 ? "u8" : "s8")}* __restrict__", "output");
+            Pointer("out", $"{CodeType}* __restrict__", "output");
             Pointer("scales", PerChannel ? "const float* __restrict__" : "float* __restrict__", "scales");
             if (PerChannel && Transposed)
             {
@@ -163,5 +166,5 @@ public sealed record QuantizePlan(QuantizeSpec Spec)
     }
 
     /// <summary><see cref="ParametersOf"/> as the CUDA declaration's parameter list.</summary>
-    public string CudaParameters(QuantizeKernel kernel) => string.Join(", ", System.Linq.Enumerable.Select(ParametersOf(kernel), KernelSignature.CudaDeclaration));
+    public string CudaParameters(QuantizeKernel kernel) => KernelSignature.CudaParameterList(ParametersOf(kernel));
 }

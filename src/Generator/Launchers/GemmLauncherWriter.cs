@@ -102,12 +102,10 @@ public static class GemmLauncherWriter
                 w.Line($"{Guard}.Holds(bTransposed, TransposedBLength(n, k), nameof(bTransposed), $\"Bt [{{n}}][{{ldbt}}]\");");
                 w.Line();
                 w.Line($"// Recipe C: write B n-major first, on the same stream.");
-                LauncherSections.WriteArguments(w, GemmPlan.TransposeParameters, _ => false, "transpose");
-                w.Line($"stream.Launch(Module, TransposeKernelName, {ModuleWriter.Launching}.Dim3.Of((n + 63) / 64, (ldbt + 63) / 64), transpose);");
+                LauncherSections.WriteLaunch(w, GemmPlan.TransposeParameters, _ => false, "TransposeKernelName", "(n + 63) / 64, (ldbt + 63) / 64", "transpose");
             }
             w.Line();
-            LauncherSections.WriteArguments(w, plan.Parameters, _ => false, "arguments");
-            w.Line($"stream.Launch(Module, KernelName, {ModuleWriter.Launching}.Dim3.Of((n + BlockN - 1) / BlockN, (m + BlockM - 1) / BlockM), arguments);");
+            LauncherSections.WriteLaunch(w, plan.Parameters, _ => false, "KernelName", "(n + BlockN - 1) / BlockN, (m + BlockM - 1) / BlockM", "arguments");
         });
     }
 }

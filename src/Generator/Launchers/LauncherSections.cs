@@ -80,9 +80,14 @@ public static class LauncherSections
 
     /// <summary><see cref="WriteArguments(CodeWriter, KernelSignature, string)"/>, then the launch of <paramref name="kernel"/> (a module constant) on <paramref name="grid"/> (Dim3.Of's arguments).</summary>
     /// <param name="dependent">Launch as a programmatic dependent of the kernel queued before it (the kernel waits for it: griddepcontrol.wait).</param>
-    public static void WriteLaunch(CodeWriter w, KernelSignature signature, string kernel, string grid, string local = "arguments", bool dependent = false)
+    public static void WriteLaunch(CodeWriter w, KernelSignature signature, string kernel, string grid, string local = "arguments", bool dependent = false) =>
+        WriteLaunch(w, signature.Kernel, host => signature.Host.Any(h => h.Name == host && h.Optional), kernel, grid, local, dependent);
+
+    /// <summary>The same for kernel parameters whose launcher parameters are not one signature (<see cref="WriteArguments(CodeWriter, IEnumerable{KernelParameter}, System.Func{string?, bool}, string)"/>).</summary>
+    public static void WriteLaunch(CodeWriter w, IEnumerable<KernelParameter> parameters, System.Func<string?, bool> optional, string kernel, string grid,
+        string local, bool dependent = false)
     {
-        WriteArguments(w, signature, local);
+        WriteArguments(w, parameters, optional, local);
         w.Line($"stream.{(dependent ? "LaunchDependent" : "Launch")}(Module, {kernel}, {ModuleWriter.Launching}.Dim3.Of({grid}), {local});");
     }
 

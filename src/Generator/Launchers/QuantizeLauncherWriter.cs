@@ -192,8 +192,7 @@ public static class QuantizeLauncherWriter
     private static void WriteKernelLaunch(CodeWriter w, QuantizePlan plan, QuantizeKernel kernel, string grid, string local)
     {
         var counterOptional = kernel != QuantizePlan.CountNonFinite;
-        LauncherSections.WriteArguments(w, plan.ParametersOf(kernel), host => counterOptional && host == "nonFinite", local);
-        w.Line($"stream.Launch(Module, {kernel.ConstantName}, {ModuleWriter.Launching}.Dim3.Of({grid}), {local});");
+        LauncherSections.WriteLaunch(w, plan.ParametersOf(kernel), host => counterOptional && host == "nonFinite", kernel.ConstantName, grid, local);
     }
 
     /// <summary>Launch's and LaunchCodes's checks of every argument; leaves batchHeads and blocks (the quantize kernel's grid) defined.</summary>

@@ -56,7 +56,11 @@ public sealed record KernelParameter(string CudaName, string CudaType, Passing P
 public sealed record KernelSignature(EquatableArray<HostParameter> Host, EquatableArray<KernelParameter> Kernel)
 {
     /// <summary>The CUDA parameter list, comma separated.</summary>
-    public string CudaParameters => string.Join(", ", Kernel.Select(CudaDeclaration));
+    public string CudaParameters => CudaParameterList(Kernel);
+
+    /// <summary>Kernel parameters as a CUDA parameter list, comma separated (for kernels whose launcher is not one signature).</summary>
+    public static string CudaParameterList(System.Collections.Generic.IEnumerable<KernelParameter> parameters) =>
+        string.Join(", ", parameters.Select(CudaDeclaration));
 
     /// <summary>One CUDA parameter's declaration.</summary>
     public static string CudaDeclaration(KernelParameter p) => p.Passing == Passing.TensorMap

@@ -105,7 +105,7 @@ public static class DeclarationReader
         }
         var family = attributes.First(a => NameOf(a) == AttentionAttribute);
         var where = LocationInfo.From(family.ApplicationSyntaxReference?.GetSyntax(cancellationToken));
-        DiagnosticInfo Refused(string why) => new(Rules.InvalidAlsoCausal, where, new[] { symbol.Name, why }.ToEquatableArray());
+        DiagnosticInfo Refused(string why) => RefusedAlsoCausal(where, symbol.Name, why);
         // A name that is taken: no twin can be declared at all, so its uses are the compiler's errors.
         string? taken = symbol.Name == CausalTwin ? $"the causal kernel is a type '{CausalTwin}' nested in it, and a nested type cannot have its enclosing type's name; rename the declaration"
             : !symbol.GetMembers(CausalTwin).IsEmpty ? $"'{symbol.Name}' already has a member named '{CausalTwin}', the name of its causal kernel; rename that member"
@@ -115,16 +115,15 @@ public static class DeclarationReader
             return new[] { own with { Diagnostics = own.Diagnostics.Concat([Refused(taken)]).ToEquatableArray() } }.ToEquatableArray();
         }
         var type = spec.Type.Nested(CausalTwin, isStatic: true, symbol.DeclaredAccessibility == Accessibility.Public ? "public " : "internal ");
-        DeclarationResult twin;
         if (spec.Causal)
         {
-            // Refused, with its placeholder members, so a use of the twin binds and the one error is KDSL0012.
             own = own with { Diagnostics = own.Diagnostics.Concat([Refused("the declaration is causal already (Causal = true, here or along its Like chain)")]).ToEquatableArray() };
-            twin = new DeclarationResult(spec with { Type = type }, EquatableArray<DiagnosticInfo>.Empty) { ReportedElsewhere = own.Diagnostics.Concat(own.ReportedElsewhere).ToEquatableArray() };
         }
-        else if (own.FirstError is not null)
+        DeclarationResult twin;
+        if (own.FirstError is not null)
         {
-            // Not emitted either: the declaration's errors are reported once, at the declaration.
+            // Not emitted either, but given its placeholder members, so a use of the twin binds: the declaration's errors
+            // (a refused AlsoCausal among them) are reported once, at the declaration.
             twin = new DeclarationResult(spec with { Type = type, Causal = true }, EquatableArray<DiagnosticInfo>.Empty) { ReportedElsewhere = own.Diagnostics.Concat(own.ReportedElsewhere).ToEquatableArray() };
         }
         else
@@ -139,6 +138,10 @@ public static class DeclarationReader
         }
         return new[] { own, twin }.ToEquatableArray();
     }
+
+    /// <summary>KDSL0012 at <paramref name="where"/>: <paramref name="name"/>'s AlsoCausal refused, and why.</summary>
+    private static DiagnosticInfo RefusedAlsoCausal(LocationInfo? where, string name, string why) =>
+        new(Rules.InvalidAlsoCausal, where, new[] { name, why }.ToEquatableArray());
 
     /// <summary><c>AlsoCausal = true</c> of a declaration's own [FlashAttentionForward] (Like does not pass it on), or null.</summary>
     private static TypedConstant? AlsoCausal(ImmutableArray<AttributeData> attributes) =>
@@ -194,8 +197,8 @@ public static class DeclarationReader
             if (AlsoCausal(formAttributes) is not null)
             {
                 // Refused, but still declared (placeholder members), so the family's uses of this form bind.
-                read = read with { Diagnostics = read.Diagnostics.Concat([new DiagnosticInfo(Rules.InvalidAlsoCausal, where, new[] { form.Name,
-                    $"it is a form of the [AttentionForms] type '{forms.Name}', whose families each say Causal; declare a causal family beside '{symbol.Name}' instead" }.ToEquatableArray())]).ToEquatableArray() };
+                read = read with { Diagnostics = read.Diagnostics.Concat([RefusedAlsoCausal(where, form.Name,
+                    $"it is a form of the [AttentionForms] type '{forms.Name}', whose families each say Causal; declare a causal family beside '{symbol.Name}' instead")]).ToEquatableArray() };
             }
             results.Add(read);
         }
